@@ -1,0 +1,123 @@
+#include "compiler/Driver/Compiler.h"
+
+#include "codegen/KernelPlan/BuildKernelPlan.h"
+#include "compiler/Frontend/HFCheckpoint.h"
+#include "compiler/Frontend/Llama2cCheckpoint.h"
+#include "compiler/Frontend/LlamaImporter.h"
+#include "dialects/Transformer/TransformerDialect.h"
+#include "runtime/artifact/ArtifactWriter.h"
+#include "runtime/tokenizer/Tokenizer.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+
+namespace lathe::compiler {
+namespace {
+
+bool endsWith(const std::string &s, const std::string &suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// The model's name for the artifact: the file or folder name without suffix.
+std::string modelName(const std::string &input) {
+  fs::path p = fs::path(input).lexically_normal();
+  if (p.filename().empty())
+    p = p.parent_path();
+  return p.stem().string();
+}
+
+/// --tokenizer, else tokenizer.bin beside the checkpoint (or inside the HF
+/// folder), else none: the artifact then runs only from token ids.
+std::string findTokenizer(const CompileOptions &o) {
+  if (!o.tokenizer.empty())
+    return o.tokenizer;
+  fs::path dir = fs::is_directory(o.input) ? fs::path(o.input)
+                                           : fs::path(o.input).parent_path();
+  fs::path candidate = dir / "tokenizer.bin";
+  std::error_code ec;
+  return fs::is_regular_file(candidate, ec) ? candidate.string() : std::string();
+}
+
+} // namespace
+
+Status compile(const CompileOptions &o, llvm::raw_ostream &out,
+               const ProgressFn &progress) {
+  auto report = [&](const std::string &stage, double fraction) {
+    if (progress)
+      progress(stage, fraction);
+  };
+  if (o.target != "cpu")
+    return Error("--target=" + o.target + " is not supported yet (available: cpu)");
+  if (o.emit == EmitKind::Artifact && o.output.empty())
+    return Error("no output file: pass -o OUT.lathe");
+  std::error_code ec;
+  if (!fs::exists(o.input, ec))
+    return Error(o.input + ": no such file or directory");
+
+  mlir::MLIRContext context;
+  context.loadDialect<tfm::TransformerDialect, mlir::func::FuncDialect>();
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  frontend::LlamaCheckpoint checkpoint; // owns the maps the IR points into
+
+  report("reading " + o.input, 0);
+  if (endsWith(o.input, ".mlir")) {
+    module = mlir::parseSourceFile<mlir::ModuleOp>(o.input, &context);
+    if (!module)
+      return Error(o.input + ": cannot parse the tfm module (see the errors above)");
+  } else {
+    Expected<frontend::LlamaCheckpoint> ckpt =
+        fs::is_directory(o.input) ? frontend::readHFCheckpoint(o.input)
+                                  : frontend::readLlama2cCheckpoint(o.input);
+    if (!ckpt)
+      return ckpt.error();
+    checkpoint = ckpt.take();
+    report("importing", 0);
+    module = frontend::importLlama(context, checkpoint, modelName(o.input));
+  }
+  if (mlir::failed(mlir::verify(*module)))
+    return Error(o.input + ": the tfm module fails verification (see above)");
+  if (o.emit == EmitKind::MLIR) {
+    module->print(out);
+    out << "\n";
+    return Status::ok();
+  }
+
+  report("lowering to a " + o.target + " kernel plan", 0);
+  mlir::FailureOr<codegen::LoweredModel> lowered =
+      codegen::buildKernelPlan(*module, o.target);
+  if (mlir::failed(lowered))
+    return Error(o.input + ": cannot lower to a kernel plan (see above)");
+  if (o.emit == EmitKind::Plan) {
+    codegen::printKernelPlan(*lowered, out);
+    return Status::ok();
+  }
+
+  artifact::ArtifactContents contents;
+  contents.config = lowered->config;
+  contents.tensors = lowered->tensors;
+  contents.schedules.push_back(lowered->plan);
+  contents.producer = "lathe-compile 0.1.0";
+  if (std::string tokPath = findTokenizer(o); !tokPath.empty()) {
+    report("reading tokenizer " + tokPath, 0);
+    Expected<Vocabulary> vocab =
+        loadLlama2cTokenizer(tokPath, static_cast<uint32_t>(contents.config.vocab));
+    if (!vocab)
+      return vocab.error();
+    if (Expected<Tokenizer> tok = Tokenizer::create(*vocab); !tok)
+      return Error(tokPath + ": " + tok.error().message());
+    contents.vocabulary = vocab.take();
+  }
+  return artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
+    report("writing " + o.output, total ? double(done) / double(total) : 1.0);
+  });
+}
+
+} // namespace lathe::compiler

@@ -1,0 +1,35 @@
+// The library behind lathe-compile: read a model (llama2.c checkpoint,
+// Hugging Face folder or tfm .mlir), import it, lower it to a kernel plan for
+// the target and write the artifact (or print an intermediate form).
+#pragma once
+
+#include "runtime/support/Expected.h"
+
+#include <functional>
+#include <string>
+
+namespace llvm {
+class raw_ostream;
+}
+
+namespace lathe::compiler {
+
+enum class EmitKind { Artifact, MLIR, Plan };
+
+struct CompileOptions {
+  std::string input;       // model file, HF folder, or .mlir
+  std::string tokenizer;   // llama2.c tokenizer.bin; empty: look beside the model
+  std::string target = "cpu";
+  std::string output;      // artifact path (EmitKind::Artifact)
+  EmitKind emit = EmitKind::Artifact;
+};
+
+/// Reports progress: a stage name and, for long stages, a fraction done.
+using ProgressFn = std::function<void(const std::string &stage, double fraction)>;
+
+/// Runs the whole compilation. MLIR diagnostics go to stderr; other failures
+/// come back as an Error. `out` receives --emit=mlir / --emit=plan text.
+Status compile(const CompileOptions &options, llvm::raw_ostream &out,
+               const ProgressFn &progress = {});
+
+} // namespace lathe::compiler

@@ -1,0 +1,91 @@
+// The weights and hyperparameters of a Llama-family decoder, as read from a
+// checkpoint file, before anything is turned into IR. Every frontend
+// (llama2.c, Hugging Face safetensors, later GGUF) fills this struct; one
+// importer (LlamaImporter) turns it into `tfm` IR, so the frontends carry no
+// numerics of their own. Plain C++: no MLIR here.
+#pragma once
+
+#include "runtime/formats/ElementType.h"
+#include "runtime/support/Expected.h"
+#include "runtime/support/MappedFile.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lathe::frontend {
+
+/// How the rows of wq/wk pair up under rotary embedding.
+enum class RopeLayout {
+  /// Meta / llama2.c: rotated pairs are dimensions (2i, 2i+1) of each head.
+  Interleaved,
+  /// Hugging Face: rotated pairs are dimensions (i, i + head_dim/2).
+  RotateHalf,
+};
+
+struct LlamaConfig {
+  int64_t dim = 0;        // model width
+  int64_t hidden = 0;     // FFN width
+  int64_t layers = 0;
+  int64_t heads = 0;
+  int64_t kvHeads = 0;
+  int64_t vocab = 0;
+  int64_t seqLen = 0;     // context length
+  float normEps = 1e-5f;
+  float ropeTheta = 10000.0f;
+  bool tiedEmbedding = true;
+  RopeLayout rope = RopeLayout::Interleaved;
+
+  int64_t headDim() const { return heads ? dim / heads : 0; }
+  int64_t kvDim() const { return kvHeads * headDim(); }
+};
+
+/// A tensor that lives inside a mapped checkpoint file (row-major).
+struct TensorView {
+  ElementType type = ElementType::F32;
+  std::vector<int64_t> shape;
+  std::span<const uint8_t> bytes;
+
+  int64_t numElements() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+struct LlamaLayerWeights {
+  TensorView attnNorm;  // [dim]
+  TensorView wq;        // [heads*headDim, dim]   (out, in)
+  TensorView wk;        // [kvHeads*headDim, dim]
+  TensorView wv;        // [kvHeads*headDim, dim]
+  TensorView wo;        // [dim, heads*headDim]
+  TensorView ffnNorm;   // [dim]
+  TensorView w1;        // gate  [hidden, dim]
+  TensorView w2;        // down  [dim, hidden]
+  TensorView w3;        // up    [hidden, dim]
+};
+
+struct LlamaCheckpoint {
+  LlamaConfig config;
+  TensorView embedding;                   // [vocab, dim]
+  std::vector<LlamaLayerWeights> layers;
+  TensorView finalNorm;                   // [dim]
+  std::optional<TensorView> classifier;   // [vocab, dim]; absent when tied
+  /// Keeps the mapped files behind every TensorView alive.
+  std::vector<std::shared_ptr<MappedFile>> storage;
+};
+
+/// Rejects configs no importer can handle: non-positive or absurd (> 2^31-1)
+/// sizes, dim not divisible by heads, heads not divisible by kvHeads, odd
+/// head dim, non-positive normEps / ropeTheta. Readers call it before they
+/// derive tensor sizes from the config. `source` names the file in errors.
+Status validateConfig(const LlamaConfig &config, const std::string &source);
+
+/// Checks every tensor's element count against the shape the config implies,
+/// so that importers can trust the views. `source` names the file in errors.
+Status validateCheckpoint(const LlamaCheckpoint &ckpt, const std::string &source);
+
+} // namespace lathe::frontend

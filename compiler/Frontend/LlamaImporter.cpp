@@ -1,0 +1,134 @@
+#include "compiler/Frontend/LlamaImporter.h"
+
+#include "dialects/Transformer/TransformerDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+
+#include <string>
+
+using namespace mlir;
+
+namespace lathe::frontend {
+namespace {
+
+class Importer {
+public:
+  Importer(MLIRContext &ctx, const LlamaCheckpoint &ckpt)
+      : ctx_(ctx), ckpt_(ckpt), b_(&ctx), loc_(UnknownLoc::get(&ctx)) {}
+
+  OwningOpRef<ModuleOp> run(StringRef modelName) {
+    const LlamaConfig &c = ckpt_.config;
+    OwningOpRef<ModuleOp> module = ModuleOp::create(loc_);
+    (*module)->setAttr("tfm.model_name", b_.getStringAttr(modelName));
+    b_.setInsertionPointToEnd(module->getBody());
+
+    Type f32 = b_.getF32Type();
+    auto ids = RankedTensorType::get({ShapedType::kDynamic}, b_.getI32Type());
+    auto cacheType = tfm::KVCacheType::get(&ctx_, c.layers, c.kvHeads, c.headDim(),
+                                           c.seqLen, f32);
+    auto logitsType = activation(c.vocab);
+    auto fn = func::FuncOp::create(b_, loc_, "forward",
+                                   b_.getFunctionType({ids, ids, cacheType}, {logitsType}));
+    Block *body = fn.addEntryBlock();
+    b_.setInsertionPointToStart(body);
+    Value tokens = body->getArgument(0), positions = body->getArgument(1),
+          cache = body->getArgument(2);
+
+    Value table = weight("tok_embeddings", ckpt_.embedding);
+    Value x = tfm::EmbeddingOp::create(b_, loc_, activation(c.dim), table, tokens);
+    auto layout = tfm::RopeLayoutAttr::get(
+        &ctx_, c.rope == RopeLayout::Interleaved ? tfm::RopeLayout::interleaved
+                                                 : tfm::RopeLayout::rotate_half);
+    for (int64_t l = 0; l < c.layers; ++l) {
+      const LlamaLayerWeights &w = ckpt_.layers[l];
+      std::string p = "layers." + std::to_string(l) + ".";
+      Value h = rmsNorm(x, weight(p + "attention_norm", w.attnNorm));
+      Value q = linear(h, weight(p + "wq", w.wq));
+      Value k = linear(h, weight(p + "wk", w.wk));
+      Value v = linear(h, weight(p + "wv", w.wv));
+      q = rope(q, positions, layout);
+      k = rope(k, positions, layout);
+      Value a = tfm::AttentionOp::create(b_, loc_, q.getType(), q, k, v, positions,
+                                         cache, b_.getI64IntegerAttr(l),
+                                         b_.getI64IntegerAttr(c.heads));
+      x = tfm::AddOp::create(b_, loc_, x, linear(a, weight(p + "wo", w.wo)));
+      h = rmsNorm(x, weight(p + "ffn_norm", w.ffnNorm));
+      Value gate = linear(h, weight(p + "w1", w.w1));
+      Value up = linear(h, weight(p + "w3", w.w3));
+      Value act = tfm::SiluMulOp::create(b_, loc_, gate, up);
+      x = tfm::AddOp::create(b_, loc_, x, linear(act, weight(p + "w2", w.w2)));
+    }
+    x = rmsNorm(x, weight("norm", ckpt_.finalNorm));
+    Value classifier =
+        ckpt_.classifier ? weight("output", *ckpt_.classifier) : table;
+    Value logits = tfm::LogitsOp::create(b_, loc_, logitsType, x, classifier);
+    func::ReturnOp::create(b_, loc_, logits);
+    return module;
+  }
+
+private:
+  RankedTensorType activation(int64_t width) {
+    return RankedTensorType::get({ShapedType::kDynamic, width}, b_.getF32Type());
+  }
+
+  Type elementType(ElementType t) {
+    switch (t) {
+    case ElementType::F32: return b_.getF32Type();
+    case ElementType::F16: return b_.getF16Type();
+    case ElementType::BF16: return b_.getBF16Type();
+    }
+    return {};
+  }
+
+  /// A `tfm.weight` whose value points into the mapped checkpoint when the
+  /// bytes are aligned for their element type, and holds a copy otherwise.
+  Value weight(const std::string &name, const TensorView &view) {
+    auto type = RankedTensorType::get(view.shape, elementType(view.type));
+    size_t align = elementSize(view.type);
+    ArrayRef<char> data(reinterpret_cast<const char *>(view.bytes.data()),
+                        view.bytes.size());
+    AsmResourceBlob blob =
+        reinterpret_cast<uintptr_t>(view.bytes.data()) % align == 0
+            ? UnmanagedAsmResourceBlob::allocateWithAlign(data, align)
+            : HeapAsmResourceBlob::allocateAndCopyWithAlign(data, align,
+                                                            /*dataIsMutable=*/false);
+    auto value = DenseResourceElementsAttr::get(type, name, std::move(blob));
+    return tfm::WeightOp::create(b_, loc_, type, b_.getStringAttr(name), value);
+  }
+
+  Value rmsNorm(Value x, Value gain) {
+    return tfm::RMSNormOp::create(b_, loc_, x.getType(), x, gain,
+                                  b_.getF32FloatAttr(ckpt_.config.normEps));
+  }
+
+  Value linear(Value x, Value w) {
+    int64_t out = cast<RankedTensorType>(w.getType()).getDimSize(0);
+    return tfm::LinearOp::create(b_, loc_, activation(out), x, w);
+  }
+
+  Value rope(Value x, Value positions, tfm::RopeLayoutAttr layout) {
+    return tfm::RopeOp::create(b_, loc_, x.getType(), x, positions,
+                               b_.getI64IntegerAttr(ckpt_.config.headDim()),
+                               b_.getF32FloatAttr(ckpt_.config.ropeTheta), layout);
+  }
+
+  MLIRContext &ctx_;
+  const LlamaCheckpoint &ckpt_;
+  OpBuilder b_;
+  Location loc_;
+};
+
+} // namespace
+
+OwningOpRef<ModuleOp> importLlama(MLIRContext &context,
+                                  const LlamaCheckpoint &checkpoint,
+                                  StringRef modelName) {
+  context.loadDialect<tfm::TransformerDialect, func::FuncDialect>();
+  return Importer(context, checkpoint).run(modelName);
+}
+
+} // namespace lathe::frontend

@@ -1,0 +1,150 @@
+//===- TransformerOps.td - tfm operations ------------------*- tablegen -*-===//
+//
+// Activations are `tensor<?xNxf32>`: one row per token of the step, so the
+// same function serves decode (1 row) and prefill (many rows). Weights are
+// produced by `tfm.weight` and keep their storage element type.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef LATHE_TRANSFORMER_OPS
+#define LATHE_TRANSFORMER_OPS
+
+include "TransformerDialect.td"
+include "TransformerAttrs.td"
+include "TransformerTypes.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+include "mlir/IR/OpBase.td"
+
+// Element types a weight may be stored in. Quantized formats join this list.
+def Transformer_WeightElement : AnyTypeOf<[F32, F16, BF16]>;
+def Transformer_WeightTensor : RankedTensorOf<[Transformer_WeightElement]>;
+def Transformer_Activation : TensorRankOf<[F32], [2]>;
+def Transformer_TokenIds : TensorRankOf<[I32], [1]>;
+
+def Transformer_WeightOp : Transformer_Op<"weight", [Pure]> {
+  let summary = "A named model weight";
+  let description = [{
+    ```mlir
+    %wq = tfm.weight "layers.0.wq" {value = dense_resource<layers.0.wq> : tensor<288x288xf32>} : tensor<288x288xf32>
+    ```
+    The name is the tensor's name in the artifact. `value` holds the data in
+    the storage format of the result's element type.
+  }];
+  let arguments = (ins StrAttr:$sym_name, ElementsAttr:$value);
+  let results = (outs Transformer_WeightTensor:$result);
+  let assemblyFormat = "$sym_name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Transformer_EmbeddingOp : Transformer_Op<"embedding", [Pure]> {
+  let summary = "Looks up one table row per token";
+  let arguments = (ins Transformer_WeightTensor:$table, Transformer_TokenIds:$tokens);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = [{
+    $table `[` $tokens `]` attr-dict `:` type($table) `,` type($tokens) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Transformer_RMSNormOp : Transformer_Op<"rms_norm", [Pure]> {
+  let summary = "Root-mean-square normalisation of each row, times a gain";
+  let description = [{
+    `y = x / sqrt(mean(x^2) + epsilon) * gain`, row by row.
+  }];
+  let arguments = (ins Transformer_Activation:$input, Transformer_WeightTensor:$gain,
+                       F32Attr:$epsilon);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $gain attr-dict `:` type($input) `,` type($gain) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Transformer_LinearOp : Transformer_Op<"linear", [Pure]> {
+  let summary = "Matrix product with a weight stored as [out, in]";
+  let description = [{
+    `result[t, n] = sum_k input[t, k] * weight[n, k]`. The weight keeps its
+    storage format; kernels decode it on the fly.
+  }];
+  let arguments = (ins Transformer_Activation:$input, Transformer_WeightTensor:$weight);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Transformer_RopeOp : Transformer_Op<"rope", [Pure]> {
+  let summary = "Rotary position embedding of each head";
+  let description = [{
+    Rotates pairs of dimensions of every `head_dim`-wide head of row `t` by
+    `positions[t] * theta^(-2i/head_dim)`. `layout` says which dimensions
+    pair up (see `#tfm.rope_layout`).
+  }];
+  let arguments = (ins Transformer_Activation:$input, Transformer_TokenIds:$positions,
+                       I64Attr:$head_dim, F32Attr:$theta,
+                       Transformer_RopeLayoutAttr:$layout);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $positions attr-dict `:` type($input) `,` type($positions) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Transformer_AttentionOp : Transformer_Op<"attention",
+    [MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "Causal multi-head attention over a KV cache";
+  let description = [{
+    Stores row `t` of `keys` and `values` at position `positions[t]` of
+    layer `layer` of the cache, then lets query row `t` attend to cache
+    positions `0 ..= positions[t]` with softmax(q.k / sqrt(head_dim)).
+    Query head `h` reads KV head `h / (heads / kv_heads)` (grouped-query
+    attention).
+  }];
+  let arguments = (ins Transformer_Activation:$queries, Transformer_Activation:$keys,
+                       Transformer_Activation:$values, Transformer_TokenIds:$positions,
+                       Transformer_KVCacheType:$cache, I64Attr:$layer,
+                       I64Attr:$heads);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = [{
+    $queries `,` $keys `,` $values `,` $positions `,` $cache attr-dict `:`
+    type($queries) `,` type($keys) `,` type($values) `,` type($positions) `,`
+    type($cache) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def Transformer_SiluMulOp : Transformer_Op<"silu_mul",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "SwiGLU gating: silu(gate) * up";
+  let arguments = (ins Transformer_Activation:$gate, Transformer_Activation:$up);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Transformer_AddOp : Transformer_Op<"add",
+    [Pure, Commutative, SameOperandsAndResultType]> {
+  let summary = "Element-wise sum (residual connections)";
+  let arguments = (ins Transformer_Activation:$lhs, Transformer_Activation:$rhs);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = "$lhs `,` $rhs attr-dict `:` type($result)";
+}
+
+def Transformer_LogitsOp : Transformer_Op<"logits", [Pure]> {
+  let summary = "Next-token scores from the final hidden state";
+  let description = [{
+    `result[t, v] = sum_k input[t, k] * classifier[v, k]`: a linear layer
+    whose output is the vocabulary. Kept apart from `tfm.linear` because it
+    is the model's output and may be computed for the last row only.
+  }];
+  let arguments = (ins Transformer_Activation:$input, Transformer_WeightTensor:$classifier);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $classifier attr-dict `:` type($input) `,` type($classifier) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // LATHE_TRANSFORMER_OPS

@@ -1,0 +1,215 @@
+#include "runtime/artifact/Artifact.h"
+
+#include "runtime/artifact/Artifact_generated.h"
+#include "runtime/artifact/FileHeader.h"
+
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+
+namespace lathe::artifact {
+namespace {
+
+/// Converts one verified flatbuffer step into the plan's form. Missing
+/// tables (a union tag without its value) come back as an error.
+Expected<plan::Step> convertStep(const fb::Step *step) {
+  switch (step->kind_type()) {
+  case fb::StepKind_EmbeddingStep:
+    if (auto *s = step->kind_as_EmbeddingStep())
+      return plan::Step{plan::EmbeddingStep{s->table_tensor(), s->output()}};
+    break;
+  case fb::StepKind_RmsNormStep:
+    if (auto *s = step->kind_as_RmsNormStep())
+      return plan::Step{
+          plan::RmsNormStep{s->input(), s->gain(), s->output(), s->epsilon()}};
+    break;
+  case fb::StepKind_MatMulStep:
+    if (auto *s = step->kind_as_MatMulStep())
+      return plan::Step{plan::MatMulStep{s->input(), s->weight(), s->output()}};
+    break;
+  case fb::StepKind_RopeStep:
+    if (auto *s = step->kind_as_RopeStep())
+      return plan::Step{plan::RopeStep{s->input(), s->output(), s->head_dim(),
+                                       s->theta(),
+                                       static_cast<plan::RopeLayout>(s->layout())}};
+    break;
+  case fb::StepKind_AttentionStep:
+    if (auto *s = step->kind_as_AttentionStep())
+      return plan::Step{plan::AttentionStep{s->queries(), s->keys(), s->values(),
+                                            s->output(), s->layer(), s->heads(),
+                                            s->kv_heads(), s->head_dim()}};
+    break;
+  case fb::StepKind_SiluMulStep:
+    if (auto *s = step->kind_as_SiluMulStep())
+      return plan::Step{plan::SiluMulStep{s->gate(), s->up(), s->output()}};
+    break;
+  case fb::StepKind_AddStep:
+    if (auto *s = step->kind_as_AddStep())
+      return plan::Step{plan::AddStep{s->lhs(), s->rhs(), s->output()}};
+    break;
+  case fb::StepKind_LogitsStep:
+    if (auto *s = step->kind_as_LogitsStep())
+      return plan::Step{plan::LogitsStep{s->input(), s->classifier(), s->output()}};
+    break;
+  default:
+    return Error(fmt::format("unknown kernel kind {}",
+                             static_cast<int>(step->kind_type())));
+  }
+  return Error("kernel step without parameters");
+}
+
+} // namespace
+
+Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path) {
+  auto file = MappedFile::open(path);
+  if (!file)
+    return file.error();
+  std::shared_ptr<Artifact> artifact(new Artifact());
+  artifact->file_ = file.take();
+  if (Status s = artifact->parse(); !s)
+    return s.error();
+  return std::shared_ptr<const Artifact>(std::move(artifact));
+}
+
+const plan::KernelPlan *Artifact::schedule(std::string_view target) const {
+  for (const plan::KernelPlan &p : schedules_)
+    if (p.target == target)
+      return &p;
+  return nullptr;
+}
+
+Status Artifact::parse() {
+  const std::string &src = file_->path();
+  std::span<const uint8_t> bytes = file_->bytes();
+  auto fail = [&](const std::string &what) { return Error(src + ": " + what); };
+
+  FileHeader h;
+  if (bytes.size() < sizeof h)
+    return fail(fmt::format("not a Lathe artifact: {} bytes is shorter than the "
+                            "64-byte header",
+                            bytes.size()));
+  std::memcpy(&h, bytes.data(), sizeof h);
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+    return fail("not a Lathe artifact (bad magic number)");
+  if (h.version != kFormatVersion)
+    return fail(fmt::format("artifact format version {} is not supported (this "
+                            "runtime reads version {}); recompile the model",
+                            h.version, kFormatVersion));
+  uint64_t size = bytes.size();
+  auto inFile = [&](uint64_t off, uint64_t len) {
+    return off <= size && len <= size - off;
+  };
+  if (h.headerSize != sizeof h || !inFile(h.descriptionOffset, h.descriptionSize))
+    return fail(fmt::format("truncated or corrupt: description at {} + {} bytes "
+                            "runs past the end of the file ({} bytes)",
+                            h.descriptionOffset, h.descriptionSize, size));
+  if (h.dataOffset % kSectionAlignment != 0 || !inFile(h.dataOffset, h.dataSize))
+    return fail(fmt::format("truncated or corrupt: weight section at {} + {} bytes "
+                            "runs past the end of the file ({} bytes)",
+                            h.dataOffset, h.dataSize, size));
+  std::span<const uint8_t> desc = bytes.subspan(h.descriptionOffset, h.descriptionSize);
+  std::span<const uint8_t> data = bytes.subspan(h.dataOffset, h.dataSize);
+  if (checksum(desc) != h.descriptionChecksum)
+    return fail("corrupt: the description's checksum does not match");
+  if (checksum(data) != h.dataChecksum)
+    return fail("corrupt: the weight section's checksum does not match");
+
+  flatbuffers::Verifier verifier(desc.data(), desc.size());
+  if (!fb::VerifyModelBuffer(verifier))
+    return fail("corrupt: the description fails flatbuffer verification");
+  const fb::Model *model = fb::GetModel(desc.data());
+  if (!model->config() || !model->tokenizer() || !model->tensors() ||
+      !model->schedules())
+    return fail("corrupt: the description lacks config, tokenizer, tensors or "
+                "schedules");
+
+  const fb::Config *c = model->config();
+  config_ = plan::ModelConfig{c->dim(),     c->hidden(),   c->layers(),
+                              c->heads(),   c->kv_heads(), c->head_dim(),
+                              c->vocab(),   c->context(),  c->norm_eps(),
+                              c->rope_theta(),
+                              c->model_name() ? c->model_name()->str() : ""};
+  if (Status s = plan::validateConfig(config_, src); !s)
+    return s;
+  producer_ = model->producer() ? model->producer()->str() : "";
+
+  const fb::Tokenizer *t = model->tokenizer();
+  if (!t->piece_bytes() || !t->piece_offsets() || !t->scores())
+    return fail("corrupt: tokenizer tables missing");
+  size_t vocab = static_cast<size_t>(config_.vocab);
+  bool hasTokenizer = t->scores()->size() != 0;
+  if (!hasTokenizer)
+    vocab = 0;
+  if (t->piece_offsets()->size() != vocab + 1 || t->scores()->size() != vocab)
+    return fail(fmt::format("corrupt: tokenizer has {} offsets and {} scores for "
+                            "a vocabulary of {}",
+                            t->piece_offsets()->size(), t->scores()->size(), vocab));
+  vocabulary_.maxTokenLength = t->max_token_length();
+  vocabulary_.pieces.reserve(vocab);
+  vocabulary_.scores.reserve(vocab);
+  const uint8_t *pieceData = t->piece_bytes()->data();
+  for (size_t i = 0; i < vocab; ++i) {
+    uint32_t begin = t->piece_offsets()->Get(i), end = t->piece_offsets()->Get(i + 1);
+    if (begin > end || end > t->piece_bytes()->size())
+      return fail(fmt::format("corrupt: tokenizer piece {} out of range", i));
+    vocabulary_.pieces.emplace_back(reinterpret_cast<const char *>(pieceData) + begin,
+                                    end - begin);
+    float score = t->scores()->Get(i);
+    if (!std::isfinite(score))
+      return fail(fmt::format("corrupt: tokenizer score {} is not finite", i));
+    vocabulary_.scores.push_back(score);
+  }
+
+  for (const fb::Tensor *ft : *model->tensors()) {
+    plan::TensorInfo info;
+    info.name = ft->name() ? ft->name()->str() : "";
+    if (ft->type() > fb::ElementType_MAX)
+      return fail(fmt::format("tensor '{}' has unknown element type {}", info.name,
+                              static_cast<int>(ft->type())));
+    info.type = static_cast<ElementType>(ft->type());
+    uint64_t elements = 1;
+    if (!ft->shape() || ft->shape()->size() == 0 || ft->shape()->size() > 4)
+      return fail(fmt::format("tensor '{}' has no valid shape", info.name));
+    for (int64_t d : *ft->shape()) {
+      if (d <= 0 || d > (int64_t(1) << 32) || elements > (uint64_t(1) << 40))
+        return fail(fmt::format("tensor '{}' has an invalid dimension {}", info.name, d));
+      elements *= static_cast<uint64_t>(d);
+      info.shape.push_back(d);
+    }
+    uint64_t bytesNeeded = elements * elementSize(info.type);
+    if (ft->size() != bytesNeeded)
+      return fail(fmt::format("tensor '{}' holds {} bytes but its shape needs {}",
+                              info.name, ft->size(), bytesNeeded));
+    if (ft->offset() % kSectionAlignment != 0 || ft->offset() > h.dataSize ||
+        ft->size() > h.dataSize - ft->offset())
+      return fail(fmt::format("tensor '{}' at offset {} + {} bytes runs past the "
+                              "end of the weight section ({} bytes)",
+                              info.name, ft->offset(), ft->size(), h.dataSize));
+    data_.push_back(data.subspan(ft->offset(), ft->size()));
+    tensors_.push_back(std::move(info));
+  }
+
+  for (const fb::Schedule *fs : *model->schedules()) {
+    plan::KernelPlan p;
+    p.target = fs->target() ? fs->target()->str() : "";
+    if (!fs->buffers() || !fs->steps())
+      return fail("corrupt: schedule '" + p.target + "' lacks buffers or steps");
+    for (const fb::Buffer *b : *fs->buffers())
+      p.bufferWidths.push_back(b->width());
+    for (const fb::Step *step : *fs->steps()) {
+      Expected<plan::Step> s = convertStep(step);
+      if (!s)
+        return fail("schedule '" + p.target + "': " + s.error().message());
+      p.steps.push_back(*s);
+    }
+    p.logits = fs->logits();
+    p.kvLayers = fs->kv_layers();
+    p.kvWidth = fs->kv_width();
+    if (Status s = plan::validatePlan(p, tensors_, config_, src); !s)
+      return s;
+    schedules_.push_back(std::move(p));
+  }
+  return Status::ok();
+}
+
+} // namespace lathe::artifact

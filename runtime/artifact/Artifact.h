@@ -1,0 +1,49 @@
+// A loaded .lathe artifact. Loading maps the file, checks the header and both
+// checksums, runs the flatbuffer verifier, bounds-checks every tensor and
+// validates every kernel plan, so that nothing downstream needs to check
+// again. Any failure comes back as one message naming the file.
+#pragma once
+
+#include "runtime/plan/KernelPlan.h"
+#include "runtime/support/Expected.h"
+#include "runtime/support/MappedFile.h"
+#include "runtime/tokenizer/Tokenizer.h"
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lathe::artifact {
+
+class Artifact {
+public:
+  static Expected<std::shared_ptr<const Artifact>> load(const std::string &path);
+
+  const std::string &path() const { return file_->path(); }
+  const plan::ModelConfig &config() const { return config_; }
+  /// The tokenizer's vocabulary; empty when compiled without a tokenizer.
+  const Vocabulary &vocabulary() const { return vocabulary_; }
+  const std::vector<plan::TensorInfo> &tensors() const { return tensors_; }
+  /// The bytes of tensor `index` inside the mapped weight section.
+  std::span<const uint8_t> tensorData(size_t index) const { return data_[index]; }
+  /// The kernel plan for `target`, or nullptr when the artifact has none.
+  const plan::KernelPlan *schedule(std::string_view target) const;
+  const std::vector<plan::KernelPlan> &schedules() const { return schedules_; }
+  const std::string &producer() const { return producer_; }
+
+private:
+  Artifact() = default;
+  Status parse();
+
+  std::shared_ptr<MappedFile> file_;
+  plan::ModelConfig config_;
+  Vocabulary vocabulary_;
+  std::vector<plan::TensorInfo> tensors_;
+  std::vector<std::span<const uint8_t>> data_;
+  std::vector<plan::KernelPlan> schedules_;
+  std::string producer_;
+};
+
+} // namespace lathe::artifact

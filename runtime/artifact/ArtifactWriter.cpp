@@ -1,0 +1,205 @@
+#include "runtime/artifact/ArtifactWriter.h"
+
+#include "runtime/artifact/Artifact_generated.h"
+#include "runtime/artifact/FileHeader.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <memory>
+#include <type_traits>
+
+namespace lathe::artifact {
+namespace {
+
+flatbuffers::Offset<fb::Step> buildStep(flatbuffers::FlatBufferBuilder &b,
+                                        const plan::Step &step) {
+  return std::visit(
+      [&](const auto &s) -> flatbuffers::Offset<fb::Step> {
+        using T = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<T, plan::EmbeddingStep>)
+          return fb::CreateStep(b, fb::StepKind_EmbeddingStep,
+                                fb::CreateEmbeddingStep(b, s.table, s.output).Union());
+        else if constexpr (std::is_same_v<T, plan::RmsNormStep>)
+          return fb::CreateStep(
+              b, fb::StepKind_RmsNormStep,
+              fb::CreateRmsNormStep(b, s.input, s.gain, s.output, s.epsilon).Union());
+        else if constexpr (std::is_same_v<T, plan::MatMulStep>)
+          return fb::CreateStep(
+              b, fb::StepKind_MatMulStep,
+              fb::CreateMatMulStep(b, s.input, s.weight, s.output).Union());
+        else if constexpr (std::is_same_v<T, plan::RopeStep>)
+          return fb::CreateStep(
+              b, fb::StepKind_RopeStep,
+              fb::CreateRopeStep(b, s.input, s.output, s.headDim, s.theta,
+                                 static_cast<fb::RopeLayout>(s.layout))
+                  .Union());
+        else if constexpr (std::is_same_v<T, plan::AttentionStep>)
+          return fb::CreateStep(
+              b, fb::StepKind_AttentionStep,
+              fb::CreateAttentionStep(b, s.queries, s.keys, s.values, s.output,
+                                      s.layer, s.heads, s.kvHeads, s.headDim)
+                  .Union());
+        else if constexpr (std::is_same_v<T, plan::SiluMulStep>)
+          return fb::CreateStep(
+              b, fb::StepKind_SiluMulStep,
+              fb::CreateSiluMulStep(b, s.gate, s.up, s.output).Union());
+        else if constexpr (std::is_same_v<T, plan::AddStep>)
+          return fb::CreateStep(b, fb::StepKind_AddStep,
+                                fb::CreateAddStep(b, s.lhs, s.rhs, s.output).Union());
+        else
+          return fb::CreateStep(
+              b, fb::StepKind_LogitsStep,
+              fb::CreateLogitsStep(b, s.input, s.classifier, s.output).Union());
+      },
+      step);
+}
+
+/// Lays the tensors out in the weight section: each one 64-byte aligned.
+std::vector<uint64_t> layoutTensors(const std::vector<TensorData> &tensors,
+                                    uint64_t *sectionSize) {
+  std::vector<uint64_t> offsets;
+  uint64_t offset = 0;
+  for (const TensorData &t : tensors) {
+    offset = alignUp(offset, kSectionAlignment);
+    offsets.push_back(offset);
+    offset += t.bytes.size();
+  }
+  *sectionSize = alignUp(offset, kSectionAlignment);
+  return offsets;
+}
+
+std::vector<uint8_t> buildDescription(const ArtifactContents &c,
+                                      const std::vector<uint64_t> &offsets) {
+  flatbuffers::FlatBufferBuilder b(1 << 20);
+  const plan::ModelConfig &cfg = c.config;
+  auto config = fb::CreateConfig(b, cfg.dim, cfg.hidden, cfg.layers, cfg.heads,
+                                 cfg.kvHeads, cfg.headDim, cfg.vocab, cfg.context,
+                                 cfg.normEps, cfg.ropeTheta,
+                                 b.CreateString(cfg.name));
+
+  std::vector<uint8_t> pieceBytes;
+  std::vector<uint32_t> pieceOffsets{0};
+  for (const std::string &p : c.vocabulary.pieces) {
+    pieceBytes.insert(pieceBytes.end(), p.begin(), p.end());
+    pieceOffsets.push_back(static_cast<uint32_t>(pieceBytes.size()));
+  }
+  auto tokenizer = fb::CreateTokenizer(
+      b, b.CreateVector(pieceBytes), b.CreateVector(pieceOffsets),
+      b.CreateVector(c.vocabulary.scores), c.vocabulary.maxTokenLength,
+      Tokenizer::kBos, Tokenizer::kEos);
+
+  std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
+  for (size_t i = 0; i < c.tensors.size(); ++i) {
+    const TensorData &t = c.tensors[i];
+    tensors.push_back(fb::CreateTensor(
+        b, b.CreateString(t.info.name), static_cast<fb::ElementType>(t.info.type),
+        b.CreateVector(t.info.shape), offsets[i], t.bytes.size()));
+  }
+
+  std::vector<flatbuffers::Offset<fb::Schedule>> schedules;
+  for (const plan::KernelPlan &p : c.schedules) {
+    std::vector<flatbuffers::Offset<fb::Buffer>> buffers;
+    for (uint64_t w : p.bufferWidths)
+      buffers.push_back(fb::CreateBuffer(b, w));
+    std::vector<flatbuffers::Offset<fb::Step>> steps;
+    for (const plan::Step &s : p.steps)
+      steps.push_back(buildStep(b, s));
+    schedules.push_back(fb::CreateSchedule(
+        b, b.CreateString(p.target), b.CreateVector(buffers), b.CreateVector(steps),
+        p.logits, p.kvLayers, p.kvWidth));
+  }
+
+  auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),
+                               b.CreateVector(schedules), b.CreateString(c.producer));
+  fb::FinishModelBuffer(b, model);
+  return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
+}
+
+Status validateContents(const ArtifactContents &c, const std::string &path) {
+  if (Status s = plan::validateConfig(c.config, path); !s)
+    return s;
+  std::vector<plan::TensorInfo> infos;
+  for (const TensorData &t : c.tensors) {
+    uint64_t elements = 1;
+    for (int64_t d : t.info.shape)
+      elements *= static_cast<uint64_t>(d);
+    if (elements * elementSize(t.info.type) != t.bytes.size())
+      return Error(fmt::format("{}: tensor '{}' holds {} bytes, its shape needs {}",
+                               path, t.info.name, t.bytes.size(),
+                               elements * elementSize(t.info.type)));
+    infos.push_back(t.info);
+  }
+  // An artifact may come without a tokenizer (it then runs from token ids).
+  if (!c.vocabulary.pieces.empty() &&
+      c.vocabulary.pieces.size() != static_cast<size_t>(c.config.vocab))
+    return Error(fmt::format("{}: tokenizer has {} tokens, the model {}", path,
+                             c.vocabulary.pieces.size(), c.config.vocab));
+  for (const plan::KernelPlan &p : c.schedules)
+    if (Status s = plan::validatePlan(p, infos, c.config, path); !s)
+      return s;
+  return Status::ok();
+}
+
+struct FileCloser {
+  void operator()(FILE *f) const { std::fclose(f); }
+};
+
+} // namespace
+
+Status writeArtifact(const ArtifactContents &contents, const std::string &path,
+                     const ProgressFn &progress) {
+  if (Status s = validateContents(contents, path); !s)
+    return s;
+  uint64_t dataSize = 0;
+  std::vector<uint64_t> offsets = layoutTensors(contents.tensors, &dataSize);
+  std::vector<uint8_t> description = buildDescription(contents, offsets);
+
+  FileHeader header{};
+  std::memcpy(header.magic, kMagic, sizeof kMagic);
+  header.version = kFormatVersion;
+  header.headerSize = sizeof(FileHeader);
+  header.descriptionOffset = sizeof(FileHeader);
+  header.descriptionSize = description.size();
+  header.dataOffset =
+      alignUp(header.descriptionOffset + description.size(), kSectionAlignment);
+  header.dataSize = dataSize;
+  header.descriptionChecksum = checksum(description);
+
+  // The data checksum covers the section as laid out, padding included.
+  std::vector<uint8_t> section(dataSize, 0);
+  for (size_t i = 0; i < contents.tensors.size(); ++i)
+    std::memcpy(section.data() + offsets[i], contents.tensors[i].bytes.data(),
+                contents.tensors[i].bytes.size());
+  header.dataChecksum = checksum(section);
+
+  std::string tmp = path + ".tmp";
+  std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
+  if (!f)
+    return Error(tmp + ": cannot create: " + std::strerror(errno));
+  std::vector<uint8_t> padding(header.dataOffset - header.descriptionOffset -
+                                   description.size(),
+                               0);
+  bool ok = std::fwrite(&header, sizeof header, 1, f.get()) == 1 &&
+            std::fwrite(description.data(), 1, description.size(), f.get()) ==
+                description.size() &&
+            std::fwrite(padding.data(), 1, padding.size(), f.get()) == padding.size();
+  constexpr uint64_t kChunk = 4 << 20;
+  for (uint64_t done = 0; ok && done < section.size(); done += kChunk) {
+    uint64_t n = std::min<uint64_t>(kChunk, section.size() - done);
+    ok = std::fwrite(section.data() + done, 1, n, f.get()) == n;
+    if (progress)
+      progress(done + n, section.size());
+  }
+  ok = ok && std::fflush(f.get()) == 0;
+  f.reset();
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::string msg = path + ": cannot write: " + std::strerror(errno);
+    std::remove(tmp.c_str());
+    return Error(msg);
+  }
+  return Status::ok();
+}
+
+} // namespace lathe::artifact

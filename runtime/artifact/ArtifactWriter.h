@@ -1,0 +1,39 @@
+// Writes a .lathe artifact: header, flatbuffer description, weight section.
+// Used by lathe-compile (and by tests that build small artifacts by hand).
+#pragma once
+
+#include "runtime/plan/KernelPlan.h"
+#include "runtime/support/Expected.h"
+#include "runtime/tokenizer/Tokenizer.h"
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lathe::artifact {
+
+struct TensorData {
+  plan::TensorInfo info;
+  std::span<const uint8_t> bytes;   // storage layout of info.type, row-major
+};
+
+struct ArtifactContents {
+  plan::ModelConfig config;
+  Vocabulary vocabulary;
+  std::vector<TensorData> tensors;
+  std::vector<plan::KernelPlan> schedules;
+  std::string producer;
+};
+
+/// Called with (bytes written, bytes total) while the weights are written.
+using ProgressFn = std::function<void(uint64_t, uint64_t)>;
+
+/// Validates the contents (config, every schedule against the tensors) and
+/// writes them to `path` through a temporary file, so a failed write never
+/// leaves a half-written artifact behind.
+Status writeArtifact(const ArtifactContents &contents, const std::string &path,
+                     const ProgressFn &progress = {});
+
+} // namespace lathe::artifact

@@ -1,0 +1,110 @@
+#include "runtime/engine/Generation.h"
+
+#include <chrono>
+#include <cmath>
+#include <fmt/format.h>
+#include <vector>
+
+namespace lathe {
+namespace {
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+} // namespace
+
+Expected<GenerationStats> generate(Session &session, std::span<const int32_t> prompt,
+                                   const GenerationOptions &options,
+                                   const TokenSink &sink) {
+  const plan::ModelConfig &c = session.config();
+  if (prompt.empty())
+    return Error("the prompt is empty");
+  if (static_cast<int64_t>(prompt.size()) > c.context)
+    return Error(fmt::format("the prompt is {} tokens, longer than the model's "
+                             "context of {} tokens",
+                             prompt.size(), c.context));
+  if (Status s = validateSamplerOptions(options.sampler); !s)
+    return s.error();
+  GenerationStats stats;
+  stats.promptTokens = static_cast<int64_t>(prompt.size());
+  Sampler sampler(options.sampler);
+
+  auto start = std::chrono::steady_clock::now();
+  Expected<std::span<const float>> logits = session.forward(prompt);
+  if (!logits)
+    return logits.error();
+  stats.prefillSeconds = secondsSince(start);
+
+  start = std::chrono::steady_clock::now();
+  std::vector<float> scratch;
+  while (stats.generatedTokens < options.maxNewTokens) {
+    scratch.assign(logits->begin(), logits->end());
+    int32_t next = sampler.sample(scratch);
+    if (options.stopAtEos && next == Tokenizer::kEos)
+      break;
+    sink(next);
+    ++stats.generatedTokens;
+    if (stats.generatedTokens == options.maxNewTokens)
+      break;
+    if (session.position() >= c.context) {
+      stats.reachedContextEnd = true;
+      break;
+    }
+    logits = session.forward(std::span<const int32_t>(&next, 1));
+    if (!logits)
+      return logits.error();
+  }
+  stats.decodeSeconds = secondsSince(start);
+  return stats;
+}
+
+Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
+                                      std::string_view text) {
+  PerplexityResult result;
+  auto start = std::chrono::steady_clock::now();
+  const int64_t vocab = session.config().vocab;
+  size_t lineNo = 0;
+  while (!text.empty()) {
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    ++lineNo;
+    if (!line.empty() && line.back() == '\r')
+      line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos)
+      continue;
+    std::vector<int32_t> ids = tokenizer.encode(line, /*addBos=*/true);
+    if (static_cast<int64_t>(ids.size()) > session.config().context)
+      return Error(fmt::format("line {} is {} tokens, longer than the model's "
+                               "context of {} tokens",
+                               lineNo, ids.size(), session.config().context));
+    if (ids.size() < 2)
+      continue;
+    session.reset();
+    Expected<std::span<const float>> logits = session.forward(ids, /*allLogits=*/true);
+    if (!logits)
+      return logits.error();
+    for (size_t i = 0; i + 1 < ids.size(); ++i) {
+      const float *row = logits->data() + i * vocab;
+      double maxLogit = row[0];
+      for (int64_t v = 1; v < vocab; ++v)
+        maxLogit = std::max(maxLogit, double(row[v]));
+      double sum = 0;
+      for (int64_t v = 0; v < vocab; ++v)
+        sum += std::exp(double(row[v]) - maxLogit);
+      result.totalNll += maxLogit + std::log(sum) - double(row[ids[i + 1]]);
+      ++result.predictedTokens;
+    }
+    ++result.sequences;
+  }
+  session.reset();
+  if (result.predictedTokens == 0)
+    return Error("no text to score: every line is empty or a single token");
+  result.perplexity = std::exp(result.totalNll / double(result.predictedTokens));
+  result.seconds = secondsSince(start);
+  return result;
+}
+
+} // namespace lathe

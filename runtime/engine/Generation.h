@@ -1,0 +1,54 @@
+// Text generation and perplexity over a Session: the loops behind lathe-run,
+// kept in the library so that tests and other programs share them.
+#pragma once
+
+#include "runtime/engine/Session.h"
+#include "runtime/sampling/Sampler.h"
+#include "runtime/tokenizer/Tokenizer.h"
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+
+namespace lathe {
+
+struct GenerationOptions {
+  /// New tokens to produce; generation also ends at the context's end.
+  int64_t maxNewTokens = 256;
+  /// End at the end-of-sequence token (it is not emitted).
+  bool stopAtEos = true;
+  SamplerOptions sampler;
+};
+
+struct GenerationStats {
+  int64_t promptTokens = 0;
+  int64_t generatedTokens = 0;
+  double prefillSeconds = 0;
+  double decodeSeconds = 0;
+  bool reachedContextEnd = false;
+};
+
+/// Receives each new token as soon as it is chosen.
+using TokenSink = std::function<void(int32_t token)>;
+
+/// Runs the prompt as one prefill step, then decodes. The session must be at
+/// position 0. A prompt longer than the context is an error, never truncated.
+Expected<GenerationStats> generate(Session &session, std::span<const int32_t> prompt,
+                                   const GenerationOptions &options,
+                                   const TokenSink &sink);
+
+struct PerplexityResult {
+  double perplexity = 0;
+  double totalNll = 0;          // natural log
+  int64_t predictedTokens = 0;
+  int64_t sequences = 0;
+  double seconds = 0;
+};
+
+/// Scores every non-empty line of `text` as its own sequence (BOS first):
+/// exp of the mean negative log-likelihood of each next token.
+Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
+                                      std::string_view text);
+
+} // namespace lathe

@@ -1,0 +1,51 @@
+// One sequence being decoded on the CPU: the artifact's kernel plan, its
+// activation buffers and its KV cache. forward() runs a step over any number
+// of new tokens (a prefill is one step over the whole prompt, a decode step
+// one token) and returns their logits.
+#pragma once
+
+#include "runtime/artifact/Artifact.h"
+#include "runtime/support/Expected.h"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace lathe {
+
+class Session {
+public:
+  /// Fails when the artifact holds no plan for `target`.
+  static Expected<Session> create(std::shared_ptr<const artifact::Artifact> artifact,
+                                  const std::string &target = "cpu");
+
+  /// Appends `tokens` to the sequence and runs them. With `allLogits` the
+  /// result holds one row of vocab scores per token, otherwise only the last
+  /// token's row. Fails, leaving the session unchanged, when a token id lies
+  /// outside the vocabulary or the sequence would outgrow the context.
+  Expected<std::span<const float>> forward(std::span<const int32_t> tokens,
+                                           bool allLogits = false);
+
+  /// Tokens processed so far (the position of the next token).
+  int64_t position() const { return position_; }
+  /// Forgets the sequence; the next forward() starts at position 0.
+  void reset() { position_ = 0; }
+
+  const artifact::Artifact &artifact() const { return *artifact_; }
+  const plan::ModelConfig &config() const { return artifact_->config(); }
+
+private:
+  Session(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan);
+  void run(const plan::Step &step, int64_t rows, bool allLogits);
+
+  std::shared_ptr<const artifact::Artifact> artifact_;
+  const plan::KernelPlan *plan_;
+  std::vector<std::vector<float>> buffers_;
+  std::vector<float> keys_, values_;   // [layers, context, kvWidth]
+  std::vector<float> scratch_;
+  std::vector<int32_t> tokens_, positions_;
+  int64_t position_ = 0;
+};
+
+} // namespace lathe

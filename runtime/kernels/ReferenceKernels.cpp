@@ -1,0 +1,170 @@
+#include "runtime/kernels/ReferenceKernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace lathe::kernels {
+namespace {
+
+template <ElementType T> float load(const uint8_t *data, int64_t i);
+template <> float load<ElementType::F32>(const uint8_t *data, int64_t i) {
+  float f;
+  std::memcpy(&f, data + 4 * i, 4);
+  return f;
+}
+template <> float load<ElementType::F16>(const uint8_t *data, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, data + 2 * i, 2);
+  return f16ToFloat(h);
+}
+template <> float load<ElementType::BF16>(const uint8_t *data, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, data + 2 * i, 2);
+  return bf16ToFloat(h);
+}
+
+/// Decodes `n` weights starting at element `first` into `out`.
+void loadRow(WeightView w, int64_t first, int64_t n, float *out) {
+  switch (w.type) {
+  case ElementType::F32:
+    std::memcpy(out, w.data + 4 * first, 4 * n);
+    return;
+  case ElementType::F16:
+    for (int64_t i = 0; i < n; ++i) out[i] = load<ElementType::F16>(w.data, first + i);
+    return;
+  case ElementType::BF16:
+    for (int64_t i = 0; i < n; ++i) out[i] = load<ElementType::BF16>(w.data, first + i);
+    return;
+  }
+}
+
+/// Four independent double accumulators: exact enough to be order-insensitive
+/// and short enough a dependency chain to keep the FPU busy.
+double dot(const float *a, const float *b, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += double(a[i]) * b[i];
+    s1 += double(a[i + 1]) * b[i + 1];
+    s2 += double(a[i + 2]) * b[i + 2];
+    s3 += double(a[i + 3]) * b[i + 3];
+  }
+  for (; i < n; ++i) s0 += double(a[i]) * b[i];
+  return (s0 + s1) + (s2 + s3);
+}
+
+} // namespace
+
+void embedding(WeightView table, std::span<const int32_t> tokens, float *out) {
+  for (size_t t = 0; t < tokens.size(); ++t)
+    loadRow(table, int64_t(tokens[t]) * table.cols, table.cols, out + t * table.cols);
+}
+
+void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
+             int64_t width, float *out) {
+  std::vector<float> g(width);
+  loadRow(gain, 0, width, g.data());
+  for (int64_t t = 0; t < rows; ++t) {
+    const float *row = x + t * width;
+    double ss = dot(row, row, width);
+    float scale = static_cast<float>(1.0 / std::sqrt(ss / width + eps));
+    for (int64_t i = 0; i < width; ++i)
+      out[t * width + i] = g[i] * (scale * row[i]);
+  }
+}
+
+void matmul(const float *x, int64_t rows, WeightView w, float *out) {
+  // Each weight row is decoded once and reused for every token row, so a
+  // prefill of T tokens reads the weights once, not T times.
+  std::vector<float> wrow(w.cols);
+  for (int64_t n = 0; n < w.rows; ++n) {
+    const float *wr;
+    if (w.type == ElementType::F32) {
+      wr = reinterpret_cast<const float *>(w.data) + n * w.cols;
+    } else {
+      loadRow(w, n * w.cols, w.cols, wrow.data());
+      wr = wrow.data();
+    }
+    for (int64_t t = 0; t < rows; ++t)
+      out[t * w.rows + n] = static_cast<float>(dot(x + t * w.cols, wr, w.cols));
+  }
+}
+
+void rope(const float *x, std::span<const int32_t> positions, int64_t width,
+          int64_t headDim, float theta, plan::RopeLayout layout, float *out) {
+  int64_t half = headDim / 2;
+  std::vector<double> freq(half);
+  for (int64_t i = 0; i < half; ++i)
+    freq[i] = std::pow(double(theta), -2.0 * double(i) / double(headDim));
+  for (size_t t = 0; t < positions.size(); ++t) {
+    const float *row = x + t * width;
+    float *dst = out + t * width;
+    for (int64_t i = 0; i < half; ++i) {
+      double angle = double(positions[t]) * freq[i];
+      double c = std::cos(angle), s = std::sin(angle);
+      for (int64_t h = 0; h < width; h += headDim) {
+        // Interleaved pairs (2i, 2i+1); rotate-half pairs (i, i + half).
+        int64_t a = layout == plan::RopeLayout::Interleaved ? h + 2 * i : h + i;
+        int64_t b = layout == plan::RopeLayout::Interleaved ? a + 1 : a + half;
+        double x0 = row[a], x1 = row[b];
+        dst[a] = static_cast<float>(x0 * c - x1 * s);
+        dst[b] = static_cast<float>(x0 * s + x1 * c);
+      }
+    }
+  }
+}
+
+void attention(const float *q, const float *k, const float *v,
+               std::span<const int32_t> positions, int64_t heads, int64_t kvHeads,
+               int64_t headDim, KVLayerView cache, float *scratch, float *out) {
+  int64_t qWidth = heads * headDim;
+  for (size_t t = 0; t < positions.size(); ++t) {
+    std::memcpy(cache.keys + positions[t] * cache.width, k + t * cache.width,
+                sizeof(float) * cache.width);
+    std::memcpy(cache.values + positions[t] * cache.width, v + t * cache.width,
+                sizeof(float) * cache.width);
+  }
+  int64_t group = heads / kvHeads;
+  double invSqrt = 1.0 / std::sqrt(double(headDim));
+  for (size_t t = 0; t < positions.size(); ++t) {
+    int64_t len = positions[t] + 1;
+    for (int64_t h = 0; h < heads; ++h) {
+      const float *qh = q + t * qWidth + h * headDim;
+      int64_t kvOffset = (h / group) * headDim;
+      float maxScore = -INFINITY;
+      for (int64_t p = 0; p < len; ++p) {
+        scratch[p] = static_cast<float>(
+            dot(qh, cache.keys + p * cache.width + kvOffset, headDim) * invSqrt);
+        maxScore = std::max(maxScore, scratch[p]);
+      }
+      double sum = 0;
+      for (int64_t p = 0; p < len; ++p) {
+        scratch[p] = std::exp(scratch[p] - maxScore);
+        sum += scratch[p];
+      }
+      float *oh = out + t * qWidth + h * headDim;
+      for (int64_t d = 0; d < headDim; ++d) {
+        double acc = 0;
+        for (int64_t p = 0; p < len; ++p)
+          acc += double(scratch[p]) * cache.values[p * cache.width + kvOffset + d];
+        oh[d] = static_cast<float>(acc / sum);
+      }
+    }
+  }
+}
+
+void siluMul(const float *gate, const float *up, int64_t n, float *out) {
+  for (int64_t i = 0; i < n; ++i) {
+    float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void add(const float *a, const float *b, int64_t n, float *out) {
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = a[i] + b[i];
+}
+
+} // namespace lathe::kernels

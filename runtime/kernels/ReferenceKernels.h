@@ -1,0 +1,57 @@
+// FP32 reference CPU kernels: the numerics every faster kernel is tested
+// against, and the executor that calibration runs inside the compiler.
+// Dot products and norms accumulate in double so that results stay close to
+// a float64 reference independent of summation order.
+#pragma once
+
+#include "runtime/formats/ElementType.h"
+#include "runtime/plan/KernelPlan.h"
+
+#include <cstdint>
+#include <span>
+
+namespace lathe::kernels {
+
+/// A row-major [rows, cols] weight in its storage format.
+struct WeightView {
+  ElementType type;
+  const uint8_t *data;
+  int64_t rows, cols;
+};
+
+/// out[t, :] = table[tokens[t], :]. Token ids are checked by the caller.
+void embedding(WeightView table, std::span<const int32_t> tokens, float *out);
+
+/// out[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * gain. May run in place.
+void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
+             int64_t width, float *out);
+
+/// out[t, n] = sum_k x[t, k] * w[n, k] for t < rows. `out` must not alias `x`.
+void matmul(const float *x, int64_t rows, WeightView w, float *out);
+
+/// Rotary embedding of every head of every row; row t is at positions[t].
+void rope(const float *x, std::span<const int32_t> positions, int64_t width,
+          int64_t headDim, float theta, plan::RopeLayout layout, float *out);
+
+/// One layer's keys and values: `capacity` positions of `width` floats each.
+struct KVLayerView {
+  float *keys;
+  float *values;
+  int64_t capacity;
+  int64_t width;
+};
+
+/// Writes the rows of k and v at their positions, then lets each query row
+/// attend causally to positions 0..positions[t]. Query head h reads KV head
+/// h / (heads / kvHeads). `scratch` holds at least capacity floats.
+void attention(const float *q, const float *k, const float *v,
+               std::span<const int32_t> positions, int64_t heads, int64_t kvHeads,
+               int64_t headDim, KVLayerView cache, float *scratch, float *out);
+
+/// out = silu(gate) * up, element-wise over n values. May run in place.
+void siluMul(const float *gate, const float *up, int64_t n, float *out);
+
+/// out = a + b, element-wise over n values. May run in place.
+void add(const float *a, const float *b, int64_t n, float *out);
+
+} // namespace lathe::kernels

@@ -1,0 +1,221 @@
+#include "runtime/plan/KernelPlan.h"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <type_traits>
+
+namespace lathe::plan {
+namespace {
+
+/// Walks the steps in order, tracking which buffers hold data, and reports the
+/// first inconsistency with the step's position and kernel in the message.
+class PlanChecker {
+public:
+  PlanChecker(const KernelPlan &plan, const std::vector<TensorInfo> &tensors,
+              const ModelConfig &config, const std::string &source)
+      : plan_(plan), tensors_(tensors), config_(config), source_(source),
+        written_(plan.bufferWidths.size(), false) {}
+
+  Status run() {
+    if (plan_.bufferWidths.empty() || plan_.steps.empty())
+      return Error(source_ + ": kernel plan '" + plan_.target + "' is empty");
+    for (uint64_t w : plan_.bufferWidths)
+      if (w == 0 || w > (uint64_t(1) << 24))
+        return Error(fmt::format("{}: kernel plan has a buffer of width {}",
+                                 source_, w));
+    if (plan_.kvLayers != static_cast<uint64_t>(config_.layers) ||
+        plan_.kvWidth != static_cast<uint64_t>(config_.kvHeads * config_.headDim))
+      return Error(fmt::format(
+          "{}: kernel plan KV cache ({} layers x {}) does not match the config "
+          "({} layers x {})",
+          source_, plan_.kvLayers, plan_.kvWidth, config_.layers,
+          config_.kvHeads * config_.headDim));
+    for (size_t i = 0; i < plan_.steps.size(); ++i) {
+      index_ = i;
+      Status s = std::visit([&](const auto &step) { return check(step); },
+                            plan_.steps[i]);
+      if (!s)
+        return s;
+    }
+    if (plan_.logits >= plan_.bufferWidths.size() || !written_[plan_.logits])
+      return Error(source_ + ": kernel plan's logits buffer is never written");
+    if (plan_.bufferWidths[plan_.logits] != static_cast<uint64_t>(config_.vocab))
+      return Error(fmt::format("{}: logits buffer width {} differs from the "
+                               "vocabulary size {}",
+                               source_, plan_.bufferWidths[plan_.logits],
+                               config_.vocab));
+    return Status::ok();
+  }
+
+private:
+  Error fail(const std::string &what) const {
+    return Error(fmt::format("{}: kernel plan step {} ({}): {}", source_,
+                             index_, stepName(plan_.steps[index_]), what));
+  }
+
+  Status read(uint32_t buffer, uint64_t *width) {
+    if (buffer >= plan_.bufferWidths.size())
+      return fail(fmt::format("buffer {} out of range", buffer));
+    if (!written_[buffer])
+      return fail(fmt::format("reads buffer {} before it is written", buffer));
+    *width = plan_.bufferWidths[buffer];
+    return Status::ok();
+  }
+
+  Status write(uint32_t buffer, uint64_t expectedWidth) {
+    if (buffer >= plan_.bufferWidths.size())
+      return fail(fmt::format("buffer {} out of range", buffer));
+    if (plan_.bufferWidths[buffer] != expectedWidth)
+      return fail(fmt::format("output buffer {} has width {}, expected {}",
+                              buffer, plan_.bufferWidths[buffer], expectedWidth));
+    written_[buffer] = true;
+    return Status::ok();
+  }
+
+  Status tensor(uint32_t index, size_t rank, const TensorInfo **out) {
+    if (index >= tensors_.size())
+      return fail(fmt::format("tensor {} out of range", index));
+    if (tensors_[index].shape.size() != rank)
+      return fail(fmt::format("tensor '{}' has rank {}, expected {}",
+                              tensors_[index].name, tensors_[index].shape.size(),
+                              rank));
+    *out = &tensors_[index];
+    return Status::ok();
+  }
+
+  Status matmul(uint32_t input, uint32_t weight, uint32_t output) {
+    uint64_t k;
+    const TensorInfo *w;
+    if (Status s = read(input, &k); !s) return s;
+    if (Status s = tensor(weight, 2, &w); !s) return s;
+    if (static_cast<uint64_t>(w->shape[1]) != k)
+      return fail(fmt::format("weight '{}' is [{}, {}] but the input width is {}",
+                              w->name, w->shape[0], w->shape[1], k));
+    if (input == output)
+      return fail("output aliases the input");
+    return write(output, static_cast<uint64_t>(w->shape[0]));
+  }
+
+  Status check(const EmbeddingStep &s) {
+    const TensorInfo *t;
+    if (Status st = tensor(s.table, 2, &t); !st) return st;
+    if (t->shape[0] != config_.vocab)
+      return fail(fmt::format("table '{}' has {} rows, vocabulary is {}",
+                              t->name, t->shape[0], config_.vocab));
+    return write(s.output, static_cast<uint64_t>(t->shape[1]));
+  }
+  Status check(const RmsNormStep &s) {
+    uint64_t w;
+    const TensorInfo *g;
+    if (Status st = read(s.input, &w); !st) return st;
+    if (Status st = tensor(s.gain, 1, &g); !st) return st;
+    if (static_cast<uint64_t>(g->shape[0]) != w)
+      return fail(fmt::format("gain '{}' has {} elements, input width is {}",
+                              g->name, g->shape[0], w));
+    if (!(s.epsilon > 0.0f) || !std::isfinite(s.epsilon))
+      return fail("epsilon must be positive");
+    return write(s.output, w);
+  }
+  Status check(const MatMulStep &s) { return matmul(s.input, s.weight, s.output); }
+  Status check(const LogitsStep &s) {
+    return matmul(s.input, s.classifier, s.output);
+  }
+  Status check(const RopeStep &s) {
+    uint64_t w;
+    if (Status st = read(s.input, &w); !st) return st;
+    if (s.headDim == 0 || s.headDim % 2 != 0 || w % s.headDim != 0)
+      return fail(fmt::format("head_dim {} does not split width {} into even heads",
+                              s.headDim, w));
+    if (!(s.theta > 0.0f) || !std::isfinite(s.theta))
+      return fail("theta must be positive");
+    if (s.layout != RopeLayout::Interleaved && s.layout != RopeLayout::RotateHalf)
+      return fail("unknown rope layout");
+    return write(s.output, w);
+  }
+  Status check(const AttentionStep &s) {
+    uint64_t q, k, v;
+    if (Status st = read(s.queries, &q); !st) return st;
+    if (Status st = read(s.keys, &k); !st) return st;
+    if (Status st = read(s.values, &v); !st) return st;
+    if (s.layer >= plan_.kvLayers)
+      return fail(fmt::format("layer {} out of range", s.layer));
+    if (s.kvHeads == 0 || s.heads == 0 || s.heads % s.kvHeads != 0 ||
+        s.headDim == 0)
+      return fail(fmt::format("{} heads, {} kv heads of {} do not group",
+                              s.heads, s.kvHeads, s.headDim));
+    if (q != uint64_t(s.heads) * s.headDim ||
+        k != uint64_t(s.kvHeads) * s.headDim || v != k || k != plan_.kvWidth)
+      return fail(fmt::format("widths q {}, k {}, v {} do not match {} heads, "
+                              "{} kv heads of {}",
+                              q, k, v, s.heads, s.kvHeads, s.headDim));
+    if (s.output == s.queries || s.output == s.keys || s.output == s.values)
+      return fail("output aliases an input");
+    return write(s.output, q);
+  }
+  Status check(const SiluMulStep &s) { return elementwise(s.gate, s.up, s.output); }
+  Status check(const AddStep &s) { return elementwise(s.lhs, s.rhs, s.output); }
+
+  Status elementwise(uint32_t a, uint32_t b, uint32_t out) {
+    uint64_t wa, wb;
+    if (Status st = read(a, &wa); !st) return st;
+    if (Status st = read(b, &wb); !st) return st;
+    if (wa != wb)
+      return fail(fmt::format("operand widths {} and {} differ", wa, wb));
+    return write(out, wa);
+  }
+
+  const KernelPlan &plan_;
+  const std::vector<TensorInfo> &tensors_;
+  const ModelConfig &config_;
+  const std::string &source_;
+  std::vector<bool> written_;
+  size_t index_ = 0;
+};
+
+} // namespace
+
+Status validatePlan(const KernelPlan &plan, const std::vector<TensorInfo> &tensors,
+                    const ModelConfig &config, const std::string &source) {
+  return PlanChecker(plan, tensors, config, source).run();
+}
+
+Status validateConfig(const ModelConfig &c, const std::string &source) {
+  auto bad = [&](const std::string &what) {
+    return Error(source + ": invalid model config: " + what);
+  };
+  constexpr int64_t kMaxWidth = int64_t(1) << 20, kMaxCount = int64_t(1) << 24;
+  if (c.dim <= 0 || c.dim > kMaxWidth || c.hidden <= 0 || c.hidden > kMaxWidth)
+    return bad(fmt::format("dim {} / hidden {} out of range", c.dim, c.hidden));
+  if (c.layers <= 0 || c.layers > 4096)
+    return bad(fmt::format("{} layers", c.layers));
+  if (c.heads <= 0 || c.kvHeads <= 0 || c.heads % c.kvHeads != 0)
+    return bad(fmt::format("{} heads and {} kv heads", c.heads, c.kvHeads));
+  if (c.headDim <= 0 || c.headDim % 2 != 0 || c.headDim * c.heads != c.dim)
+    return bad(fmt::format("head_dim {} x {} heads != dim {}", c.headDim,
+                           c.heads, c.dim));
+  if (c.vocab <= 0 || c.vocab > kMaxCount || c.context <= 0 || c.context > kMaxCount)
+    return bad(fmt::format("vocab {} / context {} out of range", c.vocab,
+                           c.context));
+  if (!(c.normEps > 0.0f) || !std::isfinite(c.normEps) || !(c.ropeTheta > 0.0f) ||
+      !std::isfinite(c.ropeTheta))
+    return bad("norm epsilon and rope theta must be positive");
+  return Status::ok();
+}
+
+const char *stepName(const Step &step) {
+  return std::visit(
+      [](const auto &s) -> const char * {
+        using T = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<T, EmbeddingStep>) return "embedding";
+        else if constexpr (std::is_same_v<T, RmsNormStep>) return "rms_norm";
+        else if constexpr (std::is_same_v<T, MatMulStep>) return "matmul";
+        else if constexpr (std::is_same_v<T, RopeStep>) return "rope";
+        else if constexpr (std::is_same_v<T, AttentionStep>) return "attention";
+        else if constexpr (std::is_same_v<T, SiluMulStep>) return "silu_mul";
+        else if constexpr (std::is_same_v<T, AddStep>) return "add";
+        else return "logits";
+      },
+      step);
+}
+
+} // namespace lathe::plan

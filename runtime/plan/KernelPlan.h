@@ -1,0 +1,69 @@
+// The kernel plan: what one forward step runs, lowered from the tfm IR at
+// compile time and executed by the runtime. Steps read and write activation
+// buffers (one row per token of the step, fixed width) and read weight
+// tensors by index. The compiler builds it, the artifact stores it, the
+// loader rebuilds it and validates it before anything runs.
+#pragma once
+
+#include "runtime/formats/ElementType.h"
+#include "runtime/support/Expected.h"
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace lathe::plan {
+
+enum class RopeLayout : uint8_t { Interleaved = 0, RotateHalf = 1 };
+
+struct ModelConfig {
+  int64_t dim = 0, hidden = 0, layers = 0, heads = 0, kvHeads = 0,
+          headDim = 0, vocab = 0, context = 0;
+  float normEps = 1e-5f;
+  float ropeTheta = 10000.0f;
+  std::string name;
+};
+
+struct TensorInfo {
+  std::string name;
+  ElementType type = ElementType::F32;
+  std::vector<int64_t> shape;
+};
+
+struct EmbeddingStep { uint32_t table, output; };
+struct RmsNormStep { uint32_t input, gain, output; float epsilon; };
+struct MatMulStep { uint32_t input, weight, output; };
+struct RopeStep { uint32_t input, output, headDim; float theta; RopeLayout layout; };
+struct AttentionStep {
+  uint32_t queries, keys, values, output, layer, heads, kvHeads, headDim;
+};
+struct SiluMulStep { uint32_t gate, up, output; };
+struct AddStep { uint32_t lhs, rhs, output; };
+struct LogitsStep { uint32_t input, classifier, output; };
+
+using Step = std::variant<EmbeddingStep, RmsNormStep, MatMulStep, RopeStep,
+                          AttentionStep, SiluMulStep, AddStep, LogitsStep>;
+
+struct KernelPlan {
+  std::string target = "cpu";
+  std::vector<uint64_t> bufferWidths;
+  std::vector<Step> steps;
+  uint32_t logits = 0;     // buffer holding [tokens, vocab] scores
+  uint32_t kvLayers = 0;
+  uint64_t kvWidth = 0;    // kv_heads * head_dim
+};
+
+/// Checks that every index is in range and every width and shape agrees, so
+/// that kernels can run without checks of their own. `source` names the
+/// artifact in messages.
+Status validatePlan(const KernelPlan &plan, const std::vector<TensorInfo> &tensors,
+                    const ModelConfig &config, const std::string &source);
+
+/// Checks the hyperparameters for consistency and sane ranges.
+Status validateConfig(const ModelConfig &config, const std::string &source);
+
+/// A short human-readable name of a step's kernel, e.g. "matmul".
+const char *stepName(const Step &step);
+
+} // namespace lathe::plan

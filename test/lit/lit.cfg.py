@@ -1,0 +1,21 @@
+# lit configuration for Lathe's FileCheck tests.
+import os
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "Lathe"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.lathe_binary_dir, "test", "lit")
+config.excludes = ["lit.cfg.py", "lit.site.cfg.py", "Inputs"]
+
+llvm_config.use_default_substitutions()
+config.substitutions.append(("%model_dir", config.lathe_model_dir))
+config.substitutions.append(("%python", config.python_executable))
+config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
+config.environment["LATHE_MODEL_DIR"] = config.lathe_model_dir
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+llvm_config.with_environment("PATH", config.lathe_tools_dir, append_path=True)
+if os.path.isfile(os.path.join(config.lathe_model_dir, "stories15M.bin")):
+    config.available_features.add("model")

@@ -1,0 +1,60 @@
+// lathe-compile: model -> one .lathe artifact. Thin: flags in, library call,
+// one line of error out.
+#include "compiler/Driver/Compiler.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+  CLI::App app{"lathe-compile: compile a transformer model into a Lathe artifact"};
+  lathe::compiler::CompileOptions options;
+  std::string emit = "artifact";
+  bool quiet = false;
+  app.add_option("model", options.input,
+                 "llama2.c checkpoint (.bin), Hugging Face folder, or tfm .mlir")
+      ->required();
+  app.add_option("--tokenizer", options.tokenizer,
+                 "llama2.c tokenizer.bin (default: tokenizer.bin beside the model)");
+  app.add_option("--target", options.target, "code generation target")
+      ->check(CLI::IsMember({"cpu"}));
+  app.add_option("-o,--output", options.output, "artifact to write");
+  app.add_option("--emit", emit, "artifact, mlir (the imported tfm IR) or plan")
+      ->check(CLI::IsMember({"artifact", "mlir", "plan"}));
+  app.add_flag("-q,--quiet", quiet, "no progress output");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    if (e.get_exit_code() == 0)
+      return app.exit(e);
+    std::fprintf(stderr, "lathe-compile: %s (see --help)\n", e.what());
+    return 1;
+  }
+  options.emit = emit == "mlir"   ? lathe::compiler::EmitKind::MLIR
+                 : emit == "plan" ? lathe::compiler::EmitKind::Plan
+                                  : lathe::compiler::EmitKind::Artifact;
+
+  // Progress only on a terminal, so logs and pipes stay clean.
+  bool showProgress = !quiet && isatty(STDERR_FILENO);
+  auto progress = [&](const std::string &stage, double fraction) {
+    if (!showProgress)
+      return;
+    std::fprintf(stderr, "\r\033[K%s", stage.c_str());
+    if (fraction > 0)
+      std::fprintf(stderr, " %3.0f%%", fraction * 100);
+    std::fflush(stderr);
+  };
+  lathe::Status status = lathe::compiler::compile(options, llvm::outs(), progress);
+  if (showProgress)
+    std::fprintf(stderr, "\r\033[K");
+  if (!status) {
+    std::fprintf(stderr, "lathe-compile: %s\n", status.error().message().c_str());
+    return 1;
+  }
+  if (options.emit == lathe::compiler::EmitKind::Artifact && !quiet)
+    std::fprintf(stderr, "wrote %s\n", options.output.c_str());
+  return 0;
+}

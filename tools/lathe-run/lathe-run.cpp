@@ -1,0 +1,167 @@
+// lathe-run: run a compiled artifact: generate text from a prompt or score a
+// text file's perplexity. Bad input gets one line on stderr and exit code 1.
+#include "runtime/artifact/Artifact.h"
+#include "runtime/engine/Generation.h"
+#include "runtime/engine/Session.h"
+#include "runtime/tokenizer/Tokenizer.h"
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "lathe-run: %s\n", message.c_str());
+  return 1;
+}
+
+/// "1,2,3" -> ids; rejects anything that is not a comma-separated integer list.
+lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos)
+      end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    int64_t value = 0;
+    auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() ||
+        value < INT32_MIN || value > INT32_MAX)
+      return lathe::Error("--prompt-ids: '" + item +
+                          "' is not a token id (expected e.g. 1,2,3)");
+    ids.push_back(static_cast<int32_t>(value));
+    pos = end + 1;
+  }
+  return ids;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"lathe-run: run a Lathe artifact"};
+  std::string artifactPath, prompt, promptIds, perplexityFile;
+  int64_t maxTokens = -1;
+  lathe::GenerationOptions gen;
+  bool printIds = false, ignoreEos = false;
+  app.add_option("artifact", artifactPath, "compiled .lathe file")->required();
+  auto *promptOpt = app.add_option("--prompt", prompt, "text to continue");
+  auto *idsOpt = app.add_option("--prompt-ids", promptIds,
+                                "token ids to continue, e.g. 1,9038,2501");
+  auto *pplOpt = app.add_option("--perplexity", perplexityFile,
+                                "score each non-empty line of FILE");
+  promptOpt->excludes(idsOpt)->excludes(pplOpt);
+  idsOpt->excludes(pplOpt);
+  app.add_option("-n,--max-tokens", maxTokens,
+                 "tokens to generate (default: up to the end of the context)");
+  app.add_option("--temperature", gen.sampler.temperature, "0 = greedy")->capture_default_str();
+  app.add_option("--top-p", gen.sampler.topP, "nucleus sampling threshold")->capture_default_str();
+  app.add_option("--top-k", gen.sampler.topK, "keep the k best tokens (0 = all)")->capture_default_str();
+  app.add_option("--seed", gen.sampler.seed, "random seed for sampling")->capture_default_str();
+  app.add_flag("--print-ids", printIds, "print generated token ids instead of text");
+  app.add_flag("--ignore-eos", ignoreEos, "keep generating past end-of-sequence");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    if (e.get_exit_code() == 0)
+      return app.exit(e);
+    return fail(std::string(e.what()) + " (see --help)");
+  }
+  if (prompt.empty() && promptIds.empty() && perplexityFile.empty())
+    return fail("nothing to do: pass --prompt, --prompt-ids or --perplexity");
+  if (*promptOpt && prompt.empty())
+    return fail("--prompt is empty");
+  if (app.count("-n") && maxTokens < 0)
+    return fail("-n must be at least 0");
+  if (lathe::Status s = lathe::validateSamplerOptions(gen.sampler); !s)
+    return fail(s.error().message());
+
+  auto artifact = lathe::artifact::Artifact::load(artifactPath);
+  if (!artifact)
+    return fail(artifact.error().message());
+  auto session = lathe::Session::create(*artifact);
+  if (!session)
+    return fail(session.error().message());
+
+  std::optional<lathe::Tokenizer> tokenizer;
+  if (!(*artifact)->vocabulary().pieces.empty()) {
+    auto tok = lathe::Tokenizer::create((*artifact)->vocabulary());
+    if (!tok)
+      return fail(artifactPath + ": " + tok.error().message());
+    tokenizer = tok.take();
+  }
+  if (!tokenizer && (!prompt.empty() || !perplexityFile.empty()))
+    return fail(artifactPath +
+                ": compiled without a tokenizer; use --prompt-ids and --print-ids, "
+                "or recompile with --tokenizer");
+
+  if (!perplexityFile.empty()) {
+    std::ifstream in(perplexityFile, std::ios::binary);
+    if (!in)
+      return fail(perplexityFile + ": cannot open: " + std::strerror(errno));
+    std::stringstream text;
+    text << in.rdbuf();
+    auto result = lathe::perplexity(*session, *tokenizer, text.str());
+    if (!result)
+      return fail(perplexityFile + ": " + result.error().message());
+    std::fprintf(stderr, "%lld sequences, %lld predicted tokens, %.1f tokens/s\n",
+                 static_cast<long long>(result->sequences),
+                 static_cast<long long>(result->predictedTokens),
+                 (result->predictedTokens + result->sequences) / result->seconds);
+    std::printf("perplexity: %.4f\n", result->perplexity);
+    return 0;
+  }
+
+  std::vector<int32_t> ids;
+  if (!promptIds.empty()) {
+    auto parsed = parseIds(promptIds);
+    if (!parsed)
+      return fail(parsed.error().message());
+    ids = parsed.take();
+  } else {
+    ids = tokenizer->encode(prompt, /*addBos=*/true);
+  }
+  gen.maxNewTokens = maxTokens >= 0 ? maxTokens : (*artifact)->config().context;
+  gen.stopAtEos = !ignoreEos;
+  if (printIds && !promptIds.empty())
+    gen.stopAtEos = gen.stopAtEos && tokenizer.has_value();
+
+  // Stream: text as it is decoded, or ids separated by spaces.
+  int32_t prev = ids.back();
+  bool first = true;
+  if (!printIds && promptIds.empty())
+    std::fputs(prompt.c_str(), stdout);
+  auto sink = [&](int32_t token) {
+    if (printIds) {
+      std::printf(first ? "%d" : " %d", token);
+    } else if (tokenizer) {
+      std::string piece = tokenizer->decodePiece(prev, token);
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+    }
+    std::fflush(stdout);
+    first = false;
+    prev = token;
+  };
+  auto stats = lathe::generate(*session, ids, gen, sink);
+  std::printf("\n");
+  if (!stats)
+    return fail(stats.error().message());
+  if (stats->reachedContextEnd && maxTokens > stats->generatedTokens)
+    std::fprintf(stderr, "stopped at the end of the context (%lld tokens)\n",
+                 static_cast<long long>((*artifact)->config().context));
+  std::fprintf(stderr,
+               "prompt: %lld tokens, %.1f tokens/s; generation: %lld tokens, %.1f "
+               "tokens/s\n",
+               static_cast<long long>(stats->promptTokens),
+               stats->promptTokens / std::max(stats->prefillSeconds, 1e-9),
+               static_cast<long long>(stats->generatedTokens),
+               stats->generatedTokens / std::max(stats->decodeSeconds, 1e-9));
+  return 0;
+}
