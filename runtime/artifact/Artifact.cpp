@@ -107,6 +107,16 @@ Status Artifact::parse() {
     return fail(fmt::format("truncated or corrupt: weight section at {} + {} bytes "
                             "runs past the end of the file ({} bytes)",
                             h.dataOffset, h.dataSize, size));
+  if (h.descriptionOffset != sizeof h || h.dataOffset < h.descriptionOffset + h.descriptionSize)
+    return fail("corrupt: the header's section offsets overlap");
+  if (h.dataOffset + h.dataSize != size)
+    return fail(fmt::format("truncated or corrupt: the header describes {} bytes, "
+                            "the file has {}",
+                            h.dataOffset + h.dataSize, size));
+  // The alignment padding is not covered by a checksum: it must be zero.
+  for (uint64_t i = h.descriptionOffset + h.descriptionSize; i < h.dataOffset; ++i)
+    if (bytes[i] != 0)
+      return fail("corrupt: non-zero bytes in the padding before the weights");
   std::span<const uint8_t> desc = bytes.subspan(h.descriptionOffset, h.descriptionSize);
   std::span<const uint8_t> data = bytes.subspan(h.dataOffset, h.dataSize);
   if (checksum(desc) != h.descriptionChecksum)

@@ -781,6 +781,8 @@ TEST(HFCheckpoint, BadConfigs) {
   expectError(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})",
               "not a Llama model");
   expectError("{\"model_type\": \"llama\",", "config.json: not valid JSON");
+  expectError("", "config.json: not valid JSON");
+  expectError("[]", "config.json: not a JSON object");
 
   // A huge layer count fails on the first missing layer, without
   // allocating for every layer up front.

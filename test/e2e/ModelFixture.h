@@ -1,0 +1,63 @@
+// Shared setup of the end-to-end tests: locate stories15M and the reference
+// outputs, and compile a model into an artifact in a temporary folder.
+#pragma once
+
+#include "compiler/Driver/Compiler.h"
+#include "runtime/artifact/Artifact.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <unistd.h>
+
+namespace lathe::test {
+
+inline std::string modelDir() {
+  const char *dir = std::getenv("LATHE_MODEL_DIR");
+  return dir ? dir : "";
+}
+
+inline bool haveModel() {
+  return !modelDir().empty() &&
+         std::filesystem::exists(modelDir() + "/stories15M.bin") &&
+         std::filesystem::exists(modelDir() + "/tokenizer.bin");
+}
+
+inline nlohmann::json loadReference() {
+  std::ifstream in(std::string(LATHE_TEST_DATA_DIR) + "/stories15M_reference.json");
+  return nlohmann::json::parse(in);
+}
+
+inline std::string tempPath(const std::string &name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("lathe-test-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+/// Compiles `input` for the CPU and loads the artifact; fails the test on error.
+inline std::shared_ptr<const artifact::Artifact>
+compileAndLoad(const std::string &input, const std::string &name) {
+  compiler::CompileOptions options;
+  options.input = input;
+  options.tokenizer = modelDir() + "/tokenizer.bin";
+  options.output = tempPath(name + ".lathe");
+  std::string ignored;
+  llvm::raw_string_ostream out(ignored);
+  Status status = compiler::compile(options, out);
+  EXPECT_TRUE(status) << status.error().message();
+  if (!status)
+    return nullptr;
+  auto artifact = artifact::Artifact::load(options.output);
+  EXPECT_TRUE(artifact) << artifact.error().message();
+  return artifact ? *artifact : nullptr;
+}
+
+} // namespace lathe::test

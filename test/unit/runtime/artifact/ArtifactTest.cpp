@@ -1,0 +1,221 @@
+// The artifact writer and loader: a round trip of a tiny hand-built model,
+// and the loader's answer to every truncation and every flipped byte (an
+// error message, never a crash or a silently different model).
+#include "runtime/artifact/Artifact.h"
+#include "runtime/artifact/ArtifactWriter.h"
+#include "runtime/artifact/FileHeader.h"
+#include "runtime/engine/Session.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <unistd.h>
+
+namespace lathe::artifact {
+namespace {
+
+// A one-layer model: dim 8, 2 heads of 4, 1 KV head, FFN 16, vocab 12.
+struct TinyModel {
+  std::vector<std::vector<float>> storage;
+  ArtifactContents contents;
+
+  uint32_t add(const std::string &name, std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> values(n);
+    for (int64_t i = 0; i < n; ++i)
+      values[i] = std::sin(0.37f * float(i) + float(storage.size())) * 0.5f;
+    storage.push_back(std::move(values));
+    auto &v = storage.back();
+    contents.tensors.push_back(TensorData{
+        plan::TensorInfo{name, ElementType::F32, shape},
+        {reinterpret_cast<const uint8_t *>(v.data()), v.size() * sizeof(float)}});
+    return static_cast<uint32_t>(contents.tensors.size() - 1);
+  }
+
+  TinyModel() {
+    storage.reserve(16);
+    plan::ModelConfig &c = contents.config;
+    c = plan::ModelConfig{8, 16, 1, 2, 1, 4, 12, 6, 1e-5f, 10000.0f, "tiny"};
+    uint32_t emb = add("tok_embeddings", {12, 8}), g1 = add("attention_norm", {8}),
+             wq = add("wq", {8, 8}), wk = add("wk", {4, 8}), wv = add("wv", {4, 8}),
+             wo = add("wo", {8, 8}), g2 = add("ffn_norm", {8}), w1 = add("w1", {16, 8}),
+             w3 = add("w3", {16, 8}), w2 = add("w2", {8, 16}), gf = add("norm", {8});
+    plan::KernelPlan p;
+    // b0 x, b1 h, b2 q, b3 k, b4 v, b5 attn, b6 gate, b7 up, b8 logits
+    p.bufferWidths = {8, 8, 8, 4, 4, 8, 16, 16, 12};
+    p.steps = {plan::EmbeddingStep{emb, 0},
+               plan::RmsNormStep{0, g1, 1, 1e-5f},
+               plan::MatMulStep{1, wq, 2},
+               plan::MatMulStep{1, wk, 3},
+               plan::MatMulStep{1, wv, 4},
+               plan::RopeStep{2, 2, 4, 10000.0f, plan::RopeLayout::Interleaved},
+               plan::RopeStep{3, 3, 4, 10000.0f, plan::RopeLayout::Interleaved},
+               plan::AttentionStep{2, 3, 4, 5, 0, 2, 1, 4},
+               plan::MatMulStep{5, wo, 1},
+               plan::AddStep{0, 1, 0},
+               plan::RmsNormStep{0, g2, 1, 1e-5f},
+               plan::MatMulStep{1, w1, 6},
+               plan::MatMulStep{1, w3, 7},
+               plan::SiluMulStep{6, 7, 6},
+               plan::MatMulStep{6, w2, 1},
+               plan::AddStep{0, 1, 0},
+               plan::RmsNormStep{0, gf, 1, 1e-5f},
+               plan::LogitsStep{1, emb, 8}};
+    p.logits = 8;
+    p.kvLayers = 1;
+    p.kvWidth = 4;
+    contents.schedules.push_back(p);
+    contents.producer = "ArtifactTest";
+  }
+};
+
+std::string tempFile(const std::string &name) {
+  return (std::filesystem::temp_directory_path() /
+          ("lathe-artifact-" + std::to_string(::getpid()) + "-" + name))
+      .string();
+}
+
+std::vector<char> readAll(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void writeAll(const std::string &path, const std::vector<char> &bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), bytes.size());
+}
+
+TEST(ArtifactTest, RoundTrip) {
+  TinyModel m;
+  std::string path = tempFile("roundtrip.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  auto a = Artifact::load(path);
+  ASSERT_TRUE(a) << a.error().message();
+  EXPECT_EQ((*a)->config().dim, 8);
+  EXPECT_EQ((*a)->config().name, "tiny");
+  EXPECT_EQ((*a)->producer(), "ArtifactTest");
+  ASSERT_EQ((*a)->tensors().size(), m.contents.tensors.size());
+  for (size_t i = 0; i < m.contents.tensors.size(); ++i) {
+    auto data = (*a)->tensorData(i);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(data.data()) % kSectionAlignment, 0u);
+    ASSERT_EQ(data.size(), m.contents.tensors[i].bytes.size());
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), m.contents.tensors[i].bytes.begin()));
+  }
+  const plan::KernelPlan *p = (*a)->schedule("cpu");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->steps.size(), m.contents.schedules[0].steps.size());
+  EXPECT_EQ((*a)->schedule("cuda"), nullptr);
+  EXPECT_TRUE((*a)->vocabulary().pieces.empty());
+
+  auto session = Session::create(*a);
+  ASSERT_TRUE(session);
+  std::vector<int32_t> tokens{1, 5, 11};
+  auto logits = session->forward(tokens);
+  ASSERT_TRUE(logits) << logits.error().message();
+  ASSERT_EQ(logits->size(), 12u);
+  for (float v : *logits)
+    EXPECT_TRUE(std::isfinite(v));
+  // Context is 6: three more tokens fit, a fourth does not.
+  std::vector<int32_t> three{2, 3, 4};
+  EXPECT_TRUE(session->forward(three));
+  std::vector<int32_t> one{1};
+  auto over = session->forward(one);
+  ASSERT_FALSE(over);
+  EXPECT_NE(over.error().message().find("context of 6"), std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST(ArtifactTest, EveryTruncationIsRefused) {
+  TinyModel m;
+  std::string path = tempFile("full.lathe"), cut = tempFile("cut.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  std::vector<char> bytes = readAll(path);
+  for (size_t n = 0; n < bytes.size(); n += (n < 256 ? 1 : 13)) {
+    writeAll(cut, std::vector<char>(bytes.begin(), bytes.begin() + n));
+    auto a = Artifact::load(cut);
+    ASSERT_FALSE(a) << "loaded a file cut to " << n << " bytes";
+    EXPECT_EQ(a.error().message().rfind(cut, 0), 0u) << a.error().message();
+  }
+  std::filesystem::remove(path);
+  std::filesystem::remove(cut);
+}
+
+TEST(ArtifactTest, EveryFlippedByteIsRefused) {
+  TinyModel m;
+  std::string path = tempFile("good.lathe"), bad = tempFile("flipped.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  std::vector<char> bytes = readAll(path);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::vector<char> copy = bytes;
+    copy[i] ^= 0x10;
+    writeAll(bad, copy);
+    auto a = Artifact::load(bad);
+    ASSERT_FALSE(a) << "accepted a flip at byte " << i;
+  }
+  std::filesystem::remove(path);
+  std::filesystem::remove(bad);
+}
+
+TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
+  {
+    TinyModel m;
+    std::get<plan::MatMulStep>(m.contents.schedules[0].steps[2]).input = 42;
+    Status s = writeArtifact(m.contents, tempFile("bad1.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("step 2 (matmul): buffer 42 out of range"),
+              std::string::npos)
+        << s.error().message();
+  }
+  {
+    TinyModel m; // the k projection read before anything wrote its input
+    std::get<plan::MatMulStep>(m.contents.schedules[0].steps[3]).input = 7;
+    Status s = writeArtifact(m.contents, tempFile("bad2.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("before it is written"), std::string::npos);
+  }
+  {
+    TinyModel m; // weight of the wrong width
+    std::get<plan::MatMulStep>(m.contents.schedules[0].steps[14]).weight = 2;
+    Status s = writeArtifact(m.contents, tempFile("bad3.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("input width is 16"), std::string::npos)
+        << s.error().message();
+  }
+  {
+    TinyModel m;
+    m.contents.config.heads = 3;
+    Status s = writeArtifact(m.contents, tempFile("bad4.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("invalid model config"), std::string::npos);
+  }
+}
+
+TEST(ArtifactTest, NotAnArtifact) {
+  std::string path = tempFile("text.lathe");
+  writeAll(path, std::vector<char>(100, 'x'));
+  auto a = Artifact::load(path);
+  ASSERT_FALSE(a);
+  EXPECT_NE(a.error().message().find("bad magic"), std::string::npos);
+  auto missing = Artifact::load(tempFile("does-not-exist.lathe"));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.error().message().find("cannot open"), std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST(ChecksumTest, SensitiveToEveryByteAndLength) {
+  std::vector<uint8_t> data(100, 7);
+  uint64_t base = checksum(data);
+  for (size_t i = 0; i < data.size(); ++i) {
+    data[i] ^= 1;
+    EXPECT_NE(checksum(data), base) << i;
+    data[i] ^= 1;
+  }
+  EXPECT_NE(checksum(std::span<const uint8_t>(data).first(99)), base);
+  EXPECT_EQ(checksum(data), base);
+}
+
+} // namespace
+} // namespace lathe::artifact

@@ -1,0 +1,217 @@
+// The reference kernels against direct float64 formulas on fresh random
+// inputs, and against each other where two paths must agree (prefill vs
+// token by token, GQA vs repeated KV heads, the two RoPE layouts).
+#include "runtime/kernels/ReferenceKernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace lathe::kernels {
+namespace {
+
+std::vector<float> randomVector(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(rng);
+  return v;
+}
+
+WeightView view(const std::vector<float> &w, int64_t rows, int64_t cols) {
+  return {ElementType::F32, reinterpret_cast<const uint8_t *>(w.data()), rows, cols};
+}
+
+double relError(const std::vector<float> &got, const std::vector<double> &want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num += (got[i] - want[i]) * (got[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+TEST(ElementTypeTest, HalfPrecisionVectors) {
+  EXPECT_EQ(f16ToFloat(0x3C00), 1.0f);
+  EXPECT_EQ(f16ToFloat(0xC000), -2.0f);
+  EXPECT_EQ(f16ToFloat(0x7BFF), 65504.0f);          // largest normal
+  EXPECT_EQ(f16ToFloat(0x0001), std::ldexp(1.0f, -24)); // smallest subnormal
+  EXPECT_EQ(f16ToFloat(0x0200), std::ldexp(1.0f, -15));
+  EXPECT_TRUE(std::isinf(f16ToFloat(0x7C00)));
+  EXPECT_TRUE(std::isnan(f16ToFloat(0x7E00)));
+  EXPECT_TRUE(std::signbit(f16ToFloat(0x8000)));
+  EXPECT_EQ(bf16ToFloat(0x3F80), 1.0f);
+  EXPECT_EQ(bf16ToFloat(0xC0A0), -5.0f);
+}
+
+// float32 outputs of float64-accumulated dot products: relative error is
+// bounded by the final rounding, ~6e-8; 1e-6 leaves margin.
+TEST(ReferenceKernelsTest, MatmulMatchesFloat64) {
+  const int64_t rows = 3, k = 67, n = 29;
+  auto x = randomVector(rows * k, 1), w = randomVector(n * k, 2);
+  std::vector<float> out(rows * n);
+  matmul(x.data(), rows, view(w, n, k), out.data());
+  std::vector<double> want(rows * n);
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t i = 0; i < k; ++i) s += double(x[t * k + i]) * w[j * k + i];
+      want[t * n + j] = s;
+    }
+  EXPECT_LT(relError(out, want), 1e-6);
+}
+
+TEST(ReferenceKernelsTest, HalfWeightsDecodeExactly) {
+  // bf16 values are exactly representable in f32: the product must equal the
+  // f32 product of the widened weights.
+  const int64_t k = 16, n = 5;
+  auto x = randomVector(k, 3), w = randomVector(n * k, 4);
+  std::vector<uint16_t> bf(n * k);
+  std::vector<float> widened(n * k);
+  for (size_t i = 0; i < bf.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &w[i], 4);
+    bf[i] = static_cast<uint16_t>(bits >> 16);
+    widened[i] = bf16ToFloat(bf[i]);
+  }
+  std::vector<float> a(n), b(n);
+  matmul(x.data(), 1, {ElementType::BF16, reinterpret_cast<const uint8_t *>(bf.data()), n, k},
+         a.data());
+  matmul(x.data(), 1, view(widened, n, k), b.data());
+  EXPECT_EQ(a, b);
+}
+
+TEST(ReferenceKernelsTest, RmsNormMatchesFloat64) {
+  const int64_t rows = 2, width = 48;
+  auto x = randomVector(rows * width, 5), g = randomVector(width, 6);
+  std::vector<float> out(rows * width);
+  rmsNorm(x.data(), view(g, 1, width), 1e-5f, rows, width, out.data());
+  std::vector<double> want(rows * width);
+  for (int64_t t = 0; t < rows; ++t) {
+    double ss = 0;
+    for (int64_t i = 0; i < width; ++i) ss += double(x[t * width + i]) * x[t * width + i];
+    double scale = 1.0 / std::sqrt(ss / width + 1e-5);
+    for (int64_t i = 0; i < width; ++i) want[t * width + i] = x[t * width + i] * scale * g[i];
+  }
+  EXPECT_LT(relError(out, want), 1e-6);
+}
+
+TEST(ReferenceKernelsTest, RopeLayoutsAgreeUnderThePermutation) {
+  const int64_t headDim = 8, width = 16, half = headDim / 2;
+  auto x = randomVector(2 * width, 7);
+  // The same vectors in rotate-half order: interleaved dim 2i+j -> j*half+i.
+  std::vector<float> xh(x.size());
+  for (int64_t t = 0; t < 2; ++t)
+    for (int64_t d = 0; d < width; ++d) {
+      int64_t h = d / headDim, w = d % headDim;
+      xh[t * width + h * headDim + (w % 2) * half + w / 2] = x[t * width + d];
+    }
+  std::vector<int32_t> pos{0, 37};
+  std::vector<float> a(x.size()), b(x.size());
+  rope(x.data(), pos, width, headDim, 10000.0f, plan::RopeLayout::Interleaved, a.data());
+  rope(xh.data(), pos, width, headDim, 10000.0f, plan::RopeLayout::RotateHalf, b.data());
+  for (int64_t t = 0; t < 2; ++t)
+    for (int64_t d = 0; d < width; ++d) {
+      int64_t h = d / headDim, w = d % headDim;
+      EXPECT_EQ(a[t * width + d], b[t * width + h * headDim + (w % 2) * half + w / 2]);
+    }
+  // Position 0 rotates by nothing.
+  for (int64_t d = 0; d < width; ++d)
+    EXPECT_EQ(a[d], x[d]);
+  // A rotation keeps each pair's norm.
+  for (int64_t i = 0; i < width; i += 2) {
+    double before = std::hypot(x[width + i], x[width + i + 1]);
+    double after = std::hypot(a[width + i], a[width + i + 1]);
+    EXPECT_NEAR(before, after, 1e-5);
+  }
+}
+
+struct AttentionCase {
+  int64_t heads, kvHeads, headDim, capacity;
+  std::vector<float> keys, values, scratch;
+  explicit AttentionCase(int64_t h, int64_t kv, int64_t d, int64_t cap)
+      : heads(h), kvHeads(kv), headDim(d), capacity(cap),
+        keys(cap * kv * d), values(cap * kv * d), scratch(cap) {}
+  KVLayerView cache() { return {keys.data(), values.data(), capacity, kvHeads * headDim}; }
+};
+
+TEST(ReferenceKernelsTest, AttentionMatchesFloat64AndPrefillMatchesDecode) {
+  const int64_t heads = 4, kvHeads = 2, headDim = 8, T = 5;
+  auto q = randomVector(T * heads * headDim, 8);
+  auto k = randomVector(T * kvHeads * headDim, 9);
+  auto v = randomVector(T * kvHeads * headDim, 10);
+  std::vector<int32_t> pos{0, 1, 2, 3, 4};
+
+  AttentionCase whole(heads, kvHeads, headDim, 8);
+  std::vector<float> outWhole(T * heads * headDim);
+  attention(q.data(), k.data(), v.data(), pos, heads, kvHeads, headDim, whole.cache(),
+            whole.scratch.data(), outWhole.data());
+
+  AttentionCase steps(heads, kvHeads, headDim, 8);
+  std::vector<float> outSteps(T * heads * headDim);
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<int32_t> p{static_cast<int32_t>(t)};
+    attention(q.data() + t * heads * headDim, k.data() + t * kvHeads * headDim,
+              v.data() + t * kvHeads * headDim, p, heads, kvHeads, headDim,
+              steps.cache(), steps.scratch.data(), outSteps.data() + t * heads * headDim);
+  }
+  EXPECT_EQ(outWhole, outSteps);
+
+  std::vector<double> want(outWhole.size());
+  int64_t kvw = kvHeads * headDim, qw = heads * headDim;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      int64_t g = h / (heads / kvHeads);
+      std::vector<double> s(t + 1);
+      double mx = -1e300, sum = 0;
+      for (int64_t p = 0; p <= t; ++p) {
+        double d = 0;
+        for (int64_t i = 0; i < headDim; ++i)
+          d += double(q[t * qw + h * headDim + i]) * k[p * kvw + g * headDim + i];
+        s[p] = d / std::sqrt(double(headDim));
+        mx = std::max(mx, s[p]);
+      }
+      for (double &x : s) sum += (x = std::exp(x - mx));
+      for (int64_t i = 0; i < headDim; ++i) {
+        double acc = 0;
+        for (int64_t p = 0; p <= t; ++p) acc += s[p] * v[p * kvw + g * headDim + i];
+        want[t * qw + h * headDim + i] = acc / sum;
+      }
+    }
+  EXPECT_LT(relError(outWhole, want), 1e-6);
+}
+
+TEST(ReferenceKernelsTest, GroupedQueryEqualsRepeatedHeads) {
+  const int64_t heads = 4, kvHeads = 1, headDim = 4, T = 3;
+  auto q = randomVector(T * heads * headDim, 11);
+  auto k = randomVector(T * headDim, 12), v = randomVector(T * headDim, 13);
+  std::vector<float> k4, v4; // the single KV head repeated for every query head
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      k4.insert(k4.end(), k.begin() + t * headDim, k.begin() + (t + 1) * headDim);
+      v4.insert(v4.end(), v.begin() + t * headDim, v.begin() + (t + 1) * headDim);
+    }
+  std::vector<int32_t> pos{0, 1, 2};
+  AttentionCase gqa(heads, kvHeads, headDim, 4), mha(heads, heads, headDim, 4);
+  std::vector<float> a(T * heads * headDim), b(a.size());
+  attention(q.data(), k.data(), v.data(), pos, heads, kvHeads, headDim, gqa.cache(),
+            gqa.scratch.data(), a.data());
+  attention(q.data(), k4.data(), v4.data(), pos, heads, heads, headDim, mha.cache(),
+            mha.scratch.data(), b.data());
+  EXPECT_EQ(a, b);
+}
+
+TEST(ReferenceKernelsTest, SiluMulAndAdd) {
+  std::vector<float> g{-2.0f, 0.0f, 1.5f}, u{3.0f, 4.0f, -1.0f}, out(3);
+  siluMul(g.data(), u.data(), 3, out.data());
+  for (int i = 0; i < 3; ++i)
+    EXPECT_NEAR(out[i], g[i] / (1.0 + std::exp(-double(g[i]))) * u[i], 1e-6);
+  add(g.data(), u.data(), 3, out.data());
+  EXPECT_EQ(out, (std::vector<float>{1.0f, 4.0f, 0.5f}));
+}
+
+} // namespace
+} // namespace lathe::kernels
