@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD ?= $(ROOT)/build
-MODEL_DIR ?= $(ROOT)/.cache/models/stories15M
+MODEL_DIR ?= $(HOME)/.cache/lathe/models/stories15M
 JOBS ?= $(shell nproc)
 PROMPT ?= Once upon a time
 # A clone in another folder reuses the compiler cache of this one.

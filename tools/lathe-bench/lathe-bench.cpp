@@ -1,0 +1,97 @@
+// lathe-bench: prompt and generation throughput of an artifact, the figures
+// docs/benchmarks.md reports. Runs a fixed prompt of --prompt-tokens tokens as
+// one prefill, then --gen-tokens greedy decode steps, --repeat times, and
+// prints the median and best of each.
+#include "runtime/artifact/Artifact.h"
+#include "runtime/engine/Session.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+namespace {
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "lathe-bench: %s\n", message.c_str());
+  return 1;
+}
+
+int32_t argmax(std::span<const float> logits) {
+  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                              logits.begin());
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  CLI::App app{"lathe-bench: measure prompt and generation tokens/s"};
+  std::string path;
+  int64_t promptTokens = 128, genTokens = 128, repeat = 5;
+  app.add_option("artifact", path, "compiled .lathe file")->required();
+  app.add_option("--prompt-tokens", promptTokens, "prompt length")->capture_default_str();
+  app.add_option("--gen-tokens", genTokens, "tokens to generate")->capture_default_str();
+  app.add_option("--repeat", repeat, "repetitions (median reported)")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    if (e.get_exit_code() == 0)
+      return app.exit(e);
+    return fail(std::string(e.what()) + " (see --help)");
+  }
+  auto artifact = lathe::artifact::Artifact::load(path);
+  if (!artifact)
+    return fail(artifact.error().message());
+  const auto &config = (*artifact)->config();
+  if (promptTokens < 1 || genTokens < 0 || repeat < 1 ||
+      promptTokens + genTokens > config.context)
+    return fail("need 1 <= prompt tokens, prompt + generated tokens <= context (" +
+                std::to_string(config.context) + "), repeat >= 1");
+  auto session = lathe::Session::create(*artifact);
+  if (!session)
+    return fail(session.error().message());
+
+  // A deterministic prompt of ordinary tokens: BOS, then ids cycling through
+  // a common range of the vocabulary.
+  std::vector<int32_t> prompt{1};
+  for (int64_t i = 1; i < promptTokens; ++i)
+    prompt.push_back(static_cast<int32_t>(300 + (i * 37) % std::max<int64_t>(1, config.vocab - 300)));
+
+  std::vector<double> prefill, decode;
+  using clock = std::chrono::steady_clock;
+  for (int64_t r = 0; r < repeat; ++r) {
+    session->reset();
+    auto t0 = clock::now();
+    auto logits = session->forward(prompt);
+    if (!logits)
+      return fail(logits.error().message());
+    auto t1 = clock::now();
+    int32_t next = argmax(*logits);
+    for (int64_t i = 0; i < genTokens; ++i) {
+      auto l = session->forward(std::span<const int32_t>(&next, 1));
+      if (!l)
+        return fail(l.error().message());
+      next = argmax(*l);
+    }
+    auto t2 = clock::now();
+    prefill.push_back(promptTokens / std::chrono::duration<double>(t1 - t0).count());
+    if (genTokens > 0)
+      decode.push_back(genTokens / std::chrono::duration<double>(t2 - t1).count());
+  }
+  std::printf("model: %s (%s), target cpu, reference kernels, 1 thread\n",
+              config.name.c_str(), path.c_str());
+  std::printf("prompt %lld tokens: median %.1f tokens/s, best %.1f\n",
+              static_cast<long long>(promptTokens), median(prefill),
+              *std::max_element(prefill.begin(), prefill.end()));
+  if (!decode.empty())
+    std::printf("generation %lld tokens: median %.1f tokens/s, best %.1f\n",
+                static_cast<long long>(genTokens), median(decode),
+                *std::max_element(decode.begin(), decode.end()));
+  return 0;
+}
