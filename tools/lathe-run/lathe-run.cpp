@@ -75,7 +75,8 @@ int main(int argc, char **argv) {
     return fail(std::string(e.what()) + " (see --help)");
   }
   if (prompt.empty() && promptIds.empty() && perplexityFile.empty())
-    return fail("nothing to do: pass --prompt, --prompt-ids or --perplexity");
+    return fail(*promptOpt ? "--prompt is empty"
+                           : "nothing to do: pass --prompt, --prompt-ids or --perplexity");
   if (*promptOpt && prompt.empty())
     return fail("--prompt is empty");
   if (app.count("-n") && maxTokens < 0)
