@@ -59,6 +59,10 @@ public:
     if (c.vocab == 0 || c.dim == 0 || c.heads == 0)
       return fn_.emitOpError()
              << "expects an embedding, attention and logits to lower";
+    if (static_cast<int64_t>(attentionLayers_.size()) != c.layers)
+      return fn_.emitOpError() << "has a KV cache of " << c.layers
+                               << " layers but attention uses "
+                               << attentionLayers_.size();
     if (c.hidden == 0)
       c.hidden = c.dim;
     return std::move(model_);
@@ -109,6 +113,8 @@ private:
                 return a.emitOpError()
                        << "expects the function's positions and cache arguments";
               model_.config.heads = a.getHeads();
+              if (!attentionLayers_.insert(a.getLayer()).second)
+                return a.emitOpError() << "reuses KV cache layer " << a.getLayer();
               model_.plan.steps.push_back(plan::AttentionStep{
                   use(a.getQueries()), use(a.getKeys()), use(a.getValues()),
                   define(a.getResult()), static_cast<uint32_t>(a.getLayer()),
@@ -173,6 +179,11 @@ private:
                                << bytes;
       t.bytes = {reinterpret_cast<const uint8_t *>(data.data()), data.size()};
     } else if (auto dense = dyn_cast<DenseElementsAttr>(w.getValue())) {
+      // Splats are expanded in memory; real checkpoints arrive as resources.
+      constexpr size_t kMaxExpandedBytes = size_t(1) << 32;
+      if (dense.isSplat() && bytes > kMaxExpandedBytes)
+        return w.emitOpError() << "is a splat of " << bytes
+                               << " bytes; splat weights above 4 GiB are not supported";
       // Splats store one element: expand them into owned storage.
       ArrayRef<char> raw = dense.getRawData();
       auto owned = std::make_unique<std::vector<uint8_t>>(bytes);
@@ -223,6 +234,7 @@ private:
   llvm::DenseMap<Value, int> remainingUses_;
   std::map<uint64_t, std::vector<uint32_t>> freeBuffers_;
   std::set<std::string> first_;
+  std::set<int64_t> attentionLayers_;
 };
 
 } // namespace

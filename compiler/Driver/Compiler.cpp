@@ -9,6 +9,7 @@
 #include "runtime/tokenizer/Tokenizer.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
@@ -64,6 +65,21 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
 
   mlir::MLIRContext context;
   context.loadDialect<tfm::TransformerDialect, mlir::func::FuncDialect>();
+  // MLIR diagnostics become the one-line error the tool prints: the first
+  // error, with its location, is kept; notes and later errors are dropped.
+  std::string firstError;
+  mlir::ScopedDiagnosticHandler diagnostics(&context, [&](mlir::Diagnostic &d) {
+    if (d.getSeverity() == mlir::DiagnosticSeverity::Error && firstError.empty()) {
+      llvm::raw_string_ostream os(firstError);
+      if (auto loc = llvm::dyn_cast<mlir::FileLineColLoc>(d.getLocation()))
+        os << loc.getFilename().getValue() << ":" << loc.getLine() << ":" << loc.getColumn() << ": ";
+      os << "error: " << d.str();
+    }
+    return mlir::success();
+  });
+  auto mlirError = [&](const std::string &fallback) {
+    return Error(firstError.empty() ? fallback : firstError);
+  };
   mlir::OwningOpRef<mlir::ModuleOp> module;
   frontend::LlamaCheckpoint checkpoint; // owns the maps the IR points into
 
@@ -71,7 +87,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (endsWith(o.input, ".mlir")) {
     module = mlir::parseSourceFile<mlir::ModuleOp>(o.input, &context);
     if (!module)
-      return Error(o.input + ": cannot parse the tfm module (see the errors above)");
+      return mlirError(o.input + ": cannot parse the tfm module");
   } else {
     Expected<frontend::LlamaCheckpoint> ckpt =
         fs::is_directory(o.input) ? frontend::readHFCheckpoint(o.input)
@@ -83,7 +99,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     module = frontend::importLlama(context, checkpoint, modelName(o.input));
   }
   if (mlir::failed(mlir::verify(*module)))
-    return Error(o.input + ": the tfm module fails verification (see above)");
+    return mlirError(o.input + ": the tfm module fails verification");
   if (o.emit == EmitKind::MLIR) {
     module->print(out);
     out << "\n";
@@ -94,7 +110,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   mlir::FailureOr<codegen::LoweredModel> lowered =
       codegen::buildKernelPlan(*module, o.target);
   if (mlir::failed(lowered))
-    return Error(o.input + ": cannot lower to a kernel plan (see above)");
+    return mlirError(o.input + ": cannot lower to a kernel plan");
+  if (Status s = plan::validateConfig(lowered->config, o.input); !s)
+    return s;
   if (o.emit == EmitKind::Plan) {
     codegen::printKernelPlan(*lowered, out);
     return Status::ok();

@@ -27,8 +27,8 @@ struct CompileOptions {
 /// Reports progress: a stage name and, for long stages, a fraction done.
 using ProgressFn = std::function<void(const std::string &stage, double fraction)>;
 
-/// Runs the whole compilation. MLIR diagnostics go to stderr; other failures
-/// come back as an Error. `out` receives --emit=mlir / --emit=plan text.
+/// Runs the whole compilation. Failures, MLIR diagnostics included (the first
+/// error with its location), come back as an Error. `out` receives --emit=mlir / --emit=plan text.
 Status compile(const CompileOptions &options, llvm::raw_ostream &out,
                const ProgressFn &progress = {});
 

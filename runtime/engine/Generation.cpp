@@ -15,16 +15,26 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 
 } // namespace
 
-Expected<GenerationStats> generate(Session &session, std::span<const int32_t> prompt,
-                                   const GenerationOptions &options,
-                                   const TokenSink &sink) {
-  const plan::ModelConfig &c = session.config();
+Status validatePrompt(const plan::ModelConfig &c, std::span<const int32_t> prompt) {
   if (prompt.empty())
     return Error("the prompt is empty");
+  for (int32_t t : prompt)
+    if (t < 0 || t >= c.vocab)
+      return Error(fmt::format("token id {} is outside the vocabulary (0..{})", t,
+                               c.vocab - 1));
   if (static_cast<int64_t>(prompt.size()) > c.context)
     return Error(fmt::format("the prompt is {} tokens, longer than the model's "
                              "context of {} tokens",
                              prompt.size(), c.context));
+  return Status::ok();
+}
+
+Expected<GenerationStats> generate(Session &session, std::span<const int32_t> prompt,
+                                   const GenerationOptions &options,
+                                   const TokenSink &sink) {
+  const plan::ModelConfig &c = session.config();
+  if (Status s = validatePrompt(c, prompt); !s)
+    return s.error();
   if (Status s = validateSamplerOptions(options.sampler); !s)
     return s.error();
   GenerationStats stats;
@@ -42,7 +52,7 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
   while (stats.generatedTokens < options.maxNewTokens) {
     scratch.assign(logits->begin(), logits->end());
     int32_t next = sampler.sample(scratch);
-    if (options.stopAtEos && next == Tokenizer::kEos)
+    if (options.stopAtEndOfText && (next == Tokenizer::kEos || next == Tokenizer::kBos))
       break;
     sink(next);
     ++stats.generatedTokens;

@@ -16,8 +16,9 @@ namespace lathe {
 struct GenerationOptions {
   /// New tokens to produce; generation also ends at the context's end.
   int64_t maxNewTokens = 256;
-  /// End at the end-of-sequence token (it is not emitted).
-  bool stopAtEos = true;
+  /// End at end-of-sequence (EOS) or at a new beginning-of-sequence (BOS):
+  /// llama2.c-style story models separate texts with BOS. Neither is emitted.
+  bool stopAtEndOfText = true;
   SamplerOptions sampler;
 };
 
@@ -28,6 +29,11 @@ struct GenerationStats {
   double decodeSeconds = 0;
   bool reachedContextEnd = false;
 };
+
+/// Checks that `prompt` can run from position 0: non-empty, every id inside
+/// the vocabulary, no longer than the context. Callers that print before
+/// generating check first, so that a refused prompt prints nothing.
+Status validatePrompt(const plan::ModelConfig &config, std::span<const int32_t> prompt);
 
 /// Receives each new token as soon as it is chosen.
 using TokenSink = std::function<void(int32_t token)>;

@@ -3,6 +3,7 @@
 #include "runtime/kernels/ReferenceKernels.h"
 
 #include <fmt/format.h>
+#include <new>
 #include <type_traits>
 
 namespace lathe {
@@ -14,7 +15,16 @@ Expected<Session> Session::create(std::shared_ptr<const artifact::Artifact> arti
     return Error(fmt::format("{}: compiled for no '{}' target; recompile with "
                              "lathe-compile --target={}",
                              artifact->path(), target, target));
-  return Session(std::move(artifact), plan);
+  // The KV cache is allocated up front: refuse sizes that cannot be served
+  // instead of failing later.
+  const plan::ModelConfig &c = artifact->config();
+  uint64_t kvBytes = 2ull * plan->kvLayers * uint64_t(c.context) * plan->kvWidth * 4;
+  try {
+    return Session(std::move(artifact), plan);
+  } catch (const std::bad_alloc &) {
+    return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache",
+                             double(kvBytes) / (1 << 20)));
+  }
 }
 
 Session::Session(std::shared_ptr<const artifact::Artifact> artifact,
@@ -46,9 +56,13 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
   positions_.resize(rows);
   for (int64_t i = 0; i < rows; ++i)
     positions_[i] = static_cast<int32_t>(position_ + i);
-  for (size_t b = 0; b < buffers_.size(); ++b)
-    if (buffers_[b].size() < rows * plan_->bufferWidths[b])
-      buffers_[b].resize(rows * plan_->bufferWidths[b]);
+  try {
+    for (size_t b = 0; b < buffers_.size(); ++b)
+      if (buffers_[b].size() < rows * plan_->bufferWidths[b])
+        buffers_[b].resize(rows * plan_->bufferWidths[b]);
+  } catch (const std::bad_alloc &) {
+    return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
+  }
 
   for (const plan::Step &step : plan_->steps)
     run(step, rows, allLogits);

@@ -117,7 +117,7 @@ std::vector<int32_t> greedy(std::shared_ptr<const artifact::Artifact> a,
   EXPECT_TRUE(session);
   GenerationOptions options;
   options.maxNewTokens = n;
-  options.stopAtEos = false;
+  options.stopAtEndOfText = false;
   std::vector<int32_t> out;
   auto stats = generate(*session, prompt, options, [&](int32_t t) { out.push_back(t); });
   EXPECT_TRUE(stats);

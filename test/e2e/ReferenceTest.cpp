@@ -51,7 +51,7 @@ TEST_F(ReferenceTest, GreedyIdsMatchExactly) {
     ASSERT_TRUE(session);
     GenerationOptions options;
     options.maxNewTokens = static_cast<int64_t>(expected.size());
-    options.stopAtEos = false;
+    options.stopAtEndOfText = false;
     std::vector<int32_t> got;
     auto stats = generate(*session, prompt, options,
                           [&](int32_t t) { got.push_back(t); });

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -66,7 +67,7 @@ int main(int argc, char **argv) {
   app.add_option("--top-k", gen.sampler.topK, "keep the k best tokens (0 = all)")->capture_default_str();
   app.add_option("--seed", gen.sampler.seed, "random seed for sampling")->capture_default_str();
   app.add_flag("--print-ids", printIds, "print generated token ids instead of text");
-  app.add_flag("--ignore-eos", ignoreEos, "keep generating past end-of-sequence");
+  app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -74,6 +75,8 @@ int main(int argc, char **argv) {
       return app.exit(e);
     return fail(std::string(e.what()) + " (see --help)");
   }
+  if (*idsOpt && promptIds.empty())
+    return fail("--prompt-ids is empty");
   if (prompt.empty() && promptIds.empty() && perplexityFile.empty())
     return fail(*promptOpt ? "--prompt is empty"
                            : "nothing to do: pass --prompt, --prompt-ids or --perplexity");
@@ -98,12 +101,15 @@ int main(int argc, char **argv) {
       return fail(artifactPath + ": " + tok.error().message());
     tokenizer = tok.take();
   }
-  if (!tokenizer && (!prompt.empty() || !perplexityFile.empty()))
+  if (!tokenizer && (!prompt.empty() || !perplexityFile.empty() || !printIds))
     return fail(artifactPath +
                 ": compiled without a tokenizer; use --prompt-ids and --print-ids, "
                 "or recompile with --tokenizer");
 
   if (!perplexityFile.empty()) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(perplexityFile, ec))
+      return fail(perplexityFile + ": is a directory");
     std::ifstream in(perplexityFile, std::ios::binary);
     if (!in)
       return fail(perplexityFile + ": cannot open: " + std::strerror(errno));
@@ -129,10 +135,12 @@ int main(int argc, char **argv) {
   } else {
     ids = tokenizer->encode(prompt, /*addBos=*/true);
   }
+  // Refuse a prompt the model cannot run before anything reaches stdout.
+  if (lathe::Status s = lathe::validatePrompt((*artifact)->config(), ids); !s)
+    return fail(s.error().message());
   gen.maxNewTokens = maxTokens >= 0 ? maxTokens : (*artifact)->config().context;
-  gen.stopAtEos = !ignoreEos;
-  if (printIds && !promptIds.empty())
-    gen.stopAtEos = gen.stopAtEos && tokenizer.has_value();
+  // BOS and EOS are the tokenizer's ids: without one, every id is just an id.
+  gen.stopAtEndOfText = !ignoreEos && tokenizer.has_value();
 
   // Stream: text as it is decoded, or ids separated by spaces.
   int32_t prev = ids.back();
@@ -151,9 +159,9 @@ int main(int argc, char **argv) {
     prev = token;
   };
   auto stats = lathe::generate(*session, ids, gen, sink);
-  std::printf("\n");
   if (!stats)
     return fail(stats.error().message());
+  std::printf("\n");
   if (stats->reachedContextEnd && maxTokens > stats->generatedTokens)
     std::fprintf(stderr, "stopped at the end of the context (%lld tokens)\n",
                  static_cast<long long>((*artifact)->config().context));
