@@ -17,15 +17,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string formatShape(const std::vector<int64_t> &shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 Expected<json> readJsonFile(const std::string &path) {
   auto file = MappedFile::open(path);
   if (!file)

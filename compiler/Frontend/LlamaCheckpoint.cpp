@@ -5,12 +5,6 @@
 
 namespace lathe::frontend {
 
-namespace {
-
-// Every size fits in an int32 in the formats we read, and capping here means
-// a product of any two sizes cannot overflow int64 further down.
-constexpr int64_t kMaxSize = std::numeric_limits<int32_t>::max();
-
 std::string formatShape(const std::vector<int64_t> &shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -19,6 +13,13 @@ std::string formatShape(const std::vector<int64_t> &shape) {
   }
   return s + "]";
 }
+
+
+namespace {
+
+// Every size fits in an int32 in the formats we read, and capping here means
+// a product of any two sizes cannot overflow int64 further down.
+constexpr int64_t kMaxSize = std::numeric_limits<int32_t>::max();
 
 /// Checks one view against the shape the config implies.
 Status checkTensor(const TensorView &view, const std::string &name,

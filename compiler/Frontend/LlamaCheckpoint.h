@@ -84,6 +84,9 @@ struct LlamaCheckpoint {
 /// derive tensor sizes from the config. `source` names the file in errors.
 Status validateConfig(const LlamaConfig &config, const std::string &source);
 
+/// "[288, 768]": shapes in error messages.
+std::string formatShape(const std::vector<int64_t> &shape);
+
 /// Checks every tensor's element count against the shape the config implies,
 /// so that importers can trust the views. `source` names the file in errors.
 Status validateCheckpoint(const LlamaCheckpoint &ckpt, const std::string &source);

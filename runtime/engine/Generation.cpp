@@ -18,10 +18,8 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 Status validatePrompt(const plan::ModelConfig &c, std::span<const int32_t> prompt) {
   if (prompt.empty())
     return Error("the prompt is empty");
-  for (int32_t t : prompt)
-    if (t < 0 || t >= c.vocab)
-      return Error(fmt::format("token id {} is outside the vocabulary (0..{})", t,
-                               c.vocab - 1));
+  if (Status s = checkTokenIds(c, prompt); !s)
+    return s;
   if (static_cast<int64_t>(prompt.size()) > c.context)
     return Error(fmt::format("the prompt is {} tokens, longer than the model's "
                              "context of {} tokens",

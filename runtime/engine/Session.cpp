@@ -8,6 +8,14 @@
 
 namespace lathe {
 
+Status checkTokenIds(const plan::ModelConfig &config, std::span<const int32_t> tokens) {
+  for (int32_t t : tokens)
+    if (t < 0 || t >= config.vocab)
+      return Error(fmt::format("token id {} is outside the vocabulary (0..{})", t,
+                               config.vocab - 1));
+  return Status::ok();
+}
+
 Expected<Session> Session::create(std::shared_ptr<const artifact::Artifact> artifact,
                                   const std::string &target) {
   const plan::KernelPlan *plan = artifact->schedule(target);
@@ -43,10 +51,8 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
   const plan::ModelConfig &c = artifact_->config();
   if (tokens.empty())
     return Error("forward: no tokens to run");
-  for (int32_t t : tokens)
-    if (t < 0 || t >= c.vocab)
-      return Error(fmt::format("token id {} is outside the vocabulary (0..{})", t,
-                               c.vocab - 1));
+  if (Status s = checkTokenIds(c, tokens); !s)
+    return s.error();
   if (position_ + static_cast<int64_t>(tokens.size()) > c.context)
     return Error(fmt::format("the sequence would reach {} tokens, longer than the "
                              "model's context of {} tokens",

@@ -14,6 +14,10 @@
 
 namespace lathe {
 
+/// Token ids must index the vocabulary: the one check of every id that
+/// reaches the kernels (the embedding lookup trusts it).
+Status checkTokenIds(const plan::ModelConfig &config, std::span<const int32_t> tokens);
+
 class Session {
 public:
   /// Fails when the artifact holds no plan for `target`.
