@@ -167,7 +167,17 @@ private:
                   : et.isF16() ? ElementType::F16
                                : ElementType::BF16;
     t.info.shape.assign(type.getShape().begin(), type.getShape().end());
-    size_t bytes = static_cast<size_t>(type.getNumElements()) * elementSize(t.info.type);
+    if (auto quantized = dyn_cast<tfm::QuantizedTypeInterface>(et)) {
+      Expected<formats::FormatSpec> spec =
+          formats::parseFormatSpec(quantized.getFormatName());
+      if (!spec)
+        return w.emitOpError() << spec.error().message();
+      t.info.quant = *spec;
+    }
+    size_t bytes = static_cast<size_t>(t.info.storageBytes());
+    if (bytes == 0)
+      return w.emitOpError() << "has a shape the format " << t.info.formatName()
+                             << " cannot store";
     if (auto res = dyn_cast<DenseResourceElementsAttr>(w.getValue())) {
       AsmResourceBlob *blob = res.getRawHandle().getBlob();
       if (!blob)
@@ -175,8 +185,8 @@ private:
                                << res.getRawHandle().getKey() << "'";
       ArrayRef<char> data = blob->getData();
       if (data.size() != bytes)
-        return w.emitOpError() << "holds " << data.size() << " bytes, expected "
-                               << bytes;
+        return w.emitOpError() << "holds " << data.size() << " bytes, "
+                               << t.info.formatName() << " needs " << bytes;
       t.bytes = {reinterpret_cast<const uint8_t *>(data.data()), data.size()};
     } else if (auto dense = dyn_cast<DenseElementsAttr>(w.getValue())) {
       // Splats are expanded in memory; real checkpoints arrive as resources.
@@ -186,8 +196,11 @@ private:
                                << " bytes; splat weights above 4 GiB are not supported";
       // Splats store one element: expand them into owned storage.
       ArrayRef<char> raw = dense.getRawData();
+      size_t esz = t.info.quant ? 1 : elementSize(t.info.type);
+      if (!dense.isSplat() && raw.size() != bytes)
+        return w.emitOpError() << "holds " << raw.size() << " bytes, "
+                               << t.info.formatName() << " needs " << bytes;
       auto owned = std::make_unique<std::vector<uint8_t>>(bytes);
-      size_t esz = elementSize(t.info.type);
       for (size_t i = 0; i < bytes; i += esz)
         std::memcpy(owned->data() + i, raw.data() + (dense.isSplat() ? 0 : i), esz);
       t.bytes = *owned;
@@ -256,7 +269,7 @@ void printKernelPlan(const LoweredModel &m, llvm::raw_ostream &os) {
      << c.context << "\n";
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const auto &t = m.tensors[i].info;
-    os << "tensor " << i << " '" << t.name << "' " << elementTypeName(t.type) << " [";
+    os << "tensor " << i << " '" << t.name << "' " << t.formatName() << " [";
     llvm::interleaveComma(t.shape, os);
     os << "]\n";
   }

@@ -1,5 +1,8 @@
 #include "compiler/Driver/Compiler.h"
 
+#include "compiler/Driver/QuantFlag.h"
+#include "passes/Passes.h"
+
 #include "codegen/KernelPlan/BuildKernelPlan.h"
 #include "compiler/Frontend/HFCheckpoint.h"
 #include "compiler/Frontend/Llama2cCheckpoint.h"
@@ -13,6 +16,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <filesystem>
@@ -59,6 +63,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return Error("--target=" + o.target + " is not supported yet (available: cpu)");
   if (o.emit == EmitKind::Artifact && o.output.empty())
     return Error("no output file: pass -o OUT.lathe");
+  Expected<QuantOptions> quant = parseQuantFlag(o.quant);
+  if (!quant)
+    return quant.error();
   std::error_code ec;
   if (!fs::exists(o.input, ec))
     return Error(o.input + ": no such file or directory");
@@ -100,6 +107,15 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   }
   if (mlir::failed(mlir::verify(*module)))
     return mlirError(o.input + ": the tfm module fails verification");
+  if (quant->format) {
+    report("quantizing to " + formats::formatName(*quant->format), 0);
+    mlir::PassManager pm(&context);
+    QuantizeOptions q;
+    q.format = formats::formatName(*quant->format);
+    pm.addPass(createQuantize(q));
+    if (mlir::failed(pm.run(*module)))
+      return mlirError(o.input + ": quantization failed");
+  }
   if (o.emit == EmitKind::MLIR) {
     module->print(out);
     out << "\n";

@@ -21,6 +21,7 @@ struct CompileOptions {
   std::string tokenizer;   // llama2.c tokenizer.bin; empty: look beside the model
   std::string target = "cpu";
   std::string output;      // artifact path (EmitKind::Artifact)
+  std::string quant = "none"; // --quant (QuantFlag.h)
   EmitKind emit = EmitKind::Artifact;
 };
 

@@ -21,4 +21,12 @@ def Transformer_RopeLayoutAttr
   let assemblyFormat = "`<` $value `>`";
 }
 
+def Transformer_MxElement : I32EnumAttr<"MxElement", "OCP MX element format", [
+    I32EnumAttrCase<"int8", 0>, I32EnumAttrCase<"fp8_e4m3", 1>,
+    I32EnumAttrCase<"fp8_e5m2", 2>, I32EnumAttrCase<"fp6_e3m2", 3>,
+    I32EnumAttrCase<"fp6_e2m3", 4>, I32EnumAttrCase<"fp4_e2m1", 5>]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::lathe::tfm";
+}
+
 #endif // LATHE_TRANSFORMER_ATTRS

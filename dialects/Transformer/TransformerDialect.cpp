@@ -10,6 +10,7 @@ using namespace lathe::tfm;
 
 #include "dialects/Transformer/TransformerOpsDialect.cpp.inc"
 #include "dialects/Transformer/TransformerEnums.cpp.inc"
+#include "dialects/Transformer/TransformerTypeInterfaces.cpp.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/Transformer/TransformerAttrs.cpp.inc"

@@ -10,6 +10,7 @@
 
 #include "dialects/Transformer/TransformerOpsDialect.h.inc"
 #include "dialects/Transformer/TransformerEnums.h.inc"
+#include "dialects/Transformer/TransformerTypeInterfaces.h.inc"
 
 #define GET_ATTRDEF_CLASSES
 #include "dialects/Transformer/TransformerAttrs.h.inc"

@@ -72,6 +72,18 @@ LogicalResult WeightOp::verify() {
   if (!resultType.hasStaticShape())
     return emitOpError() << "expects a static shape, got " << resultType;
   auto valueType = cast<ShapedType>(getValue().getType());
+  if (isa<QuantizedTypeInterface>(resultType.getElementType())) {
+    // Packed formats: the bytes as laid out by runtime/formats. Their exact
+    // count depends on the format and is checked when the plan is built.
+    if (valueType.getRank() != 1 || !valueType.getElementType().isInteger(8) ||
+        !valueType.hasStaticShape() || valueType.getNumElements() == 0)
+      return emitOpError() << "expects the packed bytes of a "
+                           << resultType.getElementType()
+                           << " weight as a non-empty 1-D i8 value, got " << valueType;
+    if (resultType.getRank() != 2)
+      return emitOpError() << "expects a quantized weight to be 2-D [out, in]";
+    return success();
+  }
   if (valueType != resultType)
     return emitOpError() << "expects value of type " << resultType << ", got "
                          << valueType;

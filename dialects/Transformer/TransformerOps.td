@@ -18,7 +18,10 @@ include "mlir/Interfaces/InferTypeOpInterface.td"
 include "mlir/IR/OpBase.td"
 
 // Element types a weight may be stored in. Quantized formats join this list.
-def Transformer_WeightElement : AnyTypeOf<[F32, F16, BF16]>;
+def Transformer_QuantizedElement : Type<
+    CPred<"::llvm::isa<::lathe::tfm::QuantizedTypeInterface>($_self)">,
+    "quantized weight format">;
+def Transformer_WeightElement : AnyTypeOf<[F32, F16, BF16, Transformer_QuantizedElement]>;
 def Transformer_WeightTensor : RankedTensorOf<[Transformer_WeightElement]>;
 def Transformer_Activation : TensorRankOf<[F32], [2]>;
 def Transformer_TokenIds : TensorRankOf<[I32], [1]>;
@@ -30,7 +33,9 @@ def Transformer_WeightOp : Transformer_Op<"weight", [Pure]> {
     %wq = tfm.weight "layers.0.wq" {value = dense_resource<layers.0.wq> : tensor<288x288xf32>} : tensor<288x288xf32>
     ```
     The name is the tensor's name in the artifact. `value` holds the data in
-    the storage format of the result's element type.
+    the storage format of the result's element type: the elements themselves
+    for f32/f16/bf16, the packed bytes (a 1-D `i8` tensor) for a quantized
+    format such as `!tfm.bfp<mantissa = 4, block = 32>`.
   }];
   let arguments = (ins StrAttr:$sym_name, ElementsAttr:$value);
   let results = (outs Transformer_WeightTensor:$result);

@@ -18,3 +18,49 @@ LogicalResult KVCacheType::verify(function_ref<InFlightDiagnostic()> emitError,
                        << elementType;
   return success();
 }
+
+// The format names below follow runtime/formats/FormatSpec.h (docs/formats.md);
+// the dialect only prints them, runtime/formats parses and checks them.
+
+LogicalResult BfpType::verify(function_ref<InFlightDiagnostic()> emitError,
+                              int64_t mantissa, int64_t block) {
+  if (mantissa != 8 && mantissa != 6 && mantissa != 4)
+    return emitError() << "expects a mantissa of 8, 6 or 4 bits, got " << mantissa;
+  if (block != 16 && block != 32 && block != 64)
+    return emitError() << "expects a block of 16, 32 or 64 values, got " << block;
+  return success();
+}
+
+std::string BfpType::getFormatName() const {
+  return "bfp" + std::to_string(getMantissa()) + ":block=" + std::to_string(getBlock());
+}
+
+std::string MxType::getFormatName() const {
+  return "mx" + stringifyMxElement(getElement()).str();
+}
+
+LogicalResult Fp6SplitType::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   int64_t group) {
+  if (group != 0 && group != 32 && group != 64 && group != 128)
+    return emitError() << "expects group 0 (one scale per row), 32, 64 or 128, got "
+                       << group;
+  return success();
+}
+
+std::string Fp6SplitType::getFormatName() const {
+  return getGroup() == 0 ? "fp6_4p2" : "fp6_4p2:group=" + std::to_string(getGroup());
+}
+
+LogicalResult IntType::verify(function_ref<InFlightDiagnostic()> emitError,
+                              int64_t bits, int64_t group, bool symmetric) {
+  if (bits != 8 && bits != 4)
+    return emitError() << "expects 8 or 4 bits, got " << bits;
+  if (group != 32 && group != 64 && group != 128)
+    return emitError() << "expects a group of 32, 64 or 128 values, got " << group;
+  return success();
+}
+
+std::string IntType::getFormatName() const {
+  return "int" + std::to_string(getBits()) + ":group=" + std::to_string(getGroup()) +
+         (getSymmetric() ? "" : ":asym");
+}

@@ -4,12 +4,86 @@
 #define LATHE_TRANSFORMER_TYPES
 
 include "TransformerDialect.td"
+include "TransformerAttrs.td"
 include "mlir/IR/AttrTypeBase.td"
 include "mlir/IR/BuiltinTypeInterfaces.td"
 
 class Transformer_Type<string name, string typeMnemonic, list<Trait> traits = []>
     : TypeDef<Transformer_Dialect, name, traits> {
   let mnemonic = typeMnemonic;
+}
+
+//===----------------------------------------------------------------------===//
+// Quantized weight formats. Each is the element type of a weight tensor, e.g.
+// tensor<288x288x!tfm.bfp<mantissa = 4, block = 32>>; the tfm.weight's value
+// then holds the packed bytes (docs/formats.md) as a 1-D i8 tensor. Each type
+// names its format in the text form that runtime/formats parses.
+//===----------------------------------------------------------------------===//
+
+def Transformer_QuantizedTypeInterface : TypeInterface<"QuantizedTypeInterface"> {
+  let cppNamespace = "::lathe::tfm";
+  let description = [{
+    A packed number format for weights. `getFormatName` returns the
+    canonical format text (`bfp4:block=32`, `mxfp6_e3m2`, `fp6_4p2`,
+    `int4:group=32:asym`, ...) that `lathe::formats::parseFormatSpec` reads.
+  }];
+  let methods = [
+    InterfaceMethod<"The canonical format name.", "std::string", "getFormatName">,
+  ];
+}
+
+def Transformer_BfpType : Transformer_Type<"Bfp", "bfp",
+    [DeclareTypeInterfaceMethods<Transformer_QuantizedTypeInterface>]> {
+  let summary = "Block floating point: a shared 8-bit exponent per block";
+  let description = [{
+    `!tfm.bfp<mantissa = 4, block = 32>`: blocks of `block` values (16, 32
+    or 64) along each row share one exponent; each value keeps a `mantissa`-bit
+    (8, 6 or 4) signed mantissa.
+  }];
+  let parameters = (ins "int64_t":$mantissa, "int64_t":$block);
+  let assemblyFormat = "`<` `mantissa` `=` $mantissa `,` `block` `=` $block `>`";
+  let genVerifyDecl = 1;
+}
+
+def Transformer_MxType : Transformer_Type<"Mx", "mx",
+    [DeclareTypeInterfaceMethods<Transformer_QuantizedTypeInterface>]> {
+  let summary = "OCP Microscaling: 32 elements share an E8M0 scale";
+  let description = [{
+    `!tfm.mx<fp6_e3m2>`: OCP MX v1.0 blocks of 32 elements of the given
+    element format (int8, fp8_e4m3, fp8_e5m2, fp6_e3m2, fp6_e2m3, fp4_e2m1)
+    with one power-of-two scale per block.
+  }];
+  let parameters = (ins "MxElement":$element);
+  let assemblyFormat = "`<` $element `>`";
+}
+
+def Transformer_Fp6SplitType : Transformer_Type<"Fp6Split", "fp6_4p2",
+    [DeclareTypeInterfaceMethods<Transformer_QuantizedTypeInterface>]> {
+  let summary = "FP6 E3M2 in the 4+2 bit-split layout";
+  let description = [{
+    `!tfm.fp6_4p2<group = 128>`: FP6 E3M2 codes stored as a 4-bit plane and
+    a 2-bit plane so that kernels read aligned words (ZeroQuant(4+2),
+    FP6-LLM), with a float scale per group of `group` values along a row;
+    `group = 0` keeps one scale per row (per output channel).
+  }];
+  let parameters = (ins "int64_t":$group);
+  let assemblyFormat = "`<` `group` `=` $group `>`";
+  let genVerifyDecl = 1;
+}
+
+def Transformer_IntType : Transformer_Type<"Int", "int",
+    [DeclareTypeInterfaceMethods<Transformer_QuantizedTypeInterface>]> {
+  let summary = "Group-wise integer quantization";
+  let description = [{
+    `!tfm.int<bits = 4, group = 32, symmetric = true>`: `bits`-bit integers
+    (8 or 4) with a float scale (and, when not symmetric, a zero point) per
+    group of `group` values (32, 64 or 128) along a row.
+  }];
+  let parameters = (ins "int64_t":$bits, "int64_t":$group, "bool":$symmetric);
+  let assemblyFormat = [{
+    `<` `bits` `=` $bits `,` `group` `=` $group `,` `symmetric` `=` $symmetric `>`
+  }];
+  let genVerifyDecl = 1;
 }
 
 def Transformer_KVCacheType : Transformer_Type<"KVCache", "kv_cache"> {

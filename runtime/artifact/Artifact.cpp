@@ -186,10 +186,19 @@ Status Artifact::parse() {
       elements *= static_cast<uint64_t>(d);
       info.shape.push_back(d);
     }
-    uint64_t bytesNeeded = elements * elementSize(info.type);
+    if (ft->format()) {
+      Expected<formats::FormatSpec> spec = formats::parseFormatSpec(ft->format()->str());
+      if (!spec)
+        return fail(fmt::format("tensor '{}': {}", info.name, spec.error().message()));
+      if (info.shape.size() != 2)
+        return fail(fmt::format("tensor '{}' is packed as {} but not 2-D", info.name,
+                                ft->format()->str()));
+      info.quant = *spec;
+    }
+    uint64_t bytesNeeded = info.storageBytes();
     if (ft->size() != bytesNeeded)
-      return fail(fmt::format("tensor '{}' holds {} bytes but its shape needs {}",
-                              info.name, ft->size(), bytesNeeded));
+      return fail(fmt::format("tensor '{}' ({}) holds {} bytes but its shape needs {}",
+                              info.name, info.formatName(), ft->size(), bytesNeeded));
     if (ft->offset() % kSectionAlignment != 0 || ft->offset() > h.dataSize ||
         ft->size() > h.dataSize - ft->offset())
       return fail(fmt::format("tensor '{}' at offset {} + {} bytes runs past the "

@@ -95,7 +95,8 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
     const TensorData &t = c.tensors[i];
     tensors.push_back(fb::CreateTensor(
         b, b.CreateString(t.info.name), static_cast<fb::ElementType>(t.info.type),
-        b.CreateVector(t.info.shape), offsets[i], t.bytes.size()));
+        b.CreateVector(t.info.shape), offsets[i], t.bytes.size(),
+        t.info.quant ? b.CreateString(formats::formatName(*t.info.quant)) : 0));
   }
 
   std::vector<flatbuffers::Offset<fb::Schedule>> schedules;
@@ -122,13 +123,10 @@ Status validateContents(const ArtifactContents &c, const std::string &path) {
     return s;
   std::vector<plan::TensorInfo> infos;
   for (const TensorData &t : c.tensors) {
-    uint64_t elements = 1;
-    for (int64_t d : t.info.shape)
-      elements *= static_cast<uint64_t>(d);
-    if (elements * elementSize(t.info.type) != t.bytes.size())
-      return Error(fmt::format("{}: tensor '{}' holds {} bytes, its shape needs {}",
-                               path, t.info.name, t.bytes.size(),
-                               elements * elementSize(t.info.type)));
+    if (t.info.storageBytes() == 0 || t.info.storageBytes() != t.bytes.size())
+      return Error(fmt::format("{}: tensor '{}' ({}) holds {} bytes, its shape needs {}",
+                               path, t.info.name, t.info.formatName(),
+                               t.bytes.size(), t.info.storageBytes()));
     infos.push_back(t.info);
   }
   // An artifact may come without a tokenizer (it then runs from token ids).

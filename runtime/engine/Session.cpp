@@ -82,7 +82,8 @@ void Session::run(const plan::Step &step, int64_t rows, bool allLogits) {
     const plan::TensorInfo &info = artifact_->tensors()[index];
     int64_t cols = info.shape.size() == 2 ? info.shape[1] : info.shape[0];
     int64_t r = info.shape.size() == 2 ? info.shape[0] : 1;
-    return kernels::WeightView{info.type, artifact_->tensorData(index).data(), r, cols};
+    return kernels::WeightView{info.type, artifact_->tensorData(index).data(), r, cols,
+                               info.quant ? &*info.quant : nullptr};
   };
   auto buf = [&](uint32_t index) { return buffers_[index].data(); };
   auto width = [&](uint32_t index) {

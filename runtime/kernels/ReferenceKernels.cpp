@@ -1,5 +1,7 @@
 #include "runtime/kernels/ReferenceKernels.h"
 
+#include "runtime/formats/RowCodec.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -77,11 +79,16 @@ void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
 
 void matmul(const float *x, int64_t rows, WeightView w, float *out) {
   // Each weight row is decoded once and reused for every token row, so a
-  // prefill of T tokens reads the weights once, not T times.
+  // prefill of T tokens reads the weights once, not T times. Packed rows are
+  // decoded one at a time: no float copy of the matrix is ever made.
   std::vector<float> wrow(w.cols);
+  size_t packedRow = w.quant ? formats::packedRowBytes(*w.quant, w.cols) : 0;
   for (int64_t n = 0; n < w.rows; ++n) {
     const float *wr;
-    if (w.type == ElementType::F32) {
+    if (w.quant) {
+      formats::dequantizeRow(*w.quant, {w.data + n * packedRow, packedRow}, wrow);
+      wr = wrow.data();
+    } else if (w.type == ElementType::F32) {
       wr = reinterpret_cast<const float *>(w.data) + n * w.cols;
     } else {
       loadRow(w, n * w.cols, w.cols, wrow.data());

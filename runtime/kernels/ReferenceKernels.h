@@ -5,6 +5,7 @@
 #pragma once
 
 #include "runtime/formats/ElementType.h"
+#include "runtime/formats/FormatSpec.h"
 #include "runtime/plan/KernelPlan.h"
 
 #include <cstdint>
@@ -12,11 +13,13 @@
 
 namespace lathe::kernels {
 
-/// A row-major [rows, cols] weight in its storage format.
+/// A row-major [rows, cols] weight in its storage format: plain elements of
+/// `type`, or, when `quant` is set, rows packed by runtime/formats.
 struct WeightView {
   ElementType type;
   const uint8_t *data;
   int64_t rows, cols;
+  const formats::FormatSpec *quant = nullptr;
 };
 
 /// out[t, :] = table[tokens[t], :]. Token ids are checked by the caller.

@@ -1,5 +1,7 @@
 #include "runtime/plan/KernelPlan.h"
 
+#include "runtime/formats/RowCodec.h"
+
 #include <cmath>
 #include <fmt/format.h>
 #include <type_traits>
@@ -96,9 +98,18 @@ private:
     return write(output, static_cast<uint64_t>(w->shape[0]));
   }
 
+  /// Embedding rows and norm gains are read as plain numbers.
+  Status plain(const TensorInfo *t) {
+    if (t->quant)
+      return fail(fmt::format("tensor '{}' is {}, this kernel reads f32/f16/bf16",
+                              t->name, t->formatName()));
+    return Status::ok();
+  }
+
   Status check(const EmbeddingStep &s) {
     const TensorInfo *t;
     if (Status st = tensor(s.table, 2, &t); !st) return st;
+    if (Status st = plain(t); !st) return st;
     if (t->shape[0] != config_.vocab)
       return fail(fmt::format("table '{}' has {} rows, vocabulary is {}",
                               t->name, t->shape[0], config_.vocab));
@@ -109,6 +120,7 @@ private:
     const TensorInfo *g;
     if (Status st = read(s.input, &w); !st) return st;
     if (Status st = tensor(s.gain, 1, &g); !st) return st;
+    if (Status st = plain(g); !st) return st;
     if (static_cast<uint64_t>(g->shape[0]) != w)
       return fail(fmt::format("gain '{}' has {} elements, input width is {}",
                               g->name, g->shape[0], w));
@@ -173,6 +185,24 @@ private:
 };
 
 } // namespace
+
+uint64_t TensorInfo::storageBytes() const {
+  uint64_t elements = 1;
+  for (int64_t d : shape) {
+    if (d <= 0)
+      return 0;
+    elements *= static_cast<uint64_t>(d);
+  }
+  if (!quant)
+    return elements * elementSize(type);
+  if (shape.size() != 2)
+    return 0;
+  return static_cast<uint64_t>(shape[0]) * formats::packedRowBytes(*quant, shape[1]);
+}
+
+std::string TensorInfo::formatName() const {
+  return quant ? formats::formatName(*quant) : std::string(elementTypeName(type));
+}
 
 Status validatePlan(const KernelPlan &plan, const std::vector<TensorInfo> &tensors,
                     const ModelConfig &config, const std::string &source) {

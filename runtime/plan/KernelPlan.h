@@ -6,9 +6,11 @@
 #pragma once
 
 #include "runtime/formats/ElementType.h"
+#include "runtime/formats/FormatSpec.h"
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -27,8 +29,15 @@ struct ModelConfig {
 
 struct TensorInfo {
   std::string name;
-  ElementType type = ElementType::F32;
-  std::vector<int64_t> shape;
+  ElementType type = ElementType::F32;   // meaningful when !quant
+  std::vector<int64_t> shape;            // logical shape, [out, in] for weights
+  /// A packed format (runtime/formats): rows of packedRowBytes each.
+  std::optional<formats::FormatSpec> quant;
+
+  /// Bytes the tensor occupies; 0 when the shape is not valid for the format.
+  uint64_t storageBytes() const;
+  /// "f32" or the format's canonical name, e.g. "bfp4:block=32".
+  std::string formatName() const;
 };
 
 struct EmbeddingStep { uint32_t table, output; };

@@ -24,6 +24,10 @@ int main(int argc, char **argv) {
   app.add_option("-o,--output", options.output, "artifact to write");
   app.add_option("--emit", emit, "artifact, mlir (the imported tfm IR) or plan")
       ->check(CLI::IsMember({"artifact", "mlir", "plan"}));
+  app.add_option("--quant", options.quant,
+                 "weight format: none, or e.g. bfp4:block=32, mxfp6_e3m2, fp6_4p2, "
+                 "int4:group=32 (docs/formats.md)")
+      ->capture_default_str();
   app.add_flag("-q,--quiet", quiet, "no progress output");
   try {
     app.parse(argc, argv);

@@ -1,6 +1,7 @@
 // lathe-opt: mlir-opt with the tfm dialect and Lathe's passes added to every
 // upstream dialect and pass.
 #include "dialects/Transformer/TransformerDialect.h"
+#include "passes/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -10,6 +11,7 @@
 
 int main(int argc, char **argv) {
   mlir::registerAllPasses();
+  lathe::registerLathePasses();
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);

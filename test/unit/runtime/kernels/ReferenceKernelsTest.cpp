@@ -3,6 +3,8 @@
 // token by token, GQA vs repeated KV heads, the two RoPE layouts).
 #include "runtime/kernels/ReferenceKernels.h"
 
+#include "runtime/formats/RowCodec.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -82,6 +84,32 @@ TEST(ReferenceKernelsTest, HalfWeightsDecodeExactly) {
          a.data());
   matmul(x.data(), 1, view(widened, n, k), b.data());
   EXPECT_EQ(a, b);
+}
+
+TEST(ReferenceKernelsTest, PackedWeightsDecodeRowByRow) {
+  // The packed matmul must equal the plain matmul over the decoded matrix
+  // exactly: same decode (runtime/formats), same summation.
+  const int64_t rows = 3, k = 96, n = 7;
+  auto x = randomVector(rows * k, 20), w = randomVector(n * k, 21);
+  for (const char *name : {"bfp4:block=32", "bfp8:block=16", "mxfp4_e2m1", "mxfp6_e3m2",
+                           "mxint8", "fp6_4p2", "fp6_4p2:group=32", "int4:group=32:asym",
+                           "int8:group=64"}) {
+    auto spec = formats::parseFormatSpec(name);
+    ASSERT_TRUE(spec) << name;
+    size_t rowBytes = formats::packedRowBytes(*spec, k);
+    std::vector<uint8_t> packed(rowBytes * n);
+    std::vector<float> decoded(n * k);
+    for (int64_t r = 0; r < n; ++r) {
+      ASSERT_TRUE(formats::quantizeRow(*spec, {w.data() + r * k, size_t(k)},
+                                       {packed.data() + r * rowBytes, rowBytes}));
+      formats::dequantizeRow(*spec, {packed.data() + r * rowBytes, rowBytes},
+                             {decoded.data() + r * k, size_t(k)});
+    }
+    std::vector<float> a(rows * n), b(rows * n);
+    matmul(x.data(), rows, {ElementType::F32, packed.data(), n, k, &*spec}, a.data());
+    matmul(x.data(), rows, view(decoded, n, k), b.data());
+    EXPECT_EQ(a, b) << name;
+  }
 }
 
 TEST(ReferenceKernelsTest, RmsNormMatchesFloat64) {

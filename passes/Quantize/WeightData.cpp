@@ -1,0 +1,103 @@
+#include "passes/Quantize/WeightData.h"
+
+#include "runtime/formats/ElementType.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+
+#include <cstring>
+
+using namespace mlir;
+
+namespace lathe {
+
+FailureOr<std::vector<float>> readWeightFloats(tfm::WeightOp weight) {
+  auto type = cast<RankedTensorType>(weight.getResult().getType());
+  Type et = type.getElementType();
+  if (!et.isF32() && !et.isF16() && !et.isBF16())
+    return weight.emitOpError() << "holds packed " << et << " data, not floats";
+  size_t n = static_cast<size_t>(type.getNumElements());
+  size_t esz = et.isF32() ? 4 : 2;
+  std::vector<char> raw(n * esz);
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(weight.getValue())) {
+    AsmResourceBlob *blob = res.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != raw.size())
+      return weight.emitOpError() << "has no data of the expected size";
+    std::memcpy(raw.data(), blob->getData().data(), raw.size());
+  } else if (auto dense = dyn_cast<DenseElementsAttr>(weight.getValue())) {
+    ArrayRef<char> data = dense.getRawData();
+    for (size_t i = 0; i < n; ++i)
+      std::memcpy(raw.data() + i * esz, data.data() + (dense.isSplat() ? 0 : i * esz), esz);
+  } else {
+    return weight.emitOpError() << "expects a dense or dense_resource value";
+  }
+  std::vector<float> values(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (esz == 4) {
+      std::memcpy(&values[i], raw.data() + 4 * i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, raw.data() + 2 * i, 2);
+      values[i] = et.isF16() ? f16ToFloat(h) : bf16ToFloat(h);
+    }
+  }
+  return values;
+}
+
+std::optional<formats::FormatSpec> weightFormat(Type elementType) {
+  auto quantized = dyn_cast<tfm::QuantizedTypeInterface>(elementType);
+  if (!quantized)
+    return std::nullopt;
+  // The dialect's verifiers admit only names that parse.
+  Expected<formats::FormatSpec> spec = formats::parseFormatSpec(quantized.getFormatName());
+  return spec ? std::optional<formats::FormatSpec>(*spec) : std::nullopt;
+}
+
+Type formatType(MLIRContext *context, const formats::FormatSpec &spec) {
+  using formats::FormatKind;
+  switch (spec.kind) {
+  case FormatKind::BFP:
+    return tfm::BfpType::get(context, spec.mantissaBits, spec.blockSize);
+  case FormatKind::MXINT8: return tfm::MxType::get(context, tfm::MxElement::int8);
+  case FormatKind::MXFP8_E4M3: return tfm::MxType::get(context, tfm::MxElement::fp8_e4m3);
+  case FormatKind::MXFP8_E5M2: return tfm::MxType::get(context, tfm::MxElement::fp8_e5m2);
+  case FormatKind::MXFP6_E3M2: return tfm::MxType::get(context, tfm::MxElement::fp6_e3m2);
+  case FormatKind::MXFP6_E2M3: return tfm::MxType::get(context, tfm::MxElement::fp6_e2m3);
+  case FormatKind::MXFP4_E2M1: return tfm::MxType::get(context, tfm::MxElement::fp4_e2m1);
+  case FormatKind::FP6_4P2:
+    return tfm::Fp6SplitType::get(context, spec.perChannel ? 0 : spec.blockSize);
+  case FormatKind::INT8:
+  case FormatKind::INT4:
+    return tfm::IntType::get(context, spec.kind == FormatKind::INT8 ? 8 : 4,
+                             spec.blockSize, spec.symmetric);
+  }
+  return {};
+}
+
+tfm::WeightOp createPackedWeight(OpBuilder &builder, Location loc, StringRef name,
+                                 const formats::FormatSpec &spec, int64_t rows,
+                                 int64_t cols, ArrayRef<uint8_t> bytes) {
+  MLIRContext *ctx = builder.getContext();
+  auto type = RankedTensorType::get({rows, cols}, formatType(ctx, spec));
+  auto valueType = RankedTensorType::get({static_cast<int64_t>(bytes.size())},
+                                         builder.getIntegerType(8));
+  ArrayRef<char> data(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  auto value = DenseResourceElementsAttr::get(
+      valueType, name,
+      HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 64, /*dataIsMutable=*/false));
+  return tfm::WeightOp::create(builder, loc, type, builder.getStringAttr(name), value);
+}
+
+tfm::WeightOp createFloatWeight(OpBuilder &builder, Location loc, StringRef name,
+                                ArrayRef<int64_t> shape, ArrayRef<float> values) {
+  auto type = RankedTensorType::get(shape, builder.getF32Type());
+  ArrayRef<char> data(reinterpret_cast<const char *>(values.data()),
+                      values.size() * sizeof(float));
+  auto value = DenseResourceElementsAttr::get(
+      type, name,
+      HeapAsmResourceBlob::allocateAndCopyWithAlign(data, alignof(float),
+                                                    /*dataIsMutable=*/false));
+  return tfm::WeightOp::create(builder, loc, type, builder.getStringAttr(name), value);
+}
+
+} // namespace lathe

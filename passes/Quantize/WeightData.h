@@ -1,0 +1,38 @@
+// Reading and writing the data of tfm.weight ops, shared by the passes that
+// rewrite weights (quantization, channel reordering, format selection).
+#pragma once
+
+#include "dialects/Transformer/TransformerDialect.h"
+#include "runtime/formats/FormatSpec.h"
+
+#include "mlir/IR/Builders.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace lathe {
+
+/// The values of an f32/f16/bf16 weight as floats, row-major. Fails (with a
+/// diagnostic on the op) for packed weights or values without data.
+mlir::FailureOr<std::vector<float>> readWeightFloats(tfm::WeightOp weight);
+
+/// The format of a packed weight's element type, or std::nullopt for plain
+/// f32/f16/bf16 weights.
+std::optional<formats::FormatSpec> weightFormat(mlir::Type elementType);
+
+/// The tfm element type for a format, e.g. !tfm.bfp<mantissa = 4, block = 32>.
+mlir::Type formatType(mlir::MLIRContext *context, const formats::FormatSpec &spec);
+
+/// Creates a tfm.weight named `name` holding `bytes` (packed rows of `spec`)
+/// for a logical [rows, cols] matrix.
+tfm::WeightOp createPackedWeight(mlir::OpBuilder &builder, mlir::Location loc,
+                                 llvm::StringRef name, const formats::FormatSpec &spec,
+                                 int64_t rows, int64_t cols,
+                                 llvm::ArrayRef<uint8_t> bytes);
+
+/// Creates an f32 tfm.weight named `name` of `shape` holding `values`.
+tfm::WeightOp createFloatWeight(mlir::OpBuilder &builder, mlir::Location loc,
+                                llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                                llvm::ArrayRef<float> values);
+
+} // namespace lathe
