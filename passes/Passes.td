@@ -27,4 +27,70 @@ def Quantize : Pass<"lathe-quantize", "mlir::ModuleOp"> {
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }
 
+def ReorderChannels : Pass<"lathe-reorder-channels", "mlir::ModuleOp"> {
+  let summary = "Permute channels so that outlier channels share quantization blocks";
+  let description = [{
+    Block formats (BFP, MX) give each block of consecutive input channels of
+    a weight row one shared exponent, so a single outlier channel coarsens
+    the whole block. Following "Accurate Block Quantization in LLMs with
+    Outliers" (Trukhanov and Soloveychik, 2024), this pass sorts channels by
+    magnitude so that outliers share blocks with each other.
+
+    Candidate orders sort channels, largest first, by three magnitudes: the
+    largest weight of the channel's column, the column's norm, and the
+    column's norm times the root mean square of the channel's input
+    (`tfm.calib_rms` from calibration), each taken as the largest over the
+    linears that read the channel, normalised per linear. For each set of
+    channels that share one order, the pass quantizes the readers' weights
+    in `format` under every candidate (and the current order) and keeps the
+    order with the smallest calibrated error sum_k rms_k^2 (w_k - q(w_k))^2,
+    so it never makes that error worse.
+
+    Every permutation is folded into the weights, so it costs nothing at run
+    time and leaves the model's outputs unchanged up to float rounding:
+    channels that must move together (a residual stream through adds and
+    RMSNorms, the gate/up outputs that feed a down projection, the values
+    and outputs of attention) are found by following the IR, and the
+    producing linears' rows, RMSNorm gains, embedding columns and consuming
+    linears' columns move with them. Channels whose order is fixed (the
+    vocabulary, rotary query/key pairs, function results) are not moved;
+    attention values are permuted within each head, identically in every
+    head, and only when there is one query head per KV head. Run it before
+    `lathe-quantize`.
+  }];
+  let options = [
+    Option<"format", "format", "std::string", /*default=*/"\"bfp4:block=32\"",
+           "The format the weights will be quantized to, whose error the "
+           "chosen order minimises (docs/formats.md)">,
+  ];
+  let dependentDialects = ["::lathe::tfm::TransformerDialect"];
+}
+
+def SelectFormats : Pass<"lathe-select-formats", "mlir::ModuleOp"> {
+  let summary = "Choose a number format per linear weight under a bit budget";
+  let description = [{
+    Quantizes every `tfm.linear` weight in each candidate format (INT, FP
+    and block formats alike), measures its calibrated relative output error
+    (`sqrt(sum_k rms_k^2 (w - q)^2 / sum_k rms_k^2 w^2)`, with the input rms
+    from `tfm.calib_rms`; plain weight error without calibration), and picks
+    one format per tensor minimising the sum of squared errors while the
+    average storage cost, scales included, stays within `bits` bits per
+    weight. Starting from each tensor's cheapest candidate, it repeatedly
+    takes the upgrade with the largest error reduction per added bit that
+    still fits the budget. The choice is the weights' element types; each
+    packed weight also carries `tfm.quant_error` and
+    `tfm.quant_output_error`. A budget below what the cheapest candidates
+    need is an error.
+  }];
+  let options = [
+    Option<"bits", "bits", "double", /*default=*/"0.0",
+           "Average bits per weight over the linear weights, scales included">,
+    ListOption<"candidates", "candidates", "std::string",
+               "Formats to choose from (docs/formats.md); default: mxfp4_e2m1, "
+               "bfp4 (block 16 and 32), int4:group=32, fp6_4p2, mxfp6_e3m2, "
+               "bfp6:block=32, mxint8, int8:group=32, bfp8:block=32">,
+  ];
+  let dependentDialects = ["::lathe::tfm::TransformerDialect"];
+}
+
 #endif // LATHE_PASSES

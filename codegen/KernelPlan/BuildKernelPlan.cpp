@@ -154,6 +154,8 @@ private:
             });
     if (failed(result))
       return failure();
+    while (model_.stepOps.size() < model_.plan.steps.size())
+      model_.stepOps.push_back(&op);
     release(op);
     return success();
   }

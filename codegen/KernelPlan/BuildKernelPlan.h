@@ -23,6 +23,8 @@ struct LoweredModel {
   /// `ownedBytes` and stay valid while both live.
   std::vector<artifact::TensorData> tensors;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> ownedBytes;
+  /// The op each plan step was lowered from (same order as plan.steps).
+  std::vector<mlir::Operation *> stepOps;
 };
 
 /// Finds @forward in `module` and lowers it for `target`. Reports unsupported

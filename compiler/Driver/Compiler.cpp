@@ -1,6 +1,8 @@
 #include "compiler/Driver/Compiler.h"
 
 #include "compiler/Driver/QuantFlag.h"
+#include "compiler/Calibration/Calibration.h"
+#include "compiler/Driver/QuantReport.h"
 #include "passes/Passes.h"
 
 #include "codegen/KernelPlan/BuildKernelPlan.h"
@@ -107,15 +109,71 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   }
   if (mlir::failed(mlir::verify(*module)))
     return mlirError(o.input + ": the tfm module fails verification");
-  if (quant->format) {
-    report("quantizing to " + formats::formatName(*quant->format), 0);
+  // The tokenizer: stored in the artifact, and needed to calibrate.
+  Vocabulary vocabulary;
+  std::optional<Tokenizer> tokenizer;
+  if (std::string tokPath = findTokenizer(o); !tokPath.empty()) {
+    report("reading tokenizer " + tokPath, 0);
+    int64_t vocabSize = 0;
+    if (auto fn = module->lookupSymbol<mlir::func::FuncOp>("forward"))
+      if (fn.getNumResults() == 1)
+        if (auto t = llvm::dyn_cast<mlir::RankedTensorType>(fn.getResultTypes()[0]))
+          vocabSize = t.getRank() == 2 ? t.getDimSize(1) : 0;
+    if (vocabSize <= 0)
+      return Error(o.input + ": cannot tell the vocabulary size from @forward's result");
+    Expected<Vocabulary> vocab =
+        loadLlama2cTokenizer(tokPath, static_cast<uint32_t>(vocabSize));
+    if (!vocab)
+      return vocab.error();
+    Expected<Tokenizer> tok = Tokenizer::create(*vocab);
+    if (!tok)
+      return Error(tokPath + ": " + tok.error().message());
+    tokenizer = tok.take();
+    vocabulary = vocab.take();
+  }
+
+  if (quant->needsCalibration()) {
+    if (!tokenizer)
+      return Error("--quant=" + o.quant + " calibrates the model on text and needs a "
+                   "tokenizer (--tokenizer)");
+    std::string text(defaultCalibrationText());
+    if (!o.calib.empty()) {
+      auto file = MappedFile::open(o.calib);
+      if (!file)
+        return file.error();
+      text.assign(reinterpret_cast<const char *>((*file)->bytes().data()),
+                  (*file)->size());
+    }
+    report("calibrating", 0);
+    Expected<CalibrationStats> stats = calibrate(*module, *tokenizer, text);
+    if (!stats)
+      return Error((o.calib.empty() ? std::string("built-in text") : o.calib) + ": " +
+                   stats.error().message());
+  }
+  if (quant->quantizes()) {
+    report("quantizing", 0);
     mlir::PassManager pm(&context);
-    QuantizeOptions q;
-    q.format = formats::formatName(*quant->format);
-    pm.addPass(createQuantize(q));
+    if (quant->reorder) {
+      ReorderChannelsOptions r;
+      if (quant->format)
+        r.format = formats::formatName(*quant->format);
+      pm.addPass(createReorderChannels(r));
+    }
+    if (quant->mixedBits) {
+      SelectFormatsOptions s;
+      s.bits = *quant->mixedBits;
+      pm.addPass(createSelectFormats(s));
+    } else {
+      QuantizeOptions q;
+      q.format = formats::formatName(*quant->format);
+      pm.addPass(createQuantize(q));
+    }
     if (mlir::failed(pm.run(*module)))
       return mlirError(o.input + ": quantization failed");
   }
+  if (!o.quantReport.empty())
+    if (Status s = writeQuantReport(*module, o.quant, o.quantReport); !s)
+      return s;
   if (o.emit == EmitKind::MLIR) {
     module->print(out);
     out << "\n";
@@ -139,16 +197,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   contents.tensors = lowered->tensors;
   contents.schedules.push_back(lowered->plan);
   contents.producer = "lathe-compile 0.1.0";
-  if (std::string tokPath = findTokenizer(o); !tokPath.empty()) {
-    report("reading tokenizer " + tokPath, 0);
-    Expected<Vocabulary> vocab =
-        loadLlama2cTokenizer(tokPath, static_cast<uint32_t>(contents.config.vocab));
-    if (!vocab)
-      return vocab.error();
-    if (Expected<Tokenizer> tok = Tokenizer::create(*vocab); !tok)
-      return Error(tokPath + ": " + tok.error().message());
-    contents.vocabulary = vocab.take();
-  }
+  contents.vocabulary = vocabulary;
   return artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
     report("writing " + o.output, total ? double(done) / double(total) : 1.0);
   });

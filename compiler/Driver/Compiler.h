@@ -22,6 +22,8 @@ struct CompileOptions {
   std::string target = "cpu";
   std::string output;      // artifact path (EmitKind::Artifact)
   std::string quant = "none"; // --quant (QuantFlag.h)
+  std::string calib;          // calibration text file; empty: built-in text
+  std::string quantReport;    // where to write the per-tensor report; empty: none
   EmitKind emit = EmitKind::Artifact;
 };
 

@@ -3,7 +3,12 @@
 //   --quant=none                      unquantized (the default)
 //   --quant=FORMAT[:reorder]          every linear weight in FORMAT
 //                                     (docs/formats.md: bfp4:block=32, mxfp6_e3m2,
-//                                     fp6_4p2, int4:group=32:asym, ...)
+//                                     fp6_4p2, int4:group=32:asym, ...); with
+//                                     :reorder, outlier channels are clustered
+//                                     first (lathe-reorder-channels)
+//   --quant=mixed:bits=B[:reorder]    a format per linear weight, chosen to
+//                                     minimise calibrated error at an average
+//                                     of B bits per weight (lathe-select-formats)
 #pragma once
 
 #include "runtime/formats/FormatSpec.h"
@@ -16,6 +21,11 @@ namespace lathe::compiler {
 
 struct QuantOptions {
   std::optional<formats::FormatSpec> format;  // empty: no quantization
+  bool reorder = false;
+  std::optional<double> mixedBits;            // mixed:bits=B
+  /// Whether the model must be calibrated first.
+  bool needsCalibration() const { return reorder || mixedBits.has_value(); }
+  bool quantizes() const { return format || mixedBits; }
 };
 
 Expected<QuantOptions> parseQuantFlag(std::string_view text);

@@ -91,6 +91,11 @@ tfm::WeightOp createPackedWeight(OpBuilder &builder, Location loc, StringRef nam
 tfm::WeightOp createFloatWeight(OpBuilder &builder, Location loc, StringRef name,
                                 ArrayRef<int64_t> shape, ArrayRef<float> values) {
   auto type = RankedTensorType::get(shape, builder.getF32Type());
+  // Small weights stay readable in the IR (tests, examples); model-sized
+  // ones go to a resource blob instead of a huge attribute.
+  if (values.size() <= 256)
+    return tfm::WeightOp::create(builder, loc, type, builder.getStringAttr(name),
+                                 DenseElementsAttr::get(type, values));
   ArrayRef<char> data(reinterpret_cast<const char *>(values.data()),
                       values.size() * sizeof(float));
   auto value = DenseResourceElementsAttr::get(

@@ -66,8 +66,26 @@ Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path
     return file.error();
   std::shared_ptr<Artifact> artifact(new Artifact());
   artifact->file_ = file.take();
+  artifact->name_ = path;
   if (Status s = artifact->parse(); !s)
     return s.error();
+  return std::shared_ptr<const Artifact>(std::move(artifact));
+}
+
+Expected<std::shared_ptr<const Artifact>>
+Artifact::fromContents(const ArtifactContents &contents, const std::string &name) {
+  if (Status s = validateContents(contents, name); !s)
+    return s.error();
+  std::shared_ptr<Artifact> artifact(new Artifact());
+  artifact->name_ = name;
+  artifact->config_ = contents.config;
+  artifact->vocabulary_ = contents.vocabulary;
+  for (const TensorData &t : contents.tensors) {
+    artifact->tensors_.push_back(t.info);
+    artifact->data_.push_back(t.bytes);
+  }
+  artifact->schedules_ = contents.schedules;
+  artifact->producer_ = contents.producer;
   return std::shared_ptr<const Artifact>(std::move(artifact));
 }
 

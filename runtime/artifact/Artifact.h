@@ -4,6 +4,7 @@
 // again. Any failure comes back as one message naming the file.
 #pragma once
 
+#include "runtime/artifact/ArtifactWriter.h"
 #include "runtime/plan/KernelPlan.h"
 #include "runtime/support/Expected.h"
 #include "runtime/support/MappedFile.h"
@@ -21,7 +22,13 @@ class Artifact {
 public:
   static Expected<std::shared_ptr<const Artifact>> load(const std::string &path);
 
-  const std::string &path() const { return file_->path(); }
+  /// An artifact in memory, as the writer would store it: the compiler runs
+  /// calibration through it. The tensors' bytes must outlive the result.
+  static Expected<std::shared_ptr<const Artifact>>
+  fromContents(const ArtifactContents &contents, const std::string &name);
+
+  /// The file it was loaded from (or the name given to fromContents).
+  const std::string &path() const { return name_; }
   const plan::ModelConfig &config() const { return config_; }
   /// The tokenizer's vocabulary; empty when compiled without a tokenizer.
   const Vocabulary &vocabulary() const { return vocabulary_; }
@@ -38,6 +45,7 @@ private:
   Status parse();
 
   std::shared_ptr<MappedFile> file_;
+  std::string name_;
   plan::ModelConfig config_;
   Vocabulary vocabulary_;
   std::vector<plan::TensorInfo> tensors_;

@@ -118,6 +118,8 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
 }
 
+} // namespace
+
 Status validateContents(const ArtifactContents &c, const std::string &path) {
   if (Status s = plan::validateConfig(c.config, path); !s)
     return s;
@@ -139,6 +141,8 @@ Status validateContents(const ArtifactContents &c, const std::string &path) {
       return s;
   return Status::ok();
 }
+
+namespace {
 
 struct FileCloser {
   void operator()(FILE *f) const { std::fclose(f); }

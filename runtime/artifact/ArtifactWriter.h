@@ -27,6 +27,10 @@ struct ArtifactContents {
   std::string producer;
 };
 
+/// Checks the config, the tensor sizes and every schedule against the
+/// tensors; `source` names the artifact in messages.
+Status validateContents(const ArtifactContents &contents, const std::string &source);
+
 /// Called with (bytes written, bytes total) while the weights are written.
 using ProgressFn = std::function<void(uint64_t, uint64_t)>;
 

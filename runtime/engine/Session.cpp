@@ -70,14 +70,14 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
     return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
   }
 
-  for (const plan::Step &step : plan_->steps)
-    run(step, rows, allLogits);
+  for (size_t i = 0; i < plan_->steps.size(); ++i)
+    run(i, plan_->steps[i], rows, allLogits);
   position_ += rows;
   size_t logitRows = allLogits ? rows : 1;
   return std::span<const float>(buffers_[plan_->logits].data(), logitRows * c.vocab);
 }
 
-void Session::run(const plan::Step &step, int64_t rows, bool allLogits) {
+void Session::run(size_t index, const plan::Step &step, int64_t rows, bool allLogits) {
   auto weight = [&](uint32_t index) {
     const plan::TensorInfo &info = artifact_->tensors()[index];
     int64_t cols = info.shape.size() == 2 ? info.shape[1] : info.shape[0];
@@ -99,6 +99,8 @@ void Session::run(const plan::Step &step, int64_t rows, bool allLogits) {
           kernels::rmsNorm(buf(s.input), weight(s.gain), s.epsilon, rows,
                            width(s.input), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::MatMulStep>) {
+          if (observer_)
+            observer_(index, buf(s.input), rows, width(s.input));
           kernels::matmul(buf(s.input), rows, weight(s.weight), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::RopeStep>) {
           kernels::rope(buf(s.input), positions_, width(s.input), s.headDim, s.theta,

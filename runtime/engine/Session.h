@@ -8,6 +8,7 @@
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -31,6 +32,13 @@ public:
   Expected<std::span<const float>> forward(std::span<const int32_t> tokens,
                                            bool allLogits = false);
 
+  /// Called before every matmul step with the step's index in the plan and
+  /// its input rows (rows x width floats): calibration collects activation
+  /// statistics through it. Empty by default.
+  using MatMulObserver = std::function<void(size_t step, const float *input,
+                                            int64_t rows, int64_t width)>;
+  void setMatMulObserver(MatMulObserver observer) { observer_ = std::move(observer); }
+
   /// Tokens processed so far (the position of the next token).
   int64_t position() const { return position_; }
   /// Forgets the sequence; the next forward() starts at position 0.
@@ -41,7 +49,7 @@ public:
 
 private:
   Session(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan);
-  void run(const plan::Step &step, int64_t rows, bool allLogits);
+  void run(size_t index, const plan::Step &step, int64_t rows, bool allLogits);
 
   std::shared_ptr<const artifact::Artifact> artifact_;
   const plan::KernelPlan *plan_;
@@ -50,6 +58,7 @@ private:
   std::vector<float> scratch_;
   std::vector<int32_t> tokens_, positions_;
   int64_t position_ = 0;
+  MatMulObserver observer_;
 };
 
 } // namespace lathe

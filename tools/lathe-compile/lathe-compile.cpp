@@ -25,9 +25,14 @@ int main(int argc, char **argv) {
   app.add_option("--emit", emit, "artifact, mlir (the imported tfm IR) or plan")
       ->check(CLI::IsMember({"artifact", "mlir", "plan"}));
   app.add_option("--quant", options.quant,
-                 "weight format: none, or e.g. bfp4:block=32, mxfp6_e3m2, fp6_4p2, "
-                 "int4:group=32 (docs/formats.md)")
+                 "weight format: none; a format such as bfp4:block=32, mxfp6_e3m2, "
+                 "fp6_4p2, int4:group=32 (docs/formats.md), optionally with :reorder; "
+                 "or mixed:bits=B")
       ->capture_default_str();
+  app.add_option("--quant-report", options.quantReport,
+                 "write each linear weight's format, bits and error to FILE");
+  app.add_option("--calib", options.calib,
+                 "calibration text for --quant (default: a built-in short text)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   try {
     app.parse(argc, argv);

@@ -10,14 +10,14 @@
 // 4-byte scale + 32 + 16 bytes = 104; int4 asym = 2 x (4 + 1 + 16) per row = 84).
 
 // BFP-LABEL: func @linear_weight
-// BFP: %[[W:.*]] = tfm.weight "w" {value = dense_resource<w> : tensor<68xi8>} : tensor<2x64x!tfm.bfp<mantissa = 4, block = 32>>
+// BFP: %[[W:.*]] = tfm.weight "w" {tfm.quant_error = 0.000000e+00 : f32, value = dense_resource<w> : tensor<68xi8>} : tensor<2x64x!tfm.bfp<mantissa = 4, block = 32>>
 // BFP: tfm.linear %{{.*}}, %[[W]] : tensor<?x64xf32>, tensor<2x64x!tfm.bfp<mantissa = 4, block = 32>> -> tensor<?x2xf32>
 // MX-LABEL: func @linear_weight
-// MX: tfm.weight "w" {value = dense_resource<w> : tensor<100xi8>} : tensor<2x64x!tfm.mx<fp6_e3m2>>
+// MX: tfm.weight "w" {tfm.quant_error = 0.000000e+00 : f32, value = dense_resource<w> : tensor<100xi8>} : tensor<2x64x!tfm.mx<fp6_e3m2>>
 // FP6-LABEL: func @linear_weight
-// FP6: tfm.weight "w" {value = dense_resource<w> : tensor<104xi8>} : tensor<2x64x!tfm.fp6_4p2<group = 0>>
+// FP6: tfm.weight "w" {tfm.quant_error = 0.000000e+00 : f32, value = dense_resource<w> : tensor<104xi8>} : tensor<2x64x!tfm.fp6_4p2<group = 0>>
 // INT-LABEL: func @linear_weight
-// INT: tfm.weight "w" {value = dense_resource<w> : tensor<84xi8>} : tensor<2x64x!tfm.int<bits = 4, group = 32, symmetric = false>>
+// INT: tfm.weight "w" {tfm.quant_error = 0.000000e+00 : f32, value = dense_resource<w> : tensor<84xi8>} : tensor<2x64x!tfm.int<bits = 4, group = 32, symmetric = false>>
 func.func @linear_weight(%x: tensor<?x64xf32>) -> tensor<?x2xf32> {
   %w = tfm.weight "w" {value = dense<0.25> : tensor<2x64xf32>} : tensor<2x64xf32>
   %y = tfm.linear %x, %w : tensor<?x64xf32>, tensor<2x64xf32> -> tensor<?x2xf32>

@@ -1,0 +1,99 @@
+#include "compiler/Calibration/Calibration.h"
+
+#include "codegen/KernelPlan/BuildKernelPlan.h"
+#include "dialects/Transformer/TransformerDialect.h"
+#include "runtime/artifact/Artifact.h"
+#include "runtime/engine/Session.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace lathe::compiler {
+namespace {
+
+struct ChannelStats {
+  std::vector<double> sumSquares;
+  std::vector<float> absMax;
+  int64_t rows = 0;
+};
+
+} // namespace
+
+Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tokenizer,
+                                     std::string_view text, int64_t maxTokens) {
+  mlir::FailureOr<codegen::LoweredModel> lowered = codegen::buildKernelPlan(module, "cpu");
+  if (mlir::failed(lowered))
+    return Error("calibration: cannot lower the model to a kernel plan");
+  artifact::ArtifactContents contents;
+  contents.config = lowered->config;
+  contents.tensors = lowered->tensors;
+  contents.schedules.push_back(lowered->plan);
+  auto model = artifact::Artifact::fromContents(contents, "calibration model");
+  if (!model)
+    return model.error();
+  auto session = Session::create(*model);
+  if (!session)
+    return session.error();
+
+  std::map<size_t, ChannelStats> stats; // by plan step
+  session->setMatMulObserver([&](size_t step, const float *x, int64_t rows,
+                                 int64_t width) {
+    ChannelStats &s = stats[step];
+    if (s.sumSquares.empty()) {
+      s.sumSquares.assign(width, 0.0);
+      s.absMax.assign(width, 0.0f);
+    }
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t k = 0; k < width; ++k) {
+        float v = x[t * width + k];
+        s.sumSquares[k] += double(v) * v;
+        s.absMax[k] = std::max(s.absMax[k], std::fabs(v));
+      }
+    s.rows += rows;
+  });
+
+  CalibrationStats result;
+  const int64_t context = lowered->config.context;
+  while (!text.empty() && result.tokens < maxTokens) {
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos)
+      continue;
+    std::vector<int32_t> ids = tokenizer.encode(line, /*addBos=*/true);
+    for (size_t begin = 0; begin < ids.size() && result.tokens < maxTokens;
+         begin += context) {
+      size_t n = std::min<size_t>({ids.size() - begin, size_t(context),
+                                   size_t(maxTokens - result.tokens)});
+      session->reset();
+      auto logits = session->forward(std::span<const int32_t>(ids.data() + begin, n));
+      if (!logits)
+        return Error("calibration: " + logits.error().message());
+      result.tokens += static_cast<int64_t>(n);
+    }
+    ++result.sequences;
+  }
+  if (result.tokens == 0)
+    return Error("calibration: the calibration text is empty");
+
+  mlir::Builder b(module.getContext());
+  for (auto &[step, s] : stats) {
+    mlir::Operation *op = lowered->stepOps[step];
+    if (!mlir::isa<tfm::LinearOp>(op))
+      continue;
+    std::vector<float> rms(s.sumSquares.size());
+    for (size_t k = 0; k < rms.size(); ++k)
+      rms[k] = static_cast<float>(std::sqrt(s.sumSquares[k] / double(s.rows)));
+    auto type = mlir::RankedTensorType::get({int64_t(rms.size())}, b.getF32Type());
+    op->setAttr(kCalibRmsAttr, mlir::DenseElementsAttr::get(type, llvm::ArrayRef(rms)));
+    op->setAttr(kCalibAbsMaxAttr,
+                mlir::DenseElementsAttr::get(type, llvm::ArrayRef(s.absMax)));
+  }
+  return result;
+}
+
+} // namespace lathe::compiler

@@ -1,0 +1,65 @@
+// The --quant flag's grammar: formats, :reorder, mixed:bits=B, and the
+// errors that name what is wrong.
+#include "compiler/Driver/QuantFlag.h"
+
+#include <gtest/gtest.h>
+
+namespace lathe::compiler {
+namespace {
+
+std::string errorOf(std::string_view text) {
+  auto q = parseQuantFlag(text);
+  EXPECT_FALSE(q) << text;
+  return q ? "" : q.error().message();
+}
+
+TEST(QuantFlagTest, Formats) {
+  auto none = parseQuantFlag("none");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->quantizes());
+  auto bfp = parseQuantFlag("bfp4:block=32");
+  ASSERT_TRUE(bfp);
+  EXPECT_EQ(formats::formatName(*bfp->format), "bfp4:block=32");
+  EXPECT_FALSE(bfp->reorder);
+  EXPECT_FALSE(bfp->needsCalibration());
+  auto mx = parseQuantFlag("mxfp4");
+  ASSERT_TRUE(mx);
+  EXPECT_EQ(formats::formatName(*mx->format), "mxfp4_e2m1");
+}
+
+TEST(QuantFlagTest, Reorder) {
+  for (const char *text : {"bfp4:block=32:reorder", "bfp4:reorder:block=32"}) {
+    auto q = parseQuantFlag(text);
+    ASSERT_TRUE(q) << text;
+    EXPECT_TRUE(q->reorder);
+    EXPECT_TRUE(q->needsCalibration());
+    EXPECT_EQ(formats::formatName(*q->format), "bfp4:block=32");
+  }
+  EXPECT_NE(errorOf("bfp4:reorder:reorder").find("twice"), std::string::npos);
+  EXPECT_NE(errorOf("reorder").find("unknown format 'reorder'"), std::string::npos);
+}
+
+TEST(QuantFlagTest, Mixed) {
+  auto q = parseQuantFlag("mixed:bits=4.5");
+  ASSERT_TRUE(q);
+  EXPECT_DOUBLE_EQ(*q->mixedBits, 4.5);
+  EXPECT_TRUE(q->needsCalibration());
+  EXPECT_FALSE(q->reorder);
+  auto r = parseQuantFlag("mixed:bits=5:reorder");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->reorder);
+  EXPECT_NE(errorOf("mixed").find("expected mixed:bits=B"), std::string::npos);
+  EXPECT_NE(errorOf("mixed:bits=").find("positive number"), std::string::npos);
+  EXPECT_NE(errorOf("mixed:bits=abc").find("positive number, got 'abc'"), std::string::npos);
+  EXPECT_NE(errorOf("mixed:bits=-1").find("positive number"), std::string::npos);
+  EXPECT_NE(errorOf("mixed:bits=4.5x").find("positive number"), std::string::npos);
+}
+
+TEST(QuantFlagTest, BadFormats) {
+  EXPECT_NE(errorOf("").find("--quant is empty"), std::string::npos);
+  EXPECT_NE(errorOf("bfp5").find("unknown format 'bfp5'"), std::string::npos);
+  EXPECT_NE(errorOf("int4:group=48").find("group=48"), std::string::npos);
+}
+
+} // namespace
+} // namespace lathe::compiler
