@@ -16,13 +16,20 @@ set -euo pipefail
 # others are measured against.
 quants=(
   none
-  int8
+  int8:group=32
   fp6_4p2
   mxfp6_e3m2
   bfp8:block=32
   bfp4:block=32
+  bfp4:block=32:reorder
+  bfp4:block=16
+  bfp4:block=16:reorder
   mxfp4
+  mxfp4:reorder
   int4:group=32
+  mixed:bits=4.5
+  mixed:bits=4.5:reorder
+  mixed:bits=5.0
 )
 
 die() { echo "quant-table.sh: $*" >&2; exit 1; }

@@ -132,7 +132,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     vocabulary = vocab.take();
   }
 
-  if (quant->needsCalibration()) {
+  // Reordering and format selection need calibration; plain quantization
+  // uses it, when a tokenizer allows, only to report calibrated errors.
+  if (quant->needsCalibration() || (quant->quantizes() && tokenizer)) {
     if (!tokenizer)
       return Error("--quant=" + o.quant + " calibrates the model on text and needs a "
                    "tokenizer (--tokenizer)");
