@@ -19,6 +19,8 @@ quants=(
   int8:group=32
   fp6_4p2
   mxfp6_e3m2
+  mxint8
+  mxfp8_e4m3
   bfp8:block=32
   bfp4:block=32
   bfp4:block=32:reorder

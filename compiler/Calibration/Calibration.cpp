@@ -35,7 +35,11 @@ Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tok
   auto model = artifact::Artifact::fromContents(contents, "calibration model");
   if (!model)
     return model.error();
-  auto session = Session::create(*model);
+  // Calibration runs on the reference kernels: the numerics every other
+  // kernel is tested against.
+  SessionOptions options;
+  options.kernels = KernelPath::Reference;
+  auto session = Session::create(*model, options);
   if (!session)
     return session.error();
 

@@ -3,6 +3,8 @@
 #include "compiler/Driver/QuantFlag.h"
 #include "compiler/Calibration/Calibration.h"
 #include "compiler/Driver/QuantReport.h"
+#include "compiler/Driver/NativeBuild.h"
+#include "codegen/CPU/EmitCpuModel.h"
 #include "passes/Passes.h"
 
 #include "codegen/KernelPlan/BuildKernelPlan.h"
@@ -193,6 +195,21 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     codegen::printKernelPlan(*lowered, out);
     return Status::ok();
   }
+
+  // The CPU target's generated code, built with the system compiler.
+  report("generating and building the model's CPU code", 0);
+  std::string emitError;
+  mlir::FailureOr<std::string> source = codegen::emitCpuModel(*lowered, &emitError);
+  if (mlir::failed(source))
+    return Error(o.input + ": cannot generate CPU code: " + emitError);
+  if (o.emit == EmitKind::Cpp) {
+    out << *source;
+    return Status::ok();
+  }
+  Expected<plan::NativeCode> native = buildNativeCode(*source, plan::planHash(lowered->plan));
+  if (!native)
+    return native.error();
+  lowered->plan.native = native.take();
 
   artifact::ArtifactContents contents;
   contents.config = lowered->config;

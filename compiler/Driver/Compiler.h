@@ -14,7 +14,7 @@ class raw_ostream;
 
 namespace lathe::compiler {
 
-enum class EmitKind { Artifact, MLIR, Plan };
+enum class EmitKind { Artifact, MLIR, Plan, Cpp };
 
 struct CompileOptions {
   std::string input;       // model file, HF folder, or .mlir

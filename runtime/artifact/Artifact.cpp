@@ -242,6 +242,17 @@ Status Artifact::parse() {
     p.logits = fs->logits();
     p.kvLayers = fs->kv_layers();
     p.kvWidth = fs->kv_width();
+    if (const fb::NativeCode *n = fs->native()) {
+      if (!n->isa() || !n->object() || n->object()->size() < 4)
+        return fail("corrupt: schedule '" + p.target + "' has incomplete native code");
+      p.native = plan::NativeCode{n->isa()->str(), n->abi_version(), n->plan_hash(),
+                                  {n->object()->begin(), n->object()->end()}};
+      // Code is about to run: it gets a checksum of its own, on top of the
+      // description's, so that one corrupted byte can never reach dlopen.
+      if (checksum(p.native->object) != n->object_hash())
+        return fail("corrupt: schedule '" + p.target + "' has native code whose "
+                    "checksum does not match");
+    }
     if (Status s = plan::validatePlan(p, tensors_, config_, src); !s)
       return s;
     schedules_.push_back(std::move(p));

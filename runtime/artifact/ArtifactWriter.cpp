@@ -107,9 +107,15 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
     std::vector<flatbuffers::Offset<fb::Step>> steps;
     for (const plan::Step &s : p.steps)
       steps.push_back(buildStep(b, s));
+    flatbuffers::Offset<fb::NativeCode> native = 0;
+    if (p.native)
+      native = fb::CreateNativeCode(b, b.CreateString(p.native->isa),
+                                    p.native->abiVersion, p.native->planHash,
+                                    b.CreateVector(p.native->object),
+                                    checksum(p.native->object));
     schedules.push_back(fb::CreateSchedule(
         b, b.CreateString(p.target), b.CreateVector(buffers), b.CreateVector(steps),
-        p.logits, p.kvLayers, p.kvWidth));
+        p.logits, p.kvLayers, p.kvWidth, native));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

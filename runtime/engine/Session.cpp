@@ -1,6 +1,7 @@
 #include "runtime/engine/Session.h"
 
 #include "runtime/kernels/ReferenceKernels.h"
+#include "runtime/kernels/simd/Matmul.h"
 
 #include <fmt/format.h>
 #include <new>
@@ -17,18 +18,31 @@ Status checkTokenIds(const plan::ModelConfig &config, std::span<const int32_t> t
 }
 
 Expected<Session> Session::create(std::shared_ptr<const artifact::Artifact> artifact,
-                                  const std::string &target) {
+                                  const SessionOptions &options) {
+  const std::string &target = options.target;
   const plan::KernelPlan *plan = artifact->schedule(target);
   if (!plan)
     return Error(fmt::format("{}: compiled for no '{}' target; recompile with "
                              "lathe-compile --target={}",
                              artifact->path(), target, target));
+  if (options.threads < 0 || options.threads > 1024)
+    return Error(fmt::format("--threads must be between 1 and 1024 (0: every core), got {}",
+                             options.threads));
+  std::shared_ptr<native::NativeModel> nativeModel;
+  if (plan->native && options.nativeCode && options.kernels == KernelPath::Simd) {
+    auto loaded = native::NativeModel::load(*plan, artifact->path());
+    if (!loaded)
+      return loaded.error();
+    nativeModel = *loaded;
+  }
   // The KV cache is allocated up front: refuse sizes that cannot be served
   // instead of failing later.
   const plan::ModelConfig &c = artifact->config();
   uint64_t kvBytes = 2ull * plan->kvLayers * uint64_t(c.context) * plan->kvWidth * 4;
   try {
-    return Session(std::move(artifact), plan);
+    Session session(std::move(artifact), plan, options);
+    session.native_ = std::move(nativeModel);
+    return session;
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache",
                              double(kvBytes) / (1 << 20)));
@@ -36,15 +50,51 @@ Expected<Session> Session::create(std::shared_ptr<const artifact::Artifact> arti
 }
 
 Session::Session(std::shared_ptr<const artifact::Artifact> artifact,
-                 const plan::KernelPlan *plan)
-    : artifact_(std::move(artifact)), plan_(plan) {
+                 const plan::KernelPlan *plan, const SessionOptions &options)
+    : artifact_(std::move(artifact)), plan_(plan), kernels_(options.kernels) {
   const plan::ModelConfig &c = artifact_->config();
   size_t kvSize = plan_->kvLayers * c.context * plan_->kvWidth;
   keys_.assign(kvSize, 0.0f);
   values_.assign(kvSize, 0.0f);
-  scratch_.assign(c.context, 0.0f);
+  // One attention score row per head, so that heads can run in parallel.
+  scratch_.assign(c.heads * c.context, 0.0f);
+  int threads = options.threads > 0 ? options.threads : threading::defaultThreadCount();
+  if (kernels_ == KernelPath::Reference)
+    threads = 1;
+  pool_ = std::make_shared<threading::ThreadPool>(threads);
   buffers_.resize(plan_->bufferWidths.size());
 }
+
+/// The runtime side of runtime/native/CpuModelAbi.h: the generated code's
+/// calls land on the session's kernels.
+struct NativeKernels {
+  static Session &session(LatheCpuContext *ctx) { return *reinterpret_cast<Session *>(ctx); }
+  static void matmul(LatheCpuContext *ctx, const float *x, int64_t rows, uint32_t weight,
+                     float *y) {
+    session(ctx).matmul(x, rows, weight, y);
+  }
+  static void embedding(LatheCpuContext *ctx, uint32_t table, float *out) {
+    Session &s = session(ctx);
+    const plan::TensorInfo &info = s.artifact_->tensors()[table];
+    kernels::embedding({info.type, s.artifact_->tensorData(table).data(), info.shape[0],
+                        info.shape[1]},
+                       s.tokens_, out);
+  }
+  static void attention(LatheCpuContext *ctx, const float *q, const float *k,
+                        const float *v, uint32_t layer, uint32_t heads, uint32_t kvHeads,
+                        uint32_t headDim, float *out) {
+    session(ctx).attention(q, k, v, layer, heads, kvHeads, headDim, out);
+  }
+  static const float *f32Tensor(LatheCpuContext *ctx, uint32_t index) {
+    Session &s = session(ctx);
+    if (s.artifact_->tensors()[index].type != ElementType::F32 ||
+        s.artifact_->tensors()[index].quant)
+      return nullptr;
+    return reinterpret_cast<const float *>(s.artifact_->tensorData(index).data());
+  }
+  static constexpr LatheCpuKernels table = {LATHE_CPU_ABI_VERSION, matmul, embedding,
+                                            attention, f32Tensor};
+};
 
 Expected<std::span<const float>> Session::forward(std::span<const int32_t> tokens,
                                                   bool allLogits) {
@@ -70,12 +120,66 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
     return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
   }
 
-  for (size_t i = 0; i < plan_->steps.size(); ++i)
-    run(i, plan_->steps[i], rows, allLogits);
+  if (native_) {
+    bufferPointers_.resize(buffers_.size());
+    for (size_t b = 0; b < buffers_.size(); ++b)
+      bufferPointers_[b] = buffers_[b].data();
+    native_->forward()(&NativeKernels::table, reinterpret_cast<LatheCpuContext *>(this),
+                       bufferPointers_.data(), positions_.data(), rows, allLogits ? 1 : 0);
+  } else {
+    for (size_t i = 0; i < plan_->steps.size(); ++i)
+      run(i, plan_->steps[i], rows, allLogits);
+  }
   position_ += rows;
   size_t logitRows = allLogits ? rows : 1;
   return std::span<const float>(buffers_[plan_->logits].data(), logitRows * c.vocab);
 }
+
+int Session::threads() const { return pool_->size(); }
+
+void Session::matmul(const float *x, int64_t rows, uint32_t index, float *y) {
+  const plan::TensorInfo &info = artifact_->tensors()[index];
+  const uint8_t *data = artifact_->tensorData(index).data();
+  int64_t n = info.shape[0], k = info.shape[1];
+  if (kernels_ == KernelPath::Reference) {
+    kernels::matmul(x, rows, {info.type, data, n, k, info.quant ? &*info.quant : nullptr},
+                    y);
+    return;
+  }
+  pool_->parallelFor(0, n, [&](int64_t n0, int64_t n1) {
+    namespace simd = kernels::simd;
+    if (info.quant)
+      simd::matmulPacked(x, rows, data, *info.quant, n, k, y, n0, n1);
+    else if (info.type == ElementType::F32)
+      simd::matmulF32(x, rows, reinterpret_cast<const float *>(data), n, k, y, n0, n1);
+    else if (info.type == ElementType::BF16)
+      simd::matmulBF16(x, rows, reinterpret_cast<const uint16_t *>(data), n, k, y, n0, n1);
+    else
+      simd::matmulF16(x, rows, reinterpret_cast<const uint16_t *>(data), n, k, y, n0, n1);
+  });
+}
+
+void Session::attention(const plan::AttentionStep &s, int64_t rows) {
+  (void)rows;
+  attention(buffers_[s.queries].data(), buffers_[s.keys].data(),
+            buffers_[s.values].data(), s.layer, s.heads, s.kvHeads, s.headDim,
+            buffers_[s.output].data());
+}
+
+void Session::attention(const float *q, const float *k, const float *v, uint32_t layer,
+                        uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out) {
+  const plan::ModelConfig &c = artifact_->config();
+  size_t layerOffset = layer * c.context * plan_->kvWidth;
+  kernels::KVLayerView cache{keys_.data() + layerOffset, values_.data() + layerOffset,
+                             c.context, static_cast<int64_t>(plan_->kvWidth)};
+  kernels::storeKV(k, v, positions_, cache);
+  pool_->parallelFor(0, heads, [&](int64_t h0, int64_t h1) {
+    kernels::attendHeads(q, positions_, heads, kvHeads, headDim, cache, h0, h1,
+                         scratch_.data() + h0 * c.context, out);
+  });
+}
+
+
 
 void Session::run(size_t index, const plan::Step &step, int64_t rows, bool allLogits) {
   auto weight = [&](uint32_t index) {
@@ -101,19 +205,12 @@ void Session::run(size_t index, const plan::Step &step, int64_t rows, bool allLo
         } else if constexpr (std::is_same_v<T, plan::MatMulStep>) {
           if (observer_)
             observer_(index, buf(s.input), rows, width(s.input));
-          kernels::matmul(buf(s.input), rows, weight(s.weight), buf(s.output));
+          matmul(buf(s.input), rows, s.weight, buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::RopeStep>) {
           kernels::rope(buf(s.input), positions_, width(s.input), s.headDim, s.theta,
                         s.layout, buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::AttentionStep>) {
-          const plan::ModelConfig &c = artifact_->config();
-          size_t layerOffset = s.layer * c.context * plan_->kvWidth;
-          kernels::KVLayerView cache{keys_.data() + layerOffset,
-                                     values_.data() + layerOffset, c.context,
-                                     static_cast<int64_t>(plan_->kvWidth)};
-          kernels::attention(buf(s.queries), buf(s.keys), buf(s.values), positions_,
-                             s.heads, s.kvHeads, s.headDim, cache, scratch_.data(),
-                             buf(s.output));
+          attention(s, rows);
         } else if constexpr (std::is_same_v<T, plan::SiluMulStep>) {
           kernels::siluMul(buf(s.gate), buf(s.up), rows * width(s.gate), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::AddStep>) {
@@ -121,8 +218,8 @@ void Session::run(size_t index, const plan::Step &step, int64_t rows, bool allLo
         } else {
           // Decoding needs only the last row's scores: skip the others.
           int64_t first = allLogits ? 0 : rows - 1;
-          kernels::matmul(buf(s.input) + first * width(s.input), rows - first,
-                          weight(s.classifier), buf(s.output));
+          matmul(buf(s.input) + first * width(s.input), rows - first, s.classifier,
+                 buf(s.output));
         }
       },
       step);

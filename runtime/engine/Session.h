@@ -6,11 +6,14 @@
 
 #include "runtime/artifact/Artifact.h"
 #include "runtime/support/Expected.h"
+#include "runtime/native/NativeModel.h"
+#include "runtime/threading/ThreadPool.h"
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace lathe {
@@ -19,11 +22,27 @@ namespace lathe {
 /// reaches the kernels (the embedding lookup trusts it).
 Status checkTokenIds(const plan::ModelConfig &config, std::span<const int32_t> tokens);
 
+/// Which kernels run the plan: the SIMD micro-kernels (runtime dispatch of
+/// AVX-512/AVX2/NEON, split across threads) or the scalar float64-accumulating
+/// reference kernels every faster kernel is tested against.
+enum class KernelPath { Simd, Reference };
+
+struct SessionOptions {
+  std::string target = "cpu";
+  /// Threads for the kernels, the caller included; 0 = every core.
+  int threads = 0;
+  KernelPath kernels = KernelPath::Simd;
+  /// Run the artifact's generated CPU code when it has some (SIMD path only);
+  /// false interprets the plan instead.
+  bool nativeCode = true;
+};
+
 class Session {
 public:
-  /// Fails when the artifact holds no plan for `target`.
+  /// Fails when the artifact holds no plan for the target, or when the KV
+  /// cache cannot be allocated.
   static Expected<Session> create(std::shared_ptr<const artifact::Artifact> artifact,
-                                  const std::string &target = "cpu");
+                                  const SessionOptions &options = {});
 
   /// Appends `tokens` to the sequence and runs them. With `allLogits` the
   /// result holds one row of vocab scores per token, otherwise only the last
@@ -45,11 +64,20 @@ public:
   void reset() { position_ = 0; }
 
   const artifact::Artifact &artifact() const { return *artifact_; }
+  int threads() const;
+  /// Whether the artifact's generated CPU code runs the steps.
+  bool usesNativeCode() const { return native_ != nullptr; }
   const plan::ModelConfig &config() const { return artifact_->config(); }
 
 private:
-  Session(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan);
+  Session(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan,
+          const SessionOptions &options);
   void run(size_t index, const plan::Step &step, int64_t rows, bool allLogits);
+  /// y = x * W^T for `rows` rows, on the chosen kernel path.
+  void matmul(const float *x, int64_t rows, uint32_t weight, float *y);
+  void attention(const plan::AttentionStep &s, int64_t rows);
+  void attention(const float *q, const float *k, const float *v, uint32_t layer,
+                 uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out);
 
   std::shared_ptr<const artifact::Artifact> artifact_;
   const plan::KernelPlan *plan_;
@@ -59,6 +87,12 @@ private:
   std::vector<int32_t> tokens_, positions_;
   int64_t position_ = 0;
   MatMulObserver observer_;
+  KernelPath kernels_;
+  std::shared_ptr<threading::ThreadPool> pool_;
+  std::shared_ptr<native::NativeModel> native_;
+  std::vector<float *> bufferPointers_;
+
+  friend struct NativeKernels;
 };
 
 } // namespace lathe

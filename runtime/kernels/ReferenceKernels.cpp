@@ -126,18 +126,30 @@ void rope(const float *x, std::span<const int32_t> positions, int64_t width,
 void attention(const float *q, const float *k, const float *v,
                std::span<const int32_t> positions, int64_t heads, int64_t kvHeads,
                int64_t headDim, KVLayerView cache, float *scratch, float *out) {
-  int64_t qWidth = heads * headDim;
+  storeKV(k, v, positions, cache);
+  attendHeads(q, positions, heads, kvHeads, headDim, cache, 0, heads, scratch, out);
+}
+
+void storeKV(const float *k, const float *v, std::span<const int32_t> positions,
+             KVLayerView cache) {
   for (size_t t = 0; t < positions.size(); ++t) {
     std::memcpy(cache.keys + positions[t] * cache.width, k + t * cache.width,
                 sizeof(float) * cache.width);
     std::memcpy(cache.values + positions[t] * cache.width, v + t * cache.width,
                 sizeof(float) * cache.width);
   }
+}
+
+void attendHeads(const float *q, std::span<const int32_t> positions, int64_t heads,
+                 int64_t kvHeads, int64_t headDim, KVLayerView cache, int64_t h0,
+                 int64_t h1, float *scratch, float *out) {
+  int64_t qWidth = heads * headDim;
   int64_t group = heads / kvHeads;
   double invSqrt = 1.0 / std::sqrt(double(headDim));
+  std::vector<double> acc(headDim);
   for (size_t t = 0; t < positions.size(); ++t) {
     int64_t len = positions[t] + 1;
-    for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t h = h0; h < h1; ++h) {
       const float *qh = q + t * qWidth + h * headDim;
       int64_t kvOffset = (h / group) * headDim;
       float maxScore = -INFINITY;
@@ -151,13 +163,17 @@ void attention(const float *q, const float *k, const float *v,
         scratch[p] = std::exp(scratch[p] - maxScore);
         sum += scratch[p];
       }
-      float *oh = out + t * qWidth + h * headDim;
-      for (int64_t d = 0; d < headDim; ++d) {
-        double acc = 0;
-        for (int64_t p = 0; p < len; ++p)
-          acc += double(scratch[p]) * cache.values[p * cache.width + kvOffset + d];
-        oh[d] = static_cast<float>(acc / sum);
+      // Position-major, so the cache is read in storage order.
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t p = 0; p < len; ++p) {
+        const float *vp = cache.values + p * cache.width + kvOffset;
+        double wgt = scratch[p];
+        for (int64_t d = 0; d < headDim; ++d)
+          acc[d] += wgt * vp[d];
       }
+      float *oh = out + t * qWidth + h * headDim;
+      for (int64_t d = 0; d < headDim; ++d)
+        oh[d] = static_cast<float>(acc[d] / sum);
     }
   }
 }

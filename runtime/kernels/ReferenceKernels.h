@@ -51,6 +51,14 @@ void attention(const float *q, const float *k, const float *v,
                std::span<const int32_t> positions, int64_t heads, int64_t kvHeads,
                int64_t headDim, KVLayerView cache, float *scratch, float *out);
 
+/// The two halves of attention, so that heads can be split across threads:
+/// store the new keys and values, then attend for query heads [h0, h1).
+void storeKV(const float *k, const float *v, std::span<const int32_t> positions,
+             KVLayerView cache);
+void attendHeads(const float *q, std::span<const int32_t> positions, int64_t heads,
+                 int64_t kvHeads, int64_t headDim, KVLayerView cache, int64_t h0,
+                 int64_t h1, float *scratch, float *out);
+
 /// out = silu(gate) * up, element-wise over n values. May run in place.
 void siluMul(const float *gate, const float *up, int64_t n, float *out);
 

@@ -1,5 +1,6 @@
 #include "runtime/plan/KernelPlan.h"
 
+#include "runtime/artifact/FileHeader.h"
 #include "runtime/formats/RowCodec.h"
 
 #include <cmath>
@@ -185,6 +186,51 @@ private:
 };
 
 } // namespace
+
+uint64_t planHash(const KernelPlan &plan) {
+  std::vector<uint8_t> bytes;
+  auto put = [&](const void *p, size_t n) {
+    const uint8_t *b = static_cast<const uint8_t *>(p);
+    bytes.insert(bytes.end(), b, b + n);
+  };
+  for (uint64_t w : plan.bufferWidths)
+    put(&w, sizeof w);
+  for (const Step &step : plan.steps) {
+    uint32_t kind = static_cast<uint32_t>(step.index());
+    put(&kind, sizeof kind);
+    // Field by field: struct padding bytes are indeterminate.
+    auto u = [&](uint32_t v) { put(&v, sizeof v); };
+    auto f = [&](float v) { put(&v, sizeof v); };
+    std::visit(
+        [&](const auto &s) {
+          using T = std::decay_t<decltype(s)>;
+          if constexpr (std::is_same_v<T, EmbeddingStep>) {
+            u(s.table), u(s.output);
+          } else if constexpr (std::is_same_v<T, RmsNormStep>) {
+            u(s.input), u(s.gain), u(s.output), f(s.epsilon);
+          } else if constexpr (std::is_same_v<T, MatMulStep>) {
+            u(s.input), u(s.weight), u(s.output);
+          } else if constexpr (std::is_same_v<T, RopeStep>) {
+            u(s.input), u(s.output), u(s.headDim), f(s.theta);
+            u(static_cast<uint32_t>(s.layout));
+          } else if constexpr (std::is_same_v<T, AttentionStep>) {
+            u(s.queries), u(s.keys), u(s.values), u(s.output), u(s.layer);
+            u(s.heads), u(s.kvHeads), u(s.headDim);
+          } else if constexpr (std::is_same_v<T, SiluMulStep>) {
+            u(s.gate), u(s.up), u(s.output);
+          } else if constexpr (std::is_same_v<T, AddStep>) {
+            u(s.lhs), u(s.rhs), u(s.output);
+          } else {
+            u(s.input), u(s.classifier), u(s.output);
+          }
+        },
+        step);
+  }
+  put(&plan.logits, sizeof plan.logits);
+  put(&plan.kvLayers, sizeof plan.kvLayers);
+  put(&plan.kvWidth, sizeof plan.kvWidth);
+  return artifact::checksum(bytes);
+}
 
 uint64_t TensorInfo::storageBytes() const {
   uint64_t elements = 1;

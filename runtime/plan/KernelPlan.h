@@ -54,6 +54,14 @@ struct LogitsStep { uint32_t input, classifier, output; };
 using Step = std::variant<EmbeddingStep, RmsNormStep, MatMulStep, RopeStep,
                           AttentionStep, SiluMulStep, AddStep, LogitsStep>;
 
+/// Generated code for a plan (runtime/native/CpuModelAbi.h).
+struct NativeCode {
+  std::string isa;            // e.g. "x86-64-v3"
+  uint32_t abiVersion = 0;
+  uint64_t planHash = 0;
+  std::vector<uint8_t> object; // ELF shared object
+};
+
 struct KernelPlan {
   std::string target = "cpu";
   std::vector<uint64_t> bufferWidths;
@@ -61,7 +69,12 @@ struct KernelPlan {
   uint32_t logits = 0;     // buffer holding [tokens, vocab] scores
   uint32_t kvLayers = 0;
   uint64_t kvWidth = 0;    // kv_heads * head_dim
+  std::optional<NativeCode> native;
 };
+
+/// A hash of everything a plan computes (steps, widths, logits buffer), so
+/// that generated code can be matched to the plan it was generated from.
+uint64_t planHash(const KernelPlan &plan);
 
 /// Checks that every index is in range and every width and shape agrees, so
 /// that kernels can run without checks of their own. `source` names the

@@ -38,6 +38,12 @@ int main(int argc, char **argv) {
   app.add_option("--prompt-tokens", promptTokens, "prompt length")->capture_default_str();
   app.add_option("--gen-tokens", genTokens, "tokens to generate")->capture_default_str();
   app.add_option("--repeat", repeat, "repetitions (median reported)")->capture_default_str();
+  lathe::SessionOptions sessionOptions;
+  std::string kernels = "simd";
+  app.add_option("--threads", sessionOptions.threads, "kernel threads (0: every core)")
+      ->capture_default_str();
+  app.add_option("--kernels", kernels, "simd or reference")
+      ->check(CLI::IsMember({"simd", "reference"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -53,7 +59,9 @@ int main(int argc, char **argv) {
       promptTokens + genTokens > config.context)
     return fail("need 1 <= prompt tokens, prompt + generated tokens <= context (" +
                 std::to_string(config.context) + "), repeat >= 1");
-  auto session = lathe::Session::create(*artifact);
+  sessionOptions.kernels =
+      kernels == "reference" ? lathe::KernelPath::Reference : lathe::KernelPath::Simd;
+  auto session = lathe::Session::create(*artifact, sessionOptions);
   if (!session)
     return fail(session.error().message());
 
@@ -84,8 +92,8 @@ int main(int argc, char **argv) {
     if (genTokens > 0)
       decode.push_back(genTokens / std::chrono::duration<double>(t2 - t1).count());
   }
-  std::printf("model: %s (%s), target cpu, reference kernels, 1 thread\n",
-              config.name.c_str(), path.c_str());
+  std::printf("model: %s (%s), target cpu, %s kernels, %d thread(s)\n",
+              config.name.c_str(), path.c_str(), kernels.c_str(), session->threads());
   std::printf("prompt %lld tokens: median %.1f tokens/s, best %.1f\n",
               static_cast<long long>(promptTokens), median(prefill),
               *std::max_element(prefill.begin(), prefill.end()));

@@ -67,6 +67,16 @@ int main(int argc, char **argv) {
   app.add_option("--top-k", gen.sampler.topK, "keep the k best tokens (0 = all)")->capture_default_str();
   app.add_option("--seed", gen.sampler.seed, "random seed for sampling")->capture_default_str();
   app.add_flag("--print-ids", printIds, "print generated token ids instead of text");
+  lathe::SessionOptions sessionOptions;
+  std::string kernels = "simd";
+  app.add_option("--threads", sessionOptions.threads, "kernel threads (0: every core)")
+      ->capture_default_str();
+  app.add_option("--kernels", kernels,
+                 "simd (default) or reference (scalar, float64 sums, 1 thread)")
+      ->check(CLI::IsMember({"simd", "reference"}));
+  bool noNative = false;
+  app.add_flag("--no-native-code", noNative,
+               "interpret the kernel plan instead of running the model's generated code");
   app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
   try {
     app.parse(argc, argv);
@@ -90,7 +100,10 @@ int main(int argc, char **argv) {
   auto artifact = lathe::artifact::Artifact::load(artifactPath);
   if (!artifact)
     return fail(artifact.error().message());
-  auto session = lathe::Session::create(*artifact);
+  sessionOptions.kernels =
+      kernels == "reference" ? lathe::KernelPath::Reference : lathe::KernelPath::Simd;
+  sessionOptions.nativeCode = !noNative;
+  auto session = lathe::Session::create(*artifact, sessionOptions);
   if (!session)
     return fail(session.error().message());
 

@@ -1,0 +1,58 @@
+/* The C ABI between a model's generated CPU code (a shared object built by
+ * lathe-compile and embedded in the artifact) and the runtime that loads it.
+ *
+ * The generated code holds the model's schedule with every shape, buffer and
+ * weight index as a constant and computes the element-wise steps itself
+ * (residual adds, SwiGLU, RMSNorm, rotary embedding with a constant frequency
+ * table); it calls back into the runtime through LatheCpuKernels for what
+ * the runtime's SIMD micro-kernels and thread pool do better: matrix
+ * products, attention and embedding lookups. Plain C so that any compiler
+ * can build the generated code, and so that the ABI is a struct of function
+ * pointers rather than symbols to resolve. Bump LATHE_CPU_ABI_VERSION on any
+ * change. */
+#ifndef LATHE_RUNTIME_NATIVE_CPUMODELABI_H
+#define LATHE_RUNTIME_NATIVE_CPUMODELABI_H
+
+#include <stdint.h>
+
+#define LATHE_CPU_ABI_VERSION 1u
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct LatheCpuContext LatheCpuContext; /* the runtime's session */
+
+typedef struct LatheCpuKernels {
+  uint32_t abiVersion;
+  /* y[rows, n] = x[rows, k] * W^T for weight tensor `weight` ([n, k]). */
+  void (*matmul)(LatheCpuContext *ctx, const float *x, int64_t rows, uint32_t weight,
+                 float *y);
+  /* out[t, :] = table[tokens[t], :] for the step's tokens. */
+  void (*embedding)(LatheCpuContext *ctx, uint32_t table, float *out);
+  /* Stores the new keys/values of `layer` and attends for every query row. */
+  void (*attention)(LatheCpuContext *ctx, const float *q, const float *k, const float *v,
+                    uint32_t layer, uint32_t heads, uint32_t kvHeads, uint32_t headDim,
+                    float *out);
+  /* The weight tensor `index` as f32 values (norm gains), or NULL when it is
+   * stored in another format. */
+  const float *(*f32Tensor)(LatheCpuContext *ctx, uint32_t index);
+} LatheCpuKernels;
+
+/* What the generated code exports. */
+typedef uint32_t (*LatheCpuAbiVersionFn)(void);
+/* A hash of the kernel plan the code was generated from; the runtime refuses
+ * code whose hash differs from the artifact's plan. */
+typedef uint64_t (*LatheCpuPlanHashFn)(void);
+/* One forward step over `rows` tokens at `positions`; `buffers` are the
+ * plan's activation buffers (each at least rows x width floats). With
+ * allLogits == 0 only the last row's logits are computed, into row 0. */
+typedef void (*LatheCpuForwardFn)(const LatheCpuKernels *kernels, LatheCpuContext *ctx,
+                                  float *const *buffers, const int32_t *positions,
+                                  int64_t rows, int32_t allLogits);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
