@@ -1,0 +1,77 @@
+// The CPU backend's three ways to run a plan agree: the generated code, the
+// interpreted plan on the SIMD kernels, and the scalar reference kernels; on
+// 1 and 2 threads. And the generated code is really in use.
+#include "test/e2e/ModelFixture.h"
+
+#include "runtime/engine/Generation.h"
+#include "runtime/engine/Session.h"
+
+#include <cmath>
+
+namespace lathe::test {
+namespace {
+
+std::vector<float> logitsOf(std::shared_ptr<const artifact::Artifact> a,
+                            const SessionOptions &options,
+                            const std::vector<int32_t> &prompt) {
+  auto session = Session::create(a, options);
+  EXPECT_TRUE(session) << session.error().message();
+  auto logits = session->forward(prompt, /*allLogits=*/true);
+  EXPECT_TRUE(logits);
+  return {logits->begin(), logits->end()};
+}
+
+TEST(CpuBackendTest, GeneratedInterpretedAndReferenceAgree) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  for (const char *quant : {"none", "bfp4:block=32"}) {
+    auto a = compileAndLoad(modelDir() + "/stories15M.bin", "cpu", quant);
+    ASSERT_NE(a, nullptr);
+    ASSERT_TRUE(a->schedule("cpu")->native) << "no generated code in the artifact";
+    std::vector<int32_t> prompt = loadReference()["prompts"][2]["prompt_ids"];
+
+    SessionOptions generated, interpreted, reference;
+    interpreted.nativeCode = false;
+    reference.kernels = KernelPath::Reference;
+    auto session = Session::create(a, generated);
+    ASSERT_TRUE(session);
+    EXPECT_TRUE(session->usesNativeCode());
+
+    std::vector<float> ref = logitsOf(a, reference, prompt);
+    for (int threads : {1, 2}) {
+      generated.threads = interpreted.threads = threads;
+      std::vector<float> gen = logitsOf(a, generated, prompt);
+      std::vector<float> interp = logitsOf(a, interpreted, prompt);
+      ASSERT_EQ(gen.size(), ref.size());
+      double num = 0, den = 0;
+      for (size_t i = 0; i < gen.size(); ++i) {
+        // Same kernels, same order: generated and interpreted agree exactly
+        // up to the compiler's choices in the element-wise loops.
+        ASSERT_NEAR(gen[i], interp[i], 1e-5f * (1 + std::fabs(interp[i]))) << i;
+        num += (gen[i] - ref[i]) * double(gen[i] - ref[i]);
+        den += double(ref[i]) * ref[i];
+      }
+      // float32 sums against float64 sums over K <= 768: ~1e-6 relative.
+      EXPECT_LT(std::sqrt(num / den), 1e-5) << quant << ", " << threads << " threads";
+    }
+  }
+}
+
+TEST(CpuBackendTest, ThreadsAreValidated) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  auto a = compileAndLoad(modelDir() + "/stories15M.bin", "threads");
+  ASSERT_NE(a, nullptr);
+  SessionOptions options;
+  options.threads = -1;
+  auto s = Session::create(a, options);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("--threads"), std::string::npos);
+  options.threads = 2;
+  auto two = Session::create(a, options);
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->threads(), 2);
+}
+
+} // namespace
+} // namespace lathe::test
