@@ -14,7 +14,8 @@ def Quantize : Pass<"lathe-quantize", "mlir::ModuleOp"> {
   let summary = "Store the weights of tfm.linear in a packed number format";
   let description = [{
     Rewrites the weight of every `tfm.linear` (the classifier of
-    `tfm.logits`, the embedding table and norm gains stay as they are) into
+    `tfm.logits` only with `classifier=true`; the embedding table, unless it
+    is that classifier, and norm gains stay as they are) into
     the format named by `format`, e.g. `bfp4:block=32`, `mxfp6_e3m2`,
     `fp6_4p2`, `int4:group=32:asym` (docs/formats.md). The new `tfm.weight`
     has the format as its element type and the packed bytes, produced by
@@ -23,6 +24,9 @@ def Quantize : Pass<"lathe-quantize", "mlir::ModuleOp"> {
   let options = [
     Option<"format", "format", "std::string", /*default=*/"\"bfp8:block=32\"",
            "Format of the packed weights (docs/formats.md)">,
+    Option<"classifier", "classifier", "bool", /*default=*/"false",
+           "Also pack the classifier of tfm.logits (and, when the embedding "
+           "shares it, the embedding table: lookups then decode one row)">,
   ];
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }

@@ -170,6 +170,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     } else {
       QuantizeOptions q;
       q.format = formats::formatName(*quant->format);
+      q.classifier = quant->classifier;
       pm.addPass(createQuantize(q));
     }
     if (mlir::failed(pm.run(*module)))

@@ -19,10 +19,11 @@ Expected<QuantOptions> parseQuantFlag(std::string_view text) {
   while (pos <= text.size()) {
     size_t end = std::min(text.find(':', pos), text.size());
     std::string_view part = text.substr(pos, end - pos);
-    if (part == "reorder" && pos > 0) {
-      if (options.reorder)
-        return Error("--quant: 'reorder' is given twice");
-      options.reorder = true;
+    if ((part == "reorder" || part == "classifier") && pos > 0) {
+      bool &flag = part == "reorder" ? options.reorder : options.classifier;
+      if (flag)
+        return Error("--quant: '" + std::string(part) + "' is given twice");
+      flag = true;
     } else {
       format += (format.empty() ? "" : ":") + std::string(part);
     }
@@ -39,6 +40,9 @@ Expected<QuantOptions> parseQuantFlag(std::string_view text) {
         !std::isfinite(bits))
       return Error("--quant=" + std::string(text) + ": bits must be a positive number, got '" +
                    number + "'");
+    if (options.classifier)
+      return Error("--quant=" + std::string(text) +
+                   ": ':classifier' applies to a single format, not to mixed");
     options.mixedBits = bits;
     return options;
   }

@@ -5,7 +5,9 @@
 //                                     (docs/formats.md: bfp4:block=32, mxfp6_e3m2,
 //                                     fp6_4p2, int4:group=32:asym, ...); with
 //                                     :reorder, outlier channels are clustered
-//                                     first (lathe-reorder-channels)
+//                                     first (lathe-reorder-channels); with
+//                                     :classifier, the classifier (and an
+//                                     embedding table tied to it) is packed too
 //   --quant=mixed:bits=B[:reorder]    a format per linear weight, chosen to
 //                                     minimise calibrated error at an average
 //                                     of B bits per weight (lathe-select-formats)
@@ -22,6 +24,7 @@ namespace lathe::compiler {
 struct QuantOptions {
   std::optional<formats::FormatSpec> format;  // empty: no quantization
   bool reorder = false;
+  bool classifier = false;                    // FORMAT:classifier
   std::optional<double> mixedBits;            // mixed:bits=B
   /// Whether the model must be calibrated first.
   bool needsCalibration() const { return reorder || mixedBits.has_value(); }

@@ -12,7 +12,8 @@ using namespace mlir;
 
 namespace lathe {
 
-FailureOr<std::vector<LinearWeight>> collectLinearWeights(ModuleOp module) {
+FailureOr<std::vector<LinearWeight>> collectLinearWeights(ModuleOp module,
+                                                         bool classifiers) {
   llvm::MapVector<Operation *, LinearWeight> weights;
   module.walk([&](tfm::LinearOp linear) {
     auto w = linear.getWeight().getDefiningOp<tfm::WeightOp>();
@@ -22,6 +23,15 @@ FailureOr<std::vector<LinearWeight>> collectLinearWeights(ModuleOp module) {
     entry.op = w;
     entry.readers.push_back(linear);
   });
+  if (classifiers)
+    module.walk([&](tfm::LogitsOp logits) {
+      auto w = logits.getClassifier().getDefiningOp<tfm::WeightOp>();
+      if (!w || weightFormat(cast<RankedTensorType>(w.getType()).getElementType()))
+        return;
+      LinearWeight &entry = weights[w];
+      entry.op = w;
+      entry.classifier = true;
+    });
   std::vector<LinearWeight> result;
   for (auto &[op, w] : weights) {
     auto type = cast<RankedTensorType>(w.op.getType());
@@ -78,10 +88,13 @@ FailureOr<PackedMatrix> packMatrix(const LinearWeight &w, const formats::FormatS
 void replaceWithPacked(LinearWeight &w, const formats::FormatSpec &spec,
                        const PackedMatrix &p) {
   OpBuilder builder(w.op);
-  // Keep the name when every user is a linear (the float weight goes away);
-  // otherwise the float copy stays for its other users under its own name.
-  bool allLinear = llvm::all_of(w.op->getUsers(),
-                                [](Operation *u) { return isa<tfm::LinearOp>(u); });
+  // Keep the name when the packed weight replaces every use (the float one
+  // goes away); otherwise the float copy stays for its other users under its
+  // own name. A packed classifier also serves the embedding lookups.
+  bool allLinear = llvm::all_of(w.op->getUsers(), [&](Operation *u) {
+    return isa<tfm::LinearOp>(u) ||
+           (w.classifier && isa<tfm::LogitsOp, tfm::EmbeddingOp>(u));
+  });
   std::string name = w.op.getSymName().str();
   if (!allLinear)
     name += "." + formats::formatName(spec);
@@ -92,6 +105,10 @@ void replaceWithPacked(LinearWeight &w, const formats::FormatSpec &spec,
     packed->setAttr(kQuantOutputErrorAttr, builder.getF32FloatAttr(float(p.outputError)));
   for (tfm::LinearOp reader : w.readers)
     reader.getWeightMutable().assign(packed.getResult());
+  if (w.classifier)
+    w.op.getResult().replaceUsesWithIf(packed.getResult(), [](OpOperand &use) {
+      return isa<tfm::LogitsOp, tfm::EmbeddingOp>(use.getOwner());
+    });
   if (w.op->use_empty())
     w.op->erase();
   w.op = packed;

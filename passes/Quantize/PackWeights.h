@@ -22,14 +22,18 @@ inline constexpr const char *kQuantOutputErrorAttr = "tfm.quant_output_error";
 struct LinearWeight {
   tfm::WeightOp op;
   llvm::SmallVector<tfm::LinearOp> readers;
+  /// Read by tfm.logits: packed for it (and for a tfm.embedding sharing it).
+  bool classifier = false;
   std::vector<float> values;
   std::vector<double> rms2;
   bool calibrated = false;
   int64_t rows = 0, cols = 0;
 };
 
-/// Every float tfm.weight of `module` that tfm.linear ops read, in IR order.
-mlir::FailureOr<std::vector<LinearWeight>> collectLinearWeights(mlir::ModuleOp module);
+/// Every float tfm.weight of `module` that tfm.linear ops read, in IR order;
+/// with `classifiers`, also those that tfm.logits reads.
+mlir::FailureOr<std::vector<LinearWeight>> collectLinearWeights(mlir::ModuleOp module,
+                                                                bool classifiers = false);
 
 struct PackedMatrix {
   std::vector<uint8_t> bytes;

@@ -21,7 +21,8 @@ struct QuantizePass : impl::QuantizeBase<QuantizePass> {
       getOperation().emitError() << "lathe-quantize: " << spec.error().message();
       return signalPassFailure();
     }
-    FailureOr<std::vector<LinearWeight>> weights = collectLinearWeights(getOperation());
+    FailureOr<std::vector<LinearWeight>> weights =
+        collectLinearWeights(getOperation(), classifier);
     if (failed(weights))
       return signalPassFailure();
     // One packed copy per weight, shared by every linear that reads it.

@@ -77,7 +77,7 @@ struct NativeKernels {
     Session &s = session(ctx);
     const plan::TensorInfo &info = s.artifact_->tensors()[table];
     kernels::embedding({info.type, s.artifact_->tensorData(table).data(), info.shape[0],
-                        info.shape[1]},
+                        info.shape[1], info.quant ? &*info.quant : nullptr},
                        s.tokens_, out);
   }
   static void attention(LatheCpuContext *ctx, const float *q, const float *k,

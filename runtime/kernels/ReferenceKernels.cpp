@@ -60,8 +60,16 @@ double dot(const float *a, const float *b, int64_t n) {
 } // namespace
 
 void embedding(WeightView table, std::span<const int32_t> tokens, float *out) {
-  for (size_t t = 0; t < tokens.size(); ++t)
-    loadRow(table, int64_t(tokens[t]) * table.cols, table.cols, out + t * table.cols);
+  size_t packedRow = table.quant ? formats::packedRowBytes(*table.quant, table.cols) : 0;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    float *row = out + t * table.cols;
+    if (table.quant)
+      formats::dequantizeRow(*table.quant,
+                             {table.data + size_t(tokens[t]) * packedRow, packedRow},
+                             {row, size_t(table.cols)});
+    else
+      loadRow(table, int64_t(tokens[t]) * table.cols, table.cols, row);
+  }
 }
 
 void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,

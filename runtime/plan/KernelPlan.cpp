@@ -110,7 +110,6 @@ private:
   Status check(const EmbeddingStep &s) {
     const TensorInfo *t;
     if (Status st = tensor(s.table, 2, &t); !st) return st;
-    if (Status st = plain(t); !st) return st;
     if (t->shape[0] != config_.vocab)
       return fail(fmt::format("table '{}' has {} rows, vocabulary is {}",
                               t->name, t->shape[0], config_.vocab));

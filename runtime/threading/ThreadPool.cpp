@@ -69,6 +69,17 @@ ThreadPool::~ThreadPool() {
     worker.join();
 }
 
+void ThreadPool::runChunk(int64_t chunk, int64_t chunks) {
+  // Chunk c starts at c * base + min(c, extra): the first `extra` chunks
+  // take one item more.
+  const int64_t items = job_.end - job_.begin;
+  const int64_t base = items / chunks, extra = items % chunks;
+  const int64_t first = job_.begin + chunk * base + std::min(chunk, extra);
+  (*job_.fn)(first, first + base + (chunk < extra ? 1 : 0));
+  if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks)
+    done_.notify_one();
+}
+
 void ThreadPool::runChunks(uint32_t epoch) {
   uint64_t state = state_.load(std::memory_order_acquire);
   while (true) {
@@ -77,15 +88,7 @@ void ThreadPool::runChunks(uint32_t epoch) {
     if (!state_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel,
                                       std::memory_order_acquire))
       continue;
-    // Chunk c starts at c * base + min(c, extra): the first `extra` chunks
-    // take one item more.
-    const int64_t chunk = nextOf(state), chunks = chunksOf(state);
-    const int64_t items = job_.end - job_.begin;
-    const int64_t base = items / chunks, extra = items % chunks;
-    const int64_t first = job_.begin + chunk * base + std::min(chunk, extra);
-    (*job_.fn)(first, first + base + (chunk < extra ? 1 : 0));
-    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks)
-      done_.notify_one();
+    runChunk(nextOf(state), chunksOf(state));
     state = state_.load(std::memory_order_acquire);
   }
 }
@@ -113,10 +116,14 @@ void ThreadPool::parallelFor(int64_t begin, int64_t end,
   job_ = Job{&fn, begin, end};
   done_.store(0, std::memory_order_relaxed);
   const uint32_t epoch = epoch_.load(std::memory_order_relaxed) + 1;
-  state_.store(static_cast<uint64_t>(epoch) << 32 | static_cast<uint64_t>(chunks) << 16,
+  // The caller owns chunk 0 from the start (next = 1): with the same split
+  // every time, each thread keeps working on the same rows, whose weights
+  // stay in its own L2 when a matrix is used again.
+  state_.store(static_cast<uint64_t>(epoch) << 32 | static_cast<uint64_t>(chunks) << 16 | 1u,
                std::memory_order_release);
   epoch_.store(epoch, std::memory_order_release);
   epoch_.notify_all();
+  runChunk(0, chunks);
   runChunks(epoch);
   int32_t finished = done_.load(std::memory_order_acquire);
   while (finished != chunks)

@@ -37,11 +37,11 @@ public:
   /// Splits [begin, end) into min(size(), end - begin) contiguous chunks of
   /// near-equal length (the first ones one longer), calls fn(chunkBegin,
   /// chunkEnd) once per chunk, and returns when every call has returned.
-  /// Each thread, the caller first, claims chunks until none is left, so
-  /// normally every thread runs one. An empty range calls nothing. fn must
-  /// not throw; it runs concurrently with itself on disjoint chunks. Calls
-  /// from several threads at once are serialized; fn must not call
-  /// parallelFor on the same pool.
+  /// The caller runs chunk 0, then every thread claims chunks until none
+  /// is left, so normally every thread runs one. An empty range calls
+  /// nothing. fn must not throw; it runs concurrently with itself on
+  /// disjoint chunks. Calls from several threads at once are serialized; fn
+  /// must not call parallelFor on the same pool.
   void parallelFor(int64_t begin, int64_t end,
                    const std::function<void(int64_t, int64_t)> &fn);
 
@@ -52,6 +52,8 @@ private:
   };
 
   void workerLoop();
+  /// Runs chunk `chunk` of the current job (split into `chunks`).
+  void runChunk(int64_t chunk, int64_t chunks);
   /// Claims and runs chunks of dispatch `epoch` until none is left.
   void runChunks(uint32_t epoch);
 

@@ -1,4 +1,5 @@
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=bfp4:block=32" | FileCheck %s --check-prefix=BFP
+// RUN: lathe-opt %s --split-input-file --lathe-quantize="format=int8:group=32 classifier=true" | FileCheck %s --check-prefix=CLS
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=mxfp6_e3m2" | FileCheck %s --check-prefix=MX
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=fp6_4p2" | FileCheck %s --check-prefix=FP6
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=int4:group=32:asym" | FileCheck %s --check-prefix=INT
@@ -48,5 +49,22 @@ func.func @sharing(%t: tensor<?xi32>) -> tensor<?x16xf32> {
   %b = tfm.linear %a, %w : tensor<?x64xf32>, tensor<64x64xbf16> -> tensor<?x64xf32>
   %c = tfm.linear %b, %e : tensor<?x64xf32>, tensor<16x64xf32> -> tensor<?x16xf32>
   %l = tfm.logits %b, %e : tensor<?x64xf32>, tensor<16x64xf32> -> tensor<?x16xf32>
+  return %l : tensor<?x16xf32>
+}
+
+// -----
+
+// With classifier=true the classifier is packed too, and the embedding
+// lookup that shares it reads the same packed table.
+
+// CLS-LABEL: func @classifier
+// CLS: %[[E:.*]] = tfm.weight "emb" {{.*}} : tensor<16x64x!tfm.int<bits = 8, group = 32, symmetric = true>>
+// CLS-NOT: tfm.weight "emb"
+// CLS: tfm.embedding %[[E]]
+// CLS: tfm.logits %{{.*}}, %[[E]]
+func.func @classifier(%t: tensor<?xi32>) -> tensor<?x16xf32> {
+  %e = tfm.weight "emb" {value = dense<0.5> : tensor<16x64xf32>} : tensor<16x64xf32>
+  %x = tfm.embedding %e[%t] : tensor<16x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
+  %l = tfm.logits %x, %e : tensor<?x64xf32>, tensor<16x64xf32> -> tensor<?x16xf32>
   return %l : tensor<?x16xf32>
 }

@@ -39,6 +39,19 @@ TEST(QuantFlagTest, Reorder) {
   EXPECT_NE(errorOf("reorder").find("unknown format 'reorder'"), std::string::npos);
 }
 
+TEST(QuantFlagTest, Classifier) {
+  auto q = parseQuantFlag("int8:group=32:classifier");
+  ASSERT_TRUE(q);
+  EXPECT_TRUE(q->classifier);
+  EXPECT_FALSE(q->reorder);
+  EXPECT_EQ(formats::formatName(*q->format), "int8:group=32");
+  auto both = parseQuantFlag("mxfp4:reorder:classifier");
+  ASSERT_TRUE(both);
+  EXPECT_TRUE(both->classifier && both->reorder);
+  EXPECT_NE(errorOf("int8:classifier:classifier").find("twice"), std::string::npos);
+  EXPECT_NE(errorOf("mixed:bits=4.5:classifier").find("single format"), std::string::npos);
+}
+
 TEST(QuantFlagTest, Mixed) {
   auto q = parseQuantFlag("mixed:bits=4.5");
   ASSERT_TRUE(q);
