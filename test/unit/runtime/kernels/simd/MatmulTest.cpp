@@ -118,6 +118,19 @@ TEST_P(MatmulTest, F32MatchesFloat64) {
   }
 }
 
+// A GEMV over >= 24 MiB of weights takes the row-at-a-time streaming path.
+TEST_P(MatmulTest, LargeF32GemvMatchesFloat64) {
+  const Shape s{1, 23000, 291, 7, 22990};
+  const auto x = randomVector(s.K, 40), w = randomVector(s.N * s.K, 41);
+  std::vector<float> y(s.N, kUntouched);
+  matmulF32(x.data(), 1, w.data(), s.N, s.K, y.data(), s.n0, s.n1);
+  expectMatchesFloat64(y, x, w, s, "large f32 " + describe(s));
+  std::vector<float> pieces(s.N, kUntouched);
+  matmulF32(x.data(), 1, w.data(), s.N, s.K, pieces.data(), s.n0, 11111);
+  matmulF32(x.data(), 1, w.data(), s.N, s.K, pieces.data(), 11111, s.n1);
+  EXPECT_EQ(pieces, y);
+}
+
 TEST_P(MatmulTest, BF16MatchesFloat64) {
   uint32_t seed = 100;
   for (const Shape &s : kShapes) {

@@ -1,0 +1,257 @@
+// lathe-microbench: Google Benchmark timings of the matmul kernels on the
+// shapes of stories15M: GEMV (T = 1, decoding) and GEMM (T = 128, prefill)
+// for N x K = 768 x 288 (w1/w3) and 32000 x 288 (the classifier), in
+// float32, bfloat16, float16 and the packed formats; the scalar reference
+// (runtime/kernels/ReferenceKernels) against the SIMD kernels
+// (runtime/kernels/simd), on 1 and 2 threads of a ThreadPool.
+//
+// Counters: weightGB/s = weight bytes read per second (each call reads the
+// matrix once, at any T); GFLOP/s = 2*T*N*K per second.
+//
+//   lathe-microbench --benchmark_filter='gemv/.*/768x288' --benchmark_repetitions=3
+#include "runtime/formats/RowCodec.h"
+#include "runtime/kernels/ReferenceKernels.h"
+#include "runtime/kernels/simd/Int8Matmul.h"
+#include "runtime/kernels/simd/Matmul.h"
+#include "runtime/threading/ThreadPool.h"
+
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace lathe;
+
+struct Shape {
+  int64_t N, K;
+};
+
+std::vector<float> randomVector(size_t n, uint32_t seed, float sigma) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sigma);
+  std::vector<float> v(n);
+  for (float &x : v) x = dist(rng);
+  return v;
+}
+
+/// One weight matrix in one storage format, and the kernels that read it.
+struct Weights {
+  std::string format; // "f32", "bf16", "f16" or a format name
+  Shape shape;
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<formats::FormatSpec> spec; // packed formats only
+  ElementType type = ElementType::F32;
+
+  kernels::WeightView view() const {
+    return {type, bytes.data(), shape.N, shape.K, spec.get()};
+  }
+};
+
+uint16_t toHalf(float f) {
+  // Round-to-nearest-even float -> binary16 for normal-range values; good
+  // enough for benchmark data (weights ~N(0, 0.05)).
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  const uint32_t sign = (b >> 16) & 0x8000;
+  const int exp = static_cast<int>((b >> 23) & 0xFF) - 127 + 15;
+  if (exp <= 0)
+    return static_cast<uint16_t>(sign);
+  uint32_t mant = b & 0x7FFFFF;
+  uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1FFF;
+  if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+    ++h;
+  return static_cast<uint16_t>(h);
+}
+
+std::unique_ptr<Weights> makeWeights(const std::string &format, Shape shape) {
+  auto w = std::make_unique<Weights>();
+  w->format = format;
+  w->shape = shape;
+  const auto values = randomVector(shape.N * shape.K, 7, 0.05f);
+  if (format == "f32") {
+    w->bytes.resize(values.size() * 4);
+    std::memcpy(w->bytes.data(), values.data(), w->bytes.size());
+  } else if (format == "bf16" || format == "f16") {
+    w->type = format == "bf16" ? ElementType::BF16 : ElementType::F16;
+    w->bytes.resize(values.size() * 2);
+    for (size_t i = 0; i < values.size(); ++i) {
+      uint32_t b;
+      std::memcpy(&b, &values[i], 4);
+      const uint16_t h = format == "bf16" ? static_cast<uint16_t>(b >> 16) : toHalf(values[i]);
+      std::memcpy(w->bytes.data() + 2 * i, &h, 2);
+    }
+  } else {
+    auto spec = formats::parseFormatSpec(format);
+    if (!spec) {
+      std::fprintf(stderr, "lathe-microbench: %s\n", spec.error().message().c_str());
+      return nullptr;
+    }
+    w->spec = std::make_unique<formats::FormatSpec>(*spec);
+    const size_t rowBytes = formats::packedRowBytes(*spec, shape.K);
+    w->bytes.resize(rowBytes * shape.N);
+    for (int64_t n = 0; n < shape.N; ++n)
+      if (!formats::quantizeRow(*spec, {values.data() + n * shape.K, size_t(shape.K)},
+                                {w->bytes.data() + n * rowBytes, rowBytes}))
+        return nullptr;
+  }
+  return w;
+}
+
+enum class Impl { Reference, Simd, SimdInt8 };
+
+/// y for columns [n0, n1) with the SIMD kernel of w's format.
+void simdMatmul(const Weights &w, const float *x, int64_t T, float *y, int64_t n0,
+                int64_t n1) {
+  const auto [N, K] = w.shape;
+  if (w.format == "f32")
+    kernels::simd::matmulF32(x, T, reinterpret_cast<const float *>(w.bytes.data()), N, K,
+                             y, n0, n1);
+  else if (w.format == "bf16")
+    kernels::simd::matmulBF16(x, T, reinterpret_cast<const uint16_t *>(w.bytes.data()), N,
+                              K, y, n0, n1);
+  else if (w.format == "f16")
+    kernels::simd::matmulF16(x, T, reinterpret_cast<const uint16_t *>(w.bytes.data()), N,
+                             K, y, n0, n1);
+  else
+    kernels::simd::matmulPacked(x, T, w.bytes.data(), *w.spec, N, K, y, n0, n1);
+}
+
+void runBenchmark(benchmark::State &state, const Weights &w, int64_t T, Impl impl,
+                  int threads) {
+  const auto [N, K] = w.shape;
+  const auto x = randomVector(T * K, 11, 1.0f);
+  std::vector<float> y(T * N);
+  lathe::threading::ThreadPool pool(threads);
+  kernels::simd::Int8Activations qx;
+  for (auto _ : state) {
+    switch (impl) {
+    case Impl::Reference:
+      kernels::matmul(x.data(), T, w.view(), y.data());
+      break;
+    case Impl::Simd:
+      pool.parallelFor(0, N, [&](int64_t n0, int64_t n1) {
+        simdMatmul(w, x.data(), T, y.data(), n0, n1);
+      });
+      break;
+    case Impl::SimdInt8:
+      // Quantizing x is part of the cost: the runtime does it once per
+      // matmul input (shared by the matmuls that read the same x).
+      kernels::simd::quantizeActivations(x.data(), T, K, *w.spec, qx);
+      pool.parallelFor(0, N, [&](int64_t n0, int64_t n1) {
+        kernels::simd::matmulPackedInt8(qx, w.bytes.data(), *w.spec, N, y.data(), n0, n1);
+      });
+      break;
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["weightGB/s"] = benchmark::Counter(
+      static_cast<double>(w.bytes.size()) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * T * N * K * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bits/weight"] = 8.0 * static_cast<double>(w.bytes.size()) / (N * K);
+}
+
+/// Weights are built on first use, so that a filtered run quantizes only
+/// the matrices it times.
+class WeightCache {
+public:
+  const Weights *get(const std::string &format, Shape shape) {
+    const std::string key = format + "/" + std::to_string(shape.N) + "x" + std::to_string(shape.K);
+    auto it = cache_.find(key);
+    if (it == cache_.end())
+      it = cache_.emplace(key, makeWeights(format, shape)).first;
+    return it->second.get();
+  }
+
+private:
+  std::map<std::string, std::unique_ptr<Weights>> cache_;
+};
+
+} // namespace
+
+int main(int argc, char **argv) {
+  benchmark::Initialize(&argc, argv);
+  std::printf("SIMD target: %s\n", lathe::kernels::simd::simdTargetName());
+  const Shape shapes[] = {{768, 288}, {32000, 288}};
+  const char *formatNames[] = {
+      "f32", "bf16", "f16", "int8:group=32", "int8:group=128", "int8:group=32:asym",
+      "int4:group=32", "int4:group=128", "int4:group=32:asym", "bfp8:block=32",
+      "bfp6:block=32", "bfp4:block=32", "mxint8", "mxfp8_e4m3", "mxfp6_e3m2",
+      "mxfp4", "fp6_4p2", "fp6_4p2:group=128"};
+  static WeightCache cache;
+  for (const Shape &shape : shapes)
+    for (const std::string format : formatNames) {
+      const std::string dims = std::to_string(shape.N) + "x" + std::to_string(shape.K);
+      bool int8Path = false;
+      if (auto spec = lathe::formats::parseFormatSpec(format))
+        int8Path = lathe::kernels::simd::supportsInt8Activations(*spec);
+      for (int64_t T : {int64_t{1}, int64_t{128}}) {
+        const std::string prefix = (T == 1 ? "gemv/" : "gemm/") + format + "/" + dims;
+        auto add = [&](const std::string &name, Impl impl, int threads) {
+          benchmark::RegisterBenchmark(
+              (prefix + "/" + name + "/threads:" + std::to_string(threads)).c_str(),
+              [format, shape, T, impl, threads](benchmark::State &s) {
+                const Weights *w = cache.get(format, shape);
+                if (!w) {
+                  s.SkipWithError("could not build the weights");
+                  return;
+                }
+                runBenchmark(s, *w, T, impl, threads);
+              })
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        };
+        // The scalar reference at T = 128 on the classifier takes seconds
+        // per call; its GEMV and the small GEMM show the ratio well enough.
+        if (!(T == 128 && shape.N > 1000))
+          add("reference", Impl::Reference, 1);
+        for (int threads : {1, 2}) {
+          add("simd", Impl::Simd, threads);
+          if (int8Path)
+            add("simd-int8x", Impl::SimdInt8, threads);
+        }
+      }
+    }
+  // Fixed costs around the kernels: quantizing one activation row for the
+  // int8 path, and one ThreadPool dispatch with nothing to do.
+  for (const std::string format : {"int8:group=32", "int8:group=128", "int4:group=32", "mxfp4"})
+    for (int64_t K : {int64_t{288}, int64_t{768}})
+      benchmark::RegisterBenchmark(
+          ("quantize-activations/" + format + "/T=1/K=" + std::to_string(K)).c_str(),
+          [format, K](benchmark::State &s) {
+            const auto spec = lathe::formats::parseFormatSpec(format);
+            const auto x = randomVector(K, 3, 1.0f);
+            lathe::kernels::simd::Int8Activations q;
+            for (auto _ : s) {
+              lathe::kernels::simd::quantizeActivations(x.data(), 1, K, *spec, q);
+              benchmark::DoNotOptimize(q.codes.data());
+            }
+          })
+          ->Unit(benchmark::kNanosecond);
+  for (int threads : {1, 2})
+    benchmark::RegisterBenchmark(("threadpool-dispatch/threads:" + std::to_string(threads)).c_str(),
+                                 [threads](benchmark::State &s) {
+                                   lathe::threading::ThreadPool pool(threads);
+                                   std::atomic<int64_t> sink{0};
+                                   for (auto _ : s)
+                                     pool.parallelFor(0, threads, [&](int64_t a, int64_t b) {
+                                       sink.fetch_add(b - a, std::memory_order_relaxed);
+                                     });
+                                 })
+        ->Unit(benchmark::kNanosecond)
+        ->UseRealTime();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
