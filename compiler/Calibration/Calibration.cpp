@@ -3,6 +3,7 @@
 #include "codegen/KernelPlan/BuildKernelPlan.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "runtime/artifact/Artifact.h"
+#include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
 
 #include "mlir/IR/Builders.h"
@@ -62,13 +63,10 @@ Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tok
 
   CalibrationStats result;
   const int64_t context = lowered->config.context;
-  while (!text.empty() && result.tokens < maxTokens) {
-    size_t end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    if (line.find_first_not_of(" \t\r") == std::string_view::npos)
-      continue;
-    std::vector<int32_t> ids = tokenizer.encode(line, /*addBos=*/true);
+  for (const TextSequence &sequence : tokenizeLines(text, tokenizer)) {
+    if (result.tokens >= maxTokens)
+      break;
+    const std::vector<int32_t> &ids = sequence.ids;
     for (size_t begin = 0; begin < ids.size() && result.tokens < maxTokens;
          begin += context) {
       size_t n = std::min<size_t>({ids.size() - begin, size_t(context),

@@ -68,11 +68,8 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
   return stats;
 }
 
-Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
-                                      std::string_view text) {
-  PerplexityResult result;
-  auto start = std::chrono::steady_clock::now();
-  const int64_t vocab = session.config().vocab;
+std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer) {
+  std::vector<TextSequence> sequences;
   size_t lineNo = 0;
   while (!text.empty()) {
     size_t end = text.find('\n');
@@ -83,11 +80,22 @@ Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokeniz
       line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos)
       continue;
-    std::vector<int32_t> ids = tokenizer.encode(line, /*addBos=*/true);
+    sequences.push_back({lineNo, tokenizer.encode(line, /*addBos=*/true)});
+  }
+  return sequences;
+}
+
+Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
+                                      std::string_view text) {
+  PerplexityResult result;
+  auto start = std::chrono::steady_clock::now();
+  const int64_t vocab = session.config().vocab;
+  for (const TextSequence &sequence : tokenizeLines(text, tokenizer)) {
+    const std::vector<int32_t> &ids = sequence.ids;
     if (static_cast<int64_t>(ids.size()) > session.config().context)
       return Error(fmt::format("line {} is {} tokens, longer than the model's "
                                "context of {} tokens",
-                               lineNo, ids.size(), session.config().context));
+                               sequence.lineNo, ids.size(), session.config().context));
     if (ids.size() < 2)
       continue;
     session.reset();

@@ -10,6 +10,7 @@
 #include <functional>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace lathe {
 
@@ -43,6 +44,17 @@ using TokenSink = std::function<void(int32_t token)>;
 Expected<GenerationStats> generate(Session &session, std::span<const int32_t> prompt,
                                    const GenerationOptions &options,
                                    const TokenSink &sink);
+
+/// One line of a text: its number (from 1) and its token ids, BOS first.
+struct TextSequence {
+  size_t lineNo = 0;
+  std::vector<int32_t> ids;
+};
+
+/// Every non-empty line of `text` as its own sequence: a trailing '\r' is
+/// dropped and whitespace-only lines are skipped. The one definition of "a
+/// line of text" that perplexity, calibration and lathe-eval share.
+std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer);
 
 struct PerplexityResult {
   double perplexity = 0;

@@ -12,6 +12,7 @@
 // it stays f32, so an FP32 build reports 32 bits per weight and a quantized
 // build the packed size of exactly the tensors its format applies to.
 #include "runtime/artifact/Artifact.h"
+#include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
 #include "runtime/tokenizer/Tokenizer.h"
 
@@ -43,31 +44,14 @@ int fail(const std::string &message) {
   return 1;
 }
 
-/// One scored line: its number in the file and its token ids, BOS first.
-struct Sequence {
-  size_t lineNo = 0;
-  std::vector<int32_t> ids;
-};
+using Sequence = lathe::TextSequence;
 
 /// The lines lathe::perplexity() scores, tokenized the same way, so that the
 /// reference row reproduces lathe-run --perplexity exactly.
 std::vector<Sequence> splitLines(std::string_view text, const lathe::Tokenizer &tokenizer) {
-  std::vector<Sequence> sequences;
-  size_t lineNo = 0;
-  while (!text.empty()) {
-    size_t end = text.find('\n');
-    std::string_view line = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    ++lineNo;
-    if (!line.empty() && line.back() == '\r')
-      line.remove_suffix(1);
-    if (line.find_first_not_of(" \t") == std::string_view::npos)
-      continue;
-    std::vector<int32_t> ids = tokenizer.encode(line, /*addBos=*/true);
-    // A lone BOS predicts nothing.
-    if (ids.size() >= 2)
-      sequences.push_back({lineNo, std::move(ids)});
-  }
+  std::vector<Sequence> sequences = lathe::tokenizeLines(text, tokenizer);
+  // A lone BOS predicts nothing.
+  std::erase_if(sequences, [](const Sequence &s) { return s.ids.size() < 2; });
   return sequences;
 }
 
