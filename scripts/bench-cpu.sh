@@ -28,11 +28,15 @@ for q in "${quants[@]}"; do
   out="$tmp/m.lathe"
   "$build/bin/lathe-compile" "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" \
     --target=cpu --quant="$q" -q -o "$out"
-  for t in 1 2; do
-    r=$("$build/bin/lathe-bench" "$out" --threads "$t" --repeat "$repeat")
-    pp=$(echo "$r" | sed -n 's/^prompt .*median \([0-9.]*\).*/\1/p')
-    tg=$(echo "$r" | sed -n 's/^generation .*median \([0-9.]*\).*/\1/p')
-    echo "| lathe $q | $t | $pp | $tg |"
+  modes=("")
+  [ "$q" = none ] || modes+=("--int8-activations")
+  for mode in "${modes[@]}"; do
+    for t in 1 2; do
+      r=$("$build/bin/lathe-bench" "$out" --threads "$t" --repeat "$repeat" $mode)
+      pp=$(echo "$r" | sed -n 's/^prompt .*median \([0-9.]*\).*/\1/p')
+      tg=$(echo "$r" | sed -n 's/^generation .*median \([0-9.]*\).*/\1/p')
+      echo "| lathe $q${mode:+ $mode} | $t | $pp | $tg |"
+    done
   done
 done
 if [ -n "${PEERS:-}" ]; then

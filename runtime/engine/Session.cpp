@@ -51,7 +51,8 @@ Expected<Session> Session::create(std::shared_ptr<const artifact::Artifact> arti
 
 Session::Session(std::shared_ptr<const artifact::Artifact> artifact,
                  const plan::KernelPlan *plan, const SessionOptions &options)
-    : artifact_(std::move(artifact)), plan_(plan), kernels_(options.kernels) {
+    : artifact_(std::move(artifact)), plan_(plan), kernels_(options.kernels),
+      int8Activations_(options.int8Activations && options.kernels == KernelPath::Simd) {
   const plan::ModelConfig &c = artifact_->config();
   size_t kvSize = plan_->kvLayers * c.context * plan_->kvWidth;
   keys_.assign(kvSize, 0.0f);
@@ -146,8 +147,16 @@ void Session::matmul(const float *x, int64_t rows, uint32_t index, float *y) {
                     y);
     return;
   }
+  namespace simd = kernels::simd;
+  if (int8Activations_ && rows == 1 && info.quant &&
+      simd::supportsInt8Activations(*info.quant) &&
+      simd::quantizeActivations(x, rows, k, *info.quant, quantizedInput_)) {
+    pool_->parallelFor(0, n, [&](int64_t n0, int64_t n1) {
+      simd::matmulPackedInt8(quantizedInput_, data, *info.quant, n, y, n0, n1);
+    });
+    return;
+  }
   pool_->parallelFor(0, n, [&](int64_t n0, int64_t n1) {
-    namespace simd = kernels::simd;
     if (info.quant)
       simd::matmulPacked(x, rows, data, *info.quant, n, k, y, n0, n1);
     else if (info.type == ElementType::F32)

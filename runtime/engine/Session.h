@@ -6,6 +6,7 @@
 
 #include "runtime/artifact/Artifact.h"
 #include "runtime/support/Expected.h"
+#include "runtime/kernels/simd/Int8Matmul.h"
 #include "runtime/native/NativeModel.h"
 #include "runtime/threading/ThreadPool.h"
 
@@ -35,6 +36,10 @@ struct SessionOptions {
   /// Run the artifact's generated CPU code when it has some (SIMD path only);
   /// false interprets the plan instead.
   bool nativeCode = true;
+  /// Decode steps (one token) round each matmul's input to int8 per block
+  /// and use integer dot products (VNNI) for the packed formats that allow
+  /// it. Faster, and no longer the reference numerics: off by default.
+  bool int8Activations = false;
 };
 
 class Session {
@@ -91,6 +96,8 @@ private:
   std::shared_ptr<threading::ThreadPool> pool_;
   std::shared_ptr<native::NativeModel> native_;
   std::vector<float *> bufferPointers_;
+  bool int8Activations_ = false;
+  kernels::simd::Int8Activations quantizedInput_;
 
   friend struct NativeKernels;
 };

@@ -6,6 +6,7 @@
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace lathe::test {
@@ -54,6 +55,40 @@ TEST(CpuBackendTest, GeneratedInterpretedAndReferenceAgree) {
       // float32 sums against float64 sums over K <= 768: ~1e-6 relative.
       EXPECT_LT(std::sqrt(num / den), 1e-5) << quant << ", " << threads << " threads";
     }
+  }
+}
+
+TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  for (const char *quant : {"int8:group=32:classifier", "int4:group=32:classifier"}) {
+    auto a = compileAndLoad(modelDir() + "/stories15M.bin", "int8act", quant);
+    ASSERT_NE(a, nullptr);
+    std::vector<int32_t> prompt = loadReference()["prompts"][0]["prompt_ids"];
+    SessionOptions exact, int8;
+    int8.int8Activations = true;
+    auto s1 = Session::create(a, exact), s2 = Session::create(a, int8);
+    ASSERT_TRUE(s1 && s2);
+    // The prompt runs as a prefill (float activations in both), then one
+    // decode step, where the int8 path rounds each matmul input per block.
+    ASSERT_TRUE(s1->forward(prompt) && s2->forward(prompt));
+    int32_t next = 29892;
+    auto l1 = s1->forward(std::span<const int32_t>(&next, 1));
+    ASSERT_TRUE(l1);
+    std::vector<float> ref(l1->begin(), l1->end());
+    auto l2 = s2->forward(std::span<const int32_t>(&next, 1));
+    ASSERT_TRUE(l2);
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      num += ((*l2)[i] - ref[i]) * double((*l2)[i] - ref[i]);
+      den += double(ref[i]) * ref[i];
+    }
+    // int8 activations with a scale per block of 32: ~2^-8 relative per
+    // input, ~1% on the logits after 6 layers; the greedy choice holds.
+    EXPECT_LT(std::sqrt(num / den), 2e-2) << quant;
+    EXPECT_EQ(std::max_element(ref.begin(), ref.end()) - ref.begin(),
+              std::max_element(l2->begin(), l2->end()) - l2->begin())
+        << quant;
   }
 }
 

@@ -42,6 +42,9 @@ int main(int argc, char **argv) {
   std::string kernels = "simd";
   app.add_option("--threads", sessionOptions.threads, "kernel threads (0: every core)")
       ->capture_default_str();
+  app.add_flag("--int8-activations", sessionOptions.int8Activations,
+               "decode with int8-rounded activations and integer dot products "
+               "(faster; not the reference numerics)");
   app.add_option("--kernels", kernels, "simd or reference")
       ->check(CLI::IsMember({"simd", "reference"}));
   try {
