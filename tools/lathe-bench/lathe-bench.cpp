@@ -4,6 +4,7 @@
 // prints the median and best of each.
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Session.h"
+#include "tools/SessionFlags.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -38,15 +39,8 @@ int main(int argc, char **argv) {
   app.add_option("--prompt-tokens", promptTokens, "prompt length")->capture_default_str();
   app.add_option("--gen-tokens", genTokens, "tokens to generate")->capture_default_str();
   app.add_option("--repeat", repeat, "repetitions (median reported)")->capture_default_str();
-  lathe::SessionOptions sessionOptions;
-  std::string kernels = "simd";
-  app.add_option("--threads", sessionOptions.threads, "kernel threads (0: every core)")
-      ->capture_default_str();
-  app.add_flag("--int8-activations", sessionOptions.int8Activations,
-               "decode with int8-rounded activations and integer dot products "
-               "(faster; not the reference numerics)");
-  app.add_option("--kernels", kernels, "simd or reference")
-      ->check(CLI::IsMember({"simd", "reference"}));
+  lathe::tools::SessionFlags sessionFlags;
+  sessionFlags.addTo(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -62,9 +56,7 @@ int main(int argc, char **argv) {
       promptTokens + genTokens > config.context)
     return fail("need 1 <= prompt tokens, prompt + generated tokens <= context (" +
                 std::to_string(config.context) + "), repeat >= 1");
-  sessionOptions.kernels =
-      kernels == "reference" ? lathe::KernelPath::Reference : lathe::KernelPath::Simd;
-  auto session = lathe::Session::create(*artifact, sessionOptions);
+  auto session = lathe::Session::create(*artifact, sessionFlags.resolve());
   if (!session)
     return fail(session.error().message());
 
@@ -96,7 +88,7 @@ int main(int argc, char **argv) {
       decode.push_back(genTokens / std::chrono::duration<double>(t2 - t1).count());
   }
   std::printf("model: %s (%s), target cpu, %s kernels, %d thread(s)\n",
-              config.name.c_str(), path.c_str(), kernels.c_str(), session->threads());
+              config.name.c_str(), path.c_str(), sessionFlags.kernels.c_str(), session->threads());
   std::printf("prompt %lld tokens: median %.1f tokens/s, best %.1f\n",
               static_cast<long long>(promptTokens), median(prefill),
               *std::max_element(prefill.begin(), prefill.end()));

@@ -4,6 +4,7 @@
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
 #include "runtime/tokenizer/Tokenizer.h"
+#include "tools/SessionFlags.h"
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
@@ -67,19 +68,8 @@ int main(int argc, char **argv) {
   app.add_option("--top-k", gen.sampler.topK, "keep the k best tokens (0 = all)")->capture_default_str();
   app.add_option("--seed", gen.sampler.seed, "random seed for sampling")->capture_default_str();
   app.add_flag("--print-ids", printIds, "print generated token ids instead of text");
-  lathe::SessionOptions sessionOptions;
-  std::string kernels = "simd";
-  app.add_option("--threads", sessionOptions.threads, "kernel threads (0: every core)")
-      ->capture_default_str();
-  app.add_flag("--int8-activations", sessionOptions.int8Activations,
-               "decode with int8-rounded activations and integer dot products "
-               "(faster; not the reference numerics)");
-  app.add_option("--kernels", kernels,
-                 "simd (default) or reference (scalar, float64 sums, 1 thread)")
-      ->check(CLI::IsMember({"simd", "reference"}));
-  bool noNative = false;
-  app.add_flag("--no-native-code", noNative,
-               "interpret the kernel plan instead of running the model's generated code");
+  lathe::tools::SessionFlags sessionFlags;
+  sessionFlags.addTo(app);
   app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
   try {
     app.parse(argc, argv);
@@ -103,10 +93,7 @@ int main(int argc, char **argv) {
   auto artifact = lathe::artifact::Artifact::load(artifactPath);
   if (!artifact)
     return fail(artifact.error().message());
-  sessionOptions.kernels =
-      kernels == "reference" ? lathe::KernelPath::Reference : lathe::KernelPath::Simd;
-  sessionOptions.nativeCode = !noNative;
-  auto session = lathe::Session::create(*artifact, sessionOptions);
+  auto session = lathe::Session::create(*artifact, sessionFlags.resolve());
   if (!session)
     return fail(session.error().message());
 

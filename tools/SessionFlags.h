@@ -1,0 +1,40 @@
+// The flags that choose how a session runs (--threads, --kernels,
+// --no-native-code, --int8-activations), shared by lathe-run and lathe-bench
+// so that both accept and document them the same way.
+#pragma once
+
+#include "runtime/engine/Session.h"
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace lathe::tools {
+
+struct SessionFlags {
+  SessionOptions options;
+  std::string kernels = "simd";
+  bool noNativeCode = false;
+
+  void addTo(CLI::App &app) {
+    app.add_option("--threads", options.threads, "kernel threads (0: every core)")
+        ->capture_default_str();
+    app.add_option("--kernels", kernels,
+                   "simd (default) or reference (scalar, float64 sums, 1 thread)")
+        ->check(CLI::IsMember({"simd", "reference"}));
+    app.add_flag("--no-native-code", noNativeCode,
+                 "interpret the kernel plan instead of running the model's generated code");
+    app.add_flag("--int8-activations", options.int8Activations,
+                 "decode with int8-rounded activations and integer dot products "
+                 "(faster; not the reference numerics)");
+  }
+
+  /// The options the parsed flags ask for.
+  SessionOptions resolve() const {
+    SessionOptions o = options;
+    o.kernels = kernels == "reference" ? KernelPath::Reference : KernelPath::Simd;
+    o.nativeCode = !noNativeCode;
+    return o;
+  }
+};
+
+} // namespace lathe::tools
