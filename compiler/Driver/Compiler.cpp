@@ -142,11 +142,10 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
                    "tokenizer (--tokenizer)");
     std::string text(defaultCalibrationText());
     if (!o.calib.empty()) {
-      auto file = MappedFile::open(o.calib);
+      Expected<std::string> file = readTextFile(o.calib);
       if (!file)
         return file.error();
-      text.assign(reinterpret_cast<const char *>((*file)->bytes().data()),
-                  (*file)->size());
+      text = file.take();
     }
     report("calibrating", 0);
     Expected<CalibrationStats> stats = calibrate(*module, *tokenizer, text);

@@ -38,6 +38,14 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string &path) 
   return std::shared_ptr<MappedFile>(new MappedFile(path, data, size));
 }
 
+Expected<std::string> readTextFile(const std::string &path) {
+  auto file = MappedFile::open(path);
+  if (!file)
+    return file.error();
+  std::span<const uint8_t> bytes = (*file)->bytes();
+  return std::string(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+}
+
 MappedFile::~MappedFile() {
   if (data_)
     ::munmap(const_cast<uint8_t *>(data_), size_);

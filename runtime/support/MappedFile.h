@@ -35,4 +35,8 @@ private:
   size_t size_;
 };
 
+/// The whole file as a string (calibration text, perplexity corpora), with
+/// the same messages as MappedFile::open.
+Expected<std::string> readTextFile(const std::string &path);
+
 } // namespace lathe

@@ -18,16 +18,12 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
-#include <fstream>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -240,15 +236,10 @@ int main(int argc, char **argv) {
     artifacts.push_back(loaded.take());
   }
 
-  std::error_code ec;
-  if (std::filesystem::is_directory(textPath, ec))
-    return fail(textPath + ": is a directory");
-  std::ifstream in(textPath, std::ios::binary);
-  if (!in)
-    return fail(textPath + ": cannot open: " + std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  std::vector<Sequence> sequences = splitLines(text.str(), *tokenizer);
+  auto text = lathe::readTextFile(textPath);
+  if (!text)
+    return fail(text.error().message());
+  std::vector<Sequence> sequences = splitLines(*text, *tokenizer);
   if (sequences.empty())
     return fail(textPath + ": no text to score: every line is empty or a single token");
 
@@ -262,6 +253,7 @@ int main(int argc, char **argv) {
                         isReference ? &refLogProbs : nullptr);
     if (!scored)
       return fail(scored.error().message());
+    std::error_code ec;
     uintmax_t bytes = std::filesystem::file_size(a.path(), ec);
     if (ec)
       return fail(a.path() + ": " + ec.message());

@@ -7,13 +7,9 @@
 #include "tools/SessionFlags.h"
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -110,15 +106,10 @@ int main(int argc, char **argv) {
                 "or recompile with --tokenizer");
 
   if (!perplexityFile.empty()) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(perplexityFile, ec))
-      return fail(perplexityFile + ": is a directory");
-    std::ifstream in(perplexityFile, std::ios::binary);
-    if (!in)
-      return fail(perplexityFile + ": cannot open: " + std::strerror(errno));
-    std::stringstream text;
-    text << in.rdbuf();
-    auto result = lathe::perplexity(*session, *tokenizer, text.str());
+    auto text = lathe::readTextFile(perplexityFile);
+    if (!text)
+      return fail(text.error().message());
+    auto result = lathe::perplexity(*session, *tokenizer, *text);
     if (!result)
       return fail(perplexityFile + ": " + result.error().message());
     std::fprintf(stderr, "%lld sequences, %lld predicted tokens, %.1f tokens/s\n",
