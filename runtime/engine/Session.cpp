@@ -1,6 +1,7 @@
 #include "runtime/engine/Session.h"
 
 #include "runtime/kernels/ReferenceKernels.h"
+#include "runtime/kernels/simd/Attention.h"
 #include "runtime/kernels/simd/Matmul.h"
 
 #include <fmt/format.h>
@@ -183,8 +184,12 @@ void Session::attention(const float *q, const float *k, const float *v, uint32_t
                              c.context, static_cast<int64_t>(plan_->kvWidth)};
   kernels::storeKV(k, v, positions_, cache);
   pool_->parallelFor(0, heads, [&](int64_t h0, int64_t h1) {
-    kernels::attendHeads(q, positions_, heads, kvHeads, headDim, cache, h0, h1,
-                         scratch_.data() + h0 * c.context, out);
+    float *scratch = scratch_.data() + h0 * c.context;
+    if (kernels_ == KernelPath::Reference)
+      kernels::attendHeads(q, positions_, heads, kvHeads, headDim, cache, h0, h1, scratch, out);
+    else
+      kernels::simd::attendHeads(q, positions_, heads, kvHeads, headDim, cache, h0, h1,
+                                 scratch, out);
   });
 }
 

@@ -1,0 +1,185 @@
+// The attention kernel of Attention.h, compiled once per Highway target and
+// picked at run time with HWY_DYNAMIC_DISPATCH.
+//
+// Per query row and head, three passes over the cached positions: scores
+// (four positions at a time share the query's loads, one reduction each),
+// the softmax numerators with Highway's vector Exp, then the weighted sum of
+// value rows with the head's output kept in registers (up to four vectors
+// of it per pass over the positions). A head dimension that is not a
+// multiple of the vector length is handled with masked loads and stores.
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS                                                   \
+  (HWY_SSSE3 | HWY_SSE4 | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
+#endif
+
+#include "runtime/kernels/simd/Attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+// foreach_target.h includes this file again for every target; the plain
+// definitions above its include must be seen once.
+#ifndef LATHE_KERNELS_SIMD_ATTENTION_DETAIL_
+#define LATHE_KERNELS_SIMD_ATTENTION_DETAIL_
+namespace lathe::kernels::simd::detail {
+struct AttentionArgs {
+  const float *q;
+  const int32_t *positions;
+  int64_t rows, heads, kvHeads, headDim;
+  KVLayerView cache;
+  int64_t h0, h1;
+  float *scratch, *out;
+};
+} // namespace lathe::kernels::simd::detail
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/kernels/simd/Attention.cpp"
+#include "hwy/foreach_target.h" // IWYU pragma: keep
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lathe::kernels::simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using detail::AttentionArgs;
+
+/// Loads lanes [i, i + lanes) of a head row of `dim` floats; lanes past the
+/// end read as zero and are never touched in memory.
+HWY_INLINE hn::Vec<DF> loadHead(DF d, const float *p, int64_t i, int64_t dim) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  if (i + lanes <= dim)
+    return hn::LoadU(d, p + i);
+  return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(dim - i)), d, p + i);
+}
+
+/// scores[p] = (q . k_p) * scale for p < len; returns their maximum.
+HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride,
+                        int64_t dim, int64_t len, float scale, float *s) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  float maxScore = -std::numeric_limits<float>::infinity();
+  int64_t p = 0;
+  for (; p + 4 <= len; p += 4) {
+    const float *k0 = keys + p * stride;
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t i = 0; i < dim; i += lanes) {
+      const auto qv = loadHead(d, qh, i, dim);
+      a0 = hn::MulAdd(qv, loadHead(d, k0, i, dim), a0);
+      a1 = hn::MulAdd(qv, loadHead(d, k0 + stride, i, dim), a1);
+      a2 = hn::MulAdd(qv, loadHead(d, k0 + 2 * stride, i, dim), a2);
+      a3 = hn::MulAdd(qv, loadHead(d, k0 + 3 * stride, i, dim), a3);
+    }
+    s[p] = hn::GetLane(hn::SumOfLanes(d, a0)) * scale;
+    s[p + 1] = hn::GetLane(hn::SumOfLanes(d, a1)) * scale;
+    s[p + 2] = hn::GetLane(hn::SumOfLanes(d, a2)) * scale;
+    s[p + 3] = hn::GetLane(hn::SumOfLanes(d, a3)) * scale;
+    maxScore = std::max({maxScore, s[p], s[p + 1], s[p + 2], s[p + 3]});
+  }
+  for (; p < len; ++p) {
+    const float *kp = keys + p * stride;
+    auto a = hn::Zero(d);
+    for (int64_t i = 0; i < dim; i += lanes)
+      a = hn::MulAdd(loadHead(d, qh, i, dim), loadHead(d, kp, i, dim), a);
+    s[p] = hn::GetLane(hn::SumOfLanes(d, a)) * scale;
+    maxScore = std::max(maxScore, s[p]);
+  }
+  return maxScore;
+}
+
+/// s[p] = exp(s[p] - maxScore) for p < len; returns their sum.
+HWY_INLINE float softmaxNumerators(DF d, float *s, int64_t len, float maxScore) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto m = hn::Set(d, maxScore);
+  auto sum = hn::Zero(d);
+  int64_t p = 0;
+  for (; p + lanes <= len; p += lanes) {
+    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, s + p), m));
+    hn::StoreU(e, d, s + p);
+    sum = hn::Add(sum, e);
+  }
+  if (p < len) {
+    const auto mask = hn::FirstN(d, static_cast<size_t>(len - p));
+    const auto e = hn::IfThenElseZero(mask, hn::Exp(d, hn::Sub(hn::MaskedLoad(mask, d, s + p), m)));
+    hn::BlendedStore(e, mask, d, s + p);
+    sum = hn::Add(sum, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(d, sum));
+}
+
+/// out[0..dim) = sum_p w[p] * v_p / total, up to four vectors of the head
+/// per pass over the positions.
+HWY_INLINE void weightedValues(DF d, const float *w, const float *values, int64_t stride,
+                               int64_t dim, int64_t len, float total, float *out) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto inverse = hn::Set(d, 1.0f / total);
+  for (int64_t i0 = 0; i0 < dim; i0 += 4 * lanes) {
+    const int64_t vecs = std::min<int64_t>(4, (dim - i0 + lanes - 1) / lanes);
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t p = 0; p < len; ++p) {
+      const auto wp = hn::Set(d, w[p]);
+      const float *vp = values + p * stride;
+      a0 = hn::MulAdd(wp, loadHead(d, vp, i0, dim), a0);
+      if (vecs > 1) a1 = hn::MulAdd(wp, loadHead(d, vp, i0 + lanes, dim), a1);
+      if (vecs > 2) a2 = hn::MulAdd(wp, loadHead(d, vp, i0 + 2 * lanes, dim), a2);
+      if (vecs > 3) a3 = hn::MulAdd(wp, loadHead(d, vp, i0 + 3 * lanes, dim), a3);
+    }
+    const hn::Vec<DF> acc[4] = {a0, a1, a2, a3};
+    for (int64_t j = 0; j < vecs; ++j) {
+      const int64_t i = i0 + j * lanes;
+      const auto r = hn::Mul(acc[j], inverse);
+      if (i + lanes <= dim)
+        hn::StoreU(r, d, out + i);
+      else
+        hn::BlendedStore(r, hn::FirstN(d, static_cast<size_t>(dim - i)), d, out + i);
+    }
+  }
+}
+
+void AttendHeadsImpl(const AttentionArgs &a) {
+  const DF d;
+  const int64_t qWidth = a.heads * a.headDim;
+  const int64_t group = a.heads / a.kvHeads;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.headDim)));
+  for (int64_t t = 0; t < a.rows; ++t) {
+    const int64_t len = int64_t{a.positions[t]} + 1;
+    for (int64_t h = a.h0; h < a.h1; ++h) {
+      float *s = a.scratch + (h - a.h0) * a.cache.capacity;
+      const int64_t kvOffset = (h / group) * a.headDim;
+      const float *qh = a.q + t * qWidth + h * a.headDim;
+      const float maxScore = scores(d, qh, a.cache.keys + kvOffset, a.cache.width,
+                                    a.headDim, len, scale, s);
+      const float total = softmaxNumerators(d, s, len, maxScore);
+      weightedValues(d, s, a.cache.values + kvOffset, a.cache.width, a.headDim, len, total,
+                     a.out + t * qWidth + h * a.headDim);
+    }
+  }
+}
+
+} // namespace HWY_NAMESPACE
+} // namespace lathe::kernels::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lathe::kernels::simd {
+
+HWY_EXPORT(AttendHeadsImpl);
+
+void attendHeads(const float *q, std::span<const int32_t> positions, int64_t heads,
+                 int64_t kvHeads, int64_t headDim, KVLayerView cache, int64_t h0,
+                 int64_t h1, float *scratch, float *out) {
+  if (positions.empty() || h0 >= h1 || headDim <= 0)
+    return;
+  const detail::AttentionArgs args{q,     positions.data(), static_cast<int64_t>(positions.size()),
+                                   heads, kvHeads,          headDim,
+                                   cache, h0,               h1,
+                                   scratch, out};
+  HWY_DYNAMIC_DISPATCH(AttendHeadsImpl)(args);
+}
+
+} // namespace lathe::kernels::simd
+#endif // HWY_ONCE
