@@ -43,6 +43,8 @@ Expected<Session> Session::create(std::shared_ptr<const artifact::Artifact> arti
   try {
     Session session(std::move(artifact), plan, options);
     session.native_ = std::move(nativeModel);
+    if (session.int8Activations_ && !session.packPanels())
+      return Error("cannot allocate memory to repack the weights for the int8 decode kernel");
     return session;
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache",
@@ -65,6 +67,30 @@ Session::Session(std::shared_ptr<const artifact::Artifact> artifact,
     threads = 1;
   pool_ = std::make_shared<threading::ThreadPool>(threads);
   buffers_.resize(plan_->bufferWidths.size());
+}
+
+bool Session::packPanels() {
+  const auto &tensors = artifact_->tensors();
+  panels_.assign(tensors.size(), nullptr);
+  auto pack = [&](uint32_t index) {
+    const plan::TensorInfo &info = tensors[index];
+    if (panels_[index] || !info.quant || info.shape.size() != 2 ||
+        !kernels::simd::panelsSupported(*info.quant))
+      return true;
+    auto panels = std::make_shared<kernels::simd::PanelWeights>();
+    if (!kernels::simd::packPanels(artifact_->tensorData(index).data(), *info.quant,
+                                   info.shape[0], info.shape[1], *panels))
+      return false;
+    panels_[index] = std::move(panels);
+    return true;
+  };
+  for (const plan::Step &step : plan_->steps) {
+    if (const auto *m = std::get_if<plan::MatMulStep>(&step); m && !pack(m->weight))
+      return false;
+    if (const auto *l = std::get_if<plan::LogitsStep>(&step); l && !pack(l->classifier))
+      return false;
+  }
+  return true;
 }
 
 /// The runtime side of runtime/native/CpuModelAbi.h: the generated code's
@@ -149,6 +175,15 @@ void Session::matmul(const float *x, int64_t rows, uint32_t index, float *y) {
     return;
   }
   namespace simd = kernels::simd;
+  if (int8Activations_ && rows == 1 && panels_[index] &&
+      simd::quantizeActivations(x, rows, k, *info.quant, quantizedInput_,
+                                simd::CodeOrder::Columns)) {
+    const simd::PanelWeights &panels = *panels_[index];
+    pool_->parallelFor(0, panels.panels, [&](int64_t p0, int64_t p1) {
+      simd::matmulPanels(quantizedInput_, panels, y, p0, p1);
+    });
+    return;
+  }
   if (int8Activations_ && rows == 1 && info.quant &&
       simd::supportsInt8Activations(*info.quant) &&
       simd::quantizeActivations(x, rows, k, *info.quant, quantizedInput_)) {

@@ -7,6 +7,7 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/support/Expected.h"
 #include "runtime/kernels/simd/Int8Matmul.h"
+#include "runtime/kernels/simd/PanelMatmul.h"
 #include "runtime/native/NativeModel.h"
 #include "runtime/threading/ThreadPool.h"
 
@@ -98,6 +99,13 @@ private:
   std::vector<float *> bufferPointers_;
   bool int8Activations_ = false;
   kernels::simd::Int8Activations quantizedInput_;
+  /// With int8 activations on an AVX-512 VNNI machine: the packed weights
+  /// repacked into row panels for the decode kernel, by tensor index (null
+  /// for tensors the panel kernel does not take).
+  std::vector<std::shared_ptr<const kernels::simd::PanelWeights>> panels_;
+  /// Repacks every matmul weight the panel kernel takes; false when memory
+  /// runs out.
+  bool packPanels();
 
   friend struct NativeKernels;
 };

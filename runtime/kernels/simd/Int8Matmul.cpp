@@ -39,6 +39,7 @@
 #include "runtime/kernels/simd/Int8Matmul.h"
 
 #include "runtime/formats/RowCodec.h"
+#include "runtime/kernels/simd/IntCodes.h"
 #include "runtime/kernels/simd/Pow2Table.h"
 
 #include <algorithm>
@@ -53,50 +54,6 @@
 #ifndef LATHE_KERNELS_SIMD_INT8_MATMUL_DETAIL_
 #define LATHE_KERNELS_SIMD_INT8_MATMUL_DETAIL_
 namespace lathe::kernels::simd::detail {
-
-/// How a format's codes become unsigned bytes; one kernel instantiation each.
-enum class IntCodes : uint8_t { Int8Sym, Int8Asym, Int4Sym, Int4Asym, Bfp8, Bfp4, MxInt8, MxFp4 };
-
-constexpr bool isNibbleKind(IntCodes kind) {
-  return kind == IntCodes::Int4Sym || kind == IntCodes::Int4Asym ||
-         kind == IntCodes::Bfp4 || kind == IntCodes::MxFp4;
-}
-
-constexpr bool isAsymmetric(IntCodes kind) {
-  return kind == IntCodes::Int8Asym || kind == IntCodes::Int4Asym;
-}
-
-/// The fixed offset of the unsigned codes (0: per block, asymmetric INT).
-constexpr int32_t fixedOffset(IntCodes kind) {
-  switch (kind) {
-  case IntCodes::Int8Sym:
-  case IntCodes::Bfp8:
-  case IntCodes::MxInt8: return 128;
-  case IntCodes::Int4Sym:
-  case IntCodes::Bfp4: return 8;
-  case IntCodes::MxFp4: return 12;
-  default: return 0;
-  }
-}
-
-/// The kernel instantiation for a spec, if there is one.
-inline bool intCodesOf(const formats::FormatSpec &spec, IntCodes &kind) {
-  using formats::FormatKind;
-  if (!formats::validateFormatSpec(spec))
-    return false;
-  switch (spec.kind) {
-  case FormatKind::INT8: kind = spec.symmetric ? IntCodes::Int8Sym : IntCodes::Int8Asym; return true;
-  case FormatKind::INT4: kind = spec.symmetric ? IntCodes::Int4Sym : IntCodes::Int4Asym; return true;
-  case FormatKind::BFP:
-    if (spec.mantissaBits == 6)
-      return false;
-    kind = spec.mantissaBits == 8 ? IntCodes::Bfp8 : IntCodes::Bfp4;
-    return true;
-  case FormatKind::MXINT8: kind = IntCodes::MxInt8; return true;
-  case FormatKind::MXFP4_E2M1: kind = IntCodes::MxFp4; return true;
-  default: return false;
-  }
-}
 
 struct Int8Args {
   const Int8Activations *x;
@@ -160,10 +117,7 @@ struct BlockScale {
 /// columns) first.
 template <IntCodes C> struct IntWeights {
   static constexpr bool kNibbles = detail::isNibbleKind(C);
-  static constexpr size_t kHeader =
-      C == IntCodes::Int8Sym || C == IntCodes::Int4Sym   ? 4
-      : C == IntCodes::Int8Asym || C == IntCodes::Int4Asym ? 5
-                                                           : 1;
+  static constexpr size_t kHeader = detail::headerBytes(C);
   static constexpr size_t bytes(size_t B) { return kHeader + (kNibbles ? B / 2 : B); }
 
   static HWY_INLINE BlockScale scale(const uint8_t *blk) {
@@ -641,7 +595,8 @@ bool supportsInt8Activations(const formats::FormatSpec &spec) {
 }
 
 bool quantizeActivations(const float *x, int64_t T, int64_t K,
-                         const formats::FormatSpec &spec, Int8Activations &out) {
+                         const formats::FormatSpec &spec, Int8Activations &out,
+                         CodeOrder order) {
   detail::IntCodes kind;
   if (!detail::intCodesOf(spec, kind) || T < 0 || K < 0) {
     out = Int8Activations{};
@@ -652,7 +607,7 @@ bool quantizeActivations(const float *x, int64_t T, int64_t K,
   out.blockSize = spec.blockSize;
   out.blocksPerRow = (K + spec.blockSize - 1) / spec.blockSize;
   out.codesPerRow = (out.blocksPerRow * spec.blockSize + 63) / 64 * 64;
-  out.nibbleOrder = detail::isNibbleKind(kind);
+  out.nibbleOrder = order == CodeOrder::RowKernel && detail::isNibbleKind(kind);
   const size_t blocks = static_cast<size_t>(T * out.blocksPerRow);
   out.codes.resize(static_cast<size_t>(T * out.codesPerRow));
   out.scales.resize(blocks);

@@ -54,12 +54,18 @@ struct Int8Activations {
 /// MXINT8 or MXFP4 spec).
 bool supportsInt8Activations(const formats::FormatSpec &spec);
 
+/// The order of each block's codes: the one matmulPackedInt8 reads (4-bit
+/// formats: even columns first), or plain column order (the panel kernels
+/// of PanelMatmul.h).
+enum class CodeOrder { RowKernel, Columns };
+
 /// Quantizes x (T rows of K floats) for weights in `spec`, reusing out's
 /// storage. Returns false, leaving out empty, when the format is not
 /// supported. A block holding NaN or infinity gets a NaN scale, so the
 /// outputs it feeds become NaN.
 bool quantizeActivations(const float *x, int64_t T, int64_t K,
-                         const formats::FormatSpec &spec, Int8Activations &out);
+                         const formats::FormatSpec &spec, Int8Activations &out,
+                         CodeOrder order = CodeOrder::RowKernel);
 
 /// y[t*N + n] = sum_k x~[t, k] * w[n, k] for n in [n0, n1), t < x.rows,
 /// with w packed in `spec` (N rows of formats::packedRowBytes(spec, x.cols)

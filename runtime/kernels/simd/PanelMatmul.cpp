@@ -1,0 +1,319 @@
+// The panel kernel of PanelMatmul.h. Repacking is plain C++; the kernel
+// exists for Highway's AVX3_DL target (AVX-512 VNNI) only and is picked at
+// run time with HWY_DYNAMIC_DISPATCH; on other targets panelsSupported() is
+// false and callers keep the row kernels.
+//
+// Per block of a panel, with two panels per tile sharing each activation
+// broadcast: one vpdpbusd per group of four columns (two chains per panel so
+// that dot products overlap), then, for all 16 rows at once, the offset
+// correction, one conversion and scale * activation scale folded into the
+// float accumulator. 4-bit codes need one AND per group: the high nibbles
+// are multiplied in place (16 u) and the chain's sum is shifted back, which
+// is exact because every product is a multiple of 16.
+
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL 1
+#endif
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS                                                   \
+  (HWY_SSSE3 | HWY_SSE4 | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
+#endif
+
+#include "runtime/kernels/simd/PanelMatmul.h"
+
+#include "runtime/formats/RowCodec.h"
+#include "runtime/kernels/simd/IntCodes.h"
+#include "runtime/kernels/simd/Pow2Table.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <new>
+
+#ifndef LATHE_KERNELS_SIMD_PANEL_MATMUL_DETAIL_
+#define LATHE_KERNELS_SIMD_PANEL_MATMUL_DETAIL_
+namespace lathe::kernels::simd::detail {
+struct PanelArgs {
+  const Int8Activations *x;
+  const PanelWeights *w;
+  float *y;
+  int64_t p0, p1;
+  IntCodes kind;
+};
+} // namespace lathe::kernels::simd::detail
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/kernels/simd/PanelMatmul.cpp"
+#include "hwy/foreach_target.h" // IWYU pragma: keep
+
+#include "hwy/highway.h"
+
+#undef LATHE_PANEL_ATTR
+#if HWY_TARGET == HWY_AVX3_DL
+HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512vnni");
+#define LATHE_PANEL_ATTR __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
+#else
+HWY_BEFORE_NAMESPACE();
+#endif
+namespace lathe::kernels::simd {
+namespace HWY_NAMESPACE {
+using detail::IntCodes;
+using detail::PanelArgs;
+
+#if HWY_TARGET == HWY_AVX3_DL
+
+// E2M1 code -> 2 * value + 12 (as in Int8Matmul.cpp).
+alignas(16) constexpr uint8_t kFp4Bytes[16] = {12, 13, 14, 15, 16, 18, 20, 24,
+                                               12, 11, 10, 9,  8,  6,  4,  0};
+
+HWY_INLINE __m512i broadcast4(const int8_t *p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+/// Panels p .. p + RP - 1 against activation row t.
+template <IntCodes C, int64_t B, int RP>
+HWY_INLINE void panelTile(const PanelArgs &a, int64_t p, int64_t t) {
+  constexpr bool kNibbles = detail::isNibbleKind(C);
+  constexpr int64_t kGroups = kNibbles ? B / 8 : B / 4; // 64-byte code vectors per block
+  const PanelWeights &w = *a.w;
+  const Int8Activations &x = *a.x;
+  const int64_t blocks = w.blocksPerRow;
+  const int8_t *xrow = x.codes.data() + t * x.codesPerRow;
+  const float *xScales = x.scales.data() + t * x.blocksPerRow;
+  const int32_t *xSums = x.sums.data() + t * x.blocksPerRow;
+  const uint8_t *panel[RP];
+  for (int r = 0; r < RP; ++r)
+    panel[r] = w.data.get() + (p + r) * blocks * w.blockBytes;
+  const __m512i lowNibbles = _mm512_set1_epi8(0x0F);
+  const __m512i highNibbles = _mm512_set1_epi8(static_cast<char>(0xF0));
+  const __m512i fp4 =
+      _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i *>(kFp4Bytes)));
+
+  __m512 acc[RP];
+  for (int r = 0; r < RP; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int8_t *xb = xrow + b * B;
+    __m512i s0[RP], s1[RP];
+    for (int r = 0; r < RP; ++r) s0[r] = s1[r] = _mm512_setzero_si512();
+    for (int64_t g = 0; g < kGroups; ++g) {
+      if constexpr (!kNibbles) {
+        // Even and odd groups take turns at two chains.
+        const __m512i xv = broadcast4(xb + 4 * g);
+        for (int r = 0; r < RP; ++r) {
+          const __m512i v = _mm512_load_si512(panel[r] + b * w.blockBytes + 64 + 64 * g);
+          if (g % 2 == 0)
+            s0[r] = _mm512_dpbusd_epi32(s0[r], v, xv);
+          else
+            s1[r] = _mm512_dpbusd_epi32(s1[r], v, xv);
+        }
+      } else {
+        const __m512i xlo = broadcast4(xb + 4 * g);
+        const __m512i xhi = broadcast4(xb + B / 2 + 4 * g);
+        for (int r = 0; r < RP; ++r) {
+          const __m512i v = _mm512_load_si512(panel[r] + b * w.blockBytes + 64 + 64 * g);
+          if constexpr (C == IntCodes::MxFp4) {
+            const __m512i lo = _mm512_shuffle_epi8(fp4, _mm512_and_si512(v, lowNibbles));
+            const __m512i hi =
+                _mm512_shuffle_epi8(fp4, _mm512_and_si512(_mm512_srli_epi16(v, 4), lowNibbles));
+            s0[r] = _mm512_dpbusd_epi32(s0[r], lo, xlo);
+            s1[r] = _mm512_dpbusd_epi32(s1[r], hi, xhi);
+          } else {
+            s0[r] = _mm512_dpbusd_epi32(s0[r], _mm512_and_si512(v, lowNibbles), xlo);
+            s1[r] = _mm512_dpbusd_epi32(s1[r], _mm512_and_si512(v, highNibbles), xhi);
+          }
+        }
+      }
+    }
+    const __m512i correction = _mm512_set1_epi32(detail::fixedOffset(C) * xSums[b]);
+    const __m512 xScale = _mm512_set1_ps(xScales[b]);
+    for (int r = 0; r < RP; ++r) {
+      __m512i high = s1[r];
+      if constexpr (kNibbles && C != IntCodes::MxFp4)
+        high = _mm512_srai_epi32(high, 4); // the high nibbles were 16 u
+      const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(s0[r], high), correction);
+      const __m512 scales =
+          _mm512_mul_ps(_mm512_load_ps(reinterpret_cast<const float *>(panel[r] + b * w.blockBytes)),
+                        xScale);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales, acc[r]);
+    }
+  }
+  for (int r = 0; r < RP; ++r) {
+    const int64_t first = (p + r) * PanelWeights::kRows;
+    const int64_t valid = std::min<int64_t>(PanelWeights::kRows, w.rows - first);
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+    _mm512_mask_storeu_ps(a.y + t * w.rows + first, mask, acc[r]);
+  }
+}
+
+template <IntCodes C, int64_t B> void panelRange(const PanelArgs &a) {
+  for (int64_t t = 0; t < a.x->rows; ++t) {
+    int64_t p = a.p0;
+    for (; p + 2 <= a.p1; p += 2) panelTile<C, B, 2>(a, p, t);
+    if (p < a.p1)
+      panelTile<C, B, 1>(a, p, t);
+  }
+}
+
+template <IntCodes C> void withBlock(const PanelArgs &a) {
+  switch (a.w->blockSize) {
+  case 16: return panelRange<C, 16>(a);
+  case 32: return panelRange<C, 32>(a);
+  case 64: return panelRange<C, 64>(a);
+  case 128: return panelRange<C, 128>(a);
+  default: return;
+  }
+}
+
+bool PanelsAvailableImpl() { return true; }
+
+void MatmulPanelsImpl(const PanelArgs &a) {
+  switch (a.kind) {
+  case IntCodes::Int8Sym: return withBlock<IntCodes::Int8Sym>(a);
+  case IntCodes::Bfp8: return withBlock<IntCodes::Bfp8>(a);
+  case IntCodes::MxInt8: return withBlock<IntCodes::MxInt8>(a);
+  case IntCodes::Int4Sym: return withBlock<IntCodes::Int4Sym>(a);
+  case IntCodes::Bfp4: return withBlock<IntCodes::Bfp4>(a);
+  case IntCodes::MxFp4: return withBlock<IntCodes::MxFp4>(a);
+  default: return;
+  }
+}
+
+#else
+
+bool PanelsAvailableImpl() { return false; }
+void MatmulPanelsImpl(const PanelArgs &) {}
+
+#endif // HWY_TARGET == HWY_AVX3_DL
+
+} // namespace HWY_NAMESPACE
+} // namespace lathe::kernels::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lathe::kernels::simd {
+
+HWY_EXPORT(PanelsAvailableImpl);
+HWY_EXPORT(MatmulPanelsImpl);
+
+namespace {
+
+bool panelKind(const formats::FormatSpec &spec, detail::IntCodes &kind) {
+  return detail::intCodesOf(spec, kind) && !detail::isAsymmetric(kind) &&
+         (spec.blockSize == 16 || spec.blockSize == 32 || spec.blockSize == 64 ||
+          spec.blockSize == 128);
+}
+
+float loadFloat(const uint8_t *p) {
+  float f;
+  std::memcpy(&f, p, 4);
+  return f;
+}
+
+/// A packed block's scale (the value of one unit of q) and its codes as
+/// the panel stores them: u = q + offset, or the raw E2M1 code for MXFP4.
+float decodeBlock(detail::IntCodes kind, int64_t B, const uint8_t *blk, uint8_t *u) {
+  using detail::IntCodes;
+  const uint8_t *codes = blk + detail::headerBytes(kind);
+  auto nibble = [&](int64_t i) { return static_cast<uint8_t>((codes[i / 2] >> (4 * (i % 2))) & 0x0F); };
+  switch (kind) {
+  case IntCodes::Int8Sym:
+  case IntCodes::Bfp8:
+  case IntCodes::MxInt8:
+    for (int64_t i = 0; i < B; ++i) u[i] = codes[i] ^ 0x80; // q + 128
+    return kind == IntCodes::Int8Sym ? loadFloat(blk) : Pow2Table<-127 - 6>::kValues[blk[0]];
+  case IntCodes::Int4Sym:
+  case IntCodes::Bfp4:
+    for (int64_t i = 0; i < B; ++i) u[i] = nibble(i) ^ 0x08; // q + 8
+    return kind == IntCodes::Int4Sym ? loadFloat(blk) : Pow2Table<-127 - 2>::kValues[blk[0]];
+  case IntCodes::MxFp4:
+    for (int64_t i = 0; i < B; ++i) u[i] = nibble(i);
+    return Pow2Table<-127 - 1>::kValues[blk[0]];
+  default: return 0.0f;
+  }
+}
+
+} // namespace
+
+bool panelsSupported(const formats::FormatSpec &spec) {
+  detail::IntCodes kind;
+  return panelKind(spec, kind) && HWY_DYNAMIC_DISPATCH(PanelsAvailableImpl)();
+}
+
+bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, int64_t K,
+                PanelWeights &out) {
+  out = PanelWeights{};
+  detail::IntCodes kind;
+  if (!panelsSupported(spec) || !panelKind(spec, kind) || N <= 0 || K <= 0)
+    return false;
+  constexpr int64_t R = PanelWeights::kRows;
+  const int64_t B = spec.blockSize;
+  const bool nibbles = detail::isNibbleKind(kind);
+  const int64_t blocks = (K + B - 1) / B;
+  const int64_t panels = (N + R - 1) / R;
+  const int64_t blockBytes = 4 * R + (nibbles ? B / 2 : B) * R;
+  const size_t bytes = static_cast<size_t>(panels * blocks * blockBytes);
+  uint8_t *data = static_cast<uint8_t *>(std::aligned_alloc(64, bytes));
+  if (!data)
+    return false;
+  std::memset(data, 0, bytes);
+  const size_t rowBytes = formats::packedRowBytes(spec, K);
+  const int64_t packedBlockBytes = static_cast<int64_t>(rowBytes) / blocks;
+  uint8_t u[128];
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t p = n / R, r = n % R;
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint8_t *dst = data + (p * blocks + b) * blockBytes;
+      const float scale = decodeBlock(kind, B, w + n * rowBytes + b * packedBlockBytes, u);
+      std::memcpy(dst + 4 * r, &scale, 4);
+      uint8_t *codes = dst + 4 * R;
+      for (int64_t k = 0; k < B; ++k) {
+        const int64_t group = k / 4, j = k % 4;
+        if (!nibbles)
+          codes[group * 64 + 4 * r + j] = u[k];
+        else if (k < B / 2)
+          codes[group * 64 + 4 * r + j] |= u[k];
+        else
+          codes[(group - B / 8) * 64 + 4 * r + j] |= static_cast<uint8_t>(u[k] << 4);
+      }
+    }
+  }
+  out.rows = N;
+  out.cols = K;
+  out.blockSize = B;
+  out.blocksPerRow = blocks;
+  out.panels = panels;
+  out.blockBytes = blockBytes;
+  out.spec = spec;
+  out.data.reset(data);
+  return true;
+}
+
+void matmulPanels(const Int8Activations &x, const PanelWeights &w, float *y, int64_t p0,
+                  int64_t p1) {
+  p1 = std::min(p1, w.panels);
+  if (x.rows <= 0 || p0 >= p1)
+    return;
+  detail::IntCodes kind;
+  const bool usable =
+      w.data && panelKind(w.spec, kind) && x.cols == w.cols && x.blockSize == w.blockSize &&
+      !x.nibbleOrder && x.blocksPerRow == w.blocksPerRow &&
+      x.codesPerRow >= x.blocksPerRow * x.blockSize &&
+      x.codes.size() == static_cast<size_t>(x.rows * x.codesPerRow) &&
+      x.scales.size() == static_cast<size_t>(x.rows * x.blocksPerRow) &&
+      x.sums.size() == x.scales.size();
+  if (!usable) {
+    for (int64_t t = 0; t < x.rows; ++t)
+      for (int64_t n = p0 * PanelWeights::kRows;
+           n < std::min(w.rows, p1 * PanelWeights::kRows); ++n)
+        y[t * w.rows + n] = std::numeric_limits<float>::quiet_NaN();
+    return;
+  }
+  const detail::PanelArgs args{&x, &w, y, p0, p1, kind};
+  HWY_DYNAMIC_DISPATCH(MatmulPanelsImpl)(args);
+}
+
+} // namespace lathe::kernels::simd
+#endif // HWY_ONCE

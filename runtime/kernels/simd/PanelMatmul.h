@@ -1,0 +1,65 @@
+// Decode-time (GEMV) integer matmul over weights repacked into row panels,
+// for AVX-512 VNNI. The row kernel of Int8Matmul.h reads weights in their
+// artifact layout (row by row, block by block), so each 64 codes of a row
+// cost a dozen instructions of unpacking, scaling and reducing. A panel
+// instead interleaves 16 rows so that one 64-byte load feeds one vpdpbusd
+// whose 16 lanes are 16 rows: the activation bytes are broadcast, nothing is
+// shuffled, one conversion and two float operations per block serve 16 rows,
+// and no horizontal reduction is left at the end. llama.cpp repacks its
+// Q4_0/Q8_0 weights at load time for the same reason.
+//
+// Layout of PanelWeights::data: panel p (rows 16p .. 16p + 15; rows past N
+// are zero) holds, block after block of the row:
+//   16 float scales, row r's block scale at index r;
+//   the block's codes as unsigned bytes u = q + offset (IntCodes.h), in
+//   groups of four columns: 8-bit formats, group g (columns 4g .. 4g + 3)
+//   as 64 bytes, byte 4r + j = u(row r, column 4g + j); 4-bit formats, two
+//   groups per 64 bytes, group g in the low nibbles and group g + B/8 in the
+//   high ones (MXFP4 keeps its E2M1 codes, looked up in registers).
+//
+// Numerics: the same as matmulPackedInt8 (the int8 rounding of x, exact
+// integer block sums), with outputs summed block by block in float32.
+#pragma once
+
+#include "runtime/formats/FormatSpec.h"
+#include "runtime/kernels/simd/Int8Matmul.h"
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+
+namespace lathe::kernels::simd {
+
+struct PanelWeights {
+  static constexpr int64_t kRows = 16;
+  int64_t rows = 0, cols = 0;
+  int64_t blockSize = 0, blocksPerRow = 0;
+  int64_t panels = 0;     // ceil(rows / kRows)
+  int64_t blockBytes = 0; // one block of one panel: scales and codes
+  formats::FormatSpec spec;
+  struct Free {
+    void operator()(uint8_t *p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t[], Free> data; // panels * blocksPerRow * blockBytes, 64-byte aligned
+};
+
+/// Whether this machine runs the panel kernel (AVX-512 VNNI) and `spec` is
+/// one of its formats: symmetric INT8/INT4, BFP8/BFP4, MXINT8, MXFP4.
+bool panelsSupported(const formats::FormatSpec &spec);
+
+/// Repacks N rows of K weights packed by formats::quantizeRow in `spec`
+/// (row n at w + n * formats::packedRowBytes(spec, K)). Returns false,
+/// leaving `out` empty, when panelsSupported(spec) is false, K or N is not
+/// positive, or memory runs out.
+bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, int64_t K,
+                PanelWeights &out);
+
+/// y[t*N + n] = sum_k x~[t, k] * w[n, k] for the rows n of panels [p0, p1)
+/// (n < N) and every t < x.rows. x must be quantized for w.spec in
+/// CodeOrder::Columns; otherwise (or for empty panels) the outputs are NaN.
+/// Disjoint panel ranges may run concurrently; outputs do not depend on the
+/// split.
+void matmulPanels(const Int8Activations &x, const PanelWeights &w, float *y, int64_t p0,
+                  int64_t p1);
+
+} // namespace lathe::kernels::simd
