@@ -1,6 +1,6 @@
 // The flags that choose how a session runs (--threads, --kernels,
-// --no-native-code, --int8-activations), shared by lathe-run and lathe-bench
-// so that both accept and document them the same way.
+// --no-native-code, --int8-activations, --mmap), shared by lathe-run and
+// lathe-bench so that both accept and document them the same way.
 #pragma once
 
 #include "runtime/engine/Session.h"
@@ -14,6 +14,7 @@ struct SessionFlags {
   SessionOptions options;
   std::string kernels = "simd";
   bool noNativeCode = false;
+  bool mmap = false;
 
   void addTo(CLI::App &app) {
     app.add_option("--threads", options.threads, "kernel threads (0: every core)")
@@ -26,7 +27,13 @@ struct SessionFlags {
     app.add_flag("--int8-activations", options.int8Activations,
                  "decode with int8-rounded activations and integer dot products "
                  "(faster; not the reference numerics)");
+    app.add_flag("--mmap", mmap,
+                 "map the artifact file instead of reading it into huge-page memory "
+                 "(shares the pages between processes; decoding may be slower)");
   }
+
+  /// How the artifact should be loaded.
+  FileMemory memory() const { return mmap ? FileMemory::Mapped : FileMemory::HugePages; }
 
   /// The options the parsed flags ask for.
   SessionOptions resolve() const {

@@ -60,8 +60,9 @@ Expected<plan::Step> convertStep(const fb::Step *step) {
 
 } // namespace
 
-Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path) {
-  auto file = MappedFile::open(path);
+Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path,
+                                                         FileMemory memory) {
+  auto file = MappedFile::open(path, memory);
   if (!file)
     return file.error();
   std::shared_ptr<Artifact> artifact(new Artifact());

@@ -20,7 +20,11 @@ namespace lathe::artifact {
 
 class Artifact {
 public:
-  static Expected<std::shared_ptr<const Artifact>> load(const std::string &path);
+  /// Loads and validates the artifact at `path`. By default its bytes are
+  /// read into huge-page memory (the fastest for running it, see
+  /// MappedFile.h); FileMemory::Mapped maps the file instead.
+  static Expected<std::shared_ptr<const Artifact>>
+  load(const std::string &path, FileMemory memory = FileMemory::HugePages);
 
   /// An artifact in memory, as the writer would store it: the compiler runs
   /// calibration through it. The tensors' bytes must outlive the result.

@@ -8,8 +8,56 @@
 #include <unistd.h>
 
 namespace lathe {
+namespace {
 
-Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string &path) {
+constexpr size_t kHugePage = size_t{2} << 20;
+
+struct AnonymousCopy {
+  void *mapping;
+  size_t mappingSize;
+  void *data; // 2 MiB-aligned, inside mapping
+};
+
+/// Reads the `size` bytes of `fd` into fresh anonymous memory that starts
+/// on a huge-page boundary; the slack before and after it is unmapped.
+Expected<AnonymousCopy> readIntoHugePages(int fd, size_t size, const std::string &path) {
+  const size_t length = (size + kHugePage - 1) / kHugePage * kHugePage;
+  void *raw = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED)
+    return Error(path + ": cannot allocate " + std::to_string(size >> 20) +
+                 " MiB to load it: " + std::strerror(errno));
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start)
+    ::munmap(raw, aligned - start);
+  if (const size_t after = start + length + kHugePage - (aligned + length); after > 0)
+    ::munmap(reinterpret_cast<void *>(aligned + length), after);
+  void *data = reinterpret_cast<void *>(aligned);
+  // Advice only: without transparent huge pages the copy is merely slower.
+  (void)::madvise(data, length, MADV_HUGEPAGE);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, static_cast<uint8_t *>(data) + done, size - done,
+                              static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      std::string msg = path + ": cannot read: " +
+                        (n < 0 ? std::strerror(errno) : "the file shrank while being read");
+      ::munmap(data, length);
+      return Error(msg);
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::mprotect(data, length, PROT_READ);
+  return AnonymousCopy{data, length, data};
+}
+
+} // namespace
+
+Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string &path,
+                                                       FileMemory memory) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return Error(path + ": cannot open: " + std::strerror(errno));
@@ -24,18 +72,28 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string &path) 
     return Error(path + ": not a regular file");
   }
   size_t size = static_cast<size_t>(st.st_size);
-  const uint8_t *data = nullptr;
-  if (size > 0) {
+  if (size == 0) {
+    ::close(fd);
+    return std::shared_ptr<MappedFile>(new MappedFile(path, nullptr, 0, nullptr, 0));
+  }
+  if (memory == FileMemory::Mapped) {
     void *p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       std::string msg = path + ": cannot map: " + std::strerror(errno);
       ::close(fd);
       return Error(msg);
     }
-    data = static_cast<const uint8_t *>(p);
+    ::close(fd);
+    return std::shared_ptr<MappedFile>(
+        new MappedFile(path, static_cast<const uint8_t *>(p), size, p, size));
   }
+  auto copy = readIntoHugePages(fd, size, path);
   ::close(fd);
-  return std::shared_ptr<MappedFile>(new MappedFile(path, data, size));
+  if (!copy)
+    return copy.error();
+  return std::shared_ptr<MappedFile>(
+      new MappedFile(path, static_cast<const uint8_t *>(copy->data), size, copy->mapping,
+                     copy->mappingSize));
 }
 
 Expected<std::string> readTextFile(const std::string &path) {
@@ -47,8 +105,8 @@ Expected<std::string> readTextFile(const std::string &path) {
 }
 
 MappedFile::~MappedFile() {
-  if (data_)
-    ::munmap(const_cast<uint8_t *>(data_), size_);
+  if (mapping_)
+    ::munmap(mapping_, mappingSize_);
 }
 
 } // namespace lathe

@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
       return app.exit(e);
     return fail(std::string(e.what()) + " (see --help)");
   }
-  auto artifact = lathe::artifact::Artifact::load(path);
+  auto artifact = lathe::artifact::Artifact::load(path, sessionFlags.memory());
   if (!artifact)
     return fail(artifact.error().message());
   const auto &config = (*artifact)->config();

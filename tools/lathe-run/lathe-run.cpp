@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
   if (lathe::Status s = lathe::validateSamplerOptions(gen.sampler); !s)
     return fail(s.error().message());
 
-  auto artifact = lathe::artifact::Artifact::load(artifactPath);
+  auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.memory());
   if (!artifact)
     return fail(artifact.error().message());
   auto session = lathe::Session::create(*artifact, sessionFlags.resolve());

@@ -31,7 +31,7 @@ struct TinyModel {
     storage.push_back(std::move(values));
     auto &v = storage.back();
     contents.tensors.push_back(TensorData{
-        plan::TensorInfo{name, ElementType::F32, shape},
+        plan::TensorInfo{name, ElementType::F32, shape, std::nullopt},
         {reinterpret_cast<const uint8_t *>(v.data()), v.size() * sizeof(float)}});
     return static_cast<uint32_t>(contents.tensors.size() - 1);
   }
