@@ -25,8 +25,8 @@ struct SessionFlags {
     app.add_flag("--no-native-code", noNativeCode,
                  "interpret the kernel plan instead of running the model's generated code");
     app.add_flag("--int8-activations", options.int8Activations,
-                 "decode with int8-rounded activations and integer dot products "
-                 "(faster; not the reference numerics)");
+                 "round matmul inputs to int8 and use integer dot products for "
+                 "INT/BFP/MXINT8/MXFP4 weights (faster; not the reference numerics)");
     app.add_flag("--mmap", mmap,
                  "map the artifact file instead of reading it into huge-page memory "
                  "(shares the pages between processes; decoding may be slower)");

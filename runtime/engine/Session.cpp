@@ -175,7 +175,7 @@ void Session::matmul(const float *x, int64_t rows, uint32_t index, float *y) {
     return;
   }
   namespace simd = kernels::simd;
-  if (int8Activations_ && rows == 1 && panels_[index] &&
+  if (int8Activations_ && panels_[index] &&
       simd::quantizeActivations(x, rows, k, *info.quant, quantizedInput_,
                                 simd::CodeOrder::Columns)) {
     const simd::PanelWeights &panels = *panels_[index];
@@ -184,7 +184,7 @@ void Session::matmul(const float *x, int64_t rows, uint32_t index, float *y) {
     });
     return;
   }
-  if (int8Activations_ && rows == 1 && info.quant &&
+  if (int8Activations_ && info.quant &&
       simd::supportsInt8Activations(*info.quant) &&
       simd::quantizeActivations(x, rows, k, *info.quant, quantizedInput_)) {
     pool_->parallelFor(0, n, [&](int64_t n0, int64_t n1) {

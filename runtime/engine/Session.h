@@ -37,9 +37,10 @@ struct SessionOptions {
   /// Run the artifact's generated CPU code when it has some (SIMD path only);
   /// false interprets the plan instead.
   bool nativeCode = true;
-  /// Decode steps (one token) round each matmul's input to int8 per block
-  /// and use integer dot products (VNNI) for the packed formats that allow
-  /// it. Faster, and no longer the reference numerics: off by default.
+  /// Matmuls with packed weights of the formats that allow it (INT8, INT4,
+  /// BFP8, BFP4, MXINT8, MXFP4) round their input to int8 per block and use
+  /// integer dot products (VNNI), in prefill and decode alike. Faster, and
+  /// no longer the reference numerics: off by default.
   bool int8Activations = false;
 };
 

@@ -70,8 +70,8 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
     int8.int8Activations = true;
     auto s1 = Session::create(a, exact), s2 = Session::create(a, int8);
     ASSERT_TRUE(s1 && s2);
-    // The prompt runs as a prefill (float activations in both), then one
-    // decode step, where the int8 path rounds each matmul input per block.
+    // The prompt runs as a prefill, then one decode step; the int8 session
+    // rounds each matmul input per block in both.
     ASSERT_TRUE(s1->forward(prompt) && s2->forward(prompt));
     int32_t next = 29892;
     auto l1 = s1->forward(std::span<const int32_t>(&next, 1));

@@ -73,17 +73,15 @@ HWY_INLINE __m512i broadcast4(const int8_t *p) {
   return _mm512_set1_epi32(v);
 }
 
-/// Panels p .. p + RP - 1 against activation row t.
-template <IntCodes C, int64_t B, int RP>
-HWY_INLINE void panelTile(const PanelArgs &a, int64_t p, int64_t t) {
+/// Panels p .. p + RP - 1 against activation rows t0 .. t0 + RT - 1: each
+/// weight vector is loaded (and its nibbles split) once for the RT rows.
+template <IntCodes C, int64_t B, int RP, int RT>
+HWY_INLINE void panelTile(const PanelArgs &a, int64_t p, int64_t t0) {
   constexpr bool kNibbles = detail::isNibbleKind(C);
   constexpr int64_t kGroups = kNibbles ? B / 8 : B / 4; // 64-byte code vectors per block
   const PanelWeights &w = *a.w;
   const Int8Activations &x = *a.x;
   const int64_t blocks = w.blocksPerRow;
-  const int8_t *xrow = x.codes.data() + t * x.codesPerRow;
-  const float *xScales = x.scales.data() + t * x.blocksPerRow;
-  const int32_t *xSums = x.sums.data() + t * x.blocksPerRow;
   const uint8_t *panel[RP];
   for (int r = 0; r < RP; ++r)
     panel[r] = w.data.get() + (p + r) * blocks * w.blockBytes;
@@ -92,68 +90,95 @@ HWY_INLINE void panelTile(const PanelArgs &a, int64_t p, int64_t t) {
   const __m512i fp4 =
       _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i *>(kFp4Bytes)));
 
-  __m512 acc[RP];
-  for (int r = 0; r < RP; ++r) acc[r] = _mm512_setzero_ps();
+  __m512 acc[RT][RP];
+  for (int t = 0; t < RT; ++t)
+    for (int r = 0; r < RP; ++r) acc[t][r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
-    const int8_t *xb = xrow + b * B;
-    __m512i s0[RP], s1[RP];
-    for (int r = 0; r < RP; ++r) s0[r] = s1[r] = _mm512_setzero_si512();
+    const int8_t *xb[RT];
+    for (int t = 0; t < RT; ++t) xb[t] = x.codes.data() + (t0 + t) * x.codesPerRow + b * B;
+    // Two integer chains per panel and row: even and odd groups (8-bit
+    // codes), or low and high nibbles.
+    __m512i s0[RT][RP], s1[RT][RP];
+    for (int t = 0; t < RT; ++t)
+      for (int r = 0; r < RP; ++r) s0[t][r] = s1[t][r] = _mm512_setzero_si512();
     for (int64_t g = 0; g < kGroups; ++g) {
-      if constexpr (!kNibbles) {
-        // Even and odd groups take turns at two chains.
-        const __m512i xv = broadcast4(xb + 4 * g);
-        for (int r = 0; r < RP; ++r) {
-          const __m512i v = _mm512_load_si512(panel[r] + b * w.blockBytes + 64 + 64 * g);
-          if (g % 2 == 0)
-            s0[r] = _mm512_dpbusd_epi32(s0[r], v, xv);
-          else
-            s1[r] = _mm512_dpbusd_epi32(s1[r], v, xv);
+      __m512i lo[RP], hi[RP];
+      for (int r = 0; r < RP; ++r) {
+        const __m512i v = _mm512_load_si512(panel[r] + b * w.blockBytes + 64 + 64 * g);
+        if constexpr (!kNibbles) {
+          lo[r] = v;
+        } else if constexpr (C == IntCodes::MxFp4) {
+          lo[r] = _mm512_shuffle_epi8(fp4, _mm512_and_si512(v, lowNibbles));
+          hi[r] = _mm512_shuffle_epi8(fp4, _mm512_and_si512(_mm512_srli_epi16(v, 4), lowNibbles));
+        } else {
+          lo[r] = _mm512_and_si512(v, lowNibbles);
+          hi[r] = _mm512_and_si512(v, highNibbles); // 16 u: shifted back below
         }
-      } else {
-        const __m512i xlo = broadcast4(xb + 4 * g);
-        const __m512i xhi = broadcast4(xb + B / 2 + 4 * g);
-        for (int r = 0; r < RP; ++r) {
-          const __m512i v = _mm512_load_si512(panel[r] + b * w.blockBytes + 64 + 64 * g);
-          if constexpr (C == IntCodes::MxFp4) {
-            const __m512i lo = _mm512_shuffle_epi8(fp4, _mm512_and_si512(v, lowNibbles));
-            const __m512i hi =
-                _mm512_shuffle_epi8(fp4, _mm512_and_si512(_mm512_srli_epi16(v, 4), lowNibbles));
-            s0[r] = _mm512_dpbusd_epi32(s0[r], lo, xlo);
-            s1[r] = _mm512_dpbusd_epi32(s1[r], hi, xhi);
-          } else {
-            s0[r] = _mm512_dpbusd_epi32(s0[r], _mm512_and_si512(v, lowNibbles), xlo);
-            s1[r] = _mm512_dpbusd_epi32(s1[r], _mm512_and_si512(v, highNibbles), xhi);
+      }
+      for (int t = 0; t < RT; ++t) {
+        const __m512i xlo = broadcast4(xb[t] + 4 * g);
+        if constexpr (!kNibbles) {
+          for (int r = 0; r < RP; ++r) {
+            if (g % 2 == 0)
+              s0[t][r] = _mm512_dpbusd_epi32(s0[t][r], lo[r], xlo);
+            else
+              s1[t][r] = _mm512_dpbusd_epi32(s1[t][r], lo[r], xlo);
+          }
+        } else {
+          const __m512i xhi = broadcast4(xb[t] + B / 2 + 4 * g);
+          for (int r = 0; r < RP; ++r) {
+            s0[t][r] = _mm512_dpbusd_epi32(s0[t][r], lo[r], xlo);
+            s1[t][r] = _mm512_dpbusd_epi32(s1[t][r], hi[r], xhi);
           }
         }
       }
     }
-    const __m512i correction = _mm512_set1_epi32(detail::fixedOffset(C) * xSums[b]);
-    const __m512 xScale = _mm512_set1_ps(xScales[b]);
-    for (int r = 0; r < RP; ++r) {
-      __m512i high = s1[r];
-      if constexpr (kNibbles && C != IntCodes::MxFp4)
-        high = _mm512_srai_epi32(high, 4); // the high nibbles were 16 u
-      const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(s0[r], high), correction);
-      const __m512 scales =
-          _mm512_mul_ps(_mm512_load_ps(reinterpret_cast<const float *>(panel[r] + b * w.blockBytes)),
-                        xScale);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales, acc[r]);
+    __m512 scales[RP];
+    for (int r = 0; r < RP; ++r)
+      scales[r] = _mm512_load_ps(reinterpret_cast<const float *>(panel[r] + b * w.blockBytes));
+    for (int t = 0; t < RT; ++t) {
+      const int64_t xBlock = (t0 + t) * x.blocksPerRow + b;
+      const __m512i correction = _mm512_set1_epi32(detail::fixedOffset(C) * x.sums[xBlock]);
+      const __m512 xScale = _mm512_set1_ps(x.scales[xBlock]);
+      for (int r = 0; r < RP; ++r) {
+        __m512i high = s1[t][r];
+        if constexpr (kNibbles && C != IntCodes::MxFp4)
+          high = _mm512_srai_epi32(high, 4); // exact: every product was 16 u x
+        const __m512i sum = _mm512_sub_epi32(_mm512_add_epi32(s0[t][r], high), correction);
+        acc[t][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_mul_ps(scales[r], xScale),
+                                    acc[t][r]);
+      }
     }
   }
   for (int r = 0; r < RP; ++r) {
     const int64_t first = (p + r) * PanelWeights::kRows;
     const int64_t valid = std::min<int64_t>(PanelWeights::kRows, w.rows - first);
     const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
-    _mm512_mask_storeu_ps(a.y + t * w.rows + first, mask, acc[r]);
+    for (int t = 0; t < RT; ++t)
+      _mm512_mask_storeu_ps(a.y + (t0 + t) * w.rows + first, mask, acc[t][r]);
   }
 }
 
+/// Decode (one row): two panels per tile share each activation broadcast.
+/// Prefill: four rows per tile share each weight load.
 template <IntCodes C, int64_t B> void panelRange(const PanelArgs &a) {
-  for (int64_t t = 0; t < a.x->rows; ++t) {
+  const int64_t T = a.x->rows;
+  if (T == 1) {
     int64_t p = a.p0;
-    for (; p + 2 <= a.p1; p += 2) panelTile<C, B, 2>(a, p, t);
+    for (; p + 2 <= a.p1; p += 2) panelTile<C, B, 2, 1>(a, p, 0);
     if (p < a.p1)
-      panelTile<C, B, 1>(a, p, t);
+      panelTile<C, B, 1, 1>(a, p, 0);
+    return;
+  }
+  for (int64_t p = a.p0; p < a.p1; ++p) {
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) panelTile<C, B, 1, 4>(a, p, t);
+    switch (T - t) {
+    case 3: panelTile<C, B, 1, 3>(a, p, t); break;
+    case 2: panelTile<C, B, 1, 2>(a, p, t); break;
+    case 1: panelTile<C, B, 1, 1>(a, p, t); break;
+    default: break;
+    }
   }
 }
 

@@ -32,7 +32,8 @@ struct Shape {
 };
 
 const Shape kShapes[] = {{1, 1, 16},   {1, 15, 33},  {1, 16, 288}, {1, 17, 200},
-                         {1, 48, 768}, {1, 50, 130}, {3, 33, 288}, {2, 7, 64}};
+                         {1, 48, 768}, {1, 50, 130}, {3, 33, 288}, {2, 7, 64},
+                         {9, 20, 96},  {4, 16, 288}};
 
 std::vector<float> randomVector(size_t n, uint32_t seed, float sigma = 1.0f) {
   std::mt19937 rng(seed);
