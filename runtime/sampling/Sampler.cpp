@@ -16,17 +16,40 @@ std::string formatNumber(double value) {
   return buffer;
 }
 
-// Greedy decoding must not depend on how a library breaks ties, so the
-// lowest id wins; NaN has been turned into -inf by the caller.
-int32_t argmax(std::span<const float> logits) {
-  int32_t best = 0;
-  for (size_t i = 1; i < logits.size(); ++i)
-    if (logits[i] > logits[best])
-      best = static_cast<int32_t>(i);
-  return best;
-}
-
 } // namespace
+
+// Greedy decoding must not depend on how a library breaks ties, so the
+// lowest id wins.
+int32_t argmax(std::span<const float> values) {
+  const size_t n = values.size();
+  if (n == 0)
+    return -1;
+  const float *v = values.data();
+  // Pass 1: the maximum, in 16 independent lanes (x > m ? x : m skips NaN).
+  constexpr size_t kLanes = 16;
+  float lane[kLanes];
+  std::fill(lane, lane + kLanes, -std::numeric_limits<float>::infinity());
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (size_t j = 0; j < kLanes; ++j)
+      lane[j] = v[i + j] > lane[j] ? v[i + j] : lane[j];
+  float best = -std::numeric_limits<float>::infinity();
+  for (size_t j = 0; j < kLanes; ++j) best = lane[j] > best ? lane[j] : best;
+  for (; i < n; ++i) best = v[i] > best ? v[i] : best;
+  // Pass 2: its first position, 64 values per vectorized test.
+  constexpr size_t kChunk = 64;
+  size_t c = 0;
+  for (; c + kChunk <= n; c += kChunk) {
+    bool found = false;
+    for (size_t j = 0; j < kChunk; ++j) found |= v[c + j] == best;
+    if (found)
+      break;
+  }
+  for (size_t k = c; k < n; ++k)
+    if (v[k] == best)
+      return static_cast<int32_t>(k);
+  return 0; // every value is NaN
+}
 
 Status validateSamplerOptions(const SamplerOptions &options) {
   if (!std::isfinite(options.temperature) || options.temperature < 0.0f)

@@ -24,6 +24,12 @@ struct SamplerOptions {
 /// e.g. "--top-p must be in (0, 1], got 1.5".
 Status validateSamplerOptions(const SamplerOptions &options);
 
+/// The index of the largest value, the lowest one on ties; NaN never wins
+/// unless every value is NaN (then 0). Empty input returns -1. Two passes
+/// the compiler vectorizes (the maximum, then its first position): greedy
+/// decoding scans 32000 logits per token.
+int32_t argmax(std::span<const float> values);
+
 class Sampler {
 public:
   /// `options` should have passed validateSamplerOptions.

@@ -4,6 +4,7 @@
 // prints the median and best of each.
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Session.h"
+#include "runtime/sampling/Sampler.h"
 #include "tools/SessionFlags.h"
 
 #include <CLI/CLI.hpp>
@@ -17,11 +18,6 @@ namespace {
 int fail(const std::string &message) {
   std::fprintf(stderr, "lathe-bench: %s\n", message.c_str());
   return 1;
-}
-
-int32_t argmax(std::span<const float> logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                              logits.begin());
 }
 
 double median(std::vector<double> v) {
@@ -75,12 +71,12 @@ int main(int argc, char **argv) {
     if (!logits)
       return fail(logits.error().message());
     auto t1 = clock::now();
-    int32_t next = argmax(*logits);
+    int32_t next = lathe::argmax(*logits);
     for (int64_t i = 0; i < genTokens; ++i) {
       auto l = session->forward(std::span<const int32_t>(&next, 1));
       if (!l)
         return fail(l.error().message());
-      next = argmax(*l);
+      next = lathe::argmax(*l);
     }
     auto t2 = clock::now();
     prefill.push_back(promptTokens / std::chrono::duration<double>(t1 - t0).count());

@@ -58,6 +58,34 @@ TEST(Sampler, GreedyIsArgmaxWithLowestIdOnTies) {
   EXPECT_EQ(greedy.sample(logits), 0);
 }
 
+// The vectorized argmax against a plain scan, on lengths around its 16- and
+// 64-value steps, with ties, NaN and infinities placed at random.
+TEST(Sampler, ArgmaxMatchesAPlainScan) {
+  auto plain = [](const std::vector<float> &v) {
+    int32_t best = -1;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!std::isnan(v[i]) && (best < 0 || v[i] > v[best]))
+        best = static_cast<int32_t>(i);
+    return best < 0 ? (v.empty() ? -1 : 0) : best;
+  };
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> small(-3, 3);
+  for (size_t n : {0, 1, 2, 15, 16, 17, 63, 64, 65, 100, 129, 1000, 32000}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> v(n);
+      for (float &x : v) x = static_cast<float>(small(rng)); // many ties
+      if (n > 0 && trial % 4 == 1)
+        v[rng() % n] = std::nanf("");
+      if (n > 0 && trial % 4 == 2)
+        v[rng() % n] = std::numeric_limits<float>::infinity();
+      if (trial % 4 == 3)
+        std::fill(v.begin(), v.end(), -std::numeric_limits<float>::infinity());
+      ASSERT_EQ(argmax(v), plain(v)) << "n=" << n << " trial " << trial;
+    }
+  }
+  EXPECT_EQ(argmax(std::vector<float>(40, std::nanf(""))), 0);
+}
+
 TEST(Sampler, NonFiniteLogitsDoNotCrash) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
