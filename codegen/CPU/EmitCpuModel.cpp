@@ -21,6 +21,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <map>
+#include <set>
 #include <type_traits>
 
 namespace lathe::codegen {
@@ -187,6 +188,24 @@ static inline void lathe_add_rms_norm(const float *a, const float *b, int64_t ro
 
   uint64_t width(uint32_t buffer) const { return m_.plan.bufferWidths[buffer]; }
 
+  /// How many matmul steps from `first` on read the same input and can run
+  /// as one job: none of them writes the input or another one's output.
+  size_t matmulGroup(size_t first) const {
+    const auto &steps = m_.plan.steps;
+    const auto *head = std::get_if<plan::MatMulStep>(&steps[first]);
+    if (!head || head->output == head->input)
+      return 0;
+    std::set<uint32_t> outputs{head->output};
+    size_t end = first + 1;
+    for (; end < steps.size(); ++end) {
+      const auto *m = std::get_if<plan::MatMulStep>(&steps[end]);
+      if (!m || m->input != head->input || m->output == head->input ||
+          !outputs.insert(m->output).second)
+        break;
+    }
+    return end - first;
+  }
+
   bool emitSteps(std::string *error) {
     const auto &steps = m_.plan.steps;
     for (size_t i = 0; i < steps.size(); ++i) {
@@ -204,6 +223,24 @@ static inline void lathe_add_rms_norm(const float *a, const float *b, int64_t ro
           ++i;
           continue;
         }
+      }
+      // Products of one input (q/k/v, gate/up): one parallel job.
+      if (size_t group = matmulGroup(i); group > 1) {
+        std::string weights, outputs;
+        for (size_t j = i; j < i + group; ++j) {
+          const auto &m = std::get<plan::MatMulStep>(steps[j]);
+          weights += fmt::format("{}{}", j > i ? ", " : "", m.weight);
+          outputs += fmt::format("{}b[{}]", j > i ? ", " : "", m.output);
+        }
+        out_ += fmt::format("  /* steps {}-{}: {} matmuls of one input */\n", i, i + group - 1,
+                            group);
+        out_ += fmt::format("  {{\n    static const uint32_t w[] = {{{}}};\n"
+                            "    float *const o[] = {{{}}};\n"
+                            "    k->matmuls(ctx, b[{}], rows, {}, w, o);\n  }}\n",
+                            weights, outputs, std::get<plan::MatMulStep>(steps[i]).input,
+                            group);
+        i += group - 1;
+        continue;
       }
       out_ += fmt::format("  /* step {}: {} */\n", i, plan::stepName(steps[i]));
       std::visit(

@@ -101,6 +101,10 @@ struct NativeKernels {
                      float *y) {
     session(ctx).matmul(x, rows, weight, y);
   }
+  static void matmuls(LatheCpuContext *ctx, const float *x, int64_t rows, uint32_t count,
+                      const uint32_t *weights, float *const *outputs) {
+    session(ctx).matmuls(x, rows, count, weights, outputs);
+  }
   static void embedding(LatheCpuContext *ctx, uint32_t table, float *out) {
     Session &s = session(ctx);
     const plan::TensorInfo &info = s.artifact_->tensors()[table];
@@ -121,7 +125,7 @@ struct NativeKernels {
     return reinterpret_cast<const float *>(s.artifact_->tensorData(index).data());
   }
   static constexpr LatheCpuKernels table = {LATHE_CPU_ABI_VERSION, matmul, embedding,
-                                            attention, f32Tensor};
+                                            attention, f32Tensor, matmuls};
 };
 
 Expected<std::span<const float>> Session::forward(std::span<const int32_t> tokens,
@@ -166,42 +170,84 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
 int Session::threads() const { return pool_->size(); }
 
 void Session::matmul(const float *x, int64_t rows, uint32_t index, float *y) {
-  const plan::TensorInfo &info = artifact_->tensors()[index];
-  const uint8_t *data = artifact_->tensorData(index).data();
-  int64_t n = info.shape[0], k = info.shape[1];
+  matmuls(x, rows, 1, &index, &y);
+}
+
+void Session::matmuls(const float *x, int64_t rows, uint32_t count, const uint32_t *weights,
+                      float *const *outputs) {
   if (kernels_ == KernelPath::Reference) {
-    kernels::matmul(x, rows, {info.type, data, n, k, info.quant ? &*info.quant : nullptr},
-                    y);
+    for (uint32_t i = 0; i < count; ++i) {
+      const plan::TensorInfo &info = artifact_->tensors()[weights[i]];
+      kernels::matmul(x, rows,
+                      {info.type, artifact_->tensorData(weights[i]).data(), info.shape[0],
+                       info.shape[1], info.quant ? &*info.quant : nullptr},
+                      outputs[i]);
+    }
     return;
   }
-  namespace simd = kernels::simd;
-  if (int8Activations_ && panels_[index] &&
-      simd::quantizeActivations(x, rows, k, *info.quant, quantizedInput_,
-                                simd::CodeOrder::Columns)) {
-    const simd::PanelWeights &panels = *panels_[index];
-    pool_->parallelFor(0, panels.panels, [&](int64_t p0, int64_t p1) {
-      simd::matmulPanels(quantizedInput_, panels, y, p0, p1);
-    });
-    return;
+  if (quantizedInputs_.size() < count)
+    quantizedInputs_.resize(count);
+  jobs_.clear();
+  int64_t units = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    jobs_.push_back(prepareMatmul(x, rows, weights[i], outputs[i], quantizedInputs_[i]));
+    units += jobs_.back().units;
   }
-  if (int8Activations_ && info.quant &&
-      simd::supportsInt8Activations(*info.quant) &&
-      simd::quantizeActivations(x, rows, k, *info.quant, quantizedInput_)) {
-    pool_->parallelFor(0, n, [&](int64_t n0, int64_t n1) {
-      simd::matmulPackedInt8(quantizedInput_, data, *info.quant, n, y, n0, n1);
-    });
-    return;
-  }
-  pool_->parallelFor(0, n, [&](int64_t n0, int64_t n1) {
-    if (info.quant)
-      simd::matmulPacked(x, rows, data, *info.quant, n, k, y, n0, n1);
-    else if (info.type == ElementType::F32)
-      simd::matmulF32(x, rows, reinterpret_cast<const float *>(data), n, k, y, n0, n1);
-    else if (info.type == ElementType::BF16)
-      simd::matmulBF16(x, rows, reinterpret_cast<const uint16_t *>(data), n, k, y, n0, n1);
-    else
-      simd::matmulF16(x, rows, reinterpret_cast<const uint16_t *>(data), n, k, y, n0, n1);
+  // Units are numbered across the products in order; a thread's contiguous
+  // share may span several of them.
+  pool_->parallelFor(0, units, [&](int64_t u0, int64_t u1) {
+    int64_t first = 0;
+    for (const MatmulJob &job : jobs_) {
+      const int64_t lo = std::max(u0, first), hi = std::min(u1, first + job.units);
+      if (lo < hi)
+        runMatmul(job, lo - first, hi - first);
+      first += job.units;
+    }
   });
+}
+
+Session::MatmulJob Session::prepareMatmul(const float *x, int64_t rows, uint32_t index,
+                                          float *y, kernels::simd::Int8Activations &quantized) {
+  namespace simd = kernels::simd;
+  const plan::TensorInfo &info = artifact_->tensors()[index];
+  const int64_t n = info.shape[0], k = info.shape[1];
+  constexpr int64_t kRowsPerUnit = 16;
+  MatmulJob job{MatmulJob::Kind::Float, index, x, rows, y, nullptr,
+                (n + kRowsPerUnit - 1) / kRowsPerUnit};
+  if (int8Activations_ && panels_[index] &&
+      simd::quantizeActivations(x, rows, k, *info.quant, quantized, simd::CodeOrder::Columns)) {
+    job.kind = MatmulJob::Kind::Panels;
+    job.quantized = &quantized;
+    job.units = panels_[index]->panels;
+  } else if (int8Activations_ && info.quant && simd::supportsInt8Activations(*info.quant) &&
+             simd::quantizeActivations(x, rows, k, *info.quant, quantized)) {
+    job.kind = MatmulJob::Kind::Int8Rows;
+    job.quantized = &quantized;
+  }
+  return job;
+}
+
+void Session::runMatmul(const MatmulJob &job, int64_t u0, int64_t u1) {
+  namespace simd = kernels::simd;
+  if (job.kind == MatmulJob::Kind::Panels) {
+    simd::matmulPanels(*job.quantized, *panels_[job.weight], job.y, u0, u1);
+    return;
+  }
+  const plan::TensorInfo &info = artifact_->tensors()[job.weight];
+  const uint8_t *data = artifact_->tensorData(job.weight).data();
+  const int64_t n = info.shape[0], k = info.shape[1];
+  const int64_t n0 = u0 * 16, n1 = std::min(n, u1 * 16);
+  const float *x = job.x;
+  if (job.kind == MatmulJob::Kind::Int8Rows)
+    simd::matmulPackedInt8(*job.quantized, data, *info.quant, n, job.y, n0, n1);
+  else if (info.quant)
+    simd::matmulPacked(x, job.rows, data, *info.quant, n, k, job.y, n0, n1);
+  else if (info.type == ElementType::F32)
+    simd::matmulF32(x, job.rows, reinterpret_cast<const float *>(data), n, k, job.y, n0, n1);
+  else if (info.type == ElementType::BF16)
+    simd::matmulBF16(x, job.rows, reinterpret_cast<const uint16_t *>(data), n, k, job.y, n0, n1);
+  else
+    simd::matmulF16(x, job.rows, reinterpret_cast<const uint16_t *>(data), n, k, job.y, n0, n1);
 }
 
 void Session::attention(const plan::AttentionStep &s, int64_t rows) {

@@ -82,6 +82,25 @@ private:
   void run(size_t index, const plan::Step &step, int64_t rows, bool allLogits);
   /// y = x * W^T for `rows` rows, on the chosen kernel path.
   void matmul(const float *x, int64_t rows, uint32_t weight, float *y);
+  /// Several products of the same input (q/k/v, gate/up) as one parallel
+  /// job: the threads meet once instead of once per weight.
+  void matmuls(const float *x, int64_t rows, uint32_t count, const uint32_t *weights,
+               float *const *outputs);
+  /// One product prepared for the SIMD path (activations quantized where
+  /// needed), split into units of work: one panel or 16 output rows.
+  struct MatmulJob {
+    enum class Kind { Panels, Int8Rows, Float } kind;
+    uint32_t weight;
+    const float *x;
+    int64_t rows;
+    float *y;
+    const kernels::simd::Int8Activations *quantized;
+    int64_t units;
+  };
+  MatmulJob prepareMatmul(const float *x, int64_t rows, uint32_t weight, float *y,
+                          kernels::simd::Int8Activations &quantized);
+  /// Runs units [u0, u1) of a prepared product.
+  void runMatmul(const MatmulJob &job, int64_t u0, int64_t u1);
   void attention(const plan::AttentionStep &s, int64_t rows);
   void attention(const float *q, const float *k, const float *v, uint32_t layer,
                  uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out);
@@ -99,7 +118,8 @@ private:
   std::shared_ptr<native::NativeModel> native_;
   std::vector<float *> bufferPointers_;
   bool int8Activations_ = false;
-  kernels::simd::Int8Activations quantizedInput_;
+  std::vector<kernels::simd::Int8Activations> quantizedInputs_; // one per product of a group
+  std::vector<MatmulJob> jobs_;
   /// With int8 activations on an AVX-512 VNNI machine: the packed weights
   /// repacked into row panels for the decode kernel, by tensor index (null
   /// for tensors the panel kernel does not take).

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CPU_ABI_VERSION 1u
+#define LATHE_CPU_ABI_VERSION 2u
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +37,10 @@ typedef struct LatheCpuKernels {
   /* The weight tensor `index` as f32 values (norm gains), or NULL when it is
    * stored in another format. */
   const float *(*f32Tensor)(LatheCpuContext *ctx, uint32_t index);
+  /* outputs[i][rows, n_i] = x[rows, k] * W_i^T for the `count` weight tensors
+   * weights[i] that share one input (q/k/v, gate/up): one parallel job. */
+  void (*matmuls)(LatheCpuContext *ctx, const float *x, int64_t rows, uint32_t count,
+                  const uint32_t *weights, float *const *outputs);
 } LatheCpuKernels;
 
 /* What the generated code exports. */
