@@ -237,26 +237,51 @@ float loadFloat(const uint8_t *p) {
   return f;
 }
 
-/// A packed block's scale (the value of one unit of q) and its codes as
-/// the panel stores them: u = q + offset, or the raw E2M1 code for MXFP4.
-float decodeBlock(detail::IntCodes kind, int64_t B, const uint8_t *blk, uint8_t *u) {
+/// A packed block's scale: the value of one unit of q.
+float blockScale(detail::IntCodes kind, const uint8_t *blk) {
   using detail::IntCodes;
-  const uint8_t *codes = blk + detail::headerBytes(kind);
-  auto nibble = [&](int64_t i) { return static_cast<uint8_t>((codes[i / 2] >> (4 * (i % 2))) & 0x0F); };
   switch (kind) {
   case IntCodes::Int8Sym:
+  case IntCodes::Int4Sym: return loadFloat(blk);
   case IntCodes::Bfp8:
-  case IntCodes::MxInt8:
-    for (int64_t i = 0; i < B; ++i) u[i] = codes[i] ^ 0x80; // q + 128
-    return kind == IntCodes::Int8Sym ? loadFloat(blk) : Pow2Table<-127 - 6>::kValues[blk[0]];
-  case IntCodes::Int4Sym:
-  case IntCodes::Bfp4:
-    for (int64_t i = 0; i < B; ++i) u[i] = nibble(i) ^ 0x08; // q + 8
-    return kind == IntCodes::Int4Sym ? loadFloat(blk) : Pow2Table<-127 - 2>::kValues[blk[0]];
-  case IntCodes::MxFp4:
-    for (int64_t i = 0; i < B; ++i) u[i] = nibble(i);
-    return Pow2Table<-127 - 1>::kValues[blk[0]];
+  case IntCodes::MxInt8: return Pow2Table<-127 - 6>::kValues[blk[0]];
+  case IntCodes::Bfp4: return Pow2Table<-127 - 2>::kValues[blk[0]];
+  case IntCodes::MxFp4: return Pow2Table<-127 - 1>::kValues[blk[0]];
   default: return 0.0f;
+  }
+}
+
+/// Columns 4g .. 4g + 3 of a block of 4-bit codes (packed low nibble
+/// first) as four bytes, one code each, in the low nibbles.
+uint32_t nibbleGroup(const uint8_t *codes, int64_t g) {
+  const uint32_t x = codes[2 * g] | uint32_t{codes[2 * g + 1]} << 8;
+  return (x & 0xF) | (x & 0xF0) << 4 | (x & 0xF00) << 8 | (x & 0xF000) << 12;
+}
+
+/// Writes row r's block (header at `blk`) into its panel block `dst`: the
+/// scale, then the codes as the kernel reads them (u = q + offset, 4 bytes
+/// per group of columns; MXFP4 keeps its E2M1 codes).
+void packBlock(detail::IntCodes kind, int64_t B, const uint8_t *blk, int64_t r, uint8_t *dst) {
+  constexpr int64_t R = PanelWeights::kRows;
+  const float scale = blockScale(kind, blk);
+  std::memcpy(dst + 4 * r, &scale, 4);
+  const uint8_t *codes = blk + detail::headerBytes(kind);
+  uint8_t *out = dst + 4 * R + 4 * r;
+  if (!detail::isNibbleKind(kind)) {
+    for (int64_t g = 0; g < B / 4; ++g) {
+      uint32_t v;
+      std::memcpy(&v, codes + 4 * g, 4);
+      v ^= 0x80808080u; // q + 128
+      std::memcpy(out + 64 * g, &v, 4);
+    }
+    return;
+  }
+  const uint32_t offset = kind == detail::IntCodes::MxFp4 ? 0 : 0x08080808u; // q + 8
+  for (int64_t g = 0; g < B / 8; ++g) {
+    const uint32_t lo = nibbleGroup(codes, g) ^ offset;
+    const uint32_t hi = nibbleGroup(codes, g + B / 8) ^ offset;
+    const uint32_t v = lo | hi << 4;
+    std::memcpy(out + 64 * g, &v, 4);
   }
 }
 
@@ -286,24 +311,11 @@ bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, in
   std::memset(data, 0, bytes);
   const size_t rowBytes = formats::packedRowBytes(spec, K);
   const int64_t packedBlockBytes = static_cast<int64_t>(rowBytes) / blocks;
-  uint8_t u[128];
   for (int64_t n = 0; n < N; ++n) {
-    const int64_t p = n / R, r = n % R;
-    for (int64_t b = 0; b < blocks; ++b) {
-      uint8_t *dst = data + (p * blocks + b) * blockBytes;
-      const float scale = decodeBlock(kind, B, w + n * rowBytes + b * packedBlockBytes, u);
-      std::memcpy(dst + 4 * r, &scale, 4);
-      uint8_t *codes = dst + 4 * R;
-      for (int64_t k = 0; k < B; ++k) {
-        const int64_t group = k / 4, j = k % 4;
-        if (!nibbles)
-          codes[group * 64 + 4 * r + j] = u[k];
-        else if (k < B / 2)
-          codes[group * 64 + 4 * r + j] |= u[k];
-        else
-          codes[(group - B / 8) * 64 + 4 * r + j] |= static_cast<uint8_t>(u[k] << 4);
-      }
-    }
+    const uint8_t *row = w + n * rowBytes;
+    uint8_t *panel = data + (n / R) * blocks * blockBytes;
+    for (int64_t b = 0; b < blocks; ++b)
+      packBlock(kind, B, row + b * packedBlockBytes, n % R, panel + b * blockBytes);
   }
   out.rows = N;
   out.cols = K;
