@@ -58,6 +58,24 @@ HWY_INLINE hn::Vec<DF> loadHead(DF d, const float *p, int64_t i, int64_t dim) {
   return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(dim - i)), d, p + i);
 }
 
+/// Lanes i of (hi, lo) added to their neighbours: the lower half of the
+/// result holds lo's pairwise sums, the upper half hi's.
+HWY_INLINE hn::Vec<DF> pairSums(DF d, hn::Vec<DF> hi, hn::Vec<DF> lo) {
+  return hn::Add(hn::ConcatEven(d, hi, lo), hn::ConcatOdd(d, hi, lo));
+}
+
+/// The sums of the lanes of a, b, c and d in lanes 0..3 (a vector has at
+/// least four lanes): two or three levels of pairwise sums shared by the
+/// four, instead of four separate reductions.
+HWY_INLINE hn::Vec<DF> sumsOf4(DF d, hn::Vec<DF> a, hn::Vec<DF> b, hn::Vec<DF> c,
+                               hn::Vec<DF> e) {
+  // Quarters of w: partial sums of a, b, c, e, lanes / 4 each.
+  auto w = pairSums(d, pairSums(d, e, c), pairSums(d, b, a));
+  for (size_t partials = hn::Lanes(d) / 4; partials > 1; partials /= 2)
+    w = pairSums(d, w, w);
+  return w;
+}
+
 /// scores[p] = (q . k_p) * scale for p < len; returns their maximum.
 HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride,
                         int64_t dim, int64_t len, float scale, float *s) {
@@ -74,11 +92,12 @@ HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride
       a2 = hn::MulAdd(qv, loadHead(d, k0 + 2 * stride, i, dim), a2);
       a3 = hn::MulAdd(qv, loadHead(d, k0 + 3 * stride, i, dim), a3);
     }
-    s[p] = hn::GetLane(hn::SumOfLanes(d, a0)) * scale;
-    s[p + 1] = hn::GetLane(hn::SumOfLanes(d, a1)) * scale;
-    s[p + 2] = hn::GetLane(hn::SumOfLanes(d, a2)) * scale;
-    s[p + 3] = hn::GetLane(hn::SumOfLanes(d, a3)) * scale;
-    maxScore = std::max({maxScore, s[p], s[p + 1], s[p + 2], s[p + 3]});
+    HWY_ALIGN float sums[hn::MaxLanes(DF())];
+    hn::Store(sumsOf4(d, a0, a1, a2, a3), d, sums);
+    for (int j = 0; j < 4; ++j) {
+      s[p + j] = sums[j] * scale;
+      maxScore = std::max(maxScore, s[p + j]);
+    }
   }
   for (; p < len; ++p) {
     const float *kp = keys + p * stride;
