@@ -67,7 +67,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"bfp8:block=32", 1.01}, Case{"mxfp8_e4m3", 1.05},
                       Case{"fp6_4p2", 1.01}, Case{"mxfp6_e3m2", 1.01},
                       Case{"bfp4:block=32", 1.35}, Case{"mxfp4", 1.35},
-                      Case{"int4:group=32", 1.35}),
+                      Case{"int4:group=32", 1.35}, Case{"bfp6:block=32", 1.05},
+                      Case{"mxfp6_e2m3", 1.05}, Case{"mxfp8_e5m2", 1.05},
+                      Case{"int8:group=64:asym", 1.01}, Case{"int4:group=64:asym", 1.35},
+                      Case{"bfp4:block=16", 1.35}),
     [](const auto &info) {
       std::string name = info.param.quant;
       for (char &ch : name)
