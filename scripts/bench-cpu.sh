@@ -17,6 +17,7 @@ quants=(
   int8:group=32:classifier
   int4:group=32:classifier
   mxfp4:classifier
+  bfp4:block=32:classifier
 )
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

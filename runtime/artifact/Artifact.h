@@ -20,11 +20,13 @@ namespace lathe::artifact {
 
 class Artifact {
 public:
-  /// Loads and validates the artifact at `path`. By default its bytes are
-  /// read into huge-page memory (the fastest for running it, see
-  /// MappedFile.h); FileMemory::Mapped maps the file instead.
+  /// Loads and validates the artifact at `path`. By default the file is
+  /// mapped (nothing copied, pages the kernel may drop and share);
+  /// FileMemory::HugePages reads it into huge-page memory instead, the
+  /// fastest for decoding (see MappedFile.h), which lathe-run and
+  /// lathe-bench ask for unless given --mmap.
   static Expected<std::shared_ptr<const Artifact>>
-  load(const std::string &path, FileMemory memory = FileMemory::HugePages);
+  load(const std::string &path, FileMemory memory = FileMemory::Mapped);
 
   /// An artifact in memory, as the writer would store it: the compiler runs
   /// calibration through it. The tensors' bytes must outlive the result.

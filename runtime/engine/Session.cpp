@@ -74,15 +74,19 @@ bool Session::packPanels() {
   panels_.assign(tensors.size(), nullptr);
   auto pack = [&](uint32_t index) {
     const plan::TensorInfo &info = tensors[index];
-    if (panels_[index] || !info.quant || info.shape.size() != 2 ||
-        !kernels::simd::panelsSupported(*info.quant))
+    if (panels_[index] || !info.quant || info.shape.size() != 2 || info.shape[0] <= 0 ||
+        info.shape[1] <= 0 || !kernels::simd::panelsSupported(*info.quant))
       return true;
-    auto panels = std::make_shared<kernels::simd::PanelWeights>();
-    if (!kernels::simd::packPanels(artifact_->tensorData(index).data(), *info.quant,
-                                   info.shape[0], info.shape[1], *panels))
+    try {
+      auto panels = std::make_shared<kernels::simd::PanelWeights>();
+      if (!kernels::simd::packPanels(artifact_->tensorData(index).data(), *info.quant,
+                                     info.shape[0], info.shape[1], *panels))
+        return false;
+      panels_[index] = std::move(panels);
+      return true;
+    } catch (const std::bad_alloc &) {
       return false;
-    panels_[index] = std::move(panels);
-    return true;
+    }
   };
   for (const plan::Step &step : plan_->steps) {
     if (const auto *m = std::get_if<plan::MatMulStep>(&step); m && !pack(m->weight))
@@ -211,9 +215,20 @@ Session::MatmulJob Session::prepareMatmul(const float *x, int64_t rows, uint32_t
   namespace simd = kernels::simd;
   const plan::TensorInfo &info = artifact_->tensors()[index];
   const int64_t n = info.shape[0], k = info.shape[1];
-  constexpr int64_t kRowsPerUnit = 16;
   MatmulJob job{MatmulJob::Kind::Float, index, x, rows, y, nullptr,
                 (n + kRowsPerUnit - 1) / kRowsPerUnit};
+  // An earlier product of the group with the same format and kernel has
+  // quantized this input already (q/k/v usually share one format).
+  for (const MatmulJob &earlier : jobs_) {
+    const plan::TensorInfo &other = artifact_->tensors()[earlier.weight];
+    if (earlier.quantized && other.quant && info.quant && *other.quant == *info.quant &&
+        other.shape[1] == k && bool(panels_[earlier.weight]) == bool(panels_[index])) {
+      job.kind = earlier.kind;
+      job.quantized = earlier.quantized;
+      job.units = earlier.kind == MatmulJob::Kind::Panels ? panels_[index]->panels : job.units;
+      return job;
+    }
+  }
   if (int8Activations_ && panels_[index] &&
       simd::quantizeActivations(x, rows, k, *info.quant, quantized, simd::CodeOrder::Columns)) {
     job.kind = MatmulJob::Kind::Panels;
@@ -236,7 +251,7 @@ void Session::runMatmul(const MatmulJob &job, int64_t u0, int64_t u1) {
   const plan::TensorInfo &info = artifact_->tensors()[job.weight];
   const uint8_t *data = artifact_->tensorData(job.weight).data();
   const int64_t n = info.shape[0], k = info.shape[1];
-  const int64_t n0 = u0 * 16, n1 = std::min(n, u1 * 16);
+  const int64_t n0 = u0 * kRowsPerUnit, n1 = std::min(n, u1 * kRowsPerUnit);
   const float *x = job.x;
   if (job.kind == MatmulJob::Kind::Int8Rows)
     simd::matmulPackedInt8(*job.quantized, data, *info.quant, n, job.y, n0, n1);

@@ -87,7 +87,8 @@ private:
   void matmuls(const float *x, int64_t rows, uint32_t count, const uint32_t *weights,
                float *const *outputs);
   /// One product prepared for the SIMD path (activations quantized where
-  /// needed), split into units of work: one panel or 16 output rows.
+  /// needed), split into units of work: one panel or kRowsPerUnit rows.
+  static constexpr int64_t kRowsPerUnit = 16;
   struct MatmulJob {
     enum class Kind { Panels, Int8Rows, Float } kind;
     uint32_t weight;

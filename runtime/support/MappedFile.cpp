@@ -25,8 +25,8 @@ Expected<AnonymousCopy> readIntoHugePages(int fd, size_t size, const std::string
   void *raw = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED)
-    return Error(path + ": cannot allocate " + std::to_string(size >> 20) +
-                 " MiB to load it: " + std::strerror(errno));
+    return Error(path + ": cannot allocate " + std::to_string(size) +
+                 " bytes to load it: " + std::strerror(errno));
   const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
   if (aligned > start)

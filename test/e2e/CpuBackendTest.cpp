@@ -62,7 +62,8 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
   if (!haveModel())
     GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
   for (const char *quant :
-       {"int8:group=32:classifier", "int4:group=32:classifier", "mxfp4:classifier"}) {
+       {"int8:group=32:classifier", "int4:group=32:classifier", "mxfp4:classifier",
+        "mixed:bits=4.5"}) {
     auto a = compileAndLoad(modelDir() + "/stories15M.bin", "int8act", quant);
     ASSERT_NE(a, nullptr);
     std::vector<int32_t> prompt = loadReference()["prompts"][0]["prompt_ids"];

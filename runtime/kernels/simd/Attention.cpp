@@ -2,7 +2,7 @@
 // picked at run time with HWY_DYNAMIC_DISPATCH.
 //
 // Per query row and head, three passes over the cached positions: scores
-// (four positions at a time share the query's loads, one reduction each),
+// (four positions at a time share the query's loads and one reduction),
 // the softmax numerators with Highway's vector Exp, then the weighted sum of
 // value rows with the head's output kept in registers (up to four vectors
 // of it per pass over the positions). A head dimension that is not a
@@ -49,13 +49,26 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using detail::AttentionArgs;
 
+/// The first `count` (< lanes) floats at p, the other lanes zero, reading
+/// nothing past p + count: x86 masked loads suppress the masked lanes, the
+/// portable target's MaskedLoad reads a whole vector, so it copies instead.
+HWY_INLINE hn::Vec<DF> loadFirst(DF d, const float *p, size_t count) {
+#if HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR
+  HWY_ALIGN float buffer[hn::MaxLanes(DF())] = {};
+  std::copy_n(p, count, buffer);
+  return hn::Load(d, buffer);
+#else
+  return hn::MaskedLoad(hn::FirstN(d, count), d, p);
+#endif
+}
+
 /// Loads lanes [i, i + lanes) of a head row of `dim` floats; lanes past the
 /// end read as zero and are never touched in memory.
 HWY_INLINE hn::Vec<DF> loadHead(DF d, const float *p, int64_t i, int64_t dim) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   if (i + lanes <= dim)
     return hn::LoadU(d, p + i);
-  return hn::MaskedLoad(hn::FirstN(d, static_cast<size_t>(dim - i)), d, p + i);
+  return loadFirst(d, p + i, static_cast<size_t>(dim - i));
 }
 
 /// Lanes i of (hi, lo) added to their neighbours: the lower half of the
@@ -110,6 +123,12 @@ HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride
   return maxScore;
 }
 
+/// exp(x), except that NaN stays NaN (Highway's Exp flushes it to 0): a NaN
+/// score must poison the head's output, as in the reference.
+HWY_INLINE hn::Vec<DF> expKeepingNaN(DF d, hn::Vec<DF> x) {
+  return hn::IfThenElse(hn::IsNaN(x), x, hn::Exp(d, x));
+}
+
 /// s[p] = exp(s[p] - maxScore) for p < len; returns their sum.
 HWY_INLINE float softmaxNumerators(DF d, float *s, int64_t len, float maxScore) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -117,13 +136,14 @@ HWY_INLINE float softmaxNumerators(DF d, float *s, int64_t len, float maxScore) 
   auto sum = hn::Zero(d);
   int64_t p = 0;
   for (; p + lanes <= len; p += lanes) {
-    const auto e = hn::Exp(d, hn::Sub(hn::LoadU(d, s + p), m));
+    const auto e = expKeepingNaN(d, hn::Sub(hn::LoadU(d, s + p), m));
     hn::StoreU(e, d, s + p);
     sum = hn::Add(sum, e);
   }
   if (p < len) {
-    const auto mask = hn::FirstN(d, static_cast<size_t>(len - p));
-    const auto e = hn::IfThenElseZero(mask, hn::Exp(d, hn::Sub(hn::MaskedLoad(mask, d, s + p), m)));
+    const size_t count = static_cast<size_t>(len - p);
+    const auto mask = hn::FirstN(d, count);
+    const auto e = hn::IfThenElseZero(mask, expKeepingNaN(d, hn::Sub(loadFirst(d, s + p, count), m)));
     hn::BlendedStore(e, mask, d, s + p);
     sum = hn::Add(sum, e);
   }

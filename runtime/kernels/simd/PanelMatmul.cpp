@@ -49,10 +49,8 @@ struct PanelArgs {
 
 #include "hwy/highway.h"
 
-#undef LATHE_PANEL_ATTR
 #if HWY_TARGET == HWY_AVX3_DL
 HWY_PUSH_ATTRIBUTES(HWY_TARGET_STR ",avx512vnni");
-#define LATHE_PANEL_ATTR __attribute__((target(HWY_TARGET_STR ",avx512vnni")))
 #else
 HWY_BEFORE_NAMESPACE();
 #endif
@@ -330,6 +328,7 @@ bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, in
 
 void matmulPanels(const Int8Activations &x, const PanelWeights &w, float *y, int64_t p0,
                   int64_t p1) {
+  p0 = std::max<int64_t>(p0, 0);
   p1 = std::min(p1, w.panels);
   if (x.rows <= 0 || p0 >= p1)
     return;

@@ -17,8 +17,10 @@
 //   groups per 64 bytes, group g in the low nibbles and group g + B/8 in the
 //   high ones (MXFP4 keeps its E2M1 codes, looked up in registers).
 //
-// Numerics: the same as matmulPackedInt8 (the int8 rounding of x, exact
-// integer block sums), with outputs summed block by block in float32.
+// Numerics: the int8 rounding of x of matmulPackedInt8, with exact integer
+// block sums (offset included) and outputs summed block by block in
+// float32; the row kernel subtracts the offset in float and sums in another
+// order, so the two agree to float32 rounding, not bit for bit.
 #pragma once
 
 #include "runtime/formats/FormatSpec.h"
@@ -43,8 +45,10 @@ struct PanelWeights {
   std::unique_ptr<uint8_t[], Free> data; // panels * blocksPerRow * blockBytes, 64-byte aligned
 };
 
-/// Whether this machine runs the panel kernel (AVX-512 VNNI) and `spec` is
-/// one of its formats: symmetric INT8/INT4, BFP8/BFP4, MXINT8, MXFP4.
+/// Whether this machine runs the panel kernel (Highway's AVX3_DL target:
+/// AVX-512 with VNNI, VBMI2 and BITALG, i.e. Ice Lake, Zen 4 and later) and
+/// `spec` is one of its formats: symmetric INT8/INT4, BFP8/BFP4, MXINT8,
+/// MXFP4.
 bool panelsSupported(const formats::FormatSpec &spec);
 
 /// Repacks N rows of K weights packed by formats::quantizeRow in `spec`

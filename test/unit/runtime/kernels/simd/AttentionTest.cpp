@@ -128,6 +128,26 @@ TEST_P(AttentionTest, PeakedScoresStayFinite) {
   check({2, 2, 33, 64, range(0, 64), 0, 2}, 8, 5.0f, 5e-5);
 }
 
+// A NaN in a query or a cached key makes that head's output NaN, as in the
+// reference (exp(NaN) must not become a zero weight).
+TEST_P(AttentionTest, NaNPropagates) {
+  const int64_t heads = 2, dim = 20, capacity = 40;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  std::vector<float> keys(capacity * heads * dim), values(keys.size()), q(heads * dim);
+  for (float &x : keys) x = dist(rng);
+  for (float &x : values) x = dist(rng);
+  for (float &x : q) x = dist(rng);
+  q[3] = std::nanf("");                           // head 0's query
+  keys[17 * heads * dim + dim + 5] = std::nanf(""); // head 1's key at position 17
+  KVLayerView cache{keys.data(), values.data(), capacity, heads * dim};
+  const std::vector<int32_t> positions = {30};
+  std::vector<float> out(heads * dim), scratch(heads * capacity);
+  simd::attendHeads(q.data(), positions, heads, heads, dim, cache, 0, heads, scratch.data(),
+                    out.data());
+  for (float v : out) EXPECT_TRUE(std::isnan(v));
+}
+
 std::string targetName(const ::testing::TestParamInfo<int64_t> &info) {
   return hwy::TargetName(info.param);
 }
