@@ -62,7 +62,10 @@ Session::Session(std::shared_ptr<const artifact::Artifact> artifact,
   values_.assign(kvSize, 0.0f);
   // One attention score row per head, so that heads can run in parallel.
   scratch_.assign(c.heads * c.context, 0.0f);
-  int threads = options.threads > 0 ? options.threads : threading::defaultThreadCount();
+  // More threads than cores would only make spinning workers steal time
+  // from each other (decode gets slower, not faster): clamp.
+  const int cores = threading::defaultThreadCount();
+  int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
   if (kernels_ == KernelPath::Reference)
     threads = 1;
   pool_ = std::make_shared<threading::ThreadPool>(threads);

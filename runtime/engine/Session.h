@@ -31,7 +31,9 @@ enum class KernelPath { Simd, Reference };
 
 struct SessionOptions {
   std::string target = "cpu";
-  /// Threads for the kernels, the caller included; 0 = every core.
+  /// Threads for the kernels, the caller included; 0 = every core. More
+  /// than the cores this process may use are clamped to that count
+  /// (Session::threads() tells).
   int threads = 0;
   KernelPath kernels = KernelPath::Simd;
   /// Run the artifact's generated CPU code when it has some (SIMD path only);

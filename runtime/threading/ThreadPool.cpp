@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 namespace lathe::threading {
 namespace {
@@ -48,7 +51,12 @@ constexpr int kMaxThreads = 0xFFFF;
 } // namespace
 
 int defaultThreadCount() {
-  return std::max(1u, std::thread::hardware_concurrency());
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    return std::max(1, CPU_COUNT(&set));
+#endif
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 ThreadPool::ThreadPool(int threads) {

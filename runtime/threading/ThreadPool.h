@@ -17,7 +17,8 @@
 
 namespace lathe::threading {
 
-/// std::thread::hardware_concurrency(), at least 1.
+/// The cores this process may run on (its CPU affinity mask, so taskset and
+/// cpusets count; else std::thread::hardware_concurrency()), at least 1.
 int defaultThreadCount();
 
 class ThreadPool {

@@ -92,6 +92,10 @@ int main(int argc, char **argv) {
   auto session = lathe::Session::create(*artifact, sessionFlags.resolve());
   if (!session)
     return fail(session.error().message());
+  if (sessionFlags.options.threads > session->threads())
+    std::fprintf(stderr, "lathe-run: note: --threads %d is more than the %d cores available; "
+                         "using %d\n",
+                 sessionFlags.options.threads, session->threads(), session->threads());
 
   std::optional<lathe::Tokenizer> tokenizer;
   if (!(*artifact)->vocabulary().pieces.empty()) {
@@ -156,6 +160,7 @@ int main(int argc, char **argv) {
   if (!stats)
     return fail(stats.error().message());
   std::printf("\n");
+  std::fflush(stdout); // the text ends before the statistics on a terminal
   if (stats->reachedContextEnd && maxTokens > stats->generatedTokens)
     std::fprintf(stderr, "stopped at the end of the context (%lld tokens)\n",
                  static_cast<long long>((*artifact)->config().context));
