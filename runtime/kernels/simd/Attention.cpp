@@ -8,10 +8,7 @@
 // of it per pass over the positions). A head dimension that is not a
 // multiple of the vector length is handled with masked loads and stores.
 
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS                                                   \
-  (HWY_SSSE3 | HWY_SSE4 | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
-#endif
+#include "runtime/kernels/simd/HighwayTargets.h"
 
 #include "runtime/kernels/simd/Attention.h"
 

@@ -29,12 +29,7 @@
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL 1
 #endif
-// As in Matmul.cpp: no SSSE3/SSE4 (the 128-bit baseline covers them) and no
-// scalable vectors.
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS                                                   \
-  (HWY_SSSE3 | HWY_SSE4 | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
-#endif
+#include "runtime/kernels/simd/HighwayTargets.h"
 
 #include "runtime/kernels/simd/Int8Matmul.h"
 
@@ -101,10 +96,7 @@ HWY_INLINE float loadScale(const uint8_t *p) {
   return f;
 }
 
-// FP4 E2M1 code -> 2 * value + 12: twice the value is an integer in
-// [-12, 12], and the offset makes it a byte.
-alignas(16) constexpr uint8_t kFp4Bytes[16] = {12, 13, 14, 15, 16, 18, 20, 24,
-                                               12, 11, 10, 9,  8,  6,  4,  0};
+using detail::kFp4Bytes;
 
 struct BlockScale {
   float scale;    // the value of one unit of (u - offset)

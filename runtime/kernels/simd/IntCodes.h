@@ -48,6 +48,11 @@ constexpr int64_t headerBytes(IntCodes kind) {
   }
 }
 
+/// FP4 E2M1 code -> 2 * value + 12: twice the value is an integer in
+/// [-12, 12], and the offset makes it a byte (a 16-entry byte shuffle).
+alignas(16) inline constexpr uint8_t kFp4Bytes[16] = {12, 13, 14, 15, 16, 18, 20, 24,
+                                                      12, 11, 10, 9,  8,  6,  4,  0};
+
 /// The kernel instantiation for a spec, if there is one.
 inline bool intCodesOf(const formats::FormatSpec &spec, IntCodes &kind) {
   using formats::FormatKind;

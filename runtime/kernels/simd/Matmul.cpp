@@ -10,14 +10,7 @@
 //     against every activation row, so each row is decoded once per call
 //     instead of once per token.
 
-// SSSE3/SSE4 machines run the portable 128-bit baseline instead: it halves
-// compile time, and every x86 server of the last decade has AVX2. Scalable
-// vectors (SVE, RVV) are off because the block decoders assume a lane count
-// known at compile time.
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS                                                   \
-  (HWY_SSSE3 | HWY_SSE4 | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
-#endif
+#include "runtime/kernels/simd/HighwayTargets.h"
 
 #include "runtime/kernels/simd/Matmul.h"
 

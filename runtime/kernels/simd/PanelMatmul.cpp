@@ -14,10 +14,7 @@
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL 1
 #endif
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS                                                   \
-  (HWY_SSSE3 | HWY_SSE4 | HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
-#endif
+#include "runtime/kernels/simd/HighwayTargets.h"
 
 #include "runtime/kernels/simd/PanelMatmul.h"
 
@@ -61,9 +58,7 @@ using detail::PanelArgs;
 
 #if HWY_TARGET == HWY_AVX3_DL
 
-// E2M1 code -> 2 * value + 12 (as in Int8Matmul.cpp).
-alignas(16) constexpr uint8_t kFp4Bytes[16] = {12, 13, 14, 15, 16, 18, 20, 24,
-                                               12, 11, 10, 9,  8,  6,  4,  0};
+using detail::kFp4Bytes;
 
 HWY_INLINE __m512i broadcast4(const int8_t *p) {
   int32_t v;

@@ -7,8 +7,8 @@
 #include "runtime/kernels/simd/Attention.h"
 
 #include "runtime/kernels/ReferenceKernels.h"
+#include "test/unit/runtime/kernels/simd/SimdTestSupport.h"
 
-#include "hwy/targets.h"
 
 #include <gtest/gtest.h>
 
@@ -20,6 +20,9 @@
 
 namespace lathe::kernels::simd {
 namespace {
+
+using testing::randomVector;
+using testing::targetName;
 
 // float32 scores, Exp and sums over at most a few hundred positions: the
 // relative error of each head's output against float64 is a few float32
@@ -46,17 +49,7 @@ std::string describe(const Case &c) {
          std::to_string(c.h1) + ")";
 }
 
-class AttentionTest : public ::testing::TestWithParam<int64_t> {
-protected:
-  void SetUp() override {
-    hwy::SetSupportedTargetsForTest(0);
-    const int64_t supported = hwy::SupportedTargets();
-    if ((supported & GetParam()) == 0)
-      GTEST_SKIP() << hwy::TargetName(GetParam()) << " is not supported here";
-    hwy::SetSupportedTargetsForTest(supported & ~(GetParam() - 1));
-  }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class AttentionTest : public testing::PerTarget {};
 
 void check(const Case &c, uint32_t seed, float sigma, double tolerance = kTolerance) {
   SCOPED_TRACE(describe(c));
@@ -146,10 +139,6 @@ TEST_P(AttentionTest, NaNPropagates) {
   simd::attendHeads(q.data(), positions, heads, heads, dim, cache, 0, heads, scratch.data(),
                     out.data());
   for (float v : out) EXPECT_TRUE(std::isnan(v));
-}
-
-std::string targetName(const ::testing::TestParamInfo<int64_t> &info) {
-  return hwy::TargetName(info.param);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, AttentionTest,

@@ -5,8 +5,8 @@
 #include "runtime/kernels/simd/Int8Matmul.h"
 
 #include "runtime/formats/RowCodec.h"
+#include "test/unit/runtime/kernels/simd/SimdTestSupport.h"
 
-#include "hwy/targets.h"
 
 #include <gtest/gtest.h>
 
@@ -18,6 +18,9 @@
 
 namespace lathe::kernels::simd {
 namespace {
+
+using testing::randomVector;
+using testing::targetName;
 
 constexpr float kUntouched = 12345.0f;
 
@@ -38,14 +41,6 @@ const char *const kFormats[] = {
     "bfp8:block=16",      "bfp8:block=32",      "bfp8:block=64",      "bfp4:block=16",
     "bfp4:block=32",      "bfp4:block=64",      "mxint8",             "mxfp4",
 };
-
-std::vector<float> randomVector(size_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float &x : v) x = dist(rng);
-  return v;
-}
 
 /// The column of position p of a block of B codes stored in x's order.
 int64_t columnOf(const Int8Activations &x, int64_t p) {
@@ -70,17 +65,7 @@ std::vector<double> dequantizedActivations(const Int8Activations &x) {
   return out;
 }
 
-class Int8MatmulTest : public ::testing::TestWithParam<int64_t> {
-protected:
-  void SetUp() override {
-    hwy::SetSupportedTargetsForTest(0);
-    const int64_t supported = hwy::SupportedTargets();
-    if ((supported & GetParam()) == 0)
-      GTEST_SKIP() << hwy::TargetName(GetParam()) << " is not supported here";
-    hwy::SetSupportedTargetsForTest(supported & ~(GetParam() - 1));
-  }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class Int8MatmulTest : public testing::PerTarget {};
 
 TEST_P(Int8MatmulTest, QuantizesActivationsPerBlock) {
   const auto spec4 = formats::parseFormatSpec("int4:group=32");
@@ -283,10 +268,6 @@ TEST(Int8MatmulSupportTest, SupportedFormats) {
     EXPECT_FALSE(quantizeActivations(x, 1, 4, *spec, q)) << name;
     EXPECT_EQ(q.rows, 0);
   }
-}
-
-std::string targetName(const ::testing::TestParamInfo<int64_t> &info) {
-  return hwy::TargetName(info.param);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, Int8MatmulTest,

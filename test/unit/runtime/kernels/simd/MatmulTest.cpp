@@ -8,8 +8,8 @@
 
 #include "runtime/formats/RowCodec.h"
 #include "runtime/kernels/ReferenceKernels.h"
+#include "test/unit/runtime/kernels/simd/SimdTestSupport.h"
 
-#include "hwy/targets.h"
 
 #include <gtest/gtest.h>
 
@@ -22,6 +22,9 @@
 
 namespace lathe::kernels::simd {
 namespace {
+
+using testing::randomVector;
+using testing::targetName;
 
 // float32 accumulation of K products in several accumulators: each output's
 // error against float64 is at most ~K * 2^-24 * sum|x*w| in the worst case
@@ -48,14 +51,6 @@ std::string describe(const Shape &s) {
   return "T=" + std::to_string(s.T) + " N=" + std::to_string(s.N) +
          " K=" + std::to_string(s.K) + " n=[" + std::to_string(s.n0) + "," +
          std::to_string(s.n1) + ")";
-}
-
-std::vector<float> randomVector(size_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float &x : v) x = dist(rng);
-  return v;
 }
 
 /// Checks y against float64 dot products of x with the decoded weights
@@ -87,20 +82,7 @@ void expectMatchesFloat64(const std::vector<float> &y, const std::vector<float> 
     EXPECT_LE(std::sqrt(errNorm / refNorm), kTolerance) << label;
 }
 
-/// Every target of this machine among those the kernels are built for.
-class MatmulTest : public ::testing::TestWithParam<int64_t> {
-protected:
-  void SetUp() override {
-    hwy::SetSupportedTargetsForTest(0);
-    const int64_t supported = hwy::SupportedTargets();
-    if ((supported & GetParam()) == 0)
-      GTEST_SKIP() << hwy::TargetName(GetParam()) << " is not supported here";
-    // The target and every lesser one: dispatch picks the best of these
-    // that Matmul.cpp was compiled for.
-    hwy::SetSupportedTargetsForTest(supported & ~(GetParam() - 1));
-  }
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class MatmulTest : public testing::PerTarget {};
 
 TEST_P(MatmulTest, ReportsItsTarget) {
   const std::string name = simdTargetName();
@@ -397,10 +379,6 @@ TEST_P(MatmulTest, EmptyRangesWriteNothing) {
   matmulF32(x.data(), 1, w.data(), 4, 64, y.data(), 2, 2);
   matmulF32(x.data(), 0, w.data(), 4, 64, y.data(), 0, 4);
   for (float v : y) EXPECT_EQ(v, kUntouched);
-}
-
-std::string targetName(const ::testing::TestParamInfo<int64_t> &info) {
-  return hwy::TargetName(info.param);
 }
 
 INSTANTIATE_TEST_SUITE_P(Targets, MatmulTest,

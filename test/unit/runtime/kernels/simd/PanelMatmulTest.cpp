@@ -7,6 +7,7 @@
 #include "runtime/kernels/simd/PanelMatmul.h"
 
 #include "runtime/formats/RowCodec.h"
+#include "test/unit/runtime/kernels/simd/SimdTestSupport.h"
 
 #include <gtest/gtest.h>
 
@@ -17,6 +18,8 @@
 
 namespace lathe::kernels::simd {
 namespace {
+
+using testing::randomVector;
 
 constexpr float kUntouched = 12345.0f;
 
@@ -34,14 +37,6 @@ struct Shape {
 const Shape kShapes[] = {{1, 1, 16},   {1, 15, 33},  {1, 16, 288}, {1, 17, 200},
                          {1, 48, 768}, {1, 50, 130}, {3, 33, 288}, {2, 7, 64},
                          {9, 20, 96},  {4, 16, 288}};
-
-std::vector<float> randomVector(size_t n, uint32_t seed, float sigma = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float &x : v) x = dist(rng);
-  return v;
-}
 
 struct Packed {
   std::vector<uint8_t> bytes;
