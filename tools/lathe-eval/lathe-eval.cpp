@@ -114,7 +114,8 @@ struct Score {
 /// measured against that store.
 Expected<Score> score(const std::shared_ptr<const Artifact> &artifact,
                       const std::vector<Sequence> &sequences, const std::string &textPath,
-                      const std::vector<double> *reference, std::vector<double> *keep) {
+                      const std::vector<double> *reference, std::vector<double> *keep,
+                      const lathe::SessionOptions &options) {
   const lathe::plan::ModelConfig &config = artifact->config();
   for (const Sequence &s : sequences)
     if (static_cast<int64_t>(s.ids.size()) > config.context)
@@ -122,7 +123,7 @@ Expected<Score> score(const std::shared_ptr<const Artifact> &artifact,
                                "of {} ({} tokens)",
                                textPath, s.lineNo, s.ids.size(), artifact->path(),
                                config.context));
-  auto session = lathe::Session::create(artifact);
+  auto session = lathe::Session::create(artifact, options);
   if (!session)
     return session.error();
 
@@ -190,11 +191,14 @@ int main(int argc, char **argv) {
   CLI::App app{"lathe-eval: perplexity and KL divergence of builds against a reference"};
   std::string referencePath, textPath;
   std::vector<std::string> paths;
-  bool csv = false;
+  bool csv = false, int8Activations = false;
   app.add_option("--reference", referencePath, "reference build, e.g. the FP32 artifact")
       ->required();
   app.add_option("--text", textPath, "score each non-empty line of FILE")->required();
   app.add_flag("--csv", csv, "print CSV instead of a Markdown table");
+  app.add_flag("--int8-activations", int8Activations,
+               "score the builds (not the reference) with int8-rounded matmul inputs, as "
+               "lathe-run --int8-activations runs them");
   app.add_option("artifacts", paths, "builds to compare with the reference");
   try {
     app.parse(argc, argv);
@@ -248,9 +252,11 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < artifacts.size(); ++i) {
     const Artifact &a = *artifacts[i];
     bool isReference = i == 0;
+    lathe::SessionOptions options;
+    options.int8Activations = int8Activations && !isReference;
     auto scored = score(artifacts[i], sequences, textPath,
                         isReference ? nullptr : &refLogProbs,
-                        isReference ? &refLogProbs : nullptr);
+                        isReference ? &refLogProbs : nullptr, options);
     if (!scored)
       return fail(scored.error().message());
     std::error_code ec;
@@ -260,6 +266,8 @@ int main(int argc, char **argv) {
     WeightSummary weights = summarizeWeights(a);
     Row row;
     row.build = std::filesystem::path(a.path()).stem().string();
+    if (options.int8Activations)
+      row.build += " (int8 activations)";
     row.format = weights.format;
     row.bitsPerWeight = weights.bitsPerWeight;
     row.sizeMB = double(bytes) / 1e6;
