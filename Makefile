@@ -1,9 +1,11 @@
 # The two commands of the README, for root on a fresh Debian 12 machine:
 #   make run    install packages, build, fetch stories15M, compile it, tell a story
 #   make test   install packages, build, fetch stories15M, run every test
+#               (then the runtime's unit tests again under ASan + UBSan)
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD ?= $(ROOT)/build
+SANITIZE_BUILD ?= $(ROOT)/build-sanitize
 MODEL_DIR ?= $(HOME)/.cache/lathe/models/stories15M
 JOBS ?= $(shell nproc)
 PROMPT ?= Once upon a time
@@ -11,7 +13,7 @@ PROMPT ?= Once upon a time
 export CCACHE_BASEDIR := $(ROOT)
 export CCACHE_DIR ?= $(HOME)/.cache/ccache
 
-.PHONY: run test deps build model clean
+.PHONY: run test deps build model sanitize clean
 
 run: build model
 	$(BUILD)/bin/lathe-compile $(MODEL_DIR)/stories15M.bin --tokenizer $(MODEL_DIR)/tokenizer.bin --target=cpu -o $(BUILD)/stories15M.lathe
@@ -19,6 +21,21 @@ run: build model
 
 test: build model
 	cd $(BUILD) && LATHE_MODEL_DIR=$(MODEL_DIR) ctest --output-on-failure -j$(JOBS)
+	$(MAKE) sanitize
+
+# The runtime (no MLIR) and its unit tests built with AddressSanitizer and
+# UndefinedBehaviorSanitizer: out-of-bounds reads in kernels and loaders,
+# leaks, overflow and bad conversions fail the run.
+sanitize: deps
+	cmake -S $(ROOT) -B $(SANITIZE_BUILD) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLATHE_ENABLE_COMPILER=OFF \
+	  -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+	  -DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
+	  "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined -fuse-ld=lld" \
+	  "-DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=address,undefined -fuse-ld=lld"
+	cmake --build $(SANITIZE_BUILD) -j$(JOBS)
+	cd $(SANITIZE_BUILD) && ctest --output-on-failure -j$(JOBS)
 
 deps:
 	@bash $(ROOT)/scripts/install-deps.sh
@@ -38,4 +55,4 @@ model: deps
 	@bash $(ROOT)/scripts/fetch-model.sh $(MODEL_DIR)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD)

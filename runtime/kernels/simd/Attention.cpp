@@ -121,9 +121,13 @@ HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride
 }
 
 /// exp(x), except that NaN stays NaN (Highway's Exp flushes it to 0): a NaN
-/// score must poison the head's output, as in the reference.
+/// score must poison the head's output, as in the reference. Exp itself
+/// only sees finite arguments >= -128 (it returns 0 below -104 anyway):
+/// its range reduction converts to integers, undefined for NaN and -inf.
 HWY_INLINE hn::Vec<DF> expKeepingNaN(DF d, hn::Vec<DF> x) {
-  return hn::IfThenElse(hn::IsNaN(x), x, hn::Exp(d, x));
+  const auto nan = hn::IsNaN(x);
+  const auto safe = hn::IfThenZeroElse(nan, hn::Max(x, hn::Set(d, -128.0f)));
+  return hn::IfThenElse(nan, x, hn::Exp(d, safe));
 }
 
 /// s[p] = exp(s[p] - maxScore) for p < len; returns their sum.
