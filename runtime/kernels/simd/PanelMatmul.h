@@ -9,13 +9,17 @@
 // Q4_0/Q8_0 weights at load time for the same reason.
 //
 // Layout of PanelWeights::data: panel p (rows 16p .. 16p + 15; rows past N
-// are zero) holds, block after block of the row:
-//   16 float scales, row r's block scale at index r;
-//   the block's codes as unsigned bytes u = q + offset (IntCodes.h), in
-//   groups of four columns: 8-bit formats, group g (columns 4g .. 4g + 3)
-//   as 64 bytes, byte 4r + j = u(row r, column 4g + j); 4-bit formats, two
-//   groups per 64 bytes, group g in the low nibbles and group g + B/8 in the
-//   high ones (MXFP4 keeps its E2M1 codes, looked up in registers).
+// are padding) holds the blocks of its rows in groups of G blocks, each
+// group a 64-byte line of scales followed by the G blocks' codes:
+//   scales: BFP8 and MXINT8 (G = 4): the exponent bytes, 16 per block,
+//     turned into floats in registers (8% less for their memory-bound
+//     decode to read); the other formats (G = 1): 16 floats, row r's at
+//     index r;
+//   codes: unsigned bytes u = q + offset (IntCodes.h) in groups of four
+//     columns: 8-bit formats, group g (columns 4g .. 4g + 3) as 64 bytes,
+//     byte 4r + j = u(row r, column 4g + j); 4-bit formats, two groups per
+//     64 bytes, group g in the low nibbles and group g + B/8 in the high
+//     ones (MXFP4 keeps its E2M1 codes, looked up in registers).
 //
 // Numerics: the int8 rounding of x of matmulPackedInt8, with exact integer
 // block sums (offset included) and outputs summed block by block in
@@ -36,13 +40,26 @@ struct PanelWeights {
   static constexpr int64_t kRows = 16;
   int64_t rows = 0, cols = 0;
   int64_t blockSize = 0, blocksPerRow = 0;
-  int64_t panels = 0;     // ceil(rows / kRows)
-  int64_t blockBytes = 0; // one block of one panel: scales and codes
+  int64_t panels = 0;         // ceil(rows / kRows)
+  int64_t blocksPerGroup = 1; // G above: blocks per 64-byte line of scales
+  bool exponentScales = false;
+  int64_t codeBytes = 0;      // one block's codes in a panel
+  int64_t panelBytes = 0;
+
+  int64_t groupBytes() const { return 64 + blocksPerGroup * codeBytes; }
+  /// Where block b's scales (16 floats, or 16 exponent bytes) and codes
+  /// start inside a panel; both are 16- and 64-byte aligned.
+  int64_t scaleOffset(int64_t b) const {
+    return (b / blocksPerGroup) * groupBytes() + (b % blocksPerGroup) * (64 / blocksPerGroup);
+  }
+  int64_t codeOffset(int64_t b) const {
+    return (b / blocksPerGroup) * groupBytes() + 64 + (b % blocksPerGroup) * codeBytes;
+  }
   formats::FormatSpec spec;
   struct Free {
     void operator()(uint8_t *p) const { std::free(p); }
   };
-  std::unique_ptr<uint8_t[], Free> data; // panels * blocksPerRow * blockBytes, 64-byte aligned
+  std::unique_ptr<uint8_t[], Free> data; // panels * panelBytes, 64-byte aligned
 };
 
 /// Whether this machine runs the panel kernel (Highway's AVX3_DL target:

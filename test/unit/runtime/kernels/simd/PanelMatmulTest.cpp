@@ -142,6 +142,55 @@ TEST_F(PanelMatmulTest, NaNActivationsPropagate) {
   for (float v : y) EXPECT_TRUE(std::isnan(v));
 }
 
+// Power-of-two block scales are kept as exponent bytes and rebuilt in
+// registers; the codes that are not normal floats take the exact table:
+// NaN scales (MX E8M0 0xFF, the BFP reserved exponent), all-zero blocks and
+// blocks so small that their scale is subnormal.
+TEST_F(PanelMatmulTest, SpecialExponentsMatchTheDecoder) {
+  const int64_t N = 20, K = 128;
+  for (const char *name : {"mxint8", "mxfp4", "bfp8:block=32", "bfp4:block=16"}) {
+    const auto spec = formats::parseFormatSpec(name);
+    ASSERT_TRUE(spec) << name;
+    auto w = randomVector(N * K, 21, 0.05f);
+    for (int64_t k = 0; k < 32; ++k) {
+      w[2 * K + k] = 0.0f;                        // row 2, first block: zero
+      w[3 * K + 32 + k] = 1e-41f * float(k % 5); // row 3, second block: subnormal scale
+      w[17 * K + 64 + k] = 3e-39f * float(k % 3 - 1);
+    }
+    if (formats::isMicroscaling(spec->kind))
+      w[5 * K + 100] = NAN; // row 5: a NaN scale
+    Packed packed = pack(*spec, w, N, K);
+    if (spec->kind == formats::FormatKind::BFP) {
+      packed.bytes[5 * formats::packedRowBytes(*spec, K)] = 0xFF; // reserved exponent
+      formats::dequantizeRow(*spec,
+                             {packed.bytes.data() + 5 * formats::packedRowBytes(*spec, K),
+                              formats::packedRowBytes(*spec, K)},
+                             {packed.decoded.data() + 5 * K, size_t(K)});
+    }
+    PanelWeights panels;
+    ASSERT_TRUE(packPanels(packed.bytes.data(), *spec, N, K, panels)) << name;
+    const auto x = randomVector(K, 22);
+    Int8Activations q;
+    ASSERT_TRUE(quantizeActivations(x.data(), 1, K, *spec, q, CodeOrder::Columns));
+    std::vector<float> y(N, kUntouched);
+    matmulPanels(q, panels, y.data(), 0, panels.panels);
+    for (int64_t n = 0; n < N; ++n) {
+      double want = 0, mag = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double xk = double(q.codes[k]) * q.scales[k / q.blockSize];
+        want += packed.decoded[n * K + k] * xk;
+        mag += std::fabs(packed.decoded[n * K + k] * xk);
+      }
+      if (n == 5) {
+        EXPECT_TRUE(std::isnan(y[n])) << name << " row 5 has a NaN scale";
+        continue;
+      }
+      ASSERT_FALSE(std::isnan(want)) << name << " n=" << n;
+      EXPECT_LE(std::fabs(y[n] - want), 1e-5 * mag + 1e-45) << name << " n=" << n;
+    }
+  }
+}
+
 TEST_F(PanelMatmulTest, RejectsWhatItCannotRun) {
   PanelWeights panels;
   const std::vector<uint8_t> bytes(4096);
