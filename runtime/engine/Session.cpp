@@ -3,6 +3,7 @@
 #include "runtime/kernels/ReferenceKernels.h"
 #include "runtime/kernels/simd/Attention.h"
 #include "runtime/kernels/simd/Matmul.h"
+#include "runtime/support/HugePages.h"
 
 #include <fmt/format.h>
 #include <new>
@@ -75,27 +76,48 @@ Session::Session(std::shared_ptr<const artifact::Artifact> artifact,
 bool Session::packPanels() {
   const auto &tensors = artifact_->tensors();
   panels_.assign(tensors.size(), nullptr);
-  auto pack = [&](uint32_t index) {
+  // The matmul weights the panel kernel takes, each once, and their bytes.
+  std::vector<uint32_t> weights;
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  std::vector<bool> seen(tensors.size(), false);
+  auto consider = [&](uint32_t index) {
     const plan::TensorInfo &info = tensors[index];
-    if (panels_[index] || !info.quant || info.shape.size() != 2 || info.shape[0] <= 0 ||
-        info.shape[1] <= 0 || !kernels::simd::panelsSupported(*info.quant))
-      return true;
-    try {
-      auto panels = std::make_shared<kernels::simd::PanelWeights>();
-      if (!kernels::simd::packPanels(artifact_->tensorData(index).data(), *info.quant,
-                                     info.shape[0], info.shape[1], *panels))
-        return false;
-      panels_[index] = std::move(panels);
-      return true;
-    } catch (const std::bad_alloc &) {
-      return false;
-    }
+    if (seen[index] || !info.quant || info.shape.size() != 2)
+      return;
+    seen[index] = true;
+    const size_t bytes = kernels::simd::panelStorageBytes(*info.quant, info.shape[0],
+                                                          info.shape[1]);
+    if (bytes == 0)
+      return;
+    weights.push_back(index);
+    offsets.push_back(total);
+    total += bytes; // a multiple of 64: every panel stays aligned
   };
   for (const plan::Step &step : plan_->steps) {
-    if (const auto *m = std::get_if<plan::MatMulStep>(&step); m && !pack(m->weight))
-      return false;
-    if (const auto *l = std::get_if<plan::LogitsStep>(&step); l && !pack(l->classifier))
-      return false;
+    if (const auto *m = std::get_if<plan::MatMulStep>(&step))
+      consider(m->weight);
+    if (const auto *l = std::get_if<plan::LogitsStep>(&step))
+      consider(l->classifier);
+  }
+  if (weights.empty())
+    return true;
+  // One huge-page arena for all of them: decode streams every panel, and
+  // the small ones would otherwise sit on 4 KiB pages.
+  std::shared_ptr<uint8_t> arena = allocateHugePages(total);
+  if (!arena)
+    return false;
+  try {
+    for (size_t i = 0; i < weights.size(); ++i) {
+      const plan::TensorInfo &info = tensors[weights[i]];
+      auto panels = std::make_shared<kernels::simd::PanelWeights>();
+      if (!kernels::simd::packPanels(artifact_->tensorData(weights[i]).data(), *info.quant,
+                                     info.shape[0], info.shape[1], *panels, arena, offsets[i]))
+        return false;
+      panels_[weights[i]] = std::move(panels);
+    }
+  } catch (const std::bad_alloc &) {
+    return false;
   }
   return true;
 }

@@ -1,5 +1,7 @@
 #include "runtime/support/MappedFile.h"
 
+#include "runtime/support/HugePages.h"
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -10,32 +12,20 @@
 namespace lathe {
 namespace {
 
-constexpr size_t kHugePage = size_t{2} << 20;
-
 struct AnonymousCopy {
   void *mapping;
   size_t mappingSize;
   void *data; // 2 MiB-aligned, inside mapping
 };
 
-/// Reads the `size` bytes of `fd` into fresh anonymous memory that starts
-/// on a huge-page boundary; the slack before and after it is unmapped.
+/// Reads the `size` bytes of `fd` into fresh huge-page memory.
 Expected<AnonymousCopy> readIntoHugePages(int fd, size_t size, const std::string &path) {
-  const size_t length = (size + kHugePage - 1) / kHugePage * kHugePage;
-  void *raw = ::mmap(nullptr, length + kHugePage, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED)
+  const HugePageRegion region = mapHugePages(size);
+  if (!region.data)
     return Error(path + ": cannot allocate " + std::to_string(size) +
                  " bytes to load it: " + std::strerror(errno));
-  const uintptr_t start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
-  if (aligned > start)
-    ::munmap(raw, aligned - start);
-  if (const size_t after = start + length + kHugePage - (aligned + length); after > 0)
-    ::munmap(reinterpret_cast<void *>(aligned + length), after);
-  void *data = reinterpret_cast<void *>(aligned);
-  // Advice only: without transparent huge pages the copy is merely slower.
-  (void)::madvise(data, length, MADV_HUGEPAGE);
+  uint8_t *data = region.data;
+  const size_t length = region.length;
   size_t done = 0;
   while (done < size) {
     const ssize_t n = ::pread(fd, static_cast<uint8_t *>(data) + done, size - done,
@@ -45,7 +35,7 @@ Expected<AnonymousCopy> readIntoHugePages(int fd, size_t size, const std::string
     if (n <= 0) {
       std::string msg = path + ": cannot read: " +
                         (n < 0 ? std::strerror(errno) : "the file shrank while being read");
-      ::munmap(data, length);
+      unmapHugePages(region);
       return Error(msg);
     }
     done += static_cast<size_t>(n);

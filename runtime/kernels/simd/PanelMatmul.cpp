@@ -21,6 +21,7 @@
 #include "runtime/formats/RowCodec.h"
 #include "runtime/kernels/simd/IntCodes.h"
 #include "runtime/kernels/simd/Pow2Table.h"
+#include "runtime/support/HugePages.h"
 
 #include <algorithm>
 #include <cstring>
@@ -106,7 +107,7 @@ HWY_INLINE void panelTile(const PanelArgs &a, int64_t p, int64_t t0) {
   const int64_t blocks = w.blocksPerRow;
   const uint8_t *panel[RP];
   for (int r = 0; r < RP; ++r)
-    panel[r] = w.data.get() + (p + r) * w.panelBytes;
+    panel[r] = w.data + (p + r) * w.panelBytes;
   const __m512i lowNibbles = _mm512_set1_epi8(0x0F);
   const __m512i highNibbles = _mm512_set1_epi8(static_cast<char>(0xF0));
   const __m512i fp4 =
@@ -331,32 +332,57 @@ bool panelsSupported(const formats::FormatSpec &spec) {
   return panelKind(spec, kind) && HWY_DYNAMIC_DISPATCH(PanelsAvailableImpl)();
 }
 
-bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, int64_t K,
-                PanelWeights &out) {
-  out = PanelWeights{};
+namespace {
+
+/// Every field of the panels of N x K weights in `spec` but the memory.
+bool panelLayout(const formats::FormatSpec &spec, int64_t N, int64_t K, PanelWeights &layout) {
   detail::IntCodes kind;
   if (!panelsSupported(spec) || !panelKind(spec, kind) || N <= 0 || K <= 0)
     return false;
   constexpr int64_t R = PanelWeights::kRows;
   const int64_t B = spec.blockSize;
-  const bool nibbles = detail::isNibbleKind(kind);
-  const int64_t blocks = (K + B - 1) / B;
-  const int64_t panels = (N + R - 1) / R;
-  PanelWeights layout;
   layout.rows = N;
   layout.cols = K;
   layout.blockSize = B;
-  layout.blocksPerRow = blocks;
-  layout.panels = panels;
+  layout.blocksPerRow = (K + B - 1) / B;
+  layout.panels = (N + R - 1) / R;
   layout.exponentScales = hasExponentScales(kind);
   layout.blocksPerGroup = layout.exponentScales ? 4 : 1;
-  layout.codeBytes = (nibbles ? B / 2 : B) * R;
-  const int64_t groups = (blocks + layout.blocksPerGroup - 1) / layout.blocksPerGroup;
-  layout.panelBytes = groups * 64 + blocks * layout.codeBytes;
-  const size_t bytes = static_cast<size_t>(panels * layout.panelBytes);
-  uint8_t *data = static_cast<uint8_t *>(std::aligned_alloc(64, bytes));
-  if (!data)
+  layout.codeBytes = (detail::isNibbleKind(kind) ? B / 2 : B) * R;
+  const int64_t groups = (layout.blocksPerRow + layout.blocksPerGroup - 1) / layout.blocksPerGroup;
+  layout.panelBytes = groups * 64 + layout.blocksPerRow * layout.codeBytes;
+  layout.spec = spec;
+  return true;
+}
+
+} // namespace
+
+size_t panelStorageBytes(const formats::FormatSpec &spec, int64_t N, int64_t K) {
+  PanelWeights layout;
+  return panelLayout(spec, N, K, layout) ? static_cast<size_t>(layout.panels * layout.panelBytes)
+                                         : 0;
+}
+
+bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, int64_t K,
+                PanelWeights &out, std::shared_ptr<uint8_t> arena, size_t offset) {
+  out = PanelWeights{};
+  PanelWeights layout;
+  detail::IntCodes kind;
+  if (!panelLayout(spec, N, K, layout) || !panelKind(spec, kind) || offset % 64 != 0)
     return false;
+  constexpr int64_t R = PanelWeights::kRows;
+  const int64_t blocks = layout.blocksPerRow, panels = layout.panels;
+  const size_t bytes = static_cast<size_t>(panels * layout.panelBytes);
+  if (!arena) {
+    offset = 0;
+    if (bytes >= (size_t{2} << 20))
+      arena = allocateHugePages(bytes);
+    else if (void *p = std::aligned_alloc(64, bytes))
+      arena = std::shared_ptr<uint8_t>(static_cast<uint8_t *>(p), [](uint8_t *q) { std::free(q); });
+    if (!arena)
+      return false;
+  }
+  uint8_t *data = arena.get() + offset;
   std::memset(data, 0, bytes);
   // Rows past N: a normal exponent, so that no block needs the slow path
   // for subnormal scales (their outputs are never stored).
@@ -373,8 +399,8 @@ bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, in
       packBlock(kind, layout, row + b * packedBlockBytes, b, n % R, panel);
   }
   out = std::move(layout);
-  out.spec = spec;
-  out.data.reset(data);
+  out.data = data;
+  out.storage = std::move(arena);
   return true;
 }
 

@@ -56,10 +56,8 @@ struct PanelWeights {
     return (b / blocksPerGroup) * groupBytes() + 64 + (b % blocksPerGroup) * codeBytes;
   }
   formats::FormatSpec spec;
-  struct Free {
-    void operator()(uint8_t *p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t[], Free> data; // panels * panelBytes, 64-byte aligned
+  uint8_t *data = nullptr;          // panels * panelBytes, 64-byte aligned
+  std::shared_ptr<uint8_t> storage; // keeps the memory `data` points into
 };
 
 /// Whether this machine runs the panel kernel (Highway's AVX3_DL target:
@@ -68,12 +66,20 @@ struct PanelWeights {
 /// MXFP4.
 bool panelsSupported(const formats::FormatSpec &spec);
 
+/// Bytes packPanels needs for N x K weights in `spec` (a multiple of 64),
+/// or 0 when it would return false.
+size_t panelStorageBytes(const formats::FormatSpec &spec, int64_t N, int64_t K);
+
 /// Repacks N rows of K weights packed by formats::quantizeRow in `spec`
-/// (row n at w + n * formats::packedRowBytes(spec, K)). Returns false,
-/// leaving `out` empty, when panelsSupported(spec) is false, K or N is not
-/// positive, or memory runs out.
+/// (row n at w + n * formats::packedRowBytes(spec, K)). The panels go to
+/// arena + offset (64-byte aligned, panelStorageBytes long), which `out`
+/// then shares, or with no arena to memory of their own (huge pages from
+/// 2 MiB on). Returns false, leaving `out` empty, when panelsSupported(spec)
+/// is false, K or N is not positive, the offset is misaligned, or memory
+/// runs out.
 bool packPanels(const uint8_t *w, const formats::FormatSpec &spec, int64_t N, int64_t K,
-                PanelWeights &out);
+                PanelWeights &out, std::shared_ptr<uint8_t> arena = nullptr,
+                size_t offset = 0);
 
 /// y[t*N + n] = sum_k x~[t, k] * w[n, k] for the rows n of panels [p0, p1)
 /// (n < N) and every t < x.rows. x must be quantized for w.spec in

@@ -3,6 +3,8 @@
 // message naming the path.
 #include "runtime/support/MappedFile.h"
 
+#include "runtime/support/HugePages.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -78,6 +80,26 @@ TEST(MappedFileTest, HugePageCopyIsReadOnly) {
   uint8_t *p = const_cast<uint8_t *>((*file)->bytes().data());
   EXPECT_DEATH(p[0] ^= 1, "");
   std::remove(path.c_str());
+}
+
+// The memory behind huge-page copies and repacked panels: 2 MiB-aligned,
+// zero-filled, writable, rounded up to whole huge pages.
+TEST(HugePagesTest, RegionsAreAlignedAndZeroed) {
+  for (size_t bytes : {size_t{1}, size_t{2} << 20, (size_t{5} << 20) + 3}) {
+    const HugePageRegion region = mapHugePages(bytes);
+    ASSERT_NE(region.data, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(region.data) % (2u << 20), 0u);
+    EXPECT_EQ(region.length % (2u << 20), 0u);
+    EXPECT_GE(region.length, bytes);
+    EXPECT_EQ(region.data[0], 0);
+    EXPECT_EQ(region.data[bytes - 1], 0);
+    region.data[bytes - 1] = 7;
+    unmapHugePages(region);
+  }
+  EXPECT_EQ(mapHugePages(0).data, nullptr);
+  auto shared = allocateHugePages(100);
+  ASSERT_NE(shared, nullptr);
+  shared.get()[99] = 1;
 }
 
 } // namespace

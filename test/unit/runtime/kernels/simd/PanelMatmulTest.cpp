@@ -12,6 +12,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -189,6 +192,32 @@ TEST_F(PanelMatmulTest, SpecialExponentsMatchTheDecoder) {
       EXPECT_LE(std::fabs(y[n] - want), 1e-5 * mag + 1e-45) << name << " n=" << n;
     }
   }
+}
+
+// Sessions pack every weight into one arena: the panels there are the same
+// bytes, and give the same outputs, as panels of their own.
+TEST_F(PanelMatmulTest, ArenaPackingMatchesOwnMemory) {
+  const auto spec8 = formats::parseFormatSpec("bfp8:block=32");
+  const auto spec4 = formats::parseFormatSpec("int4:group=32");
+  const int64_t K = 96;
+  const Packed a = pack(*spec8, randomVector(40 * K, 31, 0.05f), 40, K);
+  const Packed b = pack(*spec4, randomVector(17 * K, 32, 0.05f), 17, K);
+  const size_t bytesA = panelStorageBytes(*spec8, 40, K), bytesB = panelStorageBytes(*spec4, 17, K);
+  ASSERT_GT(bytesA, 0u);
+  ASSERT_EQ(bytesA % 64, 0u);
+  std::shared_ptr<uint8_t> arena(static_cast<uint8_t *>(std::aligned_alloc(64, bytesA + bytesB)),
+                                 [](uint8_t *p) { std::free(p); });
+  PanelWeights inArenaA, inArenaB, ownA, ownB;
+  ASSERT_TRUE(packPanels(a.bytes.data(), *spec8, 40, K, inArenaA, arena, 0));
+  ASSERT_TRUE(packPanels(b.bytes.data(), *spec4, 17, K, inArenaB, arena, bytesA));
+  ASSERT_TRUE(packPanels(a.bytes.data(), *spec8, 40, K, ownA));
+  ASSERT_TRUE(packPanels(b.bytes.data(), *spec4, 17, K, ownB));
+  EXPECT_EQ(inArenaB.data, arena.get() + bytesA);
+  EXPECT_EQ(0, std::memcmp(inArenaA.data, ownA.data, bytesA));
+  EXPECT_EQ(0, std::memcmp(inArenaB.data, ownB.data, bytesB));
+  PanelWeights misaligned;
+  EXPECT_FALSE(packPanels(a.bytes.data(), *spec8, 40, K, misaligned, arena, 32));
+  EXPECT_EQ(panelStorageBytes(*formats::parseFormatSpec("fp6_4p2"), 40, K), 0u);
 }
 
 TEST_F(PanelMatmulTest, RejectsWhatItCannotRun) {
