@@ -27,6 +27,9 @@ Expected<Session> Session::create(std::shared_ptr<const artifact::Artifact> arti
     return Error(fmt::format("{}: compiled for no '{}' target; recompile with "
                              "lathe-compile --target={}",
                              artifact->path(), target, target));
+  if (options.int8Activations && options.kernels == KernelPath::Reference)
+    return Error("--int8-activations runs the SIMD integer kernels; it cannot be combined "
+                 "with --kernels=reference");
   if (options.threads < 0 || options.threads > 1024)
     return Error(fmt::format("--threads must be between 1 and 1024 (0: every core), got {}",
                              options.threads));
