@@ -73,6 +73,20 @@ Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path
   return std::shared_ptr<const Artifact>(std::move(artifact));
 }
 
+std::shared_ptr<const void>
+Artifact::derived(const std::string &key,
+                  const std::function<std::shared_ptr<const void>()> &make) const {
+  // One lock for the whole call: two sessions starting at once must not
+  // both build the (large) result.
+  std::lock_guard<std::mutex> lock(derivedMutex_);
+  if (auto it = derived_.find(key); it != derived_.end())
+    return it->second;
+  std::shared_ptr<const void> value = make();
+  if (value)
+    derived_.emplace(key, value);
+  return value;
+}
+
 Expected<std::shared_ptr<const Artifact>>
 Artifact::fromContents(const ArtifactContents &contents, const std::string &name) {
   if (Status s = validateContents(contents, name); !s)

@@ -10,7 +10,10 @@
 #include "runtime/support/MappedFile.h"
 #include "runtime/tokenizer/Tokenizer.h"
 
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -46,6 +49,15 @@ public:
   const std::vector<plan::KernelPlan> &schedules() const { return schedules_; }
   const std::string &producer() const { return producer_; }
 
+  /// Data a runtime component derives from the artifact once for every
+  /// session that runs it (the CPU backend's repacked weights): the first
+  /// call with `key` runs `make` and keeps its result, later calls (from
+  /// any thread) return that result. A null result is not kept, so a
+  /// failed `make` runs again next time.
+  std::shared_ptr<const void>
+  derived(const std::string &key,
+          const std::function<std::shared_ptr<const void>()> &make) const;
+
 private:
   Artifact() = default;
   Status parse();
@@ -58,6 +70,8 @@ private:
   std::vector<std::span<const uint8_t>> data_;
   std::vector<plan::KernelPlan> schedules_;
   std::string producer_;
+  mutable std::mutex derivedMutex_;
+  mutable std::map<std::string, std::shared_ptr<const void>> derived_;
 };
 
 } // namespace lathe::artifact

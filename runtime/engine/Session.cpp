@@ -76,10 +76,17 @@ Session::Session(std::shared_ptr<const artifact::Artifact> artifact,
   buffers_.resize(plan_->bufferWidths.size());
 }
 
-bool Session::packPanels() {
-  const auto &tensors = artifact_->tensors();
-  panels_.assign(tensors.size(), nullptr);
-  // The matmul weights the panel kernel takes, each once, and their bytes.
+namespace {
+
+using PanelTable = std::vector<std::shared_ptr<const kernels::simd::PanelWeights>>;
+
+/// Every matmul weight of `plan` the panel kernel takes, repacked into one
+/// huge-page arena (decode streams every panel, and the small ones would
+/// otherwise sit on 4 KiB pages); indexed by tensor, null for the others.
+/// Null when memory runs out.
+std::shared_ptr<const PanelTable> buildPanels(const artifact::Artifact &artifact,
+                                              const plan::KernelPlan &plan) {
+  const auto &tensors = artifact.tensors();
   std::vector<uint32_t> weights;
   std::vector<size_t> offsets;
   size_t total = 0;
@@ -97,32 +104,44 @@ bool Session::packPanels() {
     offsets.push_back(total);
     total += bytes; // a multiple of 64: every panel stays aligned
   };
-  for (const plan::Step &step : plan_->steps) {
+  for (const plan::Step &step : plan.steps) {
     if (const auto *m = std::get_if<plan::MatMulStep>(&step))
       consider(m->weight);
     if (const auto *l = std::get_if<plan::LogitsStep>(&step))
       consider(l->classifier);
   }
+  auto table = std::make_shared<PanelTable>(tensors.size());
   if (weights.empty())
-    return true;
-  // One huge-page arena for all of them: decode streams every panel, and
-  // the small ones would otherwise sit on 4 KiB pages.
+    return table;
   std::shared_ptr<uint8_t> arena = allocateHugePages(total);
   if (!arena)
-    return false;
+    return nullptr;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const plan::TensorInfo &info = tensors[weights[i]];
+    auto panels = std::make_shared<kernels::simd::PanelWeights>();
+    if (!kernels::simd::packPanels(artifact.tensorData(weights[i]).data(), *info.quant,
+                                   info.shape[0], info.shape[1], *panels, arena, offsets[i]))
+      return nullptr;
+    (*table)[weights[i]] = std::move(panels);
+  }
+  return table;
+}
+
+} // namespace
+
+bool Session::packPanels() {
+  // Built once per artifact and plan, shared by every session running it.
   try {
-    for (size_t i = 0; i < weights.size(); ++i) {
-      const plan::TensorInfo &info = tensors[weights[i]];
-      auto panels = std::make_shared<kernels::simd::PanelWeights>();
-      if (!kernels::simd::packPanels(artifact_->tensorData(weights[i]).data(), *info.quant,
-                                     info.shape[0], info.shape[1], *panels, arena, offsets[i]))
-        return false;
-      panels_[weights[i]] = std::move(panels);
-    }
+    auto shared = artifact_->derived("cpu-panels:" + plan_->target, [&] {
+      return std::static_pointer_cast<const void>(buildPanels(*artifact_, *plan_));
+    });
+    if (!shared)
+      return false;
+    panels_ = *std::static_pointer_cast<const PanelTable>(shared);
+    return true;
   } catch (const std::bad_alloc &) {
     return false;
   }
-  return true;
 }
 
 /// The runtime side of runtime/native/CpuModelAbi.h: the generated code's

@@ -125,7 +125,8 @@ private:
   std::vector<MatmulJob> jobs_;
   /// With int8 activations on an AVX-512 VNNI machine: the packed weights
   /// repacked into row panels for the decode kernel, by tensor index (null
-  /// for tensors the panel kernel does not take).
+  /// for tensors the panel kernel does not take); shared by every session
+  /// of the artifact.
   std::vector<std::shared_ptr<const kernels::simd::PanelWeights>> panels_;
   /// Repacks every matmul weight the panel kernel takes; false when memory
   /// runs out.

@@ -8,10 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 #include <unistd.h>
 
 namespace lathe::artifact {
@@ -126,6 +129,42 @@ TEST(ArtifactTest, RoundTrip) {
   ASSERT_FALSE(over);
   EXPECT_NE(over.error().message().find("context of 6"), std::string::npos);
   std::filesystem::remove(path);
+}
+
+// Data derived once per artifact (the CPU backend's repacked weights) is
+// built by the first caller only, also when sessions start on several
+// threads at once; a failed build (null) is not kept.
+TEST(ArtifactTest, DerivedDataIsBuiltOnceAndShared) {
+  TinyModel m;
+  auto a = Artifact::fromContents(m.contents, "tiny");
+  ASSERT_TRUE(a) << a.error().message();
+  std::atomic<int> builds{0};
+  auto make = [&] {
+    builds.fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return std::static_pointer_cast<const void>(std::make_shared<int>(42));
+  };
+  std::vector<std::thread> threads;
+  std::vector<std::shared_ptr<const void>> got(8);
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] { got[i] = (*a)->derived("key", make); });
+  for (auto &t : threads) t.join();
+  EXPECT_EQ(builds.load(), 1);
+  for (const auto &g : got) {
+    ASSERT_EQ(g, got[0]);
+    EXPECT_EQ(*std::static_pointer_cast<const int>(g), 42);
+  }
+  EXPECT_NE((*a)->derived("other", make), got[0]);
+  EXPECT_EQ(builds.load(), 2);
+
+  int failures = 0;
+  auto failing = [&] {
+    ++failures;
+    return std::shared_ptr<const void>();
+  };
+  EXPECT_EQ((*a)->derived("failing", failing), nullptr);
+  EXPECT_EQ((*a)->derived("failing", failing), nullptr);
+  EXPECT_EQ(failures, 2);
 }
 
 TEST(ArtifactTest, EveryTruncationIsRefused) {
