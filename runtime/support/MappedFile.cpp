@@ -12,23 +12,16 @@
 namespace lathe {
 namespace {
 
-struct AnonymousCopy {
-  void *mapping;
-  size_t mappingSize;
-  void *data; // 2 MiB-aligned, inside mapping
-};
-
-/// Reads the `size` bytes of `fd` into fresh huge-page memory.
-Expected<AnonymousCopy> readIntoHugePages(int fd, size_t size, const std::string &path) {
+/// Reads the `size` bytes of `fd` into fresh huge-page memory, then makes
+/// it read-only.
+Expected<HugePageRegion> readIntoHugePages(int fd, size_t size, const std::string &path) {
   const HugePageRegion region = mapHugePages(size);
   if (!region.data)
     return Error(path + ": cannot allocate " + std::to_string(size) +
                  " bytes to load it: " + std::strerror(errno));
-  uint8_t *data = region.data;
-  const size_t length = region.length;
   size_t done = 0;
   while (done < size) {
-    const ssize_t n = ::pread(fd, static_cast<uint8_t *>(data) + done, size - done,
+    const ssize_t n = ::pread(fd, region.data + done, size - done,
                               static_cast<off_t>(done));
     if (n < 0 && errno == EINTR)
       continue;
@@ -40,8 +33,8 @@ Expected<AnonymousCopy> readIntoHugePages(int fd, size_t size, const std::string
     }
     done += static_cast<size_t>(n);
   }
-  ::mprotect(data, length, PROT_READ);
-  return AnonymousCopy{data, length, data};
+  ::mprotect(region.data, region.length, PROT_READ);
+  return region;
 }
 
 } // namespace
@@ -82,8 +75,7 @@ Expected<std::shared_ptr<MappedFile>> MappedFile::open(const std::string &path,
   if (!copy)
     return copy.error();
   return std::shared_ptr<MappedFile>(
-      new MappedFile(path, static_cast<const uint8_t *>(copy->data), size, copy->mapping,
-                     copy->mappingSize));
+      new MappedFile(path, copy->data, size, copy->data, copy->length));
 }
 
 Expected<std::string> readTextFile(const std::string &path) {

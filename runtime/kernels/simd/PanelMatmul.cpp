@@ -76,7 +76,7 @@ template <int kShift> HWY_INLINE __m512 exponentScales(const uint8_t *p) {
   return scales;
 }
 
-/// Blocks per line of scales for format C (PanelWeights::blocksPerGroup, a
+/// Blocks per line of scales for format C (PanelWeights::blocksPerGroup(), a
 /// constant here so that offsets need no division; hasExponentScales below
 /// makes the same choice when packing, and matmulPanels checks they agree).
 template <IntCodes C> constexpr int64_t kBlocksPerGroup =
@@ -347,9 +347,9 @@ bool panelLayout(const formats::FormatSpec &spec, int64_t N, int64_t K, PanelWei
   layout.blocksPerRow = (K + B - 1) / B;
   layout.panels = (N + R - 1) / R;
   layout.exponentScales = hasExponentScales(kind);
-  layout.blocksPerGroup = layout.exponentScales ? 4 : 1;
   layout.codeBytes = (detail::isNibbleKind(kind) ? B / 2 : B) * R;
-  const int64_t groups = (layout.blocksPerRow + layout.blocksPerGroup - 1) / layout.blocksPerGroup;
+  const int64_t groups =
+      (layout.blocksPerRow + layout.blocksPerGroup() - 1) / layout.blocksPerGroup();
   layout.panelBytes = groups * 64 + layout.blocksPerRow * layout.codeBytes;
   layout.spec = spec;
   return true;
@@ -414,7 +414,6 @@ void matmulPanels(const Int8Activations &x, const PanelWeights &w, float *y, int
   const bool usable =
       w.data && panelKind(w.spec, kind) &&
       w.exponentScales == hasExponentScales(kind) && // the kernel's kBlocksPerGroup
-      w.blocksPerGroup == (w.exponentScales ? 4 : 1) &&
       x.cols == w.cols && x.blockSize == w.blockSize &&
       !x.nibbleOrder && x.blocksPerRow == w.blocksPerRow &&
       x.codesPerRow >= x.blocksPerRow * x.blockSize &&

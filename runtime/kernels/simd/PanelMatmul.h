@@ -41,19 +41,20 @@ struct PanelWeights {
   int64_t rows = 0, cols = 0;
   int64_t blockSize = 0, blocksPerRow = 0;
   int64_t panels = 0;         // ceil(rows / kRows)
-  int64_t blocksPerGroup = 1; // G above: blocks per 64-byte line of scales
   bool exponentScales = false;
   int64_t codeBytes = 0;      // one block's codes in a panel
   int64_t panelBytes = 0;
 
-  int64_t groupBytes() const { return 64 + blocksPerGroup * codeBytes; }
+  /// G above: blocks per 64-byte line of scales.
+  int64_t blocksPerGroup() const { return exponentScales ? 4 : 1; }
+  int64_t groupBytes() const { return 64 + blocksPerGroup() * codeBytes; }
   /// Where block b's scales (16 floats, or 16 exponent bytes) and codes
   /// start inside a panel; both are 16- and 64-byte aligned.
   int64_t scaleOffset(int64_t b) const {
-    return (b / blocksPerGroup) * groupBytes() + (b % blocksPerGroup) * (64 / blocksPerGroup);
+    return (b / blocksPerGroup()) * groupBytes() + (b % blocksPerGroup()) * (64 / blocksPerGroup());
   }
   int64_t codeOffset(int64_t b) const {
-    return (b / blocksPerGroup) * groupBytes() + 64 + (b % blocksPerGroup) * codeBytes;
+    return (b / blocksPerGroup()) * groupBytes() + 64 + (b % blocksPerGroup()) * codeBytes;
   }
   formats::FormatSpec spec;
   uint8_t *data = nullptr;          // panels * panelBytes, 64-byte aligned
