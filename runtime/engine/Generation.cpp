@@ -85,6 +85,16 @@ std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &
   return sequences;
 }
 
+double logPartition(std::span<const float> logits) {
+  double maxLogit = logits.empty() ? 0.0 : logits[0];
+  for (float l : logits)
+    maxLogit = std::max(maxLogit, double(l));
+  double sum = 0;
+  for (float l : logits)
+    sum += std::exp(double(l) - maxLogit);
+  return maxLogit + std::log(sum);
+}
+
 Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
                                       std::string_view text) {
   PerplexityResult result;
@@ -104,13 +114,7 @@ Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokeniz
       return logits.error();
     for (size_t i = 0; i + 1 < ids.size(); ++i) {
       const float *row = logits->data() + i * vocab;
-      double maxLogit = row[0];
-      for (int64_t v = 1; v < vocab; ++v)
-        maxLogit = std::max(maxLogit, double(row[v]));
-      double sum = 0;
-      for (int64_t v = 0; v < vocab; ++v)
-        sum += std::exp(double(row[v]) - maxLogit);
-      result.totalNll += maxLogit + std::log(sum) - double(row[ids[i + 1]]);
+      result.totalNll += logPartition({row, static_cast<size_t>(vocab)}) - double(row[ids[i + 1]]);
       ++result.predictedTokens;
     }
     ++result.sequences;

@@ -56,6 +56,11 @@ struct TextSequence {
 /// line of text" that perplexity, calibration and lathe-eval share.
 std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer);
 
+/// log(sum_v exp(logits[v])), in double with the maximum subtracted first:
+/// a token's log-probability is its logit minus this. The one definition
+/// that perplexity and lathe-eval's KL divergence share.
+double logPartition(std::span<const float> logits);
+
 struct PerplexityResult {
   double perplexity = 0;
   double totalNll = 0;          // natural log

@@ -89,15 +89,9 @@ WeightSummary summarizeWeights(const Artifact &artifact) {
   return summary;
 }
 
-/// Log-softmax of one row of logits, in double with the max subtracted.
+/// Log-softmax of one row of logits.
 void logSoftmax(const float *row, int64_t vocab, double *out) {
-  double maxLogit = row[0];
-  for (int64_t v = 1; v < vocab; ++v)
-    maxLogit = std::max(maxLogit, double(row[v]));
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v)
-    sum += std::exp(double(row[v]) - maxLogit);
-  double logZ = maxLogit + std::log(sum);
+  const double logZ = lathe::logPartition({row, static_cast<size_t>(vocab)});
   for (int64_t v = 0; v < vocab; ++v)
     out[v] = double(row[v]) - logZ;
 }
