@@ -5,6 +5,7 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Session.h"
 #include "runtime/sampling/Sampler.h"
+#include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
 
 #include <CLI/CLI.hpp>
@@ -37,13 +38,8 @@ int main(int argc, char **argv) {
   app.add_option("--repeat", repeat, "repetitions (median reported)")->capture_default_str();
   lathe::tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    if (e.get_exit_code() == 0)
-      return app.exit(e);
-    return fail(std::string(e.what()) + " (see --help)");
-  }
+  if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-bench"))
+    return *status;
   auto artifact = lathe::artifact::Artifact::load(path, sessionFlags.memory());
   if (!artifact)
     return fail(artifact.error().message());

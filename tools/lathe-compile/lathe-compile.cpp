@@ -1,6 +1,7 @@
 // lathe-compile: model -> one .lathe artifact. Thin: flags in, library call,
 // one line of error out.
 #include "compiler/Driver/Compiler.h"
+#include "tools/CommandLine.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -36,14 +37,8 @@ int main(int argc, char **argv) {
   app.add_option("--calib", options.calib,
                  "calibration text for --quant (default: a built-in short text)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    if (e.get_exit_code() == 0)
-      return app.exit(e);
-    std::fprintf(stderr, "lathe-compile: %s (see --help)\n", e.what());
-    return 1;
-  }
+  if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-compile"))
+    return *status;
   options.emit = emit == "mlir"   ? lathe::compiler::EmitKind::MLIR
                  : emit == "plan" ? lathe::compiler::EmitKind::Plan
                  : emit == "cpp"  ? lathe::compiler::EmitKind::Cpp

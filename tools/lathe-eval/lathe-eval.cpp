@@ -15,6 +15,7 @@
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
 #include "runtime/tokenizer/Tokenizer.h"
+#include "tools/CommandLine.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -194,13 +195,8 @@ int main(int argc, char **argv) {
                "score the builds (not the reference) with int8-rounded matmul inputs, as "
                "lathe-run --int8-activations runs them");
   app.add_option("artifacts", paths, "builds to compare with the reference");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    if (e.get_exit_code() == 0)
-      return app.exit(e);
-    return fail(std::string(e.what()) + " (see --help)");
-  }
+  if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-eval"))
+    return *status;
   if (paths.empty())
     return fail("no builds to compare: pass one or more artifacts after --reference REF");
 

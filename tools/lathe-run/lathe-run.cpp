@@ -4,6 +4,7 @@
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
 #include "runtime/tokenizer/Tokenizer.h"
+#include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
 
 #include <CLI/CLI.hpp>
@@ -67,13 +68,8 @@ int main(int argc, char **argv) {
   lathe::tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
   app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    if (e.get_exit_code() == 0)
-      return app.exit(e);
-    return fail(std::string(e.what()) + " (see --help)");
-  }
+  if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-run"))
+    return *status;
   if (*idsOpt && promptIds.empty())
     return fail("--prompt-ids is empty");
   if (prompt.empty() && promptIds.empty() && perplexityFile.empty())
