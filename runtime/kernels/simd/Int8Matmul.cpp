@@ -35,7 +35,6 @@
 
 #include "runtime/formats/RowCodec.h"
 #include "runtime/kernels/simd/IntCodes.h"
-#include "runtime/kernels/simd/Pow2Table.h"
 
 #include <algorithm>
 #include <array>
@@ -90,12 +89,6 @@ using detail::IntCodes;
 using DF = hn::ScalableTag<float>;
 inline constexpr size_t kMaxBytes = hn::MaxLanes(hn::ScalableTag<uint8_t>());
 
-HWY_INLINE float loadScale(const uint8_t *p) {
-  float f;
-  std::memcpy(&f, p, 4);
-  return f;
-}
-
 using detail::kFp4Bytes;
 
 struct BlockScale {
@@ -113,18 +106,11 @@ template <IntCodes C> struct IntWeights {
   static constexpr size_t bytes(size_t B) { return kHeader + (kNibbles ? B / 2 : B); }
 
   static HWY_INLINE BlockScale scale(const uint8_t *blk) {
-    constexpr int32_t kOffset = detail::fixedOffset(C);
-    switch (C) {
-    case IntCodes::Int8Sym:
-    case IntCodes::Int4Sym: return {loadScale(blk), kOffset};
-    case IntCodes::Int8Asym:
-    case IntCodes::Int4Asym: return {loadScale(blk), blk[4]};
-    case IntCodes::Bfp8:
-    case IntCodes::MxInt8: return {Pow2Table<-127 - 6>::kValues[blk[0]], kOffset};
-    case IntCodes::Bfp4: return {Pow2Table<-127 - 2>::kValues[blk[0]], kOffset};
-    case IntCodes::MxFp4: return {Pow2Table<-127 - 1>::kValues[blk[0]], kOffset};
-    }
-    return {0.0f, 0};
+    const float scale = detail::blockScale(C, blk);
+    if constexpr (detail::isAsymmetric(C))
+      return {scale, blk[4]}; // the zero point follows the float scale
+    else
+      return {scale, detail::fixedOffset(C)};
   }
 
   template <size_t B, class DB>

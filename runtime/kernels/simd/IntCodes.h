@@ -7,8 +7,10 @@
 #pragma once
 
 #include "runtime/formats/FormatSpec.h"
+#include "runtime/kernels/simd/Pow2Table.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace lathe::kernels::simd::detail {
 
@@ -46,6 +48,24 @@ constexpr int64_t headerBytes(IntCodes kind) {
   case IntCodes::Int4Asym: return 5;
   default: return 1;
   }
+}
+
+/// A packed block's scale, the value of one unit of q: the float header of
+/// INT8/INT4, or 2^(exponent - 127 - shift) for BFP and MX (exact, NaN for
+/// the reserved exponent 255).
+inline float blockScale(IntCodes kind, const uint8_t *blk) {
+  float f = 0.0f;
+  switch (kind) {
+  case IntCodes::Int8Sym:
+  case IntCodes::Int4Sym:
+  case IntCodes::Int8Asym:
+  case IntCodes::Int4Asym: std::memcpy(&f, blk, 4); return f;
+  case IntCodes::Bfp8:
+  case IntCodes::MxInt8: return Pow2Table<-127 - 6>::kValues[blk[0]];
+  case IntCodes::Bfp4: return Pow2Table<-127 - 2>::kValues[blk[0]];
+  case IntCodes::MxFp4: return Pow2Table<-127 - 1>::kValues[blk[0]];
+  }
+  return f;
 }
 
 /// FP4 E2M1 code -> 2 * value + 12: twice the value is an integer in

@@ -259,21 +259,6 @@ bool panelKind(const formats::FormatSpec &spec, detail::IntCodes &kind) {
           spec.blockSize == 128);
 }
 
-/// A packed block's scale: the value of one unit of q.
-float blockScale(detail::IntCodes kind, const uint8_t *blk) {
-  using detail::IntCodes;
-  float f = 0.0f;
-  switch (kind) {
-  case IntCodes::Int8Sym:
-  case IntCodes::Int4Sym: std::memcpy(&f, blk, 4); return f;
-  case IntCodes::Bfp8:
-  case IntCodes::MxInt8: return Pow2Table<-127 - 6>::kValues[blk[0]];
-  case IntCodes::Bfp4: return Pow2Table<-127 - 2>::kValues[blk[0]];
-  case IntCodes::MxFp4: return Pow2Table<-127 - 1>::kValues[blk[0]];
-  default: return f;
-  }
-}
-
 /// Whether the panel keeps the format's exponent bytes as block scales:
 /// for the 8-bit formats, whose decode streams the panels from memory (one
 /// byte instead of four per block and row: 8% less to read). 4-bit panels
@@ -302,7 +287,7 @@ void packBlock(detail::IntCodes kind, const PanelWeights &w, const uint8_t *blk,
   if (w.exponentScales) {
     scales[r] = blk[0];
   } else {
-    const float scale = blockScale(kind, blk);
+    const float scale = detail::blockScale(kind, blk);
     std::memcpy(scales + 4 * r, &scale, 4);
   }
   const uint8_t *codes = blk + detail::headerBytes(kind);
