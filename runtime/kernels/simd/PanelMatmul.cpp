@@ -117,11 +117,9 @@ HWY_INLINE void panelTile(const PanelArgs &a, int64_t p, int64_t t0) {
   for (int t = 0; t < RT; ++t)
     for (int r = 0; r < RP; ++r) acc[t][r] = _mm512_setzero_ps();
   constexpr int64_t G = kBlocksPerGroup<C>;
-  const int64_t groupBytes = 64 + G * w.codeBytes;
   for (int64_t b = 0; b < blocks; ++b) {
-    // PanelWeights::scaleOffset and codeOffset, with G known.
-    const int64_t scaleOffset = (b / G) * groupBytes + (b % G) * (64 / G);
-    const int64_t codeOffset = (b / G) * groupBytes + 64 + (b % G) * w.codeBytes;
+    const int64_t scaleOffset = PanelWeights::scaleOffsetOf(b, G, w.codeBytes);
+    const int64_t codeOffset = PanelWeights::codeOffsetOf(b, G, w.codeBytes);
     const int8_t *xb[RT];
     for (int t = 0; t < RT; ++t) xb[t] = x.codes.data() + (t0 + t) * x.codesPerRow + b * B;
     // Two integer chains per panel and row: even and odd groups (8-bit

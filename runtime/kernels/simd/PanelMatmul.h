@@ -47,15 +47,18 @@ struct PanelWeights {
 
   /// G above: blocks per 64-byte line of scales.
   int64_t blocksPerGroup() const { return exponentScales ? 4 : 1; }
-  int64_t groupBytes() const { return 64 + blocksPerGroup() * codeBytes; }
   /// Where block b's scales (16 floats, or 16 exponent bytes) and codes
-  /// start inside a panel; both are 16- and 64-byte aligned.
-  int64_t scaleOffset(int64_t b) const {
-    return (b / blocksPerGroup()) * groupBytes() + (b % blocksPerGroup()) * (64 / blocksPerGroup());
+  /// start inside a panel; both are 16- and 64-byte aligned. The static
+  /// forms take G as an argument, so that a kernel with G as a constant
+  /// computes them without a division.
+  static constexpr int64_t scaleOffsetOf(int64_t b, int64_t G, int64_t codeBytes) {
+    return (b / G) * (64 + G * codeBytes) + (b % G) * (64 / G);
   }
-  int64_t codeOffset(int64_t b) const {
-    return (b / blocksPerGroup()) * groupBytes() + 64 + (b % blocksPerGroup()) * codeBytes;
+  static constexpr int64_t codeOffsetOf(int64_t b, int64_t G, int64_t codeBytes) {
+    return (b / G) * (64 + G * codeBytes) + 64 + (b % G) * codeBytes;
   }
+  int64_t scaleOffset(int64_t b) const { return scaleOffsetOf(b, blocksPerGroup(), codeBytes); }
+  int64_t codeOffset(int64_t b) const { return codeOffsetOf(b, blocksPerGroup(), codeBytes); }
   formats::FormatSpec spec;
   uint8_t *data = nullptr;          // panels * panelBytes, 64-byte aligned
   std::shared_ptr<uint8_t> storage; // keeps the memory `data` points into
