@@ -21,7 +21,6 @@
 namespace lathe::kernels::simd {
 namespace {
 
-using testing::randomVector;
 using testing::targetName;
 
 // float32 scores, Exp and sums over at most a few hundred positions: the
