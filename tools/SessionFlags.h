@@ -38,7 +38,7 @@ struct SessionFlags {
   /// The options the parsed flags ask for.
   SessionOptions resolve() const {
     SessionOptions o = options;
-    o.kernels = kernels == "reference" ? KernelPath::Reference : KernelPath::Simd;
+    o.kernels = kernels == "reference" ? KernelPath::Reference : KernelPath::Fast;
     o.nativeCode = !noNativeCode;
     return o;
   }

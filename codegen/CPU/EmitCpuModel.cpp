@@ -15,7 +15,7 @@
 #include "codegen/CPU/EmitCpuModel.h"
 
 #include "runtime/formats/ElementType.h"
-#include "runtime/native/CpuModelAbiSource.h"
+#include "runtime/backends/cpu/native/CpuModelAbiSource.h"
 
 #include <cmath>
 #include <cstring>
@@ -56,7 +56,7 @@ public:
                         plan::planHash(m_.plan));
     out_ += "LATHE_EXPORT void lathe_cpu_forward(const LatheCpuKernels *k, LatheCpuContext *ctx,\n"
             "                                    float *const *b, const int32_t *pos,\n"
-            "                                    int64_t rows, int32_t allLogits) {\n"
+            "                                    int64_t rows) {\n"
             "  (void)pos;\n";
     if (!emitSteps(error))
       return mlir::failure();
@@ -272,11 +272,9 @@ static inline void lathe_add_rms_norm(const float *a, const float *b, int64_t ro
               out_ += fmt::format("  lathe_add(b[{}], b[{}], rows * {}, b[{}]);\n", s.lhs,
                                   s.rhs, width(s.lhs), s.output);
             } else {
-              // Decoding needs only the last row's scores.
-              out_ += fmt::format(
-                  "  if (allLogits) k->matmul(ctx, b[{0}], rows, {1}, b[{2}]);\n"
-                  "  else k->matmul(ctx, b[{0}] + (rows - 1) * {3}, 1, {1}, b[{2}]);\n",
-                  s.input, s.classifier, s.output, width(s.input));
+              // Only the rows the batch asks for (a decode step: the last).
+              out_ += fmt::format("  k->logits(ctx, b[{}], {}, b[{}]);\n", s.input,
+                                  s.classifier, s.output);
             }
           },
           steps[i]);

@@ -1,5 +1,5 @@
 // Emits the C++ source of one model's CPU forward step from its kernel plan
-// (see runtime/native/CpuModelAbi.h for the contract with the runtime).
+// (see runtime/backends/cpu/native/CpuModelAbi.h for the contract with the runtime).
 #pragma once
 
 #include "codegen/KernelPlan/BuildKernelPlan.h"

@@ -45,8 +45,8 @@ Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tok
     return session.error();
 
   std::map<size_t, ChannelStats> stats; // by plan step
-  session->setMatMulObserver([&](size_t step, const float *x, int64_t rows,
-                                 int64_t width) {
+  Status observed = session->setMatMulObserver([&](size_t step, const float *x, int64_t rows,
+                                                   int64_t width) {
     ChannelStats &s = stats[step];
     if (s.sumSquares.empty()) {
       s.sumSquares.assign(width, 0.0);
@@ -60,6 +60,8 @@ Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tok
       }
     s.rows += rows;
   });
+  if (!observed)
+    return observed.error();
 
   CalibrationStats result;
   const int64_t context = lowered->config.context;

@@ -3,7 +3,7 @@
 #include "compiler/Driver/QuantFlag.h"
 #include "compiler/Calibration/Calibration.h"
 #include "compiler/Driver/QuantReport.h"
-#include "compiler/Driver/NativeBuild.h"
+#include "codegen/CPU/NativeBuild.h"
 #include "codegen/CPU/EmitCpuModel.h"
 #include "passes/Passes.h"
 
@@ -206,7 +206,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     out << *source;
     return Status::ok();
   }
-  Expected<plan::NativeCode> native = buildNativeCode(*source, plan::planHash(lowered->plan));
+  Expected<plan::NativeCode> native = codegen::buildNativeCode(*source, plan::planHash(lowered->plan));
   if (!native)
     return native.error();
   lowered->plan.native = native.take();

@@ -68,6 +68,101 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
   return stats;
 }
 
+Expected<std::vector<GenerationStats>>
+generateMany(backend::Executable &executable, std::span<const std::vector<int32_t>> prompts,
+             const GenerationOptions &options, const SequenceTokenSink &sink) {
+  const plan::ModelConfig &c = executable.config();
+  if (prompts.empty())
+    return Error("no prompts to run");
+  for (size_t i = 0; i < prompts.size(); ++i)
+    if (Status s = validatePrompt(c, prompts[i]); !s)
+      return Error(fmt::format("prompt {}: {}", i + 1, s.error().message()));
+  if (Status s = validateSamplerOptions(options.sampler); !s)
+    return s.error();
+
+  // Room for every sequence to reach its end: the prompt plus the new
+  // tokens, at most the context.
+  int64_t slots = 0;
+  for (const std::vector<int32_t> &p : prompts)
+    slots += std::min<int64_t>(c.context, int64_t(p.size()) + std::max<int64_t>(options.maxNewTokens, 0));
+  auto kv = executable.createKVCache(slots);
+  if (!kv)
+    return kv.error();
+
+  struct Running {
+    backend::SequenceId id;
+    Sampler sampler;
+    bool done = false;
+    int32_t next = 0;
+  };
+  std::vector<Running> seqs;
+  std::vector<GenerationStats> stats(prompts.size());
+  backend::Batch batch;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    seqs.push_back({(*kv)->addSequence(), Sampler(options.sampler)});
+    batch.addChain(seqs[i].id, prompts[i], 0, backend::Batch::Logits::Last);
+    stats[i].promptTokens = static_cast<int64_t>(prompts[i].size());
+  }
+  auto start = std::chrono::steady_clock::now();
+  Expected<std::span<const float>> logits = executable.execute(batch, **kv);
+  if (!logits)
+    return logits.error();
+  const double prefillSeconds = secondsSince(start);
+  start = std::chrono::steady_clock::now();
+  if (options.maxNewTokens <= 0)
+    for (Running &s : seqs)
+      s.done = true;
+
+  std::vector<size_t> rowOf; // logits row -> sequence
+  for (size_t i = 0; i < prompts.size(); ++i)
+    rowOf.push_back(i);
+  std::vector<float> scratch;
+  while (true) {
+    // Sample every running sequence from its row; end those that are done.
+    for (size_t r = 0; r < rowOf.size(); ++r) {
+      Running &s = seqs[rowOf[r]];
+      if (s.done)
+        continue;
+      GenerationStats &st = stats[rowOf[r]];
+      scratch.assign(logits->begin() + r * c.vocab, logits->begin() + (r + 1) * c.vocab);
+      const int32_t next = s.sampler.sample(scratch);
+      if (options.stopAtEndOfText && (next == Tokenizer::kEos || next == Tokenizer::kBos)) {
+        s.done = true;
+        continue;
+      }
+      sink(rowOf[r], next);
+      ++st.generatedTokens;
+      s.next = next;
+      if (st.generatedTokens >= options.maxNewTokens) {
+        s.done = true;
+      } else if ((*kv)->length(s.id) >= c.context) {
+        st.reachedContextEnd = true;
+        s.done = true;
+      }
+    }
+    batch.clear();
+    rowOf.clear();
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (seqs[i].done)
+        continue;
+      const int64_t length = (*kv)->length(seqs[i].id);
+      batch.add(seqs[i].id, seqs[i].next, static_cast<int32_t>(length), -1, true);
+      rowOf.push_back(i);
+    }
+    if (batch.empty())
+      break;
+    logits = executable.execute(batch, **kv);
+    if (!logits)
+      return logits.error();
+  }
+  const double decodeSeconds = secondsSince(start);
+  for (GenerationStats &st : stats) {
+    st.prefillSeconds = prefillSeconds;
+    st.decodeSeconds = decodeSeconds;
+  }
+  return stats;
+}
+
 std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer) {
   std::vector<TextSequence> sequences;
   size_t lineNo = 0;

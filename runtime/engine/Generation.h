@@ -45,6 +45,19 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
                                    const GenerationOptions &options,
                                    const TokenSink &sink);
 
+/// Receives each new token of prompt `index` as soon as it is chosen.
+using SequenceTokenSink = std::function<void(size_t index, int32_t token)>;
+
+/// Runs every prompt as its own sequence of one KV cache, all in the same
+/// steps (the batch form): one step prefills every prompt, then each step
+/// decodes one token of every sequence still running. Each sequence samples
+/// with its own sampler built from `options`, so that it gets the tokens it
+/// would get alone. Stats are per prompt; the seconds are those of the
+/// shared steps.
+Expected<std::vector<GenerationStats>>
+generateMany(backend::Executable &executable, std::span<const std::vector<int32_t>> prompts,
+             const GenerationOptions &options, const SequenceTokenSink &sink);
+
 /// One line of a text: its number (from 1) and its token ids, BOS first.
 struct TextSequence {
   size_t lineNo = 0;

@@ -8,6 +8,7 @@
 #include <vector>
 
 namespace lathe::kernels {
+using backend::VisibleRows;
 namespace {
 
 template <ElementType T> float load(const uint8_t *data, int64_t i);
@@ -132,38 +133,40 @@ void rope(const float *x, std::span<const int32_t> positions, int64_t width,
 }
 
 void attention(const float *q, const float *k, const float *v,
-               std::span<const int32_t> positions, int64_t heads, int64_t kvHeads,
-               int64_t headDim, KVLayerView cache, float *scratch, float *out) {
-  storeKV(k, v, positions, cache);
-  attendHeads(q, positions, heads, kvHeads, headDim, cache, 0, heads, scratch, out);
+               std::span<const int32_t> storeRows, std::span<const VisibleRows> visible,
+               int64_t heads, int64_t kvHeads, int64_t headDim, KVLayerView cache,
+               float *scratch, float *out) {
+  storeKV(k, v, storeRows, cache);
+  attendHeads(q, visible, heads, kvHeads, headDim, cache, 0, heads, scratch, out);
 }
 
-void storeKV(const float *k, const float *v, std::span<const int32_t> positions,
+void storeKV(const float *k, const float *v, std::span<const int32_t> rows,
              KVLayerView cache) {
-  for (size_t t = 0; t < positions.size(); ++t) {
-    std::memcpy(cache.keys + positions[t] * cache.width, k + t * cache.width,
+  for (size_t t = 0; t < rows.size(); ++t) {
+    std::memcpy(cache.keys + int64_t{rows[t]} * cache.width, k + t * cache.width,
                 sizeof(float) * cache.width);
-    std::memcpy(cache.values + positions[t] * cache.width, v + t * cache.width,
+    std::memcpy(cache.values + int64_t{rows[t]} * cache.width, v + t * cache.width,
                 sizeof(float) * cache.width);
   }
 }
 
-void attendHeads(const float *q, std::span<const int32_t> positions, int64_t heads,
+void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t heads,
                  int64_t kvHeads, int64_t headDim, KVLayerView cache, int64_t h0,
                  int64_t h1, float *scratch, float *out) {
   int64_t qWidth = heads * headDim;
   int64_t group = heads / kvHeads;
   double invSqrt = 1.0 / std::sqrt(double(headDim));
   std::vector<double> acc(headDim);
-  for (size_t t = 0; t < positions.size(); ++t) {
-    int64_t len = positions[t] + 1;
+  for (size_t t = 0; t < visible.size(); ++t) {
+    const VisibleRows &rows = visible[t];
+    const int64_t len = rows.count();
     for (int64_t h = h0; h < h1; ++h) {
       const float *qh = q + t * qWidth + h * headDim;
       int64_t kvOffset = (h / group) * headDim;
       float maxScore = -INFINITY;
       for (int64_t p = 0; p < len; ++p) {
         scratch[p] = static_cast<float>(
-            dot(qh, cache.keys + p * cache.width + kvOffset, headDim) * invSqrt);
+            dot(qh, cache.keys + int64_t{rows[p]} * cache.width + kvOffset, headDim) * invSqrt);
         maxScore = std::max(maxScore, scratch[p]);
       }
       double sum = 0;
@@ -174,7 +177,7 @@ void attendHeads(const float *q, std::span<const int32_t> positions, int64_t hea
       // Position-major, so the cache is read in storage order.
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t p = 0; p < len; ++p) {
-        const float *vp = cache.values + p * cache.width + kvOffset;
+        const float *vp = cache.values + int64_t{rows[p]} * cache.width + kvOffset;
         double wgt = scratch[p];
         for (int64_t d = 0; d < headDim; ++d)
           acc[d] += wgt * vp[d];

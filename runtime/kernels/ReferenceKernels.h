@@ -4,6 +4,7 @@
 // a float64 reference independent of summation order.
 #pragma once
 
+#include "runtime/backend/Batch.h"
 #include "runtime/formats/ElementType.h"
 #include "runtime/formats/FormatSpec.h"
 #include "runtime/plan/KernelPlan.h"
@@ -36,7 +37,9 @@ void matmul(const float *x, int64_t rows, WeightView w, float *out);
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
           int64_t headDim, float theta, plan::RopeLayout layout, float *out);
 
-/// One layer's keys and values: `capacity` positions of `width` floats each.
+/// One layer's keys and values (kv::PagedKVCache): rows of `width` floats,
+/// indexed by the rows of backend::StepLayout. `capacity` is the most rows
+/// one token may see: the length of a head's score row in scratch.
 struct KVLayerView {
   float *keys;
   float *values;
@@ -44,18 +47,19 @@ struct KVLayerView {
   int64_t width;
 };
 
-/// Writes the rows of k and v at their positions, then lets each query row
-/// attend causally to positions 0..positions[t]. Query head h reads KV head
-/// h / (heads / kvHeads). `scratch` holds at least capacity floats.
+/// Writes row t of k and v to cache row storeRows[t], then lets each query
+/// row t attend to the rows visible[t] lists, in order. Query head h reads
+/// KV head h / (heads / kvHeads). `scratch` holds at least capacity floats.
 void attention(const float *q, const float *k, const float *v,
-               std::span<const int32_t> positions, int64_t heads, int64_t kvHeads,
-               int64_t headDim, KVLayerView cache, float *scratch, float *out);
+               std::span<const int32_t> storeRows, std::span<const backend::VisibleRows> visible,
+               int64_t heads, int64_t kvHeads, int64_t headDim, KVLayerView cache,
+               float *scratch, float *out);
 
 /// The two halves of attention, so that heads can be split across threads:
 /// store the new keys and values, then attend for query heads [h0, h1).
-void storeKV(const float *k, const float *v, std::span<const int32_t> positions,
+void storeKV(const float *k, const float *v, std::span<const int32_t> rows,
              KVLayerView cache);
-void attendHeads(const float *q, std::span<const int32_t> positions, int64_t heads,
+void attendHeads(const float *q, std::span<const backend::VisibleRows> visible, int64_t heads,
                  int64_t kvHeads, int64_t headDim, KVLayerView cache, int64_t h0,
                  int64_t h1, float *scratch, float *out);
 

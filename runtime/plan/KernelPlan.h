@@ -54,7 +54,7 @@ struct LogitsStep { uint32_t input, classifier, output; };
 using Step = std::variant<EmbeddingStep, RmsNormStep, MatMulStep, RopeStep,
                           AttentionStep, SiluMulStep, AddStep, LogitsStep>;
 
-/// Generated code for a plan (runtime/native/CpuModelAbi.h).
+/// Generated code for a plan (runtime/backends/cpu/native/CpuModelAbi.h).
 struct NativeCode {
   std::string isa;            // e.g. "x86-64-v3"
   uint32_t abiVersion = 0;

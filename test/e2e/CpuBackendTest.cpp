@@ -104,15 +104,18 @@ TEST(CpuBackendTest, ThreadsAreValidated) {
   auto s = Session::create(a, options);
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message().find("--threads"), std::string::npos);
+  options.threads = 0; // every core this process may use
+  auto all = Session::create(a, options);
+  ASSERT_TRUE(all);
   options.threads = 2;
   auto two = Session::create(a, options);
   ASSERT_TRUE(two);
-  EXPECT_EQ(two->threads(), std::min(2, threading::defaultThreadCount()));
+  EXPECT_EQ(two->threads(), std::min(2, all->threads()));
   // No oversubscription: spinning workers beyond the cores only slow decode.
   options.threads = 1000;
   auto many = Session::create(a, options);
   ASSERT_TRUE(many);
-  EXPECT_EQ(many->threads(), threading::defaultThreadCount());
+  EXPECT_EQ(many->threads(), all->threads());
 }
 
 } // namespace

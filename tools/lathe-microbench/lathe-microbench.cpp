@@ -3,7 +3,7 @@
 // for N x K = 768 x 288 (w1/w3) and 32000 x 288 (the classifier), in
 // float32, bfloat16, float16 and the packed formats; the scalar reference
 // (runtime/kernels/ReferenceKernels) against the SIMD kernels
-// (runtime/kernels/simd), on 1 and 2 threads of a ThreadPool.
+// (runtime/backends/cpu/kernels), on 1 and 2 threads of a ThreadPool.
 //
 // Counters: weightGB/s = weight bytes read per second (each call reads the
 // matrix once, at any T); GFLOP/s = 2*T*N*K per second.
@@ -11,9 +11,9 @@
 //   lathe-microbench --benchmark_filter='gemv/.*/768x288' --benchmark_repetitions=3
 #include "runtime/formats/RowCodec.h"
 #include "runtime/kernels/ReferenceKernels.h"
-#include "runtime/kernels/simd/Int8Matmul.h"
-#include "runtime/kernels/simd/Matmul.h"
-#include "runtime/threading/ThreadPool.h"
+#include "runtime/backends/cpu/kernels/Int8Matmul.h"
+#include "runtime/backends/cpu/kernels/Matmul.h"
+#include "runtime/backends/cpu/ThreadPool.h"
 
 #include <benchmark/benchmark.h>
 

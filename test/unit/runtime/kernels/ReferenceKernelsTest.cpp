@@ -2,6 +2,7 @@
 // inputs, and against each other where two paths must agree (prefill vs
 // token by token, GQA vs repeated KV heads, the two RoPE layouts).
 #include "runtime/kernels/ReferenceKernels.h"
+#include "test/unit/runtime/kernels/CausalRows.h"
 
 #include "runtime/formats/RowCodec.h"
 
@@ -157,6 +158,8 @@ TEST(ReferenceKernelsTest, RopeLayoutsAgreeUnderThePermutation) {
   }
 }
 
+using testing::CausalRows;
+
 struct AttentionCase {
   int64_t heads, kvHeads, headDim, capacity;
   std::vector<float> keys, values, scratch;
@@ -175,18 +178,27 @@ TEST(ReferenceKernelsTest, AttentionMatchesFloat64AndPrefillMatchesDecode) {
 
   AttentionCase whole(heads, kvHeads, headDim, 8);
   std::vector<float> outWhole(T * heads * headDim);
-  attention(q.data(), k.data(), v.data(), pos, heads, kvHeads, headDim, whole.cache(),
-            whole.scratch.data(), outWhole.data());
+  CausalRows rows(pos, 8);
+  attention(q.data(), k.data(), v.data(), rows.store, rows.visible, heads, kvHeads, headDim,
+            whole.cache(), whole.scratch.data(), outWhole.data());
 
   AttentionCase steps(heads, kvHeads, headDim, 8);
   std::vector<float> outSteps(T * heads * headDim);
   for (int64_t t = 0; t < T; ++t) {
-    std::vector<int32_t> p{static_cast<int32_t>(t)};
+    CausalRows one({static_cast<int32_t>(t)}, 8);
     attention(q.data() + t * heads * headDim, k.data() + t * kvHeads * headDim,
-              v.data() + t * kvHeads * headDim, p, heads, kvHeads, headDim,
-              steps.cache(), steps.scratch.data(), outSteps.data() + t * heads * headDim);
+              v.data() + t * kvHeads * headDim, one.store, one.visible, heads, kvHeads,
+              headDim, steps.cache(), steps.scratch.data(), outSteps.data() + t * heads * headDim);
   }
   EXPECT_EQ(outWhole, outSteps);
+
+  // The same rows scattered over the cache, as a paged cache holds them.
+  AttentionCase paged(heads, kvHeads, headDim, 8);
+  std::vector<float> outPaged(T * heads * headDim);
+  CausalRows scattered(pos, 8, {6, 2, 7, 0, 3, 1, 5, 4});
+  attention(q.data(), k.data(), v.data(), scattered.store, scattered.visible, heads, kvHeads,
+            headDim, paged.cache(), paged.scratch.data(), outPaged.data());
+  EXPECT_EQ(outWhole, outPaged);
 
   std::vector<double> want(outWhole.size());
   int64_t kvw = kvHeads * headDim, qw = heads * headDim;
@@ -225,10 +237,11 @@ TEST(ReferenceKernelsTest, GroupedQueryEqualsRepeatedHeads) {
   std::vector<int32_t> pos{0, 1, 2};
   AttentionCase gqa(heads, kvHeads, headDim, 4), mha(heads, heads, headDim, 4);
   std::vector<float> a(T * heads * headDim), b(a.size());
-  attention(q.data(), k.data(), v.data(), pos, heads, kvHeads, headDim, gqa.cache(),
-            gqa.scratch.data(), a.data());
-  attention(q.data(), k4.data(), v4.data(), pos, heads, heads, headDim, mha.cache(),
-            mha.scratch.data(), b.data());
+  CausalRows rows(pos, 4);
+  attention(q.data(), k.data(), v.data(), rows.store, rows.visible, heads, kvHeads, headDim,
+            gqa.cache(), gqa.scratch.data(), a.data());
+  attention(q.data(), k4.data(), v4.data(), rows.store, rows.visible, heads, heads, headDim,
+            mha.cache(), mha.scratch.data(), b.data());
   EXPECT_EQ(a, b);
 }
 

@@ -1,0 +1,28 @@
+#include "runtime/backend/Executable.h"
+
+#include "runtime/backends/Backends.h"
+
+#include <fmt/format.h>
+
+namespace lathe::backend {
+
+Expected<std::unique_ptr<kv::PagedKVCache>> Executable::createKVCache(int64_t tokens) {
+  const kv::KVLayout probe = kvLayout(1);
+  const int64_t blocks = std::max<int64_t>(1, (tokens + probe.blockSize - 1) / probe.blockSize);
+  return kv::PagedKVCache::create(device(), kvLayout(blocks), config().context);
+}
+
+Expected<std::shared_ptr<Executable>> load(std::shared_ptr<const artifact::Artifact> artifact,
+                                           const ExecutionOptions &options) {
+  const std::string &target = options.target;
+  if (!artifact->schedule(target))
+    return Error(fmt::format("{}: compiled for no '{}' target; recompile with "
+                             "lathe-compile --target={}",
+                             artifact->path(), target, target));
+  if (options.threads < 0 || options.threads > 1024)
+    return Error(fmt::format("--threads must be between 1 and 1024 (0: every core), got {}",
+                             options.threads));
+  return backends::loadExecutable(std::move(artifact), options);
+}
+
+} // namespace lathe::backend

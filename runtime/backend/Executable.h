@@ -1,0 +1,97 @@
+// The backend interface: an executable is an artifact's kernel plan loaded
+// onto a device, and execute(batch, kv) runs one step of the batch form
+// (backend/Batch.h) over a paged KV cache (kv/PagedKVCache.h). Sessions,
+// generation, the schedulers and the tools reach a backend only through
+// this header; each backend lives in its own folder under runtime/backends/.
+#pragma once
+
+#include "runtime/artifact/Artifact.h"
+#include "runtime/backend/Batch.h"
+#include "runtime/backend/Device.h"
+#include "runtime/kv/PagedKVCache.h"
+#include "runtime/support/Expected.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace lathe::backend {
+
+/// Which kernels run the plan: the backend's fast kernels, or the scalar
+/// float64-accumulating reference kernels every faster kernel is tested
+/// against (one thread).
+enum class KernelPath { Fast, Reference };
+
+struct ExecutionOptions {
+  /// The artifact's target to run ("cpu").
+  std::string target = "cpu";
+  /// Threads for the kernels, the caller included; 0 = every core this
+  /// process may use, more are clamped to that.
+  int threads = 0;
+  KernelPath kernels = KernelPath::Fast;
+  /// Run the artifact's generated code when it has some (fast path only);
+  /// false interprets the plan instead.
+  bool nativeCode = true;
+  /// Matmuls with packed weights of the formats that allow it round their
+  /// input to int8 per block and use integer dot products. Faster, and no
+  /// longer the reference numerics.
+  bool int8Activations = false;
+};
+
+/// Called before every matmul step with the step's index in the plan and
+/// its input rows (rows x width floats): calibration collects activation
+/// statistics through it.
+using MatMulObserver = std::function<void(size_t step, const float *input, int64_t rows,
+                                          int64_t width)>;
+
+class Executable {
+public:
+  virtual ~Executable() = default;
+
+  const artifact::Artifact &artifact() const { return *artifact_; }
+  const std::shared_ptr<const artifact::Artifact> &sharedArtifact() const { return artifact_; }
+  const plan::ModelConfig &config() const { return artifact_->config(); }
+  virtual Device &device() = 0;
+
+  /// The layout of a KV cache of `blocks` blocks that this executable's
+  /// steps read and write (element format, rows, block size).
+  virtual kv::KVLayout kvLayout(int64_t blocks) const = 0;
+  /// A KV cache on this executable's device with room for `tokens` slots
+  /// (rounded up to whole blocks), sequences at most the model's context.
+  Expected<std::unique_ptr<kv::PagedKVCache>> createKVCache(int64_t tokens);
+
+  /// Runs one step: checks the batch (validateBatch), grows its sequences
+  /// in `kv` by their tokens, stores their keys and values and returns the
+  /// logits of the tokens that want them, one row of vocab scores each, in
+  /// batch order. The rows stay valid until the next execute. On failure
+  /// nothing has changed.
+  virtual Expected<std::span<const float>> execute(const Batch &batch,
+                                                   kv::PagedKVCache &kv) = 0;
+
+  /// Threads the kernels run on.
+  virtual int threads() const = 0;
+  /// Whether generated code (rather than an interpreter) runs the steps.
+  virtual bool usesNativeCode() const = 0;
+  /// The kernels' options after loading (e.g. int8 activations off where
+  /// the machine or the formats do not allow them).
+  virtual const ExecutionOptions &options() const = 0;
+  /// Sets the calibration hook; a backend that cannot call it says so.
+  virtual Status setMatMulObserver(MatMulObserver observer) = 0;
+
+protected:
+  explicit Executable(std::shared_ptr<const artifact::Artifact> artifact)
+      : artifact_(std::move(artifact)) {}
+
+private:
+  std::shared_ptr<const artifact::Artifact> artifact_;
+};
+
+/// Loads `artifact` for `options.target` on the backend that runs it.
+/// Fails with one line when the artifact holds no plan for the target, the
+/// target has no backend here, or the options do not fit.
+Expected<std::shared_ptr<Executable>> load(std::shared_ptr<const artifact::Artifact> artifact,
+                                           const ExecutionOptions &options = {});
+
+} // namespace lathe::backend

@@ -1,0 +1,65 @@
+#include "runtime/backends/cpu/CpuDevice.h"
+
+#include "runtime/support/HugePages.h"
+
+#include <cstring>
+#include <fmt/format.h>
+#include <new>
+
+namespace lathe::cpu {
+namespace {
+
+/// Zeroed host memory; 2 MiB and more on huge pages (a KV cache is streamed
+/// by every decode step, like the weights).
+class HostBuffer final : public backend::Buffer {
+public:
+  explicit HostBuffer(size_t bytes) : size_(bytes) {
+    if (bytes >= (size_t(2) << 20)) {
+      region_ = mapHugePages(bytes);
+      data_ = region_.data;
+    } else {
+      small_.reset(new (std::nothrow) uint8_t[bytes ? bytes : 1]());
+      data_ = small_.get();
+    }
+  }
+  ~HostBuffer() override { unmapHugePages(region_); }
+  bool ok() const { return data_ != nullptr; }
+  size_t size() const override { return size_; }
+  uint8_t *hostData() override { return data_; }
+
+private:
+  size_t size_;
+  HugePageRegion region_;
+  std::unique_ptr<uint8_t[]> small_;
+  uint8_t *data_ = nullptr;
+};
+
+} // namespace
+
+CpuDevice &CpuDevice::instance() {
+  static CpuDevice device;
+  return device;
+}
+
+Expected<std::unique_ptr<backend::Buffer>> CpuDevice::allocate(size_t bytes) {
+  auto buffer = std::make_unique<HostBuffer>(bytes);
+  if (!buffer->ok())
+    return Error(fmt::format("out of memory ({:.1f} MiB)", double(bytes) / (1 << 20)));
+  return std::unique_ptr<backend::Buffer>(std::move(buffer));
+}
+
+void CpuDevice::copy(backend::Buffer &buffer, size_t to, size_t from, size_t bytes) {
+  uint8_t *data = buffer.hostData();
+  std::memcpy(data + to, data + from, bytes);
+}
+
+std::shared_ptr<threading::ThreadPool> CpuDevice::threadPool(int threads) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto pool = pool_.lock(); pool && pool->size() == threads)
+    return pool;
+  auto pool = std::make_shared<threading::ThreadPool>(threads);
+  pool_ = pool;
+  return pool;
+}
+
+} // namespace lathe::cpu

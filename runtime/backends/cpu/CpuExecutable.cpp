@@ -1,0 +1,407 @@
+#include "runtime/backends/cpu/CpuExecutable.h"
+
+#include "runtime/backends/cpu/CpuDevice.h"
+#include "runtime/backends/cpu/kernels/Attention.h"
+#include "runtime/backends/cpu/kernels/Matmul.h"
+#include "runtime/kernels/ReferenceKernels.h"
+#include "runtime/support/HugePages.h"
+
+#include <fmt/format.h>
+#include <new>
+#include <type_traits>
+
+namespace lathe::cpu {
+
+using backend::KernelPath;
+
+Expected<std::shared_ptr<backend::Executable>>
+CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
+                    const backend::ExecutionOptions &options) {
+  const plan::KernelPlan *plan = artifact->schedule(options.target);
+  if (!plan)
+    return Error(fmt::format("{}: compiled for no '{}' target", artifact->path(),
+                             options.target));
+  if (options.int8Activations && options.kernels == KernelPath::Reference)
+    return Error("--int8-activations runs the SIMD integer kernels; it cannot be combined "
+                 "with --kernels=reference");
+  std::shared_ptr<native::NativeModel> nativeModel;
+  if (plan->native && options.nativeCode && options.kernels == KernelPath::Fast) {
+    auto loaded = native::NativeModel::load(*plan, artifact->path());
+    if (!loaded)
+      return loaded.error();
+    nativeModel = *loaded;
+  }
+  try {
+    std::shared_ptr<CpuExecutable> executable(
+        new CpuExecutable(std::move(artifact), plan, options));
+    executable->native_ = std::move(nativeModel);
+    if (executable->options_.int8Activations && !executable->packPanels())
+      return Error("cannot allocate memory to repack the weights for the int8 decode kernel");
+    return std::shared_ptr<backend::Executable>(std::move(executable));
+  } catch (const std::bad_alloc &) {
+    return Error("cannot allocate memory for the CPU executable");
+  }
+}
+
+CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
+                             const plan::KernelPlan *plan,
+                             const backend::ExecutionOptions &options)
+    : Executable(std::move(artifact)), plan_(plan), options_(options) {
+  if (options_.kernels == KernelPath::Reference) {
+    options_.int8Activations = false;
+    options_.nativeCode = false;
+  }
+  // More threads than cores would only make spinning workers steal time
+  // from each other (decode gets slower, not faster): clamp.
+  const int cores = threading::defaultThreadCount();
+  int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
+  if (options_.kernels == KernelPath::Reference)
+    threads = 1;
+  pool_ = CpuDevice::instance().threadPool(threads);
+  buffers_.resize(plan_->bufferWidths.size());
+}
+
+backend::Device &CpuExecutable::device() { return CpuDevice::instance(); }
+
+kv::KVLayout CpuExecutable::kvLayout(int64_t blocks) const {
+  kv::KVLayout layout;
+  layout.layers = plan_->kvLayers;
+  layout.width = static_cast<int64_t>(plan_->kvWidth);
+  layout.blockSize = 16;
+  layout.blocks = blocks;
+  layout.element = ElementType::F32; // the CPU attention kernels read f32
+  return layout;
+}
+
+Status CpuExecutable::setMatMulObserver(backend::MatMulObserver observer) {
+  if (native_ && observer)
+    return Error("the generated CPU code calls no matmul observer; load with nativeCode off");
+  observer_ = std::move(observer);
+  return Status::ok();
+}
+
+namespace {
+
+using PanelTable = std::vector<std::shared_ptr<const kernels::simd::PanelWeights>>;
+
+/// Every matmul weight of `plan` the panel kernel takes, repacked into one
+/// huge-page arena (decode streams every panel, and the small ones would
+/// otherwise sit on 4 KiB pages); indexed by tensor, null for the others.
+/// Null when memory runs out.
+std::shared_ptr<const PanelTable> buildPanels(const artifact::Artifact &artifact,
+                                              const plan::KernelPlan &plan) {
+  const auto &tensors = artifact.tensors();
+  std::vector<uint32_t> weights;
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  std::vector<bool> seen(tensors.size(), false);
+  auto consider = [&](uint32_t index) {
+    const plan::TensorInfo &info = tensors[index];
+    if (seen[index] || !info.quant || info.shape.size() != 2)
+      return;
+    seen[index] = true;
+    const size_t bytes = kernels::simd::panelStorageBytes(*info.quant, info.shape[0],
+                                                          info.shape[1]);
+    if (bytes == 0)
+      return;
+    weights.push_back(index);
+    offsets.push_back(total);
+    total += bytes; // a multiple of 64: every panel stays aligned
+  };
+  for (const plan::Step &step : plan.steps) {
+    if (const auto *m = std::get_if<plan::MatMulStep>(&step))
+      consider(m->weight);
+    if (const auto *l = std::get_if<plan::LogitsStep>(&step))
+      consider(l->classifier);
+  }
+  auto table = std::make_shared<PanelTable>(tensors.size());
+  if (weights.empty())
+    return table;
+  std::shared_ptr<uint8_t> arena = allocateHugePages(total);
+  if (!arena)
+    return nullptr;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const plan::TensorInfo &info = tensors[weights[i]];
+    auto panels = std::make_shared<kernels::simd::PanelWeights>();
+    if (!kernels::simd::packPanels(artifact.tensorData(weights[i]).data(), *info.quant,
+                                   info.shape[0], info.shape[1], *panels, arena, offsets[i]))
+      return nullptr;
+    (*table)[weights[i]] = std::move(panels);
+  }
+  return table;
+}
+
+} // namespace
+
+bool CpuExecutable::packPanels() {
+  // Built once per artifact and plan, shared by every executable running it.
+  try {
+    auto shared = artifact().derived("cpu-panels:" + plan_->target, [&] {
+      return std::static_pointer_cast<const void>(buildPanels(artifact(), *plan_));
+    });
+    if (!shared)
+      return false;
+    panels_ = *std::static_pointer_cast<const PanelTable>(shared);
+    return true;
+  } catch (const std::bad_alloc &) {
+    return false;
+  }
+}
+
+/// The runtime side of native/CpuModelAbi.h: the generated code's calls land
+/// on the executable's kernels for the step in progress.
+struct NativeKernels {
+  static CpuExecutable &self(LatheCpuContext *ctx) {
+    return *reinterpret_cast<CpuExecutable *>(ctx);
+  }
+  static void matmul(LatheCpuContext *ctx, const float *x, int64_t rows, uint32_t weight,
+                     float *y) {
+    self(ctx).matmul(x, rows, weight, y);
+  }
+  static void matmuls(LatheCpuContext *ctx, const float *x, int64_t rows, uint32_t count,
+                      const uint32_t *weights, float *const *outputs) {
+    self(ctx).matmuls(x, rows, count, weights, outputs);
+  }
+  static void embedding(LatheCpuContext *ctx, uint32_t table, float *out) {
+    CpuExecutable &e = self(ctx);
+    const plan::TensorInfo &info = e.artifact().tensors()[table];
+    kernels::embedding({info.type, e.artifact().tensorData(table).data(), info.shape[0],
+                        info.shape[1], info.quant ? &*info.quant : nullptr},
+                       e.batch_->tokens, out);
+  }
+  static void attention(LatheCpuContext *ctx, const float *q, const float *k,
+                        const float *v, uint32_t layer, uint32_t heads, uint32_t kvHeads,
+                        uint32_t headDim, float *out) {
+    self(ctx).attention(q, k, v, layer, heads, kvHeads, headDim, out);
+  }
+  static const float *f32Tensor(LatheCpuContext *ctx, uint32_t index) {
+    CpuExecutable &e = self(ctx);
+    const plan::TensorInfo &info = e.artifact().tensors()[index];
+    if (info.type != ElementType::F32 || info.quant)
+      return nullptr;
+    return reinterpret_cast<const float *>(e.artifact().tensorData(index).data());
+  }
+  static void logits(LatheCpuContext *ctx, const float *x, uint32_t classifier, float *y) {
+    self(ctx).logits(x, classifier, y);
+  }
+  static constexpr LatheCpuKernels table = {LATHE_CPU_ABI_VERSION, matmul, embedding,
+                                            attention, f32Tensor, matmuls, logits};
+};
+
+Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &batch,
+                                                        kv::PagedKVCache &kv) {
+  std::lock_guard<std::mutex> lock(step_);
+  const plan::ModelConfig &c = config();
+  if (Status s = backend::validateBatch(batch, c.vocab, c.context, kv); !s)
+    return s.error();
+  const kv::KVLayout expected = kvLayout(kv.layout().blocks);
+  if (kv.layout().layers != expected.layers || kv.layout().width != expected.width ||
+      kv.layout().element != expected.element || !kv.keys(0))
+    return Error("the KV cache does not have this model's layout on the CPU");
+  const int64_t rows = static_cast<int64_t>(batch.size());
+  try {
+    for (size_t b = 0; b < buffers_.size(); ++b)
+      if (buffers_[b].size() < rows * plan_->bufferWidths[b])
+        buffers_[b].resize(rows * plan_->bufferWidths[b]);
+  } catch (const std::bad_alloc &) {
+    return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
+  }
+  if (Status s = layout_.prepare(batch, kv); !s)
+    return s.error();
+  // One attention score row per head, so that heads can run in parallel.
+  scratch_.resize(size_t(c.heads) * size_t(layout_.mostVisible));
+  batch_ = &batch;
+  kv_ = &kv;
+
+  if (native_) {
+    bufferPointers_.resize(buffers_.size());
+    for (size_t b = 0; b < buffers_.size(); ++b)
+      bufferPointers_[b] = buffers_[b].data();
+    native_->forward()(&NativeKernels::table, reinterpret_cast<LatheCpuContext *>(this),
+                       bufferPointers_.data(), batch.positions.data(), rows);
+  } else {
+    for (size_t i = 0; i < plan_->steps.size(); ++i)
+      run(i, plan_->steps[i], rows);
+  }
+  batch_ = nullptr;
+  kv_ = nullptr;
+  return std::span<const float>(buffers_[plan_->logits].data(),
+                                layout_.logitTokens.size() * size_t(c.vocab));
+}
+
+void CpuExecutable::matmul(const float *x, int64_t rows, uint32_t index, float *y) {
+  matmuls(x, rows, 1, &index, &y);
+}
+
+void CpuExecutable::logits(const float *x, uint32_t classifier, float *y) {
+  const std::vector<int32_t> &wanted = layout_.logitTokens;
+  if (wanted.empty())
+    return;
+  const int64_t width = artifact().tensors()[classifier].shape[1];
+  // Consecutive rows (a prompt's last token, every token of a scored text)
+  // are read in place; others are gathered first.
+  bool consecutive = true;
+  for (size_t i = 1; i < wanted.size(); ++i)
+    consecutive = consecutive && wanted[i] == wanted[i - 1] + 1;
+  const float *input = x + int64_t{wanted[0]} * width;
+  if (!consecutive) {
+    gathered_.resize(wanted.size() * size_t(width));
+    for (size_t i = 0; i < wanted.size(); ++i)
+      std::copy_n(x + int64_t{wanted[i]} * width, width, gathered_.data() + i * width);
+    input = gathered_.data();
+  }
+  matmul(input, static_cast<int64_t>(wanted.size()), classifier, y);
+}
+
+void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
+                            const uint32_t *weights, float *const *outputs) {
+  if (options_.kernels == KernelPath::Reference) {
+    for (uint32_t i = 0; i < count; ++i) {
+      const plan::TensorInfo &info = artifact().tensors()[weights[i]];
+      kernels::matmul(x, rows,
+                      {info.type, artifact().tensorData(weights[i]).data(), info.shape[0],
+                       info.shape[1], info.quant ? &*info.quant : nullptr},
+                      outputs[i]);
+    }
+    return;
+  }
+  if (quantizedInputs_.size() < count)
+    quantizedInputs_.resize(count);
+  jobs_.clear();
+  int64_t units = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    jobs_.push_back(prepareMatmul(x, rows, weights[i], outputs[i], quantizedInputs_[i]));
+    units += jobs_.back().units;
+  }
+  // Units are numbered across the products in order; a thread's contiguous
+  // share may span several of them.
+  pool_->parallelFor(0, units, [&](int64_t u0, int64_t u1) {
+    int64_t first = 0;
+    for (const MatmulJob &job : jobs_) {
+      const int64_t lo = std::max(u0, first), hi = std::min(u1, first + job.units);
+      if (lo < hi)
+        runMatmul(job, lo - first, hi - first);
+      first += job.units;
+    }
+  });
+}
+
+CpuExecutable::MatmulJob CpuExecutable::prepareMatmul(const float *x, int64_t rows,
+                                                      uint32_t index, float *y,
+                                                      kernels::simd::Int8Activations &quantized) {
+  namespace simd = kernels::simd;
+  const plan::TensorInfo &info = artifact().tensors()[index];
+  const int64_t n = info.shape[0], k = info.shape[1];
+  MatmulJob job{MatmulKernel::Float, index, x, rows, y, nullptr,
+                (n + kRowsPerUnit - 1) / kRowsPerUnit};
+  // An earlier product of the group with the same format and kernel has
+  // quantized this input already (q/k/v usually share one format).
+  for (const MatmulJob &earlier : jobs_) {
+    const plan::TensorInfo &other = artifact().tensors()[earlier.weight];
+    if (earlier.quantized && other.quant && info.quant && *other.quant == *info.quant &&
+        other.shape[1] == k && bool(panels_[earlier.weight]) == bool(panels_[index])) {
+      job.kind = earlier.kind;
+      job.quantized = earlier.quantized;
+      job.units = earlier.kind == MatmulKernel::Panels ? panels_[index]->panels : job.units;
+      return job;
+    }
+  }
+  const bool int8 = options_.int8Activations;
+  if (int8 && panels_[index] &&
+      simd::quantizeActivations(x, rows, k, *info.quant, quantized, simd::CodeOrder::Columns)) {
+    job.kind = MatmulKernel::Panels;
+    job.quantized = &quantized;
+    job.units = panels_[index]->panels;
+  } else if (int8 && info.quant && simd::supportsInt8Activations(*info.quant) &&
+             simd::quantizeActivations(x, rows, k, *info.quant, quantized)) {
+    job.kind = MatmulKernel::Int8Rows;
+    job.quantized = &quantized;
+  }
+  return job;
+}
+
+void CpuExecutable::runMatmul(const MatmulJob &job, int64_t u0, int64_t u1) {
+  namespace simd = kernels::simd;
+  if (job.kind == MatmulKernel::Panels) {
+    simd::matmulPanels(*job.quantized, *panels_[job.weight], job.y, u0, u1);
+    return;
+  }
+  const plan::TensorInfo &info = artifact().tensors()[job.weight];
+  const uint8_t *data = artifact().tensorData(job.weight).data();
+  const int64_t n = info.shape[0], k = info.shape[1];
+  const int64_t n0 = u0 * kRowsPerUnit, n1 = std::min(n, u1 * kRowsPerUnit);
+  const float *x = job.x;
+  if (job.kind == MatmulKernel::Int8Rows)
+    simd::matmulPackedInt8(*job.quantized, data, *info.quant, n, job.y, n0, n1);
+  else if (info.quant)
+    simd::matmulPacked(x, job.rows, data, *info.quant, n, k, job.y, n0, n1);
+  else if (info.type == ElementType::F32)
+    simd::matmulF32(x, job.rows, reinterpret_cast<const float *>(data), n, k, job.y, n0, n1);
+  else if (info.type == ElementType::BF16)
+    simd::matmulBF16(x, job.rows, reinterpret_cast<const uint16_t *>(data), n, k, job.y, n0, n1);
+  else
+    simd::matmulF16(x, job.rows, reinterpret_cast<const uint16_t *>(data), n, k, job.y, n0, n1);
+}
+
+void CpuExecutable::attention(const float *q, const float *k, const float *v, uint32_t layer,
+                              uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out) {
+  const int64_t stride = layout_.mostVisible;
+  kernels::KVLayerView cache{reinterpret_cast<float *>(kv_->keys(layer)),
+                             reinterpret_cast<float *>(kv_->values(layer)), stride,
+                             static_cast<int64_t>(plan_->kvWidth)};
+  kernels::storeKV(k, v, layout_.storeRows, cache);
+  const bool reference = options_.kernels == KernelPath::Reference;
+  pool_->parallelFor(0, heads, [&](int64_t h0, int64_t h1) {
+    float *scratch = scratch_.data() + h0 * stride;
+    if (reference)
+      kernels::attendHeads(q, layout_.visible, heads, kvHeads, headDim, cache, h0, h1, scratch,
+                           out);
+    else
+      kernels::simd::attendHeads(q, layout_.visible, heads, kvHeads, headDim, cache, h0, h1,
+                                 scratch, out);
+  });
+}
+
+void CpuExecutable::run(size_t index, const plan::Step &step, int64_t rows) {
+  auto weight = [&](uint32_t index) {
+    const plan::TensorInfo &info = artifact().tensors()[index];
+    int64_t cols = info.shape.size() == 2 ? info.shape[1] : info.shape[0];
+    int64_t r = info.shape.size() == 2 ? info.shape[0] : 1;
+    return kernels::WeightView{info.type, artifact().tensorData(index).data(), r, cols,
+                               info.quant ? &*info.quant : nullptr};
+  };
+  auto buf = [&](uint32_t index) { return buffers_[index].data(); };
+  auto width = [&](uint32_t index) {
+    return static_cast<int64_t>(plan_->bufferWidths[index]);
+  };
+
+  std::visit(
+      [&](const auto &s) {
+        using T = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<T, plan::EmbeddingStep>) {
+          kernels::embedding(weight(s.table), batch_->tokens, buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::RmsNormStep>) {
+          kernels::rmsNorm(buf(s.input), weight(s.gain), s.epsilon, rows,
+                           width(s.input), buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::MatMulStep>) {
+          if (observer_)
+            observer_(index, buf(s.input), rows, width(s.input));
+          matmul(buf(s.input), rows, s.weight, buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::RopeStep>) {
+          kernels::rope(buf(s.input), batch_->positions, width(s.input), s.headDim, s.theta,
+                        s.layout, buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::AttentionStep>) {
+          attention(buf(s.queries), buf(s.keys), buf(s.values), s.layer, s.heads, s.kvHeads,
+                    s.headDim, buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::SiluMulStep>) {
+          kernels::siluMul(buf(s.gate), buf(s.up), rows * width(s.gate), buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::AddStep>) {
+          kernels::add(buf(s.lhs), buf(s.rhs), rows * width(s.lhs), buf(s.output));
+        } else {
+          logits(buf(s.input), s.classifier, buf(s.output));
+        }
+      },
+      step);
+}
+
+} // namespace lathe::cpu

@@ -1,0 +1,96 @@
+// The CPU backend's executable: an artifact's CPU kernel plan, run either by
+// the model's generated code (runtime/backends/cpu/native) or by an
+// interpreter of the plan, on the SIMD micro-kernels (kernels/) split over
+// the process's thread pool, or on the scalar reference kernels.
+#pragma once
+
+#include "runtime/backend/Executable.h"
+#include "runtime/backends/cpu/ThreadPool.h"
+#include "runtime/backends/cpu/kernels/Int8Matmul.h"
+#include "runtime/backends/cpu/kernels/PanelMatmul.h"
+#include "runtime/backends/cpu/native/NativeModel.h"
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace lathe::cpu {
+
+class CpuExecutable final : public backend::Executable {
+public:
+  static Expected<std::shared_ptr<backend::Executable>>
+  load(std::shared_ptr<const artifact::Artifact> artifact, const backend::ExecutionOptions &options);
+
+  backend::Device &device() override;
+  kv::KVLayout kvLayout(int64_t blocks) const override;
+  Expected<std::span<const float>> execute(const backend::Batch &batch,
+                                           kv::PagedKVCache &kv) override;
+  int threads() const override { return pool_->size(); }
+  bool usesNativeCode() const override { return native_ != nullptr; }
+  const backend::ExecutionOptions &options() const override { return options_; }
+  Status setMatMulObserver(backend::MatMulObserver observer) override;
+
+  /// Which kernel a product of weight `tensor` ran on in the last step:
+  /// the int8 panel kernel, the int8 row kernel or a float kernel.
+  enum class MatmulKernel { Panels, Int8Rows, Float };
+
+private:
+  CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan,
+                const backend::ExecutionOptions &options);
+  void run(size_t index, const plan::Step &step, int64_t rows);
+  /// y = x * W^T for `rows` rows, on the chosen kernel path.
+  void matmul(const float *x, int64_t rows, uint32_t weight, float *y);
+  /// Several products of the same input (q/k/v, gate/up) as one parallel
+  /// job: the threads meet once instead of once per weight.
+  void matmuls(const float *x, int64_t rows, uint32_t count, const uint32_t *weights,
+               float *const *outputs);
+  /// The classifier for the step's tokens that want logits.
+  void logits(const float *x, uint32_t classifier, float *y);
+  void attention(const float *q, const float *k, const float *v, uint32_t layer,
+                 uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out);
+
+  /// One product prepared for the SIMD path (activations quantized where
+  /// needed), split into units of work: one panel or kRowsPerUnit rows.
+  static constexpr int64_t kRowsPerUnit = 16;
+  struct MatmulJob {
+    MatmulKernel kind;
+    uint32_t weight;
+    const float *x;
+    int64_t rows;
+    float *y;
+    const kernels::simd::Int8Activations *quantized;
+    int64_t units;
+  };
+  MatmulJob prepareMatmul(const float *x, int64_t rows, uint32_t weight, float *y,
+                          kernels::simd::Int8Activations &quantized);
+  void runMatmul(const MatmulJob &job, int64_t u0, int64_t u1);
+  /// Repacks every matmul weight the panel kernel takes; false when memory
+  /// runs out.
+  bool packPanels();
+
+  const plan::KernelPlan *plan_;
+  backend::ExecutionOptions options_;
+  std::shared_ptr<threading::ThreadPool> pool_;
+  std::shared_ptr<native::NativeModel> native_;
+  backend::MatMulObserver observer_;
+  /// With int8 activations on an AVX-512 VNNI machine: the packed weights
+  /// repacked into row panels for the decode kernel, by tensor index (null
+  /// for tensors the panel kernel does not take); shared by every
+  /// executable of the artifact.
+  std::vector<std::shared_ptr<const kernels::simd::PanelWeights>> panels_;
+
+  // One step at a time: the state below belongs to the step in progress.
+  std::mutex step_;
+  const backend::Batch *batch_ = nullptr;
+  kv::PagedKVCache *kv_ = nullptr;
+  backend::StepLayout layout_;
+  std::vector<std::vector<float>> buffers_;
+  std::vector<float *> bufferPointers_;
+  std::vector<float> scratch_, gathered_;
+  std::vector<kernels::simd::Int8Activations> quantizedInputs_; // one per product of a group
+  std::vector<MatmulJob> jobs_;
+
+  friend struct NativeKernels;
+};
+
+} // namespace lathe::cpu

@@ -1,0 +1,232 @@
+// The attention kernel of Attention.h, compiled once per Highway target and
+// picked at run time with HWY_DYNAMIC_DISPATCH.
+//
+// Per query row and head, three passes over the cached positions: scores
+// (four positions at a time share the query's loads and one reduction),
+// the softmax numerators with Highway's vector Exp, then the weighted sum of
+// value rows with the head's output kept in registers (up to four vectors
+// of it per pass over the positions). A head dimension that is not a
+// multiple of the vector length is handled with masked loads and stores.
+
+#include "runtime/backends/cpu/kernels/HighwayTargets.h"
+
+#include "runtime/backends/cpu/kernels/Attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+// foreach_target.h includes this file again for every target; the plain
+// definitions above its include must be seen once.
+#ifndef LATHE_KERNELS_SIMD_ATTENTION_DETAIL_
+#define LATHE_KERNELS_SIMD_ATTENTION_DETAIL_
+namespace lathe::kernels::simd::detail {
+struct AttentionArgs {
+  const float *q;
+  const backend::VisibleRows *visible;
+  int64_t rows, heads, kvHeads, headDim;
+  KVLayerView cache;
+  int64_t h0, h1;
+  float *scratch, *out;
+};
+} // namespace lathe::kernels::simd::detail
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime/backends/cpu/kernels/Attention.cpp"
+#include "hwy/foreach_target.h" // IWYU pragma: keep
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lathe::kernels::simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using detail::AttentionArgs;
+
+/// The first `count` (< lanes) floats at p, the other lanes zero, reading
+/// nothing past p + count: x86 masked loads suppress the masked lanes, the
+/// portable target's MaskedLoad reads a whole vector, so it copies instead.
+HWY_INLINE hn::Vec<DF> loadFirst(DF d, const float *p, size_t count) {
+#if HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR
+  HWY_ALIGN float buffer[hn::MaxLanes(DF())] = {};
+  std::copy_n(p, count, buffer);
+  return hn::Load(d, buffer);
+#else
+  return hn::MaskedLoad(hn::FirstN(d, count), d, p);
+#endif
+}
+
+/// Loads lanes [i, i + lanes) of a head row of `dim` floats; lanes past the
+/// end read as zero and are never touched in memory.
+HWY_INLINE hn::Vec<DF> loadHead(DF d, const float *p, int64_t i, int64_t dim) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  if (i + lanes <= dim)
+    return hn::LoadU(d, p + i);
+  return loadFirst(d, p + i, static_cast<size_t>(dim - i));
+}
+
+/// Lanes i of (hi, lo) added to their neighbours: the lower half of the
+/// result holds lo's pairwise sums, the upper half hi's.
+HWY_INLINE hn::Vec<DF> pairSums(DF d, hn::Vec<DF> hi, hn::Vec<DF> lo) {
+  return hn::Add(hn::ConcatEven(d, hi, lo), hn::ConcatOdd(d, hi, lo));
+}
+
+/// The sums of the lanes of a, b, c and d in lanes 0..3 (a vector has at
+/// least four lanes): two or three levels of pairwise sums shared by the
+/// four, instead of four separate reductions.
+HWY_INLINE hn::Vec<DF> sumsOf4(DF d, hn::Vec<DF> a, hn::Vec<DF> b, hn::Vec<DF> c,
+                               hn::Vec<DF> e) {
+  // Quarters of w: partial sums of a, b, c, e, lanes / 4 each.
+  auto w = pairSums(d, pairSums(d, e, c), pairSums(d, b, a));
+  for (size_t partials = hn::Lanes(d) / 4; partials > 1; partials /= 2)
+    w = pairSums(d, w, w);
+  return w;
+}
+
+/// scores[p] = (q . k_p) * scale for the p < len visible rows; returns
+/// their maximum. `keys` points at the head's lanes of row 0.
+HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride,
+                        const backend::VisibleRows &rows, int64_t dim, int64_t len,
+                        float scale, float *s) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  float maxScore = -std::numeric_limits<float>::infinity();
+  int64_t p = 0;
+  for (; p + 4 <= len; p += 4) {
+    const float *k0 = keys + int64_t{rows[p]} * stride;
+    const float *k1 = keys + int64_t{rows[p + 1]} * stride;
+    const float *k2 = keys + int64_t{rows[p + 2]} * stride;
+    const float *k3 = keys + int64_t{rows[p + 3]} * stride;
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t i = 0; i < dim; i += lanes) {
+      const auto qv = loadHead(d, qh, i, dim);
+      a0 = hn::MulAdd(qv, loadHead(d, k0, i, dim), a0);
+      a1 = hn::MulAdd(qv, loadHead(d, k1, i, dim), a1);
+      a2 = hn::MulAdd(qv, loadHead(d, k2, i, dim), a2);
+      a3 = hn::MulAdd(qv, loadHead(d, k3, i, dim), a3);
+    }
+    HWY_ALIGN float sums[hn::MaxLanes(DF())];
+    hn::Store(sumsOf4(d, a0, a1, a2, a3), d, sums);
+    for (int j = 0; j < 4; ++j) {
+      s[p + j] = sums[j] * scale;
+      maxScore = std::max(maxScore, s[p + j]);
+    }
+  }
+  for (; p < len; ++p) {
+    const float *kp = keys + int64_t{rows[p]} * stride;
+    auto a = hn::Zero(d);
+    for (int64_t i = 0; i < dim; i += lanes)
+      a = hn::MulAdd(loadHead(d, qh, i, dim), loadHead(d, kp, i, dim), a);
+    s[p] = hn::GetLane(hn::SumOfLanes(d, a)) * scale;
+    maxScore = std::max(maxScore, s[p]);
+  }
+  return maxScore;
+}
+
+/// exp(x), except that NaN stays NaN (Highway's Exp flushes it to 0): a NaN
+/// score must poison the head's output, as in the reference. Exp itself
+/// only sees finite arguments >= -128 (it returns 0 below -104 anyway):
+/// its range reduction converts to integers, undefined for NaN and -inf.
+HWY_INLINE hn::Vec<DF> expKeepingNaN(DF d, hn::Vec<DF> x) {
+  const auto nan = hn::IsNaN(x);
+  const auto safe = hn::IfThenZeroElse(nan, hn::Max(x, hn::Set(d, -128.0f)));
+  return hn::IfThenElse(nan, x, hn::Exp(d, safe));
+}
+
+/// s[p] = exp(s[p] - maxScore) for p < len; returns their sum.
+HWY_INLINE float softmaxNumerators(DF d, float *s, int64_t len, float maxScore) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto m = hn::Set(d, maxScore);
+  auto sum = hn::Zero(d);
+  int64_t p = 0;
+  for (; p + lanes <= len; p += lanes) {
+    const auto e = expKeepingNaN(d, hn::Sub(hn::LoadU(d, s + p), m));
+    hn::StoreU(e, d, s + p);
+    sum = hn::Add(sum, e);
+  }
+  if (p < len) {
+    const size_t count = static_cast<size_t>(len - p);
+    const auto mask = hn::FirstN(d, count);
+    const auto e = hn::IfThenElseZero(mask, expKeepingNaN(d, hn::Sub(loadFirst(d, s + p, count), m)));
+    hn::BlendedStore(e, mask, d, s + p);
+    sum = hn::Add(sum, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(d, sum));
+}
+
+/// out[0..dim) = sum_p w[p] * v_p / total, up to four vectors of the head
+/// per pass over the positions.
+HWY_INLINE void weightedValues(DF d, const float *w, const float *values, int64_t stride,
+                               const backend::VisibleRows &rows, int64_t dim, int64_t len,
+                               float total, float *out) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  const auto inverse = hn::Set(d, 1.0f / total);
+  for (int64_t i0 = 0; i0 < dim; i0 += 4 * lanes) {
+    const int64_t vecs = std::min<int64_t>(4, (dim - i0 + lanes - 1) / lanes);
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t p = 0; p < len; ++p) {
+      const auto wp = hn::Set(d, w[p]);
+      const float *vp = values + int64_t{rows[p]} * stride;
+      a0 = hn::MulAdd(wp, loadHead(d, vp, i0, dim), a0);
+      if (vecs > 1) a1 = hn::MulAdd(wp, loadHead(d, vp, i0 + lanes, dim), a1);
+      if (vecs > 2) a2 = hn::MulAdd(wp, loadHead(d, vp, i0 + 2 * lanes, dim), a2);
+      if (vecs > 3) a3 = hn::MulAdd(wp, loadHead(d, vp, i0 + 3 * lanes, dim), a3);
+    }
+    const hn::Vec<DF> acc[4] = {a0, a1, a2, a3};
+    for (int64_t j = 0; j < vecs; ++j) {
+      const int64_t i = i0 + j * lanes;
+      const auto r = hn::Mul(acc[j], inverse);
+      if (i + lanes <= dim)
+        hn::StoreU(r, d, out + i);
+      else
+        hn::BlendedStore(r, hn::FirstN(d, static_cast<size_t>(dim - i)), d, out + i);
+    }
+  }
+}
+
+void AttendHeadsImpl(const AttentionArgs &a) {
+  const DF d;
+  const int64_t qWidth = a.heads * a.headDim;
+  const int64_t group = a.heads / a.kvHeads;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.headDim)));
+  for (int64_t t = 0; t < a.rows; ++t) {
+    const backend::VisibleRows &rows = a.visible[t];
+    const int64_t len = rows.count();
+    for (int64_t h = a.h0; h < a.h1; ++h) {
+      float *s = a.scratch + (h - a.h0) * a.cache.capacity;
+      const int64_t kvOffset = (h / group) * a.headDim;
+      const float *qh = a.q + t * qWidth + h * a.headDim;
+      const float maxScore = scores(d, qh, a.cache.keys + kvOffset, a.cache.width, rows,
+                                    a.headDim, len, scale, s);
+      const float total = softmaxNumerators(d, s, len, maxScore);
+      weightedValues(d, s, a.cache.values + kvOffset, a.cache.width, rows, a.headDim, len,
+                     total, a.out + t * qWidth + h * a.headDim);
+    }
+  }
+}
+
+} // namespace HWY_NAMESPACE
+} // namespace lathe::kernels::simd
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace lathe::kernels::simd {
+
+HWY_EXPORT(AttendHeadsImpl);
+
+void attendHeads(const float *q, std::span<const backend::VisibleRows> visible, int64_t heads,
+                 int64_t kvHeads, int64_t headDim, KVLayerView cache, int64_t h0,
+                 int64_t h1, float *scratch, float *out) {
+  if (visible.empty() || h0 >= h1 || headDim <= 0)
+    return;
+  const detail::AttentionArgs args{q,     visible.data(), static_cast<int64_t>(visible.size()),
+                                   heads, kvHeads,          headDim,
+                                   cache, h0,               h1,
+                                   scratch, out};
+  HWY_DYNAMIC_DISPATCH(AttendHeadsImpl)(args);
+}
+
+} // namespace lathe::kernels::simd
+#endif // HWY_ONCE

@@ -1,0 +1,209 @@
+#include "runtime/kv/PagedKVCache.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <limits>
+
+namespace lathe::kv {
+
+Expected<std::unique_ptr<PagedKVCache>>
+PagedKVCache::create(backend::Device &device, const KVLayout &layout,
+                     int64_t maxSequenceLength) {
+  if (layout.layers <= 0 || layout.width <= 0 || layout.blockSize <= 0 || layout.blocks <= 0 ||
+      maxSequenceLength <= 0)
+    return Error(fmt::format("KV cache: invalid shape ({} layers, width {}, {} blocks of {})",
+                             layout.layers, layout.width, layout.blocks, layout.blockSize));
+  if (layout.rows() > std::numeric_limits<int32_t>::max())
+    return Error(fmt::format("KV cache: {} rows are more than a row index can address",
+                             layout.rows()));
+  auto buffer = device.allocate(layout.totalBytes());
+  if (!buffer)
+    return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache: {}",
+                             double(layout.totalBytes()) / (1 << 20), buffer.error().message()));
+  return std::unique_ptr<PagedKVCache>(
+      new PagedKVCache(device, layout, maxSequenceLength, buffer.take()));
+}
+
+PagedKVCache::PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
+                           std::unique_ptr<backend::Buffer> buffer)
+    : device_(device), layout_(layout), maxLength_(maxLength), buffer_(std::move(buffer)),
+      references_(layout.blocks, 0) {
+  // A stack with block 0 on top: a fresh cache fills from the front.
+  free_.reserve(layout.blocks);
+  for (int64_t b = layout.blocks - 1; b >= 0; --b)
+    free_.push_back(static_cast<int32_t>(b));
+}
+
+SequenceId PagedKVCache::addSequence() {
+  for (size_t i = 0; i < sequences_.size(); ++i)
+    if (!sequences_[i].live) {
+      sequences_[i] = Sequence{true, 0, {}};
+      return static_cast<SequenceId>(i);
+    }
+  sequences_.push_back(Sequence{true, 0, {}});
+  return static_cast<SequenceId>(sequences_.size() - 1);
+}
+
+bool PagedKVCache::contains(SequenceId id) const {
+  return id >= 0 && static_cast<size_t>(id) < sequences_.size() && sequences_[id].live;
+}
+
+PagedKVCache::Sequence &PagedKVCache::get(SequenceId id) { return sequences_.at(id); }
+const PagedKVCache::Sequence &PagedKVCache::get(SequenceId id) const {
+  return sequences_.at(id);
+}
+
+int64_t PagedKVCache::length(SequenceId id) const { return get(id).length; }
+
+Expected<SequenceId> PagedKVCache::fork(SequenceId source) {
+  if (!contains(source))
+    return Error(fmt::format("KV cache: no sequence {} to fork", source));
+  SequenceId id = addSequence();
+  Sequence &copy = get(id); // after addSequence: it may reallocate
+  copy.length = get(source).length;
+  copy.blocks = get(source).blocks;
+  for (int32_t b : copy.blocks)
+    ++references_[b];
+  return id;
+}
+
+void PagedKVCache::removeSequence(SequenceId id) {
+  if (!contains(id))
+    return;
+  Sequence &s = get(id);
+  for (int32_t b : s.blocks)
+    releaseBlock(b);
+  s = Sequence{};
+}
+
+int32_t PagedKVCache::takeBlock() {
+  int32_t b = free_.back();
+  free_.pop_back();
+  references_[b] = 1;
+  return b;
+}
+
+void PagedKVCache::releaseBlock(int32_t b) {
+  if (--references_[b] == 0)
+    free_.push_back(b);
+}
+
+void PagedKVCache::copyRow(int64_t to, int64_t from) {
+  for (int64_t l = 0; l < layout_.layers; ++l)
+    for (bool value : {false, true})
+      device_.copy(*buffer_, layout_.offset(l, value, to), layout_.offset(l, value, from),
+                   layout_.rowBytes());
+}
+
+void PagedKVCache::copyBlock(int32_t to, int32_t from) {
+  const size_t bytes = size_t(layout_.blockSize) * layout_.rowBytes();
+  for (int64_t l = 0; l < layout_.layers; ++l)
+    for (bool value : {false, true})
+      device_.copy(*buffer_, layout_.offset(l, value, int64_t{to} * layout_.blockSize),
+                   layout_.offset(l, value, int64_t{from} * layout_.blockSize), bytes);
+}
+
+Status PagedKVCache::grow(SequenceId id, int64_t count) {
+  if (!contains(id))
+    return Error(fmt::format("KV cache: no sequence {}", id));
+  Sequence &s = get(id);
+  if (count < 0 || s.length + count > maxLength_)
+    return Error(fmt::format("the sequence would reach {} tokens, longer than the model's "
+                             "context of {} tokens",
+                             s.length + count, maxLength_));
+  const int64_t have = static_cast<int64_t>(s.blocks.size());
+  const int64_t need = blocksFor(s.length + count);
+  // The last block is written into when the tail starts inside it: it must
+  // be this sequence's alone.
+  const bool copyLast = count > 0 && s.length % layout_.blockSize != 0 &&
+                        references_[s.blocks.back()] > 1;
+  const int64_t fresh = need - have + (copyLast ? 1 : 0);
+  if (fresh > freeBlocks())
+    return Error(fmt::format("the KV cache is full: {} more blocks of {} tokens needed, {} free",
+                             fresh, layout_.blockSize, freeBlocks()));
+  if (copyLast) {
+    int32_t shared = s.blocks.back();
+    int32_t own = takeBlock();
+    copyBlock(own, shared);
+    releaseBlock(shared);
+    s.blocks.back() = own;
+  }
+  for (int64_t i = have; i < need; ++i)
+    s.blocks.push_back(takeBlock());
+  s.length += count;
+  return Status::ok();
+}
+
+void PagedKVCache::truncate(SequenceId id, int64_t length) {
+  Sequence &s = get(id);
+  if (length < 0 || length >= s.length)
+    return;
+  s.length = length;
+  const int64_t keep = blocksFor(length);
+  while (static_cast<int64_t>(s.blocks.size()) > keep) {
+    releaseBlock(s.blocks.back());
+    s.blocks.pop_back();
+  }
+}
+
+Status PagedKVCache::commit(SequenceId id, int64_t base, std::span<const int64_t> kept) {
+  if (!contains(id))
+    return Error(fmt::format("KV cache: no sequence {}", id));
+  Sequence &s = get(id);
+  if (base < 0 || base > s.length)
+    return Error(fmt::format("KV cache: commit from slot {} of a sequence of {}", base,
+                             s.length));
+  int64_t previous = base - 1;
+  for (int64_t slot : kept) {
+    if (slot <= previous || slot >= s.length)
+      return Error(fmt::format("KV cache: kept slots must increase within [{}, {})", base,
+                               s.length));
+    previous = slot;
+  }
+  // The slots written are normally this sequence's own (grow copied shared
+  // blocks), unless it was forked since: then copy those blocks first.
+  const int64_t end = base + static_cast<int64_t>(kept.size());
+  int64_t shared = 0;
+  for (int64_t b = base / layout_.blockSize; b < blocksFor(end); ++b)
+    shared += references_[s.blocks[b]] > 1 ? 1 : 0;
+  if (shared > freeBlocks())
+    return Error(fmt::format("the KV cache is full: {} blocks needed to commit, {} free",
+                             shared, freeBlocks()));
+  for (int64_t b = base / layout_.blockSize; b < blocksFor(end); ++b)
+    if (references_[s.blocks[b]] > 1) {
+      int32_t own = takeBlock();
+      copyBlock(own, s.blocks[b]);
+      releaseBlock(s.blocks[b]);
+      s.blocks[b] = own;
+    }
+  // Moving down never overwrites a kept slot not yet moved: kept[i] >= base + i.
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const int64_t to = base + static_cast<int64_t>(i);
+    if (kept[i] != to)
+      copyRow(row(id, to), row(id, kept[i]));
+  }
+  truncate(id, base + static_cast<int64_t>(kept.size()));
+  return Status::ok();
+}
+
+int32_t PagedKVCache::row(SequenceId id, int64_t slot) const {
+  const Sequence &s = get(id);
+  return static_cast<int32_t>(int64_t{s.blocks[slot / layout_.blockSize]} * layout_.blockSize +
+                              slot % layout_.blockSize);
+}
+
+std::span<const int32_t> PagedKVCache::blockTable(SequenceId id) const {
+  return get(id).blocks;
+}
+
+uint8_t *PagedKVCache::keys(int64_t layer) {
+  uint8_t *base = buffer_->hostData();
+  return base ? base + layout_.offset(layer, false, 0) : nullptr;
+}
+
+uint8_t *PagedKVCache::values(int64_t layer) {
+  uint8_t *base = buffer_->hostData();
+  return base ? base + layout_.offset(layer, true, 0) : nullptr;
+}
+
+} // namespace lathe::kv

@@ -1,0 +1,200 @@
+// The SIMD attention kernel against the float64 reference (attendHeads in
+// ReferenceKernels) on fresh random caches and queries, on every Highway
+// target this machine can run: decode (one row, short and long contexts),
+// prefill (a block of rows, each attending to its own prefix), grouped KV
+// heads, head dimensions that are and are not multiples of the vector
+// length, and head sub-ranges as threads split them.
+#include "runtime/backends/cpu/kernels/Attention.h"
+
+#include "runtime/kernels/ReferenceKernels.h"
+#include "test/unit/runtime/backends/cpu/kernels/SimdTestSupport.h"
+#include "test/unit/runtime/kernels/CausalRows.h"
+
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lathe::kernels::simd {
+namespace {
+
+using testing::targetName;
+
+// float32 scores, Exp and sums over at most a few hundred positions: the
+// relative error of each head's output against float64 is a few float32
+// ulps times log(len); 2e-6 of the head's norm leaves a wide margin.
+constexpr double kTolerance = 2e-6;
+constexpr float kUntouched = 12345.0f;
+
+struct Case {
+  int64_t heads, kvHeads, headDim, capacity;
+  std::vector<int32_t> positions;
+  int64_t h0, h1;
+};
+
+std::vector<int32_t> range(int32_t first, int32_t count) {
+  std::vector<int32_t> v(count);
+  std::iota(v.begin(), v.end(), first);
+  return v;
+}
+
+std::string describe(const Case &c) {
+  return "heads=" + std::to_string(c.heads) + "/" + std::to_string(c.kvHeads) +
+         " dim=" + std::to_string(c.headDim) + " rows=" + std::to_string(c.positions.size()) +
+         " last=" + std::to_string(c.positions.back()) + " h=[" + std::to_string(c.h0) + "," +
+         std::to_string(c.h1) + ")";
+}
+
+class AttentionTest : public testing::PerTarget {};
+
+/// Compares the kernels on case `c`; with `scattered` the cache rows are a
+/// random permutation (as in a paged cache) instead of positions in order.
+void check(const Case &c, uint32_t seed, float sigma, double tolerance = kTolerance,
+           bool scattered = false) {
+  SCOPED_TRACE(describe(c) + (scattered ? " scattered" : ""));
+  const int64_t kvWidth = c.kvHeads * c.headDim, qWidth = c.heads * c.headDim;
+  const int64_t rows = static_cast<int64_t>(c.positions.size());
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, sigma);
+  std::vector<float> keys(c.capacity * kvWidth), values(c.capacity * kvWidth),
+      q(rows * qWidth);
+  for (float &x : keys) x = dist(rng);
+  for (float &x : values) x = dist(rng);
+  for (float &x : q) x = dist(rng);
+  KVLayerView cache{keys.data(), values.data(), c.capacity, kvWidth};
+  std::vector<int32_t> permutation;
+  if (scattered) {
+    permutation.resize(c.capacity);
+    std::iota(permutation.begin(), permutation.end(), 0);
+    std::shuffle(permutation.begin(), permutation.end(), rng);
+  }
+  const kernels::testing::CausalRows causal(c.positions, c.capacity, permutation);
+
+  std::vector<float> expected(rows * qWidth, kUntouched), got(rows * qWidth, kUntouched);
+  std::vector<float> refScratch(c.capacity), scratch((c.h1 - c.h0) * c.capacity);
+  kernels::attendHeads(q.data(), causal.visible, c.heads, c.kvHeads, c.headDim, cache, c.h0,
+                       c.h1, refScratch.data(), expected.data());
+  simd::attendHeads(q.data(), causal.visible, c.heads, c.kvHeads, c.headDim, cache, c.h0, c.h1,
+                    scratch.data(), got.data());
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t h = 0; h < c.heads; ++h) {
+      const float *e = expected.data() + t * qWidth + h * c.headDim;
+      const float *g = got.data() + t * qWidth + h * c.headDim;
+      if (h < c.h0 || h >= c.h1) {
+        for (int64_t i = 0; i < c.headDim; ++i)
+          ASSERT_EQ(g[i], kUntouched) << "row " << t << " head " << h << " was written";
+        continue;
+      }
+      double err = 0, ref = 0;
+      for (int64_t i = 0; i < c.headDim; ++i) {
+        ASSERT_TRUE(std::isfinite(g[i]));
+        err += (double(g[i]) - e[i]) * (double(g[i]) - e[i]);
+        ref += double(e[i]) * e[i];
+      }
+      EXPECT_LE(std::sqrt(err / ref), tolerance) << "row " << t << " head " << h;
+    }
+}
+
+TEST_P(AttentionTest, DecodeMatchesReference) {
+  const Case cases[] = {
+      {6, 6, 48, 256, {0}, 0, 6},     {6, 6, 48, 256, {1}, 0, 6},
+      {6, 6, 48, 256, {127}, 0, 3},   {6, 6, 48, 256, {255}, 3, 6},
+      {8, 2, 64, 300, {299}, 1, 7},   {4, 4, 7, 40, {38}, 0, 4},
+      {2, 1, 100, 70, {66}, 0, 2},    {4, 2, 128, 33, {17}, 2, 3},
+      {3, 3, 16, 9, {8}, 0, 3},       {1, 1, 1, 5, {4}, 0, 1},
+  };
+  uint32_t seed = 1;
+  for (const Case &c : cases) check(c, seed++, 1.0f);
+  for (const Case &c : cases) check(c, seed++, 1.0f, kTolerance, /*scattered=*/true);
+}
+
+TEST_P(AttentionTest, PrefillMatchesReference) {
+  const Case cases[] = {
+      {6, 6, 48, 256, range(0, 128), 0, 6},
+      {6, 6, 48, 256, range(100, 31), 0, 4},
+      {8, 2, 64, 64, range(3, 61), 2, 8},
+      {5, 5, 20, 20, range(0, 20), 0, 5},
+  };
+  uint32_t seed = 100;
+  for (const Case &c : cases) check(c, seed++, 1.0f);
+  for (const Case &c : cases) check(c, seed++, 1.0f, kTolerance, /*scattered=*/true);
+}
+
+// Token-tree visibility: a prefix of the sequence's rows and then a list of
+// other rows (the node's ancestors). The SIMD kernel reads the same rows in
+// the same order as the reference, and as a run over one contiguous list.
+TEST_P(AttentionTest, PrefixPlusExtraRowsMatchesReferenceAndContiguousRun) {
+  const int64_t heads = 4, kvHeads = 2, dim = 24, capacity = 64;
+  std::mt19937 rng(21);
+  std::normal_distribution<float> dist;
+  std::vector<float> keys(capacity * kvHeads * dim), values(keys.size()), q(2 * heads * dim);
+  for (float &x : keys) x = dist(rng);
+  for (float &x : values) x = dist(rng);
+  for (float &x : q) x = dist(rng);
+  KVLayerView cache{keys.data(), values.data(), capacity, kvHeads * dim};
+  std::vector<int32_t> identity(capacity);
+  std::iota(identity.begin(), identity.end(), 0);
+  const std::vector<int32_t> extraA = {40, 45, 47}, extraB = {41, 63};
+  const std::vector<backend::VisibleRows> tree = {
+      {identity.data(), 13, extraA.data(), 3}, {identity.data(), 30, extraB.data(), 2}};
+  // The same rows as one list each.
+  std::vector<int32_t> listA(identity.begin(), identity.begin() + 13), listB(identity.begin(),
+                                                                             identity.begin() + 30);
+  listA.insert(listA.end(), extraA.begin(), extraA.end());
+  listB.insert(listB.end(), extraB.begin(), extraB.end());
+  const std::vector<backend::VisibleRows> lists = {{listA.data(), 16, nullptr, 0},
+                                                   {listB.data(), 32, nullptr, 0}};
+  std::vector<float> expected(q.size()), got(q.size()), flat(q.size());
+  std::vector<float> refScratch(capacity), scratch(heads * capacity);
+  kernels::attendHeads(q.data(), tree, heads, kvHeads, dim, cache, 0, heads, refScratch.data(),
+                       expected.data());
+  simd::attendHeads(q.data(), tree, heads, kvHeads, dim, cache, 0, heads, scratch.data(),
+                    got.data());
+  simd::attendHeads(q.data(), lists, heads, kvHeads, dim, cache, 0, heads, scratch.data(),
+                    flat.data());
+  EXPECT_EQ(got, flat);
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], expected[i], 1e-5 * (1 + std::fabs(expected[i])));
+}
+
+// Large scores (peaked softmax): the maximum is subtracted before Exp, as in
+// the reference, so nothing overflows. exp() turns a score's absolute
+// rounding error (float32 ulps of scores in the hundreds) into a relative
+// error of the weights, hence the looser bound.
+TEST_P(AttentionTest, PeakedScoresStayFinite) {
+  check({6, 6, 48, 128, {127}, 0, 6}, 7, 6.0f, 5e-5);
+  check({2, 2, 33, 64, range(0, 64), 0, 2}, 8, 5.0f, 5e-5);
+}
+
+// A NaN in a query or a cached key makes that head's output NaN, as in the
+// reference (exp(NaN) must not become a zero weight).
+TEST_P(AttentionTest, NaNPropagates) {
+  const int64_t heads = 2, dim = 20, capacity = 40;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  std::vector<float> keys(capacity * heads * dim), values(keys.size()), q(heads * dim);
+  for (float &x : keys) x = dist(rng);
+  for (float &x : values) x = dist(rng);
+  for (float &x : q) x = dist(rng);
+  q[3] = std::nanf("");                           // head 0's query
+  keys[17 * heads * dim + dim + 5] = std::nanf(""); // head 1's key at position 17
+  KVLayerView cache{keys.data(), values.data(), capacity, heads * dim};
+  const kernels::testing::CausalRows causal({30}, capacity);
+  std::vector<float> out(heads * dim), scratch(heads * capacity);
+  simd::attendHeads(q.data(), causal.visible, heads, heads, dim, cache, 0, heads, scratch.data(),
+                    out.data());
+  for (float v : out) EXPECT_TRUE(std::isnan(v));
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, AttentionTest,
+                         ::testing::Values(int64_t{HWY_AVX3}, int64_t{HWY_AVX2},
+                                           int64_t{HWY_EMU128}),
+                         targetName);
+
+} // namespace
+} // namespace lathe::kernels::simd

@@ -1,0 +1,221 @@
+// The paged KV cache: blocks taken and given back, copy on write after a
+// fork, commit of a kept tail, rollback, and byte accounting. Slots are
+// filled with values naming (sequence, slot, layer, key/value) so that a
+// test can tell exactly which data each slot holds.
+#include "runtime/kv/PagedKVCache.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+namespace lathe::kv {
+namespace {
+
+/// A host-memory device for the cache alone.
+class HostDevice final : public backend::Device {
+  class HostBuffer final : public backend::Buffer {
+  public:
+    explicit HostBuffer(size_t n) : bytes(n, 0) {}
+    size_t size() const override { return bytes.size(); }
+    uint8_t *hostData() override { return bytes.data(); }
+    std::vector<uint8_t> bytes;
+  };
+
+public:
+  std::string name() const override { return "host"; }
+  Expected<std::unique_ptr<backend::Buffer>> allocate(size_t bytes) override {
+    if (bytes > (size_t(1) << 30))
+      return Error("too large");
+    return std::unique_ptr<backend::Buffer>(new HostBuffer(bytes));
+  }
+  void copy(backend::Buffer &b, size_t to, size_t from, size_t bytes) override {
+    ++copies;
+    std::memcpy(b.hostData() + to, b.hostData() + from, bytes);
+  }
+  int copies = 0;
+};
+
+KVLayout smallLayout(int64_t blocks) {
+  KVLayout l;
+  l.layers = 2;
+  l.width = 3;
+  l.blockSize = 4;
+  l.blocks = blocks;
+  return l;
+}
+
+class PagedKVCacheTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    auto c = PagedKVCache::create(device, smallLayout(8), 20);
+    ASSERT_TRUE(c) << c.error().message();
+    cache = c.take();
+  }
+  float *at(SequenceId s, int64_t slot, int64_t layer, bool value) {
+    uint8_t *base = value ? cache->values(layer) : cache->keys(layer);
+    return reinterpret_cast<float *>(base) + int64_t{cache->row(s, slot)} * 3;
+  }
+  /// Writes a value naming (tag, slot, layer, kind) into every element.
+  void fill(SequenceId s, int64_t from, int64_t to, float tag) {
+    for (int64_t slot = from; slot < to; ++slot)
+      for (int64_t l = 0; l < 2; ++l)
+        for (bool v : {false, true})
+          for (int e = 0; e < 3; ++e)
+            at(s, slot, l, v)[e] = tag * 1000 + float(slot) * 10 + float(l) * 2 + (v ? 1 : 0);
+  }
+  float tagOf(SequenceId s, int64_t slot) {
+    return std::floor(at(s, slot, 1, true)[2] / 1000);
+  }
+  float slotOf(SequenceId s, int64_t slot) {
+    const float v = at(s, slot, 0, false)[0];
+    return std::fmod(v, 1000.0f) / 10;
+  }
+  HostDevice device;
+  std::unique_ptr<PagedKVCache> cache;
+};
+
+TEST_F(PagedKVCacheTest, GrowsByWholeBlocksAndAccountsBytes) {
+  SequenceId a = cache->addSequence();
+  EXPECT_EQ(cache->usedBlocks(), 0);
+  ASSERT_TRUE(cache->grow(a, 5));
+  EXPECT_EQ(cache->length(a), 5);
+  EXPECT_EQ(cache->usedBlocks(), 2);
+  // 2 layers x (keys + values) x 4 rows x 3 floats per block.
+  EXPECT_EQ(cache->layout().blockBytes(), size_t(2 * 2 * 4 * 3 * 4));
+  EXPECT_EQ(cache->usedBytes(), 2 * cache->layout().blockBytes());
+  EXPECT_EQ(cache->capacityBytes(), 8 * cache->layout().blockBytes());
+  ASSERT_TRUE(cache->grow(a, 3));
+  EXPECT_EQ(cache->usedBlocks(), 2);
+  ASSERT_TRUE(cache->grow(a, 1));
+  EXPECT_EQ(cache->usedBlocks(), 3);
+}
+
+TEST_F(PagedKVCacheTest, RefusesPastTheContextAndWhenFull) {
+  SequenceId a = cache->addSequence();
+  Status s = cache->grow(a, 21);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("context of 20 tokens"), std::string::npos);
+  EXPECT_EQ(cache->length(a), 0);
+  ASSERT_TRUE(cache->grow(a, 20)); // 5 blocks
+  SequenceId b = cache->addSequence();
+  ASSERT_TRUE(cache->grow(b, 12)); // 3 blocks: the pool is full
+  s = cache->grow(b, 1);
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("KV cache is full"), std::string::npos);
+  EXPECT_EQ(cache->length(b), 12);
+  EXPECT_EQ(cache->freeBlocks(), 0);
+}
+
+TEST_F(PagedKVCacheTest, BlocksAreReusedAcrossSequencesWithoutLeaks) {
+  for (int round = 0; round < 50; ++round) {
+    std::vector<SequenceId> ids;
+    for (int i = 0; i < 4; ++i) {
+      ids.push_back(cache->addSequence());
+      ASSERT_TRUE(cache->grow(ids.back(), 1 + (round + i) % 8));
+      fill(ids.back(), 0, cache->length(ids.back()), float(i + 1));
+    }
+    for (int i = 0; i < 4; ++i)
+      for (int64_t slot = 0; slot < cache->length(ids[i]); ++slot)
+        ASSERT_EQ(tagOf(ids[i], slot), float(i + 1));
+    for (SequenceId id : ids)
+      cache->removeSequence(id);
+    ASSERT_EQ(cache->usedBlocks(), 0) << "round " << round;
+  }
+  // Sequence ids are reused too: the table does not grow without bound.
+  SequenceId again = cache->addSequence();
+  EXPECT_LT(again, 4);
+}
+
+TEST_F(PagedKVCacheTest, ForkSharesBlocksUntilAWriteCopiesThem) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 6));
+  fill(a, 0, 6, 1);
+  auto b = cache->fork(a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(cache->length(*b), 6);
+  EXPECT_EQ(cache->usedBlocks(), 2); // shared
+  EXPECT_EQ(cache->row(a, 5), cache->row(*b, 5));
+  // b writes into the shared half-full block: it gets a copy of its own.
+  ASSERT_TRUE(cache->grow(*b, 1));
+  EXPECT_EQ(cache->usedBlocks(), 3);
+  EXPECT_NE(cache->row(a, 5), cache->row(*b, 5));
+  EXPECT_EQ(cache->row(a, 0), cache->row(*b, 0)); // the full block stays shared
+  EXPECT_EQ(tagOf(*b, 5), 1.0f);                  // copied data
+  fill(*b, 6, 7, 2);
+  fill(*b, 4, 6, 3); // b's own copy of the block
+  EXPECT_EQ(tagOf(a, 4), 1.0f);
+  EXPECT_EQ(tagOf(a, 5), 1.0f);
+  cache->removeSequence(a);
+  EXPECT_EQ(cache->usedBlocks(), 2); // b still holds the first block
+  cache->removeSequence(*b);
+  EXPECT_EQ(cache->usedBlocks(), 0);
+  EXPECT_FALSE(cache->fork(*b));
+}
+
+TEST_F(PagedKVCacheTest, TruncateGivesBackEmptyBlocks) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 10));
+  fill(a, 0, 10, 1);
+  cache->truncate(a, 5);
+  EXPECT_EQ(cache->length(a), 5);
+  EXPECT_EQ(cache->usedBlocks(), 2);
+  cache->truncate(a, 0);
+  EXPECT_EQ(cache->usedBlocks(), 0);
+  cache->truncate(a, 3); // longer than the sequence: nothing
+  EXPECT_EQ(cache->length(a), 0);
+}
+
+TEST_F(PagedKVCacheTest, CommitMovesKeptSlotsDownAndDropsTheRest) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 3));
+  fill(a, 0, 3, 1);
+  ASSERT_TRUE(cache->grow(a, 7)); // a step's tail: slots 3..9
+  fill(a, 3, 10, 2);
+  const int64_t kept[] = {4, 7, 9};
+  ASSERT_TRUE(cache->commit(a, 3, kept));
+  EXPECT_EQ(cache->length(a), 6);
+  EXPECT_EQ(cache->usedBlocks(), 2);
+  EXPECT_EQ(slotOf(a, 2), 2.0f); // untouched
+  EXPECT_EQ(slotOf(a, 3), 4.0f);
+  EXPECT_EQ(slotOf(a, 4), 7.0f);
+  EXPECT_EQ(slotOf(a, 5), 9.0f);
+  EXPECT_EQ(tagOf(a, 5), 2.0f);
+  // Every layer and both keys and values moved.
+  EXPECT_EQ(at(a, 5, 1, false)[1], 2000.0f + 90 + 2);
+  EXPECT_EQ(at(a, 5, 0, true)[1], 2000.0f + 90 + 1);
+}
+
+TEST_F(PagedKVCacheTest, CommitRefusesBadSlotsAndCopiesSharedBlocks) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 8));
+  fill(a, 0, 8, 1);
+  const int64_t unordered[] = {6, 5};
+  EXPECT_FALSE(cache->commit(a, 4, unordered));
+  const int64_t below[] = {3};
+  EXPECT_FALSE(cache->commit(a, 4, below));
+  const int64_t past[] = {8};
+  EXPECT_FALSE(cache->commit(a, 4, past));
+  EXPECT_EQ(cache->length(a), 8);
+  auto b = cache->fork(a);
+  ASSERT_TRUE(b);
+  const int64_t kept[] = {7};
+  ASSERT_TRUE(cache->commit(a, 4, kept));
+  EXPECT_EQ(slotOf(a, 4), 7.0f);
+  EXPECT_EQ(slotOf(*b, 4), 4.0f); // the fork's data is its own
+  EXPECT_EQ(cache->length(*b), 8);
+}
+
+TEST(PagedKVCacheCreate, RefusesBadShapesAndReportsAllocationFailure) {
+  HostDevice device;
+  KVLayout bad = smallLayout(0);
+  EXPECT_FALSE(PagedKVCache::create(device, bad, 10));
+  KVLayout huge = smallLayout(1 << 24);
+  auto c = PagedKVCache::create(device, huge, 10);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("cannot allocate"), std::string::npos);
+}
+
+} // namespace
+} // namespace lathe::kv
