@@ -81,10 +81,14 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
     return s.error();
 
   // Room for every sequence to reach its end: the prompt plus the new
-  // tokens, at most the context.
+  // tokens, at most the context, in whole blocks.
+  const int64_t block = executable.kvLayout(1).blockSize;
   int64_t slots = 0;
-  for (const std::vector<int32_t> &p : prompts)
-    slots += std::min<int64_t>(c.context, int64_t(p.size()) + std::max<int64_t>(options.maxNewTokens, 0));
+  for (const std::vector<int32_t> &p : prompts) {
+    const int64_t most = std::min<int64_t>(
+        c.context, int64_t(p.size()) + std::max<int64_t>(options.maxNewTokens, 0));
+    slots += (most + block - 1) / block * block;
+  }
   auto kv = executable.createKVCache(slots);
   if (!kv)
     return kv.error();

@@ -42,11 +42,67 @@ lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
   return ids;
 }
 
+/// --prompts: every non-empty line of `path` is a sequence; all decode in
+/// the same steps, and each one's output is printed on its own line, in
+/// order, once all are done (a newline inside a text is printed as \n so
+/// that line i of the output belongs to prompt i).
+int runPrompts(lathe::backend::Executable &executable, const lathe::Tokenizer &tokenizer,
+               const std::string &path, const lathe::GenerationOptions &gen, bool printIds) {
+  auto text = lathe::readTextFile(path);
+  if (!text)
+    return fail(text.error().message());
+  std::vector<lathe::TextSequence> lines = lathe::tokenizeLines(*text, tokenizer);
+  if (lines.empty())
+    return fail(path + ": no prompts: every line is empty");
+  std::vector<std::vector<int32_t>> prompts;
+  for (const lathe::TextSequence &line : lines) {
+    if (lathe::Status s = lathe::validatePrompt(executable.config(), line.ids); !s)
+      return fail(path + ":" + std::to_string(line.lineNo) + ": " + s.error().message());
+    prompts.push_back(line.ids);
+  }
+  std::vector<std::vector<int32_t>> outputs(prompts.size());
+  auto stats = lathe::generateMany(executable, prompts, gen,
+                                   [&](size_t i, int32_t token) { outputs[i].push_back(token); });
+  if (!stats)
+    return fail(stats.error().message());
+  int64_t promptTokens = 0, generated = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    promptTokens += (*stats)[i].promptTokens;
+    generated += (*stats)[i].generatedTokens;
+    std::string line;
+    if (printIds) {
+      for (size_t j = 0; j < outputs[i].size(); ++j)
+        line += (j ? " " : "") + std::to_string(outputs[i][j]);
+    } else {
+      line = tokenizer.decode(prompts[i]);
+      int32_t prev = prompts[i].back();
+      for (int32_t token : outputs[i]) {
+        line += tokenizer.decodePiece(prev, token);
+        prev = token;
+      }
+      std::string escaped;
+      for (char ch : line)
+        escaped += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+      line = escaped;
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+  const lathe::GenerationStats &first = stats->front();
+  std::fprintf(stderr,
+               "%zu sequences; prompt: %lld tokens, %.1f tokens/s; generation: %lld tokens, "
+               "%.1f tokens/s\n",
+               prompts.size(), static_cast<long long>(promptTokens),
+               promptTokens / std::max(first.prefillSeconds, 1e-9),
+               static_cast<long long>(generated), generated / std::max(first.decodeSeconds, 1e-9));
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   CLI::App app{"lathe-run: run a Lathe artifact"};
-  std::string artifactPath, prompt, promptIds, perplexityFile;
+  std::string artifactPath, prompt, promptIds, perplexityFile, promptsFile;
   int64_t maxTokens = -1;
   lathe::GenerationOptions gen;
   bool printIds = false, ignoreEos = false;
@@ -56,8 +112,12 @@ int main(int argc, char **argv) {
                                 "token ids to continue, e.g. 1,9038,2501");
   auto *pplOpt = app.add_option("--perplexity", perplexityFile,
                                 "score each non-empty line of FILE");
-  promptOpt->excludes(idsOpt)->excludes(pplOpt);
-  idsOpt->excludes(pplOpt);
+  auto *promptsOpt = app.add_option("--prompts", promptsFile,
+                                    "continue every non-empty line of FILE as its own "
+                                    "sequence, all decoded together; one output line each");
+  promptOpt->excludes(idsOpt)->excludes(pplOpt)->excludes(promptsOpt);
+  idsOpt->excludes(pplOpt)->excludes(promptsOpt);
+  pplOpt->excludes(promptsOpt);
   app.add_option("-n,--max-tokens", maxTokens,
                  "tokens to generate (default: up to the end of the context)");
   app.add_option("--temperature", gen.sampler.temperature, "0 = greedy")->capture_default_str();
@@ -72,9 +132,10 @@ int main(int argc, char **argv) {
     return *status;
   if (*idsOpt && promptIds.empty())
     return fail("--prompt-ids is empty");
-  if (prompt.empty() && promptIds.empty() && perplexityFile.empty())
+  if (prompt.empty() && promptIds.empty() && perplexityFile.empty() && promptsFile.empty())
     return fail(*promptOpt ? "--prompt is empty"
-                           : "nothing to do: pass --prompt, --prompt-ids or --perplexity");
+                           : "nothing to do: pass --prompt, --prompts, --prompt-ids or "
+                             "--perplexity");
   if (*promptOpt && prompt.empty())
     return fail("--prompt is empty");
   if (app.count("-n") && maxTokens < 0)
@@ -85,13 +146,14 @@ int main(int argc, char **argv) {
   auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.memory());
   if (!artifact)
     return fail(artifact.error().message());
-  auto session = lathe::Session::create(*artifact, sessionFlags.resolve());
-  if (!session)
-    return fail(session.error().message());
-  if (sessionFlags.options.threads > session->threads())
+  auto executable = lathe::backend::load(*artifact, sessionFlags.resolve());
+  if (!executable)
+    return fail(executable.error().message());
+  const int threads = (*executable)->threads();
+  if (sessionFlags.options.threads > threads)
     std::fprintf(stderr, "lathe-run: note: --threads %d is more than the %d cores available; "
                          "using %d\n",
-                 sessionFlags.options.threads, session->threads(), session->threads());
+                 sessionFlags.options.threads, threads, threads);
 
   std::optional<lathe::Tokenizer> tokenizer;
   if (!(*artifact)->vocabulary().pieces.empty()) {
@@ -100,11 +162,21 @@ int main(int argc, char **argv) {
       return fail(artifactPath + ": " + tok.error().message());
     tokenizer = tok.take();
   }
-  if (!tokenizer && (!prompt.empty() || !perplexityFile.empty() || !printIds))
+  if (!tokenizer &&
+      (!prompt.empty() || !perplexityFile.empty() || !promptsFile.empty() || !printIds))
     return fail(artifactPath +
                 ": compiled without a tokenizer; use --prompt-ids and --print-ids, "
                 "or recompile with --tokenizer");
 
+  gen.maxNewTokens = maxTokens >= 0 ? maxTokens : (*artifact)->config().context;
+  // BOS and EOS are the tokenizer's ids: without one, every id is just an id.
+  gen.stopAtEndOfText = !ignoreEos && tokenizer.has_value();
+  if (!promptsFile.empty())
+    return runPrompts(**executable, *tokenizer, promptsFile, gen, printIds);
+
+  auto session = lathe::Session::create(*executable);
+  if (!session)
+    return fail(session.error().message());
   if (!perplexityFile.empty()) {
     auto text = lathe::readTextFile(perplexityFile);
     if (!text)
@@ -132,10 +204,6 @@ int main(int argc, char **argv) {
   // Refuse a prompt the model cannot run before anything reaches stdout.
   if (lathe::Status s = lathe::validatePrompt((*artifact)->config(), ids); !s)
     return fail(s.error().message());
-  gen.maxNewTokens = maxTokens >= 0 ? maxTokens : (*artifact)->config().context;
-  // BOS and EOS are the tokenizer's ids: without one, every id is just an id.
-  gen.stopAtEndOfText = !ignoreEos && tokenizer.has_value();
-
   // Stream: text as it is decoded, or ids separated by spaces.
   int32_t prev = ids.back();
   bool first = true;

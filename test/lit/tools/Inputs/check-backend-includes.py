@@ -1,0 +1,64 @@
+"""Checks that a backend is reached only through the backend interface:
+no file outside a backend's folder includes that folder's headers, except
+the few places named here, each with its reason.
+
+  check-backend-includes.py REPO_ROOT
+
+Prints every offending include as FILE:LINE: HEADER and exits 1 if any.
+"""
+import os
+import re
+import sys
+
+# header prefix -> folders (or files) allowed to include it
+ALLOWED = {
+    "runtime/backends/cpu/": [
+        "runtime/backends/cpu/",            # the backend itself
+        "runtime/backends/Backends.cpp",    # the one registry of backends
+        "test/unit/runtime/backends/cpu/",  # its unit tests
+        "tools/lathe-microbench/",          # benchmarks of its kernels
+    ],
+    # The C ABI between the generated CPU code and the backend: the codegen
+    # side pastes it into every model's source.
+    "runtime/backends/cpu/native/CpuModelAbi": ["codegen/CPU/"],
+}
+
+INCLUDE = re.compile(r'^\s*#\s*include\s*["<]([^">]+)[">]')
+SOURCES = (".h", ".hpp", ".cpp", ".cc", ".c", ".in")
+SKIP = {"build", "build-sanitize", ".git"}
+
+
+def allowed(path, header):
+    """Allowed unless a rule covers the header and none of its places does
+    the including file."""
+    rules = [places for prefix, places in ALLOWED.items() if header.startswith(prefix)]
+    return not rules or any(path.startswith(p) for places in rules for p in places)
+
+
+def main():
+    root = os.path.abspath(sys.argv[1])
+    bad = []
+    checked = 0
+    for top in ("runtime", "compiler", "codegen", "passes", "dialects", "tools", "test",
+                "examples"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(root, top)):
+            dirnames[:] = [d for d in dirnames if d not in SKIP]
+            for name in filenames:
+                if not name.endswith(SOURCES):
+                    continue
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, root)
+                checked += 1
+                with open(full, encoding="utf-8", errors="replace") as f:
+                    for lineno, line in enumerate(f, 1):
+                        m = INCLUDE.match(line)
+                        if m and not allowed(rel, m.group(1)):
+                            bad.append(f"{rel}:{lineno}: {m.group(1)}")
+    for b in bad:
+        print(b)
+    print(f"checked {checked} files, {len(bad)} backend includes outside the interface")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
