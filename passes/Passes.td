@@ -17,9 +17,13 @@ def Quantize : Pass<"lathe-quantize", "mlir::ModuleOp"> {
     `tfm.logits` only with `classifier=true`; the embedding table, unless it
     is that classifier, and norm gains stay as they are) into
     the format named by `format`, e.g. `bfp4:block=32`, `mxfp6_e3m2`,
-    `fp6_4p2`, `int4:group=32:asym` (docs/formats.md). The new `tfm.weight`
-    has the format as its element type and the packed bytes, produced by
-    runtime/formats, as its value. Weights already packed are left alone.
+    `fp6_4p2`, `int4:group=32:asym` (docs/formats.md). The classifier gets
+    `classifier-format` when given (lathe-compile keeps a 4-bit model's
+    classifier at 8 bits, as llama.cpp does). With `linears=false` only the
+    classifier is packed (after lathe-select-formats has chosen the
+    linears'). The new `tfm.weight` has the format as its element type and
+    the packed bytes, produced by runtime/formats, as its value. Weights
+    already packed are left alone.
   }];
   let options = [
     Option<"format", "format", "std::string", /*default=*/"\"bfp8:block=32\"",
@@ -27,6 +31,10 @@ def Quantize : Pass<"lathe-quantize", "mlir::ModuleOp"> {
     Option<"classifier", "classifier", "bool", /*default=*/"false",
            "Also pack the classifier of tfm.logits (and, when the embedding "
            "shares it, the embedding table: lookups then decode one row)">,
+    Option<"classifierFormat", "classifier-format", "std::string", /*default=*/"\"\"",
+           "Format of the classifier (default: `format`)">,
+    Option<"linears", "linears", "bool", /*default=*/"true",
+           "Pack the weights of tfm.linear (false: only the classifier)">,
   ];
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }

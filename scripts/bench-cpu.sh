@@ -11,13 +11,16 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 model_dir=${1:-$HOME/.cache/lathe/models/stories15M}
 build=${2:-$root/build}
 repeat=${REPEAT:-5}
+# Default flags first (quantized builds: 8-bit classifier, int8
+# activations); int4:classifier is the 4-bit-classifier variant.
 quants=(
   none
-  bfp8:block=32:classifier
-  int8:group=32:classifier
+  bfp8:block=32
+  int8:group=32
+  int4:group=32
   int4:group=32:classifier
-  mxfp4:classifier
-  bfp4:block=32:classifier
+  mxfp4
+  bfp4:block=32
 )
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,7 +33,7 @@ for q in "${quants[@]}"; do
   "$build/bin/lathe-compile" "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" \
     --target=cpu --quant="$q" -q -o "$out"
   modes=("")
-  [ "$q" = none ] || modes+=("--int8-activations")
+  [ "$q" = none ] || modes+=("--float-activations")
   for mode in "${modes[@]}"; do
     for t in 1 2; do
       r=$("$build/bin/lathe-bench" "$out" --threads "$t" --repeat "$repeat" $mode)

@@ -14,6 +14,7 @@ struct SessionFlags {
   SessionOptions options;
   std::string kernels = "simd";
   bool noNativeCode = false;
+  bool int8Activations = false, floatActivations = false;
   bool mmap = false;
 
   void addTo(CLI::App &app) {
@@ -24,9 +25,15 @@ struct SessionFlags {
         ->check(CLI::IsMember({"simd", "reference"}));
     app.add_flag("--no-native-code", noNativeCode,
                  "interpret the kernel plan instead of running the model's generated code");
-    app.add_flag("--int8-activations", options.int8Activations,
-                 "round matmul inputs to int8 and use integer dot products for "
-                 "INT/BFP/MXINT8/MXFP4 weights (faster; not the reference numerics)");
+    auto *int8 = app.add_flag("--int8-activations", int8Activations,
+                              "round matmul inputs to int8 and use integer dot products for "
+                              "INT/BFP/MXINT8/MXFP4 weights (faster; not the reference "
+                              "numerics); the default of artifacts compiled with "
+                              "--activations=int8, as quantized builds are by default");
+    auto *fp = app.add_flag("--float-activations", floatActivations,
+                            "keep matmul inputs in float (the reference numerics) even "
+                            "where the artifact chose int8");
+    int8->excludes(fp);
     app.add_flag("--mmap", mmap,
                  "map the artifact file instead of reading it into huge-page memory "
                  "(shares the pages between processes; decoding may be slower)");
@@ -40,6 +47,8 @@ struct SessionFlags {
     SessionOptions o = options;
     o.kernels = kernels == "reference" ? KernelPath::Reference : KernelPath::Fast;
     o.nativeCode = !noNativeCode;
+    if (int8Activations || floatActivations)
+      o.int8Activations = int8Activations;
     return o;
   }
 };

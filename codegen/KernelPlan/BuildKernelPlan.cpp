@@ -311,6 +311,7 @@ void printKernelPlan(const LoweredModel &m, llvm::raw_ostream &os) {
     os << "\n";
   }
   os << "logits " << b(m.plan.logits) << "\n";
+  os << "activations " << plan::activationsName(m.plan.activations) << "\n";
 }
 
 } // namespace lathe::codegen

@@ -70,6 +70,18 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
   if (!quant)
     return quant.error();
+  if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
+    return Error("--activations=" + o.activations + ": expected int8 or float");
+  if (o.activations == "int8" && !quant->quantizes())
+    return Error("--activations=int8 needs packed weights: add --quant=FORMAT (the integer "
+                 "kernels read INT, BFP, MXINT8 and MXFP4 weights)");
+  // Fast by default: a quantized build runs the integer kernels its formats
+  // have; --quant=none keeps the reference numerics.
+  const plan::Activations activations =
+      o.activations.empty() ? (quant->quantizes() ? plan::Activations::Int8
+                                                  : plan::Activations::Float)
+      : o.activations == "int8" ? plan::Activations::Int8
+                                : plan::Activations::Float;
   std::error_code ec;
   if (!fs::exists(o.input, ec))
     return Error(o.input + ": no such file or directory");
@@ -162,21 +174,28 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
         r.format = formats::formatName(*quant->format);
       pm.addPass(createReorderChannels(r));
     }
+    std::optional<formats::FormatSpec> classifier = quant->classifierFormat();
     if (quant->mixedBits) {
       SelectFormatsOptions s;
       s.bits = *quant->mixedBits;
       pm.addPass(createSelectFormats(s));
-    } else {
+    }
+    if (quant->format || classifier) {
       QuantizeOptions q;
-      q.format = formats::formatName(*quant->format);
-      q.classifier = quant->classifier;
+      q.format = formats::formatName(quant->format ? *quant->format : *classifier);
+      q.linears = quant->format.has_value();
+      q.classifier = classifier.has_value();
+      if (classifier)
+        q.classifierFormat = formats::formatName(*classifier);
       pm.addPass(createQuantize(q));
     }
     if (mlir::failed(pm.run(*module)))
       return mlirError(o.input + ": quantization failed");
   }
   if (!o.quantReport.empty())
-    if (Status s = writeQuantReport(*module, o.quant, o.quantReport); !s)
+    if (Status s = writeQuantReport(*module, o.quant, plan::activationsName(activations),
+                                    o.quantReport);
+        !s)
       return s;
   if (o.emit == EmitKind::MLIR) {
     module->print(out);
@@ -191,6 +210,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return mlirError(o.input + ": cannot lower to a kernel plan");
   if (Status s = plan::validateConfig(lowered->config, o.input); !s)
     return s;
+  lowered->plan.activations = activations;
   if (o.emit == EmitKind::Plan) {
     codegen::printKernelPlan(*lowered, out);
     return Status::ok();

@@ -24,6 +24,9 @@ struct CompileOptions {
   std::string quant = "none"; // --quant (QuantFlag.h)
   std::string calib;          // calibration text file; empty: built-in text
   std::string quantReport;    // where to write the per-tensor report; empty: none
+  /// --activations: "int8", "float", or empty: int8 for quantized builds,
+  /// float (the reference numerics) for --quant=none.
+  std::string activations;
   EmitKind emit = EmitKind::Artifact;
 };
 

@@ -7,6 +7,42 @@
 
 namespace lathe::compiler {
 
+formats::FormatSpec defaultClassifierFormat(const std::optional<formats::FormatSpec> &weights) {
+  using formats::FormatKind;
+  formats::FormatSpec spec;
+  spec.kind = FormatKind::INT8;
+  spec.blockSize = 32;
+  if (!weights)
+    return spec;
+  switch (weights->kind) {
+  case FormatKind::INT8:
+  case FormatKind::INT4:
+    spec.blockSize = weights->blockSize;
+    spec.symmetric = weights->symmetric;
+    return spec;
+  case FormatKind::BFP:
+    spec.kind = FormatKind::BFP;
+    spec.mantissaBits = 8;
+    spec.blockSize = weights->blockSize;
+    return spec;
+  case FormatKind::MXINT8:
+  case FormatKind::MXFP8_E4M3:
+  case FormatKind::MXFP8_E5M2:
+    return *weights; // already 8 bits
+  default:           // MXFP6/MXFP4, FP6 4+2
+    spec.kind = FormatKind::MXINT8;
+    return spec;
+  }
+}
+
+std::optional<formats::FormatSpec> QuantOptions::classifierFormat() const {
+  if (!quantizes() || classifier == ClassifierChoice::Float)
+    return std::nullopt;
+  if (classifier == ClassifierChoice::SameFormat)
+    return format;
+  return defaultClassifierFormat(format);
+}
+
 Expected<QuantOptions> parseQuantFlag(std::string_view text) {
   QuantOptions options;
   if (text.empty())
@@ -19,11 +55,15 @@ Expected<QuantOptions> parseQuantFlag(std::string_view text) {
   while (pos <= text.size()) {
     size_t end = std::min(text.find(':', pos), text.size());
     std::string_view part = text.substr(pos, end - pos);
-    if ((part == "reorder" || part == "classifier") && pos > 0) {
-      bool &flag = part == "reorder" ? options.reorder : options.classifier;
-      if (flag)
-        return Error("--quant: '" + std::string(part) + "' is given twice");
-      flag = true;
+    if (part == "reorder" && pos > 0) {
+      if (options.reorder)
+        return Error("--quant: 'reorder' is given twice");
+      options.reorder = true;
+    } else if ((part == "classifier" || part == "float-classifier") && pos > 0) {
+      if (options.classifier != ClassifierChoice::Default)
+        return Error("--quant: give one of ':classifier' and ':float-classifier', once");
+      options.classifier =
+          part == "classifier" ? ClassifierChoice::SameFormat : ClassifierChoice::Float;
     } else {
       format += (format.empty() ? "" : ":") + std::string(part);
     }
@@ -40,7 +80,7 @@ Expected<QuantOptions> parseQuantFlag(std::string_view text) {
         !std::isfinite(bits))
       return Error("--quant=" + std::string(text) + ": bits must be a positive number, got '" +
                    number + "'");
-    if (options.classifier)
+    if (options.classifier == ClassifierChoice::SameFormat)
       return Error("--quant=" + std::string(text) +
                    ": ':classifier' applies to a single format, not to mixed");
     options.mixedBits = bits;

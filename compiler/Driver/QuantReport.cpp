@@ -14,7 +14,7 @@
 namespace lathe::compiler {
 
 Status writeQuantReport(mlir::ModuleOp module, const std::string &quantFlag,
-                        const std::string &path) {
+                        const std::string &activations, const std::string &path) {
   std::string text = fmt::format("# Lathe quantization report: --quant={}\n", quantFlag);
   text += fmt::format("{:<24} {:>11} {:<20} {:>9} {:>12} {:>12}\n", "tensor", "shape",
                       "format", "bits/w", "rel. error", "output err.");
@@ -43,6 +43,20 @@ Status writeQuantReport(mlir::ModuleOp module, const std::string &quantFlag,
   });
   text += fmt::format("average {:.3f} bits per weight over {:.0f} linear weights\n",
                       weights > 0 ? bits / weights : 0.0, weights);
+  module.walk([&](tfm::LogitsOp logits) {
+    auto w = logits.getClassifier().getDefiningOp<tfm::WeightOp>();
+    if (!w)
+      return;
+    auto type = mlir::cast<mlir::RankedTensorType>(w.getType());
+    std::optional<formats::FormatSpec> spec = weightFormat(type.getElementType());
+    text += fmt::format("classifier {} {}x{} {}\n", w.getSymName().str(), type.getDimSize(0),
+                        type.getDimSize(1),
+                        spec ? formats::formatName(*spec)
+                             : fmt::format("f{}", type.getElementTypeBitWidth()));
+  });
+  text += fmt::format("activations {} (matmul inputs; int8 where the weight format has "
+                      "integer kernels)\n",
+                      activations);
   text += "rel. error: ||W - Q(W)|| / ||W||; output err.: the same weighted by the "
           "calibrated input rms of each channel (- without calibration)\n";
   std::ofstream out(path);

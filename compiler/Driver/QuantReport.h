@@ -11,6 +11,6 @@
 namespace lathe::compiler {
 
 Status writeQuantReport(mlir::ModuleOp module, const std::string &quantFlag,
-                        const std::string &path);
+                        const std::string &activations, const std::string &path);
 
 } // namespace lathe::compiler

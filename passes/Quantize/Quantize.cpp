@@ -21,16 +21,26 @@ struct QuantizePass : impl::QuantizeBase<QuantizePass> {
       getOperation().emitError() << "lathe-quantize: " << spec.error().message();
       return signalPassFailure();
     }
+    Expected<formats::FormatSpec> classifierSpec =
+        classifierFormat.empty() ? spec : formats::parseFormatSpec(classifierFormat);
+    if (!classifierSpec) {
+      getOperation().emitError() << "lathe-quantize: classifier-format: "
+                                 << classifierSpec.error().message();
+      return signalPassFailure();
+    }
     FailureOr<std::vector<LinearWeight>> weights =
         collectLinearWeights(getOperation(), classifier);
     if (failed(weights))
       return signalPassFailure();
     // One packed copy per weight, shared by every linear that reads it.
     for (LinearWeight &w : *weights) {
-      FailureOr<PackedMatrix> packed = packMatrix(w, *spec);
+      if (!w.classifier && !linears)
+        continue;
+      const formats::FormatSpec &format = w.classifier ? *classifierSpec : *spec;
+      FailureOr<PackedMatrix> packed = packMatrix(w, format);
       if (failed(packed))
         return signalPassFailure();
-      replaceWithPacked(w, *spec, *packed);
+      replaceWithPacked(w, format, *packed);
     }
   }
 };

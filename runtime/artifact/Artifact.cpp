@@ -257,6 +257,9 @@ Status Artifact::parse() {
     p.logits = fs->logits();
     p.kvLayers = fs->kv_layers();
     p.kvWidth = fs->kv_width();
+    if (fs->activations() > fb::Activations_MAX)
+      return fail("corrupt: schedule '" + p.target + "' has an unknown activation precision");
+    p.activations = static_cast<plan::Activations>(fs->activations());
     if (const fb::NativeCode *n = fs->native()) {
       if (!n->isa() || !n->object() || n->object()->size() < 4)
         return fail("corrupt: schedule '" + p.target + "' has incomplete native code");

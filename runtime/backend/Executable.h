@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -34,10 +35,12 @@ struct ExecutionOptions {
   /// Run the artifact's generated code when it has some (fast path only);
   /// false interprets the plan instead.
   bool nativeCode = true;
-  /// Matmuls with packed weights of the formats that allow it round their
-  /// input to int8 per block and use integer dot products. Faster, and no
-  /// longer the reference numerics.
-  bool int8Activations = false;
+  /// Whether matmuls with packed weights of the formats that allow it round
+  /// their input to int8 per block and use integer dot products (faster, not
+  /// the reference numerics). Unset: what the artifact's plan chose at
+  /// compile time (plan::Activations). The reference kernels always run
+  /// float; asking them for int8 is an error.
+  std::optional<bool> int8Activations;
 };
 
 /// Called before every matmul step with the step's index in the plan and
@@ -74,8 +77,8 @@ public:
   virtual int threads() const = 0;
   /// Whether generated code (rather than an interpreter) runs the steps.
   virtual bool usesNativeCode() const = 0;
-  /// The kernels' options after loading (e.g. int8 activations off where
-  /// the machine or the formats do not allow them).
+  /// The options in effect after loading: int8Activations is always set
+  /// (the plan's choice where the options left it open).
   virtual const ExecutionOptions &options() const = 0;
   /// Sets the calibration hook; a backend that cannot call it says so.
   virtual Status setMatMulObserver(MatMulObserver observer) = 0;

@@ -228,6 +228,7 @@ uint64_t planHash(const KernelPlan &plan) {
   put(&plan.logits, sizeof plan.logits);
   put(&plan.kvLayers, sizeof plan.kvLayers);
   put(&plan.kvWidth, sizeof plan.kvWidth);
+  put(&plan.activations, sizeof plan.activations);
   return artifact::checksum(bytes);
 }
 
@@ -275,6 +276,10 @@ Status validateConfig(const ModelConfig &c, const std::string &source) {
       !std::isfinite(c.ropeTheta))
     return bad("norm epsilon and rope theta must be positive");
   return Status::ok();
+}
+
+const char *activationsName(Activations activations) {
+  return activations == Activations::Int8 ? "int8" : "float";
 }
 
 const char *stepName(const Step &step) {

@@ -62,8 +62,18 @@ struct NativeCode {
   std::vector<uint8_t> object; // ELF shared object
 };
 
+/// What the plan's matmuls round their inputs to. Int8: every matmul whose
+/// weight format has integer kernels (INT8/INT4, BFP8/BFP4, MXINT8, MXFP4)
+/// rounds its input to int8 per weight block and uses integer dot products;
+/// the others stay float. Float: the reference numerics.
+enum class Activations : uint8_t { Float = 0, Int8 = 1 };
+
+/// "float" or "int8".
+const char *activationsName(Activations activations);
+
 struct KernelPlan {
   std::string target = "cpu";
+  Activations activations = Activations::Float;
   std::vector<uint64_t> bufferWidths;
   std::vector<Step> steps;
   uint32_t logits = 0;     // buffer holding [tokens, vocab] scores

@@ -31,7 +31,10 @@ TEST(CpuBackendTest, GeneratedInterpretedAndReferenceAgree) {
     ASSERT_TRUE(a->schedule("cpu")->native) << "no generated code in the artifact";
     std::vector<int32_t> prompt = loadReference()["prompts"][2]["prompt_ids"];
 
+    // Float activations: the reference numerics, which the kernels must
+    // match (quantized builds default to int8 activations).
     SessionOptions generated, interpreted, reference;
+    generated.int8Activations = interpreted.int8Activations = false;
     interpreted.nativeCode = false;
     reference.kernels = KernelPath::Reference;
     auto session = Session::create(a, generated);
@@ -67,10 +70,15 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
     auto a = compileAndLoad(modelDir() + "/stories15M.bin", "int8act", quant);
     ASSERT_NE(a, nullptr);
     std::vector<int32_t> prompt = loadReference()["prompts"][0]["prompt_ids"];
+    // Quantized builds run int8 activations by default (recorded in the
+    // plan at compile time); float activations stay available.
+    ASSERT_EQ(a->schedule("cpu")->activations, plan::Activations::Int8) << quant;
     SessionOptions exact, int8;
-    int8.int8Activations = true;
+    exact.int8Activations = false;
     auto s1 = Session::create(a, exact), s2 = Session::create(a, int8);
     ASSERT_TRUE(s1 && s2);
+    EXPECT_FALSE(*s1->executable().options().int8Activations);
+    EXPECT_TRUE(*s2->executable().options().int8Activations);
     // The prompt runs as a prefill, then one decode step; the int8 session
     // rounds each matmul input per block in both.
     ASSERT_TRUE(s1->forward(prompt) && s2->forward(prompt));
@@ -88,6 +96,9 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
     // int8 activations with a scale per block of 32: ~2^-8 relative per
     // input, ~1% on the logits after 6 layers; the greedy choice holds.
     EXPECT_LT(std::sqrt(num / den), 2e-2) << quant;
+    // And the integer path really ran: rounding the inputs moves the logits
+    // (a float fallback would agree to ~1e-6).
+    EXPECT_GT(std::sqrt(num / den), 1e-4) << quant;
     EXPECT_EQ(std::max_element(ref.begin(), ref.end()) - ref.begin(),
               std::max_element(l2->begin(), l2->end()) - l2->begin())
         << quant;

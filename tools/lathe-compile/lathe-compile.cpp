@@ -29,9 +29,15 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"artifact", "mlir", "plan", "cpp"}));
   app.add_option("--quant", options.quant,
                  "weight format: none; a format such as bfp4:block=32, mxfp6_e3m2, "
-                 "fp6_4p2, int4:group=32 (docs/formats.md), optionally with :reorder; "
-                 "or mixed:bits=B")
+                 "fp6_4p2, int4:group=32 (docs/formats.md), optionally with :reorder, "
+                 ":classifier (the classifier in FORMAT too; default: at 8 bits) or "
+                 ":float-classifier (left unpacked); or mixed:bits=B")
       ->capture_default_str();
+  app.add_option("--activations", options.activations,
+                 "precision of matmul inputs: int8 (integer kernels where the weight "
+                 "format has them) or float (the reference numerics); default: int8 "
+                 "for quantized builds, float for --quant=none")
+      ->check(CLI::IsMember({"int8", "float"}));
   app.add_option("--quant-report", options.quantReport,
                  "write each linear weight's format, bits and error to FILE");
   app.add_option("--calib", options.calib,

@@ -186,14 +186,19 @@ int main(int argc, char **argv) {
   CLI::App app{"lathe-eval: perplexity and KL divergence of builds against a reference"};
   std::string referencePath, textPath;
   std::vector<std::string> paths;
-  bool csv = false, int8Activations = false;
+  bool csv = false, int8Activations = false, floatActivations = false;
   app.add_option("--reference", referencePath, "reference build, e.g. the FP32 artifact")
       ->required();
   app.add_option("--text", textPath, "score each non-empty line of FILE")->required();
   app.add_flag("--csv", csv, "print CSV instead of a Markdown table");
-  app.add_flag("--int8-activations", int8Activations,
-               "score the builds (not the reference) with int8-rounded matmul inputs, as "
-               "lathe-run --int8-activations runs them");
+  auto *int8 = app.add_flag("--int8-activations", int8Activations,
+                            "score the builds (not the reference) with int8-rounded matmul "
+                            "inputs, as lathe-run --int8-activations runs them");
+  auto *fp = app.add_flag("--float-activations", floatActivations,
+                          "score the builds with float matmul inputs, as lathe-run "
+                          "--float-activations runs them (default: as each build runs by "
+                          "default; the reference always runs float)");
+  int8->excludes(fp);
   app.add_option("artifacts", paths, "builds to compare with the reference");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-eval"))
     return *status;
@@ -243,7 +248,10 @@ int main(int argc, char **argv) {
     const Artifact &a = *artifacts[i];
     bool isReference = i == 0;
     lathe::SessionOptions options;
-    options.int8Activations = int8Activations && !isReference;
+    if (isReference || floatActivations)
+      options.int8Activations = false;
+    else if (int8Activations)
+      options.int8Activations = true;
     auto scored = score(artifacts[i], sequences, textPath,
                         isReference ? nullptr : &refLogProbs,
                         isReference ? &refLogProbs : nullptr, options);
@@ -256,7 +264,9 @@ int main(int argc, char **argv) {
     WeightSummary weights = summarizeWeights(a);
     Row row;
     row.build = std::filesystem::path(a.path()).stem().string();
-    if (options.int8Activations)
+    const lathe::plan::KernelPlan *plan = a.schedule(options.target);
+    if (options.int8Activations.value_or(plan && plan->activations ==
+                                                     lathe::plan::Activations::Int8))
       row.build += " (int8 activations)";
     row.format = weights.format;
     row.bitsPerWeight = weights.bitsPerWeight;

@@ -21,7 +21,7 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
   if (!plan)
     return Error(fmt::format("{}: compiled for no '{}' target", artifact->path(),
                              options.target));
-  if (options.int8Activations && options.kernels == KernelPath::Reference)
+  if (options.int8Activations.value_or(false) && options.kernels == KernelPath::Reference)
     return Error("--int8-activations runs the SIMD integer kernels; it cannot be combined "
                  "with --kernels=reference");
   std::shared_ptr<native::NativeModel> nativeModel;
@@ -35,7 +35,7 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
     std::shared_ptr<CpuExecutable> executable(
         new CpuExecutable(std::move(artifact), plan, options));
     executable->native_ = std::move(nativeModel);
-    if (executable->options_.int8Activations && !executable->packPanels())
+    if (*executable->options_.int8Activations && !executable->packPanels())
       return Error("cannot allocate memory to repack the weights for the int8 decode kernel");
     return std::shared_ptr<backend::Executable>(std::move(executable));
   } catch (const std::bad_alloc &) {
@@ -47,6 +47,8 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
                              const plan::KernelPlan *plan,
                              const backend::ExecutionOptions &options)
     : Executable(std::move(artifact)), plan_(plan), options_(options) {
+  if (!options_.int8Activations)
+    options_.int8Activations = plan->activations == plan::Activations::Int8;
   if (options_.kernels == KernelPath::Reference) {
     options_.int8Activations = false;
     options_.nativeCode = false;
@@ -306,7 +308,7 @@ CpuExecutable::MatmulJob CpuExecutable::prepareMatmul(const float *x, int64_t ro
       return job;
     }
   }
-  const bool int8 = options_.int8Activations;
+  const bool int8 = *options_.int8Activations;
   if (int8 && panels_[index] &&
       simd::quantizeActivations(x, rows, k, *info.quant, quantized, simd::CodeOrder::Columns)) {
     job.kind = MatmulKernel::Panels;

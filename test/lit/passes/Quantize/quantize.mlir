@@ -1,5 +1,7 @@
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=bfp4:block=32" | FileCheck %s --check-prefix=BFP
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=int8:group=32 classifier=true" | FileCheck %s --check-prefix=CLS
+// RUN: lathe-opt %s --split-input-file --lathe-quantize="format=int4:group=32 classifier=true classifier-format=int8:group=32" | FileCheck %s --check-prefix=CLS8
+// RUN: lathe-opt %s --split-input-file --lathe-quantize="format=int4:group=32 classifier=true classifier-format=int8:group=32 linears=false" | FileCheck %s --check-prefix=ONLY
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=mxfp6_e3m2" | FileCheck %s --check-prefix=MX
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=fp6_4p2" | FileCheck %s --check-prefix=FP6
 // RUN: lathe-opt %s --split-input-file --lathe-quantize="format=int4:group=32:asym" | FileCheck %s --check-prefix=INT
@@ -66,5 +68,25 @@ func.func @classifier(%t: tensor<?xi32>) -> tensor<?x16xf32> {
   %e = tfm.weight "emb" {value = dense<0.5> : tensor<16x64xf32>} : tensor<16x64xf32>
   %x = tfm.embedding %e[%t] : tensor<16x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
   %l = tfm.logits %x, %e : tensor<?x64xf32>, tensor<16x64xf32> -> tensor<?x16xf32>
+  return %l : tensor<?x16xf32>
+}
+
+// -----
+
+// classifier-format gives the classifier a format of its own (a 4-bit model
+// keeps an 8-bit classifier); linears=false packs only the classifier.
+
+// CLS8-LABEL: func @own_format
+// CLS8: tfm.weight "emb" {{.*}} : tensor<16x64x!tfm.int<bits = 8, group = 32, symmetric = true>>
+// CLS8: tfm.weight "w" {{.*}} : tensor<64x64x!tfm.int<bits = 4, group = 32, symmetric = true>>
+// ONLY-LABEL: func @own_format
+// ONLY: tfm.weight "emb" {{.*}} : tensor<16x64x!tfm.int<bits = 8, group = 32, symmetric = true>>
+// ONLY: tfm.weight "w" {{.*}} : tensor<64x64xf32>
+func.func @own_format(%t: tensor<?xi32>) -> tensor<?x16xf32> {
+  %e = tfm.weight "emb" {value = dense<0.5> : tensor<16x64xf32>} : tensor<16x64xf32>
+  %w = tfm.weight "w" {value = dense<0.25> : tensor<64x64xf32>} : tensor<64x64xf32>
+  %x = tfm.embedding %e[%t] : tensor<16x64xf32>, tensor<?xi32> -> tensor<?x64xf32>
+  %y = tfm.linear %x, %w : tensor<?x64xf32>, tensor<64x64xf32> -> tensor<?x64xf32>
+  %l = tfm.logits %y, %e : tensor<?x64xf32>, tensor<16x64xf32> -> tensor<?x16xf32>
   return %l : tensor<?x16xf32>
 }

@@ -42,14 +42,48 @@ TEST(QuantFlagTest, Reorder) {
 TEST(QuantFlagTest, Classifier) {
   auto q = parseQuantFlag("int8:group=32:classifier");
   ASSERT_TRUE(q);
-  EXPECT_TRUE(q->classifier);
+  EXPECT_EQ(q->classifier, ClassifierChoice::SameFormat);
   EXPECT_FALSE(q->reorder);
   EXPECT_EQ(formats::formatName(*q->format), "int8:group=32");
+  EXPECT_EQ(formats::formatName(*q->classifierFormat()), "int8:group=32");
   auto both = parseQuantFlag("mxfp4:reorder:classifier");
   ASSERT_TRUE(both);
-  EXPECT_TRUE(both->classifier && both->reorder);
-  EXPECT_NE(errorOf("int8:classifier:classifier").find("twice"), std::string::npos);
+  EXPECT_TRUE(both->classifier == ClassifierChoice::SameFormat && both->reorder);
+  auto fp = parseQuantFlag("int4:group=32:float-classifier");
+  ASSERT_TRUE(fp);
+  EXPECT_EQ(fp->classifier, ClassifierChoice::Float);
+  EXPECT_FALSE(fp->classifierFormat());
+  EXPECT_NE(errorOf("int8:classifier:classifier").find("once"), std::string::npos);
+  EXPECT_NE(errorOf("int8:classifier:float-classifier").find("once"), std::string::npos);
   EXPECT_NE(errorOf("mixed:bits=4.5:classifier").find("single format"), std::string::npos);
+  auto mixedFloat = parseQuantFlag("mixed:bits=4.5:float-classifier");
+  ASSERT_TRUE(mixedFloat);
+  EXPECT_FALSE(mixedFloat->classifierFormat());
+  EXPECT_FALSE(parseQuantFlag("none")->classifierFormat());
+}
+
+// By default the classifier is packed at 8 bits of the weights' family.
+TEST(QuantFlagTest, DefaultClassifierFormat) {
+  const std::pair<const char *, const char *> cases[] = {
+      {"int4:group=32", "int8:group=32"},
+      {"int4:group=64:asym", "int8:group=64:asym"},
+      {"int8:group=128", "int8:group=128"},
+      {"bfp4:block=16", "bfp8:block=16"},
+      {"bfp6:block=32", "bfp8:block=32"},
+      {"mxfp4", "mxint8"},
+      {"mxfp6_e3m2", "mxint8"},
+      {"mxfp8_e4m3", "mxfp8_e4m3"},
+      {"mxint8", "mxint8"},
+      {"fp6_4p2", "mxint8"},
+      {"mixed:bits=4.5", "int8:group=32"},
+  };
+  for (auto [flag, want] : cases) {
+    auto q = parseQuantFlag(flag);
+    ASSERT_TRUE(q) << flag;
+    EXPECT_EQ(q->classifier, ClassifierChoice::Default);
+    ASSERT_TRUE(q->classifierFormat()) << flag;
+    EXPECT_EQ(formats::formatName(*q->classifierFormat()), want) << flag;
+  }
 }
 
 TEST(QuantFlagTest, Mixed) {
