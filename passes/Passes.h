@@ -1,7 +1,10 @@
 //===- Passes.h - Lathe's MLIR passes ---------------------------*- C++ -*-===//
 #pragma once
 
+#include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "dialects/Transformer/TransformerDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"

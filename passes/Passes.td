@@ -105,4 +105,69 @@ def SelectFormats : Pass<"lathe-select-formats", "mlir::ModuleOp"> {
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }
 
+//===----------------------------------------------------------------------===//
+// The kernel plan (dialects/KernelPlan)
+//===----------------------------------------------------------------------===//
+
+def LowerToPlan : Pass<"lathe-lower-to-plan", "mlir::ModuleOp"> {
+  let summary = "Lower the tfm forward function to the kernel plan";
+  let description = [{
+    Rewrites every `tfm` op of `@forward` into its `plan` kernel
+    (DialectConversion, one pattern per op): each activation tensor
+    `tensor<?xNxf32>` becomes a buffer `!plan.buffer<N, f32>` created by
+    `plan.buffer` right before the kernel that writes it, and the function
+    returns the logits buffer. Weights, token ids, positions and the KV
+    cache stay as they are. An op without a kernel is an error on that op.
+  }];
+  let dependentDialects = ["::lathe::kplan::PlanDialect"];
+}
+
+def PlanReuseBuffers : Pass<"lathe-plan-reuse-buffers", "mlir::func::FuncOp"> {
+  let summary = "Let dead buffers hold later values of the same width";
+  let description = [{
+    Walks the kernels in order; a `plan.buffer` is replaced by a buffer of
+    the same width whose last reader or writer came before it, so a step
+    needs a few buffers per width instead of one per value. A buffer is
+    never reused by the kernel that reads it for the last time (a product's
+    output must not be its input), and the returned buffer is never freed.
+  }];
+}
+
+def PlanActivations : Pass<"lathe-plan-activations", "mlir::func::FuncOp"> {
+  let summary = "Choose each product's activation precision";
+  let description = [{
+    With `precision=int8`, every `plan.matmul`, `plan.matmuls` and
+    `plan.logits` whose weights all have a format with integer codes (INT8,
+    INT4, BFP8, BFP4, MXINT8, MXFP4: runtime/formats `hasIntegerCodes`)
+    gets `activations = #plan.activations<int8>`; the others, and every
+    product with `precision=float`, get `#plan.activations<float>` (the
+    reference numerics).
+  }];
+  let options = [
+    Option<"precision", "precision", "std::string", /*default=*/"\"int8\"",
+           "int8 (where the weight format allows it) or float">,
+  ];
+}
+
+def PlanGroupMatmuls : Pass<"lathe-plan-group-matmuls", "mlir::func::FuncOp"> {
+  let summary = "Run consecutive products of one input as one job";
+  let description = [{
+    Consecutive `plan.matmul` kernels that read the same input with the same
+    activation precision (the q/k/v projections, the gate/up projections)
+    become one `plan.matmuls`, as long as none of them writes the input or
+    another one's output: the threads meet once per group instead of once
+    per weight.
+  }];
+}
+
+def PlanFuseAddRMSNorm : Pass<"lathe-plan-fuse-add-rms-norm", "mlir::func::FuncOp"> {
+  let summary = "Fuse a residual add with the RMSNorm of its sum";
+  let description = [{
+    A `plan.add` followed by a `plan.rms_norm` of its output becomes one
+    `plan.add_rms_norm` that writes the sum and the normalised rows in one
+    pass over each row, unless the norm's output is the sum or an operand of
+    the add.
+  }];
+}
+
 #endif // LATHE_PASSES

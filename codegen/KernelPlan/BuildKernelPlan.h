@@ -1,7 +1,12 @@
-// Lowers the `tfm` forward function to the kernel plan the runtime executes:
-// every op becomes one kernel step, every SSA activation a buffer (buffers
-// are reused once their value is dead), every tfm.weight a tensor of the
-// artifact in its storage layout.
+// From the tfm forward function to the kernel plan: the module is lowered to
+// the `plan` dialect (dialects/KernelPlan) and its passes run (activation
+// precision, grouped products, add + RMSNorm fusion, buffer reuse:
+// planPipeline), then the plan IR is serialized into the runtime's schedule
+// (runtime/plan/KernelPlan.h): every plan.buffer an activation buffer, every
+// tfm.weight a tensor of the artifact in its storage layout, every kernel
+// one step (a grouped product one step per weight, a fused add + RMSNorm
+// its two steps: the runtime's interpreter computes the same values, the
+// generated code, which reads the plan IR, runs them fused).
 #pragma once
 
 #include "runtime/artifact/ArtifactWriter.h"
@@ -9,12 +14,26 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/DenseMap.h"
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 namespace lathe::codegen {
+
+struct PlanOptions {
+  /// What products round their inputs to, where their formats allow it.
+  plan::Activations activations = plan::Activations::Float;
+  /// Group products of one input and fuse add + RMSNorm (off: one kernel
+  /// per tfm op, as calibration wants it).
+  bool fuse = true;
+};
+
+/// The plan passes, in order, on a module holding tfm IR.
+void buildPlanPipeline(mlir::OpPassManager &pm, const PlanOptions &options);
 
 struct LoweredModel {
   plan::ModelConfig config;
@@ -23,16 +42,24 @@ struct LoweredModel {
   /// `ownedBytes` and stay valid while both live.
   std::vector<artifact::TensorData> tensors;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> ownedBytes;
-  /// The op each plan step was lowered from (same order as plan.steps).
-  std::vector<mlir::Operation *> stepOps;
+  /// The plan IR the schedule was serialized from, and the index of each of
+  /// its buffers and weights in the schedule and the artifact.
+  mlir::OwningOpRef<mlir::ModuleOp> planModule;
+  llvm::DenseMap<mlir::Value, uint32_t> bufferIndex, tensorIndex;
+  mlir::func::FuncOp forward() const;
 };
 
-/// Finds @forward in `module` and lowers it for `target`. Reports unsupported
-/// or malformed IR as diagnostics on the offending op.
-mlir::FailureOr<LoweredModel> buildKernelPlan(mlir::ModuleOp module,
-                                              llvm::StringRef target);
+/// Lowers a copy of `module`'s @forward (tfm) for `target`; `module` is not
+/// changed. Reports unsupported or malformed IR as diagnostics on the
+/// offending op.
+mlir::FailureOr<LoweredModel> buildKernelPlan(mlir::ModuleOp module, llvm::StringRef target,
+                                              const PlanOptions &options = {});
 
-/// Prints the plan one step per line, for tests and --emit=plan.
+/// Serializes a module whose @forward is already plan IR.
+mlir::FailureOr<LoweredModel> serializeKernelPlan(mlir::OwningOpRef<mlir::ModuleOp> planModule,
+                                                  llvm::StringRef target);
+
+/// Prints the plan IR (weights elided), for tests and --emit=plan.
 void printKernelPlan(const LoweredModel &model, llvm::raw_ostream &os);
 
 } // namespace lathe::codegen

@@ -26,7 +26,12 @@ struct ChannelStats {
 
 Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tokenizer,
                                      std::string_view text, int64_t maxTokens) {
-  mlir::FailureOr<codegen::LoweredModel> lowered = codegen::buildKernelPlan(module, "cpu");
+  // One step per tfm op (no grouping or fusion), float activations: the
+  // i-th matmul step is the i-th tfm.linear of the module.
+  codegen::PlanOptions planOptions;
+  planOptions.fuse = false;
+  mlir::FailureOr<codegen::LoweredModel> lowered =
+      codegen::buildKernelPlan(module, "cpu", planOptions);
   if (mlir::failed(lowered))
     return Error("calibration: cannot lower the model to a kernel plan");
   artifact::ArtifactContents contents;
@@ -84,11 +89,19 @@ Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tok
   if (result.tokens == 0)
     return Error("calibration: the calibration text is empty");
 
+  std::vector<mlir::Operation *> linears;
+  module.walk([&](tfm::LinearOp linear) { linears.push_back(linear); });
+  std::map<size_t, mlir::Operation *> linearOfStep;
+  for (size_t i = 0, matmuls = 0; i < lowered->plan.steps.size(); ++i)
+    if (std::holds_alternative<plan::MatMulStep>(lowered->plan.steps[i]) &&
+        matmuls < linears.size())
+      linearOfStep[i] = linears[matmuls++];
   mlir::Builder b(module.getContext());
   for (auto &[step, s] : stats) {
-    mlir::Operation *op = lowered->stepOps[step];
-    if (!mlir::isa<tfm::LinearOp>(op))
+    auto found = linearOfStep.find(step);
+    if (found == linearOfStep.end())
       continue;
+    mlir::Operation *op = found->second;
     std::vector<float> rms(s.sumSquares.size());
     for (size_t k = 0; k < rms.size(); ++k)
       rms[k] = static_cast<float>(std::sqrt(s.sumSquares[k] / double(s.rows)));

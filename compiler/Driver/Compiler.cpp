@@ -204,13 +204,14 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   }
 
   report("lowering to a " + o.target + " kernel plan", 0);
+  codegen::PlanOptions planOptions;
+  planOptions.activations = activations;
   mlir::FailureOr<codegen::LoweredModel> lowered =
-      codegen::buildKernelPlan(*module, o.target);
+      codegen::buildKernelPlan(*module, o.target, planOptions);
   if (mlir::failed(lowered))
     return mlirError(o.input + ": cannot lower to a kernel plan");
   if (Status s = plan::validateConfig(lowered->config, o.input); !s)
     return s;
-  lowered->plan.activations = activations;
   if (o.emit == EmitKind::Plan) {
     codegen::printKernelPlan(*lowered, out);
     return Status::ok();

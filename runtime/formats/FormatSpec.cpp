@@ -89,6 +89,22 @@ MxElement mxElementOf(FormatKind kind) {
   }
 }
 
+bool hasIntegerCodes(const FormatSpec &spec) {
+  if (!validateFormatSpec(spec))
+    return false;
+  switch (spec.kind) {
+  case FormatKind::INT8:
+  case FormatKind::INT4:
+  case FormatKind::MXINT8:
+  case FormatKind::MXFP4_E2M1:
+    return true;
+  case FormatKind::BFP:
+    return spec.mantissaBits == 8 || spec.mantissaBits == 4;
+  default:
+    return false;
+  }
+}
+
 Status validateFormatSpec(const FormatSpec &spec) {
   const std::string block = std::to_string(spec.blockSize);
   switch (spec.kind) {

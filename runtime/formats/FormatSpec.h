@@ -49,6 +49,12 @@ bool isMicroscaling(FormatKind kind);
 /// meaningful when isMicroscaling(kind).
 MxElement mxElementOf(FormatKind kind);
 
+/// Whether the format's codes are small integers times a block scale (INT8,
+/// INT4, BFP8, BFP4, MXINT8, MXFP4, whose E2M1 values are halves of
+/// integers up to 12): products with such weights may round their input to
+/// int8 and use integer dot products (int8 activations).
+bool hasIntegerCodes(const FormatSpec &spec);
+
 /// Checks a spec built in code, e.g. "bfp: block size must be 16, 32 or 64,
 /// got 48".
 Status validateFormatSpec(const FormatSpec &spec);

@@ -1,5 +1,6 @@
 // lathe-opt: mlir-opt with the tfm dialect and Lathe's passes added to every
 // upstream dialect and pass.
+#include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "passes/Passes.h"
 
@@ -15,7 +16,7 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
-  registry.insert<lathe::tfm::TransformerDialect>();
+  registry.insert<lathe::tfm::TransformerDialect, lathe::kplan::PlanDialect>();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "Lathe optimizer driver\n", registry));
 }

@@ -76,14 +76,12 @@ alignas(16) inline constexpr uint8_t kFp4Bytes[16] = {12, 13, 14, 15, 16, 18, 20
 /// The kernel instantiation for a spec, if there is one.
 inline bool intCodesOf(const formats::FormatSpec &spec, IntCodes &kind) {
   using formats::FormatKind;
-  if (!formats::validateFormatSpec(spec))
+  if (!formats::hasIntegerCodes(spec))
     return false;
   switch (spec.kind) {
   case FormatKind::INT8: kind = spec.symmetric ? IntCodes::Int8Sym : IntCodes::Int8Asym; return true;
   case FormatKind::INT4: kind = spec.symmetric ? IntCodes::Int4Sym : IntCodes::Int4Asym; return true;
   case FormatKind::BFP:
-    if (spec.mantissaBits == 6)
-      return false;
     kind = spec.mantissaBits == 8 ? IntCodes::Bfp8 : IntCodes::Bfp4;
     return true;
   case FormatKind::MXINT8: kind = IntCodes::MxInt8; return true;

@@ -1,0 +1,42 @@
+//===- KernelPlanDialect.cpp - plan dialect registration ------------------===//
+#include "dialects/KernelPlan/KernelPlanDialect.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace lathe::kplan;
+
+#include "dialects/KernelPlan/KernelPlanOpsDialect.cpp.inc"
+#include "dialects/KernelPlan/KernelPlanEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "dialects/KernelPlan/KernelPlanAttrs.cpp.inc"
+
+#define GET_TYPEDEF_CLASSES
+#include "dialects/KernelPlan/KernelPlanOpsTypes.cpp.inc"
+
+void PlanDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/KernelPlan/KernelPlanOps.cpp.inc"
+      >();
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "dialects/KernelPlan/KernelPlanOpsTypes.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "dialects/KernelPlan/KernelPlanAttrs.cpp.inc"
+      >();
+}
+
+LogicalResult BufferType::verify(function_ref<InFlightDiagnostic()> emitError, int64_t width,
+                                 Type elementType) {
+  if (width <= 0)
+    return emitError() << "buffer width must be positive, got " << width;
+  if (!elementType.isF32())
+    return emitError() << "buffers hold f32 elements, got " << elementType;
+  return success();
+}

@@ -1,0 +1,113 @@
+// RUN: lathe-opt %s --split-input-file --verify-diagnostics
+
+func.func @matmul_width(%x: !plan.buffer<8, f32>, %y: !plan.buffer<4, f32>) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<4x6xf32>} : tensor<4x6xf32>
+  // expected-error @+1 {{'plan.matmul' op input width 8 differs from the weight's 6 columns}}
+  plan.matmul %x, %w -> %y : !plan.buffer<8, f32>, tensor<4x6xf32>, !plan.buffer<4, f32>
+  return
+}
+
+// -----
+
+func.func @matmul_out(%x: !plan.buffer<8, f32>, %y: !plan.buffer<5, f32>) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<4x8xf32>} : tensor<4x8xf32>
+  // expected-error @+1 {{'plan.matmul' op output width 5 differs from the weight's 4 rows}}
+  plan.matmul %x, %w -> %y : !plan.buffer<8, f32>, tensor<4x8xf32>, !plan.buffer<5, f32>
+  return
+}
+
+// -----
+
+func.func @matmul_alias(%x: !plan.buffer<8, f32>) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.matmul' op output buffer is also the input}}
+  plan.matmul %x, %w -> %x : !plan.buffer<8, f32>, tensor<8x8xf32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @int8_float_weight(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.matmul' op asks for int8 activations, but its weight is 'f32', not a packed format with integer codes}}
+  plan.matmul %x, %w -> %y {activations = #plan.activations<int8>} : !plan.buffer<8, f32>, tensor<8x8xf32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @matmuls_one(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.matmuls' op expects as many outputs as weights, at least two; got 1 weights and 1 outputs}}
+  plan.matmuls %x, [%w] -> [%y] : !plan.buffer<8, f32>, [tensor<8x8xf32>], [!plan.buffer<8, f32>]
+  return
+}
+
+// -----
+
+func.func @matmuls_twice(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.matmuls' op writes one buffer twice}}
+  plan.matmuls %x, [%w, %w] -> [%y, %y] : !plan.buffer<8, f32>, [tensor<8x8xf32>, tensor<8x8xf32>], [!plan.buffer<8, f32>, !plan.buffer<8, f32>]
+  return
+}
+
+// -----
+
+func.func @rope_head(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{'plan.rope' op head_dim 3 does not split width 8 into even heads}}
+  plan.rope %x at %p -> %y {head_dim = 3 : i64, theta = 1.0e4 : f32, layout = #tfm.rope_layout<interleaved>} : !plan.buffer<8, f32>, tensor<?xi32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @norm_gain(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
+  %g = tfm.weight "g" {value = dense<1.0> : tensor<6xf32>} : tensor<6xf32>
+  // expected-error @+1 {{'plan.rms_norm' op expects a gain of 8 elements, got 'tensor<6xf32>'}}
+  plan.rms_norm %x, %g -> %y {epsilon = 1.0e-5 : f32} : !plan.buffer<8, f32>, tensor<6xf32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @attention_heads(%q: !plan.buffer<8, f32>, %k: !plan.buffer<8, f32>, %o: !plan.buffer<8, f32>, %p: tensor<?xi32>,
+                           %kv: !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>) {
+  // expected-error @+1 {{'plan.attention' op 2 heads and 3 kv heads do not group}}
+  plan.attention %q, %k, %k, %p, %kv -> %o {layer = 0 : i64, heads = 2 : i64, kv_heads = 3 : i64, head_dim = 4 : i64} : !plan.buffer<8, f32>, !plan.buffer<8, f32>, !plan.buffer<8, f32>, tensor<?xi32>, !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @attention_layer(%q: !plan.buffer<8, f32>, %k: !plan.buffer<8, f32>, %o: !plan.buffer<8, f32>, %p: tensor<?xi32>,
+                           %kv: !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>) {
+  // expected-error @+1 {{'plan.attention' op layer 1 and 2 kv heads of 4 do not fit the cache}}
+  plan.attention %q, %k, %k, %p, %kv -> %o {layer = 1 : i64, heads = 2 : i64, kv_heads = 2 : i64, head_dim = 4 : i64} : !plan.buffer<8, f32>, !plan.buffer<8, f32>, !plan.buffer<8, f32>, tensor<?xi32>, !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @add_rms_norm_same(%a: !plan.buffer<8, f32>, %b: !plan.buffer<8, f32>, %s: !plan.buffer<8, f32>) {
+  %g = tfm.weight "g" {value = dense<1.0> : tensor<8xf32>} : tensor<8xf32>
+  // expected-error @+1 {{'plan.add_rms_norm' op sum and output must be different buffers}}
+  plan.add_rms_norm %a, %b, %g -> %s, %s {epsilon = 1.0e-5 : f32} : tensor<8xf32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+// expected-error @+1 {{buffer width must be positive, got 0}}
+func.func @buffer_width(%x: !plan.buffer<0, f32>) {
+  return
+}
+
+// -----
+
+func.func @logits_classifier(%x: !plan.buffer<8, f32>, %l: !plan.buffer<16, f32>) {
+  %c = tfm.weight "c" {value = dense<0.5> : tensor<12x8xf32>} : tensor<12x8xf32>
+  // expected-error @+1 {{'plan.logits' op output width 16 differs from the classifier's 12 rows}}
+  plan.logits %x, %c -> %l : !plan.buffer<8, f32>, tensor<12x8xf32>, !plan.buffer<16, f32>
+  return
+}

@@ -1,0 +1,30 @@
+// RUN: lathe-opt %s --split-input-file --lathe-plan-activations | FileCheck %s --check-prefix=INT8
+// RUN: lathe-opt %s --split-input-file --lathe-plan-activations="precision=float" | FileCheck %s --check-prefix=FLOAT
+// RUN: not lathe-opt %s --split-input-file --lathe-plan-activations="precision=int4" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// int8 where every weight has integer codes (INT, BFP8/BFP4, MXINT8,
+// MXFP4); float for float weights and for formats without integer codes
+// (FP6, MXFP6, MXFP8, BFP6); float everywhere with precision=float.
+
+// INT8-LABEL: func @products
+// INT8: plan.matmul %{{.*}}, %[[I4:.*]] -> %{{.*}} {activations = #plan.activations<int8>}
+// Float is the default and is not printed.
+// INT8-NEXT: plan.matmul %{{.*}}, %{{.*}} -> %{{.*}} : <32, f32>, tensor<32x32x!tfm.mx<fp6_e3m2>>
+// INT8-NEXT: plan.matmul %{{.*}}, %{{.*}} -> %{{.*}} : <32, f32>, tensor<32x32xf32>
+// INT8-NEXT: plan.matmuls %{{.*}}, [%{{.*}}, %{{.*}}] -> [%{{.*}}, %{{.*}}] : <32, f32>
+// INT8-NEXT: plan.logits {{.*}} {activations = #plan.activations<int8>}
+// FLOAT-LABEL: func @products
+// FLOAT-NOT: activations<int8>
+// BAD: error: lathe-plan-activations: precision must be int8 or float, got 'int4'
+func.func @products(%x: !plan.buffer<32, f32>, %y: !plan.buffer<32, f32>, %z: !plan.buffer<32, f32>) {
+  %i4 = tfm.weight "i4" {value = dense<0> : tensor<512xi8>} : tensor<32x32x!tfm.int<bits = 4, group = 32, symmetric = true>>
+  %f6 = tfm.weight "f6" {value = dense<0> : tensor<800xi8>} : tensor<32x32x!tfm.mx<fp6_e3m2>>
+  %f = tfm.weight "f" {value = dense<0.5> : tensor<32x32xf32>} : tensor<32x32xf32>
+  %b8 = tfm.weight "b8" {value = dense<0> : tensor<1056xi8>} : tensor<32x32x!tfm.bfp<mantissa = 8, block = 32>>
+  plan.matmul %x, %i4 -> %y : !plan.buffer<32, f32>, tensor<32x32x!tfm.int<bits = 4, group = 32, symmetric = true>>, !plan.buffer<32, f32>
+  plan.matmul %x, %f6 -> %y : !plan.buffer<32, f32>, tensor<32x32x!tfm.mx<fp6_e3m2>>, !plan.buffer<32, f32>
+  plan.matmul %x, %f -> %y : !plan.buffer<32, f32>, tensor<32x32xf32>, !plan.buffer<32, f32>
+  plan.matmuls %x, [%i4, %f] -> [%y, %z] : !plan.buffer<32, f32>, [tensor<32x32x!tfm.int<bits = 4, group = 32, symmetric = true>>, tensor<32x32xf32>], [!plan.buffer<32, f32>, !plan.buffer<32, f32>]
+  plan.logits %x, %b8 -> %y : !plan.buffer<32, f32>, tensor<32x32x!tfm.bfp<mantissa = 8, block = 32>>, !plan.buffer<32, f32>
+  return
+}
