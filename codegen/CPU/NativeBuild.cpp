@@ -1,5 +1,6 @@
 #include "codegen/CPU/NativeBuild.h"
 
+#include "codegen/CPU/GeneratedCodeHeaders.h"
 #include "runtime/backends/cpu/native/CpuModelAbi.h"
 
 #include "llvm/ADT/SmallString.h"
@@ -63,12 +64,23 @@ Expected<plan::NativeCode> buildNativeCode(const std::string &source, uint64_t p
     if (!out.flush())
       return Error("cannot write " + src);
   }
+  // The headers the source includes, beside it at the paths it names.
+  for (const HeaderText &header : kGeneratedCodeHeaders) {
+    llvm::SmallString<128> path(dir.path);
+    llvm::sys::path::append(path, header.path);
+    if (std::error_code ec = llvm::sys::fs::create_directories(llvm::sys::path::parent_path(path)))
+      return Error("cannot create a temporary folder: " + ec.message());
+    std::ofstream out(path.str().str());
+    out << header.text;
+    if (!out.flush())
+      return Error("cannot write " + path.str().str());
+  }
   std::string isa = nativeIsaForHost();
   std::vector<std::string> args = {compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
                                    "-fvisibility=hidden", "-fno-math-errno"};
   if (isa != "generic")
     args.push_back("-march=" + isa);
-  args.insert(args.end(), {"-o", object, src});
+  args.insert(args.end(), {"-I", dir.path.str().str(), "-o", object, src});
   std::vector<llvm::StringRef> argv(args.begin(), args.end());
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(log),
                                                 llvm::StringRef(log)};

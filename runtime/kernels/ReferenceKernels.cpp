@@ -1,6 +1,7 @@
 #include "runtime/kernels/ReferenceKernels.h"
 
 #include "runtime/formats/RowCodec.h"
+#include "runtime/kernels/ElementwiseKernels.h"
 
 #include <algorithm>
 #include <cmath>
@@ -77,13 +78,7 @@ void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
              int64_t width, float *out) {
   std::vector<float> g(width);
   loadRow(gain, 0, width, g.data());
-  for (int64_t t = 0; t < rows; ++t) {
-    const float *row = x + t * width;
-    double ss = dot(row, row, width);
-    float scale = static_cast<float>(1.0 / std::sqrt(ss / width + eps));
-    for (int64_t i = 0; i < width; ++i)
-      out[t * width + i] = g[i] * (scale * row[i]);
-  }
+  lathe_rms_norm(x, g.data(), eps, rows, width, out);
 }
 
 void matmul(const float *x, int64_t rows, WeightView w, float *out) {
@@ -110,26 +105,11 @@ void matmul(const float *x, int64_t rows, WeightView w, float *out) {
 
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
           int64_t headDim, float theta, plan::RopeLayout layout, float *out) {
-  int64_t half = headDim / 2;
-  std::vector<double> freq(half);
-  for (int64_t i = 0; i < half; ++i)
-    freq[i] = std::pow(double(theta), -2.0 * double(i) / double(headDim));
-  for (size_t t = 0; t < positions.size(); ++t) {
-    const float *row = x + t * width;
-    float *dst = out + t * width;
-    for (int64_t i = 0; i < half; ++i) {
-      double angle = double(positions[t]) * freq[i];
-      double c = std::cos(angle), s = std::sin(angle);
-      for (int64_t h = 0; h < width; h += headDim) {
-        // Interleaved pairs (2i, 2i+1); rotate-half pairs (i, i + half).
-        int64_t a = layout == plan::RopeLayout::Interleaved ? h + 2 * i : h + i;
-        int64_t b = layout == plan::RopeLayout::Interleaved ? a + 1 : a + half;
-        double x0 = row[a], x1 = row[b];
-        dst[a] = static_cast<float>(x0 * c - x1 * s);
-        dst[b] = static_cast<float>(x0 * s + x1 * c);
-      }
-    }
-  }
+  std::vector<double> freq(headDim / 2);
+  for (int64_t i = 0; i < headDim / 2; ++i)
+    freq[i] = lathe_rope_frequency(theta, i, headDim);
+  lathe_rope(x, positions.data(), static_cast<int64_t>(positions.size()), width, headDim,
+             freq.data(), layout == plan::RopeLayout::Interleaved ? 1 : 0, out);
 }
 
 void attention(const float *q, const float *k, const float *v,
@@ -190,15 +170,9 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
 }
 
 void siluMul(const float *gate, const float *up, int64_t n, float *out) {
-  for (int64_t i = 0; i < n; ++i) {
-    float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  lathe_silu_mul(gate, up, n, out);
 }
 
-void add(const float *a, const float *b, int64_t n, float *out) {
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = a[i] + b[i];
-}
+void add(const float *a, const float *b, int64_t n, float *out) { lathe_add(a, b, n, out); }
 
 } // namespace lathe::kernels

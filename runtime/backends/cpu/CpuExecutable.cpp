@@ -176,18 +176,11 @@ struct NativeKernels {
                         uint32_t headDim, float *out) {
     self(ctx).attention(q, k, v, layer, heads, kvHeads, headDim, out);
   }
-  static const float *f32Tensor(LatheCpuContext *ctx, uint32_t index) {
-    CpuExecutable &e = self(ctx);
-    const plan::TensorInfo &info = e.artifact().tensors()[index];
-    if (info.type != ElementType::F32 || info.quant)
-      return nullptr;
-    return reinterpret_cast<const float *>(e.artifact().tensorData(index).data());
-  }
   static void logits(LatheCpuContext *ctx, const float *x, uint32_t classifier, float *y) {
     self(ctx).logits(x, classifier, y);
   }
   static constexpr LatheCpuKernels table = {LATHE_CPU_ABI_VERSION, matmul, embedding,
-                                            attention, f32Tensor, matmuls, logits};
+                                            attention, matmuls, logits};
 };
 
 Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &batch,

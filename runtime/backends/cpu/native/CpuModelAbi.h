@@ -9,13 +9,19 @@
  * products, attention and embedding lookups. Plain C so that any compiler
  * can build the generated code, and so that the ABI is a struct of function
  * pointers rather than symbols to resolve. Bump LATHE_CPU_ABI_VERSION on any
- * change. */
+ * change.
+ *
+ * The generated code (codegen/CPU, through MLIR's EmitC) calls the runtime
+ * through the lathe_* functions at the end of this file, plain calls that
+ * EmitC can express, and computes element-wise kernels with
+ * runtime/kernels/ElementwiseKernels.h; lathe-compile builds it with both
+ * headers next to it. */
 #ifndef LATHE_RUNTIME_BACKENDS_CPU_NATIVE_CPUMODELABI_H
 #define LATHE_RUNTIME_BACKENDS_CPU_NATIVE_CPUMODELABI_H
 
 #include <stdint.h>
 
-#define LATHE_CPU_ABI_VERSION 3u
+#define LATHE_CPU_ABI_VERSION 4u
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,9 +41,6 @@ typedef struct LatheCpuKernels {
   void (*attention)(LatheCpuContext *ctx, const float *q, const float *k, const float *v,
                     uint32_t layer, uint32_t heads, uint32_t kvHeads, uint32_t headDim,
                     float *out);
-  /* The weight tensor `index` as f32 values (norm gains), or NULL when it is
-   * stored in another format. */
-  const float *(*f32Tensor)(LatheCpuContext *ctx, uint32_t index);
   /* outputs[i][rows, n_i] = x[rows, k] * W_i^T for the `count` weight tensors
    * weights[i] that share one input (q/k/v, gate/up): one parallel job. */
   void (*matmuls)(LatheCpuContext *ctx, const float *x, int64_t rows, uint32_t count,
@@ -59,8 +62,44 @@ typedef void (*LatheCpuForwardFn)(const LatheCpuKernels *kernels, LatheCpuContex
                                   float *const *buffers, const int32_t *positions,
                                   int64_t rows);
 
+/* Calls the generated code makes: one per kernel the runtime runs. */
+static inline void lathe_embedding(const LatheCpuKernels *k, LatheCpuContext *ctx,
+                                   uint32_t table, float *out) {
+  k->embedding(ctx, table, out);
+}
+static inline void lathe_matmul(const LatheCpuKernels *k, LatheCpuContext *ctx, const float *x,
+                                int64_t rows, uint32_t weight, float *y) {
+  k->matmul(ctx, x, rows, weight, y);
+}
+/* The `count` products of buffer `input` with weights[i] into buffers
+ * outputs[i], as one job (groups of up to 8 per call). */
+static inline void lathe_matmuls(const LatheCpuKernels *k, LatheCpuContext *ctx,
+                                 float *const *b, uint32_t input, int64_t rows, uint32_t count,
+                                 const uint32_t *weights, const uint32_t *outputs) {
+  for (uint32_t first = 0; first < count; first += 8) {
+    uint32_t n = count - first < 8 ? count - first : 8;
+    float *o[8];
+    for (uint32_t i = 0; i < n; ++i)
+      o[i] = b[outputs[first + i]];
+    k->matmuls(ctx, b[input], rows, n, weights + first, o);
+  }
+}
+static inline void lathe_attention(const LatheCpuKernels *k, LatheCpuContext *ctx,
+                                   const float *q, const float *kk, const float *v,
+                                   uint32_t layer, uint32_t heads, uint32_t kvHeads,
+                                   uint32_t headDim, float *out) {
+  k->attention(ctx, q, kk, v, layer, heads, kvHeads, headDim, out);
+}
+static inline void lathe_logits(const LatheCpuKernels *k, LatheCpuContext *ctx, const float *x,
+                                uint32_t classifier, float *y) {
+  k->logits(ctx, x, classifier, y);
+}
+
 #ifdef __cplusplus
 }
+#define LATHE_EXPORT extern "C" __attribute__((visibility("default")))
+#else
+#define LATHE_EXPORT __attribute__((visibility("default")))
 #endif
 
 #endif
