@@ -3,6 +3,7 @@
 #include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "passes/Passes.h"
+#include "runtime/plan/StepCodec.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -75,10 +76,9 @@ public:
   }
 
 private:
-  /// One op of the plan: its steps, or its buffer, or its tensor.
+  /// One op of the plan: its buffer, its tensor, or its step.
   LogicalResult serialize(Operation &op) {
     plan::KernelPlan &p = model_.plan;
-    plan::ModelConfig &c = model_.config;
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](tfm::WeightOp w) { return addTensor(w); })
         .Case([&](kplan::BufferOp b) {
@@ -86,36 +86,135 @@ private:
           p.bufferWidths.push_back(static_cast<uint64_t>(widthOf(b.getResult())));
           return success();
         })
+        .Case([&](func::ReturnOp r) -> LogicalResult {
+          if (r.getNumOperands() != 1 || !isa<kplan::BufferType>(r.getOperand(0).getType()))
+            return r.emitOpError() << "expects to return the logits buffer";
+          p.logits = model_.bufferIndex.lookup(r.getOperand(0));
+          return success();
+        })
+        .Default([&](Operation *kernel) -> LogicalResult {
+          if (!isa<kplan::PlanDialect>(kernel->getDialect()))
+            return kernel->emitOpError() << "cannot be lowered to a " << p.target
+                                         << " kernel plan";
+          if (failed(readModel(*kernel)))
+            return failure();
+          FailureOr<plan::Step> step = serializeKernel(*kernel);
+          if (failed(step))
+            return failure();
+          p.steps.push_back(std::move(*step));
+          return success();
+        });
+  }
+
+  /// The one generic path from a plan op to the runtime's step
+  /// (runtime/plan/StepCodec.h): the step kind named like the op, its
+  /// fields taken in the order the step declares them: operands in order
+  /// (the function's arguments left out, a variadic operand as a list),
+  /// attributes by their names.
+  FailureOr<plan::Step> serializeKernel(Operation &op) {
+    const std::string kind = op.getName().stripDialect().str();
+    std::span<const plan::FieldInfo> fields = plan::stepFields(kind);
+    if (fields.empty())
+      return op.emitOpError() << "has no step in the runtime's schedule";
+    // Operand groups: one per ODS operand, function arguments dropped.
+    SmallVector<OperandRange> groups;
+    auto segments = dyn_cast_or_null<DenseI32ArrayAttr>(op.getInherentAttr(
+        "operandSegmentSizes").value_or(Attribute()));
+    unsigned at = 0;
+    auto addGroup = [&](unsigned size) {
+      OperandRange group = op.getOperands().slice(at, size);
+      at += size;
+      if (size == 1 && isa<BlockArgument>(group.front()))
+        return;
+      groups.push_back(group);
+    };
+    if (segments)
+      for (int32_t size : segments.asArrayRef())
+        addGroup(static_cast<unsigned>(size));
+    else
+      for (unsigned i = 0, n = op.getNumOperands(); i < n; ++i)
+        addGroup(1);
+
+    plan::FlatStep flat;
+    flat.kind = kind;
+    size_t next = 0;
+    for (const plan::FieldInfo &field : fields) {
+      switch (field.role) {
+      case plan::FieldRole::Buffer:
+      case plan::FieldRole::Tensor:
+      case plan::FieldRole::BufferList:
+      case plan::FieldRole::TensorList: {
+        if (next >= groups.size())
+          return op.emitOpError() << "has no operand for the step's field '" << field.name << "'";
+        OperandRange group = groups[next++];
+        const bool list = field.role == plan::FieldRole::BufferList ||
+                          field.role == plan::FieldRole::TensorList;
+        const bool buffers = field.role == plan::FieldRole::Buffer ||
+                             field.role == plan::FieldRole::BufferList;
+        if (list)
+          flat.ints.push_back(static_cast<int64_t>(group.size()));
+        else if (group.size() != 1)
+          return op.emitOpError() << "expects one operand for '" << field.name << "'";
+        for (Value v : group) {
+          auto &index = buffers ? model_.bufferIndex : model_.tensorIndex;
+          auto found = index.find(v);
+          if (found == index.end())
+            return op.emitOpError() << "operand for '" << field.name << "' is not a "
+                                    << (buffers ? "plan.buffer" : "tfm.weight");
+          flat.ints.push_back(found->second);
+        }
+        break;
+      }
+      case plan::FieldRole::Number:
+      case plan::FieldRole::Float:
+      case plan::FieldRole::Enum: {
+        Attribute attr = op.getInherentAttr(field.name).value_or(Attribute());
+        if (auto i = dyn_cast_or_null<IntegerAttr>(attr))
+          flat.ints.push_back(i.getInt());
+        else if (auto f = dyn_cast_or_null<FloatAttr>(attr))
+          flat.floats.push_back(static_cast<float>(f.getValueAsDouble()));
+        else if (auto layout = dyn_cast_or_null<tfm::RopeLayoutAttr>(attr))
+          flat.ints.push_back(layout.getValue() == tfm::RopeLayout::interleaved
+                                  ? int64_t(plan::RopeLayout::Interleaved)
+                                  : int64_t(plan::RopeLayout::RotateHalf));
+        else if (auto activations = dyn_cast_or_null<kplan::ActivationsAttr>(attr))
+          flat.ints.push_back(activations.getValue() == kplan::Activations::int8
+                                  ? int64_t(plan::Activations::Int8)
+                                  : int64_t(plan::Activations::Float));
+        else if (!attr && field.role == plan::FieldRole::Enum)
+          flat.ints.push_back(0); // a defaulted enum: its first value
+        else
+          return op.emitOpError() << "has no attribute '" << field.name
+                                  << "' the runtime's step can store";
+        break;
+      }
+      }
+    }
+    if (next != groups.size())
+      return op.emitOpError() << "has operands the runtime's step does not store";
+    Expected<plan::Step> step = plan::unflatten(flat.kind, flat.ints, flat.floats);
+    if (!step)
+      return op.emitOpError() << step.error().message();
+    return std::move(*step);
+  }
+
+  /// What the model's config learns from a kernel, and the checks of the
+  /// function's arguments that the runtime relies on.
+  LogicalResult readModel(Operation &op) {
+    plan::ModelConfig &c = model_.config;
+    return llvm::TypeSwitch<Operation *, LogicalResult>(&op)
         .Case([&](kplan::EmbeddingOp e) -> LogicalResult {
           if (e.getTokens() != fn_.getArgument(0))
             return e.emitOpError() << "expects the function's token argument";
           c.dim = widthOf(e.getOut());
-          p.steps.push_back(plan::EmbeddingStep{tensor(e.getTable()), buffer(e.getOut())});
           return success();
         })
         .Case([&](kplan::RMSNormOp n) {
-          rmsNorm(buffer(n.getInput()), tensor(n.getGain()), buffer(n.getOut()),
-                  n.getEpsilon().convertToFloat());
+          normEpsilon(n.getEpsilon().convertToFloat());
           return success();
         })
         .Case([&](kplan::AddRMSNormOp n) {
-          p.steps.push_back(
-              plan::AddStep{buffer(n.getLhs()), buffer(n.getRhs()), buffer(n.getSum())});
-          rmsNorm(buffer(n.getSum()), tensor(n.getGain()), buffer(n.getOut()),
-                  n.getEpsilon().convertToFloat());
-          return success();
-        })
-        .Case([&](kplan::MatmulOp m) {
-          product(m.getActivations());
-          p.steps.push_back(
-              plan::MatMulStep{buffer(m.getInput()), tensor(m.getWeight()), buffer(m.getOut())});
-          return success();
-        })
-        .Case([&](kplan::MatmulsOp m) {
-          product(m.getActivations());
-          for (auto [weight, out] : llvm::zip(m.getWeights(), m.getOuts()))
-            p.steps.push_back(
-                plan::MatMulStep{buffer(m.getInput()), tensor(weight), buffer(out)});
+          normEpsilon(n.getEpsilon().convertToFloat());
           return success();
         })
         .Case([&](kplan::RopeOp r) -> LogicalResult {
@@ -123,12 +222,6 @@ private:
             return r.emitOpError() << "expects the function's positions argument";
           if (first_.insert("rope").second)
             c.ropeTheta = r.getTheta().convertToFloat();
-          auto layout = r.getLayout() == tfm::RopeLayout::interleaved
-                            ? plan::RopeLayout::Interleaved
-                            : plan::RopeLayout::RotateHalf;
-          p.steps.push_back(plan::RopeStep{buffer(r.getInput()), buffer(r.getOut()),
-                                           static_cast<uint32_t>(r.getHeadDim()),
-                                           r.getTheta().convertToFloat(), layout});
           return success();
         })
         .Case([&](kplan::AttentionOp a) -> LogicalResult {
@@ -137,55 +230,22 @@ private:
           c.heads = a.getHeads();
           if (!attentionLayers_.insert(a.getLayer()).second)
             return a.emitOpError() << "reuses KV cache layer " << a.getLayer();
-          p.steps.push_back(plan::AttentionStep{
-              buffer(a.getQueries()), buffer(a.getKeys()), buffer(a.getValues()),
-              buffer(a.getOut()), static_cast<uint32_t>(a.getLayer()),
-              static_cast<uint32_t>(a.getHeads()), static_cast<uint32_t>(a.getKvHeads()),
-              static_cast<uint32_t>(a.getHeadDim())});
           return success();
         })
         .Case([&](kplan::SiluMulOp s) {
           c.hidden = widthOf(s.getOut());
-          p.steps.push_back(
-              plan::SiluMulStep{buffer(s.getLhs()), buffer(s.getRhs()), buffer(s.getOut())});
-          return success();
-        })
-        .Case([&](kplan::AddOp s) {
-          p.steps.push_back(
-              plan::AddStep{buffer(s.getLhs()), buffer(s.getRhs()), buffer(s.getOut())});
           return success();
         })
         .Case([&](kplan::LogitsOp l) {
           c.vocab = widthOf(l.getOut());
-          product(l.getActivations());
-          p.steps.push_back(plan::LogitsStep{buffer(l.getInput()), tensor(l.getClassifier()),
-                                             buffer(l.getOut())});
           return success();
         })
-        .Case([&](func::ReturnOp r) -> LogicalResult {
-          if (r.getNumOperands() != 1 || !isa<kplan::BufferType>(r.getOperand(0).getType()))
-            return r.emitOpError() << "expects to return the logits buffer";
-          p.logits = buffer(r.getOperand(0));
-          return success();
-        })
-        .Default([&](Operation *other) {
-          return other->emitOpError() << "cannot be lowered to a " << p.target
-                                      << " kernel plan";
-        });
+        .Default([](Operation *) { return success(); });
   }
 
-  void rmsNorm(uint32_t input, uint32_t gain, uint32_t output, float epsilon) {
+  void normEpsilon(float epsilon) {
     if (first_.insert("norm").second)
       model_.config.normEps = epsilon;
-    model_.plan.steps.push_back(plan::RmsNormStep{input, gain, output, epsilon});
-  }
-
-  /// The schedule records int8 activations when any product asks for them:
-  /// the runtime then rounds the inputs of every product whose format has
-  /// integer codes, the same products lathe-plan-activations chose.
-  void product(kplan::Activations activations) {
-    if (activations == kplan::Activations::int8)
-      model_.plan.activations = plan::Activations::Int8;
   }
 
   LogicalResult addTensor(tfm::WeightOp w) {
@@ -242,9 +302,6 @@ private:
     model_.tensors.push_back(std::move(t));
     return success();
   }
-
-  uint32_t tensor(Value v) { return model_.tensorIndex.lookup(v); }
-  uint32_t buffer(Value v) { return model_.bufferIndex.lookup(v); }
 
   LoweredModel &model_;
   func::FuncOp fn_;

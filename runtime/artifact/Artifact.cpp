@@ -1,6 +1,7 @@
 #include "runtime/artifact/Artifact.h"
 
 #include "runtime/artifact/Artifact_generated.h"
+#include "runtime/plan/StepCodec.h"
 #include "runtime/artifact/FileHeader.h"
 
 #include <cmath>
@@ -13,49 +14,15 @@ namespace {
 /// Converts one verified flatbuffer step into the plan's form. Missing
 /// tables (a union tag without its value) come back as an error.
 Expected<plan::Step> convertStep(const fb::Step *step) {
-  switch (step->kind_type()) {
-  case fb::StepKind_EmbeddingStep:
-    if (auto *s = step->kind_as_EmbeddingStep())
-      return plan::Step{plan::EmbeddingStep{s->table_tensor(), s->output()}};
-    break;
-  case fb::StepKind_RmsNormStep:
-    if (auto *s = step->kind_as_RmsNormStep())
-      return plan::Step{
-          plan::RmsNormStep{s->input(), s->gain(), s->output(), s->epsilon()}};
-    break;
-  case fb::StepKind_MatMulStep:
-    if (auto *s = step->kind_as_MatMulStep())
-      return plan::Step{plan::MatMulStep{s->input(), s->weight(), s->output()}};
-    break;
-  case fb::StepKind_RopeStep:
-    if (auto *s = step->kind_as_RopeStep())
-      return plan::Step{plan::RopeStep{s->input(), s->output(), s->head_dim(),
-                                       s->theta(),
-                                       static_cast<plan::RopeLayout>(s->layout())}};
-    break;
-  case fb::StepKind_AttentionStep:
-    if (auto *s = step->kind_as_AttentionStep())
-      return plan::Step{plan::AttentionStep{s->queries(), s->keys(), s->values(),
-                                            s->output(), s->layer(), s->heads(),
-                                            s->kv_heads(), s->head_dim()}};
-    break;
-  case fb::StepKind_SiluMulStep:
-    if (auto *s = step->kind_as_SiluMulStep())
-      return plan::Step{plan::SiluMulStep{s->gate(), s->up(), s->output()}};
-    break;
-  case fb::StepKind_AddStep:
-    if (auto *s = step->kind_as_AddStep())
-      return plan::Step{plan::AddStep{s->lhs(), s->rhs(), s->output()}};
-    break;
-  case fb::StepKind_LogitsStep:
-    if (auto *s = step->kind_as_LogitsStep())
-      return plan::Step{plan::LogitsStep{s->input(), s->classifier(), s->output()}};
-    break;
-  default:
-    return Error(fmt::format("unknown kernel kind {}",
-                             static_cast<int>(step->kind_type())));
-  }
-  return Error("kernel step without parameters");
+  if (!step->kind())
+    return Error("kernel step without a kind");
+  std::span<const int64_t> ints;
+  std::span<const float> floats;
+  if (step->ints())
+    ints = {step->ints()->data(), step->ints()->size()};
+  if (step->floats())
+    floats = {step->floats()->data(), step->floats()->size()};
+  return plan::unflatten(step->kind()->string_view(), ints, floats);
 }
 
 } // namespace
@@ -257,9 +224,6 @@ Status Artifact::parse() {
     p.logits = fs->logits();
     p.kvLayers = fs->kv_layers();
     p.kvWidth = fs->kv_width();
-    if (fs->activations() > fb::Activations_MAX)
-      return fail("corrupt: schedule '" + p.target + "' has an unknown activation precision");
-    p.activations = static_cast<plan::Activations>(fs->activations());
     if (const fb::NativeCode *n = fs->native()) {
       if (!n->isa() || !n->object() || n->object()->size() < 4)
         return fail("corrupt: schedule '" + p.target + "' has incomplete native code");

@@ -2,6 +2,7 @@
 
 #include "runtime/artifact/Artifact_generated.h"
 #include "runtime/artifact/FileHeader.h"
+#include "runtime/plan/StepCodec.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -15,45 +16,9 @@ namespace {
 
 flatbuffers::Offset<fb::Step> buildStep(flatbuffers::FlatBufferBuilder &b,
                                         const plan::Step &step) {
-  return std::visit(
-      [&](const auto &s) -> flatbuffers::Offset<fb::Step> {
-        using T = std::decay_t<decltype(s)>;
-        if constexpr (std::is_same_v<T, plan::EmbeddingStep>)
-          return fb::CreateStep(b, fb::StepKind_EmbeddingStep,
-                                fb::CreateEmbeddingStep(b, s.table, s.output).Union());
-        else if constexpr (std::is_same_v<T, plan::RmsNormStep>)
-          return fb::CreateStep(
-              b, fb::StepKind_RmsNormStep,
-              fb::CreateRmsNormStep(b, s.input, s.gain, s.output, s.epsilon).Union());
-        else if constexpr (std::is_same_v<T, plan::MatMulStep>)
-          return fb::CreateStep(
-              b, fb::StepKind_MatMulStep,
-              fb::CreateMatMulStep(b, s.input, s.weight, s.output).Union());
-        else if constexpr (std::is_same_v<T, plan::RopeStep>)
-          return fb::CreateStep(
-              b, fb::StepKind_RopeStep,
-              fb::CreateRopeStep(b, s.input, s.output, s.headDim, s.theta,
-                                 static_cast<fb::RopeLayout>(s.layout))
-                  .Union());
-        else if constexpr (std::is_same_v<T, plan::AttentionStep>)
-          return fb::CreateStep(
-              b, fb::StepKind_AttentionStep,
-              fb::CreateAttentionStep(b, s.queries, s.keys, s.values, s.output,
-                                      s.layer, s.heads, s.kvHeads, s.headDim)
-                  .Union());
-        else if constexpr (std::is_same_v<T, plan::SiluMulStep>)
-          return fb::CreateStep(
-              b, fb::StepKind_SiluMulStep,
-              fb::CreateSiluMulStep(b, s.gate, s.up, s.output).Union());
-        else if constexpr (std::is_same_v<T, plan::AddStep>)
-          return fb::CreateStep(b, fb::StepKind_AddStep,
-                                fb::CreateAddStep(b, s.lhs, s.rhs, s.output).Union());
-        else
-          return fb::CreateStep(
-              b, fb::StepKind_LogitsStep,
-              fb::CreateLogitsStep(b, s.input, s.classifier, s.output).Union());
-      },
-      step);
+  plan::FlatStep flat = plan::flatten(step);
+  return fb::CreateStep(b, b.CreateString(flat.kind), b.CreateVector(flat.ints),
+                        b.CreateVector(flat.floats));
 }
 
 /// Lays the tensors out in the weight section: each one 64-byte aligned.
@@ -115,7 +80,7 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
                                     checksum(p.native->object));
     schedules.push_back(fb::CreateSchedule(
         b, b.CreateString(p.target), b.CreateVector(buffers), b.CreateVector(steps),
-        p.logits, p.kvLayers, p.kvWidth, native, static_cast<fb::Activations>(p.activations)));
+        p.logits, p.kvLayers, p.kvWidth, native));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

@@ -81,6 +81,13 @@ void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
   lathe_rms_norm(x, g.data(), eps, rows, width, out);
 }
 
+void addRmsNorm(const float *a, const float *b, WeightView gain, float eps, int64_t rows,
+                int64_t width, float *sum, float *out) {
+  std::vector<float> g(width);
+  loadRow(gain, 0, width, g.data());
+  lathe_add_rms_norm(a, b, rows, width, sum, g.data(), eps, out);
+}
+
 void matmul(const float *x, int64_t rows, WeightView w, float *out) {
   // Each weight row is decoded once and reused for every token row, so a
   // prefill of T tokens reads the weights once, not T times. Packed rows are

@@ -63,6 +63,10 @@ void attendHeads(const float *q, std::span<const backend::VisibleRows> visible, 
                  int64_t kvHeads, int64_t headDim, KVLayerView cache, int64_t h0,
                  int64_t h1, float *scratch, float *out);
 
+/// sum = a + b, then out = rmsNorm(sum): one pass per row.
+void addRmsNorm(const float *a, const float *b, WeightView gain, float eps, int64_t rows,
+                int64_t width, float *sum, float *out);
+
 /// out = silu(gate) * up, element-wise over n values. May run in place.
 void siluMul(const float *gate, const float *up, int64_t n, float *out);
 

@@ -2,6 +2,7 @@
 
 #include "runtime/artifact/FileHeader.h"
 #include "runtime/formats/RowCodec.h"
+#include "runtime/plan/StepCodec.h"
 
 #include <cmath>
 #include <fmt/format.h>
@@ -129,6 +130,25 @@ private:
     return write(s.output, w);
   }
   Status check(const MatMulStep &s) { return matmul(s.input, s.weight, s.output); }
+  Status check(const MatMulsStep &s) {
+    if (s.weights.size() != s.outputs.size() || s.weights.size() < 2)
+      return fail(fmt::format("{} weights for {} outputs", s.weights.size(), s.outputs.size()));
+    for (size_t i = 0; i < s.weights.size(); ++i) {
+      for (size_t j = 0; j < i; ++j)
+        if (s.outputs[j] == s.outputs[i])
+          return fail(fmt::format("writes buffer {} twice", s.outputs[i]));
+      if (Status st = matmul(s.input, s.weights[i], s.outputs[i]); !st)
+        return st;
+    }
+    return Status::ok();
+  }
+  Status check(const AddRmsNormStep &s) {
+    if (Status st = elementwise(s.lhs, s.rhs, s.sum); !st)
+      return st;
+    if (s.output == s.sum)
+      return fail("output aliases the sum");
+    return check(RmsNormStep{s.sum, s.gain, s.output, s.epsilon});
+  }
   Status check(const LogitsStep &s) {
     return matmul(s.input, s.classifier, s.output);
   }
@@ -194,41 +214,18 @@ uint64_t planHash(const KernelPlan &plan) {
   };
   for (uint64_t w : plan.bufferWidths)
     put(&w, sizeof w);
+  // Each step as it is stored (StepCodec): kind, integer and float fields.
   for (const Step &step : plan.steps) {
-    uint32_t kind = static_cast<uint32_t>(step.index());
-    put(&kind, sizeof kind);
-    // Field by field: struct padding bytes are indeterminate.
-    auto u = [&](uint32_t v) { put(&v, sizeof v); };
-    auto f = [&](float v) { put(&v, sizeof v); };
-    std::visit(
-        [&](const auto &s) {
-          using T = std::decay_t<decltype(s)>;
-          if constexpr (std::is_same_v<T, EmbeddingStep>) {
-            u(s.table), u(s.output);
-          } else if constexpr (std::is_same_v<T, RmsNormStep>) {
-            u(s.input), u(s.gain), u(s.output), f(s.epsilon);
-          } else if constexpr (std::is_same_v<T, MatMulStep>) {
-            u(s.input), u(s.weight), u(s.output);
-          } else if constexpr (std::is_same_v<T, RopeStep>) {
-            u(s.input), u(s.output), u(s.headDim), f(s.theta);
-            u(static_cast<uint32_t>(s.layout));
-          } else if constexpr (std::is_same_v<T, AttentionStep>) {
-            u(s.queries), u(s.keys), u(s.values), u(s.output), u(s.layer);
-            u(s.heads), u(s.kvHeads), u(s.headDim);
-          } else if constexpr (std::is_same_v<T, SiluMulStep>) {
-            u(s.gate), u(s.up), u(s.output);
-          } else if constexpr (std::is_same_v<T, AddStep>) {
-            u(s.lhs), u(s.rhs), u(s.output);
-          } else {
-            u(s.input), u(s.classifier), u(s.output);
-          }
-        },
-        step);
+    FlatStep flat = flatten(step);
+    put(flat.kind.data(), flat.kind.size() + 1);
+    uint64_t counts[2] = {flat.ints.size(), flat.floats.size()};
+    put(counts, sizeof counts);
+    put(flat.ints.data(), flat.ints.size() * sizeof(int64_t));
+    put(flat.floats.data(), flat.floats.size() * sizeof(float));
   }
   put(&plan.logits, sizeof plan.logits);
   put(&plan.kvLayers, sizeof plan.kvLayers);
   put(&plan.kvWidth, sizeof plan.kvWidth);
-  put(&plan.activations, sizeof plan.activations);
   return artifact::checksum(bytes);
 }
 
@@ -283,19 +280,22 @@ const char *activationsName(Activations activations) {
 }
 
 const char *stepName(const Step &step) {
-  return std::visit(
-      [](const auto &s) -> const char * {
-        using T = std::decay_t<decltype(s)>;
-        if constexpr (std::is_same_v<T, EmbeddingStep>) return "embedding";
-        else if constexpr (std::is_same_v<T, RmsNormStep>) return "rms_norm";
-        else if constexpr (std::is_same_v<T, MatMulStep>) return "matmul";
-        else if constexpr (std::is_same_v<T, RopeStep>) return "rope";
-        else if constexpr (std::is_same_v<T, AttentionStep>) return "attention";
-        else if constexpr (std::is_same_v<T, SiluMulStep>) return "silu_mul";
-        else if constexpr (std::is_same_v<T, AddStep>) return "add";
-        else return "logits";
-      },
-      step);
+  return std::visit([](const auto &s) { return std::decay_t<decltype(s)>::kName; }, step);
+}
+
+bool usesInt8Activations(const KernelPlan &plan) {
+  for (const Step &step : plan.steps) {
+    Activations a = Activations::Float;
+    if (const auto *m = std::get_if<MatMulStep>(&step))
+      a = m->activations;
+    else if (const auto *g = std::get_if<MatMulsStep>(&step))
+      a = g->activations;
+    else if (const auto *l = std::get_if<LogitsStep>(&step))
+      a = l->activations;
+    if (a == Activations::Int8)
+      return true;
+  }
+  return false;
 }
 
 } // namespace lathe::plan

@@ -12,12 +12,23 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <variant>
 #include <vector>
 
 namespace lathe::plan {
 
 enum class RopeLayout : uint8_t { Interleaved = 0, RotateHalf = 1 };
+
+/// What a product rounds its input to (#plan.activations): Int8 rounds it
+/// to int8 per weight block and uses integer dot products (weights whose
+/// format has integer codes only); Float keeps the reference numerics.
+enum class Activations : uint8_t { Float = 0, Int8 = 1 };
+
+/// "float" or "int8".
+const char *activationsName(Activations activations);
+
+
 
 struct ModelConfig {
   int64_t dim = 0, hidden = 0, layers = 0, heads = 0, kvHeads = 0,
@@ -40,19 +51,125 @@ struct TensorInfo {
   std::string formatName() const;
 };
 
-struct EmbeddingStep { uint32_t table, output; };
-struct RmsNormStep { uint32_t input, gain, output; float epsilon; };
-struct MatMulStep { uint32_t input, weight, output; };
-struct RopeStep { uint32_t input, output, headDim; float theta; RopeLayout layout; };
+/// What a step's field holds: the index of an activation buffer or of a
+/// weight tensor, a list of either, a count or size, a float, or an enum.
+enum class FieldRole : uint8_t { Buffer, Tensor, BufferList, TensorList, Number, Float, Enum };
+
+struct FieldInfo {
+  const char *name;
+  FieldRole role;
+};
+
+/// The steps of a plan. Each is the runtime's form of one kernel of the
+/// `plan` dialect (dialects/KernelPlan/KernelPlanOps.td): kName is the op's
+/// name without "plan.", and its fields are the op's operands in order (the
+/// function's token, position and cache arguments left out; a variadic
+/// operand becomes a list) followed by its attributes in the order the op
+/// declares them. Serialization, loading, hashing and naming follow from
+/// kName, kFields and fields() alone (PlanSteps.h); only validation and
+/// the kernels are written per step.
+struct EmbeddingStep {
+  uint32_t table, output;
+  static constexpr const char *kName = "embedding";
+  static constexpr FieldInfo kFields[] = {{"table", FieldRole::Tensor},
+                                          {"out", FieldRole::Buffer}};
+  auto fields() { return std::tie(table, output); }
+};
+struct RmsNormStep {
+  uint32_t input, gain, output;
+  float epsilon;
+  static constexpr const char *kName = "rms_norm";
+  static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
+                                          {"gain", FieldRole::Tensor},
+                                          {"out", FieldRole::Buffer},
+                                          {"epsilon", FieldRole::Float}};
+  auto fields() { return std::tie(input, gain, output, epsilon); }
+};
+struct MatMulStep {
+  uint32_t input, weight, output;
+  Activations activations = Activations::Float;
+  static constexpr const char *kName = "matmul";
+  static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
+                                          {"weight", FieldRole::Tensor},
+                                          {"out", FieldRole::Buffer},
+                                          {"activations", FieldRole::Enum}};
+  auto fields() { return std::tie(input, weight, output, activations); }
+};
+/// Products of one input run as one parallel job (q/k/v, gate/up).
+struct MatMulsStep {
+  uint32_t input;
+  std::vector<uint32_t> weights, outputs;
+  Activations activations = Activations::Float;
+  static constexpr const char *kName = "matmuls";
+  static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
+                                          {"weights", FieldRole::TensorList},
+                                          {"outs", FieldRole::BufferList},
+                                          {"activations", FieldRole::Enum}};
+  auto fields() { return std::tie(input, weights, outputs, activations); }
+};
+struct RopeStep {
+  uint32_t input, output, headDim;
+  float theta;
+  RopeLayout layout;
+  static constexpr const char *kName = "rope";
+  static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
+                                          {"out", FieldRole::Buffer},
+                                          {"head_dim", FieldRole::Number},
+                                          {"theta", FieldRole::Float},
+                                          {"layout", FieldRole::Enum}};
+  auto fields() { return std::tie(input, output, headDim, theta, layout); }
+};
 struct AttentionStep {
   uint32_t queries, keys, values, output, layer, heads, kvHeads, headDim;
+  static constexpr const char *kName = "attention";
+  static constexpr FieldInfo kFields[] = {
+      {"queries", FieldRole::Buffer}, {"keys", FieldRole::Buffer},
+      {"values", FieldRole::Buffer},  {"out", FieldRole::Buffer},
+      {"layer", FieldRole::Number},   {"heads", FieldRole::Number},
+      {"kv_heads", FieldRole::Number}, {"head_dim", FieldRole::Number}};
+  auto fields() {
+    return std::tie(queries, keys, values, output, layer, heads, kvHeads, headDim);
+  }
 };
-struct SiluMulStep { uint32_t gate, up, output; };
-struct AddStep { uint32_t lhs, rhs, output; };
-struct LogitsStep { uint32_t input, classifier, output; };
+struct SiluMulStep {
+  uint32_t gate, up, output;
+  static constexpr const char *kName = "silu_mul";
+  static constexpr FieldInfo kFields[] = {{"lhs", FieldRole::Buffer},
+                                          {"rhs", FieldRole::Buffer},
+                                          {"out", FieldRole::Buffer}};
+  auto fields() { return std::tie(gate, up, output); }
+};
+struct AddStep {
+  uint32_t lhs, rhs, output;
+  static constexpr const char *kName = "add";
+  static constexpr FieldInfo kFields[] = {{"lhs", FieldRole::Buffer},
+                                          {"rhs", FieldRole::Buffer},
+                                          {"out", FieldRole::Buffer}};
+  auto fields() { return std::tie(lhs, rhs, output); }
+};
+/// sum = lhs + rhs, then output = RMSNorm(sum) * gain.
+struct AddRmsNormStep {
+  uint32_t lhs, rhs, gain, sum, output;
+  float epsilon;
+  static constexpr const char *kName = "add_rms_norm";
+  static constexpr FieldInfo kFields[] = {
+      {"lhs", FieldRole::Buffer}, {"rhs", FieldRole::Buffer}, {"gain", FieldRole::Tensor},
+      {"sum", FieldRole::Buffer}, {"out", FieldRole::Buffer}, {"epsilon", FieldRole::Float}};
+  auto fields() { return std::tie(lhs, rhs, gain, sum, output, epsilon); }
+};
+struct LogitsStep {
+  uint32_t input, classifier, output;
+  Activations activations = Activations::Float;
+  static constexpr const char *kName = "logits";
+  static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
+                                          {"classifier", FieldRole::Tensor},
+                                          {"out", FieldRole::Buffer},
+                                          {"activations", FieldRole::Enum}};
+  auto fields() { return std::tie(input, classifier, output, activations); }
+};
 
-using Step = std::variant<EmbeddingStep, RmsNormStep, MatMulStep, RopeStep,
-                          AttentionStep, SiluMulStep, AddStep, LogitsStep>;
+using Step = std::variant<EmbeddingStep, RmsNormStep, MatMulStep, MatMulsStep, RopeStep,
+                          AttentionStep, SiluMulStep, AddStep, AddRmsNormStep, LogitsStep>;
 
 /// Generated code for a plan (runtime/backends/cpu/native/CpuModelAbi.h).
 struct NativeCode {
@@ -62,18 +179,8 @@ struct NativeCode {
   std::vector<uint8_t> object; // ELF shared object
 };
 
-/// What the plan's matmuls round their inputs to. Int8: every matmul whose
-/// weight format has integer kernels (INT8/INT4, BFP8/BFP4, MXINT8, MXFP4)
-/// rounds its input to int8 per weight block and uses integer dot products;
-/// the others stay float. Float: the reference numerics.
-enum class Activations : uint8_t { Float = 0, Int8 = 1 };
-
-/// "float" or "int8".
-const char *activationsName(Activations activations);
-
 struct KernelPlan {
   std::string target = "cpu";
-  Activations activations = Activations::Float;
   std::vector<uint64_t> bufferWidths;
   std::vector<Step> steps;
   uint32_t logits = 0;     // buffer holding [tokens, vocab] scores
@@ -97,5 +204,8 @@ Status validateConfig(const ModelConfig &config, const std::string &source);
 
 /// A short human-readable name of a step's kernel, e.g. "matmul".
 const char *stepName(const Step &step);
+
+/// Whether any product of the plan asks for int8 activations.
+bool usesInt8Activations(const KernelPlan &plan);
 
 } // namespace lathe::plan

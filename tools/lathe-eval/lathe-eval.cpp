@@ -265,8 +265,7 @@ int main(int argc, char **argv) {
     Row row;
     row.build = std::filesystem::path(a.path()).stem().string();
     const lathe::plan::KernelPlan *plan = a.schedule(options.target);
-    if (options.int8Activations.value_or(plan && plan->activations ==
-                                                     lathe::plan::Activations::Int8))
+    if (options.int8Activations.value_or(plan && lathe::plan::usesInt8Activations(*plan)))
       row.build += " (int8 activations)";
     row.format = weights.format;
     row.bitsPerWeight = weights.bitsPerWeight;

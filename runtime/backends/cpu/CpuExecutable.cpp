@@ -6,6 +6,7 @@
 #include "runtime/kernels/ReferenceKernels.h"
 #include "runtime/support/HugePages.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 #include <new>
 #include <type_traits>
@@ -35,7 +36,8 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
     std::shared_ptr<CpuExecutable> executable(
         new CpuExecutable(std::move(artifact), plan, options));
     executable->native_ = std::move(nativeModel);
-    if (*executable->options_.int8Activations && !executable->packPanels())
+    if (std::count(executable->int8Weights_.begin(), executable->int8Weights_.end(), true) &&
+        !executable->packPanels())
       return Error("cannot allocate memory to repack the weights for the int8 decode kernel");
     return std::shared_ptr<backend::Executable>(std::move(executable));
   } catch (const std::bad_alloc &) {
@@ -47,12 +49,31 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
                              const plan::KernelPlan *plan,
                              const backend::ExecutionOptions &options)
     : Executable(std::move(artifact)), plan_(plan), options_(options) {
-  if (!options_.int8Activations)
-    options_.int8Activations = plan->activations == plan::Activations::Int8;
   if (options_.kernels == KernelPath::Reference) {
     options_.int8Activations = false;
     options_.nativeCode = false;
   }
+  // Which weights' products round their input to int8: what each product
+  // of the plan asks for (#plan.activations), unless the options say for
+  // all; only formats with integer codes can.
+  const auto &tensors = this->artifact().tensors();
+  int8Weights_.assign(tensors.size(), false);
+  auto mark = [&](uint32_t weight, plan::Activations asked) {
+    const bool want = options_.int8Activations.value_or(asked == plan::Activations::Int8);
+    int8Weights_[weight] = want && tensors[weight].quant &&
+                           formats::hasIntegerCodes(*tensors[weight].quant);
+  };
+  for (const plan::Step &step : plan_->steps) {
+    if (const auto *m = std::get_if<plan::MatMulStep>(&step))
+      mark(m->weight, m->activations);
+    else if (const auto *g = std::get_if<plan::MatMulsStep>(&step))
+      for (uint32_t w : g->weights)
+        mark(w, g->activations);
+    else if (const auto *l = std::get_if<plan::LogitsStep>(&step))
+      mark(l->classifier, l->activations);
+  }
+  if (!options_.int8Activations)
+    options_.int8Activations = plan::usesInt8Activations(*plan_);
   // More threads than cores would only make spinning workers steal time
   // from each other (decode gets slower, not faster): clamp.
   const int cores = threading::defaultThreadCount();
@@ -113,6 +134,9 @@ std::shared_ptr<const PanelTable> buildPanels(const artifact::Artifact &artifact
   for (const plan::Step &step : plan.steps) {
     if (const auto *m = std::get_if<plan::MatMulStep>(&step))
       consider(m->weight);
+    if (const auto *g = std::get_if<plan::MatMulsStep>(&step))
+      for (uint32_t w : g->weights)
+        consider(w);
     if (const auto *l = std::get_if<plan::LogitsStep>(&step))
       consider(l->classifier);
   }
@@ -293,7 +317,8 @@ CpuExecutable::MatmulJob CpuExecutable::prepareMatmul(const float *x, int64_t ro
   // quantized this input already (q/k/v usually share one format).
   for (const MatmulJob &earlier : jobs_) {
     const plan::TensorInfo &other = artifact().tensors()[earlier.weight];
-    if (earlier.quantized && other.quant && info.quant && *other.quant == *info.quant &&
+    if (earlier.quantized && int8Weights_[index] && other.quant && info.quant &&
+        *other.quant == *info.quant &&
         other.shape[1] == k && bool(panels_[earlier.weight]) == bool(panels_[index])) {
       job.kind = earlier.kind;
       job.quantized = earlier.quantized;
@@ -301,7 +326,7 @@ CpuExecutable::MatmulJob CpuExecutable::prepareMatmul(const float *x, int64_t ro
       return job;
     }
   }
-  const bool int8 = *options_.int8Activations;
+  const bool int8 = int8Weights_[index];
   if (int8 && panels_[index] &&
       simd::quantizeActivations(x, rows, k, *info.quant, quantized, simd::CodeOrder::Columns)) {
     job.kind = MatmulKernel::Panels;
@@ -382,6 +407,17 @@ void CpuExecutable::run(size_t index, const plan::Step &step, int64_t rows) {
           if (observer_)
             observer_(index, buf(s.input), rows, width(s.input));
           matmul(buf(s.input), rows, s.weight, buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::MatMulsStep>) {
+          if (observer_)
+            observer_(index, buf(s.input), rows, width(s.input));
+          outputPointers_.clear();
+          for (uint32_t o : s.outputs)
+            outputPointers_.push_back(buf(o));
+          matmuls(buf(s.input), rows, static_cast<uint32_t>(s.weights.size()), s.weights.data(),
+                  outputPointers_.data());
+        } else if constexpr (std::is_same_v<T, plan::AddRmsNormStep>) {
+          kernels::addRmsNorm(buf(s.lhs), buf(s.rhs), weight(s.gain), s.epsilon, rows,
+                              width(s.lhs), buf(s.sum), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::RopeStep>) {
           kernels::rope(buf(s.input), batch_->positions, width(s.input), s.headDim, s.theta,
                         s.layout, buf(s.output));

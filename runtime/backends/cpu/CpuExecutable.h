@@ -78,6 +78,8 @@ private:
   /// for tensors the panel kernel does not take); shared by every
   /// executable of the artifact.
   std::vector<std::shared_ptr<const kernels::simd::PanelWeights>> panels_;
+  /// By tensor: whether products with this weight run int8 activations.
+  std::vector<bool> int8Weights_;
 
   // One step at a time: the state below belongs to the step in progress.
   std::mutex step_;
@@ -87,6 +89,7 @@ private:
   std::vector<std::vector<float>> buffers_;
   std::vector<float *> bufferPointers_;
   std::vector<float> scratch_, gathered_;
+  std::vector<float *> outputPointers_;
   std::vector<kernels::simd::Int8Activations> quantizedInputs_; // one per product of a group
   std::vector<MatmulJob> jobs_;
 
