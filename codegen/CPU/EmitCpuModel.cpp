@@ -268,7 +268,8 @@ private:
           call("lathe_rope",
                {buffer(r.getInput()), positions_, rows_, i64(width(r.getInput())),
                 i64(r.getHeadDim()), global(freqs_.at(key), b_.getF64Type(), r.getHeadDim() / 2),
-                b_.getI32IntegerAttr(r.getLayout() == tfm::RopeLayout::interleaved ? 1 : 0),
+                b_.getI32IntegerAttr(
+                    tfm::toPlanLayout(r.getLayout()) == plan::RopeLayout::Interleaved ? 1 : 0),
                 buffer(r.getOut())});
           return success();
         })

@@ -174,9 +174,7 @@ private:
         else if (auto f = dyn_cast_or_null<FloatAttr>(attr))
           flat.floats.push_back(static_cast<float>(f.getValueAsDouble()));
         else if (auto layout = dyn_cast_or_null<tfm::RopeLayoutAttr>(attr))
-          flat.ints.push_back(layout.getValue() == tfm::RopeLayout::interleaved
-                                  ? int64_t(plan::RopeLayout::Interleaved)
-                                  : int64_t(plan::RopeLayout::RotateHalf));
+          flat.ints.push_back(int64_t(tfm::toPlanLayout(layout.getValue())));
         else if (auto activations = dyn_cast_or_null<kplan::ActivationsAttr>(attr))
           flat.ints.push_back(activations.getValue() == kplan::Activations::int8
                                   ? int64_t(plan::Activations::Int8)

@@ -131,7 +131,7 @@ Expected<LlamaConfig> parseConfig(const std::string &path) {
         IntKey{"num_hidden_layers", &c.layers},
         IntKey{"num_attention_heads", &c.heads},
         IntKey{"vocab_size", &c.vocab},
-        IntKey{"max_position_embeddings", &c.seqLen}}) {
+        IntKey{"max_position_embeddings", &c.context}}) {
     auto v = r.positiveInt(key);
     if (!v)
       return v.error();
@@ -141,6 +141,7 @@ Expected<LlamaConfig> parseConfig(const std::string &path) {
   if (!kvHeads)
     return kvHeads.error();
   c.kvHeads = *kvHeads;
+  c.headDim = c.heads > 0 ? c.dim / c.heads : 0;
   // Newer configs spell out head_dim; the importer derives it from
   // hidden_size, so any other value would silently be wrong.
   if (r.find("head_dim")) {
@@ -275,7 +276,7 @@ Expected<LlamaCheckpoint> readHFCheckpoint(const std::string &folderName) {
   };
 
   const LlamaConfig &c = ckpt.config;
-  const int64_t d = c.dim, q = c.heads * c.headDim(), kv = c.kvDim();
+  const int64_t d = c.dim, q = c.heads * c.headDim, kv = c.kvDim();
   // A tied checkpoint may still carry lm_head.weight (a copy of the
   // embedding); config.json decides, so it is ignored then.
   std::vector<Wanted> outer = {

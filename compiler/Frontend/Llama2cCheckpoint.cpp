@@ -22,7 +22,7 @@ std::string describeHeader(const LlamaConfig &c) {
          std::to_string(c.kvHeads) + " kv heads, vocab " +
          std::to_string(c.vocab) +
          (c.tiedEmbedding ? "" : " with separate classifier") + ", seq len " +
-         std::to_string(c.seqLen);
+         std::to_string(c.context);
 }
 
 /// Hands out consecutive float32 tensors from the weight area. Sizes were
@@ -75,7 +75,8 @@ Expected<LlamaCheckpoint> readLlama2cCheckpoint(const std::string &path) {
   // int64 so that -INT32_MIN does not overflow; validateConfig rejects it.
   c.vocab = h[5] < 0 ? -h[5] : h[5];
   c.tiedEmbedding = h[5] >= 0;
-  c.seqLen = h[6];
+  c.context = h[6];
+  c.headDim = c.heads > 0 ? c.dim / c.heads : 0;
   c.normEps = 1e-5f;
   c.ropeTheta = 10000.0f;
   c.rope = RopeLayout::Interleaved;
@@ -85,7 +86,7 @@ Expected<LlamaCheckpoint> readLlama2cCheckpoint(const std::string &path) {
   // Count floats with overflow checks: each size is below 2^31, but sums of
   // products like layers * hidden * dim can still pass 2^64 bytes.
   const uint64_t dim = c.dim, hidden = c.hidden, layers = c.layers,
-                 vocab = c.vocab, seq = c.seqLen, headDim = c.headDim(),
+                 vocab = c.vocab, seq = c.context, headDim = c.headDim,
                  kvDim = c.kvDim();
   const uint64_t perLayer[][2] = {
       {1, dim},          // rms_att
@@ -143,7 +144,7 @@ Expected<LlamaCheckpoint> readLlama2cCheckpoint(const std::string &path) {
   for (auto &l : ckpt.layers) l.w3 = cur.take({c.hidden, d});
   ckpt.finalNorm = cur.take({d});
   // freq_cis_real and freq_cis_imag, [seq_len][head_dim/2] each.
-  cur.skip(static_cast<size_t>(c.seqLen * c.headDim()) * sizeof(float));
+  cur.skip(static_cast<size_t>(c.context * c.headDim) * sizeof(float));
   if (!c.tiedEmbedding)
     ckpt.classifier = cur.take({c.vocab, d});
   if (cur.offset() != bytes.size())

@@ -57,7 +57,7 @@ Status validateConfig(const LlamaConfig &c, const std::string &source) {
   const Field fields[] = {{"dim", c.dim},       {"hidden", c.hidden},
                           {"layers", c.layers}, {"heads", c.heads},
                           {"kv heads", c.kvHeads}, {"vocab", c.vocab},
-                          {"seq len", c.seqLen}};
+                          {"seq len", c.context}};
   for (const Field &f : fields) {
     if (f.value <= 0)
       return Error(source + ": " + f.name + " is " + std::to_string(f.value) +
@@ -76,8 +76,8 @@ Status validateConfig(const LlamaConfig &c, const std::string &source) {
                  " is not a multiple of kv heads " +
                  std::to_string(c.kvHeads));
   // Rotary embedding rotates dimensions in pairs.
-  if (c.headDim() % 2 != 0)
-    return Error(source + ": head dim " + std::to_string(c.headDim()) +
+  if (c.headDim % 2 != 0)
+    return Error(source + ": head dim " + std::to_string(c.headDim) +
                  " (dim " + std::to_string(c.dim) + " / " +
                  std::to_string(c.heads) +
                  " heads) is odd; rotary embedding needs an even head dim");
@@ -106,7 +106,7 @@ Status validateCheckpoint(const LlamaCheckpoint &ckpt,
     return Error(source + ": the classifier is tied to the embedding, "
                           "but a separate classifier tensor is present");
 
-  const int64_t q = c.heads * c.headDim(), kv = c.kvDim();
+  const int64_t q = c.heads * c.headDim, kv = c.kvDim();
   if (Status s = checkTensor(ckpt.embedding, "embedding", {c.vocab, c.dim},
                              source);
       !s)

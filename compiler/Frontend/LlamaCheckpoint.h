@@ -6,6 +6,7 @@
 #pragma once
 
 #include "runtime/formats/ElementType.h"
+#include "runtime/plan/KernelPlan.h"
 #include "runtime/support/Expected.h"
 #include "runtime/support/MappedFile.h"
 
@@ -18,29 +19,18 @@
 
 namespace lathe::frontend {
 
-/// How the rows of wq/wk pair up under rotary embedding.
-enum class RopeLayout {
-  /// Meta / llama2.c: rotated pairs are dimensions (2i, 2i+1) of each head.
-  Interleaved,
-  /// Hugging Face: rotated pairs are dimensions (i, i + head_dim/2).
-  RotateHalf,
-};
+using plan::RopeLayout;
 
-struct LlamaConfig {
-  int64_t dim = 0;        // model width
-  int64_t hidden = 0;     // FFN width
-  int64_t layers = 0;
-  int64_t heads = 0;
-  int64_t kvHeads = 0;
-  int64_t vocab = 0;
-  int64_t seqLen = 0;     // context length
-  float normEps = 1e-5f;
-  float ropeTheta = 10000.0f;
+/// The model's hyperparameters (plan::ModelConfig: dim, hidden, layers,
+/// heads, kvHeads, headDim, vocab, context, normEps, ropeTheta) and what
+/// only the readers need to know about a checkpoint. Readers set headDim
+/// to dim / heads.
+struct LlamaConfig : plan::ModelConfig {
   bool tiedEmbedding = true;
+  /// How the rows of wq/wk pair up under rotary embedding.
   RopeLayout rope = RopeLayout::Interleaved;
 
-  int64_t headDim() const { return heads ? dim / heads : 0; }
-  int64_t kvDim() const { return kvHeads * headDim(); }
+  int64_t kvDim() const { return kvHeads * headDim; }
 };
 
 /// A tensor that lives inside a mapped checkpoint file (row-major).

@@ -28,8 +28,8 @@ public:
 
     Type f32 = b_.getF32Type();
     auto ids = RankedTensorType::get({ShapedType::kDynamic}, b_.getI32Type());
-    auto cacheType = tfm::KVCacheType::get(&ctx_, c.layers, c.kvHeads, c.headDim(),
-                                           c.seqLen, f32);
+    auto cacheType = tfm::KVCacheType::get(&ctx_, c.layers, c.kvHeads, c.headDim,
+                                           c.context, f32);
     auto logitsType = activation(c.vocab);
     auto fn = func::FuncOp::create(b_, loc_, "forward",
                                    b_.getFunctionType({ids, ids, cacheType}, {logitsType}));
@@ -40,9 +40,7 @@ public:
 
     Value table = weight("tok_embeddings", ckpt_.embedding);
     Value x = tfm::EmbeddingOp::create(b_, loc_, activation(c.dim), table, tokens);
-    auto layout = tfm::RopeLayoutAttr::get(
-        &ctx_, c.rope == RopeLayout::Interleaved ? tfm::RopeLayout::interleaved
-                                                 : tfm::RopeLayout::rotate_half);
+    auto layout = tfm::RopeLayoutAttr::get(&ctx_, tfm::fromPlanLayout(c.rope));
     for (int64_t l = 0; l < c.layers; ++l) {
       const LlamaLayerWeights &w = ckpt_.layers[l];
       std::string p = "layers." + std::to_string(l) + ".";
@@ -112,7 +110,7 @@ private:
 
   Value rope(Value x, Value positions, tfm::RopeLayoutAttr layout) {
     return tfm::RopeOp::create(b_, loc_, x.getType(), x, positions,
-                               b_.getI64IntegerAttr(ckpt_.config.headDim()),
+                               b_.getI64IntegerAttr(ckpt_.config.headDim),
                                b_.getF32FloatAttr(ckpt_.config.ropeTheta), layout);
   }
 

@@ -20,3 +20,20 @@
 
 #define GET_OP_CLASSES
 #include "dialects/Transformer/TransformerOps.h.inc"
+
+#include "runtime/plan/RopeLayout.h"
+
+namespace lathe::tfm {
+
+/// #tfm.rope_layout is the IR's spelling of plan::RopeLayout, the one
+/// definition of the layouts (an MLIR-free header).
+inline plan::RopeLayout toPlanLayout(RopeLayout layout) {
+  return layout == RopeLayout::interleaved ? plan::RopeLayout::Interleaved
+                                           : plan::RopeLayout::RotateHalf;
+}
+inline RopeLayout fromPlanLayout(plan::RopeLayout layout) {
+  return layout == plan::RopeLayout::Interleaved ? RopeLayout::interleaved
+                                                 : RopeLayout::rotate_half;
+}
+
+} // namespace lathe::tfm

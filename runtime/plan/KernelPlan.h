@@ -7,6 +7,7 @@
 
 #include "runtime/formats/ElementType.h"
 #include "runtime/formats/FormatSpec.h"
+#include "runtime/plan/RopeLayout.h"
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
@@ -18,7 +19,6 @@
 
 namespace lathe::plan {
 
-enum class RopeLayout : uint8_t { Interleaved = 0, RotateHalf = 1 };
 
 /// What a product rounds its input to (#plan.activations): Int8 rounds it
 /// to int8 per weight block and uses integer dot products (weights whose
@@ -30,6 +30,9 @@ const char *activationsName(Activations activations);
 
 
 
+/// A model's hyperparameters: the one definition that the checkpoint
+/// readers fill (compiler/Frontend/LlamaCheckpoint.h extends it), the
+/// artifact stores and the runtime reads.
 struct ModelConfig {
   int64_t dim = 0, hidden = 0, layers = 0, heads = 0, kvHeads = 0,
           headDim = 0, vocab = 0, context = 0;

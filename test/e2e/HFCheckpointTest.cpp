@@ -73,9 +73,9 @@ struct HFWriter {
       std::string p = "model.layers." + std::to_string(l) + ".";
       s.push_back({p + "input_layernorm.weight", convert(w.attnNorm)});
       s.push_back({p + "self_attn.q_proj.weight",
-                   convert(keep(toRotateHalf(w.wq, c.headDim()), w.wq))});
+                   convert(keep(toRotateHalf(w.wq, c.headDim), w.wq))});
       s.push_back({p + "self_attn.k_proj.weight",
-                   convert(keep(toRotateHalf(w.wk, c.headDim()), w.wk))});
+                   convert(keep(toRotateHalf(w.wk, c.headDim), w.wk))});
       s.push_back({p + "self_attn.v_proj.weight", convert(w.wv)});
       s.push_back({p + "self_attn.o_proj.weight", convert(w.wo)});
       s.push_back({p + "post_attention_layernorm.weight", convert(w.ffnNorm)});
@@ -101,7 +101,7 @@ struct HFWriter {
         {"num_attention_heads", c.heads},
         {"num_key_value_heads", c.kvHeads},
         {"vocab_size", c.vocab},
-        {"max_position_embeddings", c.seqLen},
+        {"max_position_embeddings", c.context},
         {"rms_norm_eps", 1e-5},
         {"rope_theta", 10000.0},
         {"hidden_act", "silu"},

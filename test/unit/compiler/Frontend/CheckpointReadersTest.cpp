@@ -122,8 +122,8 @@ TEST(Llama2cCheckpoint, SharedClassifierLayout) {
   EXPECT_EQ(c.heads, 2);
   EXPECT_EQ(c.kvHeads, 1);
   EXPECT_EQ(c.vocab, 10);
-  EXPECT_EQ(c.seqLen, 4);
-  EXPECT_EQ(c.headDim(), 4);
+  EXPECT_EQ(c.context, 4);
+  EXPECT_EQ(c.headDim, 4);
   EXPECT_EQ(c.kvDim(), 4);
   EXPECT_FLOAT_EQ(c.normEps, 1e-5f);
   EXPECT_FLOAT_EQ(c.ropeTheta, 10000.0f);
@@ -295,7 +295,7 @@ TEST(Llama2cCheckpoint, Stories15M) {
   EXPECT_EQ(c.heads, 6);
   EXPECT_EQ(c.kvHeads, 6);
   EXPECT_EQ(c.vocab, 32000);
-  EXPECT_EQ(c.seqLen, 256);
+  EXPECT_EQ(c.context, 256);
   EXPECT_TRUE(c.tiedEmbedding);
   EXPECT_FALSE(ckpt->classifier);
   EXPECT_EQ(ckpt->storage.at(0)->size(), 60816028u);
@@ -620,7 +620,7 @@ TEST(HFCheckpoint, ShardedGQAUntied) {
   EXPECT_EQ(c.heads, 4);
   EXPECT_EQ(c.kvHeads, 2);
   EXPECT_EQ(c.vocab, 10);
-  EXPECT_EQ(c.seqLen, 32);
+  EXPECT_EQ(c.context, 32);
   EXPECT_FLOAT_EQ(c.normEps, 1e-5f);
   EXPECT_FLOAT_EQ(c.ropeTheta, 500000.0f);
   EXPECT_FALSE(c.tiedEmbedding);
