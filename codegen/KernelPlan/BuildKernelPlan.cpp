@@ -50,8 +50,10 @@ public:
       return fn_.emitOpError()
              << "expects arguments (tokens, positions, !tfm.kv_cache) for lowering";
     auto cache = cast<tfm::KVCacheType>(fn_.getArgument(2).getType());
-    if (!cache.getElementType().isF32())
-      return fn_.emitOpError() << "the CPU kernels keep the KV cache in f32";
+    Type element = cache.getElementType();
+    model_.plan.kvElement = element.isF16()    ? ElementType::F16
+                            : element.isBF16() ? ElementType::BF16
+                                               : ElementType::F32;
     plan::ModelConfig &c = model_.config;
     c.layers = cache.getLayers();
     c.kvHeads = cache.getKvHeads();

@@ -70,6 +70,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
   if (!quant)
     return quant.error();
+  if (o.kv != "f32" && o.kv != "f16" && o.kv != "bf16")
+    return Error("--kv=" + o.kv + ": expected f32, f16 or bf16");
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
   if (o.activations == "int8" && !quant->quantizes())
@@ -123,6 +125,24 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   }
   if (mlir::failed(mlir::verify(*module)))
     return mlirError(o.input + ": the tfm module fails verification");
+  if (o.kv != "f32") {
+    // The cache's element type is part of the function's signature; every
+    // attention op reads the cache argument, so retyping it is enough.
+    auto fn = module->lookupSymbol<mlir::func::FuncOp>("forward");
+    if (!fn || fn.getNumArguments() != 3)
+      return Error(o.input + ": --kv=" + o.kv + " needs a function @forward with a KV cache");
+    auto cache = llvm::dyn_cast<tfm::KVCacheType>(fn.getArgument(2).getType());
+    if (!cache)
+      return Error(o.input + ": --kv=" + o.kv + " needs a function @forward with a KV cache");
+    mlir::Type element = o.kv == "f16" ? mlir::Type(mlir::Float16Type::get(&context))
+                                       : mlir::Type(mlir::BFloat16Type::get(&context));
+    auto retyped = tfm::KVCacheType::get(&context, cache.getLayers(), cache.getKvHeads(),
+                                         cache.getHeadDim(), cache.getCapacity(), element);
+    fn.getArgument(2).setType(retyped);
+    llvm::SmallVector<mlir::Type> inputs(fn.getFunctionType().getInputs());
+    inputs[2] = retyped;
+    fn.setType(mlir::FunctionType::get(&context, inputs, fn.getResultTypes()));
+  }
   // The tokenizer: stored in the artifact, and needed to calibrate.
   Vocabulary vocabulary;
   std::optional<Tokenizer> tokenizer;

@@ -27,6 +27,8 @@ struct CompileOptions {
   /// --activations: "int8", "float", or empty: int8 for quantized builds,
   /// float (the reference numerics) for --quant=none.
   std::string activations;
+  /// --kv: the KV cache's element type, f32 (default), f16 or bf16.
+  std::string kv = "f32";
   EmitKind emit = EmitKind::Artifact;
 };
 

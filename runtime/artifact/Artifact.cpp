@@ -224,6 +224,9 @@ Status Artifact::parse() {
     p.logits = fs->logits();
     p.kvLayers = fs->kv_layers();
     p.kvWidth = fs->kv_width();
+    if (fs->kv_element() > fb::ElementType_MAX)
+      return fail("corrupt: schedule '" + p.target + "' has an unknown KV cache element type");
+    p.kvElement = static_cast<ElementType>(fs->kv_element());
     if (const fb::NativeCode *n = fs->native()) {
       if (!n->isa() || !n->object() || n->object()->size() < 4)
         return fail("corrupt: schedule '" + p.target + "' has incomplete native code");

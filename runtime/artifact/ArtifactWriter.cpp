@@ -80,7 +80,7 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
                                     checksum(p.native->object));
     schedules.push_back(fb::CreateSchedule(
         b, b.CreateString(p.target), b.CreateVector(buffers), b.CreateVector(steps),
-        p.logits, p.kvLayers, p.kvWidth, native));
+        p.logits, p.kvLayers, p.kvWidth, native, static_cast<fb::ElementType>(p.kvElement)));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

@@ -60,4 +60,49 @@ inline float f16ToFloat(uint16_t h) {
   return f;
 }
 
+/// float32 to bfloat16, rounding to nearest even; NaN stays a (quiet) NaN.
+inline uint16_t floatToBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffff) > 0x7f800000)
+    return static_cast<uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+/// float32 to IEEE binary16, rounding to nearest even: values past the
+/// largest half become infinity, tiny ones subnormal or zero; NaN stays a
+/// (quiet) NaN.
+inline uint16_t floatToF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
+  const uint32_t abs = bits & 0x7fffffff;
+  if (abs > 0x7f800000)
+    return static_cast<uint16_t>(sign | 0x7e00 | ((abs >> 13) & 0x3ff));
+  if (abs >= 0x477ff000) // rounds to 65520 or more: infinity
+    return static_cast<uint16_t>(sign | 0x7c00);
+  const int32_t exp = static_cast<int32_t>(abs >> 23) - 127 + 15;
+  if (exp <= 0) {
+    // Subnormal half (or zero): the 24-bit significand shifted into place.
+    if (exp < -10)
+      return sign;
+    const uint32_t mant = (abs & 0x7fffff) | 0x800000;
+    const int shift = 14 - exp;
+    const uint32_t half = 1u << (shift - 1);
+    const uint32_t rest = mant & ((1u << shift) - 1);
+    uint32_t out = mant >> shift;
+    if (rest > half || (rest == half && (out & 1)))
+      ++out;
+    return static_cast<uint16_t>(sign | out);
+  }
+  // Normal: drop 13 mantissa bits with round-to-nearest-even; a carry into
+  // the exponent is the correct result.
+  uint32_t out = (static_cast<uint32_t>(exp) << 10) | ((abs >> 13) & 0x3ff);
+  const uint32_t rest = abs & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (out & 1)))
+    ++out;
+  return static_cast<uint16_t>(sign | out);
+}
+
 } // namespace lathe

@@ -127,13 +127,35 @@ void attention(const float *q, const float *k, const float *v,
   attendHeads(q, visible, heads, kvHeads, headDim, cache, 0, heads, scratch, out);
 }
 
+namespace {
+
+/// Row `row` of a KV array, columns [first, first + n), as floats.
+void loadKV(const void *base, ElementType element, int64_t width, int64_t row, int64_t first,
+            int64_t n, float *out) {
+  const uint8_t *p = static_cast<const uint8_t *>(base) +
+                     (row * width + first) * int64_t(elementSize(element));
+  loadRow({element, p, 1, n}, 0, n, out);
+}
+
+void storeRow(const float *x, ElementType element, int64_t width, void *base, int64_t row) {
+  uint8_t *p = static_cast<uint8_t *>(base) + row * width * int64_t(elementSize(element));
+  if (element == ElementType::F32) {
+    std::memcpy(p, x, sizeof(float) * width);
+    return;
+  }
+  for (int64_t i = 0; i < width; ++i) {
+    uint16_t h = element == ElementType::F16 ? floatToF16(x[i]) : floatToBf16(x[i]);
+    std::memcpy(p + 2 * i, &h, 2);
+  }
+}
+
+} // namespace
+
 void storeKV(const float *k, const float *v, std::span<const int32_t> rows,
              KVLayerView cache) {
   for (size_t t = 0; t < rows.size(); ++t) {
-    std::memcpy(cache.keys + int64_t{rows[t]} * cache.width, k + t * cache.width,
-                sizeof(float) * cache.width);
-    std::memcpy(cache.values + int64_t{rows[t]} * cache.width, v + t * cache.width,
-                sizeof(float) * cache.width);
+    storeRow(k + t * cache.width, cache.element, cache.width, cache.keys, rows[t]);
+    storeRow(v + t * cache.width, cache.element, cache.width, cache.values, rows[t]);
   }
 }
 
@@ -144,6 +166,7 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
   int64_t group = heads / kvHeads;
   double invSqrt = 1.0 / std::sqrt(double(headDim));
   std::vector<double> acc(headDim);
+  std::vector<float> kv(headDim);
   for (size_t t = 0; t < visible.size(); ++t) {
     const VisibleRows &rows = visible[t];
     const int64_t len = rows.count();
@@ -152,8 +175,8 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
       int64_t kvOffset = (h / group) * headDim;
       float maxScore = -INFINITY;
       for (int64_t p = 0; p < len; ++p) {
-        scratch[p] = static_cast<float>(
-            dot(qh, cache.keys + int64_t{rows[p]} * cache.width + kvOffset, headDim) * invSqrt);
+        loadKV(cache.keys, cache.element, cache.width, rows[p], kvOffset, headDim, kv.data());
+        scratch[p] = static_cast<float>(dot(qh, kv.data(), headDim) * invSqrt);
         maxScore = std::max(maxScore, scratch[p]);
       }
       double sum = 0;
@@ -164,10 +187,11 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
       // Position-major, so the cache is read in storage order.
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t p = 0; p < len; ++p) {
-        const float *vp = cache.values + int64_t{rows[p]} * cache.width + kvOffset;
+        loadKV(cache.values, cache.element, cache.width, rows[p], kvOffset, headDim,
+               kv.data());
         double wgt = scratch[p];
         for (int64_t d = 0; d < headDim; ++d)
-          acc[d] += wgt * vp[d];
+          acc[d] += wgt * kv[d];
       }
       float *oh = out + t * qWidth + h * headDim;
       for (int64_t d = 0; d < headDim; ++d)

@@ -37,14 +37,17 @@ void matmul(const float *x, int64_t rows, WeightView w, float *out);
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
           int64_t headDim, float theta, plan::RopeLayout layout, float *out);
 
-/// One layer's keys and values (kv::PagedKVCache): rows of `width` floats,
-/// indexed by the rows of backend::StepLayout. `capacity` is the most rows
-/// one token may see: the length of a head's score row in scratch.
+/// One layer's keys and values (kv::PagedKVCache): rows of `width`
+/// elements of `element` (f32, f16 or bf16), indexed by the rows of
+/// backend::StepLayout. `capacity` is the most rows one token may see: the
+/// length of a head's score row in scratch. f16/bf16 rows are stored
+/// rounded to nearest even and read back exactly.
 struct KVLayerView {
-  float *keys;
-  float *values;
+  void *keys;
+  void *values;
   int64_t capacity;
   int64_t width;
+  ElementType element = ElementType::F32;
 };
 
 /// Writes row t of k and v to cache row storeRows[t], then lets each query

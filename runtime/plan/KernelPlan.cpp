@@ -226,6 +226,7 @@ uint64_t planHash(const KernelPlan &plan) {
   put(&plan.logits, sizeof plan.logits);
   put(&plan.kvLayers, sizeof plan.kvLayers);
   put(&plan.kvWidth, sizeof plan.kvWidth);
+  put(&plan.kvElement, sizeof plan.kvElement);
   return artifact::checksum(bytes);
 }
 

@@ -189,6 +189,7 @@ struct KernelPlan {
   uint32_t logits = 0;     // buffer holding [tokens, vocab] scores
   uint32_t kvLayers = 0;
   uint64_t kvWidth = 0;    // kv_heads * head_dim
+  ElementType kvElement = ElementType::F32; // what the KV cache stores
   std::optional<NativeCode> native;
 };
 

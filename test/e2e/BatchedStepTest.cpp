@@ -300,6 +300,70 @@ TEST_P(BatchedStepTest, BadBatchesAreRefusedAndChangeNothing) {
   EXPECT_FALSE(executable->execute(batch, **wrong));
 }
 
+// A KV cache of f16 or bf16 rows: half the bytes per block, and logits
+// close to the f32 cache's (keys and values rounded to 11 or 8 significant
+// bits: relative error about 2^-11 or 2^-8 per element, less after the
+// softmax averages them), with the same greedy choice on every reference
+// prompt. The generated code, the interpreter and the reference kernels read
+// the rounded values alike.
+TEST(KVElementTest, HalfPrecisionCachesStayClose) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  auto f32 = compileAndLoad(modelDir() + "/stories15M.bin", "kv-f32");
+  ASSERT_NE(f32, nullptr);
+  nlohmann::json ref = loadReference();
+  for (const auto &[kv, bound] : {std::pair<std::string, double>{"f16", 2e-3},
+                                  std::pair<std::string, double>{"bf16", 1.5e-2}}) {
+    auto a = compileAndLoad(modelDir() + "/stories15M.bin", "kv-" + kv, "none", kv);
+    ASSERT_NE(a, nullptr);
+    auto wide = Session::create(f32), narrow = Session::create(a);
+    ASSERT_TRUE(wide && narrow);
+    EXPECT_EQ(narrow->kvCache().layout().element,
+              kv == "f16" ? ElementType::F16 : ElementType::BF16);
+    EXPECT_EQ(2 * narrow->kvCache().layout().blockBytes(), wide->kvCache().layout().blockBytes());
+    for (const auto &prompt : ref["prompts"]) {
+      std::vector<int32_t> ids = prompt["prompt_ids"];
+      wide->reset();
+      narrow->reset();
+      auto lw = wide->forward(ids, /*allLogits=*/true);
+      ASSERT_TRUE(lw);
+      std::vector<float> w(lw->begin(), lw->end());
+      auto ln = narrow->forward(ids, /*allLogits=*/true);
+      ASSERT_TRUE(ln);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < w.size(); ++i) {
+        num += ((*ln)[i] - w[i]) * double((*ln)[i] - w[i]);
+        den += double(w[i]) * w[i];
+      }
+      EXPECT_LT(std::sqrt(num / den), bound) << kv;
+      EXPECT_GT(std::sqrt(num / den), 0.0) << kv << ": the cache did not round anything";
+      const size_t vocab = f32->config().vocab, last = w.size() - vocab;
+      EXPECT_EQ(argmax(std::span<const float>(w).subspan(last, vocab)),
+                argmax(ln->subspan(last, vocab)))
+          << kv;
+    }
+    // The reference kernels read the same rounded cache.
+    SessionOptions reference;
+    reference.kernels = KernelPath::Reference;
+    auto slow = Session::create(a, reference);
+    ASSERT_TRUE(slow);
+    std::vector<int32_t> ids = ref["prompts"][0]["prompt_ids"];
+    narrow->reset();
+    auto fast = narrow->forward(ids);
+    ASSERT_TRUE(fast);
+    std::vector<float> f(fast->begin(), fast->end());
+    auto r = slow->forward(ids);
+    ASSERT_TRUE(r);
+    // float32 sums against float64 sums, as for an f32 cache (CpuBackendTest).
+    double num = 0, den = 0;
+    for (size_t i = 0; i < f.size(); ++i) {
+      num += ((*r)[i] - f[i]) * double((*r)[i] - f[i]);
+      den += double((*r)[i]) * (*r)[i];
+    }
+    EXPECT_LT(std::sqrt(num / den), 1e-5) << kv << " generated vs reference";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(CpuPaths, BatchedStepTest, ::testing::Values(true, false),
                          [](const ::testing::TestParamInfo<bool> &info) {
                            return info.param ? "GeneratedCode" : "Interpreted";

@@ -45,10 +45,11 @@ inline std::string tempPath(const std::string &name) {
 /// Compiles `input` for the CPU and loads the artifact; fails the test on error.
 inline std::shared_ptr<const artifact::Artifact>
 compileAndLoad(const std::string &input, const std::string &name,
-               const std::string &quant = "none") {
+               const std::string &quant = "none", const std::string &kv = "f32") {
   compiler::CompileOptions options;
   options.input = input;
   options.quant = quant;
+  options.kv = kv;
   options.tokenizer = modelDir() + "/tokenizer.bin";
   options.output = tempPath(name + ".lathe");
   std::string ignored;

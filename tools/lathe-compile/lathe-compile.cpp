@@ -38,6 +38,10 @@ int main(int argc, char **argv) {
                  "format has them) or float (the reference numerics); default: int8 "
                  "for quantized builds, float for --quant=none")
       ->check(CLI::IsMember({"int8", "float"}));
+  app.add_option("--kv", options.kv,
+                 "element type of the KV cache: f32, f16 or bf16 (half the memory and "
+                 "the bytes attention reads)")
+      ->capture_default_str();
   app.add_option("--quant-report", options.quantReport,
                  "write each linear weight's format, bits and error to FILE");
   app.add_option("--calib", options.calib,

@@ -92,7 +92,7 @@ kv::KVLayout CpuExecutable::kvLayout(int64_t blocks) const {
   layout.width = static_cast<int64_t>(plan_->kvWidth);
   layout.blockSize = 16;
   layout.blocks = blocks;
-  layout.element = ElementType::F32; // the CPU attention kernels read f32
+  layout.element = plan_->kvElement;
   return layout;
 }
 
@@ -366,9 +366,8 @@ void CpuExecutable::runMatmul(const MatmulJob &job, int64_t u0, int64_t u1) {
 void CpuExecutable::attention(const float *q, const float *k, const float *v, uint32_t layer,
                               uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out) {
   const int64_t stride = layout_.mostVisible;
-  kernels::KVLayerView cache{reinterpret_cast<float *>(kv_->keys(layer)),
-                             reinterpret_cast<float *>(kv_->values(layer)), stride,
-                             static_cast<int64_t>(plan_->kvWidth)};
+  kernels::KVLayerView cache{kv_->keys(layer), kv_->values(layer), stride,
+                             static_cast<int64_t>(plan_->kvWidth), plan_->kvElement};
   kernels::storeKV(k, v, layout_.storeRows, cache);
   const bool reference = options_.kernels == KernelPath::Reference;
   pool_->parallelFor(0, heads, [&](int64_t h0, int64_t h1) {

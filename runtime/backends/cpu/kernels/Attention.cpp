@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <type_traits>
 
 // foreach_target.h includes this file again for every target; the plain
 // definitions above its include must be seen once.
@@ -68,6 +70,25 @@ HWY_INLINE hn::Vec<DF> loadHead(DF d, const float *p, int64_t i, int64_t dim) {
   return loadFirst(d, p + i, static_cast<size_t>(dim - i));
 }
 
+/// One stored element as a float (the row tails of f16/bf16 caches).
+template <typename T> HWY_INLINE float toFloat(T v) {
+  uint16_t bits;
+  std::memcpy(&bits, &v, 2);
+  return std::is_same_v<T, hwy::float16_t> ? f16ToFloat(bits) : bf16ToFloat(bits);
+}
+
+/// The same for a KV row stored as f16 or bf16 (promoted exactly to f32).
+template <typename T>
+HWY_INLINE hn::Vec<DF> loadHead(DF d, const T *p, int64_t i, int64_t dim) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  if (i + lanes <= dim)
+    return hn::PromoteTo(d, hn::LoadU(hn::Rebind<T, DF>(), p + i));
+  HWY_ALIGN float buffer[hn::MaxLanes(DF())] = {};
+  for (int64_t j = 0; j < dim - i; ++j)
+    buffer[j] = toFloat(p[i + j]);
+  return hn::Load(d, buffer);
+}
+
 /// Lanes i of (hi, lo) added to their neighbours: the lower half of the
 /// result holds lo's pairwise sums, the upper half hi's.
 HWY_INLINE hn::Vec<DF> pairSums(DF d, hn::Vec<DF> hi, hn::Vec<DF> lo) {
@@ -88,17 +109,18 @@ HWY_INLINE hn::Vec<DF> sumsOf4(DF d, hn::Vec<DF> a, hn::Vec<DF> b, hn::Vec<DF> c
 
 /// scores[p] = (q . k_p) * scale for the p < len visible rows; returns
 /// their maximum. `keys` points at the head's lanes of row 0.
-HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride,
+template <typename T>
+HWY_INLINE float scores(DF d, const float *qh, const T *keys, int64_t stride,
                         const backend::VisibleRows &rows, int64_t dim, int64_t len,
                         float scale, float *s) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   float maxScore = -std::numeric_limits<float>::infinity();
   int64_t p = 0;
   for (; p + 4 <= len; p += 4) {
-    const float *k0 = keys + int64_t{rows[p]} * stride;
-    const float *k1 = keys + int64_t{rows[p + 1]} * stride;
-    const float *k2 = keys + int64_t{rows[p + 2]} * stride;
-    const float *k3 = keys + int64_t{rows[p + 3]} * stride;
+    const T *k0 = keys + int64_t{rows[p]} * stride;
+    const T *k1 = keys + int64_t{rows[p + 1]} * stride;
+    const T *k2 = keys + int64_t{rows[p + 2]} * stride;
+    const T *k3 = keys + int64_t{rows[p + 3]} * stride;
     auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
     for (int64_t i = 0; i < dim; i += lanes) {
       const auto qv = loadHead(d, qh, i, dim);
@@ -115,7 +137,7 @@ HWY_INLINE float scores(DF d, const float *qh, const float *keys, int64_t stride
     }
   }
   for (; p < len; ++p) {
-    const float *kp = keys + int64_t{rows[p]} * stride;
+    const T *kp = keys + int64_t{rows[p]} * stride;
     auto a = hn::Zero(d);
     for (int64_t i = 0; i < dim; i += lanes)
       a = hn::MulAdd(loadHead(d, qh, i, dim), loadHead(d, kp, i, dim), a);
@@ -158,7 +180,8 @@ HWY_INLINE float softmaxNumerators(DF d, float *s, int64_t len, float maxScore) 
 
 /// out[0..dim) = sum_p w[p] * v_p / total, up to four vectors of the head
 /// per pass over the positions.
-HWY_INLINE void weightedValues(DF d, const float *w, const float *values, int64_t stride,
+template <typename T>
+HWY_INLINE void weightedValues(DF d, const float *w, const T *values, int64_t stride,
                                const backend::VisibleRows &rows, int64_t dim, int64_t len,
                                float total, float *out) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
@@ -168,7 +191,7 @@ HWY_INLINE void weightedValues(DF d, const float *w, const float *values, int64_
     auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
     for (int64_t p = 0; p < len; ++p) {
       const auto wp = hn::Set(d, w[p]);
-      const float *vp = values + int64_t{rows[p]} * stride;
+      const T *vp = values + int64_t{rows[p]} * stride;
       a0 = hn::MulAdd(wp, loadHead(d, vp, i0, dim), a0);
       if (vecs > 1) a1 = hn::MulAdd(wp, loadHead(d, vp, i0 + lanes, dim), a1);
       if (vecs > 2) a2 = hn::MulAdd(wp, loadHead(d, vp, i0 + 2 * lanes, dim), a2);
@@ -186,8 +209,10 @@ HWY_INLINE void weightedValues(DF d, const float *w, const float *values, int64_
   }
 }
 
-void AttendHeadsImpl(const AttentionArgs &a) {
+template <typename T> void attendHeadsOf(const AttentionArgs &a) {
   const DF d;
+  const T *keys = static_cast<const T *>(a.cache.keys);
+  const T *values = static_cast<const T *>(a.cache.values);
   const int64_t qWidth = a.heads * a.headDim;
   const int64_t group = a.heads / a.kvHeads;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.headDim)));
@@ -198,12 +223,20 @@ void AttendHeadsImpl(const AttentionArgs &a) {
       float *s = a.scratch + (h - a.h0) * a.cache.capacity;
       const int64_t kvOffset = (h / group) * a.headDim;
       const float *qh = a.q + t * qWidth + h * a.headDim;
-      const float maxScore = scores(d, qh, a.cache.keys + kvOffset, a.cache.width, rows,
+      const float maxScore = scores(d, qh, keys + kvOffset, a.cache.width, rows,
                                     a.headDim, len, scale, s);
       const float total = softmaxNumerators(d, s, len, maxScore);
-      weightedValues(d, s, a.cache.values + kvOffset, a.cache.width, rows, a.headDim, len,
+      weightedValues(d, s, values + kvOffset, a.cache.width, rows, a.headDim, len,
                      total, a.out + t * qWidth + h * a.headDim);
     }
+  }
+}
+
+void AttendHeadsImpl(const AttentionArgs &a) {
+  switch (a.cache.element) {
+  case ElementType::F32: return attendHeadsOf<float>(a);
+  case ElementType::F16: return attendHeadsOf<hwy::float16_t>(a);
+  case ElementType::BF16: return attendHeadsOf<hwy::bfloat16_t>(a);
   }
 }
 

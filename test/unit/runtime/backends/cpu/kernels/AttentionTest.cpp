@@ -191,6 +191,53 @@ TEST_P(AttentionTest, NaNPropagates) {
   for (float v : out) EXPECT_TRUE(std::isnan(v));
 }
 
+// A cache of f16 or bf16 rows (stored rounded, read back exactly): the SIMD
+// kernel promotes the same values the reference converts, so they agree as
+// closely as on an f32 cache; head dims that are not a multiple of the
+// vector length take the scalar tail path.
+TEST_P(AttentionTest, HalfPrecisionCachesMatchReference) {
+  for (ElementType element : {ElementType::F16, ElementType::BF16}) {
+    for (int64_t dim : {48, 20, 7}) {
+      SCOPED_TRACE(std::string(elementTypeName(element)) + " dim " + std::to_string(dim));
+      const int64_t heads = 4, kvHeads = 2, capacity = 40, kvWidth = kvHeads * dim;
+      std::mt19937 rng(5 + dim);
+      std::normal_distribution<float> dist;
+      std::vector<uint16_t> keys(capacity * kvWidth), values(keys.size());
+      for (uint16_t &x : keys)
+        x = element == ElementType::F16 ? floatToF16(dist(rng)) : floatToBf16(dist(rng));
+      for (uint16_t &x : values)
+        x = element == ElementType::F16 ? floatToF16(dist(rng)) : floatToBf16(dist(rng));
+      std::vector<float> q(3 * heads * dim);
+      for (float &x : q) x = dist(rng);
+      KVLayerView cache{keys.data(), values.data(), capacity, kvWidth, element};
+      const kernels::testing::CausalRows causal({5, 17, 39}, capacity);
+      std::vector<float> expected(q.size()), got(q.size());
+      std::vector<float> refScratch(capacity), scratch(heads * capacity);
+      kernels::attendHeads(q.data(), causal.visible, heads, kvHeads, dim, cache, 0, heads,
+                           refScratch.data(), expected.data());
+      simd::attendHeads(q.data(), causal.visible, heads, kvHeads, dim, cache, 0, heads,
+                        scratch.data(), got.data());
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], expected[i], 1e-5 * (1 + std::fabs(expected[i]))) << i;
+    }
+  }
+}
+
+// Storing converts to the cache's element: f16 rows hold the rounded values.
+TEST(StoreKV, ConvertsToTheCacheElement) {
+  std::vector<float> k = {1.0f, 1.0f + std::ldexp(1.0f, -11) * 3, -2.5f, 65519.0f};
+  std::vector<float> v = {0.1f, 0.2f, 0.3f, 0.4f};
+  std::vector<uint16_t> keys(8, 0), values(8, 0);
+  KVLayerView cache{keys.data(), values.data(), 2, 4, ElementType::F16};
+  const std::vector<int32_t> rows = {1};
+  kernels::storeKV(k.data(), v.data(), rows, cache);
+  EXPECT_EQ(keys[0], 0);
+  EXPECT_EQ(keys[4], floatToF16(1.0f));
+  EXPECT_EQ(keys[5], 0x3c02);
+  EXPECT_EQ(keys[7], 0x7bff);
+  EXPECT_EQ(values[4], floatToF16(0.1f));
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, AttentionTest,
                          ::testing::Values(int64_t{HWY_AVX3}, int64_t{HWY_AVX2},
                                            int64_t{HWY_EMU128}),
