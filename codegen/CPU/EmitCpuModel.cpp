@@ -206,6 +206,13 @@ private:
   }
   Attribute u32(int64_t v) { return b_.getIntegerAttr(u32(), v); }
   Attribute i64(int64_t v) { return b_.getI64IntegerAttr(v); }
+  /// rows * width: the elements of a buffer in this step.
+  Value elements(Value planBuffer) {
+    Location loc = b_.getUnknownLoc();
+    Value width = emitc::LiteralOp::create(b_, loc, rows_.getType(),
+                                           std::to_string(this->width(planBuffer)));
+    return emitc::MulOp::create(b_, loc, rows_.getType(), rows_, width);
+  }
   int64_t width(Value planBuffer) {
     return cast<kplan::BufferType>(planBuffer.getType()).getWidth();
   }
@@ -281,19 +288,13 @@ private:
           return success();
         })
         .Case([&](kplan::SiluMulOp s) {
-          Value n = emitc::MulOp::create(b_, b_.getUnknownLoc(), rows_.getType(), rows_,
-                                         emitc::LiteralOp::create(b_, b_.getUnknownLoc(),
-                                                                  rows_.getType(),
-                                                                  std::to_string(width(s.getLhs()))));
-          call("lathe_silu_mul", {buffer(s.getLhs()), buffer(s.getRhs()), n, buffer(s.getOut())});
+          call("lathe_silu_mul", {buffer(s.getLhs()), buffer(s.getRhs()), elements(s.getLhs()),
+                                  buffer(s.getOut())});
           return success();
         })
         .Case([&](kplan::AddOp s) {
-          Value n = emitc::MulOp::create(b_, b_.getUnknownLoc(), rows_.getType(), rows_,
-                                         emitc::LiteralOp::create(b_, b_.getUnknownLoc(),
-                                                                  rows_.getType(),
-                                                                  std::to_string(width(s.getLhs()))));
-          call("lathe_add", {buffer(s.getLhs()), buffer(s.getRhs()), n, buffer(s.getOut())});
+          call("lathe_add", {buffer(s.getLhs()), buffer(s.getRhs()), elements(s.getLhs()),
+                             buffer(s.getOut())});
           return success();
         })
         .Case([&](kplan::LogitsOp l) {

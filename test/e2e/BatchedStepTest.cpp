@@ -28,6 +28,16 @@ void expectClose(std::span<const float> got, std::span<const float> want,
         << what << ", element " << i;
 }
 
+/// ||got - want|| / ||want||.
+double relativeL2(std::span<const float> got, std::span<const float> want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
 int32_t argmax(std::span<const float> row) {
   return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
 }
@@ -330,13 +340,9 @@ TEST(KVElementTest, HalfPrecisionCachesStayClose) {
       std::vector<float> w(lw->begin(), lw->end());
       auto ln = narrow->forward(ids, /*allLogits=*/true);
       ASSERT_TRUE(ln);
-      double num = 0, den = 0;
-      for (size_t i = 0; i < w.size(); ++i) {
-        num += ((*ln)[i] - w[i]) * double((*ln)[i] - w[i]);
-        den += double(w[i]) * w[i];
-      }
-      EXPECT_LT(std::sqrt(num / den), bound) << kv;
-      EXPECT_GT(std::sqrt(num / den), 0.0) << kv << ": the cache did not round anything";
+      const double error = relativeL2(*ln, w);
+      EXPECT_LT(error, bound) << kv;
+      EXPECT_GT(error, 0.0) << kv << ": the cache did not round anything";
       const size_t vocab = f32->config().vocab, last = w.size() - vocab;
       EXPECT_EQ(argmax(std::span<const float>(w).subspan(last, vocab)),
                 argmax(ln->subspan(last, vocab)))
@@ -355,12 +361,7 @@ TEST(KVElementTest, HalfPrecisionCachesStayClose) {
     auto r = slow->forward(ids);
     ASSERT_TRUE(r);
     // float32 sums against float64 sums, as for an f32 cache (CpuBackendTest).
-    double num = 0, den = 0;
-    for (size_t i = 0; i < f.size(); ++i) {
-      num += ((*r)[i] - f[i]) * double((*r)[i] - f[i]);
-      den += double((*r)[i]) * (*r)[i];
-    }
-    EXPECT_LT(std::sqrt(num / den), 1e-5) << kv << " generated vs reference";
+    EXPECT_LT(relativeL2(f, *r), 1e-5) << kv << " generated vs reference";
   }
 }
 

@@ -4,6 +4,8 @@
 #include "runtime/backend/Batch.h"
 #include "runtime/kv/PagedKVCache.h"
 
+#include "test/unit/runtime/backend/HostDevice.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -12,24 +14,7 @@
 namespace lathe::backend {
 namespace {
 
-class HostDevice final : public Device {
-  class HostBuffer final : public Buffer {
-  public:
-    explicit HostBuffer(size_t n) : bytes(n, 0) {}
-    size_t size() const override { return bytes.size(); }
-    uint8_t *hostData() override { return bytes.data(); }
-    std::vector<uint8_t> bytes;
-  };
-
-public:
-  std::string name() const override { return "host"; }
-  Expected<std::unique_ptr<Buffer>> allocate(size_t bytes) override {
-    return std::unique_ptr<Buffer>(new HostBuffer(bytes));
-  }
-  void copy(Buffer &b, size_t to, size_t from, size_t bytes) override {
-    std::memcpy(b.hostData() + to, b.hostData() + from, bytes);
-  }
-};
+using backend::testing::HostDevice;
 
 class BatchTest : public ::testing::Test {
 protected:

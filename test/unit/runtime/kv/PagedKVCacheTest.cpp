@@ -4,6 +4,8 @@
 // test can tell exactly which data each slot holds.
 #include "runtime/kv/PagedKVCache.h"
 
+#include "test/unit/runtime/backend/HostDevice.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,29 +15,7 @@
 namespace lathe::kv {
 namespace {
 
-/// A host-memory device for the cache alone.
-class HostDevice final : public backend::Device {
-  class HostBuffer final : public backend::Buffer {
-  public:
-    explicit HostBuffer(size_t n) : bytes(n, 0) {}
-    size_t size() const override { return bytes.size(); }
-    uint8_t *hostData() override { return bytes.data(); }
-    std::vector<uint8_t> bytes;
-  };
-
-public:
-  std::string name() const override { return "host"; }
-  Expected<std::unique_ptr<backend::Buffer>> allocate(size_t bytes) override {
-    if (bytes > (size_t(1) << 30))
-      return Error("too large");
-    return std::unique_ptr<backend::Buffer>(new HostBuffer(bytes));
-  }
-  void copy(backend::Buffer &b, size_t to, size_t from, size_t bytes) override {
-    ++copies;
-    std::memcpy(b.hostData() + to, b.hostData() + from, bytes);
-  }
-  int copies = 0;
-};
+using backend::testing::HostDevice;
 
 KVLayout smallLayout(int64_t blocks) {
   KVLayout l;
