@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "dialects/KernelPlan/KernelPlanDialect.h"
+#include "runtime/formats/FormatSpec.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -40,14 +41,18 @@ LogicalResult verifyProduct(Operation *op, Value input, Value weight, Value out,
   return success();
 }
 
-/// int8 activations need a weight format with integer codes.
+/// int8 activations need a weight format with integer codes
+/// (runtime/formats hasIntegerCodes: the one definition).
 LogicalResult verifyActivations(Operation *op, Activations activations, Value weight) {
   if (activations != Activations::int8)
     return success();
-  auto quantized = dyn_cast<lathe::tfm::QuantizedTypeInterface>(tensorOf(weight).getElementType());
-  if (!quantized)
-    return op->emitOpError() << "asks for int8 activations, but its weight is "
-                             << tensorOf(weight).getElementType()
+  Type element = tensorOf(weight).getElementType();
+  auto quantized = dyn_cast<lathe::tfm::QuantizedTypeInterface>(element);
+  lathe::Expected<lathe::formats::FormatSpec> spec =
+      quantized ? lathe::formats::parseFormatSpec(quantized.getFormatName())
+                : lathe::Expected<lathe::formats::FormatSpec>(lathe::Error("not packed"));
+  if (!spec || !lathe::formats::hasIntegerCodes(*spec))
+    return op->emitOpError() << "asks for int8 activations, but its weight is " << element
                              << ", not a packed format with integer codes";
   return success();
 }

@@ -11,7 +11,8 @@
 namespace lathe::artifact {
 
 inline constexpr char kMagic[8] = {'L', 'A', 'T', 'H', 'E', 'A', 'R', 'T'};
-inline constexpr uint32_t kFormatVersion = 1;
+/// 2: steps in the generic form of runtime/plan/StepCodec.h.
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr uint64_t kSectionAlignment = 64;
 
 struct FileHeader {

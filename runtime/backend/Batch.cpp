@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <map>
+#include <new>
 
 namespace lathe::backend {
 
@@ -84,22 +85,40 @@ Status validateBatch(const Batch &b, int64_t vocab, int64_t context,
 }
 
 Status StepLayout::prepare(const Batch &batch, kv::PagedKVCache &cache) {
-  const size_t n = batch.size();
   // Each sequence's length before the step, and the order of first use.
   std::map<SequenceId, int64_t> base, count;
   std::vector<SequenceId> order;
-  for (SequenceId seq : batch.sequences)
-    if (count[seq]++ == 0) {
-      base[seq] = cache.length(seq);
-      order.push_back(seq);
-    }
+  try {
+    for (SequenceId seq : batch.sequences)
+      if (count[seq]++ == 0) {
+        base[seq] = cache.length(seq);
+        order.push_back(seq);
+      }
+  } catch (const std::bad_alloc &) {
+    return Error("cannot allocate memory to lay out the step");
+  }
+  auto shrinkBack = [&](size_t grown) {
+    for (size_t j = 0; j < grown; ++j)
+      cache.truncate(order[j], base[order[j]]);
+  };
   for (size_t i = 0; i < order.size(); ++i)
     if (Status s = cache.grow(order[i], count[order[i]]); !s) {
-      for (size_t j = 0; j < i; ++j)
-        cache.truncate(order[j], base[order[j]]);
+      shrinkBack(i);
       return s;
     }
+  try {
+    layOut(batch, cache, order, base);
+  } catch (const std::bad_alloc &) {
+    shrinkBack(order.size());
+    return Error("cannot allocate memory to lay out the step");
+  }
+  return Status::ok();
+}
 
+void StepLayout::layOut(const Batch &batch, const kv::PagedKVCache &cache,
+                        const std::vector<SequenceId> &order,
+                        std::map<SequenceId, int64_t> &base) {
+  const size_t n = batch.size();
   // Rows of every slot of each sequence, prefix lists shared by its tokens.
   sequenceRows_.assign(order.size(), {});
   std::map<SequenceId, size_t> slotOf;
@@ -113,6 +132,8 @@ Status StepLayout::prepare(const Batch &batch, kv::PagedKVCache &cache) {
 
   // A token sees its parent's rows and its own; while that stays a prefix
   // of the sequence's slots it is a count, otherwise the rest is a list.
+  // A tree node off the prefix copies its ancestors' list: memory grows
+  // with the sum of the branches' depths, small for speculation trees.
   struct Span { int32_t prefix; size_t first, count; };
   std::vector<Span> spans(n);
   std::map<SequenceId, int64_t> rank;
@@ -133,8 +154,10 @@ Status StepLayout::prepare(const Batch &batch, kv::PagedKVCache &cache) {
       sp.first = extras_.size();
     } else {
       const size_t first = extras_.size();
-      for (size_t e = 0; e < sp.count; ++e)
-        extras_.push_back(extras_[sp.first + e]);
+      for (size_t e = 0; e < sp.count; ++e) {
+        const int32_t row = extras_[sp.first + e];
+        extras_.push_back(row);
+      }
       extras_.push_back(rows[slot]);
       sp.first = first;
       sp.count += 1;
@@ -150,7 +173,6 @@ Status StepLayout::prepare(const Batch &batch, kv::PagedKVCache &cache) {
     visible[i] = VisibleRows{rows.data(), spans[i].prefix, extras_.data() + spans[i].first,
                              static_cast<int32_t>(spans[i].count)};
   }
-  return Status::ok();
 }
 
 } // namespace lathe::backend

@@ -15,6 +15,7 @@
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <vector>
 
@@ -91,10 +92,13 @@ struct StepLayout {
   int64_t mostVisible = 0;            // the longest visible list
 
   /// Grows every sequence of `batch` by its tokens in `cache` and lays out
-  /// the step. On failure (no free blocks) the cache is unchanged.
+  /// the step. On failure (no free blocks, no memory) every sequence keeps
+  /// its length and data (a shared block copied on write may stay copied).
   Status prepare(const Batch &batch, kv::PagedKVCache &cache);
 
 private:
+  void layOut(const Batch &batch, const kv::PagedKVCache &cache,
+              const std::vector<SequenceId> &order, std::map<SequenceId, int64_t> &base);
   std::vector<std::vector<int32_t>> sequenceRows_;
   std::vector<int32_t> extras_;
 };

@@ -68,8 +68,10 @@ public:
   /// Runs one step: checks the batch (validateBatch), grows its sequences
   /// in `kv` by their tokens, stores their keys and values and returns the
   /// logits of the tokens that want them, one row of vocab scores each, in
-  /// batch order. The rows stay valid until the next execute. On failure
-  /// nothing has changed.
+  /// batch order. The rows live in the executable and stay valid until the
+  /// next execute: calls from several threads are serialized, but a caller
+  /// must be done with the rows before anyone runs the next step (one
+  /// scheduler per executable). On failure nothing has changed.
   virtual Expected<std::span<const float>> execute(const Batch &batch,
                                                    kv::PagedKVCache &kv) = 0;
 

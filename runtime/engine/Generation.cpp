@@ -1,5 +1,6 @@
 #include "runtime/engine/Generation.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fmt/format.h>
@@ -85,8 +86,9 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
   const int64_t block = executable.kvLayout(1).blockSize;
   int64_t slots = 0;
   for (const std::vector<int32_t> &p : prompts) {
-    const int64_t most = std::min<int64_t>(
-        c.context, int64_t(p.size()) + std::max<int64_t>(options.maxNewTokens, 0));
+    // Clamped before adding: -n may be any int64.
+    const int64_t newTokens = std::clamp<int64_t>(options.maxNewTokens, 0, c.context);
+    const int64_t most = std::min<int64_t>(c.context, int64_t(p.size()) + newTokens);
     slots += (most + block - 1) / block * block;
   }
   auto kv = executable.createKVCache(slots);

@@ -1,6 +1,7 @@
 #include "runtime/kv/PagedKVCache.h"
 
 #include <algorithm>
+#include <vector>
 #include <fmt/format.h>
 #include <limits>
 
@@ -13,9 +14,17 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
       maxSequenceLength <= 0)
     return Error(fmt::format("KV cache: invalid shape ({} layers, width {}, {} blocks of {})",
                              layout.layers, layout.width, layout.blocks, layout.blockSize));
-  if (layout.rows() > std::numeric_limits<int32_t>::max())
-    return Error(fmt::format("KV cache: {} rows are more than a row index can address",
-                             layout.rows()));
+  if (layout.rows() > std::numeric_limits<int32_t>::max() ||
+      layout.blocks > std::numeric_limits<int32_t>::max() / layout.blockSize)
+    return Error(fmt::format("KV cache: {} blocks of {} rows are more than a row index can "
+                             "address",
+                             layout.blocks, layout.blockSize));
+  // layers x 2 x rows x width x element size must fit in memory sizes.
+  unsigned __int128 total = static_cast<unsigned __int128>(layout.layers) * 2 *
+                            static_cast<uint64_t>(layout.rows()) * layout.rowBytes();
+  if (total > std::numeric_limits<size_t>::max() / 2)
+    return Error(fmt::format("KV cache: {} layers of {} rows of {} bytes do not fit in memory",
+                             layout.layers, layout.rows(), layout.rowBytes()));
   auto buffer = device.allocate(layout.totalBytes());
   if (!buffer)
     return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache: {}",
@@ -161,21 +170,24 @@ Status PagedKVCache::commit(SequenceId id, int64_t base, std::span<const int64_t
     previous = slot;
   }
   // The slots written are normally this sequence's own (grow copied shared
-  // blocks), unless it was forked since: then copy those blocks first.
-  const int64_t end = base + static_cast<int64_t>(kept.size());
-  int64_t shared = 0;
-  for (int64_t b = base / layout_.blockSize; b < blocksFor(end); ++b)
-    shared += references_[s.blocks[b]] > 1 ? 1 : 0;
-  if (shared > freeBlocks())
+  // blocks), unless it was forked since: then copy the shared blocks that a
+  // moved slot lands in first.
+  std::vector<int64_t> written;
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const int64_t block = (base + static_cast<int64_t>(i)) / layout_.blockSize;
+    if (kept[i] != base + static_cast<int64_t>(i) && references_[s.blocks[block]] > 1 &&
+        (written.empty() || written.back() != block))
+      written.push_back(block);
+  }
+  if (static_cast<int64_t>(written.size()) > freeBlocks())
     return Error(fmt::format("the KV cache is full: {} blocks needed to commit, {} free",
-                             shared, freeBlocks()));
-  for (int64_t b = base / layout_.blockSize; b < blocksFor(end); ++b)
-    if (references_[s.blocks[b]] > 1) {
-      int32_t own = takeBlock();
-      copyBlock(own, s.blocks[b]);
-      releaseBlock(s.blocks[b]);
-      s.blocks[b] = own;
-    }
+                             written.size(), freeBlocks()));
+  for (int64_t b : written) {
+    int32_t own = takeBlock();
+    copyBlock(own, s.blocks[b]);
+    releaseBlock(s.blocks[b]);
+    s.blocks[b] = own;
+  }
   // Moving down never overwrites a kept slot not yet moved: kept[i] >= base + i.
   for (size_t i = 0; i < kept.size(); ++i) {
     const int64_t to = base + static_cast<int64_t>(i);

@@ -43,6 +43,10 @@ public:
     }
     if (plan_.logits >= plan_.bufferWidths.size() || !written_[plan_.logits])
       return Error(source_ + ": kernel plan's logits buffer is never written");
+    // The logits step writes only the rows a batch asks for: the buffer the
+    // plan returns must be its output.
+    if (!lastLogitsWrite_)
+      return Error(source_ + ": kernel plan's logits buffer is not written by its logits step");
     if (plan_.bufferWidths[plan_.logits] != static_cast<uint64_t>(config_.vocab))
       return Error(fmt::format("{}: logits buffer width {} differs from the "
                                "vocabulary size {}",
@@ -69,6 +73,8 @@ private:
   Status write(uint32_t buffer, uint64_t expectedWidth) {
     if (buffer >= plan_.bufferWidths.size())
       return fail(fmt::format("buffer {} out of range", buffer));
+    if (buffer == plan_.logits)
+      lastLogitsWrite_ = std::holds_alternative<LogitsStep>(plan_.steps[index_]);
     if (plan_.bufferWidths[buffer] != expectedWidth)
       return fail(fmt::format("output buffer {} has width {}, expected {}",
                               buffer, plan_.bufferWidths[buffer], expectedWidth));
@@ -175,6 +181,13 @@ private:
         s.headDim == 0)
       return fail(fmt::format("{} heads, {} kv heads of {} do not group",
                               s.heads, s.kvHeads, s.headDim));
+    // Backends size their per-head scratch by the config.
+    if (s.heads != uint64_t(config_.heads) || s.kvHeads != uint64_t(config_.kvHeads) ||
+        s.headDim != uint64_t(config_.headDim))
+      return fail(fmt::format("{} heads, {} kv heads of {} differ from the config's {}, {} "
+                              "of {}",
+                              s.heads, s.kvHeads, s.headDim, config_.heads, config_.kvHeads,
+                              config_.headDim));
     if (q != uint64_t(s.heads) * s.headDim ||
         k != uint64_t(s.kvHeads) * s.headDim || v != k || k != plan_.kvWidth)
       return fail(fmt::format("widths q {}, k {}, v {} do not match {} heads, "
@@ -202,6 +215,7 @@ private:
   const std::string &source_;
   std::vector<bool> written_;
   size_t index_ = 0;
+  bool lastLogitsWrite_ = false; // the last write of the logits buffer was a logits step
 };
 
 } // namespace

@@ -69,7 +69,7 @@ struct FieldInfo {
 /// function's token, position and cache arguments left out; a variadic
 /// operand becomes a list) followed by its attributes in the order the op
 /// declares them. Serialization, loading, hashing and naming follow from
-/// kName, kFields and fields() alone (PlanSteps.h); only validation and
+/// kName, kFields and fields() alone (StepCodec.h); only validation and
 /// the kernels are written per step.
 struct EmbeddingStep {
   uint32_t table, output;

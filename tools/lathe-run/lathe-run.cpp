@@ -44,8 +44,9 @@ lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
 
 /// --prompts: every non-empty line of `path` is a sequence; all decode in
 /// the same steps, and each one's output is printed on its own line, in
-/// order, once all are done (a newline inside a text is printed as \n so
-/// that line i of the output belongs to prompt i).
+/// order, once all are done (a newline inside a text is printed as \n, a
+/// carriage return as \r and a backslash as \\, so that line i of the
+/// output belongs to prompt i).
 int runPrompts(lathe::backend::Executable &executable, const lathe::Tokenizer &tokenizer,
                const std::string &path, const lathe::GenerationOptions &gen, bool printIds) {
   auto text = lathe::readTextFile(path);
@@ -80,9 +81,14 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::Tokenizer &t
         line += tokenizer.decodePiece(prev, token);
         prev = token;
       }
+      // One line per sequence: newlines, carriage returns and backslashes
+      // are escaped, so the line reads back unambiguously.
       std::string escaped;
       for (char ch : line)
-        escaped += ch == '\n' ? std::string("\\n") : std::string(1, ch);
+        escaped += ch == '\n'   ? std::string("\\n")
+                   : ch == '\r' ? std::string("\\r")
+                   : ch == '\\' ? std::string("\\\\")
+                                 : std::string(1, ch);
       line = escaped;
     }
     std::printf("%s\n", line.c_str());

@@ -56,13 +56,26 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
   // Which weights' products round their input to int8: what each product
   // of the plan asks for (#plan.activations), unless the options say for
   // all; only formats with integer codes can.
+  // A weight read by several products takes int8 only if all of them ask.
   const auto &tensors = this->artifact().tensors();
-  int8Weights_.assign(tensors.size(), false);
+  int8Weights_.assign(tensors.size(), true);
   auto mark = [&](uint32_t weight, plan::Activations asked) {
     const bool want = options_.int8Activations.value_or(asked == plan::Activations::Int8);
-    int8Weights_[weight] = want && tensors[weight].quant &&
+    int8Weights_[weight] = int8Weights_[weight] && want && tensors[weight].quant &&
                            formats::hasIntegerCodes(*tensors[weight].quant);
   };
+  std::vector<bool> read(tensors.size(), false);
+  for (const plan::Step &step : plan_->steps) {
+    if (const auto *m = std::get_if<plan::MatMulStep>(&step))
+      read[m->weight] = true;
+    else if (const auto *g = std::get_if<plan::MatMulsStep>(&step))
+      for (uint32_t w : g->weights)
+        read[w] = true;
+    else if (const auto *l = std::get_if<plan::LogitsStep>(&step))
+      read[l->classifier] = true;
+  }
+  for (size_t t = 0; t < tensors.size(); ++t)
+    int8Weights_[t] = int8Weights_[t] && read[t];
   for (const plan::Step &step : plan_->steps) {
     if (const auto *m = std::get_if<plan::MatMulStep>(&step))
       mark(m->weight, m->activations);
@@ -112,7 +125,8 @@ using PanelTable = std::vector<std::shared_ptr<const kernels::simd::PanelWeights
 /// otherwise sit on 4 KiB pages); indexed by tensor, null for the others.
 /// Null when memory runs out.
 std::shared_ptr<const PanelTable> buildPanels(const artifact::Artifact &artifact,
-                                              const plan::KernelPlan &plan) {
+                                              const plan::KernelPlan &plan,
+                                              const std::vector<bool> &int8Weights) {
   const auto &tensors = artifact.tensors();
   std::vector<uint32_t> weights;
   std::vector<size_t> offsets;
@@ -120,7 +134,7 @@ std::shared_ptr<const PanelTable> buildPanels(const artifact::Artifact &artifact
   std::vector<bool> seen(tensors.size(), false);
   auto consider = [&](uint32_t index) {
     const plan::TensorInfo &info = tensors[index];
-    if (seen[index] || !info.quant || info.shape.size() != 2)
+    if (seen[index] || !int8Weights[index] || !info.quant || info.shape.size() != 2)
       return;
     seen[index] = true;
     const size_t bytes = kernels::simd::panelStorageBytes(*info.quant, info.shape[0],
@@ -160,10 +174,15 @@ std::shared_ptr<const PanelTable> buildPanels(const artifact::Artifact &artifact
 } // namespace
 
 bool CpuExecutable::packPanels() {
-  // Built once per artifact and plan, shared by every executable running it.
+  // Built once per artifact, plan and set of int8 weights, shared by every
+  // executable running them.
   try {
-    auto shared = artifact().derived("cpu-panels:" + plan_->target, [&] {
-      return std::static_pointer_cast<const void>(buildPanels(artifact(), *plan_));
+    std::string key = "cpu-panels:" + plan_->target + ":";
+    for (size_t t = 0; t < int8Weights_.size(); ++t)
+      if (int8Weights_[t])
+        key += std::to_string(t) + ",";
+    auto shared = artifact().derived(key, [&] {
+      return std::static_pointer_cast<const void>(buildPanels(artifact(), *plan_, int8Weights_));
     });
     if (!shared)
       return false;
@@ -225,10 +244,16 @@ Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &ba
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
   }
+  // One attention score row per head, so that heads can run in parallel: a
+  // token sees at most the context. Allocated before the cache grows, so a
+  // failure leaves it unchanged.
+  try {
+    scratch_.resize(size_t(c.heads) * size_t(c.context));
+  } catch (const std::bad_alloc &) {
+    return Error("cannot allocate the attention scratch");
+  }
   if (Status s = layout_.prepare(batch, kv); !s)
     return s.error();
-  // One attention score row per head, so that heads can run in parallel.
-  scratch_.resize(size_t(c.heads) * size_t(layout_.mostVisible));
   batch_ = &batch;
   kv_ = &kv;
 
@@ -365,7 +390,7 @@ void CpuExecutable::runMatmul(const MatmulJob &job, int64_t u0, int64_t u1) {
 
 void CpuExecutable::attention(const float *q, const float *k, const float *v, uint32_t layer,
                               uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out) {
-  const int64_t stride = layout_.mostVisible;
+  const int64_t stride = config().context;
   kernels::KVLayerView cache{kv_->keys(layer), kv_->values(layer), stride,
                              static_cast<int64_t>(plan_->kvWidth), plan_->kvElement};
   kernels::storeKV(k, v, layout_.storeRows, cache);

@@ -36,6 +36,15 @@ func.func @int8_float_weight(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>)
 
 // -----
 
+func.func @int8_fp6_weight(%x: !plan.buffer<32, f32>, %y: !plan.buffer<32, f32>) {
+  %w = tfm.weight "w" {value = dense<0> : tensor<800xi8>} : tensor<32x32x!tfm.mx<fp6_e3m2>>
+  // expected-error @+1 {{'plan.matmul' op asks for int8 activations, but its weight is '!tfm.mx<fp6_e3m2>', not a packed format with integer codes}}
+  plan.matmul %x, %w -> %y {activations = #plan.activations<int8>} : !plan.buffer<32, f32>, tensor<32x32x!tfm.mx<fp6_e3m2>>, !plan.buffer<32, f32>
+  return
+}
+
+// -----
+
 func.func @matmuls_one(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
   %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
   // expected-error @+1 {{'plan.matmuls' op expects as many outputs as weights, at least two; got 1 weights and 1 outputs}}

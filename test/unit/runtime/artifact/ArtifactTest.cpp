@@ -230,6 +230,31 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
     ASSERT_FALSE(s);
     EXPECT_NE(s.error().message().find("invalid model config"), std::string::npos);
   }
+  {
+    // An attention step with more heads than the config: backends size
+    // their per-head scratch by the config, so it is refused. (Widths: 4
+    // query heads of 2 match the step's own buffers.)
+    TinyModel m;
+    auto &a = std::get<plan::AttentionStep>(m.contents.schedules[0].steps[7]);
+    a.heads = 4, a.kvHeads = 2, a.headDim = 2;
+    Status s = writeArtifact(m.contents, tempFile("bad5.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("differ from the config's 2, 1 of 4"),
+              std::string::npos)
+        << s.error().message();
+  }
+  {
+    // The returned buffer written last by a plain product, not the logits
+    // step: it would return rows the batch did not ask for.
+    TinyModel m;
+    auto &steps = m.contents.schedules[0].steps;
+    m.contents.tensors.push_back(m.contents.tensors[0]); // a [12, 8] weight
+    steps.push_back(plan::MatMulStep{1, uint32_t(m.contents.tensors.size() - 1), 8});
+    Status s = writeArtifact(m.contents, tempFile("bad6.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("not written by its logits step"), std::string::npos)
+        << s.error().message();
+  }
 }
 
 TEST(ArtifactTest, NotAnArtifact) {

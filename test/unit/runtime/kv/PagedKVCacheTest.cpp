@@ -187,6 +187,25 @@ TEST_F(PagedKVCacheTest, CommitRefusesBadSlotsAndCopiesSharedBlocks) {
   EXPECT_EQ(cache->length(*b), 8);
 }
 
+TEST_F(PagedKVCacheTest, CommitThatOnlyDropsSlotsNeedsNoFreeBlock) {
+  // A forked sequence shares the block holding `base`; keeping nothing (or
+  // only slots already in place) writes nothing, so it needs no copy even
+  // when the pool is full.
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 6));
+  auto b = cache->fork(a);
+  ASSERT_TRUE(b);
+  SequenceId filler = cache->addSequence(), more = cache->addSequence();
+  ASSERT_TRUE(cache->grow(filler, 20)); // every other block
+  ASSERT_TRUE(cache->grow(more, 4));
+  ASSERT_EQ(cache->freeBlocks(), 0);
+  const int64_t inPlace[] = {5};
+  EXPECT_TRUE(cache->commit(a, 5, inPlace));
+  EXPECT_TRUE(cache->commit(a, 5, {}));
+  EXPECT_EQ(cache->length(a), 5);
+  EXPECT_EQ(cache->length(*b), 6);
+}
+
 TEST(PagedKVCacheCreate, RefusesBadShapesAndReportsAllocationFailure) {
   HostDevice device;
   KVLayout bad = smallLayout(0);
@@ -195,6 +214,13 @@ TEST(PagedKVCacheCreate, RefusesBadShapesAndReportsAllocationFailure) {
   auto c = PagedKVCache::create(device, huge, 10);
   ASSERT_FALSE(c);
   EXPECT_NE(c.error().message().find("cannot allocate"), std::string::npos);
+  // Sizes whose byte count would overflow are refused before any allocation.
+  KVLayout overflow = smallLayout(1 << 20);
+  overflow.layers = int64_t(1) << 40;
+  overflow.width = int64_t(1) << 20;
+  auto o = PagedKVCache::create(device, overflow, 10);
+  ASSERT_FALSE(o);
+  EXPECT_NE(o.error().message().find("do not fit in memory"), std::string::npos);
 }
 
 } // namespace
