@@ -12,20 +12,37 @@
 namespace lathe::test {
 namespace {
 
+/// The logits of a prompt's prefill (every position) and of 4 greedy decode
+/// steps after it, concatenated.
 std::vector<float> logitsOf(std::shared_ptr<const artifact::Artifact> a,
-                            const SessionOptions &options,
-                            const std::vector<int32_t> &prompt) {
+                            const SessionOptions &options, const std::vector<int32_t> &prompt,
+                            bool expectNative) {
   auto session = Session::create(a, options);
   EXPECT_TRUE(session) << session.error().message();
+  if (!session)
+    return {};
+  EXPECT_EQ(session->usesNativeCode(), expectNative);
   auto logits = session->forward(prompt, /*allLogits=*/true);
   EXPECT_TRUE(logits);
-  return {logits->begin(), logits->end()};
+  std::vector<float> all(logits->begin(), logits->end());
+  const int64_t vocab = a->config().vocab;
+  int32_t next = static_cast<int32_t>(
+      std::max_element(all.end() - vocab, all.end()) - (all.end() - vocab));
+  for (int step = 0; step < 4; ++step) {
+    auto decoded = session->forward(std::span<const int32_t>(&next, 1));
+    EXPECT_TRUE(decoded);
+    all.insert(all.end(), decoded->begin(), decoded->end());
+    next = static_cast<int32_t>(std::max_element(decoded->begin(), decoded->end()) -
+                                decoded->begin());
+  }
+  return all;
 }
 
 TEST(CpuBackendTest, GeneratedInterpretedAndReferenceAgree) {
   if (!haveModel())
     GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
-  for (const char *quant : {"none", "bfp4:block=32"}) {
+  for (const char *quant : {"none", "bfp4:block=32", "int4:group=32", "int8:group=64:asym",
+                            "mxfp4", "mxint8", "fp6_4p2"}) {
     auto a = compileAndLoad(modelDir() + "/stories15M.bin", "cpu", quant);
     ASSERT_NE(a, nullptr);
     ASSERT_TRUE(a->schedule("cpu")->native) << "no generated code in the artifact";
@@ -37,21 +54,19 @@ TEST(CpuBackendTest, GeneratedInterpretedAndReferenceAgree) {
     generated.int8Activations = interpreted.int8Activations = false;
     interpreted.nativeCode = false;
     reference.kernels = KernelPath::Reference;
-    auto session = Session::create(a, generated);
-    ASSERT_TRUE(session);
-    EXPECT_TRUE(session->usesNativeCode());
 
-    std::vector<float> ref = logitsOf(a, reference, prompt);
+    std::vector<float> ref = logitsOf(a, reference, prompt, /*expectNative=*/false);
     for (int threads : {1, 2}) {
       generated.threads = interpreted.threads = threads;
-      std::vector<float> gen = logitsOf(a, generated, prompt);
-      std::vector<float> interp = logitsOf(a, interpreted, prompt);
+      std::vector<float> gen = logitsOf(a, generated, prompt, /*expectNative=*/true);
+      std::vector<float> interp = logitsOf(a, interpreted, prompt, /*expectNative=*/false);
       ASSERT_EQ(gen.size(), ref.size());
+      ASSERT_EQ(interp.size(), ref.size());
       double num = 0, den = 0;
       for (size_t i = 0; i < gen.size(); ++i) {
         // Same kernels, same order: generated and interpreted agree exactly
         // up to the compiler's choices in the element-wise loops.
-        ASSERT_NEAR(gen[i], interp[i], 1e-5f * (1 + std::fabs(interp[i]))) << i;
+        ASSERT_NEAR(gen[i], interp[i], 1e-5f * (1 + std::fabs(interp[i]))) << quant << " " << i;
         num += (gen[i] - ref[i]) * double(gen[i] - ref[i]);
         den += double(ref[i]) * ref[i];
       }
