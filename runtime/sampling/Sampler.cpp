@@ -68,12 +68,14 @@ Sampler::Sampler(SamplerOptions options)
 
 // splitmix64: every seed, 0 included, gives a full-period stream, and the
 // arithmetic is fixed-width, so draws are identical on every platform.
-uint64_t Sampler::nextRandom() {
-  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+uint64_t splitmix64Next(uint64_t &state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
+
+uint64_t Sampler::nextRandom() { return splitmix64Next(state_); }
 
 // Uniform in [0, 1) from the top 53 bits: exactly representable doubles.
 double Sampler::nextUniform() { return (nextRandom() >> 11) * 0x1.0p-53; }

@@ -30,6 +30,11 @@ Status validateSamplerOptions(const SamplerOptions &options);
 /// decoding scans 32000 logits per token.
 int32_t argmax(std::span<const float> values);
 
+/// splitmix64 (Vigna, prng.di.unimi.it/splitmix64.c): advances `state` and
+/// returns the next output. The sampler's random numbers; part of the
+/// contract that a seed reproduces a run everywhere.
+uint64_t splitmix64Next(uint64_t &state);
+
 class Sampler {
 public:
   /// `options` should have passed validateSamplerOptions.

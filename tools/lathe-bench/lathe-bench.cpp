@@ -53,10 +53,12 @@ int main(int argc, char **argv) {
     return fail(session.error().message());
 
   // A deterministic prompt of ordinary tokens: BOS, then ids cycling through
-  // a common range of the vocabulary.
-  std::vector<int32_t> prompt{1};
+  // a common range of the vocabulary (past the first 300, the byte and
+  // control tokens of a SentencePiece vocabulary, when it has that many).
+  const int64_t first = config.vocab > 600 ? 300 : 0;
+  std::vector<int32_t> prompt{static_cast<int32_t>(std::min<int64_t>(1, config.vocab - 1))};
   for (int64_t i = 1; i < promptTokens; ++i)
-    prompt.push_back(static_cast<int32_t>(300 + (i * 37) % std::max<int64_t>(1, config.vocab - 300)));
+    prompt.push_back(static_cast<int32_t>(first + (i * 37) % (config.vocab - first)));
 
   std::vector<double> prefill, decode;
   using clock = std::chrono::steady_clock;

@@ -128,6 +128,34 @@ TEST(ReferenceKernelsTest, RmsNormMatchesFloat64) {
   EXPECT_LT(relError(out, want), 1e-6);
 }
 
+// Rotation angles and signs at nonzero positions against hand-computed
+// float64 values: pair i of a head turns by position * theta^(-2i/headDim),
+// (x0, x1) -> (x0 cos - x1 sin, x0 sin + x1 cos).
+TEST(ReferenceKernelsTest, RopeRotatesByTheRightAngle) {
+  // headDim 4, theta 10000: pair 0 turns by 1 rad per position, pair 1 by
+  // 0.01. Interleaved pairs are (0,1) and (2,3).
+  const std::vector<float> x = {1.0f, 0.0f, 0.0f, 2.0f};
+  std::vector<float> out(4);
+  const std::vector<int32_t> one = {1}, three = {3};
+  rope(x.data(), one, 4, 4, 10000.0f, plan::RopeLayout::Interleaved, out.data());
+  EXPECT_NEAR(out[0], 0.5403023058681398, 1e-7);  // cos 1
+  EXPECT_NEAR(out[1], 0.8414709848078965, 1e-7);  // sin 1
+  EXPECT_NEAR(out[2], -2 * 0.009999833334166664, 1e-7); // -2 sin 0.01
+  EXPECT_NEAR(out[3], 2 * 0.9999500004166653, 1e-7);    // 2 cos 0.01
+  rope(x.data(), three, 4, 4, 10000.0f, plan::RopeLayout::Interleaved, out.data());
+  EXPECT_NEAR(out[0], -0.9899924966004454, 1e-7); // cos 3
+  EXPECT_NEAR(out[1], 0.1411200080598672, 1e-7);  // sin 3
+  EXPECT_NEAR(out[2], -2 * 0.029995500202495664, 1e-7);
+  EXPECT_NEAR(out[3], 2 * 0.9995500337489875, 1e-7);
+  // Rotate-half pairs are (0,2) and (1,3): the same turns on other lanes.
+  const std::vector<float> h = {1.0f, 0.0f, 0.0f, 2.0f};
+  rope(h.data(), one, 4, 4, 10000.0f, plan::RopeLayout::RotateHalf, out.data());
+  EXPECT_NEAR(out[0], 0.5403023058681398, 1e-7);
+  EXPECT_NEAR(out[2], 0.8414709848078965, 1e-7);
+  EXPECT_NEAR(out[1], -2 * 0.009999833334166664, 1e-7);
+  EXPECT_NEAR(out[3], 2 * 0.9999500004166653, 1e-7);
+}
+
 TEST(ReferenceKernelsTest, RopeLayoutsAgreeUnderThePermutation) {
   const int64_t headDim = 8, width = 16, half = headDim / 2;
   auto x = randomVector(2 * width, 7);
