@@ -82,6 +82,14 @@ public:
   /// The options in effect after loading: int8Activations is always set
   /// (the plan's choice where the options left it open).
   virtual const ExecutionOptions &options() const = 0;
+  /// Which kernels the last step's matrix products ran on: how many rounded
+  /// their input to int8 (integer dot products) and how many took it as
+  /// float. Tests and tools assert the path they asked for really ran.
+  struct ProductCounts {
+    int64_t int8 = 0, floats = 0;
+  };
+  virtual ProductCounts lastStepProducts() const = 0;
+
   /// Sets the calibration hook; a backend that cannot call it says so.
   virtual Status setMatMulObserver(MatMulObserver observer) = 0;
 

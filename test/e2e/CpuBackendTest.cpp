@@ -112,8 +112,20 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
     // input, ~1% on the logits after 6 layers; the greedy choice holds.
     EXPECT_LT(std::sqrt(num / den), 2e-2) << quant;
     // And the integer path really ran: rounding the inputs moves the logits
-    // (a float fallback would agree to ~1e-6).
+    // (a float fallback would agree to ~1e-6), and the executable says the
+    // decode step's 43 products (7 per layer and the classifier) took int8
+    // inputs where their formats have integer codes (all but MXFP6/FP6 in
+    // the mixed build), and none did in the float session.
     EXPECT_GT(std::sqrt(num / den), 1e-4) << quant;
+    const auto int8Products = s2->executable().lastStepProducts();
+    const auto floatProducts = s1->executable().lastStepProducts();
+    EXPECT_EQ(int8Products.int8 + int8Products.floats, 43) << quant;
+    EXPECT_EQ(floatProducts.int8, 0) << quant;
+    EXPECT_EQ(floatProducts.floats, 43) << quant;
+    if (std::string(quant) != "mixed:bits=4.5")
+      EXPECT_EQ(int8Products.int8, 43) << quant;
+    else
+      EXPECT_GT(int8Products.int8, 0) << quant;
     EXPECT_EQ(std::max_element(ref.begin(), ref.end()) - ref.begin(),
               std::max_element(l2->begin(), l2->end()) - l2->begin())
         << quant;

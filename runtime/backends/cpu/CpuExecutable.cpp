@@ -256,6 +256,7 @@ Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &ba
     return s.error();
   batch_ = &batch;
   kv_ = &kv;
+  products_ = {};
 
   if (native_) {
     bufferPointers_.resize(buffers_.size());
@@ -300,6 +301,7 @@ void CpuExecutable::logits(const float *x, uint32_t classifier, float *y) {
 void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
                             const uint32_t *weights, float *const *outputs) {
   if (options_.kernels == KernelPath::Reference) {
+    products_.floats += count;
     for (uint32_t i = 0; i < count; ++i) {
       const plan::TensorInfo &info = artifact().tensors()[weights[i]];
       kernels::matmul(x, rows,
@@ -316,6 +318,7 @@ void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
   for (uint32_t i = 0; i < count; ++i) {
     jobs_.push_back(prepareMatmul(x, rows, weights[i], outputs[i], quantizedInputs_[i]));
     units += jobs_.back().units;
+    (jobs_.back().kind == MatmulKernel::Float ? products_.floats : products_.int8) += 1;
   }
   // Units are numbered across the products in order; a thread's contiguous
   // share may span several of them.

@@ -29,6 +29,7 @@ public:
   bool usesNativeCode() const override { return native_ != nullptr; }
   const backend::ExecutionOptions &options() const override { return options_; }
   Status setMatMulObserver(backend::MatMulObserver observer) override;
+  ProductCounts lastStepProducts() const override { return products_; }
 
   /// Which kernel a product of weight `tensor` ran on in the last step:
   /// the int8 panel kernel, the int8 row kernel or a float kernel.
@@ -90,6 +91,7 @@ private:
   std::vector<float *> bufferPointers_;
   std::vector<float> scratch_, gathered_;
   std::vector<float *> outputPointers_;
+  ProductCounts products_;
   std::vector<kernels::simd::Int8Activations> quantizedInputs_; // one per product of a group
   std::vector<MatmulJob> jobs_;
 
