@@ -7,6 +7,7 @@
 #include "runtime/engine/Session.h"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 
 namespace lathe::test {
@@ -154,6 +155,61 @@ TEST(CpuBackendTest, ThreadsAreValidated) {
   auto many = Session::create(a, options);
   ASSERT_TRUE(many);
   EXPECT_EQ(many->threads(), all->threads());
+}
+
+// docs/artifact.md: generated code is refused, with a line that says what
+// to do, when the CPU lacks its ISA, its ABI version differs from the
+// runtime's, or it was generated for another plan (also as the loaded code
+// itself reports it); --no-native-code still runs the plan.
+TEST(CpuBackendTest, MismatchedGeneratedCodeIsRefused) {
+  compiler::CompileOptions options; // the tiny model: no model file, no tokenizer
+  options.input = std::string(LATHE_SOURCE_ROOT) + "/test/lit/tools/Inputs/tiny-llama.mlir";
+  options.output = tempPath("native.lathe");
+  std::string ignored;
+  llvm::raw_string_ostream out(ignored);
+  Status compiled = compiler::compile(options, out);
+  ASSERT_TRUE(compiled) << compiled.error().message();
+  auto loadedTiny = artifact::Artifact::load(options.output);
+  ASSERT_TRUE(loadedTiny) << loadedTiny.error().message();
+  std::shared_ptr<const artifact::Artifact> a = *loadedTiny;
+  auto rewrite = [&](const std::function<void(plan::NativeCode &)> &damage) {
+    artifact::ArtifactContents contents;
+    contents.config = a->config();
+    for (size_t i = 0; i < a->tensors().size(); ++i)
+      contents.tensors.push_back({a->tensors()[i], a->tensorData(i)});
+    contents.schedules = a->schedules();
+    damage(*contents.schedules[0].native);
+    contents.producer = a->producer();
+    const std::string path = tempPath("native-damaged.lathe");
+    Status written = artifact::writeArtifact(contents, path);
+    EXPECT_TRUE(written) << written.error().message();
+    auto loaded = artifact::Artifact::load(path);
+    EXPECT_TRUE(loaded) << loaded.error().message();
+    return loaded ? *loaded : nullptr;
+  };
+  auto refused = [&](std::shared_ptr<const artifact::Artifact> damaged) {
+    auto session = Session::create(damaged);
+    if (session)
+      return std::string();
+    SessionOptions interpret;
+    interpret.nativeCode = false;
+    auto fallback = Session::create(damaged, interpret);
+    EXPECT_TRUE(fallback) << "--no-native-code must still run";
+    return session.error().message();
+  };
+  EXPECT_NE(refused(rewrite([](plan::NativeCode &n) { n.isa = "x86-64-v9"; }))
+                .find("built for x86-64-v9, which this CPU does not support"),
+            std::string::npos);
+  EXPECT_NE(refused(rewrite([](plan::NativeCode &n) { n.abiVersion += 1; }))
+                .find("uses ABI version"),
+            std::string::npos);
+  EXPECT_NE(refused(rewrite([](plan::NativeCode &n) { n.planHash ^= 1; }))
+                .find("generated for another kernel plan"),
+            std::string::npos);
+  EXPECT_NE(refused(rewrite([](plan::NativeCode &n) { n.object.resize(40); }))
+                .find("not a shared object"),
+            std::string::npos);
+  EXPECT_EQ(refused(rewrite([](plan::NativeCode &) {})), "") << "an intact copy runs";
 }
 
 } // namespace
