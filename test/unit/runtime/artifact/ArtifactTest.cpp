@@ -109,7 +109,11 @@ TEST(ArtifactTest, RoundTrip) {
   }
   const plan::KernelPlan *p = (*a)->schedule("cpu");
   ASSERT_NE(p, nullptr);
+  // The schedule reads back as written: every step (StepCodec), widths and
+  // the plan hash that covers them.
   EXPECT_EQ(p->steps.size(), m.contents.schedules[0].steps.size());
+  EXPECT_EQ(plan::planHash(*p), plan::planHash(m.contents.schedules[0]));
+  EXPECT_EQ(p->bufferWidths, m.contents.schedules[0].bufferWidths);
   EXPECT_EQ((*a)->schedule("cuda"), nullptr);
   EXPECT_TRUE((*a)->vocabulary().pieces.empty());
 
@@ -119,8 +123,24 @@ TEST(ArtifactTest, RoundTrip) {
   auto logits = session->forward(tokens);
   ASSERT_TRUE(logits) << logits.error().message();
   ASSERT_EQ(logits->size(), 12u);
-  for (float v : *logits)
-    EXPECT_TRUE(std::isfinite(v));
+  std::vector<float> fromFile(logits->begin(), logits->end());
+  // Bit for bit what the same contents give without the file in between
+  // (the reference kernels, so the values do not depend on the machine).
+  SessionOptions reference;
+  reference.kernels = KernelPath::Reference;
+  auto direct = Artifact::fromContents(m.contents, "in memory");
+  ASSERT_TRUE(direct) << direct.error().message();
+  auto fileSession = Session::create(*a, reference), memorySession =
+                                                         Session::create(*direct, reference);
+  ASSERT_TRUE(fileSession && memorySession);
+  auto l1 = fileSession->forward(tokens);
+  ASSERT_TRUE(l1);
+  std::vector<float> referenceFromFile(l1->begin(), l1->end());
+  auto l2 = memorySession->forward(tokens);
+  ASSERT_TRUE(l2);
+  EXPECT_EQ(referenceFromFile, std::vector<float>(l2->begin(), l2->end()));
+  for (size_t i = 0; i < fromFile.size(); ++i)
+    EXPECT_NEAR(fromFile[i], referenceFromFile[i], 1e-5f * (1 + std::fabs(referenceFromFile[i])));
   // Context is 6: three more tokens fit, a fourth does not.
   std::vector<int32_t> three{2, 3, 4};
   EXPECT_TRUE(session->forward(three));
