@@ -95,6 +95,20 @@ protected:
     return out;
   }
 
+  /// A cache for one context whose sequence 0 holds `prompt`.
+  std::unique_ptr<kv::PagedKVCache> prefilled(const std::vector<int32_t> &prompt) {
+    auto kv = executable->createKVCache(executable->config().context);
+    EXPECT_TRUE(kv);
+    if (!kv)
+      return nullptr;
+    const backend::SequenceId seq = (*kv)->addSequence();
+    EXPECT_EQ(seq, 0);
+    Batch batch;
+    batch.addChain(seq, prompt, 0, Batch::Logits::None);
+    EXPECT_TRUE(executable->execute(batch, **kv));
+    return kv.take();
+  }
+
   std::shared_ptr<backend::Executable> executable;
   int64_t vocab = 0;
 };
@@ -201,13 +215,11 @@ TEST_P(BatchedStepTest, TreeInOneStepGivesEachBranchsLogits) {
 
 TEST_P(BatchedStepTest, RollbackLeavesTheCacheAsIfNeverWritten) {
   const std::vector<int32_t> prompt = prompts()[1];
-  auto kv = executable->createKVCache(executable->config().context);
-  ASSERT_TRUE(kv);
-  kv::PagedKVCache &cache = **kv;
-  const backend::SequenceId seq = cache.addSequence();
+  std::unique_ptr<kv::PagedKVCache> owned = prefilled(prompt);
+  ASSERT_NE(owned, nullptr);
+  kv::PagedKVCache &cache = *owned;
+  const backend::SequenceId seq = 0;
   Batch batch;
-  batch.addChain(seq, prompt, 0, Batch::Logits::None);
-  ASSERT_TRUE(executable->execute(batch, cache));
   const int64_t length = cache.length(seq);
   const int64_t blocks = cache.usedBlocks();
   auto snapshot = [&] {
@@ -254,13 +266,11 @@ TEST_P(BatchedStepTest, RollbackLeavesTheCacheAsIfNeverWritten) {
 
 TEST_P(BatchedStepTest, CommitOfATreePathEqualsRunningThePath) {
   const std::vector<int32_t> prompt = prompts()[3];
-  auto kv = executable->createKVCache(executable->config().context);
-  ASSERT_TRUE(kv);
-  kv::PagedKVCache &cache = **kv;
-  const backend::SequenceId seq = cache.addSequence();
+  std::unique_ptr<kv::PagedKVCache> owned = prefilled(prompt);
+  ASSERT_NE(owned, nullptr);
+  kv::PagedKVCache &cache = *owned;
+  const backend::SequenceId seq = 0;
   Batch batch;
-  batch.addChain(seq, prompt, 0, Batch::Logits::None);
-  ASSERT_TRUE(executable->execute(batch, cache));
   const int32_t p = static_cast<int32_t>(prompt.size());
   // root -> {x, y}; y -> {y1, y2}: accept root, y, y2.
   batch.clear();
