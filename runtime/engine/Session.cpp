@@ -37,13 +37,8 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
                                                   bool allLogits) {
   if (tokens.empty())
     return Error("forward: no tokens to run");
-  if (Status s = checkTokenIds(config(), tokens); !s)
-    return s.error();
+  // Token ids and the context are checked by execute (validateBatch).
   const int64_t position = this->position();
-  if (position + static_cast<int64_t>(tokens.size()) > config().context)
-    return Error(fmt::format("the sequence would reach {} tokens, longer than the "
-                             "model's context of {} tokens",
-                             position + tokens.size(), config().context));
   batch_.clear();
   batch_.addChain(sequence_, tokens, static_cast<int32_t>(position),
                   allLogits ? backend::Batch::Logits::All : backend::Batch::Logits::Last);

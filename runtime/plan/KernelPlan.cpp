@@ -299,18 +299,9 @@ const char *stepName(const Step &step) {
 }
 
 bool usesInt8Activations(const KernelPlan &plan) {
-  for (const Step &step : plan.steps) {
-    Activations a = Activations::Float;
-    if (const auto *m = std::get_if<MatMulStep>(&step))
-      a = m->activations;
-    else if (const auto *g = std::get_if<MatMulsStep>(&step))
-      a = g->activations;
-    else if (const auto *l = std::get_if<LogitsStep>(&step))
-      a = l->activations;
-    if (a == Activations::Int8)
-      return true;
-  }
-  return false;
+  bool any = false;
+  forEachProduct(plan, [&](uint32_t, Activations a) { any = any || a == Activations::Int8; });
+  return any;
 }
 
 } // namespace lathe::plan

@@ -209,6 +209,21 @@ Status validateConfig(const ModelConfig &config, const std::string &source);
 /// A short human-readable name of a step's kernel, e.g. "matmul".
 const char *stepName(const Step &step);
 
+/// Calls fn(weight, activations) for every matrix product of the plan, in
+/// step order: each weight of a matmul or matmuls step, and the classifier
+/// of the logits step.
+template <typename Fn> void forEachProduct(const KernelPlan &plan, Fn &&fn) {
+  for (const Step &step : plan.steps) {
+    if (const auto *m = std::get_if<MatMulStep>(&step))
+      fn(m->weight, m->activations);
+    else if (const auto *g = std::get_if<MatMulsStep>(&step))
+      for (uint32_t w : g->weights)
+        fn(w, g->activations);
+    else if (const auto *l = std::get_if<LogitsStep>(&step))
+      fn(l->classifier, l->activations);
+  }
+}
+
 /// Whether any product of the plan asks for int8 activations.
 bool usesInt8Activations(const KernelPlan &plan);
 

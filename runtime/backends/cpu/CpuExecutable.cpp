@@ -58,33 +58,14 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
   // all; only formats with integer codes can.
   // A weight read by several products takes int8 only if all of them ask.
   const auto &tensors = this->artifact().tensors();
-  int8Weights_.assign(tensors.size(), true);
-  auto mark = [&](uint32_t weight, plan::Activations asked) {
-    const bool want = options_.int8Activations.value_or(asked == plan::Activations::Int8);
-    int8Weights_[weight] = int8Weights_[weight] && want && tensors[weight].quant &&
-                           formats::hasIntegerCodes(*tensors[weight].quant);
-  };
-  std::vector<bool> read(tensors.size(), false);
-  for (const plan::Step &step : plan_->steps) {
-    if (const auto *m = std::get_if<plan::MatMulStep>(&step))
-      read[m->weight] = true;
-    else if (const auto *g = std::get_if<plan::MatMulsStep>(&step))
-      for (uint32_t w : g->weights)
-        read[w] = true;
-    else if (const auto *l = std::get_if<plan::LogitsStep>(&step))
-      read[l->classifier] = true;
-  }
-  for (size_t t = 0; t < tensors.size(); ++t)
-    int8Weights_[t] = int8Weights_[t] && read[t];
-  for (const plan::Step &step : plan_->steps) {
-    if (const auto *m = std::get_if<plan::MatMulStep>(&step))
-      mark(m->weight, m->activations);
-    else if (const auto *g = std::get_if<plan::MatMulsStep>(&step))
-      for (uint32_t w : g->weights)
-        mark(w, g->activations);
-    else if (const auto *l = std::get_if<plan::LogitsStep>(&step))
-      mark(l->classifier, l->activations);
-  }
+  int8Weights_.assign(tensors.size(), false);
+  std::vector<bool> seen(tensors.size(), false);
+  plan::forEachProduct(*plan_, [&](uint32_t weight, plan::Activations asked) {
+    const bool want = options_.int8Activations.value_or(asked == plan::Activations::Int8) &&
+                      tensors[weight].quant && formats::hasIntegerCodes(*tensors[weight].quant);
+    int8Weights_[weight] = want && (!seen[weight] || int8Weights_[weight]);
+    seen[weight] = true;
+  });
   if (!options_.int8Activations)
     options_.int8Activations = plan::usesInt8Activations(*plan_);
   // More threads than cores would only make spinning workers steal time
@@ -120,39 +101,28 @@ namespace {
 
 using PanelTable = std::vector<std::shared_ptr<const kernels::simd::PanelWeights>>;
 
-/// Every matmul weight of `plan` the panel kernel takes, repacked into one
+/// Every weight whose products run int8 (`int8Weights`: packed in a format
+/// with integer codes) that the panel kernel takes, repacked into one
 /// huge-page arena (decode streams every panel, and the small ones would
 /// otherwise sit on 4 KiB pages); indexed by tensor, null for the others.
 /// Null when memory runs out.
 std::shared_ptr<const PanelTable> buildPanels(const artifact::Artifact &artifact,
-                                              const plan::KernelPlan &plan,
                                               const std::vector<bool> &int8Weights) {
   const auto &tensors = artifact.tensors();
   std::vector<uint32_t> weights;
   std::vector<size_t> offsets;
   size_t total = 0;
-  std::vector<bool> seen(tensors.size(), false);
-  auto consider = [&](uint32_t index) {
+  for (uint32_t index = 0; index < tensors.size(); ++index) {
     const plan::TensorInfo &info = tensors[index];
-    if (seen[index] || !int8Weights[index] || !info.quant || info.shape.size() != 2)
-      return;
-    seen[index] = true;
+    if (!int8Weights[index] || info.shape.size() != 2)
+      continue;
     const size_t bytes = kernels::simd::panelStorageBytes(*info.quant, info.shape[0],
                                                           info.shape[1]);
     if (bytes == 0)
-      return;
+      continue;
     weights.push_back(index);
     offsets.push_back(total);
     total += bytes; // a multiple of 64: every panel stays aligned
-  };
-  for (const plan::Step &step : plan.steps) {
-    if (const auto *m = std::get_if<plan::MatMulStep>(&step))
-      consider(m->weight);
-    if (const auto *g = std::get_if<plan::MatMulsStep>(&step))
-      for (uint32_t w : g->weights)
-        consider(w);
-    if (const auto *l = std::get_if<plan::LogitsStep>(&step))
-      consider(l->classifier);
   }
   auto table = std::make_shared<PanelTable>(tensors.size());
   if (weights.empty())
@@ -182,7 +152,7 @@ bool CpuExecutable::packPanels() {
       if (int8Weights_[t])
         key += std::to_string(t) + ",";
     auto shared = artifact().derived(key, [&] {
-      return std::static_pointer_cast<const void>(buildPanels(artifact(), *plan_, int8Weights_));
+      return std::static_pointer_cast<const void>(buildPanels(artifact(), int8Weights_));
     });
     if (!shared)
       return false;
