@@ -1,7 +1,9 @@
 // Tests for the checkpoint readers: llama2.c (Llama2cCheckpoint), the
 // safetensors reader/writer (Safetensors) and Hugging Face folders
 // (HFCheckpoint). Files are built byte by byte in a temporary folder so that
-// every offset the readers produce can be checked against a known layout.
+// every offset the readers produce can be checked against a known layout;
+// one safetensors file, test/data/safetensors/fixture.safetensors, comes from
+// the reference writer instead (test/data/safetensors/make-fixture.py).
 
 #include "compiler/Frontend/HFCheckpoint.h"
 #include "compiler/Frontend/Llama2cCheckpoint.h"
@@ -9,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -350,7 +353,8 @@ bool sameBytes(std::span<const uint8_t> a, std::span<const uint8_t> b) {
 }
 
 /// A safetensors file from a raw header string; `declaredLength` overrides
-/// the header length field.
+/// the header length field. Byte k of the data area holds k (mod 256), so a
+/// view's bytes name the offsets it was read from.
 std::string rawSafetensors(const TempDir &dir, const std::string &header,
                            size_t dataBytes,
                            std::optional<uint64_t> declaredLength = {}) {
@@ -358,7 +362,8 @@ std::string rawSafetensors(const TempDir &dir, const std::string &header,
   std::vector<uint8_t> bytes(8);
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(n >> (8 * i));
   bytes.insert(bytes.end(), header.begin(), header.end());
-  bytes.resize(bytes.size() + dataBytes, 0x5a);
+  for (size_t k = 0; k < dataBytes; ++k)
+    bytes.push_back(static_cast<uint8_t>(k));
   std::string path = dir.file("raw.safetensors");
   writeFile(path, bytes.data(), bytes.size());
   return path;
@@ -453,8 +458,126 @@ TEST(Safetensors, AcceptsHandWrittenF16AndBF16) {
   EXPECT_EQ(st->lookup("h")->type, ElementType::F16);
   EXPECT_EQ(st->lookup("b")->type, ElementType::BF16);
   EXPECT_EQ(st->lookup("b")->shape, (Shape{1, 3}));
-  EXPECT_EQ(st->lookup("b")->bytes.size(), 6u);
+  EXPECT_TRUE(sameBytes(st->lookup("h")->bytes,
+                        std::vector<uint8_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(sameBytes(st->lookup("b")->bytes,
+                        std::vector<uint8_t>{4, 5, 6, 7, 8, 9}));
   EXPECT_TRUE(st->metadata().empty());
+}
+
+/// The IEEE-754 bit pattern of `v` in a binary format with `expBits` exponent
+/// bits and `mantBits` stored mantissa bits, worked out from the definition
+/// (v = 1.m * 2^(e - bias), or 0.m * 2^(1 - bias) when subnormal) rather than
+/// by any conversion routine in Lathe. `v` must be finite and exact in the
+/// format; anything else is a test failure.
+uint32_t ieeeBits(double v, int expBits, int mantBits) {
+  const int bias = (1 << (expBits - 1)) - 1;
+  const uint32_t sign = std::signbit(v) ? 1 : 0;
+  const double a = std::fabs(v);
+  uint32_t exp = 0;
+  double mant = 0;
+  if (a != 0) {
+    int e;
+    std::frexp(a, &e); // a = f * 2^e, f in [0.5, 1): a = 1.m * 2^(e - 1)
+    if (e - 1 < 1 - bias) {
+      mant = std::ldexp(a, mantBits + bias - 1);
+    } else {
+      exp = static_cast<uint32_t>(e - 1 + bias);
+      mant = std::ldexp(a, mantBits - (e - 1)) - std::ldexp(1.0, mantBits);
+    }
+  }
+  EXPECT_LT(exp, (1u << expBits) - 1) << v << " overflows the format";
+  EXPECT_EQ(mant, std::floor(mant)) << v << " is not exact in the format";
+  return sign << (expBits + mantBits) | exp << mantBits |
+         static_cast<uint32_t>(mant);
+}
+
+TEST(Safetensors, IeeeBitsMatchesPublishedPatterns) {
+  EXPECT_EQ(ieeeBits(1.0, 8, 23), 0x3f800000u);
+  EXPECT_EQ(ieeeBits(-2.5, 8, 23), 0xc0200000u);
+  EXPECT_EQ(ieeeBits(0x1p-149, 8, 23), 0x00000001u); // smallest subnormal
+  EXPECT_EQ(ieeeBits(1.0, 5, 10), 0x3c00u);
+  EXPECT_EQ(ieeeBits(65504.0, 5, 10), 0x7bffu); // largest half
+  EXPECT_EQ(ieeeBits(0x1p-14, 5, 10), 0x0400u); // smallest normal half
+  EXPECT_EQ(ieeeBits(0x1p-24, 5, 10), 0x0001u); // smallest subnormal half
+  EXPECT_EQ(ieeeBits(-0.0, 5, 10), 0x8000u);
+  EXPECT_EQ(ieeeBits(1.0, 8, 7), 0x3f80u);
+  EXPECT_EQ(ieeeBits(-3.0, 8, 7), 0xc040u);
+}
+
+// test/data/safetensors/fixture.safetensors was written by the official
+// safetensors package (safetensors.torch.save_file), not by Lathe, by
+// test/data/safetensors/make-fixture.py; see test/data/README.md. Element i
+// (row-major) of each tensor is (i - c) * 2^(2i - s), every value exact in
+// its dtype. This table repeats the script's TENSORS; keep them in step.
+struct FixtureTensor {
+  const char *name;
+  ElementType type;
+  Shape shape;
+  int c, s;
+};
+const FixtureTensor kFixture[] = {
+    {"zeta.f32", ElementType::F32, {2, 3}, 2, 8},
+    {"mid.f16", ElementType::F16, {3, 4}, 5, 10},
+    {"alpha.bf16", ElementType::BF16, {4, 2}, 3, -100},
+    {"vec.f16", ElementType::F16, {7}, 3, 24},
+    {"one.f32", ElementType::F32, {1}, 7, -3},
+    {"scalar.bf16", ElementType::BF16, {}, -5, 2},
+    {"empty.f32", ElementType::F32, {0, 3}, 0, 0},
+};
+
+TEST(Safetensors, ReadsReferenceWriterFixture) {
+  const std::string path =
+      std::string(LATHE_TEST_DATA_DIR) + "/safetensors/fixture.safetensors";
+  // The fixture is committed; without it this test has nothing to say, and
+  // it must not pass.
+  ASSERT_TRUE(fs::exists(path))
+      << path << " is missing: write it with "
+      << "test/data/safetensors/make-fixture.py (see test/data/README.md)";
+  auto st = SafetensorsFile::open(path);
+  ASSERT_TRUE(st) << st.error().message();
+
+  // Metadata is read, and is not mistaken for a tensor.
+  std::map<std::string, std::string> meta = st->metadata();
+  const std::string writer = meta["writer"]; // "safetensors X.Y.Z"
+  meta.erase("writer");
+  EXPECT_EQ(writer.rfind("safetensors ", 0), 0u) << writer;
+  EXPECT_EQ(meta, (std::map<std::string, std::string>{
+                      {"format", "pt"},
+                      {"source", "test/data/safetensors/make-fixture.py"}}));
+  EXPECT_FALSE(st->lookup("__metadata__"));
+  EXPECT_EQ(st->tensors().size(), std::size(kFixture));
+
+  std::span<const uint8_t> file = st->storage()->bytes();
+  for (const FixtureTensor &t : kFixture) {
+    SCOPED_TRACE(t.name);
+    auto view = st->lookup(t.name);
+    ASSERT_TRUE(view);
+    EXPECT_EQ(view->type, t.type);
+    ASSERT_EQ(view->shape, t.shape);
+    const size_t size = elementSize(t.type);
+    const size_t n = static_cast<size_t>(view->numElements());
+    ASSERT_EQ(view->bytes.size(), n * size);
+    if (n > 0) {
+      EXPECT_GE(view->bytes.data(), file.data());
+      EXPECT_LE(view->bytes.data() + view->bytes.size(),
+                file.data() + file.size());
+    }
+    const int expBits = t.type == ElementType::F16 ? 5 : 8;
+    const int mantBits = t.type == ElementType::F32   ? 23
+                         : t.type == ElementType::F16 ? 10
+                                                      : 7;
+    for (size_t i = 0; i < n; ++i) {
+      const int k = static_cast<int>(i);
+      const double want = (k - t.c) * std::ldexp(1.0, 2 * k - t.s);
+      const uint32_t bits = ieeeBits(want, expBits, mantBits);
+      uint32_t got = 0; // little-endian, whatever the host
+      for (size_t b = 0; b < size; ++b)
+        got |= static_cast<uint32_t>(view->bytes[i * size + b]) << (8 * b);
+      EXPECT_EQ(got, bits) << "element " << i << ": want " << want
+                           << " = 0x" << std::hex << bits << ", got 0x" << got;
+    }
+  }
 }
 
 TEST(Safetensors, RejectsMalformedFiles) {
