@@ -1,4 +1,4 @@
-// The flags that choose how a session runs (--threads, --kernels,
+// The flags that choose how a session runs (--target, --threads, --kernels,
 // --no-native-code, --int8-activations, --mmap), shared by lathe-run and
 // lathe-bench so that both accept and document them the same way.
 #pragma once
@@ -12,12 +12,16 @@ namespace lathe::tools {
 
 struct SessionFlags {
   SessionOptions options;
+  std::string target; // empty: the artifact's (first) target
   std::string kernels = "simd";
   bool noNativeCode = false;
   bool int8Activations = false, floatActivations = false;
   bool mmap = false;
 
   void addTo(CLI::App &app) {
+    app.add_option("--target", target,
+                   "which of the artifact's compiled targets to run: cpu or cuda (default: "
+                   "the one it was compiled for)");
     app.add_option("--threads", options.threads, "kernel threads (0: every core)")
         ->capture_default_str();
     app.add_option("--kernels", kernels,
@@ -42,9 +46,12 @@ struct SessionFlags {
   /// How the artifact should be loaded.
   FileMemory memory() const { return mmap ? FileMemory::Mapped : FileMemory::HugePages; }
 
-  /// The options the parsed flags ask for.
-  SessionOptions resolve() const {
+  /// The options the parsed flags ask for, running `artifact`.
+  SessionOptions resolve(const artifact::Artifact &artifact) const {
     SessionOptions o = options;
+    o.target = !target.empty()                ? target
+               : artifact.schedules().empty() ? std::string("cpu")
+                                              : artifact.schedules().front().target;
     o.kernels = kernels == "reference" ? KernelPath::Reference : KernelPath::Fast;
     o.nativeCode = !noNativeCode;
     if (int8Activations || floatActivations)

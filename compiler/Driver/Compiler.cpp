@@ -5,6 +5,8 @@
 #include "compiler/Driver/QuantReport.h"
 #include "codegen/CPU/NativeBuild.h"
 #include "codegen/CPU/EmitCpuModel.h"
+#include "codegen/CUDA/EmitCudaModel.h"
+#include "codegen/CUDA/NvccBuild.h"
 #include "passes/Passes.h"
 
 #include "codegen/KernelPlan/BuildKernelPlan.h"
@@ -63,8 +65,21 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     if (progress)
       progress(stage, fraction);
   };
-  if (o.target != "cpu")
-    return Error("--target=" + o.target + " is not supported yet (available: cpu)");
+  // cpu, or cuda with the architectures to build for.
+  const bool cuda = o.target.rfind("cuda", 0) == 0;
+  std::vector<std::string> cudaArchs;
+  if (cuda) {
+    Expected<std::vector<std::string>> archs = codegen::parseCudaTarget(o.target);
+    if (!archs)
+      return archs.error();
+    cudaArchs = archs.take();
+  } else if (o.target != "cpu") {
+    return Error("--target=" + o.target + ": expected cpu, cuda or cuda:ARCH[,ARCH...]");
+  }
+  if (o.emit == EmitKind::Cpp && cuda)
+    return Error("--emit=cpp prints the CPU target's code; use --emit=cuda with --target=cuda");
+  if (o.emit == EmitKind::Cuda && !cuda)
+    return Error("--emit=cuda prints the CUDA target's code: add --target=cuda");
   if (o.emit == EmitKind::Artifact && o.output.empty())
     return Error("no output file: pass -o OUT.lathe");
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
@@ -74,13 +89,16 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return Error("--kv=" + o.kv + ": expected f32, f16 or bf16");
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
+  if (o.activations == "int8" && cuda)
+    return Error("--activations=int8: the cuda target has no int8-activation kernels yet "
+                 "(its products decode weights in registers and multiply in float)");
   if (o.activations == "int8" && !quant->quantizes())
     return Error("--activations=int8 needs packed weights: add --quant=FORMAT (the integer "
                  "kernels read INT, BFP, MXINT8 and MXFP4 weights)");
   // Fast by default: a quantized build runs the integer kernels its formats
   // have; --quant=none keeps the reference numerics.
   const plan::Activations activations =
-      o.activations.empty() ? (quant->quantizes() ? plan::Activations::Int8
+      o.activations.empty() ? (quant->quantizes() && !cuda ? plan::Activations::Int8
                                                   : plan::Activations::Float)
       : o.activations == "int8" ? plan::Activations::Int8
                                 : plan::Activations::Float;
@@ -223,11 +241,12 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return Status::ok();
   }
 
-  report("lowering to a " + o.target + " kernel plan", 0);
+  const std::string target = cuda ? "cuda" : "cpu";
+  report("lowering to a " + target + " kernel plan", 0);
   codegen::PlanOptions planOptions;
   planOptions.activations = activations;
   mlir::FailureOr<codegen::LoweredModel> lowered =
-      codegen::buildKernelPlan(*module, o.target, planOptions);
+      codegen::buildKernelPlan(*module, target, planOptions);
   if (mlir::failed(lowered))
     return mlirError(o.input + ": cannot lower to a kernel plan");
   if (Status s = plan::validateConfig(lowered->config, o.input); !s)
@@ -237,20 +256,41 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return Status::ok();
   }
 
-  // The CPU target's generated code, built with the system compiler.
-  report("generating and building the model's CPU code", 0);
-  std::string emitError;
-  mlir::FailureOr<std::string> source = codegen::emitCpuModel(*lowered, &emitError);
-  if (mlir::failed(source))
-    return Error(o.input + ": cannot generate CPU code: " + emitError);
-  if (o.emit == EmitKind::Cpp) {
-    out << *source;
-    return Status::ok();
+  if (cuda) {
+    // The CUDA target's generated kernels, built with nvcc.
+    report("generating and building the model's CUDA code", 0);
+    std::vector<plan::TensorInfo> tensors;
+    for (const artifact::TensorData &t : lowered->tensors)
+      tensors.push_back(t.info);
+    Expected<std::string> source = codegen::emitCudaModel(lowered->plan, tensors);
+    if (!source)
+      return Error(o.input + ": cannot generate CUDA code: " + source.error().message());
+    if (o.emit == EmitKind::Cuda) {
+      out << *source;
+      return Status::ok();
+    }
+    Expected<plan::DeviceCode> device =
+        codegen::buildCudaCode(*source, cudaArchs, plan::planHash(lowered->plan));
+    if (!device)
+      return device.error();
+    lowered->plan.device = device.take();
+  } else {
+    // The CPU target's generated code, built with the system compiler.
+    report("generating and building the model's CPU code", 0);
+    std::string emitError;
+    mlir::FailureOr<std::string> source = codegen::emitCpuModel(*lowered, &emitError);
+    if (mlir::failed(source))
+      return Error(o.input + ": cannot generate CPU code: " + emitError);
+    if (o.emit == EmitKind::Cpp) {
+      out << *source;
+      return Status::ok();
+    }
+    Expected<plan::NativeCode> native =
+        codegen::buildNativeCode(*source, plan::planHash(lowered->plan));
+    if (!native)
+      return native.error();
+    lowered->plan.native = native.take();
   }
-  Expected<plan::NativeCode> native = codegen::buildNativeCode(*source, plan::planHash(lowered->plan));
-  if (!native)
-    return native.error();
-  lowered->plan.native = native.take();
 
   artifact::ArtifactContents contents;
   contents.config = lowered->config;

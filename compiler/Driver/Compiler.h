@@ -14,12 +14,12 @@ class raw_ostream;
 
 namespace lathe::compiler {
 
-enum class EmitKind { Artifact, MLIR, Plan, Cpp };
+enum class EmitKind { Artifact, MLIR, Plan, Cpp, Cuda };
 
 struct CompileOptions {
   std::string input;       // model file, HF folder, or .mlir
   std::string tokenizer;   // llama2.c tokenizer.bin; empty: look beside the model
-  std::string target = "cpu";
+  std::string target = "cpu"; // or "cuda", "cuda:sm_90a,sm_100a", ...
   std::string output;      // artifact path (EmitKind::Artifact)
   std::string quant = "none"; // --quant (QuantFlag.h)
   std::string calib;          // calibration text file; empty: built-in text
@@ -36,7 +36,7 @@ struct CompileOptions {
 using ProgressFn = std::function<void(const std::string &stage, double fraction)>;
 
 /// Runs the whole compilation. Failures, MLIR diagnostics included (the first
-/// error with its location), come back as an Error. `out` receives --emit=mlir / --emit=plan text.
+/// error with its location), come back as an Error. `out` receives the text of --emit=mlir, plan, cpp or cuda.
 Status compile(const CompileOptions &options, llvm::raw_ostream &out,
                const ProgressFn &progress = {});
 

@@ -238,6 +238,16 @@ Status Artifact::parse() {
         return fail("corrupt: schedule '" + p.target + "' has native code whose "
                     "checksum does not match");
     }
+    if (const fb::DeviceCode *d = fs->device()) {
+      if (!d->archs() || !d->image() || d->image()->size() < 4)
+        return fail("corrupt: schedule '" + p.target + "' has incomplete device code");
+      p.device = plan::DeviceCode{d->archs()->str(), d->abi_version(), d->plan_hash(),
+                                  {d->image()->begin(), d->image()->end()}};
+      // Like native code: its own checksum before a driver ever sees it.
+      if (checksum(p.device->image) != d->image_hash())
+        return fail("corrupt: schedule '" + p.target + "' has device code whose "
+                    "checksum does not match");
+    }
     if (Status s = plan::validatePlan(p, tensors_, config_, src); !s)
       return s;
     schedules_.push_back(std::move(p));

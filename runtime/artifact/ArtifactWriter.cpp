@@ -78,9 +78,15 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
                                     p.native->abiVersion, p.native->planHash,
                                     b.CreateVector(p.native->object),
                                     checksum(p.native->object));
+    flatbuffers::Offset<fb::DeviceCode> device = 0;
+    if (p.device)
+      device = fb::CreateDeviceCode(b, b.CreateString(p.device->archs), p.device->abiVersion,
+                                    p.device->planHash, b.CreateVector(p.device->image),
+                                    checksum(p.device->image));
     schedules.push_back(fb::CreateSchedule(
         b, b.CreateString(p.target), b.CreateVector(buffers), b.CreateVector(steps),
-        p.logits, p.kvLayers, p.kvWidth, native, static_cast<fb::ElementType>(p.kvElement)));
+        p.logits, p.kvLayers, p.kvWidth, native, static_cast<fb::ElementType>(p.kvElement),
+        device));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

@@ -1,6 +1,7 @@
 #include "runtime/backends/Backends.h"
 
 #include "runtime/backends/cpu/CpuExecutable.h"
+#include "runtime/backends/cuda/CudaExecutable.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +12,14 @@ loadExecutable(std::shared_ptr<const artifact::Artifact> artifact,
                const backend::ExecutionOptions &options) {
   if (options.target == "cpu")
     return cpu::CpuExecutable::load(std::move(artifact), options);
-  return Error(fmt::format("this runtime has no backend for target '{}' (it runs: cpu)",
+  if (options.target == "cuda") {
+    // The reference kernels are the CPU's: they run any target's plan, and
+    // every GPU kernel is tested against them.
+    if (options.kernels == backend::KernelPath::Reference)
+      return cpu::CpuExecutable::load(std::move(artifact), options);
+    return cuda::CudaExecutable::load(std::move(artifact), options);
+  }
+  return Error(fmt::format("this runtime has no backend for target '{}' (it runs: cpu, cuda)",
                            options.target));
 }
 

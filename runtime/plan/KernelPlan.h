@@ -182,8 +182,16 @@ struct NativeCode {
   std::vector<uint8_t> object; // ELF shared object
 };
 
+/// A model's generated GPU kernels (runtime/backends/cuda/kernels/CudaFrame.h).
+struct DeviceCode {
+  std::string archs;          // e.g. "sm_90a"
+  uint32_t abiVersion = 0;
+  uint64_t planHash = 0;
+  std::vector<uint8_t> image; // nvcc's fatbin
+};
+
 struct KernelPlan {
-  std::string target = "cpu";
+  std::string target = "cpu"; // or "cuda"
   std::vector<uint64_t> bufferWidths;
   std::vector<Step> steps;
   uint32_t logits = 0;     // buffer holding [tokens, vocab] scores
@@ -191,6 +199,7 @@ struct KernelPlan {
   uint64_t kvWidth = 0;    // kv_heads * head_dim
   ElementType kvElement = ElementType::F32; // what the KV cache stores
   std::optional<NativeCode> native;
+  std::optional<DeviceCode> device;
 };
 
 /// A hash of everything a plan computes (steps, widths, logits buffer), so

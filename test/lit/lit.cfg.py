@@ -19,3 +19,14 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.lathe_tools_dir, append_path=True)
 if os.path.isfile(os.path.join(config.lathe_model_dir, "stories15M.bin")):
     config.available_features.add("model")
+# The cuda target builds with nvcc (where lathe-compile looks for it); a
+# machine with the CUDA driver runs its artifacts instead of refusing them.
+import ctypes
+import shutil
+if os.path.isfile("/usr/local/cuda/bin/nvcc") or shutil.which("nvcc"):
+    config.available_features.add("nvcc")
+try:
+    ctypes.CDLL("libcuda.so.1")
+    config.available_features.add("cuda-driver")
+except OSError:
+    pass

@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
       promptTokens + genTokens > config.context)
     return fail("need 1 <= prompt tokens, prompt + generated tokens <= context (" +
                 std::to_string(config.context) + "), repeat >= 1");
-  auto session = lathe::Session::create(*artifact, sessionFlags.resolve());
+  auto session = lathe::Session::create(*artifact, sessionFlags.resolve(**artifact));
   if (!session)
     return fail(session.error().message());
 
@@ -81,8 +81,9 @@ int main(int argc, char **argv) {
     if (genTokens > 0)
       decode.push_back(genTokens / std::chrono::duration<double>(t2 - t1).count());
   }
-  std::printf("model: %s (%s), target cpu, %s kernels, %d thread(s)\n",
-              config.name.c_str(), path.c_str(), sessionFlags.kernels.c_str(), session->threads());
+  std::printf("model: %s (%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
+              path.c_str(), session->executable().device().name().c_str(),
+              sessionFlags.kernels.c_str(), session->threads());
   std::printf("prompt %lld tokens: median %.1f tokens/s, best %.1f\n",
               static_cast<long long>(promptTokens), median(prefill),
               *std::max_element(prefill.begin(), prefill.end()));

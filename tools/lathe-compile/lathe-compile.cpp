@@ -20,13 +20,14 @@ int main(int argc, char **argv) {
       ->required();
   app.add_option("--tokenizer", options.tokenizer,
                  "llama2.c tokenizer.bin (default: tokenizer.bin beside the model)");
-  app.add_option("--target", options.target, "code generation target")
-      ->check(CLI::IsMember({"cpu"}));
+  app.add_option("--target", options.target,
+                 "code generation target: cpu (default), or cuda[:ARCH,...] (default "
+                 "architecture sm_90a; needs nvcc)");
   app.add_option("-o,--output", options.output, "artifact to write");
   app.add_option("--emit", emit,
                  "artifact, mlir (the tfm IR after quantization), plan (the kernel "
-                 "plan) or cpp (the generated CPU code)")
-      ->check(CLI::IsMember({"artifact", "mlir", "plan", "cpp"}));
+                 "plan), cpp (the generated CPU code) or cuda (the generated CUDA code)")
+      ->check(CLI::IsMember({"artifact", "mlir", "plan", "cpp", "cuda"}));
   app.add_option("--quant", options.quant,
                  "weight format: none; a format such as bfp4:block=32, mxfp6_e3m2, "
                  "fp6_4p2, int4:group=32 (docs/formats.md), optionally with :reorder, "
@@ -52,6 +53,7 @@ int main(int argc, char **argv) {
   options.emit = emit == "mlir"   ? lathe::compiler::EmitKind::MLIR
                  : emit == "plan" ? lathe::compiler::EmitKind::Plan
                  : emit == "cpp"  ? lathe::compiler::EmitKind::Cpp
+                 : emit == "cuda" ? lathe::compiler::EmitKind::Cuda
                                   : lathe::compiler::EmitKind::Artifact;
 
   // Progress only on a terminal, so logs and pipes stay clean.

@@ -152,7 +152,7 @@ int main(int argc, char **argv) {
   auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.memory());
   if (!artifact)
     return fail(artifact.error().message());
-  auto executable = lathe::backend::load(*artifact, sessionFlags.resolve());
+  auto executable = lathe::backend::load(*artifact, sessionFlags.resolve(**artifact));
   if (!executable)
     return fail(executable.error().message());
   const int threads = (*executable)->threads();

@@ -21,10 +21,18 @@ ALLOWED = {
     # The C ABI between the generated CPU code and the backend: the codegen
     # side pastes it into every model's source.
     "runtime/backends/cpu/native/CpuModelAbi": ["codegen/CPU/"],
+    "runtime/backends/cuda/": [
+        "runtime/backends/cuda/",
+        "runtime/backends/Backends.cpp",
+        "test/unit/runtime/backends/cuda/",
+    ],
+    # The frame and launch table shared by the generated CUDA code and the
+    # backend, and the kernel templates that code instantiates.
+    "runtime/backends/cuda/kernels/": ["codegen/CUDA/"],
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*["<]([^">]+)[">]')
-SOURCES = (".h", ".hpp", ".cpp", ".cc", ".c", ".in")
+SOURCES = (".h", ".hpp", ".cpp", ".cc", ".c", ".in", ".cu", ".cuh")
 SKIP = {"build", "build-sanitize", ".git"}
 
 

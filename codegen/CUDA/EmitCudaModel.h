@@ -1,0 +1,30 @@
+// The CUDA target's per-model code: one __global__ function per kernel
+// launch of the plan, each instantiating a template of
+// runtime/backends/cuda/kernels/LatheCudaKernels.cuh with the step's shapes,
+// weight formats and buffer indices as constants, plus the launch table the
+// runtime reads from the module (kind of grid, blocks, shared memory per
+// visible row) and the plan hash and ABI version it checks. The host side
+// stays a loop over that table (runtime/backends/cuda/CudaExecutable.cpp).
+#pragma once
+
+#include "codegen/Support/BuildTools.h"
+#include "runtime/plan/KernelPlan.h"
+#include "runtime/support/Expected.h"
+
+#include <span>
+#include <string>
+#include <vector>
+
+namespace lathe::codegen {
+
+/// The CUDA source of `plan` over `tensors` (the artifact's, by index).
+/// Fails with one line naming the first step or format the CUDA kernels do
+/// not cover yet.
+Expected<std::string> emitCudaModel(const plan::KernelPlan &plan,
+                                    const std::vector<plan::TensorInfo> &tensors);
+
+/// The headers the generated source includes, written next to it before
+/// nvcc runs.
+std::span<const HeaderText> cudaCodeHeaders();
+
+} // namespace lathe::codegen

@@ -1,0 +1,64 @@
+// The CUDA device: GPU 0 of the process (CUDA_VISIBLE_DEVICES picks which),
+// its primary context, and device memory for KV caches, weights and
+// activations. Created on first use; an error when there is no driver or
+// no GPU.
+#pragma once
+
+#include "runtime/backend/Device.h"
+#include "runtime/backends/cuda/CudaDriver.h"
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace lathe::cuda {
+
+/// Device memory; hostData() is null.
+class CudaBuffer final : public backend::Buffer {
+public:
+  CudaBuffer(const DriverApi &api, CUdeviceptr address, size_t bytes)
+      : api_(api), address_(address), bytes_(bytes) {}
+  ~CudaBuffer() override;
+  size_t size() const override { return bytes_; }
+  uint8_t *hostData() override { return nullptr; }
+  CUdeviceptr address() const { return address_; }
+
+private:
+  const DriverApi &api_;
+  CUdeviceptr address_;
+  size_t bytes_;
+};
+
+class CudaDevice final : public backend::Device {
+public:
+  /// The process's CUDA device, or why there is none.
+  static Expected<CudaDevice *> instance();
+
+  std::string name() const override { return "cuda:0"; }
+  Expected<std::unique_ptr<backend::Buffer>> allocate(size_t bytes) override;
+  /// Copies inside a buffer; a failure is kept and reported by the next
+  /// takeError().
+  void copy(backend::Buffer &buffer, size_t to, size_t from, size_t bytes) override;
+
+  const DriverApi &api() const { return api_; }
+  /// Makes the device's context current on the calling thread.
+  Status bind() const;
+  /// "NVIDIA H200 (sm_90)".
+  const std::string &description() const { return description_; }
+  int computeCapability() const { return capability_; } // e.g. 90
+  int maxSharedPerBlock() const { return maxShared_; }
+  /// The first error of an operation that could not return one (copy),
+  /// cleared once taken.
+  Status takeError();
+
+private:
+  CudaDevice(const DriverApi &api, CUcontext context) : api_(api), context_(context) {}
+  const DriverApi &api_;
+  CUcontext context_;
+  std::string description_;
+  int capability_ = 0, maxShared_ = 0;
+  std::mutex errorMutex_;
+  std::string error_;
+};
+
+} // namespace lathe::cuda

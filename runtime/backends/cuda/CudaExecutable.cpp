@@ -1,0 +1,427 @@
+#include "runtime/backends/cuda/CudaExecutable.h"
+
+#include <algorithm>
+#include <map>
+#include <fmt/format.h>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+namespace lathe::cuda {
+namespace {
+
+constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
+
+CUdeviceptr addressOf(const backend::Buffer &buffer) {
+  return static_cast<const CudaBuffer &>(buffer).address();
+}
+
+} // namespace
+
+Expected<std::shared_ptr<backend::Executable>>
+CudaExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
+                     const backend::ExecutionOptions &options) {
+  const plan::KernelPlan *plan = artifact->schedule(options.target);
+  if (!plan)
+    return Error(fmt::format("{}: compiled for no '{}' target", artifact->path(),
+                             options.target));
+  if (!plan->device)
+    return Error(fmt::format("{}: its '{}' schedule holds no GPU code", artifact->path(),
+                             options.target));
+  if (options.int8Activations.value_or(false))
+    return Error("--int8-activations: the cuda backend has no int8-activation kernels yet");
+  if (!options.nativeCode)
+    return Error("--no-native-code: the cuda backend always runs the artifact's generated "
+                 "kernels (--kernels=reference runs the plan on the CPU instead)");
+  if (plan->device->planHash != plan::planHash(*plan))
+    return Error(fmt::format("{}: its GPU code was generated for another kernel plan; "
+                             "recompile it",
+                             artifact->path()));
+  if (plan->device->abiVersion != LATHE_CUDA_ABI_VERSION)
+    return Error(fmt::format("{}: its GPU code was built for CUDA ABI {}, this runtime "
+                             "speaks {}; recompile it with this lathe-compile",
+                             artifact->path(), plan->device->abiVersion,
+                             LATHE_CUDA_ABI_VERSION));
+  Expected<CudaDevice *> device = CudaDevice::instance();
+  if (!device)
+    return device.error();
+  try {
+    std::shared_ptr<CudaExecutable> executable(
+        new CudaExecutable(std::move(artifact), plan, options, **device));
+    if (Status s = executable->initialize(); !s)
+      return s.error();
+    return std::shared_ptr<backend::Executable>(std::move(executable));
+  } catch (const std::bad_alloc &) {
+    return Error("cannot allocate memory for the CUDA executable");
+  }
+}
+
+CudaExecutable::CudaExecutable(std::shared_ptr<const artifact::Artifact> artifact,
+                               const plan::KernelPlan *plan,
+                               const backend::ExecutionOptions &options, CudaDevice &device)
+    : Executable(std::move(artifact)), plan_(plan), options_(options), device_(device),
+      api_(device.api()) {
+  options_.int8Activations = false;
+  options_.threads = 1;
+  plan::forEachProduct(*plan_, [&](uint32_t, plan::Activations) { products_.floats += 1; });
+}
+
+CudaExecutable::~CudaExecutable() {
+  if (!device_.bind())
+    return;
+  for (auto &[rows, graph] : graphCache_)
+    api_.cuGraphExecDestroy(graph);
+  if (stream_)
+    api_.cuStreamDestroy(stream_);
+  // Buffers free themselves; the module goes last, after its kernels ran.
+  activations_.clear();
+  if (module_)
+    api_.cuModuleUnload(module_);
+}
+
+Status CudaExecutable::initialize() {
+  if (Status s = device_.bind(); !s)
+    return s;
+  const plan::DeviceCode &code = *plan_->device;
+  if (CUresult r = api_.cuModuleLoadData(&module_, code.image.data()); r != CUDA_SUCCESS) {
+    module_ = nullptr;
+    if (r == CUDA_ERROR_NO_BINARY_FOR_GPU)
+      return Error(fmt::format("{}: its GPU code was built for {}, which {} cannot run; "
+                               "recompile with --target=cuda:sm_{}",
+                               artifact().path(), code.archs, device_.description(),
+                               device_.computeCapability()));
+    return Error(fmt::format("{}: the CUDA driver cannot load its GPU code: {}",
+                             artifact().path(), describe(api_, r)));
+  }
+  // The module's own record of what it implements and how to launch it.
+  auto global = [&](const char *name, void *out, size_t bytes) -> Status {
+    CUdeviceptr address = 0;
+    size_t size = 0;
+    if (api_.cuModuleGetGlobal(&address, &size, module_, name) != CUDA_SUCCESS || size != bytes)
+      return Error(fmt::format("{}: its GPU code lacks {}", artifact().path(), name));
+    return check(api_, api_.cuMemcpyDtoH(out, address, bytes), "reading the GPU code's tables");
+  };
+  uint32_t abi = 0;
+  unsigned long long hash = 0;
+  int32_t count = 0;
+  if (Status s = global("lathe_cuda_abi_version", &abi, sizeof(abi)); !s)
+    return s;
+  if (Status s = global("lathe_cuda_plan_hash", &hash, sizeof(hash)); !s)
+    return s;
+  if (abi != LATHE_CUDA_ABI_VERSION || hash != code.planHash)
+    return Error(fmt::format("{}: its GPU code reports another ABI or plan than the artifact "
+                             "records; recompile it",
+                             artifact().path()));
+  if (Status s = global("lathe_cuda_launch_count", &count, sizeof(count)); !s)
+    return s;
+  if (count <= 0 || count > 100000)
+    return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
+  launches_.resize(size_t(count));
+  if (Status s = global("lathe_cuda_launches", launches_.data(),
+                        launches_.size() * sizeof(LatheCudaLaunch));
+      !s)
+    return s;
+  for (int32_t i = 0; i < count; ++i) {
+    const LatheCudaLaunch &l = launches_[size_t(i)];
+    if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_PRODUCT || l.blocks < 1 ||
+        l.products < 1 || l.sharedPerVisible < 0)
+      return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
+    CUfunction fn = nullptr;
+    const std::string name = fmt::format("lathe_cuda_kernel_{}", i);
+    if (Status s = check(api_, api_.cuModuleGetFunction(&fn, module_, name.c_str()),
+                         "finding " + name + " in the GPU code");
+        !s)
+      return s;
+    // Attention keeps a score per visible row in shared memory: let it
+    // use all the device allows beside its static shared memory.
+    int dynamicShared = 0;
+    if (l.sharedPerVisible > 0) {
+      int fixed = 0;
+      if (Status s = check(api_,
+                           api_.cuFuncGetAttribute(&fixed, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, fn),
+                           "reading the attention kernel's shared memory");
+          !s)
+        return s;
+      dynamicShared = device_.maxSharedPerBlock() - fixed;
+      if (Status s = check(api_,
+                           api_.cuFuncSetAttribute(
+                               fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamicShared),
+                           "raising the attention kernel's shared memory");
+          !s)
+        return s;
+    }
+    kernels_.push_back(fn);
+    dynamicShared_.push_back(dynamicShared);
+  }
+  if (Status s = check(api_, api_.cuStreamCreate(&stream_, 0), "creating a CUDA stream"); !s)
+    return s;
+
+  // Every tensor, 256-byte aligned in one allocation, and the table of
+  // their addresses that the kernels index.
+  const auto &tensors = artifact().tensors();
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    offsets.push_back(total);
+    total += (artifact().tensorData(t).size() + 255) / 256 * 256;
+  }
+  Expected<std::unique_ptr<backend::Buffer>> weights = device_.allocate(total);
+  if (!weights)
+    return weights.error();
+  weights_ = weights.take();
+  std::vector<CUdeviceptr> addresses;
+  for (size_t t = 0; t < tensors.size(); ++t) {
+    const std::span<const uint8_t> bytes = artifact().tensorData(t);
+    addresses.push_back(addressOf(*weights_) + offsets[t]);
+    if (Status s = check(api_, api_.cuMemcpyHtoD(addresses.back(), bytes.data(), bytes.size()),
+                         "copying the weights to the GPU");
+        !s)
+      return s;
+  }
+  Expected<std::unique_ptr<backend::Buffer>> table =
+      device_.allocate(addresses.size() * sizeof(CUdeviceptr));
+  if (!table)
+    return table.error();
+  weightTable_ = table.take();
+  if (Status s = check(api_,
+                       api_.cuMemcpyHtoD(addressOf(*weightTable_), addresses.data(),
+                                         addresses.size() * sizeof(CUdeviceptr)),
+                       "copying the weight table to the GPU");
+      !s)
+    return s;
+  host_.weights = reinterpret_cast<const uint8_t *const *>(addressOf(*weightTable_));
+  Expected<std::unique_ptr<backend::Buffer>> frame = device_.allocate(sizeof(LatheCudaFrame));
+  if (!frame)
+    return frame.error();
+  frame_ = frame.take();
+  frameAddress_ = addressOf(*frame_);
+  // Graphs replay fixed launches: attention then takes shared memory for
+  // the whole context, when that fits.
+  fixedShared_ = 0;
+  for (size_t i = 0; i < launches_.size(); ++i) {
+    const int64_t bound = int64_t(launches_[i].sharedPerVisible) * config().context;
+    if (bound > dynamicShared_[i])
+      fixedShared_ = -1;
+    else if (fixedShared_ >= 0)
+      fixedShared_ = std::max(fixedShared_, bound);
+  }
+  const char *graphs = std::getenv("LATHE_CUDA_GRAPHS");
+  graphs_ = fixedShared_ >= 0 && !(graphs && std::string(graphs) == "0");
+  return reserveRows(1);
+}
+
+kv::KVLayout CudaExecutable::kvLayout(int64_t blocks) const {
+  kv::KVLayout layout;
+  layout.layers = plan_->kvLayers;
+  layout.width = static_cast<int64_t>(plan_->kvWidth);
+  layout.blockSize = 16;
+  layout.blocks = blocks;
+  layout.element = plan_->kvElement;
+  return layout;
+}
+
+Status CudaExecutable::setMatMulObserver(backend::MatMulObserver observer) {
+  if (observer)
+    return Error("the cuda backend calls no matmul observer (calibration runs on the CPU)");
+  return Status::ok();
+}
+
+Status CudaExecutable::reserveRows(int64_t rows) {
+  if (rows <= rowCapacity_)
+    return Status::ok();
+  // Grow by doubling, so a long prefill followed by decode reallocates
+  // once or twice, not per step.
+  const int64_t capacity = std::max(rows, 2 * rowCapacity_);
+  std::vector<std::unique_ptr<backend::Buffer>> grown;
+  std::vector<CUdeviceptr> addresses;
+  for (uint64_t width : plan_->bufferWidths) {
+    Expected<std::unique_ptr<backend::Buffer>> b =
+        device_.allocate(size_t(capacity) * width * sizeof(float));
+    if (!b)
+      return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
+                               b.error().message()));
+    addresses.push_back(addressOf(**b));
+    grown.push_back(b.take());
+  }
+  if (!bufferTable_) {
+    Expected<std::unique_ptr<backend::Buffer>> table =
+        device_.allocate(addresses.size() * sizeof(CUdeviceptr));
+    if (!table)
+      return table.error();
+    bufferTable_ = table.take();
+  }
+  if (Status s = check(api_,
+                       api_.cuMemcpyHtoD(addressOf(*bufferTable_), addresses.data(),
+                                         addresses.size() * sizeof(CUdeviceptr)),
+                       "copying the buffer table to the GPU");
+      !s)
+    return s;
+  activations_ = std::move(grown);
+  rowCapacity_ = capacity;
+  host_.buffers = reinterpret_cast<float *const *>(addressOf(*bufferTable_));
+  return Status::ok();
+}
+
+Status CudaExecutable::uploadStep(const backend::Batch &batch) {
+  const int64_t rows = static_cast<int64_t>(batch.size());
+  // One int32 array: tokens, positions, store rows, visible starts (rows +
+  // 1), logit tokens, visible rows.
+  stepHost_.clear();
+  stepHost_.insert(stepHost_.end(), batch.tokens.begin(), batch.tokens.end());
+  stepHost_.insert(stepHost_.end(), batch.positions.begin(), batch.positions.end());
+  stepHost_.insert(stepHost_.end(), layout_.storeRows.begin(), layout_.storeRows.end());
+  const size_t startsAt = stepHost_.size();
+  int32_t visible = 0;
+  for (int64_t t = 0; t < rows; ++t) {
+    stepHost_.push_back(visible);
+    visible += static_cast<int32_t>(layout_.visible[size_t(t)].count());
+  }
+  stepHost_.push_back(visible);
+  const size_t logitsAt = stepHost_.size();
+  stepHost_.insert(stepHost_.end(), layout_.logitTokens.begin(), layout_.logitTokens.end());
+  const size_t rowsAt = stepHost_.size();
+  for (int64_t t = 0; t < rows; ++t) {
+    const backend::VisibleRows &v = layout_.visible[size_t(t)];
+    for (int64_t p = 0; p < v.count(); ++p)
+      stepHost_.push_back(v[p]);
+  }
+  const size_t bytes = stepHost_.size() * sizeof(int32_t);
+  if (!stepData_ || stepData_->size() < bytes) {
+    Expected<std::unique_ptr<backend::Buffer>> b = device_.allocate(std::max(bytes * 2, size_t(4096)));
+    if (!b)
+      return b.error();
+    stepData_ = b.take();
+  }
+  const CUdeviceptr base = addressOf(*stepData_);
+  if (Status s = check(api_, api_.cuMemcpyHtoDAsync(base, stepHost_.data(), bytes, stream_),
+                       "copying the step to the GPU");
+      !s)
+    return s;
+  auto at = [&](size_t index) { return reinterpret_cast<const int32_t *>(base + index * 4); };
+  host_.tokens = at(0);
+  host_.positions = at(size_t(rows));
+  host_.storeRows = at(2 * size_t(rows));
+  host_.visibleStart = at(startsAt);
+  host_.logitTokens = at(logitsAt);
+  host_.visibleRows = at(rowsAt);
+  host_.rows = static_cast<int32_t>(rows);
+  host_.logitCount = static_cast<int32_t>(layout_.logitTokens.size());
+  return check(api_, api_.cuMemcpyHtoDAsync(frameAddress_, &host_, sizeof(host_), stream_),
+               "copying the step's frame to the GPU");
+}
+
+Status CudaExecutable::launchAll(int64_t rows) {
+  void *params[] = {&frameAddress_};
+  for (size_t i = 0; i < launches_.size(); ++i) {
+    const LatheCudaLaunch &l = launches_[i];
+    unsigned gx = 1, gy = 1;
+    switch (l.grid) {
+    case LATHE_CUDA_GRID_PER_TOKEN: gx = unsigned(rows); break;
+    case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(l.blocks); gy = unsigned(rows); break;
+    default: gx = unsigned(l.blocks); gy = unsigned(l.products); break;
+    }
+    const int64_t shared = l.sharedPerVisible == 0 ? 0
+                           : fixedShared_ >= 0     ? fixedShared_
+                                                   : l.sharedPerVisible * layout_.mostVisible;
+    if (Status s = check(api_,
+                         api_.cuLaunchKernel(kernels_[i], gx, gy, 1, LATHE_CUDA_THREADS, 1, 1,
+                                             unsigned(shared), stream_, params, nullptr),
+                         fmt::format("launching GPU kernel {}", i));
+        !s)
+      return s;
+  }
+  return Status::ok();
+}
+
+Status CudaExecutable::run(int64_t rows) {
+  if (!graphs_)
+    return launchAll(rows);
+  auto found = graphCache_.find(rows);
+  if (found == graphCache_.end()) {
+    // Captured once per step size; a handful of sizes in practice (decode
+    // of n sequences, prefill chunks), so the cache is bounded loosely.
+    if (graphCache_.size() >= 64)
+      return launchAll(rows);
+    if (Status s = check(api_,
+                         api_.cuStreamBeginCapture(stream_, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+                         "capturing the step in a CUDA graph");
+        !s)
+      return s;
+    Status launched = launchAll(rows);
+    CUgraph graph = nullptr;
+    Status ended = check(api_, api_.cuStreamEndCapture(stream_, &graph),
+                         "capturing the step in a CUDA graph");
+    if (!launched || !ended) {
+      if (graph)
+        api_.cuGraphDestroy(graph);
+      return launched ? ended : launched;
+    }
+    CUgraphExec exec = nullptr;
+    Status made = check(api_, api_.cuGraphInstantiateWithFlags(&exec, graph, 0),
+                        "instantiating the step's CUDA graph");
+    api_.cuGraphDestroy(graph);
+    if (!made)
+      return made;
+    found = graphCache_.emplace(rows, exec).first;
+  }
+  return check(api_, api_.cuGraphLaunch(found->second, stream_), "launching the step's graph");
+}
+
+Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &batch,
+                                                         kv::PagedKVCache &kv) {
+  std::lock_guard<std::mutex> lock(step_);
+  const plan::ModelConfig &c = config();
+  if (Status s = backend::validateBatch(batch, c.vocab, c.context, kv); !s)
+    return s.error();
+  const kv::KVLayout expected = kvLayout(kv.layout().blocks);
+  if (kv.layout().layers != expected.layers || kv.layout().width != expected.width ||
+      kv.layout().element != expected.element ||
+      !dynamic_cast<CudaBuffer *>(&kv.buffer()))
+    return Error("the KV cache does not have this model's layout on the GPU");
+  if (Status s = device_.takeError(); !s)
+    return s.error();
+  if (Status s = device_.bind(); !s)
+    return s.error();
+  const int64_t rows = static_cast<int64_t>(batch.size());
+  if (Status s = reserveRows(rows); !s)
+    return s.error();
+  // The longest visible list bounds attention's shared memory: check it
+  // before the cache grows, so that a failure changes nothing.
+  std::map<backend::SequenceId, int64_t> added;
+  for (backend::SequenceId sequence : batch.sequences)
+    added[sequence] += 1;
+  int64_t longest = 0;
+  for (const auto &[sequence, count] : added)
+    longest = std::max(longest, kv.length(sequence) + count);
+  for (size_t i = 0; i < launches_.size(); ++i)
+    if (int64_t(launches_[i].sharedPerVisible) * std::min<int64_t>(longest, c.context) >
+        dynamicShared_[i])
+      return Error(fmt::format("a token would see {} cached rows, more than the attention "
+                               "kernel holds in {} bytes of shared memory",
+                               longest, dynamicShared_[i]));
+  if (Status s = layout_.prepare(batch, kv); !s)
+    return s.error();
+  host_.kv = reinterpret_cast<uint8_t *>(addressOf(kv.buffer()));
+  host_.kvRows = kv.layout().rows();
+  if (Status s = uploadStep(batch); !s)
+    return s.error();
+
+  if (Status s = run(rows); !s)
+    return s.error();
+  const size_t count = layout_.logitTokens.size() * size_t(c.vocab);
+  logits_.resize(count);
+  if (count)
+    if (Status s = check(api_,
+                         api_.cuMemcpyDtoHAsync(logits_.data(),
+                                                addressOf(*activations_[plan_->logits]),
+                                                count * sizeof(float), stream_),
+                         "copying the logits from the GPU");
+        !s)
+      return s.error();
+  if (Status s = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
+      !s)
+    return s.error();
+  return std::span<const float>(logits_.data(), count);
+}
+
+} // namespace lathe::cuda

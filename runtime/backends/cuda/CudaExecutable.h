@@ -1,0 +1,84 @@
+// The CUDA backend's executable: an artifact's cuda kernel plan with its
+// generated kernels (nvcc's fatbin, compiled by lathe-compile --target=cuda)
+// loaded on the GPU through the driver API. The weights are copied to the
+// device once; a step uploads its tokens, positions and cache rows, then
+// launches the generated kernels in the order of the module's launch table
+// (kernels/CudaFrame.h) on one stream, and reads back the logits rows. The
+// launches of a step are captured once per number of tokens in a CUDA graph
+// and replayed (every kernel reads the step through the frame in device
+// memory, so the same launches serve every step of that size).
+#pragma once
+
+#include "runtime/backend/Executable.h"
+#include "runtime/backends/cuda/CudaDevice.h"
+#include "runtime/backends/cuda/kernels/CudaFrame.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace lathe::cuda {
+
+class CudaExecutable final : public backend::Executable {
+public:
+  static Expected<std::shared_ptr<backend::Executable>>
+  load(std::shared_ptr<const artifact::Artifact> artifact,
+       const backend::ExecutionOptions &options);
+  ~CudaExecutable() override;
+
+  backend::Device &device() override { return device_; }
+  kv::KVLayout kvLayout(int64_t blocks) const override;
+  Expected<std::span<const float>> execute(const backend::Batch &batch,
+                                           kv::PagedKVCache &kv) override;
+  int threads() const override { return 1; }
+  bool usesNativeCode() const override { return true; }
+  const backend::ExecutionOptions &options() const override { return options_; }
+  ProductCounts lastStepProducts() const override { return products_; }
+  Status setMatMulObserver(backend::MatMulObserver observer) override;
+
+private:
+  CudaExecutable(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan,
+                 const backend::ExecutionOptions &options, CudaDevice &device);
+  /// Loads the module, reads and checks its launch table, uploads the weights.
+  Status initialize();
+  /// Activation buffers for at least `rows` tokens.
+  Status reserveRows(int64_t rows);
+  /// Uploads the step's tokens, positions and cache rows, and the frame.
+  Status uploadStep(const backend::Batch &batch);
+  /// Launches the table's kernels for a step of `rows` tokens on stream_.
+  Status launchAll(int64_t rows);
+  /// Runs the step's launches: through the graph captured for `rows`
+  /// tokens (captured on first use), or launch by launch.
+  Status run(int64_t rows);
+
+  const plan::KernelPlan *plan_;
+  backend::ExecutionOptions options_;
+  CudaDevice &device_;
+  const DriverApi &api_;
+  CUmodule module_ = nullptr;
+  CUstream stream_ = nullptr;
+  std::vector<LatheCudaLaunch> launches_;
+  std::vector<CUfunction> kernels_;
+  std::vector<int> dynamicShared_; // per launch: the most dynamic shared bytes it may take
+  std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;
+  CUdeviceptr frameAddress_ = 0;
+  /// Attention's dynamic shared memory when every launch takes the bound of
+  /// the context (graphs need launches that do not change between steps);
+  /// -1 when that does not fit and launches size it per step.
+  int64_t fixedShared_ = -1;
+  bool graphs_ = true;
+  std::map<int64_t, CUgraphExec> graphCache_; // by tokens per step
+  std::vector<std::unique_ptr<backend::Buffer>> activations_;
+  int64_t rowCapacity_ = 0;
+  ProductCounts products_;
+
+  // One step at a time: the state below belongs to the step in progress.
+  std::mutex step_;
+  backend::StepLayout layout_;
+  std::vector<int32_t> stepHost_;
+  LatheCudaFrame host_{};
+  std::vector<float> logits_;
+};
+
+} // namespace lathe::cuda

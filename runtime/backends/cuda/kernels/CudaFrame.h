@@ -1,0 +1,61 @@
+/* What every kernel of a model's generated CUDA code receives: the step in
+ * progress (its tokens, positions, cache rows and visibility) and where the
+ * executable keeps the activation buffers, the weights and the KV cache on
+ * the device. One definition, included by the runtime's CUDA executable
+ * (runtime/backends/cuda/CudaExecutable.cpp) and by the generated code
+ * (codegen/CUDA/EmitCudaModel.cpp embeds it), so both agree on the layout;
+ * LATHE_CUDA_ABI_VERSION changes whenever it or a launch shape below does.
+ * Plain C with fixed-size fields: host and device compilers lay it out alike.
+ *
+ * Every kernel takes one argument, a pointer to the frame in device memory:
+ * the executable writes the frame before each step, so that a step's
+ * launches, captured once in a CUDA graph, replay unchanged for the next.
+ * Launch shapes: the grid of each launch follows its entry in the launch
+ * table below; every block has LATHE_CUDA_THREADS threads, the block size
+ * the kernels are written for. */
+#ifndef LATHE_RUNTIME_BACKENDS_CUDA_KERNELS_CUDAFRAME_H
+#define LATHE_RUNTIME_BACKENDS_CUDA_KERNELS_CUDAFRAME_H
+
+#include <stdint.h>
+
+#define LATHE_CUDA_ABI_VERSION 2u
+
+/* Threads per block of every kernel (8 warps). */
+#define LATHE_CUDA_THREADS 256
+/* Output rows of a product per block: one per warp. */
+#define LATHE_CUDA_ROWS_PER_BLOCK (LATHE_CUDA_THREADS / 32)
+
+typedef struct LatheCudaFrame {
+  float *const *buffers;          /* activation buffers, by plan index */
+  const uint8_t *const *weights;  /* tensor bytes, by artifact index */
+  const int32_t *tokens;          /* [rows] */
+  const int32_t *positions;       /* [rows] */
+  const int32_t *storeRows;       /* [rows]: cache row of each token's key/value */
+  const int32_t *visibleStart;    /* [rows + 1]: token t sees visibleRows[start[t], start[t+1]) */
+  const int32_t *visibleRows;     /* cache rows, in order */
+  const int32_t *logitTokens;     /* [logitCount]: batch indices that return logits */
+  uint8_t *kv;                    /* the KV cache buffer (kv::KVLayout) */
+  int64_t kvRows;                 /* rows of each layer's key (or value) array */
+  int32_t rows;                   /* tokens in the step */
+  int32_t logitCount;
+} LatheCudaFrame;
+
+/* How a step kernel spreads over blocks. */
+typedef enum LatheCudaGrid {
+  LATHE_CUDA_GRID_PER_TOKEN = 0,   /* one block per token of the step */
+  LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per (head, token) */
+  LATHE_CUDA_GRID_PRODUCT = 2      /* ceil(N / rows per block) blocks per product */
+} LatheCudaGrid;
+
+/* One kernel launch of the model's step, in the order they run. The
+ * generated module holds them as lathe_cuda_launches[lathe_cuda_launch_count]
+ * (kernel i is the extern "C" function lathe_cuda_kernel_<i>), beside
+ * lathe_cuda_abi_version and lathe_cuda_plan_hash. */
+typedef struct LatheCudaLaunch {
+  int32_t grid;             /* LatheCudaGrid */
+  int32_t blocks;           /* per head: the heads; product: blocks per product */
+  int32_t products;         /* product: products of the launch (grid y); else 1 */
+  int32_t sharedPerVisible; /* dynamic shared bytes per row the longest token sees */
+} LatheCudaLaunch;
+
+#endif

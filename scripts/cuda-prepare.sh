@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prepares .device/ for scripts/cuda-check.sh on a machine with a GPU: the
+# runtime tools and CudaBackendTest built here (with the shared libraries
+# they need that a GPU machine may lack), and artifacts compiled with
+# --target=cuda: the tiny test model (f32, f16/bf16 KV caches, asymmetric
+# INT4) and stories15M (INT8 and INT4, group 32). About 35 MB.
+#
+#   scripts/cuda-prepare.sh [MODEL_DIR] [BUILD_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+model_dir=${1:-$HOME/.cache/lathe/models/stories15M}
+build=${2:-$root/build}
+out=$root/.device
+rm -rf "$out" && mkdir -p "$out/bin" "$out/lib" "$out/artifacts"
+cp "$build/bin/lathe-run" "$build/bin/lathe-bench" "$build/test/unit/CudaBackendTest" "$out/bin/"
+for lib in libfmt.so.9 libhwy.so.1; do
+  cp "$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')" "$out/lib/"
+done
+compile() { "$build/bin/lathe-compile" "$@" --target=cuda -q; }
+tiny=$root/test/lit/tools/Inputs/tiny-llama.mlir
+compile "$tiny" -o "$out/artifacts/tiny-f32.lathe"
+compile "$tiny" --kv=bf16 -o "$out/artifacts/tiny-kvbf16.lathe"
+compile "$tiny" --kv=f16 --quant=int4:group=32:asym -o "$out/artifacts/tiny-int4asym-kvf16.lathe"
+for q in int8:group=32 int4:group=32; do
+  compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant="$q" \
+    -o "$out/artifacts/stories15M-${q%%:*}.lathe"
+done
+cp "$root/test/data/stories15M_reference.json" "$out/"
+du -sh "$out"

@@ -1,0 +1,270 @@
+// The CUDA backend against the CPU's reference kernels, on artifacts compiled
+// with lathe-compile --target=cuda (every *.lathe in $LATHE_CUDA_ARTIFACTS):
+// greedy decoding, several sequences in one step, a token tree in one step
+// and rollback, the batch-form checks every backend must pass
+// (docs/architecture.md). Skips without a GPU; with one, fails when the
+// artifacts are missing.
+//
+// Tolerances: the GPU sums products and attention in float32 in another
+// order than the reference kernels' float64 sums, so a logits row agrees to
+// a relative L2 error of 1e-4 (float32 rounding grows with the square root
+// of the sum's length; measured values are reported on failure) and the
+// greedy ids agree exactly. On the GPU itself, a token's sums do not depend
+// on which other tokens share its step, so batched and lone runs agree to
+// 1e-6 relative.
+#include "runtime/backend/Executable.h"
+#include "runtime/backends/cuda/CudaDevice.h"
+#include "runtime/engine/Session.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+namespace lathe {
+namespace {
+
+using backend::Batch;
+
+std::vector<std::string> artifactPaths() {
+  std::vector<std::string> paths;
+  const char *dir = std::getenv("LATHE_CUDA_ARTIFACTS");
+  if (!dir || !std::filesystem::is_directory(dir))
+    return paths;
+  for (const auto &entry : std::filesystem::directory_iterator(dir))
+    if (entry.path().extension() == ".lathe")
+      paths.push_back(entry.path().string());
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+double relativeL2(std::span<const float> got, std::span<const float> want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+int32_t argmax(std::span<const float> row) {
+  return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+/// A prompt of `length` ordinary ids of the model's vocabulary, BOS first.
+std::vector<int32_t> prompt(int64_t vocab, int length, int seed) {
+  std::vector<int32_t> ids{1 % int32_t(vocab)};
+  const int64_t first = vocab > 600 ? 300 : 0;
+  for (int i = 1; i < length; ++i)
+    ids.push_back(int32_t(first + (int64_t(i) * 37 + seed * 101) % (vocab - first)));
+  return ids;
+}
+
+struct Decoded {
+  std::vector<int32_t> ids;
+  std::vector<std::vector<float>> logits;
+};
+
+/// Greedy decoding of `start` alone for `steps` tokens.
+Decoded greedy(std::shared_ptr<backend::Executable> executable, const std::vector<int32_t> &start,
+           int steps) {
+  Decoded out;
+  auto session = Session::create(std::move(executable));
+  EXPECT_TRUE(session) << session.error().message();
+  if (!session)
+    return out;
+  auto logits = session->forward(start);
+  for (int i = 0; i < steps && logits; ++i) {
+    out.logits.emplace_back(logits->begin(), logits->end());
+    out.ids.push_back(argmax(*logits));
+    if (i + 1 < steps)
+      logits = session->forward(std::span<const int32_t>(&out.ids.back(), 1));
+  }
+  EXPECT_TRUE(logits) << logits.error().message();
+  return out;
+}
+
+class CudaBackendTest : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override {
+    if (auto device = cuda::CudaDevice::instance(); !device)
+      GTEST_SKIP() << "no CUDA device: " << device.error().message();
+    ASSERT_NE(GetParam(), "") << "set LATHE_CUDA_ARTIFACTS to a folder of artifacts "
+                                 "compiled with --target=cuda";
+    auto artifact = artifact::Artifact::load(GetParam());
+    ASSERT_TRUE(artifact) << artifact.error().message();
+    SessionOptions options;
+    options.target = "cuda";
+    auto gpu = backend::load(*artifact, options);
+    ASSERT_TRUE(gpu) << gpu.error().message();
+    options.kernels = KernelPath::Reference;
+    auto reference = backend::load(*artifact, options);
+    ASSERT_TRUE(reference) << reference.error().message();
+    this->gpu = *gpu;
+    this->reference = *reference;
+    ASSERT_EQ(this->gpu->device().name(), "cuda:0");
+    ASSERT_EQ(this->reference->device().name(), "cpu");
+    vocab = this->gpu->config().vocab;
+  }
+
+  std::shared_ptr<backend::Executable> gpu, reference;
+  int64_t vocab = 0;
+};
+
+TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
+  const int64_t context = gpu->config().context;
+  for (int length : {1, 5, 17}) {
+    if (length >= context)
+      continue;
+    const int steps = int(std::min<int64_t>(12, context - length + 1));
+    const std::vector<int32_t> start = prompt(vocab, length, length);
+    const Decoded want = greedy(reference, start, steps);
+    const Decoded got = greedy(gpu, start, steps);
+    ASSERT_EQ(got.logits.size(), want.logits.size());
+    for (size_t s = 0; s < got.logits.size(); ++s) {
+      const double error = relativeL2(got.logits[s], want.logits[s]);
+      EXPECT_LT(error, 1e-4) << "prompt of " << length << ", step " << s;
+    }
+    EXPECT_EQ(got.ids, want.ids) << "prompt of " << length;
+  }
+}
+
+TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
+  const int64_t context = gpu->config().context;
+  std::vector<std::vector<int32_t>> starts;
+  std::vector<Decoded> alone;
+  // Prompts of different lengths, decoded for different numbers of steps
+  // (sequences leave the batch at different times), within the context.
+  for (int i = 0; i < 4; ++i) {
+    starts.push_back(prompt(vocab, int(std::min<int64_t>(1 + 3 * i, context / 2)), i));
+    alone.push_back(greedy(gpu, starts.back(),
+                           int(std::min<int64_t>(4 + 2 * i, context - starts.back().size() + 1))));
+  }
+  auto kv = gpu->createKVCache(4 * std::max<int64_t>(context, 16)); // a block per sequence at least
+  ASSERT_TRUE(kv) << kv.error().message();
+  std::vector<backend::SequenceId> ids;
+  Batch batch;
+  for (size_t i = 0; i < starts.size(); ++i) {
+    ids.push_back((*kv)->addSequence());
+    batch.addChain(ids[i], starts[i], 0, Batch::Logits::Last);
+  }
+  std::vector<std::vector<int32_t>> together(starts.size());
+  for (int step = 0; !batch.empty(); ++step) {
+    auto logits = gpu->execute(batch, **kv);
+    ASSERT_TRUE(logits) << logits.error().message();
+    std::vector<size_t> rows;
+    for (size_t i = 0; i < starts.size(); ++i)
+      if (step < int(alone[i].ids.size()))
+        rows.push_back(i);
+    ASSERT_EQ(logits->size(), rows.size() * size_t(vocab));
+    batch.clear();
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const size_t i = rows[r];
+      std::span<const float> row = logits->subspan(r * vocab, vocab);
+      EXPECT_LT(relativeL2(row, alone[i].logits[step]), 1e-6)
+          << "sequence " << i << ", step " << step;
+      together[i].push_back(argmax(row));
+      if (step + 1 < int(alone[i].ids.size()))
+        batch.add(ids[i], together[i].back(), int32_t((*kv)->length(ids[i])), -1, true);
+    }
+  }
+  for (size_t i = 0; i < starts.size(); ++i)
+    EXPECT_EQ(together[i], alone[i].ids) << "sequence " << i;
+  for (backend::SequenceId id : ids)
+    (*kv)->removeSequence(id);
+  EXPECT_EQ((*kv)->usedBlocks(), 0);
+}
+
+TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
+  // Every node takes a cache slot until the tree is committed: 6 nodes.
+  const std::vector<int32_t> start =
+      prompt(vocab, int(std::min<int64_t>(3, gpu->config().context - 6)), 7);
+  ASSERT_GE(start.size(), 1u) << "context too short for the tree";
+  auto kv = gpu->createKVCache(gpu->config().context);
+  ASSERT_TRUE(kv);
+  const backend::SequenceId seq = (*kv)->addSequence();
+  Batch batch;
+  batch.addChain(seq, start, 0, Batch::Logits::None);
+  ASSERT_TRUE(gpu->execute(batch, **kv));
+  const int32_t p = static_cast<int32_t>(start.size());
+  auto id = [&](int k) { return int32_t((k * 53 + 11) % vocab); };
+  // root -> {a, b}; a -> {a1, a2}; b -> {b1}
+  batch.clear();
+  const int32_t root = batch.add(seq, id(1), p, -1, true);
+  const int32_t a = batch.add(seq, id(2), p + 1, root, true);
+  const int32_t b = batch.add(seq, id(3), p + 1, root, true);
+  batch.add(seq, id(4), p + 2, a, true);
+  batch.add(seq, id(5), p + 2, a, true);
+  batch.add(seq, id(6), p + 2, b, true);
+  auto logits = gpu->execute(batch, **kv);
+  ASSERT_TRUE(logits) << logits.error().message();
+  const std::vector<float> tree(logits->begin(), logits->end());
+  for (size_t node = 0; node < batch.size(); ++node) {
+    std::vector<int32_t> chain = start, branch;
+    for (int32_t n = int32_t(node); n >= 0; n = batch.parents[n])
+      branch.insert(branch.begin(), batch.tokens[n]);
+    chain.insert(chain.end(), branch.begin(), branch.end());
+    auto session = Session::create(gpu);
+    ASSERT_TRUE(session);
+    auto alone = session->forward(chain);
+    ASSERT_TRUE(alone);
+    EXPECT_LT(relativeL2(std::span<const float>(tree).subspan(node * vocab, vocab), *alone),
+              1e-6)
+        << "node " << node;
+  }
+}
+
+TEST_P(CudaBackendTest, RollbackLeavesTheNextStepAsIfNeverWritten) {
+  const std::vector<int32_t> start = prompt(vocab, 4, 3);
+  const int64_t context = gpu->config().context;
+  auto kv = gpu->createKVCache(context);
+  ASSERT_TRUE(kv);
+  const backend::SequenceId seq = (*kv)->addSequence();
+  Batch batch;
+  batch.addChain(seq, start, 0, Batch::Logits::None);
+  ASSERT_TRUE(gpu->execute(batch, **kv));
+  const int64_t length = (*kv)->length(seq);
+  const int64_t blocks = (*kv)->usedBlocks();
+  // A rejected branch crossing a block boundary where the context allows.
+  std::vector<int32_t> branch;
+  for (int64_t i = 0; i < std::min<int64_t>(20, context - length - 1); ++i)
+    branch.push_back(int32_t((100 + 37 * i) % vocab));
+  batch.clear();
+  batch.addChain(seq, branch, int32_t(length), Batch::Logits::All);
+  ASSERT_TRUE(gpu->execute(batch, **kv));
+  (*kv)->truncate(seq, length);
+  EXPECT_EQ((*kv)->usedBlocks(), blocks);
+  const int32_t next = int32_t(450 % vocab);
+  batch.clear();
+  batch.add(seq, next, int32_t(length), -1, true);
+  auto after = gpu->execute(batch, **kv);
+  ASSERT_TRUE(after);
+  const std::vector<float> afterRollback(after->begin(), after->end());
+  auto fresh = Session::create(gpu);
+  ASSERT_TRUE(fresh);
+  ASSERT_TRUE(fresh->forward(start));
+  auto never = fresh->forward(std::span<const int32_t>(&next, 1));
+  ASSERT_TRUE(never);
+  EXPECT_LT(relativeL2(afterRollback, *never), 1e-6);
+}
+
+std::vector<std::string> params() {
+  std::vector<std::string> paths = artifactPaths();
+  if (paths.empty())
+    paths.push_back(""); // SetUp skips without a device, fails with one
+  return paths;
+}
+
+INSTANTIATE_TEST_SUITE_P(Artifacts, CudaBackendTest, ::testing::ValuesIn(params()),
+                         [](const auto &info) {
+                           std::string name = std::filesystem::path(info.param).stem().string();
+                           for (char &c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c)))
+                               c = '_';
+                           return name.empty() ? std::string("none") : name;
+                         });
+
+} // namespace
+} // namespace lathe
