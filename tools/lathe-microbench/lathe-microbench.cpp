@@ -8,6 +8,11 @@
 // Counters: weightGB/s = weight bytes read per second (each call reads the
 // matrix once, at any T); GFLOP/s = 2*T*N*K per second.
 //
+// read/<size>/threads:<n>: plain read bandwidth of a buffer of that size
+// split over the pool's threads (GB/s), the ceiling a memory-bound decode
+// step works under: 4 MiB stays in the cores' L2, 16-64 MiB (stories15M's
+// weights) in L3, 1 GiB reaches DRAM.
+//
 //   lathe-microbench --benchmark_filter='gemv/.*/768x288' --benchmark_repetitions=3
 #include "runtime/formats/RowCodec.h"
 #include "runtime/kernels/ReferenceKernels.h"
@@ -162,6 +167,36 @@ void runBenchmark(benchmark::State &state, const Weights &w, int64_t T, Impl imp
   state.counters["bits/weight"] = 8.0 * static_cast<double>(w.bytes.size()) / (N * K);
 }
 
+/// Reads `bytes` bytes, split over `threads` threads, each summing its share
+/// in four independent 64-bit lanes.
+void runReadBenchmark(benchmark::State &state, size_t bytes, int threads) {
+  std::vector<uint64_t> data(bytes / sizeof(uint64_t));
+  for (size_t i = 0; i < data.size(); ++i)
+    data[i] = i;
+  lathe::threading::ThreadPool pool(threads);
+  std::vector<uint64_t> sums(size_t(threads) * 8);
+  for (auto _ : state) {
+    pool.parallelFor(0, threads, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const size_t begin = data.size() * size_t(t) / size_t(threads);
+        const size_t end = data.size() * size_t(t + 1) / size_t(threads);
+        uint64_t a = 0, b = 0, c = 0, d = 0;
+        for (size_t i = begin; i + 4 <= end; i += 4) {
+          a += data[i];
+          b += data[i + 1];
+          c += data[i + 2];
+          d += data[i + 3];
+        }
+        sums[size_t(t) * 8] = a + b + c + d;
+      }
+    });
+    benchmark::DoNotOptimize(sums.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
 /// Weights are built on first use, so that a filtered run quantizes only
 /// the matrices it times.
 class WeightCache {
@@ -190,6 +225,13 @@ int main(int argc, char **argv) {
       "bfp6:block=32", "bfp4:block=32", "mxint8", "mxfp8_e4m3", "mxfp6_e3m2",
       "mxfp4", "fp6_4p2", "fp6_4p2:group=128"};
   static WeightCache cache;
+  for (size_t mib : {4, 16, 64, 1024})
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(
+          ("read/" + std::to_string(mib) + "MiB/threads:" + std::to_string(threads)).c_str(),
+          [mib, threads](benchmark::State &s) { runReadBenchmark(s, mib << 20, threads); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
   for (const Shape &shape : shapes)
     for (const std::string format : formatNames) {
       const std::string dims = std::to_string(shape.N) + "x" + std::to_string(shape.K);
