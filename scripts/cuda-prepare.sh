@@ -3,7 +3,9 @@
 # runtime tools and CudaBackendTest built here (with the shared libraries
 # they need that a GPU machine may lack), and artifacts compiled with
 # --target=cuda: the tiny test model (f32, f16/bf16 KV caches, asymmetric
-# INT4) and stories15M (INT8 and INT4, group 32). About 35 MB.
+# INT4) and stories15M (INT8 and INT4, group 32), and speed models (Llama
+# 3.2 1B and TinyLlama 1.1B shapes, random weights) in bf16, INT8 and INT4.
+# About 45 MB; the INT4/INT8 speed models take a minute each to pack.
 #
 #   scripts/cuda-prepare.sh [MODEL_DIR] [BUILD_DIR]
 set -euo pipefail
@@ -26,4 +28,12 @@ for q in int8:group=32 int4:group=32; do
     -o "$out/artifacts/stories15M-${q%%:*}.lathe"
 done
 cp "$root/test/data/stories15M_reference.json" "$out/"
+# Speed models: real sizes, random weights made at load (scripts/cuda-speed.sh).
+mkdir -p "$out/speed"
+for m in llama-3.2-1b tinyllama-1.1b; do
+  for q in none int8:group=32 int4:group=32; do
+    compile "$root/scripts/speed-models/$m.json" --synthetic-weights --quant="$q" \
+      -o "$out/speed/$m-${q%%:*}.lathe"
+  done
+done
 du -sh "$out"

@@ -13,6 +13,7 @@
 #include "compiler/Frontend/HFCheckpoint.h"
 #include "compiler/Frontend/Llama2cCheckpoint.h"
 #include "compiler/Frontend/LlamaImporter.h"
+#include "compiler/Frontend/SyntheticCheckpoint.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "runtime/artifact/ArtifactWriter.h"
 #include "runtime/tokenizer/Tokenizer.h"
@@ -105,6 +106,15 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   std::error_code ec;
   if (!fs::exists(o.input, ec))
     return Error(o.input + ": no such file or directory");
+  if (o.syntheticWeights) {
+    // A speed model has no weights to calibrate on, nor text to read.
+    if (endsWith(o.input, ".mlir") || (!fs::is_directory(o.input) && !endsWith(o.input, ".json")))
+      return Error("--synthetic-weights takes a Hugging Face config.json (or its folder), "
+                   "not " + o.input);
+    if (!o.tokenizer.empty() || !o.calib.empty() || quant->needsCalibration())
+      return Error("--synthetic-weights: a speed model has random weights, so no tokenizer, "
+                   "calibration, :reorder or mixed:bits (plain formats only)");
+  }
 
   mlir::MLIRContext context;
   context.loadDialect<tfm::TransformerDialect, mlir::func::FuncDialect>();
@@ -133,8 +143,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       return mlirError(o.input + ": cannot parse the tfm module");
   } else {
     Expected<frontend::LlamaCheckpoint> ckpt =
-        fs::is_directory(o.input) ? frontend::readHFCheckpoint(o.input)
-                                  : frontend::readLlama2cCheckpoint(o.input);
+        o.syntheticWeights          ? frontend::readSyntheticCheckpoint(o.input)
+        : fs::is_directory(o.input) ? frontend::readHFCheckpoint(o.input)
+                                    : frontend::readLlama2cCheckpoint(o.input);
     if (!ckpt)
       return ckpt.error();
     checkpoint = ckpt.take();
@@ -164,7 +175,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   // The tokenizer: stored in the artifact, and needed to calibrate.
   Vocabulary vocabulary;
   std::optional<Tokenizer> tokenizer;
-  if (std::string tokPath = findTokenizer(o); !tokPath.empty()) {
+  if (std::string tokPath = o.syntheticWeights ? "" : findTokenizer(o); !tokPath.empty()) {
     report("reading tokenizer " + tokPath, 0);
     int64_t vocabSize = 0;
     if (auto fn = module->lookupSymbol<mlir::func::FuncOp>("forward"))
@@ -297,6 +308,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   contents.tensors = lowered->tensors;
   contents.schedules.push_back(lowered->plan);
   contents.producer = "lathe-compile 0.1.0";
+  contents.syntheticWeights = o.syntheticWeights;
   contents.vocabulary = vocabulary;
   return artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
     report("writing " + o.output, total ? double(done) / double(total) : 1.0);

@@ -30,6 +30,10 @@ struct CompileOptions {
   /// --kv: the KV cache's element type, f32 (default), f16 or bf16.
   std::string kv = "f32";
   EmitKind emit = EmitKind::Artifact;
+  /// Benchmarks only: `input` is a config.json giving the shapes; the
+  /// artifact stores no weights and the runtime fills them with random
+  /// values (frontend/SyntheticCheckpoint.h).
+  bool syntheticWeights = false;
 };
 
 /// Reports progress: a stage name and, for long stages, a fraction done.

@@ -225,6 +225,8 @@ struct NamedTensor {
 
 } // namespace
 
+Expected<LlamaConfig> readHFConfig(const std::string &path) { return parseConfig(path); }
+
 Expected<LlamaCheckpoint> readHFCheckpoint(const std::string &folderName) {
   const fs::path folder(folderName);
   auto config = parseConfig((folder / "config.json").string());

@@ -18,4 +18,7 @@ namespace lathe::frontend {
 /// stores the q/k projection rows permuted for rotate-half RoPE.
 Expected<LlamaCheckpoint> readHFCheckpoint(const std::string &folder);
 
+/// Reads only a config.json, with the same checks.
+Expected<LlamaConfig> readHFConfig(const std::string &path);
+
 } // namespace lathe::frontend

@@ -66,6 +66,8 @@ struct LlamaCheckpoint {
   std::optional<TensorView> classifier;   // [vocab, dim]; absent when tied
   /// Keeps the mapped files behind every TensorView alive.
   std::vector<std::shared_ptr<MappedFile>> storage;
+  /// Other memory the views point into (synthetic checkpoints).
+  std::vector<std::shared_ptr<const void>> memory;
 };
 
 /// Rejects configs no importer can handle: non-positive or absurd (> 2^31-1)

@@ -3,6 +3,8 @@
 #include "runtime/artifact/Artifact_generated.h"
 #include "runtime/plan/StepCodec.h"
 #include "runtime/artifact/FileHeader.h"
+#include "runtime/artifact/SyntheticWeights.h"
+#include "runtime/support/HugePages.h"
 
 #include <cmath>
 #include <cstring>
@@ -76,6 +78,25 @@ const plan::KernelPlan *Artifact::schedule(std::string_view target) const {
     if (p.target == target)
       return &p;
   return nullptr;
+}
+
+Status Artifact::fillSyntheticWeights() {
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (const plan::TensorInfo &info : tensors_) {
+    offsets.push_back(total);
+    total += (info.storageBytes() + 63) / 64 * 64;
+  }
+  synthetic_ = allocateHugePages(std::max<size_t>(total, 64));
+  if (!synthetic_)
+    return Error(fmt::format("cannot allocate {} bytes for the speed model's weights", total));
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    std::span<uint8_t> out(synthetic_.get() + offsets[i], tensors_[i].storageBytes());
+    if (Status s = fillSyntheticTensor(tensors_[i], uint32_t(i), out); !s)
+      return s;
+    data_[i] = out;
+  }
+  return Status::ok();
 }
 
 Status Artifact::parse() {
@@ -199,6 +220,13 @@ Status Artifact::parse() {
     if (ft->size() != bytesNeeded)
       return fail(fmt::format("tensor '{}' ({}) holds {} bytes but its shape needs {}",
                               info.name, info.formatName(), ft->size(), bytesNeeded));
+    if (model->synthetic_weights()) {
+      if (ft->offset() != 0)
+        return fail(fmt::format("corrupt: tensor '{}' of a speed model has data", info.name));
+      data_.emplace_back();
+      tensors_.push_back(std::move(info));
+      continue;
+    }
     if (ft->offset() % kSectionAlignment != 0 || ft->offset() > h.dataSize ||
         ft->size() > h.dataSize - ft->offset())
       return fail(fmt::format("tensor '{}' at offset {} + {} bytes runs past the "
@@ -207,6 +235,10 @@ Status Artifact::parse() {
     data_.push_back(data.subspan(ft->offset(), ft->size()));
     tensors_.push_back(std::move(info));
   }
+
+  if (model->synthetic_weights())
+    if (Status s = fillSyntheticWeights(); !s)
+      return fail(s.error().message());
 
   for (const fb::Schedule *fs : *model->schedules()) {
     plan::KernelPlan p;

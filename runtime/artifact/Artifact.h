@@ -48,6 +48,8 @@ public:
   const plan::KernelPlan *schedule(std::string_view target) const;
   const std::vector<plan::KernelPlan> &schedules() const { return schedules_; }
   const std::string &producer() const { return producer_; }
+  /// A speed model: its weights were made by the loader, not stored.
+  bool syntheticWeights() const { return synthetic_ != nullptr; }
 
   /// Data a runtime component derives from the artifact once for every
   /// session that runs it (the CPU backend's repacked weights): the first
@@ -61,6 +63,8 @@ public:
 private:
   Artifact() = default;
   Status parse();
+  /// A speed model's tensors, made here (SyntheticWeights.h).
+  Status fillSyntheticWeights();
 
   std::shared_ptr<MappedFile> file_;
   std::string name_;
@@ -70,6 +74,7 @@ private:
   std::vector<std::span<const uint8_t>> data_;
   std::vector<plan::KernelPlan> schedules_;
   std::string producer_;
+  std::shared_ptr<uint8_t> synthetic_; // the filled weights of a speed model
   mutable std::mutex derivedMutex_;
   mutable std::map<std::string, std::shared_ptr<const void>> derived_;
 };

@@ -22,11 +22,14 @@ flatbuffers::Offset<fb::Step> buildStep(flatbuffers::FlatBufferBuilder &b,
 }
 
 /// Lays the tensors out in the weight section: each one 64-byte aligned.
-std::vector<uint64_t> layoutTensors(const std::vector<TensorData> &tensors,
-                                    uint64_t *sectionSize) {
+std::vector<uint64_t> layoutTensors(const ArtifactContents &contents, uint64_t *sectionSize) {
   std::vector<uint64_t> offsets;
   uint64_t offset = 0;
-  for (const TensorData &t : tensors) {
+  if (contents.syntheticWeights) { // nothing stored: every tensor at 0
+    *sectionSize = 0;
+    return std::vector<uint64_t>(contents.tensors.size(), 0);
+  }
+  for (const TensorData &t : contents.tensors) {
     offset = alignUp(offset, kSectionAlignment);
     offsets.push_back(offset);
     offset += t.bytes.size();
@@ -90,7 +93,8 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),
-                               b.CreateVector(schedules), b.CreateString(c.producer));
+                               b.CreateVector(schedules), b.CreateString(c.producer),
+                               c.syntheticWeights);
   fb::FinishModelBuffer(b, model);
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
 }
@@ -132,7 +136,7 @@ Status writeArtifact(const ArtifactContents &contents, const std::string &path,
   if (Status s = validateContents(contents, path); !s)
     return s;
   uint64_t dataSize = 0;
-  std::vector<uint64_t> offsets = layoutTensors(contents.tensors, &dataSize);
+  std::vector<uint64_t> offsets = layoutTensors(contents, &dataSize);
   std::vector<uint8_t> description = buildDescription(contents, offsets);
 
   FileHeader header{};
@@ -148,7 +152,7 @@ Status writeArtifact(const ArtifactContents &contents, const std::string &path,
 
   // The data checksum covers the section as laid out, padding included.
   std::vector<uint8_t> section(dataSize, 0);
-  for (size_t i = 0; i < contents.tensors.size(); ++i)
+  for (size_t i = 0; i < contents.tensors.size() && !contents.syntheticWeights; ++i)
     std::memcpy(section.data() + offsets[i], contents.tensors[i].bytes.data(),
                 contents.tensors[i].bytes.size());
   header.dataChecksum = checksum(section);

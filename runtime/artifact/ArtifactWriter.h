@@ -25,6 +25,9 @@ struct ArtifactContents {
   std::vector<TensorData> tensors;
   std::vector<plan::KernelPlan> schedules;
   std::string producer;
+  /// A speed model: the tensors' bytes are not written (their sizes are);
+  /// the loader fills them (SyntheticWeights.h).
+  bool syntheticWeights = false;
 };
 
 /// Checks the config, the tensor sizes and every schedule against the

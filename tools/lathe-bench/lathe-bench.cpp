@@ -81,15 +81,27 @@ int main(int argc, char **argv) {
     if (genTokens > 0)
       decode.push_back(genTokens / std::chrono::duration<double>(t2 - t1).count());
   }
-  std::printf("model: %s (%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
-              path.c_str(), session->executable().device().name().c_str(),
-              sessionFlags.kernels.c_str(), session->threads());
+  std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
+              path.c_str(), (*artifact)->syntheticWeights() ? ", random weights" : "",
+              session->executable().device().name().c_str(), sessionFlags.kernels.c_str(),
+              session->threads());
   std::printf("prompt %lld tokens: median %.1f tokens/s, best %.1f\n",
               static_cast<long long>(promptTokens), median(prefill),
               *std::max_element(prefill.begin(), prefill.end()));
-  if (!decode.empty())
+  if (!decode.empty()) {
     std::printf("generation %lld tokens: median %.1f tokens/s, best %.1f\n",
                 static_cast<long long>(genTokens), median(decode),
                 *std::max_element(decode.begin(), decode.end()));
+    // A decode step reads every weight of every product once (the KV cache
+    // comes on top): the bandwidth the median implies.
+    double weightBytes = 0;
+    const lathe::plan::KernelPlan &plan =
+        *(*artifact)->schedule(session->executable().options().target);
+    lathe::plan::forEachProduct(plan, [&](uint32_t weight, lathe::plan::Activations) {
+      weightBytes += double((*artifact)->tensors()[weight].storageBytes());
+    });
+    std::printf("weights read per generated token: %.1f MB, %.1f GB/s at the median\n",
+                weightBytes * 1e-6, weightBytes * median(decode) * 1e-9);
+  }
   return 0;
 }

@@ -47,6 +47,10 @@ int main(int argc, char **argv) {
                  "write each linear weight's format, bits and error to FILE");
   app.add_option("--calib", options.calib,
                  "calibration text for --quant (default: a built-in short text)");
+  app.add_flag("--synthetic-weights", options.syntheticWeights,
+               "benchmarks only: MODEL is a Hugging Face config.json (or its folder) giving "
+               "the shapes; the artifact stores no weights, and the runtime fills them with "
+               "seeded random values when it loads it (a speed model)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-compile"))
     return *status;

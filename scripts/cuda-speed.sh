@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# On a machine with an NVIDIA GPU, from the repository root, after
+# scripts/cuda-prepare.sh: decode and prefill speed of the speed models
+# (random weights at real sizes, .device/speed/), then PyTorch on the same
+# shapes in the same run (scripts/torch-decode-peer.py).
+set -uo pipefail
+dir=${1:-.device}
+export LD_LIBRARY_PATH=$PWD/$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+nvidia-smi --query-gpu=name,driver_version,clocks.max.memory --format=csv,noheader
+for a in "$dir"/speed/*.lathe; do
+  "$dir/bin/lathe-bench" "$a" --repeat 5
+done
+for config in scripts/speed-models/*.json; do
+  echo "== $(basename "$config")"
+  timeout 400 python3 scripts/torch-decode-peer.py "$config" 2>&1 | grep -E "^torch|Error" | head -5
+done
