@@ -23,6 +23,10 @@ tiny=$root/test/lit/tools/Inputs/tiny-llama.mlir
 compile "$tiny" -o "$out/artifacts/tiny-f32.lathe"
 compile "$tiny" --kv=bf16 -o "$out/artifacts/tiny-kvbf16.lathe"
 compile "$tiny" --kv=f16 --quant=int4:group=32:asym -o "$out/artifacts/tiny-int4asym-kvf16.lathe"
+# Grouped-query attention, head_dim 64, rotate-half RoPE, bf16, untied.
+gqa=$root/test/data/gqa-test-config.json
+compile "$gqa" --synthetic-weights -o "$out/artifacts/gqa-bf16.lathe"
+compile "$gqa" --synthetic-weights --quant=int8:group=32 --kv=bf16 -o "$out/artifacts/gqa-int8-kvbf16.lathe"
 for q in int8:group=32 int4:group=32; do
   compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant="$q" \
     -o "$out/artifacts/stories15M-${q%%:*}.lathe"

@@ -75,7 +75,12 @@ Expected<plan::DeviceCode> buildCudaCode(const std::string &source,
     const std::string compute = "compute_" + arch.substr(3);
     args.push_back("-gencode=arch=" + compute + ",code=" + arch);
   }
-  const std::string firstCompute = "compute_" + archs.front().substr(3);
+  // The PTX of the plain architecture ("compute_90", not "compute_90a"):
+  // architecture-specific PTX runs only on that very architecture, and the
+  // kernels use none of its features.
+  std::string firstCompute = "compute_" + archs.front().substr(3);
+  if (firstCompute.back() == 'a')
+    firstCompute.pop_back();
   args.push_back("-gencode=arch=" + firstCompute + ",code=" + firstCompute);
   const std::string image = dir->file("model.fatbin");
   args.insert(args.end(), {"-I", dir->path(), "-o", image, dir->file("model.cu")});

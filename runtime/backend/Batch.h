@@ -96,6 +96,13 @@ struct StepLayout {
   /// its length and data (a shared block copied on write may stay copied).
   Status prepare(const Batch &batch, kv::PagedKVCache &cache);
 
+  /// The storage `visible` points into, for backends that copy it to a
+  /// device: each sequence's rows (every VisibleRows::rows is the data of
+  /// one of these lists) and the tree nodes' extra rows (every
+  /// VisibleRows::extra points into this list).
+  const std::vector<std::vector<int32_t>> &sequenceRows() const { return sequenceRows_; }
+  const std::vector<int32_t> &extras() const { return extras_; }
+
 private:
   void layOut(const Batch &batch, const kv::PagedKVCache &cache,
               const std::vector<SequenceId> &order, std::map<SequenceId, int64_t> &base);

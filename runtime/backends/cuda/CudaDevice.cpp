@@ -4,7 +4,11 @@
 
 namespace lathe::cuda {
 
-CudaBuffer::~CudaBuffer() { api_.cuMemFree(address_); }
+CudaBuffer::~CudaBuffer() {
+  // The context may not be current on the thread that drops the buffer.
+  if (device_.bind())
+    device_.api().cuMemFree(address_);
+}
 
 Expected<CudaDevice *> CudaDevice::instance() {
   static std::once_flag once;
@@ -56,8 +60,12 @@ Expected<std::unique_ptr<backend::Buffer>> CudaDevice::allocate(size_t bytes) {
   if (CUresult r = api_.cuMemAlloc(&address, bytes == 0 ? 1 : bytes); r != CUDA_SUCCESS)
     return Error(fmt::format("cannot allocate {} bytes on {}: {}", bytes, description_,
                              describe(api_, r)));
-  auto buffer = std::make_unique<CudaBuffer>(api_, address, bytes);
+  auto buffer = std::make_unique<CudaBuffer>(*this, address, bytes);
+  // Zeroed before anyone uses it: executables run on streams of their own
+  // that do not wait for the legacy stream a memset goes to.
   if (Status s = check(api_, api_.cuMemsetD8(address, 0, bytes), "zeroing device memory"); !s)
+    return s.error();
+  if (Status s = check(api_, api_.cuCtxSynchronize(), "zeroing device memory"); !s)
     return s.error();
   return std::unique_ptr<backend::Buffer>(std::move(buffer));
 }
@@ -65,9 +73,13 @@ Expected<std::unique_ptr<backend::Buffer>> CudaDevice::allocate(size_t bytes) {
 void CudaDevice::copy(backend::Buffer &buffer, size_t to, size_t from, size_t bytes) {
   const CUdeviceptr base = static_cast<CudaBuffer &>(buffer).address();
   Status s = bind();
+  // A copy on write must land before the next step's kernels read the
+  // block, and they run on streams that do not wait for this one.
   if (s)
     s = check(api_, api_.cuMemcpyDtoD(base + to, base + from, bytes),
               "copying inside device memory");
+  if (s)
+    s = check(api_, api_.cuCtxSynchronize(), "copying inside device memory");
   if (!s) {
     std::lock_guard<std::mutex> lock(errorMutex_);
     if (error_.empty())

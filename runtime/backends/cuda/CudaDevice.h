@@ -13,18 +13,20 @@
 
 namespace lathe::cuda {
 
+class CudaDevice;
+
 /// Device memory; hostData() is null.
 class CudaBuffer final : public backend::Buffer {
 public:
-  CudaBuffer(const DriverApi &api, CUdeviceptr address, size_t bytes)
-      : api_(api), address_(address), bytes_(bytes) {}
+  CudaBuffer(CudaDevice &device, CUdeviceptr address, size_t bytes)
+      : device_(device), address_(address), bytes_(bytes) {}
   ~CudaBuffer() override;
   size_t size() const override { return bytes_; }
   uint8_t *hostData() override { return nullptr; }
   CUdeviceptr address() const { return address_; }
 
 private:
-  const DriverApi &api_;
+  CudaDevice &device_;
   CUdeviceptr address_;
   size_t bytes_;
 };

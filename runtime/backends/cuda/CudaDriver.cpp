@@ -28,6 +28,7 @@ Expected<DriverApi> resolve(void *library) {
   get(api.cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
   get(api.cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
   get(api.cuCtxSetCurrent, "cuCtxSetCurrent");
+  get(api.cuCtxSynchronize, "cuCtxSynchronize");
   get(api.cuModuleLoadData, "cuModuleLoadData");
   get(api.cuModuleUnload, "cuModuleUnload");
   get(api.cuModuleGetFunction, "cuModuleGetFunction");

@@ -35,6 +35,9 @@ constexpr CUresult CUDA_SUCCESS = 0;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 constexpr int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
+// cuStreamCreate: no implicit ordering with the legacy stream, whose use by
+// another thread would otherwise break a capture in progress
+constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
 // cuStreamBeginCapture: only this thread's CUDA calls are captured
 constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 // cuFuncGetAttribute, cuFuncSetAttribute
@@ -52,6 +55,7 @@ struct DriverApi {
   CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
   CUresult (*cuDevicePrimaryCtxRelease)(CUdevice);
   CUresult (*cuCtxSetCurrent)(CUcontext);
+  CUresult (*cuCtxSynchronize)();
   CUresult (*cuModuleLoadData)(CUmodule *, const void *);
   CUresult (*cuModuleUnload)(CUmodule);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);

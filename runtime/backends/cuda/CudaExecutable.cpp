@@ -153,7 +153,7 @@ Status CudaExecutable::initialize() {
     kernels_.push_back(fn);
     dynamicShared_.push_back(dynamicShared);
   }
-  if (Status s = check(api_, api_.cuStreamCreate(&stream_, 0), "creating a CUDA stream"); !s)
+  if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING), "creating a CUDA stream"); !s)
     return s;
 
   // Every tensor, 256-byte aligned in one allocation, and the table of
@@ -264,30 +264,41 @@ Status CudaExecutable::reserveRows(int64_t rows) {
 
 Status CudaExecutable::uploadStep(const backend::Batch &batch) {
   const int64_t rows = static_cast<int64_t>(batch.size());
-  // One int32 array: tokens, positions, store rows, visible starts (rows +
-  // 1), logit tokens, visible rows.
+  // One int32 array: tokens, positions, store rows, logit tokens, then per
+  // token {rows at, prefix, extras at, extras} and the lists those index:
+  // each sequence's rows once (its tokens share them: a prefill of n tokens
+  // sends n rows, not n^2 / 2), then the tree nodes' extras.
   stepHost_.clear();
   stepHost_.insert(stepHost_.end(), batch.tokens.begin(), batch.tokens.end());
   stepHost_.insert(stepHost_.end(), batch.positions.begin(), batch.positions.end());
   stepHost_.insert(stepHost_.end(), layout_.storeRows.begin(), layout_.storeRows.end());
-  const size_t startsAt = stepHost_.size();
-  int32_t visible = 0;
-  for (int64_t t = 0; t < rows; ++t) {
-    stepHost_.push_back(visible);
-    visible += static_cast<int32_t>(layout_.visible[size_t(t)].count());
-  }
-  stepHost_.push_back(visible);
   const size_t logitsAt = stepHost_.size();
   stepHost_.insert(stepHost_.end(), layout_.logitTokens.begin(), layout_.logitTokens.end());
-  const size_t rowsAt = stepHost_.size();
+  const size_t visibleAt = stepHost_.size();
+  stepHost_.resize(visibleAt + 4 * size_t(rows));
+  const size_t listsAt = stepHost_.size();
+  std::map<const int32_t *, size_t> listAt;
+  for (const std::vector<int32_t> &list : layout_.sequenceRows()) {
+    listAt[list.data()] = stepHost_.size() - listsAt;
+    stepHost_.insert(stepHost_.end(), list.begin(), list.end());
+  }
+  const std::vector<int32_t> &extras = layout_.extras();
+  const size_t extrasAt = stepHost_.size() - listsAt;
+  stepHost_.insert(stepHost_.end(), extras.begin(), extras.end());
+  if (stepHost_.size() - listsAt > size_t(INT32_MAX))
+    return Error("the step's visible rows do not fit 32-bit offsets");
   for (int64_t t = 0; t < rows; ++t) {
     const backend::VisibleRows &v = layout_.visible[size_t(t)];
-    for (int64_t p = 0; p < v.count(); ++p)
-      stepHost_.push_back(v[p]);
+    int32_t *entry = stepHost_.data() + visibleAt + 4 * size_t(t);
+    entry[0] = int32_t(listAt.at(v.rows));
+    entry[1] = v.prefix;
+    entry[2] = int32_t(extrasAt + size_t(v.extra - extras.data()));
+    entry[3] = v.extraCount;
   }
   const size_t bytes = stepHost_.size() * sizeof(int32_t);
   if (!stepData_ || stepData_->size() < bytes) {
-    Expected<std::unique_ptr<backend::Buffer>> b = device_.allocate(std::max(bytes * 2, size_t(4096)));
+    Expected<std::unique_ptr<backend::Buffer>> b =
+        device_.allocate(std::max(bytes + bytes / 2, size_t(4096)));
     if (!b)
       return b.error();
     stepData_ = b.take();
@@ -301,9 +312,9 @@ Status CudaExecutable::uploadStep(const backend::Batch &batch) {
   host_.tokens = at(0);
   host_.positions = at(size_t(rows));
   host_.storeRows = at(2 * size_t(rows));
-  host_.visibleStart = at(startsAt);
   host_.logitTokens = at(logitsAt);
-  host_.visibleRows = at(rowsAt);
+  host_.visible = at(visibleAt);
+  host_.visibleRows = at(listsAt);
   host_.rows = static_cast<int32_t>(rows);
   host_.logitCount = static_cast<int32_t>(layout_.logitTokens.size());
   return check(api_, api_.cuMemcpyHtoDAsync(frameAddress_, &host_, sizeof(host_), stream_),
@@ -317,7 +328,7 @@ Status CudaExecutable::launchAll(int64_t rows) {
     unsigned gx = 1, gy = 1;
     switch (l.grid) {
     case LATHE_CUDA_GRID_PER_TOKEN: gx = unsigned(rows); break;
-    case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(l.blocks); gy = unsigned(rows); break;
+    case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(rows); gy = unsigned(l.blocks); break;
     default: gx = unsigned(l.blocks); gy = unsigned(l.products); break;
     }
     const int64_t shared = l.sharedPerVisible == 0 ? 0
@@ -334,14 +345,14 @@ Status CudaExecutable::launchAll(int64_t rows) {
 }
 
 Status CudaExecutable::run(int64_t rows) {
-  if (!graphs_)
+  // Graphs pay where launches dominate: decode steps of up to
+  // kGraphRows tokens (one per sequence), one graph per size. Longer steps
+  // (prefills of any length) launch directly.
+  constexpr int64_t kGraphRows = 64;
+  if (!graphs_ || rows > kGraphRows)
     return launchAll(rows);
   auto found = graphCache_.find(rows);
   if (found == graphCache_.end()) {
-    // Captured once per step size; a handful of sizes in practice (decode
-    // of n sequences, prefill chunks), so the cache is bounded loosely.
-    if (graphCache_.size() >= 64)
-      return launchAll(rows);
     if (Status s = check(api_,
                          api_.cuStreamBeginCapture(stream_, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
                          "capturing the step in a CUDA graph");
@@ -399,17 +410,41 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
       return Error(fmt::format("a token would see {} cached rows, more than the attention "
                                "kernel holds in {} bytes of shared memory",
                                longest, dynamicShared_[i]));
+  // Host memory for the step's lists and the logits, before the cache
+  // grows.
+  try {
+    logits_.resize(size_t(batch.logitRows()) * size_t(c.vocab));
+    stepHost_.reserve(5 * batch.size() + 64);
+  } catch (const std::bad_alloc &) {
+    return Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows));
+  }
+  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
+  for (const auto &[sequence, count] : added)
+    lengths.emplace_back(sequence, kv.length(sequence));
   if (Status s = layout_.prepare(batch, kv); !s)
     return s.error();
+  // From here a failure must leave the cache as it was: wait for what was
+  // queued (it may still write the new rows), then shrink every sequence
+  // back. A block copied on write stays copied, as StepLayout allows.
+  auto fail = [&](const Error &error) -> Expected<std::span<const float>> {
+    api_.cuStreamSynchronize(stream_);
+    for (const auto &[sequence, length] : lengths)
+      kv.truncate(sequence, length);
+    return error;
+  };
+  if (Status s = device_.takeError(); !s) // a copy on write inside prepare
+    return fail(s.error());
   host_.kv = reinterpret_cast<uint8_t *>(addressOf(kv.buffer()));
   host_.kvRows = kv.layout().rows();
-  if (Status s = uploadStep(batch); !s)
-    return s.error();
-
+  try {
+    if (Status s = uploadStep(batch); !s)
+      return fail(s.error());
+  } catch (const std::bad_alloc &) {
+    return fail(Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows)));
+  }
   if (Status s = run(rows); !s)
-    return s.error();
+    return fail(s.error());
   const size_t count = layout_.logitTokens.size() * size_t(c.vocab);
-  logits_.resize(count);
   if (count)
     if (Status s = check(api_,
                          api_.cuMemcpyDtoHAsync(logits_.data(),
@@ -417,10 +452,10 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
                                                 count * sizeof(float), stream_),
                          "copying the logits from the GPU");
         !s)
-      return s.error();
+      return fail(s.error());
   if (Status s = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
       !s)
-    return s.error();
+    return fail(s.error());
   return std::span<const float>(logits_.data(), count);
 }
 

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 2u
+#define LATHE_CUDA_ABI_VERSION 3u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -31,8 +31,11 @@ typedef struct LatheCudaFrame {
   const int32_t *tokens;          /* [rows] */
   const int32_t *positions;       /* [rows] */
   const int32_t *storeRows;       /* [rows]: cache row of each token's key/value */
-  const int32_t *visibleStart;    /* [rows + 1]: token t sees visibleRows[start[t], start[t+1]) */
-  const int32_t *visibleRows;     /* cache rows, in order */
+  /* [rows][4]: token t sees the rows visibleRows[at + p] for p < prefix,
+   * then visibleRows[extrasAt + p - prefix] for p < prefix + extras
+   * (backend::VisibleRows); tokens of one sequence share its row list. */
+  const int32_t *visible;
+  const int32_t *visibleRows;     /* the step's row lists and extras */
   const int32_t *logitTokens;     /* [logitCount]: batch indices that return logits */
   uint8_t *kv;                    /* the KV cache buffer (kv::KVLayout) */
   int64_t kvRows;                 /* rows of each layer's key (or value) array */
@@ -43,7 +46,7 @@ typedef struct LatheCudaFrame {
 /* How a step kernel spreads over blocks. */
 typedef enum LatheCudaGrid {
   LATHE_CUDA_GRID_PER_TOKEN = 0,   /* one block per token of the step */
-  LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per (head, token) */
+  LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per (token, head): grid x tokens, y heads */
   LATHE_CUDA_GRID_PRODUCT = 2      /* ceil(N / rows per block) blocks per product */
 } LatheCudaGrid;
 

@@ -243,7 +243,24 @@ __device__ void storeKV(const LatheCudaFrame &f, int keys, int values, int layer
   }
 }
 
-/// Attention of one head (blockIdx.x) of one token (blockIdx.y) over the
+/// The cache rows one token sees (backend::VisibleRows): its sequence's
+/// first `prefix` rows, then its `extras` (ancestors in a token tree).
+struct VisibleRows {
+  const int32_t *rows, *extras;
+  int prefix, count;
+  __device__ VisibleRows(const LatheCudaFrame &f, int64_t t) {
+    const int32_t *v = f.visible + 4 * t;
+    rows = f.visibleRows + v[0];
+    prefix = v[1];
+    extras = f.visibleRows + v[2];
+    count = v[1] + v[3];
+  }
+  __device__ int64_t operator[](int p) const {
+    return p < prefix ? rows[p] : extras[p - prefix];
+  }
+};
+
+/// Attention of one token (blockIdx.x) for one head (blockIdx.y) over the
 /// cache rows it sees: scores in dynamic shared memory (one float per
 /// visible row), softmax, then the weighted sum of value rows, the block's
 /// threads split into kThreads / HeadDim groups over the rows.
@@ -251,10 +268,10 @@ template <typename E, int Heads, int KvHeads, int HeadDim>
 __device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer) {
   extern __shared__ float scores[];
   constexpr int kvWidth = KvHeads * HeadDim;
-  const int h = blockIdx.x, t = blockIdx.y;
+  const int t = blockIdx.x, h = blockIdx.y;
   const int kvOffset = (h / (Heads / KvHeads)) * HeadDim;
-  const int32_t *rows = f.visibleRows + f.visibleStart[t];
-  const int count = f.visibleStart[t + 1] - f.visibleStart[t];
+  const VisibleRows rows(f, t);
+  const int count = rows.count;
   const float *q = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h * HeadDim;
   const float scale = float(1.0 / sqrt(double(HeadDim)));
 

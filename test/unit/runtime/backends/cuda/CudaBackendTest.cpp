@@ -3,7 +3,10 @@
 // greedy decoding, several sequences in one step, a token tree in one step
 // and rollback, the batch-form checks every backend must pass
 // (docs/architecture.md). Skips without a GPU; with one, fails when the
-// artifacts are missing.
+// artifacts are missing. scripts/cuda-prepare.sh makes them: the tiny test
+// model, a grouped-query model with head_dim 64, rotate-half RoPE, bf16
+// weights and an untied classifier (test/data/gqa-test-config.json, random
+// weights), and stories15M.
 //
 // Tolerances: the GPU sums products and attention in float32 in another
 // order than the reference kernels' float64 sums, so a logits row agrees to
@@ -115,7 +118,7 @@ protected:
 
 TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
   const int64_t context = gpu->config().context;
-  for (int length : {1, 5, 17}) {
+  for (int length : {1, 5, 17, 300}) {
     if (length >= context)
       continue;
     const int steps = int(std::min<int64_t>(12, context - length + 1));
