@@ -88,8 +88,14 @@ private:
                             comment, LATHE_CUDA_THREADS, launches_.size(), body);
     launches_.push_back({grid, blocks, products, sharedPerVisible});
   }
-  void perToken(const std::string &comment, const std::string &call) {
-    launch(LATHE_CUDA_GRID_PER_TOKEN, 1, 1, 0, comment, "  " + call + ";\n");
+  /// A kernel over each token's row: `width` elements spread over blocks
+  /// of `perThread` elements per thread (0: one block, a row-wide
+  /// reduction).
+  void perToken(const std::string &comment, const std::string &call, int64_t width = 0,
+                int64_t perThread = 4) {
+    const int64_t perBlock = perThread * LATHE_CUDA_THREADS;
+    const int32_t blocks = width > 0 ? int32_t((width + perBlock - 1) / perBlock) : 1;
+    launch(LATHE_CUDA_GRID_PER_TOKEN, blocks, 1, 0, comment, "  " + call + ";\n");
   }
   int64_t width(uint32_t buffer) const { return int64_t(plan_.bufferWidths[buffer]); }
   static int32_t blocksFor(int64_t rows) {
@@ -117,8 +123,10 @@ private:
     Expected<WeightCode> w = weightCode(tensors_[s.table]);
     if (!w)
       return w.error();
-    perToken("embedding", fmt::format("lathe_cuda::embedding<{}, {}, {}>(f, {}, {})", w->type,
-                                      width(s.output), w->rowBytes, s.table, s.output));
+    perToken("embedding",
+             fmt::format("lathe_cuda::embedding<{}, {}, {}>(f, {}, {})", w->type,
+                         width(s.output), w->rowBytes, s.table, s.output),
+             width(s.output));
     return Status::ok();
   }
   Status emitStep(const plan::RmsNormStep &s) {
@@ -178,10 +186,11 @@ private:
     return Status::ok();
   }
   Status emitStep(const plan::RopeStep &s) {
-    perToken("rope", fmt::format("lathe_cuda::rope<{}, {}, {}>(f, {}, {}, {})", width(s.input),
-                                 s.headDim,
-                                 s.layout == plan::RopeLayout::Interleaved ? "true" : "false",
-                                 s.input, s.output, floatLiteral(s.theta)));
+    perToken("rope",
+             fmt::format("lathe_cuda::rope<{}, {}, {}>(f, {}, {}, {})", width(s.input),
+                         s.headDim, s.layout == plan::RopeLayout::Interleaved ? "true" : "false",
+                         s.input, s.output, floatLiteral(s.theta)),
+             width(s.input) / 2, /*perThread=*/1); // angles in double: spread them
     return Status::ok();
   }
   Status emitStep(const plan::AttentionStep &s) {
@@ -189,20 +198,25 @@ private:
     const int64_t kvWidth = int64_t(s.kvHeads) * s.headDim;
     perToken("attention: store the step's keys and values",
              fmt::format("lathe_cuda::storeKV<{}, {}>(f, {}, {}, {})", element, kvWidth, s.keys,
-                         s.values, s.layer));
+                         s.values, s.layer),
+             kvWidth);
     launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads), 1, int32_t(sizeof(float)), "attention",
            fmt::format("  lathe_cuda::attention<{}, {}, {}, {}>(f, {}, {}, {});\n", element,
                        s.heads, s.kvHeads, s.headDim, s.queries, s.output, s.layer));
     return Status::ok();
   }
   Status emitStep(const plan::SiluMulStep &s) {
-    perToken("silu_mul", fmt::format("lathe_cuda::siluMul<{}>(f, {}, {}, {})", width(s.gate),
-                                     s.gate, s.up, s.output));
+    perToken("silu_mul",
+             fmt::format("lathe_cuda::siluMul<{}>(f, {}, {}, {})", width(s.gate), s.gate, s.up,
+                         s.output),
+             width(s.gate));
     return Status::ok();
   }
   Status emitStep(const plan::AddStep &s) {
-    perToken("add", fmt::format("lathe_cuda::add<{}>(f, {}, {}, {})", width(s.lhs), s.lhs,
-                                s.rhs, s.output));
+    perToken("add",
+             fmt::format("lathe_cuda::add<{}>(f, {}, {}, {})", width(s.lhs), s.lhs, s.rhs,
+                         s.output),
+             width(s.lhs));
     return Status::ok();
   }
 

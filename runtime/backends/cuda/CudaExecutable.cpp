@@ -327,7 +327,7 @@ Status CudaExecutable::launchAll(int64_t rows) {
     const LatheCudaLaunch &l = launches_[i];
     unsigned gx = 1, gy = 1;
     switch (l.grid) {
-    case LATHE_CUDA_GRID_PER_TOKEN: gx = unsigned(rows); break;
+    case LATHE_CUDA_GRID_PER_TOKEN: gx = unsigned(rows); gy = unsigned(l.blocks); break;
     case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(rows); gy = unsigned(l.blocks); break;
     default: gx = unsigned(l.blocks); gy = unsigned(l.products); break;
     }

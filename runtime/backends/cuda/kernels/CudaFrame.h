@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 3u
+#define LATHE_CUDA_ABI_VERSION 4u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -45,7 +45,7 @@ typedef struct LatheCudaFrame {
 
 /* How a step kernel spreads over blocks. */
 typedef enum LatheCudaGrid {
-  LATHE_CUDA_GRID_PER_TOKEN = 0,   /* one block per token of the step */
+  LATHE_CUDA_GRID_PER_TOKEN = 0,   /* `blocks` blocks per token: grid x tokens, y blocks */
   LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per (token, head): grid x tokens, y heads */
   LATHE_CUDA_GRID_PRODUCT = 2      /* ceil(N / rows per block) blocks per product */
 } LatheCudaGrid;
@@ -56,7 +56,8 @@ typedef enum LatheCudaGrid {
  * lathe_cuda_abi_version and lathe_cuda_plan_hash. */
 typedef struct LatheCudaLaunch {
   int32_t grid;             /* LatheCudaGrid */
-  int32_t blocks;           /* per head: the heads; product: blocks per product */
+  int32_t blocks;           /* per token: blocks per token; per head: the heads;
+                               product: blocks per product */
   int32_t products;         /* product: products of the launch (grid y); else 1 */
   int32_t sharedPerVisible; /* dynamic shared bytes per row the longest token sees */
 } LatheCudaLaunch;

@@ -18,6 +18,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
+#include <type_traits>
 
 namespace lathe_cuda {
 
@@ -57,6 +58,8 @@ __device__ inline float loadF32(const uint8_t *p) {
 /// nibble first; symmetric codes are two's complement, asymmetric ones
 /// unsigned with x = (q - z) * s.
 template <int Bits, int G, bool Symmetric> struct IntGroup {
+  static constexpr int kBits = Bits, kGroup = G;
+  static constexpr bool kSymmetric = Symmetric;
   static constexpr int kHeader = Symmetric ? 4 : 5;
   static constexpr int kGroupBytes = kHeader + G * Bits / 8;
   __device__ static float at(const uint8_t *row, int k) {
@@ -123,7 +126,12 @@ __device__ inline float blockMax(float v) {
 }
 
 // ------------------------------------------------------ element-wise steps
-// One block per token row.
+// Token row blockIdx.x; the row's elements spread over the gridDim.y blocks
+// of the token (one for the norms, whose row is one reduction).
+
+/// The first element of this thread and the stride over a row.
+__device__ inline int rowStart() { return blockIdx.y * kThreads + threadIdx.x; }
+__device__ inline int rowStride() { return gridDim.y * kThreads; }
 
 /// out[t] = row tokens[t] of the table, decoded.
 template <class W, int Width, int64_t RowBytes>
@@ -131,7 +139,7 @@ __device__ void embedding(const LatheCudaFrame &f, int table, int out) {
   const int t = blockIdx.x;
   const uint8_t *row = f.weights[table] + int64_t(f.tokens[t]) * RowBytes;
   float *y = f.buffers[out] + int64_t(t) * Width;
-  for (int k = threadIdx.x; k < Width; k += kThreads)
+  for (int k = rowStart(); k < Width; k += rowStride())
     y[k] = W::at(row, k);
 }
 
@@ -177,7 +185,7 @@ __device__ void rope(const LatheCudaFrame &f, int in, int out, float theta) {
   float *y = f.buffers[out] + int64_t(t) * Width;
   constexpr int half = HeadDim / 2;
   const double position = double(f.positions[t]);
-  for (int p = threadIdx.x; p < Width / 2; p += kThreads) {
+  for (int p = rowStart(); p < Width / 2; p += rowStride()) {
     const int h = (p / half) * HeadDim, i = p % half;
     const double angle =
         position * pow(double(theta), -2.0 * double(i) / double(HeadDim));
@@ -197,7 +205,7 @@ __device__ void siluMul(const LatheCudaFrame &f, int gate, int up, int out) {
   const int64_t r = int64_t(blockIdx.x) * Width;
   const float *g = f.buffers[gate] + r, *u = f.buffers[up] + r;
   float *y = f.buffers[out] + r;
-  for (int k = threadIdx.x; k < Width; k += kThreads)
+  for (int k = rowStart(); k < Width; k += rowStride())
     y[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
 }
 
@@ -205,7 +213,7 @@ template <int Width> __device__ void add(const LatheCudaFrame &f, int lhs, int r
   const int64_t r = int64_t(blockIdx.x) * Width;
   const float *a = f.buffers[lhs] + r, *b = f.buffers[rhs] + r;
   float *y = f.buffers[out] + r;
-  for (int k = threadIdx.x; k < Width; k += kThreads)
+  for (int k = rowStart(); k < Width; k += rowStride())
     y[k] = a[k] + b[k];
 }
 
@@ -237,7 +245,7 @@ __device__ void storeKV(const LatheCudaFrame &f, int keys, int values, int layer
   const float *v = f.buffers[values] + int64_t(t) * KvWidth;
   E *kd = cacheRow<E, KvWidth>(f, layer, false, row);
   E *vd = cacheRow<E, KvWidth>(f, layer, true, row);
-  for (int i = threadIdx.x; i < KvWidth; i += kThreads) {
+  for (int i = rowStart(); i < KvWidth; i += rowStride()) {
     kd[i] = toCache<E>(k[i]);
     vd[i] = toCache<E>(v[i]);
   }
@@ -320,13 +328,148 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
 
 // ------------------------------------------------------------- products
 
+/// Plain formats read 16 bytes at a time: kPer values per chunk, decoded
+/// into floats. kPer = 0: no such path (the packed formats, value by value).
+template <class W> struct Chunk {
+  static constexpr int kPer = 0;
+};
+template <> struct Chunk<F32> {
+  static constexpr int kPer = 4;
+  __device__ static void decode(uint4 raw, float *out) {
+    out[0] = __uint_as_float(raw.x);
+    out[1] = __uint_as_float(raw.y);
+    out[2] = __uint_as_float(raw.z);
+    out[3] = __uint_as_float(raw.w);
+  }
+};
+template <> struct Chunk<BF16> {
+  static constexpr int kPer = 8;
+  __device__ static void decode(uint4 raw, float *out) {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    for (int i = 0; i < 4; ++i) { // bf16 is the upper half of a float32
+      out[2 * i] = __uint_as_float(words[i] << 16);
+      out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    }
+  }
+};
+template <> struct Chunk<F16> {
+  static constexpr int kPer = 8;
+  __device__ static void decode(uint4 raw, float *out) {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&words[i]));
+      out[2 * i] = f.x;
+      out[2 * i + 1] = f.y;
+    }
+  }
+};
+
 /// y[t, n] = sum_k x[t, k] * W[n, k] for the N rows of W this block's warps
 /// take (one output row per warp per pass), tokens four at a time, so that
-/// each weight is decoded once per four tokens. `gather`: token i reads
+/// each weight is decoded once per four tokens; plain formats in 16-byte
+/// chunks, packed ones value by value. `gather`: token i reads
 /// input row f.logitTokens[i] and writes output row i (the classifier).
+template <class W> struct IsIntGroup : std::false_type {};
+template <int Bits, int G, bool S> struct IsIntGroup<IntGroup<Bits, G, S>> : std::true_type {};
+
+/// sum_i q_i * x[i] over the 8 (INT4) or 4 (INT8) two's complement codes of
+/// one 32-bit word, x read as float4s.
+template <int Bits> __device__ inline float dotWord(uint32_t word, const float *x) {
+  float sum = 0;
+  if constexpr (Bits == 8) {
+    const float4 v = *reinterpret_cast<const float4 *>(x);
+    sum += float(int8_t(word)) * v.x + float(int8_t(word >> 8)) * v.y +
+           float(int8_t(word >> 16)) * v.z + float(int8_t(word >> 24)) * v.w;
+  } else {
+    const float4 a = reinterpret_cast<const float4 *>(x)[0];
+    const float4 b = reinterpret_cast<const float4 *>(x)[1];
+    auto q = [&](int i) { return float((int((word >> (4 * i)) & 15u) ^ 8) - 8); };
+    sum += q(0) * a.x + q(1) * a.y + q(2) * a.z + q(3) * a.w + q(4) * b.x + q(5) * b.y +
+           q(6) * b.z + q(7) * b.w;
+  }
+  return sum;
+}
+
+/// One output row of W against J token rows (xs), summed by the warp;
+/// lane 0 writes y[ys[j] * N + n].
+template <class W, int K, int N, int64_t RowBytes, int J>
+__device__ void productRow(const uint8_t *row, const float *const *xs, float *y,
+                           const int *ys, int n) {
+  const int lane = threadIdx.x % 32;
+  // Rows of 16-byte chunks of a plain format: each lane loads whole chunks
+  // (a warp reads 512 contiguous bytes per load), several in flight.
+  constexpr int per = Chunk<W>::kPer;
+  constexpr bool chunked = per > 0 && RowBytes % 16 == 0 && K % per == 0 && K % 4 == 0;
+  float acc[J];
+  for (int j = 0; j < J; ++j)
+    acc[j] = 0;
+  // Symmetric INT groups of whole 32-bit words: the lanes of a warp share
+  // out the words of consecutive groups (8 lanes per INT8 group of 32, 4 per
+  // INT4 group), so that the warp's code loads and input loads are each one
+  // contiguous run; a lane scales its word's sum of code * x by the group's
+  // scale (rounding in another order than value by value's
+  // (code * scale) * x: they agree to float rounding).
+  if constexpr (IsIntGroup<W>::value) {
+    constexpr int words = W::kGroup * W::kBits / 32, valuesPerWord = 32 / W::kBits;
+    constexpr bool grouped = W::kSymmetric && W::kGroupBytes % 4 == 0 && RowBytes % 4 == 0 &&
+                             K % W::kGroup == 0 && 32 % words == 0;
+    if constexpr (grouped) {
+      constexpr int groups = K / W::kGroup, groupsPerPass = 32 / words;
+      const int word = lane % words;
+#pragma unroll 4
+      for (int g = lane / words; g < groups; g += groupsPerPass) {
+        const uint32_t *group = reinterpret_cast<const uint32_t *>(row + g * W::kGroupBytes);
+        const float scale = __uint_as_float(__ldg(group));
+        const uint32_t codes = __ldg(group + 1 + word);
+        for (int j = 0; j < J; ++j)
+          acc[j] += scale * dotWord<W::kBits>(codes, xs[j] + g * W::kGroup + word * valuesPerWord);
+      }
+      for (int j = 0; j < J; ++j) {
+        const float s = warpSum(acc[j]);
+        if (lane == 0)
+          y[int64_t(ys[j]) * N + n] = s;
+      }
+      return;
+    }
+  }
+  if constexpr (chunked) {
+    const uint4 *chunks = reinterpret_cast<const uint4 *>(row);
+#pragma unroll 4
+    for (int c = lane; c < K / per; c += 32) {
+      float wv[per];
+      Chunk<W>::decode(__ldg(chunks + c), wv);
+      for (int j = 0; j < J; ++j) {
+        const float4 *xv = reinterpret_cast<const float4 *>(xs[j] + c * per);
+        for (int q = 0; q < per / 4; ++q) {
+          const float4 v = xv[q];
+          acc[j] += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z +
+                    wv[4 * q + 3] * v.w;
+        }
+      }
+    }
+  } else {
+    for (int k = lane; k < K; k += 32) {
+      const float wk = W::at(row, k);
+      for (int j = 0; j < J; ++j)
+        acc[j] += wk * xs[j][k];
+    }
+  }
+  for (int j = 0; j < J; ++j) {
+    const float s = warpSum(acc[j]);
+    if (lane == 0)
+      y[int64_t(ys[j]) * N + n] = s;
+  }
+}
+
+/// y[t, n] = sum_k x[t, k] * W[n, k] for the N rows of W this block's warps
+/// take (one output row per warp per pass), tokens up to four at a time, so
+/// that each weight is decoded once per four tokens (and a decode step's
+/// one token reads its input once per weight); plain formats in 16-byte
+/// chunks, packed ones value by value. `gather`: token i reads input row
+/// f.logitTokens[i] and writes output row i (the classifier).
 template <class W, int K, int N, int64_t RowBytes, bool Gather>
 __device__ void product(const LatheCudaFrame &f, int in, int weight, int out, int blockX) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32;
   const int tokens = Gather ? f.logitCount : f.rows;
   const float *x = f.buffers[in];
   float *y = f.buffers[out];
@@ -335,20 +478,17 @@ __device__ void product(const LatheCudaFrame &f, int in, int weight, int out, in
     const uint8_t *row = w + int64_t(n) * RowBytes;
     for (int t0 = 0; t0 < tokens; t0 += 4) {
       const float *xs[4];
-      for (int j = 0; j < 4; ++j) {
-        const int t = t0 + j < tokens ? t0 + j : t0;
-        xs[j] = x + int64_t(Gather ? f.logitTokens[t] : t) * K;
+      int ys[4];
+      const int count = min(4, tokens - t0);
+      for (int j = 0; j < count; ++j) {
+        ys[j] = t0 + j;
+        xs[j] = x + int64_t(Gather ? f.logitTokens[t0 + j] : t0 + j) * K;
       }
-      float acc[4] = {0, 0, 0, 0};
-      for (int k = lane; k < K; k += 32) {
-        const float wk = W::at(row, k);
-        for (int j = 0; j < 4; ++j)
-          acc[j] += wk * xs[j][k];
-      }
-      for (int j = 0; j < 4; ++j) {
-        const float s = warpSum(acc[j]);
-        if (lane == 0 && t0 + j < tokens)
-          y[int64_t(t0 + j) * N + n] = s;
+      switch (count) {
+      case 1: productRow<W, K, N, RowBytes, 1>(row, xs, y, ys, n); break;
+      case 2: productRow<W, K, N, RowBytes, 2>(row, xs, y, ys, n); break;
+      case 3: productRow<W, K, N, RowBytes, 3>(row, xs, y, ys, n); break;
+      default: productRow<W, K, N, RowBytes, 4>(row, xs, y, ys, n); break;
       }
     }
   }
