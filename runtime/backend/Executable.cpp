@@ -12,6 +12,22 @@ Expected<std::unique_ptr<kv::PagedKVCache>> Executable::createKVCache(int64_t to
   return kv::PagedKVCache::create(device(), kvLayout(blocks), config().context);
 }
 
+kv::KVLayout kvLayoutOf(const plan::KernelPlan &plan, int64_t blocks) {
+  kv::KVLayout layout;
+  layout.layers = plan.kvLayers;
+  layout.width = static_cast<int64_t>(plan.kvWidth);
+  layout.blockSize = 16;
+  layout.blocks = blocks;
+  layout.element = plan.kvElement;
+  return layout;
+}
+
+bool fitsPlan(const kv::KVLayout &layout, const plan::KernelPlan &plan) {
+  const kv::KVLayout expected = kvLayoutOf(plan, layout.blocks);
+  return layout.layers == expected.layers && layout.width == expected.width &&
+         layout.blockSize == expected.blockSize && layout.element == expected.element;
+}
+
 Expected<std::shared_ptr<Executable>> load(std::shared_ptr<const artifact::Artifact> artifact,
                                            const ExecutionOptions &options) {
   const std::string &target = options.target;

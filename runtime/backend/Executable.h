@@ -101,6 +101,14 @@ private:
   std::shared_ptr<const artifact::Artifact> artifact_;
 };
 
+/// The KV cache layout a plan's steps read and write (its layers, row width
+/// and element type) for a cache of `blocks` blocks of 16 rows: what every
+/// backend's kvLayout() returns.
+kv::KVLayout kvLayoutOf(const plan::KernelPlan &plan, int64_t blocks);
+/// Whether a cache laid out as `layout` (any number of blocks) is one a
+/// plan's steps can use.
+bool fitsPlan(const kv::KVLayout &layout, const plan::KernelPlan &plan);
+
 /// Loads `artifact` for `options.target` on the backend that runs it.
 /// Fails with one line when the artifact holds no plan for the target, the
 /// target has no backend here, or the options do not fit.

@@ -81,13 +81,7 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
 backend::Device &CpuExecutable::device() { return CpuDevice::instance(); }
 
 kv::KVLayout CpuExecutable::kvLayout(int64_t blocks) const {
-  kv::KVLayout layout;
-  layout.layers = plan_->kvLayers;
-  layout.width = static_cast<int64_t>(plan_->kvWidth);
-  layout.blockSize = 16;
-  layout.blocks = blocks;
-  layout.element = plan_->kvElement;
-  return layout;
+  return backend::kvLayoutOf(*plan_, blocks);
 }
 
 Status CpuExecutable::setMatMulObserver(backend::MatMulObserver observer) {
@@ -202,9 +196,7 @@ Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &ba
   const plan::ModelConfig &c = config();
   if (Status s = backend::validateBatch(batch, c.vocab, c.context, kv); !s)
     return s.error();
-  const kv::KVLayout expected = kvLayout(kv.layout().blocks);
-  if (kv.layout().layers != expected.layers || kv.layout().width != expected.width ||
-      kv.layout().element != expected.element || !kv.keys(0))
+  if (!backend::fitsPlan(kv.layout(), *plan_) || !kv.keys(0))
     return Error("the KV cache does not have this model's layout on the CPU");
   const int64_t rows = static_cast<int64_t>(batch.size());
   try {

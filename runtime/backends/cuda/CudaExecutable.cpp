@@ -211,13 +211,7 @@ Status CudaExecutable::initialize() {
 }
 
 kv::KVLayout CudaExecutable::kvLayout(int64_t blocks) const {
-  kv::KVLayout layout;
-  layout.layers = plan_->kvLayers;
-  layout.width = static_cast<int64_t>(plan_->kvWidth);
-  layout.blockSize = 16;
-  layout.blocks = blocks;
-  layout.element = plan_->kvElement;
-  return layout;
+  return backend::kvLayoutOf(*plan_, blocks);
 }
 
 Status CudaExecutable::setMatMulObserver(backend::MatMulObserver observer) {
@@ -384,10 +378,7 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   const plan::ModelConfig &c = config();
   if (Status s = backend::validateBatch(batch, c.vocab, c.context, kv); !s)
     return s.error();
-  const kv::KVLayout expected = kvLayout(kv.layout().blocks);
-  if (kv.layout().layers != expected.layers || kv.layout().width != expected.width ||
-      kv.layout().element != expected.element ||
-      !dynamic_cast<CudaBuffer *>(&kv.buffer()))
+  if (!backend::fitsPlan(kv.layout(), *plan_) || !dynamic_cast<CudaBuffer *>(&kv.buffer()))
     return Error("the KV cache does not have this model's layout on the GPU");
   if (Status s = device_.takeError(); !s)
     return s.error();
