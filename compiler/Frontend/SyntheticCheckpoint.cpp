@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sys/mman.h>
@@ -52,12 +51,7 @@ Expected<LlamaCheckpoint> readSyntheticCheckpoint(const std::string &input) {
   // Norm gains are ones, as the loader makes them (SyntheticWeights.h): the
   // CPU target's generated code holds the gains it was compiled with.
   auto ones = std::make_shared<std::vector<uint8_t>>(size_t(d) * elementSize(type));
-  const uint16_t one16 = type == ElementType::F16 ? 0x3C00 : 0x3F80;
-  const float one32 = 1.0f;
-  for (int64_t i = 0; i < d; ++i)
-    std::memcpy(ones->data() + size_t(i) * elementSize(type),
-                type == ElementType::F32 ? static_cast<const void *>(&one32) : &one16,
-                elementSize(type));
+  encodeFloats(std::vector<float>(size_t(d), 1.0f).data(), d, type, ones->data());
   ckpt.memory.push_back(ones);
   auto view = [&](std::vector<int64_t> shape) {
     TensorView v;

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -23,15 +22,6 @@ float uniform(uint32_t index, uint64_t i) {
   return float(int64_t(z >> 40) - (int64_t(1) << 23)) / float(int64_t(1) << 23);
 }
 
-void store(ElementType type, float v, uint8_t *out) {
-  if (type == ElementType::F32) {
-    std::memcpy(out, &v, 4);
-    return;
-  }
-  const uint16_t bits = type == ElementType::F16 ? floatToF16(v) : floatToBf16(v);
-  std::memcpy(out, &bits, 2);
-}
-
 } // namespace
 
 Status fillSyntheticTensor(const plan::TensorInfo &info, uint32_t index, std::span<uint8_t> out) {
@@ -39,8 +29,8 @@ Status fillSyntheticTensor(const plan::TensorInfo &info, uint32_t index, std::sp
     const size_t size = info.quant ? 0 : elementSize(info.type);
     if (info.quant || out.size() != size_t(info.shape[0]) * size)
       return Error("synthetic weights: tensor '" + info.name + "' is not a plain vector");
-    for (int64_t i = 0; i < info.shape[0]; ++i)
-      store(info.type, 1.0f, out.data() + size_t(i) * size);
+    const std::vector<float> ones(size_t(info.shape[0]), 1.0f);
+    encodeFloats(ones.data(), info.shape[0], info.type, out.data());
     return Status::ok();
   }
   const int64_t rows = info.shape[0], cols = info.shape[1];
@@ -62,8 +52,7 @@ Status fillSyntheticTensor(const plan::TensorInfo &info, uint32_t index, std::sp
         if (!formats::quantizeRow(*info.quant, row, {dst, rowBytes}))
           failed = true;
       } else {
-        for (int64_t c = 0; c < cols; ++c)
-          store(info.type, row[size_t(c)], dst + size_t(c) * elementSize(info.type));
+        encodeFloats(row.data(), cols, info.type, dst);
       }
     }
   };

@@ -105,4 +105,17 @@ inline uint16_t floatToF16(float f) {
   return static_cast<uint16_t>(sign | out);
 }
 
+/// Writes n floats as `element`s at out (f16 and bf16 rounded to nearest
+/// even by the functions above).
+inline void encodeFloats(const float *x, int64_t n, ElementType element, uint8_t *out) {
+  if (element == ElementType::F32) {
+    std::memcpy(out, x, sizeof(float) * size_t(n));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = element == ElementType::F16 ? floatToF16(x[i]) : floatToBf16(x[i]);
+    std::memcpy(out + 2 * i, &h, 2);
+  }
+}
+
 } // namespace lathe

@@ -138,15 +138,8 @@ void loadKV(const void *base, ElementType element, int64_t width, int64_t row, i
 }
 
 void storeRow(const float *x, ElementType element, int64_t width, void *base, int64_t row) {
-  uint8_t *p = static_cast<uint8_t *>(base) + row * width * int64_t(elementSize(element));
-  if (element == ElementType::F32) {
-    std::memcpy(p, x, sizeof(float) * width);
-    return;
-  }
-  for (int64_t i = 0; i < width; ++i) {
-    uint16_t h = element == ElementType::F16 ? floatToF16(x[i]) : floatToBf16(x[i]);
-    std::memcpy(p + 2 * i, &h, 2);
-  }
+  encodeFloats(x, width, element,
+               static_cast<uint8_t *>(base) + row * width * int64_t(elementSize(element)));
 }
 
 } // namespace

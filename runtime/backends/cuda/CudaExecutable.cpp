@@ -16,6 +16,21 @@ CUdeviceptr addressOf(const backend::Buffer &buffer) {
   return static_cast<const CudaBuffer &>(buffer).address();
 }
 
+/// Copies `addresses` into `table` (allocated on first use, then the same
+/// size every time): the weights' and buffers' tables the kernels index.
+Status uploadAddresses(CudaDevice &device, const std::vector<CUdeviceptr> &addresses,
+                       std::unique_ptr<backend::Buffer> &table, const char *what) {
+  const size_t bytes = addresses.size() * sizeof(CUdeviceptr);
+  if (!table) {
+    Expected<std::unique_ptr<backend::Buffer>> made = device.allocate(bytes);
+    if (!made)
+      return made.error();
+    table = made.take();
+  }
+  return check(device.api(), device.api().cuMemcpyHtoD(addressOf(*table), addresses.data(), bytes),
+               std::string("copying the ") + what + " table to the GPU");
+}
+
 } // namespace
 
 Expected<std::shared_ptr<backend::Executable>>
@@ -153,7 +168,9 @@ Status CudaExecutable::initialize() {
     kernels_.push_back(fn);
     dynamicShared_.push_back(dynamicShared);
   }
-  if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING), "creating a CUDA stream"); !s)
+  if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING),
+                       "creating a CUDA stream");
+      !s)
     return s;
 
   // Every tensor, 256-byte aligned in one allocation, and the table of
@@ -178,16 +195,7 @@ Status CudaExecutable::initialize() {
         !s)
       return s;
   }
-  Expected<std::unique_ptr<backend::Buffer>> table =
-      device_.allocate(addresses.size() * sizeof(CUdeviceptr));
-  if (!table)
-    return table.error();
-  weightTable_ = table.take();
-  if (Status s = check(api_,
-                       api_.cuMemcpyHtoD(addressOf(*weightTable_), addresses.data(),
-                                         addresses.size() * sizeof(CUdeviceptr)),
-                       "copying the weight table to the GPU");
-      !s)
+  if (Status s = uploadAddresses(device_, addresses, weightTable_, "weight"); !s)
     return s;
   host_.weights = reinterpret_cast<const uint8_t *const *>(addressOf(*weightTable_));
   Expected<std::unique_ptr<backend::Buffer>> frame = device_.allocate(sizeof(LatheCudaFrame));
@@ -237,18 +245,7 @@ Status CudaExecutable::reserveRows(int64_t rows) {
     addresses.push_back(addressOf(**b));
     grown.push_back(b.take());
   }
-  if (!bufferTable_) {
-    Expected<std::unique_ptr<backend::Buffer>> table =
-        device_.allocate(addresses.size() * sizeof(CUdeviceptr));
-    if (!table)
-      return table.error();
-    bufferTable_ = table.take();
-  }
-  if (Status s = check(api_,
-                       api_.cuMemcpyHtoD(addressOf(*bufferTable_), addresses.data(),
-                                         addresses.size() * sizeof(CUdeviceptr)),
-                       "copying the buffer table to the GPU");
-      !s)
+  if (Status s = uploadAddresses(device_, addresses, bufferTable_, "buffer"); !s)
     return s;
   activations_ = std::move(grown);
   rowCapacity_ = capacity;
@@ -321,7 +318,7 @@ Status CudaExecutable::launchAll(int64_t rows) {
     const LatheCudaLaunch &l = launches_[i];
     unsigned gx = 1, gy = 1;
     switch (l.grid) {
-    case LATHE_CUDA_GRID_PER_TOKEN: gx = unsigned(rows); gy = unsigned(l.blocks); break;
+    case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
     case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(rows); gy = unsigned(l.blocks); break;
     default: gx = unsigned(l.blocks); gy = unsigned(l.products); break;
     }
@@ -392,9 +389,14 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   std::map<backend::SequenceId, int64_t> added;
   for (backend::SequenceId sequence : batch.sequences)
     added[sequence] += 1;
+  // Each sequence's length before the step: a failure after the cache grew
+  // shrinks it back to these.
+  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
   int64_t longest = 0;
-  for (const auto &[sequence, count] : added)
-    longest = std::max(longest, kv.length(sequence) + count);
+  for (const auto &[sequence, count] : added) {
+    lengths.emplace_back(sequence, kv.length(sequence));
+    longest = std::max(longest, lengths.back().second + count);
+  }
   for (size_t i = 0; i < launches_.size(); ++i)
     if (int64_t(launches_[i].sharedPerVisible) * std::min<int64_t>(longest, c.context) >
         dynamicShared_[i])
@@ -409,9 +411,6 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows));
   }
-  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
-  for (const auto &[sequence, count] : added)
-    lengths.emplace_back(sequence, kv.length(sequence));
   if (Status s = layout_.prepare(batch, kv); !s)
     return s.error();
   // From here a failure must leave the cache as it was: wait for what was
