@@ -1,12 +1,14 @@
 # The two commands of the README, for root on a fresh Debian 12 machine:
 #   make run    install packages, build, fetch stories15M, compile it, tell a story
-#   make test   install packages, build, fetch stories15M, run every test
+#   make test   install packages, build, fetch stories15M (and the Hugging
+#               Face tokenizers the tokenizer tests compare with), run every test
 #               (then the runtime's unit tests again under ASan + UBSan)
 SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD ?= $(ROOT)/build
 SANITIZE_BUILD ?= $(ROOT)/build-sanitize
 MODEL_DIR ?= $(HOME)/.cache/lathe/models/stories15M
+TOKENIZER_DIR ?= $(HOME)/.cache/lathe/tokenizers
 JOBS ?= $(shell nproc)
 PROMPT ?= Once upon a time
 # A clone in another folder reuses the compiler cache of this one.
@@ -20,7 +22,7 @@ run: build model
 	$(BUILD)/bin/lathe-run $(BUILD)/stories15M.lathe --prompt "$(PROMPT)" -n 200 --temperature 0.8 --top-p 0.9 --seed 42
 
 test: build model
-	cd $(BUILD) && LATHE_MODEL_DIR=$(MODEL_DIR) ctest --output-on-failure -j$(JOBS)
+	cd $(BUILD) && LATHE_MODEL_DIR=$(MODEL_DIR) LATHE_TOKENIZER_DIR=$(TOKENIZER_DIR) ctest --output-on-failure -j$(JOBS)
 	$(MAKE) sanitize
 
 # The runtime (no MLIR) and its unit tests built with AddressSanitizer and
@@ -48,11 +50,13 @@ build: deps
 	  -DLLVM_USE_LINKER=lld \
 	  -DMLIR_DIR=/usr/lib/llvm-22/lib/cmake/mlir \
 	  -DLLVM_EXTERNAL_LIT=/usr/lib/llvm-22/bin/lit \
-	  -DLATHE_MODEL_DIR=$(MODEL_DIR)
+	  -DLATHE_MODEL_DIR=$(MODEL_DIR) \
+	  -DLATHE_TOKENIZER_DIR=$(TOKENIZER_DIR)
 	cmake --build $(BUILD) -j$(JOBS)
 
 model: deps
 	@bash $(ROOT)/scripts/fetch-model.sh $(MODEL_DIR)
+	@bash $(ROOT)/scripts/fetch-tokenizers.sh $(TOKENIZER_DIR)
 
 clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD)

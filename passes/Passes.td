@@ -129,7 +129,9 @@ def PlanReuseBuffers : Pass<"lathe-plan-reuse-buffers", "mlir::func::FuncOp"> {
     the same width whose last reader or writer came before it, so a step
     needs a few buffers per width instead of one per value. A buffer is
     never reused by the kernel that reads it for the last time (a product's
-    output must not be its input), and the returned buffer is never freed.
+    output must not be its input), nor by the kernel after that (a backend
+    may run the two in one launch, as the CUDA target runs an add_rms_norm's
+    add in the product before it), and the returned buffer is never freed.
   }];
 }
 

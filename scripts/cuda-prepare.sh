@@ -3,9 +3,12 @@
 # runtime tools and CudaBackendTest built here (with the shared libraries
 # they need that a GPU machine may lack), and artifacts compiled with
 # --target=cuda: the tiny test model (f32, f16/bf16 KV caches, asymmetric
-# INT4) and stories15M (INT8 and INT4, group 32), and speed models (Llama
-# 3.2 1B in bf16, INT8 and INT4, TinyLlama 1.1B in bf16; random weights).
-# About 60 MB; the INT4/INT8 speed models take a minute each to pack.
+# INT4), small grouped-query models (bf16, INT8, every BFP/MX/FP6 format, a
+# wide feed-forward layer), stories15M (INT8 and INT4, group 32), and speed
+# models (Llama
+# 3.2 1B in bf16, INT8, INT4 and FP6 4+2, TinyLlama 1.1B in bf16; random
+# weights).
+# About 55 MB; the packed speed models take a minute or two each to pack.
 #
 #   scripts/cuda-prepare.sh [MODEL_DIR] [BUILD_DIR]
 set -euo pipefail
@@ -27,6 +30,15 @@ compile "$tiny" --kv=f16 --quant=int4:group=32:asym -o "$out/artifacts/tiny-int4
 gqa=$root/test/data/gqa-test-config.json
 compile "$gqa" --synthetic-weights -o "$out/artifacts/gqa-bf16.lathe"
 compile "$gqa" --synthetic-weights --quant=int8:group=32 --kv=bf16 -o "$out/artifacts/gqa-int8-kvbf16.lathe"
+# Long rows: an 8192-wide down projection, several batches of loads per row.
+wide=$root/test/data/wide-ffn-test-config.json
+compile "$wide" --synthetic-weights -o "$out/artifacts/wide-bf16.lathe"
+compile "$wide" --synthetic-weights --quant=int8:group=32 -o "$out/artifacts/wide-int8.lathe"
+# Every other packed format, decoded by runtime/backends/cuda/kernels/CudaFormats.cuh.
+for q in bfp4 bfp8:block=16 mxfp4_e2m1 mxfp6_e3m2 mxfp6_e2m3 mxfp8_e4m3 mxfp8_e5m2 mxint8 \
+         fp6_4p2 fp6_4p2:group=32; do
+  compile "$gqa" --synthetic-weights --quant="$q" -o "$out/artifacts/gqa-${q//[:=]/-}.lathe"
+done
 for q in int8:group=32 int4:group=32; do
   compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant="$q" \
     -o "$out/artifacts/stories15M-${q%%:*}.lathe"
@@ -34,11 +46,13 @@ done
 cp "$root/test/data/stories15M_reference.json" "$out/"
 # Speed models: real sizes, random weights made at load (scripts/cuda-speed.sh).
 mkdir -p "$out/speed"
-# (TinyLlama in bf16 only: the device tool carries 64 MiB at most.)
+# (TinyLlama in bf16 only: the device tool carries 64 MiB at most; the
+# folder travels as speed.tar.xz, which cuda-speed.sh unpacks.)
 for spec in llama-3.2-1b:none llama-3.2-1b:int8:group=32 llama-3.2-1b:int4:group=32 \
-             tinyllama-1.1b:none; do
+             llama-3.2-1b:fp6_4p2 tinyllama-1.1b:none; do
   m=${spec%%:*} q=${spec#*:}
   compile "$root/scripts/speed-models/$m.json" --synthetic-weights --quant="$q" \
     -o "$out/speed/$m-${q%%:*}.lathe"
 done
+(cd "$out" && tar cf - speed | xz -1 -T2 > speed.tar.xz && rm -rf speed)
 du -sh "$out"

@@ -6,9 +6,14 @@
 set -uo pipefail
 dir=${1:-.device}
 export LD_LIBRARY_PATH=$PWD/$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+[ -f "$dir/speed.tar.xz" ] && [ ! -d "$dir/speed" ] && (cd "$dir" && tar xJf speed.tar.xz)
 nvidia-smi --query-gpu=name,driver_version,clocks.max.memory --format=csv,noheader
 for a in "$dir"/speed/*.lathe; do
   "$dir/bin/lathe-bench" "$a" --repeat 5
+done
+# Several sequences decoding together (the batch form), bf16 Llama shape.
+for n in 4 16; do
+  "$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-none.lathe" --repeat 3 --sequences "$n"
 done
 for config in scripts/speed-models/*.json; do
   echo "== $(basename "$config")"

@@ -1,11 +1,15 @@
 #include "codegen/CUDA/EmitCudaModel.h"
 
 #include "codegen/CUDA/CudaCodeHeaders.h"
+#include "codegen/CUDA/FusedLaunches.h"
 #include "runtime/backends/cuda/kernels/CudaFrame.h"
 #include "runtime/formats/RowCodec.h"
+#include "runtime/kernels/ElementwiseKernels.h"
 
 #include <fmt/format.h>
 
+#include <bit>
+#include <set>
 #include <type_traits>
 #include <variant>
 
@@ -28,14 +32,35 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
     return WeightCode{type, cols * int64_t(elementSize(info.type))};
   }
   const formats::FormatSpec &spec = *info.quant;
-  if (spec.kind != formats::FormatKind::INT8 && spec.kind != formats::FormatKind::INT4)
-    return Error(fmt::format("tensor '{}' is stored as {}, and the cuda target has kernels "
-                             "only for f32, f16, bf16, int8 and int4 weights so far",
-                             info.name, info.formatName()));
-  return WeightCode{fmt::format("lathe_cuda::IntGroup<{}, {}, {}>",
-                                spec.kind == formats::FormatKind::INT8 ? 8 : 4, spec.blockSize,
-                                spec.symmetric ? "true" : "false"),
-                    int64_t(formats::packedRowBytes(spec, cols))};
+  const int64_t rowBytes = int64_t(formats::packedRowBytes(spec, cols));
+  using formats::FormatKind;
+  switch (spec.kind) {
+  case FormatKind::INT8:
+  case FormatKind::INT4:
+    return WeightCode{fmt::format("lathe_cuda::IntGroup<{}, {}, {}>",
+                                  spec.kind == FormatKind::INT8 ? 8 : 4, spec.blockSize,
+                                  spec.symmetric ? "true" : "false"),
+                      rowBytes};
+  case FormatKind::BFP:
+    return WeightCode{fmt::format("lathe_cuda::Bfp<{}, {}>", spec.mantissaBits, spec.blockSize),
+                      rowBytes};
+  case FormatKind::FP6_4P2:
+    // Per channel: the whole row is one group (formats::rowBlockValues).
+    return WeightCode{fmt::format("lathe_cuda::Fp6Split<{}>",
+                                  formats::rowBlockValues(spec, cols)),
+                      rowBytes};
+  default: {
+    const char *element = spec.kind == FormatKind::MXINT8       ? "INT8"
+                          : spec.kind == FormatKind::MXFP8_E4M3 ? "FP8_E4M3"
+                          : spec.kind == FormatKind::MXFP8_E5M2 ? "FP8_E5M2"
+                          : spec.kind == FormatKind::MXFP6_E3M2 ? "FP6_E3M2"
+                          : spec.kind == FormatKind::MXFP6_E2M3 ? "FP6_E2M3"
+                                                                : "FP4_E2M1";
+    return WeightCode{fmt::format("lathe_cuda::Mx<lathe_cuda::MxElement::{}, {}>", element,
+                                  spec.blockSize),
+                      rowBytes};
+  }
+  }
 }
 
 const char *cacheType(ElementType element) {
@@ -50,10 +75,13 @@ std::string floatLiteral(float v) { return fmt::format("{:.8e}f", v); }
 class Emitter {
 public:
   Emitter(const plan::KernelPlan &plan, const std::vector<plan::TensorInfo> &tensors)
-      : plan_(plan), tensors_(tensors) {}
+      : plan_(plan), tensors_(tensors), fused_(fuseLaunches(plan, normRowsFit)) {}
 
   Expected<std::string> emit() {
     for (size_t i = 0; i < plan_.steps.size(); ++i) {
+      if (fused_.absorbed[i])
+        continue;
+      step_ = i;
       Status s = std::visit([&](const auto &step) { return emitStep(step); }, plan_.steps[i]);
       if (!s)
         return Error(fmt::format("step {} ({}): {}", i, plan::stepName(plan_.steps[i]),
@@ -72,21 +100,22 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}}},\n", l.grid, l.blocks, l.products,
+      out += fmt::format("    {{{}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
                          l.sharedPerVisible);
     out += "};\n\n";
+    out += tables_;
     out += kernels_;
     return out;
   }
 
 private:
-  void launch(LatheCudaGrid grid, int32_t blocks, int32_t products, int32_t sharedPerVisible,
+  void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, int32_t sharedPerVisible,
               const std::string &comment, const std::string &body) {
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                             comment, LATHE_CUDA_THREADS, launches_.size(), body);
-    launches_.push_back({grid, blocks, products, sharedPerVisible});
+    launches_.push_back({grid, blocks, sharedBytes, sharedPerVisible});
   }
   /// A kernel over each token's row: `width` elements spread over blocks
   /// of `perThread` elements per thread (0: one block, a row-wide
@@ -95,22 +124,101 @@ private:
                 int64_t perThread = 4) {
     const int64_t perBlock = perThread * LATHE_CUDA_THREADS;
     const int32_t blocks = width > 0 ? int32_t((width + perBlock - 1) / perBlock) : 1;
-    launch(LATHE_CUDA_GRID_PER_TOKEN, blocks, 1, 0, comment, "  " + call + ";\n");
+    launch(LATHE_CUDA_GRID_PER_TOKEN, blocks, 0, 0, comment, "  " + call + ";\n");
   }
   int64_t width(uint32_t buffer) const { return int64_t(plan_.bufferWidths[buffer]); }
   static int32_t blocksFor(int64_t rows) {
     return int32_t((rows + LATHE_CUDA_ROWS_PER_BLOCK - 1) / LATHE_CUDA_ROWS_PER_BLOCK);
   }
-  /// The call of lathe_cuda::product for one weight.
-  Expected<std::string> productCall(uint32_t input, uint32_t weight, uint32_t output,
-                                    bool gather) {
-    const plan::TensorInfo &info = tensors_[weight];
-    Expected<WeightCode> w = weightCode(info);
-    if (!w)
-      return w.error();
-    return fmt::format("lathe_cuda::product<{}, {}, {}, {}, {}>(f, {}, {}, {}, blockIdx.x)",
-                       w->type, info.shape[1], info.shape[0], w->rowBytes,
-                       gather ? "true" : "false", input, weight, output);
+  static bool normRowsFit(uint64_t width) { return LATHE_CUDA_NORM_TOKENS(width) > 0; }
+
+  /// One product of a launch, as the generated code calls it.
+  struct Product {
+    uint32_t input, weight, output;
+    bool gather = false;
+  };
+
+  /// One launch of `products` (of one input), the blocks shared out in
+  /// order, with the norm before them and the add after them that the
+  /// fusions give the current step.
+  Status emitProducts(const char *comment, const std::vector<Product> &products) {
+    std::string input = "lathe_cuda::PlainInput{}";
+    int32_t sharedBytes = 0;
+    uint32_t in = products.front().input;
+    if (const std::optional<size_t> norm = fused_.normOf[step_]) {
+      uint32_t gain = 0;
+      float epsilon = 0;
+      if (const auto *r = std::get_if<plan::RmsNormStep>(&plan_.steps[*norm])) {
+        in = r->input;
+        gain = r->gain;
+        epsilon = r->epsilon;
+      } else {
+        const auto &a = std::get<plan::AddRmsNormStep>(plan_.steps[*norm]);
+        in = a.sum;
+        gain = a.gain;
+        epsilon = a.epsilon;
+      }
+      Expected<WeightCode> g = weightCode(tensors_[gain]);
+      if (!g)
+        return g.error();
+      input = fmt::format("lathe_cuda::NormedInput<{}>{{{}, {}}}", g->type, gain,
+                          floatLiteral(epsilon));
+      const int64_t width = this->width(in);
+      sharedBytes = int32_t(LATHE_CUDA_NORM_TOKENS(width) * width * int64_t(sizeof(float)));
+    }
+    // An add after a single matmul: it writes `sum = other + W x`.
+    bool residual = false;
+    uint32_t other = 0, output = products.front().output;
+    if (const std::optional<size_t> add = fused_.residualOf[step_]) {
+      const auto &a = std::get<plan::AddRmsNormStep>(plan_.steps[*add]);
+      residual = true;
+      other = a.lhs == output ? a.rhs : a.lhs;
+      output = a.sum;
+    }
+    std::string body;
+    int32_t first = 0;
+    auto call = [&](const std::string &rows, int64_t k, int64_t n, bool gather) {
+      const int32_t blocks = blocksFor(n);
+      body += fmt::format("  if (blockIdx.x < {}) {{\n"
+                          "    lathe_cuda::product<{}, {}>(f, {}, {},\n"
+                          "        {},\n        blockIdx.x - {}, {});\n    return;\n  }}\n",
+                          first + blocks, k, gather ? "true" : "false", in, input, rows, first,
+                          blocks);
+      first += blocks;
+    };
+    if (const std::optional<size_t> silu = fused_.gatedOf[step_]) {
+      const plan::TensorInfo &gate = tensors_[products[0].weight];
+      const plan::TensorInfo &up = tensors_[products[1].weight];
+      Expected<WeightCode> g = weightCode(gate), u = weightCode(up);
+      if (!g)
+        return g.error();
+      if (!u)
+        return u.error();
+      const uint32_t output = std::get<plan::SiluMulStep>(plan_.steps[*silu]).output;
+      call(fmt::format("lathe_cuda::GatedRows<{}, {}, {}, {}, {}, {}>{{f.weights[{}], "
+                       "f.weights[{}], f.buffers[{}]}}",
+                       g->type, u->type, gate.shape[1], gate.shape[0], g->rowBytes, u->rowBytes,
+                       products[0].weight, products[1].weight, output),
+           gate.shape[1], gate.shape[0], false);
+    } else {
+      for (const Product &p : products) {
+        const plan::TensorInfo &info = tensors_[p.weight];
+        Expected<WeightCode> w = weightCode(info);
+        if (!w)
+          return w.error();
+        call(fmt::format("lathe_cuda::PlainRows<{}, {}, {}, {}, {}>{{f.weights[{}], "
+                         "f.buffers[{}], {}}}",
+                         w->type, info.shape[1], info.shape[0], w->rowBytes,
+                         residual ? "true" : "false", p.weight, residual ? output : p.output,
+                         residual ? fmt::format("f.buffers[{}]", other) : "nullptr"),
+             info.shape[1], info.shape[0], p.gather);
+      }
+    }
+    launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes, 0,
+           fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
+                       residual ? ", then add_rms_norm's add" : ""),
+           body);
+    return Status::ok();
   }
   static Status floatOnly(plan::Activations activations) {
     if (activations == plan::Activations::Int8)
@@ -142,6 +250,12 @@ private:
     Expected<WeightCode> g = weightCode(tensors_[s.gain]);
     if (!g)
       return g.error();
+    if (fused_.addDone[step_]) { // the matmul before wrote the sum
+      perToken("rms_norm (the add went into the matmul before)",
+               fmt::format("lathe_cuda::rmsNorm<{}, {}>(f, {}, {}, {}, {})", g->type,
+                           width(s.sum), s.sum, s.gain, floatLiteral(s.epsilon), s.output));
+      return Status::ok();
+    }
     perToken("add_rms_norm",
              fmt::format("lathe_cuda::addRmsNorm<{}, {}>(f, {}, {}, {}, {}, {}, {})", g->type,
                          width(s.lhs), s.lhs, s.rhs, s.gain, s.sum, floatLiteral(s.epsilon),
@@ -151,56 +265,51 @@ private:
   Status emitStep(const plan::MatMulStep &s) {
     if (Status st = floatOnly(s.activations); !st)
       return st;
-    Expected<std::string> call = productCall(s.input, s.weight, s.output, false);
-    if (!call)
-      return call.error();
-    launch(LATHE_CUDA_GRID_PRODUCT, blocksFor(tensors_[s.weight].shape[0]), 1, 0, "matmul",
-           "  " + *call + ";\n");
-    return Status::ok();
+    return emitProducts("matmul", {{s.input, s.weight, s.output}});
   }
   Status emitStep(const plan::MatMulsStep &s) {
     if (Status st = floatOnly(s.activations); !st)
       return st;
-    // One launch: grid row y runs product y.
-    std::string body = "  switch (blockIdx.y) {\n";
-    int32_t blocks = 0;
-    for (size_t i = 0; i < s.weights.size(); ++i) {
-      Expected<std::string> call = productCall(s.input, s.weights[i], s.outputs[i], false);
-      if (!call)
-        return call.error();
-      body += fmt::format("  case {}: {}; break;\n", i, *call);
-      blocks = std::max(blocks, blocksFor(tensors_[s.weights[i]].shape[0]));
-    }
-    body += "  }\n";
-    launch(LATHE_CUDA_GRID_PRODUCT, blocks, int32_t(s.weights.size()), 0, "matmuls", body);
-    return Status::ok();
+    std::vector<Product> products;
+    for (size_t i = 0; i < s.weights.size(); ++i)
+      products.push_back({s.input, s.weights[i], s.outputs[i]});
+    return emitProducts(fused_.gatedOf[step_] ? "matmuls: gate and up, then silu_mul" : "matmuls",
+                        products);
   }
   Status emitStep(const plan::LogitsStep &s) {
     if (Status st = floatOnly(s.activations); !st)
       return st;
-    Expected<std::string> call = productCall(s.input, s.classifier, s.output, true);
-    if (!call)
-      return call.error();
-    launch(LATHE_CUDA_GRID_PRODUCT, blocksFor(tensors_[s.classifier].shape[0]), 1, 0,
-           "logits", "  " + *call + ";\n");
-    return Status::ok();
+    return emitProducts("logits", {{s.input, s.classifier, s.output, /*gather=*/true}});
   }
   Status emitStep(const plan::RopeStep &s) {
     perToken("rope",
              fmt::format("lathe_cuda::rope<{}, {}, {}>(f, {}, {}, {})", width(s.input),
                          s.headDim, s.layout == plan::RopeLayout::Interleaved ? "true" : "false",
-                         s.input, s.output, floatLiteral(s.theta)),
+                         s.input, s.output, ropeFrequencies(s.theta, s.headDim)),
              width(s.input) / 2, /*perThread=*/1); // angles in double: spread them
     return Status::ok();
   }
   Status emitStep(const plan::AttentionStep &s) {
     const char *element = cacheType(plan_.kvElement);
     const int64_t kvWidth = int64_t(s.kvHeads) * s.headDim;
-    perToken("attention: store the step's keys and values",
-             fmt::format("lathe_cuda::storeKV<{}, {}>(f, {}, {}, {})", element, kvWidth, s.keys,
-                         s.values, s.layer),
-             kvWidth);
-    launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads), 1, int32_t(sizeof(float)), "attention",
+    if (const std::optional<size_t> rope = fused_.ropeOf[step_]) {
+      const auto &q = std::get<plan::RopeStep>(plan_.steps[*rope]);
+      const auto &k = std::get<plan::RopeStep>(plan_.steps[*rope + 1]);
+      perToken("attention: RoPE of the queries and keys, the keys and values stored",
+               fmt::format("lathe_cuda::ropeStoreKV<{}, {}, {}, {}, {}>(f, {}, {}, {}, {}, {}, "
+                           "{}, {})",
+                           element, width(q.input), kvWidth, s.headDim,
+                           q.layout == plan::RopeLayout::Interleaved ? "true" : "false", q.input,
+                           q.output, k.input, k.output, s.values, s.layer,
+                           ropeFrequencies(q.theta, s.headDim)),
+               width(q.input) / 2 + kvWidth / 2 + kvWidth, /*perThread=*/1);
+    } else {
+      perToken("attention: store the step's keys and values",
+               fmt::format("lathe_cuda::storeKV<{}, {}>(f, {}, {}, {})", element, kvWidth,
+                           s.keys, s.values, s.layer),
+               kvWidth);
+    }
+    launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads), 0, int32_t(sizeof(float)), "attention",
            fmt::format("  lathe_cuda::attention<{}, {}, {}, {}>(f, {}, {}, {});\n", element,
                        s.heads, s.kvHeads, s.headDim, s.queries, s.output, s.layer));
     return Status::ok();
@@ -222,6 +331,27 @@ private:
 
   const plan::KernelPlan &plan_;
   const std::vector<plan::TensorInfo> &tensors_;
+  /// The name of a table of RoPE frequencies (one per theta and head
+  /// size), emitted on first use.
+  std::string ropeFrequencies(float theta, uint32_t headDim) {
+    const std::string name = fmt::format("lathe_cuda_rope_frequencies_{}_{:08x}", headDim,
+                                         std::bit_cast<uint32_t>(theta));
+    if (ropeTables_.insert(name).second) {
+      tables_ += fmt::format("// theta^(-2i / {}) for theta = {}, as lathe_rope_frequency "
+                             "computes them on the CPU.\n__device__ const double {}[{}] = {{",
+                             headDim, theta, name, headDim / 2);
+      for (uint32_t i = 0; i < headDim / 2; ++i)
+        tables_ += fmt::format("{}{:a}", i ? ", " : "",
+                               lathe_rope_frequency(double(theta), int64_t(i), headDim));
+      tables_ += "};\n\n";
+    }
+    return name;
+  }
+
+  FusedLaunches fused_;
+  std::set<std::string> ropeTables_;
+  std::string tables_;
+  size_t step_ = 0; // the step being emitted
   std::vector<LatheCudaLaunch> launches_;
   std::string kernels_;
 };

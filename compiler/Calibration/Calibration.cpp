@@ -26,6 +26,17 @@ struct ChannelStats {
 
 Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tokenizer,
                                      std::string_view text, int64_t maxTokens) {
+  return calibrateOn(module, tokenizeLines(text, tokenizer), maxTokens);
+}
+
+Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const TextTokenizer &tokenizer,
+                                     std::string_view text, int64_t maxTokens) {
+  return calibrateOn(module, tokenizeLines(text, tokenizer), maxTokens);
+}
+
+Expected<CalibrationStats> calibrateOn(mlir::ModuleOp module,
+                                       const std::vector<TextSequence> &sequences,
+                                       int64_t maxTokens) {
   // One step per tfm op (no grouping or fusion), float activations: the
   // i-th matmul step is the i-th tfm.linear of the module.
   codegen::PlanOptions planOptions;
@@ -70,7 +81,7 @@ Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tok
 
   CalibrationStats result;
   const int64_t context = lowered->config.context;
-  for (const TextSequence &sequence : tokenizeLines(text, tokenizer)) {
+  for (const TextSequence &sequence : sequences) {
     if (result.tokens >= maxTokens)
       break;
     const std::vector<int32_t> &ids = sequence.ids;

@@ -10,6 +10,8 @@
 #pragma once
 
 #include "runtime/support/Expected.h"
+#include "runtime/engine/Generation.h"
+#include "runtime/tokenizer/TextTokenizer.h"
 #include "runtime/tokenizer/Tokenizer.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -35,5 +37,13 @@ struct CalibrationStats {
 /// At most `maxTokens` tokens are run.
 Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tokenizer,
                                      std::string_view text, int64_t maxTokens = 4096);
+/// The same with either kind of tokenizer (a Hugging Face one adds BOS only
+/// where it is configured to).
+Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const TextTokenizer &tokenizer,
+                                     std::string_view text, int64_t maxTokens = 4096);
+/// The same over lines already tokenized.
+Expected<CalibrationStats> calibrateOn(mlir::ModuleOp module,
+                                       const std::vector<TextSequence> &sequences,
+                                       int64_t maxTokens);
 
 } // namespace lathe::compiler

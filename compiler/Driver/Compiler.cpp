@@ -16,6 +16,8 @@
 #include "compiler/Frontend/SyntheticCheckpoint.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "runtime/artifact/ArtifactWriter.h"
+#include "runtime/tokenizer/HFTokenizerJson.h"
+#include "runtime/tokenizer/TextTokenizer.h"
 #include "runtime/tokenizer/Tokenizer.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -26,6 +28,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <fmt/format.h>
 #include <filesystem>
 
 namespace fs = std::filesystem;
@@ -47,15 +50,25 @@ std::string modelName(const std::string &input) {
 }
 
 /// --tokenizer, else tokenizer.bin beside the checkpoint (or inside the HF
-/// folder), else none: the artifact then runs only from token ids.
+/// folder), else the HF folder's tokenizer.json, else none: the artifact
+/// then runs only from token ids. A tokenizer.bin put in an HF folder is
+/// there on purpose, so it goes first.
 std::string findTokenizer(const CompileOptions &o) {
   if (!o.tokenizer.empty())
     return o.tokenizer;
   fs::path dir = fs::is_directory(o.input) ? fs::path(o.input)
                                            : fs::path(o.input).parent_path();
-  fs::path candidate = dir / "tokenizer.bin";
   std::error_code ec;
-  return fs::is_regular_file(candidate, ec) ? candidate.string() : std::string();
+  for (const char *name : {"tokenizer.bin", "tokenizer.json"})
+    if (fs::is_regular_file(dir / name, ec))
+      return (dir / name).string();
+  return std::string();
+}
+
+/// A Hugging Face tokenizer: a tokenizer.json or a folder holding one.
+bool isHFTokenizer(const std::string &path) {
+  std::error_code ec;
+  return fs::is_directory(path, ec) || fs::path(path).extension() == ".json";
 }
 
 } // namespace
@@ -174,7 +187,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   }
   // The tokenizer: stored in the artifact, and needed to calibrate.
   Vocabulary vocabulary;
-  std::optional<Tokenizer> tokenizer;
+  std::optional<HFTokenizerSpec> hfTokenizer;
+  std::optional<TextTokenizer> tokenizer;
   if (std::string tokPath = o.syntheticWeights ? "" : findTokenizer(o); !tokPath.empty()) {
     report("reading tokenizer " + tokPath, 0);
     int64_t vocabSize = 0;
@@ -184,15 +198,29 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
           vocabSize = t.getRank() == 2 ? t.getDimSize(1) : 0;
     if (vocabSize <= 0)
       return Error(o.input + ": cannot tell the vocabulary size from @forward's result");
-    Expected<Vocabulary> vocab =
-        loadLlama2cTokenizer(tokPath, static_cast<uint32_t>(vocabSize));
-    if (!vocab)
-      return vocab.error();
-    Expected<Tokenizer> tok = Tokenizer::create(*vocab);
-    if (!tok)
-      return Error(tokPath + ": " + tok.error().message());
-    tokenizer = tok.take();
-    vocabulary = vocab.take();
+    if (isHFTokenizer(tokPath)) {
+      Expected<HFTokenizerSpec> spec = loadHFTokenizer(tokPath);
+      if (!spec)
+        return spec.error();
+      Expected<HFTokenizer> tok = HFTokenizer::create(*spec, tokPath);
+      if (!tok)
+        return tok.error();
+      if (tok->idCount() > static_cast<size_t>(vocabSize))
+        return Error(fmt::format("{}: the tokenizer has ids up to {}, the model only {} logits",
+                                 tokPath, tok->idCount() - 1, vocabSize));
+      tokenizer.emplace(tok.take());
+      hfTokenizer = spec.take();
+    } else {
+      Expected<Vocabulary> vocab =
+          loadLlama2cTokenizer(tokPath, static_cast<uint32_t>(vocabSize));
+      if (!vocab)
+        return vocab.error();
+      Expected<Tokenizer> tok = Tokenizer::create(*vocab);
+      if (!tok)
+        return Error(tokPath + ": " + tok.error().message());
+      tokenizer.emplace(tok.take());
+      vocabulary = vocab.take();
+    }
   }
 
   // Reordering and format selection need calibration; plain quantization
@@ -310,6 +338,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   contents.producer = "lathe-compile 0.1.0";
   contents.syntheticWeights = o.syntheticWeights;
   contents.vocabulary = vocabulary;
+  contents.hfTokenizer = hfTokenizer;
   return artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
     report("writing " + o.output, total ? double(done) / double(total) : 1.0);
   });

@@ -18,7 +18,7 @@ enum class EmitKind { Artifact, MLIR, Plan, Cpp, Cuda };
 
 struct CompileOptions {
   std::string input;       // model file, HF folder, or .mlir
-  std::string tokenizer;   // llama2.c tokenizer.bin; empty: look beside the model
+  std::string tokenizer;   // tokenizer.bin or tokenizer.json; empty: look beside the model
   std::string target = "cpu"; // or "cuda", "cuda:sm_90a,sm_100a", ...
   std::string output;      // artifact path (EmitKind::Artifact)
   std::string quant = "none"; // --quant (QuantFlag.h)

@@ -5,6 +5,7 @@
 #include "runtime/artifact/FileHeader.h"
 #include "runtime/artifact/SyntheticWeights.h"
 #include "runtime/support/HugePages.h"
+#include "runtime/tokenizer/HFTokenizer.h"
 
 #include <cmath>
 #include <cstring>
@@ -25,6 +26,61 @@ Expected<plan::Step> convertStep(const fb::Step *step) {
   if (step->floats())
     floats = {step->floats()->data(), step->floats()->size()};
   return plan::unflatten(step->kind()->string_view(), ints, floats);
+}
+
+/// The Hugging Face tokenizer of a verified description: its pieces and
+/// its tables, every offset checked. HFTokenizer::create checks the rest.
+Expected<HFTokenizerSpec> readHFTokenizer(const fb::Tokenizer &t, const std::string &src) {
+  auto fail = [&](const std::string &what) { return Error(src + ": corrupt: " + what); };
+  const fb::HFTokenizer &h = *t.hf();
+  HFTokenizerSpec spec;
+  if (t.scores()->size() != 0 || t.piece_offsets()->size() == 0)
+    return fail("a Hugging Face tokenizer with scores or without piece offsets");
+  size_t count = t.piece_offsets()->size() - 1;
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t begin = t.piece_offsets()->Get(i), end = t.piece_offsets()->Get(i + 1);
+    if (begin > end || end > t.piece_bytes()->size())
+      return fail(fmt::format("tokenizer piece {} out of range", i));
+    spec.vocab.emplace_back(reinterpret_cast<const char *>(t.piece_bytes()->data()) + begin,
+                            end - begin);
+  }
+  if (h.merges()) {
+    if (h.merges()->size() % 2)
+      return fail("tokenizer merges are not pairs");
+    for (size_t i = 0; i < h.merges()->size(); i += 2)
+      spec.merges.emplace_back(h.merges()->Get(i), h.merges()->Get(i + 1));
+  }
+  spec.byteFallback = h.byte_fallback();
+  spec.fuseUnk = h.fuse_unk();
+  spec.ignoreMerges = h.ignore_merges();
+  spec.unk = h.unk();
+  if (h.added_tokens())
+    for (const fb::AddedToken *a : *h.added_tokens())
+      spec.addedTokens.push_back({a->id(), a->content() ? a->content()->str() : "",
+                                  a->special(), a->lstrip(), a->rstrip(), a->single_word()});
+  auto stages = [](const auto *list, std::vector<TokenizerStage> &out) {
+    if (!list)
+      return;
+    for (const fb::TokenizerStage *st : *list) {
+      TokenizerStage stage{st->type() ? st->type()->str() : "", {}, {}};
+      if (st->strings())
+        for (const flatbuffers::String *x : *st->strings())
+          stage.strings.push_back(x->str());
+      if (st->ints())
+        stage.ints.assign(st->ints()->begin(), st->ints()->end());
+      out.push_back(std::move(stage));
+    }
+  };
+  stages(h.normalizers(), spec.normalizers);
+  stages(h.pre_tokenizers(), spec.preTokenizers);
+  stages(h.decoders(), spec.decoders);
+  if (h.prefix_ids())
+    spec.prefixIds.assign(h.prefix_ids()->begin(), h.prefix_ids()->end());
+  if (h.suffix_ids())
+    spec.suffixIds.assign(h.suffix_ids()->begin(), h.suffix_ids()->end());
+  spec.bos = t.bos();
+  spec.eos = t.eos();
+  return spec;
 }
 
 } // namespace
@@ -64,6 +120,7 @@ Artifact::fromContents(const ArtifactContents &contents, const std::string &name
   artifact->name_ = name;
   artifact->config_ = contents.config;
   artifact->vocabulary_ = contents.vocabulary;
+  artifact->hf_ = contents.hfTokenizer;
   for (const TensorData &t : contents.tensors) {
     artifact->tensors_.push_back(t.info);
     artifact->data_.push_back(t.bytes);
@@ -167,11 +224,24 @@ Status Artifact::parse() {
   const fb::Tokenizer *t = model->tokenizer();
   if (!t->piece_bytes() || !t->piece_offsets() || !t->scores())
     return fail("corrupt: tokenizer tables missing");
+  if (t->hf()) {
+    Expected<HFTokenizerSpec> spec = readHFTokenizer(*t, src);
+    if (!spec)
+      return spec.error();
+    // Checked once here (ids, merges, stages, regexes), trusted afterwards.
+    Expected<HFTokenizer> checked = HFTokenizer::create(*spec, src);
+    if (!checked)
+      return checked.error();
+    if (checked->idCount() > static_cast<size_t>(config_.vocab))
+      return fail(fmt::format("corrupt: tokenizer ids reach {}, the model has {} logits",
+                              checked->idCount() - 1, config_.vocab));
+    hf_ = spec.take();
+  }
   size_t vocab = static_cast<size_t>(config_.vocab);
   bool hasTokenizer = t->scores()->size() != 0;
   if (!hasTokenizer)
     vocab = 0;
-  if (t->piece_offsets()->size() != vocab + 1 || t->scores()->size() != vocab)
+  if (!hf_ && (t->piece_offsets()->size() != vocab + 1 || t->scores()->size() != vocab))
     return fail(fmt::format("corrupt: tokenizer has {} offsets and {} scores for "
                             "a vocabulary of {}",
                             t->piece_offsets()->size(), t->scores()->size(), vocab));

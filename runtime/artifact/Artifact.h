@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,8 +40,12 @@ public:
   /// The file it was loaded from (or the name given to fromContents).
   const std::string &path() const { return name_; }
   const plan::ModelConfig &config() const { return config_; }
-  /// The tokenizer's vocabulary; empty when compiled without a tokenizer.
+  /// The llama2.c tokenizer's vocabulary; empty when compiled without a
+  /// tokenizer or with a Hugging Face one.
   const Vocabulary &vocabulary() const { return vocabulary_; }
+  /// The Hugging Face tokenizer (checked by HFTokenizer::create at load),
+  /// or nullptr.
+  const HFTokenizerSpec *hfTokenizer() const { return hf_ ? &*hf_ : nullptr; }
   const std::vector<plan::TensorInfo> &tensors() const { return tensors_; }
   /// The bytes of tensor `index` inside the mapped weight section.
   std::span<const uint8_t> tensorData(size_t index) const { return data_[index]; }
@@ -70,6 +75,7 @@ private:
   std::string name_;
   plan::ModelConfig config_;
   Vocabulary vocabulary_;
+  std::optional<HFTokenizerSpec> hf_;
   std::vector<plan::TensorInfo> tensors_;
   std::vector<std::span<const uint8_t>> data_;
   std::vector<plan::KernelPlan> schedules_;

@@ -3,6 +3,7 @@
 #include "runtime/artifact/Artifact_generated.h"
 #include "runtime/artifact/FileHeader.h"
 #include "runtime/plan/StepCodec.h"
+#include "runtime/tokenizer/HFTokenizer.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -19,6 +20,32 @@ flatbuffers::Offset<fb::Step> buildStep(flatbuffers::FlatBufferBuilder &b,
   plan::FlatStep flat = plan::flatten(step);
   return fb::CreateStep(b, b.CreateString(flat.kind), b.CreateVector(flat.ints),
                         b.CreateVector(flat.floats));
+}
+
+flatbuffers::Offset<fb::HFTokenizer> buildHFTokenizer(flatbuffers::FlatBufferBuilder &b,
+                                                      const HFTokenizerSpec &spec) {
+  std::vector<int32_t> merges;
+  for (auto [x, y] : spec.merges)
+    merges.insert(merges.end(), {x, y});
+  std::vector<flatbuffers::Offset<fb::AddedToken>> added;
+  for (const AddedToken &a : spec.addedTokens)
+    added.push_back(fb::CreateAddedToken(b, a.id, b.CreateString(a.content), a.special,
+                                         a.lstrip, a.rstrip, a.singleWord));
+  auto stages = [&](const std::vector<TokenizerStage> &list) {
+    std::vector<flatbuffers::Offset<fb::TokenizerStage>> out;
+    for (const TokenizerStage &st : list)
+      out.push_back(fb::CreateTokenizerStage(b, b.CreateString(st.type),
+                                             b.CreateVectorOfStrings(st.strings),
+                                             b.CreateVector(st.ints)));
+    return b.CreateVector(out);
+  };
+  auto normalizers = stages(spec.normalizers);
+  auto preTokenizers = stages(spec.preTokenizers);
+  auto decoders = stages(spec.decoders);
+  return fb::CreateHFTokenizer(b, b.CreateVector(merges), spec.byteFallback, spec.fuseUnk,
+                               spec.ignoreMerges, spec.unk, b.CreateVector(added), normalizers,
+                               preTokenizers, decoders, b.CreateVector(spec.prefixIds),
+                               b.CreateVector(spec.suffixIds));
 }
 
 /// Lays the tensors out in the weight section: each one 64-byte aligned.
@@ -49,14 +76,20 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
 
   std::vector<uint8_t> pieceBytes;
   std::vector<uint32_t> pieceOffsets{0};
-  for (const std::string &p : c.vocabulary.pieces) {
+  const std::vector<std::string> &pieces =
+      c.hfTokenizer ? c.hfTokenizer->vocab : c.vocabulary.pieces;
+  for (const std::string &p : pieces) {
     pieceBytes.insert(pieceBytes.end(), p.begin(), p.end());
     pieceOffsets.push_back(static_cast<uint32_t>(pieceBytes.size()));
   }
+  flatbuffers::Offset<fb::HFTokenizer> hf = 0;
+  if (c.hfTokenizer)
+    hf = buildHFTokenizer(b, *c.hfTokenizer);
   auto tokenizer = fb::CreateTokenizer(
       b, b.CreateVector(pieceBytes), b.CreateVector(pieceOffsets),
       b.CreateVector(c.vocabulary.scores), c.vocabulary.maxTokenLength,
-      Tokenizer::kBos, Tokenizer::kEos);
+      c.hfTokenizer ? c.hfTokenizer->bos : Tokenizer::kBos,
+      c.hfTokenizer ? c.hfTokenizer->eos : Tokenizer::kEos, hf);
 
   std::vector<flatbuffers::Offset<fb::Tensor>> tensors;
   for (size_t i = 0; i < c.tensors.size(); ++i) {
@@ -111,6 +144,16 @@ Status validateContents(const ArtifactContents &c, const std::string &path) {
                                path, t.info.name, t.info.formatName(),
                                t.bytes.size(), t.info.storageBytes()));
     infos.push_back(t.info);
+  }
+  if (c.hfTokenizer) {
+    if (!c.vocabulary.pieces.empty())
+      return Error(path + ": both a llama2.c and a Hugging Face tokenizer");
+    Expected<HFTokenizer> t = HFTokenizer::create(*c.hfTokenizer, path);
+    if (!t)
+      return t.error();
+    if (t->idCount() > static_cast<size_t>(c.config.vocab))
+      return Error(fmt::format("{}: tokenizer has ids up to {}, the model {} logits", path,
+                               t->idCount() - 1, c.config.vocab));
   }
   // An artifact may come without a tokenizer (it then runs from token ids).
   if (!c.vocabulary.pieces.empty() &&

@@ -4,10 +4,12 @@
 
 #include "runtime/plan/KernelPlan.h"
 #include "runtime/support/Expected.h"
+#include "runtime/tokenizer/HFTokenizerSpec.h"
 #include "runtime/tokenizer/Tokenizer.h"
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,7 +23,9 @@ struct TensorData {
 
 struct ArtifactContents {
   plan::ModelConfig config;
+  /// A llama2.c tokenizer, or empty: then hfTokenizer, or none at all.
   Vocabulary vocabulary;
+  std::optional<HFTokenizerSpec> hfTokenizer;
   std::vector<TensorData> tensors;
   std::vector<plan::KernelPlan> schedules;
   std::string producer;

@@ -14,6 +14,12 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+bool stops(const GenerationOptions &options, int32_t token) {
+  return options.stopAtEndOfText &&
+         std::find(options.stopTokens.begin(), options.stopTokens.end(), token) !=
+             options.stopTokens.end();
+}
+
 } // namespace
 
 Status validatePrompt(const plan::ModelConfig &c, std::span<const int32_t> prompt) {
@@ -51,7 +57,7 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
   while (stats.generatedTokens < options.maxNewTokens) {
     scratch.assign(logits->begin(), logits->end());
     int32_t next = sampler.sample(scratch);
-    if (options.stopAtEndOfText && (next == Tokenizer::kEos || next == Tokenizer::kBos))
+    if (stops(options, next))
       break;
     sink(next);
     ++stats.generatedTokens;
@@ -132,7 +138,7 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
       GenerationStats &st = stats[rowOf[r]];
       scratch.assign(logits->begin() + r * c.vocab, logits->begin() + (r + 1) * c.vocab);
       const int32_t next = s.sampler.sample(scratch);
-      if (options.stopAtEndOfText && (next == Tokenizer::kEos || next == Tokenizer::kBos)) {
+      if (stops(options, next)) {
         s.done = true;
         continue;
       }
@@ -169,7 +175,10 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
   return stats;
 }
 
-std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer) {
+namespace {
+
+template <typename AnyTokenizer>
+std::vector<TextSequence> splitLines(std::string_view text, const AnyTokenizer &tokenizer) {
   std::vector<TextSequence> sequences;
   size_t lineNo = 0;
   while (!text.empty()) {
@@ -186,6 +195,16 @@ std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &
   return sequences;
 }
 
+} // namespace
+
+std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer) {
+  return splitLines(text, tokenizer);
+}
+
+std::vector<TextSequence> tokenizeLines(std::string_view text, const TextTokenizer &tokenizer) {
+  return splitLines(text, tokenizer);
+}
+
 double logPartition(std::span<const float> logits) {
   double maxLogit = logits.empty() ? 0.0 : logits[0];
   for (float l : logits)
@@ -198,10 +217,20 @@ double logPartition(std::span<const float> logits) {
 
 Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
                                       std::string_view text) {
+  return perplexityOf(session, tokenizeLines(text, tokenizer));
+}
+
+Expected<PerplexityResult> perplexity(Session &session, const TextTokenizer &tokenizer,
+                                      std::string_view text) {
+  return perplexityOf(session, tokenizeLines(text, tokenizer));
+}
+
+Expected<PerplexityResult> perplexityOf(Session &session,
+                                        const std::vector<TextSequence> &sequences) {
   PerplexityResult result;
   auto start = std::chrono::steady_clock::now();
   const int64_t vocab = session.config().vocab;
-  for (const TextSequence &sequence : tokenizeLines(text, tokenizer)) {
+  for (const TextSequence &sequence : sequences) {
     const std::vector<int32_t> &ids = sequence.ids;
     if (static_cast<int64_t>(ids.size()) > session.config().context)
       return Error(fmt::format("line {} is {} tokens, longer than the model's "

@@ -4,6 +4,7 @@
 
 #include "runtime/engine/Session.h"
 #include "runtime/sampling/Sampler.h"
+#include "runtime/tokenizer/TextTokenizer.h"
 #include "runtime/tokenizer/Tokenizer.h"
 
 #include <cstdint>
@@ -20,6 +21,9 @@ struct GenerationOptions {
   /// End at end-of-sequence (EOS) or at a new beginning-of-sequence (BOS):
   /// llama2.c-style story models separate texts with BOS. Neither is emitted.
   bool stopAtEndOfText = true;
+  /// The ids that end the text: llama2.c's EOS and BOS unless the tokenizer
+  /// says otherwise (TextTokenizer::stopTokens).
+  std::vector<int32_t> stopTokens = {Tokenizer::kEos, Tokenizer::kBos};
   SamplerOptions sampler;
 };
 
@@ -68,6 +72,8 @@ struct TextSequence {
 /// dropped and whitespace-only lines are skipped. The one definition of "a
 /// line of text" that perplexity, calibration and lathe-eval share.
 std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer);
+/// The same with either kind of tokenizer (special tokens as configured).
+std::vector<TextSequence> tokenizeLines(std::string_view text, const TextTokenizer &tokenizer);
 
 /// log(sum_v exp(logits[v])), in double with the maximum subtracted first:
 /// a token's log-probability is its logit minus this. The one definition
@@ -86,5 +92,10 @@ struct PerplexityResult {
 /// exp of the mean negative log-likelihood of each next token.
 Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
                                       std::string_view text);
+Expected<PerplexityResult> perplexity(Session &session, const TextTokenizer &tokenizer,
+                                      std::string_view text);
+/// The same over lines already tokenized.
+Expected<PerplexityResult> perplexityOf(Session &session,
+                                        const std::vector<TextSequence> &sequences);
 
 } // namespace lathe

@@ -19,6 +19,11 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.lathe_tools_dir, append_path=True)
 if os.path.isfile(os.path.join(config.lathe_model_dir, "stories15M.bin")):
     config.available_features.add("model")
+# The Hugging Face tokenizers scripts/fetch-tokenizers.sh fetches.
+config.substitutions.append(("%tokenizer_dir", config.lathe_tokenizer_dir))
+if all(os.path.isfile(os.path.join(config.lathe_tokenizer_dir, name, "tokenizer.json"))
+       for name in ("llama2", "qwen3")):
+    config.available_features.add("hf-tokenizers")
 # The cuda target builds with nvcc (where lathe-compile looks for it); a
 # machine with the CUDA driver runs its artifacts instead of refusing them.
 import ctypes

@@ -19,7 +19,8 @@ int main(int argc, char **argv) {
                  "llama2.c checkpoint (.bin), Hugging Face folder, or tfm .mlir")
       ->required();
   app.add_option("--tokenizer", options.tokenizer,
-                 "llama2.c tokenizer.bin (default: tokenizer.bin beside the model)");
+                 "llama2.c tokenizer.bin or Hugging Face tokenizer.json (default: "
+                 "tokenizer.bin, else tokenizer.json, beside the model)");
   app.add_option("--target", options.target,
                  "code generation target: cpu (default), or cuda[:ARCH,...] (default "
                  "architecture sm_90a; needs nvcc)");

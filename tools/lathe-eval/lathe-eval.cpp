@@ -14,7 +14,7 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
-#include "runtime/tokenizer/Tokenizer.h"
+#include "runtime/tokenizer/TextTokenizer.h"
 #include "tools/CommandLine.h"
 
 #include <CLI/CLI.hpp>
@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -45,7 +46,7 @@ using Sequence = lathe::TextSequence;
 
 /// The lines lathe::perplexity() scores, tokenized the same way, so that the
 /// reference row reproduces lathe-run --perplexity exactly.
-std::vector<Sequence> splitLines(std::string_view text, const lathe::Tokenizer &tokenizer) {
+std::vector<Sequence> splitLines(std::string_view text, const lathe::TextTokenizer &tokenizer) {
   std::vector<Sequence> sequences = lathe::tokenizeLines(text, tokenizer);
   // A lone BOS predicts nothing.
   std::erase_if(sequences, [](const Sequence &s) { return s.ids.size() < 2; });
@@ -213,12 +214,21 @@ int main(int argc, char **argv) {
     return fail(reference.error().message());
   artifacts.push_back(reference.take());
   const Artifact &ref = *artifacts.front();
-  if (ref.vocabulary().pieces.empty())
+  std::optional<lathe::TextTokenizer> tokenizer;
+  if (const lathe::HFTokenizerSpec *hf = ref.hfTokenizer()) {
+    auto tok = lathe::HFTokenizer::create(*hf, referencePath);
+    if (!tok)
+      return fail(tok.error().message());
+    tokenizer.emplace(tok.take());
+  } else if (!ref.vocabulary().pieces.empty()) {
+    auto tok = lathe::Tokenizer::create(ref.vocabulary());
+    if (!tok)
+      return fail(referencePath + ": " + tok.error().message());
+    tokenizer.emplace(tok.take());
+  } else {
     return fail(referencePath + ": compiled without a tokenizer; recompile the "
                                 "reference with --tokenizer");
-  auto tokenizer = lathe::Tokenizer::create(ref.vocabulary());
-  if (!tokenizer)
-    return fail(referencePath + ": " + tokenizer.error().message());
+  }
   for (const std::string &path : paths) {
     auto loaded = Artifact::load(path);
     if (!loaded)
@@ -228,8 +238,12 @@ int main(int argc, char **argv) {
       return fail(fmt::format("{}: vocabulary of {} tokens, but the reference {} has {}",
                               path, a.config().vocab, referencePath, ref.config().vocab));
     // A build without a tokenizer is scored on the reference's token ids.
-    if (!a.vocabulary().pieces.empty() &&
-        a.vocabulary().pieces != ref.vocabulary().pieces)
+    bool hasTokenizer = a.hfTokenizer() || !a.vocabulary().pieces.empty();
+    bool sameTokenizer = a.hfTokenizer() && ref.hfTokenizer()
+                             ? *a.hfTokenizer() == *ref.hfTokenizer()
+                             : !a.hfTokenizer() && !ref.hfTokenizer() &&
+                                   a.vocabulary().pieces == ref.vocabulary().pieces;
+    if (hasTokenizer && !sameTokenizer)
       return fail(fmt::format("{}: tokenizer differs from the reference {}'s", path,
                               referencePath));
     artifacts.push_back(loaded.take());

@@ -3,7 +3,7 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
-#include "runtime/tokenizer/Tokenizer.h"
+#include "runtime/tokenizer/TextTokenizer.h"
 #include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
 
@@ -47,7 +47,7 @@ lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
 /// order, once all are done (a newline inside a text is printed as \n, a
 /// carriage return as \r and a backslash as \\, so that line i of the
 /// output belongs to prompt i).
-int runPrompts(lathe::backend::Executable &executable, const lathe::Tokenizer &tokenizer,
+int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenizer &tokenizer,
                const std::string &path, const lathe::GenerationOptions &gen, bool printIds) {
   auto text = lathe::readTextFile(path);
   if (!text)
@@ -75,12 +75,7 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::Tokenizer &t
       for (size_t j = 0; j < outputs[i].size(); ++j)
         line += (j ? " " : "") + std::to_string(outputs[i][j]);
     } else {
-      line = tokenizer.decode(prompts[i]);
-      int32_t prev = prompts[i].back();
-      for (int32_t token : outputs[i]) {
-        line += tokenizer.decodePiece(prev, token);
-        prev = token;
-      }
+      line = tokenizer.decodeSequence(prompts[i], outputs[i]);
       // One line per sequence: newlines, carriage returns and backslashes
       // are escaped, so the line reads back unambiguously.
       std::string escaped;
@@ -161,12 +156,17 @@ int main(int argc, char **argv) {
                          "using %d\n",
                  sessionFlags.options.threads, threads, threads);
 
-  std::optional<lathe::Tokenizer> tokenizer;
-  if (!(*artifact)->vocabulary().pieces.empty()) {
+  std::optional<lathe::TextTokenizer> tokenizer;
+  if (const lathe::HFTokenizerSpec *hf = (*artifact)->hfTokenizer()) {
+    auto tok = lathe::HFTokenizer::create(*hf, artifactPath);
+    if (!tok)
+      return fail(tok.error().message());
+    tokenizer.emplace(tok.take());
+  } else if (!(*artifact)->vocabulary().pieces.empty()) {
     auto tok = lathe::Tokenizer::create((*artifact)->vocabulary());
     if (!tok)
       return fail(artifactPath + ": " + tok.error().message());
-    tokenizer = tok.take();
+    tokenizer.emplace(tok.take());
   }
   if (!tokenizer &&
       (!prompt.empty() || !perplexityFile.empty() || !promptsFile.empty() || !printIds))
@@ -177,6 +177,8 @@ int main(int argc, char **argv) {
   gen.maxNewTokens = maxTokens >= 0 ? maxTokens : (*artifact)->config().context;
   // BOS and EOS are the tokenizer's ids: without one, every id is just an id.
   gen.stopAtEndOfText = !ignoreEos && tokenizer.has_value();
+  if (tokenizer)
+    gen.stopTokens = tokenizer->stopTokens();
   if (!promptsFile.empty())
     return runPrompts(**executable, *tokenizer, promptsFile, gen, printIds);
 
@@ -211,20 +213,21 @@ int main(int argc, char **argv) {
   if (lathe::Status s = lathe::validatePrompt((*artifact)->config(), ids); !s)
     return fail(s.error().message());
   // Stream: text as it is decoded, or ids separated by spaces.
-  int32_t prev = ids.back();
+  std::optional<lathe::TextTokenizer::Stream> stream;
+  if (tokenizer)
+    stream.emplace(*tokenizer, ids);
   bool first = true;
   if (!printIds && promptIds.empty())
     std::fputs(prompt.c_str(), stdout);
   auto sink = [&](int32_t token) {
     if (printIds) {
       std::printf(first ? "%d" : " %d", token);
-    } else if (tokenizer) {
-      std::string piece = tokenizer->decodePiece(prev, token);
+    } else if (stream) {
+      std::string piece = stream->next(token);
       std::fwrite(piece.data(), 1, piece.size(), stdout);
     }
     std::fflush(stdout);
     first = false;
-    prev = token;
   };
   auto stats = lathe::generate(*session, ids, gen, sink);
   if (!stats)

@@ -36,6 +36,8 @@ Expected<DriverApi> resolve(void *library) {
   get(api.cuFuncGetAttribute, "cuFuncGetAttribute");
   get(api.cuFuncSetAttribute, "cuFuncSetAttribute");
   get(api.cuLaunchKernel, "cuLaunchKernel");
+  api.cuLaunchKernelEx = reinterpret_cast<decltype(api.cuLaunchKernelEx)>(
+      dlsym(library, "cuLaunchKernelEx")); // optional
   get(api.cuMemAlloc, "cuMemAlloc_v2");
   get(api.cuMemFree, "cuMemFree_v2");
   get(api.cuMemAllocHost, "cuMemAllocHost_v2");

@@ -139,7 +139,7 @@ Status CudaExecutable::initialize() {
   for (int32_t i = 0; i < count; ++i) {
     const LatheCudaLaunch &l = launches_[size_t(i)];
     if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_PRODUCT || l.blocks < 1 ||
-        l.products < 1 || l.sharedPerVisible < 0)
+        l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 || l.sharedPerVisible < 0)
       return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
     CUfunction fn = nullptr;
     const std::string name = fmt::format("lathe_cuda_kernel_{}", i);
@@ -215,6 +215,11 @@ Status CudaExecutable::initialize() {
   }
   const char *graphs = std::getenv("LATHE_CUDA_GRAPHS");
   graphs_ = fixedShared_ >= 0 && !(graphs && std::string(graphs) == "0");
+  // Programmatic dependent launch needs sm_90 and a CUDA 12 driver;
+  // LATHE_CUDA_PDL=0 turns it off (to measure what it gives).
+  const char *pdl = std::getenv("LATHE_CUDA_PDL");
+  pdl_ = api_.cuLaunchKernelEx && device_.computeCapability() >= 90 &&
+         !(pdl && std::string(pdl) == "0");
   return reserveRows(1);
 }
 
@@ -320,16 +325,27 @@ Status CudaExecutable::launchAll(int64_t rows) {
     switch (l.grid) {
     case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
     case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(rows); gy = unsigned(l.blocks); break;
-    default: gx = unsigned(l.blocks); gy = unsigned(l.products); break;
+    default: gx = unsigned(l.blocks); break;
     }
-    const int64_t shared = l.sharedPerVisible == 0 ? 0
-                           : fixedShared_ >= 0     ? fixedShared_
-                                                   : l.sharedPerVisible * layout_.mostVisible;
-    if (Status s = check(api_,
-                         api_.cuLaunchKernel(kernels_[i], gx, gy, 1, LATHE_CUDA_THREADS, 1, 1,
-                                             unsigned(shared), stream_, params, nullptr),
-                         fmt::format("launching GPU kernel {}", i));
-        !s)
+    const int64_t shared = l.sharedBytes + (l.sharedPerVisible == 0 ? 0
+                                            : fixedShared_ >= 0
+                                                ? fixedShared_
+                                                : l.sharedPerVisible * layout_.mostVisible);
+    CUresult r;
+    if (pdl_ && i > 0) {
+      // Programmatic dependent launch: this kernel's blocks may start as
+      // the one before finishes (CudaCommon.cuh's waitForPrevious).
+      CUlaunchAttribute attribute{};
+      attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+      attribute.value.programmaticStreamSerializationAllowed = 1;
+      CUlaunchConfig config{gx,       gy,        1, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
+                            stream_, &attribute, 1};
+      r = api_.cuLaunchKernelEx(&config, kernels_[i], params, nullptr);
+    } else {
+      r = api_.cuLaunchKernel(kernels_[i], gx, gy, 1, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
+                              stream_, params, nullptr);
+    }
+    if (Status s = check(api_, r, fmt::format("launching GPU kernel {}", i)); !s)
       return s;
   }
   return Status::ok();

@@ -67,6 +67,7 @@ private:
   /// the context (graphs need launches that do not change between steps);
   /// -1 when that does not fit and launches size it per step.
   int64_t fixedShared_ = -1;
+  bool pdl_ = false;
   bool graphs_ = true;
   std::map<int64_t, CUgraphExec> graphCache_; // by tokens per step
   std::vector<std::unique_ptr<backend::Buffer>> activations_;

@@ -18,12 +18,17 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 4u
+#define LATHE_CUDA_ABI_VERSION 5u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
 /* Output rows of a product per block: one per warp. */
 #define LATHE_CUDA_ROWS_PER_BLOCK (LATHE_CUDA_THREADS / 32)
+/* Token rows of `width` floats a product that normalizes its own input
+ * holds in shared memory at once: 48 KiB, at most 4; 0 when one row does not
+ * fit in 12 KiB floats (the norm then runs as a kernel of its own). */
+#define LATHE_CUDA_NORM_TOKENS(width) \
+  ((width) > 12288 ? 0 : (12288 / (width) < 4 ? 12288 / (width) : 4))
 
 typedef struct LatheCudaFrame {
   float *const *buffers;          /* activation buffers, by plan index */
@@ -47,7 +52,8 @@ typedef struct LatheCudaFrame {
 typedef enum LatheCudaGrid {
   LATHE_CUDA_GRID_PER_TOKEN = 0,   /* `blocks` blocks per token: grid x tokens, y blocks */
   LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per (token, head): grid x tokens, y heads */
-  LATHE_CUDA_GRID_PRODUCT = 2      /* ceil(N / rows per block) blocks per product */
+  LATHE_CUDA_GRID_PRODUCT = 2      /* `blocks` blocks: the products of the launch share
+                                      them out, ceil(N / rows per block) each */
 } LatheCudaGrid;
 
 /* One kernel launch of the model's step, in the order they run. The
@@ -57,9 +63,9 @@ typedef enum LatheCudaGrid {
 typedef struct LatheCudaLaunch {
   int32_t grid;             /* LatheCudaGrid */
   int32_t blocks;           /* per token: blocks per token; per head: the heads;
-                               product: blocks per product */
-  int32_t products;         /* product: products of the launch (grid y); else 1 */
-  int32_t sharedPerVisible; /* dynamic shared bytes per row the longest token sees */
+                               product: blocks of all its products */
+  int32_t sharedBytes;      /* fixed dynamic shared bytes (at most 48 KiB) */
+  int32_t sharedPerVisible; /* and more per row the longest token sees */
 } LatheCudaLaunch;
 
 #endif

@@ -154,6 +154,66 @@ TEST(ArtifactTest, RoundTrip) {
 // Data derived once per artifact (the CPU backend's repacked weights) is
 // built by the first caller only, also when sessions start on several
 // threads at once; a failed build (null) is not kept.
+// A Hugging Face tokenizer for the 12-token model: every field set, so the
+// round trip below covers every table of the section.
+HFTokenizerSpec tinyHFTokenizer() {
+  HFTokenizerSpec s;
+  s.vocab = {"<unk>", "a", "b", "ab", "\u0120", "\u0120ab", "", "c"};
+  s.merges = {{1, 2}, {4, 3}};
+  s.byteFallback = true;
+  s.fuseUnk = true;
+  s.ignoreMerges = true;
+  s.unk = 0;
+  s.addedTokens = {{10, "<s>", true}, {11, "<x>", false, true, true, true}};
+  s.normalizers = {{"NFC", {}, {}}};
+  s.preTokenizers = {{"Split", {"\\p{L}+|\\s+"}, {}}, {"ByteLevel", {}, {0, 0}}};
+  s.decoders = {{"ByteLevel", {}, {}}, {"Strip", {" "}, {1, 0}}};
+  s.prefixIds = {10};
+  s.suffixIds = {11};
+  s.bos = 10;
+  s.eos = -1;
+  return s;
+}
+
+TEST(ArtifactTest, HFTokenizerRoundTrip) {
+  TinyModel m;
+  m.contents.hfTokenizer = tinyHFTokenizer();
+  std::string path = tempFile("hf-tokenizer.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  auto a = Artifact::load(path);
+  ASSERT_TRUE(a) << a.error().message();
+  ASSERT_NE((*a)->hfTokenizer(), nullptr);
+  EXPECT_EQ(*(*a)->hfTokenizer(), tinyHFTokenizer());
+  EXPECT_TRUE((*a)->vocabulary().pieces.empty());
+  // A llama2.c artifact has no HF section.
+  TinyModel plain;
+  ASSERT_TRUE(writeArtifact(plain.contents, tempFile("plain.lathe")));
+  auto b = Artifact::load(tempFile("plain.lathe"));
+  ASSERT_TRUE(b);
+  EXPECT_EQ((*b)->hfTokenizer(), nullptr);
+}
+
+TEST(ArtifactTest, WriterRefusesABadHFTokenizer) {
+  TinyModel m;
+  m.contents.hfTokenizer = tinyHFTokenizer();
+  m.contents.hfTokenizer->addedTokens.push_back({12, "<y>", true});
+  Status s = writeArtifact(m.contents, tempFile("hf-bad1.lathe"));
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("tokenizer has ids up to 12, the model 12 logits"),
+            std::string::npos);
+  m.contents.hfTokenizer = tinyHFTokenizer();
+  m.contents.hfTokenizer->preTokenizers[0].strings[0] = "(?<=a)";
+  s = writeArtifact(m.contents, tempFile("hf-bad2.lathe"));
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("pre-tokenizer regex"), std::string::npos);
+  m.contents.hfTokenizer = tinyHFTokenizer();
+  m.contents.vocabulary.pieces = {"x"};
+  s = writeArtifact(m.contents, tempFile("hf-bad3.lathe"));
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("both a llama2.c and a Hugging Face tokenizer"),
+            std::string::npos);
+}
+
 TEST(ArtifactTest, DerivedDataIsBuiltOnceAndShared) {
   TinyModel m;
   auto a = Artifact::fromContents(m.contents, "tiny");

@@ -1,0 +1,196 @@
+// What every kernel of the CUDA target shares: the block size, the weight
+// formats as the kernels decode them, block-wide reductions, and the calls
+// that order a kernel after the one before it (programmatic dependent
+// launch). Part of LatheCudaKernels.cuh.
+#pragma once
+
+#include "CudaFrame.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+#include <type_traits>
+
+namespace lathe_cuda {
+
+constexpr int kThreads = LATHE_CUDA_THREADS;
+constexpr int kWarps = kThreads / 32;
+
+// ------------------------------------------------------- kernel ordering
+// The executable launches every kernel but a step's first with programmatic
+// stream serialization (CudaExecutable::launchAll): a kernel's blocks may
+// then start while the kernel before it still runs. Each kernel therefore
+// calls waitForPrevious() before it touches an activation buffer or the KV
+// cache (which returns once every earlier kernel has finished and its writes
+// are visible), and may only read weights, the frame and the step's lists
+// before that. It then lets the next kernel start early: that one waits in
+// turn. Without the attribute (or before sm_90) both are no-ops.
+
+__device__ inline void waitForPrevious() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ inline void letNextStart() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" :::);
+#endif
+}
+/// Both, at the top of a kernel that has nothing to do before it waits.
+__device__ inline void startStep() {
+  waitForPrevious();
+  letNextStart();
+}
+
+/// Asks L2 for [begin, end) of a weight, in 128-byte lines, spread over
+/// the block's threads: a kernel issues it for the first weights it will
+/// read before it waits for the kernel before it.
+__device__ inline void prefetchL2(const uint8_t *begin, const uint8_t *end) {
+  for (const uint8_t *p = begin + threadIdx.x * 128; p < end; p += kThreads * 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
+// ---------------------------------------------------------------- weights
+// A weight format: at(row, k) is element k of a row of the tensor as stored
+// in the artifact (docs/formats.md).
+
+struct F32 {
+  __device__ static float at(const uint8_t *row, int k) {
+    return reinterpret_cast<const float *>(row)[k];
+  }
+};
+struct F16 {
+  __device__ static float at(const uint8_t *row, int k) {
+    return __half2float(reinterpret_cast<const __half *>(row)[k]);
+  }
+};
+struct BF16 {
+  __device__ static float at(const uint8_t *row, int k) {
+    return __bfloat162float(reinterpret_cast<const __nv_bfloat16 *>(row)[k]);
+  }
+};
+
+/// A little-endian float32 at any byte address (asymmetric INT groups put
+/// the scale at odd offsets).
+__device__ inline float loadF32(const uint8_t *p) {
+  const uint32_t bits = uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 |
+                        uint32_t(p[3]) << 24;
+  return __uint_as_float(bits);
+}
+
+/// INT8 / INT4 group-wise (runtime/formats/IntGroup.h): per group of G
+/// values [scale: f32][zero point: u8, asymmetric only][codes], INT4 low
+/// nibble first; symmetric codes are two's complement, asymmetric ones
+/// unsigned with x = (q - z) * s.
+template <int Bits, int G, bool Symmetric> struct IntGroup {
+  static constexpr int kBits = Bits, kGroup = G;
+  static constexpr bool kSymmetric = Symmetric;
+  static constexpr int kHeader = Symmetric ? 4 : 5;
+  static constexpr int kGroupBytes = kHeader + G * Bits / 8;
+  __device__ static float at(const uint8_t *row, int k) {
+    const uint8_t *group = row + (k / G) * kGroupBytes;
+    const int j = k % G;
+    const float scale = (kGroupBytes % 4 == 0) ? *reinterpret_cast<const float *>(group)
+                                               : loadF32(group);
+    int q;
+    if (Bits == 8) {
+      const uint8_t code = group[kHeader + j];
+      q = Symmetric ? int(int8_t(code)) : int(code) - int(group[4]);
+    } else {
+      const uint8_t byte = group[kHeader + j / 2];
+      const int nibble = (j & 1) ? byte >> 4 : byte & 15;
+      q = Symmetric ? ((nibble ^ 8) - 8) : nibble - int(group[4]);
+    }
+    return float(q) * scale;
+  }
+};
+
+/// Plain formats read 16 bytes at a time: kPer values per chunk, decoded
+/// into floats. kPer = 0: no such path (the packed formats, value by value).
+template <class W> struct Chunk {
+  static constexpr int kPer = 0;
+};
+template <> struct Chunk<F32> {
+  static constexpr int kPer = 4;
+  __device__ static void decode(uint4 raw, float *out) {
+    out[0] = __uint_as_float(raw.x);
+    out[1] = __uint_as_float(raw.y);
+    out[2] = __uint_as_float(raw.z);
+    out[3] = __uint_as_float(raw.w);
+  }
+};
+template <> struct Chunk<BF16> {
+  static constexpr int kPer = 8;
+  __device__ static void decode(uint4 raw, float *out) {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    for (int i = 0; i < 4; ++i) { // bf16 is the upper half of a float32
+      out[2 * i] = __uint_as_float(words[i] << 16);
+      out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    }
+  }
+};
+template <> struct Chunk<F16> {
+  static constexpr int kPer = 8;
+  __device__ static void decode(uint4 raw, float *out) {
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&words[i]));
+      out[2 * i] = f.x;
+      out[2 * i + 1] = f.y;
+    }
+  }
+};
+
+
+// --------------------------------------------------------------- reductions
+
+__device__ inline float warpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ inline double warpSum(double v) {
+  for (int o = 16; o > 0; o >>= 1)
+    v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ inline float warpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1)
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+/// The sum over the block of every thread's v, returned to every thread.
+template <typename T> __device__ T blockSum(T v) {
+  __shared__ T partial[kWarps];
+  __syncthreads(); // partial may still be read by an earlier call
+  v = warpSum(v);
+  if (threadIdx.x % 32 == 0)
+    partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  T total = 0;
+  for (int w = 0; w < kWarps; ++w)
+    total += partial[w];
+  return total;
+}
+
+__device__ inline float blockMax(float v) {
+  __shared__ float partial[kWarps];
+  __syncthreads();
+  v = warpMax(v);
+  if (threadIdx.x % 32 == 0)
+    partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  float m = partial[0];
+  for (int w = 1; w < kWarps; ++w)
+    m = fmaxf(m, partial[w]);
+  return m;
+}
+
+/// The first element of this thread and the stride over a row, for a
+/// kernel whose token's row is spread over the gridDim.y blocks of the
+/// token (blockIdx.x).
+__device__ inline int rowStart() { return blockIdx.y * kThreads + threadIdx.x; }
+__device__ inline int rowStride() { return gridDim.y * kThreads; }
+
+} // namespace lathe_cuda

@@ -1,0 +1,195 @@
+// The CUDA target's element-wise steps (embedding, RMSNorm, RoPE, SwiGLU,
+// add) and the KV cache's row layout and stores. Each works on the token
+// row blockIdx.x, its elements spread over the gridDim.y blocks of the
+// token (one block for the norms, whose row is one reduction). Numerics
+// follow the reference kernels (runtime/kernels/ReferenceKernels.h): RMSNorm
+// sums squares in double, RoPE angles are computed in double. Part of
+// LatheCudaKernels.cuh.
+#pragma once
+
+#include "CudaCommon.cuh"
+
+namespace lathe_cuda {
+
+/// out[t] = row tokens[t] of the table, decoded.
+template <class W, int Width, int64_t RowBytes>
+__device__ void embedding(const LatheCudaFrame &f, int table, int out) {
+  startStep();
+  const int t = blockIdx.x;
+  const uint8_t *row = f.weights[table] + int64_t(f.tokens[t]) * RowBytes;
+  float *y = f.buffers[out] + int64_t(t) * Width;
+  for (int k = rowStart(); k < Width; k += rowStride())
+    y[k] = W::at(row, k);
+}
+
+/// 1 / sqrt(mean(x^2) + eps) of a row, squares summed in double by the
+/// block (lathe_rms_norm); every thread gets it.
+template <int Width> __device__ float rmsScale(const float *x, float epsilon) {
+  double squares = 0;
+  for (int k = threadIdx.x; k < Width; k += kThreads)
+    squares += double(x[k]) * x[k];
+  squares = blockSum(squares);
+  return float(1.0 / sqrt(squares / double(Width) + double(epsilon)));
+}
+
+/// out = x / sqrt(mean(x^2) + eps) * gain for the block's row.
+template <class Gain, int Width>
+__device__ void scaleRow(const float *x, const uint8_t *gain, float epsilon, float *y) {
+  const float scale = rmsScale<Width>(x, epsilon);
+  for (int k = threadIdx.x; k < Width; k += kThreads)
+    y[k] = Gain::at(gain, k) * (scale * x[k]);
+}
+
+template <class Gain, int Width>
+__device__ void rmsNorm(const LatheCudaFrame &f, int in, int gain, float epsilon, int out) {
+  startStep();
+  const int64_t r = int64_t(blockIdx.x) * Width;
+  scaleRow<Gain, Width>(f.buffers[in] + r, f.weights[gain], epsilon, f.buffers[out] + r);
+}
+
+/// sum = lhs + rhs, then out = RMSNorm(sum) * gain.
+template <class Gain, int Width>
+__device__ void addRmsNorm(const LatheCudaFrame &f, int lhs, int rhs, int gain, int sum,
+                           float epsilon, int out) {
+  startStep();
+  const int64_t r = int64_t(blockIdx.x) * Width;
+  const float *a = f.buffers[lhs] + r, *b = f.buffers[rhs] + r;
+  float *s = f.buffers[sum] + r;
+  for (int k = threadIdx.x; k < Width; k += kThreads)
+    s[k] = a[k] + b[k];
+  __syncthreads();
+  scaleRow<Gain, Width>(s, f.weights[gain], epsilon, f.buffers[out] + r);
+}
+
+/// Pair p of a row of heads, rotated by position * frequencies[i] for pair
+/// i of its head (theta^(-2i / HeadDim), computed by the compiler with the
+/// CPU's lathe_rope_frequency), the angle in double (lathe_rope):
+/// interleaved pairs (2i, 2i + 1) or rotate-half pairs (i, i + HeadDim / 2).
+/// Returns the pair's two indices in the row and their rotated values.
+template <int HeadDim, bool Interleaved>
+__device__ void rotatePair(const float *x, int p, double position, const double *frequencies,
+                           int &a, int &b, float &ya, float &yb) {
+  constexpr int half = HeadDim / 2;
+  const int h = (p / half) * HeadDim, i = p % half;
+  double s, c;
+  sincos(position * frequencies[i], &s, &c);
+  a = Interleaved ? h + 2 * i : h + i;
+  b = Interleaved ? a + 1 : a + half;
+  const double x0 = x[a], x1 = x[b];
+  ya = float(x0 * c - x1 * s);
+  yb = float(x0 * s + x1 * c);
+}
+
+/// RoPE of the token's row. in may be out.
+template <int Width, int HeadDim, bool Interleaved>
+__device__ void rope(const LatheCudaFrame &f, int in, int out, const double *frequencies) {
+  startStep();
+  const int t = blockIdx.x;
+  const float *x = f.buffers[in] + int64_t(t) * Width;
+  float *y = f.buffers[out] + int64_t(t) * Width;
+  const double position = double(f.positions[t]);
+  for (int p = rowStart(); p < Width / 2; p += rowStride()) {
+    int a, b;
+    float ya, yb;
+    rotatePair<HeadDim, Interleaved>(x, p, position, frequencies, a, b, ya, yb);
+    y[a] = ya;
+    y[b] = yb;
+  }
+}
+
+/// out = silu(gate) * up (lathe_silu_mul).
+template <int Width>
+__device__ void siluMul(const LatheCudaFrame &f, int gate, int up, int out) {
+  startStep();
+  const int64_t r = int64_t(blockIdx.x) * Width;
+  const float *g = f.buffers[gate] + r, *u = f.buffers[up] + r;
+  float *y = f.buffers[out] + r;
+  for (int k = rowStart(); k < Width; k += rowStride())
+    y[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
+}
+
+template <int Width> __device__ void add(const LatheCudaFrame &f, int lhs, int rhs, int out) {
+  startStep();
+  const int64_t r = int64_t(blockIdx.x) * Width;
+  const float *a = f.buffers[lhs] + r, *b = f.buffers[rhs] + r;
+  float *y = f.buffers[out] + r;
+  for (int k = rowStart(); k < Width; k += rowStride())
+    y[k] = a[k] + b[k];
+}
+
+// ------------------------------------------------------------- KV cache
+
+template <typename E> __device__ E toCache(float v);
+template <> __device__ inline float toCache<float>(float v) { return v; }
+template <> __device__ inline __half toCache<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ inline __nv_bfloat16 toCache<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+__device__ inline float fromCache(float v) { return v; }
+__device__ inline float fromCache(__half v) { return __half2float(v); }
+__device__ inline float fromCache(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+/// Row `row` of layer `layer`'s keys (value = false) or values (kv::KVLayout).
+template <typename E, int KvWidth>
+__device__ E *cacheRow(const LatheCudaFrame &f, int layer, bool value, int64_t row) {
+  return reinterpret_cast<E *>(f.kv) + ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) *
+                                           int64_t(KvWidth);
+}
+
+/// Stores the block's token's key and value rows at its cache row.
+template <typename E, int KvWidth>
+__device__ void storeKV(const LatheCudaFrame &f, int keys, int values, int layer) {
+  startStep();
+  const int t = blockIdx.x;
+  const int64_t row = f.storeRows[t];
+  const float *k = f.buffers[keys] + int64_t(t) * KvWidth;
+  const float *v = f.buffers[values] + int64_t(t) * KvWidth;
+  E *kd = cacheRow<E, KvWidth>(f, layer, false, row);
+  E *vd = cacheRow<E, KvWidth>(f, layer, true, row);
+  for (int i = rowStart(); i < KvWidth; i += rowStride()) {
+    kd[i] = toCache<E>(k[i]);
+    vd[i] = toCache<E>(v[i]);
+  }
+}
+
+/// An attention step's preparation in one kernel: RoPE of the queries
+/// (qIn -> qOut) and of the keys (kIn -> kOut), and the rotated key and
+/// the value stored at the token's cache row. Pairs of the queries come
+/// first, then those of the keys, then the values, spread over the token's
+/// blocks. The same arithmetic as rope() and storeKV() one after another.
+template <typename E, int QWidth, int KvWidth, int HeadDim, bool Interleaved>
+__device__ void ropeStoreKV(const LatheCudaFrame &f, int qIn, int qOut, int kIn, int kOut,
+                            int values, int layer, const double *frequencies) {
+  startStep();
+  const int t = blockIdx.x;
+  const double position = double(f.positions[t]);
+  const float *q = f.buffers[qIn] + int64_t(t) * QWidth;
+  float *qo = f.buffers[qOut] + int64_t(t) * QWidth;
+  const float *k = f.buffers[kIn] + int64_t(t) * KvWidth;
+  float *ko = f.buffers[kOut] + int64_t(t) * KvWidth;
+  const float *v = f.buffers[values] + int64_t(t) * KvWidth;
+  const int64_t row = f.storeRows[t];
+  E *kd = cacheRow<E, KvWidth>(f, layer, false, row);
+  E *vd = cacheRow<E, KvWidth>(f, layer, true, row);
+  constexpr int qPairs = QWidth / 2, kPairs = KvWidth / 2;
+  for (int p = rowStart(); p < qPairs + kPairs + KvWidth; p += rowStride()) {
+    int a, b;
+    float ya, yb;
+    if (p < qPairs) {
+      rotatePair<HeadDim, Interleaved>(q, p, position, frequencies, a, b, ya, yb);
+      qo[a] = ya;
+      qo[b] = yb;
+    } else if (p < qPairs + kPairs) {
+      rotatePair<HeadDim, Interleaved>(k, p - qPairs, position, frequencies, a, b, ya, yb);
+      ko[a] = ya;
+      ko[b] = yb;
+      kd[a] = toCache<E>(ya);
+      kd[b] = toCache<E>(yb);
+    } else {
+      const int i = p - qPairs - kPairs;
+      vd[i] = toCache<E>(v[i]);
+    }
+  }
+}
+
+} // namespace lathe_cuda

@@ -1,0 +1,312 @@
+// The CUDA target's products y[t, n] = sum_k x[t, k] * W[n, k] (matmul,
+// matmuls, logits): one output row per warp per pass, weights decoded in
+// registers. A product may take its input through an RMSNorm that each block
+// computes into shared memory (the norm step before it, fused), and may add
+// a residual row to its output (the add step after it, fused); the CUDA
+// emitter (codegen/CUDA/FusedLaunches.h) decides. Part of
+// LatheCudaKernels.cuh.
+#pragma once
+
+#include "CudaElementwise.cuh"
+
+namespace lathe_cuda {
+
+/// sum_i q_i * x[i] over the 8 (INT4) or 4 (INT8) two's complement codes of
+/// one 32-bit word, x read as float4s. A code becomes a float by the
+/// exponent trick, 2^23 + u read as a float and 2^23 + bias subtracted
+/// (exact): integer-to-float conversions run at a quarter of the FMA rate,
+/// which made INT4 products compute-bound.
+template <int Bits> __device__ inline float dotWord(uint32_t word, const float *x) {
+  constexpr uint32_t kMagic = 0x4B000000u; // 2^23
+  if constexpr (Bits == 8) {
+    // Byte i, offset to unsigned (q + 128), as the mantissa's low byte.
+    const uint32_t u = word ^ 0x80808080u;
+    auto q = [&](int i) {
+      return __uint_as_float(__byte_perm(u, kMagic, 0x7440u | unsigned(i))) - 8388736.0f;
+    };
+    const float4 v = *reinterpret_cast<const float4 *>(x);
+    return q(0) * v.x + q(1) * v.y + q(2) * v.z + q(3) * v.w;
+  } else {
+    // Nibble i is stored offset by 8 in two's complement: (n ^ 8) - 8 = q,
+    // so u = n ^ 8 = q + 8.
+    const uint32_t u = word ^ 0x88888888u;
+    auto q = [&](int i) {
+      return __uint_as_float(kMagic | ((u >> (4 * i)) & 15u)) - 8388616.0f;
+    };
+    const float4 a = reinterpret_cast<const float4 *>(x)[0];
+    const float4 b = reinterpret_cast<const float4 *>(x)[1];
+    return q(0) * a.x + q(1) * a.y + q(2) * a.z + q(3) * a.w + q(4) * b.x + q(5) * b.y +
+           q(6) * b.z + q(7) * b.w;
+  }
+}
+
+/// Loads in flight per lane before any is used, for a row against J token
+/// rows: the products are bound by how many bytes each SM has requested
+/// from memory, but every load held costs registers, and more tokens hold
+/// more inputs; past about 128 registers a thread, an SM keeps one block.
+__host__ __device__ constexpr int loadBatch(int tokens) { return tokens == 1 ? 8 : tokens == 2 ? 4 : 2; }
+
+/// How a warp streams one weight row: in batches of kLoadBatch loads per
+/// lane, each batch loaded (load) before any of it is used (use).
+///
+/// Rows of 16-byte chunks of a plain format: each lane loads whole chunks
+/// (a warp reads 512 contiguous bytes per load). Symmetric INT groups of
+/// whole 32-bit words: the lanes of a warp share out the words of
+/// consecutive groups (8 lanes per INT8 group of 32, 4 per INT4 group), so
+/// that the warp's code loads and input loads are each one contiguous run;
+/// a lane scales its word's sum of code * x by the group's scale (rounding
+/// in another order than value by value's (code * scale) * x: they agree
+/// to float rounding). Other formats: value by value (kBatches = 0).
+template <class W, int K, int64_t RowBytes, int kLoadBatch, class Enable = void>
+struct RowStream {
+  static constexpr int kBatches = 0;
+  struct Batch {};
+  __device__ static void load(const uint8_t *, int, Batch &) {}
+};
+
+template <class W> constexpr bool kChunked = Chunk<W>::kPer > 0;
+
+template <class W, int K, int64_t RowBytes, int kLoadBatch>
+struct RowStream<W, K, RowBytes, kLoadBatch,
+                 std::enable_if_t<kChunked<W> && RowBytes % 16 == 0 && K % 8 == 0>> {
+  static constexpr int kPer = Chunk<W>::kPer, kChunks = K / kPer;
+  static constexpr int kBatches = (kChunks + 32 * kLoadBatch - 1) / (32 * kLoadBatch);
+  struct Batch {
+    uint4 raw[kLoadBatch];
+  };
+  __device__ static void load(const uint8_t *row, int batch, Batch &b) {
+    const uint4 *chunks = reinterpret_cast<const uint4 *>(row);
+    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kLoadBatch; ++i)
+      if (c0 + 32 * i < kChunks)
+        b.raw[i] = __ldg(chunks + c0 + 32 * i);
+  }
+  template <int J>
+  __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
+    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kLoadBatch; ++i) {
+      const int c = c0 + 32 * i;
+      if (c < kChunks) {
+        float wv[kPer];
+        Chunk<W>::decode(b.raw[i], wv);
+        for (int j = 0; j < J; ++j) {
+          const float4 *xv = reinterpret_cast<const float4 *>(xs[j] + c * kPer);
+          for (int q = 0; q < kPer / 4; ++q) {
+            const float4 v = xv[q];
+            acc[j] += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z +
+                      wv[4 * q + 3] * v.w;
+          }
+        }
+      }
+    }
+  }
+};
+
+template <class W> struct IntTraits {
+  static constexpr bool kGrouped = false;
+};
+template <int Bits, int G, bool S> struct IntTraits<IntGroup<Bits, G, S>> {
+  using F = IntGroup<Bits, G, S>;
+  static constexpr int kWords = G * Bits / 32;
+  static constexpr bool kGrouped = S && F::kGroupBytes % 4 == 0 && kWords > 0 && 32 % kWords == 0;
+};
+
+template <class W, int K, int64_t RowBytes, int kLoadBatch>
+struct RowStream<W, K, RowBytes, kLoadBatch,
+                 std::enable_if_t<IntTraits<W>::kGrouped && RowBytes % 4 == 0 &&
+                                  K % W::kGroup == 0>> {
+  static constexpr int kWords = IntTraits<W>::kWords, kValuesPerWord = 32 / W::kBits;
+  static constexpr int kGroups = K / W::kGroup, kGroupsPerPass = 32 / kWords;
+  static constexpr int kBatches =
+      (kGroups + kGroupsPerPass * kLoadBatch - 1) / (kGroupsPerPass * kLoadBatch);
+  struct Batch {
+    uint32_t scale[kLoadBatch], code[kLoadBatch];
+  };
+  __device__ static int firstGroup(int batch) {
+    return batch * kGroupsPerPass * kLoadBatch + (threadIdx.x % 32) / kWords;
+  }
+  __device__ static void load(const uint8_t *row, int batch, Batch &b) {
+    const int g0 = firstGroup(batch), word = (threadIdx.x % 32) % kWords;
+#pragma unroll
+    for (int i = 0; i < kLoadBatch; ++i) {
+      const int g = g0 + i * kGroupsPerPass;
+      if (g < kGroups) {
+        const uint32_t *group = reinterpret_cast<const uint32_t *>(row + g * W::kGroupBytes);
+        b.scale[i] = __ldg(group);
+        b.code[i] = __ldg(group + 1 + word);
+      }
+    }
+  }
+  template <int J>
+  __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
+    const int g0 = firstGroup(batch), word = (threadIdx.x % 32) % kWords;
+#pragma unroll
+    for (int i = 0; i < kLoadBatch; ++i) {
+      const int g = g0 + i * kGroupsPerPass;
+      if (g < kGroups)
+        for (int j = 0; j < J; ++j)
+          acc[j] += __uint_as_float(b.scale[i]) *
+                    dotWord<W::kBits>(b.code[i], xs[j] + g * W::kGroup + word * kValuesPerWord);
+    }
+  }
+};
+
+/// The warp's sum of one weight row against J token rows (xs), returned to
+/// every lane.
+template <class W, int K, int64_t RowBytes, int J>
+__device__ void dotRow(const uint8_t *row, const float *const *xs, float (&acc)[J]) {
+  using Stream = RowStream<W, K, RowBytes, loadBatch(J)>;
+  for (int j = 0; j < J; ++j)
+    acc[j] = 0;
+  if constexpr (Stream::kBatches > 0) {
+#pragma unroll 1
+    for (int batch = 0; batch < Stream::kBatches; ++batch) {
+      typename Stream::Batch b;
+      Stream::load(row, batch, b);
+      Stream::template use<J>(b, batch, xs, acc);
+    }
+  } else {
+    for (int k = threadIdx.x % 32; k < K; k += 32) {
+      const float wk = W::at(row, k);
+      for (int j = 0; j < J; ++j)
+        acc[j] += wk * xs[j][k];
+    }
+  }
+  for (int j = 0; j < J; ++j)
+    acc[j] = warpSum(acc[j]);
+}
+
+/// Where a product's input rows come from: the buffer as it is...
+struct PlainInput {};
+/// ...or its RMSNorm with a gain tensor (the norm step fused): each block
+/// normalizes up to LATHE_CUDA_NORM_TOKENS(K) token rows at a time into dynamic
+/// shared memory, with the same arithmetic as the rms_norm kernel.
+template <class G> struct NormedInput {
+  using Gain = G;
+  int gain;
+  float epsilon;
+};
+template <class I> struct IsNormed : std::false_type {};
+template <class G> struct IsNormed<NormedInput<G>> : std::true_type {};
+
+/// The warp's sums of row n of W against `count` (1-4) token rows xs,
+/// handed to store(acc, count) on every lane.
+template <class W, int K, int64_t RowBytes, class Store>
+__device__ void dotRows(const uint8_t *w, int n, const float *const *xs, int count,
+                        Store &&store) {
+  const uint8_t *row = w + int64_t(n) * RowBytes;
+  switch (count) {
+  case 1: { float acc[1]; dotRow<W, K, RowBytes, 1>(row, xs, acc); store(acc, 1); break; }
+  case 2: { float acc[2]; dotRow<W, K, RowBytes, 2>(row, xs, acc); store(acc, 2); break; }
+  case 3: { float acc[3]; dotRow<W, K, RowBytes, 3>(row, xs, acc); store(acc, 3); break; }
+  default: { float acc[4]; dotRow<W, K, RowBytes, 4>(row, xs, acc); store(acc, 4); break; }
+  }
+}
+
+/// What a product computes per output row: y[t, n] = sum_k x[t, k] W[n, k],
+/// plus residual[t, n] when Residual (the residual buffer may be y itself:
+/// each element is read and written by the same lane).
+template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRows {
+  static constexpr int kN = N;
+  const uint8_t *w;
+  float *y;
+  const float *residual;
+  /// Where row `row` starts.
+  __device__ const uint8_t *at(int row) const { return w + int64_t(row) * RowBytes; }
+  __device__ void operator()(const float *const *xs, const int *ys, int count, int n) const {
+    dotRows<W, K, RowBytes>(w, n, xs, count, [&](const float *acc, int) {
+      if (threadIdx.x % 32 == 0)
+        for (int j = 0; j < count; ++j) {
+          const int64_t at = int64_t(ys[j]) * N + n;
+          y[at] = Residual ? residual[at] + acc[j] : acc[j];
+        }
+    });
+  }
+};
+
+/// The gate and up products and SwiGLU in one: y[t, n] = silu(g) * u with
+/// g = sum_k x[t, k] G[n, k], u likewise with U, the same floats as the
+/// products and silu_mul one after another.
+template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU>
+struct GatedRows {
+  static constexpr int kN = N;
+  const uint8_t *gate, *up;
+  float *y;
+  __device__ const uint8_t *at(int row) const { return gate + int64_t(row) * RowBytesG; }
+  __device__ void operator()(const float *const *xs, const int *ys, int count, int n) const {
+    float g[4];
+    dotRows<WG, K, RowBytesG>(gate, n, xs, count, [&](const float *acc, int c) {
+      for (int j = 0; j < c; ++j)
+        g[j] = acc[j];
+    });
+    dotRows<WU, K, RowBytesU>(up, n, xs, count, [&](const float *u, int) {
+      if (threadIdx.x % 32 == 0)
+        for (int j = 0; j < count; ++j)
+          y[int64_t(ys[j]) * N + n] = g[j] / (1.0f + expf(-g[j])) * u[j];
+    });
+  }
+};
+
+/// Bytes of its first rows a product block asks L2 for before it waits for
+/// the kernel before (weights never depend on it).
+constexpr int64_t kPrefetchBytes = 16384;
+
+/// One product of a launch (Rows: PlainRows or GatedRows): block blockX of
+/// the `blocks` this product takes, one output row per warp per pass.
+/// Input: PlainInput or NormedInput of buffer `in`. Gather: token i reads
+/// input row f.logitTokens[i] and writes output row i (the classifier).
+template <int K, bool Gather, class Input, class Rows>
+__device__ void product(const LatheCudaFrame &f, int in, Input input, const Rows &rows,
+                        int blockX, int blocks) {
+  constexpr int N = Rows::kN;
+  const int warp = threadIdx.x / 32;
+  const int firstRow = blockX * kWarps + warp;
+  if (blockX * kWarps < N) {
+    const uint8_t *begin = rows.at(blockX * kWarps), *end = rows.at(N);
+    prefetchL2(begin, end - begin < kPrefetchBytes ? end : begin + kPrefetchBytes);
+  }
+  startStep();
+  const int tokens = Gather ? f.logitCount : f.rows;
+  const float *x = f.buffers[in];
+  if constexpr (IsNormed<Input>::value) {
+    constexpr int J = LATHE_CUDA_NORM_TOKENS(K);
+    static_assert(J > 0, "the norm of rows this wide is not fused");
+    extern __shared__ float normed[]; // [J][K], the launch's dynamic shared memory
+    const uint8_t *gain = f.weights[input.gain];
+    for (int t0 = 0; t0 < tokens; t0 += J) {
+      const int count = min(J, tokens - t0);
+      const float *xs[4];
+      int ys[4];
+      for (int j = 0; j < count; ++j) {
+        const float *row = x + int64_t(Gather ? f.logitTokens[t0 + j] : t0 + j) * K;
+        const float scale = rmsScale<K>(row, input.epsilon);
+        for (int k = threadIdx.x; k < K; k += kThreads)
+          normed[j * K + k] = Input::Gain::at(gain, k) * (scale * row[k]);
+        xs[j] = normed + j * K;
+        ys[j] = t0 + j;
+      }
+      __syncthreads();
+      for (int n = firstRow; n < N; n += blocks * kWarps)
+        rows(xs, ys, count, n);
+      __syncthreads(); // before the next tokens overwrite normed
+    }
+  } else {
+    // Rows outer, tokens inner: each weight row is read from memory once
+    // and decoded once per four tokens.
+    for (int n = firstRow; n < N; n += blocks * kWarps)
+      for (int t0 = 0; t0 < tokens; t0 += 4) {
+        const float *xs[4];
+        int ys[4];
+        const int count = min(4, tokens - t0);
+        for (int j = 0; j < count; ++j) {
+          ys[j] = t0 + j;
+          xs[j] = x + int64_t(Gather ? f.logitTokens[t0 + j] : t0 + j) * K;
+        }
+        rows(xs, ys, count, n);
+      }
+  }
+}
+
+} // namespace lathe_cuda

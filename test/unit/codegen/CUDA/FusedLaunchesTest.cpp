@@ -1,0 +1,119 @@
+// Which plan steps the CUDA target runs in one launch: every fusion is
+// taken where the buffers allow it and refused where a block of the fused
+// launch would write what another still reads, or a later step still needs
+// an intermediate the fusion never writes.
+#include "codegen/CUDA/FusedLaunches.h"
+
+#include <gtest/gtest.h>
+
+namespace lathe::codegen {
+namespace {
+
+using namespace plan;
+
+bool fits(uint64_t width) { return width <= 12288; }
+
+KernelPlan planOf(std::vector<Step> steps, uint32_t buffers, uint32_t logits) {
+  KernelPlan plan;
+  plan.bufferWidths.assign(buffers, 8);
+  plan.steps = std::move(steps);
+  plan.logits = logits;
+  return plan;
+}
+
+// One Llama layer and the classifier, buffers as the plan's reuse pass
+// leaves them: x 0; norm 1; q/k/v 2, 3, 4; rope outputs 5, 6; attention 7;
+// o 8; sum 9; norm 10; gate/up 11, 12; h 13; down 14; sum 15; norm 16;
+// logits 17.
+std::vector<Step> layer() {
+  return {
+      EmbeddingStep{0, 0},
+      RmsNormStep{0, 1, 1, 1e-5f},
+      MatMulsStep{1, {2, 3, 4}, {2, 3, 4}},
+      RopeStep{2, 5, 4, 1e4f, RopeLayout::Interleaved},
+      RopeStep{3, 6, 4, 1e4f, RopeLayout::Interleaved},
+      AttentionStep{5, 6, 4, 7, 0, 2, 2, 4},
+      MatMulStep{7, 5, 8},
+      AddRmsNormStep{0, 8, 6, 9, 10, 1e-5f},
+      MatMulsStep{10, {7, 8}, {11, 12}},
+      SiluMulStep{11, 12, 13},
+      MatMulStep{13, 9, 14},
+      AddRmsNormStep{9, 14, 10, 15, 16, 1e-5f},
+      LogitsStep{16, 0, 17},
+  };
+}
+
+TEST(FusedLaunchesTest, LlamaLayerFusesEveryNeighbour) {
+  const KernelPlan plan = planOf(layer(), 18, 17);
+  const FusedLaunches f = fuseLaunches(plan, fits);
+  // Norms into the products after them.
+  EXPECT_EQ(f.normOf[2], 1u);
+  EXPECT_EQ(f.normOf[8], 7u);
+  EXPECT_EQ(f.normOf[12], 11u);
+  // Adds into the matmuls before them.
+  EXPECT_EQ(f.residualOf[6], 7u);
+  EXPECT_EQ(f.residualOf[10], 11u);
+  EXPECT_TRUE(f.addDone[7]);
+  EXPECT_TRUE(f.addDone[11]);
+  // SwiGLU into gate/up; both ropes into attention's KV store.
+  EXPECT_EQ(f.gatedOf[8], 9u);
+  EXPECT_EQ(f.ropeOf[5], 3u);
+  const std::vector<bool> absorbed{false, true,  false, true,  true,  false, false,
+                                   true,  false, true,  false, true,  false};
+  EXPECT_EQ(f.absorbed, absorbed);
+}
+
+TEST(FusedLaunchesTest, SumOverTheMatmulInputIsNotFused) {
+  std::vector<Step> steps = layer();
+  // The add_rms_norm's sum takes the o-product's input: other blocks of the
+  // product would still read it while one writes the sum.
+  steps[7] = AddRmsNormStep{0, 8, 6, 7, 10, 1e-5f};
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  EXPECT_FALSE(f.residualOf[6]);
+  EXPECT_FALSE(f.addDone[7]);
+  // Without the add done, its norm stays a kernel of its own.
+  EXPECT_FALSE(f.normOf[8]);
+  EXPECT_FALSE(f.absorbed[7]);
+}
+
+TEST(FusedLaunchesTest, IntermediatesReadLaterAreNotFused) {
+  std::vector<Step> steps = layer();
+  // A later step reads the norm's output, the o-product's output and the
+  // gate's output: none of them may disappear into a fused launch.
+  steps.insert(steps.end() - 1, AddStep{1, 8, 17});
+  steps.insert(steps.end() - 1, AddStep{11, 11, 17});
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  EXPECT_FALSE(f.normOf[2]);
+  EXPECT_FALSE(f.residualOf[6]);
+  EXPECT_FALSE(f.gatedOf[8]);
+  EXPECT_FALSE(f.absorbed[1]);
+  EXPECT_FALSE(f.absorbed[9]);
+}
+
+TEST(FusedLaunchesTest, ProductWritingTheNormInputIsNotFused) {
+  std::vector<Step> steps = layer();
+  // The q/k/v products overwrite x, which every block of the fused launch
+  // reads to normalize.
+  steps[2] = MatMulsStep{1, {2, 3, 4}, {0, 3, 4}};
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  EXPECT_FALSE(f.normOf[2]);
+  // Rows too wide for shared memory are not normalized in it either.
+  const FusedLaunches narrow = fuseLaunches(planOf(layer(), 18, 17),
+                                            [](uint64_t) { return false; });
+  EXPECT_FALSE(narrow.normOf[2]);
+  EXPECT_FALSE(narrow.absorbed[1]);
+}
+
+TEST(FusedLaunchesTest, RopesSharingBuffersStaySeparate) {
+  std::vector<Step> steps = layer();
+  // The keys' rope writes the queries' input.
+  steps[4] = RopeStep{3, 2, 4, 1e4f, RopeLayout::Interleaved};
+  steps[5] = AttentionStep{5, 2, 4, 7, 0, 2, 2, 4};
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  EXPECT_FALSE(f.ropeOf[5]);
+  EXPECT_FALSE(f.absorbed[3]);
+  EXPECT_FALSE(f.absorbed[4]);
+}
+
+} // namespace
+} // namespace lathe::codegen
