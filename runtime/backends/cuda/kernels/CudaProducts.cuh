@@ -8,6 +8,7 @@
 #pragma once
 
 #include "CudaElementwise.cuh"
+#include "CudaFormats.cuh"
 
 namespace lathe_cuda {
 
@@ -149,6 +150,63 @@ struct RowStream<W, K, RowBytes, kLoadBatch,
         for (int j = 0; j < J; ++j)
           acc[j] += __uint_as_float(b.scale[i]) *
                     dotWord<W::kBits>(b.code[i], xs[j] + g * W::kGroup + word * kValuesPerWord);
+    }
+  }
+};
+
+/// FP6 4+2 groups (CudaFormats.cuh's Fp6Split, docs/formats.md) of a
+/// multiple of 8 values: a lane takes 8 consecutive values at a time, one
+/// 32-bit word of the 4-bit plane and 16 bits of the 2-bit plane. A value
+/// is rebuilt from its bits: the code's low 5 bits (e2 e1 e0 m1 m0) placed
+/// at float bits 25..21 give 2^(e-127) (1 + m/4), or m 2^-128 for e = 0, so
+/// times 2^124 (exact) they are E3M2's value; then the same rounded product
+/// with the group's scale as Fp6Split::at.
+template <int Group, int K, int64_t RowBytes, int kLoadBatch>
+struct RowStream<Fp6Split<Group>, K, RowBytes, kLoadBatch,
+                 std::enable_if_t<Group % 8 == 0 && K % 8 == 0>> {
+  using W = Fp6Split<Group>;
+  static constexpr int kChunks = K / 8;
+  static constexpr int kBatches = (kChunks + 32 * kLoadBatch - 1) / (32 * kLoadBatch);
+  struct Batch {
+    float scale[kLoadBatch];
+    uint32_t low[kLoadBatch];
+    uint32_t high[kLoadBatch];
+  };
+  __device__ static void load(const uint8_t *row, int batch, Batch &b) {
+    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kLoadBatch; ++i) {
+      const int c = c0 + 32 * i;
+      if (c < kChunks) {
+        const int j = (c * 8) % Group; // the chunk's first value in its group
+        const uint8_t *group = row + int64_t(c * 8 / Group) * W::kBlockBytes;
+        b.scale[i] = __uint_as_float(__ldg(reinterpret_cast<const uint32_t *>(group)));
+        b.low[i] = __ldg(reinterpret_cast<const uint32_t *>(group + 4 + j / 2));
+        b.high[i] = __ldg(reinterpret_cast<const uint16_t *>(group + 4 + Group / 2 + j / 4));
+      }
+    }
+  }
+  template <int J>
+  __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
+    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kLoadBatch; ++i) {
+      const int c = c0 + 32 * i;
+      if (c < kChunks) {
+        float w[8];
+        for (int v = 0; v < 8; ++v) {
+          const uint32_t low = (b.low[i] >> (4 * v)) & 15u;
+          const uint32_t high = (b.high[i] >> (2 * v)) & 3u;
+          const uint32_t bits = (high >> 1) << 31 | ((high & 1u) << 4 | low) << 21;
+          w[v] = __fmul_rn(__fmul_rn(__uint_as_float(bits), 0x1p124f), b.scale[i]);
+        }
+        for (int j = 0; j < J; ++j) {
+          const float4 lo = reinterpret_cast<const float4 *>(xs[j] + c * 8)[0];
+          const float4 hi = reinterpret_cast<const float4 *>(xs[j] + c * 8)[1];
+          acc[j] += w[0] * lo.x + w[1] * lo.y + w[2] * lo.z + w[3] * lo.w + w[4] * hi.x +
+                    w[5] * hi.y + w[6] * hi.z + w[7] * hi.w;
+        }
+      }
     }
   }
 };
