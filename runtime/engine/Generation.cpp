@@ -61,7 +61,8 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
       break;
     sink(next);
     ++stats.generatedTokens;
-    if (stats.generatedTokens == options.maxNewTokens)
+    if (stats.generatedTokens == options.maxNewTokens ||
+        (options.keepGoing && !options.keepGoing()))
       break;
     if (session.position() >= c.context) {
       stats.reachedContextEnd = true;

@@ -25,6 +25,9 @@ struct GenerationOptions {
   /// says otherwise (TextTokenizer::stopTokens).
   std::vector<int32_t> stopTokens = {Tokenizer::kEos, Tokenizer::kBos};
   SamplerOptions sampler;
+  /// Asked after each token reaches the sink (generate() only): false ends
+  /// generation there, as the C API's callback asks.
+  std::function<bool()> keepGoing;
 };
 
 struct GenerationStats {

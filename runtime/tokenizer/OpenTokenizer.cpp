@@ -50,6 +50,22 @@ Expected<TextTokenizer> openHFTokenizer(const std::string &path) {
 
 } // namespace
 
+Expected<std::optional<TextTokenizer>> artifactTokenizer(const artifact::Artifact &artifact,
+                                                         const std::string &source) {
+  if (const HFTokenizerSpec *spec = artifact.hfTokenizer()) {
+    Expected<HFTokenizer> t = HFTokenizer::create(*spec, source);
+    if (!t)
+      return t.error();
+    return std::optional<TextTokenizer>(TextTokenizer(t.take()));
+  }
+  if (artifact.vocabulary().pieces.empty())
+    return std::optional<TextTokenizer>();
+  Expected<Tokenizer> t = Tokenizer::create(artifact.vocabulary());
+  if (!t)
+    return Error(source + ": " + t.error().message());
+  return std::optional<TextTokenizer>(TextTokenizer(t.take()));
+}
+
 Expected<TextTokenizer> openTokenizer(const std::string &path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -74,18 +90,12 @@ Expected<TextTokenizer> openTokenizer(const std::string &path) {
     Expected<std::shared_ptr<const artifact::Artifact>> a = artifact::Artifact::load(path);
     if (!a)
       return a.error();
-    if (const HFTokenizerSpec *spec = (*a)->hfTokenizer()) {
-      Expected<HFTokenizer> t = HFTokenizer::create(*spec, path);
-      if (!t)
-        return t.error();
-      return TextTokenizer(t.take());
-    }
-    if ((*a)->vocabulary().pieces.empty())
-      return Error(path + ": compiled without a tokenizer");
-    Expected<Tokenizer> t = Tokenizer::create((*a)->vocabulary());
+    Expected<std::optional<TextTokenizer>> t = artifactTokenizer(**a, path);
     if (!t)
-      return Error(path + ": " + t.error().message());
-    return TextTokenizer(t.take());
+      return t.error();
+    if (!*t)
+      return Error(path + ": compiled without a tokenizer");
+    return std::move(**t);
   }
   size_t first = 0;
   while (first < bytes.size() && std::isspace(bytes[first]))

@@ -6,11 +6,20 @@
 #include "runtime/support/Expected.h"
 #include "runtime/tokenizer/TextTokenizer.h"
 
+#include <optional>
 #include <string>
 
 namespace lathe {
 
 Expected<TextTokenizer> openTokenizer(const std::string &path);
+
+namespace artifact {
+class Artifact;
+}
+/// The tokenizer an artifact carries (either kind), nullopt when it was
+/// compiled without one; `source` names the artifact in messages.
+Expected<std::optional<TextTokenizer>> artifactTokenizer(const artifact::Artifact &artifact,
+                                                         const std::string &source);
 
 /// The number of entries of a llama2.c tokenizer.bin (it does not store
 /// it: run.c takes it from the model), or an error when the bytes are not

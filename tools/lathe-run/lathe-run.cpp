@@ -3,6 +3,7 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
+#include "runtime/tokenizer/OpenTokenizer.h"
 #include "runtime/tokenizer/TextTokenizer.h"
 #include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
@@ -156,18 +157,10 @@ int main(int argc, char **argv) {
                          "using %d\n",
                  sessionFlags.options.threads, threads, threads);
 
-  std::optional<lathe::TextTokenizer> tokenizer;
-  if (const lathe::HFTokenizerSpec *hf = (*artifact)->hfTokenizer()) {
-    auto tok = lathe::HFTokenizer::create(*hf, artifactPath);
-    if (!tok)
-      return fail(tok.error().message());
-    tokenizer.emplace(tok.take());
-  } else if (!(*artifact)->vocabulary().pieces.empty()) {
-    auto tok = lathe::Tokenizer::create((*artifact)->vocabulary());
-    if (!tok)
-      return fail(artifactPath + ": " + tok.error().message());
-    tokenizer.emplace(tok.take());
-  }
+  auto carried = lathe::artifactTokenizer(**artifact, artifactPath);
+  if (!carried)
+    return fail(carried.error().message());
+  std::optional<lathe::TextTokenizer> tokenizer = carried.take();
   if (!tokenizer &&
       (!prompt.empty() || !perplexityFile.empty() || !promptsFile.empty() || !printIds))
     return fail(artifactPath +
