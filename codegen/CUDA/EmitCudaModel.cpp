@@ -145,36 +145,18 @@ private:
     std::string input = "lathe_cuda::PlainInput{}";
     int32_t sharedBytes = 0;
     uint32_t in = products.front().input;
-    if (const std::optional<size_t> norm = fused_.normOf[step_]) {
-      uint32_t gain = 0;
-      float epsilon = 0;
-      if (const auto *r = std::get_if<plan::RmsNormStep>(&plan_.steps[*norm])) {
-        in = r->input;
-        gain = r->gain;
-        epsilon = r->epsilon;
-      } else {
-        const auto &a = std::get<plan::AddRmsNormStep>(plan_.steps[*norm]);
-        in = a.sum;
-        gain = a.gain;
-        epsilon = a.epsilon;
-      }
-      Expected<WeightCode> g = weightCode(tensors_[gain]);
+    if (const std::optional<FusedNorm> &norm = fused_.normOf[step_]) {
+      Expected<WeightCode> g = weightCode(tensors_[norm->gain]);
       if (!g)
         return g.error();
-      input = fmt::format("lathe_cuda::NormedInput<{}>{{{}, {}}}", g->type, gain,
-                          floatLiteral(epsilon));
+      in = norm->input;
+      input = fmt::format("lathe_cuda::NormedInput<{}>{{{}, {}}}", g->type, norm->gain,
+                          floatLiteral(norm->epsilon));
       const int64_t width = this->width(in);
       sharedBytes = int32_t(LATHE_CUDA_NORM_TOKENS(width) * width * int64_t(sizeof(float)));
     }
     // An add after a single matmul: it writes `sum = other + W x`.
-    bool residual = false;
-    uint32_t other = 0, output = products.front().output;
-    if (const std::optional<size_t> add = fused_.residualOf[step_]) {
-      const auto &a = std::get<plan::AddRmsNormStep>(plan_.steps[*add]);
-      residual = true;
-      other = a.lhs == output ? a.rhs : a.lhs;
-      output = a.sum;
-    }
+    const std::optional<FusedAdd> &add = fused_.residualOf[step_];
     std::string body;
     int32_t first = 0;
     auto call = [&](const std::string &rows, int64_t k, int64_t n, bool gather) {
@@ -209,14 +191,14 @@ private:
         call(fmt::format("lathe_cuda::PlainRows<{}, {}, {}, {}, {}>{{f.weights[{}], "
                          "f.buffers[{}], {}}}",
                          w->type, info.shape[1], info.shape[0], w->rowBytes,
-                         residual ? "true" : "false", p.weight, residual ? output : p.output,
-                         residual ? fmt::format("f.buffers[{}]", other) : "nullptr"),
+                         add ? "true" : "false", p.weight, add ? add->sum : p.output,
+                         add ? fmt::format("f.buffers[{}]", add->other) : "nullptr"),
              info.shape[1], info.shape[0], p.gather);
       }
     }
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes, 0,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
-                       residual ? ", then add_rms_norm's add" : ""),
+                       add ? ", then add_rms_norm's add" : ""),
            body);
     return Status::ok();
   }

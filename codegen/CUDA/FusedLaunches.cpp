@@ -120,7 +120,7 @@ FusedLaunches fuseLaunches(const plan::KernelPlan &plan, bool (*normRowsFit)(uin
     if (!m || !a || (a->lhs != m->output && a->rhs != m->output) || a->lhs == a->rhs ||
         a->sum == m->input || !fuser.deadAfter(m->output, i + 1))
       continue;
-    out.residualOf[i] = i + 1;
+    out.residualOf[i] = FusedAdd{i + 1, a->lhs == m->output ? a->rhs : a->lhs, a->sum};
     out.addDone[i + 1] = true;
   }
 
@@ -128,12 +128,13 @@ FusedLaunches fuseLaunches(const plan::KernelPlan &plan, bool (*normRowsFit)(uin
   // normalizes its input itself. No block of the product may write the
   // norm's input, which every block reads.
   for (size_t i = 0; i + 1 < n; ++i) {
-    uint32_t normInput = 0, normOutput = 0;
+    FusedNorm norm{i, 0, 0, 0};
+    uint32_t normOutput = 0;
     if (const auto *r = fuser.at<plan::RmsNormStep>(i)) {
-      normInput = r->input;
+      norm = {i, r->input, r->gain, r->epsilon};
       normOutput = r->output;
     } else if (const auto *a = fuser.at<plan::AddRmsNormStep>(i); a && out.addDone[i]) {
-      normInput = a->sum;
+      norm = {i, a->sum, a->gain, a->epsilon};
       normOutput = a->output;
     } else {
       continue;
@@ -144,12 +145,12 @@ FusedLaunches fuseLaunches(const plan::KernelPlan &plan, bool (*normRowsFit)(uin
         !normRowsFit(plan.bufferWidths[normOutput]) || !fuser.deadAfter(normOutput, i + 1))
       continue;
     if (out.residualOf[i + 1]) // it writes the sum instead of its output
-      writes = {std::get<plan::AddRmsNormStep>(plan.steps[*out.residualOf[i + 1]]).sum};
+      writes = {out.residualOf[i + 1]->sum};
     if (out.gatedOf[i + 1]) // it writes the silu_mul's output instead of its own
       writes = {std::get<plan::SiluMulStep>(plan.steps[*out.gatedOf[i + 1]]).output};
-    if (contains(writes, normInput))
+    if (contains(writes, norm.input))
       continue;
-    out.normOf[i + 1] = i;
+    out.normOf[i + 1] = norm;
     out.absorbed[i] = true;
   }
 

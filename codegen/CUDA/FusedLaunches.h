@@ -25,15 +25,27 @@
 
 namespace lathe::codegen {
 
+/// A norm a product runs as its input prologue: RMSNorm(input) * gain.
+struct FusedNorm {
+  size_t step;    // the rms_norm, or the add_rms_norm whose add went before
+  uint32_t input; // the rms_norm's input, or the add_rms_norm's sum
+  uint32_t gain;
+  float epsilon;
+};
+
+/// An add_rms_norm's add a matmul performs: it writes `sum = other + W x`.
+struct FusedAdd {
+  size_t step; // the add_rms_norm
+  uint32_t other, sum;
+};
+
 struct FusedLaunches {
   /// Per step: the step is run inside another step's launch.
   std::vector<bool> absorbed;
-  /// Per product step: the rms_norm or add_rms_norm step whose norm is its
-  /// input prologue.
-  std::vector<std::optional<size_t>> normOf;
-  /// Per matmul step: the add_rms_norm step whose add it performs; it
-  /// then writes that step's `sum` as `other + W x`.
-  std::vector<std::optional<size_t>> residualOf;
+  /// Per product step: the norm that is its input prologue.
+  std::vector<std::optional<FusedNorm>> normOf;
+  /// Per matmul step: the add after it that it performs.
+  std::vector<std::optional<FusedAdd>> residualOf;
   /// Per add_rms_norm step whose add a matmul performs: only its norm
   /// remains (of `sum`).
   std::vector<bool> addDone;

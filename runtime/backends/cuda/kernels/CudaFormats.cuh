@@ -198,7 +198,7 @@ template <MxElement Element, int Block = 32> struct Mx {
 /// high 2 bits (sign, e2) at bits 2*(i%4) of byte i/4]; x = E3M2(code) * s
 /// in float32 (bias 3, no Inf/NaN, sign with zero magnitude -0). A per-channel
 /// row (fp6_4p2 without a group) is a single group of cols rounded up to a
-/// multiple of 4: Fp6Split<(cols + 3) / 4 * 4>, or Fp6SplitPerChannel<cols>.
+/// multiple of 4: Fp6Split<(cols + 3) / 4 * 4> (formats::rowBlockValues).
 /// The encoder writes finite scales only; a NaN/Inf scale (a corrupt
 /// artifact) still decodes to NaN/Inf, but a NaN's payload is the GPU's.
 template <int Group> struct Fp6Split {
@@ -218,8 +218,5 @@ template <int Group> struct Fp6Split {
     return formats_detail::mulRn(element, scale);
   }
 };
-
-/// fp6_4p2 with one scale per row of Cols values.
-template <int Cols> using Fp6SplitPerChannel = Fp6Split<(Cols + 3) / 4 * 4>;
 
 } // namespace lathe_cuda

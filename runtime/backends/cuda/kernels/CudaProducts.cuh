@@ -339,9 +339,7 @@ __device__ void product(const LatheCudaFrame &f, int in, Input input, const Rows
       int ys[4];
       for (int j = 0; j < count; ++j) {
         const float *row = x + int64_t(Gather ? f.logitTokens[t0 + j] : t0 + j) * K;
-        const float scale = rmsScale<K>(row, input.epsilon);
-        for (int k = threadIdx.x; k < K; k += kThreads)
-          normed[j * K + k] = Input::Gain::at(gain, k) * (scale * row[k]);
+        scaleRow<typename Input::Gain, K>(row, gain, input.epsilon, normed + j * K);
         xs[j] = normed + j * K;
         ys[j] = t0 + j;
       }

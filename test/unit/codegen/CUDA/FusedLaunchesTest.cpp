@@ -46,13 +46,25 @@ std::vector<Step> layer() {
 TEST(FusedLaunchesTest, LlamaLayerFusesEveryNeighbour) {
   const KernelPlan plan = planOf(layer(), 18, 17);
   const FusedLaunches f = fuseLaunches(plan, fits);
-  // Norms into the products after them.
-  EXPECT_EQ(f.normOf[2], 1u);
-  EXPECT_EQ(f.normOf[8], 7u);
-  EXPECT_EQ(f.normOf[12], 11u);
-  // Adds into the matmuls before them.
-  EXPECT_EQ(f.residualOf[6], 7u);
-  EXPECT_EQ(f.residualOf[10], 11u);
+  // Norms into the products after them: of x for layer 0's, of the sums
+  // the matmuls before them write for the others.
+  ASSERT_TRUE(f.normOf[2] && f.normOf[8] && f.normOf[12]);
+  EXPECT_EQ(f.normOf[2]->step, 1u);
+  EXPECT_EQ(f.normOf[2]->input, 0u);
+  EXPECT_EQ(f.normOf[2]->gain, 1u);
+  EXPECT_EQ(f.normOf[8]->step, 7u);
+  EXPECT_EQ(f.normOf[8]->input, 9u);
+  EXPECT_EQ(f.normOf[8]->gain, 6u);
+  EXPECT_EQ(f.normOf[12]->step, 11u);
+  EXPECT_EQ(f.normOf[12]->input, 15u);
+  // Adds into the matmuls before them, with the other addend and the sum.
+  ASSERT_TRUE(f.residualOf[6] && f.residualOf[10]);
+  EXPECT_EQ(f.residualOf[6]->step, 7u);
+  EXPECT_EQ(f.residualOf[6]->other, 0u);
+  EXPECT_EQ(f.residualOf[6]->sum, 9u);
+  EXPECT_EQ(f.residualOf[10]->step, 11u);
+  EXPECT_EQ(f.residualOf[10]->other, 9u);
+  EXPECT_EQ(f.residualOf[10]->sum, 15u);
   EXPECT_TRUE(f.addDone[7]);
   EXPECT_TRUE(f.addDone[11]);
   // SwiGLU into gate/up; both ropes into attention's KV store.
