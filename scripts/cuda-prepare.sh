@@ -10,7 +10,7 @@
 # weights).
 # About 55 MB; the packed speed models take a minute or two each to pack.
 #
-#   scripts/cuda-prepare.sh [MODEL_DIR] [BUILD_DIR]
+#   [SPEED_MODELS=0] [ARTIFACTS=0] scripts/cuda-prepare.sh [MODEL_DIR] [BUILD_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 model_dir=${1:-$HOME/.cache/lathe/models/stories15M}
@@ -22,6 +22,9 @@ for lib in libfmt.so.9 libhwy.so.1; do
   cp "$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')" "$out/lib/"
 done
 compile() { "$build/bin/lathe-compile" "$@" --target=cuda -q; }
+cp "$root/test/data/stories15M_reference.json" "$out/"
+# ARTIFACTS=0 leaves the correctness artifacts out (a speed run only).
+if [ "${ARTIFACTS:-1}" != 0 ]; then
 tiny=$root/test/lit/tools/Inputs/tiny-llama.mlir
 compile "$tiny" -o "$out/artifacts/tiny-f32.lathe"
 compile "$tiny" --kv=bf16 -o "$out/artifacts/tiny-kvbf16.lathe"
@@ -43,7 +46,16 @@ for q in int8:group=32 int4:group=32; do
   compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant="$q" \
     -o "$out/artifacts/stories15M-${q%%:*}.lathe"
 done
-cp "$root/test/data/stories15M_reference.json" "$out/"
+# Each Hugging Face decoder family's small random checkpoint, the folders
+# test/e2e/ArchitecturesTest.cpp checks against transformers on the CPU.
+python3 "$root/scripts/make-arch-reference.py" --write-folders "$out/arch"
+for folder in "$out"/arch/*/; do
+  compile "$folder" -o "$out/artifacts/arch-$(basename "$folder").lathe"
+done
+rm -rf "$out/arch"
+fi
+# SPEED_MODELS=0 leaves the speed models out (a correctness run only).
+[ "${SPEED_MODELS:-1}" = 0 ] && { du -sh "$out"; exit 0; }
 # Speed models: real sizes, random weights made at load (scripts/cuda-speed.sh).
 mkdir -p "$out/speed"
 # (TinyLlama in bf16 only: the device tool carries 64 MiB at most; the

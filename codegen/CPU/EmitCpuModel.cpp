@@ -104,26 +104,26 @@ private:
                             /*static=*/true, /*const=*/true);
   }
 
-  /// RMSNorm gains become constant arrays, rotary frequencies constant
+  /// RMSNorm gains and biases become constant arrays, rotary frequencies constant
   /// tables, the weights and outputs of grouped products index arrays.
   LogicalResult emitTables(std::string *error) {
     WalkResult result = m_.forward().walk([&](Operation *op) {
-      Value gain;
+      Value vector;
       if (auto n = dyn_cast<kplan::RMSNormOp>(op))
-        gain = n.getGain();
+        vector = n.getGain();
       else if (auto n = dyn_cast<kplan::AddRMSNormOp>(op))
-        gain = n.getGain();
-      if (gain && failed(emitGain(m_.tensorIndex.lookup(gain), error)))
+        vector = n.getGain();
+      else if (auto n = dyn_cast<kplan::BiasAddOp>(op))
+        vector = n.getBias();
+      if (vector && failed(emitVector(m_.tensorIndex.lookup(vector), error)))
         return WalkResult::interrupt();
       if (auto r = dyn_cast<kplan::RopeOp>(op)) {
-        auto key = std::make_pair(r.getHeadDim(), r.getTheta().convertToFloat());
-        if (!freqs_.count(key)) {
-          std::vector<double> freq(r.getHeadDim() / 2);
-          for (int64_t i = 0; i < int64_t(freq.size()); ++i)
-            freq[i] = lathe_rope_frequency(key.second, i, r.getHeadDim());
-          freqs_[key] = fmt::format("kRopeFreq{}", freqs_.size());
-          emitTable(freqs_[key], b_.getF64Type(), ArrayRef<double>(freq));
-        }
+        std::vector<double> freq = plan::ropeFrequencies(
+            r.getTheta().convertToFloat(), r.getHeadDim(), r.getScaling());
+        auto [it, added] = freqs_.try_emplace(freq, fmt::format("kRopeFreq{}", freqs_.size()));
+        ropeTables_[op] = it->second;
+        if (added)
+          emitTable(it->second, b_.getF64Type(), ArrayRef<double>(freq));
       }
       if (auto g = dyn_cast<kplan::MatmulsOp>(op)) {
         std::vector<uint32_t> weights, outs;
@@ -141,12 +141,13 @@ private:
     return failure(result.wasInterrupted());
   }
 
-  LogicalResult emitGain(uint32_t index, std::string *error) {
-    if (gains_.count(index))
+  /// A norm gain or a bias as a constant float array.
+  LogicalResult emitVector(uint32_t index, std::string *error) {
+    if (vectors_.count(index))
       return success();
     const artifact::TensorData &t = m_.tensors[index];
     if (t.info.quant) {
-      *error = "gain '" + t.info.name + "' is packed; the CPU code reads plain gains";
+      *error = "tensor '" + t.info.name + "' is packed; the CPU code reads plain gains and biases";
       return failure();
     }
     std::vector<float> values(t.info.shape[0]);
@@ -159,8 +160,8 @@ private:
         values[i] = t.info.type == ElementType::F16 ? f16ToFloat(h) : bf16ToFloat(h);
       }
     }
-    gains_[index] = fmt::format("kGain{}", index);
-    emitTable(gains_[index], b_.getF32Type(), ArrayRef<float>(values));
+    vectors_[index] = fmt::format("kVector{}", index);
+    emitTable(vectors_[index], b_.getF32Type(), ArrayRef<float>(values));
     return success();
   }
 
@@ -242,17 +243,25 @@ private:
           return success();
         })
         .Case([&](kplan::RMSNormOp n) {
+          // A gain shorter than the row normalizes each slice on its own:
+          // rows * slices rows of the gain's length.
           const uint32_t g = m_.tensorIndex.lookup(n.getGain());
-          call("lathe_rms_norm",
-               {buffer(n.getInput()), global(gains_.at(g), b_.getF32Type(), width(n.getInput())),
-                n.getEpsilonAttr(), rows_, i64(width(n.getInput())), buffer(n.getOut())});
+          const int64_t slice = m_.tensors[g].info.shape[0];
+          Value rows = rows_;
+          if (slice != width(n.getInput()))
+            rows = emitc::MulOp::create(
+                b_, b_.getUnknownLoc(), rows_.getType(), rows_,
+                emitc::LiteralOp::create(b_, b_.getUnknownLoc(), rows_.getType(),
+                                         std::to_string(width(n.getInput()) / slice)));
+          call("lathe_rms_norm", {buffer(n.getInput()), global(vectors_.at(g), b_.getF32Type(), slice),
+                                  n.getEpsilonAttr(), rows, i64(slice), buffer(n.getOut())});
           return success();
         })
         .Case([&](kplan::AddRMSNormOp n) {
           const uint32_t g = m_.tensorIndex.lookup(n.getGain());
           call("lathe_add_rms_norm",
                {buffer(n.getLhs()), buffer(n.getRhs()), rows_, i64(width(n.getLhs())),
-                buffer(n.getSum()), global(gains_.at(g), b_.getF32Type(), width(n.getLhs())),
+                buffer(n.getSum()), global(vectors_.at(g), b_.getF32Type(), width(n.getLhs())),
                 n.getEpsilonAttr(), buffer(n.getOut())});
           return success();
         })
@@ -271,10 +280,9 @@ private:
           return success();
         })
         .Case([&](kplan::RopeOp r) {
-          auto key = std::make_pair(r.getHeadDim(), r.getTheta().convertToFloat());
           call("lathe_rope",
                {buffer(r.getInput()), positions_, rows_, i64(width(r.getInput())),
-                i64(r.getHeadDim()), global(freqs_.at(key), b_.getF64Type(), r.getHeadDim() / 2),
+                i64(r.getHeadDim()), global(ropeTables_.at(r), b_.getF64Type(), r.getHeadDim() / 2),
                 b_.getI32IntegerAttr(
                     tfm::toPlanLayout(r.getLayout()) == plan::RopeLayout::Interleaved ? 1 : 0),
                 buffer(r.getOut())});
@@ -290,6 +298,13 @@ private:
         .Case([&](kplan::SiluMulOp s) {
           call("lathe_silu_mul", {buffer(s.getLhs()), buffer(s.getRhs()), elements(s.getLhs()),
                                   buffer(s.getOut())});
+          return success();
+        })
+        .Case([&](kplan::BiasAddOp s) {
+          const uint32_t v = m_.tensorIndex.lookup(s.getBias());
+          call("lathe_bias_add", {buffer(s.getInput()), global(vectors_.at(v), b_.getF32Type(),
+                                                                width(s.getInput())),
+                                  rows_, i64(width(s.getInput())), buffer(s.getOut())});
           return success();
         })
         .Case([&](kplan::AddOp s) {
@@ -314,8 +329,10 @@ private:
   OpBuilder b_;
   OwningOpRef<ModuleOp> module_;
   Value k_, context_, buffers_, positions_, rows_;
-  std::map<uint32_t, std::string> gains_;
-  std::map<std::pair<int64_t, float>, std::string> freqs_;
+  std::map<uint32_t, std::string> vectors_;
+  /// The name of each distinct frequency table, and of each rope's table.
+  std::map<std::vector<double>, std::string> freqs_;
+  std::map<Operation *, std::string> ropeTables_;
   std::map<Operation *, std::string> groups_;
 };
 

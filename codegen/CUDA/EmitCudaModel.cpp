@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <map>
 #include <set>
 #include <type_traits>
 #include <variant>
@@ -75,7 +76,7 @@ std::string floatLiteral(float v) { return fmt::format("{:.8e}f", v); }
 class Emitter {
 public:
   Emitter(const plan::KernelPlan &plan, const std::vector<plan::TensorInfo> &tensors)
-      : plan_(plan), tensors_(tensors), fused_(fuseLaunches(plan, normRowsFit)) {}
+      : plan_(plan), tensors_(tensors), fused_(fuseLaunches(plan, tensors, normRowsFit)) {}
 
   Expected<std::string> emit() {
     for (size_t i = 0; i < plan_.steps.size(); ++i) {
@@ -223,9 +224,28 @@ private:
     Expected<WeightCode> g = weightCode(tensors_[s.gain]);
     if (!g)
       return g.error();
+    const int64_t slice = tensors_[s.gain].shape[0];
+    if (slice != width(s.input)) { // a block per gain-wide slice of the row
+      launch(LATHE_CUDA_GRID_PER_TOKEN, int32_t(width(s.input) / slice), 0, 0,
+             "rms_norm of each slice of a row",
+             fmt::format("  lathe_cuda::rmsNormSlices<{}, {}, {}>(f, {}, {}, {}, {});\n", g->type,
+                         width(s.input), slice, s.input, s.gain, floatLiteral(s.epsilon),
+                         s.output));
+      return Status::ok();
+    }
     perToken("rms_norm", fmt::format("lathe_cuda::rmsNorm<{}, {}>(f, {}, {}, {}, {})", g->type,
                                      width(s.input), s.input, s.gain,
                                      floatLiteral(s.epsilon), s.output));
+    return Status::ok();
+  }
+  Status emitStep(const plan::BiasAddStep &s) {
+    Expected<WeightCode> b = weightCode(tensors_[s.bias]);
+    if (!b)
+      return b.error();
+    perToken("bias_add",
+             fmt::format("lathe_cuda::biasAdd<{}, {}>(f, {}, {}, {})", b->type, width(s.input),
+                         s.input, s.bias, s.output),
+             width(s.input));
     return Status::ok();
   }
   Status emitStep(const plan::AddRmsNormStep &s) {
@@ -267,7 +287,7 @@ private:
     perToken("rope",
              fmt::format("lathe_cuda::rope<{}, {}, {}>(f, {}, {}, {})", width(s.input),
                          s.headDim, s.layout == plan::RopeLayout::Interleaved ? "true" : "false",
-                         s.input, s.output, ropeFrequencies(s.theta, s.headDim)),
+                         s.input, s.output, ropeFrequencies(s)),
              width(s.input) / 2, /*perThread=*/1); // angles in double: spread them
     return Status::ok();
   }
@@ -283,7 +303,7 @@ private:
                            element, width(q.input), kvWidth, s.headDim,
                            q.layout == plan::RopeLayout::Interleaved ? "true" : "false", q.input,
                            q.output, k.input, k.output, s.values, s.layer,
-                           ropeFrequencies(q.theta, s.headDim)),
+                           ropeFrequencies(q)),
                width(q.input) / 2 + kvWidth / 2 + kvWidth, /*perThread=*/1);
     } else {
       perToken("attention: store the step's keys and values",
@@ -313,25 +333,27 @@ private:
 
   const plan::KernelPlan &plan_;
   const std::vector<plan::TensorInfo> &tensors_;
-  /// The name of a table of RoPE frequencies (one per theta and head
-  /// size), emitted on first use.
-  std::string ropeFrequencies(float theta, uint32_t headDim) {
-    const std::string name = fmt::format("lathe_cuda_rope_frequencies_{}_{:08x}", headDim,
-                                         std::bit_cast<uint32_t>(theta));
-    if (ropeTables_.insert(name).second) {
-      tables_ += fmt::format("// theta^(-2i / {}) for theta = {}, as lathe_rope_frequency "
-                             "computes them on the CPU.\n__device__ const double {}[{}] = {{",
-                             headDim, theta, name, headDim / 2);
-      for (uint32_t i = 0; i < headDim / 2; ++i)
-        tables_ += fmt::format("{}{:a}", i ? ", " : "",
-                               lathe_rope_frequency(double(theta), int64_t(i), headDim));
+  /// The name of a table of a rope step's frequencies (one per distinct
+  /// table), emitted on first use.
+  std::string ropeFrequencies(const plan::RopeStep &s) {
+    const std::vector<double> freq = s.frequencies();
+    auto [it, added] = ropeTables_.try_emplace(
+        freq, fmt::format("lathe_cuda_rope_frequencies_{}", ropeTables_.size()));
+    if (added) {
+      tables_ += fmt::format("// The RoPE frequencies of theta = {}, head_dim {}{} "
+                             "(plan::ropeFrequencies).\n__device__ const double {}[{}] = {{",
+                             s.theta, s.headDim,
+                             s.scaling().enabled() ? ", Llama 3 scaling" : "", it->second,
+                             freq.size());
+      for (size_t i = 0; i < freq.size(); ++i)
+        tables_ += fmt::format("{}{:a}", i ? ", " : "", freq[i]);
       tables_ += "};\n\n";
     }
-    return name;
+    return it->second;
   }
 
   FusedLaunches fused_;
-  std::set<std::string> ropeTables_;
+  std::map<std::vector<double>, std::string> ropeTables_;
   std::string tables_;
   size_t step_ = 0; // the step being emitted
   std::vector<LatheCudaLaunch> launches_;

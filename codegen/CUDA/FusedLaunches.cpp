@@ -33,6 +33,7 @@ BufferUse bufferUse(const plan::Step &step) {
             return BufferUse{{s.lhs, s.rhs}, {s.sum, s.output}};
           },
           [](const plan::LogitsStep &s) { return BufferUse{{s.input}, {s.output}}; },
+          [](const plan::BiasAddStep &s) { return BufferUse{{s.input}, {s.output}}; },
       },
       step);
 }
@@ -84,7 +85,9 @@ public:
 
 } // namespace
 
-FusedLaunches fuseLaunches(const plan::KernelPlan &plan, bool (*normRowsFit)(uint64_t width)) {
+FusedLaunches fuseLaunches(const plan::KernelPlan &plan,
+                           std::span<const plan::TensorInfo> tensors,
+                           bool (*normRowsFit)(uint64_t width)) {
   const size_t n = plan.steps.size();
   FusedLaunches out;
   out.absorbed.assign(n, false);
@@ -141,8 +144,12 @@ FusedLaunches fuseLaunches(const plan::KernelPlan &plan, bool (*normRowsFit)(uin
     }
     uint32_t input = 0;
     std::vector<uint32_t> writes;
-    if (!fuser.product(i + 1, input, writes) || input != normOutput ||
-        !normRowsFit(plan.bufferWidths[normOutput]) || !fuser.deadAfter(normOutput, i + 1))
+    // Only norms of whole rows: a gain shorter than the row (per-head
+    // norms) normalizes slices, which the products' prologue does not.
+    const uint64_t width = plan.bufferWidths[normOutput];
+    if (!fuser.product(i + 1, input, writes) || input != normOutput || !normRowsFit(width) ||
+        !fuser.deadAfter(normOutput, i + 1) || norm.gain >= tensors.size() ||
+        tensors[norm.gain].shape != std::vector<int64_t>{int64_t(width)})
       continue;
     if (out.residualOf[i + 1]) // it writes the sum instead of its output
       writes = {out.residualOf[i + 1]->sum};
@@ -163,7 +170,7 @@ FusedLaunches fuseLaunches(const plan::KernelPlan &plan, bool (*normRowsFit)(uin
     const auto *att = fuser.at<plan::AttentionStep>(i + 2);
     if (!q || !k || !att || q->output != att->queries || k->output != att->keys ||
         q->headDim != k->headDim || q->headDim != att->headDim || q->theta != k->theta ||
-        q->layout != k->layout)
+        q->scaling() != k->scaling() || q->layout != k->layout)
       continue;
     const std::vector<uint32_t> qBuffers{q->input, q->output};
     if (contains(qBuffers, k->input) || contains(qBuffers, k->output) ||

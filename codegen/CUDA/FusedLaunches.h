@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace lathe::codegen {
@@ -57,8 +58,10 @@ struct FusedLaunches {
   std::vector<std::optional<size_t>> ropeOf;
 };
 
-/// The fusions for `plan`. `normRowsFit(width)` says whether a product
-/// can normalize rows of that width in shared memory.
-FusedLaunches fuseLaunches(const plan::KernelPlan &plan, bool (*normRowsFit)(uint64_t width));
+/// The fusions for `plan`, whose weights are `tensors` (norm gains are
+/// checked against them). `normRowsFit(width)` says whether a product can
+/// normalize rows of that width in shared memory.
+FusedLaunches fuseLaunches(const plan::KernelPlan &plan, std::span<const plan::TensorInfo> tensors,
+                           bool (*normRowsFit)(uint64_t width));
 
 } // namespace lathe::codegen

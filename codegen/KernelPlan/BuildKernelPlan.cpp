@@ -183,6 +183,10 @@ private:
                                   : int64_t(plan::Activations::Float));
         else if (!attr && field.role == plan::FieldRole::Enum)
           flat.ints.push_back(0); // a defaulted enum: its first value
+        else if (!attr && field.role == plan::FieldRole::Float)
+          flat.floats.push_back(0.0f); // a defaulted float (RoPE scaling): zero, off
+        else if (!attr && field.role == plan::FieldRole::Number)
+          flat.ints.push_back(0); // a defaulted count: zero
         else
           return op.emitOpError() << "has no attribute '" << field.name
                                   << "' the runtime's step can store";
@@ -222,6 +226,9 @@ private:
             return r.emitOpError() << "expects the function's positions argument";
           if (first_.insert("rope").second)
             c.ropeTheta = r.getTheta().convertToFloat();
+          if (r.getHeadDim() != c.headDim && c.headDim != 0)
+            return r.emitOpError() << "head_dim " << r.getHeadDim()
+                                   << " differs from the attention's " << c.headDim;
           return success();
         })
         .Case([&](kplan::AttentionOp a) -> LogicalResult {

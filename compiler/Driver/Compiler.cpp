@@ -1,5 +1,6 @@
 #include "compiler/Driver/Compiler.h"
 
+#include "compiler/Driver/KvFlag.h"
 #include "compiler/Driver/QuantFlag.h"
 #include "compiler/Calibration/Calibration.h"
 #include "compiler/Driver/QuantReport.h"
@@ -10,6 +11,8 @@
 #include "passes/Passes.h"
 
 #include "codegen/KernelPlan/BuildKernelPlan.h"
+#include "compiler/Frontend/GgufCheckpoint.h"
+#include "compiler/Frontend/GgufTokenizer.h"
 #include "compiler/Frontend/HFCheckpoint.h"
 #include "compiler/Frontend/Llama2cCheckpoint.h"
 #include "compiler/Frontend/LlamaImporter.h"
@@ -56,6 +59,9 @@ std::string modelName(const std::string &input) {
 std::string findTokenizer(const CompileOptions &o) {
   if (!o.tokenizer.empty())
     return o.tokenizer;
+  // A GGUF carries its own tokenizer (or none).
+  if (frontend::isGgufFile(o.input))
+    return o.input;
   fs::path dir = fs::is_directory(o.input) ? fs::path(o.input)
                                            : fs::path(o.input).parent_path();
   std::error_code ec;
@@ -74,7 +80,7 @@ bool isHFTokenizer(const std::string &path) {
 } // namespace
 
 Status compile(const CompileOptions &o, llvm::raw_ostream &out,
-               const ProgressFn &progress) {
+               const ProgressFn &progress, const NoteFn &note) {
   auto report = [&](const std::string &stage, double fraction) {
     if (progress)
       progress(stage, fraction);
@@ -99,19 +105,29 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
   if (!quant)
     return quant.error();
-  if (o.kv != "f32" && o.kv != "f16" && o.kv != "bf16")
-    return Error("--kv=" + o.kv + ": expected f32, f16 or bf16");
+  Expected<ElementType> kv = parseKvFlag(o.kv);
+  if (!kv)
+    return kv.error();
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
   if (o.activations == "int8" && cuda)
     return Error("--activations=int8: the cuda target has no int8-activation kernels yet "
                  "(its products decode weights in registers and multiply in float)");
-  if (o.activations == "int8" && !quant->quantizes())
+  if (o.activations == "int8" && !quant->quantizes() && !frontend::isGgufFile(o.input))
     return Error("--activations=int8 needs packed weights: add --quant=FORMAT (the integer "
                  "kernels read INT, BFP, MXINT8 and MXFP4 weights)");
   // Fast by default: a quantized build runs the integer kernels its formats
   // have; --quant=none keeps the reference numerics.
-  const plan::Activations activations =
+  if (o.context < 0 || (o.context > 0 && endsWith(o.input, ".mlir")))
+    return Error("--context=" + std::to_string(o.context) +
+                 ": expected a positive length, for a checkpoint (not a .mlir module)");
+  // A GGUF with Q8_0/Q4_0 tensors is as packed as a quantized build.
+  bool packedInput = false;
+  const auto defaultActivations = [&] {
+    return (quant->quantizes() || packedInput) && !cuda ? plan::Activations::Int8
+                                                        : plan::Activations::Float;
+  };
+  plan::Activations activations =
       o.activations.empty() ? (quant->quantizes() && !cuda ? plan::Activations::Int8
                                                   : plan::Activations::Float)
       : o.activations == "int8" ? plan::Activations::Int8
@@ -157,17 +173,34 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   } else {
     Expected<frontend::LlamaCheckpoint> ckpt =
         o.syntheticWeights          ? frontend::readSyntheticCheckpoint(o.input)
-        : fs::is_directory(o.input) ? frontend::readHFCheckpoint(o.input)
-                                    : frontend::readLlama2cCheckpoint(o.input);
+        : fs::is_directory(o.input)   ? frontend::readHFCheckpoint(o.input)
+        : frontend::isGgufFile(o.input) ? frontend::readGgufCheckpoint(o.input)
+                                        : frontend::readLlama2cCheckpoint(o.input);
     if (!ckpt)
       return ckpt.error();
     checkpoint = ckpt.take();
+    if (note)
+      for (const std::string &line : checkpoint.notes)
+        note(line);
+    if (o.context > 0)
+      checkpoint.config.context = o.context;
+    auto packed = [](const frontend::TensorView &v) { return v.packed.has_value(); };
+    packedInput = packed(checkpoint.embedding) ||
+                  (checkpoint.classifier && packed(*checkpoint.classifier));
+    for (const frontend::LlamaLayerWeights &w : checkpoint.layers)
+      for (const frontend::TensorView *v : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w1, &w.w2, &w.w3})
+        packedInput = packedInput || packed(*v);
+    if (o.activations.empty())
+      activations = defaultActivations();
+    else if (o.activations == "int8" && !quant->quantizes() && !packedInput)
+      return Error("--activations=int8 needs packed weights: " + o.input +
+                   " has no Q8_0 or Q4_0 matrices; add --quant=FORMAT");
     report("importing", 0);
     module = frontend::importLlama(context, checkpoint, modelName(o.input));
   }
   if (mlir::failed(mlir::verify(*module)))
     return mlirError(o.input + ": the tfm module fails verification");
-  if (o.kv != "f32") {
+  if (*kv != ElementType::F32) {
     // The cache's element type is part of the function's signature; every
     // attention op reads the cache argument, so retyping it is enough.
     auto fn = module->lookupSymbol<mlir::func::FuncOp>("forward");
@@ -176,8 +209,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     auto cache = llvm::dyn_cast<tfm::KVCacheType>(fn.getArgument(2).getType());
     if (!cache)
       return Error(o.input + ": --kv=" + o.kv + " needs a function @forward with a KV cache");
-    mlir::Type element = o.kv == "f16" ? mlir::Type(mlir::Float16Type::get(&context))
-                                       : mlir::Type(mlir::BFloat16Type::get(&context));
+    mlir::Type element = *kv == ElementType::F16 ? mlir::Type(mlir::Float16Type::get(&context))
+                                                 : mlir::Type(mlir::BFloat16Type::get(&context));
     auto retyped = tfm::KVCacheType::get(&context, cache.getLayers(), cache.getKvHeads(),
                                          cache.getHeadDim(), cache.getCapacity(), element);
     fn.getArgument(2).setType(retyped);
@@ -198,7 +231,38 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
           vocabSize = t.getRank() == 2 ? t.getDimSize(1) : 0;
     if (vocabSize <= 0)
       return Error(o.input + ": cannot tell the vocabulary size from @forward's result");
-    if (isHFTokenizer(tokPath)) {
+    if (frontend::isGgufFile(tokPath)) {
+      Expected<frontend::GgufFile> file = frontend::GgufFile::open(tokPath);
+      if (!file)
+        return file.error();
+      Expected<std::optional<frontend::GgufTokenizer>> gguf = frontend::readGgufTokenizer(*file);
+      if (!gguf)
+        return gguf.error();
+      if (!*gguf && tokPath == o.tokenizer)
+        return Error(tokPath + ": the GGUF file holds no tokenizer (no tokenizer.ggml.model)");
+      if (*gguf) {
+        if (Vocabulary *vocab = std::get_if<Vocabulary>(&**gguf)) {
+          if (vocab->pieces.size() > static_cast<size_t>(vocabSize))
+            return Error(fmt::format("{}: the tokenizer has {} tokens, the model only {} logits",
+                                     tokPath, vocab->pieces.size(), vocabSize));
+          Expected<Tokenizer> tok = Tokenizer::create(*vocab);
+          if (!tok)
+            return Error(tokPath + ": " + tok.error().message());
+          tokenizer.emplace(tok.take());
+          vocabulary = std::move(*vocab);
+        } else {
+          HFTokenizerSpec &spec = std::get<HFTokenizerSpec>(**gguf);
+          Expected<HFTokenizer> tok = HFTokenizer::create(spec, tokPath);
+          if (!tok)
+            return tok.error();
+          if (tok->idCount() > static_cast<size_t>(vocabSize))
+            return Error(fmt::format("{}: the tokenizer has ids up to {}, the model only {} logits",
+                                     tokPath, tok->idCount() - 1, vocabSize));
+          tokenizer.emplace(tok.take());
+          hfTokenizer = std::move(spec);
+        }
+      }
+    } else if (isHFTokenizer(tokPath)) {
       Expected<HFTokenizerSpec> spec = loadHFTokenizer(tokPath);
       if (!spec)
         return spec.error();
@@ -336,6 +400,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   contents.tensors = lowered->tensors;
   contents.schedules.push_back(lowered->plan);
   contents.producer = "lathe-compile 0.1.0";
+  // What a GGUF held and what each tensor type became.
+  if (!checkpoint.provenance.empty())
+    contents.producer += "; " + fs::path(o.input).filename().string() + ": " + checkpoint.provenance;
   contents.syntheticWeights = o.syntheticWeights;
   contents.vocabulary = vocabulary;
   contents.hfTokenizer = hfTokenizer;

@@ -1,5 +1,5 @@
 // The library behind lathe-compile: read a model (llama2.c checkpoint,
-// Hugging Face folder or tfm .mlir), import it, lower it to a kernel plan for
+// Hugging Face folder, GGUF or tfm .mlir), import it, lower it to a kernel plan for
 // the target and write the artifact (or print an intermediate form).
 #pragma once
 
@@ -17,7 +17,7 @@ namespace lathe::compiler {
 enum class EmitKind { Artifact, MLIR, Plan, Cpp, Cuda };
 
 struct CompileOptions {
-  std::string input;       // model file, HF folder, or .mlir
+  std::string input;       // model file (llama2.c or GGUF), HF folder, or .mlir
   std::string tokenizer;   // tokenizer.bin or tokenizer.json; empty: look beside the model
   std::string target = "cpu"; // or "cuda", "cuda:sm_90a,sm_100a", ...
   std::string output;      // artifact path (EmitKind::Artifact)
@@ -29,6 +29,10 @@ struct CompileOptions {
   std::string activations;
   /// --kv: the KV cache's element type, f32 (default), f16 or bf16.
   std::string kv = "f32";
+  /// --context: the model's context length instead of the checkpoint's (0:
+  /// the checkpoint's). llama.cpp's llama2.c converter writes its own
+  /// default, 128, into a GGUF rather than the model's.
+  int64_t context = 0;
   EmitKind emit = EmitKind::Artifact;
   /// Benchmarks only: `input` is a config.json giving the shapes; the
   /// artifact stores no weights and the runtime fills them with random
@@ -38,10 +42,13 @@ struct CompileOptions {
 
 /// Reports progress: a stage name and, for long stages, a fraction done.
 using ProgressFn = std::function<void(const std::string &stage, double fraction)>;
+/// Receives notes about the input the user should hear about (a GGUF's
+/// K-quant tensors decoded to f32), one line each.
+using NoteFn = std::function<void(const std::string &line)>;
 
 /// Runs the whole compilation. Failures, MLIR diagnostics included (the first
 /// error with its location), come back as an Error. `out` receives the text of --emit=mlir, plan, cpp or cuda.
 Status compile(const CompileOptions &options, llvm::raw_ostream &out,
-               const ProgressFn &progress = {});
+               const ProgressFn &progress = {}, const NoteFn &note = {});
 
 } // namespace lathe::compiler

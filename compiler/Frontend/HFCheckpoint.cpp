@@ -88,6 +88,61 @@ private:
   std::string path_;
 };
 
+/// The decoder families that share Llama's layer and what each adds.
+struct Architecture {
+  const char *className, *modelType;
+  /// Qwen2: biases on q/k/v always; Llama: on q/k/v/o when attention_bias.
+  bool qkvBias;
+  /// Qwen3: an RMSNorm of each query and key head.
+  bool qkNorm;
+};
+constexpr Architecture kArchitectures[] = {
+    {"LlamaForCausalLM", "llama", false, false},
+    {"MistralForCausalLM", "mistral", false, false},
+    {"Qwen2ForCausalLM", "qwen2", true, false},
+    {"Qwen3ForCausalLM", "qwen3", false, true},
+};
+
+/// Reads rope_scaling (or transformers 5's rope_parameters): absent, null,
+/// "default", or "llama3" with its four numbers.
+Status parseRopeScaling(const ConfigReader &r, const std::string &path, LlamaConfig &c) {
+  const json *scaling = r.find("rope_scaling");
+  if (!scaling)
+    scaling = r.find("rope_parameters");
+  if (!scaling)
+    return Status::ok();
+  if (!scaling->is_object())
+    return Error(path + ": rope_scaling " + scaling->dump() + " is not an object");
+  auto type = scaling->find("rope_type");
+  if (type == scaling->end())
+    type = scaling->find("type");
+  const std::string kind =
+      type != scaling->end() && type->is_string() ? type->get<std::string>() : "";
+  if (auto theta = scaling->find("rope_theta"); theta != scaling->end()) {
+    if (!theta->is_number() || !(theta->get<double>() > 0.0))
+      return Error(path + ": rope_theta " + theta->dump() + " is not a positive number");
+    c.ropeTheta = static_cast<float>(theta->get<double>());
+  }
+  if (kind == "default")
+    return Status::ok();
+  if (kind != "llama3")
+    return Error(path + ": rope scaling " + scaling->dump() +
+                 " is not supported; plain RoPE and \"llama3\" are");
+  ConfigReader s(*scaling, path + " (rope_scaling)");
+  auto factor = s.positiveFloat("factor", 0.0f);
+  auto low = s.positiveFloat("low_freq_factor", 0.0f);
+  auto high = s.positiveFloat("high_freq_factor", 0.0f);
+  auto context = s.positiveInt("original_max_position_embeddings");
+  if (!factor) return factor.error();
+  if (!low) return low.error();
+  if (!high) return high.error();
+  if (!context) return context.error();
+  c.ropeScaling = {*factor, *low, *high, *context};
+  if (const char *problem = plan::ropeScalingProblem(c.ropeScaling))
+    return Error(path + ": rope_scaling " + scaling->dump() + ": " + problem);
+  return Status::ok();
+}
+
 Expected<LlamaConfig> parseConfig(const std::string &path) {
   auto parsed = readJsonFile(path);
   if (!parsed)
@@ -95,33 +150,42 @@ Expected<LlamaConfig> parseConfig(const std::string &path) {
   const json &j = *parsed;
   ConfigReader r(j, path);
 
-  bool isLlama = false;
-  if (const json *arch = r.find("architectures"); arch && arch->is_array())
-    isLlama = std::find(arch->begin(), arch->end(), "LlamaForCausalLM") !=
-              arch->end();
-  if (const json *type = r.find("model_type"); type && *type == "llama")
-    isLlama = true;
-  if (!isLlama) {
-    const json *arch = r.find("architectures");
-    const json *type = r.find("model_type");
-    return Error(path + ": not a Llama model (architectures " +
-                 (arch ? arch->dump() : "absent") + ", model_type " +
-                 (type ? type->dump() : "absent") +
-                 "); expected LlamaForCausalLM");
+  const Architecture *arch = nullptr;
+  const json *classes = r.find("architectures");
+  const json *type = r.find("model_type");
+  for (const Architecture &a : kArchitectures) {
+    if ((classes && classes->is_array() &&
+         std::find(classes->begin(), classes->end(), a.className) != classes->end()) ||
+        (type && *type == a.modelType))
+      arch = &a;
+  }
+  if (!arch) {
+    std::string supported;
+    for (const Architecture &a : kArchitectures)
+      supported += std::string(supported.empty() ? "" : ", ") + a.className;
+    return Error(path + ": architecture not supported (architectures " +
+                 (classes ? classes->dump() : "absent") + ", model_type " +
+                 (type ? type->dump() : "absent") + "); expected one of " + supported);
   }
 
   if (const json *act = r.find("hidden_act"); act && *act != "silu")
     return Error(path + ": hidden_act " + act->dump() +
                  " is not supported; only \"silu\" is");
-  if (const json *scaling = r.find("rope_scaling"))
-    return Error(path + ": rope_scaling " + scaling->dump() +
-                 " is not supported; only plain RoPE is");
-  for (const char *bias : {"attention_bias", "mlp_bias"})
-    if (const json *b = r.find(bias); b && *b != false)
-      return Error(path + ": \"" + bias + "\" is " + b->dump() +
-                   "; projections with biases are not supported");
+  if (const json *b = r.find("mlp_bias"); b && *b != false)
+    return Error(path + ": \"mlp_bias\" is " + b->dump() +
+                 "; MLP projections with biases are not supported");
+  auto attentionBias = r.boolean("attention_bias", false);
+  if (!attentionBias)
+    return attentionBias.error();
 
   LlamaConfig c;
+  c.qkvBias = arch->qkvBias || *attentionBias;
+  // Qwen2/Qwen3's attention_bias is about q/k/v (and Qwen3 has none); only
+  // Llama's and Mistral's puts a bias on the output projection too.
+  c.outputBias = !arch->qkvBias && !arch->qkNorm && *attentionBias;
+  c.qkNorm = arch->qkNorm;
+  if (arch->qkNorm && *attentionBias)
+    c.qkvBias = true;
   struct IntKey {
     const char *key;
     int64_t *field;
@@ -141,18 +205,32 @@ Expected<LlamaConfig> parseConfig(const std::string &path) {
   if (!kvHeads)
     return kvHeads.error();
   c.kvHeads = *kvHeads;
-  c.headDim = c.heads > 0 ? c.dim / c.heads : 0;
-  // Newer configs spell out head_dim; the importer derives it from
-  // hidden_size, so any other value would silently be wrong.
+  // Newer configs spell out head_dim, which may differ from hidden_size /
+  // num_attention_heads (Qwen3); older ones imply it.
   if (r.find("head_dim")) {
     auto headDim = r.positiveInt("head_dim");
     if (!headDim)
       return headDim.error();
-    if (c.heads > 0 && *headDim * c.heads != c.dim)
-      return Error(path + ": head_dim " + std::to_string(*headDim) +
-                   " differs from hidden_size / num_attention_heads (" +
-                   std::to_string(c.dim) + " / " + std::to_string(c.heads) +
-                   "), which is not supported");
+    c.headDim = *headDim;
+  } else {
+    if (c.dim % c.heads != 0)
+      return Error(path + ": hidden_size " + std::to_string(c.dim) +
+                   " is not divisible by num_attention_heads " + std::to_string(c.heads) +
+                   " and no head_dim is given");
+    c.headDim = c.dim / c.heads;
+  }
+  // Sliding-window attention (Mistral v0.1, some Qwen2 configs): within the
+  // window it is plain causal attention, so the context is capped at the
+  // window instead of attending outside it.
+  const json *sliding = r.find("sliding_window");
+  auto useSliding = r.boolean("use_sliding_window", arch->qkvBias || arch->qkNorm ? false : true);
+  if (!useSliding)
+    return useSliding.error();
+  if (sliding && *useSliding) {
+    auto window = r.positiveInt("sliding_window");
+    if (!window)
+      return window.error();
+    c.context = std::min(c.context, *window);
   }
 
   auto eps = r.positiveFloat("rms_norm_eps", 1e-6f);
@@ -168,6 +246,8 @@ Expected<LlamaConfig> parseConfig(const std::string &path) {
   c.ropeTheta = *theta;
   c.tiedEmbedding = *tied;
   c.rope = RopeLayout::RotateHalf;
+  if (Status s = parseRopeScaling(r, path, c); !s)
+    return s.error();
   if (Status s = validateConfig(c, path); !s)
     return s.error();
   return c;
@@ -307,6 +387,20 @@ Expected<LlamaCheckpoint> readHFCheckpoint(const std::string &folderName) {
     });
     if (!s)
       return s.error();
+    std::vector<Wanted> optional;
+    if (c.qkvBias) {
+      optional.push_back({l.bq.emplace(), p + "self_attn.q_proj.bias", {q}});
+      optional.push_back({l.bk.emplace(), p + "self_attn.k_proj.bias", {kv}});
+      optional.push_back({l.bv.emplace(), p + "self_attn.v_proj.bias", {kv}});
+    }
+    if (c.outputBias)
+      optional.push_back({l.bo.emplace(), p + "self_attn.o_proj.bias", {d}});
+    if (c.qkNorm) {
+      optional.push_back({l.qNorm.emplace(), p + "self_attn.q_norm.weight", {c.headDim}});
+      optional.push_back({l.kNorm.emplace(), p + "self_attn.k_norm.weight", {c.headDim}});
+    }
+    if (Status st = resolve(optional); !st)
+      return st.error();
   }
 
   if (Status s = validateCheckpoint(ckpt, folderName); !s)

@@ -76,6 +76,9 @@ Expected<LlamaCheckpoint> readLlama2cCheckpoint(const std::string &path) {
   c.vocab = h[5] < 0 ? -h[5] : h[5];
   c.tiedEmbedding = h[5] >= 0;
   c.context = h[6];
+  if (c.heads > 0 && c.dim % c.heads != 0)
+    return Error(path + ": dim " + std::to_string(c.dim) +
+                 " is not divisible by the number of heads " + std::to_string(c.heads));
   c.headDim = c.heads > 0 ? c.dim / c.heads : 0;
   c.normEps = 1e-5f;
   c.ropeTheta = 10000.0f;

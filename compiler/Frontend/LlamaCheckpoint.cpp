@@ -1,5 +1,7 @@
 #include "compiler/Frontend/LlamaCheckpoint.h"
 
+#include "runtime/formats/RowCodec.h"
+
 #include <cmath>
 #include <limits>
 
@@ -32,13 +34,26 @@ Status checkTensor(const TensorView &view, const std::string &name,
   // The shape equals `expected`, whose entries are validated config sizes,
   // but their product can still exceed 64 bits (e.g. vocab * dim * 4).
   uint64_t bytes = elementSize(view.type);
-  for (int64_t d : expected)
+  std::vector<int64_t> dims = expected;
+  if (view.packed) {
+    // Packed rows: the row's byte count stands for its values.
+    if (expected.size() != 2)
+      return Error(source + ": tensor '" + name + "' is packed as " +
+                   formats::formatName(*view.packed) + ", but only matrices may be");
+    bytes = formats::packedRowBytes(*view.packed, expected[1]);
+    if (bytes == 0)
+      return Error(source + ": tensor '" + name + "' has rows of " + std::to_string(expected[1]) +
+                   " values, which " + formats::formatName(*view.packed) + " cannot pack");
+    dims = {expected[0]};
+  }
+  for (int64_t d : dims)
     if (__builtin_mul_overflow(bytes, static_cast<uint64_t>(d), &bytes))
       return Error(source + ": tensor '" + name + "' of shape " +
                    formatShape(expected) + " is too large to address");
   if (view.bytes.size() != bytes)
     return Error(source + ": tensor '" + name + "' (" +
-                 std::string(elementTypeName(view.type)) + " " +
+                 (view.packed ? formats::formatName(*view.packed)
+                              : std::string(elementTypeName(view.type))) + " " +
                  formatShape(expected) + ") needs " + std::to_string(bytes) +
                  " bytes but its view holds " +
                  std::to_string(view.bytes.size()));
@@ -67,10 +82,13 @@ Status validateConfig(const LlamaConfig &c, const std::string &source) {
                    ", larger than the supported maximum " +
                    std::to_string(kMaxSize));
   }
-  if (c.dim % c.heads != 0)
-    return Error(source + ": dim " + std::to_string(c.dim) +
-                 " is not divisible by the number of heads " +
-                 std::to_string(c.heads));
+  // headDim * heads is the attention's width, which may differ from dim
+  // only where the checkpoint spells head_dim out; readers that derive it
+  // must find dim divisible.
+  if (c.headDim <= 0 || c.headDim > kMaxSize / c.heads)
+    return Error(source + ": head dim " + std::to_string(c.headDim) + " with " +
+                 std::to_string(c.heads) + " heads is not a supported attention width (dim " +
+                 std::to_string(c.dim) + ")");
   if (c.heads % c.kvHeads != 0)
     return Error(source + ": heads " + std::to_string(c.heads) +
                  " is not a multiple of kv heads " +
@@ -87,6 +105,8 @@ Status validateConfig(const LlamaConfig &c, const std::string &source) {
   if (!std::isfinite(c.ropeTheta) || c.ropeTheta <= 0.0f)
     return Error(source + ": rope theta " + std::to_string(c.ropeTheta) +
                  " is not a positive finite number");
+  if (const char *problem = plan::ropeScalingProblem(c.ropeScaling))
+    return Error(source + ": rope scaling: " + problem);
   return Status::ok();
 }
 
@@ -133,6 +153,26 @@ Status validateCheckpoint(const LlamaCheckpoint &ckpt,
     for (const Expect &e : expected)
       if (Status s = checkTensor(e.view, p + e.name, e.shape, source); !s)
         return s;
+    struct Optional {
+      const std::optional<TensorView> &view;
+      bool wanted;
+      const char *name;
+      int64_t size;
+    };
+    const Optional optional[] = {
+        {l.bq, c.qkvBias, "bq", q},           {l.bk, c.qkvBias, "bk", kv},
+        {l.bv, c.qkvBias, "bv", kv},          {l.bo, c.outputBias, "bo", c.dim},
+        {l.qNorm, c.qkNorm, "q_norm", c.headDim}, {l.kNorm, c.qkNorm, "k_norm", c.headDim},
+    };
+    for (const Optional &o : optional) {
+      if (o.view.has_value() != o.wanted)
+        return Error(source + ": tensor '" + p + o.name + "' is " +
+                     (o.wanted ? "missing but the config asks for it"
+                               : "present but the config does not use it"));
+      if (o.view)
+        if (Status s = checkTensor(*o.view, p + o.name, {o.size}, source); !s)
+          return s;
+    }
   }
   if (Status s = checkTensor(ckpt.finalNorm, "final_norm", {c.dim}, source);
       !s)

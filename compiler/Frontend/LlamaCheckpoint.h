@@ -6,6 +6,7 @@
 #pragma once
 
 #include "runtime/formats/ElementType.h"
+#include "runtime/formats/FormatSpec.h"
 #include "runtime/plan/KernelPlan.h"
 #include "runtime/support/Expected.h"
 #include "runtime/support/MappedFile.h"
@@ -24,11 +25,18 @@ using plan::RopeLayout;
 /// The model's hyperparameters (plan::ModelConfig: dim, hidden, layers,
 /// heads, kvHeads, headDim, vocab, context, normEps, ropeTheta) and what
 /// only the readers need to know about a checkpoint. Readers set headDim
-/// to dim / heads.
+/// to dim / heads unless the checkpoint spells out another (Qwen3).
 struct LlamaConfig : plan::ModelConfig {
   bool tiedEmbedding = true;
   /// How the rows of wq/wk pair up under rotary embedding.
   RopeLayout rope = RopeLayout::Interleaved;
+  /// Llama 3 frequency scaling (off by default).
+  plan::RopeScaling ropeScaling;
+  /// Biases on the q/k/v projections (Qwen2, Llama's attention_bias) and
+  /// on the output projection (Llama's attention_bias).
+  bool qkvBias = false, outputBias = false;
+  /// An RMSNorm of each query and key head before RoPE (Qwen3).
+  bool qkNorm = false;
 
   int64_t kvDim() const { return kvHeads * headDim; }
 };
@@ -38,6 +46,11 @@ struct TensorView {
   ElementType type = ElementType::F32;
   std::vector<int64_t> shape;
   std::span<const uint8_t> bytes;
+  /// Set when `bytes` are rows already packed in this format (a GGUF's
+  /// Q8_0/Q4_0 blocks as INT8/INT4 groups): packedRowBytes(*packed, cols)
+  /// per row, and `type` unused. Only 2-D weights read by products (linear
+  /// weights, the classifier, the embedding table) may be packed.
+  std::optional<formats::FormatSpec> packed;
 
   int64_t numElements() const {
     int64_t n = 1;
@@ -56,6 +69,10 @@ struct LlamaLayerWeights {
   TensorView w1;        // gate  [hidden, dim]
   TensorView w2;        // down  [dim, hidden]
   TensorView w3;        // up    [hidden, dim]
+  /// Present as the config says (qkvBias, outputBias, qkNorm).
+  std::optional<TensorView> bq, bk, bv;  // [heads*headDim], [kvHeads*headDim] x 2
+  std::optional<TensorView> bo;          // [dim]
+  std::optional<TensorView> qNorm, kNorm; // [headDim] each
 };
 
 struct LlamaCheckpoint {
@@ -68,6 +85,11 @@ struct LlamaCheckpoint {
   std::vector<std::shared_ptr<MappedFile>> storage;
   /// Other memory the views point into (synthetic checkpoints).
   std::vector<std::shared_ptr<const void>> memory;
+  /// What the reader imported, one line, recorded in the artifact (GGUF:
+  /// each tensor type and what it became); empty for the other readers.
+  std::string provenance;
+  /// Changes the user should hear about (GGUF K-quants decoded to f32).
+  std::vector<std::string> notes;
 };
 
 /// Rejects configs no importer can handle: non-positive or absurd (> 2^31-1)

@@ -1,6 +1,7 @@
 #include "compiler/Frontend/LlamaImporter.h"
 
 #include "dialects/Transformer/TransformerDialect.h"
+#include "passes/Quantize/WeightData.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -45,15 +46,22 @@ public:
       const LlamaLayerWeights &w = ckpt_.layers[l];
       std::string p = "layers." + std::to_string(l) + ".";
       Value h = rmsNorm(x, weight(p + "attention_norm", w.attnNorm));
-      Value q = linear(h, weight(p + "wq", w.wq));
-      Value k = linear(h, weight(p + "wk", w.wk));
-      Value v = linear(h, weight(p + "wv", w.wv));
+      Value q = biased(linear(h, weight(p + "wq", w.wq)), p + "bq", w.bq);
+      Value k = biased(linear(h, weight(p + "wk", w.wk)), p + "bk", w.bk);
+      Value v = biased(linear(h, weight(p + "wv", w.wv)), p + "bv", w.bv);
+      // Qwen3 normalizes each head of q and k before rotating it: a gain of
+      // head_dim values normalizes each head-wide slice of the row.
+      if (w.qNorm)
+        q = rmsNorm(q, weight(p + "q_norm", *w.qNorm));
+      if (w.kNorm)
+        k = rmsNorm(k, weight(p + "k_norm", *w.kNorm));
       q = rope(q, positions, layout);
       k = rope(k, positions, layout);
       Value a = tfm::AttentionOp::create(b_, loc_, q.getType(), q, k, v, positions,
                                          cache, b_.getI64IntegerAttr(l),
                                          b_.getI64IntegerAttr(c.heads));
-      x = tfm::AddOp::create(b_, loc_, x, linear(a, weight(p + "wo", w.wo)));
+      x = tfm::AddOp::create(b_, loc_, x,
+                             biased(linear(a, weight(p + "wo", w.wo)), p + "bo", w.bo));
       h = rmsNorm(x, weight(p + "ffn_norm", w.ffnNorm));
       Value gate = linear(h, weight(p + "w1", w.w1));
       Value up = linear(h, weight(p + "w3", w.w3));
@@ -85,6 +93,8 @@ private:
   /// A `tfm.weight` whose value points into the mapped checkpoint when the
   /// bytes are aligned for their element type, and holds a copy otherwise.
   Value weight(const std::string &name, const TensorView &view) {
+    if (view.packed)
+      return packedWeight(name, view);
     auto type = RankedTensorType::get(view.shape, elementType(view.type));
     size_t align = elementSize(view.type);
     ArrayRef<char> data(reinterpret_cast<const char *>(view.bytes.data()),
@@ -95,6 +105,21 @@ private:
             : HeapAsmResourceBlob::allocateAndCopyWithAlign(data, align,
                                                             /*dataIsMutable=*/false);
     auto value = DenseResourceElementsAttr::get(type, name, std::move(blob));
+    return tfm::WeightOp::create(b_, loc_, type, b_.getStringAttr(name), value);
+  }
+
+  /// A weight whose rows the reader packed already (GGUF Q8_0/Q4_0): the
+  /// tfm.weight a quantize pass would have made, bytes as they are.
+  Value packedWeight(const std::string &name, const TensorView &view) {
+    auto type = RankedTensorType::get(view.shape, formatType(&ctx_, *view.packed));
+    auto bytesType = RankedTensorType::get({static_cast<int64_t>(view.bytes.size())},
+                                           b_.getIntegerType(8));
+    ArrayRef<char> data(reinterpret_cast<const char *>(view.bytes.data()), view.bytes.size());
+    AsmResourceBlob blob =
+        reinterpret_cast<uintptr_t>(view.bytes.data()) % 64 == 0
+            ? UnmanagedAsmResourceBlob::allocateWithAlign(data, 64)
+            : HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 64, /*dataIsMutable=*/false);
+    auto value = DenseResourceElementsAttr::get(bytesType, name, std::move(blob));
     return tfm::WeightOp::create(b_, loc_, type, b_.getStringAttr(name), value);
   }
 
@@ -109,9 +134,19 @@ private:
   }
 
   Value rope(Value x, Value positions, tfm::RopeLayoutAttr layout) {
-    return tfm::RopeOp::create(b_, loc_, x.getType(), x, positions,
-                               b_.getI64IntegerAttr(ckpt_.config.headDim),
-                               b_.getF32FloatAttr(ckpt_.config.ropeTheta), layout);
+    const plan::RopeScaling &s = ckpt_.config.ropeScaling;
+    return tfm::RopeOp::create(
+        b_, loc_, x.getType(), x, positions, b_.getI64IntegerAttr(ckpt_.config.headDim),
+        b_.getF32FloatAttr(ckpt_.config.ropeTheta), layout, b_.getF32FloatAttr(s.factor),
+        b_.getF32FloatAttr(s.lowFreqFactor), b_.getF32FloatAttr(s.highFreqFactor),
+        b_.getI64IntegerAttr(s.originalContext));
+  }
+
+  /// x + bias when the checkpoint has the bias.
+  Value biased(Value x, const std::string &name, const std::optional<TensorView> &bias) {
+    if (!bias)
+      return x;
+    return tfm::BiasAddOp::create(b_, loc_, x.getType(), x, weight(name, *bias));
   }
 
   MLIRContext &ctx_;

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "runtime/formats/FormatSpec.h"
+#include "runtime/plan/RopeFrequencies.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
@@ -57,11 +58,15 @@ LogicalResult verifyActivations(Operation *op, Activations activations, Value we
   return success();
 }
 
-LogicalResult verifyGain(Operation *op, Value gain, Value input) {
+/// A float gain of the input's width, or, where `slices` allows it, of a
+/// width that divides it (each slice of a row normalized on its own).
+LogicalResult verifyGain(Operation *op, Value gain, Value input, bool slices = false) {
   RankedTensorType g = tensorOf(gain);
-  if (g.getRank() != 1 || g.getDimSize(0) != widthOf(input))
-    return op->emitOpError() << "expects a gain of " << widthOf(input) << " elements, got "
-                             << g;
+  const int64_t width = widthOf(input);
+  if (g.getRank() != 1 || g.getDimSize(0) <= 0 ||
+      (slices ? width % g.getDimSize(0) != 0 : g.getDimSize(0) != width))
+    return op->emitOpError() << "expects a gain of " << (slices ? "a divisor of " : "")
+                             << width << " elements, got " << g;
   if (isa<lathe::tfm::QuantizedTypeInterface>(g.getElementType()))
     return op->emitOpError() << "expects a float gain, got " << g.getElementType();
   return success();
@@ -81,7 +86,19 @@ LogicalResult RMSNormOp::verify() {
     return emitOpError() << "input and output widths differ";
   if (!(getEpsilon().convertToFloat() > 0.0f))
     return emitOpError() << "expects a positive epsilon";
-  return verifyGain(*this, getGain(), getInput());
+  return verifyGain(*this, getGain(), getInput(), /*slices=*/true);
+}
+
+LogicalResult BiasAddOp::verify() {
+  if (widthOf(getInput()) != widthOf(getOut()))
+    return emitOpError() << "input and output widths differ";
+  RankedTensorType b = tensorOf(getBias());
+  if (b.getRank() != 1 || b.getDimSize(0) != widthOf(getInput()))
+    return emitOpError() << "expects a bias of " << widthOf(getInput()) << " elements, got "
+                         << b;
+  if (isa<lathe::tfm::QuantizedTypeInterface>(b.getElementType()))
+    return emitOpError() << "expects a float bias, got " << b.getElementType();
+  return success();
 }
 
 LogicalResult MatmulOp::verify() {
@@ -115,6 +132,8 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "input and output widths differ";
   if (!(getTheta().convertToFloat() > 0.0f))
     return emitOpError() << "expects a positive theta";
+  if (const char *problem = lathe::plan::ropeScalingProblem(getScaling()))
+    return emitOpError() << problem;
   return success();
 }
 

@@ -45,6 +45,10 @@ def Plan_EmbeddingOp : Plan_Op<"embedding"> {
 
 def Plan_RMSNormOp : Plan_Op<"rms_norm"> {
   let summary = "out = input / sqrt(mean(input^2) + epsilon) * gain, row by row";
+  let description = [{
+    A gain shorter than the row normalizes each gain-wide slice of a row on
+    its own (per-head q/k norms), as `tfm.rms_norm` defines.
+  }];
   let arguments = (ins Plan_In<"">:$input, Plan_Weight:$gain, F32Attr:$epsilon,
                        Plan_Out<"">:$out);
   let assemblyFormat = [{
@@ -91,11 +95,36 @@ def Plan_MatmulsOp : Plan_Op<"matmuls", [AttrSizedOperandSegments]> {
 
 def Plan_RopeOp : Plan_Op<"rope"> {
   let summary = "Rotary position embedding of every head of each row";
+  let description = [{
+    The frequencies and their optional Llama 3 scaling are those of
+    `tfm.rope` (runtime/plan/RopeFrequencies.h computes them).
+  }];
   let arguments = (ins Plan_In<"">:$input, Plan_TokenIds:$positions, I64Attr:$head_dim,
                        F32Attr:$theta, Transformer_RopeLayoutAttr:$layout,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$scaling_factor,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$low_freq_factor,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$high_freq_factor,
+                       DefaultValuedAttr<I64Attr, "0">:$original_context,
                        Plan_Out<"">:$out);
   let assemblyFormat = [{
     $input `at` $positions `->` $out attr-dict `:` type($input) `,` type($positions) `,` type($out)
+  }];
+  let extraClassDeclaration = [{
+    /// The Llama 3 scaling the four scaling attributes spell (off when
+    /// scaling_factor is 0).
+    ::lathe::plan::RopeScaling getScaling() {
+      return {getScalingFactor().convertToFloat(), getLowFreqFactor().convertToFloat(),
+              getHighFreqFactor().convertToFloat(), int64_t(getOriginalContext())};
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+def Plan_BiasAddOp : Plan_Op<"bias_add"> {
+  let summary = "out[t, n] = input[t, n] + bias[n]";
+  let arguments = (ins Plan_In<"">:$input, Plan_Weight:$bias, Plan_Out<"">:$out);
+  let assemblyFormat = [{
+    $input `,` $bias `->` $out attr-dict `:` type($input) `,` type($bias) `,` type($out)
   }];
   let hasVerifier = 1;
 }

@@ -7,6 +7,7 @@
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "runtime/plan/RopeFrequencies.h"
 
 #include "dialects/Transformer/TransformerOpsDialect.h.inc"
 #include "dialects/Transformer/TransformerEnums.h.inc"

@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "dialects/Transformer/TransformerDialect.h"
 
+#include "runtime/plan/RopeFrequencies.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributeInterfaces.h"
 #include "mlir/IR/OpImplementation.h"
@@ -111,9 +113,11 @@ LogicalResult RMSNormOp::verify() {
   if (failed(verifyStaticWidth(*this, getInput(), "input")))
     return failure();
   ArrayRef<int64_t> gain = shape(getGain());
-  if (gain.size() != 1 || gain[0] != width(getInput()))
-    return emitOpError() << "expects gain of shape [" << width(getInput())
-                         << "], got " << getGain().getType();
+  if (gain.size() != 1 || gain[0] <= 0 || width(getInput()) % gain[0] != 0)
+    return emitOpError() << "expects a gain whose length divides the input width "
+                         << width(getInput()) << ", got " << getGain().getType();
+  if (isa<QuantizedTypeInterface>(getGain().getType().getElementType()))
+    return emitOpError() << "expects a float gain, got " << getGain().getType();
   if (getInput().getType() != getResult().getType())
     return emitOpError() << "expects result type " << getInput().getType()
                          << ", got " << getResult().getType();
@@ -149,6 +153,23 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "expects a positive theta";
   if (!rowsCompatible(shape(getPositions())[0], rows(getInput())))
     return emitOpError() << "expects one position per input row";
+  if (const char *problem = lathe::plan::ropeScalingProblem(getScaling()))
+    return emitOpError() << problem;
+  return success();
+}
+
+LogicalResult BiasAddOp::verify() {
+  if (failed(verifyStaticWidth(*this, getInput(), "input")))
+    return failure();
+  ArrayRef<int64_t> bias = shape(getBias());
+  if (bias.size() != 1 || bias[0] != width(getInput()))
+    return emitOpError() << "expects bias of shape [" << width(getInput()) << "], got "
+                         << getBias().getType();
+  if (isa<QuantizedTypeInterface>(getBias().getType().getElementType()))
+    return emitOpError() << "expects a float bias, got " << getBias().getType();
+  if (getInput().getType() != getResult().getType())
+    return emitOpError() << "expects result type " << getInput().getType() << ", got "
+                         << getResult().getType();
   return success();
 }
 

@@ -56,7 +56,10 @@ def Transformer_EmbeddingOp : Transformer_Op<"embedding", [Pure]> {
 def Transformer_RMSNormOp : Transformer_Op<"rms_norm", [Pure]> {
   let summary = "Root-mean-square normalisation of each row, times a gain";
   let description = [{
-    `y = x / sqrt(mean(x^2) + epsilon) * gain`, row by row.
+    `y = x / sqrt(mean(x^2) + epsilon) * gain`, row by row. A gain shorter
+    than the row normalizes each gain-wide slice of the row on its own: a
+    gain of `head_dim` values over `heads * head_dim` columns is the per-head
+    q/k norm of Qwen3.
   }];
   let arguments = (ins Transformer_Activation:$input, Transformer_WeightTensor:$gain,
                        F32Attr:$epsilon);
@@ -85,15 +88,49 @@ def Transformer_RopeOp : Transformer_Op<"rope", [Pure]> {
   let summary = "Rotary position embedding of each head";
   let description = [{
     Rotates pairs of dimensions of every `head_dim`-wide head of row `t` by
-    `positions[t] * theta^(-2i/head_dim)`. `layout` says which dimensions
-    pair up (see `#tfm.rope_layout`).
+    `positions[t] * f_i` for the frequency `f_i = theta^(-2i/head_dim)` of
+    pair `i`. `layout` says which dimensions pair up (see
+    `#tfm.rope_layout`).
+
+    A non-zero `scaling_factor` applies Llama 3's frequency scaling
+    (`rope_scaling` of type `llama3` in a Hugging Face config): with
+    wavelength `w_i = 2 pi / f_i`, pairs with `w_i` above
+    `original_context / low_freq_factor` turn `scaling_factor` times
+    slower, pairs below `original_context / high_freq_factor` stay, and the
+    pairs between blend the two linearly in `original_context / w_i`.
   }];
   let arguments = (ins Transformer_Activation:$input, Transformer_TokenIds:$positions,
                        I64Attr:$head_dim, F32Attr:$theta,
-                       Transformer_RopeLayoutAttr:$layout);
+                       Transformer_RopeLayoutAttr:$layout,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$scaling_factor,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$low_freq_factor,
+                       DefaultValuedAttr<F32Attr, "0.0f">:$high_freq_factor,
+                       DefaultValuedAttr<I64Attr, "0">:$original_context);
   let results = (outs Transformer_Activation:$result);
   let assemblyFormat = [{
     $input `,` $positions attr-dict `:` type($input) `,` type($positions) `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    /// The Llama 3 scaling the four scaling attributes spell (off when
+    /// scaling_factor is 0).
+    ::lathe::plan::RopeScaling getScaling() {
+      return {getScalingFactor().convertToFloat(), getLowFreqFactor().convertToFloat(),
+              getHighFreqFactor().convertToFloat(), int64_t(getOriginalContext())};
+    }
+  }];
+  let hasVerifier = 1;
+}
+
+def Transformer_BiasAddOp : Transformer_Op<"bias_add", [Pure]> {
+  let summary = "Adds a bias vector to each row";
+  let description = [{
+    `y[t, n] = x[t, n] + bias[n]`: the biases of the q/k/v projections of
+    Qwen2 and of Llama checkpoints with `attention_bias`.
+  }];
+  let arguments = (ins Transformer_Activation:$input, Transformer_WeightTensor:$bias);
+  let results = (outs Transformer_Activation:$result);
+  let assemblyFormat = [{
+    $input `,` $bias attr-dict `:` type($input) `,` type($bias) `->` type($result)
   }];
   let hasVerifier = 1;
 }

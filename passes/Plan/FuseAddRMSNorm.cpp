@@ -22,7 +22,11 @@ struct PlanFuseAddRMSNormPass : impl::PlanFuseAddRMSNormBase<PlanFuseAddRMSNormP
       while (next && isa<tfm::WeightOp, kplan::BufferOp>(next))
         next = next->getNextNode();
       auto norm = dyn_cast_or_null<kplan::RMSNormOp>(next);
+      // add_rms_norm normalizes whole rows: a norm of slices (a gain
+      // shorter than the row) stays on its own.
       if (!norm || norm.getInput() != add.getOut() || norm.getOut() == add.getOut() ||
+          cast<RankedTensorType>(norm.getGain().getType()).getDimSize(0) !=
+              cast<kplan::BufferType>(add.getOut().getType()).getWidth() ||
           norm.getOut() == add.getLhs() || norm.getOut() == add.getRhs())
         continue;
       OpBuilder builder(norm);

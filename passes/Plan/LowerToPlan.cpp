@@ -80,7 +80,14 @@ template <>
 void ToKernel<tfm::RopeOp>::build(tfm::RopeOp op, Adaptor a, Value out,
                                   ConversionPatternRewriter &r) const {
   kplan::RopeOp::create(r, op.getLoc(), a.getInput(), a.getPositions(), op.getHeadDimAttr(),
-                        op.getThetaAttr(), op.getLayoutAttr(), out);
+                        op.getThetaAttr(), op.getLayoutAttr(), op.getScalingFactorAttr(),
+                        op.getLowFreqFactorAttr(), op.getHighFreqFactorAttr(),
+                        op.getOriginalContextAttr(), out);
+}
+template <>
+void ToKernel<tfm::BiasAddOp>::build(tfm::BiasAddOp op, Adaptor a, Value out,
+                                     ConversionPatternRewriter &r) const {
+  kplan::BiasAddOp::create(r, op.getLoc(), a.getInput(), a.getBias(), out);
 }
 template <>
 void ToKernel<tfm::AttentionOp>::build(tfm::AttentionOp op, Adaptor a, Value out,
@@ -136,7 +143,8 @@ struct LowerToPlanPass : impl::LowerToPlanBase<LowerToPlanPass> {
     RewritePatternSet patterns(context);
     patterns.add<ToKernel<tfm::EmbeddingOp>, ToKernel<tfm::RMSNormOp>,
                  ToKernel<tfm::LinearOp>, ToKernel<tfm::RopeOp>, ToKernel<tfm::AttentionOp>,
-                 ToKernel<tfm::SiluMulOp>, ToKernel<tfm::AddOp>, ToKernel<tfm::LogitsOp>>(
+                 ToKernel<tfm::SiluMulOp>, ToKernel<tfm::AddOp>, ToKernel<tfm::LogitsOp>,
+                 ToKernel<tfm::BiasAddOp>>(
         converter, context);
     populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns, converter);
     populateReturnOpTypeConversionPattern(patterns, converter);

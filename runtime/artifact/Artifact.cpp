@@ -14,11 +14,22 @@
 namespace lathe::artifact {
 namespace {
 
+/// Whether a verified vector's elements are aligned for their type. The
+/// flatbuffer verifier checks only the 4-byte length in front of them, so a
+/// corrupt file can put a [long]'s elements at 4 mod 8; reading them as
+/// int64_t would be undefined behaviour. (The builder aligns only vectors
+/// that have elements.)
+template <typename T> bool aligned(const flatbuffers::Vector<T> *v) {
+  return !v || v->size() == 0 || reinterpret_cast<uintptr_t>(v->data()) % alignof(T) == 0;
+}
+
 /// Converts one verified flatbuffer step into the plan's form. Missing
 /// tables (a union tag without its value) come back as an error.
 Expected<plan::Step> convertStep(const fb::Step *step) {
   if (!step->kind())
     return Error("kernel step without a kind");
+  if (!aligned(step->ints()))
+    return Error("kernel step '" + step->kind()->str() + "' has misaligned integers");
   std::span<const int64_t> ints;
   std::span<const float> floats;
   if (step->ints())
@@ -60,20 +71,23 @@ Expected<HFTokenizerSpec> readHFTokenizer(const fb::Tokenizer &t, const std::str
                                   a->special(), a->lstrip(), a->rstrip(), a->single_word()});
   auto stages = [](const auto *list, std::vector<TokenizerStage> &out) {
     if (!list)
-      return;
+      return true;
     for (const fb::TokenizerStage *st : *list) {
       TokenizerStage stage{st->type() ? st->type()->str() : "", {}, {}};
       if (st->strings())
         for (const flatbuffers::String *x : *st->strings())
           stage.strings.push_back(x->str());
+      if (!aligned(st->ints()))
+        return false;
       if (st->ints())
         stage.ints.assign(st->ints()->begin(), st->ints()->end());
       out.push_back(std::move(stage));
     }
+    return true;
   };
-  stages(h.normalizers(), spec.normalizers);
-  stages(h.pre_tokenizers(), spec.preTokenizers);
-  stages(h.decoders(), spec.decoders);
+  if (!stages(h.normalizers(), spec.normalizers) ||
+      !stages(h.pre_tokenizers(), spec.preTokenizers) || !stages(h.decoders(), spec.decoders))
+    return fail("a tokenizer stage has misaligned integers");
   if (h.prefix_ids())
     spec.prefixIds.assign(h.prefix_ids()->begin(), h.prefix_ids()->end());
   if (h.suffix_ids())
@@ -269,6 +283,8 @@ Status Artifact::parse() {
                               static_cast<int>(ft->type())));
     info.type = static_cast<ElementType>(ft->type());
     uint64_t elements = 1;
+    if (!aligned(ft->shape()))
+      return fail(fmt::format("corrupt: tensor '{}' has a misaligned shape", info.name));
     if (!ft->shape() || ft->shape()->size() == 0 || ft->shape()->size() > 4)
       return fail(fmt::format("tensor '{}' has no valid shape", info.name));
     for (int64_t d : *ft->shape()) {

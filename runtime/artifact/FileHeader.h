@@ -11,8 +11,9 @@
 namespace lathe::artifact {
 
 inline constexpr char kMagic[8] = {'L', 'A', 'T', 'H', 'E', 'A', 'R', 'T'};
-/// 2: steps in the generic form of runtime/plan/StepCodec.h.
-inline constexpr uint32_t kFormatVersion = 2;
+/// 2: steps in the generic form of runtime/plan/StepCodec.h. 3: rope steps
+/// carry Llama 3 frequency scaling; bias_add steps.
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr uint64_t kSectionAlignment = 64;
 
 struct FileHeader {

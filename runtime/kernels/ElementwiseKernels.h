@@ -88,6 +88,14 @@ static inline void lathe_rope(const float *x, const int32_t *pos, int64_t rows, 
   }
 }
 
+/* out[t, n] = x[t, n] + bias[n] over rows of width. out may be x. */
+static inline void lathe_bias_add(const float *x, const float *bias, int64_t rows, int64_t width,
+                                  float *out) {
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t i = 0; i < width; ++i)
+      out[t * width + i] = x[t * width + i] + bias[i];
+}
+
 /* out = silu(g) * u over n values. */
 static inline void lathe_silu_mul(const float *g, const float *u, int64_t n, float *out) {
   for (int64_t i = 0; i < n; ++i)

@@ -111,12 +111,15 @@ void matmul(const float *x, int64_t rows, WeightView w, float *out) {
 }
 
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
-          int64_t headDim, float theta, plan::RopeLayout layout, float *out) {
-  std::vector<double> freq(headDim / 2);
-  for (int64_t i = 0; i < headDim / 2; ++i)
-    freq[i] = lathe_rope_frequency(theta, i, headDim);
+          int64_t headDim, std::span<const double> freq, plan::RopeLayout layout, float *out) {
   lathe_rope(x, positions.data(), static_cast<int64_t>(positions.size()), width, headDim,
              freq.data(), layout == plan::RopeLayout::Interleaved ? 1 : 0, out);
+}
+
+void biasAdd(const float *x, WeightView bias, int64_t rows, int64_t width, float *out) {
+  std::vector<float> b(width);
+  loadRow(bias, 0, width, b.data());
+  lathe_bias_add(x, b.data(), rows, width, out);
 }
 
 void attention(const float *q, const float *k, const float *v,

@@ -33,9 +33,13 @@ void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
 /// out[t, n] = sum_k x[t, k] * w[n, k] for t < rows. `out` must not alias `x`.
 void matmul(const float *x, int64_t rows, WeightView w, float *out);
 
-/// Rotary embedding of every head of every row; row t is at positions[t].
+/// Rotary embedding of every head of every row; row t is at positions[t],
+/// pair i of a head turns at freq[i] (plan::ropeFrequencies).
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
-          int64_t headDim, float theta, plan::RopeLayout layout, float *out);
+          int64_t headDim, std::span<const double> freq, plan::RopeLayout layout, float *out);
+
+/// out[t, n] = x[t, n] + bias[n] over rows of `width`. May run in place.
+void biasAdd(const float *x, WeightView bias, int64_t rows, int64_t width, float *out);
 
 /// One layer's keys and values (kv::PagedKVCache): rows of `width`
 /// elements of `element` (f32, f16 or bf16), indexed by the rows of

@@ -106,7 +106,7 @@ private:
     return write(output, static_cast<uint64_t>(w->shape[0]));
   }
 
-  /// Embedding rows and norm gains are read as plain numbers.
+  /// Embedding rows, norm gains and biases are read as plain numbers.
   Status plain(const TensorInfo *t) {
     if (t->quant)
       return fail(fmt::format("tensor '{}' is {}, this kernel reads f32/f16/bf16",
@@ -123,16 +123,31 @@ private:
     return write(s.output, static_cast<uint64_t>(t->shape[1]));
   }
   Status check(const RmsNormStep &s) {
+    return rmsNorm(s.input, s.gain, s.output, s.epsilon, /*slices=*/true);
+  }
+  /// A norm of whole rows, or with `slices` of each gain-wide slice of a row.
+  Status rmsNorm(uint32_t input, uint32_t gain, uint32_t output, float epsilon, bool slices) {
     uint64_t w;
     const TensorInfo *g;
-    if (Status st = read(s.input, &w); !st) return st;
-    if (Status st = tensor(s.gain, 1, &g); !st) return st;
+    if (Status st = read(input, &w); !st) return st;
+    if (Status st = tensor(gain, 1, &g); !st) return st;
     if (Status st = plain(g); !st) return st;
-    if (static_cast<uint64_t>(g->shape[0]) != w)
-      return fail(fmt::format("gain '{}' has {} elements, input width is {}",
-                              g->name, g->shape[0], w));
-    if (!(s.epsilon > 0.0f) || !std::isfinite(s.epsilon))
+    const uint64_t n = static_cast<uint64_t>(g->shape[0]);
+    if (slices ? (n == 0 || w % n != 0) : n != w)
+      return fail(fmt::format("gain '{}' has {} elements, input width is {}", g->name, n, w));
+    if (!(epsilon > 0.0f) || !std::isfinite(epsilon))
       return fail("epsilon must be positive");
+    return write(output, w);
+  }
+  Status check(const BiasAddStep &s) {
+    uint64_t w;
+    const TensorInfo *b;
+    if (Status st = read(s.input, &w); !st) return st;
+    if (Status st = tensor(s.bias, 1, &b); !st) return st;
+    if (Status st = plain(b); !st) return st;
+    if (static_cast<uint64_t>(b->shape[0]) != w)
+      return fail(fmt::format("bias '{}' has {} elements, input width is {}", b->name,
+                              b->shape[0], w));
     return write(s.output, w);
   }
   Status check(const MatMulStep &s) { return matmul(s.input, s.weight, s.output); }
@@ -153,7 +168,7 @@ private:
       return st;
     if (s.output == s.sum)
       return fail("output aliases the sum");
-    return check(RmsNormStep{s.sum, s.gain, s.output, s.epsilon});
+    return rmsNorm(s.sum, s.gain, s.output, s.epsilon, /*slices=*/false);
   }
   Status check(const LogitsStep &s) {
     return matmul(s.input, s.classifier, s.output);
@@ -168,6 +183,8 @@ private:
       return fail("theta must be positive");
     if (s.layout != RopeLayout::Interleaved && s.layout != RopeLayout::RotateHalf)
       return fail("unknown rope layout");
+    if (const char *problem = ropeScalingProblem(s.scaling()))
+      return fail(problem);
     return write(s.output, w);
   }
   Status check(const AttentionStep &s) {
@@ -278,9 +295,11 @@ Status validateConfig(const ModelConfig &c, const std::string &source) {
     return bad(fmt::format("{} layers", c.layers));
   if (c.heads <= 0 || c.kvHeads <= 0 || c.heads % c.kvHeads != 0)
     return bad(fmt::format("{} heads and {} kv heads", c.heads, c.kvHeads));
-  if (c.headDim <= 0 || c.headDim % 2 != 0 || c.headDim * c.heads != c.dim)
-    return bad(fmt::format("head_dim {} x {} heads != dim {}", c.headDim,
-                           c.heads, c.dim));
+  // The attention's width heads * head_dim is usually dim, but need not be
+  // (Qwen3: 16 heads of 128 in a 1024-wide model).
+  if (c.headDim <= 0 || c.headDim % 2 != 0 || c.headDim * c.heads > kMaxWidth)
+    return bad(fmt::format("head_dim {} x {} heads: not an even head size in range",
+                           c.headDim, c.heads));
   if (c.vocab <= 0 || c.vocab > kMaxCount || c.context <= 0 || c.context > kMaxCount)
     return bad(fmt::format("vocab {} / context {} out of range", c.vocab,
                            c.context));

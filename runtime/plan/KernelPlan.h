@@ -7,6 +7,7 @@
 
 #include "runtime/formats/ElementType.h"
 #include "runtime/formats/FormatSpec.h"
+#include "runtime/plan/RopeFrequencies.h"
 #include "runtime/plan/RopeLayout.h"
 #include "runtime/support/Expected.h"
 
@@ -114,13 +115,39 @@ struct RopeStep {
   uint32_t input, output, headDim;
   float theta;
   RopeLayout layout;
+  /// Llama 3 frequency scaling (RopeFrequencies.h); 0 = plain RoPE.
+  float scalingFactor = 0.0f, lowFreqFactor = 0.0f, highFreqFactor = 0.0f;
+  uint32_t originalContext = 0;
   static constexpr const char *kName = "rope";
   static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
                                           {"out", FieldRole::Buffer},
                                           {"head_dim", FieldRole::Number},
                                           {"theta", FieldRole::Float},
-                                          {"layout", FieldRole::Enum}};
-  auto fields() { return std::tie(input, output, headDim, theta, layout); }
+                                          {"layout", FieldRole::Enum},
+                                          {"scaling_factor", FieldRole::Float},
+                                          {"low_freq_factor", FieldRole::Float},
+                                          {"high_freq_factor", FieldRole::Float},
+                                          {"original_context", FieldRole::Number}};
+  auto fields() {
+    return std::tie(input, output, headDim, theta, layout, scalingFactor, lowFreqFactor,
+                    highFreqFactor, originalContext);
+  }
+  RopeScaling scaling() const {
+    return {scalingFactor, lowFreqFactor, highFreqFactor, int64_t(originalContext)};
+  }
+  /// The frequency of each pair of a head.
+  std::vector<double> frequencies() const {
+    return ropeFrequencies(double(theta), int64_t(headDim), scaling());
+  }
+};
+/// out[t, n] = input[t, n] + bias[n].
+struct BiasAddStep {
+  uint32_t input, bias, output;
+  static constexpr const char *kName = "bias_add";
+  static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
+                                          {"bias", FieldRole::Tensor},
+                                          {"out", FieldRole::Buffer}};
+  auto fields() { return std::tie(input, bias, output); }
 };
 struct AttentionStep {
   uint32_t queries, keys, values, output, layer, heads, kvHeads, headDim;
@@ -172,7 +199,8 @@ struct LogitsStep {
 };
 
 using Step = std::variant<EmbeddingStep, RmsNormStep, MatMulStep, MatMulsStep, RopeStep,
-                          AttentionStep, SiluMulStep, AddStep, AddRmsNormStep, LogitsStep>;
+                          AttentionStep, SiluMulStep, AddStep, AddRmsNormStep, LogitsStep,
+                          BiasAddStep>;
 
 /// Generated code for a plan (runtime/backends/cpu/native/CpuModelAbi.h).
 struct NativeCode {

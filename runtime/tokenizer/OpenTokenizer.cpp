@@ -84,8 +84,8 @@ Expected<TextTokenizer> openTokenizer(const std::string &path) {
     return bytes.size() >= magic.size() && std::memcmp(bytes.data(), magic.data(), magic.size()) == 0;
   };
   if (startsWith("GGUF"))
-    return Error(path + ": GGUF files are not supported yet (give the model's tokenizer.json, "
-                        "tokenizer.bin or a compiled artifact)");
+    return Error(path + ": a GGUF file: its tokenizer is read by the compiler's readers "
+                        "(frontend::openGgufTokenizer, used by lathe-tokenize), not the runtime");
   if (startsWith(std::string_view(artifact::kMagic, sizeof artifact::kMagic))) {
     Expected<std::shared_ptr<const artifact::Artifact>> a = artifact::Artifact::load(path);
     if (!a)

@@ -15,6 +15,19 @@ config.substitutions.append(("%model_dir", config.lathe_model_dir))
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
 config.environment["LATHE_MODEL_DIR"] = config.lathe_model_dir
+# Upstream mlir-opt with Lathe's plugin (tools/lathe-plugin).
+config.substitutions.append(("%mlir_opt", os.path.join(config.llvm_tools_dir, "mlir-opt")))
+config.substitutions.append(
+    ("%lathe_plugin", os.path.join(config.lathe_binary_dir, "lib", "LathePlugin.so")))
+# An outside project built against this build, installed (examples/integrate):
+# with the generator and compilers of this build.
+config.substitutions.append(("%lathe_source_dir", config.lathe_source_dir))
+config.substitutions.append(("%lathe_build_dir", config.lathe_binary_dir))
+config.substitutions.append(("%cmake_toolchain", '-G "%s" -DCMAKE_MAKE_PROGRAM=%s '
+                             "-DCMAKE_C_COMPILER=%s -DCMAKE_CXX_COMPILER=%s" % (
+                                 config.cmake_generator, config.cmake_make_program,
+                                 config.c_compiler, config.cxx_compiler)))
+config.substitutions.append(("%cmake", config.cmake_command))
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.lathe_tools_dir, append_path=True)
 if os.path.isfile(os.path.join(config.lathe_model_dir, "stories15M.bin")):

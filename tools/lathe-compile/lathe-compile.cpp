@@ -16,11 +16,11 @@ int main(int argc, char **argv) {
   std::string emit = "artifact";
   bool quiet = false;
   app.add_option("model", options.input,
-                 "llama2.c checkpoint (.bin), Hugging Face folder, or tfm .mlir")
+                 "llama2.c checkpoint (.bin), Hugging Face folder, GGUF file (llama), or tfm .mlir")
       ->required();
   app.add_option("--tokenizer", options.tokenizer,
-                 "llama2.c tokenizer.bin or Hugging Face tokenizer.json (default: "
-                 "tokenizer.bin, else tokenizer.json, beside the model)");
+                 "llama2.c tokenizer.bin, Hugging Face tokenizer.json or a GGUF (default: "
+                 "a GGUF model's own; else tokenizer.bin, else tokenizer.json, beside the model)");
   app.add_option("--target", options.target,
                  "code generation target: cpu (default), or cuda[:ARCH,...] (default "
                  "architecture sm_90a; needs nvcc)");
@@ -52,6 +52,9 @@ int main(int argc, char **argv) {
                "benchmarks only: MODEL is a Hugging Face config.json (or its folder) giving "
                "the shapes; the artifact stores no weights, and the runtime fills them with "
                "seeded random values when it loads it (a speed model)");
+  app.add_option("--context", options.context,
+                 "context length to compile for instead of the checkpoint's (GGUFs from "
+                 "llama.cpp's llama2.c converter say 128 whatever the model had)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-compile"))
     return *status;
@@ -71,7 +74,14 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, " %3.0f%%", fraction * 100);
     std::fflush(stderr);
   };
-  lathe::Status status = lathe::compiler::compile(options, llvm::outs(), progress);
+  auto note = [&](const std::string &line) {
+    if (quiet)
+      return;
+    if (showProgress)
+      std::fprintf(stderr, "\r\033[K");
+    std::fprintf(stderr, "lathe-compile: note: %s\n", line.c_str());
+  };
+  lathe::Status status = lathe::compiler::compile(options, llvm::outs(), progress, note);
   if (showProgress)
     std::fprintf(stderr, "\r\033[K");
   if (!status) {

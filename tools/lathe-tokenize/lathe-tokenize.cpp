@@ -1,6 +1,7 @@
 // lathe-tokenize: the token ids of a text, or the text of ids, with the
 // tokenizer found at PATH (tokenizer.json, a Hugging Face folder, a llama2.c
-// tokenizer.bin or a .lathe artifact). Bad input: one line, exit 1.
+// tokenizer.bin, a GGUF or a .lathe artifact). Bad input: one line, exit 1.
+#include "compiler/Frontend/GgufTokenizer.h"
 #include "runtime/tokenizer/OpenTokenizer.h"
 #include "tools/CommandLine.h"
 
@@ -43,10 +44,12 @@ lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
 
 int main(int argc, char **argv) {
   CLI::App app{"Tokenize TEXT (or decode ids) with the tokenizer at PATH: a tokenizer.json, "
-               "a Hugging Face model folder, a llama2.c tokenizer.bin or a .lathe artifact"};
+               "a Hugging Face model folder, a llama2.c tokenizer.bin, a GGUF or a .lathe "
+               "artifact"};
   std::string path, text, decode;
   bool noSpecial = false;
-  app.add_option("PATH", path, "tokenizer.json, model folder, tokenizer.bin or .lathe")->required();
+  app.add_option("PATH", path, "tokenizer.json, model folder, tokenizer.bin, .gguf or .lathe")
+      ->required();
   app.add_option("TEXT", text, "the text to tokenize");
   app.add_option("--decode", decode, "token ids to turn into text, e.g. \"1 15043 3186\"");
   app.add_flag("--no-special", noSpecial, "leave out BOS/EOS (the special tokens the "
@@ -57,7 +60,11 @@ int main(int argc, char **argv) {
   if (decoding == (app.count("TEXT") > 0))
     return fail("give either TEXT or --decode IDS (see --help)");
 
-  lathe::Expected<lathe::TextTokenizer> tokenizer = lathe::openTokenizer(path);
+  // GGUF metadata is read by the (MLIR-free) frontend readers, the rest by
+  // the runtime.
+  lathe::Expected<lathe::TextTokenizer> tokenizer = lathe::frontend::isGgufFile(path)
+                                                        ? lathe::frontend::openGgufTokenizer(path)
+                                                        : lathe::openTokenizer(path);
   if (!tokenizer)
     return fail(tokenizer.error().message());
   if (decoding) {

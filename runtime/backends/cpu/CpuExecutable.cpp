@@ -390,8 +390,11 @@ void CpuExecutable::run(size_t index, const plan::Step &step, int64_t rows) {
         if constexpr (std::is_same_v<T, plan::EmbeddingStep>) {
           kernels::embedding(weight(s.table), batch_->tokens, buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::RmsNormStep>) {
-          kernels::rmsNorm(buf(s.input), weight(s.gain), s.epsilon, rows,
-                           width(s.input), buf(s.output));
+          // A gain shorter than the row normalizes each slice on its own:
+          // the buffer is then rows * slices rows of the gain's length.
+          const int64_t slice = artifact().tensors()[s.gain].shape[0];
+          kernels::rmsNorm(buf(s.input), weight(s.gain), s.epsilon,
+                           rows * (width(s.input) / slice), slice, buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::MatMulStep>) {
           if (observer_)
             observer_(index, buf(s.input), rows, width(s.input));
@@ -408,8 +411,8 @@ void CpuExecutable::run(size_t index, const plan::Step &step, int64_t rows) {
           kernels::addRmsNorm(buf(s.lhs), buf(s.rhs), weight(s.gain), s.epsilon, rows,
                               width(s.lhs), buf(s.sum), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::RopeStep>) {
-          kernels::rope(buf(s.input), batch_->positions, width(s.input), s.headDim, s.theta,
-                        s.layout, buf(s.output));
+          kernels::rope(buf(s.input), batch_->positions, width(s.input), s.headDim,
+                        s.frequencies(), s.layout, buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::AttentionStep>) {
           attention(buf(s.queries), buf(s.keys), buf(s.values), s.layer, s.heads, s.kvHeads,
                     s.headDim, buf(s.output));
@@ -417,7 +420,10 @@ void CpuExecutable::run(size_t index, const plan::Step &step, int64_t rows) {
           kernels::siluMul(buf(s.gate), buf(s.up), rows * width(s.gate), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::AddStep>) {
           kernels::add(buf(s.lhs), buf(s.rhs), rows * width(s.lhs), buf(s.output));
+        } else if constexpr (std::is_same_v<T, plan::BiasAddStep>) {
+          kernels::biasAdd(buf(s.input), weight(s.bias), rows, width(s.input), buf(s.output));
         } else {
+          static_assert(std::is_same_v<T, plan::LogitsStep>, "a step without a kernel");
           logits(buf(s.input), s.classifier, buf(s.output));
         }
       },

@@ -1,5 +1,5 @@
-// The CUDA target's element-wise steps (embedding, RMSNorm, RoPE, SwiGLU,
-// add) and the KV cache's row layout and stores. Each works on the token
+// The CUDA target's element-wise steps (embedding, RMSNorm, RoPE, bias add,
+// SwiGLU, add) and the KV cache's row layout and stores. Each works on the token
 // row blockIdx.x, its elements spread over the gridDim.y blocks of the
 // token (one block for the norms, whose row is one reduction). Numerics
 // follow the reference kernels (runtime/kernels/ReferenceKernels.h): RMSNorm
@@ -47,6 +47,26 @@ __device__ void rmsNorm(const LatheCudaFrame &f, int in, int gain, float epsilon
   scaleRow<Gain, Width>(f.buffers[in] + r, f.weights[gain], epsilon, f.buffers[out] + r);
 }
 
+/// RMSNorm of each Slice-wide part of the token's row on its own (per-head
+/// q/k norms), the part blockIdx.y.
+template <class Gain, int Width, int Slice>
+__device__ void rmsNormSlices(const LatheCudaFrame &f, int in, int gain, float epsilon, int out) {
+  startStep();
+  const int64_t r = int64_t(blockIdx.x) * Width + int64_t(blockIdx.y) * Slice;
+  scaleRow<Gain, Slice>(f.buffers[in] + r, f.weights[gain], epsilon, f.buffers[out] + r);
+}
+
+/// out = x + bias, row by row (lathe_bias_add). in may be out.
+template <class Bias, int Width>
+__device__ void biasAdd(const LatheCudaFrame &f, int in, int bias, int out) {
+  startStep();
+  const int64_t r = int64_t(blockIdx.x) * Width;
+  const float *x = f.buffers[in] + r;
+  float *y = f.buffers[out] + r;
+  for (int k = rowStart(); k < Width; k += rowStride())
+    y[k] = x[k] + Bias::at(f.weights[bias], k);
+}
+
 /// sum = lhs + rhs, then out = RMSNorm(sum) * gain.
 template <class Gain, int Width>
 __device__ void addRmsNorm(const LatheCudaFrame &f, int lhs, int rhs, int gain, int sum,
@@ -62,8 +82,8 @@ __device__ void addRmsNorm(const LatheCudaFrame &f, int lhs, int rhs, int gain, 
 }
 
 /// Pair p of a row of heads, rotated by position * frequencies[i] for pair
-/// i of its head (theta^(-2i / HeadDim), computed by the compiler with the
-/// CPU's lathe_rope_frequency), the angle in double (lathe_rope):
+/// i of its head (computed by the compiler with plan::ropeFrequencies, as
+/// the CPU's are), the angle in double (lathe_rope):
 /// interleaved pairs (2i, 2i + 1) or rotate-half pairs (i, i + HeadDim / 2).
 /// Returns the pair's two indices in the row and their rotated values.
 template <int HeadDim, bool Interleaved>

@@ -73,8 +73,25 @@ func.func @rope_head(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>, %p: ten
 
 func.func @norm_gain(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
   %g = tfm.weight "g" {value = dense<1.0> : tensor<6xf32>} : tensor<6xf32>
-  // expected-error @+1 {{'plan.rms_norm' op expects a gain of 8 elements, got 'tensor<6xf32>'}}
+  // expected-error @+1 {{'plan.rms_norm' op expects a gain of a divisor of 8 elements, got 'tensor<6xf32>'}}
   plan.rms_norm %x, %g -> %y {epsilon = 1.0e-5 : f32} : !plan.buffer<8, f32>, tensor<6xf32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @bias_width(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
+  %b = tfm.weight "b" {value = dense<1.0> : tensor<4xf32>} : tensor<4xf32>
+  // expected-error @+1 {{'plan.bias_add' op expects a bias of 8 elements, got 'tensor<4xf32>'}}
+  plan.bias_add %x, %b -> %y : !plan.buffer<8, f32>, tensor<4xf32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
+func.func @rope_scaling(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{'plan.rope' op expects a scaling factor of at least 1}}
+  plan.rope %x at %p -> %y {head_dim = 4 : i64, theta = 1.0e4 : f32, layout = #tfm.rope_layout<interleaved>, scaling_factor = 0.5 : f32, low_freq_factor = 1.0 : f32, high_freq_factor = 4.0 : f32, original_context = 32 : i64} : !plan.buffer<8, f32>, tensor<?xi32>, !plan.buffer<8, f32>
   return
 }
 

@@ -62,8 +62,25 @@ func.func @embedding_width(%t: tensor<?xi32>) -> tensor<?x4xf32> {
 
 func.func @rms_norm_gain(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
   %g = tfm.weight "g" {value = dense<1.0> : tensor<6xf32>} : tensor<6xf32>
-  // expected-error @+1 {{expects gain of shape [8], got 'tensor<6xf32>'}}
+  // expected-error @+1 {{expects a gain whose length divides the input width 8, got 'tensor<6xf32>'}}
   %y = tfm.rms_norm %x, %g {epsilon = 1.0e-5 : f32} : tensor<?x8xf32>, tensor<6xf32> -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @bias_add_width(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %b = tfm.weight "b" {value = dense<1.0> : tensor<4xf32>} : tensor<4xf32>
+  // expected-error @+1 {{expects bias of shape [8], got 'tensor<4xf32>'}}
+  %y = tfm.bias_add %x, %b : tensor<?x8xf32>, tensor<4xf32> -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @rope_scaling(%x: tensor<?x8xf32>, %p: tensor<?xi32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{expects 0 < low_freq_factor < high_freq_factor}}
+  %y = tfm.rope %x, %p {head_dim = 4, theta = 10000.0 : f32, layout = #tfm.rope_layout<interleaved>, scaling_factor = 8.0 : f32, low_freq_factor = 4.0 : f32, high_freq_factor = 1.0 : f32, original_context = 32} : tensor<?x8xf32>, tensor<?xi32> -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
 }
 

@@ -13,6 +13,10 @@ using namespace plan;
 
 bool fits(uint64_t width) { return width <= 12288; }
 
+/// The plans' tensors as far as fusion looks at them: gains of the rows'
+/// width, 8.
+const std::vector<TensorInfo> kGains(16, TensorInfo{"gain", ElementType::F32, {8}, {}});
+
 KernelPlan planOf(std::vector<Step> steps, uint32_t buffers, uint32_t logits) {
   KernelPlan plan;
   plan.bufferWidths.assign(buffers, 8);
@@ -45,7 +49,7 @@ std::vector<Step> layer() {
 
 TEST(FusedLaunchesTest, LlamaLayerFusesEveryNeighbour) {
   const KernelPlan plan = planOf(layer(), 18, 17);
-  const FusedLaunches f = fuseLaunches(plan, fits);
+  const FusedLaunches f = fuseLaunches(plan, kGains, fits);
   // Norms into the products after them: of x for layer 0's, of the sums
   // the matmuls before them write for the others.
   ASSERT_TRUE(f.normOf[2] && f.normOf[8] && f.normOf[12]);
@@ -80,7 +84,7 @@ TEST(FusedLaunchesTest, SumOverTheMatmulInputIsNotFused) {
   // The add_rms_norm's sum takes the o-product's input: other blocks of the
   // product would still read it while one writes the sum.
   steps[7] = AddRmsNormStep{0, 8, 6, 7, 10, 1e-5f};
-  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), kGains, fits);
   EXPECT_FALSE(f.residualOf[6]);
   EXPECT_FALSE(f.addDone[7]);
   // Without the add done, its norm stays a kernel of its own.
@@ -94,7 +98,7 @@ TEST(FusedLaunchesTest, IntermediatesReadLaterAreNotFused) {
   // gate's output: none of them may disappear into a fused launch.
   steps.insert(steps.end() - 1, AddStep{1, 8, 17});
   steps.insert(steps.end() - 1, AddStep{11, 11, 17});
-  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), kGains, fits);
   EXPECT_FALSE(f.normOf[2]);
   EXPECT_FALSE(f.residualOf[6]);
   EXPECT_FALSE(f.gatedOf[8]);
@@ -107,13 +111,31 @@ TEST(FusedLaunchesTest, ProductWritingTheNormInputIsNotFused) {
   // The q/k/v products overwrite x, which every block of the fused launch
   // reads to normalize.
   steps[2] = MatMulsStep{1, {2, 3, 4}, {0, 3, 4}};
-  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), kGains, fits);
   EXPECT_FALSE(f.normOf[2]);
   // Rows too wide for shared memory are not normalized in it either.
-  const FusedLaunches narrow = fuseLaunches(planOf(layer(), 18, 17),
+  const FusedLaunches narrow = fuseLaunches(planOf(layer(), 18, 17), kGains,
                                             [](uint64_t) { return false; });
   EXPECT_FALSE(narrow.normOf[2]);
   EXPECT_FALSE(narrow.absorbed[1]);
+}
+
+TEST(FusedLaunchesTest, NormOfSlicesIsNotFused) {
+  // A gain of 4 over rows of 8 normalizes each half on its own (per-head
+  // q/k norms); the products' prologue normalizes whole rows.
+  std::vector<TensorInfo> tensors = kGains;
+  tensors[1].shape = {4};
+  const FusedLaunches f = fuseLaunches(planOf(layer(), 18, 17), tensors, fits);
+  EXPECT_FALSE(f.normOf[2]);
+  EXPECT_FALSE(f.absorbed[1]);
+  EXPECT_TRUE(f.normOf[8]); // the other norms still are
+}
+
+TEST(FusedLaunchesTest, RopesOfDifferentScalingStaySeparate) {
+  std::vector<Step> steps = layer();
+  std::get<RopeStep>(steps[3]).scalingFactor = 8.0f;
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), kGains, fits);
+  EXPECT_FALSE(f.ropeOf[5]);
 }
 
 TEST(FusedLaunchesTest, RopesSharingBuffersStaySeparate) {
@@ -121,7 +143,7 @@ TEST(FusedLaunchesTest, RopesSharingBuffersStaySeparate) {
   // The keys' rope writes the queries' input.
   steps[4] = RopeStep{3, 2, 4, 1e4f, RopeLayout::Interleaved};
   steps[5] = AttentionStep{5, 2, 4, 7, 0, 2, 2, 4};
-  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), fits);
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), kGains, fits);
   EXPECT_FALSE(f.ropeOf[5]);
   EXPECT_FALSE(f.absorbed[3]);
   EXPECT_FALSE(f.absorbed[4]);

@@ -887,11 +887,17 @@ TEST(HFCheckpoint, BadConfigs) {
   };
   expectError(hfConfig("", ""), "missing required key \"hidden_size\"");
   expectError(hfConfig(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0},)"),
-              "rope_scaling {\"factor\":8.0,\"rope_type\":\"llama3\"} is not supported");
+              "missing required key \"original_max_position_embeddings\"");
+  expectError(hfConfig(R"("rope_scaling": {"rope_type": "yarn", "factor": 8.0},)"),
+              "rope scaling {\"factor\":8.0,\"rope_type\":\"yarn\"} is not supported");
+  expectError(hfConfig(R"("rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+              "low_freq_factor": 4.0, "high_freq_factor": 1.0,
+              "original_max_position_embeddings": 8192},)"),
+              "expects 0 < low_freq_factor < high_freq_factor");
   expectError(hfConfig(R"("hidden_act": "gelu",)"),
               "hidden_act \"gelu\" is not supported");
   expectError(hfConfig("", R"("hidden_size": 9,)"),
-              "dim 9 is not divisible by the number of heads 4");
+              "hidden_size 9 is not divisible by num_attention_heads 4");
   expectError(hfConfig("", R"("hidden_size": -8,)"),
               "\"hidden_size\" is -8, expected a positive integer");
   expectError(hfConfig("", R"("hidden_size": 8.5,)"),
@@ -900,12 +906,18 @@ TEST(HFCheckpoint, BadConfigs) {
               "expected a positive integer");
   expectError(hfConfig(R"("num_key_value_heads": 3,)"),
               "not a multiple of kv heads 3");
+  // The config asks for biases and a q/k head size the files do not have.
   expectError(hfConfig(R"("attention_bias": true,)"),
-              "biases are not supported");
-  expectError(hfConfig(R"("head_dim": 4,)"), "head_dim 4 differs");
+              "tensor 'model.layers.0.self_attn.q_proj.bias' not found");
+  expectError(hfConfig(R"("mlp_bias": true,)"), "MLP projections with biases are not supported");
+  expectError(hfConfig(R"("head_dim": 4,)"),
+              "'model.layers.0.self_attn.q_proj.weight' has shape [8, 8] but config.json "
+              "implies [16, 8]");
   expectError(hfConfig(R"("rms_norm_eps": 0,)"), "\"rms_norm_eps\" is 0");
-  expectError(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})",
-              "not a Llama model");
+  expectError(R"({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"})",
+              "architecture not supported (architectures [\"GPT2LMHeadModel\"], model_type "
+              "\"gpt2\"); expected one of LlamaForCausalLM, MistralForCausalLM, "
+              "Qwen2ForCausalLM, Qwen3ForCausalLM");
   expectError("{\"model_type\": \"llama\",", "config.json: not valid JSON");
   expectError("", "config.json: not valid JSON");
   expectError("[]", "config.json: not a JSON object");

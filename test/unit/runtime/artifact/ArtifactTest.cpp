@@ -3,6 +3,7 @@
 // error message, never a crash or a silently different model).
 #include "runtime/artifact/Artifact.h"
 #include "runtime/artifact/ArtifactWriter.h"
+#include "runtime/artifact/Artifact_generated.h"
 #include "runtime/artifact/FileHeader.h"
 #include "runtime/engine/Session.h"
 
@@ -305,7 +306,7 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
   }
   {
     TinyModel m;
-    m.contents.config.heads = 3;
+    m.contents.config.headDim = 3;
     Status s = writeArtifact(m.contents, tempFile("bad4.lathe"));
     ASSERT_FALSE(s);
     EXPECT_NE(s.error().message().find("invalid model config"), std::string::npos);
@@ -335,6 +336,60 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
     EXPECT_NE(s.error().message().find("not written by its logits step"), std::string::npos)
         << s.error().message();
   }
+}
+
+// Found by fuzz-artifact (docs/reliability.md): a [long] vector moved by
+// 4 bytes passes the flatbuffer verifier, which checks only the alignment
+// of a vector's length, and its elements were then read as misaligned
+// int64_t (UBSan: "load of misaligned address ... for type 'const long'").
+TEST(ArtifactTest, MisalignedIntegerVectorsAreRefused) {
+  TinyModel m;
+  m.contents.hfTokenizer = tinyHFTokenizer();
+  std::string path = tempFile("aligned.lathe"), bad = tempFile("misaligned.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  const std::vector<char> bytes = readAll(path);
+  FileHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  const auto *desc = reinterpret_cast<const uint8_t *>(bytes.data() + h.descriptionOffset);
+  const fb::Model *model = fb::GetModel(desc);
+  // Points the offset field at `field` of `object` 4 bytes further on.
+  auto shifted = [&](const void *object, flatbuffers::voffset_t field) {
+    // Generated tables derive privately from flatbuffers::Table, at offset 0.
+    const auto *table = static_cast<const flatbuffers::Table *>(object);
+    std::vector<char> copy = bytes;
+    size_t at = h.descriptionOffset + (table->GetAddressOf(field) - desc);
+    uint32_t offset;
+    std::memcpy(&offset, &copy[at], 4);
+    offset += 4;
+    std::memcpy(&copy[at], &offset, 4);
+    FileHeader fixed = h;
+    fixed.descriptionChecksum = checksum(
+        {reinterpret_cast<const uint8_t *>(copy.data() + h.descriptionOffset), h.descriptionSize});
+    std::memcpy(copy.data(), &fixed, sizeof fixed);
+    return copy;
+  };
+  const struct {
+    const char *what;
+    std::vector<char> bytes;
+    const char *message;
+  } cases[] = {
+      {"a tensor's shape", shifted(model->tensors()->Get(0), fb::Tensor::VT_SHAPE),
+       "tensor 'tok_embeddings' has a misaligned shape"},
+      {"a step's integers", shifted(model->schedules()->Get(0)->steps()->Get(2), fb::Step::VT_INTS),
+       "step 'matmul' has misaligned integers"},
+      // The input fuzz-artifact found: the Strip decoder's parameters.
+      {"a tokenizer stage's integers",
+       shifted(model->tokenizer()->hf()->decoders()->Get(1), fb::TokenizerStage::VT_INTS),
+       "a tokenizer stage has misaligned integers"},
+  };
+  for (const auto &c : cases) {
+    writeAll(bad, c.bytes);
+    auto a = Artifact::load(bad);
+    ASSERT_FALSE(a) << c.what;
+    EXPECT_NE(a.error().message().find(c.message), std::string::npos) << a.error().message();
+  }
+  std::filesystem::remove(path);
+  std::filesystem::remove(bad);
 }
 
 TEST(ArtifactTest, NotAnArtifact) {

@@ -137,23 +137,51 @@ TEST(ReferenceKernelsTest, RopeRotatesByTheRightAngle) {
   const std::vector<float> x = {1.0f, 0.0f, 0.0f, 2.0f};
   std::vector<float> out(4);
   const std::vector<int32_t> one = {1}, three = {3};
-  rope(x.data(), one, 4, 4, 10000.0f, plan::RopeLayout::Interleaved, out.data());
+  rope(x.data(), one, 4, 4, plan::ropeFrequencies(10000.0, 4), plan::RopeLayout::Interleaved, out.data());
   EXPECT_NEAR(out[0], 0.5403023058681398, 1e-7);  // cos 1
   EXPECT_NEAR(out[1], 0.8414709848078965, 1e-7);  // sin 1
   EXPECT_NEAR(out[2], -2 * 0.009999833334166664, 1e-7); // -2 sin 0.01
   EXPECT_NEAR(out[3], 2 * 0.9999500004166653, 1e-7);    // 2 cos 0.01
-  rope(x.data(), three, 4, 4, 10000.0f, plan::RopeLayout::Interleaved, out.data());
+  rope(x.data(), three, 4, 4, plan::ropeFrequencies(10000.0, 4), plan::RopeLayout::Interleaved, out.data());
   EXPECT_NEAR(out[0], -0.9899924966004454, 1e-7); // cos 3
   EXPECT_NEAR(out[1], 0.1411200080598672, 1e-7);  // sin 3
   EXPECT_NEAR(out[2], -2 * 0.029995500202495664, 1e-7);
   EXPECT_NEAR(out[3], 2 * 0.9995500337489875, 1e-7);
   // Rotate-half pairs are (0,2) and (1,3): the same turns on other lanes.
   const std::vector<float> h = {1.0f, 0.0f, 0.0f, 2.0f};
-  rope(h.data(), one, 4, 4, 10000.0f, plan::RopeLayout::RotateHalf, out.data());
+  rope(h.data(), one, 4, 4, plan::ropeFrequencies(10000.0, 4), plan::RopeLayout::RotateHalf, out.data());
   EXPECT_NEAR(out[0], 0.5403023058681398, 1e-7);
   EXPECT_NEAR(out[2], 0.8414709848078965, 1e-7);
   EXPECT_NEAR(out[1], -2 * 0.009999833334166664, 1e-7);
   EXPECT_NEAR(out[3], 2 * 0.9999500004166653, 1e-7);
+}
+
+// Llama 3 scaling against transformers' formula evaluated by hand (Python,
+// float64) for head_dim 16, theta 10000, factor 8, low/high frequency
+// factors 1 and 4, original context 32: wavelengths below 8 stay (pair 0),
+// above 32 turn 8 times slower (pairs 2..7), pair 1 (19.87) blends.
+TEST(ReferenceKernelsTest, RopeFrequenciesFollowLlama3Scaling) {
+  const std::vector<double> plain = plan::ropeFrequencies(10000.0, 16);
+  const std::vector<double> scaled = plan::ropeFrequencies(10000.0, 16, {8.0f, 1.0f, 4.0f, 32});
+  const double want[] = {1.0,    0.09583998588296266, 0.0125,  0.003952847075210474,
+                         0.00125, 0.0003952847075210474, 0.000125, 3.952847075210474e-05};
+  ASSERT_EQ(scaled.size(), 8u);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_NEAR(scaled[i], want[i], 1e-15 + 1e-12 * want[i]) << "pair " << i;
+    EXPECT_NEAR(plain[i], std::pow(10000.0, -i / 8.0), 1e-15) << "pair " << i;
+  }
+  EXPECT_EQ(plan::ropeScalingProblem({8.0f, 1.0f, 4.0f, 32}), nullptr);
+  EXPECT_NE(plan::ropeScalingProblem({8.0f, 4.0f, 1.0f, 32}), nullptr); // low >= high
+  EXPECT_NE(plan::ropeScalingProblem({0.5f, 1.0f, 4.0f, 32}), nullptr); // factor < 1
+  EXPECT_NE(plan::ropeScalingProblem({8.0f, 1.0f, 4.0f, 0}), nullptr);
+}
+
+TEST(ReferenceKernelsTest, BiasAddAddsTheVectorToEveryRow) {
+  const std::vector<float> x = {1, 2, 3, 4, 5, 6}, bias = {0.5f, -1, 2};
+  std::vector<float> out(6);
+  biasAdd(x.data(), {ElementType::F32, reinterpret_cast<const uint8_t *>(bias.data()), 1, 3},
+          2, 3, out.data());
+  EXPECT_EQ(out, (std::vector<float>{1.5f, 1, 5, 4.5f, 4, 8}));
 }
 
 TEST(ReferenceKernelsTest, RopeLayoutsAgreeUnderThePermutation) {
@@ -168,8 +196,8 @@ TEST(ReferenceKernelsTest, RopeLayoutsAgreeUnderThePermutation) {
     }
   std::vector<int32_t> pos{0, 37};
   std::vector<float> a(x.size()), b(x.size());
-  rope(x.data(), pos, width, headDim, 10000.0f, plan::RopeLayout::Interleaved, a.data());
-  rope(xh.data(), pos, width, headDim, 10000.0f, plan::RopeLayout::RotateHalf, b.data());
+  rope(x.data(), pos, width, headDim, plan::ropeFrequencies(10000.0, headDim), plan::RopeLayout::Interleaved, a.data());
+  rope(xh.data(), pos, width, headDim, plan::ropeFrequencies(10000.0, headDim), plan::RopeLayout::RotateHalf, b.data());
   for (int64_t t = 0; t < 2; ++t)
     for (int64_t d = 0; d < width; ++d) {
       int64_t h = d / headDim, w = d % headDim;

@@ -15,12 +15,13 @@ std::vector<Step> everyKind() {
           RmsNormStep{1, 2, 3, 1e-5f},
           MatMulStep{3, 4, 5, Activations::Int8},
           MatMulsStep{5, {6, 7, 8}, {9, 10, 11}, Activations::Float},
-          RopeStep{2, 3, 48, 10000.0f, RopeLayout::RotateHalf},
+          RopeStep{2, 3, 48, 10000.0f, RopeLayout::RotateHalf, 8.0f, 1.0f, 4.0f, 8192},
           AttentionStep{1, 2, 3, 4, 5, 32, 8, 64},
           SiluMulStep{1, 2, 3},
           AddStep{4, 5, 6},
           AddRmsNormStep{1, 2, 3, 4, 5, 1e-6f},
-          LogitsStep{7, 0, 8, Activations::Int8}};
+          LogitsStep{7, 0, 8, Activations::Int8},
+          BiasAddStep{3, 9, 4}};
 }
 
 TEST(StepCodecTest, EveryKindRoundTrips) {
@@ -39,9 +40,10 @@ TEST(StepCodecTest, EveryKindRoundTrips) {
 }
 
 TEST(StepCodecTest, FieldsFollowTheDeclaredOrder) {
-  FlatStep rope = flatten(RopeStep{2, 3, 48, 500000.0f, RopeLayout::RotateHalf});
-  EXPECT_EQ(rope.ints, (std::vector<int64_t>{2, 3, 48, 1}));
-  EXPECT_EQ(rope.floats, (std::vector<float>{500000.0f}));
+  FlatStep rope =
+      flatten(RopeStep{2, 3, 48, 500000.0f, RopeLayout::RotateHalf, 32.0f, 1.0f, 4.0f, 8192});
+  EXPECT_EQ(rope.ints, (std::vector<int64_t>{2, 3, 48, 1, 8192}));
+  EXPECT_EQ(rope.floats, (std::vector<float>{500000.0f, 32.0f, 1.0f, 4.0f}));
   // A list is its length, then its items.
   FlatStep group = flatten(MatMulsStep{5, {6, 7}, {9, 10}, Activations::Int8});
   EXPECT_EQ(group.ints, (std::vector<int64_t>{5, 2, 6, 7, 2, 9, 10, 1}));

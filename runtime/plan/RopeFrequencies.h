@@ -1,0 +1,67 @@
+// The rotary frequencies of a head: plain RoPE, theta^(-2i / head_dim) for
+// pair i, optionally with Llama 3's frequency scaling. The one definition
+// that the reference kernels and the CPU and CUDA code generators build their
+// tables from, and that the tfm and plan verifiers check the scaling with.
+#pragma once
+
+#include "runtime/kernels/ElementwiseKernels.h"
+
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <vector>
+
+namespace lathe::plan {
+
+/// Llama 3's scaling (`rope_scaling` of type "llama3" in a Hugging Face
+/// config); factor 0 means plain RoPE.
+struct RopeScaling {
+  float factor = 0.0f, lowFreqFactor = 0.0f, highFreqFactor = 0.0f;
+  int64_t originalContext = 0;
+
+  bool enabled() const { return factor != 0.0f; }
+  bool operator==(const RopeScaling &) const = default;
+};
+
+/// Why `s` is not a scaling the frequencies can be computed with, or
+/// nullptr when it is (or when it is off).
+inline const char *ropeScalingProblem(const RopeScaling &s) {
+  if (!s.enabled())
+    return nullptr;
+  if (!(s.factor >= 1.0f) || !std::isfinite(s.factor))
+    return "expects a scaling factor of at least 1";
+  if (!(s.lowFreqFactor > 0.0f) || !(s.highFreqFactor > s.lowFreqFactor) ||
+      !std::isfinite(s.highFreqFactor))
+    return "expects 0 < low_freq_factor < high_freq_factor";
+  if (s.originalContext <= 0)
+    return "expects a positive original context";
+  return nullptr;
+}
+
+/// The frequency of each of the headDim / 2 pairs, in double. Llama 3 keeps
+/// the pairs whose wavelength 2 pi / f is below originalContext /
+/// highFreqFactor, slows those above originalContext / lowFreqFactor by
+/// `factor`, and blends the two in between (as transformers'
+/// _compute_llama3_parameters does).
+inline std::vector<double> ropeFrequencies(double theta, int64_t headDim,
+                                           const RopeScaling &s = {}) {
+  std::vector<double> freq(headDim / 2);
+  for (int64_t i = 0; i < headDim / 2; ++i) {
+    double f = lathe_rope_frequency(theta, i, headDim);
+    if (s.enabled()) {
+      const double context = double(s.originalContext), low = s.lowFreqFactor,
+                   high = s.highFreqFactor, factor = s.factor;
+      const double wavelength = 2.0 * std::numbers::pi / f;
+      if (wavelength > context / low) {
+        f /= factor;
+      } else if (!(wavelength < context / high)) {
+        double smooth = (context / wavelength - low) / (high - low);
+        f = (1.0 - smooth) * f / factor + smooth * f;
+      }
+    }
+    freq[i] = f;
+  }
+  return freq;
+}
+
+} // namespace lathe::plan
