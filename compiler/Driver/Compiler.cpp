@@ -231,6 +231,31 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
           vocabSize = t.getRank() == 2 ? t.getDimSize(1) : 0;
     if (vocabSize <= 0)
       return Error(o.input + ": cannot tell the vocabulary size from @forward's result");
+    // Each kind becomes the compiler's TextTokenizer and the artifact's
+    // stored form, once its ids are checked against the model's logits.
+    auto useVocabulary = [&](Vocabulary vocab) -> Status {
+      if (vocab.pieces.size() > static_cast<size_t>(vocabSize))
+        return Error(fmt::format("{}: the tokenizer has {} tokens, the model only {} logits",
+                                 tokPath, vocab.pieces.size(), vocabSize));
+      Expected<Tokenizer> tok = Tokenizer::create(vocab);
+      if (!tok)
+        return Error(tokPath + ": " + tok.error().message());
+      tokenizer.emplace(tok.take());
+      vocabulary = std::move(vocab);
+      return Status::ok();
+    };
+    auto useHF = [&](HFTokenizerSpec spec) -> Status {
+      Expected<HFTokenizer> tok = HFTokenizer::create(spec, tokPath);
+      if (!tok)
+        return tok.error();
+      if (tok->idCount() > static_cast<size_t>(vocabSize))
+        return Error(fmt::format("{}: the tokenizer has ids up to {}, the model only {} logits",
+                                 tokPath, tok->idCount() - 1, vocabSize));
+      tokenizer.emplace(tok.take());
+      hfTokenizer = std::move(spec);
+      return Status::ok();
+    };
+    Status used = Status::ok();
     if (frontend::isGgufFile(tokPath)) {
       Expected<frontend::GgufFile> file = frontend::GgufFile::open(tokPath);
       if (!file)
@@ -241,50 +266,25 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       if (!*gguf && tokPath == o.tokenizer)
         return Error(tokPath + ": the GGUF file holds no tokenizer (no tokenizer.ggml.model)");
       if (*gguf) {
-        if (Vocabulary *vocab = std::get_if<Vocabulary>(&**gguf)) {
-          if (vocab->pieces.size() > static_cast<size_t>(vocabSize))
-            return Error(fmt::format("{}: the tokenizer has {} tokens, the model only {} logits",
-                                     tokPath, vocab->pieces.size(), vocabSize));
-          Expected<Tokenizer> tok = Tokenizer::create(*vocab);
-          if (!tok)
-            return Error(tokPath + ": " + tok.error().message());
-          tokenizer.emplace(tok.take());
-          vocabulary = std::move(*vocab);
-        } else {
-          HFTokenizerSpec &spec = std::get<HFTokenizerSpec>(**gguf);
-          Expected<HFTokenizer> tok = HFTokenizer::create(spec, tokPath);
-          if (!tok)
-            return tok.error();
-          if (tok->idCount() > static_cast<size_t>(vocabSize))
-            return Error(fmt::format("{}: the tokenizer has ids up to {}, the model only {} logits",
-                                     tokPath, tok->idCount() - 1, vocabSize));
-          tokenizer.emplace(tok.take());
-          hfTokenizer = std::move(spec);
-        }
+        if (Vocabulary *vocab = std::get_if<Vocabulary>(&**gguf))
+          used = useVocabulary(std::move(*vocab));
+        else
+          used = useHF(std::move(std::get<HFTokenizerSpec>(**gguf)));
       }
     } else if (isHFTokenizer(tokPath)) {
       Expected<HFTokenizerSpec> spec = loadHFTokenizer(tokPath);
       if (!spec)
         return spec.error();
-      Expected<HFTokenizer> tok = HFTokenizer::create(*spec, tokPath);
-      if (!tok)
-        return tok.error();
-      if (tok->idCount() > static_cast<size_t>(vocabSize))
-        return Error(fmt::format("{}: the tokenizer has ids up to {}, the model only {} logits",
-                                 tokPath, tok->idCount() - 1, vocabSize));
-      tokenizer.emplace(tok.take());
-      hfTokenizer = spec.take();
+      used = useHF(spec.take());
     } else {
       Expected<Vocabulary> vocab =
           loadLlama2cTokenizer(tokPath, static_cast<uint32_t>(vocabSize));
       if (!vocab)
         return vocab.error();
-      Expected<Tokenizer> tok = Tokenizer::create(*vocab);
-      if (!tok)
-        return Error(tokPath + ": " + tok.error().message());
-      tokenizer.emplace(tok.take());
-      vocabulary = vocab.take();
+      used = useVocabulary(vocab.take());
     }
+    if (!used)
+      return used.error();
   }
 
   // Reordering and format selection need calibration; plain quantization

@@ -216,6 +216,17 @@ double logPartition(std::span<const float> logits) {
   return maxLogit + std::log(sum);
 }
 
+double klDivergence(std::span<const float> reference, std::span<const float> logits) {
+  const double zp = logPartition(reference), zq = logPartition(logits);
+  double kl = 0;
+  for (size_t v = 0; v < reference.size(); ++v) {
+    const double logP = double(reference[v]) - zp;
+    kl += std::exp(logP) * (logP - (double(logits[v]) - zq));
+  }
+  // Rounding can leave an identical distribution a hair below zero.
+  return std::max(kl, 0.0);
+}
+
 Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
                                       std::string_view text) {
   return perplexityOf(session, tokenizeLines(text, tokenizer));

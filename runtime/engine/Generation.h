@@ -83,6 +83,10 @@ std::vector<TextSequence> tokenizeLines(std::string_view text, const TextTokeniz
 /// that perplexity and lathe-eval's KL divergence share.
 double logPartition(std::span<const float> logits);
 
+/// KL(P || Q) in nats of the next-token distributions of two rows of
+/// logits (reference P, build Q), in double; never below zero.
+double klDivergence(std::span<const float> reference, std::span<const float> logits);
+
 struct PerplexityResult {
   double perplexity = 0;
   double totalNll = 0;          // natural log

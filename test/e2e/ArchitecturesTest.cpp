@@ -85,16 +85,7 @@ std::shared_ptr<const artifact::Artifact> compileFolder(const std::string &folde
   compiler::CompileOptions options;
   options.input = folder;
   options.quant = "none";
-  options.output = tempPath("arch-" + name + ".lathe");
-  std::string ignored;
-  llvm::raw_string_ostream out(ignored);
-  Status status = compiler::compile(options, out);
-  EXPECT_TRUE(status) << status.error().message();
-  if (!status)
-    return nullptr;
-  auto artifact = artifact::Artifact::load(options.output);
-  EXPECT_TRUE(artifact) << artifact.error().message();
-  return artifact ? *artifact : nullptr;
+  return compileAndLoad(options, "arch-" + name);
 }
 
 class ArchitecturesTest : public ::testing::TestWithParam<const char *> {};

@@ -19,6 +19,7 @@
 // stories15M-{f32,q8_0,q4_0}.gguf, the same checks run on those files, and
 // their tensors must equal the test's own, byte for byte. Without it that
 // case skips.
+#include "test/e2e/KLDivergence.h"
 #include "test/e2e/ModelFixture.h"
 #include "test/unit/compiler/Frontend/GgufWriter.h"
 
@@ -134,16 +135,7 @@ std::shared_ptr<const artifact::Artifact> compileGguf(const std::string &gguf,
   compiler::CompileOptions options;
   options.input = gguf;
   options.context = 256;
-  options.output = tempPath(name + ".lathe");
-  std::string ignored;
-  llvm::raw_string_ostream out(ignored);
-  Status status = compiler::compile(options, out);
-  EXPECT_TRUE(status) << status.error().message();
-  if (!status)
-    return nullptr;
-  auto artifact = artifact::Artifact::load(options.output);
-  EXPECT_TRUE(artifact) << artifact.error().message();
-  return artifact ? *artifact : nullptr;
+  return compileAndLoad(options, name);
 }
 
 void expectReference(std::shared_ptr<const artifact::Artifact> a) {
@@ -208,69 +200,6 @@ void expectGgmlValues(const artifact::Artifact &a, const std::string &gguf, int 
   EXPECT_EQ(packed, expectedPacked);
 }
 
-/// ~15k tokens the F32 build samples itself (QuantizedModelTest's text).
-std::vector<std::vector<int32_t>> sampledText(std::shared_ptr<const artifact::Artifact> fp32) {
-  std::vector<std::vector<int32_t>> sequences;
-  auto tok = Tokenizer::create(fp32->vocabulary());
-  auto executable = backend::load(fp32);
-  EXPECT_TRUE(tok && executable);
-  if (!tok || !executable)
-    return sequences;
-  const char *openers[] = {"Once upon a time", "One day", "Yesterday", "In a small town",
-                           "Every morning", "Long ago", "On a sunny day", "After school"};
-  const char *subjects[] = {"a little girl", "a big dog", "Tom", "a tiny bird",
-                            "Lily", "an old man", "a red ball", "two friends"};
-  for (const char *o : openers)
-    for (const char *s : subjects)
-      sequences.push_back(tok->encode(std::string(o) + " " + s, /*addBos=*/true));
-  GenerationOptions options;
-  options.maxNewTokens = 230;
-  options.stopAtEndOfText = false;
-  options.sampler.temperature = 1.0f;
-  options.sampler.seed = 1;
-  auto prompts = sequences;
-  auto stats = generateMany(**executable, prompts, options,
-                            [&](size_t i, int32_t token) { sequences[i].push_back(token); });
-  EXPECT_TRUE(stats);
-  return sequences;
-}
-
-/// Mean over every predicted token of KL(P_fp32 || P_quant).
-double meanKL(const std::vector<std::vector<int32_t>> &text,
-              std::shared_ptr<const artifact::Artifact> fp32,
-              std::shared_ptr<const artifact::Artifact> quant) {
-  auto p = Session::create(fp32), q = Session::create(quant);
-  EXPECT_TRUE(p && q);
-  if (!p || !q)
-    return INFINITY;
-  const int64_t vocab = fp32->config().vocab;
-  double sum = 0;
-  int64_t tokens = 0;
-  std::vector<float> ref;
-  for (const std::vector<int32_t> &ids : text) {
-    p->reset();
-    q->reset();
-    auto lp = p->forward(ids, /*allLogits=*/true);
-    EXPECT_TRUE(lp);
-    ref.assign(lp->begin(), lp->end());
-    auto lq = q->forward(ids, /*allLogits=*/true);
-    EXPECT_TRUE(lq);
-    for (size_t t = 0; t + 1 < ids.size(); ++t) {
-      std::span<const float> rp(ref.data() + t * vocab, vocab), rq = lq->subspan(t * vocab, vocab);
-      const double zp = logPartition(rp), zq = logPartition(rq);
-      double kl = 0;
-      for (int64_t v = 0; v < vocab; ++v) {
-        const double logP = rp[v] - zp;
-        kl += std::exp(logP) * (logP - (rq[v] - zq));
-      }
-      sum += kl;
-      ++tokens;
-    }
-  }
-  EXPECT_GE(tokens, 14000);
-  return sum / double(tokens);
-}
-
 /// The checks shared by the test's own files and llama.cpp's: F32 against
 /// the reference; Q8_0 and Q4_0 exact to ggml, and close to F32.
 void checkFiles(const std::string &f32, const std::string &q8, const std::string &q4,
@@ -281,7 +210,7 @@ void checkFiles(const std::string &f32, const std::string &q8, const std::string
   EXPECT_NE(fp32->producer().find("stories15M-f32.gguf: GGUF v3 llama: 57 F32 as f32"),
             std::string::npos)
       << fp32->producer();
-  const auto text = sampledText(fp32);
+  const auto text = sampleText(fp32);
   ASSERT_EQ(text.size(), 64u);
   struct Quant {
     const std::string &path;
@@ -296,7 +225,9 @@ void checkFiles(const std::string &f32, const std::string &q8, const std::string
     ASSERT_NE(a, nullptr);
     // 6 layers x 7 matrices, the embedding and the classifier.
     expectGgmlValues(*a, qc.path, 6 * 7 + 2);
-    const double kl = meanKL(text, fp32, a);
+    int64_t tokens = 0;
+    const double kl = meanKL(text, fp32, a, &tokens);
+    EXPECT_GE(tokens, 14000);
     std::printf("[ measured ] %s %s: KL %.5f\n", label.c_str(), qc.name, kl);
     EXPECT_LT(kl, qc.maxKL) << qc.name;
     EXPECT_GT(kl, 0.0) << qc.name;

@@ -42,15 +42,10 @@ inline std::string tempPath(const std::string &name) {
   return (dir / name).string();
 }
 
-/// Compiles `input` for the CPU and loads the artifact; fails the test on error.
-inline std::shared_ptr<const artifact::Artifact>
-compileAndLoad(const std::string &input, const std::string &name,
-               const std::string &quant = "none", const std::string &kv = "f32") {
-  compiler::CompileOptions options;
-  options.input = input;
-  options.quant = quant;
-  options.kv = kv;
-  options.tokenizer = modelDir() + "/tokenizer.bin";
+/// Compiles with `options` (its output set to a temporary `name`.lathe) and
+/// loads the artifact; fails the test on error.
+inline std::shared_ptr<const artifact::Artifact> compileAndLoad(compiler::CompileOptions options,
+                                                                const std::string &name) {
   options.output = tempPath(name + ".lathe");
   std::string ignored;
   llvm::raw_string_ostream out(ignored);
@@ -61,6 +56,19 @@ compileAndLoad(const std::string &input, const std::string &name,
   auto artifact = artifact::Artifact::load(options.output);
   EXPECT_TRUE(artifact) << artifact.error().message();
   return artifact ? *artifact : nullptr;
+}
+
+/// Compiles `input` for the CPU with stories15M's tokenizer and loads the
+/// artifact; fails the test on error.
+inline std::shared_ptr<const artifact::Artifact>
+compileAndLoad(const std::string &input, const std::string &name,
+               const std::string &quant = "none", const std::string &kv = "f32") {
+  compiler::CompileOptions options;
+  options.input = input;
+  options.quant = quant;
+  options.kv = kv;
+  options.tokenizer = modelDir() + "/tokenizer.bin";
+  return compileAndLoad(options, name);
 }
 
 } // namespace lathe::test

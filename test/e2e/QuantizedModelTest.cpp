@@ -11,6 +11,7 @@
 // And the SIMD kernels (run by the generated code) against the scalar
 // reference kernels with float activations: same decoded weights, float32
 // against float64 sums, so corpus perplexity agrees to 1e-4 relative.
+#include "test/e2e/KLDivergence.h"
 #include "test/e2e/ModelFixture.h"
 
 #include "runtime/engine/Generation.h"
@@ -49,63 +50,10 @@ const SampledText &sampledText() {
     t.fp32 = compileAndLoad(modelDir() + "/stories15M.bin", "q-fp32");
     if (!t.fp32)
       return t;
-    auto tok = Tokenizer::create(t.fp32->vocabulary());
-    auto executable = backend::load(t.fp32);
-    if (!tok || !executable)
-      return t;
-    const char *openers[] = {"Once upon a time", "One day", "Yesterday", "In a small town",
-                             "Every morning", "Long ago", "On a sunny day", "After school"};
-    const char *subjects[] = {"a little girl", "a big dog", "Tom", "a tiny bird",
-                              "Lily", "an old man", "a red ball", "two friends"};
-    for (const char *o : openers)
-      for (const char *s : subjects)
-        t.sequences.push_back(tok->encode(std::string(o) + " " + s, /*addBos=*/true));
-    GenerationOptions options;
-    options.maxNewTokens = 230;
-    options.stopAtEndOfText = false;
-    options.sampler.temperature = 1.0f;
-    options.sampler.seed = 1;
-    auto prompts = t.sequences;
-    auto stats = generateMany(**executable, prompts, options, [&](size_t i, int32_t token) {
-      t.sequences[i].push_back(token);
-    });
-    if (!stats)
-      t.sequences.clear();
+    t.sequences = sampleText(t.fp32);
     return t;
   }();
   return text;
-}
-
-/// Mean over every predicted token of KL(P_fp32 || P_quant).
-double meanKL(const SampledText &text, std::shared_ptr<const artifact::Artifact> quant,
-              int64_t *tokens) {
-  auto p = Session::create(text.fp32), q = Session::create(quant);
-  EXPECT_TRUE(p && q);
-  const int64_t vocab = text.fp32->config().vocab;
-  double sum = 0;
-  *tokens = 0;
-  std::vector<float> fp32;
-  for (const std::vector<int32_t> &ids : text.sequences) {
-    p->reset();
-    q->reset();
-    auto lp = p->forward(ids, /*allLogits=*/true);
-    EXPECT_TRUE(lp);
-    fp32.assign(lp->begin(), lp->end());
-    auto lq = q->forward(ids, /*allLogits=*/true);
-    EXPECT_TRUE(lq);
-    for (size_t t = 0; t + 1 < ids.size(); ++t) {
-      std::span<const float> rp(fp32.data() + t * vocab, vocab), rq = lq->subspan(t * vocab, vocab);
-      const double zp = logPartition(rp), zq = logPartition(rq);
-      double kl = 0;
-      for (int64_t v = 0; v < vocab; ++v) {
-        const double logP = rp[v] - zp;
-        kl += std::exp(logP) * (logP - (rq[v] - zq));
-      }
-      sum += kl;
-      ++*tokens;
-    }
-  }
-  return sum / double(*tokens);
 }
 
 struct Case {
@@ -132,7 +80,7 @@ TEST_P(QuantizedModelTest, KLDivergenceStaysWithinItsBound) {
   EXPECT_EQ(packed, 6 * 7 + 1);
 
   int64_t tokens = 0;
-  const double kl = meanKL(text, a, &tokens);
+  const double kl = meanKL(text.sequences, text.fp32, a, &tokens);
   EXPECT_GE(tokens, 14000);
   std::printf("[ measured ] %s: KL %.5f over %lld tokens\n", c.quant, kl,
               static_cast<long long>(tokens));
