@@ -297,7 +297,8 @@ Status validateConfig(const ModelConfig &c, const std::string &source) {
     return bad(fmt::format("{} heads and {} kv heads", c.heads, c.kvHeads));
   // The attention's width heads * head_dim is usually dim, but need not be
   // (Qwen3: 16 heads of 128 in a 1024-wide model).
-  if (c.headDim <= 0 || c.headDim % 2 != 0 || c.headDim * c.heads > kMaxWidth)
+  // Divided, not multiplied: a corrupt artifact's counts may overflow.
+  if (c.headDim <= 0 || c.headDim % 2 != 0 || c.headDim > kMaxWidth / c.heads)
     return bad(fmt::format("head_dim {} x {} heads: not an even head size in range",
                            c.headDim, c.heads));
   if (c.vocab <= 0 || c.vocab > kMaxCount || c.context <= 0 || c.context > kMaxCount)

@@ -293,6 +293,15 @@ def seeds_compile_flags(out, args):
         write(out, f"flag{i}", text)
 
 
+def seeds_gguf(out, args):
+    """The lit tests' tiny GGUFs (Q4_0 matrices, a Q8_0 classifier, a
+    SentencePiece vocabulary) and their broken kinds."""
+    script = os.path.join(args.source_dir, "test/lit/tools/Inputs/make-tiny-gguf.py")
+    for kind in ["ok", "truncated", "past-end", "type", "tokenizer"]:
+        subprocess.run([sys.executable, script, os.path.join(out, kind + ".gguf"), kind],
+                       check=True)
+
+
 SEEDS = {
     "llama2c-checkpoint": seeds_llama2c_checkpoint,
     "llama2c-tokenizer": seeds_llama2c_tokenizer,
@@ -301,6 +310,7 @@ SEEDS = {
     "hf-checkpoint": seeds_hf_checkpoint,
     "artifact": seeds_artifact,
     "compile-flags": seeds_compile_flags,
+    "gguf": seeds_gguf,
 }
 
 

@@ -338,6 +338,35 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
   }
 }
 
+/// A copy of the artifact `bytes` whose scalar of type T at `field` of the
+/// flatbuffer table `object` (a table inside `bytes`) `edit` changed, with
+/// the description's checksum recomputed so that the change reaches the
+/// checks behind it.
+template <typename T, typename Edit>
+std::vector<char> editField(const std::vector<char> &bytes, const void *object,
+                            flatbuffers::voffset_t field, Edit edit) {
+  FileHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  // Generated tables derive privately from flatbuffers::Table, at offset 0.
+  const auto *table = static_cast<const flatbuffers::Table *>(object);
+  const size_t at = table->GetAddressOf(field) - reinterpret_cast<const uint8_t *>(bytes.data());
+  std::vector<char> copy = bytes;
+  T value;
+  std::memcpy(&value, &copy[at], sizeof value);
+  edit(value);
+  std::memcpy(&copy[at], &value, sizeof value);
+  h.descriptionChecksum = checksum(
+      {reinterpret_cast<const uint8_t *>(copy.data() + h.descriptionOffset), h.descriptionSize});
+  std::memcpy(copy.data(), &h, sizeof h);
+  return copy;
+}
+
+const fb::Model *descriptionOf(const std::vector<char> &bytes) {
+  FileHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  return fb::GetModel(bytes.data() + h.descriptionOffset);
+}
+
 // Found by fuzz-artifact (docs/reliability.md): a [long] vector moved by
 // 4 bytes passes the flatbuffer verifier, which checks only the alignment
 // of a vector's length, and its elements were then read as misaligned
@@ -348,25 +377,10 @@ TEST(ArtifactTest, MisalignedIntegerVectorsAreRefused) {
   std::string path = tempFile("aligned.lathe"), bad = tempFile("misaligned.lathe");
   ASSERT_TRUE(writeArtifact(m.contents, path));
   const std::vector<char> bytes = readAll(path);
-  FileHeader h;
-  std::memcpy(&h, bytes.data(), sizeof h);
-  const auto *desc = reinterpret_cast<const uint8_t *>(bytes.data() + h.descriptionOffset);
-  const fb::Model *model = fb::GetModel(desc);
-  // Points the offset field at `field` of `object` 4 bytes further on.
-  auto shifted = [&](const void *object, flatbuffers::voffset_t field) {
-    // Generated tables derive privately from flatbuffers::Table, at offset 0.
-    const auto *table = static_cast<const flatbuffers::Table *>(object);
-    std::vector<char> copy = bytes;
-    size_t at = h.descriptionOffset + (table->GetAddressOf(field) - desc);
-    uint32_t offset;
-    std::memcpy(&offset, &copy[at], 4);
-    offset += 4;
-    std::memcpy(&copy[at], &offset, 4);
-    FileHeader fixed = h;
-    fixed.descriptionChecksum = checksum(
-        {reinterpret_cast<const uint8_t *>(copy.data() + h.descriptionOffset), h.descriptionSize});
-    std::memcpy(copy.data(), &fixed, sizeof fixed);
-    return copy;
+  const fb::Model *model = descriptionOf(bytes);
+  // The vector's offset field pointed 4 bytes further on.
+  auto shifted = [&](const void *table, flatbuffers::voffset_t field) {
+    return editField<uint32_t>(bytes, table, field, [](uint32_t &offset) { offset += 4; });
   };
   const struct {
     const char *what;
@@ -386,6 +400,32 @@ TEST(ArtifactTest, MisalignedIntegerVectorsAreRefused) {
     writeAll(bad, c.bytes);
     auto a = Artifact::load(bad);
     ASSERT_FALSE(a) << c.what;
+    EXPECT_NE(a.error().message().find(c.message), std::string::npos) << a.error().message();
+  }
+  std::filesystem::remove(path);
+  std::filesystem::remove(bad);
+}
+
+// Found by fuzz-artifact: a head count (the input had 1945555039024054274
+// heads of 8) whose product with head_dim overflows int64 (UBSan: "signed
+// integer overflow" in plan::validateConfig); a huge head_dim likewise.
+TEST(ArtifactTest, AttentionWidthOverflowIsRefused) {
+  TinyModel m;
+  std::string path = tempFile("heads.lathe"), bad = tempFile("huge-heads.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  const std::vector<char> bytes = readAll(path);
+  const struct {
+    flatbuffers::voffset_t field;
+    const char *message;
+  } cases[] = {
+      {fb::Config::VT_HEADS, "head_dim 4 x 4611686018427387904 heads"},
+      {fb::Config::VT_HEAD_DIM, "head_dim 4611686018427387904 x 2 heads"},
+  };
+  for (const auto &c : cases) {
+    writeAll(bad, editField<int64_t>(bytes, descriptionOf(bytes)->config(), c.field,
+                                     [](int64_t &n) { n = int64_t(1) << 62; }));
+    auto a = Artifact::load(bad);
+    ASSERT_FALSE(a) << c.message;
     EXPECT_NE(a.error().message().find(c.message), std::string::npos) << a.error().message();
   }
   std::filesystem::remove(path);
