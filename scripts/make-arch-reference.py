@@ -56,6 +56,12 @@ ARCHITECTURES = {
               "rope_theta": 1000000.0, "tie_word_embeddings": True, "head_dim": 32,
               "attention_bias": False, "use_sliding_window": False,
               "sliding_window": None, "max_window_layers": 2},
+    # Qwen3 with attention_bias: biases on q, k, v and o.
+    "qwen3-attention-bias": {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3",
+                             "rope_theta": 1000000.0, "tie_word_embeddings": True,
+                             "head_dim": 32, "attention_bias": True,
+                             "use_sliding_window": False, "sliding_window": None,
+                             "max_window_layers": 2},
 }
 TOKENS = [(i * 37 + 11) % 128 for i in range(16)]
 
@@ -88,7 +94,7 @@ def tensors(config):
     heads, kv = config["num_attention_heads"], config["num_key_value_heads"]
     hd = config.get("head_dim") or d // heads
     qkv_bias = config["model_type"] == "qwen2" or config.get("attention_bias", False)
-    o_bias = config["model_type"] in ("llama", "mistral") and config.get("attention_bias", False)
+    o_bias = config["model_type"] != "qwen2" and config.get("attention_bias", False)
     out = [("model.embed_tokens.weight", [config["vocab_size"], d], "matrix")]
     for l in range(config["num_hidden_layers"]):
         p = f"model.layers.{l}."

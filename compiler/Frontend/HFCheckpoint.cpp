@@ -91,16 +91,19 @@ private:
 /// The decoder families that share Llama's layer and what each adds.
 struct Architecture {
   const char *className, *modelType;
-  /// Qwen2: biases on q/k/v always; Llama: on q/k/v/o when attention_bias.
-  bool qkvBias;
+  /// Qwen2: biases on q/k/v always, never on o. The others put biases on
+  /// q, k, v and o when the config's attention_bias says so.
+  bool qkvBiasAlways;
   /// Qwen3: an RMSNorm of each query and key head.
   bool qkNorm;
+  /// Qwen2/Qwen3: sliding_window applies only with use_sliding_window.
+  bool slidingWindowOptIn;
 };
 constexpr Architecture kArchitectures[] = {
-    {"LlamaForCausalLM", "llama", false, false},
-    {"MistralForCausalLM", "mistral", false, false},
-    {"Qwen2ForCausalLM", "qwen2", true, false},
-    {"Qwen3ForCausalLM", "qwen3", false, true},
+    {"LlamaForCausalLM", "llama", false, false, false},
+    {"MistralForCausalLM", "mistral", false, false, false},
+    {"Qwen2ForCausalLM", "qwen2", true, false, true},
+    {"Qwen3ForCausalLM", "qwen3", false, true, true},
 };
 
 /// Reads rope_scaling (or transformers 5's rope_parameters): absent, null,
@@ -179,13 +182,9 @@ Expected<LlamaConfig> parseConfig(const std::string &path) {
     return attentionBias.error();
 
   LlamaConfig c;
-  c.qkvBias = arch->qkvBias || *attentionBias;
-  // Qwen2/Qwen3's attention_bias is about q/k/v (and Qwen3 has none); only
-  // Llama's and Mistral's puts a bias on the output projection too.
-  c.outputBias = !arch->qkvBias && !arch->qkNorm && *attentionBias;
+  c.qkvBias = arch->qkvBiasAlways || *attentionBias;
+  c.outputBias = !arch->qkvBiasAlways && *attentionBias;
   c.qkNorm = arch->qkNorm;
-  if (arch->qkNorm && *attentionBias)
-    c.qkvBias = true;
   struct IntKey {
     const char *key;
     int64_t *field;
@@ -223,7 +222,7 @@ Expected<LlamaConfig> parseConfig(const std::string &path) {
   // window it is plain causal attention, so the context is capped at the
   // window instead of attending outside it.
   const json *sliding = r.find("sliding_window");
-  auto useSliding = r.boolean("use_sliding_window", arch->qkvBias || arch->qkNorm ? false : true);
+  auto useSliding = r.boolean("use_sliding_window", !arch->slidingWindowOptIn);
   if (!useSliding)
     return useSliding.error();
   if (sliding && *useSliding) {

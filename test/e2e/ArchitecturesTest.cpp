@@ -1,7 +1,8 @@
 // Each decoder family the Hugging Face frontend imports (Llama 3 with rope
 // scaling, Llama with attention biases, Mistral, Qwen2 with q/k/v biases,
-// Qwen3 with q/k norms and a head size of its own) against the logits of
-// Hugging Face transformers for the same files. The test writes each small
+// Qwen3 with q/k norms and a head size of its own, with and without
+// attention biases) against the logits of Hugging Face transformers for the
+// same files. The test writes each small
 // random checkpoint itself, with the generator that
 // scripts/make-arch-reference.py used where transformers ran (the recorded
 // checksum proves the weights are the same), compiles it for the CPU and
@@ -140,7 +141,7 @@ TEST_P(ArchitecturesTest, LogitsMatchTransformers) {
 
 INSTANTIATE_TEST_SUITE_P(HuggingFace, ArchitecturesTest,
                          ::testing::Values("llama3", "llama-attention-bias", "mistral", "qwen2",
-                                           "qwen3"),
+                                           "qwen3", "qwen3-attention-bias"),
                          [](const auto &info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
