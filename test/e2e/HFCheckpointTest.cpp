@@ -111,19 +111,6 @@ struct HFWriter {
   }
 };
 
-std::vector<int32_t> greedy(std::shared_ptr<const artifact::Artifact> a,
-                            const std::vector<int32_t> &prompt, int64_t n) {
-  auto session = Session::create(a);
-  EXPECT_TRUE(session);
-  GenerationOptions options;
-  options.maxNewTokens = n;
-  options.stopAtEndOfText = false;
-  std::vector<int32_t> out;
-  auto stats = generate(*session, prompt, options, [&](int32_t t) { out.push_back(t); });
-  EXPECT_TRUE(stats);
-  return out;
-}
-
 std::vector<float> lastLogits(std::shared_ptr<const artifact::Artifact> a,
                               const std::vector<int32_t> &prompt) {
   auto session = Session::create(a);
@@ -157,7 +144,7 @@ TEST_F(HFCheckpointTest, SameOutputsAsLlama2c) {
     auto hf = compileAndLoad(folder, tied ? "hf-tied" : "hf-untied");
     ASSERT_NE(hf, nullptr);
     EXPECT_EQ(hf->tensors().size(), reference->tensors().size() + (tied ? 0 : 1));
-    EXPECT_EQ(greedy(hf, prompt, expected.size()), expected) << "tied " << tied;
+    EXPECT_EQ(greedyIds(hf, prompt, expected.size()), expected) << "tied " << tied;
     std::vector<float> logits = lastLogits(hf, prompt);
     ASSERT_EQ(logits.size(), refLogits.size());
     for (size_t v = 0; v < logits.size(); ++v)
@@ -180,7 +167,7 @@ TEST_F(HFCheckpointTest, BF16WeightsStayBF16AndStayClose) {
   nlohmann::json ref = loadReference();
   std::vector<int32_t> prompt = ref["prompts"][0]["prompt_ids"];
   std::vector<int32_t> expected = ref["prompts"][0]["greedy_ids"];
-  std::vector<int32_t> got = greedy(hf, prompt, 10);
+  std::vector<int32_t> got = greedyIds(hf, prompt, 10);
   EXPECT_EQ(got, std::vector<int32_t>(expected.begin(), expected.begin() + 10));
 }
 

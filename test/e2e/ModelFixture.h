@@ -4,6 +4,8 @@
 
 #include "compiler/Driver/Compiler.h"
 #include "runtime/artifact/Artifact.h"
+#include "runtime/engine/Generation.h"
+#include "runtime/engine/Session.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -69,6 +71,23 @@ compileAndLoad(const std::string &input, const std::string &name,
   options.kv = kv;
   options.tokenizer = modelDir() + "/tokenizer.bin";
   return compileAndLoad(options, name);
+}
+
+/// The n greedy ids `a` generates after `prompt` in a session of its own,
+/// past end-of-text; fails the test (and returns what it got) on error.
+inline std::vector<int32_t> greedyIds(std::shared_ptr<const artifact::Artifact> a,
+                                      const std::vector<int32_t> &prompt, int64_t n) {
+  std::vector<int32_t> out;
+  auto session = Session::create(a);
+  EXPECT_TRUE(session) << session.error().message();
+  if (!session)
+    return out;
+  GenerationOptions options;
+  options.maxNewTokens = n;
+  options.stopAtEndOfText = false;
+  auto stats = generate(*session, prompt, options, [&](int32_t t) { out.push_back(t); });
+  EXPECT_TRUE(stats) << stats.error().message();
+  return out;
 }
 
 } // namespace lathe::test
