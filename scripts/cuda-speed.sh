@@ -11,9 +11,15 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.memory --format=csv,nohead
 for a in "$dir"/speed/*.lathe; do
   "$dir/bin/lathe-bench" "$a" --repeat 5
 done
-# Several sequences decoding together (the batch form), bf16 Llama shape.
-for n in 4 16; do
-  "$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-none.lathe" --repeat 3 --sequences "$n"
+# A 2048-token prompt as one step (the tensor-core products), bf16.
+"$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-none.lathe" --repeat 3 --prompt-tokens 2048 --gen-tokens 16
+# Several sequences decoding together (the batch form): 4 take the row
+# products, 16 and 32 the tensor-core tiles.
+for n in 4 16 32; do
+  "$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-none.lathe" --repeat 3 --sequences "$n" --prompt-tokens 16
+done
+for q in int8 int4 fp6_4p2; do
+  "$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-$q.lathe" --repeat 3 --sequences 16 --prompt-tokens 16
 done
 for config in scripts/speed-models/*.json; do
   echo "== $(basename "$config")"

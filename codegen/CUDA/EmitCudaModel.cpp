@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <map>
 #include <set>
@@ -101,8 +102,8 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
-                         l.sharedPerVisible);
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
+                         l.sharedPerVisible, l.tileBlocks, l.gather);
     out += "};\n\n";
     out += tables_;
     out += kernels_;
@@ -111,12 +112,18 @@ public:
 
 private:
   void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, int32_t sharedPerVisible,
-              const std::string &comment, const std::string &body) {
+              const std::string &comment, const std::string &body,
+              const std::string &tileBody = "", int32_t tileBlocks = 0, bool gather = false) {
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                             comment, LATHE_CUDA_THREADS, launches_.size(), body);
-    launches_.push_back({grid, blocks, sharedBytes, sharedPerVisible});
+    if (!tileBody.empty()) // the same launch's products on the tensor cores
+      kernels_ += fmt::format("// {}, on the tensor cores\nextern \"C\" __global__ void "
+                              "__launch_bounds__({}) lathe_cuda_tiles_{}(const LatheCudaFrame "
+                              "*frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
+                              comment, LATHE_CUDA_THREADS, launches_.size(), tileBody);
+    launches_.push_back({grid, blocks, sharedBytes, sharedPerVisible, tileBlocks, gather});
   }
   /// A kernel over each token's row: `width` elements spread over blocks
   /// of `perThread` elements per thread (0: one block, a row-wide
@@ -158,16 +165,18 @@ private:
     }
     // An add after a single matmul: it writes `sum = other + W x`.
     const std::optional<FusedAdd> &add = fused_.residualOf[step_];
-    std::string body;
-    int32_t first = 0;
-    auto call = [&](const std::string &rows, int64_t k, int64_t n, bool gather) {
-      const int32_t blocks = blocksFor(n);
-      body += fmt::format("  if (blockIdx.x < {}) {{\n"
-                          "    lathe_cuda::product<{}, {}>(f, {}, {},\n"
-                          "        {},\n        blockIdx.x - {}, {});\n    return;\n  }}\n",
-                          first + blocks, k, gather ? "true" : "false", in, input, rows, first,
-                          blocks);
-      first += blocks;
+    // Each product's rows and shape, then the launch's two dispatches: the
+    // tensor-core tiles for steps of many tokens, one warp per weight row
+    // for the others.
+    struct Call {
+      std::string rows;
+      int64_t k, n;
+      int32_t tiles() const { return int32_t((n + LATHE_CUDA_TILE_ROWS - 1) / LATHE_CUDA_TILE_ROWS); }
+    };
+    std::vector<Call> calls;
+    const bool gather = products.front().gather;
+    auto call = [&](const std::string &rows, int64_t k, int64_t n) {
+      calls.push_back({rows, k, n});
     };
     if (const std::optional<size_t> silu = fused_.gatedOf[step_]) {
       const plan::TensorInfo &gate = tensors_[products[0].weight];
@@ -182,7 +191,7 @@ private:
                        "f.weights[{}], f.buffers[{}]}}",
                        g->type, u->type, gate.shape[1], gate.shape[0], g->rowBytes, u->rowBytes,
                        products[0].weight, products[1].weight, output),
-           gate.shape[1], gate.shape[0], false);
+           gate.shape[1], gate.shape[0]);
     } else {
       for (const Product &p : products) {
         const plan::TensorInfo &info = tensors_[p.weight];
@@ -194,13 +203,35 @@ private:
                          w->type, info.shape[1], info.shape[0], w->rowBytes,
                          add ? "true" : "false", p.weight, add ? add->sum : p.output,
                          add ? fmt::format("f.buffers[{}]", add->other) : "nullptr"),
-             info.shape[1], info.shape[0], p.gather);
+             info.shape[1], info.shape[0]);
       }
+    }
+    std::string body, tileBody;
+    int32_t tileBlocks = 0;
+    if (std::all_of(calls.begin(), calls.end(), [](const Call &c) { return c.k % 16 == 0; }))
+      for (const Call &c : calls) {
+        const int32_t blocks = c.tiles();
+        tileBody += fmt::format("  if (blockIdx.x < {}) {{\n"
+                                "    lathe_cuda::tiledProduct<{}, {}>(f, {}, {},\n"
+                                "        {},\n        blockIdx.x - {});\n    return;\n  }}\n",
+                                tileBlocks + blocks, c.k, gather ? "true" : "false", in, input,
+                                c.rows, tileBlocks);
+        tileBlocks += blocks;
+      }
+    int32_t first = 0;
+    for (const Call &c : calls) {
+      const int32_t blocks = blocksFor(c.n);
+      body += fmt::format("  if (blockIdx.x < {}) {{\n"
+                          "    lathe_cuda::product<{}, {}>(f, {}, {},\n"
+                          "        {},\n        blockIdx.x - {}, {});\n    return;\n  }}\n",
+                          first + blocks, c.k, gather ? "true" : "false", in, input, c.rows,
+                          first, blocks);
+      first += blocks;
     }
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes, 0,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
-           body);
+           body, tileBody, tileBlocks, gather);
     return Status::ok();
   }
   static Status floatOnly(plan::Activations activations) {

@@ -45,6 +45,10 @@ Expected<std::vector<std::string>> parseCudaTarget(const std::string &target) {
     if (!std::regex_match(item, arch))
       return Error("--target=" + target + ": '" + item +
                    "' is not a CUDA architecture (expected sm_NN or sm_NNa, e.g. sm_90a)");
+    // The tensor-core products use bf16 mma.sync, which sm_80 introduced.
+    if (std::stoi(item.substr(3, item.size() - 3 - (item.back() == 'a'))) < 80)
+      return Error("--target=" + target + ": '" + item +
+                   "' is older than sm_80, the first architecture Lathe's CUDA kernels run on");
     archs.push_back(item);
     if (comma == std::string::npos)
       break;

@@ -84,7 +84,7 @@ CudaExecutable::CudaExecutable(std::shared_ptr<const artifact::Artifact> artifac
 CudaExecutable::~CudaExecutable() {
   if (!device_.bind())
     return;
-  for (auto &[rows, graph] : graphCache_)
+  for (auto &[key, graph] : graphCache_)
     api_.cuGraphExecDestroy(graph);
   if (stream_)
     api_.cuStreamDestroy(stream_);
@@ -139,7 +139,8 @@ Status CudaExecutable::initialize() {
   for (int32_t i = 0; i < count; ++i) {
     const LatheCudaLaunch &l = launches_[size_t(i)];
     if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_PRODUCT || l.blocks < 1 ||
-        l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 || l.sharedPerVisible < 0)
+        l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 || l.sharedPerVisible < 0 ||
+        l.tileBlocks < 0 || (l.gather != 0 && l.gather != 1))
       return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
     CUfunction fn = nullptr;
     const std::string name = fmt::format("lathe_cuda_kernel_{}", i);
@@ -167,6 +168,15 @@ Status CudaExecutable::initialize() {
     }
     kernels_.push_back(fn);
     dynamicShared_.push_back(dynamicShared);
+    CUfunction tiles = nullptr; // the launch's tensor-core products, a function of their own
+    if (l.tileBlocks > 0) {
+      const std::string tileName = fmt::format("lathe_cuda_tiles_{}", i);
+      if (Status s = check(api_, api_.cuModuleGetFunction(&tiles, module_, tileName.c_str()),
+                           "finding " + tileName + " in the GPU code");
+          !s)
+        return s;
+    }
+    tileKernels_.push_back(tiles);
   }
   if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING),
                        "creating a CUDA stream");
@@ -322,12 +332,24 @@ Status CudaExecutable::launchAll(int64_t rows) {
   for (size_t i = 0; i < launches_.size(); ++i) {
     const LatheCudaLaunch &l = launches_[i];
     unsigned gx = 1, gy = 1;
+    int64_t shared = l.sharedBytes;
+    CUfunction fn = kernels_[i];
+    const int64_t tokens = l.gather ? int64_t(layout_.logitTokens.size()) : rows;
     switch (l.grid) {
     case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
     case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(rows); gy = unsigned(l.blocks); break;
-    default: gx = unsigned(l.blocks); break;
+    default:
+      if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
+        gx = unsigned(l.tileBlocks);
+        gy = unsigned((tokens + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS);
+        shared = LATHE_CUDA_TILE_SHARED;
+        fn = tileKernels_[i];
+      } else {
+        gx = unsigned(l.blocks);
+      }
+      break;
     }
-    const int64_t shared = l.sharedBytes + (l.sharedPerVisible == 0 ? 0
+    shared += (l.sharedPerVisible == 0 ? 0
                                             : fixedShared_ >= 0
                                                 ? fixedShared_
                                                 : l.sharedPerVisible * layout_.mostVisible);
@@ -340,9 +362,9 @@ Status CudaExecutable::launchAll(int64_t rows) {
       attribute.value.programmaticStreamSerializationAllowed = 1;
       CUlaunchConfig config{gx,       gy,        1, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
                             stream_, &attribute, 1};
-      r = api_.cuLaunchKernelEx(&config, kernels_[i], params, nullptr);
+      r = api_.cuLaunchKernelEx(&config, fn, params, nullptr);
     } else {
-      r = api_.cuLaunchKernel(kernels_[i], gx, gy, 1, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
+      r = api_.cuLaunchKernel(fn, gx, gy, 1, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
                               stream_, params, nullptr);
     }
     if (Status s = check(api_, r, fmt::format("launching GPU kernel {}", i)); !s)
@@ -358,7 +380,11 @@ Status CudaExecutable::run(int64_t rows) {
   constexpr int64_t kGraphRows = 64;
   if (!graphs_ || rows > kGraphRows)
     return launchAll(rows);
-  auto found = graphCache_.find(rows);
+  // A graph fixes each launch's grid: the classifier's depends on how many
+  // tokens return logits too (its tiles or its rows), so it is in the key.
+  const std::pair<int64_t, bool> key{
+      rows, LATHE_CUDA_USE_TILES(1, int64_t(layout_.logitTokens.size()))};
+  auto found = graphCache_.find(key);
   if (found == graphCache_.end()) {
     if (Status s = check(api_,
                          api_.cuStreamBeginCapture(stream_, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
@@ -380,7 +406,7 @@ Status CudaExecutable::run(int64_t rows) {
     api_.cuGraphDestroy(graph);
     if (!made)
       return made;
-    found = graphCache_.emplace(rows, exec).first;
+    found = graphCache_.emplace(key, exec).first;
   }
   return check(api_, api_.cuGraphLaunch(found->second, stream_), "launching the step's graph");
 }

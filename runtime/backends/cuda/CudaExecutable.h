@@ -60,6 +60,10 @@ private:
   CUstream stream_ = nullptr;
   std::vector<LatheCudaLaunch> launches_;
   std::vector<CUfunction> kernels_;
+  /// Each product launch's tensor-core kernel (null where it has none):
+  /// a function apart, so that its registers do not cost the row path's
+  /// occupancy.
+  std::vector<CUfunction> tileKernels_;
   std::vector<int> dynamicShared_; // per launch: the most dynamic shared bytes it may take
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;
   CUdeviceptr frameAddress_ = 0;
@@ -69,7 +73,8 @@ private:
   int64_t fixedShared_ = -1;
   bool pdl_ = false;
   bool graphs_ = true;
-  std::map<int64_t, CUgraphExec> graphCache_; // by tokens per step
+  /// By tokens per step, and whether the classifier takes its tiles.
+  std::map<std::pair<int64_t, bool>, CUgraphExec> graphCache_;
   std::vector<std::unique_ptr<backend::Buffer>> activations_;
   int64_t rowCapacity_ = 0;
   ProductCounts products_;

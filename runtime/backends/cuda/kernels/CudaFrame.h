@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 5u
+#define LATHE_CUDA_ABI_VERSION 6u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -29,6 +29,15 @@
  * fit in 12 KiB floats (the norm then runs as a kernel of its own). */
 #define LATHE_CUDA_NORM_TOKENS(width) \
   ((width) > 12288 ? 0 : (12288 / (width) < 4 ? 12288 / (width) : 4))
+
+/* Products of steps of at least LATHE_CUDA_TILE_MIN_TOKENS tokens run on the
+ * tensor cores (CudaTiledProducts.cuh): a block per LATHE_CUDA_TILE_ROWS
+ * weight rows by LATHE_CUDA_TILE_TOKENS tokens. */
+#define LATHE_CUDA_TILE_ROWS 16
+#define LATHE_CUDA_TILE_TOKENS 16
+#define LATHE_CUDA_TILE_MIN_TOKENS 5
+/* Dynamic shared memory of a tile block: its warps' partial sums. */
+#define LATHE_CUDA_TILE_SHARED 16384
 
 typedef struct LatheCudaFrame {
   float *const *buffers;          /* activation buffers, by plan index */
@@ -66,6 +75,18 @@ typedef struct LatheCudaLaunch {
                                product: blocks of all its products */
   int32_t sharedBytes;      /* fixed dynamic shared bytes (at most 48 KiB) */
   int32_t sharedPerVisible; /* and more per row the longest token sees */
+  /* Product launches: blocks of the tensor-core tiles (0: the launch has
+   * none), by weight rows; the grid's y then covers the tokens, 16 per
+   * block. Their kernel is lathe_cuda_tiles_<i>, which a step launches
+   * instead of lathe_cuda_kernel_<i> when the product has at least
+   * LATHE_CUDA_TILE_MIN_TOKENS tokens: the step's, or with `gather` set
+   * (the classifier) its logits' tokens. */
+  int32_t tileBlocks;
+  int32_t gather;
 } LatheCudaLaunch;
+
+/* Whether a product launch of `tokens` tokens runs on the tensor-core tiles. */
+#define LATHE_CUDA_USE_TILES(tileBlocks, tokens) \
+  ((tileBlocks) > 0 && (tokens) >= LATHE_CUDA_TILE_MIN_TOKENS)
 
 #endif

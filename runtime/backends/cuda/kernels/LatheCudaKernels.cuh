@@ -18,3 +18,4 @@
 #include "CudaElementwise.cuh"
 #include "CudaFormats.cuh"
 #include "CudaProducts.cuh"
+#include "CudaTiledProducts.cuh"

@@ -11,9 +11,10 @@
 // Tolerances: the GPU sums products and attention in float32 in another
 // order than the reference kernels' float64 sums, so a logits row agrees to
 // a relative L2 error of 1e-4 with an f32 KV cache, 2e-3 with an f16/bf16
-// one (below), and the greedy ids agree exactly. On the GPU itself, a token's sums do not depend
-// on which other tokens share its step, so batched and lone runs agree to
-// 1e-6 relative.
+// one (below), and the greedy ids agree exactly. On the GPU itself, a
+// token's sums depend on the other tokens of its step only through the
+// size of the step (5 tokens or more take the tensor-core products, which
+// add in another order), so batched and lone runs agree to 1e-5 relative.
 #include "runtime/backend/Executable.h"
 #include "runtime/backends/cuda/CudaDevice.h"
 #include "runtime/engine/Session.h"
@@ -138,6 +139,13 @@ TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
   }
 }
 
+/// How far a token's logits may move when the tokens around it in a step
+/// change: a step of LATHE_CUDA_TILE_MIN_TOKENS tokens or more takes the
+/// tensor-core products, which add in another order than the row products
+/// of smaller steps (float rounding: about 1e-6 measured; a wrong tile, a
+/// token's row mixed up, is of order 1).
+constexpr double kAcrossStepSizes = 1e-5;
+
 TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
   const int64_t context = gpu->config().context;
   std::vector<std::vector<int32_t>> starts;
@@ -170,7 +178,7 @@ TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
     for (size_t r = 0; r < rows.size(); ++r) {
       const size_t i = rows[r];
       std::span<const float> row = logits->subspan(r * vocab, vocab);
-      EXPECT_LT(relativeL2(row, alone[i].logits[step]), 1e-6)
+      EXPECT_LT(relativeL2(row, alone[i].logits[step]), kAcrossStepSizes)
           << "sequence " << i << ", step " << step;
       together[i].push_back(argmax(row));
       if (step + 1 < int(alone[i].ids.size()))
@@ -218,7 +226,7 @@ TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
     auto alone = session->forward(chain);
     ASSERT_TRUE(alone);
     EXPECT_LT(relativeL2(std::span<const float>(tree).subspan(node * vocab, vocab), *alone),
-              1e-6)
+              kAcrossStepSizes)
         << "node " << node;
   }
 }

@@ -1,0 +1,376 @@
+// Products of steps of many tokens on the tensor cores (mma.sync, sm_80 and
+// newer): y[t, n] = sum_k x[t, k] * W[n, k] for a tile of 16 weight rows by
+// 16 tokens per block, with the same fusions as CudaProducts.cuh's
+// warp-per-row products (an RMSNorm of the input, a residual add, SwiGLU of
+// gate and up). A step of LATHE_CUDA_TILE_MIN_TOKENS tokens or more takes
+// this path (CudaFrame.h); the host then launches a product's tile grid
+// instead of its row grid. Part of LatheCudaKernels.cuh.
+//
+// Numerics: products sum in float, as the warp path's do. The tensor cores
+// multiply bf16, so operands are split into bf16 parts that add up to them
+// exactly: a token value (a float) into three, v = hi + mid + lo; a weight
+// value into one where its format's values are bf16 already (bf16 rows;
+// INT codes, whose group scale multiplies the group's float sums after),
+// else three. A tile sums the products of the parts down to 2^-16 of the
+// whole into float accumulators (what it drops is below float rounding), so
+// results agree with the reference kernels as closely as the warp path's.
+//
+// Layout: the 16 rows by 16 k of the m16n8k16 A operand come straight from
+// the weight rows into registers (a weight is read once per 16 tokens, no
+// shared memory), and the k order inside each 16 is permuted so that a lane
+// reads 4 consecutive values of a row (one 8-byte load of a bf16 row; the
+// B operand, the token rows, is permuted alike, so the sum is the same).
+// The 8 warps of a block split K: warp w takes every 8th step of 16, and the
+// block adds the 8 partial tiles in a fixed order (no atomics: results do
+// not vary from run to run).
+#pragma once
+
+#include "CudaElementwise.cuh"
+#include "CudaFormats.cuh"
+#include "CudaProducts.cuh"
+
+namespace lathe_cuda {
+
+constexpr int kTileRows = LATHE_CUDA_TILE_ROWS;     // weight rows per block: one m16 tile
+constexpr int kTileTokens = LATHE_CUDA_TILE_TOKENS; // tokens per block: two n8 tiles
+/// Steps of 16 k a warp loads before it multiplies any, per weight of one
+/// bf16 part: the tiles stream weights at about one block per SM (N / 16
+/// blocks of 8 warps), so each warp must keep several kilobytes in flight;
+/// weights of three parts and gate/up pairs take fewer (registers).
+constexpr int kTileUnroll = 8;
+
+/// Two floats as a bf16 pair, the first in the low half (the mma's element
+/// order).
+__device__ inline uint32_t bf16Pair(float a, float b) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+  return *reinterpret_cast<const uint32_t *>(&v);
+}
+
+/// (a, b) = p[0] + p[1] + p[2] exactly, each a bf16 pair: a float's 24
+/// significant bits in three parts of 8 (each remainder is exact in float,
+/// and the last has at most 8 bits left).
+__device__ inline void splitPair(float a, float b, uint32_t (&p)[3]) {
+  p[0] = bf16Pair(a, b);
+  a -= __uint_as_float(p[0] << 16), b -= __uint_as_float(p[0] & 0xffff0000u);
+  p[1] = bf16Pair(a, b);
+  a -= __uint_as_float(p[1] << 16), b -= __uint_as_float(p[1] & 0xffff0000u);
+  p[2] = bf16Pair(a, b);
+}
+
+/// d += a * b for one m16n8k16 tile (bf16 operands, float accumulators).
+__device__ inline void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+               "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#else
+  __trap(); // lathe-compile builds for sm_80 and newer only
+#endif
+}
+
+/// Four consecutive values (k .. k + 3, k a multiple of 4) of a weight row
+/// as bf16 pairs, exactly: part[i][0] holds (k, k + 1), part[i][1]
+/// (k + 2, k + 3), and the values are the sum of the kParts parts, times
+/// `scale` where kScaled (one float per group of kGroup values, applied to
+/// the group's sums after the tensor cores: the codes alone are exact in
+/// bf16, code * scale is not). Any format: its values as at() decodes them,
+/// in three parts.
+template <class W, int64_t RowBytes, class Enable = void> struct TileQuad {
+  static constexpr int kParts = 3;
+  static constexpr bool kScaled = false;
+  __device__ static void read(const uint8_t *row, int k, uint32_t (&part)[kParts][2], float &) {
+    uint32_t p[2][3];
+    splitPair(W::at(row, k), W::at(row, k + 1), p[0]);
+    splitPair(W::at(row, k + 2), W::at(row, k + 3), p[1]);
+#pragma unroll
+    for (int i = 0; i < kParts; ++i)
+      part[i][0] = p[0][i], part[i][1] = p[1][i];
+  }
+};
+/// bf16 rows as they are: one 8-byte load.
+template <int64_t RowBytes>
+struct TileQuad<BF16, RowBytes, std::enable_if_t<RowBytes % 8 == 0>> {
+  static constexpr int kParts = 1;
+  static constexpr bool kScaled = false;
+  __device__ static void read(const uint8_t *row, int k, uint32_t (&part)[1][2], float &) {
+    const uint2 raw = __ldg(reinterpret_cast<const uint2 *>(row) + k / 4);
+    part[0][0] = raw.x, part[0][1] = raw.y;
+  }
+};
+/// Symmetric INT8/INT4 groups of a multiple of 16 values: the codes (exact
+/// in bf16), the group's scale after.
+template <int Bits, int G, int64_t RowBytes>
+struct TileQuad<IntGroup<Bits, G, true>, RowBytes,
+                std::enable_if_t<G % 16 == 0 && IntGroup<Bits, G, true>::kGroupBytes % 4 == 0 &&
+                                 RowBytes % 4 == 0>> {
+  static constexpr int kParts = 1;
+  static constexpr bool kScaled = true;
+  static constexpr int kGroup = G;
+  using F = IntGroup<Bits, G, true>;
+  __device__ static void read(const uint8_t *row, int k, uint32_t (&part)[1][2], float &scale) {
+    const uint8_t *group = row + (k / G) * F::kGroupBytes;
+    const int j = k % G;
+    scale = __ldg(reinterpret_cast<const float *>(group));
+    int q[4];
+    if constexpr (Bits == 8) {
+      const uint32_t w = __ldg(reinterpret_cast<const uint32_t *>(group + 4 + j));
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        q[i] = int(int8_t(w >> (8 * i)));
+    } else {
+      const uint32_t w = __ldg(reinterpret_cast<const uint16_t *>(group + 4 + j / 2));
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        q[i] = int((w >> (4 * i)) & 15u ^ 8u) - 8;
+    }
+    part[0][0] = bf16Pair(float(q[0]), float(q[1]));
+    part[0][1] = bf16Pair(float(q[2]), float(q[3]));
+  }
+};
+
+/// The A operand of one step of 16 k for the lane's two rows (g and g + 8
+/// of the tile), in parts: a0/a2 from row g, a1/a3 from row g + 8, k
+/// permuted as the file's comment says; the rows' scales where kScaled.
+template <class W, int64_t RowBytes> struct TileA {
+  using Quad = TileQuad<W, RowBytes>;
+  uint32_t part[Quad::kParts][4];
+  float scale[2];
+  __device__ void read(const uint8_t *rowLow, const uint8_t *rowHigh, int k) {
+    uint32_t p[Quad::kParts][2];
+    Quad::read(rowLow, k, p, scale[0]);
+#pragma unroll
+    for (int i = 0; i < Quad::kParts; ++i)
+      part[i][0] = p[i][0], part[i][2] = p[i][1];
+    Quad::read(rowHigh, k, p, scale[1]);
+#pragma unroll
+    for (int i = 0; i < Quad::kParts; ++i)
+      part[i][1] = p[i][0], part[i][3] = p[i][1];
+  }
+};
+
+/// Where the tiled path reads its token rows: as they are, or through the
+/// RMSNorm of a NormedInput (each token's scale computed by the block, then
+/// gain * (scale * x) per value, as scaleRow computes it).
+template <class Input, int K> struct TileInput {
+  __device__ TileInput(const LatheCudaFrame &, Input, const float *const (&)[2]) {}
+  __device__ float4 at(const float *row, int, int k) const {
+    return *reinterpret_cast<const float4 *>(row + k);
+  }
+};
+template <class G, int K> struct TileInput<NormedInput<G>, K> {
+  const uint8_t *gain;
+  float scale[2];
+  __device__ TileInput(const LatheCudaFrame &f, NormedInput<G> input,
+                       const float *const (&rows)[2])
+      : gain(f.weights[input.gain]) {
+    // The scales of the block's 16 tokens, two per warp, into shared
+    // memory; each lane then takes those of its two rows.
+    __shared__ float scales[kTileTokens];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int j = 0; j < kTileTokens / kWarps; ++j) {
+      const int t = warp * (kTileTokens / kWarps) + j;
+      // Lane g of the row loader holds token g (j = 0) and g + 8 (j = 1):
+      // fetch token t's row pointer from the lane that has it.
+      const float *row = reinterpret_cast<const float *>(__shfl_sync(
+          0xffffffffu, reinterpret_cast<uintptr_t>(rows[t / 8]), (t % 8) * 4));
+      double squares = 0;
+      if (row)
+        for (int k = lane; k < K; k += 32)
+          squares += double(row[k]) * row[k];
+      squares = warpSum(squares);
+      if (lane == 0)
+        scales[t] = float(1.0 / sqrt(squares / double(K) + double(input.epsilon)));
+    }
+    __syncthreads();
+    scale[0] = scales[lane / 4];
+    scale[1] = scales[lane / 4 + 8];
+  }
+  __device__ float4 at(const float *row, int j, int k) const {
+    const float4 v = *reinterpret_cast<const float4 *>(row + k);
+    return {G::at(gain, k) * (scale[j] * v.x), G::at(gain, k + 1) * (scale[j] * v.y),
+            G::at(gain, k + 2) * (scale[j] * v.z), G::at(gain, k + 3) * (scale[j] * v.w)};
+  }
+};
+
+/// One weight's running sums for the block's tile: acc[j] is the lane's
+/// part of the m16n8 accumulator of tokens 8j..8j+7. A step multiplies the
+/// parts whose product is at least 2^-16 of the whole (weight part a, token
+/// part b, a + b <= 2): the rest is below float rounding.
+template <class W, int64_t RowBytes> struct TileSums {
+  using Quad = TileQuad<W, RowBytes>;
+  static constexpr int kUnroll = Quad::kParts == 1 ? kTileUnroll : kTileUnroll / 2;
+  const uint8_t *low, *high; // the lane's rows g and g + 8
+  float acc[2][4] = {};
+  TileA<W, RowBytes> a[kUnroll];
+  __device__ void read(int u, int k) { a[u].read(low, high, k); }
+  __device__ void multiply(int u, const uint32_t (&b)[2][3][2]) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      float d[4] = {};
+      float(&sums)[4] = Quad::kScaled ? d : acc[j];
+#pragma unroll
+      for (int wa = 0; wa < Quad::kParts; ++wa)
+#pragma unroll
+        for (int xb = 0; xb + wa <= 2; ++xb)
+          mma16816(sums, a[u].part[wa], b[j][xb][0], b[j][xb][1]);
+      if constexpr (Quad::kScaled) {
+        acc[j][0] += a[u].scale[0] * d[0], acc[j][1] += a[u].scale[0] * d[1];
+        acc[j][2] += a[u].scale[1] * d[2], acc[j][3] += a[u].scale[1] * d[3];
+      }
+    }
+  }
+};
+
+/// Adds the 8 warps' partial tiles of the block (in warp order) and hands
+/// each of the tile's 256 sums to finish(row in tile, token in tile, sums)
+/// on thread (row, token). Values: one tile per weight (Count of them).
+template <int Count, class Finish>
+__device__ void reduceTiles(const float (*const (&acc)[Count])[4], Finish &&finish) {
+  // In the launch's dynamic shared memory (LATHE_CUDA_TILE_SHARED bytes),
+  // which the warp path sizes for itself: a static array would cost that
+  // path occupancy and room.
+  static_assert(kWarps * Count * 2 * 4 * 32 * sizeof(float) <= LATHE_CUDA_TILE_SHARED);
+  extern __shared__ float shared[];
+  auto partial = reinterpret_cast<float(*)[Count][2][4][32]>(shared);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int c = 0; c < Count; ++c)
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        partial[warp][c][j][e][lane] = acc[c][j][e];
+  __syncthreads();
+  // Thread (r, t): accumulator element e of tile t / 8 on lane 4 (r % 8) +
+  // (t % 8) / 2, where e = (r >= 8) * 2 + t % 2 (the m16n8 C layout).
+  const int r = threadIdx.x / kTileTokens, t = threadIdx.x % kTileTokens;
+  const int j = t / 8, e = (r >= 8) * 2 + t % 2, from = (r % 8) * 4 + (t % 8) / 2;
+  float sums[Count];
+#pragma unroll
+  for (int c = 0; c < Count; ++c) {
+    float s = 0;
+    for (int w = 0; w < kWarps; ++w)
+      s += partial[w][c][j][e][from];
+    sums[c] = s;
+  }
+  finish(r, t, sums);
+}
+
+/// What a tiled product sums and stores per kind of rows (CudaProducts.cuh):
+/// PlainRows one weight's tile, then y = (residual +) sum...
+template <class Rows> struct TileRows;
+template <class W, int K, int N, int64_t RowBytes, bool Residual>
+struct TileRows<PlainRows<W, K, N, RowBytes, Residual>> {
+  static constexpr int kUnroll = TileSums<W, RowBytes>::kUnroll;
+  const PlainRows<W, K, N, RowBytes, Residual> &rows;
+  TileSums<W, RowBytes> w;
+  __device__ TileRows(const PlainRows<W, K, N, RowBytes, Residual> &r, int low, int high)
+      : rows(r), w{r.at(low), r.at(high)} {}
+  __device__ void read(int u, int k) { w.read(u, k); }
+  __device__ void multiply(int u, const uint32_t (&b)[2][3][2]) { w.multiply(u, b); }
+  __device__ void finish(int n0, int t0, int tokens) {
+    const float(*acc[1])[4] = {w.acc};
+    reduceTiles<1>(acc, [&](int r, int t, const float *s) {
+      if (n0 + r < N && t0 + t < tokens) {
+        const int64_t at = int64_t(t0 + t) * N + n0 + r;
+        rows.y[at] = Residual ? rows.residual[at] + s[0] : s[0];
+      }
+    });
+  }
+};
+/// ...GatedRows the gate's and the up's, then y = silu(g) * u.
+template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU>
+struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>> {
+  static constexpr int kUnroll = (TileSums<WG, RowBytesG>::kUnroll < TileSums<WU, RowBytesU>::kUnroll
+                                      ? TileSums<WG, RowBytesG>::kUnroll
+                                      : TileSums<WU, RowBytesU>::kUnroll) / 2;
+  const GatedRows<WG, WU, K, N, RowBytesG, RowBytesU> &rows;
+  TileSums<WG, RowBytesG> gate;
+  TileSums<WU, RowBytesU> up;
+  __device__ TileRows(const GatedRows<WG, WU, K, N, RowBytesG, RowBytesU> &r, int low, int high)
+      : rows(r), gate{r.gate + int64_t(low) * RowBytesG, r.gate + int64_t(high) * RowBytesG},
+        up{r.up + int64_t(low) * RowBytesU, r.up + int64_t(high) * RowBytesU} {}
+  __device__ void read(int u, int k) {
+    gate.read(u, k);
+    up.read(u, k);
+  }
+  __device__ void multiply(int u, const uint32_t (&b)[2][3][2]) {
+    gate.multiply(u, b);
+    up.multiply(u, b);
+  }
+  __device__ void finish(int n0, int t0, int tokens) {
+    const float(*acc[2])[4] = {gate.acc, up.acc};
+    reduceTiles<2>(acc, [&](int r, int t, const float *s) {
+      if (n0 + r < N && t0 + t < tokens)
+        rows.y[int64_t(t0 + t) * N + n0 + r] = s[0] / (1.0f + expf(-s[0])) * s[1];
+    });
+  }
+};
+
+/// Block (blockX, blockIdx.y) of a tiled product: weight rows 16 blockX ..
+/// +15 against tokens 16 blockIdx.y .. +15 of the step (Gather: the
+/// logits' tokens, as in product()). Rows: PlainRows or GatedRows.
+template <int K, bool Gather, class Input, class Rows>
+__device__ void tiledProduct(const LatheCudaFrame &f, int in, Input input, const Rows &rows,
+                             int blockX) {
+  static_assert(K % 16 == 0, "tiled products take K in steps of 16");
+  constexpr int N = Rows::kN;
+  constexpr int kSteps = K / 16;
+  const int n0 = blockX * kTileRows;
+  {
+    const uint8_t *begin = rows.at(n0), *end = rows.at(min(n0 + kTileRows, N));
+    prefetchL2(begin, end - begin < kPrefetchBytes ? end : begin + kPrefetchBytes);
+  }
+  startStep();
+  const int tokens = Gather ? f.logitCount : f.rows;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
+  const float *x = f.buffers[in];
+  const float *xRows[2]; // the lane's tokens g and g + 8 of the tile (null past the step)
+  for (int j = 0; j < 2; ++j) {
+    const int t = blockIdx.y * kTileTokens + g + 8 * j;
+    xRows[j] = t < tokens ? x + int64_t(Gather ? f.logitTokens[t] : t) * K : nullptr;
+  }
+  const TileInput<Input, K> source(f, input, xRows);
+  const int rowLow = min(n0 + g, N - 1), rowHigh = min(n0 + g + 8, N - 1);
+  TileRows<Rows> sums(rows, rowLow, rowHigh);
+
+  // Warp w takes steps w, w + 8, ...: U of them loaded, then used.
+  constexpr int U = TileRows<Rows>::kUnroll;
+#pragma unroll 1
+  for (int s0 = warp; s0 < kSteps; s0 += kWarps * U) {
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (s0 + u * kWarps < kSteps)
+        sums.read(u, (s0 + u * kWarps) * 16 + 4 * q);
+    float4 xv[U][2];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int j = 0; j < 2; ++j)
+        xv[u][j] = xRows[j] && s0 + u * kWarps < kSteps
+                       ? source.at(xRows[j], j, (s0 + u * kWarps) * 16 + 4 * q)
+                       : make_float4(0, 0, 0, 0);
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (s0 + u * kWarps >= kSteps)
+        break;
+      uint32_t b[2][3][2], p[3];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        splitPair(xv[u][j].x, xv[u][j].y, p);
+#pragma unroll
+        for (int i = 0; i < 3; ++i)
+          b[j][i][0] = p[i];
+        splitPair(xv[u][j].z, xv[u][j].w, p);
+#pragma unroll
+        for (int i = 0; i < 3; ++i)
+          b[j][i][1] = p[i];
+      }
+      sums.multiply(u, b);
+    }
+  }
+  sums.finish(n0, blockIdx.y * kTileTokens, tokens);
+}
+
+} // namespace lathe_cuda
