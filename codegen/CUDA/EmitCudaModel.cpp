@@ -8,7 +8,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <bit>
 #include <map>
 #include <set>
@@ -118,9 +117,13 @@ private:
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                             comment, LATHE_CUDA_THREADS, launches_.size(), body);
-    if (!tileBody.empty()) // the same launch's products on the tensor cores
+    // The same launch's products on the tensor cores. At least one block
+    // an SM (not the default's two): ptxas then keeps a round's loads in
+    // flight at once (about 120 registers) instead of 48 registers and
+    // one load at a time.
+    if (!tileBody.empty())
       kernels_ += fmt::format("// {}, on the tensor cores\nextern \"C\" __global__ void "
-                              "__launch_bounds__({}) lathe_cuda_tiles_{}(const LatheCudaFrame "
+                              "__launch_bounds__({}, 1) lathe_cuda_tiles_{}(const LatheCudaFrame "
                               "*frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                               comment, LATHE_CUDA_THREADS, launches_.size(), tileBody);
     launches_.push_back({grid, blocks, sharedBytes, sharedPerVisible, tileBlocks, gather});
@@ -208,16 +211,27 @@ private:
     }
     std::string body, tileBody;
     int32_t tileBlocks = 0;
-    if (std::all_of(calls.begin(), calls.end(), [](const Call &c) { return c.k % 16 == 0; }))
+    const int64_t k = calls.front().k; // the launch's products share their input
+    if (k % 16 == 0) {
       for (const Call &c : calls) {
         const int32_t blocks = c.tiles();
         tileBody += fmt::format("  if (blockIdx.x < {}) {{\n"
-                                "    lathe_cuda::tiledProduct<{}, {}>(f, {}, {},\n"
+                                "    lathe_cuda::tiledProduct<{}, {}>(f,\n"
                                 "        {},\n        blockIdx.x - {});\n    return;\n  }}\n",
-                                tileBlocks + blocks, c.k, gather ? "true" : "false", in, input,
-                                c.rows, tileBlocks);
+                                tileBlocks + blocks, c.k, gather ? "true" : "false", c.rows,
+                                tileBlocks);
         tileBlocks += blocks;
       }
+      // Steps that take the tiles split the input rows first, once for
+      // every block.
+      // A block per 1024 values of a token's row (4 per thread).
+      launch(LATHE_CUDA_GRID_SPLIT, int32_t((k + 4 * LATHE_CUDA_THREADS - 1) / (4 * LATHE_CUDA_THREADS)), 0, 0,
+             fmt::format("the token rows of the next launch's tiles, {}split",
+                         fused_.normOf[step_] ? "normalized and " : ""),
+             fmt::format("  lathe_cuda::splitTokens<{}, {}>(f, {}, {});\n", k,
+                         gather ? "true" : "false", in, input),
+             "", 0, gather);
+    }
     int32_t first = 0;
     for (const Call &c : calls) {
       const int32_t blocks = blocksFor(c.n);

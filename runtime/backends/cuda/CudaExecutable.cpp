@@ -138,7 +138,7 @@ Status CudaExecutable::initialize() {
     return s;
   for (int32_t i = 0; i < count; ++i) {
     const LatheCudaLaunch &l = launches_[size_t(i)];
-    if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_PRODUCT || l.blocks < 1 ||
+    if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_SPLIT || l.blocks < 1 ||
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 || l.sharedPerVisible < 0 ||
         l.tileBlocks < 0 || (l.gather != 0 && l.gather != 1))
       return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
@@ -260,9 +260,21 @@ Status CudaExecutable::reserveRows(int64_t rows) {
     addresses.push_back(addressOf(**b));
     grown.push_back(b.take());
   }
+  // The tensor-core products' split input: the tokens rounded up to a tile,
+  // times the widest buffer, three bf16 parts a value.
+  const uint64_t widest =
+      *std::max_element(plan_->bufferWidths.begin(), plan_->bufferWidths.end());
+  Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(
+      size_t((capacity + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS) *
+      LATHE_CUDA_TILE_TOKENS * widest * 6);
+  if (!parts)
+    return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
+                             parts.error().message()));
   if (Status s = uploadAddresses(device_, addresses, bufferTable_, "buffer"); !s)
     return s;
   activations_ = std::move(grown);
+  tokenParts_ = parts.take();
+  host_.tokenParts = reinterpret_cast<uint32_t *>(addressOf(*tokenParts_));
   rowCapacity_ = capacity;
   host_.buffers = reinterpret_cast<float *const *>(addressOf(*bufferTable_));
   return Status::ok();
@@ -338,6 +350,13 @@ Status CudaExecutable::launchAll(int64_t rows) {
     switch (l.grid) {
     case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
     case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(rows); gy = unsigned(l.blocks); break;
+    case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
+      if (!LATHE_CUDA_USE_TILES(1, tokens))
+        continue;
+      gx = unsigned((tokens + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS *
+                    LATHE_CUDA_TILE_TOKENS);
+      gy = unsigned(l.blocks);
+      break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
         gx = unsigned(l.tileBlocks);

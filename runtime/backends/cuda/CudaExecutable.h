@@ -76,6 +76,7 @@ private:
   /// By tokens per step, and whether the classifier takes its tiles.
   std::map<std::pair<int64_t, bool>, CUgraphExec> graphCache_;
   std::vector<std::unique_ptr<backend::Buffer>> activations_;
+  std::unique_ptr<backend::Buffer> tokenParts_; // LatheCudaFrame::tokenParts
   int64_t rowCapacity_ = 0;
   ProductCounts products_;
 

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 6u
+#define LATHE_CUDA_ABI_VERSION 7u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -52,6 +52,11 @@ typedef struct LatheCudaFrame {
   const int32_t *visibleRows;     /* the step's row lists and extras */
   const int32_t *logitTokens;     /* [logitCount]: batch indices that return logits */
   uint8_t *kv;                    /* the KV cache buffer (kv::KVLayout) */
+  /* The input of the next tensor-core product, split into bf16 parts in
+   * the order of the mma's B fragments (CudaTiledProducts.cuh's
+   * splitTokens): room for the step's tokens, rounded up to 16, times the
+   * widest buffer, 6 bytes a value. */
+  uint32_t *tokenParts;
   int64_t kvRows;                 /* rows of each layer's key (or value) array */
   int32_t rows;                   /* tokens in the step */
   int32_t logitCount;
@@ -61,8 +66,12 @@ typedef struct LatheCudaFrame {
 typedef enum LatheCudaGrid {
   LATHE_CUDA_GRID_PER_TOKEN = 0,   /* `blocks` blocks per token: grid x tokens, y blocks */
   LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per (token, head): grid x tokens, y heads */
-  LATHE_CUDA_GRID_PRODUCT = 2      /* `blocks` blocks: the products of the launch share
+  LATHE_CUDA_GRID_PRODUCT = 2,     /* `blocks` blocks: the products of the launch share
                                       them out, ceil(N / rows per block) each */
+  LATHE_CUDA_GRID_SPLIT = 3        /* `blocks` blocks per token, the tokens rounded up
+                                      to 16 (with `gather`, the logits' tokens): the token
+                                      rows of the next launch's tensor-core products,
+                                      split; run only when that launch takes its tiles */
 } LatheCudaGrid;
 
 /* One kernel launch of the model's step, in the order they run. The

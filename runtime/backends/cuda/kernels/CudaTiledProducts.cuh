@@ -3,8 +3,10 @@
 // 16 tokens per block, with the same fusions as CudaProducts.cuh's
 // warp-per-row products (an RMSNorm of the input, a residual add, SwiGLU of
 // gate and up). A step of LATHE_CUDA_TILE_MIN_TOKENS tokens or more takes
-// this path (CudaFrame.h); the host then launches a product's tile grid
-// instead of its row grid. Part of LatheCudaKernels.cuh.
+// this path (CudaFrame.h): the host then launches splitTokens, which splits
+// the product's input rows (normalized, where the norm is fused) once for
+// every block, and the product's tile kernel instead of its row kernel.
+// Part of LatheCudaKernels.cuh.
 //
 // Numerics: products sum in float, as the warp path's do. The tensor cores
 // multiply bf16, so operands are split into bf16 parts that add up to them
@@ -19,7 +21,9 @@
 // the weight rows into registers (a weight is read once per 16 tokens, no
 // shared memory), and the k order inside each 16 is permuted so that a lane
 // reads 4 consecutive values of a row (one 8-byte load of a bf16 row; the
-// B operand, the token rows, is permuted alike, so the sum is the same).
+// B operand, the token rows, is permuted alike, so the sum is the same);
+// the B fragments come split from f.tokenParts, 6 coalesced 8-byte loads
+// per lane and step, no conversions in the tiles.
 // The 8 warps of a block split K: warp w takes every 8th step of 16, and the
 // block adds the 8 partial tiles in a fixed order (no atomics: results do
 // not vary from run to run).
@@ -60,7 +64,7 @@ __device__ inline void splitPair(float a, float b, uint32_t (&p)[3]) {
 /// d += a * b for one m16n8k16 tile (bf16 operands, float accumulators).
 __device__ inline void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
                "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -149,49 +153,56 @@ template <class W, int64_t RowBytes> struct TileA {
   }
 };
 
-/// Where the tiled path reads its token rows: as they are, or through the
-/// RMSNorm of a NormedInput (each token's scale computed by the block, then
-/// gain * (scale * x) per value, as scaleRow computes it).
-template <class Input, int K> struct TileInput {
-  __device__ TileInput(const LatheCudaFrame &, Input, const float *const (&)[2]) {}
-  __device__ float4 at(const float *row, int, int k) const {
-    return *reinterpret_cast<const float4 *>(row + k);
+/// Where a tiled product finds B fragment words: part p (0..2) of step s
+/// of 16 k, token tile tt, half j (tokens 8j..8j+7 of the tile), lane L,
+/// as a pair of words (b0, b1), in units of uint2. One layout for the
+/// split kernel, which writes it, and the tiles, which read it: a lane's
+/// loads of a step are 6 coalesced 8-byte loads.
+template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, int lane) {
+  return ((((int64_t(tt) * (K / 16) + s) * 2 + j) * 3 + p) * 32) + lane;
+}
+
+/// The token rows of a tiled product, split once per step for every block
+/// of the launch after (LATHE_CUDA_GRID_SPLIT: blocks (t, y) per token, y
+/// taking 1024 values of the row; the last tile's missing tokens written
+/// as zeros): each value, plain or through
+/// the RMSNorm of a NormedInput (the same floats as the rms_norm kernel),
+/// into three bf16 parts at f.tokenParts, k permuted as the tiles read A.
+/// Gather: token t is row f.logitTokens[t] (the classifier).
+template <int K, bool Gather, class Input>
+__device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
+  static_assert(K % 16 == 0, "tiled products take K in steps of 16");
+  startStep();
+  const int t = blockIdx.x, tokens = Gather ? f.logitCount : f.rows;
+  uint2 *out = reinterpret_cast<uint2 *>(f.tokenParts);
+  const int tt = t / 16, j = (t % 16) / 8, g = t % 8;
+  const float *x = t < tokens ? f.buffers[in] + int64_t(Gather ? f.logitTokens[t] : t) * K
+                              : nullptr;
+  float scale = 1;
+  const uint8_t *gain = nullptr;
+  if constexpr (IsNormed<Input>::value) {
+    if (x)
+      scale = rmsScale<K>(x, input.epsilon);
+    gain = f.weights[input.gain];
   }
-};
-template <class G, int K> struct TileInput<NormedInput<G>, K> {
-  const uint8_t *gain;
-  float scale[2];
-  __device__ TileInput(const LatheCudaFrame &f, NormedInput<G> input,
-                       const float *const (&rows)[2])
-      : gain(f.weights[input.gain]) {
-    // The scales of the block's 16 tokens, two per warp, into shared
-    // memory; each lane then takes those of its two rows.
-    __shared__ float scales[kTileTokens];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int j = 0; j < kTileTokens / kWarps; ++j) {
-      const int t = warp * (kTileTokens / kWarps) + j;
-      // Lane g of the row loader holds token g (j = 0) and g + 8 (j = 1):
-      // fetch token t's row pointer from the lane that has it.
-      const float *row = reinterpret_cast<const float *>(__shfl_sync(
-          0xffffffffu, reinterpret_cast<uintptr_t>(rows[t / 8]), (t % 8) * 4));
-      double squares = 0;
-      if (row)
-        for (int k = lane; k < K; k += 32)
-          squares += double(row[k]) * row[k];
-      squares = warpSum(squares);
-      if (lane == 0)
-        scales[t] = float(1.0 / sqrt(squares / double(K) + double(input.epsilon)));
+  for (int quad = blockIdx.y * kThreads + threadIdx.x; quad < K / 4; quad += gridDim.y * kThreads) {
+    const int k = 4 * quad;
+    float v[4] = {0, 0, 0, 0};
+    if (x) {
+      const float4 xv = *reinterpret_cast<const float4 *>(x + k);
+      v[0] = xv.x, v[1] = xv.y, v[2] = xv.z, v[3] = xv.w;
+      if constexpr (IsNormed<Input>::value)
+        for (int i = 0; i < 4; ++i)
+          v[i] = Input::Gain::at(gain, k + i) * (scale * v[i]);
     }
-    __syncthreads();
-    scale[0] = scales[lane / 4];
-    scale[1] = scales[lane / 4 + 8];
+    uint32_t low[3], high[3];
+    splitPair(v[0], v[1], low);
+    splitPair(v[2], v[3], high);
+    const int lane = g * 4 + (k % 16) / 4;
+    for (int p = 0; p < 3; ++p)
+      out[partsAt<K>(tt, k / 16, j, p, lane)] = make_uint2(low[p], high[p]);
   }
-  __device__ float4 at(const float *row, int j, int k) const {
-    const float4 v = *reinterpret_cast<const float4 *>(row + k);
-    return {G::at(gain, k) * (scale[j] * v.x), G::at(gain, k + 1) * (scale[j] * v.y),
-            G::at(gain, k + 2) * (scale[j] * v.z), G::at(gain, k + 3) * (scale[j] * v.w)};
-  }
-};
+}
 
 /// One weight's running sums for the block's tile: acc[j] is the lane's
 /// part of the m16n8 accumulator of tokens 8j..8j+7. A step multiplies the
@@ -310,10 +321,10 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>> {
 
 /// Block (blockX, blockIdx.y) of a tiled product: weight rows 16 blockX ..
 /// +15 against tokens 16 blockIdx.y .. +15 of the step (Gather: the
-/// logits' tokens, as in product()). Rows: PlainRows or GatedRows.
-template <int K, bool Gather, class Input, class Rows>
-__device__ void tiledProduct(const LatheCudaFrame &f, int in, Input input, const Rows &rows,
-                             int blockX) {
+/// logits' tokens, as in product()), whose values splitTokens left split
+/// at f.tokenParts. Rows: PlainRows or GatedRows.
+template <int K, bool Gather, class Rows>
+__device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   constexpr int N = Rows::kN;
   constexpr int kSteps = K / 16;
@@ -325,50 +336,44 @@ __device__ void tiledProduct(const LatheCudaFrame &f, int in, Input input, const
   startStep();
   const int tokens = Gather ? f.logitCount : f.rows;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
-  const float *x = f.buffers[in];
-  const float *xRows[2]; // the lane's tokens g and g + 8 of the tile (null past the step)
-  for (int j = 0; j < 2; ++j) {
-    const int t = blockIdx.y * kTileTokens + g + 8 * j;
-    xRows[j] = t < tokens ? x + int64_t(Gather ? f.logitTokens[t] : t) * K : nullptr;
-  }
-  const TileInput<Input, K> source(f, input, xRows);
+  const uint2 *parts = reinterpret_cast<const uint2 *>(f.tokenParts);
   const int rowLow = min(n0 + g, N - 1), rowHigh = min(n0 + g + 8, N - 1);
   TileRows<Rows> sums(rows, rowLow, rowHigh);
 
-  // Warp w takes steps w, w + 8, ...: U of them loaded, then used.
+  // Warp w takes steps w, w + 8, ...: U of them loaded, then used. Whole
+  // rounds of U steps per warp first, with no bounds to check (so that
+  // every load of a round is issued before the first multiply), then what
+  // is left, step by step.
   constexpr int U = TileRows<Rows>::kUnroll;
+  constexpr int kRounds = kSteps / (kWarps * U);
+  auto load = [&](int step, uint32_t(&b)[2][3][2]) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int p = 0; p < 3; ++p) {
+        const uint2 v = __ldg(parts + partsAt<K>(blockIdx.y, step, j, p, lane));
+        b[j][p][0] = v.x, b[j][p][1] = v.y;
+      }
+  };
 #pragma unroll 1
-  for (int s0 = warp; s0 < kSteps; s0 += kWarps * U) {
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-      if (s0 + u * kWarps < kSteps)
-        sums.read(u, (s0 + u * kWarps) * 16 + 4 * q);
-    float4 xv[U][2];
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int j = 0; j < 2; ++j)
-        xv[u][j] = xRows[j] && s0 + u * kWarps < kSteps
-                       ? source.at(xRows[j], j, (s0 + u * kWarps) * 16 + 4 * q)
-                       : make_float4(0, 0, 0, 0);
+  for (int round = 0; round < kRounds; ++round) {
+    const int s0 = round * kWarps * U + warp;
+    uint32_t b[U][2][3][2];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      if (s0 + u * kWarps >= kSteps)
-        break;
-      uint32_t b[2][3][2], p[3];
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        splitPair(xv[u][j].x, xv[u][j].y, p);
-#pragma unroll
-        for (int i = 0; i < 3; ++i)
-          b[j][i][0] = p[i];
-        splitPair(xv[u][j].z, xv[u][j].w, p);
-#pragma unroll
-        for (int i = 0; i < 3; ++i)
-          b[j][i][1] = p[i];
-      }
-      sums.multiply(u, b);
+      sums.read(u, (s0 + u * kWarps) * 16 + 4 * q);
+      load(s0 + u * kWarps, b[u]);
     }
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      sums.multiply(u, b[u]);
+  }
+#pragma unroll 1
+  for (int step = kRounds * kWarps * U + warp; step < kSteps; step += kWarps) {
+    uint32_t b[2][3][2];
+    sums.read(0, step * 16 + 4 * q);
+    load(step, b);
+    sums.multiply(0, b);
   }
   sums.finish(n0, blockIdx.y * kTileTokens, tokens);
 }
