@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <map>
 #include <set>
@@ -101,8 +102,8 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
-                         l.sharedPerVisible, l.tileBlocks, l.gather);
+      out += fmt::format("    {{{}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
+                         l.tileBlocks, l.gather);
     out += "};\n\n";
     out += tables_;
     out += kernels_;
@@ -110,8 +111,7 @@ public:
   }
 
 private:
-  void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, int32_t sharedPerVisible,
-              const std::string &comment, const std::string &body,
+  void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment, const std::string &body,
               const std::string &tileBody = "", int32_t tileBlocks = 0, bool gather = false) {
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
@@ -126,7 +126,7 @@ private:
                               "__launch_bounds__({}, 1) lathe_cuda_tiles_{}(const LatheCudaFrame "
                               "*frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                               comment, LATHE_CUDA_THREADS, launches_.size(), tileBody);
-    launches_.push_back({grid, blocks, sharedBytes, sharedPerVisible, tileBlocks, gather});
+    launches_.push_back({grid, blocks, sharedBytes, tileBlocks, gather});
   }
   /// A kernel over each token's row: `width` elements spread over blocks
   /// of `perThread` elements per thread (0: one block, a row-wide
@@ -135,7 +135,7 @@ private:
                 int64_t perThread = 4) {
     const int64_t perBlock = perThread * LATHE_CUDA_THREADS;
     const int32_t blocks = width > 0 ? int32_t((width + perBlock - 1) / perBlock) : 1;
-    launch(LATHE_CUDA_GRID_PER_TOKEN, blocks, 0, 0, comment, "  " + call + ";\n");
+    launch(LATHE_CUDA_GRID_PER_TOKEN, blocks, 0, comment, "  " + call + ";\n");
   }
   int64_t width(uint32_t buffer) const { return int64_t(plan_.bufferWidths[buffer]); }
   static int32_t blocksFor(int64_t rows) {
@@ -225,7 +225,8 @@ private:
       // Steps that take the tiles split the input rows first, once for
       // every block.
       // A block per 1024 values of a token's row (4 per thread).
-      launch(LATHE_CUDA_GRID_SPLIT, int32_t((k + 4 * LATHE_CUDA_THREADS - 1) / (4 * LATHE_CUDA_THREADS)), 0, 0,
+      launch(LATHE_CUDA_GRID_SPLIT,
+             int32_t((k + 4 * LATHE_CUDA_THREADS - 1) / (4 * LATHE_CUDA_THREADS)), 0,
              fmt::format("the token rows of the next launch's tiles, {}split",
                          fused_.normOf[step_] ? "normalized and " : ""),
              fmt::format("  lathe_cuda::splitTokens<{}, {}>(f, {}, {});\n", k,
@@ -242,7 +243,7 @@ private:
                           first, blocks);
       first += blocks;
     }
-    launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes, 0,
+    launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
            body, tileBody, tileBlocks, gather);
@@ -271,7 +272,7 @@ private:
       return g.error();
     const int64_t slice = tensors_[s.gain].shape[0];
     if (slice != width(s.input)) { // a block per gain-wide slice of the row
-      launch(LATHE_CUDA_GRID_PER_TOKEN, int32_t(width(s.input) / slice), 0, 0,
+      launch(LATHE_CUDA_GRID_PER_TOKEN, int32_t(width(s.input) / slice), 0,
              "rms_norm of each slice of a row",
              fmt::format("  lathe_cuda::rmsNormSlices<{}, {}, {}>(f, {}, {}, {}, {});\n", g->type,
                          width(s.input), slice, s.input, s.gain, floatLiteral(s.epsilon),
@@ -356,9 +357,15 @@ private:
                            s.keys, s.values, s.layer),
                kvWidth);
     }
-    launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads), 0, int32_t(sizeof(float)), "attention",
-           fmt::format("  lathe_cuda::attention<{}, {}, {}, {}>(f, {}, {}, {});\n", element,
-                       s.heads, s.kvHeads, s.headDim, s.queries, s.output, s.layer));
+    // A block per token and group of up to 8 query heads sharing a KV head
+    // (the largest such group that divides the heads per KV head).
+    const int64_t perKv = int64_t(s.heads) / s.kvHeads;
+    int64_t together = std::min<int64_t>(perKv, 8);
+    while (perKv % together != 0)
+      --together;
+    launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads / together), 0, "attention",
+           fmt::format("  lathe_cuda::attention<{}, {}, {}, {}, {}>(f, {}, {}, {});\n", element,
+                       s.heads, s.kvHeads, s.headDim, together, s.queries, s.output, s.layer));
     return Status::ok();
   }
   Status emitStep(const plan::SiluMulStep &s) {

@@ -139,7 +139,7 @@ Status CudaExecutable::initialize() {
   for (int32_t i = 0; i < count; ++i) {
     const LatheCudaLaunch &l = launches_[size_t(i)];
     if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_SPLIT || l.blocks < 1 ||
-        l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 || l.sharedPerVisible < 0 ||
+        l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
         l.tileBlocks < 0 || (l.gather != 0 && l.gather != 1))
       return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
     CUfunction fn = nullptr;
@@ -148,26 +148,7 @@ Status CudaExecutable::initialize() {
                          "finding " + name + " in the GPU code");
         !s)
       return s;
-    // Attention keeps a score per visible row in shared memory: let it
-    // use all the device allows beside its static shared memory.
-    int dynamicShared = 0;
-    if (l.sharedPerVisible > 0) {
-      int fixed = 0;
-      if (Status s = check(api_,
-                           api_.cuFuncGetAttribute(&fixed, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, fn),
-                           "reading the attention kernel's shared memory");
-          !s)
-        return s;
-      dynamicShared = device_.maxSharedPerBlock() - fixed;
-      if (Status s = check(api_,
-                           api_.cuFuncSetAttribute(
-                               fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamicShared),
-                           "raising the attention kernel's shared memory");
-          !s)
-        return s;
-    }
     kernels_.push_back(fn);
-    dynamicShared_.push_back(dynamicShared);
     CUfunction tiles = nullptr; // the launch's tensor-core products, a function of their own
     if (l.tileBlocks > 0) {
       const std::string tileName = fmt::format("lathe_cuda_tiles_{}", i);
@@ -213,18 +194,8 @@ Status CudaExecutable::initialize() {
     return frame.error();
   frame_ = frame.take();
   frameAddress_ = addressOf(*frame_);
-  // Graphs replay fixed launches: attention then takes shared memory for
-  // the whole context, when that fits.
-  fixedShared_ = 0;
-  for (size_t i = 0; i < launches_.size(); ++i) {
-    const int64_t bound = int64_t(launches_[i].sharedPerVisible) * config().context;
-    if (bound > dynamicShared_[i])
-      fixedShared_ = -1;
-    else if (fixedShared_ >= 0)
-      fixedShared_ = std::max(fixedShared_, bound);
-  }
   const char *graphs = std::getenv("LATHE_CUDA_GRAPHS");
-  graphs_ = fixedShared_ >= 0 && !(graphs && std::string(graphs) == "0");
+  graphs_ = !(graphs && std::string(graphs) == "0");
   // Programmatic dependent launch needs sm_90 and a CUDA 12 driver;
   // LATHE_CUDA_PDL=0 turns it off (to measure what it gives).
   const char *pdl = std::getenv("LATHE_CUDA_PDL");
@@ -368,10 +339,6 @@ Status CudaExecutable::launchAll(int64_t rows) {
       }
       break;
     }
-    shared += (l.sharedPerVisible == 0 ? 0
-                                            : fixedShared_ >= 0
-                                                ? fixedShared_
-                                                : l.sharedPerVisible * layout_.mostVisible);
     CUresult r;
     if (pdl_ && i > 0) {
       // Programmatic dependent launch: this kernel's blocks may start as
@@ -445,25 +412,14 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   const int64_t rows = static_cast<int64_t>(batch.size());
   if (Status s = reserveRows(rows); !s)
     return s.error();
-  // The longest visible list bounds attention's shared memory: check it
-  // before the cache grows, so that a failure changes nothing.
+  // Each sequence's length before the step: a failure after the cache grew
+  // shrinks it back to these.
   std::map<backend::SequenceId, int64_t> added;
   for (backend::SequenceId sequence : batch.sequences)
     added[sequence] += 1;
-  // Each sequence's length before the step: a failure after the cache grew
-  // shrinks it back to these.
   std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
-  int64_t longest = 0;
-  for (const auto &[sequence, count] : added) {
+  for (const auto &[sequence, count] : added)
     lengths.emplace_back(sequence, kv.length(sequence));
-    longest = std::max(longest, lengths.back().second + count);
-  }
-  for (size_t i = 0; i < launches_.size(); ++i)
-    if (int64_t(launches_[i].sharedPerVisible) * std::min<int64_t>(longest, c.context) >
-        dynamicShared_[i])
-      return Error(fmt::format("a token would see {} cached rows, more than the attention "
-                               "kernel holds in {} bytes of shared memory",
-                               longest, dynamicShared_[i]));
   // Host memory for the step's lists and the logits, before the cache
   // grows.
   try {

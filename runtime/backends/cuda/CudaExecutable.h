@@ -64,13 +64,8 @@ private:
   /// a function apart, so that its registers do not cost the row path's
   /// occupancy.
   std::vector<CUfunction> tileKernels_;
-  std::vector<int> dynamicShared_; // per launch: the most dynamic shared bytes it may take
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;
   CUdeviceptr frameAddress_ = 0;
-  /// Attention's dynamic shared memory when every launch takes the bound of
-  /// the context (graphs need launches that do not change between steps);
-  /// -1 when that does not fit and launches size it per step.
-  int64_t fixedShared_ = -1;
   bool pdl_ = false;
   bool graphs_ = true;
   /// By tokens per step, and whether the classifier takes its tiles.

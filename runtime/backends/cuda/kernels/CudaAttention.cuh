@@ -1,6 +1,6 @@
-// The CUDA target's attention over the paged KV cache: one block per
-// (token, head), scores in shared memory, accumulation in float. Part of
-// LatheCudaKernels.cuh.
+// The CUDA target's attention over the paged KV cache: one block per token
+// and group of query heads sharing a KV head, online softmax over chunks of
+// the visible rows, accumulation in float. Part of LatheCudaKernels.cuh.
 #pragma once
 
 #include "CudaElementwise.cuh"
@@ -52,91 +52,94 @@ template <typename E, int HeadDim> __device__ float dotKey(const E *k, const flo
   return dot;
 }
 
-/// Attention of one token (blockIdx.x) for one head (blockIdx.y) over the
-/// cache rows it sees: the query in shared memory, one score per visible
-/// row in dynamic shared memory (a thread per row), softmax, then the
-/// weighted sum of value rows: each warp takes every kWarps-th row, its
-/// lanes the head's dimensions (one 128-byte run per row for f32 values
-/// of a 64-wide head), and the warps' sums meet in shared memory.
-template <typename E, int Heads, int KvHeads, int HeadDim>
+/// Attention of one token (blockIdx.x) for HeadsPerBlock query heads that
+/// share a KV head (block y takes heads y * HeadsPerBlock ..): each key and
+/// value row is read once for all of them (grouped-query attention reads
+/// 1 / group of what a block per head reads). The visible rows go by in
+/// chunks of kThreads, a thread per row: the chunk's scores, then each
+/// head's running maximum, sum and weighted sum of values rescaled to it
+/// (online softmax), so shared memory does not grow with the context. The
+/// value rows: the block's threads in kThreads / HeadDim groups over the
+/// chunk's rows, a thread per dimension (a warp reads a row's 32
+/// consecutive values), the groups' sums meeting in shared memory.
+template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock>
 __device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer) {
-  extern __shared__ float scores[];
-  __shared__ float q[HeadDim];
-  startStep();
+  constexpr int G = HeadsPerBlock;
+  static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
   constexpr int kvWidth = KvHeads * HeadDim;
-  const int t = blockIdx.x, h = blockIdx.y;
-  const int kvOffset = (h / (Heads / KvHeads)) * HeadDim;
+  constexpr int groups = HeadDim >= kThreads ? 1 : kThreads / HeadDim;
+  constexpr int passes = (HeadDim + kThreads - 1) / kThreads; // dimensions per thread
+  __shared__ float q[G][HeadDim];
+  __shared__ float scores[G][kThreads];
+  __shared__ float partial[groups > 1 ? groups : 1][G][HeadDim];
+  startStep();
+  const int t = blockIdx.x, h0 = blockIdx.y * G;
+  const int kvOffset = (h0 / (Heads / KvHeads)) * HeadDim;
   const VisibleRows rows(f, t);
   const int count = rows.count;
-  const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h * HeadDim;
-  for (int d = threadIdx.x; d < HeadDim; d += kThreads)
-    q[d] = query[d];
+  const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
+  for (int i = threadIdx.x; i < G * HeadDim; i += kThreads)
+    q[i / HeadDim][i % HeadDim] = query[i];
   __syncthreads();
   const float scale = float(1.0 / sqrt(double(HeadDim)));
 
-  float localMax = -INFINITY;
-  for (int p = threadIdx.x; p < count; p += kThreads) {
-    scores[p] = dotKey<E, HeadDim>(cacheRow<E, kvWidth>(f, layer, false, rows[p]) + kvOffset, q) *
-                scale;
-    localMax = fmaxf(localMax, scores[p]);
+  const int group = threadIdx.x / HeadDim, lane = groups > 1 ? threadIdx.x % HeadDim : threadIdx.x;
+  float maxScore[G], total[G], acc[passes][G];
+  for (int g = 0; g < G; ++g) {
+    maxScore[g] = -INFINITY, total[g] = 0;
+    for (int i = 0; i < passes; ++i)
+      acc[i][g] = 0;
   }
-  const float maxScore = blockMax(localMax);
-  float localSum = 0;
-  for (int p = threadIdx.x; p < count; p += kThreads) {
-    scores[p] = expf(scores[p] - maxScore);
-    localSum += scores[p];
-  }
-  const float total = blockSum(localSum); // also orders the writes above
-
-  float *o = f.buffers[out] + int64_t(t) * Heads * HeadDim + h * HeadDim;
-  if constexpr (HeadDim % 32 == 0 && HeadDim <= 256) {
-    constexpr int perLane = HeadDim / 32;
-    __shared__ float partial[kWarps][HeadDim];
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    float acc[perLane];
-    for (int i = 0; i < perLane; ++i)
-      acc[i] = 0;
-#pragma unroll 4
-    for (int p = warp; p < count; p += kWarps) {
-      const E *v = cacheRow<E, kvWidth>(f, layer, true, rows[p]) + kvOffset;
-      const float s = scores[p];
-      for (int i = 0; i < perLane; ++i)
-        acc[i] += s * fromCache(v[i * 32 + lane]);
+  for (int p0 = 0; p0 < count; p0 += kThreads) {
+    const int p = p0 + threadIdx.x, rowsHere = min(kThreads, count - p0);
+    float s[G];
+    if (p < count) {
+      const E *k = cacheRow<E, kvWidth>(f, layer, false, rows[p]) + kvOffset;
+      for (int g = 0; g < G; ++g)
+        s[g] = dotKey<E, HeadDim>(k, q[g]) * scale;
     }
-    for (int i = 0; i < perLane; ++i)
-      partial[warp][i * 32 + lane] = acc[i];
-    __syncthreads();
-    for (int d = threadIdx.x; d < HeadDim; d += kThreads) {
-      float sum = 0;
-      for (int w = 0; w < kWarps; ++w)
-        sum += partial[w][d];
-      o[d] = sum / total;
+    for (int g = 0; g < G; ++g) {
+      const float chunkMax = blockMax(p < count ? s[g] : -INFINITY);
+      const float newMax = fmaxf(maxScore[g], chunkMax);
+      const float e = p < count ? expf(s[g] - newMax) : 0.0f;
+      scores[g][threadIdx.x] = e;
+      const float rescale = expf(maxScore[g] - newMax); // 0 on the first chunk
+      total[g] = total[g] * rescale + blockSum(e);      // blockSum orders the writes above
+      for (int i = 0; i < passes; ++i)
+        acc[i][g] *= rescale;
+      maxScore[g] = newMax;
     }
-  } else {
-    // Heads of other widths: the block's threads in kThreads / HeadDim
-    // groups over the rows.
-    constexpr int groups = HeadDim >= kThreads ? 1 : kThreads / HeadDim;
-    __shared__ float partial[groups > 1 ? groups * HeadDim : 1];
-    const int group = threadIdx.x / HeadDim;
-    for (int d0 = 0; d0 < HeadDim; d0 += kThreads) {
-      const int d = d0 + (groups > 1 ? threadIdx.x % HeadDim : threadIdx.x);
-      float acc = 0;
-      if (group < groups && d < HeadDim)
-        for (int p = group; p < count; p += groups)
-          acc += scores[p] * fromCache(cacheRow<E, kvWidth>(f, layer, true, rows[p])[kvOffset + d]);
-      if (groups > 1) {
-        if (group < groups)
-          partial[group * HeadDim + d] = acc;
-        __syncthreads();
-        if (threadIdx.x < HeadDim) {
-          float sum = 0;
-          for (int g = 0; g < groups; ++g)
-            sum += partial[g * HeadDim + threadIdx.x];
-          o[threadIdx.x] = sum / total;
+    if (group < groups)
+      for (int r = group; r < rowsHere; r += groups) {
+        const E *v = cacheRow<E, kvWidth>(f, layer, true, rows[p0 + r]) + kvOffset;
+        for (int i = 0; i < passes; ++i) {
+          const int d = i * kThreads + lane;
+          if (d < HeadDim) {
+            const float vd = fromCache(v[d]);
+            for (int g = 0; g < G; ++g)
+              acc[i][g] += scores[g][r] * vd;
+          }
         }
-      } else if (d < HeadDim) {
-        o[d] = acc / total;
       }
+    __syncthreads(); // before the next chunk's scores
+  }
+  float *o = f.buffers[out] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
+  for (int i = 0; i < passes; ++i) {
+    const int d = i * kThreads + lane;
+    if (groups > 1) {
+      if (group < groups)
+        for (int g = 0; g < G; ++g)
+          partial[group][g][d] = acc[i][g];
+      __syncthreads();
+      for (int j = threadIdx.x; j < G * HeadDim; j += kThreads) {
+        float sum = 0;
+        for (int r = 0; r < groups; ++r)
+          sum += partial[r][j / HeadDim][j % HeadDim];
+        o[j] = sum / total[j / HeadDim];
+      }
+    } else if (d < HeadDim) {
+      for (int g = 0; g < G; ++g)
+        o[g * HeadDim + d] = acc[i][g] / total[g];
     }
   }
 }

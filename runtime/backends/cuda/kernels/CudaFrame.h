@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 7u
+#define LATHE_CUDA_ABI_VERSION 8u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -65,7 +65,8 @@ typedef struct LatheCudaFrame {
 /* How a step kernel spreads over blocks. */
 typedef enum LatheCudaGrid {
   LATHE_CUDA_GRID_PER_TOKEN = 0,   /* `blocks` blocks per token: grid x tokens, y blocks */
-  LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per (token, head): grid x tokens, y heads */
+  LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per token and group of heads: grid x
+                                      tokens, y `blocks` groups */
   LATHE_CUDA_GRID_PRODUCT = 2,     /* `blocks` blocks: the products of the launch share
                                       them out, ceil(N / rows per block) each */
   LATHE_CUDA_GRID_SPLIT = 3        /* `blocks` blocks per token, the tokens rounded up
@@ -80,10 +81,9 @@ typedef enum LatheCudaGrid {
  * lathe_cuda_abi_version and lathe_cuda_plan_hash. */
 typedef struct LatheCudaLaunch {
   int32_t grid;             /* LatheCudaGrid */
-  int32_t blocks;           /* per token: blocks per token; per head: the heads;
-                               product: blocks of all its products */
-  int32_t sharedBytes;      /* fixed dynamic shared bytes (at most 48 KiB) */
-  int32_t sharedPerVisible; /* and more per row the longest token sees */
+  int32_t blocks;           /* per token: blocks per token; per head: the head
+                               groups; product: blocks of all its products */
+  int32_t sharedBytes;      /* dynamic shared bytes (at most 48 KiB) */
   /* Product launches: blocks of the tensor-core tiles (0: the launch has
    * none), by weight rows; the grid's y then covers the tokens, 16 per
    * block. Their kernel is lathe_cuda_tiles_<i>, which a step launches
