@@ -102,8 +102,8 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
-                         l.tileBlocks, l.gather);
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
+                         l.tileBlocks, l.wideBlocks, l.gather);
     out += "};\n\n";
     out += tables_;
     out += kernels_;
@@ -112,7 +112,8 @@ public:
 
 private:
   void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment, const std::string &body,
-              const std::string &tileBody = "", int32_t tileBlocks = 0, bool gather = false) {
+              const std::string &tileBody = "", int32_t tileBlocks = 0, int32_t wideBlocks = 0,
+              bool gather = false) {
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
@@ -126,7 +127,7 @@ private:
                               "__launch_bounds__({}, 1) lathe_cuda_tiles_{}(const LatheCudaFrame "
                               "*frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                               comment, LATHE_CUDA_THREADS, launches_.size(), tileBody);
-    launches_.push_back({grid, blocks, sharedBytes, tileBlocks, gather});
+    launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather});
   }
   /// A kernel over each token's row: `width` elements spread over blocks
   /// of `perThread` elements per thread (0: one block, a row-wide
@@ -210,18 +211,27 @@ private:
       }
     }
     std::string body, tileBody;
-    int32_t tileBlocks = 0;
+    int32_t tileBlocks = 0, wideBlocks = 0;
     const int64_t k = calls.front().k; // the launch's products share their input
     if (k % 16 == 0) {
+      // Long prompts take the wide blocks (128 rows), others the narrow
+      // ones (16 rows): two dispatches in one kernel.
+      std::string wide, narrow;
       for (const Call &c : calls) {
-        const int32_t blocks = c.tiles();
-        tileBody += fmt::format("  if (blockIdx.x < {}) {{\n"
-                                "    lathe_cuda::tiledProduct<{}, {}>(f,\n"
-                                "        {},\n        blockIdx.x - {});\n    return;\n  }}\n",
-                                tileBlocks + blocks, c.k, gather ? "true" : "false", c.rows,
-                                tileBlocks);
-        tileBlocks += blocks;
+        auto dispatch = [&](std::string &out, int32_t &first, int64_t rowsPerBlock, bool isWide) {
+          const int32_t blocks = int32_t((c.n + rowsPerBlock - 1) / rowsPerBlock);
+          out += fmt::format("{0}if (blockIdx.x < {1}) {{\n"
+                             "{0}  lathe_cuda::tiledProduct<{2}, {3}, {4}>(f,\n"
+                             "{0}      {5},\n{0}      blockIdx.x - {6});\n{0}  return;\n{0}}}\n",
+                             isWide ? "    " : "  ", first + blocks, c.k,
+                             gather ? "true" : "false", isWide ? "true" : "false", c.rows, first);
+          first += blocks;
+        };
+        dispatch(wide, wideBlocks, LATHE_CUDA_WIDE_ROWS, true);
+        dispatch(narrow, tileBlocks, LATHE_CUDA_TILE_ROWS, false);
       }
+      tileBody = fmt::format("  if (LATHE_CUDA_USE_WIDE_TILES({})) {{\n{}    return;\n  }}\n{}",
+                             gather ? "f.logitCount" : "f.rows", wide, narrow);
       // Steps that take the tiles split the input rows first, once for
       // every block.
       // A block per 1024 values of a token's row (4 per thread).
@@ -231,7 +241,7 @@ private:
                          fused_.normOf[step_] ? "normalized and " : ""),
              fmt::format("  lathe_cuda::splitTokens<{}, {}>(f, {}, {});\n", k,
                          gather ? "true" : "false", in, input),
-             "", 0, gather);
+             "", 0, 0, gather);
     }
     int32_t first = 0;
     for (const Call &c : calls) {
@@ -246,7 +256,7 @@ private:
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
-           body, tileBody, tileBlocks, gather);
+           body, tileBody, tileBlocks, wideBlocks, gather);
     return Status::ok();
   }
   static Status floatOnly(plan::Activations activations) {

@@ -140,7 +140,8 @@ Status CudaExecutable::initialize() {
     const LatheCudaLaunch &l = launches_[size_t(i)];
     if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_SPLIT || l.blocks < 1 ||
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
-        l.tileBlocks < 0 || (l.gather != 0 && l.gather != 1))
+        l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
+        (l.gather != 0 && l.gather != 1))
       return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
     CUfunction fn = nullptr;
     const std::string name = fmt::format("lathe_cuda_kernel_{}", i);
@@ -330,7 +331,7 @@ Status CudaExecutable::launchAll(int64_t rows) {
       break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
-        gx = unsigned(l.tileBlocks);
+        gx = unsigned(LATHE_CUDA_USE_WIDE_TILES(tokens) ? l.wideBlocks : l.tileBlocks);
         gy = unsigned((tokens + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS);
         shared = LATHE_CUDA_TILE_SHARED;
         fn = tileKernels_[i];

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 8u
+#define LATHE_CUDA_ABI_VERSION 9u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -36,6 +36,11 @@
 #define LATHE_CUDA_TILE_ROWS 16
 #define LATHE_CUDA_TILE_TOKENS 16
 #define LATHE_CUDA_TILE_MIN_TOKENS 5
+/* From this many tokens on, the tiles take 128 weight rows a block (8 warps
+ * of 16 rows sharing the token fragments) instead of 16 (8 warps splitting
+ * K): fewer rereads of the token rows for long prompts, fewer blocks. */
+#define LATHE_CUDA_WIDE_MIN_TOKENS 128
+#define LATHE_CUDA_WIDE_ROWS 128
 /* Dynamic shared memory of a tile block: its warps' partial sums. */
 #define LATHE_CUDA_TILE_SHARED 16384
 
@@ -91,11 +96,14 @@ typedef struct LatheCudaLaunch {
    * LATHE_CUDA_TILE_MIN_TOKENS tokens: the step's, or with `gather` set
    * (the classifier) its logits' tokens. */
   int32_t tileBlocks;
+  int32_t wideBlocks; /* the same with 128 weight rows a block */
   int32_t gather;
 } LatheCudaLaunch;
 
-/* Whether a product launch of `tokens` tokens runs on the tensor-core tiles. */
+/* Whether a product launch of `tokens` tokens runs on the tensor-core tiles,
+ * and on the wide ones (the kernel takes the same decision). */
 #define LATHE_CUDA_USE_TILES(tileBlocks, tokens) \
   ((tileBlocks) > 0 && (tokens) >= LATHE_CUDA_TILE_MIN_TOKENS)
+#define LATHE_CUDA_USE_WIDE_TILES(tokens) ((tokens) >= LATHE_CUDA_WIDE_MIN_TOKENS)
 
 #endif

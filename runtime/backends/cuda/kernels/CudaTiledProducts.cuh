@@ -1,6 +1,6 @@
 // Products of steps of many tokens on the tensor cores (mma.sync, sm_80 and
-// newer): y[t, n] = sum_k x[t, k] * W[n, k] for a tile of 16 weight rows by
-// 16 tokens per block, with the same fusions as CudaProducts.cuh's
+// newer): y[t, n] = sum_k x[t, k] * W[n, k] in tiles of 16 weight rows by
+// 16 tokens, a warp's each, with the same fusions as CudaProducts.cuh's
 // warp-per-row products (an RMSNorm of the input, a residual add, SwiGLU of
 // gate and up). A step of LATHE_CUDA_TILE_MIN_TOKENS tokens or more takes
 // this path (CudaFrame.h): the host then launches splitTokens, which splits
@@ -24,9 +24,10 @@
 // B operand, the token rows, is permuted alike, so the sum is the same);
 // the B fragments come split from f.tokenParts, 6 coalesced 8-byte loads
 // per lane and step, no conversions in the tiles.
-// The 8 warps of a block split K: warp w takes every 8th step of 16, and the
-// block adds the 8 partial tiles in a fixed order (no atomics: results do
-// not vary from run to run).
+// A block's 8 warps either split K over one tile (warp w takes every 8th
+// step of 16, and the block adds the 8 partial tiles in a fixed order, no
+// atomics: results do not vary from run to run), or take 8 tiles of rows
+// side by side (long prompts); see tiledProduct.
 #pragma once
 
 #include "CudaElementwise.cuh"
@@ -268,6 +269,34 @@ __device__ void reduceTiles(const float (*const (&acc)[Count])[4], Finish &&fini
   finish(r, t, sums);
 }
 
+/// A warp's own tile, whole (the wide blocks, whose warps do not split K):
+/// each lane hands its accumulator elements to finish(row in tile, token in
+/// tile, sums) itself.
+template <int Count, class Finish>
+__device__ void ownTiles(const float (*const (&acc)[Count])[4], Finish &&finish) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int j = 0; j < 2; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float sums[Count];
+#pragma unroll
+      for (int c = 0; c < Count; ++c)
+        sums[c] = acc[c][j][e];
+      finish(lane / 4 + 8 * (e / 2), 8 * j + 2 * (lane % 4) + e % 2, sums);
+    }
+}
+
+/// The sums of a tile, added over the block's warps (Split) or the warp's
+/// own (the wide blocks), handed to finish.
+template <bool Split, int Count, class Finish>
+__device__ void finishTiles(const float (*const (&acc)[Count])[4], Finish &&finish) {
+  if constexpr (Split)
+    reduceTiles<Count>(acc, finish);
+  else
+    ownTiles<Count>(acc, finish);
+}
+
 /// What a tiled product sums and stores per kind of rows (CudaProducts.cuh):
 /// PlainRows one weight's tile, then y = (residual +) sum...
 template <class Rows> struct TileRows;
@@ -280,9 +309,9 @@ struct TileRows<PlainRows<W, K, N, RowBytes, Residual>> {
       : rows(r), w{r.at(low), r.at(high)} {}
   __device__ void read(int u, int k) { w.read(u, k); }
   __device__ void multiply(int u, const uint32_t (&b)[2][3][2]) { w.multiply(u, b); }
-  __device__ void finish(int n0, int t0, int tokens) {
+  template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[1])[4] = {w.acc};
-    reduceTiles<1>(acc, [&](int r, int t, const float *s) {
+    finishTiles<Split, 1>(acc, [&](int r, int t, const float *s) {
       if (n0 + r < N && t0 + t < tokens) {
         const int64_t at = int64_t(t0 + t) * N + n0 + r;
         rows.y[at] = Residual ? rows.residual[at] + s[0] : s[0];
@@ -310,42 +339,53 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>> {
     gate.multiply(u, b);
     up.multiply(u, b);
   }
-  __device__ void finish(int n0, int t0, int tokens) {
+  template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[2])[4] = {gate.acc, up.acc};
-    reduceTiles<2>(acc, [&](int r, int t, const float *s) {
+    finishTiles<Split, 2>(acc, [&](int r, int t, const float *s) {
       if (n0 + r < N && t0 + t < tokens)
         rows.y[int64_t(t0 + t) * N + n0 + r] = s[0] / (1.0f + expf(-s[0])) * s[1];
     });
   }
 };
 
-/// Block (blockX, blockIdx.y) of a tiled product: weight rows 16 blockX ..
-/// +15 against tokens 16 blockIdx.y .. +15 of the step (Gather: the
-/// logits' tokens, as in product()), whose values splitTokens left split
-/// at f.tokenParts. Rows: PlainRows or GatedRows.
-template <int K, bool Gather, class Rows>
+/// Block (blockX, blockIdx.y) of a tiled product, against tokens 16
+/// blockIdx.y .. +15 of the step (Gather: the logits' tokens, as in
+/// product()), whose values splitTokens left split at f.tokenParts. Rows:
+/// PlainRows or GatedRows. Two shapes of block:
+/// - Wide = false: weight rows 16 blockX .. +15, the 8 warps splitting K
+///   (warp w takes steps w, w + 8, ...) and adding their tiles in order:
+///   many blocks, for steps of few tokens, which stream the weights;
+/// - Wide = true: rows 128 blockX .. +127, warp w the 16 rows 16 w .. of
+///   them over all of K: the 8 warps read the same token fragments (L1
+///   serves 7 of 8), for long prompts, whose tiles reread the token rows
+///   once per block of rows (LATHE_CUDA_WIDE_MIN_TOKENS, CudaFrame.h).
+template <int K, bool Gather, bool Wide, class Rows>
 __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   constexpr int N = Rows::kN;
   constexpr int kSteps = K / 16;
-  const int n0 = blockX * kTileRows;
+  constexpr int kStride = Wide ? 1 : kWarps; // between a warp's steps
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
+  const int n0 = Wide ? blockX * kWarps * kTileRows + warp * kTileRows : blockX * kTileRows;
   {
-    const uint8_t *begin = rows.at(n0), *end = rows.at(min(n0 + kTileRows, N));
-    prefetchL2(begin, end - begin < kPrefetchBytes ? end : begin + kPrefetchBytes);
+    const int first = Wide ? blockX * kWarps * kTileRows : n0;
+    const int last = min(first + (Wide ? kWarps : 1) * kTileRows, N);
+    const uint8_t *begin = rows.at(min(first, N)), *end = rows.at(last);
+    if (begin < end)
+      prefetchL2(begin, end - begin < kPrefetchBytes ? end : begin + kPrefetchBytes);
   }
   startStep();
   const int tokens = Gather ? f.logitCount : f.rows;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
   const uint2 *parts = reinterpret_cast<const uint2 *>(f.tokenParts);
   const int rowLow = min(n0 + g, N - 1), rowHigh = min(n0 + g + 8, N - 1);
   TileRows<Rows> sums(rows, rowLow, rowHigh);
 
-  // Warp w takes steps w, w + 8, ...: U of them loaded, then used. Whole
-  // rounds of U steps per warp first, with no bounds to check (so that
-  // every load of a round is issued before the first multiply), then what
-  // is left, step by step.
+  // U steps loaded, then used. Whole rounds of U steps per warp first,
+  // with no bounds to check (so that every load of a round is issued
+  // before the first multiply), then what is left, step by step.
   constexpr int U = TileRows<Rows>::kUnroll;
-  constexpr int kRounds = kSteps / (kWarps * U);
+  constexpr int kRounds = kSteps / (kStride * U);
+  const int first = Wide ? 0 : warp;
   auto load = [&](int step, uint32_t(&b)[2][3][2]) {
 #pragma unroll
     for (int j = 0; j < 2; ++j)
@@ -355,27 +395,29 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
         b[j][p][0] = v.x, b[j][p][1] = v.y;
       }
   };
+  if (!Wide || n0 < N) {
 #pragma unroll 1
-  for (int round = 0; round < kRounds; ++round) {
-    const int s0 = round * kWarps * U + warp;
-    uint32_t b[U][2][3][2];
+    for (int round = 0; round < kRounds; ++round) {
+      const int s0 = round * kStride * U + first;
+      uint32_t b[U][2][3][2];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      sums.read(u, (s0 + u * kWarps) * 16 + 4 * q);
-      load(s0 + u * kWarps, b[u]);
+      for (int u = 0; u < U; ++u) {
+        sums.read(u, (s0 + u * kStride) * 16 + 4 * q);
+        load(s0 + u * kStride, b[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+        sums.multiply(u, b[u]);
     }
-#pragma unroll
-    for (int u = 0; u < U; ++u)
-      sums.multiply(u, b[u]);
-  }
 #pragma unroll 1
-  for (int step = kRounds * kWarps * U + warp; step < kSteps; step += kWarps) {
-    uint32_t b[2][3][2];
-    sums.read(0, step * 16 + 4 * q);
-    load(step, b);
-    sums.multiply(0, b);
+    for (int step = kRounds * kStride * U + first; step < kSteps; step += kStride) {
+      uint32_t b[2][3][2];
+      sums.read(0, step * 16 + 4 * q);
+      load(step, b);
+      sums.multiply(0, b);
+    }
   }
-  sums.finish(n0, blockIdx.y * kTileTokens, tokens);
+  sums.template finish<!Wide>(n0, blockIdx.y * kTileTokens, tokens);
 }
 
 } // namespace lathe_cuda
