@@ -111,9 +111,9 @@ public:
   }
 
 private:
-  void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment, const std::string &body,
-              const std::string &tileBody = "", int32_t tileBlocks = 0, int32_t wideBlocks = 0,
-              bool gather = false) {
+  void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment,
+              const std::string &body, const std::string &tileBody = "", int32_t tileBlocks = 0,
+              int32_t wideBlocks = 0, bool gather = false) {
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
@@ -175,7 +175,6 @@ private:
     struct Call {
       std::string rows;
       int64_t k, n;
-      int32_t tiles() const { return int32_t((n + LATHE_CUDA_TILE_ROWS - 1) / LATHE_CUDA_TILE_ROWS); }
     };
     std::vector<Call> calls;
     const bool gather = products.front().gather;
@@ -217,19 +216,16 @@ private:
       // Long prompts take the wide blocks (128 rows), others the narrow
       // ones (16 rows): two dispatches in one kernel.
       std::string wide, narrow;
-      for (const Call &c : calls) {
-        auto dispatch = [&](std::string &out, int32_t &first, int64_t rowsPerBlock, bool isWide) {
-          const int32_t blocks = int32_t((c.n + rowsPerBlock - 1) / rowsPerBlock);
-          out += fmt::format("{0}if (blockIdx.x < {1}) {{\n"
-                             "{0}  lathe_cuda::tiledProduct<{2}, {3}, {4}>(f,\n"
-                             "{0}      {5},\n{0}      blockIdx.x - {6});\n{0}  return;\n{0}}}\n",
-                             isWide ? "    " : "  ", first + blocks, c.k,
-                             gather ? "true" : "false", isWide ? "true" : "false", c.rows, first);
-          first += blocks;
-        };
-        dispatch(wide, wideBlocks, LATHE_CUDA_WIDE_ROWS, true);
-        dispatch(narrow, tileBlocks, LATHE_CUDA_TILE_ROWS, false);
-      }
+      for (const Call &c : calls)
+        for (const bool isWide : {true, false}) {
+          const int64_t rowsPerBlock = isWide ? LATHE_CUDA_WIDE_ROWS : LATHE_CUDA_TILE_ROWS;
+          dispatch(isWide ? wide : narrow, isWide ? "    " : "  ", isWide ? wideBlocks : tileBlocks,
+                   int32_t((c.n + rowsPerBlock - 1) / rowsPerBlock), [&](int32_t first) {
+                     return fmt::format("lathe_cuda::tiledProduct<{}, {}, {}>(f, {}, blockIdx.x - {})",
+                                        c.k, gather ? "true" : "false",
+                                        isWide ? "true" : "false", c.rows, first);
+                   });
+        }
       tileBody = fmt::format("  if (LATHE_CUDA_USE_WIDE_TILES({})) {{\n{}    return;\n  }}\n{}",
                              gather ? "f.logitCount" : "f.rows", wide, narrow);
       // Steps that take the tiles split the input rows first, once for
@@ -246,18 +242,26 @@ private:
     int32_t first = 0;
     for (const Call &c : calls) {
       const int32_t blocks = blocksFor(c.n);
-      body += fmt::format("  if (blockIdx.x < {}) {{\n"
-                          "    lathe_cuda::product<{}, {}>(f, {}, {},\n"
-                          "        {},\n        blockIdx.x - {}, {});\n    return;\n  }}\n",
-                          first + blocks, c.k, gather ? "true" : "false", in, input, c.rows,
-                          first, blocks);
-      first += blocks;
+      dispatch(body, "  ", first, blocks, [&](int32_t from) {
+        return fmt::format("lathe_cuda::product<{}, {}>(f, {}, {},\n      {},\n      blockIdx.x - {}, {})",
+                           c.k, gather ? "true" : "false", in, input, c.rows, from, blocks);
+      });
     }
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
            body, tileBody, tileBlocks, wideBlocks, gather);
     return Status::ok();
+  }
+  /// Appends to `out` the branch of a launch's dispatch that hands blocks
+  /// [first, first + blocks) to the call `call(first)` writes, and advances
+  /// `first` past them.
+  template <class Call>
+  static void dispatch(std::string &out, const char *indent, int32_t &first, int32_t blocks,
+                       Call &&call) {
+    out += fmt::format("{0}if (blockIdx.x < {1}) {{\n{0}  {2};\n{0}  return;\n{0}}}\n", indent,
+                       first + blocks, call(first));
+    first += blocks;
   }
   static Status floatOnly(plan::Activations activations) {
     if (activations == plan::Activations::Int8)

@@ -39,8 +39,6 @@ Expected<CudaDevice *> CudaDevice::instance() {
       int major = 0, minor = 0;
       api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
       api.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
-      api.cuDeviceGetAttribute(&d->maxShared_,
-                               CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev);
       d->capability_ = major * 10 + minor;
       d->description_ = fmt::format("{} (sm_{})", name, d->capability_);
       return d;

@@ -48,7 +48,6 @@ public:
   /// "NVIDIA H200 (sm_90)".
   const std::string &description() const { return description_; }
   int computeCapability() const { return capability_; } // e.g. 90
-  int maxSharedPerBlock() const { return maxShared_; }
   /// The first error of an operation that could not return one (copy),
   /// cleared once taken.
   Status takeError();
@@ -58,7 +57,7 @@ private:
   const DriverApi &api_;
   CUcontext context_;
   std::string description_;
-  int capability_ = 0, maxShared_ = 0;
+  int capability_ = 0;
   std::mutex errorMutex_;
   std::string error_;
 };

@@ -33,8 +33,6 @@ Expected<DriverApi> resolve(void *library) {
   get(api.cuModuleUnload, "cuModuleUnload");
   get(api.cuModuleGetFunction, "cuModuleGetFunction");
   get(api.cuModuleGetGlobal, "cuModuleGetGlobal_v2");
-  get(api.cuFuncGetAttribute, "cuFuncGetAttribute");
-  get(api.cuFuncSetAttribute, "cuFuncSetAttribute");
   get(api.cuLaunchKernel, "cuLaunchKernel");
   api.cuLaunchKernelEx = reinterpret_cast<decltype(api.cuLaunchKernelEx)>(
       dlsym(library, "cuLaunchKernelEx")); // optional

@@ -34,15 +34,11 @@ constexpr CUresult CUDA_SUCCESS = 0;
 // cuDeviceGetAttribute
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
-constexpr int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 // cuStreamCreate: no implicit ordering with the legacy stream, whose use by
 // another thread would otherwise break a capture in progress
 constexpr unsigned CU_STREAM_NON_BLOCKING = 1;
 // cuStreamBeginCapture: only this thread's CUDA calls are captured
 constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
-// cuFuncGetAttribute, cuFuncSetAttribute
-constexpr int CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES = 1;
-constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 // cuLaunchKernelEx: a kernel may start while the one before it in the
 // stream finishes (programmatic dependent launch, sm_90 on); it waits in
 // griddepcontrol.wait before it reads what that one wrote
@@ -81,8 +77,6 @@ struct DriverApi {
   CUresult (*cuModuleUnload)(CUmodule);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
   CUresult (*cuModuleGetGlobal)(CUdeviceptr *, size_t *, CUmodule, const char *);
-  CUresult (*cuFuncGetAttribute)(int *, int, CUfunction);
-  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
   CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
                              unsigned, unsigned, CUstream, void **, void **);
   /// Null where the driver predates CUDA 12 (launches then go through

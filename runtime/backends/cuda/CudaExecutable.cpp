@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <fmt/format.h>
 #include <cstdlib>
 #include <new>
@@ -11,6 +12,12 @@ namespace lathe::cuda {
 namespace {
 
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
+
+/// Tokens rounded up to whole tiles of LATHE_CUDA_TILE_TOKENS: what the
+/// split launch covers and the tiles' grid counts in.
+int64_t tileRounded(int64_t tokens) {
+  return (tokens + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS * LATHE_CUDA_TILE_TOKENS;
+}
 
 CUdeviceptr addressOf(const backend::Buffer &buffer) {
   return static_cast<const CudaBuffer &>(buffer).address();
@@ -237,8 +244,7 @@ Status CudaExecutable::reserveRows(int64_t rows) {
   const uint64_t widest =
       *std::max_element(plan_->bufferWidths.begin(), plan_->bufferWidths.end());
   Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(
-      size_t((capacity + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS) *
-      LATHE_CUDA_TILE_TOKENS * widest * 6);
+      size_t(tileRounded(capacity)) * widest * 6);
   if (!parts)
     return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
                              parts.error().message()));
@@ -325,14 +331,13 @@ Status CudaExecutable::launchAll(int64_t rows) {
     case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
       if (!LATHE_CUDA_USE_TILES(1, tokens))
         continue;
-      gx = unsigned((tokens + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS *
-                    LATHE_CUDA_TILE_TOKENS);
+      gx = unsigned(tileRounded(tokens));
       gy = unsigned(l.blocks);
       break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
         gx = unsigned(LATHE_CUDA_USE_WIDE_TILES(tokens) ? l.wideBlocks : l.tileBlocks);
-        gy = unsigned((tokens + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS);
+        gy = unsigned(tileRounded(tokens) / LATHE_CUDA_TILE_TOKENS);
         shared = LATHE_CUDA_TILE_SHARED;
         fn = tileKernels_[i];
       } else {
@@ -415,11 +420,9 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
     return s.error();
   // Each sequence's length before the step: a failure after the cache grew
   // shrinks it back to these.
-  std::map<backend::SequenceId, int64_t> added;
-  for (backend::SequenceId sequence : batch.sequences)
-    added[sequence] += 1;
   std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
-  for (const auto &[sequence, count] : added)
+  for (backend::SequenceId sequence :
+       std::set<backend::SequenceId>(batch.sequences.begin(), batch.sequences.end()))
     lengths.emplace_back(sequence, kv.length(sequence));
   // Host memory for the step's lists and the logits, before the cache
   // grows.

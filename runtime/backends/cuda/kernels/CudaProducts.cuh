@@ -273,13 +273,17 @@ template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRo
   const float *residual;
   /// Where row `row` starts.
   __device__ const uint8_t *at(int row) const { return w + int64_t(row) * RowBytes; }
+  /// Output row t, column n, of the product's sum (the one definition of
+  /// what both the row and the tensor-core products store).
+  __device__ void store(int t, int n, float sum) const {
+    const int64_t at = int64_t(t) * N + n;
+    y[at] = Residual ? residual[at] + sum : sum;
+  }
   __device__ void operator()(const float *const *xs, const int *ys, int count, int n) const {
     dotRows<W, K, RowBytes>(w, n, xs, count, [&](const float *acc, int) {
       if (threadIdx.x % 32 == 0)
-        for (int j = 0; j < count; ++j) {
-          const int64_t at = int64_t(ys[j]) * N + n;
-          y[at] = Residual ? residual[at] + acc[j] : acc[j];
-        }
+        for (int j = 0; j < count; ++j)
+          store(ys[j], n, acc[j]);
     });
   }
 };
@@ -293,6 +297,10 @@ struct GatedRows {
   const uint8_t *gate, *up;
   float *y;
   __device__ const uint8_t *at(int row) const { return gate + int64_t(row) * RowBytesG; }
+  /// Output row t, column n, from the gate's and the up's sums.
+  __device__ void store(int t, int n, float g, float u) const {
+    y[int64_t(t) * N + n] = g / (1.0f + expf(-g)) * u;
+  }
   __device__ void operator()(const float *const *xs, const int *ys, int count, int n) const {
     float g[4];
     dotRows<WG, K, RowBytesG>(gate, n, xs, count, [&](const float *acc, int c) {
@@ -302,7 +310,7 @@ struct GatedRows {
     dotRows<WU, K, RowBytesU>(up, n, xs, count, [&](const float *u, int) {
       if (threadIdx.x % 32 == 0)
         for (int j = 0; j < count; ++j)
-          y[int64_t(ys[j]) * N + n] = g[j] / (1.0f + expf(-g[j])) * u[j];
+          store(ys[j], n, g[j], u[j]);
     });
   }
 };

@@ -38,6 +38,8 @@ namespace lathe_cuda {
 
 constexpr int kTileRows = LATHE_CUDA_TILE_ROWS;     // weight rows per block: one m16 tile
 constexpr int kTileTokens = LATHE_CUDA_TILE_TOKENS; // tokens per block: two n8 tiles
+constexpr int kWideRows = LATHE_CUDA_WIDE_ROWS;     // weight rows per wide block: a tile a warp
+static_assert(kWideRows == kWarps * kTileRows, "a wide block's warps take a tile of rows each");
 /// Steps of 16 k a warp loads before it multiplies any, per weight of one
 /// bf16 part: the tiles stream weights at about one block per SM (N / 16
 /// blocks of 8 warps), so each warp must keep several kilobytes in flight;
@@ -182,6 +184,8 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
   float scale = 1;
   const uint8_t *gain = nullptr;
   if constexpr (IsNormed<Input>::value) {
+    // Every block of the token sums its row's squares (K values, as the
+    // rms_norm kernel does): cheaper than a launch more to share them.
     if (x)
       scale = rmsScale<K>(x, input.epsilon);
     gain = f.weights[input.gain];
@@ -312,10 +316,8 @@ struct TileRows<PlainRows<W, K, N, RowBytes, Residual>> {
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[1])[4] = {w.acc};
     finishTiles<Split, 1>(acc, [&](int r, int t, const float *s) {
-      if (n0 + r < N && t0 + t < tokens) {
-        const int64_t at = int64_t(t0 + t) * N + n0 + r;
-        rows.y[at] = Residual ? rows.residual[at] + s[0] : s[0];
-      }
+      if (n0 + r < N && t0 + t < tokens)
+        rows.store(t0 + t, n0 + r, s[0]);
     });
   }
 };
@@ -343,7 +345,7 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>> {
     const float(*acc[2])[4] = {gate.acc, up.acc};
     finishTiles<Split, 2>(acc, [&](int r, int t, const float *s) {
       if (n0 + r < N && t0 + t < tokens)
-        rows.y[int64_t(t0 + t) * N + n0 + r] = s[0] / (1.0f + expf(-s[0])) * s[1];
+        rows.store(t0 + t, n0 + r, s[0], s[1]);
     });
   }
 };
@@ -366,10 +368,10 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
   constexpr int kSteps = K / 16;
   constexpr int kStride = Wide ? 1 : kWarps; // between a warp's steps
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
-  const int n0 = Wide ? blockX * kWarps * kTileRows + warp * kTileRows : blockX * kTileRows;
+  const int n0 = Wide ? blockX * kWideRows + warp * kTileRows : blockX * kTileRows;
   {
-    const int first = Wide ? blockX * kWarps * kTileRows : n0;
-    const int last = min(first + (Wide ? kWarps : 1) * kTileRows, N);
+    const int first = Wide ? blockX * kWideRows : n0;
+    const int last = min(first + (Wide ? kWideRows : kTileRows), N);
     const uint8_t *begin = rows.at(min(first, N)), *end = rows.at(last);
     if (begin < end)
       prefetchL2(begin, end - begin < kPrefetchBytes ? end : begin + kPrefetchBytes);
