@@ -168,9 +168,10 @@ public:
                   " but token_embd.weight has " + std::to_string(c.vocab) + " rows");
     if (Status s = validateConfig(c, file_.path()); !s)
       return s;
-    ckpt_.layers.resize(size_t(c.layers));
+    // Layer by layer as their tensors are found: a corrupt block count then
+    // fails at the first missing tensor, not by sizing tables for it.
     for (int64_t l = 0; l < c.layers; ++l) {
-      LlamaLayerWeights &w = ckpt_.layers[size_t(l)];
+      LlamaLayerWeights &w = ckpt_.layers.emplace_back();
       const std::string p = "blk." + std::to_string(l) + ".";
       struct Entry {
         const char *name;

@@ -276,6 +276,7 @@ struct TinyModel {
   bool tied = false;
   std::string arch = "llama";
   uint32_t q6Type = test::kGgmlQ6_K;
+  uint32_t blockCount = 0; // the metadata's layer count, where it should lie (0: layers)
   std::vector<std::pair<std::string, std::vector<float>>> values; // for checks
 
   std::vector<uint8_t> encode(uint32_t type, const std::vector<float> &x) const {
@@ -311,7 +312,7 @@ struct TinyModel {
     w.addU32("llama.feed_forward_length", uint32_t(hidden));
     w.addU32("llama.attention.head_count", uint32_t(heads));
     w.addU32("llama.attention.head_count_kv", uint32_t(kvHeads));
-    w.addU32("llama.block_count", uint32_t(layers));
+    w.addU32("llama.block_count", blockCount ? blockCount : uint32_t(layers));
     w.addU32("llama.rope.dimension_count", uint32_t(dim / heads));
     w.addF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
     w.addF32("llama.rope.freq_base", 500000.0f);
@@ -422,6 +423,13 @@ TEST(GgufCheckpoint, RefusesWhatItCannotImport) {
   GgufWriter w = iq.writer();
   expectCheckpointError(w, "tensor 'blk.0.ffn_down.weight' has type IQ2_XXS, which Lathe does "
                            "not import");
+
+  // A corrupt layer count fails at the first layer the file lacks, before
+  // anything is sized by it (a fuzzer's finding: the layer tables of such a
+  // count took hundreds of gigabytes).
+  TinyModel many;
+  many.blockCount = 0x7fffffff;
+  expectCheckpointError(many.writer(), "tensor 'blk.2.attn_norm.weight'");
 
   TinyModel extra;
   GgufWriter e = extra.writer();
