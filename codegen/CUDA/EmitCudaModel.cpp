@@ -102,8 +102,8 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
-                         l.tileBlocks, l.wideBlocks, l.gather);
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
+                         l.tileBlocks, l.wideBlocks, l.gather, l.queryTile);
     out += "};\n\n";
     out += tables_;
     out += kernels_;
@@ -113,21 +113,21 @@ public:
 private:
   void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment,
               const std::string &body, const std::string &tileBody = "", int32_t tileBlocks = 0,
-              int32_t wideBlocks = 0, bool gather = false) {
+              int32_t wideBlocks = 0, bool gather = false, int32_t queryTile = 0) {
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                             comment, LATHE_CUDA_THREADS, launches_.size(), body);
-    // The same launch's products on the tensor cores. At least one block
-    // an SM (not the default's two): ptxas then keeps a round's loads in
-    // flight at once (about 120 registers) instead of 48 registers and
-    // one load at a time.
+    // The same launch's products (or attention) on the tensor cores. At
+    // least one block an SM (not the default's two): ptxas then keeps a
+    // round's loads in flight at once (about 120 registers) instead of 48
+    // registers and one load at a time.
     if (!tileBody.empty())
       kernels_ += fmt::format("// {}, on the tensor cores\nextern \"C\" __global__ void "
                               "__launch_bounds__({}, 1) lathe_cuda_tiles_{}(const LatheCudaFrame "
                               "*frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                               comment, LATHE_CUDA_THREADS, launches_.size(), tileBody);
-    launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather});
+    launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile});
   }
   /// A kernel over each token's row: `width` elements spread over blocks
   /// of `perThread` elements per thread (0: one block, a row-wide
@@ -377,9 +377,18 @@ private:
     int64_t together = std::min<int64_t>(perKv, 8);
     while (perKv % together != 0)
       --together;
+    const std::string args = fmt::format("<{}, {}, {}, {}, {}>(f, {}, {}, {});\n", element,
+                                         s.heads, s.kvHeads, s.headDim, together, s.queries,
+                                         s.output, s.layer);
+    // Prompts on the tensor cores where the shapes allow. Parts: the bf16
+    // parts a cached value splits into (CudaFlashAttention.cuh).
+    const int64_t parts = plan_.kvElement == ElementType::F32   ? 3
+                          : plan_.kvElement == ElementType::F16 ? 2
+                                                                : 1;
+    const bool flash = LATHE_CUDA_FLASH_FITS(parts, s.headDim, together);
     launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads / together), 0, "attention",
-           fmt::format("  lathe_cuda::attention<{}, {}, {}, {}, {}>(f, {}, {}, {});\n", element,
-                       s.heads, s.kvHeads, s.headDim, together, s.queries, s.output, s.layer));
+           "  lathe_cuda::attention" + args, flash ? "  lathe_cuda::flashAttention" + args : "",
+           0, 0, false, flash ? int32_t(LATHE_CUDA_FLASH_QUERY_TILE(together)) : 0);
     return Status::ok();
   }
   Status emitStep(const plan::SiluMulStep &s) {

@@ -53,10 +53,8 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
   stats.prefillSeconds = secondsSince(start);
 
   start = std::chrono::steady_clock::now();
-  std::vector<float> scratch;
   while (stats.generatedTokens < options.maxNewTokens) {
-    scratch.assign(logits->begin(), logits->end());
-    int32_t next = sampler.sample(scratch);
+    int32_t next = sampler.sampleFrom(*logits);
     if (stops(options, next))
       break;
     sink(next);
@@ -129,7 +127,6 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
   std::vector<size_t> rowOf; // logits row -> sequence
   for (size_t i = 0; i < prompts.size(); ++i)
     rowOf.push_back(i);
-  std::vector<float> scratch;
   while (true) {
     // Sample every running sequence from its row; end those that are done.
     for (size_t r = 0; r < rowOf.size(); ++r) {
@@ -137,8 +134,7 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
       if (s.done)
         continue;
       GenerationStats &st = stats[rowOf[r]];
-      scratch.assign(logits->begin() + r * c.vocab, logits->begin() + (r + 1) * c.vocab);
-      const int32_t next = s.sampler.sample(scratch);
+      const int32_t next = s.sampler.sampleFrom(logits->subspan(r * c.vocab, c.vocab));
       if (stops(options, next)) {
         s.done = true;
         continue;

@@ -75,6 +75,15 @@ uint64_t splitmix64Next(uint64_t &state) {
   return z ^ (z >> 31);
 }
 
+int32_t Sampler::sampleFrom(std::span<const float> logits) {
+  // argmax already lets no NaN win, as sample() does by making them -inf.
+  const float temperature = options_.temperature;
+  if (!(temperature > 0.0f) || !std::isfinite(temperature))
+    return argmax(logits);
+  scratch_.assign(logits.begin(), logits.end());
+  return sample(scratch_);
+}
+
 uint64_t Sampler::nextRandom() { return splitmix64Next(state_); }
 
 // Uniform in [0, 1) from the top 53 bits: exactly representable doubles.

@@ -48,6 +48,10 @@ public:
   /// NaN logits count as -inf; if no token has a finite positive weight the
   /// argmax is returned. Empty `logits` returns -1.
   int32_t sample(std::span<float> logits);
+  /// sample() of logits the caller keeps: greedy reads them in place (a
+  /// batch of 16 sequences of a 128k vocabulary would otherwise copy 8 MB
+  /// a step), anything else works on a copy in the sampler's scratch.
+  int32_t sampleFrom(std::span<const float> logits);
 
   const SamplerOptions &options() const { return options_; }
 
@@ -61,6 +65,7 @@ private:
   // allocate per token.
   std::vector<float> weights_;
   std::vector<int32_t> candidates_;
+  std::vector<float> scratch_; // sampleFrom's copy
 };
 
 } // namespace lathe

@@ -10,6 +10,11 @@ CudaBuffer::~CudaBuffer() {
     device_.api().cuMemFree(address_);
 }
 
+PinnedHostBuffer::~PinnedHostBuffer() {
+  if (device_.bind())
+    device_.api().cuMemFreeHost(data_);
+}
+
 Expected<CudaDevice *> CudaDevice::instance() {
   static std::once_flag once;
   static Expected<CudaDevice *> device = Error("");
@@ -66,6 +71,16 @@ Expected<std::unique_ptr<backend::Buffer>> CudaDevice::allocate(size_t bytes) {
   if (Status s = check(api_, api_.cuCtxSynchronize(), "zeroing device memory"); !s)
     return s.error();
   return std::unique_ptr<backend::Buffer>(std::move(buffer));
+}
+
+Expected<std::unique_ptr<PinnedHostBuffer>> CudaDevice::allocateHost(size_t bytes) {
+  if (Status s = bind(); !s)
+    return s.error();
+  void *data = nullptr;
+  if (CUresult r = api_.cuMemAllocHost(&data, bytes == 0 ? 1 : bytes); r != CUDA_SUCCESS)
+    return Error(fmt::format("cannot allocate {} bytes of page-locked host memory: {}", bytes,
+                             describe(api_, r)));
+  return std::make_unique<PinnedHostBuffer>(*this, data, bytes);
 }
 
 void CudaDevice::copy(backend::Buffer &buffer, size_t to, size_t from, size_t bytes) {

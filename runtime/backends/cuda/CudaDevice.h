@@ -31,6 +31,25 @@ private:
   size_t bytes_;
 };
 
+/// Page-locked host memory: the GPU copies into it at full link speed
+/// (a copy to pageable memory goes through a staging buffer, several times
+/// slower for a step's logits).
+class PinnedHostBuffer {
+public:
+  PinnedHostBuffer(CudaDevice &device, void *data, size_t bytes)
+      : device_(device), data_(data), bytes_(bytes) {}
+  ~PinnedHostBuffer();
+  PinnedHostBuffer(const PinnedHostBuffer &) = delete;
+  PinnedHostBuffer &operator=(const PinnedHostBuffer &) = delete;
+  void *data() const { return data_; }
+  size_t size() const { return bytes_; }
+
+private:
+  CudaDevice &device_;
+  void *data_;
+  size_t bytes_;
+};
+
 class CudaDevice final : public backend::Device {
 public:
   /// The process's CUDA device, or why there is none.
@@ -38,6 +57,8 @@ public:
 
   std::string name() const override { return "cuda:0"; }
   Expected<std::unique_ptr<backend::Buffer>> allocate(size_t bytes) override;
+  /// Page-locked host memory of at least `bytes` bytes.
+  Expected<std::unique_ptr<PinnedHostBuffer>> allocateHost(size_t bytes);
   /// Copies inside a buffer; a failure is kept and reported by the next
   /// takeError().
   void copy(backend::Buffer &buffer, size_t to, size_t from, size_t bytes) override;

@@ -148,8 +148,12 @@ Status CudaExecutable::initialize() {
     if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_SPLIT || l.blocks < 1 ||
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
-        (l.gather != 0 && l.gather != 1))
+        (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
+        (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
+                             (queryTile_ > 0 && l.queryTile != queryTile_))))
       return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
+    if (l.queryTile > 0) // one tiling of the step serves every attention launch
+      queryTile_ = l.queryTile;
     CUfunction fn = nullptr;
     const std::string name = fmt::format("lathe_cuda_kernel_{}", i);
     if (Status s = check(api_, api_.cuModuleGetFunction(&fn, module_, name.c_str()),
@@ -157,8 +161,9 @@ Status CudaExecutable::initialize() {
         !s)
       return s;
     kernels_.push_back(fn);
-    CUfunction tiles = nullptr; // the launch's tensor-core products, a function of their own
-    if (l.tileBlocks > 0) {
+    // The launch's tensor-core products or attention, a function of its own.
+    CUfunction tiles = nullptr;
+    if (l.tileBlocks > 0 || l.queryTile > 0) {
       const std::string tileName = fmt::format("lathe_cuda_tiles_{}", i);
       if (Status s = check(api_, api_.cuModuleGetFunction(&tiles, module_, tileName.c_str()),
                            "finding " + tileName + " in the GPU code");
@@ -283,6 +288,9 @@ Status CudaExecutable::uploadStep(const backend::Batch &batch) {
   stepHost_.insert(stepHost_.end(), extras.begin(), extras.end());
   if (stepHost_.size() - listsAt > size_t(INT32_MAX))
     return Error("the step's visible rows do not fit 32-bit offsets");
+  const size_t tilesAt = stepHost_.size();
+  if (queryTile_ > 0)
+    addQueryTiles(rows);
   for (int64_t t = 0; t < rows; ++t) {
     const backend::VisibleRows &v = layout_.visible[size_t(t)];
     int32_t *entry = stepHost_.data() + visibleAt + 4 * size_t(t);
@@ -311,13 +319,38 @@ Status CudaExecutable::uploadStep(const backend::Batch &batch) {
   host_.logitTokens = at(logitsAt);
   host_.visible = at(visibleAt);
   host_.visibleRows = at(listsAt);
+  host_.queryTiles = at(tilesAt);
+  host_.queryTileCount = int32_t((stepHost_.size() - tilesAt) / 3);
   host_.rows = static_cast<int32_t>(rows);
   host_.logitCount = static_cast<int32_t>(layout_.logitTokens.size());
   return check(api_, api_.cuMemcpyHtoDAsync(frameAddress_, &host_, sizeof(host_), stream_),
                "copying the step's frame to the GPU");
 }
 
-Status CudaExecutable::launchAll(int64_t rows) {
+void CudaExecutable::addQueryTiles(int64_t rows) {
+  // Runs of consecutive tokens with one row list and no extras, at most
+  // queryTile_ each; the member seeing the most rows lists them for all.
+  for (int64_t t = 0; t < rows;) {
+    const backend::VisibleRows &start = layout_.visible[size_t(t)];
+    int64_t end = t + 1, leader = t;
+    if (start.extraCount == 0)
+      for (; end < rows && end - t < queryTile_; ++end) {
+        const backend::VisibleRows &v = layout_.visible[size_t(end)];
+        if (v.rows != start.rows || v.extraCount != 0)
+          break;
+        if (v.prefix > layout_.visible[size_t(leader)].prefix)
+          leader = end;
+      }
+    stepHost_.insert(stepHost_.end(), {int32_t(t), int32_t(end - t), int32_t(leader)});
+    t = end;
+  }
+}
+
+bool CudaExecutable::flashAttention(int64_t rows) const {
+  return LATHE_CUDA_USE_FLASH(queryTile_, host_.queryTileCount, rows);
+}
+
+Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
   void *params[] = {&frameAddress_};
   for (size_t i = 0; i < launches_.size(); ++i) {
     const LatheCudaLaunch &l = launches_[i];
@@ -327,7 +360,20 @@ Status CudaExecutable::launchAll(int64_t rows) {
     const int64_t tokens = l.gather ? int64_t(layout_.logitTokens.size()) : rows;
     switch (l.grid) {
     case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
-    case LATHE_CUDA_GRID_PER_HEAD: gx = unsigned(rows); gy = unsigned(l.blocks); break;
+      gx = unsigned(rows);
+      gy = unsigned(l.blocks);
+      break;
+    case LATHE_CUDA_GRID_PER_HEAD:
+      gx = unsigned(rows);
+      gy = unsigned(l.blocks);
+      if (l.queryTile > 0 && flashAttention(rows)) { // query tiles on x
+        fn = tileKernels_[i];
+        // A graph replays its grid for other steps of as many tokens, with
+        // other tilings: a block per token covers any (the rest return).
+        if (!graphed)
+          gx = unsigned(host_.queryTileCount);
+      }
+      break;
     case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
       if (!LATHE_CUDA_USE_TILES(1, tokens))
         continue;
@@ -371,11 +417,12 @@ Status CudaExecutable::run(int64_t rows) {
   // (prefills of any length) launch directly.
   constexpr int64_t kGraphRows = 64;
   if (!graphs_ || rows > kGraphRows)
-    return launchAll(rows);
-  // A graph fixes each launch's grid: the classifier's depends on how many
-  // tokens return logits too (its tiles or its rows), so it is in the key.
-  const std::pair<int64_t, bool> key{
-      rows, LATHE_CUDA_USE_TILES(1, int64_t(layout_.logitTokens.size()))};
+    return launchAll(rows, false);
+  // A graph fixes each launch's grid and function: the classifier's
+  // depends on how many tokens return logits too (its tiles or its rows),
+  // the attention's on the tiling, so both are in the key.
+  const GraphKey key{rows, LATHE_CUDA_USE_TILES(1, int64_t(layout_.logitTokens.size())),
+                     flashAttention(rows)};
   auto found = graphCache_.find(key);
   if (found == graphCache_.end()) {
     if (Status s = check(api_,
@@ -383,7 +430,7 @@ Status CudaExecutable::run(int64_t rows) {
                          "capturing the step in a CUDA graph");
         !s)
       return s;
-    Status launched = launchAll(rows);
+    Status launched = launchAll(rows, true);
     CUgraph graph = nullptr;
     Status ended = check(api_, api_.cuStreamEndCapture(stream_, &graph),
                          "capturing the step in a CUDA graph");
@@ -426,8 +473,15 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
     lengths.emplace_back(sequence, kv.length(sequence));
   // Host memory for the step's lists and the logits, before the cache
   // grows.
+  const size_t logitBytes = size_t(batch.logitRows()) * size_t(c.vocab) * sizeof(float);
+  if (!logits_ || logits_->size() < logitBytes) {
+    logits_.reset(); // freed before the larger one is taken
+    Expected<std::unique_ptr<PinnedHostBuffer>> b = device_.allocateHost(logitBytes);
+    if (!b)
+      return b.error();
+    logits_ = b.take();
+  }
   try {
-    logits_.resize(size_t(batch.logitRows()) * size_t(c.vocab));
     stepHost_.reserve(5 * batch.size() + 64);
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows));
@@ -458,7 +512,7 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   const size_t count = layout_.logitTokens.size() * size_t(c.vocab);
   if (count)
     if (Status s = check(api_,
-                         api_.cuMemcpyDtoHAsync(logits_.data(),
+                         api_.cuMemcpyDtoHAsync(logits_->data(),
                                                 addressOf(*activations_[plan_->logits]),
                                                 count * sizeof(float), stream_),
                          "copying the logits from the GPU");
@@ -467,7 +521,7 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   if (Status s = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
       !s)
     return fail(s.error());
-  return std::span<const float>(logits_.data(), count);
+  return std::span<const float>(static_cast<const float *>(logits_->data()), count);
 }
 
 } // namespace lathe::cuda

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 namespace lathe::cuda {
@@ -46,8 +47,13 @@ private:
   Status reserveRows(int64_t rows);
   /// Uploads the step's tokens, positions and cache rows, and the frame.
   Status uploadStep(const backend::Batch &batch);
-  /// Launches the table's kernels for a step of `rows` tokens on stream_.
-  Status launchAll(int64_t rows);
+  /// Appends the step's query tiles to stepHost_ (LatheCudaFrame::queryTiles).
+  void addQueryTiles(int64_t rows);
+  /// Whether the step's attention runs on the tensor cores.
+  bool flashAttention(int64_t rows) const;
+  /// Launches the table's kernels for a step of `rows` tokens on stream_
+  /// (for a graph: grids that serve any step of as many tokens).
+  Status launchAll(int64_t rows, bool graphed);
   /// Runs the step's launches: through the graph captured for `rows`
   /// tokens (captured on first use), or launch by launch.
   Status run(int64_t rows);
@@ -68,8 +74,12 @@ private:
   CUdeviceptr frameAddress_ = 0;
   bool pdl_ = false;
   bool graphs_ = true;
-  /// By tokens per step, and whether the classifier takes its tiles.
-  std::map<std::pair<int64_t, bool>, CUgraphExec> graphCache_;
+  /// Tokens per query tile of the tensor-core attention (0: none).
+  int32_t queryTile_ = 0;
+  /// By tokens per step, whether the classifier takes its tiles, and
+  /// whether attention does.
+  using GraphKey = std::tuple<int64_t, bool, bool>;
+  std::map<GraphKey, CUgraphExec> graphCache_;
   std::vector<std::unique_ptr<backend::Buffer>> activations_;
   std::unique_ptr<backend::Buffer> tokenParts_; // LatheCudaFrame::tokenParts
   int64_t rowCapacity_ = 0;
@@ -80,7 +90,7 @@ private:
   backend::StepLayout layout_;
   std::vector<int32_t> stepHost_;
   LatheCudaFrame host_{};
-  std::vector<float> logits_;
+  std::unique_ptr<PinnedHostBuffer> logits_; // page-locked: the readback at link speed
 };
 
 } // namespace lathe::cuda

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 9u
+#define LATHE_CUDA_ABI_VERSION 10u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -62,9 +62,17 @@ typedef struct LatheCudaFrame {
    * splitTokens): room for the step's tokens, rounded up to 16, times the
    * widest buffer, 6 bytes a value. */
   uint32_t *tokenParts;
+  /* [queryTileCount][3]: the query tiles of the tensor-core attention
+   * (CudaFlashAttention.cuh), each {first token, tokens, the token that
+   * sees the most rows}: runs of up to the launch's queryTile consecutive
+   * tokens that share their sequence's row list and see no extras (a
+   * token with extras is a tile of its own). */
+  const int32_t *queryTiles;
   int64_t kvRows;                 /* rows of each layer's key (or value) array */
   int32_t rows;                   /* tokens in the step */
   int32_t logitCount;
+  int32_t queryTileCount;
+  int32_t unused;
 } LatheCudaFrame;
 
 /* How a step kernel spreads over blocks. */
@@ -98,6 +106,11 @@ typedef struct LatheCudaLaunch {
   int32_t tileBlocks;
   int32_t wideBlocks; /* the same with 128 weight rows a block */
   int32_t gather;
+  /* Attention launches: tokens per query tile of the tensor-core kernel
+   * (lathe_cuda_tiles_<i> again; 0: none), which a step launches instead
+   * of the per-token kernel when its tiles average LATHE_CUDA_FLASH_TOKENS
+   * tokens or more: grid x the tiles, y `blocks` as the per-token kernel. */
+  int32_t queryTile;
 } LatheCudaLaunch;
 
 /* Whether a product launch of `tokens` tokens runs on the tensor-core tiles,
@@ -105,5 +118,26 @@ typedef struct LatheCudaLaunch {
 #define LATHE_CUDA_USE_TILES(tileBlocks, tokens) \
   ((tileBlocks) > 0 && (tokens) >= LATHE_CUDA_TILE_MIN_TOKENS)
 #define LATHE_CUDA_USE_WIDE_TILES(tokens) ((tokens) >= LATHE_CUDA_WIDE_MIN_TOKENS)
+/* Whether an attention step of `tokens` tokens in `tiles` query tiles runs
+ * on the tensor cores: tiles of few tokens (decoding sequences, tree nodes)
+ * would leave most of an mma's rows empty. */
+#define LATHE_CUDA_FLASH_TOKENS 4
+/* The tensor-core attention's shared memory for chunks of `keys` cached
+ * rows whose values split into `parts` bf16 parts, keys row by row and
+ * values transposed, each row padded by 4 words (CudaFlashAttention.cuh);
+ * it takes the largest chunk of 64, 32 or 16 rows within the limit. */
+#define LATHE_CUDA_FLASH_SHARED(parts, headDim, keys) \
+  ((parts) * ((keys) * ((headDim) / 2 + 4) + (headDim) * ((keys) / 2 + 4)) * 4)
+#define LATHE_CUDA_FLASH_SHARED_LIMIT (46 * 1024)
+/* Whether it takes an attention's shapes: head dimensions in steps of 16,
+ * the block's 8 warps shared out evenly among its heads, chunks that fit;
+ * and its tokens per query tile, 16 per warp of a head. */
+#define LATHE_CUDA_FLASH_FITS(parts, headDim, headsPerBlock)                             \
+  ((headDim) % 16 == 0 && (headsPerBlock) > 0 &&                                         \
+   (LATHE_CUDA_THREADS / 32) % (headsPerBlock) == 0 &&                                   \
+   LATHE_CUDA_FLASH_SHARED(parts, headDim, 16) <= LATHE_CUDA_FLASH_SHARED_LIMIT)
+#define LATHE_CUDA_FLASH_QUERY_TILE(headsPerBlock) (16 * (LATHE_CUDA_THREADS / 32) / (headsPerBlock))
+#define LATHE_CUDA_USE_FLASH(queryTile, tiles, tokens) \
+  ((queryTile) > 0 && (tiles) > 0 && (tiles) * LATHE_CUDA_FLASH_TOKENS <= (tokens))
 
 #endif

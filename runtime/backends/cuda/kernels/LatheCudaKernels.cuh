@@ -16,6 +16,8 @@
 #include "CudaAttention.cuh"
 #include "CudaCommon.cuh"
 #include "CudaElementwise.cuh"
+#include "CudaFlashAttention.cuh"
 #include "CudaFormats.cuh"
+#include "CudaMma.cuh"
 #include "CudaProducts.cuh"
 #include "CudaTiledProducts.cuh"

@@ -102,6 +102,28 @@ TEST(Sampler, NonFiniteLogitsDoNotCrash) {
   }
 }
 
+// sampleFrom (the caller's logits, read in place when greedy) draws what
+// sample (a copy it may overwrite) draws, NaN and ties included, and leaves
+// its input as it was.
+TEST(Sampler, SampleFromDrawsWhatSampleDraws) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (SamplerOptions options : {SamplerOptions{}, SamplerOptions{0.9f, 0.95f, 10, 7}}) {
+    Sampler a(options), b(options);
+    for (uint32_t trial = 0; trial < 200; ++trial) {
+      std::vector<float> logits = randomLogits(257, trial);
+      if (trial % 3 == 1)
+        logits[trial % 257] = nan;
+      if (trial % 3 == 2)
+        logits[5] = logits[200] = 40.0f; // a tie for the maximum
+      const std::vector<float> kept = logits;
+      std::vector<float> scratch = logits;
+      ASSERT_EQ(a.sampleFrom(logits), b.sample(scratch)) << "trial " << trial;
+      for (size_t i = 0; i < logits.size(); ++i)
+        ASSERT_TRUE(logits[i] == kept[i] || (std::isnan(logits[i]) && std::isnan(kept[i])));
+    }
+  }
+}
+
 TEST(Sampler, SameSeedSameDraws) {
   std::vector<float> logits = randomLogits(100, 1);
   for (SamplerOptions options :

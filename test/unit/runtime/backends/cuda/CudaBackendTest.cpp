@@ -139,6 +139,32 @@ TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
   }
 }
 
+/// The logits of every position of one prompt step against the reference
+/// kernels': steps of many tokens take the tensor-core attention (query
+/// tiles of up to 128 tokens, chunks of cache rows), whose every row of
+/// output the later positions' logits check.
+TEST_P(CudaBackendTest, PromptLogitsMatchTheReferenceKernelsAtEveryPosition) {
+  const int64_t context = gpu->config().context;
+  const double tolerance = gpu->kvLayout(1).element == ElementType::F32 ? 1e-4 : 2e-3;
+  const std::vector<int32_t> start =
+      prompt(vocab, int(std::min<int64_t>(200, context)), 5);
+  std::vector<std::vector<float>> rows[2];
+  for (int i = 0; i < 2; ++i) {
+    std::shared_ptr<backend::Executable> executable = i == 0 ? gpu : reference;
+    auto kv = executable->createKVCache(context);
+    ASSERT_TRUE(kv) << kv.error().message();
+    Batch batch;
+    batch.addChain((*kv)->addSequence(), start, 0, Batch::Logits::All);
+    auto logits = executable->execute(batch, **kv);
+    ASSERT_TRUE(logits) << logits.error().message();
+    ASSERT_EQ(logits->size(), start.size() * size_t(vocab));
+    for (size_t t = 0; t < start.size(); ++t)
+      rows[i].emplace_back(logits->begin() + t * vocab, logits->begin() + (t + 1) * vocab);
+  }
+  for (size_t t = 0; t < start.size(); ++t)
+    EXPECT_LT(relativeL2(rows[0][t], rows[1][t]), tolerance) << GetParam() << ": position " << t;
+}
+
 /// How far a token's logits may move when the tokens around it in a step
 /// change: a step of LATHE_CUDA_TILE_MIN_TOKENS tokens or more takes the
 /// tensor-core products, which add in another order than the row products
