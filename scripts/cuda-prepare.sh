@@ -56,14 +56,16 @@ rm -rf "$out/arch"
 fi
 # SPEED_MODELS=0 leaves the speed models out (a correctness run only).
 [ "${SPEED_MODELS:-1}" = 0 ] && { du -sh "$out"; exit 0; }
-# Speed models: real sizes, random weights made at load (scripts/cuda-speed.sh).
+# Speed models: real sizes, random weights made at load (scripts/cuda-speed.sh),
+# with a bf16 KV cache, as the peers keep theirs (PyTorch's static cache in
+# bf16, llama.cpp's in f16).
 mkdir -p "$out/speed"
 # (TinyLlama in bf16 only: the device tool carries 64 MiB at most; the
 # folder travels as speed.tar.xz, which cuda-speed.sh unpacks.)
 for spec in llama-3.2-1b:none llama-3.2-1b:int8:group=32 llama-3.2-1b:int4:group=32 \
              llama-3.2-1b:fp6_4p2 tinyllama-1.1b:none; do
   m=${spec%%:*} q=${spec#*:}
-  compile "$root/scripts/speed-models/$m.json" --synthetic-weights --quant="$q" \
+  compile "$root/scripts/speed-models/$m.json" --synthetic-weights --quant="$q" --kv=bf16 \
     -o "$out/speed/$m-${q%%:*}.lathe"
 done
 (cd "$out" && tar cf - speed | xz -1 -T2 > speed.tar.xz && rm -rf speed)

@@ -11,8 +11,13 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.memory --format=csv,nohead
 for a in "$dir"/speed/*.lathe; do
   "$dir/bin/lathe-bench" "$a" --repeat 5
 done
-# A 2048-token prompt as one step (the tensor-core products), bf16.
-"$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-none.lathe" --repeat 3 --prompt-tokens 2048 --gen-tokens 16
+# Prompts of 512 and 2048 tokens as one step (the tensor-core products
+# and attention), as llama.cpp's pp512 and pp2048.
+for a in llama-3.2-1b-none llama-3.2-1b-int4 tinyllama-1.1b-none; do
+  for p in 512 2048; do
+    "$dir/bin/lathe-bench" "$dir/speed/$a.lathe" --repeat 3 --prompt-tokens "$p" --gen-tokens 0
+  done
+done
 # Several sequences decoding together (the batch form): 4 take the row
 # products, 16 and 32 the tensor-core tiles.
 for n in 4 16 32; do

@@ -7,7 +7,7 @@
 #   scripts/llama-cpp-cuda-peer.sh bench [CONFIG...]  random-weight F16 GGUFs
 #       of the speed models' shapes (scripts/make-speed-gguf.py), Q8_0 and
 #       Q4_0 from llama-quantize, then llama-bench: tg128 (decode) and
-#       pp512 (prefill), all layers on the GPU, 5 repetitions.
+#       pp512 and pp2048 (prefill), all layers on the GPU, 5 repetitions.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 work=${LLAMA_CPP_WORK:-/tmp/llama-cpp-peer}
@@ -34,7 +34,7 @@ bench)
     done
     for q in f16 q8_0 q4_0; do
       echo "== llama.cpp CUDA $m $q"
-      "$bin/llama-bench" -m "$work/$m-$q.gguf" -ngl 99 -p 512 -n 128 -r 5 -o md 2>/dev/null |
+      "$bin/llama-bench" -m "$work/$m-$q.gguf" -ngl 99 -p 512,2048 -n 128 -r 5 -o md 2>/dev/null |
         grep -E "^\| (model|llama)"
     done
     rm -f "$work/$m"-*.gguf

@@ -102,8 +102,8 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks, l.sharedBytes,
-                         l.tileBlocks, l.wideBlocks, l.gather, l.queryTile);
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
+                         l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile);
     out += "};\n\n";
     out += tables_;
     out += kernels_;
@@ -113,7 +113,8 @@ public:
 private:
   void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment,
               const std::string &body, const std::string &tileBody = "", int32_t tileBlocks = 0,
-              int32_t wideBlocks = 0, bool gather = false, int32_t queryTile = 0) {
+              int32_t wideBlocks = 0, bool gather = false, int32_t queryTile = 0,
+              const std::string &wideBody = "") {
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
@@ -127,6 +128,11 @@ private:
                               "__launch_bounds__({}, 1) lathe_cuda_tiles_{}(const LatheCudaFrame "
                               "*frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                               comment, LATHE_CUDA_THREADS, launches_.size(), tileBody);
+    if (!wideBody.empty())
+      kernels_ += fmt::format("// {}, on the tensor cores in wide tiles\nextern \"C\" __global__ "
+                              "void __launch_bounds__({}, 1) lathe_cuda_wide_{}(const "
+                              "LatheCudaFrame *frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
+                              comment, LATHE_CUDA_THREADS, launches_.size(), wideBody);
     launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile});
   }
   /// A kernel over each token's row: `width` elements spread over blocks
@@ -209,25 +215,24 @@ private:
              info.shape[1], info.shape[0]);
       }
     }
-    std::string body, tileBody;
+    std::string body, tileBody, wideBody;
     int32_t tileBlocks = 0, wideBlocks = 0;
     const int64_t k = calls.front().k; // the launch's products share their input
     if (k % 16 == 0) {
-      // Long prompts take the wide blocks (128 rows), others the narrow
-      // ones (16 rows): two dispatches in one kernel.
-      std::string wide, narrow;
-      for (const Call &c : calls)
-        for (const bool isWide : {true, false}) {
-          const int64_t rowsPerBlock = isWide ? LATHE_CUDA_WIDE_ROWS : LATHE_CUDA_TILE_ROWS;
-          dispatch(isWide ? wide : narrow, isWide ? "    " : "  ", isWide ? wideBlocks : tileBlocks,
-                   int32_t((c.n + rowsPerBlock - 1) / rowsPerBlock), [&](int32_t first) {
-                     return fmt::format("lathe_cuda::tiledProduct<{}, {}, {}>(f, {}, blockIdx.x - {})",
-                                        c.k, gather ? "true" : "false",
-                                        isWide ? "true" : "false", c.rows, first);
-                   });
-        }
-      tileBody = fmt::format("  if (LATHE_CUDA_USE_WIDE_TILES({})) {{\n{}    return;\n  }}\n{}",
-                             gather ? "f.logitCount" : "f.rows", wide, narrow);
+      // Long prompts take the wide blocks (128 rows by 64 tokens), others
+      // the narrow ones (16 by 16): a kernel each.
+      for (const Call &c : calls) {
+        const int64_t wideTiles = (c.n + LATHE_CUDA_WIDE_ROWS - 1) / LATHE_CUDA_WIDE_ROWS;
+        dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
+          return fmt::format("lathe_cuda::tiledProduct<{}, {}, true>(f, {}, blockIdx.x - {})",
+                             c.k, gather ? "true" : "false", c.rows, first);
+        });
+        const int64_t tiles = (c.n + LATHE_CUDA_TILE_ROWS - 1) / LATHE_CUDA_TILE_ROWS;
+        dispatch(tileBody, "  ", tileBlocks, int32_t(tiles), [&](int32_t first) {
+          return fmt::format("lathe_cuda::tiledProduct<{}, {}, false>(f, {}, blockIdx.x - {})",
+                             c.k, gather ? "true" : "false", c.rows, first);
+        });
+      }
       // Steps that take the tiles split the input rows first, once for
       // every block.
       // A block per 1024 values of a token's row (4 per thread).
@@ -250,7 +255,7 @@ private:
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
-           body, tileBody, tileBlocks, wideBlocks, gather);
+           body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody);
     return Status::ok();
   }
   /// Appends to `out` the branch of a launch's dispatch that hands blocks

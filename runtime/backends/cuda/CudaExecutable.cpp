@@ -15,9 +15,7 @@ constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 
 /// Tokens rounded up to whole tiles of LATHE_CUDA_TILE_TOKENS: what the
 /// split launch covers and the tiles' grid counts in.
-int64_t tileRounded(int64_t tokens) {
-  return (tokens + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS * LATHE_CUDA_TILE_TOKENS;
-}
+int64_t tileRounded(int64_t tokens) { return LATHE_CUDA_TILE_ROUNDED(tokens); }
 
 CUdeviceptr addressOf(const backend::Buffer &buffer) {
   return static_cast<const CudaBuffer &>(buffer).address();
@@ -161,16 +159,23 @@ Status CudaExecutable::initialize() {
         !s)
       return s;
     kernels_.push_back(fn);
-    // The launch's tensor-core products or attention, a function of its own.
-    CUfunction tiles = nullptr;
-    if (l.tileBlocks > 0 || l.queryTile > 0) {
-      const std::string tileName = fmt::format("lathe_cuda_tiles_{}", i);
-      if (Status s = check(api_, api_.cuModuleGetFunction(&tiles, module_, tileName.c_str()),
-                           "finding " + tileName + " in the GPU code");
-          !s)
-        return s;
-    }
+    // The launch's tensor-core products or attention, and its wide
+    // tiles: functions of their own.
+    auto function = [&](const char *kind, bool present, CUfunction &fn) -> Status {
+      fn = nullptr;
+      if (!present)
+        return Status::ok();
+      const std::string name = fmt::format("lathe_cuda_{}_{}", kind, i);
+      return check(api_, api_.cuModuleGetFunction(&fn, module_, name.c_str()),
+                   "finding " + name + " in the GPU code");
+    };
+    CUfunction tiles = nullptr, wide = nullptr;
+    if (Status s = function("tiles", l.tileBlocks > 0 || l.queryTile > 0, tiles); !s)
+      return s;
+    if (Status s = function("wide", l.wideBlocks > 0, wide); !s)
+      return s;
     tileKernels_.push_back(tiles);
+    wideKernels_.push_back(wide);
   }
   if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING),
                        "creating a CUDA stream");
@@ -382,10 +387,11 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
       break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
-        gx = unsigned(LATHE_CUDA_USE_WIDE_TILES(tokens) ? l.wideBlocks : l.tileBlocks);
-        gy = unsigned(tileRounded(tokens) / LATHE_CUDA_TILE_TOKENS);
-        shared = LATHE_CUDA_TILE_SHARED;
-        fn = tileKernels_[i];
+        const bool wide = LATHE_CUDA_USE_WIDE_TILES(tokens);
+        gx = unsigned(wide ? l.wideBlocks : l.tileBlocks);
+        gy = unsigned(tileRounded(tokens) / (wide ? LATHE_CUDA_WIDE_TOKENS : LATHE_CUDA_TILE_TOKENS));
+        shared = wide ? 0 : LATHE_CUDA_TILE_SHARED; // the narrow blocks add their warps' tiles
+        fn = wide ? wideKernels_[i] : tileKernels_[i];
       } else {
         gx = unsigned(l.blocks);
       }

@@ -70,6 +70,8 @@ private:
   /// a function apart, so that its registers do not cost the row path's
   /// occupancy.
   std::vector<CUfunction> tileKernels_;
+  /// Each product launch's wide tiles (LatheCudaLaunch::wideBlocks).
+  std::vector<CUfunction> wideKernels_;
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;
   CUdeviceptr frameAddress_ = 0;
   bool pdl_ = false;

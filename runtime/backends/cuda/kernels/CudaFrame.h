@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 10u
+#define LATHE_CUDA_ABI_VERSION 11u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -36,11 +36,20 @@
 #define LATHE_CUDA_TILE_ROWS 16
 #define LATHE_CUDA_TILE_TOKENS 16
 #define LATHE_CUDA_TILE_MIN_TOKENS 5
-/* From this many tokens on, the tiles take 128 weight rows a block (8 warps
- * of 16 rows sharing the token fragments) instead of 16 (8 warps splitting
- * K): fewer rereads of the token rows for long prompts, fewer blocks. */
-#define LATHE_CUDA_WIDE_MIN_TOKENS 128
+/* From this many tokens on, the tiles take 128 weight rows by 64 tokens a
+ * block (8 warps of 32 rows by 32 tokens; lathe_cuda_wide_<i>) instead of
+ * 16 by 16 (8 warps splitting K): fewer rereads of weights and token rows
+ * for long prompts, once there are tokens enough for such blocks to fill
+ * the GPU (the Llama-3.2-1B shape's q/k/v has 24 x tokens / 64 of them).
+ * The step's tokens are then rounded up to 64, not 16, for the split token
+ * rows (LATHE_CUDA_TILE_ROUNDED). */
+#define LATHE_CUDA_WIDE_MIN_TOKENS 512
 #define LATHE_CUDA_WIDE_ROWS 128
+#define LATHE_CUDA_WIDE_TOKENS 64
+#define LATHE_CUDA_TILE_ROUNDED(tokens)                                                  \
+  ((tokens) >= LATHE_CUDA_WIDE_MIN_TOKENS                                                \
+       ? ((tokens) + LATHE_CUDA_WIDE_TOKENS - 1) / LATHE_CUDA_WIDE_TOKENS * LATHE_CUDA_WIDE_TOKENS \
+       : ((tokens) + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS * LATHE_CUDA_TILE_TOKENS)
 /* Dynamic shared memory of a tile block: its warps' partial sums. */
 #define LATHE_CUDA_TILE_SHARED 16384
 
@@ -59,8 +68,8 @@ typedef struct LatheCudaFrame {
   uint8_t *kv;                    /* the KV cache buffer (kv::KVLayout) */
   /* The input of the next tensor-core product, split into bf16 parts in
    * the order of the mma's B fragments (CudaTiledProducts.cuh's
-   * splitTokens): room for the step's tokens, rounded up to 16, times the
-   * widest buffer, 6 bytes a value. */
+   * splitTokens): room for the step's tokens, rounded up
+   * (LATHE_CUDA_TILE_ROUNDED), times the widest buffer, 6 bytes a value. */
   uint32_t *tokenParts;
   /* [queryTileCount][3]: the query tiles of the tensor-core attention
    * (CudaFlashAttention.cuh), each {first token, tokens, the token that
@@ -98,13 +107,16 @@ typedef struct LatheCudaLaunch {
                                groups; product: blocks of all its products */
   int32_t sharedBytes;      /* dynamic shared bytes (at most 48 KiB) */
   /* Product launches: blocks of the tensor-core tiles (0: the launch has
-   * none), by weight rows; the grid's y then covers the tokens, 16 per
-   * block. Their kernel is lathe_cuda_tiles_<i>, which a step launches
-   * instead of lathe_cuda_kernel_<i> when the product has at least
-   * LATHE_CUDA_TILE_MIN_TOKENS tokens: the step's, or with `gather` set
-   * (the classifier) its logits' tokens. */
+   * none), by weight rows; the grid's y then covers the
+   * tokens, 16 per block. Their kernel is lathe_cuda_tiles_<i>, which a
+   * step launches instead of lathe_cuda_kernel_<i> when the product has at
+   * least LATHE_CUDA_TILE_MIN_TOKENS tokens: the step's, or with `gather`
+   * set (the classifier) its logits' tokens. */
   int32_t tileBlocks;
-  int32_t wideBlocks; /* the same with 128 weight rows a block */
+  /* The same for the wide tiles, 128 weight rows by 64 tokens a block
+   * (lathe_cuda_wide_<i>, from LATHE_CUDA_WIDE_MIN_TOKENS tokens on): a
+   * kernel apart, as its registers would cost the narrow tiles occupancy. */
+  int32_t wideBlocks;
   int32_t gather;
   /* Attention launches: tokens per query tile of the tensor-core kernel
    * (lathe_cuda_tiles_<i> again; 0: none), which a step launches instead

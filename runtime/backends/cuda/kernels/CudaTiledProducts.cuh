@@ -26,8 +26,8 @@
 // per lane and step, no conversions in the tiles.
 // A block's 8 warps either split K over one tile (warp w takes every 8th
 // step of 16, and the block adds the 8 partial tiles in a fixed order, no
-// atomics: results do not vary from run to run), or take 8 tiles of rows
-// side by side (long prompts); see tiledProduct.
+// atomics: results do not vary from run to run), or take 32 rows by 32
+// tokens each of a 128 by 64 block (long prompts); see tiledProduct.
 #pragma once
 
 #include "CudaElementwise.cuh"
@@ -39,8 +39,8 @@ namespace lathe_cuda {
 
 constexpr int kTileRows = LATHE_CUDA_TILE_ROWS;     // weight rows per block: one m16 tile
 constexpr int kTileTokens = LATHE_CUDA_TILE_TOKENS; // tokens per block: two n8 tiles
-constexpr int kWideRows = LATHE_CUDA_WIDE_ROWS;     // weight rows per wide block: a tile a warp
-static_assert(kWideRows == kWarps * kTileRows, "a wide block's warps take a tile of rows each");
+constexpr int kWideRows = LATHE_CUDA_WIDE_ROWS;     // weight rows per wide block
+constexpr int kWideTokens = LATHE_CUDA_WIDE_TOKENS; // tokens per wide block
 /// Steps of 16 k a warp loads before it multiplies any, per weight of one
 /// bf16 part: the tiles stream weights at about one block per SM (N / 16
 /// blocks of 8 warps), so each warp must keep several kilobytes in flight;
@@ -180,40 +180,58 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
   }
 }
 
-/// One weight's running sums for the block's tile: acc[j] is the lane's
-/// part of the m16n8 accumulator of tokens 8j..8j+7. A step multiplies the
-/// parts whose product is at least 2^-16 of the whole (weight part a, token
-/// part b, a + b <= 2): the rest is below float rounding.
-template <class W, int64_t RowBytes> struct TileSums {
+/// One weight's running sums for a warp's tile of 16 MT weight rows by 16
+/// TT tokens: acc[m][j] is the lane's part of the m16n8 accumulator of rows
+/// 16 m .. and tokens 8 j .. 8 j + 7. A step multiplies the parts whose
+/// product is at least 2^-16 of the whole (weight part a, token part b,
+/// a + b <= 2): the rest is below float rounding.
+template <class W, int64_t RowBytes, int MT = 1, int TT = 1> struct TileSums {
   using Quad = TileQuad<W, RowBytes>;
-  static constexpr int kUnroll = Quad::kParts == 1 ? kTileUnroll : kTileUnroll / 2;
-  const uint8_t *low, *high; // the lane's rows g and g + 8
-  float acc[2][4] = {};
-  TileA<W, RowBytes> a[kUnroll];
-  __device__ void read(int u, int k) { a[u].read(low, high, k); }
-  __device__ void multiply(int u, const uint32_t (&b)[2][3][2]) {
+  static constexpr int kBaseUnroll = Quad::kParts == 1 ? kTileUnroll : kTileUnroll / 2;
+  // Larger warp tiles load more a step: fewer steps in flight.
+  static constexpr int kUnroll = MT * TT == 1 ? kBaseUnroll : kBaseUnroll / 2;
+  const uint8_t *low[MT], *high[MT]; // the lane's rows g and g + 8 of each m16 tile
+  float acc[MT][2 * TT][4] = {};
+  TileA<W, RowBytes> a[kUnroll][MT];
+  /// Rows first, first + 16, ..., RowBytes apart, clamped to `last`.
+  __device__ TileSums(const uint8_t *base, int first, int last) {
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      float d[4] = {};
-      float(&sums)[4] = Quad::kScaled ? d : acc[j];
-#pragma unroll
-      for (int wa = 0; wa < Quad::kParts; ++wa)
-#pragma unroll
-        for (int xb = 0; xb + wa <= 2; ++xb)
-          mma16816(sums, a[u].part[wa], b[j][xb][0], b[j][xb][1]);
-      if constexpr (Quad::kScaled) {
-        acc[j][0] += a[u].scale[0] * d[0], acc[j][1] += a[u].scale[0] * d[1];
-        acc[j][2] += a[u].scale[1] * d[2], acc[j][3] += a[u].scale[1] * d[3];
-      }
+    for (int m = 0; m < MT; ++m) {
+      low[m] = base + int64_t(min(first + 16 * m, last)) * RowBytes;
+      high[m] = base + int64_t(min(first + 16 * m + 8, last)) * RowBytes;
     }
+  }
+  __device__ void read(int u, int k) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+      a[u][m].read(low[m], high[m], k);
+  }
+  __device__ void multiply(int u, const uint32_t (&b)[TT][2][3][2]) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int j = 0; j < 2 * TT; ++j) {
+        float d[4] = {};
+        float(&sums)[4] = Quad::kScaled ? d : acc[m][j];
+#pragma unroll
+        for (int wa = 0; wa < Quad::kParts; ++wa)
+#pragma unroll
+          for (int xb = 0; xb + wa <= 2; ++xb)
+            mma16816(sums, a[u][m].part[wa], b[j / 2][j % 2][xb][0], b[j / 2][j % 2][xb][1]);
+        if constexpr (Quad::kScaled) {
+          acc[m][j][0] += a[u][m].scale[0] * d[0], acc[m][j][1] += a[u][m].scale[0] * d[1];
+          acc[m][j][2] += a[u][m].scale[1] * d[2], acc[m][j][3] += a[u][m].scale[1] * d[3];
+        }
+      }
   }
 };
 
 /// Adds the 8 warps' partial tiles of the block (in warp order) and hands
 /// each of the tile's 256 sums to finish(row in tile, token in tile, sums)
-/// on thread (row, token). Values: one tile per weight (Count of them).
+/// on thread (row, token). Values: one tile per weight (Count of them),
+/// 16 rows by 16 tokens.
 template <int Count, class Finish>
-__device__ void reduceTiles(const float (*const (&acc)[Count])[4], Finish &&finish) {
+__device__ void reduceTiles(const float (*const (&acc)[Count])[2][4], Finish &&finish) {
   // In the launch's dynamic shared memory (LATHE_CUDA_TILE_SHARED bytes),
   // which the warp path sizes for itself: a static array would cost that
   // path occupancy and room.
@@ -227,7 +245,7 @@ __device__ void reduceTiles(const float (*const (&acc)[Count])[4], Finish &&fini
     for (int j = 0; j < 2; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        partial[warp][c][j][e][lane] = acc[c][j][e];
+        partial[warp][c][j][e][lane] = acc[c][0][j][e];
   __syncthreads();
   // Thread (r, t): accumulator element e of tile t / 8 on lane 4 (r % 8) +
   // (t % 8) / 2, where e = (r >= 8) * 2 + t % 2 (the m16n8 C layout).
@@ -244,102 +262,118 @@ __device__ void reduceTiles(const float (*const (&acc)[Count])[4], Finish &&fini
   finish(r, t, sums);
 }
 
-/// A warp's own tile, whole (the wide blocks, whose warps do not split K):
-/// each lane hands its accumulator elements to finish(row in tile, token in
-/// tile, sums) itself.
-template <int Count, class Finish>
-__device__ void ownTiles(const float (*const (&acc)[Count])[4], Finish &&finish) {
+/// A warp's own tile of 16 MT rows by 16 TT tokens, whole (the wide
+/// blocks, whose warps do not split K): each lane hands its accumulator
+/// elements to finish(row in tile, token in tile, sums) itself.
+template <int MT, int TT, int Count, class Finish>
+__device__ void ownTiles(const float (*const (&acc)[Count])[2 * TT][4], Finish &&finish) {
   const int lane = threadIdx.x % 32;
 #pragma unroll
-  for (int j = 0; j < 2; ++j)
+  for (int m = 0; m < MT; ++m)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      float sums[Count];
+    for (int j = 0; j < 2 * TT; ++j)
 #pragma unroll
-      for (int c = 0; c < Count; ++c)
-        sums[c] = acc[c][j][e];
-      finish(lane / 4 + 8 * (e / 2), 8 * j + 2 * (lane % 4) + e % 2, sums);
-    }
+      for (int e = 0; e < 4; ++e) {
+        float sums[Count];
+#pragma unroll
+        for (int c = 0; c < Count; ++c)
+          sums[c] = acc[c][m][j][e];
+        finish(16 * m + lane / 4 + 8 * (e / 2), 8 * j + 2 * (lane % 4) + e % 2, sums);
+      }
 }
 
-/// The sums of a tile, added over the block's warps (Split) or the warp's
-/// own (the wide blocks), handed to finish.
-template <bool Split, int Count, class Finish>
-__device__ void finishTiles(const float (*const (&acc)[Count])[4], Finish &&finish) {
-  if constexpr (Split)
+/// The sums of a warp's tile, added over the block's warps (Split: one
+/// tile of 16 by 16) or the warp's own (the wide blocks), handed to finish.
+template <bool Split, int MT, int TT, int Count, class Finish>
+__device__ void finishTiles(const float (*const (&acc)[Count])[2 * TT][4], Finish &&finish) {
+  if constexpr (Split) {
+    static_assert(MT == 1 && TT == 1, "split blocks add 16 by 16 tiles");
     reduceTiles<Count>(acc, finish);
-  else
-    ownTiles<Count>(acc, finish);
+  } else {
+    ownTiles<MT, TT, Count>(acc, finish);
+  }
 }
 
 /// What a tiled product sums and stores per kind of rows (CudaProducts.cuh):
 /// PlainRows one weight's tile, then y = (residual +) sum...
-template <class Rows> struct TileRows;
-template <class W, int K, int N, int64_t RowBytes, bool Residual>
-struct TileRows<PlainRows<W, K, N, RowBytes, Residual>> {
-  static constexpr int kUnroll = TileSums<W, RowBytes>::kUnroll;
+template <class Rows, int MT, int TT> struct TileRows;
+template <class W, int K, int N, int64_t RowBytes, bool Residual, int MT, int TT>
+struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT> {
+  static constexpr int kUnroll = TileSums<W, RowBytes, MT, TT>::kUnroll;
   const PlainRows<W, K, N, RowBytes, Residual> &rows;
-  TileSums<W, RowBytes> w;
-  __device__ TileRows(const PlainRows<W, K, N, RowBytes, Residual> &r, int low, int high)
-      : rows(r), w{r.at(low), r.at(high)} {}
+  TileSums<W, RowBytes, MT, TT> w;
+  /// The lane's rows of the warp's tile from row `first` on (row g of it).
+  __device__ TileRows(const PlainRows<W, K, N, RowBytes, Residual> &r, int first)
+      : rows(r), w(r.at(0), first, N - 1) {}
   __device__ void read(int u, int k) { w.read(u, k); }
-  __device__ void multiply(int u, const uint32_t (&b)[2][3][2]) { w.multiply(u, b); }
+  __device__ void multiply(int u, const uint32_t (&b)[TT][2][3][2]) { w.multiply(u, b); }
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
-    const float(*acc[1])[4] = {w.acc};
-    finishTiles<Split, 1>(acc, [&](int r, int t, const float *s) {
+    const float(*acc[1])[2 * TT][4] = {w.acc};
+    finishTiles<Split, MT, TT, 1>(acc, [&](int r, int t, const float *s) {
       if (n0 + r < N && t0 + t < tokens)
         rows.store(t0 + t, n0 + r, s[0]);
     });
   }
 };
 /// ...GatedRows the gate's and the up's, then y = silu(g) * u.
-template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU>
-struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>> {
-  static constexpr int kUnroll = (TileSums<WG, RowBytesG>::kUnroll < TileSums<WU, RowBytesU>::kUnroll
-                                      ? TileSums<WG, RowBytesG>::kUnroll
-                                      : TileSums<WU, RowBytesU>::kUnroll) / 2;
+template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU, int MT, int TT>
+struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT> {
+  using Gate = TileSums<WG, RowBytesG, MT, TT>;
+  using Up = TileSums<WU, RowBytesU, MT, TT>;
+  static constexpr int kUnroll =
+      (Gate::kUnroll < Up::kUnroll ? Gate::kUnroll : Up::kUnroll) / 2 > 0
+          ? (Gate::kUnroll < Up::kUnroll ? Gate::kUnroll : Up::kUnroll) / 2
+          : 1;
   const GatedRows<WG, WU, K, N, RowBytesG, RowBytesU> &rows;
-  TileSums<WG, RowBytesG> gate;
-  TileSums<WU, RowBytesU> up;
-  __device__ TileRows(const GatedRows<WG, WU, K, N, RowBytesG, RowBytesU> &r, int low, int high)
-      : rows(r), gate{r.gate + int64_t(low) * RowBytesG, r.gate + int64_t(high) * RowBytesG},
-        up{r.up + int64_t(low) * RowBytesU, r.up + int64_t(high) * RowBytesU} {}
+  Gate gate;
+  Up up;
+  __device__ TileRows(const GatedRows<WG, WU, K, N, RowBytesG, RowBytesU> &r, int first)
+      : rows(r), gate(r.gate, first, N - 1), up(r.up, first, N - 1) {}
   __device__ void read(int u, int k) {
     gate.read(u, k);
     up.read(u, k);
   }
-  __device__ void multiply(int u, const uint32_t (&b)[2][3][2]) {
+  __device__ void multiply(int u, const uint32_t (&b)[TT][2][3][2]) {
     gate.multiply(u, b);
     up.multiply(u, b);
   }
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
-    const float(*acc[2])[4] = {gate.acc, up.acc};
-    finishTiles<Split, 2>(acc, [&](int r, int t, const float *s) {
+    const float(*acc[2])[2 * TT][4] = {gate.acc, up.acc};
+    finishTiles<Split, MT, TT, 2>(acc, [&](int r, int t, const float *s) {
       if (n0 + r < N && t0 + t < tokens)
         rows.store(t0 + t, n0 + r, s[0], s[1]);
     });
   }
 };
 
-/// Block (blockX, blockIdx.y) of a tiled product, against tokens 16
-/// blockIdx.y .. +15 of the step (Gather: the logits' tokens, as in
-/// product()), whose values splitTokens left split at f.tokenParts. Rows:
-/// PlainRows or GatedRows. Two shapes of block:
-/// - Wide = false: weight rows 16 blockX .. +15, the 8 warps splitting K
-///   (warp w takes steps w, w + 8, ...) and adding their tiles in order:
-///   many blocks, for steps of few tokens, which stream the weights;
-/// - Wide = true: rows 128 blockX .. +127, warp w the 16 rows 16 w .. of
-///   them over all of K: the 8 warps read the same token fragments (L1
-///   serves 7 of 8), for long prompts, whose tiles reread the token rows
-///   once per block of rows (LATHE_CUDA_WIDE_MIN_TOKENS, CudaFrame.h).
+/// Block (blockX, blockIdx.y) of a tiled product, whose token rows
+/// splitTokens left split at f.tokenParts (Gather: the logits' tokens, as
+/// in product()). Rows: PlainRows or GatedRows. Two shapes of block:
+/// - Wide = false: weight rows 16 blockX .. +15 by tokens 16 blockIdx.y ..
+///   +15, the 8 warps splitting K (warp w takes steps w, w + 8, ...) and
+///   adding their tiles in order: many blocks, for steps of few tokens,
+///   which stream the weights;
+/// - Wide = true: rows 128 blockX .. +127 by tokens 64 blockIdx.y .. +63,
+///   warp w the 32 rows 32 (w % 4) .. by the 32 tokens 32 (w / 4) .. over
+///   all of K, for long prompts (LATHE_CUDA_WIDE_MIN_TOKENS, CudaFrame.h):
+///   a weight row is read once per 64 tokens and a token row once per 128
+///   weight rows, and a step's 16 loads a lane feed 24 mma (a 16 by 16
+///   warp tile's 8 feed 6), while the 4 warps of a token group share their
+///   fragments through L1.
 template <int K, bool Gather, bool Wide, class Rows>
 __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   constexpr int N = Rows::kN;
   constexpr int kSteps = K / 16;
-  constexpr int kStride = Wide ? 1 : kWarps; // between a warp's steps
+  constexpr int kStride = Wide ? 1 : kWarps;     // between a warp's steps
+  constexpr int MT = Wide ? 2 : 1, TT = Wide ? 2 : 1; // a warp's m16 and 16-token tiles
+  constexpr int kRowGroups = kWideRows / (16 * MT);
+  static_assert(!Wide || (kRowGroups * (kWideTokens / (16 * TT)) == kWarps),
+                "a wide block's warps cover its rows and tokens");
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
-  const int n0 = Wide ? blockX * kWideRows + warp * kTileRows : blockX * kTileRows;
+  const int n0 = Wide ? blockX * kWideRows + (warp % kRowGroups) * 16 * MT : blockX * kTileRows;
+  // The warp's first 16-token tile of the step's (16 tokens each).
+  const int tt0 = Wide ? blockIdx.y * (kWideTokens / 16) + (warp / kRowGroups) * TT : blockIdx.y;
   {
     const int first = Wide ? blockX * kWideRows : n0;
     const int last = min(first + (Wide ? kWideRows : kTileRows), N);
@@ -350,29 +384,30 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
   startStep();
   const int tokens = Gather ? f.logitCount : f.rows;
   const uint2 *parts = reinterpret_cast<const uint2 *>(f.tokenParts);
-  const int rowLow = min(n0 + g, N - 1), rowHigh = min(n0 + g + 8, N - 1);
-  TileRows<Rows> sums(rows, rowLow, rowHigh);
+  TileRows<Rows, MT, TT> sums(rows, n0 + g);
 
   // U steps loaded, then used. Whole rounds of U steps per warp first,
   // with no bounds to check (so that every load of a round is issued
   // before the first multiply), then what is left, step by step.
-  constexpr int U = TileRows<Rows>::kUnroll;
+  constexpr int U = TileRows<Rows, MT, TT>::kUnroll;
   constexpr int kRounds = kSteps / (kStride * U);
   const int first = Wide ? 0 : warp;
-  auto load = [&](int step, uint32_t(&b)[2][3][2]) {
+  auto load = [&](int step, uint32_t(&b)[TT][2][3][2]) {
 #pragma unroll
-    for (int j = 0; j < 2; ++j)
+    for (int i = 0; i < TT; ++i)
 #pragma unroll
-      for (int p = 0; p < 3; ++p) {
-        const uint2 v = __ldg(parts + partsAt<K>(blockIdx.y, step, j, p, lane));
-        b[j][p][0] = v.x, b[j][p][1] = v.y;
-      }
+      for (int j = 0; j < 2; ++j)
+#pragma unroll
+        for (int p = 0; p < 3; ++p) {
+          const uint2 v = __ldg(parts + partsAt<K>(tt0 + i, step, j, p, lane));
+          b[i][j][p][0] = v.x, b[i][j][p][1] = v.y;
+        }
   };
-  if (!Wide || n0 < N) {
+  if (!Wide || (n0 < N && tt0 * 16 < tokens)) {
 #pragma unroll 1
     for (int round = 0; round < kRounds; ++round) {
       const int s0 = round * kStride * U + first;
-      uint32_t b[U][2][3][2];
+      uint32_t b[U][TT][2][3][2];
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         sums.read(u, (s0 + u * kStride) * 16 + 4 * q);
@@ -384,13 +419,13 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
     }
 #pragma unroll 1
     for (int step = kRounds * kStride * U + first; step < kSteps; step += kStride) {
-      uint32_t b[2][3][2];
+      uint32_t b[1][TT][2][3][2];
       sums.read(0, step * 16 + 4 * q);
-      load(step, b);
-      sums.multiply(0, b);
+      load(step, b[0]);
+      sums.multiply(0, b[0]);
     }
   }
-  sums.template finish<!Wide>(n0, blockIdx.y * kTileTokens, tokens);
+  sums.template finish<!Wide>(n0, tt0 * 16, tokens);
 }
 
 } // namespace lathe_cuda
