@@ -78,6 +78,58 @@ def ReorderChannels : Pass<"lathe-reorder-channels", "mlir::ModuleOp"> {
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }
 
+def EqualizeChannels : Pass<"lathe-equalize-channels", "mlir::ModuleOp"> {
+  let summary = "Move magnitude between weights and activations per channel, exactly";
+  let description = [{
+    A channel whose weight columns are much larger than the others' (or
+    whose activations are much smaller) takes over the scale of every
+    quantization block it shares, and the other channels of the block round
+    to a few levels. This pass picks a power-of-two scale `s_k = 2^e_k` per
+    channel and folds it into the neighbouring weights: the producers of
+    channel `k` (an RMSNorm gain; the rows of the up projection that
+    SwiGLU multiplies, or of the value projection when every query head has
+    a KV head of its own and the cache is f32) are multiplied by `s_k`, the
+    columns of the linears that read it divided by `s_k`. Scaling by a power
+    of two commutes with float rounding, so the unquantized model computes
+    the same function to the bit; exponents are kept small enough that no
+    value overflows or becomes subnormal. Channels that cannot be scaled
+    alone (the residual stream, which RMSNorms read, SwiGLU's gate, RoPE
+    pairs, the classifier's input, anything a packed weight touches) are
+    left alone; `passes/Quantize/ChannelSpaces.h` finds them by following
+    the IR.
+
+    The scales are searched as in SmoothQuant and AWQ, on the calibration
+    statistics (`tfm.calib_rms`, `tfm.calib_absmax`, required on every
+    linear reading a channel that may be scaled) and the weights. With
+    `a_k` a channel's input magnitude (rms or largest value), `w_k` the
+    largest weight of its columns and `p_k = a_k w_k` (which exact
+    rescalings of the model do not change), the candidates put the
+    activation at `p_k^(1-alpha) P^alpha` (`P` the median of `p`) for
+    `alpha` in 0, 1/8, ..., 1, rounded to a power of two. Blocks of
+    channels (the blocks or groups of `format`) are quantized on their own,
+    so each block takes, from the candidates and the identity, the one with
+    the smallest calibrated error there: the error of quantizing the
+    readers in `format` (`sum_k rms_k^2 (w - q(w))^2`, relative to each
+    reader's weighted energy) plus, with `activations=int8` and a format
+    with integer codes, the error of rounding the inputs to int8 per block
+    (estimated from the block's largest rms). The pass never increases that
+    error, and since the candidates depend only on quantities that exact
+    rescalings preserve, a model and its rescaled copy come out alike. The
+    calibration statistics are scaled along.
+    Run it after calibration and before `lathe-reorder-channels` and
+    `lathe-quantize`.
+  }];
+  let options = [
+    Option<"format", "format", "std::string", /*default=*/"\"bfp4:block=32\"",
+           "The format the weights will be quantized to, whose error the "
+           "scales minimise (docs/formats.md)">,
+    Option<"activations", "activations", "std::string", /*default=*/"\"int8\"",
+           "How the products will round their inputs: int8 (as quantized "
+           "builds run by default) or float">,
+  ];
+  let dependentDialects = ["::lathe::tfm::TransformerDialect"];
+}
+
 def SelectFormats : Pass<"lathe-select-formats", "mlir::ModuleOp"> {
   let summary = "Choose a number format per linear weight under a bit budget";
   let description = [{

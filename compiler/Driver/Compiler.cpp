@@ -39,6 +39,16 @@ namespace fs = std::filesystem;
 namespace lathe::compiler {
 namespace {
 
+/// The format whose error equalization minimises in a mixed build, before
+/// the formats are chosen: a budget near 4 bits gives most tensors a 4-bit
+/// format, and a block outlier hurts a 4-bit format most.
+const formats::FormatSpec kMixedEqualizeFormat = [] {
+  formats::FormatSpec spec;
+  spec.kind = formats::FormatKind::INT4;
+  spec.blockSize = 32;
+  return spec;
+}();
+
 bool endsWith(const std::string &s, const std::string &suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -288,8 +298,10 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   }
 
   // Reordering and format selection need calibration; plain quantization
-  // uses it, when a tokenizer allows, only to report calibrated errors.
-  if (quant->needsCalibration() || (quant->quantizes() && tokenizer)) {
+  // uses it, when a tokenizer allows, to equalize channels and to report
+  // calibrated errors.
+  const bool calibrates = quant->needsCalibration() || (quant->quantizes() && tokenizer);
+  if (calibrates) {
     if (!tokenizer)
       return Error("--quant=" + o.quant + " calibrates the model on text and needs a "
                    "tokenizer (--tokenizer)");
@@ -309,6 +321,16 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (quant->quantizes()) {
     report("quantizing", 0);
     mlir::PassManager pm(&context);
+    // Equalization first: reordering then sorts the equalized columns.
+    if (quant->equalize && calibrates) {
+      EqualizeChannelsOptions e;
+      e.format = formats::formatName(quant->format ? *quant->format : kMixedEqualizeFormat);
+      e.activations = plan::activationsName(activations);
+      pm.addPass(createEqualizeChannels(e));
+    } else if (quant->equalize && note && !o.syntheticWeights) {
+      note("no tokenizer to calibrate with: the weights are packed without channel "
+           "equalization (pass --tokenizer to equalize)");
+    }
     if (quant->reorder) {
       ReorderChannelsOptions r;
       if (quant->format)

@@ -49,7 +49,8 @@ Expected<QuantOptions> parseQuantFlag(std::string_view text) {
     return Error("--quant is empty (use --quant=none or a format such as bfp4)");
   if (text == "none")
     return options;
-  // ':reorder' may stand anywhere after the format name; the rest is the format.
+  // ':reorder', ':no-equalize' and the classifier choices may stand anywhere
+  // after the format name; the rest is the format.
   std::string format;
   size_t pos = 0;
   while (pos <= text.size()) {
@@ -59,6 +60,10 @@ Expected<QuantOptions> parseQuantFlag(std::string_view text) {
       if (options.reorder)
         return Error("--quant: 'reorder' is given twice");
       options.reorder = true;
+    } else if (part == "no-equalize" && pos > 0) {
+      if (!options.equalize)
+        return Error("--quant: 'no-equalize' is given twice");
+      options.equalize = false;
     } else if ((part == "classifier" || part == "float-classifier") && pos > 0) {
       if (options.classifier != ClassifierChoice::Default)
         return Error("--quant: give one of ':classifier' and ':float-classifier', once");
@@ -87,8 +92,16 @@ Expected<QuantOptions> parseQuantFlag(std::string_view text) {
     return options;
   }
   Expected<formats::FormatSpec> spec = formats::parseFormatSpec(format);
-  if (!spec)
-    return Error("--quant: " + spec.error().message());
+  if (!spec) {
+    // A misspelt flag of --quant's own reaches the format parser as an
+    // option of the format: name both kinds.
+    std::string message = spec.error().message();
+    if (message.find("unknown option") != std::string::npos && message.back() == ')')
+      message.insert(message.size() - 1,
+                     "; or one of --quant's :reorder, :no-equalize, :classifier, "
+                     ":float-classifier");
+    return Error("--quant: " + message);
+  }
   options.format = *spec;
   return options;
 }

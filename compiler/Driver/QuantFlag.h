@@ -16,6 +16,10 @@
 //                                     of B bits per weight (lathe-select-formats);
 //                                     the classifier at int8:group=32, or
 //                                     unpacked with :float-classifier
+//   ...:no-equalize                   any of these without per-channel
+//                                     equalization (lathe-equalize-channels),
+//                                     which runs by default wherever the
+//                                     model can be calibrated
 #pragma once
 
 #include "runtime/formats/FormatSpec.h"
@@ -44,6 +48,10 @@ formats::FormatSpec defaultClassifierFormat(const std::optional<formats::FormatS
 struct QuantOptions {
   std::optional<formats::FormatSpec> format;  // empty: no quantization
   bool reorder = false;
+  /// Per-channel equalization before packing (lathe-equalize-channels);
+  /// :no-equalize turns it off. It needs calibration, so it runs only where
+  /// a tokenizer is available.
+  bool equalize = true;
   ClassifierChoice classifier = ClassifierChoice::Default;
   std::optional<double> mixedBits;            // mixed:bits=B
   /// Whether the model must be calibrated first.

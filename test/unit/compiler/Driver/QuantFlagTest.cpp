@@ -1,5 +1,5 @@
-// The --quant flag's grammar: formats, :reorder, mixed:bits=B, and the
-// errors that name what is wrong.
+// The --quant flag's grammar: formats, :reorder, :no-equalize, mixed:bits=B,
+// and the errors that name what is wrong.
 #include "compiler/Driver/QuantFlag.h"
 
 #include <gtest/gtest.h>
@@ -37,6 +37,35 @@ TEST(QuantFlagTest, Reorder) {
   }
   EXPECT_NE(errorOf("bfp4:reorder:reorder").find("twice"), std::string::npos);
   EXPECT_NE(errorOf("reorder").find("unknown format 'reorder'"), std::string::npos);
+}
+
+// Equalization is on unless :no-equalize says otherwise, for every kind of
+// build; a misspelling is named with the flags it could have meant.
+TEST(QuantFlagTest, NoEqualize) {
+  for (const char *text : {"bfp4:block=32", "int4:group=32:reorder", "mxfp4", "mixed:bits=4.5"}) {
+    auto q = parseQuantFlag(text);
+    ASSERT_TRUE(q) << text;
+    EXPECT_TRUE(q->equalize) << text;
+  }
+  for (const char *text : {"int4:group=32:no-equalize", "int4:no-equalize:group=32",
+                           "bfp4:no-equalize:reorder", "mixed:bits=4.5:no-equalize"}) {
+    auto q = parseQuantFlag(text);
+    ASSERT_TRUE(q) << text;
+    EXPECT_FALSE(q->equalize) << text;
+    EXPECT_TRUE(q->quantizes()) << text;
+  }
+  auto both = parseQuantFlag("bfp4:no-equalize:reorder");
+  ASSERT_TRUE(both);
+  EXPECT_TRUE(both->reorder);
+  EXPECT_EQ(formats::formatName(*both->format), "bfp4:block=32");
+  EXPECT_EQ(formats::formatName(*parseQuantFlag("int4:no-equalize:group=32")->format),
+            "int4:group=32");
+  EXPECT_NE(errorOf("int4:no-equalize:no-equalize").find("'no-equalize' is given twice"),
+            std::string::npos);
+  EXPECT_NE(errorOf("no-equalize").find("unknown format 'no-equalize'"), std::string::npos);
+  std::string misspelt = errorOf("int4:group=32:no-equalise");
+  EXPECT_NE(misspelt.find("unknown option 'no-equalise'"), std::string::npos) << misspelt;
+  EXPECT_NE(misspelt.find(":no-equalize"), std::string::npos) << misspelt;
 }
 
 TEST(QuantFlagTest, Classifier) {
