@@ -479,15 +479,28 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
     lengths.emplace_back(sequence, kv.length(sequence));
   // Host memory for the step's lists and the logits, before the cache
   // grows.
+  // Page-locked up to kPinnedLogitBytes (decode steps, whose readback is
+  // on every token's path); a larger readback (a prompt's logits at every
+  // position: 1 GB for 2048 tokens of a 128k vocabulary) goes to pageable
+  // memory rather than lock that much of the host's.
+  constexpr size_t kPinnedLogitBytes = size_t(64) << 20;
   const size_t logitBytes = size_t(batch.logitRows()) * size_t(c.vocab) * sizeof(float);
-  if (!logits_ || logits_->size() < logitBytes) {
-    logits_.reset(); // freed before the larger one is taken
-    Expected<std::unique_ptr<PinnedHostBuffer>> b = device_.allocateHost(logitBytes);
-    if (!b)
-      return b.error();
-    logits_ = b.take();
+  float *logits = nullptr;
+  if (logitBytes <= kPinnedLogitBytes) {
+    if (!pinnedLogits_ || pinnedLogits_->size() < logitBytes) {
+      pinnedLogits_.reset(); // freed before the larger one is taken
+      Expected<std::unique_ptr<PinnedHostBuffer>> b = device_.allocateHost(logitBytes);
+      if (!b)
+        return b.error();
+      pinnedLogits_ = b.take();
+    }
+    logits = static_cast<float *>(pinnedLogits_->data());
   }
   try {
+    if (!logits) {
+      largeLogits_.resize(logitBytes / sizeof(float));
+      logits = largeLogits_.data();
+    }
     stepHost_.reserve(5 * batch.size() + 64);
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows));
@@ -518,7 +531,7 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   const size_t count = layout_.logitTokens.size() * size_t(c.vocab);
   if (count)
     if (Status s = check(api_,
-                         api_.cuMemcpyDtoHAsync(logits_->data(),
+                         api_.cuMemcpyDtoHAsync(logits,
                                                 addressOf(*activations_[plan_->logits]),
                                                 count * sizeof(float), stream_),
                          "copying the logits from the GPU");
@@ -527,7 +540,7 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   if (Status s = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
       !s)
     return fail(s.error());
-  return std::span<const float>(static_cast<const float *>(logits_->data()), count);
+  return std::span<const float>(logits, count);
 }
 
 } // namespace lathe::cuda

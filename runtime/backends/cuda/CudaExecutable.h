@@ -92,7 +92,10 @@ private:
   backend::StepLayout layout_;
   std::vector<int32_t> stepHost_;
   LatheCudaFrame host_{};
-  std::unique_ptr<PinnedHostBuffer> logits_; // page-locked: the readback at link speed
+  /// The logits read back: page-locked (at link speed) for steps of up to
+  /// 64 MB of them, pageable beyond (execute()).
+  std::unique_ptr<PinnedHostBuffer> pinnedLogits_;
+  std::vector<float> largeLogits_;
 };
 
 } // namespace lathe::cuda
