@@ -75,10 +75,14 @@ uint64_t splitmix64Next(uint64_t &state) {
   return z ^ (z >> 31);
 }
 
+bool Sampler::greedy() const {
+  const float temperature = options_.temperature;
+  return !(temperature > 0.0f) || !std::isfinite(temperature);
+}
+
 int32_t Sampler::sampleFrom(std::span<const float> logits) {
   // argmax already lets no NaN win, as sample() does by making them -inf.
-  const float temperature = options_.temperature;
-  if (!(temperature > 0.0f) || !std::isfinite(temperature))
+  if (greedy())
     return argmax(logits);
   scratch_.assign(logits.begin(), logits.end());
   return sample(scratch_);
@@ -98,9 +102,9 @@ int32_t Sampler::sample(std::span<float> logits) {
       l = negInf;
   // Invalid options (the caller skipped validation) degrade to greedy or to
   // "filter off" rather than to undefined behaviour.
-  const float temperature = options_.temperature;
-  if (!(temperature > 0.0f) || !std::isfinite(temperature))
+  if (greedy())
     return argmax(logits);
+  const float temperature = options_.temperature;
   const int32_t best = argmax(logits);
   const float maxLogit = logits[best];
   // +inf dominates everything; all -inf leaves nothing to weigh.

@@ -56,6 +56,9 @@ public:
   const SamplerOptions &options() const { return options_; }
 
 private:
+  /// Temperature 0, or one that is not a finite positive number (options
+  /// that skipped validation degrade to greedy).
+  bool greedy() const;
   uint64_t nextRandom();
   double nextUniform();
 

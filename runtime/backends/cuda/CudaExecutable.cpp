@@ -13,8 +13,9 @@ namespace {
 
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 
-/// Tokens rounded up to whole tiles of LATHE_CUDA_TILE_TOKENS: what the
-/// split launch covers and the tiles' grid counts in.
+/// Tokens rounded up to whole token tiles (16, or 64 for the wide tiles;
+/// LATHE_CUDA_TILE_ROUNDED): what the split launch covers and the tiles'
+/// grid counts in.
 int64_t tileRounded(int64_t tokens) { return LATHE_CUDA_TILE_ROUNDED(tokens); }
 
 CUdeviceptr addressOf(const backend::Buffer &buffer) {
@@ -365,12 +366,10 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
     const int64_t tokens = l.gather ? int64_t(layout_.logitTokens.size()) : rows;
     switch (l.grid) {
     case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
-      gx = unsigned(rows);
-      gy = unsigned(l.blocks);
-      break;
     case LATHE_CUDA_GRID_PER_HEAD:
       gx = unsigned(rows);
       gy = unsigned(l.blocks);
+      // Only attention launches have query tiles (initialize checks).
       if (l.queryTile > 0 && flashAttention(rows)) { // query tiles on x
         fn = tileKernels_[i];
         // A graph replays its grid for other steps of as many tokens, with

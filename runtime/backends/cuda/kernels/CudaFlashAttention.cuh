@@ -160,7 +160,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
         s[n][e] = p < seen[e / 2] ? s[n][e] * scale : -INFINITY;
         chunkBest[e / 2] = fmaxf(chunkBest[e / 2], s[n][e]);
       }
-    float rescale[2];
+    float rescale[2], ref[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 1));
@@ -168,8 +168,8 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
       const float next = fmaxf(best[i], chunkBest[i]);
       // Every token sees row 0, so a row's maximum is finite from the
       // first chunk on; the guard keeps a row that saw nothing at 0, not NaN.
-      const float ref = next == -INFINITY ? 0.0f : next;
-      rescale[i] = expf(best[i] - ref); // 0 on the first chunk
+      ref[i] = next == -INFINITY ? 0.0f : next;
+      rescale[i] = expf(best[i] - ref[i]); // 0 on the first chunk
       best[i] = next;
       sum[i] *= rescale[i];
     }
@@ -177,8 +177,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
     for (int n = 0; n < C / 8; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float ref = best[e / 2] == -INFINITY ? 0.0f : best[e / 2];
-        s[n][e] = expf(s[n][e] - ref);
+        s[n][e] = expf(s[n][e] - ref[e / 2]);
         sum[e / 2] += s[n][e];
       }
 #pragma unroll

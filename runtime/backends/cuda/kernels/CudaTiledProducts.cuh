@@ -320,10 +320,9 @@ template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU
 struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT> {
   using Gate = TileSums<WG, RowBytesG, MT, TT>;
   using Up = TileSums<WU, RowBytesU, MT, TT>;
-  static constexpr int kUnroll =
-      (Gate::kUnroll < Up::kUnroll ? Gate::kUnroll : Up::kUnroll) / 2 > 0
-          ? (Gate::kUnroll < Up::kUnroll ? Gate::kUnroll : Up::kUnroll) / 2
-          : 1;
+  // Half the smaller of the two: each step loads both weights.
+  static constexpr int kUnroll = (Gate::kUnroll < Up::kUnroll ? Gate::kUnroll : Up::kUnroll) / 2;
+  static_assert(kUnroll > 0, "a step of both weights at least");
   const GatedRows<WG, WU, K, N, RowBytesG, RowBytesU> &rows;
   Gate gate;
   Up up;
