@@ -51,9 +51,20 @@ public:
              << "expects arguments (tokens, positions, !tfm.kv_cache) for lowering";
     auto cache = cast<tfm::KVCacheType>(fn_.getArgument(2).getType());
     Type element = cache.getElementType();
-    model_.plan.kvElement = element.isF16()    ? ElementType::F16
-                            : element.isBF16() ? ElementType::BF16
-                                               : ElementType::F32;
+    if (auto quant = dyn_cast<tfm::KVQuantType>(element)) {
+      formats::KvKind kind = formats::KvKind::Bfp4;
+      if (quant.getKind() == tfm::KVQuantKind::int8)
+        kind = formats::KvKind::Int8;
+      else if (quant.getKind() == tfm::KVQuantKind::bfp8)
+        kind = formats::KvKind::Bfp8;
+      model_.plan.kvFormat = {kind, static_cast<int32_t>(quant.getBlock())};
+      model_.plan.kvElement = ElementType::F32;
+    } else {
+      model_.plan.kvElement = element.isF16()    ? ElementType::F16
+                              : element.isBF16() ? ElementType::BF16
+                                                 : ElementType::F32;
+      model_.plan.kvFormat = formats::plainKvFormat(model_.plan.kvElement);
+    }
     plan::ModelConfig &c = model_.config;
     c.layers = cache.getLayers();
     c.kvHeads = cache.getKvHeads();

@@ -54,6 +54,22 @@ bool endsWith(const std::string &s, const std::string &suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+/// The KV cache's element type in the tfm dialect for a resolved format.
+mlir::Type kvElementType(mlir::MLIRContext &context, formats::KvFormat f) {
+  switch (f.kind) {
+  case formats::KvKind::F32: return mlir::Float32Type::get(&context);
+  case formats::KvKind::F16: return mlir::Float16Type::get(&context);
+  case formats::KvKind::BF16: return mlir::BFloat16Type::get(&context);
+  case formats::KvKind::Int8:
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::int8, f.block);
+  case formats::KvKind::Bfp8:
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp8, f.block);
+  case formats::KvKind::Bfp4:
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp4, f.block);
+  }
+  return mlir::Float32Type::get(&context);
+}
+
 /// The model's name for the artifact: the file or folder name without suffix.
 std::string modelName(const std::string &input) {
   fs::path p = fs::path(input).lexically_normal();
@@ -115,9 +131,12 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
   if (!quant)
     return quant.error();
-  Expected<ElementType> kv = parseKvFlag(o.kv);
+  Expected<formats::KvFormat> kv = parseKvFlag(o.kv);
   if (!kv)
     return kv.error();
+  if (kv->compressed() && cuda)
+    return Error("--kv=" + o.kv + ": the cuda target stores the KV cache as f32, f16 or bf16 "
+                 "only (compressed KV formats run on the cpu target)");
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
   if (o.activations == "int8" && cuda)
@@ -210,7 +229,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   }
   if (mlir::failed(mlir::verify(*module)))
     return mlirError(o.input + ": the tfm module fails verification");
-  if (*kv != ElementType::F32) {
+  if (!(*kv == formats::plainKvFormat(ElementType::F32))) {
     // The cache's element type is part of the function's signature; every
     // attention op reads the cache argument, so retyping it is enough.
     auto fn = module->lookupSymbol<mlir::func::FuncOp>("forward");
@@ -219,8 +238,10 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     auto cache = llvm::dyn_cast<tfm::KVCacheType>(fn.getArgument(2).getType());
     if (!cache)
       return Error(o.input + ": --kv=" + o.kv + " needs a function @forward with a KV cache");
-    mlir::Type element = *kv == ElementType::F16 ? mlir::Type(mlir::Float16Type::get(&context))
-                                                 : mlir::Type(mlir::BFloat16Type::get(&context));
+    Expected<formats::KvFormat> resolved = resolveKvFlag(o.kv, *kv, cache.getHeadDim());
+    if (!resolved)
+      return resolved.error();
+    mlir::Type element = kvElementType(context, *resolved);
     auto retyped = tfm::KVCacheType::get(&context, cache.getLayers(), cache.getKvHeads(),
                                          cache.getHeadDim(), cache.getCapacity(), element);
     fn.getArgument(2).setType(retyped);

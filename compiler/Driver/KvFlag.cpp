@@ -4,11 +4,19 @@
 
 namespace lathe::compiler {
 
-Expected<ElementType> parseKvFlag(std::string_view text) {
-  for (ElementType t : {ElementType::F32, ElementType::F16, ElementType::BF16})
-    if (text == elementTypeName(t))
-      return t;
-  return Error("--kv=" + std::string(text) + ": expected f32, f16 or bf16");
+Expected<formats::KvFormat> parseKvFlag(std::string_view text) {
+  Expected<formats::KvFormat> f = formats::parseKvFormat(text);
+  if (!f)
+    return Error("--kv=" + std::string(text) + ": " + f.error().message());
+  return f;
+}
+
+Expected<formats::KvFormat> resolveKvFlag(std::string_view text, formats::KvFormat format,
+                                          int64_t headDim) {
+  Expected<formats::KvFormat> f = formats::resolveKvFormat(format, headDim);
+  if (!f)
+    return Error("--kv=" + std::string(text) + ": " + f.error().message());
+  return f;
 }
 
 } // namespace lathe::compiler

@@ -1,18 +1,30 @@
-// The --kv flag of lathe-compile: the element type of the KV cache.
+// The --kv flag of lathe-compile: how the KV cache stores keys and values
+// (runtime/formats/KvFormat.h).
 //
-//   --kv=f32    (the default)
-//   --kv=f16 | --kv=bf16   half the memory and the bytes attention reads
+//   --kv=f32                    (the default)
+//   --kv=f16 | --kv=bf16        half the memory and the bytes attention reads
+//   --kv=int8                   int8 codes, a float32 scale per token row and KV head
+//   --kv=bfp8[:block=N]         8/4-bit mantissas sharing an exponent per block
+//   --kv=bfp4[:block=N]         of N values along head_dim (N divides head_dim)
 #pragma once
 
-#include "runtime/formats/ElementType.h"
+#include "runtime/formats/KvFormat.h"
 #include "runtime/support/Expected.h"
 
 #include <string_view>
 
 namespace lathe::compiler {
 
-/// "f32", "f16" or "bf16"; anything else is an Error quoting the text:
-/// "--kv=f8: expected f32, f16 or bf16".
-Expected<ElementType> parseKvFlag(std::string_view text);
+/// The format `text` names, its block left 0 when not given (the model's
+/// head_dim decides it: resolveKvFlag). Anything else is one Error line
+/// quoting the text: "--kv=f8: unknown KV format 'f8' (expected f32, f16,
+/// bf16, int8, bfp8 or bfp4)".
+Expected<formats::KvFormat> parseKvFlag(std::string_view text);
+
+/// `format` (parsed from `text`) checked against the model's head_dim, its
+/// default block filled in: "--kv=bfp4:block=32: block=32 does not divide
+/// head_dim 48".
+Expected<formats::KvFormat> resolveKvFlag(std::string_view text, formats::KvFormat format,
+                                          int64_t headDim);
 
 } // namespace lathe::compiler

@@ -29,4 +29,11 @@ def Transformer_MxElement : I32EnumAttr<"MxElement", "OCP MX element format", [
   let cppNamespace = "::lathe::tfm";
 }
 
+// The compressed KV-cache formats (runtime/formats/KvFormat.h).
+def Transformer_KVQuantKind : I32EnumAttr<"KVQuantKind", "compressed KV-cache format", [
+    I32EnumAttrCase<"int8", 0>, I32EnumAttrCase<"bfp8", 1>, I32EnumAttrCase<"bfp4", 2>]> {
+  let genSpecializedAttr = 0;
+  let cppNamespace = "::lathe::tfm";
+}
+
 #endif // LATHE_TRANSFORMER_ATTRS

@@ -13,9 +13,29 @@ LogicalResult KVCacheType::verify(function_ref<InFlightDiagnostic()> emitError,
                           "capacity, got "
                        << layers << ", " << kvHeads << ", " << headDim << ", "
                        << capacity;
+  if (auto quant = llvm::dyn_cast<KVQuantType>(elementType)) {
+    // Blocks tile each head, so attention decodes a head's slice of a row
+    // on its own (int8: one scale per head).
+    if (headDim % quant.getBlock() != 0)
+      return emitError() << "expects a block that divides head_dim " << headDim << ", got "
+                         << quant.getBlock();
+    if (quant.getKind() == KVQuantKind::int8 && quant.getBlock() != headDim)
+      return emitError() << "expects an int8 block equal to head_dim " << headDim
+                         << ", got " << quant.getBlock();
+    return success();
+  }
   if (!elementType.isF32() && !elementType.isF16() && !elementType.isBF16())
-    return emitError() << "expects an f32, f16 or bf16 cache element type, got "
+    return emitError() << "expects an f32, f16, bf16 or !tfm.kv_quant cache element type, got "
                        << elementType;
+  return success();
+}
+
+LogicalResult KVQuantType::verify(function_ref<InFlightDiagnostic()> emitError,
+                                  KVQuantKind kind, int64_t block) {
+  if (block <= 0)
+    return emitError() << "expects a positive block, got " << block;
+  if (kind == KVQuantKind::bfp4 && block % 2 != 0)
+    return emitError() << "expects an even bfp4 block (two mantissas a byte), got " << block;
   return success();
 }
 

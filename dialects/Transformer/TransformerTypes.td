@@ -86,13 +86,29 @@ def Transformer_IntType : Transformer_Type<"Int", "int",
   let genVerifyDecl = 1;
 }
 
+def Transformer_KVQuantType : Transformer_Type<"KVQuant", "kv_quant"> {
+  let summary = "A compressed KV-cache row format";
+  let description = [{
+    `!tfm.kv_quant<bfp4, block = 16>` as the element type of a
+    `!tfm.kv_cache` stores each row of keys and values in blocks of `block`
+    values along head_dim: `int8` with a float32 scale per block (the block
+    is head_dim: one scale per token row and KV head), `bfp8`/`bfp4` with a
+    shared 8-bit exponent per block and 8/4-bit mantissas
+    (docs/formats.md, "KV cache formats").
+  }];
+  let parameters = (ins "KVQuantKind":$kind, "int64_t":$block);
+  let assemblyFormat = "`<` $kind `,` `block` `=` $block `>`";
+  let genVerifyDecl = 1;
+}
+
 def Transformer_KVCacheType : Transformer_Type<"KVCache", "kv_cache"> {
   let summary = "Keys and values of every layer for one sequence";
   let description = [{
     `!tfm.kv_cache<layers = 6, kv_heads = 6, head_dim = 48, capacity = 256, f32>`
     holds, per layer, `capacity` positions of keys and of values, each
     `kv_heads * head_dim` wide. Attention writes the new rows and reads the
-    prefix; the element type is the storage format.
+    prefix; the element type is the storage format: f32, f16, bf16 or a
+    `!tfm.kv_quant` whose block divides head_dim.
   }];
   let parameters = (ins "int64_t":$layers, "int64_t":$kvHeads,
                         "int64_t":$headDim, "int64_t":$capacity,

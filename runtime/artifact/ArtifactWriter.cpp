@@ -122,7 +122,8 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
     schedules.push_back(fb::CreateSchedule(
         b, b.CreateString(p.target), b.CreateVector(buffers), b.CreateVector(steps),
         p.logits, p.kvLayers, p.kvWidth, native, static_cast<fb::ElementType>(p.kvElement),
-        device));
+        device, static_cast<fb::KvKind>(p.kvFormat.kind),
+        static_cast<uint32_t>(p.kvFormat.block)));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

@@ -12,8 +12,10 @@ namespace lathe::artifact {
 
 inline constexpr char kMagic[8] = {'L', 'A', 'T', 'H', 'E', 'A', 'R', 'T'};
 /// 2: steps in the generic form of runtime/plan/StepCodec.h. 3: rope steps
-/// carry Llama 3 frequency scaling; bias_add steps.
-inline constexpr uint32_t kFormatVersion = 3;
+/// carry Llama 3 frequency scaling; bias_add steps. 4: schedules carry a KV
+/// format (kv_kind, kv_block) that may be compressed, which a version-3
+/// runtime would ignore and read as garbage.
+inline constexpr uint32_t kFormatVersion = 4;
 inline constexpr uint64_t kSectionAlignment = 64;
 
 struct FileHeader {

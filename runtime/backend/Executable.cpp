@@ -18,14 +18,14 @@ kv::KVLayout kvLayoutOf(const plan::KernelPlan &plan, int64_t blocks) {
   layout.width = static_cast<int64_t>(plan.kvWidth);
   layout.blockSize = 16;
   layout.blocks = blocks;
-  layout.element = plan.kvElement;
+  layout.format = plan.kvFormat;
   return layout;
 }
 
 bool fitsPlan(const kv::KVLayout &layout, const plan::KernelPlan &plan) {
   const kv::KVLayout expected = kvLayoutOf(plan, layout.blocks);
   return layout.layers == expected.layers && layout.width == expected.width &&
-         layout.blockSize == expected.blockSize && layout.element == expected.element;
+         layout.blockSize == expected.blockSize && layout.format == expected.format;
 }
 
 Expected<std::shared_ptr<Executable>> load(std::shared_ptr<const artifact::Artifact> artifact,

@@ -59,12 +59,12 @@ Status encodeBfpBlock(int mantissaBits, std::span<const float> block,
   const double qmax = bfpMaxMantissa(mantissaBits);
   std::span<uint8_t> mantissas = out.subspan(1);
   std::fill(mantissas.begin(), mantissas.end(), uint8_t{0});
+  // Scaling a float by 2^-stepExponent (at most 2^135) is exact in double,
+  // so the only rounding is the one roundHalfEven does.
+  const double inverseStep = std::ldexp(1.0, -stepExponent);
   for (size_t i = 0; i < block.size(); ++i) {
-    // Scaling by a power of two is exact in double, so the only rounding is
-    // the one roundHalfEven does.
     const double q = std::clamp(
-        roundHalfEven(std::ldexp(static_cast<double>(block[i]), -stepExponent)),
-        -qmax, qmax);
+        roundHalfEven(static_cast<double>(block[i]) * inverseStep), -qmax, qmax);
     packBits(mantissas, i, static_cast<unsigned>(mantissaBits),
              static_cast<uint32_t>(static_cast<int32_t>(q)));
   }

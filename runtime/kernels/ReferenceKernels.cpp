@@ -132,17 +132,20 @@ void attention(const float *q, const float *k, const float *v,
 
 namespace {
 
-/// Row `row` of a KV array, columns [first, first + n), as floats.
-void loadKV(const void *base, ElementType element, int64_t width, int64_t row, int64_t first,
-            int64_t n, float *out) {
-  const uint8_t *p = static_cast<const uint8_t *>(base) +
-                     (row * width + first) * int64_t(elementSize(element));
-  loadRow({element, p, 1, n}, 0, n, out);
+/// Row `row` of a KV array, columns [first, first + n), as floats: a
+/// head's slice, decoded on its own (its blocks never cross heads).
+void loadKV(const void *base, formats::KvFormat format, int64_t width, int64_t row,
+            int64_t first, int64_t n, float *out) {
+  const uint8_t *p =
+      static_cast<const uint8_t *>(base) + size_t(row) * formats::kvRowBytes(format, width);
+  formats::decodeKvValues(format, p, first, {out, size_t(n)});
 }
 
-void storeRow(const float *x, ElementType element, int64_t width, void *base, int64_t row) {
-  encodeFloats(x, width, element,
-               static_cast<uint8_t *>(base) + row * width * int64_t(elementSize(element)));
+void storeRow(const float *x, formats::KvFormat format, int64_t width, void *base,
+              int64_t row) {
+  formats::encodeKvRow(format, {x, size_t(width)},
+                       static_cast<uint8_t *>(base) +
+                           size_t(row) * formats::kvRowBytes(format, width));
 }
 
 } // namespace
@@ -150,8 +153,8 @@ void storeRow(const float *x, ElementType element, int64_t width, void *base, in
 void storeKV(const float *k, const float *v, std::span<const int32_t> rows,
              KVLayerView cache) {
   for (size_t t = 0; t < rows.size(); ++t) {
-    storeRow(k + t * cache.width, cache.element, cache.width, cache.keys, rows[t]);
-    storeRow(v + t * cache.width, cache.element, cache.width, cache.values, rows[t]);
+    storeRow(k + t * cache.width, cache.format, cache.width, cache.keys, rows[t]);
+    storeRow(v + t * cache.width, cache.format, cache.width, cache.values, rows[t]);
   }
 }
 
@@ -171,7 +174,7 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
       int64_t kvOffset = (h / group) * headDim;
       float maxScore = -INFINITY;
       for (int64_t p = 0; p < len; ++p) {
-        loadKV(cache.keys, cache.element, cache.width, rows[p], kvOffset, headDim, kv.data());
+        loadKV(cache.keys, cache.format, cache.width, rows[p], kvOffset, headDim, kv.data());
         scratch[p] = static_cast<float>(dot(qh, kv.data(), headDim) * invSqrt);
         maxScore = std::max(maxScore, scratch[p]);
       }
@@ -183,7 +186,7 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
       // Position-major, so the cache is read in storage order.
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t p = 0; p < len; ++p) {
-        loadKV(cache.values, cache.element, cache.width, rows[p], kvOffset, headDim,
+        loadKV(cache.values, cache.format, cache.width, rows[p], kvOffset, headDim,
                kv.data());
         double wgt = scratch[p];
         for (int64_t d = 0; d < headDim; ++d)

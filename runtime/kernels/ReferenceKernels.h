@@ -7,6 +7,7 @@
 #include "runtime/backend/Batch.h"
 #include "runtime/formats/ElementType.h"
 #include "runtime/formats/FormatSpec.h"
+#include "runtime/formats/KvFormat.h"
 #include "runtime/plan/KernelPlan.h"
 
 #include <cstdint>
@@ -41,17 +42,19 @@ void rope(const float *x, std::span<const int32_t> positions, int64_t width,
 /// out[t, n] = x[t, n] + bias[n] over rows of `width`. May run in place.
 void biasAdd(const float *x, WeightView bias, int64_t rows, int64_t width, float *out);
 
-/// One layer's keys and values (kv::PagedKVCache): rows of `width`
-/// elements of `element` (f32, f16 or bf16), indexed by the rows of
-/// backend::StepLayout. `capacity` is the most rows one token may see: the
-/// length of a head's score row in scratch. f16/bf16 rows are stored
-/// rounded to nearest even and read back exactly.
+/// One layer's keys and values (kv::PagedKVCache): rows of `width` values
+/// stored in `format` (formats::kvRowBytes(format, width) bytes a row),
+/// indexed by the rows of backend::StepLayout. `capacity` is the most rows
+/// one token may see: the length of a head's score row in scratch. f16/bf16
+/// rows are stored rounded to nearest even and read back exactly;
+/// compressed rows are quantized as they are stored and decoded a head's
+/// slice at a time as attention reads them.
 struct KVLayerView {
   void *keys;
   void *values;
   int64_t capacity;
   int64_t width;
-  ElementType element = ElementType::F32;
+  formats::KvFormat format;
 };
 
 /// Writes row t of k and v to cache row storeRows[t], then lets each query

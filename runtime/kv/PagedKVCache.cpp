@@ -14,6 +14,10 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
       maxSequenceLength <= 0)
     return Error(fmt::format("KV cache: invalid shape ({} layers, width {}, {} blocks of {})",
                              layout.layers, layout.width, layout.blocks, layout.blockSize));
+  if (layout.format.compressed() &&
+      (layout.format.block <= 0 || layout.width % layout.format.block != 0))
+    return Error(fmt::format("KV cache: rows of {} values cannot be cut into blocks of {}",
+                             layout.width, layout.format.block));
   if (layout.rows() > std::numeric_limits<int32_t>::max() ||
       layout.blocks > std::numeric_limits<int32_t>::max() / layout.blockSize)
     return Error(fmt::format("KV cache: {} blocks of {} rows are more than a row index can "

@@ -6,7 +6,9 @@
 // lengths fit in one pool without reserving the context for each.
 //
 // Storage is one device buffer, laid out by KVLayout: per layer, a key array
-// and a value array of `blocks x blockSize` rows of `width` elements; block
+// and a value array of `blocks x blockSize` rows of `width` values, each row
+// stored in the layout's format (formats/KvFormat.h: plain elements, or
+// compressed blocks with their scales, kvRowBytes bytes a row); block
 // b holds rows [b * blockSize, (b + 1) * blockSize) of every layer. A
 // sequence's slot s lives in row table[s / blockSize] * blockSize +
 // s % blockSize, the same row in every layer, so a step works out its rows
@@ -15,7 +17,7 @@
 
 #include "runtime/backend/Batch.h"
 #include "runtime/backend/Device.h"
-#include "runtime/formats/ElementType.h"
+#include "runtime/formats/KvFormat.h"
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
@@ -33,10 +35,14 @@ struct KVLayout {
   int64_t width = 0;      // kv_heads * head_dim elements per row
   int64_t blockSize = 16; // rows per block
   int64_t blocks = 0;
-  ElementType element = ElementType::F32;
+  formats::KvFormat format;
 
   int64_t rows() const { return blocks * blockSize; }
-  size_t rowBytes() const { return size_t(width) * elementSize(element); }
+  /// A stored row: its packed bytes, scales or exponents included. Forks,
+  /// copies on write and commits move whole rows and blocks of these.
+  size_t rowBytes() const { return formats::kvRowBytes(format, width); }
+  /// Bytes one token takes across every layer, keys and values.
+  size_t tokenBytes() const { return size_t(layers) * 2 * rowBytes(); }
   /// Byte offset of row `row` of layer `layer`'s keys (values: `value`).
   size_t offset(int64_t layer, bool value, int64_t row) const {
     return ((size_t(layer) * 2 + (value ? 1 : 0)) * size_t(rows()) + size_t(row)) * rowBytes();

@@ -34,6 +34,21 @@ public:
           "({} layers x {})",
           source_, plan_.kvLayers, plan_.kvWidth, config_.layers,
           config_.kvHeads * config_.headDim));
+    // A compressed format must be one lathe-compile could have resolved for
+    // this head_dim (its blocks tile each head); kvElement mirrors it.
+    Expected<formats::KvFormat> kv = formats::resolveKvFormat(plan_.kvFormat, config_.headDim);
+    if (!kv || !(*kv == plan_.kvFormat))
+      return Error(fmt::format("{}: kernel plan KV format '{}' does not fit head_dim {}{}",
+                               source_, formats::kvFormatName(plan_.kvFormat), config_.headDim,
+                               kv ? "" : ": " + kv.error().message()));
+    if (plan_.target == "cuda" && plan_.kvFormat.compressed())
+      return Error(fmt::format("{}: kernel plan 'cuda' stores its KV cache as {}, which only "
+                               "the cpu target reads",
+                               source_, formats::kvFormatName(plan_.kvFormat)));
+    if (plan_.kvElement != formats::plainElement(plan_.kvFormat).value_or(ElementType::F32))
+      return Error(fmt::format("{}: kernel plan KV element {} disagrees with its KV format '{}'",
+                               source_, elementTypeName(plan_.kvElement),
+                               formats::kvFormatName(plan_.kvFormat)));
     for (size_t i = 0; i < plan_.steps.size(); ++i) {
       index_ = i;
       Status s = std::visit([&](const auto &step) { return check(step); },
@@ -258,6 +273,8 @@ uint64_t planHash(const KernelPlan &plan) {
   put(&plan.kvLayers, sizeof plan.kvLayers);
   put(&plan.kvWidth, sizeof plan.kvWidth);
   put(&plan.kvElement, sizeof plan.kvElement);
+  put(&plan.kvFormat.kind, sizeof plan.kvFormat.kind);
+  put(&plan.kvFormat.block, sizeof plan.kvFormat.block);
   return artifact::checksum(bytes);
 }
 

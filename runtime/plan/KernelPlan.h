@@ -7,6 +7,7 @@
 
 #include "runtime/formats/ElementType.h"
 #include "runtime/formats/FormatSpec.h"
+#include "runtime/formats/KvFormat.h"
 #include "runtime/plan/RopeFrequencies.h"
 #include "runtime/plan/RopeLayout.h"
 #include "runtime/support/Expected.h"
@@ -225,7 +226,11 @@ struct KernelPlan {
   uint32_t logits = 0;     // buffer holding [tokens, vocab] scores
   uint32_t kvLayers = 0;
   uint64_t kvWidth = 0;    // kv_heads * head_dim
-  ElementType kvElement = ElementType::F32; // what the KV cache stores
+  /// How the KV cache stores its rows (lathe-compile --kv).
+  formats::KvFormat kvFormat;
+  /// kvFormat's element type when it is plain, f32 when it is compressed
+  /// (the CUDA code generator reads it; validatePlan checks that they agree).
+  ElementType kvElement = ElementType::F32;
   std::optional<NativeCode> native;
   std::optional<DeviceCode> device;
 };

@@ -338,8 +338,8 @@ TEST(KVElementTest, HalfPrecisionCachesStayClose) {
     ASSERT_NE(a, nullptr);
     auto wide = Session::create(f32), narrow = Session::create(a);
     ASSERT_TRUE(wide && narrow);
-    EXPECT_EQ(narrow->kvCache().layout().element,
-              kv == "f16" ? ElementType::F16 : ElementType::BF16);
+    EXPECT_EQ(narrow->kvCache().layout().format,
+              formats::plainKvFormat(kv == "f16" ? ElementType::F16 : ElementType::BF16));
     EXPECT_EQ(2 * narrow->kvCache().layout().blockBytes(), wide->kvCache().layout().blockBytes());
     for (const auto &prompt : ref["prompts"]) {
       std::vector<int32_t> ids = prompt["prompt_ids"];

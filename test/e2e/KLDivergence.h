@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -78,6 +79,77 @@ inline double meanKL(const std::vector<std::vector<int32_t>> &sequences,
     }
   }
   return sum / double(*tokens);
+}
+
+/// How far builds drift from the FP32 build over every predicted token of
+/// `sequences`: mean KL(P_fp32 || P_build), the share of tokens whose most
+/// likely next token is the FP32 build's (top-1 agreement), and the build's
+/// perplexity of the text.
+struct Drift {
+  double meanKL = INFINITY;
+  double top1 = 0;
+  double perplexity = INFINITY;
+  int64_t tokens = 0;
+};
+
+/// The Drift of each of `builds`, with one FP32 pass shared by all of them.
+inline std::vector<Drift>
+drift(const std::vector<std::vector<int32_t>> &sequences,
+      std::shared_ptr<const artifact::Artifact> fp32,
+      const std::vector<std::shared_ptr<const artifact::Artifact>> &builds) {
+  std::vector<Drift> result(builds.size());
+  auto p = Session::create(fp32);
+  EXPECT_TRUE(p);
+  if (!p)
+    return result;
+  std::vector<Session> sessions;
+  for (const auto &b : builds) {
+    auto q = Session::create(b);
+    EXPECT_TRUE(q);
+    if (!q)
+      return result;
+    sessions.push_back(q.take());
+  }
+  const size_t vocab = static_cast<size_t>(fp32->config().vocab);
+  auto argmax = [](std::span<const float> row) {
+    return std::max_element(row.begin(), row.end()) - row.begin();
+  };
+  std::vector<double> kl(builds.size(), 0), nll(builds.size(), 0);
+  std::vector<int64_t> agree(builds.size(), 0);
+  int64_t tokens = 0;
+  std::vector<float> reference;
+  for (const std::vector<int32_t> &ids : sequences) {
+    p->reset();
+    auto lp = p->forward(ids, /*allLogits=*/true);
+    EXPECT_TRUE(lp);
+    if (!lp)
+      return result;
+    reference.assign(lp->begin(), lp->end());
+    const int64_t predicted = static_cast<int64_t>(ids.size()) - 1;
+    for (size_t b = 0; b < builds.size(); ++b) {
+      sessions[b].reset();
+      auto lq = sessions[b].forward(ids, /*allLogits=*/true);
+      EXPECT_TRUE(lq);
+      if (!lq)
+        return result;
+      for (int64_t t = 0; t < predicted; ++t) {
+        std::span<const float> ref(reference.data() + t * vocab, vocab);
+        std::span<const float> row = lq->subspan(t * vocab, vocab);
+        kl[b] += klDivergence(ref, row);
+        agree[b] += argmax(ref) == argmax(row);
+        // -log softmax(row)[next], in double.
+        const float top = *std::max_element(row.begin(), row.end());
+        double sum = 0;
+        for (float v : row) sum += std::exp(double(v) - top);
+        nll[b] += std::log(sum) - (double(row[size_t(ids[t + 1])]) - top);
+      }
+    }
+    tokens += predicted;
+  }
+  for (size_t b = 0; b < builds.size(); ++b)
+    result[b] = Drift{kl[b] / double(tokens), double(agree[b]) / double(tokens),
+                      std::exp(nll[b] / double(tokens)), tokens};
+  return result;
 }
 
 } // namespace lathe::test

@@ -38,8 +38,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (std::optional<lathe::formats::FormatSpec> classifier = quant->classifierFormat())
       checkFormat(text, *classifier);
   }
-  lathe::Expected<lathe::ElementType> kv = parseKvFlag(text);
-  if (kv && lathe::elementTypeName(*kv) != text)
-    fail(text, "--kv accepted a name that is not its element type's");
+  lathe::Expected<lathe::formats::KvFormat> kv = parseKvFlag(text);
+  if (kv) {
+    // Resolved against a head_dim its block divides, the canonical name
+    // parses back to the same format.
+    const int64_t headDim = kv->block > 0 ? int64_t{kv->block} * 2 : 64;
+    lathe::Expected<lathe::formats::KvFormat> resolved = resolveKvFlag(text, *kv, headDim);
+    if (resolved) {
+      lathe::Expected<lathe::formats::KvFormat> again =
+          parseKvFlag(lathe::formats::kvFormatName(*resolved));
+      lathe::Expected<lathe::formats::KvFormat> same =
+          again ? resolveKvFlag(text, *again, headDim) : again;
+      if (!same || !(*same == *resolved))
+        fail(text, "--kv: the name of the resolved format does not parse back to it");
+    }
+  }
   return 0;
 }

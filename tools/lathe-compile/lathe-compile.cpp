@@ -41,8 +41,10 @@ int main(int argc, char **argv) {
                  "for quantized builds, float for --quant=none")
       ->check(CLI::IsMember({"int8", "float"}));
   app.add_option("--kv", options.kv,
-                 "element type of the KV cache: f32, f16 or bf16 (half the memory and "
-                 "the bytes attention reads)")
+                 "how the KV cache stores keys and values: f32, f16, bf16 (half the "
+                 "memory), int8 (a scale per token row and KV head), bfp8[:block=N] or "
+                 "bfp4[:block=N] (an exponent per N values along head_dim); compressed "
+                 "formats on the cpu target only")
       ->capture_default_str();
   app.add_option("--quant-report", options.quantReport,
                  "write each linear weight's format, bits and error to FILE");

@@ -8,6 +8,11 @@
 // Counters: weightGB/s = weight bytes read per second (each call reads the
 // matrix once, at any T); GFLOP/s = 2*T*N*K per second.
 //
+// attention/<kv>/context:<n>: one decode token's attention (the SIMD
+// kernel, one thread) over stories15M's 6 layers of 6 heads of 48 with
+// every cached row visible, for each KV-cache format (--kv): KVGB/s counts
+// the cache bytes read.
+//
 // read/<size>/threads:<n>: plain read bandwidth of a buffer of that size
 // split over the pool's threads (GB/s), the ceiling a memory-bound decode
 // step works under: 4 MiB stays in the cores' L2, 16-64 MiB (stories15M's
@@ -16,6 +21,7 @@
 //   lathe-microbench --benchmark_filter='gemv/.*/768x288' --benchmark_repetitions=3
 #include "runtime/formats/RowCodec.h"
 #include "runtime/kernels/ReferenceKernels.h"
+#include "runtime/backends/cpu/kernels/Attention.h"
 #include "runtime/backends/cpu/kernels/Int8Matmul.h"
 #include "runtime/backends/cpu/kernels/Matmul.h"
 #include "runtime/backends/cpu/ThreadPool.h"
@@ -197,6 +203,48 @@ void runReadBenchmark(benchmark::State &state, size_t bytes, int threads) {
                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// One decode token attending to `context` cached rows in each of 6 layers
+/// (stories15M: 6 heads of 48, one KV head each), keys and values stored in
+/// `kv` by the store step from N(0, 1) values.
+void runAttentionBenchmark(benchmark::State &state, const std::string &kv, int64_t context) {
+  const int64_t layers = 6, heads = 6, dim = 48, width = heads * dim;
+  auto parsed = lathe::formats::parseKvFormat(kv);
+  auto format = parsed ? lathe::formats::resolveKvFormat(*parsed, dim) : parsed;
+  if (!format) {
+    state.SkipWithError(format.error().message().c_str());
+    return;
+  }
+  const size_t rowBytes = lathe::formats::kvRowBytes(*format, width);
+  std::vector<std::vector<uint8_t>> keys(layers), values(layers);
+  const auto k = randomVector(context * width, 11, 1.0f);
+  const auto v = randomVector(context * width, 12, 1.0f);
+  std::vector<int32_t> rows(static_cast<size_t>(context));
+  for (int64_t r = 0; r < context; ++r)
+    rows[size_t(r)] = static_cast<int32_t>(r);
+  std::vector<lathe::kernels::KVLayerView> views;
+  for (int64_t l = 0; l < layers; ++l) {
+    keys[l].resize(size_t(context) * rowBytes);
+    values[l].resize(size_t(context) * rowBytes);
+    views.push_back({keys[l].data(), values[l].data(), context, width, *format});
+    lathe::kernels::storeKV(k.data(), v.data(), rows, views.back());
+  }
+  const auto q = randomVector(width, 13, 1.0f);
+  const std::vector<lathe::backend::VisibleRows> visible = {
+      {rows.data(), static_cast<int32_t>(context), nullptr, 0}};
+  std::vector<float> scratch(static_cast<size_t>(heads * context));
+  std::vector<float> out(static_cast<size_t>(width));
+  for (auto _ : state) {
+    for (const lathe::kernels::KVLayerView &view : views)
+      lathe::kernels::simd::attendHeads(q.data(), visible, heads, heads, dim, view, 0, heads,
+                                        scratch.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["KVGB/s"] = benchmark::Counter(
+      static_cast<double>(layers * 2 * context) * static_cast<double>(rowBytes) * 1e-9,
+      benchmark::Counter::kIsIterationInvariantRate);
+}
+
 /// Weights are built on first use, so that a filtered run quantizes only
 /// the matrices it times.
 class WeightCache {
@@ -265,6 +313,12 @@ int main(int argc, char **argv) {
         }
       }
     }
+  for (const std::string kv : {"f32", "f16", "bf16", "int8", "bfp8", "bfp4"})
+    for (int64_t context : {int64_t{64}, int64_t{256}})
+      benchmark::RegisterBenchmark(
+          ("attention/" + kv + "/context:" + std::to_string(context)).c_str(),
+          [kv, context](benchmark::State &s) { runAttentionBenchmark(s, kv, context); })
+          ->Unit(benchmark::kMicrosecond);
   // Fixed costs around the kernels: quantizing one activation row for the
   // int8 path, and one ThreadPool dispatch with nothing to do.
   for (const std::string format : {"int8:group=32", "int8:group=128", "int4:group=32", "mxfp4"})

@@ -43,6 +43,17 @@ lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
   return ids;
 }
 
+/// One stderr line on what the KV cache costs: its format, the bytes one
+/// token takes across every layer (keys and values, scales included), and
+/// the bytes of the `tokens` this run stored.
+void printKvUse(const lathe::backend::Executable &executable, int64_t tokens) {
+  const lathe::kv::KVLayout layout = executable.kvLayout(1);
+  const double perToken = static_cast<double>(layout.tokenBytes());
+  std::fprintf(stderr, "KV cache: %s, %.0f bytes per token; %lld tokens, %.1f KiB\n",
+               lathe::formats::kvFormatName(layout.format).c_str(), perToken,
+               static_cast<long long>(tokens), perToken * static_cast<double>(tokens) / 1024);
+}
+
 /// --prompts: every non-empty line of `path` is a sequence; all decode in
 /// the same steps, and each one's output is printed on its own line, in
 /// order, once all are done (a newline inside a text is printed as \n, a
@@ -67,10 +78,12 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
                                    [&](size_t i, int32_t token) { outputs[i].push_back(token); });
   if (!stats)
     return fail(stats.error().message());
-  int64_t promptTokens = 0, generated = 0;
+  int64_t promptTokens = 0, generated = 0, stored = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     promptTokens += (*stats)[i].promptTokens;
     generated += (*stats)[i].generatedTokens;
+    // The last token chosen is never run, so never stored.
+    stored += (*stats)[i].promptTokens + std::max<int64_t>((*stats)[i].generatedTokens - 1, 0);
     std::string line;
     if (printIds) {
       for (size_t j = 0; j < outputs[i].size(); ++j)
@@ -97,6 +110,7 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
                prompts.size(), static_cast<long long>(promptTokens),
                promptTokens / std::max(first.prefillSeconds, 1e-9),
                static_cast<long long>(generated), generated / std::max(first.decodeSeconds, 1e-9));
+  printKvUse(executable, stored);
   return 0;
 }
 
@@ -237,5 +251,6 @@ int main(int argc, char **argv) {
                stats->promptTokens / std::max(stats->prefillSeconds, 1e-9),
                static_cast<long long>(stats->generatedTokens),
                stats->generatedTokens / std::max(stats->decodeSeconds, 1e-9));
+  printKvUse(session->executable(), session->position());
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include "runtime/backends/cpu/CpuDevice.h"
 #include "runtime/backends/cpu/kernels/Attention.h"
+#include "runtime/backends/cpu/kernels/KvStore.h"
 #include "runtime/backends/cpu/kernels/Matmul.h"
 #include "runtime/kernels/ReferenceKernels.h"
 #include "runtime/support/HugePages.h"
@@ -357,9 +358,12 @@ void CpuExecutable::attention(const float *q, const float *k, const float *v, ui
                               uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out) {
   const int64_t stride = config().context;
   kernels::KVLayerView cache{kv_->keys(layer), kv_->values(layer), stride,
-                             static_cast<int64_t>(plan_->kvWidth), plan_->kvElement};
-  kernels::storeKV(k, v, layout_.storeRows, cache);
+                             static_cast<int64_t>(plan_->kvWidth), plan_->kvFormat};
   const bool reference = options_.kernels == KernelPath::Reference;
+  if (reference)
+    kernels::storeKV(k, v, layout_.storeRows, cache);
+  else
+    kernels::simd::storeKV(k, v, layout_.storeRows, cache);
   pool_->parallelFor(0, heads, [&](int64_t h0, int64_t h1) {
     float *scratch = scratch_.data() + h0 * stride;
     if (reference)

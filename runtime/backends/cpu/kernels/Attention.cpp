@@ -7,6 +7,9 @@
 // value rows with the head's output kept in registers (up to four vectors
 // of it per pass over the positions). A head dimension that is not a
 // multiple of the vector length is handled with masked loads and stores.
+//
+// Compressed caches (int8, bfp8, bfp4) go through the same three passes,
+// reading rows in place: CompressedAttention-inl.h.
 
 #include "runtime/backends/cpu/kernels/HighwayTargets.h"
 
@@ -91,15 +94,15 @@ HWY_INLINE hn::Vec<DF> loadHead(DF d, const T *p, int64_t i, int64_t dim) {
 
 /// Lanes i of (hi, lo) added to their neighbours: the lower half of the
 /// result holds lo's pairwise sums, the upper half hi's.
-HWY_INLINE hn::Vec<DF> pairSums(DF d, hn::Vec<DF> hi, hn::Vec<DF> lo) {
+template <class D> HWY_INLINE hn::Vec<D> pairSums(D d, hn::Vec<D> hi, hn::Vec<D> lo) {
   return hn::Add(hn::ConcatEven(d, hi, lo), hn::ConcatOdd(d, hi, lo));
 }
 
 /// The sums of the lanes of a, b, c and d in lanes 0..3 (a vector has at
 /// least four lanes): two or three levels of pairwise sums shared by the
 /// four, instead of four separate reductions.
-HWY_INLINE hn::Vec<DF> sumsOf4(DF d, hn::Vec<DF> a, hn::Vec<DF> b, hn::Vec<DF> c,
-                               hn::Vec<DF> e) {
+template <class D>
+HWY_INLINE hn::Vec<D> sumsOf4(D d, hn::Vec<D> a, hn::Vec<D> b, hn::Vec<D> c, hn::Vec<D> e) {
   // Quarters of w: partial sums of a, b, c, e, lanes / 4 each.
   auto w = pairSums(d, pairSums(d, e, c), pairSums(d, b, a));
   for (size_t partials = hn::Lanes(d) / 4; partials > 1; partials /= 2)
@@ -108,19 +111,20 @@ HWY_INLINE hn::Vec<DF> sumsOf4(DF d, hn::Vec<DF> a, hn::Vec<DF> b, hn::Vec<DF> c
 }
 
 /// scores[p] = (q . k_p) * scale for the p < len visible rows; returns
-/// their maximum. `keys` points at the head's lanes of row 0.
-template <typename T>
-HWY_INLINE float scores(DF d, const float *qh, const T *keys, int64_t stride,
-                        const backend::VisibleRows &rows, int64_t dim, int64_t len,
+/// their maximum. keyAt(p, slot) points at the head's lanes of the key of
+/// position p (a decoded copy in buffer `slot` < 4 for compressed caches:
+/// the four keys of a pass use four different slots).
+template <typename KeyAt>
+HWY_INLINE float scores(DF d, const float *qh, KeyAt &&keyAt, int64_t dim, int64_t len,
                         float scale, float *s) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   float maxScore = -std::numeric_limits<float>::infinity();
   int64_t p = 0;
   for (; p + 4 <= len; p += 4) {
-    const T *k0 = keys + int64_t{rows[p]} * stride;
-    const T *k1 = keys + int64_t{rows[p + 1]} * stride;
-    const T *k2 = keys + int64_t{rows[p + 2]} * stride;
-    const T *k3 = keys + int64_t{rows[p + 3]} * stride;
+    const auto *k0 = keyAt(p, 0);
+    const auto *k1 = keyAt(p + 1, 1);
+    const auto *k2 = keyAt(p + 2, 2);
+    const auto *k3 = keyAt(p + 3, 3);
     auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
     for (int64_t i = 0; i < dim; i += lanes) {
       const auto qv = loadHead(d, qh, i, dim);
@@ -137,7 +141,7 @@ HWY_INLINE float scores(DF d, const float *qh, const T *keys, int64_t stride,
     }
   }
   for (; p < len; ++p) {
-    const T *kp = keys + int64_t{rows[p]} * stride;
+    const auto *kp = keyAt(p, 0);
     auto a = hn::Zero(d);
     for (int64_t i = 0; i < dim; i += lanes)
       a = hn::MulAdd(loadHead(d, qh, i, dim), loadHead(d, kp, i, dim), a);
@@ -223,8 +227,10 @@ template <typename T> void attendHeadsOf(const AttentionArgs &a) {
       float *s = a.scratch + (h - a.h0) * a.cache.capacity;
       const int64_t kvOffset = (h / group) * a.headDim;
       const float *qh = a.q + t * qWidth + h * a.headDim;
-      const float maxScore = scores(d, qh, keys + kvOffset, a.cache.width, rows,
-                                    a.headDim, len, scale, s);
+      const T *headKeys = keys + kvOffset;
+      const float maxScore = scores(
+          d, qh, [&](int64_t p, int) { return headKeys + int64_t{rows[p]} * a.cache.width; },
+          a.headDim, len, scale, s);
       const float total = softmaxNumerators(d, s, len, maxScore);
       weightedValues(d, s, values + kvOffset, a.cache.width, rows, a.headDim, len,
                      total, a.out + t * qWidth + h * a.headDim);
@@ -232,11 +238,27 @@ template <typename T> void attendHeadsOf(const AttentionArgs &a) {
   }
 }
 
+} // namespace HWY_NAMESPACE
+} // namespace lathe::kernels::simd
+HWY_AFTER_NAMESPACE();
+
+// attendCompressedHeads, built on the helpers above.
+#include "runtime/backends/cpu/kernels/CompressedAttention-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace lathe::kernels::simd {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using detail::AttentionArgs;
+
 void AttendHeadsImpl(const AttentionArgs &a) {
-  switch (a.cache.element) {
-  case ElementType::F32: return attendHeadsOf<float>(a);
-  case ElementType::F16: return attendHeadsOf<hwy::float16_t>(a);
-  case ElementType::BF16: return attendHeadsOf<hwy::bfloat16_t>(a);
+  switch (a.cache.format.kind) {
+  case formats::KvKind::F32: return attendHeadsOf<float>(a);
+  case formats::KvKind::F16: return attendHeadsOf<hwy::float16_t>(a);
+  case formats::KvKind::BF16: return attendHeadsOf<hwy::bfloat16_t>(a);
+  case formats::KvKind::Int8:
+  case formats::KvKind::Bfp8:
+  case formats::KvKind::Bfp4: return attendCompressedHeads(a);
   }
 }
 

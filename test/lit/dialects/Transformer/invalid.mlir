@@ -145,6 +145,43 @@ func.func @cache_type(%c: !tfm.kv_cache<layers = 0, kv_heads = 1, head_dim = 4, 
 
 // -----
 
+// expected-error @+1 {{expects an f32, f16, bf16 or !tfm.kv_quant cache element type, got 'i8'}}
+func.func @cache_element(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, capacity = 16, i8>) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{expects a block that divides head_dim 48, got 32}}
+func.func @cache_block(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp4, block = 32>>) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{expects an int8 block equal to head_dim 48, got 16}}
+func.func @cache_int8_block(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<int8, block = 16>>) {
+  return
+}
+
+// -----
+
+// expected-error @+2 {{expects an even bfp4 block (two mantissas a byte), got 3}}
+// expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
+func.func @kv_quant_odd(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp4, block = 3>>) {
+  return
+}
+
+// -----
+
+// expected-error @+2 {{expects a positive block, got 0}}
+// expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
+func.func @kv_quant_zero(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp8, block = 0>>) {
+  return
+}
+
+// -----
+
 func.func @logits_width(%x: tensor<?x8xf32>) -> tensor<?x10xf32> {
   %e = tfm.weight "e" {value = dense<0.0> : tensor<10x6xf32>} : tensor<10x6xf32>
   // expected-error @+1 {{expects classifier input width 6 to equal the input width 8}}

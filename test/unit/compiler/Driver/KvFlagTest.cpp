@@ -1,5 +1,6 @@
-// lathe-compile's --kv flag: the three element types by name, anything else
-// refused with the text quoted.
+// lathe-compile's --kv flag: every format by name, blocks given or left to
+// the model's head_dim, and malformed specs refused with the text quoted and
+// the bad part named, in one line.
 #include "compiler/Driver/KvFlag.h"
 
 #include <gtest/gtest.h>
@@ -7,20 +8,78 @@
 namespace lathe::compiler {
 namespace {
 
-TEST(KvFlagTest, ElementTypes) {
-  for (ElementType t : {ElementType::F32, ElementType::F16, ElementType::BF16}) {
-    Expected<ElementType> kv = parseKvFlag(elementTypeName(t));
+using formats::KvFormat;
+using formats::KvKind;
+
+TEST(KvFlagTest, Formats) {
+  const std::pair<std::string_view, KvFormat> cases[] = {
+      {"f32", {KvKind::F32, 0}},          {"f16", {KvKind::F16, 0}},
+      {"bf16", {KvKind::BF16, 0}},        {"int8", {KvKind::Int8, 0}},
+      {"bfp8", {KvKind::Bfp8, 0}},        {"bfp4", {KvKind::Bfp4, 0}},
+      {"bfp4:block=16", {KvKind::Bfp4, 16}}, {"bfp8:block=48", {KvKind::Bfp8, 48}},
+  };
+  for (const auto &[text, format] : cases) {
+    Expected<KvFormat> kv = parseKvFlag(text);
     ASSERT_TRUE(kv) << kv.error().message();
-    EXPECT_EQ(*kv, t);
+    EXPECT_EQ(*kv, format) << text;
+  }
+}
+
+// The default block follows head_dim; int8's is always head_dim.
+TEST(KvFlagTest, ResolvedAgainstHeadDim) {
+  const std::tuple<std::string_view, int64_t, KvFormat> cases[] = {
+      {"bfp4", 64, {KvKind::Bfp4, 32}},   {"bfp4", 48, {KvKind::Bfp4, 16}},
+      {"bfp8", 16, {KvKind::Bfp8, 16}},   {"int8", 48, {KvKind::Int8, 48}},
+      {"int8", 128, {KvKind::Int8, 128}}, {"bfp4:block=48", 48, {KvKind::Bfp4, 48}},
+      {"f16", 48, {KvKind::F16, 0}},
+  };
+  for (const auto &[text, headDim, format] : cases) {
+    Expected<KvFormat> kv = resolveKvFlag(text, *parseKvFlag(text), headDim);
+    ASSERT_TRUE(kv) << kv.error().message();
+    EXPECT_EQ(*kv, format) << text << " head_dim " << headDim;
   }
 }
 
 TEST(KvFlagTest, Refused) {
   using namespace std::string_view_literals;
-  for (std::string_view text : {""sv, "f8"sv, "F16"sv, "bf16 "sv, "f32:block=32"sv, "f16\0"sv}) {
-    Expected<ElementType> kv = parseKvFlag(text);
+  const std::pair<std::string_view, std::string_view> cases[] = {
+      {""sv, "unknown KV format '' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
+      {"f8"sv, "unknown KV format 'f8' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
+      {"F16"sv, "unknown KV format 'F16' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
+      {"bf16 "sv, "unknown KV format 'bf16 ' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
+      {"f16\0"sv, "unknown KV format 'f16\0' (expected f32, f16, bf16, int8, bfp8 or bfp4)"sv},
+      {"int4"sv, "unknown KV format 'int4' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
+      {"f32:block=32"sv, "f32 takes no options"},
+      {"int8:block=32"sv, "int8 takes no options (one scale per token row and KV head)"},
+      {"int8:"sv, "int8 takes no options (one scale per token row and KV head)"},
+      {"bfp4:block=0"sv, "block=0: expected a positive whole number"},
+      {"bfp4:block=-16"sv, "block=-16: expected a positive whole number"},
+      {"bfp4:block="sv, "block=: expected a positive whole number"},
+      {"bfp4:block=16x"sv, "block=16x: expected a positive whole number"},
+      {"bfp4:block=99999999999"sv, "block=99999999999: expected a positive whole number"},
+      {"bfp8:"sv, "unknown option '' (bfp8 takes block=N)"},
+      {"bfp8:group=32"sv, "unknown option 'group=32' (bfp8 takes block=N)"},
+      {"bfp4:block=16:"sv, "unknown option '' (bfp4 takes block=N)"},
+      {"bfp4:block=16:block=16"sv, "option 'block' repeats"},
+  };
+  for (const auto &[text, message] : cases) {
+    Expected<KvFormat> kv = parseKvFlag(text);
     ASSERT_FALSE(kv) << text;
-    EXPECT_EQ(kv.error().message(), "--kv=" + std::string(text) + ": expected f32, f16 or bf16");
+    EXPECT_EQ(kv.error().message(), "--kv=" + std::string(text) + ": " + std::string(message));
+    EXPECT_EQ(kv.error().message().find('\n'), std::string::npos);
+  }
+}
+
+TEST(KvFlagTest, RefusedForTheModel) {
+  const std::tuple<std::string_view, int64_t, std::string_view> cases[] = {
+      {"bfp4:block=32", 48, "block=32 does not divide head_dim 48"},
+      {"bfp8:block=64", 48, "block=64 does not divide head_dim 48"},
+      {"bfp4:block=5", 10, "block=5: bfp4 needs an even block (two 4-bit mantissas a byte)"},
+  };
+  for (const auto &[text, headDim, message] : cases) {
+    Expected<KvFormat> kv = resolveKvFlag(text, *parseKvFlag(text), headDim);
+    ASSERT_FALSE(kv) << text;
+    EXPECT_EQ(kv.error().message(), "--kv=" + std::string(text) + ": " + std::string(message));
   }
 }
 

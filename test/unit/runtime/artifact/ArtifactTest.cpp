@@ -338,6 +338,70 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
   }
 }
 
+// A compressed KV format (kind and block) is part of the schedule: it reads
+// back as written and the loaded model runs with it, on both kernel paths.
+TEST(ArtifactTest, CompressedKvFormatRoundTrips) {
+  for (formats::KvFormat format : {formats::KvFormat{formats::KvKind::Int8, 4},
+                                   formats::KvFormat{formats::KvKind::Bfp4, 2}}) {
+    SCOPED_TRACE(formats::kvFormatName(format));
+    TinyModel m;
+    m.contents.schedules[0].kvFormat = format;
+    std::string path = tempFile("kv.lathe");
+    ASSERT_TRUE(writeArtifact(m.contents, path));
+    auto a = Artifact::load(path);
+    ASSERT_TRUE(a) << a.error().message();
+    const plan::KernelPlan *p = (*a)->schedule("cpu");
+    ASSERT_NE(p, nullptr);
+    EXPECT_EQ(p->kvFormat, format);
+    EXPECT_EQ(p->kvElement, ElementType::F32);
+    EXPECT_EQ(plan::planHash(*p), plan::planHash(m.contents.schedules[0]));
+    for (KernelPath kernels : {KernelPath::Fast, KernelPath::Reference}) {
+      SessionOptions options;
+      options.kernels = kernels;
+      auto session = Session::create(*a, options);
+      ASSERT_TRUE(session) << session.error().message();
+      EXPECT_EQ(session->kvCache().layout().format, format);
+      std::vector<int32_t> tokens{1, 5, 11};
+      auto logits = session->forward(tokens);
+      ASSERT_TRUE(logits) << logits.error().message();
+      for (float v : *logits) EXPECT_TRUE(std::isfinite(v));
+    }
+    std::filesystem::remove(path);
+  }
+}
+
+// A KV format the model's head_dim (4) cannot hold, one that disagrees with
+// the plan's element type, and a compressed cache for the cuda target are
+// refused with the reason.
+TEST(ArtifactTest, WriterRefusesBadKvFormats) {
+  auto refusal = [](auto change) {
+    TinyModel m;
+    change(m.contents.schedules[0]);
+    Status s = writeArtifact(m.contents, tempFile("badkv.lathe"));
+    return s ? std::string("accepted") : s.error().message();
+  };
+  EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Bfp8, 3}; })
+                .find("KV format 'bfp8:block=3' does not fit head_dim 4: block=3 does not "
+                      "divide head_dim 4"),
+            std::string::npos);
+  EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Int8, 2}; })
+                .find("int8 has one scale per head"),
+            std::string::npos);
+  EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Bfp4, 0}; })
+                .find("KV format 'bfp4' does not fit head_dim 4"),
+            std::string::npos);
+  EXPECT_NE(refusal([](plan::KernelPlan &p) {
+              p.kvFormat = formats::plainKvFormat(ElementType::F16);
+            }).find("KV element f32 disagrees with its KV format 'f16'"),
+            std::string::npos);
+  EXPECT_NE(refusal([](plan::KernelPlan &p) {
+              p.target = "cuda";
+              p.kvFormat = {formats::KvKind::Int8, 4};
+            }).find("kernel plan 'cuda' stores its KV cache as int8, which only the cpu "
+                    "target reads"),
+            std::string::npos);
+}
+
 /// A copy of the artifact `bytes` whose scalar of type T at `field` of the
 /// flatbuffer table `object` (a table inside `bytes`) `edit` changed, with
 /// the description's checksum recomputed so that the change reaches the

@@ -206,6 +206,88 @@ TEST_F(PagedKVCacheTest, CommitThatOnlyDropsSlotsNeedsNoFreeBlock) {
   EXPECT_EQ(cache->length(*b), 6);
 }
 
+// Compressed rows (int8, bfp4): the layout counts their packed bytes, and a
+// fork's copy on write and a commit's moves carry whole rows, scales and
+// exponents with them, so each slot decodes to what was stored in it.
+TEST(PagedKVCacheCompressed, CopiesWholePackedRows) {
+  for (const char *spec : {"int8", "bfp4:block=4"}) {
+    SCOPED_TRACE(spec);
+    HostDevice device;
+    KVLayout layout = smallLayout(8);
+    layout.width = 8; // 2 heads of 4
+    layout.format = *formats::resolveKvFormat(*formats::parseKvFormat(spec), 4);
+    const size_t rowBytes = layout.format.kind == formats::KvKind::Int8 ? 2 * (4 + 4) : 2 * 3;
+    EXPECT_EQ(layout.rowBytes(), rowBytes);
+    EXPECT_EQ(layout.tokenBytes(), 2 * 2 * rowBytes);
+    EXPECT_EQ(layout.blockBytes(), 2 * 2 * 4 * rowBytes);
+    auto created = PagedKVCache::create(device, layout, 20);
+    ASSERT_TRUE(created) << created.error().message();
+    PagedKVCache &cache = **created;
+    // Each (tag, slot) row differs; a slot must decode exactly as its row
+    // encoded and decoded on its own does.
+    auto row = [](float tag, int64_t slot) {
+      std::vector<float> x(8);
+      for (int i = 0; i < 8; ++i) x[i] = tag + float(slot) * 0.37f - float(i) * 0.11f;
+      return x;
+    };
+    auto store = [&](SequenceId s, int64_t slot, float tag) {
+      const std::vector<float> x = row(tag, slot);
+      for (int64_t l = 0; l < 2; ++l)
+        for (uint8_t *base : {cache.keys(l), cache.values(l)})
+          formats::encodeKvRow(layout.format, x, base + size_t(cache.row(s, slot)) * rowBytes);
+    };
+    auto decoded = [&](SequenceId s, int64_t slot, int64_t layer, bool value) {
+      std::vector<float> out(8);
+      const uint8_t *base = value ? cache.values(layer) : cache.keys(layer);
+      formats::decodeKvValues(layout.format, base + size_t(cache.row(s, slot)) * rowBytes, 0, out);
+      return out;
+    };
+    auto expected = [&](float tag, int64_t slot) {
+      std::vector<float> x = row(tag, slot), out(8);
+      std::vector<uint8_t> packed(rowBytes);
+      formats::encodeKvRow(layout.format, x, packed.data());
+      formats::decodeKvValues(layout.format, packed.data(), 0, out);
+      return out;
+    };
+    SequenceId a = cache.addSequence();
+    ASSERT_TRUE(cache.grow(a, 6));
+    for (int64_t slot = 0; slot < 6; ++slot) store(a, slot, 1);
+    auto b = cache.fork(a);
+    ASSERT_TRUE(b);
+    ASSERT_TRUE(cache.grow(*b, 1)); // copies the shared, half-full block
+    ASSERT_NE(cache.row(a, 5), cache.row(*b, 5));
+    store(*b, 6, 2);
+    store(*b, 4, 3);
+    for (int64_t l = 0; l < 2; ++l)
+      for (bool v : {false, true}) {
+        EXPECT_EQ(decoded(*b, 5, l, v), expected(1, 5)); // copied with its scales
+        EXPECT_EQ(decoded(*b, 4, l, v), expected(3, 4));
+        EXPECT_EQ(decoded(a, 4, l, v), expected(1, 4)); // a's row untouched
+      }
+    // Commit keeps slots 4 and 6 of b's tail from base 4: slot 6 moves to 5.
+    const int64_t kept[] = {4, 6};
+    ASSERT_TRUE(cache.commit(*b, 4, kept));
+    EXPECT_EQ(cache.length(*b), 6);
+    for (int64_t l = 0; l < 2; ++l)
+      for (bool v : {false, true}) {
+        EXPECT_EQ(decoded(*b, 5, l, v), expected(2, 6));
+        EXPECT_EQ(decoded(*b, 4, l, v), expected(3, 4));
+      }
+    cache.truncate(*b, 3);
+    EXPECT_EQ(cache.length(*b), 3);
+    EXPECT_EQ(decoded(*b, 2, 1, true), expected(1, 2));
+  }
+}
+
+TEST(PagedKVCacheCompressed, RefusesBlocksThatDoNotTileARow) {
+  HostDevice device;
+  KVLayout layout = smallLayout(8);
+  layout.format = {formats::KvKind::Bfp8, 2}; // width 3
+  auto c = PagedKVCache::create(device, layout, 10);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message(), "KV cache: rows of 3 values cannot be cut into blocks of 2");
+}
+
 TEST(PagedKVCacheCreate, RefusesBadShapesAndReportsAllocationFailure) {
   HostDevice device;
   KVLayout bad = smallLayout(0);

@@ -122,7 +122,7 @@ TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
   // the GPU's float sums and the reference's double sums land on the two
   // sides of a rounding boundary, that element differs by up to 2^-9
   // relative, and the logits by up to about 1e-3.
-  const double tolerance = gpu->kvLayout(1).element == ElementType::F32 ? 1e-4 : 2e-3;
+  const double tolerance = gpu->kvLayout(1).format.kind == formats::KvKind::F32 ? 1e-4 : 2e-3;
   for (int length : {1, 5, 17, 300}) {
     if (length >= context)
       continue;
@@ -145,7 +145,7 @@ TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
 /// output the later positions' logits check.
 TEST_P(CudaBackendTest, PromptLogitsMatchTheReferenceKernelsAtEveryPosition) {
   const int64_t context = gpu->config().context;
-  const double tolerance = gpu->kvLayout(1).element == ElementType::F32 ? 1e-4 : 2e-3;
+  const double tolerance = gpu->kvLayout(1).format.kind == formats::KvKind::F32 ? 1e-4 : 2e-3;
   const std::vector<int32_t> start =
       prompt(vocab, int(std::min<int64_t>(200, context)), 5);
   std::vector<std::vector<float>> rows[2];
@@ -173,7 +173,7 @@ TEST_P(CudaBackendTest, PromptLogitsMatchTheReferenceKernelsAtEveryPosition) {
 /// cache rounds keys and values, and a float's last bit can move one of
 /// them to the other neighbour (2^-11 or 2^-8 of it): up to 1.4e-5 measured.
 double acrossStepSizes(const backend::Executable &executable) {
-  return executable.kvLayout(1).element == ElementType::F32 ? 1e-5 : 1e-4;
+  return executable.kvLayout(1).format.kind == formats::KvKind::F32 ? 1e-5 : 1e-4;
 }
 
 TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {

@@ -1,0 +1,93 @@
+// Compressed KV caches (lathe-compile --kv=int8|bfp8|bfp4) on stories15M:
+// what a token costs, and how far the next-token distributions drift from
+// the FP32 build's over ~15k tokens the FP32 build sampled itself
+// (KLDivergence.h). The figures are printed for docs/benchmarks.md.
+#include "test/e2e/KLDivergence.h"
+#include "test/e2e/ModelFixture.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace lathe::test {
+namespace {
+
+std::string stories() { return modelDir() + "/stories15M.bin"; }
+
+// int8 keys and values (a scale per token row and KV head) keep greedy
+// decoding on every reference prompt for 64 tokens. Measured first
+// divergences at 200 tokens: 82, 83, 93, 167 and none; f16 never diverges.
+TEST(KVCompressionTest, Int8KeepsGreedyOutput) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  auto fp32 = compileAndLoad(stories(), "kv-greedy-f32");
+  auto int8 = compileAndLoad(stories(), "kv-greedy-int8", "none", "int8");
+  ASSERT_TRUE(fp32 && int8);
+  for (const auto &prompt : loadReference()["prompts"]) {
+    const std::vector<int32_t> ids = prompt["prompt_ids"];
+    EXPECT_EQ(greedyIds(int8, ids, 64), greedyIds(fp32, ids, 64));
+  }
+}
+
+// Per format: bytes a token takes (6 layers x keys and values x 288 values),
+// then KL to FP32, top-1 agreement and perplexity on the sampled text.
+// Measured (15064 predicted tokens, FP32 perplexity 6.0624):
+//   f16   6912 bytes  KL 2e-7     top-1 0.9996  ppl 6.0623
+//   int8  3744 bytes  KL 0.00020  top-1 0.9925  ppl 6.0639
+//   bfp8  3672 bytes  KL 0.00032  top-1 0.9898  ppl 6.0671
+//   bfp4  1944 bytes  KL 0.080    top-1 0.860   ppl 6.589
+// int8 meets issue 20's limit (KL <= 0.002). bfp4 with blocks of 16 does not
+// yet meet its 0.05: its bound here guards against regressions until
+// K-channel reordering (not in this increment) brings it down.
+TEST(KVCompressionTest, DriftFromFp32OnSampledText) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  auto fp32 = compileAndLoad(stories(), "kv-drift-f32");
+  ASSERT_TRUE(fp32);
+  struct Format {
+    const char *kv;
+    size_t tokenBytes;
+    double maxKL, minTop1, maxPerplexityRise;
+  };
+  const Format formats[] = {
+      {"f16", 12 * 288 * 2, 1e-5, 0.998, 0.001},
+      {"int8", 12 * 6 * (4 + 48), 0.002, 0.985, 0.005},
+      {"bfp8", 12 * 18 * (1 + 16), 0.002, 0.98, 0.005},
+      {"bfp4", 12 * 18 * (1 + 8), 0.12, 0.8, 0.15},
+  };
+  std::vector<std::shared_ptr<const artifact::Artifact>> builds;
+  for (const Format &f : formats) {
+    builds.push_back(compileAndLoad(stories(), std::string("kv-drift-") + f.kv, "none", f.kv));
+    ASSERT_TRUE(builds.back());
+    auto session = Session::create(builds.back());
+    ASSERT_TRUE(session);
+    EXPECT_EQ(session->kvCache().layout().tokenBytes(), f.tokenBytes) << f.kv;
+  }
+  const auto text = sampleText(fp32);
+  ASSERT_FALSE(text.empty());
+  const Drift base = drift(text, fp32, {fp32})[0];
+  EXPECT_EQ(base.meanKL, 0.0);
+  EXPECT_EQ(base.top1, 1.0);
+  const std::vector<Drift> results = drift(text, fp32, builds);
+  std::printf("%lld tokens; fp32 perplexity %.4f\n", static_cast<long long>(base.tokens),
+              base.perplexity);
+  std::printf("| KV | bytes/token | KL to FP32 | top-1 agreement | perplexity |\n");
+  for (size_t i = 0; i < results.size(); ++i) {
+    const Format &f = formats[i];
+    const Drift &d = results[i];
+    std::printf("| %s | %zu | %.6f | %.4f | %.4f |\n", f.kv, f.tokenBytes, d.meanKL, d.top1,
+                d.perplexity);
+    EXPECT_LE(d.meanKL, f.maxKL) << f.kv;
+    EXPECT_GE(d.top1, f.minTop1) << f.kv;
+    EXPECT_LE(d.perplexity, base.perplexity * (1 + f.maxPerplexityRise)) << f.kv;
+  }
+  // Fewer bits drift further.
+  EXPECT_LT(results[0].meanKL, results[1].meanKL);
+  EXPECT_LT(results[1].meanKL, results[3].meanKL);
+  EXPECT_LT(results[2].meanKL, results[3].meanKL);
+}
+
+} // namespace
+} // namespace lathe::test

@@ -1,0 +1,101 @@
+// The SIMD store step of compressed KV caches against the scalar reference
+// (kernels::storeKV, i.e. formats::encodeKvRow) on every Highway target this
+// machine runs: the same bytes, scales and exponents included, for random
+// rows at many magnitudes, values on rounding ties, saturating and extreme
+// values, zero blocks and blocks holding NaN or infinity, with blocks that
+// do and do not hold whole vectors.
+#include "runtime/backends/cpu/kernels/KvStore.h"
+
+#include "runtime/formats/KvFormat.h"
+#include "runtime/kernels/ReferenceKernels.h"
+#include "test/unit/runtime/backends/cpu/kernels/SimdTestSupport.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lathe::kernels::simd {
+namespace {
+
+using testing::targetName;
+
+class KvStoreTest : public testing::PerTarget {};
+
+/// Stores `rows` rows of `width` values (keys x, values -x) into rows given
+/// in reverse order both ways and compares every byte.
+void expectSameBytes(const char *spec, int64_t headDim, int64_t width,
+                     const std::vector<float> &x) {
+  SCOPED_TRACE(std::string(spec) + " width " + std::to_string(width));
+  const Expected<formats::KvFormat> resolved =
+      formats::resolveKvFormat(*formats::parseKvFormat(spec), headDim);
+  ASSERT_TRUE(resolved) << resolved.error().message();
+  const formats::KvFormat format = *resolved;
+  const int64_t count = static_cast<int64_t>(x.size()) / width;
+  std::vector<float> v(x.size());
+  for (size_t i = 0; i < x.size(); ++i) v[i] = -x[i];
+  std::vector<int32_t> rows(static_cast<size_t>(count));
+  for (int64_t t = 0; t < count; ++t) rows[size_t(t)] = static_cast<int32_t>(count - 1 - t);
+  const size_t bytes = size_t(count) * formats::kvRowBytes(format, width);
+  std::vector<uint8_t> refKeys(bytes, 0xEE), refValues(bytes, 0xEE), keys(bytes, 0x11),
+      values(bytes, 0x11);
+  kernels::storeKV(x.data(), v.data(), rows,
+                   {refKeys.data(), refValues.data(), count, width, format});
+  simd::storeKV(x.data(), v.data(), rows, {keys.data(), values.data(), count, width, format});
+  ASSERT_EQ(keys, refKeys);
+  ASSERT_EQ(values, refValues);
+}
+
+TEST_P(KvStoreTest, RandomRowsMatchTheCodec) {
+  uint32_t seed = 1;
+  for (const char *spec : {"int8", "bfp8:block=16", "bfp8:block=48", "bfp8:block=3",
+                           "bfp4:block=16", "bfp4:block=24", "bfp4:block=2", "bfp4:block=48"})
+    for (float sigma : {1e-30f, 1e-3f, 1.0f, 77.0f, 1e20f}) {
+      std::vector<float> x = testing::randomVector(8 * 96, seed++, sigma);
+      x[3] *= 50.0f; // an outlier
+      expectSameBytes(spec, 48, 96, x);
+    }
+  // int8 with head_dim 7 and 64: blocks of odd and of whole-vector size.
+  expectSameBytes("int8", 7, 14, testing::randomVector(5 * 14, 90));
+  expectSameBytes("int8", 64, 128, testing::randomVector(5 * 128, 91));
+}
+
+// Values exactly on rounding ties: half-integers -6.5 .. 7.5 are x.5 steps
+// when the step is 1: int8 with a 127 in the block (scale 1), bfp8 with a
+// 100.5 in each block of 16 (e = 6, step 2^(6-6)), bfp4 as they are (max
+// 7.5: e = 2, step 2^(2-2)), where 7.5 also rounds up to 8 and saturates.
+TEST_P(KvStoreTest, TiesAndSaturationMatchTheCodec) {
+  for (const char *spec : {"int8", "bfp8:block=16", "bfp4:block=16"}) {
+    std::vector<float> x(4 * 48);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = float(int(i % 15) - 7) + 0.5f;
+    for (size_t b = 0; b < x.size(); b += 16) {
+      if (spec[0] == 'i' && b % 48 == 0) x[b] = 127.0f;
+      if (spec[3] == '8') x[b + 5] = 100.5f;
+    }
+    expectSameBytes(spec, 48, 48, x);
+  }
+}
+
+TEST_P(KvStoreTest, ExtremeZeroAndNonFiniteBlocksMatchTheCodec) {
+  const float big = std::numeric_limits<float>::max();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  for (const char *spec : {"int8", "bfp8:block=4", "bfp4:block=4"}) {
+    const std::vector<float> x = {big,  -big, tiny, 1.0f,  0, 0, 0, 0,
+                                  std::nanf(""), 1, 2, 3,
+                                  -std::numeric_limits<float>::infinity(), 1, 1, 1,
+                                  3e-39f, -1e-45f, 1e-40f, 0, 1e30f, -2e30f, 5e29f, 1e29f};
+    expectSameBytes(spec, 4, 24, x);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, KvStoreTest,
+                         ::testing::Values(int64_t{HWY_AVX3}, int64_t{HWY_AVX2},
+                                           int64_t{HWY_EMU128}),
+                         targetName);
+
+} // namespace
+} // namespace lathe::kernels::simd

@@ -1,0 +1,201 @@
+// The KV-cache row codec of runtime/formats/KvFormat.h: names, default
+// blocks, row sizes, hand-computed rows, and round trips of random and
+// extreme rows against the error bound of each format.
+#include "runtime/formats/KvFormat.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace lathe::formats {
+namespace {
+
+KvFormat resolved(std::string_view text, int64_t headDim) {
+  Expected<KvFormat> parsed = parseKvFormat(text);
+  EXPECT_TRUE(parsed) << text;
+  Expected<KvFormat> f = resolveKvFormat(*parsed, headDim);
+  EXPECT_TRUE(f) << text << ": " << f.error().message();
+  return *f;
+}
+
+std::vector<float> roundTrip(KvFormat f, const std::vector<float> &x) {
+  std::vector<uint8_t> row(kvRowBytes(f, int64_t(x.size())), 0xAB);
+  encodeKvRow(f, x, row.data());
+  std::vector<float> out(x.size(), -1.0f);
+  decodeKvValues(f, row.data(), 0, out);
+  return out;
+}
+
+TEST(KvFormatTest, NamesParseBack) {
+  for (std::string_view text : {"f32", "f16", "bf16", "int8", "bfp8:block=16", "bfp4:block=32",
+                                "bfp4:block=8"}) {
+    KvFormat f = resolved(text, 64);
+    EXPECT_EQ(kvFormatName(f), text);
+  }
+  EXPECT_EQ(kvFormatName(resolved("bfp4", 48)), "bfp4:block=16");
+  EXPECT_EQ(kvFormatName(resolved("int8", 48)), "int8");
+  EXPECT_EQ(resolved("int8", 48).block, 48);
+}
+
+// 32, or head_dim below 32, or the largest power of two dividing both; int8
+// always head_dim. Blocks must tile each head.
+TEST(KvFormatTest, DefaultBlocks) {
+  EXPECT_EQ(defaultKvBlock(KvKind::Bfp4, 64), 32);
+  EXPECT_EQ(defaultKvBlock(KvKind::Bfp4, 128), 32);
+  EXPECT_EQ(defaultKvBlock(KvKind::Bfp8, 48), 16);
+  EXPECT_EQ(defaultKvBlock(KvKind::Bfp8, 80), 16);
+  EXPECT_EQ(defaultKvBlock(KvKind::Bfp8, 96), 32);
+  EXPECT_EQ(defaultKvBlock(KvKind::Bfp4, 24), 24);
+  EXPECT_EQ(defaultKvBlock(KvKind::Bfp4, 4), 4);
+  EXPECT_EQ(defaultKvBlock(KvKind::Int8, 48), 48);
+}
+
+TEST(KvFormatTest, ResolveRefusesBlocksThatDoNotTileAHead) {
+  auto message = [](std::string_view text, int64_t headDim) {
+    Expected<KvFormat> f = resolveKvFormat(*parseKvFormat(text), headDim);
+    return f ? std::string("accepted") : f.error().message();
+  };
+  EXPECT_EQ(message("bfp4:block=32", 48), "block=32 does not divide head_dim 48");
+  EXPECT_EQ(message("bfp8:block=96", 48), "block=96 does not divide head_dim 48");
+  EXPECT_EQ(message("bfp4:block=3", 48), "block=3: bfp4 needs an even block (two 4-bit "
+                                         "mantissas a byte)");
+  EXPECT_EQ(message("bfp8:block=3", 48), "accepted");
+  // An artifact's int8 block other than head_dim (resolveKvFormat is also
+  // the loader's check).
+  EXPECT_EQ(resolveKvFormat({KvKind::Int8, 16}, 48).error().message(),
+            "int8 has one scale per head: its block is head_dim 48, not 16");
+}
+
+// Per row of 288 values (6 heads of 48), scales and exponents included.
+TEST(KvFormatTest, RowBytes) {
+  EXPECT_EQ(kvRowBytes(resolved("f32", 48), 288), 1152u);
+  EXPECT_EQ(kvRowBytes(resolved("bf16", 48), 288), 576u);
+  EXPECT_EQ(kvRowBytes(resolved("int8", 48), 288), 6u * (4 + 48));
+  EXPECT_EQ(kvRowBytes(resolved("bfp8", 48), 288), 18u * (1 + 16));
+  EXPECT_EQ(kvRowBytes(resolved("bfp4", 48), 288), 18u * (1 + 8));
+  EXPECT_EQ(kvRowBytes(resolved("bfp4:block=48", 48), 288), 6u * (1 + 24));
+}
+
+// int8, block 4: max 127 -> scale 1.0 (0x3F800000), -63.5 rounds half to
+// even to -64 (0xC0). bfp4, block 4, {1.0, -0.3, 0.75, 3.0}: e = 1, step
+// 0.5, codes 2, -1, 2 (0.75 / 0.5 = 1.5 ties to even), 6 (docs/formats.md's
+// worked example); second block {0.1, 1.9, 0, 0}: e = 0, step 0.25, codes
+// 0, 8 -> saturates to 7, 0, 0.
+TEST(KvFormatTest, HandComputedRows) {
+  const KvFormat int8 = resolved("int8", 4);
+  std::vector<uint8_t> row(kvRowBytes(int8, 4));
+  const std::vector<float> x = {127.0f, -63.5f, 0.0f, 1.0f};
+  encodeKvRow(int8, x, row.data());
+  EXPECT_EQ(row, (std::vector<uint8_t>{0x00, 0x00, 0x80, 0x3F, 0x7F, 0xC0, 0x00, 0x01}));
+
+  const KvFormat bfp4 = resolved("bfp4:block=4", 8);
+  row.assign(kvRowBytes(bfp4, 8), 0);
+  const std::vector<float> y = {1.0f, -0.3f, 0.75f, 3.0f, 0.1f, 1.9f, 0.0f, 0.0f};
+  encodeKvRow(bfp4, y, row.data());
+  EXPECT_EQ(row, (std::vector<uint8_t>{0x80, 0xF2, 0x62, 0x7F, 0x70, 0x00}));
+  std::vector<float> back(8);
+  decodeKvValues(bfp4, row.data(), 0, back);
+  EXPECT_EQ(back, (std::vector<float>{1.0f, -0.5f, 1.0f, 3.0f, 0.0f, 1.75f, 0.0f, 0.0f}));
+  // A head's slice decodes on its own.
+  std::vector<float> second(4);
+  decodeKvValues(bfp4, row.data(), 4, second);
+  EXPECT_EQ(second, (std::vector<float>{0.0f, 1.75f, 0.0f, 0.0f}));
+}
+
+// Random rows at several magnitudes, per element:
+//   int8: |x - x'| <= s / 2 with s = max|x| / 127 of the block (plus the
+//         float32 roundings of s and of q * s: 1e-4 of s is ample);
+//   bfp:  |x - x'| <= step / 2 with step = 2^(floor(log2 max|x|) - (m - 2)),
+//         except values within half a step of 2^(e+1), which saturate to
+//         (2^(m-1) - 1) * step: error <= step.
+TEST(KvFormatTest, RoundTripWithinTheFormatsBound) {
+  std::mt19937 rng(7);
+  for (const char *spec : {"int8", "bfp8:block=16", "bfp8:block=48", "bfp4:block=16",
+                           "bfp4:block=8", "bfp8:block=3"}) {
+    const KvFormat f = resolved(spec, 48);
+    for (float sigma : {1e-3f, 1.0f, 1e3f, 3e30f}) {
+      SCOPED_TRACE(std::string(spec) + " sigma " + std::to_string(sigma));
+      std::normal_distribution<float> dist(0.0f, sigma);
+      std::vector<float> x(6 * 48);
+      for (float &v : x) v = dist(rng);
+      x[5] = 0.0f;
+      x[50] *= 40.0f; // an outlier in one block
+      const std::vector<float> back = roundTrip(f, x);
+      for (size_t b = 0; b < x.size(); b += size_t(f.block)) {
+        double maxAbs = 0;
+        for (size_t i = b; i < b + size_t(f.block); ++i)
+          maxAbs = std::max(maxAbs, std::fabs(double(x[i])));
+        for (size_t i = b; i < b + size_t(f.block); ++i) {
+          ASSERT_TRUE(std::isfinite(back[i])) << i;
+          const double err = std::fabs(double(back[i]) - x[i]);
+          if (f.kind == KvKind::Int8) {
+            ASSERT_LE(err, maxAbs / 127 * (0.5 + 1e-4)) << i;
+          } else {
+            const int m = kvCodeBits(f.kind);
+            const double step = std::ldexp(1.0, std::ilogb(maxAbs) - (m - 2));
+            const bool saturates = std::fabs(x[i]) > ((1 << (m - 1)) - 1) * step;
+            ASSERT_LE(err, saturates ? step : step / 2) << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(KvFormatTest, ZeroRowsDecodeToZero) {
+  for (const char *spec : {"int8", "bfp8", "bfp4"}) {
+    const std::vector<float> x(96, 0.0f);
+    const std::vector<float> back = roundTrip(resolved(spec, 48), x);
+    for (float v : back) {
+      EXPECT_EQ(v, 0.0f) << spec;
+      EXPECT_FALSE(std::signbit(v)) << spec;
+    }
+  }
+}
+
+// The largest and smallest floats, subnormals beside them, and blocks
+// mixing magnitudes 2^250 apart: every decoded value is finite, keeps its
+// sign or becomes zero, and the largest keep their size.
+TEST(KvFormatTest, ExtremeValuesStayFinite) {
+  const float big = std::numeric_limits<float>::max();
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  const float smallNormal = std::numeric_limits<float>::min();
+  for (const char *spec : {"int8", "bfp8:block=4", "bfp4:block=4"}) {
+    SCOPED_TRACE(spec);
+    const KvFormat f = resolved(spec, 4);
+    const std::vector<float> x = {big, -big, tiny, 1.0f,  smallNormal, -tiny, 3e-39f, -1e-45f,
+                                  -big, 1e30f, -1e-30f, 0.0f};
+    const std::vector<float> back = roundTrip(f, x);
+    for (size_t i = 0; i < x.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(back[i])) << i << ": " << back[i];
+      EXPECT_TRUE(back[i] == 0.0f || std::signbit(back[i]) == std::signbit(x[i])) << i;
+    }
+    // +-FLT_MAX come back within one part in 2^(bits - 2) (bfp's largest
+    // code is 2^(m-1) - 1 steps of 2^(e - (m - 2))).
+    const double rel = f.kind == KvKind::Bfp4 ? 0.25 : 1.0 / 64;
+    EXPECT_NEAR(back[0] / double(big), 1.0, rel);
+    EXPECT_NEAR(back[1] / double(-big), 1.0, rel);
+  }
+}
+
+// A block holding NaN or infinity decodes to NaN (attention then yields NaN,
+// as with an f32 cache); the other blocks of the row are untouched.
+TEST(KvFormatTest, NonFiniteBlocksDecodeToNaN) {
+  for (const char *spec : {"int8", "bfp8:block=4", "bfp4:block=4"}) {
+    SCOPED_TRACE(spec);
+    const KvFormat f = resolved(spec, 4);
+    std::vector<float> x = {1, 2, 3, 4, 5, std::nanf(""), 7, 8, -1, -2, -3, -4};
+    x[9] = -std::numeric_limits<float>::infinity();
+    const std::vector<float> back = roundTrip(f, x);
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(back[i], x[i], 0.5) << i;
+    for (int i = 4; i < 12; ++i) EXPECT_TRUE(std::isnan(back[i])) << i;
+  }
+}
+
+} // namespace
+} // namespace lathe::formats
