@@ -23,6 +23,12 @@ namespace {
 struct WeightCode {
   std::string type;
   int64_t rowBytes = 0;
+  /// Rows stream at memory speed (plain formats, INT groups): the product
+  /// launch then takes about as many blocks as the GPU keeps resident. The
+  /// formats whose decode is the bound (FP6, BFP, MX) keep a block per 8
+  /// rows, for the warps that hide it (FP6 4+2 decode of the
+  /// Llama-3.2-1B shape: 529 tokens/s so, 342 with two blocks an SM).
+  bool streamed = true;
 };
 
 Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
@@ -42,15 +48,15 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
     return WeightCode{fmt::format("lathe_cuda::IntGroup<{}, {}, {}>",
                                   spec.kind == FormatKind::INT8 ? 8 : 4, spec.blockSize,
                                   spec.symmetric ? "true" : "false"),
-                      rowBytes};
+                      rowBytes, spec.symmetric};
   case FormatKind::BFP:
     return WeightCode{fmt::format("lathe_cuda::Bfp<{}, {}>", spec.mantissaBits, spec.blockSize),
-                      rowBytes};
+                      rowBytes, false};
   case FormatKind::FP6_4P2:
     // Per channel: the whole row is one group (formats::rowBlockValues).
     return WeightCode{fmt::format("lathe_cuda::Fp6Split<{}>",
                                   formats::rowBlockValues(spec, cols)),
-                      rowBytes};
+                      rowBytes, false};
   default: {
     const char *element = spec.kind == FormatKind::MXINT8       ? "INT8"
                           : spec.kind == FormatKind::MXFP8_E4M3 ? "FP8_E4M3"
@@ -60,7 +66,7 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
                                                                 : "FP4_E2M1";
     return WeightCode{fmt::format("lathe_cuda::Mx<lathe_cuda::MxElement::{}, {}>", element,
                                   spec.blockSize),
-                      rowBytes};
+                      rowBytes, false};
   }
   }
 }
@@ -114,14 +120,15 @@ private:
   void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment,
               const std::string &body, const std::string &tileBody = "", int32_t tileBlocks = 0,
               int32_t wideBlocks = 0, bool gather = false, int32_t queryTile = 0,
-              const std::string &wideBody = "") {
-    // Products: two blocks an SM (kRowBlockSlots), at most 128 registers a
-    // thread.
+              const std::string &wideBody = "", int32_t minBlocks = 0) {
+    // minBlocks: blocks an SM the kernel must fit (streamed products: two,
+    // kRowBlockSlots, so at most 128 registers a thread).
     kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}{}) "
                             "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
                             "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
                             comment, LATHE_CUDA_THREADS,
-                            grid == LATHE_CUDA_GRID_PRODUCT ? ", 2" : "", launches_.size(), body);
+                            minBlocks > 0 ? fmt::format(", {}", minBlocks) : "",
+                            launches_.size(), body);
     // The same launch's products (or attention) on the tensor cores. At
     // least one block an SM (not the default's two): ptxas then keeps a
     // round's loads in flight at once (about 120 registers) instead of 48
@@ -148,7 +155,8 @@ private:
     launch(LATHE_CUDA_GRID_PER_TOKEN, blocks, 0, comment, "  " + call + ";\n");
   }
   int64_t width(uint32_t buffer) const { return int64_t(plan_.bufferWidths[buffer]); }
-  /// Blocks a product launch of one warp per weight row aims to have: two
+  /// Blocks a product launch of one warp per weight row aims to have when
+  /// its weights stream (WeightCode::streamed): two
   /// 8-warp blocks on each of the 132 SMs of an H100/H200 (SXM), all
   /// resident at once (__launch_bounds__ of 2 blocks). A launch of more
   /// rows gives each warp several, so that a block's start-up (its fused
@@ -198,6 +206,7 @@ private:
     };
     std::vector<Call> calls;
     const bool gather = products.front().gather;
+    bool streamed = true; // every weight of the launch (WeightCode::streamed)
     auto call = [&](const std::string &rows, int64_t k, int64_t n) {
       calls.push_back({rows, k, n});
     };
@@ -209,6 +218,7 @@ private:
         return g.error();
       if (!u)
         return u.error();
+      streamed = g->streamed && u->streamed;
       const uint32_t output = std::get<plan::SiluMulStep>(plan_.steps[*silu]).output;
       call(fmt::format("lathe_cuda::GatedRows<{}, {}, {}, {}, {}, {}>{{f.weights[{}], "
                        "f.weights[{}], f.buffers[{}]}}",
@@ -221,6 +231,7 @@ private:
         Expected<WeightCode> w = weightCode(info);
         if (!w)
           return w.error();
+        streamed = streamed && w->streamed;
         call(fmt::format("lathe_cuda::PlainRows<{}, {}, {}, {}, {}>{{f.weights[{}], "
                          "f.buffers[{}], {}}}",
                          w->type, info.shape[1], info.shape[0], w->rowBytes,
@@ -261,7 +272,8 @@ private:
     int64_t launchRows = 0;
     for (const Call &c : calls)
       launchRows += c.n;
-    const int64_t perBlock = rowsPerWarp(launchRows) * LATHE_CUDA_ROWS_PER_BLOCK;
+    const int64_t perBlock =
+        (streamed ? rowsPerWarp(launchRows) : 1) * LATHE_CUDA_ROWS_PER_BLOCK;
     int32_t first = 0;
     for (const Call &c : calls) {
       const int32_t blocks = int32_t((c.n + perBlock - 1) / perBlock);
@@ -273,7 +285,7 @@ private:
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
-           body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody);
+           body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody, streamed ? 2 : 0);
     return Status::ok();
   }
   /// Appends to `out` the branch of a launch's dispatch that hands blocks
