@@ -5,7 +5,10 @@
 // position and of a few decode steps, for every reference prompt. No
 // tolerance: the rescalings are powers of two, which commute with float
 // rounding. A variant whose change does not cancel (gains only) must not
-// pass the same comparison, or the comparison could not fail.
+// pass the same comparison, or the comparison could not fail. The same for
+// outlier-key variants (key channel pairs scaled up, the queries meeting
+// them down), whose exactness also rests on RoPE rotating both channels of
+// a scaled pair.
 #include "test/e2e/ModelFixture.h"
 #include "test/e2e/OutlierVariant.h"
 
@@ -18,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <tuple>
 
 namespace lathe::test {
 namespace {
@@ -193,10 +197,79 @@ void expectRescaledOnDisk(const std::string &path, const std::vector<OutlierChan
   EXPECT_GT(changed, int64_t(channels.size()) * 6 * 2000);
 }
 
+/// Checks that row r of the [rows, cols] tensor `variant` is row r of
+/// `original` times 2^exponent[r] (absent from `exponent`: equal) and
+/// returns how many values changed.
+int64_t expectRowsScaled(const TensorView &original, const TensorView &variant,
+                         const std::map<int64_t, int> &exponent, const std::string &what) {
+  int64_t changed = 0;
+  const int64_t cols = original.shape.back();
+  for (int64_t i = 0; i < original.numElements(); ++i) {
+    auto e = exponent.find(i / cols);
+    const float want =
+        e == exponent.end() ? at(original, i) : std::ldexp(at(original, i), e->second);
+    const float got = at(variant, i);
+    changed += std::bit_cast<uint32_t>(got) != std::bit_cast<uint32_t>(at(original, i));
+    if (std::bit_cast<uint32_t>(got) != std::bit_cast<uint32_t>(want)) {
+      ADD_FAILURE() << what << "[" << i / cols << "][" << i % cols << "] is " << got
+                    << ", expected " << want;
+      break;
+    }
+  }
+  return changed;
+}
+
+/// The outlier-key variant on disk: in each layer the rows of wk that
+/// `pairs` name scaled up, the rows of wq meeting them scaled down, every
+/// other tensor unchanged.
+void expectKeysRescaledOnDisk(const std::string &path, const std::vector<OutlierKeyPair> &pairs) {
+  auto a = frontend::readLlama2cCheckpoint(stories15M());
+  auto b = frontend::readLlama2cCheckpoint(path);
+  ASSERT_TRUE(a && b) << (b ? "" : b.error().message());
+  ASSERT_EQ(a->storage.front()->size(), b->storage.front()->size());
+  std::vector<std::map<int64_t, int>> keyRows(a->layers.size()), queryRows(a->layers.size());
+  for (const OutlierKeyPair &p : pairs) {
+    ASSERT_LT(p.layer, int64_t(a->layers.size()));
+    // stories15M's RoPE is interleaved: a pair is dimensions (2i, 2i + 1).
+    EXPECT_EQ(p.first % 2, 0);
+    EXPECT_EQ(p.second, p.first + 1);
+    for (int64_t row : {p.first, p.second}) {
+      keyRows[p.layer][row] = p.exponent;
+      // n_kv_heads == n_heads: one query row per key row, the same index.
+      queryRows[p.layer][row] = -p.exponent;
+    }
+  }
+  const std::map<int64_t, int> none;
+  int64_t changed = 0;
+  for (size_t l = 0; l < a->layers.size(); ++l) {
+    const auto &x = a->layers[l], &y = b->layers[l];
+    const std::string layer = "layer " + std::to_string(l) + " ";
+    EXPECT_EQ(keyRows[l].size(), 8u) << layer << "4 distinct pairs";
+    changed += expectRowsScaled(x.wk, y.wk, keyRows[l], layer + "wk");
+    changed += expectRowsScaled(x.wq, y.wq, queryRows[l], layer + "wq");
+    for (auto [original, variant, name] :
+         {std::tuple{&x.attnNorm, &y.attnNorm, "rms_att"}, {&x.ffnNorm, &y.ffnNorm, "rms_ffn"},
+          {&x.wv, &y.wv, "wv"}, {&x.wo, &y.wo, "wo"}, {&x.w1, &y.w1, "w1"},
+          {&x.w2, &y.w2, "w2"}, {&x.w3, &y.w3, "w3"}})
+      EXPECT_EQ(expectRowsScaled(*original, *variant, none, layer + name), 0);
+  }
+  EXPECT_EQ(expectRowsScaled(a->embedding, b->embedding, none, "embedding"), 0);
+  EXPECT_EQ(expectRowsScaled(a->finalNorm, b->finalNorm, none, "rms_final"), 0);
+  // 6 layers of 8 key and 8 query rows of 288 weights.
+  EXPECT_GT(changed, int64_t(6) * 16 * 280);
+}
+
 struct Variant {
   uint64_t seed;
   std::vector<int> exponents;
 };
+
+std::string variantName(const Variant &v, const char *up, const char *down) {
+  std::string name = "seed" + std::to_string(v.seed);
+  for (int e : v.exponents)
+    name += (e < 0 ? down : up) + std::to_string(std::abs(e));
+  return name;
+}
 
 class OutlierVariantsFp32Test : public OutlierVariantsTest,
                                 public ::testing::WithParamInterface<Variant> {};
@@ -228,12 +301,52 @@ INSTANTIATE_TEST_SUITE_P(
     // one with gains scaled both down and up by different amounts.
     ::testing::Values(Variant{1, {5}}, Variant{2, {5}}, Variant{3, {5}}, Variant{1, {8}},
                       Variant{2, {8}}, Variant{3, {8}}, Variant{4, {5, -5, 8, -8}}),
-    [](const auto &info) {
-      std::string name = "seed" + std::to_string(info.param.seed);
-      for (int e : info.param.exponents)
-        name += (e < 0 ? "_gainsUp" : "_columnsUp") + std::to_string(std::abs(e));
-      return name;
-    });
+    [](const auto &info) { return variantName(info.param, "_columnsUp", "_gainsUp"); });
+
+class OutlierKeyVariantsFp32Test : public OutlierVariantsTest,
+                                   public ::testing::WithParamInterface<Variant> {};
+
+TEST_P(OutlierKeyVariantsFp32Test, BitIdenticalToTheOriginal) {
+  const Variant &v = GetParam();
+  OutlierKeySpec spec;
+  spec.seed = v.seed;
+  spec.exponents = v.exponents;
+  const std::string name = "outlier-keys-" + variantName(v, "_up", "_down");
+  const std::string path = tempPath(name + ".bin");
+  auto pairs = writeOutlierKeyVariant(stories15M(), path, spec);
+  ASSERT_TRUE(pairs) << pairs.error().message();
+  ASSERT_EQ(pairs->size(), 6u * 4u);
+  expectKeysRescaledOnDisk(path, *pairs);
+
+  std::vector<std::optional<std::string>> diffs = differences(path, name);
+  std::filesystem::remove(path);
+  ASSERT_EQ(diffs.size(), prompts_.size());
+  for (size_t i = 0; i < diffs.size(); ++i)
+    EXPECT_FALSE(diffs[i]) << "prompt " << i << " differs at " << *diffs[i];
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SeedsAndScales, OutlierKeyVariantsFp32Test,
+    // 4 pairs a layer: seeds at 2^5 (the KV table's variant, seed 1) and
+    // 2^8, and one scaling queries up as well as keys.
+    ::testing::Values(Variant{1, {5}}, Variant{2, {5}}, Variant{3, {8}},
+                      Variant{4, {5, -5, 8, -8}}),
+    [](const auto &info) { return variantName(info.param, "_keysUp", "_queriesUp"); });
+
+TEST_F(OutlierVariantsTest, KeysOnlyVariantIsNotBitIdentical) {
+  OutlierKeySpec spec;
+  spec.scaleQueries = false;
+  const std::string path = tempPath("outlier-keys-only.bin");
+  auto pairs = writeOutlierKeyVariant(stories15M(), path, spec);
+  ASSERT_TRUE(pairs) << pairs.error().message();
+  std::vector<std::optional<std::string>> diffs = differences(path, "outlier-keys-only");
+  std::filesystem::remove(path);
+  ASSERT_EQ(diffs.size(), prompts_.size());
+  // Every prompt has at least 4 tokens, so a scaled score changes some
+  // softmax before the first logit.
+  for (size_t i = 0; i < diffs.size(); ++i)
+    EXPECT_TRUE(diffs[i]) << "prompt " << i << ": keys * 32 alone changed no logit";
+}
 
 TEST_F(OutlierVariantsTest, GainsOnlyVariantIsNotBitIdentical) {
   OutlierVariantSpec spec;
@@ -277,6 +390,73 @@ TEST(OutlierVariantWriterTest, BadInputIsAnError) {
       << b.error().message();
   EXPECT_FALSE(std::filesystem::exists(out));
   std::filesystem::remove(shortFile);
+}
+
+frontend::LlamaConfig gqaConfig(frontend::RopeLayout rope) {
+  frontend::LlamaConfig c;
+  c.dim = 64;
+  c.layers = 3;
+  c.heads = 8;
+  c.kvHeads = 2;
+  c.headDim = 8;
+  c.rope = rope;
+  return c;
+}
+
+TEST(OutlierVariantWriterTest, KeyPairsAreRotatedTogetherAndMeetEveryQueryHeadOfTheirKvHead) {
+  using frontend::RopeLayout;
+  const frontend::LlamaConfig inter = gqaConfig(RopeLayout::Interleaved);
+  const frontend::LlamaConfig half = gqaConfig(RopeLayout::RotateHalf);
+  // Pair 5 is pair 1 of KV head 1 (4 pairs a head of 8 dimensions).
+  EXPECT_EQ(ropePairChannels(inter, 5), std::make_pair(int64_t(10), int64_t(11)));
+  EXPECT_EQ(ropePairChannels(half, 5), std::make_pair(int64_t(9), int64_t(13)));
+  EXPECT_EQ(ropePairChannels(inter, 0), std::make_pair(int64_t(0), int64_t(1)));
+  EXPECT_EQ(ropePairChannels(half, 7), std::make_pair(int64_t(11), int64_t(15)));
+  // Key row 10 is dimension 2 of KV head 1, which query heads 4-7 read.
+  EXPECT_EQ(queryRowsOf(inter, 10), (std::vector<int64_t>{34, 42, 50, 58}));
+  EXPECT_EQ(queryRowsOf(inter, 3), (std::vector<int64_t>{3, 11, 19, 27}));
+  frontend::LlamaConfig mha = inter;
+  mha.kvHeads = 8;
+  EXPECT_EQ(queryRowsOf(mha, 10), (std::vector<int64_t>{10}));
+
+  OutlierKeySpec spec;
+  spec.pairs = 3;
+  spec.exponents = {5, -8};
+  auto a = chooseOutlierKeyPairs(half, spec), b = chooseOutlierKeyPairs(half, spec);
+  ASSERT_TRUE(a && b);
+  ASSERT_EQ(a->size(), 9u);
+  std::set<std::pair<int64_t, int64_t>> perLayer[3];
+  for (size_t i = 0; i < a->size(); ++i) {
+    const OutlierKeyPair &p = (*a)[i];
+    EXPECT_EQ(p.layer, int64_t(i / 3));
+    EXPECT_EQ(p.exponent, i % 3 == 1 ? -8 : 5) << "pair i of a layer gets exponents[i % 2]";
+    EXPECT_EQ(p.first, (*b)[i].first) << "the same seed drew other pairs";
+    EXPECT_LT(p.second, half.kvDim());
+    EXPECT_EQ(p.second - p.first, 4) << "rotate-half pairs are (i, i + head_dim / 2)";
+    EXPECT_LT(p.first % 8, 4);
+    perLayer[p.layer].insert({p.first, p.second});
+  }
+  for (const auto &pairs : perLayer)
+    EXPECT_EQ(pairs.size(), 3u) << "a pair was drawn twice in one layer";
+
+  spec.pairs = 8; // every pair of the 2 KV heads
+  auto all = chooseOutlierKeyPairs(inter, spec);
+  ASSERT_TRUE(all);
+  std::set<int64_t> layer0;
+  for (const OutlierKeyPair &p : *all)
+    if (p.layer == 0)
+      layer0.insert({p.first, p.second});
+  EXPECT_EQ(layer0.size(), 16u);
+  spec.pairs = 9;
+  auto tooMany = chooseOutlierKeyPairs(inter, spec);
+  ASSERT_FALSE(tooMany);
+  EXPECT_EQ(tooMany.error().message(),
+            "outlier variant: 9 key channel pairs a layer asked for, the model has 8");
+  spec.pairs = 0;
+  EXPECT_FALSE(chooseOutlierKeyPairs(inter, spec));
+  spec.pairs = 2;
+  spec.exponents = {0};
+  EXPECT_FALSE(chooseOutlierKeyPairs(inter, spec));
 }
 
 std::set<int64_t> channelSet(const std::vector<OutlierChannel> &channels) {
