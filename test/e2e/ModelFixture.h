@@ -37,12 +37,24 @@ inline nlohmann::json loadReference() {
   return nlohmann::json::parse(in);
 }
 
-inline std::string tempPath(const std::string &name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("lathe-test-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+/// This test process's scratch folder, removed when the process exits: an
+/// end-to-end test binary writes a few hundred megabytes of artifacts
+/// there, and folders left behind by every run filled the disk.
+inline const std::filesystem::path &scratchDir() {
+  struct Scratch {
+    std::filesystem::path path = std::filesystem::temp_directory_path() /
+                                 ("lathe-test-" + std::to_string(::getpid()));
+    Scratch() { std::filesystem::create_directories(path); }
+    ~Scratch() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Scratch scratch;
+  return scratch.path;
 }
+
+inline std::string tempPath(const std::string &name) { return (scratchDir() / name).string(); }
 
 /// Compiles with `options` (its output set to a temporary `name`.lathe) and
 /// loads the artifact; fails the test on error.
