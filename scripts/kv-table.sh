@@ -43,24 +43,10 @@ bfp4_bound=0.05
 ratio_bound=1.5
 
 script=kv-table.sh
-source "$(dirname "${BASH_SOURCE[0]}")/quality-table-args.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/quality-table-setup.sh"
 reference=$root/test/data/stories15M_reference.json
-
-for f in "$model" "$tokenizer" "$reference" ${text:+"$text"}; do
-  [ -f "$f" ] || die "$f: no such file"
-done
-for tool in "$compile" "$eval_tool" "$run" "$outlier"; do
-  [ -x "$tool" ] || die "$tool: not an executable (build it, or set LATHE_COMPILE / LATHE_EVAL / LATHE_RUN / LATHE_OUTLIER_VARIANT)"
-done
+[ -f "$reference" ] || die "$reference: no such file"
 command -v jq >/dev/null || die "jq: not found (it reads the reference prompts)"
-if [ -n "$work" ]; then
-  mkdir -p "$work" || die "$work: cannot create it"
-  work=$(cd "$work" && pwd)
-else
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-fi
-log() { echo "kv-table.sh: $*" >&2; }
 
 build() { # SOURCE KV OUT
   "$compile" "$1" --tokenizer "$tokenizer" --target=cpu --kv="$2" -q -o "$3" \

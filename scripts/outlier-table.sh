@@ -49,22 +49,7 @@ variants=(
 bound=1.5
 
 script=outlier-table.sh
-source "$(dirname "${BASH_SOURCE[0]}")/quality-table-args.sh"
-
-for f in "$model" "$tokenizer" ${text:+"$text"}; do
-  [ -f "$f" ] || die "$f: no such file"
-done
-for tool in "$compile" "$eval_tool" "$run" "$outlier"; do
-  [ -x "$tool" ] || die "$tool: not an executable (build it, or set LATHE_COMPILE / LATHE_EVAL / LATHE_RUN / LATHE_OUTLIER_VARIANT)"
-done
-if [ -n "$work" ]; then
-  mkdir -p "$work" || die "$work: cannot create it"
-  work=$(cd "$work" && pwd)
-else
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-fi
-log() { echo "outlier-table.sh: $*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/quality-table-setup.sh"
 
 build() { # SOURCE QUANT OUT
   "$compile" "$1" --tokenizer "$tokenizer" --target=cpu --quant="$2" -q -o "$3" \

@@ -136,27 +136,38 @@ float at(const TensorView &v, int64_t i) {
   return f;
 }
 
-/// Checks that column c of each [rows, dim] tensor `variant` is column c of
-/// `original` times 2^exponent[c] (absent from `exponent`: equal) and
-/// returns how many values changed. A norm gain is a [1, dim] tensor.
-int64_t expectColumnsScaled(const TensorView &original, const TensorView &variant,
-                            const std::map<int64_t, int> &exponent, int sign,
-                            const std::string &what) {
+/// Which index of a [rows, cols] tensor an exponent applies to.
+enum class Axis { Columns, Rows };
+
+/// Checks that each value of `variant` in column (or row) c is that of
+/// `original` times 2^(sign * exponent[c]) (absent from `exponent`: equal)
+/// and returns how many values changed. A norm gain is a [1, dim] tensor.
+int64_t expectScaled(const TensorView &original, const TensorView &variant, Axis axis,
+                     const std::map<int64_t, int> &exponent, int sign, const std::string &what) {
   int64_t changed = 0;
-  const int64_t dim = original.shape.back();
+  const int64_t cols = original.shape.back();
   for (int64_t i = 0; i < original.numElements(); ++i) {
-    auto e = exponent.find(i % dim);
+    auto e = exponent.find(axis == Axis::Columns ? i % cols : i / cols);
     const float want = e == exponent.end() ? at(original, i)
                                            : std::ldexp(at(original, i), sign * e->second);
     const float got = at(variant, i);
     changed += std::bit_cast<uint32_t>(got) != std::bit_cast<uint32_t>(at(original, i));
     if (std::bit_cast<uint32_t>(got) != std::bit_cast<uint32_t>(want)) {
-      ADD_FAILURE() << what << "[" << i / dim << "][" << i % dim << "] is " << got
+      ADD_FAILURE() << what << "[" << i / cols << "][" << i % cols << "] is " << got
                     << ", expected " << want;
       break;
     }
   }
   return changed;
+}
+int64_t expectColumnsScaled(const TensorView &original, const TensorView &variant,
+                            const std::map<int64_t, int> &exponent, int sign,
+                            const std::string &what) {
+  return expectScaled(original, variant, Axis::Columns, exponent, sign, what);
+}
+int64_t expectRowsScaled(const TensorView &original, const TensorView &variant,
+                         const std::map<int64_t, int> &exponent, const std::string &what) {
+  return expectScaled(original, variant, Axis::Rows, exponent, 1, what);
 }
 
 /// The variant on disk: the norm gains and the columns that read them
@@ -195,28 +206,6 @@ void expectRescaledOnDisk(const std::string &path, const std::vector<OutlierChan
   // changed at all (a weight of exactly 0 stays 0): per channel 6 layers of
   // 2 gains and 288 * 3 + 768 * 2 weights, 2402 values a layer.
   EXPECT_GT(changed, int64_t(channels.size()) * 6 * 2000);
-}
-
-/// Checks that row r of the [rows, cols] tensor `variant` is row r of
-/// `original` times 2^exponent[r] (absent from `exponent`: equal) and
-/// returns how many values changed.
-int64_t expectRowsScaled(const TensorView &original, const TensorView &variant,
-                         const std::map<int64_t, int> &exponent, const std::string &what) {
-  int64_t changed = 0;
-  const int64_t cols = original.shape.back();
-  for (int64_t i = 0; i < original.numElements(); ++i) {
-    auto e = exponent.find(i / cols);
-    const float want =
-        e == exponent.end() ? at(original, i) : std::ldexp(at(original, i), e->second);
-    const float got = at(variant, i);
-    changed += std::bit_cast<uint32_t>(got) != std::bit_cast<uint32_t>(at(original, i));
-    if (std::bit_cast<uint32_t>(got) != std::bit_cast<uint32_t>(want)) {
-      ADD_FAILURE() << what << "[" << i / cols << "][" << i % cols << "] is " << got
-                    << ", expected " << want;
-      break;
-    }
-  }
-  return changed;
 }
 
 /// The outlier-key variant on disk: in each layer the rows of wk that

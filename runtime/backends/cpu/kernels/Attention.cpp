@@ -33,6 +33,21 @@ struct AttentionArgs {
   KVLayerView cache;
   int64_t h0, h1;
   float *scratch, *out;
+
+  /// 1 / sqrt(head_dim), the scores' scale.
+  float scoreScale() const {
+    return static_cast<float>(1.0 / std::sqrt(static_cast<double>(headDim)));
+  }
+  /// head(rows, s, kvOffset, qh, oh) for each query row and head h of
+  /// [h0, h1): the row's visible cache rows, the head's score scratch, where
+  /// its KV head starts in a cache row, its query and its output.
+  template <class Head> void forEachHead(Head &&head) const {
+    const int64_t qWidth = heads * headDim, group = heads / kvHeads;
+    for (int64_t t = 0; t < rows; ++t)
+      for (int64_t h = h0; h < h1; ++h)
+        head(visible[t], scratch + (h - h0) * cache.capacity, (h / group) * headDim,
+             q + t * qWidth + h * headDim, out + t * qWidth + h * headDim);
+  }
 };
 } // namespace lathe::kernels::simd::detail
 #endif
@@ -217,25 +232,17 @@ template <typename T> void attendHeadsOf(const AttentionArgs &a) {
   const DF d;
   const T *keys = static_cast<const T *>(a.cache.keys);
   const T *values = static_cast<const T *>(a.cache.values);
-  const int64_t qWidth = a.heads * a.headDim;
-  const int64_t group = a.heads / a.kvHeads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.headDim)));
-  for (int64_t t = 0; t < a.rows; ++t) {
-    const backend::VisibleRows &rows = a.visible[t];
+  const float scale = a.scoreScale();
+  a.forEachHead([&](const backend::VisibleRows &rows, float *s, int64_t kvOffset,
+                    const float *qh, float *oh) {
     const int64_t len = rows.count();
-    for (int64_t h = a.h0; h < a.h1; ++h) {
-      float *s = a.scratch + (h - a.h0) * a.cache.capacity;
-      const int64_t kvOffset = (h / group) * a.headDim;
-      const float *qh = a.q + t * qWidth + h * a.headDim;
-      const T *headKeys = keys + kvOffset;
-      const float maxScore = scores(
-          d, qh, [&](int64_t p, int) { return headKeys + int64_t{rows[p]} * a.cache.width; },
-          a.headDim, len, scale, s);
-      const float total = softmaxNumerators(d, s, len, maxScore);
-      weightedValues(d, s, values + kvOffset, a.cache.width, rows, a.headDim, len,
-                     total, a.out + t * qWidth + h * a.headDim);
-    }
-  }
+    const T *headKeys = keys + kvOffset;
+    const float maxScore = scores(
+        d, qh, [&](int64_t p, int) { return headKeys + int64_t{rows[p]} * a.cache.width; },
+        a.headDim, len, scale, s);
+    const float total = softmaxNumerators(d, s, len, maxScore);
+    weightedValues(d, s, values + kvOffset, a.cache.width, rows, a.headDim, len, total, oh);
+  });
 }
 
 } // namespace HWY_NAMESPACE

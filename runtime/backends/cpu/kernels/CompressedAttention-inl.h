@@ -352,36 +352,28 @@ HWY_INLINE void packedValues(D d, const float *w, const PackedHeads &values,
 template <class D> void attendPackedHeads(const AttentionArgs &a) {
   const D d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
-  const int64_t qWidth = a.heads * a.headDim;
-  const int64_t group = a.heads / a.kvHeads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.headDim)));
+  const float scale = a.scoreScale();
   const bool nibbles = a.cache.format.kind == formats::KvKind::Bfp4;
   // The de-interleaved query of bfp4 (allocated only for it).
   auto permuted = hwy::AllocateAligned<float>(nibbles ? static_cast<size_t>(a.headDim) : 1);
-  for (int64_t t = 0; t < a.rows; ++t) {
-    const backend::VisibleRows &rows = a.visible[t];
+  a.forEachHead([&](const backend::VisibleRows &rows, float *s, int64_t first,
+                    const float *qh, float *oh) {
     const int64_t len = rows.count();
-    for (int64_t h = a.h0; h < a.h1; ++h) {
-      float *s = a.scratch + (h - a.h0) * a.cache.capacity;
-      const int64_t first = (h / group) * a.headDim;
-      const float *qh = a.q + t * qWidth + h * a.headDim;
-      if (nibbles) {
-        // Evens then odds of each L values, as the nibbles come out.
-        for (int64_t c = 0; c < a.headDim; c += lanes)
-          for (int64_t k = 0; k < lanes / 2; ++k) {
-            permuted[c + k] = qh[c + 2 * k];
-            permuted[c + lanes / 2 + k] = qh[c + 2 * k + 1];
-          }
-        qh = permuted.get();
-      }
-      const PackedHeads keys(a.cache.keys, a.cache.format, a.cache.width, first);
-      const PackedHeads values(a.cache.values, a.cache.format, a.cache.width, first);
-      const float maxScore = packedScores(d, qh, keys, rows, a.headDim, len, scale, s);
-      const float total = softmaxNumerators(DF(), s, len, maxScore);
-      packedValues(d, s, values, rows, a.headDim, len, total,
-                   a.out + t * qWidth + h * a.headDim);
+    if (nibbles) {
+      // Evens then odds of each L values, as the nibbles come out.
+      for (int64_t c = 0; c < a.headDim; c += lanes)
+        for (int64_t k = 0; k < lanes / 2; ++k) {
+          permuted[c + k] = qh[c + 2 * k];
+          permuted[c + lanes / 2 + k] = qh[c + 2 * k + 1];
+        }
+      qh = permuted.get();
     }
-  }
+    const PackedHeads keys(a.cache.keys, a.cache.format, a.cache.width, first);
+    const PackedHeads values(a.cache.values, a.cache.format, a.cache.width, first);
+    const float maxScore = packedScores(d, qh, keys, rows, a.headDim, len, scale, s);
+    const float total = softmaxNumerators(DF(), s, len, maxScore);
+    packedValues(d, s, values, rows, a.headDim, len, total, oh);
+  });
 }
 
 void attendCompressedHeads(const AttentionArgs &a) {
@@ -392,34 +384,27 @@ void attendCompressedHeads(const AttentionArgs &a) {
   const DF d;
   const CompressedRows keys(a.cache.keys, a.cache.format, a.cache.width);
   const CompressedRows values(a.cache.values, a.cache.format, a.cache.width);
-  const int64_t qWidth = a.heads * a.headDim;
-  const int64_t group = a.heads / a.kvHeads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.headDim)));
+  const float scale = a.scoreScale();
   // Four decoded keys, a decoded value, the value accumulator, bfp4 codes.
   const size_t dim = static_cast<size_t>(a.headDim);
   auto buffers = hwy::AllocateAligned<float>(6 * dim);
   auto codes = hwy::AllocateAligned<int8_t>(dim);
   float *decodedKeys = buffers.get(), *decoded = decodedKeys + 4 * dim, *acc = decoded + dim;
-  for (int64_t t = 0; t < a.rows; ++t) {
-    const backend::VisibleRows &rows = a.visible[t];
+  a.forEachHead([&](const backend::VisibleRows &rows, float *s, int64_t first,
+                    const float *qh, float *oh) {
     const int64_t len = rows.count();
-    for (int64_t h = a.h0; h < a.h1; ++h) {
-      float *s = a.scratch + (h - a.h0) * a.cache.capacity;
-      const int64_t first = (h / group) * a.headDim;
-      const float *qh = a.q + t * qWidth + h * a.headDim;
-      const float maxScore = scores(
-          d, qh,
-          [&](int64_t p, int slot) {
-            float *k = decodedKeys + size_t(slot) * dim;
-            keys.decode(d, rows[p], first, a.headDim, codes.get(), k);
-            return static_cast<const float *>(k);
-          },
-          a.headDim, len, scale, s);
-      const float total = softmaxNumerators(d, s, len, maxScore);
-      weightedDecodedValues(d, s, values, rows, first, a.headDim, len, total, codes.get(),
-                            decoded, acc, a.out + t * qWidth + h * a.headDim);
-    }
-  }
+    const float maxScore = scores(
+        d, qh,
+        [&](int64_t p, int slot) {
+          float *k = decodedKeys + size_t(slot) * dim;
+          keys.decode(d, rows[p], first, a.headDim, codes.get(), k);
+          return static_cast<const float *>(k);
+        },
+        a.headDim, len, scale, s);
+    const float total = softmaxNumerators(d, s, len, maxScore);
+    weightedDecodedValues(d, s, values, rows, first, a.headDim, len, total, codes.get(),
+                          decoded, acc, oh);
+  });
 }
 
 } // namespace HWY_NAMESPACE
