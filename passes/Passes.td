@@ -52,11 +52,15 @@ def ReorderChannels : Pass<"lathe-reorder-channels", "mlir::ModuleOp"> {
     largest weight of the channel's column, the column's norm, and the
     column's norm times the root mean square of the channel's input
     (`tfm.calib_rms` from calibration), each taken as the largest over the
-    linears that read the channel, normalised per linear. For each set of
-    channels that share one order, the pass quantizes the readers' weights
-    in `format` under every candidate (and the current order) and keeps the
-    order with the smallest calibrated error sum_k rms_k^2 (w_k - q(w_k))^2,
-    so it never makes that error worse.
+    linears that read the channel, normalised per linear; with
+    `activations=int8` and a format with integer codes, also by the input's
+    rms alone. For each set of channels that share one order, the pass
+    quantizes the readers' weights in `format` under every candidate (and
+    the current order) and keeps the order with the smallest calibrated
+    error sum_k rms_k^2 (w_k - q(w_k))^2, plus, with int8 activations, the
+    error of rounding the inputs to int8 with one scale per weight block
+    (outlier input channels gathered into blocks of their own coarsen fewer
+    of the others), so it never makes that error worse.
 
     Every permutation is folded into the weights, so it costs nothing at run
     time and leaves the model's outputs unchanged up to float rounding:
@@ -74,6 +78,55 @@ def ReorderChannels : Pass<"lathe-reorder-channels", "mlir::ModuleOp"> {
     Option<"format", "format", "std::string", /*default=*/"\"bfp4:block=32\"",
            "The format the weights will be quantized to, whose error the "
            "chosen order minimises (docs/formats.md)">,
+    Option<"activations", "activations", "std::string", /*default=*/"\"int8\"",
+           "How the products will round their inputs: int8 (as quantized "
+           "builds run by default) or float">,
+  ];
+  let dependentDialects = ["::lathe::tfm::TransformerDialect"];
+}
+
+def ReorderKeyChannels : Pass<"lathe-reorder-key-channels", "mlir::ModuleOp"> {
+  let summary = "Permute key channels so that outlier RoPE pairs share KV-cache blocks";
+  let description = [{
+    A block-compressed KV cache (`lathe-compile --kv=bfp4`, `bfp8`) gives
+    each block of consecutive channels of a cached key row one shared
+    exponent, so a few large key channels coarsen every block they sit in.
+    Following "Accurate Block Quantization in LLMs with Outliers"
+    (Trukhanov and Soloveychik, 2024), this pass reorders, for every
+    `tfm.attention` and each KV head, the RoPE pairs of the keys so that
+    large pairs share blocks.
+
+    Per pair it estimates the keys' mean square `K_j` and the queries'
+    `Q_j` (summed over the query heads of the KV head): from the
+    projections' rows and the root mean square of their input channels
+    (`tfm.calib_rms` from calibration; without it, from the weights alone),
+    plus the squared bias. A block's rounding step grows with its largest
+    key and hits every query channel that meets the block, so an order
+    costs about `sum_b max_(j in b) K_j * sum_(j in b) Q_j`. The pass keeps
+    the cheapest of: the stored order; keys sorted largest first (the
+    paper's); and a greedy fill that opens each block with the largest key
+    left and adds the pairs that lose least there, the smallest
+    `Q_j (K_max - K_j)` (the next largest keys, or, beside an outlier that
+    the queries barely read, the pairs they barely read either). The
+    block is the `block` option, or else that of the function's bfp KV
+    cache (`!tfm.kv_quant<bfp4, block = 16>`). Pairs move as wholes and land
+    interleaved, `(2j, 2j + 1)`, so a pair never straddles two blocks of an
+    even size, whatever the model's RoPE layout was.
+
+    The permutation is folded into the rows of the key projection and of
+    the query projections of every query head of the KV head (and their
+    `tfm.bias_add` biases), and both `tfm.rope` ops get the matching
+    `pair_order` (which frequency turns which position) and the
+    interleaved layout. Every score `q . k` is then the same sum of the
+    same products, in another order, so it costs nothing at run time and
+    changes outputs only by float rounding. Attention whose keys or queries
+    are not `rope(linear(x) [+ bias])` with weights of their own is left
+    alone with a warning. Run it before `lathe-quantize`.
+  }];
+  let options = [
+    Option<"blockOption", "block", "int64_t", /*default=*/"0",
+           "Values per shared exponent of the cached keys (even, dividing "
+           "head_dim); 0: the block of the function's bfp KV cache">,
   ];
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }

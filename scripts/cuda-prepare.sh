@@ -4,7 +4,8 @@
 # they need that a GPU machine may lack), and artifacts compiled with
 # --target=cuda: the tiny test model (f32, f16/bf16 KV caches, asymmetric
 # INT4), small grouped-query models (bf16, INT8, every BFP/MX/FP6 format, a
-# wide feed-forward layer), stories15M (INT8 and INT4, group 32), and speed
+# wide feed-forward layer), stories15M (INT8 and INT4, group 32), compressed
+# KV caches (int8, bfp8, bfp4), and speed
 # models (Llama
 # 3.2 1B in bf16, INT8, INT4 and FP6 4+2, TinyLlama 1.1B in bf16; random
 # weights).
@@ -46,6 +47,16 @@ for q in int8:group=32 int4:group=32; do
   compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant="$q" \
     -o "$out/artifacts/stories15M-${q%%:*}.lathe"
 done
+# Compressed KV caches (int8, bfp8, bfp4 rows; the bfp ones with key
+# channels reordered): grouped-query heads of 64 and stories15M's 48.
+compile "$tiny" --kv=bfp4 -o "$out/artifacts/tiny-kvbfp4.lathe"
+compile "$gqa" --synthetic-weights --kv=bfp4 -o "$out/artifacts/gqa-kvbfp4.lathe"
+compile "$gqa" --synthetic-weights --kv=bfp8:block=16 -o "$out/artifacts/gqa-kvbfp8.lathe"
+compile "$gqa" --synthetic-weights --kv=int8 --quant=int8:group=32 -o "$out/artifacts/gqa-int8-kvint8.lathe"
+compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant=int8:group=32 \
+  --kv=bfp4 -o "$out/artifacts/stories15M-int8-kvbfp4.lathe"
+compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant=int4:group=32 \
+  --kv=int8 -o "$out/artifacts/stories15M-int4-kvint8.lathe"
 # Each Hugging Face decoder family's small random checkpoint, the folders
 # test/e2e/ArchitecturesTest.cpp checks against transformers on the CPU.
 python3 "$root/scripts/make-arch-reference.py" --write-folders "$out/arch"

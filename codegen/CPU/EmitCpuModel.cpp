@@ -118,8 +118,10 @@ private:
       if (vector && failed(emitVector(m_.tensorIndex.lookup(vector), error)))
         return WalkResult::interrupt();
       if (auto r = dyn_cast<kplan::RopeOp>(op)) {
-        std::vector<double> freq = plan::ropeFrequencies(
-            r.getTheta().convertToFloat(), r.getHeadDim(), r.getScaling());
+        std::vector<double> freq = plan::orderedFrequencies(
+            plan::ropeFrequencies(r.getTheta().convertToFloat(), r.getHeadDim(),
+                                  r.getScaling()),
+            r.getPairOrderVector());
         auto [it, added] = freqs_.try_emplace(freq, fmt::format("kRopeFreq{}", freqs_.size()));
         ropeTables_[op] = it->second;
         if (added)
@@ -207,6 +209,12 @@ private:
   }
   Attribute u32(int64_t v) { return b_.getIntegerAttr(u32(), v); }
   Attribute i64(int64_t v) { return b_.getI64IntegerAttr(v); }
+  /// The frequency tables of a rope: one per group of its pair_order, or
+  /// one for every head.
+  static int64_t ropeGroups(kplan::RopeOp r) {
+    return r.getPairOrder().empty() ? 1
+                                    : int64_t(r.getPairOrder().size()) / (r.getHeadDim() / 2);
+  }
   /// rows * width: the elements of a buffer in this step.
   Value elements(Value planBuffer) {
     Location loc = b_.getUnknownLoc();
@@ -282,7 +290,9 @@ private:
         .Case([&](kplan::RopeOp r) {
           call("lathe_rope",
                {buffer(r.getInput()), positions_, rows_, i64(width(r.getInput())),
-                i64(r.getHeadDim()), global(ropeTables_.at(r), b_.getF64Type(), r.getHeadDim() / 2),
+                i64(r.getHeadDim()),
+                global(ropeTables_.at(r), b_.getF64Type(), ropeGroups(r) * (r.getHeadDim() / 2)),
+                i64(ropeGroups(r)),
                 b_.getI32IntegerAttr(
                     tfm::toPlanLayout(r.getLayout()) == plan::RopeLayout::Interleaved ? 1 : 0),
                 buffer(r.getOut())});

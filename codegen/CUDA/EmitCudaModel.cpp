@@ -380,9 +380,9 @@ private:
   }
   Status emitStep(const plan::RopeStep &s) {
     perToken("rope",
-             fmt::format("lathe_cuda::rope<{}, {}, {}>(f, {}, {}, {})", width(s.input),
+             fmt::format("lathe_cuda::rope<{}, {}, {}, {}>(f, {}, {}, {})", width(s.input),
                          s.headDim, s.layout == plan::RopeLayout::Interleaved ? "true" : "false",
-                         s.input, s.output, ropeFrequencies(s)),
+                         headsPerTable(s), s.input, s.output, ropeFrequencies(s)),
              width(s.input) / 2, /*perThread=*/1); // angles in double: spread them
     return Status::ok();
   }
@@ -393,13 +393,22 @@ private:
       const auto &q = std::get<plan::RopeStep>(plan_.steps[*rope]);
       const auto &k = std::get<plan::RopeStep>(plan_.steps[*rope + 1]);
       perToken("attention: RoPE of the queries and keys, the keys and values stored",
-               fmt::format("lathe_cuda::ropeStoreKV<{}, {}, {}, {}, {}>(f, {}, {}, {}, {}, {}, "
-                           "{}, {})",
+               fmt::format("lathe_cuda::ropeStoreKV<{}, {}, {}, {}, {}, {}, {}>(f, {}, {}, {}, "
+                           "{}, {}, {}, {})",
                            element, width(q.input), kvWidth, s.headDim,
-                           q.layout == plan::RopeLayout::Interleaved ? "true" : "false", q.input,
+                           q.layout == plan::RopeLayout::Interleaved ? "true" : "false",
+                           headsPerTable(q), headsPerTable(k), q.input,
                            q.output, k.input, k.output, s.values, s.layer,
                            ropeFrequencies(q)),
                width(q.input) / 2 + kvWidth / 2 + kvWidth, /*perThread=*/1);
+    } else if (plan_.kvFormat.compressed()) {
+      const formats::KvFormat &kv = plan_.kvFormat;
+      perToken("attention: store the step's keys and values, " + formats::kvFormatName(kv),
+               fmt::format("lathe_cuda::storeKVPacked<{}, {}, {}, {}>(f, {}, {}, {})",
+                           kv.kind == formats::KvKind::Int8 ? "true" : "false",
+                           formats::kvCodeBits(kv.kind), kv.block, kvWidth, s.keys, s.values,
+                           s.layer),
+               2 * kvWidth / kv.block);
     } else {
       perToken("attention: store the step's keys and values",
                fmt::format("lathe_cuda::storeKV<{}, {}>(f, {}, {}, {})", element, kvWidth,
@@ -412,18 +421,22 @@ private:
     int64_t together = std::min<int64_t>(perKv, 8);
     while (perKv % together != 0)
       --together;
-    const std::string args = fmt::format("<{}, {}, {}, {}, {}>(f, {}, {}, {});\n", element,
-                                         s.heads, s.kvHeads, s.headDim, together, s.queries,
-                                         s.output, s.layer);
+    const auto args = [&](const std::string &cache) {
+      return fmt::format("<{}, {}, {}, {}, {}>(f, {}, {}, {});\n", cache, s.heads, s.kvHeads,
+                         s.headDim, together, s.queries, s.output, s.layer);
+    };
     // Prompts on the tensor cores where the shapes allow. Parts: the bf16
     // parts a cached value splits into (CudaFlashAttention.cuh).
     const int64_t parts = plan_.kvElement == ElementType::F32   ? 3
                           : plan_.kvElement == ElementType::F16 ? 2
                                                                 : 1;
-    const bool flash = LATHE_CUDA_FLASH_FITS(parts, s.headDim, together);
+    // A compressed cache takes the one-token kernel for prompts too.
+    const bool flash =
+        !plan_.kvFormat.compressed() && LATHE_CUDA_FLASH_FITS(parts, s.headDim, together);
     launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads / together), 0, "attention",
-           "  lathe_cuda::attention" + args, flash ? "  lathe_cuda::flashAttention" + args : "",
-           0, 0, false, flash ? int32_t(LATHE_CUDA_FLASH_QUERY_TILE(together)) : 0);
+           "  lathe_cuda::attention" + args(cacheCodec()),
+           flash ? "  lathe_cuda::flashAttention" + args(element) : "", 0, 0, false,
+           flash ? int32_t(LATHE_CUDA_FLASH_QUERY_TILE(together)) : 0);
     return Status::ok();
   }
   Status emitStep(const plan::SiluMulStep &s) {
@@ -443,6 +456,23 @@ private:
 
   const plan::KernelPlan &plan_;
   const std::vector<plan::TensorInfo> &tensors_;
+  /// How attention reads the cache (CudaAttention.cuh): plain elements or
+  /// compressed blocks.
+  std::string cacheCodec() const {
+    const formats::KvFormat &kv = plan_.kvFormat;
+    if (!kv.compressed())
+      return fmt::format("lathe_cuda::PlainKv<{}>", cacheType(plan_.kvElement));
+    return fmt::format("lathe_cuda::PackedKv<{}, {}, {}>",
+                       kv.kind == formats::KvKind::Int8 ? "true" : "false",
+                       formats::kvCodeBits(kv.kind), kv.block);
+  }
+  /// Consecutive heads of a rope's row that share a table of frequencies
+  /// (all of them, or a group of a pair order).
+  int64_t headsPerTable(const plan::RopeStep &s) {
+    const int64_t heads = width(s.input) / s.headDim;
+    return s.pairOrder.empty() ? heads
+                               : heads / (int64_t(s.pairOrder.size()) / (s.headDim / 2));
+  }
   /// The name of a table of a rope step's frequencies (one per distinct
   /// table), emitted on first use.
   std::string ropeFrequencies(const plan::RopeStep &s) {

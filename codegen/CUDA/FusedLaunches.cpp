@@ -163,14 +163,16 @@ FusedLaunches fuseLaunches(const plan::KernelPlan &plan,
 
   // rope(queries), rope(keys), attention: one kernel rotates both and
   // stores the key and value rows. Its blocks read and write disjoint
-  // buffers of the two ropes and the values.
-  for (size_t i = 0; i + 2 < n; ++i) {
+  // buffers of the two ropes and the values. (A compressed cache's rows
+  // are encoded a block of values at a time, by a store kernel of their
+  // own.)
+  for (size_t i = 0; i + 2 < n && !plan.kvFormat.compressed(); ++i) {
     const auto *q = fuser.at<plan::RopeStep>(i);
     const auto *k = fuser.at<plan::RopeStep>(i + 1);
     const auto *att = fuser.at<plan::AttentionStep>(i + 2);
     if (!q || !k || !att || q->output != att->queries || k->output != att->keys ||
         q->headDim != k->headDim || q->headDim != att->headDim || q->theta != k->theta ||
-        q->scaling() != k->scaling() || q->layout != k->layout)
+        q->scaling() != k->scaling() || q->layout != k->layout || q->pairOrder != k->pairOrder)
       continue;
     const std::vector<uint32_t> qBuffers{q->input, q->output};
     if (contains(qBuffers, k->input) || contains(qBuffers, k->output) ||

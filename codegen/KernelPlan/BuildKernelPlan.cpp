@@ -57,7 +57,13 @@ public:
         kind = formats::KvKind::Int8;
       else if (quant.getKind() == tfm::KVQuantKind::bfp8)
         kind = formats::KvKind::Bfp8;
-      model_.plan.kvFormat = {kind, static_cast<int32_t>(quant.getBlock())};
+      else if (quant.getKind() == tfm::KVQuantKind::int4)
+        kind = formats::KvKind::Int4;
+      else if (quant.getKind() == tfm::KVQuantKind::int2)
+        kind = formats::KvKind::Int2;
+      model_.plan.kvFormat = {kind, static_cast<int32_t>(quant.getBlock()),
+                              static_cast<int32_t>(quant.getKeyGroup()),
+                              static_cast<int32_t>(quant.getWindow())};
       model_.plan.kvElement = ElementType::F32;
     } else {
       model_.plan.kvElement = element.isF16()    ? ElementType::F16
@@ -201,6 +207,20 @@ private:
         else
           return op.emitOpError() << "has no attribute '" << field.name
                                   << "' the runtime's step can store";
+        break;
+      }
+      case plan::FieldRole::NumberList: {
+        // A list's length, then its items; an absent (defaulted) array is
+        // an empty list.
+        Attribute attr = op.getInherentAttr(field.name).value_or(Attribute());
+        auto array = dyn_cast_or_null<DenseI32ArrayAttr>(attr);
+        if (attr && !array)
+          return op.emitOpError() << "has no attribute '" << field.name
+                                  << "' the runtime's step can store";
+        flat.ints.push_back(array ? int64_t(array.size()) : 0);
+        if (array)
+          for (int32_t v : array.asArrayRef())
+            flat.ints.push_back(v);
         break;
       }
       }

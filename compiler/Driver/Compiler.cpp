@@ -66,6 +66,12 @@ mlir::Type kvElementType(mlir::MLIRContext &context, formats::KvFormat f) {
     return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp8, f.block);
   case formats::KvKind::Bfp4:
     return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp4, f.block);
+  case formats::KvKind::Int4:
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::int4, f.block, f.keyGroup,
+                                 f.window);
+  case formats::KvKind::Int2:
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::int2, f.block, f.keyGroup,
+                                 f.window);
   }
   return mlir::Float32Type::get(&context);
 }
@@ -131,12 +137,13 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
   if (!quant)
     return quant.error();
-  Expected<formats::KvFormat> kv = parseKvFlag(o.kv);
-  if (!kv)
-    return kv.error();
-  if (kv->compressed() && cuda)
-    return Error("--kv=" + o.kv + ": the cuda target stores the KV cache as f32, f16 or bf16 "
-                 "only (compressed KV formats run on the cpu target)");
+  Expected<KvFlag> kvFlag = parseKvSpec(o.kv);
+  if (!kvFlag)
+    return kvFlag.error();
+  const formats::KvFormat *kv = &kvFlag->format;
+  if (kv->kivi() && cuda)
+    return Error("--kv=" + o.kv + ": the cuda target stores the KV cache as f32, f16, bf16, "
+                 "int8, bfp8 or bfp4 (KIVI int4 and int2 run on the cpu target)");
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
   if (o.activations == "int8" && cuda)
@@ -321,7 +328,11 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   // Reordering and format selection need calibration; plain quantization
   // uses it, when a tokenizer allows, to equalize channels and to report
   // calibrated errors.
-  const bool calibrates = quant->needsCalibration() || (quant->quantizes() && tokenizer);
+  // Key channels are ordered for a block-compressed cache (a speed model
+  // has no weights to order).
+  const bool reorderKeys = kvFlag->reorderKeys && !o.syntheticWeights;
+  const bool calibrates =
+      quant->needsCalibration() || ((quant->quantizes() || reorderKeys) && tokenizer);
   if (calibrates) {
     if (!tokenizer)
       return Error("--quant=" + o.quant + " calibrates the model on text and needs a "
@@ -338,6 +349,16 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     if (!stats)
       return Error((o.calib.empty() ? std::string("built-in text") : o.calib) + ": " +
                    stats.error().message());
+  }
+  if (reorderKeys) {
+    report("ordering key channels for the KV cache", 0);
+    if (!calibrates && note)
+      note("no tokenizer to calibrate with: key channels are ordered by their weights alone "
+           "(pass --tokenizer to weigh them by calibrated inputs)");
+    mlir::PassManager pm(&context);
+    pm.addPass(createReorderKeyChannels());
+    if (mlir::failed(pm.run(*module)))
+      return mlirError(o.input + ": ordering key channels failed");
   }
   if (quant->quantizes()) {
     report("quantizing", 0);
@@ -356,6 +377,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       ReorderChannelsOptions r;
       if (quant->format)
         r.format = formats::formatName(*quant->format);
+      r.activations = plan::activationsName(activations);
       pm.addPass(createReorderChannels(r));
     }
     std::optional<formats::FormatSpec> classifier = quant->classifierFormat();

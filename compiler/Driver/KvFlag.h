@@ -6,6 +6,13 @@
 //   --kv=int8                   int8 codes, a float32 scale per token row and KV head
 //   --kv=bfp8[:block=N]         8/4-bit mantissas sharing an exponent per block
 //   --kv=bfp4[:block=N]         of N values along head_dim (N divides head_dim)
+//   --kv=int4[:group=G][:window=R]  KIVI: keys per channel over groups of G
+//   --kv=int2[:group=G][:window=R]  tokens, values per token, the newest R f32
+//
+// The bfp formats also take :reorder (the default) or :no-reorder: whether
+// lathe-reorder-key-channels sorts each KV head's key pairs by magnitude
+// so that large ones share blocks (folded into the weights; not part of
+// the stored format).
 #pragma once
 
 #include "runtime/formats/KvFormat.h"
@@ -14,6 +21,19 @@
 #include <string_view>
 
 namespace lathe::compiler {
+
+/// What --kv asks for: the cache's format and whether the key channels are
+/// reordered for it.
+struct KvFlag {
+  formats::KvFormat format;
+  bool reorderKeys = false;
+};
+
+/// The whole flag: `reorder` / `no-reorder` options taken out (bfp kinds
+/// only; on by default for them), the rest read by parseKvFlag. Errors
+/// quote the text: "--kv=int8:reorder: reorder applies to bfp8 and bfp4
+/// (the kinds whose key channels share exponents)".
+Expected<KvFlag> parseKvSpec(std::string_view text);
 
 /// The format `text` names, its block left 0 when not given (the model's
 /// head_dim decides it: resolveKvFlag). Anything else is one Error line

@@ -134,6 +134,9 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "expects a positive theta";
   if (const char *problem = lathe::plan::ropeScalingProblem(getScaling()))
     return emitOpError() << problem;
+  if (const char *problem =
+          lathe::plan::pairOrderProblem(getPairOrderVector(), headDim, widthOf(getInput()) / headDim))
+    return emitOpError() << problem;
   return success();
 }
 

@@ -96,8 +96,9 @@ def Plan_MatmulsOp : Plan_Op<"matmuls", [AttrSizedOperandSegments]> {
 def Plan_RopeOp : Plan_Op<"rope"> {
   let summary = "Rotary position embedding of every head of each row";
   let description = [{
-    The frequencies and their optional Llama 3 scaling are those of
-    `tfm.rope` (runtime/plan/RopeFrequencies.h computes them).
+    The frequencies, their optional Llama 3 scaling and the optional
+    `pair_order` are those of `tfm.rope` (runtime/plan/RopeFrequencies.h
+    computes them).
   }];
   let arguments = (ins Plan_In<"">:$input, Plan_TokenIds:$positions, I64Attr:$head_dim,
                        F32Attr:$theta, Transformer_RopeLayoutAttr:$layout,
@@ -105,6 +106,7 @@ def Plan_RopeOp : Plan_Op<"rope"> {
                        DefaultValuedAttr<F32Attr, "0.0f">:$low_freq_factor,
                        DefaultValuedAttr<F32Attr, "0.0f">:$high_freq_factor,
                        DefaultValuedAttr<I64Attr, "0">:$original_context,
+                       DefaultValuedOptionalAttr<DenseI32ArrayAttr, "{}">:$pair_order,
                        Plan_Out<"">:$out);
   let assemblyFormat = [{
     $input `at` $positions `->` $out attr-dict `:` type($input) `,` type($positions) `,` type($out)
@@ -115,6 +117,11 @@ def Plan_RopeOp : Plan_Op<"rope"> {
     ::lathe::plan::RopeScaling getScaling() {
       return {getScalingFactor().convertToFloat(), getLowFreqFactor().convertToFloat(),
               getHighFreqFactor().convertToFloat(), int64_t(getOriginalContext())};
+    }
+    /// The pair_order attribute as the runtime's step holds it
+    /// (runtime/plan/RopeFrequencies.h, pairOrderProblem).
+    std::vector<uint32_t> getPairOrderVector() {
+      return {getPairOrder().begin(), getPairOrder().end()};
     }
   }];
   let hasVerifier = 1;

@@ -31,7 +31,8 @@ def Transformer_MxElement : I32EnumAttr<"MxElement", "OCP MX element format", [
 
 // The compressed KV-cache formats (runtime/formats/KvFormat.h).
 def Transformer_KVQuantKind : I32EnumAttr<"KVQuantKind", "compressed KV-cache format", [
-    I32EnumAttrCase<"int8", 0>, I32EnumAttrCase<"bfp8", 1>, I32EnumAttrCase<"bfp4", 2>]> {
+    I32EnumAttrCase<"int8", 0>, I32EnumAttrCase<"bfp8", 1>, I32EnumAttrCase<"bfp4", 2>,
+    I32EnumAttrCase<"int4", 3>, I32EnumAttrCase<"int2", 4>]> {
   let genSpecializedAttr = 0;
   let cppNamespace = "::lathe::tfm";
 }

@@ -155,6 +155,9 @@ LogicalResult RopeOp::verify() {
     return emitOpError() << "expects one position per input row";
   if (const char *problem = lathe::plan::ropeScalingProblem(getScaling()))
     return emitOpError() << problem;
+  if (const char *problem =
+          lathe::plan::pairOrderProblem(getPairOrderVector(), headDim, width(getInput()) / headDim))
+    return emitOpError() << problem;
   return success();
 }
 

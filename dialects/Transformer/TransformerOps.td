@@ -98,6 +98,13 @@ def Transformer_RopeOp : Transformer_Op<"rope", [Pure]> {
     `original_context / low_freq_factor` turn `scaling_factor` times
     slower, pairs below `original_context / high_freq_factor` stay, and the
     pairs between blend the two linearly in `original_context / w_i`.
+
+    A non-empty `pair_order` (written by `lathe-reorder-key-channels`)
+    changes which frequency turns which pair: it holds `G` permutations of
+    the `head_dim / 2` pairs, and the pair at position `j` of a head of
+    group `g` turns at `f_(pair_order[g * head_dim / 2 + j])`. Head `h` of
+    the row's `H` heads is in group `h * G / H`, so the queries' heads,
+    grouped like their KV heads, share their KV head's order.
   }];
   let arguments = (ins Transformer_Activation:$input, Transformer_TokenIds:$positions,
                        I64Attr:$head_dim, F32Attr:$theta,
@@ -105,7 +112,8 @@ def Transformer_RopeOp : Transformer_Op<"rope", [Pure]> {
                        DefaultValuedAttr<F32Attr, "0.0f">:$scaling_factor,
                        DefaultValuedAttr<F32Attr, "0.0f">:$low_freq_factor,
                        DefaultValuedAttr<F32Attr, "0.0f">:$high_freq_factor,
-                       DefaultValuedAttr<I64Attr, "0">:$original_context);
+                       DefaultValuedAttr<I64Attr, "0">:$original_context,
+                       DefaultValuedOptionalAttr<DenseI32ArrayAttr, "{}">:$pair_order);
   let results = (outs Transformer_Activation:$result);
   let assemblyFormat = [{
     $input `,` $positions attr-dict `:` type($input) `,` type($positions) `->` type($result)
@@ -116,6 +124,11 @@ def Transformer_RopeOp : Transformer_Op<"rope", [Pure]> {
     ::lathe::plan::RopeScaling getScaling() {
       return {getScalingFactor().convertToFloat(), getLowFreqFactor().convertToFloat(),
               getHighFreqFactor().convertToFloat(), int64_t(getOriginalContext())};
+    }
+    /// The pair_order attribute as the runtime's step holds it
+    /// (runtime/plan/RopeFrequencies.h, pairOrderProblem).
+    std::vector<uint32_t> getPairOrderVector() {
+      return {getPairOrder().begin(), getPairOrder().end()};
     }
   }];
   let hasVerifier = 1;

@@ -31,9 +31,20 @@ LogicalResult KVCacheType::verify(function_ref<InFlightDiagnostic()> emitError,
 }
 
 LogicalResult KVQuantType::verify(function_ref<InFlightDiagnostic()> emitError,
-                                  KVQuantKind kind, int64_t block) {
+                                  KVQuantKind kind, int64_t block, int64_t keyGroup,
+                                  int64_t window) {
   if (block <= 0)
     return emitError() << "expects a positive block, got " << block;
+  // Only KIVI kinds quantize keys over groups of tokens behind a window.
+  const bool kivi = kind != KVQuantKind::int8 && kind != KVQuantKind::bfp8 &&
+                    kind != KVQuantKind::bfp4;
+  if (!kivi && (keyGroup != 0 || window != 0))
+    return emitError() << "expects no group or window for " << stringifyKVQuantKind(kind)
+                       << ", got group " << keyGroup << " and window " << window;
+  if (kivi && (keyGroup < 2 || window < 0))
+    return emitError() << "expects a group of at least 2 tokens and a window of at least 0, "
+                          "got group "
+                       << keyGroup << " and window " << window;
   if (kind == KVQuantKind::bfp4 && block % 2 != 0)
     return emitError() << "expects an even bfp4 block (two mantissas a byte), got " << block;
   return success();

@@ -94,10 +94,22 @@ def Transformer_KVQuantType : Transformer_Type<"KVQuant", "kv_quant"> {
     values along head_dim: `int8` with a float32 scale per block (the block
     is head_dim: one scale per token row and KV head), `bfp8`/`bfp4` with a
     shared 8-bit exponent per block and 8/4-bit mantissas
-    (docs/formats.md, "KV cache formats").
+    (docs/formats.md, "KV cache formats"). KIVI kinds also carry their key
+    group (tokens sharing each channel's scale) and f32 window:
+    `!tfm.kv_quant<int4, block = 16, group = 32, window = 32>`; both are 0
+    (and not printed) for the other kinds.
   }];
-  let parameters = (ins "KVQuantKind":$kind, "int64_t":$block);
-  let assemblyFormat = "`<` $kind `,` `block` `=` $block `>`";
+  let parameters = (ins "KVQuantKind":$kind, "int64_t":$block,
+                        DefaultValuedParameter<"int64_t", "0">:$keyGroup,
+                        DefaultValuedParameter<"int64_t", "0">:$window);
+  let builders = [
+    TypeBuilder<(ins "KVQuantKind":$kind, "int64_t":$block), [{
+      return $_get($_ctxt, kind, block, 0, 0);
+    }]>
+  ];
+  let assemblyFormat = [{
+    `<` $kind `,` `block` `=` $block (`,` `group` `=` $keyGroup^)? (`,` `window` `=` $window^)? `>`
+  }];
   let genVerifyDecl = 1;
 }
 

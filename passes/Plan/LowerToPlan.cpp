@@ -82,7 +82,7 @@ void ToKernel<tfm::RopeOp>::build(tfm::RopeOp op, Adaptor a, Value out,
   kplan::RopeOp::create(r, op.getLoc(), a.getInput(), a.getPositions(), op.getHeadDimAttr(),
                         op.getThetaAttr(), op.getLayoutAttr(), op.getScalingFactorAttr(),
                         op.getLowFreqFactorAttr(), op.getHighFreqFactorAttr(),
-                        op.getOriginalContextAttr(), out);
+                        op.getOriginalContextAttr(), op.getPairOrderAttr(), out);
 }
 template <>
 void ToKernel<tfm::BiasAddOp>::build(tfm::BiasAddOp op, Adaptor a, Value out,

@@ -90,4 +90,26 @@ double calibratedWeightError(const CalibratedLinear &r, const formats::FormatSpe
   return energy > 0 ? err / energy : 0;
 }
 
+double calibratedActivationError(const CalibratedLinear &r, int64_t block,
+                                 ArrayRef<int64_t> order, ArrayRef<int> exponents) {
+  auto column = [&](int64_t i) { return order.empty() ? i : order[i]; };
+  auto shift = [&](int64_t k) { return exponents.empty() ? 0 : exponents[k]; };
+  double err = 0, energy = 0;
+  for (int64_t begin = 0; begin < r.cols; begin += block) {
+    const int64_t end = std::min(r.cols, begin + block);
+    double peak = 0;
+    for (int64_t i = begin; i < end; ++i)
+      peak = std::max(peak, std::ldexp(std::sqrt(r.rms2[column(i)]), shift(column(i))));
+    const double step = kActivationBlockPeak * peak / 127;
+    for (int64_t n = 0; n < r.rows; ++n)
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t k = column(i);
+        const double v = r.w[n * r.cols + k];
+        err += step * step / 12 * std::ldexp(v * v, -2 * shift(k));
+        energy += r.rms2[k] * v * v;
+      }
+  }
+  return energy > 0 ? err / energy : 0;
+}
+
 } // namespace lathe

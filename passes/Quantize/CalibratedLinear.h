@@ -46,4 +46,19 @@ loadCalibratedLinears(llvm::ArrayRef<tfm::LinearOp> linears);
 double calibratedWeightError(const CalibratedLinear &linear, const formats::FormatSpec &spec,
                              llvm::ArrayRef<int64_t> order, llvm::ArrayRef<int> exponents);
 
+/// A token's largest |x| over an int8 activation block, in units of the
+/// block's largest channel rms: about what 32 Gaussian channels reach.
+inline constexpr double kActivationBlockPeak = 2.0;
+
+/// The calibrated error of rounding the linear's inputs to int8 with one
+/// scale per `block` consecutive columns, as int8-activation products do
+/// (max|x| / 127 per weight block, the peak estimated as
+/// kActivationBlockPeak x the block's largest input rms): step^2 / 12 per
+/// value, reaching the output through the squared weights of its column,
+/// relative to sum_k rms_k^2 w_k^2. Columns are taken in `order` (empty: as
+/// stored); column k's input is 2^exponents[k] times larger and its weights
+/// that much smaller (empty: not scaled).
+double calibratedActivationError(const CalibratedLinear &linear, int64_t block,
+                                 llvm::ArrayRef<int64_t> order, llvm::ArrayRef<int> exponents);
+
 } // namespace lathe

@@ -39,9 +39,6 @@ namespace {
 constexpr int kMaxShift = 16;
 /// alpha = 0, 1/8, ..., 1.
 constexpr int kAlphaSteps = 8;
-/// A token's largest |x| over an int8 block, in units of the block's largest
-/// channel rms: about what 32 Gaussian channels reach.
-constexpr double kBlockPeak = 2.0;
 
 /// The weights whose dimension `dim` belongs to a space.
 struct Member {
@@ -231,28 +228,10 @@ struct EqualizeChannelsPass : impl::EqualizeChannelsBase<EqualizeChannelsPass> {
     for (const auto &[slice, share] : slices) {
       double err = calibratedWeightError(slice, spec_, {}, e);
       if (int8Activations_)
-        err += activationError(slice, e);
+        err += calibratedActivationError(slice, slice.cols, {}, e);
       total += share * err;
     }
     return total;
-  }
-
-  /// Int8 activations round a token's inputs with one scale per weight
-  /// block, max|x| / 127; the error (step^2 / 12 per value) reaches the
-  /// output through the squared weights of its column. `r` is one block,
-  /// and the error is relative to its weighted energy.
-  static double activationError(const CalibratedLinear &r, const std::vector<int> &e) {
-    double peak = 0, energy = 0, err = 0;
-    for (int64_t k = 0; k < r.cols; ++k)
-      peak = std::max(peak, std::ldexp(std::sqrt(r.rms2[k]), e[k]));
-    const double step = kBlockPeak * peak / 127;
-    for (int64_t n = 0; n < r.rows; ++n)
-      for (int64_t k = 0; k < r.cols; ++k) {
-        double v = r.w[n * r.cols + k];
-        err += step * step / 12 * std::ldexp(v * v, -2 * e[k]);
-        energy += r.rms2[k] * v * v;
-      }
-    return energy > 0 ? err / energy : 0;
   }
 
   /// Candidate exponents for one space: SmoothQuant's migration strengths

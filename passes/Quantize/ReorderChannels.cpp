@@ -9,6 +9,7 @@
 #include "passes/Quantize/CalibratedLinear.h"
 #include "passes/Quantize/ChannelSpaces.h"
 #include "passes/Quantize/WeightData.h"
+#include "runtime/formats/RowCodec.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
@@ -36,6 +37,13 @@ struct ReorderChannelsPass : impl::ReorderChannelsBase<ReorderChannelsPass> {
       return signalPassFailure();
     }
     spec_ = *spec;
+    if (activations != "int8" && activations != "float") {
+      getOperation().emitError() << "lathe-reorder-channels: activations must be int8 or float, "
+                                    "got '"
+                                 << activations << "'";
+      return signalPassFailure();
+    }
+    int8Activations_ = activations == "int8" && formats::hasIntegerCodes(spec_);
     for (auto fn : getOperation().getOps<func::FuncOp>())
       if (failed(reorder(fn)))
         return signalPassFailure();
@@ -69,7 +77,8 @@ struct ReorderChannelsPass : impl::ReorderChannelsBase<ReorderChannelsPass> {
   }
 
   /// Per channel, the largest over readers of a column magnitude normalised
-  /// to the reader's maximum: absmax, norm, or norm x input rms.
+  /// to the reader's maximum: absmax, norm, norm x input rms, or the input
+  /// rms alone (what int8 activations round).
   static std::vector<double> channelMagnitude(const std::vector<CalibratedLinear> &readers,
                                               int kind) {
     std::vector<double> score(readers.front().cols, 0.0);
@@ -81,7 +90,8 @@ struct ReorderChannelsPass : impl::ReorderChannelsBase<ReorderChannelsPass> {
           c[k] = kind == 0 ? std::max(c[k], std::fabs(v)) : c[k] + v * v;
         }
       for (int64_t k = 0; k < r.cols && kind != 0; ++k)
-        c[k] = std::sqrt(c[k] * (kind == 2 ? r.rms2[k] : 1.0));
+        c[k] = kind == 3 ? std::sqrt(r.rms2[k])
+                         : std::sqrt(c[k] * (kind == 2 ? r.rms2[k] : 1.0));
       double top = *std::max_element(c.begin(), c.end());
       for (int64_t k = 0; k < r.cols; ++k)
         score[k] = std::max(score[k], top > 0 ? c[k] / top : 0.0);
@@ -90,13 +100,18 @@ struct ReorderChannelsPass : impl::ReorderChannelsBase<ReorderChannelsPass> {
   }
 
   /// Calibrated quantization error of the readers with their columns in
-  /// `perm` order, each reader's error relative to its weighted energy.
-  static double permutedError(const std::vector<CalibratedLinear> &readers,
-                              const std::vector<int64_t> &perm,
-                              const formats::FormatSpec &spec) {
+  /// `perm` order, each reader's error relative to its weighted energy:
+  /// the weights in the format, plus, with int8 activations, the rounding
+  /// of the inputs with a scale per weight block.
+  double permutedError(const std::vector<CalibratedLinear> &readers,
+                       const std::vector<int64_t> &perm, const formats::FormatSpec &spec) const {
     double total = 0;
-    for (const CalibratedLinear &r : readers)
+    for (const CalibratedLinear &r : readers) {
       total += calibratedWeightError(r, spec, perm, {});
+      if (int8Activations_)
+        total += calibratedActivationError(
+            r, std::max<int64_t>(1, int64_t(formats::rowBlockValues(spec, r.cols))), perm, {});
+    }
     return total;
   }
 
@@ -110,7 +125,7 @@ struct ReorderChannelsPass : impl::ReorderChannelsBase<ReorderChannelsPass> {
     std::vector<int64_t> best(readers->front().cols);
     std::iota(best.begin(), best.end(), 0);
     double bestError = permutedError(*readers, best, spec);
-    for (int kind = 0; kind < 3; ++kind) {
+    for (int kind = 0; kind < (int8Activations_ ? 4 : 3); ++kind) {
       std::vector<int64_t> perm = sortedOrder(channelMagnitude(*readers, kind), headDim);
       double error = permutedError(*readers, perm, spec);
       if (error < bestError) {
@@ -146,6 +161,7 @@ struct ReorderChannelsPass : impl::ReorderChannelsBase<ReorderChannelsPass> {
   }
 
   formats::FormatSpec spec_;
+  bool int8Activations_ = false;
 
   LogicalResult apply(func::FuncOp fn, ChannelSpaces &s,
                       const std::map<int, std::vector<int64_t>> &perms) {

@@ -1,6 +1,7 @@
 #include "passes/Quantize/WeightData.h"
 
 #include "runtime/formats/ElementType.h"
+#include "runtime/formats/RowCodec.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
@@ -16,9 +17,37 @@ FailureOr<std::vector<float>> readWeightFloats(tfm::WeightOp weight) {
   Type et = type.getElementType();
   if (!et.isF32() && !et.isF16() && !et.isBF16())
     return weight.emitOpError() << "holds packed " << et << " data, not floats";
-  size_t n = static_cast<size_t>(type.getNumElements());
-  size_t esz = et.isF32() ? 4 : 2;
-  std::vector<char> raw(n * esz);
+  FailureOr<std::vector<uint8_t>> raw = readWeightBytes(weight);
+  if (failed(raw))
+    return failure();
+  const size_t n = static_cast<size_t>(type.getNumElements());
+  std::vector<float> values(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (et.isF32()) {
+      std::memcpy(&values[i], raw->data() + 4 * i, 4);
+    } else {
+      uint16_t h;
+      std::memcpy(&h, raw->data() + 2 * i, 2);
+      values[i] = et.isF16() ? f16ToFloat(h) : bf16ToFloat(h);
+    }
+  }
+  return values;
+}
+
+FailureOr<std::vector<uint8_t>> readWeightBytes(tfm::WeightOp weight) {
+  auto type = cast<RankedTensorType>(weight.getResult().getType());
+  const std::optional<formats::FormatSpec> spec = weightFormat(type.getElementType());
+  Type et = type.getElementType();
+  size_t bytes = 0;
+  if (spec) {
+    const int64_t rows = type.getRank() > 1 ? type.getDimSize(0) : 1;
+    bytes = size_t(rows) * formats::packedRowBytes(*spec, type.getShape().back());
+  } else if (et.isF32() || et.isF16() || et.isBF16()) {
+    bytes = size_t(type.getNumElements()) * (et.isF32() ? 4 : 2);
+  } else {
+    return weight.emitOpError() << "holds " << et << " values, neither packed nor float";
+  }
+  std::vector<uint8_t> raw(bytes);
   if (auto res = dyn_cast<DenseResourceElementsAttr>(weight.getValue())) {
     AsmResourceBlob *blob = res.getRawHandle().getBlob();
     if (!blob || blob->getData().size() != raw.size())
@@ -26,22 +55,58 @@ FailureOr<std::vector<float>> readWeightFloats(tfm::WeightOp weight) {
     std::memcpy(raw.data(), blob->getData().data(), raw.size());
   } else if (auto dense = dyn_cast<DenseElementsAttr>(weight.getValue())) {
     ArrayRef<char> data = dense.getRawData();
-    for (size_t i = 0; i < n; ++i)
-      std::memcpy(raw.data() + i * esz, data.data() + (dense.isSplat() ? 0 : i * esz), esz);
+    if (dense.isSplat() ? data.empty() || raw.size() % data.size() != 0
+                        : data.size() != raw.size())
+      return weight.emitOpError() << "has no data of the expected size";
+    for (size_t at = 0; at < raw.size(); at += data.size()) // a splat's one element, repeated
+      std::memcpy(raw.data() + at, data.data(), data.size());
   } else {
     return weight.emitOpError() << "expects a dense or dense_resource value";
   }
-  std::vector<float> values(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (esz == 4) {
-      std::memcpy(&values[i], raw.data() + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, raw.data() + 2 * i, 2);
-      values[i] = et.isF16() ? f16ToFloat(h) : bf16ToFloat(h);
-    }
-  }
+  return raw;
+}
+
+FailureOr<std::vector<float>> readWeightValues(tfm::WeightOp weight) {
+  auto type = cast<RankedTensorType>(weight.getResult().getType());
+  const std::optional<formats::FormatSpec> spec = weightFormat(type.getElementType());
+  if (!spec)
+    return readWeightFloats(weight);
+  FailureOr<std::vector<uint8_t>> bytes = readWeightBytes(weight);
+  if (failed(bytes))
+    return failure();
+  const int64_t cols = type.getShape().back(), rows = type.getNumElements() / cols;
+  const size_t rowBytes = formats::packedRowBytes(*spec, cols);
+  std::vector<float> values(size_t(rows * cols));
+  for (int64_t r = 0; r < rows; ++r)
+    formats::dequantizeRow(*spec, {bytes->data() + r * rowBytes, rowBytes},
+                           {values.data() + r * cols, size_t(cols)});
   return values;
+}
+
+FailureOr<tfm::WeightOp> permuteWeightRows(OpBuilder &builder, tfm::WeightOp weight,
+                                           ArrayRef<int64_t> from) {
+  FailureOr<std::vector<uint8_t>> bytes = readWeightBytes(weight);
+  if (failed(bytes))
+    return failure();
+  const size_t rows = from.size();
+  if (rows == 0 || bytes->size() % rows != 0)
+    return weight.emitOpError() << "cannot split into " << rows << " rows";
+  const size_t rowBytes = bytes->size() / rows;
+  std::vector<uint8_t> moved(bytes->size());
+  for (size_t r = 0; r < rows; ++r)
+    std::memcpy(moved.data() + r * rowBytes, bytes->data() + size_t(from[r]) * rowBytes,
+                rowBytes);
+  ArrayRef<char> data(reinterpret_cast<const char *>(moved.data()), moved.size());
+  Attribute value;
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(weight.getValue()))
+    value = DenseResourceElementsAttr::get(
+        res.getType(), weight.getSymName(),
+        HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 64, /*dataIsMutable=*/false));
+  else
+    value = DenseElementsAttr::getFromRawBuffer(
+        cast<ShapedType>(cast<DenseElementsAttr>(weight.getValue()).getType()), data);
+  return tfm::WeightOp::create(builder, weight.getLoc(), weight.getResult().getType(),
+                               weight.getSymNameAttr(), cast<ElementsAttr>(value));
 }
 
 std::optional<formats::FormatSpec> weightFormat(Type elementType) {

@@ -16,6 +16,22 @@ namespace lathe {
 /// diagnostic on the op) for packed weights or values without data.
 mlir::FailureOr<std::vector<float>> readWeightFloats(tfm::WeightOp weight);
 
+/// The bytes a weight stores, as the artifact will: packed rows, or plain
+/// f32/f16/bf16 elements (a splat expanded). Fails like readWeightFloats on
+/// a value without data.
+mlir::FailureOr<std::vector<uint8_t>> readWeightBytes(tfm::WeightOp weight);
+
+/// The values of any weight as floats, row-major: plain elements as
+/// readWeightFloats reads them, packed rows decoded by runtime/formats.
+mlir::FailureOr<std::vector<float>> readWeightValues(tfm::WeightOp weight);
+
+/// A copy of `weight` (same name, type and storage kind, inserted before
+/// it) whose row r holds the old row from[r]: whole rows move, packed or
+/// not, so the values are unchanged to the bit. A vector's rows are its
+/// elements.
+mlir::FailureOr<tfm::WeightOp> permuteWeightRows(mlir::OpBuilder &builder, tfm::WeightOp weight,
+                                                 llvm::ArrayRef<int64_t> from);
+
 /// The format of a packed weight's element type, or std::nullopt for plain
 /// f32/f16/bf16 weights.
 std::optional<formats::FormatSpec> weightFormat(mlir::Type elementType);

@@ -345,10 +345,13 @@ Status Artifact::parse() {
     if (fs->kv_element() > fb::ElementType_MAX)
       return fail("corrupt: schedule '" + p.target + "' has an unknown KV cache element type");
     p.kvElement = static_cast<ElementType>(fs->kv_element());
-    if (fs->kv_kind() > fb::KvKind_MAX || fs->kv_block() > (uint32_t(1) << 24))
+    if (fs->kv_kind() > fb::KvKind_MAX || fs->kv_block() > (uint32_t(1) << 24) ||
+        fs->kv_key_group() > uint32_t(formats::kKiviMaxGroup) ||
+        fs->kv_window() > uint32_t(formats::kKiviMaxWindow))
       return fail("corrupt: schedule '" + p.target + "' has an unknown KV cache format");
     p.kvFormat = {static_cast<formats::KvKind>(fs->kv_kind()),
-                  static_cast<int32_t>(fs->kv_block())};
+                  static_cast<int32_t>(fs->kv_block()), static_cast<int32_t>(fs->kv_key_group()),
+                  static_cast<int32_t>(fs->kv_window())};
     if (const fb::NativeCode *n = fs->native()) {
       if (!n->isa() || !n->object() || n->object()->size() < 4)
         return fail("corrupt: schedule '" + p.target + "' has incomplete native code");

@@ -5,6 +5,7 @@
 #include "runtime/plan/StepCodec.h"
 #include "runtime/tokenizer/HFTokenizer.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -123,7 +124,8 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
         b, b.CreateString(p.target), b.CreateVector(buffers), b.CreateVector(steps),
         p.logits, p.kvLayers, p.kvWidth, native, static_cast<fb::ElementType>(p.kvElement),
         device, static_cast<fb::KvKind>(p.kvFormat.kind),
-        static_cast<uint32_t>(p.kvFormat.block)));
+        static_cast<uint32_t>(p.kvFormat.block), static_cast<uint32_t>(p.kvFormat.keyGroup),
+        static_cast<uint32_t>(std::max(p.kvFormat.window, 0))));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

@@ -14,8 +14,9 @@ inline constexpr char kMagic[8] = {'L', 'A', 'T', 'H', 'E', 'A', 'R', 'T'};
 /// 2: steps in the generic form of runtime/plan/StepCodec.h. 3: rope steps
 /// carry Llama 3 frequency scaling; bias_add steps. 4: schedules carry a KV
 /// format (kv_kind, kv_block) that may be compressed, which a version-3
-/// runtime would ignore and read as garbage.
-inline constexpr uint32_t kFormatVersion = 4;
+/// runtime would ignore and read as garbage. 5: KIVI KV formats (int4,
+/// int2) with their key group and window (kv_key_group, kv_window).
+inline constexpr uint32_t kFormatVersion = 5;
 inline constexpr uint64_t kSectionAlignment = 64;
 
 struct FileHeader {

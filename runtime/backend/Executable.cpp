@@ -16,9 +16,10 @@ kv::KVLayout kvLayoutOf(const plan::KernelPlan &plan, int64_t blocks) {
   kv::KVLayout layout;
   layout.layers = plan.kvLayers;
   layout.width = static_cast<int64_t>(plan.kvWidth);
-  layout.blockSize = 16;
-  layout.blocks = blocks;
   layout.format = plan.kvFormat;
+  // A KIVI key group is one block: it is quantized once complete.
+  layout.blockSize = layout.format.kivi() ? layout.format.keyGroup : 16;
+  layout.blocks = blocks;
   return layout;
 }
 

@@ -65,26 +65,32 @@ static inline double lathe_rope_frequency(double theta, int64_t i, int64_t headD
   return pow(theta, -2.0 * (double)i / (double)headDim);
 }
 
-/* Rotates every head of row t by pos[t] * freq[i] for pair i: interleaved
- * pairs (2i, 2i + 1), or rotate-half pairs (i, i + headDim / 2). */
+/* Rotates every head of row t by pos[t] * freq[g * headDim / 2 + i] for the
+ * pair at position i: interleaved pairs (2i, 2i + 1), or rotate-half pairs
+ * (i, i + headDim / 2). The heads split into `groups` consecutive groups
+ * (head h of H in group h * groups / H), each with its own table of
+ * headDim / 2 frequencies (plan::orderedFrequencies; groups = 1: one table
+ * for every head). */
 static inline void lathe_rope(const float *x, const int32_t *pos, int64_t rows, int64_t width,
-                              int64_t headDim, const double *freq, int interleaved,
-                              float *out) {
+                              int64_t headDim, const double *freq, int64_t groups,
+                              int interleaved, float *out) {
   int64_t half = headDim / 2;
+  int64_t span = width / groups; /* the channels of a group's heads */
   for (int64_t t = 0; t < rows; ++t) {
     const float *r = x + t * width;
     float *d = out + t * width;
-    for (int64_t i = 0; i < half; ++i) {
-      double angle = (double)pos[t] * freq[i];
-      double c = cos(angle), s = sin(angle);
-      for (int64_t h = 0; h < width; h += headDim) {
-        int64_t a = interleaved ? h + 2 * i : h + i;
-        int64_t b = interleaved ? a + 1 : a + half;
-        double x0 = r[a], x1 = r[b];
-        d[a] = (float)(x0 * c - x1 * s);
-        d[b] = (float)(x0 * s + x1 * c);
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t i = 0; i < half; ++i) {
+        double angle = (double)pos[t] * freq[g * half + i];
+        double c = cos(angle), s = sin(angle);
+        for (int64_t h = g * span; h < (g + 1) * span; h += headDim) {
+          int64_t a = interleaved ? h + 2 * i : h + i;
+          int64_t b = interleaved ? a + 1 : a + half;
+          double x0 = r[a], x1 = r[b];
+          d[a] = (float)(x0 * c - x1 * s);
+          d[b] = (float)(x0 * s + x1 * c);
+        }
       }
-    }
   }
 }
 

@@ -113,7 +113,8 @@ void matmul(const float *x, int64_t rows, WeightView w, float *out) {
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
           int64_t headDim, std::span<const double> freq, plan::RopeLayout layout, float *out) {
   lathe_rope(x, positions.data(), static_cast<int64_t>(positions.size()), width, headDim,
-             freq.data(), layout == plan::RopeLayout::Interleaved ? 1 : 0, out);
+             freq.data(), static_cast<int64_t>(freq.size()) / (headDim / 2),
+             layout == plan::RopeLayout::Interleaved ? 1 : 0, out);
 }
 
 void biasAdd(const float *x, WeightView bias, int64_t rows, int64_t width, float *out) {
@@ -141,6 +142,28 @@ void loadKV(const void *base, formats::KvFormat format, int64_t width, int64_t r
   formats::decodeKvValues(format, p, first, {out, size_t(n)});
 }
 
+/// The same for a key (value: `value`) row of any cache, KIVI's included.
+void loadKV(const KVLayerView &cache, bool value, int64_t row, int64_t first, int64_t n,
+            float *out) {
+  if (!cache.format.kivi())
+    return loadKV(value ? cache.values : cache.keys, cache.format, cache.width, row, first, n,
+                  out);
+  if (row >= cache.windowRow) {
+    const float *w = (value ? cache.windowValues : cache.windowKeys) +
+                     (row - cache.windowRow) * cache.width + first;
+    std::copy_n(w, n, out);
+  } else if (value) {
+    loadKV(cache.values, cache.format, cache.width, row, first, n, out);
+  } else {
+    const int64_t g = cache.format.keyGroup;
+    formats::decodeKiviKey(cache.format,
+                           static_cast<const uint8_t *>(cache.keys) +
+                               size_t(row / g) * formats::kiviKeyGroupBytes(cache.format,
+                                                                           cache.width),
+                           cache.width, row % g, first, {out, size_t(n)});
+  }
+}
+
 void storeRow(const float *x, formats::KvFormat format, int64_t width, void *base,
               int64_t row) {
   formats::encodeKvRow(format, {x, size_t(width)},
@@ -152,6 +175,16 @@ void storeRow(const float *x, formats::KvFormat format, int64_t width, void *bas
 
 void storeKV(const float *k, const float *v, std::span<const int32_t> rows,
              KVLayerView cache) {
+  if (cache.format.kivi()) {
+    // Window rows, f32: the cache quantizes whole blocks as they leave the
+    // window.
+    for (size_t t = 0; t < rows.size(); ++t) {
+      const int64_t row = rows[t] - cache.windowRow;
+      std::copy_n(k + t * cache.width, cache.width, cache.windowKeys + row * cache.width);
+      std::copy_n(v + t * cache.width, cache.width, cache.windowValues + row * cache.width);
+    }
+    return;
+  }
   for (size_t t = 0; t < rows.size(); ++t) {
     storeRow(k + t * cache.width, cache.format, cache.width, cache.keys, rows[t]);
     storeRow(v + t * cache.width, cache.format, cache.width, cache.values, rows[t]);
@@ -174,7 +207,7 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
       int64_t kvOffset = (h / group) * headDim;
       float maxScore = -INFINITY;
       for (int64_t p = 0; p < len; ++p) {
-        loadKV(cache.keys, cache.format, cache.width, rows[p], kvOffset, headDim, kv.data());
+        loadKV(cache, false, rows[p], kvOffset, headDim, kv.data());
         scratch[p] = static_cast<float>(dot(qh, kv.data(), headDim) * invSqrt);
         maxScore = std::max(maxScore, scratch[p]);
       }
@@ -186,8 +219,7 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
       // Position-major, so the cache is read in storage order.
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t p = 0; p < len; ++p) {
-        loadKV(cache.values, cache.format, cache.width, rows[p], kvOffset, headDim,
-               kv.data());
+        loadKV(cache, true, rows[p], kvOffset, headDim, kv.data());
         double wgt = scratch[p];
         for (int64_t d = 0; d < headDim; ++d)
           acc[d] += wgt * kv[d];

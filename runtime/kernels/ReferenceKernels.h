@@ -35,7 +35,8 @@ void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
 void matmul(const float *x, int64_t rows, WeightView w, float *out);
 
 /// Rotary embedding of every head of every row; row t is at positions[t],
-/// pair i of a head turns at freq[i] (plan::ropeFrequencies).
+/// the pair at position i of a head of group g turns at freq[g * headDim / 2
+/// + i] (plan::RopeStep::frequencies: one group, or one per pair order).
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
           int64_t headDim, std::span<const double> freq, plan::RopeLayout layout, float *out);
 
@@ -49,12 +50,21 @@ void biasAdd(const float *x, WeightView bias, int64_t rows, int64_t width, float
 /// rows are stored rounded to nearest even and read back exactly;
 /// compressed rows are quantized as they are stored and decoded a head's
 /// slice at a time as attention reads them.
+///
+/// KIVI formats (int4, int2; kv/PagedKVCache.h): rows below windowRow are
+/// quantized (keys: the key group of format.keyGroup rows that row / keyGroup
+/// names, kiviKeyGroupBytes each; values: kvRowBytes rows), rows from
+/// windowRow on are f32 rows of windowKeys / windowValues (row windowRow
+/// first). Every row a step stores is a window row.
 struct KVLayerView {
   void *keys;
   void *values;
   int64_t capacity;
   int64_t width;
   formats::KvFormat format;
+  float *windowKeys = nullptr;
+  float *windowValues = nullptr;
+  int64_t windowRow = 0;
 };
 
 /// Writes row t of k and v to cache row storeRows[t], then lets each query

@@ -24,15 +24,31 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
                              "address",
                              layout.blocks, layout.blockSize));
   // layers x 2 x rows x width x element size must fit in memory sizes.
+  // (KIVI: a row's share of its key group, its values and two f32 window
+  // rows bound what a row of each pool takes.)
+  const size_t rowBound = layout.kivi() ? layout.keyGroupBytes() + layout.rowBytes() +
+                                              2 * layout.windowRowBytes()
+                                        : layout.rowBytes();
   unsigned __int128 total = static_cast<unsigned __int128>(layout.layers) * 2 *
-                            static_cast<uint64_t>(layout.rows()) * layout.rowBytes();
+                            static_cast<uint64_t>(layout.rows()) * rowBound;
   if (total > std::numeric_limits<size_t>::max() / 2)
     return Error(fmt::format("KV cache: {} layers of {} rows of {} bytes do not fit in memory",
                              layout.layers, layout.rows(), layout.rowBytes()));
-  auto buffer = device.allocate(layout.totalBytes());
+  if (layout.kivi() && layout.blockSize != layout.format.keyGroup)
+    return Error(fmt::format("KV cache: {} needs blocks of its key group ({} slots), not {}",
+                             formats::kvFormatName(layout.format), layout.format.keyGroup,
+                             layout.blockSize));
+  // Slack past the last row: kernels may read a compressed row's last
+  // block in whole aligned words (CudaAttention.cuh, ByteStream).
+  constexpr size_t kReadSlack = 16;
+  auto buffer = device.allocate(layout.totalBytes() + kReadSlack);
   if (!buffer)
     return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache: {}",
                              double(layout.totalBytes()) / (1 << 20), buffer.error().message()));
+  // The cache quantizes KIVI blocks itself as they leave the window.
+  if (layout.kivi() && !(*buffer)->hostData())
+    return Error(fmt::format("KV cache: {} needs a cache in host memory",
+                             formats::kvFormatName(layout.format)));
   return std::unique_ptr<PagedKVCache>(
       new PagedKVCache(device, layout, maxSequenceLength, buffer.take()));
 }
@@ -40,11 +56,14 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
 PagedKVCache::PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
                            std::unique_ptr<backend::Buffer> buffer)
     : device_(device), layout_(layout), maxLength_(maxLength), buffer_(std::move(buffer)),
-      references_(layout.blocks, 0) {
+      references_(layout.blocks * (layout.kivi() ? 2 : 1), 0) {
   // A stack with block 0 on top: a fresh cache fills from the front.
   free_.reserve(layout.blocks);
   for (int64_t b = layout.blocks - 1; b >= 0; --b)
     free_.push_back(static_cast<int32_t>(b));
+  if (layout.kivi())
+    for (int64_t b = 2 * layout.blocks - 1; b >= layout.blocks; --b)
+      freeWindow_.push_back(static_cast<int32_t>(b));
 }
 
 SequenceId PagedKVCache::addSequence() {
@@ -90,26 +109,84 @@ void PagedKVCache::removeSequence(SequenceId id) {
 }
 
 int32_t PagedKVCache::takeBlock() {
-  int32_t b = free_.back();
-  free_.pop_back();
+  std::vector<int32_t> &pool = layout_.kivi() ? freeWindow_ : free_;
+  int32_t b = pool.back();
+  pool.pop_back();
   references_[b] = 1;
   return b;
 }
 
 void PagedKVCache::releaseBlock(int32_t b) {
   if (--references_[b] == 0)
-    free_.push_back(b);
+    (isWindow(b) ? freeWindow_ : free_).push_back(b);
 }
 
 void PagedKVCache::copyRow(int64_t to, int64_t from) {
+  // KIVI: the rows a step wrote are window rows (grow gave the tail its own
+  // window blocks), f32 rows.
+  const size_t bytes = layout_.kivi() ? layout_.windowRowBytes() : layout_.rowBytes();
   for (int64_t l = 0; l < layout_.layers; ++l)
     for (bool value : {false, true})
-      device_.copy(*buffer_, layout_.offset(l, value, to), layout_.offset(l, value, from),
-                   layout_.rowBytes());
+      device_.copy(*buffer_, layout_.offset(l, value, to), layout_.offset(l, value, from), bytes);
+}
+
+void PagedKVCache::seal(SequenceId id, int64_t written, int64_t length) {
+  const int64_t end = std::min(written, length - layout_.format.window);
+  for (int64_t i = 0; (i + 1) * layout_.blockSize <= end; ++i)
+    if (int32_t b = get(id).blocks[i]; isWindow(b) && !free_.empty())
+      sealBlock(b);
+}
+
+void PagedKVCache::sealBlock(int32_t block) {
+  const int32_t sealed = free_.back();
+  free_.pop_back();
+  const int64_t n = layout_.blockSize, first = int64_t{block} * n;
+  uint8_t *base = buffer_->hostData();
+  for (int64_t l = 0; l < layout_.layers; ++l) {
+    const float *keys = windowKeys(l) + (first - layout_.rows()) * layout_.width;
+    const float *values = windowValues(l) + (first - layout_.rows()) * layout_.width;
+    formats::encodeKiviKeys(layout_.format, keys, n, layout_.width,
+                            base + layout_.offset(l, false, int64_t{sealed} * n));
+    for (int64_t r = 0; r < n; ++r)
+      formats::encodeKvRow(layout_.format,
+                           {values + r * layout_.width, size_t(layout_.width)},
+                           base + layout_.offset(l, true, int64_t{sealed} * n + r));
+  }
+  references_[sealed] = references_[block];
+  references_[block] = 0;
+  freeWindow_.push_back(block);
+  for (Sequence &s : sequences_)
+    if (s.live)
+      std::replace(s.blocks.begin(), s.blocks.end(), block, sealed);
+}
+
+void PagedKVCache::ownBlock(Sequence &s, int64_t index, int64_t rows) {
+  const int32_t from = s.blocks[index];
+  const int32_t own = takeBlock();
+  if (!layout_.kivi() || isWindow(from)) {
+    copyBlock(own, from);
+  } else {
+    // A quantized block: decode its rows into f32.
+    const int64_t n = layout_.blockSize;
+    uint8_t *base = buffer_->hostData();
+    for (int64_t l = 0; l < layout_.layers; ++l)
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t row = int64_t{own} * n + r - layout_.rows();
+        std::span<float> key(windowKeys(l) + row * layout_.width, size_t(layout_.width));
+        std::span<float> value(windowValues(l) + row * layout_.width, size_t(layout_.width));
+        formats::decodeKiviKey(layout_.format, base + layout_.offset(l, false, int64_t{from} * n),
+                               layout_.width, r, 0, key);
+        formats::decodeKvValues(layout_.format,
+                                base + layout_.offset(l, true, int64_t{from} * n + r), 0, value);
+      }
+  }
+  releaseBlock(from);
+  s.blocks[index] = own;
 }
 
 void PagedKVCache::copyBlock(int32_t to, int32_t from) {
-  const size_t bytes = size_t(layout_.blockSize) * layout_.rowBytes();
+  const size_t bytes =
+      size_t(layout_.blockSize) * (layout_.kivi() ? layout_.windowRowBytes() : layout_.rowBytes());
   for (int64_t l = 0; l < layout_.layers; ++l)
     for (bool value : {false, true})
       device_.copy(*buffer_, layout_.offset(l, value, int64_t{to} * layout_.blockSize),
@@ -124,23 +201,23 @@ Status PagedKVCache::grow(SequenceId id, int64_t count) {
     return Error(fmt::format("the sequence would reach {} tokens, longer than the model's "
                              "context of {} tokens",
                              s.length + count, maxLength_));
+  // KIVI: blocks leaving the window are quantized first (the slots written
+  // so far are the current length).
+  if (layout_.kivi() && count > 0)
+    seal(id, s.length, s.length + count);
   const int64_t have = static_cast<int64_t>(s.blocks.size());
   const int64_t need = blocksFor(s.length + count);
   // The last block is written into when the tail starts inside it: it must
-  // be this sequence's alone.
+  // be this sequence's alone, and (KIVI) a window block.
   const bool copyLast = count > 0 && s.length % layout_.blockSize != 0 &&
-                        references_[s.blocks.back()] > 1;
+                        (references_[s.blocks.back()] > 1 ||
+                         (layout_.kivi() && !isWindow(s.blocks.back())));
   const int64_t fresh = need - have + (copyLast ? 1 : 0);
-  if (fresh > freeBlocks())
+  if (fresh > freeBlocks() + (copyLast && references_[s.blocks.back()] == 1 ? 1 : 0))
     return Error(fmt::format("the KV cache is full: {} more blocks of {} tokens needed, {} free",
                              fresh, layout_.blockSize, freeBlocks()));
-  if (copyLast) {
-    int32_t shared = s.blocks.back();
-    int32_t own = takeBlock();
-    copyBlock(own, shared);
-    releaseBlock(shared);
-    s.blocks.back() = own;
-  }
+  if (copyLast)
+    ownBlock(s, have - 1, s.length % layout_.blockSize);
   for (int64_t i = have; i < need; ++i)
     s.blocks.push_back(takeBlock());
   s.length += count;
@@ -173,25 +250,24 @@ Status PagedKVCache::commit(SequenceId id, int64_t base, std::span<const int64_t
                                s.length));
     previous = slot;
   }
-  // The slots written are normally this sequence's own (grow copied shared
-  // blocks), unless it was forked since: then copy the shared blocks that a
-  // moved slot lands in first.
+  // The slots written are normally this sequence's own window blocks (grow
+  // copied shared blocks), unless it was forked since: then copy the shared
+  // blocks that a moved slot lands in first.
+  auto mustOwn = [&](int32_t b) {
+    return references_[b] > 1 || (layout_.kivi() && !isWindow(b));
+  };
   std::vector<int64_t> written;
   for (size_t i = 0; i < kept.size(); ++i) {
     const int64_t block = (base + static_cast<int64_t>(i)) / layout_.blockSize;
-    if (kept[i] != base + static_cast<int64_t>(i) && references_[s.blocks[block]] > 1 &&
+    if (kept[i] != base + static_cast<int64_t>(i) && mustOwn(s.blocks[block]) &&
         (written.empty() || written.back() != block))
       written.push_back(block);
   }
   if (static_cast<int64_t>(written.size()) > freeBlocks())
     return Error(fmt::format("the KV cache is full: {} blocks needed to commit, {} free",
                              written.size(), freeBlocks()));
-  for (int64_t b : written) {
-    int32_t own = takeBlock();
-    copyBlock(own, s.blocks[b]);
-    releaseBlock(s.blocks[b]);
-    s.blocks[b] = own;
-  }
+  for (int64_t b : written)
+    ownBlock(s, b, layout_.blockSize);
   // Moving down never overwrites a kept slot not yet moved: kept[i] >= base + i.
   for (size_t i = 0; i < kept.size(); ++i) {
     const int64_t to = base + static_cast<int64_t>(i);
@@ -220,6 +296,20 @@ uint8_t *PagedKVCache::keys(int64_t layer) {
 uint8_t *PagedKVCache::values(int64_t layer) {
   uint8_t *base = buffer_->hostData();
   return base ? base + layout_.offset(layer, true, 0) : nullptr;
+}
+
+float *PagedKVCache::windowKeys(int64_t layer) {
+  uint8_t *base = buffer_->hostData();
+  return base && layout_.kivi()
+             ? reinterpret_cast<float *>(base + layout_.offset(layer, false, layout_.rows()))
+             : nullptr;
+}
+
+float *PagedKVCache::windowValues(int64_t layer) {
+  uint8_t *base = buffer_->hostData();
+  return base && layout_.kivi()
+             ? reinterpret_cast<float *>(base + layout_.offset(layer, true, layout_.rows()))
+             : nullptr;
 }
 
 } // namespace lathe::kv

@@ -13,6 +13,20 @@
 // sequence's slot s lives in row table[s / blockSize] * blockSize +
 // s % blockSize, the same row in every layer, so a step works out its rows
 // once (backend/Batch.h, StepLayout).
+//
+// KIVI formats (int4, int2) quantize keys per channel over a group of
+// tokens, so a block is only quantized once it is complete, and a window
+// of recent tokens stays f32. Their cache has two pools of blocks of
+// format.keyGroup slots: quantized blocks (ids [0, blocks), rows [0,
+// rows())), and f32 window blocks (ids and rows after them), which every
+// write goes to. grow() quantizes ("seals") each window block that is
+// complete and wholly older than the sequence's newest format.window
+// slots, for every sequence sharing it; a write into a quantized block
+// (after a rollback into it, or into a shared partial block) first decodes
+// it into a window block of its own, so truncate and commit stay exact on
+// what is stored. Both pools have `blocks` blocks, and the sequences
+// together hold at most `blocks` of either kind: a prefill may write a
+// whole context in f32 before grow() quantizes it.
 #pragma once
 
 #include "runtime/backend/Batch.h"
@@ -20,6 +34,7 @@
 #include "runtime/formats/KvFormat.h"
 #include "runtime/support/Expected.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -37,19 +52,82 @@ struct KVLayout {
   int64_t blocks = 0;
   formats::KvFormat format;
 
+  /// Rows of the (quantized, for KIVI) pool; KIVI window rows follow.
   int64_t rows() const { return blocks * blockSize; }
+  bool kivi() const { return format.kivi(); }
   /// A stored row: its packed bytes, scales or exponents included. Forks,
   /// copies on write and commits move whole rows and blocks of these.
+  /// KIVI: a quantized row of values.
   size_t rowBytes() const { return formats::kvRowBytes(format, width); }
-  /// Bytes one token takes across every layer, keys and values.
-  size_t tokenBytes() const { return size_t(layers) * 2 * rowBytes(); }
+  /// KIVI: a quantized key group (one block) of a layer, and an f32 row.
+  size_t keyGroupBytes() const { return formats::kiviKeyGroupBytes(format, width); }
+  size_t windowRowBytes() const { return size_t(width) * 4; }
+  /// Bytes one token takes across every layer, keys and values, as stored
+  /// quantized (KIVI: the key group's scales and zeros shared out over its
+  /// tokens, rounded up; the f32 window: windowTokenBytes).
+  size_t tokenBytes() const {
+    if (kivi())
+      return (blockBytes() + size_t(blockSize) - 1) / size_t(blockSize);
+    return size_t(layers) * 2 * rowBytes();
+  }
+  /// KIVI: bytes of a token in the f32 window (0 for other formats).
+  size_t windowTokenBytes() const { return kivi() ? size_t(layers) * 2 * windowRowBytes() : 0; }
+  /// KIVI: the slots of a sequence of `length` that are quantized once its
+  /// last token was decoded (the grow from length - 1 quantized every whole
+  /// block written before it and older than the window); the rest of its
+  /// slots are in the f32 window. 0 for other formats.
+  int64_t quantizedSlots(int64_t length) const {
+    if (!kivi() || length <= 0)
+      return 0;
+    return std::max<int64_t>(0, std::min(length - 1, length - format.window)) / blockSize *
+           blockSize;
+  }
+  /// Bytes the `length` slots of one sequence hold across every layer, keys
+  /// and values: tokenBytes each, and for KIVI windowTokenBytes for each
+  /// slot in the window (quantizedSlots).
+  double sequenceBytes(int64_t length) const {
+    if (!kivi())
+      return double(length) * double(tokenBytes());
+    const int64_t quantized = quantizedSlots(length);
+    return double(quantized) * double(blockBytes()) / double(blockSize) +
+           double(length - quantized) * double(windowTokenBytes());
+  }
   /// Byte offset of row `row` of layer `layer`'s keys (values: `value`).
+  /// KIVI: a window row (row >= rows()) is an f32 row; a quantized key row
+  /// gives its group's start, a quantized value row its own.
   size_t offset(int64_t layer, bool value, int64_t row) const {
+    if (kivi()) {
+      if (row >= rows())
+        return windowOffset(layer, value, row - rows());
+      const size_t keys = size_t(layer) * quantizedLayerBytes();
+      return value ? keys + size_t(blocks) * keyGroupBytes() + size_t(row) * rowBytes()
+                   : keys + size_t(row / blockSize) * keyGroupBytes();
+    }
     return ((size_t(layer) * 2 + (value ? 1 : 0)) * size_t(rows()) + size_t(row)) * rowBytes();
   }
-  size_t totalBytes() const { return size_t(layers) * 2 * size_t(rows()) * rowBytes(); }
-  /// Bytes one block holds across every layer, keys and values.
-  size_t blockBytes() const { return size_t(layers) * 2 * size_t(blockSize) * rowBytes(); }
+  size_t totalBytes() const {
+    if (kivi())
+      return size_t(layers) * (quantizedLayerBytes() + 2 * size_t(rows()) * windowRowBytes());
+    return size_t(layers) * 2 * size_t(rows()) * rowBytes();
+  }
+  /// Bytes one block holds across every layer, keys and values (KIVI: a
+  /// quantized block; a window block: windowBlockBytes).
+  size_t blockBytes() const {
+    if (kivi())
+      return size_t(layers) * (keyGroupBytes() + size_t(blockSize) * rowBytes());
+    return size_t(layers) * 2 * size_t(blockSize) * rowBytes();
+  }
+  size_t windowBlockBytes() const { return size_t(blockSize) * windowTokenBytes(); }
+
+private:
+  size_t quantizedLayerBytes() const {
+    return size_t(blocks) * (keyGroupBytes() + size_t(blockSize) * rowBytes());
+  }
+  size_t windowOffset(int64_t layer, bool value, int64_t windowRow) const {
+    return size_t(layers) * quantizedLayerBytes() +
+           ((size_t(layer) * 2 + (value ? 1 : 0)) * size_t(rows()) + size_t(windowRow)) *
+               windowRowBytes();
+  }
 };
 
 class PagedKVCache {
@@ -94,12 +172,29 @@ public:
   /// devices; null when the cache lives on a device only).
   uint8_t *keys(int64_t layer);
   uint8_t *values(int64_t layer);
+  /// KIVI: host pointers to the f32 window rows of layer `layer` (row
+  /// layout().rows() is the first); null for other formats.
+  float *windowKeys(int64_t layer);
+  float *windowValues(int64_t layer);
   backend::Buffer &buffer() { return *buffer_; }
 
-  int64_t freeBlocks() const { return static_cast<int64_t>(free_.size()); }
+  /// Blocks not held by any sequence (KIVI: of `blocks`, whichever pool
+  /// the held ones are in).
+  int64_t freeBlocks() const {
+    return static_cast<int64_t>(free_.size()) -
+           (layout_.kivi() ? layout_.blocks - static_cast<int64_t>(freeWindow_.size()) : 0);
+  }
   int64_t usedBlocks() const { return layout_.blocks - freeBlocks(); }
-  /// Bytes of the blocks in use / of the whole pool.
-  size_t usedBytes() const { return size_t(usedBlocks()) * layout_.blockBytes(); }
+  /// KIVI: blocks held in the f32 window pool.
+  int64_t usedWindowBlocks() const {
+    return layout_.kivi() ? layout_.blocks - static_cast<int64_t>(freeWindow_.size()) : 0;
+  }
+  /// Bytes of the blocks in use (KIVI: quantized and window blocks, each at
+  /// its own size) / of the whole pool.
+  size_t usedBytes() const {
+    return size_t(usedBlocks() - usedWindowBlocks()) * layout_.blockBytes() +
+           size_t(usedWindowBlocks()) * layout_.windowBlockBytes();
+  }
   size_t capacityBytes() const { return layout_.totalBytes(); }
   /// Blocks needed to hold `slots` slots.
   int64_t blocksFor(int64_t slots) const {
@@ -116,8 +211,20 @@ private:
                std::unique_ptr<backend::Buffer> buffer);
   Sequence &get(SequenceId id);
   const Sequence &get(SequenceId id) const;
+  /// A free block, from the window pool for KIVI formats.
   int32_t takeBlock();
   void releaseBlock(int32_t block);
+  bool isWindow(int32_t block) const { return layout_.kivi() && block >= layout_.blocks; }
+  /// KIVI: quantizes every window block of `sequence` that is complete
+  /// (within its first `written` slots) and older than its newest
+  /// format.window slots of `length`.
+  void seal(SequenceId sequence, int64_t written, int64_t length);
+  /// KIVI: the window block `block` quantized into a new quantized block,
+  /// which replaces it in every sequence holding it.
+  void sealBlock(int32_t block);
+  /// Replaces block `index` of `sequence` by a window block of its own
+  /// holding its first `rows` rows (copied, or decoded when quantized).
+  void ownBlock(Sequence &sequence, int64_t index, int64_t rows);
   /// Copies every layer's keys and values of row `from` to row `to`.
   void copyRow(int64_t to, int64_t from);
   void copyBlock(int32_t to, int32_t from);
@@ -129,6 +236,7 @@ private:
   std::vector<Sequence> sequences_;
   std::vector<int32_t> references_; // per block: sequences holding it
   std::vector<int32_t> free_;       // a stack; the lowest block on top
+  std::vector<int32_t> freeWindow_; // KIVI: the window pool's free blocks
 };
 
 } // namespace lathe::kv

@@ -41,7 +41,7 @@ public:
       return Error(fmt::format("{}: kernel plan KV format '{}' does not fit head_dim {}{}",
                                source_, formats::kvFormatName(plan_.kvFormat), config_.headDim,
                                kv ? "" : ": " + kv.error().message()));
-    if (plan_.target == "cuda" && plan_.kvFormat.compressed())
+    if (plan_.target == "cuda" && plan_.kvFormat.kivi())
       return Error(fmt::format("{}: kernel plan 'cuda' stores its KV cache as {}, which only "
                                "the cpu target reads",
                                source_, formats::kvFormatName(plan_.kvFormat)));
@@ -200,6 +200,8 @@ private:
       return fail("unknown rope layout");
     if (const char *problem = ropeScalingProblem(s.scaling()))
       return fail(problem);
+    if (const char *problem = pairOrderProblem(s.pairOrder, s.headDim, w / s.headDim))
+      return fail(problem);
     return write(s.output, w);
   }
   Status check(const AttentionStep &s) {
@@ -275,6 +277,8 @@ uint64_t planHash(const KernelPlan &plan) {
   put(&plan.kvElement, sizeof plan.kvElement);
   put(&plan.kvFormat.kind, sizeof plan.kvFormat.kind);
   put(&plan.kvFormat.block, sizeof plan.kvFormat.block);
+  put(&plan.kvFormat.keyGroup, sizeof plan.kvFormat.keyGroup);
+  put(&plan.kvFormat.window, sizeof plan.kvFormat.window);
   return artifact::checksum(bytes);
 }
 

@@ -58,7 +58,17 @@ struct TensorInfo {
 
 /// What a step's field holds: the index of an activation buffer or of a
 /// weight tensor, a list of either, a count or size, a float, or an enum.
-enum class FieldRole : uint8_t { Buffer, Tensor, BufferList, TensorList, Number, Float, Enum };
+enum class FieldRole : uint8_t {
+  Buffer,
+  Tensor,
+  BufferList,
+  TensorList,
+  Number,
+  Float,
+  Enum,
+  /// A list of counts (an array attribute of the op; empty when absent).
+  NumberList
+};
 
 struct FieldInfo {
   const char *name;
@@ -119,6 +129,9 @@ struct RopeStep {
   /// Llama 3 frequency scaling (RopeFrequencies.h); 0 = plain RoPE.
   float scalingFactor = 0.0f, lowFreqFactor = 0.0f, highFreqFactor = 0.0f;
   uint32_t originalContext = 0;
+  /// Per group of heads, the pair whose frequency turns each position
+  /// (pairOrderProblem in RopeFrequencies.h); empty: pair j at position j.
+  std::vector<uint32_t> pairOrder;
   static constexpr const char *kName = "rope";
   static constexpr FieldInfo kFields[] = {{"input", FieldRole::Buffer},
                                           {"out", FieldRole::Buffer},
@@ -128,17 +141,20 @@ struct RopeStep {
                                           {"scaling_factor", FieldRole::Float},
                                           {"low_freq_factor", FieldRole::Float},
                                           {"high_freq_factor", FieldRole::Float},
-                                          {"original_context", FieldRole::Number}};
+                                          {"original_context", FieldRole::Number},
+                                          {"pair_order", FieldRole::NumberList}};
   auto fields() {
     return std::tie(input, output, headDim, theta, layout, scalingFactor, lowFreqFactor,
-                    highFreqFactor, originalContext);
+                    highFreqFactor, originalContext, pairOrder);
   }
   RopeScaling scaling() const {
     return {scalingFactor, lowFreqFactor, highFreqFactor, int64_t(originalContext)};
   }
-  /// The frequency of each pair of a head.
+  /// The frequency of each position of a head, per group of heads
+  /// (orderedFrequencies): headDim / 2 values without a pair order.
   std::vector<double> frequencies() const {
-    return ropeFrequencies(double(theta), int64_t(headDim), scaling());
+    return orderedFrequencies(ropeFrequencies(double(theta), int64_t(headDim), scaling()),
+                              pairOrder);
   }
 };
 /// out[t, n] = input[t, n] + bias[n].

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstddef>
 #include <numbers>
 #include <vector>
 
@@ -62,6 +63,50 @@ inline std::vector<double> ropeFrequencies(double theta, int64_t headDim,
     freq[i] = f;
   }
   return freq;
+}
+
+/// Why `order` is not a pair order for rope over `heads` heads of `headDim`,
+/// or nullptr when it is. An order (tfm.rope's `pair_order`, written by
+/// lathe-reorder-key-channels) holds, for each of G groups of heads, a
+/// permutation of the headDim / 2 pairs: entry g * headDim / 2 + j is the
+/// pair whose frequency turns position j of the heads of group g. Head h of
+/// a row of `heads` heads is in group h * G / heads, so G must divide the
+/// head count (the queries' heads group like their KV heads). Empty: no
+/// reordering.
+inline const char *pairOrderProblem(const std::vector<uint32_t> &order, int64_t headDim,
+                                    int64_t heads) {
+  if (order.empty())
+    return nullptr;
+  const int64_t half = headDim / 2;
+  if (half <= 0 || order.size() % size_t(half) != 0)
+    return "expects pair_order to hold whole heads of head_dim / 2 pairs";
+  const int64_t groups = int64_t(order.size()) / half;
+  if (heads % groups != 0)
+    return "expects the pair_order's groups to divide the heads";
+  for (int64_t g = 0; g < groups; ++g) {
+    std::vector<bool> seen(size_t(half), false);
+    for (int64_t j = 0; j < half; ++j) {
+      const uint32_t p = order[size_t(g * half + j)];
+      if (p >= uint64_t(half) || seen[p])
+        return "expects each group of pair_order to be a permutation of the pairs";
+      seen[p] = true;
+    }
+  }
+  return nullptr;
+}
+
+/// The frequency of position j of each group's heads: freq[order[g * half +
+/// j]] (a plain table of the headDim / 2 frequencies for an empty order).
+/// The kernels take head h of a row of H heads from group h * G / H, G =
+/// table size / (headDim / 2).
+inline std::vector<double> orderedFrequencies(const std::vector<double> &freq,
+                                              const std::vector<uint32_t> &order) {
+  if (order.empty())
+    return freq;
+  std::vector<double> table(order.size());
+  for (size_t i = 0; i < order.size(); ++i)
+    table[i] = freq[order[i]];
+  return table;
 }
 
 } // namespace lathe::plan

@@ -15,6 +15,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <cstring>
+#include <initializer_list>
 #include <memory>
 
 namespace lathe::test {
@@ -86,6 +87,40 @@ inline size_t changedTensors(const InMemoryModel &a, const InMemoryModel &b) {
     changed += x.size() != y.size() || std::memcmp(x.data(), y.data(), x.size()) != 0;
   }
   return changed;
+}
+
+/// That `b` computes the function `a` does, up to float rounding: on every
+/// reference prompt, logits within 1e-4 on each kernel path in `paths`
+/// (logits of magnitude ~20: far above the rounding of a reordered sum, far
+/// below any real change), and b's first 50 greedy ids the reference's.
+inline void expectSameFunction(const InMemoryModel &a, const InMemoryModel &b,
+                               std::initializer_list<KernelPath> paths = {KernelPath::Fast}) {
+  nlohmann::json ref = loadReference();
+  for (const auto &p : ref["prompts"]) {
+    std::vector<int32_t> prompt = p["prompt_ids"];
+    for (KernelPath path : paths) {
+      SessionOptions options;
+      options.kernels = path;
+      auto sa = Session::create(a.artifact, options), sb = Session::create(b.artifact, options);
+      ASSERT_TRUE(sa && sb);
+      auto la = sa->forward(prompt);
+      ASSERT_TRUE(la);
+      std::vector<float> first(la->begin(), la->end());
+      auto lb = sb->forward(prompt);
+      ASSERT_TRUE(lb);
+      for (size_t v = 0; v < first.size(); ++v)
+        ASSERT_NEAR(first[v], (*lb)[v], 1e-4) << "token " << v;
+    }
+    std::vector<int32_t> expected = p["greedy_ids"];
+    GenerationOptions g;
+    g.maxNewTokens = 50;
+    g.stopAtEndOfText = false;
+    std::vector<int32_t> got;
+    auto sb = Session::create(b.artifact);
+    ASSERT_TRUE(sb);
+    ASSERT_TRUE(generate(*sb, prompt, g, [&](int32_t t) { got.push_back(t); }));
+    EXPECT_EQ(got, std::vector<int32_t>(expected.begin(), expected.begin() + 50));
+  }
 }
 
 } // namespace lathe::test

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace lathe::test {
@@ -50,6 +51,26 @@ inline std::vector<std::vector<int32_t>> sampleText(std::shared_ptr<const artifa
 
 /// Mean over every predicted token of `sequences` of KL(P_fp32 || P_quant);
 /// *tokens receives how many tokens it averaged.
+/// Every position's logits of `ids` run through `session` (reset first):
+/// one prefill, or for a KIVI cache (int4, int2), whose prefill attention
+/// reads every row in f32 and which quantizes only what decoding leaves
+/// behind its window, one token a step, as generation sees the cache.
+inline Expected<std::span<const float>> scoredLogits(Session &session,
+                                                     const std::vector<int32_t> &ids,
+                                                     std::vector<float> &decoded) {
+  session.reset();
+  if (!session.kvCache().layout().format.kivi())
+    return session.forward(ids, /*allLogits=*/true);
+  decoded.clear();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto logits = session.forward(std::span<const int32_t>(&ids[i], 1));
+    if (!logits)
+      return logits.error();
+    decoded.insert(decoded.end(), logits->begin(), logits->end());
+  }
+  return std::span<const float>(decoded);
+}
+
 inline double meanKL(const std::vector<std::vector<int32_t>> &sequences,
                      std::shared_ptr<const artifact::Artifact> fp32,
                      std::shared_ptr<const artifact::Artifact> quant, int64_t *tokens) {
@@ -69,7 +90,8 @@ inline double meanKL(const std::vector<std::vector<int32_t>> &sequences,
     if (!lp)
       return INFINITY;
     reference.assign(lp->begin(), lp->end()); // q's forward reuses the buffer
-    auto lq = q->forward(ids, /*allLogits=*/true);
+    std::vector<float> decoded;
+    auto lq = scoredLogits(*q, ids, decoded);
     EXPECT_TRUE(lq);
     if (!lq)
       return INFINITY;
@@ -117,7 +139,7 @@ drift(const std::vector<std::vector<int32_t>> &sequences,
   std::vector<double> kl(builds.size(), 0), nll(builds.size(), 0);
   std::vector<int64_t> agree(builds.size(), 0);
   int64_t tokens = 0;
-  std::vector<float> reference;
+  std::vector<float> reference, decoded;
   for (const std::vector<int32_t> &ids : sequences) {
     p->reset();
     auto lp = p->forward(ids, /*allLogits=*/true);
@@ -127,8 +149,7 @@ drift(const std::vector<std::vector<int32_t>> &sequences,
     reference.assign(lp->begin(), lp->end());
     const int64_t predicted = static_cast<int64_t>(ids.size()) - 1;
     for (size_t b = 0; b < builds.size(); ++b) {
-      sessions[b].reset();
-      auto lq = sessions[b].forward(ids, /*allLogits=*/true);
+      auto lq = scoredLogits(sessions[b], ids, decoded);
       EXPECT_TRUE(lq);
       if (!lq)
         return result;

@@ -1,9 +1,14 @@
 // lathe-bench: prompt and generation throughput of an artifact, the figures
 // docs/benchmarks.md reports. Runs a fixed prompt of --prompt-tokens tokens as
 // one prefill, then --gen-tokens greedy decode steps, --repeat times, and
-// prints the median and best of each.
+// prints the median and best of each. With --cached-context N the sequences
+// instead start with N cached tokens that are not computed (their keys and
+// values are the cache's zeros) and only decode: attention at a long
+// context without the long prefill.
 #include "runtime/artifact/Artifact.h"
+#include "runtime/backend/Batch.h"
 #include "runtime/engine/Generation.h"
+#include "runtime/kv/PagedKVCache.h"
 #include "runtime/engine/Session.h"
 #include "runtime/sampling/Sampler.h"
 #include "tools/CommandLine.h"
@@ -32,7 +37,7 @@ double median(std::vector<double> v) {
 int main(int argc, char **argv) {
   CLI::App app{"lathe-bench: measure prompt and generation tokens/s"};
   std::string path;
-  int64_t promptTokens = 128, genTokens = 128, repeat = 5, sequences = 1;
+  int64_t promptTokens = 128, genTokens = 128, repeat = 5, sequences = 1, cachedContext = 0;
   app.add_option("artifact", path, "compiled .lathe file")->required();
   app.add_option("--prompt-tokens", promptTokens, "prompt length")->capture_default_str();
   app.add_option("--gen-tokens", genTokens, "tokens to generate")->capture_default_str();
@@ -40,6 +45,11 @@ int main(int argc, char **argv) {
   app.add_option("--sequences", sequences,
                  "sequences decoding together in each step (the batch form; tokens/s "
                  "counts every sequence's tokens)")
+      ->capture_default_str();
+  app.add_option("--cached-context", cachedContext,
+                 "benchmarks only: each sequence starts with N cached tokens that are not "
+                 "computed (zero keys and values) and decodes --gen-tokens from there, with "
+                 "no prefill (decode speed at a long context)")
       ->capture_default_str();
   lathe::tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
@@ -50,9 +60,13 @@ int main(int argc, char **argv) {
     return fail(artifact.error().message());
   const auto &config = (*artifact)->config();
   if (promptTokens < 1 || genTokens < 0 || repeat < 1 || sequences < 1 ||
-      promptTokens + genTokens > config.context)
-    return fail("need 1 <= prompt tokens, prompt + generated tokens <= context (" +
-                std::to_string(config.context) + "), repeat >= 1, sequences >= 1");
+      (cachedContext == 0 && promptTokens + genTokens > config.context) || cachedContext < 0 ||
+      (cachedContext > 0 && (genTokens < 1 || cachedContext + genTokens > config.context)))
+    return fail("need 1 <= prompt tokens, prompt (or cached context) + generated tokens <= "
+                "context (" +
+                std::to_string(config.context) +
+                "), repeat >= 1, sequences >= 1, and generated tokens >= 1 with a cached "
+                "context");
   auto session = lathe::Session::create(*artifact, sessionFlags.resolve(**artifact));
   if (!session)
     return fail(session.error().message());
@@ -67,7 +81,40 @@ int main(int argc, char **argv) {
 
   std::vector<double> prefill, decode;
   using clock = std::chrono::steady_clock;
-  if (sequences > 1) {
+  if (cachedContext > 0) {
+    // Fresh zeroed caches each repetition; one token of every sequence a
+    // step, greedy, none stopping early.
+    lathe::backend::Executable &exe = session->executable();
+    for (int64_t r = 0; r < repeat; ++r) {
+      const int64_t block = exe.kvLayout(1).blockSize;
+      auto kv = exe.createKVCache(sequences *
+                                  ((cachedContext + genTokens + block - 1) / block * block));
+      if (!kv)
+        return fail(kv.error().message());
+      std::vector<lathe::backend::SequenceId> ids;
+      std::vector<int32_t> next;
+      for (int64_t q = 0; q < sequences; ++q) {
+        ids.push_back((*kv)->addSequence());
+        if (auto grown = (*kv)->grow(ids.back(), cachedContext); !grown)
+          return fail(grown.error().message());
+        next.push_back(prompt[prompt.size() > 1 ? 1 + q % int64_t(prompt.size() - 1) : 0]);
+      }
+      lathe::backend::Batch batch;
+      auto t0 = clock::now();
+      for (int64_t i = 0; i < genTokens; ++i) {
+        batch.clear();
+        for (int64_t q = 0; q < sequences; ++q)
+          batch.add(ids[q], next[q], int32_t(cachedContext + i), -1, true);
+        auto logits = exe.execute(batch, **kv);
+        if (!logits)
+          return fail(logits.error().message());
+        for (int64_t q = 0; q < sequences; ++q)
+          next[q] = lathe::argmax(logits->subspan(q * config.vocab, config.vocab));
+      }
+      decode.push_back(double(genTokens * sequences) /
+                       std::chrono::duration<double>(clock::now() - t0).count());
+    }
+  } else if (sequences > 1) {
     // Every sequence its own prompt (the same ids rotated), all prefilled
     // in one step, then one token of each per step, none stopping early.
     std::vector<std::vector<int32_t>> prompts;
@@ -91,7 +138,7 @@ int main(int argc, char **argv) {
         decode.push_back(double(genTokens * sequences) / s.decodeSeconds);
     }
   }
-  for (int64_t r = 0; r < repeat && sequences == 1; ++r) {
+  for (int64_t r = 0; r < repeat && sequences == 1 && cachedContext == 0; ++r) {
     session->reset();
     auto t0 = clock::now();
     auto logits = session->forward(prompt);
@@ -117,9 +164,13 @@ int main(int argc, char **argv) {
   if (sequences > 1)
     std::printf("%lld sequences in every step (tokens/s below count all of them)\n",
                 static_cast<long long>(sequences));
-  std::printf("prompt %lld tokens: median %.1f tokens/s, best %.1f\n",
-              static_cast<long long>(promptTokens), median(prefill),
-              *std::max_element(prefill.begin(), prefill.end()));
+  if (cachedContext > 0)
+    std::printf("cached context %lld tokens, not computed (zero keys and values)\n",
+                static_cast<long long>(cachedContext));
+  else
+    std::printf("prompt %lld tokens: median %.1f tokens/s, best %.1f\n",
+                static_cast<long long>(promptTokens), median(prefill),
+                *std::max_element(prefill.begin(), prefill.end()));
   if (!decode.empty()) {
     std::printf("generation %lld tokens: median %.1f tokens/s, best %.1f\n",
                 static_cast<long long>(genTokens), median(decode),

@@ -127,9 +127,30 @@ Expected<Score> score(const std::shared_ptr<const Artifact> &artifact,
   std::vector<double> logProbs(static_cast<size_t>(vocab));
   Score result;
   size_t refRow = 0;
+  // A KIVI cache (int4, int2) quantizes only the tokens decoding has left
+  // behind its f32 window: a prefill's attention reads every row in f32.
+  // Such builds are scored by decoding, one token a step, so that each
+  // position sees the cache as generation would.
+  const bool decode = session->kvCache().layout().format.kivi();
+  if (decode)
+    std::fprintf(stderr, "%s: KIVI KV cache, scored by decoding one token a step\n",
+                 artifact->path().c_str());
+  std::vector<float> decoded;
   for (const Sequence &s : sequences) {
     session->reset();
-    auto logits = session->forward(s.ids, /*allLogits=*/true);
+    Expected<std::span<const float>> logits = std::span<const float>();
+    if (decode) {
+      decoded.clear();
+      for (size_t i = 0; i + 1 < s.ids.size() && logits; ++i) {
+        logits = session->forward(std::span<const int32_t>(&s.ids[i], 1));
+        if (logits)
+          decoded.insert(decoded.end(), logits->begin(), logits->end());
+      }
+      if (logits)
+        logits = std::span<const float>(decoded);
+    } else {
+      logits = session->forward(s.ids, /*allLogits=*/true);
+    }
     if (!logits)
       return Error(fmt::format("{}: line {}: {}", artifact->path(), s.lineNo,
                                logits.error().message()));

@@ -222,12 +222,44 @@ void runAttentionBenchmark(benchmark::State &state, const std::string &kv, int64
   for (int64_t r = 0; r < context; ++r)
     rows[size_t(r)] = static_cast<int32_t>(r);
   std::vector<lathe::kernels::KVLayerView> views;
+  // KIVI: the rows a sequence of `context` holds once decoded there (the
+  // paged cache's quantizedSlots): whole key groups, then the f32 window.
+  const int64_t group = format->keyGroup;
+  const int64_t quantized =
+      format->kivi()
+          ? std::max<int64_t>(0, std::min(context - 1, context - format->window)) / group * group
+          : context;
+  std::vector<std::vector<float>> window(layers);
+  double bytes = double(layers * 2 * context) * double(rowBytes);
   for (int64_t l = 0; l < layers; ++l) {
+    if (format->kivi()) {
+      const size_t groupBytes = lathe::formats::kiviKeyGroupBytes(*format, width);
+      keys[l].resize(size_t(quantized / group) * groupBytes);
+      values[l].resize(size_t(quantized) * rowBytes);
+      for (int64_t r = 0; r < quantized; ++r) {
+        if (r % group == 0)
+          lathe::formats::encodeKiviKeys(*format, k.data() + r * width, group, width,
+                                         keys[l].data() + size_t(r / group) * groupBytes);
+        lathe::formats::encodeKvRow(*format, {v.data() + r * width, size_t(width)},
+                                    values[l].data() + size_t(r) * rowBytes);
+      }
+      window[l].assign(k.begin() + quantized * width, k.end());
+      window[l].insert(window[l].end(), v.begin() + quantized * width, v.end());
+      views.push_back({keys[l].data(), values[l].data(), context, width, *format,
+                       window[l].data(), window[l].data() + (context - quantized) * width,
+                       quantized});
+      continue;
+    }
     keys[l].resize(size_t(context) * rowBytes);
     values[l].resize(size_t(context) * rowBytes);
     views.push_back({keys[l].data(), values[l].data(), context, width, *format});
     lathe::kernels::storeKV(k.data(), v.data(), rows, views.back());
   }
+  if (format->kivi())
+    bytes = double(layers) * (double(quantized / group) *
+                                  double(lathe::formats::kiviKeyGroupBytes(*format, width)) +
+                              double(quantized) * double(rowBytes) +
+                              double(2 * (context - quantized) * width) * 4.0);
   const auto q = randomVector(width, 13, 1.0f);
   const std::vector<lathe::backend::VisibleRows> visible = {
       {rows.data(), static_cast<int32_t>(context), nullptr, 0}};
@@ -240,9 +272,8 @@ void runAttentionBenchmark(benchmark::State &state, const std::string &kv, int64
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
-  state.counters["KVGB/s"] = benchmark::Counter(
-      static_cast<double>(layers * 2 * context) * static_cast<double>(rowBytes) * 1e-9,
-      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["KVGB/s"] =
+      benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 /// Weights are built on first use, so that a filtered run quantizes only
@@ -313,7 +344,7 @@ int main(int argc, char **argv) {
         }
       }
     }
-  for (const std::string kv : {"f32", "f16", "bf16", "int8", "bfp8", "bfp4"})
+  for (const std::string kv : {"f32", "f16", "bf16", "int8", "bfp8", "bfp4", "int4", "int2"})
     for (int64_t context : {int64_t{64}, int64_t{256}})
       benchmark::RegisterBenchmark(
           ("attention/" + kv + "/context:" + std::to_string(context)).c_str(),

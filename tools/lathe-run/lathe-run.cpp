@@ -3,6 +3,7 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
+#include "runtime/speculative/SpeculativeGeneration.h"
 #include "runtime/tokenizer/OpenTokenizer.h"
 #include "runtime/tokenizer/TextTokenizer.h"
 #include "tools/CommandLine.h"
@@ -12,6 +13,7 @@
 #include <charconv>
 #include <cstdio>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -45,13 +47,27 @@ lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
 
 /// One stderr line on what the KV cache costs: its format, the bytes one
 /// token takes across every layer (keys and values, scales included), and
-/// the bytes of the `tokens` this run stored.
-void printKvUse(const lathe::backend::Executable &executable, int64_t tokens) {
+/// the bytes of the tokens this run stored, `lengths` of them in each
+/// sequence. KIVI formats also keep each sequence's newest tokens in f32:
+/// the line names that window and counts it in the total.
+void printKvUse(const lathe::backend::Executable &executable, std::span<const int64_t> lengths) {
   const lathe::kv::KVLayout layout = executable.kvLayout(1);
   const double perToken = static_cast<double>(layout.tokenBytes());
-  std::fprintf(stderr, "KV cache: %s, %.0f bytes per token; %lld tokens, %.1f KiB\n",
-               lathe::formats::kvFormatName(layout.format).c_str(), perToken,
-               static_cast<long long>(tokens), perToken * static_cast<double>(tokens) / 1024);
+  int64_t tokens = 0;
+  double total = 0;
+  for (int64_t length : lengths) {
+    tokens += length;
+    total += layout.sequenceBytes(length);
+  }
+  std::string window;
+  if (layout.kivi())
+    window = " (and an f32 window of the newest " + std::to_string(layout.format.window) +
+             " to " + std::to_string(layout.format.window + layout.blockSize - 1) +
+             " tokens a sequence, " + std::to_string(layout.windowTokenBytes()) +
+             " bytes per token)";
+  std::fprintf(stderr, "KV cache: %s, %.0f bytes per token%s; %lld tokens, %.1f KiB\n",
+               lathe::formats::kvFormatName(layout.format).c_str(), perToken, window.c_str(),
+               static_cast<long long>(tokens), total / 1024);
 }
 
 /// --prompts: every non-empty line of `path` is a sequence; all decode in
@@ -78,12 +94,14 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
                                    [&](size_t i, int32_t token) { outputs[i].push_back(token); });
   if (!stats)
     return fail(stats.error().message());
-  int64_t promptTokens = 0, generated = 0, stored = 0;
+  int64_t promptTokens = 0, generated = 0;
+  std::vector<int64_t> stored;
   for (size_t i = 0; i < prompts.size(); ++i) {
     promptTokens += (*stats)[i].promptTokens;
     generated += (*stats)[i].generatedTokens;
     // The last token chosen is never run, so never stored.
-    stored += (*stats)[i].promptTokens + std::max<int64_t>((*stats)[i].generatedTokens - 1, 0);
+    stored.push_back((*stats)[i].promptTokens +
+                     std::max<int64_t>((*stats)[i].generatedTokens - 1, 0));
     std::string line;
     if (printIds) {
       for (size_t j = 0; j < outputs[i].size(); ++j)
@@ -143,6 +161,15 @@ int main(int argc, char **argv) {
   app.add_flag("--print-ids", printIds, "print generated token ids instead of text");
   lathe::tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
+  std::string speculate;
+  auto *speculateOpt =
+      app.add_option("--speculate", speculate,
+                     "speculative decoding over a drafted token tree: --speculate=SHAPE, the "
+                     "branching per depth (e.g. 4x2x2), or --speculate alone for " +
+                         std::string(lathe::speculative::kDefaultTreeShape))
+          ->expected(0, 1)
+          ->type_name("[=SHAPE]");
+  speculateOpt->excludes(pplOpt)->excludes(promptsOpt);
   app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-run"))
     return *status;
@@ -158,6 +185,16 @@ int main(int argc, char **argv) {
     return fail("-n must be at least 0");
   if (lathe::Status s = lathe::validateSamplerOptions(gen.sampler); !s)
     return fail(s.error().message());
+
+  lathe::speculative::SpeculativeOptions speculative;
+  if (*speculateOpt) {
+    // CLI11 gives an option without its value "true" (or nothing).
+    auto shape = lathe::speculative::parseTreeShape(
+        speculate.empty() || speculate == "true" ? "default" : speculate);
+    if (!shape)
+      return fail("--speculate: " + shape.error().message());
+    speculative.shape = shape.take();
+  }
 
   auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.memory());
   if (!artifact)
@@ -236,7 +273,17 @@ int main(int argc, char **argv) {
     std::fflush(stdout);
     first = false;
   };
-  auto stats = lathe::generate(*session, ids, gen, sink);
+  std::optional<lathe::speculative::SpeculativeStats> speculated;
+  lathe::Expected<lathe::GenerationStats> stats = lathe::Error("no generation ran");
+  if (*speculateOpt) {
+    auto run = lathe::speculative::generateSpeculative(*session, ids, gen, speculative, sink);
+    if (!run)
+      return fail(run.error().message());
+    speculated = *run;
+    stats = run->generation;
+  } else {
+    stats = lathe::generate(*session, ids, gen, sink);
+  }
   if (!stats)
     return fail(stats.error().message());
   std::printf("\n");
@@ -251,6 +298,15 @@ int main(int argc, char **argv) {
                stats->promptTokens / std::max(stats->prefillSeconds, 1e-9),
                static_cast<long long>(stats->generatedTokens),
                stats->generatedTokens / std::max(stats->decodeSeconds, 1e-9));
-  printKvUse(session->executable(), session->position());
+  if (speculated)
+    std::fprintf(stderr,
+                 "speculative decoding, tree %s: %lld steps, %.2f accepted tokens per step "
+                 "(%lld of %lld drafted tokens accepted), %.1f tokens/s\n",
+                 speculative.shape.str().c_str(), static_cast<long long>(speculated->steps),
+                 speculated->meanAccepted(), static_cast<long long>(speculated->acceptedDrafts),
+                 static_cast<long long>(speculated->draftedTokens),
+                 stats->generatedTokens / std::max(stats->decodeSeconds, 1e-9));
+  const int64_t stored[] = {session->position()};
+  printKvUse(session->executable(), stored);
   return 0;
 }

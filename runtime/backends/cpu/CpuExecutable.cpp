@@ -357,8 +357,14 @@ void CpuExecutable::runMatmul(const MatmulJob &job, int64_t u0, int64_t u1) {
 void CpuExecutable::attention(const float *q, const float *k, const float *v, uint32_t layer,
                               uint32_t heads, uint32_t kvHeads, uint32_t headDim, float *out) {
   const int64_t stride = config().context;
-  kernels::KVLayerView cache{kv_->keys(layer), kv_->values(layer), stride,
-                             static_cast<int64_t>(plan_->kvWidth), plan_->kvFormat};
+  kernels::KVLayerView cache{kv_->keys(layer),
+                             kv_->values(layer),
+                             stride,
+                             static_cast<int64_t>(plan_->kvWidth),
+                             kv_->layout().format,
+                             kv_->windowKeys(layer),
+                             kv_->windowValues(layer),
+                             kv_->layout().rows()};
   const bool reference = options_.kernels == KernelPath::Reference;
   if (reference)
     kernels::storeKV(k, v, layout_.storeRows, cache);

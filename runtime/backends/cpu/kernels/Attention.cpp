@@ -9,7 +9,8 @@
 // multiple of the vector length is handled with masked loads and stores.
 //
 // Compressed caches (int8, bfp8, bfp4) go through the same three passes,
-// reading rows in place: CompressedAttention-inl.h.
+// reading rows in place: CompressedAttention-inl.h; KIVI caches (int4,
+// int2) too: KiviAttention-inl.h.
 
 #include "runtime/backends/cpu/kernels/HighwayTargets.h"
 
@@ -249,8 +250,9 @@ template <typename T> void attendHeadsOf(const AttentionArgs &a) {
 } // namespace lathe::kernels::simd
 HWY_AFTER_NAMESPACE();
 
-// attendCompressedHeads, built on the helpers above.
+// attendCompressedHeads and attendKiviHeads, built on the helpers above.
 #include "runtime/backends/cpu/kernels/CompressedAttention-inl.h"
+#include "runtime/backends/cpu/kernels/KiviAttention-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace lathe::kernels::simd {
@@ -266,6 +268,8 @@ void AttendHeadsImpl(const AttentionArgs &a) {
   case formats::KvKind::Int8:
   case formats::KvKind::Bfp8:
   case formats::KvKind::Bfp4: return attendCompressedHeads(a);
+  case formats::KvKind::Int4:
+  case formats::KvKind::Int2: return attendKiviHeads(a);
   }
 }
 

@@ -138,7 +138,8 @@ namespace lathe::kernels::simd {
 HWY_EXPORT(StoreKVImpl);
 
 void storeKV(const float *k, const float *v, std::span<const int32_t> rows, KVLayerView cache) {
-  if (!cache.format.compressed())
+  // KIVI stores f32 window rows; the cache quantizes whole blocks.
+  if (!cache.format.compressed() || cache.format.kivi())
     return kernels::storeKV(k, v, rows, cache);
   HWY_DYNAMIC_DISPATCH(StoreKVImpl)(k, v, rows.data(), static_cast<int64_t>(rows.size()), cache);
 }

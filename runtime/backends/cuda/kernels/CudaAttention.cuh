@@ -52,6 +52,134 @@ template <typename E, int HeadDim> __device__ float dotKey(const E *k, const flo
   return dot;
 }
 
+/// How attention reads a KV cache of plain elements E: a head's slice of a
+/// row is HeadDim elements (kv::KVLayout). The value rows go by in parts
+/// of kPer values, a 16-byte load each (decodePart).
+template <typename E> struct PlainKv {
+  using Format = typename CacheFormat<E>::type;
+  static constexpr int kPer = Chunk<Format>::kPer;
+  template <int HeadDim> static constexpr bool kParts = HeadDim % kPer == 0;
+  template <int KvWidth> static constexpr int64_t kRowBytes = int64_t(KvWidth) * sizeof(E);
+  template <int HeadDim> static constexpr int64_t kHeadBytes = int64_t(HeadDim) * sizeof(E);
+  template <int HeadDim> __device__ static float dot(const uint8_t *head, const float *q) {
+    return dotKey<E, HeadDim>(reinterpret_cast<const E *>(head), q);
+  }
+  template <int HeadDim> __device__ static float at(const uint8_t *head, int d) {
+    return fromCache(reinterpret_cast<const E *>(head)[d]);
+  }
+  /// Values part * kPer .. of a head's slice (16-byte aligned when kParts).
+  __device__ static void decodePart(const uint8_t *head, int part, float (&v)[kPer]) {
+    Chunk<Format>::decode(__ldg(reinterpret_cast<const uint4 *>(head) + part), v);
+  }
+};
+
+/// Bytes [p, p + Bytes) of global memory in words, from aligned 4-byte
+/// loads and funnel shifts: a compressed cache's blocks start at any byte
+/// (17-byte bfp4 blocks), and byte loads would take one load a byte. Reads
+/// up to 4 bytes past the range (the KV buffer has slack for it,
+/// kv::PagedKVCache).
+template <int Bytes> struct ByteStream {
+  static constexpr int kWords = (Bytes + 3) / 4;
+  uint32_t w[kWords];
+  __device__ explicit ByteStream(const uint8_t *p) {
+    const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+    const uint32_t *base = reinterpret_cast<const uint32_t *>(at & ~uintptr_t(3));
+    const uint32_t shift = uint32_t(at & 3) * 8;
+    uint32_t raw[kWords + 1];
+#pragma unroll
+    for (int i = 0; i <= kWords; ++i)
+      raw[i] = __ldg(base + i);
+#pragma unroll
+    for (int i = 0; i < kWords; ++i)
+      w[i] = __funnelshift_r(raw[i], raw[i + 1], shift);
+  }
+  /// Byte i (a constant after unrolling, so w stays in registers).
+  __device__ uint32_t byte(int i) const { return (w[i / 4] >> (8 * (i % 4))) & 0xFF; }
+  __device__ float word(int i) const { return __uint_as_float(w[i]); }
+};
+
+/// A KV cache of compressed rows (runtime/formats/KvFormat.h): blocks of
+/// Block values along head_dim, back to back, each a header and its codes.
+/// Int8: a float32 scale, then int8 codes (value = code * scale). Else BFP
+/// of Bits-bit two's-complement mantissas: an exponent byte e + 127 (255:
+/// NaN), then the mantissas, two a byte low nibble first for Bits 4
+/// (value = mantissa * 2^(e - (Bits - 2))). Blocks never cross a head, so
+/// a head's slice is its own blocks; rows are read in place (a head's
+/// slice in word loads, ByteStream), a block's partial dot product scaled
+/// once.
+template <bool Int8, int Bits, int Block> struct PackedKv {
+  static constexpr int kPer = 8; // values a part: 8 codes of one block
+  template <int HeadDim> static constexpr bool kParts = Block % kPer == 0;
+  static constexpr int kHeaderBytes = Int8 ? 4 : 1;
+  static constexpr int kBlockBytes = kHeaderBytes + Block * Bits / 8;
+  template <int KvWidth> static constexpr int64_t kRowBytes = int64_t(KvWidth / Block) * kBlockBytes;
+  template <int HeadDim> static constexpr int64_t kHeadBytes = int64_t(HeadDim / Block) * kBlockBytes;
+  static_assert(Block * Bits % 8 == 0, "whole bytes of codes a block");
+
+  /// What code 1 of a block is worth, from its header (bytes at `at` of s).
+  template <class S> __device__ static float scale(const S &s, int at) {
+    if constexpr (Int8) {
+      return __uint_as_float(s.byte(at) | s.byte(at + 1) << 8 | s.byte(at + 2) << 16 |
+                             s.byte(at + 3) << 24);
+    } else {
+      const int e = int(s.byte(at));
+      return e == 0xFF ? NAN : ldexpf(1.0f, e - 127 - (Bits - 2));
+    }
+  }
+  /// Code i of the codes starting at byte `at` of s, sign-extended.
+  template <class S> __device__ static int code(const S &s, int at, int i) {
+    if constexpr (Bits == 8)
+      return int(int8_t(s.byte(at + i)));
+    else
+      return int(s.byte(at + i / 2) << (28 - 4 * (i % 2))) >> 28;
+  }
+  template <int HeadDim> __device__ static float dot(const uint8_t *head, const float *q) {
+    const ByteStream<int(kHeadBytes<HeadDim>)> s(head);
+    float sum = 0;
+#pragma unroll
+    for (int b = 0; b < HeadDim / Block; ++b) {
+      float partial = 0;
+#pragma unroll
+      for (int i = 0; i < Block; ++i)
+        partial += float(code(s, b * kBlockBytes + kHeaderBytes, i)) * q[b * Block + i];
+      sum += partial * scale(s, b * kBlockBytes);
+    }
+    return sum;
+  }
+  template <int HeadDim> __device__ static float at(const uint8_t *head, int d) {
+    const ByteStream<kBlockBytes> s(head + (d / Block) * kBlockBytes);
+    float v = 0;
+#pragma unroll
+    for (int i = 0; i < Block; ++i)
+      if (i == d % Block)
+        v = float(code(s, kHeaderBytes, i));
+    return v * scale(s, 0);
+  }
+  /// Values part * kPer .. of a head's slice, scaled: kPer codes of one
+  /// block and its header.
+  __device__ static void decodePart(const uint8_t *head, int part, float (&v)[kPer]) {
+    constexpr int codeBytes = kPer * Bits / 8;
+    const int first = part * kPer;
+    const uint8_t *block = head + (first / Block) * kBlockBytes;
+    const ByteStream<kHeaderBytes> header(block);
+    const ByteStream<codeBytes> codes(block + kHeaderBytes + (first % Block) * Bits / 8);
+    const float s = scale(header, 0);
+#pragma unroll
+    for (int i = 0; i < kPer; ++i)
+      v[i] = float(code(codes, 0, i)) * s;
+  }
+};
+
+/// Row `row` of layer `layer`'s keys (value = false) or values, at KV head
+/// `kvHead`'s slice, in the cache codec C (kv::KVLayout).
+template <class C, int KvWidth, int HeadDim>
+__device__ const uint8_t *cacheHead(const LatheCudaFrame &f, int layer, bool value, int64_t row,
+                                    int kvHead) {
+  return reinterpret_cast<const uint8_t *>(f.kv) +
+         ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * C::template kRowBytes<KvWidth> +
+         int64_t(kvHead) * C::template kHeadBytes<HeadDim>;
+}
+
 /// Attention of one token (blockIdx.x) for HeadsPerBlock query heads that
 /// share a KV head (block y takes heads y * HeadsPerBlock ..): each key and
 /// value row is read once for all of them (grouped-query attention reads
@@ -67,23 +195,27 @@ template <typename E, int HeadDim> __device__ float dotKey(const E *k, const flo
 /// groups over the chunk's rows, a thread per dimension, the groups' sums
 /// meeting in shared memory. (A thread per dimension walked a 128-row
 /// context in 32 dependent loads: 14 us a layer for the Llama-3.2-1B shape.)
-template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock>
+template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock>
 __device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer) {
   constexpr int G = HeadsPerBlock;
   static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
   constexpr int kvWidth = KvHeads * HeadDim;
   constexpr int groups = HeadDim >= kThreads ? 1 : kThreads / HeadDim;
   constexpr int passes = (HeadDim + kThreads - 1) / kThreads; // dimensions per thread
-  using Format = typename CacheFormat<E>::type;
-  constexpr int per = Chunk<Format>::kPer; // values of a 16-byte load
-  constexpr int lanesPerRow = HeadDim % per == 0 ? HeadDim / per : 0;
+  // The wide value path: a head's row in parts of C::kPer values.
+  constexpr int per = C::kPer;
+  constexpr int lanesPerRow = C::template kParts<HeadDim> ? HeadDim / per : 0;
   constexpr bool kWide = lanesPerRow > 0 && lanesPerRow <= 32 && 32 % lanesPerRow == 0;
   __shared__ float q[G][HeadDim];
   __shared__ float scores[G][kThreads];
-  __shared__ float partial[kWide ? kWarps : groups > 1 ? groups : 1][kWide ? 1 : G][HeadDim];
+  // Wide: the warps' sums of up to kHeadsAtOnce heads at once (16 KiB).
+  constexpr int kHeadsAtOnce =
+      (4096 / (kWarps * HeadDim)) < 1 ? 1 : (4096 / (kWarps * HeadDim)) < G ? 4096 / (kWarps * HeadDim) : G;
+  __shared__ float partial[kWide ? kWarps : groups > 1 ? groups : 1][kWide ? kHeadsAtOnce : G]
+                          [HeadDim];
   startStep();
   const int t = blockIdx.x, h0 = blockIdx.y * G;
-  const int kvOffset = (h0 / (Heads / KvHeads)) * HeadDim;
+  const int kvHead = h0 / (Heads / KvHeads);
   const VisibleRows rows(f, t);
   const int count = rows.count;
   const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
@@ -110,29 +242,36 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
     const int p = p0 + threadIdx.x, rowsHere = min(kThreads, count - p0);
     float s[G];
     if (p < count) {
-      const E *k = cacheRow<E, kvWidth>(f, layer, false, rows[p]) + kvOffset;
+      const uint8_t *k = cacheHead<C, kvWidth, HeadDim>(f, layer, false, rows[p], kvHead);
       for (int g = 0; g < G; ++g)
-        s[g] = dotKey<E, HeadDim>(k, q[g]) * scale;
+        s[g] = C::template dot<HeadDim>(k, q[g]) * scale;
     }
+    // Every head's chunk maximum and sum in one exchange each.
+    float chunkMax[G], e[G], sums[G], rescale[G];
+    for (int g = 0; g < G; ++g)
+      e[g] = p < count ? s[g] : -INFINITY;
+    blockMaxEach<G>(e, chunkMax);
     for (int g = 0; g < G; ++g) {
-      const float chunkMax = blockMax(p < count ? s[g] : -INFINITY);
-      const float newMax = fmaxf(maxScore[g], chunkMax);
-      const float e = p < count ? expf(s[g] - newMax) : 0.0f;
-      scores[g][threadIdx.x] = e;
-      const float rescale = expf(maxScore[g] - newMax); // 0 on the first chunk
-      total[g] = total[g] * rescale + blockSum(e);      // blockSum orders the writes above
-      for (int i = 0; i < passes; ++i)
-        acc[i][g] *= rescale;
-      for (int i = 0; i < (kWide ? per : 1); ++i)
-        wide[g][i] *= rescale;
+      const float newMax = fmaxf(maxScore[g], chunkMax[g]);
+      e[g] = p < count ? expf(s[g] - newMax) : 0.0f;
+      scores[g][threadIdx.x] = e[g];
+      rescale[g] = expf(maxScore[g] - newMax); // 0 on the first chunk
       maxScore[g] = newMax;
+    }
+    blockSumEach<G>(e, sums); // its first barrier orders the writes above
+    for (int g = 0; g < G; ++g) {
+      total[g] = total[g] * rescale[g] + sums[g];
+      for (int i = 0; i < passes; ++i)
+        acc[i][g] *= rescale[g];
+      for (int i = 0; i < (kWide ? per : 1); ++i)
+        wide[g][i] *= rescale[g];
     }
     if constexpr (kWide) {
 #pragma unroll 4
       for (int r = slot; r < rowsHere; r += rowsAtOnce) {
-        const E *v = cacheRow<E, kvWidth>(f, layer, true, rows[p0 + r]) + kvOffset;
         float vd[per];
-        Chunk<Format>::decode(__ldg(reinterpret_cast<const uint4 *>(v) + part), vd);
+        C::decodePart(cacheHead<C, kvWidth, HeadDim>(f, layer, true, rows[p0 + r], kvHead),
+                      part, vd);
         for (int g = 0; g < G; ++g) {
           const float w = scores[g][r];
           for (int i = 0; i < per; ++i)
@@ -141,11 +280,11 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
       }
     } else if (group < groups)
       for (int r = group; r < rowsHere; r += groups) {
-        const E *v = cacheRow<E, kvWidth>(f, layer, true, rows[p0 + r]) + kvOffset;
+        const uint8_t *v = cacheHead<C, kvWidth, HeadDim>(f, layer, true, rows[p0 + r], kvHead);
         for (int i = 0; i < passes; ++i) {
           const int d = i * kThreads + lane;
           if (d < HeadDim) {
-            const float vd = fromCache(v[d]);
+            const float vd = C::template at<HeadDim>(v, d);
             for (int g = 0; g < G; ++g)
               acc[i][g] += scores[g][r] * vd;
           }
@@ -156,22 +295,26 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
   float *o = f.buffers[out] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
   if constexpr (kWide) {
     // The row slots' sums: across the warp's slots (lanes lanesPerRow
-    // apart), then across warps, a head at a time.
-    for (int g = 0; g < G; ++g) {
-      for (int i = 0; i < per; ++i)
-        for (int step = lanesPerRow; step < 32; step *= 2)
-          wide[g][i] += __shfl_xor_sync(0xffffffffu, wide[g][i], step);
-      if (threadIdx.x % 32 < lanesPerRow)
+    // apart), then across warps, kHeadsAtOnce heads a barrier.
+    for (int g0 = 0; g0 < G; g0 += kHeadsAtOnce) {
+      for (int g = g0; g < g0 + kHeadsAtOnce && g < G; ++g) {
         for (int i = 0; i < per; ++i)
-          partial[threadIdx.x / 32][0][part * per + i] = wide[g][i];
+          for (int step = lanesPerRow; step < 32; step *= 2)
+            wide[g][i] += __shfl_xor_sync(0xffffffffu, wide[g][i], step);
+        if (threadIdx.x % 32 < lanesPerRow)
+          for (int i = 0; i < per; ++i)
+            partial[threadIdx.x / 32][g - g0][part * per + i] = wide[g][i];
+      }
       __syncthreads();
-      for (int d = threadIdx.x; d < HeadDim; d += kThreads) {
+      const int heads = min(kHeadsAtOnce, G - g0);
+      for (int j = threadIdx.x; j < heads * HeadDim; j += kThreads) {
         float sum = 0;
         for (int w = 0; w < kWarps; ++w)
-          sum += partial[w][0][d];
-        o[g * HeadDim + d] = sum / total[g];
+          sum += partial[w][j / HeadDim][j % HeadDim];
+        o[g0 * HeadDim + j] = sum / total[g0 + j / HeadDim];
       }
-      __syncthreads(); // before the next head's sums
+      if (g0 + kHeadsAtOnce < G)
+        __syncthreads(); // before the next heads' sums
     }
     return;
   }

@@ -187,6 +187,40 @@ __device__ inline float blockMax(float v) {
   return m;
 }
 
+/// blockMax and blockSum of each of N values at once, returned to every
+/// thread: one exchange through shared memory for all of them (two
+/// barriers, where N calls of the one-value forms take 2N).
+template <int N> __device__ void blockMaxEach(const float (&v)[N], float (&out)[N]) {
+  __shared__ float partial[kWarps][N];
+  __syncthreads(); // partial may still be read by an earlier call
+  for (int n = 0; n < N; ++n) {
+    const float m = warpMax(v[n]);
+    if (threadIdx.x % 32 == 0)
+      partial[threadIdx.x / 32][n] = m;
+  }
+  __syncthreads();
+  for (int n = 0; n < N; ++n) {
+    out[n] = partial[0][n];
+    for (int w = 1; w < kWarps; ++w)
+      out[n] = fmaxf(out[n], partial[w][n]);
+  }
+}
+template <int N> __device__ void blockSumEach(const float (&v)[N], float (&out)[N]) {
+  __shared__ float partial[kWarps][N];
+  __syncthreads();
+  for (int n = 0; n < N; ++n) {
+    const float m = warpSum(v[n]);
+    if (threadIdx.x % 32 == 0)
+      partial[threadIdx.x / 32][n] = m;
+  }
+  __syncthreads();
+  for (int n = 0; n < N; ++n) {
+    out[n] = 0;
+    for (int w = 0; w < kWarps; ++w)
+      out[n] += partial[w][n];
+  }
+}
+
 /// The first element of this thread and the stride over a row, for a
 /// kernel whose token's row is spread over the gridDim.y blocks of the
 /// token (blockIdx.x).

@@ -81,18 +81,19 @@ __device__ void addRmsNorm(const LatheCudaFrame &f, int lhs, int rhs, int gain, 
   scaleRow<Gain, Width>(s, f.weights[gain], epsilon, f.buffers[out] + r);
 }
 
-/// Pair p of a row of heads, rotated by position * frequencies[i] for pair
-/// i of its head (computed by the compiler with plan::ropeFrequencies, as
-/// the CPU's are), the angle in double (lathe_rope):
+/// Pair p of a row of heads, rotated by position * the frequency of pair i
+/// of its head (computed by the compiler with plan::RopeStep::frequencies,
+/// as the CPU's are: a table of HeadDim / 2 per group of HeadsPerTable
+/// consecutive heads), the angle in double (lathe_rope):
 /// interleaved pairs (2i, 2i + 1) or rotate-half pairs (i, i + HeadDim / 2).
 /// Returns the pair's two indices in the row and their rotated values.
-template <int HeadDim, bool Interleaved>
+template <int HeadDim, bool Interleaved, int HeadsPerTable>
 __device__ void rotatePair(const float *x, int p, double position, const double *frequencies,
                            int &a, int &b, float &ya, float &yb) {
   constexpr int half = HeadDim / 2;
-  const int h = (p / half) * HeadDim, i = p % half;
+  const int head = p / half, h = head * HeadDim, i = p % half;
   double s, c;
-  sincos(position * frequencies[i], &s, &c);
+  sincos(position * frequencies[(head / HeadsPerTable) * half + i], &s, &c);
   a = Interleaved ? h + 2 * i : h + i;
   b = Interleaved ? a + 1 : a + half;
   const double x0 = x[a], x1 = x[b];
@@ -101,7 +102,7 @@ __device__ void rotatePair(const float *x, int p, double position, const double 
 }
 
 /// RoPE of the token's row. in may be out.
-template <int Width, int HeadDim, bool Interleaved>
+template <int Width, int HeadDim, bool Interleaved, int HeadsPerTable>
 __device__ void rope(const LatheCudaFrame &f, int in, int out, const double *frequencies) {
   startStep();
   const int t = blockIdx.x;
@@ -111,7 +112,7 @@ __device__ void rope(const LatheCudaFrame &f, int in, int out, const double *fre
   for (int p = rowStart(); p < Width / 2; p += rowStride()) {
     int a, b;
     float ya, yb;
-    rotatePair<HeadDim, Interleaved>(x, p, position, frequencies, a, b, ya, yb);
+    rotatePair<HeadDim, Interleaved, HeadsPerTable>(x, p, position, frequencies, a, b, ya, yb);
     y[a] = ya;
     y[b] = yb;
   }
@@ -172,12 +173,88 @@ __device__ void storeKV(const LatheCudaFrame &f, int keys, int values, int layer
   }
 }
 
+/// Encodes Block values of a compressed KV row's block (PackedKv in
+/// CudaAttention.cuh) as runtime/formats/KvFormat.h's encodeKvRow does, to
+/// the bit: int8 a float32 scale max|x| / 127 (lowered an ulp when its 127
+/// multiple overflows) and codes round-half-even(x / scale); BFP the
+/// exponent floor(log2 max|x|) clamped to [-127, 127] (-127 for zeros) and
+/// mantissas round-half-even(x * 2^-(e - (Bits - 2))), both saturated
+/// symmetrically. A block holding NaN or infinity decodes to NaN (a NaN
+/// scale, exponent code 255).
+template <bool Int8, int Bits, int Block>
+__device__ void encodeKvBlock(const float *x, uint8_t *out) {
+  constexpr int headerBytes = Int8 ? 4 : 1;
+  constexpr int qmax = Int8 ? 127 : (1 << (Bits - 1)) - 1;
+  bool finite = true;
+  double largest = 0;
+  for (int i = 0; i < Block; ++i) {
+    finite &= isfinite(x[i]);
+    largest = fmax(largest, fabs(double(x[i])));
+  }
+  uint8_t *codes = out + headerBytes;
+  for (int i = 0; i < Block * Bits / 8; ++i)
+    codes[i] = 0;
+  // Int8 divides by the scale (as the CPU's codec does: the quotient and
+  // the product by an inverse may round differently); BFP multiplies by an
+  // exact power of two.
+  double factor;
+  if (Int8) {
+    float scale = finite ? float(largest / 127) : NAN;
+    factor = double(scale);
+    if (finite && !isfinite(127.0f * scale))
+      scale = nextafterf(scale, 0.0f);
+    memcpy(out, &scale, 4);
+    if (!finite || !(factor > 0))
+      return;
+  } else {
+    int e = -127;
+    if (largest > 0) {
+      int ex;
+      frexp(largest, &ex);
+      e = max(-127, min(127, ex - 1));
+    }
+    out[0] = finite ? uint8_t(e + 127) : uint8_t(0xFF);
+    if (!finite)
+      return;
+    factor = ldexp(1.0, -(e - (Bits - 2)));
+  }
+  for (int i = 0; i < Block; ++i) {
+    const double scaled = Int8 ? double(x[i]) / factor : double(x[i]) * factor;
+    const int q = int(fmin(fmax(rint(scaled), double(-qmax)), double(qmax)));
+    if (Bits == 8)
+      codes[i] = uint8_t(int8_t(q));
+    else
+      codes[i / 2] |= uint8_t((q & 0xF) << (4 * (i % 2)));
+  }
+}
+
+/// Stores the block's token's key and value rows at its cache row, in a
+/// compressed format: a thread per block of Block values.
+template <bool Int8, int Bits, int Block, int KvWidth>
+__device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int layer) {
+  startStep();
+  constexpr int blocks = KvWidth / Block;
+  constexpr int64_t blockBytes = (Int8 ? 4 : 1) + Block * Bits / 8;
+  const int t = blockIdx.x;
+  const int64_t row = f.storeRows[t];
+  for (int i = threadIdx.x; i < 2 * blocks; i += kThreads) {
+    const bool value = i >= blocks;
+    const int b = value ? i - blocks : i;
+    const float *x = f.buffers[value ? values : keys] + int64_t(t) * KvWidth + b * Block;
+    uint8_t *out = reinterpret_cast<uint8_t *>(f.kv) +
+                   ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * blocks * blockBytes +
+                   b * blockBytes;
+    encodeKvBlock<Int8, Bits, Block>(x, out);
+  }
+}
+
 /// An attention step's preparation in one kernel: RoPE of the queries
 /// (qIn -> qOut) and of the keys (kIn -> kOut), and the rotated key and
 /// the value stored at the token's cache row. Pairs of the queries come
 /// first, then those of the keys, then the values, spread over the token's
 /// blocks. The same arithmetic as rope() and storeKV() one after another.
-template <typename E, int QWidth, int KvWidth, int HeadDim, bool Interleaved>
+template <typename E, int QWidth, int KvWidth, int HeadDim, bool Interleaved, int QHeadsPerTable,
+          int KHeadsPerTable>
 __device__ void ropeStoreKV(const LatheCudaFrame &f, int qIn, int qOut, int kIn, int kOut,
                             int values, int layer, const double *frequencies) {
   startStep();
@@ -196,11 +273,13 @@ __device__ void ropeStoreKV(const LatheCudaFrame &f, int qIn, int qOut, int kIn,
     int a, b;
     float ya, yb;
     if (p < qPairs) {
-      rotatePair<HeadDim, Interleaved>(q, p, position, frequencies, a, b, ya, yb);
+      rotatePair<HeadDim, Interleaved, QHeadsPerTable>(q, p, position, frequencies, a, b, ya,
+                                                       yb);
       qo[a] = ya;
       qo[b] = yb;
     } else if (p < qPairs + kPairs) {
-      rotatePair<HeadDim, Interleaved>(k, p - qPairs, position, frequencies, a, b, ya, yb);
+      rotatePair<HeadDim, Interleaved, KHeadsPerTable>(k, p - qPairs, position, frequencies, a,
+                                                       b, ya, yb);
       ko[a] = ya;
       ko[b] = yb;
       kd[a] = toCache<E>(ya);

@@ -89,6 +89,14 @@ func.func @bias_width(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>) {
 
 // -----
 
+func.func @rope_order(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>, %p: tensor<?xi32>) {
+  // expected-error @+1 {{'plan.rope' op expects each group of pair_order to be a permutation of the pairs}}
+  plan.rope %x at %p -> %y {head_dim = 4 : i64, theta = 1.0e4 : f32, layout = #tfm.rope_layout<interleaved>, pair_order = array<i32: 0, 0>} : !plan.buffer<8, f32>, tensor<?xi32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
 func.func @rope_scaling(%x: !plan.buffer<8, f32>, %y: !plan.buffer<8, f32>, %p: tensor<?xi32>) {
   // expected-error @+1 {{'plan.rope' op expects a scaling factor of at least 1}}
   plan.rope %x at %p -> %y {head_dim = 4 : i64, theta = 1.0e4 : f32, layout = #tfm.rope_layout<interleaved>, scaling_factor = 0.5 : f32, low_freq_factor = 1.0 : f32, high_freq_factor = 4.0 : f32, original_context = 32 : i64} : !plan.buffer<8, f32>, tensor<?xi32>, !plan.buffer<8, f32>

@@ -95,6 +95,38 @@ func.func @rms_norm_eps(%x: tensor<?x8xf32>) -> tensor<?x8xf32> {
 
 // -----
 
+func.func @rope_order_size(%x: tensor<?x8xf32>, %p: tensor<?xi32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{expects pair_order to hold whole heads of head_dim / 2 pairs}}
+  %y = tfm.rope %x, %p {head_dim = 4, theta = 10000.0 : f32, layout = #tfm.rope_layout<interleaved>, pair_order = array<i32: 1, 0, 1>} : tensor<?x8xf32>, tensor<?xi32> -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @rope_order_groups(%x: tensor<?x8xf32>, %p: tensor<?xi32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{expects the pair_order's groups to divide the heads}}
+  %y = tfm.rope %x, %p {head_dim = 4, theta = 10000.0 : f32, layout = #tfm.rope_layout<interleaved>, pair_order = array<i32: 1, 0, 1, 0, 0, 1>} : tensor<?x8xf32>, tensor<?xi32> -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @rope_order_permutation(%x: tensor<?x8xf32>, %p: tensor<?xi32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{expects each group of pair_order to be a permutation of the pairs}}
+  %y = tfm.rope %x, %p {head_dim = 4, theta = 10000.0 : f32, layout = #tfm.rope_layout<interleaved>, pair_order = array<i32: 1, 0, 1, 1>} : tensor<?x8xf32>, tensor<?xi32> -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+func.func @rope_order_range(%x: tensor<?x8xf32>, %p: tensor<?xi32>) -> tensor<?x8xf32> {
+  // expected-error @+1 {{expects each group of pair_order to be a permutation of the pairs}}
+  %y = tfm.rope %x, %p {head_dim = 4, theta = 10000.0 : f32, layout = #tfm.rope_layout<interleaved>, pair_order = array<i32: 0, -1>} : tensor<?x8xf32>, tensor<?xi32> -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
 func.func @rope_odd(%x: tensor<?x8xf32>, %p: tensor<?xi32>) -> tensor<?x8xf32> {
   // expected-error @+1 {{expects a positive even head_dim, got 3}}
   %y = tfm.rope %x, %p {head_dim = 3, theta = 10000.0 : f32, layout = #tfm.rope_layout<interleaved>} : tensor<?x8xf32>, tensor<?xi32> -> tensor<?x8xf32>
@@ -177,6 +209,14 @@ func.func @kv_quant_odd(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 4
 // expected-error @+2 {{expects a positive block, got 0}}
 // expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
 func.func @kv_quant_zero(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp8, block = 0>>) {
+  return
+}
+
+// -----
+
+// expected-error @+2 {{expects no group or window for bfp4, got group 32 and window 0}}
+// expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
+func.func @kv_quant_group(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp4, block = 16, group = 32>>) {
   return
 }
 

@@ -43,12 +43,12 @@ TEST(KvFlagTest, ResolvedAgainstHeadDim) {
 TEST(KvFlagTest, Refused) {
   using namespace std::string_view_literals;
   const std::pair<std::string_view, std::string_view> cases[] = {
-      {""sv, "unknown KV format '' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
-      {"f8"sv, "unknown KV format 'f8' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
-      {"F16"sv, "unknown KV format 'F16' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
-      {"bf16 "sv, "unknown KV format 'bf16 ' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
-      {"f16\0"sv, "unknown KV format 'f16\0' (expected f32, f16, bf16, int8, bfp8 or bfp4)"sv},
-      {"int4"sv, "unknown KV format 'int4' (expected f32, f16, bf16, int8, bfp8 or bfp4)"},
+      {""sv, "unknown KV format '' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"},
+      {"f8"sv, "unknown KV format 'f8' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"},
+      {"F16"sv, "unknown KV format 'F16' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"},
+      {"bf16 "sv, "unknown KV format 'bf16 ' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"},
+      {"f16\0"sv, "unknown KV format 'f16\0' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"sv},
+      {"int3"sv, "unknown KV format 'int3' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"},
       {"f32:block=32"sv, "f32 takes no options"},
       {"int8:block=32"sv, "int8 takes no options (one scale per token row and KV head)"},
       {"int8:"sv, "int8 takes no options (one scale per token row and KV head)"},
@@ -80,6 +80,42 @@ TEST(KvFlagTest, RefusedForTheModel) {
     Expected<KvFormat> kv = resolveKvFlag(text, *parseKvFlag(text), headDim);
     ASSERT_FALSE(kv) << text;
     EXPECT_EQ(kv.error().message(), "--kv=" + std::string(text) + ": " + std::string(message));
+  }
+}
+
+// Key-channel reordering (lathe-reorder-key-channels) is on for the bfp
+// kinds unless :no-reorder says otherwise, wherever the option stands; it
+// is not part of the stored format. Other kinds refuse it in one line.
+TEST(KvFlagTest, ReorderOption) {
+  const std::tuple<std::string_view, KvFormat, bool> cases[] = {
+      {"bfp4", {KvKind::Bfp4, 0}, true},
+      {"bfp4:reorder", {KvKind::Bfp4, 0}, true},
+      {"bfp4:no-reorder", {KvKind::Bfp4, 0}, false},
+      {"bfp8:block=8:no-reorder", {KvKind::Bfp8, 8}, false},
+      {"bfp4:no-reorder:block=8", {KvKind::Bfp4, 8}, false},
+      {"int8", {KvKind::Int8, 0}, false},
+      {"f16", {KvKind::F16, 0}, false},
+  };
+  for (const auto &[text, format, reorder] : cases) {
+    Expected<KvFlag> kv = parseKvSpec(text);
+    ASSERT_TRUE(kv) << text << ": " << kv.error().message();
+    EXPECT_EQ(kv->format, format) << text;
+    EXPECT_EQ(kv->reorderKeys, reorder) << text;
+  }
+  const std::pair<std::string_view, std::string_view> refused[] = {
+      {"int8:reorder", "reorder applies to bfp8 and bfp4 (the kinds whose key channels share "
+                       "exponents)"},
+      {"f32:no-reorder", "no-reorder applies to bfp8 and bfp4 (the kinds whose key channels "
+                         "share exponents)"},
+      {"bfp4:reorder:no-reorder", "reorder given twice"},
+      {"reorder", "unknown KV format 'reorder'"},
+      {"bfp4:reorder:", "unknown option '' (bfp4 takes block=N)"},
+  };
+  for (const auto &[text, message] : refused) {
+    Expected<KvFlag> kv = parseKvSpec(text);
+    ASSERT_FALSE(kv) << text;
+    EXPECT_EQ(kv.error().message().rfind("--kv=" + std::string(text) + ": " + std::string(message), 0), 0u)
+        << kv.error().message();
   }
 }
 

@@ -325,6 +325,15 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
         << s.error().message();
   }
   {
+    // A rope whose pair order is not a permutation per group of heads.
+    TinyModel m;
+    std::get<plan::RopeStep>(m.contents.schedules[0].steps[5]).pairOrder = {0, 0};
+    Status s = writeArtifact(m.contents, tempFile("bad7.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("permutation of the pairs"), std::string::npos)
+        << s.error().message();
+  }
+  {
     // The returned buffer written last by a plain product, not the logits
     // step: it would return rows the batch did not ask for.
     TinyModel m;
@@ -338,11 +347,15 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
   }
 }
 
-// A compressed KV format (kind and block) is part of the schedule: it reads
-// back as written and the loaded model runs with it, on both kernel paths.
+// A compressed KV format (kind and block; KIVI's key group and window) is
+// part of the schedule: it reads back as written and the loaded model runs
+// with it, on both kernel paths (KIVI: past its window, so that the cache
+// quantizes key groups).
 TEST(ArtifactTest, CompressedKvFormatRoundTrips) {
   for (formats::KvFormat format : {formats::KvFormat{formats::KvKind::Int8, 4},
-                                   formats::KvFormat{formats::KvKind::Bfp4, 2}}) {
+                                   formats::KvFormat{formats::KvKind::Bfp4, 2},
+                                   formats::KvFormat{formats::KvKind::Int4, 4, 2, 1},
+                                   formats::KvFormat{formats::KvKind::Int2, 4, 2, 0}}) {
     SCOPED_TRACE(formats::kvFormatName(format));
     TinyModel m;
     m.contents.schedules[0].kvFormat = format;
@@ -365,14 +378,22 @@ TEST(ArtifactTest, CompressedKvFormatRoundTrips) {
       auto logits = session->forward(tokens);
       ASSERT_TRUE(logits) << logits.error().message();
       for (float v : *logits) EXPECT_TRUE(std::isfinite(v));
+      for (int32_t token : {3, 7, 2}) {
+        auto next = session->forward(std::vector<int32_t>{token});
+        ASSERT_TRUE(next) << next.error().message();
+        for (float v : *next) EXPECT_TRUE(std::isfinite(v));
+      }
+      if (format.kivi())
+        EXPECT_LT(session->kvCache().row(session->sequence(), 0),
+                  session->kvCache().layout().rows()); // quantized
     }
     std::filesystem::remove(path);
   }
 }
 
 // A KV format the model's head_dim (4) cannot hold, one that disagrees with
-// the plan's element type, and a compressed cache for the cuda target are
-// refused with the reason.
+// the plan's element type, and a KIVI cache for the cuda target are refused
+// with the reason.
 TEST(ArtifactTest, WriterRefusesBadKvFormats) {
   auto refusal = [](auto change) {
     TinyModel m;
@@ -390,15 +411,22 @@ TEST(ArtifactTest, WriterRefusesBadKvFormats) {
   EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Bfp4, 0}; })
                 .find("KV format 'bfp4' does not fit head_dim 4"),
             std::string::npos);
+  EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Int2, 2, 4, 0}; })
+                .find("value block 2 does not divide head_dim 4 in whole bytes"),
+            std::string::npos);
+  EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Int4, 4, 0, 0}; })
+                .find("does not fit head_dim 4"),
+            std::string::npos);
   EXPECT_NE(refusal([](plan::KernelPlan &p) {
               p.kvFormat = formats::plainKvFormat(ElementType::F16);
             }).find("KV element f32 disagrees with its KV format 'f16'"),
             std::string::npos);
+  // The cuda target reads int8 and bfp caches, not KIVI's.
   EXPECT_NE(refusal([](plan::KernelPlan &p) {
               p.target = "cuda";
-              p.kvFormat = {formats::KvKind::Int8, 4};
-            }).find("kernel plan 'cuda' stores its KV cache as int8, which only the cpu "
-                    "target reads"),
+              p.kvFormat = {formats::KvKind::Int4, 4, 2, 0};
+            }).find("kernel plan 'cuda' stores its KV cache as int4:group=2:window=0, which "
+                    "only the cpu target reads"),
             std::string::npos);
 }
 

@@ -197,5 +197,158 @@ TEST(KvFormatTest, NonFiniteBlocksDecodeToNaN) {
   }
 }
 
+// KIVI (int4, int2): the spec's options, defaults and errors.
+TEST(KvFormatTest, KiviSpecs) {
+  for (std::string_view text : {"int4:group=32:window=32", "int2:group=16:window=0",
+                                "int4:group=64:window=128"})
+    EXPECT_EQ(kvFormatName(resolved(text, 64)), text);
+  // Defaults: keys in groups of 32 tokens, a window of one group, values in
+  // blocks of 32 channels or the largest power of two dividing head_dim.
+  const KvFormat int4 = resolved("int4", 48);
+  EXPECT_EQ(kvFormatName(int4), "int4:group=32:window=32");
+  EXPECT_EQ(int4.block, 16);
+  EXPECT_EQ(resolved("int2", 128).block, 32);
+  EXPECT_EQ(resolved("int2:group=16", 64).block, 16);
+  EXPECT_EQ(resolved("int4:window=8", 64).window, 8);
+  EXPECT_EQ(resolved("int4:window=8:group=8", 64).keyGroup, 8);
+  EXPECT_EQ(resolved("int4:window=0", 64).window, 0);
+  // Resolving is idempotent (the loader's check of an artifact's format).
+  EXPECT_EQ(*resolveKvFormat(int4, 48), int4);
+
+  auto message = [](std::string_view text, int64_t headDim = 48) {
+    Expected<KvFormat> parsed = parseKvFormat(text);
+    if (!parsed)
+      return parsed.error().message();
+    Expected<KvFormat> f = resolveKvFormat(*parsed, headDim);
+    return f ? std::string("accepted") : f.error().message();
+  };
+  EXPECT_EQ(message("int3"), "unknown KV format 'int3' (expected f32, f16, bf16, int8, bfp8, "
+                             "bfp4, int4 or int2)");
+  EXPECT_EQ(message("int4:block=16"),
+            "unknown option 'block=16' (int4 takes group=G and window=R)");
+  EXPECT_EQ(message("int2:groups=4"), "unknown option 'groups=4' (int2 takes group=G and window=R)");
+  EXPECT_EQ(message("int4:group"), "unknown option 'group' (int4 takes group=G and window=R)");
+  EXPECT_EQ(message("int4:group=x"), "group=x: expected a whole number from 0 to 256");
+  EXPECT_EQ(message("int4:group=512"), "group=512: expected a whole number from 0 to 256");
+  EXPECT_EQ(message("int4:group=1"), "group=1: a key group needs at least 2 tokens");
+  EXPECT_EQ(message("int4:window=-1"), "window=-1: expected a whole number from 0 to 1048576");
+  EXPECT_EQ(message("int4:window="), "window=: expected a whole number from 0 to 1048576");
+  EXPECT_EQ(message("int4:group=8:group=8"), "option 'group' repeats");
+  EXPECT_EQ(message("int4:window=8:window=9"), "option 'window' repeats");
+  EXPECT_EQ(message("int4:"), "unknown option '' (int4 takes group=G and window=R)");
+  EXPECT_EQ(message("int2:group=2"),
+            "group=2: value blocks of 2 channels do not fill whole bytes of int2 codes (4 a byte)");
+  // An artifact's block (resolveKvFormat is also the loader's check).
+  EXPECT_EQ(resolveKvFormat({KvKind::Int2, 6, 32, 32}, 48).error().message(),
+            "value block 6 does not divide head_dim 48 in whole bytes");
+  EXPECT_EQ(message("int2", 6), "int2 packs 4 channels a byte: head_dim 6 is not a multiple");
+  EXPECT_EQ(message("int4:group=6", 48), "accepted");
+  EXPECT_EQ(message("bfp4:group=8"), "unknown option 'group=8' (bfp4 takes block=N)");
+}
+
+// Per token row of 288 values (6 heads of 48, value blocks of 16): 18
+// blocks of an f16 scale and zero and 8 (int4) or 4 (int2) bytes of codes.
+// A key group of 32 tokens: an f16 scale and zero per channel, then 32
+// rows of codes.
+TEST(KvFormatTest, KiviBytes) {
+  EXPECT_EQ(kvRowBytes(resolved("int4", 48), 288), 18u * (4 + 8));
+  EXPECT_EQ(kvRowBytes(resolved("int2", 48), 288), 18u * (4 + 4));
+  EXPECT_EQ(kiviKeyGroupBytes(resolved("int4", 48), 288), 288u * 4 + 32 * 144);
+  EXPECT_EQ(kiviKeyGroupBytes(resolved("int2", 48), 288), 288u * 4 + 32 * 72);
+  EXPECT_EQ(kiviKeyGroupBytes(resolved("bfp4", 48), 288), 0u);
+}
+
+// Values 0..15 of a block of 4 with min 0 and max 15: scale 1, zero 0,
+// codes exactly the values, packed low nibble first.
+TEST(KvFormatTest, KiviHandComputedRow) {
+  const KvFormat f = resolved("int4:group=4", 4);
+  ASSERT_EQ(f.block, 4);
+  std::vector<uint8_t> row(kvRowBytes(f, 4));
+  encodeKvRow(f, std::vector<float>{0.0f, 15.0f, 7.0f, 3.0f}, row.data());
+  // f16 1.0 = 0x3C00, f16 0 = 0x0000.
+  EXPECT_EQ(row, (std::vector<uint8_t>{0x00, 0x3C, 0x00, 0x00, 0xF0, 0x37}));
+  // int2, {-1, 2, 0.5, 1}: scale (2 - -1) / 3 = 1, zero -1, codes 0, 3,
+  // 1.5 -> 2 (ties to even), 2.
+  const KvFormat g = resolved("int2:group=4", 4);
+  row.assign(kvRowBytes(g, 4), 0);
+  encodeKvRow(g, std::vector<float>{-1.0f, 2.0f, 0.5f, 1.0f}, row.data());
+  EXPECT_EQ(row, (std::vector<uint8_t>{0x00, 0x3C, 0x00, 0xBC, 0xAC}));
+  std::vector<float> back(4);
+  decodeKvValues(g, row.data(), 0, back);
+  EXPECT_EQ(back, (std::vector<float>{-1.0f, 2.0f, 1.0f, 1.0f}));
+}
+
+// Random values, per element: |x - x'| <= s / 2 with s = (max - min) /
+// qmax of its block (values) or of its channel over the group (keys),
+// plus the f16 roundings of s and of the zero min: qmax codes of a scale
+// off by 2^-11 of itself and a zero off by 2^-11 of |min|.
+TEST(KvFormatTest, KiviRoundTripWithinBound) {
+  std::mt19937 rng(11);
+  for (const char *spec : {"int4", "int2", "int4:group=8", "int2:group=64"}) {
+    const KvFormat f = resolved(spec, 48);
+    const int qmax = (1 << kvCodeBits(f.kind)) - 1;
+    const int64_t width = 96, rows = f.keyGroup;
+    for (float sigma : {1e-2f, 1.0f, 100.0f}) {
+      SCOPED_TRACE(std::string(spec) + " sigma " + std::to_string(sigma));
+      std::normal_distribution<float> dist(0.0f, sigma);
+      std::vector<float> x(size_t(rows * width));
+      for (float &v : x) v = dist(rng) + (&v - x.data()) % 7 * sigma; // channel offsets
+      auto bound = [&](double lo, double hi) {
+        const double s = (hi - lo) / qmax;
+        return s * (0.5 + qmax * 1e-3) + std::fabs(lo) * 1e-3 + 1e-30;
+      };
+      // Values: each row on its own.
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<float> row(x.begin() + r * width, x.begin() + (r + 1) * width);
+        const std::vector<float> back = roundTrip(f, row);
+        for (int64_t b = 0; b < width; b += f.block) {
+          const auto [lo, hi] = std::minmax_element(row.begin() + b, row.begin() + b + f.block);
+          for (int64_t i = b; i < b + f.block; ++i)
+            ASSERT_LE(std::fabs(double(back[i]) - row[i]), bound(*lo, *hi)) << r << " " << i;
+        }
+      }
+      // Keys: per channel over the group; a head's slice decodes alone.
+      std::vector<uint8_t> group(kiviKeyGroupBytes(f, width));
+      encodeKiviKeys(f, x.data(), rows, width, group.data());
+      for (int64_t c = 0; c < width; ++c) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t r = 0; r < rows; ++r) {
+          lo = std::min(lo, double(x[r * width + c]));
+          hi = std::max(hi, double(x[r * width + c]));
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+          float back;
+          decodeKiviKey(f, group.data(), width, r, c, {&back, 1});
+          ASSERT_LE(std::fabs(double(back) - x[r * width + c]), bound(lo, hi)) << r << " " << c;
+        }
+      }
+      std::vector<float> head(48), one(1);
+      decodeKiviKey(f, group.data(), width, rows - 1, 48, head);
+      decodeKiviKey(f, group.data(), width, rows - 1, 50, one);
+      EXPECT_EQ(head[2], one[0]);
+    }
+  }
+}
+
+// A partial key group (a block quantized after a rollback into it) takes
+// its scales from the rows it has; NaN or infinity in a channel decodes to
+// NaN in that channel only, and constant channels come back exactly.
+TEST(KvFormatTest, KiviKeyGroupEdges) {
+  const KvFormat f = resolved("int4:group=4", 4);
+  const std::vector<float> keys = {1.0f, 5.0f, NAN, 0.5f, //
+                                   2.0f, 5.0f, 0.0f, 0.5f, //
+                                   3.0f, 5.0f, 0.0f, 0.5f};
+  std::vector<uint8_t> group(kiviKeyGroupBytes(f, 4));
+  encodeKiviKeys(f, keys.data(), 3, 4, group.data());
+  for (int64_t r = 0; r < 3; ++r) {
+    std::vector<float> back(4);
+    decodeKiviKey(f, group.data(), 4, r, 0, back);
+    EXPECT_NEAR(back[0], keys[r * 4], 0.1);
+    EXPECT_EQ(back[1], 5.0f);
+    EXPECT_TRUE(std::isnan(back[2]));
+    EXPECT_EQ(back[3], 0.5f);
+  }
+}
+
 } // namespace
 } // namespace lathe::formats

@@ -156,6 +156,58 @@ TEST(ReferenceKernelsTest, RopeRotatesByTheRightAngle) {
   EXPECT_NEAR(out[3], 2 * 0.9999500004166653, 1e-7);
 }
 
+// A pair order (lathe-reorder-key-channels) moves pairs within each head
+// group's heads and their frequencies with them: rotating a row whose pairs
+// were permuted, interleaved, under the ordered table gives, bit for bit,
+// the permuted rotation of the original row in its own layout. Three heads
+// of 8 in three groups (queries with a KV head each), and the same order
+// table shared by six heads (two query heads a KV head).
+TEST(ReferenceKernelsTest, RopePairOrderMovesFrequenciesWithPairs) {
+  const int64_t headDim = 8, half = 4;
+  const std::vector<uint32_t> order = {3, 1, 0, 2, 0, 1, 2, 3, 2, 3, 1, 0};
+  ASSERT_EQ(plan::pairOrderProblem(order, headDim, 3), nullptr);
+  ASSERT_EQ(plan::pairOrderProblem(order, headDim, 6), nullptr);
+  EXPECT_NE(plan::pairOrderProblem(order, headDim, 4), nullptr); // 3 groups, 4 heads
+  const std::vector<double> table =
+      plan::orderedFrequencies(plan::ropeFrequencies(500000.0, headDim), order);
+  ASSERT_EQ(table.size(), order.size());
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist;
+  const std::vector<int32_t> positions = {0, 5, 117};
+  for (int64_t heads : {3, 6})
+    for (plan::RopeLayout layout : {plan::RopeLayout::Interleaved, plan::RopeLayout::RotateHalf}) {
+      const int64_t width = heads * headDim, rows = int64_t(positions.size());
+      std::vector<float> x(rows * width), moved(x.size()), want(x.size()), got(x.size());
+      for (float &v : x)
+        v = dist(rng);
+      // moved: pair order[g][j] of head h (of group g) at (2j, 2j + 1).
+      auto channels = [&](int64_t h, int64_t pair) {
+        const int64_t base = h * headDim;
+        return layout == plan::RopeLayout::Interleaved
+                   ? std::pair{base + 2 * pair, base + 2 * pair + 1}
+                   : std::pair{base + pair, base + pair + half};
+      };
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t j = 0; j < half; ++j) {
+            auto [a, b] = channels(h, order[(h * 3 / heads) * half + j]);
+            moved[t * width + h * headDim + 2 * j] = x[t * width + a];
+            moved[t * width + h * headDim + 2 * j + 1] = x[t * width + b];
+          }
+      rope(x.data(), positions, width, headDim, plan::ropeFrequencies(500000.0, headDim), layout,
+           want.data());
+      rope(moved.data(), positions, width, headDim, table, plan::RopeLayout::Interleaved,
+           got.data());
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t h = 0; h < heads; ++h)
+          for (int64_t j = 0; j < half; ++j) {
+            auto [a, b] = channels(h, order[(h * 3 / heads) * half + j]);
+            EXPECT_EQ(got[t * width + h * headDim + 2 * j], want[t * width + a]);
+            EXPECT_EQ(got[t * width + h * headDim + 2 * j + 1], want[t * width + b]);
+          }
+    }
+}
+
 // Llama 3 scaling against transformers' formula evaluated by hand (Python,
 // float64) for head_dim 16, theta 10000, factor 8, low/high frequency
 // factors 1 and 4, original context 32: wavelengths below 8 stay (pair 0),

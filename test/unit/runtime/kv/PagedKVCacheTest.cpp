@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 namespace lathe::kv {
 namespace {
@@ -303,6 +304,221 @@ TEST(PagedKVCacheCreate, RefusesBadShapesAndReportsAllocationFailure) {
   auto o = PagedKVCache::create(device, overflow, 10);
   ASSERT_FALSE(o);
   EXPECT_NE(o.error().message().find("do not fit in memory"), std::string::npos);
+}
+
+// KIVI (int4, int2): blocks of one key group, written as f32 window rows,
+// quantized once complete and older than the window, and decoded back into
+// a window block when written into again. Each slot is checked against the
+// row stored in it: exact while in the window, within the codes' error
+// (0.1 here: ranges of ~1.2 per channel or block over 15 or 3 steps; int2's
+// half step is 0.2) once quantized.
+class PagedKVCacheKivi : public ::testing::TestWithParam<const char *> {
+protected:
+  void SetUp() override {
+    layout = smallLayout(8);
+    layout.width = 8; // 2 heads of 4
+    layout.format = *formats::resolveKvFormat(*formats::parseKvFormat(GetParam()), 4);
+    layout.blockSize = layout.format.keyGroup;
+    auto c = PagedKVCache::create(device, layout, 32);
+    ASSERT_TRUE(c) << c.error().message();
+    cache = c.take();
+  }
+  // One copy of the arithmetic (no inlining that could contract it
+  // differently), so that stored and expected rows are bit-identical.
+  [[gnu::noinline]] static std::vector<float> row(float tag, int64_t slot, int64_t layer,
+                                                  bool value) {
+    std::vector<float> x(8);
+    for (int i = 0; i < 8; ++i)
+      x[i] = tag + float(slot) * 0.17f - float(i) * 0.11f + float(layer) * 0.5f + (value ? 2 : 0);
+    return x;
+  }
+  bool inWindow(SequenceId s, int64_t slot) const { return cache->row(s, slot) >= layout.rows(); }
+  /// What the step would store: f32 window rows.
+  void store(SequenceId s, int64_t slot, float tag) {
+    ASSERT_TRUE(inWindow(s, slot)) << slot;
+    const int64_t r = cache->row(s, slot) - layout.rows();
+    for (int64_t l = 0; l < 2; ++l)
+      for (bool v : {false, true}) {
+        const std::vector<float> x = row(tag, slot, l, v);
+        std::copy(x.begin(), x.end(), (v ? cache->windowValues(l) : cache->windowKeys(l)) + r * 8);
+      }
+  }
+  std::vector<float> decoded(SequenceId s, int64_t slot, int64_t l, bool v) {
+    std::vector<float> out(8);
+    const int64_t r = cache->row(s, slot);
+    if (r >= layout.rows()) {
+      const float *w = (v ? cache->windowValues(l) : cache->windowKeys(l)) + (r - layout.rows()) * 8;
+      std::copy(w, w + 8, out.begin());
+    } else if (v) {
+      formats::decodeKvValues(layout.format, cache->values(l) + size_t(r) * layout.rowBytes(), 0,
+                              out);
+    } else {
+      formats::decodeKiviKey(layout.format,
+                             cache->keys(l) + size_t(r / layout.blockSize) * layout.keyGroupBytes(),
+                             8, r % layout.blockSize, 0, out);
+    }
+    return out;
+  }
+  /// Slot `slot` holds the row of `tag`: exactly if `exact` (by default:
+  /// in the window), else within the codes' error.
+  void expectHolds(SequenceId s, int64_t slot, float tag, std::optional<bool> exact = {}) {
+    const double tolerance = layout.format.kind == formats::KvKind::Int4 ? 0.1 : 0.25;
+    for (int64_t l = 0; l < 2; ++l)
+      for (bool v : {false, true}) {
+        const std::vector<float> got = decoded(s, slot, l, v), want = row(tag, slot, l, v);
+        for (int i = 0; i < 8; ++i) {
+          if (exact.value_or(inWindow(s, slot)))
+            ASSERT_EQ(got[i], want[i]) << "slot " << slot << " " << i;
+          else
+            ASSERT_NEAR(got[i], want[i], tolerance) << "slot " << slot << " " << i;
+        }
+      }
+  }
+  HostDevice device;
+  KVLayout layout;
+  std::unique_ptr<PagedKVCache> cache;
+};
+
+TEST_P(PagedKVCacheKivi, SealsBlocksLeavingTheWindowAndAccountsBytes) {
+  ASSERT_EQ(layout.blockSize, 4);
+  const int64_t window = layout.format.window;
+  // Bytes: a block of every layer's key group and value rows; a token is
+  // that over 4; the window is f32.
+  EXPECT_EQ(layout.blockBytes(), 2 * (layout.keyGroupBytes() + 4 * layout.rowBytes()));
+  EXPECT_EQ(layout.tokenBytes(), (layout.blockBytes() + 3) / 4);
+  EXPECT_EQ(layout.windowTokenBytes(), 2u * 2 * 8 * 4);
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 6));
+  for (int64_t slot = 0; slot < 6; ++slot) store(a, slot, 1);
+  EXPECT_EQ(cache->usedWindowBlocks(), 2);
+  EXPECT_EQ(cache->usedBytes(), 2 * layout.windowBlockBytes());
+  // Growing to 6 + 7 seals the blocks complete at 6 and older than the
+  // newest `window` slots of 13.
+  ASSERT_TRUE(cache->grow(a, 7));
+  for (int64_t slot = 6; slot < 13; ++slot) store(a, slot, 1);
+  const int64_t sealed = std::min<int64_t>(6, 13 - window) / 4;
+  for (int64_t slot = 0; slot < 13; ++slot) {
+    EXPECT_EQ(inWindow(a, slot), slot >= sealed * 4) << slot;
+    expectHolds(a, slot, 1);
+  }
+  EXPECT_EQ(cache->usedBlocks(), 4);
+  EXPECT_EQ(cache->usedWindowBlocks(), 4 - sealed);
+  EXPECT_EQ(cache->usedBytes(), size_t(sealed) * layout.blockBytes() +
+                                    size_t(4 - sealed) * layout.windowBlockBytes());
+  EXPECT_EQ(cache->freeBlocks(), 4);
+  // One more token: now everything older than the window is quantized.
+  ASSERT_TRUE(cache->grow(a, 1));
+  store(a, 13, 1);
+  for (int64_t slot = 0; slot < 14; ++slot) {
+    EXPECT_EQ(inWindow(a, slot), slot >= std::min<int64_t>(13, 14 - window) / 4 * 4) << slot;
+    expectHolds(a, slot, 1);
+  }
+  cache->removeSequence(a);
+  EXPECT_EQ(cache->freeBlocks(), 8);
+  EXPECT_EQ(cache->usedBytes(), 0u);
+}
+
+// A rollback into a quantized block keeps its rows as they decode; the next
+// write decodes the block into a window block of its own (exactly those
+// values) before writing after them.
+TEST_P(PagedKVCacheKivi, RollbackIntoAQuantizedGroup) {
+  SequenceId a = cache->addSequence();
+  for (int64_t slot = 0; slot < 24; ++slot) {
+    ASSERT_TRUE(cache->grow(a, 1));
+    store(a, slot, 1);
+  }
+  ASSERT_FALSE(inWindow(a, 9));
+  std::vector<std::vector<float>> before;
+  for (int64_t slot = 8; slot < 10; ++slot)
+    before.push_back(decoded(a, slot, 1, false));
+  cache->truncate(a, 10); // inside the group of slots 8..11
+  EXPECT_EQ(cache->length(a), 10);
+  ASSERT_TRUE(cache->grow(a, 3));
+  EXPECT_TRUE(inWindow(a, 8));
+  for (int64_t slot = 8; slot < 10; ++slot)
+    EXPECT_EQ(decoded(a, slot, 1, false), before[size_t(slot - 8)]);
+  for (int64_t slot = 10; slot < 13; ++slot) store(a, slot, 2);
+  for (int64_t slot = 0; slot < 10; ++slot) expectHolds(a, slot, 1, slot < 8 ? std::nullopt : std::optional(false));
+  for (int64_t slot = 10; slot < 13; ++slot) expectHolds(a, slot, 2);
+  // Growing on quantizes the rebuilt group again.
+  for (int64_t slot = 13; slot < 30; ++slot) {
+    ASSERT_TRUE(cache->grow(a, 1));
+    store(a, slot, 3);
+  }
+  EXPECT_FALSE(inWindow(a, 9));
+  for (int64_t slot = 0; slot < 10; ++slot) expectHolds(a, slot, 1);
+  for (int64_t slot = 10; slot < 13; ++slot) expectHolds(a, slot, 2);
+}
+
+// Forks share quantized and window blocks; a block is quantized once for
+// every sequence holding it; a fork writing into a shared block (window or
+// quantized) gets its own window copy; commit moves window rows.
+TEST_P(PagedKVCacheKivi, ForkAndCommitAcrossGroups) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 10));
+  for (int64_t slot = 0; slot < 10; ++slot) store(a, slot, 1);
+  auto b = cache->fork(a);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(cache->usedBlocks(), 3);
+  // a grows far enough to quantize slots 0..7: b's table follows.
+  ASSERT_TRUE(cache->grow(a, std::max<int64_t>(1, 8 + layout.format.window - 10 + 1)));
+  for (int64_t slot = 10; slot < cache->length(a); ++slot) store(a, slot, 4);
+  EXPECT_FALSE(inWindow(a, 7));
+  EXPECT_EQ(cache->row(a, 7), cache->row(*b, 7));
+  EXPECT_FALSE(inWindow(*b, 7));
+  EXPECT_NE(cache->row(a, 9), cache->row(*b, 9)); // a copied its partial block
+  for (int64_t slot = 0; slot < 10; ++slot) {
+    expectHolds(a, slot, 1);
+    expectHolds(*b, slot, 1);
+  }
+  // b rolls back into the shared quantized group and writes: its own copy.
+  cache->truncate(*b, 6);
+  ASSERT_TRUE(cache->grow(*b, 5)); // slots 6..10, a tree of 5 from base 6
+  EXPECT_TRUE(inWindow(*b, 4));
+  EXPECT_FALSE(inWindow(a, 4));
+  for (int64_t slot = 6; slot < 11; ++slot) store(*b, slot, 5 + float(slot));
+  // Keep slots 7 and 10: they move to 6 and 7.
+  const int64_t kept[] = {7, 10};
+  ASSERT_TRUE(cache->commit(*b, 6, kept));
+  EXPECT_EQ(cache->length(*b), 8);
+  for (int64_t slot = 0; slot < 6; ++slot) expectHolds(*b, slot, 1, false);
+  for (int64_t l = 0; l < 2; ++l)
+    for (bool v : {false, true}) {
+      EXPECT_EQ(decoded(*b, 6, l, v), row(12, 7, l, v));
+      EXPECT_EQ(decoded(*b, 7, l, v), row(15, 10, l, v));
+    }
+  for (int64_t slot = 0; slot < 10; ++slot) expectHolds(a, slot, 1);
+  cache->removeSequence(a);
+  cache->removeSequence(*b);
+  EXPECT_EQ(cache->freeBlocks(), 8);
+}
+
+// Sequences hold at most `blocks` blocks of either pool together.
+TEST_P(PagedKVCacheKivi, FullnessCountsBothPools) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 20));
+  SequenceId b = cache->addSequence();
+  ASSERT_TRUE(cache->grow(b, 12));
+  EXPECT_EQ(cache->freeBlocks(), 0);
+  Status full = cache->grow(b, 1);
+  ASSERT_FALSE(full);
+  EXPECT_EQ(full.error().message(),
+            "the KV cache is full: 1 more blocks of 4 tokens needed, 0 free");
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, PagedKVCacheKivi,
+                         ::testing::Values("int4:group=4:window=4", "int2:group=4:window=4",
+                                           "int4:group=4:window=0", "int4:group=4:window=6"));
+
+TEST(PagedKVCacheCompressed, KiviNeedsBlocksOfItsGroup) {
+  HostDevice device;
+  KVLayout layout = smallLayout(8);
+  layout.width = 8;
+  layout.format = *formats::resolveKvFormat(*formats::parseKvFormat("int4:group=8"), 4);
+  auto c = PagedKVCache::create(device, layout, 10);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().message(),
+            "KV cache: int4:group=8:window=8 needs blocks of its key group (8 slots), not 4");
 }
 
 } // namespace

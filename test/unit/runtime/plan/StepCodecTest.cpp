@@ -16,6 +16,7 @@ std::vector<Step> everyKind() {
           MatMulStep{3, 4, 5, Activations::Int8},
           MatMulsStep{5, {6, 7, 8}, {9, 10, 11}, Activations::Float},
           RopeStep{2, 3, 48, 10000.0f, RopeLayout::RotateHalf, 8.0f, 1.0f, 4.0f, 8192},
+          RopeStep{2, 3, 4, 10000.0f, RopeLayout::Interleaved, 0.0f, 0.0f, 0.0f, 0, {1, 0, 0, 1}},
           AttentionStep{1, 2, 3, 4, 5, 32, 8, 64},
           SiluMulStep{1, 2, 3},
           AddStep{4, 5, 6},
@@ -26,7 +27,7 @@ std::vector<Step> everyKind() {
 
 TEST(StepCodecTest, EveryKindRoundTrips) {
   std::vector<Step> steps = everyKind();
-  EXPECT_EQ(steps.size(), std::variant_size_v<Step>) << "a step kind has no case here";
+  EXPECT_EQ(steps.size(), std::variant_size_v<Step> + 1) << "a step kind has no case here";
   for (const Step &step : steps) {
     FlatStep flat = flatten(step);
     EXPECT_EQ(flat.kind, stepName(step));
@@ -42,11 +43,15 @@ TEST(StepCodecTest, EveryKindRoundTrips) {
 TEST(StepCodecTest, FieldsFollowTheDeclaredOrder) {
   FlatStep rope =
       flatten(RopeStep{2, 3, 48, 500000.0f, RopeLayout::RotateHalf, 32.0f, 1.0f, 4.0f, 8192});
-  EXPECT_EQ(rope.ints, (std::vector<int64_t>{2, 3, 48, 1, 8192}));
+  EXPECT_EQ(rope.ints, (std::vector<int64_t>{2, 3, 48, 1, 8192, 0}));
   EXPECT_EQ(rope.floats, (std::vector<float>{500000.0f, 32.0f, 1.0f, 4.0f}));
   // A list is its length, then its items.
   FlatStep group = flatten(MatMulsStep{5, {6, 7}, {9, 10}, Activations::Int8});
   EXPECT_EQ(group.ints, (std::vector<int64_t>{5, 2, 6, 7, 2, 9, 10, 1}));
+  // So is a list of numbers (a rope's pair order).
+  FlatStep ordered =
+      flatten(RopeStep{2, 3, 4, 1e4f, RopeLayout::Interleaved, 0, 0, 0, 0, {1, 0}});
+  EXPECT_EQ(ordered.ints, (std::vector<int64_t>{2, 3, 4, 0, 0, 2, 1, 0}));
 }
 
 TEST(StepCodecTest, MalformedStepsAreRefused) {
@@ -61,6 +66,8 @@ TEST(StepCodecTest, MalformedStepsAreRefused) {
   EXPECT_NE(error("add", {1, -2, 3}, {}).find("out of range"), std::string::npos);
   EXPECT_NE(error("add", {1, int64_t(1) << 33, 3}, {}).find("out of range"), std::string::npos);
   EXPECT_NE(error("rope", {1, 2, 48, 2}, {1e4f}).find("unknown enum value 2"), std::string::npos);
+  EXPECT_NE(error("rope", {1, 2, 4, 0, 0, 5, 1}, {1e4f, 0, 0, 0}).find("runs past the fields"),
+            std::string::npos);
   EXPECT_NE(error("matmuls", {1, 1000, 2}, {}).find("runs past the fields"), std::string::npos);
   EXPECT_NE(error("matmul", {1, 2, 3, 7}, {}).find("unknown enum value 7"), std::string::npos);
   EXPECT_TRUE(stepFields("conv2d").empty());

@@ -92,6 +92,34 @@ TEST_P(KvStoreTest, ExtremeZeroAndNonFiniteBlocksMatchTheCodec) {
   }
 }
 
+// KIVI (int4, int2): a step stores f32 rows into the window (the paged
+// cache quantizes whole key groups later), leaving the quantized arrays
+// alone; row r of the view is window row r - windowRow.
+TEST_P(KvStoreTest, KiviStoresWindowRows) {
+  for (const char *spec : {"int4", "int2:group=16"}) {
+    SCOPED_TRACE(spec);
+    const formats::KvFormat format =
+        *formats::resolveKvFormat(*formats::parseKvFormat(spec), 48);
+    const int64_t width = 96, windowRow = 64;
+    const std::vector<float> k = testing::randomVector(3 * width, 5, 1.0f);
+    const std::vector<float> v = testing::randomVector(3 * width, 6, 1.0f);
+    std::vector<float> windowKeys(8 * width, -1.0f), windowValues(8 * width, -1.0f);
+    std::vector<uint8_t> keys(16, 0x5A), values(16, 0x5A);
+    const std::vector<int32_t> rows = {70, 64, 66};
+    simd::storeKV(k.data(), v.data(), rows,
+                  {keys.data(), values.data(), 72, width, format, windowKeys.data(),
+                   windowValues.data(), windowRow});
+    for (size_t t = 0; t < rows.size(); ++t)
+      for (int64_t i = 0; i < width; ++i) {
+        ASSERT_EQ(windowKeys[size_t(rows[t] - windowRow) * width + i], k[t * width + i]);
+        ASSERT_EQ(windowValues[size_t(rows[t] - windowRow) * width + i], v[t * width + i]);
+      }
+    EXPECT_EQ(windowKeys[1 * width], -1.0f); // row 65 untouched
+    EXPECT_EQ(keys, std::vector<uint8_t>(16, 0x5A));
+    EXPECT_EQ(values, std::vector<uint8_t>(16, 0x5A));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, KvStoreTest,
                          ::testing::Values(int64_t{HWY_AVX3}, int64_t{HWY_AVX2},
                                            int64_t{HWY_EMU128}),

@@ -1,0 +1,59 @@
+// Prompt lookup (n-gram matching over the text so far, prompt and generated
+// tokens alike): where the text's last n tokens occurred before, the tokens
+// that followed are a draft. Longer matches are tried first and the most
+// recent occurrences before older ones. Two forms: chains, as prompt-lookup
+// decoding drafts them (ngramContinuations, draftNgrams), and a trie of
+// every continuation of the longest match with how often each followed,
+// as SuffixDecoding scores its suffix tree (suffixContinuations, what
+// TreeDrafter uses).
+#pragma once
+
+#include "runtime/speculative/DraftTree.h"
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace lathe::speculative {
+
+struct NgramOptions {
+  /// The longest and shortest suffix of the text to look up.
+  int32_t maxMatch = 4;
+  int32_t minMatch = 2;
+  /// Continuations taken at most (each a chain of up to the tree's depth).
+  int32_t maxChains = 4;
+  /// Occurrences counted at most by suffixContinuations (the most recent).
+  int32_t maxOccurrences = 64;
+};
+
+/// Continuations of `text`: for n from maxMatch down to minMatch, the
+/// tokens after each earlier occurrence of text's last n tokens, most
+/// recent first, each at most `length` tokens, at most maxChains in all.
+/// `matches`, when given, receives each continuation's match length.
+std::vector<std::vector<int32_t>> ngramContinuations(std::span<const int32_t> text,
+                                                     int32_t length,
+                                                     const NgramOptions &options = {},
+                                                     std::vector<int32_t> *matches = nullptr);
+
+/// What followed the earlier occurrences of the text's longest suffix that
+/// occurred before (at most maxMatch tokens, at least minMatch), merged
+/// into a trie with counts, as SuffixDecoding reads its suffix tree: a
+/// node's count over its parent's is how often that continuation followed,
+/// a frequency estimate of its acceptance.
+struct ContinuationTrie {
+  /// Node 0 is the matched suffix (count: the occurrences counted); every
+  /// other node a token after it, below the token it followed.
+  std::vector<int32_t> tokens{-1}, parents{-1}, counts{0};
+  std::vector<std::vector<int32_t>> children{{}};
+  /// The suffix length matched; 0 when nothing matched.
+  int32_t match = 0;
+};
+ContinuationTrie suffixContinuations(std::span<const int32_t> text, int32_t length,
+                                     const NgramOptions &options = {});
+
+/// Adds the continuations of `text` (whose last token is the tree's root)
+/// below the root of `tree`; returns the chains added.
+int32_t draftNgrams(std::span<const int32_t> text, DraftTree &tree,
+                    const NgramOptions &options = {});
+
+} // namespace lathe::speculative

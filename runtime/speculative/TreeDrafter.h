@@ -1,0 +1,67 @@
+// Fills the tree of the next verification step from both train-free
+// sources, by expected acceptance: every candidate node is scored with the
+// estimated probability that the target accepts the path down to it (its
+// parent's score times its own probability), and the best candidates are
+// added first, within the shape, until the best left scores below
+// `minScore`. A node's probability is learnt as the generation runs: each
+// candidate falls in a bucket (Token Recycling: by the probability the
+// target gave that successor, last time it was seen after that token, or
+// after that pair of tokens; n-gram continuations, SuffixDecoding-style:
+// by match length and how often that continuation followed), and the
+// bucket's estimate is the share of its drafts the target accepted where
+// their parent was accepted, starting from the raw probability (n-grams:
+// `ngramConfidence` times the frequency). On a CPU a verification step costs about a plain
+// step plus a fraction of one per node (about a fifth for stories15M on 2
+// threads), so a node is worth running only when it is likely accepted.
+#pragma once
+
+#include "runtime/speculative/DraftTree.h"
+#include "runtime/speculative/NgramDrafter.h"
+#include "runtime/speculative/TokenRecycling.h"
+
+#include <cstdint>
+#include <span>
+
+namespace lathe::speculative {
+
+struct DraftOptions {
+  bool ngrams = true;
+  NgramOptions ngram;
+  /// The probability first given to a continuation that followed every
+  /// occurrence of the matched suffix (less for rarer ones).
+  float ngramConfidence = 0.6f;
+  bool recycling = true;
+  /// Candidates scoring below this are not drafted (0: fill the shape).
+  float minScore = 0.2f;
+};
+
+class TreeDrafter {
+public:
+  TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptions &options);
+
+  /// The tree for the step after `text` (its last token is the root), at
+  /// most `maxNodes` nodes.
+  DraftTree draft(std::span<const int32_t> text, int64_t maxNodes);
+  /// Takes in the verification step's logits (one row of `vocab` per node
+  /// of `tree`, in node order) and the accepted path (nodes below the root,
+  /// in order) of the last tree drafted.
+  void observe(const DraftTree &tree, std::span<const float> logits,
+               std::span<const int32_t> accepted);
+  /// Seeds Token Recycling from the prompt: `logits` holds a row per token.
+  void observePrompt(std::span<const int32_t> prompt, std::span<const float> logits);
+
+  const TokenRecycling &recycling() const { return recycling_; }
+  int64_t vocab() const { return vocab_; }
+
+private:
+  int64_t vocab_;
+  TreeShape shape_;
+  DraftOptions options_;
+  TokenRecycling recycling_;
+  // Learnt acceptance per bucket; the bucket of each node of the last tree.
+  std::vector<double> drafted_, accepted_;
+  std::vector<int32_t> bucketOf_;
+  int32_t rootPrevious_ = -1; // the token before the last tree's root
+};
+
+} // namespace lathe::speculative

@@ -1,0 +1,249 @@
+// Speculative decoding on stories15M (FP32, the generated code; and a 4-bit
+// build): the tokens of a speculative run equal plain decoding's (generate)
+// on the reference prompts and on prompts of our own, 200 tokens past
+// end-of-text, for several tree shapes; at the end of the context; and
+// sampled with a seed.
+// The verification step's logits match a single-token step's to 1e-5
+// (BatchedStepTest), so argmax agrees unless two logits tie that closely.
+#include "test/e2e/ModelFixture.h"
+
+#include "runtime/speculative/SpeculativeGeneration.h"
+
+namespace lathe::test {
+namespace {
+
+using speculative::SpeculativeOptions;
+using speculative::SpeculativeStats;
+
+class SpeculativeTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (!haveModel())
+      GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+    static std::shared_ptr<const artifact::Artifact> artifact =
+        compileAndLoad(modelDir() + "/stories15M.bin", "speculative");
+    ASSERT_NE(artifact, nullptr);
+    static std::shared_ptr<backend::Executable> loaded = [] {
+      SessionOptions options;
+      options.threads = 2;
+      auto e = backend::load(artifact, options);
+      EXPECT_TRUE(e) << e.error().message();
+      return e ? *e : nullptr;
+    }();
+    ASSERT_NE(loaded, nullptr);
+    executable = loaded;
+  }
+
+  /// `position`: where the session stands afterwards (the tokens cached).
+  std::vector<int32_t> plain(const std::vector<int32_t> &prompt, const GenerationOptions &o,
+                             GenerationStats *stats = nullptr, int64_t *position = nullptr) {
+    std::vector<int32_t> out;
+    auto session = Session::create(executable);
+    EXPECT_TRUE(session);
+    auto s = generate(*session, prompt, o, [&](int32_t t) { out.push_back(t); });
+    EXPECT_TRUE(s) << s.error().message();
+    if (s && stats)
+      *stats = *s;
+    if (position)
+      *position = session->position();
+    return out;
+  }
+
+  std::vector<int32_t> speculate(const std::vector<int32_t> &prompt, const GenerationOptions &o,
+                                 const std::string &shape, SpeculativeStats *stats = nullptr,
+                                 std::shared_ptr<speculative::TreeDrafter> drafter = nullptr,
+                                 int64_t *position = nullptr) {
+    std::vector<int32_t> out;
+    auto session = Session::create(executable);
+    EXPECT_TRUE(session);
+    SpeculativeOptions so;
+    so.drafter = std::move(drafter);
+    auto parsed = speculative::parseTreeShape(shape);
+    EXPECT_TRUE(parsed) << parsed.error().message();
+    so.shape = *parsed;
+    auto s = speculative::generateSpeculative(*session, prompt, o, so,
+                                              [&](int32_t t) { out.push_back(t); });
+    EXPECT_TRUE(s) << s.error().message();
+    if (s && stats)
+      *stats = *s;
+    if (position)
+      *position = session->position();
+    return out;
+  }
+
+  static GenerationOptions pastEndOfText(int64_t n) {
+    GenerationOptions o;
+    o.maxNewTokens = n;
+    o.stopAtEndOfText = false;
+    return o;
+  }
+
+  static std::vector<std::vector<int32_t>> referencePrompts() {
+    std::vector<std::vector<int32_t>> out;
+    const nlohmann::json reference = loadReference();
+    for (const auto &p : reference["prompts"])
+      out.push_back(p["prompt_ids"].get<std::vector<int32_t>>());
+    return out;
+  }
+
+  std::shared_ptr<backend::Executable> executable;
+};
+
+TEST_F(SpeculativeTest, GreedyEqualsPlainOnTheReferencePrompts) {
+  // Plain decoding once per prompt, stopping at end-of-text and past it.
+  const std::vector<std::vector<int32_t>> prompts = referencePrompts();
+  std::vector<std::vector<int32_t>> plainIds[2];
+  std::vector<GenerationStats> plainStats[2];
+  for (int stop = 0; stop < 2; ++stop)
+    for (const std::vector<int32_t> &prompt : prompts) {
+      GenerationOptions o = pastEndOfText(200);
+      o.stopAtEndOfText = stop;
+      plainStats[stop].emplace_back();
+      plainIds[stop].push_back(plain(prompt, o, &plainStats[stop].back()));
+    }
+  for (const std::string shape : {"default", "4x2x2", "2x1x1x1x1x1"}) {
+    int64_t steps = 0, tokens = 0;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      const std::vector<int32_t> &prompt = prompts[i];
+      for (int stop = 0; stop < 2; ++stop) {
+        GenerationOptions o = pastEndOfText(200);
+        o.stopAtEndOfText = stop;
+        const GenerationStats &want = plainStats[stop][i];
+        const std::vector<int32_t> &expected = plainIds[stop][i];
+        SpeculativeStats got;
+        EXPECT_EQ(speculate(prompt, o, shape, &got), expected) << shape;
+        EXPECT_EQ(got.generation.generatedTokens, want.generatedTokens);
+        EXPECT_EQ(got.generation.reachedContextEnd, want.reachedContextEnd);
+        steps += got.steps;
+        tokens += got.generation.generatedTokens;
+      }
+    }
+    // Drafting must pay: fewer steps than tokens.
+    EXPECT_LT(steps, tokens) << shape;
+    std::printf("shape %s: %lld tokens in %lld steps\n", shape.c_str(), (long long)tokens,
+                (long long)steps);
+  }
+}
+
+TEST_F(SpeculativeTest, GreedyEqualsPlainOnOwnPrompts) {
+  // Twenty prompts: stretches of reference text, invented id sequences, and
+  // repetitive ones that the n-gram drafter matches; 200 tokens each.
+  std::vector<std::vector<int32_t>> prompts;
+  const auto ref = loadReference()["prompts"];
+  for (size_t i = 0; i < 10; ++i) {
+    const auto ids = ref[i % ref.size()]["greedy_ids"].get<std::vector<int32_t>>();
+    const size_t start = 7 * i, length = 3 + 4 * i;
+    std::vector<int32_t> p{1};
+    p.insert(p.end(), ids.begin() + start, ids.begin() + start + length);
+    prompts.push_back(p);
+  }
+  uint64_t state = 21;
+  for (size_t i = 0; i < 5; ++i) {
+    std::vector<int32_t> p{1};
+    for (size_t j = 0; j < 4 + 6 * i; ++j)
+      p.push_back(int32_t(splitmix64Next(state) % 32000));
+    prompts.push_back(p);
+  }
+  for (size_t i = 0; i < 5; ++i) {
+    std::vector<int32_t> p{1};
+    const std::vector<int32_t> phrase{450, 11203, 471, 1532, 29889, 13, 3118, 2462}; 
+    for (size_t j = 0; j < 3 + i; ++j)
+      p.insert(p.end(), phrase.begin(), phrase.begin() + 3 + i);
+    prompts.push_back(p);
+  }
+  ASSERT_EQ(prompts.size(), 20u);
+  int64_t steps = 0, tokens = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    ASSERT_LE(prompts[i].size() + 200, 256u);
+    const GenerationOptions o = pastEndOfText(200);
+    int64_t plainPosition = 0, position = 0;
+    const std::vector<int32_t> expected = plain(prompts[i], o, nullptr, &plainPosition);
+    ASSERT_EQ(expected.size(), 200u);
+    SpeculativeStats got;
+    EXPECT_EQ(speculate(prompts[i], o, "default", &got, nullptr, &position), expected)
+        << "prompt " << i;
+    // The cache holds what plain decoding's does: the last token is not run.
+    EXPECT_EQ(position, plainPosition) << "prompt " << i;
+    steps += got.steps;
+    tokens += got.generation.generatedTokens;
+  }
+  std::printf("own prompts: %lld tokens in %lld steps\n", (long long)tokens, (long long)steps);
+}
+
+TEST_F(SpeculativeTest, GreedyEqualsPlainOnA4BitBuild) {
+  // int4 weights with int8 activations, rounded per row: a row's numbers do
+  // not depend on the other rows of the step.
+  static std::shared_ptr<const artifact::Artifact> int4 =
+      compileAndLoad(modelDir() + "/stories15M.bin", "speculative-int4", "int4");
+  ASSERT_NE(int4, nullptr);
+  SessionOptions options;
+  options.threads = 2;
+  auto loaded = backend::load(int4, options);
+  ASSERT_TRUE(loaded) << loaded.error().message();
+  executable = *loaded;
+  for (const std::vector<int32_t> &prompt : referencePrompts()) {
+    const GenerationOptions o = pastEndOfText(200);
+    EXPECT_EQ(speculate(prompt, o, "default"), plain(prompt, o));
+  }
+}
+
+TEST_F(SpeculativeTest, ADrafterKeptAcrossPromptsStaysExact) {
+  // Token Recycling keeps its table across queries: a second pass over the
+  // reference prompts drafts from the first pass's logits.
+  auto shape = speculative::parseTreeShape("default");
+  ASSERT_TRUE(shape);
+  auto drafter = std::make_shared<speculative::TreeDrafter>(executable->config().vocab, *shape,
+                                                            speculative::DraftOptions{});
+  for (int pass = 1; pass <= 2; ++pass) {
+    int64_t steps = 0, accepted = 0;
+    for (const std::vector<int32_t> &prompt : referencePrompts()) {
+      const GenerationOptions o = pastEndOfText(200);
+      SpeculativeStats got;
+      EXPECT_EQ(speculate(prompt, o, "default", &got, drafter), plain(prompt, o));
+      steps += got.steps;
+      accepted += got.acceptedDrafts + got.steps;
+    }
+    std::printf("pass %d with a kept drafter: %.2f accepted tokens per step\n", pass,
+                double(accepted) / double(steps));
+  }
+}
+
+TEST_F(SpeculativeTest, StopsAtTheEndOfTheContextAsPlainDoes) {
+  const int64_t context = executable->config().context;
+  std::vector<int32_t> prompt{1};
+  const auto ids = loadReference()["prompts"][0]["greedy_ids"].get<std::vector<int32_t>>();
+  while (int64_t(prompt.size()) < context - 9)
+    prompt.insert(prompt.end(), ids.begin(), ids.begin() + 20);
+  prompt.resize(context - 9);
+  GenerationStats want;
+  const std::vector<int32_t> expected = plain(prompt, pastEndOfText(50), &want);
+  ASSERT_TRUE(want.reachedContextEnd);
+  SpeculativeStats got;
+  EXPECT_EQ(speculate(prompt, pastEndOfText(50), "4x2x2", &got), expected);
+  EXPECT_TRUE(got.generation.reachedContextEnd);
+}
+
+TEST_F(SpeculativeTest, SeededSamplingEqualsPlainSampling) {
+  for (const std::vector<int32_t> &prompt : referencePrompts()) {
+    GenerationOptions o = pastEndOfText(100);
+    o.sampler.temperature = 0.8f;
+    o.sampler.topP = 0.9f;
+    o.sampler.seed = 1234;
+    EXPECT_EQ(speculate(prompt, o, "default"), plain(prompt, o));
+  }
+}
+
+TEST_F(SpeculativeTest, ZeroTokensAndKeepGoing) {
+  const std::vector<int32_t> prompt = referencePrompts()[0];
+  EXPECT_TRUE(speculate(prompt, pastEndOfText(0), "default").empty());
+  GenerationOptions o = pastEndOfText(100);
+  int calls = 0;
+  o.keepGoing = [&] { return ++calls < 7; };
+  const std::vector<int32_t> expected = plain(prompt, o);
+  calls = 0;
+  EXPECT_EQ(speculate(prompt, o, "default"), expected);
+  EXPECT_EQ(expected.size(), 7u);
+}
+
+} // namespace
+} // namespace lathe::test

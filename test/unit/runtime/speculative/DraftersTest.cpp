@@ -1,0 +1,243 @@
+#include "runtime/speculative/NgramDrafter.h"
+#include "runtime/speculative/TokenRecycling.h"
+#include "runtime/speculative/TreeDrafter.h"
+
+#include "runtime/sampling/Sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <gtest/gtest.h>
+
+namespace lathe::speculative {
+namespace {
+
+using Chains = std::vector<std::vector<int32_t>>;
+
+TEST(NgramDrafter, LongestMatchFirstThenMostRecent) {
+  //                          0  1  2  3  4  5  6  7  8  9 10 11 12
+  const std::vector<int32_t> t{1, 2, 3, 4, 9, 2, 3, 5, 6, 7, 1, 2, 3};
+  NgramOptions o;
+  o.maxMatch = 3;
+  o.minMatch = 1;
+  o.maxChains = 8;
+  // "1 2 3" occurs at 0; "2 3" also at 5; "3" also at 2 and 6 (used).
+  EXPECT_EQ(ngramContinuations(t, 3, o), (Chains{{4, 9, 2}, {5, 6, 7}}));
+  o.maxChains = 1;
+  EXPECT_EQ(ngramContinuations(t, 3, o), (Chains{{4, 9, 2}}));
+  o.maxChains = 8;
+  o.minMatch = 3;
+  EXPECT_EQ(ngramContinuations(t, 2, o), (Chains{{4, 9}}));
+}
+
+TEST(NgramDrafter, ContinuationsStopAtTheEndOfTheText) {
+  const std::vector<int32_t> t{5, 6, 5, 6, 5};
+  NgramOptions o;
+  o.maxMatch = 2;
+  o.minMatch = 2;
+  // "6 5" at 1..2 continues "6 5"; the text ends there.
+  EXPECT_EQ(ngramContinuations(t, 4, o), (Chains{{6, 5}}));
+  EXPECT_TRUE(ngramContinuations(std::vector<int32_t>{5}, 4, o).empty());
+  EXPECT_TRUE(ngramContinuations(std::vector<int32_t>{1, 2, 3, 4}, 4, o).empty());
+  EXPECT_TRUE(ngramContinuations(t, 0, o).empty());
+}
+
+TEST(NgramDrafter, SuffixContinuationsCountWhatFollowed) {
+  // "1 2" was followed by "3 4" twice and "5 1" once; the longest suffix
+  // that occurred before ("1 2", not "9 1 2") is the match.
+  const std::vector<int32_t> t{1, 2, 3, 4, 1, 2, 5, 1, 2, 3, 4, 9, 1, 2};
+  NgramOptions o;
+  o.maxMatch = 3;
+  o.minMatch = 1;
+  const ContinuationTrie trie = suffixContinuations(t, 2, o);
+  EXPECT_EQ(trie.match, 2);
+  EXPECT_EQ(trie.counts[0], 3);
+  ASSERT_EQ(trie.children[0].size(), 2u);
+  const int32_t three = trie.children[0][0], five = trie.children[0][1];
+  EXPECT_EQ(trie.tokens[three], 3);
+  EXPECT_EQ(trie.counts[three], 2);
+  EXPECT_EQ(trie.tokens[five], 5);
+  EXPECT_EQ(trie.counts[five], 1);
+  ASSERT_EQ(trie.children[three].size(), 1u);
+  EXPECT_EQ(trie.tokens[trie.children[three][0]], 4);
+  // Continuations are cut to the length asked for.
+  ASSERT_EQ(trie.children[five].size(), 1u);
+  EXPECT_TRUE(trie.children[trie.children[five][0]].empty());
+
+  o.maxOccurrences = 1; // the most recent only
+  const ContinuationTrie recent = suffixContinuations(t, 2, o);
+  EXPECT_EQ(recent.counts[0], 1);
+  ASSERT_EQ(recent.children[0].size(), 1u);
+  EXPECT_EQ(recent.tokens[recent.children[0][0]], 3);
+
+  EXPECT_EQ(suffixContinuations(std::vector<int32_t>{1, 2, 3}, 4, o).match, 0);
+}
+
+TEST(NgramDrafter, ChainsShareNodesInTheTree) {
+  auto shape = parseTreeShape("3x1x1");
+  ASSERT_TRUE(shape);
+  const std::vector<int32_t> t{1, 2, 7, 8, 1, 2, 7, 9, 1, 2};
+  DraftTree tree(*shape, t.back(), 100);
+  NgramOptions o;
+  o.maxMatch = 2;
+  o.minMatch = 2;
+  // Continuations 7 9 1 and 7 8 1: both below one node for 7, whose one
+  // child slot the first takes.
+  EXPECT_EQ(draftNgrams(t, tree, o), 2);
+  ASSERT_EQ(tree.children(0).size(), 1u);
+  const int32_t seven = tree.children(0)[0];
+  EXPECT_EQ(tree.token(seven), 7);
+  ASSERT_EQ(tree.children(seven).size(), 1u);
+  EXPECT_EQ(tree.token(tree.children(seven)[0]), 9);
+  EXPECT_EQ(tree.size(), 4u);
+}
+
+TEST(TokenRecycling, KeepsTheTopKBestFirstLowestIdOnTies) {
+  TokenRecycling table(8, 3);
+  EXPECT_TRUE(table.successors(2).empty());
+  const std::vector<float> logits{0.5f, 3.0f, -1.0f, 3.0f, 2.0f, 0.0f, 2.5f, 1.0f};
+  table.update(2, logits);
+  const auto s = table.successors(2);
+  EXPECT_EQ(std::vector<int32_t>(s.begin(), s.end()), (std::vector<int32_t>{1, 3, 6}));
+  // The latest logits replace the row.
+  table.update(2, std::vector<float>{9, 0, 0, 0, 0, 0, 0, 8});
+  const auto t = table.successors(2);
+  EXPECT_EQ(std::vector<int32_t>(t.begin(), t.end()), (std::vector<int32_t>{0, 7, 1}));
+  EXPECT_TRUE(table.successors(-1).empty());
+  EXPECT_TRUE(table.successors(8).empty());
+}
+
+TEST(TokenRecycling, TopKOfAFullVocabularyMatchesASort) {
+  // 32000 logits with many ties and a NaN: the chunked scan keeps what a
+  // sort by score (the lower id first on ties) keeps.
+  const int64_t vocab = 32000;
+  TokenRecycling table(vocab, 8);
+  std::vector<float> logits(vocab);
+  uint64_t state = 3;
+  for (float &l : logits)
+    l = float(splitmix64Next(state) % 4000) * 0.01f;
+  logits[31999] = 45.0f;
+  logits[12345] = std::nanf("");
+  table.update(5, logits);
+  std::vector<int32_t> ids(vocab);
+  for (int32_t i = 0; i < vocab; ++i)
+    ids[i] = i;
+  ids.erase(ids.begin() + 12345);
+  std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+    return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+  });
+  ids.resize(8);
+  const auto got = table.successors(5);
+  EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()), ids);
+}
+
+TEST(TokenRecycling, KeysRowsByPairsToo) {
+  TokenRecycling table(8, 2);
+  table.update(2, std::vector<float>{0, 5, 0, 0, 0, 0, 4, 0}, /*previous=*/7);
+  table.update(2, std::vector<float>{0, 0, 0, 9, 0, 0, 0, 0}, /*previous=*/6);
+  const auto after72 = table.pairSuccessors(7, 2);
+  EXPECT_EQ(std::vector<int32_t>(after72.begin(), after72.end()), (std::vector<int32_t>{1, 6}));
+  const auto p = table.pairProbabilities(7, 2);
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_NEAR(p[0], 1 / (1 + std::exp(-1.0)), 1e-6);
+  EXPECT_EQ(table.pairSuccessors(6, 2)[0], 3);
+  EXPECT_EQ(table.successors(2)[0], 3); // the latest, whatever came before
+  EXPECT_TRUE(table.pairSuccessors(5, 2).empty());
+  EXPECT_TRUE(table.pairSuccessors(-1, 2).empty());
+}
+
+TEST(TokenRecycling, ExpandsBreadthFirstToTheShape) {
+  auto shape = parseTreeShape("2x2");
+  ASSERT_TRUE(shape);
+  TokenRecycling table(10, 2);
+  auto oneHot = [](int32_t a, int32_t b) {
+    std::vector<float> l(10, 0.0f);
+    l[a] = 2, l[b] = 1;
+    return l;
+  };
+  table.update(1, oneHot(2, 3));
+  table.update(2, oneHot(4, 5));
+  // Token 3 has no row: its node stays a leaf.
+  DraftTree tree(*shape, 1, 100);
+  EXPECT_EQ(table.expand(tree), 4);
+  EXPECT_EQ(tree.tokens(), (std::vector<int32_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(tree.parents(), (std::vector<int32_t>{-1, 0, 0, 1, 1}));
+}
+
+TEST(TokenRecycling, FillsWhatTheNgramsLeft) {
+  auto shape = parseTreeShape("2x1");
+  ASSERT_TRUE(shape);
+  TokenRecycling table(10, 2);
+  std::vector<float> l(10, 0.0f);
+  l[6] = 3, l[4] = 2;
+  table.update(3, l);
+  DraftTree tree(*shape, 3, 100);
+  tree.addChain(0, std::vector<int32_t>{4, 5}); // an n-gram continuation
+  EXPECT_EQ(table.expand(tree), 1);
+  // The n-gram child stays first; 6 takes the second slot, 4 is there.
+  EXPECT_EQ(tree.tokens(), (std::vector<int32_t>{3, 4, 5, 6}));
+}
+
+} // namespace
+} // namespace lathe::speculative
+
+namespace lathe::speculative {
+namespace {
+
+std::vector<float> peaked(int64_t vocab, int32_t best, float margin) {
+  std::vector<float> l(size_t(vocab), 0.0f);
+  l[best] = margin;
+  return l;
+}
+
+TEST(TreeDrafter, DraftsNgramChainsAndConfidentSuccessors) {
+  auto shape = parseTreeShape("2x1x1");
+  ASSERT_TRUE(shape);
+  DraftOptions o;
+  o.ngram.minMatch = 2;
+  TreeDrafter drafter(32, *shape, o);
+  // After 6 the model is sure of 8 (recycled); "4 5 6" ran on "9 10" before.
+  const std::vector<int32_t> prompt{4, 5, 6, 9, 10, 4, 5, 6};
+  std::vector<float> rows;
+  for (int32_t t : prompt) {
+    const std::vector<float> l = peaked(32, t == 6 ? 8 : 0, t == 6 ? 20.0f : 0.0f);
+    rows.insert(rows.end(), l.begin(), l.end());
+  }
+  drafter.observePrompt(prompt, rows);
+  const DraftTree tree = drafter.draft(prompt, 100);
+  // Root 6 -> {8 (p ~ 1), 9 -> 10 (the n-gram chain)}; 10's successor is
+  // unknown and 8's row is flat (below the threshold).
+  ASSERT_EQ(tree.children(0).size(), 2u);
+  EXPECT_EQ(tree.token(tree.children(0)[0]), 8);
+  const int32_t nine = tree.child(0, 9);
+  ASSERT_GE(nine, 0);
+  EXPECT_GE(tree.child(nine, 10), 0);
+  // A budget of 2 nodes keeps the best child only.
+  const DraftTree small = drafter.draft(prompt, 2);
+  EXPECT_EQ(small.tokens(), (std::vector<int32_t>{6, 8}));
+}
+
+TEST(TreeDrafter, LearnsThatRejectedDraftsAreNotWorthRunning) {
+  auto shape = parseTreeShape("1x1x1x1");
+  ASSERT_TRUE(shape);
+  TreeDrafter drafter(16, *shape, {});
+  const std::vector<int32_t> text{1, 2, 3, 1, 2, 3, 1, 2};
+  size_t first = 0;
+  for (int round = 0; round < 40; ++round) {
+    const DraftTree tree = drafter.draft(text, 100);
+    if (round == 0)
+      first = tree.size();
+    // The target never agrees: its logits favour token 15 everywhere.
+    std::vector<float> rows;
+    for (size_t n = 0; n < tree.size(); ++n) {
+      const std::vector<float> l = peaked(16, 15, 1.0f);
+      rows.insert(rows.end(), l.begin(), l.end());
+    }
+    drafter.observe(tree, rows, {});
+  }
+  EXPECT_GT(first, 1u); // the n-gram chain "3 1 2" was drafted at first
+  const DraftTree later = drafter.draft(text, 100);
+  EXPECT_EQ(later.child(0, 3), -1);
+}
+
+} // namespace
+} // namespace lathe::speculative
