@@ -140,7 +140,10 @@ template <int kBits> void attendKiviHeadsOf(const AttentionArgs &a) {
     auto codesDot = [&](int64_t row, hn::Vec<DF> acc) {
       const uint8_t *codes = keys + size_t(planesOf) * groupBytes + size_t(width) * 4 +
                              size_t(row - planesOf * group) * keyRowBytes + size_t(first / kPer);
-      const bool overread = row + 1 < a.cache.windowRow;
+      // A whole vector past the head's bytes stays in the key array when
+      // the quantized rows after this one hold at least a vector's bytes
+      // (narrow rows: one next row may not).
+      const bool overread = (a.cache.windowRow - row - 1) * int64_t(keyRowBytes) >= lanes;
       for (int64_t k = 0; k < chunks; ++k) {
         const auto bytes = kiviBytes(codes + k * lanes, headBytes - k * lanes, lanes, overread);
         for (int j = 0; j < kPer; ++j)
@@ -258,8 +261,11 @@ template <int kBits> void attendKiviHeadsOf(const AttentionArgs &a) {
               values + size_t(row) * valueRowBytes + headAt + size_t(b) * valueBlockBytes;
           const auto ws = hn::Set(d, s[p] * kiviHalf(blk));
           zeros += s[p] * kiviHalf(blk + 2);
-          const auto bytes =
-              kiviBytes(blk + 4 + o, count, lanes, row + 1 < a.cache.windowRow);
+          // A whole vector stays in the value array when the rows after
+          // this one hold at least a vector's bytes.
+          const auto bytes = kiviBytes(
+              blk + 4 + o, count, lanes,
+              (a.cache.windowRow - row - 1) * int64_t(valueRowBytes) >= lanes);
           for (int j = 0; j < kPer; ++j)
             acc[j] = hn::MulAdd(ws, kiviCodes<kBits>(bytes, j), acc[j]);
         }
