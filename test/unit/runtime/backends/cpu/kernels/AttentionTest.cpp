@@ -280,6 +280,42 @@ double worstHeadError(const std::vector<float> &got, const std::vector<float> &e
   return worst;
 }
 
+/// The query cases the cache tests run on a cache of `capacity` rows:
+/// decode rows at the end and the start, a prefill block, and a decode row
+/// whose rows are scattered over the cache; queries N(0, 1) from `rng`, and
+/// heads [h0, heads) as a thread's share (h0 = 1 when there are more than
+/// 2). fn(positions, causal, q, h0).
+template <class Fn>
+void forEachQueryCase(int64_t heads, int64_t dim, int64_t capacity, std::mt19937 &rng, Fn fn) {
+  std::vector<int32_t> permutation(capacity);
+  std::iota(permutation.begin(), permutation.end(), 0);
+  std::shuffle(permutation.begin(), permutation.end(), rng);
+  for (const auto &[positions, scattered] :
+       {std::pair{std::vector<int32_t>{95}, false}, std::pair{std::vector<int32_t>{0}, false},
+        std::pair{range(40, 29), false}, std::pair{std::vector<int32_t>{70}, true}}) {
+    const kernels::testing::CausalRows causal(positions, capacity,
+                                              scattered ? permutation : std::vector<int32_t>{});
+    std::normal_distribution<float> dist;
+    std::vector<float> q(positions.size() * heads * dim);
+    for (float &x : q) x = dist(rng);
+    fn(positions, causal, q, heads > 2 ? int64_t(1) : int64_t(0));
+  }
+}
+
+/// Heads [h0, heads) of every row of `out` (rows of heads * dim), checking
+/// that the heads below h0 were left zero.
+std::vector<float> headsFrom(const std::vector<float> &out, int64_t heads, int64_t dim,
+                             int64_t h0) {
+  const int64_t width = heads * dim;
+  std::vector<float> kept;
+  for (size_t t = 0; t < out.size() / size_t(width); ++t) {
+    kept.insert(kept.end(), out.begin() + t * width + h0 * dim, out.begin() + (t + 1) * width);
+    for (int64_t i = 0; i < h0 * dim; ++i)
+      EXPECT_EQ(out[t * width + i], 0.0f) << "head below h0 written";
+  }
+  return kept;
+}
+
 // Compressed caches (int8, bfp8, bfp4, several blocks): the SIMD kernel
 // reads the same values the reference decodes (codes times the block's
 // scale; it multiplies a block's partial sums, or the softmax weight, by the
@@ -311,19 +347,11 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
     const formats::KvFormat format =
         *formats::resolveKvFormat(*formats::parseKvFormat(shape.spec), shape.dim);
     CompressedCache cache(format, shape.kvHeads, shape.dim, capacity, rng);
-    std::vector<int32_t> permutation(capacity);
-    std::iota(permutation.begin(), permutation.end(), 0);
-    std::shuffle(permutation.begin(), permutation.end(), rng);
-    for (const auto &[positions, scattered] :
-         {std::pair{std::vector<int32_t>{95}, false}, std::pair{std::vector<int32_t>{0}, false},
-          std::pair{range(40, 29), false}, std::pair{std::vector<int32_t>{70}, true}}) {
-      const kernels::testing::CausalRows causal(
-          positions, capacity, scattered ? permutation : std::vector<int32_t>{});
-      const int64_t qWidth = shape.heads * shape.dim;
-      std::normal_distribution<float> dist;
-      std::vector<float> q(positions.size() * qWidth);
-      for (float &x : q) x = dist(rng);
-      const int64_t h0 = shape.heads > 2 ? 1 : 0, h1 = shape.heads;
+    forEachQueryCase(shape.heads, shape.dim, capacity, rng,
+                     [&](const std::vector<int32_t> &positions,
+                         const kernels::testing::CausalRows &causal, const std::vector<float> &q,
+                         int64_t h0) {
+      const int64_t h1 = shape.heads;
       std::vector<float> expected(q.size(), 0.0f), got(q.size(), 0.0f);
       std::vector<float> refScratch(capacity), scratch((h1 - h0) * capacity);
       kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
@@ -332,17 +360,11 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
                         cache.view, h0, h1, scratch.data(), got.data());
       for (float v : got) ASSERT_TRUE(std::isfinite(v));
       // Heads below h0 stay zero in both; the others agree.
-      std::vector<float> gotHeads, expectedHeads;
-      for (size_t t = 0; t < positions.size(); ++t) {
-        gotHeads.insert(gotHeads.end(), got.begin() + t * qWidth + h0 * shape.dim,
-                        got.begin() + (t + 1) * qWidth);
-        expectedHeads.insert(expectedHeads.end(), expected.begin() + t * qWidth + h0 * shape.dim,
-                             expected.begin() + (t + 1) * qWidth);
-        for (int64_t i = 0; i < h0 * shape.dim; ++i)
-          ASSERT_EQ(got[t * qWidth + i], 0.0f) << "head below h0 written";
-      }
-      EXPECT_LE(worstHeadError(gotHeads, expectedHeads, shape.dim), kTolerance);
-    }
+      EXPECT_LE(worstHeadError(headsFrom(got, shape.heads, shape.dim, h0),
+                               headsFrom(expected, shape.heads, shape.dim, h0), shape.dim),
+                kTolerance)
+          << positions.size() << " rows from " << positions.front();
+    });
   }
 }
 
@@ -496,19 +518,11 @@ TEST_P(AttentionTest, KiviCachesMatchDecodedCache) {
         *formats::resolveKvFormat(*formats::parseKvFormat(shape.spec), shape.dim);
     const int64_t windowRow = 64 / format.keyGroup * format.keyGroup;
     KiviCache cache(format, shape.kvHeads, shape.dim, capacity, windowRow, rng);
-    std::vector<int32_t> permutation(capacity);
-    std::iota(permutation.begin(), permutation.end(), 0);
-    std::shuffle(permutation.begin(), permutation.end(), rng);
-    for (const auto &[positions, scattered] :
-         {std::pair{std::vector<int32_t>{95}, false}, std::pair{std::vector<int32_t>{0}, false},
-          std::pair{range(40, 29), false}, std::pair{std::vector<int32_t>{70}, true}}) {
-      const kernels::testing::CausalRows causal(
-          positions, capacity, scattered ? permutation : std::vector<int32_t>{});
-      const int64_t qWidth = shape.heads * shape.dim;
-      std::normal_distribution<float> dist;
-      std::vector<float> q(positions.size() * qWidth);
-      for (float &x : q) x = dist(rng);
-      const int64_t h0 = shape.heads > 2 ? 1 : 0, h1 = shape.heads;
+    forEachQueryCase(shape.heads, shape.dim, capacity, rng,
+                     [&](const std::vector<int32_t> &positions,
+                         const kernels::testing::CausalRows &causal, const std::vector<float> &q,
+                         int64_t h0) {
+      const int64_t h1 = shape.heads;
       std::vector<float> decoded(q.size(), 0.0f), reference(q.size(), 0.0f),
           got(q.size(), 0.0f);
       std::vector<float> refScratch(capacity), scratch((h1 - h0) * capacity);
@@ -519,21 +533,15 @@ TEST_P(AttentionTest, KiviCachesMatchDecodedCache) {
       simd::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
                         cache.view, h0, h1, scratch.data(), got.data());
       for (float v : got) ASSERT_TRUE(std::isfinite(v));
-      std::vector<float> gotHeads, decodedHeads, referenceHeads;
-      for (size_t t = 0; t < positions.size(); ++t) {
-        auto heads = [&](const std::vector<float> &x, std::vector<float> &into) {
-          into.insert(into.end(), x.begin() + t * qWidth + h0 * shape.dim,
-                      x.begin() + (t + 1) * qWidth);
-        };
-        heads(got, gotHeads);
-        heads(decoded, decodedHeads);
-        heads(reference, referenceHeads);
-        for (int64_t i = 0; i < h0 * shape.dim; ++i)
-          ASSERT_EQ(got[t * qWidth + i], 0.0f) << "head below h0 written";
-      }
-      EXPECT_LE(worstHeadError(gotHeads, decodedHeads, shape.dim), 1e-5);
-      EXPECT_LE(worstHeadError(referenceHeads, decodedHeads, shape.dim), 1e-5);
-    }
+      const std::vector<float> decodedHeads = headsFrom(decoded, shape.heads, shape.dim, h0);
+      EXPECT_LE(worstHeadError(headsFrom(got, shape.heads, shape.dim, h0), decodedHeads,
+                               shape.dim),
+                1e-5)
+          << positions.size() << " rows from " << positions.front();
+      EXPECT_LE(worstHeadError(headsFrom(reference, shape.heads, shape.dim, h0), decodedHeads,
+                               shape.dim),
+                1e-5);
+    });
   }
 }
 
