@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,31 @@ namespace lathe::test {
 namespace {
 
 std::string stories() { return modelDir() + "/stories15M.bin"; }
+
+/// A KV format under test: what a token costs and how far it may drift.
+struct Format {
+  const char *kv;
+  size_t tokenBytes;
+  double maxKL, minTop1, maxPerplexityRise;
+};
+
+/// Prints each build's drift (for docs/benchmarks.md) and checks it against
+/// its format's bounds; `base` is the FP32 build's own row.
+void expectDriftWithin(std::span<const Format> formats, const std::vector<Drift> &results,
+                       const Drift &base) {
+  std::printf("%lld tokens; fp32 perplexity %.4f\n", static_cast<long long>(base.tokens),
+              base.perplexity);
+  std::printf("| KV | bytes/token | KL to FP32 | top-1 agreement | perplexity |\n");
+  for (size_t i = 0; i < results.size(); ++i) {
+    const Format &f = formats[i];
+    const Drift &d = results[i];
+    std::printf("| %s | %zu | %.6f | %.4f | %.4f |\n", f.kv, f.tokenBytes, d.meanKL, d.top1,
+                d.perplexity);
+    EXPECT_LE(d.meanKL, f.maxKL) << f.kv;
+    EXPECT_GE(d.top1, f.minTop1) << f.kv;
+    EXPECT_LE(d.perplexity, base.perplexity * (1 + f.maxPerplexityRise)) << f.kv;
+  }
+}
 
 // int8 keys and values (a scale per token row and KV head) keep greedy
 // decoding on every reference prompt for 64 tokens. Measured first
@@ -47,11 +73,6 @@ TEST(KVCompressionTest, DriftFromFp32OnSampledText) {
     GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
   auto fp32 = compileAndLoad(stories(), "kv-drift-f32");
   ASSERT_TRUE(fp32);
-  struct Format {
-    const char *kv;
-    size_t tokenBytes;
-    double maxKL, minTop1, maxPerplexityRise;
-  };
   const Format formats[] = {
       {"f16", 12 * 288 * 2, 1e-5, 0.998, 0.001},
       {"int8", 12 * 6 * (4 + 48), 0.002, 0.985, 0.005},
@@ -72,18 +93,7 @@ TEST(KVCompressionTest, DriftFromFp32OnSampledText) {
   EXPECT_EQ(base.meanKL, 0.0);
   EXPECT_EQ(base.top1, 1.0);
   const std::vector<Drift> results = drift(text, fp32, builds);
-  std::printf("%lld tokens; fp32 perplexity %.4f\n", static_cast<long long>(base.tokens),
-              base.perplexity);
-  std::printf("| KV | bytes/token | KL to FP32 | top-1 agreement | perplexity |\n");
-  for (size_t i = 0; i < results.size(); ++i) {
-    const Format &f = formats[i];
-    const Drift &d = results[i];
-    std::printf("| %s | %zu | %.6f | %.4f | %.4f |\n", f.kv, f.tokenBytes, d.meanKL, d.top1,
-                d.perplexity);
-    EXPECT_LE(d.meanKL, f.maxKL) << f.kv;
-    EXPECT_GE(d.top1, f.minTop1) << f.kv;
-    EXPECT_LE(d.perplexity, base.perplexity * (1 + f.maxPerplexityRise)) << f.kv;
-  }
+  expectDriftWithin(formats, results, base);
   // Fewer bits drift further.
   EXPECT_LT(results[0].meanKL, results[1].meanKL);
   EXPECT_LT(results[1].meanKL, results[3].meanKL);
@@ -106,11 +116,6 @@ TEST(KVCompressionTest, DriftFromFp32OnSampledText) {
 TEST(KVCompressionTest, KiviDriftFromFp32OnSampledText) {
   if (!haveModel())
     GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
-  struct Format {
-    const char *kv;
-    size_t tokenBytes;
-    double maxKL, minTop1, maxPerplexityRise;
-  };
   const Format formats[] = {
       {"int4", 6 * (144 + 288 * 4 / 32 + 18 * (4 + 8)), 0.002, 0.985, 0.003},
       {"int2", 6 * (72 + 288 * 4 / 32 + 18 * (4 + 4)), 0.03, 0.93, 0.10},
@@ -122,12 +127,8 @@ TEST(KVCompressionTest, KiviDriftFromFp32OnSampledText) {
     auto session = Session::create(builds.back());
     ASSERT_TRUE(session);
     const kv::KVLayout &layout = session->kvCache().layout();
-    // lathe-compile carries int4/int2 to the plan only once the compiler's
-    // KV element type knows them (the tfm dialect's KVQuantKind).
-    if (!layout.format.kivi())
-      GTEST_SKIP() << "lathe-compile --kv=" << f.kv << " built a "
-                   << formats::kvFormatName(layout.format)
-                   << " cache: the compiler does not carry KIVI formats yet";
+    ASSERT_TRUE(layout.format.kivi()) << "lathe-compile --kv=" << f.kv << " built a "
+                                      << formats::kvFormatName(layout.format) << " cache";
     EXPECT_EQ(formats::kvFormatName(layout.format), std::string(f.kv) + ":group=32:window=32");
     EXPECT_EQ(layout.tokenBytes(), f.tokenBytes) << f.kv;
     EXPECT_EQ(layout.windowTokenBytes(), 12u * 288 * 4) << f.kv;
@@ -138,18 +139,7 @@ TEST(KVCompressionTest, KiviDriftFromFp32OnSampledText) {
   ASSERT_FALSE(text.empty());
   const Drift base = drift(text, fp32, {fp32})[0];
   const std::vector<Drift> results = drift(text, fp32, builds);
-  std::printf("%lld tokens; fp32 perplexity %.4f\n", static_cast<long long>(base.tokens),
-              base.perplexity);
-  std::printf("| KV | bytes/token | KL to FP32 | top-1 agreement | perplexity |\n");
-  for (size_t i = 0; i < results.size(); ++i) {
-    const Format &f = formats[i];
-    const Drift &d = results[i];
-    std::printf("| %s | %zu | %.6f | %.4f | %.4f |\n", f.kv, f.tokenBytes, d.meanKL, d.top1,
-                d.perplexity);
-    EXPECT_LE(d.meanKL, f.maxKL) << f.kv;
-    EXPECT_GE(d.top1, f.minTop1) << f.kv;
-    EXPECT_LE(d.perplexity, base.perplexity * (1 + f.maxPerplexityRise)) << f.kv;
-  }
+  expectDriftWithin(formats, results, base);
   EXPECT_LT(results[0].meanKL, results[1].meanKL);
 }
 

@@ -280,6 +280,30 @@ double worstHeadError(const std::vector<float> &got, const std::vector<float> &e
   return worst;
 }
 
+/// The RMS error per output element of SIMD attention on a compressed
+/// cache (its `view`) against the reference on the f32 values it was made
+/// from (its `plain`), for 3 query rows of `heads` heads (one KV head
+/// each) drawn from `rng`; checks that the cache does hold rounded values.
+template <class Cache>
+double rmsAgainstPlain(const Cache &cache, int64_t heads, int64_t dim, int64_t capacity,
+                       std::mt19937 &rng) {
+  const kernels::testing::CausalRows causal({95, 50, 10}, capacity);
+  std::normal_distribution<float> dist;
+  std::vector<float> q(3 * heads * dim);
+  for (float &x : q) x = dist(rng);
+  std::vector<float> exact(q.size()), got(q.size()), scratch(heads * capacity);
+  kernels::attendHeads(q.data(), causal.visible, heads, heads, dim, cache.plain, 0, heads,
+                       scratch.data(), exact.data());
+  simd::attendHeads(q.data(), causal.visible, heads, heads, dim, cache.view, 0, heads,
+                    scratch.data(), got.data());
+  double sum = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    sum += (double(got[i]) - exact[i]) * (double(got[i]) - exact[i]);
+  const double rms = std::sqrt(sum / double(got.size()));
+  EXPECT_GT(rms, 0.0);
+  return rms;
+}
+
 /// The query cases the cache tests run on a cache of `capacity` rows:
 /// decode rows at the end and the start, a prefill block, and a decode row
 /// whose rows are scattered over the cache; queries N(0, 1) from `rng`, and
@@ -389,20 +413,7 @@ TEST_P(AttentionTest, CompressedCachesStayCloseToF32) {
       std::mt19937 rng(seed);
       CompressedCache cache(*formats::resolveKvFormat(*formats::parseKvFormat(spec), dim), heads,
                             dim, capacity, rng);
-      const kernels::testing::CausalRows causal({95, 50, 10}, capacity);
-      std::normal_distribution<float> dist;
-      std::vector<float> q(3 * heads * dim);
-      for (float &x : q) x = dist(rng);
-      std::vector<float> exact(q.size()), got(q.size()), scratch(heads * capacity);
-      kernels::attendHeads(q.data(), causal.visible, heads, heads, dim, cache.plain, 0, heads,
-                           scratch.data(), exact.data());
-      simd::attendHeads(q.data(), causal.visible, heads, heads, dim, cache.view, 0, heads,
-                        scratch.data(), got.data());
-      double sum = 0;
-      for (size_t i = 0; i < got.size(); ++i)
-        sum += (double(got[i]) - exact[i]) * (double(got[i]) - exact[i]);
-      const double rms = std::sqrt(sum / double(got.size()));
-      EXPECT_GT(rms, 0.0); // the cache does hold rounded values
+      const double rms = rmsAgainstPlain(cache, heads, dim, capacity, rng);
       worst = std::max(worst, rms);
     }
     EXPECT_LE(worst, bound);
@@ -560,20 +571,7 @@ TEST_P(AttentionTest, KiviCachesStayCloseToF32) {
       std::mt19937 rng(seed);
       KiviCache cache(*formats::resolveKvFormat(*formats::parseKvFormat(spec), dim), heads, dim,
                       capacity, 64, rng);
-      const kernels::testing::CausalRows causal({95, 50, 10}, capacity);
-      std::normal_distribution<float> dist;
-      std::vector<float> q(3 * heads * dim);
-      for (float &x : q) x = dist(rng);
-      std::vector<float> exact(q.size()), got(q.size()), scratch(heads * capacity);
-      kernels::attendHeads(q.data(), causal.visible, heads, heads, dim, cache.plain, 0, heads,
-                           scratch.data(), exact.data());
-      simd::attendHeads(q.data(), causal.visible, heads, heads, dim, cache.view, 0, heads,
-                        scratch.data(), got.data());
-      double sum = 0;
-      for (size_t i = 0; i < got.size(); ++i)
-        sum += (double(got[i]) - exact[i]) * (double(got[i]) - exact[i]);
-      const double rms = std::sqrt(sum / double(got.size()));
-      EXPECT_GT(rms, 0.0);
+      const double rms = rmsAgainstPlain(cache, heads, dim, capacity, rng);
       worst = std::max(worst, rms);
     }
     EXPECT_LE(worst, bound);
