@@ -111,6 +111,12 @@ public:
       out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
                          l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile);
     out += "};\n\n";
+    if (attentionScratchFloats_ > 0)
+      out += fmt::format("// Attention over splits of the visible rows: each split's partial sums,\n"
+                         "// and per token and head group the splits that have finished.\n"
+                         "__device__ float lathe_cuda_attention_partials[{}];\n"
+                         "__device__ unsigned lathe_cuda_attention_arrivals[{}];\n\n",
+                         attentionScratchFloats_, LATHE_CUDA_ATTENTION_TARGET_BLOCKS);
     out += tables_;
     out += kernels_;
     return out;
@@ -421,10 +427,16 @@ private:
     int64_t together = std::min<int64_t>(perKv, 8);
     while (perKv % together != 0)
       --together;
-    const auto args = [&](const std::string &cache) {
-      return fmt::format("<{}, {}, {}, {}, {}>(f, {}, {}, {});\n", cache, s.heads, s.kvHeads,
-                         s.headDim, together, s.queries, s.output, s.layer);
+    const auto args = [&](const std::string &cache, const std::string &more) {
+      return fmt::format("<{}, {}, {}, {}, {}>(f, {}, {}, {}{});\n", cache, s.heads, s.kvHeads,
+                         s.headDim, together, s.queries, s.output, s.layer, more);
     };
+    // The one-token kernel's scratch for splits of the visible rows
+    // (LATHE_CUDA_ATTENTION_SPLITS): fewer than twice the target blocks,
+    // each a group's sums, maxima and totals.
+    attentionScratchFloats_ =
+        std::max(attentionScratchFloats_,
+                 int64_t(2) * LATHE_CUDA_ATTENTION_TARGET_BLOCKS * together * (s.headDim + 2));
     // Prompts on the tensor cores where the shapes allow. Parts: the bf16
     // parts a cached value splits into (CudaFlashAttention.cuh).
     const int64_t parts = plan_.kvElement == ElementType::F32   ? 3
@@ -434,8 +446,9 @@ private:
     const bool flash =
         !plan_.kvFormat.compressed() && LATHE_CUDA_FLASH_FITS(parts, s.headDim, together);
     launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads / together), 0, "attention",
-           "  lathe_cuda::attention" + args(cacheCodec()),
-           flash ? "  lathe_cuda::flashAttention" + args(element) : "", 0, 0, false,
+           "  lathe_cuda::attention" +
+               args(cacheCodec(), ", lathe_cuda_attention_partials, lathe_cuda_attention_arrivals"),
+           flash ? "  lathe_cuda::flashAttention" + args(element, "") : "", 0, 0, false,
            flash ? int32_t(LATHE_CUDA_FLASH_QUERY_TILE(together)) : 0);
     return Status::ok();
   }
@@ -495,6 +508,7 @@ private:
   FusedLaunches fused_;
   std::map<std::vector<double>, std::string> ropeTables_;
   std::string tables_;
+  int64_t attentionScratchFloats_ = 0; // the largest attention launch's
   size_t step_ = 0; // the step being emitted
   std::vector<LatheCudaLaunch> launches_;
   std::string kernels_;

@@ -220,6 +220,10 @@ Status CudaExecutable::initialize() {
   const char *pdl = std::getenv("LATHE_CUDA_PDL");
   pdl_ = api_.cuLaunchKernelEx && device_.computeCapability() >= 90 &&
          !(pdl && std::string(pdl) == "0");
+  // LATHE_CUDA_SPLIT_ATTENTION=0: one block per token and head group
+  // whatever the context (to measure what the splits give).
+  const char *split = std::getenv("LATHE_CUDA_SPLIT_ATTENTION");
+  splitAttention_ = !(split && std::string(split) == "0");
   return reserveRows(1);
 }
 
@@ -352,6 +356,22 @@ void CudaExecutable::addQueryTiles(int64_t rows) {
   }
 }
 
+int64_t CudaExecutable::contextSplits() const {
+  if (!splitAttention_)
+    return 1;
+  int64_t most = 1;
+  for (const backend::VisibleRows &v : layout_.visible)
+    most = std::max(most, v.count());
+  // A power of two at least the splits the most rows can use (one per
+  // LATHE_CUDA_THREADS rows; the kernel takes no more than a token needs),
+  // so that a few graphs cover every context: a short context launches no
+  // blocks that would return at once.
+  int64_t splits = 1;
+  while (splits < LATHE_CUDA_ATTENTION_MAX_SPLITS && splits * LATHE_CUDA_THREADS < most)
+    splits *= 2;
+  return splits;
+}
+
 bool CudaExecutable::flashAttention(int64_t rows) const {
   return LATHE_CUDA_USE_FLASH(queryTile_, host_.queryTileCount, rows);
 }
@@ -360,22 +380,27 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
   void *params[] = {&frameAddress_};
   for (size_t i = 0; i < launches_.size(); ++i) {
     const LatheCudaLaunch &l = launches_[i];
-    unsigned gx = 1, gy = 1;
+    unsigned gx = 1, gy = 1, gz = 1;
     int64_t shared = l.sharedBytes;
     CUfunction fn = kernels_[i];
     const int64_t tokens = l.gather ? int64_t(layout_.logitTokens.size()) : rows;
     switch (l.grid) {
     case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
-    case LATHE_CUDA_GRID_PER_HEAD:
       gx = unsigned(rows);
       gy = unsigned(l.blocks);
-      // Only attention launches have query tiles (initialize checks).
+      break;
+    case LATHE_CUDA_GRID_PER_HEAD: // attention: tokens on x, head groups on y, splits on z
+      gx = unsigned(rows);
+      gy = unsigned(l.blocks);
       if (l.queryTile > 0 && flashAttention(rows)) { // query tiles on x
         fn = tileKernels_[i];
         // A graph replays its grid for other steps of as many tokens, with
         // other tilings: a block per token covers any (the rest return).
         if (!graphed)
           gx = unsigned(host_.queryTileCount);
+      } else {
+        gz = unsigned(std::min<int64_t>(LATHE_CUDA_ATTENTION_SPLITS(rows, int64_t(l.blocks)),
+                                        contextSplits()));
       }
       break;
     case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
@@ -403,11 +428,11 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
       CUlaunchAttribute attribute{};
       attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
       attribute.value.programmaticStreamSerializationAllowed = 1;
-      CUlaunchConfig config{gx,       gy,        1, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
+      CUlaunchConfig config{gx,       gy,        gz, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
                             stream_, &attribute, 1};
       r = api_.cuLaunchKernelEx(&config, fn, params, nullptr);
     } else {
-      r = api_.cuLaunchKernel(fn, gx, gy, 1, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
+      r = api_.cuLaunchKernel(fn, gx, gy, gz, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
                               stream_, params, nullptr);
     }
     if (Status s = check(api_, r, fmt::format("launching GPU kernel {}", i)); !s)
@@ -425,9 +450,10 @@ Status CudaExecutable::run(int64_t rows) {
     return launchAll(rows, false);
   // A graph fixes each launch's grid and function: the classifier's
   // depends on how many tokens return logits too (its tiles or its rows),
-  // the attention's on the tiling, so both are in the key.
+  // the attention's on the tiling and on the splits of the rows the
+  // context allows, so all are in the key.
   const GraphKey key{rows, LATHE_CUDA_USE_TILES(1, int64_t(layout_.logitTokens.size())),
-                     flashAttention(rows)};
+                     flashAttention(rows), contextSplits()};
   auto found = graphCache_.find(key);
   if (found == graphCache_.end()) {
     if (Status s = check(api_,

@@ -51,6 +51,11 @@ private:
   void addQueryTiles(int64_t rows);
   /// Whether the step's attention runs on the tensor cores.
   bool flashAttention(int64_t rows) const;
+  /// The splits of a token's visible rows the step's one-token attention
+  /// launches at most (grid z, with LATHE_CUDA_ATTENTION_SPLITS): 1 when
+  /// splitting is off (LATHE_CUDA_SPLIT_ATTENTION=0) or no token sees more
+  /// than a block's threads' rows.
+  int64_t contextSplits() const;
   /// Launches the table's kernels for a step of `rows` tokens on stream_
   /// (for a graph: grids that serve any step of as many tokens).
   Status launchAll(int64_t rows, bool graphed);
@@ -76,11 +81,14 @@ private:
   CUdeviceptr frameAddress_ = 0;
   bool pdl_ = false;
   bool graphs_ = true;
+  /// The one-token attention splits a token's rows over blocks
+  /// (LATHE_CUDA_ATTENTION_SPLITS).
+  bool splitAttention_ = true;
   /// Tokens per query tile of the tensor-core attention (0: none).
   int32_t queryTile_ = 0;
   /// By tokens per step, whether the classifier takes its tiles, and
   /// whether attention does.
-  using GraphKey = std::tuple<int64_t, bool, bool>;
+  using GraphKey = std::tuple<int64_t, bool, bool, int64_t>;
   std::map<GraphKey, CUgraphExec> graphCache_;
   std::vector<std::unique_ptr<backend::Buffer>> activations_;
   std::unique_ptr<backend::Buffer> tokenParts_; // LatheCudaFrame::tokenParts

@@ -30,26 +30,32 @@ template <> struct CacheFormat<float> { using type = F32; };
 template <> struct CacheFormat<__half> { using type = F16; };
 template <> struct CacheFormat<__nv_bfloat16> { using type = BF16; };
 
-/// sum_d q[d] * k[d] over a key row: 16-byte loads (the row's head starts
-/// 16-byte aligned when HeadDim is a multiple of the values per load).
-template <typename E, int HeadDim> __device__ float dotKey(const E *k, const float *q) {
+/// sum_d q[g][d] * k[d] over a key row for each of G query heads, the row
+/// read once for all of them: 16-byte loads (the row's head starts 16-byte
+/// aligned when HeadDim is a multiple of the values per load).
+template <typename E, int HeadDim, int G>
+__device__ void dotKey(const E *k, const float (*q)[HeadDim], float (&dot)[G]) {
   using Format = typename CacheFormat<E>::type;
   constexpr int per = Chunk<Format>::kPer;
-  float dot = 0;
+  for (int g = 0; g < G; ++g)
+    dot[g] = 0;
   if constexpr (HeadDim % per == 0) {
     const uint4 *chunks = reinterpret_cast<const uint4 *>(k);
 #pragma unroll
     for (int c = 0; c < HeadDim / per; ++c) {
       float v[per];
       Chunk<Format>::decode(__ldg(chunks + c), v);
-      for (int i = 0; i < per; ++i)
-        dot += q[c * per + i] * v[i];
+      for (int g = 0; g < G; ++g)
+        for (int i = 0; i < per; ++i)
+          dot[g] += q[g][c * per + i] * v[i];
     }
   } else {
-    for (int d = 0; d < HeadDim; ++d)
-      dot += q[d] * fromCache(k[d]);
+    for (int d = 0; d < HeadDim; ++d) {
+      const float v = fromCache(k[d]);
+      for (int g = 0; g < G; ++g)
+        dot[g] += q[g][d] * v;
+    }
   }
-  return dot;
 }
 
 /// How attention reads a KV cache of plain elements E: a head's slice of a
@@ -61,8 +67,9 @@ template <typename E> struct PlainKv {
   template <int HeadDim> static constexpr bool kParts = HeadDim % kPer == 0;
   template <int KvWidth> static constexpr int64_t kRowBytes = int64_t(KvWidth) * sizeof(E);
   template <int HeadDim> static constexpr int64_t kHeadBytes = int64_t(HeadDim) * sizeof(E);
-  template <int HeadDim> __device__ static float dot(const uint8_t *head, const float *q) {
-    return dotKey<E, HeadDim>(reinterpret_cast<const E *>(head), q);
+  template <int HeadDim, int G>
+  __device__ static void dot(const uint8_t *head, const float (*q)[HeadDim], float (&out)[G]) {
+    dotKey<E, HeadDim, G>(reinterpret_cast<const E *>(head), q, out);
   }
   template <int HeadDim> __device__ static float at(const uint8_t *head, int d) {
     return fromCache(reinterpret_cast<const E *>(head)[d]);
@@ -133,18 +140,26 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
     else
       return int(s.byte(at + i / 2) << (28 - 4 * (i % 2))) >> 28;
   }
-  template <int HeadDim> __device__ static float dot(const uint8_t *head, const float *q) {
+  /// Each of G query heads' dot product with a key row, the row read and
+  /// its codes widened once for all of them.
+  template <int HeadDim, int G>
+  __device__ static void dot(const uint8_t *head, const float (*q)[HeadDim], float (&out)[G]) {
     const ByteStream<int(kHeadBytes<HeadDim>)> s(head);
-    float sum = 0;
+    for (int g = 0; g < G; ++g)
+      out[g] = 0;
 #pragma unroll
     for (int b = 0; b < HeadDim / Block; ++b) {
-      float partial = 0;
+      float partial[G] = {};
 #pragma unroll
-      for (int i = 0; i < Block; ++i)
-        partial += float(code(s, b * kBlockBytes + kHeaderBytes, i)) * q[b * Block + i];
-      sum += partial * scale(s, b * kBlockBytes);
+      for (int i = 0; i < Block; ++i) {
+        const float c = float(code(s, b * kBlockBytes + kHeaderBytes, i));
+        for (int g = 0; g < G; ++g)
+          partial[g] += c * q[g][b * Block + i];
+      }
+      const float blockScale = scale(s, b * kBlockBytes);
+      for (int g = 0; g < G; ++g)
+        out[g] += partial[g] * blockScale;
     }
-    return sum;
   }
   template <int HeadDim> __device__ static float at(const uint8_t *head, int d) {
     const ByteStream<kBlockBytes> s(head + (d / Block) * kBlockBytes);
@@ -195,8 +210,19 @@ __device__ const uint8_t *cacheHead(const LatheCudaFrame &f, int layer, bool val
 /// groups over the chunk's rows, a thread per dimension, the groups' sums
 /// meeting in shared memory. (A thread per dimension walked a 128-row
 /// context in 32 dependent loads: 14 us a layer for the Llama-3.2-1B shape.)
+///
+/// A token that sees more than kThreads rows splits them over up to
+/// gridDim.z blocks (LATHE_CUDA_ATTENTION_SPLITS), a run of rows each:
+/// without it, 16 sequences at a 4096-token context were 128 blocks of 16
+/// chunks each, one after another, for the GPU's 132 SMs. Each split
+/// leaves its heads' running maximum, sum and unnormalized weighted sum of
+/// values in `partials` (G x (HeadDim + 2) floats a block); the split that
+/// arrives last (counted in `arrivals`, a counter per token and head group
+/// that it resets) merges them, as the online softmax merges chunks. A
+/// token of one split writes its output directly, as before splitting.
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock>
-__device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer) {
+__device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer,
+                          float *partials, unsigned *arrivals) {
   constexpr int G = HeadsPerBlock;
   static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
   constexpr int kvWidth = KvHeads * HeadDim;
@@ -217,7 +243,16 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
   const int t = blockIdx.x, h0 = blockIdx.y * G;
   const int kvHead = h0 / (Heads / KvHeads);
   const VisibleRows rows(f, t);
-  const int count = rows.count;
+  // This block's run of the token's rows, [begin, end).
+  const int splits = max(1, min(int(gridDim.z), (rows.count + kThreads - 1) / kThreads));
+  if (int(blockIdx.z) >= splits)
+    return;
+  const int perSplit = (rows.count + splits - 1) / splits;
+  const int begin = int(blockIdx.z) * perSplit, end = min(rows.count, begin + perSplit);
+  constexpr int kPartialFloats = G * (HeadDim + 2); // a split's sums, then max and total a head
+  float *const tokenPartials =
+      partials + (int64_t(t) * gridDim.y + blockIdx.y) * gridDim.z * kPartialFloats;
+  float *const mine = splits > 1 ? tokenPartials + blockIdx.z * kPartialFloats : nullptr;
   const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
   for (int i = threadIdx.x; i < G * HeadDim; i += kThreads)
     q[i / HeadDim][i % HeadDim] = query[i];
@@ -238,22 +273,23 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
     for (int i = 0; i < (kWide ? per : 1); ++i)
       wide[g][i] = 0;
   }
-  for (int p0 = 0; p0 < count; p0 += kThreads) {
-    const int p = p0 + threadIdx.x, rowsHere = min(kThreads, count - p0);
+  for (int p0 = begin; p0 < end; p0 += kThreads) {
+    const int p = p0 + threadIdx.x, rowsHere = min(kThreads, end - p0);
     float s[G];
-    if (p < count) {
-      const uint8_t *k = cacheHead<C, kvWidth, HeadDim>(f, layer, false, rows[p], kvHead);
+    if (p < end) {
+      C::template dot<HeadDim, G>(cacheHead<C, kvWidth, HeadDim>(f, layer, false, rows[p], kvHead),
+                                  q, s);
       for (int g = 0; g < G; ++g)
-        s[g] = C::template dot<HeadDim>(k, q[g]) * scale;
+        s[g] *= scale;
     }
     // Every head's chunk maximum and sum in one exchange each.
     float chunkMax[G], e[G], sums[G], rescale[G];
     for (int g = 0; g < G; ++g)
-      e[g] = p < count ? s[g] : -INFINITY;
+      e[g] = p < end ? s[g] : -INFINITY;
     blockMaxEach<G>(e, chunkMax);
     for (int g = 0; g < G; ++g) {
       const float newMax = fmaxf(maxScore[g], chunkMax[g]);
-      e[g] = p < count ? expf(s[g] - newMax) : 0.0f;
+      e[g] = p < end ? expf(s[g] - newMax) : 0.0f;
       scores[g][threadIdx.x] = e[g];
       rescale[g] = expf(maxScore[g] - newMax); // 0 on the first chunk
       maxScore[g] = newMax;
@@ -293,6 +329,14 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
     __syncthreads(); // before the next chunk's scores
   }
   float *o = f.buffers[out] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
+  // Head g's weighted sum of values at dimension d: the output, or this
+  // split's share of it.
+  const auto put = [&](int g, int d, float sum) {
+    if (mine)
+      mine[g * (HeadDim + 2) + d] = sum;
+    else
+      o[g * HeadDim + d] = sum / total[g];
+  };
   if constexpr (kWide) {
     // The row slots' sums: across the warp's slots (lanes lanesPerRow
     // apart), then across warps, kHeadsAtOnce heads a barrier.
@@ -311,31 +355,65 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
         float sum = 0;
         for (int w = 0; w < kWarps; ++w)
           sum += partial[w][j / HeadDim][j % HeadDim];
-        o[g0 * HeadDim + j] = sum / total[g0 + j / HeadDim];
+        put(g0 + j / HeadDim, j % HeadDim, sum);
       }
       if (g0 + kHeadsAtOnce < G)
         __syncthreads(); // before the next heads' sums
     }
-    return;
-  }
-  for (int i = 0; i < passes; ++i) {
-    const int d = i * kThreads + lane;
-    if (groups > 1) {
-      if (group < groups)
+  } else {
+    for (int i = 0; i < passes; ++i) {
+      const int d = i * kThreads + lane;
+      if (groups > 1) {
+        if (group < groups)
+          for (int g = 0; g < G; ++g)
+            partial[group][g][d] = acc[i][g];
+        __syncthreads();
+        for (int j = threadIdx.x; j < G * HeadDim; j += kThreads) {
+          float sum = 0;
+          for (int r = 0; r < groups; ++r)
+            sum += partial[r][j / HeadDim][j % HeadDim];
+          put(j / HeadDim, j % HeadDim, sum);
+        }
+      } else if (d < HeadDim) {
         for (int g = 0; g < G; ++g)
-          partial[group][g][d] = acc[i][g];
-      __syncthreads();
-      for (int j = threadIdx.x; j < G * HeadDim; j += kThreads) {
-        float sum = 0;
-        for (int r = 0; r < groups; ++r)
-          sum += partial[r][j / HeadDim][j % HeadDim];
-        o[j] = sum / total[j / HeadDim];
+          put(g, d, acc[i][g]);
       }
-    } else if (d < HeadDim) {
-      for (int g = 0; g < G; ++g)
-        o[g * HeadDim + d] = acc[i][g] / total[g];
     }
   }
+  if (!mine)
+    return;
+  // Split: leave the heads' maxima and totals (every thread holds them),
+  // then the last split to arrive merges every split's sums.
+  if (threadIdx.x < G) {
+    mine[threadIdx.x * (HeadDim + 2) + HeadDim] = maxScore[threadIdx.x];
+    mine[threadIdx.x * (HeadDim + 2) + HeadDim + 1] = total[threadIdx.x];
+  }
+  __threadfence(); // this block's partials before its arrival is counted
+  __syncthreads();
+  __shared__ bool last;
+  unsigned *const arrived = arrivals + int64_t(t) * gridDim.y + blockIdx.y;
+  if (threadIdx.x == 0)
+    last = atomicAdd(arrived, 1u) == unsigned(splits - 1);
+  __syncthreads();
+  if (!last)
+    return;
+  __threadfence(); // the other splits' partials, read past L1 (__ldcg)
+  for (int j = threadIdx.x; j < G * HeadDim; j += kThreads) {
+    const int g = j / HeadDim, d = j % HeadDim;
+    float m = -INFINITY;
+    for (int sp = 0; sp < splits; ++sp)
+      m = fmaxf(m, __ldcg(tokenPartials + sp * kPartialFloats + g * (HeadDim + 2) + HeadDim));
+    float sum = 0, weight = 0;
+    for (int sp = 0; sp < splits; ++sp) {
+      const float *split = tokenPartials + sp * kPartialFloats + g * (HeadDim + 2);
+      const float w = expf(__ldcg(split + HeadDim) - m); // 0 for a split of no rows
+      sum += w * __ldcg(split + d);
+      weight += w * __ldcg(split + HeadDim + 1);
+    }
+    o[j] = sum / weight;
+  }
+  if (threadIdx.x == 0)
+    *arrived = 0; // for the next launch (kernels run one after another)
 }
 
 } // namespace lathe_cuda

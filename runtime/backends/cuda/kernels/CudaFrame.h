@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 11u
+#define LATHE_CUDA_ABI_VERSION 12u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -87,8 +87,10 @@ typedef struct LatheCudaFrame {
 /* How a step kernel spreads over blocks. */
 typedef enum LatheCudaGrid {
   LATHE_CUDA_GRID_PER_TOKEN = 0,   /* `blocks` blocks per token: grid x tokens, y blocks */
-  LATHE_CUDA_GRID_PER_HEAD = 1,    /* one block per token and group of heads: grid x
-                                      tokens, y `blocks` groups */
+  LATHE_CUDA_GRID_PER_HEAD = 1,    /* attention: one block per token and group of
+                                      heads, grid x tokens, y `blocks` groups, z the
+                                      splits of the visible rows
+                                      (LATHE_CUDA_ATTENTION_SPLITS) */
   LATHE_CUDA_GRID_PRODUCT = 2,     /* `blocks` blocks: the products of the launch share
                                       them out, ceil(N / rows per block) each */
   LATHE_CUDA_GRID_SPLIT = 3        /* `blocks` blocks per token, the tokens rounded up
@@ -124,6 +126,25 @@ typedef struct LatheCudaLaunch {
    * tokens or more: grid x the tiles, y `blocks` as the per-token kernel. */
   int32_t queryTile;
 } LatheCudaLaunch;
+
+/* The splits of a token's visible rows that the one-token attention kernel
+ * (CudaAttention.cuh) takes on the grid's z, so that a step of few tokens at
+ * a long context still fills the GPU: up to LATHE_CUDA_ATTENTION_MAX_SPLITS,
+ * as many as bring the step's blocks to LATHE_CUDA_ATTENTION_TARGET_BLOCKS.
+ * A token uses one split per LATHE_CUDA_THREADS rows it sees (at most z):
+ * the blocks of the others return at once. Fixed by the step's tokens, not
+ * by its context, so that a captured graph replays it for the next step.
+ * The module sizes its scratch (each split's partial sums) from the same
+ * bound: tokens x groups x splits < 2 x the target whenever splits > 1. */
+#define LATHE_CUDA_ATTENTION_TARGET_BLOCKS 1024
+#define LATHE_CUDA_ATTENTION_MAX_SPLITS 32
+#define LATHE_CUDA_ATTENTION_WANTED_SPLITS(blocks) \
+  ((LATHE_CUDA_ATTENTION_TARGET_BLOCKS + (blocks) - 1) / (blocks))
+#define LATHE_CUDA_ATTENTION_SPLITS(tokens, groups)                                       \
+  ((tokens) * (groups) >= LATHE_CUDA_ATTENTION_TARGET_BLOCKS ? 1                          \
+   : LATHE_CUDA_ATTENTION_WANTED_SPLITS((tokens) * (groups)) < LATHE_CUDA_ATTENTION_MAX_SPLITS \
+       ? LATHE_CUDA_ATTENTION_WANTED_SPLITS((tokens) * (groups))                          \
+       : LATHE_CUDA_ATTENTION_MAX_SPLITS)
 
 /* Whether a product launch of `tokens` tokens runs on the tensor-core tiles,
  * and on the wide ones (the kernel takes the same decision). */

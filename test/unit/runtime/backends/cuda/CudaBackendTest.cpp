@@ -70,9 +70,11 @@ struct Decoded {
   std::vector<std::vector<float>> logits;
 };
 
-/// Greedy decoding of `start` alone for `steps` tokens.
+/// Greedy decoding of `start` alone for `steps` tokens; with `fed`, each
+/// step is fed fed[i] (another run's choices) instead of its own, so that
+/// two runs see the same tokens even where one near-tie goes the other way.
 Decoded greedy(std::shared_ptr<backend::Executable> executable, const std::vector<int32_t> &start,
-           int steps) {
+               int steps, const std::vector<int32_t> *fed = nullptr) {
   Decoded out;
   auto session = Session::create(std::move(executable));
   EXPECT_TRUE(session) << session.error().message();
@@ -83,7 +85,8 @@ Decoded greedy(std::shared_ptr<backend::Executable> executable, const std::vecto
     out.logits.emplace_back(logits->begin(), logits->end());
     out.ids.push_back(argmax(*logits));
     if (i + 1 < steps)
-      logits = session->forward(std::span<const int32_t>(&out.ids.back(), 1));
+      logits = session->forward(
+          std::span<const int32_t>(fed ? &(*fed)[size_t(i)] : &out.ids.back(), 1));
   }
   EXPECT_TRUE(logits) << logits.error().message();
   return out;
@@ -121,8 +124,11 @@ protected:
 /// float sums and the reference's double sums land on the two sides of a
 /// rounding boundary, that element differs by up to 2^-9 relative, and the
 /// logits by up to about 1e-3. A compressed cache's codes are coarser (an
-/// int8 step is 1/127 of its block's largest value): 2.6e-3 measured with
-/// int8 codes on stories15M, 1e-2 allowed.
+/// int8 step is 1/127 of its block's largest value): where a key or value
+/// lands on the other code, a position's logits move by up to 1.4e-2
+/// (stories15M, int4 weights, int8 cache; 1.1e-3 on average over a prompt's
+/// 200 positions), so the tests below hold single positions to 3x this
+/// bound and means and decoding steps to it.
 double againstReference(const backend::Executable &executable) {
   const formats::KvFormat format = executable.kvLayout(1).format;
   return format.kind == formats::KvKind::F32 ? 1e-4 : format.compressed() ? 1e-2 : 2e-3;
@@ -131,19 +137,35 @@ double againstReference(const backend::Executable &executable) {
 TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
   const int64_t context = gpu->config().context;
   const double tolerance = againstReference(*gpu);
+  const bool compressed = gpu->kvLayout(1).format.compressed();
   for (int length : {1, 5, 17, 300}) {
     if (length >= context)
       continue;
     const int steps = int(std::min<int64_t>(12, context - length + 1));
     const std::vector<int32_t> start = prompt(vocab, length, length);
     const Decoded want = greedy(reference, start, steps);
-    const Decoded got = greedy(gpu, start, steps);
+    const Decoded got = greedy(gpu, start, steps, compressed ? &want.ids : nullptr);
     ASSERT_EQ(got.logits.size(), want.logits.size());
     for (size_t s = 0; s < got.logits.size(); ++s) {
       const double error = relativeL2(got.logits[s], want.logits[s]);
       EXPECT_LT(error, tolerance) << GetParam() << ": prompt of " << length << ", step " << s;
+      // A compressed cache's code flips (againstReference) move logits by
+      // up to about 1e-2: where the reference's best two tokens are closer
+      // than the two runs' logits differ, either choice is right. Its steps
+      // are fed the reference's tokens, so one such tie does not send the
+      // rest of the run elsewhere.
+      if (compressed && got.ids[s] != want.ids[s]) {
+        float moved = 0;
+        for (size_t v = 0; v < got.logits[s].size(); ++v)
+          moved = std::max(moved, std::fabs(got.logits[s][v] - want.logits[s][v]));
+        const std::vector<float> &ref = want.logits[s];
+        EXPECT_LE(ref[size_t(want.ids[s])] - ref[size_t(got.ids[s])], 2 * moved)
+            << GetParam() << ": prompt of " << length << ", step " << s
+            << ": the GPU's choice is not a near-tie of the reference's";
+      }
     }
-    EXPECT_EQ(got.ids, want.ids) << "prompt of " << length;
+    if (!compressed)
+      EXPECT_EQ(got.ids, want.ids) << "prompt of " << length;
   }
 }
 
@@ -169,8 +191,24 @@ TEST_P(CudaBackendTest, PromptLogitsMatchTheReferenceKernelsAtEveryPosition) {
     for (size_t t = 0; t < start.size(); ++t)
       rows[i].emplace_back(logits->begin() + t * vocab, logits->begin() + (t + 1) * vocab);
   }
-  for (size_t t = 0; t < start.size(); ++t)
-    EXPECT_LT(relativeL2(rows[0][t], rows[1][t]), tolerance) << GetParam() << ": position " << t;
+  // A compressed cache: a code that lands on the other side of a rounding
+  // boundary moves its value a whole step (1/127 of its block's largest in
+  // int8), and where one key dominates a position's scores that position's
+  // logits move by up to about 1.4e-2 (int4 weights, int8 cache: 3 of 200
+  // positions above 1e-2, H200, 2026-12-01). Each position is held to 3x
+  // that, and the mean over positions to the usual bound: a wrong row or a
+  // misread block moves every later position, by order 1.
+  const bool compressed = gpu->kvLayout(1).format.compressed();
+  const double each = compressed ? 3 * tolerance : tolerance;
+  double sum = 0;
+  for (size_t t = 0; t < start.size(); ++t) {
+    const double error = relativeL2(rows[0][t], rows[1][t]);
+    sum += error;
+    EXPECT_LT(error, each) << GetParam() << ": position " << t;
+  }
+  const double mean = sum / double(start.size());
+  RecordProperty("mean_relative_l2", std::to_string(mean));
+  EXPECT_LT(mean, compressed ? tolerance / 4 : tolerance) << GetParam();
 }
 
 /// How far a token's logits may move when the tokens around it in a step
