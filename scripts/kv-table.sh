@@ -33,14 +33,20 @@
 # token are the quantized tokens', the window's f32 tokens come on top
 # (lathe-run's KV cache line and docs/formats.md).
 #
-# bfp caches are built with key channels reordered (the default) and with
-# :no-reorder.
+# int8 and bfp caches are built with key pairs scaled (and, bfp, reordered:
+# the defaults), bfp reordered only (:no-equalize) and both as they are
+# (:no-equalize, :no-reorder).
 set -euo pipefail
 
 # f32 first: it is the reference the others' sizes are compared with.
-# bfp caches reorder key channels by default (lathe-reorder-key-channels);
-# :no-reorder shows what that buys.
-kvs=(f32 f16 int8 bfp8 bfp4:no-reorder bfp4 bfp4:block=8:no-reorder bfp4:block=8 int4 int2)
+# int8 and bfp caches scale key pairs by powers of two
+# (lathe-equalize-key-channels), bfp ones then reorder them
+# (lathe-reorder-key-channels), by default; :no-equalize and :no-reorder
+# show what each buys.
+kvs=(f32 f16 int8:no-equalize int8 bfp8
+     bfp4:no-equalize:no-reorder bfp4:no-equalize bfp4
+     bfp4:block=8:no-equalize:no-reorder bfp4:block=8:no-equalize bfp4:block=8
+     int4 int2)
 # The outlier-key variant: lathe-outlier-variant --keys --seed, --channels
 # (pairs a layer), --exponents. OutlierVariantsTest checks it bit-identical
 # in FP32.
@@ -119,11 +125,15 @@ for m in "${!sources[@]}"; do
     [ -n "${count:-}" ] || die "lathe-run $a printed no KV cache line"
     [ "${spec%%:*}" = "${kvs[$k]%%:*}" ] \
       || die "lathe-compile --kv=${kvs[$k]} built a $spec KV cache, not ${kvs[$k]%%:*}"
-    # The stored format does not say whether keys were reordered: the spec
-    # given does.
+    # The stored format does not say whether keys were scaled or
+    # reordered: the spec given does.
     case ${kvs[$k]} in
-      *no-reorder*) name[$k]="$spec, keys in order" ;;
-      bfp*) name[$k]="$spec, keys reordered" ;;
+      int8:no-equalize) name[$k]="$spec, keys as they are" ;;
+      int8) name[$k]="$spec, keys scaled" ;;
+      *no-equalize*no-reorder*) name[$k]="$spec, keys as they are" ;;
+      *no-equalize*) name[$k]="$spec, keys reordered" ;;
+      *no-reorder*) name[$k]="$spec, keys scaled" ;;
+      bfp*) name[$k]="$spec, keys scaled and reordered" ;;
       *) name[$k]=$spec ;;
     esac
     bytes[$k]=$count

@@ -21,6 +21,7 @@
 #include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "runtime/formats/ElementType.h"
 #include "runtime/kernels/ElementwiseKernels.h"
+#include "runtime/plan/RopeFrequencies.h"
 
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
 #include "mlir/IR/Builders.h"
@@ -212,8 +213,7 @@ private:
   /// The frequency tables of a rope: one per group of its pair_order, or
   /// one for every head.
   static int64_t ropeGroups(kplan::RopeOp r) {
-    return r.getPairOrder().empty() ? 1
-                                    : int64_t(r.getPairOrder().size()) / (r.getHeadDim() / 2);
+    return plan::ropeTableGroups(r.getPairOrder().size(), r.getHeadDim());
   }
   /// rows * width: the elements of a buffer in this step.
   Value elements(Value planBuffer) {

@@ -482,9 +482,7 @@ private:
   /// Consecutive heads of a rope's row that share a table of frequencies
   /// (all of them, or a group of a pair order).
   int64_t headsPerTable(const plan::RopeStep &s) {
-    const int64_t heads = width(s.input) / s.headDim;
-    return s.pairOrder.empty() ? heads
-                               : heads / (int64_t(s.pairOrder.size()) / (s.headDim / 2));
+    return width(s.input) / s.headDim / plan::ropeTableGroups(s.pairOrder.size(), s.headDim);
   }
   /// The name of a table of a rope step's frequencies (one per distinct
   /// table), emitted on first use.

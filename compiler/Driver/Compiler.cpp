@@ -328,11 +328,13 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   // Reordering and format selection need calibration; plain quantization
   // uses it, when a tokenizer allows, to equalize channels and to report
   // calibrated errors.
-  // Key channels are ordered for a block-compressed cache (a speed model
-  // has no weights to order).
+  // Key channels are scaled and ordered for a block-compressed cache (a
+  // speed model has no weights to scale or order).
   const bool reorderKeys = kvFlag->reorderKeys && !o.syntheticWeights;
+  const bool equalizeKeys = kvFlag->equalizeKeys && !o.syntheticWeights;
   const bool calibrates =
-      quant->needsCalibration() || ((quant->quantizes() || reorderKeys) && tokenizer);
+      quant->needsCalibration() ||
+      ((quant->quantizes() || reorderKeys || equalizeKeys) && tokenizer);
   if (calibrates) {
     if (!tokenizer)
       return Error("--quant=" + o.quant + " calibrates the model on text and needs a "
@@ -350,11 +352,22 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       return Error((o.calib.empty() ? std::string("built-in text") : o.calib) + ": " +
                    stats.error().message());
   }
+  if ((equalizeKeys || reorderKeys) && !calibrates && note)
+    note(std::string("no tokenizer to calibrate with: key channels are ") +
+         (equalizeKeys && reorderKeys ? "scaled and ordered"
+          : equalizeKeys              ? "scaled"
+                                      : "ordered") +
+         " by their weights alone (pass --tokenizer to weigh them by calibrated inputs)");
+  // Scales first: the order is then chosen for the scaled keys.
+  if (equalizeKeys) {
+    report("equalizing key channels for the KV cache", 0);
+    mlir::PassManager pm(&context);
+    pm.addPass(createEqualizeKeyChannels());
+    if (mlir::failed(pm.run(*module)))
+      return mlirError(o.input + ": equalizing key channels failed");
+  }
   if (reorderKeys) {
     report("ordering key channels for the KV cache", 0);
-    if (!calibrates && note)
-      note("no tokenizer to calibrate with: key channels are ordered by their weights alone "
-           "(pass --tokenizer to weigh them by calibrated inputs)");
     mlir::PassManager pm(&context);
     pm.addPass(createReorderKeyChannels());
     if (mlir::failed(pm.run(*module)))

@@ -9,10 +9,12 @@
 //   --kv=int4[:group=G][:window=R]  KIVI: keys per channel over groups of G
 //   --kv=int2[:group=G][:window=R]  tokens, values per token, the newest R f32
 //
-// The bfp formats also take :reorder (the default) or :no-reorder: whether
-// lathe-reorder-key-channels sorts each KV head's key pairs by magnitude
-// so that large ones share blocks (folded into the weights; not part of
-// the stored format).
+// int8, bfp8 and bfp4 also take :equalize (the default) or :no-equalize:
+// whether lathe-equalize-key-channels scales each KV head's key pairs by
+// powers of two toward like magnitudes (folded exactly into the q/k
+// projections); the bfp formats also :reorder (the default) or
+// :no-reorder: whether lathe-reorder-key-channels then sorts the pairs so
+// that large ones share blocks. Neither is part of the stored format.
 #pragma once
 
 #include "runtime/formats/KvFormat.h"
@@ -23,16 +25,18 @@
 namespace lathe::compiler {
 
 /// What --kv asks for: the cache's format and whether the key channels are
-/// reordered for it.
+/// equalized and reordered for it.
 struct KvFlag {
   formats::KvFormat format;
   bool reorderKeys = false;
+  bool equalizeKeys = false;
 };
 
-/// The whole flag: `reorder` / `no-reorder` options taken out (bfp kinds
-/// only; on by default for them), the rest read by parseKvFlag. Errors
-/// quote the text: "--kv=int8:reorder: reorder applies to bfp8 and bfp4
-/// (the kinds whose key channels share exponents)".
+/// The whole flag: `reorder` / `no-reorder` (bfp kinds only) and
+/// `equalize` / `no-equalize` (int8 and bfp) taken out, each on by default
+/// where it applies, the rest read by parseKvFlag. Errors quote the text:
+/// "--kv=int8:reorder: reorder applies to bfp8 and bfp4 (the kinds whose
+/// key channels share exponents)".
 Expected<KvFlag> parseKvSpec(std::string_view text);
 
 /// The format `text` names, its block left 0 when not given (the model's

@@ -13,8 +13,9 @@
 //
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
-#include "passes/Quantize/CalibratedLinear.h"
+#include "passes/Quantize/RotatedProjection.h"
 #include "passes/Quantize/WeightData.h"
+#include "runtime/plan/RopeFrequencies.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
@@ -32,62 +33,6 @@ using namespace mlir;
 namespace lathe {
 namespace {
 
-/// rope(linear(x) [+ bias]): a projection whose rows the pass may permute.
-struct RotatedProjection {
-  tfm::RopeOp rope;
-  tfm::LinearOp linear;
-  tfm::BiasAddOp bias; // null without one
-  tfm::WeightOp weight, biasWeight;
-};
-
-int64_t widthOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape().back(); }
-
-/// The projection behind `rotated`, or a reason it cannot be reordered.
-FailureOr<RotatedProjection> projectionOf(Value rotated, std::string &why) {
-  RotatedProjection p;
-  p.rope = rotated.getDefiningOp<tfm::RopeOp>();
-  if (!p.rope) {
-    why = "are not produced by tfm.rope";
-    return failure();
-  }
-  if (!rotated.hasOneUse()) {
-    why = "are read by more than the attention";
-    return failure();
-  }
-  Value in = p.rope.getInput();
-  if ((p.bias = in.getDefiningOp<tfm::BiasAddOp>())) {
-    if (!in.hasOneUse()) {
-      why = "are read before their rotation";
-      return failure();
-    }
-    p.biasWeight = p.bias.getBias().getDefiningOp<tfm::WeightOp>();
-    in = p.bias.getInput();
-  }
-  p.linear = in.getDefiningOp<tfm::LinearOp>();
-  if (!p.linear) {
-    why = "are not a tfm.linear (+ tfm.bias_add) rotated by tfm.rope";
-    return failure();
-  }
-  p.weight = p.linear.getWeight().getDefiningOp<tfm::WeightOp>();
-  if (!in.hasOneUse() || !p.weight || (p.bias && !p.biasWeight)) {
-    why = "are read before their rotation, or their weights are not tfm.weight";
-    return failure();
-  }
-  if (!p.weight->hasOneUse() || (p.biasWeight && !p.biasWeight->hasOneUse())) {
-    why = "share their weights with another op";
-    return failure();
-  }
-  return p;
-}
-
-/// The two channels of a head (at `head`) that pair `pair` rotates.
-std::pair<int64_t, int64_t> pairChannels(int64_t head, int64_t pair, int64_t headDim,
-                                         tfm::RopeLayout layout) {
-  if (layout == tfm::RopeLayout::interleaved)
-    return {head + 2 * pair, head + 2 * pair + 1};
-  return {head + pair, head + pair + headDim / 2};
-}
-
 struct ReorderKeyChannelsPass : impl::ReorderKeyChannelsBase<ReorderKeyChannelsPass> {
   using ReorderKeyChannelsBase::ReorderKeyChannelsBase;
 
@@ -101,27 +46,14 @@ struct ReorderKeyChannelsPass : impl::ReorderKeyChannelsBase<ReorderKeyChannelsP
 
   LogicalResult reorder(tfm::AttentionOp attention) {
     std::string why;
-    FailureOr<RotatedProjection> keys = projectionOf(attention.getKeys(), why);
-    if (failed(keys)) {
-      attention.emitWarning() << "keys left in order: the keys " << why;
+    FailureOr<KeyQueryProjections> kq = keyQueryProjections(attention, why);
+    if (failed(kq)) {
+      attention.emitWarning() << "keys left in order: " << why;
       return success();
     }
-    FailureOr<RotatedProjection> queries = projectionOf(attention.getQueries(), why);
-    if (failed(queries)) {
-      attention.emitWarning() << "keys left in order: the queries " << why;
-      return success();
-    }
-    tfm::RopeOp kRope = keys->rope, qRope = queries->rope;
-    const int64_t headDim = kRope.getHeadDim(), half = headDim / 2;
-    if (int64_t(qRope.getHeadDim()) != headDim || qRope.getTheta() != kRope.getTheta() ||
-        qRope.getScaling() != kRope.getScaling() || qRope.getLayout() != kRope.getLayout() ||
-        qRope.getPairOrderVector() != kRope.getPairOrderVector()) {
-      attention.emitWarning() << "keys left in order: the queries and keys are rotated "
-                                 "differently";
-      return success();
-    }
-    const int64_t kvHeads = widthOf(attention.getKeys()) / headDim;
-    const int64_t heads = widthOf(attention.getQueries()) / headDim;
+    tfm::RopeOp kRope = kq->keys.rope, qRope = kq->queries.rope;
+    const int64_t headDim = kq->headDim, half = headDim / 2;
+    const int64_t kvHeads = kq->kvHeads, heads = kq->heads;
 
     // The block the cache shares an exponent over: the option, else the
     // cache's own bfp block.
@@ -138,26 +70,19 @@ struct ReorderKeyChannelsPass : impl::ReorderKeyChannelsBase<ReorderKeyChannelsP
     if (block == headDim)
       return success(); // one block a head: every order is the same
 
-    FailureOr<std::vector<double>> kSquares = meanSquares(*keys);
-    FailureOr<std::vector<double>> qSquares = meanSquares(*queries);
-    if (failed(kSquares) || failed(qSquares))
+    FailureOr<PairMeanSquares> squares = pairMeanSquares(*kq);
+    if (failed(squares))
       return failure();
     const tfm::RopeLayout layout = kRope.getLayout();
-    const int64_t groupHeads = heads / kvHeads;
     std::vector<std::vector<int64_t>> perm(kvHeads);
     bool identity = true;
     for (int64_t g = 0; g < kvHeads; ++g) {
-      // Per pair: the key's mean square (rotation keeps a pair's), and the
-      // queries' that weigh its rounding error in the scores.
-      std::vector<double> keyMs(half, 0.0), queryMs(half, 0.0);
-      for (int64_t j = 0; j < half; ++j) {
-        auto [a, b] = pairChannels(g * headDim, j, headDim, layout);
-        keyMs[j] = (*kSquares)[a] + (*kSquares)[b];
-        for (int64_t h = g * groupHeads; h < (g + 1) * groupHeads; ++h) {
-          auto [qa, qb] = pairChannels(h * headDim, j, headDim, layout);
-          queryMs[j] += (*qSquares)[qa] + (*qSquares)[qb];
-        }
-      }
+      // Per pair: the key's mean square, and the queries' that weigh its
+      // rounding error in the scores.
+      const std::vector<double> keyMs(squares->keys.begin() + g * half,
+                                      squares->keys.begin() + (g + 1) * half);
+      const std::vector<double> queryMs(squares->queries.begin() + g * half,
+                                        squares->queries.begin() + (g + 1) * half);
       perm[g] = chooseOrder(keyMs, queryMs, block / 2);
       for (int64_t j = 0; j < half; ++j)
         identity &= perm[g][j] == j;
@@ -173,7 +98,7 @@ struct ReorderKeyChannelsPass : impl::ReorderKeyChannelsBase<ReorderKeyChannelsP
       for (int64_t h = 0; h < rowHeads; ++h) {
         const std::vector<int64_t> &order = perm[h * kvHeads / rowHeads];
         for (int64_t j = 0; j < half; ++j) {
-          auto [a, b] = pairChannels(h * headDim, order[j], headDim, layout);
+          auto [a, b] = ropePairChannels(h * headDim, order[j], headDim, layout);
           from[h * headDim + 2 * j] = a;
           from[h * headDim + 2 * j + 1] = b;
         }
@@ -183,7 +108,7 @@ struct ReorderKeyChannelsPass : impl::ReorderKeyChannelsBase<ReorderKeyChannelsP
     // The new pair order: position j of group g turns at the frequency
     // that the old pair perm[g][j] turned at.
     const std::vector<uint32_t> oldOrder = kRope.getPairOrderVector();
-    const int64_t oldGroups = oldOrder.empty() ? 1 : int64_t(oldOrder.size()) / half;
+    const int64_t oldGroups = plan::ropeTableGroups(oldOrder.size(), headDim);
     std::vector<int32_t> order(kvHeads * half);
     for (int64_t g = 0; g < kvHeads; ++g)
       for (int64_t j = 0; j < half; ++j) {
@@ -192,45 +117,20 @@ struct ReorderKeyChannelsPass : impl::ReorderKeyChannelsBase<ReorderKeyChannelsP
                                   ? int32_t(old)
                                   : int32_t(oldOrder[(g * oldGroups / kvHeads) * half + old]);
       }
-    if (failed(permuteRows(*keys, channelMap(kvHeads))) ||
-        failed(permuteRows(*queries, channelMap(heads))))
+    // Whole rows move: a packed weight stays packed.
+    auto permuteRows = [](RotatedProjection p, const std::vector<int64_t> &from) {
+      return rewriteProjectionWeights(p, [&](OpBuilder &b, tfm::WeightOp weight) {
+        return permuteWeightRows(b, weight, from);
+      });
+    };
+    if (failed(permuteRows(kq->keys, channelMap(kvHeads))) ||
+        failed(permuteRows(kq->queries, channelMap(heads))))
       return failure();
     for (tfm::RopeOp rope : {kRope, qRope}) {
       rope.setLayoutAttr(tfm::RopeLayoutAttr::get(rope.getContext(), tfm::RopeLayout::interleaved));
       rope.setPairOrder(order);
     }
     return success();
-  }
-
-  /// Each output channel's mean square, estimated from its weight row (any
-  /// format, decoded) and the calibrated rms of the projection's inputs (1
-  /// without calibration), assuming uncorrelated inputs, plus its bias
-  /// squared.
-  static FailureOr<std::vector<double>> meanSquares(RotatedProjection p) {
-    FailureOr<std::vector<float>> w = readWeightValues(p.weight);
-    if (failed(w))
-      return failure();
-    auto type = cast<RankedTensorType>(p.weight.getType());
-    const int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
-    const std::vector<float> rms = readF32Attr(p.linear, kCalibRmsAttr);
-    std::vector<float> bias;
-    if (p.biasWeight) {
-      FailureOr<std::vector<float>> b = readWeightValues(p.biasWeight);
-      if (failed(b))
-        return failure();
-      bias = std::move(*b);
-    }
-    std::vector<double> squares(rows, 0.0);
-    for (int64_t n = 0; n < rows; ++n) {
-      for (int64_t c = 0; c < cols; ++c) {
-        const double v = (*w)[n * cols + c];
-        const double r = rms.size() == size_t(cols) ? rms[c] : 1.0;
-        squares[n] += v * v * r * r;
-      }
-      if (!bias.empty())
-        squares[n] += double(bias[n]) * bias[n];
-    }
-    return squares;
   }
 
   /// The estimated error a block order adds to the scores: each block's
@@ -293,25 +193,6 @@ struct ReorderKeyChannelsPass : impl::ReorderKeyChannelsBase<ReorderKeyChannelsP
     return best;
   }
 
-  /// Replaces the projection's weight (and bias) by copies whose row n is
-  /// the old row from[n] (whole rows: a packed weight stays packed).
-  static LogicalResult permuteRows(RotatedProjection p, const std::vector<int64_t> &from) {
-    auto permuted = [&](tfm::WeightOp weight, OpOperand &use) -> LogicalResult {
-      OpBuilder b(weight);
-      FailureOr<tfm::WeightOp> copy = permuteWeightRows(b, weight, from);
-      if (failed(copy))
-        return failure();
-      use.set(copy->getResult());
-      if (weight->use_empty())
-        weight.erase();
-      return success();
-    };
-    if (failed(permuted(p.weight, p.linear.getWeightMutable())))
-      return failure();
-    if (p.bias && failed(permuted(p.biasWeight, p.bias.getBiasMutable())))
-      return failure();
-    return success();
-  }
 };
 
 } // namespace

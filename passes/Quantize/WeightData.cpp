@@ -6,6 +6,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 
+#include <cmath>
 #include <cstring>
 
 using namespace mlir;
@@ -83,6 +84,36 @@ FailureOr<std::vector<float>> readWeightValues(tfm::WeightOp weight) {
   return values;
 }
 
+namespace {
+
+/// A copy of `weight` (same name and type, inserted at the builder) holding
+/// `bytes`, stored as the original is (dense or dense_resource).
+tfm::WeightOp withBytes(OpBuilder &builder, tfm::WeightOp weight, ArrayRef<uint8_t> bytes) {
+  ArrayRef<char> data(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+  Attribute value;
+  if (auto res = dyn_cast<DenseResourceElementsAttr>(weight.getValue()))
+    value = DenseResourceElementsAttr::get(
+        res.getType(), weight.getSymName(),
+        HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 64, /*dataIsMutable=*/false));
+  else
+    value = DenseElementsAttr::getFromRawBuffer(
+        cast<ShapedType>(cast<DenseElementsAttr>(weight.getValue()).getType()), data);
+  return tfm::WeightOp::create(builder, weight.getLoc(), weight.getResult().getType(),
+                               weight.getSymNameAttr(), cast<ElementsAttr>(value));
+}
+
+/// x stored as `elementType` (f32, f16 or bf16; rounded to nearest even)
+/// and read back.
+float storedAs(Type elementType, float x) {
+  if (elementType.isF16())
+    return f16ToFloat(floatToF16(x));
+  if (elementType.isBF16())
+    return bf16ToFloat(floatToBf16(x));
+  return x;
+}
+
+} // namespace
+
 FailureOr<tfm::WeightOp> permuteWeightRows(OpBuilder &builder, tfm::WeightOp weight,
                                            ArrayRef<int64_t> from) {
   FailureOr<std::vector<uint8_t>> bytes = readWeightBytes(weight);
@@ -96,17 +127,46 @@ FailureOr<tfm::WeightOp> permuteWeightRows(OpBuilder &builder, tfm::WeightOp wei
   for (size_t r = 0; r < rows; ++r)
     std::memcpy(moved.data() + r * rowBytes, bytes->data() + size_t(from[r]) * rowBytes,
                 rowBytes);
-  ArrayRef<char> data(reinterpret_cast<const char *>(moved.data()), moved.size());
-  Attribute value;
-  if (auto res = dyn_cast<DenseResourceElementsAttr>(weight.getValue()))
-    value = DenseResourceElementsAttr::get(
-        res.getType(), weight.getSymName(),
-        HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 64, /*dataIsMutable=*/false));
-  else
-    value = DenseElementsAttr::getFromRawBuffer(
-        cast<ShapedType>(cast<DenseElementsAttr>(weight.getValue()).getType()), data);
-  return tfm::WeightOp::create(builder, weight.getLoc(), weight.getResult().getType(),
-                               weight.getSymNameAttr(), cast<ElementsAttr>(value));
+  return withBytes(builder, weight, moved);
+}
+
+bool shiftIsExact(Type elementType, ArrayRef<float> values, int shift) {
+  for (float v : values) {
+    // A float times a power of two is exact in double (no float reaches
+    // double's limits), so the product float rounding gives is compared
+    // with the true one.
+    const double exact = std::ldexp(double(v), shift);
+    const float product = static_cast<float>(exact);
+    if (!std::isfinite(product) || double(storedAs(elementType, product)) != exact)
+      return false;
+  }
+  return true;
+}
+
+FailureOr<tfm::WeightOp> shiftWeightRows(OpBuilder &builder, tfm::WeightOp weight,
+                                         ArrayRef<int> shifts) {
+  auto type = cast<RankedTensorType>(weight.getResult().getType());
+  Type et = type.getElementType();
+  FailureOr<std::vector<float>> values = readWeightFloats(weight);
+  if (failed(values))
+    return failure();
+  const size_t rows = shifts.size();
+  if (rows == 0 || values->size() % rows != 0)
+    return weight.emitOpError() << "cannot split into " << rows << " rows";
+  const size_t cols = values->size() / rows, size = et.isF32() ? 4 : 2;
+  std::vector<uint8_t> bytes(values->size() * size);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c) {
+      const float v = std::ldexp((*values)[r * cols + c], shifts[r]);
+      uint8_t *at = bytes.data() + (r * cols + c) * size;
+      if (et.isF32()) {
+        std::memcpy(at, &v, 4);
+      } else {
+        const uint16_t h = et.isF16() ? floatToF16(v) : floatToBf16(v);
+        std::memcpy(at, &h, 2);
+      }
+    }
+  return withBytes(builder, weight, bytes);
 }
 
 std::optional<formats::FormatSpec> weightFormat(Type elementType) {

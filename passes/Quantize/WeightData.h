@@ -32,6 +32,18 @@ mlir::FailureOr<std::vector<float>> readWeightValues(tfm::WeightOp weight);
 mlir::FailureOr<tfm::WeightOp> permuteWeightRows(mlir::OpBuilder &builder, tfm::WeightOp weight,
                                                  llvm::ArrayRef<int64_t> from);
 
+/// Whether multiplying each of `values` by 2^shift and storing the product
+/// in `elementType` (f32, f16 or bf16) keeps it exact: false when a product
+/// would overflow or lose bits as a subnormal.
+bool shiftIsExact(mlir::Type elementType, llvm::ArrayRef<float> values, int shift);
+
+/// A copy of the plain f32/f16/bf16 `weight` (same name and type, inserted
+/// before it) whose row r is the old row times 2^shifts[r], exactly where
+/// shiftIsExact allows it (the caller's check). A vector's rows are its
+/// elements. Fails with a diagnostic for packed weights.
+mlir::FailureOr<tfm::WeightOp> shiftWeightRows(mlir::OpBuilder &builder, tfm::WeightOp weight,
+                                               llvm::ArrayRef<int> shifts);
+
 /// The format of a packed weight's element type, or std::nullopt for plain
 /// f32/f16/bf16 weights.
 std::optional<formats::FormatSpec> weightFormat(mlir::Type elementType);

@@ -113,7 +113,7 @@ void matmul(const float *x, int64_t rows, WeightView w, float *out) {
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
           int64_t headDim, std::span<const double> freq, plan::RopeLayout layout, float *out) {
   lathe_rope(x, positions.data(), static_cast<int64_t>(positions.size()), width, headDim,
-             freq.data(), static_cast<int64_t>(freq.size()) / (headDim / 2),
+             freq.data(), plan::ropeTableGroups(freq.size(), headDim),
              layout == plan::RopeLayout::Interleaved ? 1 : 0, out);
 }
 

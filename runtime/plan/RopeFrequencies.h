@@ -65,6 +65,13 @@ inline std::vector<double> ropeFrequencies(double theta, int64_t headDim,
   return freq;
 }
 
+/// The groups of heads a rope's pair order, or its table of frequencies
+/// (orderedFrequencies), has `entries` entries for: one table of headDim / 2
+/// frequencies a group; an empty order is one group (every head).
+inline int64_t ropeTableGroups(size_t entries, int64_t headDim) {
+  return entries == 0 ? 1 : int64_t(entries) / (headDim / 2);
+}
+
 /// Why `order` is not a pair order for rope over `heads` heads of `headDim`,
 /// or nullptr when it is. An order (tfm.rope's `pair_order`, written by
 /// lathe-reorder-key-channels) holds, for each of G groups of heads, a
@@ -80,7 +87,7 @@ inline const char *pairOrderProblem(const std::vector<uint32_t> &order, int64_t 
   const int64_t half = headDim / 2;
   if (half <= 0 || order.size() % size_t(half) != 0)
     return "expects pair_order to hold whole heads of head_dim / 2 pairs";
-  const int64_t groups = int64_t(order.size()) / half;
+  const int64_t groups = ropeTableGroups(order.size(), headDim);
   if (heads % groups != 0)
     return "expects the pair_order's groups to divide the heads";
   for (int64_t g = 0; g < groups; ++g) {

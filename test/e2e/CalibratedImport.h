@@ -14,6 +14,8 @@
 
 #include "mlir/IR/BuiltinOps.h"
 
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
@@ -90,11 +92,13 @@ inline size_t changedTensors(const InMemoryModel &a, const InMemoryModel &b) {
 }
 
 /// That `b` computes the function `a` does, up to float rounding: on every
-/// reference prompt, logits within 1e-4 on each kernel path in `paths`
-/// (logits of magnitude ~20: far above the rounding of a reordered sum, far
-/// below any real change), and b's first 50 greedy ids the reference's.
+/// reference prompt, logits within `tolerance` on each kernel path in
+/// `paths` (1e-4 for logits of magnitude ~20: far above the rounding of a
+/// reordered sum, far below any real change; 0: the same bits), and b's
+/// first 50 greedy ids the reference's.
 inline void expectSameFunction(const InMemoryModel &a, const InMemoryModel &b,
-                               std::initializer_list<KernelPath> paths = {KernelPath::Fast}) {
+                               std::initializer_list<KernelPath> paths = {KernelPath::Fast},
+                               float tolerance = 1e-4f) {
   nlohmann::json ref = loadReference();
   for (const auto &p : ref["prompts"]) {
     std::vector<int32_t> prompt = p["prompt_ids"];
@@ -108,8 +112,15 @@ inline void expectSameFunction(const InMemoryModel &a, const InMemoryModel &b,
       std::vector<float> first(la->begin(), la->end());
       auto lb = sb->forward(prompt);
       ASSERT_TRUE(lb);
-      for (size_t v = 0; v < first.size(); ++v)
-        ASSERT_NEAR(first[v], (*lb)[v], 1e-4) << "token " << v;
+      ASSERT_EQ(first.size(), lb->size());
+      for (size_t v = 0; v < first.size(); ++v) {
+        if (tolerance == 0)
+          ASSERT_EQ(std::bit_cast<uint32_t>(first[v]), std::bit_cast<uint32_t>((*lb)[v]))
+              << "token " << v << " on the "
+              << (path == KernelPath::Fast ? "fast" : "reference") << " path";
+        else
+          ASSERT_NEAR(first[v], (*lb)[v], tolerance) << "token " << v;
+      }
     }
     std::vector<int32_t> expected = p["greedy_ids"];
     GenerationOptions g;

@@ -119,5 +119,42 @@ TEST(KvFlagTest, ReorderOption) {
   }
 }
 
+// Key-channel equalization (lathe-equalize-key-channels) is on for int8
+// and the bfp kinds (one scale, or exponents, over channels of a head)
+// unless :no-equalize, independent of :no-reorder, refused by the others.
+TEST(KvFlagTest, EqualizeOption) {
+  const std::tuple<std::string_view, KvFormat, bool, bool> cases[] = {
+      {"bfp4", {KvKind::Bfp4, 0}, true, true},
+      {"bfp4:equalize", {KvKind::Bfp4, 0}, true, true},
+      {"bfp4:no-equalize", {KvKind::Bfp4, 0}, true, false},
+      {"bfp4:no-reorder", {KvKind::Bfp4, 0}, false, true},
+      {"bfp8:no-equalize:block=8:no-reorder", {KvKind::Bfp8, 8}, false, false},
+      {"int8", {KvKind::Int8, 0}, false, true},
+      {"int8:no-equalize", {KvKind::Int8, 0}, false, false},
+      {"f16", {KvKind::F16, 0}, false, false},
+  };
+  for (const auto &[text, format, reorder, equalize] : cases) {
+    Expected<KvFlag> kv = parseKvSpec(text);
+    ASSERT_TRUE(kv) << text << ": " << kv.error().message();
+    EXPECT_EQ(kv->format, format) << text;
+    EXPECT_EQ(kv->reorderKeys, reorder) << text;
+    EXPECT_EQ(kv->equalizeKeys, equalize) << text;
+  }
+  const std::pair<std::string_view, std::string_view> refused[] = {
+      {"f16:equalize", "equalize applies to int8, bfp8 and bfp4 (the kinds whose key channels "
+                       "share a scale or an exponent)"},
+      {"int4:no-equalize", "no-equalize applies to int8, bfp8 and bfp4 (the kinds whose key "
+                           "channels share a scale or an exponent)"},
+      {"bfp4:no-equalize:equalize", "equalize given twice"},
+      {"bfp4:no-equalise", "unknown option 'no-equalise' (bfp4 takes block=N)"},
+  };
+  for (const auto &[text, message] : refused) {
+    Expected<KvFlag> kv = parseKvSpec(text);
+    ASSERT_FALSE(kv) << text;
+    EXPECT_EQ(kv.error().message().rfind("--kv=" + std::string(text) + ": " + std::string(message), 0), 0u)
+        << kv.error().message();
+  }
+}
+
 } // namespace
 } // namespace lathe::compiler
