@@ -410,10 +410,8 @@ private:
     } else if (plan_.kvFormat.compressed()) {
       const formats::KvFormat &kv = plan_.kvFormat;
       perToken("attention: store the step's keys and values, " + formats::kvFormatName(kv),
-               fmt::format("lathe_cuda::storeKVPacked<{}, {}, {}, {}>(f, {}, {}, {})",
-                           kv.kind == formats::KvKind::Int8 ? "true" : "false",
-                           formats::kvCodeBits(kv.kind), kv.block, kvWidth, s.keys, s.values,
-                           s.layer),
+               fmt::format("lathe_cuda::storeKVPacked<{}, {}>(f, {}, {}, {})", packedCodec(),
+                           kvWidth, s.keys, s.values, s.layer),
                2 * kvWidth / kv.block);
     } else {
       perToken("attention: store the step's keys and values",
@@ -475,8 +473,13 @@ private:
     const formats::KvFormat &kv = plan_.kvFormat;
     if (!kv.compressed())
       return fmt::format("lathe_cuda::PlainKv<{}>", cacheType(plan_.kvElement));
-    return fmt::format("lathe_cuda::PackedKv<{}, {}, {}>",
-                       kv.kind == formats::KvKind::Int8 ? "true" : "false",
+    return "lathe_cuda::PackedKv<" + packedCodec() + ">";
+  }
+  /// A compressed cache's codec as template arguments (PackedKv,
+  /// storeKVPacked): int8 or BFP, bits a code, values a block.
+  std::string packedCodec() const {
+    const formats::KvFormat &kv = plan_.kvFormat;
+    return fmt::format("{}, {}, {}", kv.kind == formats::KvKind::Int8 ? "true" : "false",
                        formats::kvCodeBits(kv.kind), kv.block);
   }
   /// Consecutive heads of a rope's row that share a table of frequencies

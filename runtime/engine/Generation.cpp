@@ -14,13 +14,20 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-bool stops(const GenerationOptions &options, int32_t token) {
+} // namespace
+
+bool endsText(const GenerationOptions &options, int32_t token) {
   return options.stopAtEndOfText &&
          std::find(options.stopTokens.begin(), options.stopTokens.end(), token) !=
              options.stopTokens.end();
 }
 
-} // namespace
+Status validateGeneration(const plan::ModelConfig &c, std::span<const int32_t> prompt,
+                          const GenerationOptions &options) {
+  if (Status s = validatePrompt(c, prompt); !s)
+    return s;
+  return validateSamplerOptions(options.sampler);
+}
 
 Status validatePrompt(const plan::ModelConfig &c, std::span<const int32_t> prompt) {
   if (prompt.empty())
@@ -38,9 +45,7 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
                                    const GenerationOptions &options,
                                    const TokenSink &sink) {
   const plan::ModelConfig &c = session.config();
-  if (Status s = validatePrompt(c, prompt); !s)
-    return s.error();
-  if (Status s = validateSamplerOptions(options.sampler); !s)
+  if (Status s = validateGeneration(c, prompt, options); !s)
     return s.error();
   GenerationStats stats;
   stats.promptTokens = static_cast<int64_t>(prompt.size());
@@ -55,7 +60,7 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
   start = std::chrono::steady_clock::now();
   while (stats.generatedTokens < options.maxNewTokens) {
     int32_t next = sampler.sampleFrom(*logits);
-    if (stops(options, next))
+    if (endsText(options, next))
       break;
     sink(next);
     ++stats.generatedTokens;
@@ -135,7 +140,7 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
         continue;
       GenerationStats &st = stats[rowOf[r]];
       const int32_t next = s.sampler.sampleFrom(logits->subspan(r * c.vocab, c.vocab));
-      if (stops(options, next)) {
+      if (endsText(options, next)) {
         s.done = true;
         continue;
       }

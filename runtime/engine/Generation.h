@@ -43,6 +43,15 @@ struct GenerationStats {
 /// generating check first, so that a refused prompt prints nothing.
 Status validatePrompt(const plan::ModelConfig &config, std::span<const int32_t> prompt);
 
+/// validatePrompt, and the sampler's options: what every generation loop
+/// checks before its first step.
+Status validateGeneration(const plan::ModelConfig &config, std::span<const int32_t> prompt,
+                          const GenerationOptions &options);
+
+/// Whether `token` ends the text (options.stopAtEndOfText and one of its
+/// stop tokens): it is then not emitted.
+bool endsText(const GenerationOptions &options, int32_t token);
+
 /// Receives each new token as soon as it is chosen.
 using TokenSink = std::function<void(int32_t token)>;
 

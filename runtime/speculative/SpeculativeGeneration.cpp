@@ -32,9 +32,7 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
                                                const SpeculativeOptions &speculative,
                                                const TokenSink &sink) {
   const plan::ModelConfig &c = session.config();
-  if (Status s = validatePrompt(c, prompt); !s)
-    return s.error();
-  if (Status s = validateSamplerOptions(options.sampler); !s)
+  if (Status s = validateGeneration(c, prompt, options); !s)
     return s.error();
   if (speculative.shape.branching.empty())
     return Error("speculative decoding needs a tree shape of at least one level");
@@ -65,9 +63,7 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
   std::vector<int32_t> text(prompt.begin(), prompt.end());
   // Emits one chosen token the way generate() does; false ends generation.
   auto emit = [&](int32_t token) {
-    if (options.stopAtEndOfText &&
-        std::find(options.stopTokens.begin(), options.stopTokens.end(), token) !=
-            options.stopTokens.end())
+    if (endsText(options, token))
       return false;
     sink(token);
     text.push_back(token);
