@@ -34,6 +34,10 @@ compile "$tiny" --kv=f16 --quant=int4:group=32:asym -o "$out/artifacts/tiny-int4
 gqa=$root/test/data/gqa-test-config.json
 compile "$gqa" --synthetic-weights -o "$out/artifacts/gqa-bf16.lathe"
 compile "$gqa" --synthetic-weights --quant=int8:group=32 --kv=bf16 -o "$out/artifacts/gqa-int8-kvbf16.lathe"
+# A long context: decoding after a 1100-token prompt splits each token's
+# rows over 5 blocks of the one-token attention (CudaAttention.cuh).
+compile "$gqa" --synthetic-weights --context 2048 -o "$out/artifacts/gqa-long-bf16.lathe"
+compile "$gqa" --synthetic-weights --context 2048 --kv=bfp4 -o "$out/artifacts/gqa-long-kvbfp4.lathe"
 # Long rows: an 8192-wide down projection, several batches of loads per row.
 wide=$root/test/data/wide-ffn-test-config.json
 compile "$wide" --synthetic-weights -o "$out/artifacts/wide-bf16.lathe"

@@ -138,7 +138,7 @@ TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
   const int64_t context = gpu->config().context;
   const double tolerance = againstReference(*gpu);
   const bool compressed = gpu->kvLayout(1).format.compressed();
-  for (int length : {1, 5, 17, 300}) {
+  for (int length : {1, 5, 17, 300, 1100}) {
     if (length >= context)
       continue;
     const int steps = int(std::min<int64_t>(12, context - length + 1));
