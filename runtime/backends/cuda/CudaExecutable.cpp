@@ -301,14 +301,17 @@ Status CudaExecutable::uploadStep(const backend::Batch &batch) {
   const size_t tilesAt = stepHost_.size();
   if (queryTile_ > 0)
     addQueryTiles(rows);
+  int64_t mostRows = 1;
   for (int64_t t = 0; t < rows; ++t) {
     const backend::VisibleRows &v = layout_.visible[size_t(t)];
+    mostRows = std::max(mostRows, v.count());
     int32_t *entry = stepHost_.data() + visibleAt + 4 * size_t(t);
     entry[0] = int32_t(listAt.at(v.rows));
     entry[1] = v.prefix;
     entry[2] = int32_t(extrasAt + size_t(v.extra - extras.data()));
     entry[3] = v.extraCount;
   }
+  stepSplits_ = contextSplits(mostRows);
   const size_t bytes = stepHost_.size() * sizeof(int32_t);
   if (!stepData_ || stepData_->size() < bytes) {
     Expected<std::unique_ptr<backend::Buffer>> b =
@@ -356,12 +359,9 @@ void CudaExecutable::addQueryTiles(int64_t rows) {
   }
 }
 
-int64_t CudaExecutable::contextSplits() const {
+int64_t CudaExecutable::contextSplits(int64_t most) const {
   if (!splitAttention_)
     return 1;
-  int64_t most = 1;
-  for (const backend::VisibleRows &v : layout_.visible)
-    most = std::max(most, v.count());
   // A power of two at least the splits the most rows can use (one per
   // LATHE_CUDA_THREADS rows; the kernel takes no more than a token needs),
   // so that a few graphs cover every context: a short context launches no
@@ -399,8 +399,8 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
         if (!graphed)
           gx = unsigned(host_.queryTileCount);
       } else {
-        gz = unsigned(std::min<int64_t>(LATHE_CUDA_ATTENTION_SPLITS(rows, int64_t(l.blocks)),
-                                        contextSplits()));
+        gz = unsigned(
+            std::min<int64_t>(LATHE_CUDA_ATTENTION_SPLITS(rows, int64_t(l.blocks)), stepSplits_));
       }
       break;
     case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
@@ -453,7 +453,7 @@ Status CudaExecutable::run(int64_t rows) {
   // the attention's on the tiling and on the splits of the rows the
   // context allows, so all are in the key.
   const GraphKey key{rows, LATHE_CUDA_USE_TILES(1, int64_t(layout_.logitTokens.size())),
-                     flashAttention(rows), contextSplits()};
+                     flashAttention(rows), stepSplits_};
   auto found = graphCache_.find(key);
   if (found == graphCache_.end()) {
     if (Status s = check(api_,

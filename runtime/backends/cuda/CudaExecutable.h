@@ -51,11 +51,12 @@ private:
   void addQueryTiles(int64_t rows);
   /// Whether the step's attention runs on the tensor cores.
   bool flashAttention(int64_t rows) const;
-  /// The splits of a token's visible rows the step's one-token attention
-  /// launches at most (grid z, with LATHE_CUDA_ATTENTION_SPLITS): 1 when
-  /// splitting is off (LATHE_CUDA_SPLIT_ATTENTION=0) or no token sees more
-  /// than a block's threads' rows.
-  int64_t contextSplits() const;
+  /// The splits of a token's visible rows the one-token attention launches
+  /// at most (grid z, with LATHE_CUDA_ATTENTION_SPLITS) in a step whose
+  /// longest row list has `most` rows: 1 when splitting is off
+  /// (LATHE_CUDA_SPLIT_ATTENTION=0) or no token sees more than a block's
+  /// threads' rows.
+  int64_t contextSplits(int64_t most) const;
   /// Launches the table's kernels for a step of `rows` tokens on stream_
   /// (for a graph: grids that serve any step of as many tokens).
   Status launchAll(int64_t rows, bool graphed);
@@ -100,6 +101,8 @@ private:
   backend::StepLayout layout_;
   std::vector<int32_t> stepHost_;
   LatheCudaFrame host_{};
+  /// contextSplits of the step in progress (uploadStep).
+  int64_t stepSplits_ = 1;
   /// The logits read back: page-locked (at link speed) for steps of up to
   /// 64 MB of them, pageable beyond (execute()).
   std::unique_ptr<PinnedHostBuffer> pinnedLogits_;

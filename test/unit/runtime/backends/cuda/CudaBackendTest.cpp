@@ -113,10 +113,12 @@ protected:
     ASSERT_EQ(this->gpu->device().name(), "cuda:0");
     ASSERT_EQ(this->reference->device().name(), "cpu");
     vocab = this->gpu->config().vocab;
+    compressed = this->gpu->kvLayout(1).format.compressed();
   }
 
   std::shared_ptr<backend::Executable> gpu, reference;
   int64_t vocab = 0;
+  bool compressed = false; // an int8 or bfp KV cache (againstReference)
 };
 
 /// How far the GPU's logits may be from the reference kernels'. An f16 or
@@ -137,7 +139,6 @@ double againstReference(const backend::Executable &executable) {
 TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
   const int64_t context = gpu->config().context;
   const double tolerance = againstReference(*gpu);
-  const bool compressed = gpu->kvLayout(1).format.compressed();
   for (int length : {1, 5, 17, 300, 1100}) {
     if (length >= context)
       continue;
@@ -198,7 +199,6 @@ TEST_P(CudaBackendTest, PromptLogitsMatchTheReferenceKernelsAtEveryPosition) {
   // positions above 1e-2, H200, 2026-12-01). Each position is held to 3x
   // that, and the mean over positions to the usual bound: a wrong row or a
   // misread block moves every later position, by order 1.
-  const bool compressed = gpu->kvLayout(1).format.compressed();
   const double each = compressed ? 3 * tolerance : tolerance;
   double sum = 0;
   for (size_t t = 0; t < start.size(); ++t) {
