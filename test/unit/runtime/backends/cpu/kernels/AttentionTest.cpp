@@ -15,9 +15,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <span>
 #include <numeric>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -340,6 +340,41 @@ std::vector<float> headsFrom(const std::vector<float> &out, int64_t heads, int64
   return kept;
 }
 
+/// A cache test's shape: a --kv spec, query heads, KV heads, head_dim.
+struct KvShape {
+  const char *spec;
+  int64_t heads, kvHeads, dim;
+};
+
+/// fn(shape, format, rng) for each shape, its spec resolved for its
+/// head_dim and rng seeded firstSeed, firstSeed + 1, ... in order.
+template <class Fn>
+void forEachKvShape(std::span<const KvShape> shapes, uint32_t firstSeed, Fn fn) {
+  uint32_t seed = firstSeed;
+  for (const KvShape &shape : shapes) {
+    SCOPED_TRACE(std::string(shape.spec) + " dim " + std::to_string(shape.dim));
+    std::mt19937 rng(seed++);
+    fn(shape, *formats::resolveKvFormat(*formats::parseKvFormat(shape.spec), shape.dim), rng);
+  }
+}
+
+/// The worst rmsAgainstPlain over 8 caches of 6 heads of 48 and 96 rows
+/// in format `spec`, made by make(format, heads, dim, capacity, rng) with
+/// rng seeded firstSeed .. firstSeed + 7.
+template <class MakeCache>
+double worstAgainstPlain(const char *spec, uint32_t firstSeed, MakeCache make) {
+  const int64_t heads = 6, dim = 48, capacity = 96;
+  const formats::KvFormat format =
+      *formats::resolveKvFormat(*formats::parseKvFormat(spec), dim);
+  double worst = 0;
+  for (uint32_t seed = firstSeed; seed < firstSeed + 8; ++seed) {
+    std::mt19937 rng(seed);
+    const auto cache = make(format, heads, dim, capacity, rng);
+    worst = std::max(worst, rmsAgainstPlain(cache, heads, dim, capacity, rng));
+  }
+  return worst;
+}
+
 // Compressed caches (int8, bfp8, bfp4, several blocks): the SIMD kernel
 // reads the same values the reference decodes (codes times the block's
 // scale; it multiplies a block's partial sums, or the softmax weight, by the
@@ -352,11 +387,7 @@ std::vector<float> headsFrom(const std::vector<float> &out, int64_t heads, int64
 // block and scattered rows; grouped KV heads and head sub-ranges as threads
 // split them.
 TEST_P(AttentionTest, CompressedCachesMatchReference) {
-  struct Shape {
-    const char *spec;
-    int64_t heads, kvHeads, dim;
-  };
-  const Shape shapes[] = {
+  const KvShape shapes[] = {
       {"int8", 6, 6, 48},           {"int8", 8, 2, 64},          {"int8", 4, 2, 7},
       {"bfp8:block=16", 6, 6, 48},  {"bfp8:block=24", 4, 2, 48}, {"bfp8:block=3", 2, 1, 12},
       {"bfp8:block=8", 2, 2, 16},   {"bfp4:block=8", 4, 2, 48},
@@ -364,12 +395,8 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
       {"bfp4:block=48", 6, 3, 48},
   };
   const int64_t capacity = 96;
-  uint32_t seed = 300;
-  for (const Shape &shape : shapes) {
-    SCOPED_TRACE(std::string(shape.spec) + " dim " + std::to_string(shape.dim));
-    std::mt19937 rng(seed++);
-    const formats::KvFormat format =
-        *formats::resolveKvFormat(*formats::parseKvFormat(shape.spec), shape.dim);
+  forEachKvShape(shapes, 300, [&](const KvShape &shape, const formats::KvFormat &format,
+                                  std::mt19937 &rng) {
     CompressedCache cache(format, shape.kvHeads, shape.dim, capacity, rng);
     forEachQueryCase(shape.heads, shape.dim, capacity, rng,
                      [&](const std::vector<int32_t> &positions,
@@ -389,7 +416,7 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
                 kTolerance)
           << positions.size() << " rows from " << positions.front();
     });
-  }
+  });
 }
 
 // What compression costs: the output on a compressed cache against the same
@@ -405,18 +432,14 @@ TEST_P(AttentionTest, CompressedCachesStayCloseToF32) {
   const std::pair<const char *, double> bounds[] = {
       {"int8", 0.004}, {"bfp8:block=16", 0.0045}, {"bfp4:block=16", 0.08},
       {"bfp4:block=48", 0.095}};
-  const int64_t heads = 6, dim = 48, capacity = 96;
   for (const auto &[spec, bound] : bounds) {
     SCOPED_TRACE(spec);
-    double worst = 0;
-    for (uint32_t seed = 400; seed < 408; ++seed) {
-      std::mt19937 rng(seed);
-      CompressedCache cache(*formats::resolveKvFormat(*formats::parseKvFormat(spec), dim), heads,
-                            dim, capacity, rng);
-      const double rms = rmsAgainstPlain(cache, heads, dim, capacity, rng);
-      worst = std::max(worst, rms);
-    }
-    EXPECT_LE(worst, bound);
+    EXPECT_LE(worstAgainstPlain(spec, 400,
+                                [](const formats::KvFormat &format, int64_t heads, int64_t dim,
+                                   int64_t capacity, std::mt19937 &rng) {
+                                  return CompressedCache(format, heads, dim, capacity, rng);
+                                }),
+              bound);
   }
 }
 
@@ -511,22 +534,14 @@ struct KiviCache {
 // head slices that are and are not whole vectors of bytes (int2 dim 8:
 // 2 bytes a head; int4 dim 12, blocks of 4).
 TEST_P(AttentionTest, KiviCachesMatchDecodedCache) {
-  struct Shape {
-    const char *spec;
-    int64_t heads, kvHeads, dim;
-  };
-  const Shape shapes[] = {
+  const KvShape shapes[] = {
       {"int4", 6, 6, 48},          {"int2", 6, 6, 48},          {"int4", 8, 2, 64},
       {"int2:group=16", 4, 2, 128}, {"int4:group=4", 4, 4, 12}, {"int2:group=8", 2, 1, 8},
       {"int4:group=8", 3, 3, 80},
   };
   const int64_t capacity = 96;
-  uint32_t seed = 500;
-  for (const Shape &shape : shapes) {
-    SCOPED_TRACE(std::string(shape.spec) + " dim " + std::to_string(shape.dim));
-    std::mt19937 rng(seed++);
-    const formats::KvFormat format =
-        *formats::resolveKvFormat(*formats::parseKvFormat(shape.spec), shape.dim);
+  forEachKvShape(shapes, 500, [&](const KvShape &shape, const formats::KvFormat &format,
+                                  std::mt19937 &rng) {
     const int64_t windowRow = 64 / format.keyGroup * format.keyGroup;
     KiviCache cache(format, shape.kvHeads, shape.dim, capacity, windowRow, rng);
     forEachQueryCase(shape.heads, shape.dim, capacity, rng,
@@ -553,7 +568,7 @@ TEST_P(AttentionTest, KiviCachesMatchDecodedCache) {
                                shape.dim),
                 1e-5);
     });
-  }
+  });
 }
 
 // How far KIVI's codes move attention from the f32 cache they came from,
@@ -563,18 +578,14 @@ TEST_P(AttentionTest, KiviCachesMatchDecodedCache) {
 // against regressions in the codecs, not a derived bound.
 TEST_P(AttentionTest, KiviCachesStayCloseToF32) {
   const std::pair<const char *, double> bounds[] = {{"int4", 0.09}, {"int2", 0.46}};
-  const int64_t heads = 6, dim = 48, capacity = 96;
   for (const auto &[spec, bound] : bounds) {
     SCOPED_TRACE(spec);
-    double worst = 0;
-    for (uint32_t seed = 600; seed < 608; ++seed) {
-      std::mt19937 rng(seed);
-      KiviCache cache(*formats::resolveKvFormat(*formats::parseKvFormat(spec), dim), heads, dim,
-                      capacity, 64, rng);
-      const double rms = rmsAgainstPlain(cache, heads, dim, capacity, rng);
-      worst = std::max(worst, rms);
-    }
-    EXPECT_LE(worst, bound);
+    EXPECT_LE(worstAgainstPlain(spec, 600,
+                                [](const formats::KvFormat &format, int64_t heads, int64_t dim,
+                                   int64_t capacity, std::mt19937 &rng) {
+                                  return KiviCache(format, heads, dim, capacity, 64, rng);
+                                }),
+              bound);
   }
 }
 
