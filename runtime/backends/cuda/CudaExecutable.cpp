@@ -1,6 +1,7 @@
 #include "runtime/backends/cuda/CudaExecutable.h"
 
 #include <algorithm>
+#include <bit>
 #include <map>
 #include <set>
 #include <fmt/format.h>
@@ -221,9 +222,13 @@ Status CudaExecutable::initialize() {
   pdl_ = api_.cuLaunchKernelEx && device_.computeCapability() >= 90 &&
          !(pdl && std::string(pdl) == "0");
   // LATHE_CUDA_SPLIT_ATTENTION=0: one block per token and head group
-  // whatever the context (to measure what the splits give).
-  const char *split = std::getenv("LATHE_CUDA_SPLIT_ATTENTION");
-  splitAttention_ = !(split && std::string(split) == "0");
+  // whatever the context (to measure what the splits give); =N: at most N
+  // splits (a power of two; to measure fewer, longer blocks).
+  if (const char *split = std::getenv("LATHE_CUDA_SPLIT_ATTENTION")) {
+    const int64_t cap = std::atoll(split);
+    maxSplits_ = std::clamp<int64_t>(std::bit_floor(uint64_t(std::max<int64_t>(cap, 1))), 1,
+                                     LATHE_CUDA_ATTENTION_MAX_SPLITS);
+  }
   return reserveRows(1);
 }
 
@@ -360,14 +365,12 @@ void CudaExecutable::addQueryTiles(int64_t rows) {
 }
 
 int64_t CudaExecutable::contextSplits(int64_t most) const {
-  if (!splitAttention_)
-    return 1;
   // A power of two at least the splits the most rows can use (one per
   // LATHE_CUDA_THREADS rows; the kernel takes no more than a token needs),
   // so that a few graphs cover every context: a short context launches no
   // blocks that would return at once.
   int64_t splits = 1;
-  while (splits < LATHE_CUDA_ATTENTION_MAX_SPLITS && splits * LATHE_CUDA_THREADS < most)
+  while (splits < maxSplits_ && splits * LATHE_CUDA_THREADS < most)
     splits *= 2;
   return splits;
 }

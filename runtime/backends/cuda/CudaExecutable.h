@@ -55,7 +55,7 @@ private:
   /// at most (grid z, with LATHE_CUDA_ATTENTION_SPLITS) in a step whose
   /// longest row list has `most` rows: 1 when splitting is off
   /// (LATHE_CUDA_SPLIT_ATTENTION=0) or no token sees more than a block's
-  /// threads' rows.
+  /// threads' rows, at most maxSplits_.
   int64_t contextSplits(int64_t most) const;
   /// Launches the table's kernels for a step of `rows` tokens on stream_
   /// (for a graph: grids that serve any step of as many tokens).
@@ -82,9 +82,9 @@ private:
   CUdeviceptr frameAddress_ = 0;
   bool pdl_ = false;
   bool graphs_ = true;
-  /// The one-token attention splits a token's rows over blocks
-  /// (LATHE_CUDA_ATTENTION_SPLITS).
-  bool splitAttention_ = true;
+  /// The most splits of a token's rows over blocks the one-token attention
+  /// takes (LATHE_CUDA_ATTENTION_SPLITS; LATHE_CUDA_SPLIT_ATTENTION=N).
+  int64_t maxSplits_ = LATHE_CUDA_ATTENTION_MAX_SPLITS;
   /// Tokens per query tile of the tensor-core attention (0: none).
   int32_t queryTile_ = 0;
   /// By tokens per step, whether the classifier takes its tiles, and

@@ -29,12 +29,14 @@ TEST(CudaLaunchShapesTest, AttentionSplitsStayInsideTheModuleScratch) {
 
 TEST(CudaLaunchShapesTest, AttentionSplitsFillTheTargetUntilTheCap) {
   // One sequence, 8 KV-head groups (the Llama-3.2-1B shape): as many
-  // splits as the cap allows; 16 sequences: 8 (1024 blocks); a step with a
-  // block per token and group already at the target: none.
+  // splits as the cap allows (256 blocks); 16 sequences: 2 (256 blocks); 4
+  // sequences: 8; a step with a block per token and group already at the
+  // target: none.
   EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(1, 8), LATHE_CUDA_ATTENTION_MAX_SPLITS);
-  EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(16, 8), 8);
-  EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(128, 8), 1);
-  EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(100, 8), 2); // 800 blocks: 1600 with 2
+  EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(16, 8), 2);
+  EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(4, 8), 8);
+  EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(32, 8), 1);
+  EXPECT_EQ(LATHE_CUDA_ATTENTION_SPLITS(20, 8), 2); // 160 blocks: 320 with 2
 }
 
 } // namespace
