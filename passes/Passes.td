@@ -324,4 +324,29 @@ def PlanFuseAddRMSNorm : Pass<"lathe-plan-fuse-add-rms-norm", "mlir::func::FuncO
   }];
 }
 
+def PlanSpecTree : Pass<"lathe-plan-spec-tree", "mlir::func::FuncOp"> {
+  let summary = "Make the decode step a token-tree verification step";
+  let description = [{
+    Records the speculative token tree the step verifies as
+    `plan.spec_tree = #plan.spec_tree<branching = [...], nodes = N>` on the
+    function, with `shape` parsed by the runtime's parser
+    (runtime/speculative/TreeShape.h: `4x2x2` is the branching per depth,
+    `default` is `4x2x2x1x1x1x1x1`). The nodes of a tree run as one step of
+    the batch form (each node sees its sequence's cache and its ancestors,
+    its position is its depth past the sequence's end), so the pass checks
+    that the step can take them: every `plan.attention` reads the step's
+    positions and KV cache arguments, the cache holds at least N positions
+    (a verification step stores every node's key and value), a token or
+    position argument of static size has room for N tokens, and a
+    `plan.logits` returns each node's scores. `lathe-run --speculate` runs
+    this shape when given none and refuses a larger one. An error is one
+    line on the function.
+  }];
+  let options = [
+    Option<"shape", "shape", "std::string", /*default=*/"\"default\"",
+           "Branching per depth, e.g. 4x2x2, or default">,
+  ];
+  let dependentDialects = ["::lathe::kplan::PlanDialect"];
+}
+
 #endif // LATHE_PASSES

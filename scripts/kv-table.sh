@@ -31,11 +31,16 @@
 # KIVI int4 / int2 run with their defaults (keys per channel over groups of
 # 32 tokens, an f32 window of the newest 32 to 63 tokens); their bytes per
 # token are the quantized tokens', the window's f32 tokens come on top
-# (lathe-run's KV cache line and docs/formats.md).
+# (lathe-run's KV cache line and docs/formats.md). So do int8 and bfp
+# caches with an f32 window of recent tokens (window=R: the newest R to
+# R + 15 tokens in f32; bfp4 has R = 8 by default): lathe-eval scores every
+# windowed build by decoding, one token a step.
 #
 # int8 and bfp caches are built with key pairs scaled (and, bfp, reordered:
 # the defaults), bfp reordered only (:no-equalize) and both as they are
-# (:no-equalize, :no-reorder).
+# (:no-equalize, :no-reorder), bfp4 first without a window (window=0: what
+# the blocks alone cost), then with windows of 4, 8 (the default) and 16
+# tokens; int8 also with a window of 8.
 set -euo pipefail
 
 # f32 first: it is the reference the others' sizes are compared with.
@@ -43,9 +48,12 @@ set -euo pipefail
 # (lathe-equalize-key-channels), bfp ones then reorder them
 # (lathe-reorder-key-channels), by default; :no-equalize and :no-reorder
 # show what each buys.
+# Windows of recent tokens in f32 (window=R) last but KIVI's.
 kvs=(f32 f16 int8:no-equalize int8 bfp8
-     bfp4:no-equalize:no-reorder bfp4:no-equalize bfp4
-     bfp4:block=8:no-equalize:no-reorder bfp4:block=8:no-equalize bfp4:block=8
+     bfp4:no-equalize:no-reorder:window=0 bfp4:no-equalize:window=0 bfp4:window=0
+     bfp4:block=8:no-equalize:no-reorder:window=0 bfp4:block=8:no-equalize:window=0
+     bfp4:block=8:window=0
+     bfp4:window=4 bfp4 bfp4:window=16 int8:window=8
      int4 int2)
 # The outlier-key variant: lathe-outlier-variant --keys --seed, --channels
 # (pairs a layer), --exponents. OutlierVariantsTest checks it bit-identical
@@ -129,7 +137,7 @@ for m in "${!sources[@]}"; do
     # reordered: the spec given does.
     case ${kvs[$k]} in
       int8:no-equalize) name[$k]="$spec, keys as they are" ;;
-      int8) name[$k]="$spec, keys scaled" ;;
+      int8 | int8:*) name[$k]="$spec, keys scaled" ;;
       *no-equalize*no-reorder*) name[$k]="$spec, keys as they are" ;;
       *no-equalize*) name[$k]="$spec, keys reordered" ;;
       *no-reorder*) name[$k]="$spec, keys scaled" ;;
@@ -137,8 +145,8 @@ for m in "${!sources[@]}"; do
       *) name[$k]=$spec ;;
     esac
     bytes[$k]=$count
-    # KIVI: "(and an f32 window of the newest 32 to 63 tokens a sequence,
-    # 13824 bytes per token)".
+    # Windowed caches: "(and an f32 window of the newest 32 to 63 tokens a
+    # sequence, 13824 bytes per token)".
     window[$k]=$(sed -n 's/.*an f32 window of the newest \([0-9]* to [0-9]*\) tokens a sequence, \([0-9]*\) bytes per token.*/\1 tokens a sequence at \2 bytes each/p' \
       "$work/m$m-k$k.greedy.kv")
   done

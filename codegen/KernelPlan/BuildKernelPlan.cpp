@@ -30,6 +30,11 @@ void buildPlanPipeline(OpPassManager &pm, const PlanOptions &options) {
   }
   // Last: grouping and fusion change which values live at once.
   fn.addPass(createPlanReuseBuffers());
+  if (!options.specTree.empty()) {
+    PlanSpecTreeOptions tree;
+    tree.shape = options.specTree;
+    fn.addPass(createPlanSpecTree(tree));
+  }
 }
 
 func::FuncOp LoweredModel::forward() const {
@@ -360,6 +365,8 @@ FailureOr<LoweredModel> serializeKernelPlan(OwningOpRef<ModuleOp> planModule, St
     return fn.emitOpError() << "expects a single block";
   if (failed(PlanSerializer(model, fn).run()))
     return failure();
+  if (auto tree = fn->getAttrOfType<kplan::SpecTreeAttr>(kplan::PlanDialect::getSpecTreeAttrName()))
+    model.plan.specTree = tree.getShape();
   return model;
 }
 

@@ -30,6 +30,9 @@ struct PlanOptions {
   /// Group products of one input and fuse add + RMSNorm (off: one kernel
   /// per tfm op, as calibration wants it).
   bool fuse = true;
+  /// The token tree the decode step verifies (lathe-plan-spec-tree's
+  /// shape: "4x2x2", "default"); empty: none recorded.
+  std::string specTree;
 };
 
 /// The plan passes, in order, on a module holding tfm IR.

@@ -19,6 +19,7 @@
 #include "compiler/Frontend/SyntheticCheckpoint.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "runtime/artifact/ArtifactWriter.h"
+#include "runtime/speculative/TreeShape.h"
 #include "runtime/tokenizer/HFTokenizerJson.h"
 #include "runtime/tokenizer/TextTokenizer.h"
 #include "runtime/tokenizer/Tokenizer.h"
@@ -61,11 +62,11 @@ mlir::Type kvElementType(mlir::MLIRContext &context, formats::KvFormat f) {
   case formats::KvKind::F16: return mlir::Float16Type::get(&context);
   case formats::KvKind::BF16: return mlir::BFloat16Type::get(&context);
   case formats::KvKind::Int8:
-    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::int8, f.block);
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::int8, f.block, 0, f.window);
   case formats::KvKind::Bfp8:
-    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp8, f.block);
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp8, f.block, 0, f.window);
   case formats::KvKind::Bfp4:
-    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp4, f.block);
+    return tfm::KVQuantType::get(&context, tfm::KVQuantKind::bfp4, f.block, 0, f.window);
   case formats::KvKind::Int4:
     return tfm::KVQuantType::get(&context, tfm::KVQuantKind::int4, f.block, f.keyGroup,
                                  f.window);
@@ -140,10 +141,22 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   Expected<KvFlag> kvFlag = parseKvSpec(o.kv);
   if (!kvFlag)
     return kvFlag.error();
-  const formats::KvFormat *kv = &kvFlag->format;
+  formats::KvFormat *kv = &kvFlag->format;
   if (kv->kivi() && cuda)
     return Error("--kv=" + o.kv + ": the cuda target stores the KV cache as f32, f16, bf16, "
                  "int8, bfp8 or bfp4 (KIVI int4 and int2 run on the cpu target)");
+  if (kv->window > 0 && cuda)
+    return Error("--kv=" + o.kv + ": the cuda target keeps no f32 window of recent tokens "
+                 "(window=R runs on the cpu target; window=0 there)");
+  // The cuda target's row formats have no window: bfp4's default window is
+  // the cpu target's.
+  if (kv->compressed() && kv->window < 0 && cuda)
+    kv->window = 0;
+  // Checked before the model is read: the runtime's parser, so the
+  // compiler takes exactly the shapes lathe-run --speculate does.
+  if (o.specTree)
+    if (Expected<speculative::TreeShape> tree = speculative::parseTreeShape(*o.specTree); !tree)
+      return Error("--spec-tree: " + tree.error().message());
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
   if (o.activations == "int8" && cuda)
@@ -426,6 +439,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   report("lowering to a " + target + " kernel plan", 0);
   codegen::PlanOptions planOptions;
   planOptions.activations = activations;
+  planOptions.specTree = o.specTree.value_or("");
   mlir::FailureOr<codegen::LoweredModel> lowered =
       codegen::buildKernelPlan(*module, target, planOptions);
   if (mlir::failed(lowered))

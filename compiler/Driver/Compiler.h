@@ -6,6 +6,7 @@
 #include "runtime/support/Expected.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace llvm {
@@ -33,6 +34,10 @@ struct CompileOptions {
   /// the checkpoint's). llama.cpp's llama2.c converter writes its own
   /// default, 128, into a GGUF rather than the model's.
   int64_t context = 0;
+  /// --spec-tree: the token tree the decode step verifies ("4x2x2",
+  /// "default"; runtime/speculative/TreeShape.h), recorded in the plan and
+  /// the artifact; unset: none.
+  std::optional<std::string> specTree;
   EmitKind emit = EmitKind::Artifact;
   /// Benchmarks only: `input` is a config.json giving the shapes; the
   /// artifact stores no weights and the runtime fills them with random

@@ -3,11 +3,16 @@
 //
 //   --kv=f32                    (the default)
 //   --kv=f16 | --kv=bf16        half the memory and the bytes attention reads
-//   --kv=int8                   int8 codes, a float32 scale per token row and KV head
-//   --kv=bfp8[:block=N]         8/4-bit mantissas sharing an exponent per block
-//   --kv=bfp4[:block=N]         of N values along head_dim (N divides head_dim)
+//   --kv=int8[:window=R]        int8 codes, a float32 scale per token row and KV head
+//   --kv=bfp8[:block=N][:window=R]  8/4-bit mantissas sharing an exponent per
+//   --kv=bfp4[:block=N][:window=R]  block of N values along head_dim (N divides head_dim)
 //   --kv=int4[:group=G][:window=R]  KIVI: keys per channel over groups of G
 //   --kv=int2[:group=G][:window=R]  tokens, values per token, the newest R f32
+//
+// window=R keeps the newest R tokens (at least) of each sequence in f32 on
+// the cpu target; bfp4 has R = 8 by default there (KvFormat.h,
+// kBfp4DefaultWindow), int8 and bfp8 0 (no window). The cuda target has no
+// window: bfp4 gets 0 there, and an explicit window=R > 0 is an error.
 //
 // int8, bfp8 and bfp4 also take :equalize (the default) or :no-equalize:
 // whether lathe-equalize-key-channels scales each KV head's key pairs by

@@ -3,6 +3,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -38,5 +39,30 @@ LogicalResult BufferType::verify(function_ref<InFlightDiagnostic()> emitError, i
     return emitError() << "buffer width must be positive, got " << width;
   if (!elementType.isF32())
     return emitError() << "buffers hold f32 elements, got " << elementType;
+  return success();
+}
+
+LogicalResult SpecTreeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                   ArrayRef<int32_t> branching, int64_t nodes) {
+  // The runtime's rules, so that every shape the IR holds loads as an artifact.
+  lathe::Expected<lathe::speculative::TreeShape> shape =
+      lathe::speculative::makeTreeShape(branching);
+  if (!shape)
+    return emitError() << shape.error().message();
+  if (nodes != shape->nodeCount())
+    return emitError() << "#plan.spec_tree has nodes = " << nodes << " but the tree "
+                       << shape->str() << " has " << shape->nodeCount()
+                       << " (the root included)";
+  return success();
+}
+
+LogicalResult PlanDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
+  if (attribute.getName() != getSpecTreeAttrName())
+    return op->emitError() << "unknown plan attribute '" << attribute.getName().getValue() << "'";
+  if (!isa<SpecTreeAttr>(attribute.getValue()))
+    return op->emitError() << "'" << getSpecTreeAttrName()
+                           << "' expects a #plan.spec_tree, got " << attribute.getValue();
+  if (!isa<FunctionOpInterface>(op))
+    return op->emitError() << "'" << getSpecTreeAttrName() << "' belongs on the step's function";
   return success();
 }

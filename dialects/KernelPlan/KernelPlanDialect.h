@@ -2,6 +2,7 @@
 #pragma once
 
 #include "dialects/Transformer/TransformerDialect.h"
+#include "runtime/speculative/TreeShape.h"
 
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/BuiltinTypes.h"

@@ -32,6 +32,12 @@ def Plan_Dialect : Dialect {
   let useDefaultTypePrinterParser = 1;
   let useDefaultAttributePrinterParser = 1;
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
+  // plan.spec_tree on the step's function (lathe-plan-spec-tree).
+  let hasOperationAttrVerify = 1;
+  let extraClassDeclaration = [{
+    /// The function attribute holding the step's #plan.spec_tree.
+    static ::llvm::StringRef getSpecTreeAttrName() { return "plan.spec_tree"; }
+  }];
 }
 
 class Plan_Op<string mnemonic, list<Trait> traits = []>
@@ -61,6 +67,32 @@ def Plan_ActivationsAttr : EnumAttr<Plan_Dialect, Plan_Activations, "activations
     one scale per weight block and multiplied with integer dot products;
     only weights whose format has integer codes (INT, BFP, MXINT8, MXFP4)
     may ask for it.
+  }];
+}
+
+def Plan_SpecTreeAttr : AttrDef<Plan_Dialect, "SpecTree"> {
+  let mnemonic = "spec_tree";
+  let summary = "The token tree a decode step verifies";
+  let description = [{
+    `#plan.spec_tree<branching = [4, 2, 2], nodes = 29>` on the step's
+    function (`plan.spec_tree`, set by lathe-plan-spec-tree) says that the
+    step verifies speculative token trees of this shape: the root (the
+    last accepted token) has up to 4 children, each of them 2, each of
+    those 2. `nodes` is the full tree's node count, the root included
+    (28 drafted + 1): the most tokens one verification step runs, as one
+    batch with each node seeing its ancestors and positioned by its depth.
+    The shape follows runtime/speculative/TreeShape.h (positive
+    branchings, at most 32 levels and 1024 nodes) and travels to the
+    artifact's schedule, where `lathe-run --speculate` reads it.
+  }];
+  let parameters = (ins ArrayRefParameter<"int32_t">:$branching, "int64_t":$nodes);
+  let assemblyFormat = "`<` `branching` `=` `[` $branching `]` `,` `nodes` `=` $nodes `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// The runtime's form of the shape (verified to be valid).
+    ::lathe::speculative::TreeShape getShape() const {
+      return {{getBranching().begin(), getBranching().end()}};
+    }
   }];
 }
 

@@ -15,6 +15,39 @@ using namespace lathe::tfm;
 #define GET_ATTRDEF_CLASSES
 #include "dialects/Transformer/TransformerAttrs.cpp.inc"
 
+/// `!tfm.kv_quant`'s options after its block: `, group = G` and `, window =
+/// R` in that order, each left out when 0.
+static ParseResult parseKvQuantOptions(AsmParser &parser, int64_t &keyGroup,
+                                       int64_t &window) {
+  keyGroup = 0;
+  window = 0;
+  bool group = false, windowed = false;
+  while (succeeded(parser.parseOptionalComma())) {
+    const SMLoc at = parser.getCurrentLocation();
+    if (!group && !windowed && succeeded(parser.parseOptionalKeyword("group"))) {
+      group = true;
+      if (parser.parseEqual() || parser.parseInteger(keyGroup))
+        return failure();
+    } else if (!windowed && succeeded(parser.parseOptionalKeyword("window"))) {
+      windowed = true;
+      if (parser.parseEqual() || parser.parseInteger(window))
+        return failure();
+    } else {
+      return parser.emitError(at, windowed ? "expected '>'"
+                                  : group  ? "expected 'window'"
+                                           : "expected 'group' or 'window'");
+    }
+  }
+  return success();
+}
+
+static void printKvQuantOptions(AsmPrinter &printer, int64_t keyGroup, int64_t window) {
+  if (keyGroup != 0)
+    printer << ", group = " << keyGroup;
+  if (window != 0)
+    printer << ", window = " << window;
+}
+
 #define GET_TYPEDEF_CLASSES
 #include "dialects/Transformer/TransformerOpsTypes.cpp.inc"
 

@@ -38,9 +38,11 @@ LogicalResult KVQuantType::verify(function_ref<InFlightDiagnostic()> emitError,
   // Only KIVI kinds quantize keys over groups of tokens behind a window.
   const bool kivi = kind != KVQuantKind::int8 && kind != KVQuantKind::bfp8 &&
                     kind != KVQuantKind::bfp4;
-  if (!kivi && (keyGroup != 0 || window != 0))
-    return emitError() << "expects no group or window for " << stringifyKVQuantKind(kind)
-                       << ", got group " << keyGroup << " and window " << window;
+  if (!kivi && keyGroup != 0)
+    return emitError() << "expects no group for " << stringifyKVQuantKind(kind) << ", got group "
+                       << keyGroup;
+  if (!kivi && window < 0)
+    return emitError() << "expects a window of at least 0 tokens, got " << window;
   if (kivi && (keyGroup < 2 || window < 0))
     return emitError() << "expects a group of at least 2 tokens and a window of at least 0, "
                           "got group "

@@ -96,8 +96,10 @@ def Transformer_KVQuantType : Transformer_Type<"KVQuant", "kv_quant"> {
     shared 8-bit exponent per block and 8/4-bit mantissas
     (docs/formats.md, "KV cache formats"). KIVI kinds also carry their key
     group (tokens sharing each channel's scale) and f32 window:
-    `!tfm.kv_quant<int4, block = 16, group = 32, window = 32>`; both are 0
-    (and not printed) for the other kinds.
+    `!tfm.kv_quant<int4, block = 16, group = 32, window = 32>`; the group is
+    0 (and not printed) for the other kinds, which may have a window of
+    recent tokens kept in f32: `!tfm.kv_quant<bfp4, block = 16, window = 8>`
+    (0, not printed: none).
   }];
   let parameters = (ins "KVQuantKind":$kind, "int64_t":$block,
                         DefaultValuedParameter<"int64_t", "0">:$keyGroup,
@@ -107,8 +109,11 @@ def Transformer_KVQuantType : Transformer_Type<"KVQuant", "kv_quant"> {
       return $_get($_ctxt, kind, block, 0, 0);
     }]>
   ];
+  // `, group = G` and `, window = R`, each when not 0: two optional groups
+  // of the declarative format would both start with a comma, and the
+  // parser would take any comma for the first.
   let assemblyFormat = [{
-    `<` $kind `,` `block` `=` $block (`,` `group` `=` $keyGroup^)? (`,` `window` `=` $window^)? `>`
+    `<` $kind `,` `block` `=` $block `` custom<KvQuantOptions>($keyGroup, $window) `>`
   }];
   let genVerifyDecl = 1;
 }

@@ -352,6 +352,9 @@ Status Artifact::parse() {
     p.kvFormat = {static_cast<formats::KvKind>(fs->kv_kind()),
                   static_cast<int32_t>(fs->kv_block()), static_cast<int32_t>(fs->kv_key_group()),
                   static_cast<int32_t>(fs->kv_window())};
+    // Checked with the rest of the plan (validatePlan).
+    if (const flatbuffers::Vector<int32_t> *tree = fs->spec_tree())
+      p.specTree = speculative::TreeShape{{tree->begin(), tree->end()}};
     if (const fb::NativeCode *n = fs->native()) {
       if (!n->isa() || !n->object() || n->object()->size() < 4)
         return fail("corrupt: schedule '" + p.target + "' has incomplete native code");

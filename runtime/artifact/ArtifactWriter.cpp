@@ -125,7 +125,8 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
         p.logits, p.kvLayers, p.kvWidth, native, static_cast<fb::ElementType>(p.kvElement),
         device, static_cast<fb::KvKind>(p.kvFormat.kind),
         static_cast<uint32_t>(p.kvFormat.block), static_cast<uint32_t>(p.kvFormat.keyGroup),
-        static_cast<uint32_t>(std::max(p.kvFormat.window, 0))));
+        static_cast<uint32_t>(std::max(p.kvFormat.window, 0)),
+        p.specTree ? b.CreateVector(p.specTree->branching) : 0));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

@@ -15,7 +15,10 @@ inline constexpr char kMagic[8] = {'L', 'A', 'T', 'H', 'E', 'A', 'R', 'T'};
 /// carry Llama 3 frequency scaling; bias_add steps. 4: schedules carry a KV
 /// format (kv_kind, kv_block) that may be compressed, which a version-3
 /// runtime would ignore and read as garbage. 5: KIVI KV formats (int4,
-/// int2) with their key group and window (kv_key_group, kv_window).
+/// int2) with their key group and window (kv_key_group, kv_window); int8
+/// and bfp formats may carry a window too (kv_window, 0 in files written
+/// before: no window, so those load unchanged; a runtime from before reads
+/// a windowed one as a format that does not fit the model and refuses it).
 inline constexpr uint32_t kFormatVersion = 5;
 inline constexpr uint64_t kSectionAlignment = 64;
 

@@ -112,7 +112,11 @@ std::string kvFormatName(KvFormat f) {
     name += ":block=" + std::to_string(f.block);
   if (f.kivi() && f.keyGroup > 0)
     name += ":group=" + std::to_string(f.keyGroup);
-  if (f.kivi() && f.window >= 0)
+  // A row format's window when it has one, or when its kind has one by
+  // default (bfp4:window=0), so that the name parses back to the format;
+  // int8 and bfp8 without a window keep the names they had before windows.
+  const bool rowWindow = f.window > 0 || (f.window == 0 && defaultKvWindow(f.kind) > 0);
+  if ((f.kivi() && f.window >= 0) || (f.compressed() && !f.kivi() && rowWindow))
     name += ":window=" + std::to_string(f.window);
   return name;
 }
@@ -146,20 +150,24 @@ Expected<KvFormat> parseKvFormat(std::string_view text) {
   if (!known)
     return Error("unknown KV format '" + std::string(name) +
                  "' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)");
-  if (f.kivi())
+  if (f.compressed())
     f.window = -1;
   std::string_view rest = colon == std::string_view::npos ? "" : text.substr(colon + 1);
-  if (colon != std::string_view::npos && !isBfp(f.kind) && !f.kivi())
-    return Error(std::string(name) + " takes no options" +
-                 (f.kind == KvKind::Int8 ? " (one scale per token row and KV head)" : ""));
-  const std::string expected = f.kivi() ? " takes group=G and window=R)" : " takes block=N)";
+  if (colon != std::string_view::npos && !f.compressed())
+    return Error(std::string(name) + " takes no options");
+  const std::string expected = f.kivi()               ? " takes group=G and window=R)"
+                               : f.kind == KvKind::Int8 ? " takes window=R; its block is "
+                                                          "head_dim, one scale per token row "
+                                                          "and KV head)"
+                                                        : " takes block=N and window=R)";
   bool group = false, window = false;
   while (colon != std::string_view::npos) {
     const size_t next = rest.find(':');
     const std::string_view option = rest.substr(0, next);
     const std::string_view key = option.substr(0, option.find('='));
-    if (option.find('=') == std::string_view::npos ||
-        (isBfp(f.kind) ? key != "block" : key != "group" && key != "window"))
+    const bool known = key == "window" || (isBfp(f.kind) && key == "block") ||
+                       (f.kivi() && key == "group");
+    if (option.find('=') == std::string_view::npos || !known)
       return Error("unknown option '" + std::string(option) + "' (" + std::string(name) +
                    expected);
     if ((key == "block" && f.block != 0) || (key == "group" && group) ||
@@ -195,6 +203,12 @@ Expected<KvFormat> parseKvFormat(std::string_view text) {
   return f;
 }
 
+int32_t defaultKvWindow(KvKind kind, int32_t keyGroup) {
+  if (kind == KvKind::Int4 || kind == KvKind::Int2)
+    return keyGroup;
+  return kind == KvKind::Bfp4 ? kBfp4DefaultWindow : 0;
+}
+
 int32_t defaultKvBlock(KvKind kind, int64_t headDim, int32_t keyGroup) {
   if (kind == KvKind::Int8)
     return static_cast<int32_t>(headDim);
@@ -218,7 +232,7 @@ Expected<KvFormat> resolveKvFormat(KvFormat f, int64_t headDim) {
     if (f.keyGroup == 0)
       f.keyGroup = kKiviDefaultGroup;
     if (f.window < 0)
-      f.window = f.keyGroup;
+      f.window = defaultKvWindow(f.kind, f.keyGroup);
     const int perByte = 8 / kvCodeBits(f.kind);
     if (f.keyGroup < 2 || f.keyGroup > kKiviMaxGroup)
       return Error("group=" + std::to_string(f.keyGroup) + ": a key group holds 2 to " +
@@ -246,7 +260,11 @@ Expected<KvFormat> resolveKvFormat(KvFormat f, int64_t headDim) {
     return f;
   }
   f.keyGroup = 0;
-  f.window = 0;
+  if (f.window < 0)
+    f.window = defaultKvWindow(f.kind);
+  if (f.window > kKiviMaxWindow)
+    return Error("window=" + std::to_string(f.window) + ": at most " +
+                 std::to_string(kKiviMaxWindow) + " tokens");
   if (f.block == 0)
     f.block = defaultKvBlock(f.kind, headDim);
   if (f.kind == KvKind::Int8 && f.block != headDim)

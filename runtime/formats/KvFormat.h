@@ -27,6 +27,13 @@
 //               the paged cache quantizes whole blocks) stay f32.
 // The paged cache (kv/PagedKVCache.h) holds the f32 window and quantizes a
 // block when it leaves the window; docs/formats.md has the layout.
+//
+// The row formats (int8, bfp8, bfp4) may keep such a window too
+// (`:window=R`, R > 0): the newest R tokens (at least) stay f32 and a block
+// is encoded row by row (encodeKvRow) when it leaves the window. bfp4 has a
+// window of kBfp4DefaultWindow tokens by default (issue 20: it brings bfp4's
+// KL to the f32 cache under 0.05 on stories15M, docs/benchmarks.md), int8
+// and bfp8 none; window 0 is no window, the layout of old artifacts.
 #pragma once
 
 #include "runtime/formats/ElementType.h"
@@ -59,7 +66,8 @@ struct KvFormat {
   /// picks the default for the model's head_dim.
   int32_t block = 0;
   /// KIVI kinds (int4, int2): tokens per key group, which is also the paged
-  /// cache's block, and the most recent tokens kept in f32. 0 elsewhere;
+  /// cache's block. Compressed kinds: the most recent tokens kept in f32 (0:
+  /// none, every row encoded as it is stored). 0 for plain kinds;
   /// parseKvFormat leaves keyGroup 0 and window -1 when not given, until
   /// resolveKvFormat picks the defaults.
   int32_t keyGroup = 0;
@@ -68,6 +76,10 @@ struct KvFormat {
   bool compressed() const { return kind >= KvKind::Int8; }
   /// int4 or int2: keys quantized per channel over groups of tokens.
   bool kivi() const { return kind == KvKind::Int4 || kind == KvKind::Int2; }
+  /// Whether the cache writes rows in f32 to a window and encodes whole
+  /// blocks as they leave it: KIVI always (even with window 0, since its
+  /// keys need a whole group), int8/bfp8/bfp4 with a window.
+  bool windowed() const { return kivi() || (compressed() && window > 0); }
   friend bool operator==(const KvFormat &, const KvFormat &) = default;
 };
 
@@ -85,15 +97,19 @@ inline std::optional<ElementType> plainElement(KvFormat f) {
 /// "f32", "f16", "bf16", "int8", "bfp8", "bfp4", "int4", "int2": the
 /// kind's name.
 std::string_view kvKindName(KvKind kind);
-/// The canonical spec: "f16", "int8", "bfp4:block=16",
+/// The canonical spec: "f16", "int8", "bfp4:block=16:window=8",
 /// "int4:group=32:window=32" (a resolved bfp block and KIVI group and
-/// window are always written; int8's block is head_dim and KIVI's value
-/// block follows from the group and head_dim, implied).
+/// window are always written; a row format's window when above 0 or when
+/// its kind has another by default, "bfp4:block=16:window=0", so that the
+/// name parses back to the format while int8 and bfp8 without a window
+/// keep their names; int8's block is head_dim and KIVI's value block
+/// follows from the group and head_dim, implied).
 std::string kvFormatName(KvFormat f);
 
-/// Reads `f32`, `f16`, `bf16`, `int8`, `bfp8[:block=N]`, `bfp4[:block=N]`,
-/// `int4[:group=G][:window=R]`, `int2[:group=G][:window=R]`. Options not
-/// given are left unset (block and keyGroup 0, window -1). Errors name the
+/// Reads `f32`, `f16`, `bf16`, `int8[:window=R]`, `bfp8[:block=N][:window=R]`,
+/// `bfp4[:block=N][:window=R]`, `int4[:group=G][:window=R]`,
+/// `int2[:group=G][:window=R]`. Options not given are left unset (block and
+/// keyGroup 0, window -1 for compressed kinds). Errors name the
 /// bad part: "unknown KV format 'f8' (expected f32, f16, bf16, int8, bfp8,
 /// bfp4, int4 or int2)".
 Expected<KvFormat> parseKvFormat(std::string_view text);
@@ -102,8 +118,15 @@ Expected<KvFormat> parseKvFormat(std::string_view text);
 inline constexpr int32_t kKiviDefaultGroup = 32;
 /// The largest KIVI key group: a paged block of the cache.
 inline constexpr int32_t kKiviMaxGroup = 256;
-/// The largest KIVI window (in tokens).
+/// The largest window (in tokens), KIVI's and the row formats'.
 inline constexpr int32_t kKiviMaxWindow = 1 << 20;
+/// bfp4's window without window=R (int8 and bfp8: 0). 8 tokens (at least;
+/// 8 to 8 + 15 with the paged cache's blocks of 16) take stories15M's KL
+/// from 0.081 to 0.02 (docs/benchmarks.md, "KV window of recent tokens").
+inline constexpr int32_t kBfp4DefaultWindow = 8;
+/// The default window of a compressed kind: KIVI's key group, bfp4's
+/// kBfp4DefaultWindow, 0 for int8 and bfp8.
+int32_t defaultKvWindow(KvKind kind, int32_t keyGroup = kKiviDefaultGroup);
 
 /// The block a compressed kind gets without block=N: int8 always head_dim;
 /// bfp 32, or head_dim when that is smaller, or for a head_dim above 32
@@ -118,6 +141,8 @@ int32_t defaultKvBlock(KvKind kind, int64_t headDim, int32_t keyGroup = kKiviDef
 /// head_dim: a block that does not divide head_dim, or a bfp4 block of an
 /// odd number of values (not a whole number of bytes), is an Error such as
 /// "block=32 does not divide head_dim 48".
+/// A row format's window defaults to defaultKvWindow; above 2^20 it is an
+/// Error.
 /// KIVI: the group defaults to 32 and the window to the group; a group
 /// outside [2, 256], a window above 2^20, a head_dim that is not a whole
 /// number of bytes of codes (2 a byte for int4, 4 for int2), or a value

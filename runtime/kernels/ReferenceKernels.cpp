@@ -142,18 +142,19 @@ void loadKV(const void *base, formats::KvFormat format, int64_t width, int64_t r
   formats::decodeKvValues(format, p, first, {out, size_t(n)});
 }
 
-/// The same for a key (value: `value`) row of any cache, KIVI's included.
+/// The same for a key (value: `value`) row of any cache, windowed ones
+/// included.
 void loadKV(const KVLayerView &cache, bool value, int64_t row, int64_t first, int64_t n,
             float *out) {
-  if (!cache.format.kivi())
+  if (!cache.format.windowed())
     return loadKV(value ? cache.values : cache.keys, cache.format, cache.width, row, first, n,
                   out);
   if (row >= cache.windowRow) {
     const float *w = (value ? cache.windowValues : cache.windowKeys) +
                      (row - cache.windowRow) * cache.width + first;
     std::copy_n(w, n, out);
-  } else if (value) {
-    loadKV(cache.values, cache.format, cache.width, row, first, n, out);
+  } else if (value || !cache.format.kivi()) {
+    loadKV(value ? cache.values : cache.keys, cache.format, cache.width, row, first, n, out);
   } else {
     const int64_t g = cache.format.keyGroup;
     formats::decodeKiviKey(cache.format,
@@ -175,7 +176,7 @@ void storeRow(const float *x, formats::KvFormat format, int64_t width, void *bas
 
 void storeKV(const float *k, const float *v, std::span<const int32_t> rows,
              KVLayerView cache) {
-  if (cache.format.kivi()) {
+  if (cache.format.windowed()) {
     // Window rows, f32: the cache quantizes whole blocks as they leave the
     // window.
     for (size_t t = 0; t < rows.size(); ++t) {

@@ -55,7 +55,9 @@ void biasAdd(const float *x, WeightView bias, int64_t rows, int64_t width, float
 /// quantized (keys: the key group of format.keyGroup rows that row / keyGroup
 /// names, kiviKeyGroupBytes each; values: kvRowBytes rows), rows from
 /// windowRow on are f32 rows of windowKeys / windowValues (row windowRow
-/// first). Every row a step stores is a window row.
+/// first). Every row a step stores is a window row. So it is for int8,
+/// bfp8 and bfp4 with a window (format.window > 0), whose rows below
+/// windowRow are kvRowBytes rows of keys and of values.
 struct KVLayerView {
   void *keys;
   void *values;

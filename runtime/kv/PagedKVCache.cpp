@@ -24,11 +24,11 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
                              "address",
                              layout.blocks, layout.blockSize));
   // layers x 2 x rows x width x element size must fit in memory sizes.
-  // (KIVI: a row's share of its key group, its values and two f32 window
-  // rows bound what a row of each pool takes.)
-  const size_t rowBound = layout.kivi() ? layout.keyGroupBytes() + layout.rowBytes() +
-                                              2 * layout.windowRowBytes()
-                                        : layout.rowBytes();
+  // (Windowed formats: a row's share of its key group, its values and two
+  // f32 window rows bound what a row of each pool takes.)
+  const size_t rowBound = layout.windowed() ? layout.keyGroupBytes() + layout.rowBytes() +
+                                                  2 * layout.windowRowBytes()
+                                            : layout.rowBytes();
   unsigned __int128 total = static_cast<unsigned __int128>(layout.layers) * 2 *
                             static_cast<uint64_t>(layout.rows()) * rowBound;
   if (total > std::numeric_limits<size_t>::max() / 2)
@@ -45,8 +45,8 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
   if (!buffer)
     return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache: {}",
                              double(layout.totalBytes()) / (1 << 20), buffer.error().message()));
-  // The cache quantizes KIVI blocks itself as they leave the window.
-  if (layout.kivi() && !(*buffer)->hostData())
+  // The cache quantizes blocks itself as they leave the window.
+  if (layout.windowed() && !(*buffer)->hostData())
     return Error(fmt::format("KV cache: {} needs a cache in host memory",
                              formats::kvFormatName(layout.format)));
   return std::unique_ptr<PagedKVCache>(
@@ -56,12 +56,12 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
 PagedKVCache::PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
                            std::unique_ptr<backend::Buffer> buffer)
     : device_(device), layout_(layout), maxLength_(maxLength), buffer_(std::move(buffer)),
-      references_(layout.blocks * (layout.kivi() ? 2 : 1), 0) {
+      references_(layout.blocks * (layout.windowed() ? 2 : 1), 0) {
   // A stack with block 0 on top: a fresh cache fills from the front.
   free_.reserve(layout.blocks);
   for (int64_t b = layout.blocks - 1; b >= 0; --b)
     free_.push_back(static_cast<int32_t>(b));
-  if (layout.kivi())
+  if (layout.windowed())
     for (int64_t b = 2 * layout.blocks - 1; b >= layout.blocks; --b)
       freeWindow_.push_back(static_cast<int32_t>(b));
 }
@@ -109,7 +109,7 @@ void PagedKVCache::removeSequence(SequenceId id) {
 }
 
 int32_t PagedKVCache::takeBlock() {
-  std::vector<int32_t> &pool = layout_.kivi() ? freeWindow_ : free_;
+  std::vector<int32_t> &pool = layout_.windowed() ? freeWindow_ : free_;
   int32_t b = pool.back();
   pool.pop_back();
   references_[b] = 1;
@@ -122,9 +122,9 @@ void PagedKVCache::releaseBlock(int32_t b) {
 }
 
 void PagedKVCache::copyRow(int64_t to, int64_t from) {
-  // KIVI: the rows a step wrote are window rows (grow gave the tail its own
-  // window blocks), f32 rows.
-  const size_t bytes = layout_.kivi() ? layout_.windowRowBytes() : layout_.rowBytes();
+  // Windowed formats: the rows a step wrote are window rows (grow gave the
+  // tail its own window blocks), f32 rows.
+  const size_t bytes = layout_.windowed() ? layout_.windowRowBytes() : layout_.rowBytes();
   for (int64_t l = 0; l < layout_.layers; ++l)
     for (bool value : {false, true})
       device_.copy(*buffer_, layout_.offset(l, value, to), layout_.offset(l, value, from), bytes);
@@ -145,12 +145,17 @@ void PagedKVCache::sealBlock(int32_t block) {
   for (int64_t l = 0; l < layout_.layers; ++l) {
     const float *keys = windowKeys(l) + (first - layout_.rows()) * layout_.width;
     const float *values = windowValues(l) + (first - layout_.rows()) * layout_.width;
-    formats::encodeKiviKeys(layout_.format, keys, n, layout_.width,
-                            base + layout_.offset(l, false, int64_t{sealed} * n));
-    for (int64_t r = 0; r < n; ++r)
+    if (layout_.kivi())
+      formats::encodeKiviKeys(layout_.format, keys, n, layout_.width,
+                              base + layout_.offset(l, false, int64_t{sealed} * n));
+    for (int64_t r = 0; r < n; ++r) {
+      if (!layout_.kivi())
+        formats::encodeKvRow(layout_.format, {keys + r * layout_.width, size_t(layout_.width)},
+                             base + layout_.offset(l, false, int64_t{sealed} * n + r));
       formats::encodeKvRow(layout_.format,
                            {values + r * layout_.width, size_t(layout_.width)},
                            base + layout_.offset(l, true, int64_t{sealed} * n + r));
+    }
   }
   references_[sealed] = references_[block];
   references_[block] = 0;
@@ -163,7 +168,7 @@ void PagedKVCache::sealBlock(int32_t block) {
 void PagedKVCache::ownBlock(Sequence &s, int64_t index, int64_t rows) {
   const int32_t from = s.blocks[index];
   const int32_t own = takeBlock();
-  if (!layout_.kivi() || isWindow(from)) {
+  if (!layout_.windowed() || isWindow(from)) {
     copyBlock(own, from);
   } else {
     // A quantized block: decode its rows into f32.
@@ -174,8 +179,13 @@ void PagedKVCache::ownBlock(Sequence &s, int64_t index, int64_t rows) {
         const int64_t row = int64_t{own} * n + r - layout_.rows();
         std::span<float> key(windowKeys(l) + row * layout_.width, size_t(layout_.width));
         std::span<float> value(windowValues(l) + row * layout_.width, size_t(layout_.width));
-        formats::decodeKiviKey(layout_.format, base + layout_.offset(l, false, int64_t{from} * n),
-                               layout_.width, r, 0, key);
+        if (layout_.kivi())
+          formats::decodeKiviKey(layout_.format,
+                                 base + layout_.offset(l, false, int64_t{from} * n),
+                                 layout_.width, r, 0, key);
+        else
+          formats::decodeKvValues(layout_.format,
+                                  base + layout_.offset(l, false, int64_t{from} * n + r), 0, key);
         formats::decodeKvValues(layout_.format,
                                 base + layout_.offset(l, true, int64_t{from} * n + r), 0, value);
       }
@@ -186,7 +196,8 @@ void PagedKVCache::ownBlock(Sequence &s, int64_t index, int64_t rows) {
 
 void PagedKVCache::copyBlock(int32_t to, int32_t from) {
   const size_t bytes =
-      size_t(layout_.blockSize) * (layout_.kivi() ? layout_.windowRowBytes() : layout_.rowBytes());
+      size_t(layout_.blockSize) *
+      (layout_.windowed() ? layout_.windowRowBytes() : layout_.rowBytes());
   for (int64_t l = 0; l < layout_.layers; ++l)
     for (bool value : {false, true})
       device_.copy(*buffer_, layout_.offset(l, value, int64_t{to} * layout_.blockSize),
@@ -201,17 +212,17 @@ Status PagedKVCache::grow(SequenceId id, int64_t count) {
     return Error(fmt::format("the sequence would reach {} tokens, longer than the model's "
                              "context of {} tokens",
                              s.length + count, maxLength_));
-  // KIVI: blocks leaving the window are quantized first (the slots written
-  // so far are the current length).
-  if (layout_.kivi() && count > 0)
+  // Windowed formats: blocks leaving the window are quantized first (the
+  // slots written so far are the current length).
+  if (layout_.windowed() && count > 0)
     seal(id, s.length, s.length + count);
   const int64_t have = static_cast<int64_t>(s.blocks.size());
   const int64_t need = blocksFor(s.length + count);
   // The last block is written into when the tail starts inside it: it must
-  // be this sequence's alone, and (KIVI) a window block.
+  // be this sequence's alone, and (windowed formats) a window block.
   const bool copyLast = count > 0 && s.length % layout_.blockSize != 0 &&
                         (references_[s.blocks.back()] > 1 ||
-                         (layout_.kivi() && !isWindow(s.blocks.back())));
+                         (layout_.windowed() && !isWindow(s.blocks.back())));
   const int64_t fresh = need - have + (copyLast ? 1 : 0);
   if (fresh > freeBlocks() + (copyLast && references_[s.blocks.back()] == 1 ? 1 : 0))
     return Error(fmt::format("the KV cache is full: {} more blocks of {} tokens needed, {} free",
@@ -254,7 +265,7 @@ Status PagedKVCache::commit(SequenceId id, int64_t base, std::span<const int64_t
   // copied shared blocks), unless it was forked since: then copy the shared
   // blocks that a moved slot lands in first.
   auto mustOwn = [&](int32_t b) {
-    return references_[b] > 1 || (layout_.kivi() && !isWindow(b));
+    return references_[b] > 1 || (layout_.windowed() && !isWindow(b));
   };
   std::vector<int64_t> written;
   for (size_t i = 0; i < kept.size(); ++i) {
@@ -300,14 +311,14 @@ uint8_t *PagedKVCache::values(int64_t layer) {
 
 float *PagedKVCache::windowKeys(int64_t layer) {
   uint8_t *base = buffer_->hostData();
-  return base && layout_.kivi()
+  return base && layout_.windowed()
              ? reinterpret_cast<float *>(base + layout_.offset(layer, false, layout_.rows()))
              : nullptr;
 }
 
 float *PagedKVCache::windowValues(int64_t layer) {
   uint8_t *base = buffer_->hostData();
-  return base && layout_.kivi()
+  return base && layout_.windowed()
              ? reinterpret_cast<float *>(base + layout_.offset(layer, true, layout_.rows()))
              : nullptr;
 }

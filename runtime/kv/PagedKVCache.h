@@ -27,6 +27,12 @@
 // what is stored. Both pools have `blocks` blocks, and the sequences
 // together hold at most `blocks` of either kind: a prefill may write a
 // whole context in f32 before grow() quantizes it.
+//
+// int8, bfp8 and bfp4 with a window (format.window > 0) use the same two
+// pools: their rows are written f32 into window blocks and a block leaving
+// the window is encoded row by row (formats::encodeKvRow) into a block of
+// the row pool, laid out as without a window; format.windowed() says
+// which caches have the window pool.
 #pragma once
 
 #include "runtime/backend/Batch.h"
@@ -52,9 +58,12 @@ struct KVLayout {
   int64_t blocks = 0;
   formats::KvFormat format;
 
-  /// Rows of the (quantized, for KIVI) pool; KIVI window rows follow.
+  /// Rows of the (quantized, for windowed formats) pool; window rows
+  /// follow.
   int64_t rows() const { return blocks * blockSize; }
   bool kivi() const { return format.kivi(); }
+  /// Whether the cache has an f32 window pool (formats::KvFormat::windowed).
+  bool windowed() const { return format.windowed(); }
   /// A stored row: its packed bytes, scales or exponents included. Forks,
   /// copies on write and commits move whole rows and blocks of these.
   /// KIVI: a quantized row of values.
@@ -70,35 +79,39 @@ struct KVLayout {
       return (blockBytes() + size_t(blockSize) - 1) / size_t(blockSize);
     return size_t(layers) * 2 * rowBytes();
   }
-  /// KIVI: bytes of a token in the f32 window (0 for other formats).
-  size_t windowTokenBytes() const { return kivi() ? size_t(layers) * 2 * windowRowBytes() : 0; }
-  /// KIVI: the slots of a sequence of `length` that are quantized once its
-  /// last token was decoded (the grow from length - 1 quantized every whole
-  /// block written before it and older than the window); the rest of its
-  /// slots are in the f32 window. 0 for other formats.
+  /// Windowed formats: bytes of a token in the f32 window (0 for others).
+  size_t windowTokenBytes() const {
+    return windowed() ? size_t(layers) * 2 * windowRowBytes() : 0;
+  }
+  /// Windowed formats: the slots of a sequence of `length` that are
+  /// quantized once its last token was decoded (the grow from length - 1
+  /// quantized every whole block written before it and older than the
+  /// window); the rest of its slots are in the f32 window. 0 for other
+  /// formats.
   int64_t quantizedSlots(int64_t length) const {
-    if (!kivi() || length <= 0)
+    if (!windowed() || length <= 0)
       return 0;
     return std::max<int64_t>(0, std::min(length - 1, length - format.window)) / blockSize *
            blockSize;
   }
   /// Bytes the `length` slots of one sequence hold across every layer, keys
-  /// and values: tokenBytes each, and for KIVI windowTokenBytes for each
-  /// slot in the window (quantizedSlots).
+  /// and values: tokenBytes each, and for windowed formats windowTokenBytes
+  /// for each slot in the window (quantizedSlots).
   double sequenceBytes(int64_t length) const {
-    if (!kivi())
+    if (!windowed())
       return double(length) * double(tokenBytes());
     const int64_t quantized = quantizedSlots(length);
     return double(quantized) * double(blockBytes()) / double(blockSize) +
            double(length - quantized) * double(windowTokenBytes());
   }
   /// Byte offset of row `row` of layer `layer`'s keys (values: `value`).
-  /// KIVI: a window row (row >= rows()) is an f32 row; a quantized key row
-  /// gives its group's start, a quantized value row its own.
+  /// Windowed formats: a window row (row >= rows()) is an f32 row. KIVI: a
+  /// quantized key row gives its group's start, a quantized value row its
+  /// own.
   size_t offset(int64_t layer, bool value, int64_t row) const {
+    if (windowed() && row >= rows())
+      return windowOffset(layer, value, row - rows());
     if (kivi()) {
-      if (row >= rows())
-        return windowOffset(layer, value, row - rows());
       const size_t keys = size_t(layer) * quantizedLayerBytes();
       return value ? keys + size_t(blocks) * keyGroupBytes() + size_t(row) * rowBytes()
                    : keys + size_t(row / blockSize) * keyGroupBytes();
@@ -106,12 +119,12 @@ struct KVLayout {
     return ((size_t(layer) * 2 + (value ? 1 : 0)) * size_t(rows()) + size_t(row)) * rowBytes();
   }
   size_t totalBytes() const {
-    if (kivi())
+    if (windowed())
       return size_t(layers) * (quantizedLayerBytes() + 2 * size_t(rows()) * windowRowBytes());
     return size_t(layers) * 2 * size_t(rows()) * rowBytes();
   }
-  /// Bytes one block holds across every layer, keys and values (KIVI: a
-  /// quantized block; a window block: windowBlockBytes).
+  /// Bytes one block holds across every layer, keys and values (windowed
+  /// formats: a quantized block; a window block: windowBlockBytes).
   size_t blockBytes() const {
     if (kivi())
       return size_t(layers) * (keyGroupBytes() + size_t(blockSize) * rowBytes());
@@ -120,8 +133,12 @@ struct KVLayout {
   size_t windowBlockBytes() const { return size_t(blockSize) * windowTokenBytes(); }
 
 private:
+  /// A layer's keys and values in the quantized pool (KIVI: key groups
+  /// then value rows).
   size_t quantizedLayerBytes() const {
-    return size_t(blocks) * (keyGroupBytes() + size_t(blockSize) * rowBytes());
+    if (kivi())
+      return size_t(blocks) * (keyGroupBytes() + size_t(blockSize) * rowBytes());
+    return 2 * size_t(rows()) * rowBytes();
   }
   size_t windowOffset(int64_t layer, bool value, int64_t windowRow) const {
     return size_t(layers) * quantizedLayerBytes() +
@@ -172,25 +189,25 @@ public:
   /// devices; null when the cache lives on a device only).
   uint8_t *keys(int64_t layer);
   uint8_t *values(int64_t layer);
-  /// KIVI: host pointers to the f32 window rows of layer `layer` (row
-  /// layout().rows() is the first); null for other formats.
+  /// Windowed formats: host pointers to the f32 window rows of layer
+  /// `layer` (row layout().rows() is the first); null for other formats.
   float *windowKeys(int64_t layer);
   float *windowValues(int64_t layer);
   backend::Buffer &buffer() { return *buffer_; }
 
-  /// Blocks not held by any sequence (KIVI: of `blocks`, whichever pool
-  /// the held ones are in).
+  /// Blocks not held by any sequence (windowed formats: of `blocks`,
+  /// whichever pool the held ones are in).
   int64_t freeBlocks() const {
     return static_cast<int64_t>(free_.size()) -
-           (layout_.kivi() ? layout_.blocks - static_cast<int64_t>(freeWindow_.size()) : 0);
+           (layout_.windowed() ? layout_.blocks - static_cast<int64_t>(freeWindow_.size()) : 0);
   }
   int64_t usedBlocks() const { return layout_.blocks - freeBlocks(); }
-  /// KIVI: blocks held in the f32 window pool.
+  /// Windowed formats: blocks held in the f32 window pool.
   int64_t usedWindowBlocks() const {
-    return layout_.kivi() ? layout_.blocks - static_cast<int64_t>(freeWindow_.size()) : 0;
+    return layout_.windowed() ? layout_.blocks - static_cast<int64_t>(freeWindow_.size()) : 0;
   }
-  /// Bytes of the blocks in use (KIVI: quantized and window blocks, each at
-  /// its own size) / of the whole pool.
+  /// Bytes of the blocks in use (windowed formats: quantized and window
+  /// blocks, each at its own size) / of the whole pool.
   size_t usedBytes() const {
     return size_t(usedBlocks() - usedWindowBlocks()) * layout_.blockBytes() +
            size_t(usedWindowBlocks()) * layout_.windowBlockBytes();
@@ -211,16 +228,16 @@ private:
                std::unique_ptr<backend::Buffer> buffer);
   Sequence &get(SequenceId id);
   const Sequence &get(SequenceId id) const;
-  /// A free block, from the window pool for KIVI formats.
+  /// A free block, from the window pool for windowed formats.
   int32_t takeBlock();
   void releaseBlock(int32_t block);
-  bool isWindow(int32_t block) const { return layout_.kivi() && block >= layout_.blocks; }
-  /// KIVI: quantizes every window block of `sequence` that is complete
-  /// (within its first `written` slots) and older than its newest
+  bool isWindow(int32_t block) const { return layout_.windowed() && block >= layout_.blocks; }
+  /// Windowed formats: quantizes every window block of `sequence` that is
+  /// complete (within its first `written` slots) and older than its newest
   /// format.window slots of `length`.
   void seal(SequenceId sequence, int64_t written, int64_t length);
-  /// KIVI: the window block `block` quantized into a new quantized block,
-  /// which replaces it in every sequence holding it.
+  /// Windowed formats: the window block `block` quantized into a new
+  /// quantized block, which replaces it in every sequence holding it.
   void sealBlock(int32_t block);
   /// Replaces block `index` of `sequence` by a window block of its own
   /// holding its first `rows` rows (copied, or decoded when quantized).
@@ -236,7 +253,7 @@ private:
   std::vector<Sequence> sequences_;
   std::vector<int32_t> references_; // per block: sequences holding it
   std::vector<int32_t> free_;       // a stack; the lowest block on top
-  std::vector<int32_t> freeWindow_; // KIVI: the window pool's free blocks
+  std::vector<int32_t> freeWindow_; // windowed formats: the window pool's free blocks
 };
 
 } // namespace lathe::kv

@@ -41,7 +41,7 @@ public:
       return Error(fmt::format("{}: kernel plan KV format '{}' does not fit head_dim {}{}",
                                source_, formats::kvFormatName(plan_.kvFormat), config_.headDim,
                                kv ? "" : ": " + kv.error().message()));
-    if (plan_.target == "cuda" && plan_.kvFormat.kivi())
+    if (plan_.target == "cuda" && plan_.kvFormat.windowed())
       return Error(fmt::format("{}: kernel plan 'cuda' stores its KV cache as {}, which only "
                                "the cpu target reads",
                                source_, formats::kvFormatName(plan_.kvFormat)));
@@ -49,6 +49,20 @@ public:
       return Error(fmt::format("{}: kernel plan KV element {} disagrees with its KV format '{}'",
                                source_, elementTypeName(plan_.kvElement),
                                formats::kvFormatName(plan_.kvFormat)));
+    // The shape by the rules of its parser; a verification step stores
+    // every node's key and value at the sequence's tail, so its tree must
+    // fit in the context.
+    if (plan_.specTree)
+      if (Expected<speculative::TreeShape> tree =
+              speculative::makeTreeShape(plan_.specTree->branching);
+          !tree)
+        return Error(fmt::format("{}: kernel plan's token tree: {}", source_,
+                                 tree.error().message()));
+    if (plan_.specTree && plan_.specTree->nodeCount() > config_.context)
+      return Error(fmt::format("{}: kernel plan's token tree {} has {} nodes, more than the "
+                               "context of {} tokens",
+                               source_, plan_.specTree->str(), plan_.specTree->nodeCount(),
+                               config_.context));
     for (size_t i = 0; i < plan_.steps.size(); ++i) {
       index_ = i;
       Status s = std::visit([&](const auto &step) { return check(step); },

@@ -10,6 +10,7 @@
 #include "runtime/formats/KvFormat.h"
 #include "runtime/plan/RopeFrequencies.h"
 #include "runtime/plan/RopeLayout.h"
+#include "runtime/speculative/TreeShape.h"
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
@@ -247,6 +248,13 @@ struct KernelPlan {
   /// kvFormat's element type when it is plain, f32 when it is compressed
   /// (the CUDA code generator reads it; validatePlan checks that they agree).
   ElementType kvElement = ElementType::F32;
+  /// The token tree the decode step was compiled to verify (lathe-compile
+  /// --spec-tree, #plan.spec_tree): `--speculate` runs it when given no
+  /// shape, and refuses a shape of more nodes than its nodeCount(), the
+  /// tokens of one verification step. Unset: none compiled in (the
+  /// runtime's default shape, any size). It changes no step, so planHash
+  /// leaves it out.
+  std::optional<speculative::TreeShape> specTree;
   std::optional<NativeCode> native;
   std::optional<DeviceCode> device;
 };

@@ -27,6 +27,34 @@ int32_t chooseToken(const SamplerOptions &options, int64_t index, std::span<cons
   return sampler.sampleFrom(logits);
 }
 
+const TreeShape *compiledTreeShape(const backend::Executable &executable) {
+  const plan::KernelPlan *plan = executable.artifact().schedule(executable.options().target);
+  return plan && plan->specTree ? &*plan->specTree : nullptr;
+}
+
+Status checkTreeShape(const backend::Executable &executable, const TreeShape &shape) {
+  const TreeShape *compiled = compiledTreeShape(executable);
+  if (compiled && shape.nodeCount() > compiled->nodeCount())
+    return Error(fmt::format("tree shape '{}' has {} nodes, more than the {} tokens of {}'s "
+                             "verification step (compiled with --spec-tree={})",
+                             shape.str(), shape.nodeCount(), compiled->nodeCount(),
+                             executable.artifact().path(), compiled->str()));
+  return Status::ok();
+}
+
+Expected<TreeShape> resolveTreeShape(const backend::Executable &executable,
+                                     std::string_view requested) {
+  const TreeShape *compiled = compiledTreeShape(executable);
+  Expected<TreeShape> shape = !requested.empty() ? parseTreeShape(requested)
+                              : compiled         ? Expected<TreeShape>(*compiled)
+                                                 : parseTreeShape(kDefaultTreeShape);
+  if (!shape)
+    return shape;
+  if (Status s = checkTreeShape(executable, *shape); !s)
+    return s.error();
+  return shape;
+}
+
 Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const int32_t> prompt,
                                                const GenerationOptions &options,
                                                const SpeculativeOptions &speculative,
@@ -36,6 +64,8 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
     return s.error();
   if (speculative.shape.branching.empty())
     return Error("speculative decoding needs a tree shape of at least one level");
+  if (Status s = checkTreeShape(session.executable(), speculative.shape); !s)
+    return s.error();
   SpeculativeStats stats;
   GenerationStats &gen = stats.generation;
   gen.promptTokens = static_cast<int64_t>(prompt.size());

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string_view>
 
 namespace lathe::speculative {
 
@@ -55,12 +56,28 @@ struct SpeculativeStats {
   }
 };
 
+/// The token tree `executable`'s plan was compiled to verify (lathe-compile
+/// --spec-tree), or nullptr when none was.
+const TreeShape *compiledTreeShape(const backend::Executable &executable);
+
+/// Whether `executable` may verify trees of `shape`: a plan compiled for a
+/// tree runs at most that tree's node count of tokens per verification
+/// step; one without takes any shape. The error is one line.
+Status checkTreeShape(const backend::Executable &executable, const TreeShape &shape);
+
+/// The shape `lathe-run --speculate[=SHAPE]` runs: `requested` ("4x2x2",
+/// "default": kDefaultTreeShape) if given, else the compiled shape, else
+/// kDefaultTreeShape; checked by checkTreeShape.
+Expected<TreeShape> resolveTreeShape(const backend::Executable &executable,
+                                     std::string_view requested);
+
 /// The `index`-th new token (from 0) chosen from `logits` as plain
 /// decoding (generate) chooses it with `options`.
 int32_t chooseToken(const SamplerOptions &options, int64_t index, std::span<const float> logits);
 
 /// Generates as generate() does (the same options, stops and sink), with
-/// speculative steps. The session must be at position 0.
+/// speculative steps. The session must be at position 0, and the shape
+/// must pass checkTreeShape.
 Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const int32_t> prompt,
                                                const GenerationOptions &options,
                                                const SpeculativeOptions &speculative,

@@ -4,11 +4,16 @@
 // nodes verified in one step. A drafter may leave any slot empty; the shape
 // only bounds the tree, so the verification step never runs more tokens
 // than the shape allows.
+//
+// Compiled into lathe_runtime (not lathe_speculative): the artifact records a
+// shape (lathe-compile --spec-tree) and the compiler parses the flag with
+// this parser, so there is one definition of what a shape is.
 #pragma once
 
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,5 +54,10 @@ inline constexpr int64_t kMaxTreeNodes = 1024;
 /// "tree shape '4x0': depth 2 has branching 0; expected positive integers
 /// separated by 'x', e.g. 4x2x2".
 Expected<TreeShape> parseTreeShape(std::string_view text);
+
+/// The shape with `branching` per depth, checked by parseTreeShape's rules
+/// (the artifact loader and the plan dialect's #plan.spec_tree read shapes
+/// as lists); errors are parseTreeShape's, naming the shape as "4x0".
+Expected<TreeShape> makeTreeShape(std::span<const int32_t> branching);
 
 } // namespace lathe::speculative

@@ -52,14 +52,15 @@ inline std::vector<std::vector<int32_t>> sampleText(std::shared_ptr<const artifa
 /// Mean over every predicted token of `sequences` of KL(P_fp32 || P_quant);
 /// *tokens receives how many tokens it averaged.
 /// Every position's logits of `ids` run through `session` (reset first):
-/// one prefill, or for a KIVI cache (int4, int2), whose prefill attention
-/// reads every row in f32 and which quantizes only what decoding leaves
-/// behind its window, one token a step, as generation sees the cache.
+/// one prefill, or for a windowed cache (KIVI int4, int2; int8, bfp8, bfp4
+/// with window=R), whose prefill attention reads every row in f32 and which
+/// quantizes only what decoding leaves behind its window, one token a step,
+/// as generation sees the cache.
 inline Expected<std::span<const float>> scoredLogits(Session &session,
                                                      const std::vector<int32_t> &ids,
                                                      std::vector<float> &decoded) {
   session.reset();
-  if (!session.kvCache().layout().format.kivi())
+  if (!session.kvCache().layout().format.windowed())
     return session.forward(ids, /*allLogits=*/true);
   decoded.clear();
   for (size_t i = 0; i < ids.size(); ++i) {

@@ -1,7 +1,8 @@
 // Speculative decoding on stories15M (FP32, the generated code; and a 4-bit
 // build): the tokens of a speculative run equal plain decoding's (generate)
 // on the reference prompts and on prompts of our own, 200 tokens past
-// end-of-text, for several tree shapes; at the end of the context; and
+// end-of-text, for several tree shapes (the one compiled into the artifact,
+// lathe-compile --spec-tree, among them); at the end of the context; and
 // sampled with a seed.
 // The verification step's logits match a single-token step's to 1e-5
 // (BatchedStepTest), so argmax agrees unless two logits tie that closely.
@@ -20,8 +21,15 @@ protected:
   void SetUp() override {
     if (!haveModel())
       GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
-    static std::shared_ptr<const artifact::Artifact> artifact =
-        compileAndLoad(modelDir() + "/stories15M.bin", "speculative");
+    // Compiled for a tree (lathe-compile --spec-tree) larger than every
+    // shape the tests run: --speculate without a shape runs it.
+    static std::shared_ptr<const artifact::Artifact> artifact = [] {
+      compiler::CompileOptions options;
+      options.input = modelDir() + "/stories15M.bin";
+      options.tokenizer = modelDir() + "/tokenizer.bin";
+      options.specTree = kCompiledTree;
+      return compileAndLoad(options, "speculative");
+    }();
     ASSERT_NE(artifact, nullptr);
     static std::shared_ptr<backend::Executable> loaded = [] {
       SessionOptions options;
@@ -33,6 +41,8 @@ protected:
     ASSERT_NE(loaded, nullptr);
     executable = loaded;
   }
+
+  static constexpr const char *kCompiledTree = "4x2x2x2x1x1x1x1"; // 189 nodes
 
   /// `position`: where the session stands afterwards (the tokens cached).
   std::vector<int32_t> plain(const std::vector<int32_t> &prompt, const GenerationOptions &o,
@@ -58,7 +68,8 @@ protected:
     EXPECT_TRUE(session);
     SpeculativeOptions so;
     so.drafter = std::move(drafter);
-    auto parsed = speculative::parseTreeShape(shape);
+    // "": the compiled tree, as lathe-run --speculate picks it.
+    auto parsed = speculative::resolveTreeShape(*executable, shape);
     EXPECT_TRUE(parsed) << parsed.error().message();
     so.shape = *parsed;
     auto s = speculative::generateSpeculative(*session, prompt, o, so,
@@ -101,7 +112,9 @@ TEST_F(SpeculativeTest, GreedyEqualsPlainOnTheReferencePrompts) {
       plainStats[stop].emplace_back();
       plainIds[stop].push_back(plain(prompt, o, &plainStats[stop].back()));
     }
-  for (const std::string shape : {"default", "4x2x2", "2x1x1x1x1x1"}) {
+  // The compiled tree ("": 4x2x2x2x1x1x1x1), and two others; the runtime's
+  // default is the own prompts' shape.
+  for (const std::string shape : {"", "4x2x2", "2x1x1x1x1x1"}) {
     int64_t steps = 0, tokens = 0;
     for (size_t i = 0; i < prompts.size(); ++i) {
       const std::vector<int32_t> &prompt = prompts[i];
@@ -120,9 +133,39 @@ TEST_F(SpeculativeTest, GreedyEqualsPlainOnTheReferencePrompts) {
     }
     // Drafting must pay: fewer steps than tokens.
     EXPECT_LT(steps, tokens) << shape;
-    std::printf("shape %s: %lld tokens in %lld steps\n", shape.c_str(), (long long)tokens,
+    std::printf("shape %s: %lld tokens in %lld steps\n", shape.empty() ? "(compiled)" : shape.c_str(), (long long)tokens,
                 (long long)steps);
   }
+}
+
+TEST_F(SpeculativeTest, TheCompiledTreeIsTheDefaultAndBoundsTheStep) {
+  const speculative::TreeShape *compiled = speculative::compiledTreeShape(*executable);
+  ASSERT_NE(compiled, nullptr);
+  EXPECT_EQ(compiled->str(), kCompiledTree);
+  auto none = speculative::resolveTreeShape(*executable, "");
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_EQ(none->str(), kCompiledTree);
+  auto runtimeDefault = speculative::resolveTreeShape(*executable, "default");
+  ASSERT_TRUE(runtimeDefault) << runtimeDefault.error().message();
+  EXPECT_EQ(runtimeDefault->str(), speculative::kDefaultTreeShape);
+  // 1 + 8 + 64 + 512 = 585 nodes: more than one verification step runs.
+  auto larger = speculative::resolveTreeShape(*executable, "8x8x8");
+  ASSERT_FALSE(larger);
+  EXPECT_NE(larger.error().message().find("tree shape '8x8x8' has 585 nodes, more than the 189 "
+                                          "tokens of"),
+            std::string::npos)
+      << larger.error().message();
+  // generateSpeculative checks it too (for callers that build the options).
+  auto session = Session::create(executable);
+  ASSERT_TRUE(session);
+  SpeculativeOptions so;
+  so.shape = *speculative::parseTreeShape("8x8x8");
+  auto run = speculative::generateSpeculative(*session, std::vector<int32_t>{1, 9038},
+                                              pastEndOfText(4), so, [](int32_t) {});
+  ASSERT_FALSE(run);
+  EXPECT_NE(run.error().message().find("(compiled with --spec-tree=4x2x2x2x1x1x1x1)"),
+            std::string::npos)
+      << run.error().message();
 }
 
 TEST_F(SpeculativeTest, GreedyEqualsPlainOnOwnPrompts) {

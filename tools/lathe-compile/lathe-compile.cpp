@@ -57,9 +57,16 @@ int main(int argc, char **argv) {
   app.add_option("--context", options.context,
                  "context length to compile for instead of the checkpoint's (GGUFs from "
                  "llama.cpp's llama2.c converter say 128 whatever the model had)");
+  std::string specTree;
+  auto *specTreeOpt = app.add_option("--spec-tree", specTree,
+                 "compile the decode step to verify speculative token trees of this shape: "
+                 "the branching per depth (e.g. 4x2x2) or default (4x2x2x1x1x1x1x1); "
+                 "lathe-run --speculate runs it and refuses larger trees");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-compile"))
     return *status;
+  if (*specTreeOpt)
+    options.specTree = specTree;
   options.emit = emit == "mlir"   ? lathe::compiler::EmitKind::MLIR
                  : emit == "plan" ? lathe::compiler::EmitKind::Plan
                  : emit == "cpp"  ? lathe::compiler::EmitKind::Cpp

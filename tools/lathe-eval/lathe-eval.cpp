@@ -127,14 +127,17 @@ Expected<Score> score(const std::shared_ptr<const Artifact> &artifact,
   std::vector<double> logProbs(static_cast<size_t>(vocab));
   Score result;
   size_t refRow = 0;
-  // A KIVI cache (int4, int2) quantizes only the tokens decoding has left
-  // behind its f32 window: a prefill's attention reads every row in f32.
-  // Such builds are scored by decoding, one token a step, so that each
-  // position sees the cache as generation would.
-  const bool decode = session->kvCache().layout().format.kivi();
+  // A windowed cache (KIVI int4, int2; int8, bfp8, bfp4 with window=R)
+  // quantizes only the tokens decoding has left behind its f32 window: a
+  // prefill's attention reads every row in f32. Such builds are scored by
+  // decoding, one token a step, so that each position sees the cache as
+  // generation would.
+  const lathe::formats::KvFormat kv = session->kvCache().layout().format;
+  const bool decode = kv.windowed();
   if (decode)
-    std::fprintf(stderr, "%s: KIVI KV cache, scored by decoding one token a step\n",
-                 artifact->path().c_str());
+    std::fprintf(stderr, "%s: %s KV cache with an f32 window, scored by decoding one token a "
+                         "step\n",
+                 artifact->path().c_str(), lathe::formats::kvFormatName(kv).c_str());
   std::vector<float> decoded;
   for (const Sequence &s : sequences) {
     session->reset();

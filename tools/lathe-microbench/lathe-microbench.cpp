@@ -222,22 +222,27 @@ void runAttentionBenchmark(benchmark::State &state, const std::string &kv, int64
   for (int64_t r = 0; r < context; ++r)
     rows[size_t(r)] = static_cast<int32_t>(r);
   std::vector<lathe::kernels::KVLayerView> views;
-  // KIVI: the rows a sequence of `context` holds once decoded there (the
-  // paged cache's quantizedSlots): whole key groups, then the f32 window.
-  const int64_t group = format->keyGroup;
+  // Windowed formats (KIVI; int8/bfp with window=R): the rows a sequence
+  // of `context` holds once decoded there (the paged cache's
+  // quantizedSlots): whole blocks (KIVI: key groups), then the f32 window.
+  const int64_t group = format->kivi() ? format->keyGroup : 16;
   const int64_t quantized =
-      format->kivi()
+      format->windowed()
           ? std::max<int64_t>(0, std::min(context - 1, context - format->window)) / group * group
           : context;
   std::vector<std::vector<float>> window(layers);
   double bytes = double(layers * 2 * context) * double(rowBytes);
   for (int64_t l = 0; l < layers; ++l) {
-    if (format->kivi()) {
+    if (format->windowed()) {
       const size_t groupBytes = lathe::formats::kiviKeyGroupBytes(*format, width);
-      keys[l].resize(size_t(quantized / group) * groupBytes);
+      keys[l].resize(format->kivi() ? size_t(quantized / group) * groupBytes
+                                    : size_t(quantized) * rowBytes);
       values[l].resize(size_t(quantized) * rowBytes);
       for (int64_t r = 0; r < quantized; ++r) {
-        if (r % group == 0)
+        if (!format->kivi())
+          lathe::formats::encodeKvRow(*format, {k.data() + r * width, size_t(width)},
+                                      keys[l].data() + size_t(r) * rowBytes);
+        else if (r % group == 0)
           lathe::formats::encodeKiviKeys(*format, k.data() + r * width, group, width,
                                          keys[l].data() + size_t(r / group) * groupBytes);
         lathe::formats::encodeKvRow(*format, {v.data() + r * width, size_t(width)},
@@ -255,10 +260,8 @@ void runAttentionBenchmark(benchmark::State &state, const std::string &kv, int64
     views.push_back({keys[l].data(), values[l].data(), context, width, *format});
     lathe::kernels::storeKV(k.data(), v.data(), rows, views.back());
   }
-  if (format->kivi())
-    bytes = double(layers) * (double(quantized / group) *
-                                  double(lathe::formats::kiviKeyGroupBytes(*format, width)) +
-                              double(quantized) * double(rowBytes) +
+  if (format->windowed())
+    bytes = double(layers) * (double(keys[0].size()) + double(values[0].size()) +
                               double(2 * (context - quantized) * width) * 4.0);
   const auto q = randomVector(width, 13, 1.0f);
   const std::vector<lathe::backend::VisibleRows> visible = {
@@ -344,7 +347,10 @@ int main(int argc, char **argv) {
         }
       }
     }
-  for (const std::string kv : {"f32", "f16", "bf16", "int8", "bfp8", "bfp4", "int4", "int2"})
+  // bfp4: without a window, with its default one (8: the newest 16 rows
+  // in f32 at either context), and every row in the window.
+  for (const std::string kv : {"f32", "f16", "bf16", "int8", "bfp8", "bfp4:window=0", "bfp4",
+                               "bfp4:window=256", "int4", "int2"})
     for (int64_t context : {int64_t{64}, int64_t{256}})
       benchmark::RegisterBenchmark(
           ("attention/" + kv + "/context:" + std::to_string(context)).c_str(),

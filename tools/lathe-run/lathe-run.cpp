@@ -48,7 +48,7 @@ lathe::Expected<std::vector<int32_t>> parseIds(const std::string &text) {
 /// One stderr line on what the KV cache costs: its format, the bytes one
 /// token takes across every layer (keys and values, scales included), and
 /// the bytes of the tokens this run stored, `lengths` of them in each
-/// sequence. KIVI formats also keep each sequence's newest tokens in f32:
+/// sequence. Windowed formats also keep each sequence's newest tokens in f32:
 /// the line names that window and counts it in the total.
 void printKvUse(const lathe::backend::Executable &executable, std::span<const int64_t> lengths) {
   const lathe::kv::KVLayout layout = executable.kvLayout(1);
@@ -60,7 +60,7 @@ void printKvUse(const lathe::backend::Executable &executable, std::span<const in
     total += layout.sequenceBytes(length);
   }
   std::string window;
-  if (layout.kivi())
+  if (layout.windowed())
     window = " (and an f32 window of the newest " + std::to_string(layout.format.window) +
              " to " + std::to_string(layout.format.window + layout.blockSize - 1) +
              " tokens a sequence, " + std::to_string(layout.windowTokenBytes()) +
@@ -165,8 +165,10 @@ int main(int argc, char **argv) {
   auto *speculateOpt =
       app.add_option("--speculate", speculate,
                      "speculative decoding over a drafted token tree: --speculate=SHAPE, the "
-                     "branching per depth (e.g. 4x2x2), or --speculate alone for " +
-                         std::string(lathe::speculative::kDefaultTreeShape))
+                     "branching per depth (e.g. 4x2x2) or default (" +
+                         std::string(lathe::speculative::kDefaultTreeShape) +
+                         "); --speculate alone: the tree the artifact was compiled for "
+                         "(lathe-compile --spec-tree), else default")
           ->expected(0, 1)
           ->type_name("[=SHAPE]");
   speculateOpt->excludes(pplOpt)->excludes(promptsOpt);
@@ -186,15 +188,13 @@ int main(int argc, char **argv) {
   if (lathe::Status s = lathe::validateSamplerOptions(gen.sampler); !s)
     return fail(s.error().message());
 
-  lathe::speculative::SpeculativeOptions speculative;
-  if (*speculateOpt) {
-    // CLI11 gives an option without its value "true" (or nothing).
-    auto shape = lathe::speculative::parseTreeShape(
-        speculate.empty() || speculate == "true" ? "default" : speculate);
-    if (!shape)
+  // CLI11 gives an option without its value "true" (or nothing): the
+  // artifact's compiled tree, else the default.
+  if (speculate == "true")
+    speculate.clear();
+  if (*speculateOpt && !speculate.empty())
+    if (auto shape = lathe::speculative::parseTreeShape(speculate); !shape)
       return fail("--speculate: " + shape.error().message());
-    speculative.shape = shape.take();
-  }
 
   auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.memory());
   if (!artifact)
@@ -202,6 +202,13 @@ int main(int argc, char **argv) {
   auto executable = lathe::backend::load(*artifact, sessionFlags.resolve(**artifact));
   if (!executable)
     return fail(executable.error().message());
+  lathe::speculative::SpeculativeOptions speculative;
+  if (*speculateOpt) {
+    auto shape = lathe::speculative::resolveTreeShape(**executable, speculate);
+    if (!shape)
+      return fail("--speculate: " + shape.error().message());
+    speculative.shape = shape.take();
+  }
   const int threads = (*executable)->threads();
   if (sessionFlags.options.threads > threads)
     std::fprintf(stderr, "lathe-run: note: --threads %d is more than the %d cores available; "

@@ -9,6 +9,13 @@
 // vectors of at most 8 lanes (odd sizes given with block=N) are decoded a
 // head's slice at a time into small buffers instead. Nothing beyond a
 // head's slice of a row is ever decompressed.
+//
+// A cache with a window (format.window > 0, kv/PagedKVCache.h) holds its
+// newest rows in f32 from cache.windowRow on. A head's positions before
+// its first window row (the sealed prefix: nearly all of a long sequence)
+// go through the passes of a cache without a window, unchanged; from there
+// on, a second instantiation checks once per four keys and once per value
+// row which rows are f32.
 
 #ifndef LATHE_KERNELS_SIMD_COMPRESSED_ATTENTION_ONCE_
 #define LATHE_KERNELS_SIMD_COMPRESSED_ATTENTION_ONCE_
@@ -52,6 +59,69 @@ HWY_BEFORE_NAMESPACE();
 namespace lathe::kernels::simd {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+/// The f32 window rows of a windowed cache (rows from cache.windowRow on);
+/// without a window, no row is in it.
+struct WindowRows {
+  explicit WindowRows(const KVLayerView &cache)
+      : keys_(cache.windowKeys), values_(cache.windowValues), width_(cache.width),
+        first_(cache.format.window > 0 ? cache.windowRow
+                                       : std::numeric_limits<int64_t>::max()) {}
+  bool has(int64_t row) const { return row >= first_; }
+  /// The head's lanes (from `first`) of window row `row`'s key / value.
+  const float *key(int64_t row, int64_t first) const {
+    return keys_ + (row - first_) * width_ + first;
+  }
+  const float *value(int64_t row, int64_t first) const {
+    return values_ + (row - first_) * width_ + first;
+  }
+
+private:
+  const float *keys_, *values_;
+  int64_t width_, first_;
+};
+
+/// q . k over a head of `dim` f32 values.
+HWY_INLINE float windowDot(DF d, const float *q, const float *k, int64_t dim) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto acc = hn::Zero(d);
+  for (int64_t i = 0; i < dim; i += lanes)
+    acc = hn::MulAdd(loadHead(d, q, i, dim), loadHead(d, k, i, dim), acc);
+  return hn::GetLane(hn::SumOfLanes(d, acc));
+}
+
+/// out[0..dim) += sum_p w[p] * v_p * inverse over the window's value rows
+/// among positions [p0, len) (the value pass over the compressed rows
+/// skipped them): up to four vectors of the head in registers per pass.
+HWY_INLINE void addWindowValues(DF d, const float *w, const WindowRows &window,
+                                const backend::VisibleRows &rows, int64_t first, int64_t dim,
+                                int64_t p0, int64_t len, float inverse, float *out) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t i0 = 0; i0 < dim; i0 += 4 * lanes) {
+    const int64_t vecs = std::min<int64_t>(4, (dim - i0 + lanes - 1) / lanes);
+    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    for (int64_t p = p0; p < len; ++p) {
+      if (!window.has(rows[p]))
+        continue;
+      const float *v = window.value(rows[p], first);
+      const auto wp = hn::Set(d, w[p]);
+      a0 = hn::MulAdd(wp, loadHead(d, v, i0, dim), a0);
+      if (vecs > 1) a1 = hn::MulAdd(wp, loadHead(d, v, i0 + lanes, dim), a1);
+      if (vecs > 2) a2 = hn::MulAdd(wp, loadHead(d, v, i0 + 2 * lanes, dim), a2);
+      if (vecs > 3) a3 = hn::MulAdd(wp, loadHead(d, v, i0 + 3 * lanes, dim), a3);
+    }
+    const hn::Vec<DF> acc[4] = {a0, a1, a2, a3};
+    const auto vi = hn::Set(d, inverse);
+    for (int64_t j = 0; j < vecs; ++j) {
+      const int64_t i = i0 + j * lanes;
+      const auto sum = hn::MulAdd(acc[j], vi, loadHead(d, out, i, dim));
+      if (i + lanes <= dim)
+        hn::StoreU(sum, d, out + i);
+      else
+        hn::BlendedStore(sum, hn::FirstN(d, static_cast<size_t>(dim - i)), d, out + i);
+    }
+  }
+}
 
 /// One layer's compressed key or value array, read a head's slice of a row
 /// at a time.
@@ -115,16 +185,21 @@ private:
 /// out[0..dim) = sum_p w[p] * v_p / total over decoded value rows, summed in
 /// acc (dim floats) since the head's slice is decoded once per position.
 HWY_INLINE void weightedDecodedValues(DF d, const float *w, const CompressedRows &values,
+                                      const WindowRows &window,
                                       const backend::VisibleRows &rows, int64_t first,
                                       int64_t dim, int64_t len, float total, int8_t *codes,
                                       float *decoded, float *acc, float *out) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   std::fill_n(acc, dim, 0.0f);
   for (int64_t p = 0; p < len; ++p) {
-    values.decode(d, rows[p], first, dim, codes, decoded);
+    const float *v = decoded;
+    if (window.has(rows[p]))
+      v = window.value(rows[p], first);
+    else
+      values.decode(d, rows[p], first, dim, codes, decoded);
     const auto wp = hn::Set(d, w[p]);
     for (int64_t i = 0; i < dim; i += lanes) {
-      const auto sum = hn::MulAdd(wp, loadHead(d, decoded, i, dim), loadHead(d, acc, i, dim));
+      const auto sum = hn::MulAdd(wp, loadHead(d, v, i, dim), loadHead(d, acc, i, dim));
       if (i + lanes <= dim)
         hn::StoreU(sum, d, acc + i);
       else
@@ -235,19 +310,74 @@ HWY_INLINE hn::Vec<D> blockDot(D d, const PackedHeads &kv, const float *q, const
   return t;
 }
 
-/// scores[p] = (q . k_p) * scale over keys read in place, four rows a pass
-/// sharing one reduction; returns their maximum.
-template <class D>
-HWY_INLINE float packedScores(D d, const float *q, const PackedHeads &keys,
-                              const backend::VisibleRows &rows, int64_t dim, int64_t len,
-                              float scale, float *s) {
+/// scores[p] = (q . k_p) * scale for positions [p0, len) over keys read in
+/// place, four rows a pass sharing one reduction; returns their maximum.
+/// kWindow: rows in `window` are f32 keys, dotted with qPlain (q as
+/// stored: bfp4's q is de-interleaved), four window rows sharing a
+/// reduction, a pass of four mixing both kinds one at a time.
+template <bool kWindow, class D>
+HWY_INLINE float packedScores(D d, const float *q, const float *qPlain, const PackedHeads &keys,
+                              const WindowRows &window, const backend::VisibleRows &rows,
+                              int64_t first, int64_t dim, int64_t p0, int64_t len, float scale,
+                              float *s) {
   const int64_t n = keys.block();
   const size_t bytes = keys.blockBytes();
   float maxScore = -std::numeric_limits<float>::infinity();
-  int64_t p = 0;
+  // Position p's score on its own.
+  auto one = [&](int64_t p) {
+    if (kWindow && window.has(rows[p]))
+      return windowDot(DF(), qPlain, window.key(rows[p], first), dim) * scale;
+    const uint8_t *k = keys.head(rows[p]);
+    auto a = hn::Zero(d);
+    for (int64_t b = 0; b < dim; b += n, k += bytes)
+      a = hn::MulAdd(blockDot(d, keys, q + b, keys.codes(k), hn::Zero(d)),
+                     hn::Set(d, keys.scale(k)), a);
+    return hn::GetLane(hn::SumOfLanes(d, a)) * scale;
+  };
+  // Whether positions [p, p + 4) hold a window row, scoring them if so:
+  // four window rows share one reduction (a prefill's are all window
+  // rows), a mix goes one at a time.
+  auto windowIn4 = [&](int64_t p) {
+    if (!kWindow)
+      return false;
+    const int inWindow = int(window.has(rows[p])) + int(window.has(rows[p + 1])) +
+                         int(window.has(rows[p + 2])) + int(window.has(rows[p + 3]));
+    if (inWindow == 0)
+      return false;
+    if (inWindow == 4) {
+      const DF df;
+      const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+      const float *k[4];
+      for (int j = 0; j < 4; ++j)
+        k[j] = window.key(rows[p + j], first);
+      auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
+      for (int64_t i = 0; i < dim; i += lanes) {
+        const auto qv = loadHead(df, qPlain, i, dim);
+        a0 = hn::MulAdd(qv, loadHead(df, k[0], i, dim), a0);
+        a1 = hn::MulAdd(qv, loadHead(df, k[1], i, dim), a1);
+        a2 = hn::MulAdd(qv, loadHead(df, k[2], i, dim), a2);
+        a3 = hn::MulAdd(qv, loadHead(df, k[3], i, dim), a3);
+      }
+      HWY_ALIGN float sums[hn::MaxLanes(DF())];
+      hn::Store(sumsOf4(df, a0, a1, a2, a3), df, sums);
+      for (int j = 0; j < 4; ++j) {
+        s[p + j] = sums[j] * scale;
+        maxScore = std::max(maxScore, s[p + j]);
+      }
+      return true;
+    }
+    for (int j = 0; j < 4; ++j) {
+      s[p + j] = one(p + j);
+      maxScore = std::max(maxScore, s[p + j]);
+    }
+    return true;
+  };
+  int64_t p = p0;
   // One block per head (int8): its scale multiplies the reduced sum.
   if (n == dim) {
     for (; p + 4 <= len; p += 4) {
+      if (windowIn4(p))
+        continue;
       const uint8_t *k0 = keys.head(rows[p]), *k1 = keys.head(rows[p + 1]);
       const uint8_t *k2 = keys.head(rows[p + 2]), *k3 = keys.head(rows[p + 3]);
       HWY_ALIGN float sums[hn::MaxLanes(D())];
@@ -264,6 +394,8 @@ HWY_INLINE float packedScores(D d, const float *q, const PackedHeads &keys,
     }
   }
   for (; p + 4 <= len; p += 4) {
+    if (windowIn4(p))
+      continue;
     const uint8_t *k0 = keys.head(rows[p]), *k1 = keys.head(rows[p + 1]);
     const uint8_t *k2 = keys.head(rows[p + 2]), *k3 = keys.head(rows[p + 3]);
     auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
@@ -285,12 +417,7 @@ HWY_INLINE float packedScores(D d, const float *q, const PackedHeads &keys,
     }
   }
   for (; p < len; ++p) {
-    const uint8_t *k = keys.head(rows[p]);
-    auto a = hn::Zero(d);
-    for (int64_t b = 0; b < dim; b += n, k += bytes)
-      a = hn::MulAdd(blockDot(d, keys, q + b, keys.codes(k), hn::Zero(d)),
-                     hn::Set(d, keys.scale(k)), a);
-    s[p] = hn::GetLane(hn::SumOfLanes(d, a)) * scale;
+    s[p] = one(p);
     maxScore = std::max(maxScore, s[p]);
   }
   return maxScore;
@@ -299,11 +426,14 @@ HWY_INLINE float packedScores(D d, const float *q, const PackedHeads &keys,
 /// out[0..dim) = sum_p w[p] * v_p / total over values read in place: up to
 /// four vectors of the head per pass over the positions, each block's scale
 /// folded into the position's weight. bfp4 sums come out de-interleaved
-/// and are put back in order as they are stored.
-template <class D>
+/// and are put back in order as they are stored. kWindow: positions from
+/// `packed` on may be rows in `window`, which are skipped here and added
+/// from f32 after (positions before `packed` are not checked).
+template <bool kWindow, class D>
 HWY_INLINE void packedValues(D d, const float *w, const PackedHeads &values,
-                             const backend::VisibleRows &rows, int64_t dim, int64_t len,
-                             float total, float *out) {
+                             const WindowRows &window, const backend::VisibleRows &rows,
+                             int64_t first, int64_t dim, int64_t packed, int64_t len, float total,
+                             float *out) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   const int64_t n = values.block();
   const size_t bytes = values.blockBytes();
@@ -320,7 +450,7 @@ HWY_INLINE void packedValues(D d, const float *w, const PackedHeads &values,
     }
     hn::Vec<D> acc[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
     const bool nibbles = values.nibbles();
-    for (int64_t p = 0; p < len; ++p) {
+    auto add = [&](int64_t p) {
       const uint8_t *head = values.head(rows[p]);
       // One scale load and weight per block, not per vector (int8's block
       // is the whole head).
@@ -332,7 +462,13 @@ HWY_INLINE void packedValues(D d, const float *w, const PackedHeads &values,
         acc[j] = hn::MulAdd(wp, widenCodes(d, nibbles, values.codes(block) + codesAt[j]),
                             acc[j]);
       }
-    }
+    };
+    int64_t p = 0;
+    for (; p < packed; ++p)
+      add(p);
+    for (; kWindow && p < len; ++p)
+      if (!window.has(rows[p]))
+        add(p);
     HWY_ALIGN float sums[4 * hn::MaxLanes(D())];
     for (int64_t j = 0; j < vecs; ++j)
       hn::Store(hn::Mul(acc[j], hn::Set(d, inverse)), d, sums + j * lanes);
@@ -346,19 +482,23 @@ HWY_INLINE void packedValues(D d, const float *w, const PackedHeads &values,
       std::copy_n(sums, vecs * lanes, out + i0);
     }
   }
+  if (kWindow)
+    addWindowValues(DF(), w, window, rows, first, dim, packed, len, inverse, out);
 }
 
 /// Compressed caches whose blocks hold whole vectors of D: read in place.
-template <class D> void attendPackedHeads(const AttentionArgs &a) {
+template <bool kWindow, class D> void attendPackedHeads(const AttentionArgs &a) {
   const D d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   const float scale = a.scoreScale();
   const bool nibbles = a.cache.format.kind == formats::KvKind::Bfp4;
   // The de-interleaved query of bfp4 (allocated only for it).
   auto permuted = hwy::AllocateAligned<float>(nibbles ? static_cast<size_t>(a.headDim) : 1);
+  const WindowRows window(a.cache);
   a.forEachHead([&](const backend::VisibleRows &rows, float *s, int64_t first,
                     const float *qh, float *oh) {
     const int64_t len = rows.count();
+    const float *qPlain = qh;
     if (nibbles) {
       // Evens then odds of each L values, as the nibbles come out.
       for (int64_t c = 0; c < a.headDim; c += lanes)
@@ -370,18 +510,32 @@ template <class D> void attendPackedHeads(const AttentionArgs &a) {
     }
     const PackedHeads keys(a.cache.keys, a.cache.format, a.cache.width, first);
     const PackedHeads values(a.cache.values, a.cache.format, a.cache.width, first);
-    const float maxScore = packedScores(d, qh, keys, rows, a.headDim, len, scale, s);
+    // The positions before the first window row (all of them without a
+    // window) go through the passes that check no row.
+    int64_t packed = len;
+    if (kWindow) {
+      packed = 0;
+      while (packed < len && !window.has(rows[packed]))
+        ++packed;
+    }
+    float maxScore = packedScores<false>(d, qh, qPlain, keys, window, rows, first, a.headDim, 0,
+                                         packed, scale, s);
+    if (kWindow)
+      maxScore = std::max(maxScore, packedScores<true>(d, qh, qPlain, keys, window, rows, first,
+                                                       a.headDim, packed, len, scale, s));
     const float total = softmaxNumerators(DF(), s, len, maxScore);
-    packedValues(d, s, values, rows, a.headDim, len, total, oh);
+    packedValues<kWindow>(d, s, values, window, rows, first, a.headDim, packed, len, total, oh);
   });
 }
 
 void attendCompressedHeads(const AttentionArgs &a) {
+  const bool windowed = a.cache.format.window > 0;
   if (PackedHeads::fits(a.cache.format, hn::Lanes(DF())))
-    return attendPackedHeads<DF>(a);
+    return windowed ? attendPackedHeads<true, DF>(a) : attendPackedHeads<false, DF>(a);
   if (PackedHeads::fits(a.cache.format, hn::Lanes(DP())))
-    return attendPackedHeads<DP>(a);
+    return windowed ? attendPackedHeads<true, DP>(a) : attendPackedHeads<false, DP>(a);
   const DF d;
+  const WindowRows window(a.cache);
   const CompressedRows keys(a.cache.keys, a.cache.format, a.cache.width);
   const CompressedRows values(a.cache.values, a.cache.format, a.cache.width);
   const float scale = a.scoreScale();
@@ -396,14 +550,16 @@ void attendCompressedHeads(const AttentionArgs &a) {
     const float maxScore = scores(
         d, qh,
         [&](int64_t p, int slot) {
+          if (window.has(rows[p]))
+            return window.key(rows[p], first);
           float *k = decodedKeys + size_t(slot) * dim;
           keys.decode(d, rows[p], first, a.headDim, codes.get(), k);
           return static_cast<const float *>(k);
         },
         a.headDim, len, scale, s);
     const float total = softmaxNumerators(d, s, len, maxScore);
-    weightedDecodedValues(d, s, values, rows, first, a.headDim, len, total, codes.get(),
-                          decoded, acc, oh);
+    weightedDecodedValues(d, s, values, window, rows, first, a.headDim, len, total,
+                          codes.get(), decoded, acc, oh);
   });
 }
 

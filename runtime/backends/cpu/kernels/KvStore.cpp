@@ -138,8 +138,9 @@ namespace lathe::kernels::simd {
 HWY_EXPORT(StoreKVImpl);
 
 void storeKV(const float *k, const float *v, std::span<const int32_t> rows, KVLayerView cache) {
-  // KIVI stores f32 window rows; the cache quantizes whole blocks.
-  if (!cache.format.compressed() || cache.format.kivi())
+  // Windowed caches (KIVI's, int8/bfp with a window) store f32 window
+  // rows; the cache quantizes whole blocks.
+  if (!cache.format.compressed() || cache.format.windowed())
     return kernels::storeKV(k, v, rows, cache);
   HWY_DYNAMIC_DISPATCH(StoreKVImpl)(k, v, rows.data(), static_cast<int64_t>(rows.size()), cache);
 }

@@ -145,3 +145,41 @@ func.func @logits_classifier(%x: !plan.buffer<8, f32>, %l: !plan.buffer<16, f32>
   plan.logits %x, %c -> %l : !plan.buffer<8, f32>, tensor<12x8xf32>, !plan.buffer<16, f32>
   return
 }
+
+// -----
+
+// #plan.spec_tree follows the runtime's tree shapes
+// (runtime/speculative/TreeShape.h) and its node count is the tree's.
+// expected-error @+1 {{tree shape '0x2': depth 1 has branching 0; expected positive integers separated by 'x', e.g. 4x2x2, or 'default'}}
+func.func @spec_tree_zero() attributes {plan.spec_tree = #plan.spec_tree<branching = [0, 2], nodes = 1>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{tree shape '32x32x32': more than 1024 nodes}}
+func.func @spec_tree_too_many_nodes() attributes {plan.spec_tree = #plan.spec_tree<branching = [32, 32, 32], nodes = 33825>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{#plan.spec_tree has nodes = 28 but the tree 4x2x2 has 29 (the root included)}}
+func.func @spec_tree_nodes() attributes {plan.spec_tree = #plan.spec_tree<branching = [4, 2, 2], nodes = 28>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'plan.spec_tree' expects a #plan.spec_tree, got "4x2x2"}}
+func.func @spec_tree_string() attributes {plan.spec_tree = "4x2x2"} {
+  return
+}
+
+// -----
+
+func.func @spec_tree_on_an_op(%x: !plan.buffer<8, f32>) {
+  // expected-error @+1 {{'plan.spec_tree' belongs on the step's function}}
+  plan.add %x, %x -> %x {plan.spec_tree = #plan.spec_tree<branching = [1], nodes = 2>} : !plan.buffer<8, f32>
+  return
+}

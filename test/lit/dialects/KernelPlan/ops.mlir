@@ -38,3 +38,10 @@ func.func @kernels(%tok: tensor<?xi32>, %pos: tensor<?xi32>,
   plan.logits %x, %emb -> %l : !plan.buffer<8, f32>, tensor<16x8xf32>, !plan.buffer<16, f32>
   return %l : !plan.buffer<16, f32>
 }
+
+// The token tree a step verifies (lathe-plan-spec-tree) prints back.
+// CHECK-LABEL: func @tree_step
+// CHECK-SAME: attributes {plan.spec_tree = #plan.spec_tree<branching = [4, 2, 2], nodes = 29>}
+func.func @tree_step() attributes {plan.spec_tree = #plan.spec_tree<branching = [4, 2, 2], nodes = 29>} {
+  return
+}

@@ -214,9 +214,18 @@ func.func @kv_quant_zero(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 
 
 // -----
 
-// expected-error @+2 {{expects no group or window for bfp4, got group 32 and window 0}}
+// expected-error @+2 {{expects no group for bfp4, got group 32}}
 // expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
 func.func @kv_quant_group(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp4, block = 16, group = 32>>) {
+  return
+}
+
+// -----
+
+// A row format's f32 window of recent tokens is a count of tokens.
+// expected-error @+2 {{expects a window of at least 0 tokens, got -1}}
+// expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
+func.func @kv_quant_window(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<int8, block = 48, window = -1>>) {
   return
 }
 
@@ -227,4 +236,20 @@ func.func @logits_width(%x: tensor<?x8xf32>) -> tensor<?x10xf32> {
   // expected-error @+1 {{expects classifier input width 6 to equal the input width 8}}
   %y = tfm.logits %x, %e : tensor<?x8xf32>, tensor<10x6xf32> -> tensor<?x10xf32>
   return %y : tensor<?x10xf32>
+}
+
+// -----
+
+// expected-error @+2 {{expected 'group' or 'window'}}
+// expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
+func.func @kv_quant_option(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp4, block = 16, size = 3>>) {
+  return
+}
+
+// -----
+
+// expected-error @+2 {{expected '>'}}
+// expected-error @+1 {{failed to parse Transformer_KVCacheType parameter 'elementType'}}
+func.func @kv_quant_window_twice(%c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 48, capacity = 16, !tfm.kv_quant<bfp4, block = 16, window = 8, window = 8>>) {
+  return
 }

@@ -39,3 +39,19 @@ func.func @layer(%tokens: tensor<?xi32>, %pos: tensor<?xi32>,
   %l = tfm.logits %r, %emb : tensor<?x8xf32>, tensor<10x8xbf16> -> tensor<?x10xf32>
   return %l : tensor<?x10xf32>
 }
+
+// Compressed cache element types: a row format's f32 window is printed when
+// above 0 (window = 0, no window, is the default and not printed), as KIVI's
+// group and window are.
+// CHECK-LABEL: func @kv_quant_types
+// CHECK-SAME: !tfm.kv_quant<bfp4, block = 2, window = 8>
+// CHECK-SAME: !tfm.kv_quant<int8, block = 4>
+// CHECK-SAME: !tfm.kv_quant<int8, block = 4, window = 3>
+// CHECK-SAME: !tfm.kv_quant<int4, block = 2, group = 2, window = 2>
+func.func @kv_quant_types(
+    %a: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, capacity = 16, !tfm.kv_quant<bfp4, block = 2, window = 8>>,
+    %b: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, capacity = 16, !tfm.kv_quant<int8, block = 4, window = 0>>,
+    %c: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, capacity = 16, !tfm.kv_quant<int8, block = 4, window = 3>>,
+    %d: !tfm.kv_cache<layers = 1, kv_heads = 1, head_dim = 4, capacity = 16, !tfm.kv_quant<int4, block = 2, group = 2, window = 2>>) {
+  return
+}

@@ -11,12 +11,20 @@ namespace {
 using formats::KvFormat;
 using formats::KvKind;
 
+// Parsed compressed kinds leave the window -1 (not given) until resolved.
 TEST(KvFlagTest, Formats) {
   const std::pair<std::string_view, KvFormat> cases[] = {
-      {"f32", {KvKind::F32, 0}},          {"f16", {KvKind::F16, 0}},
-      {"bf16", {KvKind::BF16, 0}},        {"int8", {KvKind::Int8, 0}},
-      {"bfp8", {KvKind::Bfp8, 0}},        {"bfp4", {KvKind::Bfp4, 0}},
-      {"bfp4:block=16", {KvKind::Bfp4, 16}}, {"bfp8:block=48", {KvKind::Bfp8, 48}},
+      {"f32", {KvKind::F32, 0}},
+      {"f16", {KvKind::F16, 0}},
+      {"bf16", {KvKind::BF16, 0}},
+      {"int8", {KvKind::Int8, 0, 0, -1}},
+      {"bfp8", {KvKind::Bfp8, 0, 0, -1}},
+      {"bfp4", {KvKind::Bfp4, 0, 0, -1}},
+      {"bfp4:block=16", {KvKind::Bfp4, 16, 0, -1}},
+      {"bfp8:block=48", {KvKind::Bfp8, 48, 0, -1}},
+      {"int8:window=4", {KvKind::Int8, 0, 0, 4}},
+      {"bfp4:window=0", {KvKind::Bfp4, 0, 0, 0}},
+      {"bfp8:window=16:block=8", {KvKind::Bfp8, 8, 0, 16}},
   };
   for (const auto &[text, format] : cases) {
     Expected<KvFormat> kv = parseKvFlag(text);
@@ -25,12 +33,21 @@ TEST(KvFlagTest, Formats) {
   }
 }
 
-// The default block follows head_dim; int8's is always head_dim.
+// The default block follows head_dim; int8's is always head_dim. bfp4's
+// default window is kBfp4DefaultWindow, int8's and bfp8's none.
 TEST(KvFlagTest, ResolvedAgainstHeadDim) {
+  constexpr int32_t w = formats::kBfp4DefaultWindow;
   const std::tuple<std::string_view, int64_t, KvFormat> cases[] = {
-      {"bfp4", 64, {KvKind::Bfp4, 32}},   {"bfp4", 48, {KvKind::Bfp4, 16}},
-      {"bfp8", 16, {KvKind::Bfp8, 16}},   {"int8", 48, {KvKind::Int8, 48}},
-      {"int8", 128, {KvKind::Int8, 128}}, {"bfp4:block=48", 48, {KvKind::Bfp4, 48}},
+      {"bfp4", 64, {KvKind::Bfp4, 32, 0, w}},
+      {"bfp4", 48, {KvKind::Bfp4, 16, 0, w}},
+      {"bfp8", 16, {KvKind::Bfp8, 16}},
+      {"int8", 48, {KvKind::Int8, 48}},
+      {"int8", 128, {KvKind::Int8, 128}},
+      {"bfp4:block=48", 48, {KvKind::Bfp4, 48, 0, w}},
+      {"bfp4:window=0", 48, {KvKind::Bfp4, 16, 0, 0}},
+      {"bfp4:window=32", 48, {KvKind::Bfp4, 16, 0, 32}},
+      {"int8:window=8", 48, {KvKind::Int8, 48, 0, 8}},
+      {"bfp8:block=8:window=1", 48, {KvKind::Bfp8, 8, 0, 1}},
       {"f16", 48, {KvKind::F16, 0}},
   };
   for (const auto &[text, headDim, format] : cases) {
@@ -50,16 +67,26 @@ TEST(KvFlagTest, Refused) {
       {"f16\0"sv, "unknown KV format 'f16\0' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"sv},
       {"int3"sv, "unknown KV format 'int3' (expected f32, f16, bf16, int8, bfp8, bfp4, int4 or int2)"},
       {"f32:block=32"sv, "f32 takes no options"},
-      {"int8:block=32"sv, "int8 takes no options (one scale per token row and KV head)"},
-      {"int8:"sv, "int8 takes no options (one scale per token row and KV head)"},
+      {"f16:window=8"sv, "f16 takes no options"},
+      {"int8:block=32"sv, "unknown option 'block=32' (int8 takes window=R; its block is "
+                          "head_dim, one scale per token row and KV head)"},
+      {"int8:"sv, "unknown option '' (int8 takes window=R; its block is head_dim, one scale "
+                  "per token row and KV head)"},
+      {"int8:window=-1"sv, "window=-1: expected a whole number from 0 to 1048576"},
+      {"int8:window=1048577"sv, "window=1048577: expected a whole number from 0 to 1048576"},
+      {"bfp4:window=x"sv, "window=x: expected a whole number from 0 to 1048576"},
+      {"bfp4:window="sv, "window=: expected a whole number from 0 to 1048576"},
+      {"bfp8:window=4:window=4"sv, "option 'window' repeats"},
+      {"bfp4:group=8:window=8"sv, "unknown option 'group=8' (bfp4 takes block=N and "
+                                  "window=R)"},
       {"bfp4:block=0"sv, "block=0: expected a positive whole number"},
       {"bfp4:block=-16"sv, "block=-16: expected a positive whole number"},
       {"bfp4:block="sv, "block=: expected a positive whole number"},
       {"bfp4:block=16x"sv, "block=16x: expected a positive whole number"},
       {"bfp4:block=99999999999"sv, "block=99999999999: expected a positive whole number"},
-      {"bfp8:"sv, "unknown option '' (bfp8 takes block=N)"},
-      {"bfp8:group=32"sv, "unknown option 'group=32' (bfp8 takes block=N)"},
-      {"bfp4:block=16:"sv, "unknown option '' (bfp4 takes block=N)"},
+      {"bfp8:"sv, "unknown option '' (bfp8 takes block=N and window=R)"},
+      {"bfp8:group=32"sv, "unknown option 'group=32' (bfp8 takes block=N and window=R)"},
+      {"bfp4:block=16:"sv, "unknown option '' (bfp4 takes block=N and window=R)"},
       {"bfp4:block=16:block=16"sv, "option 'block' repeats"},
   };
   for (const auto &[text, message] : cases) {
@@ -88,12 +115,13 @@ TEST(KvFlagTest, RefusedForTheModel) {
 // is not part of the stored format. Other kinds refuse it in one line.
 TEST(KvFlagTest, ReorderOption) {
   const std::tuple<std::string_view, KvFormat, bool> cases[] = {
-      {"bfp4", {KvKind::Bfp4, 0}, true},
-      {"bfp4:reorder", {KvKind::Bfp4, 0}, true},
-      {"bfp4:no-reorder", {KvKind::Bfp4, 0}, false},
-      {"bfp8:block=8:no-reorder", {KvKind::Bfp8, 8}, false},
-      {"bfp4:no-reorder:block=8", {KvKind::Bfp4, 8}, false},
-      {"int8", {KvKind::Int8, 0}, false},
+      {"bfp4", {KvKind::Bfp4, 0, 0, -1}, true},
+      {"bfp4:reorder", {KvKind::Bfp4, 0, 0, -1}, true},
+      {"bfp4:no-reorder", {KvKind::Bfp4, 0, 0, -1}, false},
+      {"bfp8:block=8:no-reorder", {KvKind::Bfp8, 8, 0, -1}, false},
+      {"bfp4:no-reorder:block=8", {KvKind::Bfp4, 8, 0, -1}, false},
+      {"bfp4:window=4:no-reorder", {KvKind::Bfp4, 0, 0, 4}, false},
+      {"int8", {KvKind::Int8, 0, 0, -1}, false},
       {"f16", {KvKind::F16, 0}, false},
   };
   for (const auto &[text, format, reorder] : cases) {
@@ -109,7 +137,7 @@ TEST(KvFlagTest, ReorderOption) {
                          "share exponents)"},
       {"bfp4:reorder:no-reorder", "reorder given twice"},
       {"reorder", "unknown KV format 'reorder'"},
-      {"bfp4:reorder:", "unknown option '' (bfp4 takes block=N)"},
+      {"bfp4:reorder:", "unknown option '' (bfp4 takes block=N and window=R)"},
   };
   for (const auto &[text, message] : refused) {
     Expected<KvFlag> kv = parseKvSpec(text);
@@ -124,13 +152,13 @@ TEST(KvFlagTest, ReorderOption) {
 // unless :no-equalize, independent of :no-reorder, refused by the others.
 TEST(KvFlagTest, EqualizeOption) {
   const std::tuple<std::string_view, KvFormat, bool, bool> cases[] = {
-      {"bfp4", {KvKind::Bfp4, 0}, true, true},
-      {"bfp4:equalize", {KvKind::Bfp4, 0}, true, true},
-      {"bfp4:no-equalize", {KvKind::Bfp4, 0}, true, false},
-      {"bfp4:no-reorder", {KvKind::Bfp4, 0}, false, true},
-      {"bfp8:no-equalize:block=8:no-reorder", {KvKind::Bfp8, 8}, false, false},
-      {"int8", {KvKind::Int8, 0}, false, true},
-      {"int8:no-equalize", {KvKind::Int8, 0}, false, false},
+      {"bfp4", {KvKind::Bfp4, 0, 0, -1}, true, true},
+      {"bfp4:equalize", {KvKind::Bfp4, 0, 0, -1}, true, true},
+      {"bfp4:no-equalize", {KvKind::Bfp4, 0, 0, -1}, true, false},
+      {"bfp4:no-reorder", {KvKind::Bfp4, 0, 0, -1}, false, true},
+      {"bfp8:no-equalize:block=8:no-reorder", {KvKind::Bfp8, 8, 0, -1}, false, false},
+      {"int8", {KvKind::Int8, 0, 0, -1}, false, true},
+      {"int8:no-equalize", {KvKind::Int8, 0, 0, -1}, false, false},
       {"f16", {KvKind::F16, 0}, false, false},
   };
   for (const auto &[text, format, reorder, equalize] : cases) {
@@ -146,7 +174,7 @@ TEST(KvFlagTest, EqualizeOption) {
       {"int4:no-equalize", "no-equalize applies to int8, bfp8 and bfp4 (the kinds whose key "
                            "channels share a scale or an exponent)"},
       {"bfp4:no-equalize:equalize", "equalize given twice"},
-      {"bfp4:no-equalise", "unknown option 'no-equalise' (bfp4 takes block=N)"},
+      {"bfp4:no-equalise", "unknown option 'no-equalise' (bfp4 takes block=N and window=R)"},
   };
   for (const auto &[text, message] : refused) {
     Expected<KvFlag> kv = parseKvSpec(text);

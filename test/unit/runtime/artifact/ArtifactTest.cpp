@@ -117,6 +117,8 @@ TEST(ArtifactTest, RoundTrip) {
   EXPECT_EQ(p->bufferWidths, m.contents.schedules[0].bufferWidths);
   EXPECT_EQ((*a)->schedule("cuda"), nullptr);
   EXPECT_TRUE((*a)->vocabulary().pieces.empty());
+  // No tree compiled in (as in every artifact from before --spec-tree).
+  EXPECT_FALSE(p->specTree);
 
   auto session = Session::create(*a);
   ASSERT_TRUE(session);
@@ -347,13 +349,15 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
   }
 }
 
-// A compressed KV format (kind and block; KIVI's key group and window) is
-// part of the schedule: it reads back as written and the loaded model runs
-// with it, on both kernel paths (KIVI: past its window, so that the cache
-// quantizes key groups).
+// A compressed KV format (kind and block; KIVI's key group and window, a
+// row format's window) is part of the schedule: it reads back as written
+// and the loaded model runs with it, on both kernel paths (KIVI: past its
+// window, so that the cache quantizes key groups).
 TEST(ArtifactTest, CompressedKvFormatRoundTrips) {
   for (formats::KvFormat format : {formats::KvFormat{formats::KvKind::Int8, 4},
                                    formats::KvFormat{formats::KvKind::Bfp4, 2},
+                                   formats::KvFormat{formats::KvKind::Bfp4, 2, 0, 2},
+                                   formats::KvFormat{formats::KvKind::Int8, 4, 0, 1},
                                    formats::KvFormat{formats::KvKind::Int4, 4, 2, 1},
                                    formats::KvFormat{formats::KvKind::Int2, 4, 2, 0}}) {
     SCOPED_TRACE(formats::kvFormatName(format));
@@ -409,7 +413,7 @@ TEST(ArtifactTest, WriterRefusesBadKvFormats) {
                 .find("int8 has one scale per head"),
             std::string::npos);
   EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Bfp4, 0}; })
-                .find("KV format 'bfp4' does not fit head_dim 4"),
+                .find("KV format 'bfp4:window=0' does not fit head_dim 4"),
             std::string::npos);
   EXPECT_NE(refusal([](plan::KernelPlan &p) { p.kvFormat = {formats::KvKind::Int2, 2, 4, 0}; })
                 .find("value block 2 does not divide head_dim 4 in whole bytes"),
@@ -426,6 +430,13 @@ TEST(ArtifactTest, WriterRefusesBadKvFormats) {
               p.target = "cuda";
               p.kvFormat = {formats::KvKind::Int4, 4, 2, 0};
             }).find("kernel plan 'cuda' stores its KV cache as int4:group=2:window=0, which "
+                    "only the cpu target reads"),
+            std::string::npos);
+  // Nor an f32 window of a row format.
+  EXPECT_NE(refusal([](plan::KernelPlan &p) {
+              p.target = "cuda";
+              p.kvFormat = {formats::KvKind::Bfp4, 2, 0, 8};
+            }).find("kernel plan 'cuda' stores its KV cache as bfp4:block=2:window=8, which "
                     "only the cpu target reads"),
             std::string::npos);
 }
@@ -457,6 +468,62 @@ const fb::Model *descriptionOf(const std::vector<char> &bytes) {
   FileHeader h;
   std::memcpy(&h, bytes.data(), sizeof h);
   return fb::GetModel(bytes.data() + h.descriptionOffset);
+}
+
+// The token tree the step was compiled to verify (lathe-compile
+// --spec-tree) reads back as written; it changes no step, so not the hash.
+TEST(ArtifactTest, SpecTreeRoundTrips) {
+  TinyModel m;
+  m.contents.schedules[0].specTree = *speculative::parseTreeShape("2x1");
+  std::string path = tempFile("spectree.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  auto a = Artifact::load(path);
+  ASSERT_TRUE(a) << a.error().message();
+  const plan::KernelPlan *p = (*a)->schedule("cpu");
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(p->specTree);
+  EXPECT_EQ(p->specTree->branching, (std::vector<int32_t>{2, 1}));
+  EXPECT_EQ(p->specTree->nodeCount(), 5);
+  TinyModel without;
+  EXPECT_EQ(plan::planHash(*p), plan::planHash(without.contents.schedules[0]));
+
+  // A stored branching of 0 (a flipped byte the checksum was made to
+  // agree with) is refused with the shape's own message.
+  std::vector<char> bytes = readAll(path);
+  const auto *tree = descriptionOf(bytes)->schedules()->Get(0)->spec_tree();
+  ASSERT_NE(tree, nullptr);
+  const size_t at = reinterpret_cast<const char *>(tree->data()) - bytes.data();
+  std::memset(&bytes[at], 0, sizeof(int32_t));
+  FileHeader h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  h.descriptionChecksum = checksum(
+      {reinterpret_cast<const uint8_t *>(bytes.data() + h.descriptionOffset), h.descriptionSize});
+  std::memcpy(bytes.data(), &h, sizeof h);
+  writeAll(path, bytes);
+  auto bad = Artifact::load(path);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find(
+                "kernel plan's token tree: tree shape '0x1': depth 1 has branching 0"),
+            std::string::npos)
+      << bad.error().message();
+  std::filesystem::remove(path);
+}
+
+// The writer refuses a malformed tree and one the context (6) cannot hold.
+TEST(ArtifactTest, WriterRefusesBadSpecTrees) {
+  auto refusal = [](std::vector<int32_t> branching) {
+    TinyModel m;
+    m.contents.schedules[0].specTree = speculative::TreeShape{std::move(branching)};
+    Status s = writeArtifact(m.contents, tempFile("badtree.lathe"));
+    return s ? std::string("accepted") : s.error().message();
+  };
+  EXPECT_NE(refusal({}).find("kernel plan's token tree: tree shape '': empty"), std::string::npos);
+  EXPECT_NE(refusal({2, -1}).find("tree shape '2x-1': depth 2 has branching -1"),
+            std::string::npos);
+  EXPECT_NE(refusal({2, 2}).find("kernel plan's token tree 2x2 has 7 nodes, more than the "
+                                 "context of 6 tokens"),
+            std::string::npos);
+  EXPECT_EQ(refusal({1, 1, 1, 1, 1}), "accepted"); // 6 nodes: the whole context
 }
 
 // Found by fuzz-artifact (docs/reliability.md): a [long] vector moved by

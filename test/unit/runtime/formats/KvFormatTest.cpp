@@ -32,12 +32,22 @@ std::vector<float> roundTrip(KvFormat f, const std::vector<float> &x) {
 }
 
 TEST(KvFormatTest, NamesParseBack) {
-  for (std::string_view text : {"f32", "f16", "bf16", "int8", "bfp8:block=16", "bfp4:block=32",
-                                "bfp4:block=8"}) {
+  for (std::string_view text :
+       {"f32", "f16", "bf16", "int8", "bfp8:block=16", "bfp4:block=32:window=8",
+        "bfp4:block=8:window=1", "int8:window=16", "bfp8:block=32:window=1048576"}) {
     KvFormat f = resolved(text, 64);
     EXPECT_EQ(kvFormatName(f), text);
   }
-  EXPECT_EQ(kvFormatName(resolved("bfp4", 48)), "bfp4:block=16");
+  // A row format's window is written when above 0, or 0 where the kind has
+  // a default window (bfp4), so that names parse back; int8 and bfp8
+  // without one keep the names from before windows.
+  EXPECT_EQ(kvFormatName(resolved("bfp4:window=0", 64)), "bfp4:block=32:window=0");
+  EXPECT_EQ(kvFormatName(resolved("bfp8:window=0", 64)), "bfp8:block=32");
+  EXPECT_EQ(kvFormatName(resolved("int8:window=0", 64)), "int8");
+  // Unresolved (window -1): not written.
+  EXPECT_EQ(kvFormatName(*parseKvFormat("bfp4:block=8")), "bfp4:block=8");
+  EXPECT_EQ(kvFormatName(resolved("bfp4", 48)),
+            "bfp4:block=16:window=" + std::to_string(kBfp4DefaultWindow));
   EXPECT_EQ(kvFormatName(resolved("int8", 48)), "int8");
   EXPECT_EQ(resolved("int8", 48).block, 48);
 }
@@ -243,7 +253,52 @@ TEST(KvFormatTest, KiviSpecs) {
             "value block 6 does not divide head_dim 48 in whole bytes");
   EXPECT_EQ(message("int2", 6), "int2 packs 4 channels a byte: head_dim 6 is not a multiple");
   EXPECT_EQ(message("int4:group=6", 48), "accepted");
-  EXPECT_EQ(message("bfp4:group=8"), "unknown option 'group=8' (bfp4 takes block=N)");
+  EXPECT_EQ(message("bfp4:group=8"),
+            "unknown option 'group=8' (bfp4 takes block=N and window=R)");
+}
+
+// int8, bfp8 and bfp4 with a window of recent tokens kept in f32: defaults
+// (bfp4 kBfp4DefaultWindow, the others none), which caches are windowed,
+// resolving idempotent, and the errors.
+TEST(KvFormatTest, RowFormatWindows) {
+  EXPECT_EQ(defaultKvWindow(KvKind::Bfp4), kBfp4DefaultWindow);
+  EXPECT_EQ(defaultKvWindow(KvKind::Bfp8), 0);
+  EXPECT_EQ(defaultKvWindow(KvKind::Int8), 0);
+  EXPECT_EQ(defaultKvWindow(KvKind::Int4, 16), 16);
+  EXPECT_EQ(resolved("bfp4", 48).window, kBfp4DefaultWindow);
+  EXPECT_EQ(resolved("bfp8", 48).window, 0);
+  EXPECT_EQ(resolved("int8", 48).window, 0);
+  EXPECT_EQ(resolved("int8:window=4", 48).window, 4);
+  EXPECT_EQ(resolved("bfp4:window=0", 48).window, 0);
+  EXPECT_EQ(parseKvFormat("bfp8")->window, -1);
+  EXPECT_EQ(parseKvFormat("bfp8:window=2:block=8")->block, 8);
+  EXPECT_TRUE(resolved("bfp4", 48).windowed());
+  EXPECT_TRUE(resolved("int8:window=1", 48).windowed());
+  EXPECT_FALSE(resolved("bfp4:window=0", 48).windowed());
+  EXPECT_FALSE(resolved("f32", 48).windowed());
+  EXPECT_TRUE(resolved("int4:window=0", 48).windowed()); // KIVI: always a window pool
+  for (std::string_view text : {"bfp4", "bfp8:window=3", "int8:window=0", "bfp4:window=0"}) {
+    const KvFormat f = resolved(text, 48);
+    EXPECT_EQ(*resolveKvFormat(f, 48), f) << text;
+    EXPECT_EQ(resolved(kvFormatName(f), 48), f) << text;
+  }
+  // Old artifacts: a row format stored with window 0 loads unchanged.
+  EXPECT_EQ(*resolveKvFormat({KvKind::Bfp4, 16, 0, 0}, 48), (KvFormat{KvKind::Bfp4, 16, 0, 0}));
+  // A plain format has no window; an artifact's past the bound is refused.
+  EXPECT_EQ(resolveKvFormat({KvKind::F16, 0, 0, 8}, 48)->window, 0);
+  EXPECT_EQ(resolveKvFormat({KvKind::Int8, 48, 0, kKiviMaxWindow + 1}, 48).error().message(),
+            "window=1048577: at most 1048576 tokens");
+  auto message = [](std::string_view text) {
+    Expected<KvFormat> parsed = parseKvFormat(text);
+    return parsed ? std::string("accepted") : parsed.error().message();
+  };
+  EXPECT_EQ(message("int8:window=-1"), "window=-1: expected a whole number from 0 to 1048576");
+  EXPECT_EQ(message("bfp4:window=2097152"),
+            "window=2097152: expected a whole number from 0 to 1048576");
+  EXPECT_EQ(message("bfp8:window=1:window=1"), "option 'window' repeats");
+  EXPECT_EQ(message("int8:block=48"), "unknown option 'block=48' (int8 takes window=R; its "
+                                      "block is head_dim, one scale per token row and KV head)");
+  EXPECT_EQ(message("f32:window=8"), "f32 takes no options");
 }
 
 // Per token row of 288 values (6 heads of 48, value blocks of 16): 18

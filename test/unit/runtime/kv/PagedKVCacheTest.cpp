@@ -211,7 +211,7 @@ TEST_F(PagedKVCacheTest, CommitThatOnlyDropsSlotsNeedsNoFreeBlock) {
 // fork's copy on write and a commit's moves carry whole rows, scales and
 // exponents with them, so each slot decodes to what was stored in it.
 TEST(PagedKVCacheCompressed, CopiesWholePackedRows) {
-  for (const char *spec : {"int8", "bfp4:block=4"}) {
+  for (const char *spec : {"int8", "bfp4:block=4:window=0"}) {
     SCOPED_TRACE(spec);
     HostDevice device;
     KVLayout layout = smallLayout(8);
@@ -306,19 +306,23 @@ TEST(PagedKVCacheCreate, RefusesBadShapesAndReportsAllocationFailure) {
   EXPECT_NE(o.error().message().find("do not fit in memory"), std::string::npos);
 }
 
-// KIVI (int4, int2): blocks of one key group, written as f32 window rows,
-// quantized once complete and older than the window, and decoded back into
-// a window block when written into again. Each slot is checked against the
-// row stored in it: exact while in the window, within the codes' error
-// (0.1 here: ranges of ~1.2 per channel or block over 15 or 3 steps; int2's
-// half step is 0.2) once quantized.
-class PagedKVCacheKivi : public ::testing::TestWithParam<const char *> {
+// Windowed caches, KIVI (int4, int2: blocks of one key group) and int8 /
+// bfp with window=R (blocks of 4 here): rows written as f32 window rows,
+// quantized once their block is complete and older than the window, and
+// decoded back into a window block when written into again. Each slot is
+// checked against the row stored in it: exact while in the window; once
+// quantized, KIVI within the codes' error (0.1 here: ranges of ~1.2 per
+// channel or block over 15 or 3 steps; int2's half step is 0.2), a row
+// format as the row codec encodes and decodes that row on its own (to 1e-5:
+// a row decoded and sealed again may get an int8 scale an ulp apart).
+class PagedKVCacheWindow : public ::testing::TestWithParam<const char *> {
 protected:
   void SetUp() override {
     layout = smallLayout(8);
     layout.width = 8; // 2 heads of 4
     layout.format = *formats::resolveKvFormat(*formats::parseKvFormat(GetParam()), 4);
-    layout.blockSize = layout.format.keyGroup;
+    ASSERT_TRUE(layout.windowed());
+    layout.blockSize = layout.kivi() ? layout.format.keyGroup : 4;
     auto c = PagedKVCache::create(device, layout, 32);
     ASSERT_TRUE(c) << c.error().message();
     cache = c.take();
@@ -349,9 +353,9 @@ protected:
     if (r >= layout.rows()) {
       const float *w = (v ? cache->windowValues(l) : cache->windowKeys(l)) + (r - layout.rows()) * 8;
       std::copy(w, w + 8, out.begin());
-    } else if (v) {
-      formats::decodeKvValues(layout.format, cache->values(l) + size_t(r) * layout.rowBytes(), 0,
-                              out);
+    } else if (v || !layout.kivi()) {
+      const uint8_t *base = v ? cache->values(l) : cache->keys(l);
+      formats::decodeKvValues(layout.format, base + size_t(r) * layout.rowBytes(), 0, out);
     } else {
       formats::decodeKiviKey(layout.format,
                              cache->keys(l) + size_t(r / layout.blockSize) * layout.keyGroupBytes(),
@@ -362,12 +366,22 @@ protected:
   /// Slot `slot` holds the row of `tag`: exactly if `exact` (by default:
   /// in the window), else within the codes' error.
   void expectHolds(SequenceId s, int64_t slot, float tag, std::optional<bool> exact = {}) {
-    const double tolerance = layout.format.kind == formats::KvKind::Int4 ? 0.1 : 0.25;
+    const double tolerance = !layout.kivi()                                  ? 1e-5
+                             : layout.format.kind == formats::KvKind::Int4 ? 0.1
+                                                                           : 0.25;
     for (int64_t l = 0; l < 2; ++l)
       for (bool v : {false, true}) {
-        const std::vector<float> got = decoded(s, slot, l, v), want = row(tag, slot, l, v);
+        const std::vector<float> got = decoded(s, slot, l, v);
+        std::vector<float> want = row(tag, slot, l, v);
+        const bool exactly = exact.value_or(inWindow(s, slot));
+        if (!exactly && !layout.kivi()) {
+          // The row codec's own round trip of the row.
+          std::vector<uint8_t> packed(layout.rowBytes());
+          formats::encodeKvRow(layout.format, want, packed.data());
+          formats::decodeKvValues(layout.format, packed.data(), 0, want);
+        }
         for (int i = 0; i < 8; ++i) {
-          if (exact.value_or(inWindow(s, slot)))
+          if (exactly)
             ASSERT_EQ(got[i], want[i]) << "slot " << slot << " " << i;
           else
             ASSERT_NEAR(got[i], want[i], tolerance) << "slot " << slot << " " << i;
@@ -379,12 +393,14 @@ protected:
   std::unique_ptr<PagedKVCache> cache;
 };
 
-TEST_P(PagedKVCacheKivi, SealsBlocksLeavingTheWindowAndAccountsBytes) {
+TEST_P(PagedKVCacheWindow, SealsBlocksLeavingTheWindowAndAccountsBytes) {
   ASSERT_EQ(layout.blockSize, 4);
   const int64_t window = layout.format.window;
-  // Bytes: a block of every layer's key group and value rows; a token is
-  // that over 4; the window is f32.
-  EXPECT_EQ(layout.blockBytes(), 2 * (layout.keyGroupBytes() + 4 * layout.rowBytes()));
+  // Bytes: a block of every layer's key group (row formats: 4 key rows) and
+  // value rows; a token is that over 4; the window is f32.
+  EXPECT_EQ(layout.blockBytes(),
+            2 * (layout.kivi() ? layout.keyGroupBytes() : 4 * layout.rowBytes()) +
+                2 * 4 * layout.rowBytes());
   EXPECT_EQ(layout.tokenBytes(), (layout.blockBytes() + 3) / 4);
   EXPECT_EQ(layout.windowTokenBytes(), 2u * 2 * 8 * 4);
   SequenceId a = cache->addSequence();
@@ -421,7 +437,7 @@ TEST_P(PagedKVCacheKivi, SealsBlocksLeavingTheWindowAndAccountsBytes) {
 // A rollback into a quantized block keeps its rows as they decode; the next
 // write decodes the block into a window block of its own (exactly those
 // values) before writing after them.
-TEST_P(PagedKVCacheKivi, RollbackIntoAQuantizedGroup) {
+TEST_P(PagedKVCacheWindow, RollbackIntoAQuantizedGroup) {
   SequenceId a = cache->addSequence();
   for (int64_t slot = 0; slot < 24; ++slot) {
     ASSERT_TRUE(cache->grow(a, 1));
@@ -453,7 +469,7 @@ TEST_P(PagedKVCacheKivi, RollbackIntoAQuantizedGroup) {
 // Forks share quantized and window blocks; a block is quantized once for
 // every sequence holding it; a fork writing into a shared block (window or
 // quantized) gets its own window copy; commit moves window rows.
-TEST_P(PagedKVCacheKivi, ForkAndCommitAcrossGroups) {
+TEST_P(PagedKVCacheWindow, ForkAndCommitAcrossGroups) {
   SequenceId a = cache->addSequence();
   ASSERT_TRUE(cache->grow(a, 10));
   for (int64_t slot = 0; slot < 10; ++slot) store(a, slot, 1);
@@ -494,7 +510,7 @@ TEST_P(PagedKVCacheKivi, ForkAndCommitAcrossGroups) {
 }
 
 // Sequences hold at most `blocks` blocks of either pool together.
-TEST_P(PagedKVCacheKivi, FullnessCountsBothPools) {
+TEST_P(PagedKVCacheWindow, FullnessCountsBothPools) {
   SequenceId a = cache->addSequence();
   ASSERT_TRUE(cache->grow(a, 20));
   SequenceId b = cache->addSequence();
@@ -506,9 +522,32 @@ TEST_P(PagedKVCacheKivi, FullnessCountsBothPools) {
             "the KV cache is full: 1 more blocks of 4 tokens needed, 0 free");
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, PagedKVCacheKivi,
+INSTANTIATE_TEST_SUITE_P(Formats, PagedKVCacheWindow,
                          ::testing::Values("int4:group=4:window=4", "int2:group=4:window=4",
-                                           "int4:group=4:window=0", "int4:group=4:window=6"));
+                                           "int4:group=4:window=0", "int4:group=4:window=6",
+                                           "bfp4:block=4:window=4", "bfp4:block=2:window=6",
+                                           "int8:window=1", "bfp8:block=2:window=4"));
+
+// The bytes lathe-run reports for a sequence of a windowed row format: its
+// quantized slots at their packed size, the rest at f32's.
+TEST(PagedKVCacheCompressed, WindowedRowFormatBytes) {
+  KVLayout layout = smallLayout(8);
+  layout.width = 8;
+  layout.format = *formats::resolveKvFormat(*formats::parseKvFormat("bfp4:block=4:window=5"), 4);
+  EXPECT_EQ(layout.rowBytes(), 2u * 3);
+  EXPECT_EQ(layout.tokenBytes(), 2u * 2 * 6);
+  EXPECT_EQ(layout.windowTokenBytes(), 2u * 2 * 8 * 4);
+  // 13 slots: the grow to 13 sealed the whole blocks before 13 - 5 = 8.
+  EXPECT_EQ(layout.quantizedSlots(13), 8);
+  EXPECT_EQ(layout.sequenceBytes(13), 8.0 * 24 + 5.0 * 128);
+  EXPECT_EQ(layout.quantizedSlots(4), 0);
+  EXPECT_EQ(layout.totalBytes(), size_t(2) * 2 * 32 * (6 + 32));
+  // Without a window: every slot packed, no window pool.
+  layout.format.window = 0;
+  EXPECT_EQ(layout.sequenceBytes(13), 13.0 * 24);
+  EXPECT_EQ(layout.windowTokenBytes(), 0u);
+  EXPECT_EQ(layout.totalBytes(), size_t(2) * 2 * 32 * 6);
+}
 
 TEST(PagedKVCacheCompressed, KiviNeedsBlocksOfItsGroup) {
   HostDevice device;

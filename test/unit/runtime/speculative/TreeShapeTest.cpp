@@ -52,6 +52,35 @@ TEST(TreeShape, RejectsMalformedShapesWithOneLine) {
   }
 }
 
+// Lists (an artifact's schedule, a #plan.spec_tree) follow the parser's
+// rules and messages.
+TEST(TreeShape, ListsFollowTheParsersRules) {
+  auto shape = makeTreeShape(std::vector<int32_t>{4, 2, 2});
+  ASSERT_TRUE(shape) << shape.error().message();
+  EXPECT_EQ(shape->str(), "4x2x2");
+  EXPECT_EQ(shape->nodeCount(), 29);
+  for (const char *text : {"4x0", "32x32x32", "2000", "1x-3"}) {
+    std::vector<int32_t> list;
+    for (std::string_view rest = text; !rest.empty();) {
+      const size_t x = std::min(rest.find('x'), rest.size());
+      list.push_back(std::stoi(std::string(rest.substr(0, x))));
+      rest.remove_prefix(std::min(x + 1, rest.size()));
+    }
+    auto parsed = parseTreeShape(text);
+    auto made = makeTreeShape(list);
+    ASSERT_FALSE(parsed) << text;
+    ASSERT_FALSE(made) << text;
+    EXPECT_EQ(made.error().message(), parsed.error().message());
+  }
+  std::vector<int32_t> deep(33, 1);
+  auto tooDeep = makeTreeShape(deep);
+  ASSERT_FALSE(tooDeep);
+  EXPECT_NE(tooDeep.error().message().find("deeper than 32"), std::string::npos);
+  auto empty = makeTreeShape({});
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().message().find("tree shape '': empty"), std::string::npos);
+}
+
 TEST(TreeShape, NodeListIsBreadthFirstWithParentsFirst) {
   auto shape = parseTreeShape("2x3");
   ASSERT_TRUE(shape);

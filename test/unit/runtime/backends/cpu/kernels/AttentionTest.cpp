@@ -242,27 +242,55 @@ TEST(StoreKV, ConvertsToTheCacheElement) {
 }
 
 /// A cache of `capacity` rows of `heads` x `dim` values drawn from N(0, 1)
-/// (and f32 copies of the same values), stored compressed by storeKV.
+/// (and f32 copies of the same values), stored compressed by storeKV. With
+/// a window (format.window > 0: bfp4 by default) rows from kWindowRow on
+/// are f32 window rows, as the paged cache keeps its newest ones.
 struct CompressedCache {
+  static constexpr int64_t kWindowRow = 64;
   CompressedCache(formats::KvFormat format, int64_t kvHeads, int64_t dim, int64_t capacity,
                   std::mt19937 &rng)
       : width(kvHeads * dim), rowBytes(formats::kvRowBytes(format, width)),
+        windowRow(format.window > 0 ? std::min(kWindowRow, capacity) : capacity),
         plainKeys(capacity * width), plainValues(capacity * width),
         keys(capacity * rowBytes), values(capacity * rowBytes),
-        view{keys.data(), values.data(), capacity, width, format},
         plain{plainKeys.data(), plainValues.data(), capacity, width} {
     std::normal_distribution<float> dist;
     for (float &x : plainKeys) x = dist(rng);
     for (float &x : plainValues) x = dist(rng);
-    std::vector<int32_t> rows(capacity);
+    // The rows below the window encoded as the store step of a cache
+    // without one encodes them (as the paged cache seals them).
+    formats::KvFormat rowFormat = format;
+    rowFormat.window = 0;
+    std::vector<int32_t> rows(windowRow);
     std::iota(rows.begin(), rows.end(), 0);
-    kernels::storeKV(plainKeys.data(), plainValues.data(), rows, view);
+    kernels::storeKV(plainKeys.data(), plainValues.data(), rows,
+                     {keys.data(), values.data(), capacity, width, rowFormat});
+    windowKeys.assign(plainKeys.begin() + windowRow * width, plainKeys.end());
+    windowValues.assign(plainValues.begin() + windowRow * width, plainValues.end());
+    view = {keys.data(),       values.data(),       capacity, width, format,
+            windowKeys.data(), windowValues.data(), windowRow};
+    // What the cache holds as f32 rows: decoded below the window, as
+    // stored from it on.
+    decodedKeys = plainKeys;
+    decodedValues = plainValues;
+    for (int64_t r = 0; r < windowRow; ++r) {
+      formats::decodeKvValues(format, keys.data() + size_t(r) * rowBytes, 0,
+                              {decodedKeys.data() + r * width, size_t(width)});
+      formats::decodeKvValues(format, values.data() + size_t(r) * rowBytes, 0,
+                              {decodedValues.data() + r * width, size_t(width)});
+    }
+    decoded = {decodedKeys.data(), decodedValues.data(), capacity, width};
   }
+  // The vectors own the rows the views point at: a copy must not point
+  // into the original (worstAgainstPlain returns caches by value).
+  CompressedCache(const CompressedCache &) = delete;
   int64_t width;
   size_t rowBytes;
+  int64_t windowRow;
   std::vector<float> plainKeys, plainValues;
   std::vector<uint8_t> keys, values;
-  KVLayerView view, plain;
+  std::vector<float> windowKeys, windowValues, decodedKeys, decodedValues;
+  KVLayerView view, plain, decoded;
 };
 
 /// The relative L2 error of each head's output, worst over rows and heads.
@@ -385,7 +413,9 @@ double worstAgainstPlain(const char *spec, uint32_t firstSeed, MakeCache make) {
 // 8 and 24); the others (int8 of 7, bfp8 block 3, bfp4 block 2) take the
 // path that decodes a head's slice into a buffer. Decode rows, a prefill
 // block and scattered rows; grouped KV heads and head sub-ranges as threads
-// split them.
+// split them. bfp4 has a window by default: rows from 64 on are f32 (the
+// scattered case mixes the two kinds of row within passes of four keys);
+// window=0 and windows of int8 and bfp8 at the end.
 TEST_P(AttentionTest, CompressedCachesMatchReference) {
   const KvShape shapes[] = {
       {"int8", 6, 6, 48},           {"int8", 8, 2, 64},          {"int8", 4, 2, 7},
@@ -393,6 +423,10 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
       {"bfp8:block=8", 2, 2, 16},   {"bfp4:block=8", 4, 2, 48},
       {"bfp4:block=16", 6, 6, 48},  {"bfp4:block=32", 8, 2, 128}, {"bfp4:block=2", 4, 4, 10},
       {"bfp4:block=48", 6, 3, 48},
+      {"bfp4:block=16:window=0", 6, 6, 48},  {"bfp4:block=8:window=0", 4, 2, 48},
+      {"bfp4:block=2:window=0", 4, 4, 10},   {"int8:window=4", 8, 2, 64},
+      {"int8:window=4", 4, 2, 7},            {"bfp8:block=16:window=16", 6, 6, 48},
+      {"bfp8:block=3:window=1", 2, 1, 12},
   };
   const int64_t capacity = 96;
   forEachKvShape(shapes, 300, [&](const KvShape &shape, const formats::KvFormat &format,
@@ -419,6 +453,49 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
   });
 }
 
+// Windowed caches (int8, bfp8, bfp4 with window=R): rows below windowRow
+// are read compressed, rows from it on as f32 (the compressed arrays hold
+// zero bytes there, which would decode to 0), in place and on the decoding
+// path, and by the reference; all agree with plain attention over the same
+// rows decoded to f32 to kTolerance of each head's norm.
+TEST_P(AttentionTest, WindowedCachesMatchDecodedCache) {
+  const KvShape shapes[] = {
+      {"bfp4", 6, 6, 48},         {"bfp4:block=32", 8, 2, 128}, {"int8:window=4", 8, 2, 64},
+      {"bfp4:block=2", 4, 4, 10}, {"bfp8:block=3:window=1", 2, 1, 12},
+      {"int8:window=1", 4, 2, 7},
+  };
+  const int64_t capacity = 96;
+  forEachKvShape(shapes, 700, [&](const KvShape &shape, const formats::KvFormat &format,
+                                  std::mt19937 &rng) {
+    ASSERT_GT(format.window, 0);
+    CompressedCache cache(format, shape.kvHeads, shape.dim, capacity, rng);
+    forEachQueryCase(shape.heads, shape.dim, capacity, rng,
+                     [&](const std::vector<int32_t> &positions,
+                         const kernels::testing::CausalRows &causal, const std::vector<float> &q,
+                         int64_t h0) {
+      const int64_t h1 = shape.heads;
+      std::vector<float> decoded(q.size(), 0.0f), reference(q.size(), 0.0f),
+          got(q.size(), 0.0f);
+      std::vector<float> refScratch(capacity), scratch((h1 - h0) * capacity);
+      kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
+                           cache.decoded, h0, h1, refScratch.data(), decoded.data());
+      kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
+                           cache.view, h0, h1, refScratch.data(), reference.data());
+      simd::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
+                        cache.view, h0, h1, scratch.data(), got.data());
+      for (float v : got) ASSERT_TRUE(std::isfinite(v));
+      const std::vector<float> decodedHeads = headsFrom(decoded, shape.heads, shape.dim, h0);
+      EXPECT_LE(worstHeadError(headsFrom(got, shape.heads, shape.dim, h0), decodedHeads,
+                               shape.dim),
+                kTolerance)
+          << positions.size() << " rows from " << positions.front();
+      EXPECT_LE(worstHeadError(headsFrom(reference, shape.heads, shape.dim, h0), decodedHeads,
+                               shape.dim),
+                kTolerance);
+    });
+  });
+}
+
 // What compression costs: the output on a compressed cache against the same
 // attention on the f32 values it was made from (float64 reference), for
 // N(0, 1) keys, values and queries, as the RMS error per output element
@@ -427,11 +504,14 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
 // of its head (~0.01 here), bfp8 up to twice that (steps are powers of
 // two, per block of 16), bfp4 16x bfp8's; key errors move the softmax
 // weights too. Worst seen: int8 0.0024, bfp8 0.0029, bfp4 block 16 0.055,
-// block 48 0.063; the bounds are about 1.5x those.
+// block 48 0.063; the bounds are about 1.5x those. Without a window: with
+// one (bfp4's default) a third of the rows are f32, for a smaller error.
 TEST_P(AttentionTest, CompressedCachesStayCloseToF32) {
-  const std::pair<const char *, double> bounds[] = {
-      {"int8", 0.004}, {"bfp8:block=16", 0.0045}, {"bfp4:block=16", 0.08},
-      {"bfp4:block=48", 0.095}};
+  const std::pair<const char *, double> bounds[] = {{"int8", 0.004},
+                                                    {"bfp8:block=16", 0.0045},
+                                                    {"bfp4:block=16:window=0", 0.08},
+                                                    {"bfp4:block=48:window=0", 0.095},
+                                                    {"bfp4:block=16", 0.08}};
   for (const auto &[spec, bound] : bounds) {
     SCOPED_TRACE(spec);
     EXPECT_LE(worstAgainstPlain(spec, 400,
@@ -446,7 +526,7 @@ TEST_P(AttentionTest, CompressedCachesStayCloseToF32) {
 // A NaN in a cached key poisons its block, so the head reading it yields
 // NaN, as with an f32 cache; the other KV head's queries stay finite.
 TEST_P(AttentionTest, CompressedNaNPropagates) {
-  for (const char *spec : {"int8", "bfp4:block=4"}) {
+  for (const char *spec : {"int8", "bfp4:block=4:window=0"}) {
     SCOPED_TRACE(spec);
     const int64_t heads = 2, dim = 8, capacity = 20;
     std::mt19937 rng(9);

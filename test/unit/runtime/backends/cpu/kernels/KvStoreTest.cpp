@@ -33,7 +33,10 @@ void expectSameBytes(const char *spec, int64_t headDim, int64_t width,
   const Expected<formats::KvFormat> resolved =
       formats::resolveKvFormat(*formats::parseKvFormat(spec), headDim);
   ASSERT_TRUE(resolved) << resolved.error().message();
-  const formats::KvFormat format = *resolved;
+  // Without a window (bfp4 has one by default): a windowed cache stores f32
+  // rows, WindowedCachesStoreWindowRows.
+  formats::KvFormat format = *resolved;
+  format.window = 0;
   const int64_t count = static_cast<int64_t>(x.size()) / width;
   std::vector<float> v(x.size());
   for (size_t i = 0; i < x.size(); ++i) v[i] = -x[i];
@@ -92,11 +95,12 @@ TEST_P(KvStoreTest, ExtremeZeroAndNonFiniteBlocksMatchTheCodec) {
   }
 }
 
-// KIVI (int4, int2): a step stores f32 rows into the window (the paged
-// cache quantizes whole key groups later), leaving the quantized arrays
-// alone; row r of the view is window row r - windowRow.
-TEST_P(KvStoreTest, KiviStoresWindowRows) {
-  for (const char *spec : {"int4", "int2:group=16"}) {
+// Windowed caches (KIVI int4, int2; int8, bfp with window=R): a step stores
+// f32 rows into the window (the paged cache quantizes whole blocks later),
+// leaving the quantized arrays alone; row r of the view is window row r -
+// windowRow.
+TEST_P(KvStoreTest, WindowedCachesStoreWindowRows) {
+  for (const char *spec : {"int4", "int2:group=16", "bfp4", "int8:window=2", "bfp8:window=1"}) {
     SCOPED_TRACE(spec);
     const formats::KvFormat format =
         *formats::resolveKvFormat(*formats::parseKvFormat(spec), 48);
