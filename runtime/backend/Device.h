@@ -5,6 +5,7 @@
 // runtime/backends/; nothing else in the runtime names a backend.
 #pragma once
 
+#include "runtime/formats/KvFormat.h"
 #include "runtime/support/Expected.h"
 
 #include <cstddef>
@@ -35,6 +36,15 @@ public:
   /// Copies `bytes` from `from` to `to` inside `buffer`; the ranges do not
   /// overlap.
   virtual void copy(Buffer &buffer, size_t to, size_t from, size_t bytes) = 0;
+  /// Encodes `count` key rows and as many value rows of `width` floats (host
+  /// memory) into `format`, an int8 or BFP row format (formats::kvRowBytes
+  /// a row, the rows back to back at keysOut and valuesOut, host memory):
+  /// how the paged KV cache seals a block that leaves its f32 window. This
+  /// runs the format's codec (formats::encodeKvRow); a backend with a
+  /// vectorized store step writes the same bytes with it.
+  virtual void encodeKvRows(formats::KvFormat format, int64_t width, int64_t count,
+                            const float *keys, const float *values, uint8_t *keysOut,
+                            uint8_t *valuesOut);
 };
 
 } // namespace lathe::backend

@@ -30,7 +30,7 @@
 //
 // The row formats (int8, bfp8, bfp4) may keep such a window too
 // (`:window=R`, R > 0): the newest R tokens (at least) stay f32 and a block
-// is encoded row by row (encodeKvRow) when it leaves the window. bfp4 has a
+// is encoded (encodeKvRow's bytes) when it leaves the window. bfp4 has a
 // window of kBfp4DefaultWindow tokens by default (issue 20: it brings bfp4's
 // KL to the f32 cache under 0.05 on stories15M, docs/benchmarks.md), int8
 // and bfp8 none; window 0 is no window, the layout of old artifacts.

@@ -145,17 +145,18 @@ void PagedKVCache::sealBlock(int32_t block) {
   for (int64_t l = 0; l < layout_.layers; ++l) {
     const float *keys = windowKeys(l) + (first - layout_.rows()) * layout_.width;
     const float *values = windowValues(l) + (first - layout_.rows()) * layout_.width;
-    if (layout_.kivi())
-      formats::encodeKiviKeys(layout_.format, keys, n, layout_.width,
-                              base + layout_.offset(l, false, int64_t{sealed} * n));
-    for (int64_t r = 0; r < n; ++r) {
-      if (!layout_.kivi())
-        formats::encodeKvRow(layout_.format, {keys + r * layout_.width, size_t(layout_.width)},
-                             base + layout_.offset(l, false, int64_t{sealed} * n + r));
+    if (!layout_.kivi()) { // row formats: the device's encoder
+      device_.encodeKvRows(layout_.format, layout_.width, n, keys, values,
+                           base + layout_.offset(l, false, int64_t{sealed} * n),
+                           base + layout_.offset(l, true, int64_t{sealed} * n));
+      continue;
+    }
+    formats::encodeKiviKeys(layout_.format, keys, n, layout_.width,
+                            base + layout_.offset(l, false, int64_t{sealed} * n));
+    for (int64_t r = 0; r < n; ++r)
       formats::encodeKvRow(layout_.format,
                            {values + r * layout_.width, size_t(layout_.width)},
                            base + layout_.offset(l, true, int64_t{sealed} * n + r));
-    }
   }
   references_[sealed] = references_[block];
   references_[block] = 0;

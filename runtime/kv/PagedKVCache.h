@@ -30,7 +30,8 @@
 //
 // int8, bfp8 and bfp4 with a window (format.window > 0) use the same two
 // pools: their rows are written f32 into window blocks and a block leaving
-// the window is encoded row by row (formats::encodeKvRow) into a block of
+// the window is encoded by the device (backend::Device::encodeKvRows: the
+// row codec's bytes; on the CPU its vectorized store step) into a block of
 // the row pool, laid out as without a window; format.windowed() says
 // which caches have the window pool.
 #pragma once

@@ -1,10 +1,13 @@
 #include "runtime/backends/cpu/CpuDevice.h"
 
+#include "runtime/backends/cpu/kernels/KvStore.h"
 #include "runtime/support/HugePages.h"
 
 #include <cstring>
 #include <fmt/format.h>
 #include <new>
+#include <numeric>
+#include <vector>
 
 namespace lathe::cpu {
 namespace {
@@ -60,6 +63,19 @@ std::shared_ptr<threading::ThreadPool> CpuDevice::threadPool(int threads) {
   auto pool = std::make_shared<threading::ThreadPool>(threads);
   pool_ = pool;
   return pool;
+}
+
+void CpuDevice::encodeKvRows(formats::KvFormat format, int64_t width, int64_t count,
+                             const float *keys, const float *values, uint8_t *keysOut,
+                             uint8_t *valuesOut) {
+  // The rows go straight into the packed arrays: a view of the format
+  // without its window (with one, the store step writes f32 window rows).
+  formats::KvFormat rows = format;
+  rows.window = 0;
+  std::vector<int32_t> indices(static_cast<size_t>(count));
+  std::iota(indices.begin(), indices.end(), 0);
+  kernels::simd::storeKV(keys, values, indices,
+                         kernels::KVLayerView{keysOut, valuesOut, count, width, rows});
 }
 
 } // namespace lathe::cpu

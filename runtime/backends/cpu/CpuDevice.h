@@ -18,6 +18,10 @@ public:
   std::string name() const override { return "cpu"; }
   Expected<std::unique_ptr<backend::Buffer>> allocate(size_t bytes) override;
   void copy(backend::Buffer &buffer, size_t to, size_t from, size_t bytes) override;
+  /// The store step's vectorized encoder (kernels/KvStore.h): the same
+  /// bytes as the codec, which the default runs.
+  void encodeKvRows(formats::KvFormat format, int64_t width, int64_t count, const float *keys,
+                    const float *values, uint8_t *keysOut, uint8_t *valuesOut) override;
 
   /// The process's thread pool with `threads` threads (the caller
   /// included). Every executable asking for the same count shares one pool;

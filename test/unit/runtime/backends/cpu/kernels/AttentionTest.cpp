@@ -453,6 +453,34 @@ TEST_P(AttentionTest, CompressedCachesMatchReference) {
   });
 }
 
+/// Attention of query heads [h0, heads) on a cache read in place (`view`,
+/// by the reference and the SIMD kernels) against the reference on the f32
+/// rows the cache decodes to (`decoded`), within `tolerance`.
+void expectAsOnTheDecodedCache(const KvShape &shape, int64_t capacity,
+                               const kernels::KVLayerView &view,
+                               const kernels::KVLayerView &decodedView,
+                               const std::vector<int32_t> &positions,
+                               const kernels::testing::CausalRows &causal,
+                               const std::vector<float> &q, int64_t h0, double tolerance) {
+  const int64_t h1 = shape.heads;
+  std::vector<float> decoded(q.size(), 0.0f), reference(q.size(), 0.0f), got(q.size(), 0.0f);
+  std::vector<float> refScratch(capacity), scratch((h1 - h0) * capacity);
+  kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
+                       decodedView, h0, h1, refScratch.data(), decoded.data());
+  kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim, view,
+                       h0, h1, refScratch.data(), reference.data());
+  simd::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim, view, h0,
+                    h1, scratch.data(), got.data());
+  for (float v : got) ASSERT_TRUE(std::isfinite(v));
+  const std::vector<float> decodedHeads = headsFrom(decoded, shape.heads, shape.dim, h0);
+  EXPECT_LE(worstHeadError(headsFrom(got, shape.heads, shape.dim, h0), decodedHeads, shape.dim),
+            tolerance)
+      << positions.size() << " rows from " << positions.front();
+  EXPECT_LE(
+      worstHeadError(headsFrom(reference, shape.heads, shape.dim, h0), decodedHeads, shape.dim),
+      tolerance);
+}
+
 // Windowed caches (int8, bfp8, bfp4 with window=R): rows below windowRow
 // are read compressed, rows from it on as f32 (the compressed arrays hold
 // zero bytes there, which would decode to 0), in place and on the decoding
@@ -473,25 +501,8 @@ TEST_P(AttentionTest, WindowedCachesMatchDecodedCache) {
                      [&](const std::vector<int32_t> &positions,
                          const kernels::testing::CausalRows &causal, const std::vector<float> &q,
                          int64_t h0) {
-      const int64_t h1 = shape.heads;
-      std::vector<float> decoded(q.size(), 0.0f), reference(q.size(), 0.0f),
-          got(q.size(), 0.0f);
-      std::vector<float> refScratch(capacity), scratch((h1 - h0) * capacity);
-      kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
-                           cache.decoded, h0, h1, refScratch.data(), decoded.data());
-      kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
-                           cache.view, h0, h1, refScratch.data(), reference.data());
-      simd::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
-                        cache.view, h0, h1, scratch.data(), got.data());
-      for (float v : got) ASSERT_TRUE(std::isfinite(v));
-      const std::vector<float> decodedHeads = headsFrom(decoded, shape.heads, shape.dim, h0);
-      EXPECT_LE(worstHeadError(headsFrom(got, shape.heads, shape.dim, h0), decodedHeads,
-                               shape.dim),
-                kTolerance)
-          << positions.size() << " rows from " << positions.front();
-      EXPECT_LE(worstHeadError(headsFrom(reference, shape.heads, shape.dim, h0), decodedHeads,
-                               shape.dim),
-                kTolerance);
+      expectAsOnTheDecodedCache(shape, capacity, cache.view, cache.decoded, positions, causal, q,
+                                h0, kTolerance);
     });
   });
 }
@@ -628,25 +639,8 @@ TEST_P(AttentionTest, KiviCachesMatchDecodedCache) {
                      [&](const std::vector<int32_t> &positions,
                          const kernels::testing::CausalRows &causal, const std::vector<float> &q,
                          int64_t h0) {
-      const int64_t h1 = shape.heads;
-      std::vector<float> decoded(q.size(), 0.0f), reference(q.size(), 0.0f),
-          got(q.size(), 0.0f);
-      std::vector<float> refScratch(capacity), scratch((h1 - h0) * capacity);
-      kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
-                           cache.decoded, h0, h1, refScratch.data(), decoded.data());
-      kernels::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
-                           cache.view, h0, h1, refScratch.data(), reference.data());
-      simd::attendHeads(q.data(), causal.visible, shape.heads, shape.kvHeads, shape.dim,
-                        cache.view, h0, h1, scratch.data(), got.data());
-      for (float v : got) ASSERT_TRUE(std::isfinite(v));
-      const std::vector<float> decodedHeads = headsFrom(decoded, shape.heads, shape.dim, h0);
-      EXPECT_LE(worstHeadError(headsFrom(got, shape.heads, shape.dim, h0), decodedHeads,
-                               shape.dim),
-                1e-5)
-          << positions.size() << " rows from " << positions.front();
-      EXPECT_LE(worstHeadError(headsFrom(reference, shape.heads, shape.dim, h0), decodedHeads,
-                               shape.dim),
-                1e-5);
+      expectAsOnTheDecodedCache(shape, capacity, cache.view, cache.decoded, positions, causal, q,
+                                h0, 1e-5);
     });
   });
 }

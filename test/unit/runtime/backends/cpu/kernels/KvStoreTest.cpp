@@ -4,6 +4,7 @@
 // rows at many magnitudes, values on rounding ties, saturating and extreme
 // values, zero blocks and blocks holding NaN or infinity, with blocks that
 // do and do not hold whole vectors.
+#include "runtime/backends/cpu/CpuDevice.h"
 #include "runtime/backends/cpu/kernels/KvStore.h"
 
 #include "runtime/formats/KvFormat.h"
@@ -92,6 +93,33 @@ TEST_P(KvStoreTest, ExtremeZeroAndNonFiniteBlocksMatchTheCodec) {
                                   -std::numeric_limits<float>::infinity(), 1, 1, 1,
                                   3e-39f, -1e-45f, 1e-40f, 0, 1e30f, -2e30f, 5e29f, 1e29f};
     expectSameBytes(spec, 4, 24, x);
+  }
+}
+
+// The paged cache seals a block leaving a window through its device: the
+// CPU device's vectorized encoder must write the codec's bytes (the
+// default, backend::Device::encodeKvRows), windowed formats included.
+TEST(KvStoreSealTest, TheCpuDeviceSealsBlocksAsTheCodec) {
+  cpu::CpuDevice &device = cpu::CpuDevice::instance();
+  for (const char *spec : {"int8:window=8", "bfp8:block=16:window=4", "bfp4:block=16",
+                           "bfp4:block=16:window=0"}) {
+    SCOPED_TRACE(spec);
+    const formats::KvFormat format =
+        *formats::resolveKvFormat(*formats::parseKvFormat(spec), 48);
+    const int64_t width = 96, count = 16;
+    std::vector<float> keys = testing::randomVector(size_t(count * width), 7, 3.0f);
+    std::vector<float> values = testing::randomVector(size_t(count * width), 8, 0.5f);
+    keys[5] = std::numeric_limits<float>::infinity(); // a poisoned block
+    values[200] = std::nanf("");
+    const size_t bytes = size_t(count) * formats::kvRowBytes(format, width);
+    std::vector<uint8_t> refKeys(bytes, 0xEE), refValues(bytes, 0xEE), gotKeys(bytes, 0x11),
+        gotValues(bytes, 0x11);
+    device.backend::Device::encodeKvRows(format, width, count, keys.data(), values.data(),
+                                         refKeys.data(), refValues.data());
+    device.encodeKvRows(format, width, count, keys.data(), values.data(), gotKeys.data(),
+                        gotValues.data());
+    EXPECT_EQ(gotKeys, refKeys);
+    EXPECT_EQ(gotValues, refValues);
   }
 }
 
