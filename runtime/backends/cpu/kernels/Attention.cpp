@@ -126,6 +126,28 @@ HWY_INLINE hn::Vec<D> sumsOf4(D d, hn::Vec<D> a, hn::Vec<D> b, hn::Vec<D> c, hn:
   return w;
 }
 
+/// s[j] = (q . k_j) * scale for four keys of dim values (f32, f16 or bf16),
+/// one reduction shared by the four (sumsOf4); raises maxScore to them.
+template <typename T>
+HWY_INLINE void scoresOf4(DF d, const float *qh, const T *k0, const T *k1, const T *k2,
+                          const T *k3, int64_t dim, float scale, float *s, float &maxScore) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+  for (int64_t i = 0; i < dim; i += lanes) {
+    const auto qv = loadHead(d, qh, i, dim);
+    a0 = hn::MulAdd(qv, loadHead(d, k0, i, dim), a0);
+    a1 = hn::MulAdd(qv, loadHead(d, k1, i, dim), a1);
+    a2 = hn::MulAdd(qv, loadHead(d, k2, i, dim), a2);
+    a3 = hn::MulAdd(qv, loadHead(d, k3, i, dim), a3);
+  }
+  HWY_ALIGN float sums[hn::MaxLanes(DF())];
+  hn::Store(sumsOf4(d, a0, a1, a2, a3), d, sums);
+  for (int j = 0; j < 4; ++j) {
+    s[j] = sums[j] * scale;
+    maxScore = std::max(maxScore, s[j]);
+  }
+}
+
 /// scores[p] = (q . k_p) * scale for the p < len visible rows; returns
 /// their maximum. keyAt(p, slot) points at the head's lanes of the key of
 /// position p (a decoded copy in buffer `slot` < 4 for compressed caches:
@@ -136,26 +158,9 @@ HWY_INLINE float scores(DF d, const float *qh, KeyAt &&keyAt, int64_t dim, int64
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   float maxScore = -std::numeric_limits<float>::infinity();
   int64_t p = 0;
-  for (; p + 4 <= len; p += 4) {
-    const auto *k0 = keyAt(p, 0);
-    const auto *k1 = keyAt(p + 1, 1);
-    const auto *k2 = keyAt(p + 2, 2);
-    const auto *k3 = keyAt(p + 3, 3);
-    auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-    for (int64_t i = 0; i < dim; i += lanes) {
-      const auto qv = loadHead(d, qh, i, dim);
-      a0 = hn::MulAdd(qv, loadHead(d, k0, i, dim), a0);
-      a1 = hn::MulAdd(qv, loadHead(d, k1, i, dim), a1);
-      a2 = hn::MulAdd(qv, loadHead(d, k2, i, dim), a2);
-      a3 = hn::MulAdd(qv, loadHead(d, k3, i, dim), a3);
-    }
-    HWY_ALIGN float sums[hn::MaxLanes(DF())];
-    hn::Store(sumsOf4(d, a0, a1, a2, a3), d, sums);
-    for (int j = 0; j < 4; ++j) {
-      s[p + j] = sums[j] * scale;
-      maxScore = std::max(maxScore, s[p + j]);
-    }
-  }
+  for (; p + 4 <= len; p += 4)
+    scoresOf4(d, qh, keyAt(p, 0), keyAt(p + 1, 1), keyAt(p + 2, 2), keyAt(p + 3, 3), dim, scale,
+              s + p, maxScore);
   for (; p < len; ++p) {
     const auto *kp = keyAt(p, 0);
     auto a = hn::Zero(d);

@@ -1,6 +1,6 @@
 // The compressed-cache half of the attention kernel (Attention.cpp, which
 // includes it once per Highway target after its own helpers: DF, loadHead,
-// sumsOf4, scores, softmaxNumerators and AttentionArgs are its). Caches of
+// sumsOf4, scoresOf4, scores, softmaxNumerators and AttentionArgs are its). Caches of
 // int8, bfp8 or bfp4 rows (runtime/formats/KvFormat.h) go through the same
 // three passes as plain ones, reading rows in place: codes are widened to
 // float in registers, a block's partial dot product with the query is
@@ -345,25 +345,9 @@ HWY_INLINE float packedScores(D d, const float *q, const float *qPlain, const Pa
     if (inWindow == 0)
       return false;
     if (inWindow == 4) {
-      const DF df;
-      const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-      const float *k[4];
-      for (int j = 0; j < 4; ++j)
-        k[j] = window.key(rows[p + j], first);
-      auto a0 = hn::Zero(df), a1 = hn::Zero(df), a2 = hn::Zero(df), a3 = hn::Zero(df);
-      for (int64_t i = 0; i < dim; i += lanes) {
-        const auto qv = loadHead(df, qPlain, i, dim);
-        a0 = hn::MulAdd(qv, loadHead(df, k[0], i, dim), a0);
-        a1 = hn::MulAdd(qv, loadHead(df, k[1], i, dim), a1);
-        a2 = hn::MulAdd(qv, loadHead(df, k[2], i, dim), a2);
-        a3 = hn::MulAdd(qv, loadHead(df, k[3], i, dim), a3);
-      }
-      HWY_ALIGN float sums[hn::MaxLanes(DF())];
-      hn::Store(sumsOf4(df, a0, a1, a2, a3), df, sums);
-      for (int j = 0; j < 4; ++j) {
-        s[p + j] = sums[j] * scale;
-        maxScore = std::max(maxScore, s[p + j]);
-      }
+      scoresOf4(DF(), qPlain, window.key(rows[p], first), window.key(rows[p + 1], first),
+                window.key(rows[p + 2], first), window.key(rows[p + 3], first), dim, scale,
+                s + p, maxScore);
       return true;
     }
     for (int j = 0; j < 4; ++j) {

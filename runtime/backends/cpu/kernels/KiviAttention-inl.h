@@ -1,5 +1,5 @@
 // The KIVI half of the attention kernel (Attention.cpp, which includes it
-// once per Highway target after its own helpers: DF, loadHead, sumsOf4,
+// once per Highway target after its own helpers: DF, loadHead, sumsOf4, scoresOf4,
 // softmaxNumerators and AttentionArgs are its). int4/int2 caches
 // (runtime/formats/KvFormat.h, kv/PagedKVCache.h) hold quantized rows and
 // an f32 window of recent rows; both are read in place, and nothing beyond
@@ -165,23 +165,11 @@ template <int kBits> void attendKiviHeadsOf(const AttentionArgs &a) {
       // Four window rows: one reduction, as for an f32 cache.
       if (p + 4 <= len && row >= a.cache.windowRow && rows[p + 1] >= a.cache.windowRow &&
           rows[p + 2] >= a.cache.windowRow && rows[p + 3] >= a.cache.windowRow) {
-        const float *k[4];
-        for (int j = 0; j < 4; ++j)
-          k[j] = a.cache.windowKeys + (rows[p + j] - a.cache.windowRow) * width + first;
-        auto a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
-        for (int64_t i = 0; i < dim; i += lanes) {
-          const auto qv = loadHead(d, qh, i, dim);
-          a0 = hn::MulAdd(qv, loadHead(d, k[0], i, dim), a0);
-          a1 = hn::MulAdd(qv, loadHead(d, k[1], i, dim), a1);
-          a2 = hn::MulAdd(qv, loadHead(d, k[2], i, dim), a2);
-          a3 = hn::MulAdd(qv, loadHead(d, k[3], i, dim), a3);
-        }
-        HWY_ALIGN float sums[hn::MaxLanes(DF())];
-        hn::Store(sumsOf4(d, a0, a1, a2, a3), d, sums);
-        for (int j = 0; j < 4; ++j) {
-          s[p + j] = sums[j] * scale;
-          maxScore = std::max(maxScore, s[p + j]);
-        }
+        const auto windowKey = [&](int64_t r) {
+          return a.cache.windowKeys + (r - a.cache.windowRow) * width + first;
+        };
+        scoresOf4(d, qh, windowKey(row), windowKey(rows[p + 1]), windowKey(rows[p + 2]),
+                  windowKey(rows[p + 3]), dim, scale, s + p, maxScore);
         p += 4;
         continue;
       }
