@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <map>
+#include <regex>
 #include <set>
 #include <type_traits>
 #include <variant>
@@ -118,6 +119,14 @@ public:
                          "__device__ unsigned lathe_cuda_attention_arrivals[{}];\n\n",
                          attentionScratchFloats_, LATHE_CUDA_ATTENTION_TARGET_BLOCKS);
     out += tables_;
+    // Each launch's indices (bodyCall), the distinct bodies, then the
+    // launches' kernels.
+    out += fmt::format("__device__ const int lathe_cuda_args[{}] = {{",
+                       std::max<size_t>(args_.size(), 1));
+    for (size_t i = 0; i < args_.size(); ++i)
+      out += fmt::format("{}{}", i == 0 ? "" : i % 16 == 0 ? ",\n    " : ", ", args_[i]);
+    out += args_.empty() ? "0};\n\n" : "};\n\n";
+    out += functions_;
     out += kernels_;
     return out;
   }
@@ -129,27 +138,56 @@ private:
               const std::string &wideBody = "", int32_t minBlocks = 0) {
     // minBlocks: blocks an SM the kernel must fit (streamed products: two,
     // kRowBlockSlots, so at most 128 registers a thread).
-    kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}{}) "
-                            "lathe_cuda_kernel_{}(const LatheCudaFrame *frame) {{\n"
-                            "  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
-                            comment, LATHE_CUDA_THREADS,
-                            minBlocks > 0 ? fmt::format(", {}", minBlocks) : "",
-                            launches_.size(), body);
+    const size_t i = launches_.size();
+    kernels_ += kernel("kernel", i, minBlocks, bodyCall(body, comment));
     // The same launch's products (or attention) on the tensor cores. At
     // least one block an SM (not the default's two): ptxas then keeps a
     // round's loads in flight at once (about 120 registers) instead of 48
     // registers and one load at a time.
     if (!tileBody.empty())
-      kernels_ += fmt::format("// {}, on the tensor cores\nextern \"C\" __global__ void "
-                              "__launch_bounds__({}, 1) lathe_cuda_tiles_{}(const LatheCudaFrame "
-                              "*frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
-                              comment, LATHE_CUDA_THREADS, launches_.size(), tileBody);
+      kernels_ += kernel("tiles", i, 1, bodyCall(tileBody, comment + ", on the tensor cores"));
     if (!wideBody.empty())
-      kernels_ += fmt::format("// {}, on the tensor cores in wide tiles\nextern \"C\" __global__ "
-                              "void __launch_bounds__({}, 1) lathe_cuda_wide_{}(const "
-                              "LatheCudaFrame *frame) {{\n  const LatheCudaFrame &f = *frame;\n{}}}\n\n",
-                              comment, LATHE_CUDA_THREADS, launches_.size(), wideBody);
+      kernels_ += kernel("wide", i, 1,
+                         bodyCall(wideBody, comment + ", on the tensor cores in wide tiles"));
     launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile});
+  }
+  /// A launch's kernel: its body with its arguments.
+  static std::string kernel(const char *kind, size_t i, int32_t minBlocks,
+                            const std::string &call) {
+    return fmt::format("extern \"C\" __global__ void __launch_bounds__({}{}) "
+                       "lathe_cuda_{}_{}(const LatheCudaFrame *frame) {{\n"
+                       "  const LatheCudaFrame &f = *frame;\n  {};\n}}\n\n",
+                       LATHE_CUDA_THREADS, minBlocks > 0 ? fmt::format(", {}", minBlocks) : "",
+                       kind, i, call);
+  }
+  /// A runtime argument of a body: the tensor and buffer indices and the
+  /// layer, which are all that differ between the layers' launches. Marked
+  /// here, they become reads of the launch's arguments (bodyCall), so that
+  /// every layer's launch of one kind shares one function: nvcc compiles a
+  /// Llama layer's kinds once, not once per layer.
+  static std::string A(int64_t value) { return fmt::format("$A{}$", value); }
+  /// The call of the body `marked` (its arguments marked by A) with this
+  /// launch's arguments: the arguments go to the module's table
+  /// (lathe_cuda_args), the body to a function of its own, one per
+  /// distinct body.
+  std::string bodyCall(const std::string &marked, const std::string &comment) {
+    static const std::regex mark("\\$A(-?[0-9]+)\\$");
+    std::string text;
+    const size_t offset = args_.size();
+    auto last = marked.cbegin();
+    for (std::sregex_iterator m(marked.begin(), marked.end(), mark), end; m != end; ++m) {
+      text.append(last, marked.cbegin() + m->position());
+      text += fmt::format("a[{}]", args_.size() - offset);
+      args_.push_back(int32_t(std::stoll((*m)[1].str())));
+      last = marked.cbegin() + m->position() + m->length();
+    }
+    text.append(last, marked.cend());
+    auto [it, added] = bodies_.try_emplace(text, bodies_.size());
+    if (added)
+      functions_ += fmt::format("// {}\nstatic __device__ __noinline__ void lathe_cuda_body_{}("
+                                "const LatheCudaFrame &f, const int *a) {{\n{}}}\n\n",
+                                comment, it->second, text);
+    return fmt::format("lathe_cuda_body_{}(f, lathe_cuda_args + {})", it->second, offset);
   }
   /// A kernel over each token's row: `width` elements spread over blocks
   /// of `perThread` elements per thread (0: one block, a row-wide
@@ -196,7 +234,7 @@ private:
       if (!g)
         return g.error();
       in = norm->input;
-      input = fmt::format("lathe_cuda::NormedInput<{}>{{{}, {}}}", g->type, norm->gain,
+      input = fmt::format("lathe_cuda::NormedInput<{}>{{{}, {}}}", g->type, A(norm->gain),
                           floatLiteral(norm->epsilon));
       const int64_t width = this->width(in);
       sharedBytes = int32_t(LATHE_CUDA_NORM_TOKENS(width) * width * int64_t(sizeof(float)));
@@ -229,7 +267,7 @@ private:
       call(fmt::format("lathe_cuda::GatedRows<{}, {}, {}, {}, {}, {}>{{f.weights[{}], "
                        "f.weights[{}], f.buffers[{}]}}",
                        g->type, u->type, gate.shape[1], gate.shape[0], g->rowBytes, u->rowBytes,
-                       products[0].weight, products[1].weight, output),
+                       A(products[0].weight), A(products[1].weight), A(output)),
            gate.shape[1], gate.shape[0]);
     } else {
       for (const Product &p : products) {
@@ -241,8 +279,8 @@ private:
         call(fmt::format("lathe_cuda::PlainRows<{}, {}, {}, {}, {}>{{f.weights[{}], "
                          "f.buffers[{}], {}}}",
                          w->type, info.shape[1], info.shape[0], w->rowBytes,
-                         add ? "true" : "false", p.weight, add ? add->sum : p.output,
-                         add ? fmt::format("f.buffers[{}]", add->other) : "nullptr"),
+                         add ? "true" : "false", A(p.weight), A(add ? add->sum : p.output),
+                         add ? fmt::format("f.buffers[{}]", A(add->other)) : "nullptr"),
              info.shape[1], info.shape[0]);
       }
     }
@@ -272,7 +310,7 @@ private:
              fmt::format("the token rows of the next launch's tiles, {}split",
                          fused_.normOf[step_] ? "normalized and " : ""),
              fmt::format("  lathe_cuda::splitTokens<{}, {}>(f, {}, {});\n", k,
-                         gather ? "true" : "false", in, input),
+                         gather ? "true" : "false", A(in), input),
              "", 0, 0, gather);
     }
     int64_t launchRows = 0;
@@ -284,8 +322,9 @@ private:
     for (const Call &c : calls) {
       const int32_t blocks = int32_t((c.n + perBlock - 1) / perBlock);
       dispatch(body, "  ", first, blocks, [&](int32_t from) {
-        return fmt::format("lathe_cuda::product<{}, {}>(f, {}, {},\n      {},\n      blockIdx.x - {}, {})",
-                           c.k, gather ? "true" : "false", in, input, c.rows, from, blocks);
+        return fmt::format("lathe_cuda::product<{}, {}>(f, {}, {},\n      {},\n      "
+                           "blockIdx.x - {}, {})",
+                           c.k, gather ? "true" : "false", A(in), input, c.rows, from, blocks);
       });
     }
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
@@ -300,10 +339,11 @@ private:
   template <class Call>
   static void dispatch(std::string &out, const char *indent, int32_t &first, int32_t blocks,
                        Call &&call) {
-    out += fmt::format("{0}if (blockIdx.x < {1}) {{\n{0}  {2};\n{0}  return;\n{0}}}\n", indent,
-                       first + blocks, call(first));
+    out += fmt::format("{0}if (blockIdx.x < {1}) {{\n{0}  {2};\n{0}  return;\n{0}}}\n",
+                       indent, first + blocks, call(first));
     first += blocks;
   }
+
   static Status floatOnly(plan::Activations activations) {
     if (activations == plan::Activations::Int8)
       return Error("int8 activations have no cuda kernels yet (compile with "
@@ -317,7 +357,7 @@ private:
       return w.error();
     perToken("embedding",
              fmt::format("lathe_cuda::embedding<{}, {}, {}>(f, {}, {})", w->type,
-                         width(s.output), w->rowBytes, s.table, s.output),
+                         width(s.output), w->rowBytes, A(s.table), A(s.output)),
              width(s.output));
     return Status::ok();
   }
@@ -330,13 +370,13 @@ private:
       launch(LATHE_CUDA_GRID_PER_TOKEN, int32_t(width(s.input) / slice), 0,
              "rms_norm of each slice of a row",
              fmt::format("  lathe_cuda::rmsNormSlices<{}, {}, {}>(f, {}, {}, {}, {});\n", g->type,
-                         width(s.input), slice, s.input, s.gain, floatLiteral(s.epsilon),
-                         s.output));
+                         width(s.input), slice, A(s.input), A(s.gain), floatLiteral(s.epsilon),
+                         A(s.output)));
       return Status::ok();
     }
     perToken("rms_norm", fmt::format("lathe_cuda::rmsNorm<{}, {}>(f, {}, {}, {}, {})", g->type,
-                                     width(s.input), s.input, s.gain,
-                                     floatLiteral(s.epsilon), s.output));
+                                     width(s.input), A(s.input), A(s.gain),
+                                     floatLiteral(s.epsilon), A(s.output)));
     return Status::ok();
   }
   Status emitStep(const plan::BiasAddStep &s) {
@@ -345,7 +385,7 @@ private:
       return b.error();
     perToken("bias_add",
              fmt::format("lathe_cuda::biasAdd<{}, {}>(f, {}, {}, {})", b->type, width(s.input),
-                         s.input, s.bias, s.output),
+                         A(s.input), A(s.bias), A(s.output)),
              width(s.input));
     return Status::ok();
   }
@@ -356,13 +396,14 @@ private:
     if (fused_.addDone[step_]) { // the matmul before wrote the sum
       perToken("rms_norm (the add went into the matmul before)",
                fmt::format("lathe_cuda::rmsNorm<{}, {}>(f, {}, {}, {}, {})", g->type,
-                           width(s.sum), s.sum, s.gain, floatLiteral(s.epsilon), s.output));
+                           width(s.sum), A(s.sum), A(s.gain), floatLiteral(s.epsilon),
+                           A(s.output)));
       return Status::ok();
     }
     perToken("add_rms_norm",
              fmt::format("lathe_cuda::addRmsNorm<{}, {}>(f, {}, {}, {}, {}, {}, {})", g->type,
-                         width(s.lhs), s.lhs, s.rhs, s.gain, s.sum, floatLiteral(s.epsilon),
-                         s.output));
+                         width(s.lhs), A(s.lhs), A(s.rhs), A(s.gain), A(s.sum),
+                         floatLiteral(s.epsilon), A(s.output)));
     return Status::ok();
   }
   Status emitStep(const plan::MatMulStep &s) {
@@ -388,7 +429,7 @@ private:
     perToken("rope",
              fmt::format("lathe_cuda::rope<{}, {}, {}, {}>(f, {}, {}, {})", width(s.input),
                          s.headDim, s.layout == plan::RopeLayout::Interleaved ? "true" : "false",
-                         headsPerTable(s), s.input, s.output, ropeFrequencies(s)),
+                         headsPerTable(s), A(s.input), A(s.output), ropeFrequencies(s)),
              width(s.input) / 2, /*perThread=*/1); // angles in double: spread them
     return Status::ok();
   }
@@ -403,20 +444,20 @@ private:
                            "{}, {}, {}, {})",
                            element, width(q.input), kvWidth, s.headDim,
                            q.layout == plan::RopeLayout::Interleaved ? "true" : "false",
-                           headsPerTable(q), headsPerTable(k), q.input,
-                           q.output, k.input, k.output, s.values, s.layer,
+                           headsPerTable(q), headsPerTable(k), A(q.input),
+                           A(q.output), A(k.input), A(k.output), A(s.values), A(s.layer),
                            ropeFrequencies(q)),
                width(q.input) / 2 + kvWidth / 2 + kvWidth, /*perThread=*/1);
     } else if (plan_.kvFormat.compressed()) {
       const formats::KvFormat &kv = plan_.kvFormat;
       perToken("attention: store the step's keys and values, " + formats::kvFormatName(kv),
                fmt::format("lathe_cuda::storeKVPacked<{}, {}>(f, {}, {}, {})", packedCodec(),
-                           kvWidth, s.keys, s.values, s.layer),
+                           kvWidth, A(s.keys), A(s.values), A(s.layer)),
                2 * kvWidth / kv.block);
     } else {
       perToken("attention: store the step's keys and values",
                fmt::format("lathe_cuda::storeKV<{}, {}>(f, {}, {}, {})", element, kvWidth,
-                           s.keys, s.values, s.layer),
+                           A(s.keys), A(s.values), A(s.layer)),
                kvWidth);
     }
     // A block per token and group of up to 8 query heads sharing a KV head
@@ -427,7 +468,7 @@ private:
       --together;
     const auto args = [&](const std::string &cache, const std::string &more) {
       return fmt::format("<{}, {}, {}, {}, {}>(f, {}, {}, {}{});\n", cache, s.heads, s.kvHeads,
-                         s.headDim, together, s.queries, s.output, s.layer, more);
+                         s.headDim, together, A(s.queries), A(s.output), A(s.layer), more);
     };
     // The one-token kernel's scratch for splits of the visible rows
     // (LATHE_CUDA_ATTENTION_SPLITS): fewer than twice the target blocks,
@@ -452,15 +493,15 @@ private:
   }
   Status emitStep(const plan::SiluMulStep &s) {
     perToken("silu_mul",
-             fmt::format("lathe_cuda::siluMul<{}>(f, {}, {}, {})", width(s.gate), s.gate, s.up,
-                         s.output),
+             fmt::format("lathe_cuda::siluMul<{}>(f, {}, {}, {})", width(s.gate), A(s.gate),
+                         A(s.up), A(s.output)),
              width(s.gate));
     return Status::ok();
   }
   Status emitStep(const plan::AddStep &s) {
     perToken("add",
-             fmt::format("lathe_cuda::add<{}>(f, {}, {}, {})", width(s.lhs), s.lhs, s.rhs,
-                         s.output),
+             fmt::format("lathe_cuda::add<{}>(f, {}, {}, {})", width(s.lhs), A(s.lhs),
+                         A(s.rhs), A(s.output)),
              width(s.lhs));
     return Status::ok();
   }
@@ -513,6 +554,11 @@ private:
   size_t step_ = 0; // the step being emitted
   std::vector<LatheCudaLaunch> launches_;
   std::string kernels_;
+  /// bodyCall's arguments of every launch, its functions by body text and
+  /// their definitions.
+  std::vector<int32_t> args_;
+  std::map<std::string, size_t> bodies_;
+  std::string functions_;
 };
 
 } // namespace

@@ -67,6 +67,19 @@ struct RowStream {
 
 template <class W> constexpr bool kChunked = Chunk<W>::kPer > 0;
 
+/// f(i, c) for each of the lane's kLoadBatch chunks of batch `batch` of a
+/// row of kChunks chunks (what a lane loads at once: 16 bytes, or a FP6
+/// word pair): chunk c, the i-th of the lane's, the warp's lanes on
+/// consecutive chunks (one contiguous run per load).
+template <int kLoadBatch, int kChunks, class F>
+__device__ inline void forLaneChunks(int batch, F &&f) {
+  const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
+#pragma unroll
+  for (int i = 0; i < kLoadBatch; ++i)
+    if (c0 + 32 * i < kChunks)
+      f(i, c0 + 32 * i);
+}
+
 template <class W, int K, int64_t RowBytes, int kLoadBatch>
 struct RowStream<W, K, RowBytes, kLoadBatch,
                  std::enable_if_t<kChunked<W> && RowBytes % 16 == 0 && K % 8 == 0>> {
@@ -77,31 +90,22 @@ struct RowStream<W, K, RowBytes, kLoadBatch,
   };
   __device__ static void load(const uint8_t *row, int batch, Batch &b) {
     const uint4 *chunks = reinterpret_cast<const uint4 *>(row);
-    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
-#pragma unroll
-    for (int i = 0; i < kLoadBatch; ++i)
-      if (c0 + 32 * i < kChunks)
-        b.raw[i] = __ldg(chunks + c0 + 32 * i);
+    forLaneChunks<kLoadBatch, kChunks>(batch, [&](int i, int c) { b.raw[i] = __ldg(chunks + c); });
   }
   template <int J>
   __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
-    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
-#pragma unroll
-    for (int i = 0; i < kLoadBatch; ++i) {
-      const int c = c0 + 32 * i;
-      if (c < kChunks) {
-        float wv[kPer];
-        Chunk<W>::decode(b.raw[i], wv);
-        for (int j = 0; j < J; ++j) {
-          const float4 *xv = reinterpret_cast<const float4 *>(xs[j] + c * kPer);
-          for (int q = 0; q < kPer / 4; ++q) {
-            const float4 v = xv[q];
-            acc[j] += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z +
-                      wv[4 * q + 3] * v.w;
-          }
+    forLaneChunks<kLoadBatch, kChunks>(batch, [&](int i, int c) {
+      float wv[kPer];
+      Chunk<W>::decode(b.raw[i], wv);
+      for (int j = 0; j < J; ++j) {
+        const float4 *xv = reinterpret_cast<const float4 *>(xs[j] + c * kPer);
+        for (int q = 0; q < kPer / 4; ++q) {
+          const float4 v = xv[q];
+          acc[j] += wv[4 * q] * v.x + wv[4 * q + 1] * v.y + wv[4 * q + 2] * v.z +
+                    wv[4 * q + 3] * v.w;
         }
       }
-    }
+    });
   }
 };
 
@@ -173,41 +177,31 @@ struct RowStream<Fp6Split<Group>, K, RowBytes, kLoadBatch,
     uint32_t high[kLoadBatch];
   };
   __device__ static void load(const uint8_t *row, int batch, Batch &b) {
-    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
-#pragma unroll
-    for (int i = 0; i < kLoadBatch; ++i) {
-      const int c = c0 + 32 * i;
-      if (c < kChunks) {
-        const int j = (c * 8) % Group; // the chunk's first value in its group
-        const uint8_t *group = row + int64_t(c * 8 / Group) * W::kBlockBytes;
-        b.scale[i] = __uint_as_float(__ldg(reinterpret_cast<const uint32_t *>(group)));
-        b.low[i] = __ldg(reinterpret_cast<const uint32_t *>(group + 4 + j / 2));
-        b.high[i] = __ldg(reinterpret_cast<const uint16_t *>(group + 4 + Group / 2 + j / 4));
-      }
-    }
+    forLaneChunks<kLoadBatch, kChunks>(batch, [&](int i, int c) {
+      const int j = (c * 8) % Group; // the chunk's first value in its group
+      const uint8_t *group = row + int64_t(c * 8 / Group) * W::kBlockBytes;
+      b.scale[i] = __uint_as_float(__ldg(reinterpret_cast<const uint32_t *>(group)));
+      b.low[i] = __ldg(reinterpret_cast<const uint32_t *>(group + 4 + j / 2));
+      b.high[i] = __ldg(reinterpret_cast<const uint16_t *>(group + 4 + Group / 2 + j / 4));
+    });
   }
   template <int J>
   __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
-    const int c0 = batch * 32 * kLoadBatch + threadIdx.x % 32;
-#pragma unroll
-    for (int i = 0; i < kLoadBatch; ++i) {
-      const int c = c0 + 32 * i;
-      if (c < kChunks) {
-        float w[8];
-        for (int v = 0; v < 8; ++v) {
-          const uint32_t low = (b.low[i] >> (4 * v)) & 15u;
-          const uint32_t high = (b.high[i] >> (2 * v)) & 3u;
-          const uint32_t bits = (high >> 1) << 31 | ((high & 1u) << 4 | low) << 21;
-          w[v] = __fmul_rn(__fmul_rn(__uint_as_float(bits), 0x1p124f), b.scale[i]);
-        }
-        for (int j = 0; j < J; ++j) {
-          const float4 lo = reinterpret_cast<const float4 *>(xs[j] + c * 8)[0];
-          const float4 hi = reinterpret_cast<const float4 *>(xs[j] + c * 8)[1];
-          acc[j] += w[0] * lo.x + w[1] * lo.y + w[2] * lo.z + w[3] * lo.w + w[4] * hi.x +
-                    w[5] * hi.y + w[6] * hi.z + w[7] * hi.w;
-        }
+    forLaneChunks<kLoadBatch, kChunks>(batch, [&](int i, int c) {
+      float w[8];
+      for (int v = 0; v < 8; ++v) {
+        const uint32_t low = (b.low[i] >> (4 * v)) & 15u;
+        const uint32_t high = (b.high[i] >> (2 * v)) & 3u;
+        const uint32_t bits = (high >> 1) << 31 | ((high & 1u) << 4 | low) << 21;
+        w[v] = __fmul_rn(__fmul_rn(__uint_as_float(bits), 0x1p124f), b.scale[i]);
       }
-    }
+      for (int j = 0; j < J; ++j) {
+        const float4 lo = reinterpret_cast<const float4 *>(xs[j] + c * 8)[0];
+        const float4 hi = reinterpret_cast<const float4 *>(xs[j] + c * 8)[1];
+        acc[j] += w[0] * lo.x + w[1] * lo.y + w[2] * lo.z + w[3] * lo.w + w[4] * hi.x +
+                  w[5] * hi.y + w[6] * hi.z + w[7] * hi.w;
+      }
+    });
   }
 };
 

@@ -76,6 +76,26 @@ struct TileQuad<BF16, RowBytes, std::enable_if_t<RowBytes % 8 == 0>> {
     part[0][0] = raw.x, part[0][1] = raw.y;
   }
 };
+/// Codes j .. j + 3 of a group's two's complement INT8/INT4 codes as bf16
+/// pairs (exact).
+template <int Bits>
+__device__ inline void codeQuad(const uint8_t *codes, int j, uint32_t (&pair)[2]) {
+  int q[4];
+  if constexpr (Bits == 8) {
+    const uint32_t w = __ldg(reinterpret_cast<const uint32_t *>(codes + j));
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      q[i] = int(int8_t(w >> (8 * i)));
+  } else {
+    const uint32_t w = __ldg(reinterpret_cast<const uint16_t *>(codes + j / 2));
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      q[i] = int((w >> (4 * i)) & 15u ^ 8u) - 8;
+  }
+  pair[0] = bf16Pair(float(q[0]), float(q[1]));
+  pair[1] = bf16Pair(float(q[2]), float(q[3]));
+}
+
 /// Symmetric INT8/INT4 groups of a multiple of 16 values: the codes (exact
 /// in bf16), the group's scale after.
 template <int Bits, int G, int64_t RowBytes>
@@ -88,22 +108,8 @@ struct TileQuad<IntGroup<Bits, G, true>, RowBytes,
   using F = IntGroup<Bits, G, true>;
   __device__ static void read(const uint8_t *row, int k, uint32_t (&part)[1][2], float &scale) {
     const uint8_t *group = row + (k / G) * F::kGroupBytes;
-    const int j = k % G;
     scale = __ldg(reinterpret_cast<const float *>(group));
-    int q[4];
-    if constexpr (Bits == 8) {
-      const uint32_t w = __ldg(reinterpret_cast<const uint32_t *>(group + 4 + j));
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        q[i] = int(int8_t(w >> (8 * i)));
-    } else {
-      const uint32_t w = __ldg(reinterpret_cast<const uint16_t *>(group + 4 + j / 2));
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        q[i] = int((w >> (4 * i)) & 15u ^ 8u) - 8;
-    }
-    part[0][0] = bf16Pair(float(q[0]), float(q[1]));
-    part[0][1] = bf16Pair(float(q[2]), float(q[3]));
+    codeQuad<Bits>(group + 4, k % G, part[0]);
   }
 };
 
