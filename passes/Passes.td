@@ -349,4 +349,37 @@ def PlanSpecTree : Pass<"lathe-plan-spec-tree", "mlir::func::FuncOp"> {
   let dependentDialects = ["::lathe::kplan::PlanDialect"];
 }
 
+def GroupLayers : Pass<"lathe-group-layers", "mlir::func::FuncOp"> {
+  let summary = "Split the layers into contiguous groups that a step can run one at a time";
+  let description = [{
+    Records `plan.layer_groups = #plan.layer_groups<first = [...], layers =
+    L>` on the step's function: the first layer of each contiguous group.
+    A layered prefill (Lee et al., "From Tokens to Layers", 2025) runs a
+    new prompt one group per iteration while the running sequences decode,
+    carrying its hidden state between groups; the HLS backend may size
+    on-chip buffers by the same groups. With `groups=N` the L layers form
+    N groups as even as can be (the first L mod N take one more layer);
+    with `bytes=B` each group takes layers while its weights stay within B
+    bytes (in their storage formats, scales included), and a layer above B
+    is a group of its own, with a warning.
+
+    A layer begins with the kernel that writes the input of the product
+    computing its attention's queries (passes/Plan/LayerStarts.h): its
+    attention norm, or the add_rms_norm that also finishes the previous
+    layer's residual. Its weights are those its kernels read up to the next
+    layer's first kernel (the last layer's up to the classifier); the
+    embedding runs in the first group, the classifier in the last. The
+    serializer records each group's first step in the artifact's schedule
+    (docs/artifact.md). Run it last, after the passes that move kernels.
+    An error is one line on the function.
+  }];
+  let options = [
+    Option<"groups", "groups", "int64_t", /*default=*/"0",
+           "Number of groups (0: not given)">,
+    Option<"bytes", "bytes", "int64_t", /*default=*/"0",
+           "Most weight bytes per group (0: not given)">,
+  ];
+  let dependentDialects = ["::lathe::kplan::PlanDialect"];
+}
+
 #endif // LATHE_PASSES

@@ -3,6 +3,7 @@
 #include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "passes/Passes.h"
+#include "passes/Plan/LayerStarts.h"
 #include "runtime/plan/StepCodec.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
@@ -34,6 +35,13 @@ void buildPlanPipeline(OpPassManager &pm, const PlanOptions &options) {
     PlanSpecTreeOptions tree;
     tree.shape = options.specTree;
     fn.addPass(createPlanSpecTree(tree));
+  }
+  // After every pass that moves kernels: the groups' cuts are step indices.
+  if (options.prefillGroups != 0 || options.groupBytes != 0) {
+    GroupLayersOptions groups;
+    groups.groups = options.prefillGroups;
+    groups.bytes = options.groupBytes;
+    fn.addPass(createGroupLayers(groups));
   }
 }
 
@@ -125,6 +133,7 @@ private:
           FailureOr<plan::Step> step = serializeKernel(*kernel);
           if (failed(step))
             return failure();
+          model_.stepIndex[kernel] = static_cast<uint32_t>(p.steps.size());
           p.steps.push_back(std::move(*step));
           return success();
         });
@@ -352,6 +361,23 @@ private:
   std::set<int64_t> attentionLayers_;
 };
 
+/// Each group's first layer and the step at which it begins, where
+/// lathe-group-layers cut the layers (passes/Plan/LayerStarts.h); the
+/// first group begins at step 0, with the embedding.
+LogicalResult serializeLayerGroups(LoweredModel &model, func::FuncOp fn,
+                                   kplan::LayerGroupsAttr groups) {
+  FailureOr<SmallVector<Operation *>> starts = layerStarts(fn, "plan.layer_groups");
+  if (failed(starts))
+    return failure();
+  if (static_cast<int64_t>(starts->size()) != groups.getLayers())
+    return fn.emitOpError() << "has " << starts->size() << " layers but its "
+                            << "plan.layer_groups says " << groups.getLayers();
+  for (int32_t layer : groups.getFirst())
+    model.plan.layerGroups.push_back(
+        {static_cast<uint32_t>(layer), layer == 0 ? 0u : model.stepIndex.lookup((*starts)[layer])});
+  return success();
+}
+
 } // namespace
 
 FailureOr<LoweredModel> serializeKernelPlan(OwningOpRef<ModuleOp> planModule, StringRef target) {
@@ -367,6 +393,10 @@ FailureOr<LoweredModel> serializeKernelPlan(OwningOpRef<ModuleOp> planModule, St
     return failure();
   if (auto tree = fn->getAttrOfType<kplan::SpecTreeAttr>(kplan::PlanDialect::getSpecTreeAttrName()))
     model.plan.specTree = tree.getShape();
+  if (auto groups =
+          fn->getAttrOfType<kplan::LayerGroupsAttr>(kplan::PlanDialect::getLayerGroupsAttrName()))
+    if (failed(serializeLayerGroups(model, fn, groups)))
+      return failure();
   return model;
 }
 

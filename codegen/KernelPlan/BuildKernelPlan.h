@@ -33,6 +33,10 @@ struct PlanOptions {
   /// The token tree the decode step verifies (lathe-plan-spec-tree's
   /// shape: "4x2x2", "default"); empty: none recorded.
   std::string specTree;
+  /// The layers in contiguous groups (lathe-group-layers): this many
+  /// groups, or groups of at most this many weight bytes; both 0: none.
+  int64_t prefillGroups = 0;
+  int64_t groupBytes = 0;
 };
 
 /// The plan passes, in order, on a module holding tfm IR.
@@ -49,6 +53,8 @@ struct LoweredModel {
   /// its buffers and weights in the schedule and the artifact.
   mlir::OwningOpRef<mlir::ModuleOp> planModule;
   llvm::DenseMap<mlir::Value, uint32_t> bufferIndex, tensorIndex;
+  /// The index of each kernel's step in the schedule.
+  llvm::DenseMap<mlir::Operation *, uint32_t> stepIndex;
   mlir::func::FuncOp forward() const;
 };
 

@@ -157,6 +157,15 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (o.specTree)
     if (Expected<speculative::TreeShape> tree = speculative::parseTreeShape(*o.specTree); !tree)
       return Error("--spec-tree: " + tree.error().message());
+  if (o.prefillGroups && o.groupBytes)
+    return Error("--prefill-groups and --group-bytes: give one (a count of groups or a "
+                 "budget of weight bytes per group)");
+  if (o.prefillGroups && *o.prefillGroups < 1)
+    return Error("--prefill-groups=" + std::to_string(*o.prefillGroups) +
+                 ": expected at least 1 group");
+  if (o.groupBytes && *o.groupBytes < 1)
+    return Error("--group-bytes=" + std::to_string(*o.groupBytes) +
+                 ": expected a budget of at least 1 byte");
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
   if (o.activations == "int8" && cuda)
@@ -197,7 +206,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   mlir::MLIRContext context;
   context.loadDialect<tfm::TransformerDialect, mlir::func::FuncDialect>();
   // MLIR diagnostics become the one-line error the tool prints: the first
-  // error, with its location, is kept; notes and later errors are dropped.
+  // error, with its location, is kept; notes and later errors are dropped;
+  // warnings go to `note`.
   std::string firstError;
   mlir::ScopedDiagnosticHandler diagnostics(&context, [&](mlir::Diagnostic &d) {
     if (d.getSeverity() == mlir::DiagnosticSeverity::Error && firstError.empty()) {
@@ -205,6 +215,10 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       if (auto loc = llvm::dyn_cast<mlir::FileLineColLoc>(d.getLocation()))
         os << loc.getFilename().getValue() << ":" << loc.getLine() << ":" << loc.getColumn() << ": ";
       os << "error: " << d.str();
+    } else if (d.getSeverity() == mlir::DiagnosticSeverity::Warning && note) {
+      // A pass that goes on but wants the user to know (a layer above
+      // --group-bytes): a note, as the frontend's are.
+      note(d.str());
     }
     return mlir::success();
   });
@@ -440,6 +454,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   codegen::PlanOptions planOptions;
   planOptions.activations = activations;
   planOptions.specTree = o.specTree.value_or("");
+  planOptions.prefillGroups = o.prefillGroups.value_or(0);
+  planOptions.groupBytes = o.groupBytes.value_or(0);
   mlir::FailureOr<codegen::LoweredModel> lowered =
       codegen::buildKernelPlan(*module, target, planOptions);
   if (mlir::failed(lowered))

@@ -38,6 +38,11 @@ struct CompileOptions {
   /// "default"; runtime/speculative/TreeShape.h), recorded in the plan and
   /// the artifact; unset: none.
   std::optional<std::string> specTree;
+  /// --prefill-groups / --group-bytes: the layers in contiguous groups
+  /// that a step can run one at a time (layered prefill), this many, or
+  /// each within this many weight bytes; recorded in the plan and the
+  /// artifact. At most one; unset: none.
+  std::optional<int64_t> prefillGroups, groupBytes;
   EmitKind emit = EmitKind::Artifact;
   /// Benchmarks only: `input` is a config.json giving the shapes; the
   /// artifact stores no weights and the runtime fills them with random

@@ -56,13 +56,32 @@ LogicalResult SpecTreeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   return success();
 }
 
+LogicalResult LayerGroupsAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                      ArrayRef<int32_t> first, int64_t layers) {
+  // The runtime's rules (plan::validatePlan), so that every grouping the IR
+  // holds loads as an artifact.
+  if (layers < 1)
+    return emitError() << "#plan.layer_groups expects at least 1 layer, got " << layers;
+  if (first.empty() || first.front() != 0)
+    return emitError() << "#plan.layer_groups expects its first group to start at layer 0";
+  for (size_t g = 1; g < first.size(); ++g)
+    if (first[g] <= first[g - 1] || first[g] >= layers)
+      return emitError() << "#plan.layer_groups expects first layers increasing below "
+                         << layers << ", got " << first[g] << " after " << first[g - 1];
+  return success();
+}
+
 LogicalResult PlanDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
-  if (attribute.getName() != getSpecTreeAttrName())
-    return op->emitError() << "unknown plan attribute '" << attribute.getName().getValue() << "'";
-  if (!isa<SpecTreeAttr>(attribute.getValue()))
-    return op->emitError() << "'" << getSpecTreeAttrName()
-                           << "' expects a #plan.spec_tree, got " << attribute.getValue();
+  StringRef name = attribute.getName().getValue();
+  if (name == getSpecTreeAttrName() && !isa<SpecTreeAttr>(attribute.getValue()))
+    return op->emitError() << "'" << name << "' expects a #plan.spec_tree, got "
+                           << attribute.getValue();
+  if (name == getLayerGroupsAttrName() && !isa<LayerGroupsAttr>(attribute.getValue()))
+    return op->emitError() << "'" << name << "' expects a #plan.layer_groups, got "
+                           << attribute.getValue();
+  if (name != getSpecTreeAttrName() && name != getLayerGroupsAttrName())
+    return op->emitError() << "unknown plan attribute '" << name << "'";
   if (!isa<FunctionOpInterface>(op))
-    return op->emitError() << "'" << getSpecTreeAttrName() << "' belongs on the step's function";
+    return op->emitError() << "'" << name << "' belongs on the step's function";
   return success();
 }

@@ -32,11 +32,14 @@ def Plan_Dialect : Dialect {
   let useDefaultTypePrinterParser = 1;
   let useDefaultAttributePrinterParser = 1;
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
-  // plan.spec_tree on the step's function (lathe-plan-spec-tree).
+  // plan.spec_tree (lathe-plan-spec-tree) and plan.layer_groups
+  // (lathe-group-layers) on the step's function.
   let hasOperationAttrVerify = 1;
   let extraClassDeclaration = [{
     /// The function attribute holding the step's #plan.spec_tree.
     static ::llvm::StringRef getSpecTreeAttrName() { return "plan.spec_tree"; }
+    /// The function attribute holding the step's #plan.layer_groups.
+    static ::llvm::StringRef getLayerGroupsAttrName() { return "plan.layer_groups"; }
   }];
 }
 
@@ -94,6 +97,25 @@ def Plan_SpecTreeAttr : AttrDef<Plan_Dialect, "SpecTree"> {
       return {{getBranching().begin(), getBranching().end()}};
     }
   }];
+}
+
+def Plan_LayerGroupsAttr : AttrDef<Plan_Dialect, "LayerGroups"> {
+  let mnemonic = "layer_groups";
+  let summary = "The model's layers split into contiguous groups a step can run one at a time";
+  let description = [{
+    `#plan.layer_groups<first = [0, 3, 6], layers = 8>` on the step's
+    function (`plan.layer_groups`, set by lathe-group-layers) splits the
+    8 layers into the groups [0, 3), [3, 6) and [6, 8): `first` holds the
+    first layer of each group, starting at 0, strictly increasing, each
+    below `layers`. A layered prefill runs a prompt one group per
+    iteration, carrying its hidden state between groups; the first group
+    also runs the embedding, the last the final norm and the classifier.
+    The groups travel to the artifact's schedule with the step at which
+    each begins.
+  }];
+  let parameters = (ins ArrayRefParameter<"int32_t">:$first, "int64_t":$layers);
+  let assemblyFormat = "`<` `first` `=` `[` $first `]` `,` `layers` `=` $layers `>`";
+  let genVerifyDecl = 1;
 }
 
 #endif // LATHE_KERNEL_PLAN_DIALECT

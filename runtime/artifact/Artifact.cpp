@@ -355,6 +355,9 @@ Status Artifact::parse() {
     // Checked with the rest of the plan (validatePlan).
     if (const flatbuffers::Vector<int32_t> *tree = fs->spec_tree())
       p.specTree = speculative::TreeShape{{tree->begin(), tree->end()}};
+    if (const auto *groups = fs->layer_groups())
+      for (const fb::LayerGroup *g : *groups)
+        p.layerGroups.push_back({g->first_layer(), g->first_step()});
     if (const fb::NativeCode *n = fs->native()) {
       if (!n->isa() || !n->object() || n->object()->size() < 4)
         return fail("corrupt: schedule '" + p.target + "' has incomplete native code");

@@ -23,6 +23,17 @@ flatbuffers::Offset<fb::Step> buildStep(flatbuffers::FlatBufferBuilder &b,
                         b.CreateVector(flat.floats));
 }
 
+/// The plan's layer groups; absent when it has none.
+flatbuffers::Offset<flatbuffers::Vector<const fb::LayerGroup *>>
+layerGroups(flatbuffers::FlatBufferBuilder &b, const plan::KernelPlan &p) {
+  if (p.layerGroups.empty())
+    return 0;
+  std::vector<fb::LayerGroup> groups;
+  for (const plan::LayerGroup &g : p.layerGroups)
+    groups.emplace_back(g.firstLayer, g.firstStep);
+  return b.CreateVectorOfStructs(groups);
+}
+
 flatbuffers::Offset<fb::HFTokenizer> buildHFTokenizer(flatbuffers::FlatBufferBuilder &b,
                                                       const HFTokenizerSpec &spec) {
   std::vector<int32_t> merges;
@@ -126,7 +137,7 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
         device, static_cast<fb::KvKind>(p.kvFormat.kind),
         static_cast<uint32_t>(p.kvFormat.block), static_cast<uint32_t>(p.kvFormat.keyGroup),
         static_cast<uint32_t>(std::max(p.kvFormat.window, 0)),
-        p.specTree ? b.CreateVector(p.specTree->branching) : 0));
+        p.specTree ? b.CreateVector(p.specTree->branching) : 0, layerGroups(b, p)));
   }
 
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),

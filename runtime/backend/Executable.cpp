@@ -12,6 +12,24 @@ Expected<std::unique_ptr<kv::PagedKVCache>> Executable::createKVCache(int64_t to
   return kv::PagedKVCache::create(device(), kvLayout(blocks), config().context);
 }
 
+const std::vector<plan::LayerGroup> &Executable::layerGroups() const {
+  return artifact().schedule(options().target)->layerGroups;
+}
+
+Expected<std::span<const float>> Executable::executeLayers(const Batch &batch,
+                                                           kv::PagedKVCache &kv, size_t group,
+                                                           std::unique_ptr<LayerCarry> &carry) {
+  const size_t groups = std::max<size_t>(1, layerGroups().size());
+  if (group >= groups)
+    return Error(fmt::format("no layer group {}: the plan has {}", group, groups));
+  if (layerGroups().empty()) {
+    carry.reset();
+    return execute(batch, kv);
+  }
+  return Error(fmt::format("the {} backend cannot run a step one layer group at a time",
+                           options().target));
+}
+
 kv::KVLayout kvLayoutOf(const plan::KernelPlan &plan, int64_t blocks) {
   kv::KVLayout layout;
   layout.layers = plan.kvLayers;

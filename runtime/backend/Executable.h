@@ -17,6 +17,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace lathe::backend {
 
@@ -49,6 +50,14 @@ struct ExecutionOptions {
 using MatMulObserver = std::function<void(size_t step, const float *input, int64_t rows,
                                           int64_t width)>;
 
+/// What a step run one layer group at a time carries from one group to the
+/// next (its hidden state and where its tokens' keys and values go): the
+/// backend's own, kept by the caller between executeLayers calls.
+class LayerCarry {
+public:
+  virtual ~LayerCarry() = default;
+};
+
 class Executable {
 public:
   virtual ~Executable() = default;
@@ -74,6 +83,28 @@ public:
   /// scheduler per executable). On failure nothing has changed.
   virtual Expected<std::span<const float>> execute(const Batch &batch,
                                                    kv::PagedKVCache &kv) = 0;
+
+  /// The layer groups of the plan this executable runs (lathe-compile
+  /// --prefill-groups, --group-bytes), in order; empty: none compiled in,
+  /// and a step is one group.
+  const std::vector<plan::LayerGroup> &layerGroups() const;
+
+  /// Runs one layer group of a step (layered prefill: a prompt advances a
+  /// group per iteration while other sequences decode). Group 0 does what
+  /// execute does first (checks the batch, grows its sequences in `kv`) and
+  /// runs the embedding and the first group's layers; group g continues
+  /// from `carry`, which group g - 1 of the same batch and cache left; the
+  /// last group runs the final norm and the classifier and returns the
+  /// logits as execute does (the others an empty span) and empties `carry`.
+  /// The groups in order give the logits and cache of one execute of the
+  /// batch. Between groups other steps may run on this executable and
+  /// cache, for sequences sharing no KV blocks with the batch's; `batch`
+  /// must stay alive and unchanged until the last group. With no layer
+  /// groups compiled in, group 0 is execute. A backend that cannot run a
+  /// group alone says so (the default).
+  virtual Expected<std::span<const float>> executeLayers(const Batch &batch,
+                                                         kv::PagedKVCache &kv, size_t group,
+                                                         std::unique_ptr<LayerCarry> &carry);
 
   /// Threads the kernels run on.
   virtual int threads() const = 0;

@@ -70,6 +70,8 @@ public:
       if (!s)
         return s;
     }
+    if (Status s = checkLayerGroups(); !s)
+      return s;
     if (plan_.logits >= plan_.bufferWidths.size() || !written_[plan_.logits])
       return Error(source_ + ": kernel plan's logits buffer is never written");
     // The logits step writes only the rows a batch asks for: the buffer the
@@ -85,6 +87,52 @@ public:
   }
 
 private:
+  /// Layer groups cut the steps where the compiler found each group's first
+  /// layer to begin: the cuts must be in order, and every step that names a
+  /// layer (attention) must fall in its layer's group, the embedding in the
+  /// first group and the classifier in the last, so that running the groups
+  /// one after another is the whole step.
+  Status checkLayerGroups() const {
+    const std::vector<LayerGroup> &groups = plan_.layerGroups;
+    if (groups.empty())
+      return Status::ok();
+    auto bad = [&](const std::string &what) {
+      return Error(fmt::format("{}: kernel plan's layer groups: {}", source_, what));
+    };
+    if (groups.front().firstLayer != 0 || groups.front().firstStep != 0)
+      return bad("the first group starts at layer 0 and step 0");
+    for (size_t g = 1; g < groups.size(); ++g)
+      if (groups[g].firstLayer <= groups[g - 1].firstLayer ||
+          groups[g].firstLayer >= uint64_t(config_.layers) ||
+          groups[g].firstStep <= groups[g - 1].firstStep ||
+          groups[g].firstStep >= plan_.steps.size())
+        return bad(fmt::format("group {} (layer {}, step {}) does not follow group {} (layer "
+                               "{}, step {}) within {} layers and {} steps",
+                               g, groups[g].firstLayer, groups[g].firstStep, g - 1,
+                               groups[g - 1].firstLayer, groups[g - 1].firstStep,
+                               config_.layers, plan_.steps.size()));
+    size_t group = 0;
+    for (size_t i = 0; i < plan_.steps.size(); ++i) {
+      while (group + 1 < groups.size() && groups[group + 1].firstStep <= i)
+        ++group;
+      const size_t last = groups.size() - 1;
+      const Step &step = plan_.steps[i];
+      if (const auto *a = std::get_if<AttentionStep>(&step)) {
+        const bool inGroup = a->layer >= groups[group].firstLayer &&
+                             (group == last || a->layer < groups[group + 1].firstLayer);
+        if (!inGroup)
+          return bad(fmt::format("step {} (attention of layer {}) falls in group {}, which "
+                                 "starts at layer {}",
+                                 i, a->layer, group, groups[group].firstLayer));
+      } else if (std::holds_alternative<EmbeddingStep>(step) && group != 0) {
+        return bad(fmt::format("step {} (embedding) falls in group {}, not the first", i, group));
+      } else if (std::holds_alternative<LogitsStep>(step) && group != last) {
+        return bad(fmt::format("step {} (logits) falls in group {}, not the last", i, group));
+      }
+    }
+    return Status::ok();
+  }
+
   Error fail(const std::string &what) const {
     return Error(fmt::format("{}: kernel plan step {} ({}): {}", source_,
                              index_, stepName(plan_.steps[index_]), what));

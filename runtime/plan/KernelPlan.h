@@ -236,6 +236,16 @@ struct DeviceCode {
   std::vector<uint8_t> image; // nvcc's fatbin
 };
 
+/// A group of consecutive layers that a step can run on its own (layered
+/// prefill): from layer firstLayer and step firstStep to the next group's.
+/// The first group also runs the steps before the first layer (the
+/// embedding), the last the steps after the last layer (the final norm and
+/// the classifier).
+struct LayerGroup {
+  uint32_t firstLayer = 0, firstStep = 0;
+  bool operator==(const LayerGroup &) const = default;
+};
+
 struct KernelPlan {
   std::string target = "cpu"; // or "cuda"
   std::vector<uint64_t> bufferWidths;
@@ -255,6 +265,11 @@ struct KernelPlan {
   /// runtime's default shape, any size). It changes no step, so planHash
   /// leaves it out.
   std::optional<speculative::TreeShape> specTree;
+  /// The layers in contiguous groups (lathe-compile --prefill-groups or
+  /// --group-bytes, #plan.layer_groups), in order: the first at layer 0
+  /// and step 0, each group's attention steps those of its layers. Empty:
+  /// none compiled in. It changes no step, so planHash leaves it out.
+  std::vector<LayerGroup> layerGroups;
   std::optional<NativeCode> native;
   std::optional<DeviceCode> device;
 };

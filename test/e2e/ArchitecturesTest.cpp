@@ -82,11 +82,13 @@ std::string writeFolder(const nlohmann::json &c, const std::string &name) {
 }
 
 std::shared_ptr<const artifact::Artifact> compileFolder(const std::string &folder,
-                                                        const std::string &name) {
+                                                        const std::string &name,
+                                                        std::optional<int64_t> groups = {}) {
   compiler::CompileOptions options;
   options.input = folder;
   options.quant = "none";
-  return compileAndLoad(options, "arch-" + name);
+  options.prefillGroups = groups;
+  return compileAndLoad(options, "arch-" + name + (groups ? "-grouped" : ""));
 }
 
 class ArchitecturesTest : public ::testing::TestWithParam<const char *> {};
@@ -137,6 +139,43 @@ TEST_P(ArchitecturesTest, LogitsMatchTransformers) {
     std::printf("%s, %s: largest difference from transformers %.3g\n", name.c_str(), path.name,
                 worst);
   }
+}
+
+// Each layer in a group of its own (--prefill-groups): every family's
+// layers begin where lathe-group-layers finds their query product's input
+// (a bias add, a per-head q norm in between), and the prompt run one group
+// at a time on the interpreter is the whole interpreted step, to the bit.
+TEST_P(ArchitecturesTest, LayerGroupsRunAsOneStep) {
+  const std::string name = GetParam();
+  const nlohmann::json c = loadCase(name);
+  const int64_t layers = c["config"]["num_hidden_layers"];
+  auto artifact = compileFolder(writeFolder(c, name), name, layers);
+  ASSERT_NE(artifact, nullptr);
+  SessionOptions interpreted;
+  interpreted.nativeCode = false;
+  auto executable = backend::load(artifact, interpreted);
+  ASSERT_TRUE(executable) << executable.error().message();
+  ASSERT_EQ(int64_t((*executable)->layerGroups().size()), layers) << name;
+
+  const std::vector<int32_t> tokens = c["tokens"];
+  std::vector<std::vector<float>> logits;
+  for (bool layered : {false, true}) {
+    auto kv = (*executable)->createKVCache((*executable)->config().context);
+    ASSERT_TRUE(kv) << kv.error().message();
+    backend::Batch batch;
+    batch.addChain((*kv)->addSequence(), tokens, 0, backend::Batch::Logits::All);
+    Expected<std::span<const float>> got = std::span<const float>();
+    std::unique_ptr<backend::LayerCarry> carry;
+    for (size_t g = 0; g < (layered ? size_t(layers) : 1); ++g) {
+      got = layered ? (*executable)->executeLayers(batch, **kv, g, carry)
+                    : (*executable)->execute(batch, **kv);
+      ASSERT_TRUE(got) << name << ": " << got.error().message();
+    }
+    logits.emplace_back(got->begin(), got->end());
+  }
+  ASSERT_EQ(logits[1].size(), tokens.size() * c["logits"][0].size());
+  for (size_t i = 0; i < logits[0].size(); ++i)
+    ASSERT_EQ(logits[1][i], logits[0][i]) << name << ": element " << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(HuggingFace, ArchitecturesTest,

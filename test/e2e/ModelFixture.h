@@ -85,12 +85,24 @@ compileAndLoad(const std::string &input, const std::string &name,
   return compileAndLoad(options, name);
 }
 
-/// The n greedy ids `a` generates after `prompt` in a session of its own,
-/// past end-of-text; fails the test (and returns what it got) on error.
-inline std::vector<int32_t> greedyIds(std::shared_ptr<const artifact::Artifact> a,
-                                      const std::vector<int32_t> &prompt, int64_t n) {
+/// `a` loaded for the CPU on 2 threads; null (and the test failed) if it
+/// cannot load.
+inline std::shared_ptr<backend::Executable>
+loadOnTwoThreads(std::shared_ptr<const artifact::Artifact> a) {
+  SessionOptions options;
+  options.threads = 2;
+  auto e = backend::load(std::move(a), options);
+  EXPECT_TRUE(e) << e.error().message();
+  return e ? *e : nullptr;
+}
+
+/// The n greedy ids `source` (an artifact, or an executable already
+/// loaded) generates after `prompt` in a session of its own, past
+/// end-of-text; fails the test (and returns what it got) on error.
+template <class Source>
+std::vector<int32_t> greedyIds(Source source, const std::vector<int32_t> &prompt, int64_t n) {
   std::vector<int32_t> out;
-  auto session = Session::create(a);
+  auto session = Session::create(std::move(source));
   EXPECT_TRUE(session) << session.error().message();
   if (!session)
     return out;

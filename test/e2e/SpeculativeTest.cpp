@@ -31,13 +31,7 @@ protected:
       return compileAndLoad(options, "speculative");
     }();
     ASSERT_NE(artifact, nullptr);
-    static std::shared_ptr<backend::Executable> loaded = [] {
-      SessionOptions options;
-      options.threads = 2;
-      auto e = backend::load(artifact, options);
-      EXPECT_TRUE(e) << e.error().message();
-      return e ? *e : nullptr;
-    }();
+    static std::shared_ptr<backend::Executable> loaded = loadOnTwoThreads(artifact);
     ASSERT_NE(loaded, nullptr);
     executable = loaded;
   }

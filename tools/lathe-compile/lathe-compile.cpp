@@ -62,11 +62,22 @@ int main(int argc, char **argv) {
                  "compile the decode step to verify speculative token trees of this shape: "
                  "the branching per depth (e.g. 4x2x2) or default (4x2x2x1x1x1x1x1); "
                  "lathe-run --speculate runs it and refuses larger trees");
+  int64_t prefillGroups = 0, groupBytes = 0;
+  auto *prefillGroupsOpt = app.add_option("--prefill-groups", prefillGroups,
+                 "split the layers into N contiguous groups that a step can run one at a "
+                 "time (layered prefill), recorded in the artifact");
+  auto *groupBytesOpt = app.add_option("--group-bytes", groupBytes,
+                 "split the layers into contiguous groups of at most B bytes of weights "
+                 "each (a larger layer is a group of its own)");
   app.add_flag("-q,--quiet", quiet, "no progress output");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-compile"))
     return *status;
   if (*specTreeOpt)
     options.specTree = specTree;
+  if (*prefillGroupsOpt)
+    options.prefillGroups = prefillGroups;
+  if (*groupBytesOpt)
+    options.groupBytes = groupBytes;
   options.emit = emit == "mlir"   ? lathe::compiler::EmitKind::MLIR
                  : emit == "plan" ? lathe::compiler::EmitKind::Plan
                  : emit == "cpp"  ? lathe::compiler::EmitKind::Cpp

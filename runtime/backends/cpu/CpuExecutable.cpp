@@ -191,19 +191,20 @@ struct NativeKernels {
                                             attention, matmuls, logits};
 };
 
-Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &batch,
-                                                        kv::PagedKVCache &kv) {
-  std::lock_guard<std::mutex> lock(step_);
+Status CpuExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &kv,
+                                std::vector<std::vector<float>> &buffers,
+                                backend::StepLayout &layout) {
   const plan::ModelConfig &c = config();
   if (Status s = backend::validateBatch(batch, c.vocab, c.context, kv); !s)
-    return s.error();
+    return s;
   if (!backend::fitsPlan(kv.layout(), *plan_) || !kv.keys(0))
     return Error("the KV cache does not have this model's layout on the CPU");
   const int64_t rows = static_cast<int64_t>(batch.size());
   try {
-    for (size_t b = 0; b < buffers_.size(); ++b)
-      if (buffers_[b].size() < rows * plan_->bufferWidths[b])
-        buffers_[b].resize(rows * plan_->bufferWidths[b]);
+    buffers.resize(plan_->bufferWidths.size());
+    for (size_t b = 0; b < buffers.size(); ++b)
+      if (buffers[b].size() < rows * plan_->bufferWidths[b])
+        buffers[b].resize(rows * plan_->bufferWidths[b]);
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
   }
@@ -215,8 +216,16 @@ Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &ba
   } catch (const std::bad_alloc &) {
     return Error("cannot allocate the attention scratch");
   }
-  if (Status s = layout_.prepare(batch, kv); !s)
+  return layout.prepare(batch, kv);
+}
+
+Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &batch,
+                                                        kv::PagedKVCache &kv) {
+  std::lock_guard<std::mutex> lock(step_);
+  const plan::ModelConfig &c = config();
+  if (Status s = beginStep(batch, kv, buffers_, layout_); !s)
     return s.error();
+  const int64_t rows = static_cast<int64_t>(batch.size());
   batch_ = &batch;
   kv_ = &kv;
   products_ = {};
@@ -235,6 +244,72 @@ Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &ba
   kv_ = nullptr;
   return std::span<const float>(buffers_[plan_->logits].data(),
                                 layout_.logitTokens.size() * size_t(c.vocab));
+}
+
+namespace {
+
+/// A CPU step between its layer groups: its own activation buffers (the
+/// hidden state, and whatever else the next group reads, stays where the
+/// plan put it) and its layout (the cache rows its tokens' keys and values
+/// go to and see). The executable swaps them in for each group, so steps
+/// run in between keep theirs.
+struct CpuLayerCarry final : backend::LayerCarry {
+  const backend::Batch *batch = nullptr;
+  const kv::PagedKVCache *kv = nullptr;
+  size_t next = 0; // the group to run
+  std::vector<std::vector<float>> buffers;
+  backend::StepLayout layout;
+};
+
+} // namespace
+
+Expected<std::span<const float>>
+CpuExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv, size_t group,
+                             std::unique_ptr<backend::LayerCarry> &carry) {
+  const std::vector<plan::LayerGroup> &groups = plan_->layerGroups;
+  const size_t count = std::max<size_t>(1, groups.size());
+  if (group >= count)
+    return Error(fmt::format("no layer group {}: the plan has {}", group, count));
+  std::lock_guard<std::mutex> lock(step_);
+  CpuLayerCarry *state = nullptr;
+  if (group == 0) {
+    auto fresh = std::make_unique<CpuLayerCarry>();
+    if (Status s = beginStep(batch, kv, fresh->buffers, fresh->layout); !s)
+      return s.error();
+    fresh->batch = &batch;
+    fresh->kv = &kv;
+    state = fresh.get();
+    carry = std::move(fresh);
+  } else {
+    state = dynamic_cast<CpuLayerCarry *>(carry.get());
+    if (!state || state->batch != &batch || state->kv != &kv || state->next != group)
+      return Error(fmt::format("layer group {} runs after group {} of the same batch and "
+                               "KV cache",
+                               group, group - 1));
+  }
+  const size_t first = group == 0 ? 0 : groups[group].firstStep;
+  const size_t end = group + 1 < count ? groups[group + 1].firstStep : plan_->steps.size();
+  const int64_t rows = static_cast<int64_t>(batch.size());
+  std::swap(buffers_, state->buffers);
+  std::swap(layout_, state->layout);
+  batch_ = &batch;
+  kv_ = &kv;
+  products_ = {};
+  for (size_t i = first; i < end; ++i)
+    run(i, plan_->steps[i], rows);
+  batch_ = nullptr;
+  kv_ = nullptr;
+  if (group + 1 < count) {
+    std::swap(buffers_, state->buffers);
+    std::swap(layout_, state->layout);
+    state->next = group + 1;
+    return std::span<const float>();
+  }
+  // The last group: the step's buffers stay the executable's, so that the
+  // logits live as long as execute's do.
+  carry.reset();
+  return std::span<const float>(buffers_[plan_->logits].data(),
+                                layout_.logitTokens.size() * size_t(config().vocab));
 }
 
 void CpuExecutable::matmul(const float *x, int64_t rows, uint32_t index, float *y) {

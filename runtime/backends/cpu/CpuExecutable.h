@@ -25,6 +25,14 @@ public:
   kv::KVLayout kvLayout(int64_t blocks) const override;
   Expected<std::span<const float>> execute(const backend::Batch &batch,
                                            kv::PagedKVCache &kv) override;
+  /// A group runs the plan's steps of that group through the interpreter,
+  /// also where generated code runs whole steps (it is one function over
+  /// all of them): its logits are the interpreter's to the bit, and the
+  /// generated code's to the rounding of its element-wise loops.
+  Expected<std::span<const float>> executeLayers(const backend::Batch &batch,
+                                                 kv::PagedKVCache &kv, size_t group,
+                                                 std::unique_ptr<backend::LayerCarry> &carry)
+      override;
   int threads() const override { return pool_->size(); }
   bool usesNativeCode() const override { return native_ != nullptr; }
   const backend::ExecutionOptions &options() const override { return options_; }
@@ -38,6 +46,12 @@ public:
 private:
   CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan,
                 const backend::ExecutionOptions &options);
+  /// What execute and a step's first layer group do before any kernel:
+  /// check the batch, size `buffers` for its tokens and the attention
+  /// scratch, and lay out `layout` (growing the sequences in `kv`). On
+  /// failure the cache is unchanged.
+  Status beginStep(const backend::Batch &batch, kv::PagedKVCache &kv,
+                   std::vector<std::vector<float>> &buffers, backend::StepLayout &layout);
   void run(size_t index, const plan::Step &step, int64_t rows);
   /// y = x * W^T for `rows` rows, on the chosen kernel path.
   void matmul(const float *x, int64_t rows, uint32_t weight, float *y);

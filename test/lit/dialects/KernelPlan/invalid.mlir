@@ -183,3 +183,56 @@ func.func @spec_tree_on_an_op(%x: !plan.buffer<8, f32>) {
   plan.add %x, %x -> %x {plan.spec_tree = #plan.spec_tree<branching = [1], nodes = 2>} : !plan.buffer<8, f32>
   return
 }
+
+// -----
+
+// #plan.layer_groups: contiguous groups from layer 0, the runtime's rules.
+// expected-error @+1 {{#plan.layer_groups expects its first group to start at layer 0}}
+func.func @layer_groups_not_from_zero() attributes {plan.layer_groups = #plan.layer_groups<first = [1, 3], layers = 4>} {
+  return
+}
+
+// -----
+
+// An empty list does not parse: a step has at least one group.
+// expected-error @+2 {{expected integer value}}
+// expected-error @+1 {{failed to parse Plan_LayerGroupsAttr parameter 'first'}}
+func.func @layer_groups_empty() attributes {plan.layer_groups = #plan.layer_groups<first = [], layers = 4>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{#plan.layer_groups expects first layers increasing below 4, got 2 after 2}}
+func.func @layer_groups_repeated() attributes {plan.layer_groups = #plan.layer_groups<first = [0, 2, 2], layers = 4>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{#plan.layer_groups expects first layers increasing below 4, got 4 after 0}}
+func.func @layer_groups_past_the_end() attributes {plan.layer_groups = #plan.layer_groups<first = [0, 4], layers = 4>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{#plan.layer_groups expects at least 1 layer, got 0}}
+func.func @layer_groups_no_layers() attributes {plan.layer_groups = #plan.layer_groups<first = [0], layers = 0>} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'plan.layer_groups' expects a #plan.layer_groups, got [0, 2]}}
+func.func @layer_groups_array() attributes {plan.layer_groups = [0, 2]} {
+  return
+}
+
+// -----
+
+func.func @layer_groups_on_an_op(%x: !plan.buffer<8, f32>) {
+  // expected-error @+1 {{'plan.layer_groups' belongs on the step's function}}
+  plan.add %x, %x -> %x {plan.layer_groups = #plan.layer_groups<first = [0], layers = 1>} : !plan.buffer<8, f32>
+  return
+}

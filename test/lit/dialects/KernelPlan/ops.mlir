@@ -45,3 +45,10 @@ func.func @kernels(%tok: tensor<?xi32>, %pos: tensor<?xi32>,
 func.func @tree_step() attributes {plan.spec_tree = #plan.spec_tree<branching = [4, 2, 2], nodes = 29>} {
   return
 }
+
+// The layer groups of a step (lathe-group-layers) print back.
+// CHECK-LABEL: func @grouped_step
+// CHECK-SAME: attributes {plan.layer_groups = #plan.layer_groups<first = [0, 3, 6], layers = 8>}
+func.func @grouped_step() attributes {plan.layer_groups = #plan.layer_groups<first = [0, 3, 6], layers = 8>} {
+  return
+}

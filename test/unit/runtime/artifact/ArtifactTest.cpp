@@ -526,6 +526,80 @@ TEST(ArtifactTest, WriterRefusesBadSpecTrees) {
   EXPECT_EQ(refusal({1, 1, 1, 1, 1}), "accepted"); // 6 nodes: the whole context
 }
 
+/// TinyModel with its layer twice (layer 1 reads layer 0's weights): the
+/// embedding is step 0, layer 0 steps 1-15 (its attention step 7), layer 1
+/// steps 16-30 (attention 22), the final norm and the logits 31 and 32.
+TinyModel twoLayers() {
+  TinyModel m;
+  m.contents.config.layers = 2;
+  plan::KernelPlan &p = m.contents.schedules[0];
+  p.kvLayers = 2;
+  std::vector<plan::Step> layer(p.steps.begin() + 1, p.steps.end() - 2);
+  for (plan::Step &step : layer)
+    if (auto *a = std::get_if<plan::AttentionStep>(&step))
+      a->layer = 1;
+  p.steps.insert(p.steps.end() - 2, layer.begin(), layer.end());
+  return m;
+}
+
+// The layer groups (lathe-compile --prefill-groups) read back as written;
+// they change no step, so not the hash.
+TEST(ArtifactTest, LayerGroupsRoundTrip) {
+  TinyModel m = twoLayers();
+  const plan::KernelPlan without = m.contents.schedules[0];
+  m.contents.schedules[0].layerGroups = {{0, 0}, {1, 16}};
+  std::string path = tempFile("groups.lathe");
+  ASSERT_TRUE(writeArtifact(m.contents, path));
+  auto a = Artifact::load(path);
+  ASSERT_TRUE(a) << a.error().message();
+  const plan::KernelPlan *p = (*a)->schedule("cpu");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->layerGroups, (std::vector<plan::LayerGroup>{{0, 0}, {1, 16}}));
+  EXPECT_EQ(plan::planHash(*p), plan::planHash(without));
+  std::filesystem::remove(path);
+
+  // Without groups (every artifact from before them): none.
+  TinyModel plain;
+  ASSERT_TRUE(writeArtifact(plain.contents, path));
+  auto b = Artifact::load(path);
+  ASSERT_TRUE(b) << b.error().message();
+  EXPECT_TRUE((*b)->schedule("cpu")->layerGroups.empty());
+  std::filesystem::remove(path);
+}
+
+// Groups must cut the steps in order, each attention in its layer's group,
+// the embedding in the first and the classifier in the last: the loader
+// (and the writer, through the same check) refuses anything else.
+TEST(ArtifactTest, WriterRefusesBadLayerGroups) {
+  auto refusal = [](std::vector<plan::LayerGroup> groups) {
+    TinyModel m = twoLayers();
+    m.contents.schedules[0].layerGroups = std::move(groups);
+    Status s = writeArtifact(m.contents, tempFile("badgroups.lathe"));
+    return s ? std::string("accepted") : s.error().message();
+  };
+  EXPECT_EQ(refusal({{0, 0}}), "accepted");
+  EXPECT_EQ(refusal({{0, 0}, {1, 16}}), "accepted");
+  // Any cut between the attentions of layers 0 and 1 keeps each in its group.
+  EXPECT_EQ(refusal({{0, 0}, {1, 8}}), "accepted");
+  EXPECT_NE(refusal({{0, 1}}).find(
+                "kernel plan's layer groups: the first group starts at layer 0 and step 0"),
+            std::string::npos);
+  EXPECT_NE(refusal({{1, 0}}).find("the first group starts at layer 0 and step 0"),
+            std::string::npos);
+  EXPECT_NE(refusal({{0, 0}, {1, 7}}).find(
+                "step 7 (attention of layer 0) falls in group 1, which starts at layer 1"),
+            std::string::npos);
+  EXPECT_NE(refusal({{0, 0}, {1, 23}}).find(
+                "step 22 (attention of layer 1) falls in group 0, which starts at layer 0"),
+            std::string::npos);
+  EXPECT_NE(refusal({{0, 0}, {0, 16}}).find("group 1 (layer 0, step 16) does not follow "
+                                            "group 0 (layer 0, step 0) within 2 layers and "
+                                            "33 steps"),
+            std::string::npos);
+  EXPECT_NE(refusal({{0, 0}, {2, 16}}).find("does not follow"), std::string::npos);
+  EXPECT_NE(refusal({{0, 0}, {1, 33}}).find("does not follow"), std::string::npos);
+}
+
 // Found by fuzz-artifact (docs/reliability.md): a [long] vector moved by
 // 4 bytes passes the flatbuffer verifier, which checks only the alignment
 // of a vector's length, and its elements were then read as misaligned

@@ -1,0 +1,375 @@
+#include "runtime/serving/Scheduler.h"
+
+#include "runtime/engine/Generation.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+namespace lathe::serving {
+namespace {
+
+double secondsBetween(std::chrono::steady_clock::time_point from,
+                      std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+Status validateOptions(const SchedulerOptions &o) {
+  if (o.maxSequences < 1)
+    return Error(
+        fmt::format("the scheduler needs at least 1 concurrent sequence, got {}", o.maxSequences));
+  if (o.tokenBudget < 1)
+    return Error(
+        fmt::format("the token budget per step must be at least 1, got {}", o.tokenBudget));
+  if (o.tokenBudget < o.maxSequences)
+    return Error(fmt::format("the token budget per step ({}) must be at least the number of "
+                             "concurrent sequences ({}): every running sequence decodes one "
+                             "token per step",
+                             o.tokenBudget, o.maxSequences));
+  if (o.kvTokens < 0)
+    return Error(fmt::format("the KV cache size must be at least 0 tokens (0: one context per "
+                             "sequence), got {}",
+                             o.kvTokens));
+  return Status::ok();
+}
+
+} // namespace
+
+std::string_view finishReasonName(FinishReason reason) {
+  switch (reason) {
+  case FinishReason::StopToken:
+    return "stop token";
+  case FinishReason::MaxTokens:
+    return "max tokens";
+  case FinishReason::ContextEnd:
+    return "context end";
+  case FinishReason::Cancelled:
+    return "cancelled";
+  }
+  return "unknown";
+}
+
+Expected<Scheduler> Scheduler::create(std::shared_ptr<backend::Executable> executable,
+                                      const SchedulerOptions &options) {
+  if (Status s = validateOptions(options); !s)
+    return s.error();
+  const plan::ModelConfig &config = executable->config();
+  // Clamped before multiplying: any int64 may come in.
+  const int64_t tokens =
+      options.kvTokens > 0
+          ? options.kvTokens
+          : std::min<int64_t>(options.maxSequences, int64_t{1} << 20) * config.context;
+  auto kv = executable->createKVCache(tokens);
+  if (!kv)
+    return kv.error();
+  StepFunction step = [executable](const backend::Batch &batch, kv::PagedKVCache &cache) {
+    return executable->execute(batch, cache);
+  };
+  LayerStepFunction layers = [executable](const backend::Batch &batch, kv::PagedKVCache &cache,
+                                          size_t group,
+                                          std::unique_ptr<backend::LayerCarry> &carry) {
+    return executable->executeLayers(batch, cache, group, carry);
+  };
+  return create(config, std::move(step), std::move(layers), executable->layerGroups().size(),
+                kv.take(), options);
+}
+
+Expected<Scheduler> Scheduler::create(const plan::ModelConfig &config, StepFunction step,
+                                      std::unique_ptr<kv::PagedKVCache> kv,
+                                      const SchedulerOptions &options) {
+  return create(config, std::move(step), nullptr, 0, std::move(kv), options);
+}
+
+Expected<Scheduler> Scheduler::create(const plan::ModelConfig &config, StepFunction step,
+                                      LayerStepFunction layers, size_t layerGroups,
+                                      std::unique_ptr<kv::PagedKVCache> kv,
+                                      const SchedulerOptions &options) {
+  if (Status s = validateOptions(options); !s)
+    return s.error();
+  if (!kv || !step)
+    return Error("the scheduler needs a KV cache and a step function");
+  if (layerGroups > 1 && !layers)
+    return Error(fmt::format("the scheduler needs a layer step function to run {} layer groups",
+                             layerGroups));
+  return Scheduler(config, std::move(step), std::move(layers), layerGroups, std::move(kv),
+                   options);
+}
+
+Scheduler::Scheduler(const plan::ModelConfig &config, StepFunction step, LayerStepFunction layers,
+                     size_t layerGroups, std::unique_ptr<kv::PagedKVCache> kv,
+                     const SchedulerOptions &options)
+    : config_(config), step_(std::move(step)), layers_(std::move(layers)),
+      layerGroups_(layerGroups),
+      layered_(options.prefill == PrefillPolicy::Layered && layerGroups > 1),
+      wholePrompts_(options.prefill == PrefillPolicy::Whole ||
+                    (options.prefill == PrefillPolicy::Layered && layerGroups <= 1)),
+      kv_(std::move(kv)), options_(options) {}
+
+int64_t Scheduler::blocksNeeded(const Request &request) const {
+  const int64_t prompt = static_cast<int64_t>(request.prompt.size());
+  const int64_t newTokens = std::clamp<int64_t>(request.maxNewTokens, 0, config_.context);
+  return kv_->blocksFor(std::min(config_.context, prompt + newTokens));
+}
+
+Expected<RequestId> Scheduler::submit(Request request) {
+  if (Status s = validatePrompt(config_, request.prompt); !s)
+    return s.error();
+  if (Status s = validateSamplerOptions(request.sampler); !s)
+    return s.error();
+  if (request.maxNewTokens < 1)
+    return Error(fmt::format("max new tokens must be at least 1, got {}", request.maxNewTokens));
+  const int64_t promptTokens = static_cast<int64_t>(request.prompt.size());
+  if (wholePrompts_ && promptTokens > options_.tokenBudget)
+    return Error(fmt::format("the prompt is {} tokens, more than the step's token budget of {}: "
+                             "whole-prompt prefill runs a prompt in one step (chunked prefill "
+                             "splits it, layered prefill runs it a layer group at a time)",
+                             promptTokens, options_.tokenBudget));
+  const int64_t blocks = blocksNeeded(request);
+  if (blocks > kv_->layout().blocks)
+    return Error(fmt::format("the request needs {} KV blocks (its prompt and new tokens), more "
+                             "than the whole cache of {}",
+                             blocks, kv_->layout().blocks));
+  const RequestId id = nextId_++;
+  waiting_.push_back({id, std::move(request), Clock::now()});
+  return id;
+}
+
+Status Scheduler::cancel(RequestId id) {
+  auto waiting =
+      std::find_if(waiting_.begin(), waiting_.end(), [&](const Waiting &w) { return w.id == id; });
+  if (waiting != waiting_.end()) {
+    Event e;
+    e.kind = Event::Kind::Finished;
+    e.request = id;
+    e.reason = FinishReason::Cancelled;
+    e.stats.promptTokens = static_cast<int64_t>(waiting->request.prompt.size());
+    cancelled_.push_back(std::move(e));
+    waiting_.erase(waiting);
+    return Status::ok();
+  }
+  auto running =
+      std::find_if(running_.begin(), running_.end(), [&](const Running &r) { return r.id == id; });
+  if (running == running_.end())
+    return Error(fmt::format("no request {} is waiting or running", id));
+  // A layered prefill in flight stops here: its carry goes, and its
+  // sequence's rows with the sequence.
+  if (inFlight_ && inFlight_->id == id)
+    inFlight_.reset();
+  finish(*running, FinishReason::Cancelled, cancelled_);
+  running_.erase(running);
+  return Status::ok();
+}
+
+void Scheduler::finish(Running &r, FinishReason reason, std::vector<Event> &events) {
+  // The blocks go back now, so the next admission can use them.
+  kv_->removeSequence(r.sequence);
+  reservedBlocks_ -= r.reservedBlocks;
+  r.finished = true;
+  Event e;
+  e.kind = Event::Kind::Finished;
+  e.request = r.id;
+  e.reason = reason;
+  e.stats = std::move(r.stats);
+  events.push_back(std::move(e));
+}
+
+Scheduler::Running &Scheduler::admit() {
+  Waiting &w = waiting_.front();
+  const int64_t blocks = blocksNeeded(w.request);
+  const int64_t prompt = static_cast<int64_t>(w.request.prompt.size());
+  Running r(w.id, std::move(w.request), kv_->addSequence(), blocks);
+  r.submitted = w.submitted;
+  r.stats.promptTokens = prompt;
+  r.stats.queueSeconds = secondsBetween(w.submitted, Clock::now());
+  reservedBlocks_ += blocks;
+  waiting_.pop_front();
+  running_.push_back(std::move(r));
+  return running_.back();
+}
+
+void Scheduler::admitLayered() {
+  // The same admission as the others, first come first served, but one
+  // prompt in flight at a time: its whole prompt is one group's batch.
+  if (inFlight_ || waiting_.empty() ||
+      static_cast<int64_t>(running_.size()) >= options_.maxSequences ||
+      reservedBlocks_ + blocksNeeded(waiting_.front().request) > kv_->layout().blocks)
+    return;
+  Running &r = admit();
+  inFlight_ = std::make_unique<LayeredPrefill>();
+  inFlight_->id = r.id;
+  inFlight_->batch.addChain(r.sequence, r.request.prompt, 0, backend::Batch::Logits::Last);
+}
+
+Status Scheduler::runLayerGroup(StepStats &stats) {
+  LayeredPrefill &p = *inFlight_;
+  const size_t group = p.next;
+  Expected<std::span<const float>> logits = layers_(p.batch, *kv_, group, p.carry);
+  if (!logits)
+    return logits.error();
+  stats.layerGroup = static_cast<int64_t>(group);
+  stats.layeredTokens = static_cast<int64_t>(p.batch.size());
+  ++p.next;
+  if (p.next < layerGroups_)
+    return Status::ok();
+  if (logits->size() != size_t(config_.vocab))
+    return Error(fmt::format("the last layer group returned {} logits, expected one row of {}",
+                             logits->size(), config_.vocab));
+  // Copied: the decodes' execute() that follows reuses the executable's
+  // buffers.
+  p.logits.assign(logits->begin(), logits->end());
+  p.done = true;
+  return Status::ok();
+}
+
+std::vector<Scheduler::Chunk> Scheduler::planPrefill(int64_t budget) {
+  std::vector<Chunk> chunks;
+  const bool whole = wholePrompts_;
+  // Prompts already started come first (Chunked; under Whole only a prompt
+  // whose step failed is left half-way, at 0).
+  for (size_t i = 0; i < running_.size() && budget > 0; ++i) {
+    const int64_t left =
+        static_cast<int64_t>(running_[i].request.prompt.size()) - running_[i].prefilled;
+    if (left == 0 || (whole && left > budget))
+      continue;
+    const int64_t n = std::min(left, budget);
+    chunks.push_back({i, n});
+    budget -= n;
+  }
+  // Then admissions in arrival order; the head of the queue waits for room
+  // rather than being overtaken, so no request starves.
+  while (!waiting_.empty() && budget > 0 &&
+         static_cast<int64_t>(running_.size()) < options_.maxSequences) {
+    Waiting &w = waiting_.front();
+    const int64_t prompt = static_cast<int64_t>(w.request.prompt.size());
+    const int64_t blocks = blocksNeeded(w.request);
+    if ((whole && prompt > budget) || reservedBlocks_ + blocks > kv_->layout().blocks)
+      break;
+    admit();
+    const int64_t n = std::min(prompt, budget);
+    chunks.push_back({running_.size() - 1, n});
+    budget -= n;
+  }
+  return chunks;
+}
+
+Expected<StepResult> Scheduler::step() {
+  StepResult result;
+  batch_.clear();
+  // Decodes first: one token of every sequence that has sampled one.
+  std::vector<size_t> decoded;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Running &r = running_[i];
+    if (!r.next)
+      continue;
+    batch_.add(r.sequence, *r.next, static_cast<int32_t>(kv_->length(r.sequence)), -1, true);
+    decoded.push_back(i);
+  }
+  std::vector<Chunk> chunks;
+  if (layered_)
+    admitLayered();
+  else
+    chunks = planPrefill(options_.tokenBudget - static_cast<int64_t>(batch_.size()));
+  // Logit rows come in batch order: the decodes, then the chunks that end
+  // their prompt.
+  std::vector<size_t> rows = decoded;
+  for (const Chunk &c : chunks) {
+    Running &r = running_[c.index];
+    const bool last = r.prefilled + c.tokens == static_cast<int64_t>(r.request.prompt.size());
+    batch_.addChain(r.sequence,
+                    std::span<const int32_t>(r.request.prompt).subspan(r.prefilled, c.tokens),
+                    static_cast<int32_t>(r.prefilled),
+                    last ? backend::Batch::Logits::Last : backend::Batch::Logits::None);
+    if (last)
+      rows.push_back(c.index);
+    result.stats.prefillTokens += c.tokens;
+  }
+  result.stats.decodeTokens = static_cast<int64_t>(decoded.size());
+  result.stats.tokens = static_cast<int64_t>(batch_.size());
+  result.stats.sequences = static_cast<int64_t>(decoded.size() + chunks.size());
+
+  // Layered: the prompt in flight's next group runs first, so that when
+  // it fails nothing has advanced; once its last group has run, its
+  // logits wait (past a failed decode step) to be sampled with the
+  // decodes'.
+  const Clock::time_point start = Clock::now();
+  if (inFlight_ && !inFlight_->done) {
+    if (Status s = runLayerGroup(result.stats); !s)
+      return s.error();
+    ++result.stats.sequences;
+  }
+  const bool prefilled = inFlight_ && inFlight_->done;
+
+  if (!batch_.empty() || prefilled) {
+    std::span<const float> logits;
+    if (!batch_.empty()) {
+      Expected<std::span<const float>> got = step_(batch_, *kv_);
+      if (!got)
+        return got.error();
+      logits = *got;
+    }
+    const Clock::time_point end = Clock::now();
+    result.stats.seconds = secondsBetween(start, end);
+    // A step function that breaks its contract; the cache has grown, so
+    // the scheduler cannot go on from here.
+    if (logits.size() != rows.size() * size_t(config_.vocab))
+      return Error(fmt::format("the step returned {} logits, expected {} rows of {}",
+                               logits.size(), rows.size(), config_.vocab));
+    for (const Chunk &c : chunks)
+      running_[c.index].prefilled += c.tokens;
+    for (size_t i : decoded)
+      running_[i].next.reset();
+    result.events = std::move(cancelled_);
+    cancelled_.clear();
+    for (size_t row = 0; row < rows.size(); ++row)
+      sample(rows[row], logits.subspan(row * config_.vocab, config_.vocab), end, result.events);
+    if (prefilled) {
+      // After the last group: the prompt's first token, and from the next
+      // step its decodes.
+      const RequestId id = inFlight_->id;
+      const std::vector<float> last = std::move(inFlight_->logits);
+      inFlight_.reset();
+      for (size_t i = 0; i < running_.size(); ++i)
+        if (running_[i].id == id) {
+          running_[i].prefilled = static_cast<int64_t>(running_[i].request.prompt.size());
+          sample(i, last, end, result.events);
+        }
+    }
+    std::erase_if(running_, [](const Running &r) { return r.finished; });
+  } else {
+    result.stats.seconds = secondsBetween(start, Clock::now());
+    result.events = std::move(cancelled_);
+    cancelled_.clear();
+  }
+  result.stats.waiting = static_cast<int64_t>(waiting_.size());
+  result.stats.kvBlocksUsed = kv_->usedBlocks();
+  result.stats.kvBlocks = kv_->layout().blocks;
+  return result;
+}
+
+void Scheduler::sample(size_t index, std::span<const float> logits, Clock::time_point now,
+                       std::vector<Event> &events) {
+  Running &r = running_[index];
+  const int32_t token = r.sampler.sampleFrom(logits);
+  const std::vector<int32_t> &stops = r.request.stopTokens;
+  if (std::find(stops.begin(), stops.end(), token) != stops.end())
+    return finish(r, FinishReason::StopToken, events);
+  Event e;
+  e.request = r.id;
+  e.token = token;
+  events.push_back(e);
+  RequestStats &st = r.stats;
+  if (st.generatedTokens == 0)
+    st.timeToFirstToken = secondsBetween(r.submitted, now);
+  else
+    st.timesBetweenTokens.push_back(secondsBetween(r.lastToken, now));
+  r.lastToken = now;
+  ++st.generatedTokens;
+  // The same ends as generate(): the token is emitted, then either the
+  // count is reached or the context has no slot left to decode it.
+  if (st.generatedTokens >= r.request.maxNewTokens)
+    return finish(r, FinishReason::MaxTokens, events);
+  if (kv_->length(r.sequence) >= config_.context)
+    return finish(r, FinishReason::ContextEnd, events);
+  r.next = token;
+}
+
+} // namespace lathe::serving
