@@ -205,6 +205,35 @@ protected:
     return s.take();
   }
 
+  /// Runs `s` to its end (at most 100 steps), collecting each request's
+  /// tokens. At the steps in `failing` the model's next step or layer group
+  /// fails, at those in `failingDecodes` its decodes' step: each such step
+  /// must fail with the model's error.
+  std::map<RequestId, std::vector<int32_t>> runThroughFailures(Scheduler &s,
+                                                               const std::set<int> &failing,
+                                                               const std::set<int> &failingDecodes) {
+    std::map<RequestId, std::vector<int32_t>> tokens;
+    for (int k = 0; k < 100 && s.busy(); ++k) {
+      model.failNext = failing.count(k) > 0;
+      model.failExecuteNext = failingDecodes.count(k) > 0;
+      auto result = s.step();
+      if (failing.count(k) || failingDecodes.count(k)) {
+        EXPECT_FALSE(result) << "step " << k;
+        if (!result)
+          EXPECT_EQ(result.error().message(), "the device fell over");
+        continue;
+      }
+      EXPECT_TRUE(result) << result.error().message();
+      if (!result)
+        break;
+      for (const Event &e : result->events)
+        if (e.kind == Event::Kind::Token)
+          tokens[e.request].push_back(e.token);
+    }
+    EXPECT_FALSE(s.busy());
+    return tokens;
+  }
+
   /// What `request` gives alone: one prefill step, then one decode step
   /// per token, ending as generate() ends.
   struct Output {
@@ -535,24 +564,10 @@ TEST_F(SchedulerTest, AFailedLayerGroupOrDecodeStepLosesNothing) {
   const Request a = request(promptOf(10, 1), 8), b = request(promptOf(4, 2), 8, 0.8f, 3);
   auto ia = s.submit(a), ib = s.submit(b);
   ASSERT_TRUE(ia && ib);
-  std::map<RequestId, std::vector<int32_t>> tokens;
   // Step 1 fails in a's group 1; step 6 in b's last group; step 7 in the
   // decodes, after b's last group has run (its first token waits for the
   // next step).
-  for (int k = 0; k < 100 && s.busy(); ++k) {
-    model.failNext = k == 1 || k == 6;
-    model.failExecuteNext = k == 7;
-    auto result = s.step();
-    if (k == 1 || k == 6 || k == 7) {
-      ASSERT_FALSE(result) << "step " << k;
-      EXPECT_EQ(result.error().message(), "the device fell over");
-      continue;
-    }
-    ASSERT_TRUE(result) << result.error().message();
-    for (const Event &e : result->events)
-      if (e.kind == Event::Kind::Token)
-        tokens[e.request].push_back(e.token);
-  }
+  auto tokens = runThroughFailures(s, {1, 6}, {7});
   EXPECT_EQ(tokens[*ia], runAlone(a).tokens);
   EXPECT_EQ(tokens[*ib], runAlone(b).tokens);
   const std::vector<std::pair<size_t, size_t>> want = {{0, 10}, {1, 10}, {2, 10},
@@ -693,20 +708,7 @@ TEST_F(SchedulerTest, AFailedStepChangesNothing) {
   const Request a = request(promptOf(10, 1), 6), b = request(promptOf(4, 2), 6, 0.8f, 3);
   auto ia = s.submit(a), ib = s.submit(b);
   ASSERT_TRUE(ia && ib);
-  std::map<RequestId, std::vector<int32_t>> tokens;
-  for (int k = 0; s.busy(); ++k) {
-    model.failNext = k == 1 || k == 4;
-    auto result = s.step();
-    if (k == 1 || k == 4) {
-      ASSERT_FALSE(result);
-      EXPECT_EQ(result.error().message(), "the device fell over");
-      continue;
-    }
-    ASSERT_TRUE(result) << result.error().message();
-    for (const Event &e : result->events)
-      if (e.kind == Event::Kind::Token)
-        tokens[e.request].push_back(e.token);
-  }
+  auto tokens = runThroughFailures(s, {1, 4}, {});
   EXPECT_EQ(tokens[*ia], runAlone(a).tokens);
   EXPECT_EQ(tokens[*ib], runAlone(b).tokens);
 }
