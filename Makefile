@@ -1,7 +1,8 @@
 # The two commands of the README, for root on a fresh Debian 12 machine:
 #   make run    install packages, build, fetch stories15M, compile it, tell a story
 #   make test   install packages, build, fetch stories15M (and the Hugging
-#               Face tokenizers the tokenizer tests compare with), run every test
+#               Face tokenizers the tokenizer tests compare with, and OpenAI's
+#               Node.js client the server's load test drives), run every test
 #               (then the runtime's unit tests again under ASan + UBSan, and
 #               each loader's fuzz target for a few seconds)
 #   make fuzz   each loader's fuzz target for FUZZ_SECONDS (600) in turn
@@ -86,6 +87,7 @@ build: deps
 model: deps
 	@bash $(ROOT)/scripts/fetch-model.sh $(MODEL_DIR)
 	@bash $(ROOT)/scripts/fetch-tokenizers.sh $(TOKENIZER_DIR)
+	@bash $(ROOT)/scripts/fetch-openai-client.sh $(HOME)/.cache/lathe/node
 
 clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD) $(FUZZ_BUILD)

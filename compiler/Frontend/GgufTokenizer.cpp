@@ -199,6 +199,10 @@ public:
       spec.prefixIds = {spec.bos};
     if (*addEos && spec.eos >= 0)
       spec.suffixIds = {spec.eos};
+    Expected<std::optional<std::string>> chatTemplate = file_.string("tokenizer.chat_template");
+    if (!chatTemplate)
+      return chatTemplate.error();
+    spec.chatTemplate = chatTemplate->value_or("");
     return GgufTokenizer(std::move(spec));
   }
 

@@ -92,6 +92,8 @@ Expected<HFTokenizerSpec> readHFTokenizer(const fb::Tokenizer &t, const std::str
     spec.prefixIds.assign(h.prefix_ids()->begin(), h.prefix_ids()->end());
   if (h.suffix_ids())
     spec.suffixIds.assign(h.suffix_ids()->begin(), h.suffix_ids()->end());
+  if (h.chat_template())
+    spec.chatTemplate = h.chat_template()->str();
   spec.bos = t.bos();
   spec.eos = t.eos();
   return spec;

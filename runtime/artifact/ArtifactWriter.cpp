@@ -54,10 +54,13 @@ flatbuffers::Offset<fb::HFTokenizer> buildHFTokenizer(flatbuffers::FlatBufferBui
   auto normalizers = stages(spec.normalizers);
   auto preTokenizers = stages(spec.preTokenizers);
   auto decoders = stages(spec.decoders);
+  flatbuffers::Offset<flatbuffers::String> chatTemplate;
+  if (!spec.chatTemplate.empty())
+    chatTemplate = b.CreateString(spec.chatTemplate);
   return fb::CreateHFTokenizer(b, b.CreateVector(merges), spec.byteFallback, spec.fuseUnk,
                                spec.ignoreMerges, spec.unk, b.CreateVector(added), normalizers,
                                preTokenizers, decoders, b.CreateVector(spec.prefixIds),
-                               b.CreateVector(spec.suffixIds));
+                               b.CreateVector(spec.suffixIds), chatTemplate);
 }
 
 /// Lays the tensors out in the weight section: each one 64-byte aligned.

@@ -178,6 +178,7 @@ public:
   int64_t runningCount() const { return static_cast<int64_t>(running_.size()); }
   const kv::PagedKVCache &kvCache() const { return *kv_; }
   const SchedulerOptions &options() const { return options_; }
+  const plan::ModelConfig &config() const { return config_; }
 
 private:
   using Clock = std::chrono::steady_clock;

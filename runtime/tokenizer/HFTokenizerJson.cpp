@@ -287,6 +287,23 @@ public:
     return -1;
   }
 
+  // chat_template: a Jinja string, or a list of {"name", "template"} of
+  // which the one named "default" is the chat template.
+  Expected<std::string> chatTemplate(const json &config) const {
+    const json *f = field(config, "chat_template");
+    if (!f || f->is_null())
+      return std::string();
+    if (f->is_string())
+      return f->get<std::string>();
+    if (f->is_array())
+      for (const json &t : *f)
+        if (t.is_object() && str(t, "name") == "default" && t.contains("template") &&
+            t["template"].is_string())
+          return t["template"].get<std::string>();
+    return fail("tokenizer_config.json: chat_template is neither a string nor a list "
+                "with a template named \"default\"");
+  }
+
 private:
   std::string source_;
 };
@@ -332,6 +349,10 @@ Expected<HFTokenizerSpec> parseHFTokenizer(std::string_view tokenizerJson,
   }
   spec.bos = r.specialId(config, "bos_token", spec);
   spec.eos = r.specialId(config, "eos_token", spec);
+  if (Expected<std::string> t = r.chatTemplate(config); t)
+    spec.chatTemplate = t.take();
+  else
+    return t.error();
   // Without a template, tokenizer_config.json says whether BOS/EOS go
   // around the text (what transformers' slow Llama tokenizer does).
   if (!hasTemplate) {

@@ -54,6 +54,10 @@ struct HFTokenizerSpec {
   /// post-processor's single template, or tokenizer_config's add_bos_token).
   std::vector<int32_t> prefixIds, suffixIds;
   int32_t bos = -1, eos = -1; // -1: none configured
+  /// tokenizer_config.json's chat_template (Jinja source; the "default"
+  /// one where it lists several), "" when it has none. lathe-serve renders
+  /// chat requests with it (runtime/serving/ChatTemplate.h).
+  std::string chatTemplate;
   bool operator==(const HFTokenizerSpec &) const = default;
 };
 

@@ -4,13 +4,18 @@
 // prints the median and best of each. With --cached-context N the sequences
 // instead start with N cached tokens that are not computed (their keys and
 // values are the cache's zeros) and only decode: attention at a long
-// context without the long prefill.
+// context without the long prefill. With --arrival N a prompt of N tokens
+// arrives at a scheduler (runtime/serving/Scheduler.h) while --sequences
+// sequences decode, under whole, chunked and layered prefill: its time to
+// first token and the decoding sequences' worst time between tokens while
+// it is prefilled (issue 22).
 #include "runtime/artifact/Artifact.h"
 #include "runtime/backend/Batch.h"
 #include "runtime/engine/Generation.h"
 #include "runtime/kv/PagedKVCache.h"
 #include "runtime/engine/Session.h"
 #include "runtime/sampling/Sampler.h"
+#include "runtime/serving/Scheduler.h"
 #include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
 
@@ -18,6 +23,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <random>
 #include <vector>
 
 namespace {
@@ -30,6 +37,261 @@ int fail(const std::string &message) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// --arrival: one run of a long prompt arriving at a scheduler while
+// `shortPrompts` decode. Times are taken when step() returns, so a
+// sequence's time between tokens is the time between the ends of the steps
+// that emitted them, as RequestStats counts it.
+struct ArrivalRun {
+  double ttft = 0;        // submit to the end of the step of the first token
+  double worstTbt = 0;    // longest gap of a decoding sequence in the window
+  double longestStep = 0; // longest StepStats::seconds in the window
+  double decodeStep = 0;  // median gap before the arrival (nothing in flight)
+  int64_t steps = 0;      // steps in the window
+  std::vector<double> stepSeconds; // StepStats::seconds of each step in the window
+};
+
+// Decoding sequences' tokens before the steady state, and steady steps
+// whose gaps give the decode baseline.
+constexpr int64_t kWarmTokens = 4, kBaselineSteps = 6;
+
+lathe::Expected<ArrivalRun> runArrival(std::shared_ptr<lathe::backend::Executable> executable,
+                                       lathe::serving::PrefillPolicy policy, int64_t tokenBudget,
+                                       int64_t sequences,
+                                       const std::vector<std::vector<int32_t>> &shortPrompts,
+                                       const std::vector<int32_t> &longPrompt) {
+  using namespace lathe::serving;
+  using clock = std::chrono::steady_clock;
+  auto seconds = [](clock::time_point a, clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  SchedulerOptions options;
+  options.prefill = policy;
+  options.tokenBudget = tokenBudget;
+  options.maxSequences = sequences + 1;
+  auto scheduler = Scheduler::create(executable, options);
+  if (!scheduler)
+    return scheduler.error();
+  const int64_t context = executable->config().context;
+  std::map<RequestId, clock::time_point> last; // decoding: its last token
+  std::map<RequestId, int64_t> emitted;
+  for (const std::vector<int32_t> &prompt : shortPrompts) {
+    Request r;
+    r.prompt = prompt;
+    r.maxNewTokens = context - static_cast<int64_t>(prompt.size());
+    auto id = scheduler->submit(std::move(r));
+    if (!id)
+      return id.error();
+    emitted[*id] = 0;
+  }
+  // A step; every Token event of a decoding sequence gives a gap since its
+  // last token (none for its first). A decoding sequence never finishes here.
+  auto step = [&](std::vector<double> &gaps, std::vector<RequestId> &others,
+                  double &stepSeconds, clock::time_point &end) -> lathe::Status {
+    auto result = scheduler->step();
+    end = clock::now();
+    if (!result)
+      return result.error();
+    stepSeconds = result->stats.seconds;
+    for (const Event &e : result->events) {
+      auto it = emitted.find(e.request);
+      if (e.kind == Event::Kind::Finished) {
+        if (it != emitted.end())
+          return lathe::Error("a decoding sequence finished before the arrival's first token");
+        continue;
+      }
+      if (it == emitted.end()) {
+        others.push_back(e.request);
+        continue;
+      }
+      if (it->second++ > 0)
+        gaps.push_back(seconds(last[e.request], end));
+      last[e.request] = end;
+    }
+    return lathe::Status::ok();
+  };
+  std::vector<double> gaps;
+  std::vector<RequestId> others;
+  double stepSeconds = 0;
+  clock::time_point end;
+  auto warm = [&] {
+    for (const auto &[id, n] : emitted)
+      if (n < kWarmTokens)
+        return false;
+    return true;
+  };
+  while (!warm())
+    if (lathe::Status s = step(gaps, others, stepSeconds, end); !s)
+      return s.error();
+  gaps.clear();
+  for (int64_t i = 0; i < kBaselineSteps; ++i)
+    if (lathe::Status s = step(gaps, others, stepSeconds, end); !s)
+      return s.error();
+  ArrivalRun run;
+  run.decodeStep = median(gaps);
+
+  Request arrival;
+  arrival.prompt = longPrompt;
+  arrival.maxNewTokens = 1;
+  const clock::time_point submitted = clock::now();
+  auto id = scheduler->submit(std::move(arrival));
+  if (!id)
+    return id.error();
+  bool first = false;
+  while (!first) {
+    // Every decoding sequence emits exactly one token in each step of the
+    // window, so its gaps are the window's steps (the events say so).
+    gaps.clear();
+    others.clear();
+    if (lathe::Status s = step(gaps, others, stepSeconds, end); !s)
+      return s.error();
+    if (gaps.size() != shortPrompts.size())
+      return lathe::Error("a decoding sequence skipped a step while the prompt was prefilled");
+    ++run.steps;
+    run.worstTbt = std::max(run.worstTbt, *std::max_element(gaps.begin(), gaps.end()));
+    run.longestStep = std::max(run.longestStep, stepSeconds);
+    run.stepSeconds.push_back(stepSeconds);
+    first = std::find(others.begin(), others.end(), *id) != others.end();
+  }
+  run.ttft = seconds(submitted, end);
+  return run;
+}
+
+int runArrivalMode(const lathe::artifact::Artifact &artifact,
+                   std::shared_ptr<const lathe::artifact::Artifact> shared,
+                   const lathe::tools::SessionFlags &flags, const std::string &path,
+                   int64_t promptTokens, int64_t sequences, int64_t repeat,
+                   const std::string &policyName, int64_t chunkTokens) {
+  using lathe::serving::PrefillPolicy;
+  const auto &config = artifact.config();
+  auto executable = lathe::backend::load(std::move(shared), flags.resolve(artifact));
+  if (!executable)
+    return fail(executable.error().message());
+  const int64_t groups = static_cast<int64_t>((*executable)->layerGroups().size());
+  const bool hasGroups = groups > 1;
+  const bool layered = policyName == "layered" || policyName == "all";
+  if (layered && !hasGroups)
+    return fail(path + " has no layer groups: layered prefill needs an artifact compiled "
+                       "with lathe-compile --prefill-groups=N (N >= 2); use --policy whole or "
+                       "chunked");
+  const int64_t n = hasGroups ? groups : 1;
+  constexpr int64_t shortTokens = 8;
+  if (promptTokens < 1 || promptTokens >= config.context || sequences < 1 || repeat < 1)
+    return fail("--arrival needs 1 <= prompt tokens < context (" +
+                std::to_string(config.context) + "), sequences >= 1 and repeat >= 1");
+  if (chunkTokens == 0)
+    chunkTokens = (promptTokens + n - 1) / n;
+  if (chunkTokens < 1)
+    return fail("--chunk-tokens must be at least 1, got " + std::to_string(chunkTokens));
+  // The decoding sequences' tokens: their prompt, the warm-up (layered
+  // admits one prompt every N steps), the baseline and the window.
+  const int64_t window = std::max(n, (promptTokens + chunkTokens - 1) / chunkTokens) + 1;
+  const int64_t needed = shortTokens + sequences * n + kWarmTokens + kBaselineSteps + window;
+  if (needed > config.context)
+    return fail("the decoding sequences would need " + std::to_string(needed) +
+                " tokens of context (prompt, warm-up and one token per step while the "
+                "arrival is prefilled), more than the model's " +
+                std::to_string(config.context) + ": use a larger --chunk-tokens or fewer "
+                                                 "--sequences");
+
+  const int64_t lo = config.vocab > 600 ? 300 : std::min<int64_t>(3, config.vocab - 1);
+  const int32_t bos = static_cast<int32_t>(std::min<int64_t>(1, config.vocab - 1));
+  std::vector<std::vector<int32_t>> shortPrompts;
+  for (int64_t q = 0; q < sequences; ++q) {
+    std::vector<int32_t> p{bos};
+    for (int64_t i = 1; i < shortTokens; ++i)
+      p.push_back(static_cast<int32_t>(lo + (q * 101 + i * 37) % (config.vocab - lo)));
+    shortPrompts.push_back(std::move(p));
+  }
+  // Ids of a fixed seed in the ordinary range of the vocabulary.
+  std::mt19937_64 random(22);
+  std::uniform_int_distribution<int64_t> id(lo, config.vocab - 1);
+  std::vector<int32_t> longPrompt{bos};
+  for (int64_t i = 1; i < promptTokens; ++i)
+    longPrompt.push_back(static_cast<int32_t>(id(random)));
+
+  struct Policy {
+    const char *name;
+    PrefillPolicy policy;
+    int64_t budget;
+    std::string shape;
+    std::vector<ArrivalRun> runs;
+  };
+  std::vector<Policy> policies;
+  if (policyName == "whole" || policyName == "all")
+    policies.push_back({"whole", PrefillPolicy::Whole, sequences + promptTokens, "-", {}});
+  if (policyName == "chunked" || policyName == "all")
+    policies.push_back({"chunked", PrefillPolicy::Chunked, sequences + chunkTokens,
+                        "chunk " + std::to_string(chunkTokens), {}});
+  if (layered)
+    policies.push_back(
+        {"layered", PrefillPolicy::Layered, sequences + 1, std::to_string(n) + " groups", {}});
+  // Interleaved, so that the machine's noise falls on every policy alike.
+  // Each measured run follows an unmeasured one of the same policy: the
+  // executable keeps the activation buffers of the last step it ran (a
+  // layered prefill leaves its own, sized for the prompt alone), and a
+  // policy should meet them as a server running only that policy would,
+  // not as the previous policy left them.
+  for (int64_t r = 0; r < repeat; ++r)
+    for (Policy &p : policies)
+      for (int pass = 0; pass < 2; ++pass) {
+        auto run =
+            runArrival(*executable, p.policy, p.budget, sequences, shortPrompts, longPrompt);
+        if (!run)
+          return fail(std::string(p.name) + ": " + run.error().message());
+        if (pass == 1)
+          p.runs.push_back(*run);
+      }
+
+  auto med = [](const std::vector<ArrivalRun> &runs, double ArrivalRun::*field) {
+    std::vector<double> v;
+    for (const ArrivalRun &r : runs)
+      v.push_back(r.*field);
+    return median(v);
+  };
+  double stall = 0;
+  for (const Policy &p : policies)
+    if (p.policy == PrefillPolicy::Whole)
+      stall = med(p.runs, &ArrivalRun::worstTbt);
+  std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
+              path.c_str(), artifact.syntheticWeights() ? ", random weights" : "",
+              (*executable)->device().name().c_str(), flags.kernels.c_str(),
+              (*executable)->threads());
+  std::printf("a %lld-token prompt arrives while %lld sequences decode; %lld layer group(s); "
+              "medians of %lld repeats\n",
+              static_cast<long long>(promptTokens), static_cast<long long>(sequences),
+              static_cast<long long>(groups), static_cast<long long>(repeat));
+  std::printf("%-8s %-12s %5s %10s %15s %18s %12s %17s\n", "policy", "groups/chunk", "steps",
+              "TTFT (ms)", "worst TBT (ms)", "longest step (ms)", "TBT / stall",
+              "decode step (ms)");
+  for (const Policy &p : policies) {
+    const double tbt = med(p.runs, &ArrivalRun::worstTbt);
+    char ratio[32] = "-";
+    if (stall > 0)
+      std::snprintf(ratio, sizeof ratio, "%.3f", tbt / stall);
+    std::printf("%-8s %-12s %5lld %10.2f %15.2f %18.2f %12s %17.2f\n", p.name, p.shape.c_str(),
+                static_cast<long long>(p.runs.front().steps), 1e3 * med(p.runs, &ArrivalRun::ttft),
+                1e3 * tbt, 1e3 * med(p.runs, &ArrivalRun::longestStep), ratio,
+                1e3 * med(p.runs, &ArrivalRun::decodeStep));
+  }
+  // The window's steps one by one (medians): where the prompt's time goes.
+  for (const Policy &p : policies) {
+    std::printf("%s steps (ms):", p.name);
+    for (size_t i = 0; i < p.runs.front().stepSeconds.size(); ++i) {
+      std::vector<double> v;
+      for (const ArrivalRun &r : p.runs)
+        v.push_back(r.stepSeconds[i]);
+      std::printf(" %.2f", 1e3 * median(v));
+    }
+    std::printf("\n");
+  }
+  if (stall > 0 && hasGroups)
+    std::printf("whole-prompt stall %.2f ms; / %lld groups = %.2f ms\n", 1e3 * stall,
+                static_cast<long long>(n), 1e3 * stall / double(n));
+  else if (stall > 0)
+    std::printf("whole-prompt stall %.2f ms\n", 1e3 * stall);
+  return 0;
 }
 
 } // namespace
@@ -51,6 +313,18 @@ int main(int argc, char **argv) {
                  "computed (zero keys and values) and decodes --gen-tokens from there, with "
                  "no prefill (decode speed at a long context)")
       ->capture_default_str();
+  int64_t arrival = 0, chunkTokens = 0;
+  std::string policy = "all";
+  app.add_option("--arrival", arrival,
+                 "a prompt of N tokens arrives at the continuous-batching scheduler while "
+                 "--sequences sequences (default 4) decode: its time to first token and their "
+                 "worst time between tokens under whole, chunked and layered prefill");
+  app.add_option("--policy", policy, "--arrival: whole, chunked, layered or all")
+      ->check(CLI::IsMember({"whole", "chunked", "layered", "all"}))
+      ->capture_default_str();
+  app.add_option("--chunk-tokens", chunkTokens,
+                 "--arrival: chunked prefill's prompt tokens per step (default: the prompt "
+                 "over the artifact's layer groups, rounded up: layered's bound)");
   lathe::tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-bench"))
@@ -58,6 +332,14 @@ int main(int argc, char **argv) {
   auto artifact = lathe::artifact::Artifact::load(path, sessionFlags.memory());
   if (!artifact)
     return fail(artifact.error().message());
+  if (arrival != 0 || app.count("--chunk-tokens") || app.count("--policy")) {
+    if (arrival < 1)
+      return fail("--policy and --chunk-tokens go with --arrival N, N >= 1");
+    if (app.count("--chunk-tokens") && chunkTokens < 1)
+      return fail("--chunk-tokens must be at least 1, got " + std::to_string(chunkTokens));
+    return runArrivalMode(**artifact, *artifact, sessionFlags, path, arrival,
+                          app.count("--sequences") ? sequences : 4, repeat, policy, chunkTokens);
+  }
   const auto &config = (*artifact)->config();
   if (promptTokens < 1 || genTokens < 0 || repeat < 1 || sequences < 1 ||
       (cachedContext == 0 && promptTokens + genTokens > config.context) || cachedContext < 0 ||

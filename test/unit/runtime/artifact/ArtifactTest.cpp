@@ -175,6 +175,7 @@ HFTokenizerSpec tinyHFTokenizer() {
   s.suffixIds = {11};
   s.bos = 10;
   s.eos = -1;
+  s.chatTemplate = "{% for m in messages %}{{ m.content }}{% endfor %}";
   return s;
 }
 

@@ -106,6 +106,28 @@ TEST(HFTokenizerJson, RefusesWhatItCannotRunWithOneLine) {
             "tok.json: pre-tokenizer Split with behavior 'Removed': only Isolated is supported");
 }
 
+TEST(HFTokenizerJson, ReadsTheChatTemplate) {
+  auto chatTemplate = [](std::string_view config) {
+    Expected<HFTokenizerSpec> spec = parseHFTokenizer(llamaLike(), config, "tok.json");
+    EXPECT_TRUE(spec) << spec.error().message();
+    return spec ? spec->chatTemplate : std::string("(error)");
+  };
+  EXPECT_EQ(chatTemplate(""), "");
+  EXPECT_EQ(chatTemplate(R"({"chat_template": null})"), "");
+  EXPECT_EQ(chatTemplate(R"({"chat_template": "{{ messages[0].content }}"})"),
+            "{{ messages[0].content }}");
+  // Several named templates: the one named "default".
+  EXPECT_EQ(chatTemplate(R"({"chat_template": [{"name": "tool_use", "template": "T"},
+                                              {"name": "default", "template": "D"}]})"),
+            "D");
+  EXPECT_EQ(error(llamaLike(), R"({"chat_template": [{"name": "rag", "template": "R"}]})"),
+            "tok.json: tokenizer_config.json: chat_template is neither a string nor a list with "
+            "a template named \"default\"");
+  EXPECT_EQ(error(llamaLike(), R"({"chat_template": 3})"),
+            "tok.json: tokenizer_config.json: chat_template is neither a string nor a list with "
+            "a template named \"default\"");
+}
+
 TEST(HFTokenizerJson, LoadFailsOnAMissingFile) {
   Expected<HFTokenizerSpec> spec = loadHFTokenizer("/nonexistent/tokenizer.json");
   ASSERT_FALSE(spec);

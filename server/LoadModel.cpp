@@ -1,0 +1,67 @@
+#include "server/LoadModel.h"
+
+#include "runtime/support/MappedFile.h"
+#include "runtime/tokenizer/OpenTokenizer.h"
+
+#include <filesystem>
+#include <fmt/format.h>
+
+namespace lathe::server {
+
+Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &options,
+                                                       Metrics &metrics) {
+  const std::string &path = options.artifactPath;
+  auto artifact = artifact::Artifact::load(path, options.memory);
+  if (!artifact)
+    return artifact.error();
+  auto executable = backend::load(*artifact, options.execution(**artifact));
+  if (!executable)
+    return executable.error();
+  auto carried = artifactTokenizer(**artifact, path);
+  if (!carried)
+    return carried.error();
+  if (!carried->has_value())
+    return Error(path + ": compiled without a tokenizer, which a server of text needs; "
+                        "recompile with --tokenizer");
+  TextTokenizer tokenizer = std::move(**carried);
+
+  // The chat template: a file given, the artifact's, or the plain one.
+  std::string source, sourceName;
+  if (!options.chatTemplatePath.empty()) {
+    auto file = readTextFile(options.chatTemplatePath);
+    if (!file)
+      return file.error();
+    source = file.take();
+    sourceName = options.chatTemplatePath;
+  } else if (const HFTokenizer *hf = tokenizer.hf(); hf && !hf->spec().chatTemplate.empty()) {
+    source = hf->spec().chatTemplate;
+    sourceName = path + ": chat template";
+  }
+  std::shared_ptr<const serving::ChatTemplate> chat;
+  if (!source.empty()) {
+    auto parsed = serving::ChatTemplate::parse(source, sourceName);
+    if (!parsed)
+      return parsed.error();
+    chat = std::make_shared<const serving::ChatTemplate>(parsed.take());
+  }
+
+  auto scheduler = serving::Scheduler::create(*executable, options.scheduler);
+  if (!scheduler)
+    return scheduler.error();
+  std::string name = options.name;
+  if (name.empty())
+    name = (*artifact)->config().name;
+  if (name.empty())
+    name = std::filesystem::path(path).stem().string();
+  const plan::ModelConfig config = (*executable)->config();
+  const bool own = chat != nullptr;
+  if (!own) // the plain template lives as long as the program: nothing to free
+    chat = std::shared_ptr<const serving::ChatTemplate>(&serving::ChatTemplate::plain(),
+                                                        [](const serving::ChatTemplate *) {});
+  auto model = std::unique_ptr<ServedModel>(
+      new ServedModel{name, config, std::move(tokenizer), std::move(chat), own,
+                      std::make_unique<Engine>(scheduler.take(), options.maxWaiting, metrics)});
+  return model;
+}
+
+} // namespace lathe::server

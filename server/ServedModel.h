@@ -1,0 +1,25 @@
+// What lathe-serve serves: a loaded artifact's engine, its tokenizer and chat
+// template, and the name clients call it by.
+#pragma once
+
+#include "runtime/serving/ChatTemplate.h"
+#include "runtime/tokenizer/TextTokenizer.h"
+#include "server/Engine.h"
+
+#include <memory>
+#include <string>
+
+namespace lathe::server {
+
+struct ServedModel {
+  std::string name;
+  plan::ModelConfig config;
+  TextTokenizer tokenizer;
+  /// The model's own template (tokenizer_config.json's, carried in the
+  /// artifact), or ChatTemplate::plain() when it has none.
+  std::shared_ptr<const serving::ChatTemplate> chatTemplate;
+  bool ownTemplate = false;
+  std::unique_ptr<Engine> engine;
+};
+
+} // namespace lathe::server

@@ -1,0 +1,41 @@
+#include "server/StopStrings.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace lathe::server {
+
+std::string StopStrings::add(std::string_view text) {
+  if (stopped_)
+    return {};
+  pending_ += text;
+  // The earliest stop string wins: text before it is released.
+  size_t first = std::string::npos;
+  for (const std::string &s : stops_)
+    first = std::min(first, pending_.find(s));
+  if (first != std::string::npos) {
+    stopped_ = true;
+    std::string out = pending_.substr(0, first);
+    pending_.clear();
+    return out;
+  }
+  // Hold back the longest tail that begins some stop string.
+  size_t hold = 0;
+  for (const std::string &s : stops_)
+    for (size_t n = std::min(s.size() - 1, pending_.size()); n > hold; --n)
+      if (pending_.compare(pending_.size() - n, n, s, 0, n) == 0) {
+        hold = n;
+        break;
+      }
+  std::string out = pending_.substr(0, pending_.size() - hold);
+  pending_.erase(0, pending_.size() - hold);
+  return out;
+}
+
+std::string StopStrings::flush() {
+  if (stopped_)
+    return {};
+  return std::exchange(pending_, {});
+}
+
+} // namespace lathe::server

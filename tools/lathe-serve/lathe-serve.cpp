@@ -1,0 +1,126 @@
+// lathe-serve: an OpenAI-compatible HTTP server over a compiled artifact,
+// with continuous batching (runtime/serving/Scheduler.h). It listens at
+// once, answers /health with 503 while the model loads, and serves until
+// SIGINT or SIGTERM. Bad flags or an artifact it cannot load: one line on
+// stderr and exit 1. docs/serving.md describes the endpoints.
+#include "server/HttpServer.h"
+#include "server/LoadModel.h"
+#include "tools/CommandLine.h"
+#include "tools/SessionFlags.h"
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <pthread.h>
+#include <thread>
+
+namespace {
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "lathe-serve: %s\n", message.c_str());
+  return 1;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  using namespace lathe;
+  CLI::App app{"lathe-serve: serve a compiled model over OpenAI's HTTP API"};
+  server::LoadOptions load;
+  server::ServerOptions http;
+  std::string prefill = "chunked";
+  app.add_option("artifact", load.artifactPath, "compiled .lathe file")->required();
+  app.add_option("--host", http.host, "address to listen on")->capture_default_str();
+  app.add_option("--port", http.port, "port to listen on (0: any free port, printed)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--model-name", load.name,
+                 "the model's name in the API (default: the artifact's model name)");
+  app.add_option("--chat-template", load.chatTemplatePath,
+                 "a Jinja chat template file to use instead of the artifact's "
+                 "(tokenizer_config.json's chat_template)");
+  app.add_option("--prefill", prefill,
+                 "how prompts join the running batch: whole, chunked (Sarathi-Serve) or "
+                 "layered (one layer group per step; lathe-compile --prefill-groups)")
+      ->check(CLI::IsMember({"whole", "chunked", "layered"}))
+      ->capture_default_str();
+  app.add_option("--token-budget", load.scheduler.tokenBudget,
+                 "most tokens in one step, decodes and prefill together")
+      ->capture_default_str();
+  app.add_option("--max-sequences", load.scheduler.maxSequences,
+                 "most sequences generating at once")
+      ->capture_default_str();
+  app.add_option("--max-waiting", load.maxWaiting,
+                 "most requests queued behind them; more get 429")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--kv-tokens", load.scheduler.kvTokens,
+                 "KV cache slots (0: a full context per sequence)")
+      ->capture_default_str();
+  app.add_option("--max-body-bytes", http.maxBodyBytes,
+                 "largest request body; larger gets 413")
+      ->capture_default_str();
+  app.add_option("--max-tokens", http.maxTokens,
+                 "largest max_tokens a request may ask for (0: the model's context)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  tools::SessionFlags sessionFlags;
+  sessionFlags.addTo(app);
+  if (auto status = tools::parseCommandLine(app, argc, argv, "lathe-serve"))
+    return *status;
+  static const std::map<std::string, serving::PrefillPolicy> policies = {
+      {"whole", serving::PrefillPolicy::Whole},
+      {"chunked", serving::PrefillPolicy::Chunked},
+      {"layered", serving::PrefillPolicy::Layered}};
+  load.scheduler.prefill = policies.at(prefill);
+  load.memory = sessionFlags.memory();
+  load.execution = [&](const artifact::Artifact &a) { return sessionFlags.resolve(a); };
+  // Every HTTP thread may hold a streaming request; a few more answer
+  // /health and /metrics meanwhile.
+  http.threads = static_cast<int>(load.scheduler.maxSequences + load.maxWaiting + 8);
+
+  // SIGINT and SIGTERM go to one thread that stops the server; the others
+  // (started after this) never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  server::Metrics metrics;
+  server::HttpServer server(http, metrics);
+  if (Status s = server.bind(); !s)
+    return fail(s.error().message());
+  std::fprintf(stderr, "lathe-serve: listening on http://%s:%d (loading %s)\n", http.host.c_str(),
+               server.port(), load.artifactPath.c_str());
+
+  std::thread([&server, signals] {
+    int received = 0;
+    sigwait(&signals, &received);
+    std::fprintf(stderr, "lathe-serve: stopping (%s)\n", received == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  }).detach();
+
+  std::atomic<bool> failed{false};
+  std::thread loader([&] {
+    auto model = server::loadServedModel(load, metrics);
+    if (!model) {
+      fail(model.error().message());
+      failed = true;
+      server.stop();
+      return;
+    }
+    std::fprintf(stderr,
+                 "lathe-serve: ready: model '%s', %s prefill, %lld sequences at once, "
+                 "chat template %s\n",
+                 (*model)->name.c_str(), prefill.c_str(),
+                 static_cast<long long>(load.scheduler.maxSequences),
+                 (*model)->ownTemplate ? "the model's" : "plain (the model has none)");
+    server.setModel(model.take());
+  });
+  server.listen();
+  loader.join();
+  return failed ? 1 : 0;
+}
