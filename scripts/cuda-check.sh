@@ -10,7 +10,9 @@
 set -uo pipefail
 dir=${1:-.device}
 export LD_LIBRARY_PATH=$PWD/$dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-[ -f "$dir/artifacts.tar.xz" ] && [ ! -d "$dir/artifacts" ] && (cd "$dir" && tar xJf artifacts.tar.xz)
+for part in "$dir"/artifacts-*.tar.xz; do # the parts carried this call
+  [ -f "$part" ] && (cd "$dir" && tar xJf "$(basename "$part")")
+done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 status=0
 LATHE_CUDA_ARTIFACTS=$dir/artifacts "$dir/bin/CudaBackendTest" --gtest_brief=1 || status=1

@@ -109,8 +109,9 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
-                         l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile);
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
+                         l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile,
+                         l.step);
     out += "};\n\n";
     if (attentionScratchFloats_ > 0)
       out += fmt::format("// Attention over splits of the visible rows: each split's partial sums,\n"
@@ -149,7 +150,8 @@ private:
     if (!wideBody.empty())
       kernels_ += kernel("wide", i, 1,
                          bodyCall(wideBody, comment + ", on the tensor cores in wide tiles"));
-    launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile});
+    launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile,
+                         int32_t(step_)});
   }
   /// A launch's kernel: its body with its arguments.
   static std::string kernel(const char *kind, size_t i, int32_t minBlocks,

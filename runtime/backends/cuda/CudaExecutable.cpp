@@ -150,7 +150,9 @@ Status CudaExecutable::initialize() {
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
         (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
-                             (queryTile_ > 0 && l.queryTile != queryTile_))))
+                             (queryTile_ > 0 && l.queryTile != queryTile_))) ||
+        l.step < 0 || size_t(l.step) >= plan_->steps.size() ||
+        (i > 0 && l.step < launches_[size_t(i) - 1].step))
       return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
     if (l.queryTile > 0) // one tiling of the step serves every attention launch
       queryTile_ = l.queryTile;
@@ -379,9 +381,9 @@ bool CudaExecutable::flashAttention(int64_t rows) const {
   return LATHE_CUDA_USE_FLASH(queryTile_, host_.queryTileCount, rows);
 }
 
-Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
+Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_t end) {
   void *params[] = {&frameAddress_};
-  for (size_t i = 0; i < launches_.size(); ++i) {
+  for (size_t i = first; i < std::min(end, launches_.size()); ++i) {
     const LatheCudaLaunch &l = launches_[i];
     unsigned gx = 1, gy = 1, gz = 1;
     int64_t shared = l.sharedBytes;
@@ -425,7 +427,7 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed) {
       break;
     }
     CUresult r;
-    if (pdl_ && i > 0) {
+    if (pdl_ && i > first) {
       // Programmatic dependent launch: this kernel's blocks may start as
       // the one before finishes (CudaCommon.cuh's waitForPrevious).
       CUlaunchAttribute attribute{};
@@ -484,61 +486,37 @@ Status CudaExecutable::run(int64_t rows) {
   return check(api_, api_.cuGraphLaunch(found->second, stream_), "launching the step's graph");
 }
 
-Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &batch,
-                                                         kv::PagedKVCache &kv) {
-  std::lock_guard<std::mutex> lock(step_);
+Status CudaExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &kv,
+                                 std::vector<std::pair<backend::SequenceId, int64_t>> &lengths) {
   const plan::ModelConfig &c = config();
   if (Status s = backend::validateBatch(batch, c.vocab, c.context, kv); !s)
-    return s.error();
+    return s;
   if (!backend::fitsPlan(kv.layout(), *plan_) || !dynamic_cast<CudaBuffer *>(&kv.buffer()))
     return Error("the KV cache does not have this model's layout on the GPU");
   if (Status s = device_.takeError(); !s)
-    return s.error();
+    return s;
   if (Status s = device_.bind(); !s)
-    return s.error();
+    return s;
   const int64_t rows = static_cast<int64_t>(batch.size());
   if (Status s = reserveRows(rows); !s)
-    return s.error();
+    return s;
   // Each sequence's length before the step: a failure after the cache grew
   // shrinks it back to these.
-  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
+  lengths.clear();
   for (backend::SequenceId sequence :
        std::set<backend::SequenceId>(batch.sequences.begin(), batch.sequences.end()))
     lengths.emplace_back(sequence, kv.length(sequence));
-  // Host memory for the step's lists and the logits, before the cache
-  // grows.
-  // Page-locked up to kPinnedLogitBytes (decode steps, whose readback is
-  // on every token's path); a larger readback (a prompt's logits at every
-  // position: 1 GB for 2048 tokens of a 128k vocabulary) goes to pageable
-  // memory rather than lock that much of the host's.
-  constexpr size_t kPinnedLogitBytes = size_t(64) << 20;
-  const size_t logitBytes = size_t(batch.logitRows()) * size_t(c.vocab) * sizeof(float);
-  float *logits = nullptr;
-  if (logitBytes <= kPinnedLogitBytes) {
-    if (!pinnedLogits_ || pinnedLogits_->size() < logitBytes) {
-      pinnedLogits_.reset(); // freed before the larger one is taken
-      Expected<std::unique_ptr<PinnedHostBuffer>> b = device_.allocateHost(logitBytes);
-      if (!b)
-        return b.error();
-      pinnedLogits_ = b.take();
-    }
-    logits = static_cast<float *>(pinnedLogits_->data());
-  }
   try {
-    if (!logits) {
-      largeLogits_.resize(logitBytes / sizeof(float));
-      logits = largeLogits_.data();
-    }
     stepHost_.reserve(5 * batch.size() + 64);
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows));
   }
   if (Status s = layout_.prepare(batch, kv); !s)
-    return s.error();
+    return s;
   // From here a failure must leave the cache as it was: wait for what was
   // queued (it may still write the new rows), then shrink every sequence
   // back. A block copied on write stays copied, as StepLayout allows.
-  auto fail = [&](const Error &error) -> Expected<std::span<const float>> {
+  auto fail = [&](const Error &error) -> Status {
     api_.cuStreamSynchronize(stream_);
     for (const auto &[sequence, length] : lengths)
       kv.truncate(sequence, length);
@@ -554,9 +532,36 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   } catch (const std::bad_alloc &) {
     return fail(Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows)));
   }
-  if (Status s = run(rows); !s)
-    return fail(s.error());
-  const size_t count = layout_.logitTokens.size() * size_t(c.vocab);
+  return Status::ok();
+}
+
+Expected<float *> CudaExecutable::logitsMemory(size_t count) {
+  // Page-locked up to kPinnedLogitBytes (decode steps, whose readback is
+  // on every token's path); a larger readback (a prompt's logits at every
+  // position: 1 GB for 2048 tokens of a 128k vocabulary) goes to pageable
+  // memory rather than lock that much of the host's.
+  constexpr size_t kPinnedLogitBytes = size_t(64) << 20;
+  const size_t bytes = count * sizeof(float);
+  if (bytes <= kPinnedLogitBytes) {
+    if (!pinnedLogits_ || pinnedLogits_->size() < bytes) {
+      pinnedLogits_.reset(); // freed before the larger one is taken
+      Expected<std::unique_ptr<PinnedHostBuffer>> b = device_.allocateHost(std::max<size_t>(bytes, 4));
+      if (!b)
+        return b.error();
+      pinnedLogits_ = b.take();
+    }
+    return static_cast<float *>(pinnedLogits_->data());
+  }
+  try {
+    largeLogits_.resize(count);
+  } catch (const std::bad_alloc &) {
+    return Error(fmt::format("cannot allocate host memory for {} logits", count));
+  }
+  return largeLogits_.data();
+}
+
+Expected<std::span<const float>> CudaExecutable::finishStep(float *logits) {
+  const size_t count = layout_.logitTokens.size() * size_t(config().vocab);
   if (count)
     if (Status s = check(api_,
                          api_.cuMemcpyDtoHAsync(logits,
@@ -564,11 +569,150 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
                                                 count * sizeof(float), stream_),
                          "copying the logits from the GPU");
         !s)
-      return fail(s.error());
+      return s.error();
   if (Status s = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
       !s)
-    return fail(s.error());
+    return s.error();
   return std::span<const float>(logits, count);
+}
+
+Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &batch,
+                                                         kv::PagedKVCache &kv) {
+  std::lock_guard<std::mutex> lock(step_);
+  // Host memory for the logits before the cache grows.
+  Expected<float *> logits =
+      logitsMemory(size_t(batch.logitRows()) * size_t(config().vocab));
+  if (!logits)
+    return logits.error();
+  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
+  if (Status s = beginStep(batch, kv, lengths); !s)
+    return s.error();
+  Expected<std::span<const float>> result = Error("");
+  if (Status s = run(static_cast<int64_t>(batch.size())); !s)
+    result = s.error();
+  else
+    result = finishStep(*logits);
+  if (!result) {
+    api_.cuStreamSynchronize(stream_);
+    for (const auto &[sequence, length] : lengths)
+      kv.truncate(sequence, length);
+  }
+  return result;
+}
+
+/// A step run one layer group at a time (executeLayers): the step state it
+/// keeps between its groups, swapped into the executable while a group
+/// runs (a step of other tokens may run in between on the executable's
+/// own), and the cache lengths to restore if a group fails.
+struct CudaLayerCarry final : backend::LayerCarry {
+  const backend::Batch *batch = nullptr;
+  const kv::PagedKVCache *kv = nullptr;
+  size_t next = 0; // the group to run
+  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
+  std::vector<std::unique_ptr<backend::Buffer>> activations;
+  std::unique_ptr<backend::Buffer> tokenParts, bufferTable, stepData, frame;
+  CUdeviceptr frameAddress = 0;
+  int64_t rowCapacity = 0;
+  backend::StepLayout layout;
+  std::vector<int32_t> stepHost;
+  LatheCudaFrame host{};
+  int64_t stepSplits = 1;
+};
+
+void CudaExecutable::swapStep(CudaLayerCarry &c) {
+  std::swap(activations_, c.activations);
+  std::swap(tokenParts_, c.tokenParts);
+  std::swap(bufferTable_, c.bufferTable);
+  std::swap(stepData_, c.stepData);
+  std::swap(frame_, c.frame);
+  std::swap(frameAddress_, c.frameAddress);
+  std::swap(rowCapacity_, c.rowCapacity);
+  std::swap(layout_, c.layout);
+  std::swap(stepHost_, c.stepHost);
+  std::swap(host_, c.host);
+  std::swap(stepSplits_, c.stepSplits);
+}
+
+std::pair<size_t, size_t> CudaExecutable::groupLaunches(size_t group) const {
+  const std::vector<plan::LayerGroup> &groups = plan_->layerGroups;
+  const size_t firstStep = group == 0 ? 0 : groups[group].firstStep;
+  const size_t endStep = group + 1 < groups.size() ? groups[group + 1].firstStep : SIZE_MAX;
+  auto at = [&](size_t step) {
+    return size_t(std::find_if(launches_.begin(), launches_.end(),
+                               [&](const LatheCudaLaunch &l) { return size_t(l.step) >= step; }) -
+                  launches_.begin());
+  };
+  return {at(firstStep), at(endStep)};
+}
+
+Expected<std::span<const float>>
+CudaExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv, size_t group,
+                              std::unique_ptr<backend::LayerCarry> &carry) {
+  const std::vector<plan::LayerGroup> &groups = plan_->layerGroups;
+  const size_t count = std::max<size_t>(1, groups.size());
+  if (group >= count)
+    return Error(fmt::format("no layer group {}: the plan has {}", group, count));
+  if (count == 1) { // one group: the whole step
+    carry.reset();
+    return execute(batch, kv);
+  }
+  std::lock_guard<std::mutex> lock(step_);
+  CudaLayerCarry *state = nullptr;
+  if (group == 0) {
+    auto fresh = std::make_unique<CudaLayerCarry>();
+    fresh->batch = &batch;
+    fresh->kv = &kv;
+    fresh->host.weights = host_.weights;
+    Expected<std::unique_ptr<backend::Buffer>> frame = device_.allocate(sizeof(LatheCudaFrame));
+    if (!frame)
+      return frame.error();
+    fresh->frameAddress = addressOf(**frame);
+    fresh->frame = frame.take();
+    swapStep(*fresh);
+    Status begun = beginStep(batch, kv, fresh->lengths);
+    swapStep(*fresh);
+    if (!begun)
+      return begun.error();
+    state = fresh.get();
+    carry = std::move(fresh);
+  } else {
+    state = dynamic_cast<CudaLayerCarry *>(carry.get());
+    if (!state || state->batch != &batch || state->kv != &kv || state->next != group)
+      return Error(fmt::format("layer group {} runs after group {} of the same batch and "
+                               "KV cache",
+                               group, group - 1));
+  }
+  const bool last = group + 1 == groups.size();
+  // The executable's logits memory, taken before the state is swapped: the
+  // last group's logits live as long as execute's do.
+  float *logits = nullptr;
+  if (last) {
+    Expected<float *> memory =
+        logitsMemory(state->layout.logitTokens.size() * size_t(config().vocab));
+    if (!memory)
+      return memory.error();
+    logits = *memory;
+  }
+  const auto [first, end] = groupLaunches(group);
+  swapStep(*state);
+  Expected<std::span<const float>> result = std::span<const float>();
+  if (Status s = launchAll(static_cast<int64_t>(batch.size()), false, first, end); !s)
+    result = s.error();
+  else if (last)
+    result = finishStep(logits);
+  swapStep(*state);
+  if (!result) { // the prompt's rows leave the cache; the carry is dropped
+    api_.cuStreamSynchronize(stream_);
+    for (const auto &[sequence, length] : state->lengths)
+      kv.truncate(sequence, length);
+    carry.reset();
+    return result.error();
+  }
+  if (last)
+    carry.reset(); // its buffers are freed once the stream has used them
+  else
+    state->next = group + 1;
+  return result;
 }
 
 } // namespace lathe::cuda

@@ -13,13 +13,17 @@
 #include "runtime/backends/cuda/CudaDevice.h"
 #include "runtime/backends/cuda/kernels/CudaFrame.h"
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace lathe::cuda {
+
+struct CudaLayerCarry;
 
 class CudaExecutable final : public backend::Executable {
 public:
@@ -32,6 +36,12 @@ public:
   kv::KVLayout kvLayout(int64_t blocks) const override;
   Expected<std::span<const float>> execute(const backend::Batch &batch,
                                            kv::PagedKVCache &kv) override;
+  /// A step one layer group at a time: the group's run of the launch table
+  /// (LatheCudaLaunch::step), on buffers, step data and a frame of the
+  /// carry's own, so that other steps may run between the groups.
+  Expected<std::span<const float>> executeLayers(const backend::Batch &batch,
+                                                 kv::PagedKVCache &kv, size_t group,
+                                                 std::unique_ptr<backend::LayerCarry> &carry) override;
   int threads() const override { return 1; }
   bool usesNativeCode() const override { return true; }
   const backend::ExecutionOptions &options() const override { return options_; }
@@ -57,9 +67,25 @@ private:
   /// (LATHE_CUDA_SPLIT_ATTENTION=0) or no token sees more than a block's
   /// threads' rows, at most maxSplits_.
   int64_t contextSplits(int64_t most) const;
-  /// Launches the table's kernels for a step of `rows` tokens on stream_
-  /// (for a graph: grids that serve any step of as many tokens).
-  Status launchAll(int64_t rows, bool graphed);
+  /// Launches the table's kernels [first, end) (all by default) for a step
+  /// of `rows` tokens on stream_ (for a graph: grids that serve any step of
+  /// as many tokens).
+  Status launchAll(int64_t rows, bool graphed, size_t first = 0, size_t end = SIZE_MAX);
+  /// What execute and a layered step's first group share: checks the batch
+  /// and the cache, makes room for its rows, grows the cache, and uploads
+  /// the step. `lengths` receives each sequence's length before, to shrink
+  /// back to on failure (which this does itself when it fails).
+  Status beginStep(const backend::Batch &batch, kv::PagedKVCache &kv,
+                   std::vector<std::pair<backend::SequenceId, int64_t>> &lengths);
+  /// Host memory for `count` floats of logits: page-locked up to 64 MB.
+  Expected<float *> logitsMemory(size_t count);
+  /// Queues the step's logits' copy to `logits`, then waits for the stream.
+  Expected<std::span<const float>> finishStep(float *logits);
+  /// Exchanges the step state (buffers, step data, frame, layout) with a
+  /// layered step's carry.
+  void swapStep(CudaLayerCarry &carry);
+  /// The launches of layer group `group`: [first, end) of the table.
+  std::pair<size_t, size_t> groupLaunches(size_t group) const;
   /// Runs the step's launches: through the graph captured for `rows`
   /// tokens (captured on first use), or launch by launch.
   Status run(int64_t rows);

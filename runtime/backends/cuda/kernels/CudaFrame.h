@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 13u
+#define LATHE_CUDA_ABI_VERSION 14u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -125,6 +125,12 @@ typedef struct LatheCudaLaunch {
    * of the per-token kernel when its tiles average LATHE_CUDA_FLASH_TOKENS
    * tokens or more: grid x the tiles, y `blocks` as the per-token kernel. */
   int32_t queryTile;
+  /* The kernel plan step the launch was emitted for (the steps fused into
+   * it are its neighbours in one layer, or the add ending the layer before
+   * it); non-decreasing along the table, so that a layer group's launches
+   * (plan::LayerGroup::firstStep on) are a run of it
+   * (Executable::executeLayers). */
+  int32_t step;
 } LatheCudaLaunch;
 
 /* The splits of a token's visible rows that the one-token attention kernel

@@ -346,6 +346,61 @@ TEST_P(CudaBackendTest, RollbackLeavesTheNextStepAsIfNeverWritten) {
   EXPECT_LT(relativeL2(afterRollback, *never), 1e-6);
 }
 
+TEST_P(CudaBackendTest, LayerGroupsGiveTheWholeStepsLogitsWithDecodesBetween) {
+  // Artifacts compiled with --prefill-groups (scripts/cuda-prepare.sh).
+  const size_t groups = gpu->layerGroups().size();
+  if (groups < 2)
+    GTEST_SKIP() << "compiled without layer groups";
+  const int64_t context = gpu->config().context;
+  const std::vector<int32_t> longer = prompt(vocab, int(std::min<int64_t>(40, context / 2)), 5);
+  const std::vector<int32_t> other = prompt(vocab, 3, 6);
+  auto kv = gpu->createKVCache(2 * context);
+  ASSERT_TRUE(kv) << kv.error().message();
+  // The whole step, on a sequence of its own.
+  const backend::SequenceId whole = (*kv)->addSequence();
+  Batch wholeBatch;
+  wholeBatch.addChain(whole, longer, 0, Batch::Logits::Last);
+  auto expected = gpu->execute(wholeBatch, **kv);
+  ASSERT_TRUE(expected) << expected.error().message();
+  const std::vector<float> wholeLogits(expected->begin(), expected->end());
+  (*kv)->removeSequence(whole);
+  // The same prompt one group a step, while another sequence decodes a
+  // token between the groups on the executable's own buffers.
+  const backend::SequenceId layered = (*kv)->addSequence(), decoding = (*kv)->addSequence();
+  Batch prompted;
+  prompted.addChain(layered, longer, 0, Batch::Logits::Last);
+  Batch decode;
+  decode.addChain(decoding, other, 0, Batch::Logits::Last);
+  auto first = gpu->execute(decode, **kv);
+  ASSERT_TRUE(first) << first.error().message();
+  int32_t next = argmax(*first);
+  std::unique_ptr<backend::LayerCarry> carry;
+  std::vector<float> layeredLogits;
+  for (size_t g = 0; g < groups; ++g) {
+    auto out = gpu->executeLayers(prompted, **kv, g, carry);
+    ASSERT_TRUE(out) << "group " << g << ": " << out.error().message();
+    if (g + 1 < groups) {
+      EXPECT_TRUE(out->empty());
+      ASSERT_NE(carry, nullptr);
+    } else {
+      layeredLogits.assign(out->begin(), out->end());
+      EXPECT_EQ(carry, nullptr);
+    }
+    decode.clear();
+    decode.add(decoding, next, int32_t((*kv)->length(decoding)), -1, true);
+    auto stepped = gpu->execute(decode, **kv);
+    ASSERT_TRUE(stepped) << stepped.error().message();
+    next = argmax(*stepped);
+  }
+  // The same kernels on the same rows: the same floats.
+  ASSERT_EQ(layeredLogits.size(), wholeLogits.size());
+  EXPECT_EQ(layeredLogits, wholeLogits);
+  EXPECT_EQ((*kv)->length(layered), int64_t(longer.size()));
+  // A group out of order is refused.
+  std::unique_ptr<backend::LayerCarry> none;
+  EXPECT_FALSE(gpu->executeLayers(prompted, **kv, 1, none));
+}
+
 std::vector<std::string> params() {
   std::vector<std::string> paths = artifactPaths();
   if (paths.empty())
