@@ -5,6 +5,7 @@
 #include "runtime/backends/cpu/kernels/KvStore.h"
 #include "runtime/backends/cpu/kernels/Matmul.h"
 #include "runtime/kernels/ReferenceKernels.h"
+#include "runtime/plan/StepCodec.h"
 #include "runtime/support/HugePages.h"
 
 #include <algorithm>
@@ -46,10 +47,51 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
   }
 }
 
+namespace {
+
+/// Whether no step but the classifier reads or writes `buffer`: the logits
+/// buffer is then sized for the rows that return logits alone. (A plan
+/// whose logits reuse a dead buffer of the same width, a model whose hidden
+/// size is its vocabulary, keeps a row for every token.)
+bool onlyTheLogitsStepUses(const plan::KernelPlan &plan, uint32_t buffer) {
+  for (const plan::Step &step : plan.steps) {
+    if (std::holds_alternative<plan::LogitsStep>(step))
+      continue;
+    const plan::FlatStep flat = plan::flatten(step);
+    size_t at = 0;
+    for (const plan::FieldInfo &field : plan::stepFields(flat.kind)) {
+      switch (field.role) {
+      case plan::FieldRole::Float:
+        break;
+      case plan::FieldRole::Buffer:
+        if (flat.ints[at++] == buffer)
+          return false;
+        break;
+      case plan::FieldRole::BufferList:
+      case plan::FieldRole::TensorList:
+      case plan::FieldRole::NumberList: {
+        const int64_t n = flat.ints[at++];
+        for (int64_t i = 0; i < n; ++i, ++at)
+          if (field.role == plan::FieldRole::BufferList && flat.ints[at] == buffer)
+            return false;
+        break;
+      }
+      default:
+        ++at;
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+} // namespace
+
 CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
                              const plan::KernelPlan *plan,
                              const backend::ExecutionOptions &options)
-    : Executable(std::move(artifact)), plan_(plan), options_(options) {
+    : Executable(std::move(artifact)), plan_(plan), options_(options),
+      logitRowsOnly_(onlyTheLogitsStepUses(*plan, plan->logits)) {
   if (options_.kernels == KernelPath::Reference) {
     options_.int8Activations = false;
     options_.nativeCode = false;
@@ -202,9 +244,16 @@ Status CpuExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &k
   const int64_t rows = static_cast<int64_t>(batch.size());
   try {
     buffers.resize(plan_->bufferWidths.size());
-    for (size_t b = 0; b < buffers.size(); ++b)
-      if (buffers[b].size() < rows * plan_->bufferWidths[b])
-        buffers[b].resize(rows * plan_->bufferWidths[b]);
+    for (size_t b = 0; b < buffers.size(); ++b) {
+      // The logits buffer holds only the rows that return logits (logits()
+      // writes them one after another): a prompt's last token, not a
+      // vocabulary-wide row for each of its tokens (2048 tokens of a 128k
+      // vocabulary would take 1 GB).
+      const int64_t needed = (b == plan_->logits && logitRowsOnly_ ? batch.logitRows() : rows) *
+                             int64_t(plan_->bufferWidths[b]);
+      if (int64_t(buffers[b].size()) < needed)
+        buffers[b].resize(size_t(needed));
+    }
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
   }
@@ -274,6 +323,9 @@ CpuExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv, 
   CpuLayerCarry *state = nullptr;
   if (group == 0) {
     auto fresh = std::make_unique<CpuLayerCarry>();
+    // The last layered prompt's buffers, already sized and touched: a
+    // prompt's first group does not pay for allocating and zeroing them.
+    fresh->buffers = std::move(spareBuffers_);
     if (Status s = beginStep(batch, kv, fresh->buffers, fresh->layout); !s)
       return s.error();
     fresh->batch = &batch;
@@ -305,11 +357,16 @@ CpuExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv, 
     state->next = group + 1;
     return std::span<const float>();
   }
-  // The last group: the step's buffers stay the executable's, so that the
-  // logits live as long as execute's do.
+  // The last group: the executable takes back its own buffers (sized for
+  // the steps it runs) but the prompt's logits, so that they live as long as
+  // execute's do.
+  const size_t logitCount = layout_.logitTokens.size() * size_t(config().vocab);
+  std::swap(buffers_, state->buffers);
+  std::swap(layout_, state->layout);
+  std::swap(buffers_[plan_->logits], state->buffers[plan_->logits]);
+  spareBuffers_ = std::move(state->buffers); // for the next layered prompt
   carry.reset();
-  return std::span<const float>(buffers_[plan_->logits].data(),
-                                layout_.logitTokens.size() * size_t(config().vocab));
+  return std::span<const float>(buffers_[plan_->logits].data(), logitCount);
 }
 
 void CpuExecutable::matmul(const float *x, int64_t rows, uint32_t index, float *y) {

@@ -85,6 +85,9 @@ private:
 
   const plan::KernelPlan *plan_;
   backend::ExecutionOptions options_;
+  /// Only the classifier touches the logits buffer (sized for the rows
+  /// that return logits, not for every token of a step).
+  bool logitRowsOnly_ = false;
   std::shared_ptr<threading::ThreadPool> pool_;
   std::shared_ptr<native::NativeModel> native_;
   backend::MatMulObserver observer_;
@@ -102,6 +105,10 @@ private:
   kv::PagedKVCache *kv_ = nullptr;
   backend::StepLayout layout_;
   std::vector<std::vector<float>> buffers_;
+  /// The buffers of the last layered prompt (executeLayers), kept for the
+  /// next one: one more set of activation buffers, as large as the longest
+  /// prompt prefilled one group at a time.
+  std::vector<std::vector<float>> spareBuffers_;
   std::vector<float *> bufferPointers_;
   std::vector<float> scratch_, gathered_;
   std::vector<float *> outputPointers_;
