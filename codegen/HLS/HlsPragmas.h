@@ -1,0 +1,49 @@
+// The Vitis HLS pragmas Lathe knows: each keyword with the options it takes.
+// The lint (HlsLint.h) checks `#pragma HLS ...` lines against this table, and
+// the HLS code generator spells its pragmas from it, so that the two cannot
+// drift apart. Source: AMD UG1399 (Vitis High-Level Synthesis User Guide),
+// "HLS Pragmas", 2023.2 to 2025.2.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace lathe::hls {
+
+/// The words an option takes where it takes a fixed set (`mode=m_axi`).
+struct OptionValues {
+  std::string_view option;
+  std::span<const std::string_view> values;
+};
+
+/// One `#pragma HLS KEYWORD ...`: `options` take a value (`II=1`,
+/// `port=in`), `flags` stand alone (`off`, `complete`, `m_axi`); `values`
+/// lists the options whose value is one word of a fixed set.
+struct PragmaSpec {
+  std::string_view keyword; // upper case, as UG1399 titles it
+  std::span<const std::string_view> options;
+  std::span<const std::string_view> flags;
+  std::span<const OptionValues> values = {};
+};
+
+/// Every pragma of the table, in alphabetical order.
+std::span<const PragmaSpec> pragmaTable();
+
+/// The pragma named `keyword` (any case), or nullptr.
+const PragmaSpec *findPragma(std::string_view keyword);
+
+/// Whether `spec` takes `key=value` / the bare word `flag` (any case).
+bool takesOption(const PragmaSpec &spec, std::string_view key);
+bool takesFlag(const PragmaSpec &spec, std::string_view flag);
+
+/// The words `option` of `spec` takes, if a fixed set (empty otherwise).
+std::span<const std::string_view> optionValues(const PragmaSpec &spec, std::string_view option);
+
+/// The known word (keyword of the table, or option/flag of `spec`) closest to
+/// `word` by edit distance, if it is at most 2 edits away; "" otherwise.
+std::string closestKeyword(std::string_view word);
+std::string closestOption(const PragmaSpec &spec, std::string_view word);
+std::string closestWord(std::span<const std::string_view> words, std::string_view word);
+
+} // namespace lathe::hls
