@@ -302,6 +302,37 @@ def seeds_gguf(out, args):
                        check=True)
 
 
+def seeds_chat_template(out, args):
+    """The chat templates the interpreter is tested with (real models' and
+    the plain one), each alone and with messages after a NUL byte."""
+    folder = os.path.join(args.source_dir, "test/data/chat-templates")
+    messages = json.dumps([{"role": "system", "content": "S"}, {"role": "user", "content": "Hi"},
+                           {"role": "assistant", "content": "<think>a</think>b"},
+                           {"role": "user", "content": "again"}]).encode()
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".jinja"):
+            with open(os.path.join(folder, name), "rb") as f:
+                source = f.read()
+            write(out, name, source)
+            write(out, name + "-messages", source + b"\0" + messages)
+
+
+def seeds_completion_request(out, args):
+    """Request bodies of both endpoints: every field, stop strings, errors."""
+    bodies = [
+        {"model": "m", "prompt": "Once upon a time", "max_tokens": 16, "temperature": 0.7,
+         "top_p": 0.9, "seed": 7, "stop": ["a", "time"], "stream": True,
+         "stream_options": {"include_usage": True}, "n": 1, "user": "u"},
+        {"model": "m", "prompt": [1, 2, 3], "echo": False, "logprobs": 0},
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+         "max_completion_tokens": 5, "stop": "\n\n", "tools": [], "tool_choice": "none"},
+        {"model": "m", "prompt": "x", "frobnicate": 1},
+        {"model": "m", "messages": [{"role": 3}], "temperature": 5},
+    ]
+    for i, body in enumerate(bodies):
+        write(out, f"body{i}", json.dumps(body).encode())
+
+
 SEEDS = {
     "llama2c-checkpoint": seeds_llama2c_checkpoint,
     "llama2c-tokenizer": seeds_llama2c_tokenizer,
@@ -311,6 +342,8 @@ SEEDS = {
     "artifact": seeds_artifact,
     "compile-flags": seeds_compile_flags,
     "gguf": seeds_gguf,
+    "chat-template": seeds_chat_template,
+    "completion-request": seeds_completion_request,
 }
 
 
