@@ -18,6 +18,10 @@
 
 namespace {
 
+/// The largest count a flag takes: CLI11 then names the range in plain
+/// integers rather than doubles.
+constexpr int64_t kMostTokens = int64_t{1} << 40;
+
 int fail(const std::string &message) {
   std::fprintf(stderr, "lathe-serve: %s\n", message.c_str());
   return 1;
@@ -48,24 +52,27 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--token-budget", load.scheduler.tokenBudget,
                  "most tokens in one step, decodes and prefill together")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, kMostTokens));
   app.add_option("--max-sequences", load.scheduler.maxSequences,
                  "most sequences generating at once")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, kMostTokens));
   app.add_option("--max-waiting", load.maxWaiting,
                  "most requests queued behind them; more get 429")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, kMostTokens));
   app.add_option("--kv-tokens", load.scheduler.kvTokens,
                  "KV cache slots (0: a full context per sequence)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, kMostTokens));
   app.add_option("--max-body-bytes", http.maxBodyBytes,
                  "largest request body; larger gets 413")
       ->capture_default_str();
   app.add_option("--max-tokens", http.maxTokens,
                  "largest max_tokens a request may ask for (0: the model's context)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, kMostTokens));
   tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
   if (auto status = tools::parseCommandLine(app, argc, argv, "lathe-serve"))
