@@ -1,6 +1,7 @@
-// lathe-serve's HTTP server on stories15M (FP32), driven over loopback with
-// an HTTP client: answers equal the model's solo greedy text, streamed and
-// whole alike; stop strings, seeds, the chat template; every limit and
+// lathe-serve's HTTP server on stories15M (FP32, 3 layer groups), driven
+// over loopback with an HTTP client: answers equal the model's solo greedy
+// text, streamed and whole alike, under chunked and layered prefill; stop
+// strings, seeds, the chat template; every limit and
 // malformed request gets its 4xx JSON error and the server keeps serving;
 // /health is 503 until the model is loaded; a client that disconnects
 // frees its sequence and KV blocks.
@@ -56,8 +57,14 @@ protected:
   void SetUp() override {
     if (!haveModel())
       GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+    // With 3 layer groups: layered prefill runs them; whole and chunked
+    // ignore them.
     static std::string path = [] {
-      auto a = compileAndLoad(modelDir() + "/stories15M.bin", "served");
+      compiler::CompileOptions options;
+      options.input = modelDir() + "/stories15M.bin";
+      options.tokenizer = modelDir() + "/tokenizer.bin";
+      options.prefillGroups = 3;
+      auto a = compileAndLoad(options, "served");
       return a ? tempPath("served.lathe") : std::string();
     }();
     ASSERT_FALSE(path.empty());
@@ -204,7 +211,7 @@ TEST_F(ServerTest, WholeAndStreamedAnswersEqualTheSoloGreedyText) {
 }
 
 TEST_F(ServerTest, ConcurrentRequestsEachGetTheirOwnText) {
-  load(serving::PrefillPolicy::Layered); // without groups compiled in: whole prompts
+  load(serving::PrefillPolicy::Layered); // prompts one layer group a step
   const std::vector<std::string> prompts = {"The cat", "Lily went to the park",
                                             "One day, a big bear", kPrompt, "Tom had a red ball",
                                             "The sun was"};
