@@ -16,12 +16,22 @@ const std::vector<plan::LayerGroup> &Executable::layerGroups() const {
   return artifact().schedule(options().target)->layerGroups;
 }
 
-Expected<std::span<const float>> Executable::executeLayers(const Batch &batch,
-                                                           kv::PagedKVCache &kv, size_t group,
-                                                           std::unique_ptr<LayerCarry> &carry) {
+Status Executable::checkLayerGroup(const Batch &batch, const kv::PagedKVCache &kv,
+                                   size_t group, const LayerCarry *carry) const {
   const size_t groups = std::max<size_t>(1, layerGroups().size());
   if (group >= groups)
     return Error(fmt::format("no layer group {}: the plan has {}", group, groups));
+  if (group > 0 && (!carry || carry->batch != &batch || carry->kv != &kv || carry->next != group))
+    return Error(fmt::format("layer group {} runs after group {} of the same batch and KV cache",
+                             group, group - 1));
+  return Status::ok();
+}
+
+Expected<std::span<const float>> Executable::executeLayers(const Batch &batch,
+                                                           kv::PagedKVCache &kv, size_t group,
+                                                           std::unique_ptr<LayerCarry> &carry) {
+  if (Status s = checkLayerGroup(batch, kv, group, carry.get()); !s)
+    return s.error();
   if (layerGroups().empty()) {
     carry.reset();
     return execute(batch, kv);

@@ -56,6 +56,11 @@ using MatMulObserver = std::function<void(size_t step, const float *input, int64
 class LayerCarry {
 public:
   virtual ~LayerCarry() = default;
+  /// What every backend's carry records (Executable::checkLayerGroup): the
+  /// step it belongs to and the group it runs next.
+  const Batch *batch = nullptr;
+  const kv::PagedKVCache *kv = nullptr;
+  size_t next = 0;
 };
 
 class Executable {
@@ -127,6 +132,12 @@ public:
 protected:
   explicit Executable(std::shared_ptr<const artifact::Artifact> artifact)
       : artifact_(std::move(artifact)) {}
+
+  /// executeLayers' checks, one for every backend: `group` is one of the
+  /// plan's, and past group 0 `carry` is what group - 1 of the same batch
+  /// and cache left.
+  Status checkLayerGroup(const Batch &batch, const kv::PagedKVCache &kv, size_t group,
+                         const LayerCarry *carry) const;
 
 private:
   std::shared_ptr<const artifact::Artifact> artifact_;

@@ -401,6 +401,13 @@ const char *stepName(const Step &step) {
   return std::visit([](const auto &s) { return std::decay_t<decltype(s)>::kName; }, step);
 }
 
+std::pair<size_t, size_t> layerGroupSteps(const KernelPlan &plan, size_t group) {
+  const std::vector<LayerGroup> &groups = plan.layerGroups;
+  const size_t first = groups.empty() ? 0 : groups[group].firstStep; // group 0's is 0
+  const size_t end = group + 1 < groups.size() ? groups[group + 1].firstStep : plan.steps.size();
+  return {first, end};
+}
+
 bool usesInt8Activations(const KernelPlan &plan) {
   bool any = false;
   forEachProduct(plan, [&](uint32_t, Activations a) { any = any || a == Activations::Int8; });

@@ -18,6 +18,7 @@
 #include <string>
 #include <tuple>
 #include <variant>
+#include <utility>
 #include <vector>
 
 namespace lathe::plan {
@@ -289,6 +290,11 @@ Status validateConfig(const ModelConfig &config, const std::string &source);
 
 /// A short human-readable name of a step's kernel, e.g. "matmul".
 const char *stepName(const Step &step);
+
+/// The steps [first, end) that layer group `group` runs: from its firstStep
+/// to the next group's, the last group to the end; without groups, group 0
+/// is every step. `group` must be below max(1, layerGroups.size()).
+std::pair<size_t, size_t> layerGroupSteps(const KernelPlan &plan, size_t group);
 
 /// Calls fn(weight, activations) for every matrix product of the plan, in
 /// step order: each weight of a matmul or matmuls step, and the classifier

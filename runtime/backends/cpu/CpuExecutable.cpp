@@ -303,9 +303,6 @@ namespace {
 /// go to and see). The executable swaps them in for each group, so steps
 /// run in between keep theirs.
 struct CpuLayerCarry final : backend::LayerCarry {
-  const backend::Batch *batch = nullptr;
-  const kv::PagedKVCache *kv = nullptr;
-  size_t next = 0; // the group to run
   std::vector<std::vector<float>> buffers;
   backend::StepLayout layout;
 };
@@ -315,10 +312,9 @@ struct CpuLayerCarry final : backend::LayerCarry {
 Expected<std::span<const float>>
 CpuExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv, size_t group,
                              std::unique_ptr<backend::LayerCarry> &carry) {
-  const std::vector<plan::LayerGroup> &groups = plan_->layerGroups;
-  const size_t count = std::max<size_t>(1, groups.size());
-  if (group >= count)
-    return Error(fmt::format("no layer group {}: the plan has {}", group, count));
+  if (Status s = checkLayerGroup(batch, kv, group, carry.get()); !s)
+    return s.error();
+  const size_t count = std::max<size_t>(1, plan_->layerGroups.size());
   std::lock_guard<std::mutex> lock(step_);
   CpuLayerCarry *state = nullptr;
   if (group == 0) {
@@ -332,15 +328,10 @@ CpuExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv, 
     fresh->kv = &kv;
     state = fresh.get();
     carry = std::move(fresh);
-  } else {
-    state = dynamic_cast<CpuLayerCarry *>(carry.get());
-    if (!state || state->batch != &batch || state->kv != &kv || state->next != group)
-      return Error(fmt::format("layer group {} runs after group {} of the same batch and "
-                               "KV cache",
-                               group, group - 1));
+  } else if (!(state = dynamic_cast<CpuLayerCarry *>(carry.get()))) {
+    return Error("the layer carry is another backend's");
   }
-  const size_t first = group == 0 ? 0 : groups[group].firstStep;
-  const size_t end = group + 1 < count ? groups[group + 1].firstStep : plan_->steps.size();
+  const auto [first, end] = plan::layerGroupSteps(*plan_, group);
   const int64_t rows = static_cast<int64_t>(batch.size());
   std::swap(buffers_, state->buffers);
   std::swap(layout_, state->layout);

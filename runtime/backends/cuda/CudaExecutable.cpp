@@ -513,13 +513,9 @@ Status CudaExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &
   }
   if (Status s = layout_.prepare(batch, kv); !s)
     return s;
-  // From here a failure must leave the cache as it was: wait for what was
-  // queued (it may still write the new rows), then shrink every sequence
-  // back. A block copied on write stays copied, as StepLayout allows.
+  // From here a failure must leave the cache as it was (rollBack).
   auto fail = [&](const Error &error) -> Status {
-    api_.cuStreamSynchronize(stream_);
-    for (const auto &[sequence, length] : lengths)
-      kv.truncate(sequence, length);
+    rollBack(kv, lengths);
     return error;
   };
   if (Status s = device_.takeError(); !s) // a copy on write inside prepare
@@ -533,6 +529,16 @@ Status CudaExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &
     return fail(Error(fmt::format("cannot allocate host memory for a step of {} tokens", rows)));
   }
   return Status::ok();
+}
+
+void CudaExecutable::rollBack(kv::PagedKVCache &kv,
+                              std::span<const std::pair<backend::SequenceId, int64_t>> lengths) {
+  // Wait for what was queued (it may still write the new rows), then shrink
+  // every sequence back. A block copied on write stays copied, as
+  // StepLayout allows.
+  api_.cuStreamSynchronize(stream_);
+  for (const auto &[sequence, length] : lengths)
+    kv.truncate(sequence, length);
 }
 
 Expected<float *> CudaExecutable::logitsMemory(size_t count) {
@@ -592,11 +598,8 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
     result = s.error();
   else
     result = finishStep(*logits);
-  if (!result) {
-    api_.cuStreamSynchronize(stream_);
-    for (const auto &[sequence, length] : lengths)
-      kv.truncate(sequence, length);
-  }
+  if (!result)
+    rollBack(kv, lengths);
   return result;
 }
 
@@ -605,9 +608,6 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
 /// runs (a step of other tokens may run in between on the executable's
 /// own), and the cache lengths to restore if a group fails.
 struct CudaLayerCarry final : backend::LayerCarry {
-  const backend::Batch *batch = nullptr;
-  const kv::PagedKVCache *kv = nullptr;
-  size_t next = 0; // the group to run
   std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
   std::vector<std::unique_ptr<backend::Buffer>> activations;
   std::unique_ptr<backend::Buffer> tokenParts, bufferTable, stepData, frame;
@@ -634,9 +634,7 @@ void CudaExecutable::swapStep(CudaLayerCarry &c) {
 }
 
 std::pair<size_t, size_t> CudaExecutable::groupLaunches(size_t group) const {
-  const std::vector<plan::LayerGroup> &groups = plan_->layerGroups;
-  const size_t firstStep = group == 0 ? 0 : groups[group].firstStep;
-  const size_t endStep = group + 1 < groups.size() ? groups[group + 1].firstStep : SIZE_MAX;
+  const auto [firstStep, endStep] = plan::layerGroupSteps(*plan_, group);
   auto at = [&](size_t step) {
     return size_t(std::find_if(launches_.begin(), launches_.end(),
                                [&](const LatheCudaLaunch &l) { return size_t(l.step) >= step; }) -
@@ -648,10 +646,9 @@ std::pair<size_t, size_t> CudaExecutable::groupLaunches(size_t group) const {
 Expected<std::span<const float>>
 CudaExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv, size_t group,
                               std::unique_ptr<backend::LayerCarry> &carry) {
-  const std::vector<plan::LayerGroup> &groups = plan_->layerGroups;
-  const size_t count = std::max<size_t>(1, groups.size());
-  if (group >= count)
-    return Error(fmt::format("no layer group {}: the plan has {}", group, count));
+  if (Status s = checkLayerGroup(batch, kv, group, carry.get()); !s)
+    return s.error();
+  const size_t count = std::max<size_t>(1, plan_->layerGroups.size());
   if (count == 1) { // one group: the whole step
     carry.reset();
     return execute(batch, kv);
@@ -675,14 +672,10 @@ CudaExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv,
       return begun.error();
     state = fresh.get();
     carry = std::move(fresh);
-  } else {
-    state = dynamic_cast<CudaLayerCarry *>(carry.get());
-    if (!state || state->batch != &batch || state->kv != &kv || state->next != group)
-      return Error(fmt::format("layer group {} runs after group {} of the same batch and "
-                               "KV cache",
-                               group, group - 1));
+  } else if (!(state = dynamic_cast<CudaLayerCarry *>(carry.get()))) {
+    return Error("the layer carry is another backend's");
   }
-  const bool last = group + 1 == groups.size();
+  const bool last = group + 1 == count;
   // The executable's logits memory, taken before the state is swapped: the
   // last group's logits live as long as execute's do.
   float *logits = nullptr;
@@ -702,9 +695,7 @@ CudaExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv,
     result = finishStep(logits);
   swapStep(*state);
   if (!result) { // the prompt's rows leave the cache; the carry is dropped
-    api_.cuStreamSynchronize(stream_);
-    for (const auto &[sequence, length] : state->lengths)
-      kv.truncate(sequence, length);
+    rollBack(kv, state->lengths);
     carry.reset();
     return result.error();
   }

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -77,6 +78,10 @@ private:
   /// back to on failure (which this does itself when it fails).
   Status beginStep(const backend::Batch &batch, kv::PagedKVCache &kv,
                    std::vector<std::pair<backend::SequenceId, int64_t>> &lengths);
+  /// Leaves the cache as it was before a step that failed after it grew:
+  /// each sequence back to its length in `lengths`.
+  void rollBack(kv::PagedKVCache &kv,
+                std::span<const std::pair<backend::SequenceId, int64_t>> lengths);
   /// Host memory for `count` floats of logits: page-locked up to 64 MB.
   Expected<float *> logitsMemory(size_t count);
   /// Queues the step's logits' copy to `logits`, then waits for the stream.
