@@ -34,6 +34,25 @@ Status validateOptions(const SchedulerOptions &o) {
 
 } // namespace
 
+std::string_view prefillPolicyName(PrefillPolicy policy) {
+  switch (policy) {
+  case PrefillPolicy::Whole:
+    return "whole";
+  case PrefillPolicy::Chunked:
+    return "chunked";
+  case PrefillPolicy::Layered:
+    return "layered";
+  }
+  return "unknown";
+}
+
+std::optional<PrefillPolicy> parsePrefillPolicy(std::string_view name) {
+  for (PrefillPolicy p : {PrefillPolicy::Whole, PrefillPolicy::Chunked, PrefillPolicy::Layered})
+    if (prefillPolicyName(p) == name)
+      return p;
+  return std::nullopt;
+}
+
 std::string_view finishReasonName(FinishReason reason) {
   switch (reason) {
   case FinishReason::StopToken:

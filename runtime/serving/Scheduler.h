@@ -45,6 +45,12 @@ enum class PrefillPolicy {
   Layered,
 };
 
+/// "whole", "chunked", "layered": the policies' names on command lines
+/// (lathe-serve --prefill, lathe-bench --policy) and in reports.
+std::string_view prefillPolicyName(PrefillPolicy policy);
+/// The policy named `name`, or nullopt.
+std::optional<PrefillPolicy> parsePrefillPolicy(std::string_view name);
+
 struct SchedulerOptions {
   PrefillPolicy prefill = PrefillPolicy::Chunked;
   /// Most tokens one step carries, decodes and prefill together; at least

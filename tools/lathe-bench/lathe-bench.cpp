@@ -212,26 +212,26 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
     longPrompt.push_back(static_cast<int32_t>(id(random)));
 
   struct Policy {
-    const char *name;
     PrefillPolicy policy;
     int64_t budget;
     std::string shape;
     std::vector<ArrivalRun> runs;
   };
   std::vector<Policy> policies;
+  auto nameOf = [](PrefillPolicy p) { return std::string(lathe::serving::prefillPolicyName(p)); };
   if (policyName == "whole" || policyName == "all")
-    policies.push_back({"whole", PrefillPolicy::Whole, sequences + promptTokens, "-", {}});
+    policies.push_back({PrefillPolicy::Whole, sequences + promptTokens, "-", {}});
   if (policyName == "chunked" || policyName == "all")
-    policies.push_back({"chunked", PrefillPolicy::Chunked, sequences + chunkTokens,
+    policies.push_back({PrefillPolicy::Chunked, sequences + chunkTokens,
                         "chunk " + std::to_string(chunkTokens), {}});
   if (layered)
     policies.push_back(
-        {"layered", PrefillPolicy::Layered, sequences + 1, std::to_string(n) + " groups", {}});
+        {PrefillPolicy::Layered, sequences + 1, std::to_string(n) + " groups", {}});
   // Interleaved, so that the machine's noise falls on every policy alike.
   // Each measured run follows an unmeasured one of the same policy: the
-  // executable keeps the activation buffers of the last step it ran (a
-  // layered prefill leaves its own, sized for the prompt alone), and a
-  // policy should meet them as a server running only that policy would,
+  // executable keeps the activation buffers of the steps it ran (grown for
+  // the largest, and a layered prefill's spare set for the next prompt), and
+  // a policy should meet them as a server running only that policy would,
   // not as the previous policy left them.
   for (int64_t r = 0; r < repeat; ++r)
     for (Policy &p : policies)
@@ -239,7 +239,7 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
         auto run =
             runArrival(*executable, p.policy, p.budget, sequences, shortPrompts, longPrompt);
         if (!run)
-          return fail(std::string(p.name) + ": " + run.error().message());
+          return fail(nameOf(p.policy) + ": " + run.error().message());
         if (pass == 1)
           p.runs.push_back(*run);
       }
@@ -270,14 +270,15 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
     char ratio[32] = "-";
     if (stall > 0)
       std::snprintf(ratio, sizeof ratio, "%.3f", tbt / stall);
-    std::printf("%-8s %-12s %5lld %10.2f %15.2f %18.2f %12s %17.2f\n", p.name, p.shape.c_str(),
+    std::printf("%-8s %-12s %5lld %10.2f %15.2f %18.2f %12s %17.2f\n", nameOf(p.policy).c_str(),
+                p.shape.c_str(),
                 static_cast<long long>(p.runs.front().steps), 1e3 * med(p.runs, &ArrivalRun::ttft),
                 1e3 * tbt, 1e3 * med(p.runs, &ArrivalRun::longestStep), ratio,
                 1e3 * med(p.runs, &ArrivalRun::decodeStep));
   }
   // The window's steps one by one (medians): where the prompt's time goes.
   for (const Policy &p : policies) {
-    std::printf("%s steps (ms):", p.name);
+    std::printf("%s steps (ms):", nameOf(p.policy).c_str());
     for (size_t i = 0; i < p.runs.front().stepSeconds.size(); ++i) {
       std::vector<double> v;
       for (const ArrivalRun &r : p.runs)

@@ -12,7 +12,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <map>
 #include <pthread.h>
 #include <thread>
 
@@ -77,11 +76,7 @@ int main(int argc, char **argv) {
   sessionFlags.addTo(app);
   if (auto status = tools::parseCommandLine(app, argc, argv, "lathe-serve"))
     return *status;
-  static const std::map<std::string, serving::PrefillPolicy> policies = {
-      {"whole", serving::PrefillPolicy::Whole},
-      {"chunked", serving::PrefillPolicy::Chunked},
-      {"layered", serving::PrefillPolicy::Layered}};
-  load.scheduler.prefill = policies.at(prefill);
+  load.scheduler.prefill = *serving::parsePrefillPolicy(prefill); // checked by CLI11
   load.memory = sessionFlags.memory();
   load.execution = [&](const artifact::Artifact &a) { return sessionFlags.resolve(a); };
   // Every HTTP thread may hold a streaming request; a few more answer

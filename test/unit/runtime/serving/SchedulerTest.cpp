@@ -410,15 +410,7 @@ INSTANTIATE_TEST_SUITE_P(Policies, SchedulerPolicyTest,
                          ::testing::Values(PrefillPolicy::Whole, PrefillPolicy::Chunked,
                                            PrefillPolicy::Layered),
                          [](const auto &info) {
-                           switch (info.param) {
-                           case PrefillPolicy::Whole:
-                             return "Whole";
-                           case PrefillPolicy::Chunked:
-                             return "Chunked";
-                           case PrefillPolicy::Layered:
-                             return "Layered";
-                           }
-                           return "Unknown";
+                           return std::string(serving::prefillPolicyName(info.param));
                          });
 
 TEST_F(SchedulerTest, LayeredPrefillRunsAGroupPerStepBesideTheDecodes) {
