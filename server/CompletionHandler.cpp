@@ -37,17 +37,8 @@ std::variant<std::vector<int32_t>, ApiError> promptIds(const CompletionRequest &
     const std::string &text = std::get<std::string>(r.prompt);
     return m.tokenizer.encode(text, /*addSpecialTokens=*/true);
   }
-  json variables = json::object();
-  auto tokenText = [&](int32_t id) {
-    if (id < 0)
-      return std::string();
-    std::vector<int32_t> one{id};
-    return m.tokenizer.decode(one);
-  };
-  variables["bos_token"] = tokenText(m.tokenizer.bos());
-  variables["eos_token"] = tokenText(m.tokenizer.eos());
   Expected<std::string> text = m.chatTemplate->render(r.messages, /*addGenerationPrompt=*/true,
-                                                     variables);
+                                                     m.templateVariables);
   if (!text)
     return badRequest(text.error().message(), "messages");
   // A model's own template writes its special tokens (BOS included) into

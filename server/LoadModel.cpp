@@ -54,12 +54,19 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
   if (name.empty())
     name = std::filesystem::path(path).stem().string();
   const plan::ModelConfig config = (*executable)->config();
+  auto tokenText = [&](int32_t id) {
+    const std::vector<int32_t> one{id};
+    return id < 0 ? std::string() : tokenizer.decode(one);
+  };
+  nlohmann::json variables = {{"bos_token", tokenText(tokenizer.bos())},
+                              {"eos_token", tokenText(tokenizer.eos())}};
   const bool own = chat != nullptr;
   if (!own) // the plain template lives as long as the program: nothing to free
     chat = std::shared_ptr<const serving::ChatTemplate>(&serving::ChatTemplate::plain(),
                                                         [](const serving::ChatTemplate *) {});
   auto model = std::unique_ptr<ServedModel>(
       new ServedModel{name, config, std::move(tokenizer), std::move(chat), own,
+                      std::move(variables),
                       std::make_unique<Engine>(scheduler.take(), options.maxWaiting, metrics)});
   return model;
 }

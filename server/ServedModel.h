@@ -19,6 +19,9 @@ struct ServedModel {
   /// artifact), or ChatTemplate::plain() when it has none.
   std::shared_ptr<const serving::ChatTemplate> chatTemplate;
   bool ownTemplate = false;
+  /// The template's variables besides the messages: bos_token and
+  /// eos_token, the tokenizer's texts of its BOS and EOS ("" where none).
+  nlohmann::json templateVariables;
   std::unique_ptr<Engine> engine;
 };
 
