@@ -31,7 +31,7 @@ void RequestChannel::push(serving::Event event, std::string error) {
 Engine::Engine(serving::Scheduler scheduler, int64_t maxWaiting, Metrics &metrics)
     : scheduler_(std::move(scheduler)), config_(scheduler_.config()),
       maxSequences_(scheduler_.options().maxSequences), maxWaiting_(maxWaiting),
-      metrics_(metrics) {
+      speculation_(scheduler_.options().speculate), metrics_(metrics) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -139,6 +139,9 @@ void Engine::runStep() {
   const serving::StepStats &stats = result->stats;
   metrics_.step(stats.seconds, stats.tokens + stats.layeredTokens, scheduler_.runningCount(),
                 stats.waiting, stats.kvBlocksUsed, stats.kvBlocks);
+  if (speculation_)
+    metrics_.speculation(stats.decodeTokens - stats.draftedTokens, stats.draftedTokens,
+                         stats.acceptedDrafts);
   for (serving::Event &event : result->events) {
     auto open = open_.find(event.request);
     if (open == open_.end())

@@ -65,6 +65,8 @@ public:
 
   const plan::ModelConfig &config() const { return config_; }
   int64_t maxSequences() const { return maxSequences_; }
+  /// The tree shape the running sequences speculate over (unset: none).
+  const std::optional<speculative::TreeShape> &speculation() const { return speculation_; }
 
 private:
   using Admission = std::variant<std::shared_ptr<RequestChannel>, ApiError>;
@@ -89,6 +91,7 @@ private:
   const plan::ModelConfig config_;
   const int64_t maxSequences_;
   const int64_t maxWaiting_;
+  const std::optional<speculative::TreeShape> speculation_;
   Metrics &metrics_;
 
   std::mutex mutex_; // guards the three below

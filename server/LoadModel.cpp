@@ -1,5 +1,6 @@
 #include "server/LoadModel.h"
 
+#include "runtime/speculative/SpeculativeGeneration.h"
 #include "runtime/support/MappedFile.h"
 #include "runtime/tokenizer/OpenTokenizer.h"
 
@@ -45,7 +46,14 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
     chat = std::make_shared<const serving::ChatTemplate>(parsed.take());
   }
 
-  auto scheduler = serving::Scheduler::create(*executable, options.scheduler);
+  serving::SchedulerOptions scheduling = options.scheduler;
+  if (options.speculate) {
+    auto shape = speculative::resolveTreeShape(**executable, *options.speculate);
+    if (!shape)
+      return Error("--speculate: " + shape.error().message());
+    scheduling.speculate = shape.take();
+  }
+  auto scheduler = serving::Scheduler::create(*executable, scheduling);
   if (!scheduler)
     return scheduler.error();
   std::string name = options.name;

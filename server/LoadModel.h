@@ -8,6 +8,7 @@
 #include "server/ServedModel.h"
 
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace lathe::server {
@@ -24,6 +25,10 @@ struct LoadOptions {
   std::string name;
   /// A Jinja chat template file to use instead of the artifact's.
   std::string chatTemplatePath;
+  /// Speculative decoding (lathe-serve --speculate[=SHAPE]): the tree
+  /// shape's text, "" for the artifact's compiled shape or the default;
+  /// unset: off. Resolved against the executable at load.
+  std::optional<std::string> speculate;
 };
 
 /// Fails with one line: an unreadable artifact, no tokenizer in it, a chat

@@ -85,6 +85,14 @@ void Metrics::step(double seconds, int64_t tokens, int64_t running, int64_t wait
   kvBlocks_ = kvBlocks;
 }
 
+void Metrics::speculation(int64_t verified, int64_t drafted, int64_t accepted) {
+  std::lock_guard lock(mutex_);
+  speculating_ = true;
+  verified_ += verified;
+  drafted_ += drafted;
+  accepted_ += accepted;
+}
+
 std::string Metrics::render() const {
   std::lock_guard lock(mutex_);
   std::string out;
@@ -112,6 +120,16 @@ std::string Metrics::render() const {
   header(out, "lathe_time_between_tokens_seconds", "histogram",
          "Between consecutive tokens of a request.");
   tbt_.render("lathe_time_between_tokens_seconds", out);
+  if (speculating_) {
+    // Mean tokens a verification emits: (accepted + verified) / verified;
+    // acceptance rate: accepted / drafted.
+    sample(out, "lathe_speculative_verifications_total", "counter",
+           "Token trees verified (one per speculating sequence per step).", verified_);
+    sample(out, "lathe_speculative_draft_tokens_total", "counter",
+           "Drafted tokens verified (tree roots not counted).", drafted_);
+    sample(out, "lathe_speculative_accepted_tokens_total", "counter",
+           "Drafted tokens accepted.", accepted_);
+  }
   return out;
 }
 

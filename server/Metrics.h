@@ -41,6 +41,9 @@ public:
   /// After each step: its duration and tokens, and the state it left.
   void step(double seconds, int64_t tokens, int64_t running, int64_t waiting,
             int64_t kvBlocksUsed, int64_t kvBlocks);
+  /// A speculative step: the sequences whose trees it verified, the
+  /// drafted tokens among them and those accepted.
+  void speculation(int64_t verified, int64_t drafted, int64_t accepted);
 
   /// The Prometheus text format (version 0.0.4).
   std::string render() const;
@@ -49,6 +52,8 @@ private:
   mutable std::mutex mutex_;
   std::map<std::pair<std::string, std::string>, uint64_t> requests_; // (endpoint, outcome)
   uint64_t promptTokens_ = 0, generatedTokens_ = 0, steps_ = 0, stepTokens_ = 0;
+  uint64_t verified_ = 0, drafted_ = 0, accepted_ = 0;
+  bool speculating_ = false;
   int64_t running_ = 0, waiting_ = 0, kvBlocksUsed_ = 0, kvBlocks_ = 0;
   Histogram ttft_, tbt_, stepSeconds_;
 };

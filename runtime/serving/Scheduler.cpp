@@ -1,6 +1,7 @@
 #include "runtime/serving/Scheduler.h"
 
 #include "runtime/engine/Generation.h"
+#include "runtime/speculative/SpeculativeGeneration.h"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -25,6 +26,8 @@ Status validateOptions(const SchedulerOptions &o) {
                              "concurrent sequences ({}): every running sequence decodes one "
                              "token per step",
                              o.tokenBudget, o.maxSequences));
+  if (o.speculate && o.speculate->branching.empty())
+    return Error("speculative decoding needs a tree shape of at least one level");
   if (o.kvTokens < 0)
     return Error(fmt::format("the KV cache size must be at least 0 tokens (0: one context per "
                              "sequence), got {}",
@@ -71,6 +74,9 @@ Expected<Scheduler> Scheduler::create(std::shared_ptr<backend::Executable> execu
                                       const SchedulerOptions &options) {
   if (Status s = validateOptions(options); !s)
     return s.error();
+  if (options.speculate)
+    if (Status s = speculative::checkTreeShape(*executable, *options.speculate); !s)
+      return s.error();
   const plan::ModelConfig &config = executable->config();
   // Clamped before multiplying: any int64 may come in.
   const int64_t tokens =
@@ -121,7 +127,11 @@ Scheduler::Scheduler(const plan::ModelConfig &config, StepFunction step, LayerSt
       layered_(options.prefill == PrefillPolicy::Layered && layerGroups > 1),
       wholePrompts_(options.prefill == PrefillPolicy::Whole ||
                     (options.prefill == PrefillPolicy::Layered && layerGroups <= 1)),
-      kv_(std::move(kv)), options_(options) {}
+      kv_(std::move(kv)), options_(options) {
+  if (options_.speculate)
+    drafter_ = std::make_unique<speculative::TreeDrafter>(config_.vocab, *options_.speculate,
+                                                          options_.drafting);
+}
 
 int64_t Scheduler::blocksNeeded(const Request &request) const {
   const int64_t prompt = static_cast<int64_t>(request.prompt.size());
@@ -196,6 +206,8 @@ Scheduler::Running &Scheduler::admit() {
   const int64_t blocks = blocksNeeded(w.request);
   const int64_t prompt = static_cast<int64_t>(w.request.prompt.size());
   Running r(w.id, std::move(w.request), kv_->addSequence(), blocks);
+  if (drafter_)
+    r.text = r.request.prompt;
   r.submitted = w.submitted;
   r.stats.promptTokens = prompt;
   r.stats.queueSeconds = secondsBetween(w.submitted, Clock::now());
@@ -270,26 +282,61 @@ std::vector<Scheduler::Chunk> Scheduler::planPrefill(int64_t budget) {
   return chunks;
 }
 
+std::vector<Scheduler::Decode> Scheduler::planDecodes(int64_t spare) {
+  std::vector<Decode> decodes;
+  for (size_t i = 0; i < running_.size(); ++i)
+    if (running_[i].next)
+      decodes.push_back({i, 0, std::nullopt});
+  // Each tree's share of the spare budget, beside its root.
+  const int64_t share =
+      decodes.empty() ? 0 : std::max<int64_t>(spare, 0) / static_cast<int64_t>(decodes.size());
+  for (Decode &d : decodes) {
+    Running &r = running_[d.index];
+    const int64_t base = kv_->length(r.sequence);
+    d.first = static_cast<int32_t>(batch_.size());
+    if (!drafter_) {
+      batch_.add(r.sequence, *r.next, static_cast<int32_t>(base), -1, true);
+      continue;
+    }
+    // Within the context and the request's reserved blocks (its prompt and
+    // new tokens): a tree never takes another request's blocks, and no
+    // node runs that could not be emitted.
+    const int64_t end = std::min<int64_t>(
+        config_.context, static_cast<int64_t>(r.request.prompt.size()) + r.request.maxNewTokens);
+    const int64_t nodes = std::max<int64_t>(1, std::min(1 + share, end - base));
+    d.tree = drafter_->draft(r.text, nodes);
+    const speculative::DraftTree &tree = *d.tree;
+    for (int32_t n = 0; n < static_cast<int32_t>(tree.size()); ++n)
+      batch_.add(r.sequence, tree.token(n), static_cast<int32_t>(base + tree.depth(n)),
+                 n == 0 ? -1 : d.first + tree.parent(n), true);
+  }
+  return decodes;
+}
+
 Expected<StepResult> Scheduler::step() {
   StepResult result;
   batch_.clear();
-  // Decodes first: one token of every sequence that has sampled one.
-  std::vector<size_t> decoded;
-  for (size_t i = 0; i < running_.size(); ++i) {
-    Running &r = running_[i];
-    if (!r.next)
-      continue;
-    batch_.add(r.sequence, *r.next, static_cast<int32_t>(kv_->length(r.sequence)), -1, true);
-    decoded.push_back(i);
-  }
+  // Decodes first: every sequence that has sampled a token decodes it in
+  // this step, so prefill work is planned in the budget they leave; then
+  // drafted trees below the decode tokens in what the prefill leaves.
+  int64_t decoding = 0;
+  for (const Running &r : running_)
+    decoding += r.next ? 1 : 0;
   std::vector<Chunk> chunks;
   if (layered_)
     admitLayered();
   else
-    chunks = planPrefill(options_.tokenBudget - static_cast<int64_t>(batch_.size()));
-  // Logit rows come in batch order: the decodes, then the chunks that end
-  // their prompt.
-  std::vector<size_t> rows = decoded;
+    chunks = planPrefill(options_.tokenBudget - decoding);
+  int64_t prefillTokens = 0;
+  for (const Chunk &c : chunks)
+    prefillTokens += c.tokens;
+  const std::vector<Decode> decodes =
+      planDecodes(options_.tokenBudget - decoding - prefillTokens);
+  result.stats.decodeTokens = static_cast<int64_t>(batch_.size());
+  result.stats.draftedTokens = result.stats.decodeTokens - decoding;
+  // Logit rows come in batch order: every decode token (and tree node),
+  // then the chunks that end their prompt.
+  std::vector<size_t> promptEnds;
   for (const Chunk &c : chunks) {
     Running &r = running_[c.index];
     const bool last = r.prefilled + c.tokens == static_cast<int64_t>(r.request.prompt.size());
@@ -298,12 +345,11 @@ Expected<StepResult> Scheduler::step() {
                     static_cast<int32_t>(r.prefilled),
                     last ? backend::Batch::Logits::Last : backend::Batch::Logits::None);
     if (last)
-      rows.push_back(c.index);
-    result.stats.prefillTokens += c.tokens;
+      promptEnds.push_back(c.index);
   }
-  result.stats.decodeTokens = static_cast<int64_t>(decoded.size());
+  result.stats.prefillTokens = prefillTokens;
   result.stats.tokens = static_cast<int64_t>(batch_.size());
-  result.stats.sequences = static_cast<int64_t>(decoded.size() + chunks.size());
+  result.stats.sequences = static_cast<int64_t>(decodes.size() + chunks.size());
 
   // Layered: the prompt in flight's next group runs first, so that when
   // it fails nothing has advanced; once its last group has run, its
@@ -327,19 +373,32 @@ Expected<StepResult> Scheduler::step() {
     }
     const Clock::time_point end = Clock::now();
     result.stats.seconds = secondsBetween(start, end);
+    const size_t vocab = size_t(config_.vocab);
+    const size_t rows = size_t(result.stats.decodeTokens) + promptEnds.size();
     // A step function that breaks its contract; the cache has grown, so
     // the scheduler cannot go on from here.
-    if (logits.size() != rows.size() * size_t(config_.vocab))
+    if (logits.size() != rows * vocab)
       return Error(fmt::format("the step returned {} logits, expected {} rows of {}",
-                               logits.size(), rows.size(), config_.vocab));
+                               logits.size(), rows, config_.vocab));
     for (const Chunk &c : chunks)
       running_[c.index].prefilled += c.tokens;
-    for (size_t i : decoded)
-      running_[i].next.reset();
+    for (const Decode &d : decodes)
+      running_[d.index].next.reset();
     result.events = std::move(cancelled_);
     cancelled_.clear();
-    for (size_t row = 0; row < rows.size(); ++row)
-      sample(rows[row], logits.subspan(row * config_.vocab, config_.vocab), end, result.events);
+    size_t row = 0;
+    for (const Decode &d : decodes) {
+      const size_t nodes = d.tree ? d.tree->size() : 1;
+      const std::span<const float> own = logits.subspan(row * vocab, nodes * vocab);
+      row += nodes;
+      if (!d.tree) {
+        sample(d.index, own, end, result.events);
+      } else if (Status s = acceptTree(d, own, end, result.events, result.stats); !s) {
+        return s.error();
+      }
+    }
+    for (size_t index : promptEnds)
+      sample(index, logits.subspan(row++ * vocab, vocab), end, result.events);
     if (prefilled) {
       // After the last group: the prompt's first token, and from the next
       // step its decodes.
@@ -364,18 +423,61 @@ Expected<StepResult> Scheduler::step() {
   return result;
 }
 
-void Scheduler::sample(size_t index, std::span<const float> logits, Clock::time_point now,
+Status Scheduler::acceptTree(const Decode &d, std::span<const float> logits,
+                             Clock::time_point now, std::vector<Event> &events,
+                             StepStats &stats) {
+  Running &r = running_[d.index];
+  const speculative::DraftTree &tree = *d.tree;
+  const size_t vocab = size_t(config_.vocab);
+  const int64_t base = batch_.positions[size_t(d.first)];
+  std::vector<int64_t> kept{base};
+  std::vector<int32_t> path;
+  r.stats.draftedTokens += static_cast<int64_t>(tree.size()) - 1;
+  // Down the tree while the token chosen at a node is one of its drafted
+  // children: that child's row is then the logits plain decoding would
+  // have had for the next token.
+  int32_t node = 0;
+  while (true) {
+    if (!sample(d.index, logits.subspan(size_t(node) * vocab, vocab), now, events))
+      return Status::ok(); // ended: its sequence and cache rows are gone
+    const int32_t child = tree.child(node, *r.next);
+    if (child < 0)
+      break;
+    kept.push_back(base + child);
+    path.push_back(child);
+    ++r.stats.acceptedDrafts;
+    ++stats.acceptedDrafts;
+    node = child;
+  }
+  drafter_->observe(tree, logits, path);
+  // The root and the accepted path stay, moved to the sequence's tail; the
+  // last token chosen (the bonus) is the next step's decode token.
+  return kv_->commit(r.sequence, base, kept);
+}
+
+bool Scheduler::sample(size_t index, std::span<const float> logits, Clock::time_point now,
                        std::vector<Event> &events) {
   Running &r = running_[index];
-  const int32_t token = r.sampler.sampleFrom(logits);
+  RequestStats &st = r.stats;
+  // Speculating: the token keyed by its index, which is the one the
+  // Sampler draws as its index-th (speculative::chooseToken), since a step
+  // may choose several.
+  const int32_t token = drafter_ ? speculative::chooseToken(r.request.sampler,
+                                                            st.generatedTokens, logits)
+                                 : r.sampler.sampleFrom(logits);
+  // The prompt's last row seeds Token Recycling with that token's
+  // successors (only that row comes back from a prefill).
+  if (drafter_ && st.generatedTokens == 0)
+    drafter_->observePrompt(std::span<const int32_t>(r.request.prompt).last(1), logits);
   const std::vector<int32_t> &stops = r.request.stopTokens;
-  if (std::find(stops.begin(), stops.end(), token) != stops.end())
-    return finish(r, FinishReason::StopToken, events);
+  if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
+    finish(r, FinishReason::StopToken, events);
+    return false;
+  }
   Event e;
   e.request = r.id;
   e.token = token;
   events.push_back(e);
-  RequestStats &st = r.stats;
   if (st.generatedTokens == 0)
     st.timeToFirstToken = secondsBetween(r.submitted, now);
   else
@@ -383,12 +485,20 @@ void Scheduler::sample(size_t index, std::span<const float> logits, Clock::time_
   r.lastToken = now;
   ++st.generatedTokens;
   // The same ends as generate(): the token is emitted, then either the
-  // count is reached or the context has no slot left to decode it.
-  if (st.generatedTokens >= r.request.maxNewTokens)
-    return finish(r, FinishReason::MaxTokens, events);
-  if (kv_->length(r.sequence) >= config_.context)
-    return finish(r, FinishReason::ContextEnd, events);
+  // count is reached or the context has no slot left to decode it (the
+  // cache holds the prompt and every token before this one).
+  if (st.generatedTokens >= r.request.maxNewTokens) {
+    finish(r, FinishReason::MaxTokens, events);
+    return false;
+  }
+  if (st.promptTokens + st.generatedTokens - 1 >= config_.context) {
+    finish(r, FinishReason::ContextEnd, events);
+    return false;
+  }
   r.next = token;
+  if (drafter_)
+    r.text.push_back(token);
+  return true;
 }
 
 } // namespace lathe::serving

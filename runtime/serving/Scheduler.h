@@ -4,6 +4,12 @@
 // tokens per step (as in Orca and Sarathi-Serve). Requests wait in a FIFO
 // queue until a sequence slot and their KV blocks are free.
 //
+// With speculation on (SchedulerOptions::speculate), each running
+// sequence's decode token is the root of a token tree drafted without a
+// draft model (runtime/speculative), verified in the same step; its
+// accepted path is committed to the cache, and the tokens it emits are the
+// ones plain decoding emits.
+//
 // One thread drives a scheduler: submit, cancel and step are not
 // synchronized (a server posts its requests and disconnects to the thread
 // that calls step()). docs/serving.md describes the policies.
@@ -13,6 +19,8 @@
 #include "runtime/kv/PagedKVCache.h"
 #include "runtime/plan/KernelPlan.h"
 #include "runtime/sampling/Sampler.h"
+#include "runtime/speculative/TreeDrafter.h"
+#include "runtime/speculative/TreeShape.h"
 #include "runtime/support/Expected.h"
 
 #include <chrono>
@@ -61,6 +69,15 @@ struct SchedulerOptions {
   /// KV cache slots (rounded up to whole blocks) when the scheduler makes
   /// its own cache; 0: one full context per sequence.
   int64_t kvTokens = 0;
+  /// Speculative decoding: every decoding sequence drafts a tree of this
+  /// shape (n-gram lookup in its own text, and Token Recycling from a
+  /// table every request's steps fill, kept across requests as Token
+  /// Recycling keeps it across queries) whose root is its decode token. The drafted nodes take only
+  /// the budget the decode roots and the prefill work leave, shared evenly
+  /// among the decoding sequences, so speculation never delays a prompt.
+  /// Unset: one token a sequence a step.
+  std::optional<speculative::TreeShape> speculate;
+  speculative::DraftOptions drafting;
 };
 
 /// One request: its prompt and how to continue it.
@@ -90,8 +107,13 @@ struct RequestStats {
   /// From submit() to the end of the step that emitted its first token;
   /// unset while none has been emitted.
   std::optional<double> timeToFirstToken;
-  /// Between the ends of the steps that emitted consecutive tokens.
+  /// Between the ends of the steps that emitted consecutive tokens (0 for
+  /// the second and later tokens one speculative step emits).
   std::vector<double> timesBetweenTokens;
+  /// Speculation: the drafted tokens this request's steps verified (tree
+  /// roots not counted), and those accepted.
+  int64_t draftedTokens = 0;
+  int64_t acceptedDrafts = 0;
 };
 
 /// What a step did for one request: a token emitted, or the request's end
@@ -107,7 +129,11 @@ struct Event {
 
 struct StepStats {
   int64_t tokens = 0; // decodeTokens + prefillTokens, never above the budget
+  /// The decoding sequences' tokens: one each, plus their drafted nodes.
   int64_t decodeTokens = 0;
+  /// Speculation: the drafted nodes among decodeTokens, and those accepted.
+  int64_t draftedTokens = 0;
+  int64_t acceptedDrafts = 0;
   int64_t prefillTokens = 0;
   /// Layered: the layer group run in the step of the prompt in flight (-1:
   /// none) and that prompt's tokens, which every group carries through its
@@ -204,6 +230,9 @@ private:
     int64_t reservedBlocks;
     int64_t prefilled = 0;       // prompt tokens in the cache
     std::optional<int32_t> next; // the token the next step decodes
+    /// Speculation: its prompt and tokens so far (what the drafter looks
+    /// up; the last is `next`).
+    std::vector<int32_t> text;
     bool finished = false;
     Clock::time_point submitted, lastToken;
     RequestStats stats;
@@ -224,6 +253,14 @@ private:
     size_t index;
     int64_t tokens;
   };
+  /// A decoding sequence in the step being planned: running_[index], its
+  /// tokens from batch index `first` on (its decode token first), and the
+  /// tree they are when it speculates.
+  struct Decode {
+    size_t index;
+    int32_t first;
+    std::optional<speculative::DraftTree> tree;
+  };
 
   Scheduler(const plan::ModelConfig &config, StepFunction step, LayerStepFunction layers,
             size_t layerGroups, std::unique_ptr<kv::PagedKVCache> kv,
@@ -242,10 +279,20 @@ private:
   Running &admit();
   /// Runs the next group of the prompt in flight; records it in `stats`.
   Status runLayerGroup(StepStats &stats);
-  /// Samples running_[index]'s next token from `logits` and records what
-  /// it emits or ends in `events`.
-  void sample(size_t index, std::span<const float> logits, Clock::time_point now,
+  /// Adds each decoding sequence's token to batch_, with a drafted tree
+  /// below it when speculating, the trees sharing `spare` tokens of the
+  /// budget.
+  std::vector<Decode> planDecodes(int64_t spare);
+  /// Chooses running_[index]'s next token from `logits` (its `index`-th
+  /// token as plain decoding chooses it) and emits it; false when the
+  /// request ended instead (events record both).
+  bool sample(size_t index, std::span<const float> logits, Clock::time_point now,
               std::vector<Event> &events);
+  /// Walks a speculating sequence's verified tree down the tokens chosen
+  /// at its nodes (`logits`: a row per node), emitting them, and commits
+  /// the accepted path to the cache.
+  Status acceptTree(const Decode &decode, std::span<const float> logits, Clock::time_point now,
+                    std::vector<Event> &events, StepStats &stats);
   void finish(Running &r, FinishReason reason, std::vector<Event> &events);
 
   plan::ModelConfig config_;
@@ -265,6 +312,8 @@ private:
   std::vector<Event> cancelled_; // reported by the next step
   backend::Batch batch_;
   std::unique_ptr<LayeredPrefill> inFlight_; // a pointer: the batch must not move
+  /// Speculation: the drafter every request's trees come from (null: off).
+  std::unique_ptr<speculative::TreeDrafter> drafter_;
 };
 
 } // namespace lathe::serving

@@ -8,7 +8,7 @@ DraftTree::DraftTree(const TreeShape &shape, int32_t root, int64_t maxNodes)
     : branching_(shape.branching),
       maxDepth_(static_cast<int32_t>(std::clamp<int64_t>(maxNodes - 1, 0, shape.depth()))),
       maxNodes_(std::max<int64_t>(maxNodes, 1)),
-      tokens_{root}, parents_{-1}, depths_{0}, children_(1) {}
+      tokens_{root}, parents_{-1}, depths_{0}, children_(1), notes_{-1} {}
 
 bool DraftTree::hasRoom(int32_t node) const {
   const int32_t d = depths_[node];
@@ -34,6 +34,7 @@ int32_t DraftTree::add(int32_t node, int32_t token) {
   depths_.push_back(depths_[node] + 1);
   children_.emplace_back();
   children_[node].push_back(id);
+  notes_.push_back(-1);
   return id;
 }
 

@@ -44,12 +44,24 @@ public:
   /// returns how many of them are in the tree.
   int32_t addChain(int32_t node, std::span<const int32_t> tokens);
 
+  /// What the drafter that built the tree notes on a node for when the
+  /// step's verdict comes back (TreeDrafter: the bucket that scored it),
+  /// -1 until set; and the token before the root in the text (-1: none).
+  /// Kept in the tree, not the drafter, so that one drafter serves several
+  /// sequences' trees in a step.
+  int32_t note(int32_t node) const { return notes_[node]; }
+  void setNote(int32_t node, int32_t note) { notes_[node] = note; }
+  int32_t rootPrevious() const { return rootPrevious_; }
+  void setRootPrevious(int32_t token) { rootPrevious_ = token; }
+
 private:
   std::vector<int32_t> branching_;
   int32_t maxDepth_;
   int64_t maxNodes_;
   std::vector<int32_t> tokens_, parents_, depths_;
   std::vector<std::vector<int32_t>> children_;
+  std::vector<int32_t> notes_;
+  int32_t rootPrevious_ = -1;
 };
 
 } // namespace lathe::speculative

@@ -41,7 +41,7 @@ TreeDrafter::TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptio
       recycling_(vocab, std::max(shape.widest(), 8)), drafted_(kBuckets, 0.0),
       accepted_(kBuckets, 0.0) {}
 
-DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) {
+DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) const {
   DraftTree tree(shape_, text.back(), maxNodes);
   ContinuationTrie continuations;
   if (options_.ngrams)
@@ -50,8 +50,7 @@ DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) {
   auto estimate = [&](int32_t bucket, float prior) {
     return float((accepted_[bucket] + 2.0 * prior) / (drafted_[bucket] + 2.0));
   };
-  bucketOf_.assign(1, -1);
-  rootPrevious_ = text.size() >= 2 ? text[text.size() - 2] : -1;
+  tree.setRootPrevious(text.size() >= 2 ? text[text.size() - 2] : -1);
   std::vector<float> scores{1.0f};
   std::priority_queue<Candidate> queue;
   int64_t order = 0;
@@ -116,7 +115,7 @@ DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) {
       continue;
     if (existing < 0) {
       scores.push_back(best.score);
-      bucketOf_.push_back(best.bucket);
+      tree.setNote(node, best.bucket);
       pushSuccessors(node);
     }
     // A continuation runs on below its token, where another source put it
@@ -134,16 +133,18 @@ void TreeDrafter::observe(const DraftTree &tree, std::span<const float> logits,
   onPath[0] = 1;
   for (int32_t n : accepted)
     onPath[n] = 1;
-  for (size_t n = 1; n < tree.size() && n < bucketOf_.size(); ++n)
-    if (onPath[tree.parent(int32_t(n))]) {
-      drafted_[bucketOf_[n]] += 1;
-      accepted_[bucketOf_[n]] += onPath[n];
+  for (size_t n = 1; n < tree.size(); ++n) {
+    const int32_t bucket = tree.note(int32_t(n));
+    if (bucket >= 0 && bucket < kBuckets && onPath[tree.parent(int32_t(n))]) {
+      drafted_[bucket] += 1;
+      accepted_[bucket] += onPath[n];
     }
+  }
   if (!options_.recycling)
     return;
   for (size_t n = 0; n < tree.size(); ++n)
     recycling_.update(tree.token(int32_t(n)), logits.subspan(n * size_t(vocab_), size_t(vocab_)),
-                      n > 0 ? tree.token(tree.parent(int32_t(n))) : rootPrevious_);
+                      n > 0 ? tree.token(tree.parent(int32_t(n))) : tree.rootPrevious());
 }
 
 void TreeDrafter::observePrompt(std::span<const int32_t> prompt, std::span<const float> logits) {

@@ -40,11 +40,12 @@ public:
   TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptions &options);
 
   /// The tree for the step after `text` (its last token is the root), at
-  /// most `maxNodes` nodes.
-  DraftTree draft(std::span<const int32_t> text, int64_t maxNodes);
+  /// most `maxNodes` nodes. Several trees (of several sequences) may be
+  /// drafted before their steps' verdicts come back.
+  DraftTree draft(std::span<const int32_t> text, int64_t maxNodes) const;
   /// Takes in the verification step's logits (one row of `vocab` per node
   /// of `tree`, in node order) and the accepted path (nodes below the root,
-  /// in order) of the last tree drafted.
+  /// in order) of a tree this drafter drafted.
   void observe(const DraftTree &tree, std::span<const float> logits,
                std::span<const int32_t> accepted);
   /// Seeds Token Recycling from the prompt: `logits` holds a row per token.
@@ -58,10 +59,8 @@ private:
   TreeShape shape_;
   DraftOptions options_;
   TokenRecycling recycling_;
-  // Learnt acceptance per bucket; the bucket of each node of the last tree.
+  // Learnt acceptance per bucket (a tree notes each node's bucket).
   std::vector<double> drafted_, accepted_;
-  std::vector<int32_t> bucketOf_;
-  int32_t rootPrevious_ = -1; // the token before the last tree's root
 };
 
 } // namespace lathe::speculative

@@ -151,6 +151,57 @@ TEST_F(ContinuousBatchingTest, EachSequenceGetsItsTokensAloneUnderEveryPolicy) {
   }
 }
 
+TEST_F(ContinuousBatchingTest, SpeculationGivesEachSequenceItsGreedyTokensUnderEveryPolicy) {
+  std::shared_ptr<backend::Executable> model = grouped();
+  ASSERT_NE(model, nullptr);
+  const auto ps = prompts();
+  // The reference prompts, the long one and a repetitive one (which
+  // n-gram lookup drafts well), arriving over the first steps.
+  std::vector<std::vector<int32_t>> inputs(ps.begin(), ps.begin() + 4);
+  inputs.push_back(ps.back());
+  std::vector<int32_t> repeated = {1};
+  for (int i = 0; i < 6; ++i)
+    repeated.insert(repeated.end(), ps[0].begin() + 1, ps[0].end());
+  inputs.push_back(repeated);
+  std::vector<std::vector<int32_t>> want;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    want.push_back(alone(inputs[i], 48, model));
+  for (PrefillPolicy policy :
+       {PrefillPolicy::Whole, PrefillPolicy::Chunked, PrefillPolicy::Layered}) {
+    SCOPED_TRACE(std::string(serving::prefillPolicyName(policy)));
+    SchedulerOptions options;
+    options.prefill = policy;
+    options.maxSequences = 6;
+    options.tokenBudget = policy == PrefillPolicy::Chunked ? 48 : 192;
+    options.speculate = *speculative::parseTreeShape(speculative::kDefaultTreeShape);
+    Scheduler s = make(options, model);
+    std::map<RequestId, size_t> index;
+    std::vector<std::vector<int32_t>> got(inputs.size());
+    int64_t steps = 0, drafted = 0, accepted = 0;
+    for (int step = 0; step < 400 && (step <= 2 || s.busy()); ++step) {
+      for (size_t i = 0; i < inputs.size(); ++i)
+        if (int(i) / 2 == step) {
+          auto id = s.submit(greedy(inputs[i], 48));
+          ASSERT_TRUE(id) << id.error().message();
+          index[*id] = i;
+        }
+      auto result = s.step();
+      ASSERT_TRUE(result) << result.error().message();
+      EXPECT_LE(result->stats.tokens, options.tokenBudget);
+      ++steps;
+      drafted += result->stats.draftedTokens;
+      accepted += result->stats.acceptedDrafts;
+      for (const Event &e : result->events)
+        if (e.kind == Event::Kind::Token)
+          got[index.at(e.request)].push_back(e.token);
+    }
+    for (size_t i = 0; i < inputs.size(); ++i)
+      EXPECT_EQ(got[i], want[i]) << "request " << i;
+    EXPECT_GT(accepted, 0) << drafted << " drafted in " << steps << " steps";
+    EXPECT_EQ(s.kvCache().usedBlocks(), 0);
+  }
+}
+
 TEST_F(ContinuousBatchingTest, LayeredPrefillRunsAGroupPerStepWhileFourSequencesDecode) {
   std::shared_ptr<backend::Executable> layered = grouped();
   ASSERT_NE(layered, nullptr);

@@ -77,7 +77,8 @@ protected:
   }
 
   /// Loads the model into the running server.
-  void load(serving::PrefillPolicy policy = serving::PrefillPolicy::Chunked) {
+  void load(serving::PrefillPolicy policy = serving::PrefillPolicy::Chunked,
+            std::optional<std::string> speculate = std::nullopt) {
     server::LoadOptions options;
     options.artifactPath = artifactPath;
     options.memory = FileMemory::Mapped;
@@ -90,6 +91,7 @@ protected:
     options.scheduler.maxSequences = 4;
     options.maxWaiting = 4;
     options.name = "stories15M";
+    options.speculate = speculate;
     auto model = server::loadServedModel(options, running->metrics());
     ASSERT_TRUE(model) << model.error().message();
     running->server().setModel(model.take());
@@ -239,6 +241,36 @@ TEST_F(ServerTest, ConcurrentRequestsEachGetTheirOwnText) {
     t.join();
   for (size_t i = 0; i < prompts.size(); ++i)
     EXPECT_EQ(got[i], soloText(prompts[i], 40)) << prompts[i];
+}
+
+TEST_F(ServerTest, ASpeculatingServerGivesEachRequestItsGreedyTextAndCountsAcceptance) {
+  load(serving::PrefillPolicy::Layered, ""); // the default tree
+  const std::vector<std::string> prompts = {"The cat", "Lily went to the park", kPrompt,
+                                            "Tom had a red ball"};
+  std::vector<std::string> got(prompts.size());
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < prompts.size(); ++i)
+    clients.emplace_back([&, i] {
+      auto r = post("/v1/completions", {{"model", "stories15M"},
+                                        {"prompt", prompts[i]},
+                                        {"max_tokens", 60},
+                                        {"temperature", 0}});
+      got[i] = r && r->status == 200 ? json::parse(r->body)["choices"][0]["text"].get<std::string>()
+                                     : (r ? r->body : "no answer");
+    });
+  for (std::thread &t : clients)
+    t.join();
+  for (size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(got[i], soloText(prompts[i], 60)) << prompts[i];
+  const double verified = metric("lathe_speculative_verifications_total");
+  const double drafted = metric("lathe_speculative_draft_tokens_total");
+  const double accepted = metric("lathe_speculative_accepted_tokens_total");
+  EXPECT_GT(verified, 0);
+  EXPECT_GT(drafted, 0);
+  EXPECT_GT(accepted, 0);
+  EXPECT_LE(accepted, drafted);
+  // Fewer verifications than tokens generated: steps emitted several.
+  EXPECT_LT(verified, metric("lathe_generated_tokens_total"));
 }
 
 TEST_F(ServerTest, StopStringsEndTheTextBeforeThem) {

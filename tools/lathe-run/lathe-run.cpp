@@ -8,6 +8,7 @@
 #include "runtime/tokenizer/TextTokenizer.h"
 #include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
+#include "tools/SpeculateFlag.h"
 
 #include <CLI/CLI.hpp>
 #include <charconv>
@@ -161,16 +162,8 @@ int main(int argc, char **argv) {
   app.add_flag("--print-ids", printIds, "print generated token ids instead of text");
   lathe::tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
-  std::string speculate;
-  auto *speculateOpt =
-      app.add_option("--speculate", speculate,
-                     "speculative decoding over a drafted token tree: --speculate=SHAPE, the "
-                     "branching per depth (e.g. 4x2x2) or default (" +
-                         std::string(lathe::speculative::kDefaultTreeShape) +
-                         "); --speculate alone: the tree the artifact was compiled for "
-                         "(lathe-compile --spec-tree), else default")
-          ->expected(0, 1)
-          ->type_name("[=SHAPE]");
+  lathe::tools::SpeculateFlag speculateFlag;
+  auto *speculateOpt = speculateFlag.addTo(app);
   speculateOpt->excludes(pplOpt)->excludes(promptsOpt);
   app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-run"))
@@ -188,13 +181,10 @@ int main(int argc, char **argv) {
   if (lathe::Status s = lathe::validateSamplerOptions(gen.sampler); !s)
     return fail(s.error().message());
 
-  // CLI11 gives an option without its value "true" (or nothing): the
-  // artifact's compiled tree, else the default.
-  if (speculate == "true")
-    speculate.clear();
-  if (*speculateOpt && !speculate.empty())
-    if (auto shape = lathe::speculative::parseTreeShape(speculate); !shape)
-      return fail("--speculate: " + shape.error().message());
+  auto speculateChoice = speculateFlag.choice();
+  if (!speculateChoice)
+    return fail(speculateChoice.error().message());
+  const std::string speculate = speculateChoice->value_or("");
 
   auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.memory());
   if (!artifact)

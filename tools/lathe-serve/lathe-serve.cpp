@@ -7,6 +7,7 @@
 #include "server/LoadModel.h"
 #include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
+#include "tools/SpeculateFlag.h"
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -72,10 +73,16 @@ int main(int argc, char **argv) {
                  "largest max_tokens a request may ask for (0: the model's context)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, kMostTokens));
+  tools::SpeculateFlag speculateFlag;
+  speculateFlag.addTo(app);
   tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
   if (auto status = tools::parseCommandLine(app, argc, argv, "lathe-serve"))
     return *status;
+  auto speculate = speculateFlag.choice();
+  if (!speculate)
+    return fail(speculate.error().message());
+  load.speculate = *speculate;
   load.scheduler.prefill = *serving::parsePrefillPolicy(prefill); // checked by CLI11
   load.memory = sessionFlags.memory();
   load.execution = [&](const artifact::Artifact &a) { return sessionFlags.resolve(a); };
@@ -114,11 +121,15 @@ int main(int argc, char **argv) {
       server.stop();
       return;
     }
+    const auto &shape = (*model)->engine->speculation();
+    const std::string speculation =
+        shape ? "speculating over " + shape->str() + " trees" : "no speculation";
     std::fprintf(stderr,
                  "lathe-serve: ready: model '%s', %s prefill, %lld sequences at once, "
-                 "chat template %s\n",
+                 "%s, chat template %s\n",
                  (*model)->name.c_str(), prefill.c_str(),
                  static_cast<long long>(load.scheduler.maxSequences),
+                 speculation.c_str(),
                  (*model)->ownTemplate ? "the model's" : "plain (the model has none)");
     server.setModel(model.take());
   });

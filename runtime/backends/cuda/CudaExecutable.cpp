@@ -88,6 +88,22 @@ CudaExecutable::CudaExecutable(std::shared_ptr<const artifact::Artifact> artifac
   plan::forEachProduct(*plan_, [&](uint32_t, plan::Activations) { products_.floats += 1; });
 }
 
+/// A step run one layer group at a time (executeLayers): the step state it
+/// keeps between its groups, swapped into the executable while a group
+/// runs (a step of other tokens may run in between on the executable's
+/// own), and the cache lengths to restore if a group fails.
+struct CudaLayerCarry final : backend::LayerCarry {
+  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
+  std::vector<std::unique_ptr<backend::Buffer>> activations;
+  std::unique_ptr<backend::Buffer> tokenParts, bufferTable, stepData, frame;
+  CUdeviceptr frameAddress = 0;
+  int64_t rowCapacity = 0;
+  backend::StepLayout layout;
+  std::vector<int32_t> stepHost;
+  LatheCudaFrame host{};
+  int64_t stepSplits = 1;
+};
+
 CudaExecutable::~CudaExecutable() {
   if (!device_.bind())
     return;
@@ -97,6 +113,7 @@ CudaExecutable::~CudaExecutable() {
     api_.cuStreamDestroy(stream_);
   // Buffers free themselves; the module goes last, after its kernels ran.
   activations_.clear();
+  spareCarry_.reset();
   if (module_)
     api_.cuModuleUnload(module_);
 }
@@ -603,22 +620,6 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   return result;
 }
 
-/// A step run one layer group at a time (executeLayers): the step state it
-/// keeps between its groups, swapped into the executable while a group
-/// runs (a step of other tokens may run in between on the executable's
-/// own), and the cache lengths to restore if a group fails.
-struct CudaLayerCarry final : backend::LayerCarry {
-  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
-  std::vector<std::unique_ptr<backend::Buffer>> activations;
-  std::unique_ptr<backend::Buffer> tokenParts, bufferTable, stepData, frame;
-  CUdeviceptr frameAddress = 0;
-  int64_t rowCapacity = 0;
-  backend::StepLayout layout;
-  std::vector<int32_t> stepHost;
-  LatheCudaFrame host{};
-  int64_t stepSplits = 1;
-};
-
 void CudaExecutable::swapStep(CudaLayerCarry &c) {
   std::swap(activations_, c.activations);
   std::swap(tokenParts_, c.tokenParts);
@@ -656,15 +657,24 @@ CudaExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv,
   std::lock_guard<std::mutex> lock(step_);
   CudaLayerCarry *state = nullptr;
   if (group == 0) {
-    auto fresh = std::make_unique<CudaLayerCarry>();
+    // The last layered prompt's buffers, frame and step data when it left
+    // them (a prompt as long reallocates nothing: no allocation on the
+    // first group's path, no free, which waits for the device, on the
+    // last's); else fresh ones.
+    std::unique_ptr<CudaLayerCarry> fresh = std::move(spareCarry_);
+    if (!fresh) {
+      fresh = std::make_unique<CudaLayerCarry>();
+      fresh->host.weights = host_.weights;
+      Expected<std::unique_ptr<backend::Buffer>> frame =
+          device_.allocate(sizeof(LatheCudaFrame));
+      if (!frame)
+        return frame.error();
+      fresh->frameAddress = addressOf(**frame);
+      fresh->frame = frame.take();
+    }
     fresh->batch = &batch;
     fresh->kv = &kv;
-    fresh->host.weights = host_.weights;
-    Expected<std::unique_ptr<backend::Buffer>> frame = device_.allocate(sizeof(LatheCudaFrame));
-    if (!frame)
-      return frame.error();
-    fresh->frameAddress = addressOf(**frame);
-    fresh->frame = frame.take();
+    fresh->next = 0;
     swapStep(*fresh);
     Status begun = beginStep(batch, kv, fresh->lengths);
     swapStep(*fresh);
@@ -699,10 +709,15 @@ CudaExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv,
     carry.reset();
     return result.error();
   }
-  if (last)
-    carry.reset(); // its buffers are freed once the stream has used them
-  else
+  if (last) {
+    // The stream is done with the carry (finishStep waited for it): its
+    // buffers wait for the next layered prompt.
+    state->batch = nullptr;
+    state->kv = nullptr;
+    spareCarry_.reset(static_cast<CudaLayerCarry *>(carry.release()));
+  } else {
     state->next = group + 1;
+  }
   return result;
 }
 

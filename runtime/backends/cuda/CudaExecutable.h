@@ -138,6 +138,9 @@ private:
   /// 64 MB of them, pageable beyond (execute()).
   std::unique_ptr<PinnedHostBuffer> pinnedLogits_;
   std::vector<float> largeLogits_;
+  /// The carry of the last layered step that ran to its end, kept for the
+  /// next one's buffers (executeLayers).
+  std::unique_ptr<CudaLayerCarry> spareCarry_;
 };
 
 } // namespace lathe::cuda

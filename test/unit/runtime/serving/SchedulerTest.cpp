@@ -1,7 +1,10 @@
 // The continuous-batching scheduler over a fake model: each row of logits
-// is a hash of everything its sequence has seen (every token and its
-// position), so a token dropped, repeated or misplaced by the scheduler
-// changes every later token. The fake checks each batch with validateBatch
+// is a hash of everything its token has seen (every token before it in its
+// sequence, or in a token tree its ancestors, and their positions), so a
+// token dropped, repeated or misplaced by the scheduler changes every later
+// token. The fake keeps each token's hash in its KV cache row, where the
+// next token reads it: a speculative step's commit that keeps the wrong
+// rows changes the tokens too. The fake checks each batch with validateBatch
 // and grows the cache as a backend does. Every request's tokens are compared
 // with a plain loop that runs the request alone, without the scheduler.
 // For layered prefill the fake has layer groups: group 0 hashes the tokens
@@ -18,6 +21,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -61,7 +65,10 @@ struct FakeModel {
   };
 
   size_t groups = 1;
-  std::map<SequenceId, uint64_t> history;
+  /// Adds `bump` to the logit of (token * 5 + 1) % vocab after most
+  /// tokens, so that greedy decoding mostly follows a cycle drafters can
+  /// predict; the hash decides the rest.
+  float bump = 0;
   std::vector<float> logits;
   std::vector<int64_t> batchSizes;             // execute()'s batches
   std::vector<std::pair<size_t, size_t>> ran;  // layer groups: (group, batch size)
@@ -78,17 +85,36 @@ struct FakeModel {
     for (SequenceId s : batch.sequences)
       if (inFlight.count(s))
         return Error(fmt::format("sequence {} is in a batch between its layer groups", s));
+    // Each token's state follows its parent's, or the state in its
+    // sequence's last cache row; it is stored in the token's own row
+    // (the sequence's tail, in batch order).
+    std::map<SequenceId, int64_t> lengths;
     for (SequenceId s : batch.sequences)
-      if (kv.length(s) == 0)
-        history[s] = 0; // a new sequence (ids are reused after removal)
+      lengths.emplace(s, kv.length(s));
     rows.clear();
     for (size_t i = 0; i < batch.size(); ++i) {
-      uint64_t &h = history[batch.sequences[i]];
-      h = h * 1000003 + uint64_t(batch.tokens[i]) * 131 + uint64_t(batch.positions[i]);
-      rows.push_back(h);
+      const SequenceId s = batch.sequences[i];
+      const uint64_t before = batch.parents[i] >= 0 ? rows[size_t(batch.parents[i])]
+                              : lengths.at(s) > 0   ? stored(kv, s, lengths.at(s) - 1)
+                                                    : 0;
+      rows.push_back(before * 1000003 + uint64_t(batch.tokens[i]) * 131 +
+                     uint64_t(batch.positions[i]));
     }
     backend::StepLayout layout;
-    return layout.prepare(batch, kv);
+    if (Status s = layout.prepare(batch, kv); !s)
+      return s;
+    std::map<SequenceId, int64_t> slot = lengths;
+    for (size_t i = 0; i < batch.size(); ++i)
+      std::memcpy(kv.keys(0) + kv.layout().rowBytes() * size_t(kv.row(batch.sequences[i],
+                                                                       slot[batch.sequences[i]]++)),
+                  &rows[i], sizeof(uint64_t));
+    return Status::ok();
+  }
+  static uint64_t stored(kv::PagedKVCache &kv, SequenceId s, int64_t slot) {
+    uint64_t state;
+    std::memcpy(&state, kv.keys(0) + kv.layout().rowBytes() * size_t(kv.row(s, slot)),
+                sizeof(state));
+    return state;
   }
   /// Group g > 0: its own mix of every row, so that the order matters.
   static void mix(std::vector<uint64_t> &rows, size_t group) {
@@ -101,7 +127,11 @@ struct FakeModel {
       if (batch.wantsLogits[i])
         for (int64_t v = 0; v < kVocab; ++v) {
           uint64_t state = rows[i] ^ (uint64_t(v) << 40);
-          logits.push_back(float(splitmix64Next(state) % 1000) / 250.0f);
+          // Not after one token in 8, picked by the hash: there the noise
+          // decides, so that greedy tokens too depend on the whole history.
+          const bool bumped =
+              v == (int64_t(batch.tokens[i]) * 5 + 1) % kVocab && (rows[i] >> 29) % 8 != 0;
+          logits.push_back(float(splitmix64Next(state) % 1000) / 250.0f + (bumped ? bump : 0.0f));
         }
     return logits;
   }
@@ -243,6 +273,7 @@ protected:
   Output runAlone(const Request &request) {
     FakeModel alone;
     alone.groups = model.groups;
+    alone.bump = model.bump;
     auto kv = makeCache(64);
     const SequenceId seq = kv->addSequence();
     Sampler sampler(request.sampler);
@@ -304,7 +335,8 @@ protected:
           if (out[i].tokens.empty())
             firstTokenStep[i] = step;
           else
-            EXPECT_EQ(lastTokenStep[i], step - 1) << "request " << i << " skipped a step";
+            // (A speculative step may emit several.)
+            EXPECT_GE(lastTokenStep[i], step - 1) << "request " << i << " skipped a step";
           lastTokenStep[i] = step;
           out[i].tokens.push_back(e.token);
           continue;
@@ -412,6 +444,90 @@ INSTANTIATE_TEST_SUITE_P(Policies, SchedulerPolicyTest,
                          [](const auto &info) {
                            return std::string(serving::prefillPolicyName(info.param));
                          });
+
+/// Speculation under every policy: the tokens plain decoding gives alone,
+/// over a model whose logits are noise (drafts rarely accepted) and over one
+/// with a predictable greedy path (drafts accepted, paths committed).
+TEST_P(SchedulerPolicyTest, SpeculationEmitsWhatEachRequestGetsAlone) {
+  for (float bump : {0.0f, 8.0f}) {
+    SCOPED_TRACE(fmt::format("bump {}", bump));
+    model = FakeModel();
+    model.groups = GetParam() == PrefillPolicy::Layered ? 3 : 1;
+    model.bump = bump;
+    steps.clear();
+    firstTokenStep.clear();
+    lastTokenStep.clear();
+    SchedulerOptions options;
+    options.prefill = GetParam();
+    options.maxSequences = 6;
+    options.tokenBudget = 64;
+    options.speculate = *speculative::parseTreeShape("3x2x1x1");
+    Scheduler s = make(options);
+    auto arrivals = fourAndALongOne();
+    // One that stops at a token of its cycle (greedy: 1 -> 6 -> 31 -> 28
+    // ...), one that reaches the end of the context.
+    Request stopping = request({1, 6}, 30);
+    stopping.stopTokens = {28};
+    arrivals.push_back({stopping, 1});
+    arrivals.push_back({request(promptOf(52, 5), 40, 0.9f, 11), 2});
+    const std::vector<Output> together = runAll(s, arrivals);
+    int64_t drafted = 0, accepted = 0, tokens = 0;
+    for (const StepStats &st : steps) {
+      drafted += st.draftedTokens;
+      accepted += st.acceptedDrafts;
+      EXPECT_LE(st.acceptedDrafts, st.draftedTokens);
+    }
+    int64_t requestAccepted = 0;
+    for (size_t i = 0; i < arrivals.size(); ++i) {
+      const Output alone = runAlone(arrivals[i].first);
+      EXPECT_EQ(together[i].tokens, alone.tokens) << "request " << i;
+      EXPECT_EQ(together[i].reason, alone.reason) << "request " << i;
+      tokens += static_cast<int64_t>(alone.tokens.size());
+      requestAccepted += finalStats[i].acceptedDrafts;
+    }
+    EXPECT_GT(drafted, 0);
+    EXPECT_LE(requestAccepted, accepted); // a request cancelled mid-path is not counted
+    if (bump > 0) {
+      // The cycle reaches the stop token; the last runs into the context.
+      EXPECT_EQ(together[5].reason, FinishReason::StopToken);
+      EXPECT_EQ(together[6].reason, FinishReason::ContextEnd);
+      // Most drafts of the cycle are accepted: far fewer steps than tokens.
+      EXPECT_GT(accepted, drafted / 4);
+      EXPECT_LT(int64_t(steps.size()) * 2, tokens);
+    }
+    EXPECT_EQ(s.kvCache().usedBlocks(), 0);
+  }
+}
+
+TEST_F(SchedulerTest, SpeculationStaysInEachRequestsBlocksAndTheSpareBudget) {
+  model.bump = 8.0f;
+  SchedulerOptions options;
+  options.prefill = PrefillPolicy::Chunked;
+  options.maxSequences = 2;
+  options.tokenBudget = 128;
+  options.speculate = *speculative::parseTreeShape("4x4x4");
+  // Exactly the two requests' blocks: 6 + 10 tokens, 4 blocks each. A
+  // tree past its request's reservation would take the other's blocks.
+  Scheduler s = make(options, 8);
+  const std::vector<std::pair<Request, int>> arrivals = {{request(promptOf(6, 1), 10), 0},
+                                                         {request(promptOf(6, 2), 10, 0.7f, 3), 0}};
+  const std::vector<Output> together = runAll(s, arrivals);
+  for (size_t i = 0; i < arrivals.size(); ++i)
+    EXPECT_EQ(together[i].tokens, runAlone(arrivals[i].first).tokens) << "request " << i;
+  // Trees take only what the decode tokens and the prefill leave.
+  options.tokenBudget = 12;
+  options.maxSequences = 4;
+  FakeModel other;
+  other.bump = 8.0f;
+  Scheduler tight = makeOver(other, options);
+  steps.clear();
+  runAll(tight, {{request({1, 2}, 30), 0}, {request({3}, 30), 0}, {request(promptOf(20, 4), 5), 2}});
+  for (const StepStats &st : steps) {
+    EXPECT_LE(st.tokens, 12);
+    if (st.prefillTokens > 0)
+      EXPECT_EQ(st.draftedTokens, 0) << "a tree took budget a prompt needed";
+  }
+}
 
 TEST_F(SchedulerTest, LayeredPrefillRunsAGroupPerStepBesideTheDecodes) {
   model.groups = 3;

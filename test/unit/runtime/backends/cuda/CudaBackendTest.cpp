@@ -396,6 +396,33 @@ TEST_P(CudaBackendTest, LayerGroupsGiveTheWholeStepsLogitsWithDecodesBetween) {
   ASSERT_EQ(layeredLogits.size(), wholeLogits.size());
   EXPECT_EQ(layeredLogits, wholeLogits);
   EXPECT_EQ((*kv)->length(layered), int64_t(longer.size()));
+  (*kv)->removeSequence(layered);
+  (*kv)->removeSequence(decoding);
+  // The next layered prompts run on the buffers the last one left (a
+  // shorter prompt on them as they are, a longer one on grown ones), and
+  // still give the whole step's floats.
+  for (int length : {7, int(std::min<int64_t>(60, context * 3 / 4))}) {
+    const std::vector<int32_t> again = prompt(vocab, length, 9);
+    const backend::SequenceId alone = (*kv)->addSequence();
+    Batch single;
+    single.addChain(alone, again, 0, Batch::Logits::Last);
+    auto want = gpu->execute(single, **kv);
+    ASSERT_TRUE(want) << want.error().message();
+    const std::vector<float> wanted(want->begin(), want->end());
+    (*kv)->removeSequence(alone);
+    const backend::SequenceId grouped = (*kv)->addSequence();
+    Batch groupedBatch;
+    groupedBatch.addChain(grouped, again, 0, Batch::Logits::Last);
+    std::unique_ptr<backend::LayerCarry> reused;
+    std::vector<float> got;
+    for (size_t g = 0; g < groups; ++g) {
+      auto out = gpu->executeLayers(groupedBatch, **kv, g, reused);
+      ASSERT_TRUE(out) << length << " tokens, group " << g << ": " << out.error().message();
+      got.assign(out->begin(), out->end());
+    }
+    EXPECT_EQ(got, wanted) << length << " tokens";
+    (*kv)->removeSequence(grouped);
+  }
   // A group out of order is refused.
   std::unique_ptr<backend::LayerCarry> none;
   EXPECT_FALSE(gpu->executeLayers(prompted, **kv, 1, none));
