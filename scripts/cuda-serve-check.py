@@ -1,6 +1,6 @@
 """lathe-serve on a GPU: six concurrent greedy completions (half streamed)
 equal lathe-run's on the same artifact, under whole, chunked and layered
-prefill. Run on the GPU machine (python3 only, no client package):
+prefill, and layered with speculation (--speculate, the default tree). Run on the GPU machine (python3 only, no client package):
 
   cuda-serve-check.py LATHE_SERVE LATHE_RUN ARTIFACT
 
@@ -15,8 +15,11 @@ def solo(p):
                          capture_output=True, text=True, check=True).stdout
     return out
 ok = True
-for policy in ["whole", "chunked", "layered"]:
-    proc = subprocess.Popen([serve, art, "--port", "0", "--prefill", policy], stderr=subprocess.PIPE, text=True)
+for policy, extra in [("whole", []), ("chunked", []), ("layered", []),
+                      ("layered", ["--speculate"])]:
+    proc = subprocess.Popen([serve, art, "--port", "0", "--prefill", policy] + extra,
+                            stderr=subprocess.PIPE, text=True)
+    policy = " ".join([policy] + extra)
     line = proc.stderr.readline(); port = int(re.search(r":(\d+) ", line).group(1))
     print(proc.stderr.readline().strip())
     base = f"http://127.0.0.1:{port}"
@@ -43,5 +46,8 @@ for policy in ["whole", "chunked", "layered"]:
             ok = False
             print("MISMATCH", policy, repr(p), repr(results.get(i)), repr(want))
     print(f"{policy}: {same} of {len(prompts)} concurrent answers equal lathe-run's")
+    if extra:
+        metrics = urllib.request.urlopen(base + "/metrics").read().decode()
+        print(" ".join(l for l in metrics.splitlines() if l.startswith("lathe_speculative_")))
     proc.terminate(); proc.wait()
 sys.exit(0 if ok else 1)

@@ -11,8 +11,11 @@
 // Bounded: --requests requests, and the whole run fails after --timeout s.
 // Exit 77 (skipped under ctest) when the model or the client is missing.
 //
+// With --speculate SHAPE (or default) the server speculates (lathe-serve
+// --speculate=SHAPE): the answers must be the same.
+//
 // node openai-load.mjs --serve BIN --compile BIN --model-dir DIR --client DIR
-//                      [--requests N] [--max-tokens N] [--timeout S]
+//                      [--requests N] [--max-tokens N] [--timeout S] [--speculate SHAPE]
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,7 +49,8 @@ const deadline = setTimeout(() => {
 const artifact = join(work, 'stories15M.lathe');
 execFileSync(args.compile, [modelFile, '--tokenizer', join(args['model-dir'], 'tokenizer.bin'), '-o', artifact]);
 server = spawn(args.serve, [artifact, '--port', '0', '--threads', '2', '--max-sequences', '8',
-  '--max-waiting', String(requests + 8), '--max-body-bytes', '65536'], { stdio: ['ignore', 'inherit', 'pipe'] });
+  '--max-waiting', String(requests + 8), '--max-body-bytes', '65536',
+  ...(args.speculate ? [`--speculate=${args.speculate}`] : [])], { stdio: ['ignore', 'inherit', 'pipe'] });
 let serverLog = '';
 const port = await new Promise((resolve, reject) => {
   server.stderr.on('data', (d) => {
@@ -83,12 +87,14 @@ const create = (job, stream) =>
   job.chat ? client.chat.completions.create(params(job, stream)) : client.completions.create(params(job, stream));
 
 // 1. The solo answers, one request at a time.
+const soloStarted = performance.now();
 for (const job of jobs) {
   const r = await create(job, false);
   job.expected = job.chat ? r.choices[0].message.content : r.choices[0].text;
   job.usage = r.usage;
   check(job.expected.length > 0, `empty solo answer to "${job.text}"`);
 }
+const soloSeconds = (performance.now() - soloStarted) / 1000;
 
 // 2. All of them at once, streamed.
 const ttft = [], itl = [];
@@ -158,6 +164,8 @@ const pct = (v, p) => { const s = [...v].sort((a, b) => a - b); return s.length 
 const tokens = jobs.reduce((n, j) => n + j.usage.completion_tokens, 0);
 console.log(`lathe-serve load test: ${jobs.length} concurrent streamed requests (${jobs.filter((j) => j.chat).length} chat), ` +
   `${maxTokens} max tokens each, ${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(0)} tokens/s)`);
+console.log(`one request at a time: ${tokens} tokens in ${soloSeconds.toFixed(2)} s (${(tokens / soloSeconds).toFixed(0)} tokens/s)` +
+  (args.speculate ? `, speculating over ${args.speculate} trees` : ''));
 console.log(`time to first token: p50 ${pct(ttft, 0.5).toFixed(1)} ms, p99 ${pct(ttft, 0.99).toFixed(1)} ms`);
 console.log(`inter-token latency: p50 ${pct(itl, 0.5).toFixed(2)} ms, p99 ${pct(itl, 0.99).toFixed(2)} ms`);
 
