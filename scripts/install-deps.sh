@@ -7,6 +7,7 @@ packages=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools clang-22 lld-22 libclang-rt-22-dev libclang-22-dev
   libflatbuffers-dev flatbuffers-compiler libfmt-dev libcli11-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcpp-httplib-dev
+  libxrt-dev
 )
 missing=()
 # npm fetches the test model; a machine with Node.js from elsewhere keeps its own.

@@ -18,6 +18,9 @@
 //===----------------------------------------------------------------------===//
 #include "codegen/CPU/EmitCpuModel.h"
 
+#include "codegen/Support/EmitCCall.h"
+#include "codegen/Support/PlainVector.h"
+
 #include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "runtime/formats/ElementType.h"
 #include "runtime/kernels/ElementwiseKernels.h"
@@ -153,16 +156,7 @@ private:
       *error = "tensor '" + t.info.name + "' is packed; the CPU code reads plain gains and biases";
       return failure();
     }
-    std::vector<float> values(t.info.shape[0]);
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (t.info.type == ElementType::F32) {
-        std::memcpy(&values[i], t.bytes.data() + 4 * i, 4);
-      } else {
-        uint16_t h;
-        std::memcpy(&h, t.bytes.data() + 2 * i, 2);
-        values[i] = t.info.type == ElementType::F16 ? f16ToFloat(h) : bf16ToFloat(h);
-      }
-    }
+    const std::vector<float> values = plainVector(t);
     vectors_[index] = fmt::format("kVector{}", index);
     emitTable(vectors_[index], b_.getF32Type(), ArrayRef<float>(values));
     return success();
@@ -226,22 +220,7 @@ private:
     return cast<kplan::BufferType>(planBuffer.getType()).getWidth();
   }
 
-  /// callee(operands and constants, in `args` order): a Value is passed as
-  /// an operand, an Attribute printed as a literal.
-  void call(StringRef callee, ArrayRef<std::variant<Value, Attribute>> args) {
-    SmallVector<Value> operands;
-    SmallVector<Attribute> order;
-    for (const auto &arg : args) {
-      if (const Value *v = std::get_if<Value>(&arg)) {
-        order.push_back(b_.getIndexAttr(operands.size()));
-        operands.push_back(*v);
-      } else {
-        order.push_back(std::get<Attribute>(arg));
-      }
-    }
-    emitc::CallOpaqueOp::create(b_, b_.getUnknownLoc(), TypeRange{}, callee, operands,
-                                b_.getArrayAttr(order), ArrayAttr());
-  }
+  void call(StringRef callee, ArrayRef<CallArgument> args) { emitOpaqueCall(b_, callee, args); }
 
   LogicalResult emitKernel(Operation &op, std::string *error) {
     return llvm::TypeSwitch<Operation *, LogicalResult>(&op)

@@ -199,4 +199,21 @@ std::string closestOption(const PragmaSpec &spec, std::string_view word) {
   return closest(words, word);
 }
 
+std::string spellPragma(std::string_view keyword,
+                        std::span<const std::pair<std::string_view, std::string>> options) {
+  const PragmaSpec *spec = findPragma(keyword);
+  if (!spec)
+    return "";
+  std::string out = "#pragma HLS " + std::string(spec->keyword);
+  for (const auto &[key, value] : options) {
+    if (!takesOption(*spec, key) || value.empty())
+      return "";
+    const std::span<const std::string_view> words = optionValues(*spec, key);
+    if (!words.empty() && std::find(words.begin(), words.end(), value) == words.end())
+      return "";
+    out += " " + std::string(key) + "=" + value;
+  }
+  return out;
+}
+
 } // namespace lathe::hls

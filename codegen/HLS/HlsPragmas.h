@@ -8,6 +8,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace lathe::hls {
 
@@ -39,6 +41,13 @@ bool takesFlag(const PragmaSpec &spec, std::string_view flag);
 
 /// The words `option` of `spec` takes, if a fixed set (empty otherwise).
 std::span<const std::string_view> optionValues(const PragmaSpec &spec, std::string_view option);
+
+/// `#pragma HLS KEYWORD key=value ...` spelled from the table: the
+/// generator's one way to write a pragma. Empty when the table does not
+/// have the keyword, an option, or an option's value (a generator bug the
+/// caller reports).
+std::string spellPragma(std::string_view keyword,
+                        std::span<const std::pair<std::string_view, std::string>> options);
 
 /// The known word (keyword of the table, or option/flag of `spec`) closest to
 /// `word` by edit distance, if it is at most 2 edits away; "" otherwise.

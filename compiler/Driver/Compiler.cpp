@@ -8,6 +8,8 @@
 #include "codegen/CPU/EmitCpuModel.h"
 #include "codegen/CUDA/EmitCudaModel.h"
 #include "codegen/CUDA/NvccBuild.h"
+#include "codegen/HLS/EmitHlsProject.h"
+#include "codegen/HLS/HlsEstimate.h"
 #include "passes/Passes.h"
 
 #include "codegen/KernelPlan/BuildKernelPlan.h"
@@ -126,15 +128,30 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     if (!archs)
       return archs.error();
     cudaArchs = archs.take();
-  } else if (o.target != "cpu") {
-    return Error("--target=" + o.target + ": expected cpu, cuda or cuda:ARCH[,ARCH...]");
+  } else if (o.target != "cpu" && o.target != "hls") {
+    return Error("--target=" + o.target + ": expected cpu, cuda, cuda:ARCH[,ARCH...] or hls");
   }
+  // hls: a Vitis HLS project folder (codegen/HLS/EmitHlsProject.h), not an
+  // artifact; the CPU's kernel plan, float products, an f32 KV cache.
+  const bool hls = o.target == "hls";
+  if (hls && (o.emit == EmitKind::Cpp || o.emit == EmitKind::Cuda))
+    return Error("--emit=cpp and --emit=cuda print the cpu and cuda targets' code; "
+                 "--target=hls writes its project into the folder -o names");
+  if (hls && o.syntheticWeights)
+    return Error("--synthetic-weights makes weights at load, which an HLS project has "
+                 "none of: it needs a real checkpoint");
+  if (!(o.hlsClockMHz > 0.0 && o.hlsClockMHz <= 2000.0))
+    return Error(fmt::format("--hls-clock={}: expected a clock in MHz, above 0 and at most 2000",
+                             o.hlsClockMHz));
+  if (hls && o.activations == "int8")
+    return Error("--activations=int8: the hls target has no int8-activation kernels yet "
+                 "(its products decode the weights and multiply in float)");
   if (o.emit == EmitKind::Cpp && cuda)
     return Error("--emit=cpp prints the CPU target's code; use --emit=cuda with --target=cuda");
   if (o.emit == EmitKind::Cuda && !cuda)
     return Error("--emit=cuda prints the CUDA target's code: add --target=cuda");
   if (o.emit == EmitKind::Artifact && o.output.empty())
-    return Error("no output file: pass -o OUT.lathe");
+    return Error(hls ? "no project folder: pass -o DIR" : "no output file: pass -o OUT.lathe");
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
   if (!quant)
     return quant.error();
@@ -142,6 +159,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (!kvFlag)
     return kvFlag.error();
   formats::KvFormat *kv = &kvFlag->format;
+  if (hls && (kv->compressed() || kv->kivi() || o.kv != "f32"))
+    return Error("--kv=" + o.kv + ": the hls target keeps its KV cache in f32");
   if (kv->kivi() && cuda)
     return Error("--kv=" + o.kv + ": the cuda target stores the KV cache as f32, f16, bf16, "
                  "int8, bfp8 or bfp4 (KIVI int4 and int2 run on the cpu target)");
@@ -182,12 +201,12 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   // A GGUF with Q8_0/Q4_0 tensors is as packed as a quantized build.
   bool packedInput = false;
   const auto defaultActivations = [&] {
-    return (quant->quantizes() || packedInput) && !cuda ? plan::Activations::Int8
+    return (quant->quantizes() || packedInput) && !cuda && !hls ? plan::Activations::Int8
                                                         : plan::Activations::Float;
   };
   plan::Activations activations =
-      o.activations.empty() ? (quant->quantizes() && !cuda ? plan::Activations::Int8
-                                                  : plan::Activations::Float)
+      o.activations.empty() ? (quant->quantizes() && !cuda && !hls ? plan::Activations::Int8
+                                                           : plan::Activations::Float)
       : o.activations == "int8" ? plan::Activations::Int8
                                 : plan::Activations::Float;
   std::error_code ec;
@@ -467,6 +486,16 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return Status::ok();
   }
 
+  if (hls) {
+    report("generating the HLS project", 0);
+    Expected<codegen::HlsProject> project = codegen::emitHlsProject(*lowered);
+    if (!project)
+      return Error(o.input + ": cannot generate the HLS project: " + project.error().message());
+    codegen::HlsEstimateOptions estimate;
+    estimate.clockMHz = o.hlsClockMHz;
+    project->files.emplace_back("estimate.md", codegen::hlsEstimateReport(*project, estimate));
+    return codegen::writeHlsProject(*project, o.output);
+  }
   if (cuda) {
     // The CUDA target's generated kernels, built with nvcc.
     report("generating and building the model's CUDA code", 0);

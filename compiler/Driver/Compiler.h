@@ -20,7 +20,9 @@ enum class EmitKind { Artifact, MLIR, Plan, Cpp, Cuda };
 struct CompileOptions {
   std::string input;       // model file (llama2.c or GGUF), HF folder, or .mlir
   std::string tokenizer;   // tokenizer.bin or tokenizer.json; empty: look beside the model
-  std::string target = "cpu"; // or "cuda", "cuda:sm_90a,sm_100a", ...
+  std::string target = "cpu"; // or "cuda", "cuda:sm_90a,sm_100a", ..., or "hls"
+  /// --target=hls: the kernel clock of the estimate report (estimate.md).
+  double hlsClockMHz = 300.0;
   std::string output;      // artifact path (EmitKind::Artifact)
   std::string quant = "none"; // --quant (QuantFlag.h)
   std::string calib;          // calibration text file; empty: built-in text

@@ -1,6 +1,7 @@
 #include "runtime/formats/Bfp.h"
 
 #include "runtime/formats/BitPacking.h"
+#include "runtime/formats/PackedCodes.h"
 #include "runtime/formats/Rounding.h"
 
 #include <algorithm>
@@ -83,10 +84,10 @@ void decodeBfpBlock(int mantissaBits, std::span<const uint8_t> in,
       static_cast<int>(in[0]) - kBfpExponentBias - (mantissaBits - 2);
   std::span<const uint8_t> mantissas = in.subspan(1);
   for (size_t i = 0; i < out.size(); ++i) {
-    const int32_t q = signExtend(
-        unpackBits(mantissas, i, static_cast<unsigned>(mantissaBits)),
-        static_cast<unsigned>(mantissaBits));
-    out[i] = static_cast<float>(std::ldexp(static_cast<double>(q), stepExponent));
+    const uint32_t code =
+        unpackBits(mantissas, i, static_cast<unsigned>(mantissaBits));
+    out[i] = lathe_bfp_value(code, static_cast<uint32_t>(mantissaBits),
+                             stepExponent);
   }
 }
 

@@ -6,6 +6,8 @@
 // little-endian too.
 #pragma once
 
+#include "runtime/formats/PackedCodes.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -34,23 +36,20 @@ inline void packBits(std::span<uint8_t> bytes, size_t index, unsigned width,
                                            (field >> 8));
 }
 
-/// Reads code number `index` of `width` (1..8) bits.
+/// Reads code number `index` of `width` (1..8) bits. The decoding itself
+/// is PackedCodes.h's, which the HLS projects share; eight codes fill
+/// exactly `width` bytes, so starting at the byte of code index / 8 keeps
+/// lathe_unpack_bits's 32-bit bit offset small for any span size.
 inline uint32_t unpackBits(std::span<const uint8_t> bytes, size_t index,
                            unsigned width) {
-  const size_t bit = index * width;
-  const size_t byte = bit / 8;
-  const unsigned shift = bit % 8;
-  uint32_t window = bytes[byte];
-  if (shift + width > 8)
-    window |= static_cast<uint32_t>(bytes[byte + 1]) << 8;
-  return (window >> shift) & ((1u << width) - 1u);
+  return lathe_unpack_bits(bytes.data() + (index / 8) * width,
+                           static_cast<uint32_t>(index % 8), width);
 }
 
-/// Interprets the low `width` bits of `code` as a two's-complement integer.
-constexpr int32_t signExtend(uint32_t code, unsigned width) {
-  const uint32_t signBit = 1u << (width - 1);
-  const uint32_t value = code & ((1u << width) - 1u);
-  return static_cast<int32_t>(value ^ signBit) - static_cast<int32_t>(signBit);
+/// Interprets the low `width` (1..31) bits of `code` as a two's-complement
+/// integer.
+inline int32_t signExtend(uint32_t code, unsigned width) {
+  return lathe_sign_extend(code, width);
 }
 
 /// float32 stored little-endian, independent of the host's byte order.
@@ -62,12 +61,7 @@ inline void storeFloat32(std::span<uint8_t> bytes, float value) {
 }
 
 inline float loadFloat32(std::span<const uint8_t> bytes) {
-  uint32_t bits = 0;
-  for (int i = 0; i < 4; ++i)
-    bits |= static_cast<uint32_t>(bytes[i]) << (8 * i);
-  float value;
-  std::memcpy(&value, &bits, 4);
-  return value;
+  return lathe_load_f32(bytes.data());
 }
 
 } // namespace lathe::formats

@@ -3,6 +3,8 @@
 // their own headers in this folder.
 #pragma once
 
+#include "runtime/formats/PackedCodes.h"
+
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -25,40 +27,12 @@ inline std::string_view elementTypeName(ElementType t) {
   return "?";
 }
 
-/// bfloat16 is the top half of an IEEE float32.
-inline float bf16ToFloat(uint16_t h) {
-  uint32_t bits = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+/// bfloat16 is the top half of an IEEE float32. Both decoders are
+/// PackedCodes.h's, shared with the HLS projects.
+inline float bf16ToFloat(uint16_t h) { return lathe_bf16_to_f32(h); }
 
 /// IEEE binary16 to float32, exact for every input (subnormals, inf, NaN).
-inline float f16ToFloat(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t mant = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else { // subnormal: renormalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while ((mant & 0x400) == 0);
-      bits = sign | ((127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
-    }
-  } else if (exp == 0x1f) {
-    bits = sign | 0x7f800000 | (mant << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+inline float f16ToFloat(uint16_t h) { return lathe_f16_to_f32(h); }
 
 /// float32 to bfloat16, rounding to nearest even; NaN stays a (quiet) NaN.
 inline uint16_t floatToBf16(float f) {

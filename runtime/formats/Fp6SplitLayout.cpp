@@ -2,6 +2,7 @@
 
 #include "runtime/formats/BitPacking.h"
 #include "runtime/formats/Microscaling.h"
+#include "runtime/formats/PackedCodes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,10 +26,11 @@ void storeCode(std::span<uint8_t> lowPlane, std::span<uint8_t> highPlane,
   packBits(highPlane, index, 2, (code >> 4) & 0x03u);
 }
 
+// The join is PackedCodes.h's, which the HLS projects share.
 uint8_t loadCode(std::span<const uint8_t> lowPlane,
                  std::span<const uint8_t> highPlane, size_t index) {
-  return static_cast<uint8_t>((unpackBits(highPlane, index, 2) << 4) |
-                              unpackBits(lowPlane, index, 4));
+  return static_cast<uint8_t>(lathe_fp6_split_code(
+      lowPlane.data(), highPlane.data(), static_cast<uint32_t>(index)));
 }
 
 } // namespace
@@ -103,9 +105,7 @@ void decodeFp6SplitGroup(std::span<const uint8_t> in, std::span<float> out) {
   std::span<const uint8_t> highPlane =
       in.subspan(kScaleBytes + out.size() / 2, out.size() / 4);
   for (size_t i = 0; i < out.size(); ++i)
-    out[i] = decodeMxElement(MxElement::FP6_E3M2,
-                             loadCode(lowPlane, highPlane, i)) *
-             scale;
+    out[i] = lathe_fp6_e3m2_value(loadCode(lowPlane, highPlane, i)) * scale;
 }
 
 } // namespace lathe::formats

@@ -1,6 +1,7 @@
 #include "runtime/formats/IntGroup.h"
 
 #include "runtime/formats/BitPacking.h"
+#include "runtime/formats/PackedCodes.h"
 #include "runtime/formats/Rounding.h"
 
 #include <algorithm>
@@ -107,10 +108,8 @@ void decodeIntGroup(int bits, bool symmetric, std::span<const uint8_t> in,
   std::span<const uint8_t> codes = in.subspan(headerBytes(symmetric));
   for (size_t i = 0; i < out.size(); ++i) {
     const uint32_t code = unpackBits(codes, i, static_cast<unsigned>(bits));
-    const int32_t q = symmetric
-                          ? signExtend(code, static_cast<unsigned>(bits))
-                          : static_cast<int32_t>(code) - zeroPoint;
-    out[i] = static_cast<float>(q) * scale;
+    out[i] = lathe_int_group_value(code, static_cast<uint32_t>(bits), symmetric,
+                                   zeroPoint, scale);
   }
 }
 

@@ -3,6 +3,7 @@
 #include "runtime/formats/Bfp.h"
 #include "runtime/formats/BitPacking.h"
 #include "runtime/formats/IntGroup.h"
+#include "runtime/formats/PackedCodes.h"
 
 #include <algorithm>
 #include <charconv>
@@ -77,10 +78,10 @@ void packKiviCodes(const uint8_t *codes, int64_t n, int bits, uint8_t *out) {
                                   (codes[4 * i + 2] << 4) | (codes[4 * i + 3] << 6));
 }
 
-/// Code c of a row of packed codes of `bits` bits, low bits first.
+/// Code c of a row of packed codes of `bits` bits, low bits first: the
+/// bit-packing rule of BitPacking.h, so PackedCodes.h's extraction.
 uint32_t kiviCodeAt(const uint8_t *codes, int64_t c, int bits) {
-  const int perByte = 8 / bits;
-  return (codes[c / perByte] >> ((c % perByte) * bits)) & ((1u << bits) - 1);
+  return lathe_unpack_bits(codes, static_cast<uint32_t>(c), static_cast<uint32_t>(bits));
 }
 
 void storeF16(uint8_t *p, uint16_t h) { std::memcpy(p, &h, 2); }

@@ -1,6 +1,7 @@
 #include "runtime/formats/Microscaling.h"
 
 #include "runtime/formats/BitPacking.h"
+#include "runtime/formats/PackedCodes.h"
 #include "runtime/formats/Rounding.h"
 
 #include <algorithm>
@@ -27,6 +28,16 @@ uint32_t magnitudeCode(const MxElementInfo &info, double magnitude) {
   const uint32_t mantissa = static_cast<uint32_t>(
       std::ldexp(magnitude, info.mantissaBits - e) - (1 << info.mantissaBits));
   return (static_cast<uint32_t>(e + info.bias) << info.mantissaBits) | mantissa;
+}
+
+// Which codes lathe_minifloat_value reads as NaN: E4M3's S.1111.111 (1),
+// E5M2's S.11111.xx with xx != 00 (2), none (0); as isMxElementNaN says.
+int mxNanRule(MxElement element) {
+  switch (element) {
+  case MxElement::FP8_E4M3: return 1;
+  case MxElement::FP8_E5M2: return 2;
+  default: return 0;
+  }
 }
 
 bool validBlockShape(MxElement element, size_t count) {
@@ -82,32 +93,21 @@ bool isMxElementNaN(MxElement element, uint8_t code) {
   }
 }
 
+// The decoding is PackedCodes.h's, shared with the HLS projects.
 float decodeMxElement(MxElement element, uint8_t code) {
-  const MxElementInfo info = mxElementInfo(element);
   if (element == MxElement::INT8)
-    return static_cast<float>(static_cast<int8_t>(code)) / 64.0f;
-  code &= static_cast<uint8_t>((1u << info.bits) - 1u);
-  if (isMxElementNaN(element, code))
-    return kNaN;
-  const bool negative = (code >> (info.bits - 1)) & 1u;
-  const int exponentField =
-      (code >> info.mantissaBits) & ((1 << info.exponentBits) - 1);
-  const int mantissa = code & ((1 << info.mantissaBits) - 1);
-  double magnitude;
-  if (info.hasInf && exponentField == (1 << info.exponentBits) - 1)
-    magnitude = std::numeric_limits<double>::infinity();
-  else if (exponentField == 0)
-    magnitude = std::ldexp(mantissa, 1 - info.bias - info.mantissaBits);
-  else
-    magnitude = std::ldexp((1 << info.mantissaBits) + mantissa,
-                           exponentField - info.bias - info.mantissaBits);
-  return static_cast<float>(negative ? -magnitude : magnitude);
+    return lathe_mxint8_value(code);
+  const MxElementInfo info = mxElementInfo(element);
+  return lathe_minifloat_value(
+      code, info.bits, static_cast<uint32_t>(info.exponentBits),
+      static_cast<uint32_t>(info.mantissaBits), info.bias, info.hasInf,
+      mxNanRule(element));
 }
 
 float decodeE8M0(uint8_t code) {
   if (code == kE8M0NaN)
     return kNaN;
-  return static_cast<float>(std::ldexp(1.0, static_cast<int>(code) - kE8M0Bias));
+  return static_cast<float>(lathe_pow2(static_cast<int>(code) - kE8M0Bias));
 }
 
 uint8_t mxScaleCode(MxElement element, std::span<const float> block) {
@@ -166,12 +166,11 @@ void decodeMxBlock(MxElement element, std::span<const uint8_t> in,
     return;
   }
   const unsigned bits = mxElementInfo(element).bits;
-  const int exponent = static_cast<int>(in[0]) - kE8M0Bias;
   std::span<const uint8_t> codes = in.subspan(1);
   for (size_t i = 0; i < out.size(); ++i) {
     const float p = decodeMxElement(
         element, static_cast<uint8_t>(unpackBits(codes, i, bits)));
-    out[i] = static_cast<float>(std::ldexp(static_cast<double>(p), exponent));
+    out[i] = lathe_mx_scaled(p, in[0]);
   }
 }
 

@@ -22,9 +22,14 @@ int main(int argc, char **argv) {
                  "llama2.c tokenizer.bin, Hugging Face tokenizer.json or a GGUF (default: "
                  "a GGUF model's own; else tokenizer.bin, else tokenizer.json, beside the model)");
   app.add_option("--target", options.target,
-                 "code generation target: cpu (default), or cuda[:ARCH,...] (default "
-                 "architecture sm_90a; needs nvcc)");
-  app.add_option("-o,--output", options.output, "artifact to write");
+                 "code generation target: cpu (default), cuda[:ARCH,...] (default "
+                 "architecture sm_90a; needs nvcc), or hls (a Vitis HLS project folder)");
+  app.add_option("--hls-clock", options.hlsClockMHz,
+                 "--target=hls: the kernel clock in MHz its estimate report (estimate.md) "
+                 "converts cycles at")
+      ->capture_default_str();
+  app.add_option("-o,--output", options.output,
+                 "artifact to write (--target=hls: the project folder)");
   app.add_option("--emit", emit,
                  "artifact, mlir (the tfm IR after quantization), plan (the kernel "
                  "plan), cpp (the generated CPU code) or cuda (the generated CUDA code)")

@@ -1,0 +1,58 @@
+// The HLS target (lathe-compile --target=hls -o DIR): a Vitis HLS project
+// generated from the model's kernel plan through MLIR's EmitC, with the
+// weights in the formats the quantization passes chose (docs/hls.md).
+#pragma once
+
+#include "codegen/KernelPlan/BuildKernelPlan.h"
+#include "runtime/support/Expected.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lathe::codegen {
+
+/// One kernel call of the generated step, as the estimate report
+/// (HlsEstimate.h) counts it.
+struct HlsKernelCall {
+  enum class Kind { Embedding, RmsNorm, AddRmsNorm, MatVec, Rope, Attention, SiluMul, BiasAdd, Add };
+  Kind kind = Kind::MatVec;
+  /// The template instance, e.g. "matvec<288, 288, lathe_hls::kInt, 8, 1, 32, 36, 324>":
+  /// calls of one instance share its hardware.
+  std::string instance;
+  /// Products and the embedding: the weights' format ("f32", "int8:group=32").
+  std::string format;
+  /// Products: the matrix; the embedding: cols its width; element-wise
+  /// kernels: cols their width (rows 1); RMSNorm: rows slices of cols.
+  int64_t rows = 0, cols = 0;
+  /// Attention: heads, KV heads, head width; rope: headDim and its groups in heads.
+  int64_t heads = 0, kvHeads = 0, headDim = 0;
+  /// Weight bytes it reads for one token (the embedding: one row).
+  uint64_t weightBytes = 0;
+};
+
+/// What the generator writes: text files by name, and the weight and
+/// rotary-table blobs the kernel reads over its memory interfaces; and
+/// what the estimate report needs.
+struct HlsProject {
+  std::vector<std::pair<std::string, std::string>> files;
+  std::vector<uint8_t> weights;
+  std::vector<double> ropeTables;
+  plan::ModelConfig config;
+  std::vector<HlsKernelCall> calls;
+  /// On-chip arrays of the top function's file: activation buffers and
+  /// constant gains and biases, in bytes.
+  uint64_t bufferBytes = 0, constantBytes = 0;
+  uint64_t cacheFloats = 0;
+};
+
+/// The project of `model` (a CPU kernel plan with float activations and an
+/// f32 KV cache). Errors are one line: a weight format or kernel the
+/// target has no code for.
+Expected<HlsProject> emitHlsProject(const LoweredModel &model);
+
+/// Writes `project` into `dir` (created if missing): the files, weights.bin
+/// and rope_tables.bin.
+Status writeHlsProject(const HlsProject &project, const std::string &dir);
+
+} // namespace lathe::codegen

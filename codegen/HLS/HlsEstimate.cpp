@@ -1,0 +1,258 @@
+#include "codegen/HLS/HlsEstimate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <set>
+
+namespace lathe::codegen {
+namespace {
+
+// The model's assumptions, printed in the report: latencies (cycles) of
+// the floating-point operators on the kernels' recurrences, and DSP48E2
+// slices per operator, typical of Vitis HLS's full-DSP operators on
+// UltraScale+ near 300 MHz. A loop whose iterations add into one double
+// (a dot product's accumulators, a softmax's sum) cannot start an
+// iteration before the previous add is done: its II is the add's latency.
+constexpr int kDoubleAddLatency = 7;
+constexpr int kPipelineDepth = 12; // cycles to fill and drain a pipelined loop
+constexpr int kDsqrtDivCycles = 60; // RMSNorm's sqrt and divide, once a row
+constexpr int kDmulDsp = 11, kDaddDsp = 3, kFmulDsp = 3, kFaddDsp = 2, kExpDsp = 7;
+
+/// A board's budget (datasheet figures, not measurements).
+struct Board {
+  const char *name, *part, *memory;
+  double gbPerSecond;
+  int64_t dsp;
+  uint64_t bramBytes, uramBytes, memoryBytes;
+};
+
+constexpr uint64_t kBram36 = 4608, kUram = 36864; // bytes per block
+constexpr uint64_t kGiB = uint64_t(1) << 30;
+const Board kBoards[] = {
+    {"Alveo U280", "xcu280-fsvh2892-2L-e", "HBM2, 8 GB", 460.0, 9024, 2016 * kBram36,
+     960 * kUram, 8 * kGiB},
+    {"VU9P (AWS F1)", "xcvu9p-flgb2104-2-i", "DDR4, 4 x 16 GB", 68.0, 6840, 2160 * kBram36,
+     960 * kUram, 64 * kGiB},
+    {"Kria KV260", "xck26-sfvc784-2LV-c", "DDR4, 4 GB", 19.2, 1248, 144 * kBram36, 64 * kUram,
+     4 * kGiB},
+};
+
+/// What one call costs.
+struct Cost {
+  std::string what;  // kernel and shape
+  std::string trips; // the trip counts of its main loops
+  std::string ii;    // target / estimated II of those loops
+  double cycles = 0;
+  int64_t dsp = 0;         // of its instance (0 when an earlier call has it)
+  uint64_t onChip = 0;     // local arrays of its instance (0 likewise)
+  double bytes = 0;        // off-chip bytes read and written per token
+};
+
+std::string count(double n) {
+  if (n >= 1e9)
+    return fmt::format("{:.2f} G", n / 1e9);
+  if (n >= 1e6)
+    return fmt::format("{:.2f} M", n / 1e6);
+  if (n >= 1e4)
+    return fmt::format("{:.1f} k", n / 1e3);
+  return fmt::format("{:.0f}", n);
+}
+
+std::string bytes(double n) {
+  if (n >= 1e9)
+    return fmt::format("{:.2f} GB", n / 1e9);
+  if (n >= 1e6)
+    return fmt::format("{:.2f} MB", n / 1e6);
+  if (n >= 1e3)
+    return fmt::format("{:.1f} kB", n / 1e3);
+  return fmt::format("{:.0f} B", n);
+}
+
+/// DSP slices a product's weight decode takes, by format.
+int64_t decodeDsp(const std::string &format) {
+  if (format == "f32" || format == "f16" || format == "bf16")
+    return 0;
+  if (format.rfind("int", 0) == 0)
+    return kFmulDsp; // code * scale
+  if (format.rfind("bfp", 0) == 0)
+    return kDmulDsp; // mantissa * 2^e
+  if (format.rfind("fp6", 0) == 0)
+    return kDmulDsp + kFmulDsp; // element value, times the group's scale
+  return 2 * kDmulDsp; // MX: element value, times the block's scale
+}
+
+/// A dot product of n: the decoded row's loop at II 1, then n / 4
+/// iterations at the accumulators' recurrence.
+double dotCycles(int64_t n) {
+  return double((n + 3) / 4) * kDoubleAddLatency + kPipelineDepth + 3 * kDoubleAddLatency;
+}
+constexpr int64_t kDotDsp = 4 * kDmulDsp + 4 * kDaddDsp;
+
+Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
+  Cost k;
+  const std::string shape = fmt::format("{} x {}", c.rows, c.cols);
+  switch (c.kind) {
+  case HlsKernelCall::Kind::MatVec:
+    k.what = fmt::format("matvec {} {}", shape, c.format);
+    k.trips = fmt::format("{} rows x ({} decode + {} dot)", c.rows, c.cols, (c.cols + 3) / 4);
+    k.ii = fmt::format("1/1, 1/{}", kDoubleAddLatency);
+    k.cycles = double(c.rows) * (double(c.cols) + kPipelineDepth + dotCycles(c.cols));
+    k.dsp = kDotDsp + decodeDsp(c.format);
+    k.onChip = 4 * uint64_t(c.cols); // the decoded row
+    k.bytes = double(c.weightBytes);
+    break;
+  case HlsKernelCall::Kind::Embedding:
+    k.what = fmt::format("embedding {} {}", c.cols, c.format);
+    k.trips = fmt::format("{}", c.cols);
+    k.ii = "1/1";
+    k.cycles = double(c.cols) + kPipelineDepth;
+    k.dsp = decodeDsp(c.format);
+    k.bytes = double(c.weightBytes);
+    break;
+  case HlsKernelCall::Kind::RmsNorm:
+  case HlsKernelCall::Kind::AddRmsNorm: {
+    const bool add = c.kind == HlsKernelCall::Kind::AddRmsNorm;
+    k.what = fmt::format("{} {}", add ? "add + rms_norm" : "rms_norm",
+                         c.rows > 1 ? shape : std::to_string(c.cols));
+    k.trips = fmt::format("{}{} x ({} squares + {} scale)", add ? fmt::format("{} add, ", c.cols) : "",
+                          c.rows, (c.cols + 3) / 4, c.cols);
+    k.ii = fmt::format("1/{}, 1/1", kDoubleAddLatency);
+    k.cycles = double(c.rows) * (dotCycles(c.cols) + double(c.cols) + kPipelineDepth +
+                                 kDsqrtDivCycles) +
+               (add ? double(c.cols) + kPipelineDepth : 0);
+    k.dsp = kDotDsp + 2 * kFmulDsp + (add ? kFaddDsp : 0);
+    break;
+  }
+  case HlsKernelCall::Kind::Rope:
+    k.what = fmt::format("rope {} (head {})", c.cols, c.headDim);
+    k.trips = fmt::format("{} pairs", c.cols / 2);
+    k.ii = "1/1";
+    k.cycles = double(c.cols / 2) + kPipelineDepth;
+    k.dsp = 4 * kDmulDsp + 2 * kDaddDsp;
+    // Its cos and sin row: one double of each per pair of a head group.
+    k.bytes = double(c.heads) * double(c.headDim / 2) * 2 * 8;
+    break;
+  case HlsKernelCall::Kind::Attention: {
+    const int64_t rows = position + 1;
+    k.what = fmt::format("attention {} heads ({} KV) x {}", c.heads, c.kvHeads, c.headDim);
+    k.trips = fmt::format("{} heads x {} rows x ({} key + {} dot + {} softmax + {} value)",
+                          c.heads, rows, c.headDim, (c.headDim + 3) / 4, 1, c.headDim);
+    k.ii = fmt::format("1/1, 1/{}, 1/{}, 1/1", kDoubleAddLatency, kDoubleAddLatency);
+    const double perHead =
+        double(rows) * (double(c.headDim) + dotCycles(c.headDim) + kDoubleAddLatency +
+                        double(c.headDim)) +
+        3 * kPipelineDepth + double(c.headDim);
+    k.cycles = double(c.heads) * perHead + double(c.kvHeads * c.headDim);
+    k.dsp = kDotDsp + kExpDsp + kDaddDsp + kDmulDsp + kDaddDsp;
+    k.onChip = 4 * uint64_t(context) + 4 * uint64_t(c.headDim) + 8 * uint64_t(c.headDim);
+    // Every head reads its KV head's keys and values (f32) at each row;
+    // the token's key and value are written once.
+    k.bytes = double(c.heads) * double(rows) * double(c.headDim) * 4 * 2 +
+              double(c.kvHeads * c.headDim) * 4 * 2;
+    break;
+  }
+  case HlsKernelCall::Kind::SiluMul:
+    k.what = fmt::format("silu_mul {}", c.cols);
+    k.trips = std::to_string(c.cols);
+    k.ii = "1/1";
+    k.cycles = double(c.cols) + 3 * kPipelineDepth;
+    k.dsp = kExpDsp + kFaddDsp + kFmulDsp;
+    break;
+  case HlsKernelCall::Kind::BiasAdd:
+  case HlsKernelCall::Kind::Add:
+    k.what = fmt::format("{} {}", c.kind == HlsKernelCall::Kind::Add ? "add" : "bias_add", c.cols);
+    k.trips = std::to_string(c.cols);
+    k.ii = "1/1";
+    k.cycles = double(c.cols) + kPipelineDepth;
+    k.dsp = kFaddDsp;
+    break;
+  }
+  return k;
+}
+
+} // namespace
+
+std::string hlsEstimateReport(const HlsProject &project, const HlsEstimateOptions &options) {
+  const plan::ModelConfig &config = project.config;
+  // Attention is counted at the middle of the context: the mean over a
+  // generation that fills it.
+  const int64_t position = std::max<int64_t>(config.context / 2, 0);
+  const double mhz = options.clockMHz;
+  std::string out = fmt::format(
+      "# Estimate: '{}', one decode step (lathe-compile --target=hls)\n\n"
+      "**Every figure below is an estimate** of Lathe's analytical model of the generated\n"
+      "kernels (codegen/HLS/HlsEstimate.cpp), not a result of Vitis HLS: run\n"
+      "`vitis_hls -f run_hls.tcl` for the tool's own report. Clock {:.0f} MHz; attention\n"
+      "at position {} of a context of {} (the mean over a generation that fills it).\n\n"
+      "Assumptions: a loop that adds into a double (a dot product's four accumulators, the\n"
+      "softmax's sum) runs at the double adder's latency, {} cycles, as its II; every other\n"
+      "loop at its target II of 1; {} cycles to fill and drain each pipelined loop; the\n"
+      "kernels run one after another (no dataflow between them); DSP48E2 slices per\n"
+      "operator: double multiply {}, double add {}, float multiply {}, float add {}, expf {};\n"
+      "each template instance is one piece of hardware that its calls share. Off-chip\n"
+      "bytes: the weights each call reads (the embedding one row), the rotary tables'\n"
+      "rows, the f32 KV rows attention reads and writes, the logits written.\n\n",
+      config.name, mhz, position, config.context, kDoubleAddLatency, kPipelineDepth, kDmulDsp,
+      kDaddDsp, kFmulDsp, kFaddDsp, kExpDsp);
+
+  out += "| # | kernel | trip counts | II target/est. | cycles (est.) | us (est.) | DSP "
+         "(est.) | on-chip (est.) | off-chip bytes (est.) |\n"
+         "|--:|---|---|---|--:|--:|--:|--:|--:|\n";
+  std::set<std::string> instances;
+  double cycles = 0, offChip = 0;
+  int64_t dsp = 0;
+  uint64_t onChip = project.bufferBytes + project.constantBytes;
+  for (size_t i = 0; i < project.calls.size(); ++i) {
+    const HlsKernelCall &c = project.calls[i];
+    Cost k = cost(c, config.context, position);
+    if (!instances.insert(c.instance).second)
+      k.dsp = 0, k.onChip = 0; // the instance's hardware is counted once
+    // The logits go out over their own interface.
+    if (i + 1 == project.calls.size() && c.kind == HlsKernelCall::Kind::MatVec)
+      k.bytes += 4.0 * double(c.rows);
+    cycles += k.cycles;
+    offChip += k.bytes;
+    dsp += k.dsp;
+    onChip += k.onChip;
+    out += fmt::format("| {} | {} | {} | {} | {} | {:.1f} | {} | {} | {} |\n", i + 1, k.what,
+                       k.trips, k.ii, count(k.cycles), k.cycles / mhz, k.dsp ? std::to_string(k.dsp) : "-",
+                       k.onChip ? bytes(double(k.onChip)) : "-", bytes(k.bytes));
+  }
+  const double stepUs = cycles / mhz;
+  const double designTps = stepUs > 0 ? 1e6 / stepUs : 0;
+  out += fmt::format(
+      "\n**Step (est.)**: {} cycles, {:.0f} us at {:.0f} MHz: **{:.1f} tokens/s** for this "
+      "design. {} DSP slices, {} on chip ({} of activation buffers, {} of gains and biases, "
+      "the rest the kernels' local arrays), {} moved off chip per token ({} of weights).\n\n",
+      count(cycles), stepUs, mhz, designTps, dsp, bytes(double(onChip)),
+      bytes(double(project.bufferBytes)), bytes(double(project.constantBytes)), bytes(offChip),
+      bytes(double(project.weights.size())));
+
+  out += "| board (est.) | part | memory | peak GB/s | roofline tokens/s | this design "
+         "tokens/s | DSP used | on-chip used | weights fit |\n"
+         "|---|---|---|--:|--:|--:|--:|--:|---|\n";
+  for (const Board &b : kBoards) {
+    const double roofline = offChip > 0 ? b.gbPerSecond * 1e9 / offChip : 0;
+    const uint64_t onChipBudget = b.bramBytes + b.uramBytes;
+    const uint64_t needed =
+        project.weights.size() + project.ropeTables.size() * 8 + project.cacheFloats * 4;
+    out += fmt::format(
+        "| {} | {} | {} | {:.1f} | {:.0f} | {:.1f} | {} of {} ({:.1f}%) | {} of {} ({:.1f}%) | {} "
+        "({} of {}) |\n",
+        b.name, b.part, b.memory, b.gbPerSecond, roofline, std::min(designTps, roofline), dsp,
+        b.dsp, 100.0 * double(dsp) / double(b.dsp), bytes(double(onChip)),
+        bytes(double(onChipBudget)), 100.0 * double(onChip) / double(onChipBudget),
+        needed <= b.memoryBytes ? "yes" : "no", bytes(double(needed)),
+        bytes(double(b.memoryBytes)));
+  }
+  out += "\nBoard figures are datasheet budgets (DSP48E2 slices; 36 Kb block RAM and 288 Kb "
+         "UltraRAM blocks; the memory's peak bandwidth), not measurements. \"Roofline\" is the "
+         "peak bandwidth divided by the bytes moved per token: the bound a design that streams "
+         "its weights at full bandwidth could reach; \"this design\" is the smaller of that and "
+         "the estimated step above. \"Weights fit\" counts the weights, the rotary tables and "
+         "the KV cache of a full context.\n";
+  return out;
+}
+
+} // namespace lathe::codegen

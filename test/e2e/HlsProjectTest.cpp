@@ -1,0 +1,167 @@
+// lathe-compile --target=hls on stories15M: the generated project's C
+// simulation (its Makefile's `make csim`, built with g++ and clang at -O0
+// and -O2 with -ffp-contract=off) prints the greedy ids the CPU backend
+// gives for the same weights: the reference kernels, whose arithmetic the
+// HLS kernels repeat operation for operation, and the SIMD kernels. INT8,
+// two 4-bit formats (MX and BFP) and FP6 4+2, on the reference prompts.
+// The generated sources pass lathe-hls-lint, and the XRT host program
+// builds.
+#include "test/e2e/ModelFixture.h"
+
+#include "codegen/HLS/HlsLint.h"
+
+#include <array>
+#include <cstdio>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gtest/gtest.h>
+
+namespace lathe::test {
+namespace {
+
+/// Runs `command` in a shell; its standard output, and whether it exited 0.
+std::pair<std::string, bool> shell(const std::string &command) {
+  std::string out;
+  FILE *pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe)
+    return {"popen failed", false};
+  std::array<char, 4096> chunk;
+  while (size_t n = std::fread(chunk.data(), 1, chunk.size(), pipe))
+    out.append(chunk.data(), n);
+  return {out, ::pclose(pipe) == 0};
+}
+
+/// The last line of `text`, without its newline.
+std::string lastLine(std::string text) {
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  const size_t nl = text.rfind('\n');
+  return nl == std::string::npos ? text : text.substr(nl + 1);
+}
+
+compiler::CompileOptions stories(const std::string &quant, const std::string &target) {
+  compiler::CompileOptions o;
+  o.input = modelDir() + "/stories15M.bin";
+  o.tokenizer = modelDir() + "/tokenizer.bin";
+  o.quant = quant;
+  o.target = target;
+  o.activations = "float"; // the HLS kernels multiply in float
+  return o;
+}
+
+class HlsProjectTest : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override {
+    if (!haveModel())
+      GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  }
+
+  compiler::CompileOptions options(const std::string &target) const {
+    return stories(GetParam(), target);
+  }
+
+  /// The CPU's greedy ids after `prompt` with the reference kernels or the
+  /// SIMD ones.
+  std::vector<int32_t> cpuIds(const std::shared_ptr<const artifact::Artifact> &artifact,
+                              backend::KernelPath kernels, const std::vector<int32_t> &prompt,
+                              int64_t n) {
+    backend::ExecutionOptions o;
+    o.threads = 2;
+    o.kernels = kernels;
+    auto executable = backend::load(artifact, o);
+    EXPECT_TRUE(executable) << executable.error().message();
+    return executable ? greedyIds(*executable, prompt, n) : std::vector<int32_t>();
+  }
+};
+
+TEST_P(HlsProjectTest, CSimulationPrintsTheCpuBackendsGreedyIds) {
+  const std::string name = "hls-" + std::to_string(std::hash<std::string>{}(GetParam()));
+  const std::string dir = tempPath(name);
+  compiler::CompileOptions hls = options("hls");
+  hls.output = dir;
+  std::string ignored;
+  llvm::raw_string_ostream out(ignored);
+  Status status = compiler::compile(hls, out);
+  ASSERT_TRUE(status) << status.error().message();
+  auto artifact = compileAndLoad(options("cpu"), name);
+  ASSERT_NE(artifact, nullptr);
+
+  // The synthesizable sources pass the lint, the top function's memory
+  // interfaces included.
+  hls::LintOptions lint;
+  for (const char *file : {"lathe_model.cpp", "LatheHlsKernels.h", "PackedCodes.h"})
+    lint.files.push_back(dir + "/" + file);
+  lint.tops = {"lathe_hls_step"};
+  auto findings = hls::lintFiles(lint);
+  ASSERT_TRUE(findings) << findings.error().message();
+  for (const hls::LintFinding &f : *findings)
+    ADD_FAILURE() << f.format();
+
+  const nlohmann::json reference = loadReference();
+  // -O2 runs every reference prompt for 16 tokens, -O0 (ten times slower)
+  // the first for 4; each build with its own compiler and flags, from
+  // clean.
+  struct Build {
+    std::string cxx, opt;
+  };
+  for (const Build &build : {Build{"g++", "-O2"}, Build{"clang++-22", "-O2"}, Build{"g++", "-O0"},
+                             Build{"clang++-22", "-O0"}}) {
+    SCOPED_TRACE(build.cxx + " " + build.opt);
+    const bool full = build.opt == "-O2";
+    const int64_t n = full ? 16 : 4;
+    auto [made, ok] = shell(fmt::format("make -s -C {} clean csim.out CXX={} OPT={}", dir,
+                                        build.cxx, build.opt));
+    ASSERT_TRUE(ok) << made;
+    for (const auto &p : reference["prompts"]) {
+      const std::vector<int32_t> prompt = p["prompt_ids"].get<std::vector<int32_t>>();
+      auto [printed, ran] = shell(fmt::format("make -s -C {} csim CXX={} OPT={} "
+                                              "PROMPT_IDS={} N={}",
+                                              dir, build.cxx, build.opt,
+                                              fmt::join(prompt, ","), n));
+      ASSERT_TRUE(ran) << printed;
+      const std::string ids = fmt::format(
+          "{}", fmt::join(cpuIds(artifact, backend::KernelPath::Reference, prompt, n), " "));
+      EXPECT_EQ(lastLine(printed), ids) << "prompt " << fmt::format("{}", fmt::join(prompt, ","));
+      if (full)
+        EXPECT_EQ(lastLine(printed),
+                  fmt::format("{}", fmt::join(cpuIds(artifact, backend::KernelPath::Fast,
+                                                     prompt, n),
+                                              " ")));
+      if (!full)
+        break;
+    }
+  }
+}
+
+TEST(HlsHostTest, TheXrtHostProgramBuildsAndFailsCleanlyWithoutACard) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  const std::string dir = tempPath("hls-host");
+  compiler::CompileOptions hls = stories("int8:group=32", "hls");
+  hls.output = dir;
+  std::string ignored;
+  llvm::raw_string_ostream out(ignored);
+  Status status = compiler::compile(hls, out);
+  ASSERT_TRUE(status) << status.error().message();
+  auto [made, ok] = shell(fmt::format("make -s -C {} host.out", dir));
+  EXPECT_TRUE(ok) << made;
+  // Without a card (or its xclbin) it fails with one line, not a crash.
+  auto [ran, succeeded] =
+      shell(fmt::format("cd {} && ./host.out missing.xclbin weights.bin rope_tables.bin 1 4", dir));
+  EXPECT_FALSE(succeeded);
+  EXPECT_NE(ran.find("host: "), std::string::npos) << ran;
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, HlsProjectTest,
+                         ::testing::Values("int8:group=32", "mxfp4_e2m1", "bfp4",
+                                           "fp6_4p2"),
+                         [](const auto &info) {
+                           std::string name = info.param;
+                           for (char &c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c)))
+                               c = '_';
+                           return name;
+                         });
+
+} // namespace
+} // namespace lathe::test
