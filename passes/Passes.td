@@ -382,4 +382,38 @@ def GroupLayers : Pass<"lathe-group-layers", "mlir::func::FuncOp"> {
   let dependentDialects = ["::lathe::kplan::PlanDialect"];
 }
 
+def HlsSchedule : Pass<"lathe-hls-schedule", "mlir::func::FuncOp"> {
+  let summary = "Schedule the step for an FPGA: loop pragmas and memory interfaces as attributes";
+  let description = [{
+    Records how the HLS code generator (lathe-compile --target=hls) lays
+    the step out on an FPGA, as typed attributes that it lowers last into
+    pragmas:
+
+    - `plan.hls = #plan.hls_loop<ii = I, unroll = U>` on every product
+      (`plan.matmul`, `plan.matmuls`, `plan.logits`): the target II of its
+      pipelined loops, and the rows it computes at once: the largest
+      divisor of its weights' rows that is at most `unroll`.
+    - `plan.hls_interfaces = [#plan.hls_interface<...>, ...]` on the
+      function: one AXI master per memory argument of the generated top
+      function, each in a bundle of its own (`gmem0` weights, `gmem1`
+      rotary tables, `gmem2` KV cache, `gmem3` logits), deep enough for
+      what the design reads or writes there: the weights the embedding and
+      the products read (in their storage formats, 64-byte aligned, in the
+      order of first use), a cos and a sin table of the cache's capacity
+      for each distinct set of rotary frequencies, an f32 key and value
+      row per layer and position of the cache, a logit per row of the
+      classifier.
+
+    The attributes change no computation. An error is one line on the
+    function.
+  }];
+  let options = [
+    Option<"ii", "ii", "int64_t", /*default=*/"1",
+           "Target initiation interval of the products' pipelined loops">,
+    Option<"unroll", "unroll", "int64_t", /*default=*/"1",
+           "Most rows a product computes at once">,
+  ];
+  let dependentDialects = ["::lathe::kplan::PlanDialect"];
+}
+
 #endif // LATHE_PASSES

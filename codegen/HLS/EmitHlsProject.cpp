@@ -105,7 +105,8 @@ Expected<WeightLayout> weightLayout(const plan::TensorInfo &info) {
 
 class HlsEmitter {
 public:
-  HlsEmitter(const LoweredModel &m, MLIRContext *context) : m_(m), ctx_(context), b_(context) {
+  HlsEmitter(const LoweredModel &m, const HlsOptions &options, MLIRContext *context)
+      : m_(m), options_(options), ctx_(context), b_(context) {
     ctx_->loadDialect<emitc::EmitCDialect>();
     module_ = ModuleOp::create(UnknownLoc::get(ctx_));
     b_.setInsertionPointToEnd(module_->getBody());
@@ -320,25 +321,49 @@ private:
   Expected<std::string> interfacePragmas() const {
     auto port = [](TopArgument a) { return fmt::format("v{}", int(a) + 1); };
     using Options = std::vector<std::pair<std::string_view, std::string>>;
-    auto master = [&](TopArgument a, int bundle, uint64_t depth) {
+    auto master = [&](TopArgument a, const std::string &bundle, uint64_t depth) {
       return Options{{"mode", "m_axi"},
                      {"port", port(a)},
-                     {"bundle", fmt::format("gmem{}", bundle)},
+                     {"bundle", bundle},
                      {"offset", "slave"},
                      {"depth", std::to_string(std::max<uint64_t>(depth, 1))}};
     };
-    const Options lines[] = {
-        master(kWeights, 0, project_.weights.size()),
-        master(kTables, 1, project_.ropeTables.size()),
-        master(kCache, 2, cacheFloats()),
-        master(kLogits, 3, uint64_t(m_.config.vocab)),
-        {{"mode", "s_axilite"}, {"port", port(kToken)}},
-        {{"mode", "s_axilite"}, {"port", port(kPosition)}},
-        {{"mode", "s_axilite"}, {"port", "return"}},
+    // Each memory argument's bundle and depth: the plan's
+    // #plan.hls_interface (lathe-hls-schedule), else its own bundle and
+    // the depth the design needs; a plan's depth below that is an error.
+    struct Memory {
+      const char *name;
+      TopArgument argument;
+      uint64_t needed;
     };
+    const Memory memories[] = {{"weights", kWeights, project_.weights.size()},
+                               {"tables", kTables, project_.ropeTables.size()},
+                               {"cache", kCache, cacheFloats()},
+                               {"logits", kLogits, uint64_t(m_.config.vocab)}};
+    auto planned = m_.forward()->getAttrOfType<ArrayAttr>(
+        kplan::PlanDialect::getHlsInterfacesAttrName());
+    std::vector<Options> lines;
+    for (size_t i = 0; i < std::size(memories); ++i) {
+      const Memory &m = memories[i];
+      std::string bundle = fmt::format("gmem{}", i);
+      uint64_t depth = m.needed;
+      for (Attribute a : planned ? planned.getValue() : ArrayRef<Attribute>())
+        if (auto interface = cast<kplan::HlsInterfaceAttr>(a); interface.getPort() == m.name) {
+          if (uint64_t(interface.getDepth()) < m.needed)
+            return Error(fmt::format("the plan's interface '{}' has depth {}, below the {} "
+                                     "the design uses",
+                                     m.name, interface.getDepth(), m.needed));
+          bundle = interface.getBundle().str();
+          depth = uint64_t(interface.getDepth());
+        }
+      lines.push_back(master(m.argument, bundle, depth));
+    }
+    lines.push_back({{"mode", "s_axilite"}, {"port", port(kToken)}});
+    lines.push_back({{"mode", "s_axilite"}, {"port", port(kPosition)}});
+    lines.push_back({{"mode", "s_axilite"}, {"port", "return"}});
     std::string out;
     for (const Options &options : lines) {
-      const std::string line = hls::spellPragma("INTERFACE", options);
+      const std::string line = hls::spellPragma("INTERFACE", options, options_.tool);
       if (line.empty())
         return Error("the pragma table has no INTERFACE spelling for the generated ports");
       out += (out.empty() ? "" : "\n") + line;
@@ -390,10 +415,12 @@ private:
                  1, width(n.getLhs()));
           return Status::ok();
         })
-        .Case([&](kplan::MatmulOp m) { return product(m.getWeight(), m.getInput(), buffer(m.getOut())); })
+        .Case([&](kplan::MatmulOp m) {
+          return product(m, m.getWeight(), m.getInput(), buffer(m.getOut()));
+        })
         .Case([&](kplan::MatmulsOp m) -> Status {
           for (auto [w, out] : llvm::zip(m.getWeights(), m.getOuts()))
-            if (Status s = product(w, m.getInput(), buffer(out)); !s)
+            if (Status s = product(m, w, m.getInput(), buffer(out)); !s)
               return s;
           return Status::ok();
         })
@@ -445,7 +472,7 @@ private:
           return Status::ok();
         })
         .Case([&](kplan::LogitsOp l) {
-          return product(l.getClassifier(), l.getInput(), args_[kLogits]);
+          return product(l, l.getClassifier(), l.getInput(), args_[kLogits]);
         })
         .Default([&](Operation *other) -> Status {
           return Error("the hls target has no kernel for " +
@@ -453,8 +480,10 @@ private:
         });
   }
 
-  /// out = input x weight^T (one token): lathe_hls::matvec.
-  Status product(Value weight, Value input, Value out) {
+  /// out = input x weight^T (one token): lathe_hls::matvec, with the II
+  /// and the rows at a time of the product's #plan.hls_loop (1 and 1
+  /// without one).
+  Status product(Operation *op, Value weight, Value input, Value out) {
     const uint32_t t = m_.tensorIndex.lookup(weight);
     Expected<SmallVector<Attribute>> format = formatArguments(t);
     if (!format)
@@ -462,10 +491,16 @@ private:
     const plan::TensorInfo &info = m_.tensors[t].info;
     SmallVector<Attribute> targs{i32(info.shape[0]), i32(info.shape[1])};
     targs.append(format->begin(), format->end());
+    int64_t ii = 1, unroll = 1;
+    if (auto loop = op->getAttrOfType<kplan::HlsLoopAttr>(kplan::PlanDialect::getHlsLoopAttrName()))
+      ii = loop.getIi(), unroll = loop.getUnroll();
+    targs.append({i32(ii), i32(unroll)});
     record(HlsKernelCall::Kind::MatVec,
            call("lathe_hls::matvec", targs,
                 {args_[kWeights], u64(weightOffset(t)), buffer(input), out}),
            info.shape[0], info.shape[1], info.storageBytes(), info.formatName());
+    project_.calls.back().ii = ii;
+    project_.calls.back().unroll = unroll;
     return Status::ok();
   }
 
@@ -492,6 +527,7 @@ private:
   }
 
   const LoweredModel &m_;
+  HlsOptions options_;
   MLIRContext *ctx_;
   OpBuilder b_;
   OwningOpRef<ModuleOp> module_;
@@ -504,7 +540,7 @@ private:
 
 } // namespace
 
-Expected<HlsProject> emitHlsProject(const LoweredModel &model) {
+Expected<HlsProject> emitHlsProject(const LoweredModel &model, const HlsOptions &options) {
   if (!model.forward())
     return Error("no plan IR to generate code from");
   if (model.plan.kvFormat.compressed() || model.plan.kvElement != ElementType::F32)
@@ -512,7 +548,7 @@ Expected<HlsProject> emitHlsProject(const LoweredModel &model) {
   if (plan::usesInt8Activations(model.plan))
     return Error("the hls target has no int8-activation kernels yet: its products decode the "
                  "weights and multiply in float (--activations=float)");
-  return HlsEmitter(model, model.forward()->getContext()).run();
+  return HlsEmitter(model, options, model.forward()->getContext()).run();
 }
 
 Status writeHlsProject(const HlsProject &project, const std::string &dir) {

@@ -3,6 +3,7 @@
 // weights in the formats the quantization passes chose (docs/hls.md).
 #pragma once
 
+#include "codegen/HLS/HlsPragmas.h"
 #include "codegen/KernelPlan/BuildKernelPlan.h"
 #include "runtime/support/Expected.h"
 
@@ -29,6 +30,8 @@ struct HlsKernelCall {
   int64_t heads = 0, kvHeads = 0, headDim = 0;
   /// Weight bytes it reads for one token (the embedding: one row).
   uint64_t weightBytes = 0;
+  /// Products: the target II and the rows at a time (#plan.hls_loop).
+  int64_t ii = 1, unroll = 1;
 };
 
 /// What the generator writes: text files by name, and the weight and
@@ -46,10 +49,17 @@ struct HlsProject {
   uint64_t cacheFloats = 0;
 };
 
+struct HlsOptions {
+  /// The Vitis HLS release whose pragma spellings to write.
+  hls::HlsTool tool = hls::HlsTool::Vitis2023_2;
+};
+
 /// The project of `model` (a CPU kernel plan with float activations and an
-/// f32 KV cache). Errors are one line: a weight format or kernel the
-/// target has no code for.
-Expected<HlsProject> emitHlsProject(const LoweredModel &model);
+/// f32 KV cache), with the loop and interface attributes lathe-hls-schedule
+/// put on its plan IR (defaults where there are none). Errors are one
+/// line: a weight format or kernel the target has no code for, an
+/// interface too shallow for what the design reads.
+Expected<HlsProject> emitHlsProject(const LoweredModel &model, const HlsOptions &options = {});
 
 /// Writes `project` into `dir` (created if missing): the files, weights.bin
 /// and rope_tables.bin.

@@ -82,10 +82,11 @@ int64_t decodeDsp(const std::string &format) {
   return 2 * kDmulDsp; // MX: element value, times the block's scale
 }
 
-/// A dot product of n: the decoded row's loop at II 1, then n / 4
-/// iterations at the accumulators' recurrence.
-double dotCycles(int64_t n) {
-  return double((n + 3) / 4) * kDoubleAddLatency + kPipelineDepth + 3 * kDoubleAddLatency;
+/// A dot product of n: n / 4 iterations at the accumulators' recurrence
+/// (or the target II, if larger), then the three adds of the sums.
+double dotCycles(int64_t n, int64_t ii = 1) {
+  return double((n + 3) / 4) * double(std::max<int64_t>(ii, kDoubleAddLatency)) +
+         kPipelineDepth + 3 * kDoubleAddLatency;
 }
 constexpr int64_t kDotDsp = 4 * kDmulDsp + 4 * kDaddDsp;
 
@@ -94,12 +95,15 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
   const std::string shape = fmt::format("{} x {}", c.rows, c.cols);
   switch (c.kind) {
   case HlsKernelCall::Kind::MatVec:
-    k.what = fmt::format("matvec {} {}", shape, c.format);
+    // UNROLL rows at once, each lane with its own decode and dot hardware.
+    k.what = fmt::format("matvec {} {}{}", shape, c.format,
+                         c.unroll > 1 ? fmt::format(", {} rows at once", c.unroll) : "");
     k.trips = fmt::format("{} rows x ({} decode + {} dot)", c.rows, c.cols, (c.cols + 3) / 4);
-    k.ii = fmt::format("1/1, 1/{}", kDoubleAddLatency);
-    k.cycles = double(c.rows) * (double(c.cols) + kPipelineDepth + dotCycles(c.cols));
-    k.dsp = kDotDsp + decodeDsp(c.format);
-    k.onChip = 4 * uint64_t(c.cols); // the decoded row
+    k.ii = fmt::format("{}/{}, {}/{}", c.ii, c.ii, c.ii, std::max<int64_t>(c.ii, kDoubleAddLatency));
+    k.cycles = double(c.rows / std::max<int64_t>(c.unroll, 1)) *
+               (double(c.cols) * double(c.ii) + kPipelineDepth + dotCycles(c.cols, c.ii));
+    k.dsp = (kDotDsp + decodeDsp(c.format)) * c.unroll;
+    k.onChip = 4 * uint64_t(c.cols) * uint64_t(c.unroll); // the decoded rows
     k.bytes = double(c.weightBytes);
     break;
   case HlsKernelCall::Kind::Embedding:

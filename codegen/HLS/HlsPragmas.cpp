@@ -199,21 +199,36 @@ std::string closestOption(const PragmaSpec &spec, std::string_view word) {
   return closest(words, word);
 }
 
+std::optional<HlsTool> parseHlsTool(std::string_view name) {
+  if (name == "2020.2")
+    return HlsTool::Vitis2020_2;
+  if (name == "2023.2")
+    return HlsTool::Vitis2023_2;
+  return std::nullopt;
+}
+
 std::string spellPragma(std::string_view keyword,
-                        std::span<const std::pair<std::string_view, std::string>> options) {
+                        std::span<const std::pair<std::string_view, std::string>> options,
+                        HlsTool tool) {
   const PragmaSpec *spec = findPragma(keyword);
   if (!spec)
     return "";
   std::string out = "#pragma HLS " + std::string(spec->keyword);
+  std::string rest;
   for (const auto &[key, value] : options) {
     if (!takesOption(*spec, key) || value.empty())
       return "";
     const std::span<const std::string_view> words = optionValues(*spec, key);
     if (!words.empty() && std::find(words.begin(), words.end(), value) == words.end())
       return "";
-    out += " " + std::string(key) + "=" + value;
+    // 2020.2's spelling of a kind is the bare word, first.
+    const bool kind = key == "mode" || key == "type";
+    if (tool == HlsTool::Vitis2020_2 && kind && takesFlag(*spec, value))
+      out += " " + value;
+    else
+      rest += " " + std::string(key) + "=" + value;
   }
-  return out;
+  return out + rest;
 }
 
 } // namespace lathe::hls

@@ -5,6 +5,7 @@
 // "HLS Pragmas", 2023.2 to 2025.2.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,12 +43,23 @@ bool takesFlag(const PragmaSpec &spec, std::string_view flag);
 /// The words `option` of `spec` takes, if a fixed set (empty otherwise).
 std::span<const std::string_view> optionValues(const PragmaSpec &spec, std::string_view option);
 
-/// `#pragma HLS KEYWORD key=value ...` spelled from the table: the
-/// generator's one way to write a pragma. Empty when the table does not
-/// have the keyword, an option, or an option's value (a generator bug the
-/// caller reports).
+/// The releases whose pragma spellings the generator knows. They differ in
+/// the options that name a kind: 2022.1 and later write `mode=m_axi` and
+/// `type=complete`, 2020.2 and 2021.x the bare word (`INTERFACE m_axi
+/// port=...`, `ARRAY_PARTITION variable=a complete`), which later releases
+/// still accept.
+enum class HlsTool { Vitis2020_2, Vitis2023_2 };
+
+/// "2020.2" or "2023.2"; nullopt for anything else.
+std::optional<HlsTool> parseHlsTool(std::string_view name);
+
+/// `#pragma HLS KEYWORD key=value ...` spelled from the table for `tool`:
+/// the generator's one way to write a pragma. Empty when the table does
+/// not have the keyword, an option, or an option's value (a generator bug
+/// the caller reports).
 std::string spellPragma(std::string_view keyword,
-                        std::span<const std::pair<std::string_view, std::string>> options);
+                        std::span<const std::pair<std::string_view, std::string>> options,
+                        HlsTool tool = HlsTool::Vitis2023_2);
 
 /// The known word (keyword of the table, or option/flag of `spec`) closest to
 /// `word` by edit distance, if it is at most 2 edits away; "" otherwise.

@@ -140,6 +140,11 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (hls && o.syntheticWeights)
     return Error("--synthetic-weights makes weights at load, which an HLS project has "
                  "none of: it needs a real checkpoint");
+  if (o.hlsUnroll < 1 || o.hlsUnroll > 4096)
+    return Error(fmt::format("--hls-unroll={}: expected 1 to 4096 rows at a time", o.hlsUnroll));
+  const std::optional<hls::HlsTool> hlsTool = hls::parseHlsTool(o.hlsTool);
+  if (!hlsTool)
+    return Error("--hls-tool=" + o.hlsTool + ": expected 2023.2 (2022.1 and later) or 2020.2");
   if (!(o.hlsClockMHz > 0.0 && o.hlsClockMHz <= 2000.0))
     return Error(fmt::format("--hls-clock={}: expected a clock in MHz, above 0 and at most 2000",
                              o.hlsClockMHz));
@@ -488,7 +493,16 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
 
   if (hls) {
     report("generating the HLS project", 0);
-    Expected<codegen::HlsProject> project = codegen::emitHlsProject(*lowered);
+    // The loop and interface attributes the generator lowers last.
+    mlir::PassManager schedule(lowered->planModule->getContext());
+    HlsScheduleOptions scheduleOptions;
+    scheduleOptions.unroll = o.hlsUnroll;
+    schedule.addNestedPass<mlir::func::FuncOp>(createHlsSchedule(scheduleOptions));
+    if (mlir::failed(schedule.run(*lowered->planModule)))
+      return mlirError(o.input + ": cannot schedule the step for the hls target");
+    codegen::HlsOptions hlsOptions;
+    hlsOptions.tool = *hlsTool;
+    Expected<codegen::HlsProject> project = codegen::emitHlsProject(*lowered, hlsOptions);
     if (!project)
       return Error(o.input + ": cannot generate the HLS project: " + project.error().message());
     codegen::HlsEstimateOptions estimate;

@@ -23,6 +23,10 @@ struct CompileOptions {
   std::string target = "cpu"; // or "cuda", "cuda:sm_90a,sm_100a", ..., or "hls"
   /// --target=hls: the kernel clock of the estimate report (estimate.md).
   double hlsClockMHz = 300.0;
+  /// --target=hls: rows a product computes at once (lathe-hls-schedule's
+  /// unroll), and the Vitis HLS release whose pragma spellings to write.
+  int64_t hlsUnroll = 1;
+  std::string hlsTool = "2023.2";
   std::string output;      // artifact path (EmitKind::Artifact)
   std::string quant = "none"; // --quant (QuantFlag.h)
   std::string calib;          // calibration text file; empty: built-in text

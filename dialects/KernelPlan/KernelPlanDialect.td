@@ -40,6 +40,11 @@ def Plan_Dialect : Dialect {
     static ::llvm::StringRef getSpecTreeAttrName() { return "plan.spec_tree"; }
     /// The function attribute holding the step's #plan.layer_groups.
     static ::llvm::StringRef getLayerGroupsAttrName() { return "plan.layer_groups"; }
+    /// A product's #plan.hls_loop (lathe-hls-schedule).
+    static ::llvm::StringRef getHlsLoopAttrName() { return "plan.hls"; }
+    /// The step function's memory interfaces, #plan.hls_interface each
+    /// (lathe-hls-schedule).
+    static ::llvm::StringRef getHlsInterfacesAttrName() { return "plan.hls_interfaces"; }
   }];
 }
 
@@ -115,6 +120,43 @@ def Plan_LayerGroupsAttr : AttrDef<Plan_Dialect, "LayerGroups"> {
   }];
   let parameters = (ins ArrayRefParameter<"int32_t">:$first, "int64_t":$layers);
   let assemblyFormat = "`<` `first` `=` `[` $first `]` `,` `layers` `=` $layers `>`";
+  let genVerifyDecl = 1;
+}
+
+def Plan_HlsLoopAttr : AttrDef<Plan_Dialect, "HlsLoop"> {
+  let mnemonic = "hls_loop";
+  let summary = "How an FPGA design schedules a product's loops";
+  let description = [{
+    `#plan.hls_loop<ii = 1, unroll = 4>` on a product (`plan.hls` on a
+    `plan.matmul`, `plan.matmuls` or `plan.logits`, set by
+    lathe-hls-schedule): `ii` is the target initiation interval of its
+    pipelined loops (`#pragma HLS PIPELINE II=...`), `unroll` the rows it
+    computes at once (the row loop unrolled by that factor, the decoded rows
+    in an array partitioned completely along it), which must divide every
+    one of its weights' rows. Rows are independent, so the results do not
+    change. The HLS code generator (lathe-compile --target=hls) lowers it
+    last, into the kernel's template arguments and pragmas.
+  }];
+  let parameters = (ins "int64_t":$ii, "int64_t":$unroll);
+  let assemblyFormat = "`<` `ii` `=` $ii `,` `unroll` `=` $unroll `>`";
+  let genVerifyDecl = 1;
+}
+
+def Plan_HlsInterfaceAttr : AttrDef<Plan_Dialect, "HlsInterface"> {
+  let mnemonic = "hls_interface";
+  let summary = "One memory interface of an FPGA design's step function";
+  let description = [{
+    `#plan.hls_interface<"weights", bundle = "gmem0", depth = 60751872>` in
+    the step function's `plan.hls_interfaces` (set by lathe-hls-schedule):
+    the AXI master of one of the generated top function's memory arguments
+    (`weights` in bytes, `tables` in doubles, `cache` and `logits` in
+    floats), the bundle it shares with any other argument of that bundle,
+    and its depth in elements (what C simulation and co-simulation size it
+    to, at least what the design reads or writes there). The generator
+    lowers each into an `INTERFACE` pragma.
+  }];
+  let parameters = (ins StringRefParameter<>:$port, StringRefParameter<>:$bundle, "int64_t":$depth);
+  let assemblyFormat = "`<` $port `,` `bundle` `=` $bundle `,` `depth` `=` $depth `>`";
   let genVerifyDecl = 1;
 }
 

@@ -1,6 +1,7 @@
 //===- GroupLayers.cpp - the layers in contiguous groups ------------------===//
 #include "passes/Passes.h"
 #include "passes/Plan/LayerStarts.h"
+#include "passes/Plan/WeightBytes.h"
 
 #include "runtime/formats/FormatSpec.h"
 #include "runtime/plan/KernelPlan.h"
@@ -16,21 +17,6 @@ using namespace mlir;
 
 namespace lathe {
 namespace {
-
-/// The bytes a weight takes in the artifact (its format's rows, scales
-/// included), as the serializer stores it.
-uint64_t weightBytes(tfm::WeightOp w) {
-  auto type = cast<RankedTensorType>(w.getResult().getType());
-  plan::TensorInfo t;
-  t.shape.assign(type.getShape().begin(), type.getShape().end());
-  Type element = type.getElementType();
-  t.type = element.isF32() ? ElementType::F32 : element.isF16() ? ElementType::F16
-                                                                 : ElementType::BF16;
-  if (auto quantized = dyn_cast<tfm::QuantizedTypeInterface>(element))
-    if (Expected<formats::FormatSpec> spec = formats::parseFormatSpec(quantized.getFormatName()))
-      t.quant = *spec;
-  return t.storageBytes();
-}
 
 struct GroupLayersPass : impl::GroupLayersBase<GroupLayersPass> {
   using GroupLayersBase::GroupLayersBase;

@@ -24,6 +24,13 @@ int main(int argc, char **argv) {
   app.add_option("--target", options.target,
                  "code generation target: cpu (default), cuda[:ARCH,...] (default "
                  "architecture sm_90a; needs nvcc), or hls (a Vitis HLS project folder)");
+  app.add_option("--hls-unroll", options.hlsUnroll,
+                 "--target=hls: most rows a product computes at once (lathe-hls-schedule)")
+      ->capture_default_str();
+  app.add_option("--hls-tool", options.hlsTool,
+                 "--target=hls: the Vitis HLS release whose pragma spellings to write: 2023.2 "
+                 "(2022.1 and later) or 2020.2")
+      ->capture_default_str();
   app.add_option("--hls-clock", options.hlsClockMHz,
                  "--target=hls: the kernel clock in MHz its estimate report (estimate.md) "
                  "converts cycles at")

@@ -92,13 +92,13 @@ inline float blockValue(const uint8_t *block, uint32_t i) {
 
 // Decodes one weight row of COLS values (ROW_BYTES bytes at `row`): plain
 // elements, or blocks of BLOCK values in BLOCK_BYTES bytes, the last block
-// padded.
-template <int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES>
+// padded. II: the target initiation interval (#plan.hls_loop).
+template <int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int II = 1>
 void decodeRow(const uint8_t *row, float out[COLS]) {
   if (KIND == kF32 || KIND == kF16 || KIND == kBF16) {
   plain:
     for (int i = 0; i < COLS; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
       if (KIND == kF32)
         out[i] = lathe_load_f32(row + 4 * i);
       else if (KIND == kF16)
@@ -113,19 +113,19 @@ blocks:
   for (int b = 0; b < kBlocks; ++b)
   values:
     for (int i = 0; i < BLOCK; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
       if (b * BLOCK + i < COLS)
         out[b * BLOCK + i] = blockValue<KIND, P1, P2, BLOCK>(row + b * BLOCK_BYTES, i);
     }
 }
 
 // sum a[i] * b[i] in double, four interleaved sums (the reference's dot).
-template <int N> double dot(const float *a, const float *b) {
+template <int N, int II = 1> double dot(const float *a, const float *b) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   const int kQuads = N / 4;
 quads:
   for (int i = 0; i < kQuads; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
     s0 += (double)a[4 * i] * b[4 * i];
     s1 += (double)a[4 * i + 1] * b[4 * i + 1];
     s2 += (double)a[4 * i + 2] * b[4 * i + 2];
@@ -138,16 +138,24 @@ tail:
 }
 
 // out[n] = dot(x, W[n]) for the ROWS rows of a weight matrix of COLS
-// columns, each row decoded once into a local row.
-// The matrix starts at byte `offset` of `weights`.
-template <int ROWS, int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES>
+// columns, each row decoded once into a local row. The matrix starts at
+// byte `offset` of `weights`. UNROLL rows at a time (#plan.hls_loop's
+// unroll, which divides ROWS), each with its own decoded row: rows are
+// independent, so any UNROLL gives the same floats.
+template <int ROWS, int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES,
+          int II = 1, int UNROLL = 1>
 void matvec(const uint8_t *weights, uint64_t offset, const float x[COLS], float out[ROWS]) {
-  float row[COLS];
+  float row[UNROLL][COLS];
+#pragma HLS ARRAY_PARTITION variable=row complete dim=1
 rows:
-  for (int n = 0; n < ROWS; ++n) {
-    decodeRow<COLS, KIND, P1, P2, BLOCK, BLOCK_BYTES>(weights + offset + (uint64_t)n * ROW_BYTES,
-                                                      row);
-    out[n] = (float)dot<COLS>(x, row);
+  for (int n = 0; n < ROWS; n += UNROLL) {
+  lanes:
+    for (int u = 0; u < UNROLL; ++u) {
+#pragma HLS UNROLL
+      decodeRow<COLS, KIND, P1, P2, BLOCK, BLOCK_BYTES, II>(
+          weights + offset + (uint64_t)(n + u) * ROW_BYTES, row[u]);
+      out[n + u] = (float)dot<COLS, II>(x, row[u]);
+    }
   }
 }
 
