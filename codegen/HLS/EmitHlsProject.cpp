@@ -123,8 +123,10 @@ public:
     emitc::IncludeOp::create(b_, loc, "lathe_model.h", /*is_standard_include=*/false);
     if (Status s = emitTables(); !s)
       return s.error();
-    for (uint64_t w : m_.plan.bufferWidths)
+    for (uint64_t w : m_.plan.bufferWidths) {
       project_.bufferBytes += 4 * w;
+      project_.arrayBytes.push_back(4 * w);
+    }
     project_.config = m_.config;
     project_.cacheFloats = cacheFloats();
     for (size_t i = 0; i < m_.plan.bufferWidths.size(); ++i)
@@ -185,6 +187,7 @@ private:
     const std::vector<float> values = plainVector(t);
     vectors_[index] = fmt::format("lathe_vector{}", index);
     project_.constantBytes += 4 * values.size();
+    project_.arrayBytes.push_back(4 * values.size());
     auto tensor = RankedTensorType::get({int64_t(values.size())}, b_.getF32Type());
     emitc::GlobalOp::create(b_, b_.getUnknownLoc(), vectors_[index],
                             emitc::ArrayType::get({int64_t(values.size())}, b_.getF32Type()),

@@ -44,8 +44,9 @@ struct HlsProject {
   plan::ModelConfig config;
   std::vector<HlsKernelCall> calls;
   /// On-chip arrays of the top function's file: activation buffers and
-  /// constant gains and biases, in bytes.
+  /// constant gains and biases, in bytes (totals, and each array's).
   uint64_t bufferBytes = 0, constantBytes = 0;
+  std::vector<uint64_t> arrayBytes;
   uint64_t cacheFloats = 0;
 };
 

@@ -38,6 +38,18 @@ const Board kBoards[] = {
      4 * kGiB},
 };
 
+/// On-chip bytes by memory: an array of kUramArrayBytes or more is one
+/// that would be bound to UltraRAM (BIND_STORAGE impl=uram), the rest
+/// stays in block RAM (Vitis HLS's default).
+constexpr uint64_t kUramArrayBytes = 64 * 1024;
+struct OnChip {
+  uint64_t bram = 0, uram = 0;
+  void add(uint64_t bytes, uint64_t copies = 1) {
+    (bytes >= kUramArrayBytes ? uram : bram) += bytes * copies;
+  }
+  uint64_t total() const { return bram + uram; }
+};
+
 /// What one call costs.
 struct Cost {
   std::string what;  // kernel and shape
@@ -45,7 +57,7 @@ struct Cost {
   std::string ii;    // target / estimated II of those loops
   double cycles = 0;
   int64_t dsp = 0;         // of its instance (0 when an earlier call has it)
-  uint64_t onChip = 0;     // local arrays of its instance (0 likewise)
+  OnChip onChip;           // local arrays of its instance (none likewise)
   double bytes = 0;        // off-chip bytes read and written per token
 };
 
@@ -103,7 +115,7 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
     k.cycles = double(c.rows / std::max<int64_t>(c.unroll, 1)) *
                (double(c.cols) * double(c.ii) + kPipelineDepth + dotCycles(c.cols, c.ii));
     k.dsp = (kDotDsp + decodeDsp(c.format)) * c.unroll;
-    k.onChip = 4 * uint64_t(c.cols) * uint64_t(c.unroll); // the decoded rows
+    k.onChip.add(4 * uint64_t(c.cols), uint64_t(c.unroll)); // a decoded row per lane
     k.bytes = double(c.weightBytes);
     break;
   case HlsKernelCall::Kind::Embedding:
@@ -149,7 +161,9 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
         3 * kPipelineDepth + double(c.headDim);
     k.cycles = double(c.heads) * perHead + double(c.kvHeads * c.headDim);
     k.dsp = kDotDsp + kExpDsp + kDaddDsp + kDmulDsp + kDaddDsp;
-    k.onChip = 4 * uint64_t(context) + 4 * uint64_t(c.headDim) + 8 * uint64_t(c.headDim);
+    k.onChip.add(4 * uint64_t(context)); // the scores
+    k.onChip.add(4 * uint64_t(c.headDim));
+    k.onChip.add(8 * uint64_t(c.headDim));
     // Every head reads its KV head's keys and values (f32) at each row;
     // the token's key and value are written once.
     k.bytes = double(c.heads) * double(rows) * double(c.headDim) * 4 * 2 +
@@ -206,47 +220,54 @@ std::string hlsEstimateReport(const HlsProject &project, const HlsEstimateOption
   std::set<std::string> instances;
   double cycles = 0, offChip = 0;
   int64_t dsp = 0;
-  uint64_t onChip = project.bufferBytes + project.constantBytes;
+  OnChip onChip;
+  for (uint64_t array : project.arrayBytes)
+    onChip.add(array);
   for (size_t i = 0; i < project.calls.size(); ++i) {
     const HlsKernelCall &c = project.calls[i];
     Cost k = cost(c, config.context, position);
     if (!instances.insert(c.instance).second)
-      k.dsp = 0, k.onChip = 0; // the instance's hardware is counted once
+      k.dsp = 0, k.onChip = {}; // the instance's hardware is counted once
     // The logits go out over their own interface.
     if (i + 1 == project.calls.size() && c.kind == HlsKernelCall::Kind::MatVec)
       k.bytes += 4.0 * double(c.rows);
     cycles += k.cycles;
     offChip += k.bytes;
     dsp += k.dsp;
-    onChip += k.onChip;
+    onChip.bram += k.onChip.bram;
+    onChip.uram += k.onChip.uram;
     out += fmt::format("| {} | {} | {} | {} | {} | {:.1f} | {} | {} | {} |\n", i + 1, k.what,
                        k.trips, k.ii, count(k.cycles), k.cycles / mhz, k.dsp ? std::to_string(k.dsp) : "-",
-                       k.onChip ? bytes(double(k.onChip)) : "-", bytes(k.bytes));
+                       k.onChip.total() ? bytes(double(k.onChip.total())) : "-",
+                       bytes(k.bytes));
   }
   const double stepUs = cycles / mhz;
   const double designTps = stepUs > 0 ? 1e6 / stepUs : 0;
   out += fmt::format(
       "\n**Step (est.)**: {} cycles, {:.0f} us at {:.0f} MHz: **{:.1f} tokens/s** for this "
       "design. {} DSP slices, {} on chip ({} of activation buffers, {} of gains and biases, "
-      "the rest the kernels' local arrays), {} moved off chip per token ({} of weights).\n\n",
-      count(cycles), stepUs, mhz, designTps, dsp, bytes(double(onChip)),
-      bytes(double(project.bufferBytes)), bytes(double(project.constantBytes)), bytes(offChip),
+      "the rest the kernels' local arrays; {} in block RAM, {} in UltraRAM: arrays of 64 KiB "
+      "or more), {} moved off chip per token ({} of weights).\n\n",
+      count(cycles), stepUs, mhz, designTps, dsp, bytes(double(onChip.total())),
+      bytes(double(project.bufferBytes)), bytes(double(project.constantBytes)),
+      bytes(double(onChip.bram)), bytes(double(onChip.uram)), bytes(offChip),
       bytes(double(project.weights.size())));
 
   out += "| board (est.) | part | memory | peak GB/s | roofline tokens/s | this design "
-         "tokens/s | DSP used | on-chip used | weights fit |\n"
-         "|---|---|---|--:|--:|--:|--:|--:|---|\n";
+         "tokens/s | DSP used | block RAM used | UltraRAM used | weights fit |\n"
+         "|---|---|---|--:|--:|--:|--:|--:|--:|---|\n";
   for (const Board &b : kBoards) {
     const double roofline = offChip > 0 ? b.gbPerSecond * 1e9 / offChip : 0;
-    const uint64_t onChipBudget = b.bramBytes + b.uramBytes;
     const uint64_t needed =
         project.weights.size() + project.ropeTables.size() * 8 + project.cacheFloats * 4;
     out += fmt::format(
         "| {} | {} | {} | {:.1f} | {:.0f} | {:.1f} | {} of {} ({:.1f}%) | {} of {} ({:.1f}%) | {} "
-        "({} of {}) |\n",
+        "of {} ({:.1f}%) | {} ({} of {}) |\n",
         b.name, b.part, b.memory, b.gbPerSecond, roofline, std::min(designTps, roofline), dsp,
-        b.dsp, 100.0 * double(dsp) / double(b.dsp), bytes(double(onChip)),
-        bytes(double(onChipBudget)), 100.0 * double(onChip) / double(onChipBudget),
+        b.dsp, 100.0 * double(dsp) / double(b.dsp), bytes(double(onChip.bram)),
+        bytes(double(b.bramBytes)), 100.0 * double(onChip.bram) / double(b.bramBytes),
+        bytes(double(onChip.uram)), bytes(double(b.uramBytes)),
+        100.0 * double(onChip.uram) / double(b.uramBytes),
         needed <= b.memoryBytes ? "yes" : "no", bytes(double(needed)),
         bytes(double(b.memoryBytes)));
   }
