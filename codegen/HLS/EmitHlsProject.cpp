@@ -142,8 +142,16 @@ public:
       return Error("the C++ translation of the plan failed");
     project_.files.emplace_back("lathe_model.cpp", std::move(text));
     project_.files.emplace_back("lathe_model.h", modelHeader());
-    for (const HeaderText &file : kHlsProjectFiles)
-      project_.files.emplace_back(file.path, file.text);
+    for (const HeaderText &file : kHlsProjectFiles) {
+      std::string text = file.text;
+      // The Tcl script's C simulation: 20 tokens after BOS, or what the
+      // context holds.
+      const std::string placeholder = "@CSIM_TOKENS@";
+      if (size_t at = text.find(placeholder); at != std::string::npos)
+        text.replace(at, placeholder.size(),
+                     std::to_string(std::min<int64_t>(20, m_.config.context)));
+      project_.files.emplace_back(file.path, std::move(text));
+    }
     return std::move(project_);
   }
 

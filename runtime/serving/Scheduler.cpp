@@ -189,6 +189,8 @@ Status Scheduler::cancel(RequestId id) {
 }
 
 void Scheduler::finish(Running &r, FinishReason reason, std::vector<Event> &events) {
+  if (r.finished) // once: its blocks and reservation are returned once
+    return;
   // The blocks go back now, so the next admission can use them.
   kv_->removeSequence(r.sequence);
   reservedBlocks_ -= r.reservedBlocks;
@@ -301,8 +303,10 @@ std::vector<Scheduler::Decode> Scheduler::planDecodes(int64_t spare) {
     // Within the context and the request's reserved blocks (its prompt and
     // new tokens): a tree never takes another request's blocks, and no
     // node runs that could not be emitted.
+    // (maxNewTokens clamped as blocksNeeded clamps it: any int64 may come in.)
     const int64_t end = std::min<int64_t>(
-        config_.context, static_cast<int64_t>(r.request.prompt.size()) + r.request.maxNewTokens);
+        config_.context, static_cast<int64_t>(r.request.prompt.size()) +
+                             std::clamp<int64_t>(r.request.maxNewTokens, 0, config_.context));
     const int64_t nodes = std::max<int64_t>(1, std::min(1 + share, end - base));
     d.tree = drafter_->draft(r.text, nodes);
     const speculative::DraftTree &tree = *d.tree;
@@ -394,6 +398,10 @@ Expected<StepResult> Scheduler::step() {
       if (!d.tree) {
         sample(d.index, own, end, result.events);
       } else if (Status s = acceptTree(d, own, end, result.events, result.stats); !s) {
+        // The cache refused a commit its reservation should have allowed:
+        // the step fails after some tokens were chosen, so the requests
+        // that ended leave the running set before the error goes up.
+        std::erase_if(running_, [](const Running &r) { return r.finished; });
         return s.error();
       }
     }

@@ -290,7 +290,9 @@ private:
               std::vector<Event> &events);
   /// Walks a speculating sequence's verified tree down the tokens chosen
   /// at its nodes (`logits`: a row per node), emitting them, and commits
-  /// the accepted path to the cache.
+  /// the accepted path to the cache. A commit the cache refuses (which the
+  /// reservations rule out) fails the step after tokens were chosen: the
+  /// caller must end every request (a server fails them all).
   Status acceptTree(const Decode &decode, std::span<const float> logits, Clock::time_point now,
                     std::vector<Event> &events, StepStats &stats);
   void finish(Running &r, FinishReason reason, std::vector<Event> &events);

@@ -17,7 +17,9 @@
 // Build it with -ffp-contract=off: a fused multiply-add would round
 // differently.
 //
-// Synthesizable subset only: fixed-size arrays, static trip counts, no
+// Synthesizable subset only: fixed-size arrays, static loop bounds (the
+// attention's row loops stop at the token's position, within CONTEXT, and
+// say so with LOOP_TRIPCOUNT; every other trip count is static), no
 // dynamic memory, recursion, virtual calls or function pointers; sub-byte
 // codes through explicit masks (PackedCodes.h). lathe-hls-lint checks it.
 #ifndef LATHE_HLS_KERNELS_H
@@ -277,6 +279,7 @@ heads:
     float best = -INFINITY;
   score:
     for (int p = 0; p < CONTEXT; ++p) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONTEXT avg=CONTEXT/2
       if (p > position)
         break;
     load_key:
@@ -288,6 +291,7 @@ heads:
     double sum = 0;
   softmax:
     for (int p = 0; p < CONTEXT; ++p) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONTEXT avg=CONTEXT/2
       if (p > position)
         break;
       scores[p] = expf(scores[p] - best);
@@ -298,6 +302,7 @@ heads:
       acc[d] = 0.0;
   weigh:
     for (int p = 0; p < CONTEXT; ++p) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=CONTEXT avg=CONTEXT/2
       if (p > position)
         break;
       const double weight = scores[p];

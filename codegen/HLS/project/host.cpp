@@ -48,9 +48,12 @@ int main(int argc, char **argv) {
     if (!lathe_host::parseIds(argv[4], LATHE_HLS_VOCAB, prompt))
       throw std::runtime_error("PROMPT_IDS: expected ids below " +
                                std::to_string(LATHE_HLS_VOCAB) + " separated by commas");
-    const long n = std::strtol(argv[5], nullptr, 10);
-    if (n < 0 || prompt.size() + size_t(n) > size_t(LATHE_HLS_CONTEXT) + 1)
-      throw std::runtime_error("N must be >= 0, and the prompt and N tokens fit the context");
+    long n = 0;
+    if (!lathe_host::parseCount(argv[5], n))
+      throw std::runtime_error(std::string("N: expected a count >= 0, got '") + argv[5] + "'");
+    if (!lathe_host::fitsContext(prompt.size(), n, LATHE_HLS_CONTEXT))
+      throw std::runtime_error("the prompt and N tokens pass the context of " +
+                               std::to_string(LATHE_HLS_CONTEXT));
     xrt::device device(argc == 7 ? std::atoi(argv[6]) : 0);
     const xrt::uuid uuid = device.load_xclbin(argv[1]);
     xrt::kernel kernel(device, uuid, "lathe_hls_step");

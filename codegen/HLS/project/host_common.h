@@ -29,6 +29,20 @@ inline bool parseIds(const std::string &text, int64_t vocab, std::vector<int32_t
   }
 }
 
+/// N, the tokens to generate: a count >= 0 and nothing else; false otherwise.
+inline bool parseCount(const char *text, long &n) {
+  char *end = nullptr;
+  n = std::strtol(text, &end, 10);
+  return end != text && *end == 0 && n >= 0;
+}
+
+/// Whether a prompt of `prompt` tokens and `n` generated tokens fit the
+/// context: the steps run at positions 0 .. prompt - 1 for the prompt, then
+/// one more for each generated token but the last.
+inline bool fitsContext(size_t prompt, long n, int64_t context) {
+  return prompt + size_t(n > 0 ? n : 1) - 1 <= size_t(context);
+}
+
 /// The first index of the largest logit, NaN skipped (lathe::argmax).
 inline int32_t argmax(const std::vector<float> &v) {
   int32_t best = -1;

@@ -17,6 +17,6 @@ add_files -tb rope_tables.bin
 open_solution -reset solution1 -flow_target vitis
 set_part $part
 create_clock -period $clock -name default
-csim_design -argv "weights.bin rope_tables.bin 1 20"
+csim_design -argv "weights.bin rope_tables.bin 1 @CSIM_TOKENS@"
 csynth_design
 exit

@@ -48,11 +48,10 @@ int main(int argc, char **argv) {
   if (!lathe_host::parseIds(argv[3], LATHE_HLS_VOCAB, prompt))
     return fail(std::string("PROMPT_IDS: expected ids below ") + std::to_string(LATHE_HLS_VOCAB) +
                 " separated by commas, got '" + argv[3] + "'");
-  char *end = nullptr;
-  const long n = std::strtol(argv[4], &end, 10);
-  if (*end || n < 0)
+  long n = 0;
+  if (!lathe_host::parseCount(argv[4], n))
     return fail(std::string("N: expected a count >= 0, got '") + argv[4] + "'");
-  if (prompt.size() + size_t(n) > size_t(LATHE_HLS_CONTEXT) + 1)
+  if (!lathe_host::fitsContext(prompt.size(), n, LATHE_HLS_CONTEXT))
     return fail("the prompt and N tokens pass the context of " +
                 std::to_string(LATHE_HLS_CONTEXT));
 
