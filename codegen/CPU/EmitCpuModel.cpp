@@ -112,14 +112,7 @@ private:
   /// tables, the weights and outputs of grouped products index arrays.
   LogicalResult emitTables(std::string *error) {
     WalkResult result = m_.forward().walk([&](Operation *op) {
-      Value vector;
-      if (auto n = dyn_cast<kplan::RMSNormOp>(op))
-        vector = n.getGain();
-      else if (auto n = dyn_cast<kplan::AddRMSNormOp>(op))
-        vector = n.getGain();
-      else if (auto n = dyn_cast<kplan::BiasAddOp>(op))
-        vector = n.getBias();
-      if (vector && failed(emitVector(m_.tensorIndex.lookup(vector), error)))
+      if (Value vector = vectorOperand(op); vector && failed(emitVector(m_.tensorIndex.lookup(vector), error)))
         return WalkResult::interrupt();
       if (auto r = dyn_cast<kplan::RopeOp>(op)) {
         std::vector<double> freq = plan::orderedFrequencies(

@@ -169,14 +169,7 @@ private:
     m_.forward().walk([&](Operation *op) {
       if (!status)
         return WalkResult::interrupt();
-      Value vector;
-      if (auto n = dyn_cast<kplan::RMSNormOp>(op))
-        vector = n.getGain();
-      else if (auto n = dyn_cast<kplan::AddRMSNormOp>(op))
-        vector = n.getGain();
-      else if (auto n = dyn_cast<kplan::BiasAddOp>(op))
-        vector = n.getBias();
-      if (vector)
+      if (Value vector = vectorOperand(op))
         status = emitVector(m_.tensorIndex.lookup(vector));
       if (auto r = dyn_cast<kplan::RopeOp>(op))
         ropeTable(r);

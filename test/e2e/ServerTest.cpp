@@ -133,6 +133,37 @@ protected:
     return out;
   }
 
+  /// Each prompt's greedy completion of `maxTokens`, all requested at once
+  /// (every other one streamed when `stream`); a failed request's body or
+  /// error instead.
+  std::vector<std::string> concurrentTexts(const std::vector<std::string> &prompts,
+                                           int maxTokens, bool stream) {
+    std::vector<std::string> got(prompts.size());
+    std::vector<std::thread> clients;
+    for (size_t i = 0; i < prompts.size(); ++i)
+      clients.emplace_back([&, i] {
+        const bool streamed = stream && i % 2 == 0;
+        auto r = post("/v1/completions", {{"model", "stories15M"},
+                                          {"prompt", prompts[i]},
+                                          {"max_tokens", maxTokens},
+                                          {"temperature", 0},
+                                          {"stream", streamed}});
+        if (!r || r->status != 200) {
+          got[i] = r ? r->body : "no answer: " + httplib::to_string(r.error());
+          return;
+        }
+        if (!streamed)
+          got[i] = json::parse(r->body)["choices"][0]["text"];
+        else
+          for (const std::string &d : events(r->body))
+            if (d != "[DONE]")
+              got[i] += json::parse(d)["choices"][0]["text"].get<std::string>();
+      });
+    for (std::thread &t : clients)
+      t.join();
+    return got;
+  }
+
   /// The value of an unlabelled metric in /metrics.
   double metric(const std::string &name) {
     httplib::Client c = running->client();
@@ -217,28 +248,7 @@ TEST_F(ServerTest, ConcurrentRequestsEachGetTheirOwnText) {
   const std::vector<std::string> prompts = {"The cat", "Lily went to the park",
                                             "One day, a big bear", kPrompt, "Tom had a red ball",
                                             "The sun was"};
-  std::vector<std::string> got(prompts.size());
-  std::vector<std::thread> clients;
-  for (size_t i = 0; i < prompts.size(); ++i)
-    clients.emplace_back([&, i] {
-      auto r = post("/v1/completions", {{"model", "stories15M"},
-                                        {"prompt", prompts[i]},
-                                        {"max_tokens", 40},
-                                        {"temperature", 0},
-                                        {"stream", i % 2 == 0}});
-      if (!r || r->status != 200) {
-        got[i] = r ? r->body : "no answer: " + httplib::to_string(r.error());
-        return;
-      }
-      if (i % 2)
-        got[i] = json::parse(r->body)["choices"][0]["text"];
-      else
-        for (const std::string &d : events(r->body))
-          if (d != "[DONE]")
-            got[i] += json::parse(d)["choices"][0]["text"].get<std::string>();
-    });
-  for (std::thread &t : clients)
-    t.join();
+  const std::vector<std::string> got = concurrentTexts(prompts, 40, true);
   for (size_t i = 0; i < prompts.size(); ++i)
     EXPECT_EQ(got[i], soloText(prompts[i], 40)) << prompts[i];
 }
@@ -247,19 +257,7 @@ TEST_F(ServerTest, ASpeculatingServerGivesEachRequestItsGreedyTextAndCountsAccep
   load(serving::PrefillPolicy::Layered, ""); // the default tree
   const std::vector<std::string> prompts = {"The cat", "Lily went to the park", kPrompt,
                                             "Tom had a red ball"};
-  std::vector<std::string> got(prompts.size());
-  std::vector<std::thread> clients;
-  for (size_t i = 0; i < prompts.size(); ++i)
-    clients.emplace_back([&, i] {
-      auto r = post("/v1/completions", {{"model", "stories15M"},
-                                        {"prompt", prompts[i]},
-                                        {"max_tokens", 60},
-                                        {"temperature", 0}});
-      got[i] = r && r->status == 200 ? json::parse(r->body)["choices"][0]["text"].get<std::string>()
-                                     : (r ? r->body : "no answer");
-    });
-  for (std::thread &t : clients)
-    t.join();
+  const std::vector<std::string> got = concurrentTexts(prompts, 60, false);
   for (size_t i = 0; i < prompts.size(); ++i)
     EXPECT_EQ(got[i], soloText(prompts[i], 60)) << prompts[i];
   const double verified = metric("lathe_speculative_verifications_total");
