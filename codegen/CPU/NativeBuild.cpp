@@ -50,7 +50,10 @@ Expected<plan::NativeCode> buildNativeCode(const std::string &source, uint64_t p
     return s.error();
   std::string isa = nativeIsaForHost();
   std::vector<std::string> args = {compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
-                                   "-fvisibility=hidden", "-fno-math-errno"};
+                                   "-fvisibility=hidden", "-fno-math-errno",
+                                   // no fused multiply-adds (GCC's default): the
+                                   // reference kernels round every product
+                                   "-ffp-contract=off"};
   if (isa != "generic")
     args.push_back("-march=" + isa);
   args.insert(args.end(), {"-I", dir->path(), "-o", object, src});

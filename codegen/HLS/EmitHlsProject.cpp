@@ -484,8 +484,9 @@ private:
         });
   }
 
-  /// out = input x weight^T (one token): lathe_hls::matvec, with the II
-  /// and the rows at a time of the product's #plan.hls_loop (1 and 1
+  /// out = input x weight^T (one token): lathe_hls::matvec, or
+  /// lathe_hls::matvecInt8 where the product's #plan.activations is int8,
+  /// with the II and the rows at a time of its #plan.hls_loop (1 and 1
   /// without one).
   Status product(Operation *op, Value weight, Value input, Value out) {
     const uint32_t t = m_.tensorIndex.lookup(weight);
@@ -499,12 +500,22 @@ private:
     if (auto loop = op->getAttrOfType<kplan::HlsLoopAttr>(kplan::PlanDialect::getHlsLoopAttrName()))
       ii = loop.getIi(), unroll = loop.getUnroll();
     targs.append({i32(ii), i32(unroll)});
-    record(HlsKernelCall::Kind::MatVec,
-           call("lathe_hls::matvec", targs,
+    // Int8 activations where the plan asked for them (lathe-plan-activations):
+    // the same template arguments, the CPU's integer numerics.
+    auto activations = op->getAttrOfType<kplan::ActivationsAttr>("activations");
+    const bool int8 = activations && activations.getValue() == kplan::Activations::int8;
+    if (int8 && !(info.quant && hlsTakesInt8Activations(*info.quant)))
+      return Error(fmt::format(
+          "tensor '{}' ({}): the hls target's int8-activation products take symmetric INT, "
+          "BFP, MXINT8 and MXFP4 weights; use --activations=float",
+          info.name, info.formatName()));
+    record(int8 ? HlsKernelCall::Kind::MatVecInt8 : HlsKernelCall::Kind::MatVec,
+           call(int8 ? "lathe_hls::matvecInt8" : "lathe_hls::matvec", targs,
                 {args_[kWeights], u64(weightOffset(t)), buffer(input), out}),
            info.shape[0], info.shape[1], info.storageBytes(), info.formatName());
     project_.calls.back().ii = ii;
     project_.calls.back().unroll = unroll;
+    project_.calls.back().block = cast<IntegerAttr>((*format)[3]).getInt();
     return Status::ok();
   }
 
@@ -544,14 +555,17 @@ private:
 
 } // namespace
 
+bool hlsTakesInt8Activations(const formats::FormatSpec &spec) {
+  const bool integerGroups =
+      spec.kind == formats::FormatKind::INT8 || spec.kind == formats::FormatKind::INT4;
+  return formats::hasIntegerCodes(spec) && (!integerGroups || spec.symmetric);
+}
+
 Expected<HlsProject> emitHlsProject(const LoweredModel &model, const HlsOptions &options) {
   if (!model.forward())
     return Error("no plan IR to generate code from");
   if (model.plan.kvFormat.compressed() || model.plan.kvElement != ElementType::F32)
     return Error("the hls target keeps its KV cache in f32 (--kv=f32)");
-  if (plan::usesInt8Activations(model.plan))
-    return Error("the hls target has no int8-activation kernels yet: its products decode the "
-                 "weights and multiply in float (--activations=float)");
   return HlsEmitter(model, options, model.forward()->getContext()).run();
 }
 

@@ -5,6 +5,7 @@
 
 #include "codegen/HLS/HlsPragmas.h"
 #include "codegen/KernelPlan/BuildKernelPlan.h"
+#include "runtime/formats/FormatSpec.h"
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
@@ -16,7 +17,10 @@ namespace lathe::codegen {
 /// One kernel call of the generated step, as the estimate report
 /// (HlsEstimate.h) counts it.
 struct HlsKernelCall {
-  enum class Kind { Embedding, RmsNorm, AddRmsNorm, MatVec, Rope, Attention, SiluMul, BiasAdd, Add };
+  /// MatVecInt8: a product with int8 activations (lathe_hls::matvecInt8).
+  enum class Kind {
+    Embedding, RmsNorm, AddRmsNorm, MatVec, MatVecInt8, Rope, Attention, SiluMul, BiasAdd, Add
+  };
   Kind kind = Kind::MatVec;
   /// The template instance, e.g. "matvec<288, 288, lathe_hls::kInt, 8, 1, 32, 36, 324>":
   /// calls of one instance share its hardware.
@@ -32,6 +36,8 @@ struct HlsKernelCall {
   uint64_t weightBytes = 0;
   /// Products: the target II and the rows at a time (#plan.hls_loop).
   int64_t ii = 1, unroll = 1;
+  /// Products: values per weight block (1 for plain f32/f16/bf16).
+  int64_t block = 1;
 };
 
 /// What the generator writes: text files by name, and the weight and
@@ -55,11 +61,19 @@ struct HlsOptions {
   hls::HlsTool tool = hls::HlsTool::Vitis2023_2;
 };
 
-/// The project of `model` (a CPU kernel plan with float activations and an
-/// f32 KV cache), with the loop and interface attributes lathe-hls-schedule
-/// put on its plan IR (defaults where there are none). Errors are one
-/// line: a weight format or kernel the target has no code for, an
-/// interface too shallow for what the design reads.
+/// Whether the target's int8-activation products (lathe_hls::matvecInt8)
+/// take weights in `spec`: the formats with integer codes
+/// (formats::hasIntegerCodes) but asymmetric INT, whose CPU kernel sums in
+/// another order. lathe-compile --target=hls rounds activations to int8 by
+/// default when every packed format of the build is one of these.
+bool hlsTakesInt8Activations(const formats::FormatSpec &spec);
+
+/// The project of `model` (a CPU kernel plan with an f32 KV cache, its
+/// products with float activations or, for weights hlsTakesInt8Activations
+/// takes, int8 ones), with the loop and interface attributes
+/// lathe-hls-schedule put on its plan IR (defaults where there are none).
+/// Errors are one line: a weight format or kernel the target has no code
+/// for, an interface too shallow for what the design reads.
 Expected<HlsProject> emitHlsProject(const LoweredModel &model, const HlsOptions &options = {});
 
 /// Writes `project` into `dir` (created if missing): the files, weights.bin

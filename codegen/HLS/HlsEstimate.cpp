@@ -18,6 +18,15 @@ constexpr int kDoubleAddLatency = 7;
 constexpr int kPipelineDepth = 12; // cycles to fill and drain a pipelined loop
 constexpr int kDsqrtDivCycles = 60; // RMSNorm's sqrt and divide, once a row
 constexpr int kDmulDsp = 11, kDaddDsp = 3, kFmulDsp = 3, kFaddDsp = 2, kExpDsp = 7;
+// Int8-activation products (matvecInt8): a block's BLOCK int8 x int8
+// multiplies per iteration, summed in an integer tree, then one fmaf into
+// the row's float sum, whose latency bounds the block loop's II. Two
+// products share a DSP48E2 when they share an operand (AMD WP486's packing:
+// two rows' weights against one activation code), so at two or more rows
+// at once; one per slice otherwise. The fmaf as a float multiply and add.
+constexpr int kFmaLatency = 8;
+constexpr int kFdivLatency = 16; // quantizing x: 127 / max and max / 127, a block each
+constexpr int kFmaDsp = kFmulDsp + kFaddDsp;
 
 /// A board's budget (datasheet figures, not measurements).
 struct Board {
@@ -118,6 +127,24 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
     k.onChip.add(4 * uint64_t(c.cols), uint64_t(c.unroll)); // a decoded row per lane
     k.bytes = double(c.weightBytes);
     break;
+  case HlsKernelCall::Kind::MatVecInt8: {
+    const int64_t blocks = (c.cols + c.block - 1) / c.block;
+    const int64_t loopIi = std::max<int64_t>(c.ii, kFmaLatency);
+    k.what = fmt::format("matvec int8 {} {}{}", shape, c.format,
+                         c.unroll > 1 ? fmt::format(", {} rows at once", c.unroll) : "");
+    k.trips = fmt::format("{} x ({} amax + {} round), {} rows x {} blocks of {}", blocks,
+                          c.block, c.block, c.rows, blocks, c.block);
+    k.ii = fmt::format("1/1, {}/{}", c.ii, loopIi);
+    k.cycles = double(blocks) * (2.0 * double(c.block) + 2 * kPipelineDepth + kFdivLatency) +
+               double(c.rows / std::max<int64_t>(c.unroll, 1)) *
+                   (double(blocks) * double(loopIi) + kPipelineDepth);
+    const int64_t macsPerDsp = c.unroll >= 2 ? 2 : 1;
+    k.dsp = (c.block * c.unroll + macsPerDsp - 1) / macsPerDsp +
+            (kFmaDsp + kFmulDsp) * c.unroll + kFmulDsp + 2 * kFaddDsp;
+    k.onChip.add(uint64_t(blocks * c.block) + 4 * uint64_t(blocks)); // codes and scales
+    k.bytes = double(c.weightBytes);
+    break;
+  }
   case HlsKernelCall::Kind::Embedding:
     k.what = fmt::format("embedding {} {}", c.cols, c.format);
     k.trips = fmt::format("{}", c.cols);
@@ -207,12 +234,18 @@ std::string hlsEstimateReport(const HlsProject &project, const HlsEstimateOption
       "softmax's sum) runs at the double adder's latency, {} cycles, as its II; every other\n"
       "loop at its target II of 1; {} cycles to fill and drain each pipelined loop; the\n"
       "kernels run one after another (no dataflow between them); DSP48E2 slices per\n"
-      "operator: double multiply {}, double add {}, float multiply {}, float add {}, expf {};\n"
-      "each template instance is one piece of hardware that its calls share. Off-chip\n"
+      "operator: double multiply {}, double add {}, float multiply {}, float add {}, exp {};\n"
+      "int8-activation products: a weight block per iteration of the block loop (its int8\n"
+      "multiplies unrolled into an integer tree), at the II of the float fma that adds it\n"
+      "into the row's sum, {} cycles; two int8 multiplies per DSP48E2 when two or more rows\n"
+      "run at once (AMD WP486's packing shares the activation code), one otherwise; the fma\n"
+      "as a float multiply and add; quantizing x takes two passes over each block and\n"
+      "{} cycles of divides; the AXI port is assumed to deliver a block per iteration.\n"
+      "Each template instance is one piece of hardware that its calls share. Off-chip\n"
       "bytes: the weights each call reads (the embedding one row), the rotary tables'\n"
       "rows, the f32 KV rows attention reads and writes, the logits written.\n\n",
       config.name, mhz, position, config.context, kDoubleAddLatency, kPipelineDepth, kDmulDsp,
-      kDaddDsp, kFmulDsp, kFaddDsp, kExpDsp);
+      kDaddDsp, kFmulDsp, kFaddDsp, kExpDsp, kFmaLatency, kFdivLatency);
 
   out += "| # | kernel | trip counts | II target/est. | cycles (est.) | us (est.) | DSP "
          "(est.) | on-chip (est.) | off-chip bytes (est.) |\n"
@@ -229,7 +262,8 @@ std::string hlsEstimateReport(const HlsProject &project, const HlsEstimateOption
     if (!instances.insert(c.instance).second)
       k.dsp = 0, k.onChip = {}; // the instance's hardware is counted once
     // The logits go out over their own interface.
-    if (i + 1 == project.calls.size() && c.kind == HlsKernelCall::Kind::MatVec)
+    if (i + 1 == project.calls.size() && (c.kind == HlsKernelCall::Kind::MatVec ||
+                                          c.kind == HlsKernelCall::Kind::MatVecInt8))
       k.bytes += 4.0 * double(c.rows);
     cycles += k.cycles;
     offChip += k.bytes;

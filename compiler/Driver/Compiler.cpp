@@ -132,7 +132,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return Error("--target=" + o.target + ": expected cpu, cuda, cuda:ARCH[,ARCH...] or hls");
   }
   // hls: a Vitis HLS project folder (codegen/HLS/EmitHlsProject.h), not an
-  // artifact; the CPU's kernel plan, float products, an f32 KV cache.
+  // artifact; the CPU's kernel plan, float or int8-activation products, an
+  // f32 KV cache.
   const bool hls = o.target == "hls";
   if (hls && (o.emit == EmitKind::Cpp || o.emit == EmitKind::Cuda))
     return Error("--emit=cpp and --emit=cuda print the cpu and cuda targets' code; "
@@ -148,9 +149,6 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (!(o.hlsClockMHz > 0.0 && o.hlsClockMHz <= 2000.0))
     return Error(fmt::format("--hls-clock={}: expected a clock in MHz, above 0 and at most 2000",
                              o.hlsClockMHz));
-  if (hls && o.activations == "int8")
-    return Error("--activations=int8: the hls target has no int8-activation kernels yet "
-                 "(its products decode the weights and multiply in float)");
   if (o.emit == EmitKind::Cpp && cuda)
     return Error("--emit=cpp prints the CPU target's code; use --emit=cuda with --target=cuda");
   if (o.emit == EmitKind::Cuda && !cuda)
@@ -205,13 +203,23 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
                  ": expected a positive length, for a checkpoint (not a .mlir module)");
   // A GGUF with Q8_0/Q4_0 tensors is as packed as a quantized build.
   bool packedInput = false;
+  // The hls target's integer products take all but asymmetric INT
+  // (codegen::hlsTakesInt8Activations): int8 there when every format --quant
+  // packs with is one of them (a GGUF's own formats, or mixed:bits's, keep
+  // float unless asked).
+  const auto hlsInt8 = [&] {
+    const std::optional<formats::FormatSpec> classifier = quant->classifierFormat();
+    return quant->format && !quant->mixedBits && !packedInput &&
+           codegen::hlsTakesInt8Activations(*quant->format) &&
+           (!classifier || codegen::hlsTakesInt8Activations(*classifier));
+  };
   const auto defaultActivations = [&] {
-    return (quant->quantizes() || packedInput) && !cuda && !hls ? plan::Activations::Int8
-                                                        : plan::Activations::Float;
+    return (quant->quantizes() || packedInput) && !cuda && (!hls || hlsInt8())
+               ? plan::Activations::Int8
+               : plan::Activations::Float;
   };
   plan::Activations activations =
-      o.activations.empty() ? (quant->quantizes() && !cuda && !hls ? plan::Activations::Int8
-                                                           : plan::Activations::Float)
+      o.activations.empty() ? defaultActivations()
       : o.activations == "int8" ? plan::Activations::Int8
                                 : plan::Activations::Float;
   std::error_code ec;

@@ -8,9 +8,12 @@
  *
  * Norms accumulate squares in double in four independent sums (order
  * insensitive enough to stay close to a float64 reference); rotary angles
- * are computed in double. */
+ * are computed in double; exp and the inverse square root are Lathe's own
+ * (Transcendentals.h), which the SIMD softmax and the HLS kernels share. */
 #ifndef LATHE_RUNTIME_KERNELS_ELEMENTWISEKERNELS_H
 #define LATHE_RUNTIME_KERNELS_ELEMENTWISEKERNELS_H
+
+#include "runtime/kernels/Transcendentals.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -33,7 +36,7 @@ static inline double lathe_sum_squares(const float *r, int64_t width) {
 /* out = r / sqrt(mean(r^2) + eps) * g for one row whose squares sum to ss. */
 static inline void lathe_scale_row(const float *r, double ss, const float *g, float eps,
                                    int64_t width, float *out) {
-  float scale = (float)(1.0 / sqrt(ss / (double)width + eps));
+  float scale = (float)lathe_inverse_sqrt(ss / (double)width + eps);
   for (int64_t i = 0; i < width; ++i)
     out[i] = g[i] * (scale * r[i]);
 }
@@ -102,10 +105,10 @@ static inline void lathe_bias_add(const float *x, const float *bias, int64_t row
       out[t * width + i] = x[t * width + i] + bias[i];
 }
 
-/* out = silu(g) * u over n values. */
+/* out = silu(g) * u over n values, with Lathe's exp (Transcendentals.h). */
 static inline void lathe_silu_mul(const float *g, const float *u, int64_t n, float *out) {
   for (int64_t i = 0; i < n; ++i)
-    out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    out[i] = g[i] / (1.0f + lathe_exp_f32(-g[i])) * u[i];
 }
 
 /* out = a + b over n values. */

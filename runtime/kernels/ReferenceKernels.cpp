@@ -197,7 +197,7 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
                  int64_t h1, float *scratch, float *out) {
   int64_t qWidth = heads * headDim;
   int64_t group = heads / kvHeads;
-  double invSqrt = 1.0 / std::sqrt(double(headDim));
+  double invSqrt = lathe_inverse_sqrt(double(headDim));
   std::vector<double> acc(headDim);
   std::vector<float> kv(headDim);
   for (size_t t = 0; t < visible.size(); ++t) {
@@ -214,7 +214,7 @@ void attendHeads(const float *q, std::span<const VisibleRows> visible, int64_t h
       }
       double sum = 0;
       for (int64_t p = 0; p < len; ++p) {
-        scratch[p] = std::exp(scratch[p] - maxScore);
+        scratch[p] = lathe_exp_f32(scratch[p] - maxScore);
         sum += scratch[p];
       }
       // Position-major, so the cache is read in storage order.

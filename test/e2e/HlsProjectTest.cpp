@@ -1,17 +1,23 @@
 // lathe-compile --target=hls on stories15M: the generated project's C
 // simulation (its Makefile's `make csim`, built with g++ and clang at -O0
 // and -O2 with -ffp-contract=off) prints the greedy ids the CPU backend
-// gives for the same weights: the reference kernels, whose arithmetic the
-// HLS kernels repeat operation for operation, and the SIMD kernels. INT8,
-// two 4-bit formats (MX and BFP) and FP6 4+2, on the reference prompts.
-// The generated sources pass lathe-hls-lint, and the XRT host program
-// builds.
+// gives for the same weights. With float activations: the reference
+// kernels, whose arithmetic the HLS kernels repeat operation for
+// operation, and the SIMD kernels; INT8, two 4-bit formats (MX and BFP) and
+// FP6 4+2. With int8 activations (INT4 and MXFP4): the SIMD kernels, whose
+// integer products the HLS ones repeat bit for bit
+// (test/unit/codegen/HlsInt8ProductsTest.cpp), up to near-ties (below);
+// the reference kernels have no int8 activations. On the reference
+// prompts. The generated sources pass
+// lathe-hls-lint, and the XRT host program builds.
 #include "test/e2e/ModelFixture.h"
 
 #include "codegen/HLS/HlsLint.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <sstream>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <gtest/gtest.h>
@@ -39,17 +45,23 @@ std::string lastLine(std::string text) {
   return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
-compiler::CompileOptions stories(const std::string &quant, const std::string &target) {
+compiler::CompileOptions stories(const std::string &quant, const std::string &target,
+                                 const std::string &activations = "float") {
   compiler::CompileOptions o;
   o.input = modelDir() + "/stories15M.bin";
   o.tokenizer = modelDir() + "/tokenizer.bin";
   o.quant = quant;
   o.target = target;
-  o.activations = "float"; // the HLS kernels multiply in float
+  o.activations = activations;
   return o;
 }
 
-class HlsProjectTest : public ::testing::TestWithParam<std::string> {
+/// A format and the activations of its products (float or int8).
+struct Build {
+  std::string quant, activations;
+};
+
+class HlsProjectTest : public ::testing::TestWithParam<Build> {
 protected:
   void SetUp() override {
     if (!haveModel())
@@ -57,7 +69,7 @@ protected:
   }
 
   compiler::CompileOptions options(const std::string &target) const {
-    return stories(GetParam(), target);
+    return stories(GetParam().quant, target, GetParam().activations);
   }
 
   /// The CPU's greedy ids after `prompt` with the reference kernels or the
@@ -72,10 +84,51 @@ protected:
     EXPECT_TRUE(executable) << executable.error().message();
     return executable ? greedyIds(*executable, prompt, n) : std::vector<int32_t>();
   }
+
+  /// Int8 activations: the simulation's ids (`printed`) against the CPU's
+  /// SIMD kernels, fed the simulation's own choices: at every step its id
+  /// is the CPU's argmax, or within kNearTie of the CPU's best logit. The
+  /// products are the CPU's bit for bit, but the step's attention and norms
+  /// are the reference kernels' (double sums), the CPU's float32: an
+  /// activation that differs in its last bits and sits on a rounding
+  /// boundary of the int8 grid rounds to the next code, which moves a
+  /// logit by up to ~1e-2 (measured: two ids 0.02 apart at the sixth step
+  /// of stories15M's third prompt in INT4, which the two sides break
+  /// differently).
+  void expectGreedyUpToTies(const std::shared_ptr<const artifact::Artifact> &artifact,
+                            const std::vector<int32_t> &prompt, const std::string &printed) {
+    constexpr float kNearTie = 0.05f;
+    SCOPED_TRACE(fmt::format("prompt {}: simulation printed {}", fmt::join(prompt, ","), printed));
+    std::vector<int32_t> ids;
+    std::istringstream in(printed);
+    for (int32_t id; in >> id;)
+      ids.push_back(id);
+    ASSERT_FALSE(ids.empty());
+    backend::ExecutionOptions o;
+    o.threads = 2;
+    o.kernels = backend::KernelPath::Fast;
+    auto executable = backend::load(artifact, o);
+    ASSERT_TRUE(executable) << executable.error().message();
+    auto session = Session::create(*executable);
+    ASSERT_TRUE(session) << session.error().message();
+    auto logits = session->forward(prompt);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      ASSERT_TRUE(logits) << logits.error().message();
+      const std::span<const float> l = *logits;
+      ASSERT_LT(size_t(ids[i]), l.size());
+      const float best = *std::max_element(l.begin(), l.end());
+      if (l[ids[i]] != best)
+        EXPECT_GE(l[ids[i]], best - kNearTie) << "step " << i << ": id " << ids[i];
+      if (i + 1 < ids.size())
+        logits = session->forward(std::span<const int32_t>(&ids[i], 1));
+    }
+  }
 };
 
 TEST_P(HlsProjectTest, CSimulationPrintsTheCpuBackendsGreedyIds) {
-  const std::string name = "hls-" + std::to_string(std::hash<std::string>{}(GetParam()));
+  const bool int8 = GetParam().activations == "int8";
+  const std::string name = "hls-" + std::to_string(std::hash<std::string>{}(
+                                        GetParam().quant + "/" + GetParam().activations));
   const std::string dir = tempPath(name);
   compiler::CompileOptions hls = options("hls");
   hls.output = dir;
@@ -89,7 +142,7 @@ TEST_P(HlsProjectTest, CSimulationPrintsTheCpuBackendsGreedyIds) {
   // The synthesizable sources pass the lint, the top function's memory
   // interfaces included.
   hls::LintOptions lint;
-  for (const char *file : {"lathe_model.cpp", "LatheHlsKernels.h", "PackedCodes.h"})
+  for (const char *file : {"lathe_model.cpp", "LatheHlsKernels.h", "PackedCodes.h", "Transcendentals.h"})
     lint.files.push_back(dir + "/" + file);
   lint.tops = {"lathe_hls_step"};
   auto findings = hls::lintFiles(lint);
@@ -101,11 +154,11 @@ TEST_P(HlsProjectTest, CSimulationPrintsTheCpuBackendsGreedyIds) {
   // -O2 runs every reference prompt for 16 tokens, -O0 (ten times slower)
   // the first for 4; each build with its own compiler and flags, from
   // clean.
-  struct Build {
+  struct Compiler {
     std::string cxx, opt;
   };
-  for (const Build &build : {Build{"g++", "-O2"}, Build{"clang++-22", "-O2"}, Build{"g++", "-O0"},
-                             Build{"clang++-22", "-O0"}}) {
+  for (const Compiler &build : {Compiler{"g++", "-O2"}, Compiler{"clang++-22", "-O2"},
+                                Compiler{"g++", "-O0"}, Compiler{"clang++-22", "-O0"}}) {
     SCOPED_TRACE(build.cxx + " " + build.opt);
     const bool full = build.opt == "-O2";
     const int64_t n = full ? 16 : 4;
@@ -119,6 +172,12 @@ TEST_P(HlsProjectTest, CSimulationPrintsTheCpuBackendsGreedyIds) {
                                               dir, build.cxx, build.opt,
                                               fmt::join(prompt, ","), n));
       ASSERT_TRUE(ran) << printed;
+      if (int8) {
+        expectGreedyUpToTies(artifact, prompt, lastLine(printed));
+        if (!full)
+          break;
+        continue;
+      }
       const std::string ids = fmt::format(
           "{}", fmt::join(cpuIds(artifact, backend::KernelPath::Reference, prompt, n), " "));
       EXPECT_EQ(lastLine(printed), ids) << "prompt " << fmt::format("{}", fmt::join(prompt, ","));
@@ -153,10 +212,13 @@ TEST(HlsHostTest, TheXrtHostProgramBuildsAndFailsCleanlyWithoutACard) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, HlsProjectTest,
-                         ::testing::Values("int8:group=32", "mxfp4_e2m1", "bfp4",
-                                           "fp6_4p2"),
+                         ::testing::Values(Build{"int8:group=32", "float"},
+                                           Build{"mxfp4_e2m1", "float"}, Build{"bfp4", "float"},
+                                           Build{"fp6_4p2", "float"},
+                                           Build{"int4:group=32", "int8"},
+                                           Build{"mxfp4_e2m1", "int8"}),
                          [](const auto &info) {
-                           std::string name = info.param;
+                           std::string name = info.param.quant + "_" + info.param.activations;
                            for (char &c : name)
                              if (!std::isalnum(static_cast<unsigned char>(c)))
                                c = '_';

@@ -50,7 +50,8 @@ int main(int argc, char **argv) {
   app.add_option("--activations", options.activations,
                  "precision of matmul inputs: int8 (integer kernels where the weight "
                  "format has them) or float (the reference numerics); default: int8 "
-                 "for quantized builds, float for --quant=none")
+                 "for quantized builds (--target=hls: when its integer products take "
+                 "every format), float for --quant=none")
       ->check(CLI::IsMember({"int8", "float"}));
   app.add_option("--kv", options.kv,
                  "how the KV cache stores keys and values: f32, f16, bf16 (half the "

@@ -9,11 +9,15 @@
 // for operation, so that the C simulation gives the same floats:
 //   - weights decode with PackedCodes.h, the functions the runtime's
 //     format decoders call;
-//   - a product row is a dot product in double in four interleaved
-//     accumulators, summed (s0 + s1) + (s2 + s3), rounded to float;
+//   - a product row (float activations) is a dot product in double in
+//     four interleaved accumulators, summed (s0 + s1) + (s2 + s3), rounded
+//     to float; with int8 activations (matvecInt8) it is the CPU's integer
+//     kernel instead, bit for bit;
 //   - RMSNorm sums squares the same way; rotary angles come from tables of
 //     cos and sin that lathe-compile computed in double (the values the
-//     CPU computes at run time); softmax and SiLU use expf.
+//     CPU computes at run time); softmax and SiLU use lathe_exp_f32 and
+//     RMSNorm lathe_inverse_sqrt, Lathe's own (Transcendentals.h, copied
+//     into the project too), which the CPU's kernels call as well.
 // Build it with -ffp-contract=off: a fused multiply-add would round
 // differently.
 //
@@ -26,6 +30,7 @@
 #define LATHE_HLS_KERNELS_H
 
 #include "PackedCodes.h"
+#include "Transcendentals.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -161,6 +166,117 @@ rows:
   }
 }
 
+// Int8-activation products (lathe-compile --activations=int8), for weights
+// whose codes are small integers: symmetric INT8/INT4 groups, BFP8/BFP4,
+// MXINT8, MXFP4 (KIND, P1 as above; P2 is 1). The numerics are the CPU's
+// panel kernel (runtime/backends/cpu/kernels/PanelMatmul.h, which its
+// decode and prefill run for these formats on AVX-512 VNNI machines), so
+// each output has the CPU's bits: x is rounded to int8 per weight block as
+// quantizeActivations rounds it, each block's products are summed exactly
+// in int32, and the row's float sum takes one fused multiply-add per
+// block, blocks in order:
+// acc = fmaf(float(block sum), weight scale * activation scale, acc).
+// (The CPU's row kernels, on other machines, sum per SIMD lane first: the
+// same products to float rounding, not bit for bit.)
+
+// Signed code `i` of a weight block: two's complement INT/BFP/MXINT8
+// codes; for MXFP4, twice the E2M1 value (an integer in [-12, 12]; the
+// block's scale carries the half).
+template <int KIND, int P1> inline int32_t intCode(const uint8_t *block, uint32_t i) {
+  if (KIND == kInt)
+    return lathe_sign_extend(lathe_unpack_bits(block + 4, i, P1), P1);
+  if (KIND == kBfp || P1 == kMxInt8)
+    return lathe_sign_extend(lathe_unpack_bits(block + 1, i, KIND == kBfp ? P1 : 8),
+                             KIND == kBfp ? P1 : 8);
+  const int32_t twice[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+  const uint32_t code = lathe_unpack_bits(block + 1, i, 4);
+  return (code & 8u) ? -twice[code & 7u] : twice[code & 7u];
+}
+
+// The value of one unit of a block's codes: INT's float scale, or
+// 2^(exponent - 127 - shift) for BFP and MX (exact; NaN for the reserved
+// exponent 255).
+template <int KIND, int P1> inline float intScale(const uint8_t *block) {
+  if (KIND == kInt)
+    return lathe_load_f32(block);
+  if (block[0] == 0xFFu)
+    return lathe_f32_from_bits(0x7FC00000u);
+  const int32_t shift = KIND == kBfp ? P1 - 2 : (P1 == kMxInt8 ? 6 : 1);
+  return (float)lathe_pow2((int32_t)block[0] - 127 - shift);
+}
+
+// x rounded to int8 per block of BLOCK values (the last padded with
+// zeros), as the CPU's quantizeActivations rounds it: scale = max|x| / 127,
+// code = x * (127 / max|x|) rounded to nearest even; a block of zeros gets
+// scale 0, a block holding NaN or infinity scale NaN (its outputs are NaN),
+// both with zero codes.
+template <int COLS, int BLOCK>
+void quantizeActivations(const float x[COLS], int8_t codes[], float scales[]) {
+  const int kBlocks = (COLS + BLOCK - 1) / BLOCK;
+blocks:
+  for (int b = 0; b < kBlocks; ++b) {
+    float m = 0.0f;
+    int finite = 1;
+  amax:
+    for (int i = 0; i < BLOCK; ++i) {
+#pragma HLS PIPELINE II=1
+      const float v = b * BLOCK + i < COLS ? x[b * BLOCK + i] : 0.0f;
+      if (!(v * 0.0f == 0.0f)) // NaN for NaN and infinity
+        finite = 0;
+      const float a = fabsf(v);
+      m = a > m ? a : m;
+    }
+    const int usable = finite && m > 0.0f;
+    const float inverse = usable ? 127.0f / m : 0.0f;
+  round:
+    for (int i = 0; i < BLOCK; ++i) {
+#pragma HLS PIPELINE II=1
+      const float v = b * BLOCK + i < COLS ? x[b * BLOCK + i] : 0.0f;
+      // Adding and taking away 1.5 * 2^23 rounds to the nearest integer,
+      // ties to even, for |v * inverse| <= 127.
+      const float r = (v * inverse + 12582912.0f) - 12582912.0f;
+      codes[b * BLOCK + i] = usable ? (int8_t)(int32_t)r : (int8_t)0;
+    }
+    scales[b] = usable ? m / 127.0f : (finite ? 0.0f : lathe_f32_from_bits(0x7FC00000u));
+  }
+}
+
+// out[n] = the int8-activation product of x with row n of ROWS weight rows
+// (template arguments as matvec's, P2 unused). x is quantized once; each
+// row's blocks then go one per iteration, the block's BLOCK products summed
+// in int32 (exact, so in any order: the loop unrolls into a tree), its
+// scale applied with one fmaf. UNROLL rows at a time, each with its own
+// hardware.
+template <int ROWS, int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES,
+          int II = 1, int UNROLL = 1>
+void matvecInt8(const uint8_t *weights, uint64_t offset, const float x[COLS], float out[ROWS]) {
+  const int kBlocks = (COLS + BLOCK - 1) / BLOCK;
+  int8_t codes[kBlocks * BLOCK];
+#pragma HLS ARRAY_PARTITION variable=codes cyclic factor=BLOCK dim=1
+  float scales[kBlocks];
+  quantizeActivations<COLS, BLOCK>(x, codes, scales);
+rows:
+  for (int n = 0; n < ROWS; n += UNROLL) {
+  lanes:
+    for (int u = 0; u < UNROLL; ++u) {
+#pragma HLS UNROLL
+      const uint8_t *row = weights + offset + (uint64_t)(n + u) * ROW_BYTES;
+      float acc = 0.0f;
+    blocks:
+      for (int b = 0; b < kBlocks; ++b) {
+#pragma HLS PIPELINE II=II
+        const uint8_t *block = row + b * BLOCK_BYTES;
+        int32_t sum = 0;
+      products:
+        for (int i = 0; i < BLOCK; ++i)
+          sum += intCode<KIND, P1>(block, i) * (int32_t)codes[b * BLOCK + i];
+        acc = fmaf((float)sum, intScale<KIND, P1>(block) * scales[b], acc);
+      }
+      out[n + u] = acc;
+    }
+  }
+}
+
 // The embedding: row `token` of the table at byte `offset` of `weights`.
 template <int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES>
 void embedding(const uint8_t *weights, uint64_t offset, int32_t token, float out[COLS]) {
@@ -176,7 +292,7 @@ template <int WIDTH, int SLICE> void rmsNorm(const float *x, const float g[SLICE
 slices:
   for (int s = 0; s < WIDTH / SLICE; ++s) {
     const float *r = x + s * SLICE;
-    const float scale = (float)(1.0 / sqrt(sumSquares<SLICE>(r) / (double)SLICE + eps));
+    const float scale = (float)lathe_inverse_sqrt(sumSquares<SLICE>(r) / (double)SLICE + eps);
   scale_row:
     for (int i = 0; i < SLICE; ++i) {
 #pragma HLS PIPELINE II=1
@@ -238,7 +354,7 @@ template <int N> void siluMul(const float *g, const float *u, float *out) {
 silu:
   for (int i = 0; i < N; ++i) {
 #pragma HLS PIPELINE II=1
-    out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    out[i] = g[i] / (1.0f + lathe_exp_f32(-g[i])) * u[i];
   }
 }
 
@@ -268,7 +384,7 @@ store:
     keys[(uint64_t)position * kKvWidth + i] = k[i];
     values[(uint64_t)position * kKvWidth + i] = v[i];
   }
-  const double invSqrt = 1.0 / sqrt((double)HEAD_DIM);
+  const double invSqrt = lathe_inverse_sqrt((double)HEAD_DIM);
   float scores[CONTEXT];
   float row[HEAD_DIM];
   double acc[HEAD_DIM];
@@ -294,7 +410,7 @@ heads:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONTEXT avg=CONTEXT/2
       if (p > position)
         break;
-      scores[p] = expf(scores[p] - best);
+      scores[p] = lathe_exp_f32(scores[p] - best);
       sum += scores[p];
     }
   clear:

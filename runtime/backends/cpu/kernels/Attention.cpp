@@ -3,7 +3,9 @@
 //
 // Per query row and head, three passes over the cached positions: scores
 // (four positions at a time share the query's loads and one reduction),
-// the softmax numerators with Highway's vector Exp, then the weighted sum of
+// the softmax numerators with Lathe's exp (ExpF32-inl.h: lathe_exp_f32 of
+// Transcendentals.h lane by lane, so the reference kernels, the generated
+// HLS code and this kernel take the same exp of the same score), then the weighted sum of
 // value rows with the head's output kept in registers (up to four vectors
 // of it per pass over the positions). A head dimension that is not a
 // multiple of the vector length is handled with masked loads and stores.
@@ -15,6 +17,7 @@
 #include "runtime/backends/cpu/kernels/HighwayTargets.h"
 
 #include "runtime/backends/cpu/kernels/Attention.h"
+#include "runtime/kernels/Transcendentals.h"
 
 #include <algorithm>
 #include <cmath>
@@ -37,7 +40,7 @@ struct AttentionArgs {
 
   /// 1 / sqrt(head_dim), the scores' scale.
   float scoreScale() const {
-    return static_cast<float>(1.0 / std::sqrt(static_cast<double>(headDim)));
+    return static_cast<float>(lathe_inverse_sqrt(static_cast<double>(headDim)));
   }
   /// head(rows, s, kvOffset, qh, oh) for each query row and head h of
   /// [h0, h1): the row's visible cache rows, the head's score scratch, where
@@ -57,8 +60,8 @@ struct AttentionArgs {
 #define HWY_TARGET_INCLUDE "runtime/backends/cpu/kernels/Attention.cpp"
 #include "hwy/foreach_target.h" // IWYU pragma: keep
 
-#include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
+#include "runtime/backends/cpu/kernels/ExpF32-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace lathe::kernels::simd {
@@ -172,31 +175,22 @@ HWY_INLINE float scores(DF d, const float *qh, KeyAt &&keyAt, int64_t dim, int64
   return maxScore;
 }
 
-/// exp(x), except that NaN stays NaN (Highway's Exp flushes it to 0): a NaN
-/// score must poison the head's output, as in the reference. Exp itself
-/// only sees finite arguments >= -128 (it returns 0 below -104 anyway):
-/// its range reduction converts to integers, undefined for NaN and -inf.
-HWY_INLINE hn::Vec<DF> expKeepingNaN(DF d, hn::Vec<DF> x) {
-  const auto nan = hn::IsNaN(x);
-  const auto safe = hn::IfThenZeroElse(nan, hn::Max(x, hn::Set(d, -128.0f)));
-  return hn::IfThenElse(nan, x, hn::Exp(d, safe));
-}
-
-/// s[p] = exp(s[p] - maxScore) for p < len; returns their sum.
+/// s[p] = exp(s[p] - maxScore) for p < len; returns their sum. A NaN score
+/// stays NaN and poisons the head's output, as in the reference.
 HWY_INLINE float softmaxNumerators(DF d, float *s, int64_t len, float maxScore) {
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   const auto m = hn::Set(d, maxScore);
   auto sum = hn::Zero(d);
   int64_t p = 0;
   for (; p + lanes <= len; p += lanes) {
-    const auto e = expKeepingNaN(d, hn::Sub(hn::LoadU(d, s + p), m));
+    const auto e = expF32(d, hn::Sub(hn::LoadU(d, s + p), m));
     hn::StoreU(e, d, s + p);
     sum = hn::Add(sum, e);
   }
   if (p < len) {
     const size_t count = static_cast<size_t>(len - p);
     const auto mask = hn::FirstN(d, count);
-    const auto e = hn::IfThenElseZero(mask, expKeepingNaN(d, hn::Sub(loadFirst(d, s + p, count), m)));
+    const auto e = hn::IfThenElseZero(mask, expF32(d, hn::Sub(loadFirst(d, s + p, count), m)));
     hn::BlendedStore(e, mask, d, s + p);
     sum = hn::Add(sum, e);
   }

@@ -6,7 +6,8 @@
 // heads [h0, h1) are written, so callers split heads across threads.
 //
 // Numerics: scores, the softmax and the weighted sum of values are computed
-// in float32 (vector accumulators, Highway's Exp); against the float64
+// in float32 (vector accumulators, Lathe's exp of
+// runtime/kernels/Transcendentals.h lane by lane); against the float64
 // reference each output's relative error stays near 1e-6 on random inputs
 // (test/unit/runtime/backends/cpu/kernels/AttentionTest.cpp).
 #pragma once
