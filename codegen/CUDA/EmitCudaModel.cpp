@@ -195,10 +195,10 @@ private:
   /// of `perThread` elements per thread (0: one block, a row-wide
   /// reduction).
   void perToken(const std::string &comment, const std::string &call, int64_t width = 0,
-                int64_t perThread = 4) {
+                int64_t perThread = 4, LatheCudaGrid grid = LATHE_CUDA_GRID_PER_TOKEN) {
     const int64_t perBlock = perThread * LATHE_CUDA_THREADS;
     const int32_t blocks = width > 0 ? int32_t((width + perBlock - 1) / perBlock) : 1;
-    launch(LATHE_CUDA_GRID_PER_TOKEN, blocks, 0, comment, "  " + call + ";\n");
+    launch(grid, blocks, 0, comment, "  " + call + ";\n");
   }
   int64_t width(uint32_t buffer) const { return int64_t(plan_.bufferWidths[buffer]); }
   /// Blocks a product launch of one warp per weight row aims to have when
@@ -249,12 +249,13 @@ private:
     struct Call {
       std::string rows;
       int64_t k, n;
+      std::string single; // the rows of a single token's product, if other
     };
     std::vector<Call> calls;
     const bool gather = products.front().gather;
     bool streamed = true; // every weight of the launch (WeightCode::streamed)
     auto call = [&](const std::string &rows, int64_t k, int64_t n) {
-      calls.push_back({rows, k, n});
+      calls.push_back({rows, k, n, rows});
     };
     if (const std::optional<size_t> silu = fused_.gatedOf[step_]) {
       const plan::TensorInfo &gate = tensors_[products[0].weight];
@@ -285,6 +286,8 @@ private:
                          add ? fmt::format("f.buffers[{}]", A(add->other)) : "nullptr"),
              info.shape[1], info.shape[0]);
       }
+      if (const std::optional<size_t> att = fused_.ropeProductOf[step_])
+        ropeProduct(*att, calls[0].single, calls[1].single, calls[2].single);
     }
     std::string body, tileBody, wideBody;
     int32_t tileBlocks = 0, wideBlocks = 0;
@@ -326,7 +329,7 @@ private:
       dispatch(body, "  ", first, blocks, [&](int32_t from) {
         return fmt::format("lathe_cuda::product<{}, {}>(f, {}, {},\n      {},\n      "
                            "blockIdx.x - {}, {})",
-                           c.k, gather ? "true" : "false", A(in), input, c.rows, from, blocks);
+                           c.k, gather ? "true" : "false", A(in), input, c.single, from, blocks);
       });
     }
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
@@ -334,6 +337,28 @@ private:
                        add ? ", then add_rms_norm's add" : ""),
            body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody, streamed ? 2 : 0);
     return Status::ok();
+  }
+  /// Wraps the q, k and v products' rows (PlainRows) of a launch that, for
+  /// a single token, also does the rope steps and KV store of attention
+  /// step `att` (FusedLaunches::ropeProductOf): RopeRows and CachedRows.
+  void ropeProduct(size_t att, std::string &q, std::string &k, std::string &v) {
+    const auto &a = std::get<plan::AttentionStep>(plan_.steps[att]);
+    const auto &rq = std::get<plan::RopeStep>(plan_.steps[att - 2]);
+    const auto &rk = std::get<plan::RopeStep>(plan_.steps[att - 1]);
+    const char *element = cacheType(plan_.kvElement);
+    const int64_t kvWidth = int64_t(a.kvHeads) * a.headDim;
+    const auto rope = [&](const plan::RopeStep &r, const std::string &plain, const char *cache) {
+      return fmt::format("lathe_cuda::RopeRows<{}, {}, {}, {}, {}, {}>{{{}, f.buffers[{}], {}, "
+                         "&f, {}}}",
+                         plain.substr(0, plain.find('{')), r.headDim,
+                         r.layout == plan::RopeLayout::Interleaved ? "true" : "false",
+                         headsPerTable(r), cache, kvWidth, plain.substr(plain.find('{')),
+                         A(r.output), ropeFrequencies(r), A(a.layer));
+    };
+    q = rope(rq, q, "void");
+    k = rope(rk, k, element);
+    v = fmt::format("lathe_cuda::CachedRows<{}, {}, {}>{{{}, &f, {}}}", v.substr(0, v.find('{')),
+                    element, kvWidth, v.substr(v.find('{')), A(a.layer));
   }
   /// Appends to `out` the branch of a launch's dispatch that hands blocks
   /// [first, first + blocks) to the call `call(first)` writes, and advances
@@ -449,7 +474,8 @@ private:
                            headsPerTable(q), headsPerTable(k), A(q.input),
                            A(q.output), A(k.input), A(k.output), A(s.values), A(s.layer),
                            ropeFrequencies(q)),
-               width(q.input) / 2 + kvWidth / 2 + kvWidth, /*perThread=*/1);
+               width(q.input) / 2 + kvWidth / 2 + kvWidth, /*perThread=*/1,
+               productRotates(step_) ? LATHE_CUDA_GRID_PER_TOKENS : LATHE_CUDA_GRID_PER_TOKEN);
     } else if (plan_.kvFormat.compressed()) {
       const formats::KvFormat &kv = plan_.kvFormat;
       perToken("attention: store the step's keys and values, " + formats::kvFormatName(kv),
@@ -510,6 +536,11 @@ private:
 
   const plan::KernelPlan &plan_;
   const std::vector<plan::TensorInfo> &tensors_;
+  /// Whether the product before attention step `att`'s ropes does them
+  /// for a single token (FusedLaunches::ropeProductOf).
+  bool productRotates(size_t att) const {
+    return att >= 3 && fused_.ropeProductOf[att - 3] == att;
+  }
   /// How attention reads the cache (CudaAttention.cuh): plain elements or
   /// compressed blocks.
   std::string cacheCodec() const {

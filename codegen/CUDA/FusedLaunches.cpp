@@ -182,6 +182,30 @@ FusedLaunches fuseLaunches(const plan::KernelPlan &plan,
     out.ropeOf[i + 2] = i;
     out.absorbed[i] = out.absorbed[i + 1] = true;
   }
+
+  // The q/k/v product right before such a rope pair: for a single token
+  // it writes the ropes' outputs and the cache rows instead of the ropes'
+  // inputs. Those must be dead after the ropes (or be their outputs), and
+  // the launch's input (which other warps still read) none of its writes.
+  out.ropeProductOf.assign(n, std::nullopt);
+  for (size_t i = 0; i + 3 < n; ++i) {
+    const auto *m = fuser.at<plan::MatMulsStep>(i);
+    if (!m || !out.ropeOf[i + 3] || *out.ropeOf[i + 3] != i + 1)
+      continue;
+    const auto &q = std::get<plan::RopeStep>(plan.steps[i + 1]);
+    const auto &k = std::get<plan::RopeStep>(plan.steps[i + 2]);
+    const auto &att = std::get<plan::AttentionStep>(plan.steps[i + 3]);
+    const uint32_t input = out.normOf[i] ? out.normOf[i]->input : m->input;
+    const auto deadOrRotated = [&](const plan::RopeStep &r) {
+      return r.input == r.output || fuser.deadAfter(r.input, i + 2);
+    };
+    if (m->outputs != std::vector<uint32_t>{q.input, k.input, att.values} ||
+        plan.bufferWidths[q.input] != plan.bufferWidths[q.output] ||
+        plan.bufferWidths[k.input] != plan.bufferWidths[k.output] || !deadOrRotated(q) ||
+        !deadOrRotated(k) || q.output == input || k.output == input)
+      continue;
+    out.ropeProductOf[i] = i + 3;
+  }
   return out;
 }
 

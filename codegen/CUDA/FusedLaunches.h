@@ -10,7 +10,8 @@
 //   - a silu_mul into the two-weight matmuls before it (gate and up), whose
 //     warps compute the gate's and the up's row n and write silu(g) * u;
 //   - the two rope steps before an attention step and the attention's
-//     KV store into one kernel.
+//     KV store into one kernel, and for a single token into the q/k/v
+//     product before them.
 // Each fusion needs the intermediate buffer to be dead afterwards and no
 // block of the fused launch to write what another block still reads; the
 // steps stay separate otherwise. The results are the same floats as the
@@ -56,6 +57,12 @@ struct FusedLaunches {
   /// Per attention step: the first of its two rope steps (queries, then
   /// keys), run with its KV store.
   std::vector<std::optional<size_t>> ropeOf;
+  /// Per q/k/v matmuls step right before such a rope pair: the attention
+  /// step. For a single token the product rotates its q and k rows and
+  /// stores the key and value rows itself (the rope kernel then does
+  /// nothing); it never writes the ropes' inputs then, so those must be
+  /// dead after the ropes (or be rotated in place).
+  std::vector<std::optional<size_t>> ropeProductOf;
 };
 
 /// The fusions for `plan`, whose weights are `tensors` (norm gains are

@@ -162,7 +162,7 @@ Status CudaExecutable::initialize() {
     return s;
   for (int32_t i = 0; i < count; ++i) {
     const LatheCudaLaunch &l = launches_[size_t(i)];
-    if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_SPLIT || l.blocks < 1 ||
+    if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_PER_TOKENS || l.blocks < 1 ||
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
@@ -247,6 +247,21 @@ Status CudaExecutable::initialize() {
     const int64_t cap = std::atoll(split);
     maxSplits_ = std::clamp<int64_t>(std::bit_floor(uint64_t(std::max<int64_t>(cap, 1))), 1,
                                      LATHE_CUDA_ATTENTION_MAX_SPLITS);
+  }
+  // LATHE_CUDA_SKIP=NAME,...: leaves out every launch of those plan steps
+  // (plan::stepName; "attention-prep" is an attention step's RoPE and KV
+  // store launch), to measure what they cost a step. The results are wrong.
+  skipped_.assign(launches_.size(), false);
+  if (const char *skip = std::getenv("LATHE_CUDA_SKIP")) {
+    const std::string names = std::string(",") + skip + ",";
+    for (size_t i = 0; i < launches_.size(); ++i) {
+      const LatheCudaLaunch &l = launches_[i];
+      std::string name = plan::stepName(plan_->steps[size_t(l.step)]);
+      if (name == "attention" &&
+          (l.grid == LATHE_CUDA_GRID_PER_TOKEN || l.grid == LATHE_CUDA_GRID_PER_TOKENS))
+        name += "-prep";
+      skipped_[i] = names.find("," + name + ",") != std::string::npos;
+    }
   }
   return reserveRows(1);
 }
@@ -402,11 +417,17 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
   void *params[] = {&frameAddress_};
   for (size_t i = first; i < std::min(end, launches_.size()); ++i) {
     const LatheCudaLaunch &l = launches_[i];
+    if (skipped_[i])
+      continue;
     unsigned gx = 1, gy = 1, gz = 1;
     int64_t shared = l.sharedBytes;
     CUfunction fn = kernels_[i];
     const int64_t tokens = l.gather ? int64_t(layout_.logitTokens.size()) : rows;
     switch (l.grid) {
+    case LATHE_CUDA_GRID_PER_TOKENS: // steps of one token leave it out
+      if (rows == 1)
+        continue;
+      [[fallthrough]];
     case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
       gx = unsigned(rows);
       gy = unsigned(l.blocks);

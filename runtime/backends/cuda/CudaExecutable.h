@@ -116,6 +116,9 @@ private:
   /// The most splits of a token's rows over blocks the one-token attention
   /// takes (LATHE_CUDA_ATTENTION_SPLITS; LATHE_CUDA_SPLIT_ATTENTION=N).
   int64_t maxSplits_ = LATHE_CUDA_ATTENTION_MAX_SPLITS;
+  /// Per launch: left out of every step (LATHE_CUDA_SKIP, a measuring aid
+  /// whose results are wrong: what a kind of launch costs a step).
+  std::vector<bool> skipped_;
   /// Tokens per query tile of the tensor-core attention (0: none).
   int32_t queryTile_ = 0;
   /// By tokens per step, whether the classifier takes its tiles, and

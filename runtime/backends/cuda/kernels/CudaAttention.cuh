@@ -239,16 +239,31 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
       (4096 / (kWarps * HeadDim)) < 1 ? 1 : (4096 / (kWarps * HeadDim)) < G ? 4096 / (kWarps * HeadDim) : G;
   __shared__ float partial[kWide ? kWarps : groups > 1 ? groups : 1][kWide ? kHeadsAtOnce : G]
                           [HeadDim];
-  startStep();
   const int t = blockIdx.x, h0 = blockIdx.y * G;
   const int kvHead = h0 / (Heads / KvHeads);
-  const VisibleRows rows(f, t);
+  const VisibleRows rows(f, t); // the step's lists: readable before the wait
   // This block's run of the token's rows, [begin, end).
   const int splits = max(1, min(int(gridDim.z), (rows.count + kThreads - 1) / kThreads));
-  if (int(blockIdx.z) >= splits)
-    return;
   const int perSplit = (rows.count + splits - 1) / splits;
   const int begin = int(blockIdx.z) * perSplit, end = min(rows.count, begin + perSplit);
+  // Before the wait, L2 is asked for the key and value rows of the first
+  // chunk, a row a thread: all but the step's own rows are already in the
+  // cache, and L2 is where writes meet, so a row the kernel before is still
+  // writing is read after the wait as written. (At a short context this
+  // kernel is a chain of dependent loads: 8 blocks for the Llama-3.2-1B
+  // shape's batch-1 step.)
+  if (int(blockIdx.z) < splits && begin + int(threadIdx.x) < end) {
+    const int64_t row = rows[begin + threadIdx.x];
+    for (int value = 0; value < 2; ++value) {
+      const uint8_t *head = cacheHead<C, kvWidth, HeadDim>(f, layer, value, row, kvHead);
+      const uint8_t *line = head - reinterpret_cast<uintptr_t>(head) % 128;
+      for (; line < head + C::template kHeadBytes<HeadDim>; line += 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+    }
+  }
+  startStep();
+  if (int(blockIdx.z) >= splits)
+    return;
   constexpr int kPartialFloats = G * (HeadDim + 2); // a split's sums, then max and total a head
   float *const tokenPartials =
       partials + (int64_t(t) * gridDim.y + blockIdx.y) * gridDim.z * kPartialFloats;

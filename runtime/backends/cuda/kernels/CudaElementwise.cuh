@@ -87,18 +87,27 @@ __device__ void addRmsNorm(const LatheCudaFrame &f, int lhs, int rhs, int gain, 
 /// consecutive heads), the angle in double (lathe_rope):
 /// interleaved pairs (2i, 2i + 1) or rotate-half pairs (i, i + HeadDim / 2).
 /// Returns the pair's two indices in the row and their rotated values.
+template <int HeadDim, bool Interleaved> __device__ void ropePair(int p, int &a, int &b) {
+  constexpr int half = HeadDim / 2;
+  const int h = p / half * HeadDim, i = p % half;
+  a = Interleaved ? h + 2 * i : h + i;
+  b = Interleaved ? a + 1 : a + half;
+}
+/// Pair p's values x0, x1 (at ropePair's a, b) rotated.
+template <int HeadDim, int HeadsPerTable>
+__device__ void rotateValues(int p, double position, const double *frequencies, double x0,
+                             double x1, float &ya, float &yb) {
+  constexpr int half = HeadDim / 2;
+  double s, c;
+  sincos(position * frequencies[(p / half / HeadsPerTable) * half + p % half], &s, &c);
+  ya = float(x0 * c - x1 * s);
+  yb = float(x0 * s + x1 * c);
+}
 template <int HeadDim, bool Interleaved, int HeadsPerTable>
 __device__ void rotatePair(const float *x, int p, double position, const double *frequencies,
                            int &a, int &b, float &ya, float &yb) {
-  constexpr int half = HeadDim / 2;
-  const int head = p / half, h = head * HeadDim, i = p % half;
-  double s, c;
-  sincos(position * frequencies[(head / HeadsPerTable) * half + i], &s, &c);
-  a = Interleaved ? h + 2 * i : h + i;
-  b = Interleaved ? a + 1 : a + half;
-  const double x0 = x[a], x1 = x[b];
-  ya = float(x0 * c - x1 * s);
-  yb = float(x0 * s + x1 * c);
+  ropePair<HeadDim, Interleaved>(p, a, b);
+  rotateValues<HeadDim, HeadsPerTable>(p, position, frequencies, x[a], x[b], ya, yb);
 }
 
 /// RoPE of the token's row. in may be out.
@@ -253,6 +262,9 @@ __device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int
 /// the value stored at the token's cache row. Pairs of the queries come
 /// first, then those of the keys, then the values, spread over the token's
 /// blocks. The same arithmetic as rope() and storeKV() one after another.
+/// (For a single token the q/k/v product before it may do all of it:
+/// RopeRows and CachedRows in CudaProducts.cuh; its launch is then
+/// LATHE_CUDA_GRID_PER_TOKENS, which such steps leave out.)
 template <typename E, int QWidth, int KvWidth, int HeadDim, bool Interleaved, int QHeadsPerTable,
           int KHeadsPerTable>
 __device__ void ropeStoreKV(const LatheCudaFrame &f, int qIn, int qOut, int kIn, int kOut,

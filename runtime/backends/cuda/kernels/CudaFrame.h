@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 14u
+#define LATHE_CUDA_ABI_VERSION 15u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -93,10 +93,13 @@ typedef enum LatheCudaGrid {
                                       (LATHE_CUDA_ATTENTION_SPLITS) */
   LATHE_CUDA_GRID_PRODUCT = 2,     /* `blocks` blocks: the products of the launch share
                                       them out, ceil(N / rows per block) each */
-  LATHE_CUDA_GRID_SPLIT = 3        /* `blocks` blocks per token, the tokens rounded up
+  LATHE_CUDA_GRID_SPLIT = 3,       /* `blocks` blocks per token, the tokens rounded up
                                       to 16 (with `gather`, the logits' tokens): the token
                                       rows of the next launch's tensor-core products,
                                       split; run only when that launch takes its tiles */
+  LATHE_CUDA_GRID_PER_TOKENS = 4   /* as PER_TOKEN, run only for steps of several
+                                      tokens: for one token the launch before does its
+                                      work (the q/k/v product its RoPE and KV store) */
 } LatheCudaGrid;
 
 /* One kernel launch of the model's step, in the order they run. The

@@ -63,6 +63,15 @@ struct RowStream {
   static constexpr int kBatches = 0;
   struct Batch {};
   __device__ static void load(const uint8_t *, int, Batch &) {}
+  template <int J> __device__ static void use(const Batch &, int, const float *const *, float (&)[J]) {}
+  /// This lane's share of a row's sum against x, value by value (as
+  /// dotRow sums these formats).
+  __device__ static float dot(const uint8_t *row, const float *x) {
+    float acc = 0;
+    for (int k = threadIdx.x % 32; k < K; k += 32)
+      acc += W::at(row, k) * x[k];
+    return acc;
+  }
 };
 
 template <class W> constexpr bool kChunked = Chunk<W>::kPer > 0;
@@ -257,6 +266,9 @@ __device__ void dotRows(const uint8_t *w, int n, const float *const *xs, int cou
   }
 }
 
+/// No single-token walk (GatedRows of two formats).
+struct NoStream {};
+
 /// What a product computes per output row: y[t, n] = sum_k x[t, k] W[n, k],
 /// plus residual[t, n] when Residual (the residual buffer may be y itself:
 /// each element is read and written by the same lane).
@@ -279,6 +291,58 @@ template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRo
         for (int j = 0; j < count; ++j)
           store(ys[j], n, acc[j]);
     });
+  }
+  // The single-token walk (productOfOne): one weight row an output row.
+  using Stream = RowStream<W, K, RowBytes, loadBatch(1)>;
+  static constexpr int kParts = 1, kWalkRows = N;
+  __device__ const uint8_t *rowOf(int, int n) const { return at(n); }
+  __device__ void finish(int n, float, float sum) const { store(0, n, sum); }
+};
+
+/// A q or k product that, for a single token, also does the RoPE step
+/// after it (and for keys, E not void, the KV store): the launch's plain
+/// rows (Plain, a PlainRows) for steps of several tokens, for which the
+/// ropeStoreKV kernel then runs; for one token a warp walks a rotary pair
+/// of rows (ropePair) and writes their sums rotated, to `rotated` and to
+/// the token's cache row, as ropeStoreKV would (which then does nothing).
+template <class Plain, int HeadDim, bool Interleaved, int HeadsPerTable, typename E, int KvWidth>
+struct RopeRows : Plain {
+  float *rotated;
+  const double *frequencies;
+  const LatheCudaFrame *frame;
+  int layer;
+  static constexpr int kParts = 2, kWalkRows = Plain::kN / 2;
+  __device__ const uint8_t *rowOf(int part, int p) const {
+    int a, b;
+    ropePair<HeadDim, Interleaved>(p, a, b);
+    return Plain::at(part == 0 ? a : b);
+  }
+  // Out of line: sincos's slow path would otherwise cost the walk's loop
+  // registers (spills).
+  __device__ __noinline__ void finish(int p, float x0, float x1) const {
+    int a, b;
+    float ya, yb;
+    ropePair<HeadDim, Interleaved>(p, a, b);
+    rotateValues<HeadDim, HeadsPerTable>(p, double(frame->positions[0]), frequencies, x0, x1, ya,
+                                         yb);
+    rotated[a] = ya;
+    rotated[b] = yb;
+    if constexpr (!std::is_void_v<E>) {
+      E *row = cacheRow<E, KvWidth>(*frame, layer, false, frame->storeRows[0]);
+      row[a] = toCache<E>(ya);
+      row[b] = toCache<E>(yb);
+    }
+  }
+};
+
+/// The value product beside RopeRows: for a single token it also stores
+/// its row at the token's cache row.
+template <class Plain, typename E, int KvWidth> struct CachedRows : Plain {
+  const LatheCudaFrame *frame;
+  int layer;
+  __device__ void finish(int n, float, float sum) const {
+    Plain::store(0, n, sum);
+    cacheRow<E, KvWidth>(*frame, layer, true, frame->storeRows[0])[n] = toCache<E>(sum);
   }
 };
 
@@ -307,11 +371,141 @@ struct GatedRows {
           store(ys[j], n, g[j], u[j]);
     });
   }
+  // The single-token walk (productOfOne), where the gate and the up share
+  // a format: the gate's row n, then the up's.
+  using Stream = std::conditional_t<std::is_same_v<WG, WU> && RowBytesG == RowBytesU,
+                                    RowStream<WG, K, RowBytesG, loadBatch(1)>, NoStream>;
+  static constexpr int kParts = 2, kWalkRows = N;
+  __device__ const uint8_t *rowOf(int part, int n) const {
+    return (part == 0 ? gate : up) + int64_t(n) * RowBytesG;
+  }
+  __device__ void finish(int n, float g, float u) const { store(0, n, g, u); }
 };
 
 /// Bytes of its first rows a product block asks L2 for before it waits for
 /// the kernel before (weights never depend on it).
 constexpr int64_t kPrefetchBytes = 16384;
+
+/// The input row of a single-token product: where it lies in its buffer,
+/// or normalized (the norm fused) into shared memory. The norm's gain is a
+/// weight, so before the kernel waits for the one before, a thread loads
+/// its share of it into registers (GainInRegisters: a walk of small
+/// batches, which leave room) or the block asks L1 for it (held in
+/// registers beside two 16-byte-load batches, the gain cost the bf16
+/// gate/up walk spills); and a thread keeps its inputs in registers
+/// between the sum of squares and the scaling. One memory round trip after
+/// the wait instead of three, the same arithmetic as scaleRow. H200,
+/// scripts/cuda-gemv-chain.cu: a step's products at 81% of the card's
+/// bandwidth with a norm of no memory round trip, 65% with scaleRow's.
+template <int K, bool Gather, class Input, bool GainInRegisters> struct SingleInput {
+  static constexpr int kPer = K / kThreads; // a thread's values of the row
+  static constexpr bool kHeld = IsNormed<Input>::value && K % kThreads == 0 && kPer <= 16;
+  static constexpr bool kRegisters = kHeld && GainInRegisters;
+  float gain[kRegisters ? kPer : 1];
+  /// Before the wait: the gain, where held.
+  __device__ void prepare(const LatheCudaFrame &f, Input input) {
+    if constexpr (kRegisters) {
+      for (int i = 0; i < kPer; ++i)
+        gain[i] = Input::Gain::at(f.weights[input.gain], threadIdx.x + i * kThreads);
+    } else if constexpr (kHeld) {
+      const uint8_t *g = f.weights[input.gain];
+      using G = typename Input::Gain;
+      constexpr int64_t bytes = int64_t(K) * (std::is_same_v<G, F32>                             ? 4
+                                              : std::is_same_v<G, BF16> || std::is_same_v<G, F16> ? 2
+                                                                                                 : 0);
+      for (int64_t at = int64_t(threadIdx.x) * 128; at < bytes; at += int64_t(kThreads) * 128)
+        asm volatile("prefetch.global.L1 [%0];" ::"l"(g + at));
+    }
+  }
+  /// After it: the row.
+  __device__ const float *row(const LatheCudaFrame &f, int in, Input input) {
+    const float *x = f.buffers[in] + int64_t(Gather ? f.logitTokens[0] : 0) * K;
+    if constexpr (IsNormed<Input>::value) {
+      extern __shared__ float normed[]; // the launch's dynamic shared memory
+      if constexpr (kHeld) {
+        float v[kPer];
+        double squares = 0;
+        for (int i = 0; i < kPer; ++i)
+          v[i] = x[threadIdx.x + i * kThreads];
+        for (int i = 0; i < kPer; ++i)
+          squares += double(v[i]) * v[i];
+        squares = blockSum(squares);
+        const float scale = float(1.0 / sqrt(squares / double(K) + double(input.epsilon)));
+        for (int i = 0; i < kPer; ++i) {
+          const int k = threadIdx.x + i * kThreads;
+          const float g = kRegisters ? gain[kRegisters ? i : 0]
+                                     : Input::Gain::at(f.weights[input.gain], k);
+          normed[k] = g * (scale * v[i]);
+        }
+      } else {
+        scaleRow<typename Input::Gain, K>(x, f.weights[input.gain], input.epsilon, normed);
+      }
+      __syncthreads();
+      return normed;
+    } else {
+      return x;
+    }
+  }
+};
+
+/// A product of a single token (a batch-1 decode step): each warp's rows
+/// stream as one run of batches (Rows::Stream, loadBatch(1) loads a lane;
+/// the gate's and the up's rows in turn for GatedRows), the next batch
+/// loaded before the current one is used, so that a warp always has a
+/// batch in flight, and the first loaded before the kernel waits for the
+/// one before (weights never depend on it), so that those loads overlap
+/// that kernel's end. The same sums in the same order as dotRow: the same
+/// floats. Measured on an H200 (scripts/cuda-gemv-chain.cu: bf16 rows of
+/// the Llama-3.2-1B shape's products in a graph under programmatic
+/// dependent launch, 2 blocks an SM): a step's products at 81% of the
+/// card's bandwidth so, 65% a batch loaded and used at a time.
+template <int K, bool Gather, class Input, class Rows>
+__device__ void productOfOne(const LatheCudaFrame &f, int in, Input input, const Rows &rows,
+                             int blockX, int blocks) {
+  using S = typename Rows::Stream;
+  constexpr int N = Rows::kWalkRows, B = S::kBatches, P = Rows::kParts;
+  const int firstRow = blockX * kWarps + threadIdx.x / 32, stride = blocks * kWarps;
+  SingleInput<K, Gather, Input, sizeof(typename S::Batch) <= 64> source;
+  source.prepare(f, input);
+  if constexpr (B == 0) { // formats decoded value by value: a row at a time
+    startStep();
+    const float *x = source.row(f, in, input);
+    for (int n = firstRow; n < N; n += stride) {
+      const float first = warpSum(S::dot(rows.rowOf(0, n), x));
+      const float sum = P == 1 ? first : warpSum(S::dot(rows.rowOf(P - 1, n), x));
+      if (threadIdx.x % 32 == 0)
+        rows.finish(n, first, sum);
+    }
+    return;
+  }
+  const int units = firstRow < N ? (N - firstRow + stride - 1) / stride * P * B : 0;
+  // Unit u: batch u % B of part (u / B) % P of the warp's row u / (P B).
+  const auto load = [&](int u, typename S::Batch &b) {
+    S::load(rows.rowOf((u / B) % P, firstRow + u / (P * B) * stride), u % B, b);
+  };
+  typename S::Batch cur, next;
+  if (units > 0)
+    load(0, cur);
+  startStep();
+  const float *x = source.row(f, in, input);
+  float acc[1] = {0}, first = 0;
+  for (int u = 0; u < units; ++u) {
+    if (u + 1 < units)
+      load(u + 1, next);
+    S::template use<1>(cur, u % B, &x, acc);
+    cur = next;
+    if (u % B == B - 1) { // a row's last batch
+      const float sum = warpSum(acc[0]);
+      acc[0] = 0;
+      if (P == 1 || (u / B) % P == 1) {
+        if (threadIdx.x % 32 == 0)
+          rows.finish(firstRow + u / (P * B) * stride, first, sum);
+      } else {
+        first = sum;
+      }
+    }
+  }
+}
 
 /// One product of a launch (Rows: PlainRows or GatedRows): block blockX of
 /// the `blocks` this product takes, one output row per warp per pass.
@@ -321,6 +515,10 @@ template <int K, bool Gather, class Input, class Rows>
 __device__ void product(const LatheCudaFrame &f, int in, Input input, const Rows &rows,
                         int blockX, int blocks) {
   constexpr int N = Rows::kN;
+  const int tokens = Gather ? f.logitCount : f.rows; // the frame: readable before waiting
+  if constexpr (!std::is_same_v<typename Rows::Stream, NoStream>)
+    if (tokens == 1)
+      return productOfOne<K, Gather>(f, in, input, rows, blockX, blocks);
   const int warp = threadIdx.x / 32;
   const int firstRow = blockX * kWarps + warp;
   if (blockX * kWarps < N) {
@@ -328,7 +526,6 @@ __device__ void product(const LatheCudaFrame &f, int in, Input input, const Rows
     prefetchL2(begin, end - begin < kPrefetchBytes ? end : begin + kPrefetchBytes);
   }
   startStep();
-  const int tokens = Gather ? f.logitCount : f.rows;
   const float *x = f.buffers[in];
   if constexpr (IsNormed<Input>::value) {
     constexpr int J = LATHE_CUDA_NORM_TOKENS(K);

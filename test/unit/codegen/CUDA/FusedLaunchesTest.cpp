@@ -74,6 +74,11 @@ TEST(FusedLaunchesTest, LlamaLayerFusesEveryNeighbour) {
   // SwiGLU into gate/up; both ropes into attention's KV store.
   EXPECT_EQ(f.gatedOf[8], 9u);
   EXPECT_EQ(f.ropeOf[5], 3u);
+  // For a single token the q/k/v product does the ropes and the KV store
+  // of attention step 5; no other product does.
+  EXPECT_EQ(f.ropeProductOf[2], 5u);
+  for (size_t i = 0; i < f.ropeProductOf.size(); ++i)
+    EXPECT_TRUE(i == 2 || !f.ropeProductOf[i]) << i;
   const std::vector<bool> absorbed{false, true,  false, true,  true,  false, false,
                                    true,  false, true,  false, true,  false};
   EXPECT_EQ(f.absorbed, absorbed);
@@ -147,6 +152,53 @@ TEST(FusedLaunchesTest, RopesSharingBuffersStaySeparate) {
   EXPECT_FALSE(f.ropeOf[5]);
   EXPECT_FALSE(f.absorbed[3]);
   EXPECT_FALSE(f.absorbed[4]);
+}
+
+TEST(FusedLaunchesTest, RopeInputsReadLaterKeepTheRopesOutOfTheProduct) {
+  // The product would not write the queries' or the keys' unrotated rows
+  // for a single token, so a later reader of either keeps the ropes in
+  // their own launch; the ropes and the KV store still fuse.
+  for (uint32_t unrotated : {2u, 3u}) {
+    std::vector<Step> steps = layer();
+    steps.insert(steps.end() - 1, AddStep{unrotated, 8, 17});
+    const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), kGains, fits);
+    EXPECT_FALSE(f.ropeProductOf[2]) << unrotated;
+    EXPECT_EQ(f.ropeOf[5], 3u);
+  }
+}
+
+TEST(FusedLaunchesTest, RopesInPlaceFuseIntoTheProduct) {
+  // Ropes that rotate their input in place: the product writes the rotated
+  // rows where the unrotated ones were, and a later reader sees them as
+  // after the rope.
+  std::vector<Step> steps = layer();
+  steps[3] = RopeStep{2, 2, 4, 1e4f, RopeLayout::Interleaved};
+  steps[4] = RopeStep{3, 3, 4, 1e4f, RopeLayout::Interleaved};
+  steps[5] = AttentionStep{2, 3, 4, 7, 0, 2, 2, 4};
+  steps.insert(steps.end() - 1, AddStep{2, 8, 17});
+  const FusedLaunches f = fuseLaunches(planOf(steps, 18, 17), kGains, fits);
+  EXPECT_EQ(f.ropeProductOf[2], 5u);
+}
+
+TEST(FusedLaunchesTest, ProductsNotFeedingTheRopesExactlyStaySeparate) {
+  // Outputs in another order than the ropes and attention read them, a
+  // step between the product and the ropes (a bias), and a rope that
+  // writes the product's input: each keeps the ropes in their own launch.
+  std::vector<Step> swapped = layer();
+  swapped[2] = MatMulsStep{1, {2, 3, 4}, {3, 2, 4}};
+  EXPECT_FALSE(fuseLaunches(planOf(swapped, 18, 17), kGains, fits).ropeProductOf[2]);
+  std::vector<Step> bias = layer();
+  bias.insert(bias.begin() + 3, BiasAddStep{2, 2, 2});
+  EXPECT_FALSE(fuseLaunches(planOf(bias, 18, 17), kGains, fits).ropeProductOf[2]);
+  // (The norm stays a launch of its own here, so the product reads 5.)
+  std::vector<Step> overwrite = layer();
+  overwrite[1] = RmsNormStep{0, 1, 5, 1e-5f}; // the queries' rope writes 5
+  overwrite[2] = MatMulsStep{5, {2, 3, 4}, {2, 3, 4}};
+  const auto noNorms = [](uint64_t) { return false; };
+  EXPECT_FALSE(fuseLaunches(planOf(overwrite, 18, 17), kGains, noNorms).ropeProductOf[2]);
+  // With the norm fused, the launch reads x instead, and the product may
+  // write 5.
+  EXPECT_EQ(fuseLaunches(planOf(overwrite, 18, 17), kGains, fits).ropeProductOf[2], 5u);
 }
 
 } // namespace
