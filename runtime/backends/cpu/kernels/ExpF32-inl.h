@@ -48,8 +48,9 @@ template <class D> HWY_INLINE hn::Vec<D> expF32(D d, hn::Vec<D> x) {
   p = horner(p, r, hn::Set(d, LATHE_EXP_P4));
   p = horner(p, r, hn::Set(d, LATHE_EXP_P5));
   p = hn::Add(horner(p, hn::Mul(r, r), r), hn::Set(d, 1.0f));
-  // NaN lanes convert to garbage here; they are replaced below.
-  const auto ki = hn::ConvertTo(di, k);
+  // NaN lanes convert 0 instead (converting NaN is undefined on the
+  // emulated targets); they are replaced below.
+  const auto ki = hn::ConvertTo(di, hn::IfThenZeroElse(hn::IsNaN(x), k));
   const auto k1 = hn::Sub(hn::ShiftRight<1>(hn::Add(ki, hn::Set(di, 256))), hn::Set(di, 128));
   const auto scaled = hn::Mul(hn::Mul(p, expPow2(d, k1)), expPow2(d, hn::Sub(ki, k1)));
   return hn::IfThenElse(hn::IsNaN(x), x, scaled);
