@@ -51,6 +51,13 @@ FieldReader neutralOnly(std::string field, std::function<bool(const json &)> isN
 
 bool isNumber(const json &v, double value) { return v.is_number() && v.get<double>() == value; }
 
+/// Whether object v's "type" is the string "text" (json::value would throw
+/// on a "type" of another kind: a crash the completion-request fuzzer found).
+bool typeIsText(const json &v) {
+  const auto type = v.find("type");
+  return type != v.end() && type->is_string() && *type == "text";
+}
+
 std::optional<ApiError> readMaxTokens(const std::string &field, const json &v,
                                       CompletionRequest &r) {
   if (v.is_null())
@@ -141,7 +148,7 @@ std::optional<ApiError> readMessages(const json &v, CompletionRequest &r) {
       // [{"type": "text", "text": ...}, ...]: the text parts, joined.
       std::string text;
       for (const json &part : content) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        if (!part.is_object() || !typeIsText(part) || !part.contains("text") ||
             !part["text"].is_string())
           return badRequest(fmt::format("'{}.content' parts must be text parts "
                                         "({{\"type\": \"text\", \"text\": ...}})",
@@ -261,7 +268,7 @@ std::map<std::string, FieldReader> fieldReaders(Endpoint endpoint) {
         neutralOnly("top_logprobs", [](const json &v) { return isNumber(v, 0); }, "0");
     f["response_format"] = neutralOnly(
         "response_format",
-        [](const json &v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; },
+        [](const json &v) { return v.is_object() && v.size() == 1 && typeIsText(v); },
         "{\"type\": \"text\"}");
     f["tools"] = neutralOnly("tools", [](const json &v) { return v.is_array() && v.empty(); }, "[]");
     f["tool_choice"] =

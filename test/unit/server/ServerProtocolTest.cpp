@@ -93,6 +93,12 @@ TEST(CompletionRequestTest, ChatMessagesJoinTextParts) {
   image["messages"][1]["content"] = {{{"type", "image_url"}, {"image_url", "x"}}};
   EXPECT_EQ(refused(parseCompletionRequest(image, Endpoint::ChatCompletions)).param,
             "messages[1].content");
+  // A part whose "type" is not a string is refused, not thrown on (a crash
+  // the completion-request fuzzer found).
+  json arrayType = body;
+  arrayType["messages"][1]["content"] = {{{"type", json::array({1})}, {"text", "Hi"}}};
+  EXPECT_EQ(refused(parseCompletionRequest(arrayType, Endpoint::ChatCompletions)).param,
+            "messages[1].content");
   json noRole = body;
   noRole["messages"][0].erase("role");
   EXPECT_EQ(refused(parseCompletionRequest(noRole, Endpoint::ChatCompletions)).param,
