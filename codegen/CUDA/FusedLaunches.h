@@ -59,8 +59,8 @@ struct FusedLaunches {
   std::vector<std::optional<size_t>> ropeOf;
   /// Per q/k/v matmuls step right before such a rope pair: the attention
   /// step. For a single token the product rotates its q and k rows and
-  /// stores the key and value rows itself (the rope kernel then does
-  /// nothing); it never writes the ropes' inputs then, so those must be
+  /// stores the key and value rows itself (the rope launch is then left
+  /// out); it never writes the ropes' inputs then, so those must be
   /// dead after the ropes (or be rotated in place).
   std::vector<std::optional<size_t>> ropeProductOf;
 };

@@ -304,7 +304,8 @@ template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRo
 /// rows (Plain, a PlainRows) for steps of several tokens, for which the
 /// ropeStoreKV kernel then runs; for one token a warp walks a rotary pair
 /// of rows (ropePair) and writes their sums rotated, to `rotated` and to
-/// the token's cache row, as ropeStoreKV would (which then does nothing).
+/// the token's cache row, as ropeStoreKV would (whose launch a one-token
+/// step then leaves out: LATHE_CUDA_GRID_PER_TOKENS).
 template <class Plain, int HeadDim, bool Interleaved, int HeadsPerTable, typename E, int KvWidth>
 struct RopeRows : Plain {
   float *rotated;
