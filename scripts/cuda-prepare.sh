@@ -42,6 +42,12 @@ compile "$gqa" --synthetic-weights --context 2048 --kv=bfp4 -o "$out/artifacts/g
 wide=$root/test/data/wide-ffn-test-config.json
 compile "$wide" --synthetic-weights -o "$out/artifacts/wide-bf16.lathe"
 compile "$wide" --synthetic-weights --quant=int8:group=32 -o "$out/artifacts/wide-int8.lathe"
+# Rows of whole spans: INT8/INT4 weights in the GPU's lane layout
+# (CudaWeightLayouts.h) in every product, the tied classifier and the embedding.
+lanes=$root/test/data/lanes-test-config.json
+for q in int4:group=32 int4:group=128 int8:group=32 int8:group=64; do
+  compile "$lanes" --synthetic-weights --quant="$q" -o "$out/artifacts/lanes-${q//[:=]/-}.lathe"
+done
 # Every other packed format, decoded by runtime/backends/cuda/kernels/CudaFormats.cuh.
 for q in bfp4 bfp8:block=16 mxfp4_e2m1 mxfp6_e3m2 mxfp6_e2m3 mxfp8_e4m3 mxfp8_e5m2 mxint8 \
          fp6_4p2 fp6_4p2:group=32; do

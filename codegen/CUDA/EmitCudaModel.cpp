@@ -2,7 +2,9 @@
 
 #include "codegen/CUDA/CudaCodeHeaders.h"
 #include "codegen/CUDA/FusedLaunches.h"
+#include "runtime/backends/cuda/CudaWeightLayout.h"
 #include "runtime/backends/cuda/kernels/CudaFrame.h"
+#include "runtime/backends/cuda/kernels/CudaWeightLayouts.h"
 #include "runtime/formats/RowCodec.h"
 #include "runtime/kernels/ElementwiseKernels.h"
 
@@ -46,6 +48,10 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
   switch (spec.kind) {
   case FormatKind::INT8:
   case FormatKind::INT4:
+    if (cuda::gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
+      return WeightCode{fmt::format("lathe_cuda::IntLanes<{}, {}>",
+                                    spec.kind == FormatKind::INT8 ? 8 : 4, spec.blockSize),
+                        rowBytes};
     return WeightCode{fmt::format("lathe_cuda::IntGroup<{}, {}, {}>",
                                   spec.kind == FormatKind::INT8 ? 8 : 4, spec.blockSize,
                                   spec.symmetric ? "true" : "false"),
@@ -81,6 +87,15 @@ const char *cacheType(ElementType element) {
 /// A float as a C++ literal that reads back as the same float.
 std::string floatLiteral(float v) { return fmt::format("{:.8e}f", v); }
 
+/// A product's rows object in the generated code (PlainRows, GatedRows,
+/// RopeRows, ...): its type and its brace initializer, kept apart so that
+/// a wrapper can take the one as a template argument and the other as its
+/// first member.
+struct Rows {
+  std::string type, init;
+  std::string text() const { return type + init; }
+};
+
 class Emitter {
 public:
   Emitter(const plan::KernelPlan &plan, const std::vector<plan::TensorInfo> &tensors)
@@ -113,6 +128,16 @@ public:
                          l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile,
                          l.step);
     out += "};\n\n";
+    // The layout of each tensor on the GPU, which the runtime applies as
+    // it copies the artifact's bytes there.
+    out += fmt::format("extern \"C\" __device__ int lathe_cuda_tensor_count = {};\n",
+                       tensors_.size());
+    out += fmt::format("extern \"C\" __device__ int lathe_cuda_weight_layouts[{}] = {{",
+                       std::max<size_t>(tensors_.size(), 1));
+    for (size_t t = 0; t < tensors_.size(); ++t)
+      out += fmt::format("{}{}", t == 0 ? "" : t % 16 == 0 ? ",\n    " : ", ",
+                         cuda::gpuWeightLayout(tensors_[t]));
+    out += tensors_.empty() ? "0};\n\n" : "};\n\n";
     if (attentionScratchFloats_ > 0)
       out += fmt::format("// Attention over splits of the visible rows: each split's partial sums,\n"
                          "// and per token and head group the splits that have finished.\n"
@@ -247,14 +272,14 @@ private:
     // tensor-core tiles for steps of many tokens, one warp per weight row
     // for the others.
     struct Call {
-      std::string rows;
+      Rows rows;
       int64_t k, n;
-      std::string single; // the rows of a single token's product, if other
+      Rows single; // the rows of a single token's product, if other
     };
     std::vector<Call> calls;
     const bool gather = products.front().gather;
     bool streamed = true; // every weight of the launch (WeightCode::streamed)
-    auto call = [&](const std::string &rows, int64_t k, int64_t n) {
+    auto call = [&](const Rows &rows, int64_t k, int64_t n) {
       calls.push_back({rows, k, n, rows});
     };
     if (const std::optional<size_t> silu = fused_.gatedOf[step_]) {
@@ -267,10 +292,10 @@ private:
         return u.error();
       streamed = g->streamed && u->streamed;
       const uint32_t output = std::get<plan::SiluMulStep>(plan_.steps[*silu]).output;
-      call(fmt::format("lathe_cuda::GatedRows<{}, {}, {}, {}, {}, {}>{{f.weights[{}], "
-                       "f.weights[{}], f.buffers[{}]}}",
-                       g->type, u->type, gate.shape[1], gate.shape[0], g->rowBytes, u->rowBytes,
-                       A(products[0].weight), A(products[1].weight), A(output)),
+      call(Rows{fmt::format("lathe_cuda::GatedRows<{}, {}, {}, {}, {}, {}>", g->type, u->type,
+                            gate.shape[1], gate.shape[0], g->rowBytes, u->rowBytes),
+                fmt::format("{{f.weights[{}], f.weights[{}], f.buffers[{}]}}",
+                            A(products[0].weight), A(products[1].weight), A(output))},
            gate.shape[1], gate.shape[0]);
     } else {
       for (const Product &p : products) {
@@ -279,11 +304,11 @@ private:
         if (!w)
           return w.error();
         streamed = streamed && w->streamed;
-        call(fmt::format("lathe_cuda::PlainRows<{}, {}, {}, {}, {}>{{f.weights[{}], "
-                         "f.buffers[{}], {}}}",
-                         w->type, info.shape[1], info.shape[0], w->rowBytes,
-                         add ? "true" : "false", A(p.weight), A(add ? add->sum : p.output),
-                         add ? fmt::format("f.buffers[{}]", A(add->other)) : "nullptr"),
+        call(Rows{fmt::format("lathe_cuda::PlainRows<{}, {}, {}, {}, {}>", w->type,
+                              info.shape[1], info.shape[0], w->rowBytes, add ? "true" : "false"),
+                  fmt::format("{{f.weights[{}], f.buffers[{}], {}}}", A(p.weight),
+                              A(add ? add->sum : p.output),
+                              add ? fmt::format("f.buffers[{}]", A(add->other)) : "nullptr")},
              info.shape[1], info.shape[0]);
       }
       if (const std::optional<size_t> att = fused_.ropeProductOf[step_])
@@ -299,12 +324,12 @@ private:
         const int64_t wideTiles = (c.n + LATHE_CUDA_WIDE_ROWS - 1) / LATHE_CUDA_WIDE_ROWS;
         dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
           return fmt::format("lathe_cuda::tiledProduct<{}, {}, true>(f, {}, blockIdx.x - {})",
-                             c.k, gather ? "true" : "false", c.rows, first);
+                             c.k, gather ? "true" : "false", c.rows.text(), first);
         });
         const int64_t tiles = (c.n + LATHE_CUDA_TILE_ROWS - 1) / LATHE_CUDA_TILE_ROWS;
         dispatch(tileBody, "  ", tileBlocks, int32_t(tiles), [&](int32_t first) {
           return fmt::format("lathe_cuda::tiledProduct<{}, {}, false>(f, {}, blockIdx.x - {})",
-                             c.k, gather ? "true" : "false", c.rows, first);
+                             c.k, gather ? "true" : "false", c.rows.text(), first);
         });
       }
       // Steps that take the tiles split the input rows first, once for
@@ -329,7 +354,8 @@ private:
       dispatch(body, "  ", first, blocks, [&](int32_t from) {
         return fmt::format("lathe_cuda::product<{}, {}>(f, {}, {},\n      {},\n      "
                            "blockIdx.x - {}, {})",
-                           c.k, gather ? "true" : "false", A(in), input, c.single, from, blocks);
+                           c.k, gather ? "true" : "false", A(in), input, c.single.text(), from,
+                           blocks);
       });
     }
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
@@ -341,24 +367,24 @@ private:
   /// Wraps the q, k and v products' rows (PlainRows) of a launch that, for
   /// a single token, also does the rope steps and KV store of attention
   /// step `att` (FusedLaunches::ropeProductOf): RopeRows and CachedRows.
-  void ropeProduct(size_t att, std::string &q, std::string &k, std::string &v) {
+  void ropeProduct(size_t att, Rows &q, Rows &k, Rows &v) {
     const auto &a = std::get<plan::AttentionStep>(plan_.steps[att]);
     const auto &rq = std::get<plan::RopeStep>(plan_.steps[att - 2]);
     const auto &rk = std::get<plan::RopeStep>(plan_.steps[att - 1]);
     const char *element = cacheType(plan_.kvElement);
     const int64_t kvWidth = int64_t(a.kvHeads) * a.headDim;
-    const auto rope = [&](const plan::RopeStep &r, const std::string &plain, const char *cache) {
-      return fmt::format("lathe_cuda::RopeRows<{}, {}, {}, {}, {}, {}>{{{}, f.buffers[{}], {}, "
-                         "&f, {}}}",
-                         plain.substr(0, plain.find('{')), r.headDim,
-                         r.layout == plan::RopeLayout::Interleaved ? "true" : "false",
-                         headsPerTable(r), cache, kvWidth, plain.substr(plain.find('{')),
-                         A(r.output), ropeFrequencies(r), A(a.layer));
+    const auto rope = [&](const plan::RopeStep &r, const Rows &plain, const char *cache) {
+      return Rows{fmt::format("lathe_cuda::RopeRows<{}, {}, {}, {}, {}, {}>", plain.type,
+                              r.headDim,
+                              r.layout == plan::RopeLayout::Interleaved ? "true" : "false",
+                              headsPerTable(r), cache, kvWidth),
+                  fmt::format("{{{}, f.buffers[{}], {}, &f, {}}}", plain.init, A(r.output),
+                              ropeFrequencies(r), A(a.layer))};
     };
     q = rope(rq, q, "void");
     k = rope(rk, k, element);
-    v = fmt::format("lathe_cuda::CachedRows<{}, {}, {}>{{{}, &f, {}}}", v.substr(0, v.find('{')),
-                    element, kvWidth, v.substr(v.find('{')), A(a.layer));
+    v = Rows{fmt::format("lathe_cuda::CachedRows<{}, {}, {}>", v.type, element, kvWidth),
+             fmt::format("{{{}, &f, {}}}", v.init, A(a.layer))};
   }
   /// Appends to `out` the branch of a launch's dispatch that hands blocks
   /// [first, first + blocks) to the call `call(first)` writes, and advances

@@ -1,5 +1,8 @@
 #include "runtime/backends/cuda/CudaExecutable.h"
 
+#include "runtime/backends/cuda/CudaWeightLayout.h"
+#include "runtime/backends/cuda/kernels/CudaWeightLayouts.h"
+
 #include <algorithm>
 #include <bit>
 #include <map>
@@ -203,9 +206,26 @@ Status CudaExecutable::initialize() {
       !s)
     return s;
 
-  // Every tensor, 256-byte aligned in one allocation, and the table of
-  // their addresses that the kernels index.
+  // Every tensor, 256-byte aligned in one allocation, in the layout the
+  // module's table names (CudaWeightLayout.h), and the table of their
+  // addresses that the kernels index.
   const auto &tensors = artifact().tensors();
+  int32_t tensorCount = 0;
+  if (Status s = global("lathe_cuda_tensor_count", &tensorCount, sizeof(tensorCount)); !s)
+    return s;
+  if (tensorCount < 0 || size_t(tensorCount) != tensors.size())
+    return Error(fmt::format("{}: its GPU code was generated for {} tensors, the artifact holds {}",
+                             artifact().path(), tensorCount, tensors.size()));
+  std::vector<int32_t> layouts(std::max<size_t>(tensors.size(), 1));
+  if (Status s = global("lathe_cuda_weight_layouts", layouts.data(),
+                        layouts.size() * sizeof(int32_t));
+      !s)
+    return s;
+  for (size_t t = 0; t < tensors.size(); ++t)
+    if (layouts[t] != LATHE_CUDA_LAYOUT_AS_STORED && layouts[t] != gpuWeightLayout(tensors[t]))
+      return Error(fmt::format("{}: its GPU code keeps tensor {} in a layout this runtime "
+                               "cannot make; recompile it",
+                               artifact().path(), tensors[t].name));
   std::vector<size_t> offsets;
   size_t total = 0;
   for (size_t t = 0; t < tensors.size(); ++t) {
@@ -218,7 +238,13 @@ Status CudaExecutable::initialize() {
   weights_ = weights.take();
   std::vector<CUdeviceptr> addresses;
   for (size_t t = 0; t < tensors.size(); ++t) {
-    const std::span<const uint8_t> bytes = artifact().tensorData(t);
+    std::span<const uint8_t> bytes = artifact().tensorData(t);
+    std::vector<uint8_t> rearranged;
+    if (layouts[t] == LATHE_CUDA_LAYOUT_INT_LANES) {
+      rearranged.resize(bytes.size());
+      toIntLanes(tensors[t], bytes, rearranged);
+      bytes = rearranged;
+    }
     addresses.push_back(addressOf(*weights_) + offsets[t]);
     if (Status s = check(api_, api_.cuMemcpyHtoD(addresses.back(), bytes.data(), bytes.size()),
                          "copying the weights to the GPU");

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "CudaFrame.h"
+#include "CudaWeightLayouts.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -101,6 +102,27 @@ template <int Bits, int G, bool Symmetric> struct IntGroup {
       const int nibble = (j & 1) ? byte >> 4 : byte & 15;
       q = Symmetric ? ((nibble ^ 8) - 8) : nibble - int(group[4]);
     }
+    return float(q) * scale;
+  }
+};
+
+/// Symmetric INT8 / INT4 groups in the CUDA target's lane layout
+/// (CudaWeightLayouts.h, LATHE_CUDA_LAYOUT_INT_LANES): IntGroup<Bits, G,
+/// true>'s values, each row's bytes in the order that lets a lane load 16
+/// bytes of codes at once. The row stream and the tiles read it whole
+/// words at a time (CudaProducts.cuh, CudaTiledProducts.cuh).
+template <int Bits, int G> struct IntLanes {
+  static constexpr int kBits = Bits, kGroup = G;
+  static constexpr int kPerWord = 32 / Bits; // values a 32-bit word of codes
+  static constexpr int kSpanValues = LATHE_CUDA_LANES_CODE_BYTES * 8 / Bits;
+  static constexpr int kSpanBytes = LATHE_CUDA_LANES_CODE_BYTES + kSpanValues / G * 4;
+  static_assert((Bits == 4 || Bits == 8) && G % kPerWord == 0 && 32 % (G / kPerWord) == 0,
+                "groups the lane layout takes (latheLanesFit)");
+  __device__ static float at(const uint8_t *row, int k) {
+    const uint32_t word = *reinterpret_cast<const uint32_t *>(row + latheLanesWordAt(Bits, G, k));
+    const float scale = *reinterpret_cast<const float *>(row + latheLanesScaleAt(Bits, G, k));
+    const int j = k % kPerWord;
+    const int q = Bits == 8 ? int(int8_t(word >> (8 * j))) : int(((word >> (4 * j)) & 15u) ^ 8u) - 8;
     return float(q) * scale;
   }
 };

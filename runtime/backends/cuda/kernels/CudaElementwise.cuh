@@ -22,14 +22,19 @@ __device__ void embedding(const LatheCudaFrame &f, int table, int out) {
     y[k] = W::at(row, k);
 }
 
-/// 1 / sqrt(mean(x^2) + eps) of a row, squares summed in double by the
-/// block (lathe_rms_norm); every thread gets it.
+/// 1 / sqrt(mean(x^2) + eps) from a row's sum of squares (in double, as
+/// lathe_rms_norm): the one formula of every fused and unfused norm.
+template <int Width> __device__ float rmsScaleOf(double squares, float epsilon) {
+  return float(1.0 / sqrt(squares / double(Width) + double(epsilon)));
+}
+
+/// rmsScaleOf a row, squares summed in double by the block; every thread
+/// gets it.
 template <int Width> __device__ float rmsScale(const float *x, float epsilon) {
   double squares = 0;
   for (int k = threadIdx.x; k < Width; k += kThreads)
     squares += double(x[k]) * x[k];
-  squares = blockSum(squares);
-  return float(1.0 / sqrt(squares / double(Width) + double(epsilon)));
+  return rmsScaleOf<Width>(blockSum(squares), epsilon);
 }
 
 /// out = x / sqrt(mean(x^2) + eps) * gain for the block's row.

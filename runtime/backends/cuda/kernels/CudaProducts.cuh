@@ -167,6 +167,59 @@ struct RowStream<W, K, RowBytes, kLoadBatch,
   }
 };
 
+/// Symmetric INT groups in the lane layout (IntLanes, CudaWeightLayouts.h):
+/// a lane loads a span's 16 bytes of codes and its 16 bytes of their four
+/// groups' scales at once, up to kLoadBatch / 2 spans a batch (two loads
+/// each). Word w of a lane's codes is the word the artifact's layout would
+/// have given it in pass 4 s + w, so a lane sums the same words against the
+/// same inputs in the same order as the IntGroup stream above: the same
+/// floats.
+template <int Bits, int G, int K, int64_t RowBytes, int kLoadBatch>
+struct RowStream<IntLanes<Bits, G>, K, RowBytes, kLoadBatch> {
+  using W = IntLanes<Bits, G>;
+  static_assert(K % W::kSpanValues == 0 && RowBytes == K / W::kSpanValues * W::kSpanBytes,
+                "rows of whole spans (latheLanesFit)");
+  static constexpr int kSpans = K / W::kSpanValues;
+  static constexpr int kPerBatch =
+      kLoadBatch / 2 < 1 ? 1 : kLoadBatch / 2 < kSpans ? kLoadBatch / 2 : kSpans;
+  static constexpr int kBatches = (kSpans + kPerBatch - 1) / kPerBatch;
+  struct Batch {
+    uint4 code[kPerBatch];
+    float4 scale[kPerBatch];
+  };
+  __device__ static void load(const uint8_t *row, int batch, Batch &b) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kPerBatch; ++i) {
+      const int s = batch * kPerBatch + i;
+      if (kSpans % kPerBatch == 0 || s < kSpans) {
+        const uint8_t *span = row + int64_t(s) * W::kSpanBytes;
+        b.code[i] = __ldg(reinterpret_cast<const uint4 *>(span) + lane);
+        b.scale[i] = __ldg(reinterpret_cast<const float4 *>(span + LATHE_CUDA_LANES_CODE_BYTES) +
+                           lane / (G / W::kPerWord));
+      }
+    }
+  }
+  template <int J>
+  __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
+    const int lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < kPerBatch; ++i) {
+      const int s = batch * kPerBatch + i;
+      if (kSpans % kPerBatch == 0 || s < kSpans) {
+        const uint32_t code[4] = {b.code[i].x, b.code[i].y, b.code[i].z, b.code[i].w};
+        const float scale[4] = {b.scale[i].x, b.scale[i].y, b.scale[i].z, b.scale[i].w};
+#pragma unroll
+        for (int w = 0; w < 4; ++w) {
+          const int first = s * W::kSpanValues + (w * 32 + lane) * W::kPerWord;
+          for (int j = 0; j < J; ++j)
+            acc[j] += scale[w] * dotWord<Bits>(code[w], xs[j] + first);
+        }
+      }
+    }
+  }
+};
+
 /// FP6 4+2 groups (CudaFormats.cuh's Fp6Split, docs/formats.md) of a
 /// multiple of 8 values: a lane takes 8 consecutive values at a time, one
 /// 32-bit word of the 4-bit plane and 16 bits of the 2-bit plane. A value
@@ -430,12 +483,14 @@ template <int K, bool Gather, class Input, bool GainInRegisters> struct SingleIn
           v[i] = x[threadIdx.x + i * kThreads];
         for (int i = 0; i < kPer; ++i)
           squares += double(v[i]) * v[i];
-        squares = blockSum(squares);
-        const float scale = float(1.0 / sqrt(squares / double(K) + double(input.epsilon)));
+        const float scale = rmsScaleOf<K>(blockSum(squares), input.epsilon);
         for (int i = 0; i < kPer; ++i) {
           const int k = threadIdx.x + i * kThreads;
-          const float g = kRegisters ? gain[kRegisters ? i : 0]
-                                     : Input::Gain::at(f.weights[input.gain], k);
+          float g;
+          if constexpr (kRegisters)
+            g = gain[i];
+          else
+            g = Input::Gain::at(f.weights[input.gain], k);
           normed[k] = g * (scale * v[i]);
         }
       } else {

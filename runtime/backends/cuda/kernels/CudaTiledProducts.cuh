@@ -113,6 +113,19 @@ struct TileQuad<IntGroup<Bits, G, true>, RowBytes,
   }
 };
 
+/// The same groups in the lane layout (IntLanes): a quad's four codes lie
+/// in one 32-bit word (CudaWeightLayouts.h).
+template <int Bits, int G, int64_t RowBytes>
+struct TileQuad<IntLanes<Bits, G>, RowBytes, std::enable_if_t<G % 16 == 0>> {
+  static constexpr int kParts = 1;
+  static constexpr bool kScaled = true;
+  static constexpr int kGroup = G;
+  __device__ static void read(const uint8_t *row, int k, uint32_t (&part)[1][2], float &scale) {
+    scale = __ldg(reinterpret_cast<const float *>(row + latheLanesScaleAt(Bits, G, k)));
+    codeQuad<Bits>(row + latheLanesWordAt(Bits, G, k), k % IntLanes<Bits, G>::kPerWord, part[0]);
+  }
+};
+
 /// The A operand of one step of 16 k for the lane's two rows (g and g + 8
 /// of the tile), in parts: a0/a2 from row g, a1/a3 from row g + 8, k
 /// permuted as the file's comment says; the rows' scales where kScaled.

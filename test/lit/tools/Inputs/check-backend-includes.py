@@ -31,6 +31,9 @@ ALLOWED = {
     # The frame and launch table shared by the generated CUDA code and the
     # backend, and the kernel templates that code instantiates.
     "runtime/backends/cuda/kernels/": ["codegen/CUDA/"],
+    # The GPU's weight layouts: the generator chooses a tensor's, the
+    # executable makes it, by one definition of which tensors take which.
+    "runtime/backends/cuda/CudaWeightLayout.h": ["codegen/CUDA/"],
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*["<]([^">]+)[">]')
