@@ -392,7 +392,25 @@ def HlsSchedule : Pass<"lathe-hls-schedule", "mlir::func::FuncOp"> {
     - `plan.hls = #plan.hls_loop<ii = I, unroll = U>` on every product
       (`plan.matmul`, `plan.matmuls`, `plan.logits`): the target II of its
       pipelined loops, and the rows it computes at once: the largest
-      divisor of its weights' rows that is at most `unroll`.
+      divisor of its weights' rows that is at most `unroll`. On every
+      other kernel (`plan.embedding`, `plan.rms_norm`, `plan.add_rms_norm`,
+      `plan.rope`, `plan.attention`, `plan.silu_mul`, `plan.bias_add`,
+      `plan.add`) `#plan.hls_loop<ii = I, unroll = 1>`: the II of its
+      pipelined loops (attention's softmax included).
+    - `plan.hls_partitions = [#plan.hls_array_partition<...>]` on a
+      product whose local arrays are read in parallel: a float product
+      computing more than one row at once gets its decoded rows (`"rows"`)
+      partitioned `complete` along dimension 1, a row per bank for each of
+      the rows at once; an int8-activation product its rounded input
+      (`"codes"`) `cyclic` along dimension 1 with a factor of its weights'
+      block, the codes a block iteration multiplies one bank each.
+    - `plan.hls_dataflow = #plan.hls_dataflow` on a float product whose
+      two stages (decode a row group from the AXI master into the decoded
+      rows; accumulate their dot products) may overlap: every weight has
+      at least two row groups (the decoded rows are the one buffer
+      between the stages; the input is read by the second only, the
+      output written by it only, and a product's output is never its
+      input). Int8-activation products have no decode stage and get none.
     - `plan.hls_interfaces = [#plan.hls_interface<...>, ...]` on the
       function: one AXI master per memory argument of the generated top
       function, each in a bundle of its own (`gmem0` weights, `gmem1`
@@ -409,7 +427,7 @@ def HlsSchedule : Pass<"lathe-hls-schedule", "mlir::func::FuncOp"> {
   }];
   let options = [
     Option<"ii", "ii", "int64_t", /*default=*/"1",
-           "Target initiation interval of the products' pipelined loops">,
+           "Target initiation interval of the kernels' pipelined loops">,
     Option<"unroll", "unroll", "int64_t", /*default=*/"1",
            "Most rows a product computes at once">,
   ];

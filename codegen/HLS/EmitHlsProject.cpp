@@ -4,9 +4,13 @@
 // printed by the upstream C++ translation, as the CPU target is: one call
 // per kernel, here to the templates of codegen/HLS/kernels/LatheHlsKernels.h
 // with every size and weight format a template argument, so that each loop
-// of the design has a static trip count. The top function runs one decode
-// step (one token at one position); its interfaces and the project's
-// pragmas come last, as emitc.verbatim.
+// of the design has a static trip count, and to a product function
+// generated per product shape, format and schedule. The top function runs
+// one decode step (one token at one position). The schedule
+// lathe-hls-schedule put on the plan is lowered last: each kernel's II
+// into its template arguments, the products' array partitions, dataflow
+// and the top function's interfaces into pragmas, as emitc.verbatim
+// spelled from the pragma table for the chosen Vitis HLS release.
 //
 // The weights go into weights.bin in the packed formats the quantization
 // passes chose (each tensor at a 64-byte aligned offset, a template or call
@@ -39,6 +43,7 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <variant>
 
 namespace lathe::codegen {
@@ -302,6 +307,7 @@ private:
     types[kPosition] = b_.getI32Type();
     types[kLogits] = emitc::PointerType::get(b_.getF32Type());
     auto fn = emitc::FuncOp::create(b_, loc, "lathe_hls_step", b_.getFunctionType(types, {}));
+    step_ = fn;
     Block *entry = fn.addEntryBlock();
     b_.setInsertionPointToStart(entry);
     for (int a = 0; a < kTopArguments; ++a)
@@ -379,8 +385,17 @@ private:
     return uint64_t(m_.plan.kvLayers) * 2 * uint64_t(m_.config.context) * m_.plan.kvWidth;
   }
 
+  /// A kernel's target II: its #plan.hls_loop's, 1 without one.
+  static int64_t loopIi(Operation &op) {
+    auto loop = op.getAttrOfType<kplan::HlsLoopAttr>(kplan::PlanDialect::getHlsLoopAttrName());
+    return loop ? loop.getIi() : 1;
+  }
+
   Status emitKernel(Operation &op) {
     const int64_t context = m_.config.context;
+    const Attribute ii = i32(loopIi(op));
+    // Records the II of the call just recorded.
+    auto withIi = [&] { project_.calls.back().ii = loopIi(op); };
     return llvm::TypeSwitch<Operation *, Status>(&op)
         .Case<tfm::WeightOp, kplan::BufferOp, func::ReturnOp>(
             [](auto) { return Status::ok(); })
@@ -391,32 +406,36 @@ private:
             return format.error();
           SmallVector<Attribute> targs{i32(width(e.getOut()))};
           targs.append(format->begin(), format->end());
+          targs.push_back(ii);
           const std::string instance = call(
               "lathe_hls::embedding", targs,
               {args_[kWeights], u64(weightOffset(t)), args_[kToken], buffer(e.getOut())});
           const plan::TensorInfo &info = m_.tensors[t].info;
           record(HlsKernelCall::Kind::Embedding, instance, 1, width(e.getOut()),
                  info.storageBytes() / uint64_t(info.shape[0]), info.formatName());
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::RMSNormOp n) {
           const uint32_t g = m_.tensorIndex.lookup(n.getGain());
           const int64_t slice = m_.tensors[g].info.shape[0];
           record(HlsKernelCall::Kind::RmsNorm,
-                 call("lathe_hls::rmsNorm", {i32(width(n.getInput())), i32(slice)},
+                 call("lathe_hls::rmsNorm", {i32(width(n.getInput())), i32(slice), ii},
                       {buffer(n.getInput()), global(vectors_.at(g), slice),
                        n.getEpsilonAttr(), buffer(n.getOut())}),
                  width(n.getInput()) / slice, slice);
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::AddRMSNormOp n) {
           const uint32_t g = m_.tensorIndex.lookup(n.getGain());
           record(HlsKernelCall::Kind::AddRmsNorm,
-                 call("lathe_hls::addRmsNorm", {i32(width(n.getLhs()))},
+                 call("lathe_hls::addRmsNorm", {i32(width(n.getLhs())), ii},
                       {buffer(n.getLhs()), buffer(n.getRhs()),
                        global(vectors_.at(g), width(n.getLhs())), n.getEpsilonAttr(),
                        buffer(n.getSum()), buffer(n.getOut())}),
                  1, width(n.getLhs()));
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::MatmulOp m) {
@@ -435,44 +454,49 @@ private:
           record(HlsKernelCall::Kind::Rope,
                  call("lathe_hls::rope",
                       {i32(width(r.getInput())), i32(r.getHeadDim()), i32(groups),
-                       i32(interleaved), i32(context)},
+                       i32(interleaved), i32(context), ii},
                       {args_[kTables], u64(ropeTable(r)), args_[kPosition],
                        buffer(r.getInput()), buffer(r.getOut())}),
                  1, width(r.getInput()), 0, "", groups, 0, r.getHeadDim());
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::AttentionOp a) {
           record(HlsKernelCall::Kind::Attention,
                  call("lathe_hls::attention",
                       {i32(a.getLayer()), i32(a.getHeads()), i32(a.getKvHeads()),
-                       i32(a.getHeadDim()), i32(context)},
+                       i32(a.getHeadDim()), i32(context), ii},
                       {args_[kCache], args_[kPosition], buffer(a.getQueries()),
                        buffer(a.getKeys()), buffer(a.getValues()), buffer(a.getOut())}),
                  1, int64_t(a.getHeads()) * a.getHeadDim(), 0, "", a.getHeads(), a.getKvHeads(),
                  a.getHeadDim());
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::SiluMulOp s) {
           record(HlsKernelCall::Kind::SiluMul,
-                 call("lathe_hls::siluMul", {i32(width(s.getLhs()))},
+                 call("lathe_hls::siluMul", {i32(width(s.getLhs())), ii},
                       {buffer(s.getLhs()), buffer(s.getRhs()), buffer(s.getOut())}),
                  1, width(s.getLhs()));
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::BiasAddOp s) {
           const uint32_t v = m_.tensorIndex.lookup(s.getBias());
           record(HlsKernelCall::Kind::BiasAdd,
-                 call("lathe_hls::biasAdd", {i32(width(s.getInput()))},
+                 call("lathe_hls::biasAdd", {i32(width(s.getInput())), ii},
                       {buffer(s.getInput()), global(vectors_.at(v), width(s.getInput())),
                        buffer(s.getOut())}),
                  1, width(s.getInput()));
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::AddOp s) {
           record(HlsKernelCall::Kind::Add,
-                 call("lathe_hls::add", {i32(width(s.getLhs()))},
+                 call("lathe_hls::add", {i32(width(s.getLhs())), ii},
                       {buffer(s.getLhs()), buffer(s.getRhs()), buffer(s.getOut())}),
                  1, width(s.getLhs()));
+          withIi();
           return Status::ok();
         })
         .Case([&](kplan::LogitsOp l) {
@@ -484,24 +508,18 @@ private:
         });
   }
 
-  /// out = input x weight^T (one token): lathe_hls::matvec, or
-  /// lathe_hls::matvecInt8 where the product's #plan.activations is int8,
-  /// with the II and the rows at a time of its #plan.hls_loop (1 and 1
-  /// without one).
+  /// out = input x weight^T (one token): a call of the product function
+  /// generated for this weight shape and format and the product's
+  /// schedule (productFunction), float or int8 activations as the
+  /// product's #plan.activations says.
   Status product(Operation *op, Value weight, Value input, Value out) {
     const uint32_t t = m_.tensorIndex.lookup(weight);
     Expected<SmallVector<Attribute>> format = formatArguments(t);
     if (!format)
       return format.error();
     const plan::TensorInfo &info = m_.tensors[t].info;
-    SmallVector<Attribute> targs{i32(info.shape[0]), i32(info.shape[1])};
-    targs.append(format->begin(), format->end());
-    int64_t ii = 1, unroll = 1;
-    if (auto loop = op->getAttrOfType<kplan::HlsLoopAttr>(kplan::PlanDialect::getHlsLoopAttrName()))
-      ii = loop.getIi(), unroll = loop.getUnroll();
-    targs.append({i32(ii), i32(unroll)});
     // Int8 activations where the plan asked for them (lathe-plan-activations):
-    // the same template arguments, the CPU's integer numerics.
+    // the CPU's integer numerics.
     auto activations = op->getAttrOfType<kplan::ActivationsAttr>("activations");
     const bool int8 = activations && activations.getValue() == kplan::Activations::int8;
     if (int8 && !(info.quant && hlsTakesInt8Activations(*info.quant)))
@@ -509,14 +527,186 @@ private:
           "tensor '{}' ({}): the hls target's int8-activation products take symmetric INT, "
           "BFP, MXINT8 and MXFP4 weights; use --activations=float",
           info.name, info.formatName()));
-    record(int8 ? HlsKernelCall::Kind::MatVecInt8 : HlsKernelCall::Kind::MatVec,
-           call(int8 ? "lathe_hls::matvecInt8" : "lathe_hls::matvec", targs,
-                {args_[kWeights], u64(weightOffset(t)), buffer(input), out}),
+    Expected<ProductSchedule> schedule = productSchedule(op, int8, info, *format);
+    if (!schedule)
+      return schedule.error();
+    Expected<std::string> function = productFunction(int8, info, *format, *schedule);
+    if (!function)
+      return function.error();
+    emitOpaqueCall(b_, *function, {args_[kWeights], u64(weightOffset(t)), buffer(input), out});
+    record(int8 ? HlsKernelCall::Kind::MatVecInt8 : HlsKernelCall::Kind::MatVec, *function,
            info.shape[0], info.shape[1], info.storageBytes(), info.formatName());
-    project_.calls.back().ii = ii;
-    project_.calls.back().unroll = unroll;
-    project_.calls.back().block = cast<IntegerAttr>((*format)[3]).getInt();
+    HlsKernelCall &c = project_.calls.back();
+    c.ii = schedule->ii;
+    c.unroll = schedule->unroll;
+    c.block = cast<IntegerAttr>((*format)[3]).getInt();
+    c.banks = schedule->banks;
+    c.dataflow = schedule->dataflow;
     return Status::ok();
+  }
+
+  /// A product's schedule: its #plan.hls_loop (II 1, a row at a time
+  /// without one), the partition of the local array its parallel loops
+  /// read (#plan.hls_array_partition: "rows" of a float product, "codes"
+  /// of an int8 one), and its #plan.hls_dataflow.
+  struct ProductSchedule {
+    int64_t ii = 1, unroll = 1;
+    std::optional<kplan::HlsArrayPartitionAttr> partition;
+    /// Banks of that array along its partitioned dimension (1 unsplit).
+    int64_t banks = 1;
+    bool dataflow = false;
+  };
+
+  Expected<ProductSchedule> productSchedule(Operation *op, bool int8, const plan::TensorInfo &info,
+                                            ArrayRef<Attribute> format) const {
+    ProductSchedule s;
+    if (auto loop = op->getAttrOfType<kplan::HlsLoopAttr>(kplan::PlanDialect::getHlsLoopAttrName()))
+      s.ii = loop.getIi(), s.unroll = loop.getUnroll();
+    if (auto partitions =
+            op->getAttrOfType<ArrayAttr>(kplan::PlanDialect::getHlsPartitionsAttrName()))
+      for (Attribute a : partitions) {
+        auto p = cast<kplan::HlsArrayPartitionAttr>(a);
+        if (p.getArray() != (int8 ? "codes" : "rows"))
+          return Error(fmt::format("tensor '{}': the plan partitions '{}', which its {} product "
+                                   "does not have",
+                                   info.name, p.getArray().str(), int8 ? "int8" : "float"));
+        s.partition = p;
+      }
+    if (s.partition) {
+      // float: the banks the rows at once write and read (each its own row
+      // along dimension 1); int8: the banks one weight block's codes lie in.
+      const int64_t block = cast<IntegerAttr>(format[3]).getInt();
+      const int64_t length = int8 ? (info.shape[1] + block - 1) / block * block : s.unroll;
+      const int64_t span = int8 ? block : s.unroll;
+      const int64_t factor = s.partition->getFactor();
+      switch (s.partition->getKind()) {
+      case kplan::HlsPartitionKind::complete: s.banks = span; break;
+      case kplan::HlsPartitionKind::cyclic: s.banks = std::min(factor, span); break;
+      case kplan::HlsPartitionKind::block: {
+        const int64_t run = (length + factor - 1) / factor; // elements per bank
+        s.banks = std::max<int64_t>(1, std::min(span, span / std::max<int64_t>(run, 1)));
+        break;
+      }
+      }
+    }
+    s.dataflow = op->hasAttr(kplan::PlanDialect::getHlsDataflowAttrName());
+    if (s.dataflow && int8)
+      return Error(fmt::format("tensor '{}': the plan asks for dataflow in an int8-activation "
+                               "product, which has no decode stage",
+                               info.name));
+    return s;
+  }
+
+  /// The function that computes products of this weight shape and format
+  /// with `schedule`, generated on first use before the step function:
+  /// `static void lathe_product<N>(weights, offset, x, out)`, its local
+  /// arrays and their ARRAY_PARTITION pragmas, its loop over row groups
+  /// with the DATAFLOW pragma, spelled from the pragma table:
+  ///
+  ///   float: for each row group { [DATAFLOW] float rows[U][COLS];
+  ///          [ARRAY_PARTITION rows] decodeRows(...); dotRows(...); }
+  ///   int8:  int8_t codes[...]; [ARRAY_PARTITION codes] float scales[...];
+  ///          quantizeActivations(...); productsInt8(...);
+  Expected<std::string> productFunction(bool int8, const plan::TensorInfo &info,
+                                        ArrayRef<Attribute> format,
+                                        const ProductSchedule &schedule) {
+    const int64_t rows = info.shape[0], cols = info.shape[1];
+    const int64_t block = cast<IntegerAttr>(format[3]).getInt();
+    // What the function's text depends on: the activations, the shape, the
+    // format's template arguments and the schedule.
+    std::string key;
+    llvm::raw_string_ostream os(key);
+    os << int8 << " " << rows << "x" << cols << " " << schedule.ii << " " << schedule.unroll
+       << " " << schedule.dataflow;
+    for (Attribute a : format)
+      os << " " << a;
+    if (schedule.partition)
+      os << " " << *schedule.partition;
+    if (auto found = productFunctions_.find(key); found != productFunctions_.end())
+      return found->second;
+    const std::string name = fmt::format("lathe_product{}", productFunctions_.size());
+    // The pragmas first: a release whose table lacks one is an error.
+    const std::string dataflow = spellPragma("DATAFLOW", {});
+    const std::string partition = schedule.partition ? partitionPragma(*schedule.partition) : "";
+    if (dataflow.empty() || (schedule.partition && partition.empty()))
+      return Error("the pragma table has no DATAFLOW or ARRAY_PARTITION spelling for the "
+                   "generated products");
+    productFunctions_[key] = name;
+
+    OpBuilder::InsertionGuard guard(b_);
+    b_.setInsertionPoint(step_);
+    Location loc = b_.getUnknownLoc();
+    SmallVector<Type> types{emitc::PointerType::get(opaque("const uint8_t")),
+                            b_.getIntegerType(64, /*isSigned=*/false),
+                            emitc::PointerType::get(opaque("const float")),
+                            emitc::PointerType::get(b_.getF32Type())};
+    auto fn = emitc::FuncOp::create(b_, loc, name, b_.getFunctionType(types, {}));
+    fn.setSpecifiersAttr(b_.getStrArrayAttr({"static"}));
+    Block *entry = fn.addEntryBlock();
+    b_.setInsertionPointToStart(entry);
+    Value weights = entry->getArgument(0), offset = entry->getArgument(1),
+          x = entry->getArgument(2), out = entry->getArgument(3);
+    // A local array, with the pragma that partitions it where the plan does.
+    auto array = [&](ArrayRef<int64_t> shape, Type element, bool partitioned) -> Value {
+      Value v = emitc::VariableOp::create(b_, loc, emitc::ArrayType::get(shape, element),
+                                          emitc::OpaqueAttr::get(ctx_, ""));
+      if (partitioned)
+        emitc::VerbatimOp::create(b_, loc, b_.getStringAttr(partition), ValueRange{v});
+      return v;
+    };
+    SmallVector<Attribute> weightArgs(format.begin(), format.end());
+    if (!int8) {
+      // decodeRows<U, COLS, KIND, P1, P2, BLOCK, BLOCK_BYTES, ROW_BYTES, II>,
+      // dotRows<U, COLS, II>, a row group per iteration.
+      Type i32Type = b_.getI32Type();
+      auto bound = [&](int64_t v) {
+        return emitc::LiteralOp::create(b_, loc, i32Type, std::to_string(v)).getResult();
+      };
+      auto loop = emitc::ForOp::create(b_, loc, bound(0), bound(rows / schedule.unroll), bound(1));
+      b_.setInsertionPointToStart(loop.getBody());
+      Value group = loop.getInductionVar();
+      if (schedule.dataflow)
+        emitc::VerbatimOp::create(b_, loc, dataflow);
+      Value decoded =
+          array({schedule.unroll, cols}, b_.getF32Type(), schedule.partition.has_value());
+      SmallVector<Attribute> decodeArgs{i32(schedule.unroll), i32(cols)};
+      decodeArgs.append(weightArgs.begin(), weightArgs.end());
+      decodeArgs.push_back(i32(schedule.ii));
+      emitOpaqueCall(b_, "lathe_hls::decodeRows", {weights, offset, group, decoded}, decodeArgs);
+      emitOpaqueCall(b_, "lathe_hls::dotRows", {decoded, x, group, out},
+                     {i32(schedule.unroll), i32(cols), i32(schedule.ii)});
+    } else {
+      const int64_t blocks = (cols + block - 1) / block;
+      Value codes = array({blocks * block}, b_.getIntegerType(8), schedule.partition.has_value());
+      Value scales = array({blocks}, b_.getF32Type(), false);
+      emitOpaqueCall(b_, "lathe_hls::quantizeActivations", {x, codes, scales},
+                     {i32(cols), i32(block), i32(schedule.ii)});
+      SmallVector<Attribute> productArgs{i32(rows), i32(cols)};
+      productArgs.append(weightArgs.begin(), weightArgs.end());
+      productArgs.append({i32(schedule.ii), i32(schedule.unroll)});
+      emitOpaqueCall(b_, "lathe_hls::productsInt8", {weights, offset, codes, scales, out},
+                     productArgs);
+    }
+    b_.setInsertionPointToEnd(entry);
+    emitc::ReturnOp::create(b_, loc, Value());
+    return name;
+  }
+
+  /// `#pragma HLS KEYWORD ...` for the project's Vitis HLS release, "{}"
+  /// standing for a verbatim's argument; empty if the table lacks it.
+  std::string spellPragma(std::string_view keyword,
+                          std::vector<std::pair<std::string_view, std::string>> options) const {
+    return hls::spellPragma(keyword, options, options_.tool);
+  }
+
+  /// ARRAY_PARTITION of the verbatim's argument as `p` says.
+  std::string partitionPragma(kplan::HlsArrayPartitionAttr p) const {
+    std::vector<std::pair<std::string_view, std::string>> options{
+        {"variable", "{}"}, {"type", kplan::stringifyHlsPartitionKind(p.getKind()).str()}};
+    if (p.getKind() != kplan::HlsPartitionKind::complete)
+      options.emplace_back("factor", std::to_string(p.getFactor()));
+    options.emplace_back("dim", std::to_string(p.getDim()));
+    return spellPragma("ARRAY_PARTITION", options);
   }
 
   /// lathe_model.h: the sizes the testbench and the host program need, and
@@ -548,6 +738,9 @@ private:
   OwningOpRef<ModuleOp> module_;
   HlsProject project_;
   Value args_[kTopArguments];
+  emitc::FuncOp step_;
+  /// The generated product functions, by what makes them differ.
+  std::map<std::string, std::string> productFunctions_;
   std::map<uint32_t, std::string> vectors_;
   std::map<uint32_t, uint64_t> offsets_;
   std::map<std::vector<double>, uint64_t> ropeOffsets_;

@@ -17,13 +17,14 @@ namespace lathe::codegen {
 /// One kernel call of the generated step, as the estimate report
 /// (HlsEstimate.h) counts it.
 struct HlsKernelCall {
-  /// MatVecInt8: a product with int8 activations (lathe_hls::matvecInt8).
+  /// MatVecInt8: a product with int8 activations (lathe_hls::productsInt8).
   enum class Kind {
     Embedding, RmsNorm, AddRmsNorm, MatVec, MatVecInt8, Rope, Attention, SiluMul, BiasAdd, Add
   };
   Kind kind = Kind::MatVec;
-  /// The template instance, e.g. "matvec<288, 288, lathe_hls::kInt, 8, 1, 32, 36, 324>":
-  /// calls of one instance share its hardware.
+  /// The template instance, e.g. "rmsNorm<288, 288, 1>", or the generated
+  /// product function ("lathe_product3"): calls of one instance share its
+  /// hardware.
   std::string instance;
   /// Products and the embedding: the weights' format ("f32", "int8:group=32").
   std::string format;
@@ -34,8 +35,16 @@ struct HlsKernelCall {
   int64_t heads = 0, kvHeads = 0, headDim = 0;
   /// Weight bytes it reads for one token (the embedding: one row).
   uint64_t weightBytes = 0;
-  /// Products: the target II and the rows at a time (#plan.hls_loop).
+  /// The target II of its pipelined loops (#plan.hls_loop); products: the
+  /// rows at a time too.
   int64_t ii = 1, unroll = 1;
+  /// Products: the banks their parallel accesses to a local array spread
+  /// over (#plan.hls_array_partition): a float product's rows at once over
+  /// its decoded rows, an int8 product's block of codes; 1 when the array
+  /// is not split. And whether decoding a row group overlaps the previous
+  /// group's dot products (#plan.hls_dataflow).
+  int64_t banks = 1;
+  bool dataflow = false;
   /// Products: values per weight block (1 for plain f32/f16/bf16).
   int64_t block = 1;
 };
@@ -61,7 +70,7 @@ struct HlsOptions {
   hls::HlsTool tool = hls::HlsTool::Vitis2023_2;
 };
 
-/// Whether the target's int8-activation products (lathe_hls::matvecInt8)
+/// Whether the target's int8-activation products (lathe_hls::productsInt8)
 /// take weights in `spec`: the formats with integer codes
 /// (formats::hasIntegerCodes) but asymmetric INT, whose CPU kernel sums in
 /// another order. lathe-compile --target=hls rounds activations to int8 by

@@ -18,7 +18,7 @@ constexpr int kDoubleAddLatency = 7;
 constexpr int kPipelineDepth = 12; // cycles to fill and drain a pipelined loop
 constexpr int kDsqrtDivCycles = 60; // RMSNorm's sqrt and divide, once a row
 constexpr int kDmulDsp = 11, kDaddDsp = 3, kFmulDsp = 3, kFaddDsp = 2, kExpDsp = 7;
-// Int8-activation products (matvecInt8): a block's BLOCK int8 x int8
+// Int8-activation products (productsInt8): a block's BLOCK int8 x int8
 // multiplies per iteration, summed in an integer tree, then one fmaf into
 // the row's float sum, whose latency bounds the block loop's II. Two
 // products share a DSP48E2 when they share an operand (AMD WP486's packing:
@@ -27,6 +27,10 @@ constexpr int kDmulDsp = 11, kDaddDsp = 3, kFmulDsp = 3, kFaddDsp = 2, kExpDsp =
 constexpr int kFmaLatency = 8;
 constexpr int kFdivLatency = 16; // quantizing x: 127 / max and max / 127, a block each
 constexpr int kFmaDsp = kFmulDsp + kFaddDsp;
+// A local array's bank (block RAM) serves two accesses per cycle; the
+// parallel accesses #plan.hls_array_partition spreads over banks bound the
+// II of the loops that make them.
+constexpr int64_t kBankPorts = 2;
 
 /// A board's budget (datasheet figures, not measurements).
 struct Board {
@@ -104,38 +108,67 @@ int64_t decodeDsp(const std::string &format) {
 }
 
 /// A dot product of n: n / 4 iterations at the accumulators' recurrence
-/// (or the target II, if larger), then the three adds of the sums.
+/// (or the II, if larger), then the three adds of the sums.
 double dotCycles(int64_t n, int64_t ii = 1) {
   return double((n + 3) / 4) * double(std::max<int64_t>(ii, kDoubleAddLatency)) +
          kPipelineDepth + 3 * kDoubleAddLatency;
 }
 constexpr int64_t kDotDsp = 4 * kDmulDsp + 4 * kDaddDsp;
 
+/// The II a loop reaches when `accesses` of its iteration go to one bank
+/// of a local array: a block RAM bank has two ports.
+int64_t portIi(int64_t accesses) { return (accesses + kBankPorts - 1) / kBankPorts; }
+
 Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
   Cost k;
   const std::string shape = fmt::format("{} x {}", c.rows, c.cols);
+  // The target II (#plan.hls_loop), and what a loop that adds into a
+  // double reaches.
+  const int64_t ii = std::max<int64_t>(c.ii, 1);
+  const int64_t accumulate = std::max<int64_t>(ii, kDoubleAddLatency);
   switch (c.kind) {
-  case HlsKernelCall::Kind::MatVec:
-    // UNROLL rows at once, each lane with its own decode and dot hardware.
-    k.what = fmt::format("matvec {} {}{}", shape, c.format,
-                         c.unroll > 1 ? fmt::format(", {} rows at once", c.unroll) : "");
+  case HlsKernelCall::Kind::MatVec: {
+    // UNROLL rows at once, each lane with its own decode and dot hardware,
+    // writing and reading its decoded row: lanes that share a bank of the
+    // decoded rows (#plan.hls_array_partition) share its two ports, a
+    // write per decode iteration and four reads per dot iteration each.
+    const int64_t unroll = std::max<int64_t>(c.unroll, 1);
+    const int64_t lanesPerBank = (unroll + c.banks - 1) / std::max<int64_t>(c.banks, 1);
+    const int64_t decodeIi = std::max(c.ii, portIi(lanesPerBank));
+    const int64_t dotIi = std::max({c.ii, int64_t(kDoubleAddLatency), portIi(4 * lanesPerBank)});
+    k.what = fmt::format("matvec {} {}{}{}", shape, c.format,
+                         c.unroll > 1 ? fmt::format(", {} rows at once", c.unroll) : "",
+                         c.dataflow ? ", dataflow" : "");
     k.trips = fmt::format("{} rows x ({} decode + {} dot)", c.rows, c.cols, (c.cols + 3) / 4);
-    k.ii = fmt::format("{}/{}, {}/{}", c.ii, c.ii, c.ii, std::max<int64_t>(c.ii, kDoubleAddLatency));
-    k.cycles = double(c.rows / std::max<int64_t>(c.unroll, 1)) *
-               (double(c.cols) * double(c.ii) + kPipelineDepth + dotCycles(c.cols, c.ii));
+    k.ii = fmt::format("{}/{}, {}/{}", c.ii, decodeIi, c.ii, dotIi);
+    // Per row group: the decode, then the dot products; with dataflow the
+    // group's decode overlaps the previous group's dots, so the slower
+    // stage sets the pace and the other runs once more at the end.
+    const double decode = double(c.cols) * double(decodeIi) + kPipelineDepth;
+    const double dot = dotCycles(c.cols, dotIi);
+    const double groups = double(c.rows / unroll);
+    k.cycles = c.dataflow ? groups * std::max(decode, dot) + std::min(decode, dot)
+                          : groups * (decode + dot);
     k.dsp = (kDotDsp + decodeDsp(c.format)) * c.unroll;
-    k.onChip.add(4 * uint64_t(c.cols), uint64_t(c.unroll)); // a decoded row per lane
+    // A decoded row per lane; dataflow double-buffers them (ping-pong).
+    k.onChip.add(4 * uint64_t(c.cols), uint64_t(c.unroll) * (c.dataflow ? 2 : 1));
     k.bytes = double(c.weightBytes);
     break;
+  }
   case HlsKernelCall::Kind::MatVecInt8: {
     const int64_t blocks = (c.cols + c.block - 1) / c.block;
-    const int64_t loopIi = std::max<int64_t>(c.ii, kFmaLatency);
+    // A block iteration reads the block's codes of x: the rows at once
+    // read the same ones (one read each), spread over the banks the
+    // partition of `codes` gives a block.
+    const int64_t readsPerBank = (c.block + c.banks - 1) / std::max<int64_t>(c.banks, 1);
+    const int64_t loopIi = std::max({c.ii, int64_t(kFmaLatency), portIi(readsPerBank)});
     k.what = fmt::format("matvec int8 {} {}{}", shape, c.format,
                          c.unroll > 1 ? fmt::format(", {} rows at once", c.unroll) : "");
     k.trips = fmt::format("{} x ({} amax + {} round), {} rows x {} blocks of {}", blocks,
                           c.block, c.block, c.rows, blocks, c.block);
-    k.ii = fmt::format("1/1, {}/{}", c.ii, loopIi);
-    k.cycles = double(blocks) * (2.0 * double(c.block) + 2 * kPipelineDepth + kFdivLatency) +
+    k.ii = fmt::format("{}/{}, {}/{}", c.ii, c.ii, c.ii, loopIi);
+    k.cycles = double(blocks) * (2.0 * double(c.block) * double(c.ii) + 2 * kPipelineDepth +
+                                 kFdivLatency) +
                double(c.rows / std::max<int64_t>(c.unroll, 1)) *
                    (double(blocks) * double(loopIi) + kPipelineDepth);
     const int64_t macsPerDsp = c.unroll >= 2 ? 2 : 1;
@@ -148,8 +181,8 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
   case HlsKernelCall::Kind::Embedding:
     k.what = fmt::format("embedding {} {}", c.cols, c.format);
     k.trips = fmt::format("{}", c.cols);
-    k.ii = "1/1";
-    k.cycles = double(c.cols) + kPipelineDepth;
+    k.ii = fmt::format("{}/{}", ii, ii);
+    k.cycles = double(c.cols) * double(ii) + kPipelineDepth;
     k.dsp = decodeDsp(c.format);
     k.bytes = double(c.weightBytes);
     break;
@@ -160,18 +193,18 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
                          c.rows > 1 ? shape : std::to_string(c.cols));
     k.trips = fmt::format("{}{} x ({} squares + {} scale)", add ? fmt::format("{} add, ", c.cols) : "",
                           c.rows, (c.cols + 3) / 4, c.cols);
-    k.ii = fmt::format("1/{}, 1/1", kDoubleAddLatency);
-    k.cycles = double(c.rows) * (dotCycles(c.cols) + double(c.cols) + kPipelineDepth +
-                                 kDsqrtDivCycles) +
-               (add ? double(c.cols) + kPipelineDepth : 0);
+    k.ii = fmt::format("{}/{}, {}/{}", ii, accumulate, ii, ii);
+    k.cycles = double(c.rows) * (dotCycles(c.cols, ii) + double(c.cols) * double(ii) +
+                                 kPipelineDepth + kDsqrtDivCycles) +
+               (add ? double(c.cols) * double(ii) + kPipelineDepth : 0);
     k.dsp = kDotDsp + 2 * kFmulDsp + (add ? kFaddDsp : 0);
     break;
   }
   case HlsKernelCall::Kind::Rope:
     k.what = fmt::format("rope {} (head {})", c.cols, c.headDim);
     k.trips = fmt::format("{} pairs", c.cols / 2);
-    k.ii = "1/1";
-    k.cycles = double(c.cols / 2) + kPipelineDepth;
+    k.ii = fmt::format("{}/{}", ii, ii);
+    k.cycles = double(c.cols / 2) * double(ii) + kPipelineDepth;
     k.dsp = 4 * kDmulDsp + 2 * kDaddDsp;
     // Its cos and sin row: one double of each per pair of a head group.
     k.bytes = double(c.heads) * double(c.headDim / 2) * 2 * 8;
@@ -181,12 +214,15 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
     k.what = fmt::format("attention {} heads ({} KV) x {}", c.heads, c.kvHeads, c.headDim);
     k.trips = fmt::format("{} heads x {} rows x ({} key + {} dot + {} softmax + {} value)",
                           c.heads, rows, c.headDim, (c.headDim + 3) / 4, 1, c.headDim);
-    k.ii = fmt::format("1/1, 1/{}, 1/{}, 1/1", kDoubleAddLatency, kDoubleAddLatency);
+    // Key loads, the score's dot, the softmax (one iteration a row, its
+    // sum a double), the weighted values.
+    k.ii = fmt::format("{}/{}, {}/{}, {}/{}, {}/{}", ii, ii, ii, accumulate, ii, accumulate, ii,
+                       ii);
     const double perHead =
-        double(rows) * (double(c.headDim) + dotCycles(c.headDim) + kDoubleAddLatency +
-                        double(c.headDim)) +
+        double(rows) * (double(c.headDim) * double(ii) + dotCycles(c.headDim, ii) +
+                        double(accumulate) + double(c.headDim) * double(ii)) +
         3 * kPipelineDepth + double(c.headDim);
-    k.cycles = double(c.heads) * perHead + double(c.kvHeads * c.headDim);
+    k.cycles = double(c.heads) * perHead + double(c.kvHeads * c.headDim) * double(ii);
     k.dsp = kDotDsp + kExpDsp + kDaddDsp + kDmulDsp + kDaddDsp;
     k.onChip.add(4 * uint64_t(context)); // the scores
     k.onChip.add(4 * uint64_t(c.headDim));
@@ -200,16 +236,16 @@ Cost cost(const HlsKernelCall &c, int64_t context, int64_t position) {
   case HlsKernelCall::Kind::SiluMul:
     k.what = fmt::format("silu_mul {}", c.cols);
     k.trips = std::to_string(c.cols);
-    k.ii = "1/1";
-    k.cycles = double(c.cols) + 3 * kPipelineDepth;
+    k.ii = fmt::format("{}/{}", ii, ii);
+    k.cycles = double(c.cols) * double(ii) + 3 * kPipelineDepth;
     k.dsp = kExpDsp + kFaddDsp + kFmulDsp;
     break;
   case HlsKernelCall::Kind::BiasAdd:
   case HlsKernelCall::Kind::Add:
     k.what = fmt::format("{} {}", c.kind == HlsKernelCall::Kind::Add ? "add" : "bias_add", c.cols);
     k.trips = std::to_string(c.cols);
-    k.ii = "1/1";
-    k.cycles = double(c.cols) + kPipelineDepth;
+    k.ii = fmt::format("{}/{}", ii, ii);
+    k.cycles = double(c.cols) * double(ii) + kPipelineDepth;
     k.dsp = kFaddDsp;
     break;
   }
@@ -231,20 +267,29 @@ std::string hlsEstimateReport(const HlsProject &project, const HlsEstimateOption
       "`vitis_hls -f run_hls.tcl` for the tool's own report. Clock {:.0f} MHz; attention\n"
       "at position {} of a context of {} (the mean over a generation that fills it).\n\n"
       "Assumptions: a loop that adds into a double (a dot product's four accumulators, the\n"
-      "softmax's sum) runs at the double adder's latency, {} cycles, as its II; every other\n"
-      "loop at its target II of 1; {} cycles to fill and drain each pipelined loop; the\n"
-      "kernels run one after another (no dataflow between them); DSP48E2 slices per\n"
-      "operator: double multiply {}, double add {}, float multiply {}, float add {}, exp {};\n"
+      "softmax's sum) runs at the double adder's latency, {} cycles, as its II, or at its\n"
+      "target II (#plan.hls_loop) if larger; every other loop at its target II, or at what\n"
+      "the ports of a local array allow: a bank serves {} accesses a cycle, and the arrays'\n"
+      "partitions (#plan.hls_array_partition) set how many banks the parallel accesses share\n"
+      "(a float product's rows at once write and read a row each of its decoded rows, four\n"
+      "reads per dot iteration; an int8 product's block loop reads a block of x's codes);\n"
+      "{} cycles to fill and drain each pipelined loop; the kernels run one after another;\n"
+      "within a float product with dataflow (#plan.hls_dataflow) a row group's decode\n"
+      "overlaps the previous group's dot products, the slower stage setting the pace, its\n"
+      "decoded rows double-buffered; DSP48E2 slices per operator: double multiply {},\n"
+      "double add {}, float multiply {}, float add {}, exp {};\n"
       "int8-activation products: a weight block per iteration of the block loop (its int8\n"
       "multiplies unrolled into an integer tree), at the II of the float fma that adds it\n"
       "into the row's sum, {} cycles; two int8 multiplies per DSP48E2 when two or more rows\n"
       "run at once (AMD WP486's packing shares the activation code), one otherwise; the fma\n"
       "as a float multiply and add; quantizing x takes two passes over each block and\n"
       "{} cycles of divides; the AXI port is assumed to deliver a block per iteration.\n"
-      "Each template instance is one piece of hardware that its calls share. Off-chip\n"
-      "bytes: the weights each call reads (the embedding one row), the rotary tables'\n"
-      "rows, the f32 KV rows attention reads and writes, the logits written.\n\n",
-      config.name, mhz, position, config.context, kDoubleAddLatency, kPipelineDepth, kDmulDsp,
+      "Each template instance or generated product function is one piece of hardware that\n"
+      "its calls share. Off-chip bytes: the weights each call reads (the embedding one\n"
+      "row), the rotary tables' rows, the f32 KV rows attention reads and writes, the\n"
+      "logits written.\n\n",
+      config.name, mhz, position, config.context, kDoubleAddLatency, kBankPorts, kPipelineDepth,
+      kDmulDsp,
       kDaddDsp, kFmulDsp, kFaddDsp, kExpDsp, kFmaLatency, kFdivLatency);
 
   out += "| # | kernel | trip counts | II target/est. | cycles (est.) | us (est.) | DSP "

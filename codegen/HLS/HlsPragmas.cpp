@@ -207,28 +207,68 @@ std::optional<HlsTool> parseHlsTool(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+
+/// How 2020.2 (and 2021.x) spell an option that names a kind: as the bare
+/// word, first or right after another option, as UG1399 v2020.2's syntax
+/// lines write them. 2022.1 and later write `key=value` like any option
+/// (and still accept these).
+struct BareKind {
+  std::string_view keyword, option, after; // after "": the first word
+};
+constexpr BareKind k2020Kinds[] = {
+    {"INTERFACE", "mode", ""},                  // INTERFACE m_axi port=a ...
+    {"ARRAY_PARTITION", "type", "variable"},    // ARRAY_PARTITION variable=a complete dim=1
+    {"ARRAY_RESHAPE", "type", "variable"},      // ARRAY_RESHAPE variable=a cyclic factor=2
+};
+
+const BareKind *bareKind(const PragmaSpec &spec, std::string_view option, HlsTool tool) {
+  if (tool != HlsTool::Vitis2020_2)
+    return nullptr;
+  for (const BareKind &k : k2020Kinds)
+    if (k.keyword == spec.keyword && k.option == option)
+      return &k;
+  return nullptr;
+}
+
+} // namespace
+
 std::string spellPragma(std::string_view keyword,
                         std::span<const std::pair<std::string_view, std::string>> options,
                         HlsTool tool) {
   const PragmaSpec *spec = findPragma(keyword);
   if (!spec)
     return "";
-  std::string out = "#pragma HLS " + std::string(spec->keyword);
-  std::string rest;
+  std::vector<std::pair<std::string_view, std::string>> words; // option, its spelling
+  const BareKind *bare = nullptr;
+  std::string bareWord;
   for (const auto &[key, value] : options) {
     if (!takesOption(*spec, key) || value.empty())
       return "";
-    const std::span<const std::string_view> words = optionValues(*spec, key);
-    if (!words.empty() && std::find(words.begin(), words.end(), value) == words.end())
+    const std::span<const std::string_view> values = optionValues(*spec, key);
+    if (!values.empty() && std::find(values.begin(), values.end(), value) == values.end())
       return "";
-    // 2020.2's spelling of a kind is the bare word, first.
-    const bool kind = key == "mode" || key == "type";
-    if (tool == HlsTool::Vitis2020_2 && kind && takesFlag(*spec, value))
-      out += " " + value;
-    else
-      rest += " " + std::string(key) + "=" + value;
+    if (const BareKind *k = bareKind(*spec, key, tool); k && takesFlag(*spec, value)) {
+      bare = k;
+      bareWord = value;
+      continue;
+    }
+    words.emplace_back(key, std::string(key) + "=" + value);
   }
-  return out + rest;
+  if (bare) {
+    auto at = words.begin();
+    if (!bare->after.empty()) {
+      at = std::find_if(words.begin(), words.end(),
+                        [&](const auto &w) { return w.first == bare->after; });
+      if (at != words.end())
+        ++at;
+    }
+    words.insert(at, {bare->option, bareWord});
+  }
+  std::string out = "#pragma HLS " + std::string(spec->keyword);
+  for (const auto &w : words)
+    out += " " + w.second;
+  return out;
 }
 
 } // namespace lathe::hls

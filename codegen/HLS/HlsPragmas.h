@@ -45,9 +45,9 @@ std::span<const std::string_view> optionValues(const PragmaSpec &spec, std::stri
 
 /// The releases whose pragma spellings the generator knows. They differ in
 /// the options that name a kind: 2022.1 and later write `mode=m_axi` and
-/// `type=complete`, 2020.2 and 2021.x the bare word (`INTERFACE m_axi
-/// port=...`, `ARRAY_PARTITION variable=a complete`), which later releases
-/// still accept.
+/// `type=complete`, 2020.2 and 2021.x the bare word where UG1399 v2020.2
+/// puts it (`INTERFACE m_axi port=...`, `ARRAY_PARTITION variable=a
+/// complete dim=1`), which later releases still accept.
 enum class HlsTool { Vitis2020_2, Vitis2023_2 };
 
 /// "2020.2" or "2023.2"; nullopt for anything else.

@@ -1,6 +1,9 @@
 //===- KernelPlanDialect.cpp - plan dialect registration ------------------===//
 #include "dialects/KernelPlan/KernelPlanDialect.h"
 
+#include "runtime/formats/FormatSpec.h"
+#include "runtime/formats/RowCodec.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
@@ -82,6 +85,25 @@ LogicalResult HlsLoopAttr::verify(function_ref<InFlightDiagnostic()> emitError, 
   return success();
 }
 
+LogicalResult HlsArrayPartitionAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                            StringRef array, HlsPartitionKind kind,
+                                            int64_t factor, int64_t dim) {
+  if (array.empty() || !llvm::all_of(array, [](char c) { return llvm::isAlnum(c) || c == '_'; }))
+    return emitError() << "#plan.hls_array_partition: array '" << array
+                       << "' is not a name (letters, digits, '_')";
+  if (kind == HlsPartitionKind::complete && factor != 0)
+    return emitError() << "#plan.hls_array_partition: a complete partition takes no factor "
+                          "(one bank per element), got factor = "
+                       << factor;
+  if (kind != HlsPartitionKind::complete && factor < 2)
+    return emitError() << "#plan.hls_array_partition: a " << stringifyHlsPartitionKind(kind)
+                       << " partition expects factor = 2 or more banks, got " << factor;
+  if (dim < 1)
+    return emitError() << "#plan.hls_array_partition: dim = " << dim
+                       << ": expects a dimension from 1";
+  return success();
+}
+
 /// The memory arguments of the HLS target's top function.
 static bool isHlsPort(StringRef port) {
   return port == "weights" || port == "tables" || port == "cache" || port == "logits";
@@ -100,22 +122,48 @@ LogicalResult HlsInterfaceAttr::verify(function_ref<InFlightDiagnostic()> emitEr
   return success();
 }
 
-/// plan.hls on a product: a #plan.hls_loop whose unroll divides the rows
-/// of each of its weights.
+/// The weights a product reads; empty for any other op.
+static SmallVector<Value> productWeights(Operation *op) {
+  if (auto m = dyn_cast<MatmulOp>(op))
+    return {m.getWeight()};
+  if (auto m = dyn_cast<MatmulsOp>(op))
+    return SmallVector<Value>(m.getWeights().begin(), m.getWeights().end());
+  if (auto l = dyn_cast<LogitsOp>(op))
+    return {l.getClassifier()};
+  return {};
+}
+
+/// Whether a product rounds its input to int8 (#plan.activations<int8>).
+static bool takesInt8(Operation *op) {
+  auto a = op->getAttrOfType<ActivationsAttr>("activations");
+  return a && a.getValue() == Activations::int8;
+}
+
+/// The rows a product computes at once: its plan.hls unroll, 1 without.
+static int64_t unrollOf(Operation *op) {
+  auto loop = op->getAttrOfType<HlsLoopAttr>(PlanDialect::getHlsLoopAttrName());
+  return loop ? loop.getUnroll() : 1;
+}
+
+/// plan.hls on a kernel: a #plan.hls_loop; on a product its unroll divides
+/// the rows of each of its weights, on the other kernels it is 1.
 static LogicalResult verifyHlsLoop(Operation *op, Attribute value) {
   auto loop = dyn_cast<HlsLoopAttr>(value);
   if (!loop)
     return op->emitError() << "'plan.hls' expects a #plan.hls_loop, got " << value;
-  SmallVector<Value> weights;
-  if (auto m = dyn_cast<MatmulOp>(op))
-    weights.push_back(m.getWeight());
-  else if (auto m = dyn_cast<MatmulsOp>(op))
-    weights.append(m.getWeights().begin(), m.getWeights().end());
-  else if (auto l = dyn_cast<LogitsOp>(op))
-    weights.push_back(l.getClassifier());
-  else
-    return op->emitError() << "'plan.hls' belongs on a product (plan.matmul, plan.matmuls, "
-                              "plan.logits)";
+  SmallVector<Value> weights = productWeights(op);
+  if (weights.empty()) {
+    if (!isa<EmbeddingOp, RMSNormOp, AddRMSNormOp, RopeOp, AttentionOp, SiluMulOp, BiasAddOp,
+             AddOp>(op))
+      return op->emitError() << "'plan.hls' belongs on a kernel (a product, plan.embedding, "
+                                "plan.rms_norm, plan.add_rms_norm, plan.rope, plan.attention, "
+                                "plan.silu_mul, plan.bias_add, plan.add)";
+    if (loop.getUnroll() != 1)
+      return op->emitError() << "'plan.hls' unrolls " << loop.getUnroll()
+                             << " rows at a time, but only a product has rows to unroll "
+                                "(expected unroll = 1)";
+    return success();
+  }
   for (Value w : weights) {
     const int64_t rows = cast<ShapedType>(w.getType()).getShape()[0];
     if (rows % loop.getUnroll() != 0)
@@ -123,6 +171,94 @@ static LogicalResult verifyHlsLoop(Operation *op, Attribute value) {
                              << " rows at a time, which does not divide the " << rows
                              << " rows of a weight";
   }
+  return success();
+}
+
+/// The int8 codes a product's input is rounded to for `weight`: its
+/// columns padded to whole weight blocks. 0 when the format has no blocks.
+static int64_t codesLength(Value weight) {
+  auto type = cast<ShapedType>(weight.getType());
+  auto quantized = dyn_cast<lathe::tfm::QuantizedTypeInterface>(type.getElementType());
+  if (!quantized)
+    return 0;
+  lathe::Expected<lathe::formats::FormatSpec> spec =
+      lathe::formats::parseFormatSpec(quantized.getFormatName());
+  if (!spec)
+    return 0;
+  const int64_t cols = type.getShape()[1];
+  const int64_t block = int64_t(lathe::formats::rowBlockValues(*spec, cols));
+  return block > 0 ? (cols + block - 1) / block * block : 0;
+}
+
+/// plan.hls_partitions on a product: #plan.hls_array_partition each, of the
+/// local arrays its generated code has, once each, split so that the
+/// loops that read them in parallel have the banks they need.
+static LogicalResult verifyHlsPartitions(Operation *op, Attribute value) {
+  auto list = dyn_cast<ArrayAttr>(value);
+  if (!list)
+    return op->emitError() << "'plan.hls_partitions' expects an array of "
+                              "#plan.hls_array_partition";
+  SmallVector<Value> weights = productWeights(op);
+  if (weights.empty())
+    return op->emitError() << "'plan.hls_partitions' belongs on a product (plan.matmul, "
+                              "plan.matmuls, plan.logits)";
+  const bool int8 = takesInt8(op);
+  llvm::StringSet<> arrays;
+  for (Attribute a : list) {
+    auto p = dyn_cast<HlsArrayPartitionAttr>(a);
+    if (!p)
+      return op->emitError() << "'plan.hls_partitions' expects an array of "
+                                "#plan.hls_array_partition, got "
+                             << a;
+    const StringRef array = p.getArray();
+    if (array != (int8 ? "codes" : "rows"))
+      return op->emitError() << "'plan.hls_partitions': a product with "
+                             << (int8 ? "int8" : "float") << " activations has no local array '"
+                             << array << "' (expected '" << (int8 ? "codes" : "rows") << "')";
+    if (!arrays.insert(array).second)
+      return op->emitError() << "'plan.hls_partitions' partitions '" << array << "' twice";
+    if (p.getDim() != 1)
+      return op->emitError() << "'plan.hls_partitions': '" << array << "' is read in parallel "
+                             << "along dimension 1, not " << p.getDim();
+    if (p.getKind() == HlsPartitionKind::complete)
+      continue;
+    if (array == "rows") {
+      // [unroll][columns]: each of the rows at once reads its own row.
+      const int64_t unroll = unrollOf(op);
+      if (unroll % p.getFactor() != 0)
+        return op->emitError() << "'plan.hls_partitions' splits 'rows' into " << p.getFactor()
+                               << " banks, which does not divide the " << unroll
+                               << " rows the product computes at once (#plan.hls_loop)";
+      continue;
+    }
+    for (Value w : weights)
+      if (const int64_t length = codesLength(w); length > 0 && length % p.getFactor() != 0)
+        return op->emitError() << "'plan.hls_partitions' splits 'codes' into " << p.getFactor()
+                               << " banks, which does not divide its " << length << " codes";
+  }
+  return success();
+}
+
+/// plan.hls_dataflow on a float product whose stages can overlap: at
+/// least two row groups. (Its input is read by the accumulating stage only
+/// and its outputs written by it only: a product's output is never its
+/// input, which the ops' verifiers check.)
+static LogicalResult verifyHlsDataflow(Operation *op, Attribute value) {
+  if (!isa<HlsDataflowAttr>(value))
+    return op->emitError() << "'plan.hls_dataflow' expects a #plan.hls_dataflow, got " << value;
+  SmallVector<Value> weights = productWeights(op);
+  if (weights.empty())
+    return op->emitError() << "'plan.hls_dataflow' belongs on a product (plan.matmul, "
+                              "plan.matmuls, plan.logits)";
+  if (takesInt8(op))
+    return op->emitError() << "'plan.hls_dataflow' needs float activations: the int8 product "
+                              "has no decode stage to overlap";
+  const int64_t unroll = unrollOf(op);
+  for (Value w : weights)
+    if (cast<ShapedType>(w.getType()).getShape()[0] / unroll < 2)
+      return op->emitError() << "'plan.hls_dataflow': a weight of "
+                             << cast<ShapedType>(w.getType()).getShape()[0] << " rows at "
+                             << unroll << " at a time is one row group, nothing to overlap";
   return success();
 }
 
@@ -149,6 +285,10 @@ LogicalResult PlanDialect::verifyOperationAttribute(Operation *op, NamedAttribut
   StringRef name = attribute.getName().getValue();
   if (name == getHlsLoopAttrName())
     return verifyHlsLoop(op, attribute.getValue());
+  if (name == getHlsPartitionsAttrName())
+    return verifyHlsPartitions(op, attribute.getValue());
+  if (name == getHlsDataflowAttrName())
+    return verifyHlsDataflow(op, attribute.getValue());
   if (name == getHlsInterfacesAttrName() && !isa<FunctionOpInterface>(op))
     return op->emitError() << "'" << name << "' belongs on the step's function";
   if (name == getHlsInterfacesAttrName())

@@ -40,8 +40,14 @@ def Plan_Dialect : Dialect {
     static ::llvm::StringRef getSpecTreeAttrName() { return "plan.spec_tree"; }
     /// The function attribute holding the step's #plan.layer_groups.
     static ::llvm::StringRef getLayerGroupsAttrName() { return "plan.layer_groups"; }
-    /// A product's #plan.hls_loop (lathe-hls-schedule).
+    /// A kernel's #plan.hls_loop (lathe-hls-schedule).
     static ::llvm::StringRef getHlsLoopAttrName() { return "plan.hls"; }
+    /// A product's local arrays' partitions, #plan.hls_array_partition
+    /// each (lathe-hls-schedule).
+    static ::llvm::StringRef getHlsPartitionsAttrName() { return "plan.hls_partitions"; }
+    /// A product whose stages run as a dataflow pipeline, #plan.hls_dataflow
+    /// (lathe-hls-schedule).
+    static ::llvm::StringRef getHlsDataflowAttrName() { return "plan.hls_dataflow"; }
     /// The step function's memory interfaces, #plan.hls_interface each
     /// (lathe-hls-schedule).
     static ::llvm::StringRef getHlsInterfacesAttrName() { return "plan.hls_interfaces"; }
@@ -125,21 +131,77 @@ def Plan_LayerGroupsAttr : AttrDef<Plan_Dialect, "LayerGroups"> {
 
 def Plan_HlsLoopAttr : AttrDef<Plan_Dialect, "HlsLoop"> {
   let mnemonic = "hls_loop";
-  let summary = "How an FPGA design schedules a product's loops";
+  let summary = "How an FPGA design schedules a kernel's loops";
   let description = [{
-    `#plan.hls_loop<ii = 1, unroll = 4>` on a product (`plan.hls` on a
-    `plan.matmul`, `plan.matmuls` or `plan.logits`, set by
+    `#plan.hls_loop<ii = 1, unroll = 4>` on a kernel (`plan.hls`, set by
     lathe-hls-schedule): `ii` is the target initiation interval of its
-    pipelined loops (`#pragma HLS PIPELINE II=...`), `unroll` the rows it
-    computes at once (the row loop unrolled by that factor, the decoded rows
-    in an array partitioned completely along it), which must divide every
-    one of its weights' rows. Rows are independent, so the results do not
-    change. The HLS code generator (lathe-compile --target=hls) lowers it
-    last, into the kernel's template arguments and pragmas.
+    pipelined loops (`#pragma HLS PIPELINE II=...`). On a product
+    (`plan.matmul`, `plan.matmuls`, `plan.logits`) `unroll` is the rows it
+    computes at once (the row loop unrolled by that factor), which must
+    divide every one of its weights' rows; rows are independent, so the
+    results do not change. The other kernels (embedding, RMSNorm, RoPE,
+    attention with its softmax, SwiGLU, adds) take `unroll = 1`. The HLS
+    code generator (lathe-compile --target=hls) lowers it last, into the
+    kernel's template arguments and so its pragmas.
   }];
   let parameters = (ins "int64_t":$ii, "int64_t":$unroll);
   let assemblyFormat = "`<` `ii` `=` $ii `,` `unroll` `=` $unroll `>`";
   let genVerifyDecl = 1;
+}
+
+def Plan_HlsPartitionKind : I32EnumAttr<"HlsPartitionKind", "how an array is split into banks", [
+    I32EnumAttrCase<"complete", 0, "complete">,
+    I32EnumAttrCase<"cyclic", 1, "cyclic">,
+    I32EnumAttrCase<"block", 2, "block">,
+  ]> {
+  let cppNamespace = "::lathe::kplan";
+  let genSpecializedAttr = 0;
+}
+
+def Plan_HlsArrayPartitionAttr : AttrDef<Plan_Dialect, "HlsArrayPartition"> {
+  let mnemonic = "hls_array_partition";
+  let summary = "How an FPGA design splits one of a kernel's local arrays into banks";
+  let description = [{
+    `#plan.hls_array_partition<"rows", complete, dim = 1>` or
+    `#plan.hls_array_partition<"codes", cyclic, factor = 32, dim = 1>` in a
+    product's `plan.hls_partitions` (set by lathe-hls-schedule): the local
+    array of the generated product it names is split along dimension `dim`
+    (from 1) into banks with ports of their own, `complete`ly (one bank per
+    element; no factor) or into `factor` banks, `cyclic` (element i in bank
+    i mod factor) or `block` (consecutive runs). The arrays: `rows`, the
+    float product's decoded rows (`[unroll][columns]`, read by the unrolled
+    rows at once: dimension 1 must give each of them a bank of its own, so
+    `complete`, or `factor` = the product's `#plan.hls_loop` unroll), and
+    `codes`, the int8-activation product's rounded input (one dimension,
+    read a weight block at a time). The generator lowers each into an
+    `ARRAY_PARTITION` pragma on that array.
+  }];
+  let parameters = (ins StringRefParameter<>:$array,
+                        EnumParameter<Plan_HlsPartitionKind>:$kind,
+                        DefaultValuedParameter<"int64_t", "0">:$factor, "int64_t":$dim);
+  let assemblyFormat = [{
+    `<` $array `,` $kind `,` (`factor` `=` $factor^ `,`)? `dim` `=` $dim `>`
+  }];
+  let genVerifyDecl = 1;
+}
+
+def Plan_HlsDataflowAttr : AttrDef<Plan_Dialect, "HlsDataflow"> {
+  let mnemonic = "hls_dataflow";
+  let summary = "A product whose stages overlap as a dataflow pipeline on an FPGA";
+  let description = [{
+    `plan.hls_dataflow = #plan.hls_dataflow` on a float product (set by
+    lathe-hls-schedule where it is legal): the generated product loops over
+    its row groups (`#plan.hls_loop`'s unroll rows each) with two tasks per
+    group that Vitis HLS overlaps (`#pragma HLS
+    DATAFLOW` in the loop's body): the first reads the group's weight rows
+    from the AXI master and decodes them into the local `rows` array, the
+    second accumulates their dot products with the input into the output.
+    `rows` is the only buffer between them (one producer, one consumer, a
+    ping-pong pair in hardware); the input is read by the second only and
+    the output written by it only (a product's output is never its input).
+    An int8-activation product has no decode stage, and a product of one
+    row group nothing to overlap: neither takes it.
+  }];
 }
 
 def Plan_HlsInterfaceAttr : AttrDef<Plan_Dialect, "HlsInterface"> {

@@ -2,6 +2,7 @@
 #include "passes/Passes.h"
 #include "passes/Plan/WeightBytes.h"
 
+#include "runtime/formats/RowCodec.h"
 #include "runtime/plan/RopeFrequencies.h"
 
 #include "llvm/ADT/SetVector.h"
@@ -27,6 +28,24 @@ SmallVector<Value> productWeights(Operation *op) {
   if (auto l = dyn_cast<kplan::LogitsOp>(op))
     return {l.getClassifier()};
   return {};
+}
+
+/// Values per weight block of every weight `read` holds (their greatest
+/// common divisor): the codes the int8-activation product multiplies per
+/// iteration. 0 if a weight has no block format.
+int64_t weightBlock(ArrayRef<Value> read) {
+  int64_t block = 0;
+  for (Value w : read) {
+    auto type = cast<ShapedType>(w.getType());
+    auto quantized = dyn_cast<tfm::QuantizedTypeInterface>(type.getElementType());
+    if (!quantized)
+      return 0;
+    Expected<formats::FormatSpec> spec = formats::parseFormatSpec(quantized.getFormatName());
+    if (!spec)
+      return 0;
+    block = std::gcd(block, int64_t(formats::rowBlockValues(*spec, type.getShape()[1])));
+  }
+  return block;
 }
 
 struct HlsSchedulePass : impl::HlsScheduleBase<HlsSchedulePass> {
@@ -58,6 +77,10 @@ struct HlsSchedulePass : impl::HlsScheduleBase<HlsSchedulePass> {
         if (Operation *w = e.getTable().getDefiningOp())
           weights.insert(w);
       SmallVector<Value> read = productWeights(&op);
+      if (read.empty() && isa<kplan::EmbeddingOp, kplan::RMSNormOp, kplan::AddRMSNormOp,
+                              kplan::RopeOp, kplan::AttentionOp, kplan::SiluMulOp,
+                              kplan::BiasAddOp, kplan::AddOp>(op))
+        op.setAttr(kplan::PlanDialect::getHlsLoopAttrName(), kplan::HlsLoopAttr::get(ctx, ii, 1));
       if (!read.empty()) {
         // The largest factor of every weight's rows within `unroll`.
         int64_t rows = 0;
@@ -69,8 +92,10 @@ struct HlsSchedulePass : impl::HlsScheduleBase<HlsSchedulePass> {
         int64_t factor = std::min(unroll, rows);
         while (factor > 1 && rows % factor != 0)
           --factor;
+        factor = std::max<int64_t>(factor, 1);
         op.setAttr(kplan::PlanDialect::getHlsLoopAttrName(),
-                   kplan::HlsLoopAttr::get(ctx, ii, std::max<int64_t>(factor, 1)));
+                   kplan::HlsLoopAttr::get(ctx, ii, factor));
+        schedulePartitionsAndDataflow(op, read, factor);
       }
       if (auto l = dyn_cast<kplan::LogitsOp>(op))
         logits = cast<ShapedType>(l.getClassifier().getType()).getShape()[0];
@@ -102,6 +127,39 @@ struct HlsSchedulePass : impl::HlsScheduleBase<HlsSchedulePass> {
                                      port("tables", 1, tableDoubles),
                                      port("cache", 2, cacheFloats), port("logits", 3, logits)}));
     return success();
+  }
+
+  /// The local arrays of a product that its loops read in parallel, split
+  /// into banks, and dataflow between its stages where that is legal.
+  void schedulePartitionsAndDataflow(Operation &op, ArrayRef<Value> read, int64_t unroll) {
+    MLIRContext *ctx = &getContext();
+    auto activations = op.getAttrOfType<kplan::ActivationsAttr>("activations");
+    const bool int8 = activations && activations.getValue() == kplan::Activations::int8;
+    SmallVector<Attribute> partitions;
+    if (int8) {
+      // The block loop multiplies a weight block's codes with as many
+      // input codes per iteration: one bank each.
+      if (const int64_t block = weightBlock(read); block > 1)
+        partitions.push_back(kplan::HlsArrayPartitionAttr::get(
+            ctx, "codes", kplan::HlsPartitionKind::cyclic, block, 1));
+    } else if (unroll > 1) {
+      // Each of the rows at once decodes into, and its dot product reads
+      // from, a row of its own.
+      partitions.push_back(kplan::HlsArrayPartitionAttr::get(
+          ctx, "rows", kplan::HlsPartitionKind::complete, 0, 1));
+    }
+    if (!partitions.empty())
+      op.setAttr(kplan::PlanDialect::getHlsPartitionsAttrName(), ArrayAttr::get(ctx, partitions));
+    // Decoding a row group overlaps the previous group's dot products: one
+    // buffer between the stages (the decoded rows), the input read by the
+    // second only and the output written by it only (a product's output is
+    // never its input: the ops' verifiers say so). Worth it from two row
+    // groups on.
+    const bool groups = llvm::all_of(read, [&](Value w) {
+      return cast<ShapedType>(w.getType()).getShape()[0] / unroll >= 2;
+    });
+    if (!int8 && groups)
+      op.setAttr(kplan::PlanDialect::getHlsDataflowAttrName(), kplan::HlsDataflowAttr::get(ctx));
   }
 };
 

@@ -9,10 +9,21 @@
 // (test/unit/codegen/HlsInt8ProductsTest.cpp), up to near-ties (below);
 // the reference kernels have no int8 activations. On the reference
 // prompts. The generated sources pass
-// lathe-hls-lint, and the XRT host program builds.
+// lathe-hls-lint, and the XRT host program builds. And on the tiny test
+// model: lathe-hls-schedule's attributes are what the generated code's
+// pragmas and template arguments say.
 #include "test/e2e/ModelFixture.h"
 
+#include "codegen/HLS/EmitHlsProject.h"
+#include "codegen/HLS/HlsEstimate.h"
 #include "codegen/HLS/HlsLint.h"
+#include "dialects/KernelPlan/KernelPlanDialect.h"
+#include "dialects/Transformer/TransformerDialect.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 
 #include <algorithm>
 #include <array>
@@ -209,6 +220,119 @@ TEST(HlsHostTest, TheXrtHostProgramBuildsAndFailsCleanlyWithoutACard) {
       shell(fmt::format("cd {} && ./host.out missing.xclbin weights.bin rope_tables.bin 1 4", dir));
   EXPECT_FALSE(succeeded);
   EXPECT_NE(ran.find("host: "), std::string::npos) << ran;
+}
+
+/// The tiny test model's project (lathe_model.cpp, estimate.md), its plan
+/// scheduled by lathe-hls-schedule with `ii` and `unroll`, then changed by
+/// `edit`.
+struct TinyProject {
+  std::string model, estimate;
+};
+TinyProject tinyProject(int64_t ii, int64_t unroll,
+                        const std::function<void(mlir::func::FuncOp)> &edit = {}) {
+  mlir::MLIRContext context;
+  context.loadDialect<tfm::TransformerDialect, mlir::func::FuncDialect>();
+  auto module = mlir::parseSourceFile<mlir::ModuleOp>(
+      std::string(LATHE_SOURCE_ROOT) + "/test/lit/tools/Inputs/tiny-llama.mlir", &context);
+  EXPECT_TRUE(module);
+  if (!module)
+    return {};
+  mlir::FailureOr<codegen::LoweredModel> lowered = codegen::buildKernelPlan(*module, "cpu");
+  EXPECT_TRUE(mlir::succeeded(lowered));
+  if (mlir::failed(lowered))
+    return {};
+  mlir::PassManager pm(&context);
+  HlsScheduleOptions options;
+  options.ii = ii;
+  options.unroll = unroll;
+  pm.addNestedPass<mlir::func::FuncOp>(createHlsSchedule(options));
+  EXPECT_TRUE(mlir::succeeded(pm.run(*lowered->planModule)));
+  if (edit)
+    edit(lowered->forward());
+  Expected<codegen::HlsProject> project = codegen::emitHlsProject(*lowered);
+  EXPECT_TRUE(project) << project.error().message();
+  if (!project)
+    return {};
+  TinyProject t;
+  for (const auto &[name, text] : project->files)
+    if (name == "lathe_model.cpp")
+      t.model = text;
+  t.estimate = codegen::hlsEstimateReport(*project, {});
+  return t;
+}
+
+size_t occurrences(const std::string &text, const std::string &what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
+    ++n;
+  return n;
+}
+
+// #plan.hls_loop's II reaches every kernel's template, so its PIPELINE
+// pragmas, and the estimate's II column.
+TEST(HlsScheduleLowering, EveryKernelTakesItsLoopsII) {
+  const TinyProject p = tinyProject(3, 1);
+  for (const char *call :
+       {"lathe_hls::embedding<8, lathe_hls::kF32, 0, 0, 1, 4, 32, 3>(",
+        "lathe_hls::rmsNorm<8, 8, 3>(", "lathe_hls::rope<8, 4, 1, 1, 8, 3>(",
+        "lathe_hls::attention<0, 2, 2, 4, 8, 3>(", "lathe_hls::addRmsNorm<8, 3>(",
+        "lathe_hls::siluMul<16, 3>(", "lathe_hls::dotRows<1, 8, 3>(",
+        "lathe_hls::decodeRows<1, 8, lathe_hls::kF32, 0, 0, 1, 4, 32, 3>("})
+    EXPECT_NE(p.model.find(call), std::string::npos) << call << "\n" << p.model;
+  EXPECT_NE(p.estimate.find("| rope 8 (head 4) | 4 pairs | 3/3 |"), std::string::npos)
+      << p.estimate;
+  EXPECT_NE(p.estimate.find("| 3/3, 3/7, 3/7, 3/3 |"), std::string::npos) << p.estimate;
+}
+
+// #plan.hls_array_partition and #plan.hls_dataflow are the products'
+// ARRAY_PARTITION and DATAFLOW pragmas: there with the pass's attributes,
+// gone without them, as the plan spells them when it changes them; the
+// estimate follows.
+TEST(HlsScheduleLowering, PartitionsAndDataflowComeFromThePlan) {
+  const TinyProject scheduled = tinyProject(1, 4);
+  // Three product functions (f32 8 x 8, 16 x 8 with the tied classifier,
+  // 8 x 16), each of two row groups of four rows or more.
+  EXPECT_EQ(occurrences(scheduled.model, "static void lathe_product"), 3u);
+  EXPECT_EQ(occurrences(scheduled.model, "#pragma HLS DATAFLOW"), 3u);
+  EXPECT_EQ(occurrences(scheduled.model, "#pragma HLS ARRAY_PARTITION variable=v6 type=complete "
+                                         "dim=1"),
+            3u)
+      << scheduled.model;
+  EXPECT_NE(scheduled.estimate.find("4 rows at once, dataflow"), std::string::npos);
+
+  auto strip = [](mlir::func::FuncOp fn) {
+    fn.walk([](mlir::Operation *op) {
+      op->removeAttr(kplan::PlanDialect::getHlsPartitionsAttrName());
+      op->removeAttr(kplan::PlanDialect::getHlsDataflowAttrName());
+    });
+  };
+  const TinyProject plain = tinyProject(1, 4, strip);
+  EXPECT_EQ(occurrences(plain.model, "DATAFLOW"), 0u);
+  EXPECT_EQ(occurrences(plain.model, "ARRAY_PARTITION"), 0u);
+  EXPECT_EQ(plain.estimate.find(", dataflow |"), std::string::npos) << plain.estimate;
+  // Four rows sharing one bank of decoded rows: a write each per decode
+  // iteration (II 2), four reads each per dot iteration (II 8).
+  EXPECT_NE(plain.estimate.find("| 1/2, 1/8 |"), std::string::npos) << plain.estimate;
+  EXPECT_NE(scheduled.estimate.find("| 1/1, 1/7 |"), std::string::npos) << scheduled.estimate;
+
+  auto cyclic = [](mlir::func::FuncOp fn) {
+    fn.walk([](mlir::Operation *op) {
+      if (op->hasAttr(kplan::PlanDialect::getHlsPartitionsAttrName()))
+        op->setAttr(kplan::PlanDialect::getHlsPartitionsAttrName(),
+                    mlir::ArrayAttr::get(op->getContext(),
+                                         {kplan::HlsArrayPartitionAttr::get(
+                                             op->getContext(), "rows",
+                                             kplan::HlsPartitionKind::cyclic, 2, 1)}));
+    });
+  };
+  const TinyProject halved = tinyProject(1, 4, cyclic);
+  EXPECT_EQ(occurrences(halved.model, "#pragma HLS ARRAY_PARTITION variable=v6 type=cyclic "
+                                      "factor=2 dim=1"),
+            3u)
+      << halved.model;
+  // Two rows per bank: a decode iteration's two writes and a dot
+  // iteration's eight reads still fit the II 1 and the adder's 7.
+  EXPECT_NE(halved.estimate.find("| 1/1, 1/7 |"), std::string::npos) << halved.estimate;
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, HlsProjectTest,

@@ -11,7 +11,7 @@
 //     format decoders call;
 //   - a product row (float activations) is a dot product in double in
 //     four interleaved accumulators, summed (s0 + s1) + (s2 + s3), rounded
-//     to float; with int8 activations (matvecInt8) it is the CPU's integer
+//     to float; with int8 activations (productsInt8) it is the CPU's integer
 //     kernel instead, bit for bit;
 //   - RMSNorm sums squares the same way; rotary angles come from tables of
 //     cos and sin that lathe-compile computed in double (the values the
@@ -20,6 +20,13 @@
 //     into the project too), which the CPU's kernels call as well.
 // Build it with -ffp-contract=off: a fused multiply-add would round
 // differently.
+//
+// Schedules come from the plan (lathe-hls-schedule's attributes): every
+// kernel takes the II of its pipelined loops as its template argument II
+// (#plan.hls_loop); the products' local arrays, their partitions and their
+// dataflow are declared by the generated lathe_model.cpp, which calls
+// decodeRows and dotRows, or quantizeActivations and productsInt8, with
+// them.
 //
 // Synthesizable subset only: fixed-size arrays, static loop bounds (the
 // attention's row loops stop at the token's position, within CONTEXT, and
@@ -100,7 +107,7 @@ inline float blockValue(const uint8_t *block, uint32_t i) {
 // Decodes one weight row of COLS values (ROW_BYTES bytes at `row`): plain
 // elements, or blocks of BLOCK values in BLOCK_BYTES bytes, the last block
 // padded. II: the target initiation interval (#plan.hls_loop).
-template <int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int II = 1>
+template <int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int II>
 void decodeRow(const uint8_t *row, float out[COLS]) {
   if (KIND == kF32 || KIND == kF16 || KIND == kBF16) {
   plain:
@@ -127,7 +134,7 @@ blocks:
 }
 
 // sum a[i] * b[i] in double, four interleaved sums (the reference's dot).
-template <int N, int II = 1> double dot(const float *a, const float *b) {
+template <int N, int II> double dot(const float *a, const float *b) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   const int kQuads = N / 4;
 quads:
@@ -144,25 +151,33 @@ tail:
   return (s0 + s1) + (s2 + s3);
 }
 
-// out[n] = dot(x, W[n]) for the ROWS rows of a weight matrix of COLS
-// columns, each row decoded once into a local row. The matrix starts at
-// byte `offset` of `weights`. UNROLL rows at a time (#plan.hls_loop's
-// unroll, which divides ROWS), each with its own decoded row: rows are
-// independent, so any UNROLL gives the same floats.
-template <int ROWS, int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES,
-          int II = 1, int UNROLL = 1>
-void matvec(const uint8_t *weights, uint64_t offset, const float x[COLS], float out[ROWS]) {
-  float row[UNROLL][COLS];
-#pragma HLS ARRAY_PARTITION variable=row complete dim=1
-rows:
-  for (int n = 0; n < ROWS; n += UNROLL) {
-  lanes:
-    for (int u = 0; u < UNROLL; ++u) {
+// The float product out[n] = dot(x, W[n]) over the rows of a weight
+// matrix of COLS columns at byte `offset` of `weights`, in row groups of
+// UNROLL rows (#plan.hls_loop's unroll, which divides the rows), in two
+// stages per group that the generated code calls in turn, as a dataflow
+// pipeline where the plan says so (#plan.hls_dataflow): decodeRows decodes
+// group `group`'s rows into `rows`, one row each; dotRows takes their dot
+// products with x into out. `rows` is declared, and partitioned
+// (#plan.hls_array_partition "rows"), by the caller. Rows are independent,
+// so any UNROLL gives the same floats.
+template <int UNROLL, int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES,
+          int ROW_BYTES, int II>
+void decodeRows(const uint8_t *weights, uint64_t offset, int32_t group,
+                float rows[UNROLL][COLS]) {
+lanes:
+  for (int u = 0; u < UNROLL; ++u) {
 #pragma HLS UNROLL
-      decodeRow<COLS, KIND, P1, P2, BLOCK, BLOCK_BYTES, II>(
-          weights + offset + (uint64_t)(n + u) * ROW_BYTES, row[u]);
-      out[n + u] = (float)dot<COLS, II>(x, row[u]);
-    }
+    decodeRow<COLS, KIND, P1, P2, BLOCK, BLOCK_BYTES, II>(
+        weights + offset + ((uint64_t)group * UNROLL + u) * ROW_BYTES, rows[u]);
+  }
+}
+
+template <int UNROLL, int COLS, int II>
+void dotRows(const float rows[UNROLL][COLS], const float x[COLS], int32_t group, float *out) {
+lanes:
+  for (int u = 0; u < UNROLL; ++u) {
+#pragma HLS UNROLL
+    out[group * UNROLL + u] = (float)dot<COLS, II>(x, rows[u]);
   }
 }
 
@@ -210,7 +225,7 @@ template <int KIND, int P1> inline float intScale(const uint8_t *block) {
 // code = x * (127 / max|x|) rounded to nearest even; a block of zeros gets
 // scale 0, a block holding NaN or infinity scale NaN (its outputs are NaN),
 // both with zero codes.
-template <int COLS, int BLOCK>
+template <int COLS, int BLOCK, int II>
 void quantizeActivations(const float x[COLS], int8_t codes[], float scales[]) {
   const int kBlocks = (COLS + BLOCK - 1) / BLOCK;
 blocks:
@@ -219,7 +234,7 @@ blocks:
     int finite = 1;
   amax:
     for (int i = 0; i < BLOCK; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
       const float v = b * BLOCK + i < COLS ? x[b * BLOCK + i] : 0.0f;
       if (!(v * 0.0f == 0.0f)) // NaN for NaN and infinity
         finite = 0;
@@ -230,7 +245,7 @@ blocks:
     const float inverse = usable ? 127.0f / m : 0.0f;
   round:
     for (int i = 0; i < BLOCK; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
       const float v = b * BLOCK + i < COLS ? x[b * BLOCK + i] : 0.0f;
       // Adding and taking away 1.5 * 2^23 rounds to the nearest integer,
       // ties to even, for |v * inverse| <= 127.
@@ -241,20 +256,19 @@ blocks:
   }
 }
 
-// out[n] = the int8-activation product of x with row n of ROWS weight rows
-// (template arguments as matvec's, P2 unused). x is quantized once; each
-// row's blocks then go one per iteration, the block's BLOCK products summed
-// in int32 (exact, so in any order: the loop unrolls into a tree), its
-// scale applied with one fmaf. UNROLL rows at a time, each with its own
-// hardware.
+// out[n] = the int8-activation product of x, rounded by
+// quantizeActivations<COLS, BLOCK, II> into `codes` and `scales`, with
+// row n of ROWS weight rows (template arguments as decodeRows', P2
+// unused). Each row's blocks go one per iteration, the block's BLOCK
+// products summed in int32 (exact, so in any order: the loop unrolls into
+// a tree), its scale applied with one fmaf. UNROLL rows at a time, each
+// with its own hardware. `codes` is declared, and partitioned
+// (#plan.hls_array_partition "codes"), by the caller.
 template <int ROWS, int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES,
-          int II = 1, int UNROLL = 1>
-void matvecInt8(const uint8_t *weights, uint64_t offset, const float x[COLS], float out[ROWS]) {
+          int II, int UNROLL>
+void productsInt8(const uint8_t *weights, uint64_t offset, const int8_t codes[],
+                  const float scales[], float out[ROWS]) {
   const int kBlocks = (COLS + BLOCK - 1) / BLOCK;
-  int8_t codes[kBlocks * BLOCK];
-#pragma HLS ARRAY_PARTITION variable=codes cyclic factor=BLOCK dim=1
-  float scales[kBlocks];
-  quantizeActivations<COLS, BLOCK>(x, codes, scales);
 rows:
   for (int n = 0; n < ROWS; n += UNROLL) {
   lanes:
@@ -278,45 +292,48 @@ rows:
 }
 
 // The embedding: row `token` of the table at byte `offset` of `weights`.
-template <int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES>
+// II: the target initiation interval of every kernel below
+// (#plan.hls_loop).
+template <int COLS, int KIND, int P1, int P2, int BLOCK, int BLOCK_BYTES, int ROW_BYTES, int II>
 void embedding(const uint8_t *weights, uint64_t offset, int32_t token, float out[COLS]) {
-  decodeRow<COLS, KIND, P1, P2, BLOCK, BLOCK_BYTES>(weights + offset + (uint64_t)token * ROW_BYTES,
-                                                    out);
+  decodeRow<COLS, KIND, P1, P2, BLOCK, BLOCK_BYTES, II>(
+      weights + offset + (uint64_t)token * ROW_BYTES, out);
 }
 
-template <int N> double sumSquares(const float *r) { return dot<N>(r, r); }
+template <int N, int II> double sumSquares(const float *r) { return dot<N, II>(r, r); }
 
 // RMSNorm of each SLICE-wide slice of a WIDTH-wide row with its gain.
-template <int WIDTH, int SLICE> void rmsNorm(const float *x, const float g[SLICE], float eps,
-                                             float *out) {
+template <int WIDTH, int SLICE, int II>
+void rmsNorm(const float *x, const float g[SLICE], float eps, float *out) {
 slices:
   for (int s = 0; s < WIDTH / SLICE; ++s) {
     const float *r = x + s * SLICE;
-    const float scale = (float)lathe_inverse_sqrt(sumSquares<SLICE>(r) / (double)SLICE + eps);
+    const float scale = (float)lathe_inverse_sqrt(sumSquares<SLICE, II>(r) / (double)SLICE + eps);
   scale_row:
     for (int i = 0; i < SLICE; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
       out[s * SLICE + i] = g[i] * (scale * r[i]);
     }
   }
 }
 
 // sum = a + b, then out = RMSNorm(sum).
-template <int WIDTH> void addRmsNorm(const float *a, const float *b, const float g[WIDTH],
-                                     float eps, float *sum, float *out) {
+template <int WIDTH, int II>
+void addRmsNorm(const float *a, const float *b, const float g[WIDTH], float eps, float *sum,
+                float *out) {
 add:
   for (int i = 0; i < WIDTH; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
     sum[i] = a[i] + b[i];
   }
-  rmsNorm<WIDTH, WIDTH>(sum, g, eps, out);
+  rmsNorm<WIDTH, WIDTH, II>(sum, g, eps, out);
 }
 
 // Rotary embedding of one token at `position`: the angle of pair i of head
 // group g is position * freq[g * HEAD_DIM / 2 + i]; its cos and sin come
 // from tables of CONTEXT rows at double `offset` of `tables`: cos rows,
 // then sin rows, GROUPS * HEAD_DIM / 2 doubles a row.
-template <int WIDTH, int HEAD_DIM, int GROUPS, int INTERLEAVED, int CONTEXT>
+template <int WIDTH, int HEAD_DIM, int GROUPS, int INTERLEAVED, int CONTEXT, int II>
 void rope(const double *tables, uint64_t offset, int32_t position, const float *x, float *out) {
   const int kHalf = HEAD_DIM / 2;
   const int kSpan = WIDTH / GROUPS;
@@ -329,7 +346,7 @@ groups:
       const double c = cosRow[g * kHalf + i], s = sinRow[g * kHalf + i];
     heads:
       for (int j = 0; j < kSpan / HEAD_DIM; ++j) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
         const int h = g * kSpan + j * HEAD_DIM;
         const int a = INTERLEAVED ? h + 2 * i : h + i;
         const int b = INTERLEAVED ? a + 1 : a + kHalf;
@@ -341,28 +358,28 @@ groups:
 }
 
 // out = x + bias.
-template <int WIDTH> void biasAdd(const float *x, const float bias[WIDTH], float *out) {
+template <int WIDTH, int II> void biasAdd(const float *x, const float bias[WIDTH], float *out) {
 add:
   for (int i = 0; i < WIDTH; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
     out[i] = x[i] + bias[i];
   }
 }
 
 // out = silu(g) * u.
-template <int N> void siluMul(const float *g, const float *u, float *out) {
+template <int N, int II> void siluMul(const float *g, const float *u, float *out) {
 silu:
   for (int i = 0; i < N; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
     out[i] = g[i] / (1.0f + lathe_exp_f32(-g[i])) * u[i];
   }
 }
 
 // out = a + b.
-template <int N> void add(const float *a, const float *b, float *out) {
+template <int N, int II> void add(const float *a, const float *b, float *out) {
 add:
   for (int i = 0; i < N; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
     out[i] = a[i] + b[i];
   }
 }
@@ -371,7 +388,7 @@ add:
 // rows of KV_WIDTH: for each layer its CONTEXT key rows, then its CONTEXT
 // value rows): stores its key and value at row `position`, then each head
 // attends to rows 0..position, as the reference kernels do.
-template <int LAYER, int HEADS, int KV_HEADS, int HEAD_DIM, int CONTEXT>
+template <int LAYER, int HEADS, int KV_HEADS, int HEAD_DIM, int CONTEXT, int II>
 void attention(float *cache, int32_t position, const float *q, const float *k, const float *v,
                float *out) {
   const int kKvWidth = KV_HEADS * HEAD_DIM;
@@ -380,7 +397,7 @@ void attention(float *cache, int32_t position, const float *q, const float *k, c
   float *values = keys + (uint64_t)CONTEXT * kKvWidth;
 store:
   for (int i = 0; i < kKvWidth; ++i) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
     keys[(uint64_t)position * kKvWidth + i] = k[i];
     values[(uint64_t)position * kKvWidth + i] = v[i];
   }
@@ -401,12 +418,13 @@ heads:
     load_key:
       for (int d = 0; d < HEAD_DIM; ++d)
         row[d] = keys[(uint64_t)p * kKvWidth + kvOffset + d];
-      scores[p] = (float)(dot<HEAD_DIM>(qh, row) * invSqrt);
+      scores[p] = (float)(dot<HEAD_DIM, II>(qh, row) * invSqrt);
       best = scores[p] > best ? scores[p] : best;
     }
     double sum = 0;
   softmax:
     for (int p = 0; p < CONTEXT; ++p) {
+#pragma HLS PIPELINE II=II
 #pragma HLS LOOP_TRIPCOUNT min=1 max=CONTEXT avg=CONTEXT/2
       if (p > position)
         break;
@@ -424,7 +442,7 @@ heads:
       const double weight = scores[p];
     accumulate:
       for (int d = 0; d < HEAD_DIM; ++d) {
-#pragma HLS PIPELINE II=1
+#pragma HLS PIPELINE II=II
         acc[d] += weight * values[(uint64_t)p * kKvWidth + kvOffset + d];
       }
     }

@@ -1,6 +1,6 @@
-// The HLS backend's int8-activation product (lathe_hls::matvecInt8 of
-// codegen/HLS/kernels/LatheHlsKernels.h, the template generated projects
-// call) against the CPU backend's integer kernel on fresh random inputs:
+// The HLS backend's int8-activation product (lathe_hls::quantizeActivations
+// then lathe_hls::productsInt8 of codegen/HLS/kernels/LatheHlsKernels.h,
+// the templates generated projects' product functions call) against the CPU backend's integer kernel on fresh random inputs:
 // every output bit for bit (memcmp), for every format the HLS product
 // takes, several shapes (K a multiple of the block or not, rows that fill
 // panels or not), blocks of zeros and non-finite activations, and panel
@@ -74,9 +74,13 @@ void check(const char *name, uint32_t seed, Extra extra) {
   std::vector<float> cpu(N);
   kernels::simd::matmulPanels(q, panels, cpu.data(), 0, panels.panels);
 
+  // As a generated product function calls them (codegen/HLS/EmitHlsProject.cpp).
+  int8_t codes[kBlocks * BLOCK];
+  float scales[kBlocks];
+  lathe_hls::quantizeActivations<K, BLOCK, 1>(x.data(), codes, scales);
   std::vector<float> hls(N);
-  lathe_hls::matvecInt8<N, K, KIND, P1, 1, BLOCK, BLOCK_BYTES, kRowBytes>(packed.data(), 0,
-                                                                         x.data(), hls.data());
+  lathe_hls::productsInt8<N, K, KIND, P1, 1, BLOCK, BLOCK_BYTES, kRowBytes, 1, 1>(
+      packed.data(), 0, codes, scales, hls.data());
   for (int n = 0; n < N; ++n)
     ASSERT_EQ(std::memcmp(&cpu[n], &hls[n], sizeof(float)), 0)
         << "row " << n << ": cpu " << cpu[n] << " hls " << hls[n];
@@ -84,8 +88,8 @@ void check(const char *name, uint32_t seed, Extra extra) {
   // as threads split them give the same bits.
   if constexpr (N % 4 == 0) {
     std::vector<float> unrolled(N);
-    lathe_hls::matvecInt8<N, K, KIND, P1, 1, BLOCK, BLOCK_BYTES, kRowBytes, 1, 4>(
-        packed.data(), 0, x.data(), unrolled.data());
+    lathe_hls::productsInt8<N, K, KIND, P1, 1, BLOCK, BLOCK_BYTES, kRowBytes, 1, 4>(
+        packed.data(), 0, codes, scales, unrolled.data());
     ASSERT_EQ(std::memcmp(unrolled.data(), hls.data(), sizeof(float) * N), 0);
   }
   for (int64_t split = 1; split < panels.panels; ++split) {
@@ -155,7 +159,7 @@ TEST(HlsInt8Quantization, MatchesTheCpuRounding) {
   x[100] = std::numeric_limits<float>::infinity();
   int8_t codes[7 * 32];
   float scales[7];
-  lathe_hls::quantizeActivations<200, 32>(x.data(), codes, scales);
+  lathe_hls::quantizeActivations<200, 32, 1>(x.data(), codes, scales);
   Int8Activations q;
   ASSERT_TRUE(kernels::simd::quantizeActivations(x.data(), 1, 200,
                                                  *formats::parseFormatSpec("int8:group=32"), q,

@@ -94,6 +94,65 @@ TEST(HlsPragmasTest, LookupIgnoresCaseAndSuggests) {
   EXPECT_EQ(closestOption(*pipeline, "IL"), "II");
 }
 
+// The generator's spellings (codegen/HLS/EmitHlsProject.cpp) of the
+// schedule's pragmas for each release: ARRAY_PARTITION with the kind as
+// `type=` (2022.1 on) or the bare word after `variable=` (2020.2),
+// DATAFLOW, INTERFACE's mode first in 2020.2.
+TEST(HlsPragmasTest, SpellsTheSchedulesPragmasPerRelease) {
+  using Options = std::vector<std::pair<std::string_view, std::string>>;
+  const Options complete{{"variable", "rows"}, {"type", "complete"}, {"dim", "1"}};
+  const Options cyclic{{"variable", "codes"}, {"type", "cyclic"}, {"factor", "32"}, {"dim", "1"}};
+  const Options master{{"mode", "m_axi"}, {"port", "v1"}, {"bundle", "gmem0"}};
+  EXPECT_EQ(spellPragma("ARRAY_PARTITION", complete, HlsTool::Vitis2023_2),
+            "#pragma HLS ARRAY_PARTITION variable=rows type=complete dim=1");
+  EXPECT_EQ(spellPragma("ARRAY_PARTITION", complete, HlsTool::Vitis2020_2),
+            "#pragma HLS ARRAY_PARTITION variable=rows complete dim=1");
+  EXPECT_EQ(spellPragma("ARRAY_PARTITION", cyclic, HlsTool::Vitis2023_2),
+            "#pragma HLS ARRAY_PARTITION variable=codes type=cyclic factor=32 dim=1");
+  EXPECT_EQ(spellPragma("ARRAY_PARTITION", cyclic, HlsTool::Vitis2020_2),
+            "#pragma HLS ARRAY_PARTITION variable=codes cyclic factor=32 dim=1");
+  EXPECT_EQ(spellPragma("DATAFLOW", {}, HlsTool::Vitis2020_2), "#pragma HLS DATAFLOW");
+  EXPECT_EQ(spellPragma("DATAFLOW", {}, HlsTool::Vitis2023_2), "#pragma HLS DATAFLOW");
+  EXPECT_EQ(spellPragma("INTERFACE", master, HlsTool::Vitis2020_2),
+            "#pragma HLS INTERFACE m_axi port=v1 bundle=gmem0");
+  EXPECT_EQ(spellPragma("INTERFACE", master, HlsTool::Vitis2023_2),
+            "#pragma HLS INTERFACE mode=m_axi port=v1 bundle=gmem0");
+  // What the table does not have is no spelling: the generator reports it.
+  EXPECT_EQ(spellPragma("ARRAY_PARTITION", Options{{"type", "diagonal"}}), "");
+  EXPECT_EQ(spellPragma("DATAFLOWS", {}), "");
+}
+
+// Every spelling above passes the lint; a misspelled keyword, option or
+// kind is reported.
+TEST_F(HlsLintTest, TheSchedulesPragmasPassAndTheirMisspellingsFail) {
+  EXPECT_EQ(lint("void f(const float x[8], float out[8]) {\n"
+                 "  for (int g = 0; g < 2; g += 1) {\n"
+                 "#pragma HLS DATAFLOW\n"
+                 "    float rows[4][8];\n"
+                 "#pragma HLS ARRAY_PARTITION variable=rows type=complete dim=1\n"
+                 "#pragma HLS ARRAY_PARTITION variable=rows complete dim=1\n"
+                 "#pragma HLS ARRAY_PARTITION variable=rows type=cyclic factor=2 dim=1\n"
+                 "#pragma HLS ARRAY_PARTITION variable=rows block factor=2 dim=1\n"
+                 "    out[g] = x[g] + rows[0][0];\n"
+                 "  }\n"
+                 "}\n"),
+            Findings{});
+  EXPECT_EQ(lint("void f(const float x[8], float out[8]) {\n"
+                 "  for (int g = 0; g < 2; g += 1) {\n"
+                 "#pragma HLS DATAFLW\n"
+                 "    float rows[4][8];\n"
+                 "#pragma HLS ARRAY_PARTITON variable=rows type=complete dim=1\n"
+                 "#pragma HLS ARRAY_PARTITION variable=rows type=complet dim=1\n"
+                 "#pragma HLS ARRAY_PARTITION variable=rows cylic factor=2 dim=1\n"
+                 "#pragma HLS ARRAY_PARTITION variabel=rows type=block factor=2 dim=1\n"
+                 "#pragma HLS DATAFLOW disable_start_propagaton\n"
+                 "    out[g] = x[g] + rows[0][0];\n"
+                 "  }\n"
+                 "}\n"),
+            (Findings{"3:13 pragma-keyword", "5:13 pragma-keyword", "6:48 pragma-option",
+                      "7:43 pragma-option", "8:29 pragma-option", "9:22 pragma-option"}));
+}
+
 TEST_F(HlsLintTest, StaticLoopsInTemplatesAndMacrosPass) {
   EXPECT_EQ(lint(R"(#define LEN 10
 template <int N> int sum(const int (&a)[N]) {

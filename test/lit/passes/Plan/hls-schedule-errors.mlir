@@ -30,9 +30,18 @@ func.func @ii_at_least_one(%x: !b8, %y: !b8) {
 // -----
 
 !b8 = !plan.buffer<8, f32>
-func.func @only_on_products(%x: !b8, %y: !b8) {
-  // expected-error @+1 {{'plan.hls' belongs on a product (plan.matmul, plan.matmuls, plan.logits)}}
-  plan.add %x, %x -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 1>} : !b8
+func.func @unroll_only_on_products(%x: !b8, %y: !b8) {
+  // expected-error @+1 {{'plan.hls' unrolls 2 rows at a time, but only a product has rows to unroll (expected unroll = 1)}}
+  plan.add %x, %x -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 2>} : !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @only_on_kernels() {
+  // expected-error @+1 {{'plan.hls' belongs on a kernel (a product, plan.embedding, plan.rms_norm, plan.add_rms_norm, plan.rope, plan.attention, plan.silu_mul, plan.bias_add, plan.add)}}
+  %y = plan.buffer {plan.hls = #plan.hls_loop<ii = 1, unroll = 1>} : !b8
   return
 }
 
@@ -80,6 +89,205 @@ func.func @depths() attributes {plan.hls_interfaces = [#plan.hls_interface<"logi
 func.func @interfaces_on_functions(%x: !b8, %y: !b8) {
   // expected-error @+1 {{'plan.hls_interfaces' belongs on the step's function}}
   plan.add %x, %x -> %y {plan.hls_interfaces = []} : !b8
+  return
+}
+
+// -----
+
+// Array partitions: the attribute's own rules.
+
+!b8 = !plan.buffer<8, f32>
+func.func @complete_takes_no_factor(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{#plan.hls_array_partition: a complete partition takes no factor (one bank per element), got factor = 4}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows", complete, factor = 4, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @cyclic_takes_a_factor(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{#plan.hls_array_partition: a cyclic partition expects factor = 2 or more banks, got 0}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows", cyclic, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @block_factor_above_one(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{#plan.hls_array_partition: a block partition expects factor = 2 or more banks, got 1}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows", block, factor = 1, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @dims_from_one(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{#plan.hls_array_partition: dim = 0: expects a dimension from 1}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows", complete, dim = 0>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @array_names(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{#plan.hls_array_partition: array 'rows[0]' is not a name (letters, digits, '_')}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows[0]", complete, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @known_kinds(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+2 {{expected ::lathe::kplan::HlsPartitionKind to be one of: complete, cyclic, block}}
+  // expected-error @+1 {{failed to parse Plan_HlsArrayPartitionAttr parameter 'kind'}}
+  plan.matmul %x, %w -> %y {plan.hls_partitions = [#plan.hls_array_partition<"rows", cyclc, factor = 2, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+// Array partitions on a product: its arrays, each once, along the
+// dimension its parallel loops read, in banks that match them.
+
+!b8 = !plan.buffer<8, f32>
+func.func @partition_rows_by_unroll(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_partitions' splits 'rows' into 8 banks, which does not divide the 4 rows the product computes at once (#plan.hls_loop)}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows", cyclic, factor = 8, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @partition_needs_an_unroll(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_partitions' splits 'rows' into 2 banks, which does not divide the 1 rows the product computes at once (#plan.hls_loop)}}
+  plan.matmul %x, %w -> %y {plan.hls_partitions = [#plan.hls_array_partition<"rows", block, factor = 2, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @float_products_have_rows(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_partitions': a product with float activations has no local array 'codes' (expected 'rows')}}
+  plan.matmul %x, %w -> %y {plan.hls_partitions = [#plan.hls_array_partition<"codes", cyclic, factor = 32, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+!w = tensor<8x8x!tfm.int<bits = 8, group = 32, symmetric = true>>
+func.func @int8_products_have_codes(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<1> : tensor<288xi8>} : !w
+  // expected-error @+1 {{'plan.hls_partitions': a product with int8 activations has no local array 'rows' (expected 'codes')}}
+  plan.matmul %x, %w -> %y {activations = #plan.activations<int8>, plan.hls_partitions = [#plan.hls_array_partition<"rows", complete, dim = 1>]} : !b8, !w, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+!w = tensor<8x8x!tfm.int<bits = 8, group = 32, symmetric = true>>
+func.func @codes_factor_divides_codes(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<1> : tensor<288xi8>} : !w
+  // expected-error @+1 {{'plan.hls_partitions' splits 'codes' into 12 banks, which does not divide its 32 codes}}
+  plan.matmul %x, %w -> %y {activations = #plan.activations<int8>, plan.hls_partitions = [#plan.hls_array_partition<"codes", cyclic, factor = 12, dim = 1>]} : !b8, !w, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @partition_each_array_once(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_partitions' partitions 'rows' twice}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows", complete, dim = 1>, #plan.hls_array_partition<"rows", cyclic, factor = 2, dim = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @partition_the_parallel_dimension(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_partitions': 'rows' is read in parallel along dimension 1, not 2}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 4>, plan.hls_partitions = [#plan.hls_array_partition<"rows", complete, dim = 2>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @partitions_on_products(%x: !b8, %y: !b8) {
+  // expected-error @+1 {{'plan.hls_partitions' belongs on a product (plan.matmul, plan.matmuls, plan.logits)}}
+  plan.add %x, %x -> %y {plan.hls_partitions = [#plan.hls_array_partition<"rows", complete, dim = 1>]} : !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @partitions_are_partitions(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_partitions' expects an array of #plan.hls_array_partition, got #plan.hls_loop<ii = 1, unroll = 1>}}
+  plan.matmul %x, %w -> %y {plan.hls_partitions = [#plan.hls_loop<ii = 1, unroll = 1>]} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+// Dataflow: on float products of two row groups or more.
+
+!b8 = !plan.buffer<8, f32>
+func.func @dataflow_needs_two_row_groups(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_dataflow': a weight of 8 rows at 8 at a time is one row group, nothing to overlap}}
+  plan.matmul %x, %w -> %y {plan.hls = #plan.hls_loop<ii = 1, unroll = 8>, plan.hls_dataflow = #plan.hls_dataflow} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+!w = tensor<8x8x!tfm.int<bits = 8, group = 32, symmetric = true>>
+func.func @dataflow_needs_float_activations(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<1> : tensor<288xi8>} : !w
+  // expected-error @+1 {{'plan.hls_dataflow' needs float activations: the int8 product has no decode stage to overlap}}
+  plan.matmul %x, %w -> %y {activations = #plan.activations<int8>, plan.hls_dataflow = #plan.hls_dataflow} : !b8, !w, !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @dataflow_on_products(%x: !b8, %y: !b8) {
+  // expected-error @+1 {{'plan.hls_dataflow' belongs on a product (plan.matmul, plan.matmuls, plan.logits)}}
+  plan.add %x, %x -> %y {plan.hls_dataflow = #plan.hls_dataflow} : !b8
+  return
+}
+
+// -----
+
+!b8 = !plan.buffer<8, f32>
+func.func @dataflow_attribute(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls_dataflow' expects a #plan.hls_dataflow, got true}}
+  plan.matmul %x, %w -> %y {plan.hls_dataflow = true} : !b8, tensor<8x8xf32>, !b8
   return
 }
 
