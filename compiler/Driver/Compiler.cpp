@@ -143,6 +143,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
                  "none of: it needs a real checkpoint");
   if (o.hlsUnroll < 1 || o.hlsUnroll > 4096)
     return Error(fmt::format("--hls-unroll={}: expected 1 to 4096 rows at a time", o.hlsUnroll));
+  if (o.hlsII < 1 || o.hlsII > 1024)
+    return Error(fmt::format("--hls-ii={}: expected an initiation interval of 1 to 1024 cycles",
+                             o.hlsII));
   const std::optional<hls::HlsTool> hlsTool = hls::parseHlsTool(o.hlsTool);
   if (!hlsTool)
     return Error("--hls-tool=" + o.hlsTool + ": expected 2023.2 (2022.1 and later) or 2020.2");
@@ -505,6 +508,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     mlir::PassManager schedule(lowered->planModule->getContext());
     HlsScheduleOptions scheduleOptions;
     scheduleOptions.unroll = o.hlsUnroll;
+    scheduleOptions.ii = o.hlsII;
     schedule.addNestedPass<mlir::func::FuncOp>(createHlsSchedule(scheduleOptions));
     if (mlir::failed(schedule.run(*lowered->planModule)))
       return mlirError(o.input + ": cannot schedule the step for the hls target");

@@ -26,6 +26,9 @@ struct CompileOptions {
   /// --target=hls: rows a product computes at once (lathe-hls-schedule's
   /// unroll), and the Vitis HLS release whose pragma spellings to write.
   int64_t hlsUnroll = 1;
+  /// --target=hls: the initiation interval every pipelined loop targets
+  /// (lathe-hls-schedule's ii).
+  int64_t hlsII = 1;
   std::string hlsTool = "2023.2";
   std::string output;      // artifact path (EmitKind::Artifact)
   std::string quant = "none"; // --quant (QuantFlag.h)

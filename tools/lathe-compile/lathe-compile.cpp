@@ -27,6 +27,10 @@ int main(int argc, char **argv) {
   app.add_option("--hls-unroll", options.hlsUnroll,
                  "--target=hls: most rows a product computes at once (lathe-hls-schedule)")
       ->capture_default_str();
+  app.add_option("--hls-ii", options.hlsII,
+                 "--target=hls: the initiation interval every pipelined loop targets "
+                 "(lathe-hls-schedule)")
+      ->capture_default_str();
   app.add_option("--hls-tool", options.hlsTool,
                  "--target=hls: the Vitis HLS release whose pragma spellings to write: 2023.2 "
                  "(2022.1 and later) or 2020.2")
