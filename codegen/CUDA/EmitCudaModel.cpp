@@ -43,15 +43,17 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
     return WeightCode{type, cols * int64_t(elementSize(info.type))};
   }
   const formats::FormatSpec &spec = *info.quant;
+  // Symmetric INT groups and MXINT8 blocks of rows of whole spans: the
+  // GPU's lane layout (CudaWeightLayouts.h), which the runtime makes.
+  if (cuda::gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
+    return WeightCode{fmt::format("lathe_cuda::IntLanes<{}, {}>", cuda::laneBits(info),
+                                  spec.blockSize),
+                      cuda::gpuRowBytes(info)};
   const int64_t rowBytes = int64_t(formats::packedRowBytes(spec, cols));
   using formats::FormatKind;
   switch (spec.kind) {
   case FormatKind::INT8:
   case FormatKind::INT4:
-    if (cuda::gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
-      return WeightCode{fmt::format("lathe_cuda::IntLanes<{}, {}>",
-                                    spec.kind == FormatKind::INT8 ? 8 : 4, spec.blockSize),
-                        rowBytes};
     return WeightCode{fmt::format("lathe_cuda::IntGroup<{}, {}, {}>",
                                   spec.kind == FormatKind::INT8 ? 8 : 4, spec.blockSize,
                                   spec.symmetric ? "true" : "false"),

@@ -2,6 +2,7 @@
 
 #include "runtime/backends/cuda/CudaWeightLayout.h"
 #include "runtime/backends/cuda/kernels/CudaWeightLayouts.h"
+#include "runtime/formats/RowCodec.h"
 
 #include <algorithm>
 #include <bit>
@@ -226,11 +227,20 @@ Status CudaExecutable::initialize() {
       return Error(fmt::format("{}: its GPU code keeps tensor {} in a layout this runtime "
                                "cannot make; recompile it",
                                artifact().path(), tensors[t].name));
+  // A tensor's bytes on the GPU: its rows in the layout the table names.
+  const auto gpuBytes = [&](size_t t) {
+    const size_t stored = artifact().tensorData(t).size();
+    if (layouts[t] == LATHE_CUDA_LAYOUT_AS_STORED || tensors[t].shape.empty())
+      return stored;
+    const size_t rows = stored / formats::packedRowBytes(*tensors[t].quant,
+                                                         tensors[t].shape.back());
+    return rows * size_t(gpuRowBytes(tensors[t]));
+  };
   std::vector<size_t> offsets;
   size_t total = 0;
   for (size_t t = 0; t < tensors.size(); ++t) {
     offsets.push_back(total);
-    total += (artifact().tensorData(t).size() + 255) / 256 * 256;
+    total += (gpuBytes(t) + 255) / 256 * 256;
   }
   Expected<std::unique_ptr<backend::Buffer>> weights = device_.allocate(total);
   if (!weights)
@@ -241,7 +251,7 @@ Status CudaExecutable::initialize() {
     std::span<const uint8_t> bytes = artifact().tensorData(t);
     std::vector<uint8_t> rearranged;
     if (layouts[t] == LATHE_CUDA_LAYOUT_INT_LANES) {
-      rearranged.resize(bytes.size());
+      rearranged.resize(gpuBytes(t));
       toIntLanes(tensors[t], bytes, rearranged);
       bytes = rearranged;
     }

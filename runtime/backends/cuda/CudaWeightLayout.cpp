@@ -9,44 +9,90 @@
 namespace lathe::cuda {
 namespace {
 
-int integerBits(const formats::FormatSpec &spec) {
-  return spec.kind == formats::FormatKind::INT8 ? 8 : spec.kind == formats::FormatKind::INT4 ? 4 : 0;
+using formats::FormatKind;
+
+bool isMxInt8(const formats::FormatSpec &spec) { return spec.kind == FormatKind::MXINT8; }
+
+/// The float32 scale of an MXINT8 block with E8M0 code `e`: 2^(e - 127)
+/// times the element's 2^-6, exactly (a subnormal below e = 7), or NaN for
+/// the NaN code 0xFF, as formats::decodeMxBlock makes the whole block.
+float mxInt8Scale(uint8_t e) {
+  uint32_t bits;
+  if (e == 0xFF)
+    bits = 0x7fc00000u;
+  else if (e >= 7)
+    bits = uint32_t(e - 6) << 23;
+  else
+    bits = 1u << (e + 16);
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return scale;
 }
 
 } // namespace
 
+int laneBits(const plan::TensorInfo &info) {
+  if (!info.quant)
+    return 0;
+  if (info.quant->kind == FormatKind::INT8 && info.quant->symmetric)
+    return 8;
+  if (info.quant->kind == FormatKind::INT4 && info.quant->symmetric)
+    return 4;
+  return isMxInt8(*info.quant) ? 8 : 0;
+}
+
 int gpuWeightLayout(const plan::TensorInfo &info) {
-  if (!info.quant || !info.quant->symmetric || integerBits(*info.quant) == 0 || info.shape.empty())
+  if (laneBits(info) == 0 || info.shape.empty())
     return LATHE_CUDA_LAYOUT_AS_STORED;
-  return latheLanesFit(integerBits(*info.quant), int(info.quant->blockSize), info.shape.back())
+  return latheLanesFit(laneBits(info), int(info.quant->blockSize), info.shape.back())
              ? LATHE_CUDA_LAYOUT_INT_LANES
              : LATHE_CUDA_LAYOUT_AS_STORED;
 }
 
+int64_t gpuRowBytes(const plan::TensorInfo &info) {
+  const int64_t cols = info.shape.back();
+  if (gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
+    return cols / latheLanesSpanValues(laneBits(info)) *
+           latheLanesSpanBytes(laneBits(info), int(info.quant->blockSize));
+  return info.quant ? int64_t(formats::packedRowBytes(*info.quant, cols))
+                    : cols * int64_t(elementSize(info.type));
+}
+
 void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
                 std::span<uint8_t> out) {
-  assert(gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES && in.size() == out.size());
-  const int bits = integerBits(*info.quant), group = int(info.quant->blockSize);
+  assert(gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES);
+  const int bits = laneBits(info), group = int(info.quant->blockSize);
+  const bool mx = isMxInt8(*info.quant);
   const int64_t cols = info.shape.back();
   const size_t rowBytes = formats::packedRowBytes(*info.quant, cols);
-  // The artifact's group: a float32 scale, then its codes (IntGroup.h).
-  const int64_t groupBytes = 4 + int64_t(group) * bits / 8;
+  const size_t outRowBytes = size_t(gpuRowBytes(info));
+  assert(in.size() / rowBytes * outRowBytes == out.size());
+  // The artifact's group: a float32 scale (IntGroup.h) or an E8M0 code
+  // (Microscaling.h), then its codes.
+  const int64_t header = mx ? 1 : 4;
+  const int64_t groupBytes = header + int64_t(group) * bits / 8;
   const int perWord = 32 / bits, lanesPerGroup = group / perWord;
   const int64_t spanValues = latheLanesSpanValues(bits), spanBytes = latheLanesSpanBytes(bits, group);
   // Span by span, word row by word row (CudaWeightLayouts.h): a word row's
   // 32 lanes hold 32 / lanesPerGroup whole groups, so a group's words are
   // lanesPerGroup consecutive copies, with no division per word (a 1B
   // model's INT4 weights are some 225 million words).
-  for (size_t row = 0; row + rowBytes <= in.size(); row += rowBytes) {
+  for (size_t row = 0, to = 0; row + rowBytes <= in.size(); row += rowBytes, to += outRowBytes) {
     for (int64_t s = 0; s < cols / spanValues; ++s) {
-      uint8_t *span = out.data() + row + s * spanBytes;
+      uint8_t *span = out.data() + to + s * spanBytes;
       for (int w = 0; w < 4; ++w) {
         const int64_t firstGroup = (s * spanValues + int64_t(w) * 32 * perWord) / group;
         for (int q = 0; q < 32 / lanesPerGroup; ++q) {
           const uint8_t *g = in.data() + row + (firstGroup + q) * groupBytes;
-          std::memcpy(span + LATHE_CUDA_LANES_CODE_BYTES + q * 16 + w * 4, g, 4);
+          uint8_t *scale = span + LATHE_CUDA_LANES_CODE_BYTES + q * 16 + w * 4;
+          if (mx) {
+            const float f = mxInt8Scale(g[0]);
+            std::memcpy(scale, &f, 4);
+          } else {
+            std::memcpy(scale, g, 4);
+          }
           for (int j = 0; j < lanesPerGroup; ++j)
-            std::memcpy(span + (q * lanesPerGroup + j) * 16 + w * 4, g + 4 + j * 4, 4);
+            std::memcpy(span + (q * lanesPerGroup + j) * 16 + w * 4, g + header + j * 4, 4);
         }
       }
     }

@@ -13,13 +13,22 @@
 
 namespace lathe::cuda {
 
-/// LATHE_CUDA_LAYOUT_INT_LANES for symmetric INT8/INT4 groups whose rows are
-/// whole spans (latheLanesFit), else LATHE_CUDA_LAYOUT_AS_STORED.
+/// LATHE_CUDA_LAYOUT_INT_LANES for rows of whole spans (latheLanesFit) of
+/// symmetric INT8/INT4 groups and of MXINT8 blocks (an MXINT8 value is an
+/// int8 code times the power of two 2^(E8M0 - 133): INT8 groups of 32 whose
+/// float32 scale is that power), else LATHE_CUDA_LAYOUT_AS_STORED.
 int gpuWeightLayout(const plan::TensorInfo &info);
 
+/// The bits of the tensor's codes in the lane layout (8 or 4).
+int laneBits(const plan::TensorInfo &info);
+
+/// Bytes of one row on the GPU: the lane layout's (MXINT8 rows grow from
+/// 33 to 36 bytes a block, the scale widened to float32) or the artifact's.
+int64_t gpuRowBytes(const plan::TensorInfo &info);
+
 /// The tensor's rows (`in`, the artifact's layout) rearranged into
-/// LATHE_CUDA_LAYOUT_INT_LANES (`out`, as many bytes). The tensor must take
-/// it (gpuWeightLayout).
+/// LATHE_CUDA_LAYOUT_INT_LANES (`out`: rows of gpuRowBytes). The tensor
+/// must take it (gpuWeightLayout).
 void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
                 std::span<uint8_t> out);
 

@@ -12,7 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 namespace lathe::cuda {
@@ -40,6 +42,13 @@ TEST(CudaWeightLayout, SymmetricIntGroupsOfWholeSpansTakeTheLaneLayout) {
   EXPECT_EQ(gpuWeightLayout(intTensor("int4:group=32:asym", 4, 2048)),
             LATHE_CUDA_LAYOUT_AS_STORED);
   EXPECT_EQ(gpuWeightLayout(intTensor("bfp4", 4, 2048)), LATHE_CUDA_LAYOUT_AS_STORED);
+  // MXINT8 blocks are INT8 groups of 32 with a power-of-two scale; other
+  // MX elements are not integers.
+  EXPECT_EQ(gpuWeightLayout(intTensor("mxint8", 4, 2048)), LATHE_CUDA_LAYOUT_INT_LANES);
+  EXPECT_EQ(gpuRowBytes(intTensor("mxint8", 4, 2048)), 4 * 576); // 33-byte blocks widen to 36
+  EXPECT_EQ(gpuWeightLayout(intTensor("mxint8", 4, 288)), LATHE_CUDA_LAYOUT_AS_STORED);
+  EXPECT_EQ(gpuWeightLayout(intTensor("mxfp4_e2m1", 4, 2048)), LATHE_CUDA_LAYOUT_AS_STORED);
+  EXPECT_EQ(gpuRowBytes(intTensor("int4:group=32", 4, 2048)), 1280);
   plan::TensorInfo plain;
   plain.shape = {4, 2048};
   EXPECT_EQ(gpuWeightLayout(plain), LATHE_CUDA_LAYOUT_AS_STORED);
@@ -55,7 +64,7 @@ TEST_P(LaneLayoutTest, EveryByteOfARowHasOnePlace) {
   const LaneCase c = GetParam();
   const int64_t cols = 3 * latheLanesSpanValues(c.bits);
   const plan::TensorInfo info = intTensor(c.format, 1, cols);
-  const size_t rowBytes = formats::packedRowBytes(*info.quant, cols);
+  const size_t rowBytes = size_t(gpuRowBytes(info));
   ASSERT_EQ(int64_t(rowBytes), 3 * latheLanesSpanBytes(c.bits, c.group));
   std::vector<int> writes(rowBytes, 0);
   for (int64_t k = 0; k < cols; k += 32 / c.bits)
@@ -77,6 +86,8 @@ TEST_P(LaneLayoutTest, RearrangedRowsDecodeToTheReferenceValues) {
   const int64_t rows = 3, cols = 2 * latheLanesSpanValues(c.bits);
   const plan::TensorInfo info = intTensor(c.format, rows, cols);
   const size_t rowBytes = formats::packedRowBytes(*info.quant, cols);
+  const size_t gpuBytes = size_t(gpuRowBytes(info));
+  const bool mx = std::string(c.format) == "mxint8";
   std::mt19937 rng(uint32_t(c.bits * 1000 + c.group));
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<uint8_t> packed(rows * rowBytes);
@@ -84,17 +95,19 @@ TEST_P(LaneLayoutTest, RearrangedRowsDecodeToTheReferenceValues) {
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<float> row(static_cast<size_t>(cols));
     for (float &v : row)
-      v = normal(rng) * (r == 1 ? 1e-3f : 1.0f);
+      v = normal(rng) * (r == 1 ? (mx ? 1e-37f : 1e-3f) : 1.0f); // MX: subnormal scales
     row[5] = 0; // zero codes
+    if (r == 2 && mx)
+      row[40] = std::numeric_limits<float>::quiet_NaN(); // a NaN block (MX keeps it)
     ASSERT_TRUE(formats::quantizeRow(*info.quant, row,
                                      std::span(packed).subspan(r * rowBytes, rowBytes)));
     formats::dequantizeRow(*info.quant, std::span(packed).subspan(r * rowBytes, rowBytes),
                            std::span(reference).subspan(size_t(r * cols), size_t(cols)));
   }
-  std::vector<uint8_t> lanes(packed.size(), 0xAB);
+  std::vector<uint8_t> lanes(size_t(rows) * gpuBytes, 0xAB);
   toIntLanes(info, packed, lanes);
   for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t *row = lanes.data() + r * rowBytes;
+    const uint8_t *row = lanes.data() + r * gpuBytes;
     for (int64_t k = 0; k < cols; ++k) {
       uint32_t word;
       float scale;
@@ -104,7 +117,10 @@ TEST_P(LaneLayoutTest, RearrangedRowsDecodeToTheReferenceValues) {
       const int q = c.bits == 8 ? int(int8_t(word >> (8 * j)))
                                 : int(((word >> (4 * j)) & 15u) ^ 8u) - 8;
       const float got = float(q) * scale, want = reference[size_t(r * cols + k)];
-      ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "row " << r << " value " << k;
+      if (std::isnan(want))
+        ASSERT_TRUE(std::isnan(got)) << "row " << r << " value " << k;
+      else
+        ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "row " << r << " value " << k;
     }
   }
 }
@@ -115,7 +131,8 @@ INSTANTIATE_TEST_SUITE_P(Formats, LaneLayoutTest,
                                            LaneCase{"int4:group=128", 4, 128},
                                            LaneCase{"int8:group=32", 8, 32},
                                            LaneCase{"int8:group=64", 8, 64},
-                                           LaneCase{"int8:group=128", 8, 128}));
+                                           LaneCase{"int8:group=128", 8, 128},
+                                           LaneCase{"mxint8", 8, 32}));
 
 } // namespace
 } // namespace lathe::cuda
