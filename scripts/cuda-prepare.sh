@@ -42,12 +42,13 @@ compile "$gqa" --synthetic-weights --context 2048 --kv=bfp4 -o "$out/artifacts/g
 wide=$root/test/data/wide-ffn-test-config.json
 compile "$wide" --synthetic-weights -o "$out/artifacts/wide-bf16.lathe"
 compile "$wide" --synthetic-weights --quant=int8:group=32 -o "$out/artifacts/wide-int8.lathe"
-# Rows of whole spans: INT8/INT4 and MXINT8 weights in the GPU's lane layout
+# Rows of whole spans: INT8/INT4, MXINT8 and BFP8/BFP4 weights in the GPU's lane layout
 # (CudaWeightLayouts.h) in every product, the tied classifier and the embedding.
 lanes=$root/test/data/lanes-test-config.json
-# MXINT8 takes it too: the whole model, and as the classifier of fp6_4p2 and
-# mxfp4 builds.
-for q in int4:group=32 int4:group=128 int8:group=32 int8:group=64 mxint8 fp6_4p2 mxfp4_e2m1; do
+# MXINT8 and BFP8/BFP4 take it too: whole models, and MXINT8 as the
+# classifier of fp6_4p2 and mxfp4 builds.
+for q in int4:group=32 int4:group=128 int8:group=32 int8:group=64 mxint8 fp6_4p2 mxfp4_e2m1 \
+         bfp4 bfp8:block=16; do
   compile "$lanes" --synthetic-weights --quant="$q" -o "$out/artifacts/lanes-${q//[:=]/-}.lathe"
 done
 # Every other packed format, decoded by runtime/backends/cuda/kernels/CudaFormats.cuh.

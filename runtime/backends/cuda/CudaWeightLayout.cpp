@@ -11,21 +11,28 @@ namespace {
 
 using formats::FormatKind;
 
-bool isMxInt8(const formats::FormatSpec &spec) { return spec.kind == FormatKind::MXINT8; }
+/// Whether a block starts with an exponent code (MXINT8's E8M0, BFP's
+/// shared exponent) rather than a float32 scale.
+bool exponentCoded(const formats::FormatSpec &spec) {
+  return spec.kind == FormatKind::MXINT8 || spec.kind == FormatKind::BFP;
+}
 
-/// The float32 scale of an MXINT8 block with E8M0 code `e`: 2^(e - 127)
-/// times the element's 2^-6, exactly (a subnormal below e = 7), or NaN for
-/// the NaN code 0xFF, as formats::decodeMxBlock makes the whole block.
-float mxInt8Scale(uint8_t e) {
-  uint32_t bits;
+/// The float32 scale of a block of `bits`-bit two's complement codes whose
+/// exponent code is `e`: 2^(e - 127 - (bits - 2)), exactly (subnormal for
+/// small e), or NaN for the code 0xFF, which makes the whole block NaN
+/// (formats::decodeMxBlock, decodeBfpBlock). MXINT8 is the 8-bit case
+/// (2^(e - 127) times its element's 2^-6).
+float exponentScale(uint8_t e, int bits) {
+  uint32_t pattern;
+  const int exponent = int(e) - 125 - bits; // >= -133, above float's -149
   if (e == 0xFF)
-    bits = 0x7fc00000u;
-  else if (e >= 7)
-    bits = uint32_t(e - 6) << 23;
+    pattern = 0x7fc00000u;
+  else if (exponent >= -126)
+    pattern = uint32_t(exponent + 127) << 23;
   else
-    bits = 1u << (e + 16);
+    pattern = 1u << (exponent + 149);
   float scale;
-  std::memcpy(&scale, &bits, 4);
+  std::memcpy(&scale, &pattern, 4);
   return scale;
 }
 
@@ -38,7 +45,11 @@ int laneBits(const plan::TensorInfo &info) {
     return 8;
   if (info.quant->kind == FormatKind::INT4 && info.quant->symmetric)
     return 4;
-  return isMxInt8(*info.quant) ? 8 : 0;
+  if (info.quant->kind == FormatKind::BFP)
+    return info.quant->mantissaBits == 8 || info.quant->mantissaBits == 4
+               ? info.quant->mantissaBits
+               : 0;
+  return info.quant->kind == FormatKind::MXINT8 ? 8 : 0;
 }
 
 int gpuWeightLayout(const plan::TensorInfo &info) {
@@ -62,14 +73,14 @@ void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
                 std::span<uint8_t> out) {
   assert(gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES);
   const int bits = laneBits(info), group = int(info.quant->blockSize);
-  const bool mx = isMxInt8(*info.quant);
+  const bool coded = exponentCoded(*info.quant);
   const int64_t cols = info.shape.back();
   const size_t rowBytes = formats::packedRowBytes(*info.quant, cols);
   const size_t outRowBytes = size_t(gpuRowBytes(info));
   assert(in.size() / rowBytes * outRowBytes == out.size());
-  // The artifact's group: a float32 scale (IntGroup.h) or an E8M0 code
-  // (Microscaling.h), then its codes.
-  const int64_t header = mx ? 1 : 4;
+  // The artifact's group: a float32 scale (IntGroup.h) or an exponent code
+  // (Microscaling.h, Bfp.h), then its codes.
+  const int64_t header = coded ? 1 : 4;
   const int64_t groupBytes = header + int64_t(group) * bits / 8;
   const int perWord = 32 / bits, lanesPerGroup = group / perWord;
   const int64_t spanValues = latheLanesSpanValues(bits), spanBytes = latheLanesSpanBytes(bits, group);
@@ -85,8 +96,8 @@ void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
         for (int q = 0; q < 32 / lanesPerGroup; ++q) {
           const uint8_t *g = in.data() + row + (firstGroup + q) * groupBytes;
           uint8_t *scale = span + LATHE_CUDA_LANES_CODE_BYTES + q * 16 + w * 4;
-          if (mx) {
-            const float f = mxInt8Scale(g[0]);
+          if (coded) {
+            const float f = exponentScale(g[0], bits);
             std::memcpy(scale, &f, 4);
           } else {
             std::memcpy(scale, g, 4);

@@ -14,16 +14,19 @@
 namespace lathe::cuda {
 
 /// LATHE_CUDA_LAYOUT_INT_LANES for rows of whole spans (latheLanesFit) of
-/// symmetric INT8/INT4 groups and of MXINT8 blocks (an MXINT8 value is an
-/// int8 code times the power of two 2^(E8M0 - 133): INT8 groups of 32 whose
-/// float32 scale is that power), else LATHE_CUDA_LAYOUT_AS_STORED.
+/// symmetric INT8/INT4 groups and of blocks of two's complement codes
+/// under a power of two, MXINT8 and BFP with 8- or 4-bit mantissas (a
+/// value is its code times 2^(e - 125 - bits) for the block's exponent
+/// code e: INT groups whose float32 scale is that power), else
+/// LATHE_CUDA_LAYOUT_AS_STORED.
 int gpuWeightLayout(const plan::TensorInfo &info);
 
 /// The bits of the tensor's codes in the lane layout (8 or 4).
 int laneBits(const plan::TensorInfo &info);
 
-/// Bytes of one row on the GPU: the lane layout's (MXINT8 rows grow from
-/// 33 to 36 bytes a block, the scale widened to float32) or the artifact's.
+/// Bytes of one row on the GPU: the lane layout's (MXINT8 and BFP rows grow
+/// by 3 bytes a block, the exponent widened to a float32 scale) or the
+/// artifact's.
 int64_t gpuRowBytes(const plan::TensorInfo &info);
 
 /// The tensor's rows (`in`, the artifact's layout) rearranged into

@@ -14,7 +14,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <random>
 
 namespace lathe::cuda {
@@ -41,7 +40,8 @@ TEST(CudaWeightLayout, SymmetricIntGroupsOfWholeSpansTakeTheLaneLayout) {
   EXPECT_EQ(gpuWeightLayout(intTensor("int8:group=32", 4, 288)), LATHE_CUDA_LAYOUT_AS_STORED);
   EXPECT_EQ(gpuWeightLayout(intTensor("int4:group=32:asym", 4, 2048)),
             LATHE_CUDA_LAYOUT_AS_STORED);
-  EXPECT_EQ(gpuWeightLayout(intTensor("bfp4", 4, 2048)), LATHE_CUDA_LAYOUT_AS_STORED);
+  EXPECT_EQ(gpuWeightLayout(intTensor("bfp4", 4, 2048)), LATHE_CUDA_LAYOUT_INT_LANES);
+  EXPECT_EQ(gpuWeightLayout(intTensor("bfp6", 4, 2048)), LATHE_CUDA_LAYOUT_AS_STORED);
   // MXINT8 blocks are INT8 groups of 32 with a power-of-two scale; other
   // MX elements are not integers.
   EXPECT_EQ(gpuWeightLayout(intTensor("mxint8", 4, 2048)), LATHE_CUDA_LAYOUT_INT_LANES);
@@ -87,7 +87,9 @@ TEST_P(LaneLayoutTest, RearrangedRowsDecodeToTheReferenceValues) {
   const plan::TensorInfo info = intTensor(c.format, rows, cols);
   const size_t rowBytes = formats::packedRowBytes(*info.quant, cols);
   const size_t gpuBytes = size_t(gpuRowBytes(info));
-  const bool mx = std::string(c.format) == "mxint8";
+  // Exponent-coded blocks (MXINT8, BFP): a NaN block, subnormal scales.
+  const bool mx = std::string(c.format).rfind("mxint8", 0) == 0 ||
+                  std::string(c.format).rfind("bfp", 0) == 0;
   std::mt19937 rng(uint32_t(c.bits * 1000 + c.group));
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<uint8_t> packed(rows * rowBytes);
@@ -97,10 +99,10 @@ TEST_P(LaneLayoutTest, RearrangedRowsDecodeToTheReferenceValues) {
     for (float &v : row)
       v = normal(rng) * (r == 1 ? (mx ? 1e-37f : 1e-3f) : 1.0f); // MX: subnormal scales
     row[5] = 0; // zero codes
-    if (r == 2 && mx)
-      row[40] = std::numeric_limits<float>::quiet_NaN(); // a NaN block (MX keeps it)
     ASSERT_TRUE(formats::quantizeRow(*info.quant, row,
                                      std::span(packed).subspan(r * rowBytes, rowBytes)));
+    if (r == 2 && mx) // the second block's exponent code 0xFF: a NaN block
+      packed[size_t(r) * rowBytes + 1 + size_t(c.group) * c.bits / 8] = 0xFF;
     formats::dequantizeRow(*info.quant, std::span(packed).subspan(r * rowBytes, rowBytes),
                            std::span(reference).subspan(size_t(r * cols), size_t(cols)));
   }
@@ -132,7 +134,12 @@ INSTANTIATE_TEST_SUITE_P(Formats, LaneLayoutTest,
                                            LaneCase{"int8:group=32", 8, 32},
                                            LaneCase{"int8:group=64", 8, 64},
                                            LaneCase{"int8:group=128", 8, 128},
-                                           LaneCase{"mxint8", 8, 32}));
+                                           LaneCase{"mxint8", 8, 32},
+                                           LaneCase{"bfp8:block=32", 8, 32},
+                                           LaneCase{"bfp8:block=16", 8, 16},
+                                           LaneCase{"bfp4:block=32", 4, 32},
+                                           LaneCase{"bfp4:block=16", 4, 16},
+                                           LaneCase{"bfp4:block=64", 4, 64}));
 
 } // namespace
 } // namespace lathe::cuda
