@@ -43,11 +43,13 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
     return WeightCode{type, cols * int64_t(elementSize(info.type))};
   }
   const formats::FormatSpec &spec = *info.quant;
-  // Symmetric INT groups and MXINT8 blocks of rows of whole spans: the
-  // GPU's lane layout (CudaWeightLayouts.h), which the runtime makes.
+  // Symmetric INT groups and MXINT8, BFP8/BFP4 and MXFP4 blocks of rows of
+  // whole spans: the GPU's lane layout (CudaWeightLayouts.h), which the
+  // runtime makes.
   if (cuda::gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
-    return WeightCode{fmt::format("lathe_cuda::IntLanes<{}, {}>", cuda::laneBits(info),
-                                  spec.blockSize),
+    return WeightCode{fmt::format("lathe_cuda::IntLanes<{}, {}{}>", cuda::laneBits(info),
+                                  spec.blockSize,
+                                  cuda::laneCodesAreE2M1(info) ? ", true" : ""),
                       cuda::gpuRowBytes(info)};
   const int64_t rowBytes = int64_t(formats::packedRowBytes(spec, cols));
   using formats::FormatKind;

@@ -14,17 +14,26 @@ using formats::FormatKind;
 /// Whether a block starts with an exponent code (MXINT8's E8M0, BFP's
 /// shared exponent) rather than a float32 scale.
 bool exponentCoded(const formats::FormatSpec &spec) {
-  return spec.kind == FormatKind::MXINT8 || spec.kind == FormatKind::BFP;
+  return spec.kind == FormatKind::MXINT8 || spec.kind == FormatKind::BFP ||
+         spec.kind == FormatKind::MXFP4_E2M1;
 }
 
-/// The float32 scale of a block of `bits`-bit two's complement codes whose
-/// exponent code is `e`: 2^(e - 127 - (bits - 2)), exactly (subnormal for
-/// small e), or NaN for the code 0xFF, which makes the whole block NaN
-/// (formats::decodeMxBlock, decodeBfpBlock). MXINT8 is the 8-bit case
-/// (2^(e - 127) times its element's 2^-6).
-float exponentScale(uint8_t e, int bits) {
+/// The power of two a code of an exponent-coded block stands for below its
+/// exponent: MXINT8's element is q / 64, a BFP mantissa of m bits q / 2^(m -
+/// 2), and the kernels read an E2M1 code as its value doubled (e2m1Doubled).
+int fractionBits(const formats::FormatSpec &spec) {
+  return spec.kind == FormatKind::MXINT8  ? 6
+         : spec.kind == FormatKind::BFP   ? spec.mantissaBits - 2
+                                          : 1;
+}
+
+/// The float32 scale of a block whose exponent code is `e`: 2^(e - 127 -
+/// fraction), exactly (subnormal for small e), or NaN for the code 0xFF,
+/// which makes the whole block NaN (formats::decodeMxBlock,
+/// decodeBfpBlock).
+float exponentScale(uint8_t e, int fraction) {
   uint32_t pattern;
-  const int exponent = int(e) - 125 - bits; // >= -133, above float's -149
+  const int exponent = int(e) - 127 - fraction; // >= -133, above float's -149
   if (e == 0xFF)
     pattern = 0x7fc00000u;
   else if (exponent >= -126)
@@ -38,6 +47,10 @@ float exponentScale(uint8_t e, int bits) {
 
 } // namespace
 
+bool laneCodesAreE2M1(const plan::TensorInfo &info) {
+  return info.quant && info.quant->kind == FormatKind::MXFP4_E2M1;
+}
+
 int laneBits(const plan::TensorInfo &info) {
   if (!info.quant)
     return 0;
@@ -49,7 +62,9 @@ int laneBits(const plan::TensorInfo &info) {
     return info.quant->mantissaBits == 8 || info.quant->mantissaBits == 4
                ? info.quant->mantissaBits
                : 0;
-  return info.quant->kind == FormatKind::MXINT8 ? 8 : 0;
+  return info.quant->kind == FormatKind::MXINT8       ? 8
+         : info.quant->kind == FormatKind::MXFP4_E2M1 ? 4
+                                                      : 0;
 }
 
 int gpuWeightLayout(const plan::TensorInfo &info) {
@@ -97,7 +112,7 @@ void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
           const uint8_t *g = in.data() + row + (firstGroup + q) * groupBytes;
           uint8_t *scale = span + LATHE_CUDA_LANES_CODE_BYTES + q * 16 + w * 4;
           if (coded) {
-            const float f = exponentScale(g[0], bits);
+            const float f = exponentScale(g[0], fractionBits(*info.quant));
             std::memcpy(scale, &f, 4);
           } else {
             std::memcpy(scale, g, 4);

@@ -14,15 +14,17 @@
 namespace lathe::cuda {
 
 /// LATHE_CUDA_LAYOUT_INT_LANES for rows of whole spans (latheLanesFit) of
-/// symmetric INT8/INT4 groups and of blocks of two's complement codes
-/// under a power of two, MXINT8 and BFP with 8- or 4-bit mantissas (a
-/// value is its code times 2^(e - 125 - bits) for the block's exponent
-/// code e: INT groups whose float32 scale is that power), else
-/// LATHE_CUDA_LAYOUT_AS_STORED.
+/// symmetric INT8/INT4 groups and of blocks of codes under a power of two,
+/// MXINT8, BFP with 8- or 4-bit mantissas and MXFP4 (a value is its code
+/// times 2^(e - 127 - f) for the block's exponent code e: groups whose
+/// float32 scale is that power), else LATHE_CUDA_LAYOUT_AS_STORED.
 int gpuWeightLayout(const plan::TensorInfo &info);
 
 /// The bits of the tensor's codes in the lane layout (8 or 4).
 int laneBits(const plan::TensorInfo &info);
+/// Whether those codes are MXFP4's E2M1 values (IntLanes' E2M1; the scale
+/// then 2^(e - 128)) rather than two's complement integers.
+bool laneCodesAreE2M1(const plan::TensorInfo &info);
 
 /// Bytes of one row on the GPU: the lane layout's (MXINT8 and BFP rows grow
 /// by 3 bytes a block, the exponent widened to a float32 scale) or the

@@ -106,24 +106,44 @@ template <int Bits, int G, bool Symmetric> struct IntGroup {
   }
 };
 
-/// Symmetric INT8 / INT4 groups in the CUDA target's lane layout
-/// (CudaWeightLayouts.h, LATHE_CUDA_LAYOUT_INT_LANES): IntGroup<Bits, G,
-/// true>'s values, each row's bytes in the order that lets a lane load 16
-/// bytes of codes at once. The row stream and the tiles read it whole
+/// OCP FP4 E2M1 code c (sign, 2-bit exponent, 1-bit mantissa) times two:
+/// 0, 1, 2, 3, 4, 6, 8 or 12, negative (-0 for a zero) with the sign bit,
+/// exactly; an MX block's scale then carries the other 1/2.
+__device__ inline float e2m1Doubled(uint32_t c) {
+  // The magnitudes as bytes, picked by c & 7.
+  const uint32_t magnitude = __byte_perm(0x03020100u, 0x0C080604u, c & 7u);
+  const float f = __uint_as_float(0x4B000000u | magnitude) - 8388608.0f; // exact
+  return __uint_as_float(__float_as_uint(f) | (c & 8u) << 28);
+}
+
+/// Groups of codes under one float32 scale in the CUDA target's lane
+/// layout (CudaWeightLayouts.h, LATHE_CUDA_LAYOUT_INT_LANES): symmetric
+/// INT8/INT4 groups, and MXINT8 and BFP8/BFP4 blocks, whose scales the
+/// runtime made powers of two (IntGroup<Bits, G, true>'s values, or the MX
+/// and BFP decoders'); E2M1: MXFP4 blocks, codes E2M1 values (e2m1Doubled,
+/// the scale halved). Each row's bytes in the order that lets a lane load
+/// 16 bytes of codes at once. The row stream and the tiles read it whole
 /// words at a time (CudaProducts.cuh, CudaTiledProducts.cuh).
-template <int Bits, int G> struct IntLanes {
+template <int Bits, int G, bool E2M1 = false> struct IntLanes {
   static constexpr int kBits = Bits, kGroup = G;
+  static constexpr bool kE2M1 = E2M1;
   static constexpr int kPerWord = 32 / Bits; // values a 32-bit word of codes
   static constexpr int kSpanValues = LATHE_CUDA_LANES_CODE_BYTES * 8 / Bits;
   static constexpr int kSpanBytes = LATHE_CUDA_LANES_CODE_BYTES + kSpanValues / G * 4;
   static_assert((Bits == 4 || Bits == 8) && G % kPerWord == 0 && 32 % (G / kPerWord) == 0,
                 "groups the lane layout takes (latheLanesFit)");
+  static_assert(!E2M1 || Bits == 4, "E2M1 codes are 4 bits");
+  /// Code j (of a word's kPerWord) as a float, before the scale.
+  __device__ static float code(uint32_t word, int j) {
+    if constexpr (E2M1)
+      return e2m1Doubled(word >> (4 * j) & 15u);
+    else
+      return float(Bits == 8 ? int(int8_t(word >> (8 * j))) : int(((word >> (4 * j)) & 15u) ^ 8u) - 8);
+  }
   __device__ static float at(const uint8_t *row, int k) {
     const uint32_t word = *reinterpret_cast<const uint32_t *>(row + latheLanesWordAt(Bits, G, k));
     const float scale = *reinterpret_cast<const float *>(row + latheLanesScaleAt(Bits, G, k));
-    const int j = k % kPerWord;
-    const int q = Bits == 8 ? int(int8_t(word >> (8 * j))) : int(((word >> (4 * j)) & 15u) ^ 8u) - 8;
-    return float(q) * scale;
+    return code(word, k % kPerWord) * scale;
   }
 };
 

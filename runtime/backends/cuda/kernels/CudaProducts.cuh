@@ -174,9 +174,9 @@ struct RowStream<W, K, RowBytes, kLoadBatch,
 /// have given it in pass 4 s + w, so a lane sums the same words against the
 /// same inputs in the same order as the IntGroup stream above: the same
 /// floats.
-template <int Bits, int G, int K, int64_t RowBytes, int kLoadBatch>
-struct RowStream<IntLanes<Bits, G>, K, RowBytes, kLoadBatch> {
-  using W = IntLanes<Bits, G>;
+template <int Bits, int G, bool E2M1, int K, int64_t RowBytes, int kLoadBatch>
+struct RowStream<IntLanes<Bits, G, E2M1>, K, RowBytes, kLoadBatch> {
+  using W = IntLanes<Bits, G, E2M1>;
   static_assert(K % W::kSpanValues == 0 && RowBytes == K / W::kSpanValues * W::kSpanBytes,
                 "rows of whole spans (latheLanesFit)");
   static constexpr int kSpans = K / W::kSpanValues;
@@ -187,6 +187,19 @@ struct RowStream<IntLanes<Bits, G>, K, RowBytes, kLoadBatch> {
     uint4 code[kPerBatch];
     float4 scale[kPerBatch];
   };
+  /// A word's sum of code * x (dotWord; E2M1 codes the same way, value by
+  /// value, the inputs read as float4s).
+  __device__ static float laneDot(uint32_t word, const float *x) {
+    if constexpr (E2M1) {
+      const float4 a = reinterpret_cast<const float4 *>(x)[0];
+      const float4 b = reinterpret_cast<const float4 *>(x)[1];
+      return W::code(word, 0) * a.x + W::code(word, 1) * a.y + W::code(word, 2) * a.z +
+             W::code(word, 3) * a.w + W::code(word, 4) * b.x + W::code(word, 5) * b.y +
+             W::code(word, 6) * b.z + W::code(word, 7) * b.w;
+    } else {
+      return dotWord<Bits>(word, x);
+    }
+  }
   __device__ static void load(const uint8_t *row, int batch, Batch &b) {
     const int lane = threadIdx.x % 32;
 #pragma unroll
@@ -213,7 +226,7 @@ struct RowStream<IntLanes<Bits, G>, K, RowBytes, kLoadBatch> {
         for (int w = 0; w < 4; ++w) {
           const int first = s * W::kSpanValues + (w * 32 + lane) * W::kPerWord;
           for (int j = 0; j < J; ++j)
-            acc[j] += scale[w] * dotWord<Bits>(code[w], xs[j] + first);
+            acc[j] += scale[w] * laneDot(code[w], xs[j] + first);
         }
       }
     }

@@ -115,14 +115,23 @@ struct TileQuad<IntGroup<Bits, G, true>, RowBytes,
 
 /// The same groups in the lane layout (IntLanes): a quad's four codes lie
 /// in one 32-bit word (CudaWeightLayouts.h).
-template <int Bits, int G, int64_t RowBytes>
-struct TileQuad<IntLanes<Bits, G>, RowBytes, std::enable_if_t<G % 16 == 0>> {
+template <int Bits, int G, bool E2M1, int64_t RowBytes>
+struct TileQuad<IntLanes<Bits, G, E2M1>, RowBytes, std::enable_if_t<G % 16 == 0>> {
+  using W = IntLanes<Bits, G, E2M1>;
   static constexpr int kParts = 1;
   static constexpr bool kScaled = true;
   static constexpr int kGroup = G;
   __device__ static void read(const uint8_t *row, int k, uint32_t (&part)[1][2], float &scale) {
     scale = __ldg(reinterpret_cast<const float *>(row + latheLanesScaleAt(Bits, G, k)));
-    codeQuad<Bits>(row + latheLanesWordAt(Bits, G, k), k % IntLanes<Bits, G>::kPerWord, part[0]);
+    if constexpr (E2M1) { // doubled E2M1 values: integers up to 12, exact in bf16
+      const uint32_t word =
+          __ldg(reinterpret_cast<const uint32_t *>(row + latheLanesWordAt(Bits, G, k)));
+      const int j = k % W::kPerWord;
+      part[0][0] = bf16Pair(W::code(word, j), W::code(word, j + 1));
+      part[0][1] = bf16Pair(W::code(word, j + 2), W::code(word, j + 3));
+    } else {
+      codeQuad<Bits>(row + latheLanesWordAt(Bits, G, k), k % W::kPerWord, part[0]);
+    }
   }
 };
 

@@ -47,7 +47,10 @@ TEST(CudaWeightLayout, SymmetricIntGroupsOfWholeSpansTakeTheLaneLayout) {
   EXPECT_EQ(gpuWeightLayout(intTensor("mxint8", 4, 2048)), LATHE_CUDA_LAYOUT_INT_LANES);
   EXPECT_EQ(gpuRowBytes(intTensor("mxint8", 4, 2048)), 4 * 576); // 33-byte blocks widen to 36
   EXPECT_EQ(gpuWeightLayout(intTensor("mxint8", 4, 288)), LATHE_CUDA_LAYOUT_AS_STORED);
-  EXPECT_EQ(gpuWeightLayout(intTensor("mxfp4_e2m1", 4, 2048)), LATHE_CUDA_LAYOUT_AS_STORED);
+  EXPECT_EQ(gpuWeightLayout(intTensor("mxfp4_e2m1", 4, 2048)), LATHE_CUDA_LAYOUT_INT_LANES);
+  EXPECT_TRUE(laneCodesAreE2M1(intTensor("mxfp4_e2m1", 4, 2048)));
+  EXPECT_FALSE(laneCodesAreE2M1(intTensor("bfp4", 4, 2048)));
+  EXPECT_EQ(gpuWeightLayout(intTensor("mxfp6_e3m2", 4, 2048)), LATHE_CUDA_LAYOUT_AS_STORED);
   EXPECT_EQ(gpuRowBytes(intTensor("int4:group=32", 4, 2048)), 1280);
   plan::TensorInfo plain;
   plain.shape = {4, 2048};
@@ -88,7 +91,8 @@ TEST_P(LaneLayoutTest, RearrangedRowsDecodeToTheReferenceValues) {
   const size_t rowBytes = formats::packedRowBytes(*info.quant, cols);
   const size_t gpuBytes = size_t(gpuRowBytes(info));
   // Exponent-coded blocks (MXINT8, BFP): a NaN block, subnormal scales.
-  const bool mx = std::string(c.format).rfind("mxint8", 0) == 0 ||
+  const bool fp4 = std::string(c.format) == "mxfp4_e2m1";
+  const bool mx = std::string(c.format).rfind("mxint8", 0) == 0 || fp4 ||
                   std::string(c.format).rfind("bfp", 0) == 0;
   std::mt19937 rng(uint32_t(c.bits * 1000 + c.group));
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -116,9 +120,16 @@ TEST_P(LaneLayoutTest, RearrangedRowsDecodeToTheReferenceValues) {
       std::memcpy(&word, row + latheLanesWordAt(c.bits, c.group, uint32_t(k)), 4);
       std::memcpy(&scale, row + latheLanesScaleAt(c.bits, c.group, uint32_t(k)), 4);
       const int j = int(k % (32 / c.bits));
-      const int q = c.bits == 8 ? int(int8_t(word >> (8 * j)))
-                                : int(((word >> (4 * j)) & 15u) ^ 8u) - 8;
-      const float got = float(q) * scale, want = reference[size_t(r * cols + k)];
+      float code;
+      if (fp4) { // IntLanes' E2M1 codes: the value doubled, -0 for a negative zero
+        static constexpr float kDoubled[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+        const uint32_t n = (word >> (4 * j)) & 15u;
+        code = (n & 8u) ? -kDoubled[n & 7u] : kDoubled[n & 7u];
+      } else {
+        code = float(c.bits == 8 ? int(int8_t(word >> (8 * j)))
+                                 : int(((word >> (4 * j)) & 15u) ^ 8u) - 8);
+      }
+      const float got = code * scale, want = reference[size_t(r * cols + k)];
       if (std::isnan(want))
         ASSERT_TRUE(std::isnan(got)) << "row " << r << " value " << k;
       else
@@ -139,7 +150,8 @@ INSTANTIATE_TEST_SUITE_P(Formats, LaneLayoutTest,
                                            LaneCase{"bfp8:block=16", 8, 16},
                                            LaneCase{"bfp4:block=32", 4, 32},
                                            LaneCase{"bfp4:block=16", 4, 16},
-                                           LaneCase{"bfp4:block=64", 4, 64}));
+                                           LaneCase{"bfp4:block=64", 4, 64},
+                                           LaneCase{"mxfp4_e2m1", 4, 32}));
 
 } // namespace
 } // namespace lathe::cuda
