@@ -167,13 +167,15 @@ struct RowStream<W, K, RowBytes, kLoadBatch,
   }
 };
 
-/// Symmetric INT groups in the lane layout (IntLanes, CudaWeightLayouts.h):
-/// a lane loads a span's 16 bytes of codes and its 16 bytes of their four
-/// groups' scales at once, up to kLoadBatch / 2 spans a batch (two loads
-/// each). Word w of a lane's codes is the word the artifact's layout would
-/// have given it in pass 4 s + w, so a lane sums the same words against the
-/// same inputs in the same order as the IntGroup stream above: the same
-/// floats.
+/// Groups in the lane layout (IntLanes, CudaWeightLayouts.h): a lane loads
+/// a span's 16 bytes of codes and its 16 bytes of their four groups' scales
+/// at once, up to kLoadBatch / 2 spans a batch (two loads each). Word w of
+/// a lane's codes is the word the artifact's layout would have given it in
+/// pass 4 s + w, so for symmetric INT groups a lane sums the same words
+/// against the same inputs in the same order as the IntGroup stream above:
+/// the same floats. (MXINT8, BFP and MXFP4 blocks, value by value in the
+/// artifact's layout, are summed a word at a time here: the same products,
+/// added in another order.)
 template <int Bits, int G, bool E2M1, int K, int64_t RowBytes, int kLoadBatch>
 struct RowStream<IntLanes<Bits, G, E2M1>, K, RowBytes, kLoadBatch> {
   using W = IntLanes<Bits, G, E2M1>;

@@ -4,15 +4,20 @@
  * code's kernels (CudaProducts.cuh, CudaTiledProducts.cuh, CudaCommon.cuh's
  * IntLanes) and by the runtime, which rearranges each tensor the module's
  * table names as it copies it to the GPU (CudaExecutable.cpp). A tensor
- * keeps its shape and its bytes per row: only the order of the bytes
- * within a row changes. Plain C: host and device compilers read it alike.
+ * keeps its shape; its rows are rearranged, and those of exponent-coded
+ * blocks grow (a one-byte exponent becomes a float32 scale:
+ * cuda::gpuRowBytes). Plain C: host and device compilers read it alike.
  *
- * LATHE_CUDA_LAYOUT_INT_LANES, symmetric INT8/INT4 groups (a float32 scale,
- * then the group's two's complement codes): in the artifact a group of 32
- * is 36 or 20 bytes, so a GPU lane can load at most one aligned 32-bit word
- * of codes at a time, and the 8-bit classifier of the Llama-3.2-1B shape
- * streamed at 1.9 TB/s. Here a row is cut into spans of 512 bytes of codes
- * (1024 INT4 or 512 INT8 values), each followed by the span's scales:
+ * LATHE_CUDA_LAYOUT_INT_LANES, groups of codes under one scale: symmetric
+ * INT8/INT4 groups (a float32 scale, then two's complement codes), and
+ * MXINT8, BFP8/BFP4 and MXFP4 blocks, whose exponent code the runtime turns
+ * into a power-of-two float32 scale (CudaWeightLayout.cpp). In the artifact
+ * a group of 32 is 36 or 20 bytes (33 or 17 for the blocks), so a GPU lane
+ * can load at most one aligned 32-bit word of codes at a time (the INT4
+ * build's INT8 classifier of the Llama-3.2-1B shape streamed at 3.0 TB/s
+ * so, 3.9 in this layout). Here a row is cut into spans of 512 bytes of
+ * codes (1024 4-bit or 512 8-bit values), each followed by the span's
+ * scales:
  *
  *   span s = [codes: 32 lanes x 16 bytes][scales: 16 bytes per lane group]
  *
