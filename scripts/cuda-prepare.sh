@@ -47,8 +47,9 @@ compile "$wide" --synthetic-weights --quant=int8:group=32 -o "$out/artifacts/wid
 lanes=$root/test/data/lanes-test-config.json
 # MXINT8 and BFP8/BFP4 take it too: whole models, and MXINT8 as the
 # classifier of fp6_4p2 and mxfp4 builds.
+# FP6 4+2 takes the FP6 lane layout, per channel and in groups.
 for q in int4:group=32 int4:group=128 int8:group=32 int8:group=64 mxint8 fp6_4p2 mxfp4_e2m1 \
-         bfp4 bfp8:block=16; do
+         bfp4 bfp8:block=16 fp6_4p2:group=32 fp6_4p2:group=128; do
   compile "$lanes" --synthetic-weights --quant="$q" -o "$out/artifacts/lanes-${q//[:=]/-}.lathe"
 done
 # Every other packed format, decoded by runtime/backends/cuda/kernels/CudaFormats.cuh.

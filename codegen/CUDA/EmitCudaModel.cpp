@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <map>
 #include <regex>
 #include <set>
@@ -26,13 +27,26 @@ namespace {
 struct WeightCode {
   std::string type;
   int64_t rowBytes = 0;
-  /// Rows stream at memory speed (plain formats, INT groups): the product
-  /// launch then takes about as many blocks as the GPU keeps resident. The
-  /// formats whose decode is the bound (FP6, BFP, MX) keep a block per 8
-  /// rows, for the warps that hide it (FP6 4+2 decode of the
-  /// Llama-3.2-1B shape: 529 tokens/s so, 342 with two blocks an SM).
+  /// Rows stream at memory speed (plain formats, the lane layouts): the
+  /// product launch then takes about as many blocks as the GPU keeps
+  /// resident. The formats whose value-by-value decode is the bound (BFP,
+  /// MX and FP6 in the artifact's layout) keep a block per 8 rows, for the
+  /// warps that hide it (FP6 4+2 decode of the Llama-3.2-1B shape in that
+  /// layout: 529 tokens/s so, 342 with two blocks an SM; in the FP6 lane
+  /// layout, streamed, 1119-1140).
   bool streamed = true;
 };
+
+/// The layout a tensor takes on the GPU: the one the runtime chooses
+/// (cuda::gpuWeightLayout), or with LATHE_CUDA_LAYOUT=stored in the
+/// environment the artifact's (for comparisons).
+int chosenLayout(const plan::TensorInfo &info) {
+  static const bool stored = [] {
+    const char *v = std::getenv("LATHE_CUDA_LAYOUT");
+    return v && std::string(v) == "stored";
+  }();
+  return stored ? LATHE_CUDA_LAYOUT_AS_STORED : cuda::gpuWeightLayout(info);
+}
 
 Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
   const int64_t cols = info.shape.back();
@@ -46,10 +60,14 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
   // Symmetric INT groups and MXINT8, BFP8/BFP4 and MXFP4 blocks of rows of
   // whole spans: the GPU's lane layout (CudaWeightLayouts.h), which the
   // runtime makes.
-  if (cuda::gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
+  if (chosenLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
     return WeightCode{fmt::format("lathe_cuda::IntLanes<{}, {}{}>", cuda::laneBits(info),
                                   spec.blockSize,
                                   cuda::laneCodesAreE2M1(info) ? ", true" : ""),
+                      cuda::gpuRowBytes(info)};
+  // FP6 4+2 rows of whole spans: the GPU's FP6 lane layout.
+  if (chosenLayout(info) == LATHE_CUDA_LAYOUT_FP6_LANES)
+    return WeightCode{fmt::format("lathe_cuda::Fp6Lanes<{}>", cuda::fp6LaneGroup(info)),
                       cuda::gpuRowBytes(info)};
   const int64_t rowBytes = int64_t(formats::packedRowBytes(spec, cols));
   using formats::FormatKind;
@@ -140,7 +158,7 @@ public:
                        std::max<size_t>(tensors_.size(), 1));
     for (size_t t = 0; t < tensors_.size(); ++t)
       out += fmt::format("{}{}", t == 0 ? "" : t % 16 == 0 ? ",\n    " : ", ",
-                         cuda::gpuWeightLayout(tensors_[t]));
+                         chosenLayout(tensors_[t]));
     out += tensors_.empty() ? "0};\n\n" : "};\n\n";
     if (attentionScratchFloats_ > 0)
       out += fmt::format("// Attention over splits of the visible rows: each split's partial sums,\n"

@@ -86,6 +86,18 @@ Expected<plan::DeviceCode> buildCudaCode(const std::string &source,
   if (firstCompute.back() == 'a')
     firstCompute.pop_back();
   args.push_back("-gencode=arch=" + firstCompute + ",code=" + firstCompute);
+  // Extra nvcc arguments for experiments (say -DLATHE_CUDA_WALK_BYTES=8192
+  // or -lineinfo for Nsight Compute), split at spaces.
+  if (const char *extra = std::getenv("LATHE_NVCC_FLAGS"); extra && *extra) {
+    std::string flags = extra;
+    for (size_t start = 0; start < flags.size();) {
+      const size_t space = flags.find(' ', start);
+      const size_t end = space == std::string::npos ? flags.size() : space;
+      if (end > start)
+        args.push_back(flags.substr(start, end - start));
+      start = end + 1;
+    }
+  }
   const std::string image = dir->file("model.fatbin");
   args.insert(args.end(), {"-I", dir->path(), "-o", image, dir->file("model.cu")});
   if (Status s = runBuildTool(nvcc, args, dir->file("nvcc.log"), "building the model's CUDA code");

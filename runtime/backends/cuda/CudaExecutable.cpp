@@ -230,11 +230,8 @@ Status CudaExecutable::initialize() {
   // A tensor's bytes on the GPU: its rows in the layout the table names.
   const auto gpuBytes = [&](size_t t) {
     const size_t stored = artifact().tensorData(t).size();
-    if (layouts[t] == LATHE_CUDA_LAYOUT_AS_STORED || tensors[t].shape.empty())
-      return stored;
-    const size_t rows = stored / formats::packedRowBytes(*tensors[t].quant,
-                                                         tensors[t].shape.back());
-    return rows * size_t(gpuRowBytes(tensors[t]));
+    return layouts[t] == LATHE_CUDA_LAYOUT_AS_STORED ? stored
+                                                      : gpuTensorBytes(tensors[t], stored);
   };
   std::vector<size_t> offsets;
   size_t total = 0;
@@ -250,9 +247,9 @@ Status CudaExecutable::initialize() {
   for (size_t t = 0; t < tensors.size(); ++t) {
     std::span<const uint8_t> bytes = artifact().tensorData(t);
     std::vector<uint8_t> rearranged;
-    if (layouts[t] == LATHE_CUDA_LAYOUT_INT_LANES) {
+    if (layouts[t] != LATHE_CUDA_LAYOUT_AS_STORED) {
       rearranged.resize(gpuBytes(t));
-      toIntLanes(tensors[t], bytes, rearranged);
+      toGpuLayout(tensors[t], bytes, rearranged);
       bytes = rearranged;
     }
     addresses.push_back(addressOf(*weights_) + offsets[t]);

@@ -67,8 +67,17 @@ int laneBits(const plan::TensorInfo &info) {
                                                       : 0;
 }
 
+int fp6LaneGroup(const plan::TensorInfo &info) {
+  return int(formats::rowBlockValues(*info.quant, info.shape.back()));
+}
+
 int gpuWeightLayout(const plan::TensorInfo &info) {
-  if (laneBits(info) == 0 || info.shape.empty())
+  if (!info.quant || info.shape.empty())
+    return LATHE_CUDA_LAYOUT_AS_STORED;
+  if (info.quant->kind == FormatKind::FP6_4P2)
+    return latheFp6Fit(fp6LaneGroup(info), info.shape.back()) ? LATHE_CUDA_LAYOUT_FP6_LANES
+                                                              : LATHE_CUDA_LAYOUT_AS_STORED;
+  if (laneBits(info) == 0)
     return LATHE_CUDA_LAYOUT_AS_STORED;
   return latheLanesFit(laneBits(info), int(info.quant->blockSize), info.shape.back())
              ? LATHE_CUDA_LAYOUT_INT_LANES
@@ -77,11 +86,23 @@ int gpuWeightLayout(const plan::TensorInfo &info) {
 
 int64_t gpuRowBytes(const plan::TensorInfo &info) {
   const int64_t cols = info.shape.back();
-  if (gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
+  switch (gpuWeightLayout(info)) {
+  case LATHE_CUDA_LAYOUT_INT_LANES:
     return cols / latheLanesSpanValues(laneBits(info)) *
            latheLanesSpanBytes(laneBits(info), int(info.quant->blockSize));
-  return info.quant ? int64_t(formats::packedRowBytes(*info.quant, cols))
-                    : cols * int64_t(elementSize(info.type));
+  case LATHE_CUDA_LAYOUT_FP6_LANES:
+    return cols / LATHE_CUDA_FP6_SPAN_VALUES * latheFp6SpanBytes(fp6LaneGroup(info));
+  default:
+    return info.quant ? int64_t(formats::packedRowBytes(*info.quant, cols))
+                      : cols * int64_t(elementSize(info.type));
+  }
+}
+
+size_t gpuTensorBytes(const plan::TensorInfo &info, size_t storedBytes) {
+  if (gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_AS_STORED)
+    return storedBytes;
+  return storedBytes / formats::packedRowBytes(*info.quant, size_t(info.shape.back())) *
+         size_t(gpuRowBytes(info));
 }
 
 void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
@@ -122,6 +143,66 @@ void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
         }
       }
     }
+  }
+}
+
+void toFp6Lanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
+                std::span<uint8_t> out) {
+  assert(gpuWeightLayout(info) == LATHE_CUDA_LAYOUT_FP6_LANES);
+  const int64_t cols = info.shape.back(), group = fp6LaneGroup(info);
+  const size_t rowBytes = formats::packedRowBytes(*info.quant, size_t(cols));
+  const size_t outRowBytes = size_t(gpuRowBytes(info));
+  assert(in.size() / rowBytes * outRowBytes == out.size());
+  // The artifact's group (Fp6SplitLayout.h): a float32 scale, the low
+  // plane (value i's nibble at nibble i), the high plane (value i's sign
+  // and e2 at bits 2 (i % 4) + 1 and 2 (i % 4) of byte i / 4).
+  const int64_t groupBytes = 4 + group / 2 + group / 4;
+  const int groupLanes = latheFp6GroupLanes(int(group));
+  const int64_t spanBytes = latheFp6SpanBytes(int(group));
+  for (size_t row = 0, to = 0; row + rowBytes <= in.size(); row += rowBytes, to += outRowBytes) {
+    for (int64_t s = 0; s < cols / LATHE_CUDA_FP6_SPAN_VALUES; ++s) {
+      uint8_t *span = out.data() + to + s * spanBytes;
+      std::memset(span + LATHE_CUDA_FP6_LOW_BYTES, 0, LATHE_CUDA_FP6_HIGH_BYTES);
+      for (int w = 0; w < 4; ++w)
+        for (int lane = 0; lane < 32; ++lane) {
+          // The lane's word: 8 values of one group, at an even nibble and
+          // a whole high byte pair of the planes.
+          const int64_t first = s * LATHE_CUDA_FP6_SPAN_VALUES + w * 256 + lane * 8;
+          const uint8_t *g = in.data() + row + first / group * groupBytes;
+          const int64_t i = first % group;
+          uint32_t lowIn = 0, lowOut = 0, highOut;
+          uint16_t highIn = 0;
+          std::memcpy(&lowIn, g + 4 + i / 2, 4);
+          std::memcpy(&highIn, g + 4 + group / 2 + i / 4, 2);
+          uint8_t *highWord = span + LATHE_CUDA_FP6_LOW_BYTES + lane * 8 + w / 2 * 4;
+          std::memcpy(&highOut, highWord, 4);
+          for (int j = 0; j < 8; ++j) {
+            lowOut |= (lowIn >> (4 * j) & 15u) << latheFp6LowShift(j);
+            const uint32_t high = highIn >> (2 * j) & 3u;
+            const int at = (w % 2) * 8 + j;
+            highOut |= (high & 1u) << latheFp6HighE2(at) | (high >> 1) << latheFp6HighSign(at);
+          }
+          std::memcpy(span + lane * 16 + w * 4, &lowOut, 4);
+          std::memcpy(highWord, &highOut, 4);
+          if (lane % groupLanes == 0)
+            std::memcpy(span + LATHE_CUDA_FP6_LOW_BYTES + LATHE_CUDA_FP6_HIGH_BYTES +
+                            lane / groupLanes * 16 + w * 4,
+                        g, 4);
+        }
+    }
+  }
+}
+
+void toGpuLayout(const plan::TensorInfo &info, std::span<const uint8_t> in,
+                 std::span<uint8_t> out) {
+  switch (gpuWeightLayout(info)) {
+  case LATHE_CUDA_LAYOUT_INT_LANES:
+    return toIntLanes(info, in, out);
+  case LATHE_CUDA_LAYOUT_FP6_LANES:
+    return toFp6Lanes(info, in, out);
+  default:
+    assert(in.size() == out.size());
+    std::memcpy(out.data(), in.data(), in.size());
   }
 }
 

@@ -147,6 +147,40 @@ template <int Bits, int G, bool E2M1 = false> struct IntLanes {
   }
 };
 
+/// FP6 E3M2 groups of the 4+2 bit split in the CUDA target's lane layout
+/// (CudaWeightLayouts.h, LATHE_CUDA_LAYOUT_FP6_LANES): Fp6Split<G>'s
+/// values, a lane loading 16 bytes of low bits and 8 of high bits at once.
+/// A value pair becomes an IEEE half pair of E3M2 times 2^-12 by a shift
+/// and a mask of each of its two words (halves have E3M2's subnormals, and
+/// a half becomes a float exactly), the group's scale times 2^12 applied
+/// to a word's sum (CudaProducts.cuh's row stream).
+template <int G> struct Fp6Lanes {
+  static_assert(G >= 256 ? G % 256 == 0 : G % 8 == 0 && 256 % G == 0,
+                "groups the FP6 lane layout takes (latheFp6Fit)");
+  static constexpr int kGroup = G;
+  static constexpr int kGroupLanes = G >= 256 ? 32 : G / 8;
+  static constexpr int kSpanValues = LATHE_CUDA_FP6_SPAN_VALUES;
+  static constexpr int kSpanBytes =
+      LATHE_CUDA_FP6_LOW_BYTES + LATHE_CUDA_FP6_HIGH_BYTES + 32 / kGroupLanes * 16;
+  /// Values 2p and 2p + 1 of word w (0..3) of a lane's span, from its low
+  /// word and its high word w / 2, as E3M2 times 2^-12 (latheFp6PairBits).
+  __device__ static float2 pair(uint32_t low, uint32_t high, int w, int p) {
+    const uint32_t bits = latheFp6PairBits(low, high, w, p);
+    return __half22float2(*reinterpret_cast<const __half2 *>(&bits));
+  }
+  /// Value j (0..7) of word w, the same way, for any j and w.
+  __device__ static float value(uint32_t low, uint32_t high, int w, int j) {
+    return __half2float(__ushort_as_half((unsigned short)latheFp6HalfBits(low, high, w, j)));
+  }
+  /// Value k of a row (scale applied as Fp6Split::at: the same float).
+  __device__ static float at(const uint8_t *row, int k) {
+    const uint32_t low = *reinterpret_cast<const uint32_t *>(row + latheFp6LowAt(G, k));
+    const uint32_t high = *reinterpret_cast<const uint32_t *>(row + latheFp6HighAt(G, k));
+    const float scale = *reinterpret_cast<const float *>(row + latheFp6ScaleAt(G, k));
+    return __fmul_rn(value(low, high, k % 1024 / 256, k % 8) * 4096.0f, scale);
+  }
+};
+
 /// Plain formats read 16 bytes at a time: kPer values per chunk, decoded
 /// into floats. kPer = 0: no such path (the packed formats, value by value).
 template <class W> struct Chunk {

@@ -167,6 +167,27 @@ struct RowStream<W, K, RowBytes, kLoadBatch,
   }
 };
 
+/// The spans of a row in a lane layout (IntLanes, Fp6Lanes: W::kSpanValues
+/// values and W::kSpanBytes bytes each), up to kLoadBatch / 2 a batch (a
+/// span takes two or three loads a lane).
+template <class W, int K, int64_t RowBytes, int kLoadBatch> struct SpanBatches {
+  static_assert(K % W::kSpanValues == 0 && RowBytes == K / W::kSpanValues * W::kSpanBytes,
+                "rows of whole spans (latheLanesFit, latheFp6Fit)");
+  static constexpr int kSpans = K / W::kSpanValues;
+  static constexpr int kPerBatch =
+      kLoadBatch / 2 < 1 ? 1 : kLoadBatch / 2 < kSpans ? kLoadBatch / 2 : kSpans;
+  static constexpr int kBatches = (kSpans + kPerBatch - 1) / kPerBatch;
+  /// f(i, s) for span s of the row, the i-th of batch `batch`.
+  template <class F> __device__ static void forSpans(int batch, F &&f) {
+#pragma unroll
+    for (int i = 0; i < kPerBatch; ++i) {
+      const int s = batch * kPerBatch + i;
+      if (kSpans % kPerBatch == 0 || s < kSpans)
+        f(i, s);
+    }
+  }
+};
+
 /// Groups in the lane layout (IntLanes, CudaWeightLayouts.h): a lane loads
 /// a span's 16 bytes of codes and its 16 bytes of their four groups' scales
 /// at once, up to kLoadBatch / 2 spans a batch (two loads each). Word w of
@@ -177,17 +198,13 @@ struct RowStream<W, K, RowBytes, kLoadBatch,
 /// artifact's layout, are summed a word at a time here: the same products,
 /// added in another order.)
 template <int Bits, int G, bool E2M1, int K, int64_t RowBytes, int kLoadBatch>
-struct RowStream<IntLanes<Bits, G, E2M1>, K, RowBytes, kLoadBatch> {
+struct RowStream<IntLanes<Bits, G, E2M1>, K, RowBytes, kLoadBatch>
+    : SpanBatches<IntLanes<Bits, G, E2M1>, K, RowBytes, kLoadBatch> {
   using W = IntLanes<Bits, G, E2M1>;
-  static_assert(K % W::kSpanValues == 0 && RowBytes == K / W::kSpanValues * W::kSpanBytes,
-                "rows of whole spans (latheLanesFit)");
-  static constexpr int kSpans = K / W::kSpanValues;
-  static constexpr int kPerBatch =
-      kLoadBatch / 2 < 1 ? 1 : kLoadBatch / 2 < kSpans ? kLoadBatch / 2 : kSpans;
-  static constexpr int kBatches = (kSpans + kPerBatch - 1) / kPerBatch;
+  using Spans = SpanBatches<W, K, RowBytes, kLoadBatch>;
   struct Batch {
-    uint4 code[kPerBatch];
-    float4 scale[kPerBatch];
+    uint4 code[Spans::kPerBatch];
+    float4 scale[Spans::kPerBatch];
   };
   /// A word's sum of code * x (dotWord; E2M1 codes the same way, value by
   /// value, the inputs read as float4s).
@@ -204,34 +221,80 @@ struct RowStream<IntLanes<Bits, G, E2M1>, K, RowBytes, kLoadBatch> {
   }
   __device__ static void load(const uint8_t *row, int batch, Batch &b) {
     const int lane = threadIdx.x % 32;
-#pragma unroll
-    for (int i = 0; i < kPerBatch; ++i) {
-      const int s = batch * kPerBatch + i;
-      if (kSpans % kPerBatch == 0 || s < kSpans) {
-        const uint8_t *span = row + int64_t(s) * W::kSpanBytes;
-        b.code[i] = __ldg(reinterpret_cast<const uint4 *>(span) + lane);
-        b.scale[i] = __ldg(reinterpret_cast<const float4 *>(span + LATHE_CUDA_LANES_CODE_BYTES) +
-                           lane / (G / W::kPerWord));
-      }
-    }
+    Spans::forSpans(batch, [&](int i, int s) {
+      const uint8_t *span = row + int64_t(s) * W::kSpanBytes;
+      b.code[i] = __ldg(reinterpret_cast<const uint4 *>(span) + lane);
+      b.scale[i] = __ldg(reinterpret_cast<const float4 *>(span + LATHE_CUDA_LANES_CODE_BYTES) +
+                         lane / (G / W::kPerWord));
+    });
   }
   template <int J>
   __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
     const int lane = threadIdx.x % 32;
+    Spans::forSpans(batch, [&](int i, int s) {
+      const uint32_t code[4] = {b.code[i].x, b.code[i].y, b.code[i].z, b.code[i].w};
+      const float scale[4] = {b.scale[i].x, b.scale[i].y, b.scale[i].z, b.scale[i].w};
 #pragma unroll
-    for (int i = 0; i < kPerBatch; ++i) {
-      const int s = batch * kPerBatch + i;
-      if (kSpans % kPerBatch == 0 || s < kSpans) {
-        const uint32_t code[4] = {b.code[i].x, b.code[i].y, b.code[i].z, b.code[i].w};
-        const float scale[4] = {b.scale[i].x, b.scale[i].y, b.scale[i].z, b.scale[i].w};
+      for (int w = 0; w < 4; ++w) {
+        const int first = s * W::kSpanValues + (w * 32 + lane) * W::kPerWord;
+        for (int j = 0; j < J; ++j)
+          acc[j] += scale[w] * laneDot(code[w], xs[j] + first);
+      }
+    });
+  }
+};
+
+/// FP6 4+2 groups in the lane layout (Fp6Lanes, CudaWeightLayouts.h): a
+/// lane loads a span's 16 bytes of low bits, 8 of high bits and 16 of its
+/// four words' scales at once, up to kLoadBatch / 2 spans a batch. A word's
+/// 8 values become floats of E3M2 times 2^-12 a pair at a time; its sum
+/// against x, times 2^12 (exact), is scaled by its group's scale: the
+/// same products as value by value's (code * scale) * x to float rounding,
+/// added in another order.
+template <int G, int K, int64_t RowBytes, int kLoadBatch>
+struct RowStream<Fp6Lanes<G>, K, RowBytes, kLoadBatch>
+    : SpanBatches<Fp6Lanes<G>, K, RowBytes, kLoadBatch> {
+  using W = Fp6Lanes<G>;
+  using Spans = SpanBatches<W, K, RowBytes, kLoadBatch>;
+  struct Batch {
+    uint4 low[Spans::kPerBatch];
+    uint2 high[Spans::kPerBatch];
+    float4 scale[Spans::kPerBatch];
+  };
+  __device__ static void load(const uint8_t *row, int batch, Batch &b) {
+    const int lane = threadIdx.x % 32;
+    Spans::forSpans(batch, [&](int i, int s) {
+      const uint8_t *span = row + int64_t(s) * W::kSpanBytes;
+      b.low[i] = __ldg(reinterpret_cast<const uint4 *>(span) + lane);
+      b.high[i] = __ldg(reinterpret_cast<const uint2 *>(span + LATHE_CUDA_FP6_LOW_BYTES) + lane);
+      b.scale[i] = __ldg(
+          reinterpret_cast<const float4 *>(span + LATHE_CUDA_FP6_LOW_BYTES + LATHE_CUDA_FP6_HIGH_BYTES) +
+          lane / W::kGroupLanes);
+    });
+  }
+  template <int J>
+  __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
+    const int lane = threadIdx.x % 32;
+    Spans::forSpans(batch, [&](int i, int s) {
+      const uint32_t low[4] = {b.low[i].x, b.low[i].y, b.low[i].z, b.low[i].w};
+      const uint32_t high[2] = {b.high[i].x, b.high[i].y};
+      const float scale[4] = {b.scale[i].x, b.scale[i].y, b.scale[i].z, b.scale[i].w};
 #pragma unroll
-        for (int w = 0; w < 4; ++w) {
-          const int first = s * W::kSpanValues + (w * 32 + lane) * W::kPerWord;
-          for (int j = 0; j < J; ++j)
-            acc[j] += scale[w] * laneDot(code[w], xs[j] + first);
+      for (int w = 0; w < 4; ++w) {
+        float2 v[4];
+#pragma unroll
+        for (int p = 0; p < 4; ++p)
+          v[p] = W::pair(low[w], high[w / 2], w, p);
+        const int first = s * W::kSpanValues + w * 256 + lane * 8;
+        for (int j = 0; j < J; ++j) {
+          const float4 a = reinterpret_cast<const float4 *>(xs[j] + first)[0];
+          const float4 c = reinterpret_cast<const float4 *>(xs[j] + first)[1];
+          const float sum = v[0].x * a.x + v[0].y * a.y + v[1].x * a.z + v[1].y * a.w +
+                            v[2].x * c.x + v[2].y * c.y + v[3].x * c.z + v[3].y * c.w;
+          acc[j] += scale[w] * (sum * 4096.0f);
         }
       }
-    }
+    });
   }
 };
 

@@ -46,6 +46,14 @@ constexpr int kWideTokens = LATHE_CUDA_WIDE_TOKENS; // tokens per wide block
 /// blocks of 8 warps), so each warp must keep several kilobytes in flight;
 /// weights of three parts and gate/up pairs take fewer (registers).
 constexpr int kTileUnroll = 8;
+/// Bf16 parts of a token value the tiles multiply (splitTokens writes
+/// three): 3 sums float inputs to float rounding; 1 takes each input
+/// rounded to bf16, as frameworks' bf16 GEMMs do (experiments:
+/// -DLATHE_CUDA_TOKEN_PARTS=1 through LATHE_NVCC_FLAGS).
+#ifndef LATHE_CUDA_TOKEN_PARTS
+#define LATHE_CUDA_TOKEN_PARTS 3
+#endif
+constexpr int kTokenParts = LATHE_CUDA_TOKEN_PARTS;
 
 /// Four consecutive values (k .. k + 3, k a multiple of 4) of a weight row
 /// as bf16 pairs, exactly: part[i][0] holds (k, k + 1), part[i][1]
@@ -132,6 +140,29 @@ struct TileQuad<IntLanes<Bits, G, E2M1>, RowBytes, std::enable_if_t<G % 16 == 0>
     } else {
       codeQuad<Bits>(row + latheLanesWordAt(Bits, G, k), k % W::kPerWord, part[0]);
     }
+  }
+};
+
+/// FP6 4+2 groups in the lane layout (Fp6Lanes): a quad's four values lie
+/// in one low word and one high word; their E3M2 values (three significant
+/// bits, exact in bf16), the group's scale after.
+template <int G, int64_t RowBytes>
+struct TileQuad<Fp6Lanes<G>, RowBytes, std::enable_if_t<G % 16 == 0>> {
+  using W = Fp6Lanes<G>;
+  static constexpr int kParts = 1;
+  static constexpr bool kScaled = true;
+  static constexpr int kGroup = G;
+  __device__ static void read(const uint8_t *row, int k, uint32_t (&part)[1][2], float &scale) {
+    scale = __ldg(reinterpret_cast<const float *>(row + latheFp6ScaleAt(G, k)));
+    const uint32_t low = __ldg(reinterpret_cast<const uint32_t *>(row + latheFp6LowAt(G, k)));
+    const uint32_t high = __ldg(reinterpret_cast<const uint32_t *>(row + latheFp6HighAt(G, k)));
+    const int w = k % 1024 / 256, j = k % 8;
+    float v[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      v[i] = W::value(low, high, w, j + i) * 4096.0f;
+    part[0][0] = bf16Pair(v[0], v[1]);
+    part[0][1] = bf16Pair(v[2], v[3]);
   }
 };
 
@@ -244,7 +275,7 @@ template <class W, int64_t RowBytes, int MT = 1, int TT = 1> struct TileSums {
 #pragma unroll
         for (int wa = 0; wa < Quad::kParts; ++wa)
 #pragma unroll
-          for (int xb = 0; xb + wa <= 2; ++xb)
+          for (int xb = 0; xb < kTokenParts && xb + wa <= 2; ++xb)
             mma16816(sums, a[u][m].part[wa], b[j / 2][j % 2][xb][0], b[j / 2][j % 2][xb][1]);
         if constexpr (Quad::kScaled) {
           acc[m][j][0] += a[u][m].scale[0] * d[0], acc[m][j][1] += a[u][m].scale[0] * d[1];
@@ -425,7 +456,7 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
 #pragma unroll
       for (int j = 0; j < 2; ++j)
 #pragma unroll
-        for (int p = 0; p < 3; ++p) {
+        for (int p = 0; p < kTokenParts; ++p) {
           const uint2 v = __ldg(parts + partsAt<K>(tt0 + i, step, j, p, lane));
           b[i][j][p][0] = v.x, b[i][j][p][1] = v.y;
         }
