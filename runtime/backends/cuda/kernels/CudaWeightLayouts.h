@@ -75,19 +75,27 @@ static inline LATHE_CUDA_HOST_DEVICE int latheLanesFit(int bits, int group, int6
 /* Where value k of a row lies: the byte offset within the row of the
  * 32-bit word holding its code (code k % (32 / bits) of that word), and of
  * its group's scale. In 32 bits (a row is far below 4 GiB): with bits and
- * group constants, the device code's divisions become shifts. */
+ * group constants, the device code's divisions become shifts. Both from
+ * the span's offset and the value's word and lane in it. */
+static inline LATHE_CUDA_HOST_DEVICE uint32_t latheLanesSpanAt(int bits, int group, uint32_t k,
+                                                              uint32_t *word, uint32_t *lane) {
+  const uint32_t perWord = 32u / (uint32_t)bits;
+  const uint32_t spanValues = LATHE_CUDA_LANES_CODE_BYTES * 8u / (uint32_t)bits;
+  const uint32_t inSpan = k % spanValues;
+  *word = inSpan / (32u * perWord);
+  *lane = inSpan % (32u * perWord) / perWord;
+  return k / spanValues * (uint32_t)latheLanesSpanBytes(bits, group);
+}
 static inline LATHE_CUDA_HOST_DEVICE uint32_t latheLanesWordAt(int bits, int group, uint32_t k) {
-  const uint32_t perWord = 32u / (uint32_t)bits, spanValues = LATHE_CUDA_LANES_CODE_BYTES * 8u / (uint32_t)bits;
-  const uint32_t span = k / spanValues, inSpan = k % spanValues;
-  const uint32_t word = inSpan / (32u * perWord), lane = inSpan % (32u * perWord) / perWord;
-  return span * (uint32_t)latheLanesSpanBytes(bits, group) + lane * 16u + word * 4u;
+  uint32_t word, lane;
+  const uint32_t span = latheLanesSpanAt(bits, group, k, &word, &lane);
+  return span + lane * 16u + word * 4u;
 }
 static inline LATHE_CUDA_HOST_DEVICE uint32_t latheLanesScaleAt(int bits, int group, uint32_t k) {
-  const uint32_t perWord = 32u / (uint32_t)bits, spanValues = LATHE_CUDA_LANES_CODE_BYTES * 8u / (uint32_t)bits;
-  const uint32_t span = k / spanValues, inSpan = k % spanValues;
-  const uint32_t word = inSpan / (32u * perWord), lane = inSpan % (32u * perWord) / perWord;
-  return span * (uint32_t)latheLanesSpanBytes(bits, group) + LATHE_CUDA_LANES_CODE_BYTES +
-         lane / ((uint32_t)group / perWord) * 16u + word * 4u;
+  uint32_t word, lane;
+  const uint32_t span = latheLanesSpanAt(bits, group, k, &word, &lane);
+  const uint32_t lanesPerGroup = (uint32_t)group / (32u / (uint32_t)bits);
+  return span + LATHE_CUDA_LANES_CODE_BYTES + lane / lanesPerGroup * 16u + word * 4u;
 }
 
 /* LATHE_CUDA_LAYOUT_FP6_LANES, FP6 E3M2 groups in the 4+2 bit split
@@ -178,21 +186,29 @@ static inline LATHE_CUDA_HOST_DEVICE uint32_t latheFp6HalfBits(uint32_t low, uin
 
 /* Where value k of a row lies: the byte offsets of its low word, of its
  * high word (value k's index there: (k / 256 % 2) * 8 + k % 8), and of its
- * group's scale. */
+ * group's scale; all from the span's offset and the value's word and lane
+ * in it. */
+static inline LATHE_CUDA_HOST_DEVICE uint32_t latheFp6SpanAt(int group, uint32_t k, uint32_t *word,
+                                                            uint32_t *lane) {
+  *word = k % 1024u / 256u;
+  *lane = k % 256u / 8u;
+  return k / LATHE_CUDA_FP6_SPAN_VALUES * (uint32_t)latheFp6SpanBytes(group);
+}
 static inline LATHE_CUDA_HOST_DEVICE uint32_t latheFp6LowAt(int group, uint32_t k) {
-  const uint32_t span = k / LATHE_CUDA_FP6_SPAN_VALUES, word = k % 1024u / 256u, lane = k % 256u / 8u;
-  (void)group;
-  return span * (uint32_t)latheFp6SpanBytes(group) + lane * 16u + word * 4u;
+  uint32_t word, lane;
+  const uint32_t span = latheFp6SpanAt(group, k, &word, &lane);
+  return span + lane * 16u + word * 4u;
 }
 static inline LATHE_CUDA_HOST_DEVICE uint32_t latheFp6HighAt(int group, uint32_t k) {
-  const uint32_t span = k / LATHE_CUDA_FP6_SPAN_VALUES, word = k % 1024u / 256u, lane = k % 256u / 8u;
-  return span * (uint32_t)latheFp6SpanBytes(group) + LATHE_CUDA_FP6_LOW_BYTES + lane * 8u +
-         word / 2u * 4u;
+  uint32_t word, lane;
+  const uint32_t span = latheFp6SpanAt(group, k, &word, &lane);
+  return span + LATHE_CUDA_FP6_LOW_BYTES + lane * 8u + word / 2u * 4u;
 }
 static inline LATHE_CUDA_HOST_DEVICE uint32_t latheFp6ScaleAt(int group, uint32_t k) {
-  const uint32_t span = k / LATHE_CUDA_FP6_SPAN_VALUES, word = k % 1024u / 256u, lane = k % 256u / 8u;
-  return span * (uint32_t)latheFp6SpanBytes(group) + LATHE_CUDA_FP6_LOW_BYTES +
-         LATHE_CUDA_FP6_HIGH_BYTES + lane / (uint32_t)latheFp6GroupLanes(group) * 16u + word * 4u;
+  uint32_t word, lane;
+  const uint32_t span = latheFp6SpanAt(group, k, &word, &lane);
+  return span + LATHE_CUDA_FP6_LOW_BYTES + LATHE_CUDA_FP6_HIGH_BYTES +
+         lane / (uint32_t)latheFp6GroupLanes(group) * 16u + word * 4u;
 }
 
 #endif
