@@ -74,7 +74,10 @@ Expected<plan::DeviceCode> buildCudaCode(const std::string &source,
     return s.error();
   // Machine code for every architecture, and PTX of the first, which a
   // newer GPU's driver compiles at load time.
-  std::vector<std::string> args = {nvcc, "-fatbin", "-O3", "-std=c++17"};
+  // --threads 0: the architectures' machine code and the PTX compiled in
+  // parallel, on as many threads as the machine has (the Llama-3.2-1B
+  // shape in FP6 4+2 on the 2-core machine: 163 s -> 129 s).
+  std::vector<std::string> args = {nvcc, "-fatbin", "-O3", "-std=c++17", "--threads", "0"};
   for (const std::string &arch : archs) {
     const std::string compute = "compute_" + arch.substr(3);
     args.push_back("-gencode=arch=" + compute + ",code=" + arch);
