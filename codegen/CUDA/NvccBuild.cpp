@@ -89,7 +89,7 @@ Expected<plan::DeviceCode> buildCudaCode(const std::string &source,
   if (firstCompute.back() == 'a')
     firstCompute.pop_back();
   args.push_back("-gencode=arch=" + firstCompute + ",code=" + firstCompute);
-  // Extra nvcc arguments for experiments (say -DLATHE_CUDA_WALK_BYTES=8192
+  // Extra nvcc arguments for experiments (say -DLATHE_CUDA_TOKEN_PARTS=1
   // or -lineinfo for Nsight Compute), split at spaces.
   if (const char *extra = std::getenv("LATHE_NVCC_FLAGS"); extra && *extra) {
     std::string flags = extra;
