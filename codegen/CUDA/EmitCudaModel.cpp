@@ -60,13 +60,14 @@ Expected<WeightCode> weightCode(const plan::TensorInfo &info) {
   // Symmetric INT groups and MXINT8, BFP8/BFP4 and MXFP4 blocks of rows of
   // whole spans: the GPU's lane layout (CudaWeightLayouts.h), which the
   // runtime makes.
-  if (chosenLayout(info) == LATHE_CUDA_LAYOUT_INT_LANES)
+  const int layout = chosenLayout(info);
+  if (layout == LATHE_CUDA_LAYOUT_INT_LANES)
     return WeightCode{fmt::format("lathe_cuda::IntLanes<{}, {}{}>", cuda::laneBits(info),
                                   spec.blockSize,
                                   cuda::laneCodesAreE2M1(info) ? ", true" : ""),
                       cuda::gpuRowBytes(info)};
   // FP6 4+2 rows of whole spans: the GPU's FP6 lane layout.
-  if (chosenLayout(info) == LATHE_CUDA_LAYOUT_FP6_LANES)
+  if (layout == LATHE_CUDA_LAYOUT_FP6_LANES)
     return WeightCode{fmt::format("lathe_cuda::Fp6Lanes<{}>", cuda::fp6LaneGroup(info)),
                       cuda::gpuRowBytes(info)};
   const int64_t rowBytes = int64_t(formats::packedRowBytes(spec, cols));

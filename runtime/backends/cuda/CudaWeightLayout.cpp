@@ -117,7 +117,7 @@ void toIntLanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
   // The artifact's group: a float32 scale (IntGroup.h) or an exponent code
   // (Microscaling.h, Bfp.h), then its codes.
   const int64_t header = coded ? 1 : 4;
-  const int64_t groupBytes = header + int64_t(group) * bits / 8;
+  const int64_t groupBytes = int64_t(formats::rowBlockBytes(*info.quant, cols));
   const int perWord = 32 / bits, lanesPerGroup = group / perWord;
   const int64_t spanValues = latheLanesSpanValues(bits), spanBytes = latheLanesSpanBytes(bits, group);
   // Span by span, word row by word row (CudaWeightLayouts.h): a word row's
@@ -156,7 +156,7 @@ void toFp6Lanes(const plan::TensorInfo &info, std::span<const uint8_t> in,
   // The artifact's group (Fp6SplitLayout.h): a float32 scale, the low
   // plane (value i's nibble at nibble i), the high plane (value i's sign
   // and e2 at bits 2 (i % 4) + 1 and 2 (i % 4) of byte i / 4).
-  const int64_t groupBytes = 4 + group / 2 + group / 4;
+  const int64_t groupBytes = int64_t(formats::rowBlockBytes(*info.quant, cols));
   const int groupLanes = latheFp6GroupLanes(int(group));
   const int64_t spanBytes = latheFp6SpanBytes(int(group));
   for (size_t row = 0, to = 0; row + rowBytes <= in.size(); row += rowBytes, to += outRowBytes) {

@@ -262,9 +262,10 @@ TEST(CudaWeightLayout, Fp6LaneRowsDecodeToTheReferenceValues) {
     makeRows(info, rows, 1e-3f, 7, packed, reference, [](int64_t, std::span<uint8_t>) {});
     // Row 2: every 6-bit code in turn, in every group (the planes written
     // directly), so that each code meets each place of a word.
+    const size_t groupBytes = formats::rowBlockBytes(*info.quant, cols);
     for (int64_t k = 0; k < cols; ++k) {
       const int64_t g = k / group, i = k % group;
-      uint8_t *at = packed.data() + 2 * rowBytes + g * (4 + group / 2 + group / 4);
+      uint8_t *at = packed.data() + 2 * rowBytes + g * groupBytes;
       const uint32_t code = uint32_t((k * 7 + k / 64) % 64);
       uint8_t &lowByte = at[4 + i / 2], &highByte = at[4 + group / 2 + i / 4];
       lowByte = uint8_t((lowByte & ~(15u << 4 * (i % 2))) | (code & 15u) << 4 * (i % 2));
