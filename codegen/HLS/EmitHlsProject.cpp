@@ -394,9 +394,8 @@ private:
   Status emitKernel(Operation &op) {
     const int64_t context = m_.config.context;
     const Attribute ii = i32(loopIi(op));
-    // Records the II of the call just recorded.
-    auto withIi = [&] { project_.calls.back().ii = loopIi(op); };
-    return llvm::TypeSwitch<Operation *, Status>(&op)
+    const size_t recorded = project_.calls.size();
+    const Status status = llvm::TypeSwitch<Operation *, Status>(&op)
         .Case<tfm::WeightOp, kplan::BufferOp, func::ReturnOp>(
             [](auto) { return Status::ok(); })
         .Case([&](kplan::EmbeddingOp e) -> Status {
@@ -413,7 +412,6 @@ private:
           const plan::TensorInfo &info = m_.tensors[t].info;
           record(HlsKernelCall::Kind::Embedding, instance, 1, width(e.getOut()),
                  info.storageBytes() / uint64_t(info.shape[0]), info.formatName());
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::RMSNormOp n) {
@@ -424,7 +422,6 @@ private:
                       {buffer(n.getInput()), global(vectors_.at(g), slice),
                        n.getEpsilonAttr(), buffer(n.getOut())}),
                  width(n.getInput()) / slice, slice);
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::AddRMSNormOp n) {
@@ -435,7 +432,6 @@ private:
                        global(vectors_.at(g), width(n.getLhs())), n.getEpsilonAttr(),
                        buffer(n.getSum()), buffer(n.getOut())}),
                  1, width(n.getLhs()));
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::MatmulOp m) {
@@ -458,7 +454,6 @@ private:
                       {args_[kTables], u64(ropeTable(r)), args_[kPosition],
                        buffer(r.getInput()), buffer(r.getOut())}),
                  1, width(r.getInput()), 0, "", groups, 0, r.getHeadDim());
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::AttentionOp a) {
@@ -470,7 +465,6 @@ private:
                        buffer(a.getKeys()), buffer(a.getValues()), buffer(a.getOut())}),
                  1, int64_t(a.getHeads()) * a.getHeadDim(), 0, "", a.getHeads(), a.getKvHeads(),
                  a.getHeadDim());
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::SiluMulOp s) {
@@ -478,7 +472,6 @@ private:
                  call("lathe_hls::siluMul", {i32(width(s.getLhs())), ii},
                       {buffer(s.getLhs()), buffer(s.getRhs()), buffer(s.getOut())}),
                  1, width(s.getLhs()));
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::BiasAddOp s) {
@@ -488,7 +481,6 @@ private:
                       {buffer(s.getInput()), global(vectors_.at(v), width(s.getInput())),
                        buffer(s.getOut())}),
                  1, width(s.getInput()));
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::AddOp s) {
@@ -496,7 +488,6 @@ private:
                  call("lathe_hls::add", {i32(width(s.getLhs())), ii},
                       {buffer(s.getLhs()), buffer(s.getRhs()), buffer(s.getOut())}),
                  1, width(s.getLhs()));
-          withIi();
           return Status::ok();
         })
         .Case([&](kplan::LogitsOp l) {
@@ -506,6 +497,10 @@ private:
           return Error("the hls target has no kernel for " +
                        other->getName().getStringRef().str());
         });
+    // Every call the kernel recorded runs at its #plan.hls_loop's II.
+    for (size_t i = recorded; i < project_.calls.size(); ++i)
+      project_.calls[i].ii = loopIi(op);
+    return status;
   }
 
   /// out = input x weight^T (one token): a call of the product function
@@ -537,7 +532,6 @@ private:
     record(int8 ? HlsKernelCall::Kind::MatVecInt8 : HlsKernelCall::Kind::MatVec, *function,
            info.shape[0], info.shape[1], info.storageBytes(), info.formatName());
     HlsKernelCall &c = project_.calls.back();
-    c.ii = schedule->ii;
     c.unroll = schedule->unroll;
     c.block = cast<IntegerAttr>((*format)[3]).getInt();
     c.banks = schedule->banks;
