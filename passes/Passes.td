@@ -295,11 +295,15 @@ def PlanActivations : Pass<"lathe-plan-activations", "mlir::func::FuncOp"> {
     INT4, BFP8, BFP4, MXINT8, MXFP4: runtime/formats `hasIntegerCodes`)
     gets `activations = #plan.activations<int8>`; the others, and every
     product with `precision=float`, get `#plan.activations<float>` (the
-    reference numerics).
+    reference numerics). With `max-int8-width=W`, products of inputs wider
+    than W keep float too (the cuda target holds an int8 input row in
+    shared memory).
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"int8\"",
            "int8 (where the weight format allows it) or float">,
+    Option<"maxInt8Width", "max-int8-width", "int64_t", /*default=*/"0",
+           "widest input that takes int8 activations (0: any)">,
   ];
 }
 

@@ -4,7 +4,8 @@
 # they need that a GPU machine may lack), and artifacts compiled with
 # --target=cuda: the tiny test model (f32, f16/bf16 KV caches, asymmetric
 # INT4), small grouped-query models (bf16, INT8, every BFP/MX/FP6 format, a
-# wide feed-forward layer), stories15M (INT8 and INT4, group 32), compressed
+# wide feed-forward layer; int8 activations, and float for a few),
+# stories15M (INT8 and INT4, group 32), compressed
 # KV caches (int8, bfp8, bfp4), and speed
 # models (Llama
 # 3.2 1B in bf16, INT8, INT4 and FP6 4+2, TinyLlama 1.1B in bf16; random
@@ -52,6 +53,15 @@ for q in int4:group=32 int4:group=128 int8:group=32 int8:group=64 mxint8 fp6_4p2
          bfp4 bfp8:block=16 fp6_4p2:group=32 fp6_4p2:group=128; do
   compile "$lanes" --synthetic-weights --quant="$q" -o "$out/artifacts/lanes-${q//[:=]/-}.lathe"
 done
+# Quantized builds take int8 activations by default (CudaProductInputs.cuh,
+# checked against the CPU's integer kernels); the float products of the
+# same formats too.
+for q in int4:group=32 int8:group=32 mxfp4_e2m1; do
+  compile "$lanes" --synthetic-weights --quant="$q" --activations=float \
+    -o "$out/artifacts/lanes-${q//[:=]/-}-float.lathe"
+done
+compile "$gqa" --synthetic-weights --quant=int8:group=32 --activations=float \
+  -o "$out/artifacts/gqa-int8-float.lathe"
 # Every other packed format, decoded by runtime/backends/cuda/kernels/CudaFormats.cuh.
 for q in bfp4 bfp8:block=16 mxfp4_e2m1 mxfp6_e3m2 mxfp6_e2m3 mxfp8_e4m3 mxfp8_e5m2 mxint8 \
          fp6_4p2 fp6_4p2:group=32; do
@@ -61,6 +71,8 @@ for q in int8:group=32 int4:group=32; do
   compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant="$q" \
     -o "$out/artifacts/stories15M-${q%%:*}.lathe"
 done
+compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant=int4:group=32 \
+  --activations=float -o "$out/artifacts/stories15M-int4-float.lathe"
 # Compressed KV caches (int8, bfp8, bfp4 rows; the bfp ones with key
 # channels reordered): grouped-query heads of 64 and stories15M's 48.
 compile "$tiny" --kv=bfp4 -o "$out/artifacts/tiny-kvbfp4.lathe"
@@ -84,12 +96,14 @@ for folder in "$out"/arch/*/; do
 done
 rm -rf "$out/arch"
 # The device tool carries 64 MiB at most: the artifacts travel packed
-# (about a third of their size) in two parts of about 30 MB, stories15M's
-# and the rest, which cuda-check.sh unpacks; carry the binaries with one
-# part a call when both do not fit.
-(cd "$out" && mkdir -p part2/artifacts && mv artifacts/stories15M-* part2/artifacts/ &&
+# (about half their size: random weights) in three parts of 17-32 MB, the
+# small models, stories15M's INT4 builds and its INT8 builds, which
+# cuda-check.sh unpacks; carry the binaries with one part a call.
+(cd "$out" && mkdir -p part2/artifacts part3/artifacts &&
+  mv artifacts/stories15M-int4* part2/artifacts/ && mv artifacts/stories15M-* part3/artifacts/ &&
   tar cf - artifacts | xz -1 -T2 > artifacts-1.tar.xz &&
-  (cd part2 && tar cf - artifacts) | xz -1 -T2 > artifacts-2.tar.xz && rm -rf artifacts part2)
+  (cd part2 && tar cf - artifacts) | xz -1 -T2 > artifacts-2.tar.xz &&
+  (cd part3 && tar cf - artifacts) | xz -1 -T2 > artifacts-3.tar.xz && rm -rf artifacts part2 part3)
 fi
 # SPEED_MODELS=0 leaves the speed models out (a correctness run only).
 [ "${SPEED_MODELS:-1}" = 0 ] && { du -sh "$out"; exit 0; }

@@ -274,12 +274,14 @@ private:
 
   /// One launch of `products` (of one input), the blocks shared out in
   /// order, with the norm before them and the add after them that the
-  /// fusions give the current step.
-  Status emitProducts(const char *comment, const std::vector<Product> &products) {
+  /// fusions give the current step; int8Block > 0: the input rounded for
+  /// int8 activations in blocks of that many values.
+  Status emitProducts(const char *comment, const std::vector<Product> &products, int int8Block) {
     std::string input = "lathe_cuda::PlainInput{}";
     int32_t sharedBytes = 0;
     uint32_t in = products.front().input;
-    if (const std::optional<FusedNorm> &norm = fused_.normOf[step_]) {
+    const std::optional<FusedNorm> &norm = fused_.normOf[step_];
+    if (norm) {
       Expected<WeightCode> g = weightCode(tensors_[norm->gain]);
       if (!g)
         return g.error();
@@ -288,6 +290,23 @@ private:
                           floatLiteral(norm->epsilon));
       const int64_t width = this->width(in);
       sharedBytes = int32_t(LATHE_CUDA_NORM_TOKENS(width) * width * int64_t(sizeof(float)));
+    }
+    if (int8Block > 0) {
+      // Shared memory: the rounded rows of a few tokens (as many as a norm
+      // holds), or one token's normed row and its int8 chunks.
+      const int64_t width = this->width(in);
+      const int64_t rows = LATHE_CUDA_NORM_TOKENS(width);
+      const int64_t single = (norm ? 4 * width : 0) + 2 * width;
+      const int64_t bytes = std::max<int64_t>(rows * width * 4, single);
+      if (width % 8 != 0 || width > LATHE_CUDA_INT8_MAX_WIDTH || bytes > 48 * 1024)
+        return Error(fmt::format("int8 activations of rows of {} values: the cuda target "
+                                 "takes multiples of 8 up to {} (compile with "
+                                 "--activations=float)",
+                                 width, LATHE_CUDA_INT8_MAX_WIDTH));
+      sharedBytes = int32_t(bytes);
+      input = fmt::format("lathe_cuda::Int8Input<{}, {}>{{{}}}", int8Block,
+                          input.substr(0, input.find('{')),
+                          norm ? input.substr(input.find('{')) : "");
     }
     // An add after a single matmul: it writes `sum = other + W x`.
     const std::optional<FusedAdd> &add = fused_.residualOf[step_];
@@ -420,11 +439,29 @@ private:
     first += blocks;
   }
 
-  static Status floatOnly(plan::Activations activations) {
-    if (activations == plan::Activations::Int8)
-      return Error("int8 activations have no cuda kernels yet (compile with "
-                   "--activations=float)");
-    return Status::ok();
+  /// The block int8 activations round a launch's input by
+  /// (CudaProductInputs.cuh): the block of its weights' formats, which
+  /// they must share; 0 for float activations.
+  Expected<int> int8Block(plan::Activations activations, const std::vector<uint32_t> &weights) {
+    if (activations != plan::Activations::Int8)
+      return 0;
+    int block = 0;
+    for (uint32_t w : weights) {
+      const std::optional<formats::FormatSpec> &quant = tensors_[w].quant;
+      if (!quant || !formats::hasIntegerCodes(*quant))
+        return Error(fmt::format("int8 activations: weight {} has no integer codes", w));
+      if (block != 0 && quant->blockSize != block)
+        return Error(fmt::format("int8 activations: the products of one input take blocks of {} "
+                                 "and {} values; the cuda target rounds an input one way "
+                                 "(compile with --activations=float)",
+                                 block, quant->blockSize));
+      block = quant->blockSize;
+    }
+    if (!std::has_single_bit(unsigned(block)) || block < 8 || block > 128)
+      return Error(fmt::format("int8 activations in blocks of {} values: the cuda target "
+                               "takes 8 to 128 (compile with --activations=float)",
+                               block));
+    return block;
   }
 
   Status emitStep(const plan::EmbeddingStep &s) {
@@ -483,23 +520,26 @@ private:
     return Status::ok();
   }
   Status emitStep(const plan::MatMulStep &s) {
-    if (Status st = floatOnly(s.activations); !st)
-      return st;
-    return emitProducts("matmul", {{s.input, s.weight, s.output}});
+    Expected<int> block = int8Block(s.activations, {s.weight});
+    if (!block)
+      return block.error();
+    return emitProducts("matmul", {{s.input, s.weight, s.output}}, *block);
   }
   Status emitStep(const plan::MatMulsStep &s) {
-    if (Status st = floatOnly(s.activations); !st)
-      return st;
+    Expected<int> block = int8Block(s.activations, s.weights);
+    if (!block)
+      return block.error();
     std::vector<Product> products;
     for (size_t i = 0; i < s.weights.size(); ++i)
       products.push_back({s.input, s.weights[i], s.outputs[i]});
     return emitProducts(fused_.gatedOf[step_] ? "matmuls: gate and up, then silu_mul" : "matmuls",
-                        products);
+                        products, *block);
   }
   Status emitStep(const plan::LogitsStep &s) {
-    if (Status st = floatOnly(s.activations); !st)
-      return st;
-    return emitProducts("logits", {{s.input, s.classifier, s.output, /*gather=*/true}});
+    Expected<int> block = int8Block(s.activations, {s.classifier});
+    if (!block)
+      return block.error();
+    return emitProducts("logits", {{s.input, s.classifier, s.output, /*gather=*/true}}, *block);
   }
   Status emitStep(const plan::RopeStep &s) {
     perToken("rope",
@@ -651,5 +691,7 @@ Expected<std::string> emitCudaModel(const plan::KernelPlan &plan,
 }
 
 std::span<const HeaderText> cudaCodeHeaders() { return kCudaCodeHeaders; }
+
+int64_t cudaMaxInt8Width() { return LATHE_CUDA_INT8_MAX_WIDTH; }
 
 } // namespace lathe::codegen

@@ -27,4 +27,9 @@ Expected<std::string> emitCudaModel(const plan::KernelPlan &plan,
 /// nvcc runs.
 std::span<const HeaderText> cudaCodeHeaders();
 
+/// The widest product input that takes int8 activations on the cuda target
+/// (its row and codes are held in shared memory): lathe-compile keeps wider
+/// products in float (lathe-plan-activations{max-int8-width}).
+int64_t cudaMaxInt8Width();
+
 } // namespace lathe::codegen

@@ -24,6 +24,7 @@ void buildPlanPipeline(OpPassManager &pm, const PlanOptions &options) {
   OpPassManager &fn = pm.nest<func::FuncOp>();
   PlanActivationsOptions activations;
   activations.precision = plan::activationsName(options.activations);
+  activations.maxInt8Width = options.maxInt8Width;
   fn.addPass(createPlanActivations(activations));
   if (options.fuse) {
     fn.addPass(createPlanGroupMatmuls());

@@ -27,6 +27,8 @@ namespace lathe::codegen {
 struct PlanOptions {
   /// What products round their inputs to, where their formats allow it.
   plan::Activations activations = plan::Activations::Float;
+  /// The widest product input that takes int8 activations (0: any).
+  int64_t maxInt8Width = 0;
   /// Group products of one input and fuse add + RMSNorm (off: one kernel
   /// per tfm op, as calibration wants it).
   bool fuse = true;

@@ -193,9 +193,6 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
                  ": expected a budget of at least 1 byte");
   if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
     return Error("--activations=" + o.activations + ": expected int8 or float");
-  if (o.activations == "int8" && cuda)
-    return Error("--activations=int8: the cuda target has no int8-activation kernels yet "
-                 "(its products decode weights in registers and multiply in float)");
   if (o.activations == "int8" && !quant->quantizes() && !frontend::isGgufFile(o.input))
     return Error("--activations=int8 needs packed weights: add --quant=FORMAT (the integer "
                  "kernels read INT, BFP, MXINT8 and MXFP4 weights)");
@@ -216,10 +213,12 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
            codegen::hlsTakesInt8Activations(*quant->format) &&
            (!classifier || codegen::hlsTakesInt8Activations(*classifier));
   };
+  // The cuda target rounds a launch's input one way, which mixed:bits's
+  // formats of several block sizes do not share: float there unless asked.
   const auto defaultActivations = [&] {
-    return (quant->quantizes() || packedInput) && !cuda && (!hls || hlsInt8())
-               ? plan::Activations::Int8
-               : plan::Activations::Float;
+    const bool int8 = (quant->quantizes() || packedInput) && (!hls || hlsInt8()) &&
+                      (!cuda || !quant->mixedBits);
+    return int8 ? plan::Activations::Int8 : plan::Activations::Float;
   };
   plan::Activations activations =
       o.activations.empty() ? defaultActivations()
@@ -488,6 +487,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   report("lowering to a " + target + " kernel plan", 0);
   codegen::PlanOptions planOptions;
   planOptions.activations = activations;
+  if (cuda) // products hold an int8 input row in shared memory
+    planOptions.maxInt8Width = codegen::cudaMaxInt8Width();
   planOptions.specTree = o.specTree.value_or("");
   planOptions.prefillGroups = o.prefillGroups.value_or(0);
   planOptions.groupBytes = o.groupBytes.value_or(0);

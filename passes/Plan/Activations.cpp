@@ -34,8 +34,20 @@ struct PlanActivationsPass : impl::PlanActivationsBase<PlanActivationsPass> {
       return signalPassFailure();
     }
     MLIRContext *context = &getContext();
+    if (maxInt8Width < 0) {
+      getOperation().emitError() << "lathe-plan-activations: max-int8-width must be 0 (any) "
+                                    "or positive, got "
+                                 << std::to_string(int64_t(maxInt8Width));
+      return signalPassFailure();
+    }
+    // The weights' input width: their shape's last dimension.
+    auto narrow = [&](Value weight) {
+      ArrayRef<int64_t> shape = cast<RankedTensorType>(weight.getType()).getShape();
+      return maxInt8Width == 0 || (!shape.empty() && shape.back() <= maxInt8Width);
+    };
     auto choose = [&](ValueRange weights) {
-      bool int8 = precision == "int8" && llvm::all_of(weights, hasIntegerCodes);
+      bool int8 = precision == "int8" && llvm::all_of(weights, hasIntegerCodes) &&
+                  llvm::all_of(weights, narrow);
       return kplan::ActivationsAttr::get(
           context, int8 ? kplan::Activations::int8 : kplan::Activations::float_);
     };

@@ -52,7 +52,7 @@ TEST(CpuBackendTest, GeneratedInterpretedAndReferenceAgree) {
     // Float activations: the reference numerics, which the kernels must
     // match (quantized builds default to int8 activations).
     SessionOptions generated, interpreted, reference;
-    generated.int8Activations = interpreted.int8Activations = false;
+    generated.int8Activations = interpreted.int8Activations = reference.int8Activations = false;
     interpreted.nativeCode = false;
     reference.kernels = KernelPath::Reference;
 
@@ -82,7 +82,7 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
     GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
   for (const char *quant :
        {"int8:group=32:classifier", "int4:group=32:classifier", "mxfp4:classifier",
-        "mixed:bits=4.5"}) {
+        "bfp4:block=32:classifier", "mixed:bits=4.5"}) {
     auto a = compileAndLoad(modelDir() + "/stories15M.bin", "int8act", quant);
     ASSERT_NE(a, nullptr);
     std::vector<int32_t> prompt = loadReference()["prompts"][0]["prompt_ids"];
@@ -130,6 +130,34 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
     EXPECT_EQ(std::max_element(ref.begin(), ref.end()) - ref.begin(),
               std::max_element(l2->begin(), l2->end()) - l2->begin())
         << quant;
+    // The reference kernels run the plan's int8 activations too: the
+    // inputs rounded as the integer kernels round them, then multiplied
+    // exactly. They land next to the integer kernels (where a float input
+    // sits on a rounding boundary of the grid the two may round it to
+    // neighbouring codes), far closer than float activations do.
+    SessionOptions rounded;
+    rounded.kernels = KernelPath::Reference;
+    auto s3 = Session::create(a, rounded);
+    ASSERT_TRUE(s3 && s3->forward(prompt));
+    auto l3 = s3->forward(std::span<const int32_t>(&next, 1));
+    ASSERT_TRUE(l3);
+    EXPECT_TRUE(*s3->executable().options().int8Activations);
+    EXPECT_EQ(s3->executable().lastStepProducts().int8, int8Products.int8) << quant;
+    double near = 0;
+    for (size_t i = 0; i < ref.size(); ++i)
+      near += ((*l2)[i] - (*l3)[i]) * double((*l2)[i] - (*l3)[i]);
+    std::printf("[ measured ] %s: int8 reference vs integer kernels %.2e, float %.2e\n", quant,
+                std::sqrt(near / den), std::sqrt(num / den));
+    // Not the MXFP4 classifier: there the integer kernels and the rounded
+    // reference already differ by 4e-3 at a prompt's first position (1.6e-3
+    // at this step), where MXFP4 layers under another classifier agree to
+    // 2e-7: an open discrepancy of that classifier's integer path (the GPU,
+    // whose MXFP4 builds keep an MXINT8 classifier, agrees with the CPU's
+    // integer kernels to 2e-7 there).
+    if (std::string(quant) == "mxfp4:classifier")
+      continue;
+    EXPECT_LT(std::sqrt(near / den), 2e-3) << quant;
+    EXPECT_LT(std::sqrt(near / den), std::sqrt(num / den) / 4) << quant;
   }
 }
 

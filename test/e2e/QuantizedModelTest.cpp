@@ -93,6 +93,7 @@ TEST_P(QuantizedModelTest, KLDivergenceStaysWithinItsBound) {
   double floatPpl = corpusPerplexity(a, simd);
   SessionOptions reference;
   reference.kernels = KernelPath::Reference;
+  reference.int8Activations = false;
   double refPpl = corpusPerplexity(a, reference);
   EXPECT_NEAR(floatPpl / refPpl, 1.0, 1e-4) << c.quant << ": " << floatPpl << " vs " << refPpl;
 }

@@ -24,9 +24,6 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
   if (!plan)
     return Error(fmt::format("{}: compiled for no '{}' target", artifact->path(),
                              options.target));
-  if (options.int8Activations.value_or(false) && options.kernels == KernelPath::Reference)
-    return Error("--int8-activations runs the SIMD integer kernels; it cannot be combined "
-                 "with --kernels=reference");
   std::shared_ptr<native::NativeModel> nativeModel;
   if (plan->native && options.nativeCode && options.kernels == KernelPath::Fast) {
     auto loaded = native::NativeModel::load(*plan, artifact->path());
@@ -38,7 +35,8 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
     std::shared_ptr<CpuExecutable> executable(
         new CpuExecutable(std::move(artifact), plan, options));
     executable->native_ = std::move(nativeModel);
-    if (std::count(executable->int8Weights_.begin(), executable->int8Weights_.end(), true) &&
+    if (options.kernels == KernelPath::Fast &&
+        std::count(executable->int8Weights_.begin(), executable->int8Weights_.end(), true) &&
         !executable->packPanels())
       return Error("cannot allocate memory to repack the weights for the int8 decode kernel");
     return std::shared_ptr<backend::Executable>(std::move(executable));
@@ -92,10 +90,8 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
                              const backend::ExecutionOptions &options)
     : Executable(std::move(artifact)), plan_(plan), options_(options),
       logitRowsOnly_(onlyTheLogitsStepUses(*plan, plan->logits)) {
-  if (options_.kernels == KernelPath::Reference) {
-    options_.int8Activations = false;
+  if (options_.kernels == KernelPath::Reference)
     options_.nativeCode = false;
-  }
   // Which weights' products round their input to int8: what each product
   // of the plan asks for (#plan.activations), unless the options say for
   // all; only formats with integer codes can.
@@ -387,10 +383,16 @@ void CpuExecutable::logits(const float *x, uint32_t classifier, float *y) {
 void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
                             const uint32_t *weights, float *const *outputs) {
   if (options_.kernels == KernelPath::Reference) {
-    products_.floats += count;
     for (uint32_t i = 0; i < count; ++i) {
       const plan::TensorInfo &info = artifact().tensors()[weights[i]];
-      kernels::matmul(x, rows,
+      const float *input = x;
+      if (int8Weights_[weights[i]] && roundForInt8(x, rows, info)) {
+        input = rounded_.data();
+        products_.int8 += 1;
+      } else {
+        products_.floats += 1;
+      }
+      kernels::matmul(input, rows,
                       {info.type, artifact().tensorData(weights[i]).data(), info.shape[0],
                        info.shape[1], info.quant ? &*info.quant : nullptr},
                       outputs[i]);
@@ -417,6 +419,23 @@ void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
       first += job.units;
     }
   });
+}
+
+bool CpuExecutable::roundForInt8(const float *x, int64_t rows, const plan::TensorInfo &info) {
+  namespace simd = kernels::simd;
+  const int64_t k = info.shape[1];
+  if (quantizedInputs_.empty())
+    quantizedInputs_.resize(1);
+  simd::Int8Activations &q = quantizedInputs_[0];
+  if (!info.quant ||
+      !simd::quantizeActivations(x, rows, k, *info.quant, q, simd::CodeOrder::Columns))
+    return false;
+  rounded_.resize(size_t(rows * k));
+  for (int64_t t = 0; t < rows; ++t)
+    for (int64_t c = 0; c < k; ++c)
+      rounded_[size_t(t * k + c)] = float(q.codes[size_t(t * q.codesPerRow + c)]) *
+                                    q.scales[size_t(t * q.blocksPerRow + c / q.blockSize)];
+  return true;
 }
 
 CpuExecutable::MatmulJob CpuExecutable::prepareMatmul(const float *x, int64_t rows,

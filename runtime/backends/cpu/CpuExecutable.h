@@ -76,6 +76,11 @@ private:
     const kernels::simd::Int8Activations *quantized;
     int64_t units;
   };
+  /// The reference kernels' numerics of an int8 product: rounded_ = x as
+  /// the integer kernels round it (x~ = scale * code per block of the
+  /// weight's format, quantizeActivations), for an exact product after.
+  /// False, leaving x as it is, where the format has no such rounding.
+  bool roundForInt8(const float *x, int64_t rows, const plan::TensorInfo &info);
   MatmulJob prepareMatmul(const float *x, int64_t rows, uint32_t weight, float *y,
                           kernels::simd::Int8Activations &quantized);
   void runMatmul(const MatmulJob &job, int64_t u0, int64_t u1);
@@ -111,6 +116,8 @@ private:
   std::vector<std::vector<float>> spareBuffers_;
   std::vector<float *> bufferPointers_;
   std::vector<float> scratch_, gathered_;
+  /// The reference kernels' input of an int8 product (roundForInt8).
+  std::vector<float> rounded_;
   std::vector<float *> outputPointers_;
   ProductCounts products_;
   std::vector<kernels::simd::Int8Activations> quantizedInputs_; // one per product of a group

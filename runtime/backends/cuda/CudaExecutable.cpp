@@ -54,8 +54,15 @@ CudaExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
   if (!plan->device)
     return Error(fmt::format("{}: its '{}' schedule holds no GPU code", artifact->path(),
                              options.target));
-  if (options.int8Activations.value_or(false))
-    return Error("--int8-activations: the cuda backend has no int8-activation kernels yet");
+  // Int8 activations are compiled into the GPU code (lathe-compile
+  // --activations): a run may not ask for the other numerics.
+  if (options.int8Activations && *options.int8Activations != plan::usesInt8Activations(*plan))
+    return Error(fmt::format("{} was compiled with {} activations, built into its GPU code: it "
+                             "cannot run with --{}-activations (recompile it with "
+                             "--activations={})",
+                             artifact->path(), plan::usesInt8Activations(*plan) ? "int8" : "float",
+                             *options.int8Activations ? "int8" : "float",
+                             *options.int8Activations ? "int8" : "float"));
   if (!options.nativeCode)
     return Error("--no-native-code: the cuda backend always runs the artifact's generated "
                  "kernels (--kernels=reference runs the plan on the CPU instead)");
@@ -87,9 +94,11 @@ CudaExecutable::CudaExecutable(std::shared_ptr<const artifact::Artifact> artifac
                                const backend::ExecutionOptions &options, CudaDevice &device)
     : Executable(std::move(artifact)), plan_(plan), options_(options), device_(device),
       api_(device.api()) {
-  options_.int8Activations = false;
+  options_.int8Activations = plan::usesInt8Activations(*plan_);
   options_.threads = 1;
-  plan::forEachProduct(*plan_, [&](uint32_t, plan::Activations) { products_.floats += 1; });
+  plan::forEachProduct(*plan_, [&](uint32_t, plan::Activations a) {
+    (a == plan::Activations::Int8 ? products_.int8 : products_.floats) += 1;
+  });
 }
 
 /// A step run one layer group at a time (executeLayers): the step state it

@@ -30,6 +30,12 @@
 #define LATHE_CUDA_NORM_TOKENS(width) \
   ((width) > 12288 ? 0 : (12288 / (width) < 4 ? 12288 / (width) : 4))
 
+/* The widest input a product with int8 activations takes: a token's row
+ * normalized (K floats) and its int8 codes (2 bytes a value) fit 48 KiB of
+ * shared memory (CudaProductInputs.cuh). lathe-compile keeps wider
+ * products in float. */
+#define LATHE_CUDA_INT8_MAX_WIDTH 8192
+
 /* Products of steps of at least LATHE_CUDA_TILE_MIN_TOKENS tokens run on the
  * tensor cores (CudaTiledProducts.cuh): a block per LATHE_CUDA_TILE_ROWS
  * weight rows by LATHE_CUDA_TILE_TOKENS tokens. */

@@ -9,6 +9,7 @@
 
 #include "CudaElementwise.cuh"
 #include "CudaFormats.cuh"
+#include "CudaProductInputs.cuh"
 
 namespace lathe_cuda {
 
@@ -228,21 +229,51 @@ struct RowStream<IntLanes<Bits, G, E2M1>, K, RowBytes, kLoadBatch>
                          lane / (G / W::kPerWord));
     });
   }
-  template <int J>
-  __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
+  /// f(word, code, scale) for each of the lane's words of batch `batch`,
+  /// `word` its index in the row's words (128 a span).
+  template <class F> __device__ static void forWords(const Batch &b, int batch, F &&f) {
     const int lane = threadIdx.x % 32;
     Spans::forSpans(batch, [&](int i, int s) {
       const uint32_t code[4] = {b.code[i].x, b.code[i].y, b.code[i].z, b.code[i].w};
       const float scale[4] = {b.scale[i].x, b.scale[i].y, b.scale[i].z, b.scale[i].w};
 #pragma unroll
-      for (int w = 0; w < 4; ++w) {
-        const int first = s * W::kSpanValues + (w * 32 + lane) * W::kPerWord;
-        for (int j = 0; j < J; ++j)
-          acc[j] += scale[w] * laneDot(code[w], xs[j] + first);
+      for (int w = 0; w < 4; ++w)
+        f((s * 4 + w) * 32 + lane, code[w], scale[w]);
+    });
+  }
+  template <int J>
+  __device__ static void use(const Batch &b, int batch, const float *const *xs, float (&acc)[J]) {
+    forWords(b, batch, [&](int word, uint32_t code, float scale) {
+      for (int j = 0; j < J; ++j)
+        acc[j] += scale * laneDot(code, xs[j] + word * W::kPerWord);
+    });
+  }
+  /// Int8 activations of a single token (CudaProductInputs.cuh): the
+  /// input's codes as int8Chunks<K, G, Bits> left them, a chunk a word (G
+  /// is the activations' block too, so a word's values share both scales).
+  /// A word's integer sum of code * q by dp4a (4-bit codes offset by 8, the
+  /// chunk's -8 sum q removing it), exact, times both scales.
+  static constexpr int kInt8Bits = E2M1 ? 0 : Bits;
+  __device__ static void useInt8(const Batch &b, int batch, const uint8_t *chunks, float &acc) {
+    forWords(b, batch, [&](int word, uint32_t code, float scale) {
+      if constexpr (Bits == 4) {
+        const uint4 x = reinterpret_cast<const uint4 *>(chunks)[word];
+        const uint32_t u = code ^ 0x88888888u;
+        int d = dp4aUnsignedSigned(u & 0x0F0F0F0Fu, x.x, int(x.z));
+        d = dp4aUnsignedSigned((u >> 4) & 0x0F0F0F0Fu, x.y, d);
+        acc += float(d) * (scale * __uint_as_float(x.w));
+      } else {
+        const uint2 x = reinterpret_cast<const uint2 *>(chunks)[word];
+        acc += float(__dp4a(int(code), int(x.x), 0)) * (scale * __uint_as_float(x.y));
       }
     });
   }
 };
+
+/// A row stream's int8 chunks (useInt8): the bits of the weights' codes,
+/// 0 where it takes rounded floats.
+template <class S, class = void> constexpr int kStreamInt8Bits = 0;
+template <class S> constexpr int kStreamInt8Bits<S, std::void_t<decltype(S::kInt8Bits)>> = S::kInt8Bits;
 
 /// FP6 4+2 groups in the lane layout (Fp6Lanes, CudaWeightLayouts.h): a
 /// lane loads a span's 16 bytes of low bits, 8 of high bits and 16 of its
@@ -370,18 +401,6 @@ __device__ void dotRow(const uint8_t *row, const float *const *xs, float (&acc)[
     acc[j] = warpSum(acc[j]);
 }
 
-/// Where a product's input rows come from: the buffer as it is...
-struct PlainInput {};
-/// ...or its RMSNorm with a gain tensor (the norm step fused): each block
-/// normalizes up to LATHE_CUDA_NORM_TOKENS(K) token rows at a time into dynamic
-/// shared memory, with the same arithmetic as the rms_norm kernel.
-template <class G> struct NormedInput {
-  using Gain = G;
-  int gain;
-  float epsilon;
-};
-template <class I> struct IsNormed : std::false_type {};
-template <class G> struct IsNormed<NormedInput<G>> : std::true_type {};
 
 /// The warp's sums of row n of W against `count` (1-4) token rows xs,
 /// handed to store(acc, count) on every lane.
@@ -533,6 +552,7 @@ template <int K, bool Gather, class Input, bool GainInRegisters> struct SingleIn
   static constexpr int kPer = K / kThreads; // a thread's values of the row
   static constexpr bool kHeld = IsNormed<Input>::value && K % kThreads == 0 && kPer <= 16;
   static constexpr bool kRegisters = kHeld && GainInRegisters;
+  static constexpr int kInt8 = kInt8Block<Input>;
   float gain[kRegisters ? kPer : 1];
   /// Before the wait: the gain, where held.
   __device__ void prepare(const LatheCudaFrame &f, Input input) {
@@ -549,8 +569,33 @@ template <int K, bool Gather, class Input, bool GainInRegisters> struct SingleIn
         asm volatile("prefetch.global.L1 [%0];" ::"l"(g + at));
     }
   }
-  /// After it: the row.
+  /// After it: the row, as floats (rounded for int8 activations: x~).
   __device__ const float *row(const LatheCudaFrame &f, int in, Input input) {
+    const float *x = unrounded(f, in, input);
+    if constexpr (kInt8 > 0) {
+      extern __shared__ float rounded[]; // the launch's dynamic shared memory
+      roundRow<K, kInt8>(x, rounded);
+      __syncthreads();
+      return rounded;
+    } else {
+      return x;
+    }
+  }
+  /// Or, for int8 activations, the row's codes for a stream of Bits-bit
+  /// weight codes (int8Chunks), in shared memory after the normed row.
+  template <int Bits> __device__ const uint8_t *chunks(const LatheCudaFrame &f, int in, Input input) {
+    static_assert(kInt8 > 0, "codes of int8 activations");
+    const float *x = unrounded(f, in, input);
+    extern __shared__ float shared[];
+    uint8_t *out = reinterpret_cast<uint8_t *>(shared + (IsNormed<Input>::value ? K : 0));
+    int8Chunks<K, kInt8, Bits>(x, out);
+    __syncthreads();
+    return out;
+  }
+
+private:
+  /// The row where it lies in its buffer, or normalized into shared memory.
+  __device__ const float *unrounded(const LatheCudaFrame &f, int in, Input input) {
     const float *x = f.buffers[in] + int64_t(Gather ? f.logitTokens[0] : 0) * K;
     if constexpr (IsNormed<Input>::value) {
       extern __shared__ float normed[]; // the launch's dynamic shared memory
@@ -600,6 +645,8 @@ __device__ void productOfOne(const LatheCudaFrame &f, int in, Input input, const
   constexpr int N = Rows::kWalkRows, B = S::kBatches, P = Rows::kParts;
   const int firstRow = blockX * kWarps + threadIdx.x / 32, stride = blocks * kWarps;
   SingleInput<K, Gather, Input, sizeof(typename S::Batch) <= 64> source;
+  // Int8 activations the stream sums as integers (useInt8), or floats.
+  constexpr int kChunkBits = kInt8Block<Input> > 0 ? kStreamInt8Bits<S> : 0;
   source.prepare(f, input);
   if constexpr (B == 0) { // formats decoded value by value: a row at a time
     startStep();
@@ -621,12 +668,20 @@ __device__ void productOfOne(const LatheCudaFrame &f, int in, Input input, const
   if (units > 0)
     load(0, cur);
   startStep();
-  const float *x = source.row(f, in, input);
+  const float *x = nullptr;
+  const uint8_t *q = nullptr;
+  if constexpr (kChunkBits > 0)
+    q = source.template chunks<kChunkBits>(f, in, input);
+  else
+    x = source.row(f, in, input);
   float acc[1] = {0}, first = 0;
   for (int u = 0; u < units; ++u) {
     if (u + 1 < units)
       load(u + 1, next);
-    S::template use<1>(cur, u % B, &x, acc);
+    if constexpr (kChunkBits > 0)
+      S::useInt8(cur, u % B, q, acc[0]);
+    else
+      S::template use<1>(cur, u % B, &x, acc);
     cur = next;
     if (u % B == B - 1) { // a row's last batch
       const float sum = warpSum(acc[0]);
@@ -661,18 +716,29 @@ __device__ void product(const LatheCudaFrame &f, int in, Input input, const Rows
   }
   startStep();
   const float *x = f.buffers[in];
-  if constexpr (IsNormed<Input>::value) {
+  constexpr int kInt8 = kInt8Block<Input>;
+  if constexpr (IsNormed<Input>::value || kInt8 > 0) {
+    // The rows normalized and/or rounded (int8 activations) into shared
+    // memory, J at a time.
     constexpr int J = LATHE_CUDA_NORM_TOKENS(K);
-    static_assert(J > 0, "the norm of rows this wide is not fused");
+    static_assert(J > 0, "rows this wide are not held in shared memory");
     extern __shared__ float normed[]; // [J][K], the launch's dynamic shared memory
-    const uint8_t *gain = f.weights[input.gain];
     for (int t0 = 0; t0 < tokens; t0 += J) {
       const int count = min(J, tokens - t0);
       const float *xs[4];
       int ys[4];
       for (int j = 0; j < count; ++j) {
         const float *row = x + int64_t(Gather ? f.logitTokens[t0 + j] : t0 + j) * K;
-        scaleRow<typename Input::Gain, K>(row, gain, input.epsilon, normed + j * K);
+        if constexpr (IsNormed<Input>::value) {
+          scaleRow<typename Input::Gain, K>(row, f.weights[input.gain], input.epsilon,
+                                            normed + j * K);
+          if constexpr (kInt8 > 0) {
+            __syncthreads(); // roundRow's threads read other threads' values
+            roundRow<K, kInt8>(normed + j * K, normed + j * K);
+          }
+        } else {
+          roundRow<K, kInt8>(row, normed + j * K);
+        }
         xs[j] = normed + j * K;
         ys[j] = t0 + j;
       }

@@ -200,7 +200,8 @@ template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, 
 /// taking 1024 values of the row; the last tile's missing tokens written
 /// as zeros): each value, plain or through
 /// the RMSNorm of a NormedInput (the same floats as the rms_norm kernel),
-/// into three bf16 parts at f.tokenParts, k permuted as the tiles read A.
+/// rounded where it is an Int8Input (x~, CudaProductInputs.cuh), into
+/// three bf16 parts at f.tokenParts, k permuted as the tiles read A.
 /// Gather: token t is row f.logitTokens[t] (the classifier).
 template <int K, bool Gather, class Input>
 __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
@@ -220,16 +221,26 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
       scale = rmsScale<K>(x, input.epsilon);
     gain = f.weights[input.gain];
   }
-  for (int quad = blockIdx.y * kThreads + threadIdx.x; quad < K / 4; quad += gridDim.y * kThreads) {
-    const int k = 4 * quad;
+  // The same passes on every lane: int8 activations round a block over
+  // the lanes of its quads (shuffles).
+  for (int base = blockIdx.y * kThreads; base < K / 4; base += gridDim.y * kThreads) {
+    const int quad = base + threadIdx.x, k = 4 * quad;
+    const bool live = quad < K / 4;
     float v[4] = {0, 0, 0, 0};
-    if (x) {
+    if (x && live) {
       const float4 xv = *reinterpret_cast<const float4 *>(x + k);
       v[0] = xv.x, v[1] = xv.y, v[2] = xv.z, v[3] = xv.w;
       if constexpr (IsNormed<Input>::value)
         for (int i = 0; i < 4; ++i)
           v[i] = Input::Gain::at(gain, k + i) * (scale * v[i]);
     }
+    if constexpr (kInt8Block<Input> > 0) {
+      const Int8Block<kInt8Block<Input>, 4> block(v);
+      for (int i = 0; i < 4; ++i)
+        v[i] = block.rounded(v[i]);
+    }
+    if (!live)
+      continue;
     uint32_t low[3], high[3];
     splitPair(v[0], v[1], low);
     splitPair(v[2], v[3], high);

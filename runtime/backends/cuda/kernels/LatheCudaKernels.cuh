@@ -19,5 +19,6 @@
 #include "CudaFlashAttention.cuh"
 #include "CudaFormats.cuh"
 #include "CudaMma.cuh"
+#include "CudaProductInputs.cuh"
 #include "CudaProducts.cuh"
 #include "CudaTiledProducts.cuh"

@@ -28,3 +28,24 @@ func.func @products(%x: !plan.buffer<32, f32>, %y: !plan.buffer<32, f32>, %z: !p
   plan.logits %x, %b8 -> %y : !plan.buffer<32, f32>, tensor<32x32x!tfm.bfp<mantissa = 8, block = 32>>, !plan.buffer<32, f32>
   return
 }
+
+// -----
+
+// max-int8-width=W: products of inputs wider than W keep float (the cuda
+// target holds an int8 input row in shared memory); W = 0 takes any.
+// RUN: lathe-opt %s --split-input-file --lathe-plan-activations="max-int8-width=32" | FileCheck %s --check-prefix=WIDE
+// RUN: not lathe-opt %s --split-input-file --lathe-plan-activations="max-int8-width=-1" 2>&1 | FileCheck %s --check-prefix=NEG
+// WIDE-LABEL: func @widths
+// WIDE: plan.matmul %{{.*}}, %{{.*}} -> %{{.*}} {activations = #plan.activations<int8>} : <32, f32>, tensor<32x32x
+// WIDE-NEXT: plan.matmul %{{.*}}, %{{.*}} -> %{{.*}} : <64, f32>, tensor<32x64x
+// INT8-LABEL: func @widths
+// INT8: plan.matmul {{.*}} {activations = #plan.activations<int8>} : <32, f32>
+// INT8-NEXT: plan.matmul {{.*}} {activations = #plan.activations<int8>} : <64, f32>
+// NEG: error: lathe-plan-activations: max-int8-width must be 0 (any) or positive, got -1
+func.func @widths(%x: !plan.buffer<32, f32>, %w: !plan.buffer<64, f32>, %y: !plan.buffer<32, f32>) {
+  %a = tfm.weight "a" {value = dense<0> : tensor<512xi8>} : tensor<32x32x!tfm.int<bits = 4, group = 32, symmetric = true>>
+  %b = tfm.weight "b" {value = dense<0> : tensor<1024xi8>} : tensor<32x64x!tfm.int<bits = 4, group = 32, symmetric = true>>
+  plan.matmul %x, %a -> %y : !plan.buffer<32, f32>, tensor<32x32x!tfm.int<bits = 4, group = 32, symmetric = true>>, !plan.buffer<32, f32>
+  plan.matmul %w, %b -> %y : !plan.buffer<64, f32>, tensor<32x64x!tfm.int<bits = 4, group = 32, symmetric = true>>, !plan.buffer<32, f32>
+  return
+}

@@ -8,6 +8,10 @@
 // weights and an untied classifier (test/data/gqa-test-config.json, random
 // weights), and stories15M.
 //
+// Artifacts whose products take int8 activations (the default of quantized
+// builds) are checked against the CPU's integer kernels instead, which round
+// each input block the same way (CudaProductInputs.cuh).
+//
 // Tolerances: the GPU sums products and attention in float32 in another
 // order than the reference kernels' float64 sums, so a logits row agrees to
 // a relative L2 error of 1e-4 with an f32 KV cache, 2e-3 with an f16/bf16
@@ -16,6 +20,7 @@
 // size of the step (5 tokens or more take the tensor-core products, which
 // add in another order), so batched and lone runs agree to 1e-5 relative.
 #include "runtime/backend/Executable.h"
+#include "runtime/backends/cpu/CpuExecutable.h"
 #include "runtime/backends/cuda/CudaDevice.h"
 #include "runtime/engine/Session.h"
 
@@ -105,21 +110,55 @@ protected:
     options.target = "cuda";
     auto gpu = backend::load(*artifact, options);
     ASSERT_TRUE(gpu) << gpu.error().message();
-    options.kernels = KernelPath::Reference;
-    auto reference = backend::load(*artifact, options);
+    // Int8 activations (compiled into the GPU code) against the CPU's
+    // integer kernels, which round the inputs the same way; float ones
+    // against the reference kernels.
+    const bool int8 = (*gpu)->options().int8Activations.value_or(false);
+    Expected<std::shared_ptr<backend::Executable>> reference = Error("not loaded");
+    if (int8) {
+      reference = cpu::CpuExecutable::load(*artifact, options);
+    } else {
+      options.kernels = KernelPath::Reference;
+      reference = backend::load(*artifact, options);
+    }
     ASSERT_TRUE(reference) << reference.error().message();
+    if (int8) {
+      ASSERT_TRUE((*reference)->options().int8Activations.value_or(false));
+    }
     this->gpu = *gpu;
     this->reference = *reference;
     ASSERT_EQ(this->gpu->device().name(), "cuda:0");
     ASSERT_EQ(this->reference->device().name(), "cpu");
     vocab = this->gpu->config().vocab;
     compressed = this->gpu->kvLayout(1).format.compressed();
+    this->int8 = int8;
+    rounded = compressed || int8;
   }
 
   std::shared_ptr<backend::Executable> gpu, reference;
   int64_t vocab = 0;
   bool compressed = false; // an int8 or bfp KV cache (againstReference)
+  bool int8 = false;       // int8 activations (kInt8Noise)
+  bool rounded = false;    // either: a float's last bit may move a code
 };
+
+/// Int8 activations round every product's input to a grid of 1/127 of its
+/// block's largest value. The GPU's and the CPU's sums of a product differ
+/// in their last bits (float in another order), as do a batched and a lone
+/// step's on the GPU; where such a bit moves an input across a rounding
+/// boundary, it takes the neighbouring code, the product's outputs move by
+/// 1e-3 or so, and from then on later inputs of the step and later
+/// positions (through the cache) round differently in many places: the two
+/// runs end up as far apart as int8 rounding is from float (H200,
+/// 2026-12-02, positions of a 200-token prompt against the CPU's integer
+/// kernels: exact to 3e-7 up to the first such flip, at positions 5 to 40,
+/// then about 1e-2, stories15M 2.6e-2 in the median and up to 0.26 where
+/// one key dominates a position's scores; means over the positions 7e-3 to
+/// 3.9e-2, 7.7e-2 with a bfp4 cache rounding too). So each position is held
+/// to kInt8Noise (a wrong row or misread block is of order 1), the mean to
+/// a fifth of it, and a step's first position, which no earlier flip
+/// reaches, to the float bound.
+constexpr double kInt8Noise = 0.5;
 
 /// How far the GPU's logits may be from the reference kernels'. An f16 or
 /// bf16 cache rounds each key and value to 11 or 8 bits: where the GPU's
@@ -145,17 +184,19 @@ TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
     const int steps = int(std::min<int64_t>(12, context - length + 1));
     const std::vector<int32_t> start = prompt(vocab, length, length);
     const Decoded want = greedy(reference, start, steps);
-    const Decoded got = greedy(gpu, start, steps, compressed ? &want.ids : nullptr);
+    const Decoded got = greedy(gpu, start, steps, rounded ? &want.ids : nullptr);
     ASSERT_EQ(got.logits.size(), want.logits.size());
     for (size_t s = 0; s < got.logits.size(); ++s) {
       const double error = relativeL2(got.logits[s], want.logits[s]);
-      EXPECT_LT(error, tolerance) << GetParam() << ": prompt of " << length << ", step " << s;
+      const bool first = length == 1 && s == 0;
+      EXPECT_LT(error, int8 && !first ? kInt8Noise : tolerance)
+          << GetParam() << ": prompt of " << length << ", step " << s;
       // A compressed cache's code flips (againstReference) move logits by
       // up to about 1e-2: where the reference's best two tokens are closer
       // than the two runs' logits differ, either choice is right. Its steps
       // are fed the reference's tokens, so one such tie does not send the
       // rest of the run elsewhere.
-      if (compressed && got.ids[s] != want.ids[s]) {
+      if (rounded && got.ids[s] != want.ids[s]) {
         float moved = 0;
         for (size_t v = 0; v < got.logits[s].size(); ++v)
           moved = std::max(moved, std::fabs(got.logits[s][v] - want.logits[s][v]));
@@ -165,7 +206,7 @@ TEST_P(CudaBackendTest, GreedyDecodingMatchesTheReferenceKernels) {
             << ": the GPU's choice is not a near-tie of the reference's";
       }
     }
-    if (!compressed)
+    if (!rounded)
       EXPECT_EQ(got.ids, want.ids) << "prompt of " << length;
   }
 }
@@ -199,16 +240,16 @@ TEST_P(CudaBackendTest, PromptLogitsMatchTheReferenceKernelsAtEveryPosition) {
   // positions above 1e-2, H200, 2026-12-01). Each position is held to 3x
   // that, and the mean over positions to the usual bound: a wrong row or a
   // misread block moves every later position, by order 1.
-  const double each = compressed ? 3 * tolerance : tolerance;
+  const double each = int8 ? kInt8Noise : compressed ? 3 * tolerance : tolerance;
   double sum = 0;
   for (size_t t = 0; t < start.size(); ++t) {
     const double error = relativeL2(rows[0][t], rows[1][t]);
     sum += error;
-    EXPECT_LT(error, each) << GetParam() << ": position " << t;
+    EXPECT_LT(error, t == 0 ? tolerance : each) << GetParam() << ": position " << t;
   }
   const double mean = sum / double(start.size());
   RecordProperty("mean_relative_l2", std::to_string(mean));
-  EXPECT_LT(mean, compressed ? tolerance / 4 : tolerance) << GetParam();
+  EXPECT_LT(mean, int8 ? kInt8Noise / 5 : compressed ? tolerance / 4 : tolerance) << GetParam();
 }
 
 /// How far a token's logits may move when the tokens around it in a step
@@ -225,6 +266,12 @@ TEST_P(CudaBackendTest, PromptLogitsMatchTheReferenceKernelsAtEveryPosition) {
 double acrossStepSizes(const backend::Executable &executable) {
   const formats::KvFormat format = executable.kvLayout(1).format;
   return format.kind == formats::KvKind::F32 ? 1e-5 : format.compressed() ? 1e-3 : 1e-4;
+}
+/// The same for a step's position `index` (0: the first), where int8
+/// activations (kInt8Noise) leave a step's first position to the float
+/// bound only.
+double acrossStepSizes(const backend::Executable &executable, bool int8, size_t index) {
+  return int8 && index > 0 ? kInt8Noise : acrossStepSizes(executable);
 }
 
 TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
@@ -259,15 +306,19 @@ TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
     for (size_t r = 0; r < rows.size(); ++r) {
       const size_t i = rows[r];
       std::span<const float> row = logits->subspan(r * vocab, vocab);
-      EXPECT_LT(relativeL2(row, alone[i].logits[step]), acrossStepSizes(*gpu))
+      // Sequence 0's prompt is one token: its first logits no flip reaches.
+      EXPECT_LT(relativeL2(row, alone[i].logits[step]),
+                acrossStepSizes(*gpu, int8, i == 0 && step == 0 ? 0 : 1))
           << "sequence " << i << ", step " << step;
-      together[i].push_back(argmax(row));
+      // Int8 activations: the lone run's choices (near-ties may go either way).
+      together[i].push_back(int8 ? alone[i].ids[size_t(step)] : argmax(row));
       if (step + 1 < int(alone[i].ids.size()))
         batch.add(ids[i], together[i].back(), int32_t((*kv)->length(ids[i])), -1, true);
     }
   }
-  for (size_t i = 0; i < starts.size(); ++i)
-    EXPECT_EQ(together[i], alone[i].ids) << "sequence " << i;
+  if (!int8)
+    for (size_t i = 0; i < starts.size(); ++i)
+      EXPECT_EQ(together[i], alone[i].ids) << "sequence " << i;
   for (backend::SequenceId id : ids)
     (*kv)->removeSequence(id);
   EXPECT_EQ((*kv)->usedBlocks(), 0);
@@ -307,7 +358,7 @@ TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
     auto alone = session->forward(chain);
     ASSERT_TRUE(alone);
     EXPECT_LT(relativeL2(std::span<const float>(tree).subspan(node * vocab, vocab), *alone),
-              acrossStepSizes(*gpu))
+              acrossStepSizes(*gpu, int8, node + start.size()))
         << "node " << node;
   }
 }
