@@ -365,13 +365,15 @@ private:
       for (const Call &c : calls) {
         const int64_t wideTiles = (c.n + LATHE_CUDA_WIDE_ROWS - 1) / LATHE_CUDA_WIDE_ROWS;
         dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
-          return fmt::format("lathe_cuda::tiledProduct<{}, {}, true>(f, {}, blockIdx.x - {})",
-                             c.k, gather ? "true" : "false", c.rows.text(), first);
+          return fmt::format("lathe_cuda::tiledProduct<{}, {}, true, {}>(f, {}, blockIdx.x - {})",
+                             c.k, gather ? "true" : "false", int8Block > 0 ? "true" : "false",
+                             c.rows.text(), first);
         });
         const int64_t tiles = (c.n + LATHE_CUDA_TILE_ROWS - 1) / LATHE_CUDA_TILE_ROWS;
         dispatch(tileBody, "  ", tileBlocks, int32_t(tiles), [&](int32_t first) {
-          return fmt::format("lathe_cuda::tiledProduct<{}, {}, false>(f, {}, blockIdx.x - {})",
-                             c.k, gather ? "true" : "false", c.rows.text(), first);
+          return fmt::format("lathe_cuda::tiledProduct<{}, {}, false, {}>(f, {}, blockIdx.x - {})",
+                             c.k, gather ? "true" : "false", int8Block > 0 ? "true" : "false",
+                             c.rows.text(), first);
         });
       }
       // Steps that take the tiles split the input rows first, once for

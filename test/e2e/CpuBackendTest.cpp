@@ -132,32 +132,63 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
         << quant;
     // The reference kernels run the plan's int8 activations too: the
     // inputs rounded as the integer kernels round them, then multiplied
-    // exactly. They land next to the integer kernels (where a float input
-    // sits on a rounding boundary of the grid the two may round it to
-    // neighbouring codes), far closer than float activations do.
-    SessionOptions rounded;
-    rounded.kernels = KernelPath::Reference;
-    auto s3 = Session::create(a, rounded);
-    ASSERT_TRUE(s3 && s3->forward(prompt));
-    auto l3 = s3->forward(std::span<const int32_t>(&next, 1));
-    ASSERT_TRUE(l3);
-    EXPECT_TRUE(*s3->executable().options().int8Activations);
-    EXPECT_EQ(s3->executable().lastStepProducts().int8, int8Products.int8) << quant;
-    double near = 0;
-    for (size_t i = 0; i < ref.size(); ++i)
-      near += ((*l2)[i] - (*l3)[i]) * double((*l2)[i] - (*l3)[i]);
-    std::printf("[ measured ] %s: int8 reference vs integer kernels %.2e, float %.2e\n", quant,
-                std::sqrt(near / den), std::sqrt(num / den));
-    // Not the MXFP4 classifier: there the integer kernels and the rounded
-    // reference already differ by 4e-3 at a prompt's first position (1.6e-3
-    // at this step), where MXFP4 layers under another classifier agree to
-    // 2e-7: an open discrepancy of that classifier's integer path (the GPU,
-    // whose MXFP4 builds keep an MXINT8 classifier, agrees with the CPU's
-    // integer kernels to 2e-7 there).
+    // exactly. Their sums differ from the integer kernels' in the last
+    // bits, and where that moves an input across a rounding boundary of the
+    // grid the two round it to neighbouring codes, and every later input of
+    // the step and later position differs by int8 rounding's own size (on a
+    // 100-token text now and then: perplexities 1e-3 to 6e-3 apart). So
+    // they are compared where that is rare, at the second token of each
+    // reference prompt (its first logits after BOS): in the median, next
+    // to the integer kernels (float sums, 2e-7), far closer than float
+    // activations.
+    SessionOptions rounded, exactRef;
+    rounded.kernels = exactRef.kernels = KernelPath::Reference;
+    exactRef.int8Activations = false;
+    std::vector<double> nearOnes, farOnes;
+    const nlohmann::json reference = loadReference();
+    for (const auto &p : reference["prompts"]) {
+      const std::vector<int32_t> ids = p["prompt_ids"];
+      const std::vector<int32_t> two(ids.begin(), ids.begin() + 2);
+      std::vector<float> rows[3];
+      int i = 0;
+      for (const SessionOptions &o : {int8, rounded, exactRef}) {
+        auto s = Session::create(a, o);
+        ASSERT_TRUE(s);
+        auto l = s->forward(two);
+        ASSERT_TRUE(l);
+        rows[i].assign(l->begin(), l->end());
+        if (i++ == 1) { // the rounded reference
+          EXPECT_TRUE(*s->executable().options().int8Activations);
+          EXPECT_EQ(s->executable().lastStepProducts().int8, int8Products.int8) << quant;
+        }
+      }
+      double d1 = 0, d2 = 0, norm = 0;
+      for (size_t k = 0; k < rows[0].size(); ++k) {
+        d1 += (rows[0][k] - rows[1][k]) * double(rows[0][k] - rows[1][k]);
+        d2 += (rows[0][k] - rows[2][k]) * double(rows[0][k] - rows[2][k]);
+        norm += double(rows[2][k]) * rows[2][k];
+      }
+      nearOnes.push_back(std::sqrt(d1 / norm));
+      farOnes.push_back(std::sqrt(d2 / norm));
+    }
+    std::sort(nearOnes.begin(), nearOnes.end());
+    std::sort(farOnes.begin(), farOnes.end());
+    const double nearMedian = nearOnes[nearOnes.size() / 2];
+    const double farMedian = farOnes[farOnes.size() / 2];
+    std::printf("[ measured ] %s: integer kernels vs the rounded reference %.2e, vs float %.2e "
+                "(medians of %zu prompts)\n",
+                quant, nearMedian, farMedian, nearOnes.size());
+    // Not the MXFP4 classifier: the integer kernels' logits there are
+    // 4.7e-3 from the rounded reference's and 4.3e-3 from float's (other
+    // formats: 1e-7 and 1e-2), as if that classifier's input were not
+    // rounded, though its product counts as int8; MXFP4 layers under
+    // another classifier (the mixed build) agree. An open question about
+    // the CPU's integer MXFP4 classifier, which the GPU (whose MXFP4 builds
+    // keep an MXINT8 classifier) does not share.
     if (std::string(quant) == "mxfp4:classifier")
       continue;
-    EXPECT_LT(std::sqrt(near / den), 2e-3) << quant;
-    EXPECT_LT(std::sqrt(near / den), std::sqrt(num / den) / 4) << quant;
+    EXPECT_LT(nearMedian, 1e-5) << quant;
+    EXPECT_LT(nearMedian, farMedian / 100) << quant;
   }
 }
 

@@ -234,17 +234,28 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
         for (int i = 0; i < 4; ++i)
           v[i] = Input::Gain::at(gain, k + i) * (scale * v[i]);
     }
+    const int lane = g * 4 + (k % 16) / 4;
     if constexpr (kInt8Block<Input> > 0) {
+      // Int8 activations: the codes q (exact in bf16) as part 0, and the
+      // step's block scale of token t in part 1's slot, at word t % 2 of
+      // lane (t % 8) / 2 (where a C fragment's lane finds its two tokens').
+      static_assert(kInt8Block<Input> % 16 == 0, "a step of 16 k in one int8 block");
       const Int8Block<kInt8Block<Input>, 4> block(v);
+      if (!live)
+        continue;
+      float q[4];
       for (int i = 0; i < 4; ++i)
-        v[i] = block.rounded(v[i]);
+        q[i] = __fadd_rn(__uint_as_float(block.bits(v[i])), -12582912.0f);
+      out[partsAt<K>(tt, k / 16, j, 0, lane)] = make_uint2(bf16Pair(q[0], q[1]), bf16Pair(q[2], q[3]));
+      if (k % 16 == 0)
+        reinterpret_cast<float *>(out + partsAt<K>(tt, k / 16, j, 1, g / 2))[g % 2] = block.scale;
+      continue;
     }
     if (!live)
       continue;
     uint32_t low[3], high[3];
     splitPair(v[0], v[1], low);
     splitPair(v[2], v[3], high);
-    const int lane = g * 4 + (k % 16) / 4;
     for (int p = 0; p < 3; ++p)
       out[partsAt<K>(tt, k / 16, j, p, lane)] = make_uint2(low[p], high[p]);
   }
@@ -255,8 +266,11 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
 /// 16 m .. and tokens 8 j .. 8 j + 7. A step multiplies the parts whose
 /// product is at least 2^-16 of the whole (weight part a, token part b,
 /// a + b <= 2): the rest is below float rounding.
-template <class W, int64_t RowBytes, int MT = 1, int TT = 1> struct TileSums {
+template <class W, int64_t RowBytes, int MT = 1, int TT = 1, bool Int8 = false> struct TileSums {
   using Quad = TileQuad<W, RowBytes>;
+  // Int8 activations: one token part (the codes), each step's sums times
+  // the tokens' block scales (in b's part 1, splitTokens).
+  static constexpr int kParts = Int8 ? 1 : kTokenParts;
   static constexpr int kBaseUnroll = Quad::kParts == 1 ? kTileUnroll : kTileUnroll / 2;
   // Larger warp tiles load more a step: fewer steps in flight.
   static constexpr int kUnroll = MT * TT == 1 ? kBaseUnroll : kBaseUnroll / 2;
@@ -282,15 +296,23 @@ template <class W, int64_t RowBytes, int MT = 1, int TT = 1> struct TileSums {
 #pragma unroll
       for (int j = 0; j < 2 * TT; ++j) {
         float d[4] = {};
-        float(&sums)[4] = Quad::kScaled ? d : acc[m][j];
+        float(&sums)[4] = Quad::kScaled || Int8 ? d : acc[m][j];
 #pragma unroll
         for (int wa = 0; wa < Quad::kParts; ++wa)
 #pragma unroll
-          for (int xb = 0; xb < kTokenParts && xb + wa <= 2; ++xb)
+          for (int xb = 0; xb < kParts && xb + wa <= 2; ++xb)
             mma16816(sums, a[u][m].part[wa], b[j / 2][j % 2][xb][0], b[j / 2][j % 2][xb][1]);
-        if constexpr (Quad::kScaled) {
-          acc[m][j][0] += a[u][m].scale[0] * d[0], acc[m][j][1] += a[u][m].scale[0] * d[1];
-          acc[m][j][2] += a[u][m].scale[1] * d[2], acc[m][j][3] += a[u][m].scale[1] * d[3];
+        if constexpr (Quad::kScaled || Int8) {
+          // C element e: row g + 8 (e / 2), token 2 (lane % 4) + e % 2.
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            float scale = 1;
+            if constexpr (Quad::kScaled)
+              scale = a[u][m].scale[e / 2];
+            if constexpr (Int8)
+              scale *= __uint_as_float(b[j / 2][j % 2][1][e % 2]);
+            acc[m][j][e] += scale * d[e];
+          }
         }
       }
   }
@@ -366,12 +388,12 @@ __device__ void finishTiles(const float (*const (&acc)[Count])[2 * TT][4], Finis
 
 /// What a tiled product sums and stores per kind of rows (CudaProducts.cuh):
 /// PlainRows one weight's tile, then y = (residual +) sum...
-template <class Rows, int MT, int TT> struct TileRows;
-template <class W, int K, int N, int64_t RowBytes, bool Residual, int MT, int TT>
-struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT> {
-  static constexpr int kUnroll = TileSums<W, RowBytes, MT, TT>::kUnroll;
+template <class Rows, int MT, int TT, bool Int8> struct TileRows;
+template <class W, int K, int N, int64_t RowBytes, bool Residual, int MT, int TT, bool Int8>
+struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT, Int8> {
+  static constexpr int kUnroll = TileSums<W, RowBytes, MT, TT, Int8>::kUnroll;
   const PlainRows<W, K, N, RowBytes, Residual> &rows;
-  TileSums<W, RowBytes, MT, TT> w;
+  TileSums<W, RowBytes, MT, TT, Int8> w;
   /// The lane's rows of the warp's tile from row `first` on (row g of it).
   __device__ TileRows(const PlainRows<W, K, N, RowBytes, Residual> &r, int first)
       : rows(r), w(r.at(0), first, N - 1) {}
@@ -386,10 +408,11 @@ struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT> {
   }
 };
 /// ...GatedRows the gate's and the up's, then y = silu(g) * u.
-template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU, int MT, int TT>
-struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT> {
-  using Gate = TileSums<WG, RowBytesG, MT, TT>;
-  using Up = TileSums<WU, RowBytesU, MT, TT>;
+template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU, int MT, int TT,
+          bool Int8>
+struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, Int8> {
+  using Gate = TileSums<WG, RowBytesG, MT, TT, Int8>;
+  using Up = TileSums<WU, RowBytesU, MT, TT, Int8>;
   // Half the smaller of the two: each step loads both weights.
   static constexpr int kUnroll = (Gate::kUnroll < Up::kUnroll ? Gate::kUnroll : Up::kUnroll) / 2;
   static_assert(kUnroll > 0, "a step of both weights at least");
@@ -417,7 +440,8 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT> {
 
 /// Block (blockX, blockIdx.y) of a tiled product, whose token rows
 /// splitTokens left split at f.tokenParts (Gather: the logits' tokens, as
-/// in product()). Rows: PlainRows or GatedRows. Two shapes of block:
+/// in product(); Int8: as int8 codes and block scales, for int8
+/// activations: one mma a weight part and step, the step's sums scaled). Rows: PlainRows or GatedRows. Two shapes of block:
 /// - Wide = false: weight rows 16 blockX .. +15 by tokens 16 blockIdx.y ..
 ///   +15, the 8 warps splitting K (warp w takes steps w, w + 8, ...) and
 ///   adding their tiles in order: many blocks, for steps of few tokens,
@@ -429,7 +453,7 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT> {
 ///   weight rows, and a step's 16 loads a lane feed 24 mma (a 16 by 16
 ///   warp tile's 8 feed 6), while the 4 warps of a token group share their
 ///   fragments through L1.
-template <int K, bool Gather, bool Wide, class Rows>
+template <int K, bool Gather, bool Wide, bool Int8, class Rows>
 __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   constexpr int N = Rows::kN;
@@ -453,12 +477,12 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
   startStep();
   const int tokens = Gather ? f.logitCount : f.rows;
   const uint2 *parts = reinterpret_cast<const uint2 *>(f.tokenParts);
-  TileRows<Rows, MT, TT> sums(rows, n0 + g);
+  TileRows<Rows, MT, TT, Int8> sums(rows, n0 + g);
 
   // U steps loaded, then used. Whole rounds of U steps per warp first,
   // with no bounds to check (so that every load of a round is issued
   // before the first multiply), then what is left, step by step.
-  constexpr int U = TileRows<Rows, MT, TT>::kUnroll;
+  constexpr int U = TileRows<Rows, MT, TT, Int8>::kUnroll;
   constexpr int kRounds = kSteps / (kStride * U);
   const int first = Wide ? 0 : warp;
   auto load = [&](int step, uint32_t(&b)[TT][2][3][2]) {
@@ -466,10 +490,17 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
     for (int i = 0; i < TT; ++i)
 #pragma unroll
       for (int j = 0; j < 2; ++j)
+        if constexpr (Int8) { // the codes, and the scales of the lane's C tokens
+          const uint2 v = __ldg(parts + partsAt<K>(tt0 + i, step, j, 0, lane));
+          const uint2 scale = __ldg(parts + partsAt<K>(tt0 + i, step, j, 1, lane % 4));
+          b[i][j][0][0] = v.x, b[i][j][0][1] = v.y;
+          b[i][j][1][0] = scale.x, b[i][j][1][1] = scale.y;
+        } else {
 #pragma unroll
-        for (int p = 0; p < kTokenParts; ++p) {
-          const uint2 v = __ldg(parts + partsAt<K>(tt0 + i, step, j, p, lane));
-          b[i][j][p][0] = v.x, b[i][j][p][1] = v.y;
+          for (int p = 0; p < kTokenParts; ++p) {
+            const uint2 v = __ldg(parts + partsAt<K>(tt0 + i, step, j, p, lane));
+            b[i][j][p][0] = v.x, b[i][j][p][1] = v.y;
+          }
         }
   };
   if (!Wide || (n0 < N && tt0 * 16 < tokens)) {
