@@ -83,10 +83,10 @@ template <int B, int N> struct Int8Block {
     return inverse == 0.0f ? kInt8Zero
                            : __float_as_uint(__fadd_rn(__fmul_rn(v, inverse), 12582912.0f));
   }
+  /// q as a float (exact).
+  __device__ float code(float v) const { return __fadd_rn(__uint_as_float(bits(v)), -12582912.0f); }
   /// x~ = q s.
-  __device__ float rounded(float v) const {
-    return __fmul_rn(__fadd_rn(__uint_as_float(bits(v)), -12582912.0f), scale);
-  }
+  __device__ float rounded(float v) const { return __fmul_rn(code(v), scale); }
 };
 
 /// Values 0..7 of x (32-byte aligned).
@@ -96,26 +96,32 @@ __device__ inline void loadEight(const float *x, float (&v)[8]) {
   v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
 }
 
-/// dst = the K values of src rounded per block of B (src may be dst):
-/// the block's threads, 8 consecutive values each; the caller orders the
-/// reads and writes of other threads around it (__syncthreads).
-template <int K, int B> __device__ void roundRow(const float *src, float *dst) {
+/// f(c, v, block) for each chunk c of 8 values v of the K values of src,
+/// block the scale of their block of B: the block's threads, a chunk each
+/// per pass, every lane in every pass (the scale's shuffles).
+template <int K, int B, class F> __device__ void forRoundedChunks(const float *src, F &&f) {
   static_assert(K % 8 == 0, "int8 activations take rows of whole 8-value chunks");
-  for (int base = 0; base < K / 8; base += kThreads) { // the same passes on every lane
+  for (int base = 0; base < K / 8; base += kThreads) {
     const int c = base + threadIdx.x;
     float v[8] = {};
     if (c < K / 8)
       loadEight(src + 8 * c, v);
     const Int8Block<B, 8> block(v);
-    if (c < K / 8) {
-      reinterpret_cast<float4 *>(dst)[2 * c] =
-          make_float4(block.rounded(v[0]), block.rounded(v[1]), block.rounded(v[2]),
-                      block.rounded(v[3]));
-      reinterpret_cast<float4 *>(dst)[2 * c + 1] =
-          make_float4(block.rounded(v[4]), block.rounded(v[5]), block.rounded(v[6]),
-                      block.rounded(v[7]));
-    }
+    if (c < K / 8)
+      f(c, v, block);
   }
+}
+
+/// dst = the K values of src rounded per block of B (src may be dst); the
+/// caller orders the reads and writes of other threads around it
+/// (__syncthreads).
+template <int K, int B> __device__ void roundRow(const float *src, float *dst) {
+  forRoundedChunks<K, B>(src, [&](int c, const float (&v)[8], const Int8Block<B, 8> &block) {
+    reinterpret_cast<float4 *>(dst)[2 * c] = make_float4(
+        block.rounded(v[0]), block.rounded(v[1]), block.rounded(v[2]), block.rounded(v[3]));
+    reinterpret_cast<float4 *>(dst)[2 * c + 1] = make_float4(
+        block.rounded(v[4]), block.rounded(v[5]), block.rounded(v[6]), block.rounded(v[7]));
+  });
 }
 
 /// The low bytes of a, b, c, d as one word (a's lowest).
@@ -123,29 +129,17 @@ __device__ inline uint32_t lowBytes(uint32_t a, uint32_t b, uint32_t c, uint32_t
   return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
 }
 
-/// Bytes of int8 chunks a row of K values takes (int8Chunks): 2 a value.
-template <int K> constexpr int kInt8ChunkBytes = 2 * K;
-
 /// The codes q of the K values of src (rounded per block of B), for the
 /// dp4a sums of weights of Bits-bit codes (RowStream<IntLanes>::useInt8),
-/// to `out` (16-byte aligned, kInt8ChunkBytes<K>, not overlapping src):
+/// to `out` (16-byte aligned, 2 bytes a value, not overlapping src):
 /// - Bits 4, per 8 values k .. k + 7 a uint4: the codes of the even values
 ///   (k, k + 2, .., a byte each), of the odd ones, -8 times their sum
 ///   (4-bit codes are summed offset by 8), and the block's scale;
 /// - Bits 8, per 4 values a uint2: their codes and the block's scale.
-/// The block's threads, 8 values each; the caller orders other threads'
-/// reads and writes around it.
+/// The caller orders other threads' reads and writes around it.
 template <int K, int B, int Bits> __device__ void int8Chunks(const float *src, uint8_t *out) {
-  static_assert(K % 8 == 0, "int8 activations take rows of whole 8-value chunks");
   static_assert(Bits == 4 || Bits == 8, "chunks for 4- and 8-bit codes");
-  for (int base = 0; base < K / 8; base += kThreads) {
-    const int c = base + threadIdx.x;
-    float v[8] = {};
-    if (c < K / 8)
-      loadEight(src + 8 * c, v);
-    const Int8Block<B, 8> block(v);
-    if (c >= K / 8)
-      continue;
+  forRoundedChunks<K, B>(src, [&](int c, const float (&v)[8], const Int8Block<B, 8> &block) {
     uint32_t q[8];
 #pragma unroll
     for (int i = 0; i < 8; ++i)
@@ -160,10 +154,10 @@ template <int K, int B, int Bits> __device__ void int8Chunks(const float *src, u
           make_uint4(lowBytes(q[0], q[2], q[4], q[6]), lowBytes(q[1], q[3], q[5], q[7]),
                      uint32_t(-8 * int32_t(sum)), scale);
     } else {
-      reinterpret_cast<uint4 *>(out)[c] =
-          make_uint4(lowBytes(q[0], q[1], q[2], q[3]), scale, lowBytes(q[4], q[5], q[6], q[7]), scale);
+      reinterpret_cast<uint4 *>(out)[c] = make_uint4(lowBytes(q[0], q[1], q[2], q[3]), scale,
+                                                     lowBytes(q[4], q[5], q[6], q[7]), scale);
     }
-  }
+  });
 }
 
 /// sum_i a_i b_i + c over the four bytes of a (unsigned) and b (signed).

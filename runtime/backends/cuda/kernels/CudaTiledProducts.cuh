@@ -200,8 +200,9 @@ template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, 
 /// taking 1024 values of the row; the last tile's missing tokens written
 /// as zeros): each value, plain or through
 /// the RMSNorm of a NormedInput (the same floats as the rms_norm kernel),
-/// rounded where it is an Int8Input (x~, CudaProductInputs.cuh), into
-/// three bf16 parts at f.tokenParts, k permuted as the tiles read A.
+/// into three bf16 parts at f.tokenParts, k permuted as the tiles read A;
+/// an Int8Input's as its int8 codes (one part) and each step's block scales
+/// (CudaProductInputs.cuh).
 /// Gather: token t is row f.logitTokens[t] (the classifier).
 template <int K, bool Gather, class Input>
 __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
@@ -243,10 +244,9 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
       const Int8Block<kInt8Block<Input>, 4> block(v);
       if (!live)
         continue;
-      float q[4];
-      for (int i = 0; i < 4; ++i)
-        q[i] = __fadd_rn(__uint_as_float(block.bits(v[i])), -12582912.0f);
-      out[partsAt<K>(tt, k / 16, j, 0, lane)] = make_uint2(bf16Pair(q[0], q[1]), bf16Pair(q[2], q[3]));
+      out[partsAt<K>(tt, k / 16, j, 0, lane)] =
+          make_uint2(bf16Pair(block.code(v[0]), block.code(v[1])),
+                     bf16Pair(block.code(v[2]), block.code(v[3])));
       if (k % 16 == 0)
         reinterpret_cast<float *>(out + partsAt<K>(tt, k / 16, j, 1, g / 2))[g % 2] = block.scale;
       continue;
@@ -441,7 +441,8 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, Int8> {
 /// Block (blockX, blockIdx.y) of a tiled product, whose token rows
 /// splitTokens left split at f.tokenParts (Gather: the logits' tokens, as
 /// in product(); Int8: as int8 codes and block scales, for int8
-/// activations: one mma a weight part and step, the step's sums scaled). Rows: PlainRows or GatedRows. Two shapes of block:
+/// activations: one mma a weight part and step, the step's sums scaled).
+/// Rows: PlainRows or GatedRows. Two shapes of block:
 /// - Wide = false: weight rows 16 blockX .. +15 by tokens 16 blockIdx.y ..
 ///   +15, the 8 warps splitting K (warp w takes steps w, w + 8, ...) and
 ///   adding their tiles in order: many blocks, for steps of few tokens,

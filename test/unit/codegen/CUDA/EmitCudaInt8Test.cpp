@@ -28,6 +28,14 @@ KernelPlan products(int64_t k, int64_t n, Activations activations) {
   return plan;
 }
 
+/// The one line an int8 product of an input k wide refuses weights in
+/// formats a and b with ("compiled" where it takes them).
+std::string int8Error(const char *a, const char *b, int64_t k) {
+  Expected<std::string> code = emitCudaModel(products(k, 64, Activations::Int8),
+                                             {weight(a, 64, k), weight(b, 64, k)});
+  return code ? "compiled" : code.error().message();
+}
+
 TEST(EmitCudaInt8Test, InputsRoundedPerBlockOfTheWeights) {
   const std::vector<TensorInfo> tensors = {weight("int4:group=32", 64, 1024),
                                            weight("int8:group=32", 64, 1024)};
@@ -41,34 +49,23 @@ TEST(EmitCudaInt8Test, InputsRoundedPerBlockOfTheWeights) {
 }
 
 TEST(EmitCudaInt8Test, BlocksOfOneInputMustAgree) {
-  const std::vector<TensorInfo> tensors = {weight("int4:group=32", 64, 1024),
-                                           weight("bfp4:block=16", 64, 1024)};
-  Expected<std::string> code = emitCudaModel(products(1024, 64, Activations::Int8), tensors);
-  ASSERT_FALSE(code);
-  EXPECT_EQ(code.error().message(),
-            "step 0 (matmuls): int8 activations: the products of one input take blocks of 32 and 16 values; the "
-            "cuda target rounds an input one way (compile with --activations=float)");
+  EXPECT_EQ(int8Error("int4:group=32", "bfp4:block=16", 1024),
+            "step 0 (matmuls): int8 activations: the products of one input take blocks of 32 "
+            "and 16 values; the cuda target rounds an input one way (compile with "
+            "--activations=float)");
   // Float activations take them together.
-  EXPECT_TRUE(emitCudaModel(products(1024, 64, Activations::Float), tensors));
+  EXPECT_TRUE(emitCudaModel(products(1024, 64, Activations::Float),
+                            {weight("int4:group=32", 64, 1024), weight("bfp4:block=16", 64, 1024)}));
 }
 
 TEST(EmitCudaInt8Test, RowsWiderThanTheGpuHoldsAreRefused) {
-  const int64_t wide = cudaMaxInt8Width() + 1024;
-  const std::vector<TensorInfo> tensors = {weight("int8:group=32", 64, wide),
-                                           weight("int8:group=32", 64, wide)};
-  Expected<std::string> code = emitCudaModel(products(wide, 64, Activations::Int8), tensors);
-  ASSERT_FALSE(code);
-  EXPECT_EQ(code.error().message(),
-            "step 0 (matmuls): int8 activations of rows of 9216 values: the cuda target takes multiples of 8 up "
-            "to 8192 (compile with --activations=float)");
+  EXPECT_EQ(int8Error("int8:group=32", "int8:group=32", cudaMaxInt8Width() + 1024),
+            "step 0 (matmuls): int8 activations of rows of 9216 values: the cuda target takes "
+            "multiples of 8 up to 8192 (compile with --activations=float)");
 }
 
 TEST(EmitCudaInt8Test, WeightsWithoutIntegerCodesAreRefused) {
-  const std::vector<TensorInfo> tensors = {weight("fp6_4p2", 64, 1024),
-                                           weight("fp6_4p2", 64, 1024)};
-  Expected<std::string> code = emitCudaModel(products(1024, 64, Activations::Int8), tensors);
-  ASSERT_FALSE(code);
-  EXPECT_EQ(code.error().message(),
+  EXPECT_EQ(int8Error("fp6_4p2", "fp6_4p2", 1024),
             "step 0 (matmuls): int8 activations: weight 0 has no integer codes");
 }
 
