@@ -293,17 +293,24 @@ def PlanActivations : Pass<"lathe-plan-activations", "mlir::func::FuncOp"> {
     With `precision=int8`, every `plan.matmul`, `plan.matmuls` and
     `plan.logits` whose weights all have a format with integer codes (INT8,
     INT4, BFP8, BFP4, MXINT8, MXFP4: runtime/formats `hasIntegerCodes`)
-    gets `activations = #plan.activations<int8>`; the others, and every
-    product with `precision=float`, get `#plan.activations<float>` (the
-    reference numerics). With `max-int8-width=W`, products of inputs wider
-    than W keep float too (the cuda target holds an int8 input row in
-    shared memory).
+    gets `activations = #plan.activations<int8>`, the others
+    `#plan.activations<FALLBACK>` (`fallback`: float, the reference
+    numerics, or bf16). With `max-int8-width=W`, products of inputs wider
+    than W take the fallback too (the cuda target holds an int8 input row
+    in shared memory). With `precision=bf16` or `precision=float`, every
+    product gets that precision. With `max-bf16-width=W`, products of
+    inputs wider than W that would take bf16 keep float (the cuda target
+    stages a bf16-rounded input row in shared memory).
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"int8\"",
-           "int8 (where the weight format allows it) or float">,
+           "int8 (where the weight format allows it), bf16 or float">,
+    Option<"fallback", "fallback", "std::string", /*default=*/"\"float\"",
+           "what products that cannot take int8 get: float or bf16">,
     Option<"maxInt8Width", "max-int8-width", "int64_t", /*default=*/"0",
            "widest input that takes int8 activations (0: any)">,
+    Option<"maxBf16Width", "max-bf16-width", "int64_t", /*default=*/"0",
+           "widest input that takes bf16 activations (0: any)">,
   ];
 }
 

@@ -62,6 +62,11 @@ for q in int4:group=32 int8:group=32 mxfp4_e2m1; do
 done
 compile "$gqa" --synthetic-weights --quant=int8:group=32 --activations=float \
   -o "$out/artifacts/gqa-int8-float.lathe"
+# Builds of bf16 weights round their products' inputs to bf16 by default
+# (FP6's products too, beside its MXINT8 classifier's int8); float as asked.
+compile "$gqa" --synthetic-weights --activations=float -o "$out/artifacts/gqa-bf16-float.lathe"
+compile "$gqa" --synthetic-weights --quant=fp6_4p2 --activations=float \
+  -o "$out/artifacts/gqa-fp6_4p2-float.lathe"
 # Every other packed format, decoded by runtime/backends/cuda/kernels/CudaFormats.cuh.
 for q in bfp4 bfp8:block=16 mxfp4_e2m1 mxfp6_e3m2 mxfp6_e2m3 mxfp8_e4m3 mxfp8_e5m2 mxint8 \
          fp6_4p2 fp6_4p2:group=32; do
@@ -119,5 +124,9 @@ for spec in llama-3.2-1b:none llama-3.2-1b:int8:group=32 llama-3.2-1b:int4:group
   compile "$root/scripts/speed-models/$m.json" --synthetic-weights --quant="$q" --kv=bf16 \
     -o "$out/speed/$m-${q%%:*}.lathe"
 done
+# The bf16 model with float activations (three tensor-core parts a token
+# value), for comparison in the same run.
+compile "$root/scripts/speed-models/llama-3.2-1b.json" --synthetic-weights --kv=bf16 \
+  --activations=float -o "$out/speed/llama-3.2-1b-none-float.lathe"
 (cd "$out" && tar cf - speed | xz -1 -T2 > speed.tar.xz && rm -rf speed)
 du -sh "$out"

@@ -13,7 +13,8 @@ for a in "$dir"/speed/*.lathe; do
 done
 # Prompts of 512 and 2048 tokens as one step (the tensor-core products
 # and attention), as llama.cpp's pp512 and pp2048.
-for a in llama-3.2-1b-none llama-3.2-1b-int4 tinyllama-1.1b-none; do
+for a in llama-3.2-1b-none llama-3.2-1b-none-float llama-3.2-1b-int4 llama-3.2-1b-fp6_4p2 \
+         tinyllama-1.1b-none; do
   for p in 512 2048; do
     "$dir/bin/lathe-bench" "$dir/speed/$a.lathe" --repeat 3 --prompt-tokens "$p" --gen-tokens 0
   done
@@ -23,9 +24,11 @@ done
 for n in 4 16 32; do
   "$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-none.lathe" --repeat 3 --sequences "$n" --prompt-tokens 16
 done
-for q in int8 int4 fp6_4p2; do
+for q in none-float int8 int4 fp6_4p2; do
   "$dir/bin/lathe-bench" "$dir/speed/llama-3.2-1b-$q.lathe" --repeat 3 --sequences 16 --prompt-tokens 16
 done
+# PEERS=0 leaves PyTorch out (several minutes a shape).
+[ "${PEERS:-1}" = 0 ] && exit 0
 for config in scripts/speed-models/*.json; do
   echo "== $(basename "$config")"
   timeout 400 python3 scripts/torch-decode-peer.py "$config" 2>&1 | grep -E "^torch|Error" | head -5

@@ -275,8 +275,10 @@ private:
   /// One launch of `products` (of one input), the blocks shared out in
   /// order, with the norm before them and the add after them that the
   /// fusions give the current step; int8Block > 0: the input rounded for
-  /// int8 activations in blocks of that many values.
-  Status emitProducts(const char *comment, const std::vector<Product> &products, int int8Block) {
+  /// int8 activations in blocks of that many values; bf16: each input value
+  /// rounded to bf16.
+  Status emitProducts(const char *comment, const std::vector<Product> &products, int int8Block,
+                      bool bf16) {
     std::string input = "lathe_cuda::PlainInput{}";
     int32_t sharedBytes = 0;
     uint32_t in = products.front().input;
@@ -307,7 +309,22 @@ private:
       input = fmt::format("lathe_cuda::Int8Input<{}, {}>{{{}}}", int8Block,
                           input.substr(0, input.find('{')),
                           norm ? input.substr(input.find('{')) : "");
+    } else if (bf16) {
+      // Shared memory: the rounded rows of a few tokens (as many as a norm
+      // holds), a single token's row among them.
+      const int64_t width = this->width(in);
+      if (width % 4 != 0 || width > LATHE_CUDA_BF16_MAX_WIDTH)
+        return Error(fmt::format("bf16 activations of rows of {} values: the cuda target "
+                                 "takes multiples of 4 up to {} (compile with "
+                                 "--activations=float)",
+                                 width, LATHE_CUDA_BF16_MAX_WIDTH));
+      sharedBytes = int32_t(LATHE_CUDA_NORM_TOKENS(width) * width * int64_t(sizeof(float)));
+      input = fmt::format("lathe_cuda::Bf16Input<{}>{{{}}}", input.substr(0, input.find('{')),
+                          norm ? input.substr(input.find('{')) : "");
     }
+    const char *codes = int8Block > 0 ? "lathe_cuda::TokenCodes::Int8"
+                        : bf16        ? "lathe_cuda::TokenCodes::Bf16"
+                                      : "lathe_cuda::TokenCodes::Float";
     // An add after a single matmul: it writes `sum = other + W x`.
     const std::optional<FusedAdd> &add = fused_.residualOf[step_];
     // Each product's rows and shape, then the launch's two dispatches: the
@@ -317,12 +334,18 @@ private:
       Rows rows;
       int64_t k, n;
       Rows single; // the rows of a single token's product, if other
+      bool staged; // long prompts take the staged tiles (CudaStagedTiles.cuh)
     };
     std::vector<Call> calls;
     const bool gather = products.front().gather;
     bool streamed = true; // every weight of the launch (WeightCode::streamed)
-    auto call = [&](const Rows &rows, int64_t k, int64_t n) {
-      calls.push_back({rows, k, n, rows});
+    // The staged tiles take bf16 rows of whole 32-value stages, with bf16
+    // activations (one token part).
+    auto stages = [&](const WeightCode &w, int64_t k) {
+      return bf16 && w.type == "lathe_cuda::BF16" && w.rowBytes % 16 == 0 && k % 32 == 0;
+    };
+    auto call = [&](const Rows &rows, int64_t k, int64_t n, bool staged) {
+      calls.push_back({rows, k, n, rows, staged});
     };
     if (const std::optional<size_t> silu = fused_.gatedOf[step_]) {
       const plan::TensorInfo &gate = tensors_[products[0].weight];
@@ -338,7 +361,8 @@ private:
                             gate.shape[1], gate.shape[0], g->rowBytes, u->rowBytes),
                 fmt::format("{{f.weights[{}], f.weights[{}], f.buffers[{}]}}",
                             A(products[0].weight), A(products[1].weight), A(output))},
-           gate.shape[1], gate.shape[0]);
+           gate.shape[1], gate.shape[0],
+           stages(*g, gate.shape[1]) && stages(*u, gate.shape[1]) && g->rowBytes == u->rowBytes);
     } else {
       for (const Product &p : products) {
         const plan::TensorInfo &info = tensors_[p.weight];
@@ -351,7 +375,7 @@ private:
                   fmt::format("{{f.weights[{}], f.buffers[{}], {}}}", A(p.weight),
                               A(add ? add->sum : p.output),
                               add ? fmt::format("f.buffers[{}]", A(add->other)) : "nullptr")},
-             info.shape[1], info.shape[0]);
+             info.shape[1], info.shape[0], stages(*w, info.shape[1]));
       }
       if (const std::optional<size_t> att = fused_.ropeProductOf[step_])
         ropeProduct(*att, calls[0].single, calls[1].single, calls[2].single);
@@ -365,15 +389,16 @@ private:
       for (const Call &c : calls) {
         const int64_t wideTiles = (c.n + LATHE_CUDA_WIDE_ROWS - 1) / LATHE_CUDA_WIDE_ROWS;
         dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
+          if (c.staged)
+            return fmt::format("lathe_cuda::stagedProduct<{}, {}>(f, {}, blockIdx.x - {})", c.k,
+                               gather ? "true" : "false", c.rows.text(), first);
           return fmt::format("lathe_cuda::tiledProduct<{}, {}, true, {}>(f, {}, blockIdx.x - {})",
-                             c.k, gather ? "true" : "false", int8Block > 0 ? "true" : "false",
-                             c.rows.text(), first);
+                             c.k, gather ? "true" : "false", codes, c.rows.text(), first);
         });
         const int64_t tiles = (c.n + LATHE_CUDA_TILE_ROWS - 1) / LATHE_CUDA_TILE_ROWS;
         dispatch(tileBody, "  ", tileBlocks, int32_t(tiles), [&](int32_t first) {
           return fmt::format("lathe_cuda::tiledProduct<{}, {}, false, {}>(f, {}, blockIdx.x - {})",
-                             c.k, gather ? "true" : "false", int8Block > 0 ? "true" : "false",
-                             c.rows.text(), first);
+                             c.k, gather ? "true" : "false", codes, c.rows.text(), first);
         });
       }
       // Steps that take the tiles split the input rows first, once for
@@ -525,7 +550,8 @@ private:
     Expected<int> block = int8Block(s.activations, {s.weight});
     if (!block)
       return block.error();
-    return emitProducts("matmul", {{s.input, s.weight, s.output}}, *block);
+    return emitProducts("matmul", {{s.input, s.weight, s.output}}, *block,
+                        s.activations == plan::Activations::Bf16);
   }
   Status emitStep(const plan::MatMulsStep &s) {
     Expected<int> block = int8Block(s.activations, s.weights);
@@ -535,13 +561,14 @@ private:
     for (size_t i = 0; i < s.weights.size(); ++i)
       products.push_back({s.input, s.weights[i], s.outputs[i]});
     return emitProducts(fused_.gatedOf[step_] ? "matmuls: gate and up, then silu_mul" : "matmuls",
-                        products, *block);
+                        products, *block, s.activations == plan::Activations::Bf16);
   }
   Status emitStep(const plan::LogitsStep &s) {
     Expected<int> block = int8Block(s.activations, {s.classifier});
     if (!block)
       return block.error();
-    return emitProducts("logits", {{s.input, s.classifier, s.output, /*gather=*/true}}, *block);
+    return emitProducts("logits", {{s.input, s.classifier, s.output, /*gather=*/true}}, *block,
+                        s.activations == plan::Activations::Bf16);
   }
   Status emitStep(const plan::RopeStep &s) {
     perToken("rope",
@@ -695,5 +722,6 @@ Expected<std::string> emitCudaModel(const plan::KernelPlan &plan,
 std::span<const HeaderText> cudaCodeHeaders() { return kCudaCodeHeaders; }
 
 int64_t cudaMaxInt8Width() { return LATHE_CUDA_INT8_MAX_WIDTH; }
+int64_t cudaMaxBf16Width() { return LATHE_CUDA_BF16_MAX_WIDTH; }
 
 } // namespace lathe::codegen

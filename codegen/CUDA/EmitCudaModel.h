@@ -31,5 +31,9 @@ std::span<const HeaderText> cudaCodeHeaders();
 /// (its row and codes are held in shared memory): lathe-compile keeps wider
 /// products in float (lathe-plan-activations{max-int8-width}).
 int64_t cudaMaxInt8Width();
+/// The widest product input that takes bf16 activations on the cuda target
+/// (its rounded row is held in shared memory): lathe-compile keeps wider
+/// products in float (lathe-plan-activations{max-bf16-width}).
+int64_t cudaMaxBf16Width();
 
 } // namespace lathe::codegen

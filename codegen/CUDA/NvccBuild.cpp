@@ -89,8 +89,8 @@ Expected<plan::DeviceCode> buildCudaCode(const std::string &source,
   if (firstCompute.back() == 'a')
     firstCompute.pop_back();
   args.push_back("-gencode=arch=" + firstCompute + ",code=" + firstCompute);
-  // Extra nvcc arguments for experiments (say -DLATHE_CUDA_TOKEN_PARTS=1
-  // or -lineinfo for Nsight Compute), split at spaces.
+  // Extra nvcc arguments for experiments (say -lineinfo for Nsight
+  // Compute), split at spaces.
   if (const char *extra = std::getenv("LATHE_NVCC_FLAGS"); extra && *extra) {
     std::string flags = extra;
     for (size_t start = 0; start < flags.size();) {

@@ -24,7 +24,9 @@ void buildPlanPipeline(OpPassManager &pm, const PlanOptions &options) {
   OpPassManager &fn = pm.nest<func::FuncOp>();
   PlanActivationsOptions activations;
   activations.precision = plan::activationsName(options.activations);
+  activations.fallback = plan::activationsName(options.fallback);
   activations.maxInt8Width = options.maxInt8Width;
+  activations.maxBf16Width = options.maxBf16Width;
   fn.addPass(createPlanActivations(activations));
   if (options.fuse) {
     fn.addPass(createPlanGroupMatmuls());
@@ -52,6 +54,15 @@ func::FuncOp LoweredModel::forward() const {
 }
 
 namespace {
+
+plan::Activations toPlanActivations(kplan::Activations a) {
+  switch (a) {
+  case kplan::Activations::int8: return plan::Activations::Int8;
+  case kplan::Activations::bf16: return plan::Activations::Bf16;
+  case kplan::Activations::float_: break;
+  }
+  return plan::Activations::Float;
+}
 
 int64_t widthOf(Value buffer) { return cast<kplan::BufferType>(buffer.getType()).getWidth(); }
 
@@ -210,9 +221,7 @@ private:
         else if (auto layout = dyn_cast_or_null<tfm::RopeLayoutAttr>(attr))
           flat.ints.push_back(int64_t(tfm::toPlanLayout(layout.getValue())));
         else if (auto activations = dyn_cast_or_null<kplan::ActivationsAttr>(attr))
-          flat.ints.push_back(activations.getValue() == kplan::Activations::int8
-                                  ? int64_t(plan::Activations::Int8)
-                                  : int64_t(plan::Activations::Float));
+          flat.ints.push_back(int64_t(toPlanActivations(activations.getValue())));
         else if (!attr && field.role == plan::FieldRole::Enum)
           flat.ints.push_back(0); // a defaulted enum: its first value
         else if (!attr && field.role == plan::FieldRole::Float)

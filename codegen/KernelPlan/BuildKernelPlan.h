@@ -25,10 +25,13 @@
 namespace lathe::codegen {
 
 struct PlanOptions {
-  /// What products round their inputs to, where their formats allow it.
+  /// What products round their inputs to, where their formats allow it
+  /// (lathe-plan-activations' precision)...
   plan::Activations activations = plan::Activations::Float;
-  /// The widest product input that takes int8 activations (0: any).
-  int64_t maxInt8Width = 0;
+  /// ...and what the others take when that is Int8: Float or Bf16.
+  plan::Activations fallback = plan::Activations::Float;
+  /// The widest product inputs that take int8 and bf16 activations (0: any).
+  int64_t maxInt8Width = 0, maxBf16Width = 0;
   /// Group products of one input and fuse add + RMSNorm (off: one kernel
   /// per tfm op, as calibration wants it).
   bool fuse = true;

@@ -191,8 +191,11 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (o.groupBytes && *o.groupBytes < 1)
     return Error("--group-bytes=" + std::to_string(*o.groupBytes) +
                  ": expected a budget of at least 1 byte");
-  if (!o.activations.empty() && o.activations != "int8" && o.activations != "float")
-    return Error("--activations=" + o.activations + ": expected int8 or float");
+  if (!o.activations.empty() && o.activations != "int8" && o.activations != "bf16" &&
+      o.activations != "float")
+    return Error("--activations=" + o.activations + ": expected int8, bf16 or float");
+  if (o.activations == "bf16" && hls)
+    return Error("--activations=bf16: the hls target's products take float or int8 inputs");
   if (o.activations == "int8" && !quant->quantizes() && !frontend::isGgufFile(o.input))
     return Error("--activations=int8 needs packed weights: add --quant=FORMAT (the integer "
                  "kernels read INT, BFP, MXINT8 and MXFP4 weights)");
@@ -213,17 +216,30 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
            codegen::hlsTakesInt8Activations(*quant->format) &&
            (!classifier || codegen::hlsTakesInt8Activations(*classifier));
   };
+  // Whether the checkpoint's linear weights are bf16 or f16 (set once it
+  // is read): on the cuda target their products take bf16 inputs, as
+  // frameworks' bf16 products do, where f32 weights keep the reference
+  // numerics.
+  bool halfWeights = false;
   // The cuda target rounds a launch's input one way, which mixed:bits's
-  // formats of several block sizes do not share: float there unless asked.
+  // formats of several block sizes do not share: not int8 there unless
+  // asked. On the cuda target, products that do not take int8 take bf16
+  // in every build but an f32 one (the tensor cores multiply a bf16 input
+  // once, a float one in three parts).
   const auto defaultActivations = [&] {
     const bool int8 = (quant->quantizes() || packedInput) && (!hls || hlsInt8()) &&
                       (!cuda || !quant->mixedBits);
-    return int8 ? plan::Activations::Int8 : plan::Activations::Float;
+    if (int8)
+      return plan::Activations::Int8;
+    return cuda && (quant->quantizes() || packedInput || halfWeights) ? plan::Activations::Bf16
+                                                                      : plan::Activations::Float;
   };
-  plan::Activations activations =
-      o.activations.empty() ? defaultActivations()
-      : o.activations == "int8" ? plan::Activations::Int8
-                                : plan::Activations::Float;
+  const auto asked = [&] {
+    return o.activations == "int8"   ? plan::Activations::Int8
+           : o.activations == "bf16" ? plan::Activations::Bf16
+                                     : plan::Activations::Float;
+  };
+  plan::Activations activations = o.activations.empty() ? defaultActivations() : asked();
   std::error_code ec;
   if (!fs::exists(o.input, ec))
     return Error(o.input + ": no such file or directory");
@@ -285,8 +301,11 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     packedInput = packed(checkpoint.embedding) ||
                   (checkpoint.classifier && packed(*checkpoint.classifier));
     for (const frontend::LlamaLayerWeights &w : checkpoint.layers)
-      for (const frontend::TensorView *v : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w1, &w.w2, &w.w3})
+      for (const frontend::TensorView *v : {&w.wq, &w.wk, &w.wv, &w.wo, &w.w1, &w.w2, &w.w3}) {
         packedInput = packedInput || packed(*v);
+        halfWeights = halfWeights || (!packed(*v) && (v->type == ElementType::BF16 ||
+                                                      v->type == ElementType::F16));
+      }
     if (o.activations.empty())
       activations = defaultActivations();
     else if (o.activations == "int8" && !quant->quantizes() && !packedInput)
@@ -487,8 +506,13 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   report("lowering to a " + target + " kernel plan", 0);
   codegen::PlanOptions planOptions;
   planOptions.activations = activations;
-  if (cuda) // products hold an int8 input row in shared memory
+  if (cuda) { // products hold an int8 input row in shared memory
     planOptions.maxInt8Width = codegen::cudaMaxInt8Width();
+    planOptions.maxBf16Width = codegen::cudaMaxBf16Width();
+    // Where int8 cannot be, bf16 (one tensor-core part), as defaultActivations says.
+    if (activations == plan::Activations::Int8)
+      planOptions.fallback = plan::Activations::Bf16;
+  }
   planOptions.specTree = o.specTree.value_or("");
   planOptions.prefillGroups = o.prefillGroups.value_or(0);
   planOptions.groupBytes = o.groupBytes.value_or(0);

@@ -34,8 +34,9 @@ struct CompileOptions {
   std::string quant = "none"; // --quant (QuantFlag.h)
   std::string calib;          // calibration text file; empty: built-in text
   std::string quantReport;    // where to write the per-tensor report; empty: none
-  /// --activations: "int8", "float", or empty: int8 for quantized builds,
-  /// float (the reference numerics) for --quant=none.
+  /// --activations: "int8", "bf16", "float", or empty: int8 for quantized
+  /// builds, float (the reference numerics) for --quant=none; on the cuda
+  /// target bf16 wherever int8 is not taken, except for f32 weights.
   std::string activations;
   /// --kv: the KV cache's element type, f32 (default), f16 or bf16.
   std::string kv = "f32";

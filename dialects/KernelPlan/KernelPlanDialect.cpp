@@ -164,6 +164,11 @@ static LogicalResult verifyHlsLoop(Operation *op, Attribute value) {
                                 "(expected unroll = 1)";
     return success();
   }
+  // The HLS kernels (codegen/HLS) multiply float or int8 inputs only.
+  if (auto a = op->getAttrOfType<ActivationsAttr>("activations");
+      a && a.getValue() == Activations::bf16)
+    return op->emitError() << "'plan.hls' schedules products of float or int8 activations; this "
+                              "one asks for bf16 (compile with --activations=float)";
   for (Value w : weights) {
     const int64_t rows = cast<ShapedType>(w.getType()).getShape()[0];
     if (rows % loop.getUnroll() != 0)

@@ -68,6 +68,7 @@ def Plan_BufferType : TypeDef<Plan_Dialect, "Buffer"> {
 def Plan_Activations : I32EnumAttr<"Activations", "precision of a product's input", [
     I32EnumAttrCase<"float_", 0, "float">,
     I32EnumAttrCase<"int8", 1, "int8">,
+    I32EnumAttrCase<"bf16", 2, "bf16">,
   ]> {
   let cppNamespace = "::lathe::kplan";
   let genSpecializedAttr = 0;
@@ -80,7 +81,9 @@ def Plan_ActivationsAttr : EnumAttr<Plan_Dialect, Plan_Activations, "activations
     numerics). `#plan.activations<int8>`: the input is rounded to int8 with
     one scale per weight block and multiplied with integer dot products;
     only weights whose format has integer codes (INT, BFP, MXINT8, MXFP4)
-    may ask for it.
+    may ask for it. `#plan.activations<bf16>`: each input value is rounded
+    to bfloat16 (to nearest, ties to even) and the product sums in float,
+    as frameworks' bf16 products do; any weights.
   }];
 }
 

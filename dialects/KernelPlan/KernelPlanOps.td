@@ -61,7 +61,7 @@ def Plan_MatmulOp : Plan_Op<"matmul"> {
   let summary = "out[t, n] = sum_k input[t, k] * weight[n, k]";
   let description = [{
     The weight keeps its storage format and is decoded in registers.
-    `activations` says whether the input is rounded to int8 first
+    `activations` says whether the input is rounded to int8 or bf16 first
     (`#plan.activations`, set by lathe-plan-activations).
   }];
   let arguments = (ins Plan_In<"">:$input, Plan_Weight:$weight,

@@ -27,29 +27,45 @@ struct PlanActivationsPass : impl::PlanActivationsBase<PlanActivationsPass> {
   using PlanActivationsBase::PlanActivationsBase;
 
   void runOnOperation() override {
-    if (precision != "int8" && precision != "float") {
-      getOperation().emitError() << "lathe-plan-activations: precision must be int8 or "
+    MLIRContext *context = &getContext();
+    const std::optional<kplan::Activations> asked = kplan::symbolizeActivations(precision);
+    if (!asked) {
+      getOperation().emitError() << "lathe-plan-activations: precision must be int8, bf16 or "
                                     "float, got '"
                                  << precision << "'";
       return signalPassFailure();
     }
-    MLIRContext *context = &getContext();
-    if (maxInt8Width < 0) {
-      getOperation().emitError() << "lathe-plan-activations: max-int8-width must be 0 (any) "
-                                    "or positive, got "
-                                 << std::to_string(int64_t(maxInt8Width));
+    const std::optional<kplan::Activations> other = kplan::symbolizeActivations(fallback);
+    if (!other || *other == kplan::Activations::int8) {
+      getOperation().emitError() << "lathe-plan-activations: fallback must be float or bf16, "
+                                    "got '"
+                                 << fallback << "'";
       return signalPassFailure();
     }
-    // The weights' input width: their shape's last dimension.
-    auto narrow = [&](Value weight) {
-      ArrayRef<int64_t> shape = cast<RankedTensorType>(weight.getType()).getShape();
-      return maxInt8Width == 0 || (!shape.empty() && shape.back() <= maxInt8Width);
+    for (auto [name, width] : {std::pair<const char *, int64_t>{"int8", maxInt8Width},
+                               {"bf16", maxBf16Width}})
+      if (width < 0) {
+        getOperation().emitError() << "lathe-plan-activations: max-" << name
+                                   << "-width must be 0 (any) or positive, got "
+                                   << std::to_string(width);
+        return signalPassFailure();
+      }
+    // Whether the weight's input width (its shape's last dimension) is at
+    // most `most` (0: any).
+    auto narrow = [&](int64_t most) {
+      return [most](Value weight) {
+        ArrayRef<int64_t> shape = cast<RankedTensorType>(weight.getType()).getShape();
+        return most == 0 || (!shape.empty() && shape.back() <= most);
+      };
     };
     auto choose = [&](ValueRange weights) {
-      bool int8 = precision == "int8" && llvm::all_of(weights, hasIntegerCodes) &&
-                  llvm::all_of(weights, narrow);
-      return kplan::ActivationsAttr::get(
-          context, int8 ? kplan::Activations::int8 : kplan::Activations::float_);
+      kplan::Activations a = *asked;
+      if (a == kplan::Activations::int8 && !(llvm::all_of(weights, hasIntegerCodes) &&
+                                             llvm::all_of(weights, narrow(maxInt8Width))))
+        a = *other;
+      if (a == kplan::Activations::bf16 && !llvm::all_of(weights, narrow(maxBf16Width)))
+        a = kplan::Activations::float_;
+      return kplan::ActivationsAttr::get(context, a);
     };
     getOperation().walk([&](Operation *op) {
       if (auto m = dyn_cast<kplan::MatmulOp>(op))

@@ -39,8 +39,10 @@ struct ExecutionOptions {
   /// Whether matmuls with packed weights of the formats that allow it round
   /// their input to int8 per block and use integer dot products (faster, not
   /// the reference numerics). Unset: what the artifact's plan chose at
-  /// compile time (plan::Activations). The reference kernels always run
-  /// float; asking them for int8 is an error.
+  /// compile time (plan::Activations); the reference kernels round int8
+  /// inputs as the integer kernels do and then multiply exactly. Products
+  /// the plan gives bf16 activations round their input to bf16 whatever
+  /// this says.
   std::optional<bool> int8Activations;
 };
 
@@ -119,10 +121,11 @@ public:
   /// (the plan's choice where the options left it open).
   virtual const ExecutionOptions &options() const = 0;
   /// Which kernels the last step's matrix products ran on: how many rounded
-  /// their input to int8 (integer dot products) and how many took it as
-  /// float. Tests and tools assert the path they asked for really ran.
+  /// their input to int8 (integer dot products), how many to bf16, and how
+  /// many took it as float. Tests and tools assert the path they asked for
+  /// really ran.
   struct ProductCounts {
-    int64_t int8 = 0, floats = 0;
+    int64_t int8 = 0, floats = 0, bf16 = 0;
   };
   virtual ProductCounts lastStepProducts() const = 0;
 

@@ -394,7 +394,12 @@ Status validateConfig(const ModelConfig &c, const std::string &source) {
 }
 
 const char *activationsName(Activations activations) {
-  return activations == Activations::Int8 ? "int8" : "float";
+  switch (activations) {
+  case Activations::Int8: return "int8";
+  case Activations::Bf16: return "bf16";
+  case Activations::Float: break;
+  }
+  return "float";
 }
 
 const char *stepName(const Step &step) {

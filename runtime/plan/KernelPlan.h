@@ -26,10 +26,13 @@ namespace lathe::plan {
 
 /// What a product rounds its input to (#plan.activations): Int8 rounds it
 /// to int8 per weight block and uses integer dot products (weights whose
-/// format has integer codes only); Float keeps the reference numerics.
-enum class Activations : uint8_t { Float = 0, Int8 = 1 };
+/// format has integer codes only); Bf16 rounds each value to bfloat16
+/// (nearest, ties to even) and sums in float, as frameworks' bf16 products
+/// do (the tensor cores then take an input in one part, not three); Float
+/// keeps the reference numerics.
+enum class Activations : uint8_t { Float = 0, Int8 = 1, Bf16 = 2 };
 
-/// "float" or "int8".
+/// "float", "int8" or "bf16".
 const char *activationsName(Activations activations);
 
 

@@ -12,7 +12,7 @@ template <> struct IsList<std::vector<uint32_t>> : std::true_type {};
 
 /// The largest value each enum field may hold.
 constexpr int64_t maxEnumValue(RopeLayout) { return 1; }
-constexpr int64_t maxEnumValue(Activations) { return 1; }
+constexpr int64_t maxEnumValue(Activations) { return 2; }
 
 template <typename T> void put(FlatStep &out, const T &value) {
   if constexpr (std::is_same_v<T, float>) {

@@ -53,10 +53,12 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--activations", options.activations,
                  "precision of matmul inputs: int8 (integer kernels where the weight "
-                 "format has them) or float (the reference numerics); default: int8 "
-                 "for quantized builds (--target=hls: when its integer products take "
-                 "every format), float for --quant=none")
-      ->check(CLI::IsMember({"int8", "float"}));
+                 "format has them), bf16 (each input rounded to bfloat16, sums in float) "
+                 "or float (the reference numerics); default: int8 for quantized builds "
+                 "(--target=hls: when its integer products take every format), float for "
+                 "--quant=none; --target=cuda: bf16 wherever int8 is not taken, except "
+                 "for f32 weights")
+      ->check(CLI::IsMember({"int8", "bf16", "float"}));
   app.add_option("--kv", options.kv,
                  "how the KV cache stores keys and values: f32, f16, bf16 (half the "
                  "memory), int8 (a scale per token row and KV head), bfp8[:block=N] or "

@@ -4,6 +4,7 @@
 #include "runtime/backends/cpu/kernels/Attention.h"
 #include "runtime/backends/cpu/kernels/KvStore.h"
 #include "runtime/backends/cpu/kernels/Matmul.h"
+#include "runtime/formats/ElementType.h"
 #include "runtime/kernels/ReferenceKernels.h"
 #include "runtime/plan/StepCodec.h"
 #include "runtime/support/HugePages.h"
@@ -97,12 +98,16 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
   // all; only formats with integer codes can.
   // A weight read by several products takes int8 only if all of them ask.
   const auto &tensors = this->artifact().tensors();
+  // bf16 activations are the plan's alone (the option overrides int8 only).
   int8Weights_.assign(tensors.size(), false);
+  bf16Weights_.assign(tensors.size(), false);
   std::vector<bool> seen(tensors.size(), false);
   plan::forEachProduct(*plan_, [&](uint32_t weight, plan::Activations asked) {
     const bool want = options_.int8Activations.value_or(asked == plan::Activations::Int8) &&
                       tensors[weight].quant && formats::hasIntegerCodes(*tensors[weight].quant);
     int8Weights_[weight] = want && (!seen[weight] || int8Weights_[weight]);
+    const bool bf16 = asked == plan::Activations::Bf16;
+    bf16Weights_[weight] = bf16 && (!seen[weight] || bf16Weights_[weight]);
     seen[weight] = true;
   });
   if (!options_.int8Activations)
@@ -389,6 +394,9 @@ void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
       if (int8Weights_[weights[i]] && roundForInt8(x, rows, info)) {
         input = rounded_.data();
         products_.int8 += 1;
+      } else if (bf16Weights_[weights[i]]) {
+        input = roundForBf16(x, rows, info.shape[1]);
+        products_.bf16 += 1;
       } else {
         products_.floats += 1;
       }
@@ -403,10 +411,19 @@ void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
     quantizedInputs_.resize(count);
   jobs_.clear();
   int64_t units = 0;
+  // A group's products share their input and its precision (plan.matmuls):
+  // a bf16 input is rounded once for all of them.
+  const float *bf16Input = nullptr;
   for (uint32_t i = 0; i < count; ++i) {
-    jobs_.push_back(prepareMatmul(x, rows, weights[i], outputs[i], quantizedInputs_[i]));
+    const bool bf16 = bf16Weights_[weights[i]];
+    if (bf16 && !bf16Input)
+      bf16Input = roundForBf16(x, rows, artifact().tensors()[weights[i]].shape[1]);
+    jobs_.push_back(
+        prepareMatmul(bf16 ? bf16Input : x, rows, weights[i], outputs[i], quantizedInputs_[i]));
     units += jobs_.back().units;
-    (jobs_.back().kind == MatmulKernel::Float ? products_.floats : products_.int8) += 1;
+    (jobs_.back().kind != MatmulKernel::Float ? products_.int8
+     : bf16                                   ? products_.bf16
+                                              : products_.floats) += 1;
   }
   // Units are numbered across the products in order; a thread's contiguous
   // share may span several of them.
@@ -436,6 +453,13 @@ bool CpuExecutable::roundForInt8(const float *x, int64_t rows, const plan::Tenso
       rounded_[size_t(t * k + c)] = float(q.codes[size_t(t * q.codesPerRow + c)]) *
                                     q.scales[size_t(t * q.blocksPerRow + c / q.blockSize)];
   return true;
+}
+
+const float *CpuExecutable::roundForBf16(const float *x, int64_t rows, int64_t width) {
+  bf16Rounded_.resize(size_t(rows * width));
+  for (size_t i = 0; i < bf16Rounded_.size(); ++i)
+    bf16Rounded_[i] = bf16ToFloat(floatToBf16(x[i]));
+  return bf16Rounded_.data();
 }
 
 CpuExecutable::MatmulJob CpuExecutable::prepareMatmul(const float *x, int64_t rows,

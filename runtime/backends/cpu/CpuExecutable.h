@@ -81,6 +81,9 @@ private:
   /// weight's format, quantizeActivations), for an exact product after.
   /// False, leaving x as it is, where the format has no such rounding.
   bool roundForInt8(const float *x, int64_t rows, const plan::TensorInfo &info);
+  /// A bf16 product's input (#plan.activations<bf16>): bf16Rounded_ = x with
+  /// each value rounded to bfloat16 (nearest, ties to even), as floats.
+  const float *roundForBf16(const float *x, int64_t rows, int64_t width);
   MatmulJob prepareMatmul(const float *x, int64_t rows, uint32_t weight, float *y,
                           kernels::simd::Int8Activations &quantized);
   void runMatmul(const MatmulJob &job, int64_t u0, int64_t u1);
@@ -101,8 +104,9 @@ private:
   /// for tensors the panel kernel does not take); shared by every
   /// executable of the artifact.
   std::vector<std::shared_ptr<const kernels::simd::PanelWeights>> panels_;
-  /// By tensor: whether products with this weight run int8 activations.
-  std::vector<bool> int8Weights_;
+  /// By tensor: whether products with this weight run int8 activations,
+  /// and whether they round their input to bf16.
+  std::vector<bool> int8Weights_, bf16Weights_;
 
   // One step at a time: the state below belongs to the step in progress.
   std::mutex step_;
@@ -117,7 +121,7 @@ private:
   std::vector<float *> bufferPointers_;
   std::vector<float> scratch_, gathered_;
   /// The reference kernels' input of an int8 product (roundForInt8).
-  std::vector<float> rounded_;
+  std::vector<float> rounded_, bf16Rounded_;
   std::vector<float *> outputPointers_;
   ProductCounts products_;
   std::vector<kernels::simd::Int8Activations> quantizedInputs_; // one per product of a group

@@ -97,7 +97,9 @@ CudaExecutable::CudaExecutable(std::shared_ptr<const artifact::Artifact> artifac
   options_.int8Activations = plan::usesInt8Activations(*plan_);
   options_.threads = 1;
   plan::forEachProduct(*plan_, [&](uint32_t, plan::Activations a) {
-    (a == plan::Activations::Int8 ? products_.int8 : products_.floats) += 1;
+    (a == plan::Activations::Int8   ? products_.int8
+     : a == plan::Activations::Bf16 ? products_.bf16
+                                    : products_.floats) += 1;
   });
 }
 

@@ -35,6 +35,10 @@
  * shared memory (CudaProductInputs.cuh). lathe-compile keeps wider
  * products in float. */
 #define LATHE_CUDA_INT8_MAX_WIDTH 8192
+/* The widest input a product with bf16 activations takes: a token's row,
+ * rounded, fits 48 KiB of shared memory as floats (as a fused norm's does).
+ * lathe-compile keeps wider products in float. */
+#define LATHE_CUDA_BF16_MAX_WIDTH 12288
 
 /* Products of steps of at least LATHE_CUDA_TILE_MIN_TOKENS tokens run on the
  * tensor cores (CudaTiledProducts.cuh): a block per LATHE_CUDA_TILE_ROWS

@@ -1,6 +1,6 @@
 // Where a product's input rows come from (the buffer, or its RMSNorm: the
-// norm step fused) and how they are rounded for int8 activations. Part of
-// LatheCudaKernels.cuh.
+// norm step fused) and how they are rounded for int8 or bf16 activations.
+// Part of LatheCudaKernels.cuh.
 //
 // Int8 activations (#plan.activations int8, lathe-compile --activations):
 // a product whose weights have integer codes takes its input rounded, per
@@ -38,12 +38,43 @@ template <int B, class Inner> struct Int8Input : Inner {
                 "int8 activation blocks of 8, 16, 32, 64 or 128 values (a block's quads in one warp)");
 };
 
+/// Either, each value rounded to bfloat16 (bf16 activations): to the
+/// nearest, ties to even, as runtime/formats' floatToBf16.
+template <class Inner> struct Bf16Input : Inner {};
+
 template <class I> struct IsNormed : std::false_type {};
 template <class G> struct IsNormed<NormedInput<G>> : std::true_type {};
 template <int B, class I> struct IsNormed<Int8Input<B, I>> : IsNormed<I> {};
+template <class I> struct IsNormed<Bf16Input<I>> : IsNormed<I> {};
 /// The int8 block of an input, 0 for float activations.
 template <class I> constexpr int kInt8Block = 0;
 template <int B, class I> constexpr int kInt8Block<Int8Input<B, I>> = B;
+/// Whether an input is rounded to bf16.
+template <class I> constexpr bool kBf16 = false;
+template <class I> constexpr bool kBf16<Bf16Input<I>> = true;
+
+/// How the tensor-core tiles take a launch's token rows (splitTokens writes
+/// them so, CudaTiledProducts.cuh): floats in three bf16 parts, bf16 values
+/// in one, or int8 codes in one with their block scales.
+enum class TokenCodes { Float, Bf16, Int8 };
+template <class I>
+constexpr TokenCodes kTokenCodes = kInt8Block<I> > 0 ? TokenCodes::Int8
+                                   : kBf16<I>         ? TokenCodes::Bf16
+                                                      : TokenCodes::Float;
+
+/// v rounded to bfloat16 (nearest, ties to even), as a float.
+__device__ inline float bf16Rounded(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
+/// dst = the K values of src, each rounded to bfloat16 (src may be dst);
+/// the caller orders other threads' reads and writes around it.
+template <int K> __device__ void roundRowBf16(const float *src, float *dst) {
+  static_assert(K % 4 == 0, "bf16 activations take rows of whole 4-value quads");
+  for (int c = threadIdx.x; c < K / 4; c += kThreads) {
+    const float4 v = reinterpret_cast<const float4 *>(src)[c];
+    reinterpret_cast<float4 *>(dst)[c] =
+        make_float4(bf16Rounded(v.x), bf16Rounded(v.y), bf16Rounded(v.z), bf16Rounded(v.w));
+  }
+}
 
 /// 1.5 * 2^23 as a float's bits: a float of magnitude below 2^22 added to
 /// it is rounded to an integer, ties to even, and lands in the low bits.

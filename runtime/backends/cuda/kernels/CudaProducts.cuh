@@ -569,12 +569,18 @@ template <int K, bool Gather, class Input, bool GainInRegisters> struct SingleIn
         asm volatile("prefetch.global.L1 [%0];" ::"l"(g + at));
     }
   }
-  /// After it: the row, as floats (rounded for int8 activations: x~).
+  /// After it: the row, as floats (rounded for int8 activations: x~; for
+  /// bf16 ones each value rounded, by the held norm as it writes them).
   __device__ const float *row(const LatheCudaFrame &f, int in, Input input) {
     const float *x = unrounded(f, in, input);
     if constexpr (kInt8 > 0) {
       extern __shared__ float rounded[]; // the launch's dynamic shared memory
       roundRow<K, kInt8>(x, rounded);
+      __syncthreads();
+      return rounded;
+    } else if constexpr (kBf16<Input> && !kHeld) {
+      extern __shared__ float rounded[];
+      roundRowBf16<K>(x, rounded); // in place where x is the normed row
       __syncthreads();
       return rounded;
     } else {
@@ -614,7 +620,8 @@ private:
             g = gain[i];
           else
             g = Input::Gain::at(f.weights[input.gain], k);
-          normed[k] = g * (scale * v[i]);
+          const float value = g * (scale * v[i]);
+          normed[k] = kBf16<Input> ? bf16Rounded(value) : value;
         }
       } else {
         scaleRow<typename Input::Gain, K>(x, f.weights[input.gain], input.epsilon, normed);
@@ -717,9 +724,9 @@ __device__ void product(const LatheCudaFrame &f, int in, Input input, const Rows
   startStep();
   const float *x = f.buffers[in];
   constexpr int kInt8 = kInt8Block<Input>;
-  if constexpr (IsNormed<Input>::value || kInt8 > 0) {
-    // The rows normalized and/or rounded (int8 activations) into shared
-    // memory, J at a time.
+  if constexpr (IsNormed<Input>::value || kInt8 > 0 || kBf16<Input>) {
+    // The rows normalized and/or rounded (int8 or bf16 activations) into
+    // shared memory, J at a time.
     constexpr int J = LATHE_CUDA_NORM_TOKENS(K);
     static_assert(J > 0, "rows this wide are not held in shared memory");
     extern __shared__ float normed[]; // [J][K], the launch's dynamic shared memory
@@ -735,9 +742,14 @@ __device__ void product(const LatheCudaFrame &f, int in, Input input, const Rows
           if constexpr (kInt8 > 0) {
             __syncthreads(); // roundRow's threads read other threads' values
             roundRow<K, kInt8>(normed + j * K, normed + j * K);
+          } else if constexpr (kBf16<Input>) {
+            __syncthreads();
+            roundRowBf16<K>(normed + j * K, normed + j * K);
           }
-        } else {
+        } else if constexpr (kInt8 > 0) {
           roundRow<K, kInt8>(row, normed + j * K);
+        } else {
+          roundRowBf16<K>(row, normed + j * K);
         }
         xs[j] = normed + j * K;
         ys[j] = t0 + j;

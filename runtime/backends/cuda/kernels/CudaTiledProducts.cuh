@@ -10,7 +10,8 @@
 //
 // Numerics: products sum in float, as the warp path's do. The tensor cores
 // multiply bf16, so operands are split into bf16 parts that add up to them
-// exactly: a token value (a float) into three, v = hi + mid + lo; a weight
+// exactly: a token value (a float) into three, v = hi + mid + lo (with
+// bf16 activations it is a bf16 already: one part; int8 ones, codes); a weight
 // value into one where its format's values are bf16 already (bf16 rows;
 // INT codes, whose group scale multiplies the group's float sums after),
 // else three. A tile sums the products of the parts down to 2^-16 of the
@@ -46,14 +47,9 @@ constexpr int kWideTokens = LATHE_CUDA_WIDE_TOKENS; // tokens per wide block
 /// blocks of 8 warps), so each warp must keep several kilobytes in flight;
 /// weights of three parts and gate/up pairs take fewer (registers).
 constexpr int kTileUnroll = 8;
-/// Bf16 parts of a token value the tiles multiply (splitTokens writes
-/// three): 3 sums float inputs to float rounding; 1 takes each input
-/// rounded to bf16, as frameworks' bf16 GEMMs do (experiments:
-/// -DLATHE_CUDA_TOKEN_PARTS=1 through LATHE_NVCC_FLAGS).
-#ifndef LATHE_CUDA_TOKEN_PARTS
-#define LATHE_CUDA_TOKEN_PARTS 3
-#endif
-constexpr int kTokenParts = LATHE_CUDA_TOKEN_PARTS;
+/// Bf16 parts of a float token value (splitTokens writes three, which sum
+/// to it exactly); bf16 and int8 activations take one (TokenCodes).
+constexpr int kTokenParts = 3;
 
 /// Four consecutive values (k .. k + 3, k a multiple of 4) of a weight row
 /// as bf16 pairs, exactly: part[i][0] holds (k, k + 1), part[i][1]
@@ -201,8 +197,8 @@ template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, 
 /// as zeros): each value, plain or through
 /// the RMSNorm of a NormedInput (the same floats as the rms_norm kernel),
 /// into three bf16 parts at f.tokenParts, k permuted as the tiles read A;
-/// an Int8Input's as its int8 codes (one part) and each step's block scales
-/// (CudaProductInputs.cuh).
+/// a Bf16Input's rounded to bf16 (one part); an Int8Input's as its int8
+/// codes (one part) and each step's block scales (CudaProductInputs.cuh).
 /// Gather: token t is row f.logitTokens[t] (the classifier).
 template <int K, bool Gather, class Input>
 __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
@@ -253,6 +249,11 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
     }
     if (!live)
       continue;
+    if constexpr (kBf16<Input>) { // bf16 activations: the rounded values, one part
+      out[partsAt<K>(tt, k / 16, j, 0, lane)] =
+          make_uint2(bf16Pair(v[0], v[1]), bf16Pair(v[2], v[3]));
+      continue;
+    }
     uint32_t low[3], high[3];
     splitPair(v[0], v[1], low);
     splitPair(v[2], v[3], high);
@@ -265,12 +266,15 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
 /// TT tokens: acc[m][j] is the lane's part of the m16n8 accumulator of rows
 /// 16 m .. and tokens 8 j .. 8 j + 7. A step multiplies the parts whose
 /// product is at least 2^-16 of the whole (weight part a, token part b,
-/// a + b <= 2): the rest is below float rounding.
-template <class W, int64_t RowBytes, int MT = 1, int TT = 1, bool Int8 = false> struct TileSums {
+/// a + b <= 2): the rest is below float rounding. C: how the token rows
+/// come (TokenCodes): bf16 and int8 activations in one part.
+template <class W, int64_t RowBytes, int MT = 1, int TT = 1, TokenCodes C = TokenCodes::Float>
+struct TileSums {
   using Quad = TileQuad<W, RowBytes>;
   // Int8 activations: one token part (the codes), each step's sums times
   // the tokens' block scales (in b's part 1, splitTokens).
-  static constexpr int kParts = Int8 ? 1 : kTokenParts;
+  static constexpr bool Int8 = C == TokenCodes::Int8;
+  static constexpr int kParts = C == TokenCodes::Float ? kTokenParts : 1;
   static constexpr int kBaseUnroll = Quad::kParts == 1 ? kTileUnroll : kTileUnroll / 2;
   // Larger warp tiles load more a step: fewer steps in flight.
   static constexpr int kUnroll = MT * TT == 1 ? kBaseUnroll : kBaseUnroll / 2;
@@ -388,17 +392,19 @@ __device__ void finishTiles(const float (*const (&acc)[Count])[2 * TT][4], Finis
 
 /// What a tiled product sums and stores per kind of rows (CudaProducts.cuh):
 /// PlainRows one weight's tile, then y = (residual +) sum...
-template <class Rows, int MT, int TT, bool Int8> struct TileRows;
-template <class W, int K, int N, int64_t RowBytes, bool Residual, int MT, int TT, bool Int8>
-struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT, Int8> {
-  static constexpr int kUnroll = TileSums<W, RowBytes, MT, TT, Int8>::kUnroll;
+template <class Rows, int MT, int TT, TokenCodes C> struct TileRows;
+template <class W, int K, int N, int64_t RowBytes, bool Residual, int MT, int TT, TokenCodes C>
+struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT, C> {
+  static constexpr int kUnroll = TileSums<W, RowBytes, MT, TT, C>::kUnroll;
   const PlainRows<W, K, N, RowBytes, Residual> &rows;
-  TileSums<W, RowBytes, MT, TT, Int8> w;
+  TileSums<W, RowBytes, MT, TT, C> w;
   /// The lane's rows of the warp's tile from row `first` on (row g of it).
   __device__ TileRows(const PlainRows<W, K, N, RowBytes, Residual> &r, int first)
       : rows(r), w(r.at(0), first, N - 1) {}
   __device__ void read(int u, int k) { w.read(u, k); }
   __device__ void multiply(int u, const uint32_t (&b)[TT][2][3][2]) { w.multiply(u, b); }
+  /// Weight c's running sums (CudaStagedTiles.cuh fills them itself).
+  __device__ float (&acc(int))[MT][2 * TT][4] { return w.acc; }
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[1])[2 * TT][4] = {w.acc};
     finishTiles<Split, MT, TT, 1>(acc, [&](int r, int t, const float *s) {
@@ -409,10 +415,10 @@ struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT, Int8> {
 };
 /// ...GatedRows the gate's and the up's, then y = silu(g) * u.
 template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU, int MT, int TT,
-          bool Int8>
-struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, Int8> {
-  using Gate = TileSums<WG, RowBytesG, MT, TT, Int8>;
-  using Up = TileSums<WU, RowBytesU, MT, TT, Int8>;
+          TokenCodes C>
+struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, C> {
+  using Gate = TileSums<WG, RowBytesG, MT, TT, C>;
+  using Up = TileSums<WU, RowBytesU, MT, TT, C>;
   // Half the smaller of the two: each step loads both weights.
   static constexpr int kUnroll = (Gate::kUnroll < Up::kUnroll ? Gate::kUnroll : Up::kUnroll) / 2;
   static_assert(kUnroll > 0, "a step of both weights at least");
@@ -429,6 +435,8 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, Int8> {
     gate.multiply(u, b);
     up.multiply(u, b);
   }
+  /// The gate's (c = 0) or the up's running sums.
+  __device__ float (&acc(int c))[MT][2 * TT][4] { return c == 0 ? gate.acc : up.acc; }
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[2])[2 * TT][4] = {gate.acc, up.acc};
     finishTiles<Split, MT, TT, 2>(acc, [&](int r, int t, const float *s) {
@@ -440,8 +448,9 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, Int8> {
 
 /// Block (blockX, blockIdx.y) of a tiled product, whose token rows
 /// splitTokens left split at f.tokenParts (Gather: the logits' tokens, as
-/// in product(); Int8: as int8 codes and block scales, for int8
-/// activations: one mma a weight part and step, the step's sums scaled).
+/// in product(); C: how, TokenCodes: bf16 activations in one part, one mma
+/// a weight part and step; int8 ones as codes and block scales, the step's
+/// sums scaled).
 /// Rows: PlainRows or GatedRows. Two shapes of block:
 /// - Wide = false: weight rows 16 blockX .. +15 by tokens 16 blockIdx.y ..
 ///   +15, the 8 warps splitting K (warp w takes steps w, w + 8, ...) and
@@ -454,7 +463,7 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, Int8> {
 ///   weight rows, and a step's 16 loads a lane feed 24 mma (a 16 by 16
 ///   warp tile's 8 feed 6), while the 4 warps of a token group share their
 ///   fragments through L1.
-template <int K, bool Gather, bool Wide, bool Int8, class Rows>
+template <int K, bool Gather, bool Wide, TokenCodes C, class Rows>
 __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   constexpr int N = Rows::kN;
@@ -478,12 +487,12 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
   startStep();
   const int tokens = Gather ? f.logitCount : f.rows;
   const uint2 *parts = reinterpret_cast<const uint2 *>(f.tokenParts);
-  TileRows<Rows, MT, TT, Int8> sums(rows, n0 + g);
+  TileRows<Rows, MT, TT, C> sums(rows, n0 + g);
 
   // U steps loaded, then used. Whole rounds of U steps per warp first,
   // with no bounds to check (so that every load of a round is issued
   // before the first multiply), then what is left, step by step.
-  constexpr int U = TileRows<Rows, MT, TT, Int8>::kUnroll;
+  constexpr int U = TileRows<Rows, MT, TT, C>::kUnroll;
   constexpr int kRounds = kSteps / (kStride * U);
   const int first = Wide ? 0 : warp;
   auto load = [&](int step, uint32_t(&b)[TT][2][3][2]) {
@@ -491,14 +500,14 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
     for (int i = 0; i < TT; ++i)
 #pragma unroll
       for (int j = 0; j < 2; ++j)
-        if constexpr (Int8) { // the codes, and the scales of the lane's C tokens
+        if constexpr (C == TokenCodes::Int8) { // the codes, and the scales of the lane's C tokens
           const uint2 v = __ldg(parts + partsAt<K>(tt0 + i, step, j, 0, lane));
           const uint2 scale = __ldg(parts + partsAt<K>(tt0 + i, step, j, 1, lane % 4));
           b[i][j][0][0] = v.x, b[i][j][0][1] = v.y;
           b[i][j][1][0] = scale.x, b[i][j][1][1] = scale.y;
         } else {
 #pragma unroll
-          for (int p = 0; p < kTokenParts; ++p) {
+          for (int p = 0; p < (C == TokenCodes::Float ? kTokenParts : 1); ++p) {
             const uint2 v = __ldg(parts + partsAt<K>(tt0 + i, step, j, p, lane));
             b[i][j][p][0] = v.x, b[i][j][p][1] = v.y;
           }

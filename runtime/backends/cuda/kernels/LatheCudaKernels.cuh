@@ -22,3 +22,4 @@
 #include "CudaProductInputs.cuh"
 #include "CudaProducts.cuh"
 #include "CudaTiledProducts.cuh"
+#include "CudaStagedTiles.cuh"

@@ -19,6 +19,17 @@ func.func @unroll_divides_rows(%x: !b8, %y: !plan.buffer<12, f32>) {
 
 // -----
 
+// The HLS kernels multiply float or int8 inputs, not bf16.
+!b8 = !plan.buffer<8, f32>
+func.func @no_bf16_activations(%x: !b8, %y: !b8) {
+  %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
+  // expected-error @+1 {{'plan.hls' schedules products of float or int8 activations; this one asks for bf16 (compile with --activations=float)}}
+  plan.matmul %x, %w -> %y {activations = #plan.activations<bf16>, plan.hls = #plan.hls_loop<ii = 1, unroll = 1>} : !b8, tensor<8x8xf32>, !b8
+  return
+}
+
+// -----
+
 !b8 = !plan.buffer<8, f32>
 func.func @ii_at_least_one(%x: !b8, %y: !b8) {
   %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>
