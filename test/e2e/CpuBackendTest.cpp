@@ -192,6 +192,83 @@ TEST(CpuBackendTest, Int8ActivationsStayCloseOnDecode) {
   }
 }
 
+/// Relative L2 distance of b from a.
+double relativeL2(std::span<const float> a, std::span<const float> b) {
+  double d = 0, norm = 0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    d += (a[k] - b[k]) * double(a[k] - b[k]);
+    norm += double(a[k]) * a[k];
+  }
+  return std::sqrt(d / norm);
+}
+
+// Bf16 activations (--activations=bf16, the cuda target's default where int8
+// is not taken) round every product's input to bf16 on each CPU path: the
+// generated code, the interpreted plan and the reference kernels agree on
+// the rounded numerics, which differ from float's.
+TEST(CpuBackendTest, Bf16ActivationsRoundEveryProductInput) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  compiler::CompileOptions options;
+  options.input = modelDir() + "/stories15M.bin";
+  options.tokenizer = modelDir() + "/tokenizer.bin";
+  options.activations = "bf16";
+  auto a = compileAndLoad(options, "bf16act");
+  auto f = compileAndLoad(modelDir() + "/stories15M.bin", "bf16act-float");
+  ASSERT_TRUE(a && f);
+  int bf16 = 0, others = 0;
+  plan::forEachProduct(*a->schedule("cpu"), [&](uint32_t, plan::Activations act) {
+    (act == plan::Activations::Bf16 ? bf16 : others) += 1;
+  });
+  EXPECT_EQ(bf16, 43); // 7 products a layer and the classifier
+  EXPECT_EQ(others, 0);
+  SessionOptions generated, interpreted, reference;
+  interpreted.nativeCode = false;
+  reference.kernels = KernelPath::Reference;
+  // At the second token of each reference prompt (its first logits after
+  // BOS). The generated code and the interpreted plan run the same kernels
+  // in the same order: the same floats. The reference kernels sum in
+  // double; where that moves a sum's last bit across a rounding boundary,
+  // an input rounds to the neighbouring bf16 (2^-8 of it) and the step
+  // drifts from then on (2.3e-3 on 2 of the 5 prompts, 2026-12-02), where
+  // the others agree as float sums do (1e-7).
+  std::vector<double> apart, fromFloat;
+  const nlohmann::json prompts = loadReference()["prompts"];
+  for (const auto &p : prompts) {
+    const std::vector<int32_t> ids = p["prompt_ids"];
+    const std::vector<int32_t> two(ids.begin(), ids.begin() + 2);
+    std::vector<std::vector<float>> rows;
+    for (const SessionOptions &o : {reference, generated, interpreted}) {
+      auto session = Session::create(a, o);
+      ASSERT_TRUE(session) << session.error().message();
+      auto logits = session->forward(two);
+      ASSERT_TRUE(logits);
+      rows.emplace_back(logits->begin(), logits->end());
+      const auto counts = session->executable().lastStepProducts();
+      EXPECT_EQ(counts.bf16, 43);
+      EXPECT_EQ(counts.floats + counts.int8, 0);
+    }
+    EXPECT_TRUE(Session::create(a, generated)->usesNativeCode());
+    EXPECT_LT(relativeL2(rows[1], rows[2]), 1e-6);
+    apart.push_back(relativeL2(rows[0], rows[1]));
+    auto plain = Session::create(f, reference);
+    ASSERT_TRUE(plain);
+    auto logits = plain->forward(two);
+    ASSERT_TRUE(logits);
+    fromFloat.push_back(relativeL2(rows[0], std::vector<float>(logits->begin(), logits->end())));
+  }
+  std::sort(apart.begin(), apart.end());
+  std::sort(fromFloat.begin(), fromFloat.end());
+  const double far = fromFloat[fromFloat.size() / 2];
+  std::printf("[ measured ] bf16 activations: SIMD kernels %.2e to %.2e from the reference "
+              "kernels, the reference %.2e from float's (median of %zu prompts)\n",
+              apart.front(), apart.back(), far, apart.size());
+  EXPECT_LT(apart.front(), 1e-6); // where no input flips
+  EXPECT_LT(apart.back(), 2e-2);  // where one does: bf16 noise, not a wrong row
+  EXPECT_GT(far, 1e-4);           // the rounding really happened
+  EXPECT_LT(far, 2e-2);
+}
+
 TEST(CpuBackendTest, ThreadsAreValidated) {
   if (!haveModel())
     GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
