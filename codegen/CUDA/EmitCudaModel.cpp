@@ -147,9 +147,9 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
                          l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile,
-                         l.step);
+                         l.step, l.wideMinTokens);
     out += "};\n\n";
     // The layout of each tensor on the GPU, which the runtime applies as
     // it copies the artifact's bytes there.
@@ -184,7 +184,8 @@ private:
   void launch(LatheCudaGrid grid, int32_t blocks, int32_t sharedBytes, const std::string &comment,
               const std::string &body, const std::string &tileBody = "", int32_t tileBlocks = 0,
               int32_t wideBlocks = 0, bool gather = false, int32_t queryTile = 0,
-              const std::string &wideBody = "", int32_t minBlocks = 0) {
+              const std::string &wideBody = "", int32_t minBlocks = 0,
+              int32_t wideMinTokens = 0) {
     // minBlocks: blocks an SM the kernel must fit (streamed products: two,
     // kRowBlockSlots, so at most 128 registers a thread).
     const size_t i = launches_.size();
@@ -199,7 +200,14 @@ private:
       kernels_ += kernel("wide", i, 1,
                          bodyCall(wideBody, comment + ", on the tensor cores in wide tiles"));
     launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile,
-                         int32_t(step_)});
+                         int32_t(step_), wideMinTokens});
+  }
+  /// LATHE_CUDA_STAGED_MIN_TOKENS, or for experiments the environment's
+  /// LATHE_CUDA_STAGED_MIN_TOKENS (a positive count).
+  static int32_t stagedMinTokens() {
+    if (const char *v = std::getenv("LATHE_CUDA_STAGED_MIN_TOKENS"); v && std::atoi(v) > 0)
+      return std::atoi(v);
+    return LATHE_CUDA_STAGED_MIN_TOKENS;
   }
   /// A launch's kernel: its body with its arguments.
   static std::string kernel(const char *kind, size_t i, int32_t minBlocks,
@@ -427,10 +435,14 @@ private:
                            blocks);
       });
     }
+    // Staged wide tiles keep the GPU busy from fewer tokens on.
+    const bool allStaged =
+        std::all_of(calls.begin(), calls.end(), [](const Call &c) { return c.staged; });
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
-           body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody, streamed ? 2 : 0);
+           body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody, streamed ? 2 : 0,
+           wideBlocks == 0 ? 0 : allStaged ? stagedMinTokens() : LATHE_CUDA_WIDE_MIN_TOKENS);
     return Status::ok();
   }
   /// Wraps the q, k and v products' rows (PlainRows) of a launch that, for

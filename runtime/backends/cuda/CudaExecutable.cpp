@@ -18,10 +18,14 @@ namespace {
 
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 
+/// Whether product launch `l` takes its wide tiles for `tokens` tokens.
+bool wideTiles(const LatheCudaLaunch &l, int64_t tokens) {
+  return LATHE_CUDA_USE_WIDE_TILES(l.wideMinTokens, tokens);
+}
 /// Tokens rounded up to whole token tiles (16, or 64 for the wide tiles;
 /// LATHE_CUDA_TILE_ROUNDED): what the split launch covers and the tiles'
 /// grid counts in.
-int64_t tileRounded(int64_t tokens) { return LATHE_CUDA_TILE_ROUNDED(tokens); }
+int64_t tileRounded(int64_t tokens, bool wide) { return LATHE_CUDA_TILE_ROUNDED(tokens, wide); }
 
 CUdeviceptr addressOf(const backend::Buffer &buffer) {
   return static_cast<const CudaBuffer &>(buffer).address();
@@ -180,6 +184,7 @@ Status CudaExecutable::initialize() {
     if (l.grid < LATHE_CUDA_GRID_PER_TOKEN || l.grid > LATHE_CUDA_GRID_PER_TOKENS || l.blocks < 1 ||
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
+        l.wideMinTokens < 0 || (l.wideBlocks > 0) != (l.wideMinTokens > 0) ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
         (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
                              (queryTile_ > 0 && l.queryTile != queryTile_))) ||
@@ -342,7 +347,7 @@ Status CudaExecutable::reserveRows(int64_t rows) {
   const uint64_t widest =
       *std::max_element(plan_->bufferWidths.begin(), plan_->bufferWidths.end());
   Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(
-      size_t(tileRounded(capacity)) * widest * 6);
+      size_t(tileRounded(capacity, true)) * widest * 6);
   if (!parts)
     return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
                              parts.error().message()));
@@ -493,14 +498,16 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
     case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
       if (!LATHE_CUDA_USE_TILES(1, tokens))
         continue;
-      gx = unsigned(tileRounded(tokens));
+      // As many token rows as the tiles of the product launch after it read.
+      gx = unsigned(tileRounded(tokens, i + 1 < launches_.size() && wideTiles(launches_[i + 1], tokens)));
       gy = unsigned(l.blocks);
       break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
-        const bool wide = LATHE_CUDA_USE_WIDE_TILES(tokens);
+        const bool wide = wideTiles(l, tokens);
         gx = unsigned(wide ? l.wideBlocks : l.tileBlocks);
-        gy = unsigned(tileRounded(tokens) / (wide ? LATHE_CUDA_WIDE_TOKENS : LATHE_CUDA_TILE_TOKENS));
+        gy = unsigned(tileRounded(tokens, wide) /
+                      (wide ? LATHE_CUDA_WIDE_TOKENS : LATHE_CUDA_TILE_TOKENS));
         shared = wide ? 0 : LATHE_CUDA_TILE_SHARED; // the narrow blocks add their warps' tiles
         fn = wide ? wideKernels_[i] : tileKernels_[i];
       } else {

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 17u
+#define LATHE_CUDA_ABI_VERSION 18u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -56,10 +56,16 @@
 #define LATHE_CUDA_WIDE_MIN_TOKENS 512
 #define LATHE_CUDA_WIDE_ROWS 128
 #define LATHE_CUDA_WIDE_TOKENS 64
-#define LATHE_CUDA_TILE_ROUNDED(tokens)                                                  \
-  ((tokens) >= LATHE_CUDA_WIDE_MIN_TOKENS                                                \
-       ? ((tokens) + LATHE_CUDA_WIDE_TOKENS - 1) / LATHE_CUDA_WIDE_TOKENS * LATHE_CUDA_WIDE_TOKENS \
-       : ((tokens) + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS * LATHE_CUDA_TILE_TOKENS)
+/* The staged wide tiles (CudaStagedTiles.cuh: bf16 weights with bf16
+ * activations) keep the GPU busy with fewer blocks: a launch of them only
+ * takes its wide tiles from LATHE_CUDA_STAGED_MIN_TOKENS tokens on
+ * (LatheCudaLaunch::wideMinTokens). */
+#define LATHE_CUDA_STAGED_MIN_TOKENS 128
+/* A step's tokens rounded up to whole blocks of the tiles it takes: 64 for
+ * the wide ones, else 16 (the split token rows, zeros after the last). */
+#define LATHE_CUDA_TILE_ROUNDED(tokens, wide)                                             \
+  ((wide) ? ((tokens) + LATHE_CUDA_WIDE_TOKENS - 1) / LATHE_CUDA_WIDE_TOKENS * LATHE_CUDA_WIDE_TOKENS \
+          : ((tokens) + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS * LATHE_CUDA_TILE_TOKENS)
 /* Dynamic shared memory of a tile block: its warps' partial sums. */
 #define LATHE_CUDA_TILE_SHARED 16384
 
@@ -144,6 +150,10 @@ typedef struct LatheCudaLaunch {
    * (plan::LayerGroup::firstStep on) are a run of it
    * (Executable::executeLayers). */
   int32_t step;
+  /* Product launches with wide tiles: the fewest tokens that take them
+   * (LATHE_CUDA_WIDE_MIN_TOKENS, or LATHE_CUDA_STAGED_MIN_TOKENS where
+   * every product of the launch is staged). */
+  int32_t wideMinTokens;
 } LatheCudaLaunch;
 
 /* The splits of a token's visible rows that the one-token attention kernel
@@ -172,10 +182,10 @@ typedef struct LatheCudaLaunch {
        : LATHE_CUDA_ATTENTION_MAX_SPLITS)
 
 /* Whether a product launch of `tokens` tokens runs on the tensor-core tiles,
- * and on the wide ones (the kernel takes the same decision). */
+ * and on the wide ones (LatheCudaLaunch::wideMinTokens: wideMin). */
 #define LATHE_CUDA_USE_TILES(tileBlocks, tokens) \
   ((tileBlocks) > 0 && (tokens) >= LATHE_CUDA_TILE_MIN_TOKENS)
-#define LATHE_CUDA_USE_WIDE_TILES(tokens) ((tokens) >= LATHE_CUDA_WIDE_MIN_TOKENS)
+#define LATHE_CUDA_USE_WIDE_TILES(wideMin, tokens) ((wideMin) > 0 && (tokens) >= (wideMin))
 /* Whether an attention step of `tokens` tokens in `tiles` query tiles runs
  * on the tensor cores: tiles of few tokens (decoding sequences, tree nodes)
  * would leave most of an mma's rows empty. */
