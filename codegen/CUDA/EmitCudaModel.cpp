@@ -301,6 +301,9 @@ private:
       const int64_t width = this->width(in);
       sharedBytes = int32_t(LATHE_CUDA_NORM_TOKENS(width) * width * int64_t(sizeof(float)));
     }
+    // A rounded input wraps the plain or normed one: Wrapper<..., Inner>{init}.
+    const std::string innerType = input.substr(0, input.find('{'));
+    const std::string innerInit = norm ? input.substr(input.find('{')) : "";
     if (int8Block > 0) {
       // Shared memory: the rounded rows of a few tokens (as many as a norm
       // holds), or one token's normed row and its int8 chunks.
@@ -314,9 +317,7 @@ private:
                                  "--activations=float)",
                                  width, LATHE_CUDA_INT8_MAX_WIDTH));
       sharedBytes = int32_t(bytes);
-      input = fmt::format("lathe_cuda::Int8Input<{}, {}>{{{}}}", int8Block,
-                          input.substr(0, input.find('{')),
-                          norm ? input.substr(input.find('{')) : "");
+      input = fmt::format("lathe_cuda::Int8Input<{}, {}>{{{}}}", int8Block, innerType, innerInit);
     } else if (bf16) {
       // Shared memory: the rounded rows of a few tokens (as many as a norm
       // holds), a single token's row among them.
@@ -327,8 +328,7 @@ private:
                                  "--activations=float)",
                                  width, LATHE_CUDA_BF16_MAX_WIDTH));
       sharedBytes = int32_t(LATHE_CUDA_NORM_TOKENS(width) * width * int64_t(sizeof(float)));
-      input = fmt::format("lathe_cuda::Bf16Input<{}>{{{}}}", input.substr(0, input.find('{')),
-                          norm ? input.substr(input.find('{')) : "");
+      input = fmt::format("lathe_cuda::Bf16Input<{}>{{{}}}", innerType, innerInit);
     }
     const char *codes = int8Block > 0 ? "lathe_cuda::TokenCodes::Int8"
                         : bf16        ? "lathe_cuda::TokenCodes::Bf16"

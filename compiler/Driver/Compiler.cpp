@@ -191,12 +191,13 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (o.groupBytes && *o.groupBytes < 1)
     return Error("--group-bytes=" + std::to_string(*o.groupBytes) +
                  ": expected a budget of at least 1 byte");
-  if (!o.activations.empty() && o.activations != "int8" && o.activations != "bf16" &&
-      o.activations != "float")
+  // Empty: the default below (defaultActivations).
+  const std::optional<plan::Activations> asked = plan::parseActivations(o.activations);
+  if (!o.activations.empty() && !asked)
     return Error("--activations=" + o.activations + ": expected int8, bf16 or float");
-  if (o.activations == "bf16" && hls)
+  if (asked == plan::Activations::Bf16 && hls)
     return Error("--activations=bf16: the hls target's products take float or int8 inputs");
-  if (o.activations == "int8" && !quant->quantizes() && !frontend::isGgufFile(o.input))
+  if (asked == plan::Activations::Int8 && !quant->quantizes() && !frontend::isGgufFile(o.input))
     return Error("--activations=int8 needs packed weights: add --quant=FORMAT (the integer "
                  "kernels read INT, BFP, MXINT8 and MXFP4 weights)");
   // Fast by default: a quantized build runs the integer kernels its formats
@@ -234,12 +235,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return cuda && (quant->quantizes() || packedInput || halfWeights) ? plan::Activations::Bf16
                                                                       : plan::Activations::Float;
   };
-  const auto asked = [&] {
-    return o.activations == "int8"   ? plan::Activations::Int8
-           : o.activations == "bf16" ? plan::Activations::Bf16
-                                     : plan::Activations::Float;
-  };
-  plan::Activations activations = o.activations.empty() ? defaultActivations() : asked();
+  plan::Activations activations = asked ? *asked : defaultActivations();
   std::error_code ec;
   if (!fs::exists(o.input, ec))
     return Error(o.input + ": no such file or directory");
@@ -306,9 +302,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
         halfWeights = halfWeights || (!packed(*v) && (v->type == ElementType::BF16 ||
                                                       v->type == ElementType::F16));
       }
-    if (o.activations.empty())
+    if (!asked)
       activations = defaultActivations();
-    else if (o.activations == "int8" && !quant->quantizes() && !packedInput)
+    else if (asked == plan::Activations::Int8 && !quant->quantizes() && !packedInput)
       return Error("--activations=int8 needs packed weights: " + o.input +
                    " has no Q8_0 or Q4_0 matrices; add --quant=FORMAT");
     report("importing", 0);

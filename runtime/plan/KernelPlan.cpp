@@ -402,6 +402,13 @@ const char *activationsName(Activations activations) {
   return "float";
 }
 
+std::optional<Activations> parseActivations(std::string_view name) {
+  for (Activations a : {Activations::Float, Activations::Int8, Activations::Bf16})
+    if (name == activationsName(a))
+      return a;
+  return std::nullopt;
+}
+
 const char *stepName(const Step &step) {
   return std::visit([](const auto &s) { return std::decay_t<decltype(s)>::kName; }, step);
 }

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <variant>
 #include <utility>
@@ -34,6 +35,8 @@ enum class Activations : uint8_t { Float = 0, Int8 = 1, Bf16 = 2 };
 
 /// "float", "int8" or "bf16".
 const char *activationsName(Activations activations);
+/// The precision activationsName names; empty for any other text.
+std::optional<Activations> parseActivations(std::string_view name);
 
 
 

@@ -12,10 +12,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <span>
 #include <string>
 #include <unistd.h>
 
@@ -55,6 +57,16 @@ inline const std::filesystem::path &scratchDir() {
 }
 
 inline std::string tempPath(const std::string &name) { return (scratchDir() / name).string(); }
+
+/// ||got - want|| / ||want||.
+inline double relativeL2(std::span<const float> got, std::span<const float> want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  return std::sqrt(num / den);
+}
 
 /// Compiles with `options` (its output set to a temporary `name`.lathe) and
 /// loads the artifact; fails the test on error.

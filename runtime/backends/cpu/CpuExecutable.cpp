@@ -387,6 +387,14 @@ void CpuExecutable::logits(const float *x, uint32_t classifier, float *y) {
 
 void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
                             const uint32_t *weights, float *const *outputs) {
+  // A group's products share their input and its precision (plan.matmuls):
+  // a bf16 input is rounded once for all of them.
+  const float *bf16Input = nullptr;
+  auto roundedBf16 = [&](uint32_t weight) {
+    if (!bf16Input)
+      bf16Input = roundForBf16(x, rows, artifact().tensors()[weight].shape[1]);
+    return bf16Input;
+  };
   if (options_.kernels == KernelPath::Reference) {
     for (uint32_t i = 0; i < count; ++i) {
       const plan::TensorInfo &info = artifact().tensors()[weights[i]];
@@ -395,7 +403,7 @@ void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
         input = rounded_.data();
         products_.int8 += 1;
       } else if (bf16Weights_[weights[i]]) {
-        input = roundForBf16(x, rows, info.shape[1]);
+        input = roundedBf16(weights[i]);
         products_.bf16 += 1;
       } else {
         products_.floats += 1;
@@ -411,15 +419,10 @@ void CpuExecutable::matmuls(const float *x, int64_t rows, uint32_t count,
     quantizedInputs_.resize(count);
   jobs_.clear();
   int64_t units = 0;
-  // A group's products share their input and its precision (plan.matmuls):
-  // a bf16 input is rounded once for all of them.
-  const float *bf16Input = nullptr;
   for (uint32_t i = 0; i < count; ++i) {
     const bool bf16 = bf16Weights_[weights[i]];
-    if (bf16 && !bf16Input)
-      bf16Input = roundForBf16(x, rows, artifact().tensors()[weights[i]].shape[1]);
-    jobs_.push_back(
-        prepareMatmul(bf16 ? bf16Input : x, rows, weights[i], outputs[i], quantizedInputs_[i]));
+    jobs_.push_back(prepareMatmul(bf16 ? roundedBf16(weights[i]) : x, rows, weights[i],
+                                  outputs[i], quantizedInputs_[i]));
     units += jobs_.back().units;
     (jobs_.back().kind != MatmulKernel::Float ? products_.int8
      : bf16                                   ? products_.bf16

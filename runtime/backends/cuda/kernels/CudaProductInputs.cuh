@@ -57,10 +57,6 @@ template <class I> constexpr bool kBf16<Bf16Input<I>> = true;
 /// them so, CudaTiledProducts.cuh): floats in three bf16 parts, bf16 values
 /// in one, or int8 codes in one with their block scales.
 enum class TokenCodes { Float, Bf16, Int8 };
-template <class I>
-constexpr TokenCodes kTokenCodes = kInt8Block<I> > 0 ? TokenCodes::Int8
-                                   : kBf16<I>         ? TokenCodes::Bf16
-                                                      : TokenCodes::Float;
 
 /// v rounded to bfloat16 (nearest, ties to even), as a float.
 __device__ inline float bf16Rounded(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
