@@ -300,7 +300,10 @@ def PlanActivations : Pass<"lathe-plan-activations", "mlir::func::FuncOp"> {
     in shared memory). With `precision=bf16` or `precision=float`, every
     product gets that precision. With `max-bf16-width=W`, products of
     inputs wider than W that would take bf16 keep float (the cuda target
-    stages a bf16-rounded input row in shared memory).
+    stages a bf16-rounded input row in shared memory). Every
+    `plan.attention` gets the precision of products that cannot take int8
+    (`precision`, or `fallback` where that is int8): with bf16 its queries
+    are rounded to bfloat16 before their products with the cached keys.
   }];
   let options = [
     Option<"precision", "precision", "std::string", /*default=*/"\"int8\"",

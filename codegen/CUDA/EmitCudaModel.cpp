@@ -624,9 +624,12 @@ private:
     int64_t together = std::min<int64_t>(perKv, 8);
     while (perKv % together != 0)
       --together;
+    // The queries rounded to bf16 first, or not (the step's activations).
+    const bool bf16Queries = s.activations == plan::Activations::Bf16;
     const auto args = [&](const std::string &cache, const std::string &more) {
-      return fmt::format("<{}, {}, {}, {}, {}>(f, {}, {}, {}{});\n", cache, s.heads, s.kvHeads,
-                         s.headDim, together, A(s.queries), A(s.output), A(s.layer), more);
+      return fmt::format("<{}, {}, {}, {}, {}, {}>(f, {}, {}, {}{});\n", cache, s.heads,
+                         s.kvHeads, s.headDim, together, bf16Queries ? "true" : "false",
+                         A(s.queries), A(s.output), A(s.layer), more);
     };
     // The one-token kernel's scratch for splits of the visible rows
     // (LATHE_CUDA_ATTENTION_SPLITS): fewer than twice the target blocks,

@@ -162,6 +162,11 @@ static LogicalResult verifyHlsLoop(Operation *op, Attribute value) {
       return op->emitError() << "'plan.hls' unrolls " << loop.getUnroll()
                              << " rows at a time, but only a product has rows to unroll "
                                 "(expected unroll = 1)";
+    // The HLS attention takes float queries.
+    if (auto a = op->getAttrOfType<ActivationsAttr>("activations");
+        a && a.getValue() == Activations::bf16)
+      return op->emitError() << "'plan.hls' schedules attention of float queries; this one "
+                                "asks for bf16 (compile with --activations=float)";
     return success();
   }
   // The HLS kernels (codegen/HLS) multiply float or int8 inputs only.

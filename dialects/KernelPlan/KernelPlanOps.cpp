@@ -156,6 +156,8 @@ LogicalResult AttentionOp::verify() {
                          << dim << " do not fit the cache " << cache;
   if (getOut() == getQueries() || getOut() == getKeys() || getOut() == getValues())
     return emitOpError() << "output buffer is also an input";
+  if (getActivations() == Activations::int8)
+    return emitOpError() << "takes float or bf16 queries, not int8";
   return success();
 }
 

@@ -142,11 +142,16 @@ def Plan_AttentionOp : Plan_Op<"attention"> {
     Stores the step's keys and values in layer `layer` of the paged KV
     cache, then lets each query row attend to its sequence's cached rows
     and its ancestors in the batch (runtime/backend/Batch.h). Query head
-    `h` reads KV head `h / (heads / kv_heads)`.
+    `h` reads KV head `h / (heads / kv_heads)`. `activations` (float or
+    bf16, set by lathe-plan-activations) says whether each query value is
+    rounded to bfloat16 before its products with the cached keys; the
+    probabilities and every sum stay float.
   }];
   let arguments = (ins Plan_In<"">:$queries, Plan_In<"">:$keys, Plan_In<"">:$values,
                        Plan_TokenIds:$positions, Transformer_KVCacheType:$cache,
                        I64Attr:$layer, I64Attr:$heads, I64Attr:$kv_heads, I64Attr:$head_dim,
+                       DefaultValuedAttr<Plan_ActivationsAttr,
+                                         "::lathe::kplan::Activations::float_">:$activations,
                        Plan_Out<"">:$out);
   let assemblyFormat = [{
     $queries `,` $keys `,` $values `,` $positions `,` $cache `->` $out attr-dict `:`

@@ -67,8 +67,14 @@ struct PlanActivationsPass : impl::PlanActivationsBase<PlanActivationsPass> {
         a = kplan::Activations::float_;
       return kplan::ActivationsAttr::get(context, a);
     };
+    // Attention's queries take the precision of the products that cannot
+    // take int8: bf16 where those do (int8 is no attention precision).
+    const kplan::Activations queries =
+        *asked == kplan::Activations::int8 ? *other : *asked;
     getOperation().walk([&](Operation *op) {
-      if (auto m = dyn_cast<kplan::MatmulOp>(op))
+      if (auto a = dyn_cast<kplan::AttentionOp>(op))
+        a.setActivationsAttr(kplan::ActivationsAttr::get(context, queries));
+      else if (auto m = dyn_cast<kplan::MatmulOp>(op))
         m.setActivationsAttr(choose(m.getWeight()));
       else if (auto g = dyn_cast<kplan::MatmulsOp>(op))
         g.setActivationsAttr(choose(g.getWeights()));

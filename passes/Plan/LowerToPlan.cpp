@@ -95,7 +95,8 @@ void ToKernel<tfm::AttentionOp>::build(tfm::AttentionOp op, Adaptor a, Value out
   auto cache = op.getCache().getType();
   kplan::AttentionOp::create(r, op.getLoc(), a.getQueries(), a.getKeys(), a.getValues(),
                              a.getPositions(), a.getCache(), op.getLayer(), op.getHeads(),
-                             cache.getKvHeads(), cache.getHeadDim(), out);
+                             cache.getKvHeads(), cache.getHeadDim(),
+                             kplan::Activations::float_, out);
 }
 template <>
 void ToKernel<tfm::SiluMulOp>::build(tfm::SiluMulOp op, Adaptor a, Value out,

@@ -19,7 +19,8 @@ inline constexpr char kMagic[8] = {'L', 'A', 'T', 'H', 'E', 'A', 'R', 'T'};
 /// and bfp formats may carry a window too (kv_window, 0 in files written
 /// before: no window, so those load unchanged; a runtime from before reads
 /// a windowed one as a format that does not fit the model and refuses it).
-inline constexpr uint32_t kFormatVersion = 5;
+/// 6: attention steps carry their queries' precision (activations).
+inline constexpr uint32_t kFormatVersion = 6;
 inline constexpr uint64_t kSectionAlignment = 64;
 
 struct FileHeader {

@@ -291,6 +291,8 @@ private:
                               q, k, v, s.heads, s.kvHeads, s.headDim));
     if (s.output == s.queries || s.output == s.keys || s.output == s.values)
       return fail("output aliases an input");
+    if (s.activations == Activations::Int8)
+      return fail("attention takes float or bf16 queries, not int8");
     return write(s.output, q);
   }
   Status check(const SiluMulStep &s) { return elementwise(s.gate, s.up, s.output); }

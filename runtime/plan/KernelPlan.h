@@ -174,16 +174,23 @@ struct BiasAddStep {
                                           {"out", FieldRole::Buffer}};
   auto fields() { return std::tie(input, bias, output); }
 };
+/// `activations`: Bf16 rounds each query value to bfloat16 before its
+/// products with the cached keys (the keys are the cache's elements, the
+/// probabilities and every sum stay float); Float keeps the reference
+/// numerics. Int8 is not an attention precision.
 struct AttentionStep {
   uint32_t queries, keys, values, output, layer, heads, kvHeads, headDim;
+  Activations activations = Activations::Float;
   static constexpr const char *kName = "attention";
   static constexpr FieldInfo kFields[] = {
       {"queries", FieldRole::Buffer}, {"keys", FieldRole::Buffer},
       {"values", FieldRole::Buffer},  {"out", FieldRole::Buffer},
       {"layer", FieldRole::Number},   {"heads", FieldRole::Number},
-      {"kv_heads", FieldRole::Number}, {"head_dim", FieldRole::Number}};
+      {"kv_heads", FieldRole::Number}, {"head_dim", FieldRole::Number},
+      {"activations", FieldRole::Enum}};
   auto fields() {
-    return std::tie(queries, keys, values, output, layer, heads, kvHeads, headDim);
+    return std::tie(queries, keys, values, output, layer, heads, kvHeads, headDim,
+                    activations);
   }
 };
 struct SiluMulStep {

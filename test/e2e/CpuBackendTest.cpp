@@ -2,6 +2,7 @@
 // interpreted plan on the SIMD kernels, and the scalar reference kernels; on
 // 1 and 2 threads. And the generated code is really in use.
 #include "test/e2e/ModelFixture.h"
+#include "runtime/artifact/ArtifactWriter.h"
 
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
@@ -257,6 +258,44 @@ TEST(CpuBackendTest, Bf16ActivationsRoundEveryProductInput) {
   EXPECT_LT(apart.back(), 2e-2);  // where one does: bf16 noise, not a wrong row
   EXPECT_GT(far, 1e-4);           // the rounding really happened
   EXPECT_LT(far, 2e-2);
+
+  // Attention rounds its queries too (AttentionStep::activations): the same
+  // artifact with float queries in every attention step moves the logits
+  // of a whole prompt by bf16 noise, on the reference kernels and the SIMD
+  // ones alike.
+  artifact::ArtifactContents contents;
+  contents.config = a->config();
+  contents.vocabulary = a->vocabulary();
+  for (size_t i = 0; i < a->tensors().size(); ++i)
+    contents.tensors.push_back({a->tensors()[i], a->tensorData(i)});
+  contents.schedules = a->schedules();
+  int attentions = 0;
+  for (plan::KernelPlan &schedule : contents.schedules)
+    for (plan::Step &step : schedule.steps)
+      if (auto *at = std::get_if<plan::AttentionStep>(&step)) {
+        EXPECT_EQ(at->activations, plan::Activations::Bf16);
+        at->activations = plan::Activations::Float;
+        ++attentions;
+      }
+  EXPECT_GE(attentions, 6); // a layer's each
+  auto floatQueries = artifact::Artifact::fromContents(contents, "float queries");
+  ASSERT_TRUE(floatQueries) << floatQueries.error().message();
+  const std::vector<int32_t> ids = prompts[0]["prompt_ids"];
+  for (const SessionOptions &o : {reference, interpreted}) {
+    std::vector<std::vector<float>> last;
+    for (const auto &artifact : {a, *floatQueries}) {
+      auto session = Session::create(artifact, o);
+      ASSERT_TRUE(session) << session.error().message();
+      auto logits = session->forward(ids);
+      ASSERT_TRUE(logits);
+      last.emplace_back(logits->begin(), logits->end());
+    }
+    const double moved = relativeL2(last[0], last[1]);
+    std::printf("[ measured ] bf16 queries move the last logits of a %zu-token prompt by %.2e\n",
+                ids.size(), moved);
+    EXPECT_GT(moved, 1e-5);
+    EXPECT_LT(moved, 2e-2);
+  }
 }
 
 TEST(CpuBackendTest, ThreadsAreValidated) {

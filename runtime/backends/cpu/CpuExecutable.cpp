@@ -112,6 +112,10 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
   });
   if (!options_.int8Activations)
     options_.int8Activations = plan::usesInt8Activations(*plan_);
+  bf16Queries_.assign(plan_->kvLayers, false);
+  for (const plan::Step &step : plan_->steps)
+    if (const auto *a = std::get_if<plan::AttentionStep>(&step))
+      bf16Queries_[a->layer] = a->activations == plan::Activations::Bf16;
   // More threads than cores would only make spinning workers steal time
   // from each other (decode gets slower, not faster): clamp.
   const int cores = threading::defaultThreadCount();
@@ -535,6 +539,8 @@ void CpuExecutable::attention(const float *q, const float *k, const float *v, ui
                              kv_->windowValues(layer),
                              kv_->layout().rows()};
   const bool reference = options_.kernels == KernelPath::Reference;
+  if (bf16Queries_[layer])
+    q = roundForBf16(q, int64_t(layout_.visible.size()), int64_t(heads) * headDim);
   if (reference)
     kernels::storeKV(k, v, layout_.storeRows, cache);
   else

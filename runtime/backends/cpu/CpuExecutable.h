@@ -107,6 +107,9 @@ private:
   /// By tensor: whether products with this weight run int8 activations,
   /// and whether they round their input to bf16.
   std::vector<bool> int8Weights_, bf16Weights_;
+  /// By layer: whether its attention rounds the queries to bf16
+  /// (AttentionStep::activations).
+  std::vector<bool> bf16Queries_;
 
   // One step at a time: the state below belongs to the step in progress.
   std::mutex step_;

@@ -220,7 +220,9 @@ __device__ const uint8_t *cacheHead(const LatheCudaFrame &f, int layer, bool val
 /// arrives last (counted in `arrivals`, a counter per token and head group
 /// that it resets) merges them, as the online softmax merges chunks. A
 /// token of one split writes its output directly, as before splitting.
-template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock>
+/// Bf16Queries: the queries rounded to bf16 first (AttentionStep's
+/// activations).
+template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
 __device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer,
                           float *partials, unsigned *arrivals) {
   constexpr int G = HeadsPerBlock;
@@ -270,7 +272,7 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
   float *const mine = splits > 1 ? tokenPartials + blockIdx.z * kPartialFloats : nullptr;
   const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
   for (int i = threadIdx.x; i < G * HeadDim; i += kThreads)
-    q[i / HeadDim][i % HeadDim] = query[i];
+    q[i / HeadDim][i % HeadDim] = Bf16Queries ? bf16Rounded(query[i]) : query[i];
   __syncthreads();
   const float scale = float(1.0 / sqrt(double(HeadDim)));
 

@@ -218,6 +218,10 @@ template <> struct Chunk<F16> {
 };
 
 
+/// v rounded to bfloat16 (nearest, ties to even: the runtime's
+/// floatToBf16), as a float: a bf16 product's input (#plan.activations).
+__device__ inline float bf16Rounded(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
 // --------------------------------------------------------------- reductions
 
 __device__ inline float warpSum(float v) {

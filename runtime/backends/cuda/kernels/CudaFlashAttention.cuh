@@ -17,15 +17,22 @@
 // keys and values into as many as their type needs: float 3, half 2, bf16
 // 1), and the products of parts down to 2^-16 of the whole are summed in
 // float; what is dropped is below float rounding, so the results agree
-// with the reference kernels as closely as attention()'s.
+// with the reference kernels as closely as attention()'s. With bf16
+// queries (Bf16Queries: AttentionStep's activations, which the reference
+// kernels round alike) a query is one part, and each probability two:
+// its 16 leading significant bits, within 2^-17 of the float the reference
+// multiplies (the build's products round their inputs at 2^-9).
 //
 // Layout: a lane holds the m16n8k16 fragments of its rows g and g + 8 (g =
 // lane / 4): the query fragments in registers for the whole kernel, the
 // score accumulators of a chunk, which are the A fragments of P V as they
 // stand (the C layout of two n8 tiles is the A layout of one k16 step).
-// Keys sit in shared memory row by row (B of Q K^T: a lane reads two words
-// of key row g), values transposed (B of P V: two words of dimension row
-// g), both rows padded by 4 words so that the 32 lanes hit 32 banks.
+// The chunks' rows reach shared memory in one of two layouts (chunk
+// types below): a bf16 cache's key and value rows as they are, copied by
+// cp.async into two buffers (the next chunk in flight while the warps
+// multiply this one) and read by ldmatrix (values transposed by it); any
+// other cache's rows split into parts by the block's threads, keys row by
+// row and values transposed, into one buffer.
 #pragma once
 
 #include "CudaAttention.cuh"
@@ -47,71 +54,26 @@ constexpr int kFlashChunk =
     : LATHE_CUDA_FLASH_SHARED(Parts, HeadDim, 32) <= LATHE_CUDA_FLASH_SHARED_LIMIT ? 32
                                                                                    : 16;
 
-/// Tile blockIdx.x of f.queryTiles, heads HeadsPerBlock * blockIdx.y ..:
-/// warp w takes head w % HeadsPerBlock of them for tokens 16 (w /
-/// HeadsPerBlock) .. + 15 of the tile.
-template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock>
-__device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, int layer) {
-  constexpr int G = HeadsPerBlock;
-  constexpr int kParts = kCacheParts<E>;
-  static_assert(LATHE_CUDA_FLASH_FITS(kParts, HeadDim, G), "the emitter checks the shapes");
-  static_assert(LATHE_CUDA_FLASH_QUERY_TILE(G) == 16 * (kWarps / G), "16 tokens a warp");
-  static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
-  constexpr int C = kFlashChunk<kParts, HeadDim>;
-  constexpr int kKeyWords = HeadDim / 2 + 4, kValueWords = C / 2 + 4;
-  constexpr int kvWidth = KvHeads * HeadDim;
-  constexpr int kSteps = HeadDim / 16; // k16 steps of Q K^T
-  __shared__ uint32_t keys[kParts][C][kKeyWords];       // key row, then pairs of dimensions
-  __shared__ uint32_t values[kParts][HeadDim][kValueWords]; // dimension, then pairs of keys
-  startStep();
-  // A graph's launch has a block per token (the most tiles a step has).
-  if (int(blockIdx.x) >= f.queryTileCount)
-    return;
-  const int32_t *tile = f.queryTiles + 3 * blockIdx.x;
-  const int first = tile[0], tokens = tile[1];
-  const VisibleRows rows(f, tile[2]); // the tile's tokens read the rows it lists
-  const int count = rows.count;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  const int head = blockIdx.y * G + warp % G;
-  const int kvOffset = (blockIdx.y * G / (Heads / KvHeads)) * HeadDim;
-  // The lane's rows: tokens r and r + 8 of the warp's 16; past the tile's
-  // end, its last token again (computed, not stored).
-  const int r[2] = {(warp / G) * 16 + g, (warp / G) * 16 + g + 8};
-  int token[2], seen[2];
-  for (int i = 0; i < 2; ++i) {
-    token[i] = first + min(r[i], tokens - 1);
-    seen[i] = VisibleRows(f, token[i]).count;
-  }
+/// A chunk's cached rows in shared memory, split into parts by the block's
+/// threads: keys row by row (B of Q K^T: a lane reads two words of key row
+/// g), values transposed (B of P V: two words of dimension row g), both
+/// rows padded by 4 words so that the 32 lanes hit 32 banks. One buffer:
+/// load() stores before it returns.
+template <typename E, int HeadDim, int C> struct SplitChunks {
+  static constexpr int kParts = kCacheParts<E>;
+  static constexpr int kBuffers = 1;
+  uint32_t keys[kParts][C][HeadDim / 2 + 4];       // key row, then pairs of dimensions
+  uint32_t values[kParts][HeadDim][C / 2 + 4];     // dimension, then pairs of keys
 
-  // The queries' A fragments, split: qa[s][part] for dimensions 16 s ..
-  uint32_t qa[kSteps][3][4];
-  {
-    const float *q[2];
-    for (int i = 0; i < 2; ++i)
-      q[i] = f.buffers[queries] + (int64_t(token[i]) * Heads + head) * HeadDim;
-#pragma unroll
-    for (int s = 0; s < kSteps; ++s)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) { // a0: row g, k 2c; a1: row g + 8; a2, a3: k 2c + 8
-        const float2 v = *reinterpret_cast<const float2 *>(q[e % 2] + 16 * s + 2 * c + 8 * (e / 2));
-        uint32_t p[3];
-        splitPair(v.x, v.y, p);
-#pragma unroll
-        for (int i = 0; i < 3; ++i)
-          qa[s][i][e] = p[i];
-      }
-  }
-  const float scale = float(1.0 / sqrt(double(HeadDim)));
-  float o[HeadDim / 8][4] = {};
-  float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // per row: running max, lane's sum
-
-  for (int p0 = 0; p0 < count; p0 += C) {
-    __syncthreads(); // the warps are done with the last chunk
+  template <int KvWidth>
+  __device__ void load(const LatheCudaFrame &f, const VisibleRows &rows, int layer, int kvOffset,
+                       int p0, int) {
+    const int count = rows.count;
     for (int i = threadIdx.x; i < C * HeadDim / 2; i += kThreads) {
       const int key = i / (HeadDim / 2), pair = i % (HeadDim / 2);
       float a = 0, b = 0;
       if (p0 + key < count) {
-        const E *k = cacheRow<E, kvWidth>(f, layer, false, rows[p0 + key]) + kvOffset;
+        const E *k = cacheRow<E, KvWidth>(f, layer, false, rows[p0 + key]) + kvOffset;
         a = fromCache(k[2 * pair]), b = fromCache(k[2 * pair + 1]);
       }
       uint32_t p[3];
@@ -123,32 +85,182 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
     for (int i = threadIdx.x; i < C / 2 * HeadDim; i += kThreads) {
       const int d = i % HeadDim, pair = i / HeadDim, p = p0 + 2 * pair;
       // Zeros past the rows seen: a probability of 0 times garbage could be NaN.
-      const float a = p < count ? fromCache(cacheRow<E, kvWidth>(f, layer, true, rows[p])[kvOffset + d]) : 0;
+      const float a = p < count ? fromCache(cacheRow<E, KvWidth>(f, layer, true, rows[p])[kvOffset + d]) : 0;
       const float b =
-          p + 1 < count ? fromCache(cacheRow<E, kvWidth>(f, layer, true, rows[p + 1])[kvOffset + d]) : 0;
+          p + 1 < count ? fromCache(cacheRow<E, KvWidth>(f, layer, true, rows[p + 1])[kvOffset + d]) : 0;
       uint32_t parts[3];
       splitPair(a, b, parts);
 #pragma unroll
       for (int j = 0; j < kParts; ++j)
         values[j][d][pair] = parts[j];
     }
-    __syncthreads();
+  }
+  /// B fragments of part j of keys 8 n .. 8 n + 15 (two n8 tiles: b[0],
+  /// b[1] and b[2], b[3]) at dimensions 16 st .. 16 st + 15.
+  __device__ void keyFragments(int, int j, int n, int st, uint32_t (&b)[4]) const {
+    const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      b[2 * t] = keys[j][8 * (n + t) + g][8 * st + c];
+      b[2 * t + 1] = keys[j][8 * (n + t) + g][8 * st + c + 4];
+    }
+  }
+  /// B fragments of part j of dimensions 8 n .. 8 n + 15 (two n8 tiles) at
+  /// keys 16 kk .. 16 kk + 15.
+  __device__ void valueFragments(int, int j, int kk, int n, uint32_t (&b)[4]) const {
+    const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      b[2 * t] = values[j][8 * (n + t) + g][8 * kk + c];
+      b[2 * t + 1] = values[j][8 * (n + t) + g][8 * kk + c + 4];
+    }
+  }
+};
+
+/// A bf16 cache's chunk rows as they are, keys and values alike, each row
+/// a head's HeadDim values and 16 bytes of padding (a row every 36 words
+/// mod 32: ldmatrix's 8 rows of 16 bytes hit 32 banks). Two buffers:
+/// load() issues cp.async copies of 16 bytes (rows past the ones seen are
+/// zeros: a probability of 0 times garbage could be NaN) and commits them
+/// as a group, which the caller waits for.
+template <int HeadDim, int C> struct CopiedChunks {
+  static constexpr int kParts = 1, kBuffers = 2, kRow = HeadDim + 8, kCopies = HeadDim / 8;
+  __nv_bfloat16 keys[2][C][kRow];
+  __nv_bfloat16 values[2][C][kRow];
+
+  template <int KvWidth>
+  __device__ void load(const LatheCudaFrame &f, const VisibleRows &rows, int layer, int kvOffset,
+                       int p0, int buffer) {
+    for (int i = threadIdx.x; i < 2 * C * kCopies; i += kThreads) {
+      const bool value = i >= C * kCopies;
+      const int j = value ? i - C * kCopies : i, key = j / kCopies, part = j % kCopies;
+      __nv_bfloat16 *to = (value ? values : keys)[buffer][key] + 8 * part;
+      if (p0 + key < rows.count)
+        copyAsync16(to, cacheRow<__nv_bfloat16, KvWidth>(f, layer, value, rows[p0 + key]) +
+                            kvOffset + 8 * part);
+      else
+        *reinterpret_cast<uint4 *>(to) = make_uint4(0, 0, 0, 0);
+    }
+    commitCopies();
+  }
+  /// Keys 8 n .. 8 n + 15 at dimensions 16 st ..: lanes 0-7 address the
+  /// first tile's rows at the low 8 dimensions, 8-15 at the high 8, 16-31
+  /// the second tile's.
+  __device__ void keyFragments(int buffer, int, int n, int st, uint32_t (&b)[4]) const {
+    const int lane = threadIdx.x % 32;
+    loadMatrices(b, &keys[buffer][8 * n + lane % 8 + 8 * (lane / 16)][16 * st + 8 * (lane / 8 % 2)]);
+  }
+  /// Dimensions 8 n .. 8 n + 15 at keys 16 kk ..: the value rows
+  /// transposed, lanes 0-7 addressing keys 16 kk .. + 7 of the first tile's
+  /// dimensions, 8-15 keys + 8 .. + 15, 16-31 the second tile's.
+  __device__ void valueFragments(int buffer, int, int kk, int n, uint32_t (&b)[4]) const {
+    const int lane = threadIdx.x % 32;
+    loadMatricesTransposed(b, &values[buffer][16 * kk + lane % 8 + 8 * (lane / 8 % 2)]
+                                         [8 * n + 8 * (lane / 16)]);
+  }
+};
+
+template <typename E, int HeadDim> struct FlashChunksOf {
+  using Type = SplitChunks<E, HeadDim, kFlashChunk<kCacheParts<E>, HeadDim>>;
+};
+template <int HeadDim> struct FlashChunksOf<__nv_bfloat16, HeadDim> {
+  using Type = CopiedChunks<HeadDim, kFlashChunk<1, HeadDim>>;
+};
+
+/// Tile f.queryTileCount - 1 - blockIdx.x of f.queryTiles (the last first:
+/// a sequence's later tiles see more rows, and the blocks that start last
+/// should finish soonest), heads HeadsPerBlock * blockIdx.y ..: warp w
+/// takes head w % HeadsPerBlock of them for tokens 16 (w / HeadsPerBlock)
+/// .. + 15 of the tile.
+template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
+__device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, int layer) {
+  using Chunks = typename FlashChunksOf<E, HeadDim>::Type;
+  constexpr int G = HeadsPerBlock;
+  constexpr int kParts = Chunks::kParts;
+  // Parts of a query and of a probability (three: exact).
+  constexpr int kQueryParts = Bf16Queries ? 1 : 3, kProbabilityParts = Bf16Queries ? 2 : 3;
+  static_assert(LATHE_CUDA_FLASH_FITS(kParts, HeadDim, G), "the emitter checks the shapes");
+  static_assert(LATHE_CUDA_FLASH_QUERY_TILE(G) == 16 * (kWarps / G), "16 tokens a warp");
+  static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
+  static_assert(sizeof(Chunks) <= LATHE_CUDA_FLASH_SHARED_LIMIT, "CudaFrame.h's sizes");
+  constexpr int C = kFlashChunk<kParts, HeadDim>;
+  constexpr int kvWidth = KvHeads * HeadDim;
+  constexpr int kSteps = HeadDim / 16; // k16 steps of Q K^T
+  __shared__ __align__(16) Chunks chunks;
+  startStep();
+  // A graph's launch has a block per token (the most tiles a step has).
+  if (int(blockIdx.x) >= f.queryTileCount)
+    return;
+  const int32_t *tile = f.queryTiles + 3 * (f.queryTileCount - 1 - blockIdx.x);
+  const int first = tile[0], tokens = tile[1];
+  const VisibleRows rows(f, tile[2]); // the tile's tokens read the rows it lists
+  const int count = rows.count;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int head = blockIdx.y * G + warp % G;
+  const int kvOffset = (blockIdx.y * G / (Heads / KvHeads)) * HeadDim;
+  chunks.template load<kvWidth>(f, rows, layer, kvOffset, 0, 0);
+  // The lane's rows: tokens r and r + 8 of the warp's 16; past the tile's
+  // end, its last token again (computed, not stored).
+  const int r[2] = {(warp / G) * 16 + g, (warp / G) * 16 + g + 8};
+  int token[2], seen[2];
+  for (int i = 0; i < 2; ++i) {
+    token[i] = first + min(r[i], tokens - 1);
+    seen[i] = VisibleRows(f, token[i]).count;
+  }
+
+  // The queries' A fragments, split: qa[s][part] for dimensions 16 s ..
+  uint32_t qa[kSteps][kQueryParts][4];
+  {
+    const float *q[2];
+    for (int i = 0; i < 2; ++i)
+      q[i] = f.buffers[queries] + (int64_t(token[i]) * Heads + head) * HeadDim;
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) { // a0: row g, k 2c; a1: row g + 8; a2, a3: k 2c + 8
+        const float2 v = *reinterpret_cast<const float2 *>(q[e % 2] + 16 * s + 2 * c + 8 * (e / 2));
+        uint32_t p[3];
+        splitPair(v.x, v.y, p); // p[0] alone: the pair rounded to bf16
+#pragma unroll
+        for (int i = 0; i < kQueryParts; ++i)
+          qa[s][i][e] = p[i];
+      }
+  }
+  const float scale = float(1.0 / sqrt(double(HeadDim)));
+  float o[HeadDim / 8][4] = {};
+  float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // per row: running max, lane's sum
+
+  for (int p0 = 0, chunk = 0; p0 < count; p0 += C, ++chunk) {
+    const int buffer = chunk % Chunks::kBuffers;
+    if constexpr (Chunks::kBuffers == 2) {
+      if (p0 + C < count) { // the next chunk's copies go out before this one's are waited for
+        chunks.template load<kvWidth>(f, rows, layer, kvOffset, p0 + C, 1 - buffer);
+        waitCopies<1>();
+      } else {
+        waitCopies<0>();
+      }
+    }
+    __syncthreads(); // the chunk is in shared memory
 
     // Scores: s[n] is the lane's part of keys 8 n .. 8 n + 7 of the chunk.
     float s[C / 8][4];
 #pragma unroll
-    for (int n = 0; n < C / 8; ++n) {
+    for (int n = 0; n < C / 8; ++n)
       s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+#pragma unroll
+    for (int n = 0; n < C / 8; n += 2)
 #pragma unroll
       for (int st = 0; st < kSteps; ++st)
 #pragma unroll
         for (int j = 0; j < kParts; ++j) {
-          const uint32_t b0 = keys[j][8 * n + g][8 * st + c], b1 = keys[j][8 * n + g][8 * st + c + 4];
+          uint32_t b[4];
+          chunks.keyFragments(buffer, j, n, st, b);
 #pragma unroll
-          for (int i = 0; i + j <= 2; ++i)
-            mma16816(s[n], qa[st][i], b0, b1);
+          for (int t = 0; t < 2; ++t)
+#pragma unroll
+            for (int i = 0; i < kQueryParts && i + j <= 2; ++i)
+              mma16816(s[n + t], qa[st][i], b[2 * t], b[2 * t + 1]);
         }
-    }
     // Online softmax: each row's maximum over the chunk (its four lanes),
     // the running sums and values rescaled to the new one.
     float chunkBest[2] = {-INFINITY, -INFINITY};
@@ -187,25 +299,35 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
     // P V: the probabilities of keys 16 kk .. + 15 as an A fragment, split.
 #pragma unroll
     for (int kk = 0; kk < C / 16; ++kk) {
-      uint32_t pa[3][4];
+      uint32_t pa[kProbabilityParts][4];
 #pragma unroll
       for (int e = 0; e < 4; ++e) { // a0: row g, keys 2c..; a1: row g + 8; a2, a3: keys + 8
         const float *v = s[2 * kk + e / 2] + 2 * (e % 2);
         uint32_t p[3];
         splitPair(v[0], v[1], p);
 #pragma unroll
-        for (int i = 0; i < 3; ++i)
+        for (int i = 0; i < kProbabilityParts; ++i)
           pa[i][e] = p[i];
       }
 #pragma unroll
-      for (int n = 0; n < HeadDim / 8; ++n)
+      for (int n = 0; n < HeadDim / 8; n += 2)
 #pragma unroll
         for (int j = 0; j < kParts; ++j) {
-          const uint32_t b0 = values[j][8 * n + g][8 * kk + c], b1 = values[j][8 * n + g][8 * kk + c + 4];
+          uint32_t b[4];
+          chunks.valueFragments(buffer, j, kk, n, b);
 #pragma unroll
-          for (int i = 0; i + j <= 2; ++i)
-            mma16816(o[n], pa[i], b0, b1);
+          for (int t = 0; t < 2; ++t)
+#pragma unroll
+            for (int i = 0; i < kProbabilityParts && i + j <= 2; ++i)
+              mma16816(o[n + t], pa[i], b[2 * t], b[2 * t + 1]);
         }
+    }
+    if constexpr (Chunks::kBuffers == 1) {
+      __syncthreads(); // the warps are done with the chunk
+      if (p0 + C < count)
+        chunks.template load<kvWidth>(f, rows, layer, kvOffset, p0 + C, 0);
+    } else {
+      __syncthreads(); // the warps are done with the buffer the next copies fill
     }
   }
 

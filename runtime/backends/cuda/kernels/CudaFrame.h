@@ -191,11 +191,14 @@ typedef struct LatheCudaLaunch {
  * would leave most of an mma's rows empty. */
 #define LATHE_CUDA_FLASH_TOKENS 4
 /* The tensor-core attention's shared memory for chunks of `keys` cached
- * rows whose values split into `parts` bf16 parts, keys row by row and
- * values transposed, each row padded by 4 words (CudaFlashAttention.cuh);
- * it takes the largest chunk of 64, 32 or 16 rows within the limit. */
-#define LATHE_CUDA_FLASH_SHARED(parts, headDim, keys) \
-  ((parts) * ((keys) * ((headDim) / 2 + 4) + (headDim) * ((keys) / 2 + 4)) * 4)
+ * rows whose values split into `parts` bf16 parts (CudaFlashAttention.cuh):
+ * a bf16 cache's rows as they are, keys and values, in two buffers, each
+ * row padded by 16 bytes; other caches' parts, keys row by row and values
+ * transposed, each row padded by 4 words, in one. It takes the largest
+ * chunk of 64, 32 or 16 rows within the limit. */
+#define LATHE_CUDA_FLASH_SHARED(parts, headDim, keys)                          \
+  ((parts) == 1 ? 2 * 2 * (keys) * ((headDim) + 8) * 2                         \
+                : (parts) * ((keys) * ((headDim) / 2 + 4) + (headDim) * ((keys) / 2 + 4)) * 4)
 #define LATHE_CUDA_FLASH_SHARED_LIMIT (46 * 1024)
 /* Whether it takes an attention's shapes: head dimensions in steps of 16,
  * the block's 8 warps shared out evenly among its heads, chunks that fit;

@@ -1,5 +1,6 @@
 // The tensor-core arithmetic the CUDA target's products and attention
-// share: floats as exact sums of bf16 parts, and the m16n8k16 bf16 mma.
+// share: floats as exact sums of bf16 parts, the m16n8k16 bf16 mma, and
+// the operands' way into shared memory (cp.async) and out (ldmatrix).
 // Part of LatheCudaKernels.cuh.
 #pragma once
 
@@ -34,6 +35,47 @@ __device__ inline void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t 
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #else
   __trap(); // lathe-compile builds for sm_80 and newer only
+#endif
+}
+
+/// cp.async of 16 bytes, global to shared, through L2 only.
+__device__ inline void copyAsync16(void *shared, const void *global) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned to = unsigned(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global));
+#endif
+}
+__device__ inline void commitCopies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;" ::);
+#endif
+}
+/// Waits until at most N groups of this thread's copies are in flight.
+template <int N> __device__ inline void waitCopies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;" ::"n"(N));
+#endif
+}
+
+/// The four 8x8 matrices of 16-bit values whose rows lanes 0-7, 8-15,
+/// 16-23 and 24-31 address (16 bytes a row, in shared memory): lane (g =
+/// lane / 4, c = lane % 4) gets row g, columns 2c and 2c + 1 of matrix i
+/// in r[i], the m16n8k16 fragment layout; transposed, row 2c and 2c + 1 of
+/// column g.
+__device__ inline void loadMatrices(uint32_t (&r)[4], const void *row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(unsigned(__cvta_generic_to_shared(row)))
+               : "memory");
+#endif
+}
+__device__ inline void loadMatricesTransposed(uint32_t (&r)[4], const void *row) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(unsigned(__cvta_generic_to_shared(row)))
+               : "memory");
 #endif
 }
 

@@ -58,9 +58,6 @@ template <class I> constexpr bool kBf16<Bf16Input<I>> = true;
 /// in one, or int8 codes in one with their block scales.
 enum class TokenCodes { Float, Bf16, Int8 };
 
-/// v rounded to bfloat16 (nearest, ties to even), as a float.
-__device__ inline float bf16Rounded(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
-
 /// dst = the K values of src, each rounded to bfloat16 (src may be dst);
 /// the caller orders other threads' reads and writes around it.
 template <int K> __device__ void roundRowBf16(const float *src, float *dst) {

@@ -24,25 +24,6 @@
 
 namespace lathe_cuda {
 
-/// cp.async of 16 bytes, global to shared, through L2 only.
-__device__ inline void copyAsync16(void *shared, const void *global) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const unsigned to = unsigned(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(to), "l"(global));
-#endif
-}
-__device__ inline void commitCopies() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.commit_group;" ::);
-#endif
-}
-/// Waits until at most N groups of this thread's copies are in flight.
-template <int N> __device__ inline void waitCopies() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_group %0;" ::"n"(N));
-#endif
-}
-
 /// The weights of a product the staged tiles take, by kind of rows: one
 /// weight (PlainRows) or two (GatedRows: gate and up), bf16 rows of whole
 /// 16-byte chunks.

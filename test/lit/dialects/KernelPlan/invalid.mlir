@@ -123,6 +123,15 @@ func.func @attention_layer(%q: !plan.buffer<8, f32>, %k: !plan.buffer<8, f32>, %
 
 // -----
 
+func.func @attention_int8(%q: !plan.buffer<8, f32>, %k: !plan.buffer<8, f32>, %o: !plan.buffer<8, f32>, %p: tensor<?xi32>,
+                          %kv: !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>) {
+  // expected-error @+1 {{'plan.attention' op takes float or bf16 queries, not int8}}
+  plan.attention %q, %k, %k, %p, %kv -> %o {layer = 0 : i64, heads = 2 : i64, kv_heads = 2 : i64, head_dim = 4 : i64, activations = #plan.activations<int8>} : !plan.buffer<8, f32>, !plan.buffer<8, f32>, !plan.buffer<8, f32>, tensor<?xi32>, !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>, !plan.buffer<8, f32>
+  return
+}
+
+// -----
+
 func.func @add_rms_norm_same(%a: !plan.buffer<8, f32>, %b: !plan.buffer<8, f32>, %s: !plan.buffer<8, f32>) {
   %g = tfm.weight "g" {value = dense<1.0> : tensor<8xf32>} : tensor<8xf32>
   // expected-error @+1 {{'plan.add_rms_norm' op sum and output must be different buffers}}

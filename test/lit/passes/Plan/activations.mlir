@@ -77,3 +77,21 @@ func.func @widths(%x: !plan.buffer<32, f32>, %w: !plan.buffer<64, f32>, %y: !pla
   plan.matmul %w, %b -> %y : !plan.buffer<64, f32>, tensor<32x64x!tfm.int<bits = 4, group = 32, symmetric = true>>, !plan.buffer<32, f32>
   return
 }
+
+// -----
+
+// Attention's queries take the precision of the products that cannot take
+// int8: float by default, bf16 with precision=bf16 or fallback=bf16.
+// INT8-LABEL: func @attention
+// INT8: plan.attention {{.*}} {head_dim = 4 : i64, heads = 2 : i64, kv_heads = 2 : i64, layer = 0 : i64} :
+// FLOAT-LABEL: func @attention
+// FLOAT-NOT: activations<bf16>
+// FALLBACK-LABEL: func @attention
+// FALLBACK: plan.attention {{.*}} {activations = #plan.activations<bf16>,
+// BF16-LABEL: func @attention
+// BF16: plan.attention {{.*}} {activations = #plan.activations<bf16>,
+func.func @attention(%q: !plan.buffer<8, f32>, %k: !plan.buffer<8, f32>, %o: !plan.buffer<8, f32>, %p: tensor<?xi32>,
+                     %kv: !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>) {
+  plan.attention %q, %k, %k, %p, %kv -> %o {layer = 0 : i64, heads = 2 : i64, kv_heads = 2 : i64, head_dim = 4 : i64} : !plan.buffer<8, f32>, !plan.buffer<8, f32>, !plan.buffer<8, f32>, tensor<?xi32>, !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>, !plan.buffer<8, f32>
+  return
+}

@@ -30,6 +30,17 @@ func.func @no_bf16_activations(%x: !b8, %y: !b8) {
 
 // -----
 
+// Nor does its attention take bf16 queries.
+!b8 = !plan.buffer<8, f32>
+func.func @no_bf16_queries(%q: !b8, %k: !b8, %o: !b8, %p: tensor<?xi32>,
+                           %kv: !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>) {
+  // expected-error @+1 {{'plan.hls' schedules attention of float queries; this one asks for bf16 (compile with --activations=float)}}
+  plan.attention %q, %k, %k, %p, %kv -> %o {layer = 0 : i64, heads = 2 : i64, kv_heads = 2 : i64, head_dim = 4 : i64, activations = #plan.activations<bf16>, plan.hls = #plan.hls_loop<ii = 1, unroll = 1>} : !b8, !b8, !b8, tensor<?xi32>, !tfm.kv_cache<layers = 1, kv_heads = 2, head_dim = 4, capacity = 8, f32>, !b8
+  return
+}
+
+// -----
+
 !b8 = !plan.buffer<8, f32>
 func.func @ii_at_least_one(%x: !b8, %y: !b8) {
   %w = tfm.weight "w" {value = dense<0.5> : tensor<8x8xf32>} : tensor<8x8xf32>

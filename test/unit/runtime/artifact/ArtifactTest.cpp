@@ -328,6 +328,17 @@ TEST(ArtifactTest, WriterRefusesInconsistentPlans) {
         << s.error().message();
   }
   {
+    // Int8 is no attention precision (bf16 queries are).
+    TinyModel m;
+    std::get<plan::AttentionStep>(m.contents.schedules[0].steps[7]).activations =
+        plan::Activations::Int8;
+    Status s = writeArtifact(m.contents, tempFile("bad6q.lathe"));
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message().find("attention takes float or bf16 queries, not int8"),
+              std::string::npos)
+        << s.error().message();
+  }
+  {
     // A rope whose pair order is not a permutation per group of heads.
     TinyModel m;
     std::get<plan::RopeStep>(m.contents.schedules[0].steps[5]).pairOrder = {0, 0};

@@ -17,7 +17,7 @@ std::vector<Step> everyKind() {
           MatMulsStep{5, {6, 7, 8}, {9, 10, 11}, Activations::Float},
           RopeStep{2, 3, 48, 10000.0f, RopeLayout::RotateHalf, 8.0f, 1.0f, 4.0f, 8192},
           RopeStep{2, 3, 4, 10000.0f, RopeLayout::Interleaved, 0.0f, 0.0f, 0.0f, 0, {1, 0, 0, 1}},
-          AttentionStep{1, 2, 3, 4, 5, 32, 8, 64},
+          AttentionStep{1, 2, 3, 4, 5, 32, 8, 64, Activations::Bf16},
           SiluMulStep{1, 2, 3},
           AddStep{4, 5, 6},
           AddRmsNormStep{1, 2, 3, 4, 5, 1e-6f},
