@@ -226,7 +226,10 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
           qa[s][i][e] = p[i];
       }
   }
-  const float scale = float(1.0 / sqrt(double(HeadDim)));
+  // Scores in base 2: exp(x) = 2^(x log2 e), the log2 e folded into the
+  // scale, so that each probability is one exp2 (the hardware's, within 2
+  // ulp) instead of expf's range reduction.
+  const float scale = float(1.4426950408889634 / sqrt(double(HeadDim)));
   float o[HeadDim / 8][4] = {};
   float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // per row: running max, lane's sum
 
@@ -281,7 +284,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
       // Every token sees row 0, so a row's maximum is finite from the
       // first chunk on; the guard keeps a row that saw nothing at 0, not NaN.
       ref[i] = next == -INFINITY ? 0.0f : next;
-      rescale[i] = expf(best[i] - ref[i]); // 0 on the first chunk
+      rescale[i] = exp2f(best[i] - ref[i]); // 0 on the first chunk
       best[i] = next;
       sum[i] *= rescale[i];
     }
@@ -289,7 +292,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
     for (int n = 0; n < C / 8; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[n][e] = expf(s[n][e] - ref[e / 2]);
+        s[n][e] = exp2f(s[n][e] - ref[e / 2]);
         sum[e / 2] += s[n][e];
       }
 #pragma unroll
