@@ -61,7 +61,7 @@ constexpr int kFlashChunk =
 /// load() stores before it returns.
 template <typename E, int HeadDim, int C> struct SplitChunks {
   static constexpr int kParts = kCacheParts<E>;
-  static constexpr int kBuffers = 1;
+  static constexpr int kBuffers = 1, kChunk = C;
   uint32_t keys[kParts][C][HeadDim / 2 + 4];       // key row, then pairs of dimensions
   uint32_t values[kParts][HeadDim][C / 2 + 4];     // dimension, then pairs of keys
 
@@ -98,21 +98,24 @@ template <typename E, int HeadDim, int C> struct SplitChunks {
   /// B fragments of part j of keys 8 n .. 8 n + 15 (two n8 tiles: b[0],
   /// b[1] and b[2], b[3]) at dimensions 16 st .. 16 st + 15.
   __device__ void keyFragments(int, int j, int n, int st, uint32_t (&b)[4]) const {
-    const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-#pragma unroll
-    for (int t = 0; t < 2; ++t) {
-      b[2 * t] = keys[j][8 * (n + t) + g][8 * st + c];
-      b[2 * t + 1] = keys[j][8 * (n + t) + g][8 * st + c + 4];
-    }
+    fragments(keys[j], n, st, b);
   }
   /// B fragments of part j of dimensions 8 n .. 8 n + 15 (two n8 tiles) at
   /// keys 16 kk .. 16 kk + 15.
   __device__ void valueFragments(int, int j, int kk, int n, uint32_t (&b)[4]) const {
+    fragments(values[j], n, kk, b);
+  }
+
+private:
+  /// Rows 8 n + g and 8 n + 8 + g of `rows`, words 8 k + c and 8 k + c + 4.
+  template <int Words>
+  __device__ static void fragments(const uint32_t (*rows)[Words], int n, int k,
+                                   uint32_t (&b)[4]) {
     const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
 #pragma unroll
     for (int t = 0; t < 2; ++t) {
-      b[2 * t] = values[j][8 * (n + t) + g][8 * kk + c];
-      b[2 * t + 1] = values[j][8 * (n + t) + g][8 * kk + c + 4];
+      b[2 * t] = rows[8 * (n + t) + g][8 * k + c];
+      b[2 * t + 1] = rows[8 * (n + t) + g][8 * k + c + 4];
     }
   }
 };
@@ -124,7 +127,8 @@ template <typename E, int HeadDim, int C> struct SplitChunks {
 /// zeros: a probability of 0 times garbage could be NaN) and commits them
 /// as a group, which the caller waits for.
 template <int HeadDim, int C> struct CopiedChunks {
-  static constexpr int kParts = 1, kBuffers = 2, kRow = HeadDim + 8, kCopies = HeadDim / 8;
+  static constexpr int kParts = 1, kBuffers = 2, kChunk = C, kRow = HeadDim + 8,
+                       kCopies = HeadDim / 8;
   __nv_bfloat16 keys[2][C][kRow];
   __nv_bfloat16 values[2][C][kRow];
 
@@ -183,7 +187,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
   static_assert(LATHE_CUDA_FLASH_QUERY_TILE(G) == 16 * (kWarps / G), "16 tokens a warp");
   static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
   static_assert(sizeof(Chunks) <= LATHE_CUDA_FLASH_SHARED_LIMIT, "CudaFrame.h's sizes");
-  constexpr int C = kFlashChunk<kParts, HeadDim>;
+  constexpr int C = Chunks::kChunk;
   constexpr int kvWidth = KvHeads * HeadDim;
   constexpr int kSteps = HeadDim / 16; // k16 steps of Q K^T
   __shared__ __align__(16) Chunks chunks;
@@ -325,13 +329,10 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
               mma16816(o[n + t], pa[i], b[2 * t], b[2 * t + 1]);
         }
     }
-    if constexpr (Chunks::kBuffers == 1) {
-      __syncthreads(); // the warps are done with the chunk
+    __syncthreads(); // the warps are done with the chunk (the buffer the next copies fill)
+    if constexpr (Chunks::kBuffers == 1)
       if (p0 + C < count)
         chunks.template load<kvWidth>(f, rows, layer, kvOffset, p0 + C, 0);
-    } else {
-      __syncthreads(); // the warps are done with the buffer the next copies fill
-    }
   }
 
 #pragma unroll
