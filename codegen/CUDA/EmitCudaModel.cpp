@@ -147,9 +147,9 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
                          l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile,
-                         l.step, l.wideMinTokens);
+                         l.step, l.wideMinTokens, l.wgmma);
     out += "};\n\n";
     // The layout of each tensor on the GPU, which the runtime applies as
     // it copies the artifact's bytes there.
@@ -185,7 +185,7 @@ private:
               const std::string &body, const std::string &tileBody = "", int32_t tileBlocks = 0,
               int32_t wideBlocks = 0, bool gather = false, int32_t queryTile = 0,
               const std::string &wideBody = "", int32_t minBlocks = 0,
-              int32_t wideMinTokens = 0) {
+              int32_t wideMinTokens = 0, bool wgmma = false) {
     // minBlocks: blocks an SM the kernel must fit (streamed products: two,
     // kRowBlockSlots, so at most 128 registers a thread).
     const size_t i = launches_.size();
@@ -200,7 +200,7 @@ private:
       kernels_ += kernel("wide", i, 1,
                          bodyCall(wideBody, comment + ", on the tensor cores in wide tiles"));
     launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile,
-                         int32_t(step_), wideMinTokens});
+                         int32_t(step_), wideMinTokens, wgmma ? 1 : 0});
   }
   /// LATHE_CUDA_STAGED_MIN_TOKENS, or for experiments the environment's
   /// LATHE_CUDA_STAGED_MIN_TOKENS (a positive count).
@@ -343,17 +343,18 @@ private:
       int64_t k, n;
       Rows single; // the rows of a single token's product, if other
       bool staged; // long prompts take the staged tiles (CudaStagedTiles.cuh)
+      bool gated;  // GatedRows: gate and up
     };
     std::vector<Call> calls;
     const bool gather = products.front().gather;
     bool streamed = true; // every weight of the launch (WeightCode::streamed)
     // The staged tiles take bf16 rows of whole 32-value stages, with bf16
-    // activations (one token part).
+    // activations (one token part); the wgmma ones stages of 64.
     auto stages = [&](const WeightCode &w, int64_t k) {
       return bf16 && w.type == "lathe_cuda::BF16" && w.rowBytes % 16 == 0 && k % 32 == 0;
     };
-    auto call = [&](const Rows &rows, int64_t k, int64_t n, bool staged) {
-      calls.push_back({rows, k, n, rows, staged});
+    auto call = [&](const Rows &rows, int64_t k, int64_t n, bool staged, bool gated = false) {
+      calls.push_back({rows, k, n, rows, staged, gated});
     };
     if (const std::optional<size_t> silu = fused_.gatedOf[step_]) {
       const plan::TensorInfo &gate = tensors_[products[0].weight];
@@ -370,7 +371,8 @@ private:
                 fmt::format("{{f.weights[{}], f.weights[{}], f.buffers[{}]}}",
                             A(products[0].weight), A(products[1].weight), A(output))},
            gate.shape[1], gate.shape[0],
-           stages(*g, gate.shape[1]) && stages(*u, gate.shape[1]) && g->rowBytes == u->rowBytes);
+           stages(*g, gate.shape[1]) && stages(*u, gate.shape[1]) && g->rowBytes == u->rowBytes,
+           true);
     } else {
       for (const Product &p : products) {
         const plan::TensorInfo &info = tensors_[p.weight];
@@ -391,12 +393,21 @@ private:
     std::string body, tileBody, wideBody;
     int32_t tileBlocks = 0, wideBlocks = 0;
     const int64_t k = calls.front().k; // the launch's products share their input
+    // Staged products of whole 64-value stages take the wgmma tiles
+    // (CudaWgmmaTiles.cuh), if all of the launch's do: its blocks' tokens
+    // are the launch's. A block: 128 rows of gate and up, 256 of others.
+    const bool wgmma = std::all_of(calls.begin(), calls.end(),
+                                   [](const Call &c) { return c.staged && c.k % 64 == 0; });
     if (k % 16 == 0) {
-      // Long prompts take the wide blocks (128 rows by 64 tokens), others
-      // the narrow ones (16 by 16): a kernel each.
+      // Long prompts take the wide blocks (128 rows by 64 tokens, or the
+      // wgmma ones), others the narrow ones (16 by 16): a kernel each.
       for (const Call &c : calls) {
-        const int64_t wideTiles = (c.n + LATHE_CUDA_WIDE_ROWS - 1) / LATHE_CUDA_WIDE_ROWS;
+        const int64_t rows = !wgmma ? LATHE_CUDA_WIDE_ROWS : c.gated ? 128 : 256;
+        const int64_t wideTiles = (c.n + rows - 1) / rows;
         dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
+          if (wgmma)
+            return fmt::format("lathe_cuda::wgmmaProduct<{}, {}>(f, {}, blockIdx.x - {})", c.k,
+                               gather ? "true" : "false", c.rows.text(), first);
           if (c.staged)
             return fmt::format("lathe_cuda::stagedProduct<{}, {}>(f, {}, blockIdx.x - {})", c.k,
                                gather ? "true" : "false", c.rows.text(), first);
@@ -442,7 +453,8 @@ private:
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
            body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody, streamed ? 2 : 0,
-           wideBlocks == 0 ? 0 : allStaged ? stagedMinTokens() : LATHE_CUDA_WIDE_MIN_TOKENS);
+           wideBlocks == 0 ? 0 : allStaged ? stagedMinTokens() : LATHE_CUDA_WIDE_MIN_TOKENS,
+           wgmma && wideBlocks > 0);
     return Status::ok();
   }
   /// Wraps the q, k and v products' rows (PlainRows) of a launch that, for

@@ -45,6 +45,8 @@ Expected<CudaDevice *> CudaDevice::instance() {
       api.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
       api.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
       d->capability_ = major * 10 + minor;
+      api.cuDeviceGetAttribute(&d->sharedPerBlock_,
+                               CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev);
       d->description_ = fmt::format("{} (sm_{})", name, d->capability_);
       return d;
     }();

@@ -69,6 +69,8 @@ public:
   /// "NVIDIA H200 (sm_90)".
   const std::string &description() const { return description_; }
   int computeCapability() const { return capability_; } // e.g. 90
+  /// The most shared memory a block may ask for (cuFuncSetAttribute).
+  int sharedPerBlock() const { return sharedPerBlock_; }
   /// The first error of an operation that could not return one (copy),
   /// cleared once taken.
   Status takeError();
@@ -79,6 +81,7 @@ private:
   CUcontext context_;
   std::string description_;
   int capability_ = 0;
+  int sharedPerBlock_ = 0;
   std::mutex errorMutex_;
   std::string error_;
 };

@@ -32,6 +32,7 @@ Expected<DriverApi> resolve(void *library) {
   get(api.cuModuleLoadData, "cuModuleLoadData");
   get(api.cuModuleUnload, "cuModuleUnload");
   get(api.cuModuleGetFunction, "cuModuleGetFunction");
+  get(api.cuFuncSetAttribute, "cuFuncSetAttribute");
   get(api.cuModuleGetGlobal, "cuModuleGetGlobal_v2");
   get(api.cuLaunchKernel, "cuLaunchKernel");
   api.cuLaunchKernelEx = reinterpret_cast<decltype(api.cuLaunchKernelEx)>(

@@ -22,10 +22,16 @@ constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 bool wideTiles(const LatheCudaLaunch &l, int64_t tokens) {
   return LATHE_CUDA_USE_WIDE_TILES(l.wideMinTokens, tokens);
 }
-/// Tokens rounded up to whole token tiles (16, or 64 for the wide tiles;
-/// LATHE_CUDA_TILE_ROUNDED): what the split launch covers and the tiles'
-/// grid counts in.
-int64_t tileRounded(int64_t tokens, bool wide) { return LATHE_CUDA_TILE_ROUNDED(tokens, wide); }
+/// The tokens of a block of product launch `l`'s tiles for `tokens` tokens:
+/// 16 (narrow), 64 (wide) or LATHE_CUDA_WGMMA_TOKENS (wgmma).
+int64_t blockTokens(const LatheCudaLaunch &l, int64_t tokens) {
+  if (!wideTiles(l, tokens))
+    return LATHE_CUDA_TILE_TOKENS;
+  return l.wgmma ? LATHE_CUDA_WGMMA_TOKENS(int64_t(l.wideBlocks), tokens) : LATHE_CUDA_WIDE_TOKENS;
+}
+/// Tokens rounded up to whole blocks of `unit` (LATHE_CUDA_TILE_ROUNDED):
+/// what the split launch covers and the tiles' grid counts in.
+int64_t tileRounded(int64_t tokens, int64_t unit) { return LATHE_CUDA_TILE_ROUNDED(tokens, unit); }
 
 CUdeviceptr addressOf(const backend::Buffer &buffer) {
   return static_cast<const CudaBuffer &>(buffer).address();
@@ -185,6 +191,7 @@ Status CudaExecutable::initialize() {
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
         l.wideMinTokens < 0 || (l.wideBlocks > 0) != (l.wideMinTokens > 0) ||
+        (l.wgmma != 0 && l.wgmma != 1) || (l.wgmma == 1 && l.wideBlocks == 0) ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
         (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
                              (queryTile_ > 0 && l.queryTile != queryTile_))) ||
@@ -215,6 +222,22 @@ Status CudaExecutable::initialize() {
       return s;
     if (Status s = function("wide", l.wideBlocks > 0, wide); !s)
       return s;
+    if (l.wgmma) {
+      // wgmma tiles: their stages in more shared memory than a block gets
+      // unasked (the sm_90a code's; other GPUs run the PTX's staged tiles).
+      const int shared = wgmmaShared();
+      const int most = device_.sharedPerBlock();
+      if (most < shared)
+        return Error(fmt::format("{}: its long-prompt products need {} KiB of shared memory a "
+                                 "block; this GPU gives {} KiB",
+                                 artifact().path(), shared / 1024, most / 1024));
+      if (Status s = check(api_,
+                           api_.cuFuncSetAttribute(
+                               wide, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared),
+                           "giving " + name + "'s wide tiles their shared memory");
+          !s)
+        return s;
+    }
     tileKernels_.push_back(tiles);
     wideKernels_.push_back(wide);
   }
@@ -347,7 +370,7 @@ Status CudaExecutable::reserveRows(int64_t rows) {
   const uint64_t widest =
       *std::max_element(plan_->bufferWidths.begin(), plan_->bufferWidths.end());
   Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(
-      size_t(tileRounded(capacity, true)) * widest * 6);
+      size_t(tileRounded(capacity, LATHE_CUDA_MAX_BLOCK_TOKENS)) * widest * 6);
   if (!parts)
     return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
                              parts.error().message()));
@@ -458,6 +481,13 @@ int64_t CudaExecutable::contextSplits(int64_t most) const {
   return splits;
 }
 
+int CudaExecutable::wgmmaShared() const {
+  // The module's sm_90a code (compute capability 9.0) runs wgmma; any other
+  // GPU runs its PTX, whose wgmma tiles fall back to the staged ones.
+  return device_.computeCapability() == 90 ? LATHE_CUDA_WGMMA_SHARED
+                                           : LATHE_CUDA_WGMMA_FALLBACK_SHARED;
+}
+
 bool CudaExecutable::flashAttention(int64_t rows) const {
   return LATHE_CUDA_USE_FLASH(queryTile_, host_.queryTileCount, rows);
 }
@@ -499,16 +529,19 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
       if (!LATHE_CUDA_USE_TILES(1, tokens))
         continue;
       // As many token rows as the tiles of the product launch after it read.
-      gx = unsigned(tileRounded(tokens, i + 1 < launches_.size() && wideTiles(launches_[i + 1], tokens)));
+      gx = unsigned(tileRounded(
+          tokens, i + 1 < launches_.size() ? blockTokens(launches_[i + 1], tokens)
+                                           : int64_t(LATHE_CUDA_TILE_TOKENS)));
       gy = unsigned(l.blocks);
       break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
         const bool wide = wideTiles(l, tokens);
+        const int64_t unit = blockTokens(l, tokens);
         gx = unsigned(wide ? l.wideBlocks : l.tileBlocks);
-        gy = unsigned(tileRounded(tokens, wide) /
-                      (wide ? LATHE_CUDA_WIDE_TOKENS : LATHE_CUDA_TILE_TOKENS));
-        shared = wide ? 0 : LATHE_CUDA_TILE_SHARED; // the narrow blocks add their warps' tiles
+        gy = unsigned(tileRounded(tokens, unit) / unit);
+        // The narrow blocks add their warps' tiles there; wgmma's stages.
+        shared = !wide ? LATHE_CUDA_TILE_SHARED : l.wgmma ? wgmmaShared() : 0;
         fn = wide ? wideKernels_[i] : tileKernels_[i];
       } else {
         gx = unsigned(l.blocks);

@@ -62,6 +62,9 @@ private:
   void addQueryTiles(int64_t rows);
   /// Whether the step's attention runs on the tensor cores.
   bool flashAttention(int64_t rows) const;
+  /// The dynamic shared memory of a block of wgmma tiles on this GPU
+  /// (LatheCudaLaunch::wgmma).
+  int wgmmaShared() const;
   /// The splits of a token's visible rows the one-token attention launches
   /// at most (grid z, with LATHE_CUDA_ATTENTION_SPLITS) in a step whose
   /// longest row list has `most` rows: 1 when splitting is off

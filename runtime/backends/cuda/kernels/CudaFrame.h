@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 18u
+#define LATHE_CUDA_ABI_VERSION 19u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -61,11 +61,25 @@
  * takes its wide tiles from LATHE_CUDA_STAGED_MIN_TOKENS tokens on
  * (LatheCudaLaunch::wideMinTokens). */
 #define LATHE_CUDA_STAGED_MIN_TOKENS 128
-/* A step's tokens rounded up to whole blocks of the tiles it takes: 64 for
- * the wide ones, else 16 (the split token rows, zeros after the last). */
-#define LATHE_CUDA_TILE_ROUNDED(tokens, wide)                                             \
-  ((wide) ? ((tokens) + LATHE_CUDA_WIDE_TOKENS - 1) / LATHE_CUDA_WIDE_TOKENS * LATHE_CUDA_WIDE_TOKENS \
-          : ((tokens) + LATHE_CUDA_TILE_TOKENS - 1) / LATHE_CUDA_TILE_TOKENS * LATHE_CUDA_TILE_TOKENS)
+/* The wgmma tiles (CudaWgmmaTiles.cuh: bf16 weights and activations of
+ * whole 64-value stages, on sm_90a) take 128 tokens a block where that
+ * leaves blocks enough to fill most of the GPU (96 of an H200's 132 SMs),
+ * else 64: the tokens of a block of a launch of `wideBlocks` blocks across
+ * its weight rows, for `tokens` tokens. Host and kernel both decide by it.
+ * Their dynamic shared memory: stages of 192 KiB aligned to 1 KiB where
+ * wgmma runs (compute capability 9.0, the sm_90a code), else the mma.sync
+ * staged tiles' 48 KiB, aligned alike. */
+#define LATHE_CUDA_WGMMA_TOKENS(wideBlocks, tokens) \
+  ((wideBlocks) * (((tokens) + 127) / 128) >= 96 ? 128 : 64)
+#define LATHE_CUDA_WGMMA_SHARED (193 * 1024)
+#define LATHE_CUDA_WGMMA_FALLBACK_SHARED (49 * 1024)
+/* Tokens of the largest block of any tiles: the split token rows' room. */
+#define LATHE_CUDA_MAX_BLOCK_TOKENS 128
+/* A step's tokens rounded up to whole blocks of `unit` tokens, the tiles'
+ * block (16 for the narrow tiles, LATHE_CUDA_WIDE_TOKENS for the wide,
+ * LATHE_CUDA_WGMMA_TOKENS for the wgmma ones): the split token rows, zeros
+ * after the last. */
+#define LATHE_CUDA_TILE_ROUNDED(tokens, unit) (((tokens) + (unit) - 1) / (unit) * (unit))
 /* Dynamic shared memory of a tile block: its warps' partial sums. */
 #define LATHE_CUDA_TILE_SHARED 16384
 
@@ -85,7 +99,8 @@ typedef struct LatheCudaFrame {
   /* The input of the next tensor-core product, split into bf16 parts in
    * the order of the mma's B fragments (CudaTiledProducts.cuh's
    * splitTokens): room for the step's tokens, rounded up
-   * (LATHE_CUDA_TILE_ROUNDED), times the widest buffer, 6 bytes a value. */
+   * (LATHE_CUDA_TILE_ROUNDED to LATHE_CUDA_MAX_BLOCK_TOKENS), times the
+   * widest buffer, 6 bytes a value. */
   uint32_t *tokenParts;
   /* [queryTileCount][3]: the query tiles of the tensor-core attention
    * (CudaFlashAttention.cuh), each {first token, tokens, the token that
@@ -154,6 +169,11 @@ typedef struct LatheCudaLaunch {
    * (LATHE_CUDA_WIDE_MIN_TOKENS, or LATHE_CUDA_STAGED_MIN_TOKENS where
    * every product of the launch is staged). */
   int32_t wideMinTokens;
+  /* 1 where the wide kernel is wgmma tiles (CudaWgmmaTiles.cuh): blocks of
+   * LATHE_CUDA_WGMMA_TOKENS tokens, dynamic shared memory
+   * LATHE_CUDA_WGMMA_SHARED (or _FALLBACK_SHARED); else 0: blocks of
+   * LATHE_CUDA_WIDE_TOKENS, no dynamic shared memory. */
+  int32_t wgmma;
 } LatheCudaLaunch;
 
 /* The splits of a token's visible rows that the one-token attention kernel

@@ -57,9 +57,12 @@ __device__ inline int stagedChunk(int r, int c) { return r * 64 + ((c ^ (r & 2))
 
 /// Block (blockX, blockIdx.y) of a wide tiled product of bf16 weights
 /// (Rows: PlainRows or GatedRows of BF16) whose bf16 token rows splitTokens
-/// left at f.tokenParts; Gather as in tiledProduct.
+/// left at f.tokenParts: weight rows 128 blockX .. by the 64 tokens of
+/// 16-token tiles tokenTile .. tokenTile + 3, its stages at `shared`
+/// (kStagedBytes); Gather as in tiledProduct.
 template <int K, bool Gather, class Rows>
-__device__ void stagedProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
+__device__ void stagedProduct(const LatheCudaFrame &f, const Rows &rows, int blockX,
+                              int tokenTile, uint8_t *shared) {
   using SW = StagedWeights<Rows>;
   constexpr int C = SW::kCount, N = Rows::kN;
   static_assert(K % 32 == 0 && SW::kRowBytes % 16 == 0, "staged tiles take whole 32-k stages");
@@ -71,13 +74,13 @@ __device__ void stagedProduct(const LatheCudaFrame &f, const Rows &rows, int blo
   constexpr int kStages = kStagedBytes / kStageBytes > 4 ? 4 : kStagedBytes / kStageBytes;
   static_assert(kStages >= 2, "two stages at least");
   constexpr int kTiles = K / 32;
-  auto stages = reinterpret_cast<uint8_t(*)[kStageBytes]>(stagedShared);
+  auto stages = reinterpret_cast<uint8_t(*)[kStageBytes]>(shared);
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, q = lane % 4;
   const int rowGroup = warp % 4, tokenGroup = warp / 4; // 32 rows by 32 tokens a warp
   const int first = blockX * kWideRows;
   const int n0 = first + rowGroup * 32;
-  const int tt0 = blockIdx.y * 4 + tokenGroup * 2; // the warp's first 16-token tile
+  const int tt0 = tokenTile + tokenGroup * 2; // the warp's first 16-token tile
   const int tokens = Gather ? f.logitCount : f.rows;
 
   // Copies of a stage: thread i takes chunk i % 4 of row i / 4 (and row
@@ -104,7 +107,7 @@ __device__ void stagedProduct(const LatheCudaFrame &f, const Rows &rows, int blo
   const int runTile = run / 4, runStep = (run / 2) % 2, runHalf = run % 2;
   const uint8_t *parts = reinterpret_cast<const uint8_t *>(f.tokenParts);
   auto copyTokens = [&](int tile, int stage) {
-    const int64_t at = partsAt<K>(blockIdx.y * 4 + runTile, tile * 2 + runStep, runHalf, 0, 0);
+    const int64_t at = partsAt<K>(tokenTile + runTile, tile * 2 + runStep, runHalf, 0, 0);
     copyAsync16(stages[stage] + C * kWeightBytes + run * 256 + piece * 16,
                 parts + at * 8 + piece * 16);
   };
@@ -166,6 +169,13 @@ __device__ void stagedProduct(const LatheCudaFrame &f, const Rows &rows, int blo
   }
   waitCopies<0>();
   sums.template finish<false>(n0, tt0 * 16, tokens);
+}
+
+/// The same for block (blockX, blockIdx.y) of a launch of such blocks:
+/// tokens 64 blockIdx.y .., the stages in stagedShared.
+template <int K, bool Gather, class Rows>
+__device__ void stagedProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
+  stagedProduct<K, Gather>(f, rows, blockX, blockIdx.y * 4, stagedShared);
 }
 
 } // namespace lathe_cuda

@@ -23,3 +23,4 @@
 #include "CudaProducts.cuh"
 #include "CudaTiledProducts.cuh"
 #include "CudaStagedTiles.cuh"
+#include "CudaWgmmaTiles.cuh"
