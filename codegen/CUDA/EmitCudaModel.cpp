@@ -147,9 +147,9 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid, l.blocks,
-                         l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather, l.queryTile,
-                         l.step, l.wideMinTokens, l.wgmma);
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid,
+                         l.blocks, l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather,
+                         l.queryTile, l.step, l.wideMinTokens, l.wgmma, l.wgmmaArgs);
     out += "};\n\n";
     // The layout of each tensor on the GPU, which the runtime applies as
     // it copies the artifact's bytes there.
@@ -196,11 +196,17 @@ private:
     // registers and one load at a time.
     if (!tileBody.empty())
       kernels_ += kernel("tiles", i, 1, bodyCall(tileBody, comment + ", on the tensor cores"));
-    if (!wideBody.empty())
+    // wgmma tiles: a kernel per distinct body (bodyKernel), named by the
+    // launch table; other wide tiles a kernel of the launch's own.
+    std::pair<int32_t, int32_t> wgmmaKernel{-1, 0};
+    if (!wideBody.empty() && wgmma)
+      wgmmaKernel = bodyKernel(wideBody, comment + ", on the tensor cores in wgmma tiles");
+    else if (!wideBody.empty())
       kernels_ += kernel("wide", i, 1,
                          bodyCall(wideBody, comment + ", on the tensor cores in wide tiles"));
     launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile,
-                         int32_t(step_), wideMinTokens, wgmma ? 1 : 0});
+                         int32_t(step_), wideMinTokens, wgmmaKernel.first + 1,
+                         wgmmaKernel.second});
   }
   /// LATHE_CUDA_STAGED_MIN_TOKENS, or for experiments the environment's
   /// LATHE_CUDA_STAGED_MIN_TOKENS (a positive count).
@@ -224,11 +230,10 @@ private:
   /// every layer's launch of one kind shares one function: nvcc compiles a
   /// Llama layer's kinds once, not once per layer.
   static std::string A(int64_t value) { return fmt::format("$A{}$", value); }
-  /// The call of the body `marked` (its arguments marked by A) with this
-  /// launch's arguments: the arguments go to the module's table
-  /// (lathe_cuda_args), the body to a function of its own, one per
-  /// distinct body.
-  std::string bodyCall(const std::string &marked, const std::string &comment) {
+  /// A body's text with its arguments (marked by A) read from `a`, and
+  /// where they start in the module's table (lathe_cuda_args), to which
+  /// they go.
+  std::pair<std::string, size_t> bodyText(const std::string &marked) {
     static const std::regex mark("\\$A(-?[0-9]+)\\$");
     std::string text;
     const size_t offset = args_.size();
@@ -240,12 +245,34 @@ private:
       last = marked.cbegin() + m->position() + m->length();
     }
     text.append(last, marked.cend());
+    return {text, offset};
+  }
+  /// The call of the body `marked` with this launch's arguments: the body
+  /// a function of its own, one per distinct body.
+  std::string bodyCall(const std::string &marked, const std::string &comment) {
+    auto [text, offset] = bodyText(marked);
     auto [it, added] = bodies_.try_emplace(text, bodies_.size());
     if (added)
       functions_ += fmt::format("// {}\nstatic __device__ __noinline__ void lathe_cuda_body_{}("
                                 "const LatheCudaFrame &f, const int *a) {{\n{}}}\n\n",
                                 comment, it->second, text);
     return fmt::format("lathe_cuda_body_{}(f, lathe_cuda_args + {})", it->second, offset);
+  }
+  /// The body `marked` as a kernel of its own, one per distinct body, that
+  /// takes its arguments' offset in lathe_cuda_args as a second argument:
+  /// the kernel's number and this launch's offset. For bodies that must not
+  /// be called (ptxas serializes wgmma in a function other than the
+  /// kernel) yet recur in every layer.
+  std::pair<int32_t, int32_t> bodyKernel(const std::string &marked, const std::string &comment) {
+    auto [text, offset] = bodyText(marked);
+    auto [it, added] = argKernels_.try_emplace(text, int32_t(argKernels_.size()));
+    if (added)
+      kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}, 1) "
+                              "lathe_cuda_wgmma_{}(const LatheCudaFrame *frame, int args) {{\n"
+                              "  const LatheCudaFrame &f = *frame;\n"
+                              "  const int *a = lathe_cuda_args + args;\n{}}}\n\n",
+                              comment, LATHE_CUDA_THREADS, it->second, text);
+    return {it->second, int32_t(offset)};
   }
   /// A kernel over each token's row: `width` elements spread over blocks
   /// of `perThread` elements per thread (0: one block, a row-wide
@@ -737,6 +764,8 @@ private:
   std::vector<int32_t> args_;
   std::map<std::string, size_t> bodies_;
   std::string functions_;
+  /// bodyKernel's kernels by body text.
+  std::map<std::string, int32_t> argKernels_;
 };
 
 } // namespace

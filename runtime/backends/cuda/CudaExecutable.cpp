@@ -27,7 +27,8 @@ bool wideTiles(const LatheCudaLaunch &l, int64_t tokens) {
 int64_t blockTokens(const LatheCudaLaunch &l, int64_t tokens) {
   if (!wideTiles(l, tokens))
     return LATHE_CUDA_TILE_TOKENS;
-  return l.wgmma ? LATHE_CUDA_WGMMA_TOKENS(int64_t(l.wideBlocks), tokens) : LATHE_CUDA_WIDE_TOKENS;
+  return l.wgmma > 0 ? LATHE_CUDA_WGMMA_TOKENS(int64_t(l.wideBlocks), tokens)
+                     : LATHE_CUDA_WIDE_TOKENS;
 }
 /// Tokens rounded up to whole blocks of `unit` (LATHE_CUDA_TILE_ROUNDED):
 /// what the split launch covers and the tiles' grid counts in.
@@ -191,7 +192,7 @@ Status CudaExecutable::initialize() {
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
         l.wideMinTokens < 0 || (l.wideBlocks > 0) != (l.wideMinTokens > 0) ||
-        (l.wgmma != 0 && l.wgmma != 1) || (l.wgmma == 1 && l.wideBlocks == 0) ||
+        l.wgmma < 0 || (l.wgmma > 0 && l.wideBlocks == 0) || l.wgmmaArgs < 0 ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
         (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
                              (queryTile_ > 0 && l.queryTile != queryTile_))) ||
@@ -209,20 +210,22 @@ Status CudaExecutable::initialize() {
     kernels_.push_back(fn);
     // The launch's tensor-core products or attention, and its wide
     // tiles: functions of their own.
-    auto function = [&](const char *kind, bool present, CUfunction &fn) -> Status {
+    auto function = [&](const char *kind, bool present, CUfunction &fn, int32_t n) -> Status {
       fn = nullptr;
       if (!present)
         return Status::ok();
-      const std::string name = fmt::format("lathe_cuda_{}_{}", kind, i);
+      const std::string name = fmt::format("lathe_cuda_{}_{}", kind, n);
       return check(api_, api_.cuModuleGetFunction(&fn, module_, name.c_str()),
                    "finding " + name + " in the GPU code");
     };
     CUfunction tiles = nullptr, wide = nullptr;
-    if (Status s = function("tiles", l.tileBlocks > 0 || l.queryTile > 0, tiles); !s)
+    if (Status s = function("tiles", l.tileBlocks > 0 || l.queryTile > 0, tiles, i); !s)
       return s;
-    if (Status s = function("wide", l.wideBlocks > 0, wide); !s)
+    if (Status s = l.wgmma > 0 ? function("wgmma", true, wide, l.wgmma - 1)
+                               : function("wide", l.wideBlocks > 0, wide, i);
+        !s)
       return s;
-    if (l.wgmma) {
+    if (l.wgmma > 0) {
       // wgmma tiles: their stages in more shared memory than a block gets
       // unasked (the sm_90a code's; other GPUs run the PTX's staged tiles).
       const int shared = wgmmaShared();
@@ -493,11 +496,14 @@ bool CudaExecutable::flashAttention(int64_t rows) const {
 }
 
 Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_t end) {
-  void *params[] = {&frameAddress_};
+  void *frameParams[] = {&frameAddress_};
   for (size_t i = first; i < std::min(end, launches_.size()); ++i) {
     const LatheCudaLaunch &l = launches_[i];
     if (skipped_[i])
       continue;
+    int32_t args = l.wgmmaArgs;
+    void *wgmmaParams[] = {&frameAddress_, &args};
+    void **params = frameParams;
     unsigned gx = 1, gy = 1, gz = 1;
     int64_t shared = l.sharedBytes;
     CUfunction fn = kernels_[i];
@@ -541,7 +547,9 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
         gx = unsigned(wide ? l.wideBlocks : l.tileBlocks);
         gy = unsigned(tileRounded(tokens, unit) / unit);
         // The narrow blocks add their warps' tiles there; wgmma's stages.
-        shared = !wide ? LATHE_CUDA_TILE_SHARED : l.wgmma ? wgmmaShared() : 0;
+        shared = !wide ? LATHE_CUDA_TILE_SHARED : l.wgmma > 0 ? wgmmaShared() : 0;
+        if (wide && l.wgmma > 0)
+          params = wgmmaParams; // the launch's offset in the argument table
         fn = wide ? wideKernels_[i] : tileKernels_[i];
       } else {
         gx = unsigned(l.blocks);

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 19u
+#define LATHE_CUDA_ABI_VERSION 20u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -169,11 +169,17 @@ typedef struct LatheCudaLaunch {
    * (LATHE_CUDA_WIDE_MIN_TOKENS, or LATHE_CUDA_STAGED_MIN_TOKENS where
    * every product of the launch is staged). */
   int32_t wideMinTokens;
-  /* 1 where the wide kernel is wgmma tiles (CudaWgmmaTiles.cuh): blocks of
-   * LATHE_CUDA_WGMMA_TOKENS tokens, dynamic shared memory
-   * LATHE_CUDA_WGMMA_SHARED (or _FALLBACK_SHARED); else 0: blocks of
-   * LATHE_CUDA_WIDE_TOKENS, no dynamic shared memory. */
+  /* 0, or where the wide tiles are wgmma tiles (CudaWgmmaTiles.cuh), 1 +
+   * n: their kernel is lathe_cuda_wgmma_<n>, shared by the launches of
+   * one body, which takes a second argument, the launch's offset in the
+   * module's argument table (wgmmaArgs): ptxas serializes wgmma in a
+   * function a kernel calls, so the body cannot be the usual shared
+   * function. Blocks of LATHE_CUDA_WGMMA_TOKENS tokens, dynamic shared
+   * memory LATHE_CUDA_WGMMA_SHARED (or _FALLBACK_SHARED). Other wide
+   * tiles (lathe_cuda_wide_<i>): blocks of LATHE_CUDA_WIDE_TOKENS, no
+   * dynamic shared memory. */
   int32_t wgmma;
+  int32_t wgmmaArgs;
 } LatheCudaLaunch;
 
 /* The splits of a token's visible rows that the one-token attention kernel
