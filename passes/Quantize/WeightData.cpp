@@ -23,14 +23,17 @@ FailureOr<std::vector<float>> readWeightFloats(tfm::WeightOp weight) {
     return failure();
   const size_t n = static_cast<size_t>(type.getNumElements());
   std::vector<float> values(n);
+  // The element type decided once, not per value (a 1B model's weights
+  // are a billion of them).
+  if (et.isF32()) {
+    std::memcpy(values.data(), raw->data(), 4 * n);
+    return values;
+  }
+  const bool f16 = et.isF16();
   for (size_t i = 0; i < n; ++i) {
-    if (et.isF32()) {
-      std::memcpy(&values[i], raw->data() + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, raw->data() + 2 * i, 2);
-      values[i] = et.isF16() ? f16ToFloat(h) : bf16ToFloat(h);
-    }
+    uint16_t h;
+    std::memcpy(&h, raw->data() + 2 * i, 2);
+    values[i] = f16 ? f16ToFloat(h) : bf16ToFloat(h);
   }
   return values;
 }
@@ -153,16 +156,17 @@ FailureOr<tfm::WeightOp> shiftWeightRows(OpBuilder &builder, tfm::WeightOp weigh
   const size_t rows = shifts.size();
   if (rows == 0 || values->size() % rows != 0)
     return weight.emitOpError() << "cannot split into " << rows << " rows";
-  const size_t cols = values->size() / rows, size = et.isF32() ? 4 : 2;
+  const bool f32 = et.isF32(), f16 = et.isF16();
+  const size_t cols = values->size() / rows, size = f32 ? 4 : 2;
   std::vector<uint8_t> bytes(values->size() * size);
   for (size_t r = 0; r < rows; ++r)
     for (size_t c = 0; c < cols; ++c) {
       const float v = std::ldexp((*values)[r * cols + c], shifts[r]);
       uint8_t *at = bytes.data() + (r * cols + c) * size;
-      if (et.isF32()) {
+      if (f32) {
         std::memcpy(at, &v, 4);
       } else {
-        const uint16_t h = et.isF16() ? floatToF16(v) : floatToBf16(v);
+        const uint16_t h = f16 ? floatToF16(v) : floatToBf16(v);
         std::memcpy(at, &h, 2);
       }
     }
