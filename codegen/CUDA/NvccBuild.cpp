@@ -76,8 +76,12 @@ Expected<plan::DeviceCode> buildCudaCode(const std::string &source,
   // newer GPU's driver compiles at load time.
   // --threads 0: the architectures' machine code and the PTX compiled in
   // parallel, on as many threads as the machine has (the Llama-3.2-1B
-  // shape in FP6 4+2 on the 2-core machine: 163 s -> 129 s).
-  std::vector<std::string> args = {nvcc, "-fatbin", "-O3", "-std=c++17", "--threads", "0"};
+  // shape in FP6 4+2 on the 2-core machine: 163 s -> 129 s);
+  // --split-compile 0: one architecture's module split over them too (its
+  // INT4 build 90 -> 66 s, bf16 46 -> 20 s; decode and prefill within
+  // the noise of the same H200 call, 2026-12-03).
+  std::vector<std::string> args = {nvcc,        "-fatbin",         "-O3", "-std=c++17",
+                                   "--threads", "0", "--split-compile", "0"};
   for (const std::string &arch : archs) {
     const std::string compute = "compute_" + arch.substr(3);
     args.push_back("-gencode=arch=" + compute + ",code=" + arch);
