@@ -90,7 +90,7 @@ template <int K, int N, bool Gated> void run(int T, const char *name) {
     printf("%-8s %-7s T=%5d K=%5d N=%5d: rel L2 %.2e worst %.2e  %8.1f us  %6.1f TFLOPS\n", name, kind, T, K, N, sqrt(e2 / r2), worst, ms * 1e3, flops / ms / 1e9);
   };
   check("staged", [&] { st<K, N, Gated><<<dim3(N / 128, (T + 63) / 64), 256>>>(fr); });
-  const int gx = (N + (Gated ? 127 : 255)) / (Gated ? 128 : 256);
+  const int rows = LATHE_CUDA_WGMMA_ROWS(Gated), gx = (N + rows - 1) / rows;
   CK(cudaFuncSetAttribute(wg<K, N, Gated, 128>, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgmmaSharedBytes));
   CK(cudaFuncSetAttribute(wg<K, N, Gated, 64>, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgmmaSharedBytes));
   CK(cudaFuncSetAttribute(wg<K, N, Gated, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgmmaSharedBytes));

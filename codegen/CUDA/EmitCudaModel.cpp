@@ -429,7 +429,7 @@ private:
       // Long prompts take the wide blocks (128 rows by 64 tokens, or the
       // wgmma ones), others the narrow ones (16 by 16): a kernel each.
       for (const Call &c : calls) {
-        const int64_t rows = !wgmma ? LATHE_CUDA_WIDE_ROWS : c.gated ? 128 : 256;
+        const int64_t rows = wgmma ? LATHE_CUDA_WGMMA_ROWS(c.gated) : LATHE_CUDA_WIDE_ROWS;
         const int64_t wideTiles = (c.n + rows - 1) / rows;
         dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
           if (wgmma)

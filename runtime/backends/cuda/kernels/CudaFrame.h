@@ -72,6 +72,9 @@
 #define LATHE_CUDA_WGMMA_TOKENS(wideBlocks, tokens) \
   ((wideBlocks) * (((tokens) + 127) / 128) >= 96 ? 128 : 64)
 #define LATHE_CUDA_WGMMA_SHARED (193 * 1024)
+/* Weight rows of a wgmma block: two 128-row tiles, the gate's and the up's
+ * rows n .. n + 127 for gate and up (gated), rows n .. n + 255 of others. */
+#define LATHE_CUDA_WGMMA_ROWS(gated) ((gated) ? 128 : 256)
 #define LATHE_CUDA_WGMMA_FALLBACK_SHARED (49 * 1024)
 /* Tokens of the largest block of any tiles: the split token rows' room. */
 #define LATHE_CUDA_MAX_BLOCK_TOKENS 128

@@ -36,7 +36,7 @@ namespace lathe_cuda {
 template <class Rows> struct WgmmaTiles;
 template <int K, int N, int64_t RowBytes, bool Residual>
 struct WgmmaTiles<PlainRows<BF16, K, N, RowBytes, Residual>> {
-  static constexpr int kRows = 256; // a block's rows
+  static constexpr int kRows = LATHE_CUDA_WGMMA_ROWS(false); // a block's rows
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = PlainRows<BF16, K, N, RowBytes, Residual>;
   __device__ static const uint8_t *row(const Rows &r, int c, int n) {
@@ -52,7 +52,7 @@ struct WgmmaTiles<PlainRows<BF16, K, N, RowBytes, Residual>> {
 };
 template <int K, int N, int64_t RowBytes>
 struct WgmmaTiles<GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>> {
-  static constexpr int kRows = 128;
+  static constexpr int kRows = LATHE_CUDA_WGMMA_ROWS(true);
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>;
   __device__ static const uint8_t *row(const Rows &r, int c, int n) {
