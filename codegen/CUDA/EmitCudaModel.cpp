@@ -199,7 +199,10 @@ private:
     // wgmma tiles: a kernel per distinct body (bodyKernel), named by the
     // launch table; other wide tiles a kernel of the launch's own.
     std::pair<int32_t, int32_t> wgmmaKernel{-1, 0};
-    if (!wideBody.empty() && wgmma)
+    if (!wideBody.empty() && wgmma && queryTile > 0)
+      wgmmaKernel = bodyKernel(wideBody, comment + ", on the tensor cores by wgmma",
+                               "LATHE_CUDA_WGMMA_ATTENTION_BLOCKS");
+    else if (!wideBody.empty() && wgmma)
       wgmmaKernel = bodyKernel(wideBody, comment + ", on the tensor cores in wgmma tiles");
     else if (!wideBody.empty())
       kernels_ += kernel("wide", i, 1,
@@ -214,6 +217,12 @@ private:
     if (const char *v = std::getenv("LATHE_CUDA_STAGED_MIN_TOKENS"); v && std::atoi(v) > 0)
       return std::atoi(v);
     return LATHE_CUDA_STAGED_MIN_TOKENS;
+  }
+  /// Whether prompts' attention may take wgmma; the environment's
+  /// LATHE_CUDA_WGMMA_ATTENTION=0 keeps the mma.sync kernel, for comparison.
+  static bool wgmmaAttention() {
+    const char *v = std::getenv("LATHE_CUDA_WGMMA_ATTENTION");
+    return !(v && std::string(v) == "0");
   }
   /// A launch's kernel: its body with its arguments.
   static std::string kernel(const char *kind, size_t i, int32_t minBlocks,
@@ -263,15 +272,16 @@ private:
   /// the kernel's number and this launch's offset. For bodies that must not
   /// be called (ptxas serializes wgmma in a function other than the
   /// kernel) yet recur in every layer.
-  std::pair<int32_t, int32_t> bodyKernel(const std::string &marked, const std::string &comment) {
+  std::pair<int32_t, int32_t> bodyKernel(const std::string &marked, const std::string &comment,
+                                         const std::string &minBlocks = "1") {
     auto [text, offset] = bodyText(marked);
     auto [it, added] = argKernels_.try_emplace(text, int32_t(argKernels_.size()));
     if (added)
-      kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}, 1) "
+      kernels_ += fmt::format("// {}\nextern \"C\" __global__ void __launch_bounds__({}, {}) "
                               "lathe_cuda_wgmma_{}(const LatheCudaFrame *frame, int args) {{\n"
                               "  const LatheCudaFrame &f = *frame;\n"
                               "  const int *a = lathe_cuda_args + args;\n{}}}\n\n",
-                              comment, LATHE_CUDA_THREADS, it->second, text);
+                              comment, LATHE_CUDA_THREADS, minBlocks, it->second, text);
     return {it->second, int32_t(offset)};
   }
   /// A kernel over each token's row: `width` elements spread over blocks
@@ -684,11 +694,17 @@ private:
     // A compressed cache takes the one-token kernel for prompts too.
     const bool flash =
         !plan_.kvFormat.compressed() && LATHE_CUDA_FLASH_FITS(parts, s.headDim, together);
+    // Those of a bf16 cache, bf16 queries and heads of 64 on wgmma
+    // (CudaWgmmaAttention.cuh), a kernel of its own (bodyKernel) as the
+    // wgmma tiles'.
+    const bool wgmma = flash && plan_.kvElement == ElementType::BF16 && bf16Queries &&
+                       s.headDim == LATHE_CUDA_WGMMA_ATTENTION_HEAD_DIM && wgmmaAttention();
     launch(LATHE_CUDA_GRID_PER_HEAD, int32_t(s.heads / together), 0, "attention",
            "  lathe_cuda::attention" +
                args(cacheCodec(), ", lathe_cuda_attention_partials, lathe_cuda_attention_arrivals"),
-           flash ? "  lathe_cuda::flashAttention" + args(element, "") : "", 0, 0, false,
-           flash ? int32_t(LATHE_CUDA_FLASH_QUERY_TILE(together)) : 0);
+           flash && !wgmma ? "  lathe_cuda::flashAttention" + args(element, "") : "", 0, 0, false,
+           flash ? int32_t(LATHE_CUDA_FLASH_QUERY_TILE(together)) : 0,
+           wgmma ? "  lathe_cuda::wgmmaAttention" + args(element, "") : "", 0, 0, wgmma);
     return Status::ok();
   }
   Status emitStep(const plan::SiluMulStep &s) {

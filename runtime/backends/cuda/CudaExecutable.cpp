@@ -192,7 +192,8 @@ Status CudaExecutable::initialize() {
         l.sharedBytes < 0 || l.sharedBytes > 48 * 1024 ||
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
         l.wideMinTokens < 0 || (l.wideBlocks > 0) != (l.wideMinTokens > 0) ||
-        l.wgmma < 0 || (l.wgmma > 0 && l.wideBlocks == 0) || l.wgmmaArgs < 0 ||
+        l.wgmma < 0 || (l.wgmma > 0 && l.wideBlocks == 0 && l.queryTile == 0) ||
+        l.wgmmaArgs < 0 ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
         (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
                              (queryTile_ > 0 && l.queryTile != queryTile_))) ||
@@ -219,13 +220,17 @@ Status CudaExecutable::initialize() {
                    "finding " + name + " in the GPU code");
     };
     CUfunction tiles = nullptr, wide = nullptr;
-    if (Status s = function("tiles", l.tileBlocks > 0 || l.queryTile > 0, tiles, i); !s)
-      return s;
-    if (Status s = l.wgmma > 0 ? function("wgmma", true, wide, l.wgmma - 1)
-                               : function("wide", l.wideBlocks > 0, wide, i);
+    // Attention's query tiles on wgmma: that kernel in place of the tiles'.
+    const bool wgmmaAttention = l.queryTile > 0 && l.wgmma > 0;
+    if (Status s = wgmmaAttention ? function("wgmma", true, tiles, l.wgmma - 1)
+                                  : function("tiles", l.tileBlocks > 0 || l.queryTile > 0, tiles, i);
         !s)
       return s;
-    if (l.wgmma > 0) {
+    if (Status s = l.wgmma > 0 && !wgmmaAttention ? function("wgmma", true, wide, l.wgmma - 1)
+                                                  : function("wide", l.wideBlocks > 0, wide, i);
+        !s)
+      return s;
+    if (l.wgmma > 0 && !wgmmaAttention) {
       // wgmma tiles: their stages in more shared memory than a block gets
       // unasked (the sm_90a code's; other GPUs run the PTX's staged tiles).
       const int shared = wgmmaShared();
@@ -522,6 +527,8 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
       gy = unsigned(l.blocks);
       if (l.queryTile > 0 && flashAttention(rows)) { // query tiles on x
         fn = tileKernels_[i];
+        if (l.wgmma > 0)
+          params = wgmmaParams; // the launch's offset in the argument table
         // A graph replays its grid for other steps of as many tokens, with
         // other tilings: a block per token covers any (the rest return).
         if (!graphed)

@@ -171,6 +171,140 @@ template <int HeadDim> struct FlashChunksOf<__nv_bfloat16, HeadDim> {
   using Type = CopiedChunks<HeadDim, kFlashChunk<1, HeadDim>>;
 };
 
+/// Scores in base 2: exp(x) = 2^(x log2 e), the log2 e folded into the
+/// scale, so that each probability is one exp2 (the hardware's, within 2
+/// ulp) instead of expf's range reduction.
+template <int HeadDim> __device__ inline float base2Scale() {
+  return float(1.4426950408889634 / sqrt(double(HeadDim)));
+}
+
+/// The lane's rows of a warp's 16 tile rows from `from` on (a tile of
+/// `tokens` tokens from `first` on): tile rows r = from + g and from + g +
+/// 8 (g = lane / 4), their tokens (past the tile's end its last token
+/// again: computed, not stored) and the cached rows each sees.
+__device__ inline void laneRows(const LatheCudaFrame &f, int first, int tokens, int from,
+                                int (&r)[2], int (&token)[2], int (&seen)[2]) {
+  const int g = threadIdx.x % 32 / 4;
+  for (int i = 0; i < 2; ++i) {
+    r[i] = from + g + 8 * i;
+    token[i] = first + min(r[i], tokens - 1);
+    seen[i] = VisibleRows(f, token[i]).count;
+  }
+}
+
+/// The lane's A fragments of its rows' queries (tokens token[0] and
+/// token[1], one head), split into Parts bf16 parts: qa[s][part] for
+/// dimensions 16 s .. 16 s + 15.
+template <int Heads, int HeadDim, int Parts>
+__device__ void queryFragments(const LatheCudaFrame &f, int queries, const int (&token)[2], int head,
+                               uint32_t (&qa)[HeadDim / 16][Parts][4]) {
+  const int c = threadIdx.x % 4;
+  const float *q[2];
+  for (int i = 0; i < 2; ++i)
+    q[i] = f.buffers[queries] + (int64_t(token[i]) * Heads + head) * HeadDim;
+#pragma unroll
+  for (int s = 0; s < HeadDim / 16; ++s)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) { // a0: row g, k 2c; a1: row g + 8; a2, a3: k 2c + 8
+      const float2 v = *reinterpret_cast<const float2 *>(q[e % 2] + 16 * s + 2 * c + 8 * (e / 2));
+      uint32_t p[3];
+      splitPair(v.x, v.y, p); // p[0] alone: the pair rounded to bf16
+#pragma unroll
+      for (int i = 0; i < Parts; ++i)
+        qa[s][i][e] = p[i];
+    }
+}
+
+/// Online softmax of a chunk's scores (s[n]: the lane's part of keys p0 +
+/// 8 n .., C keys, in the m16n8 accumulator layout; rows g and g + 8,
+/// which see seen[0] and seen[1] rows): scaled, masked past the rows seen,
+/// each row's maximum over the chunk (its four lanes); the running sums
+/// rescaled to the new maximum, s made the chunk's probabilities, and in
+/// `rescale` what the outputs so far are to be multiplied by
+/// (rescaleOutputs).
+template <int C>
+__device__ void softmaxChunk(float (&s)[C / 8][4], int p0, const int (&seen)[2], float scale,
+                             float (&best)[2], float (&sum)[2], float (&rescale)[2]) {
+  const int c = threadIdx.x % 4;
+  float chunkBest[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int n = 0; n < C / 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int p = p0 + 8 * n + 2 * c + e % 2;
+      s[n][e] = p < seen[e / 2] ? s[n][e] * scale : -INFINITY;
+      chunkBest[e / 2] = fmaxf(chunkBest[e / 2], s[n][e]);
+    }
+  float ref[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 1));
+    chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 2));
+    const float next = fmaxf(best[i], chunkBest[i]);
+    // Every token sees row 0, so a row's maximum is finite from the
+    // first chunk on; the guard keeps a row that saw nothing at 0, not NaN.
+    ref[i] = next == -INFINITY ? 0.0f : next;
+    rescale[i] = exp2f(best[i] - ref[i]); // 0 on the first chunk
+    best[i] = next;
+    sum[i] *= rescale[i];
+  }
+#pragma unroll
+  for (int n = 0; n < C / 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      s[n][e] = exp2f(s[n][e] - ref[e / 2]);
+      sum[e / 2] += s[n][e];
+    }
+}
+/// The outputs of rows g and g + 8 times softmaxChunk's rescale.
+template <int HeadDim>
+__device__ void rescaleOutputs(float (&o)[HeadDim / 8][4], const float (&rescale)[2]) {
+#pragma unroll
+  for (int n = 0; n < HeadDim / 8; ++n)
+    o[n][0] *= rescale[0], o[n][1] *= rescale[0], o[n][2] *= rescale[1], o[n][3] *= rescale[1];
+}
+
+/// The probabilities of keys 16 kk .. + 15 (softmaxChunk's s) as an A
+/// fragment, split into Parts bf16 parts: the accumulators of two n8
+/// tiles are the A fragment of one k16 step as they stand.
+template <int C, int Parts>
+__device__ void probabilityFragments(const float (&s)[C / 8][4], int kk,
+                                     uint32_t (&pa)[Parts][4]) {
+#pragma unroll
+  for (int e = 0; e < 4; ++e) { // a0: row g, keys 2c..; a1: row g + 8; a2, a3: keys + 8
+    const float *v = s[2 * kk + e / 2] + 2 * (e % 2);
+    uint32_t p[3];
+    splitPair(v[0], v[1], p);
+#pragma unroll
+    for (int i = 0; i < Parts; ++i)
+      pa[i][e] = p[i];
+  }
+}
+
+/// Writes the lane's rows of the output: o over each row's sum (over its
+/// four lanes); rows r[i] past the tile's `tokens` are left out.
+template <int Heads, int HeadDim>
+__device__ void storeAttention(const LatheCudaFrame &f, int out, const int (&r)[2], int tokens,
+                               const int (&token)[2], int head, const float (&o)[HeadDim / 8][4],
+                               float (&sum)[2]) {
+  const int c = threadIdx.x % 4;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
+    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    if (r[i] >= tokens)
+      continue;
+    float *y = f.buffers[out] + (int64_t(token[i]) * Heads + head) * HeadDim + 2 * c;
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n)
+      *reinterpret_cast<float2 *>(y + 8 * n) =
+          make_float2(o[n][2 * i] / sum[i], o[n][2 * i + 1] / sum[i]);
+  }
+}
+
 /// Tile f.queryTileCount - 1 - blockIdx.x of f.queryTiles (the last first:
 /// a sequence's later tiles see more rows, and the blocks that start last
 /// should finish soonest), heads HeadsPerBlock * blockIdx.y ..: warp w
@@ -199,41 +333,17 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
   const int first = tile[0], tokens = tile[1];
   const VisibleRows rows(f, tile[2]); // the tile's tokens read the rows it lists
   const int count = rows.count;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int warp = threadIdx.x / 32;
   const int head = blockIdx.y * G + warp % G;
   const int kvOffset = (blockIdx.y * G / (Heads / KvHeads)) * HeadDim;
   chunks.template load<kvWidth>(f, rows, layer, kvOffset, 0, 0);
-  // The lane's rows: tokens r and r + 8 of the warp's 16; past the tile's
-  // end, its last token again (computed, not stored).
-  const int r[2] = {(warp / G) * 16 + g, (warp / G) * 16 + g + 8};
-  int token[2], seen[2];
-  for (int i = 0; i < 2; ++i) {
-    token[i] = first + min(r[i], tokens - 1);
-    seen[i] = VisibleRows(f, token[i]).count;
-  }
+  int r[2], token[2], seen[2];
+  laneRows(f, first, tokens, (warp / G) * 16, r, token, seen);
 
   // The queries' A fragments, split: qa[s][part] for dimensions 16 s ..
   uint32_t qa[kSteps][kQueryParts][4];
-  {
-    const float *q[2];
-    for (int i = 0; i < 2; ++i)
-      q[i] = f.buffers[queries] + (int64_t(token[i]) * Heads + head) * HeadDim;
-#pragma unroll
-    for (int s = 0; s < kSteps; ++s)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) { // a0: row g, k 2c; a1: row g + 8; a2, a3: k 2c + 8
-        const float2 v = *reinterpret_cast<const float2 *>(q[e % 2] + 16 * s + 2 * c + 8 * (e / 2));
-        uint32_t p[3];
-        splitPair(v.x, v.y, p); // p[0] alone: the pair rounded to bf16
-#pragma unroll
-        for (int i = 0; i < kQueryParts; ++i)
-          qa[s][i][e] = p[i];
-      }
-  }
-  // Scores in base 2: exp(x) = 2^(x log2 e), the log2 e folded into the
-  // scale, so that each probability is one exp2 (the hardware's, within 2
-  // ulp) instead of expf's range reduction.
-  const float scale = float(1.4426950408889634 / sqrt(double(HeadDim)));
+  queryFragments<Heads, HeadDim, kQueryParts>(f, queries, token, head, qa);
+  const float scale = base2Scale<HeadDim>();
   float o[HeadDim / 8][4] = {};
   float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // per row: running max, lane's sum
 
@@ -268,54 +378,15 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
             for (int i = 0; i < kQueryParts && i + j <= 2; ++i)
               mma16816(s[n + t], qa[st][i], b[2 * t], b[2 * t + 1]);
         }
-    // Online softmax: each row's maximum over the chunk (its four lanes),
-    // the running sums and values rescaled to the new one.
-    float chunkBest[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int n = 0; n < C / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int p = p0 + 8 * n + 2 * c + e % 2;
-        s[n][e] = p < seen[e / 2] ? s[n][e] * scale : -INFINITY;
-        chunkBest[e / 2] = fmaxf(chunkBest[e / 2], s[n][e]);
-      }
-    float rescale[2], ref[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 1));
-      chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 2));
-      const float next = fmaxf(best[i], chunkBest[i]);
-      // Every token sees row 0, so a row's maximum is finite from the
-      // first chunk on; the guard keeps a row that saw nothing at 0, not NaN.
-      ref[i] = next == -INFINITY ? 0.0f : next;
-      rescale[i] = exp2f(best[i] - ref[i]); // 0 on the first chunk
-      best[i] = next;
-      sum[i] *= rescale[i];
-    }
-#pragma unroll
-    for (int n = 0; n < C / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - ref[e / 2]);
-        sum[e / 2] += s[n][e];
-      }
-#pragma unroll
-    for (int n = 0; n < HeadDim / 8; ++n)
-      o[n][0] *= rescale[0], o[n][1] *= rescale[0], o[n][2] *= rescale[1], o[n][3] *= rescale[1];
+    float rescale[2];
+    softmaxChunk<C>(s, p0, seen, scale, best, sum, rescale);
+    rescaleOutputs<HeadDim>(o, rescale);
 
     // P V: the probabilities of keys 16 kk .. + 15 as an A fragment, split.
 #pragma unroll
     for (int kk = 0; kk < C / 16; ++kk) {
       uint32_t pa[kProbabilityParts][4];
-#pragma unroll
-      for (int e = 0; e < 4; ++e) { // a0: row g, keys 2c..; a1: row g + 8; a2, a3: keys + 8
-        const float *v = s[2 * kk + e / 2] + 2 * (e % 2);
-        uint32_t p[3];
-        splitPair(v[0], v[1], p);
-#pragma unroll
-        for (int i = 0; i < kProbabilityParts; ++i)
-          pa[i][e] = p[i];
-      }
+      probabilityFragments<C, kProbabilityParts>(s, kk, pa);
 #pragma unroll
       for (int n = 0; n < HeadDim / 8; n += 2)
 #pragma unroll
@@ -335,21 +406,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
         chunks.template load<kvWidth>(f, rows, layer, kvOffset, p0 + C, 0);
   }
 
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
-    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
-  }
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    if (r[i] >= tokens)
-      continue;
-    float *y = f.buffers[out] + (int64_t(token[i]) * Heads + head) * HeadDim + 2 * c;
-#pragma unroll
-    for (int n = 0; n < HeadDim / 8; ++n)
-      *reinterpret_cast<float2 *>(y + 8 * n) =
-          make_float2(o[n][2 * i] / sum[i], o[n][2 * i + 1] / sum[i]);
-  }
+  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum);
 }
 
 } // namespace lathe_cuda

@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 20u
+#define LATHE_CUDA_ABI_VERSION 21u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -180,7 +180,9 @@ typedef struct LatheCudaLaunch {
    * function. Blocks of LATHE_CUDA_WGMMA_TOKENS tokens, dynamic shared
    * memory LATHE_CUDA_WGMMA_SHARED (or _FALLBACK_SHARED). Other wide
    * tiles (lathe_cuda_wide_<i>): blocks of LATHE_CUDA_WIDE_TOKENS, no
-   * dynamic shared memory. */
+   * dynamic shared memory. On an attention launch with query tiles, the
+   * same for its tensor-core kernel (CudaWgmmaAttention.cuh, in place of
+   * lathe_cuda_tiles_<i>; static shared memory only). */
   int32_t wgmma;
   int32_t wgmmaArgs;
 } LatheCudaLaunch;
@@ -237,6 +239,15 @@ typedef struct LatheCudaLaunch {
    (LATHE_CUDA_THREADS / 32) % (headsPerBlock) == 0 &&                                   \
    LATHE_CUDA_FLASH_SHARED(parts, headDim, 16) <= LATHE_CUDA_FLASH_SHARED_LIMIT)
 #define LATHE_CUDA_FLASH_QUERY_TILE(headsPerBlock) (16 * (LATHE_CUDA_THREADS / 32) / (headsPerBlock))
+/* The head dimension the wgmma attention takes (CudaWgmmaAttention.cuh):
+ * a key or value row is one 128-byte row of wgmma's swizzle. */
+#define LATHE_CUDA_WGMMA_ATTENTION_HEAD_DIM 64
+/* Its blocks an SM (__launch_bounds__: at most 128 registers a thread for
+ * two). H200, Llama-3.2-1B shape, 2048 tokens, a layer's attention: 158 us
+ * with two, 185 with one (2026-12-04). */
+#ifndef LATHE_CUDA_WGMMA_ATTENTION_BLOCKS
+#define LATHE_CUDA_WGMMA_ATTENTION_BLOCKS 2
+#endif
 #define LATHE_CUDA_USE_FLASH(queryTile, tiles, tokens) \
   ((queryTile) > 0 && (tiles) > 0 && (tiles) * LATHE_CUDA_FLASH_TOKENS <= (tokens))
 

@@ -23,4 +23,5 @@
 #include "CudaProducts.cuh"
 #include "CudaTiledProducts.cuh"
 #include "CudaStagedTiles.cuh"
+#include "CudaWgmmaAttention.cuh"
 #include "CudaWgmmaTiles.cuh"

@@ -169,8 +169,10 @@ protected:
     });
     noise = int8 ? kInt8Noise : bf16 ? kBf16Noise : 0;
     // A compressed cache's codes move with float noise at the first
-    // position too, and int8 activations carry that on.
-    exactFirst = int8 && !bf16 && !compressed;
+    // position too, and int8 activations carry that on; so do an f16 or
+    // bf16 cache's roundings (a value a float ulp apart rounds to the other
+    // bf16, and the attention output's int8 code may follow).
+    exactFirst = int8 && !bf16 && this->gpu->kvLayout(1).format.kind == formats::KvKind::F32;
     rounded = compressed || noise > 0;
   }
 
@@ -178,7 +180,7 @@ protected:
   int64_t vocab = 0;
   bool compressed = false; // an int8 or bfp KV cache (againstReference)
   double noise = 0;        // rounded activations' noise (kInt8Noise, kBf16Noise), 0 for float
-  bool exactFirst = false; // int8 alone, float cache: a step's first position keeps the float bound
+  bool exactFirst = false; // int8 alone, f32 cache: a step's first position keeps the float bound
   /// A position's bound: `exact`, or the activations' noise (but at a step's
   /// first position where exactFirst).
   double bound(bool first, double exact) const {
