@@ -5,8 +5,9 @@
 // float64 reference of the same bf16 operands (relative L2 and the worst
 // difference), and its time (mean of 20 launches, cudaEvent) and TFLOPS.
 // Kinds: "staged" (128 rows by 64 tokens a block), "wg128" and "wg64"
-// (wgmma blocks of 128 or 64 tokens, forced), "autoN" (the block the
-// runtime picks, LATHE_CUDA_WGMMA_TOKENS). The token rows come from the
+// (wgmma blocks of 128 or 64 tokens, forced, in the grid's order), "autoN"
+// (the block the runtime picks, LATHE_CUDA_WGMMA_TOKENS, in the order it
+// picks, wgmmaBlockIndex). The token rows come from the
 // runtime's own splitTokens, as in a prompt step. From the repository root:
 //   nvcc -std=c++20 -O3 -arch=sm_90a -I . scripts/cuda-wgmma-check.cu -o wgmma-check && ./wgmma-check
 #include "runtime/backends/cuda/kernels/LatheCudaKernels.cuh"
@@ -22,12 +23,13 @@ template <int K> __global__ void __launch_bounds__(256) split(const LatheCudaFra
 }
 template <int K, int N, bool Gated, int Tokens> __global__ void __launch_bounds__(256, 1) wg(const LatheCudaFrame *fr) {
   const LatheCudaFrame &f = *fr;
+  const WgmmaBlockIndex b = wgmmaBlockIndex(); // the runtime's order (Tokens 0)
   if constexpr (Gated) {
     GatedRows<BF16, BF16, K, N, 2 * K, 2 * K> r{f.weights[0], f.weights[1], f.buffers[1]};
-    if constexpr (Tokens == 0) wgmmaProduct<K, false>(f, r, blockIdx.x); else wgmmaBlock<K, false, Tokens>(f, r, blockIdx.x);
+    if constexpr (Tokens == 0) wgmmaProduct<K, false>(f, r, b.x, b.y); else wgmmaBlock<K, false, Tokens>(f, r, blockIdx.x, blockIdx.y);
   } else {
     PlainRows<BF16, K, N, 2 * K, false> r{f.weights[0], f.buffers[1], nullptr};
-    if constexpr (Tokens == 0) wgmmaProduct<K, false>(f, r, blockIdx.x); else wgmmaBlock<K, false, Tokens>(f, r, blockIdx.x);
+    if constexpr (Tokens == 0) wgmmaProduct<K, false>(f, r, b.x, b.y); else wgmmaBlock<K, false, Tokens>(f, r, blockIdx.x, blockIdx.y);
   }
 }
 template <int K, int N, bool Gated> __global__ void __launch_bounds__(256, 1) st(const LatheCudaFrame *fr) {

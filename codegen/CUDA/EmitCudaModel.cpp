@@ -443,20 +443,25 @@ private:
         const int64_t wideTiles = (c.n + rows - 1) / rows;
         dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
           if (wgmma)
-            return fmt::format("lathe_cuda::wgmmaProduct<{}, {}>(f, {}, blockIdx.x - {})", c.k,
-                               gather ? "true" : "false", c.rows.text(), first);
+            return fmt::format("lathe_cuda::wgmmaProduct<{}, {}>(f, {}, block.x - {}, block.y)",
+                               c.k, gather ? "true" : "false", c.rows.text(), first);
           if (c.staged)
             return fmt::format("lathe_cuda::stagedProduct<{}, {}>(f, {}, blockIdx.x - {})", c.k,
                                gather ? "true" : "false", c.rows.text(), first);
           return fmt::format("lathe_cuda::tiledProduct<{}, {}, true, {}>(f, {}, blockIdx.x - {})",
                              c.k, gather ? "true" : "false", codes, c.rows.text(), first);
-        });
+        }, wgmma ? "block.x" : "blockIdx.x");
         const int64_t tiles = (c.n + LATHE_CUDA_TILE_ROWS - 1) / LATHE_CUDA_TILE_ROWS;
         dispatch(tileBody, "  ", tileBlocks, int32_t(tiles), [&](int32_t first) {
           return fmt::format("lathe_cuda::tiledProduct<{}, {}, false, {}>(f, {}, blockIdx.x - {})",
                              c.k, gather ? "true" : "false", codes, c.rows.text(), first);
         });
       }
+      // wgmma blocks take the order wgmmaBlockIndex picks (token-major
+      // where the weight tiles outnumber the token blocks).
+      if (wgmma)
+        wideBody = "  const lathe_cuda::WgmmaBlockIndex block = lathe_cuda::wgmmaBlockIndex();\n" +
+                   wideBody;
       // Steps that take the tiles split the input rows first, once for
       // every block.
       // A block per 1024 values of a token's row (4 per thread).
@@ -521,9 +526,9 @@ private:
   /// `first` past them.
   template <class Call>
   static void dispatch(std::string &out, const char *indent, int32_t &first, int32_t blocks,
-                       Call &&call) {
-    out += fmt::format("{0}if (blockIdx.x < {1}) {{\n{0}  {2};\n{0}  return;\n{0}}}\n",
-                       indent, first + blocks, call(first));
+                       Call &&call, const char *block = "blockIdx.x") {
+    out += fmt::format("{0}if ({3} < {1}) {{\n{0}  {2};\n{0}  return;\n{0}}}\n", indent,
+                       first + blocks, call(first), block);
     first += blocks;
   }
 

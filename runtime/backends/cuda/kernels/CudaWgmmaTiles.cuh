@@ -124,12 +124,12 @@ constexpr int kWgmmaSharedBytes = LATHE_CUDA_WGMMA_SHARED;
 static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
               "the fallback's stages fit its shared memory");
 
-/// Block (blockX, blockIdx.y) of a wgmma product of bf16 weights (Rows:
+/// Block (blockX, blockY) of a wgmma product of bf16 weights (Rows:
 /// PlainRows or GatedRows of BF16) whose bf16 token rows splitTokens left
 /// at f.tokenParts: WgmmaTiles' rows from blockX kRows on, Tokens (64 or
-/// 128) tokens from Tokens blockIdx.y on; Gather as in tiledProduct.
+/// 128) tokens from Tokens blockY on; Gather as in tiledProduct.
 template <int K, bool Gather, int Tokens, class Rows>
-__device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, int blockX) {
+__device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, int blockX, int blockY) {
   using WT = WgmmaTiles<Rows>;
   static_assert(Tokens == 64 || Tokens == 128, "blocks of 64 or 128 tokens");
   static_assert(K % kWgmmaStageK == 0 && WT::kRowBytes % 16 == 0,
@@ -150,7 +150,7 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, int blockX
   // the wgmma group in flight.
   constexpr int kAhead = kStages - 2;
   constexpr int kTiles = K / kWgmmaStageK;
-  const int warpgroup = threadIdx.x / 128, t0 = blockIdx.y * Tokens;
+  const int warpgroup = threadIdx.x / 128, t0 = blockY * Tokens;
   const int tokens = Gather ? f.logitCount : f.rows;
 
   // Copies of a stage: thread i takes chunk i % 8 of rows i / 8 + 32 r.
@@ -269,21 +269,47 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, int blockX
   // in the same shared memory.
   for (int r = 0; r < WT::kRows / 128; ++r)
     for (int h = 0; h < Tokens / 64; ++h) {
-      stagedProduct<K, Gather>(f, rows, first / 128 + r, blockIdx.y * (Tokens / 16) + 4 * h, base);
+      stagedProduct<K, Gather>(f, rows, first / 128 + r, blockY * (Tokens / 16) + 4 * h, base);
       __syncthreads();
     }
 #endif
 }
 
-/// Block (blockX, blockIdx.y) of a launch of wgmma products: blocks of
+/// A block of a wgmma launch: x its weight tiles (the launch's products'
+/// in turn), y its tokens.
+struct WgmmaBlockIndex {
+  int x, y;
+};
+/// The order of a launch's blocks. With more weight tiles than token
+/// blocks (gate and up: 64 tiles for 16 blocks of a 2048-token prompt),
+/// token-major: consecutive blocks take the same weight tiles and the next
+/// tokens, so the blocks resident at once (one an SM) read a few weight
+/// tiles and all the tokens, which L2 keeps, rather than every weight tile
+/// for a few tokens, which it cannot (the gate and up weights of the
+/// Llama-3.2-1B shape are 64 MB, L2 50 MB). Otherwise the grid's own order:
+/// the blocks resident at once cover all the weight tiles either way (a
+/// tile of 256 weight rows is twice the bytes of one of 128 tokens).
+/// H200, Llama-3.2-1B shape, 2048 tokens (2026-12-04): gate/up 301 -> 261 us
+/// (scripts/cuda-wgmma-check.cu, boost clocks), 370 -> 346 us (Nsight
+/// Compute, base clocks, in the model); the others moved a few percent
+/// either way in either order (down 132 -> 124 us in the first, 186 -> 199
+/// in the second).
+__device__ inline WgmmaBlockIndex wgmmaBlockIndex() {
+  if (gridDim.x <= gridDim.y)
+    return {int(blockIdx.x), int(blockIdx.y)};
+  const unsigned id = blockIdx.x + blockIdx.y * gridDim.x;
+  return {int(id / gridDim.y), int(id % gridDim.y)};
+}
+
+/// Block (blockX, blockY) of a launch of wgmma products: blocks of
 /// LATHE_CUDA_WGMMA_TOKENS tokens for the launch's grid, as the host chose.
 template <int K, bool Gather, class Rows>
-__device__ void wgmmaProduct(const LatheCudaFrame &f, const Rows &rows, int blockX) {
+__device__ void wgmmaProduct(const LatheCudaFrame &f, const Rows &rows, int blockX, int blockY) {
   const int tokens = Gather ? f.logitCount : f.rows;
   if (LATHE_CUDA_WGMMA_TOKENS(int(gridDim.x), tokens) == 128)
-    wgmmaBlock<K, Gather, 128>(f, rows, blockX);
+    wgmmaBlock<K, Gather, 128>(f, rows, blockX, blockY);
   else
-    wgmmaBlock<K, Gather, 64>(f, rows, blockX);
+    wgmmaBlock<K, Gather, 64>(f, rows, blockX, blockY);
 }
 
 } // namespace lathe_cuda
