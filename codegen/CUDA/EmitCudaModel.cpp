@@ -464,9 +464,14 @@ private:
                    wideBody;
       // Steps that take the tiles split the input rows first, once for
       // every block.
-      // A block per 1024 values of a token's row (4 per thread).
+      // A block per 1024 values of a token's row (4 per thread); a row
+      // through RMSNorm in one block, which then reads the row for its
+      // squares once (each block of a token sums them all).
       launch(LATHE_CUDA_GRID_SPLIT,
-             int32_t((k + 4 * LATHE_CUDA_THREADS - 1) / (4 * LATHE_CUDA_THREADS)), 0,
+             fused_.normOf[step_]
+                 ? 1
+                 : int32_t((k + 4 * LATHE_CUDA_THREADS - 1) / (4 * LATHE_CUDA_THREADS)),
+             0,
              fmt::format("the token rows of the next launch's tiles, {}split",
                          fused_.normOf[step_] ? "normalized and " : ""),
              fmt::format("  lathe_cuda::splitTokens<{}, {}>(f, {}, {});\n", k,
