@@ -65,7 +65,14 @@ template <int N> __device__ inline void wgmmaKeep(float (&v)[N][4]) {
     for (int e = 0; e < 4; ++e)
       wgmmaKeep(v[n][e]);
 }
-__device__ inline void wgmmaKeep(uint32_t &v) { asm volatile("" : "+r"(v)::"memory"); }
+/// The same for A fragments of one part (uint32_t[N][1][4]).
+template <int N> __device__ inline void wgmmaKeep(uint32_t (&v)[N][1][4]) {
+#pragma unroll
+  for (int n = 0; n < N; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      asm volatile("" : "+r"(v[n][0][e])::"memory");
+}
 #endif
 
 /// Keys a chunk: 64 rows of 128 bytes (a wgmma tile of one 64-value stage).
@@ -141,10 +148,7 @@ __device__ void wgmmaAttention(const LatheCudaFrame &f, int queries, int out, in
     fenceProxyAsync(); // the copies and zeros, for wgmma's reads
     __syncthreads();
     // Scores: s[n] the lane's part of keys 8 n .. 8 n + 7 of the chunk.
-    float s[C / 8][4];
-#pragma unroll
-    for (int n = 0; n < C / 8; ++n)
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0;
+    float s[C / 8][4] = {};
     wgmmaKeep(s);
     wgmmaFence();
 #pragma unroll
@@ -168,18 +172,10 @@ __device__ void wgmmaAttention(const LatheCudaFrame &f, int queries, int out, in
     wgmmaCommit();
     wgmmaWait<0>();
     wgmmaKeep(o);
-#pragma unroll
-    for (int kk = 0; kk < C / 16; ++kk)
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        wgmmaKeep(pa[kk][0][e]);
+    wgmmaKeep(pa);
     __syncthreads(); // every wgmma is done with the buffers the next copies fill
   }
-#pragma unroll
-  for (int st = 0; st < HeadDim / 16; ++st)
-#pragma unroll
-    for (int e = 0; e < 4; ++e)
-      wgmmaKeep(qa[st][0][e]);
+  wgmmaKeep(qa);
   int r[2], token[2]; // again, not held in registers through the loop
   laneRows(f, first, tokens, (warp / G) * 16, r, token, seen);
   storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum);
