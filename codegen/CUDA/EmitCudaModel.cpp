@@ -147,9 +147,10 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid,
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid,
                          l.blocks, l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather,
-                         l.queryTile, l.step, l.wideMinTokens, l.wgmma, l.wgmmaArgs);
+                         l.queryTile, l.step, l.wideMinTokens, l.wgmma, l.wgmmaArgs,
+                         l.narrowWritten);
     out += "};\n\n";
     // The layout of each tensor on the GPU, which the runtime applies as
     // it copies the artifact's bytes there.
@@ -217,6 +218,13 @@ private:
     if (const char *v = std::getenv("LATHE_CUDA_STAGED_MIN_TOKENS"); v && std::atoi(v) > 0)
       return std::atoi(v);
     return LATHE_CUDA_STAGED_MIN_TOKENS;
+  }
+  /// Whether gate and up's tiles may write the down projection's token
+  /// rows; the environment's LATHE_CUDA_DOWN_PARTS=0 keeps its split
+  /// launch, for comparison.
+  static bool downPartsWanted() {
+    const char *v = std::getenv("LATHE_CUDA_DOWN_PARTS");
+    return !(v && std::string(v) == "0");
   }
   /// Whether prompts' attention may take wgmma; the environment's
   /// LATHE_CUDA_WGMMA_ATTENTION=0 keeps the mma.sync kernel, for comparison.
@@ -403,13 +411,23 @@ private:
         return u.error();
       streamed = g->streamed && u->streamed;
       const uint32_t output = std::get<plan::SiluMulStep>(plan_.steps[*silu]).output;
+      const std::string init = fmt::format("{{f.weights[{}], f.weights[{}], f.buffers[{}]",
+                                           A(products[0].weight), A(products[1].weight),
+                                           A(output));
       call(Rows{fmt::format("lathe_cuda::GatedRows<{}, {}, {}, {}, {}, {}>", g->type, u->type,
                             gate.shape[1], gate.shape[0], g->rowBytes, u->rowBytes),
-                fmt::format("{{f.weights[{}], f.weights[{}], f.buffers[{}]}}",
-                            A(products[0].weight), A(products[1].weight), A(output))},
+                init + "}"},
            gate.shape[1], gate.shape[0],
            stages(*g, gate.shape[1]) && stages(*u, gate.shape[1]) && g->rowBytes == u->rowBytes,
            true);
+      // With bf16 activations the narrow tiles write the down projection's
+      // token rows as they finish (GatedRows::downParts); the row kernel,
+      // for steps of fewer tokens, does not.
+      if (bf16 && int8Block == 0 && gate.shape[1] % 16 == 0 && gate.shape[0] % 16 == 0 &&
+          downPartsWanted()) {
+        calls.back().rows.init = init + ", f.tokenParts}";
+        downParts_ = DownParts{output, launches_.size()};
+      }
     } else {
       for (const Product &p : products) {
         const plan::TensorInfo &info = tensors_[p.weight];
@@ -435,6 +453,13 @@ private:
     // are the launch's. A block: 128 rows of gate and up, 256 of others.
     const bool wgmma = std::all_of(calls.begin(), calls.end(),
                                    [](const Call &c) { return c.staged && c.k % 64 == 0; });
+    // The launch before (gate and up) wrote this one's token rows already.
+    const bool partsWritten = downParts_ && downParts_->first + 2 == launches_.size() &&
+                              k % 16 == 0 &&
+                              downParts_->buffer == in && bf16 && int8Block == 0 && !norm;
+    const bool writesParts = downParts_ && downParts_->first == launches_.size();
+    if (!writesParts)
+      downParts_.reset();
     if (k % 16 == 0) {
       // Long prompts take the wide blocks (128 rows by 64 tokens, or the
       // wgmma ones), others the narrow ones (16 by 16): a kernel each.
@@ -463,7 +488,9 @@ private:
         wideBody = "  const lathe_cuda::WgmmaBlockIndex block = lathe_cuda::wgmmaBlockIndex();\n" +
                    wideBody;
       // Steps that take the tiles split the input rows first, once for
-      // every block.
+      // every block (at f.nextParts where this launch's narrow tiles write
+      // the next one's; only for wide tiles where the launch before's
+      // narrow ones wrote them).
       // A block per 1024 values of a token's row (4 per thread); a row
       // through RMSNorm in one block, which then reads the row for its
       // squares once (each block of a token sums them all).
@@ -474,9 +501,11 @@ private:
              0,
              fmt::format("the token rows of the next launch's tiles, {}split",
                          fused_.normOf[step_] ? "normalized and " : ""),
-             fmt::format("  lathe_cuda::splitTokens<{}, {}>(f, {}, {});\n", k,
-                         gather ? "true" : "false", A(in), input),
+             fmt::format("  lathe_cuda::splitTokens<{}, {}, {}>(f, {}, {});\n", k,
+                         gather ? "true" : "false", writesParts ? "true" : "false", A(in),
+                         input),
              "", 0, 0, gather);
+      launches_.back().narrowWritten = partsWritten;
     }
     int64_t launchRows = 0;
     for (const Call &c : calls)
@@ -784,6 +813,15 @@ private:
   int64_t attentionScratchFloats_ = 0; // the largest attention launch's
   size_t step_ = 0; // the step being emitted
   std::vector<LatheCudaLaunch> launches_;
+  /// Where gate and up's narrow tiles write the down projection's token
+  /// rows: the SwiGLU output buffer they round, and the first of gate and
+  /// up's two launches (their split, then their products), which the down
+  /// projection's split launch follows (then run only for wide tiles).
+  struct DownParts {
+    uint32_t buffer;
+    size_t first;
+  };
+  std::optional<DownParts> downParts_;
   std::string kernels_;
   /// bodyCall's arguments of every launch, its functions by body text and
   /// their definitions.

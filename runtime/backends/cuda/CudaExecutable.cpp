@@ -194,6 +194,7 @@ Status CudaExecutable::initialize() {
         l.wideMinTokens < 0 || (l.wideBlocks > 0) != (l.wideMinTokens > 0) ||
         l.wgmma < 0 || (l.wgmma > 0 && l.wideBlocks == 0 && l.queryTile == 0) ||
         l.wgmmaArgs < 0 ||
+        (l.narrowWritten != 0 && (l.narrowWritten != 1 || l.grid != LATHE_CUDA_GRID_SPLIT)) ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
         (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
                              (queryTile_ > 0 && l.queryTile != queryTile_))) ||
@@ -374,11 +375,12 @@ Status CudaExecutable::reserveRows(int64_t rows) {
     grown.push_back(b.take());
   }
   // The tensor-core products' split input: the tokens rounded up to a tile,
-  // times the widest buffer, three bf16 parts a value.
+  // times the widest buffer, three bf16 parts a value; twice, the second
+  // half the frame's nextParts.
   const uint64_t widest =
       *std::max_element(plan_->bufferWidths.begin(), plan_->bufferWidths.end());
-  Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(
-      size_t(tileRounded(capacity, LATHE_CUDA_MAX_BLOCK_TOKENS)) * widest * 6);
+  const size_t partsBytes = size_t(tileRounded(capacity, LATHE_CUDA_MAX_BLOCK_TOKENS)) * widest * 6;
+  Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(2 * partsBytes);
   if (!parts)
     return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
                              parts.error().message()));
@@ -387,6 +389,7 @@ Status CudaExecutable::reserveRows(int64_t rows) {
   activations_ = std::move(grown);
   tokenParts_ = parts.take();
   host_.tokenParts = reinterpret_cast<uint32_t *>(addressOf(*tokenParts_));
+  host_.nextParts = reinterpret_cast<uint32_t *>(addressOf(*tokenParts_) + partsBytes);
   rowCapacity_ = capacity;
   host_.buffers = reinterpret_cast<float *const *>(addressOf(*bufferTable_));
   return Status::ok();
@@ -540,6 +543,11 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
       break;
     case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
       if (!LATHE_CUDA_USE_TILES(1, tokens))
+        continue;
+      // The narrow tiles of the launch before wrote the token rows the
+      // narrow tiles of the launch after read.
+      if (l.narrowWritten != 0 && i > 0 && i + 1 < launches_.size() &&
+          !wideTiles(launches_[i - 1], tokens) && !wideTiles(launches_[i + 1], tokens))
         continue;
       // As many token rows as the tiles of the product launch after it read.
       gx = unsigned(tileRounded(

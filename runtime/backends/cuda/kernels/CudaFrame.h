@@ -18,7 +18,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 21u
+#define LATHE_CUDA_ABI_VERSION 22u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -105,6 +105,10 @@ typedef struct LatheCudaFrame {
    * (LATHE_CUDA_TILE_ROUNDED to LATHE_CUDA_MAX_BLOCK_TOKENS), times the
    * widest buffer, 6 bytes a value. */
   uint32_t *tokenParts;
+  /* As much room again: where a launch whose tiles write the next one's
+   * token rows at tokenParts as they finish (gate and up's for the down
+   * projection) reads its own, split there. */
+  uint32_t *nextParts;
   /* [queryTileCount][3]: the query tiles of the tensor-core attention
    * (CudaFlashAttention.cuh), each {first token, tokens, the token that
    * sees the most rows}: runs of up to the launch's queryTile consecutive
@@ -130,7 +134,9 @@ typedef enum LatheCudaGrid {
   LATHE_CUDA_GRID_SPLIT = 3,       /* `blocks` blocks per token, the tokens rounded up
                                       to 16 (with `gather`, the logits' tokens): the token
                                       rows of the next launch's tensor-core products,
-                                      split; run only when that launch takes its tiles */
+                                      split; run only when that launch takes its tiles
+                                      (with `narrowWritten`, its wide ones, or the
+                                      launch before its wide ones) */
   LATHE_CUDA_GRID_PER_TOKENS = 4   /* as PER_TOKEN, run only for steps of several
                                       tokens: for one token the launch before does its
                                       work (the q/k/v product its RoPE and KV store) */
@@ -185,6 +191,10 @@ typedef struct LatheCudaLaunch {
    * lathe_cuda_tiles_<i>; static shared memory only). */
   int32_t wgmma;
   int32_t wgmmaArgs;
+  /* Split launches: 1 where the narrow tiles of the product launch before
+   * write the token rows of the one after (GatedRows' downParts): the
+   * split then runs only where either takes its wide tiles. */
+  int32_t narrowWritten;
 } LatheCudaLaunch;
 
 /* The splits of a token's visible rows that the one-token attention kernel

@@ -58,6 +58,21 @@ template <class I> constexpr bool kBf16<Bf16Input<I>> = true;
 /// in one, or int8 codes in one with their block scales.
 enum class TokenCodes { Float, Bf16, Int8 };
 
+/// Where a tiled product finds B fragment words: part p (0..2) of step s
+/// of 16 k, token tile tt, half j (tokens 8j..8j+7 of the tile), lane L,
+/// as a pair of words (b0, b1), in units of uint2. One layout for the
+/// split kernel and the epilogues that write it (GatedRows' downParts)
+/// and the tiles, which read it: a lane's loads of a step are 6 coalesced
+/// 8-byte loads.
+template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, int lane) {
+  return ((((int64_t(tt) * (K / 16) + s) * 2 + j) * 3 + p) * 32) + lane;
+}
+/// Value k of token t rounded to bf16 (one part) where partsAt keeps it,
+/// in bf16 units.
+template <int K> __device__ inline int64_t bf16PartAt(int t, int k) {
+  return partsAt<K>(t / 16, k / 16, (t % 16) / 8, 0, (t % 8) * 4 + (k % 16) / 4) * 4 + k % 4;
+}
+
 /// dst = the K values of src, each rounded to bfloat16 (src may be dst);
 /// the caller orders other threads' reads and writes around it.
 template <int K> __device__ void roundRowBf16(const float *src, float *dst) {

@@ -500,15 +500,33 @@ template <class Plain, typename E, int KvWidth> struct CachedRows : Plain {
 /// The gate and up products and SwiGLU in one: y[t, n] = silu(g) * u with
 /// g = sum_k x[t, k] G[n, k], u likewise with U, the same floats as the
 /// products and silu_mul one after another.
+/// With downParts set (the tensor-core tiles of bf16 activations), the
+/// narrow tiles also write y rounded to bf16 where the down projection's
+/// tiles read their token rows (f.tokenParts, partsAt), so that no split
+/// launch runs between the two for steps of a few tokens; the launch then
+/// reads its own input at f.nextParts (inputParts), which its split wrote
+/// there.
 template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU>
 struct GatedRows {
   static constexpr int kN = N;
   const uint8_t *gate, *up;
   float *y;
+  uint32_t *downParts = nullptr;
   __device__ const uint8_t *at(int row) const { return gate + int64_t(row) * RowBytesG; }
   /// Output row t, column n, from the gate's and the up's sums.
   __device__ void store(int t, int n, float g, float u) const {
     y[int64_t(t) * N + n] = g / (1.0f + expf(-g)) * u;
+  }
+  /// The same, and where downParts is set the value rounded as splitTokens
+  /// rounds a Bf16Input (to nearest, ties to even) at downParts: the narrow
+  /// tiles' epilogue. (The wide and wgmma epilogues keep the split: their
+  /// scattered 2-byte stores took the 2048-token gate/up launch from 344
+  /// to 413 us against the split's 29, H200, 2026-12-04.)
+  __device__ void storeWithParts(int t, int n, float g, float u) const {
+    const float v = g / (1.0f + expf(-g)) * u;
+    y[int64_t(t) * N + n] = v;
+    if (downParts)
+      reinterpret_cast<__nv_bfloat16 *>(downParts)[bf16PartAt<N>(t, n)] = __float2bfloat16_rn(v);
   }
   __device__ void operator()(const float *const *xs, const int *ys, int count, int n) const {
     float g[4];
@@ -532,6 +550,18 @@ struct GatedRows {
   }
   __device__ void finish(int n, float g, float u) const { store(0, n, g, u); }
 };
+
+/// Where a launch's tensor-core tiles read their token rows: f.tokenParts,
+/// or f.nextParts for gate and up writing the down projection's.
+template <class Rows>
+__device__ inline const uint32_t *inputParts(const LatheCudaFrame &f, const Rows &) {
+  return f.tokenParts;
+}
+template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU>
+__device__ inline const uint32_t *
+inputParts(const LatheCudaFrame &f, const GatedRows<WG, WU, K, N, RowBytesG, RowBytesU> &rows) {
+  return rows.downParts ? f.nextParts : f.tokenParts;
+}
 
 /// Bytes of its first rows a product block asks L2 for before it waits for
 /// the kernel before (weights never depend on it).

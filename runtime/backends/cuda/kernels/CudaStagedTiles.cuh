@@ -105,7 +105,7 @@ __device__ void stagedProduct(const LatheCudaFrame &f, const Rows &rows, int blo
   // Token fragments: 16 runs of 256 bytes (tile, step, half), 16 threads a run.
   const int run = threadIdx.x / 16, piece = threadIdx.x % 16;
   const int runTile = run / 4, runStep = (run / 2) % 2, runHalf = run % 2;
-  const uint8_t *parts = reinterpret_cast<const uint8_t *>(f.tokenParts);
+  const uint8_t *parts = reinterpret_cast<const uint8_t *>(inputParts(f, rows));
   auto copyTokens = [&](int tile, int stage) {
     const int64_t at = partsAt<K>(tokenTile + runTile, tile * 2 + runStep, runHalf, 0, 0);
     copyAsync16(stages[stage] + C * kWeightBytes + run * 256 + piece * 16,

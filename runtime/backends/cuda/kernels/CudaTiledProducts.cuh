@@ -182,15 +182,6 @@ template <class W, int64_t RowBytes> struct TileA {
   }
 };
 
-/// Where a tiled product finds B fragment words: part p (0..2) of step s
-/// of 16 k, token tile tt, half j (tokens 8j..8j+7 of the tile), lane L,
-/// as a pair of words (b0, b1), in units of uint2. One layout for the
-/// split kernel, which writes it, and the tiles, which read it: a lane's
-/// loads of a step are 6 coalesced 8-byte loads.
-template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, int lane) {
-  return ((((int64_t(tt) * (K / 16) + s) * 2 + j) * 3 + p) * 32) + lane;
-}
-
 /// The token rows of a tiled product, split once per step for every block
 /// of the launch after (LATHE_CUDA_GRID_SPLIT: blocks (t, y) per token, y
 /// taking 1024 values of the row; the last tile's missing tokens written
@@ -199,13 +190,15 @@ template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, 
 /// into three bf16 parts at f.tokenParts, k permuted as the tiles read A;
 /// a Bf16Input's rounded to bf16 (one part); an Int8Input's as its int8
 /// codes (one part) and each step's block scales (CudaProductInputs.cuh).
-/// Gather: token t is row f.logitTokens[t] (the classifier).
-template <int K, bool Gather, class Input>
+/// Gather: token t is row f.logitTokens[t] (the classifier). Next: at
+/// f.nextParts instead, for a launch whose tiles write the next one's
+/// token rows at f.tokenParts as they finish (inputParts).
+template <int K, bool Gather, bool Next, class Input>
 __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   startStep();
   const int t = blockIdx.x, tokens = Gather ? f.logitCount : f.rows;
-  uint2 *out = reinterpret_cast<uint2 *>(f.tokenParts);
+  uint2 *out = reinterpret_cast<uint2 *>(Next ? f.nextParts : f.tokenParts);
   const int tt = t / 16, j = (t % 16) / 8, g = t % 8;
   const float *x = t < tokens ? f.buffers[in] + int64_t(Gather ? f.logitTokens[t] : t) * K
                               : nullptr;
@@ -440,8 +433,12 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, C> {
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[2])[2 * TT][4] = {gate.acc, up.acc};
     finishTiles<Split, MT, TT, 2>(acc, [&](int r, int t, const float *s) {
-      if (n0 + r < N && t0 + t < tokens)
-        rows.store(t0 + t, n0 + r, s[0], s[1]);
+      if (n0 + r < N && t0 + t < tokens) {
+        if constexpr (Split) // narrow blocks: the down projection's token rows too
+          rows.storeWithParts(t0 + t, n0 + r, s[0], s[1]);
+        else
+          rows.store(t0 + t, n0 + r, s[0], s[1]);
+      }
     });
   }
 };
@@ -486,7 +483,7 @@ __device__ void tiledProduct(const LatheCudaFrame &f, const Rows &rows, int bloc
   }
   startStep();
   const int tokens = Gather ? f.logitCount : f.rows;
-  const uint2 *parts = reinterpret_cast<const uint2 *>(f.tokenParts);
+  const uint2 *parts = reinterpret_cast<const uint2 *>(inputParts(f, rows));
   TileRows<Rows, MT, TT, C> sums(rows, n0 + g);
 
   // U steps loaded, then used. Whole rounds of U steps per warp first,

@@ -172,7 +172,7 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, int blockX
   };
   // Token t's 8 values from 8 h of step s sit at partsAt(t / 16, s, (t % 16)
   // / 8, 0, 4 (t % 8) + 2 h) (splitTokens' fragments, bf16: one part).
-  const uint8_t *parts = reinterpret_cast<const uint8_t *>(f.tokenParts);
+  const uint8_t *parts = reinterpret_cast<const uint8_t *>(inputParts(f, rows));
   auto copyTokens = [&](int tile, int stage) {
 #pragma unroll
     for (int r = 0; r < Tokens / 32; ++r) {

@@ -22,6 +22,7 @@
 #include "runtime/backend/Executable.h"
 #include "runtime/backends/cpu/CpuExecutable.h"
 #include "runtime/backends/cuda/CudaDevice.h"
+#include "runtime/backends/cuda/kernels/CudaFrame.h"
 #include "runtime/engine/Session.h"
 #include "runtime/plan/KernelPlan.h"
 
@@ -310,13 +311,18 @@ TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
   std::vector<std::vector<int32_t>> starts;
   std::vector<Decoded> alone;
   // Prompts of different lengths, decoded for different numbers of steps
-  // (sequences leave the batch at different times), within the context.
-  for (int i = 0; i < 4; ++i) {
+  // (sequences leave the batch at different times), within the context:
+  // six, so that the first decode steps take the tensor-core tiles
+  // (LATHE_CUDA_TILE_MIN_TOKENS) and the last ones the row kernels.
+  constexpr int kSequences = 6;
+  static_assert(kSequences > LATHE_CUDA_TILE_MIN_TOKENS);
+  for (int i = 0; i < kSequences; ++i) {
     starts.push_back(prompt(vocab, int(std::min<int64_t>(1 + 3 * i, context / 2)), i));
     alone.push_back(greedy(gpu, starts.back(),
                            int(std::min<int64_t>(4 + 2 * i, context - starts.back().size() + 1))));
   }
-  auto kv = gpu->createKVCache(4 * std::max<int64_t>(context, 16)); // a block per sequence at least
+  // A block per sequence at least.
+  auto kv = gpu->createKVCache(kSequences * std::max<int64_t>(context, 16));
   ASSERT_TRUE(kv) << kv.error().message();
   std::vector<backend::SequenceId> ids;
   Batch batch;
