@@ -178,6 +178,13 @@ public:
     out += args_.empty() ? "0};\n\n" : "};\n\n";
     out += functions_;
     out += kernels_;
+    // Greedy decoding's pick, on the logits where they are
+    // (Executable::executeGreedy): a block a logits row.
+    out += fmt::format("// the argmax of each logits row, for greedy decoding\n"
+                       "extern \"C\" __global__ void __launch_bounds__({}) lathe_cuda_argmax("
+                       "const LatheCudaFrame *frame, int *ids) {{\n"
+                       "  lathe_cuda::argmaxRows<{}>(frame->buffers[{}], ids);\n}}\n",
+                       LATHE_CUDA_THREADS, plan_.bufferWidths[plan_.logits], plan_.logits);
     return out;
   }
 

@@ -1,6 +1,7 @@
 #include "runtime/backend/Executable.h"
 
 #include "runtime/backends/Backends.h"
+#include "runtime/sampling/Sampler.h"
 
 #include <fmt/format.h>
 
@@ -10,6 +11,18 @@ Expected<std::unique_ptr<kv::PagedKVCache>> Executable::createKVCache(int64_t to
   const kv::KVLayout probe = kvLayout(1);
   const int64_t blocks = std::max<int64_t>(1, (tokens + probe.blockSize - 1) / probe.blockSize);
   return kv::PagedKVCache::create(device(), kvLayout(blocks), config().context);
+}
+
+Expected<std::vector<int32_t>> Executable::executeGreedy(const Batch &batch,
+                                                         kv::PagedKVCache &kv) {
+  Expected<std::span<const float>> logits = execute(batch, kv);
+  if (!logits)
+    return logits.error();
+  const size_t vocab = size_t(config().vocab);
+  std::vector<int32_t> ids;
+  for (size_t at = 0; at + vocab <= logits->size(); at += vocab)
+    ids.push_back(argmax(logits->subspan(at, vocab)));
+  return ids;
 }
 
 const std::vector<plan::LayerGroup> &Executable::layerGroups() const {

@@ -91,6 +91,14 @@ public:
   virtual Expected<std::span<const float>> execute(const Batch &batch,
                                                    kv::PagedKVCache &kv) = 0;
 
+  /// The step of execute(), returning only each logits row's argmax (the
+  /// lowest id on ties, NaN never winning unless every value is NaN, then
+  /// 0: sampling's argmax), in batch order: greedy decoding. A backend that
+  /// can pick them where the logits are (the GPU) returns the ids alone,
+  /// without the logits' trip to the host (16 sequences of a 128k
+  /// vocabulary: 8 MB a step); the default runs execute() and picks them.
+  virtual Expected<std::vector<int32_t>> executeGreedy(const Batch &batch, kv::PagedKVCache &kv);
+
   /// The layer groups of the plan this executable runs (lathe-compile
   /// --prefill-groups, --group-bytes), in order; empty: none compiled in,
   /// and a step is one group.

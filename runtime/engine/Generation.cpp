@@ -51,15 +51,29 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
   stats.promptTokens = static_cast<int64_t>(prompt.size());
   Sampler sampler(options.sampler);
 
+  // Greedy decoding takes the argmax alone (on a GPU the logits stay there).
+  const bool greedy = sampler.greedy();
+  int32_t picked = 0;
+  Expected<std::span<const float>> logits = std::span<const float>();
+  auto step = [&](std::span<const int32_t> tokens) -> Status {
+    if (greedy) {
+      Expected<int32_t> id = session.forwardGreedy(tokens);
+      if (!id)
+        return id.error();
+      picked = *id;
+      return Status::ok();
+    }
+    logits = session.forward(tokens);
+    return logits ? Status::ok() : Status(logits.error());
+  };
   auto start = std::chrono::steady_clock::now();
-  Expected<std::span<const float>> logits = session.forward(prompt);
-  if (!logits)
-    return logits.error();
+  if (Status s = step(prompt); !s)
+    return s.error();
   stats.prefillSeconds = secondsSince(start);
 
   start = std::chrono::steady_clock::now();
   while (stats.generatedTokens < options.maxNewTokens) {
-    int32_t next = sampler.sampleFrom(*logits);
+    int32_t next = greedy ? picked : sampler.sampleFrom(*logits);
     if (endsText(options, next))
       break;
     sink(next);
@@ -71,9 +85,8 @@ Expected<GenerationStats> generate(Session &session, std::span<const int32_t> pr
       stats.reachedContextEnd = true;
       break;
     }
-    logits = session.forward(std::span<const int32_t>(&next, 1));
-    if (!logits)
-      return logits.error();
+    if (Status s = step(std::span<const int32_t>(&next, 1)); !s)
+      return s.error();
   }
   stats.decodeSeconds = secondsSince(start);
   return stats;
@@ -119,10 +132,25 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
     batch.addChain(seqs[i].id, prompts[i], 0, backend::Batch::Logits::Last);
     stats[i].promptTokens = static_cast<int64_t>(prompts[i].size());
   }
+  // Greedy decoding asks the backend for each row's argmax alone (on a GPU
+  // the logits then stay there); sampling takes the logits.
+  const bool greedy = seqs.front().sampler.greedy();
+  std::vector<int32_t> picks;
+  Expected<std::span<const float>> logits = std::span<const float>();
+  auto step = [&]() -> Status {
+    if (greedy) {
+      Expected<std::vector<int32_t>> ids = executable.executeGreedy(batch, **kv);
+      if (!ids)
+        return ids.error();
+      picks = ids.take();
+      return Status::ok();
+    }
+    logits = executable.execute(batch, **kv);
+    return logits ? Status::ok() : Status(logits.error());
+  };
   auto start = std::chrono::steady_clock::now();
-  Expected<std::span<const float>> logits = executable.execute(batch, **kv);
-  if (!logits)
-    return logits.error();
+  if (Status s = step(); !s)
+    return s.error();
   const double prefillSeconds = secondsSince(start);
   start = std::chrono::steady_clock::now();
   if (options.maxNewTokens <= 0)
@@ -139,7 +167,8 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
       if (s.done)
         continue;
       GenerationStats &st = stats[rowOf[r]];
-      const int32_t next = s.sampler.sampleFrom(logits->subspan(r * c.vocab, c.vocab));
+      const int32_t next =
+          greedy ? picks[r] : s.sampler.sampleFrom(logits->subspan(r * c.vocab, c.vocab));
       if (endsText(options, next)) {
         s.done = true;
         continue;
@@ -165,9 +194,8 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
     }
     if (batch.empty())
       break;
-    logits = executable.execute(batch, **kv);
-    if (!logits)
-      return logits.error();
+    if (Status s = step(); !s)
+      return s.error();
   }
   const double decodeSeconds = secondsSince(start);
   for (GenerationStats &st : stats) {

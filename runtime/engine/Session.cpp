@@ -45,4 +45,16 @@ Expected<std::span<const float>> Session::forward(std::span<const int32_t> token
   return executable_->execute(batch_, *kv_);
 }
 
+Expected<int32_t> Session::forwardGreedy(std::span<const int32_t> tokens) {
+  if (tokens.empty())
+    return Error("forward: no tokens to run");
+  batch_.clear();
+  batch_.addChain(sequence_, tokens, static_cast<int32_t>(position()),
+                  backend::Batch::Logits::Last);
+  Expected<std::vector<int32_t>> ids = executable_->executeGreedy(batch_, *kv_);
+  if (!ids)
+    return ids.error();
+  return ids->front();
+}
+
 } // namespace lathe

@@ -38,6 +38,10 @@ public:
   /// outside the vocabulary or the sequence would outgrow the context.
   Expected<std::span<const float>> forward(std::span<const int32_t> tokens,
                                            bool allLogits = false);
+  /// forward() of the last token's row, returning only its argmax (the
+  /// lowest id on ties; Executable::executeGreedy): greedy decoding, whose
+  /// logits a GPU then keeps.
+  Expected<int32_t> forwardGreedy(std::span<const int32_t> tokens);
 
   /// Calibration's hook (backend::MatMulObserver); fails where the
   /// executable cannot call it.

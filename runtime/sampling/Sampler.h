@@ -54,11 +54,11 @@ public:
   int32_t sampleFrom(std::span<const float> logits);
 
   const SamplerOptions &options() const { return options_; }
+  /// Temperature 0, or one that is not a finite positive number (options
+  /// that skipped validation degrade to greedy): sampleFrom is argmax.
+  bool greedy() const;
 
 private:
-  /// Temperature 0, or one that is not a finite positive number (options
-  /// that skipped validation degrade to greedy).
-  bool greedy() const;
   uint64_t nextRandom();
   double nextUniform();
 

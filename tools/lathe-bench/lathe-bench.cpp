@@ -14,7 +14,6 @@
 #include "runtime/engine/Generation.h"
 #include "runtime/kv/PagedKVCache.h"
 #include "runtime/engine/Session.h"
-#include "runtime/sampling/Sampler.h"
 #include "runtime/serving/Scheduler.h"
 #include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
@@ -398,11 +397,10 @@ int main(int argc, char **argv) {
         batch.clear();
         for (int64_t q = 0; q < sequences; ++q)
           batch.add(ids[q], next[q], int32_t(cachedContext + i), -1, true);
-        auto logits = exe.execute(batch, **kv);
-        if (!logits)
-          return fail(logits.error().message());
-        for (int64_t q = 0; q < sequences; ++q)
-          next[q] = lathe::argmax(logits->subspan(q * config.vocab, config.vocab));
+        auto picked = exe.executeGreedy(batch, **kv);
+        if (!picked)
+          return fail(picked.error().message());
+        next = picked.take();
       }
       decode.push_back(double(genTokens * sequences) /
                        std::chrono::duration<double>(clock::now() - t0).count());
@@ -433,17 +431,18 @@ int main(int argc, char **argv) {
   }
   for (int64_t r = 0; r < repeat && sequences == 1 && cachedContext == 0; ++r) {
     session->reset();
+    // Greedy: only the argmax comes back (Session::forwardGreedy).
     auto t0 = clock::now();
-    auto logits = session->forward(prompt);
-    if (!logits)
-      return fail(logits.error().message());
+    auto first = session->forwardGreedy(prompt);
+    if (!first)
+      return fail(first.error().message());
     auto t1 = clock::now();
-    int32_t next = lathe::argmax(*logits);
+    int32_t next = *first;
     for (int64_t i = 0; i < genTokens; ++i) {
-      auto l = session->forward(std::span<const int32_t>(&next, 1));
-      if (!l)
-        return fail(l.error().message());
-      next = lathe::argmax(*l);
+      auto picked = session->forwardGreedy(std::span<const int32_t>(&next, 1));
+      if (!picked)
+        return fail(picked.error().message());
+      next = *picked;
     }
     auto t2 = clock::now();
     prefill.push_back(promptTokens / std::chrono::duration<double>(t1 - t0).count());

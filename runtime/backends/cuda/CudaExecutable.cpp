@@ -250,6 +250,10 @@ Status CudaExecutable::initialize() {
     tileKernels_.push_back(tiles);
     wideKernels_.push_back(wide);
   }
+  if (Status s = check(api_, api_.cuModuleGetFunction(&argmax_, module_, "lathe_cuda_argmax"),
+                       "finding lathe_cuda_argmax in the GPU code");
+      !s)
+    return s;
   if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING),
                        "creating a CUDA stream");
       !s)
@@ -746,6 +750,47 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
   if (!result)
     rollBack(kv, lengths);
   return result;
+}
+
+Expected<std::vector<int32_t>> CudaExecutable::executeGreedy(const backend::Batch &batch,
+                                                             kv::PagedKVCache &kv) {
+  std::lock_guard<std::mutex> lock(step_);
+  const size_t rows = size_t(batch.logitRows());
+  // The ids come back through the page-locked logits memory (its first
+  // rows words), taken before the cache grows.
+  Expected<float *> host = logitsMemory(std::max<size_t>(rows, 1));
+  if (!host)
+    return host.error();
+  if (rows > greedyIdRows_) {
+    Expected<std::unique_ptr<backend::Buffer>> ids = device_.allocate(rows * sizeof(int32_t));
+    if (!ids)
+      return ids.error();
+    greedyIds_ = ids.take();
+    greedyIdRows_ = rows;
+  }
+  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
+  if (Status s = beginStep(batch, kv, lengths); !s)
+    return s.error();
+  Status ran = run(static_cast<int64_t>(batch.size()));
+  if (ran && rows > 0) {
+    CUdeviceptr ids = addressOf(*greedyIds_);
+    void *params[] = {&frameAddress_, &ids};
+    ran = check(api_,
+                api_.cuLaunchKernel(argmax_, unsigned(rows), 1, 1, LATHE_CUDA_THREADS, 1, 1, 0,
+                                    stream_, params, nullptr),
+                "picking the greedy tokens on the GPU");
+    if (ran)
+      ran = check(api_, api_.cuMemcpyDtoHAsync(*host, ids, rows * sizeof(int32_t), stream_),
+                  "copying the greedy tokens from the GPU");
+  }
+  if (ran)
+    ran = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
+  if (!ran) {
+    rollBack(kv, lengths);
+    return ran.error();
+  }
+  const int32_t *picked = reinterpret_cast<const int32_t *>(*host);
+  return std::vector<int32_t>(picked, picked + rows);
 }
 
 void CudaExecutable::swapStep(CudaLayerCarry &c) {

@@ -37,6 +37,10 @@ public:
   kv::KVLayout kvLayout(int64_t blocks) const override;
   Expected<std::span<const float>> execute(const backend::Batch &batch,
                                            kv::PagedKVCache &kv) override;
+  /// The step, then the module's lathe_cuda_argmax on its logits: only the
+  /// ids come back.
+  Expected<std::vector<int32_t>> executeGreedy(const backend::Batch &batch,
+                                               kv::PagedKVCache &kv) override;
   /// A step one layer group at a time: the group's run of the launch table
   /// (LatheCudaLaunch::step), on buffers, step data and a frame of the
   /// carry's own, so that other steps may run between the groups.
@@ -112,6 +116,11 @@ private:
   std::vector<CUfunction> tileKernels_;
   /// Each product launch's wide tiles (LatheCudaLaunch::wideBlocks).
   std::vector<CUfunction> wideKernels_;
+  /// The argmax of each logits row (executeGreedy), and the device ids it
+  /// writes (grown to the most logits rows a step has had).
+  CUfunction argmax_ = nullptr;
+  std::unique_ptr<backend::Buffer> greedyIds_;
+  size_t greedyIdRows_ = 0;
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;
   CUdeviceptr frameAddress_ = 0;
   bool pdl_ = false;

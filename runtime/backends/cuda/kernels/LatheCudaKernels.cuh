@@ -13,6 +13,7 @@
 // decoded in registers; no float copy of a weight is ever made.
 #pragma once
 
+#include "CudaArgmax.cuh"
 #include "CudaAttention.cuh"
 #include "CudaCommon.cuh"
 #include "CudaElementwise.cuh"

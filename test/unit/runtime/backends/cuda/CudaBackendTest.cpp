@@ -400,6 +400,43 @@ TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
   }
 }
 
+TEST_P(CudaBackendTest, GreedyStepsPickEachLogitsRowsArgmax) {
+  // The same steps on two caches, one returning logits, one only their
+  // rows' argmax (on the GPU): a prompt step of several sequences, then
+  // steps of one token each, of 6 and of 2 sequences (the tiles and the
+  // row kernels).
+  const int64_t context = gpu->config().context;
+  auto withLogits = gpu->createKVCache(6 * std::max<int64_t>(context, 16));
+  auto greedy = gpu->createKVCache(6 * std::max<int64_t>(context, 16));
+  ASSERT_TRUE(withLogits && greedy);
+  std::vector<backend::SequenceId> a, b;
+  Batch batch, same;
+  for (int i = 0; i < 6; ++i) {
+    a.push_back((*withLogits)->addSequence());
+    b.push_back((*greedy)->addSequence());
+    const std::vector<int32_t> p = prompt(vocab, int(std::min<int64_t>(2 + i, context / 2)), i);
+    batch.addChain(a.back(), p, 0, Batch::Logits::Last);
+    same.addChain(b.back(), p, 0, Batch::Logits::Last);
+  }
+  for (int step = 0; step < 3; ++step) {
+    auto logits = gpu->execute(batch, **withLogits);
+    ASSERT_TRUE(logits) << logits.error().message();
+    std::vector<int32_t> want;
+    for (size_t r = 0; r * vocab < logits->size(); ++r)
+      want.push_back(argmax(logits->subspan(r * vocab, vocab)));
+    auto ids = gpu->executeGreedy(same, **greedy);
+    ASSERT_TRUE(ids) << ids.error().message();
+    EXPECT_EQ(*ids, want) << "step " << step;
+    const size_t sequences = step == 0 ? 6 : 2;
+    batch.clear();
+    same.clear();
+    for (size_t i = 0; i < sequences && i < want.size(); ++i) {
+      batch.add(a[i], want[i], int32_t((*withLogits)->length(a[i])), -1, true);
+      same.add(b[i], want[i], int32_t((*greedy)->length(b[i])), -1, true);
+    }
+  }
+}
+
 TEST_P(CudaBackendTest, RollbackLeavesTheNextStepAsIfNeverWritten) {
   const std::vector<int32_t> start = prompt(vocab, 4, 3);
   const int64_t context = gpu->config().context;
