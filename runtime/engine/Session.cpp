@@ -33,24 +33,27 @@ Session::Session(std::shared_ptr<backend::Executable> executable,
   sequence_ = kv_->addSequence();
 }
 
-Expected<std::span<const float>> Session::forward(std::span<const int32_t> tokens,
-                                                  bool allLogits) {
+Status Session::prepare(std::span<const int32_t> tokens, backend::Batch::Logits logits) {
   if (tokens.empty())
     return Error("forward: no tokens to run");
   // Token ids and the context are checked by execute (validateBatch).
-  const int64_t position = this->position();
   batch_.clear();
-  batch_.addChain(sequence_, tokens, static_cast<int32_t>(position),
-                  allLogits ? backend::Batch::Logits::All : backend::Batch::Logits::Last);
+  batch_.addChain(sequence_, tokens, static_cast<int32_t>(position()), logits);
+  return Status::ok();
+}
+
+Expected<std::span<const float>> Session::forward(std::span<const int32_t> tokens,
+                                                  bool allLogits) {
+  if (Status s = prepare(tokens, allLogits ? backend::Batch::Logits::All
+                                           : backend::Batch::Logits::Last);
+      !s)
+    return s.error();
   return executable_->execute(batch_, *kv_);
 }
 
 Expected<int32_t> Session::forwardGreedy(std::span<const int32_t> tokens) {
-  if (tokens.empty())
-    return Error("forward: no tokens to run");
-  batch_.clear();
-  batch_.addChain(sequence_, tokens, static_cast<int32_t>(position()),
-                  backend::Batch::Logits::Last);
+  if (Status s = prepare(tokens, backend::Batch::Logits::Last); !s)
+    return s.error();
   Expected<std::vector<int32_t>> ids = executable_->executeGreedy(batch_, *kv_);
   if (!ids)
     return ids.error();

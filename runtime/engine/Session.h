@@ -70,6 +70,9 @@ private:
   std::shared_ptr<kv::PagedKVCache> kv_;
   backend::SequenceId sequence_ = 0;
   backend::Batch batch_;
+  /// batch_ = `tokens` appended to the sequence, with `logits`; fails on
+  /// no tokens.
+  Status prepare(std::span<const int32_t> tokens, backend::Batch::Logits logits);
 };
 
 } // namespace lathe

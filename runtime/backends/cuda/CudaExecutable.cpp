@@ -731,6 +731,22 @@ Expected<std::span<const float>> CudaExecutable::finishStep(float *logits) {
   return std::span<const float>(logits, count);
 }
 
+template <class Finish>
+auto CudaExecutable::runStep(const backend::Batch &batch, kv::PagedKVCache &kv, Finish &&finish)
+    -> decltype(finish()) {
+  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
+  if (Status s = beginStep(batch, kv, lengths); !s)
+    return s.error();
+  decltype(finish()) result = Error("");
+  if (Status s = run(static_cast<int64_t>(batch.size())); !s)
+    result = s.error();
+  else
+    result = finish();
+  if (!result)
+    rollBack(kv, lengths);
+  return result;
+}
+
 Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &batch,
                                                          kv::PagedKVCache &kv) {
   std::lock_guard<std::mutex> lock(step_);
@@ -739,17 +755,29 @@ Expected<std::span<const float>> CudaExecutable::execute(const backend::Batch &b
       logitsMemory(size_t(batch.logitRows()) * size_t(config().vocab));
   if (!logits)
     return logits.error();
-  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
-  if (Status s = beginStep(batch, kv, lengths); !s)
+  return runStep(batch, kv, [&] { return finishStep(*logits); });
+}
+
+Expected<std::vector<int32_t>> CudaExecutable::finishGreedy(size_t rows, int32_t *ids) {
+  if (rows > 0) {
+    CUdeviceptr device = addressOf(*greedyIds_);
+    void *params[] = {&frameAddress_, &device};
+    if (Status s = check(api_,
+                         api_.cuLaunchKernel(argmax_, unsigned(rows), 1, 1, LATHE_CUDA_THREADS,
+                                             1, 1, 0, stream_, params, nullptr),
+                         "picking the greedy tokens on the GPU");
+        !s)
+      return s.error();
+    if (Status s = check(api_,
+                         api_.cuMemcpyDtoHAsync(ids, device, rows * sizeof(int32_t), stream_),
+                         "copying the greedy tokens from the GPU");
+        !s)
+      return s.error();
+  }
+  if (Status s = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
+      !s)
     return s.error();
-  Expected<std::span<const float>> result = Error("");
-  if (Status s = run(static_cast<int64_t>(batch.size())); !s)
-    result = s.error();
-  else
-    result = finishStep(*logits);
-  if (!result)
-    rollBack(kv, lengths);
-  return result;
+  return std::vector<int32_t>(ids, ids + rows);
 }
 
 Expected<std::vector<int32_t>> CudaExecutable::executeGreedy(const backend::Batch &batch,
@@ -768,29 +796,8 @@ Expected<std::vector<int32_t>> CudaExecutable::executeGreedy(const backend::Batc
     greedyIds_ = ids.take();
     greedyIdRows_ = rows;
   }
-  std::vector<std::pair<backend::SequenceId, int64_t>> lengths;
-  if (Status s = beginStep(batch, kv, lengths); !s)
-    return s.error();
-  Status ran = run(static_cast<int64_t>(batch.size()));
-  if (ran && rows > 0) {
-    CUdeviceptr ids = addressOf(*greedyIds_);
-    void *params[] = {&frameAddress_, &ids};
-    ran = check(api_,
-                api_.cuLaunchKernel(argmax_, unsigned(rows), 1, 1, LATHE_CUDA_THREADS, 1, 1, 0,
-                                    stream_, params, nullptr),
-                "picking the greedy tokens on the GPU");
-    if (ran)
-      ran = check(api_, api_.cuMemcpyDtoHAsync(*host, ids, rows * sizeof(int32_t), stream_),
-                  "copying the greedy tokens from the GPU");
-  }
-  if (ran)
-    ran = check(api_, api_.cuStreamSynchronize(stream_), "running the step on the GPU");
-  if (!ran) {
-    rollBack(kv, lengths);
-    return ran.error();
-  }
-  const int32_t *picked = reinterpret_cast<const int32_t *>(*host);
-  return std::vector<int32_t>(picked, picked + rows);
+  return runStep(batch, kv,
+                 [&] { return finishGreedy(rows, reinterpret_cast<int32_t *>(*host)); });
 }
 
 void CudaExecutable::swapStep(CudaLayerCarry &c) {

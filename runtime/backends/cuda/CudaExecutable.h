@@ -93,6 +93,14 @@ private:
   Expected<float *> logitsMemory(size_t count);
   /// Queues the step's logits' copy to `logits`, then waits for the stream.
   Expected<std::span<const float>> finishStep(float *logits);
+  /// Queues the argmax of each of the step's `rows` logits rows and their
+  /// copy to `ids`, then waits for the stream (executeGreedy).
+  Expected<std::vector<int32_t>> finishGreedy(size_t rows, int32_t *ids);
+  /// One step of execute or executeGreedy: beginStep, run, then `finish`
+  /// (the results to the host); the cache rolled back if any fails.
+  template <class Finish>
+  auto runStep(const backend::Batch &batch, kv::PagedKVCache &kv, Finish &&finish)
+      -> decltype(finish());
   /// Exchanges the step state (buffers, step data, frame, layout) with a
   /// layered step's carry.
   void swapStep(CudaLayerCarry &carry);

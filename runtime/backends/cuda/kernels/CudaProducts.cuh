@@ -513,9 +513,11 @@ struct GatedRows {
   float *y;
   uint32_t *downParts = nullptr;
   __device__ const uint8_t *at(int row) const { return gate + int64_t(row) * RowBytesG; }
+  /// silu(g) * u, the output of the gate's and the up's sums.
+  __device__ static float swiglu(float g, float u) { return g / (1.0f + expf(-g)) * u; }
   /// Output row t, column n, from the gate's and the up's sums.
   __device__ void store(int t, int n, float g, float u) const {
-    y[int64_t(t) * N + n] = g / (1.0f + expf(-g)) * u;
+    y[int64_t(t) * N + n] = swiglu(g, u);
   }
   /// The same, and where downParts is set the value rounded as splitTokens
   /// rounds a Bf16Input (to nearest, ties to even) at downParts: the narrow
@@ -523,7 +525,7 @@ struct GatedRows {
   /// scattered 2-byte stores took the 2048-token gate/up launch from 344
   /// to 413 us against the split's 29, H200, 2026-12-04.)
   __device__ void storeWithParts(int t, int n, float g, float u) const {
-    const float v = g / (1.0f + expf(-g)) * u;
+    const float v = swiglu(g, u);
     y[int64_t(t) * N + n] = v;
     if (downParts)
       reinterpret_cast<__nv_bfloat16 *>(downParts)[bf16PartAt<N>(t, n)] = __float2bfloat16_rn(v);
