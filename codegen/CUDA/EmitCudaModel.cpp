@@ -147,10 +147,10 @@ public:
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)
-      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid,
+      out += fmt::format("    {{{}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}}},\n", l.grid,
                          l.blocks, l.sharedBytes, l.tileBlocks, l.wideBlocks, l.gather,
                          l.queryTile, l.step, l.wideMinTokens, l.wgmma, l.wgmmaArgs,
-                         l.narrowWritten);
+                         l.wgmmaPairBlocks, l.narrowWritten);
     out += "};\n\n";
     // The layout of each tensor on the GPU, which the runtime applies as
     // it copies the artifact's bytes there.
@@ -162,6 +162,26 @@ public:
       out += fmt::format("{}{}", t == 0 ? "" : t % 16 == 0 ? ",\n    " : ", ",
                          chosenLayout(tensors_[t]));
     out += tensors_.empty() ? "0};\n\n" : "};\n\n";
+    // The weights the wgmma tiles load by TMA, whose tensor maps the
+    // runtime encodes.
+    out += fmt::format("extern \"C\" __device__ int lathe_cuda_tma_weight_count = {};\n",
+                       tmaWeights_.size());
+    out += fmt::format("extern \"C\" __device__ LatheCudaTmaWeight lathe_cuda_tma_weights[{}] = {{",
+                       std::max<size_t>(tmaWeights_.size(), 1));
+    for (const auto &[tensor, w] : tmaWeights_)
+      out += fmt::format("\n    {{{}, {}, {}, {}}},", w.tensor, w.k, w.rows, w.rowBytes);
+    out += tmaWeights_.empty() ? "{0, 0, 0, 0}};\n\n" : "\n};\n\n";
+    // ... and the token rows they load so, a map by K and buffer.
+    std::vector<std::pair<int32_t, int32_t>> tokenMaps(tmaTokens_.size());
+    for (const auto &[key, index] : tmaTokens_)
+      tokenMaps[size_t(index)] = key;
+    out += fmt::format("extern \"C\" __device__ int lathe_cuda_tma_token_count = {};\n",
+                       tokenMaps.size());
+    out += fmt::format("extern \"C\" __device__ LatheCudaTmaTokens lathe_cuda_tma_tokens[{}] = {{",
+                       std::max<size_t>(tokenMaps.size(), 1));
+    for (const auto &[k, next] : tokenMaps)
+      out += fmt::format("\n    {{{}, {}}},", k, next);
+    out += tokenMaps.empty() ? "{0, 0}};\n\n" : "\n};\n\n";
     if (attentionScratchFloats_ > 0)
       out += fmt::format("// Attention over splits of the visible rows: each split's partial sums,\n"
                          "// and per token and head group the splits that have finished.\n"
@@ -211,7 +231,8 @@ private:
       wgmmaKernel = bodyKernel(wideBody, comment + ", on the tensor cores by wgmma",
                                "LATHE_CUDA_WGMMA_ATTENTION_BLOCKS");
     else if (!wideBody.empty() && wgmma)
-      wgmmaKernel = bodyKernel(wideBody, comment + ", on the tensor cores in wgmma tiles");
+      wgmmaKernel = bodyKernel(wideBody, comment + ", on the tensor cores in wgmma tiles", "1",
+                               LATHE_CUDA_WGMMA_THREADS);
     else if (!wideBody.empty())
       kernels_ += kernel("wide", i, 1,
                          bodyCall(wideBody, comment + ", on the tensor cores in wide tiles"));
@@ -288,7 +309,8 @@ private:
   /// be called (ptxas serializes wgmma in a function other than the
   /// kernel) yet recur in every layer.
   std::pair<int32_t, int32_t> bodyKernel(const std::string &marked, const std::string &comment,
-                                         const std::string &minBlocks = "1") {
+                                         const std::string &minBlocks = "1",
+                                         int threads = LATHE_CUDA_THREADS) {
     auto [text, offset] = bodyText(marked);
     auto [it, added] = argKernels_.try_emplace(text, int32_t(argKernels_.size()));
     if (added)
@@ -296,7 +318,7 @@ private:
                               "lathe_cuda_wgmma_{}(const LatheCudaFrame *frame, int args) {{\n"
                               "  const LatheCudaFrame &f = *frame;\n"
                               "  const int *a = lathe_cuda_args + args;\n{}}}\n\n",
-                              comment, LATHE_CUDA_THREADS, minBlocks, it->second, text);
+                              comment, threads, minBlocks, it->second, text);
     return {it->second, int32_t(offset)};
   }
   /// A kernel over each token's row: `width` elements spread over blocks
@@ -396,6 +418,9 @@ private:
       Rows single; // the rows of a single token's product, if other
       bool staged; // long prompts take the staged tiles (CudaStagedTiles.cuh)
       bool gated;  // GatedRows: gate and up
+      std::vector<uint32_t> weights; // the product's tensors (gate and up)
+      int64_t rowBytes;             // their rows' bytes
+      bool gather;                  // the classifier's gathered tokens
     };
     std::vector<Call> calls;
     const bool gather = products.front().gather;
@@ -405,8 +430,9 @@ private:
     auto stages = [&](const WeightCode &w, int64_t k) {
       return bf16 && w.type == "lathe_cuda::BF16" && w.rowBytes % 16 == 0 && k % 32 == 0;
     };
-    auto call = [&](const Rows &rows, int64_t k, int64_t n, bool staged, bool gated = false) {
-      calls.push_back({rows, k, n, rows, staged, gated});
+    auto call = [&](const Rows &rows, int64_t k, int64_t n, bool staged, bool gated,
+                    std::vector<uint32_t> weights, int64_t rowBytes) {
+      calls.push_back({rows, k, n, rows, staged, gated, std::move(weights), rowBytes, gather});
     };
     if (const std::optional<size_t> silu = fused_.gatedOf[step_]) {
       const plan::TensorInfo &gate = tensors_[products[0].weight];
@@ -426,14 +452,18 @@ private:
                 init + "}"},
            gate.shape[1], gate.shape[0],
            stages(*g, gate.shape[1]) && stages(*u, gate.shape[1]) && g->rowBytes == u->rowBytes,
-           true);
+           true, {products[0].weight, products[1].weight}, g->rowBytes);
       // With bf16 activations the narrow tiles write the down projection's
       // token rows as they finish (GatedRows::downParts); the row kernel,
       // for steps of fewer tokens, does not.
+      // Where the down projection takes wgmma tiles whenever these do,
+      // their wgmma tiles write its rows too, row-major (downRows).
       if (bf16 && int8Block == 0 && gate.shape[1] % 16 == 0 && gate.shape[0] % 16 == 0 &&
           downPartsWanted()) {
-        calls.back().rows.init = init + ", f.tokenParts}";
-        downParts_ = DownParts{output, launches_.size()};
+        const bool rows = calls.back().staged && gate.shape[1] % 64 == 0 &&
+                          downTakesWgmma(*silu, output, gate.shape[0]);
+        calls.back().rows.init = init + (rows ? ", f.tokenParts, true}" : ", f.tokenParts}");
+        downParts_ = DownParts{output, launches_.size(), rows};
       }
     } else {
       for (const Product &p : products) {
@@ -447,13 +477,14 @@ private:
                   fmt::format("{{f.weights[{}], f.buffers[{}], {}}}", A(p.weight),
                               A(add ? add->sum : p.output),
                               add ? fmt::format("f.buffers[{}]", A(add->other)) : "nullptr")},
-             info.shape[1], info.shape[0], stages(*w, info.shape[1]));
+             info.shape[1], info.shape[0], stages(*w, info.shape[1]), false, {p.weight},
+             w->rowBytes);
       }
       if (const std::optional<size_t> att = fused_.ropeProductOf[step_])
         ropeProduct(*att, calls[0].single, calls[1].single, calls[2].single);
     }
     std::string body, tileBody, wideBody;
-    int32_t tileBlocks = 0, wideBlocks = 0;
+    int32_t tileBlocks = 0, wideBlocks = 0, pairBlocks = 0;
     const int64_t k = calls.front().k; // the launch's products share their input
     // Staged products of whole 64-value stages take the wgmma tiles
     // (CudaWgmmaTiles.cuh), if all of the launch's do: its blocks' tokens
@@ -464,6 +495,10 @@ private:
     const bool partsWritten = downParts_ && downParts_->first + 2 == launches_.size() &&
                               k % 16 == 0 &&
                               downParts_->buffer == in && bf16 && int8Block == 0 && !norm;
+    const bool rowsWritten = partsWritten && downParts_->rows;
+    if (downParts_ && downParts_->rows && downParts_->buffer == in && !rowsWritten)
+      return Error("the down projection does not read the rows gate and up's wgmma tiles "
+                   "write for it (an emitter fault)");
     const bool writesParts = downParts_ && downParts_->first == launches_.size();
     if (!writesParts)
       downParts_.reset();
@@ -475,8 +510,7 @@ private:
         const int64_t wideTiles = (c.n + rows - 1) / rows;
         dispatch(wideBody, "  ", wideBlocks, int32_t(wideTiles), [&](int32_t first) {
           if (wgmma)
-            return fmt::format("lathe_cuda::wgmmaProduct<{}, {}>(f, {}, block.x - {}, block.y)",
-                               c.k, gather ? "true" : "false", c.rows.text(), first);
+            return wgmmaCall(c, 1, first, writesParts);
           if (c.staged)
             return fmt::format("lathe_cuda::stagedProduct<{}, {}>(f, {}, blockIdx.x - {})", c.k,
                                gather ? "true" : "false", c.rows.text(), first);
@@ -489,11 +523,27 @@ private:
                              c.k, gather ? "true" : "false", codes, c.rows.text(), first);
         });
       }
-      // wgmma blocks take the order wgmmaBlockIndex picks (token-major
+      // Launches without gate and up may take their wgmma blocks in pairs
+      // of 128-row tiles (LATHE_CUDA_WGMMA_PAIRED), which the kernel knows
+      // by its grid; all take the order wgmmaBlockIndex picks (token-major
       // where the weight tiles outnumber the token blocks).
-      if (wgmma)
+      if (wgmma) {
+        std::string pairBody;
+        if (std::none_of(calls.begin(), calls.end(), [](const Call &c) { return c.gated; }))
+          for (const Call &c : calls)
+            dispatch(pairBody, "    ", pairBlocks, int32_t((c.n + 255) / 256),
+                     [&](int32_t first) { return wgmmaCall(c, 2, first, writesParts); },
+                     "block.x");
+        if (pairBlocks == wideBlocks) // no fewer blocks (and no telling them apart)
+          pairBody.clear(), pairBlocks = 0;
         wideBody = "  const lathe_cuda::WgmmaBlockIndex block = lathe_cuda::wgmmaBlockIndex();\n" +
+                   (pairBody.empty()
+                        ? std::string()
+                        : fmt::format("  if (gridDim.x != {}) {{ // pairs of tiles\n{}    "
+                                      "return;\n  }}\n",
+                                      wideBlocks, pairBody)) +
                    wideBody;
+      }
       // Steps that take the tiles split the input rows first, once for
       // every block (at f.nextParts where this launch's narrow tiles write
       // the next one's; only for wide tiles where the launch before's
@@ -512,7 +562,10 @@ private:
                          gather ? "true" : "false", writesParts ? "true" : "false", A(in),
                          input),
              "", 0, 0, gather);
-      launches_.back().narrowWritten = partsWritten;
+      if (rowsWritten && !wgmma)
+        return Error("the down projection does not take the wgmma tiles that gate and up's "
+                     "write its rows for (an emitter fault)");
+      launches_.back().narrowWritten = rowsWritten ? 2 : partsWritten ? 1 : 0;
     }
     int64_t launchRows = 0;
     for (const Call &c : calls)
@@ -538,6 +591,7 @@ private:
            body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody, streamed ? 2 : 0,
            wideBlocks == 0 ? 0 : allStaged ? stagedMinTokens() : LATHE_CUDA_WIDE_MIN_TOKENS,
            wgmma && wideBlocks > 0);
+    launches_.back().wgmmaPairBlocks = pairBlocks;
     return Status::ok();
   }
   /// Wraps the q, k and v products' rows (PlainRows) of a launch that, for
@@ -561,6 +615,27 @@ private:
     k = rope(rk, k, element);
     v = Rows{fmt::format("lathe_cuda::CachedRows<{}, {}, {}>", v.type, element, kvWidth),
              fmt::format("{{{}, &f, {}}}", v.init, A(a.layer))};
+  }
+  /// A wgmma call of a launch's product `c` by blocks of `tiles` 128-row
+  /// weight tiles from block `first` of the dispatch on: its weights load
+  /// by TMA, a tensor map each (lathe_cuda_tma_weights), a plain weight's
+  /// once a tile, and its token rows (at f.nextParts if `next`) by the
+  /// tensor map of their K (lathe_cuda_tma_tokens).
+  template <class Call>
+  std::string wgmmaCall(const Call &c, int tiles, int32_t first, bool next) {
+    std::string maps;
+    for (int t = 0; t < (c.gated ? 1 : tiles); ++t)
+      for (uint32_t w : c.weights) {
+        maps += fmt::format("lathe_cuda::tensorMap(f, {}), ", A(w));
+        tmaWeights_.try_emplace(w, LatheCudaTmaWeight{int32_t(w), int32_t(c.k), int32_t(c.n),
+                                                      int32_t(c.rowBytes)});
+      }
+    const auto [at, added] =
+        tmaTokens_.try_emplace(std::pair(int32_t(c.k), int32_t(next)), int32_t(tmaTokens_.size()));
+    return fmt::format("lathe_cuda::wgmmaProduct<{}, {}{}>(f, {}, {{{{{}}}, "
+                       "lathe_cuda::tokenMap(f, {})}}, block.x - {}, block.y)",
+                       c.k, c.gather ? "true" : "false", tiles > 1 ? ", 2" : "", c.rows.text(),
+                       maps.substr(0, maps.size() - 2), at->second, first);
   }
   /// Appends to `out` the branch of a launch's dispatch that hands blocks
   /// [first, first + blocks) to the call `call(first)` writes, and advances
@@ -827,7 +902,25 @@ private:
   struct DownParts {
     uint32_t buffer;
     size_t first;
+    bool rows; // their wgmma tiles write them too (GatedRows::downRows)
   };
+  /// Whether the product after SwiGLU step `silu` (of `output`, `k` wide)
+  /// is the down projection alone on `output`, unnormalized, of bf16
+  /// activations and weights of whole 64-value stages: a launch that takes
+  /// wgmma tiles from the same token count as gate and up's.
+  bool downTakesWgmma(size_t silu, uint32_t output, int64_t k) const {
+    for (size_t i = silu + 1; i < plan_.steps.size(); ++i) {
+      const auto *m = std::get_if<plan::MatMulStep>(&plan_.steps[i]);
+      if (!m)
+        return false;
+      if (m->input != output)
+        continue;
+      Expected<WeightCode> w = weightCode(tensors_[m->weight]);
+      return w && m->activations == plan::Activations::Bf16 && !fused_.normOf[i] &&
+             w->type == "lathe_cuda::BF16" && w->rowBytes % 16 == 0 && k % 64 == 0;
+    }
+    return false;
+  }
   std::optional<DownParts> downParts_;
   std::string kernels_;
   /// bodyCall's arguments of every launch, its functions by body text and
@@ -837,6 +930,10 @@ private:
   std::string functions_;
   /// bodyKernel's kernels by body text.
   std::map<std::string, int32_t> argKernels_;
+  /// The weights the wgmma tiles load by TMA, by tensor index.
+  std::map<uint32_t, LatheCudaTmaWeight> tmaWeights_;
+  /// Their token rows' tensor maps, by {K, next}: the map's index.
+  std::map<std::pair<int32_t, int32_t>, int32_t> tmaTokens_;
 };
 
 } // namespace

@@ -47,6 +47,8 @@ Expected<CudaDevice *> CudaDevice::instance() {
       d->capability_ = major * 10 + minor;
       api.cuDeviceGetAttribute(&d->sharedPerBlock_,
                                CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev);
+      api.cuDeviceGetAttribute(&d->multiprocessors_, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                               dev);
       d->description_ = fmt::format("{} (sm_{})", name, d->capability_);
       return d;
     }();

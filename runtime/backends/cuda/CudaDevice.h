@@ -71,6 +71,8 @@ public:
   int computeCapability() const { return capability_; } // e.g. 90
   /// The most shared memory a block may ask for (cuFuncSetAttribute).
   int sharedPerBlock() const { return sharedPerBlock_; }
+  /// Its streaming multiprocessors (132 on an H200).
+  int multiprocessors() const { return multiprocessors_; }
   /// The first error of an operation that could not return one (copy),
   /// cleared once taken.
   Status takeError();
@@ -82,6 +84,7 @@ private:
   std::string description_;
   int capability_ = 0;
   int sharedPerBlock_ = 0;
+  int multiprocessors_ = 0;
   std::mutex errorMutex_;
   std::string error_;
 };

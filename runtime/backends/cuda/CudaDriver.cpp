@@ -37,6 +37,8 @@ Expected<DriverApi> resolve(void *library) {
   get(api.cuLaunchKernel, "cuLaunchKernel");
   api.cuLaunchKernelEx = reinterpret_cast<decltype(api.cuLaunchKernelEx)>(
       dlsym(library, "cuLaunchKernelEx")); // optional
+  api.cuTensorMapEncodeTiled = reinterpret_cast<decltype(api.cuTensorMapEncodeTiled)>(
+      dlsym(library, "cuTensorMapEncodeTiled")); // optional
   get(api.cuMemAlloc, "cuMemAlloc_v2");
   get(api.cuMemFree, "cuMemFree_v2");
   get(api.cuMemAllocHost, "cuMemAllocHost_v2");

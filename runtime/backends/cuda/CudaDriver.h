@@ -32,6 +32,7 @@ using CUgraphExec = CUgraphExec_st *;
 
 constexpr CUresult CUDA_SUCCESS = 0;
 // cuDeviceGetAttribute
+constexpr int CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
 constexpr int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
 constexpr int CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
@@ -46,6 +47,13 @@ constexpr int CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1;
 // stream finishes (programmatic dependent launch, sm_90 on); it waits in
 // griddepcontrol.wait before it reads what that one wrote
 constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
+// cuTensorMapEncodeTiled: the wgmma tiles' weight maps (CudaFrame.h's
+// LatheCudaTmaWeight), CUtensorMap's 128 bytes
+constexpr int CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 = 9;
+constexpr int CU_TENSOR_MAP_INTERLEAVE_NONE = 0;
+constexpr int CU_TENSOR_MAP_SWIZZLE_128B = 3;
+constexpr int CU_TENSOR_MAP_L2_PROMOTION_L2_256B = 3;
+constexpr int CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE = 0;
 
 struct CUlaunchAttribute {
   int id;
@@ -86,6 +94,11 @@ struct DriverApi {
   /// Null where the driver predates CUDA 12 (launches then go through
   /// cuLaunchKernel, without programmatic dependent launch).
   CUresult (*cuLaunchKernelEx)(const CUlaunchConfig *, CUfunction, void **, void **);
+  /// Null where the driver predates CUDA 12 (no TMA: long prompts' wgmma
+  /// tiles then cannot run, which the executable says when it loads).
+  CUresult (*cuTensorMapEncodeTiled)(void *, int, unsigned, void *, const uint64_t *,
+                                     const uint64_t *, const unsigned *, const unsigned *, int,
+                                     int, int, int);
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
   CUresult (*cuMemFree)(CUdeviceptr);
   CUresult (*cuMemAllocHost)(void **, size_t);

@@ -23,12 +23,12 @@ bool wideTiles(const LatheCudaLaunch &l, int64_t tokens) {
   return LATHE_CUDA_USE_WIDE_TILES(l.wideMinTokens, tokens);
 }
 /// The tokens of a block of product launch `l`'s tiles for `tokens` tokens:
-/// 16 (narrow), 64 (wide) or LATHE_CUDA_WGMMA_TOKENS (wgmma).
-int64_t blockTokens(const LatheCudaLaunch &l, int64_t tokens) {
+/// 16 (narrow), 64 (wide) or LATHE_CUDA_WGMMA_TOKENS (wgmma) for the
+/// wide tiles' grid of `wideGrid` blocks across the weight rows.
+int64_t blockTokens(const LatheCudaLaunch &l, int64_t tokens, int64_t wideGrid) {
   if (!wideTiles(l, tokens))
     return LATHE_CUDA_TILE_TOKENS;
-  return l.wgmma > 0 ? LATHE_CUDA_WGMMA_TOKENS(int64_t(l.wideBlocks), tokens)
-                     : LATHE_CUDA_WIDE_TOKENS;
+  return l.wgmma > 0 ? LATHE_CUDA_WGMMA_TOKENS(wideGrid, tokens) : LATHE_CUDA_WIDE_TOKENS;
 }
 /// Tokens rounded up to whole blocks of `unit` (LATHE_CUDA_TILE_ROUNDED):
 /// what the split launch covers and the tiles' grid counts in.
@@ -193,8 +193,13 @@ Status CudaExecutable::initialize() {
         l.tileBlocks < 0 || l.wideBlocks < 0 || (l.tileBlocks > 0) != (l.wideBlocks > 0) ||
         l.wideMinTokens < 0 || (l.wideBlocks > 0) != (l.wideMinTokens > 0) ||
         l.wgmma < 0 || (l.wgmma > 0 && l.wideBlocks == 0 && l.queryTile == 0) ||
-        l.wgmmaArgs < 0 ||
-        (l.narrowWritten != 0 && (l.narrowWritten != 1 || l.grid != LATHE_CUDA_GRID_SPLIT)) ||
+        l.wgmmaArgs < 0 || l.wgmmaPairBlocks < 0 ||
+        (l.wgmmaPairBlocks > 0 && (l.wgmma == 0 || l.wgmmaPairBlocks >= l.wideBlocks)) ||
+        (l.narrowWritten != 0 &&
+         (l.narrowWritten > 2 || l.grid != LATHE_CUDA_GRID_SPLIT || i == 0 || i + 1 >= count ||
+          (l.narrowWritten == 2 &&
+           (launches_[size_t(i) - 1].wgmma == 0 || launches_[size_t(i) + 1].wgmma == 0 ||
+            launches_[size_t(i) - 1].wideMinTokens != launches_[size_t(i) + 1].wideMinTokens)))) ||
         (l.gather != 0 && l.gather != 1) || l.queryTile < 0 ||
         (l.queryTile > 0 && (l.grid != LATHE_CUDA_GRID_PER_HEAD ||
                              (queryTile_ > 0 && l.queryTile != queryTile_))) ||
@@ -313,6 +318,11 @@ Status CudaExecutable::initialize() {
   if (Status s = uploadAddresses(device_, addresses, weightTable_, "weight"); !s)
     return s;
   host_.weights = reinterpret_cast<const uint8_t *const *>(addressOf(*weightTable_));
+  std::vector<size_t> tensorBytes;
+  for (size_t t = 0; t < tensors.size(); ++t)
+    tensorBytes.push_back(gpuBytes(t));
+  if (Status s = encodeWeightMaps(addresses, tensorBytes, global); !s)
+    return s;
   Expected<std::unique_ptr<backend::Buffer>> frame = device_.allocate(sizeof(LatheCudaFrame));
   if (!frame)
     return frame.error();
@@ -351,6 +361,101 @@ Status CudaExecutable::initialize() {
   return reserveRows(1);
 }
 
+Status CudaExecutable::encodeWeightMaps(
+    const std::vector<CUdeviceptr> &addresses, const std::vector<size_t> &tensorBytes,
+    const std::function<Status(const char *, void *, size_t)> &global) {
+  host_.weightMaps = nullptr;
+  int32_t count = 0;
+  if (Status s = global("lathe_cuda_tma_weight_count", &count, sizeof(count)); !s)
+    return s;
+  if (count < 0 || size_t(count) > addresses.size())
+    return Error(fmt::format("{}: its GPU code has a corrupt TMA weight table", artifact().path()));
+  // Only the sm_90a code (compute capability 9.0) runs wgmma and TMA; other
+  // GPUs run the PTX's staged tiles, which read the weights themselves.
+  int32_t tokenCount = 0;
+  if (Status s = global("lathe_cuda_tma_token_count", &tokenCount, sizeof(tokenCount)); !s)
+    return s;
+  if (tokenCount < 0 || tokenCount > 1024 || (tokenCount > 0) != (count > 0))
+    return Error(fmt::format("{}: its GPU code has a corrupt TMA token table", artifact().path()));
+  if (count == 0 || device_.computeCapability() != 90)
+    return Status::ok();
+  tokenMapEntries_.resize(size_t(tokenCount));
+  if (Status s = global("lathe_cuda_tma_tokens", tokenMapEntries_.data(),
+                        tokenMapEntries_.size() * sizeof(LatheCudaTmaTokens));
+      !s)
+    return s;
+  const uint64_t widest =
+      *std::max_element(plan_->bufferWidths.begin(), plan_->bufferWidths.end());
+  for (const LatheCudaTmaTokens &t : tokenMapEntries_)
+    if (t.k <= 0 || t.k % LATHE_CUDA_TMA_BOX_K != 0 || uint64_t(t.k) > widest ||
+        (t.next != 0 && t.next != 1))
+      return Error(fmt::format("{}: its GPU code has a corrupt TMA token table",
+                               artifact().path()));
+  std::vector<LatheCudaTmaWeight> entries(static_cast<size_t>(count));
+  if (Status s = global("lathe_cuda_tma_weights", entries.data(),
+                        entries.size() * sizeof(LatheCudaTmaWeight));
+      !s)
+    return s;
+  if (!api_.cuTensorMapEncodeTiled)
+    return Error(fmt::format("{}: its long-prompt products load weights by TMA, which this CUDA "
+                             "driver (before CUDA 12) lacks; update the driver",
+                             artifact().path()));
+  std::vector<uint8_t> maps(addresses.size() * LATHE_CUDA_TENSOR_MAP_BYTES);
+  for (const LatheCudaTmaWeight &w : entries) {
+    // A map reads rows x rowBytes bytes of its tensor: never past it.
+    if (w.tensor < 0 || size_t(w.tensor) >= addresses.size() || w.k <= 0 ||
+        w.k % LATHE_CUDA_TMA_BOX_K != 0 || w.rows <= 0 || w.rowBytes < 2 * int64_t(w.k) ||
+        w.rowBytes % 16 != 0 || int64_t(w.rows) * w.rowBytes > int64_t(tensorBytes[size_t(w.tensor)]))
+      return Error(fmt::format("{}: its GPU code has a corrupt TMA weight table",
+                               artifact().path()));
+    const uint64_t dims[2] = {uint64_t(w.k), uint64_t(w.rows)};
+    const uint64_t strides[1] = {uint64_t(w.rowBytes)};
+    const unsigned box[2] = {LATHE_CUDA_TMA_BOX_K, LATHE_CUDA_TMA_BOX_ROWS};
+    const unsigned elementStrides[2] = {1, 1};
+    CUresult r = api_.cuTensorMapEncodeTiled(
+        maps.data() + size_t(w.tensor) * LATHE_CUDA_TENSOR_MAP_BYTES,
+        CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
+        reinterpret_cast<void *>(uintptr_t(addresses[size_t(w.tensor)])), dims, strides, box,
+        elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (Status s = check(api_, r, fmt::format("encoding the tensor map of weight {}", w.tensor));
+        !s)
+      return s;
+  }
+  Expected<std::unique_ptr<backend::Buffer>> buffer = device_.allocate(maps.size());
+  if (!buffer)
+    return buffer.error();
+  weightMaps_ = buffer.take();
+  if (Status s = check(api_, api_.cuMemcpyHtoD(addressOf(*weightMaps_), maps.data(), maps.size()),
+                       "copying the weights' tensor maps to the GPU");
+      !s)
+    return s;
+  host_.weightMaps = reinterpret_cast<const uint8_t *>(addressOf(*weightMaps_));
+  return Status::ok();
+}
+
+Status CudaExecutable::encodeTokenMaps(CUdeviceptr maps, int64_t rows) {
+  std::vector<uint8_t> encoded(tokenMapEntries_.size() * LATHE_CUDA_TENSOR_MAP_BYTES);
+  for (size_t i = 0; i < tokenMapEntries_.size(); ++i) {
+    const LatheCudaTmaTokens &t = tokenMapEntries_[i];
+    const CUdeviceptr rowsAt = reinterpret_cast<CUdeviceptr>(t.next ? host_.nextParts
+                                                                     : host_.tokenParts);
+    const uint64_t dims[2] = {uint64_t(t.k), uint64_t(rows)};
+    const uint64_t strides[1] = {uint64_t(t.k) * 2};
+    const unsigned box[2] = {LATHE_CUDA_TMA_BOX_K, LATHE_CUDA_TMA_BOX_TOKENS};
+    const unsigned elementStrides[2] = {1, 1};
+    CUresult r = api_.cuTensorMapEncodeTiled(
+        encoded.data() + i * LATHE_CUDA_TENSOR_MAP_BYTES, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
+        reinterpret_cast<void *>(uintptr_t(rowsAt)), dims, strides, box, elementStrides,
+        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (Status s = check(api_, r, "encoding the tensor map of the token rows"); !s)
+      return s;
+  }
+  return check(api_, api_.cuMemcpyHtoD(maps, encoded.data(), encoded.size()),
+               "copying the token rows' tensor maps to the GPU");
+}
+
 kv::KVLayout CudaExecutable::kvLayout(int64_t blocks) const {
   return backend::kvLayoutOf(*plan_, blocks);
 }
@@ -383,8 +488,11 @@ Status CudaExecutable::reserveRows(int64_t rows) {
   // half the frame's nextParts.
   const uint64_t widest =
       *std::max_element(plan_->bufferWidths.begin(), plan_->bufferWidths.end());
-  const size_t partsBytes = size_t(tileRounded(capacity, LATHE_CUDA_MAX_BLOCK_TOKENS)) * widest * 6;
-  Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(2 * partsBytes);
+  const int64_t partsRows = tileRounded(capacity, LATHE_CUDA_MAX_BLOCK_TOKENS);
+  const size_t partsBytes = size_t(partsRows) * widest * 6;
+  // After them, the wgmma tiles' tensor maps of the rows (tokenMaps).
+  const size_t mapsBytes = tokenMapEntries_.size() * LATHE_CUDA_TENSOR_MAP_BYTES;
+  Expected<std::unique_ptr<backend::Buffer>> parts = device_.allocate(2 * partsBytes + mapsBytes);
   if (!parts)
     return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
                              parts.error().message()));
@@ -394,6 +502,13 @@ Status CudaExecutable::reserveRows(int64_t rows) {
   tokenParts_ = parts.take();
   host_.tokenParts = reinterpret_cast<uint32_t *>(addressOf(*tokenParts_));
   host_.nextParts = reinterpret_cast<uint32_t *>(addressOf(*tokenParts_) + partsBytes);
+  host_.tokenMaps = nullptr;
+  if (mapsBytes > 0) {
+    const CUdeviceptr maps = addressOf(*tokenParts_) + 2 * partsBytes;
+    if (Status s = encodeTokenMaps(maps, partsRows); !s)
+      return s;
+    host_.tokenMaps = reinterpret_cast<const uint8_t *>(maps);
+  }
   rowCapacity_ = capacity;
   host_.buffers = reinterpret_cast<float *const *>(addressOf(*bufferTable_));
   return Status::ok();
@@ -496,6 +611,19 @@ int64_t CudaExecutable::contextSplits(int64_t most) const {
   return splits;
 }
 
+int64_t CudaExecutable::wideGrid(const LatheCudaLaunch &l, int64_t tokens) const {
+  const int64_t tokenBlocks = (tokens + 127) / 128;
+  return wgmmaRuns(l) && LATHE_CUDA_WGMMA_PAIRED(int64_t(l.wideBlocks), int64_t(l.wgmmaPairBlocks),
+                                                 tokenBlocks,
+                                                 int64_t(std::max(1, device_.multiprocessors())))
+             ? l.wgmmaPairBlocks
+             : l.wideBlocks;
+}
+
+bool CudaExecutable::wgmmaRuns(const LatheCudaLaunch &l) const {
+  return l.wgmma > 0 && l.queryTile == 0 && device_.computeCapability() == 90;
+}
+
 int CudaExecutable::wgmmaShared() const {
   // The module's sm_90a code (compute capability 9.0) runs wgmma; any other
   // GPU runs its PTX, whose wgmma tiles fall back to the staged ones.
@@ -516,7 +644,7 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
     int32_t args = l.wgmmaArgs;
     void *wgmmaParams[] = {&frameAddress_, &args};
     void **params = frameParams;
-    unsigned gx = 1, gy = 1, gz = 1;
+    unsigned gx = 1, gy = 1, gz = 1, threads = LATHE_CUDA_THREADS;
     int64_t shared = l.sharedBytes;
     CUfunction fn = kernels_[i];
     const int64_t tokens = l.gather ? int64_t(layout_.logitTokens.size()) : rows;
@@ -549,26 +677,38 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
       if (!LATHE_CUDA_USE_TILES(1, tokens))
         continue;
       // The narrow tiles of the launch before wrote the token rows the
-      // narrow tiles of the launch after read.
-      if (l.narrowWritten != 0 && i > 0 && i + 1 < launches_.size() &&
-          !wideTiles(launches_[i - 1], tokens) && !wideTiles(launches_[i + 1], tokens))
-        continue;
+      // narrow tiles of the launch after read, or its wgmma tiles the rows
+      // the wgmma tiles after load (GatedRows::downRows).
+      if (l.narrowWritten != 0 && i > 0 && i + 1 < launches_.size()) {
+        const LatheCudaLaunch &before = launches_[i - 1], &after = launches_[i + 1];
+        if (!wideTiles(before, tokens) && !wideTiles(after, tokens))
+          continue;
+        if (l.narrowWritten == 2 && wideTiles(before, tokens) && wgmmaRuns(before))
+          continue;
+      }
       // As many token rows as the tiles of the product launch after it read.
       gx = unsigned(tileRounded(
-          tokens, i + 1 < launches_.size() ? blockTokens(launches_[i + 1], tokens)
-                                           : int64_t(LATHE_CUDA_TILE_TOKENS)));
+          tokens, i + 1 < launches_.size()
+                      ? blockTokens(launches_[i + 1], tokens, wideGrid(launches_[i + 1], tokens))
+                      : int64_t(LATHE_CUDA_TILE_TOKENS)));
       gy = unsigned(l.blocks);
+      // The wgmma tiles load the rows row-major by TMA.
+      if (i + 1 < launches_.size() && wideTiles(launches_[i + 1], tokens) &&
+          wgmmaRuns(launches_[i + 1]))
+        gz = LATHE_CUDA_SPLIT_ROWS;
       break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
         const bool wide = wideTiles(l, tokens);
-        const int64_t unit = blockTokens(l, tokens);
-        gx = unsigned(wide ? l.wideBlocks : l.tileBlocks);
+        gx = unsigned(wide ? wideGrid(l, tokens) : l.tileBlocks);
+        const int64_t unit = blockTokens(l, tokens, gx);
         gy = unsigned(tileRounded(tokens, unit) / unit);
         // The narrow blocks add their warps' tiles there; wgmma's stages.
         shared = !wide ? LATHE_CUDA_TILE_SHARED : l.wgmma > 0 ? wgmmaShared() : 0;
-        if (wide && l.wgmma > 0)
+        if (wide && l.wgmma > 0) {
           params = wgmmaParams; // the launch's offset in the argument table
+          threads = LATHE_CUDA_WGMMA_THREADS;
+        }
         fn = wide ? wideKernels_[i] : tileKernels_[i];
       } else {
         gx = unsigned(l.blocks);
@@ -582,12 +722,12 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
       CUlaunchAttribute attribute{};
       attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
       attribute.value.programmaticStreamSerializationAllowed = 1;
-      CUlaunchConfig config{gx,       gy,        gz, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
+      CUlaunchConfig config{gx,       gy,        gz, threads, 1, 1, unsigned(shared),
                             stream_, &attribute, 1};
       r = api_.cuLaunchKernelEx(&config, fn, params, nullptr);
     } else {
-      r = api_.cuLaunchKernel(fn, gx, gy, gz, LATHE_CUDA_THREADS, 1, 1, unsigned(shared),
-                              stream_, params, nullptr);
+      r = api_.cuLaunchKernel(fn, gx, gy, gz, threads, 1, 1, unsigned(shared), stream_, params,
+                              nullptr);
     }
     if (Status s = check(api_, r, fmt::format("launching GPU kernel {}", i)); !s)
       return s;
@@ -845,6 +985,7 @@ CudaExecutable::executeLayers(const backend::Batch &batch, kv::PagedKVCache &kv,
     if (!fresh) {
       fresh = std::make_unique<CudaLayerCarry>();
       fresh->host.weights = host_.weights;
+      fresh->host.weightMaps = host_.weightMaps;
       Expected<std::unique_ptr<backend::Buffer>> frame =
           device_.allocate(sizeof(LatheCudaFrame));
       if (!frame)

@@ -14,6 +14,7 @@
 #include "runtime/backends/cuda/kernels/CudaFrame.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -69,6 +70,25 @@ private:
   /// The dynamic shared memory of a block of wgmma tiles on this GPU
   /// (LatheCudaLaunch::wgmma).
   int wgmmaShared() const;
+  /// Whether product launch `l`'s wide tiles run on wgmma here (the sm_90a
+  /// code), which write the down projection's token rows where gate and
+  /// up's narrow tiles do (LatheCudaLaunch::narrowWritten).
+  bool wgmmaRuns(const LatheCudaLaunch &l) const;
+  /// The blocks across the weight rows of product launch `l`'s wide tiles
+  /// for `tokens` tokens: wideBlocks, or its pairs of wgmma tiles
+  /// (LATHE_CUDA_WGMMA_PAIRED).
+  int64_t wideGrid(const LatheCudaLaunch &l, int64_t tokens) const;
+  /// Encodes the tensor maps of the weights the wgmma tiles load by TMA
+  /// (the module's lathe_cuda_tma_weights) into weightMaps_, at each
+  /// tensor's index, where the sm_90a code runs; `global` reads a module
+  /// table.
+  /// Encodes the tensor maps of the wgmma tiles' token rows
+  /// (tokenMapEntries_) at the frame's tokenParts and nextParts, `rows`
+  /// rows each, into `maps` on the device.
+  Status encodeTokenMaps(CUdeviceptr maps, int64_t rows);
+  Status encodeWeightMaps(const std::vector<CUdeviceptr> &addresses,
+                          const std::vector<size_t> &tensorBytes,
+                          const std::function<Status(const char *, void *, size_t)> &global);
   /// The splits of a token's visible rows the one-token attention launches
   /// at most (grid z, with LATHE_CUDA_ATTENTION_SPLITS) in a step whose
   /// longest row list has `most` rows: 1 when splitting is off
@@ -130,6 +150,9 @@ private:
   std::unique_ptr<backend::Buffer> greedyIds_;
   size_t greedyIdRows_ = 0;
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;
+  std::unique_ptr<backend::Buffer> weightMaps_; // LatheCudaFrame::weightMaps
+  /// The module's lathe_cuda_tma_tokens where wgmma runs, else empty.
+  std::vector<LatheCudaTmaTokens> tokenMapEntries_;
   CUdeviceptr frameAddress_ = 0;
   bool pdl_ = false;
   bool graphs_ = true;

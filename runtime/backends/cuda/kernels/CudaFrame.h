@@ -12,13 +12,14 @@
  * launches, captured once in a CUDA graph, replay unchanged for the next.
  * Launch shapes: the grid of each launch follows its entry in the launch
  * table below; every block has LATHE_CUDA_THREADS threads, the block size
- * the kernels are written for. */
+ * the kernels are written for, except the wgmma tiles'
+ * (LATHE_CUDA_WGMMA_THREADS). */
 #ifndef LATHE_RUNTIME_BACKENDS_CUDA_KERNELS_CUDAFRAME_H
 #define LATHE_RUNTIME_BACKENDS_CUDA_KERNELS_CUDAFRAME_H
 
 #include <stdint.h>
 
-#define LATHE_CUDA_ABI_VERSION 22u
+#define LATHE_CUDA_ABI_VERSION 23u
 
 /* Threads per block of every kernel (8 warps). */
 #define LATHE_CUDA_THREADS 256
@@ -72,9 +73,51 @@
 #define LATHE_CUDA_WGMMA_TOKENS(wideBlocks, tokens) \
   ((wideBlocks) * (((tokens) + 127) / 128) >= 96 ? 128 : 64)
 #define LATHE_CUDA_WGMMA_SHARED (193 * 1024)
-/* Weight rows of a wgmma block: two 128-row tiles, the gate's and the up's
- * rows n .. n + 127 for gate and up (gated), rows n .. n + 255 of others. */
-#define LATHE_CUDA_WGMMA_ROWS(gated) ((gated) ? 128 : 256)
+/* Output rows of a wgmma block: rows n .. n + 127 of a weight, or of both
+ * gate and up (their product 256 rows wide); for launches without gate and
+ * up, blocks of two such tiles, 256 rows (LatheCudaLaunch::wgmmaPairBlocks),
+ * where a step's blocks of 128 rows would take at least twice as many waves
+ * of `sms` blocks and the pairs are blocks enough for 128 tokens each
+ * (LATHE_CUDA_WGMMA_TOKENS): fewer reads of each token row, for as many
+ * waves' work.
+ * H200, the Llama-3.2-1B shape's 2048-token down projection 100 -> 89 us
+ * with pairs, its q/k/v 44 -> 52 (more waves), 512-token products all
+ * slower (scripts/cuda-wgmma-check.cu, 2026-12-04). */
+#define LATHE_CUDA_WGMMA_ROWS(gated) 128
+#define LATHE_CUDA_WGMMA_PAIRED(blocks, pairBlocks, tokenBlocks, sms)           \
+  ((pairBlocks) > 0 && (pairBlocks) * (tokenBlocks) >= 96 &&                  \
+   2 * (((pairBlocks) * (tokenBlocks) + (sms) - 1) / (sms)) <=                 \
+       ((blocks) * (tokenBlocks) + (sms) - 1) / (sms))
+/* Threads of a wgmma tiles' block: two warpgroups multiply, a third loads
+ * their stages (the one kind of block not of LATHE_CUDA_THREADS). */
+#define LATHE_CUDA_WGMMA_THREADS 384
+/* The weights the wgmma tiles load by TMA (lathe_cuda_tma_weights): each a
+ * 2-D tensor map the runtime encodes (cuTensorMapEncodeTiled: bf16, k
+ * inner, `rows` rows `rowBytes` apart, boxes of 64 values by 128 rows in
+ * the 128-byte swizzle) into the frame's weightMaps at the tensor's index,
+ * LATHE_CUDA_TENSOR_MAP_BYTES each. */
+typedef struct LatheCudaTmaWeight {
+  int32_t tensor;
+  int32_t k;
+  int32_t rows;
+  int32_t rowBytes;
+} LatheCudaTmaWeight;
+#define LATHE_CUDA_TENSOR_MAP_BYTES 128
+#define LATHE_CUDA_TMA_BOX_K 64
+#define LATHE_CUDA_TMA_BOX_ROWS 128
+/* The token rows the wgmma tiles load by TMA (lathe_cuda_tma_tokens): for
+ * a wgmma launch, the split launch before it (grid z LATHE_CUDA_SPLIT_ROWS)
+ * writes its bf16 rows row-major, K values a row, at f.tokenParts (or
+ * f.nextParts: next), and the runtime encodes a 2-D tensor map of them
+ * (rows of 2 K bytes, as many as half the parts' room holds, boxes of 64
+ * values by LATHE_CUDA_TMA_BOX_TOKENS rows in the 128-byte swizzle) into
+ * the frame's tokenMaps, at the entry's index. */
+typedef struct LatheCudaTmaTokens {
+  int32_t k;
+  int32_t next;
+} LatheCudaTmaTokens;
+#define LATHE_CUDA_TMA_BOX_TOKENS 64
+#define LATHE_CUDA_SPLIT_ROWS 2
 #define LATHE_CUDA_WGMMA_FALLBACK_SHARED (49 * 1024)
 /* Tokens of the largest block of any tiles: the split token rows' room. */
 #define LATHE_CUDA_MAX_BLOCK_TOKENS 128
@@ -109,6 +152,13 @@ typedef struct LatheCudaFrame {
    * token rows at tokenParts as they finish (gate and up's for the down
    * projection) reads its own, split there. */
   uint32_t *nextParts;
+  /* The wgmma tiles' weight tensor maps, LATHE_CUDA_TENSOR_MAP_BYTES a
+   * tensor by artifact index (LatheCudaTmaWeight); null where wgmma does
+   * not run. */
+  const uint8_t *weightMaps;
+  /* Their token rows' tensor maps (LatheCudaTmaTokens), as many bytes a
+   * map, by the module's index; kept with the parts they map. */
+  const uint8_t *tokenMaps;
   /* [queryTileCount][3]: the query tiles of the tensor-core attention
    * (CudaFlashAttention.cuh), each {first token, tokens, the token that
    * sees the most rows}: runs of up to the launch's queryTile consecutive
@@ -136,7 +186,9 @@ typedef enum LatheCudaGrid {
                                       rows of the next launch's tensor-core products,
                                       split; run only when that launch takes its tiles
                                       (with `narrowWritten`, its wide ones, or the
-                                      launch before its wide ones) */
+                                      launch before its wide ones); z 2
+                                      (LATHE_CUDA_SPLIT_ROWS) where that launch takes
+                                      wgmma tiles */
   LATHE_CUDA_GRID_PER_TOKENS = 4   /* as PER_TOKEN, run only for steps of several
                                       tokens: for one token the launch before does its
                                       work (the q/k/v product its RoPE and KV store) */
@@ -191,9 +243,17 @@ typedef struct LatheCudaLaunch {
    * lathe_cuda_tiles_<i>; static shared memory only). */
   int32_t wgmma;
   int32_t wgmmaArgs;
+  /* wgmma product launches without gate and up: their blocks in pairs of
+   * 128-row tiles (LATHE_CUDA_WGMMA_PAIRED), which the kernel takes when
+   * its grid's x is not wideBlocks; else 0. */
+  int32_t wgmmaPairBlocks;
   /* Split launches: 1 where the narrow tiles of the product launch before
    * write the token rows of the one after (GatedRows' downParts): the
-   * split then runs only where either takes its wide tiles. */
+   * split then runs only where either takes its wide tiles; 2 where, in
+   * addition, both are wgmma launches of the same wideMinTokens whose
+   * wgmma tiles write them too (GatedRows' downRows): then it runs only
+   * where one takes narrow tiles and the other wide ones, or where wgmma
+   * does not run. */
   int32_t narrowWritten;
 } LatheCudaLaunch;
 

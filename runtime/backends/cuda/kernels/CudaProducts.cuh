@@ -435,6 +435,17 @@ template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRo
     const int64_t at = int64_t(t) * N + n;
     y[at] = Residual ? residual[at] + sum : sum;
   }
+  /// Output rows n and n + 1 of token t as store() writes them, in one
+  /// 8-byte store (n even, N even: the wgmma tiles' epilogue).
+  __device__ void storePair(int t, int n, float sum, float next) const {
+    const int64_t at = int64_t(t) * N + n;
+    float2 v = make_float2(sum, next);
+    if constexpr (Residual) {
+      const float2 r = *reinterpret_cast<const float2 *>(residual + at);
+      v = make_float2(r.x + sum, r.y + next);
+    }
+    *reinterpret_cast<float2 *>(y + at) = v;
+  }
   __device__ void operator()(const float *const *xs, const int *ys, int count, int n) const {
     dotRows<W, K, RowBytes>(w, n, xs, count, [&](const float *acc, int) {
       if (threadIdx.x % 32 == 0)
@@ -505,13 +516,16 @@ template <class Plain, typename E, int KvWidth> struct CachedRows : Plain {
 /// tiles read their token rows (f.tokenParts, partsAt), so that no split
 /// launch runs between the two for steps of a few tokens; the launch then
 /// reads its own input at f.nextParts (inputParts), which its split wrote
-/// there.
+/// there. With downRows set as well (the down projection takes wgmma tiles
+/// whenever these do), the wgmma tiles write y there too, as the bf16 rows
+/// the down projection's TMA loads (row-major), and no floats.
 template <class WG, class WU, int K, int N, int64_t RowBytesG, int64_t RowBytesU>
 struct GatedRows {
   static constexpr int kN = N;
   const uint8_t *gate, *up;
   float *y;
   uint32_t *downParts = nullptr;
+  bool downRows = false;
   __device__ const uint8_t *at(int row) const { return gate + int64_t(row) * RowBytesG; }
   /// silu(g) * u, the output of the gate's and the up's sums.
   __device__ static float swiglu(float g, float u) { return g / (1.0f + expf(-g)) * u; }
@@ -519,11 +533,22 @@ struct GatedRows {
   __device__ void store(int t, int n, float g, float u) const {
     y[int64_t(t) * N + n] = swiglu(g, u);
   }
+  /// Outputs n and n + 1 of token t in one 8-byte store (n even, N even),
+  /// or with downRows, rounded as splitTokens rounds a Bf16Input, in one
+  /// 4-byte store of the down projection's row-major token rows.
+  __device__ void storePair(int t, int n, float g, float u, float nextG, float nextU) const {
+    if (downRows) {
+      reinterpret_cast<uint32_t *>(downParts)[(int64_t(t) * N + n) / 2] =
+          bf16Pair(swiglu(g, u), swiglu(nextG, nextU));
+      return;
+    }
+    *reinterpret_cast<float2 *>(y + int64_t(t) * N + n) =
+        make_float2(swiglu(g, u), swiglu(nextG, nextU));
+  }
   /// The same, and where downParts is set the value rounded as splitTokens
   /// rounds a Bf16Input (to nearest, ties to even) at downParts: the narrow
-  /// tiles' epilogue. (The wide and wgmma epilogues keep the split: their
-  /// scattered 2-byte stores took the 2048-token gate/up launch from 344
-  /// to 413 us against the split's 29, H200, 2026-12-04.)
+  /// tiles' epilogue. (The wide and wgmma epilogues keep the split:
+  /// WgmmaTiles::storePair.)
   __device__ void storeWithParts(int t, int n, float g, float u) const {
     const float v = swiglu(g, u);
     y[int64_t(t) * N + n] = v;

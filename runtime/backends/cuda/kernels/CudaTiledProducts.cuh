@@ -189,7 +189,9 @@ template <class W, int64_t RowBytes> struct TileA {
 /// the RMSNorm of a NormedInput (the same floats as the rms_norm kernel),
 /// into three bf16 parts at f.tokenParts, k permuted as the tiles read A;
 /// a Bf16Input's rounded to bf16 (one part); an Int8Input's as its int8
-/// codes (one part) and each step's block scales (CudaProductInputs.cuh).
+/// codes (one part) and each step's block scales (CudaProductInputs.cuh);
+/// for a launch of wgmma tiles (grid z LATHE_CUDA_SPLIT_ROWS) a Bf16Input's
+/// rows row-major instead, K values a row, which their TMA loads.
 /// Gather: token t is row f.logitTokens[t] (the classifier). Next: at
 /// f.nextParts instead, for a launch whose tiles write the next one's
 /// token rows at f.tokenParts as they finish (inputParts).
@@ -243,8 +245,11 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
     if (!live)
       continue;
     if constexpr (kBf16<Input>) { // bf16 activations: the rounded values, one part
-      out[partsAt<K>(tt, k / 16, j, 0, lane)] =
-          make_uint2(bf16Pair(v[0], v[1]), bf16Pair(v[2], v[3]));
+      const uint2 rounded = make_uint2(bf16Pair(v[0], v[1]), bf16Pair(v[2], v[3]));
+      if (gridDim.z == LATHE_CUDA_SPLIT_ROWS) // for the wgmma tiles' TMA: row-major
+        out[(int64_t(t) * K + k) / 4] = rounded;
+      else
+        out[partsAt<K>(tt, k / 16, j, 0, lane)] = rounded;
       continue;
     }
     uint32_t low[3], high[3];

@@ -1,68 +1,111 @@
 // The staged wide tiles on Hopper's warpgroup MMA (wgmma, sm_90a): a long
 // prompt's bf16 products (bf16 weights, bf16 activations) as a GEMM runs
-// them. A block multiplies up to 128 tokens by two tiles of 128 weight
-// rows: the gate's and the up's rows n .. n + 127 of a GatedRows, rows n ..
-// n + 255 of a PlainRows. Its operands travel by cp.async, 64 values of k a
-// stage, into shared memory laid out as wgmma's 128-byte swizzle reads
-// them, stages ahead; each of its two warpgroups multiplies 64 tokens by
-// both tiles (m64n128k16), one group of wgmma in flight while the next
-// stage's copies are issued. Blocks of 64 tokens (for launches that would
-// otherwise have too few blocks to fill the GPU: LATHE_CUDA_WGMMA_TOKENS)
-// give each warpgroup half of each stage's k, and add the two warpgroups'
-// sums at the end. Same fusions and epilogue as the other tiles
-// (Rows::store). Part of LatheCudaKernels.cuh.
+// them. A block multiplies up to 128 tokens by 128 output rows: rows n ..
+// n + 127 of a PlainRows (m64n128k16), or the gate's and the up's rows n ..
+// n + 127 of a GatedRows (one m64n256k16 operand of both). Warp-specialized:
+// a third warpgroup loads stages of 64 values of k into a ring of shared
+// memory, the weights by TMA (tensor maps the runtime encodes,
+// LatheCudaTmaWeight) and the token rows by cp.async, both counted on
+// mbarriers (CudaTma.cuh), laid out as wgmma's 128-byte swizzle reads them;
+// the two others each multiply 64 tokens by the stage's rows, one group of
+// wgmma in flight, and hand the stage back. Blocks of 64 tokens (for
+// launches that would otherwise have too few blocks to fill the GPU:
+// LATHE_CUDA_WGMMA_TOKENS) give each multiplying warpgroup half of each
+// stage's k, and add the two warpgroups' sums at the end. Same fusions and
+// epilogue as the other tiles (Rows::store). Part of LatheCudaKernels.cuh.
 //
-// Why these shapes (H200, 2026-12-03, scripts/cuda-wgmma-check.cu): the
-// operands come from L2, whose bandwidth bounds a block's stage rate; a
-// 128-token block by 256 rows reads 48 KiB a stage for 4 MFLOP (the
-// mma.sync staged tiles, 128 rows by 64 tokens, 12 KiB for 0.5).
+// Why (H200, 2026-12-04, boost clocks, the Llama-3.2-1B shape's 2048-token
+// products): the same blocks with every thread copying by cp.async and a
+// __syncthreads a stage took gate/up 261 us, down 125, q/k/v 80, output 44;
+// loading apart by TMA 215, 100, 44 and 29 (cuBLAS 190, 86, 39, 26). 128
+// rows a block for plain weights, not 256: more blocks, fewer idle SMs in
+// the last wave (q/k/v 52 against 44 us with 256).
 //
 // Numerics: the products of bf16 values are exact in float, summed in
 // float by the tensor cores in their own order: results agree with the
 // mma.sync tiles to float rounding, not bit for bit.
 //
-// Elsewhere (PTX for other architectures; wgmma exists only on sm_90a) the
-// same blocks run as the mma.sync staged tiles, 128 rows by 64 tokens at a
-// time.
+// Elsewhere (PTX for other architectures; wgmma and TMA exist only on
+// sm_90a here) the same blocks run as the mma.sync staged tiles, 128 rows
+// by 64 tokens at a time, on the block's first 256 threads.
 #pragma once
 
 #include "CudaStagedTiles.cuh"
 
 namespace lathe_cuda {
 
-/// The two 128-row weight tiles of a wgmma block, by kind of rows: the
-/// gate's and the up's rows n .. n + 127 (GatedRows), or rows n .. n + 127
-/// and n + 128 .. n + 255 of one weight (PlainRows): row `r` of tile c.
-template <class Rows> struct WgmmaTiles;
-template <int K, int N, int64_t RowBytes, bool Residual>
-struct WgmmaTiles<PlainRows<BF16, K, N, RowBytes, Residual>> {
-  static constexpr int kRows = LATHE_CUDA_WGMMA_ROWS(false); // a block's rows
+/// The weight rows of a wgmma block, by kind of rows: Tiles (1 or 2)
+/// 128-row tiles of a PlainRows, rows n .. n + 128 Tiles - 1 (m64n128 or
+/// m64n256: LATHE_CUDA_WGMMA_PAIRED), or the gate's and the up's rows n ..
+/// n + 127 of a GatedRows (their 256 rows one m64n256 operand); kTiles
+/// tiles a stage, each from maps[c] at row n + kTileStep c, 64 kTiles
+/// accumulators a thread.
+template <class Rows, int Tiles> struct WgmmaTiles;
+template <int K, int N, int64_t RowBytes, bool Residual, int Tiles>
+struct WgmmaTiles<PlainRows<BF16, K, N, RowBytes, Residual>, Tiles> {
+  static constexpr int kTiles = Tiles, kTileStep = 128, kRows = 128 * Tiles;
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = PlainRows<BF16, K, N, RowBytes, Residual>;
   __device__ static const uint8_t *row(const Rows &r, int c, int n) {
     return r.at(min(n + 128 * c, N - 1));
   }
-  /// Stores the sums of output row n of tile 0 (s[0]) and of tile 1.
-  __device__ static void store(const Rows &r, int t, int n, const float (&s)[2]) {
-    if (n < N)
-      r.store(t, n, s[0]);
-    if (n + 128 < N)
-      r.store(t, n + 128, s[1]);
+  /// Stores the sums of output rows n + 128 c (s[c], tile c) and the rows
+  /// after them (next).
+  __device__ static void storePair(const Rows &r, int t, int n, const float (&s)[kTiles],
+                                   const float (&next)[kTiles]) {
+#pragma unroll
+    for (int c = 0; c < kTiles; ++c) {
+      const int row = n + 128 * c;
+      if (N % 2 == 0 && row + 1 < N) {
+        r.storePair(t, row, s[c], next[c]);
+        continue;
+      }
+      if (row < N)
+        r.store(t, row, s[c]);
+      if (row + 1 < N)
+        r.store(t, row + 1, next[c]);
+    }
   }
 };
 template <int K, int N, int64_t RowBytes>
-struct WgmmaTiles<GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>> {
-  static constexpr int kRows = LATHE_CUDA_WGMMA_ROWS(true);
+struct WgmmaTiles<GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>, 1> {
+  static constexpr int kTiles = 2, kTileStep = 0, kRows = 128;
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>;
   __device__ static const uint8_t *row(const Rows &r, int c, int n) {
     return (c == 0 ? r.gate : r.up) + int64_t(min(n, N - 1)) * RowBytes;
   }
-  __device__ static void store(const Rows &r, int t, int n, const float (&s)[2]) {
+  /// SwiGLU's outputs n and n + 1 (GatedRows::storePair: floats, or the
+  /// down projection's row-major bf16 rows). (Written as bf16 in the narrow
+  /// tiles' fragment order, for the down projection's loads by cp.async, a
+  /// 512-token prompt ran at 115k tokens/s against 122k: H200, 2026-12-04.)
+  __device__ static void storePair(const Rows &r, int t, int n, const float (&s)[kTiles],
+                                   const float (&next)[kTiles]) {
+    if (N % 2 == 0 && n + 1 < N) {
+      r.storePair(t, n, s[0], s[1], next[0], next[1]);
+      return;
+    }
     if (n < N)
       r.store(t, n, s[0], s[1]);
+    if (n + 1 < N)
+      r.store(t, n + 1, next[0], next[1]);
   }
 };
+/// The tensor maps of a wgmma block's weight tiles (LatheCudaTmaWeight):
+/// the plain weight's (twice for paired tiles), or the gate's and the up's;
+/// and of its token rows (LatheCudaTmaTokens).
+struct WgmmaMaps {
+  const void *map[2];
+  const void *tokens;
+};
+/// The tensor map of weight `tensor` (the frame's weightMaps).
+__device__ inline const void *tensorMap(const LatheCudaFrame &f, int tensor) {
+  return f.weightMaps + int64_t(tensor) * LATHE_CUDA_TENSOR_MAP_BYTES;
+}
+/// Token map `index` (the frame's tokenMaps).
+__device__ inline const void *tokenMap(const LatheCudaFrame &f, int index) {
+  return f.tokenMaps + int64_t(index) * LATHE_CUDA_TENSOR_MAP_BYTES;
+}
 /// A stage: 64 values of k, one 128-byte row of each token and weight row.
 constexpr int kWgmmaStageK = 64;
 /// A tile of 128 rows of one stage.
@@ -104,6 +147,41 @@ __device__ inline void wgmma64x128(float (&d)[64], uint64_t a, uint64_t b) {
                  "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                : "l"(a), "l"(b), "r"(1));
 }
+/// The same for 256 weight rows (two tiles of 128, one operand): d[4 j + e]
+/// row 8 j + 2 (l % 4) + e % 2 of the 256.
+__device__ inline void wgmma64x256(float (&d)[128], uint64_t a, uint64_t b) {
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
+               "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+               "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+               "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+               "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+               "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+               "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
+               "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
+               "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
+               "%128, %129, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                 "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                 "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                 "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                 "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                 "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                 "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                 "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+                 "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+                 "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
+                 "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
+                 "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
+                 "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
+                 "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
+                 "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
+                 "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+               : "l"(a), "l"(b), "r"(1));
+}
+/// wgmma of a block's 128 (one tile) or 256 rows (two).
+__device__ inline void wgmmaRows(float (&d)[64], uint64_t a, uint64_t b) { wgmma64x128(d, a, b); }
+__device__ inline void wgmmaRows(float (&d)[128], uint64_t a, uint64_t b) { wgmma64x256(d, a, b); }
 __device__ inline void wgmmaFence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ inline void wgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 template <int N> __device__ inline void wgmmaWait() {
@@ -126,147 +204,163 @@ static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
 
 /// Block (blockX, blockY) of a wgmma product of bf16 weights (Rows:
 /// PlainRows or GatedRows of BF16) whose bf16 token rows splitTokens left
-/// at f.tokenParts: WgmmaTiles' rows from blockX kRows on, Tokens (64 or
-/// 128) tokens from Tokens blockY on; Gather as in tiledProduct.
-template <int K, bool Gather, int Tokens, class Rows>
-__device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, int blockX, int blockY) {
-  using WT = WgmmaTiles<Rows>;
+/// row-major at f.tokenParts (or f.nextParts): output rows from kRows blockX on, Tokens (64 or 128)
+/// tokens from Tokens blockY on; Gather as in tiledProduct. Its
+/// LATHE_CUDA_WGMMA_THREADS threads: warpgroups 0 and 1 multiply, 2 loads.
+///
+/// The loading warpgroup's first thread fills stages of shared memory in a
+/// ring by TMA: each stage's weight tiles and token rows (`maps`: the split
+/// launch wrote the rows row-major, LATHE_CUDA_SPLIT_ROWS), counted on the
+/// stage's `full` barrier (one arrival that expects the stage's bytes).
+/// The multiplying warps wait on it, run the stage's wgmma, and once the
+/// group after has been issued and the stage's is done (one group in
+/// flight), release the stage on its `empty` barrier (one arrival a warp),
+/// which the loader waits on before refilling it. No __syncthreads in the
+/// loop: loads and products overlap across stages. (Tokens copied by
+/// cp.async from the narrow tiles' fragment order, by the loading
+/// warpgroup's 128 threads, left the products as slow as the tiles before:
+/// q/k/v of 2048 tokens 82 us, TMA for both operands 44.)
+template <int K, bool Gather, int Tokens, int Tiles, class Rows>
+__device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const WgmmaMaps &maps,
+                           int blockX, int blockY) {
+  using WT = WgmmaTiles<Rows, Tiles>;
   static_assert(Tokens == 64 || Tokens == 128, "blocks of 64 or 128 tokens");
   static_assert(K % kWgmmaStageK == 0 && WT::kRowBytes % 16 == 0,
                 "wgmma tiles take whole 64-k stages");
-  static_assert(kThreads == 256, "two warpgroups a block");
+  static_assert(kThreads == 256 && LATHE_CUDA_WGMMA_THREADS == 384,
+                "two warpgroups multiply, one loads");
   extern __shared__ __align__(1024) uint8_t wgmmaShared[];
   uint8_t *const base =
       wgmmaShared + ((1024 - (unsigned(__cvta_generic_to_shared(wgmmaShared)) & 1023)) & 1023);
   const int first = blockX * WT::kRows;
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  constexpr int C = 2; // weight tiles
+  constexpr int C = WT::kTiles; // 128-row weight tiles a stage
   // A stage: the tokens' 64 or 128 rows, then each weight tile's 128.
   constexpr int kTokenBytes = Tokens * 128;
-  constexpr int kStageBytes = kTokenBytes + C * kWgmmaTileBytes;
+  constexpr int kWeightBytes = C * kWgmmaTileBytes;
+  constexpr int kStageBytes = kTokenBytes + kWeightBytes;
   constexpr int kStages = kWgmmaStagedBytes / kStageBytes > 8 ? 8 : kWgmmaStagedBytes / kStageBytes;
-  static_assert(kStages >= 3, "a stage in use, one in flight and one loading");
-  // Stages loading ahead of the one multiplied: one more is still read by
-  // the wgmma group in flight.
-  constexpr int kAhead = kStages - 2;
+  static_assert(kStages >= 3, "a stage multiplied, one in flight and one loading");
   constexpr int kTiles = K / kWgmmaStageK;
-  const int warpgroup = threadIdx.x / 128, t0 = blockY * Tokens;
+  __shared__ __align__(8) uint64_t full[kStages], empty[kStages];
+  const int t0 = blockY * Tokens;
   const int tokens = Gather ? f.logitCount : f.rows;
-
-  // Copies of a stage: thread i takes chunk i % 8 of rows i / 8 + 32 r.
-  const int copyRow = threadIdx.x / 8, copyChunk = threadIdx.x % 8;
-  const uint8_t *weightRows[C][4];
-#pragma unroll
-  for (int c = 0; c < C; ++c)
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-      weightRows[c][r] = WT::row(rows, c, first + copyRow + 32 * r) + copyChunk * 16;
-  auto copyWeights = [&](int tile, int stage) {
-#pragma unroll
-    for (int c = 0; c < C; ++c)
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-        copyAsync16(base + stage * kStageBytes + kTokenBytes + c * kWgmmaTileBytes +
-                        wgmmaChunk(copyRow + 32 * r, copyChunk),
-                    weightRows[c][r] + tile * 128);
-  };
-  // Token t's 8 values from 8 h of step s sit at partsAt(t / 16, s, (t % 16)
-  // / 8, 0, 4 (t % 8) + 2 h) (splitTokens' fragments, bf16: one part).
-  const uint8_t *parts = reinterpret_cast<const uint8_t *>(inputParts(f, rows));
-  auto copyTokens = [&](int tile, int stage) {
-#pragma unroll
-    for (int r = 0; r < Tokens / 32; ++r) {
-      const int row = copyRow + 32 * r, t = t0 + row;
-      const int64_t at = partsAt<K>(t / 16, tile * 4 + copyChunk / 2, (t % 16) / 8, 0,
-                                    (t % 8) * 4 + 2 * (copyChunk % 2));
-      copyAsync16(base + stage * kStageBytes + wgmmaChunk(row, copyChunk), parts + at * 8);
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      barrierInit(&full[s], 1);
+      barrierInit(&empty[s], kThreads / 32);
     }
-  };
-
-  // Weights never depend on the kernel before: the first stages' are asked
-  // for before waiting for it, the tokens' after.
-#pragma unroll
-  for (int s = 0; s < kAhead; ++s)
-    if (s < kTiles)
-      copyWeights(s, s);
-  startStep();
-#pragma unroll
-  for (int s = 0; s < kAhead; ++s) {
-    if (s < kTiles)
-      copyTokens(s, s);
-    commitCopies();
+    fenceBarrierInits();
   }
+  __syncthreads();
+
+  if (threadIdx.x >= kThreads) { // the loading warpgroup's first thread
+    if (threadIdx.x != kThreads)
+      return;
+    auto loadWeights = [&](int tile, int stage) {
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        tensorLoad(base + stage * kStageBytes + kTokenBytes + c * kWgmmaTileBytes, maps.map[c],
+                   &full[stage], tile * kWgmmaStageK, first + WT::kTileStep * c);
+    };
+    // The split launch's bf16 token rows (row-major), 64 a box.
+    auto loadTokens = [&](int tile, int stage) {
+#pragma unroll
+      for (int h = 0; h < Tokens / LATHE_CUDA_TMA_BOX_TOKENS; ++h)
+        tensorLoad(base + stage * kStageBytes + h * LATHE_CUDA_TMA_BOX_TOKENS * 128, maps.tokens,
+                   &full[stage], tile * kWgmmaStageK, t0 + LATHE_CUDA_TMA_BOX_TOKENS * h);
+    };
+    // Weights never depend on the kernel before: the first stages' are
+    // asked for before waiting for it, the tokens' after.
+    for (int s = 0; s < kStages && s < kTiles; ++s) {
+      barrierArriveExpecting(&full[s], kStageBytes);
+      loadWeights(s, s);
+    }
+    startStep();
+    int stage = 0;
+    unsigned phase = 0;
+    for (int tile = 0; tile < kTiles; ++tile) {
+      if (tile >= kStages) {
+        barrierWait(&empty[stage], phase ^ 1); // the multiplying warps are done with it
+        barrierArriveExpecting(&full[stage], kStageBytes);
+        loadWeights(tile, stage);
+      }
+      loadTokens(tile, stage);
+      if (++stage == kStages)
+        stage = 0, phase ^= 1;
+    }
+    return;
+  }
+
+  startStep();
   // 128-token blocks: warpgroup w takes tokens 64 w .. and every step of
   // 16 k; 64-token blocks: both take the 64 tokens, warpgroup w steps 2 w
   // and 2 w + 1 of each stage.
+  const int warpgroup = threadIdx.x / 128, lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4;
   constexpr int kSteps = Tokens == 128 ? 4 : 2;
   const int tokenRow = Tokens == 128 ? 64 * warpgroup : 0;
   const int step0 = Tokens == 128 ? 0 : 2 * warpgroup;
-  float acc[C][64];
+  float acc[64 * C];
 #pragma unroll
-  for (int c = 0; c < C; ++c)
-#pragma unroll
-    for (int i = 0; i < 64; ++i)
-      acc[c][i] = 0, wgmmaKeep(acc[c][i]);
+  for (int i = 0; i < 64 * C; ++i)
+    acc[i] = 0, wgmmaKeep(acc[i]);
+  int stage = 0, previous = 0;
+  unsigned phase = 0;
   for (int tile = 0; tile < kTiles; ++tile) {
-    waitCopies<kAhead - 1>();
-    fenceProxyAsync();
-    __syncthreads(); // the stage is in; the stage refilled next is read by no wgmma
-    const int next = tile + kAhead;
-    if (next < kTiles) {
-      copyWeights(next, next % kStages);
-      copyTokens(next, next % kStages);
-    }
-    commitCopies();
-    const uint8_t *stage = base + (tile % kStages) * kStageBytes;
-    const uint64_t a = wgmmaDescriptor(stage + tokenRow * 128);
+    barrierWait(&full[stage], phase);
+    const uint8_t *at = base + stage * kStageBytes;
+    const uint64_t a = wgmmaDescriptor(at + tokenRow * 128), b = wgmmaDescriptor(at + kTokenBytes);
     wgmmaFence();
 #pragma unroll
     for (int s = 0; s < kSteps; ++s)
-#pragma unroll
-      for (int c = 0; c < C; ++c)
-        wgmma64x128(acc[c], a + 2 * (step0 + s),
-                    wgmmaDescriptor(stage + kTokenBytes + c * kWgmmaTileBytes) + 2 * (step0 + s));
+      wgmmaRows(acc, a + 2 * (step0 + s), b + 2 * (step0 + s));
     wgmmaCommit();
-    wgmmaWait<1>();
+    wgmmaWait<1>(); // the stage before's group is done: its stage is free
+    if (tile > 0 && lane == 0)
+      barrierArrive(&empty[previous]);
+    previous = stage;
+    if (++stage == kStages)
+      stage = 0, phase ^= 1;
   }
   wgmmaWait<0>();
 #pragma unroll
-  for (int c = 0; c < C; ++c)
-#pragma unroll
-    for (int i = 0; i < 64; ++i)
-      wgmmaKeep(acc[c][i]);
-  waitCopies<0>();
-  const int lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4;
+  for (int i = 0; i < 64 * C; ++i)
+    wgmmaKeep(acc[i]);
   if constexpr (Tokens == 64) {
-    // Warpgroup 1 hands its sums to warpgroup 0 through the stages.
+    // Warpgroup 1 hands its sums to warpgroup 0 through the stages, which
+    // every copy has filled and every wgmma read by now.
     float *partial = reinterpret_cast<float *>(base);
-    __syncthreads(); // every wgmma has read its stages
+    namedBarrier(1, kThreads);
     if (warpgroup == 1)
 #pragma unroll
-      for (int c = 0; c < C; ++c)
-#pragma unroll
-        for (int i = 0; i < 64; ++i)
-          partial[(c * 64 + i) * 128 + threadIdx.x % 128] = acc[c][i];
-    __syncthreads();
+      for (int i = 0; i < 64 * C; ++i)
+        partial[i * 128 + threadIdx.x % 128] = acc[i];
+    namedBarrier(1, kThreads);
     if (warpgroup == 1)
       return;
 #pragma unroll
-    for (int c = 0; c < C; ++c)
-#pragma unroll
-      for (int i = 0; i < 64; ++i)
-        acc[c][i] += partial[(c * 64 + i) * 128 + threadIdx.x];
+    for (int i = 0; i < 64 * C; ++i)
+      acc[i] += partial[i * 128 + threadIdx.x];
   }
+  // Thread (warp w, lane l) holds in acc[4 j + e] token 16 w + l / 4 + 8
+  // (e / 2), output row 8 j + 2 (l % 4) + e % 2: rows n and n + 1 in turn.
 #pragma unroll
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < 64; i += 2) {
     const int t = t0 + tokenRow + 16 * warp + lane / 4 + 8 * ((i % 4) / 2);
-    const float sums[2] = {acc[0][i], acc[1][i]};
+    const int n = first + 8 * (i / 4) + 2 * (lane % 4);
+    float sums[C], next[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      sums[c] = acc[64 * c + i], next[c] = acc[64 * c + i + 1];
     if (t < tokens)
-      WT::store(rows, t, first + 8 * (i / 4) + 2 * (lane % 4) + i % 2, sums);
+      WT::storePair(rows, t, n, sums, next);
   }
 #else
   // No wgmma: the mma.sync staged tiles, 128 rows by 64 tokens at a time,
-  // in the same shared memory.
+  // in the same shared memory, by the block's first 256 threads.
+  (void)maps;
+  if (threadIdx.x >= kThreads)
+    return;
   for (int r = 0; r < WT::kRows / 128; ++r)
     for (int h = 0; h < Tokens / 64; ++h) {
       stagedProduct<K, Gather>(f, rows, first / 128 + r, blockY * (Tokens / 16) + 4 * h, base);
@@ -301,15 +395,17 @@ __device__ inline WgmmaBlockIndex wgmmaBlockIndex() {
   return {int(id / gridDim.y), int(id % gridDim.y)};
 }
 
-/// Block (blockX, blockY) of a launch of wgmma products: blocks of
+/// Block (blockX, blockY) of a launch of wgmma products: blocks of Tiles
+/// 128-row weight tiles (2: LatheCudaLaunch::wgmmaPairBlocks) by
 /// LATHE_CUDA_WGMMA_TOKENS tokens for the launch's grid, as the host chose.
-template <int K, bool Gather, class Rows>
-__device__ void wgmmaProduct(const LatheCudaFrame &f, const Rows &rows, int blockX, int blockY) {
+template <int K, bool Gather, int Tiles = 1, class Rows>
+__device__ void wgmmaProduct(const LatheCudaFrame &f, const Rows &rows, const WgmmaMaps &maps,
+                             int blockX, int blockY) {
   const int tokens = Gather ? f.logitCount : f.rows;
   if (LATHE_CUDA_WGMMA_TOKENS(int(gridDim.x), tokens) == 128)
-    wgmmaBlock<K, Gather, 128>(f, rows, blockX, blockY);
+    wgmmaBlock<K, Gather, 128, Tiles>(f, rows, maps, blockX, blockY);
   else
-    wgmmaBlock<K, Gather, 64>(f, rows, blockX, blockY);
+    wgmmaBlock<K, Gather, 64, Tiles>(f, rows, maps, blockX, blockY);
 }
 
 } // namespace lathe_cuda

@@ -24,5 +24,6 @@
 #include "CudaProducts.cuh"
 #include "CudaTiledProducts.cuh"
 #include "CudaStagedTiles.cuh"
+#include "CudaTma.cuh"
 #include "CudaWgmmaAttention.cuh"
 #include "CudaWgmmaTiles.cuh"

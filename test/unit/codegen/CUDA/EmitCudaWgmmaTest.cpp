@@ -1,0 +1,61 @@
+// How the CUDA target's generated code hands the wgmma tiles their weights
+// (CudaWgmmaTiles.cuh): each bf16 weight of a launch whose products all
+// take whole 64-value stages is listed in lathe_cuda_tma_weights (its
+// tensor, k, rows and row bytes: what the runtime encodes a TMA tensor map
+// from), the launch's call names each map, and its kernel has the three
+// warpgroups (LATHE_CUDA_WGMMA_THREADS) that load and multiply. Other
+// products list nothing.
+#include "codegen/CUDA/EmitCudaModel.h"
+
+#include <gtest/gtest.h>
+
+namespace lathe::codegen {
+namespace {
+
+using namespace plan;
+
+TensorInfo bf16Weight(int64_t n, int64_t k) { return TensorInfo{"w", ElementType::BF16, {n, k}}; }
+
+/// One grouped product of input 0 (k wide) into buffers 1 and 2, with bf16
+/// activations (the wgmma tiles' operands).
+KernelPlan products(int64_t k, int64_t n0, int64_t n1) {
+  KernelPlan plan;
+  plan.bufferWidths = {uint64_t(k), uint64_t(n0), uint64_t(n1)};
+  plan.steps = {MatMulsStep{0, {0, 1}, {1, 2}, Activations::Bf16}};
+  plan.logits = 2;
+  return plan;
+}
+
+TEST(EmitCudaWgmmaTest, WeightsOfWholeStagesGetTensorMaps) {
+  Expected<std::string> code =
+      emitCudaModel(products(1024, 384, 64), {bf16Weight(384, 1024), bf16Weight(64, 1024)});
+  ASSERT_TRUE(code) << code.error().message();
+  EXPECT_NE(code->find("lathe_cuda_tma_weight_count = 2;"), std::string::npos);
+  // {tensor, k, rows, row bytes}
+  EXPECT_NE(code->find("{0, 1024, 384, 2048},\n    {1, 1024, 64, 2048},"), std::string::npos)
+      << *code;
+  EXPECT_NE(code->find("lathe_cuda::tensorMap(f, a["), std::string::npos);
+  // LATHE_CUDA_WGMMA_THREADS: two multiplying warpgroups and a loading one.
+  EXPECT_NE(code->find("__launch_bounds__(384, 1) lathe_cuda_wgmma_0"), std::string::npos);
+  // 384 rows: three blocks of LATHE_CUDA_WGMMA_ROWS, then the second weight's.
+  EXPECT_NE(code->find("if (block.x < 3)"), std::string::npos);
+  EXPECT_NE(code->find("block.x - 3, block.y"), std::string::npos);
+}
+
+TEST(EmitCudaWgmmaTest, OtherProductsListNoWeights) {
+  // Rows of 96 values: the staged tiles' 32-value stages, not wgmma's 64.
+  Expected<std::string> staged =
+      emitCudaModel(products(96, 64, 64), {bf16Weight(64, 96), bf16Weight(64, 96)});
+  ASSERT_TRUE(staged) << staged.error().message();
+  EXPECT_NE(staged->find("lathe_cuda_tma_weight_count = 0;"), std::string::npos);
+  EXPECT_EQ(staged->find("wgmmaProduct"), std::string::npos);
+  // f32 weights: no staged tiles at all.
+  Expected<std::string> floats = emitCudaModel(
+      products(1024, 64, 64), {TensorInfo{"w", ElementType::F32, {64, 1024}},
+                               TensorInfo{"w", ElementType::F32, {64, 1024}}});
+  ASSERT_TRUE(floats) << floats.error().message();
+  EXPECT_NE(floats->find("lathe_cuda_tma_weight_count = 0;"), std::string::npos);
+}
+
+} // namespace
+} // namespace lathe::codegen
