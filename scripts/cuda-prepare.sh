@@ -34,6 +34,10 @@ compile "$tiny" --kv=f16 --quant=int4:group=32:asym -o "$out/artifacts/tiny-int4
 # Grouped-query attention, head_dim 64, rotate-half RoPE, bf16, untied.
 gqa=$root/test/data/gqa-test-config.json
 compile "$gqa" --synthetic-weights -o "$out/artifacts/gqa-bf16.lathe"
+# The same for sm_90 without its "a" features: an H100/H200 then runs the
+# staged tiles in place of wgmma and TMA (lathe_cuda_wgmma_code 0).
+"$build/bin/lathe-compile" "$gqa" --synthetic-weights --kv=bf16 --target=cuda:sm_90 -q \
+  -o "$out/artifacts/gqa-kvbf16-sm90.lathe"
 compile "$gqa" --synthetic-weights --quant=int8:group=32 --kv=bf16 -o "$out/artifacts/gqa-int8-kvbf16.lathe"
 # A long context: decoding after a 1100-token prompt splits each token's
 # rows over 5 blocks of the one-token attention (CudaAttention.cuh).

@@ -144,6 +144,7 @@ public:
         plan::planHash(plan_));
     out += fmt::format("extern \"C\" __device__ int lathe_cuda_launch_count = {};\n",
                        launches_.size());
+    out += "extern \"C\" __device__ int lathe_cuda_wgmma_code = LATHE_CUDA_WGMMA_CODE;\n";
     out += fmt::format("extern \"C\" __device__ LatheCudaLaunch lathe_cuda_launches[{}] = {{\n",
                        launches_.size());
     for (const LatheCudaLaunch &l : launches_)

@@ -152,9 +152,10 @@ Status CudaExecutable::initialize() {
     module_ = nullptr;
     if (r == CUDA_ERROR_NO_BINARY_FOR_GPU)
       return Error(fmt::format("{}: its GPU code was built for {}, which {} cannot run; "
-                               "recompile with --target=cuda:sm_{}",
+                               "recompile with --target=cuda:sm_{}{}",
                                artifact().path(), code.archs, device_.description(),
-                               device_.computeCapability()));
+                               device_.computeCapability(),
+                               device_.computeCapability() == 90 ? "a" : ""));
     return Error(fmt::format("{}: the CUDA driver cannot load its GPU code: {}",
                              artifact().path(), describe(api_, r)));
   }
@@ -179,6 +180,12 @@ Status CudaExecutable::initialize() {
                              artifact().path()));
   if (Status s = global("lathe_cuda_launch_count", &count, sizeof(count)); !s)
     return s;
+  // Whether the code the driver loaded (of the module's archs) is the one
+  // with wgmma and TMA.
+  int32_t wgmmaCode = 0;
+  if (Status s = global("lathe_cuda_wgmma_code", &wgmmaCode, sizeof(wgmmaCode)); !s)
+    return s;
+  wgmmaCode_ = wgmmaCode == 1;
   if (count <= 0 || count > 100000)
     return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
   launches_.resize(size_t(count));
@@ -377,7 +384,7 @@ Status CudaExecutable::encodeWeightMaps(
     return s;
   if (tokenCount < 0 || tokenCount > 1024 || (tokenCount > 0) != (count > 0))
     return Error(fmt::format("{}: its GPU code has a corrupt TMA token table", artifact().path()));
-  if (count == 0 || device_.computeCapability() != 90)
+  if (count == 0 || !wgmmaCode_)
     return Status::ok();
   tokenMapEntries_.resize(size_t(tokenCount));
   if (Status s = global("lathe_cuda_tma_tokens", tokenMapEntries_.data(),
@@ -434,12 +441,12 @@ Status CudaExecutable::encodeWeightMaps(
   return Status::ok();
 }
 
-Status CudaExecutable::encodeTokenMaps(CUdeviceptr maps, int64_t rows) {
+Status CudaExecutable::encodeTokenMaps(CUdeviceptr maps, int64_t rows, CUdeviceptr tokenParts,
+                                       CUdeviceptr nextParts) {
   std::vector<uint8_t> encoded(tokenMapEntries_.size() * LATHE_CUDA_TENSOR_MAP_BYTES);
   for (size_t i = 0; i < tokenMapEntries_.size(); ++i) {
     const LatheCudaTmaTokens &t = tokenMapEntries_[i];
-    const CUdeviceptr rowsAt = reinterpret_cast<CUdeviceptr>(t.next ? host_.nextParts
-                                                                     : host_.tokenParts);
+    const CUdeviceptr rowsAt = t.next ? nextParts : tokenParts;
     const uint64_t dims[2] = {uint64_t(t.k), uint64_t(rows)};
     const uint64_t strides[1] = {uint64_t(t.k) * 2};
     const unsigned box[2] = {LATHE_CUDA_TMA_BOX_K, LATHE_CUDA_TMA_BOX_TOKENS};
@@ -496,19 +503,21 @@ Status CudaExecutable::reserveRows(int64_t rows) {
   if (!parts)
     return Error(fmt::format("cannot allocate activation buffers for {} tokens: {}", rows,
                              parts.error().message()));
+  // The maps first: a failure leaves the executable's buffers as they were.
+  const CUdeviceptr partsAt = addressOf(**parts);
+  if (mapsBytes > 0)
+    if (Status s = encodeTokenMaps(partsAt + 2 * partsBytes, partsRows, partsAt,
+                                   partsAt + partsBytes);
+        !s)
+      return s;
   if (Status s = uploadAddresses(device_, addresses, bufferTable_, "buffer"); !s)
     return s;
   activations_ = std::move(grown);
   tokenParts_ = parts.take();
-  host_.tokenParts = reinterpret_cast<uint32_t *>(addressOf(*tokenParts_));
-  host_.nextParts = reinterpret_cast<uint32_t *>(addressOf(*tokenParts_) + partsBytes);
-  host_.tokenMaps = nullptr;
-  if (mapsBytes > 0) {
-    const CUdeviceptr maps = addressOf(*tokenParts_) + 2 * partsBytes;
-    if (Status s = encodeTokenMaps(maps, partsRows); !s)
-      return s;
-    host_.tokenMaps = reinterpret_cast<const uint8_t *>(maps);
-  }
+  host_.tokenParts = reinterpret_cast<uint32_t *>(partsAt);
+  host_.nextParts = reinterpret_cast<uint32_t *>(partsAt + partsBytes);
+  host_.tokenMaps =
+      mapsBytes > 0 ? reinterpret_cast<const uint8_t *>(partsAt + 2 * partsBytes) : nullptr;
   rowCapacity_ = capacity;
   host_.buffers = reinterpret_cast<float *const *>(addressOf(*bufferTable_));
   return Status::ok();
@@ -621,14 +630,13 @@ int64_t CudaExecutable::wideGrid(const LatheCudaLaunch &l, int64_t tokens) const
 }
 
 bool CudaExecutable::wgmmaRuns(const LatheCudaLaunch &l) const {
-  return l.wgmma > 0 && l.queryTile == 0 && device_.computeCapability() == 90;
+  return l.wgmma > 0 && l.queryTile == 0 && wgmmaCode_;
 }
 
 int CudaExecutable::wgmmaShared() const {
-  // The module's sm_90a code (compute capability 9.0) runs wgmma; any other
-  // GPU runs its PTX, whose wgmma tiles fall back to the staged ones.
-  return device_.computeCapability() == 90 ? LATHE_CUDA_WGMMA_SHARED
-                                           : LATHE_CUDA_WGMMA_FALLBACK_SHARED;
+  // The module's sm_90a code runs wgmma; other code (sm_90 without its
+  // features, the PTX on later GPUs) falls back to the staged tiles.
+  return wgmmaCode_ ? LATHE_CUDA_WGMMA_SHARED : LATHE_CUDA_WGMMA_FALLBACK_SHARED;
 }
 
 bool CudaExecutable::flashAttention(int64_t rows) const {
@@ -707,7 +715,8 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
         shared = !wide ? LATHE_CUDA_TILE_SHARED : l.wgmma > 0 ? wgmmaShared() : 0;
         if (wide && l.wgmma > 0) {
           params = wgmmaParams; // the launch's offset in the argument table
-          threads = LATHE_CUDA_WGMMA_THREADS;
+          if (wgmmaRuns(l)) // else its staged tiles, on LATHE_CUDA_THREADS
+            threads = LATHE_CUDA_WGMMA_THREADS;
         }
         fn = wide ? wideKernels_[i] : tileKernels_[i];
       } else {

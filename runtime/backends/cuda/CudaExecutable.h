@@ -83,9 +83,10 @@ private:
   /// tensor's index, where the sm_90a code runs; `global` reads a module
   /// table.
   /// Encodes the tensor maps of the wgmma tiles' token rows
-  /// (tokenMapEntries_) at the frame's tokenParts and nextParts, `rows`
-  /// rows each, into `maps` on the device.
-  Status encodeTokenMaps(CUdeviceptr maps, int64_t rows);
+  /// (tokenMapEntries_) at `tokenParts` and `nextParts` (LatheCudaFrame's),
+  /// `rows` rows each, into `maps` on the device.
+  Status encodeTokenMaps(CUdeviceptr maps, int64_t rows, CUdeviceptr tokenParts,
+                         CUdeviceptr nextParts);
   Status encodeWeightMaps(const std::vector<CUdeviceptr> &addresses,
                           const std::vector<size_t> &tensorBytes,
                           const std::function<Status(const char *, void *, size_t)> &global);
@@ -153,6 +154,8 @@ private:
   std::unique_ptr<backend::Buffer> weightMaps_; // LatheCudaFrame::weightMaps
   /// The module's lathe_cuda_tma_tokens where wgmma runs, else empty.
   std::vector<LatheCudaTmaTokens> tokenMapEntries_;
+  /// Whether the loaded code runs wgmma and TMA (lathe_cuda_wgmma_code).
+  bool wgmmaCode_ = false;
   CUdeviceptr frameAddress_ = 0;
   bool pdl_ = false;
   bool graphs_ = true;

@@ -55,6 +55,12 @@ __device__ inline void tensorLoad(void *to, const void *map, uint64_t *barrier, 
                "l"(reinterpret_cast<uint64_t>(map)), "r"(sharedAddress(barrier)), "r"(inner), "r"(outer)
                : "memory");
 }
+/// Makes the 128-byte tensor map at `map` in global memory, written before
+/// the kernel by copies (the generic proxy), visible to this thread's TMA
+/// loads through it (the tensormap proxy).
+__device__ inline void acquireTensorMap(const void *map) {
+  asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"(map) : "memory");
+}
 /// Waits for the threads of `count` (a multiple of 32) that take named
 /// barrier `id` (not 0, __syncthreads').
 __device__ inline void namedBarrier(int id, int count) {

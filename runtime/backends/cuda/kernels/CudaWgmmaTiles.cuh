@@ -32,6 +32,16 @@
 
 #include "CudaStagedTiles.cuh"
 
+/* 1 in the code that runs wgmma and TMA (sm_90a), 0 elsewhere: the
+ * generated module's lathe_cuda_wgmma_code, which tells the runtime how
+ * the code it loaded takes the wgmma launches (their threads, shared
+ * memory, split rows and tensor maps). */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LATHE_CUDA_WGMMA_CODE 1
+#else
+#define LATHE_CUDA_WGMMA_CODE 0
+#endif
+
 namespace lathe_cuda {
 
 /// The weight rows of a wgmma block, by kind of rows: Tiles (1 or 2)
@@ -270,6 +280,12 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
         tensorLoad(base + stage * kStageBytes + h * LATHE_CUDA_TMA_BOX_TOKENS * 128, maps.tokens,
                    &full[stage], tile * kWgmmaStageK, t0 + LATHE_CUDA_TMA_BOX_TOKENS * h);
     };
+    // The maps were written by copies to global memory, which TMA's reads
+    // of them (the tensormap proxy) must see.
+#pragma unroll
+    for (int c = 0; c < C; ++c)
+      acquireTensorMap(maps.map[c]);
+    acquireTensorMap(maps.tokens);
     // Weights never depend on the kernel before: the first stages' are
     // asked for before waiting for it, the tokens' after.
     for (int s = 0; s < kStages && s < kTiles; ++s) {
@@ -357,10 +373,9 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
   }
 #else
   // No wgmma: the mma.sync staged tiles, 128 rows by 64 tokens at a time,
-  // in the same shared memory, by the block's first 256 threads.
+  // in the same shared memory; the runtime launches kThreads threads here
+  // (lathe_cuda_wgmma_code 0).
   (void)maps;
-  if (threadIdx.x >= kThreads)
-    return;
   for (int r = 0; r < WT::kRows / 128; ++r)
     for (int h = 0; h < Tokens / 64; ++h) {
       stagedProduct<K, Gather>(f, rows, first / 128 + r, blockY * (Tokens / 16) + 4 * h, base);
