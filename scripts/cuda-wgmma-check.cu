@@ -10,7 +10,7 @@
 // "cublas" (cublasGemmEx, bf16 in, float out; gate and up as one product
 // of both, without SwiGLU). The staged tiles read the split rows in the
 // narrow tiles' fragment order, the wgmma ones the same rows row-major
-// (LATHE_CUDA_SPLIT_ROWS), both written by the runtime's splitTokens. From
+// (RowsFrom), both written by the runtime's splitTokens. From
 // the repository root:
 //   nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -I . \
 //     scripts/cuda-wgmma-check.cu -o wgmma-check -lcublas -lcuda && ./wgmma-check
@@ -25,8 +25,9 @@
 using namespace lathe_cuda;
 #define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); exit(1);} } while (0)
 
-template <int K> __global__ void __launch_bounds__(256) split(const LatheCudaFrame *fr) {
-  splitTokens<K, false, false>(*fr, 0, Bf16Input<PlainInput>{});
+// RowsFrom 1: row-major from one token on (as before a wgmma launch).
+template <int K, int RowsFrom> __global__ void __launch_bounds__(256) split(const LatheCudaFrame *fr) {
+  splitTokens<K, false, false, RowsFrom>(*fr, 0, Bf16Input<PlainInput>{});
 }
 // Tiles 1 or 2: the runtime's block of one or two 128-row tiles.
 template <int K, int N, bool Gated, int Tiles> __global__ void __launch_bounds__(384, 1) wg(const LatheCudaFrame *fr) {
@@ -97,10 +98,10 @@ template <int K, int N, bool Gated> void run(int T, const char *name) {
   fr->buffers = bufs; fr->weights = wts; fr->rows = T; fr->logitCount = T;
   // The split rows: fragment order for the staged tiles, row-major for wgmma.
   fr->tokenParts = rowsMajor;
-  split<K><<<dim3(rounded, (K + 1023) / 1024, LATHE_CUDA_SPLIT_ROWS), 256>>>(fr);
+  split<K, 1><<<dim3(rounded, (K + 1023) / 1024), 256>>>(fr);
   CK(cudaDeviceSynchronize());
   fr->tokenParts = parts;
-  split<K><<<dim3(rounded, (K + 1023) / 1024), 256>>>(fr);
+  split<K, 0><<<dim3(rounded, (K + 1023) / 1024), 256>>>(fr);
   CK(cudaDeviceSynchronize());
   CUtensorMap maps[3] = {map2d(w, K, N, LATHE_CUDA_TMA_BOX_ROWS), map2d(u, K, N, LATHE_CUDA_TMA_BOX_ROWS),
                          map2d(rowsMajor, K, rounded, LATHE_CUDA_TMA_BOX_TOKENS)};

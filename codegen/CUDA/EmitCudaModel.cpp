@@ -428,9 +428,7 @@ private:
     bool streamed = true; // every weight of the launch (WeightCode::streamed)
     // The staged tiles take bf16 rows of whole 32-value stages, with bf16
     // activations (one token part); the wgmma ones stages of 64.
-    auto stages = [&](const WeightCode &w, int64_t k) {
-      return bf16 && w.type == "lathe_cuda::BF16" && w.rowBytes % 16 == 0 && k % 32 == 0;
-    };
+    auto stages = [&](const WeightCode &w, int64_t k) { return bf16 && stagedRows(w, k); };
     auto call = [&](const Rows &rows, int64_t k, int64_t n, bool staged, bool gated,
                     std::vector<uint32_t> weights, int64_t rowBytes) {
       calls.push_back({rows, k, n, rows, staged, gated, std::move(weights), rowBytes, gather});
@@ -461,7 +459,7 @@ private:
       // their wgmma tiles write its rows too, row-major (downRows).
       if (bf16 && int8Block == 0 && gate.shape[1] % 16 == 0 && gate.shape[0] % 16 == 0 &&
           downPartsWanted()) {
-        const bool rows = calls.back().staged && gate.shape[1] % 64 == 0 &&
+        const bool rows = calls.back().staged && wgmmaStages(gate.shape[1]) &&
                           downTakesWgmma(*silu, output, gate.shape[0]);
         calls.back().rows.init = init + (rows ? ", f.tokenParts, true}" : ", f.tokenParts}");
         downParts_ = DownParts{output, launches_.size(), rows};
@@ -486,12 +484,16 @@ private:
     }
     std::string body, tileBody, wideBody;
     int32_t tileBlocks = 0, wideBlocks = 0, pairBlocks = 0;
+    // Staged wide tiles keep the GPU busy from fewer tokens on.
+    const bool allStaged =
+        std::all_of(calls.begin(), calls.end(), [](const Call &c) { return c.staged; });
+    const int32_t wideMinTokens = allStaged ? stagedMinTokens() : LATHE_CUDA_WIDE_MIN_TOKENS;
     const int64_t k = calls.front().k; // the launch's products share their input
     // Staged products of whole 64-value stages take the wgmma tiles
     // (CudaWgmmaTiles.cuh), if all of the launch's do: its blocks' tokens
     // are the launch's. A block: 128 rows of gate and up, 256 of others.
     const bool wgmma = std::all_of(calls.begin(), calls.end(),
-                                   [](const Call &c) { return c.staged && c.k % 64 == 0; });
+                                   [](const Call &c) { return c.staged && wgmmaStages(c.k); });
     // The launch before (gate and up) wrote this one's token rows already.
     const bool partsWritten = downParts_ && downParts_->first + 2 == launches_.size() &&
                               k % 16 == 0 &&
@@ -559,9 +561,11 @@ private:
              0,
              fmt::format("the token rows of the next launch's tiles, {}split",
                          fused_.normOf[step_] ? "normalized and " : ""),
-             fmt::format("  lathe_cuda::splitTokens<{}, {}, {}>(f, {}, {});\n", k,
-                         gather ? "true" : "false", writesParts ? "true" : "false", A(in),
-                         input),
+             // Row-major rows for wgmma tiles (from RowsFrom tokens on).
+             fmt::format("  lathe_cuda::splitTokens<{}, {}, {}{}>(f, {}, {});\n", k,
+                         gather ? "true" : "false", writesParts ? "true" : "false",
+                         wgmma && wideBlocks > 0 ? fmt::format(", {}", wideMinTokens) : "",
+                         A(in), input),
              "", 0, 0, gather);
       if (rowsWritten && !wgmma)
         return Error("the down projection does not take the wgmma tiles that gate and up's "
@@ -583,14 +587,11 @@ private:
                            blocks);
       });
     }
-    // Staged wide tiles keep the GPU busy from fewer tokens on.
-    const bool allStaged =
-        std::all_of(calls.begin(), calls.end(), [](const Call &c) { return c.staged; });
     launch(LATHE_CUDA_GRID_PRODUCT, first, sharedBytes,
            fmt::format("{}{}{}", fused_.normOf[step_] ? "rms_norm, then " : "", comment,
                        add ? ", then add_rms_norm's add" : ""),
            body, tileBody, tileBlocks, wideBlocks, gather, 0, wideBody, streamed ? 2 : 0,
-           wideBlocks == 0 ? 0 : allStaged ? stagedMinTokens() : LATHE_CUDA_WIDE_MIN_TOKENS,
+           wideBlocks == 0 ? 0 : wideMinTokens,
            wgmma && wideBlocks > 0);
     launches_.back().wgmmaPairBlocks = pairBlocks;
     return Status::ok();
@@ -905,6 +906,14 @@ private:
     size_t first;
     bool rows; // their wgmma tiles write them too (GatedRows::downRows)
   };
+  /// Whether the staged tiles take rows of weight `w`, `k` values long,
+  /// with bf16 activations: bf16 rows of whole 32-value stages.
+  static bool stagedRows(const WeightCode &w, int64_t k) {
+    return w.type == "lathe_cuda::BF16" && w.rowBytes % 16 == 0 && k % 32 == 0;
+  }
+  /// Whether staged rows `k` values long are whole stages of the wgmma
+  /// tiles (64 values).
+  static bool wgmmaStages(int64_t k) { return k % 64 == 0; }
   /// Whether the product after SwiGLU step `silu` (of `output`, `k` wide)
   /// is the down projection alone on `output`, unnormalized, of bf16
   /// activations and weights of whole 64-value stages: a launch that takes
@@ -918,7 +927,7 @@ private:
         continue;
       Expected<WeightCode> w = weightCode(tensors_[m->weight]);
       return w && m->activations == plan::Activations::Bf16 && !fused_.normOf[i] &&
-             w->type == "lathe_cuda::BF16" && w->rowBytes % 16 == 0 && k % 64 == 0;
+             stagedRows(*w, k) && wgmmaStages(k);
     }
     return false;
   }

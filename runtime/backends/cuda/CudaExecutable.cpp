@@ -34,6 +34,25 @@ int64_t blockTokens(const LatheCudaLaunch &l, int64_t tokens, int64_t wideGrid) 
 /// what the split launch covers and the tiles' grid counts in.
 int64_t tileRounded(int64_t tokens, int64_t unit) { return LATHE_CUDA_TILE_ROUNDED(tokens, unit); }
 
+/// The tensor map (LATHE_CUDA_TENSOR_MAP_BYTES at `map`) of `rows` bf16 rows
+/// of `k` values, `rowBytes` apart from `address` on, that the wgmma tiles
+/// load (CudaWgmmaTiles.cuh): boxes of LATHE_CUDA_TMA_BOX_K values by
+/// `boxRows` rows in the 128-byte swizzle wgmma reads.
+Status encodeRowsMap(const DriverApi &api, uint8_t *map, CUdeviceptr address, int64_t k,
+                     int64_t rows, int64_t rowBytes, unsigned boxRows, const std::string &what) {
+  const uint64_t dims[2] = {uint64_t(k), uint64_t(rows)};
+  const uint64_t strides[1] = {uint64_t(rowBytes)};
+  const unsigned box[2] = {LATHE_CUDA_TMA_BOX_K, boxRows};
+  const unsigned elementStrides[2] = {1, 1};
+  return check(api,
+               api.cuTensorMapEncodeTiled(
+                   map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
+                   reinterpret_cast<void *>(uintptr_t(address)), dims, strides, box,
+                   elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                   CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE),
+               what);
+}
+
 CUdeviceptr addressOf(const backend::Buffer &buffer) {
   return static_cast<const CudaBuffer &>(buffer).address();
 }
@@ -377,13 +396,13 @@ Status CudaExecutable::encodeWeightMaps(
     return s;
   if (count < 0 || size_t(count) > addresses.size())
     return Error(fmt::format("{}: its GPU code has a corrupt TMA weight table", artifact().path()));
-  // Only the sm_90a code (compute capability 9.0) runs wgmma and TMA; other
-  // GPUs run the PTX's staged tiles, which read the weights themselves.
   int32_t tokenCount = 0;
   if (Status s = global("lathe_cuda_tma_token_count", &tokenCount, sizeof(tokenCount)); !s)
     return s;
   if (tokenCount < 0 || tokenCount > 1024 || (tokenCount > 0) != (count > 0))
     return Error(fmt::format("{}: its GPU code has a corrupt TMA token table", artifact().path()));
+  // Only the sm_90a code runs wgmma and TMA (wgmmaCode_); other code runs
+  // the staged tiles, which read the weights themselves.
   if (count == 0 || !wgmmaCode_)
     return Status::ok();
   tokenMapEntries_.resize(size_t(tokenCount));
@@ -415,17 +434,10 @@ Status CudaExecutable::encodeWeightMaps(
         w.rowBytes % 16 != 0 || int64_t(w.rows) * w.rowBytes > int64_t(tensorBytes[size_t(w.tensor)]))
       return Error(fmt::format("{}: its GPU code has a corrupt TMA weight table",
                                artifact().path()));
-    const uint64_t dims[2] = {uint64_t(w.k), uint64_t(w.rows)};
-    const uint64_t strides[1] = {uint64_t(w.rowBytes)};
-    const unsigned box[2] = {LATHE_CUDA_TMA_BOX_K, LATHE_CUDA_TMA_BOX_ROWS};
-    const unsigned elementStrides[2] = {1, 1};
-    CUresult r = api_.cuTensorMapEncodeTiled(
-        maps.data() + size_t(w.tensor) * LATHE_CUDA_TENSOR_MAP_BYTES,
-        CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
-        reinterpret_cast<void *>(uintptr_t(addresses[size_t(w.tensor)])), dims, strides, box,
-        elementStrides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (Status s = check(api_, r, fmt::format("encoding the tensor map of weight {}", w.tensor));
+    if (Status s = encodeRowsMap(api_, maps.data() + size_t(w.tensor) * LATHE_CUDA_TENSOR_MAP_BYTES,
+                                 addresses[size_t(w.tensor)], w.k, w.rows, w.rowBytes,
+                                 LATHE_CUDA_TMA_BOX_ROWS,
+                                 fmt::format("encoding the tensor map of weight {}", w.tensor));
         !s)
       return s;
   }
@@ -446,17 +458,11 @@ Status CudaExecutable::encodeTokenMaps(CUdeviceptr maps, int64_t rows, CUdevicep
   std::vector<uint8_t> encoded(tokenMapEntries_.size() * LATHE_CUDA_TENSOR_MAP_BYTES);
   for (size_t i = 0; i < tokenMapEntries_.size(); ++i) {
     const LatheCudaTmaTokens &t = tokenMapEntries_[i];
-    const CUdeviceptr rowsAt = t.next ? nextParts : tokenParts;
-    const uint64_t dims[2] = {uint64_t(t.k), uint64_t(rows)};
-    const uint64_t strides[1] = {uint64_t(t.k) * 2};
-    const unsigned box[2] = {LATHE_CUDA_TMA_BOX_K, LATHE_CUDA_TMA_BOX_TOKENS};
-    const unsigned elementStrides[2] = {1, 1};
-    CUresult r = api_.cuTensorMapEncodeTiled(
-        encoded.data() + i * LATHE_CUDA_TENSOR_MAP_BYTES, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2,
-        reinterpret_cast<void *>(uintptr_t(rowsAt)), dims, strides, box, elementStrides,
-        CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    if (Status s = check(api_, r, "encoding the tensor map of the token rows"); !s)
+    if (Status s = encodeRowsMap(api_, encoded.data() + i * LATHE_CUDA_TENSOR_MAP_BYTES,
+                                 t.next ? nextParts : tokenParts, t.k, rows, int64_t(t.k) * 2,
+                                 LATHE_CUDA_TMA_BOX_TOKENS,
+                                 "encoding the tensor map of the token rows");
+        !s)
       return s;
   }
   return check(api_, api_.cuMemcpyHtoD(maps, encoded.data(), encoded.size()),
@@ -700,10 +706,6 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
                       ? blockTokens(launches_[i + 1], tokens, wideGrid(launches_[i + 1], tokens))
                       : int64_t(LATHE_CUDA_TILE_TOKENS)));
       gy = unsigned(l.blocks);
-      // The wgmma tiles load the rows row-major by TMA.
-      if (i + 1 < launches_.size() && wideTiles(launches_[i + 1], tokens) &&
-          wgmmaRuns(launches_[i + 1]))
-        gz = LATHE_CUDA_SPLIT_ROWS;
       break;
     default:
       if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y

@@ -12,6 +12,16 @@
 #include <stdint.h>
 #include <type_traits>
 
+/* 1 in the code that runs wgmma and TMA (sm_90a), 0 elsewhere: the
+ * generated module's lathe_cuda_wgmma_code, which tells the runtime how
+ * the code it loaded takes the wgmma launches (their threads, shared
+ * memory, split rows and tensor maps). */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LATHE_CUDA_WGMMA_CODE 1
+#else
+#define LATHE_CUDA_WGMMA_CODE 0
+#endif
+
 namespace lathe_cuda {
 
 constexpr int kThreads = LATHE_CUDA_THREADS;

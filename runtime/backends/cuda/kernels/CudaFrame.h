@@ -106,7 +106,7 @@ typedef struct LatheCudaTmaWeight {
 #define LATHE_CUDA_TMA_BOX_K 64
 #define LATHE_CUDA_TMA_BOX_ROWS 128
 /* The token rows the wgmma tiles load by TMA (lathe_cuda_tma_tokens): for
- * a wgmma launch, the split launch before it (grid z LATHE_CUDA_SPLIT_ROWS)
+ * a wgmma launch, the split launch before it (splitTokens' RowsFrom)
  * writes its bf16 rows row-major, K values a row, at f.tokenParts (or
  * f.nextParts: next), and the runtime encodes a 2-D tensor map of them
  * (rows of 2 K bytes, as many as half the parts' room holds, boxes of 64
@@ -117,7 +117,6 @@ typedef struct LatheCudaTmaTokens {
   int32_t next;
 } LatheCudaTmaTokens;
 #define LATHE_CUDA_TMA_BOX_TOKENS 64
-#define LATHE_CUDA_SPLIT_ROWS 2
 #define LATHE_CUDA_WGMMA_FALLBACK_SHARED (49 * 1024)
 /* Tokens of the largest block of any tiles: the split token rows' room. */
 #define LATHE_CUDA_MAX_BLOCK_TOKENS 128
@@ -186,9 +185,8 @@ typedef enum LatheCudaGrid {
                                       rows of the next launch's tensor-core products,
                                       split; run only when that launch takes its tiles
                                       (with `narrowWritten`, its wide ones, or the
-                                      launch before its wide ones); z 2
-                                      (LATHE_CUDA_SPLIT_ROWS) where that launch takes
-                                      wgmma tiles */
+                                      launch before its wide ones); row-major where
+                                      that launch runs wgmma tiles */
   LATHE_CUDA_GRID_PER_TOKENS = 4   /* as PER_TOKEN, run only for steps of several
                                       tokens: for one token the launch before does its
                                       work (the q/k/v product its RoPE and KV store) */

@@ -547,8 +547,8 @@ struct GatedRows {
   }
   /// The same, and where downParts is set the value rounded as splitTokens
   /// rounds a Bf16Input (to nearest, ties to even) at downParts: the narrow
-  /// tiles' epilogue. (The wide and wgmma epilogues keep the split:
-  /// WgmmaTiles::storePair.)
+  /// tiles' epilogue. (The wgmma tiles write those rows row-major instead,
+  /// storePair with downRows; the mma.sync wide tiles keep the split.)
   __device__ void storeWithParts(int t, int n, float g, float u) const {
     const float v = swiglu(g, u);
     y[int64_t(t) * N + n] = v;

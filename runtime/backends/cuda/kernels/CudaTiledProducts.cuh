@@ -190,18 +190,20 @@ template <class W, int64_t RowBytes> struct TileA {
 /// into three bf16 parts at f.tokenParts, k permuted as the tiles read A;
 /// a Bf16Input's rounded to bf16 (one part); an Int8Input's as its int8
 /// codes (one part) and each step's block scales (CudaProductInputs.cuh);
-/// for a launch of wgmma tiles (grid z LATHE_CUDA_SPLIT_ROWS) a Bf16Input's
-/// rows row-major instead, K values a row, which their TMA loads.
+/// before a launch of wgmma tiles, which it takes from RowsFrom tokens on
+/// (its wideMinTokens; 0: none), where this code runs them
+/// (LATHE_CUDA_WGMMA_CODE), a Bf16Input's rows row-major instead, K values
+/// a row, which their TMA loads (the host decides the same way:
+/// CudaExecutable's wideTiles and wgmmaRuns).
 /// Gather: token t is row f.logitTokens[t] (the classifier). Next: at
 /// f.nextParts instead, for a launch whose tiles write the next one's
 /// token rows at f.tokenParts as they finish (inputParts).
-template <int K, bool Gather, bool Next, class Input>
+template <int K, bool Gather, bool Next, int RowsFrom = 0, class Input>
 __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   startStep();
-  if (blockIdx.z > 0) // z only says how to lay the rows out
-    return;
   const int t = blockIdx.x, tokens = Gather ? f.logitCount : f.rows;
+  const bool rowMajor = LATHE_CUDA_WGMMA_CODE && LATHE_CUDA_USE_WIDE_TILES(RowsFrom, tokens);
   uint2 *out = reinterpret_cast<uint2 *>(Next ? f.nextParts : f.tokenParts);
   const int tt = t / 16, j = (t % 16) / 8, g = t % 8;
   const float *x = t < tokens ? f.buffers[in] + int64_t(Gather ? f.logitTokens[t] : t) * K
@@ -248,7 +250,7 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
       continue;
     if constexpr (kBf16<Input>) { // bf16 activations: the rounded values, one part
       const uint2 rounded = make_uint2(bf16Pair(v[0], v[1]), bf16Pair(v[2], v[3]));
-      if (gridDim.z == LATHE_CUDA_SPLIT_ROWS) // for the wgmma tiles' TMA: row-major
+      if (rowMajor) // for the wgmma tiles' TMA
         out[(int64_t(t) * K + k) / 4] = rounded;
       else
         out[partsAt<K>(tt, k / 16, j, 0, lane)] = rounded;

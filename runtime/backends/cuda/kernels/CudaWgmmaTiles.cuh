@@ -2,11 +2,13 @@
 // prompt's bf16 products (bf16 weights, bf16 activations) as a GEMM runs
 // them. A block multiplies up to 128 tokens by 128 output rows: rows n ..
 // n + 127 of a PlainRows (m64n128k16), or the gate's and the up's rows n ..
-// n + 127 of a GatedRows (one m64n256k16 operand of both). Warp-specialized:
-// a third warpgroup loads stages of 64 values of k into a ring of shared
-// memory, the weights by TMA (tensor maps the runtime encodes,
-// LatheCudaTmaWeight) and the token rows by cp.async, both counted on
-// mbarriers (CudaTma.cuh), laid out as wgmma's 128-byte swizzle reads them;
+// n + 127 of a GatedRows (one m64n256k16 operand of both), or pairs of
+// 128-row tiles of a PlainRows (LATHE_CUDA_WGMMA_PAIRED). Warp-specialized:
+// one thread of a third warpgroup loads stages of 64 values of k into a
+// ring of shared memory by TMA, the weights and the split token rows
+// (tensor maps the runtime encodes, LatheCudaTmaWeight and
+// LatheCudaTmaTokens), counted on mbarriers (CudaTma.cuh), laid out as
+// wgmma's 128-byte swizzle reads them;
 // the two others each multiply 64 tokens by the stage's rows, one group of
 // wgmma in flight, and hand the stage back. Blocks of 64 tokens (for
 // launches that would otherwise have too few blocks to fill the GPU:
@@ -17,30 +19,21 @@
 // Why (H200, 2026-12-04, boost clocks, the Llama-3.2-1B shape's 2048-token
 // products): the same blocks with every thread copying by cp.async and a
 // __syncthreads a stage took gate/up 261 us, down 125, q/k/v 80, output 44;
-// loading apart by TMA 215, 100, 44 and 29 (cuBLAS 190, 86, 39, 26). 128
-// rows a block for plain weights, not 256: more blocks, fewer idle SMs in
-// the last wave (q/k/v 52 against 44 us with 256).
+// these 209, 88 (in pairs), 47 and 28 (in pairs) (cuBLAS 185, 84, 39, 26).
+// 128 rows a block for q/k/v, not 256: more blocks, fewer idle SMs in the
+// last wave (52 against 44 us with 256).
 //
 // Numerics: the products of bf16 values are exact in float, summed in
 // float by the tensor cores in their own order: results agree with the
 // mma.sync tiles to float rounding, not bit for bit.
 //
-// Elsewhere (PTX for other architectures; wgmma and TMA exist only on
-// sm_90a here) the same blocks run as the mma.sync staged tiles, 128 rows
-// by 64 tokens at a time, on the block's first 256 threads.
+// Elsewhere (an sm_90 build without its "a" features, PTX for other
+// architectures: LATHE_CUDA_WGMMA_CODE 0) the same blocks run as the
+// mma.sync staged tiles, 128 rows by 64 tokens at a time, launched with
+// 256 threads.
 #pragma once
 
 #include "CudaStagedTiles.cuh"
-
-/* 1 in the code that runs wgmma and TMA (sm_90a), 0 elsewhere: the
- * generated module's lathe_cuda_wgmma_code, which tells the runtime how
- * the code it loaded takes the wgmma launches (their threads, shared
- * memory, split rows and tensor maps). */
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define LATHE_CUDA_WGMMA_CODE 1
-#else
-#define LATHE_CUDA_WGMMA_CODE 0
-#endif
 
 namespace lathe_cuda {
 
@@ -56,9 +49,6 @@ struct WgmmaTiles<PlainRows<BF16, K, N, RowBytes, Residual>, Tiles> {
   static constexpr int kTiles = Tiles, kTileStep = 128, kRows = 128 * Tiles;
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = PlainRows<BF16, K, N, RowBytes, Residual>;
-  __device__ static const uint8_t *row(const Rows &r, int c, int n) {
-    return r.at(min(n + 128 * c, N - 1));
-  }
   /// Stores the sums of output rows n + 128 c (s[c], tile c) and the rows
   /// after them (next).
   __device__ static void storePair(const Rows &r, int t, int n, const float (&s)[kTiles],
@@ -82,9 +72,6 @@ struct WgmmaTiles<GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>, 1> {
   static constexpr int kTiles = 2, kTileStep = 0, kRows = 128;
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>;
-  __device__ static const uint8_t *row(const Rows &r, int c, int n) {
-    return (c == 0 ? r.gate : r.up) + int64_t(min(n, N - 1)) * RowBytes;
-  }
   /// SwiGLU's outputs n and n + 1 (GatedRows::storePair: floats, or the
   /// down projection's row-major bf16 rows). (Written as bf16 in the narrow
   /// tiles' fragment order, for the down projection's loads by cp.async, a
@@ -214,13 +201,14 @@ static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
 
 /// Block (blockX, blockY) of a wgmma product of bf16 weights (Rows:
 /// PlainRows or GatedRows of BF16) whose bf16 token rows splitTokens left
-/// row-major at f.tokenParts (or f.nextParts): output rows from kRows blockX on, Tokens (64 or 128)
-/// tokens from Tokens blockY on; Gather as in tiledProduct. Its
+/// row-major at f.tokenParts (or f.nextParts): output rows from kRows
+/// blockX on, Tokens (64 or 128) tokens from Tokens blockY on; Gather as in
+/// tiledProduct. Its
 /// LATHE_CUDA_WGMMA_THREADS threads: warpgroups 0 and 1 multiply, 2 loads.
 ///
 /// The loading warpgroup's first thread fills stages of shared memory in a
 /// ring by TMA: each stage's weight tiles and token rows (`maps`: the split
-/// launch wrote the rows row-major, LATHE_CUDA_SPLIT_ROWS), counted on the
+/// launch wrote the rows row-major, splitTokens' RowsFrom), counted on the
 /// stage's `full` barrier (one arrival that expects the stage's bytes).
 /// The multiplying warps wait on it, run the stage's wgmma, and once the
 /// group after has been issued and the stage's is done (one group in
