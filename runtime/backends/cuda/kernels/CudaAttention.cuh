@@ -88,6 +88,7 @@ template <typename E> struct PlainKv {
 template <int Bytes> struct ByteStream {
   static constexpr int kWords = (Bytes + 3) / 4;
   uint32_t w[kWords];
+  ByteStream() = default;
   __device__ explicit ByteStream(const uint8_t *p) {
     const uintptr_t at = reinterpret_cast<uintptr_t>(p);
     const uint32_t *base = reinterpret_cast<const uint32_t *>(at & ~uintptr_t(3));
@@ -195,6 +196,103 @@ __device__ const uint8_t *cacheHead(const LatheCudaFrame &f, int layer, bool val
          int64_t(kvHead) * C::template kHeadBytes<HeadDim>;
 }
 
+/// The run of a token's `count` visible rows that this block's split
+/// (blockIdx.z) takes, [begin, end): a token that sees more than kThreads
+/// rows splits them over up to gridDim.z blocks (LATHE_CUDA_ATTENTION_SPLITS),
+/// one split per kThreads rows; the others' blocks return at once.
+struct SplitRun {
+  int splits, begin, end;
+  __device__ explicit SplitRun(int count) {
+    splits = max(1, min(int(gridDim.z), (count + kThreads - 1) / kThreads));
+    const int perSplit = (count + splits - 1) / splits;
+    begin = int(blockIdx.z) * perSplit;
+    end = min(count, begin + perSplit);
+  }
+  __device__ bool active() const { return int(blockIdx.z) < splits; }
+};
+
+/// Before the wait, L2 is asked for the key and value rows of the run's
+/// first kThreads rows, a row a thread: all but the step's own rows are
+/// already in the cache, and L2 is where writes meet, so a row the kernel
+/// before is still writing is read after the wait as written. (At a short
+/// context attention is a chain of dependent loads: 8 blocks for the
+/// Llama-3.2-1B shape's batch-1 step.)
+template <class C, int KvWidth, int HeadDim>
+__device__ void prefetchFirstRows(const LatheCudaFrame &f, int layer, const VisibleRows &rows,
+                                  const SplitRun &run, int kvHead) {
+  if (!run.active() || run.begin + int(threadIdx.x) >= run.end)
+    return;
+  const int64_t row = rows[run.begin + threadIdx.x];
+  for (int value = 0; value < 2; ++value) {
+    const uint8_t *head = cacheHead<C, KvWidth, HeadDim>(f, layer, value, row, kvHead);
+    const uint8_t *line = head - reinterpret_cast<uintptr_t>(head) % 128;
+    for (; line < head + C::template kHeadBytes<HeadDim>; line += 128)
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+  }
+}
+
+/// Where a block's G heads' attention goes: the output (one split), or its
+/// split's partials (`partials`: G x (HeadDim + 2) floats a block, each
+/// head's unnormalized weighted sums of values, then its running maximum
+/// and sum); merge() then lets the split that arrives last (counted in
+/// `arrivals`, a counter per token and head group that it resets) merge
+/// them, as the online softmax merges chunks.
+template <int G, int HeadDim> struct SplitOutput {
+  static constexpr int kPartialFloats = G * (HeadDim + 2);
+  float *tokenPartials, *mine, *o;
+  int splits;
+  __device__ SplitOutput(const LatheCudaFrame &f, int out, int t, int h0, int heads,
+                         const SplitRun &run, float *partials)
+      : tokenPartials(partials + (int64_t(t) * gridDim.y + blockIdx.y) * gridDim.z * kPartialFloats),
+        mine(run.splits > 1 ? tokenPartials + blockIdx.z * kPartialFloats : nullptr),
+        o(f.buffers[out] + int64_t(t) * heads * HeadDim + h0 * HeadDim), splits(run.splits) {}
+  /// Head g's weighted sum of values at dimension d, over its sum `total`.
+  __device__ void put(int g, int d, float weighted, float total) const {
+    if (mine)
+      mine[g * (HeadDim + 2) + d] = weighted;
+    else
+      o[g * HeadDim + d] = weighted / total;
+  }
+  /// Head g's running maximum (natural units) and sum, for the merge.
+  __device__ void putTotals(int g, float maximum, float total) const {
+    if (mine) {
+      mine[g * (HeadDim + 2) + HeadDim] = maximum;
+      mine[g * (HeadDim + 2) + HeadDim + 1] = total;
+    }
+  }
+  /// After every put: the last split to arrive merges every split's sums.
+  __device__ void merge(unsigned *arrivals) const {
+    if (!mine)
+      return;
+    __threadfence(); // this block's partials before its arrival is counted
+    __syncthreads();
+    __shared__ bool last;
+    unsigned *const arrived = arrivals + int64_t(blockIdx.x) * gridDim.y + blockIdx.y;
+    if (threadIdx.x == 0)
+      last = atomicAdd(arrived, 1u) == unsigned(splits - 1);
+    __syncthreads();
+    if (!last)
+      return;
+    __threadfence(); // the other splits' partials, read past L1 (__ldcg)
+    for (int j = threadIdx.x; j < G * HeadDim; j += kThreads) {
+      const int g = j / HeadDim, d = j % HeadDim;
+      float m = -INFINITY;
+      for (int sp = 0; sp < splits; ++sp)
+        m = fmaxf(m, __ldcg(tokenPartials + sp * kPartialFloats + g * (HeadDim + 2) + HeadDim));
+      float sum = 0, weight = 0;
+      for (int sp = 0; sp < splits; ++sp) {
+        const float *split = tokenPartials + sp * kPartialFloats + g * (HeadDim + 2);
+        const float w = expf(__ldcg(split + HeadDim) - m); // 0 for a split of no rows
+        sum += w * __ldcg(split + d);
+        weight += w * __ldcg(split + HeadDim + 1);
+      }
+      o[j] = sum / weight;
+    }
+    if (threadIdx.x == 0)
+      *arrived = 0; // for the next launch (kernels run one after another)
+  }
+};
+
 /// Attention of one token (blockIdx.x) for HeadsPerBlock query heads that
 /// share a KV head (block y takes heads y * HeadsPerBlock ..): each key and
 /// value row is read once for all of them (grouped-query attention reads
@@ -221,10 +319,11 @@ __device__ const uint8_t *cacheHead(const LatheCudaFrame &f, int layer, bool val
 /// that it resets) merges them, as the online softmax merges chunks. A
 /// token of one split writes its output directly, as before splitting.
 /// Bf16Queries: the queries rounded to bf16 first (AttentionStep's
-/// activations).
+/// activations). Caches that widen to bf16 exactly take the tensor cores
+/// instead (CudaTokenAttentionMma.cuh's attention()).
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
-__device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer,
-                          float *partials, unsigned *arrivals) {
+__device__ void attentionOnCores(const LatheCudaFrame &f, int queries, int out, int layer,
+                                 float *partials, unsigned *arrivals) {
   constexpr int G = HeadsPerBlock;
   static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
   constexpr int kvWidth = KvHeads * HeadDim;
@@ -244,32 +343,13 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
   const int t = blockIdx.x, h0 = blockIdx.y * G;
   const int kvHead = h0 / (Heads / KvHeads);
   const VisibleRows rows(f, t); // the step's lists: readable before the wait
-  // This block's run of the token's rows, [begin, end).
-  const int splits = max(1, min(int(gridDim.z), (rows.count + kThreads - 1) / kThreads));
-  const int perSplit = (rows.count + splits - 1) / splits;
-  const int begin = int(blockIdx.z) * perSplit, end = min(rows.count, begin + perSplit);
-  // Before the wait, L2 is asked for the key and value rows of the first
-  // chunk, a row a thread: all but the step's own rows are already in the
-  // cache, and L2 is where writes meet, so a row the kernel before is still
-  // writing is read after the wait as written. (At a short context this
-  // kernel is a chain of dependent loads: 8 blocks for the Llama-3.2-1B
-  // shape's batch-1 step.)
-  if (int(blockIdx.z) < splits && begin + int(threadIdx.x) < end) {
-    const int64_t row = rows[begin + threadIdx.x];
-    for (int value = 0; value < 2; ++value) {
-      const uint8_t *head = cacheHead<C, kvWidth, HeadDim>(f, layer, value, row, kvHead);
-      const uint8_t *line = head - reinterpret_cast<uintptr_t>(head) % 128;
-      for (; line < head + C::template kHeadBytes<HeadDim>; line += 128)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
-    }
-  }
+  const SplitRun run(rows.count);
+  const int begin = run.begin, end = run.end;
+  prefetchFirstRows<C, kvWidth, HeadDim>(f, layer, rows, run, kvHead);
   startStep();
-  if (int(blockIdx.z) >= splits)
+  if (!run.active())
     return;
-  constexpr int kPartialFloats = G * (HeadDim + 2); // a split's sums, then max and total a head
-  float *const tokenPartials =
-      partials + (int64_t(t) * gridDim.y + blockIdx.y) * gridDim.z * kPartialFloats;
-  float *const mine = splits > 1 ? tokenPartials + blockIdx.z * kPartialFloats : nullptr;
+  const SplitOutput<G, HeadDim> result(f, out, t, h0, Heads, run, partials);
   const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
   for (int i = threadIdx.x; i < G * HeadDim; i += kThreads)
     q[i / HeadDim][i % HeadDim] = Bf16Queries ? bf16Rounded(query[i]) : query[i];
@@ -345,15 +425,9 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
       }
     __syncthreads(); // before the next chunk's scores
   }
-  float *o = f.buffers[out] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
   // Head g's weighted sum of values at dimension d: the output, or this
   // split's share of it.
-  const auto put = [&](int g, int d, float sum) {
-    if (mine)
-      mine[g * (HeadDim + 2) + d] = sum;
-    else
-      o[g * HeadDim + d] = sum / total[g];
-  };
+  const auto put = [&](int g, int d, float sum) { result.put(g, d, sum, total[g]); };
   if constexpr (kWide) {
     // The row slots' sums: across the warp's slots (lanes lanesPerRow
     // apart), then across warps, kHeadsAtOnce heads a barrier.
@@ -397,40 +471,11 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
       }
     }
   }
-  if (!mine)
-    return;
   // Split: leave the heads' maxima and totals (every thread holds them),
   // then the last split to arrive merges every split's sums.
-  if (threadIdx.x < G) {
-    mine[threadIdx.x * (HeadDim + 2) + HeadDim] = maxScore[threadIdx.x];
-    mine[threadIdx.x * (HeadDim + 2) + HeadDim + 1] = total[threadIdx.x];
-  }
-  __threadfence(); // this block's partials before its arrival is counted
-  __syncthreads();
-  __shared__ bool last;
-  unsigned *const arrived = arrivals + int64_t(t) * gridDim.y + blockIdx.y;
-  if (threadIdx.x == 0)
-    last = atomicAdd(arrived, 1u) == unsigned(splits - 1);
-  __syncthreads();
-  if (!last)
-    return;
-  __threadfence(); // the other splits' partials, read past L1 (__ldcg)
-  for (int j = threadIdx.x; j < G * HeadDim; j += kThreads) {
-    const int g = j / HeadDim, d = j % HeadDim;
-    float m = -INFINITY;
-    for (int sp = 0; sp < splits; ++sp)
-      m = fmaxf(m, __ldcg(tokenPartials + sp * kPartialFloats + g * (HeadDim + 2) + HeadDim));
-    float sum = 0, weight = 0;
-    for (int sp = 0; sp < splits; ++sp) {
-      const float *split = tokenPartials + sp * kPartialFloats + g * (HeadDim + 2);
-      const float w = expf(__ldcg(split + HeadDim) - m); // 0 for a split of no rows
-      sum += w * __ldcg(split + d);
-      weight += w * __ldcg(split + HeadDim + 1);
-    }
-    o[j] = sum / weight;
-  }
-  if (threadIdx.x == 0)
-    *arrived = 0; // for the next launch (kernels run one after another)
+  if (threadIdx.x < G)
+    result.putTotals(threadIdx.x, maxScore[threadIdx.x], total[threadIdx.x]);
+  result.merge(arrivals);
 }
 
 } // namespace lathe_cuda

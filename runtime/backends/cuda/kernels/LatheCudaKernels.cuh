@@ -25,5 +25,6 @@
 #include "CudaTiledProducts.cuh"
 #include "CudaStagedTiles.cuh"
 #include "CudaTma.cuh"
+#include "CudaTokenAttentionMma.cuh"
 #include "CudaWgmmaAttention.cuh"
 #include "CudaWgmmaTiles.cuh"

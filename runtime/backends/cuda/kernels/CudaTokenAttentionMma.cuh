@@ -1,0 +1,370 @@
+// The one-token attention (a decoding sequence, a tree node; CudaAttention.cuh
+// describes the launch: a block per token, group of query heads sharing a
+// KV head and split of the token's visible rows) on the tensor cores, for
+// bf16 caches and the compressed ones whose rows widen to bf16 exactly.
+// Part of LatheCudaKernels.cuh.
+//
+// The block's G query heads are the rows of an m16n8k16 tile (rows G .. 15
+// zeros), so that a key row meets every head of its group in one mma and
+// the CUDA cores only widen codes and run the softmax. Each warp takes its
+// own chunks of 16 visible rows (warp w: rows 16 w .., then 16 (w + 8) ..):
+// it loads the chunk's key and value rows a few chunks ahead into
+// registers, widens them into its own tiles in shared memory as bf16 (a
+// bf16 cache's as they are; BFP codes times their block's power of two,
+// exact; int8 codes, with the row's scale beside them), then scores Q K^T,
+// the online softmax in registers (CudaFlashAttention.cuh's) and P V from
+// ldmatrix fragments. The warps' running maxima, sums and weighted sums of
+// values meet once at the end, in shared memory, then the splits as
+// attentionOnCores' do (SplitOutput).
+//
+// Why: on the CUDA cores the work per row (widening codes, a dot product
+// per head, the softmax's exchanges) cost more than reading the row, so a
+// 4-bit cache decoded no faster than a bf16 one (16 sequences at a
+// 4096-row context: 70.6 us a layer in bfp4 against 71.0 in bf16,
+// docs/cuda-backend.md).
+//
+// Numerics as the flash kernel's: queries and probabilities as exact sums
+// of bf16 parts (one part for bf16 queries, three for float ones; two for
+// the probabilities with bf16 queries, three without), keys and values
+// exact in bf16 (int8 codes are integers; an int8 row's scale multiplies
+// its scores after the mma and its probabilities before P V).
+#pragma once
+
+#include "CudaAttention.cuh"
+#include "CudaFlashAttention.cuh"
+#include "CudaMma.cuh"
+
+/* 0 keeps every cache on attentionOnCores (to compare the two). */
+#ifndef LATHE_CUDA_TOKEN_ATTENTION_MMA
+#define LATHE_CUDA_TOKEN_ATTENTION_MMA 1
+#endif
+
+namespace lathe_cuda {
+
+/// A warp's chunk of 16 rows in shared memory: keys and values of a head,
+/// bf16, each row padded by 16 bytes (ldmatrix's 8 rows of 16 bytes then
+/// hit 32 banks), and each row's scale where the codec keeps one (int8).
+template <int HeadDim> struct TokenTiles {
+  static constexpr int kRows = 16, kRow = HeadDim + 8;
+  __nv_bfloat16 keys[kRows][kRow];
+  __nv_bfloat16 values[kRows][kRow];
+  float scales[2][kRows]; // keys', values'
+};
+
+/// How the one-token mma attention takes a cache codec C: kSupported where
+/// its head rows widen to bf16 exactly; kRowScales where a row's values are
+/// codes times one float (int8 blocks of a whole head); kAhead, the chunks
+/// whose loads are in flight while a warp multiplies one. A chunk comes in
+/// two halves: load() issues lane l's loads of the key (l < 16) or value
+/// row l % 16 of a chunk (cache row `row`, -1 past the rows seen) into
+/// registers (Raw), store() widens them into the warp's tiles (rows past
+/// the ones seen zeros: a probability of 0 times garbage could be NaN).
+template <class C, int HeadDim> struct TokenMmaKv {
+  static constexpr bool kSupported = false;
+};
+
+/// The lane's row of a chunk (0-15), and whether it loads its value row.
+struct ChunkRow {
+  int row;
+  bool value;
+  __device__ ChunkRow() : row(threadIdx.x % 16), value(threadIdx.x % 32 >= 16) {}
+};
+
+template <int HeadDim> struct TokenMmaKv<PlainKv<__nv_bfloat16>, HeadDim> {
+  using C = PlainKv<__nv_bfloat16>;
+  static constexpr bool kSupported = true, kRowScales = false;
+  static constexpr int kAhead = 1; // 32 registers a chunk already
+  struct Raw {
+    uint4 w[HeadDim / 8];
+    bool seen;
+  };
+  template <int KvWidth>
+  __device__ static void load(const LatheCudaFrame &f, int layer, int kvHead, int64_t row, Raw &raw) {
+    raw.seen = row >= 0;
+    if (!raw.seen)
+      return;
+    const uint4 *head = reinterpret_cast<const uint4 *>(
+        cacheHead<C, KvWidth, HeadDim>(f, layer, ChunkRow().value, row, kvHead));
+#pragma unroll
+    for (int c = 0; c < HeadDim / 8; ++c)
+      raw.w[c] = __ldg(head + c);
+  }
+  __device__ static void store(const Raw &raw, TokenTiles<HeadDim> &tiles) {
+    const ChunkRow at;
+    uint4 *to = reinterpret_cast<uint4 *>((at.value ? tiles.values : tiles.keys)[at.row]);
+#pragma unroll
+    for (int c = 0; c < HeadDim / 8; ++c)
+      to[c] = raw.seen ? raw.w[c] : make_uint4(0, 0, 0, 0);
+  }
+};
+
+/// Eight 4-bit two's-complement codes (a word, the lowest nibble first)
+/// times `scale` (a bf16 pair of one power of two) as bf16 values in
+/// order, exactly: each nibble made 128 + (code + 8) in a bf16's mantissa,
+/// then one fma a pair, (x - 136) scale; the pairs come out as codes
+/// (0, 4), (1, 5).., and byte permutes put them in order.
+__device__ inline uint4 widenNibbles(uint32_t word, __nv_bfloat162 scale, __nv_bfloat162 offset) {
+  const uint32_t u = word ^ 0x88888888u;
+  uint32_t p[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t bits = ((u >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
+    const __nv_bfloat162 v = __hfma2(*reinterpret_cast<const __nv_bfloat162 *>(&bits), scale, offset);
+    p[i] = *reinterpret_cast<const uint32_t *>(&v);
+  }
+  return make_uint4(__byte_perm(p[0], p[1], 0x5410), __byte_perm(p[2], p[3], 0x5410),
+                    __byte_perm(p[0], p[1], 0x7632), __byte_perm(p[2], p[3], 0x7632));
+}
+/// Four 8-bit two's-complement codes (a word, the lowest byte first) times
+/// `scale` as two bf16 pairs in order, exactly (at most 8 significant
+/// bits): each byte made 2^23 + (code + 128) in a float's mantissa.
+__device__ inline uint2 widenBytes(uint32_t word, float scale) {
+  const uint32_t u = word ^ 0x80808080u;
+  float v[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    v[i] = (__uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540 + i)) - 8388736.0f) * scale;
+  return make_uint2(bf16Pair(v[0], v[1]), bf16Pair(v[2], v[3]));
+}
+
+template <bool Int8, int Bits, int Block, int HeadDim>
+struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
+  using C = PackedKv<Int8, Bits, Block>;
+  // Int8 codes times a float are exact in bf16 only as codes: one scale a
+  // head row, applied outside the mma. BFP codes times their block's power
+  // of two have at most Bits significant bits: exact.
+  static constexpr bool kRowScales = Int8;
+  static constexpr bool kSupported =
+      (!Int8 || Block == HeadDim) && (Bits == 4 || Bits == 8) && Block % 8 == 0;
+  static constexpr int kBytes = int(C::template kHeadBytes<HeadDim>);
+  // Chunks in flight: a 4-bit row is few registers (HeadDim 64: 9 or 10).
+  static constexpr int kAhead = Bits == 4 && kBytes <= 48 ? 3 : 1;
+  struct Raw {
+    ByteStream<kBytes> s;
+    bool seen;
+  };
+  template <int KvWidth>
+  __device__ static void load(const LatheCudaFrame &f, int layer, int kvHead, int64_t row, Raw &raw) {
+    raw.seen = row >= 0;
+    if (raw.seen)
+      raw.s = ByteStream<kBytes>(cacheHead<C, KvWidth, HeadDim>(f, layer, ChunkRow().value, row, kvHead));
+  }
+  /// Word j of the codes of block b (bytes from b kBlockBytes + header on).
+  __device__ static uint32_t codeWord(const Raw &raw, int b, int j) {
+    const int at = b * C::kBlockBytes + C::kHeaderBytes + 4 * j; // constant once unrolled
+    return at % 4 == 0 ? raw.s.w[at / 4] : __funnelshift_r(raw.s.w[at / 4], raw.s.w[at / 4 + 1], 8 * (at % 4));
+  }
+  __device__ static void store(const Raw &raw, TokenTiles<HeadDim> &tiles) {
+    const ChunkRow at;
+    uint4 *to = reinterpret_cast<uint4 *>((at.value ? tiles.values : tiles.keys)[at.row]);
+    if (!raw.seen) {
+#pragma unroll
+      for (int c = 0; c < HeadDim / 8; ++c)
+        to[c] = make_uint4(0, 0, 0, 0);
+      if (Int8)
+        tiles.scales[at.value][at.row] = 0;
+      return;
+    }
+#pragma unroll
+    for (int b = 0; b < HeadDim / Block; ++b) {
+      const float scale = C::scale(raw.s, b * C::kBlockBytes);
+      if constexpr (Int8)
+        tiles.scales[at.value][at.row] = scale;
+      if constexpr (Bits == 4) {
+        const __nv_bfloat162 s2 = __floats2bfloat162_rn(scale, scale);
+        const __nv_bfloat162 o2 = __floats2bfloat162_rn(-136.0f * scale, -136.0f * scale);
+#pragma unroll
+        for (int j = 0; j < Block / 8; ++j)
+          to[b * Block / 8 + j] = widenNibbles(codeWord(raw, b, j), s2, o2);
+      } else {
+#pragma unroll
+        for (int j = 0; j < Block / 8; ++j) {
+          const uint2 lo = widenBytes(codeWord(raw, b, 2 * j), Int8 ? 1.0f : scale);
+          const uint2 hi = widenBytes(codeWord(raw, b, 2 * j + 1), Int8 ? 1.0f : scale);
+          to[b * Block / 8 + j] = make_uint4(lo.x, lo.y, hi.x, hi.y);
+        }
+      }
+    }
+  }
+};
+
+/// Per-token attention on the tensor cores (above): the arguments and the
+/// launch of attentionOnCores.
+template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
+__device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out, int layer,
+                                  float *partials, unsigned *arrivals) {
+  using Kv = TokenMmaKv<C, HeadDim>;
+  constexpr int G = HeadsPerBlock;
+  static_assert(G <= 16 && HeadDim % 16 == 0, "a block's heads are the rows of one m16 tile");
+  static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
+  constexpr int kvWidth = KvHeads * HeadDim;
+  constexpr int kSteps = HeadDim / 16; // k16 steps of Q K^T
+  constexpr int kQueryParts = Bf16Queries ? 1 : 3, kProbabilityParts = Bf16Queries ? 2 : 3;
+  constexpr int kRows = TokenTiles<HeadDim>::kRows;
+  __shared__ __align__(16) TokenTiles<HeadDim> tiles[kWarps];
+  const int t = blockIdx.x, h0 = blockIdx.y * G;
+  const int kvHead = h0 / (Heads / KvHeads);
+  const VisibleRows rows(f, t);
+  const SplitRun run(rows.count);
+  prefetchFirstRows<C, kvWidth, HeadDim>(f, layer, rows, run, kvHead);
+  startStep();
+  if (!run.active())
+    return;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  TokenTiles<HeadDim> &mine = tiles[warp];
+
+  // The queries' A fragments: rows g and g + 8 are heads h0 + g, h0 + g + 8
+  // (zeros from G on); qa[s][part] for dimensions 16 s ..
+  uint32_t qa[kSteps][kQueryParts][4];
+  const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) { // a0: row g, k 2c; a1: row g + 8; a2, a3: k 2c + 8
+      const int head = g + 8 * (e % 2);
+      float2 v = make_float2(0, 0);
+      if (head < G)
+        v = *reinterpret_cast<const float2 *>(query + head * HeadDim + 16 * s + 2 * c + 8 * (e / 2));
+      uint32_t p[3];
+      splitPair(v.x, v.y, p); // p[0] alone: the pair rounded to bf16
+#pragma unroll
+      for (int i = 0; i < kQueryParts; ++i)
+        qa[s][i][e] = p[i];
+    }
+  const float scale = base2Scale<HeadDim>();
+  const int seen[2] = {run.end, run.end};
+  float o[HeadDim / 8][4] = {};
+  float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // rows g, g + 8
+
+  // The chunk at p0 multiplied, its rows in the warp's tiles.
+  const auto multiply = [&](int p0) {
+    // Scores: s[n] is the lane's part of keys 8 n .. 8 n + 7 of the chunk.
+    float s[kRows / 8][4] = {};
+#pragma unroll
+    for (int st = 0; st < kSteps; ++st) {
+      uint32_t b[4]; // keys 0-7 and 8-15 at dimensions 16 st ..: as CopiedChunks' keyFragments
+      loadMatrices(b, &mine.keys[lane % 8 + 8 * (lane / 16)][16 * st + 8 * (lane / 8 % 2)]);
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int i = 0; i < kQueryParts; ++i)
+          mma16816(s[n], qa[st][i], b[2 * n], b[2 * n + 1]);
+    }
+    if constexpr (Kv::kRowScales)
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          s[n][e] *= mine.scales[0][8 * n + 2 * c + e % 2];
+    float rescale[2];
+    softmaxChunk<kRows>(s, p0, seen, scale, best, sum, rescale);
+    rescaleOutputs<HeadDim>(o, rescale);
+    if constexpr (Kv::kRowScales) // the value rows' scales, past the sums
+#pragma unroll
+      for (int n = 0; n < 2; ++n)
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          s[n][e] *= mine.scales[1][8 * n + 2 * c + e % 2];
+    uint32_t pa[kProbabilityParts][4];
+    probabilityFragments<kRows, kProbabilityParts>(s, 0, pa);
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; n += 2) {
+      uint32_t b[4]; // dimensions 8 n .. 8 n + 15 at keys 0-15, transposed
+      loadMatricesTransposed(b, &mine.values[lane % 8 + 8 * (lane / 8 % 2)][8 * n + 8 * (lane / 16)]);
+#pragma unroll
+      for (int u = 0; u < 2; ++u)
+#pragma unroll
+        for (int i = 0; i < kProbabilityParts; ++i)
+          mma16816(o[n + u], pa[i], b[2 * u], b[2 * u + 1]);
+    }
+  };
+  // Each warp's chunks, with the loads of the next Kv::kAhead in flight
+  // (in registers, unrolled so that they stay there), and the cache row of
+  // the one after them read a chunk earlier still: a chunk's loads then
+  // wait on no dependent load of the row list.
+  constexpr int kAhead = Kv::kAhead, stride = kRows * kWarps;
+  const int first = run.begin + kRows * warp + lane % 16;
+  const auto rowAt = [&](int p) { return p < run.end ? rows[p] : int64_t(-1); };
+  typename Kv::Raw raw[kAhead];
+#pragma unroll
+  for (int a = 0; a < kAhead; ++a)
+    Kv::template load<kvWidth>(f, layer, kvHead, rowAt(first + a * stride), raw[a]);
+  int64_t ahead = rowAt(first + kAhead * stride);
+  for (int p0 = run.begin + kRows * warp; p0 < run.end; p0 += kAhead * stride)
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a) {
+      const int p = p0 + a * stride;
+      if (p >= run.end)
+        break;
+      Kv::store(raw[a], mine);
+      __syncwarp();
+      if (p + kAhead * stride < run.end) {
+        Kv::template load<kvWidth>(f, layer, kvHead, ahead, raw[a]);
+        ahead = rowAt(p + lane % 16 + (kAhead + 1) * stride);
+      }
+      multiply(p);
+      __syncwarp(); // the tiles are read before the next chunk fills them
+    }
+
+  // The warps meet: each leaves its heads' maximum (natural units, as the
+  // splits' partials keep them), sum and weighted sums in its own tiles.
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
+    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
+  }
+  static_assert(sizeof(TokenTiles<HeadDim>) >= G * (HeadDim + 2) * sizeof(float), "room to meet");
+  float *left = reinterpret_cast<float *>(&mine);
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int head = g + 8 * i;
+    if (head >= G)
+      continue;
+    float *at = left + head * (HeadDim + 2);
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n)
+      *reinterpret_cast<float2 *>(at + 8 * n + 2 * c) = make_float2(o[n][2 * i], o[n][2 * i + 1]);
+    if (c == 0) {
+      at[HeadDim] = best[i] * 0.6931471805599453f; // base 2 to natural
+      at[HeadDim + 1] = sum[i];
+    }
+  }
+  __syncthreads();
+  SplitOutput<G, HeadDim> result(f, out, t, h0, Heads, run, partials);
+  for (int j = threadIdx.x; j < G * (HeadDim + 1); j += kThreads) {
+    const int head = j / (HeadDim + 1), d = j % (HeadDim + 1);
+    float m = -INFINITY;
+    for (int w = 0; w < kWarps; ++w)
+      m = fmaxf(m, reinterpret_cast<const float *>(&tiles[w])[head * (HeadDim + 2) + HeadDim]);
+    float weighted = 0, total = 0;
+    for (int w = 0; w < kWarps; ++w) {
+      const float *from = reinterpret_cast<const float *>(&tiles[w]) + head * (HeadDim + 2);
+      const float weight = from[HeadDim] == -INFINITY ? 0.0f : expf(from[HeadDim] - m);
+      total += weight * from[HeadDim + 1];
+      if (d < HeadDim)
+        weighted += weight * from[d];
+    }
+    if (d < HeadDim)
+      result.put(head, d, weighted, total);
+    else
+      result.putTotals(head, m, total);
+  }
+  result.merge(arrivals);
+}
+
+/// The one-token attention the generated code calls: on the tensor cores
+/// where the cache widens to bf16 exactly, else on the CUDA cores.
+template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
+__device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer,
+                          float *partials, unsigned *arrivals) {
+  if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && TokenMmaKv<C, HeadDim>::kSupported &&
+                HeadsPerBlock <= 16 && HeadDim % 16 == 0 &&
+                kWarps * sizeof(TokenTiles<HeadDim>) <= 48 * 1024) // static shared memory: HeadDim <= 64
+    tokenAttentionMma<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
+                                                                               partials, arrivals);
+  else
+    attentionOnCores<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
+                                                                              partials, arrivals);
+}
+
+} // namespace lathe_cuda
