@@ -58,6 +58,12 @@ __device__ void dotKey(const E *k, const float (*q)[HeadDim], float (&dot)[G]) {
   }
 }
 
+/// Asks L2 for the 128-byte lines of [p, p + bytes).
+__device__ inline void prefetchLines(const uint8_t *p, int64_t bytes) {
+  for (const uint8_t *line = p - reinterpret_cast<uintptr_t>(p) % 128; line < p + bytes; line += 128)
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+}
+
 /// How attention reads a KV cache of plain elements E: a head's slice of a
 /// row is HeadDim elements (kv::KVLayout). The value rows go by in parts
 /// of kPer values, a 16-byte load each (decodePart).
@@ -67,6 +73,14 @@ template <typename E> struct PlainKv {
   template <int HeadDim> static constexpr bool kParts = HeadDim % kPer == 0;
   template <int KvWidth> static constexpr int64_t kRowBytes = int64_t(KvWidth) * sizeof(E);
   template <int HeadDim> static constexpr int64_t kHeadBytes = int64_t(HeadDim) * sizeof(E);
+  /// A KV head's slice of a row: its first element.
+  using Head = const uint8_t *;
+  template <int KvWidth, int HeadDim> __device__ static Head head(const uint8_t *row, int kvHead) {
+    return row + int64_t(kvHead) * kHeadBytes<HeadDim>;
+  }
+  template <int HeadDim> __device__ static void prefetch(Head head) {
+    prefetchLines(head, kHeadBytes<HeadDim>);
+  }
   template <int HeadDim, int G>
   __device__ static void dot(const uint8_t *head, const float (*q)[HeadDim], float (&out)[G]) {
     dotKey<E, HeadDim, G>(reinterpret_cast<const E *>(head), q, out);
@@ -81,8 +95,9 @@ template <typename E> struct PlainKv {
 };
 
 /// Bytes [p, p + Bytes) of global memory in words, from aligned 4-byte
-/// loads and funnel shifts: a compressed cache's blocks start at any byte
-/// (17-byte bfp4 blocks), and byte loads would take one load a byte. Reads
+/// loads and funnel shifts: a compressed cache's codes and headers start at
+/// any byte (stories15M's bfp4 rows are 162 bytes), and byte loads would
+/// take one load a byte. Reads
 /// up to 4 bytes past the range (the KV buffer has slack for it,
 /// kv::PagedKVCache).
 template <int Bytes> struct ByteStream {
@@ -106,23 +121,45 @@ template <int Bytes> struct ByteStream {
   __device__ float word(int i) const { return __uint_as_float(w[i]); }
 };
 
-/// A KV cache of compressed rows (runtime/formats/KvFormat.h): blocks of
-/// Block values along head_dim, back to back, each a header and its codes.
-/// Int8: a float32 scale, then int8 codes (value = code * scale). Else BFP
-/// of Bits-bit two's-complement mantissas: an exponent byte e + 127 (255:
-/// NaN), then the mantissas, two a byte low nibble first for Bits 4
-/// (value = mantissa * 2^(e - (Bits - 2))). Blocks never cross a head, so
-/// a head's slice is its own blocks; rows are read in place (a head's
-/// slice in word loads, ByteStream), a block's partial dot product scaled
-/// once.
+/// A KV cache of compressed rows: the values of runtime/formats/KvFormat.h
+/// (blocks of Block values along head_dim, each a header and its codes),
+/// laid out for the GPU: a row is its blocks' codes, back to back, then
+/// their headers, so that a KV head's codes are one aligned run (a head of
+/// 64 bfp4 values: two 16-byte loads where the rows are multiples of 16
+/// bytes) and its headers another. Int8: a float32 scale, int8 codes
+/// (value = code * scale). Else BFP of Bits-bit two's-complement
+/// mantissas: an exponent byte e + 127 (255: NaN), the mantissas two a
+/// byte, low nibble first, for Bits 4 (value = mantissa * 2^(e - (Bits -
+/// 2))). Blocks never cross a head; rows are read in place (in word
+/// loads, ByteStream), a block's partial dot product scaled once.
 template <bool Int8, int Bits, int Block> struct PackedKv {
   static constexpr int kPer = 8; // values a part: 8 codes of one block
   template <int HeadDim> static constexpr bool kParts = Block % kPer == 0;
-  static constexpr int kHeaderBytes = Int8 ? 4 : 1;
-  static constexpr int kBlockBytes = kHeaderBytes + Block * Bits / 8;
+  static constexpr int kHeaderBytes = Int8 ? 4 : 1, kCodeBytes = Block * Bits / 8;
+  static constexpr int kBlockBytes = kHeaderBytes + kCodeBytes;
   template <int KvWidth> static constexpr int64_t kRowBytes = int64_t(KvWidth / Block) * kBlockBytes;
-  template <int HeadDim> static constexpr int64_t kHeadBytes = int64_t(HeadDim / Block) * kBlockBytes;
+  /// Bytes of a head's codes and of its headers.
+  template <int HeadDim> static constexpr int kHeadCodes = HeadDim / Block * kCodeBytes;
+  template <int HeadDim> static constexpr int kHeadHeaders = HeadDim / Block * kHeaderBytes;
   static_assert(Block * Bits % 8 == 0, "whole bytes of codes a block");
+
+  /// A KV head's slice of a row: where its codes and its headers start.
+  struct Head {
+    const uint8_t *codes, *headers;
+  };
+  template <int KvWidth, int HeadDim> __device__ static Head head(const uint8_t *row, int kvHead) {
+    return {row + int64_t(kvHead) * kHeadCodes<HeadDim>,
+            row + int64_t(KvWidth / Block) * kCodeBytes + int64_t(kvHead) * kHeadHeaders<HeadDim>};
+  }
+  template <int HeadDim> __device__ static void prefetch(Head head) {
+    prefetchLines(head.codes, kHeadCodes<HeadDim>);
+    prefetchLines(head.headers, kHeadHeaders<HeadDim>);
+  }
+  /// Where block `block` of a row keeps its header (its codes: at block
+  /// kCodeBytes).
+  template <int KvWidth> __device__ static int64_t headerAt(int block) {
+    return int64_t(KvWidth / Block) * kCodeBytes + int64_t(block) * kHeaderBytes;
+  }
 
   /// What code 1 of a block is worth, from its header (bytes at `at` of s).
   template <class S> __device__ static float scale(const S &s, int at) {
@@ -130,8 +167,11 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
       return __uint_as_float(s.byte(at) | s.byte(at + 1) << 8 | s.byte(at + 2) << 16 |
                              s.byte(at + 3) << 24);
     } else {
-      const int e = int(s.byte(at));
-      return e == 0xFF ? NAN : ldexpf(1.0f, e - 127 - (Bits - 2));
+      // 2^(e - 127) from its bits (e = 0: 2^-127, a subnormal), times the
+      // mantissas' 2^-(Bits - 2): ldexpf(1, e - 127 - (Bits - 2)) exactly.
+      const uint32_t e = s.byte(at);
+      const float power = __uint_as_float(e == 0 ? 0x00400000u : e << 23);
+      return e == 0xFF ? NAN : power * (1.0f / (1 << (Bits - 2)));
     }
   }
   /// Code i of the codes starting at byte `at` of s, sign-extended.
@@ -144,8 +184,9 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
   /// Each of G query heads' dot product with a key row, the row read and
   /// its codes widened once for all of them.
   template <int HeadDim, int G>
-  __device__ static void dot(const uint8_t *head, const float (*q)[HeadDim], float (&out)[G]) {
-    const ByteStream<int(kHeadBytes<HeadDim>)> s(head);
+  __device__ static void dot(Head head, const float (*q)[HeadDim], float (&out)[G]) {
+    const ByteStream<kHeadCodes<HeadDim>> codes(head.codes);
+    const ByteStream<kHeadHeaders<HeadDim>> headers(head.headers);
     for (int g = 0; g < G; ++g)
       out[g] = 0;
 #pragma unroll
@@ -153,32 +194,32 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
       float partial[G] = {};
 #pragma unroll
       for (int i = 0; i < Block; ++i) {
-        const float c = float(code(s, b * kBlockBytes + kHeaderBytes, i));
+        const float c = float(code(codes, b * kCodeBytes, i));
         for (int g = 0; g < G; ++g)
           partial[g] += c * q[g][b * Block + i];
       }
-      const float blockScale = scale(s, b * kBlockBytes);
+      const float blockScale = scale(headers, b * kHeaderBytes);
       for (int g = 0; g < G; ++g)
         out[g] += partial[g] * blockScale;
     }
   }
-  template <int HeadDim> __device__ static float at(const uint8_t *head, int d) {
-    const ByteStream<kBlockBytes> s(head + (d / Block) * kBlockBytes);
+  template <int HeadDim> __device__ static float at(Head head, int d) {
+    const ByteStream<kCodeBytes> codes(head.codes + (d / Block) * kCodeBytes);
+    const ByteStream<kHeaderBytes> header(head.headers + (d / Block) * kHeaderBytes);
     float v = 0;
 #pragma unroll
     for (int i = 0; i < Block; ++i)
       if (i == d % Block)
-        v = float(code(s, kHeaderBytes, i));
-    return v * scale(s, 0);
+        v = float(code(codes, 0, i));
+    return v * scale(header, 0);
   }
   /// Values part * kPer .. of a head's slice, scaled: kPer codes of one
   /// block and its header.
-  __device__ static void decodePart(const uint8_t *head, int part, float (&v)[kPer]) {
+  __device__ static void decodePart(Head head, int part, float (&v)[kPer]) {
     constexpr int codeBytes = kPer * Bits / 8;
     const int first = part * kPer;
-    const uint8_t *block = head + (first / Block) * kBlockBytes;
-    const ByteStream<kHeaderBytes> header(block);
-    const ByteStream<codeBytes> codes(block + kHeaderBytes + (first % Block) * Bits / 8);
+    const ByteStream<kHeaderBytes> header(head.headers + (first / Block) * kHeaderBytes);
+    const ByteStream<codeBytes> codes(head.codes + first * Bits / 8);
     const float s = scale(header, 0);
 #pragma unroll
     for (int i = 0; i < kPer; ++i)
@@ -186,14 +227,37 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
   }
 };
 
-/// Row `row` of layer `layer`'s keys (value = false) or values, at KV head
-/// `kvHead`'s slice, in the cache codec C (kv::KVLayout).
+/// Row `row` of layer `layer`'s keys (value = false) or values in the
+/// cache codec C (kv::KVLayout): its first byte.
+template <class C, int KvWidth>
+__device__ uint8_t *cacheRowBytes(const LatheCudaFrame &f, int layer, bool value, int64_t row) {
+  return reinterpret_cast<uint8_t *>(f.kv) +
+         ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * C::template kRowBytes<KvWidth>;
+}
+/// That row's slice of KV head `kvHead` (C::Head).
 template <class C, int KvWidth, int HeadDim>
-__device__ const uint8_t *cacheHead(const LatheCudaFrame &f, int layer, bool value, int64_t row,
-                                    int kvHead) {
-  return reinterpret_cast<const uint8_t *>(f.kv) +
-         ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * C::template kRowBytes<KvWidth> +
-         int64_t(kvHead) * C::template kHeadBytes<HeadDim>;
+__device__ typename C::Head cacheHead(const LatheCudaFrame &f, int layer, bool value, int64_t row,
+                                      int kvHead) {
+  return C::template head<KvWidth, HeadDim>(cacheRowBytes<C, KvWidth>(f, layer, value, row), kvHead);
+}
+
+/// Stores the block's token's key and value rows at its cache row, in a
+/// compressed format (PackedKv's layout): a thread per block of Block
+/// values.
+template <bool Int8, int Bits, int Block, int KvWidth>
+__device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int layer) {
+  using C = PackedKv<Int8, Bits, Block>;
+  startStep();
+  constexpr int blocks = KvWidth / Block;
+  const int t = blockIdx.x;
+  const int64_t row = f.storeRows[t];
+  for (int i = threadIdx.x; i < 2 * blocks; i += kThreads) {
+    const bool value = i >= blocks;
+    const int b = value ? i - blocks : i;
+    const float *x = f.buffers[value ? values : keys] + int64_t(t) * KvWidth + b * Block;
+    uint8_t *to = cacheRowBytes<C, KvWidth>(f, layer, value, row);
+    encodeKvBlock<Int8, Bits, Block>(x, to + C::template headerAt<KvWidth>(b), to + b * C::kCodeBytes);
+  }
 }
 
 /// The run of a token's `count` visible rows that this block's split
@@ -223,12 +287,8 @@ __device__ void prefetchFirstRows(const LatheCudaFrame &f, int layer, const Visi
   if (!run.active() || run.begin + int(threadIdx.x) >= run.end)
     return;
   const int64_t row = rows[run.begin + threadIdx.x];
-  for (int value = 0; value < 2; ++value) {
-    const uint8_t *head = cacheHead<C, KvWidth, HeadDim>(f, layer, value, row, kvHead);
-    const uint8_t *line = head - reinterpret_cast<uintptr_t>(head) % 128;
-    for (; line < head + C::template kHeadBytes<HeadDim>; line += 128)
-      asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
-  }
+  for (int value = 0; value < 2; ++value)
+    C::template prefetch<HeadDim>(cacheHead<C, KvWidth, HeadDim>(f, layer, value, row, kvHead));
 }
 
 /// Where a block's G heads' attention goes: the output (one split), or its
@@ -413,7 +473,7 @@ __device__ void attentionOnCores(const LatheCudaFrame &f, int queries, int out, 
       }
     } else if (group < groups)
       for (int r = group; r < rowsHere; r += groups) {
-        const uint8_t *v = cacheHead<C, kvWidth, HeadDim>(f, layer, true, rows[p0 + r], kvHead);
+        const auto v = cacheHead<C, kvWidth, HeadDim>(f, layer, true, rows[p0 + r], kvHead);
         for (int i = 0; i < passes; ++i) {
           const int d = i * kThreads + lane;
           if (d < HeadDim) {

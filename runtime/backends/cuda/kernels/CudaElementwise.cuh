@@ -194,10 +194,9 @@ __device__ void storeKV(const LatheCudaFrame &f, int keys, int values, int layer
 /// exponent floor(log2 max|x|) clamped to [-127, 127] (-127 for zeros) and
 /// mantissas round-half-even(x * 2^-(e - (Bits - 2))), both saturated
 /// symmetrically. A block holding NaN or infinity decodes to NaN (a NaN
-/// scale, exponent code 255).
+/// scale, exponent code 255). The header goes to `out`, the codes to `codes`.
 template <bool Int8, int Bits, int Block>
-__device__ void encodeKvBlock(const float *x, uint8_t *out) {
-  constexpr int headerBytes = Int8 ? 4 : 1;
+__device__ void encodeKvBlock(const float *x, uint8_t *out, uint8_t *codes) {
   constexpr int qmax = Int8 ? 127 : (1 << (Bits - 1)) - 1;
   bool finite = true;
   double largest = 0;
@@ -205,7 +204,6 @@ __device__ void encodeKvBlock(const float *x, uint8_t *out) {
     finite &= isfinite(x[i]);
     largest = fmax(largest, fabs(double(x[i])));
   }
-  uint8_t *codes = out + headerBytes;
   for (int i = 0; i < Block * Bits / 8; ++i)
     codes[i] = 0;
   // Int8 divides by the scale (as the CPU's codec does: the quotient and
@@ -239,26 +237,6 @@ __device__ void encodeKvBlock(const float *x, uint8_t *out) {
       codes[i] = uint8_t(int8_t(q));
     else
       codes[i / 2] |= uint8_t((q & 0xF) << (4 * (i % 2)));
-  }
-}
-
-/// Stores the block's token's key and value rows at its cache row, in a
-/// compressed format: a thread per block of Block values.
-template <bool Int8, int Bits, int Block, int KvWidth>
-__device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int layer) {
-  startStep();
-  constexpr int blocks = KvWidth / Block;
-  constexpr int64_t blockBytes = (Int8 ? 4 : 1) + Block * Bits / 8;
-  const int t = blockIdx.x;
-  const int64_t row = f.storeRows[t];
-  for (int i = threadIdx.x; i < 2 * blocks; i += kThreads) {
-    const bool value = i >= blocks;
-    const int b = value ? i - blocks : i;
-    const float *x = f.buffers[value ? values : keys] + int64_t(t) * KvWidth + b * Block;
-    uint8_t *out = reinterpret_cast<uint8_t *>(f.kv) +
-                   ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * blocks * blockBytes +
-                   b * blockBytes;
-    encodeKvBlock<Int8, Bits, Block>(x, out);
   }
 }
 

@@ -147,20 +147,13 @@ template <int HeadDim, int C> struct CopiedChunks {
     }
     commitCopies();
   }
-  /// Keys 8 n .. 8 n + 15 at dimensions 16 st ..: lanes 0-7 address the
-  /// first tile's rows at the low 8 dimensions, 8-15 at the high 8, 16-31
-  /// the second tile's.
+  /// Keys 8 n .. 8 n + 15 at dimensions 16 st .. (CudaMma.cuh's keyFragments).
   __device__ void keyFragments(int buffer, int, int n, int st, uint32_t (&b)[4]) const {
-    const int lane = threadIdx.x % 32;
-    loadMatrices(b, &keys[buffer][8 * n + lane % 8 + 8 * (lane / 16)][16 * st + 8 * (lane / 8 % 2)]);
+    lathe_cuda::keyFragments(keys[buffer], n, st, b);
   }
-  /// Dimensions 8 n .. 8 n + 15 at keys 16 kk ..: the value rows
-  /// transposed, lanes 0-7 addressing keys 16 kk .. + 7 of the first tile's
-  /// dimensions, 8-15 keys + 8 .. + 15, 16-31 the second tile's.
+  /// Dimensions 8 n .. 8 n + 15 at keys 16 kk .. (valueFragments).
   __device__ void valueFragments(int buffer, int, int kk, int n, uint32_t (&b)[4]) const {
-    const int lane = threadIdx.x % 32;
-    loadMatricesTransposed(b, &values[buffer][16 * kk + lane % 8 + 8 * (lane / 8 % 2)]
-                                         [8 * n + 8 * (lane / 16)]);
+    lathe_cuda::valueFragments(values[buffer], kk, n, b);
   }
 };
 
@@ -221,23 +214,25 @@ __device__ void queryFragments(const LatheCudaFrame &f, int queries, const int (
 /// each row's maximum over the chunk (its four lanes); the running sums
 /// rescaled to the new maximum, s made the chunk's probabilities, and in
 /// `rescale` what the outputs so far are to be multiplied by
-/// (rescaleOutputs).
-template <int C>
+/// (rescaleOutputs). Halves 1: only rows g hold anything (a tile of at most
+/// 8 rows), rows g + 8 are left as they are.
+template <int C, int Halves = 2>
 __device__ void softmaxChunk(float (&s)[C / 8][4], int p0, const int (&seen)[2], float scale,
                              float (&best)[2], float (&sum)[2], float (&rescale)[2]) {
+  static_assert(Halves == 1 || Halves == 2, "rows g, and g + 8");
   const int c = threadIdx.x % 4;
   float chunkBest[2] = {-INFINITY, -INFINITY};
 #pragma unroll
   for (int n = 0; n < C / 8; ++n)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
+    for (int e = 0; e < 2 * Halves; ++e) {
       const int p = p0 + 8 * n + 2 * c + e % 2;
       s[n][e] = p < seen[e / 2] ? s[n][e] * scale : -INFINITY;
       chunkBest[e / 2] = fmaxf(chunkBest[e / 2], s[n][e]);
     }
   float ref[2];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < Halves; ++i) {
     chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 1));
     chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 2));
     const float next = fmaxf(best[i], chunkBest[i]);
@@ -248,33 +243,41 @@ __device__ void softmaxChunk(float (&s)[C / 8][4], int p0, const int (&seen)[2],
     best[i] = next;
     sum[i] *= rescale[i];
   }
+  if constexpr (Halves == 1)
+    rescale[1] = 1;
 #pragma unroll
   for (int n = 0; n < C / 8; ++n)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
+    for (int e = 0; e < 2 * Halves; ++e) {
       s[n][e] = exp2f(s[n][e] - ref[e / 2]);
       sum[e / 2] += s[n][e];
     }
 }
-/// The outputs of rows g and g + 8 times softmaxChunk's rescale.
-template <int HeadDim>
+/// The outputs of rows g and g + 8 times softmaxChunk's rescale (Halves 1:
+/// rows g only).
+template <int HeadDim, int Halves = 2>
 __device__ void rescaleOutputs(float (&o)[HeadDim / 8][4], const float (&rescale)[2]) {
 #pragma unroll
   for (int n = 0; n < HeadDim / 8; ++n)
-    o[n][0] *= rescale[0], o[n][1] *= rescale[0], o[n][2] *= rescale[1], o[n][3] *= rescale[1];
+#pragma unroll
+    for (int e = 0; e < 2 * Halves; ++e)
+      o[n][e] *= rescale[e / 2];
 }
 
 /// The probabilities of keys 16 kk .. + 15 (softmaxChunk's s) as an A
 /// fragment, split into Parts bf16 parts: the accumulators of two n8
-/// tiles are the A fragment of one k16 step as they stand.
-template <int C, int Parts>
+/// tiles are the A fragment of one k16 step as they stand. Halves 1: rows
+/// g + 8 zeros.
+template <int C, int Parts, int Halves = 2>
 __device__ void probabilityFragments(const float (&s)[C / 8][4], int kk,
                                      uint32_t (&pa)[Parts][4]) {
 #pragma unroll
   for (int e = 0; e < 4; ++e) { // a0: row g, keys 2c..; a1: row g + 8; a2, a3: keys + 8
-    const float *v = s[2 * kk + e / 2] + 2 * (e % 2);
-    uint32_t p[3];
-    splitPair(v[0], v[1], p);
+    uint32_t p[3] = {0, 0, 0};
+    if (Halves == 2 || e % 2 == 0) {
+      const float *v = s[2 * kk + e / 2] + 2 * (e % 2);
+      splitPair(v[0], v[1], p);
+    }
 #pragma unroll
     for (int i = 0; i < Parts; ++i)
       pa[i][e] = p[i];

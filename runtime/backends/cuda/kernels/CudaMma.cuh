@@ -79,4 +79,24 @@ __device__ inline void loadMatricesTransposed(uint32_t (&r)[4], const void *row)
 #endif
 }
 
+/// The B fragments of two n8 tiles of keys, from key rows of bf16 in
+/// shared memory (Row values a row, 16-byte aligned): keys 8 n .. 8 n + 15
+/// at dimensions 16 st .. 16 st + 15 (b[0], b[1] the first tile, b[2],
+/// b[3] the second). Lanes 0-7 address the first tile's rows at the low 8
+/// dimensions, 8-15 at the high 8, 16-31 the second tile's.
+template <int Row>
+__device__ inline void keyFragments(const __nv_bfloat16 (*rows)[Row], int n, int st, uint32_t (&b)[4]) {
+  const int lane = threadIdx.x % 32;
+  loadMatrices(b, &rows[8 * n + lane % 8 + 8 * (lane / 16)][16 * st + 8 * (lane / 8 % 2)]);
+}
+/// The B fragments of two n8 tiles of dimensions 8 n .. 8 n + 15 at keys
+/// 16 kk .. 16 kk + 15, from value rows as keyFragments' (transposed):
+/// lanes 0-7 address keys 16 kk .. + 7 of the first tile's dimensions,
+/// 8-15 keys + 8 .. + 15, 16-31 the second tile's.
+template <int Row>
+__device__ inline void valueFragments(const __nv_bfloat16 (*rows)[Row], int kk, int n, uint32_t (&b)[4]) {
+  const int lane = threadIdx.x % 32;
+  loadMatricesTransposed(b, &rows[16 * kk + lane % 8 + 8 * (lane / 8 % 2)][8 * n + 8 * (lane / 16)]);
+}
+
 } // namespace lathe_cuda

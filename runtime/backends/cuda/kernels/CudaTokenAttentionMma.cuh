@@ -59,6 +59,9 @@ template <int HeadDim> struct TokenTiles {
 /// row l % 16 of a chunk (cache row `row`, -1 past the rows seen) into
 /// registers (Raw), store() widens them into the warp's tiles (rows past
 /// the ones seen zeros: a probability of 0 times garbage could be NaN).
+/// kPairs: each 8 dimensions of a tile row hold dimensions 0, 4, 1, 5, 2, 6,
+/// 3, 7 of the head, the order in which 4-bit codes widen (widenNibblePairs):
+/// the queries are read in that order and the outputs put back.
 template <class C, int HeadDim> struct TokenMmaKv {
   static constexpr bool kSupported = false;
 };
@@ -72,7 +75,7 @@ struct ChunkRow {
 
 template <int HeadDim> struct TokenMmaKv<PlainKv<__nv_bfloat16>, HeadDim> {
   using C = PlainKv<__nv_bfloat16>;
-  static constexpr bool kSupported = true, kRowScales = false;
+  static constexpr bool kSupported = true, kRowScales = false, kPairs = false;
   static constexpr int kAhead = 1; // 32 registers a chunk already
   struct Raw {
     uint4 w[HeadDim / 8];
@@ -98,22 +101,31 @@ template <int HeadDim> struct TokenMmaKv<PlainKv<__nv_bfloat16>, HeadDim> {
   }
 };
 
+/// A bf16 pair from its bits.
+__device__ inline __nv_bfloat162 asBf16Pair(uint32_t bits) {
+  return *reinterpret_cast<const __nv_bfloat162 *>(&bits);
+}
+
 /// Eight 4-bit two's-complement codes (a word, the lowest nibble first)
-/// times `scale` (a bf16 pair of one power of two) as bf16 values in
-/// order, exactly: each nibble made 128 + (code + 8) in a bf16's mantissa,
-/// then one fma a pair, (x - 136) scale; the pairs come out as codes
-/// (0, 4), (1, 5).., and byte permutes put them in order.
-__device__ inline uint4 widenNibbles(uint32_t word, __nv_bfloat162 scale, __nv_bfloat162 offset) {
-  const uint32_t u = word ^ 0x88888888u;
+/// times `scale` (a bf16 pair of one power of two) as bf16 pairs, exactly,
+/// in the order they come out: codes (0, 4), (1, 5), (2, 6), (3, 7)
+/// (TokenMmaKv's kPairs). Each nibble goes into the mantissa of 128 with
+/// its sign bit flipped (one lop3 a pair: 128 + code + 8), then one fma a
+/// pair, x scale + offset with offset -136 scale. Huge: scales from 2^121
+/// on, whose -136 scale overflows, subtract first: (x - 136) scale.
+template <bool Huge>
+__device__ inline uint4 widenNibblePairs(uint32_t word, __nv_bfloat162 scale, __nv_bfloat162 offset) {
   uint32_t p[4];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    const uint32_t bits = ((u >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
-    const __nv_bfloat162 v = __hfma2(*reinterpret_cast<const __nv_bfloat162 *>(&bits), scale, offset);
+    uint32_t bits; // (mask ? word ^ magic : magic), bitwise
+    asm("lop3.b32 %0, %1, %2, %3, 0x6A;" : "=r"(bits) : "r"(word >> (4 * i)), "r"(0x000F000Fu), "r"(0x43084308u));
+    const __nv_bfloat162 x = asBf16Pair(bits);
+    const __nv_bfloat162 v = Huge ? __hmul2(__hsub2(x, __floats2bfloat162_rn(136.0f, 136.0f)), scale)
+                                  : __hfma2(x, scale, offset);
     p[i] = *reinterpret_cast<const uint32_t *>(&v);
   }
-  return make_uint4(__byte_perm(p[0], p[1], 0x5410), __byte_perm(p[2], p[3], 0x5410),
-                    __byte_perm(p[0], p[1], 0x7632), __byte_perm(p[2], p[3], 0x7632));
+  return make_uint4(p[0], p[1], p[2], p[3]);
 }
 /// Four 8-bit two's-complement codes (a word, the lowest byte first) times
 /// `scale` as two bf16 pairs in order, exactly (at most 8 significant
@@ -133,26 +145,49 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
   // Int8 codes times a float are exact in bf16 only as codes: one scale a
   // head row, applied outside the mma. BFP codes times their block's power
   // of two have at most Bits significant bits: exact.
-  static constexpr bool kRowScales = Int8;
+  static constexpr bool kRowScales = Int8, kPairs = Bits == 4;
   static constexpr bool kSupported =
       (!Int8 || Block == HeadDim) && (Bits == 4 || Bits == 8) && Block % 8 == 0;
-  static constexpr int kBytes = int(C::template kHeadBytes<HeadDim>);
-  // Chunks in flight: a 4-bit row is few registers (HeadDim 64: 9 or 10).
-  static constexpr int kAhead = Bits == 4 && kBytes <= 48 ? 3 : 1;
+  static constexpr int kCodes = C::template kHeadCodes<HeadDim>, kHeaders = C::template kHeadHeaders<HeadDim>;
+  // Chunks in flight: a 4-bit row is few registers (HeadDim 64: 9). Two
+  // measured faster than three (43.6 against 45.2 us a layer, 16 sequences
+  // at 4096 rows), four spilled.
+  static constexpr int kAhead = Bits == 4 && kCodes <= 32 ? 2 : 1;
+  /// Whether every head's codes start 16-byte aligned (rows of whole 16
+  /// bytes, heads' codes too), and its headers at a multiple of their size
+  /// within one word.
+  template <int KvWidth>
+  static constexpr bool kAligned = C::template kRowBytes<KvWidth> % 16 == 0 && kCodes % 16 == 0 &&
+                                   (kHeaders == 1 || kHeaders == 2 || kHeaders == 4);
   struct Raw {
-    ByteStream<kBytes> s;
+    ByteStream<kCodes> codes;     // in words from the first code on
+    ByteStream<kHeaders> headers; // from the first header on
     bool seen;
   };
   template <int KvWidth>
   __device__ static void load(const LatheCudaFrame &f, int layer, int kvHead, int64_t row, Raw &raw) {
     raw.seen = row >= 0;
-    if (raw.seen)
-      raw.s = ByteStream<kBytes>(cacheHead<C, KvWidth, HeadDim>(f, layer, ChunkRow().value, row, kvHead));
+    if (!raw.seen)
+      return;
+    const typename C::Head head = cacheHead<C, KvWidth, HeadDim>(f, layer, ChunkRow().value, row, kvHead);
+    if constexpr (kAligned<KvWidth>) {
+      const uint4 *codes = reinterpret_cast<const uint4 *>(head.codes);
+#pragma unroll
+      for (int i = 0; i < kCodes / 16; ++i) {
+        const uint4 w = __ldg(codes + i);
+        raw.codes.w[4 * i] = w.x, raw.codes.w[4 * i + 1] = w.y;
+        raw.codes.w[4 * i + 2] = w.z, raw.codes.w[4 * i + 3] = w.w;
+      }
+      const uintptr_t at = reinterpret_cast<uintptr_t>(head.headers);
+      raw.headers.w[0] = __ldg(reinterpret_cast<const uint32_t *>(at & ~uintptr_t(3))) >> (8 * (at & 3));
+    } else {
+      raw.codes = ByteStream<kCodes>(head.codes);
+      raw.headers = ByteStream<kHeaders>(head.headers);
+    }
   }
-  /// Word j of the codes of block b (bytes from b kBlockBytes + header on).
+  /// Word j of the codes of block b (whole words: Block % 8 == 0).
   __device__ static uint32_t codeWord(const Raw &raw, int b, int j) {
-    const int at = b * C::kBlockBytes + C::kHeaderBytes + 4 * j; // constant once unrolled
-    return at % 4 == 0 ? raw.s.w[at / 4] : __funnelshift_r(raw.s.w[at / 4], raw.s.w[at / 4 + 1], 8 * (at % 4));
+    return raw.codes.w[b * C::kCodeBytes / 4 + j];
   }
   __device__ static void store(const Raw &raw, TokenTiles<HeadDim> &tiles) {
     const ChunkRow at;
@@ -165,18 +200,40 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
         tiles.scales[at.value][at.row] = 0;
       return;
     }
+    if constexpr (Bits == 4) {
+      // Exponent codes 3-249 (scales 2^-126 to 2^120, every block of
+      // ordinary values): the scale and -136 scale as bf16 bits, normal
+      // numbers both, and one fma a pair. Else the whole row subtracts
+      // first (exact for subnormal scales, no overflow, NaN for code 255).
+      bool ordinary = true;
 #pragma unroll
-    for (int b = 0; b < HeadDim / Block; ++b) {
-      const float scale = C::scale(raw.s, b * C::kBlockBytes);
-      if constexpr (Int8)
-        tiles.scales[at.value][at.row] = scale;
-      if constexpr (Bits == 4) {
-        const __nv_bfloat162 s2 = __floats2bfloat162_rn(scale, scale);
-        const __nv_bfloat162 o2 = __floats2bfloat162_rn(-136.0f * scale, -136.0f * scale);
+      for (int b = 0; b < HeadDim / Block; ++b)
+        ordinary &= raw.headers.byte(b) - 3u <= 246u;
+      if (ordinary) {
 #pragma unroll
-        for (int j = 0; j < Block / 8; ++j)
-          to[b * Block / 8 + j] = widenNibbles(codeWord(raw, b, j), s2, o2);
+        for (int b = 0; b < HeadDim / Block; ++b) {
+          const uint32_t e = raw.headers.byte(b);
+          const uint32_t s = ((e - 2) << 7) * 0x10001u;                // 2^(e - 129), twice
+          const uint32_t o = (((e + 5) << 7) | 0x8008u) * 0x10001u; // -1.0625 2^(e - 122)
+#pragma unroll
+          for (int j = 0; j < Block / 8; ++j)
+            to[b * Block / 8 + j] = widenNibblePairs<false>(codeWord(raw, b, j), asBf16Pair(s), asBf16Pair(o));
+        }
       } else {
+#pragma unroll
+        for (int b = 0; b < HeadDim / Block; ++b) {
+          const __nv_bfloat162 s2 = __float2bfloat162_rn(C::scale(raw.headers, b));
+#pragma unroll
+          for (int j = 0; j < Block / 8; ++j)
+            to[b * Block / 8 + j] = widenNibblePairs<true>(codeWord(raw, b, j), s2, s2);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int b = 0; b < HeadDim / Block; ++b) {
+        const float scale = C::scale(raw.headers, b * C::kHeaderBytes);
+        if constexpr (Int8)
+          tiles.scales[at.value][at.row] = scale;
 #pragma unroll
         for (int j = 0; j < Block / 8; ++j) {
           const uint2 lo = widenBytes(codeWord(raw, b, 2 * j), Int8 ? 1.0f : scale);
@@ -223,8 +280,10 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
     for (int e = 0; e < 4; ++e) { // a0: row g, k 2c; a1: row g + 8; a2, a3: k 2c + 8
       const int head = g + 8 * (e % 2);
       float2 v = make_float2(0, 0);
-      if (head < G)
-        v = *reinterpret_cast<const float2 *>(query + head * HeadDim + 16 * s + 2 * c + 8 * (e / 2));
+      if (head < G) { // tile columns 2c, 2c + 1 of the 8 at 16 s + 8 (e / 2): kPairs' dimensions c, c + 4
+        const float *at = query + head * HeadDim + 16 * s + 8 * (e / 2);
+        v = Kv::kPairs ? make_float2(at[c], at[c + 4]) : *reinterpret_cast<const float2 *>(at + 2 * c);
+      }
       uint32_t p[3];
       splitPair(v.x, v.y, p); // p[0] alone: the pair rounded to bf16
 #pragma unroll
@@ -232,6 +291,8 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
         qa[s][i][e] = p[i];
     }
   const float scale = base2Scale<HeadDim>();
+  // Tiles of at most 8 heads leave rows g + 8 empty: their softmax is skipped.
+  constexpr int kHalves = G <= 8 ? 1 : 2;
   const int seen[2] = {run.end, run.end};
   float o[HeadDim / 8][4] = {};
   float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // rows g, g + 8
@@ -242,8 +303,8 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
     float s[kRows / 8][4] = {};
 #pragma unroll
     for (int st = 0; st < kSteps; ++st) {
-      uint32_t b[4]; // keys 0-7 and 8-15 at dimensions 16 st ..: as CopiedChunks' keyFragments
-      loadMatrices(b, &mine.keys[lane % 8 + 8 * (lane / 16)][16 * st + 8 * (lane / 8 % 2)]);
+      uint32_t b[4]; // keys 0-7 and 8-15 at dimensions 16 st ..
+      keyFragments(mine.keys, 0, st, b);
 #pragma unroll
       for (int n = 0; n < 2; ++n)
 #pragma unroll
@@ -257,8 +318,10 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
         for (int e = 0; e < 4; ++e)
           s[n][e] *= mine.scales[0][8 * n + 2 * c + e % 2];
     float rescale[2];
-    softmaxChunk<kRows>(s, p0, seen, scale, best, sum, rescale);
-    rescaleOutputs<HeadDim>(o, rescale);
+    softmaxChunk<kRows, kHalves>(s, p0, seen, scale, best, sum, rescale);
+    // Once the maxima settle, most chunks leave the outputs as they are.
+    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
+      rescaleOutputs<HeadDim, kHalves>(o, rescale);
     if constexpr (Kv::kRowScales) // the value rows' scales, past the sums
 #pragma unroll
       for (int n = 0; n < 2; ++n)
@@ -266,11 +329,11 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
         for (int e = 0; e < 4; ++e)
           s[n][e] *= mine.scales[1][8 * n + 2 * c + e % 2];
     uint32_t pa[kProbabilityParts][4];
-    probabilityFragments<kRows, kProbabilityParts>(s, 0, pa);
+    probabilityFragments<kRows, kProbabilityParts, kHalves>(s, 0, pa);
 #pragma unroll
     for (int n = 0; n < HeadDim / 8; n += 2) {
-      uint32_t b[4]; // dimensions 8 n .. 8 n + 15 at keys 0-15, transposed
-      loadMatricesTransposed(b, &mine.values[lane % 8 + 8 * (lane / 8 % 2)][8 * n + 8 * (lane / 16)]);
+      uint32_t b[4]; // dimensions 8 n .. 8 n + 15 at keys 0-15
+      valueFragments(mine.values, 0, n, b);
 #pragma unroll
       for (int u = 0; u < 2; ++u)
 #pragma unroll
@@ -322,8 +385,11 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
       continue;
     float *at = left + head * (HeadDim + 2);
 #pragma unroll
-    for (int n = 0; n < HeadDim / 8; ++n)
-      *reinterpret_cast<float2 *>(at + 8 * n + 2 * c) = make_float2(o[n][2 * i], o[n][2 * i + 1]);
+    for (int n = 0; n < HeadDim / 8; ++n) // tile columns 8 n + 2c, + 1: kPairs' dimensions 8 n + c, + 4
+      if constexpr (Kv::kPairs)
+        at[8 * n + c] = o[n][2 * i], at[8 * n + c + 4] = o[n][2 * i + 1];
+      else
+        *reinterpret_cast<float2 *>(at + 8 * n + 2 * c) = make_float2(o[n][2 * i], o[n][2 * i + 1]);
     if (c == 0) {
       at[HeadDim] = best[i] * 0.6931471805599453f; // base 2 to natural
       at[HeadDim + 1] = sum[i];
@@ -359,7 +425,7 @@ __device__ void attention(const LatheCudaFrame &f, int queries, int out, int lay
                           float *partials, unsigned *arrivals) {
   if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && TokenMmaKv<C, HeadDim>::kSupported &&
                 HeadsPerBlock <= 16 && HeadDim % 16 == 0 &&
-                kWarps * sizeof(TokenTiles<HeadDim>) <= 48 * 1024) // static shared memory: HeadDim <= 64
+                kWarps * sizeof(TokenTiles<HeadDim>) <= 48 * 1024) // static shared memory: HeadDim <= 80
     tokenAttentionMma<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
                                                                                partials, arrivals);
   else
