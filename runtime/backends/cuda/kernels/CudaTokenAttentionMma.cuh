@@ -201,19 +201,20 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
       return;
     }
     if constexpr (Bits == 4) {
-      // Exponent codes 3-249 (scales 2^-126 to 2^120, every block of
-      // ordinary values): the scale and -136 scale as bf16 bits, normal
-      // numbers both, and one fma a pair. Else the whole row subtracts
-      // first (exact for subnormal scales, no overflow, NaN for code 255).
+      // Exponent codes up to 249 (scales up to 2^120: every block of
+      // ordinary values, zeros too): the scale and -136 scale as bf16 bits
+      // (the scale subnormal for codes 0-2, 2^-133 times 16 << e), and one
+      // fma a pair, exact. Codes 250-254, whose -136 scale would overflow,
+      // and 255 (NaN): the whole row subtracts first.
       bool ordinary = true;
 #pragma unroll
       for (int b = 0; b < HeadDim / Block; ++b)
-        ordinary &= raw.headers.byte(b) - 3u <= 246u;
+        ordinary &= raw.headers.byte(b) < 250;
       if (ordinary) {
 #pragma unroll
         for (int b = 0; b < HeadDim / Block; ++b) {
           const uint32_t e = raw.headers.byte(b);
-          const uint32_t s = ((e - 2) << 7) * 0x10001u;                // 2^(e - 129), twice
+          const uint32_t s = (e >= 3 ? (e - 2) << 7 : 0x10u << e) * 0x10001u; // 2^(e - 129), twice
           const uint32_t o = (((e + 5) << 7) | 0x8008u) * 0x10001u; // -1.0625 2^(e - 122)
 #pragma unroll
           for (int j = 0; j < Block / 8; ++j)
