@@ -227,17 +227,26 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
   }
 };
 
+/// The KV cache buffer and its rows a layer's key (or value) array
+/// (LatheCudaFrame's kv, kvRows), copied out of the frame: a kernel whose
+/// asm clobbers memory (ldmatrix) would otherwise load them from the frame
+/// again before every row it reads.
+struct KvCacheRef {
+  uint8_t *kv;
+  int64_t kvRows;
+  __device__ explicit KvCacheRef(const LatheCudaFrame &f) : kv(f.kv), kvRows(f.kvRows) {}
+};
+
 /// Row `row` of layer `layer`'s keys (value = false) or values in the
-/// cache codec C (kv::KVLayout): its first byte.
-template <class C, int KvWidth>
-__device__ uint8_t *cacheRowBytes(const LatheCudaFrame &f, int layer, bool value, int64_t row) {
-  return reinterpret_cast<uint8_t *>(f.kv) +
-         ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * C::template kRowBytes<KvWidth>;
+/// cache codec C (kv::KVLayout): its first byte. Cache: LatheCudaFrame or
+/// KvCacheRef.
+template <class C, int KvWidth, class Cache>
+__device__ uint8_t *cacheRowBytes(const Cache &f, int layer, bool value, int64_t row) {
+  return f.kv + ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * C::template kRowBytes<KvWidth>;
 }
 /// That row's slice of KV head `kvHead` (C::Head).
-template <class C, int KvWidth, int HeadDim>
-__device__ typename C::Head cacheHead(const LatheCudaFrame &f, int layer, bool value, int64_t row,
-                                      int kvHead) {
+template <class C, int KvWidth, int HeadDim, class Cache>
+__device__ typename C::Head cacheHead(const Cache &f, int layer, bool value, int64_t row, int kvHead) {
   return C::template head<KvWidth, HeadDim>(cacheRowBytes<C, KvWidth>(f, layer, value, row), kvHead);
 }
 

@@ -82,7 +82,7 @@ template <int HeadDim> struct TokenMmaKv<PlainKv<__nv_bfloat16>, HeadDim> {
     bool seen;
   };
   template <int KvWidth>
-  __device__ static void load(const LatheCudaFrame &f, int layer, int kvHead, int64_t row, Raw &raw) {
+  __device__ static void load(const KvCacheRef &f, int layer, int kvHead, int64_t row, Raw &raw) {
     raw.seen = row >= 0;
     if (!raw.seen)
       return;
@@ -165,7 +165,7 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
     bool seen;
   };
   template <int KvWidth>
-  __device__ static void load(const LatheCudaFrame &f, int layer, int kvHead, int64_t row, Raw &raw) {
+  __device__ static void load(const KvCacheRef &f, int layer, int kvHead, int64_t row, Raw &raw) {
     raw.seen = row >= 0;
     if (!raw.seen)
       return;
@@ -269,6 +269,7 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
   if (!run.active())
     return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const KvCacheRef cache(f);
   TokenTiles<HeadDim> &mine = tiles[warp];
 
   // The queries' A fragments: rows g and g + 8 are heads h0 + g, h0 + g + 8
@@ -352,7 +353,7 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
   typename Kv::Raw raw[kAhead];
 #pragma unroll
   for (int a = 0; a < kAhead; ++a)
-    Kv::template load<kvWidth>(f, layer, kvHead, rowAt(first + a * stride), raw[a]);
+    Kv::template load<kvWidth>(cache, layer, kvHead, rowAt(first + a * stride), raw[a]);
   int64_t ahead = rowAt(first + kAhead * stride);
   for (int p0 = run.begin + kRows * warp; p0 < run.end; p0 += kAhead * stride)
 #pragma unroll
@@ -363,7 +364,7 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
       Kv::store(raw[a], mine);
       __syncwarp();
       if (p + kAhead * stride < run.end) {
-        Kv::template load<kvWidth>(f, layer, kvHead, ahead, raw[a]);
+        Kv::template load<kvWidth>(cache, layer, kvHead, ahead, raw[a]);
         ahead = rowAt(p + lane % 16 + (kAhead + 1) * stride);
       }
       multiply(p);
