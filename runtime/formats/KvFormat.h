@@ -1,7 +1,9 @@
 // How the KV cache stores a row of keys or values: the one description of a
 // KV format (lathe-compile --kv=SPEC), used by the driver, the dialect's
 // cache type, the artifact, the paged cache's layout, the store step and
-// every attention kernel.
+// every attention kernel. (The CUDA backend keeps a compressed row's bytes
+// in its own order, its codes and then its headers: PackedKv in
+// runtime/backends/cuda/kernels/CudaAttention.cuh.)
 //
 // A row holds kv_heads * head_dim values. Plain formats store each as an
 // f32, f16 or bf16 element. The compressed formats cut the row into blocks
