@@ -148,17 +148,17 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
     const uint8_t *codes, *headers;
   };
   template <int KvWidth, int HeadDim> __device__ static Head head(const uint8_t *row, int kvHead) {
-    return {row + int64_t(kvHead) * kHeadCodes<HeadDim>,
-            row + int64_t(KvWidth / Block) * kCodeBytes + int64_t(kvHead) * kHeadHeaders<HeadDim>};
+    const int64_t first = int64_t(kvHead) * (HeadDim / Block); // the head's first block
+    return {row + codesAt(first), row + headerAt<KvWidth>(first)};
   }
   template <int HeadDim> __device__ static void prefetch(Head head) {
     prefetchLines(head.codes, kHeadCodes<HeadDim>);
     prefetchLines(head.headers, kHeadHeaders<HeadDim>);
   }
-  /// Where block `block` of a row keeps its header (its codes: at block
-  /// kCodeBytes).
-  template <int KvWidth> __device__ static int64_t headerAt(int block) {
-    return int64_t(KvWidth / Block) * kCodeBytes + int64_t(block) * kHeaderBytes;
+  /// Where block `block` of a row keeps its codes, and its header.
+  __device__ static int64_t codesAt(int64_t block) { return block * kCodeBytes; }
+  template <int KvWidth> __device__ static int64_t headerAt(int64_t block) {
+    return int64_t(KvWidth / Block) * kCodeBytes + block * kHeaderBytes;
   }
 
   /// What code 1 of a block is worth, from its header (bytes at `at` of s).
@@ -265,7 +265,7 @@ __device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int
     const int b = value ? i - blocks : i;
     const float *x = f.buffers[value ? values : keys] + int64_t(t) * KvWidth + b * Block;
     uint8_t *to = cacheRowBytes<C, KvWidth>(f, layer, value, row);
-    encodeKvBlock<Int8, Bits, Block>(x, to + C::template headerAt<KvWidth>(b), to + b * C::kCodeBytes);
+    encodeKvBlock<Int8, Bits, Block>(x, to + C::template headerAt<KvWidth>(b), to + C::codesAt(b));
   }
 }
 
