@@ -243,10 +243,10 @@ private:
   }
   /// LATHE_CUDA_STAGED_MIN_TOKENS, or for experiments the environment's
   /// LATHE_CUDA_STAGED_MIN_TOKENS (a positive count).
-  static int32_t stagedMinTokens() {
+  static int32_t stagedMinTokens(int32_t fallback) {
     if (const char *v = std::getenv("LATHE_CUDA_STAGED_MIN_TOKENS"); v && std::atoi(v) > 0)
       return std::atoi(v);
-    return LATHE_CUDA_STAGED_MIN_TOKENS;
+    return fallback;
   }
   /// Whether gate and up's tiles may write the down projection's token
   /// rows; the environment's LATHE_CUDA_DOWN_PARTS=0 keeps its split
@@ -487,13 +487,15 @@ private:
     // Staged wide tiles keep the GPU busy from fewer tokens on.
     const bool allStaged =
         std::all_of(calls.begin(), calls.end(), [](const Call &c) { return c.staged; });
-    const int32_t wideMinTokens = allStaged ? stagedMinTokens() : LATHE_CUDA_WIDE_MIN_TOKENS;
     const int64_t k = calls.front().k; // the launch's products share their input
     // Staged products of whole 64-value stages take the wgmma tiles
     // (CudaWgmmaTiles.cuh), if all of the launch's do: its blocks' tokens
     // are the launch's. A block: 128 rows of gate and up, 256 of others.
     const bool wgmma = std::all_of(calls.begin(), calls.end(),
                                    [](const Call &c) { return c.staged && wgmmaStages(c.k); });
+    const int32_t wideMinTokens = !allStaged ? LATHE_CUDA_WIDE_MIN_TOKENS
+                                  : wgmma    ? stagedMinTokens(LATHE_CUDA_WGMMA_MIN_TOKENS)
+                                             : stagedMinTokens(LATHE_CUDA_STAGED_MIN_TOKENS);
     // The launch before (gate and up) wrote this one's token rows already.
     const bool partsWritten = downParts_ && downParts_->first + 2 == launches_.size() &&
                               k % 16 == 0 &&

@@ -369,6 +369,15 @@ Status CudaExecutable::initialize() {
     maxSplits_ = std::clamp<int64_t>(std::bit_floor(uint64_t(std::max<int64_t>(cap, 1))), 1,
                                      LATHE_CUDA_ATTENTION_MAX_SPLITS);
   }
+  // LATHE_CUDA_ATTENTION_SPLIT_ROWS=N: a split per N rows a token sees, not
+  // per LATHE_CUDA_ATTENTION_SPLIT_ROWS (at least that: the kernel's
+  // fewest; to measure longer splits).
+  if (const char *rows = std::getenv("LATHE_CUDA_ATTENTION_SPLIT_ROWS"))
+    splitRows_ = std::max<int64_t>(std::atoll(rows), LATHE_CUDA_ATTENTION_SPLIT_ROWS);
+  // LATHE_CUDA_WGMMA_SPLITS=N: at most N splits of a wgmma launch's k
+  // (1: none; to measure what they give).
+  if (const char *split = std::getenv("LATHE_CUDA_WGMMA_SPLITS"))
+    maxWgmmaSplits_ = std::clamp<int64_t>(std::atoll(split), 1, LATHE_CUDA_WGMMA_MAX_SPLITS);
   // LATHE_CUDA_SKIP=NAME,...: leaves out every launch of those plan steps
   // (plan::stepName; "attention-prep" is an attention step's RoPE and KV
   // store launch), to measure what they cost a step. The results are wrong.
@@ -617,11 +626,11 @@ void CudaExecutable::addQueryTiles(int64_t rows) {
 
 int64_t CudaExecutable::contextSplits(int64_t most) const {
   // A power of two at least the splits the most rows can use (one per
-  // LATHE_CUDA_THREADS rows; the kernel takes no more than a token needs),
-  // so that a few graphs cover every context: a short context launches no
-  // blocks that would return at once.
+  // splitRows_ rows; the kernel takes no more than a token needs), so that
+  // a few graphs cover every context: a short context launches no blocks
+  // that would return at once.
   int64_t splits = 1;
-  while (splits < maxSplits_ && splits * LATHE_CUDA_THREADS < most)
+  while (splits < maxSplits_ && splits * splitRows_ < most)
     splits *= 2;
   return splits;
 }
@@ -717,8 +726,14 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
         shared = !wide ? LATHE_CUDA_TILE_SHARED : l.wgmma > 0 ? wgmmaShared() : 0;
         if (wide && l.wgmma > 0) {
           params = wgmmaParams; // the launch's offset in the argument table
-          if (wgmmaRuns(l)) // else its staged tiles, on LATHE_CUDA_THREADS
+          if (wgmmaRuns(l)) { // else its staged tiles, on LATHE_CUDA_THREADS
             threads = LATHE_CUDA_WGMMA_THREADS;
+            if (unit == 64) // too few blocks split their k on z
+              gz = unsigned(std::min<int64_t>(
+                  maxWgmmaSplits_, LATHE_CUDA_WGMMA_SPLITS(
+                                       int64_t(gx) * gy,
+                                       int64_t(std::max(1, device_.multiprocessors())))));
+          }
         }
         fn = wide ? wideKernels_[i] : tileKernels_[i];
       } else {
@@ -914,7 +929,9 @@ Expected<std::vector<int32_t>> CudaExecutable::finishGreedy(size_t rows, int32_t
     CUdeviceptr device = addressOf(*greedyIds_);
     void *params[] = {&frameAddress_, &device};
     if (Status s = check(api_,
-                         api_.cuLaunchKernel(argmax_, unsigned(rows), 1, 1, LATHE_CUDA_THREADS,
+                         api_.cuLaunchKernel(argmax_, unsigned(rows),
+                                             unsigned(LATHE_CUDA_ARGMAX_PARTS(int64_t(rows))), 1,
+                                             LATHE_CUDA_THREADS,
                                              1, 1, 0, stream_, params, nullptr),
                          "picking the greedy tokens on the GPU");
         !s)

@@ -162,6 +162,12 @@ private:
   /// The most splits of a token's rows over blocks the one-token attention
   /// takes (LATHE_CUDA_ATTENTION_SPLITS; LATHE_CUDA_SPLIT_ATTENTION=N).
   int64_t maxSplits_ = LATHE_CUDA_ATTENTION_MAX_SPLITS;
+  /// A token's rows per split of the one-token attention
+  /// (LATHE_CUDA_ATTENTION_SPLIT_ROWS; the environment's, if more).
+  int64_t splitRows_ = LATHE_CUDA_ATTENTION_SPLIT_ROWS;
+  /// The most splits of a wgmma launch's k (LATHE_CUDA_WGMMA_SPLITS;
+  /// the environment's LATHE_CUDA_WGMMA_SPLITS=N).
+  int64_t maxWgmmaSplits_ = LATHE_CUDA_WGMMA_MAX_SPLITS;
   /// Per launch: left out of every step (LATHE_CUDA_SKIP, a measuring aid
   /// whose results are wrong: what a kind of launch costs a step).
   std::vector<bool> skipped_;

@@ -270,13 +270,15 @@ __device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int
 }
 
 /// The run of a token's `count` visible rows that this block's split
-/// (blockIdx.z) takes, [begin, end): a token that sees more than kThreads
-/// rows splits them over up to gridDim.z blocks (LATHE_CUDA_ATTENTION_SPLITS),
-/// one split per kThreads rows; the others' blocks return at once.
+/// (blockIdx.z) takes, [begin, end): a token that sees more than
+/// LATHE_CUDA_ATTENTION_SPLIT_ROWS rows splits them over up to gridDim.z
+/// blocks (LATHE_CUDA_ATTENTION_SPLITS), one split per that many rows; the
+/// others' blocks return at once.
 struct SplitRun {
   int splits, begin, end;
   __device__ explicit SplitRun(int count) {
-    splits = max(1, min(int(gridDim.z), (count + kThreads - 1) / kThreads));
+    constexpr int kRows = LATHE_CUDA_ATTENTION_SPLIT_ROWS;
+    splits = max(1, min(int(gridDim.z), (count + kRows - 1) / kRows));
     const int perSplit = (count + splits - 1) / splits;
     begin = int(blockIdx.z) * perSplit;
     end = min(count, begin + perSplit);

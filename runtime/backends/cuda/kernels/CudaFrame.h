@@ -60,8 +60,13 @@
 /* The staged wide tiles (CudaStagedTiles.cuh: bf16 weights with bf16
  * activations) keep the GPU busy with fewer blocks: a launch of them only
  * takes its wide tiles from LATHE_CUDA_STAGED_MIN_TOKENS tokens on
- * (LatheCudaLaunch::wideMinTokens). */
+ * (LatheCudaLaunch::wideMinTokens), a launch whose products all take the
+ * wgmma tiles (CudaWgmmaTiles.cuh) from LATHE_CUDA_WGMMA_MIN_TOKENS on.
+ * H200, Llama-3.2-1B shape, wgmma with split k against the narrow tiles
+ * (2026-12-04): 64 tokens a step 16.2k -> 25.5-25.9k tokens/s, 32 tokens
+ * 14.7k -> 15.6-15.7k, 16 tokens 11.7k -> 8.7k (so not from 16). */
 #define LATHE_CUDA_STAGED_MIN_TOKENS 128
+#define LATHE_CUDA_WGMMA_MIN_TOKENS 32
 /* The wgmma tiles (CudaWgmmaTiles.cuh: bf16 weights and activations of
  * whole 64-value stages, on sm_90a) take 128 tokens a block where that
  * leaves blocks enough to fill most of the GPU (96 of an H200's 132 SMs),
@@ -73,6 +78,25 @@
 #define LATHE_CUDA_WGMMA_TOKENS(wideBlocks, tokens) \
   ((wideBlocks) * (((tokens) + 127) / 128) >= 96 ? 128 : 64)
 #define LATHE_CUDA_WGMMA_SHARED (193 * 1024)
+/* Launches of 64-token wgmma blocks too few to fill the GPU (a step of a
+ * few dozen tokens: decoding sequences, a tree of speculated tokens, a
+ * short prompt) split their k into the grid's z (one block an SM, as their
+ * shared memory allows): each block sums a run of the stages, and the last
+ * of a tile's blocks to finish adds the others' partial sums in split
+ * order and stores (CudaWgmmaTiles.cuh's wgmmaSplitSums: deterministic,
+ * whatever order the blocks end in). As many splits as keep the blocks to
+ * one wave of `sms`, at most LATHE_CUDA_WGMMA_MAX_SPLITS, none where the
+ * launch has more than half a wave; x y z of the grid at most
+ * LATHE_CUDA_WGMMA_SPLIT_SLOTS, the partial sums' room in the module. */
+#define LATHE_CUDA_WGMMA_MAX_SPLITS 4
+#define LATHE_CUDA_WGMMA_SPLIT_SLOTS 160
+#define LATHE_CUDA_WGMMA_SPLITS(blocks, sms)                                           \
+  (2 * (blocks) > (sms) ? 1                                                           \
+   : ((sms) < LATHE_CUDA_WGMMA_SPLIT_SLOTS ? (sms) : LATHE_CUDA_WGMMA_SPLIT_SLOTS) /  \
+                 (blocks) <                                                           \
+             LATHE_CUDA_WGMMA_MAX_SPLITS                                              \
+       ? ((sms) < LATHE_CUDA_WGMMA_SPLIT_SLOTS ? (sms) : LATHE_CUDA_WGMMA_SPLIT_SLOTS) / (blocks) \
+       : LATHE_CUDA_WGMMA_MAX_SPLITS)
 /* Output rows of a wgmma block: rows n .. n + 127 of a weight, or of both
  * gate and up (their product 256 rows wide); for launches without gate and
  * up, blocks of two such tiles, 256 rows (LatheCudaLaunch::wgmmaPairBlocks),
@@ -259,8 +283,8 @@ typedef struct LatheCudaLaunch {
  * (CudaAttention.cuh) takes on the grid's z, so that a step of few tokens at
  * a long context still fills the GPU: up to LATHE_CUDA_ATTENTION_MAX_SPLITS,
  * as many as bring the step's blocks to LATHE_CUDA_ATTENTION_TARGET_BLOCKS.
- * A token uses one split per LATHE_CUDA_THREADS rows it sees (at most z):
- * the blocks of the others return at once. Fixed by the step's tokens, not
+ * A token uses one split per LATHE_CUDA_ATTENTION_SPLIT_ROWS rows it sees (at
+ * most z): the blocks of the others return at once. Fixed by the step's tokens, not
  * by its context, so that a captured graph replays it for the next step.
  * The module sizes its scratch (each split's partial sums) from the same
  * bound: tokens x groups x splits < 2 x the target whenever splits > 1.
@@ -271,6 +295,15 @@ typedef struct LatheCudaLaunch {
  * a bf16 cache; 83.0, 72.0, 69.6 with bfp4); one sequence still takes the
  * most splits. */
 #define LATHE_CUDA_ATTENTION_TARGET_BLOCKS 256
+/* The fewest rows a split takes: a token splits its rows only where each
+ * split keeps at least this many. H200, Llama-3.2-1B shape, one sequence
+ * (2026-12-04): 64 against 256 gave bf16 1018-1025 against 1002-1009
+ * tokens/s at a 256-row context but 1028-1029 against 1037-1041 for a
+ * 128-token prompt and 128 tokens (INT4 alike): the merge costs what the
+ * shorter runs give. */
+#ifndef LATHE_CUDA_ATTENTION_SPLIT_ROWS
+#define LATHE_CUDA_ATTENTION_SPLIT_ROWS 256
+#endif
 #define LATHE_CUDA_ATTENTION_MAX_SPLITS 32
 #define LATHE_CUDA_ATTENTION_WANTED_SPLITS(blocks) \
   ((LATHE_CUDA_ATTENTION_TARGET_BLOCKS + (blocks) - 1) / (blocks))
@@ -279,6 +312,21 @@ typedef struct LatheCudaLaunch {
    : LATHE_CUDA_ATTENTION_WANTED_SPLITS((tokens) * (groups)) < LATHE_CUDA_ATTENTION_MAX_SPLITS \
        ? LATHE_CUDA_ATTENTION_WANTED_SPLITS((tokens) * (groups))                          \
        : LATHE_CUDA_ATTENTION_MAX_SPLITS)
+
+/* Greedy decoding's argmax (lathe_cuda_argmax, CudaArgmax.cuh) takes a
+ * block a logits row and part of it: steps of up to
+ * LATHE_CUDA_ARGMAX_SPLIT_ROWS rows split each row into as many parts as
+ * bring the launch to about LATHE_CUDA_ARGMAX_TARGET_BLOCKS blocks (one
+ * block walking a 128k vocabulary alone took 32 us on an H200), at most
+ * LATHE_CUDA_ARGMAX_MAX_PARTS (a warp merges a row's candidates). */
+#define LATHE_CUDA_ARGMAX_SPLIT_ROWS 64
+#define LATHE_CUDA_ARGMAX_MAX_PARTS 32
+#define LATHE_CUDA_ARGMAX_TARGET_BLOCKS 256
+#define LATHE_CUDA_ARGMAX_PARTS(rows)                                            \
+  ((rows) > LATHE_CUDA_ARGMAX_SPLIT_ROWS ? 1                                     \
+   : LATHE_CUDA_ARGMAX_TARGET_BLOCKS / (rows) > LATHE_CUDA_ARGMAX_MAX_PARTS       \
+       ? LATHE_CUDA_ARGMAX_MAX_PARTS                                              \
+       : LATHE_CUDA_ARGMAX_TARGET_BLOCKS / (rows))
 
 /* Whether a product launch of `tokens` tokens runs on the tensor-core tiles,
  * and on the wide ones (LatheCudaLaunch::wideMinTokens: wideMin). */

@@ -199,6 +199,68 @@ constexpr int kWgmmaSharedBytes = LATHE_CUDA_WGMMA_SHARED;
 static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
               "the fallback's stages fit its shared memory");
 
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/// The partial sums of the split-k blocks of a wgmma launch
+/// (LATHE_CUDA_WGMMA_SPLITS): slot (tile, split) of a tile x + y gridDim.x
+/// holds a 64-token block's 64 x 256 sums (its warpgroup's accumulators,
+/// thread-major within each), and a tile's arrivals count its blocks done.
+/// One module's launches run one after another (each waits for the one
+/// before), so they share both; the last block of a tile puts its count
+/// back to 0.
+__device__ float wgmmaPartials[LATHE_CUDA_WGMMA_SPLIT_SLOTS * 64 * 256];
+__device__ unsigned wgmmaArrivals[LATHE_CUDA_WGMMA_SPLIT_SLOTS];
+
+/// Split `split` of `splits` of this block's tile hands its sums `acc`
+/// (warpgroup 0's, the warpgroups' already added) to the tile's slot; the
+/// last of the tile's blocks to arrive returns true with the whole sums in
+/// acc, added in split order (the same floats whichever block is last),
+/// the others false. Warps whose 16 tokens are all past the step's (`live`
+/// false) neither write nor read theirs: a step of 16 tokens moves a
+/// quarter of the sums.
+template <int A> __device__ bool wgmmaSplitSums(float (&acc)[A], int split, int splits, bool live) {
+  static_assert(A % 4 == 0 && A <= 64 * 256 / 128, "a slot holds a block's sums");
+  constexpr int64_t kSlot = 64 * 256 / 4; // float4s
+  const int tile = int(blockIdx.x + blockIdx.y * gridDim.x), t = threadIdx.x;
+  float4 *const slots = reinterpret_cast<float4 *>(wgmmaPartials) + int64_t(tile) * splits * kSlot;
+  if (live) {
+    float4 *const mine = slots + split * kSlot;
+#pragma unroll
+    for (int j = 0; j < A / 4; ++j)
+      mine[j * 128 + t] = make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
+  }
+  __threadfence(); // the sums before the count that announces them
+  namedBarrier(2, 128);
+  __shared__ unsigned last;
+  if (t == 0)
+    last = atomicAdd(&wgmmaArrivals[tile], 1u) == unsigned(splits - 1);
+  namedBarrier(2, 128);
+  if (!last)
+    return false;
+  __threadfence(); // the others' sums after their counts
+  if (t == 0)
+    wgmmaArrivals[tile] = 0;
+  if (!live)
+    return true;
+  // Every split's sums from the slots, this block's too (the same order
+  // whichever block is last; no sums held across the loads).
+  const float4 *from = slots + t;
+#pragma unroll
+  for (int j = 0; j < A / 4; ++j) {
+    const float4 v = __ldcg(from + j * 128);
+    acc[4 * j] = v.x, acc[4 * j + 1] = v.y, acc[4 * j + 2] = v.z, acc[4 * j + 3] = v.w;
+  }
+  for (int z = 1; z < splits; ++z) {
+    from += kSlot;
+#pragma unroll
+    for (int j = 0; j < A / 4; ++j) {
+      const float4 v = __ldcg(from + j * 128);
+      acc[4 * j] += v.x, acc[4 * j + 1] += v.y, acc[4 * j + 2] += v.z, acc[4 * j + 3] += v.w;
+    }
+  }
+  return true;
+}
+#endif
+
 /// Block (blockX, blockY) of a wgmma product of bf16 weights (Rows:
 /// PlainRows or GatedRows of BF16) whose bf16 token rows splitTokens left
 /// row-major at f.tokenParts (or f.nextParts): output rows from kRows
@@ -240,6 +302,11 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
   constexpr int kStages = kWgmmaStagedBytes / kStageBytes > 8 ? 8 : kWgmmaStagedBytes / kStageBytes;
   static_assert(kStages >= 3, "a stage multiplied, one in flight and one loading");
   constexpr int kTiles = K / kWgmmaStageK;
+  // The block's run of the stages: all of them, or split z's of a launch
+  // whose k is split (64-token blocks only: LATHE_CUDA_WGMMA_SPLITS).
+  const int splits = Tokens == 64 ? int(gridDim.z) : 1, split = Tokens == 64 ? int(blockIdx.z) : 0;
+  const int tileBegin = split * kTiles / splits;
+  const int tileCount = (split + 1) * kTiles / splits - tileBegin;
   __shared__ __align__(8) uint64_t full[kStages], empty[kStages];
   const int t0 = blockY * Tokens;
   const int tokens = Gather ? f.logitCount : f.rows;
@@ -276,20 +343,20 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
     acquireTensorMap(maps.tokens);
     // Weights never depend on the kernel before: the first stages' are
     // asked for before waiting for it, the tokens' after.
-    for (int s = 0; s < kStages && s < kTiles; ++s) {
+    for (int s = 0; s < kStages && s < tileCount; ++s) {
       barrierArriveExpecting(&full[s], kStageBytes);
-      loadWeights(s, s);
+      loadWeights(tileBegin + s, s);
     }
     startStep();
     int stage = 0;
     unsigned phase = 0;
-    for (int tile = 0; tile < kTiles; ++tile) {
+    for (int tile = 0; tile < tileCount; ++tile) {
       if (tile >= kStages) {
         barrierWait(&empty[stage], phase ^ 1); // the multiplying warps are done with it
         barrierArriveExpecting(&full[stage], kStageBytes);
-        loadWeights(tile, stage);
+        loadWeights(tileBegin + tile, stage);
       }
-      loadTokens(tile, stage);
+      loadTokens(tileBegin + tile, stage);
       if (++stage == kStages)
         stage = 0, phase ^= 1;
     }
@@ -310,7 +377,7 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
     acc[i] = 0, wgmmaKeep(acc[i]);
   int stage = 0, previous = 0;
   unsigned phase = 0;
-  for (int tile = 0; tile < kTiles; ++tile) {
+  for (int tile = 0; tile < tileCount; ++tile) {
     barrierWait(&full[stage], phase);
     const uint8_t *at = base + stage * kStageBytes;
     const uint64_t a = wgmmaDescriptor(at + tokenRow * 128), b = wgmmaDescriptor(at + kTokenBytes);
@@ -345,6 +412,9 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
 #pragma unroll
     for (int i = 0; i < 64 * C; ++i)
       acc[i] += partial[i * 128 + threadIdx.x];
+    if (splits > 1 &&
+        !wgmmaSplitSums(acc, split, splits, t0 + 16 * ((threadIdx.x / 32) % 4) < tokens))
+      return; // another split's block stores the tile
   }
   // Thread (warp w, lane l) holds in acc[4 j + e] token 16 w + l / 4 + 8
   // (e / 2), output row 8 j + 2 (l % 4) + e % 2: rows n and n + 1 in turn.
