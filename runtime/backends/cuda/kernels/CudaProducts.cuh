@@ -435,16 +435,25 @@ template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRo
     const int64_t at = int64_t(t) * N + n;
     y[at] = Residual ? residual[at] + sum : sum;
   }
+  /// The residual of output rows n and n + 1 of token t (n even, N even),
+  /// read before storePair writes them: a caller that reads several pairs'
+  /// first has their loads in flight together (the residual buffer may be
+  /// y, so a load cannot pass an earlier store of another pair).
+  __device__ float2 residualPair(int t, int n) const {
+    if constexpr (Residual)
+      return *reinterpret_cast<const float2 *>(residual + int64_t(t) * N + n);
+    else
+      return make_float2(0, 0);
+  }
   /// Output rows n and n + 1 of token t as store() writes them, in one
-  /// 8-byte store (n even, N even: the wgmma tiles' epilogue).
+  /// 8-byte store (n even, N even: the wgmma tiles' epilogue), their
+  /// residual `before` (residualPair).
+  __device__ void storePair(int t, int n, float sum, float next, float2 before) const {
+    const float2 v = Residual ? make_float2(before.x + sum, before.y + next) : make_float2(sum, next);
+    *reinterpret_cast<float2 *>(y + int64_t(t) * N + n) = v;
+  }
   __device__ void storePair(int t, int n, float sum, float next) const {
-    const int64_t at = int64_t(t) * N + n;
-    float2 v = make_float2(sum, next);
-    if constexpr (Residual) {
-      const float2 r = *reinterpret_cast<const float2 *>(residual + at);
-      v = make_float2(r.x + sum, r.y + next);
-    }
-    *reinterpret_cast<float2 *>(y + at) = v;
+    storePair(t, n, sum, next, residualPair(t, n));
   }
   __device__ void operator()(const float *const *xs, const int *ys, int count, int n) const {
     dotRows<W, K, RowBytes>(w, n, xs, count, [&](const float *acc, int) {

@@ -49,15 +49,25 @@ struct WgmmaTiles<PlainRows<BF16, K, N, RowBytes, Residual>, Tiles> {
   static constexpr int kTiles = Tiles, kTileStep = 128, kRows = 128 * Tiles;
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = PlainRows<BF16, K, N, RowBytes, Residual>;
+  /// What storePair adds, read first (PlainRows::residualPair).
+  struct Before {
+    float2 pair[kTiles];
+  };
+  __device__ static void load(const Rows &r, int t, int n, Before &b) {
+#pragma unroll
+    for (int c = 0; c < kTiles; ++c)
+      if (Residual && N % 2 == 0 && n + 128 * c + 1 < N)
+        b.pair[c] = r.residualPair(t, n + 128 * c);
+  }
   /// Stores the sums of output rows n + 128 c (s[c], tile c) and the rows
-  /// after them (next).
+  /// after them (next), their residuals `b`.
   __device__ static void storePair(const Rows &r, int t, int n, const float (&s)[kTiles],
-                                   const float (&next)[kTiles]) {
+                                   const float (&next)[kTiles], const Before &b) {
 #pragma unroll
     for (int c = 0; c < kTiles; ++c) {
       const int row = n + 128 * c;
       if (N % 2 == 0 && row + 1 < N) {
-        r.storePair(t, row, s[c], next[c]);
+        r.storePair(t, row, s[c], next[c], b.pair[c]);
         continue;
       }
       if (row < N)
@@ -72,12 +82,14 @@ struct WgmmaTiles<GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>, 1> {
   static constexpr int kTiles = 2, kTileStep = 0, kRows = 128;
   static constexpr int64_t kRowBytes = RowBytes;
   using Rows = GatedRows<BF16, BF16, K, N, RowBytes, RowBytes>;
+  struct Before {};
+  __device__ static void load(const Rows &, int, int, Before &) {}
   /// SwiGLU's outputs n and n + 1 (GatedRows::storePair: floats, or the
   /// down projection's row-major bf16 rows). (Written as bf16 in the narrow
   /// tiles' fragment order, for the down projection's loads by cp.async, a
   /// 512-token prompt ran at 115k tokens/s against 122k: H200, 2026-12-04.)
   __device__ static void storePair(const Rows &r, int t, int n, const float (&s)[kTiles],
-                                   const float (&next)[kTiles]) {
+                                   const float (&next)[kTiles], const Before &) {
     if (N % 2 == 0 && n + 1 < N) {
       r.storePair(t, n, s[0], s[1], next[0], next[1]);
       return;
@@ -418,16 +430,39 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
   }
   // Thread (warp w, lane l) holds in acc[4 j + e] token 16 w + l / 4 + 8
   // (e / 2), output row 8 j + 2 (l % 4) + e % 2: rows n and n + 1 in turn.
+  // Eight pairs' residuals (four for pairs of tiles: registers) are read
+  // before any of them is stored. Read and stored one pair at a time (the
+  // residual may be the output, so no load passes a store), a thread's 32
+  // loads waited one after another: 10-20 us a block, the most of a step
+  // of a few dozen tokens (H200, Nsight Compute's stall samples,
+  // 2026-12-04).
+  const auto place = [&](int i, int &t, int &n) {
+    t = t0 + tokenRow + 16 * warp + lane / 4 + 8 * ((i % 4) / 2);
+    n = first + 8 * (i / 4) + 2 * (lane % 4);
+  };
+  constexpr int kAhead = C == 1 ? 8 : 4;
 #pragma unroll
-  for (int i = 0; i < 64; i += 2) {
-    const int t = t0 + tokenRow + 16 * warp + lane / 4 + 8 * ((i % 4) / 2);
-    const int n = first + 8 * (i / 4) + 2 * (lane % 4);
-    float sums[C], next[C];
+  for (int i0 = 0; i0 < 64; i0 += 2 * kAhead) {
+    typename WT::Before before[kAhead];
 #pragma unroll
-    for (int c = 0; c < C; ++c)
-      sums[c] = acc[64 * c + i], next[c] = acc[64 * c + i + 1];
-    if (t < tokens)
-      WT::storePair(rows, t, n, sums, next);
+    for (int p = 0; p < kAhead; ++p) {
+      int t, n;
+      place(i0 + 2 * p, t, n);
+      if (t < tokens)
+        WT::load(rows, t, n, before[p]);
+    }
+#pragma unroll
+    for (int p = 0; p < kAhead; ++p) {
+      const int i = i0 + 2 * p;
+      int t, n;
+      place(i, t, n);
+      float sums[C], next[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        sums[c] = acc[64 * c + i], next[c] = acc[64 * c + i + 1];
+      if (t < tokens)
+        WT::storePair(rows, t, n, sums, next, before[p]);
+    }
   }
 #else
   // No wgmma: the mma.sync staged tiles, 128 rows by 64 tokens at a time,
