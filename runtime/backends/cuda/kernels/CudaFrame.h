@@ -62,11 +62,13 @@
  * takes its wide tiles from LATHE_CUDA_STAGED_MIN_TOKENS tokens on
  * (LatheCudaLaunch::wideMinTokens), a launch whose products all take the
  * wgmma tiles (CudaWgmmaTiles.cuh) from LATHE_CUDA_WGMMA_MIN_TOKENS on.
- * H200, Llama-3.2-1B shape, wgmma with split k against the narrow tiles
- * (2026-12-04): 64 tokens a step 16.2k -> 25.5-25.9k tokens/s, 32 tokens
- * 14.7k -> 15.6-15.7k, 16 tokens 11.7k -> 8.7k (so not from 16). */
+ * Past 16 tokens the narrow tiles (16 tokens a block) read every weight
+ * row twice or more. H200, Llama-3.2-1B shape, bf16, wgmma with split k
+ * and residuals read ahead against the narrow tiles (2026-12-04, two
+ * rounds): 16 tokens a step 10.0-10.1k against 11.8-11.9k tokens/s, 24
+ * tokens 13.7-13.9k against 10.8k, 64 tokens 30.7k against 16.1k. */
 #define LATHE_CUDA_STAGED_MIN_TOKENS 128
-#define LATHE_CUDA_WGMMA_MIN_TOKENS 32
+#define LATHE_CUDA_WGMMA_MIN_TOKENS 17
 /* The wgmma tiles (CudaWgmmaTiles.cuh: bf16 weights and activations of
  * whole 64-value stages, on sm_90a) take 128 tokens a block where that
  * leaves blocks enough to fill most of the GPU (96 of an H200's 132 SMs),

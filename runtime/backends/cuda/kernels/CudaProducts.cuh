@@ -431,14 +431,21 @@ template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRo
   __device__ const uint8_t *at(int row) const { return w + int64_t(row) * RowBytes; }
   /// Output row t, column n, of the product's sum (the one definition of
   /// what both the row and the tensor-core products store).
-  __device__ void store(int t, int n, float sum) const {
-    const int64_t at = int64_t(t) * N + n;
-    y[at] = Residual ? residual[at] + sum : sum;
+  __device__ void store(int t, int n, float sum) const { store(t, n, sum, residualAt(t, n)); }
+  /// The same with the residual `before` read first (residualAt): a caller
+  /// that reads several outputs' first has their loads in flight together
+  /// (the residual buffer may be y, so a load cannot pass an earlier store).
+  __device__ void store(int t, int n, float sum, float before) const {
+    y[int64_t(t) * N + n] = Residual ? before + sum : sum;
+  }
+  __device__ float residualAt(int t, int n) const {
+    if constexpr (Residual)
+      return residual[int64_t(t) * N + n];
+    else
+      return 0;
   }
   /// The residual of output rows n and n + 1 of token t (n even, N even),
-  /// read before storePair writes them: a caller that reads several pairs'
-  /// first has their loads in flight together (the residual buffer may be
-  /// y, so a load cannot pass an earlier store of another pair).
+  /// read before storePair writes them (as residualAt).
   __device__ float2 residualPair(int t, int n) const {
     if constexpr (Residual)
       return *reinterpret_cast<const float2 *>(residual + int64_t(t) * N + n);

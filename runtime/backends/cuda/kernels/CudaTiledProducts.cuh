@@ -325,11 +325,12 @@ struct TileSums {
 };
 
 /// Adds the 8 warps' partial tiles of the block (in warp order) and hands
-/// each of the tile's 256 sums to finish(row in tile, token in tile, sums)
-/// on thread (row, token). Values: one tile per weight (Count of them),
+/// each of the tile's 256 sums to finish(row in tile, token in tile, sums,
+/// before(row, token)) on thread (row, token). Values: one tile per weight (Count of them),
 /// 16 rows by 16 tokens.
-template <int Count, class Finish>
-__device__ void reduceTiles(const float (*const (&acc)[Count])[2][4], Finish &&finish) {
+template <int Count, class Finish, class Before>
+__device__ void reduceTiles(const float (*const (&acc)[Count])[2][4], Finish &&finish,
+                            Before &&before) {
   // In the launch's dynamic shared memory (LATHE_CUDA_TILE_SHARED bytes),
   // which the warp path sizes for itself: a static array would cost that
   // path occupancy and room.
@@ -357,38 +358,49 @@ __device__ void reduceTiles(const float (*const (&acc)[Count])[2][4], Finish &&f
       s += partial[w][c][j][e][from];
     sums[c] = s;
   }
-  finish(r, t, sums);
+  finish(r, t, sums, before(r, t));
 }
 
 /// A warp's own tile of 16 MT rows by 16 TT tokens, whole (the wide
 /// blocks, whose warps do not split K): each lane hands its accumulator
-/// elements to finish(row in tile, token in tile, sums) itself.
-template <int MT, int TT, int Count, class Finish>
-__device__ void ownTiles(const float (*const (&acc)[Count])[2 * TT][4], Finish &&finish) {
+/// elements to finish(row in tile, token in tile, sums, before(row,
+/// token)) itself, reading the four befores of an mma tile before it
+/// finishes any (a residual read after an earlier store waits for it).
+template <int MT, int TT, int Count, class Finish, class Before>
+__device__ void ownTiles(const float (*const (&acc)[Count])[2 * TT][4], Finish &&finish,
+                         Before &&before) {
   const int lane = threadIdx.x % 32;
+  const auto row = [&](int m, int e) { return 16 * m + lane / 4 + 8 * (e / 2); };
+  const auto token = [&](int j, int e) { return 8 * j + 2 * (lane % 4) + e % 2; };
 #pragma unroll
   for (int m = 0; m < MT; ++m)
 #pragma unroll
-    for (int j = 0; j < 2 * TT; ++j)
+    for (int j = 0; j < 2 * TT; ++j) {
+      float read[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        read[e] = before(row(m, e), token(j, e));
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float sums[Count];
 #pragma unroll
         for (int c = 0; c < Count; ++c)
           sums[c] = acc[c][m][j][e];
-        finish(16 * m + lane / 4 + 8 * (e / 2), 8 * j + 2 * (lane % 4) + e % 2, sums);
+        finish(row(m, e), token(j, e), sums, read[e]);
       }
+    }
 }
 
 /// The sums of a warp's tile, added over the block's warps (Split: one
 /// tile of 16 by 16) or the warp's own (the wide blocks), handed to finish.
-template <bool Split, int MT, int TT, int Count, class Finish>
-__device__ void finishTiles(const float (*const (&acc)[Count])[2 * TT][4], Finish &&finish) {
+template <bool Split, int MT, int TT, int Count, class Finish, class Before>
+__device__ void finishTiles(const float (*const (&acc)[Count])[2 * TT][4], Finish &&finish,
+                            Before &&before) {
   if constexpr (Split) {
     static_assert(MT == 1 && TT == 1, "split blocks add 16 by 16 tiles");
-    reduceTiles<Count>(acc, finish);
+    reduceTiles<Count>(acc, finish, before);
   } else {
-    ownTiles<MT, TT, Count>(acc, finish);
+    ownTiles<MT, TT, Count>(acc, finish, before);
   }
 }
 
@@ -409,10 +421,14 @@ struct TileRows<PlainRows<W, K, N, RowBytes, Residual>, MT, TT, C> {
   __device__ float (&acc(int))[MT][2 * TT][4] { return w.acc; }
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[1])[2 * TT][4] = {w.acc};
-    finishTiles<Split, MT, TT, 1>(acc, [&](int r, int t, const float *s) {
-      if (n0 + r < N && t0 + t < tokens)
-        rows.store(t0 + t, n0 + r, s[0]);
-    });
+    const auto inside = [&](int r, int t) { return n0 + r < N && t0 + t < tokens; };
+    finishTiles<Split, MT, TT, 1>(
+        acc,
+        [&](int r, int t, const float *s, float before) {
+          if (inside(r, t))
+            rows.store(t0 + t, n0 + r, s[0], before);
+        },
+        [&](int r, int t) { return inside(r, t) ? rows.residualAt(t0 + t, n0 + r) : 0.0f; });
   }
 };
 /// ...GatedRows the gate's and the up's, then y = silu(g) * u.
@@ -441,14 +457,17 @@ struct TileRows<GatedRows<WG, WU, K, N, RowBytesG, RowBytesU>, MT, TT, C> {
   __device__ float (&acc(int c))[MT][2 * TT][4] { return c == 0 ? gate.acc : up.acc; }
   template <bool Split> __device__ void finish(int n0, int t0, int tokens) {
     const float(*acc[2])[2 * TT][4] = {gate.acc, up.acc};
-    finishTiles<Split, MT, TT, 2>(acc, [&](int r, int t, const float *s) {
-      if (n0 + r < N && t0 + t < tokens) {
-        if constexpr (Split) // narrow blocks: the down projection's token rows too
-          rows.storeWithParts(t0 + t, n0 + r, s[0], s[1]);
-        else
-          rows.store(t0 + t, n0 + r, s[0], s[1]);
-      }
-    });
+    finishTiles<Split, MT, TT, 2>(
+        acc,
+        [&](int r, int t, const float *s, float) {
+          if (n0 + r < N && t0 + t < tokens) {
+            if constexpr (Split) // narrow blocks: the down projection's token rows too
+              rows.storeWithParts(t0 + t, n0 + r, s[0], s[1]);
+            else
+              rows.store(t0 + t, n0 + r, s[0], s[1]);
+          }
+        },
+        [](int, int) { return 0.0f; }); // no residual
   }
 };
 
