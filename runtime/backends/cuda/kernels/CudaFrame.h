@@ -89,15 +89,16 @@
  * whatever order the blocks end in). As many splits as keep the blocks to
  * one wave of `sms`, at most LATHE_CUDA_WGMMA_MAX_SPLITS, none where the
  * launch has more than half a wave; x y z of the grid at most
- * LATHE_CUDA_WGMMA_SPLIT_SLOTS, the partial sums' room in the module. */
+ * LATHE_CUDA_WGMMA_SPLIT_SLOTS, the partial sums' room in the module
+ * (so at least two splits a block where they split at all). */
 #define LATHE_CUDA_WGMMA_MAX_SPLITS 4
 #define LATHE_CUDA_WGMMA_SPLIT_SLOTS 160
-#define LATHE_CUDA_WGMMA_SPLITS(blocks, sms)                                           \
-  (2 * (blocks) > (sms) ? 1                                                           \
-   : ((sms) < LATHE_CUDA_WGMMA_SPLIT_SLOTS ? (sms) : LATHE_CUDA_WGMMA_SPLIT_SLOTS) /  \
-                 (blocks) <                                                           \
-             LATHE_CUDA_WGMMA_MAX_SPLITS                                              \
-       ? ((sms) < LATHE_CUDA_WGMMA_SPLIT_SLOTS ? (sms) : LATHE_CUDA_WGMMA_SPLIT_SLOTS) / (blocks) \
+#define LATHE_CUDA_WGMMA_SPLIT_ROOM(sms) \
+  ((sms) < LATHE_CUDA_WGMMA_SPLIT_SLOTS ? (sms) : LATHE_CUDA_WGMMA_SPLIT_SLOTS)
+#define LATHE_CUDA_WGMMA_SPLITS(blocks, sms)                                        \
+  (2 * (blocks) > LATHE_CUDA_WGMMA_SPLIT_ROOM(sms) ? 1                             \
+   : LATHE_CUDA_WGMMA_SPLIT_ROOM(sms) / (blocks) < LATHE_CUDA_WGMMA_MAX_SPLITS      \
+       ? LATHE_CUDA_WGMMA_SPLIT_ROOM(sms) / (blocks)                                \
        : LATHE_CUDA_WGMMA_MAX_SPLITS)
 /* Output rows of a wgmma block: rows n .. n + 127 of a weight, or of both
  * gate and up (their product 256 rows wide); for launches without gate and
