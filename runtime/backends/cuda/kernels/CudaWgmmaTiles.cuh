@@ -214,8 +214,9 @@ static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 /// The partial sums of the split-k blocks of a wgmma launch
 /// (LATHE_CUDA_WGMMA_SPLITS): slot (tile, split) of a tile x + y gridDim.x
-/// holds a 64-token block's 64 x 256 sums (its warpgroup's accumulators,
-/// thread-major within each), and a tile's arrivals count its blocks done.
+/// holds a 64-token block's up to 64 x 256 sums (warpgroup 0's
+/// accumulators, float4 j of thread t at j 128 + t), and a tile's arrivals
+/// count its blocks done.
 /// One module's launches run one after another (each waits for the one
 /// before), so they share both; the last block of a tile puts its count
 /// back to 0.
