@@ -115,14 +115,22 @@ private:
       if (Value vector = vectorOperand(op); vector && failed(emitVector(m_.tensorIndex.lookup(vector), error)))
         return WalkResult::interrupt();
       if (auto r = dyn_cast<kplan::RopeOp>(op)) {
-        std::vector<double> freq = plan::orderedFrequencies(
-            plan::ropeFrequencies(r.getTheta().convertToFloat(), r.getHeadDim(),
-                                  r.getScaling()),
-            r.getPairOrderVector());
+        // Each pair's frequency, and the pair order (identity without one):
+        // lathe_rope computes a pair's angle once for every group.
+        std::vector<double> freq = plan::ropeFrequencies(r.getTheta().convertToFloat(),
+                                                         r.getHeadDim(), r.getScaling());
+        std::vector<uint32_t> order = r.getPairOrderVector();
+        if (order.empty())
+          for (int64_t j = 0; j < r.getHeadDim() / 2; ++j)
+            order.push_back(uint32_t(j));
         auto [it, added] = freqs_.try_emplace(freq, fmt::format("kRopeFreq{}", freqs_.size()));
-        ropeTables_[op] = it->second;
+        auto [o, orderAdded] =
+            ropeOrders_.try_emplace(order, fmt::format("kRopeOrder{}", ropeOrders_.size()));
+        ropeTables_[op] = {it->second, o->second};
         if (added)
           emitTable(it->second, b_.getF64Type(), ArrayRef<double>(freq));
+        if (orderAdded)
+          emitTable(o->second, u32(), ArrayRef<uint32_t>(order));
       }
       if (auto g = dyn_cast<kplan::MatmulsOp>(op)) {
         std::vector<uint32_t> weights, outs;
@@ -263,7 +271,8 @@ private:
           call("lathe_rope",
                {buffer(r.getInput()), positions_, rows_, i64(width(r.getInput())),
                 i64(r.getHeadDim()),
-                global(ropeTables_.at(r), b_.getF64Type(), ropeGroups(r) * (r.getHeadDim() / 2)),
+                global(ropeTables_.at(r).first, b_.getF64Type(), r.getHeadDim() / 2),
+                global(ropeTables_.at(r).second, u32(), ropeGroups(r) * (r.getHeadDim() / 2)),
                 i64(ropeGroups(r)),
                 b_.getI32IntegerAttr(
                     tfm::toPlanLayout(r.getLayout()) == plan::RopeLayout::Interleaved ? 1 : 0),
@@ -312,9 +321,11 @@ private:
   OwningOpRef<ModuleOp> module_;
   Value k_, context_, buffers_, positions_, rows_;
   std::map<uint32_t, std::string> vectors_;
-  /// The name of each distinct frequency table, and of each rope's table.
+  /// The name of each distinct frequency table and pair order table.
   std::map<std::vector<double>, std::string> freqs_;
-  std::map<Operation *, std::string> ropeTables_;
+  std::map<std::vector<uint32_t>, std::string> ropeOrders_;
+  /// Each rope's frequency table and pair order table.
+  std::map<Operation *, std::pair<std::string, std::string>> ropeTables_;
   std::map<Operation *, std::string> groups_;
 };
 

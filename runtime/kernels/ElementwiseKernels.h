@@ -68,32 +68,46 @@ static inline double lathe_rope_frequency(double theta, int64_t i, int64_t headD
   return pow(theta, -2.0 * (double)i / (double)headDim);
 }
 
-/* Rotates every head of row t by pos[t] * freq[g * headDim / 2 + i] for the
- * pair at position i: interleaved pairs (2i, 2i + 1), or rotate-half pairs
- * (i, i + headDim / 2). The heads split into `groups` consecutive groups
- * (head h of H in group h * groups / H), each with its own table of
- * headDim / 2 frequencies (plan::orderedFrequencies; groups = 1: one table
- * for every head). */
+/* Rotates every head of row t: the pair at position j of a head turns by
+ * pos[t] * freq[p], p = j without a pair order, else p = order[g * headDim
+ * / 2 + j] for the head's group g (plan::pairOrderProblem: the heads split
+ * into `groups` consecutive groups, head h of H in group h * groups / H).
+ * Pairs are interleaved (2j, 2j + 1) or rotate-half (j, j + headDim / 2).
+ * freq holds the headDim / 2 pairs' frequencies; each row computes each
+ * pair's angle once, whatever the groups (a reordered table of 6 groups
+ * took 6x the sin and cos: 4% of a stories15M decode step). */
 static inline void lathe_rope(const float *x, const int32_t *pos, int64_t rows, int64_t width,
-                              int64_t headDim, const double *freq, int64_t groups,
-                              int interleaved, float *out) {
+                              int64_t headDim, const double *freq, const uint32_t *order,
+                              int64_t groups, int interleaved, float *out) {
+  enum { kPairsAtOnce = 64 };
+  double cosines[kPairsAtOnce], sines[kPairsAtOnce];
   int64_t half = headDim / 2;
   int64_t span = width / groups; /* the channels of a group's heads */
   for (int64_t t = 0; t < rows; ++t) {
     const float *r = x + t * width;
     float *d = out + t * width;
-    for (int64_t g = 0; g < groups; ++g)
-      for (int64_t i = 0; i < half; ++i) {
-        double angle = (double)pos[t] * freq[g * half + i];
-        double c = cos(angle), s = sin(angle);
-        for (int64_t h = g * span; h < (g + 1) * span; h += headDim) {
-          int64_t a = interleaved ? h + 2 * i : h + i;
-          int64_t b = interleaved ? a + 1 : a + half;
-          double x0 = r[a], x1 = r[b];
-          d[a] = (float)(x0 * c - x1 * s);
-          d[b] = (float)(x0 * s + x1 * c);
-        }
+    for (int64_t p0 = 0; p0 < half; p0 += kPairsAtOnce) {
+      int64_t n = half - p0 < kPairsAtOnce ? half - p0 : kPairsAtOnce;
+      for (int64_t i = 0; i < n; ++i) {
+        double angle = (double)pos[t] * freq[p0 + i];
+        cosines[i] = cos(angle);
+        sines[i] = sin(angle);
       }
+      for (int64_t g = 0; g < groups; ++g)
+        for (int64_t j = 0; j < half; ++j) {
+          int64_t p = order ? (int64_t)order[g * half + j] : j;
+          if (p < p0 || p >= p0 + n)
+            continue;
+          double c = cosines[p - p0], s = sines[p - p0];
+          for (int64_t h = g * span; h < (g + 1) * span; h += headDim) {
+            int64_t a = interleaved ? h + 2 * j : h + j;
+            int64_t b = interleaved ? a + 1 : a + half;
+            double x0 = r[a], x1 = r[b];
+            d[a] = (float)(x0 * c - x1 * s);
+            d[b] = (float)(x0 * s + x1 * c);
+          }
+        }
+    }
   }
 }
 

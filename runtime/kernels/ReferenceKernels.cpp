@@ -111,9 +111,11 @@ void matmul(const float *x, int64_t rows, WeightView w, float *out) {
 }
 
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
-          int64_t headDim, std::span<const double> freq, plan::RopeLayout layout, float *out) {
+          int64_t headDim, std::span<const double> freq, std::span<const uint32_t> order,
+          plan::RopeLayout layout, float *out) {
   lathe_rope(x, positions.data(), static_cast<int64_t>(positions.size()), width, headDim,
-             freq.data(), plan::ropeTableGroups(freq.size(), headDim),
+             freq.data(), order.empty() ? nullptr : order.data(),
+             plan::ropeTableGroups(order.size(), headDim),
              layout == plan::RopeLayout::Interleaved ? 1 : 0, out);
 }
 

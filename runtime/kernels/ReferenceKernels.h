@@ -34,11 +34,13 @@ void rmsNorm(const float *x, WeightView gain, float eps, int64_t rows,
 /// out[t, n] = sum_k x[t, k] * w[n, k] for t < rows. `out` must not alias `x`.
 void matmul(const float *x, int64_t rows, WeightView w, float *out);
 
-/// Rotary embedding of every head of every row; row t is at positions[t],
-/// the pair at position i of a head of group g turns at freq[g * headDim / 2
-/// + i] (plan::RopeStep::frequencies: one group, or one per pair order).
+/// Rotary embedding of every head of every row; row t is at positions[t].
+/// freq: the headDim / 2 pairs' frequencies (plan::ropeFrequencies); the
+/// pair at position j of a head of group g is order[g * headDim / 2 + j]
+/// (plan::RopeStep::pairOrder; empty: pair j).
 void rope(const float *x, std::span<const int32_t> positions, int64_t width,
-          int64_t headDim, std::span<const double> freq, plan::RopeLayout layout, float *out);
+          int64_t headDim, std::span<const double> freq, std::span<const uint32_t> order,
+          plan::RopeLayout layout, float *out);
 
 /// out[t, n] = x[t, n] + bias[n] over rows of `width`. May run in place.
 void biasAdd(const float *x, WeightView bias, int64_t rows, int64_t width, float *out);

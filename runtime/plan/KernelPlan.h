@@ -158,11 +158,14 @@ struct RopeStep {
   RopeScaling scaling() const {
     return {scalingFactor, lowFreqFactor, highFreqFactor, int64_t(originalContext)};
   }
+  /// Each pair's frequency (ropeFrequencies), before any pair order.
+  std::vector<double> pairFrequencies() const {
+    return ropeFrequencies(double(theta), int64_t(headDim), scaling());
+  }
   /// The frequency of each position of a head, per group of heads
   /// (orderedFrequencies): headDim / 2 values without a pair order.
   std::vector<double> frequencies() const {
-    return orderedFrequencies(ropeFrequencies(double(theta), int64_t(headDim), scaling()),
-                              pairOrder);
+    return orderedFrequencies(pairFrequencies(), pairOrder);
   }
 };
 /// out[t, n] = input[t, n] + bias[n].

@@ -597,7 +597,7 @@ void CpuExecutable::run(size_t index, const plan::Step &step, int64_t rows) {
                               width(s.lhs), buf(s.sum), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::RopeStep>) {
           kernels::rope(buf(s.input), batch_->positions, width(s.input), s.headDim,
-                        s.frequencies(), s.layout, buf(s.output));
+                        s.pairFrequencies(), s.pairOrder, s.layout, buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::AttentionStep>) {
           attention(buf(s.queries), buf(s.keys), buf(s.values), s.layer, s.heads, s.kvHeads,
                     s.headDim, buf(s.output));

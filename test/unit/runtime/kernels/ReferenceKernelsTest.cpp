@@ -137,19 +137,19 @@ TEST(ReferenceKernelsTest, RopeRotatesByTheRightAngle) {
   const std::vector<float> x = {1.0f, 0.0f, 0.0f, 2.0f};
   std::vector<float> out(4);
   const std::vector<int32_t> one = {1}, three = {3};
-  rope(x.data(), one, 4, 4, plan::ropeFrequencies(10000.0, 4), plan::RopeLayout::Interleaved, out.data());
+  rope(x.data(), one, 4, 4, plan::ropeFrequencies(10000.0, 4), {}, plan::RopeLayout::Interleaved, out.data());
   EXPECT_NEAR(out[0], 0.5403023058681398, 1e-7);  // cos 1
   EXPECT_NEAR(out[1], 0.8414709848078965, 1e-7);  // sin 1
   EXPECT_NEAR(out[2], -2 * 0.009999833334166664, 1e-7); // -2 sin 0.01
   EXPECT_NEAR(out[3], 2 * 0.9999500004166653, 1e-7);    // 2 cos 0.01
-  rope(x.data(), three, 4, 4, plan::ropeFrequencies(10000.0, 4), plan::RopeLayout::Interleaved, out.data());
+  rope(x.data(), three, 4, 4, plan::ropeFrequencies(10000.0, 4), {}, plan::RopeLayout::Interleaved, out.data());
   EXPECT_NEAR(out[0], -0.9899924966004454, 1e-7); // cos 3
   EXPECT_NEAR(out[1], 0.1411200080598672, 1e-7);  // sin 3
   EXPECT_NEAR(out[2], -2 * 0.029995500202495664, 1e-7);
   EXPECT_NEAR(out[3], 2 * 0.9995500337489875, 1e-7);
   // Rotate-half pairs are (0,2) and (1,3): the same turns on other lanes.
   const std::vector<float> h = {1.0f, 0.0f, 0.0f, 2.0f};
-  rope(h.data(), one, 4, 4, plan::ropeFrequencies(10000.0, 4), plan::RopeLayout::RotateHalf, out.data());
+  rope(h.data(), one, 4, 4, plan::ropeFrequencies(10000.0, 4), {}, plan::RopeLayout::RotateHalf, out.data());
   EXPECT_NEAR(out[0], 0.5403023058681398, 1e-7);
   EXPECT_NEAR(out[2], 0.8414709848078965, 1e-7);
   EXPECT_NEAR(out[1], -2 * 0.009999833334166664, 1e-7);
@@ -158,7 +158,7 @@ TEST(ReferenceKernelsTest, RopeRotatesByTheRightAngle) {
 
 // A pair order (lathe-reorder-key-channels) moves pairs within each head
 // group's heads and their frequencies with them: rotating a row whose pairs
-// were permuted, interleaved, under the ordered table gives, bit for bit,
+// were permuted, interleaved, under the order gives, bit for bit,
 // the permuted rotation of the original row in its own layout. Three heads
 // of 8 in three groups (queries with a KV head each), and the same order
 // table shared by six heads (two query heads a KV head).
@@ -168,9 +168,6 @@ TEST(ReferenceKernelsTest, RopePairOrderMovesFrequenciesWithPairs) {
   ASSERT_EQ(plan::pairOrderProblem(order, headDim, 3), nullptr);
   ASSERT_EQ(plan::pairOrderProblem(order, headDim, 6), nullptr);
   EXPECT_NE(plan::pairOrderProblem(order, headDim, 4), nullptr); // 3 groups, 4 heads
-  const std::vector<double> table =
-      plan::orderedFrequencies(plan::ropeFrequencies(500000.0, headDim), order);
-  ASSERT_EQ(table.size(), order.size());
   std::mt19937 rng(7);
   std::normal_distribution<float> dist;
   const std::vector<int32_t> positions = {0, 5, 117};
@@ -194,10 +191,10 @@ TEST(ReferenceKernelsTest, RopePairOrderMovesFrequenciesWithPairs) {
             moved[t * width + h * headDim + 2 * j] = x[t * width + a];
             moved[t * width + h * headDim + 2 * j + 1] = x[t * width + b];
           }
-      rope(x.data(), positions, width, headDim, plan::ropeFrequencies(500000.0, headDim), layout,
-           want.data());
-      rope(moved.data(), positions, width, headDim, table, plan::RopeLayout::Interleaved,
-           got.data());
+      rope(x.data(), positions, width, headDim, plan::ropeFrequencies(500000.0, headDim), {},
+           layout, want.data());
+      rope(moved.data(), positions, width, headDim, plan::ropeFrequencies(500000.0, headDim),
+           order, plan::RopeLayout::Interleaved, got.data());
       for (int64_t t = 0; t < rows; ++t)
         for (int64_t h = 0; h < heads; ++h)
           for (int64_t j = 0; j < half; ++j) {
@@ -248,8 +245,8 @@ TEST(ReferenceKernelsTest, RopeLayoutsAgreeUnderThePermutation) {
     }
   std::vector<int32_t> pos{0, 37};
   std::vector<float> a(x.size()), b(x.size());
-  rope(x.data(), pos, width, headDim, plan::ropeFrequencies(10000.0, headDim), plan::RopeLayout::Interleaved, a.data());
-  rope(xh.data(), pos, width, headDim, plan::ropeFrequencies(10000.0, headDim), plan::RopeLayout::RotateHalf, b.data());
+  rope(x.data(), pos, width, headDim, plan::ropeFrequencies(10000.0, headDim), {}, plan::RopeLayout::Interleaved, a.data());
+  rope(xh.data(), pos, width, headDim, plan::ropeFrequencies(10000.0, headDim), {}, plan::RopeLayout::RotateHalf, b.data());
   for (int64_t t = 0; t < 2; ++t)
     for (int64_t d = 0; d < width; ++d) {
       int64_t h = d / headDim, w = d % headDim;
