@@ -241,8 +241,10 @@ private:
                          int32_t(step_), wideMinTokens, wgmmaKernel.first + 1,
                          wgmmaKernel.second});
   }
-  /// LATHE_CUDA_STAGED_MIN_TOKENS, or for experiments the environment's
-  /// LATHE_CUDA_STAGED_MIN_TOKENS (a positive count).
+  /// The fewest tokens that take a staged launch's wide tiles: `fallback`
+  /// (LATHE_CUDA_WGMMA_MIN_TOKENS or LATHE_CUDA_STAGED_MIN_TOKENS), or for
+  /// experiments the environment's LATHE_CUDA_STAGED_MIN_TOKENS (a positive
+  /// count), which overrides both.
   static int32_t stagedMinTokens(int32_t fallback) {
     if (const char *v = std::getenv("LATHE_CUDA_STAGED_MIN_TOKENS"); v && std::atoi(v) > 0)
       return std::atoi(v);

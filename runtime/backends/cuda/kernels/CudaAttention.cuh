@@ -22,6 +22,9 @@ struct VisibleRows {
   __device__ int64_t operator[](int p) const {
     return p < prefix ? rows[p] : extras[p - prefix];
   }
+  /// Where row p's index is: a load from it that nothing uses at once
+  /// does not wait (operator[]'s select waits for both).
+  __device__ const int32_t *at(int p) const { return p < prefix ? rows + p : extras + (p - prefix); }
 };
 
 /// The plain format a KV cache element type is stored as (Chunk decodes it).

@@ -152,7 +152,11 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
   // Chunks in flight: a 4-bit row is few registers (HeadDim 64: 9). Two
   // measured faster than three (43.6 against 45.2 us a layer, 16 sequences
   // at 4096 rows), four spilled.
+#ifdef LATHE_CUDA_TOKEN_MMA_AHEAD
+  static constexpr int kAhead = LATHE_CUDA_TOKEN_MMA_AHEAD;
+#else
   static constexpr int kAhead = Bits == 4 && kCodes <= 32 ? 2 : 1;
+#endif
   /// Whether every head's codes start 16-byte aligned (rows of whole 16
   /// bytes, heads' codes too), and its headers at a multiple of their size
   /// within one word.
@@ -161,7 +165,8 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
                                    (kHeaders == 1 || kHeaders == 2 || kHeaders == 4);
   struct Raw {
     ByteStream<kCodes> codes;     // in words from the first code on
-    ByteStream<kHeaders> headers; // from the first header on
+    ByteStream<kHeaders> headers; // from the first header on, once shifted right by:
+    uint32_t headerShift;         // (applied in store(): a shift right after the load waited for it)
     bool seen;
   };
   template <int KvWidth>
@@ -179,10 +184,12 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
         raw.codes.w[4 * i + 2] = w.z, raw.codes.w[4 * i + 3] = w.w;
       }
       const uintptr_t at = reinterpret_cast<uintptr_t>(head.headers);
-      raw.headers.w[0] = __ldg(reinterpret_cast<const uint32_t *>(at & ~uintptr_t(3))) >> (8 * (at & 3));
+      raw.headers.w[0] = __ldg(reinterpret_cast<const uint32_t *>(at & ~uintptr_t(3)));
+      raw.headerShift = 8 * uint32_t(at & 3);
     } else {
       raw.codes = ByteStream<kCodes>(head.codes);
       raw.headers = ByteStream<kHeaders>(head.headers);
+      raw.headerShift = 0;
     }
   }
   /// Word j of the codes of block b (whole words: Block % 8 == 0).
@@ -200,6 +207,8 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
         tiles.scales[at.value][at.row] = 0;
       return;
     }
+    ByteStream<kHeaders> headers = raw.headers;
+    headers.w[0] >>= raw.headerShift;
     if constexpr (Bits == 4) {
       // Exponent codes up to 249 (scales up to 2^120: every block of
       // ordinary values, zeros too): the scale and -136 scale as bf16 bits
@@ -209,11 +218,11 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
       bool ordinary = true;
 #pragma unroll
       for (int b = 0; b < HeadDim / Block; ++b)
-        ordinary &= raw.headers.byte(b) < 250;
+        ordinary &= headers.byte(b) < 250;
       if (ordinary) {
 #pragma unroll
         for (int b = 0; b < HeadDim / Block; ++b) {
-          const uint32_t e = raw.headers.byte(b);
+          const uint32_t e = headers.byte(b);
           const uint32_t s = (e >= 3 ? (e - 2) << 7 : 0x10u << e) * 0x10001u; // 2^(e - 129), twice
           const uint32_t o = (((e + 5) << 7) | 0x8008u) * 0x10001u; // -1.0625 2^(e - 122)
 #pragma unroll
@@ -223,7 +232,7 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
       } else {
 #pragma unroll
         for (int b = 0; b < HeadDim / Block; ++b) {
-          const __nv_bfloat162 s2 = __float2bfloat162_rn(C::scale(raw.headers, b));
+          const __nv_bfloat162 s2 = __float2bfloat162_rn(C::scale(headers, b));
 #pragma unroll
           for (int j = 0; j < Block / 8; ++j)
             to[b * Block / 8 + j] = widenNibblePairs<true>(codeWord(raw, b, j), s2, s2);
@@ -232,7 +241,7 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
     } else {
 #pragma unroll
       for (int b = 0; b < HeadDim / Block; ++b) {
-        const float scale = C::scale(raw.headers, b * C::kHeaderBytes);
+        const float scale = C::scale(headers, b * C::kHeaderBytes);
         if constexpr (Int8)
           tiles.scales[at.value][at.row] = scale;
 #pragma unroll
@@ -349,12 +358,20 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
   // wait on no dependent load of the row list.
   constexpr int kAhead = Kv::kAhead, stride = kRows * kWarps;
   const int first = run.begin + kRows * warp + lane % 16;
-  const auto rowAt = [&](int p) { return p < run.end ? rows[p] : int64_t(-1); };
+  // A row's index as loaded (-1 past the run): nothing uses it until the
+  // chunk's loads a chunk later (widening it to 64 bits at once had each
+  // chunk wait for its load: most of a bf16 launch's stalls, H200).
+  const auto rowAt = [&](int p) {
+    int32_t row = -1;
+    if (p < run.end)
+      row = __ldg(rows.at(p));
+    return row;
+  };
   typename Kv::Raw raw[kAhead];
 #pragma unroll
   for (int a = 0; a < kAhead; ++a)
     Kv::template load<kvWidth>(cache, layer, kvHead, rowAt(first + a * stride), raw[a]);
-  int64_t ahead = rowAt(first + kAhead * stride);
+  int32_t ahead = rowAt(first + kAhead * stride);
   for (int p0 = run.begin + kRows * warp; p0 < run.end; p0 += kAhead * stride)
 #pragma unroll
     for (int a = 0; a < kAhead; ++a) {

@@ -211,7 +211,9 @@ constexpr int kWgmmaSharedBytes = LATHE_CUDA_WGMMA_SHARED;
 static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
               "the fallback's stages fit its shared memory");
 
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+// (Declared in the host pass too, for programs that compile these headers
+// whole for sm_90a: scripts/cuda-wgmma-check.cu.)
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL) || !defined(__CUDA_ARCH__)
 /// The partial sums of the split-k blocks of a wgmma launch
 /// (LATHE_CUDA_WGMMA_SPLITS): slot (tile, split) of a tile x + y gridDim.x
 /// holds a 64-token block's up to 64 x 256 sums (warpgroup 0's
@@ -222,6 +224,9 @@ static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
 /// back to 0.
 __device__ float wgmmaPartials[LATHE_CUDA_WGMMA_SPLIT_SLOTS * 64 * 256];
 __device__ unsigned wgmmaArrivals[LATHE_CUDA_WGMMA_SPLIT_SLOTS];
+#endif
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
 /// Split `split` of `splits` of this block's tile hands its sums `acc`
 /// (warpgroup 0's, the warpgroups' already added) to the tile's slot; the

@@ -1,0 +1,198 @@
+// The one-token attention (runtime/backends/cuda/kernels/CudaTokenAttentionMma.cuh
+// and CudaAttention.cuh, as the generated code calls it) on the
+// Llama-3.2-1B shape's attention (32 query heads, 8 KV heads of 64, bf16
+// queries): SEQUENCES tokens, each seeing CONTEXT cache rows, the rows'
+// codes random (bfp4 exponents around 2^0, bf16 values in [-2, 2]), the
+// splits of a token's rows over blocks as the runtime chooses them (or
+// SPLITS). For each cache (bf16, bfp4 blocks of 32, int8 a scale a head
+// row): the outputs of 4 tokens against a float64 reference from the same
+// decoded rows (relative L2, worst difference), and the launch's time (mean
+// of 50 launches, cudaEvent) with the cache bytes it reads per second. The
+// figure behind issue 20's "4-bit KV attention >= 2x bf16". From the
+// repository root:
+//   nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -I . \
+//     scripts/cuda-attention-check.cu -o attention-check && ./attention-check
+#include "runtime/backends/cuda/kernels/LatheCudaKernels.cuh"
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+using namespace lathe_cuda;
+#define CK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { \
+  fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); exit(1); } } while (0)
+
+#ifndef SEQUENCES
+#define SEQUENCES 16
+#endif
+#ifndef CONTEXT
+#define CONTEXT 4096
+#endif
+#ifndef SPLITS
+#define SPLITS 0 // 0: LATHE_CUDA_ATTENTION_SPLITS, as the runtime
+#endif
+// As the generated code launches it: __launch_bounds__(256) (MIN_BLOCKS:
+// that many blocks an SM asked of ptxas too), the body not inlined.
+#ifdef MIN_BLOCKS
+#define BOUNDS __launch_bounds__(256, MIN_BLOCKS)
+#else
+#define BOUNDS __launch_bounds__(256)
+#endif
+constexpr int kHeads = 32, kKvHeads = 8, kHeadDim = 64, kGroup = 4, kKvWidth = kKvHeads * kHeadDim;
+
+template <class C> static __device__ __noinline__ void body(const LatheCudaFrame &f, float *partials,
+                                                          unsigned *arrivals) {
+  attention<C, kHeads, kKvHeads, kHeadDim, kGroup, true>(f, 0, 1, 0, partials, arrivals);
+}
+template <class C> __global__ void BOUNDS run(const LatheCudaFrame *f, float *partials, unsigned *arrivals) {
+  body<C>(*f, partials, arrivals);
+}
+
+static float bf16ToFloat(uint16_t b) { uint32_t u = uint32_t(b) << 16; float f; memcpy(&f, &u, 4); return f; }
+static uint16_t floatToBf16(float f) { // round to nearest even
+  uint32_t u; memcpy(&u, &f, 4);
+  return uint16_t((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+// A cache: its row bytes, how to fill a row, and how to decode a head's
+// value d of a row (the CPU's reading of the GPU's layout, PackedKv).
+struct Bf16Cache {
+  using C = PlainKv<__nv_bfloat16>;
+  static constexpr const char *kName = "bf16";
+  static void fill(uint8_t *row, std::mt19937 &rng) {
+    std::uniform_real_distribution<float> u(-2, 2);
+    for (int i = 0; i < kKvWidth; ++i) { const uint16_t b = floatToBf16(u(rng)); memcpy(row + 2 * i, &b, 2); }
+  }
+  static double at(const uint8_t *row, int kvHead, int d) {
+    uint16_t b; memcpy(&b, row + 2 * (kvHead * kHeadDim + d), 2); return bf16ToFloat(b);
+  }
+};
+template <bool Int8, int Bits, int Block> struct PackedCache {
+  using C = PackedKv<Int8, Bits, Block>;
+  static constexpr const char *kName = Int8 ? "int8" : Bits == 4 ? "bfp4" : "bfp8";
+  static constexpr int kBlocks = kKvWidth / Block;
+  // PackedKv's codesAt and headerAt (device functions), on the host.
+  static int64_t codesAt(int64_t b) { return b * C::kCodeBytes; }
+  static int64_t headerAt(int64_t b) { return kBlocks * C::kCodeBytes + b * C::kHeaderBytes; }
+  static void fill(uint8_t *row, std::mt19937 &rng) {
+    std::uniform_int_distribution<int> byte(0, 255), exponent(124, 129);
+    for (int64_t i = 0; i < kBlocks * C::kCodeBytes; ++i) row[i] = uint8_t(byte(rng));
+    for (int b = 0; b < kBlocks; ++b) {
+      uint8_t *h = row + headerAt(b);
+      if (Int8) { const float s = 0.01f * (1 + b % 7); memcpy(h, &s, 4); }
+      else h[0] = uint8_t(exponent(rng));
+    }
+  }
+  static double at(const uint8_t *row, int kvHead, int d) {
+    const int64_t b = (kvHead * kHeadDim + d) / Block, i = (kvHead * kHeadDim + d) % Block;
+    const uint8_t *codes = row + codesAt(b), *h = row + headerAt(b);
+    int code;
+    if (Bits == 8) code = int8_t(codes[i]);
+    else code = int(uint32_t(codes[i / 2] >> (4 * (i % 2))) << 28) >> 28;
+    if (Int8) { float s; memcpy(&s, h, 4); return code * double(s); }
+    return std::ldexp(double(code), int(h[0]) - 127 - (Bits - 2));
+  }
+};
+
+template <class Cache> void check(std::mt19937 &rng) {
+  using C = typename Cache::C;
+  constexpr int64_t rowBytes = C::template kRowBytes<kKvWidth>;
+  const int64_t rows = int64_t(SEQUENCES) * CONTEXT, kvRows = rows;
+  // Layer 0's keys, then its values, then 64 bytes of slack (the runtime's).
+  std::vector<uint8_t> kv(2 * kvRows * rowBytes + 64);
+  for (int64_t r = 0; r < 2 * kvRows; ++r) Cache::fill(kv.data() + r * rowBytes, rng);
+  // Each sequence's rows in blocks of 16, the blocks shuffled, as the paged
+  // cache hands them out.
+  std::vector<int32_t> blocks(rows / 16), visibleRows(rows), visible(4 * SEQUENCES);
+  for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = int32_t(i);
+  std::shuffle(blocks.begin(), blocks.end(), rng);
+  for (int64_t p = 0; p < rows; ++p) visibleRows[p] = blocks[p / 16] * 16 + p % 16;
+  for (int t = 0; t < SEQUENCES; ++t) {
+    visible[4 * t] = t * CONTEXT, visible[4 * t + 1] = CONTEXT;
+    visible[4 * t + 2] = 0, visible[4 * t + 3] = 0;
+  }
+  std::vector<float> q(SEQUENCES * kHeads * kHeadDim);
+  std::normal_distribution<float> normal;
+  for (float &v : q) v = bf16ToFloat(floatToBf16(normal(rng)));
+
+  uint8_t *dKv; int32_t *dVisible, *dRows; float *dQ, *dOut, *dPartials; unsigned *dArrivals;
+  CK(cudaMalloc(&dKv, kv.size())); CK(cudaMemcpy(dKv, kv.data(), kv.size(), cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&dVisible, visible.size() * 4));
+  CK(cudaMemcpy(dVisible, visible.data(), visible.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&dRows, visibleRows.size() * 4));
+  CK(cudaMemcpy(dRows, visibleRows.data(), visibleRows.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&dQ, q.size() * 4)); CK(cudaMemcpy(dQ, q.data(), q.size() * 4, cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&dOut, q.size() * 4));
+  const int groups = kHeads / kGroup;
+  const int splits = SPLITS > 0 ? SPLITS : LATHE_CUDA_ATTENTION_SPLITS(SEQUENCES, groups);
+  const int64_t partialFloats = int64_t(SEQUENCES) * groups * splits * kGroup * (kHeadDim + 2);
+  CK(cudaMalloc(&dPartials, partialFloats * 4));
+  CK(cudaMalloc(&dArrivals, SEQUENCES * groups * 4)); CK(cudaMemset(dArrivals, 0, SEQUENCES * groups * 4));
+  float *buffers[2] = {dQ, dOut}, **dBuffers;
+  CK(cudaMalloc(&dBuffers, sizeof(buffers)));
+  CK(cudaMemcpy(dBuffers, buffers, sizeof(buffers), cudaMemcpyHostToDevice));
+  LatheCudaFrame frame{};
+  frame.buffers = dBuffers, frame.visible = dVisible, frame.visibleRows = dRows, frame.kv = dKv;
+  frame.kvRows = kvRows, frame.rows = SEQUENCES;
+  LatheCudaFrame *dFrame;
+  CK(cudaMalloc(&dFrame, sizeof(frame))); CK(cudaMemcpy(dFrame, &frame, sizeof(frame), cudaMemcpyHostToDevice));
+
+  const dim3 grid(SEQUENCES, groups, splits);
+  run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+  CK(cudaDeviceSynchronize());
+  std::vector<float> out(q.size());
+  CK(cudaMemcpy(out.data(), dOut, out.size() * 4, cudaMemcpyDeviceToHost));
+  // Reference: 4 tokens, every head, float64.
+  double err = 0, ref = 0, worst = 0;
+  for (int t = 0; t < SEQUENCES; t += (SEQUENCES + 3) / 4)
+    for (int h = 0; h < kHeads; ++h) {
+      const int kvHead = h / (kHeads / kKvHeads);
+      std::vector<double> s(CONTEXT);
+      double m = -INFINITY;
+      for (int p = 0; p < CONTEXT; ++p) {
+        const uint8_t *key = kv.data() + int64_t(visibleRows[t * CONTEXT + p]) * rowBytes;
+        double dot = 0;
+        for (int d = 0; d < kHeadDim; ++d) dot += double(q[(t * kHeads + h) * kHeadDim + d]) * Cache::at(key, kvHead, d);
+        s[p] = dot / std::sqrt(double(kHeadDim));
+        m = std::max(m, s[p]);
+      }
+      double total = 0;
+      for (double &v : s) total += (v = std::exp(v - m));
+      for (int d = 0; d < kHeadDim; ++d) {
+        double o = 0;
+        for (int p = 0; p < CONTEXT; ++p)
+          o += s[p] * Cache::at(kv.data() + (kvRows + visibleRows[t * CONTEXT + p]) * rowBytes, kvHead, d);
+        o /= total;
+        const double got = out[(t * kHeads + h) * kHeadDim + d];
+        err += (got - o) * (got - o), ref += o * o, worst = std::max(worst, std::fabs(got - o));
+      }
+    }
+  // Time: 50 launches.
+  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+  for (int i = 0; i < 5; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+  CK(cudaEventRecord(e0));
+  const int reps = 50;
+  for (int i = 0; i < reps; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+  CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1));
+  float ms; CK(cudaEventElapsedTime(&ms, e0, e1));
+  const double us = ms * 1000 / reps;
+  const double bytes = 2.0 * rows * rowBytes; // every key and value row once
+  cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, run<C>));
+  printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers: %.1f us, cache %.1f MB at %.2f TB/s; "
+         "relative L2 %.2e, worst %.2e\n",
+         Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * groups * splits, attr.numRegs, us, bytes / 1e6,
+         bytes / (us * 1e-6) / 1e12, std::sqrt(err / ref), worst);
+  CK(cudaFree(dKv)); CK(cudaFree(dVisible)); CK(cudaFree(dRows)); CK(cudaFree(dQ)); CK(cudaFree(dOut));
+  CK(cudaFree(dPartials)); CK(cudaFree(dArrivals)); CK(cudaFree(dBuffers)); CK(cudaFree(dFrame));
+}
+
+int main() {
+  setvbuf(stdout, nullptr, _IONBF, 0);
+  std::mt19937 rng(1);
+  check<Bf16Cache>(rng);
+  check<PackedCache<false, 4, 32>>(rng);
+  check<PackedCache<true, 8, 64>>(rng);
+  return 0;
+}
