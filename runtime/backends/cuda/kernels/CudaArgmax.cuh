@@ -70,14 +70,13 @@ template <int Vocab> __device__ void argmaxRows(const float *logits, int32_t *id
     const int at = row * LATHE_CUDA_ARGMAX_MAX_PARTS + part;
     argmaxValues[at] = value, argmaxIndices[at] = index;
     __threadfence(); // the candidate before the count that announces it
-    last = atomicAdd(&argmaxArrivals[row], 1u) == unsigned(parts - 1);
+    last = lastToArrive(&argmaxArrivals[row], parts);
   }
   if (parts == 1)
     return;
   __syncthreads();
   if (!last || threadIdx.x >= 32)
     return;
-  __threadfence(); // the other parts' candidates after their counts
   const int lane = threadIdx.x;
   value = 0, index = INT_MAX;
   if (lane < parts) {
@@ -85,10 +84,8 @@ template <int Vocab> __device__ void argmaxRows(const float *logits, int32_t *id
     index = __ldcg(argmaxIndices + row * LATHE_CUDA_ARGMAX_MAX_PARTS + lane);
   }
   warpBest(value, index);
-  if (lane == 0) {
+  if (lane == 0)
     ids[row] = index == INT_MAX ? 0 : index;
-    argmaxArrivals[row] = 0;
-  }
 }
 
 } // namespace lathe_cuda

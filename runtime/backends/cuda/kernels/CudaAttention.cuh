@@ -341,13 +341,11 @@ template <int G, int HeadDim> struct SplitOutput {
     __threadfence(); // this block's partials before its arrival is counted
     __syncthreads();
     __shared__ bool last;
-    unsigned *const arrived = arrivals + int64_t(blockIdx.x) * gridDim.y + blockIdx.y;
     if (threadIdx.x == 0)
-      last = atomicAdd(arrived, 1u) == unsigned(splits - 1);
+      last = lastToArrive(arrivals + int64_t(blockIdx.x) * gridDim.y + blockIdx.y, splits);
     __syncthreads();
     if (!last)
       return;
-    __threadfence(); // the other splits' partials, read past L1 (__ldcg)
     for (int j = threadIdx.x; j < G * HeadDim; j += kThreads) {
       const int g = j / HeadDim, d = j % HeadDim;
       float m = -INFINITY;
@@ -362,8 +360,6 @@ template <int G, int HeadDim> struct SplitOutput {
       }
       o[j] = sum / weight;
     }
-    if (threadIdx.x == 0)
-      *arrived = 0; // for the next launch (kernels run one after another)
   }
 };
 

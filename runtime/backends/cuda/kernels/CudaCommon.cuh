@@ -53,6 +53,24 @@ __device__ inline void startStep() {
   letNextStart();
 }
 
+/// The handshake of blocks that each leave partial results for the last of
+/// them to merge (the one-token attention's splits, the argmax's parts of
+/// a row, the wgmma launches' split sums). One thread of a block calls it
+/// once every thread that wrote the block's partials has fenced them
+/// (__threadfence) and a barrier has passed: it counts the block's arrival
+/// at `counter` and returns whether the block arrived last of `count`. The
+/// last one fences again, so that its threads read the others' partials
+/// (past L1: __ldcg) after the next barrier, and puts the counter back to 0
+/// for the next launch (a module's launches run one after another).
+__device__ inline bool lastToArrive(unsigned *counter, int count) {
+  const bool last = atomicAdd(counter, 1u) == unsigned(count - 1);
+  if (last) {
+    __threadfence(); // the others' partials after their counts
+    *counter = 0;
+  }
+  return last;
+}
+
 /// Asks L2 for [begin, end) of a weight, in 128-byte lines, spread over
 /// the block's threads: a kernel issues it for the first weights it will
 /// read before it waits for the kernel before it.

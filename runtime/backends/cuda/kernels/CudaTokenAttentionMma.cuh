@@ -151,12 +151,10 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
   static constexpr int kCodes = C::template kHeadCodes<HeadDim>, kHeaders = C::template kHeadHeaders<HeadDim>;
   // Chunks in flight: a 4-bit row is few registers (HeadDim 64: 9). Two
   // measured faster than three (43.6 against 45.2 us a layer, 16 sequences
-  // at 4096 rows), four spilled.
-#ifdef LATHE_CUDA_TOKEN_MMA_AHEAD
-  static constexpr int kAhead = LATHE_CUDA_TOKEN_MMA_AHEAD;
-#else
+  // at 4096 rows; 34.6 against 37.0 in scripts/cuda-attention-check.cu,
+  // 2026-12-04), four took 178 registers (one block an SM: 57.7 us). A
+  // bf16 cache took no more from two (64.3 against 57.5 us).
   static constexpr int kAhead = Bits == 4 && kCodes <= 32 ? 2 : 1;
-#endif
   /// Whether every head's codes start 16-byte aligned (rows of whole 16
   /// bytes, heads' codes too), and its headers at a multiple of their size
   /// within one word.

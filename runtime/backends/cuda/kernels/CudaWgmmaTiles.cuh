@@ -250,13 +250,10 @@ template <int A> __device__ bool wgmmaSplitSums(float (&acc)[A], int split, int 
   namedBarrier(2, 128);
   __shared__ unsigned last;
   if (t == 0)
-    last = atomicAdd(&wgmmaArrivals[tile], 1u) == unsigned(splits - 1);
+    last = lastToArrive(&wgmmaArrivals[tile], splits);
   namedBarrier(2, 128);
   if (!last)
     return false;
-  __threadfence(); // the others' sums after their counts
-  if (t == 0)
-    wgmmaArrivals[tile] = 0;
   if (!live)
     return true;
   // Every split's sums from the slots, this block's too (the same order
