@@ -55,10 +55,12 @@ template <int HeadDim> struct TokenTiles {
 /// its head rows widen to bf16 exactly; kRowScales where a row's values are
 /// codes times one float (int8 blocks of a whole head); kAhead, the chunks
 /// whose loads are in flight while a warp multiplies one. A chunk comes in
-/// two halves: load() issues lane l's loads of the key (l < 16) or value
-/// row l % 16 of a chunk (cache row `row`, -1 past the rows seen) into
-/// registers (Raw), store() widens them into the warp's tiles (rows past
-/// the ones seen zeros: a probability of 0 times garbage could be NaN).
+/// two halves: load() issues lane l's loads of the chunk into registers
+/// (Raw: the key (l < 16) or value row l % 16, or for a bf16 cache parts
+/// of rows spread over the lanes; `row`, lane l's, is the cache row of
+/// chunk row l % 16, -1 past the rows seen), store() widens them into the
+/// warp's tiles (rows past the ones seen zeros: a probability of 0 times
+/// garbage could be NaN).
 /// kPairs: each 8 dimensions of a tile row hold dimensions 0, 4, 1, 5, 2, 6,
 /// 3, 7 of the head, the order in which 4-bit codes widen (widenNibblePairs):
 /// the queries are read in that order and the outputs put back.
@@ -73,31 +75,51 @@ struct ChunkRow {
   __device__ ChunkRow() : row(threadIdx.x % 16), value(threadIdx.x % 32 >= 16) {}
 };
 
+/// A bf16 cache: the chunk's 32 head rows (16 keys, then 16 values) in
+/// 16-byte parts spread over the lanes so that each load instruction reads
+/// whole rows: part q = 32 i + lane of the chunk (load i of the lane) is
+/// part q % kParts of row q / kParts (HeadDim 64: 8 lanes a row, 4 rows a
+/// load). A lane reading its own row touched 32 rows' lines a load, 8
+/// times the lines the bytes need: 16 sequences at 4096 rows took 57.6 us
+/// a layer against 48.7 (H200, scripts/cuda-attention-check.cu). The
+/// compressed rows keep a row a lane: spread the same way (a part and its
+/// row's header word each), bfp4 took 41.2 us against 34.5, int8 44.6
+/// against 42.0 (more instructions a row, and their rows' headers).
 template <int HeadDim> struct TokenMmaKv<PlainKv<__nv_bfloat16>, HeadDim> {
   using C = PlainKv<__nv_bfloat16>;
   static constexpr bool kSupported = true, kRowScales = false, kPairs = false;
   static constexpr int kAhead = 1; // 32 registers a chunk already
+  static constexpr int kParts = HeadDim / 8; // 16-byte parts of a head's row
   struct Raw {
-    uint4 w[HeadDim / 8];
-    bool seen;
+    uint4 w[kParts];
+    uint32_t seen; // bit i: part i's row is one the token sees
   };
+  /// `row`: the cache row of chunk row lane % 16 (-1 past the rows seen).
   template <int KvWidth>
   __device__ static void load(const KvCacheRef &f, int layer, int kvHead, int64_t row, Raw &raw) {
-    raw.seen = row >= 0;
-    if (!raw.seen)
-      return;
-    const uint4 *head = reinterpret_cast<const uint4 *>(
-        cacheHead<C, KvWidth, HeadDim>(f, layer, ChunkRow().value, row, kvHead));
+    const int lane = threadIdx.x % 32;
+    // The layer's keys at the KV head; its values kvRows rows further.
+    const uint4 *keys = reinterpret_cast<const uint4 *>(cacheHead<C, KvWidth, HeadDim>(f, layer, false, 0, kvHead));
+    constexpr int64_t kRow = C::template kRowBytes<KvWidth> / 16; // uint4s a cache row
+    raw.seen = 0;
 #pragma unroll
-    for (int c = 0; c < HeadDim / 8; ++c)
-      raw.w[c] = __ldg(head + c);
+    for (int i = 0; i < kParts; ++i) {
+      const int q = 32 * i + lane, r = q / kParts;
+      const int32_t at = __shfl_sync(0xffffffffu, int32_t(row), r % 16);
+      if (at >= 0) {
+        raw.w[i] = __ldg(keys + ((r >= 16 ? f.kvRows : 0) + at) * kRow + q % kParts);
+        raw.seen |= 1u << i;
+      }
+    }
   }
   __device__ static void store(const Raw &raw, TokenTiles<HeadDim> &tiles) {
-    const ChunkRow at;
-    uint4 *to = reinterpret_cast<uint4 *>((at.value ? tiles.values : tiles.keys)[at.row]);
+    const int lane = threadIdx.x % 32;
 #pragma unroll
-    for (int c = 0; c < HeadDim / 8; ++c)
-      to[c] = raw.seen ? raw.w[c] : make_uint4(0, 0, 0, 0);
+    for (int i = 0; i < kParts; ++i) {
+      const int q = 32 * i + lane, r = q / kParts;
+      reinterpret_cast<uint4 *>((r >= 16 ? tiles.values : tiles.keys)[r % 16])[q % kParts] =
+          raw.seen >> i & 1 ? raw.w[i] : make_uint4(0, 0, 0, 0);
+    }
   }
 };
 
