@@ -40,7 +40,10 @@ using namespace lathe_cuda;
 #else
 #define BOUNDS __launch_bounds__(256)
 #endif
-constexpr int kHeads = 32, kKvHeads = 8, kHeadDim = 64, kGroup = 4, kKvWidth = kKvHeads * kHeadDim;
+#ifndef HEAD_DIM
+#define HEAD_DIM 64 // other head sizes (multiples of 16 up to 80 take the tensor cores)
+#endif
+constexpr int kHeads = 32, kKvHeads = 8, kHeadDim = HEAD_DIM, kGroup = 4, kKvWidth = kKvHeads * kHeadDim;
 
 template <class C> static __device__ __noinline__ void body(const LatheCudaFrame &f, float *partials,
                                                           unsigned *arrivals) {
@@ -71,7 +74,8 @@ struct Bf16Cache {
 };
 template <bool Int8, int Bits, int Block> struct PackedCache {
   using C = PackedKv<Int8, Bits, Block>;
-  static constexpr const char *kName = Int8 ? "int8" : Bits == 4 ? "bfp4" : "bfp8";
+  static constexpr const char *kName = Int8 ? "int8" : Bits == 4 ? (Block == 32 ? "bfp4" : "bfp4:16")
+                                                                    : (Block == 32 ? "bfp8" : "bfp8:16");
   static constexpr int kBlocks = kKvWidth / Block;
   // PackedKv's codesAt and headerAt (device functions), on the host.
   static int64_t codesAt(int64_t b) { return b * C::kCodeBytes; }
@@ -99,13 +103,13 @@ template <bool Int8, int Bits, int Block> struct PackedCache {
 template <class Cache> void check(std::mt19937 &rng) {
   using C = typename Cache::C;
   constexpr int64_t rowBytes = C::template kRowBytes<kKvWidth>;
-  const int64_t rows = int64_t(SEQUENCES) * CONTEXT, kvRows = rows;
+  const int64_t rows = int64_t(SEQUENCES) * CONTEXT, kvRows = (rows + 15) / 16 * 16;
   // Layer 0's keys, then its values, then 64 bytes of slack (the runtime's).
   std::vector<uint8_t> kv(2 * kvRows * rowBytes + 64);
   for (int64_t r = 0; r < 2 * kvRows; ++r) Cache::fill(kv.data() + r * rowBytes, rng);
   // Each sequence's rows in blocks of 16, the blocks shuffled, as the paged
   // cache hands them out.
-  std::vector<int32_t> blocks(rows / 16), visibleRows(rows), visible(4 * SEQUENCES);
+  std::vector<int32_t> blocks(kvRows / 16), visibleRows(rows), visible(4 * SEQUENCES);
   for (size_t i = 0; i < blocks.size(); ++i) blocks[i] = int32_t(i);
   std::shuffle(blocks.begin(), blocks.end(), rng);
   for (int64_t p = 0; p < rows; ++p) visibleRows[p] = blocks[p / 16] * 16 + p % 16;
@@ -192,8 +196,13 @@ int main() {
   setvbuf(stdout, nullptr, _IONBF, 0);
   std::mt19937 rng(1);
   check<Bf16Cache>(rng);
-  check<PackedCache<false, 4, 32>>(rng);
-  check<PackedCache<true, 8, 64>>(rng);
-  check<PackedCache<false, 8, 32>>(rng);
+  if constexpr (kHeadDim % 32 == 0) {
+    check<PackedCache<false, 4, 32>>(rng);
+    check<PackedCache<false, 8, 32>>(rng);
+  } else {
+    check<PackedCache<false, 4, 16>>(rng); // rows not of whole 16 bytes where 8 heads' are not
+    check<PackedCache<false, 8, 16>>(rng);
+  }
+  check<PackedCache<true, 8, kHeadDim>>(rng);
   return 0;
 }
