@@ -194,9 +194,10 @@ __device__ void storeKV(const LatheCudaFrame &f, int keys, int values, int layer
 /// exponent floor(log2 max|x|) clamped to [-127, 127] (-127 for zeros) and
 /// mantissas round-half-even(x * 2^-(e - (Bits - 2))), both saturated
 /// symmetrically. A block holding NaN or infinity decodes to NaN (a NaN
-/// scale, exponent code 255). The header goes to `out`, the codes to `codes`.
+/// scale, exponent code 255). The header goes to `header`, the codes to
+/// `codes`.
 template <bool Int8, int Bits, int Block>
-__device__ void encodeKvBlock(const float *x, uint8_t *out, uint8_t *codes) {
+__device__ void encodeKvBlock(const float *x, uint8_t *header, uint8_t *codes) {
   constexpr int qmax = Int8 ? 127 : (1 << (Bits - 1)) - 1;
   bool finite = true;
   double largest = 0;
@@ -215,7 +216,7 @@ __device__ void encodeKvBlock(const float *x, uint8_t *out, uint8_t *codes) {
     factor = double(scale);
     if (finite && !isfinite(127.0f * scale))
       scale = nextafterf(scale, 0.0f);
-    memcpy(out, &scale, 4);
+    memcpy(header, &scale, 4);
     if (!finite || !(factor > 0))
       return;
   } else {
@@ -225,7 +226,7 @@ __device__ void encodeKvBlock(const float *x, uint8_t *out, uint8_t *codes) {
       frexp(largest, &ex);
       e = max(-127, min(127, ex - 1));
     }
-    out[0] = finite ? uint8_t(e + 127) : uint8_t(0xFF);
+    header[0] = finite ? uint8_t(e + 127) : uint8_t(0xFF);
     if (!finite)
       return;
     factor = ldexp(1.0, -(e - (Bits - 2)));
