@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -203,6 +204,38 @@ TEST(ReferenceKernelsTest, RopePairOrderMovesFrequenciesWithPairs) {
             EXPECT_EQ(got[t * width + h * headDim + 2 * j + 1], want[t * width + b]);
           }
     }
+}
+
+// Heads of 160 (80 pairs: lathe_rope computes a row's angles 64 pairs at a
+// time) under a pair order of 2 groups, in place: every pair turns by its
+// own pair's angle, bit for bit the rotation written out element by element.
+TEST(ReferenceKernelsTest, RopeOrderOverManyPairsInPlace) {
+  const int64_t headDim = 160, half = 80, heads = 4, width = heads * headDim;
+  std::mt19937 rng(11);
+  std::vector<uint32_t> order(2 * half);
+  for (int64_t g = 0; g < 2; ++g) {
+    for (int64_t j = 0; j < half; ++j)
+      order[size_t(g * half + j)] = uint32_t(j);
+    std::shuffle(order.begin() + g * half, order.begin() + (g + 1) * half, rng);
+  }
+  ASSERT_EQ(plan::pairOrderProblem(order, headDim, heads), nullptr);
+  const std::vector<double> freq = plan::ropeFrequencies(10000.0, headDim);
+  const std::vector<int32_t> positions = {3, 250};
+  std::normal_distribution<float> dist;
+  std::vector<float> x(positions.size() * width), want(x.size());
+  for (float &v : x)
+    v = dist(rng);
+  for (size_t t = 0; t < positions.size(); ++t)
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t j = 0; j < half; ++j) {
+        const double angle = double(positions[t]) * freq[order[size_t(h * 2 / heads * half + j)]];
+        const int64_t a = int64_t(t) * width + h * headDim + j, b = a + half;
+        want[a] = float(double(x[a]) * std::cos(angle) - double(x[b]) * std::sin(angle));
+        want[b] = float(double(x[a]) * std::sin(angle) + double(x[b]) * std::cos(angle));
+      }
+  rope(x.data(), positions, width, headDim, freq, order, plan::RopeLayout::RotateHalf, x.data());
+  for (size_t i = 0; i < x.size(); ++i)
+    ASSERT_EQ(x[i], want[i]) << "element " << i;
 }
 
 // Llama 3 scaling against transformers' formula evaluated by hand (Python,
