@@ -115,22 +115,21 @@ private:
       if (Value vector = vectorOperand(op); vector && failed(emitVector(m_.tensorIndex.lookup(vector), error)))
         return WalkResult::interrupt();
       if (auto r = dyn_cast<kplan::RopeOp>(op)) {
-        // Each pair's frequency, and the pair order (identity without one):
-        // lathe_rope computes a pair's angle once for every group.
+        // Each pair's frequency, and the pair order if it has one (else
+        // lathe_rope takes a null order): a pair's angle once for every group.
         std::vector<double> freq = plan::ropeFrequencies(r.getTheta().convertToFloat(),
                                                          r.getHeadDim(), r.getScaling());
-        std::vector<uint32_t> order = r.getPairOrderVector();
-        if (order.empty())
-          for (int64_t j = 0; j < r.getHeadDim() / 2; ++j)
-            order.push_back(uint32_t(j));
         auto [it, added] = freqs_.try_emplace(freq, fmt::format("kRopeFreq{}", freqs_.size()));
-        auto [o, orderAdded] =
-            ropeOrders_.try_emplace(order, fmt::format("kRopeOrder{}", ropeOrders_.size()));
-        ropeTables_[op] = {it->second, o->second};
+        ropeTables_[op] = {it->second, ""};
         if (added)
           emitTable(it->second, b_.getF64Type(), ArrayRef<double>(freq));
-        if (orderAdded)
-          emitTable(o->second, u32(), ArrayRef<uint32_t>(order));
+        if (std::vector<uint32_t> order = r.getPairOrderVector(); !order.empty()) {
+          auto [o, orderAdded] =
+              ropeOrders_.try_emplace(order, fmt::format("kRopeOrder{}", ropeOrders_.size()));
+          ropeTables_[op].second = o->second;
+          if (orderAdded)
+            emitTable(o->second, u32(), ArrayRef<uint32_t>(order));
+        }
       }
       if (auto g = dyn_cast<kplan::MatmulsOp>(op)) {
         std::vector<uint32_t> weights, outs;
@@ -272,7 +271,10 @@ private:
                {buffer(r.getInput()), positions_, rows_, i64(width(r.getInput())),
                 i64(r.getHeadDim()),
                 global(ropeTables_.at(r).first, b_.getF64Type(), r.getHeadDim() / 2),
-                global(ropeTables_.at(r).second, u32(), ropeGroups(r) * (r.getHeadDim() / 2)),
+                ropeTables_.at(r).second.empty()
+                    ? Value(emitc::LiteralOp::create(b_, b_.getUnknownLoc(),
+                                                     opaque("const uint32_t *"), "0"))
+                    : global(ropeTables_.at(r).second, u32(), ropeGroups(r) * (r.getHeadDim() / 2)),
                 i64(ropeGroups(r)),
                 b_.getI32IntegerAttr(
                     tfm::toPlanLayout(r.getLayout()) == plan::RopeLayout::Interleaved ? 1 : 0),
@@ -324,7 +326,7 @@ private:
   /// The name of each distinct frequency table and pair order table.
   std::map<std::vector<double>, std::string> freqs_;
   std::map<std::vector<uint32_t>, std::string> ropeOrders_;
-  /// Each rope's frequency table and pair order table.
+  /// Each rope's frequency table and pair order table ("": none).
   std::map<Operation *, std::pair<std::string, std::string>> ropeTables_;
   std::map<Operation *, std::string> groups_;
 };
