@@ -203,6 +203,43 @@ TEST_P(BatchedStepTest, TreeInOneStepGivesEachBranchsLogits) {
   }
 }
 
+/// What greedy speculative decoding relies on: a verification step's node
+/// gets bit for bit the logits that decoding its path one token at a time
+/// gives (the products of up to 16 tokens sum each token in the one-token
+/// order, and attention reads the same rows in the same order).
+TEST_P(BatchedStepTest, TreeNodesEqualOneTokenStepsBitForBit) {
+  const std::vector<int32_t> prompt = prompts()[0];
+  const int32_t p = static_cast<int32_t>(prompt.size());
+  // root -> {a -> a1 -> a11, b}: the path root, a, a1, a11 one token a step.
+  const std::vector<int32_t> path = {403, 931, 471, 338};
+  std::unique_ptr<kv::PagedKVCache> stepwise = prefilled(prompt);
+  ASSERT_NE(stepwise, nullptr);
+  std::vector<std::vector<float>> alone;
+  Batch batch;
+  for (size_t i = 0; i < path.size(); ++i) {
+    batch.clear();
+    batch.add(0, path[i], p + int32_t(i), -1, true);
+    auto logits = executable->execute(batch, *stepwise);
+    ASSERT_TRUE(logits) << logits.error().message();
+    alone.emplace_back(logits->begin(), logits->end());
+  }
+  std::unique_ptr<kv::PagedKVCache> tree = prefilled(prompt);
+  ASSERT_NE(tree, nullptr);
+  batch.clear();
+  const int32_t root = batch.add(0, path[0], p, -1, true);
+  const int32_t a = batch.add(0, path[1], p + 1, root, true);
+  batch.add(0, 263, p + 1, root, true);
+  const int32_t a1 = batch.add(0, path[2], p + 2, a, true);
+  const int32_t a11 = batch.add(0, path[3], p + 3, a1, true);
+  auto logits = executable->execute(batch, *tree);
+  ASSERT_TRUE(logits) << logits.error().message();
+  const int32_t nodes[] = {root, a, a1, a11};
+  for (size_t i = 0; i < path.size(); ++i) {
+    std::span<const float> row = logits->subspan(size_t(nodes[i]) * vocab, vocab);
+    EXPECT_TRUE(std::equal(row.begin(), row.end(), alone[i].begin())) << "node " << nodes[i];
+  }
+}
+
 TEST_P(BatchedStepTest, RollbackLeavesTheCacheAsIfNeverWritten) {
   const std::vector<int32_t> prompt = prompts()[1];
   std::unique_ptr<kv::PagedKVCache> owned = prefilled(prompt);

@@ -1,5 +1,6 @@
 // lathe-microbench: Google Benchmark timings of the matmul kernels on the
-// shapes of stories15M: GEMV (T = 1, decoding) and GEMM (T = 128, prefill)
+// shapes of stories15M: GEMV (T = 1, decoding), small batches (T = 2..16:
+// several sequences or a speculative tree a step) and GEMM (T = 128, prefill)
 // for N x K = 768 x 288 (w1/w3) and 32000 x 288 (the classifier), in
 // float32, bfloat16, float16 and the packed formats; the scalar reference
 // (runtime/kernels/ReferenceKernels) against the SIMD kernels
@@ -320,8 +321,13 @@ int main(int argc, char **argv) {
       bool int8Path = false;
       if (auto spec = lathe::formats::parseFormatSpec(format))
         int8Path = lathe::kernels::simd::supportsInt8Activations(*spec);
-      for (int64_t T : {int64_t{1}, int64_t{128}}) {
-        const std::string prefix = (T == 1 ? "gemv/" : "gemm/") + format + "/" + dims;
+      for (int64_t T : {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{8}, int64_t{16}, int64_t{128}}) {
+        // T = 2..16: a decode step of several sequences, or a speculative
+        // tree's nodes (weights still stream from DRAM, as in a GEMV).
+        const std::string prefix = (T == 1     ? "gemv/"
+                                    : T == 128 ? "gemm/"
+                                               : "batch" + std::to_string(T) + "/") +
+                                   format + "/" + dims;
         auto add = [&](const std::string &name, Impl impl, int threads) {
           benchmark::RegisterBenchmark(
               (prefix + "/" + name + "/threads:" + std::to_string(threads)).c_str(),
@@ -338,7 +344,7 @@ int main(int argc, char **argv) {
         };
         // The scalar reference at T = 128 on the classifier takes seconds
         // per call; its GEMV and the small GEMM show the ratio well enough.
-        if (!(T == 128 && shape.N > 1000))
+        if (T == 1 || (T == 128 && shape.N < 1000))
           add("reference", Impl::Reference, 1);
         for (int threads : {1, 2}) {
           add("simd", Impl::Simd, threads);

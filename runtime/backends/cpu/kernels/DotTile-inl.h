@@ -131,6 +131,73 @@ HWY_INLINE float dotRowStreaming(const float *x, const Rows &rows, int64_t K) {
   return reduceSum(d, hn::Add(hn::Add(a0, a1), hn::Add(a2, a3))) + tail;
 }
 
+/// Activation rows one streaming call takes at once (below): RT rows x four
+/// chains of accumulators, plus a step's four weight vectors, fit in
+/// AVX-512's 32 registers.
+inline constexpr int kStreamTokens = 4;
+
+/// Batches up to this many tokens read each weight row once, in order
+/// (dotRowAllTokensStreaming); larger ones take the register tiles. Measured
+/// on Zen 4, stories15M f32 on 2 threads, decode steps of 2-16 tokens: the
+/// 32000 x 288 classifier streamed from DRAM in 0.84 ms (2 tokens) and
+/// 1.6 ms (8) against 1.6 and 2.6 ms through the tiles, whose four
+/// interleaved row streams the prefetchers follow badly; 16 sequences
+/// decoding together, 1920 against 1760 tokens/s; 32, 1780 against 2090.
+inline constexpr int64_t kStreamMaxTokens = 16;
+
+/// One weight row (row 0 of `rows`) against RT activation rows, each summed
+/// in exactly dotRowStreaming's order (four chains over K in steps of four
+/// vectors, the leftover whole vectors into the first, the scalar tail
+/// last), so that a token's output is bit for bit the same whether it runs
+/// alone (decode) or with others (several sequences, a speculative tree's
+/// nodes): greedy speculative decoding then picks plain decoding's tokens
+/// by construction, not up to rounding.
+template <int RT, class Rows>
+HWY_INLINE void dotRowTokensStreaming(const float *x, int64_t xStride, const Rows &rows,
+                                      int64_t K, float *y, int64_t yStride) {
+  const DF d;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
+  VF acc[RT][4];
+  for (int t = 0; t < RT; ++t)
+    for (int c = 0; c < 4; ++c) acc[t][c] = hn::Zero(d);
+  int64_t k = 0;
+  for (; k + 4 * lanes <= K; k += 4 * lanes) {
+    VF wv[4];
+    for (int c = 0; c < 4; ++c) wv[c] = rows.load(d, 0, k + c * lanes);
+    for (int t = 0; t < RT; ++t)
+      for (int c = 0; c < 4; ++c)
+        acc[t][c] = hn::MulAdd(hn::LoadU(d, x + t * xStride + k + c * lanes), wv[c], acc[t][c]);
+  }
+  for (; k + lanes <= K; k += lanes) {
+    const VF wv = rows.load(d, 0, k);
+    for (int t = 0; t < RT; ++t)
+      acc[t][0] = hn::MulAdd(hn::LoadU(d, x + t * xStride + k), wv, acc[t][0]);
+  }
+  for (int t = 0; t < RT; ++t) {
+    float tail = 0.0f;
+    for (int64_t j = k; j < K; ++j) tail += x[t * xStride + j] * rows.scalar(0, j);
+    y[t * yStride] =
+        reduceSum(d, hn::Add(hn::Add(acc[t][0], acc[t][1]), hn::Add(acc[t][2], acc[t][3]))) +
+        tail;
+  }
+}
+
+/// All T rows of x against one weight row, kStreamTokens at a time (the row
+/// stays in L1 after the first).
+template <class Rows>
+HWY_INLINE void dotRowAllTokensStreaming(const float *x, int64_t T, int64_t K, const Rows &rows,
+                                         float *y, int64_t N) {
+  int64_t t = 0;
+  for (; t + kStreamTokens <= T; t += kStreamTokens)
+    dotRowTokensStreaming<kStreamTokens>(x + t * K, K, rows, K, y + t * N, N);
+  switch (T - t) {
+  case 3: dotRowTokensStreaming<3>(x + t * K, K, rows, K, y + t * N, N); break;
+  case 2: dotRowTokensStreaming<2>(x + t * K, K, rows, K, y + t * N, N); break;
+  case 1: dotRowTokensStreaming<1>(x + t * K, K, rows, K, y + t * N, N); break;
+  default: break;
+  }
+}
+
 /// dotTile with RT <= kTileT and RN <= kTileN given at run time.
 template <class Rows>
 HWY_INLINE void dotTileAny(int rt, int rn, const float *x, int64_t xStride,

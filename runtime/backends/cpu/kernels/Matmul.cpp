@@ -1,14 +1,18 @@
 // The float-decoding matmul kernels of Matmul.h, compiled once per Highway
 // target and picked at run time with HWY_DYNAMIC_DISPATCH.
 //
-// Two shapes of work:
+// Three shapes of work:
 //   T == 1 (decode, GEMV): every packed block is decoded in registers and
 //     multiplied straight into four accumulators; weights are read once
 //     and nothing is stored.
-//   T > 1 (prefill, GEMM): four weight rows are decoded into a small buffer
-//     that stays in L1, then a register tile of dot products runs them
-//     against every activation row, so each row is decoded once per call
-//     instead of once per token.
+//   1 < T <= kStreamMaxTokens (several sequences, a speculative tree's
+//     nodes): the same, one row at a time against every token, each token
+//     summed in the GEMV's order, so its outputs equal a lone token's bit
+//     for bit.
+//   T > kStreamMaxTokens (prefill, GEMM): four weight rows are decoded into
+//     a small buffer that stays in L1, then a register tile of dot products
+//     runs them against every activation row, so each row is decoded once
+//     per call instead of once per token.
 
 #include "runtime/backends/cpu/kernels/HighwayTargets.h"
 
@@ -90,6 +94,12 @@ HWY_INLINE void matmulDense(const float *x, int64_t T, int64_t N, int64_t K, flo
     for (int64_t n = n0; n < n1; ++n) y[n] = dotRowStreaming(x, makeRows(n), K);
     return;
   }
+  // A few tokens (several sequences, a speculative tree): each row read
+  // once as the GEMV reads it, every token summed in the GEMV's order.
+  if (T <= kStreamMaxTokens) {
+    for (int64_t n = n0; n < n1; ++n) dotRowAllTokensStreaming(x, T, K, makeRows(n), y + n, N);
+    return;
+  }
   for (int64_t n = n0; n < n1; n += kTileN) {
     const int rn = static_cast<int>(std::min<int64_t>(kTileN, n1 - n));
     dotRowsAllTokens(x, T, K, makeRows(n), rn, y + n, N);
@@ -111,38 +121,66 @@ void MatmulF16Impl(const float *x, int64_t T, const uint16_t *w, int64_t N,
   matmulDense(x, T, N, K, y, n0, n1, [&](int64_t n) { return F16Rows{w + n * K, K}; });
 }
 
-/// T == 1: decode each block in registers and accumulate at once. The last
-/// block of a row may hold padding past K; it meets a zero-padded copy of
-/// the end of x (padding decodes to zero, so it adds nothing). Small blocks
-/// are taken kPerStep at a time so that four FMA chains are in flight.
-template <class Fmt, size_t B> void gemvInRegisters(const PackedArgs &a) {
+/// Row n against activation rows [t0, t0 + RT): each block decoded in
+/// registers once and multiplied straight into four accumulators per token.
+/// The last block of a row may hold padding past K; it meets a zero-padded
+/// copy of the end of x (`tails`, B floats per token; padding decodes to
+/// zero, so it adds nothing). Small blocks are taken kPerStep at a time so
+/// that four FMA chains are in flight. A token's sum runs in the same order
+/// for any RT, so a batch's outputs equal a lone token's bit for bit.
+template <class Fmt, size_t B, int RT>
+HWY_INLINE void rowTokensInRegisters(const PackedArgs &a, int64_t n, int64_t t0,
+                                     const float *tails) {
   const DF d;
   constexpr size_t kBlockBytes = Fmt::bytes(B);
   constexpr size_t kVecs = B / kLanes;
   constexpr int64_t kPerStep = kVecs >= 4 ? 1 : static_cast<int64_t>(4 / kVecs);
   const int64_t full = a.K / static_cast<int64_t>(B);
+  const uint8_t *row = a.w + n * a.rowBytes;
+  VF acc[RT][4];
+  for (int t = 0; t < RT; ++t)
+    for (int c = 0; c < 4; ++c) acc[t][c] = hn::Zero(d);
+  // Block b into the accumulators from `slot` on; token t's x block at
+  // xb + t * xStride.
+  auto block = [&](int64_t b, const float *xb, int64_t xStride, size_t slot) HWY_ATTR {
+    Fmt::template block<B>(row + b * kBlockBytes, [&](size_t j, VF wv) HWY_ATTR {
+      const size_t i = (slot + j) % 4;
+      for (int t = 0; t < RT; ++t)
+        acc[t][i] = hn::MulAdd(wv, hn::LoadU(d, xb + t * xStride + j * kLanes), acc[t][i]);
+    });
+  };
+  const float *x = a.x + t0 * a.K;
+  int64_t b = 0;
+  for (; b + kPerStep <= full; b += kPerStep)
+    for (int64_t i = 0; i < kPerStep; ++i)
+      block(b + i, x + (b + i) * B, a.K, static_cast<size_t>(i) * kVecs);
+  for (; b < full; ++b) block(b, x + b * B, a.K, 0);
+  if (a.K % static_cast<int64_t>(B))
+    block(full, tails + t0 * static_cast<int64_t>(B), B, 0);
+  for (int t = 0; t < RT; ++t)
+    a.y[(t0 + t) * a.N + n] =
+        reduceSum(d, hn::Add(hn::Add(acc[t][0], acc[t][1]), hn::Add(acc[t][2], acc[t][3])));
+}
+
+/// T <= kStreamMaxTokens: every row read once, in order, against every
+/// token, kStreamTokens at a time (the GEMV when T == 1).
+template <class Fmt, size_t B> void gemvInRegisters(const PackedArgs &a) {
+  const int64_t full = a.K / static_cast<int64_t>(B);
   const int64_t rest = a.K % static_cast<int64_t>(B);
-  HWY_ALIGN float xTail[B] = {};
+  HWY_ALIGN float tails[kStreamMaxTokens * B] = {};
   if (rest)
-    std::copy_n(a.x + full * B, rest, xTail);
+    for (int64_t t = 0; t < a.T; ++t)
+      std::copy_n(a.x + t * a.K + full * B, rest, tails + t * static_cast<int64_t>(B));
   for (int64_t n = a.n0; n < a.n1; ++n) {
-    const uint8_t *row = a.w + n * a.rowBytes;
-    VF acc[4] = {hn::Zero(d), hn::Zero(d), hn::Zero(d), hn::Zero(d)};
-    // Block b into the accumulators from `slot` on.
-    auto block = [&](int64_t b, const float *xb, size_t slot) HWY_ATTR {
-      Fmt::template block<B>(row + b * kBlockBytes, [&](size_t j, VF wv) HWY_ATTR {
-        const size_t i = (slot + j) % 4;
-        acc[i] = hn::MulAdd(wv, hn::LoadU(d, xb + j * kLanes), acc[i]);
-      });
-    };
-    int64_t b = 0;
-    for (; b + kPerStep <= full; b += kPerStep)
-      for (int64_t i = 0; i < kPerStep; ++i)
-        block(b + i, a.x + (b + i) * B, static_cast<size_t>(i) * kVecs);
-    for (; b < full; ++b) block(b, a.x + b * B, 0);
-    if (rest)
-      block(full, xTail, 0);
-    a.y[n] = reduceSum(d, hn::Add(hn::Add(acc[0], acc[1]), hn::Add(acc[2], acc[3])));
+    int64_t t = 0;
+    for (; t + kStreamTokens <= a.T; t += kStreamTokens)
+      rowTokensInRegisters<Fmt, B, kStreamTokens>(a, n, t, tails);
+    switch (a.T - t) {
+    case 3: rowTokensInRegisters<Fmt, B, 3>(a, n, t, tails); break;
+    case 2: rowTokensInRegisters<Fmt, B, 2>(a, n, t, tails); break;
+    case 1: rowTokensInRegisters<Fmt, B, 1>(a, n, t, tails); break;
+    default: break;
+    }
   }
 }
 
@@ -169,7 +207,7 @@ void matmulWithReferenceDecode(const PackedArgs &a) {
 }
 
 template <class Fmt, size_t B> void matmulBlocks(const PackedArgs &a) {
-  if (a.T == 1)
+  if (a.T <= kStreamMaxTokens)
     return gemvInRegisters<Fmt, B>(a);
   const DF d;
   const int64_t blocks = (a.K + B - 1) / B;

@@ -2,8 +2,8 @@
 // formats::dequantizeRow + float64 dot products) on fresh random inputs, on
 // every Highway target this machine can run, for every packed format, for
 // shapes with K not a multiple of the vector width or block, T = 1 (the
-// fused decode path) and T > 1 (the decoded-tile path), and sub-ranges of
-// output columns.
+// fused decode path), small batches (the same path, several tokens a row)
+// and T > 16 (the decoded-tile path), and sub-ranges of output columns.
 #include "runtime/backends/cpu/kernels/Matmul.h"
 
 #include "runtime/formats/RowCodec.h"
@@ -38,13 +38,14 @@ struct Shape {
 };
 
 // K = 1, odd, a multiple of 16 but not of 64/128 (288), larger than one
-// block (130, 200), the model's 768; T = 1 and T > 1 (also past the tile
-// height); column ranges that do and do not start at 0 or reach N.
+// block (130, 200), the model's 768; T = 1, the streamed small batches
+// (T <= 16, also past kStreamTokens) and the tiles (T > 16); column ranges that do and do not start at 0 or reach N.
 const Shape kShapes[] = {
     {1, 1, 1, 0, 1},     {1, 7, 5, 0, 7},     {1, 29, 67, 3, 27},
     {1, 37, 288, 0, 37}, {2, 9, 288, 1, 8},   {3, 11, 130, 0, 11},
     {5, 13, 200, 2, 13}, {7, 6, 768, 0, 6},   {4, 9, 16, 0, 9},
     {1, 64, 768, 5, 64}, {9, 17, 33, 4, 16},  {1, 10, 96, 9, 10},
+    {16, 7, 130, 0, 7},  {17, 9, 288, 1, 8},  {40, 5, 67, 0, 5},
 };
 
 std::string describe(const Shape &s) {
@@ -337,6 +338,55 @@ TEST_P(MatmulTest, ColumnSplitsGiveIdenticalResults) {
         run(pieces.data(), a, b);
         run(pieces.data(), b, N);
         EXPECT_EQ(pieces, whole) << name << " T=" << T << " split at " << a << ", " << b;
+      }
+    }
+  }
+}
+
+/// A batch of up to 16 tokens (several sequences, a speculative tree's
+/// nodes) gives every token exactly the outputs it gets alone: greedy
+/// speculative decoding relies on it to pick plain decoding's tokens. Every
+/// float weight type and every format decoded in registers (per-channel
+/// FP6 and the dequantizeRow fallback decode whole rows into the tiles).
+TEST_P(MatmulTest, SmallBatchesEqualLoneTokens) {
+  const int64_t N = 23;
+  for (int64_t K : {int64_t{288}, int64_t{200}, int64_t{67}}) {
+    const auto w = randomVector(N * K, 71, 0.05f);
+    std::vector<uint16_t> bf16(w.size()), f16(w.size());
+    for (size_t i = 0; i < w.size(); ++i) {
+      bf16[i] = floatToBf16(w[i]);
+      f16[i] = floatToF16(w[i]);
+    }
+    std::vector<std::string> names = {"f32", "bf16", "f16"};
+    for (const char *name : kFormats) {
+      const auto spec = formats::parseFormatSpec(name);
+      ASSERT_TRUE(spec) << name;
+      if (decodesInRegisters(*spec) && !spec->perChannel)
+        names.push_back(name);
+    }
+    for (const std::string &name : names) {
+      const bool dense = name == "f32" || name == "bf16" || name == "f16";
+      const auto spec = formats::parseFormatSpec(dense ? "int8" : name);
+      const Packed p = dense ? Packed{} : pack(*spec, w, N, K);
+      auto run = [&](const float *x, int64_t T, float *y) {
+        if (name == "f32")
+          matmulF32(x, T, w.data(), N, K, y, 0, N);
+        else if (name == "bf16")
+          matmulBF16(x, T, bf16.data(), N, K, y, 0, N);
+        else if (name == "f16")
+          matmulF16(x, T, f16.data(), N, K, y, 0, N);
+        else
+          matmulPacked(x, T, p.bytes.data(), *spec, N, K, y, 0, N);
+      };
+      for (int64_t T : {2, 3, 4, 5, 8, 13, 16}) {
+        const auto x = randomVector(T * K, 72 + uint32_t(T));
+        std::vector<float> batch(T * N), alone(N);
+        run(x.data(), T, batch.data());
+        for (int64_t t = 0; t < T; ++t) {
+          run(x.data() + t * K, 1, alone.data());
+          ASSERT_EQ(0, std::memcmp(alone.data(), batch.data() + t * N, N * sizeof(float)))
+              << name << " K=" << K << " T=" << T << " token " << t;
+        }
       }
     }
   }
