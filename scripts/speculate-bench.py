@@ -7,15 +7,21 @@ tokens/s, checks that every speculative run printed plain decoding's ids,
 and prints one line per mode: tokens/s, speedup and mean accepted tokens
 per step for each prompt (docs/speculative.md).
 
-    python3 scripts/speculate-bench.py build/bin/lathe-run s.lathe [SHAPES] [ROUNDS]
+    python3 scripts/speculate-bench.py build/bin/lathe-run s.lathe [SHAPES] [ROUNDS] [HISTORY]
 
 SHAPES is a comma-separated list (default: default,4x2x2,1x1x1x1x1x1x1x1).
+HISTORY, a file of earlier texts (one per line, token ids: what lathe-run
+--prompts FILE --print-ids prints), adds a warm run of each shape that
+drafts from them too (--draft-history, on a fresh copy each run, so that no
+run sees another's output).
 """
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPETITIVE = ("The dog was happy.\nThe dog was happy.\nThe dog was happy.\n"
@@ -28,7 +34,10 @@ def main():
     run, artifact = sys.argv[1], sys.argv[2]
     shapes = (sys.argv[3] if len(sys.argv) > 3 else "default,4x2x2,1x1x1x1x1x1x1x1").split(",")
     rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 5
-    modes = ["plain"] + shapes
+    history = sys.argv[5] if len(sys.argv) > 5 else None
+    warm = [shape + "+history" for shape in shapes] if history else []
+    modes = ["plain"] + shapes + warm
+    scratch = tempfile.mkdtemp()
     with open(os.path.join(ROOT, "test/data/stories15M_reference.json")) as f:
         reference = json.load(f)
     prompts = [("ref%d" % (i + 1), ["--prompt-ids", ",".join(map(str, p["prompt_ids"]))])
@@ -39,7 +48,11 @@ def main():
         ids = {}
         for _ in range(rounds):
             for mode in modes:
-                flags = [] if mode == "plain" else ["--speculate=" + mode]
+                flags = [] if mode == "plain" else ["--speculate=" + mode.split("+")[0]]
+                if mode.endswith("+history"):
+                    copy = os.path.join(scratch, "history.ids")
+                    shutil.copyfile(history, copy)
+                    flags += ["--draft-history", copy]
                 p = subprocess.run([run, artifact] + args + ["-n", "200", "--ignore-eos",
                                     "--threads", "2", "--print-ids"] + flags,
                                    capture_output=True, text=True, check=True)
@@ -48,7 +61,7 @@ def main():
                 a = re.search(r"([\d.]+) accepted tokens per step", p.stderr)
                 accepted[name, mode] = float(a.group(1)) if a else 1.0
                 ids.setdefault(mode, p.stdout)
-        for mode in shapes:
+        for mode in shapes + warm:
             if ids[mode] != ids["plain"]:
                 print("MISMATCH: %s, --speculate=%s differs from plain decoding" % (name, mode))
                 failed = True
@@ -57,6 +70,7 @@ def main():
             "%s %.0f tok/s (%.2fx, %.2f accepted)" % (
                 name, speed[name, mode], speed[name, mode] / speed[name, "plain"],
                 accepted[name, mode]) for name, _ in prompts))
+    shutil.rmtree(scratch)
     sys.exit(1 if failed else 0)
 
 

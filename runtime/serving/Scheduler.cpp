@@ -195,6 +195,10 @@ void Scheduler::finish(Running &r, FinishReason reason, std::vector<Event> &even
   kv_->removeSequence(r.sequence);
   reservedBlocks_ -= r.reservedBlocks;
   r.finished = true;
+  // Later requests draft from every finished text (a cancelled one too:
+  // what it generated is the model's output all the same).
+  if (drafter_)
+    drafter_->remember(r.text);
   Event e;
   e.kind = Event::Kind::Finished;
   e.request = r.id;

@@ -5,10 +5,11 @@
 // decoding drafts them (ngramContinuations, draftNgrams), and a trie of
 // every continuation of the longest match with how often each followed,
 // as SuffixDecoding scores its suffix tree (suffixContinuations, what
-// TreeDrafter uses).
+// TreeDrafter uses), which also reads earlier texts (SuffixIndex.h).
 #pragma once
 
 #include "runtime/speculative/DraftTree.h"
+#include "runtime/speculative/SuffixIndex.h"
 
 #include <cstdint>
 #include <span>
@@ -48,8 +49,11 @@ struct ContinuationTrie {
   /// The suffix length matched; 0 when nothing matched.
   int32_t match = 0;
 };
+/// With `history`, the occurrences in its earlier texts (suffixes of at
+/// least two tokens) count too, after the text's own.
 ContinuationTrie suffixContinuations(std::span<const int32_t> text, int32_t length,
-                                     const NgramOptions &options = {});
+                                     const NgramOptions &options = {},
+                                     const SuffixIndex *history = nullptr);
 
 /// Adds the continuations of `text` (whose last token is the tree's root)
 /// below the root of `tree`; returns the chains added.

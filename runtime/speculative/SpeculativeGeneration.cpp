@@ -150,6 +150,8 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
       return s.error();
   }
   gen.decodeSeconds = secondsSince(start);
+  // For the generations a kept drafter drafts next.
+  drafter.remember(text);
   return stats;
 }
 

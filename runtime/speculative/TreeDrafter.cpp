@@ -38,14 +38,16 @@ struct Candidate {
 
 TreeDrafter::TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptions &options)
     : vocab_(vocab), shape_(shape), options_(options),
-      recycling_(vocab, std::max(shape.widest(), 8)), drafted_(kBuckets, 0.0),
+      recycling_(vocab, std::max(shape.widest(), 8)), history_(options.historyCapacity),
+      drafted_(kBuckets, 0.0),
       accepted_(kBuckets, 0.0) {}
 
 DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) const {
   DraftTree tree(shape_, text.back(), maxNodes);
   ContinuationTrie continuations;
   if (options_.ngrams)
-    continuations = suffixContinuations(text, tree.maxDepth(), options_.ngram);
+    continuations = suffixContinuations(text, tree.maxDepth(), options_.ngram,
+                                        history_.size() ? &history_ : nullptr);
   // A bucket's estimate: its acceptance so far, pulled towards `prior`.
   auto estimate = [&](int32_t bucket, float prior) {
     return float((accepted_[bucket] + 2.0 * prior) / (drafted_[bucket] + 2.0));

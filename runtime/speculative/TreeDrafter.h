@@ -10,13 +10,16 @@
 // by match length and how often that continuation followed), and the
 // bucket's estimate is the share of its drafts the target accepted where
 // their parent was accepted, starting from the raw probability (n-grams:
-// `ngramConfidence` times the frequency). On a CPU a verification step costs about a plain
+// `ngramConfidence` times the frequency). N-gram continuations come from the
+// text so far and from the earlier texts the drafter was given
+// (remember(): a drafter kept across generations drafts from all of them). On a CPU a verification step costs about a plain
 // step plus a fraction of one per node (about a fifth for stories15M on 2
 // threads), so a node is worth running only when it is likely accepted.
 #pragma once
 
 #include "runtime/speculative/DraftTree.h"
 #include "runtime/speculative/NgramDrafter.h"
+#include "runtime/speculative/SuffixIndex.h"
 #include "runtime/speculative/TokenRecycling.h"
 
 #include <cstdint>
@@ -31,6 +34,8 @@ struct DraftOptions {
   /// occurrence of the matched suffix (less for rarer ones).
   float ngramConfidence = 0.6f;
   bool recycling = true;
+  /// Tokens of earlier texts kept for n-gram drafting (remember()).
+  int64_t historyCapacity = SuffixIndex::kDefaultCapacity;
   /// Candidates scoring below this are not drafted (0: fill the shape).
   float minScore = 0.2f;
 };
@@ -50,6 +55,11 @@ public:
                std::span<const int32_t> accepted);
   /// Seeds Token Recycling from the prompt: `logits` holds a row per token.
   void observePrompt(std::span<const int32_t> prompt, std::span<const float> logits);
+  /// Keeps a finished text (prompt and generated tokens) for n-gram drafts
+  /// of later generations: a drafter kept across generations then drafts
+  /// from everything it has seen, as SuffixDecoding's global tree does.
+  void remember(std::span<const int32_t> text) { history_.add(text); }
+  const SuffixIndex &history() const { return history_; }
 
   const TokenRecycling &recycling() const { return recycling_; }
   int64_t vocab() const { return vocab_; }
@@ -59,6 +69,7 @@ private:
   TreeShape shape_;
   DraftOptions options_;
   TokenRecycling recycling_;
+  SuffixIndex history_;
   // Learnt acceptance per bucket (a tree notes each node's bucket).
   std::vector<double> drafted_, accepted_;
 };

@@ -137,7 +137,7 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
 
 int main(int argc, char **argv) {
   CLI::App app{"lathe-run: run a Lathe artifact"};
-  std::string artifactPath, prompt, promptIds, perplexityFile, promptsFile;
+  std::string artifactPath, prompt, promptIds, perplexityFile, promptsFile, draftHistory;
   int64_t maxTokens = -1;
   lathe::GenerationOptions gen;
   bool printIds = false, ignoreEos = false;
@@ -165,6 +165,11 @@ int main(int argc, char **argv) {
   lathe::tools::SpeculateFlag speculateFlag;
   auto *speculateOpt = speculateFlag.addTo(app);
   speculateOpt->excludes(pplOpt)->excludes(promptsOpt);
+  app.add_option("--draft-history", draftHistory,
+                 "with --speculate: draft n-grams from the earlier texts in FILE too (one "
+                 "per line, token ids separated by spaces, as --print-ids prints them; a "
+                 "missing file is none), then append this prompt and its output to it")
+      ->needs(speculateOpt);
   app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-run"))
     return *status;
@@ -198,6 +203,15 @@ int main(int argc, char **argv) {
     if (!shape)
       return fail("--speculate: " + shape.error().message());
     speculative.shape = shape.take();
+    if (!draftHistory.empty()) {
+      auto texts = lathe::speculative::readTextsFile(draftHistory, (*artifact)->config().vocab);
+      if (!texts)
+        return fail("--draft-history: " + texts.error().message());
+      speculative.drafter = std::make_shared<lathe::speculative::TreeDrafter>(
+          (*artifact)->config().vocab, speculative.shape, speculative.drafting);
+      for (const std::vector<int32_t> &text : *texts)
+        speculative.drafter->remember(text);
+    }
   }
   const int threads = (*executable)->threads();
   if (sessionFlags.options.threads > threads)
@@ -278,6 +292,13 @@ int main(int argc, char **argv) {
       return fail(run.error().message());
     speculated = *run;
     stats = run->generation;
+    if (!draftHistory.empty()) {
+      // The drafter's newest text is this prompt and its output.
+      const auto held = speculative.drafter->history().contents();
+      if (!held.empty())
+        if (lathe::Status s = lathe::speculative::appendTextToFile(draftHistory, held.back()); !s)
+          return fail("--draft-history: " + s.error().message());
+    }
   } else {
     stats = lathe::generate(*session, ids, gen, sink);
   }

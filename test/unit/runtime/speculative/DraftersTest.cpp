@@ -1,4 +1,5 @@
 #include "runtime/speculative/NgramDrafter.h"
+#include "runtime/speculative/SuffixIndex.h"
 #include "runtime/speculative/TokenRecycling.h"
 #include "runtime/speculative/TreeDrafter.h"
 
@@ -6,7 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <fstream>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 namespace lathe::speculative {
 namespace {
@@ -70,6 +74,132 @@ TEST(NgramDrafter, SuffixContinuationsCountWhatFollowed) {
   EXPECT_EQ(recent.tokens[recent.children[0][0]], 3);
 
   EXPECT_EQ(suffixContinuations(std::vector<int32_t>{1, 2, 3}, 4, o).match, 0);
+}
+
+/// Every occurrence of `suffix` in `index`, most recent first, with at
+/// most `length` tokens of what followed.
+Chains occurrencesOf(const SuffixIndex &index, std::vector<int32_t> suffix, int64_t length) {
+  Chains out;
+  index.occurrences(suffix, length, [&](std::span<const int32_t> c) {
+    out.emplace_back(c.begin(), c.end());
+    return true;
+  });
+  return out;
+}
+
+TEST(SuffixIndex, FindsOccurrencesAcrossTextsMostRecentFirst) {
+  SuffixIndex index;
+  index.add(std::vector<int32_t>{1, 2, 3, 4, 1, 2, 5});
+  index.add(std::vector<int32_t>{7, 1, 2});     // ends right after the match
+  index.add(std::vector<int32_t>{9, 1, 2, 3, 6}); // the newest
+  EXPECT_EQ(index.size(), 15);
+  EXPECT_EQ(index.texts(), 3u);
+  // Newest text first; a continuation stops at its text's end (empty for
+  // the second text), and at `length`.
+  EXPECT_EQ(occurrencesOf(index, {1, 2}, 2), (Chains{{3, 6}, {}, {5}, {3, 4}}));
+  // A longer suffix narrows the matches; one longer than any text's
+  // tokens before the pair matches nothing.
+  EXPECT_EQ(occurrencesOf(index, {9, 1, 2}, 8), (Chains{{3, 6}}));
+  EXPECT_EQ(occurrencesOf(index, {4, 1, 2}, 8), (Chains{{5}}));
+  EXPECT_TRUE(occurrencesOf(index, {0, 9, 1, 2}, 8).empty());
+  // Matches never span two texts: "5 7" is the end of one and the start of
+  // the next.
+  EXPECT_TRUE(occurrencesOf(index, {5, 7}, 8).empty());
+  EXPECT_TRUE(occurrencesOf(index, {2}, 8).empty()); // one token: not looked up
+  // The visitor stops the walk.
+  int visits = 0;
+  index.occurrences(std::vector<int32_t>{1, 2}, 4, [&](std::span<const int32_t>) {
+    return ++visits < 2;
+  });
+  EXPECT_EQ(visits, 2);
+}
+
+TEST(SuffixIndex, DropsTheOldestTextsPastItsCapacity) {
+  SuffixIndex index(10);
+  index.add(std::vector<int32_t>{1, 2, 3});
+  index.add(std::vector<int32_t>{4, 5, 6});
+  index.add(std::vector<int32_t>{7, 8, 9});
+  EXPECT_EQ(index.size(), 9);
+  // 9 + 4 > 10: the oldest go until 3/4 of the capacity holds the rest.
+  index.add(std::vector<int32_t>{1, 2, 10, 11});
+  EXPECT_LE(index.size(), 10);
+  const auto texts = index.contents();
+  ASSERT_EQ(texts.size(), 2u);
+  EXPECT_EQ(std::vector<int32_t>(texts[0].begin(), texts[0].end()),
+            (std::vector<int32_t>{7, 8, 9}));
+  EXPECT_EQ(std::vector<int32_t>(texts[1].begin(), texts[1].end()),
+            (std::vector<int32_t>{1, 2, 10, 11}));
+  // The dropped text's pairs are gone from the index, the kept ones found.
+  EXPECT_EQ(occurrencesOf(index, {1, 2}, 4), (Chains{{10, 11}}));
+  EXPECT_TRUE(occurrencesOf(index, {4, 5}, 4).empty());
+  EXPECT_EQ(occurrencesOf(index, {7, 8}, 4), (Chains{{9}}));
+  // A text longer than the capacity keeps its end.
+  index.add(std::vector<int32_t>(25, 3));
+  EXPECT_EQ(index.size(), 10);
+  EXPECT_EQ(index.texts(), 1u);
+}
+
+TEST(SuffixIndex, SuffixContinuationsReadEarlierTextsAfterTheirOwn) {
+  SuffixIndex history;
+  history.add(std::vector<int32_t>{5, 1, 2, 8, 9});
+  history.add(std::vector<int32_t>{6, 1, 2, 3, 7});
+  NgramOptions o;
+  o.maxMatch = 3;
+  o.minMatch = 2;
+  // The text's own "1 2" ran on "3 4"; the newest earlier text's "1 2 3 7",
+  // the oldest's "1 2 8 9".
+  const std::vector<int32_t> text{1, 2, 3, 4, 0, 1, 2};
+  const ContinuationTrie trie = suffixContinuations(text, 2, o, &history);
+  EXPECT_EQ(trie.match, 2);
+  EXPECT_EQ(trie.counts[0], 3);
+  ASSERT_EQ(trie.children[0].size(), 2u);
+  const int32_t three = trie.children[0][0], eight = trie.children[0][1];
+  EXPECT_EQ(trie.tokens[three], 3);
+  EXPECT_EQ(trie.counts[three], 2);
+  EXPECT_EQ(trie.tokens[eight], 8);
+  // The longest suffix that occurred anywhere wins: "6 1 2" only in the
+  // history, though the text itself has "1 2".
+  const std::vector<int32_t> six{4, 6, 1, 2};
+  const ContinuationTrie longer = suffixContinuations(six, 2, o, &history);
+  EXPECT_EQ(longer.match, 3);
+  EXPECT_EQ(longer.counts[0], 1);
+  // A whole text as the suffix can match too (it has no earlier occurrence
+  // of its own).
+  const ContinuationTrie whole = suffixContinuations(std::vector<int32_t>{1, 2}, 2, o, &history);
+  EXPECT_EQ(whole.match, 2);
+  EXPECT_EQ(whole.counts[0], 2);
+  // Without the history, nothing.
+  EXPECT_EQ(suffixContinuations(std::vector<int32_t>{1, 2}, 2, o).match, 0);
+}
+
+TEST(SuffixIndex, TextsFileRoundTripsAndBadLinesAreOneLineErrors) {
+  const std::string path = ::testing::TempDir() + "/lathe-texts-" + std::to_string(getpid());
+  std::remove(path.c_str());
+  auto none = readTextsFile(path, 100);
+  ASSERT_TRUE(none) << none.error().message(); // a missing file is no texts
+  EXPECT_TRUE(none->empty());
+  ASSERT_TRUE(appendTextToFile(path, std::vector<int32_t>{1, 2, 3}));
+  ASSERT_TRUE(appendTextToFile(path, std::vector<int32_t>{99}));
+  auto texts = readTextsFile(path, 100);
+  ASSERT_TRUE(texts) << texts.error().message();
+  EXPECT_EQ(*texts, (Chains{{1, 2, 3}, {99}}));
+  auto small = readTextsFile(path, 99); // 99 is not an id of a 99-token vocabulary
+  ASSERT_FALSE(small);
+  EXPECT_NE(small.error().message().find(path + ":2: expected token ids below 99"),
+            std::string::npos)
+      << small.error().message();
+  for (const char *bad : {"1 2 x3\n", "1,2\n", "-4\n", "99999999999999999999\n"}) {
+    std::ofstream(path) << bad;
+    auto r = readTextsFile(path, 100);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().message().find('\n'), std::string::npos);
+    EXPECT_NE(r.error().message().find(path + ":1:"), std::string::npos) << r.error().message();
+  }
+  std::ofstream(path) << "\n 4  5\t6 \r\n\n";
+  auto spaced = readTextsFile(path, 100);
+  ASSERT_TRUE(spaced) << spaced.error().message();
+  EXPECT_EQ(*spaced, (Chains{{4, 5, 6}}));
+  std::remove(path.c_str());
 }
 
 TEST(NgramDrafter, ChainsShareNodesInTheTree) {
@@ -214,6 +344,20 @@ TEST(TreeDrafter, DraftsNgramChainsAndConfidentSuccessors) {
   // A budget of 2 nodes keeps the best child only.
   const DraftTree small = drafter.draft(prompt, 2);
   EXPECT_EQ(small.tokens(), (std::vector<int32_t>{6, 8}));
+}
+
+TEST(TreeDrafter, DraftsFromTheTextsItRemembers) {
+  auto shape = parseTreeShape("1x1x1");
+  ASSERT_TRUE(shape);
+  DraftOptions o;
+  o.recycling = false;
+  TreeDrafter drafter(32, *shape, o);
+  const std::vector<int32_t> text{3, 4, 5};
+  // Nothing of its own to go on: the root has no child.
+  EXPECT_EQ(drafter.draft(text, 100).size(), 1u);
+  drafter.remember(std::vector<int32_t>{9, 4, 5, 6, 7, 8});
+  const DraftTree tree = drafter.draft(text, 100);
+  EXPECT_EQ(tree.tokens(), (std::vector<int32_t>{5, 6, 7, 8}));
 }
 
 TEST(TreeDrafter, LearnsThatRejectedDraftsAreNotWorthRunning) {
