@@ -123,9 +123,11 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
     for (size_t n = 0; n < tree.size(); ++n)
       batch.add(seq, tree.token(int32_t(n)), static_cast<int32_t>(base + tree.depth(int32_t(n))),
                 tree.parent(int32_t(n)), true);
+    const auto stepStart = std::chrono::steady_clock::now();
     logits = session.executable().execute(batch, cache);
     if (!logits)
       return logits.error();
+    drafter.observeStep(static_cast<int64_t>(tree.size()), secondsSince(stepStart));
     ++stats.steps;
     stats.draftedTokens += static_cast<int64_t>(tree.size()) - 1;
     auto row = [&](int32_t node) { return logits->subspan(size_t(node) * c.vocab, c.vocab); };
@@ -152,6 +154,8 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
   gen.decodeSeconds = secondsSince(start);
   // For the generations a kept drafter drafts next.
   drafter.remember(text);
+  stats.nodeCost = drafter.cost().nodeCost();
+  stats.nodeCostMeasured = drafter.cost().measured();
   return stats;
 }
 

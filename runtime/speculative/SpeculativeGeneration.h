@@ -50,6 +50,10 @@ struct SpeculativeStats {
   /// Drafted nodes run (roots not counted), and those accepted.
   int64_t draftedTokens = 0;
   int64_t acceptedDrafts = 0;
+  /// What a drafted node cost at the end, as a fraction of a root-only
+  /// step (TreeDrafter's StepCostModel), and whether it was measured.
+  double nodeCost = 0;
+  bool nodeCostMeasured = false;
   /// Mean tokens a step produced: its accepted drafts plus the bonus token.
   double meanAccepted() const {
     return steps ? double(acceptedDrafts + steps) / double(steps) : 0.0;

@@ -39,7 +39,7 @@ struct Candidate {
 TreeDrafter::TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptions &options)
     : vocab_(vocab), shape_(shape), options_(options),
       recycling_(vocab, std::max(shape.widest(), 8)), history_(options.historyCapacity),
-      drafted_(kBuckets, 0.0),
+      cost_(options.nodeCost), drafted_(kBuckets, 0.0),
       accepted_(kBuckets, 0.0) {}
 
 DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) const {
@@ -106,16 +106,20 @@ DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) co
   };
   pushContinuations(0, 0);
   pushSuccessors(0);
+  const double c = cost_.nodeCost();
+  double taken = 0; // the scores of the nodes added so far
   while (!queue.empty()) {
     const Candidate best = queue.top();
     queue.pop();
-    if (best.score < options_.minScore)
+    const double drafted = double(tree.size() - 1);
+    if (best.score < options_.minScore || best.score <= c * (1 + taken) / (1 + c * drafted))
       break;
     const int32_t existing = tree.child(best.parent, best.token);
     const int32_t node = existing >= 0 ? existing : tree.add(best.parent, best.token);
     if (node < 0)
       continue;
     if (existing < 0) {
+      taken += best.score;
       scores.push_back(best.score);
       tree.setNote(node, best.bucket);
       pushSuccessors(node);
@@ -126,6 +130,28 @@ DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) co
       pushContinuations(node, best.continuation);
   }
   return tree;
+}
+
+void StepCostModel::observe(int64_t tokens, double seconds) {
+  if (tokens < 1 || !(seconds > 0))
+    return;
+  const double n = double(tokens);
+  w_ = kDecay * w_ + 1;
+  n_ = kDecay * n_ + n;
+  t_ = kDecay * t_ + seconds;
+  nn_ = kDecay * nn_ + n * n;
+  nt_ = kDecay * nt_ + n * seconds;
+  // Weighted variance of the sizes: at least a quarter of a token squared
+  // over the equivalent of 8 steps, or the slope is noise.
+  const double spread = w_ * nn_ - n_ * n_;
+  if (w_ < 8 || spread < 0.25 * w_ * w_)
+    return;
+  const double b = (w_ * nt_ - n_ * t_) / spread;
+  const double a = (t_ - b * n_) / w_;
+  if (!(a + b > 0))
+    return;
+  cost_ = std::clamp(b / (a + b), 0.005, 4.0);
+  measured_ = true;
 }
 
 void TreeDrafter::observe(const DraftTree &tree, std::span<const float> logits,

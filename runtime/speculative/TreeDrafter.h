@@ -2,19 +2,22 @@
 // sources, by expected acceptance: every candidate node is scored with the
 // estimated probability that the target accepts the path down to it (its
 // parent's score times its own probability), and the best candidates are
-// added first, within the shape, until the best left scores below
-// `minScore`. A node's probability is learnt as the generation runs: each
-// candidate falls in a bucket (Token Recycling: by the probability the
-// target gave that successor, last time it was seen after that token, or
-// after that pair of tokens; n-gram continuations, SuffixDecoding-style:
-// by match length and how often that continuation followed), and the
-// bucket's estimate is the share of its drafts the target accepted where
-// their parent was accepted, starting from the raw probability (n-grams:
-// `ngramConfidence` times the frequency). N-gram continuations come from the
-// text so far and from the earlier texts the drafter was given
-// (remember(): a drafter kept across generations drafts from all of them). On a CPU a verification step costs about a plain
-// step plus a fraction of one per node (about a fifth for stories15M on 2
-// threads), so a node is worth running only when it is likely accepted.
+// added first, within the shape, while each is worth its cost: with c the
+// cost of a node as a fraction of a root-only step (measured, StepCostModel)
+// and S the scores of the n nodes taken so far, a step yields 1 + S tokens
+// for 1 + c n, and a node of score s raises that rate when s > c (1 + S) /
+// (1 + c n) (the greedy rule for a ratio: take the best while its marginal
+// rate beats the average). A node's probability is learnt as the
+// generation runs: each candidate falls in a bucket (Token Recycling: by
+// the probability the target gave that successor, last time it was seen
+// after that token, or after that pair of tokens; n-gram continuations,
+// SuffixDecoding-style: by match length and how often that continuation
+// followed), and the bucket's estimate is the share of its drafts the
+// target accepted where their parent was accepted, starting from the raw
+// probability (n-grams: `ngramConfidence` times the frequency). N-gram
+// continuations come from the text so far and from the earlier texts the
+// drafter was given (remember(): a drafter kept across generations drafts
+// from all of them).
 #pragma once
 
 #include "runtime/speculative/DraftTree.h"
@@ -36,8 +39,32 @@ struct DraftOptions {
   bool recycling = true;
   /// Tokens of earlier texts kept for n-gram drafting (remember()).
   int64_t historyCapacity = SuffixIndex::kDefaultCapacity;
-  /// Candidates scoring below this are not drafted (0: fill the shape).
-  float minScore = 0.2f;
+  /// Candidates scoring below this are never drafted (0: no floor).
+  float minScore = 0.02f;
+  /// What one more node costs, as a fraction of a step that runs the root
+  /// alone, until observeStep() has measured it (about a fifth for
+  /// stories15M FP32 on 2 CPU threads).
+  float nodeCost = 0.2f;
+};
+
+/// The time a verification step takes against the tokens it runs, fitted
+/// as a + b * tokens by least squares over the recent steps (each older
+/// step's weight decays by `kDecay`): a node costs b / (a + b) of a step
+/// that runs the root alone. Steps must vary in size for the fit to mean
+/// anything; until they have, the last good fit stands, else the prior.
+class StepCostModel {
+public:
+  static constexpr double kDecay = 0.97;
+  explicit StepCostModel(double prior) : cost_(prior) {}
+  void observe(int64_t tokens, double seconds);
+  /// b / (a + b), clamped to [0.005, 4].
+  double nodeCost() const { return cost_; }
+  bool measured() const { return measured_; }
+
+private:
+  double w_ = 0, n_ = 0, t_ = 0, nn_ = 0, nt_ = 0;
+  double cost_;
+  bool measured_ = false;
 };
 
 class TreeDrafter {
@@ -53,6 +80,12 @@ public:
   /// in order) of a tree this drafter drafted.
   void observe(const DraftTree &tree, std::span<const float> logits,
                std::span<const int32_t> accepted);
+  /// Takes in how long a verification step of `tokens` tokens (the tree's
+  /// size) took: the drafter then drafts a node only while it is worth its
+  /// measured cost (draft()). Callers that run several trees a step (the
+  /// serving scheduler) do not call it and keep the prior cost.
+  void observeStep(int64_t tokens, double seconds) { cost_.observe(tokens, seconds); }
+  const StepCostModel &cost() const { return cost_; }
   /// Seeds Token Recycling from the prompt: `logits` holds a row per token.
   void observePrompt(std::span<const int32_t> prompt, std::span<const float> logits);
   /// Keeps a finished text (prompt and generated tokens) for n-gram drafts
@@ -70,6 +103,7 @@ private:
   DraftOptions options_;
   TokenRecycling recycling_;
   SuffixIndex history_;
+  StepCostModel cost_;
   // Learnt acceptance per bucket (a tree notes each node's bucket).
   std::vector<double> drafted_, accepted_;
 };

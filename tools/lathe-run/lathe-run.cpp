@@ -319,11 +319,13 @@ int main(int argc, char **argv) {
   if (speculated)
     std::fprintf(stderr,
                  "speculative decoding, tree %s: %lld steps, %.2f accepted tokens per step "
-                 "(%lld of %lld drafted tokens accepted), %.1f tokens/s\n",
+                 "(%lld of %lld drafted tokens accepted), %.1f tokens/s; a node cost %.2f of "
+                 "a step (%s)\n",
                  speculative.shape.str().c_str(), static_cast<long long>(speculated->steps),
                  speculated->meanAccepted(), static_cast<long long>(speculated->acceptedDrafts),
                  static_cast<long long>(speculated->draftedTokens),
-                 stats->generatedTokens / std::max(stats->decodeSeconds, 1e-9));
+                 stats->generatedTokens / std::max(stats->decodeSeconds, 1e-9),
+                 speculated->nodeCost, speculated->nodeCostMeasured ? "measured" : "assumed");
   const int64_t stored[] = {session->position()};
   printKvUse(session->executable(), stored);
   return 0;

@@ -324,6 +324,8 @@ TEST(TreeDrafter, DraftsNgramChainsAndConfidentSuccessors) {
   ASSERT_TRUE(shape);
   DraftOptions o;
   o.ngram.minMatch = 2;
+  o.minScore = 0.2f; // a fixed threshold: nodes cost (almost) nothing
+  o.nodeCost = 0.001f;
   TreeDrafter drafter(32, *shape, o);
   // After 6 the model is sure of 8 (recycled); "4 5 6" ran on "9 10" before.
   const std::vector<int32_t> prompt{4, 5, 6, 9, 10, 4, 5, 6};
@@ -351,6 +353,7 @@ TEST(TreeDrafter, DraftsFromTheTextsItRemembers) {
   ASSERT_TRUE(shape);
   DraftOptions o;
   o.recycling = false;
+  o.nodeCost = 0.001f;
   TreeDrafter drafter(32, *shape, o);
   const std::vector<int32_t> text{3, 4, 5};
   // Nothing of its own to go on: the root has no child.
@@ -358,6 +361,68 @@ TEST(TreeDrafter, DraftsFromTheTextsItRemembers) {
   drafter.remember(std::vector<int32_t>{9, 4, 5, 6, 7, 8});
   const DraftTree tree = drafter.draft(text, 100);
   EXPECT_EQ(tree.tokens(), (std::vector<int32_t>{5, 6, 7, 8}));
+}
+
+TEST(StepCostModel, FitsTheCostOfANodeFromStepsOfSeveralSizes) {
+  StepCostModel model(0.2);
+  EXPECT_DOUBLE_EQ(model.nodeCost(), 0.2);
+  // Steps of one size say nothing about the slope: the prior stands.
+  for (int i = 0; i < 40; ++i)
+    model.observe(3, 1.0);
+  EXPECT_FALSE(model.measured());
+  EXPECT_DOUBLE_EQ(model.nodeCost(), 0.2);
+  // t = 1 + 0.25 tokens: a root-only step takes 1.25, a node 0.25 of it.
+  for (int i = 0; i < 200; ++i) {
+    const int64_t tokens = 1 + i % 5;
+    model.observe(tokens, 1.0 + 0.25 * double(tokens));
+  }
+  EXPECT_TRUE(model.measured());
+  EXPECT_NEAR(model.nodeCost(), 0.2, 1e-3);
+  // The cost changes (another machine, another build): recent steps weigh
+  // most, and the fit stands while the sizes stop varying (their spread
+  // decays below the bound: no slope is fitted from one size).
+  for (int i = 0; i < 200; ++i) {
+    const int64_t tokens = 1 + i % 4;
+    model.observe(tokens, 1.0 + 1.0 * double(tokens));
+  }
+  EXPECT_NEAR(model.nodeCost(), 0.5, 1e-2);
+  for (int i = 0; i < 400; ++i)
+    model.observe(2, 3.0);
+  EXPECT_NEAR(model.nodeCost(), 0.5, 1e-2);
+  // Nonsense (no tokens, no time) is ignored.
+  model.observe(0, 1.0);
+  model.observe(3, 0.0);
+  EXPECT_NEAR(model.nodeCost(), 0.5, 1e-2);
+}
+
+TEST(TreeDrafter, DraftsANodeOnlyWhileItIsWorthItsCost) {
+  auto shape = parseTreeShape("1x1x1x1x1x1");
+  ASSERT_TRUE(shape);
+  // A history that continues "1 2" with "3 4 5 6 7" every time.
+  auto drafted = [&](float cost, std::vector<std::pair<int64_t, double>> steps = {}) {
+    DraftOptions o;
+    o.recycling = false;
+    o.nodeCost = cost;
+    TreeDrafter drafter(32, *shape, o);
+    for (int i = 0; i < 4; ++i)
+      drafter.remember(std::vector<int32_t>{1, 2, 3, 4, 5, 6, 7});
+    for (auto [tokens, seconds] : steps)
+      drafter.observeStep(tokens, seconds);
+    return drafter.draft(std::vector<int32_t>{9, 1, 2}, 100).size() - 1;
+  };
+  // The chain's scores fall with depth (0.6, 0.36, 0.22, ...): cheap nodes
+  // take more of it than dear ones, and a node dearer than a whole step's
+  // worth of tokens is never run.
+  const size_t cheap = drafted(0.01f), dear = drafted(0.3f);
+  EXPECT_EQ(cheap, 5u);
+  EXPECT_GE(dear, 1u);
+  EXPECT_LT(dear, cheap);
+  EXPECT_EQ(drafted(1.5f), 0u);
+  // Measured steps replace the prior: nodes that cost nothing measurable.
+  std::vector<std::pair<int64_t, double>> flat;
+  for (int i = 0; i < 40; ++i)
+    flat.push_back({1 + i % 6, 1.0});
+  EXPECT_EQ(drafted(1.5f, flat), 5u);
 }
 
 TEST(TreeDrafter, LearnsThatRejectedDraftsAreNotWorthRunning) {
