@@ -4,8 +4,9 @@
 // end-of-text, for several tree shapes (the one compiled into the artifact,
 // lathe-compile --spec-tree, among them); at the end of the context; and
 // sampled with a seed.
-// The verification step's logits match a single-token step's to 1e-5
-// (BatchedStepTest), so argmax agrees unless two logits tie that closely.
+// A verification step of up to 16 tokens gives each node a single-token
+// step's logits bit for bit (BatchedStepTest), so argmax agrees by
+// construction there; larger trees agree to 1e-5.
 #include "test/e2e/ModelFixture.h"
 
 #include "runtime/speculative/SpeculativeGeneration.h"
@@ -163,33 +164,43 @@ TEST_F(SpeculativeTest, TheCompiledTreeIsTheDefaultAndBoundsTheStep) {
 }
 
 TEST_F(SpeculativeTest, GreedyEqualsPlainOnOwnPrompts) {
-  // Twenty prompts: stretches of reference text, invented id sequences, and
-  // repetitive ones that the n-gram drafter matches; 200 tokens each.
+  // Two hundred prompts, 200 tokens each past end-of-text: stretches of
+  // reference text, invented id sequences, and repetitive ones that the
+  // n-gram drafter matches. The second hundred share one drafter, which
+  // drafts from the texts of those before (its index of earlier texts and
+  // its Token Recycling table), as a server's does.
   std::vector<std::vector<int32_t>> prompts;
   const auto ref = loadReference()["prompts"];
-  for (size_t i = 0; i < 10; ++i) {
-    const auto ids = ref[i % ref.size()]["greedy_ids"].get<std::vector<int32_t>>();
-    const size_t start = 7 * i, length = 3 + 4 * i;
-    std::vector<int32_t> p{1};
-    p.insert(p.end(), ids.begin() + start, ids.begin() + start + length);
-    prompts.push_back(p);
-  }
   uint64_t state = 21;
-  for (size_t i = 0; i < 5; ++i) {
+  const std::vector<int32_t> phrase{450, 11203, 471, 1532, 29889, 13, 3118, 2462};
+  for (size_t i = 0; i < 200; ++i) {
     std::vector<int32_t> p{1};
-    for (size_t j = 0; j < 4 + 6 * i; ++j)
-      p.push_back(int32_t(splitmix64Next(state) % 32000));
+    switch (i % 4) {
+    case 0:
+    case 1: { // reference text: 3 to 42 tokens from somewhere in the first 150
+      const auto ids = ref[(i / 4) % ref.size()]["greedy_ids"].get<std::vector<int32_t>>();
+      const size_t from = (13 * i) % 150, length = 3 + (7 * i) % 40;
+      p.insert(p.end(), ids.begin() + from, ids.begin() + from + length);
+      break;
+    }
+    case 2: // invented ids, 4 to 40
+      for (size_t j = 0; j < 4 + (5 * i) % 37; ++j)
+        p.push_back(int32_t(splitmix64Next(state) % 32000));
+      break;
+    default: { // a phrase of 3 to 8 tokens, repeated 2 to 6 times
+      const size_t words = 3 + (i / 4) % 6, times = 2 + (i / 4) % 5;
+      for (size_t j = 0; j < times; ++j)
+        p.insert(p.end(), phrase.begin(), phrase.begin() + words);
+      break;
+    }
+    }
     prompts.push_back(p);
   }
-  for (size_t i = 0; i < 5; ++i) {
-    std::vector<int32_t> p{1};
-    const std::vector<int32_t> phrase{450, 11203, 471, 1532, 29889, 13, 3118, 2462}; 
-    for (size_t j = 0; j < 3 + i; ++j)
-      p.insert(p.end(), phrase.begin(), phrase.begin() + 3 + i);
-    prompts.push_back(p);
-  }
-  ASSERT_EQ(prompts.size(), 20u);
-  int64_t steps = 0, tokens = 0;
+  auto shape = speculative::parseTreeShape("default");
+  ASSERT_TRUE(shape);
+  auto shared = std::make_shared<speculative::TreeDrafter>(executable->config().vocab, *shape,
+                                                           speculative::DraftOptions{});
+  int64_t steps[2] = {}, tokens[2] = {};
   for (size_t i = 0; i < prompts.size(); ++i) {
     ASSERT_LE(prompts[i].size() + 200, 256u);
     const GenerationOptions o = pastEndOfText(200);
@@ -197,14 +208,20 @@ TEST_F(SpeculativeTest, GreedyEqualsPlainOnOwnPrompts) {
     const std::vector<int32_t> expected = plain(prompts[i], o, nullptr, &plainPosition);
     ASSERT_EQ(expected.size(), 200u);
     SpeculativeStats got;
-    EXPECT_EQ(speculate(prompts[i], o, "default", &got, nullptr, &position), expected)
+    const bool warm = i >= 100;
+    ASSERT_EQ(speculate(prompts[i], o, "default", &got, warm ? shared : nullptr, &position),
+              expected)
         << "prompt " << i;
     // The cache holds what plain decoding's does: the last token is not run.
     EXPECT_EQ(position, plainPosition) << "prompt " << i;
-    steps += got.steps;
-    tokens += got.generation.generatedTokens;
+    steps[warm] += got.steps;
+    tokens[warm] += got.generation.generatedTokens;
   }
-  std::printf("own prompts: %lld tokens in %lld steps\n", (long long)tokens, (long long)steps);
+  // The kept drafter remembered each of its hundred texts.
+  EXPECT_EQ(shared->history().texts(), 100u);
+  std::printf("own prompts: %lld tokens in %lld steps alone, %lld in %lld with a kept drafter\n",
+              (long long)tokens[0], (long long)steps[0], (long long)tokens[1],
+              (long long)steps[1]);
 }
 
 TEST_F(SpeculativeTest, GreedyEqualsPlainOnA4BitBuild) {
