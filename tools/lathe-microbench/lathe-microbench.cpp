@@ -59,7 +59,23 @@ std::vector<float> randomVector(size_t n, uint32_t seed, float sigma) {
 struct Weights {
   std::string format; // "f32", "bf16", "f16" or a format name
   Shape shape;
-  std::vector<uint8_t> bytes;
+  /// 64-byte aligned, as an artifact's tensors are (a std::vector's large
+  /// storage sits 16 bytes past a page, and straddling loads would make
+  /// the kernels look slower than they run on a model).
+  struct AlignedBytes {
+    std::vector<uint8_t> storage;
+    size_t length = 0;
+    void resize(size_t n) {
+      storage.assign(n + 64, 0);
+      length = n;
+    }
+    uint8_t *data() {
+      const uintptr_t p = reinterpret_cast<uintptr_t>(storage.data());
+      return storage.data() + ((64 - p % 64) % 64);
+    }
+    const uint8_t *data() const { return const_cast<AlignedBytes *>(this)->data(); }
+    size_t size() const { return length; }
+  } bytes;
   std::unique_ptr<formats::FormatSpec> spec; // packed formats only
   ElementType type = ElementType::F32;
 

@@ -182,18 +182,19 @@ HWY_INLINE void dotRowTokensStreaming(const float *x, int64_t xStride, const Row
   }
 }
 
-/// All T rows of x against one weight row, kStreamTokens at a time (the row
-/// stays in L1 after the first).
+/// All T rows of x (row t at x + t * xStride) against one weight row,
+/// kStreamTokens at a time (the row stays in L1 after the first).
 template <class Rows>
-HWY_INLINE void dotRowAllTokensStreaming(const float *x, int64_t T, int64_t K, const Rows &rows,
-                                         float *y, int64_t N) {
+HWY_INLINE void dotRowAllTokensStreaming(const float *x, int64_t xStride, int64_t T, int64_t K,
+                                         const Rows &rows, float *y, int64_t N) {
   int64_t t = 0;
   for (; t + kStreamTokens <= T; t += kStreamTokens)
-    dotRowTokensStreaming<kStreamTokens>(x + t * K, K, rows, K, y + t * N, N);
+    dotRowTokensStreaming<kStreamTokens>(x + t * xStride, xStride, rows, K, y + t * N, N);
+  const float *xt = x + t * xStride;
   switch (T - t) {
-  case 3: dotRowTokensStreaming<3>(x + t * K, K, rows, K, y + t * N, N); break;
-  case 2: dotRowTokensStreaming<2>(x + t * K, K, rows, K, y + t * N, N); break;
-  case 1: dotRowTokensStreaming<1>(x + t * K, K, rows, K, y + t * N, N); break;
+  case 3: dotRowTokensStreaming<3>(xt, xStride, rows, K, y + t * N, N); break;
+  case 2: dotRowTokensStreaming<2>(xt, xStride, rows, K, y + t * N, N); break;
+  case 1: dotRowTokensStreaming<1>(xt, xStride, rows, K, y + t * N, N); break;
   default: break;
   }
 }
