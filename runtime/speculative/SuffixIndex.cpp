@@ -66,6 +66,13 @@ std::vector<std::span<const int32_t>> SuffixIndex::contents() const {
   return out;
 }
 
+std::span<const int32_t> SuffixIndex::newest() const {
+  if (starts_.empty())
+    return {};
+  // The last text runs to its separator, the last entry of tokens_.
+  return {tokens_.data() + starts_.back(), tokens_.size() - 1 - size_t(starts_.back())};
+}
+
 void SuffixIndex::occurrences(std::span<const int32_t> suffix, int64_t length,
                               const std::function<bool(std::span<const int32_t>)> &visit) const {
   if (suffix.size() < 2 || length < 0)

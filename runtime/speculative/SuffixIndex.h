@@ -42,6 +42,8 @@ public:
   int64_t capacity() const { return capacity_; }
   /// The texts held, oldest first.
   std::vector<std::span<const int32_t>> contents() const;
+  /// The text added last (empty when none is held).
+  std::span<const int32_t> newest() const;
 
   /// Calls visit(continuation) for each occurrence of `suffix` (at least
   /// two tokens) in the texts held, most recent first: continuation is

@@ -294,10 +294,9 @@ int main(int argc, char **argv) {
     stats = run->generation;
     if (!draftHistory.empty()) {
       // The drafter's newest text is this prompt and its output.
-      const auto held = speculative.drafter->history().contents();
-      if (!held.empty())
-        if (lathe::Status s = lathe::speculative::appendTextToFile(draftHistory, held.back()); !s)
-          return fail("--draft-history: " + s.error().message());
+      const auto newest = speculative.drafter->history().newest();
+      if (lathe::Status s = lathe::speculative::appendTextToFile(draftHistory, newest); !s)
+        return fail("--draft-history: " + s.error().message());
     }
   } else {
     stats = lathe::generate(*session, ids, gen, sink);

@@ -184,19 +184,27 @@ HWY_INLINE void dotRowTokensStreaming(const float *x, int64_t xStride, const Row
 
 /// All T rows of x (row t at x + t * xStride) against one weight row,
 /// kStreamTokens at a time (the row stays in L1 after the first).
+/// Covers tokens [0, T) in blocks, calling fn.template operator()<RT>(t)
+/// for block [t, t + RT): kStreamTokens at a time, then the 1-3 left.
+template <class Fn> HWY_INLINE void forTokenBlocks(int64_t T, const Fn &fn) {
+  static_assert(kStreamTokens == 4, "the remainder cases below");
+  int64_t t = 0;
+  for (; t + kStreamTokens <= T; t += kStreamTokens)
+    fn.template operator()<kStreamTokens>(t);
+  switch (T - t) {
+  case 3: fn.template operator()<3>(t); break;
+  case 2: fn.template operator()<2>(t); break;
+  case 1: fn.template operator()<1>(t); break;
+  default: break;
+  }
+}
+
 template <class Rows>
 HWY_INLINE void dotRowAllTokensStreaming(const float *x, int64_t xStride, int64_t T, int64_t K,
                                          const Rows &rows, float *y, int64_t N) {
-  int64_t t = 0;
-  for (; t + kStreamTokens <= T; t += kStreamTokens)
-    dotRowTokensStreaming<kStreamTokens>(x + t * xStride, xStride, rows, K, y + t * N, N);
-  const float *xt = x + t * xStride;
-  switch (T - t) {
-  case 3: dotRowTokensStreaming<3>(xt, xStride, rows, K, y + t * N, N); break;
-  case 2: dotRowTokensStreaming<2>(xt, xStride, rows, K, y + t * N, N); break;
-  case 1: dotRowTokensStreaming<1>(xt, xStride, rows, K, y + t * N, N); break;
-  default: break;
-  }
+  forTokenBlocks(T, [&]<int RT>(int64_t t) HWY_ATTR {
+    dotRowTokensStreaming<RT>(x + t * xStride, xStride, rows, K, y + t * N, N);
+  });
 }
 
 /// dotTile with RT <= kTileT and RN <= kTileN given at run time.

@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <new>
 #include <span>
 
 // foreach_target.h includes this file again for every target; the plain
@@ -48,19 +49,29 @@ struct PackedArgs {
   const formats::FormatSpec *spec;
 };
 
-/// Decoded weight rows: on the stack up to 16 KiB, else on the heap.
+/// Scratch floats, 64-byte aligned (decoded weight rows, aligned copies of
+/// activation rows): on the stack up to 16 KiB, else on the heap.
 class RowScratch {
 public:
   explicit RowScratch(size_t floats) {
-    if (floats > kLocal)
-      heap_ = std::make_unique<float[]>(floats);
+    if (floats > kLocal) {
+      heap_.reset(static_cast<float *>(
+          std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64)));
+      if (!heap_)
+        throw std::bad_alloc();
+    }
   }
+  RowScratch(const RowScratch &) = delete;
+  RowScratch &operator=(const RowScratch &) = delete;
   float *data() { return heap_ ? heap_.get() : local_; }
 
 private:
+  struct Free {
+    void operator()(float *p) const { std::free(p); }
+  };
   static constexpr size_t kLocal = 4096;
   alignas(64) float local_[kLocal];
-  std::unique_ptr<float[]> heap_;
+  std::unique_ptr<float, Free> heap_;
 };
 
 /// The activation rows where 512-bit loads of them never straddle two
@@ -73,38 +84,29 @@ private:
 /// call).
 class AlignedActivations {
 public:
-  AlignedActivations(const float *x, int64_t T, int64_t K) : stride_((K + 15) / 16 * 16) {
-    if (reinterpret_cast<uintptr_t>(x) % 64 == 0 && (T == 1 || stride_ == K)) {
+  AlignedActivations(const float *x, int64_t T, int64_t K)
+      : stride_((K + 15) / 16 * 16), copy_(inPlace(x, T, K, stride_) ? 0 : size_t(T * stride_)) {
+    if (inPlace(x, T, K, stride_)) {
       data_ = x;
       stride_ = K;
       return;
     }
-    const size_t floats = static_cast<size_t>(T * stride_);
-    float *out = local_;
-    if (floats > kLocal) {
-      heap_.reset(static_cast<float *>(
-          std::aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64)));
-      out = heap_.get();
-    }
+    float *out = copy_.data();
     for (int64_t t = 0; t < T; ++t)
       std::copy_n(x + t * K, K, out + t * stride_);
     data_ = out;
   }
-  AlignedActivations(const AlignedActivations &) = delete;
-  AlignedActivations &operator=(const AlignedActivations &) = delete;
   const float *data() const { return data_; }
   /// Floats from one row to the next.
   int64_t stride() const { return stride_; }
 
 private:
-  struct Free {
-    void operator()(float *p) const { std::free(p); }
-  };
-  static constexpr size_t kLocal = 4096;
+  static bool inPlace(const float *x, int64_t T, int64_t K, int64_t lineStride) {
+    return reinterpret_cast<uintptr_t>(x) % 64 == 0 && (T == 1 || lineStride == K);
+  }
   int64_t stride_;
+  RowScratch copy_;
   const float *data_ = nullptr;
-  std::unique_ptr<float, Free> heap_;
-  alignas(64) float local_[kLocal];
 };
 
 } // namespace lathe::kernels::simd::detail
@@ -224,17 +226,10 @@ template <class Fmt, size_t B> void gemvInRegisters(const PackedArgs &a) {
   const AlignedActivations ax(a.x, a.T, a.K);
   const float *xs = ax.data();
   const int64_t xStride = ax.stride();
-  for (int64_t n = a.n0; n < a.n1; ++n) {
-    int64_t t = 0;
-    for (; t + kStreamTokens <= a.T; t += kStreamTokens)
-      rowTokensInRegisters<Fmt, B, kStreamTokens>(a, xs, xStride, n, t, tails);
-    switch (a.T - t) {
-    case 3: rowTokensInRegisters<Fmt, B, 3>(a, xs, xStride, n, t, tails); break;
-    case 2: rowTokensInRegisters<Fmt, B, 2>(a, xs, xStride, n, t, tails); break;
-    case 1: rowTokensInRegisters<Fmt, B, 1>(a, xs, xStride, n, t, tails); break;
-    default: break;
-    }
-  }
+  for (int64_t n = a.n0; n < a.n1; ++n)
+    forTokenBlocks(a.T, [&]<int RT>(int64_t t) HWY_ATTR {
+      rowTokensInRegisters<Fmt, B, RT>(a, xs, xStride, n, t, tails);
+    });
 }
 
 /// Decodes kTileN rows at a time with decodeRow(rowBytes, out) into rows of

@@ -89,11 +89,14 @@ Chains occurrencesOf(const SuffixIndex &index, std::vector<int32_t> suffix, int6
 
 TEST(SuffixIndex, FindsOccurrencesAcrossTextsMostRecentFirst) {
   SuffixIndex index;
+  EXPECT_TRUE(index.newest().empty());
   index.add(std::vector<int32_t>{1, 2, 3, 4, 1, 2, 5});
   index.add(std::vector<int32_t>{7, 1, 2});     // ends right after the match
   index.add(std::vector<int32_t>{9, 1, 2, 3, 6}); // the newest
   EXPECT_EQ(index.size(), 15);
   EXPECT_EQ(index.texts(), 3u);
+  EXPECT_EQ(std::vector<int32_t>(index.newest().begin(), index.newest().end()),
+            (std::vector<int32_t>{9, 1, 2, 3, 6}));
   // Newest text first; a continuation stops at its text's end (empty for
   // the second text), and at `length`.
   EXPECT_EQ(occurrencesOf(index, {1, 2}, 2), (Chains{{3, 6}, {}, {5}, {3, 4}}));
