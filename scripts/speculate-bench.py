@@ -7,13 +7,16 @@ tokens/s, checks that every speculative run printed plain decoding's ids,
 and prints one line per mode: tokens/s, speedup and mean accepted tokens
 per step for each prompt (docs/speculative.md).
 
-    python3 scripts/speculate-bench.py build/bin/lathe-run s.lathe [SHAPES] [ROUNDS] [HISTORY]
+    python3 scripts/speculate-bench.py build/bin/lathe-run s.lathe [SHAPES] [ROUNDS] [HISTORY] [STATE]
 
 SHAPES is a comma-separated list (default: default,4x2x2,1x1x1x1x1x1x1x1).
 HISTORY, a file of earlier texts (one per line, token ids: what lathe-run
 --prompts FILE --print-ids prints), adds a warm run of each shape that
 drafts from them too (--draft-history, on a fresh copy each run, so that no
-run sees another's output).
+run sees another's output). STATE, a drafter state (what lathe-run
+--draft-state writes, e.g. after --prompts FILE --speculate over the
+prompts that made HISTORY), adds warm runs whose drafter also starts from
+its tables (--draft-state, a fresh copy each run).
 """
 import json
 import os
@@ -35,7 +38,9 @@ def main():
     shapes = (sys.argv[3] if len(sys.argv) > 3 else "default,4x2x2,1x1x1x1x1x1x1x1").split(",")
     rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 5
     history = sys.argv[5] if len(sys.argv) > 5 else None
+    state = sys.argv[6] if len(sys.argv) > 6 else None
     warm = [shape + "+history" for shape in shapes] if history else []
+    warm += [shape + "+history+state" for shape in shapes] if history and state else []
     modes = ["plain"] + shapes + warm
     scratch = tempfile.mkdtemp()
     with open(os.path.join(ROOT, "test/data/stories15M_reference.json")) as f:
@@ -49,10 +54,14 @@ def main():
         for _ in range(rounds):
             for mode in modes:
                 flags = [] if mode == "plain" else ["--speculate=" + mode.split("+")[0]]
-                if mode.endswith("+history"):
+                if "+history" in mode:
                     copy = os.path.join(scratch, "history.ids")
                     shutil.copyfile(history, copy)
                     flags += ["--draft-history", copy]
+                if mode.endswith("+state"):
+                    copy = os.path.join(scratch, "state.bin")
+                    shutil.copyfile(state, copy)
+                    flags += ["--draft-state", copy]
                 p = subprocess.run([run, artifact] + args + ["-n", "200", "--ignore-eos",
                                     "--threads", "2", "--print-ids"] + flags,
                                    capture_output=True, text=True, check=True)

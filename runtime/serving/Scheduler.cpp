@@ -28,6 +28,11 @@ Status validateOptions(const SchedulerOptions &o) {
                              o.tokenBudget, o.maxSequences));
   if (o.speculate && o.speculate->branching.empty())
     return Error("speculative decoding needs a tree shape of at least one level");
+  if (o.drafter && (!o.speculate || o.drafter->shape().branching != o.speculate->branching))
+    return Error(fmt::format("the drafter given drafts trees of shape {}, not the {}",
+                             o.drafter->shape().str(),
+                             o.speculate ? "scheduler's " + o.speculate->str()
+                                         : std::string("none: speculation is off")));
   if (o.kvTokens < 0)
     return Error(fmt::format("the KV cache size must be at least 0 tokens (0: one context per "
                              "sequence), got {}",
@@ -112,6 +117,9 @@ Expected<Scheduler> Scheduler::create(const plan::ModelConfig &config, StepFunct
     return s.error();
   if (!kv || !step)
     return Error("the scheduler needs a KV cache and a step function");
+  if (options.drafter && options.drafter->vocab() != config.vocab)
+    return Error(fmt::format("the drafter given has a vocabulary of {} tokens, the model {}",
+                             options.drafter->vocab(), config.vocab));
   if (layerGroups > 1 && !layers)
     return Error(fmt::format("the scheduler needs a layer step function to run {} layer groups",
                              layerGroups));
@@ -129,8 +137,9 @@ Scheduler::Scheduler(const plan::ModelConfig &config, StepFunction step, LayerSt
                     (options.prefill == PrefillPolicy::Layered && layerGroups <= 1)),
       kv_(std::move(kv)), options_(options) {
   if (options_.speculate)
-    drafter_ = std::make_unique<speculative::TreeDrafter>(config_.vocab, *options_.speculate,
-                                                          options_.drafting);
+    drafter_ = options_.drafter ? options_.drafter
+                                : std::make_shared<speculative::TreeDrafter>(
+                                      config_.vocab, *options_.speculate, options_.drafting);
 }
 
 int64_t Scheduler::blocksNeeded(const Request &request) const {
@@ -312,7 +321,7 @@ std::vector<Scheduler::Decode> Scheduler::planDecodes(int64_t spare) {
         config_.context, static_cast<int64_t>(r.request.prompt.size()) +
                              std::clamp<int64_t>(r.request.maxNewTokens, 0, config_.context));
     const int64_t nodes = std::max<int64_t>(1, std::min(1 + share, end - base));
-    d.tree = drafter_->draft(r.text, nodes);
+    d.tree = drafter_->draft(r.text, nodes, static_cast<int64_t>(decodes.size()));
     const speculative::DraftTree &tree = *d.tree;
     for (int32_t n = 0; n < static_cast<int32_t>(tree.size()); ++n)
       batch_.add(r.sequence, tree.token(n), static_cast<int32_t>(base + tree.depth(n)),
@@ -381,6 +390,12 @@ Expected<StepResult> Scheduler::step() {
     }
     const Clock::time_point end = Clock::now();
     result.stats.seconds = secondsBetween(start, end);
+    // What this step's tokens cost, for the next trees' nodes: decode
+    // steps only (prompt chunks cost otherwise per token, and a step that
+    // also ran a layer group is timed with it).
+    if (drafter_ && options_.measureNodeCost && result.stats.decodeTokens > 0 &&
+        result.stats.prefillTokens == 0 && result.stats.layerGroup < 0)
+      drafter_->observeStep(result.stats.tokens, result.stats.seconds);
     const size_t vocab = size_t(config_.vocab);
     const size_t rows = size_t(result.stats.decodeTokens) + promptEnds.size();
     // A step function that breaks its contract; the cache has grown, so
@@ -496,6 +511,9 @@ bool Scheduler::sample(size_t index, std::span<const float> logits, Clock::time_
     st.timesBetweenTokens.push_back(secondsBetween(r.lastToken, now));
   r.lastToken = now;
   ++st.generatedTokens;
+  // The drafter's view of the text (remembered whole when it ends).
+  if (drafter_)
+    r.text.push_back(token);
   // The same ends as generate(): the token is emitted, then either the
   // count is reached or the context has no slot left to decode it (the
   // cache holds the prompt and every token before this one).
@@ -508,8 +526,6 @@ bool Scheduler::sample(size_t index, std::span<const float> logits, Clock::time_
     return false;
   }
   r.next = token;
-  if (drafter_)
-    r.text.push_back(token);
   return true;
 }
 

@@ -78,6 +78,16 @@ struct SchedulerOptions {
   /// Unset: one token a sequence a step.
   std::optional<speculative::TreeShape> speculate;
   speculative::DraftOptions drafting;
+  /// The drafter to speculate with, when the caller keeps one (to draft
+  /// from earlier runs' texts and tables, or to save what it learns: it is
+  /// then built for `speculate`'s shape); null: the scheduler makes its
+  /// own from `drafting`.
+  std::shared_ptr<speculative::TreeDrafter> drafter;
+  /// Speculation: weigh each node against what nodes cost in this
+  /// scheduler's steps (their time fitted against their tokens); off, the
+  /// drafter keeps the cost it has (the prior, for a new one). Tests over
+  /// fake step functions turn it off: their times say nothing.
+  bool measureNodeCost = true;
 };
 
 /// One request: its prompt and how to continue it.
@@ -211,6 +221,8 @@ public:
   const kv::PagedKVCache &kvCache() const { return *kv_; }
   const SchedulerOptions &options() const { return options_; }
   const plan::ModelConfig &config() const { return config_; }
+  /// The drafter speculation uses (null without speculation).
+  const speculative::TreeDrafter *drafter() const { return drafter_.get(); }
 
 private:
   using Clock = std::chrono::steady_clock;
@@ -315,7 +327,7 @@ private:
   backend::Batch batch_;
   std::unique_ptr<LayeredPrefill> inFlight_; // a pointer: the batch must not move
   /// Speculation: the drafter every request's trees come from (null: off).
-  std::unique_ptr<speculative::TreeDrafter> drafter_;
+  std::shared_ptr<speculative::TreeDrafter> drafter_;
 };
 
 } // namespace lathe::serving

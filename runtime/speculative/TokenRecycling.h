@@ -45,6 +45,7 @@ public:
   int32_t expand(DraftTree &tree) const;
 
 private:
+  friend struct DrafterStateAccess; // DrafterState.cpp saves and loads the tables
   int64_t vocab_;
   int32_t k_;
   std::vector<int32_t> table_; // vocab x k, -1 = none

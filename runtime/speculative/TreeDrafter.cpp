@@ -42,7 +42,8 @@ TreeDrafter::TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptio
       cost_(options.nodeCost), drafted_(kBuckets, 0.0),
       accepted_(kBuckets, 0.0) {}
 
-DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) const {
+DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes,
+                             int64_t roots) const {
   DraftTree tree(shape_, text.back(), maxNodes);
   ContinuationTrie continuations;
   if (options_.ngrams)
@@ -106,7 +107,7 @@ DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes) co
   };
   pushContinuations(0, 0);
   pushSuccessors(0);
-  const double c = cost_.nodeCost();
+  const double c = cost_.nodeCost(roots);
   double taken = 0; // the scores of the nodes added so far
   while (!queue.empty()) {
     const Candidate best = queue.top();

@@ -25,6 +25,7 @@
 #include "runtime/speculative/SuffixIndex.h"
 #include "runtime/speculative/TokenRecycling.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 
@@ -59,6 +60,14 @@ public:
   void observe(int64_t tokens, double seconds);
   /// b / (a + b), clamped to [0.005, 4].
   double nodeCost() const { return cost_; }
+  /// What a node costs as a fraction of one sequence's share of a step
+  /// that runs `roots` sequences' roots together: b / (a / roots + b).
+  /// The step's fixed cost a is shared, so nodes cost relatively more the
+  /// more sequences a step carries (from nodeCost() c: c R / (1 + c (R - 1))).
+  double nodeCost(int64_t roots) const {
+    const double r = double(std::max<int64_t>(roots, 1));
+    return cost_ * r / (1 + cost_ * (r - 1));
+  }
   bool measured() const { return measured_; }
 
 private:
@@ -72,9 +81,11 @@ public:
   TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptions &options);
 
   /// The tree for the step after `text` (its last token is the root), at
-  /// most `maxNodes` nodes. Several trees (of several sequences) may be
-  /// drafted before their steps' verdicts come back.
-  DraftTree draft(std::span<const int32_t> text, int64_t maxNodes) const;
+  /// most `maxNodes` nodes, in a step that runs `roots` sequences' trees
+  /// (each node weighed against StepCostModel::nodeCost(roots)). Several
+  /// trees (of several sequences) may be drafted before their steps'
+  /// verdicts come back.
+  DraftTree draft(std::span<const int32_t> text, int64_t maxNodes, int64_t roots = 1) const;
   /// Takes in the verification step's logits (one row of `vocab` per node
   /// of `tree`, in node order) and the accepted path (nodes below the root,
   /// in order) of a tree this drafter drafted.
@@ -82,8 +93,8 @@ public:
                std::span<const int32_t> accepted);
   /// Takes in how long a verification step of `tokens` tokens (the tree's
   /// size) took: the drafter then drafts a node only while it is worth its
-  /// measured cost (draft()). Callers that run several trees a step (the
-  /// serving scheduler) do not call it and keep the prior cost.
+  /// measured cost (draft()). A step of several sequences' trees (the
+  /// serving scheduler's) counts all its tokens, roots included.
   void observeStep(int64_t tokens, double seconds) { cost_.observe(tokens, seconds); }
   const StepCostModel &cost() const { return cost_; }
   /// Seeds Token Recycling from the prompt: `logits` holds a row per token.
@@ -96,8 +107,10 @@ public:
 
   const TokenRecycling &recycling() const { return recycling_; }
   int64_t vocab() const { return vocab_; }
+  const TreeShape &shape() const { return shape_; }
 
 private:
+  friend struct DrafterStateAccess; // DrafterState.cpp saves and loads what it learnt
   int64_t vocab_;
   TreeShape shape_;
   DraftOptions options_;

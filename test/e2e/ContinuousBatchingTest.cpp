@@ -174,6 +174,8 @@ TEST_F(ContinuousBatchingTest, SpeculationGivesEachSequenceItsGreedyTokensUnderE
     options.maxSequences = 6;
     options.tokenBudget = policy == PrefillPolicy::Chunked ? 48 : 192;
     options.speculate = *speculative::parseTreeShape(speculative::kDefaultTreeShape);
+    // Trees must be drafted here, whatever six sequences' nodes cost.
+    options.measureNodeCost = false;
     Scheduler s = make(options, model);
     std::map<RequestId, size_t> index;
     std::vector<std::vector<int32_t>> got(inputs.size());

@@ -25,6 +25,7 @@
 #include "runtime/backends/cpu/kernels/Attention.h"
 #include "runtime/backends/cpu/kernels/Int8Matmul.h"
 #include "runtime/backends/cpu/kernels/Matmul.h"
+#include "runtime/backends/cpu/kernels/PanelMatmul.h"
 #include "runtime/backends/cpu/ThreadPool.h"
 
 #include <benchmark/benchmark.h>
@@ -78,6 +79,9 @@ struct Weights {
   } bytes;
   std::unique_ptr<formats::FormatSpec> spec; // packed formats only
   ElementType type = ElementType::F32;
+  /// The same weights repacked into row panels (PanelMatmul.h), where this
+  /// machine and format have the panel kernel, as the CPU backend packs them.
+  kernels::simd::PanelWeights panels;
 
   kernels::WeightView view() const {
     return {type, bytes.data(), shape.N, shape.K, spec.get()};
@@ -131,11 +135,13 @@ std::unique_ptr<Weights> makeWeights(const std::string &format, Shape shape) {
       if (!formats::quantizeRow(*spec, {values.data() + n * shape.K, size_t(shape.K)},
                                 {w->bytes.data() + n * rowBytes, rowBytes}))
         return nullptr;
+    if (kernels::simd::panelsSupported(*spec))
+      kernels::simd::packPanels(w->bytes.data(), *spec, shape.N, shape.K, w->panels);
   }
   return w;
 }
 
-enum class Impl { Reference, Simd, SimdInt8 };
+enum class Impl { Reference, Simd, SimdInt8, Panels };
 
 /// y for columns [n0, n1) with the SIMD kernel of w's format.
 void simdMatmul(const Weights &w, const float *x, int64_t T, float *y, int64_t n0,
@@ -177,6 +183,14 @@ void runBenchmark(benchmark::State &state, const Weights &w, int64_t T, Impl imp
       kernels::simd::quantizeActivations(x.data(), T, K, *w.spec, qx);
       pool.parallelFor(0, N, [&](int64_t n0, int64_t n1) {
         kernels::simd::matmulPackedInt8(qx, w.bytes.data(), *w.spec, N, y.data(), n0, n1);
+      });
+      break;
+    case Impl::Panels:
+      // What the CPU backend runs for int8 activations where it can.
+      kernels::simd::quantizeActivations(x.data(), T, K, *w.spec, qx,
+                                         kernels::simd::CodeOrder::Columns);
+      pool.parallelFor(0, w.panels.panels, [&](int64_t p0, int64_t p1) {
+        kernels::simd::matmulPanels(qx, w.panels, y.data(), p0, p1);
       });
       break;
     }
@@ -334,9 +348,11 @@ int main(int argc, char **argv) {
   for (const Shape &shape : shapes)
     for (const std::string format : formatNames) {
       const std::string dims = std::to_string(shape.N) + "x" + std::to_string(shape.K);
-      bool int8Path = false;
-      if (auto spec = lathe::formats::parseFormatSpec(format))
+      bool int8Path = false, panelPath = false;
+      if (auto spec = lathe::formats::parseFormatSpec(format)) {
         int8Path = lathe::kernels::simd::supportsInt8Activations(*spec);
+        panelPath = lathe::kernels::simd::panelsSupported(*spec);
+      }
       for (int64_t T : {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{8}, int64_t{16}, int64_t{128}}) {
         // T = 2..16: a decode step of several sequences, or a speculative
         // tree's nodes (weights still stream from DRAM, as in a GEMV).
@@ -366,6 +382,8 @@ int main(int argc, char **argv) {
           add("simd", Impl::Simd, threads);
           if (int8Path)
             add("simd-int8x", Impl::SimdInt8, threads);
+          if (panelPath)
+            add("panels-int8x", Impl::Panels, threads);
         }
       }
     }

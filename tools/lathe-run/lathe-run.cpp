@@ -3,6 +3,8 @@
 #include "runtime/artifact/Artifact.h"
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
+#include "runtime/serving/Scheduler.h"
+#include "runtime/speculative/DrafterState.h"
 #include "runtime/speculative/SpeculativeGeneration.h"
 #include "runtime/tokenizer/OpenTokenizer.h"
 #include "runtime/tokenizer/TextTokenizer.h"
@@ -71,13 +73,93 @@ void printKvUse(const lathe::backend::Executable &executable, std::span<const in
                static_cast<long long>(tokens), total / 1024);
 }
 
+/// What --prompts ran, for its report: each prompt's outputs and counts.
+struct PromptsRun {
+  std::vector<std::vector<int32_t>> outputs;
+  std::vector<int64_t> promptTokens, generatedTokens;
+  double prefillSeconds = 0, decodeSeconds = 0;
+  /// Speculating: verification steps, trees verified (a sequence's decode
+  /// in a step), drafted and accepted nodes.
+  int64_t steps = 0, trees = 0, drafted = 0, accepted = 0;
+};
+
+/// --prompts with --speculate: every prompt is a request of one scheduler
+/// (all of them running together, as generateMany runs them), each
+/// decoding sequence verifying a drafted tree a step. Greedy gives plain
+/// decoding's tokens; sampling the same text whenever the logits agree.
+lathe::Expected<PromptsRun> speculatePrompts(lathe::backend::Executable &executable,
+                                             const std::vector<std::vector<int32_t>> &prompts,
+                                             const lathe::GenerationOptions &gen,
+                                             const lathe::speculative::SpeculativeOptions &spec) {
+  namespace serving = lathe::serving;
+  PromptsRun run;
+  run.outputs.resize(prompts.size());
+  run.promptTokens.resize(prompts.size());
+  run.generatedTokens.resize(prompts.size());
+  serving::SchedulerOptions options;
+  options.prefill = serving::PrefillPolicy::Chunked;
+  options.maxSequences = static_cast<int64_t>(prompts.size());
+  // Room for every sequence's full tree, and prompts in big chunks.
+  options.tokenBudget =
+      std::max<int64_t>(512, options.maxSequences * spec.shape.nodes().size());
+  options.speculate = spec.shape;
+  options.drafting = spec.drafting;
+  options.drafter = spec.drafter;
+  // The scheduler keeps the executable alive through a shared pointer; this
+  // one is owned by main, which outlives it.
+  std::shared_ptr<lathe::backend::Executable> shared(&executable,
+                                                     [](lathe::backend::Executable *) {});
+  auto scheduler = serving::Scheduler::create(shared, options);
+  if (!scheduler)
+    return scheduler.error();
+  std::vector<size_t> indexOf; // request id - 1 -> prompt
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    serving::Request request;
+    request.prompt = prompts[i];
+    request.sampler = gen.sampler;
+    request.maxNewTokens = gen.maxNewTokens;
+    if (gen.stopAtEndOfText)
+      request.stopTokens = gen.stopTokens;
+    auto id = scheduler->submit(std::move(request));
+    if (!id)
+      return id.error();
+    run.promptTokens[i] = static_cast<int64_t>(prompts[i].size());
+    indexOf.push_back(i);
+  }
+  while (scheduler->busy()) {
+    auto step = scheduler->step();
+    if (!step)
+      return step.error();
+    const serving::StepStats &st = step->stats;
+    const int64_t trees = st.decodeTokens - st.draftedTokens;
+    if (trees > 0) {
+      ++run.steps;
+      run.trees += trees;
+      run.drafted += st.draftedTokens;
+      run.accepted += st.acceptedDrafts;
+      run.decodeSeconds += st.seconds;
+    } else {
+      run.prefillSeconds += st.seconds;
+    }
+    for (const serving::Event &e : step->events)
+      if (e.kind == serving::Event::Kind::Token) {
+        const size_t i = indexOf[e.request - 1];
+        run.outputs[i].push_back(e.token);
+        ++run.generatedTokens[i];
+      }
+  }
+  return run;
+}
+
 /// --prompts: every non-empty line of `path` is a sequence; all decode in
 /// the same steps, and each one's output is printed on its own line, in
 /// order, once all are done (a newline inside a text is printed as \n, a
 /// carriage return as \r and a backslash as \\, so that line i of the
-/// output belongs to prompt i).
+/// output belongs to prompt i). With `spec`, the sequences speculate.
 int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenizer &tokenizer,
-               const std::string &path, const lathe::GenerationOptions &gen, bool printIds) {
+               const std::string &path, const lathe::GenerationOptions &gen, bool printIds,
+               const lathe::speculative::SpeculativeOptions *spec,
+               const std::string &draftHistory, const std::string &draftState) {
   auto text = lathe::readTextFile(path);
   if (!text)
     return fail(text.error().message());
@@ -90,19 +172,34 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
       return fail(path + ":" + std::to_string(line.lineNo) + ": " + s.error().message());
     prompts.push_back(line.ids);
   }
-  std::vector<std::vector<int32_t>> outputs(prompts.size());
-  auto stats = lathe::generateMany(executable, prompts, gen,
-                                   [&](size_t i, int32_t token) { outputs[i].push_back(token); });
-  if (!stats)
-    return fail(stats.error().message());
+  PromptsRun run;
+  // -n 0: nothing to decode, and a request asks for at least one token.
+  if (spec && gen.maxNewTokens > 0) {
+    auto got = speculatePrompts(executable, prompts, gen, *spec);
+    if (!got)
+      return fail(got.error().message());
+    run = got.take();
+  } else {
+    run.outputs.resize(prompts.size());
+    auto stats = lathe::generateMany(
+        executable, prompts, gen, [&](size_t i, int32_t token) { run.outputs[i].push_back(token); });
+    if (!stats)
+      return fail(stats.error().message());
+    for (const lathe::GenerationStats &st : *stats) {
+      run.promptTokens.push_back(st.promptTokens);
+      run.generatedTokens.push_back(st.generatedTokens);
+    }
+    run.prefillSeconds = stats->front().prefillSeconds;
+    run.decodeSeconds = stats->front().decodeSeconds;
+  }
+  const std::vector<std::vector<int32_t>> &outputs = run.outputs;
   int64_t promptTokens = 0, generated = 0;
   std::vector<int64_t> stored;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    promptTokens += (*stats)[i].promptTokens;
-    generated += (*stats)[i].generatedTokens;
+    promptTokens += run.promptTokens[i];
+    generated += run.generatedTokens[i];
     // The last token chosen is never run, so never stored.
-    stored.push_back((*stats)[i].promptTokens +
-                     std::max<int64_t>((*stats)[i].generatedTokens - 1, 0));
+    stored.push_back(run.promptTokens[i] + std::max<int64_t>(run.generatedTokens[i] - 1, 0));
     std::string line;
     if (printIds) {
       for (size_t j = 0; j < outputs[i].size(); ++j)
@@ -122,13 +219,33 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
     std::printf("%s\n", line.c_str());
   }
   std::fflush(stdout);
-  const lathe::GenerationStats &first = stats->front();
   std::fprintf(stderr,
                "%zu sequences; prompt: %lld tokens, %.1f tokens/s; generation: %lld tokens, "
                "%.1f tokens/s\n",
                prompts.size(), static_cast<long long>(promptTokens),
-               promptTokens / std::max(first.prefillSeconds, 1e-9),
-               static_cast<long long>(generated), generated / std::max(first.decodeSeconds, 1e-9));
+               promptTokens / std::max(run.prefillSeconds, 1e-9),
+               static_cast<long long>(generated), generated / std::max(run.decodeSeconds, 1e-9));
+  if (spec) {
+    std::fprintf(stderr,
+                 "speculative decoding, tree %s: %lld steps verifying %lld trees, %.2f "
+                 "accepted tokens per tree (%lld of %lld drafted tokens accepted); a node cost "
+                 "%.2f of a sequence's step, %zu sequences together (%s)\n",
+                 spec->shape.str().c_str(), static_cast<long long>(run.steps),
+                 static_cast<long long>(run.trees),
+                 run.trees ? double(run.trees + run.accepted) / double(run.trees) : 0.0,
+                 static_cast<long long>(run.accepted), static_cast<long long>(run.drafted),
+                 spec->drafter->cost().nodeCost(static_cast<int64_t>(prompts.size())),
+                 prompts.size(), spec->drafter->cost().measured() ? "measured" : "assumed");
+    for (size_t i = 0; i < prompts.size() && !draftHistory.empty(); ++i) {
+      std::vector<int32_t> text = prompts[i];
+      text.insert(text.end(), outputs[i].begin(), outputs[i].end());
+      if (lathe::Status s = lathe::speculative::appendTextToFile(draftHistory, text); !s)
+        return fail("--draft-history: " + s.error().message());
+    }
+    if (!draftState.empty())
+      if (lathe::Status s = lathe::speculative::writeDrafterState(*spec->drafter, draftState); !s)
+        return fail("--draft-state: " + s.error().message());
+  }
   printKvUse(executable, stored);
   return 0;
 }
@@ -137,7 +254,8 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
 
 int main(int argc, char **argv) {
   CLI::App app{"lathe-run: run a Lathe artifact"};
-  std::string artifactPath, prompt, promptIds, perplexityFile, promptsFile, draftHistory;
+  std::string artifactPath, prompt, promptIds, perplexityFile, promptsFile, draftHistory,
+      draftState;
   int64_t maxTokens = -1;
   lathe::GenerationOptions gen;
   bool printIds = false, ignoreEos = false;
@@ -164,11 +282,16 @@ int main(int argc, char **argv) {
   sessionFlags.addTo(app);
   lathe::tools::SpeculateFlag speculateFlag;
   auto *speculateOpt = speculateFlag.addTo(app);
-  speculateOpt->excludes(pplOpt)->excludes(promptsOpt);
+  speculateOpt->excludes(pplOpt);
   app.add_option("--draft-history", draftHistory,
                  "with --speculate: draft n-grams from the earlier texts in FILE too (one "
                  "per line, token ids separated by spaces, as --print-ids prints them; a "
-                 "missing file is none), then append this prompt and its output to it")
+                 "missing file is none), then append this run's prompts and outputs to it")
+      ->needs(speculateOpt);
+  app.add_option("--draft-state", draftState,
+                 "with --speculate: start the drafter from what it learnt in earlier runs "
+                 "(Token Recycling's tables and the acceptance of each kind of draft), kept "
+                 "in FILE (a missing file is none), and write it back after this run")
       ->needs(speculateOpt);
   app.add_flag("--ignore-eos", ignoreEos, "keep generating past the end of the text (EOS, or a BOS starting a new text)");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-run"))
@@ -203,15 +326,20 @@ int main(int argc, char **argv) {
     if (!shape)
       return fail("--speculate: " + shape.error().message());
     speculative.shape = shape.take();
+    // One drafter for the run: what it learns can then be kept.
+    speculative.drafter = std::make_shared<lathe::speculative::TreeDrafter>(
+        (*artifact)->config().vocab, speculative.shape, speculative.drafting);
     if (!draftHistory.empty()) {
       auto texts = lathe::speculative::readTextsFile(draftHistory, (*artifact)->config().vocab);
       if (!texts)
         return fail("--draft-history: " + texts.error().message());
-      speculative.drafter = std::make_shared<lathe::speculative::TreeDrafter>(
-          (*artifact)->config().vocab, speculative.shape, speculative.drafting);
       for (const std::vector<int32_t> &text : *texts)
         speculative.drafter->remember(text);
     }
+    if (!draftState.empty())
+      if (auto read = lathe::speculative::readDrafterState(draftState, *speculative.drafter);
+          !read)
+        return fail("--draft-state: " + read.error().message());
   }
   const int threads = (*executable)->threads();
   if (sessionFlags.options.threads > threads)
@@ -235,7 +363,8 @@ int main(int argc, char **argv) {
   if (tokenizer)
     gen.stopTokens = tokenizer->stopTokens();
   if (!promptsFile.empty())
-    return runPrompts(**executable, *tokenizer, promptsFile, gen, printIds);
+    return runPrompts(**executable, *tokenizer, promptsFile, gen, printIds,
+                      *speculateOpt ? &speculative : nullptr, draftHistory, draftState);
 
   auto session = lathe::Session::create(*executable);
   if (!session)
@@ -298,6 +427,10 @@ int main(int argc, char **argv) {
       if (lathe::Status s = lathe::speculative::appendTextToFile(draftHistory, newest); !s)
         return fail("--draft-history: " + s.error().message());
     }
+    if (!draftState.empty())
+      if (lathe::Status s = lathe::speculative::writeDrafterState(*speculative.drafter, draftState);
+          !s)
+        return fail("--draft-state: " + s.error().message());
   } else {
     stats = lathe::generate(*session, ids, gen, sink);
   }

@@ -462,6 +462,7 @@ TEST_P(SchedulerPolicyTest, SpeculationEmitsWhatEachRequestGetsAlone) {
     options.maxSequences = 6;
     options.tokenBudget = 64;
     options.speculate = *speculative::parseTreeShape("3x2x1x1");
+    options.measureNodeCost = false; // the fake's step times say nothing
     Scheduler s = make(options);
     auto arrivals = fourAndALongOne();
     // One that stops at a token of its cycle (greedy: 1 -> 6 -> 31 -> 28
@@ -506,6 +507,7 @@ TEST_F(SchedulerTest, SpeculationStaysInEachRequestsBlocksAndTheSpareBudget) {
   options.maxSequences = 2;
   options.tokenBudget = 128;
   options.speculate = *speculative::parseTreeShape("4x4x4");
+  options.measureNodeCost = false; // the fake's step times say nothing
   // Exactly the two requests' blocks: 6 + 10 tokens, 4 blocks each. A
   // tree past its request's reservation would take the other's blocks.
   Scheduler s = make(options, 8);
@@ -527,6 +529,57 @@ TEST_F(SchedulerTest, SpeculationStaysInEachRequestsBlocksAndTheSpareBudget) {
     if (st.prefillTokens > 0)
       EXPECT_EQ(st.draftedTokens, 0) << "a tree took budget a prompt needed";
   }
+}
+
+TEST_F(SchedulerTest, SpeculationDraftsWithTheDrafterGivenAndTeachesIt) {
+  model.bump = 8.0f;
+  SchedulerOptions options;
+  options.maxSequences = 2;
+  options.tokenBudget = 64;
+  options.speculate = *speculative::parseTreeShape("3x2x1x1");
+  options.measureNodeCost = false;
+  options.drafting.nodeCost = 0.05f;
+  auto drafter = std::make_shared<speculative::TreeDrafter>(kVocab, *options.speculate,
+                                                            options.drafting);
+  options.drafter = drafter;
+  Scheduler s = make(options);
+  EXPECT_EQ(s.drafter(), drafter.get());
+  const std::vector<std::pair<Request, int>> arrivals = {{request({1, 6}, 20), 0},
+                                                         {request(promptOf(5, 3), 12), 0}};
+  const std::vector<Output> together = runAll(s, arrivals);
+  // Each finished text (prompt and every token emitted) is in the drafter
+  // the caller keeps, and its table has learnt the cycle's successors.
+  ASSERT_EQ(drafter->history().texts(), arrivals.size());
+  std::vector<std::vector<int32_t>> texts;
+  for (auto text : drafter->history().contents())
+    texts.emplace_back(text.begin(), text.end());
+  for (size_t i = 0; i < arrivals.size(); ++i) {
+    std::vector<int32_t> want = arrivals[i].first.prompt;
+    want.insert(want.end(), together[i].tokens.begin(), together[i].tokens.end());
+    EXPECT_NE(std::find(texts.begin(), texts.end(), want), texts.end()) << "request " << i;
+  }
+  EXPECT_FALSE(drafter->recycling().successors(together[0].tokens.front()).empty());
+
+  // A drafter of another shape or vocabulary is refused.
+  options.drafter = std::make_shared<speculative::TreeDrafter>(
+      kVocab, *speculative::parseTreeShape("2x2"), options.drafting);
+  auto shape = Scheduler::create(
+      fakeConfig(), [this](const Batch &b, kv::PagedKVCache &kv) { return model(b, kv); },
+      makeCache(8), options);
+  ASSERT_FALSE(shape);
+  EXPECT_NE(shape.error().message().find("drafts trees of shape 2x2, not the scheduler's "
+                                         "3x2x1x1"),
+            std::string::npos)
+      << shape.error().message();
+  options.drafter = std::make_shared<speculative::TreeDrafter>(kVocab + 1, *options.speculate,
+                                                               options.drafting);
+  auto vocab = Scheduler::create(
+      fakeConfig(), [this](const Batch &b, kv::PagedKVCache &kv) { return model(b, kv); },
+      makeCache(8), options);
+  ASSERT_FALSE(vocab);
+  EXPECT_NE(vocab.error().message().find("vocabulary of 33 tokens, the model 32"),
+            std::string::npos)
+      << vocab.error().message();
 }
 
 TEST_F(SchedulerTest, LayeredPrefillRunsAGroupPerStepBesideTheDecodes) {
