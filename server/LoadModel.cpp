@@ -1,9 +1,12 @@
 #include "server/LoadModel.h"
 
+#include "runtime/speculative/DrafterState.h"
 #include "runtime/speculative/SpeculativeGeneration.h"
+#include "runtime/speculative/SuffixIndex.h"
 #include "runtime/support/MappedFile.h"
 #include "runtime/tokenizer/OpenTokenizer.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fmt/format.h>
 
@@ -47,11 +50,28 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
   }
 
   serving::SchedulerOptions scheduling = options.scheduler;
+  std::shared_ptr<speculative::TreeDrafter> drafter;
   if (options.speculate) {
     auto shape = speculative::resolveTreeShape(**executable, *options.speculate);
     if (!shape)
       return Error("--speculate: " + shape.error().message());
     scheduling.speculate = shape.take();
+    if (!options.draftHistory.empty() || !options.draftState.empty()) {
+      const int64_t vocab = (*executable)->config().vocab;
+      drafter = std::make_shared<speculative::TreeDrafter>(vocab, *scheduling.speculate,
+                                                           scheduling.drafting);
+      if (!options.draftHistory.empty()) {
+        auto texts = speculative::readTextsFile(options.draftHistory, vocab);
+        if (!texts)
+          return Error("--draft-history: " + texts.error().message());
+        for (const std::vector<int32_t> &text : *texts)
+          drafter->remember(text);
+      }
+      if (!options.draftState.empty())
+        if (auto read = speculative::readDrafterState(options.draftState, *drafter); !read)
+          return Error("--draft-state: " + read.error().message());
+      scheduling.drafter = drafter;
+    }
   }
   auto scheduler = serving::Scheduler::create(*executable, scheduling);
   if (!scheduler)
@@ -72,11 +92,35 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
   if (!own) // the plain template lives as long as the program: nothing to free
     chat = std::shared_ptr<const serving::ChatTemplate>(&serving::ChatTemplate::plain(),
                                                         [](const serving::ChatTemplate *) {});
+  const int64_t textsAtLoad = drafter ? drafter->history().added() : 0;
   auto model = std::unique_ptr<ServedModel>(
       new ServedModel{name, config, std::move(tokenizer), std::move(chat), own,
                       std::move(variables),
-                      std::make_unique<Engine>(scheduler.take(), options.maxWaiting, metrics)});
+                      std::make_unique<Engine>(scheduler.take(), options.maxWaiting, metrics),
+                      std::move(drafter), textsAtLoad});
   return model;
+}
+
+Expected<int64_t> saveDrafter(ServedModel &model, const LoadOptions &options) {
+  // The engine's thread drafts with the drafter until it stops.
+  model.engine.reset();
+  if (!model.drafter)
+    return int64_t{0};
+  const speculative::SuffixIndex &history = model.drafter->history();
+  // The texts finished since the load that the index still holds (past
+  // its capacity it drops the oldest).
+  const int64_t fresh = std::min<int64_t>(history.added() - model.textsAtLoad,
+                                          static_cast<int64_t>(history.texts()));
+  if (!options.draftHistory.empty()) {
+    const auto texts = history.contents();
+    for (size_t i = texts.size() - static_cast<size_t>(fresh); i < texts.size(); ++i)
+      if (Status s = speculative::appendTextToFile(options.draftHistory, texts[i]); !s)
+        return Error("--draft-history: " + s.error().message());
+  }
+  if (!options.draftState.empty())
+    if (Status s = speculative::writeDrafterState(*model.drafter, options.draftState); !s)
+      return Error("--draft-state: " + s.error().message());
+  return options.draftHistory.empty() ? int64_t{0} : fresh;
 }
 
 } // namespace lathe::server

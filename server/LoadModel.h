@@ -29,11 +29,22 @@ struct LoadOptions {
   /// shape's text, "" for the artifact's compiled shape or the default;
   /// unset: off. Resolved against the executable at load.
   std::optional<std::string> speculate;
+  /// With speculate: files the drafter starts from and that saveDrafter
+  /// brings up to date (lathe-serve --draft-history, --draft-state; "":
+  /// none). A missing file is none.
+  std::string draftHistory, draftState;
 };
 
 /// Fails with one line: an unreadable artifact, no tokenizer in it, a chat
-/// template that does not parse, scheduler options out of range.
+/// template that does not parse, scheduler options out of range, a draft
+/// history or state file that does not read.
 Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &options,
                                                        Metrics &metrics);
+
+/// Once serving has ended: stops `model`'s engine (no request runs after
+/// this), then appends the texts its requests finished since the load to
+/// options.draftHistory and writes the drafter's state to
+/// options.draftState, where given. Returns the texts appended.
+Expected<int64_t> saveDrafter(ServedModel &model, const LoadOptions &options);
 
 } // namespace lathe::server

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "runtime/serving/ChatTemplate.h"
+#include "runtime/speculative/TreeDrafter.h"
 #include "runtime/tokenizer/TextTokenizer.h"
 #include "server/Engine.h"
 
@@ -23,6 +24,11 @@ struct ServedModel {
   /// eos_token, the tokenizer's texts of its BOS and EOS ("" where none).
   nlohmann::json templateVariables;
   std::unique_ptr<Engine> engine;
+  /// Speculating with files to keep (LoadOptions::draftHistory,
+  /// draftState): the drafter the engine's scheduler drafts with, and its
+  /// count of texts added when the files were read.
+  std::shared_ptr<speculative::TreeDrafter> drafter;
+  int64_t textsAtLoad = 0;
 };
 
 } // namespace lathe::server

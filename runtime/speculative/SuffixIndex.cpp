@@ -14,6 +14,7 @@ namespace lathe::speculative {
 SuffixIndex::SuffixIndex(int64_t capacity) : capacity_(std::max<int64_t>(capacity, 1)) {}
 
 void SuffixIndex::add(std::span<const int32_t> text) {
+  ++added_;
   if (static_cast<int64_t>(text.size()) > capacity_)
     text = text.last(static_cast<size_t>(capacity_));
   if (held_ + static_cast<int64_t>(text.size()) > capacity_) {

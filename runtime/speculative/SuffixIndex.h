@@ -44,6 +44,9 @@ public:
   std::vector<std::span<const int32_t>> contents() const;
   /// The text added last (empty when none is held).
   std::span<const int32_t> newest() const;
+  /// Texts added since construction, dropped ones included: the texts
+  /// added since a moment are the newest min(added() - then, texts()).
+  int64_t added() const { return added_; }
 
   /// Calls visit(continuation) for each occurrence of `suffix` (at least
   /// two tokens) in the texts held, most recent first: continuation is
@@ -60,6 +63,7 @@ private:
 
   int64_t capacity_;
   int64_t held_ = 0;
+  int64_t added_ = 0;
   // Texts back to back, each followed by -1.
   std::vector<int32_t> tokens_;
   std::vector<int64_t> starts_;

@@ -74,7 +74,17 @@ int main(int argc, char **argv) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, kMostTokens));
   tools::SpeculateFlag speculateFlag;
-  speculateFlag.addTo(app);
+  auto *speculateOpt = speculateFlag.addTo(app);
+  app.add_option("--draft-history", load.draftHistory,
+                 "with --speculate: draft n-grams from the earlier texts in FILE too (one "
+                 "per line, token ids separated by spaces; a missing file is none), and "
+                 "append every request's prompt and output to it when the server stops")
+      ->needs(speculateOpt);
+  app.add_option("--draft-state", load.draftState,
+                 "with --speculate: start the drafter from the state in FILE (Token "
+                 "Recycling's tables and the acceptance of each kind of draft; a missing "
+                 "file is none), and write it back when the server stops")
+      ->needs(speculateOpt);
   tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
   if (auto status = tools::parseCommandLine(app, argc, argv, "lathe-serve"))
@@ -135,5 +145,21 @@ int main(int argc, char **argv) {
   });
   server.listen();
   loader.join();
-  return failed ? 1 : 0;
+  if (failed)
+    return 1;
+  // Every request has ended: what the drafter learnt is kept for the next
+  // start (the engine stops first, so nothing drafts meanwhile).
+  if (server::ServedModel *model = server.model();
+      model && (!load.draftHistory.empty() || !load.draftState.empty())) {
+    auto kept = server::saveDrafter(*model, load);
+    if (!kept)
+      return fail(kept.error().message());
+    if (!load.draftHistory.empty())
+      std::fprintf(stderr, "lathe-serve: appended %lld texts to %s\n",
+                   static_cast<long long>(*kept), load.draftHistory.c_str());
+    if (!load.draftState.empty())
+      std::fprintf(stderr, "lathe-serve: wrote the drafter's state to %s\n",
+                   load.draftState.c_str());
+  }
+  return 0;
 }

@@ -9,22 +9,16 @@ gives EXPECTED_PROMPT without special tokens (the text the chat template
 should have rendered for one user message "Hi"; \\n in it is a newline).
 """
 import json
-import re
 import subprocess
 import sys
-import time
 import urllib.request
+
+import served
 
 serve, artifact, tokenize, expected = sys.argv[1:5]
 expected = expected.replace("\\n", "\n")
-proc = subprocess.Popen([serve, artifact, "--port", "0", *sys.argv[5:]],
-                        stderr=subprocess.PIPE, text=True)
+proc, base = served.start(serve, artifact, sys.argv[5:])
 try:
-    listening = proc.stderr.readline()
-    print(listening, end="")
-    port = int(re.search(r"127\.0\.0\.1:(\d+)", listening).group(1))
-    base = f"http://127.0.0.1:{port}"
-    print(proc.stderr.readline(), end="")  # ready
     models = json.load(urllib.request.urlopen(base + "/v1/models"))
     body = json.dumps({"model": models["data"][0]["id"], "max_tokens": 3, "temperature": 0,
                        "messages": [{"role": "user", "content": "Hi"}]}).encode()

@@ -140,6 +140,8 @@ TEST(SuffixIndex, DropsTheOldestTextsPastItsCapacity) {
   index.add(std::vector<int32_t>(25, 3));
   EXPECT_EQ(index.size(), 10);
   EXPECT_EQ(index.texts(), 1u);
+  // Every text added is counted, the dropped ones too.
+  EXPECT_EQ(index.added(), 5);
 }
 
 TEST(SuffixIndex, SuffixContinuationsReadEarlierTextsAfterTheirOwn) {

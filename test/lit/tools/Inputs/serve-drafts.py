@@ -1,0 +1,31 @@
+"""Starts lathe-serve on a free port, asks for one greedy completion of each
+prompt, stops the server with SIGTERM and prints its stderr lines (the
+listening and ready lines, then what it printed while stopping), and each
+answer's text as JSON:
+
+  serve-drafts.py LATHE_SERVE ARTIFACT MAX_TOKENS PROMPT[;PROMPT...] [SERVE_ARGS...]
+"""
+import json
+import sys
+import urllib.request
+
+import served
+
+serve, artifact, max_tokens, prompts = sys.argv[1:5]
+proc, base = served.start(serve, artifact, sys.argv[5:])
+answers = []
+try:
+    models = json.load(urllib.request.urlopen(base + "/v1/models"))
+    for prompt in prompts.split(";"):
+        body = json.dumps({"model": models["data"][0]["id"], "prompt": prompt,
+                           "max_tokens": int(max_tokens), "temperature": 0}).encode()
+        request = urllib.request.Request(base + "/v1/completions", data=body,
+                                         headers={"Content-Type": "application/json"})
+        answers.append(json.load(urllib.request.urlopen(request))["choices"][0]["text"])
+finally:
+    proc.terminate()
+    _, rest = proc.communicate(timeout=60)
+print(rest, end="")
+print("exit:", proc.returncode)
+for answer in answers:
+    print("answer:", json.dumps(answer))
