@@ -321,7 +321,8 @@ std::vector<Scheduler::Decode> Scheduler::planDecodes(int64_t spare) {
         config_.context, static_cast<int64_t>(r.request.prompt.size()) +
                              std::clamp<int64_t>(r.request.maxNewTokens, 0, config_.context));
     const int64_t nodes = std::max<int64_t>(1, std::min(1 + share, end - base));
-    d.tree = drafter_->draft(r.text, nodes, static_cast<int64_t>(decodes.size()));
+    r.textIndex.update(r.text);
+    d.tree = drafter_->draft(r.text, nodes, static_cast<int64_t>(decodes.size()), &r.textIndex);
     const speculative::DraftTree &tree = *d.tree;
     for (int32_t n = 0; n < static_cast<int32_t>(tree.size()); ++n)
       batch_.add(r.sequence, tree.token(n), static_cast<int32_t>(base + tree.depth(n)),

@@ -245,6 +245,7 @@ private:
     /// Speculation: its prompt and tokens so far (what the drafter looks
     /// up; the last is `next`).
     std::vector<int32_t> text;
+    speculative::TextIndex textIndex; // its token pairs, for the drafter
     bool finished = false;
     Clock::time_point submitted, lastToken;
     RequestStats stats;

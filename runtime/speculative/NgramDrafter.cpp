@@ -64,21 +64,63 @@ void insertContinuation(ContinuationTrie &trie, std::span<const int32_t> continu
 
 } // namespace
 
+namespace {
+uint64_t pairKey(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+} // namespace
+
+void TextIndex::update(std::span<const int32_t> text) {
+  const int64_t size = static_cast<int64_t>(text.size());
+  if (size < size_ || (size_ > 0 && (text[0] != first_ || text[size_t(size_ - 1)] != last_))) {
+    lastByPair_.clear();
+    size_ = 0;
+  }
+  previous_.resize(size_t(size + 1), -1);
+  for (int64_t p = std::max<int64_t>(size_ + 1, 2); p <= size; ++p) {
+    int32_t &last = lastByPair_.try_emplace(pairKey(text[size_t(p - 2)], text[size_t(p - 1)]), -1)
+                        .first->second;
+    previous_[size_t(p)] = last;
+    last = static_cast<int32_t>(p);
+  }
+  size_ = size;
+  first_ = size ? text[0] : -1;
+  last_ = size ? text.back() : -1;
+}
+
+int32_t TextIndex::lastAfter(int32_t a, int32_t b) const {
+  const auto it = lastByPair_.find(pairKey(a, b));
+  return it == lastByPair_.end() ? -1 : it->second;
+}
+
 ContinuationTrie suffixContinuations(std::span<const int32_t> text, int32_t length,
-                                     const NgramOptions &options, const SuffixIndex *history) {
+                                     const NgramOptions &options, const SuffixIndex *history,
+                                     const TextIndex *own) {
   ContinuationTrie trie;
   const int64_t size = static_cast<int64_t>(text.size());
   if (length <= 0 || size == 0)
     return trie;
+  if (own && own->size() != size)
+    own = nullptr; // not indexed up to this text: scan
   // The text's own occurrences (not its own suffix) may match up to
   // size - 1 tokens; earlier texts the whole text.
   const int64_t longest = std::min<int64_t>(options.maxMatch, history ? size : size - 1);
   for (int64_t n = longest; n >= std::max(options.minMatch, 1) && trie.match == 0; --n) {
     const std::span<const int32_t> suffix = text.subspan(size_t(size - n));
-    for (int64_t end = size - 1; end >= n && trie.counts[0] < options.maxOccurrences; --end) {
-      if (!std::equal(suffix.begin(), suffix.end(), text.begin() + (end - n)))
-        continue;
+    // `end` is one past an earlier occurrence, most recent first.
+    auto visit = [&](int64_t end) {
+      if (end < n || !std::equal(suffix.begin(), suffix.end(), text.begin() + (end - n)))
+        return;
       insertContinuation(trie, text.subspan(size_t(end), size_t(std::min(size, end + length) - end)));
+    };
+    if (own && n >= 2) {
+      // The positions after the suffix's last pair, the suffix's own
+      // (size) left out.
+      for (int32_t end = own->lastAfter(text[size_t(size - 2)], text.back());
+           end >= 0 && trie.counts[0] < options.maxOccurrences; end = own->previous(end))
+        if (end < size)
+          visit(end);
+    } else {
+      for (int64_t end = size - 1; end >= n && trie.counts[0] < options.maxOccurrences; --end)
+        visit(end);
     }
     if (history && trie.counts[0] < options.maxOccurrences)
       history->occurrences(suffix, length, [&](std::span<const int32_t> continuation) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 namespace lathe::speculative {
@@ -49,11 +50,42 @@ struct ContinuationTrie {
   /// The suffix length matched; 0 when nothing matched.
   int32_t match = 0;
 };
+/// Where each token pair occurs in one growing text (a sequence's prompt
+/// and tokens so far), so that the text's own earlier occurrences of a
+/// suffix are found without scanning the text: a draft over a context of
+/// 100k tokens would otherwise read it up to three times a step. The
+/// owner keeps one a sequence and calls update() before each lookup.
+class TextIndex {
+public:
+  /// Indexes the tokens of `text` past those indexed so far. `text` must
+  /// extend the text indexed before; one that does not (shorter, or
+  /// another first or last-indexed token) is indexed afresh.
+  void update(std::span<const int32_t> text);
+  /// Tokens indexed.
+  int64_t size() const { return size_; }
+  /// The last position p with text[p - 2] = a and text[p - 1] = b, or -1;
+  /// previous(p) is the one before it, and so on back to -1.
+  int32_t lastAfter(int32_t a, int32_t b) const;
+  int32_t previous(int32_t p) const { return previous_[size_t(p)]; }
+
+private:
+  int64_t size_ = 0;
+  int32_t first_ = -1, last_ = -1;
+  // Pair -> its last position; each position -> the pair's one before
+  // (4 bytes a token, where a list a pair would be several times that).
+  std::unordered_map<uint64_t, int32_t> lastByPair_;
+  std::vector<int32_t> previous_;
+};
+
 /// With `history`, the occurrences in its earlier texts (suffixes of at
-/// least two tokens) count too, after the text's own.
+/// least two tokens) count too, after the text's own. With `own` (indexed
+/// up to `text`'s end), the text's own occurrences of suffixes of two or
+/// more tokens are found through it, in the same order, with the same
+/// result as the scan without it.
 ContinuationTrie suffixContinuations(std::span<const int32_t> text, int32_t length,
                                      const NgramOptions &options = {},
-                                     const SuffixIndex *history = nullptr);
+                                     const SuffixIndex *history = nullptr,
+                                     const TextIndex *own = nullptr);
 
 /// Adds the continuations of `text` (whose last token is the tree's root)
 /// below the root of `tree`; returns the chains added.

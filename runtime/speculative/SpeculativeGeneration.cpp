@@ -112,12 +112,14 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
   kv::PagedKVCache &cache = session.kvCache();
   const backend::SequenceId seq = session.sequence();
   backend::Batch batch;
+  TextIndex index; // the text's own pairs, for the drafter's lookups
   std::vector<int64_t> kept;
   std::vector<int32_t> path;
   bool running = options.maxNewTokens > 0 && emit(chooseToken(options.sampler, 0, *logits));
   while (running) {
     const int64_t base = cache.length(seq);
-    const DraftTree tree = drafter.draft(text, c.context - base);
+    index.update(text);
+    const DraftTree tree = drafter.draft(text, c.context - base, 1, &index);
 
     batch.clear();
     for (size_t n = 0; n < tree.size(); ++n)

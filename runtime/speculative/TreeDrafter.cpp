@@ -42,13 +42,13 @@ TreeDrafter::TreeDrafter(int64_t vocab, const TreeShape &shape, const DraftOptio
       cost_(options.nodeCost), drafted_(kBuckets, 0.0),
       accepted_(kBuckets, 0.0) {}
 
-DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes,
-                             int64_t roots) const {
+DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes, int64_t roots,
+                             const TextIndex *own) const {
   DraftTree tree(shape_, text.back(), maxNodes);
   ContinuationTrie continuations;
   if (options_.ngrams)
     continuations = suffixContinuations(text, tree.maxDepth(), options_.ngram,
-                                        history_.size() ? &history_ : nullptr);
+                                        history_.size() ? &history_ : nullptr, own);
   // A bucket's estimate: its acceptance so far, pulled towards `prior`.
   auto estimate = [&](int32_t bucket, float prior) {
     return float((accepted_[bucket] + 2.0 * prior) / (drafted_[bucket] + 2.0));

@@ -82,10 +82,13 @@ public:
 
   /// The tree for the step after `text` (its last token is the root), at
   /// most `maxNodes` nodes, in a step that runs `roots` sequences' trees
-  /// (each node weighed against StepCostModel::nodeCost(roots)). Several
-  /// trees (of several sequences) may be drafted before their steps'
-  /// verdicts come back.
-  DraftTree draft(std::span<const int32_t> text, int64_t maxNodes, int64_t roots = 1) const;
+  /// (each node weighed against StepCostModel::nodeCost(roots)). `own`,
+  /// the text's index kept by the caller (updated to `text`), spares a
+  /// scan of the text; the tree is the same without it. Several trees (of
+  /// several sequences) may be drafted before their steps' verdicts come
+  /// back.
+  DraftTree draft(std::span<const int32_t> text, int64_t maxNodes, int64_t roots = 1,
+                  const TextIndex *own = nullptr) const;
   /// Takes in the verification step's logits (one row of `vocab` per node
   /// of `tree`, in node order) and the accepted path (nodes below the root,
   /// in order) of a tree this drafter drafted.

@@ -9,6 +9,9 @@
 // Counters: weightGB/s = weight bytes read per second (each call reads the
 // matrix once, at any T); GFLOP/s = 2*T*N*K per second.
 //
+// draft/text:<n>/scan|indexed: drafting a speculative tree after a text
+// of n tokens, its own suffix occurrences found by a scan or an index.
+//
 // attention/<kv>/context:<n>: one decode token's attention (the SIMD
 // kernel, one thread) over stories15M's 6 layers of 6 heads of 48 with
 // every cached row visible, for each KV-cache format (--kv): KVGB/s counts
@@ -27,6 +30,7 @@
 #include "runtime/backends/cpu/kernels/Matmul.h"
 #include "runtime/backends/cpu/kernels/PanelMatmul.h"
 #include "runtime/backends/cpu/ThreadPool.h"
+#include "runtime/speculative/TreeDrafter.h"
 
 #include <benchmark/benchmark.h>
 
@@ -412,6 +416,31 @@ int main(int argc, char **argv) {
             }
           })
           ->Unit(benchmark::kNanosecond);
+  // Drafting one speculative tree after a text of n tokens, the text's
+  // own occurrences found by scanning it or through its pair index
+  // (speculative::TextIndex, as generateSpeculative and the scheduler
+  // keep one a sequence). The text is a chain over 2000 ids where each
+  // id is followed by one of 3, so that suffixes recur as in prose.
+  for (int64_t n : {int64_t{256}, int64_t{4096}, int64_t{32768}, int64_t{131072}})
+    for (bool indexed : {false, true})
+      benchmark::RegisterBenchmark(
+          ("draft/text:" + std::to_string(n) + (indexed ? "/indexed" : "/scan")).c_str(),
+          [n, indexed](benchmark::State &s) {
+            namespace sp = lathe::speculative;
+            const sp::TreeShape shape = *sp::parseTreeShape(sp::kDefaultTreeShape);
+            sp::TreeDrafter drafter(32000, shape, {});
+            std::mt19937 rng(3);
+            std::vector<int32_t> successors(2000 * 3);
+            for (int32_t &t : successors) t = static_cast<int32_t>(rng() % 2000);
+            std::vector<int32_t> text{1};
+            while (int64_t(text.size()) < n)
+              text.push_back(successors[size_t(text.back()) * 3 + rng() % 3]);
+            sp::TextIndex index;
+            index.update(text);
+            for (auto _ : s)
+              benchmark::DoNotOptimize(drafter.draft(text, 64, 1, indexed ? &index : nullptr));
+          })
+          ->Unit(benchmark::kMicrosecond);
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(("threadpool-dispatch/threads:" + std::to_string(threads)).c_str(),
                                  [threads](benchmark::State &s) {

@@ -9,7 +9,9 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <random>
 #include <unistd.h>
 
 namespace lathe::speculative {
@@ -175,6 +177,59 @@ TEST(SuffixIndex, SuffixContinuationsReadEarlierTextsAfterTheirOwn) {
   EXPECT_EQ(whole.counts[0], 2);
   // Without the history, nothing.
   EXPECT_EQ(suffixContinuations(std::vector<int32_t>{1, 2}, 2, o).match, 0);
+}
+
+void expectSameTrie(const ContinuationTrie &a, const ContinuationTrie &b, const std::string &what) {
+  EXPECT_EQ(a.match, b.match) << what;
+  EXPECT_EQ(a.tokens, b.tokens) << what;
+  EXPECT_EQ(a.parents, b.parents) << what;
+  EXPECT_EQ(a.counts, b.counts) << what;
+  EXPECT_EQ(a.children, b.children) << what;
+}
+
+TEST(TextIndex, FindsTheTextsOwnOccurrencesAsTheScanDoes) {
+  // Texts of a few ids (many repeats) growing token by token, with and
+  // without earlier texts, matches of 1-4 tokens (1 is scanned either
+  // way) and few or many occurrences counted: the index gives the scan's
+  // trie every time.
+  std::mt19937 rng(5);
+  SuffixIndex history;
+  for (int t = 0; t < 20; ++t) {
+    std::vector<int32_t> text(30);
+    for (int32_t &x : text) x = int32_t(rng() % 5);
+    history.add(text);
+  }
+  for (int trial = 0; trial < 6; ++trial) {
+    NgramOptions o;
+    o.minMatch = trial % 3 == 2 ? 1 : 2;
+    o.maxOccurrences = trial % 2 ? 3 : 64;
+    const SuffixIndex *earlier = trial >= 3 ? &history : nullptr;
+    std::vector<int32_t> text;
+    TextIndex index;
+    for (int i = 0; i < 300; ++i) {
+      text.push_back(int32_t(rng() % (trial % 2 ? 3 : 6)));
+      index.update(text);
+      ASSERT_EQ(index.size(), int64_t(text.size()));
+      const std::string what = fmt::format("trial {}, length {}", trial, text.size());
+      expectSameTrie(suffixContinuations(text, 5, o, earlier, &index),
+                     suffixContinuations(text, 5, o, earlier), what);
+    }
+  }
+  // A text that does not extend the indexed one is indexed afresh; an
+  // index behind its text is not used.
+  TextIndex index;
+  index.update(std::vector<int32_t>{1, 2, 3, 1, 2, 3, 1, 2});
+  const std::vector<int32_t> other{4, 1, 2, 4, 1, 2};
+  index.update(other);
+  EXPECT_EQ(index.lastAfter(1, 2), 6); // 4 1 2 4 1 2: after positions 6 and 3
+  EXPECT_EQ(index.previous(6), 3);
+  EXPECT_EQ(index.previous(3), -1);
+  EXPECT_EQ(index.lastAfter(2, 3), -1); // the old text's pairs are gone
+  expectSameTrie(suffixContinuations(other, 3, {}, nullptr, &index),
+                 suffixContinuations(other, 3), "another text");
+  const std::vector<int32_t> longer{4, 1, 2, 4, 1, 2, 4, 1, 2};
+  expectSameTrie(suffixContinuations(longer, 3, {}, nullptr, &index),
+                 suffixContinuations(longer, 3), "an index behind its text");
 }
 
 TEST(SuffixIndex, TextsFileRoundTripsAndBadLinesAreOneLineErrors) {
