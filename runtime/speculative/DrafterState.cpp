@@ -27,17 +27,26 @@ struct Header {
   int64_t vocab;
   int32_t k;
   uint32_t reserved;
-  uint64_t pairSlots;
+  uint64_t pairs;        // pair-table slots stored (the occupied ones)
   uint64_t payloadBytes; // everything between the header and the checksum
 };
 static_assert(sizeof(Header) == 48, "the header layout is part of the format");
 
-template <class T> void put(std::vector<uint8_t> &out, const std::vector<T> &values) {
-  const auto *p = reinterpret_cast<const uint8_t *>(values.data());
-  out.insert(out.end(), p, p + values.size() * sizeof(T));
+/// One stored pair slot: its index, its tag (the pair), then k ids and k
+/// probabilities.
+struct PairHead {
+  uint32_t slot;
+  uint32_t zero;
+  uint64_t tag;
+};
+static_assert(sizeof(PairHead) == 16, "the pair layout is part of the format");
+
+template <class T> void put(std::vector<uint8_t> &out, const T *values, size_t count) {
+  const auto *p = reinterpret_cast<const uint8_t *>(values);
+  out.insert(out.end(), p, p + count * sizeof(T));
 }
 
-/// Reads values one after another from a checked buffer.
+/// Reads values one after another from a buffer whose size was checked.
 struct Reader {
   const uint8_t *p;
   template <class T> void get(T *values, size_t count) {
@@ -46,54 +55,68 @@ struct Reader {
   }
 };
 
+Status writeFile(const std::string &path, const std::vector<uint8_t> &bytes) {
+  // Through a temporary renamed over the old file: a reader never sees
+  // half a file, and a failed write leaves the old one.
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    if (out)
+      out.write(reinterpret_cast<const char *>(bytes.data()), std::streamsize(bytes.size()));
+    if (out)
+      out.flush();
+    if (!out) {
+      const std::string reason = std::strerror(errno);
+      std::remove(temporary.c_str());
+      return Error(fmt::format("cannot write {}: {}", temporary, reason));
+    }
+  }
+  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
+    std::remove(temporary.c_str());
+    return Error(fmt::format("cannot write {}: {}", path, reason));
+  }
+  return Status::ok();
+}
+
 } // namespace
 
 /// The one place that sees the drafter's and the table's insides.
 struct DrafterStateAccess {
   static Status write(const TreeDrafter &d, const std::string &path) {
     const TokenRecycling &r = d.recycling_;
+    const size_t k = size_t(r.k_);
     std::vector<uint8_t> payload;
-    put(payload, r.table_);
-    put(payload, r.probabilities_);
-    put(payload, r.pairTags_);
-    put(payload, r.pairIds_);
-    put(payload, r.pairProbabilities_);
-    put(payload, d.drafted_);
-    put(payload, d.accepted_);
+    for (int64_t token = 0; token < r.vocab_; ++token) {
+      put(payload, r.table_.data() + size_t(token) * k, k);
+      put(payload, r.probabilities_.data() + size_t(token) * k, k);
+    }
+    uint64_t pairs = 0;
+    for (size_t slot = 0; slot < TokenRecycling::kPairSlots; ++slot) {
+      if (r.pairTags_[slot] == ~uint64_t(0))
+        continue; // never written
+      const PairHead head{uint32_t(slot), 0, r.pairTags_[slot]};
+      put(payload, &head, 1);
+      put(payload, r.pairIds_.data() + slot * k, k);
+      put(payload, r.pairProbabilities_.data() + slot * k, k);
+      ++pairs;
+    }
+    put(payload, d.drafted_.data(), d.drafted_.size());
+    put(payload, d.accepted_.data(), d.accepted_.size());
     Header h{};
     std::memcpy(h.magic, kMagic, sizeof kMagic);
     h.version = kVersion;
     h.buckets = uint32_t(d.drafted_.size());
     h.vocab = r.vocab_;
     h.k = r.k_;
-    h.pairSlots = TokenRecycling::kPairSlots;
+    h.pairs = pairs;
     h.payloadBytes = payload.size();
     std::vector<uint8_t> file(sizeof h);
     std::memcpy(file.data(), &h, sizeof h);
     file.insert(file.end(), payload.begin(), payload.end());
     const uint64_t sum = artifact::checksum(file);
-    file.resize(file.size() + sizeof sum);
-    std::memcpy(file.data() + file.size() - sizeof sum, &sum, sizeof sum);
-
-    const std::string temporary = path + ".tmp";
-    {
-      std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-      if (out)
-        out.write(reinterpret_cast<const char *>(file.data()), std::streamsize(file.size()));
-      if (out)
-        out.flush();
-      if (!out) {
-        const std::string reason = std::strerror(errno);
-        std::remove(temporary.c_str());
-        return Error(fmt::format("cannot write {}: {}", temporary, reason));
-      }
-    }
-    if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-      const std::string reason = std::strerror(errno);
-      std::remove(temporary.c_str());
-      return Error(fmt::format("cannot write {}: {}", path, reason));
-    }
-    return Status::ok();
+    put(file, &sum, 1);
+    return writeFile(path, file);
   }
 
   static Expected<bool> read(const std::string &path, TreeDrafter &d) {
@@ -111,6 +134,14 @@ struct DrafterStateAccess {
                                     std::istreambuf_iterator<char>());
     if (in.bad())
       return Error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    if (Status s = decode(file, path, d); !s)
+      return s.error();
+    return true;
+  }
+
+  /// Checks every part of `file` before anything of `d` changes.
+  static Status decode(const std::vector<uint8_t> &file, const std::string &path,
+                       TreeDrafter &d) {
     Header h{};
     if (file.size() < sizeof h || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
       return Error(fmt::format("{}: not a drafter state file (as lathe-run --draft-state "
@@ -121,13 +152,14 @@ struct DrafterStateAccess {
       return Error(fmt::format("{}: drafter state version {}; this build reads version {}",
                                path, h.version, kVersion));
     TokenRecycling &r = d.recycling_;
-    // Sizes from the header, each checked before it is multiplied.
+    // Sizes from the header, each bounded before it is multiplied.
     const bool shapeOk = h.vocab > 0 && h.vocab <= (int64_t{1} << 31) && h.k > 0 &&
-                         h.k <= 1024 && h.pairSlots == TokenRecycling::kPairSlots &&
+                         h.k <= 1024 && h.pairs <= TokenRecycling::kPairSlots &&
                          h.buckets == d.drafted_.size();
-    const uint64_t rows = shapeOk ? uint64_t(h.vocab) * uint64_t(h.k) : 0;
-    const uint64_t pairRows = shapeOk ? h.pairSlots * uint64_t(h.k) : 0;
-    const uint64_t expected = rows * 8 + h.pairSlots * 8 + pairRows * 8 + uint64_t(h.buckets) * 16;
+    const uint64_t k = shapeOk ? uint64_t(h.k) : 0;
+    const uint64_t rows = shapeOk ? uint64_t(h.vocab) * k : 0;
+    const uint64_t pairBytes = sizeof(PairHead) + 8 * k;
+    const uint64_t expected = rows * 8 + h.pairs * pairBytes + uint64_t(h.buckets) * 16;
     if (!shapeOk || h.payloadBytes != expected ||
         file.size() != sizeof h + expected + sizeof(uint64_t))
       return Error(fmt::format("{}: damaged or cut short (its sizes do not add up to its "
@@ -141,58 +173,68 @@ struct DrafterStateAccess {
       return Error(fmt::format("{}: drafter state of a {}-token vocabulary; this model has {}",
                                path, h.vocab, r.vocab_));
 
+    // Read into fresh tables of the drafter's own width: each row keeps
+    // its best min(file's k, ours) successors, the rest unknown.
+    const size_t ours = size_t(r.k_), keep = std::min(size_t(k), ours);
+    auto damaged = [&](const char *what) {
+      return Error(fmt::format("{}: damaged ({})", path, what));
+    };
+    auto idOk = [&](int32_t id) { return id >= -1 && id < h.vocab; };
+    auto probabilityOk = [](float p) { return p >= 0.0f && p <= 1.0f; };
     Reader reader{file.data() + sizeof h};
-    const size_t k = size_t(h.k), ours = size_t(r.k_), keep = std::min(k, ours);
-    std::vector<int32_t> ids(static_cast<size_t>(rows));
-    std::vector<float> ps(static_cast<size_t>(rows));
-    reader.get(ids.data(), ids.size());
-    reader.get(ps.data(), ps.size());
-    std::vector<uint64_t> tags(h.pairSlots);
-    reader.get(tags.data(), tags.size());
-    std::vector<int32_t> pairIds(h.pairSlots * k);
-    std::vector<float> pairPs(h.pairSlots * k);
-    reader.get(pairIds.data(), pairIds.size());
-    reader.get(pairPs.data(), pairPs.size());
+    std::vector<int32_t> ids(static_cast<size_t>(k));
+    std::vector<float> ps(static_cast<size_t>(k));
+    std::vector<int32_t> table(r.table_.size(), -1);
+    std::vector<float> probabilities(r.probabilities_.size(), 0.0f);
+    for (int64_t token = 0; token < h.vocab; ++token) {
+      reader.get(ids.data(), ids.size());
+      reader.get(ps.data(), ps.size());
+      if (!std::all_of(ids.begin(), ids.end(), idOk) ||
+          !std::all_of(ps.begin(), ps.end(), probabilityOk))
+        return damaged("a successor outside the vocabulary or a probability outside [0, 1]");
+      std::copy_n(ids.begin(), keep, table.begin() + token * ours);
+      std::copy_n(ps.begin(), keep, probabilities.begin() + token * ours);
+    }
+    std::vector<uint64_t> tags(TokenRecycling::kPairSlots, ~uint64_t(0));
+    std::vector<int32_t> pairIds(r.pairIds_.size(), -1);
+    std::vector<float> pairPs(r.pairProbabilities_.size(), 0.0f);
+    int64_t lastSlot = -1;
+    for (uint64_t i = 0; i < h.pairs; ++i) {
+      PairHead head;
+      reader.get(&head, 1);
+      reader.get(ids.data(), ids.size());
+      reader.get(ps.data(), ps.size());
+      const int32_t previous = int32_t(head.tag >> 32), token = int32_t(head.tag & 0xFFFFFFFFu);
+      // The slots ascending, each holding a pair of ids that hashes to it
+      // (else no lookup would ever reach it).
+      if (int64_t(head.slot) <= lastSlot || head.slot >= TokenRecycling::kPairSlots ||
+          head.zero != 0 || previous < 0 || previous >= h.vocab || token < 0 ||
+          token >= h.vocab || r.pairSlot(previous, token) != head.slot)
+        return damaged("a pair slot out of order, or not the slot of its pair");
+      if (!std::all_of(ids.begin(), ids.end(), idOk) ||
+          !std::all_of(ps.begin(), ps.end(), probabilityOk))
+        return damaged("a successor outside the vocabulary or a probability outside [0, 1]");
+      lastSlot = head.slot;
+      tags[head.slot] = head.tag;
+      std::copy_n(ids.begin(), keep, pairIds.begin() + head.slot * ours);
+      std::copy_n(ps.begin(), keep, pairPs.begin() + head.slot * ours);
+    }
     std::vector<double> drafted(h.buckets), accepted(h.buckets);
     reader.get(drafted.data(), drafted.size());
     reader.get(accepted.data(), accepted.size());
-    // An id outside the vocabulary would be drafted as a token: refuse the
-    // file rather than check every draft.
-    auto idsValid = [&](const std::vector<int32_t> &v) {
-      return std::all_of(v.begin(), v.end(), [&](int32_t id) { return id >= -1 && id < h.vocab; });
-    };
-    auto probabilitiesValid = [](const std::vector<float> &v) {
-      return std::all_of(v.begin(), v.end(), [](float p) { return p >= 0.0f && p <= 1.0f; });
-    };
-    auto countsValid = [&] {
-      for (size_t b = 0; b < drafted.size(); ++b)
-        if (!(drafted[b] >= 0 && accepted[b] >= 0 && accepted[b] <= drafted[b]))
-          return false;
-      return true;
-    };
-    if (!idsValid(ids) || !idsValid(pairIds) || !probabilitiesValid(ps) ||
-        !probabilitiesValid(pairPs) || !countsValid())
-      return Error(fmt::format("{}: damaged (a successor outside the vocabulary, or a "
-                               "probability or acceptance count out of range)",
-                               path));
+    for (size_t b = 0; b < drafted.size(); ++b)
+      if (!(drafted[b] >= 0 && accepted[b] >= 0 && accepted[b] <= drafted[b] &&
+            drafted[b] < 1e300))
+        return damaged("acceptance counts out of range");
 
-    // Rows of the file's k successors into rows of the table's own width:
-    // each keeps its best min(k, ours), the rest unknown.
-    auto narrow = [&](const std::vector<int32_t> &fromIds, const std::vector<float> &fromPs,
-                      size_t count, std::vector<int32_t> &toIds, std::vector<float> &toPs) {
-      std::fill(toIds.begin(), toIds.end(), -1);
-      std::fill(toPs.begin(), toPs.end(), 0.0f);
-      for (size_t row = 0; row < count; ++row) {
-        std::copy_n(fromIds.begin() + row * k, keep, toIds.begin() + row * ours);
-        std::copy_n(fromPs.begin() + row * k, keep, toPs.begin() + row * ours);
-      }
-    };
-    narrow(ids, ps, size_t(h.vocab), r.table_, r.probabilities_);
-    narrow(pairIds, pairPs, h.pairSlots, r.pairIds_, r.pairProbabilities_);
+    r.table_ = std::move(table);
+    r.probabilities_ = std::move(probabilities);
     r.pairTags_ = std::move(tags);
+    r.pairIds_ = std::move(pairIds);
+    r.pairProbabilities_ = std::move(pairPs);
     d.drafted_ = std::move(drafted);
     d.accepted_ = std::move(accepted);
-    return true;
+    return Status::ok();
   }
 };
 

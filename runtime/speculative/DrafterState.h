@@ -8,12 +8,15 @@
 //
 // Format (host byte order, little-endian on every target Lathe builds
 // for): a 48-byte header (magic "LTHDRFT1", version, bucket count,
-// vocabulary, successors per row, pair slots), then the token table's ids
-// and probabilities (vocab x k), the pair table's tags, ids and
-// probabilities (slots, slots x k, slots x k), the buckets' drafted and
+// vocabulary, successors per row k, pair slots stored, payload bytes),
+// then the token table's rows (each token's k ids, then their k
+// probabilities), the
+// occupied slots of the pair table in ascending order (slot, zero, the
+// pair as a 64-bit tag, k ids, k probabilities), the buckets' drafted and
 // accepted counts (doubles), and a 64-bit checksum of everything before it
 // (artifact::checksum). A file written with another k (another tree
-// shape) loads: each row keeps as many successors as both hold.
+// shape) loads: each row keeps as many successors as both hold. Ids,
+// probabilities, counts and each pair's slot are checked on load.
 #pragma once
 
 #include "runtime/speculative/TreeDrafter.h"

@@ -333,6 +333,15 @@ def seeds_completion_request(out, args):
         write(out, f"body{i}", json.dumps(body).encode())
 
 
+def seeds_draft_files(out, args):
+    """Texts files of ids below the target's vocabulary of 16, alone and
+    before a NUL and the start of a state (the target's mutator writes
+    whole states from there)."""
+    write(out, "texts", b"1 2 3 4\n5 6 7\n1 2 3 9\n")
+    write(out, "texts-and-state", b"1 2 3\n\0LTHDRFT1")
+    write(out, "spaces", b"\n 4  5\t6 \r\n\n")
+
+
 SEEDS = {
     "llama2c-checkpoint": seeds_llama2c_checkpoint,
     "llama2c-tokenizer": seeds_llama2c_tokenizer,
@@ -344,6 +353,7 @@ SEEDS = {
     "gguf": seeds_gguf,
     "chat-template": seeds_chat_template,
     "completion-request": seeds_completion_request,
+    "draft-files": seeds_draft_files,
 }
 
 

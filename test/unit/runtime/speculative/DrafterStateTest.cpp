@@ -4,7 +4,10 @@
 // line of error that changes nothing.
 #include "runtime/speculative/DrafterState.h"
 
+#include "runtime/artifact/FileHeader.h"
+
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -148,6 +151,29 @@ TEST(DrafterState, BadFilesAreOneLineErrorsThatChangeNothing) {
   bytes[bytes.size() / 2] ^= 0x10;
   write(bytes);
   expectError("a flipped bit", "checksum");
+  // Contents a checksum does not catch (the checksum recomputed): a
+  // successor outside the vocabulary, a pair in a slot its hash does not
+  // give, a probability above 1.
+  auto rewritten = [&](size_t offset, const void *value, size_t size) {
+    std::vector<char> b = good;
+    std::memcpy(b.data() + offset, value, size);
+    const uint64_t sum = artifact::checksum(
+        {reinterpret_cast<const uint8_t *>(b.data()), b.size() - sizeof(uint64_t)});
+    std::memcpy(b.data() + b.size() - sizeof sum, &sum, sizeof sum);
+    write(b);
+  };
+  const int32_t outside = 40;
+  rewritten(48, &outside, 4); // token 0's first successor
+  expectError("an id outside", "outside the vocabulary");
+  const float above = 1.5f;
+  rewritten(48 + 8 * 4, &above, 4); // token 0's first probability (k = 8)
+  expectError("a probability above 1", "outside [0, 1]");
+  uint32_t slot;
+  const size_t firstPair = 48 + 40 * 8 * 8; // after the token table
+  std::memcpy(&slot, good.data() + firstPair, 4);
+  const uint32_t moved = slot ^ 1;
+  rewritten(firstPair, &moved, 4);
+  expectError("a pair in another slot", "not the slot of its pair");
   // Another vocabulary (the file is whole and well formed).
   TreeDrafter other(41, shape, {});
   write(good);
