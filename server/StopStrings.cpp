@@ -9,13 +9,21 @@ std::string StopStrings::add(std::string_view text) {
   if (stopped_)
     return {};
   pending_ += text;
-  // The earliest stop string wins: text before it is released.
-  size_t first = std::string::npos;
-  for (const std::string &s : stops_)
-    first = std::min(first, pending_.find(s));
-  if (first != std::string::npos) {
+  // The stop string that ends first wins, as generation one character at
+  // a time would meet it (of two ending together, the one that starts
+  // first): text before it is released. Whatever pieces the text comes in,
+  // the cut is the same. A string's first occurrence is its earliest end.
+  size_t end = std::string::npos, start = std::string::npos;
+  for (const std::string &s : stops_) {
+    const size_t at = pending_.find(s);
+    if (at != std::string::npos && (at + s.size() < end || (at + s.size() == end && at < start))) {
+      end = at + s.size();
+      start = at;
+    }
+  }
+  if (start != std::string::npos) {
     stopped_ = true;
-    std::string out = pending_.substr(0, first);
+    std::string out = pending_.substr(0, start);
     pending_.clear();
     return out;
   }

@@ -1,6 +1,8 @@
 // A request's stop strings over its streamed text: text is released as soon
-// as it cannot be the start of a stop string, and generation ends where one
-// first appears (the stop string itself is not returned, as in OpenAI's API).
+// as it cannot be the start of a stop string, and generation ends at the
+// first stop string to be completed (the one that ends first; of two that
+// end together, the longer), which does not depend on the pieces the text
+// comes in. The stop string itself is not returned, as in OpenAI's API.
 #pragma once
 
 #include <string>

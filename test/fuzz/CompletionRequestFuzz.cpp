@@ -1,7 +1,8 @@
 // Fuzzes lathe-serve's reading of request bodies (server/CompletionRequest.h)
 // and its stop strings: a body is refused with a 4xx and a message, or
 // accepted with every field in range; a stop-string matcher fed the body's
-// text in pieces releases a prefix of it, cut before the first stop string.
+// text in pieces releases a prefix of it, cut before the stop string that
+// is completed first.
 #include "server/CompletionRequest.h"
 #include "server/StopStrings.h"
 
@@ -34,7 +35,8 @@ void checkAccepted(const lathe::server::CompletionRequest &r) {
 }
 
 /// Feeds `text` to a matcher in pieces of `step` bytes; what it releases
-/// must be `text` up to the first stop string (or all of it).
+/// must be `text` up to the stop string completed first, read one byte at
+/// a time (or all of it).
 void checkStopStrings(const std::vector<std::string> &stops, std::string_view text, size_t step) {
   lathe::server::StopStrings matcher(stops);
   std::string out;
@@ -42,8 +44,10 @@ void checkStopStrings(const std::vector<std::string> &stops, std::string_view te
     out += matcher.add(text.substr(at, step));
   out += matcher.flush();
   size_t cut = text.size();
-  for (const std::string &s : stops)
-    cut = std::min(cut, text.find(s));
+  for (size_t end = 1; end <= text.size() && cut == text.size(); ++end)
+    for (const std::string &s : stops) // the longest of those ending here
+      if (s.size() <= end && text.substr(end - s.size(), s.size()) == s)
+        cut = std::min(cut, end - s.size());
   if (out != text.substr(0, cut))
     fail("the stop strings released something else than the text before the first one");
 }

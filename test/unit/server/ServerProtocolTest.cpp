@@ -184,6 +184,21 @@ TEST(StopStringsTest, CutsAtTheEarliestStopStringAcrossPieces) {
   EXPECT_EQ(feed(none, {"a", "b"}), "ab");
 }
 
+TEST(StopStringsTest, TheStopStringCompletedFirstWinsInPiecesOfAnySize) {
+  // "i" is complete before "time" is, in one piece as in five: generation
+  // a character at a time would stop there (a fuzzer found the two
+  // differing when the earliest start won).
+  for (const std::vector<std::string> &pieces :
+       {std::vector<std::string>{"xtime"}, {"x", "t", "i", "m", "e"}, {"xt", "ime"}}) {
+    StopStrings s({"time", "i"});
+    EXPECT_EQ(feed(s, pieces), "xt");
+    EXPECT_TRUE(s.stopped());
+  }
+  // Two ending together: the longer one (it starts first).
+  StopStrings tie({"me", "time"});
+  EXPECT_EQ(feed(tie, {"a time"}), "a ");
+}
+
 TEST(CompletionResponseTest, ChunksAndBodiesHaveOpenAIsShape) {
   ResponseHeader chat{Endpoint::ChatCompletions, "chatcmpl-1", 100, "m"};
   json first = chunkJson(chat, "", std::nullopt, true, true);
