@@ -1,6 +1,5 @@
 #include "server/LoadModel.h"
 
-#include "runtime/speculative/DrafterState.h"
 #include "runtime/speculative/SpeculativeGeneration.h"
 #include "runtime/speculative/SuffixIndex.h"
 #include "runtime/support/MappedFile.h"
@@ -56,20 +55,12 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
     if (!shape)
       return Error("--speculate: " + shape.error().message());
     scheduling.speculate = shape.take();
-    if (!options.draftHistory.empty() || !options.draftState.empty()) {
-      const int64_t vocab = (*executable)->config().vocab;
-      drafter = std::make_shared<speculative::TreeDrafter>(vocab, *scheduling.speculate,
-                                                           scheduling.drafting);
-      if (!options.draftHistory.empty()) {
-        auto texts = speculative::readTextsFile(options.draftHistory, vocab);
-        if (!texts)
-          return Error("--draft-history: " + texts.error().message());
-        for (const std::vector<int32_t> &text : *texts)
-          drafter->remember(text);
-      }
-      if (!options.draftState.empty())
-        if (auto read = speculative::readDrafterState(options.draftState, *drafter); !read)
-          return Error("--draft-state: " + read.error().message());
+    if (options.draftFiles.any()) {
+      auto opened = speculative::openDrafter((*executable)->config().vocab, *scheduling.speculate,
+                                             scheduling.drafting, options.draftFiles);
+      if (!opened)
+        return opened.error();
+      drafter = opened.take();
       scheduling.drafter = drafter;
     }
   }
@@ -111,16 +102,13 @@ Expected<int64_t> saveDrafter(ServedModel &model, const LoadOptions &options) {
   // its capacity it drops the oldest).
   const int64_t fresh = std::min<int64_t>(history.added() - model.textsAtLoad,
                                           static_cast<int64_t>(history.texts()));
-  if (!options.draftHistory.empty()) {
-    const auto texts = history.contents();
-    for (size_t i = texts.size() - static_cast<size_t>(fresh); i < texts.size(); ++i)
-      if (Status s = speculative::appendTextToFile(options.draftHistory, texts[i]); !s)
-        return Error("--draft-history: " + s.error().message());
-  }
-  if (!options.draftState.empty())
-    if (Status s = speculative::writeDrafterState(*model.drafter, options.draftState); !s)
-      return Error("--draft-state: " + s.error().message());
-  return options.draftHistory.empty() ? int64_t{0} : fresh;
+  const auto held = history.contents();
+  std::vector<std::vector<int32_t>> texts;
+  for (size_t i = held.size() - static_cast<size_t>(fresh); i < held.size(); ++i)
+    texts.emplace_back(held[i].begin(), held[i].end());
+  if (Status s = speculative::keepDrafter(*model.drafter, options.draftFiles, texts); !s)
+    return s.error();
+  return options.draftFiles.history.empty() ? int64_t{0} : fresh;
 }
 
 } // namespace lathe::server

@@ -4,6 +4,7 @@
 
 #include "runtime/artifact/Artifact.h"
 #include "runtime/backend/Executable.h"
+#include "runtime/speculative/DraftFiles.h"
 #include "runtime/support/MappedFile.h"
 #include "server/ServedModel.h"
 
@@ -32,7 +33,7 @@ struct LoadOptions {
   /// With speculate: files the drafter starts from and that saveDrafter
   /// brings up to date (lathe-serve --draft-history, --draft-state; "":
   /// none). A missing file is none.
-  std::string draftHistory, draftState;
+  speculative::DraftFiles draftFiles;
 };
 
 /// Fails with one line: an unreadable artifact, no tokenizer in it, a chat
@@ -42,9 +43,12 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
                                                        Metrics &metrics);
 
 /// Once serving has ended: stops `model`'s engine (no request runs after
-/// this), then appends the texts its requests finished since the load to
-/// options.draftHistory and writes the drafter's state to
-/// options.draftState, where given. Returns the texts appended.
+/// this), then writes the drafter's state to the state file and appends
+/// to the history file the texts its requests finished since the load
+/// (cancelled ones too) that the drafter's index still holds: it keeps the
+/// last 1M tokens, the texts read at the start included, so a server that
+/// wrote more than that since keeps only the newest. Returns the texts
+/// appended.
 Expected<int64_t> saveDrafter(ServedModel &model, const LoadOptions &options);
 
 } // namespace lathe::server

@@ -13,6 +13,10 @@
 #include <iterator>
 #include <vector>
 
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
 namespace lathe::speculative {
 
 namespace {
@@ -56,22 +60,27 @@ struct Reader {
 };
 
 Status writeFile(const std::string &path, const std::vector<uint8_t> &bytes) {
-  // Through a temporary renamed over the old file: a reader never sees
-  // half a file, and a failed write leaves the old one.
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    if (out)
-      out.write(reinterpret_cast<const char *>(bytes.data()), std::streamsize(bytes.size()));
-    if (out)
-      out.flush();
-    if (!out) {
-      const std::string reason = std::strerror(errno);
+  // Through a temporary file of its own in the same folder, renamed over
+  // the old file: a reader never sees half a file, a failed write leaves
+  // the old one, and two writers never share a temporary.
+  std::string temporary = path + ".XXXXXX";
+  const int fd = ::mkstemp(temporary.data());
+  if (fd < 0)
+    return Error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      const std::string reason = n < 0 ? std::strerror(errno) : "nothing written";
+      ::close(fd);
       std::remove(temporary.c_str());
       return Error(fmt::format("cannot write {}: {}", temporary, reason));
     }
+    done += size_t(n);
   }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
+  if (::close(fd) != 0 || std::rename(temporary.c_str(), path.c_str()) != 0) {
     const std::string reason = std::strerror(errno);
     std::remove(temporary.c_str());
     return Error(fmt::format("cannot write {}: {}", path, reason));
@@ -130,41 +139,72 @@ struct DrafterStateAccess {
         return false;
       return Error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
     }
-    const std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)),
-                                    std::istreambuf_iterator<char>());
-    if (in.bad())
-      return Error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    // The header first: its sizes say how long the file must be, so a
+    // wrong path (an artifact, a device) is refused without reading it.
+    std::vector<uint8_t> file(sizeof(Header));
+    in.read(reinterpret_cast<char *>(file.data()), std::streamsize(file.size()));
+    file.resize(size_t(in.gcount()));
+    const Expected<uint64_t> length = expectedLength(file, path, d);
+    if (!length)
+      return length.error();
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec || size != *length)
+      return Error(fmt::format("{}: damaged or cut short (its sizes do not add up to its "
+                               "length)",
+                               path));
+    file.resize(size_t(size));
+    in.read(reinterpret_cast<char *>(file.data() + sizeof(Header)),
+            std::streamsize(size - sizeof(Header)));
+    if (uint64_t(in.gcount()) != size - sizeof(Header))
+      return Error(fmt::format("cannot read {}: {}", path,
+                               in.bad() ? std::strerror(errno) : "it ended early"));
     if (Status s = decode(file, path, d); !s)
       return s.error();
     return true;
   }
 
-  /// Checks every part of `file` before anything of `d` changes.
-  static Status decode(const std::vector<uint8_t> &file, const std::string &path,
-                       TreeDrafter &d) {
+  /// The file's length as its header says (`head`: its first bytes), or
+  /// the error of a header that is not a state of this build.
+  static Expected<uint64_t> expectedLength(const std::vector<uint8_t> &head,
+                                           const std::string &path, const TreeDrafter &d) {
     Header h{};
-    if (file.size() < sizeof h || std::memcmp(file.data(), kMagic, sizeof kMagic) != 0)
+    if (head.size() < sizeof h || std::memcmp(head.data(), kMagic, sizeof kMagic) != 0)
       return Error(fmt::format("{}: not a drafter state file (as lathe-run --draft-state "
                                "writes)",
                                path));
-    std::memcpy(&h, file.data(), sizeof h);
+    std::memcpy(&h, head.data(), sizeof h);
     if (h.version != kVersion)
       return Error(fmt::format("{}: drafter state version {}; this build reads version {}",
                                path, h.version, kVersion));
-    TokenRecycling &r = d.recycling_;
-    // Sizes from the header, each bounded before it is multiplied.
-    const bool shapeOk = h.vocab > 0 && h.vocab <= (int64_t{1} << 31) && h.k > 0 &&
-                         h.k <= 1024 && h.pairs <= TokenRecycling::kPairSlots &&
-                         h.buckets == d.drafted_.size();
-    const uint64_t k = shapeOk ? uint64_t(h.k) : 0;
-    const uint64_t rows = shapeOk ? uint64_t(h.vocab) * k : 0;
-    const uint64_t pairBytes = sizeof(PairHead) + 8 * k;
-    const uint64_t expected = rows * 8 + h.pairs * pairBytes + uint64_t(h.buckets) * 16;
-    if (!shapeOk || h.payloadBytes != expected ||
-        file.size() != sizeof h + expected + sizeof(uint64_t))
+    if (h.buckets != d.drafted_.size())
+      return Error(fmt::format("{}: written by a build with {} kinds of draft, this one has {}",
+                               path, h.buckets, d.drafted_.size()));
+    // Each size bounded before it is multiplied.
+    if (!(h.vocab > 0 && h.vocab <= (int64_t{1} << 31) && h.k > 0 && h.k <= 1024 &&
+          h.pairs <= TokenRecycling::kPairSlots))
+      return Error(fmt::format("{}: damaged (sizes out of range)", path));
+    const uint64_t k = uint64_t(h.k);
+    const uint64_t payload = uint64_t(h.vocab) * k * 8 + h.pairs * (sizeof(PairHead) + 8 * k) +
+                             uint64_t(h.buckets) * 16;
+    if (h.payloadBytes != payload)
+      return Error(fmt::format("{}: damaged (sizes out of range)", path));
+    return sizeof h + payload + sizeof(uint64_t);
+  }
+
+  /// Checks every part of `file` before anything of `d` changes.
+  static Status decode(const std::vector<uint8_t> &file, const std::string &path,
+                       TreeDrafter &d) {
+    const Expected<uint64_t> length = expectedLength(file, path, d);
+    if (!length)
+      return length.error();
+    if (file.size() != *length)
       return Error(fmt::format("{}: damaged or cut short (its sizes do not add up to its "
                                "length)",
                                path));
+    Header h{};
+    std::memcpy(&h, file.data(), sizeof h);
+    TokenRecycling &r = d.recycling_;
+    const uint64_t k = uint64_t(h.k);
     uint64_t stored;
     std::memcpy(&stored, file.data() + file.size() - sizeof stored, sizeof stored);
     if (artifact::checksum({file.data(), file.size() - sizeof stored}) != stored)

@@ -64,10 +64,6 @@ void insertContinuation(ContinuationTrie &trie, std::span<const int32_t> continu
 
 } // namespace
 
-namespace {
-uint64_t pairKey(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
-} // namespace
-
 void TextIndex::update(std::span<const int32_t> text) {
   const int64_t size = static_cast<int64_t>(text.size());
   if (size < size_ || (size_ > 0 && (text[0] != first_ || text[size_t(size_ - 1)] != last_))) {
@@ -76,7 +72,7 @@ void TextIndex::update(std::span<const int32_t> text) {
   }
   previous_.resize(size_t(size + 1), -1);
   for (int64_t p = std::max<int64_t>(size_ + 1, 2); p <= size; ++p) {
-    int32_t &last = lastByPair_.try_emplace(pairKey(text[size_t(p - 2)], text[size_t(p - 1)]), -1)
+    int32_t &last = lastByPair_.try_emplace(tokenPairKey(text[size_t(p - 2)], text[size_t(p - 1)]), -1)
                         .first->second;
     previous_[size_t(p)] = last;
     last = static_cast<int32_t>(p);
@@ -87,7 +83,7 @@ void TextIndex::update(std::span<const int32_t> text) {
 }
 
 int32_t TextIndex::lastAfter(int32_t a, int32_t b) const {
-  const auto it = lastByPair_.find(pairKey(a, b));
+  const auto it = lastByPair_.find(tokenPairKey(a, b));
   return it == lastByPair_.end() ? -1 : it->second;
 }
 

@@ -10,6 +10,7 @@
 
 #include "runtime/speculative/DraftTree.h"
 #include "runtime/speculative/SuffixIndex.h"
+#include "runtime/speculative/TokenPair.h"
 
 #include <cstdint>
 #include <span>
@@ -71,8 +72,8 @@ public:
 private:
   int64_t size_ = 0;
   int32_t first_ = -1, last_ = -1;
-  // Pair -> its last position; each position -> the pair's one before
-  // (4 bytes a token, where a list a pair would be several times that).
+  // Pair -> its last position (a hash map entry per distinct pair); each
+  // position -> the pair's one before (4 bytes a token).
   std::unordered_map<uint64_t, int32_t> lastByPair_;
   std::vector<int32_t> previous_;
 };

@@ -53,7 +53,7 @@ void SuffixIndex::index(int64_t from) {
   for (int64_t p = std::max<int64_t>(from, 0) + 2; p <= static_cast<int64_t>(tokens_.size()); ++p) {
     const int32_t a = tokens_[size_t(p - 2)], b = tokens_[size_t(p - 1)];
     if (a >= 0 && b >= 0)
-      byPair_[pairKey(a, b)].push_back(static_cast<int32_t>(p));
+      byPair_[tokenPairKey(a, b)].push_back(static_cast<int32_t>(p));
   }
 }
 
@@ -78,7 +78,7 @@ void SuffixIndex::occurrences(std::span<const int32_t> suffix, int64_t length,
                               const std::function<bool(std::span<const int32_t>)> &visit) const {
   if (suffix.size() < 2 || length < 0)
     return;
-  const auto it = byPair_.find(pairKey(suffix[suffix.size() - 2], suffix.back()));
+  const auto it = byPair_.find(tokenPairKey(suffix[suffix.size() - 2], suffix.back()));
   if (it == byPair_.end())
     return;
   const std::vector<int32_t> &positions = it->second;

@@ -13,6 +13,7 @@
 // tokens: adding past that drops the oldest texts.
 #pragma once
 
+#include "runtime/speculative/TokenPair.h"
 #include "runtime/support/Expected.h"
 
 #include <cstdint>
@@ -57,9 +58,6 @@ public:
 
 private:
   void index(int64_t from);
-  static uint64_t pairKey(int32_t a, int32_t b) {
-    return (uint64_t(uint32_t(a)) << 32) | uint32_t(b);
-  }
 
   int64_t capacity_;
   int64_t held_ = 0;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "runtime/sampling/Sampler.h"
+#include "runtime/speculative/TokenPair.h"
 
 namespace lathe::speculative {
 
@@ -12,14 +13,9 @@ TokenRecycling::TokenRecycling(int64_t vocab, int32_t k)
       probabilities_(size_t(vocab) * size_t(k_), 0.0f), pairTags_(kPairSlots, ~uint64_t(0)),
       pairIds_(kPairSlots * size_t(k_), -1), pairProbabilities_(kPairSlots * size_t(k_), 0.0f) {}
 
-namespace {
-uint64_t pairKey(int32_t previous, int32_t token) {
-  return (uint64_t(uint32_t(previous)) << 32) | uint32_t(token);
-}
-} // namespace
 
 size_t TokenRecycling::pairSlot(int32_t previous, int32_t token) const {
-  uint64_t state = pairKey(previous, token);
+  uint64_t state = tokenPairKey(previous, token);
   return size_t(splitmix64Next(state) & (kPairSlots - 1));
 }
 
@@ -35,7 +31,7 @@ std::span<const int32_t> TokenRecycling::pairSuccessors(int32_t previous, int32_
   if (previous < 0 || token < 0)
     return {};
   const size_t slot = pairSlot(previous, token);
-  if (pairTags_[slot] != pairKey(previous, token))
+  if (pairTags_[slot] != tokenPairKey(previous, token))
     return {};
   return {pairIds_.data() + slot * size_t(k_), pairLength(slot)};
 }
@@ -99,7 +95,7 @@ void TokenRecycling::update(int32_t token, std::span<const float> logits, int32_
   if (previous < 0)
     return;
   const size_t slot = pairSlot(previous, token);
-  pairTags_[slot] = pairKey(previous, token);
+  pairTags_[slot] = tokenPairKey(previous, token);
   std::copy(row, row + k, pairIds_.data() + slot * k);
   std::copy(p, p + k, pairProbabilities_.data() + slot * k);
 }

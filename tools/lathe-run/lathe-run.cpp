@@ -4,7 +4,7 @@
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
 #include "runtime/serving/Scheduler.h"
-#include "runtime/speculative/DrafterState.h"
+#include "runtime/speculative/DraftFiles.h"
 #include "runtime/speculative/SpeculativeGeneration.h"
 #include "runtime/tokenizer/OpenTokenizer.h"
 #include "runtime/tokenizer/TextTokenizer.h"
@@ -99,9 +99,22 @@ lathe::Expected<PromptsRun> speculatePrompts(lathe::backend::Executable &executa
   serving::SchedulerOptions options;
   options.prefill = serving::PrefillPolicy::Chunked;
   options.maxSequences = static_cast<int64_t>(prompts.size());
-  // Room for every sequence's full tree, and prompts in big chunks.
-  options.tokenBudget =
-      std::max<int64_t>(512, options.maxSequences * spec.shape.nodes().size());
+  // Room for every sequence's full tree (within 8192 tokens a step), and
+  // prompts in big chunks.
+  options.tokenBudget = std::max<int64_t>(
+      options.maxSequences,
+      std::min<int64_t>(8192, std::max<int64_t>(512, options.maxSequences *
+                                                         int64_t(spec.shape.nodes().size()))));
+  // The cache generateMany would make: each prompt and its new tokens in
+  // whole blocks, not a whole context a sequence (a tree stays within its
+  // request's blocks).
+  const lathe::plan::ModelConfig &config = executable.config();
+  const int64_t block = executable.kvLayout(1).blockSize;
+  for (const std::vector<int32_t> &prompt : prompts) {
+    const int64_t tokens = std::min<int64_t>(
+        config.context, int64_t(prompt.size()) + std::min(gen.maxNewTokens, config.context));
+    options.kvTokens += (tokens + block - 1) / block * block;
+  }
   options.speculate = spec.shape;
   options.drafting = spec.drafting;
   options.drafter = spec.drafter;
@@ -137,10 +150,13 @@ lathe::Expected<PromptsRun> speculatePrompts(lathe::backend::Executable &executa
       run.trees += trees;
       run.drafted += st.draftedTokens;
       run.accepted += st.acceptedDrafts;
-      run.decodeSeconds += st.seconds;
-    } else {
-      run.prefillSeconds += st.seconds;
     }
+    // A step's time goes to prefill and decoding by their shares of its
+    // tokens (a step carries prompt chunks beside trees when the prompts
+    // exceed one step's budget).
+    const double prefillShare = st.tokens ? double(st.prefillTokens) / double(st.tokens) : 0.0;
+    run.prefillSeconds += st.seconds * prefillShare;
+    run.decodeSeconds += st.seconds * (1 - prefillShare);
     for (const serving::Event &e : step->events)
       if (e.kind == serving::Event::Kind::Token) {
         const size_t i = indexOf[e.request - 1];
@@ -159,7 +175,7 @@ lathe::Expected<PromptsRun> speculatePrompts(lathe::backend::Executable &executa
 int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenizer &tokenizer,
                const std::string &path, const lathe::GenerationOptions &gen, bool printIds,
                const lathe::speculative::SpeculativeOptions *spec,
-               const std::string &draftHistory, const std::string &draftState) {
+               const lathe::speculative::DraftFiles &draftFiles) {
   auto text = lathe::readTextFile(path);
   if (!text)
     return fail(text.error().message());
@@ -229,22 +245,20 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
     std::fprintf(stderr,
                  "speculative decoding, tree %s: %lld steps verifying %lld trees, %.2f "
                  "accepted tokens per tree (%lld of %lld drafted tokens accepted); a node cost "
-                 "%.2f of a sequence's step, %zu sequences together (%s)\n",
+                 "%.2f of a step of one sequence (%s)\n",
                  spec->shape.str().c_str(), static_cast<long long>(run.steps),
                  static_cast<long long>(run.trees),
                  run.trees ? double(run.trees + run.accepted) / double(run.trees) : 0.0,
                  static_cast<long long>(run.accepted), static_cast<long long>(run.drafted),
-                 spec->drafter->cost().nodeCost(static_cast<int64_t>(prompts.size())),
-                 prompts.size(), spec->drafter->cost().measured() ? "measured" : "assumed");
-    for (size_t i = 0; i < prompts.size() && !draftHistory.empty(); ++i) {
-      std::vector<int32_t> text = prompts[i];
-      text.insert(text.end(), outputs[i].begin(), outputs[i].end());
-      if (lathe::Status s = lathe::speculative::appendTextToFile(draftHistory, text); !s)
-        return fail("--draft-history: " + s.error().message());
+                 spec->drafter->cost().nodeCost(),
+                 spec->drafter->cost().measured() ? "measured" : "assumed");
+    std::vector<std::vector<int32_t>> texts; // each prompt and its output, in order
+    for (size_t i = 0; i < prompts.size() && draftFiles.any(); ++i) {
+      texts.push_back(prompts[i]);
+      texts.back().insert(texts.back().end(), outputs[i].begin(), outputs[i].end());
     }
-    if (!draftState.empty())
-      if (lathe::Status s = lathe::speculative::writeDrafterState(*spec->drafter, draftState); !s)
-        return fail("--draft-state: " + s.error().message());
+    if (lathe::Status s = lathe::speculative::keepDrafter(*spec->drafter, draftFiles, texts); !s)
+      return fail(s.error().message());
   }
   printKvUse(executable, stored);
   return 0;
@@ -254,8 +268,8 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
 
 int main(int argc, char **argv) {
   CLI::App app{"lathe-run: run a Lathe artifact"};
-  std::string artifactPath, prompt, promptIds, perplexityFile, promptsFile, draftHistory,
-      draftState;
+  std::string artifactPath, prompt, promptIds, perplexityFile, promptsFile;
+  lathe::speculative::DraftFiles draftFiles;
   int64_t maxTokens = -1;
   lathe::GenerationOptions gen;
   bool printIds = false, ignoreEos = false;
@@ -283,12 +297,12 @@ int main(int argc, char **argv) {
   lathe::tools::SpeculateFlag speculateFlag;
   auto *speculateOpt = speculateFlag.addTo(app);
   speculateOpt->excludes(pplOpt);
-  app.add_option("--draft-history", draftHistory,
+  app.add_option("--draft-history", draftFiles.history,
                  "with --speculate: draft n-grams from the earlier texts in FILE too (one "
                  "per line, token ids separated by spaces, as --print-ids prints them; a "
                  "missing file is none), then append this run's prompts and outputs to it")
       ->needs(speculateOpt);
-  app.add_option("--draft-state", draftState,
+  app.add_option("--draft-state", draftFiles.state,
                  "with --speculate: start the drafter from what it learnt in earlier runs "
                  "(Token Recycling's tables and the acceptance of each kind of draft), kept "
                  "in FILE (a missing file is none), and write it back after this run")
@@ -326,20 +340,12 @@ int main(int argc, char **argv) {
     if (!shape)
       return fail("--speculate: " + shape.error().message());
     speculative.shape = shape.take();
-    // One drafter for the run: what it learns can then be kept.
-    speculative.drafter = std::make_shared<lathe::speculative::TreeDrafter>(
-        (*artifact)->config().vocab, speculative.shape, speculative.drafting);
-    if (!draftHistory.empty()) {
-      auto texts = lathe::speculative::readTextsFile(draftHistory, (*artifact)->config().vocab);
-      if (!texts)
-        return fail("--draft-history: " + texts.error().message());
-      for (const std::vector<int32_t> &text : *texts)
-        speculative.drafter->remember(text);
-    }
-    if (!draftState.empty())
-      if (auto read = lathe::speculative::readDrafterState(draftState, *speculative.drafter);
-          !read)
-        return fail("--draft-state: " + read.error().message());
+    // One drafter for the run, from the files: what it learns can be kept.
+    auto drafter = lathe::speculative::openDrafter((*artifact)->config().vocab, speculative.shape,
+                                                   speculative.drafting, draftFiles);
+    if (!drafter)
+      return fail(drafter.error().message());
+    speculative.drafter = drafter.take();
   }
   const int threads = (*executable)->threads();
   if (sessionFlags.options.threads > threads)
@@ -364,7 +370,7 @@ int main(int argc, char **argv) {
     gen.stopTokens = tokenizer->stopTokens();
   if (!promptsFile.empty())
     return runPrompts(**executable, *tokenizer, promptsFile, gen, printIds,
-                      *speculateOpt ? &speculative : nullptr, draftHistory, draftState);
+                      *speculateOpt ? &speculative : nullptr, draftFiles);
 
   auto session = lathe::Session::create(*executable);
   if (!session)
@@ -421,16 +427,12 @@ int main(int argc, char **argv) {
       return fail(run.error().message());
     speculated = *run;
     stats = run->generation;
-    if (!draftHistory.empty()) {
-      // The drafter's newest text is this prompt and its output.
-      const auto newest = speculative.drafter->history().newest();
-      if (lathe::Status s = lathe::speculative::appendTextToFile(draftHistory, newest); !s)
-        return fail("--draft-history: " + s.error().message());
-    }
-    if (!draftState.empty())
-      if (lathe::Status s = lathe::speculative::writeDrafterState(*speculative.drafter, draftState);
-          !s)
-        return fail("--draft-state: " + s.error().message());
+    // The drafter's newest text is this prompt and its output.
+    const auto newest = speculative.drafter->history().newest();
+    const std::vector<std::vector<int32_t>> texts{{newest.begin(), newest.end()}};
+    if (lathe::Status s = lathe::speculative::keepDrafter(*speculative.drafter, draftFiles, texts);
+        !s)
+      return fail(s.error().message());
   } else {
     stats = lathe::generate(*session, ids, gen, sink);
   }

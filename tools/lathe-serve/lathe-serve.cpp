@@ -75,12 +75,12 @@ int main(int argc, char **argv) {
       ->check(CLI::Range(int64_t{0}, kMostTokens));
   tools::SpeculateFlag speculateFlag;
   auto *speculateOpt = speculateFlag.addTo(app);
-  app.add_option("--draft-history", load.draftHistory,
+  app.add_option("--draft-history", load.draftFiles.history,
                  "with --speculate: draft n-grams from the earlier texts in FILE too (one "
                  "per line, token ids separated by spaces; a missing file is none), and "
                  "append every request's prompt and output to it when the server stops")
       ->needs(speculateOpt);
-  app.add_option("--draft-state", load.draftState,
+  app.add_option("--draft-state", load.draftFiles.state,
                  "with --speculate: start the drafter from the state in FILE (Token "
                  "Recycling's tables and the acceptance of each kind of draft; a missing "
                  "file is none), and write it back when the server stops")
@@ -149,17 +149,16 @@ int main(int argc, char **argv) {
     return 1;
   // Every request has ended: what the drafter learnt is kept for the next
   // start (the engine stops first, so nothing drafts meanwhile).
-  if (server::ServedModel *model = server.model();
-      model && (!load.draftHistory.empty() || !load.draftState.empty())) {
+  if (server::ServedModel *model = server.model(); model && load.draftFiles.any()) {
     auto kept = server::saveDrafter(*model, load);
     if (!kept)
       return fail(kept.error().message());
-    if (!load.draftHistory.empty())
-      std::fprintf(stderr, "lathe-serve: appended %lld texts to %s\n",
-                   static_cast<long long>(*kept), load.draftHistory.c_str());
-    if (!load.draftState.empty())
+    if (!load.draftFiles.state.empty())
       std::fprintf(stderr, "lathe-serve: wrote the drafter's state to %s\n",
-                   load.draftState.c_str());
+                   load.draftFiles.state.c_str());
+    if (!load.draftFiles.history.empty())
+      std::fprintf(stderr, "lathe-serve: appended %lld texts to %s\n",
+                   static_cast<long long>(*kept), load.draftFiles.history.c_str());
   }
   return 0;
 }

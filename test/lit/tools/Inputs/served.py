@@ -25,6 +25,8 @@ def start(serve, artifact, args):
                 break
             except urllib.error.HTTPError:
                 time.sleep(0.05)
+        else:
+            raise RuntimeError(f"{serve} never answered /health with 200 (30 s)")
     except BaseException:
         proc.kill()
         raise

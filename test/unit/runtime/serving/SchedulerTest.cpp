@@ -21,9 +21,11 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <set>
+#include <thread>
 
 namespace lathe::serving {
 namespace {
@@ -531,17 +533,24 @@ TEST_F(SchedulerTest, SpeculationStaysInEachRequestsBlocksAndTheSpareBudget) {
   }
 }
 
-TEST_F(SchedulerTest, SpeculationDraftsWithTheDrafterGivenAndTeachesIt) {
-  model.bump = 8.0f;
+/// Two sequences speculating over 3x2x1x1 trees with a drafter the caller
+/// keeps (options.drafter), nodes first taken as nearly free.
+SchedulerOptions withGivenDrafter() {
   SchedulerOptions options;
   options.maxSequences = 2;
   options.tokenBudget = 64;
   options.speculate = *speculative::parseTreeShape("3x2x1x1");
-  options.measureNodeCost = false;
   options.drafting.nodeCost = 0.05f;
-  auto drafter = std::make_shared<speculative::TreeDrafter>(kVocab, *options.speculate,
-                                                            options.drafting);
-  options.drafter = drafter;
+  options.drafter = std::make_shared<speculative::TreeDrafter>(kVocab, *options.speculate,
+                                                               options.drafting);
+  return options;
+}
+
+TEST_F(SchedulerTest, SpeculationDraftsWithTheDrafterGivenAndTeachesIt) {
+  model.bump = 8.0f;
+  SchedulerOptions options = withGivenDrafter();
+  options.measureNodeCost = false;
+  const auto drafter = options.drafter;
   Scheduler s = make(options);
   EXPECT_EQ(s.drafter(), drafter.get());
   const std::vector<std::pair<Request, int>> arrivals = {{request({1, 6}, 20), 0},
@@ -580,6 +589,35 @@ TEST_F(SchedulerTest, SpeculationDraftsWithTheDrafterGivenAndTeachesIt) {
   EXPECT_NE(vocab.error().message().find("vocabulary of 33 tokens, the model 32"),
             std::string::npos)
       << vocab.error().message();
+}
+
+TEST_F(SchedulerTest, SpeculationMeasuresWhatANodeCostsFromTheDecodeSteps) {
+  // Steps that take 2 ms plus 1 ms a token: a node costs 1 / (2 + 1) of a
+  // step of one root. The scheduler fits its decode steps (sleeping only
+  // lengthens them, so the bounds are loose).
+  model.bump = 8.0f;
+  SchedulerOptions options = withGivenDrafter();
+  const auto drafter = options.drafter;
+  auto s = Scheduler::create(
+      fakeConfig(),
+      [this](const Batch &b, kv::PagedKVCache &kv) {
+        std::this_thread::sleep_for(std::chrono::microseconds(2000 + 1000 * b.size()));
+        return model(b, kv);
+      },
+      makeCache(64), options);
+  ASSERT_TRUE(s) << s.error().message();
+  runAll(*s, {{request({1, 6}, 40), 0}, {request({2, 6}, 40), 0}});
+  EXPECT_TRUE(drafter->cost().measured());
+  EXPECT_GT(drafter->cost().nodeCost(), 0.15);
+  EXPECT_LT(drafter->cost().nodeCost(), 0.6);
+  // Off, the drafter keeps the cost it has.
+  options = withGivenDrafter();
+  options.measureNodeCost = false;
+  const auto fresh = options.drafter;
+  Scheduler unmeasured = make(options);
+  runAll(unmeasured, {{request({1, 6}, 40), 0}});
+  EXPECT_FALSE(fresh->cost().measured());
+  EXPECT_DOUBLE_EQ(fresh->cost().nodeCost(), 0.05f);
 }
 
 TEST_F(SchedulerTest, LayeredPrefillRunsAGroupPerStepBesideTheDecodes) {

@@ -6,6 +6,7 @@
 
 #include "runtime/artifact/FileHeader.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -165,6 +166,26 @@ TEST(DrafterState, BadFilesAreOneLineErrorsThatChangeNothing) {
   const int32_t outside = 40;
   rewritten(48, &outside, 4); // token 0's first successor
   expectError("an id outside", "outside the vocabulary");
+  // The last token's row: the rows before it are read and checked first,
+  // and still nothing of the drafter changes.
+  rewritten(48 + 39 * 64 + 7 * 4, &outside, 4);
+  expectError("an id outside, late", "outside the vocabulary");
+  // The counts at the end: drafted then accepted, one of each a bucket.
+  uint32_t buckets;
+  std::memcpy(&buckets, good.data() + 12, 4);
+  const size_t drafted = good.size() - 8 - 16 * size_t(buckets);
+  const size_t accepted = drafted + 8 * size_t(buckets);
+  double count;
+  std::memcpy(&count, good.data() + drafted, 8);
+  const double more = count + 1;
+  rewritten(accepted, &more, 8);
+  expectError("more accepted than drafted", "acceptance counts out of range");
+  const double nan = std::nan("");
+  rewritten(drafted, &nan, 8);
+  expectError("a count that is NaN", "acceptance counts out of range");
+  const uint32_t otherBuckets = buckets + 1;
+  rewritten(12, &otherBuckets, 4);
+  expectError("another build's kinds of draft", "kinds of draft, this one has");
   const float above = 1.5f;
   rewritten(48 + 8 * 4, &above, 4); // token 0's first probability (k = 8)
   expectError("a probability above 1", "outside [0, 1]");
