@@ -12,6 +12,9 @@
 // repository root:
 //   nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -I . \
 //     scripts/cuda-attention-check.cu -o attention-check && ./attention-check
+// (-DLATHE_CUDA_NIBBLE_FRAGMENTS=1: bfp4 caches widened straight into the
+// mma fragments, CudaTokenAttentionNibbles.cuh; -DHEAD_DIM=128 for heads
+// of 128, which only that path takes to the tensor cores.)
 #include "runtime/backends/cuda/kernels/LatheCudaKernels.cuh"
 #include <algorithm>
 #include <cmath>
@@ -64,7 +67,7 @@ static uint16_t floatToBf16(float f) { // round to nearest even
 struct Bf16Cache {
   using C = PlainKv<__nv_bfloat16>;
   static constexpr const char *kName = "bf16";
-  static void fill(uint8_t *row, std::mt19937 &rng) {
+  static void fill(uint8_t *row, std::mt19937 &rng, bool, bool) {
     std::uniform_real_distribution<float> u(-2, 2);
     for (int i = 0; i < kKvWidth; ++i) { const uint16_t b = floatToBf16(u(rng)); memcpy(row + 2 * i, &b, 2); }
   }
@@ -80,13 +83,19 @@ template <bool Int8, int Bits, int Block> struct PackedCache {
   // PackedKv's codesAt and headerAt (device functions), on the host.
   static int64_t codesAt(int64_t b) { return b * C::kCodeBytes; }
   static int64_t headerAt(int64_t b) { return kBlocks * C::kCodeBytes + b * C::kHeaderBytes; }
-  static void fill(uint8_t *row, std::mt19937 &rng) {
-    std::uniform_int_distribution<int> byte(0, 255), exponent(124, 129);
+  // BFP exponents around 2^0; with `edges`, also the ones the widening
+  // treats apart: one block in 64 with a subnormal scale (codes 0-2), and
+  // in value rows one in 4096 with a scale of 2^121 (code 250, subtracted
+  // first; keys that large would overflow the float scores, and more such
+  // values the unnormalized sums).
+  static void fill(uint8_t *row, std::mt19937 &rng, bool value, bool edges) {
+    std::uniform_int_distribution<int> byte(0, 255), exponent(124, 129), rare(0, 4095), small(0, 2);
     for (int64_t i = 0; i < kBlocks * C::kCodeBytes; ++i) row[i] = uint8_t(byte(rng));
     for (int b = 0; b < kBlocks; ++b) {
       uint8_t *h = row + headerAt(b);
-      if (Int8) { const float s = 0.01f * (1 + b % 7); memcpy(h, &s, 4); }
-      else h[0] = uint8_t(exponent(rng));
+      if (Int8) { const float s = 0.01f * (1 + b % 7); memcpy(h, &s, 4); continue; }
+      const int r = edges ? rare(rng) : 64;
+      h[0] = r == 0 && value ? 250 : r < 64 ? uint8_t(small(rng)) : uint8_t(exponent(rng));
     }
   }
   static double at(const uint8_t *row, int kvHead, int d) {
@@ -100,13 +109,14 @@ template <bool Int8, int Bits, int Block> struct PackedCache {
   }
 };
 
-template <class Cache> void check(std::mt19937 &rng) {
+// `edges`: rare exponents too (PackedCache::fill), outputs checked, not timed.
+template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   using C = typename Cache::C;
   constexpr int64_t rowBytes = C::template kRowBytes<kKvWidth>;
   const int64_t rows = int64_t(SEQUENCES) * CONTEXT, kvRows = (rows + 15) / 16 * 16;
   // Layer 0's keys, then its values, then 64 bytes of slack (the runtime's).
   std::vector<uint8_t> kv(2 * kvRows * rowBytes + 64);
-  for (int64_t r = 0; r < 2 * kvRows; ++r) Cache::fill(kv.data() + r * rowBytes, rng);
+  for (int64_t r = 0; r < 2 * kvRows; ++r) Cache::fill(kv.data() + r * rowBytes, rng, r >= kvRows, edges);
   // Each sequence's rows in blocks of 16, the blocks shuffled, as the paged
   // cache hands them out.
   std::vector<int32_t> blocks(kvRows / 16), visibleRows(rows), visible(4 * SEQUENCES);
@@ -174,20 +184,26 @@ template <class Cache> void check(std::mt19937 &rng) {
       }
     }
   // Time: 50 launches.
-  cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
-  for (int i = 0; i < 5; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
-  CK(cudaEventRecord(e0));
-  const int reps = 50;
-  for (int i = 0; i < reps; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
-  CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1));
-  float ms; CK(cudaEventElapsedTime(&ms, e0, e1));
-  const double us = ms * 1000 / reps;
-  const double bytes = 2.0 * rows * rowBytes; // every key and value row once
-  cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, run<C>));
-  printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers: %.1f us, cache %.1f MB at %.2f TB/s; "
-         "relative L2 %.2e, worst %.2e\n",
-         Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * groups * splits, attr.numRegs, us, bytes / 1e6,
-         bytes / (us * 1e-6) / 1e12, std::sqrt(err / ref), worst);
+  const auto timeLaunches = [&] {
+    cudaEvent_t e0, e1; CK(cudaEventCreate(&e0)); CK(cudaEventCreate(&e1));
+    for (int i = 0; i < 5; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+    CK(cudaEventRecord(e0));
+    const int reps = 50;
+    for (int i = 0; i < reps; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+    CK(cudaEventRecord(e1)); CK(cudaEventSynchronize(e1));
+    float ms; CK(cudaEventElapsedTime(&ms, e0, e1));
+    const double us = ms * 1000 / reps;
+    const double bytes = 2.0 * rows * rowBytes; // every key and value row once
+    cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, run<C>));
+    printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers: %.1f us, cache %.1f MB at %.2f TB/s; "
+           "relative L2 %.2e, worst %.2e\n",
+           Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * groups * splits, attr.numRegs, us, bytes / 1e6,
+           bytes / (us * 1e-6) / 1e12, std::sqrt(err / ref), worst);
+  };
+  if (edges)
+    printf("%-5s with edge exponents: relative L2 %.2e, worst %.2e\n", Cache::kName, std::sqrt(err / ref), worst);
+  else
+    timeLaunches();
   CK(cudaFree(dKv)); CK(cudaFree(dVisible)); CK(cudaFree(dRows)); CK(cudaFree(dQ)); CK(cudaFree(dOut));
   CK(cudaFree(dPartials)); CK(cudaFree(dArrivals)); CK(cudaFree(dBuffers)); CK(cudaFree(dFrame));
 }
@@ -198,6 +214,7 @@ int main() {
   check<Bf16Cache>(rng);
   if constexpr (kHeadDim % 32 == 0) {
     check<PackedCache<false, 4, 32>>(rng);
+    check<PackedCache<false, 4, 32>>(rng, true);
     check<PackedCache<false, 8, 32>>(rng);
   } else {
     check<PackedCache<false, 4, 16>>(rng); // rows not of whole 16 bytes where 8 heads' are not

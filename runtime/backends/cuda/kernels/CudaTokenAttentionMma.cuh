@@ -275,6 +275,62 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
   }
 };
 
+/// The end of a one-token attention block whose warps each took their own
+/// chunks (o: a warp's m16n8 accumulators of its heads' weighted sums of
+/// values, rows g and g + 8; best and sum: its running maxima in base 2
+/// and its lanes' sums): each warp leaves its heads' maximum (natural
+/// units, as the splits' partials keep them), sum and weighted sums in its
+/// own `stride` floats of `scratch` (dimension(n, column): the head
+/// dimension of tile n's column), then the block merges the warps and
+/// SplitOutput the splits.
+template <int G, int HeadDim, class Dimension>
+__device__ void meetWarps(float *scratch, int stride, const float (&o)[HeadDim / 8][4], const float (&best)[2],
+                          float (&sum)[2], Dimension dimension, const LatheCudaFrame &f, int out, int t, int h0,
+                          int heads, const SplitRun &run, float *partials, unsigned *arrivals) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
+    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
+  }
+  float *left = scratch + warp * stride;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int head = g + 8 * i;
+    if (head >= G)
+      continue;
+    float *at = left + head * (HeadDim + 2);
+#pragma unroll
+    for (int n = 0; n < HeadDim / 8; ++n)
+      at[dimension(n, 2 * c)] = o[n][2 * i], at[dimension(n, 2 * c + 1)] = o[n][2 * i + 1];
+    if (c == 0) {
+      at[HeadDim] = best[i] * 0.6931471805599453f; // base 2 to natural
+      at[HeadDim + 1] = sum[i];
+    }
+  }
+  __syncthreads();
+  SplitOutput<G, HeadDim> result(f, out, t, h0, heads, run, partials);
+  for (int j = threadIdx.x; j < G * (HeadDim + 1); j += kThreads) {
+    const int head = j / (HeadDim + 1), d = j % (HeadDim + 1);
+    float m = -INFINITY;
+    for (int w = 0; w < kWarps; ++w)
+      m = fmaxf(m, scratch[w * stride + head * (HeadDim + 2) + HeadDim]);
+    float weighted = 0, total = 0;
+    for (int w = 0; w < kWarps; ++w) {
+      const float *from = scratch + w * stride + head * (HeadDim + 2);
+      const float weight = from[HeadDim] == -INFINITY ? 0.0f : expf(from[HeadDim] - m);
+      total += weight * from[HeadDim + 1];
+      if (d < HeadDim)
+        weighted += weight * from[d];
+    }
+    if (d < HeadDim)
+      result.put(head, d, weighted, total);
+    else
+      result.putTotals(head, m, total);
+  }
+  result.merge(arrivals);
+}
+
 /// Per-token attention on the tensor cores (above): the arguments and the
 /// launch of attentionOnCores.
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
@@ -408,68 +464,13 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
       __syncwarp(); // the tiles are read before the next chunk fills them
     }
 
-  // The warps meet: each leaves its heads' maximum (natural units, as the
-  // splits' partials keep them), sum and weighted sums in its own tiles.
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 1);
-    sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], 2);
-  }
   static_assert(sizeof(TokenTiles<HeadDim>) >= G * (HeadDim + 2) * sizeof(float), "room to meet");
-  float *left = reinterpret_cast<float *>(&mine);
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int head = g + 8 * i;
-    if (head >= G)
-      continue;
-    float *at = left + head * (HeadDim + 2);
-#pragma unroll
-    for (int n = 0; n < HeadDim / 8; ++n) // tile columns 8 n + 2c, + 1: kPairs' dimensions 8 n + c, + 4
-      if constexpr (Kv::kPairs)
-        at[8 * n + c] = o[n][2 * i], at[8 * n + c + 4] = o[n][2 * i + 1];
-      else
-        *reinterpret_cast<float2 *>(at + 8 * n + 2 * c) = make_float2(o[n][2 * i], o[n][2 * i + 1]);
-    if (c == 0) {
-      at[HeadDim] = best[i] * 0.6931471805599453f; // base 2 to natural
-      at[HeadDim + 1] = sum[i];
-    }
-  }
-  __syncthreads();
-  SplitOutput<G, HeadDim> result(f, out, t, h0, Heads, run, partials);
-  for (int j = threadIdx.x; j < G * (HeadDim + 1); j += kThreads) {
-    const int head = j / (HeadDim + 1), d = j % (HeadDim + 1);
-    float m = -INFINITY;
-    for (int w = 0; w < kWarps; ++w)
-      m = fmaxf(m, reinterpret_cast<const float *>(&tiles[w])[head * (HeadDim + 2) + HeadDim]);
-    float weighted = 0, total = 0;
-    for (int w = 0; w < kWarps; ++w) {
-      const float *from = reinterpret_cast<const float *>(&tiles[w]) + head * (HeadDim + 2);
-      const float weight = from[HeadDim] == -INFINITY ? 0.0f : expf(from[HeadDim] - m);
-      total += weight * from[HeadDim + 1];
-      if (d < HeadDim)
-        weighted += weight * from[d];
-    }
-    if (d < HeadDim)
-      result.put(head, d, weighted, total);
-    else
-      result.putTotals(head, m, total);
-  }
-  result.merge(arrivals);
-}
-
-/// The one-token attention the generated code calls: on the tensor cores
-/// where the cache widens to bf16 exactly, else on the CUDA cores.
-template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
-__device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer,
-                          float *partials, unsigned *arrivals) {
-  if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && TokenMmaKv<C, HeadDim>::kSupported &&
-                HeadsPerBlock <= 16 && HeadDim % 16 == 0 &&
-                kWarps * sizeof(TokenTiles<HeadDim>) <= 48 * 1024) // static shared memory: HeadDim <= 80
-    tokenAttentionMma<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
-                                                                               partials, arrivals);
-  else
-    attentionOnCores<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
-                                                                              partials, arrivals);
+  // Tile column 8 n + 2c (+ 1) of the outputs: kPairs' dimension 8 n + c (+ 4).
+  const auto dimension = [&](int n, int column) {
+    return Kv::kPairs ? 8 * n + column / 2 + 4 * (column % 2) : 8 * n + column;
+  };
+  meetWarps<G, HeadDim>(reinterpret_cast<float *>(tiles), sizeof(TokenTiles<HeadDim>) / sizeof(float), o, best,
+                        sum, dimension, f, out, t, h0, Heads, run, partials, arrivals);
 }
 
 } // namespace lathe_cuda

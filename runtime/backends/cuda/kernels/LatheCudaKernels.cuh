@@ -26,5 +26,6 @@
 #include "CudaStagedTiles.cuh"
 #include "CudaTma.cuh"
 #include "CudaTokenAttentionMma.cuh"
+#include "CudaTokenAttentionNibbles.cuh"
 #include "CudaWgmmaAttention.cuh"
 #include "CudaWgmmaTiles.cuh"
