@@ -96,18 +96,21 @@ struct DrafterStateAccess {
     const TokenRecycling &r = d.recycling_;
     const size_t k = size_t(r.k_);
     std::vector<uint8_t> payload;
+    const std::vector<int32_t> none(k, -1);
+    const std::vector<float> zeros(k, 0.0f);
     for (int64_t token = 0; token < r.vocab_; ++token) {
-      put(payload, r.table_.data() + size_t(token) * k, k);
-      put(payload, r.probabilities_.data() + size_t(token) * k, k);
+      const bool written = r.rows_.written(size_t(token));
+      put(payload, written ? r.rows_.ids(size_t(token)) : none.data(), k);
+      put(payload, written ? r.rows_.probabilities(size_t(token)) : zeros.data(), k);
     }
     uint64_t pairs = 0;
     for (size_t slot = 0; slot < TokenRecycling::kPairSlots; ++slot) {
-      if (r.pairTags_[slot] == ~uint64_t(0))
-        continue; // never written
-      const PairHead head{uint32_t(slot), 0, r.pairTags_[slot]};
+      if (!r.pairs_.written(slot))
+        continue;
+      const PairHead head{uint32_t(slot), 0, r.pairs_.tag(slot)};
       put(payload, &head, 1);
-      put(payload, r.pairIds_.data() + slot * k, k);
-      put(payload, r.pairProbabilities_.data() + slot * k, k);
+      put(payload, r.pairs_.ids(slot), k);
+      put(payload, r.pairs_.probabilities(slot), k);
       ++pairs;
     }
     put(payload, d.drafted_.data(), d.drafted_.size());
@@ -224,20 +227,16 @@ struct DrafterStateAccess {
     Reader reader{file.data() + sizeof h};
     std::vector<int32_t> ids(static_cast<size_t>(k));
     std::vector<float> ps(static_cast<size_t>(k));
-    std::vector<int32_t> table(r.table_.size(), -1);
-    std::vector<float> probabilities(r.probabilities_.size(), 0.0f);
+    TokenRecycling fresh(r.vocab_, r.k_);
     for (int64_t token = 0; token < h.vocab; ++token) {
       reader.get(ids.data(), ids.size());
       reader.get(ps.data(), ps.size());
       if (!std::all_of(ids.begin(), ids.end(), idOk) ||
           !std::all_of(ps.begin(), ps.end(), probabilityOk))
         return damaged("a successor outside the vocabulary or a probability outside [0, 1]");
-      std::copy_n(ids.begin(), keep, table.begin() + token * ours);
-      std::copy_n(ps.begin(), keep, probabilities.begin() + token * ours);
+      if (ids[0] >= 0) // a row never written reads as unknown either way
+        fresh.setRow(int32_t(token), std::span(ids).first(keep), std::span(ps).first(keep));
     }
-    std::vector<uint64_t> tags(TokenRecycling::kPairSlots, ~uint64_t(0));
-    std::vector<int32_t> pairIds(r.pairIds_.size(), -1);
-    std::vector<float> pairPs(r.pairProbabilities_.size(), 0.0f);
     int64_t lastSlot = -1;
     for (uint64_t i = 0; i < h.pairs; ++i) {
       PairHead head;
@@ -255,9 +254,7 @@ struct DrafterStateAccess {
           !std::all_of(ps.begin(), ps.end(), probabilityOk))
         return damaged("a successor outside the vocabulary or a probability outside [0, 1]");
       lastSlot = head.slot;
-      tags[head.slot] = head.tag;
-      std::copy_n(ids.begin(), keep, pairIds.begin() + head.slot * ours);
-      std::copy_n(ps.begin(), keep, pairPs.begin() + head.slot * ours);
+      fresh.setPairRow(head.slot, head.tag, std::span(ids).first(keep), std::span(ps).first(keep));
     }
     std::vector<double> drafted(h.buckets), accepted(h.buckets);
     reader.get(drafted.data(), drafted.size());
@@ -267,11 +264,7 @@ struct DrafterStateAccess {
             drafted[b] < 1e300))
         return damaged("acceptance counts out of range");
 
-    r.table_ = std::move(table);
-    r.probabilities_ = std::move(probabilities);
-    r.pairTags_ = std::move(tags);
-    r.pairIds_ = std::move(pairIds);
-    r.pairProbabilities_ = std::move(pairPs);
+    r = std::move(fresh);
     d.drafted_ = std::move(drafted);
     d.accepted_ = std::move(accepted);
     return Status::ok();

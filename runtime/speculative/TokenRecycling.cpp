@@ -1,6 +1,7 @@
 #include "runtime/speculative/TokenRecycling.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 
 #include "runtime/sampling/Sampler.h"
@@ -8,11 +9,44 @@
 
 namespace lathe::speculative {
 
-TokenRecycling::TokenRecycling(int64_t vocab, int32_t k)
-    : vocab_(vocab), k_(std::max(k, 1)), table_(size_t(vocab) * size_t(k_), -1),
-      probabilities_(size_t(vocab) * size_t(k_), 0.0f), pairTags_(kPairSlots, ~uint64_t(0)),
-      pairIds_(kPairSlots * size_t(k_), -1), pairProbabilities_(kPairSlots * size_t(k_), 0.0f) {}
+TokenRecycling::Rows::Rows(size_t rows, size_t k, size_t head)
+    : k_(k), head_(head), stride_(head + 8 * k), index_(rows, 0) {}
 
+std::byte *TokenRecycling::Rows::write(size_t row) {
+  if (index_[row] == 0) {
+    bytes_.resize(bytes_.size() + stride_);
+    index_[row] = uint32_t(bytes_.size() / stride_);
+  }
+  return bytes_.data() + (index_[row] - 1) * stride_;
+}
+
+/// A row's fields from `to` on: `head` bytes (not written here), then the
+/// ids padded with -1 to k, then the probabilities padded with 0.
+static void fillRow(std::byte *to, size_t head, size_t k, std::span<const int32_t> ids,
+                    std::span<const float> probabilities) {
+  int32_t *i = reinterpret_cast<int32_t *>(to + head);
+  float *p = reinterpret_cast<float *>(to + head + 4 * k);
+  for (size_t j = 0; j < k; ++j) {
+    i[j] = j < ids.size() ? ids[j] : -1;
+    p[j] = j < probabilities.size() ? probabilities[j] : 0.0f;
+  }
+}
+
+TokenRecycling::TokenRecycling(int64_t vocab, int32_t k)
+    : vocab_(vocab), k_(std::max(k, 1)), rows_(size_t(vocab), size_t(k_), 0),
+      pairs_(kPairSlots, size_t(k_), sizeof(uint64_t)) {}
+
+void TokenRecycling::setRow(int32_t token, std::span<const int32_t> ids,
+                            std::span<const float> probabilities) {
+  fillRow(rows_.write(size_t(token)), 0, size_t(k_), ids, probabilities);
+}
+
+void TokenRecycling::setPairRow(size_t slot, uint64_t tag, std::span<const int32_t> ids,
+                                std::span<const float> probabilities) {
+  std::byte *row = pairs_.write(slot);
+  *reinterpret_cast<uint64_t *>(row) = tag;
+  fillRow(row, sizeof(uint64_t), size_t(k_), ids, probabilities);
+}
 
 size_t TokenRecycling::pairSlot(int32_t previous, int32_t token) const {
   uint64_t state = tokenPairKey(previous, token);
@@ -20,7 +54,7 @@ size_t TokenRecycling::pairSlot(int32_t previous, int32_t token) const {
 }
 
 size_t TokenRecycling::pairLength(size_t slot) const {
-  const int32_t *row = pairIds_.data() + slot * size_t(k_);
+  const int32_t *row = pairs_.ids(slot);
   size_t n = 0;
   while (n < size_t(k_) && row[n] >= 0)
     ++n;
@@ -31,84 +65,122 @@ std::span<const int32_t> TokenRecycling::pairSuccessors(int32_t previous, int32_
   if (previous < 0 || token < 0)
     return {};
   const size_t slot = pairSlot(previous, token);
-  if (pairTags_[slot] != tokenPairKey(previous, token))
+  if (!pairs_.written(slot) || pairs_.tag(slot) != tokenPairKey(previous, token))
     return {};
-  return {pairIds_.data() + slot * size_t(k_), pairLength(slot)};
+  return {pairs_.ids(slot), pairLength(slot)};
 }
 
 std::span<const float> TokenRecycling::pairProbabilities(int32_t previous, int32_t token) const {
   const size_t n = pairSuccessors(previous, token).size();
   if (n == 0)
     return {};
-  return {pairProbabilities_.data() + pairSlot(previous, token) * size_t(k_), n};
+  return {pairs_.probabilities(pairSlot(previous, token)), n};
 }
+
+namespace {
+
+constexpr size_t kChunk = 64;
+
+/// The first chunk of kChunk values from `from` on (a multiple of kChunk)
+/// holding a value above `floor`, or the last, partial chunk, or `n`: a
+/// compare and an or a value, which the compiler vectorizes (NaN is above
+/// nothing). A running maximum a chunk instead, one dependent compare
+/// after another, took 55 us a row of 32000 logits, where an int4 step of
+/// stories15M takes about 270; this, about 15-20 on this 2-core VM.
+size_t nextChunkAbove(const float *values, size_t n, size_t from, float floor) {
+  for (; from + kChunk <= n; from += kChunk) {
+    int above = 0;
+    for (size_t j = 0; j < kChunk; ++j)
+      above |= values[from + j] > floor;
+    if (above)
+      return from;
+  }
+  return from;
+}
+
+/// The k best of `logits` into `scores` (descending) and `ids`, the lower
+/// id first among equal scores, NaN never taken: one pass over the row,
+/// which once k scores are in skips the chunks none of whose values beats
+/// the k-th (most hold nothing better) and, in the others, the runs of 8
+/// that hold none (a mask of 8 compares), looking further only at a value
+/// that does. Scanned value by value, the chunks that did hold one took
+/// most of the 17-23 us a row of 32000 logits took (the skipped ones 1.8).
+void bestK(std::span<const float> logits, size_t k, std::vector<float> &scores,
+           std::vector<int32_t> &ids) {
+  scores.clear();
+  ids.clear();
+  const size_t n = logits.size();
+  bool full = k == 0;
+  const auto consider = [&](size_t i) {
+    const float v = logits[i];
+    if (full ? !(v > scores.back()) : std::isnan(v))
+      return;
+    // After the equal ones: the lower id stays first.
+    const size_t at = std::upper_bound(scores.begin(), scores.end(), v,
+                                       [](float a, float b) { return a > b; }) -
+                      scores.begin();
+    if (full) {
+      scores.pop_back();
+      ids.pop_back();
+    }
+    scores.insert(scores.begin() + at, v);
+    ids.insert(ids.begin() + at, static_cast<int32_t>(i));
+    full = scores.size() == k;
+  };
+  for (size_t chunk = 0; chunk < n; chunk += kChunk) {
+    if (full) {
+      chunk = nextChunkAbove(logits.data(), n, chunk, scores.back());
+      if (chunk >= n)
+        break;
+    }
+    const size_t end = std::min(n, chunk + kChunk);
+    for (size_t i = chunk; i < end; i += 8) {
+      const size_t run = std::min<size_t>(8, end - i);
+      if (!full) {
+        for (size_t j = 0; j < run; ++j)
+          consider(i + j);
+        continue;
+      }
+      const float floor = scores.back();
+      unsigned mask = 0;
+      for (size_t j = 0; j < run; ++j)
+        mask |= unsigned(logits[i + j] > floor) << j;
+      for (; mask != 0; mask &= mask - 1)
+        consider(i + size_t(std::countr_zero(mask)));
+    }
+  }
+}
+
+} // namespace
 
 void TokenRecycling::update(int32_t token, std::span<const float> logits, int32_t previous) {
   if (token < 0 || token >= vocab_)
     return;
-  // A sorted list of the best k so far: most scores fail the first compare.
-  bestScores_.clear();
-  bestIds_.clear();
-  const size_t k = size_t(k_);
-  // Once k scores are in, whole chunks below the k-th are skipped on their
-  // maximum, which the compiler vectorizes: a step updates every node's row
-  // from 32000 logits, and most chunks hold nothing better.
-  constexpr size_t kChunk = 64;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (i % kChunk == 0 && bestScores_.size() == k && i + kChunk <= logits.size()) {
-      float most = logits[i];
-      for (size_t j = 1; j < kChunk; ++j)
-        most = std::max(most, logits[i + j]);
-      // NaN compares false either way: such a chunk is scanned one by one.
-      if (most <= bestScores_.back()) {
-        i += kChunk - 1;
-        continue;
-      }
-    }
-    const float v = logits[i];
-    if (std::isnan(v))
-      continue;
-    if (bestScores_.size() == k && !(v > bestScores_.back()))
-      continue;
-    // After the equal ones: the lower id stays first.
-    size_t at = std::upper_bound(bestScores_.begin(), bestScores_.end(), v,
-                                 [](float a, float b) { return a > b; }) -
-                bestScores_.begin();
-    if (bestScores_.size() == k) {
-      bestScores_.pop_back();
-      bestIds_.pop_back();
-    }
-    bestScores_.insert(bestScores_.begin() + at, v);
-    bestIds_.insert(bestIds_.begin() + at, static_cast<int32_t>(i));
-  }
-  int32_t *row = table_.data() + size_t(token) * k;
-  std::fill(row, row + k, -1);
-  std::copy(bestIds_.begin(), bestIds_.end(), row);
-  float *p = probabilities_.data() + size_t(token) * k;
+  bestK(logits, size_t(k_), bestScores_, bestIds_);
+  std::vector<float> &p = bestScores_; // the scores, made probabilities in place
   double total = 0;
-  for (float v : bestScores_)
-    total += std::exp(double(v) - double(bestScores_.front()));
-  for (size_t i = 0; i < k; ++i)
-    p[i] = i < bestScores_.size() && std::isfinite(total)
-               ? float(std::exp(double(bestScores_[i]) - double(bestScores_.front())) / total)
-               : 0.0f;
+  for (float v : p)
+    total += std::exp(double(v) - double(p.front()));
+  const float first = p.empty() ? 0.0f : p.front();
+  for (float &v : p)
+    v = std::isfinite(total) ? float(std::exp(double(v) - double(first)) / total) : 0.0f;
+  setRow(token, bestIds_, p);
   if (previous < 0)
     return;
-  const size_t slot = pairSlot(previous, token);
-  pairTags_[slot] = tokenPairKey(previous, token);
-  std::copy(row, row + k, pairIds_.data() + slot * k);
-  std::copy(p, p + k, pairProbabilities_.data() + slot * k);
+  setPairRow(pairSlot(previous, token), tokenPairKey(previous, token), bestIds_, p);
 }
 
 std::span<const float> TokenRecycling::probabilities(int32_t token) const {
   const size_t n = successors(token).size();
-  return {probabilities_.data() + size_t(std::max(token, 0)) * size_t(k_), n};
+  if (n == 0)
+    return {};
+  return {rows_.probabilities(size_t(token)), n};
 }
 
 std::span<const int32_t> TokenRecycling::successors(int32_t token) const {
-  if (token < 0 || token >= vocab_)
+  if (token < 0 || token >= vocab_ || !rows_.written(size_t(token)))
     return {};
-  const int32_t *row = table_.data() + size_t(token) * size_t(k_);
+  const int32_t *row = rows_.ids(size_t(token));
   size_t n = 0;
   while (n < size_t(k_) && row[n] >= 0)
     ++n;

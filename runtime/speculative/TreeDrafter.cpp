@@ -21,6 +21,16 @@ int32_t ngramBucket(int32_t match, float frequency) {
   return kRecycledBuckets + 5 * (std::clamp(match, 1, 4) - 1) +
          std::clamp(static_cast<int32_t>(frequency * 5), 0, 4);
 }
+/// The raw probability in the middle of a bucket's range (n-grams: their
+/// confidence times the frequency), what its drafts were expected to do
+/// before any was judged.
+double bucketPrior(int32_t bucket, float ngramConfidence) {
+  if (bucket < kRecycledBuckets)
+    return (bucket + 0.5) / kRecycledBuckets;
+  if (bucket >= kPairBuckets)
+    return (bucket - kPairBuckets + 0.5) / kRecycledBuckets;
+  return ngramConfidence * ((bucket - kRecycledBuckets) % 5 + 0.5) / 5;
+}
 
 struct Candidate {
   float score;
@@ -49,9 +59,11 @@ DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes, in
   if (options_.ngrams)
     continuations = suffixContinuations(text, tree.maxDepth(), options_.ngram,
                                         history_.size() ? &history_ : nullptr, own);
-  // A bucket's estimate: its acceptance so far, pulled towards `prior`.
+  // A bucket's estimate: its acceptance so far, pulled towards `prior`
+  // as every bucket's drafts have borne their priors out (calibration()).
+  const double calibrated = calibration();
   auto estimate = [&](int32_t bucket, float prior) {
-    return float((accepted_[bucket] + 2.0 * prior) / (drafted_[bucket] + 2.0));
+    return float(std::min(1.0, (accepted_[bucket] + 2.0 * calibrated * prior) / (drafted_[bucket] + 2.0)));
   };
   tree.setRootPrevious(text.size() >= 2 ? text[text.size() - 2] : -1);
   std::vector<float> scores{1.0f};
@@ -133,9 +145,27 @@ DraftTree TreeDrafter::draft(std::span<const int32_t> text, int64_t maxNodes, in
   return tree;
 }
 
+double TreeDrafter::calibration() const {
+  double accepted = 0, expected = 0;
+  for (int32_t b = 0; b < kBuckets; ++b) {
+    accepted += accepted_[b];
+    expected += drafted_[b] * bucketPrior(b, options_.ngramConfidence);
+  }
+  return std::clamp((accepted + 1.0) / (expected + 1.0), 0.1, 2.0);
+}
+
 void StepCostModel::observe(int64_t tokens, double seconds) {
   if (tokens < 1 || !(seconds > 0))
     return;
+  // A step of more tokens than any before grows the backend's buffers (the
+  // CPU's activations and logits rows, their pages first touched): the
+  // first 9-token step of an int4 stories15M generation took 5.5-7.2 ms
+  // where later ones took 0.9, and that one sample priced a node at 2.4
+  // steps, so that nothing was drafted again.
+  if (tokens > most_) {
+    most_ = tokens;
+    return;
+  }
   const double n = double(tokens);
   w_ = kDecay * w_ + 1;
   n_ = kDecay * n_ + n;

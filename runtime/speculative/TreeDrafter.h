@@ -14,7 +14,10 @@
 // SuffixDecoding-style: by match length and how often that continuation
 // followed), and the bucket's estimate is the share of its drafts the
 // target accepted where their parent was accepted, starting from the raw
-// probability (n-grams: `ngramConfidence` times the frequency). N-gram
+// probability (n-grams: `ngramConfidence` times the frequency) times how
+// well every bucket's drafts have borne their raw probabilities out
+// (calibration(): a bucket seldom drafted learns from the others that the
+// raw probabilities run high, as the top-k softmax's do). N-gram
 // continuations come from the text so far and from the earlier texts the
 // drafter was given (remember(): a drafter kept across generations drafts
 // from all of them).
@@ -53,6 +56,8 @@ struct DraftOptions {
 /// step's weight decays by `kDecay`): a node costs b / (a + b) of a step
 /// that runs the root alone. Steps must vary in size for the fit to mean
 /// anything; until they have, the last good fit stands, else the prior.
+/// A step of more tokens than any before is left out (the backend grows
+/// its buffers in it).
 class StepCostModel {
 public:
   static constexpr double kDecay = 0.97;
@@ -72,6 +77,7 @@ public:
 
 private:
   double w_ = 0, n_ = 0, t_ = 0, nn_ = 0, nt_ = 0;
+  int64_t most_ = 0; // the most tokens a step has run
   double cost_;
   bool measured_ = false;
 };
@@ -100,6 +106,9 @@ public:
   /// serving scheduler's) counts all its tokens, roots included.
   void observeStep(int64_t tokens, double seconds) { cost_.observe(tokens, seconds); }
   const StepCostModel &cost() const { return cost_; }
+  /// Accepted drafts over what their buckets' raw probabilities expected,
+  /// over every bucket (1 before any draft was judged; within [0.1, 2]).
+  double calibration() const;
   /// Seeds Token Recycling from the prompt: `logits` holds a row per token.
   void observePrompt(std::span<const int32_t> prompt, std::span<const float> logits);
   /// Keeps a finished text (prompt and generated tokens) for n-gram drafts

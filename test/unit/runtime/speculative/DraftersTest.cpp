@@ -320,6 +320,84 @@ TEST(TokenRecycling, TopKOfAFullVocabularyMatchesASort) {
   EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()), ids);
 }
 
+TEST(TokenRecycling, TopKMatchesASortWhateverTheOrder) {
+  // The scan skips runs of 64 and of 8 by the k-th best so far: rows that
+  // rise (every value beats it), fall, repeat one value, hold NaN and
+  // infinities, and end in a partial run, for several k.
+  uint64_t state = 11;
+  for (int trial = 0; trial < 24; ++trial) {
+    const int64_t vocab = 1 + int64_t(splitmix64Next(state) % 700);
+    const int32_t k = 1 + int32_t(splitmix64Next(state) % 9);
+    std::vector<float> logits(static_cast<size_t>(vocab));
+    for (int64_t i = 0; i < vocab; ++i) {
+      switch (trial % 4) {
+      case 0: logits[i] = float(i); break;            // rising
+      case 1: logits[i] = float(vocab - i); break;    // falling
+      case 2: logits[i] = 1.5f; break;                // all tied
+      default: logits[i] = float(splitmix64Next(state) % 50) - 25.0f;
+      }
+      const uint64_t r = splitmix64Next(state) % 37;
+      if (r == 0)
+        logits[i] = std::nanf("");
+      else if (r == 1)
+        logits[i] = -INFINITY;
+      else if (r == 2)
+        logits[i] = INFINITY;
+    }
+    TokenRecycling table(vocab, k);
+    table.update(0, logits);
+    std::vector<int32_t> ids;
+    for (int32_t i = 0; i < vocab; ++i)
+      if (!std::isnan(logits[i]))
+        ids.push_back(i);
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
+      return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+    });
+    ids.resize(std::min<size_t>(ids.size(), size_t(k)));
+    const auto got = table.successors(0);
+    EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()), ids) << "trial " << trial;
+  }
+}
+
+TEST(TokenRecycling, RowsWrittenInAnyOrderReadBackAsLastWritten) {
+  // Rows are kept densely in the order first written: thousands of them,
+  // rewritten out of order, each reads back its latest successors, and a
+  // row never written reads as none.
+  const int64_t vocab = 4096;
+  TokenRecycling table(vocab, 2);
+  std::vector<float> logits(static_cast<size_t>(vocab), 0.0f);
+  auto write = [&](int32_t token, int32_t best, int32_t previous) {
+    logits[size_t(best)] = 5.0f;
+    logits[size_t((best + 1) % vocab)] = 4.0f;
+    table.update(token, logits, previous);
+    logits[size_t(best)] = logits[size_t((best + 1) % vocab)] = 0.0f;
+  };
+  for (int32_t t = 0; t < vocab; t += 2)
+    write(t, (t * 7) % vocab, (t + 1) % vocab);
+  for (int32_t t = vocab - 2; t >= 0; t -= 6)
+    write(t, (t * 3) % vocab, (t + 1) % vocab);
+  int32_t pairsFound = 0;
+  for (int32_t t = 0; t < vocab; ++t) {
+    const auto got = table.successors(t);
+    if (t % 2) {
+      EXPECT_TRUE(got.empty());
+      continue;
+    }
+    const int32_t best = (vocab - 2 - t) % 6 == 0 ? (t * 3) % vocab : (t * 7) % vocab;
+    ASSERT_EQ(got.size(), 2u);
+    EXPECT_EQ(got[0], best);
+    EXPECT_EQ(got[1], (best + 1) % vocab);
+    // A pair's row is gone where a later pair took its slot (2048 pairs in
+    // 65536 slots: a few dozen); else it is the latest.
+    const auto pair = table.pairSuccessors((t + 1) % vocab, t);
+    if (!pair.empty()) {
+      EXPECT_EQ(pair[0], best);
+      ++pairsFound;
+    }
+  }
+  EXPECT_GT(pairsFound, 1900);
+}
+
 TEST(TokenRecycling, KeysRowsByPairsToo) {
   TokenRecycling table(8, 2);
   table.update(2, std::vector<float>{0, 5, 0, 0, 0, 0, 4, 0}, /*previous=*/7);
@@ -453,6 +531,55 @@ TEST(StepCostModel, FitsTheCostOfANodeFromStepsOfSeveralSizes) {
   model.observe(0, 1.0);
   model.observe(3, 0.0);
   EXPECT_NEAR(model.nodeCost(), 0.5, 1e-2);
+}
+
+TEST(StepCostModel, LeavesOutAStepOfMoreTokensThanAnyBefore) {
+  // The first step of 9 tokens takes 30 (the backend grows its buffers in
+  // it); the rest follow t = 1 + 0.25 tokens: a node costs 0.2 of a
+  // root-only step, as if that step had not been.
+  StepCostModel model(0.5);
+  for (int i = 0; i < 20; ++i)
+    model.observe(1, 1.25);
+  model.observe(9, 30.0);
+  for (int i = 0; i < 40; ++i)
+    model.observe(i % 2 ? 9 : 1, i % 2 ? 3.25 : 1.25);
+  EXPECT_TRUE(model.measured());
+  EXPECT_NEAR(model.nodeCost(), 0.2, 1e-3);
+}
+
+TEST(TreeDrafter, LearnsFromEveryBucketHowHighRawProbabilitiesRun) {
+  // After 5 the table holds 3 at a raw probability of about 0.45 (a bucket
+  // never drafted yet), after 6 it holds 8 at about 0.97. While nothing
+  // has been judged, 3 is worth a node of cost 0.2; once 8 has been
+  // drafted after 6 and refused again and again, every raw probability is
+  // taken to run high, and 3 is not drafted either.
+  auto shape = parseTreeShape("1");
+  ASSERT_TRUE(shape);
+  DraftOptions o;
+  o.ngrams = false;
+  o.nodeCost = 0.2f;
+  TreeDrafter drafter(32, *shape, o);
+  const std::vector<float> afterFive = peaked(32, 3, 1.75f), afterSix = peaked(32, 8, 6.0f);
+  std::vector<float> rows = afterFive;
+  rows.insert(rows.end(), afterSix.begin(), afterSix.end());
+  drafter.observePrompt(std::vector<int32_t>{5, 6}, rows);
+  ASSERT_NEAR(drafter.recycling().probabilities(5)[0], 0.45, 0.01);
+  const std::vector<int32_t> endsInFive{1, 5}, endsInSix{1, 6};
+  EXPECT_EQ(drafter.draft(endsInFive, 8).tokens(), (std::vector<int32_t>{5, 3}));
+  EXPECT_DOUBLE_EQ(drafter.calibration(), 1.0);
+  // 8 is drafted until its own bucket's refusals outweigh its raw 0.97.
+  int refused = 0;
+  for (DraftTree tree = drafter.draft(endsInSix, 8); tree.size() == 2;
+       tree = drafter.draft(endsInSix, 8)) {
+    ASSERT_EQ(tree.tokens(), (std::vector<int32_t>{6, 8}));
+    std::vector<float> logits = afterSix; // the root's row, then 8's
+    logits.resize(2 * 32, 0.0f);
+    drafter.observe(tree, logits, {}); // 8 refused: the target chose another
+    ASSERT_LT(++refused, 40);
+  }
+  EXPECT_GE(refused, 2);
+  EXPECT_LT(drafter.calibration(), 0.4);
+  EXPECT_EQ(drafter.draft(endsInFive, 8).tokens(), (std::vector<int32_t>{5}));
 }
 
 TEST(TreeDrafter, DraftsANodeOnlyWhileItIsWorthItsCost) {
