@@ -113,9 +113,14 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
   if (!options_.int8Activations)
     options_.int8Activations = plan::usesInt8Activations(*plan_);
   bf16Queries_.assign(plan_->kvLayers, false);
-  for (const plan::Step &step : plan_->steps)
+  ropeFrequencies_.resize(plan_->steps.size());
+  for (size_t i = 0; i < plan_->steps.size(); ++i) {
+    const plan::Step &step = plan_->steps[i];
     if (const auto *a = std::get_if<plan::AttentionStep>(&step))
       bf16Queries_[a->layer] = a->activations == plan::Activations::Bf16;
+    if (const auto *r = std::get_if<plan::RopeStep>(&step))
+      ropeFrequencies_[i] = r->pairFrequencies();
+  }
   // More threads than cores would only make spinning workers steal time
   // from each other (decode gets slower, not faster): clamp.
   const int cores = threading::defaultThreadCount();
@@ -597,7 +602,7 @@ void CpuExecutable::run(size_t index, const plan::Step &step, int64_t rows) {
                               width(s.lhs), buf(s.sum), buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::RopeStep>) {
           kernels::rope(buf(s.input), batch_->positions, width(s.input), s.headDim,
-                        s.pairFrequencies(), s.pairOrder, s.layout, buf(s.output));
+                        ropeFrequencies_[index], s.pairOrder, s.layout, buf(s.output));
         } else if constexpr (std::is_same_v<T, plan::AttentionStep>) {
           attention(buf(s.queries), buf(s.keys), buf(s.values), s.layer, s.heads, s.kvHeads,
                     s.headDim, buf(s.output));

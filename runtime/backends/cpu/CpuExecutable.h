@@ -110,6 +110,10 @@ private:
   /// By layer: whether its attention rounds the queries to bf16
   /// (AttentionStep::activations).
   std::vector<bool> bf16Queries_;
+  // Each rope step's pair frequencies (by plan step; empty for the others),
+  // computed once: the interpreter took headDim / 2 pow calls and an
+  // allocation for each rope step of each step.
+  std::vector<std::vector<double>> ropeFrequencies_;
 
   // One step at a time: the state below belongs to the step in progress.
   std::mutex step_;
