@@ -13,16 +13,27 @@ Expected<std::unique_ptr<kv::PagedKVCache>> Executable::createKVCache(int64_t to
   return kv::PagedKVCache::create(device(), kvLayout(blocks), config().context);
 }
 
+std::vector<int32_t> argmaxRows(std::span<const float> logits, int64_t vocab) {
+  std::vector<int32_t> ids;
+  for (size_t at = 0; at + size_t(vocab) <= logits.size(); at += size_t(vocab))
+    ids.push_back(argmax(logits.subspan(at, size_t(vocab))));
+  return ids;
+}
+
 Expected<std::vector<int32_t>> Executable::executeGreedy(const Batch &batch,
                                                          kv::PagedKVCache &kv) {
   Expected<std::span<const float>> logits = execute(batch, kv);
   if (!logits)
     return logits.error();
-  const size_t vocab = size_t(config().vocab);
-  std::vector<int32_t> ids;
-  for (size_t at = 0; at + vocab <= logits->size(); at += vocab)
-    ids.push_back(argmax(logits->subspan(at, vocab)));
-  return ids;
+  return argmaxRows(*logits, config().vocab);
+}
+
+Expected<Executable::GreedyScores> Executable::executeGreedyScored(const Batch &batch,
+                                                                   kv::PagedKVCache &kv) {
+  Expected<std::span<const float>> logits = execute(batch, kv);
+  if (!logits)
+    return logits.error();
+  return GreedyScores{argmaxRows(*logits, config().vocab), *logits};
 }
 
 const std::vector<plan::LayerGroup> &Executable::layerGroups() const {

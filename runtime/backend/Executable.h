@@ -65,6 +65,10 @@ public:
   size_t next = 0;
 };
 
+/// The argmax (sampling's: the lowest id on ties, NaN never winning) of
+/// each row of `vocab` logits.
+std::vector<int32_t> argmaxRows(std::span<const float> logits, int64_t vocab);
+
 class Executable {
 public:
   virtual ~Executable() = default;
@@ -98,6 +102,19 @@ public:
   /// without the logits' trip to the host (16 sequences of a 128k
   /// vocabulary: 8 MB a step); the default runs execute() and picks them.
   virtual Expected<std::vector<int32_t>> executeGreedy(const Batch &batch, kv::PagedKVCache &kv);
+
+  /// What a greedy verification step of speculative decoding needs: each
+  /// logits row's argmax (exactly executeGreedy's), and a row of scores
+  /// for each, for the drafter's heuristics (Token Recycling's top k):
+  /// execute()'s logits, or where the backend screens its classifier (the
+  /// CPU's ScreenedArgmax) the screening's estimates of them, each within
+  /// a bound of the logit. The scores live in the executable until the
+  /// next step. The default runs execute() and picks the ids.
+  struct GreedyScores {
+    std::vector<int32_t> ids;
+    std::span<const float> scores; // ids.size() rows of vocab
+  };
+  virtual Expected<GreedyScores> executeGreedyScored(const Batch &batch, kv::PagedKVCache &kv);
 
   /// The layer groups of the plan this executable runs (lathe-compile
   /// --prefill-groups, --group-bytes), in order; empty: none compiled in,

@@ -113,6 +113,8 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
   const backend::SequenceId seq = session.sequence();
   backend::Batch batch;
   TextIndex index; // the text's own pairs, for the drafter's lookups
+  const bool greedy = !(options.sampler.temperature > 0.0f);
+  std::vector<int32_t> greedyIds;
   std::vector<int64_t> kept;
   std::vector<int32_t> path;
   bool running = options.maxNewTokens > 0 && emit(chooseToken(options.sampler, 0, *logits));
@@ -125,21 +127,36 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
     for (size_t n = 0; n < tree.size(); ++n)
       batch.add(seq, tree.token(int32_t(n)), static_cast<int32_t>(base + tree.depth(int32_t(n))),
                 tree.parent(int32_t(n)), true);
+    // Greedy steps take each node's argmax from the backend, and scores
+    // that may be its cheaper estimates of the logits (the CPU's screened
+    // classifier): the drafter's tables need no more.
     const auto stepStart = std::chrono::steady_clock::now();
-    logits = session.executable().execute(batch, cache);
-    if (!logits)
-      return logits.error();
+    std::span<const float> scores;
+    if (greedy) {
+      Expected<backend::Executable::GreedyScores> step =
+          session.executable().executeGreedyScored(batch, cache);
+      if (!step)
+        return step.error();
+      greedyIds = std::move(step->ids);
+      scores = step->scores;
+    } else {
+      logits = session.executable().execute(batch, cache);
+      if (!logits)
+        return logits.error();
+      scores = *logits;
+    }
     drafter.observeStep(static_cast<int64_t>(tree.size()), secondsSince(stepStart));
     ++stats.steps;
     stats.draftedTokens += static_cast<int64_t>(tree.size()) - 1;
-    auto row = [&](int32_t node) { return logits->subspan(size_t(node) * c.vocab, c.vocab); };
+    auto row = [&](int32_t node) { return scores.subspan(size_t(node) * c.vocab, c.vocab); };
 
     // Walk down while the chosen token is a drafted child.
     kept.assign(1, base);
     path.clear();
     int32_t node = 0;
     while (true) {
-      const int32_t token = chooseToken(options.sampler, gen.generatedTokens, row(node));
+      const int32_t token = greedy ? greedyIds[size_t(node)]
+                                   : chooseToken(options.sampler, gen.generatedTokens, row(node));
       const int32_t next = tree.child(node, token);
       running = emit(token);
       if (next < 0 || !running)
@@ -149,7 +166,7 @@ Expected<SpeculativeStats> generateSpeculative(Session &session, std::span<const
       path.push_back(next);
       node = next;
     }
-    drafter.observe(tree, *logits, path);
+    drafter.observe(tree, scores, path);
     if (Status s = cache.commit(seq, base, kept); !s)
       return s.error();
   }

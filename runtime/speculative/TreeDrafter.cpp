@@ -151,7 +151,10 @@ double TreeDrafter::calibration() const {
     accepted += accepted_[b];
     expected += drafted_[b] * bucketPrior(b, options_.ngramConfidence);
   }
-  return std::clamp((accepted + 1.0) / (expected + 1.0), 0.1, 2.0);
+  // Four expected acceptances' worth of belief in the raw probabilities
+  // first: a few refusals in a row (a short request, bad luck) must not
+  // silence every bucket.
+  return std::clamp((accepted + 4.0) / (expected + 4.0), 0.1, 2.0);
 }
 
 void StepCostModel::observe(int64_t tokens, double seconds) {

@@ -7,11 +7,14 @@
 #include "runtime/formats/ElementType.h"
 #include "runtime/kernels/ReferenceKernels.h"
 #include "runtime/plan/StepCodec.h"
+#include "runtime/sampling/Sampler.h"
 #include "runtime/support/HugePages.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <fmt/format.h>
 #include <new>
+#include <string>
 #include <type_traits>
 
 namespace lathe::cpu {
@@ -281,6 +284,62 @@ Status CpuExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &k
 Expected<std::span<const float>> CpuExecutable::execute(const backend::Batch &batch,
                                                         kv::PagedKVCache &kv) {
   std::lock_guard<std::mutex> lock(step_);
+  return step(batch, kv);
+}
+
+Expected<std::vector<int32_t>> CpuExecutable::executeGreedy(const backend::Batch &batch,
+                                                            kv::PagedKVCache &kv) {
+  Expected<GreedyScores> step = greedyStep(batch, kv);
+  if (!step)
+    return step.error();
+  return std::move(step->ids);
+}
+
+Expected<backend::Executable::GreedyScores>
+CpuExecutable::executeGreedyScored(const backend::Batch &batch, kv::PagedKVCache &kv) {
+  return greedyStep(batch, kv);
+}
+
+Expected<backend::Executable::GreedyScores>
+CpuExecutable::greedyStep(const backend::Batch &batch, kv::PagedKVCache &kv) {
+  static const bool wanted = [] {
+    const char *v = std::getenv("LATHE_CPU_SCREENED_ARGMAX");
+    return !(v && std::string(v) == "0");
+  }();
+  std::lock_guard<std::mutex> lock(step_);
+  GreedyScores out;
+  // The reference kernels stay the reference; an observer sees every product.
+  const bool screen = wanted && options_.kernels != KernelPath::Reference && !observer_ &&
+                      batch.logitRows() <= kScreenedRows;
+  greedyIds_ = screen ? &out.ids : nullptr;
+  greedyScreened_ = false;
+  Expected<std::span<const float>> logits = step(batch, kv);
+  greedyIds_ = nullptr;
+  if (!logits)
+    return logits.error();
+  if (greedyScreened_) {
+    out.scores = screened_->estimates();
+    return out;
+  }
+  out.ids = backend::argmaxRows(*logits, config().vocab);
+  out.scores = *logits;
+  return out;
+}
+
+ScreenedArgmax *CpuExecutable::screened(uint32_t tensor) {
+  if (!screenedMade_) {
+    screenedMade_ = true;
+    const plan::TensorInfo &info = artifact().tensors()[tensor];
+    if (info.type == ElementType::F32 && !info.quant && info.shape.size() == 2)
+      screened_ = ScreenedArgmax::make(
+          reinterpret_cast<const float *>(artifact().tensorData(tensor).data()), info.shape[0],
+          info.shape[1]);
+  }
+  return screened_.get();
+}
+
+Expected<std::span<const float>> CpuExecutable::step(const backend::Batch &batch,
+                                                     kv::PagedKVCache &kv) {
   const plan::ModelConfig &c = config();
   if (Status s = beginStep(batch, kv, buffers_, layout_); !s)
     return s.error();
@@ -390,6 +449,14 @@ void CpuExecutable::logits(const float *x, uint32_t classifier, float *y) {
     for (size_t i = 0; i < wanted.size(); ++i)
       std::copy_n(x + int64_t{wanted[i]} * width, width, gathered_.data() + i * width);
     input = gathered_.data();
+  }
+  // A greedy step takes the ids alone where the screening vouches for them.
+  if (greedyIds_) {
+    if (ScreenedArgmax *s = screened(classifier);
+        s && s->argmax(input, static_cast<int64_t>(wanted.size()), *pool_, *greedyIds_)) {
+      greedyScreened_ = true;
+      return;
+    }
   }
   matmul(input, static_cast<int64_t>(wanted.size()), classifier, y);
 }

@@ -14,6 +14,8 @@
 #include <mutex>
 #include <vector>
 
+#include "runtime/backends/cpu/ScreenedArgmax.h"
+
 namespace lathe::cpu {
 
 class CpuExecutable final : public backend::Executable {
@@ -25,6 +27,21 @@ public:
   kv::KVLayout kvLayout(int64_t blocks) const override;
   Expected<std::span<const float>> execute(const backend::Batch &batch,
                                            kv::PagedKVCache &kv) override;
+  /// With a float32 classifier and at most kScreenedRows logits rows, the
+  /// ids come from ScreenedArgmax (exactly execute()'s argmax, without
+  /// computing every logit); else execute() and its argmax.
+  /// LATHE_CPU_SCREENED_ARGMAX=0 in the environment turns it off, for
+  /// comparison.
+  Expected<std::vector<int32_t>> executeGreedy(const backend::Batch &batch,
+                                               kv::PagedKVCache &kv) override;
+  /// The same ids, with the screening's estimates of the logits as scores
+  /// where it screened (else execute()'s logits).
+  Expected<GreedyScores> executeGreedyScored(const backend::Batch &batch,
+                                             kv::PagedKVCache &kv) override;
+  /// Rows the full classifier sums in the one-token order (its streamed
+  /// products: a row's logit the same float as alone), which ScreenedArgmax
+  /// reproduces.
+  static constexpr int64_t kScreenedRows = 16;
   /// A group runs the plan's steps of that group through the interpreter,
   /// also where generated code runs whole steps (it is one function over
   /// all of them): its logits are the interpreter's to the bit, and the
@@ -53,6 +70,13 @@ private:
   Status beginStep(const backend::Batch &batch, kv::PagedKVCache &kv,
                    std::vector<std::vector<float>> &buffers, backend::StepLayout &layout);
   void run(size_t index, const plan::Step &step, int64_t rows);
+  /// executeGreedy's and executeGreedyScored's step.
+  Expected<GreedyScores> greedyStep(const backend::Batch &batch, kv::PagedKVCache &kv);
+  /// execute()'s step, the step mutex held.
+  Expected<std::span<const float>> step(const backend::Batch &batch, kv::PagedKVCache &kv);
+  /// The screening of classifier `tensor`, made the first time (nullptr
+  /// where it does not apply).
+  ScreenedArgmax *screened(uint32_t tensor);
   /// y = x * W^T for `rows` rows, on the chosen kernel path.
   void matmul(const float *x, int64_t rows, uint32_t weight, float *y);
   /// Several products of the same input (q/k/v, gate/up) as one parallel
@@ -114,6 +138,12 @@ private:
   // computed once: the interpreter took headDim / 2 pow calls and an
   // allocation for each rope step of each step.
   std::vector<std::vector<double>> ropeFrequencies_;
+  // executeGreedy's screening: the classifier's, once made; while a greedy
+  // step runs, where logits() appends the ids, and whether it did.
+  std::unique_ptr<ScreenedArgmax> screened_;
+  bool screenedMade_ = false;
+  std::vector<int32_t> *greedyIds_ = nullptr;
+  bool greedyScreened_ = false;
 
   // One step at a time: the state below belongs to the step in progress.
   std::mutex step_;

@@ -1,0 +1,72 @@
+// Greedy decoding's argmax over a float32 classifier without computing every
+// logit. A batch-1 decode step of stories15M FP32 reads 61 MB of weights, 37
+// of them the classifier's (32000 x 288 floats), and the step is bound by
+// memory. An int8 copy of the classifier (INT8 blocks of 32, the panel
+// kernel: a quarter of the bytes) gives each logit within a bound; only the
+// rows whose upper bound reaches the best lower bound are computed in
+// float32, by the kernel the full classifier runs (matmulF32 gives a row the
+// same float alone as among all its rows: tested). So the id is exactly
+// lathe::argmax of the logits execute() would return: every other row's
+// float32 logit lies below the best candidate's.
+//
+// The bound, for row v and input x (x~: x as the panel kernel rounds it
+// per block, w^: the int8 copy of w):
+//   |x.w - x~.w^| <= |x.(w - w^)| + |(x - x~).w^|
+//                 <= E_v |x|_1 + A_x |w^_v|_1
+// with E_v = max |w_v - w^_v| and A_x = max |x - x~| (half the largest
+// activation block scale, a little over), plus the float32 rounding of both
+// sums: 4 (K + 16) 2^-24 M_v (|x|_1 + K A_x), M_v = max |w_v| (each
+// sum's error is at most about K 2^-24 sum |x w|). Non-finite inputs, or
+// too many candidates, leave the caller to compute every logit.
+#pragma once
+
+#include "runtime/backends/cpu/kernels/PanelMatmul.h"
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace lathe::threading {
+class ThreadPool;
+}
+
+namespace lathe::cpu {
+
+class ScreenedArgmax {
+public:
+  /// For N rows of K float32 weights at `w` (which must outlive this), or
+  /// nullptr where this machine has no panel kernel for INT8 or memory runs
+  /// out.
+  static std::unique_ptr<ScreenedArgmax> make(const float *w, int64_t N, int64_t K);
+
+  /// The argmax of x_t . w_v over v for each of the T rows of x, appended
+  /// to `ids`; false (ids as they were) where it cannot vouch for them: a
+  /// non-finite input or bound, or more than kMaxCandidates rows close to
+  /// the best.
+  bool argmax(const float *x, int64_t T, threading::ThreadPool &pool, std::vector<int32_t> &ids);
+
+  /// The last argmax's estimates of every logit (T rows of N: the int8
+  /// copy's, each within its bound of the float32 logit).
+  std::span<const float> estimates() const { return approx_; }
+  /// Rows computed in float32 by the last argmax (all tokens): a measure
+  /// of how tight the bound is.
+  int64_t lastCandidates() const { return lastCandidates_; }
+
+  static constexpr int64_t kMaxCandidates = 256;
+
+private:
+  ScreenedArgmax(const float *w, int64_t N, int64_t K) : w_(w), n_(N), k_(K) {}
+
+  const float *w_;
+  int64_t n_, k_;
+  kernels::simd::PanelWeights panels_;
+  // Per row: E_v, |w^_v|_1 and M_v, rounded up.
+  std::vector<float> error_, absSum_, largest_;
+  kernels::simd::Int8Activations quantized_;
+  std::vector<float> approx_;
+  std::vector<int32_t> candidates_;
+  int64_t lastCandidates_ = 0;
+};
+
+} // namespace lathe::cpu

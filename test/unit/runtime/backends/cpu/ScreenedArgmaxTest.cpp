@@ -1,0 +1,140 @@
+#include "runtime/backends/cpu/ScreenedArgmax.h"
+
+#include "runtime/backends/cpu/ThreadPool.h"
+#include "runtime/backends/cpu/kernels/Matmul.h"
+#include "runtime/formats/FormatSpec.h"
+#include "runtime/sampling/Sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace lathe::cpu {
+namespace {
+
+namespace simd = kernels::simd;
+
+class ScreenedArgmaxTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (!simd::panelsSupported(*formats::parseFormatSpec("int8:group=32")))
+      GTEST_SKIP() << "no AVX-512 VNNI here: no screening (greedy steps compute every logit)";
+  }
+  threading::ThreadPool pool{2};
+};
+
+/// Every logit of T rows of x in float32, as the classifier computes them.
+std::vector<float> allLogits(const std::vector<float> &w, const float *x, int64_t T, int64_t N, int64_t K) {
+  std::vector<float> y(size_t(T * N));
+  simd::matmulF32(x, T, w.data(), N, K, y.data(), 0, N);
+  return y;
+}
+
+TEST_F(ScreenedArgmaxTest, ARowAloneIsTheSameFloatAsAmongAllRowsAndTokens) {
+  // What the screening rests on: a candidate computed alone (a 1-row
+  // matrix, one token) is the float the full classifier gives it, for
+  // steps of up to CpuExecutable::kScreenedRows tokens.
+  const int64_t N = 301, K = 288, T = 16;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> w(size_t(N * K)), x(size_t(T * K));
+  for (float &v : w) v = normal(rng);
+  for (float &v : x) v = normal(rng);
+  const std::vector<float> y = allLogits(w, x.data(), T, N, K);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t v = 0; v < N; ++v) {
+      float alone;
+      simd::matmulF32(x.data() + t * K, 1, w.data() + v * K, 1, K, &alone, 0, 1);
+      ASSERT_EQ(std::memcmp(&alone, &y[size_t(t * N + v)], 4), 0) << "token " << t << " row " << v;
+    }
+}
+
+TEST_F(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
+  // Random classifiers of a few shapes, tokens of several spreads, and
+  // rows that tie or nearly tie with the best: equal rows (the lower id
+  // wins), a row one float above another in a single weight.
+  std::mt19937 rng(7);
+  for (const auto [N, K] : {std::pair<int64_t, int64_t>{3000, 288}, {517, 64}, {2048, 100}}) {
+    std::normal_distribution<float> normal(0.0f, 0.05f);
+    std::vector<float> w(size_t(N * K));
+    for (float &v : w) v = normal(rng);
+    // Rows 10 and 20 equal row 30; row 40 is row 30 with one weight a
+    // float larger.
+    for (int64_t k = 0; k < K; ++k) {
+      w[size_t(10 * K + k)] = w[size_t(20 * K + k)] = w[size_t(30 * K + k)];
+      w[size_t(40 * K + k)] = w[size_t(30 * K + k)];
+    }
+    w[size_t(40 * K)] = std::nextafter(w[size_t(40 * K)], 1.0f);
+    auto screen = ScreenedArgmax::make(w.data(), N, K);
+    ASSERT_NE(screen, nullptr);
+    for (int trial = 0; trial < 40; ++trial) {
+      const int64_t T = 1 + trial % 4;
+      const float spread = trial % 3 == 0 ? 0.01f : trial % 3 == 1 ? 1.0f : 30.0f;
+      std::normal_distribution<float> xs(0.0f, spread);
+      std::vector<float> x(size_t(T * K));
+      for (float &v : x) v = xs(rng);
+      // Every other trial, token 0 points at row 30 (and its twins).
+      if (trial % 2 == 0)
+        for (int64_t k = 0; k < K; ++k)
+          x[size_t(k)] = w[size_t(30 * K + k)] * 100.0f;
+      std::vector<int32_t> ids;
+      ASSERT_TRUE(screen->argmax(x.data(), T, pool, ids)) << "trial " << trial;
+      ASSERT_EQ(ids.size(), size_t(T));
+      const std::vector<float> y = allLogits(w, x.data(), T, N, K);
+      for (int64_t t = 0; t < T; ++t)
+        EXPECT_EQ(ids[size_t(t)], argmax(std::span(y).subspan(size_t(t * N), size_t(N))))
+            << "N " << N << " trial " << trial << " token " << t;
+      EXPECT_LT(screen->lastCandidates(), 64 * T) << "a bound this loose would not pay";
+    }
+  }
+}
+
+TEST_F(ScreenedArgmaxTest, LeavesTheCallerToComputeEveryLogitWhereItCannotVouch) {
+  const int64_t N = 100, K = 64;
+  std::vector<float> w(size_t(N * K), 0.01f);
+  for (int64_t v = 0; v < N; ++v)
+    w[size_t(v * K)] = 0.001f * float(v);
+  auto screen = ScreenedArgmax::make(w.data(), N, K);
+  ASSERT_NE(screen, nullptr);
+  std::vector<int32_t> ids{7};
+  // A NaN or an infinity in the input: no bound.
+  std::vector<float> x(size_t(K), 1.0f);
+  x[3] = std::nanf("");
+  EXPECT_FALSE(screen->argmax(x.data(), 1, pool, ids));
+  x[3] = INFINITY;
+  EXPECT_FALSE(screen->argmax(x.data(), 1, pool, ids));
+  EXPECT_EQ(ids, std::vector<int32_t>{7}); // as they were
+  // Rows too close to tell apart by the int8 copy: more candidates than
+  // the screening computes (all 100 rows within the bound of a zero input
+  // but one value).
+  std::vector<float> flat(size_t(N * K), 0.5f);
+  auto flatScreen = ScreenedArgmax::make(flat.data(), N, K);
+  ASSERT_NE(flatScreen, nullptr);
+  std::fill(x.begin(), x.end(), 1.0f);
+  std::vector<int32_t> some;
+  EXPECT_TRUE(flatScreen->argmax(x.data(), 1, pool, some)); // 100 ties: id 0
+  EXPECT_EQ(some, std::vector<int32_t>{0});
+  // A classifier row holding an infinity has no int8 copy: its bound is
+  // infinite, so it is always a candidate, computed in float32 (here its
+  // logit is +inf and it wins, as in every logit's argmax); a row holding
+  // NaN gives a NaN logit, and the step falls back.
+  std::vector<float> bad = w;
+  bad[size_t(5 * K + 1)] = INFINITY;
+  auto infinite = ScreenedArgmax::make(bad.data(), N, K);
+  ASSERT_NE(infinite, nullptr);
+  some.clear();
+  EXPECT_TRUE(infinite->argmax(x.data(), 1, pool, some));
+  EXPECT_EQ(some, std::vector<int32_t>{5});
+  bad[size_t(5 * K + 1)] = std::nanf("");
+  auto nan = ScreenedArgmax::make(bad.data(), N, K);
+  ASSERT_NE(nan, nullptr);
+  some.clear();
+  EXPECT_FALSE(nan->argmax(x.data(), 1, pool, some));
+  EXPECT_TRUE(some.empty());
+}
+
+} // namespace
+} // namespace lathe::cpu
