@@ -472,8 +472,11 @@ int main(int argc, char **argv) {
     double weightBytes = 0;
     const lathe::plan::KernelPlan &plan =
         *(*artifact)->schedule(session->executable().options().target);
+    // Greedy steps may read less of a weight (the CPU's screened float32
+    // classifier: its int8 copy, and a few rows).
     lathe::plan::forEachProduct(plan, [&](uint32_t weight, lathe::plan::Activations) {
-      weightBytes += double((*artifact)->tensors()[weight].storageBytes());
+      const std::optional<int64_t> greedy = session->executable().greedyWeightBytes(weight);
+      weightBytes += greedy ? double(*greedy) : double((*artifact)->tensors()[weight].storageBytes());
     });
     std::printf("weights read per decode step: %.1f MB, %.1f GB/s at the median\n",
                 weightBytes * 1e-6, weightBytes * median(decode) / double(sequences) * 1e-9);

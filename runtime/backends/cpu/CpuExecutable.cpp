@@ -132,6 +132,7 @@ CpuExecutable::CpuExecutable(std::shared_ptr<const artifact::Artifact> artifact,
     threads = 1;
   pool_ = CpuDevice::instance().threadPool(threads);
   buffers_.resize(plan_->bufferWidths.size());
+  makeScreening();
 }
 
 backend::Device &CpuExecutable::device() { return CpuDevice::instance(); }
@@ -302,15 +303,10 @@ CpuExecutable::executeGreedyScored(const backend::Batch &batch, kv::PagedKVCache
 
 Expected<backend::Executable::GreedyScores>
 CpuExecutable::greedyStep(const backend::Batch &batch, kv::PagedKVCache &kv) {
-  static const bool wanted = [] {
-    const char *v = std::getenv("LATHE_CPU_SCREENED_ARGMAX");
-    return !(v && std::string(v) == "0");
-  }();
   std::lock_guard<std::mutex> lock(step_);
   GreedyScores out;
-  // The reference kernels stay the reference; an observer sees every product.
-  const bool screen = wanted && options_.kernels != KernelPath::Reference && !observer_ &&
-                      batch.logitRows() <= kScreenedRows;
+  // An observer sees every product.
+  const bool screen = screened_ && !observer_ && batch.logitRows() <= kScreenedRows;
   greedyIds_ = screen ? &out.ids : nullptr;
   greedyScreened_ = false;
   Expected<std::span<const float>> logits = step(batch, kv);
@@ -326,16 +322,34 @@ CpuExecutable::greedyStep(const backend::Batch &batch, kv::PagedKVCache &kv) {
   return out;
 }
 
+std::optional<int64_t> CpuExecutable::greedyWeightBytes(uint32_t tensor) const {
+  if (screened_ && tensor == screenedTensor_)
+    return screened_->bytesPerStep();
+  return std::nullopt;
+}
+
 ScreenedArgmax *CpuExecutable::screened(uint32_t tensor) {
-  if (!screenedMade_) {
-    screenedMade_ = true;
-    const plan::TensorInfo &info = artifact().tensors()[tensor];
-    if (info.type == ElementType::F32 && !info.quant && info.shape.size() == 2)
+  return tensor == screenedTensor_ ? screened_.get() : nullptr;
+}
+
+void CpuExecutable::makeScreening() {
+  static const bool wanted = [] {
+    const char *v = std::getenv("LATHE_CPU_SCREENED_ARGMAX");
+    return !(v && std::string(v) == "0");
+  }();
+  if (!wanted || options_.kernels == KernelPath::Reference)
+    return;
+  for (const plan::Step &step : plan_->steps)
+    if (const auto *l = std::get_if<plan::LogitsStep>(&step)) {
+      const plan::TensorInfo &info = artifact().tensors()[l->classifier];
+      if (info.type != ElementType::F32 || info.quant || info.shape.size() != 2)
+        return;
+      screenedTensor_ = l->classifier;
       screened_ = ScreenedArgmax::make(
-          reinterpret_cast<const float *>(artifact().tensorData(tensor).data()), info.shape[0],
-          info.shape[1]);
-  }
-  return screened_.get();
+          reinterpret_cast<const float *>(artifact().tensorData(l->classifier).data()),
+          info.shape[0], info.shape[1], *pool_);
+      return;
+    }
 }
 
 Expected<std::span<const float>> CpuExecutable::step(const backend::Batch &batch,

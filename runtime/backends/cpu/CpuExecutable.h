@@ -38,6 +38,7 @@ public:
   /// where it screened (else execute()'s logits).
   Expected<GreedyScores> executeGreedyScored(const backend::Batch &batch,
                                              kv::PagedKVCache &kv) override;
+  std::optional<int64_t> greedyWeightBytes(uint32_t tensor) const override;
   /// Rows the full classifier sums in the one-token order (its streamed
   /// products: a row's logit the same float as alone), which ScreenedArgmax
   /// reproduces.
@@ -74,9 +75,12 @@ private:
   Expected<GreedyScores> greedyStep(const backend::Batch &batch, kv::PagedKVCache &kv);
   /// execute()'s step, the step mutex held.
   Expected<std::span<const float>> step(const backend::Batch &batch, kv::PagedKVCache &kv);
-  /// The screening of classifier `tensor`, made the first time (nullptr
-  /// where it does not apply).
+  /// The screening of classifier `tensor` (nullptr where there is none).
   ScreenedArgmax *screened(uint32_t tensor);
+  /// At load: the screening of a float32 classifier (about 40 ms for
+  /// stories15M's on 2 threads), unless the reference kernels run or
+  /// LATHE_CPU_SCREENED_ARGMAX=0.
+  void makeScreening();
   /// y = x * W^T for `rows` rows, on the chosen kernel path.
   void matmul(const float *x, int64_t rows, uint32_t weight, float *y);
   /// Several products of the same input (q/k/v, gate/up) as one parallel
@@ -138,10 +142,10 @@ private:
   // computed once: the interpreter took headDim / 2 pow calls and an
   // allocation for each rope step of each step.
   std::vector<std::vector<double>> ropeFrequencies_;
-  // executeGreedy's screening: the classifier's, once made; while a greedy
-  // step runs, where logits() appends the ids, and whether it did.
+  // executeGreedy's screening of the classifier (made at load); while a
+  // greedy step runs, where logits() appends the ids, and whether it did.
   std::unique_ptr<ScreenedArgmax> screened_;
-  bool screenedMade_ = false;
+  uint32_t screenedTensor_ = 0;
   std::vector<int32_t> *greedyIds_ = nullptr;
   bool greedyScreened_ = false;
 

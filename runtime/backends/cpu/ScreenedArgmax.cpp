@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace lathe::cpu {
@@ -27,44 +28,80 @@ formats::FormatSpec screeningFormat() {
 
 } // namespace
 
-std::unique_ptr<ScreenedArgmax> ScreenedArgmax::make(const float *w, int64_t N, int64_t K) {
+std::unique_ptr<ScreenedArgmax> ScreenedArgmax::make(const float *w, int64_t N, int64_t K,
+                                                     threading::ThreadPool &pool) {
   const formats::FormatSpec spec = screeningFormat();
   if (N <= 0 || K <= 0 || !kernels::simd::panelsSupported(spec))
     return nullptr;
   std::unique_ptr<ScreenedArgmax> s(new ScreenedArgmax(w, N, K));
   const size_t rowBytes = formats::packedRowBytes(spec, K);
-  std::vector<uint8_t> packed;
+  // The int8 copy in the format's packed layout (a block: its float32
+  // scale, then 32 codes, the last block padded with zeros), quantized here
+  // rather than by formats::quantizeRow (a general encoder, 5x slower:
+  // this runs at every load). Any codes would do: the bounds are taken
+  // from the copy as made, the values the panels multiply.
+  constexpr int64_t kBlock = 32;
+  if (rowBytes != size_t((K + kBlock - 1) / kBlock) * (4 + kBlock))
+    return nullptr;
+  std::unique_ptr<uint8_t[]> packed;
   try {
-    packed.resize(size_t(N) * rowBytes);
+    packed.reset(new uint8_t[size_t(N) * rowBytes]);
     s->error_.resize(size_t(N));
     s->absSum_.resize(size_t(N));
     s->largest_.resize(size_t(N));
   } catch (const std::bad_alloc &) {
     return nullptr;
   }
-  std::vector<float> decoded(static_cast<size_t>(K));
-  for (int64_t v = 0; v < N; ++v) {
-    const std::span<const float> row(w + v * K, size_t(K));
-    const std::span<uint8_t> out(packed.data() + size_t(v) * rowBytes, rowBytes);
-    // A row holding NaN or infinity has no int8 copy: its bound is
-    // infinite, so every argmax falls back to the float32 logits.
-    double error = 0, absSum = 0, largest = 0;
-    if (formats::quantizeRow(spec, row, out)) {
-      formats::dequantizeRow(spec, out, decoded);
-      for (int64_t i = 0; i < K; ++i) {
-        error = std::max(error, std::fabs(double(row[i]) - double(decoded[i])));
-        absSum += std::fabs(double(decoded[i]));
-        largest = std::max(largest, std::fabs(double(row[i])));
+  pool.parallelFor(0, N, [&](int64_t v0, int64_t v1) {
+    for (int64_t v = v0; v < v1; ++v) {
+      const float *row = w + v * K;
+      uint8_t *out = packed.get() + size_t(v) * rowBytes;
+      double error = 0, absSum = 0, largest = 0;
+      // A row holding NaN or infinity has no int8 copy (codes 0): its
+      // bound is infinite, so it is always a candidate, computed in float32.
+      bool finite = true;
+      for (int64_t i = 0; i < K; ++i)
+        finite &= std::isfinite(row[i]);
+      if (!finite) {
+        std::memset(out, 0, rowBytes);
+        const float infinite = std::numeric_limits<float>::infinity();
+        s->error_[size_t(v)] = s->absSum_[size_t(v)] = s->largest_[size_t(v)] = infinite;
+        continue;
       }
-    } else {
-      std::fill(out.begin(), out.end(), uint8_t(0));
-      error = absSum = largest = std::numeric_limits<double>::infinity();
+      // In float, vectorized, then widened to cover the float rounding of
+      // the stats themselves: code x scale is within 2^-24 of its largest
+      // magnitude's scale, a sum of K magnitudes within K 2^-24 of itself.
+      float errorF = 0, absSumF = 0, largestF = 0;
+      for (int64_t b0 = 0; b0 < K; b0 += kBlock) {
+        const int64_t n = std::min(kBlock, K - b0);
+        float most = 0;
+        for (int64_t i = 0; i < n; ++i)
+          most = std::max(most, std::fabs(row[b0 + i]));
+        const float scale = most / 127.0f, inverse = scale > 0 ? 1.0f / scale : 0.0f;
+        uint8_t *block = out + (b0 / kBlock) * (4 + kBlock);
+        std::memcpy(block, &scale, 4);
+        float blockError = 0, blockSum = 0;
+        for (int64_t i = 0; i < kBlock; ++i) {
+          const float x = i < n ? row[b0 + i] : 0.0f;
+          const float q = std::clamp(std::nearbyint(x * inverse), -127.0f, 127.0f);
+          block[4 + i] = uint8_t(int8_t(q));
+          const float decoded = q * scale;
+          blockError = std::max(blockError, std::fabs(x - decoded));
+          blockSum += std::fabs(decoded);
+        }
+        errorF = std::max(errorF, blockError);
+        absSumF += blockSum;
+        largestF = std::max(largestF, most);
+      }
+      error = double(errorF) * (1 + 0x1p-20) + 0x1p-22 * double(largestF);
+      absSum = double(absSumF) * (1 + double(K + 2) * 0x1p-23);
+      largest = largestF;
+      s->error_[size_t(v)] = up(error);
+      s->absSum_[size_t(v)] = up(absSum * (1 + 0x1p-20));
+      s->largest_[size_t(v)] = up(largest);
     }
-    s->error_[size_t(v)] = up(error);
-    s->absSum_[size_t(v)] = up(absSum * (1 + 0x1p-20));
-    s->largest_[size_t(v)] = up(largest);
-  }
-  if (!kernels::simd::packPanels(packed.data(), spec, N, K, s->panels_))
+  });
+  if (!kernels::simd::packPanels(packed.get(), spec, N, K, s->panels_))
     return nullptr;
   return s;
 }

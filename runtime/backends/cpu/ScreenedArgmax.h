@@ -35,10 +35,11 @@ namespace lathe::cpu {
 
 class ScreenedArgmax {
 public:
-  /// For N rows of K float32 weights at `w` (which must outlive this), or
-  /// nullptr where this machine has no panel kernel for INT8 or memory runs
-  /// out.
-  static std::unique_ptr<ScreenedArgmax> make(const float *w, int64_t N, int64_t K);
+  /// For N rows of K float32 weights at `w` (which must outlive this), the
+  /// rows quantized on `pool`'s threads; nullptr where this machine has no
+  /// panel kernel for INT8 or memory runs out.
+  static std::unique_ptr<ScreenedArgmax> make(const float *w, int64_t N, int64_t K,
+                                              threading::ThreadPool &pool);
 
   /// The argmax of x_t . w_v over v for each of the T rows of x, appended
   /// to `ids`; false (ids as they were) where it cannot vouch for them: a
@@ -49,6 +50,10 @@ public:
   /// The last argmax's estimates of every logit (T rows of N: the int8
   /// copy's, each within its bound of the float32 logit).
   std::span<const float> estimates() const { return approx_; }
+  /// Bytes a step reads for the screening: the int8 copy and the bounds.
+  int64_t bytesPerStep() const {
+    return panels_.panels * panels_.panelBytes + 3 * n_ * int64_t(sizeof(float));
+  }
   /// Rows computed in float32 by the last argmax (all tokens): a measure
   /// of how tight the bound is.
   int64_t lastCandidates() const { return lastCandidates_; }

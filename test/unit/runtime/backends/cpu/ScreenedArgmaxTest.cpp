@@ -68,7 +68,7 @@ TEST_F(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
       w[size_t(40 * K + k)] = w[size_t(30 * K + k)];
     }
     w[size_t(40 * K)] = std::nextafter(w[size_t(40 * K)], 1.0f);
-    auto screen = ScreenedArgmax::make(w.data(), N, K);
+    auto screen = ScreenedArgmax::make(w.data(), N, K, pool);
     ASSERT_NE(screen, nullptr);
     for (int trial = 0; trial < 40; ++trial) {
       const int64_t T = 1 + trial % 4;
@@ -97,7 +97,7 @@ TEST_F(ScreenedArgmaxTest, LeavesTheCallerToComputeEveryLogitWhereItCannotVouch)
   std::vector<float> w(size_t(N * K), 0.01f);
   for (int64_t v = 0; v < N; ++v)
     w[size_t(v * K)] = 0.001f * float(v);
-  auto screen = ScreenedArgmax::make(w.data(), N, K);
+  auto screen = ScreenedArgmax::make(w.data(), N, K, pool);
   ASSERT_NE(screen, nullptr);
   std::vector<int32_t> ids{7};
   // A NaN or an infinity in the input: no bound.
@@ -111,7 +111,7 @@ TEST_F(ScreenedArgmaxTest, LeavesTheCallerToComputeEveryLogitWhereItCannotVouch)
   // the screening computes (all 100 rows within the bound of a zero input
   // but one value).
   std::vector<float> flat(size_t(N * K), 0.5f);
-  auto flatScreen = ScreenedArgmax::make(flat.data(), N, K);
+  auto flatScreen = ScreenedArgmax::make(flat.data(), N, K, pool);
   ASSERT_NE(flatScreen, nullptr);
   std::fill(x.begin(), x.end(), 1.0f);
   std::vector<int32_t> some;
@@ -123,13 +123,13 @@ TEST_F(ScreenedArgmaxTest, LeavesTheCallerToComputeEveryLogitWhereItCannotVouch)
   // NaN gives a NaN logit, and the step falls back.
   std::vector<float> bad = w;
   bad[size_t(5 * K + 1)] = INFINITY;
-  auto infinite = ScreenedArgmax::make(bad.data(), N, K);
+  auto infinite = ScreenedArgmax::make(bad.data(), N, K, pool);
   ASSERT_NE(infinite, nullptr);
   some.clear();
   EXPECT_TRUE(infinite->argmax(x.data(), 1, pool, some));
   EXPECT_EQ(some, std::vector<int32_t>{5});
   bad[size_t(5 * K + 1)] = std::nanf("");
-  auto nan = ScreenedArgmax::make(bad.data(), N, K);
+  auto nan = ScreenedArgmax::make(bad.data(), N, K, pool);
   ASSERT_NE(nan, nullptr);
   some.clear();
   EXPECT_FALSE(nan->argmax(x.data(), 1, pool, some));
