@@ -6,6 +6,7 @@
 
 #include "runtime/engine/Generation.h"
 #include "runtime/engine/Session.h"
+#include "runtime/sampling/Sampler.h"
 
 #include <algorithm>
 #include <functional>
@@ -296,6 +297,53 @@ TEST(CpuBackendTest, Bf16ActivationsRoundEveryProductInput) {
     EXPECT_GT(moved, 1e-5);
     EXPECT_LT(moved, 2e-2);
   }
+}
+
+// Greedy steps over a float32 classifier screen it with an int8 copy
+// (ScreenedArgmax) instead of computing every logit: the ids are every
+// logit's argmax, step after step, in the generated code and the
+// interpreted plan. A build whose classifier takes bf16 inputs computes
+// every logit (the screening would see other inputs than the product).
+TEST(CpuBackendTest, GreedyStepsPickTheArgmaxOfEveryLogit) {
+  if (!haveModel())
+    GTEST_SKIP() << "LATHE_MODEL_DIR does not hold stories15M (run make model)";
+  auto f = compileAndLoad(modelDir() + "/stories15M.bin", "greedy-float");
+  compiler::CompileOptions options;
+  options.input = modelDir() + "/stories15M.bin";
+  options.tokenizer = modelDir() + "/tokenizer.bin";
+  options.activations = "bf16";
+  auto b = compileAndLoad(options, "greedy-bf16");
+  ASSERT_TRUE(f && b);
+  const nlohmann::json prompts = loadReference()["prompts"];
+  for (const auto &[a, name] : {std::pair{f, "float"}, std::pair{b, "bf16"}})
+    for (bool native : {true, false}) {
+      SessionOptions o;
+      o.nativeCode = native;
+      int screened = 0;
+      for (const auto &p : prompts) {
+        auto full = Session::create(a, o), greedy = Session::create(a, o);
+        ASSERT_TRUE(full && greedy);
+        const std::vector<int32_t> prompt = p["prompt_ids"];
+        auto logits = full->forward(prompt);
+        auto id = greedy->forwardGreedy(prompt);
+        ASSERT_TRUE(logits && id);
+        for (int step = 0; step < 40; ++step) {
+          const int32_t expected = argmax(*logits);
+          ASSERT_EQ(*id, expected) << name << (native ? " generated" : " interpreted") << ", step " << step;
+          logits = full->forward(std::span<const int32_t>(&expected, 1));
+          id = greedy->forwardGreedy(std::span<const int32_t>(&expected, 1));
+          ASSERT_TRUE(logits && id);
+        }
+        screened = 0;
+        for (uint32_t t = 0; t < a->tensors().size(); ++t)
+          screened += greedy->executable().greedyWeightBytes(t).has_value();
+      }
+      // The float build screens where the machine has the panel kernel.
+      EXPECT_LE(screened, std::string(name) == "float" ? 1 : 0) << name;
+      std::printf("[ measured ] %s activations, %s: classifier %s\n", name,
+                  native ? "generated code" : "interpreted plan",
+                  screened ? "screened" : "computed in full");
+    }
 }
 
 TEST(CpuBackendTest, ThreadsAreValidated) {

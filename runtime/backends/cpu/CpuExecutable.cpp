@@ -341,8 +341,10 @@ void CpuExecutable::makeScreening() {
     return;
   for (const plan::Step &step : plan_->steps)
     if (const auto *l = std::get_if<plan::LogitsStep>(&step)) {
+      // The float32 products' own input: not one rounded to bf16 first.
       const plan::TensorInfo &info = artifact().tensors()[l->classifier];
-      if (info.type != ElementType::F32 || info.quant || info.shape.size() != 2)
+      if (info.type != ElementType::F32 || info.quant || info.shape.size() != 2 ||
+          bf16Weights_[l->classifier] || int8Weights_[l->classifier])
         return;
       screenedTensor_ = l->classifier;
       screened_ = ScreenedArgmax::make(
