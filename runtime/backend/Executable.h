@@ -117,9 +117,9 @@ public:
   virtual Expected<GreedyScores> executeGreedyScored(const Batch &batch, kv::PagedKVCache &kv);
   /// Bytes a greedy step reads for product weight `tensor` where the
   /// backend reads other than the whole tensor (the CPU's screened
-  /// classifier: its int8 copy and bounds), once such a step has run; else
-  /// nothing (the tensor's own bytes).
-  virtual std::optional<int64_t> greedyWeightBytes(uint32_t tensor) const { return std::nullopt; }
+  /// classifier: its int8 copy and bounds); else nothing (the tensor's
+  /// own bytes).
+  virtual std::optional<int64_t> greedyWeightBytes(uint32_t /*tensor*/) const { return std::nullopt; }
 
   /// The layer groups of the plan this executable runs (lathe-compile
   /// --prefill-groups, --group-bytes), in order; empty: none compiled in,

@@ -15,7 +15,6 @@
 #include "runtime/speculative/DraftTree.h"
 
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <vector>
 

@@ -56,7 +56,6 @@ std::unique_ptr<ScreenedArgmax> ScreenedArgmax::make(const float *w, int64_t N, 
     for (int64_t v = v0; v < v1; ++v) {
       const float *row = w + v * K;
       uint8_t *out = packed.get() + size_t(v) * rowBytes;
-      double error = 0, absSum = 0, largest = 0;
       // A row holding NaN or infinity has no int8 copy (codes 0): its
       // bound is infinite, so it is always a candidate, computed in float32.
       bool finite = true;
@@ -93,12 +92,9 @@ std::unique_ptr<ScreenedArgmax> ScreenedArgmax::make(const float *w, int64_t N, 
         absSumF += blockSum;
         largestF = std::max(largestF, most);
       }
-      error = double(errorF) * (1 + 0x1p-20) + 0x1p-22 * double(largestF);
-      absSum = double(absSumF) * (1 + double(K + 2) * 0x1p-23);
-      largest = largestF;
-      s->error_[size_t(v)] = up(error);
-      s->absSum_[size_t(v)] = up(absSum * (1 + 0x1p-20));
-      s->largest_[size_t(v)] = up(largest);
+      s->error_[size_t(v)] = up(double(errorF) * (1 + 0x1p-20) + 0x1p-22 * double(largestF));
+      s->absSum_[size_t(v)] = up(double(absSumF) * (1 + double(K + 2) * 0x1p-23) * (1 + 0x1p-20));
+      s->largest_[size_t(v)] = largestF;
     }
   });
   if (!kernels::simd::packPanels(packed.get(), spec, N, K, s->panels_))
@@ -118,6 +114,10 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
   });
   const size_t before = ids.size();
+  const auto cannotVouch = [&] { // ids as they were
+    ids.resize(before);
+    return false;
+  };
   lastCandidates_ = 0;
   const double rounding = 4.0 * double(k_ + 16) * 0x1p-24;
   for (int64_t t = 0; t < T; ++t) {
@@ -133,10 +133,8 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     }
     norm *= 1 + 0x1p-20;
     activationError *= 1 + 0x1p-20;
-    if (!std::isfinite(norm) || !std::isfinite(activationError)) {
-      ids.resize(before);
-      return false;
-    }
+    if (!std::isfinite(norm) || !std::isfinite(activationError))
+      return cannotVouch();
     const float *a = approx_.data() + t * n_;
     const auto bound = [&](int64_t v) {
       return double(error_[v]) * norm + activationError * double(absSum_[v]) +
@@ -145,17 +143,13 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     double floor = -std::numeric_limits<double>::infinity();
     for (int64_t v = 0; v < n_; ++v)
       floor = std::max(floor, double(a[v]) - bound(v));
-    if (!std::isfinite(floor)) {
-      ids.resize(before);
-      return false;
-    }
+    if (!std::isfinite(floor))
+      return cannotVouch();
     candidates_.clear();
     for (int64_t v = 0; v < n_; ++v)
       if (!(double(a[v]) + bound(v) < floor)) { // NaN stays in, and fails below
-        if (int64_t(candidates_.size()) == kMaxCandidates) {
-          ids.resize(before);
-          return false;
-        }
+        if (int64_t(candidates_.size()) == kMaxCandidates)
+          return cannotVouch();
         candidates_.push_back(int32_t(v));
       }
     lastCandidates_ += int64_t(candidates_.size());
@@ -166,17 +160,13 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     for (int32_t v : candidates_) {
       float logit;
       simd::matmulF32(xt, 1, w_ + int64_t(v) * k_, 1, k_, &logit, 0, 1);
-      if (std::isnan(logit)) {
-        ids.resize(before);
-        return false;
-      }
+      if (std::isnan(logit))
+        return cannotVouch();
       if (best < 0 || logit > bestLogit)
         best = v, bestLogit = logit;
     }
-    if (best < 0) {
-      ids.resize(before);
-      return false;
-    }
+    if (best < 0)
+      return cannotVouch();
     ids.push_back(best);
   }
   return true;

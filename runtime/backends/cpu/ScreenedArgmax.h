@@ -13,8 +13,8 @@
 // per block, w^: the int8 copy of w):
 //   |x.w - x~.w^| <= |x.(w - w^)| + |(x - x~).w^|
 //                 <= E_v |x|_1 + A_x |w^_v|_1
-// with E_v = max |w_v - w^_v| and A_x = max |x - x~| (half the largest
-// activation block scale, a little over), plus the float32 rounding of both
+// with E_v = max |w_v - w^_v| and A_x = max |x - x~| (from the codes the
+// panels multiply, a little over), plus the float32 rounding of both
 // sums: 4 (K + 16) 2^-24 M_v (|x|_1 + K A_x), M_v = max |w_v| (each
 // sum's error is at most about K 2^-24 sum |x w|). Non-finite inputs, or
 // too many candidates, leave the caller to compute every logit.

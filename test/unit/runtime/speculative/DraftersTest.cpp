@@ -321,7 +321,7 @@ TEST(TokenRecycling, TopKOfAFullVocabularyMatchesASort) {
 }
 
 TEST(TokenRecycling, TopKMatchesASortWhateverTheOrder) {
-  // The scan skips runs of 64 and of 8 by the k-th best so far: rows that
+  // The scan skips runs of 64 by the k-th best so far: rows that
   // rise (every value beats it), fall, repeat one value, hold NaN and
   // infinities, and end in a partial run, for several k.
   uint64_t state = 11;
