@@ -8,7 +8,9 @@
 // arrives at a scheduler (runtime/serving/Scheduler.h) while --sequences
 // sequences decode, under whole, chunked and layered prefill: its time to
 // first token and the decoding sequences' worst time between tokens while
-// it is prefilled (issue 22).
+// it is prefilled (issue 22). With --tree SHAPE: a speculative
+// verification step of SHAPE's full tree against a one-token step
+// (TreeStep.h, issue 21).
 #include "runtime/artifact/Artifact.h"
 #include "runtime/backend/Batch.h"
 #include "runtime/engine/Generation.h"
@@ -17,6 +19,7 @@
 #include "runtime/serving/Scheduler.h"
 #include "tools/CommandLine.h"
 #include "tools/SessionFlags.h"
+#include "tools/lathe-bench/TreeStep.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -304,6 +307,47 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
   return 0;
 }
 
+int runTreeMode(const lathe::artifact::Artifact &artifact,
+                std::shared_ptr<const lathe::artifact::Artifact> shared,
+                const lathe::tools::SessionFlags &flags, const std::string &path,
+                const std::string &shapeText, int64_t cachedContext, int64_t steps,
+                int64_t repeat) {
+  auto shape = lathe::speculative::parseTreeShape(shapeText);
+  if (!shape)
+    return fail(shape.error().message());
+  if (steps < 1 || repeat < 1)
+    return fail("--tree needs --gen-tokens >= 1 and --repeat >= 1");
+  const auto &config = artifact.config();
+  auto executable = lathe::backend::load(std::move(shared), flags.resolve(artifact));
+  if (!executable)
+    return fail(executable.error().message());
+  const int64_t first = config.vocab > 600 ? 300 : 0;
+  std::vector<int32_t> tokens;
+  for (int64_t i = 0; i < 97; ++i)
+    tokens.push_back(static_cast<int32_t>(first + (i * 37) % (config.vocab - first)));
+  lathe::bench::TreeStepTimes all;
+  for (int64_t r = 0; r < repeat; ++r) {
+    auto times = lathe::bench::timeTreeSteps(**executable, *shape, cachedContext, steps, tokens);
+    if (!times)
+      return fail(times.error().message());
+    all.oneToken.insert(all.oneToken.end(), times->oneToken.begin(), times->oneToken.end());
+    all.tree.insert(all.tree.end(), times->tree.begin(), times->tree.end());
+  }
+  const double one = median(all.oneToken), tree = median(all.tree);
+  std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
+              path.c_str(), artifact.syntheticWeights() ? ", random weights" : "",
+              (*executable)->device().name().c_str(), flags.kernels.c_str(),
+              (*executable)->threads());
+  std::printf("cached context %lld tokens, not computed (zero keys and values); medians of "
+              "%lld steps of each kind\n",
+              static_cast<long long>(cachedContext), static_cast<long long>(all.tree.size()));
+  std::printf("one-token step: %.3f ms\n", 1e3 * one);
+  std::printf("tree %s, %lld nodes: %.3f ms a step, %.2fx the one-token step\n",
+              shape->str().c_str(), static_cast<long long>(shape->nodeCount()), 1e3 * tree,
+              tree / one);
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -335,6 +379,11 @@ int main(int argc, char **argv) {
   app.add_option("--chunk-tokens", chunkTokens,
                  "--arrival: chunked prefill's prompt tokens per step (default: the prompt "
                  "over the artifact's layer groups, rounded up: layered's bound)");
+  std::string treeShape;
+  app.add_option("--tree", treeShape,
+                 "time a speculative verification step of this tree shape's full tree (e.g. "
+                 "3x4x4: 64 nodes with the root) against a one-token step, --gen-tokens of "
+                 "each after --cached-context uncomputed tokens (default: --prompt-tokens)");
   lathe::tools::SessionFlags sessionFlags;
   sessionFlags.addTo(app);
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-bench"))
@@ -350,6 +399,10 @@ int main(int argc, char **argv) {
     return runArrivalMode(**artifact, *artifact, sessionFlags, path, arrival,
                           app.count("--sequences") ? sequences : 4, repeat, policy, chunkTokens);
   }
+  if (!treeShape.empty())
+    return runTreeMode(**artifact, *artifact, sessionFlags, path, treeShape,
+                       app.count("--cached-context") ? cachedContext : promptTokens, genTokens,
+                       repeat);
   const auto &config = (*artifact)->config();
   if (promptTokens < 1 || genTokens < 0 || repeat < 1 || sequences < 1 ||
       (cachedContext == 0 && promptTokens + genTokens > config.context) || cachedContext < 0 ||
