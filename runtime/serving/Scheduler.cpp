@@ -99,8 +99,12 @@ Expected<Scheduler> Scheduler::create(std::shared_ptr<backend::Executable> execu
                                           std::unique_ptr<backend::LayerCarry> &carry) {
     return executable->executeLayers(batch, cache, group, carry);
   };
+  GreedyStepFunction greedy = [executable](const backend::Batch &batch,
+                                           kv::PagedKVCache &cache) {
+    return executable->executeGreedy(batch, cache);
+  };
   return create(config, std::move(step), std::move(layers), executable->layerGroups().size(),
-                kv.take(), options);
+                kv.take(), options, std::move(greedy));
 }
 
 Expected<Scheduler> Scheduler::create(const plan::ModelConfig &config, StepFunction step,
@@ -112,7 +116,8 @@ Expected<Scheduler> Scheduler::create(const plan::ModelConfig &config, StepFunct
 Expected<Scheduler> Scheduler::create(const plan::ModelConfig &config, StepFunction step,
                                       LayerStepFunction layers, size_t layerGroups,
                                       std::unique_ptr<kv::PagedKVCache> kv,
-                                      const SchedulerOptions &options) {
+                                      const SchedulerOptions &options,
+                                      GreedyStepFunction greedy) {
   if (Status s = validateOptions(options); !s)
     return s.error();
   if (!kv || !step)
@@ -124,13 +129,14 @@ Expected<Scheduler> Scheduler::create(const plan::ModelConfig &config, StepFunct
     return Error(fmt::format("the scheduler needs a layer step function to run {} layer groups",
                              layerGroups));
   return Scheduler(config, std::move(step), std::move(layers), layerGroups, std::move(kv),
-                   options);
+                   options, std::move(greedy));
 }
 
 Scheduler::Scheduler(const plan::ModelConfig &config, StepFunction step, LayerStepFunction layers,
                      size_t layerGroups, std::unique_ptr<kv::PagedKVCache> kv,
-                     const SchedulerOptions &options)
-    : config_(config), step_(std::move(step)), layers_(std::move(layers)),
+                     const SchedulerOptions &options, GreedyStepFunction greedy)
+    : config_(config), step_(std::move(step)), greedy_(std::move(greedy)),
+      layers_(std::move(layers)),
       layerGroups_(layerGroups),
       layered_(options.prefill == PrefillPolicy::Layered && layerGroups > 1),
       wholePrompts_(options.prefill == PrefillPolicy::Whole ||
@@ -382,8 +388,16 @@ Expected<StepResult> Scheduler::step() {
   const bool prefilled = inFlight_ && inFlight_->done;
 
   if (!batch_.empty() || prefilled) {
+    // Every row greedy: the ids alone (no logits to sample from).
+    const bool greedyIds = greedyRows(decodes, promptEnds);
     std::span<const float> logits;
-    if (!batch_.empty()) {
+    std::vector<int32_t> ids;
+    if (!batch_.empty() && greedyIds) {
+      Expected<std::vector<int32_t>> got = greedy_(batch_, *kv_);
+      if (!got)
+        return got.error();
+      ids = got.take();
+    } else if (!batch_.empty()) {
       Expected<std::span<const float>> got = step_(batch_, *kv_);
       if (!got)
         return got.error();
@@ -401,7 +415,9 @@ Expected<StepResult> Scheduler::step() {
     const size_t rows = size_t(result.stats.decodeTokens) + promptEnds.size();
     // A step function that breaks its contract; the cache has grown, so
     // the scheduler cannot go on from here.
-    if (logits.size() != rows * vocab)
+    if (greedyIds && ids.size() != rows)
+      return Error(fmt::format("the greedy step returned {} ids, expected {}", ids.size(), rows));
+    if (!greedyIds && logits.size() != rows * vocab)
       return Error(fmt::format("the step returned {} logits, expected {} rows of {}",
                                logits.size(), rows, config_.vocab));
     for (const Chunk &c : chunks)
@@ -413,6 +429,10 @@ Expected<StepResult> Scheduler::step() {
     size_t row = 0;
     for (const Decode &d : decodes) {
       const size_t nodes = d.tree ? d.tree->size() : 1;
+      if (greedyIds) { // no trees: greedyRows asks for no drafter
+        emit(d.index, ids[row++], end, result.events);
+        continue;
+      }
       const std::span<const float> own = logits.subspan(row * vocab, nodes * vocab);
       row += nodes;
       if (!d.tree) {
@@ -426,7 +446,10 @@ Expected<StepResult> Scheduler::step() {
       }
     }
     for (size_t index : promptEnds)
-      sample(index, logits.subspan(row++ * vocab, vocab), end, result.events);
+      if (greedyIds)
+        emit(index, ids[row++], end, result.events);
+      else
+        sample(index, logits.subspan(row++ * vocab, vocab), end, result.events);
     if (prefilled) {
       // After the last group: the prompt's first token, and from the next
       // step its decodes.
@@ -497,6 +520,26 @@ bool Scheduler::sample(size_t index, std::span<const float> logits, Clock::time_
   // successors (only that row comes back from a prefill).
   if (drafter_ && st.generatedTokens == 0)
     drafter_->observePrompt(std::span<const int32_t>(r.request.prompt).last(1), logits);
+  return emit(index, token, now, events);
+}
+
+bool Scheduler::greedyRows(const std::vector<Decode> &decodes,
+                           const std::vector<size_t> &promptEnds) const {
+  if (!greedy_ || drafter_)
+    return false;
+  for (const Decode &d : decodes)
+    if (!running_[d.index].sampler.greedy())
+      return false;
+  for (size_t index : promptEnds)
+    if (!running_[index].sampler.greedy())
+      return false;
+  return true;
+}
+
+bool Scheduler::emit(size_t index, int32_t token, Clock::time_point now,
+                     std::vector<Event> &events) {
+  Running &r = running_[index];
+  RequestStats &st = r.stats;
   const std::vector<int32_t> &stops = r.request.stopTokens;
   if (std::find(stops.begin(), stops.end(), token) != stops.end()) {
     finish(r, FinishReason::StopToken, events);

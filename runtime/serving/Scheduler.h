@@ -173,6 +173,15 @@ using LayerStepFunction = std::function<Expected<std::span<const float>>(
     const backend::Batch &, kv::PagedKVCache &, size_t group,
     std::unique_ptr<backend::LayerCarry> &)>;
 
+/// Runs one step of a batch over the cache and returns only each logits
+/// row's argmax (sampling's: the lowest id on ties): Executable::
+/// executeGreedy, which may pick them without every logit (the CPU's
+/// screened float32 classifier) or without the logits' trip to the host
+/// (the GPU). The scheduler takes it for steps whose every row is sampled
+/// greedily.
+using GreedyStepFunction =
+    std::function<Expected<std::vector<int32_t>>(const backend::Batch &, kv::PagedKVCache &)>;
+
 class Scheduler {
 public:
   /// A scheduler over `executable` with a KV cache of its own
@@ -187,10 +196,14 @@ public:
                                     const SchedulerOptions &options = {});
   /// The same with the layered twin of `step`, which runs `layerGroups`
   /// groups (fewer than 2: Layered prefill runs as Whole).
+  /// `greedy`, when given, runs the steps whose every logits row is
+  /// sampled greedily (and none feeds a drafter) in place of `step`: it
+  /// must return the argmax of each row `step` would have returned.
   static Expected<Scheduler> create(const plan::ModelConfig &config, StepFunction step,
                                     LayerStepFunction layers, size_t layerGroups,
                                     std::unique_ptr<kv::PagedKVCache> kv,
-                                    const SchedulerOptions &options = {});
+                                    const SchedulerOptions &options = {},
+                                    GreedyStepFunction greedy = {});
 
   /// Queues a request and returns its id. Fails, queuing nothing, on an
   /// empty prompt, an id outside the vocabulary, a prompt longer than the
@@ -277,7 +290,7 @@ private:
 
   Scheduler(const plan::ModelConfig &config, StepFunction step, LayerStepFunction layers,
             size_t layerGroups, std::unique_ptr<kv::PagedKVCache> kv,
-            const SchedulerOptions &options);
+            const SchedulerOptions &options, GreedyStepFunction greedy);
   /// KV blocks a request holds at most: its prompt and new tokens, within
   /// the context. Reserved at admission, so a running sequence never finds
   /// the cache full.
@@ -301,6 +314,12 @@ private:
   /// request ended instead (events record both).
   bool sample(size_t index, std::span<const float> logits, Clock::time_point now,
               std::vector<Event> &events);
+  /// Emits `token` as running_[index]'s next (sample's second half);
+  /// false when the request ended instead.
+  bool emit(size_t index, int32_t token, Clock::time_point now, std::vector<Event> &events);
+  /// Whether this step's logits rows (the decodes', the prompts' that end)
+  /// are all sampled greedily with no drafter to feed: greedy_ can run it.
+  bool greedyRows(const std::vector<Decode> &decodes, const std::vector<size_t> &promptEnds) const;
   /// Walks a speculating sequence's verified tree down the tokens chosen
   /// at its nodes (`logits`: a row per node), emitting them, and commits
   /// the accepted path to the cache. A commit the cache refuses (which the
@@ -312,6 +331,7 @@ private:
 
   plan::ModelConfig config_;
   StepFunction step_;
+  GreedyStepFunction greedy_; // may be empty
   LayerStepFunction layers_;
   size_t layerGroups_;
   /// Layered with at least 2 groups; false under Layered without groups,

@@ -225,17 +225,35 @@ protected:
     return makeOver(model, options, blocks);
   }
   /// A scheduler over `m` and its layer groups.
-  Scheduler makeOver(FakeModel &m, const SchedulerOptions &options, int64_t blocks = 128) {
+  /// With `greedyIds`, the scheduler also gets a greedy step function:
+  /// the model's step, then each row's argmax (counted in greedySteps;
+  /// wrongIds drops its last id).
+  Scheduler makeOver(FakeModel &m, const SchedulerOptions &options, int64_t blocks = 128,
+                     bool greedyIds = false) {
+    GreedyStepFunction greedy;
+    if (greedyIds)
+      greedy = [this, &m](const Batch &b, kv::PagedKVCache &kv) -> Expected<std::vector<int32_t>> {
+        auto logits = m(b, kv);
+        if (!logits)
+          return logits.error();
+        ++greedySteps;
+        std::vector<int32_t> ids = backend::argmaxRows(*logits, kVocab);
+        if (wrongIds)
+          ids.pop_back();
+        return ids;
+      };
     auto s = Scheduler::create(
         fakeConfig(), [&m](const Batch &b, kv::PagedKVCache &kv) { return m(b, kv); },
         [&m](const Batch &b, kv::PagedKVCache &kv, size_t group,
              std::unique_ptr<backend::LayerCarry> &carry) {
           return m.layers(b, kv, group, carry);
         },
-        m.groups, makeCache(blocks), options);
+        m.groups, makeCache(blocks), options, std::move(greedy));
     EXPECT_TRUE(s) << s.error().message();
     return s.take();
   }
+  int64_t greedySteps = 0;
+  bool wrongIds = false;
 
   /// Runs `s` to its end (at most 100 steps), collecting each request's
   /// tokens. At the steps in `failing` the model's next step or layer group
@@ -417,6 +435,43 @@ TEST_P(SchedulerPolicyTest, EachRequestGetsTheTokensItGetsAlone) {
   EXPECT_EQ(s.kvCache().usedBlocks(), 0);
   for (int64_t size : model.batchSizes)
     EXPECT_LE(size, options.tokenBudget);
+}
+
+TEST_P(SchedulerPolicyTest, StepsOfGreedyRowsOnlyTakeTheIdsAlone) {
+  // Greedy requests only: every step runs the greedy step function (ids,
+  // no logits), and each request gets what it gets alone.
+  SchedulerOptions options;
+  options.prefill = GetParam();
+  options.maxSequences = 5;
+  options.tokenBudget = GetParam() == PrefillPolicy::Whole ? 48 : 8;
+  const std::vector<std::pair<Request, int>> greedyOnly = {{request({1, 5, 9}, 12), 0},
+                                                           {request({1, 30, 4, 4, 8}, 9), 0},
+                                                           {request(promptOf(40, 3), 10), 3}};
+  {
+    Scheduler s = makeOver(model, options, 128, true);
+    const std::vector<Output> together = runAll(s, greedyOnly);
+    for (size_t i = 0; i < greedyOnly.size(); ++i)
+      EXPECT_EQ(together[i].tokens, runAlone(greedyOnly[i].first).tokens) << "request " << i;
+    // Every step with tokens went through it (a layered prompt's groups
+    // are the layer step function's).
+    EXPECT_EQ(greedySteps, static_cast<int64_t>(model.batchSizes.size()));
+    EXPECT_GT(greedySteps, 10);
+  }
+  // Sampled requests beside them: their steps take the logits, the rest
+  // the ids; every request still gets what it gets alone.
+  greedySteps = 0;
+  model.batchSizes.clear();
+  steps.clear();
+  {
+    Scheduler s = makeOver(model, options, 128, true);
+    auto arrivals = fourAndALongOne();
+    arrivals.push_back({request({1, 7}, 30), 1}); // greedy, on after the sampled ones end
+    const std::vector<Output> together = runAll(s, arrivals);
+    for (size_t i = 0; i < arrivals.size(); ++i)
+      EXPECT_EQ(together[i].tokens, runAlone(arrivals[i].first).tokens) << "request " << i;
+    EXPECT_GT(greedySteps, 0);
+    EXPECT_LT(greedySteps, static_cast<int64_t>(model.batchSizes.size()));
+  }
 }
 
 TEST_P(SchedulerPolicyTest, RequestsBeyondMaxSequencesWaitInArrivalOrder) {
@@ -897,6 +952,16 @@ TEST_F(SchedulerTest, StatsFollowEachRequestAndStep) {
   EXPECT_EQ(steps[2].sequences, 2);
   EXPECT_EQ(steps.back().kvBlocksUsed, 0);
   EXPECT_EQ(steps.back().kvBlocks, 128);
+}
+
+TEST_F(SchedulerTest, AGreedyStepOfTheWrongCountFailsTheStep) {
+  Scheduler s = makeOver(model, {}, 128, true);
+  wrongIds = true;
+  ASSERT_TRUE(s.submit(request({1, 2, 3}, 4)));
+  ASSERT_TRUE(s.submit(request({1, 4}, 4)));
+  auto result = s.step();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().message(), "the greedy step returned 1 ids, expected 2");
 }
 
 TEST_F(SchedulerTest, AFailedStepChangesNothing) {
