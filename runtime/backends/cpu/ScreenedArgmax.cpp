@@ -3,6 +3,7 @@
 #include "runtime/backends/cpu/ThreadPool.h"
 #include "runtime/backends/cpu/kernels/Matmul.h"
 #include "runtime/formats/RowCodec.h"
+#include "runtime/sampling/Sampler.h"
 
 #include <algorithm>
 #include <cmath>
@@ -113,12 +114,20 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   pool.parallelFor(0, panels_.panels, [&](int64_t p0, int64_t p1) {
     simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
   });
-  const size_t before = ids.size();
-  const auto cannotVouch = [&] { // ids as they were
-    ids.resize(before);
-    return false;
+  // A token the screening cannot vouch for gets every logit of its row
+  // by the full classifier's kernel (the floats execute() returns; its
+  // estimates become them), and their argmax: a step of several tokens
+  // then pays one pass over the classifier for it, not for all of them.
+  const auto everyLogit = [&](int64_t t) {
+    float *row = approx_.data() + t * n_;
+    pool.parallelFor(0, n_, [&](int64_t v0, int64_t v1) {
+      simd::matmulF32(x + t * k_, 1, w_, n_, k_, row, v0, v1);
+    });
+    ids.push_back(lathe::argmax(std::span<const float>(row, size_t(n_))));
+    ++lastFullRows_;
   };
   lastCandidates_ = 0;
+  lastFullRows_ = 0;
   const double rounding = 4.0 * double(k_ + 16) * 0x1p-24;
   for (int64_t t = 0; t < T; ++t) {
     const float *xt = x + t * k_;
@@ -133,8 +142,10 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     }
     norm *= 1 + 0x1p-20;
     activationError *= 1 + 0x1p-20;
-    if (!std::isfinite(norm) || !std::isfinite(activationError))
-      return cannotVouch();
+    if (!std::isfinite(norm) || !std::isfinite(activationError)) {
+      everyLogit(t);
+      continue;
+    }
     const float *a = approx_.data() + t * n_;
     const auto bound = [&](int64_t v) {
       return double(error_[v]) * norm + activationError * double(absSum_[v]) +
@@ -143,30 +154,38 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     double floor = -std::numeric_limits<double>::infinity();
     for (int64_t v = 0; v < n_; ++v)
       floor = std::max(floor, double(a[v]) - bound(v));
-    if (!std::isfinite(floor))
-      return cannotVouch();
+    if (!std::isfinite(floor)) {
+      everyLogit(t);
+      continue;
+    }
     candidates_.clear();
-    for (int64_t v = 0; v < n_; ++v)
+    bool tooMany = false;
+    for (int64_t v = 0; v < n_ && !tooMany; ++v)
       if (!(double(a[v]) + bound(v) < floor)) { // NaN stays in, and fails below
-        if (int64_t(candidates_.size()) == kMaxCandidates)
-          return cannotVouch();
+        tooMany = int64_t(candidates_.size()) == kMaxCandidates;
         candidates_.push_back(int32_t(v));
       }
+    if (tooMany) {
+      everyLogit(t);
+      continue;
+    }
     lastCandidates_ += int64_t(candidates_.size());
     // The candidates' float32 logits, row by row as the full classifier's
     // kernel computes them; the lowest id on ties (candidates ascend).
     int32_t best = -1;
     float bestLogit = 0;
+    bool nan = false;
     for (int32_t v : candidates_) {
       float logit;
       simd::matmulF32(xt, 1, w_ + int64_t(v) * k_, 1, k_, &logit, 0, 1);
-      if (std::isnan(logit))
-        return cannotVouch();
+      nan |= std::isnan(logit);
       if (best < 0 || logit > bestLogit)
         best = v, bestLogit = logit;
     }
-    if (best < 0)
-      return cannotVouch();
+    if (nan || best < 0) {
+      everyLogit(t);
+      continue;
+    }
     ids.push_back(best);
   }
   return true;

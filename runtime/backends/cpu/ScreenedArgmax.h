@@ -16,8 +16,9 @@
 // with E_v = max |w_v - w^_v| and A_x = max |x - x~| (from the codes the
 // panels multiply, a little over), plus the float32 rounding of both
 // sums: 4 (K + 16) 2^-24 M_v (|x|_1 + K A_x), M_v = max |w_v| (each
-// sum's error is at most about K 2^-24 sum |x w|). Non-finite inputs, or
-// too many candidates, leave the caller to compute every logit.
+// sum's error is at most about K 2^-24 sum |x w|). A token of non-finite
+// inputs, too many candidates or a NaN among them gets its row's every
+// logit computed, by the same kernel.
 #pragma once
 
 #include "runtime/backends/cpu/kernels/PanelMatmul.h"
@@ -41,14 +42,17 @@ public:
   static std::unique_ptr<ScreenedArgmax> make(const float *w, int64_t N, int64_t K,
                                               threading::ThreadPool &pool);
 
-  /// The argmax of x_t . w_v over v for each of the T rows of x, appended
-  /// to `ids`; false (ids as they were) where it cannot vouch for them: a
-  /// non-finite input or bound, or more than kMaxCandidates rows close to
-  /// the best.
+  /// The argmax of x_t . w_v over v for each of the T rows of x (sampling's
+  /// argmax of the float32 logits: the lowest id on ties, NaN never
+  /// winning), appended to `ids`. A row the screening cannot vouch for (a
+  /// non-finite input or bound, more than kMaxCandidates rows close to the
+  /// best, a NaN candidate) has every logit computed. False (ids as they
+  /// were) only where x cannot be rounded for the panels.
   bool argmax(const float *x, int64_t T, threading::ThreadPool &pool, std::vector<int32_t> &ids);
 
   /// The last argmax's estimates of every logit (T rows of N: the int8
-  /// copy's, each within its bound of the float32 logit).
+  /// copy's, each within its bound of the float32 logit; a row computed
+  /// whole, its logits).
   std::span<const float> estimates() const { return approx_; }
   /// Bytes a step reads for the screening: the int8 copy and the bounds.
   int64_t bytesPerStep() const {
@@ -57,8 +61,10 @@ public:
   /// Rows computed in float32 by the last argmax (all tokens): a measure
   /// of how tight the bound is.
   int64_t lastCandidates() const { return lastCandidates_; }
+  /// Rows of the last argmax whose every logit was computed.
+  int64_t lastFullRows() const { return lastFullRows_; }
 
-  static constexpr int64_t kMaxCandidates = 256;
+  static constexpr int64_t kMaxCandidates = 1024;
 
 private:
   ScreenedArgmax(const float *w, int64_t N, int64_t K) : w_(w), n_(N), k_(K) {}
@@ -71,7 +77,7 @@ private:
   kernels::simd::Int8Activations quantized_;
   std::vector<float> approx_;
   std::vector<int32_t> candidates_;
-  int64_t lastCandidates_ = 0;
+  int64_t lastCandidates_ = 0, lastFullRows_ = 0;
 };
 
 } // namespace lathe::cpu

@@ -92,48 +92,71 @@ TEST_F(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
   }
 }
 
-TEST_F(ScreenedArgmaxTest, LeavesTheCallerToComputeEveryLogitWhereItCannotVouch) {
+TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   const int64_t N = 100, K = 64;
   std::vector<float> w(size_t(N * K), 0.01f);
   for (int64_t v = 0; v < N; ++v)
     w[size_t(v * K)] = 0.001f * float(v);
+  // The ids of every logit's argmax, appended to `ids`, and exactly the
+  // rows that must have been computed whole.
+  auto expectEveryLogitsArgmax = [&](ScreenedArgmax &screen, const std::vector<float> &weights,
+                                     const std::vector<float> &x, int64_t T, int64_t fullRows,
+                                     const char *what) {
+    std::vector<int32_t> ids{7};
+    ASSERT_TRUE(screen.argmax(x.data(), T, pool, ids)) << what;
+    const int64_t rows = int64_t(weights.size()) / K;
+    const std::vector<float> y = allLogits(weights, x.data(), T, rows, K);
+    std::vector<int32_t> want{7};
+    for (int64_t t = 0; t < T; ++t)
+      want.push_back(argmax(std::span(y).subspan(size_t(t * rows), size_t(rows))));
+    EXPECT_EQ(ids, want) << what;
+    EXPECT_EQ(screen.lastFullRows(), fullRows) << what;
+    // A row computed whole: its estimates are its logits.
+    for (int64_t t = 0; t < T; ++t)
+      if (fullRows == T)
+        EXPECT_EQ(std::memcmp(screen.estimates().data() + t * rows, y.data() + t * rows,
+                              size_t(rows) * 4),
+                  0)
+            << what;
+  };
   auto screen = ScreenedArgmax::make(w.data(), N, K, pool);
   ASSERT_NE(screen, nullptr);
-  std::vector<int32_t> ids{7};
-  // A NaN or an infinity in the input: no bound.
-  std::vector<float> x(size_t(K), 1.0f);
-  x[3] = std::nanf("");
-  EXPECT_FALSE(screen->argmax(x.data(), 1, pool, ids));
-  x[3] = INFINITY;
-  EXPECT_FALSE(screen->argmax(x.data(), 1, pool, ids));
-  EXPECT_EQ(ids, std::vector<int32_t>{7}); // as they were
-  // Rows too close to tell apart by the int8 copy: more candidates than
-  // the screening computes (all 100 rows within the bound of a zero input
-  // but one value).
+  // A NaN or an infinity in the input: no bound; the row alone is
+  // computed, the other tokens' are screened.
+  std::vector<float> x(size_t(3 * K), 1.0f);
+  x[size_t(K + 3)] = std::nanf("");
+  expectEveryLogitsArgmax(*screen, w, x, 3, 1, "a NaN input");
+  x[size_t(K + 3)] = INFINITY;
+  expectEveryLogitsArgmax(*screen, w, x, 3, 1, "an infinite input");
+  x.resize(size_t(K));
+  x[3] = -INFINITY;
+  expectEveryLogitsArgmax(*screen, w, x, 1, 1, "a token alone");
+  // Rows too close to tell apart by the int8 copy: 100 ties within the
+  // candidates' bound (id 0 wins), 3000 beyond it (computed whole).
+  std::fill(x.begin(), x.end(), 1.0f);
   std::vector<float> flat(size_t(N * K), 0.5f);
   auto flatScreen = ScreenedArgmax::make(flat.data(), N, K, pool);
   ASSERT_NE(flatScreen, nullptr);
-  std::fill(x.begin(), x.end(), 1.0f);
-  std::vector<int32_t> some;
-  EXPECT_TRUE(flatScreen->argmax(x.data(), 1, pool, some)); // 100 ties: id 0
-  EXPECT_EQ(some, std::vector<int32_t>{0});
+  expectEveryLogitsArgmax(*flatScreen, flat, x, 1, 0, "100 ties");
+  std::vector<float> wide(size_t(3000 * K), 0.5f);
+  wide[size_t(2613 * K + 5)] = 0.5000001f; // the best by a float
+  auto wideScreen = ScreenedArgmax::make(wide.data(), 3000, K, pool);
+  ASSERT_NE(wideScreen, nullptr);
+  expectEveryLogitsArgmax(*wideScreen, wide, x, 1, 1, "3000 near-ties");
   // A classifier row holding an infinity has no int8 copy: its bound is
   // infinite, so it is always a candidate, computed in float32 (here its
   // logit is +inf and it wins, as in every logit's argmax); a row holding
-  // NaN gives a NaN logit, and the step falls back.
+  // NaN gives a NaN logit, and the token's row is computed whole (NaN
+  // never wins).
   std::vector<float> bad = w;
   bad[size_t(5 * K + 1)] = INFINITY;
   auto infinite = ScreenedArgmax::make(bad.data(), N, K, pool);
   ASSERT_NE(infinite, nullptr);
-  some.clear();
-  EXPECT_TRUE(infinite->argmax(x.data(), 1, pool, some));
-  EXPECT_EQ(some, std::vector<int32_t>{5});
+  expectEveryLogitsArgmax(*infinite, bad, x, 1, 0, "an infinite weight");
   bad[size_t(5 * K + 1)] = std::nanf("");
   auto nan = ScreenedArgmax::make(bad.data(), N, K, pool);
   ASSERT_NE(nan, nullptr);
-  some.clear();
-  EXPECT_FALSE(nan->argmax(x.data(), 1, pool, some));
-  EXPECT_TRUE(some.empty());
+  expectEveryLogitsArgmax(*nan, bad, x, 1, 1, "a NaN weight");
 }
 
 } // namespace
