@@ -36,6 +36,15 @@ int fail(const std::string &message) {
   return 1;
 }
 
+/// The first line of every report: the model, where it runs and how.
+void printModelLine(const lathe::artifact::Artifact &artifact, const std::string &path,
+                    lathe::backend::Executable &executable, const std::string &kernels) {
+  std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n",
+              artifact.config().name.c_str(), path.c_str(),
+              artifact.syntheticWeights() ? ", random weights" : "",
+              executable.device().name().c_str(), kernels.c_str(), executable.threads());
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -261,10 +270,7 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
       stall = med(p.runs, &ArrivalRun::worstTbt);
       stallAdded = stall - med(p.runs, &ArrivalRun::decodeStep);
     }
-  std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
-              path.c_str(), artifact.syntheticWeights() ? ", random weights" : "",
-              (*executable)->device().name().c_str(), flags.kernels.c_str(),
-              (*executable)->threads());
+  printModelLine(artifact, path, **executable, flags.kernels);
   std::printf("a %lld-token prompt arrives while %lld sequences decode; %lld layer group(s); "
               "medians of %lld repeats\n",
               static_cast<long long>(promptTokens), static_cast<long long>(sequences),
@@ -334,10 +340,7 @@ int runTreeMode(const lathe::artifact::Artifact &artifact,
     all.tree.insert(all.tree.end(), times->tree.begin(), times->tree.end());
   }
   const double one = median(all.oneToken), tree = median(all.tree);
-  std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
-              path.c_str(), artifact.syntheticWeights() ? ", random weights" : "",
-              (*executable)->device().name().c_str(), flags.kernels.c_str(),
-              (*executable)->threads());
+  printModelLine(artifact, path, **executable, flags.kernels);
   std::printf("cached context %lld tokens, not computed (zero keys and values); medians of "
               "%lld steps of each kind\n",
               static_cast<long long>(cachedContext), static_cast<long long>(all.tree.size()));
@@ -502,10 +505,7 @@ int main(int argc, char **argv) {
     if (genTokens > 0)
       decode.push_back(genTokens / std::chrono::duration<double>(t2 - t1).count());
   }
-  std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n", config.name.c_str(),
-              path.c_str(), (*artifact)->syntheticWeights() ? ", random weights" : "",
-              session->executable().device().name().c_str(), sessionFlags.kernels.c_str(),
-              session->threads());
+  printModelLine(**artifact, path, session->executable(), sessionFlags.kernels);
   if (sequences > 1)
     std::printf("%lld sequences in every step (tokens/s below count all of them)\n",
                 static_cast<long long>(sequences));
