@@ -417,6 +417,10 @@ Expected<StepResult> Scheduler::step() {
     // the scheduler cannot go on from here.
     if (greedyIds && ids.size() != rows)
       return Error(fmt::format("the greedy step returned {} ids, expected {}", ids.size(), rows));
+    for (int32_t id : ids)
+      if (id < 0 || id >= config_.vocab)
+        return Error(fmt::format("the greedy step returned id {}, outside the vocabulary of {}",
+                                 id, config_.vocab));
     if (!greedyIds && logits.size() != rows * vocab)
       return Error(fmt::format("the step returned {} logits, expected {} rows of {}",
                                logits.size(), rows, config_.vocab));

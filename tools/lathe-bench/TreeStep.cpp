@@ -13,10 +13,12 @@ Expected<TreeStepTimes> timeTreeSteps(backend::Executable &executable,
   const int64_t n = static_cast<int64_t>(nodes.size());
   if (tokens.empty())
     return Error("no token ids to feed the steps");
+  if (cachedContext < 0)
+    return Error("--cached-context must be at least 0, got " + std::to_string(cachedContext));
   // The tree's nodes take slots at the sequence's tail, every one of them.
-  if (cachedContext < 0 || cachedContext + n > executable.config().context)
+  if (cachedContext + n > executable.config().context)
     return Error("a cached context of " + std::to_string(cachedContext) + " tokens and a tree of " +
-                 std::to_string(n) + " nodes pass the model's context (" +
+                 std::to_string(n) + " nodes exceed the model's context (" +
                  std::to_string(executable.config().context) + ")");
   const int64_t block = executable.kvLayout(1).blockSize;
   auto kv = executable.createKVCache((cachedContext + n + block - 1) / block * block);

@@ -466,7 +466,9 @@ void CpuExecutable::logits(const float *x, uint32_t classifier, float *y) {
       std::copy_n(x + int64_t{wanted[i]} * width, width, gathered_.data() + i * width);
     input = gathered_.data();
   }
-  // A greedy step takes the ids alone where the screening vouches for them.
+  // A greedy step takes the screening's ids (each token's every logit
+  // computed where it cannot vouch for its candidates); every logit only
+  // where the input cannot be rounded for its panels.
   if (greedyIds_) {
     if (ScreenedArgmax *s = screened(classifier);
         s && s->argmax(input, static_cast<int64_t>(wanted.size()), *pool_, *greedyIds_)) {

@@ -240,6 +240,8 @@ protected:
         std::vector<int32_t> ids = backend::argmaxRows(*logits, kVocab);
         if (wrongIds)
           ids.pop_back();
+        if (outsideIds)
+          ids.back() = int32_t(kVocab);
         return ids;
       };
     auto s = Scheduler::create(
@@ -253,7 +255,7 @@ protected:
     return s.take();
   }
   int64_t greedySteps = 0;
-  bool wrongIds = false;
+  bool wrongIds = false, outsideIds = false;
 
   /// Runs `s` to its end (at most 100 steps), collecting each request's
   /// tokens. At the steps in `failing` the model's next step or layer group
@@ -471,6 +473,20 @@ TEST_P(SchedulerPolicyTest, StepsOfGreedyRowsOnlyTakeTheIdsAlone) {
       EXPECT_EQ(together[i].tokens, runAlone(arrivals[i].first).tokens) << "request " << i;
     EXPECT_GT(greedySteps, 0);
     EXPECT_LT(greedySteps, static_cast<int64_t>(model.batchSizes.size()));
+  }
+  // Speculating: the drafter learns from every logit, and a tree's nodes
+  // are rows of their own, so no step takes the ids alone.
+  greedySteps = 0;
+  steps.clear();
+  {
+    options.speculate = *speculative::parseTreeShape("3x2x1x1");
+    options.measureNodeCost = false;
+    options.tokenBudget = 64;
+    Scheduler s = makeOver(model, options, 128, true);
+    const std::vector<Output> together = runAll(s, greedyOnly);
+    for (size_t i = 0; i < greedyOnly.size(); ++i)
+      EXPECT_EQ(together[i].tokens, runAlone(greedyOnly[i].first).tokens) << "request " << i;
+    EXPECT_EQ(greedySteps, 0);
   }
 }
 
@@ -962,6 +978,18 @@ TEST_F(SchedulerTest, AGreedyStepOfTheWrongCountFailsTheStep) {
   auto result = s.step();
   ASSERT_FALSE(result);
   EXPECT_EQ(result.error().message(), "the greedy step returned 1 ids, expected 2");
+  // (A step that fails after the model ran leaves the cache grown: a
+  // scheduler of its own.)
+  FakeModel other;
+  Scheduler t = makeOver(other, {}, 128, true);
+  wrongIds = false;
+  outsideIds = true;
+  ASSERT_TRUE(t.submit(request({1, 2, 3}, 4)));
+  result = t.step();
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().message(),
+            fmt::format("the greedy step returned id {}, outside the vocabulary of {}", kVocab,
+                        kVocab));
 }
 
 TEST_F(SchedulerTest, AFailedStepChangesNothing) {

@@ -97,11 +97,12 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   std::vector<float> w(size_t(N * K), 0.01f);
   for (int64_t v = 0; v < N; ++v)
     w[size_t(v * K)] = 0.001f * float(v);
-  // The ids of every logit's argmax, appended to `ids`, and exactly the
-  // rows that must have been computed whole.
+  // The ids of every logit's argmax (`best`, the last token's, where
+  // given), appended to `ids`; `fullRows` rows computed whole, among them
+  // token `whole`'s (-1: none named), whose estimates are then its logits.
   auto expectEveryLogitsArgmax = [&](ScreenedArgmax &screen, const std::vector<float> &weights,
                                      const std::vector<float> &x, int64_t T, int64_t fullRows,
-                                     const char *what) {
+                                     int64_t whole, int32_t best, const char *what) {
     std::vector<int32_t> ids{7};
     ASSERT_TRUE(screen.argmax(x.data(), T, pool, ids)) << what;
     const int64_t rows = int64_t(weights.size()) / K;
@@ -110,39 +111,42 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
     for (int64_t t = 0; t < T; ++t)
       want.push_back(argmax(std::span(y).subspan(size_t(t * rows), size_t(rows))));
     EXPECT_EQ(ids, want) << what;
+    if (best >= 0)
+      EXPECT_EQ(want.back(), best) << what;
     EXPECT_EQ(screen.lastFullRows(), fullRows) << what;
-    // A row computed whole: its estimates are its logits.
-    for (int64_t t = 0; t < T; ++t)
-      if (fullRows == T)
-        EXPECT_EQ(std::memcmp(screen.estimates().data() + t * rows, y.data() + t * rows,
-                              size_t(rows) * 4),
-                  0)
-            << what;
+    if (whole >= 0)
+      EXPECT_EQ(std::memcmp(screen.estimates().data() + whole * rows, y.data() + whole * rows,
+                            size_t(rows) * 4),
+                0)
+          << what;
   };
   auto screen = ScreenedArgmax::make(w.data(), N, K, pool);
   ASSERT_NE(screen, nullptr);
   // A NaN or an infinity in the input: no bound; the row alone is
-  // computed, the other tokens' are screened.
+  // computed, the other tokens' are screened. An infinity at column 0
+  // makes row 0's logit NaN (times its weight 0) and every other +inf, so
+  // id 1 wins (NaN never does); -inf there, id 1 again (-inf against NaN).
   std::vector<float> x(size_t(3 * K), 1.0f);
   x[size_t(K + 3)] = std::nanf("");
-  expectEveryLogitsArgmax(*screen, w, x, 3, 1, "a NaN input");
-  x[size_t(K + 3)] = INFINITY;
-  expectEveryLogitsArgmax(*screen, w, x, 3, 1, "an infinite input");
+  expectEveryLogitsArgmax(*screen, w, x, 3, 1, 1, -1, "a NaN input");
+  x[size_t(K + 3)] = 1.0f;
+  x[size_t(2 * K)] = INFINITY;
+  expectEveryLogitsArgmax(*screen, w, x, 3, 1, 2, 1, "an infinite input");
   x.resize(size_t(K));
-  x[3] = -INFINITY;
-  expectEveryLogitsArgmax(*screen, w, x, 1, 1, "a token alone");
+  x[0] = -INFINITY;
+  expectEveryLogitsArgmax(*screen, w, x, 1, 1, 0, 1, "a token alone");
   // Rows too close to tell apart by the int8 copy: 100 ties within the
   // candidates' bound (id 0 wins), 3000 beyond it (computed whole).
   std::fill(x.begin(), x.end(), 1.0f);
   std::vector<float> flat(size_t(N * K), 0.5f);
   auto flatScreen = ScreenedArgmax::make(flat.data(), N, K, pool);
   ASSERT_NE(flatScreen, nullptr);
-  expectEveryLogitsArgmax(*flatScreen, flat, x, 1, 0, "100 ties");
+  expectEveryLogitsArgmax(*flatScreen, flat, x, 1, 0, -1, 0, "100 ties");
   std::vector<float> wide(size_t(3000 * K), 0.5f);
-  wide[size_t(2613 * K + 5)] = 0.5000001f; // the best by a float
+  wide[size_t(2613 * K + 5)] = 0.5f + 0x1p-10f; // the best, within the int8 copy's error
   auto wideScreen = ScreenedArgmax::make(wide.data(), 3000, K, pool);
   ASSERT_NE(wideScreen, nullptr);
-  expectEveryLogitsArgmax(*wideScreen, wide, x, 1, 1, "3000 near-ties");
+  expectEveryLogitsArgmax(*wideScreen, wide, x, 1, 1, 0, 2613, "3000 near-ties");
   // A classifier row holding an infinity has no int8 copy: its bound is
   // infinite, so it is always a candidate, computed in float32 (here its
   // logit is +inf and it wins, as in every logit's argmax); a row holding
@@ -152,11 +156,11 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   bad[size_t(5 * K + 1)] = INFINITY;
   auto infinite = ScreenedArgmax::make(bad.data(), N, K, pool);
   ASSERT_NE(infinite, nullptr);
-  expectEveryLogitsArgmax(*infinite, bad, x, 1, 0, "an infinite weight");
+  expectEveryLogitsArgmax(*infinite, bad, x, 1, 0, -1, 5, "an infinite weight");
   bad[size_t(5 * K + 1)] = std::nanf("");
   auto nan = ScreenedArgmax::make(bad.data(), N, K, pool);
   ASSERT_NE(nan, nullptr);
-  expectEveryLogitsArgmax(*nan, bad, x, 1, 1, "a NaN weight");
+  expectEveryLogitsArgmax(*nan, bad, x, 1, 1, 0, -1, "a NaN weight");
 }
 
 } // namespace
