@@ -20,8 +20,7 @@ Expected<TreeStepTimes> timeTreeSteps(backend::Executable &executable,
     return Error("a cached context of " + std::to_string(cachedContext) + " tokens and a tree of " +
                  std::to_string(n) + " nodes exceed the model's context (" +
                  std::to_string(executable.config().context) + ")");
-  const int64_t block = executable.kvLayout(1).blockSize;
-  auto kv = executable.createKVCache((cachedContext + n + block - 1) / block * block);
+  auto kv = executable.createKVCache(cachedContext + n); // rounded up to whole blocks
   if (!kv)
     return kv.error();
   const backend::SequenceId sequence = (*kv)->addSequence();

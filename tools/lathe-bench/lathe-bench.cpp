@@ -45,6 +45,15 @@ void printModelLine(const lathe::artifact::Artifact &artifact, const std::string
               executable.device().name().c_str(), kernels.c_str(), executable.threads());
 }
 
+/// The i-th of the ordinary ids the prompts and steps feed: a cycle
+/// through a common range of the vocabulary (past the first 300, the byte
+/// and control tokens of a SentencePiece vocabulary, when it has that
+/// many).
+int32_t ordinaryId(const lathe::plan::ModelConfig &config, int64_t i) {
+  const int64_t first = config.vocab > 600 ? 300 : 0;
+  return static_cast<int32_t>(first + (i * 37) % (config.vocab - first));
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -327,10 +336,9 @@ int runTreeMode(const lathe::artifact::Artifact &artifact,
   auto executable = lathe::backend::load(std::move(shared), flags.resolve(artifact));
   if (!executable)
     return fail(executable.error().message());
-  const int64_t first = config.vocab > 600 ? 300 : 0;
   std::vector<int32_t> tokens;
   for (int64_t i = 0; i < 97; ++i)
-    tokens.push_back(static_cast<int32_t>(first + (i * 37) % (config.vocab - first)));
+    tokens.push_back(ordinaryId(config, i));
   lathe::bench::TreeStepTimes all;
   for (int64_t r = 0; r < repeat; ++r) {
     auto times = lathe::bench::timeTreeSteps(**executable, *shape, cachedContext, steps, tokens);
@@ -419,13 +427,10 @@ int main(int argc, char **argv) {
   if (!session)
     return fail(session.error().message());
 
-  // A deterministic prompt of ordinary tokens: BOS, then ids cycling through
-  // a common range of the vocabulary (past the first 300, the byte and
-  // control tokens of a SentencePiece vocabulary, when it has that many).
-  const int64_t first = config.vocab > 600 ? 300 : 0;
+  // A deterministic prompt of ordinary tokens: BOS, then ordinaryId's.
   std::vector<int32_t> prompt{static_cast<int32_t>(std::min<int64_t>(1, config.vocab - 1))};
   for (int64_t i = 1; i < promptTokens; ++i)
-    prompt.push_back(static_cast<int32_t>(first + (i * 37) % (config.vocab - first)));
+    prompt.push_back(ordinaryId(config, i));
 
   std::vector<double> prefill, decode;
   using clock = std::chrono::steady_clock;
