@@ -43,8 +43,9 @@ public:
   /// in the one-token order (its streamed products: a row's logit the same
   /// float as alone, which ScreenedArgmax reproduces), and beyond 8 its one
   /// pass over the weights for all of them costs about what the screening
-  /// does (stories15M FP32, 2 threads, lathe-bench --tree: 8 tokens 2.27-2.40
-  /// ms screened against 2.46-2.57, 10 tokens 2.99-3.70 against 2.96-3.12).
+  /// does (stories15M FP32, 2 threads, lathe-bench --tree, 2026-12-05 with
+  /// the screening's scans on both threads: 8 tokens 1.87-2.27 ms screened
+  /// against 2.71-3.06, 12 tokens 4.23-4.66 against 3.82-4.76).
   static constexpr int64_t kScreenedRows = 8;
   /// A group runs the plan's steps of that group through the interpreter,
   /// also where generated code runs whole steps (it is one function over

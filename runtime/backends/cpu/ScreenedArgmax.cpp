@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 namespace lathe::cpu {
 namespace {
@@ -111,27 +112,17 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   if (!simd::quantizeActivations(x, T, k_, panels_.spec, quantized_, simd::CodeOrder::Columns))
     return false;
   approx_.resize(size_t(T * n_));
-  pool.parallelFor(0, panels_.panels, [&](int64_t p0, int64_t p1) {
-    simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
-  });
-  // A token the screening cannot vouch for gets every logit of its row
-  // by the full classifier's kernel (the floats execute() returns; its
-  // estimates become them), and their argmax: a step of several tokens
-  // then pays one pass over the classifier for it, not for all of them.
-  const auto everyLogit = [&](int64_t t) {
-    float *row = approx_.data() + t * n_;
-    pool.parallelFor(0, n_, [&](int64_t v0, int64_t v1) {
-      simd::matmulF32(x + t * k_, 1, w_, n_, k_, row, v0, v1);
-    });
-    ids.push_back(lathe::argmax(std::span<const float>(row, size_t(n_))));
-    ++lastFullRows_;
-  };
   lastCandidates_ = 0;
   lastFullRows_ = 0;
+
+  // Each token's bound is c1 E_v + c2 |w^_v|_1 + c3 M_v: c1 = |x|_1, c2 =
+  // A_x = max |x - x~| (from the codes the panels multiply, a little over),
+  // c3 the float32 rounding of both sums. A token with a non-finite
+  // constant is not screened.
+  tokens_.assign(size_t(T), Token{});
   const double rounding = 4.0 * double(k_ + 16) * 0x1p-24;
   for (int64_t t = 0; t < T; ++t) {
     const float *xt = x + t * k_;
-    // |x|_1 and A_x = max |x - x~|, from the codes the panels multiplied.
     double norm = 0, activationError = 0;
     const int64_t bs = quantized_.blockSize;
     for (int64_t i = 0; i < k_; ++i) {
@@ -142,51 +133,147 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     }
     norm *= 1 + 0x1p-20;
     activationError *= 1 + 0x1p-20;
-    if (!std::isfinite(norm) || !std::isfinite(activationError)) {
-      everyLogit(t);
-      continue;
-    }
-    const float *a = approx_.data() + t * n_;
-    const auto bound = [&](int64_t v) {
-      return double(error_[v]) * norm + activationError * double(absSum_[v]) +
-             rounding * double(largest_[v]) * (norm + double(k_) * activationError);
-    };
-    double floor = -std::numeric_limits<double>::infinity();
-    for (int64_t v = 0; v < n_; ++v)
-      floor = std::max(floor, double(a[v]) - bound(v));
-    if (!std::isfinite(floor)) {
-      everyLogit(t);
-      continue;
-    }
-    candidates_.clear();
-    bool tooMany = false;
-    for (int64_t v = 0; v < n_ && !tooMany; ++v)
-      if (!(double(a[v]) + bound(v) < floor)) { // NaN stays in, and fails below
-        tooMany = int64_t(candidates_.size()) == kMaxCandidates;
-        candidates_.push_back(int32_t(v));
+    Token &tk = tokens_[size_t(t)];
+    tk.c1 = norm;
+    tk.c2 = activationError;
+    tk.c3 = rounding * (norm + double(k_) * activationError);
+    tk.screened = std::isfinite(norm) && std::isfinite(activationError) && std::isfinite(tk.c3);
+  }
+  const auto bound = [&](const Token &tk, int64_t v) {
+    return double(error_[size_t(v)]) * tk.c1 + double(absSum_[size_t(v)]) * tk.c2 +
+           double(largest_[size_t(v)]) * tk.c3;
+  };
+
+  // The estimates and, on the same threads while their rows are in cache,
+  // each token's floor: the best lower bound, max_v (a_v - bound_v) (a NaN
+  // estimate never raises it).
+  std::mutex merge;
+  pool.parallelFor(0, panels_.panels, [&](int64_t p0, int64_t p1) {
+    simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
+    const int64_t v0 = p0 * simd::PanelWeights::kRows;
+    const int64_t v1 = std::min(n_, p1 * simd::PanelWeights::kRows);
+    for (int64_t t = 0; t < T; ++t) {
+      const Token &tk = tokens_[size_t(t)];
+      if (!tk.screened)
+        continue;
+      const float *a = approx_.data() + t * n_;
+      // Eight running maxima, so that the compiler keeps them in one vector.
+      constexpr int kLanes = 8;
+      double most[kLanes];
+      std::fill(most, most + kLanes, -std::numeric_limits<double>::infinity());
+      int64_t v = v0;
+      for (; v + kLanes <= v1; v += kLanes)
+        for (int j = 0; j < kLanes; ++j) {
+          const double d = double(a[v + j]) - bound(tk, v + j);
+          most[j] = d > most[j] ? d : most[j];
+        }
+      for (; v < v1; ++v) {
+        const double d = double(a[v]) - bound(tk, v);
+        most[0] = d > most[0] ? d : most[0];
       }
-    if (tooMany) {
-      everyLogit(t);
+      const double local = *std::max_element(most, most + kLanes);
+      std::lock_guard<std::mutex> lock(merge);
+      tokens_[size_t(t)].floor = std::max(tokens_[size_t(t)].floor, local);
+    }
+  });
+
+  // The candidates: every row whose upper bound reaches its token's floor
+  // (a NaN estimate stays in, and fails below). A token with more than
+  // kMaxCandidates is not screened.
+  for (Token &tk : tokens_)
+    tk.screened = tk.screened && std::isfinite(tk.floor);
+  candidates_.clear();
+  pool.parallelFor(0, n_, [&](int64_t v0, int64_t v1) {
+    std::vector<Candidate> local;
+    for (int64_t t = 0; t < T; ++t) {
+      const Token &tk = tokens_[size_t(t)];
+      if (!tk.screened)
+        continue;
+      const float *a = approx_.data() + t * n_;
+      // Eight rows tested at a time (one vector), the few that pass
+      // picked out after.
+      constexpr int kLanes = 8;
+      int64_t found = 0;
+      for (int64_t g = v0; g < v1 && found <= kMaxCandidates; g += kLanes) {
+        const int64_t n = std::min<int64_t>(kLanes, v1 - g);
+        bool in[kLanes];
+        bool any = false;
+        if (n == kLanes) {
+          for (int j = 0; j < kLanes; ++j) {
+            in[j] = !(double(a[g + j]) + bound(tk, g + j) < tk.floor);
+            any |= in[j];
+          }
+        } else {
+          for (int j = 0; j < n; ++j) {
+            in[j] = !(double(a[g + j]) + bound(tk, g + j) < tk.floor);
+            any |= in[j];
+          }
+        }
+        if (!any)
+          continue;
+        for (int j = 0; j < n; ++j)
+          if (in[j]) {
+            local.push_back({int32_t(t), int32_t(g + j), 0.0f});
+            ++found;
+          }
+      }
+    }
+    std::lock_guard<std::mutex> lock(merge);
+    candidates_.insert(candidates_.end(), local.begin(), local.end());
+  });
+  std::vector<int64_t> counts(size_t(T), 0);
+  for (const Candidate &c : candidates_)
+    ++counts[size_t(c.token)];
+  for (int64_t t = 0; t < T; ++t)
+    if (counts[size_t(t)] > kMaxCandidates)
+      tokens_[size_t(t)].screened = false;
+  std::erase_if(candidates_, [&](const Candidate &c) { return !tokens_[size_t(c.token)].screened; });
+  lastCandidates_ = int64_t(candidates_.size());
+
+  // The candidates' float32 logits, each row as the full classifier's
+  // kernel computes it; spread over the threads when there are many (a
+  // row is about a microsecond, mostly its load from memory).
+  const auto logits = [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      Candidate &cd = candidates_[size_t(c)];
+      simd::matmulF32(x + int64_t(cd.token) * k_, 1, w_ + int64_t(cd.row) * k_, 1, k_, &cd.logit,
+                      0, 1);
+    }
+  };
+  constexpr int64_t kCandidatesAlone = 32;
+  if (int64_t(candidates_.size()) <= kCandidatesAlone)
+    logits(0, int64_t(candidates_.size()));
+  else
+    pool.parallelFor(0, int64_t(candidates_.size()), logits);
+
+  // Each token's best: the lowest id on ties; a NaN among its candidates
+  // makes it unscreened.
+  std::vector<int32_t> best(size_t(T), -1);
+  std::vector<float> bestLogit(size_t(T), 0.0f);
+  for (const Candidate &c : candidates_) {
+    const size_t t = size_t(c.token);
+    if (std::isnan(c.logit))
+      tokens_[t].screened = false;
+    else if (best[t] < 0 || c.logit > bestLogit[t] ||
+             (c.logit == bestLogit[t] && c.row < best[t]))
+      best[t] = c.row, bestLogit[t] = c.logit;
+  }
+
+  // A token the screening cannot vouch for gets every logit of its row by
+  // the full classifier's kernel (the floats execute() returns; its
+  // estimates become them), and their argmax: a step of several tokens
+  // then pays one pass over the classifier for it, not for all of them.
+  for (int64_t t = 0; t < T; ++t) {
+    if (tokens_[size_t(t)].screened && best[size_t(t)] >= 0) {
+      ids.push_back(best[size_t(t)]);
       continue;
     }
-    lastCandidates_ += int64_t(candidates_.size());
-    // The candidates' float32 logits, row by row as the full classifier's
-    // kernel computes them; the lowest id on ties (candidates ascend).
-    int32_t best = -1;
-    float bestLogit = 0;
-    bool nan = false;
-    for (int32_t v : candidates_) {
-      float logit;
-      simd::matmulF32(xt, 1, w_ + int64_t(v) * k_, 1, k_, &logit, 0, 1);
-      nan |= std::isnan(logit);
-      if (best < 0 || logit > bestLogit)
-        best = v, bestLogit = logit;
-    }
-    if (nan || best < 0) {
-      everyLogit(t);
-      continue;
-    }
-    ids.push_back(best);
+    float *row = approx_.data() + t * n_;
+    pool.parallelFor(0, n_, [&](int64_t v0, int64_t v1) {
+      simd::matmulF32(x + t * k_, 1, w_, n_, k_, row, v0, v1);
+    });
+    ids.push_back(lathe::argmax(std::span<const float>(row, size_t(n_))));
+    ++lastFullRows_;
   }
   return true;
 }

@@ -24,6 +24,7 @@
 #include "runtime/backends/cpu/kernels/PanelMatmul.h"
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <vector>
@@ -76,7 +77,18 @@ private:
   std::vector<float> error_, absSum_, largest_;
   kernels::simd::Int8Activations quantized_;
   std::vector<float> approx_;
-  std::vector<int32_t> candidates_;
+  // A token's bound constants and best lower bound (the last argmax's).
+  struct Token {
+    double c1 = 0, c2 = 0, c3 = 0;
+    double floor = -std::numeric_limits<double>::infinity();
+    bool screened = false;
+  };
+  std::vector<Token> tokens_;
+  struct Candidate {
+    int32_t token, row;
+    float logit;
+  };
+  std::vector<Candidate> candidates_;
   int64_t lastCandidates_ = 0, lastFullRows_ = 0;
 };
 

@@ -142,6 +142,11 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   auto flatScreen = ScreenedArgmax::make(flat.data(), N, K, pool);
   ASSERT_NE(flatScreen, nullptr);
   expectEveryLogitsArgmax(*flatScreen, flat, x, 1, 0, -1, 0, "100 ties");
+  // Five tokens' 500 candidates, computed on both threads and gathered in
+  // whatever order they finish: each token's lowest id still wins.
+  std::vector<float> five(size_t(5 * K), 1.0f);
+  expectEveryLogitsArgmax(*flatScreen, flat, five, 5, 0, -1, 0, "100 ties, 5 tokens");
+  EXPECT_EQ(flatScreen->lastCandidates(), 500);
   std::vector<float> wide(size_t(3000 * K), 0.5f);
   wide[size_t(2613 * K + 5)] = 0.5f + 0x1p-10f; // the best, within the int8 copy's error
   auto wideScreen = ScreenedArgmax::make(wide.data(), 3000, K, pool);
