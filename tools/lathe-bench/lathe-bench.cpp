@@ -402,6 +402,10 @@ int main(int argc, char **argv) {
   auto artifact = lathe::artifact::Artifact::load(path, sessionFlags.memory());
   if (!artifact)
     return fail(artifact.error().message());
+  if (!treeShape.empty() && (app.count("--arrival") || app.count("--chunk-tokens") ||
+                             app.count("--policy") || app.count("--sequences")))
+    return fail("--tree times one sequence's steps; it does not go with --arrival, --policy, "
+                "--chunk-tokens or --sequences");
   if (arrival != 0 || app.count("--chunk-tokens") || app.count("--policy")) {
     if (arrival < 1)
       return fail("--policy and --chunk-tokens go with --arrival N, N >= 1");
