@@ -77,11 +77,25 @@ struct TinyModel {
   }
 };
 
+std::string tempPrefix() { return "lathe-artifact-" + std::to_string(::getpid()) + "-"; }
+
 std::string tempFile(const std::string &name) {
-  return (std::filesystem::temp_directory_path() /
-          ("lathe-artifact-" + std::to_string(::getpid()) + "-" + name))
-      .string();
+  return (std::filesystem::temp_directory_path() / (tempPrefix() + name)).string();
 }
+
+/// Removes every file tempFile named, whichever tests wrote them.
+class TempFiles : public ::testing::Environment {
+public:
+  void TearDown() override {
+    std::error_code ec;
+    for (const auto &entry : std::filesystem::directory_iterator(
+             std::filesystem::temp_directory_path(), ec))
+      if (entry.path().filename().string().starts_with(tempPrefix()))
+        std::filesystem::remove(entry.path(), ec);
+  }
+};
+[[maybe_unused]] ::testing::Environment *const kTempFiles =
+    ::testing::AddGlobalTestEnvironment(new TempFiles);
 
 std::vector<char> readAll(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
