@@ -25,11 +25,23 @@ namespace {
 namespace fs = std::filesystem;
 using test::GgufWriter;
 
+fs::path tempDir() { return fs::temp_directory_path() / ("lathe-gguf-" + std::to_string(::getpid())); }
+
 std::string tempFile(const std::string &name) {
-  fs::path dir = fs::temp_directory_path() / ("lathe-gguf-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return (dir / name).string();
+  fs::create_directories(tempDir());
+  return (tempDir() / name).string();
 }
+
+/// Removes the folder of every file tempFile named, whichever tests wrote them.
+class TempFiles : public ::testing::Environment {
+public:
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(tempDir(), ec);
+  }
+};
+[[maybe_unused]] ::testing::Environment *const kTempFiles =
+    ::testing::AddGlobalTestEnvironment(new TempFiles);
 
 std::string writeBytes(const std::string &name, const std::string &bytes) {
   std::string path = tempFile(name);
