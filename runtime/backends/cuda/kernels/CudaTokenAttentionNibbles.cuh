@@ -34,11 +34,16 @@
 
 #include "CudaTokenAttentionMma.cuh"
 
-/* 1 takes bfp4 caches through this path. Off until it has run on a GPU:
- * written in a session that had none (2026-12-05); scripts/cuda-attention-check.cu
- * with -DLATHE_CUDA_NIBBLE_FRAGMENTS=1 checks its outputs against float64
- * and times it, CudaBackendTest the artifacts built with
- * LATHE_NVCC_FLAGS=-DLATHE_CUDA_NIBBLE_FRAGMENTS=1. */
+/* 1 takes every bfp4 cache through this path; 0 (the default) only heads
+ * whose widened tiles do not fit the shared-memory path (HeadDim > 80),
+ * which would otherwise run on the CUDA cores. Measured on an H100
+ * (2026-12-05, scripts/cuda-attention-check.cu, 16 sequences x 4096 rows,
+ * 32 heads over 8 KV heads; outputs within 8e-6 of float64 both ways, and
+ * CudaBackendTest passing on five bfp4-cache artifacts built with
+ * LATHE_NVCC_FLAGS=-DLATHE_CUDA_NIBBLE_FRAGMENTS=1, a head-128 model among
+ * them): heads of 128, 113.4 us on the CUDA cores -> 97.0 here (bf16's
+ * 142.6); heads of 64, 38.4-39.0 us by the shared-memory tiles against
+ * 45.3 here, so those keep the tiles. */
 #ifndef LATHE_CUDA_NIBBLE_FRAGMENTS
 #define LATHE_CUDA_NIBBLE_FRAGMENTS 0
 #endif
@@ -300,13 +305,14 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
 __device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer,
                           float *partials, unsigned *arrivals) {
-  if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && LATHE_CUDA_NIBBLE_FRAGMENTS &&
+  constexpr bool kTilesFit = TokenMmaKv<C, HeadDim>::kSupported && HeadDim % 16 == 0 &&
+                            kWarps * sizeof(TokenTiles<HeadDim>) <= 48 * 1024;
+  if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && (LATHE_CUDA_NIBBLE_FRAGMENTS || !kTilesFit) &&
                 NibbleFragments<C, HeadDim>::template kFits<KvHeads * HeadDim> && HeadsPerBlock <= 16)
     tokenAttentionNibbles<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
                                                                                    partials, arrivals);
-  else if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && TokenMmaKv<C, HeadDim>::kSupported &&
-                     HeadsPerBlock <= 16 && HeadDim % 16 == 0 &&
-                     kWarps * sizeof(TokenTiles<HeadDim>) <= 48 * 1024) // static shared memory: HeadDim <= 80
+  else if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && kTilesFit &&
+                     HeadsPerBlock <= 16) // static shared memory: HeadDim <= 80
     tokenAttentionMma<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
                                                                                partials, arrivals);
   else
