@@ -280,6 +280,17 @@ Status CudaExecutable::initialize() {
     }
     tileKernels_.push_back(tiles);
     wideKernels_.push_back(wide);
+    // A wgmma product's stages of k (its input's width in boxes of
+    // LATHE_CUDA_TMA_BOX_K): no more splits of its k than that.
+    int64_t stages = LATHE_CUDA_WGMMA_MAX_SPLITS;
+    if (l.wgmma > 0 && !wgmmaAttention)
+      std::visit(
+          [&](const auto &step) {
+            if constexpr (requires { step.input; })
+              stages = int64_t(plan_->bufferWidths[step.input]) / LATHE_CUDA_TMA_BOX_K;
+          },
+          plan_->steps[size_t(l.step)]);
+    wgmmaStages_.push_back(std::max<int64_t>(stages, 1));
   }
   if (Status s = check(api_, api_.cuModuleGetFunction(&argmax_, module_, "lathe_cuda_argmax"),
                        "finding lathe_cuda_argmax in the GPU code");
@@ -730,7 +741,7 @@ Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_
             threads = LATHE_CUDA_WGMMA_THREADS;
             if (unit == 64) // too few blocks split their k on z
               gz = unsigned(std::min<int64_t>(
-                  maxWgmmaSplits_, LATHE_CUDA_WGMMA_SPLITS(
+                  std::min(maxWgmmaSplits_, wgmmaStages_[i]), LATHE_CUDA_WGMMA_SPLITS(
                                        int64_t(gx) * gy,
                                        int64_t(std::max(1, device_.multiprocessors())))));
           }

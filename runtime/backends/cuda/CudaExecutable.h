@@ -145,6 +145,8 @@ private:
   std::vector<CUfunction> tileKernels_;
   /// Each product launch's wide tiles (LatheCudaLaunch::wideBlocks).
   std::vector<CUfunction> wideKernels_;
+  // Per launch: a wgmma product's stages of k, the most splits it takes.
+  std::vector<int64_t> wgmmaStages_;
   /// The argmax of each logits row (executeGreedy), and the device ids it
   /// writes (grown to the most logits rows a step has had).
   CUfunction argmax_ = nullptr;
