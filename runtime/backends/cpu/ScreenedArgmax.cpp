@@ -147,18 +147,20 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   // The estimates and, on the same threads while their rows are in cache,
   // each token's floor: the best lower bound, max_v (a_v - bound_v) (a NaN
   // estimate never raises it).
+  // fn(t, token, its estimates) for each token still screened.
+  const auto forEachScreened = [&](auto &&fn) {
+    for (int64_t t = 0; t < T; ++t)
+      if (tokens_[size_t(t)].screened)
+        fn(t, tokens_[size_t(t)], approx_.data() + t * n_);
+  };
+  constexpr int kLanes = 8;
   std::mutex merge;
   pool.parallelFor(0, panels_.panels, [&](int64_t p0, int64_t p1) {
     simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
     const int64_t v0 = p0 * simd::PanelWeights::kRows;
     const int64_t v1 = std::min(n_, p1 * simd::PanelWeights::kRows);
-    for (int64_t t = 0; t < T; ++t) {
-      const Token &tk = tokens_[size_t(t)];
-      if (!tk.screened)
-        continue;
-      const float *a = approx_.data() + t * n_;
+    forEachScreened([&](int64_t t, const Token &tk, const float *a) {
       // Eight running maxima, so that the compiler keeps them in one vector.
-      constexpr int kLanes = 8;
       double most[kLanes];
       std::fill(most, most + kLanes, -std::numeric_limits<double>::infinity());
       int64_t v = v0;
@@ -174,7 +176,7 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
       const double local = *std::max_element(most, most + kLanes);
       std::lock_guard<std::mutex> lock(merge);
       tokens_[size_t(t)].floor = std::max(tokens_[size_t(t)].floor, local);
-    }
+    });
   });
 
   // The candidates: every row whose upper bound reaches its token's floor
@@ -185,30 +187,24 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   candidates_.clear();
   pool.parallelFor(0, n_, [&](int64_t v0, int64_t v1) {
     std::vector<Candidate> local;
-    for (int64_t t = 0; t < T; ++t) {
-      const Token &tk = tokens_[size_t(t)];
-      if (!tk.screened)
-        continue;
-      const float *a = approx_.data() + t * n_;
+    forEachScreened([&](int64_t t, const Token &tk, const float *a) {
       // Eight rows tested at a time (one vector), the few that pass
       // picked out after.
-      constexpr int kLanes = 8;
       int64_t found = 0;
       for (int64_t g = v0; g < v1 && found <= kMaxCandidates; g += kLanes) {
         const int64_t n = std::min<int64_t>(kLanes, v1 - g);
         bool in[kLanes];
         bool any = false;
-        if (n == kLanes) {
-          for (int j = 0; j < kLanes; ++j) {
-            in[j] = !(double(a[g + j]) + bound(tk, g + j) < tk.floor);
-            any |= in[j];
-          }
-        } else {
-          for (int j = 0; j < n; ++j) {
-            in[j] = !(double(a[g + j]) + bound(tk, g + j) < tk.floor);
-            any |= in[j];
-          }
-        }
+        const auto test = [&](int j) {
+          in[j] = !(double(a[g + j]) + bound(tk, g + j) < tk.floor);
+          any |= in[j];
+        };
+        if (n == kLanes)
+          for (int j = 0; j < kLanes; ++j) // a constant count: one vector
+            test(j);
+        else
+          for (int j = 0; j < n; ++j)
+            test(j);
         if (!any)
           continue;
         for (int j = 0; j < n; ++j)
@@ -217,7 +213,7 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
             ++found;
           }
       }
-    }
+    });
     std::lock_guard<std::mutex> lock(merge);
     candidates_.insert(candidates_.end(), local.begin(), local.end());
   });
