@@ -144,9 +144,6 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
            double(largest_[size_t(v)]) * tk.c3;
   };
 
-  // The estimates and, on the same threads while their rows are in cache,
-  // each token's floor: the best lower bound, max_v (a_v - bound_v) (a NaN
-  // estimate never raises it).
   // fn(t, token, its estimates) for each token still screened.
   const auto forEachScreened = [&](auto &&fn) {
     for (int64_t t = 0; t < T; ++t)
@@ -155,6 +152,10 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   };
   constexpr int kLanes = 8;
   std::mutex merge;
+
+  // The estimates and, on the same threads while their rows are in cache,
+  // each token's floor: the best lower bound, max_v (a_v - bound_v) (a NaN
+  // estimate never raises it).
   pool.parallelFor(0, panels_.panels, [&](int64_t p0, int64_t p1) {
     simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
     const int64_t v0 = p0 * simd::PanelWeights::kRows;
