@@ -8,6 +8,7 @@
 #include "compiler/Frontend/GgufCheckpoint.h"
 #include "compiler/Frontend/GgufTokenizer.h"
 #include "runtime/formats/RowCodec.h"
+#include "test/unit/TempFolder.h"
 #include "test/unit/compiler/Frontend/GgufWriter.h"
 
 #include <gtest/gtest.h>
@@ -17,7 +18,6 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <unistd.h>
 
 namespace lathe::frontend {
 namespace {
@@ -25,23 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 using test::GgufWriter;
 
-fs::path tempDir() { return fs::temp_directory_path() / ("lathe-gguf-" + std::to_string(::getpid())); }
+const test::TempFolder kTemp("gguf");
 
-std::string tempFile(const std::string &name) {
-  fs::create_directories(tempDir());
-  return (tempDir() / name).string();
-}
-
-/// Removes the folder of every file tempFile named, whichever tests wrote them.
-class TempFiles : public ::testing::Environment {
-public:
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(tempDir(), ec);
-  }
-};
-[[maybe_unused]] ::testing::Environment *const kTempFiles =
-    ::testing::AddGlobalTestEnvironment(new TempFiles);
+std::string tempFile(const std::string &name) { return kTemp.file(name); }
 
 std::string writeBytes(const std::string &name, const std::string &bytes) {
   std::string path = tempFile(name);

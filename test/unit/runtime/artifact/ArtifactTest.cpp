@@ -6,6 +6,7 @@
 #include "runtime/artifact/Artifact_generated.h"
 #include "runtime/artifact/FileHeader.h"
 #include "runtime/engine/Session.h"
+#include "test/unit/TempFolder.h"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +17,6 @@
 #include <fstream>
 #include <iterator>
 #include <thread>
-#include <unistd.h>
 
 namespace lathe::artifact {
 namespace {
@@ -77,25 +77,9 @@ struct TinyModel {
   }
 };
 
-std::string tempPrefix() { return "lathe-artifact-" + std::to_string(::getpid()) + "-"; }
+const test::TempFolder kTemp("artifact");
 
-std::string tempFile(const std::string &name) {
-  return (std::filesystem::temp_directory_path() / (tempPrefix() + name)).string();
-}
-
-/// Removes every file tempFile named, whichever tests wrote them.
-class TempFiles : public ::testing::Environment {
-public:
-  void TearDown() override {
-    std::error_code ec;
-    for (const auto &entry : std::filesystem::directory_iterator(
-             std::filesystem::temp_directory_path(), ec))
-      if (entry.path().filename().string().starts_with(tempPrefix()))
-        std::filesystem::remove(entry.path(), ec);
-  }
-};
-[[maybe_unused]] ::testing::Environment *const kTempFiles =
-    ::testing::AddGlobalTestEnvironment(new TempFiles);
+std::string tempFile(const std::string &name) { return kTemp.file(name); }
 
 std::vector<char> readAll(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
