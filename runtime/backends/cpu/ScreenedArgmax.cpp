@@ -218,12 +218,10 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     std::lock_guard<std::mutex> lock(merge);
     candidates_.insert(candidates_.end(), local.begin(), local.end());
   });
-  std::vector<int64_t> counts(size_t(T), 0);
   for (const Candidate &c : candidates_)
-    ++counts[size_t(c.token)];
-  for (int64_t t = 0; t < T; ++t)
-    if (counts[size_t(t)] > kMaxCandidates)
-      tokens_[size_t(t)].screened = false;
+    ++tokens_[size_t(c.token)].candidates;
+  for (Token &tk : tokens_)
+    tk.screened = tk.screened && tk.candidates <= kMaxCandidates;
   std::erase_if(candidates_, [&](const Candidate &c) { return !tokens_[size_t(c.token)].screened; });
   lastCandidates_ = int64_t(candidates_.size());
 
@@ -245,15 +243,12 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
 
   // Each token's best: the lowest id on ties; a NaN among its candidates
   // makes it unscreened.
-  std::vector<int32_t> best(size_t(T), -1);
-  std::vector<float> bestLogit(size_t(T), 0.0f);
   for (const Candidate &c : candidates_) {
-    const size_t t = size_t(c.token);
+    Token &tk = tokens_[size_t(c.token)];
     if (std::isnan(c.logit))
-      tokens_[t].screened = false;
-    else if (best[t] < 0 || c.logit > bestLogit[t] ||
-             (c.logit == bestLogit[t] && c.row < best[t]))
-      best[t] = c.row, bestLogit[t] = c.logit;
+      tk.screened = false;
+    else if (tk.best < 0 || c.logit > tk.bestLogit || (c.logit == tk.bestLogit && c.row < tk.best))
+      tk.best = c.row, tk.bestLogit = c.logit;
   }
 
   // A token the screening cannot vouch for gets every logit of its row by
@@ -261,8 +256,8 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   // estimates become them), and their argmax: a step of several tokens
   // then pays one pass over the classifier for it, not for all of them.
   for (int64_t t = 0; t < T; ++t) {
-    if (tokens_[size_t(t)].screened && best[size_t(t)] >= 0) {
-      ids.push_back(best[size_t(t)]);
+    if (tokens_[size_t(t)].screened && tokens_[size_t(t)].best >= 0) {
+      ids.push_back(tokens_[size_t(t)].best);
       continue;
     }
     float *row = approx_.data() + t * n_;

@@ -77,10 +77,14 @@ private:
   std::vector<float> error_, absSum_, largest_;
   kernels::simd::Int8Activations quantized_;
   std::vector<float> approx_;
-  // A token's bound constants and best lower bound (the last argmax's).
+  // A token's bound constants, best lower bound, candidates and best
+  // candidate (the last argmax's).
   struct Token {
     double c1 = 0, c2 = 0, c3 = 0;
     double floor = -std::numeric_limits<double>::infinity();
+    int64_t candidates = 0;
+    int32_t best = -1;
+    float bestLogit = 0;
     bool screened = false;
   };
   std::vector<Token> tokens_;
