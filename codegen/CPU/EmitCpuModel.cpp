@@ -62,15 +62,9 @@ public:
     emitc::IncludeOp::create(b_, loc, "runtime/kernels/ElementwiseKernels.h");
     if (failed(emitTables(error)))
       return failure();
-    emitConstantFunction("lathe_cpu_abi_version", b_.getIntegerType(32, false),
-                         [&](Location l) {
-                           return emitc::LiteralOp::create(b_, l, b_.getIntegerType(32, false),
-                                                           "LATHE_CPU_ABI_VERSION");
-                         });
-    emitConstantFunction("lathe_cpu_plan_hash", b_.getIntegerType(64, false), [&](Location l) {
-      return emitc::LiteralOp::create(b_, l, b_.getIntegerType(64, false),
-                                      fmt::format("{:#x}ull", plan::planHash(m_.plan)));
-    });
+    emitConstantFunction(b_, "lathe_cpu_abi_version", u32(), "LATHE_CPU_ABI_VERSION");
+    emitConstantFunction(b_, "lathe_cpu_plan_hash", b_.getIntegerType(64, false),
+                         fmt::format("{:#x}ull", plan::planHash(m_.plan)));
     if (failed(emitForward(error)))
       return failure();
     std::string text;
@@ -86,17 +80,6 @@ private:
   Type opaque(StringRef spelling) { return emitc::OpaqueType::get(ctx_, spelling); }
   Type pointerTo(StringRef spelling) { return emitc::PointerType::get(opaque(spelling)); }
   Type u32() { return b_.getIntegerType(32, false); }
-
-  /// A function taking nothing that returns one constant.
-  template <typename Make>
-  void emitConstantFunction(StringRef name, Type type, Make make) {
-    OpBuilder::InsertionGuard guard(b_);
-    auto fn = emitc::FuncOp::create(b_, b_.getUnknownLoc(), name,
-                                    b_.getFunctionType({}, {type}));
-    fn.setSpecifiersAttr(b_.getStrArrayAttr({"LATHE_EXPORT"}));
-    b_.setInsertionPointToStart(fn.addEntryBlock());
-    emitc::ReturnOp::create(b_, b_.getUnknownLoc(), make(b_.getUnknownLoc()));
-  }
 
   /// A static const array initialised with `values`.
   template <typename T>

@@ -31,24 +31,25 @@ std::string nativeIsaForHost() {
   return triple.getArch() == llvm::Triple::x86_64 ? "x86-64-v3" : "generic";
 }
 
-Expected<plan::NativeCode> buildNativeCode(const std::string &source, uint64_t planHash) {
+Expected<plan::NativeCode> buildSharedObject(const std::string &source, uint64_t planHash,
+                                             const NativeBuildSpec &spec) {
   std::string compiler = findCompiler();
   if (compiler.empty())
     return Error(std::getenv("CXX")
-                     ? std::string("--target=cpu: CXX=") + std::getenv("CXX") +
+                     ? spec.target + ": CXX=" + std::getenv("CXX") +
                            " is not an executable on PATH"
-                     : "--target=cpu builds the model's code with a C++ compiler, and "
-                       "none was found (install g++, or set CXX)");
-  Expected<BuildFolder> dir = BuildFolder::create("lathe-cpu");
+                     : spec.target + " builds " + spec.what +
+                           " with a C++ compiler, and none was found (install g++, or set CXX)");
+  Expected<BuildFolder> dir = BuildFolder::create("lathe-native");
   if (!dir)
     return dir.error();
   const std::string src = dir->file("model.cpp"), object = dir->file("model.so");
   if (Status s = dir->write("model.cpp", source); !s)
     return s.error();
   // The headers the source includes, beside it at the paths it names.
-  if (Status s = dir->writeHeaders(kGeneratedCodeHeaders); !s)
+  if (Status s = dir->writeHeaders(spec.headers); !s)
     return s.error();
-  std::string isa = nativeIsaForHost();
+  std::string isa = spec.hostIsa ? nativeIsaForHost() : "generic";
   std::vector<std::string> args = {compiler, "-std=c++17", "-O2", "-fPIC", "-shared",
                                    "-fvisibility=hidden", "-fno-math-errno",
                                    // no fused multiply-adds (GCC's default): the
@@ -57,8 +58,7 @@ Expected<plan::NativeCode> buildNativeCode(const std::string &source, uint64_t p
   if (isa != "generic")
     args.push_back("-march=" + isa);
   args.insert(args.end(), {"-I", dir->path(), "-o", object, src});
-  if (Status s = runBuildTool(compiler, args, dir->file("compiler.log"),
-                              "building the model's CPU code");
+  if (Status s = runBuildTool(compiler, args, dir->file("compiler.log"), "building " + spec.what);
       !s)
     return s.error();
   Expected<std::vector<uint8_t>> built = readBuildOutput(object);
@@ -66,10 +66,16 @@ Expected<plan::NativeCode> buildNativeCode(const std::string &source, uint64_t p
     return built.error();
   plan::NativeCode code;
   code.isa = isa;
-  code.abiVersion = LATHE_CPU_ABI_VERSION;
+  code.abiVersion = spec.abiVersion;
   code.planHash = planHash;
   code.object = built.take();
   return code;
+}
+
+Expected<plan::NativeCode> buildNativeCode(const std::string &source, uint64_t planHash) {
+  return buildSharedObject(source, planHash,
+                           {"--target=cpu", "the model's CPU code", kGeneratedCodeHeaders,
+                            LATHE_CPU_ABI_VERSION, /*hostIsa=*/true});
 }
 
 } // namespace lathe::codegen

@@ -124,7 +124,7 @@ public:
   Emitter(const plan::KernelPlan &plan, const std::vector<plan::TensorInfo> &tensors)
       : plan_(plan), tensors_(tensors), fused_(fuseLaunches(plan, tensors, normRowsFit)) {}
 
-  Expected<std::string> emit() {
+  Expected<CudaModelCode> emit() {
     for (size_t i = 0; i < plan_.steps.size(); ++i) {
       if (fused_.absorbed[i])
         continue;
@@ -206,7 +206,7 @@ public:
                        "const LatheCudaFrame *frame, int *ids) {{\n"
                        "  lathe_cuda::argmaxRows<{}>(frame->buffers[{}], ids);\n}}\n",
                        LATHE_CUDA_THREADS, plan_.bufferWidths[plan_.logits], plan_.logits);
-    return out;
+    return CudaModelCode{std::move(out), launches_, kStages_};
   }
 
 private:
@@ -240,6 +240,7 @@ private:
     launches_.push_back({grid, blocks, sharedBytes, tileBlocks, wideBlocks, gather, queryTile,
                          int32_t(step_), wideMinTokens, wgmmaKernel.first + 1,
                          wgmmaKernel.second});
+    kStages_.push_back(0);
   }
   /// The fewest tokens that take a staged launch's wide tiles: `fallback`
   /// (LATHE_CUDA_WGMMA_MIN_TOKENS or LATHE_CUDA_STAGED_MIN_TOKENS), or for
@@ -598,6 +599,8 @@ private:
            wideBlocks == 0 ? 0 : wideMinTokens,
            wgmma && wideBlocks > 0);
     launches_.back().wgmmaPairBlocks = pairBlocks;
+    if (wgmma && wideBlocks > 0)
+      kStages_.back() = int32_t(std::max<int64_t>(k / LATHE_CUDA_TMA_BOX_K, 1));
     return Status::ok();
   }
   /// Wraps the q, k and v products' rows (PlainRows) of a launch that, for
@@ -901,6 +904,7 @@ private:
   int64_t attentionScratchFloats_ = 0; // the largest attention launch's
   size_t step_ = 0; // the step being emitted
   std::vector<LatheCudaLaunch> launches_;
+  std::vector<int32_t> kStages_; // CudaModelCode::kStages
   /// Where gate and up's narrow tiles write the down projection's token
   /// rows: the SwiGLU output buffer they round, and the first of gate and
   /// up's two launches (their split, then their products), which the down
@@ -952,8 +956,8 @@ private:
 
 } // namespace
 
-Expected<std::string> emitCudaModel(const plan::KernelPlan &plan,
-                                    const std::vector<plan::TensorInfo> &tensors) {
+Expected<CudaModelCode> emitCudaModel(const plan::KernelPlan &plan,
+                                      const std::vector<plan::TensorInfo> &tensors) {
   return Emitter(plan, tensors).emit();
 }
 

@@ -1,5 +1,7 @@
 // One EmitC call of a C++ function whose arguments mix SSA values and
-// literals: the CPU and HLS code generators emit every kernel call so.
+// literals: the CPU and HLS code generators emit every kernel call so, the
+// CUDA host schedule every launch. And the exported functions of one
+// constant that generated shared objects describe themselves with.
 #pragma once
 
 #include "mlir/Dialect/EmitC/IR/EmitC.h"
@@ -31,6 +33,20 @@ inline void emitOpaqueCall(mlir::OpBuilder &b, llvm::StringRef callee,
                                     b.getArrayAttr(order),
                                     templateArgs.empty() ? mlir::ArrayAttr()
                                                          : b.getArrayAttr(templateArgs));
+}
+
+/// `name`(), exported (LATHE_EXPORT, which the generated code's ABI header
+/// defines), returning the literal `value` of `type`; at the end of the
+/// builder's block.
+inline void emitConstantFunction(mlir::OpBuilder &b, llvm::StringRef name, mlir::Type type,
+                                 llvm::StringRef value) {
+  mlir::OpBuilder::InsertionGuard guard(b);
+  auto fn = mlir::emitc::FuncOp::create(b, b.getUnknownLoc(), name,
+                                        b.getFunctionType({}, {type}));
+  fn.setSpecifiersAttr(b.getStrArrayAttr({"LATHE_EXPORT"}));
+  b.setInsertionPointToStart(fn.addEntryBlock());
+  mlir::emitc::ReturnOp::create(
+      b, b.getUnknownLoc(), mlir::emitc::LiteralOp::create(b, b.getUnknownLoc(), type, value));
 }
 
 } // namespace lathe::codegen

@@ -7,6 +7,7 @@
 #include "codegen/CPU/NativeBuild.h"
 #include "codegen/CPU/EmitCpuModel.h"
 #include "codegen/CUDA/EmitCudaModel.h"
+#include "codegen/CUDA/EmitCudaSchedule.h"
 #include "codegen/CUDA/NvccBuild.h"
 #include "codegen/HLS/EmitHlsProject.h"
 #include "codegen/HLS/HlsEstimate.h"
@@ -152,8 +153,6 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (!(o.hlsClockMHz > 0.0 && o.hlsClockMHz <= 2000.0))
     return Error(fmt::format("--hls-clock={}: expected a clock in MHz, above 0 and at most 2000",
                              o.hlsClockMHz));
-  if (o.emit == EmitKind::Cpp && cuda)
-    return Error("--emit=cpp prints the CPU target's code; use --emit=cuda with --target=cuda");
   if (o.emit == EmitKind::Cuda && !cuda)
     return Error("--emit=cuda prints the CUDA target's code: add --target=cuda");
   if (o.emit == EmitKind::Artifact && o.output.empty())
@@ -549,15 +548,29 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     std::vector<plan::TensorInfo> tensors;
     for (const artifact::TensorData &t : lowered->tensors)
       tensors.push_back(t.info);
-    Expected<std::string> source = codegen::emitCudaModel(lowered->plan, tensors);
-    if (!source)
-      return Error(o.input + ": cannot generate CUDA code: " + source.error().message());
+    Expected<codegen::CudaModelCode> code = codegen::emitCudaModel(lowered->plan, tensors);
+    if (!code)
+      return Error(o.input + ": cannot generate CUDA code: " + code.error().message());
     if (o.emit == EmitKind::Cuda) {
-      out << *source;
+      out << code->device;
       return Status::ok();
     }
-    Expected<plan::DeviceCode> device =
-        codegen::buildCudaCode(*source, cudaArchs, plan::planHash(lowered->plan));
+    // Its host side: which kernel each launch runs, on what grid.
+    Expected<std::string> schedule = codegen::emitCudaSchedule(lowered->plan, *code);
+    if (!schedule)
+      return Error(o.input + ": cannot generate the CUDA host schedule: " +
+                   schedule.error().message());
+    if (o.emit == EmitKind::Cpp) {
+      out << *schedule;
+      return Status::ok();
+    }
+    // The schedule first: seconds, where nvcc takes a minute.
+    const uint64_t hash = plan::planHash(lowered->plan);
+    Expected<plan::NativeCode> host = codegen::buildCudaSchedule(*schedule, hash);
+    if (!host)
+      return host.error();
+    lowered->plan.native = host.take();
+    Expected<plan::DeviceCode> device = codegen::buildCudaCode(code->device, cudaArchs, hash);
     if (!device)
       return device.error();
     lowered->plan.device = device.take();

@@ -43,7 +43,8 @@ int main(int argc, char **argv) {
                  "artifact to write (--target=hls: the project folder)");
   app.add_option("--emit", emit,
                  "artifact, mlir (the tfm IR after quantization), plan (the kernel "
-                 "plan), cpp (the generated CPU code) or cuda (the generated CUDA code)")
+                 "plan), cpp (the generated CPU code; with --target=cuda its host "
+                 "schedule) or cuda (the generated CUDA code)")
       ->check(CLI::IsMember({"artifact", "mlir", "plan", "cpp", "cuda"}));
   app.add_option("--quant", options.quant,
                  "weight format: none; a format such as bfp4:block=32, mxfp6_e3m2, "

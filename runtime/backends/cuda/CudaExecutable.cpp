@@ -18,20 +18,6 @@ namespace {
 
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 
-/// Whether product launch `l` takes its wide tiles for `tokens` tokens.
-bool wideTiles(const LatheCudaLaunch &l, int64_t tokens) {
-  return LATHE_CUDA_USE_WIDE_TILES(l.wideMinTokens, tokens);
-}
-/// The tokens of a block of product launch `l`'s tiles for `tokens` tokens:
-/// 16 (narrow), 64 (wide) or LATHE_CUDA_WGMMA_TOKENS (wgmma) for the
-/// wide tiles' grid of `wideGrid` blocks across the weight rows.
-int64_t blockTokens(const LatheCudaLaunch &l, int64_t tokens, int64_t wideGrid) {
-  if (!wideTiles(l, tokens))
-    return LATHE_CUDA_TILE_TOKENS;
-  return l.wgmma > 0 ? LATHE_CUDA_WGMMA_TOKENS(wideGrid, tokens) : LATHE_CUDA_WIDE_TOKENS;
-}
-/// Tokens rounded up to whole blocks of `unit` (LATHE_CUDA_TILE_ROUNDED):
-/// what the split launch covers and the tiles' grid counts in.
 int64_t tileRounded(int64_t tokens, int64_t unit) { return LATHE_CUDA_TILE_ROUNDED(tokens, unit); }
 
 /// The tensor map (LATHE_CUDA_TENSOR_MAP_BYTES at `map`) of `rows` bf16 rows
@@ -207,6 +193,11 @@ Status CudaExecutable::initialize() {
   wgmmaCode_ = wgmmaCode == 1;
   if (count <= 0 || count > 100000)
     return Error(fmt::format("{}: its GPU code has a corrupt launch table", artifact().path()));
+  Expected<std::unique_ptr<CudaSchedule>> schedule =
+      CudaSchedule::load(*plan_, artifact().path(), count);
+  if (!schedule)
+    return schedule.error();
+  schedule_ = schedule.take();
   launches_.resize(size_t(count));
   if (Status s = global("lathe_cuda_launches", launches_.data(),
                         launches_.size() * sizeof(LatheCudaLaunch));
@@ -280,17 +271,6 @@ Status CudaExecutable::initialize() {
     }
     tileKernels_.push_back(tiles);
     wideKernels_.push_back(wide);
-    // A wgmma product's stages of k (its input's width in boxes of
-    // LATHE_CUDA_TMA_BOX_K): no more splits of its k than that.
-    int64_t stages = LATHE_CUDA_WGMMA_MAX_SPLITS;
-    if (l.wgmma > 0 && !wgmmaAttention)
-      std::visit(
-          [&](const auto &step) {
-            if constexpr (requires { step.input; })
-              stages = int64_t(plan_->bufferWidths[step.input]) / LATHE_CUDA_TMA_BOX_K;
-          },
-          plan_->steps[size_t(l.step)]);
-    wgmmaStages_.push_back(std::max<int64_t>(stages, 1));
   }
   if (Status s = check(api_, api_.cuModuleGetFunction(&argmax_, module_, "lathe_cuda_argmax"),
                        "finding lathe_cuda_argmax in the GPU code");
@@ -646,130 +626,76 @@ int64_t CudaExecutable::contextSplits(int64_t most) const {
   return splits;
 }
 
-int64_t CudaExecutable::wideGrid(const LatheCudaLaunch &l, int64_t tokens) const {
-  const int64_t tokenBlocks = (tokens + 127) / 128;
-  return wgmmaRuns(l) && LATHE_CUDA_WGMMA_PAIRED(int64_t(l.wideBlocks), int64_t(l.wgmmaPairBlocks),
-                                                 tokenBlocks,
-                                                 int64_t(std::max(1, device_.multiprocessors())))
-             ? l.wgmmaPairBlocks
-             : l.wideBlocks;
-}
-
-bool CudaExecutable::wgmmaRuns(const LatheCudaLaunch &l) const {
-  return l.wgmma > 0 && l.queryTile == 0 && wgmmaCode_;
-}
-
-int CudaExecutable::wgmmaShared() const {
-  // The module's sm_90a code runs wgmma; other code (sm_90 without its
-  // features, the PTX on later GPUs) falls back to the staged tiles.
-  return wgmmaCode_ ? LATHE_CUDA_WGMMA_SHARED : LATHE_CUDA_WGMMA_FALLBACK_SHARED;
-}
+int CudaExecutable::wgmmaShared() const { return LATHE_CUDA_WGMMA_SHARED_FOR(wgmmaCode_); }
 
 bool CudaExecutable::flashAttention(int64_t rows) const {
   return LATHE_CUDA_USE_FLASH(queryTile_, host_.queryTileCount, rows);
 }
 
 Status CudaExecutable::launchAll(int64_t rows, bool graphed, size_t first, size_t end) {
+  // The schedule (generated with the GPU code, CudaScheduleAbi.h) decides
+  // each launch's kernel and grid; this queues them.
+  LatheCudaStepFacts facts{};
+  facts.rows = rows;
+  facts.logitTokens = int64_t(layout_.logitTokens.size());
+  facts.queryTiles = host_.queryTileCount;
+  facts.attentionSplits = stepSplits_;
+  facts.wgmmaSplits = maxWgmmaSplits_;
+  facts.multiprocessors = std::max(1, device_.multiprocessors());
+  facts.wgmmaCode = wgmmaCode_ ? 1 : 0;
+  facts.graphed = graphed ? 1 : 0;
+  facts.first = int32_t(std::min(first, launches_.size()));
+  facts.end = int32_t(std::min(end, launches_.size()));
+  struct Context {
+    CudaExecutable *self;
+    size_t first;
+    Status status = Status::ok();
+  } context{this, size_t(facts.first)};
+  LatheCudaLauncher launcher{&context, nullptr, 0};
+  launcher.launch = [](void *opaque, const LatheCudaLaunchCall *call) -> int {
+    Context &c = *static_cast<Context *>(opaque);
+    c.status = c.self->launchOne(*call, size_t(call->launch) > c.first);
+    return c.status ? 0 : 1;
+  };
+  schedule_->run(facts, launcher);
+  return context.status;
+}
+
+Status CudaExecutable::launchOne(const LatheCudaLaunchCall &call, bool dependent) {
+  const size_t i = size_t(call.launch);
+  if (call.launch < 0 || i >= launches_.size() || call.kernel < LATHE_CUDA_KERNEL_STEP ||
+      call.kernel > LATHE_CUDA_KERNEL_WIDE)
+    return Error(fmt::format("{}: its CUDA host schedule asked for a launch its GPU code "
+                             "lacks",
+                             artifact().path()));
+  if (skipped_[i])
+    return Status::ok();
+  CUfunction fn = call.kernel == LATHE_CUDA_KERNEL_STEP    ? kernels_[i]
+                  : call.kernel == LATHE_CUDA_KERNEL_TILES ? tileKernels_[i]
+                                                           : wideKernels_[i];
+  if (!fn)
+    return Error(fmt::format("{}: its CUDA host schedule asked for a kernel of launch {} its "
+                             "GPU code lacks",
+                             artifact().path(), i));
+  int32_t args = call.args;
   void *frameParams[] = {&frameAddress_};
-  for (size_t i = first; i < std::min(end, launches_.size()); ++i) {
-    const LatheCudaLaunch &l = launches_[i];
-    if (skipped_[i])
-      continue;
-    int32_t args = l.wgmmaArgs;
-    void *wgmmaParams[] = {&frameAddress_, &args};
-    void **params = frameParams;
-    unsigned gx = 1, gy = 1, gz = 1, threads = LATHE_CUDA_THREADS;
-    int64_t shared = l.sharedBytes;
-    CUfunction fn = kernels_[i];
-    const int64_t tokens = l.gather ? int64_t(layout_.logitTokens.size()) : rows;
-    switch (l.grid) {
-    case LATHE_CUDA_GRID_PER_TOKENS: // steps of one token leave it out
-      if (rows == 1)
-        continue;
-      [[fallthrough]];
-    case LATHE_CUDA_GRID_PER_TOKEN: // tokens on x, their blocks (or heads) on y
-      gx = unsigned(rows);
-      gy = unsigned(l.blocks);
-      break;
-    case LATHE_CUDA_GRID_PER_HEAD: // attention: tokens on x, head groups on y, splits on z
-      gx = unsigned(rows);
-      gy = unsigned(l.blocks);
-      if (l.queryTile > 0 && flashAttention(rows)) { // query tiles on x
-        fn = tileKernels_[i];
-        if (l.wgmma > 0)
-          params = wgmmaParams; // the launch's offset in the argument table
-        // A graph replays its grid for other steps of as many tokens, with
-        // other tilings: a block per token covers any (the rest return).
-        if (!graphed)
-          gx = unsigned(host_.queryTileCount);
-      } else {
-        gz = unsigned(
-            std::min<int64_t>(LATHE_CUDA_ATTENTION_SPLITS(rows, int64_t(l.blocks)), stepSplits_));
-      }
-      break;
-    case LATHE_CUDA_GRID_SPLIT: // only before a launch that takes its tiles
-      if (!LATHE_CUDA_USE_TILES(1, tokens))
-        continue;
-      // The narrow tiles of the launch before wrote the token rows the
-      // narrow tiles of the launch after read, or its wgmma tiles the rows
-      // the wgmma tiles after load (GatedRows::downRows).
-      if (l.narrowWritten != 0 && i > 0 && i + 1 < launches_.size()) {
-        const LatheCudaLaunch &before = launches_[i - 1], &after = launches_[i + 1];
-        if (!wideTiles(before, tokens) && !wideTiles(after, tokens))
-          continue;
-        if (l.narrowWritten == 2 && wideTiles(before, tokens) && wgmmaRuns(before))
-          continue;
-      }
-      // As many token rows as the tiles of the product launch after it read.
-      gx = unsigned(tileRounded(
-          tokens, i + 1 < launches_.size()
-                      ? blockTokens(launches_[i + 1], tokens, wideGrid(launches_[i + 1], tokens))
-                      : int64_t(LATHE_CUDA_TILE_TOKENS)));
-      gy = unsigned(l.blocks);
-      break;
-    default:
-      if (LATHE_CUDA_USE_TILES(l.tileBlocks, tokens)) { // weight rows on x, tokens on y
-        const bool wide = wideTiles(l, tokens);
-        gx = unsigned(wide ? wideGrid(l, tokens) : l.tileBlocks);
-        const int64_t unit = blockTokens(l, tokens, gx);
-        gy = unsigned(tileRounded(tokens, unit) / unit);
-        // The narrow blocks add their warps' tiles there; wgmma's stages.
-        shared = !wide ? LATHE_CUDA_TILE_SHARED : l.wgmma > 0 ? wgmmaShared() : 0;
-        if (wide && l.wgmma > 0) {
-          params = wgmmaParams; // the launch's offset in the argument table
-          if (wgmmaRuns(l)) { // else its staged tiles, on LATHE_CUDA_THREADS
-            threads = LATHE_CUDA_WGMMA_THREADS;
-            if (unit == 64) // too few blocks split their k on z
-              gz = unsigned(std::min<int64_t>(
-                  std::min(maxWgmmaSplits_, wgmmaStages_[i]), LATHE_CUDA_WGMMA_SPLITS(
-                                       int64_t(gx) * gy,
-                                       int64_t(std::max(1, device_.multiprocessors())))));
-          }
-        }
-        fn = wide ? wideKernels_[i] : tileKernels_[i];
-      } else {
-        gx = unsigned(l.blocks);
-      }
-      break;
-    }
-    CUresult r;
-    if (pdl_ && i > first) {
-      // Programmatic dependent launch: this kernel's blocks may start as
-      // the one before finishes (CudaCommon.cuh's waitForPrevious).
-      CUlaunchAttribute attribute{};
-      attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-      attribute.value.programmaticStreamSerializationAllowed = 1;
-      CUlaunchConfig config{gx,       gy,        gz, threads, 1, 1, unsigned(shared),
-                            stream_, &attribute, 1};
-      r = api_.cuLaunchKernelEx(&config, fn, params, nullptr);
-    } else {
-      r = api_.cuLaunchKernel(fn, gx, gy, gz, threads, 1, 1, unsigned(shared), stream_, params,
-                              nullptr);
-    }
-    if (Status s = check(api_, r, fmt::format("launching GPU kernel {}", i)); !s)
-      return s;
+  void *argParams[] = {&frameAddress_, &args};
+  void **params = call.args >= 0 ? argParams : frameParams;
+  CUresult r;
+  if (pdl_ && dependent) {
+    // Programmatic dependent launch: this kernel's blocks may start as
+    // the one before finishes (CudaCommon.cuh's waitForPrevious).
+    CUlaunchAttribute attribute{};
+    attribute.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attribute.value.programmaticStreamSerializationAllowed = 1;
+    CUlaunchConfig config{call.grid[0], call.grid[1], call.grid[2], call.threads, 1, 1,
+                          call.sharedBytes, stream_, &attribute, 1};
+    r = api_.cuLaunchKernelEx(&config, fn, params, nullptr);
+  } else {
+    r = api_.cuLaunchKernel(fn, call.grid[0], call.grid[1], call.grid[2], call.threads, 1, 1,
+                            call.sharedBytes, stream_, params, nullptr);
   }
-  return Status::ok();
+  return check(api_, r, fmt::format("launching GPU kernel {}", i));
 }
 
 Status CudaExecutable::run(int64_t rows) {

@@ -11,6 +11,7 @@
 
 #include "runtime/backend/Executable.h"
 #include "runtime/backends/cuda/CudaDevice.h"
+#include "runtime/backends/cuda/schedule/CudaSchedule.h"
 #include "runtime/backends/cuda/kernels/CudaFrame.h"
 
 #include <cstdint>
@@ -70,14 +71,6 @@ private:
   /// The dynamic shared memory of a block of wgmma tiles on this GPU
   /// (LatheCudaLaunch::wgmma).
   int wgmmaShared() const;
-  /// Whether product launch `l`'s wide tiles run on wgmma here (the sm_90a
-  /// code), which write the down projection's token rows where gate and
-  /// up's narrow tiles do (LatheCudaLaunch::narrowWritten).
-  bool wgmmaRuns(const LatheCudaLaunch &l) const;
-  /// The blocks across the weight rows of product launch `l`'s wide tiles
-  /// for `tokens` tokens: wideBlocks, or its pairs of wgmma tiles
-  /// (LATHE_CUDA_WGMMA_PAIRED).
-  int64_t wideGrid(const LatheCudaLaunch &l, int64_t tokens) const;
   /// Encodes the tensor maps of the weights the wgmma tiles load by TMA
   /// (the module's lathe_cuda_tma_weights) into weightMaps_, at each
   /// tensor's index, where the sm_90a code runs; `global` reads a module
@@ -98,8 +91,11 @@ private:
   int64_t contextSplits(int64_t most) const;
   /// Launches the table's kernels [first, end) (all by default) for a step
   /// of `rows` tokens on stream_ (for a graph: grids that serve any step of
-  /// as many tokens).
+  /// as many tokens), as the schedule decides them.
   Status launchAll(int64_t rows, bool graphed, size_t first = 0, size_t end = SIZE_MAX);
+  /// Queues one launch the schedule decided on stream_; `dependent`: may
+  /// overlap the end of the one before (programmatic dependent launch).
+  Status launchOne(const LatheCudaLaunchCall &call, bool dependent);
   /// What execute and a layered step's first group share: checks the batch
   /// and the cache, makes room for its rows, grows the cache, and uploads
   /// the step. `lengths` receives each sequence's length before, to shrink
@@ -145,8 +141,8 @@ private:
   std::vector<CUfunction> tileKernels_;
   /// Each product launch's wide tiles (LatheCudaLaunch::wideBlocks).
   std::vector<CUfunction> wideKernels_;
-  // Per launch: a wgmma product's stages of k, the most splits it takes.
-  std::vector<int64_t> wgmmaStages_;
+  /// The host schedule generated with the GPU code (CudaScheduleAbi.h).
+  std::unique_ptr<CudaSchedule> schedule_;
   /// The argmax of each logits row (executeGreedy), and the device ids it
   /// writes (grown to the most logits rows a step has had).
   CUfunction argmax_ = nullptr;

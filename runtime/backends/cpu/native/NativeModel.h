@@ -1,9 +1,9 @@
-// Loads the generated CPU code embedded in an artifact: checks the CPU
-// supports the ISA it was built for, the ABI version and that it was
-// generated from this very plan, then maps it from memory (memfd + dlopen)
-// without writing a file.
+// Loads the generated CPU code embedded in an artifact (backend::HostCode:
+// the ISA, the ABI version and the plan it was generated from checked) and
+// resolves its entry points.
 #pragma once
 
+#include "runtime/backend/HostCode.h"
 #include "runtime/backends/cpu/native/CpuModelAbi.h"
 #include "runtime/plan/KernelPlan.h"
 #include "runtime/support/Expected.h"
@@ -13,24 +13,17 @@
 
 namespace lathe::native {
 
-/// Whether this CPU can run code built for `isa` ("x86-64-v3", "generic").
-bool hostSupports(const std::string &isa);
-
 class NativeModel {
 public:
   /// `source` names the artifact in messages.
   static Expected<std::shared_ptr<NativeModel>> load(const plan::KernelPlan &plan,
                                                      const std::string &source);
-  ~NativeModel();
-  NativeModel(const NativeModel &) = delete;
-  NativeModel &operator=(const NativeModel &) = delete;
 
   LatheCpuForwardFn forward() const { return forward_; }
 
 private:
   NativeModel() = default;
-  void *handle_ = nullptr;
-  int fd_ = -1;
+  std::unique_ptr<backend::HostCode> code_;
   LatheCpuForwardFn forward_ = nullptr;
 };
 

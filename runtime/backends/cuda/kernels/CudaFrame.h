@@ -149,6 +149,8 @@ typedef struct LatheCudaTmaTokens {
 } LatheCudaTmaTokens;
 #define LATHE_CUDA_TMA_BOX_TOKENS 64
 #define LATHE_CUDA_WGMMA_FALLBACK_SHARED (49 * 1024)
+#define LATHE_CUDA_WGMMA_SHARED_FOR(wgmmaCode) \
+  ((wgmmaCode) ? LATHE_CUDA_WGMMA_SHARED : LATHE_CUDA_WGMMA_FALLBACK_SHARED)
 /* Tokens of the largest block of any tiles: the split token rows' room. */
 #define LATHE_CUDA_MAX_BLOCK_TOKENS 128
 /* A step's tokens rounded up to whole blocks of `unit` tokens, the tiles'

@@ -37,6 +37,12 @@ ALLOWED = {
     # The GPU's weight layouts: the generator chooses a tensor's, the
     # executable makes it, by one definition of which tensors take which.
     "runtime/backends/cuda/CudaWeightLayout.h": ["codegen/CUDA/"],
+    # The C ABI between the generated host schedule and the backend, which
+    # the codegen side pastes into every schedule's source; and the
+    # schedule's loader, which its generator's test loads it with.
+    "runtime/backends/cuda/schedule/CudaScheduleAbi.h": ["codegen/CUDA/"],
+    "runtime/backends/cuda/schedule/CudaSchedule.h": [
+        "test/unit/codegen/CUDA/EmitCudaScheduleTest.cpp"],
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*["<]([^">]+)[">]')

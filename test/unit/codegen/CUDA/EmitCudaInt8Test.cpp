@@ -31,7 +31,7 @@ KernelPlan products(int64_t k, int64_t n, Activations activations) {
 /// The one line an int8 product of an input k wide refuses weights in
 /// formats a and b with ("compiled" where it takes them).
 std::string int8Error(const char *a, const char *b, int64_t k) {
-  Expected<std::string> code = emitCudaModel(products(k, 64, Activations::Int8),
+  Expected<CudaModelCode> code = emitCudaModel(products(k, 64, Activations::Int8),
                                              {weight(a, 64, k), weight(b, 64, k)});
   return code ? "compiled" : code.error().message();
 }
@@ -39,13 +39,13 @@ std::string int8Error(const char *a, const char *b, int64_t k) {
 TEST(EmitCudaInt8Test, InputsRoundedPerBlockOfTheWeights) {
   const std::vector<TensorInfo> tensors = {weight("int4:group=32", 64, 1024),
                                            weight("int8:group=32", 64, 1024)};
-  Expected<std::string> int8 = emitCudaModel(products(1024, 64, Activations::Int8), tensors);
+  Expected<CudaModelCode> int8 = emitCudaModel(products(1024, 64, Activations::Int8), tensors);
   ASSERT_TRUE(int8) << int8.error().message();
-  EXPECT_NE(int8->find("lathe_cuda::Int8Input<32, lathe_cuda::PlainInput>{}"), std::string::npos);
-  Expected<std::string> floats = emitCudaModel(products(1024, 64, Activations::Float), tensors);
+  EXPECT_NE(int8->device.find("lathe_cuda::Int8Input<32, lathe_cuda::PlainInput>{}"), std::string::npos);
+  Expected<CudaModelCode> floats = emitCudaModel(products(1024, 64, Activations::Float), tensors);
   ASSERT_TRUE(floats) << floats.error().message();
-  EXPECT_EQ(floats->find("Int8Input"), std::string::npos);
-  EXPECT_NE(floats->find("lathe_cuda::PlainInput{}"), std::string::npos);
+  EXPECT_EQ(floats->device.find("Int8Input"), std::string::npos);
+  EXPECT_NE(floats->device.find("lathe_cuda::PlainInput{}"), std::string::npos);
 }
 
 TEST(EmitCudaInt8Test, BlocksOfOneInputMustAgree) {

@@ -27,34 +27,34 @@ KernelPlan products(int64_t k, int64_t n0, int64_t n1) {
 }
 
 TEST(EmitCudaWgmmaTest, WeightsOfWholeStagesGetTensorMaps) {
-  Expected<std::string> code =
+  Expected<CudaModelCode> code =
       emitCudaModel(products(1024, 384, 64), {bf16Weight(384, 1024), bf16Weight(64, 1024)});
   ASSERT_TRUE(code) << code.error().message();
-  EXPECT_NE(code->find("lathe_cuda_tma_weight_count = 2;"), std::string::npos);
+  EXPECT_NE(code->device.find("lathe_cuda_tma_weight_count = 2;"), std::string::npos);
   // {tensor, k, rows, row bytes}
-  EXPECT_NE(code->find("{0, 1024, 384, 2048},\n    {1, 1024, 64, 2048},"), std::string::npos)
-      << *code;
-  EXPECT_NE(code->find("lathe_cuda::tensorMap(f, a["), std::string::npos);
+  EXPECT_NE(code->device.find("{0, 1024, 384, 2048},\n    {1, 1024, 64, 2048},"), std::string::npos)
+      << code->device;
+  EXPECT_NE(code->device.find("lathe_cuda::tensorMap(f, a["), std::string::npos);
   // LATHE_CUDA_WGMMA_THREADS: two multiplying warpgroups and a loading one.
-  EXPECT_NE(code->find("__launch_bounds__(384, 1) lathe_cuda_wgmma_0"), std::string::npos);
+  EXPECT_NE(code->device.find("__launch_bounds__(384, 1) lathe_cuda_wgmma_0"), std::string::npos);
   // 384 rows: three blocks of LATHE_CUDA_WGMMA_ROWS, then the second weight's.
-  EXPECT_NE(code->find("if (block.x < 3)"), std::string::npos);
-  EXPECT_NE(code->find("block.x - 3, block.y"), std::string::npos);
+  EXPECT_NE(code->device.find("if (block.x < 3)"), std::string::npos);
+  EXPECT_NE(code->device.find("block.x - 3, block.y"), std::string::npos);
 }
 
 TEST(EmitCudaWgmmaTest, OtherProductsListNoWeights) {
   // Rows of 96 values: the staged tiles' 32-value stages, not wgmma's 64.
-  Expected<std::string> staged =
+  Expected<CudaModelCode> staged =
       emitCudaModel(products(96, 64, 64), {bf16Weight(64, 96), bf16Weight(64, 96)});
   ASSERT_TRUE(staged) << staged.error().message();
-  EXPECT_NE(staged->find("lathe_cuda_tma_weight_count = 0;"), std::string::npos);
-  EXPECT_EQ(staged->find("wgmmaProduct"), std::string::npos);
+  EXPECT_NE(staged->device.find("lathe_cuda_tma_weight_count = 0;"), std::string::npos);
+  EXPECT_EQ(staged->device.find("wgmmaProduct"), std::string::npos);
   // f32 weights: no staged tiles at all.
-  Expected<std::string> floats = emitCudaModel(
+  Expected<CudaModelCode> floats = emitCudaModel(
       products(1024, 64, 64), {TensorInfo{"w", ElementType::F32, {64, 1024}},
                                TensorInfo{"w", ElementType::F32, {64, 1024}}});
   ASSERT_TRUE(floats) << floats.error().message();
-  EXPECT_NE(floats->find("lathe_cuda_tma_weight_count = 0;"), std::string::npos);
+  EXPECT_NE(floats->device.find("lathe_cuda_tma_weight_count = 0;"), std::string::npos);
 }
 
 } // namespace

@@ -1,0 +1,48 @@
+// Generated host code embedded in an artifact (plan::NativeCode: the CPU
+// target's step, the CUDA target's host schedule), mapped from memory
+// (memfd + dlopen) without writing a file, after checking that this CPU
+// supports the ISA it was built for, that it was built against the ABI the
+// runtime speaks and generated from this very plan. Each backend resolves
+// its own entry points.
+#pragma once
+
+#include "runtime/plan/KernelPlan.h"
+#include "runtime/support/Expected.h"
+
+#include <memory>
+#include <string>
+
+namespace lathe::backend {
+
+/// Whether this CPU can run code built for `isa` ("x86-64-v3", "generic").
+bool hostSupports(const std::string &isa);
+
+class HostCode {
+public:
+  /// What a backend expects of its code: how messages name it ("CPU code"),
+  /// the ABI version it speaks, and what to advise where this CPU lacks its
+  /// ISA.
+  struct Expectation {
+    std::string what;
+    uint32_t abiVersion;
+    std::string isaAdvice;
+  };
+  /// Maps `plan.native`. `source` names the artifact in messages, each one
+  /// line: "SOURCE: its CPU code ...".
+  static Expected<std::unique_ptr<HostCode>> load(const plan::KernelPlan &plan,
+                                                  const std::string &source,
+                                                  const Expectation &expect);
+  ~HostCode();
+  HostCode(const HostCode &) = delete;
+  HostCode &operator=(const HostCode &) = delete;
+
+  /// The exported symbol `name`, or null.
+  void *symbol(const char *name) const;
+
+private:
+  HostCode() = default;
+  void *handle_ = nullptr;
+  int fd_ = -1;
+};
+
+} // namespace lathe::backend
