@@ -287,6 +287,8 @@ struct KernelPlan {
   /// and step 0, each group's attention steps those of its layers. Empty:
   /// none compiled in. It changes no step, so planHash leaves it out.
   std::vector<LayerGroup> layerGroups;
+  /// Generated host code: the cpu target's forward step, the cuda
+  /// target's host schedule (docs/artifact.md).
   std::optional<NativeCode> native;
   std::optional<DeviceCode> device;
 };

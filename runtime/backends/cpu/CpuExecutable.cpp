@@ -29,7 +29,11 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
     return Error(fmt::format("{}: compiled for no '{}' target", artifact->path(),
                              options.target));
   std::shared_ptr<native::NativeModel> nativeModel;
-  if (plan->native && options.nativeCode && options.kernels == KernelPath::Fast) {
+  // A cpu schedule's native code is its forward step; another target's
+  // (the cuda host schedule) is not for this backend, which interprets
+  // that plan (the reference kernels a GPU is checked against).
+  if (plan->native && plan->target == "cpu" && options.nativeCode &&
+      options.kernels == KernelPath::Fast) {
     auto loaded = native::NativeModel::load(*plan, artifact->path());
     if (!loaded)
       return loaded.error();

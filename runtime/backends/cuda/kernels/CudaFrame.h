@@ -11,9 +11,10 @@
  * the executable writes the frame before each step, so that a step's
  * launches, captured once in a CUDA graph, replay unchanged for the next.
  * Launch shapes: the grid of each launch follows its entry in the launch
- * table below; every block has LATHE_CUDA_THREADS threads, the block size
- * the kernels are written for, except the wgmma tiles'
- * (LATHE_CUDA_WGMMA_THREADS). */
+ * table below, as the generated host schedule decides it for a step
+ * (runtime/backends/cuda/schedule/CudaScheduleAbi.h); every block has
+ * LATHE_CUDA_THREADS threads, the block size the kernels are written for,
+ * except the wgmma tiles' (LATHE_CUDA_WGMMA_THREADS). */
 #ifndef LATHE_RUNTIME_BACKENDS_CUDA_KERNELS_CUDAFRAME_H
 #define LATHE_RUNTIME_BACKENDS_CUDA_KERNELS_CUDAFRAME_H
 
