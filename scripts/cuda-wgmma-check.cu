@@ -1,7 +1,9 @@
 // The wgmma tiles (runtime/backends/cuda/kernels/CudaWgmmaTiles.cuh: weights
 // and token rows loaded by TMA) against the mma.sync staged tiles
 // (CudaStagedTiles.cuh) and cuBLAS, on the Llama-3.2-1B shape's prefill
-// products (gate/up, down, q/k/v, output) for 2048, 512 and 200 tokens:
+// products (gate/up, down, q/k/v, output) for 2048, 512 and 200 tokens,
+// and 64, 32 and 20 (a batch of decoding sequences, a token tree: blocks
+// of 64 tokens, k split over the idle SMs as the runtime splits it):
 // each kernel's output against a float64 reference of the same bf16
 // operands (relative L2 and the worst difference), and its time (mean of
 // 20 launches, cudaEvent) and TFLOPS. Kinds: "staged" (128 rows by 64
@@ -18,6 +20,7 @@
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <cudaTypedefs.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -139,7 +142,13 @@ template <int K, int N, bool Gated> void run(int T, const char *name) {
     auto kernel = wg<K, N, Gated, Tiles>;
     CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kWgmmaSharedBytes));
     const int gx = (N + 128 * Tiles - 1) / (128 * Tiles), bt = LATHE_CUDA_WGMMA_TOKENS(gx, T);
-    check(kind, [&] { kernel<<<dim3(gx, (T + bt - 1) / bt), LATHE_CUDA_WGMMA_THREADS, kWgmmaSharedBytes>>>(fr); }, true);
+    const int gy = (T + bt - 1) / bt;
+    // 64-token blocks too few to fill the GPU split their k on z, as the
+    // host schedule splits them (CudaScheduleAbi.h).
+    int sms = 0;
+    CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    const int gz = bt == 64 ? std::min(LATHE_CUDA_WGMMA_SPLITS(gx * gy, sms), K / kWgmmaStageK) : 1;
+    check(kind, [&] { kernel<<<dim3(gx, gy, gz), LATHE_CUDA_WGMMA_THREADS, kWgmmaSharedBytes>>>(fr); }, true);
   };
   wgmma(std::integral_constant<int, 1>{}, "wgmma");
   if constexpr (!Gated)
@@ -161,7 +170,7 @@ int main() {
   CK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", reinterpret_cast<void **>(&encode), 12000,
                                       cudaEnableDefault, &q));
   cublasCreate(&handle);
-  for (int T : {2048, 512, 200}) {
+  for (int T : {2048, 512, 200, 64, 32, 20}) {
     run<2048, 8192, true>(T, "gate/up");
     run<8192, 2048, false>(T, "down");
     run<2048, 3072, false>(T, "qkv");

@@ -229,14 +229,15 @@ __device__ unsigned wgmmaArrivals[LATHE_CUDA_WGMMA_SPLIT_SLOTS];
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 
 /// Split `split` of `splits` of this block's tile hands its sums `acc`
-/// (warpgroup 0's, the warpgroups' already added) to the tile's slot; the
-/// last of the tile's blocks to arrive returns true with the whole sums in
-/// acc, added in split order (the same floats whichever block is last),
-/// the others false. Warps whose 16 tokens are all past the step's (`live`
-/// false) neither write nor read theirs: a step of 16 tokens moves a
-/// quarter of the sums.
+/// (each multiplying thread its half of the tile's: the warpgroups' sums
+/// already added) to the tile's slot; the last of the tile's blocks to
+/// arrive returns true with the whole sums in acc, added in split order
+/// (the same floats whichever block is last), the others false. Warps
+/// whose 16 tokens are all past the step's (`live` false) neither write
+/// nor read theirs: a step of 16 tokens moves a quarter of the sums.
 template <int A> __device__ bool wgmmaSplitSums(float (&acc)[A], int split, int splits, bool live) {
-  static_assert(A % 4 == 0 && A <= 64 * 256 / 128, "a slot holds a block's sums");
+  static_assert(A % 4 == 0 && A <= 64 * 256 / 256, "a slot holds a block's sums");
+  constexpr int kThreadsSumming = 256;
   constexpr int64_t kSlot = 64 * 256 / 4; // float4s
   const int tile = int(blockIdx.x + blockIdx.y * gridDim.x), t = threadIdx.x;
   float4 *const slots = reinterpret_cast<float4 *>(wgmmaPartials) + int64_t(tile) * splits * kSlot;
@@ -244,14 +245,15 @@ template <int A> __device__ bool wgmmaSplitSums(float (&acc)[A], int split, int 
     float4 *const mine = slots + split * kSlot;
 #pragma unroll
     for (int j = 0; j < A / 4; ++j)
-      mine[j * 128 + t] = make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
+      mine[j * kThreadsSumming + t] =
+          make_float4(acc[4 * j], acc[4 * j + 1], acc[4 * j + 2], acc[4 * j + 3]);
   }
   __threadfence(); // the sums before the count that announces them
-  namedBarrier(2, 128);
+  namedBarrier(2, kThreadsSumming);
   __shared__ unsigned last;
   if (t == 0)
     last = lastToArrive(&wgmmaArrivals[tile], splits);
-  namedBarrier(2, 128);
+  namedBarrier(2, kThreadsSumming);
   if (!last)
     return false;
   if (!live)
@@ -261,18 +263,62 @@ template <int A> __device__ bool wgmmaSplitSums(float (&acc)[A], int split, int 
   const float4 *from = slots + t;
 #pragma unroll
   for (int j = 0; j < A / 4; ++j) {
-    const float4 v = __ldcg(from + j * 128);
+    const float4 v = __ldcg(from + j * kThreadsSumming);
     acc[4 * j] = v.x, acc[4 * j + 1] = v.y, acc[4 * j + 2] = v.z, acc[4 * j + 3] = v.w;
   }
   for (int z = 1; z < splits; ++z) {
     from += kSlot;
 #pragma unroll
     for (int j = 0; j < A / 4; ++j) {
-      const float4 v = __ldcg(from + j * 128);
+      const float4 v = __ldcg(from + j * kThreadsSumming);
       acc[4 * j] += v.x, acc[4 * j + 1] += v.y, acc[4 * j + 2] += v.z, acc[4 * j + 3] += v.w;
     }
   }
   return true;
+}
+
+/// Stores a wgmma block's sums: `v[Count c + k]` is the thread's
+/// accumulator iBase + k of tile c, which (warp w, lane l) holds for token
+/// tBase + 16 w + l / 4 + 8 (i % 4 / 2), output row first + 8 (i / 4) +
+/// 2 (l % 4) + i % 2 (i = iBase + k): rows n and n + 1 in turn. Eight
+/// pairs' residuals (four for pairs of tiles: registers) are read before
+/// any of them is stored. Read and stored one pair at a time (the residual
+/// may be the output, so no load passes a store), a thread's 32 loads
+/// waited one after another: 10-20 us a block, the most of a step of a few
+/// dozen tokens (H200, Nsight Compute's stall samples, 2026-12-04).
+template <class WT, int Count, class Rows>
+__device__ void wgmmaStore(const Rows &rows, const float (&v)[Count * WT::kTiles], int iBase,
+                           int tBase, int first, int tokens) {
+  constexpr int C = WT::kTiles;
+  constexpr int kAhead = C == 1 ? 8 : 4;
+  const int lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4;
+  const auto place = [&](int i, int &t, int &n) {
+    t = tBase + 16 * warp + lane / 4 + 8 * ((i % 4) / 2);
+    n = first + 8 * (i / 4) + 2 * (lane % 4);
+  };
+#pragma unroll
+  for (int k0 = 0; k0 < Count; k0 += 2 * kAhead) {
+    typename WT::Before before[kAhead];
+#pragma unroll
+    for (int p = 0; p < kAhead; ++p) {
+      int t, n;
+      place(iBase + k0 + 2 * p, t, n);
+      if (t < tokens)
+        WT::load(rows, t, n, before[p]);
+    }
+#pragma unroll
+    for (int p = 0; p < kAhead; ++p) {
+      const int k = k0 + 2 * p;
+      int t, n;
+      place(iBase + k, t, n);
+      float sums[C], next[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+        sums[c] = v[Count * c + k], next[c] = v[Count * c + k + 1];
+      if (t < tokens)
+        WT::storePair(rows, t, n, sums, next, before[p]);
+    }
+  }
 }
 #endif
 
@@ -413,59 +459,42 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
   for (int i = 0; i < 64 * C; ++i)
     wgmmaKeep(acc[i]);
   if constexpr (Tokens == 64) {
-    // Warpgroup 1 hands its sums to warpgroup 0 through the stages, which
-    // every copy has filled and every wgmma read by now.
+    // The warpgroups share the tile's rows out: warpgroup h adds and stores
+    // accumulators 32 h .. 32 h + 31 of each tile (rows 64 h .. 64 h + 63),
+    // handing the other warpgroup its half through the stages, which every
+    // copy has filled and every wgmma read by now.
+    constexpr int kHalf = 32;
     float *partial = reinterpret_cast<float *>(base);
+    const int slot = threadIdx.x % 128;
+    float mine[kHalf * C];
     namedBarrier(1, kThreads);
-    if (warpgroup == 1)
-#pragma unroll
-      for (int i = 0; i < 64 * C; ++i)
-        partial[i * 128 + threadIdx.x % 128] = acc[i];
-    namedBarrier(1, kThreads);
-    if (warpgroup == 1)
-      return;
-#pragma unroll
-    for (int i = 0; i < 64 * C; ++i)
-      acc[i] += partial[i * 128 + threadIdx.x];
-    if (splits > 1 &&
-        !wgmmaSplitSums(acc, split, splits, t0 + 16 * ((threadIdx.x / 32) % 4) < tokens))
-      return; // another split's block stores the tile
-  }
-  // Thread (warp w, lane l) holds in acc[4 j + e] token 16 w + l / 4 + 8
-  // (e / 2), output row 8 j + 2 (l % 4) + e % 2: rows n and n + 1 in turn.
-  // Eight pairs' residuals (four for pairs of tiles: registers) are read
-  // before any of them is stored. Read and stored one pair at a time (the
-  // residual may be the output, so no load passes a store), a thread's 32
-  // loads waited one after another: 10-20 us a block, the most of a step
-  // of a few dozen tokens (H200, Nsight Compute's stall samples,
-  // 2026-12-04).
-  const auto place = [&](int i, int &t, int &n) {
-    t = t0 + tokenRow + 16 * warp + lane / 4 + 8 * ((i % 4) / 2);
-    n = first + 8 * (i / 4) + 2 * (lane % 4);
-  };
-  constexpr int kAhead = C == 1 ? 8 : 4;
-#pragma unroll
-  for (int i0 = 0; i0 < 64; i0 += 2 * kAhead) {
-    typename WT::Before before[kAhead];
-#pragma unroll
-    for (int p = 0; p < kAhead; ++p) {
-      int t, n;
-      place(i0 + 2 * p, t, n);
-      if (t < tokens)
-        WT::load(rows, t, n, before[p]);
-    }
-#pragma unroll
-    for (int p = 0; p < kAhead; ++p) {
-      const int i = i0 + 2 * p;
-      int t, n;
-      place(i, t, n);
-      float sums[C], next[C];
+    // (Constant indices in both branches: acc stays in registers.)
+    if (warpgroup == 0) {
 #pragma unroll
       for (int c = 0; c < C; ++c)
-        sums[c] = acc[64 * c + i], next[c] = acc[64 * c + i + 1];
-      if (t < tokens)
-        WT::storePair(rows, t, n, sums, next, before[p]);
+#pragma unroll
+        for (int k = 0; k < kHalf; ++k) {
+          partial[(kHalf * C + kHalf * c + k) * 128 + slot] = acc[64 * c + kHalf + k];
+          mine[kHalf * c + k] = acc[64 * c + k];
+        }
+    } else {
+#pragma unroll
+      for (int c = 0; c < C; ++c)
+#pragma unroll
+        for (int k = 0; k < kHalf; ++k) {
+          partial[(kHalf * c + k) * 128 + slot] = acc[64 * c + k];
+          mine[kHalf * c + k] = acc[64 * c + kHalf + k];
+        }
     }
+    namedBarrier(1, kThreads);
+#pragma unroll
+    for (int i = 0; i < kHalf * C; ++i)
+      mine[i] += partial[(kHalf * C * warpgroup + i) * 128 + slot];
+    if (splits > 1 && !wgmmaSplitSums(mine, split, splits, t0 + 16 * warp < tokens))
+      return; // another split's block stores the tile
+    wgmmaStore<WT, kHalf>(rows, mine, kHalf * warpgroup, t0, first, tokens);
+  } else {
+    wgmmaStore<WT, 64>(rows, acc, 0, t0 + tokenRow, first, tokens);
   }
 #else
   // No wgmma: the mma.sync staged tiles, 128 rows by 64 tokens at a time,
