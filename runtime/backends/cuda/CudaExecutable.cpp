@@ -18,6 +18,7 @@ namespace {
 
 constexpr CUresult CUDA_ERROR_NO_BINARY_FOR_GPU = 209;
 
+/// Tokens rounded up to whole blocks of `unit` (LATHE_CUDA_TILE_ROUNDED).
 int64_t tileRounded(int64_t tokens, int64_t unit) { return LATHE_CUDA_TILE_ROUNDED(tokens, unit); }
 
 /// The tensor map (LATHE_CUDA_TENSOR_MAP_BYTES at `map`) of `rows` bf16 rows

@@ -2,8 +2,10 @@
 // generated kernels (nvcc's fatbin, compiled by lathe-compile --target=cuda)
 // loaded on the GPU through the driver API. The weights are copied to the
 // device once; a step uploads its tokens, positions and cache rows, then
-// launches the generated kernels in the order of the module's launch table
-// (kernels/CudaFrame.h) on one stream, and reads back the logits rows. The
+// launches the generated kernels as the generated host schedule decides
+// them (schedule/CudaScheduleAbi.h: one call per launch of the module's
+// launch table, kernels/CudaFrame.h) on one stream, and reads back the
+// logits rows. The
 // launches of a step are captured once per number of tokens in a CUDA graph
 // and replayed (every kernel reads the step through the frame in device
 // memory, so the same launches serve every step of that size).

@@ -92,7 +92,7 @@
  * launch has more than half a wave; x y z of the grid at most
  * LATHE_CUDA_WGMMA_SPLIT_SLOTS, the partial sums' room in the module
  * (so at least two splits a block where they split at all), and no more
- * than the product's stages of k (the runtime's clamp). Up to 8 splits
+ * than the product's stages of k (the host schedule's clamp). Up to 8 splits
  * gave the same steps as 2 or 4 (H100, Llama-3.2-1B shape, bf16: tree
  * steps of 21, 32 and 64 tokens and decode of 32 and 64 sequences within
  * 1-3%, 2026-12-05): the blocks are not what those steps wait on. */

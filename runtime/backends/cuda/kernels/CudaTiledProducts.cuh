@@ -193,8 +193,8 @@ template <class W, int64_t RowBytes> struct TileA {
 /// before a launch of wgmma tiles, which it takes from RowsFrom tokens on
 /// (its wideMinTokens; 0: none), where this code runs them
 /// (LATHE_CUDA_WGMMA_CODE), a Bf16Input's rows row-major instead, K values
-/// a row, which their TMA loads (the host decides the same way:
-/// CudaExecutable's wideTiles and wgmmaRuns).
+/// a row, which their TMA loads (the host schedule decides the same way:
+/// schedule/CudaScheduleAbi.h's lathe_cuda_schedule_product).
 /// Gather: token t is row f.logitTokens[t] (the classifier). Next: at
 /// f.nextParts instead, for a launch whose tiles write the next one's
 /// token rows at f.tokenParts as they finish (inputParts).

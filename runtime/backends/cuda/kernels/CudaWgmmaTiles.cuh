@@ -216,9 +216,9 @@ static_assert(LATHE_CUDA_WGMMA_FALLBACK_SHARED >= kStagedBytes + 1024,
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) || !defined(__CUDA_ARCH__)
 /// The partial sums of the split-k blocks of a wgmma launch
 /// (LATHE_CUDA_WGMMA_SPLITS): slot (tile, split) of a tile x + y gridDim.x
-/// holds a 64-token block's up to 64 x 256 sums (warpgroup 0's
-/// accumulators, float4 j of thread t at j 128 + t), and a tile's arrivals
-/// count its blocks done.
+/// holds a 64-token block's up to 64 x 256 sums (each multiplying
+/// thread's half of the tile, float4 j of thread t at j 256 + t), and a
+/// tile's arrivals count its blocks done.
 /// One module's launches run one after another (each waits for the one
 /// before), so they share both; the last block of a tile puts its count
 /// back to 0.
@@ -498,7 +498,7 @@ __device__ void wgmmaBlock(const LatheCudaFrame &f, const Rows &rows, const Wgmm
   }
 #else
   // No wgmma: the mma.sync staged tiles, 128 rows by 64 tokens at a time,
-  // in the same shared memory; the runtime launches kThreads threads here
+  // in the same shared memory; the host schedule launches kThreads threads here
   // (lathe_cuda_wgmma_code 0).
   (void)maps;
   for (int r = 0; r < WT::kRows / 128; ++r)
