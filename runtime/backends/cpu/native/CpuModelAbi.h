@@ -19,6 +19,8 @@
 #ifndef LATHE_RUNTIME_BACKENDS_CPU_NATIVE_CPUMODELABI_H
 #define LATHE_RUNTIME_BACKENDS_CPU_NATIVE_CPUMODELABI_H
 
+#include "runtime/backend/HostCodeExport.h"
+
 #include <stdint.h>
 
 #define LATHE_CPU_ABI_VERSION 4u
@@ -97,9 +99,6 @@ static inline void lathe_logits(const LatheCpuKernels *k, LatheCpuContext *ctx, 
 
 #ifdef __cplusplus
 }
-#define LATHE_EXPORT extern "C" __attribute__((visibility("default")))
-#else
-#define LATHE_EXPORT __attribute__((visibility("default")))
 #endif
 
 #endif

@@ -24,6 +24,7 @@
 #ifndef LATHE_RUNTIME_BACKENDS_CUDA_SCHEDULE_CUDASCHEDULEABI_H
 #define LATHE_RUNTIME_BACKENDS_CUDA_SCHEDULE_CUDASCHEDULEABI_H
 
+#include "runtime/backend/HostCodeExport.h"
 #include "runtime/backends/cuda/kernels/CudaFrame.h"
 
 #include <stdint.h>
@@ -247,14 +248,6 @@ static inline void lathe_cuda_schedule_split(
 
 #ifdef __cplusplus
 }
-#endif
-
-#ifndef LATHE_EXPORT
-#ifdef __cplusplus
-#define LATHE_EXPORT extern "C" __attribute__((visibility("default")))
-#else
-#define LATHE_EXPORT __attribute__((visibility("default")))
-#endif
 #endif
 
 #endif
