@@ -105,6 +105,11 @@ static inline void lathe_cuda_schedule_issue(const LatheCudaStepFacts *s, LatheC
     l->failed = 1;
 }
 
+/* The step's SMs, at least one. */
+static inline int64_t lathe_cuda_schedule_sms(const LatheCudaStepFacts *s) {
+  return s->multiprocessors > 0 ? s->multiprocessors : 1;
+}
+
 /* A wgmma product's tiles run wgmma (not the staged tiles of the code for
  * other GPUs). */
 static inline int lathe_cuda_schedule_wgmma_runs(const LatheCudaStepFacts *s, int32_t wgmma) {
@@ -118,10 +123,9 @@ static inline int64_t lathe_cuda_schedule_wide_grid(const LatheCudaStepFacts *s,
                                                     int32_t wideBlocks, int32_t wgmma,
                                                     int32_t pairBlocks) {
   const int64_t tokenBlocks = (tokens + 127) / 128;
-  const int64_t sms = s->multiprocessors > 0 ? s->multiprocessors : 1;
   return lathe_cuda_schedule_wgmma_runs(s, wgmma) &&
                  LATHE_CUDA_WGMMA_PAIRED((int64_t)wideBlocks, (int64_t)pairBlocks, tokenBlocks,
-                                         sms)
+                                         lathe_cuda_schedule_sms(s))
              ? pairBlocks
              : wideBlocks;
 }
@@ -200,8 +204,7 @@ static inline void lathe_cuda_schedule_product(const LatheCudaStepFacts *s, Lath
     if (lathe_cuda_schedule_wgmma_runs(s, wgmma)) { /* else its staged tiles */
       threads = LATHE_CUDA_WGMMA_THREADS;
       if (unit == 64) {
-        const int64_t sms = s->multiprocessors > 0 ? s->multiprocessors : 1;
-        gz = LATHE_CUDA_WGMMA_SPLITS(gx * gy, sms);
+        gz = LATHE_CUDA_WGMMA_SPLITS(gx * gy, lathe_cuda_schedule_sms(s));
         if (gz > s->wgmmaSplits)
           gz = s->wgmmaSplits;
         if (gz > kStages)

@@ -6,6 +6,7 @@
 // copies refused with one line each.
 #include "codegen/CUDA/EmitCudaSchedule.h"
 #include "runtime/backends/cuda/schedule/CudaSchedule.h"
+#include "test/unit/runtime/backends/cuda/ScheduleRecorder.h"
 
 #include <gtest/gtest.h>
 
@@ -29,25 +30,8 @@ KernelPlan products() {
 const std::vector<TensorInfo> kWeights = {TensorInfo{"w", ElementType::BF16, {384, 1024}},
                                           TensorInfo{"w", ElementType::BF16, {64, 1024}}};
 
-struct Recorder {
-  std::vector<LatheCudaLaunchCall> calls;
-  LatheCudaLauncher launcher{this, &Recorder::record, 0};
-  static int record(void *context, const LatheCudaLaunchCall *call) {
-    static_cast<Recorder *>(context)->calls.push_back(*call);
-    return 0;
-  }
-};
-
-LatheCudaStepFacts step(int64_t rows) {
-  LatheCudaStepFacts s{};
-  s.rows = s.logitTokens = s.queryTiles = rows;
-  s.attentionSplits = 1;
-  s.wgmmaSplits = LATHE_CUDA_WGMMA_MAX_SPLITS;
-  s.multiprocessors = 132;
-  s.wgmmaCode = 1;
-  s.end = 1 << 30;
-  return s;
-}
+using Recorder = test::ScheduleRecorder;
+LatheCudaStepFacts step(int64_t rows) { return test::scheduleStep(rows); }
 
 class EmitCudaScheduleTest : public ::testing::Test {
 protected:

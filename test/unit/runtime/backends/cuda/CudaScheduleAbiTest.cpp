@@ -4,6 +4,7 @@
 // kernel a launch runs for a step, on what grid, threads and shared memory,
 // and which launches a step leaves out.
 #include "runtime/backends/cuda/schedule/CudaScheduleAbi.h"
+#include "test/unit/runtime/backends/cuda/ScheduleRecorder.h"
 
 #include <gtest/gtest.h>
 
@@ -11,34 +12,8 @@
 
 namespace {
 
-/// A launcher that records what it is handed; fails the call numbered
-/// `failAt` (from 0), if any.
-struct Recorder {
-  std::vector<LatheCudaLaunchCall> calls;
-  int failAt = -1;
-  LatheCudaLauncher launcher{this, &Recorder::record, 0};
-  static int record(void *context, const LatheCudaLaunchCall *call) {
-    auto &r = *static_cast<Recorder *>(context);
-    r.calls.push_back(*call);
-    return int(r.calls.size()) - 1 == r.failAt ? 1 : 0;
-  }
-};
-
-/// A step of `rows` tokens, all returning logits, on an H100-sized GPU with
-/// the wgmma code loaded.
-LatheCudaStepFacts step(int64_t rows) {
-  LatheCudaStepFacts s{};
-  s.rows = rows;
-  s.logitTokens = rows;
-  s.queryTiles = rows;
-  s.attentionSplits = LATHE_CUDA_ATTENTION_MAX_SPLITS;
-  s.wgmmaSplits = LATHE_CUDA_WGMMA_MAX_SPLITS;
-  s.multiprocessors = 132;
-  s.wgmmaCode = 1;
-  s.first = 0;
-  s.end = 1000;
-  return s;
-}
+using Recorder = lathe::test::ScheduleRecorder;
+LatheCudaStepFacts step(int64_t rows) { return lathe::test::scheduleStep(rows); }
 
 void expectGrid(const LatheCudaLaunchCall &c, uint32_t x, uint32_t y, uint32_t z) {
   EXPECT_EQ(c.grid[0], x);
