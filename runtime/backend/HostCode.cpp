@@ -58,10 +58,23 @@ Expected<std::unique_ptr<HostCode>> HostCode::load(const plan::KernelPlan &plan,
   loaded->handle_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!loaded->handle_)
     return fail(fmt::format("cannot load its {}: {}", expect.what, dlerror()));
+  loaded->source_ = source, loaded->what_ = expect.what, loaded->prefix_ = expect.prefix;
+  using AbiFn = uint32_t (*)();
+  using HashFn = uint64_t (*)();
+  auto abi = reinterpret_cast<AbiFn>(loaded->symbol((expect.prefix + "abi_version").c_str()));
+  auto hash = reinterpret_cast<HashFn>(loaded->symbol((expect.prefix + "plan_hash").c_str()));
+  if (!abi || !hash)
+    return Error(loaded->lacksEntryPoints());
+  if (abi() != expect.abiVersion || hash() != code.planHash)
+    return fail(fmt::format("corrupt: its {} does not match its own description", expect.what));
   return loaded;
 }
 
 void *HostCode::symbol(const char *name) const { return dlsym(handle_, name); }
+
+std::string HostCode::lacksEntryPoints() const {
+  return fmt::format("{}: corrupt: its {} lacks the {}* entry points", source_, what_, prefix_);
+}
 
 HostCode::~HostCode() {
   if (handle_)

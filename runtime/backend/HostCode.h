@@ -20,15 +20,19 @@ bool hostSupports(const std::string &isa);
 class HostCode {
 public:
   /// What a backend expects of its code: how messages name it ("CPU code"),
-  /// the ABI version it speaks, and what to advise where this CPU lacks its
-  /// ISA.
+  /// the ABI version it speaks, what to advise where this CPU lacks its
+  /// ISA, and the prefix of its entry points ("lathe_cpu_"), among them
+  /// PREFIXabi_version() and PREFIXplan_hash(), by which the loaded code
+  /// describes itself.
   struct Expectation {
     std::string what;
     uint32_t abiVersion;
     std::string isaAdvice;
+    std::string prefix;
   };
-  /// Maps `plan.native`. `source` names the artifact in messages, each one
-  /// line: "SOURCE: its CPU code ...".
+  /// Maps `plan.native` and checks its own description against the
+  /// artifact's. `source` names the artifact in messages, each one line:
+  /// "SOURCE: its CPU code ...".
   static Expected<std::unique_ptr<HostCode>> load(const plan::KernelPlan &plan,
                                                   const std::string &source,
                                                   const Expectation &expect);
@@ -38,9 +42,12 @@ public:
 
   /// The exported symbol `name`, or null.
   void *symbol(const char *name) const;
+  /// The message of code that lacks an entry point it must export.
+  std::string lacksEntryPoints() const;
 
 private:
   HostCode() = default;
+  std::string source_, what_, prefix_;
   void *handle_ = nullptr;
   int fd_ = -1;
 };
