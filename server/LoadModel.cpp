@@ -14,7 +14,10 @@ namespace lathe::server {
 Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &options,
                                                        Metrics &metrics) {
   const std::string &path = options.artifactPath;
-  auto artifact = artifact::Artifact::load(path, options.memory);
+  artifact::LoadOptions load;
+  load.memory = options.memory;
+  load.parameters = options.parameters;
+  auto artifact = artifact::Artifact::load(path, load);
   if (!artifact)
     return artifact.error();
   auto executable = backend::load(*artifact, options.execution(**artifact));

@@ -17,6 +17,9 @@ namespace lathe::server {
 struct LoadOptions {
   std::string artifactPath;
   FileMemory memory = FileMemory::HugePages;
+  /// The parameter file of an artifact compiled with --external-weights;
+  /// empty: the artifact's default (artifact::LoadOptions).
+  std::string parameters;
   /// How to run the loaded artifact (lathe-serve's --target, --threads, ...).
   std::function<backend::ExecutionOptions(const artifact::Artifact &)> execution;
   serving::SchedulerOptions scheduler;

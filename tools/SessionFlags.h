@@ -1,5 +1,5 @@
 // The flags that choose how a session runs (--target, --threads, --kernels,
-// --no-native-code, --int8-activations, --mmap), shared by lathe-run and
+// --no-native-code, --int8-activations, --params, --mmap), shared by lathe-run and
 // lathe-bench so that both accept and document them the same way.
 #pragma once
 
@@ -17,6 +17,7 @@ struct SessionFlags {
   bool noNativeCode = false;
   bool int8Activations = false, floatActivations = false;
   bool mmap = false;
+  std::string parameters; // --params; empty: the artifact's default
 
   void addTo(CLI::App &app) {
     app.add_option("--target", target,
@@ -38,6 +39,9 @@ struct SessionFlags {
                             "keep matmul inputs in float (the reference numerics) even "
                             "where the artifact chose int8");
     int8->excludes(fp);
+    app.add_option("--params", parameters,
+                   "the parameter file of an artifact compiled with --external-weights "
+                   "(default: the artifact's name with the extension .params, beside it)");
     app.add_flag("--mmap", mmap,
                  "map the artifact file instead of reading it into huge-page memory "
                  "(shares the pages between processes; decoding may be slower)");
@@ -45,6 +49,12 @@ struct SessionFlags {
 
   /// How the artifact should be loaded.
   FileMemory memory() const { return mmap ? FileMemory::Mapped : FileMemory::HugePages; }
+  artifact::LoadOptions loadOptions() const {
+    artifact::LoadOptions o;
+    o.memory = memory();
+    o.parameters = parameters;
+    return o;
+  }
 
   /// The options the parsed flags ask for, running `artifact`.
   SessionOptions resolve(const artifact::Artifact &artifact) const {

@@ -5,9 +5,11 @@
 // (mlir/Target/Cpp). The plan's passes decided which products run as one
 // job and which adds fuse with their RMSNorm; this file only translates.
 //
-// The generated file holds constants only: the RMSNorm gains and the rotary
-// frequency tables as static arrays, and for every kernel a call with its
-// widths, buffer and weight indices as literals. The numerics live in two
+// The generated file holds constants only: the rotary frequency tables as
+// static arrays, and for every kernel a call with its widths, buffer and
+// weight indices as literals. No weight value: norm gains and biases are
+// asked of the runtime (lathe_vector), so one build runs whatever weights
+// the artifact or its parameter file holds. The numerics live in two
 // headers it includes (written next to it by NativeBuild):
 // runtime/kernels/ElementwiseKernels.h, which the reference kernels use
 // too, and the ABI (runtime/backends/cpu/native/CpuModelAbi.h), whose
@@ -19,7 +21,6 @@
 #include "codegen/CPU/EmitCpuModel.h"
 
 #include "codegen/Support/EmitCCall.h"
-#include "codegen/Support/PlainVector.h"
 
 #include "dialects/KernelPlan/KernelPlanDialect.h"
 #include "runtime/formats/ElementType.h"
@@ -91,12 +92,10 @@ private:
                             /*static=*/true, /*const=*/true);
   }
 
-  /// RMSNorm gains and biases become constant arrays, rotary frequencies constant
-  /// tables, the weights and outputs of grouped products index arrays.
+  /// Rotary frequencies become constant tables, the weights and outputs of
+  /// grouped products index arrays.
   LogicalResult emitTables(std::string *error) {
     WalkResult result = m_.forward().walk([&](Operation *op) {
-      if (Value vector = vectorOperand(op); vector && failed(emitVector(m_.tensorIndex.lookup(vector), error)))
-        return WalkResult::interrupt();
       if (auto r = dyn_cast<kplan::RopeOp>(op)) {
         // Each pair's frequency, and the pair order if it has one (else
         // lathe_rope takes a null order): a pair's angle once for every group.
@@ -130,19 +129,16 @@ private:
     return failure(result.wasInterrupted());
   }
 
-  /// A norm gain or a bias as a constant float array.
-  LogicalResult emitVector(uint32_t index, std::string *error) {
-    if (vectors_.count(index))
-      return success();
-    const artifact::TensorData &t = m_.tensors[index];
-    if (t.info.quant) {
-      *error = "tensor '" + t.info.name + "' is packed; the CPU code reads plain gains and biases";
-      return failure();
-    }
-    const std::vector<float> values = plainVector(t);
-    vectors_[index] = fmt::format("kVector{}", index);
-    emitTable(vectors_[index], b_.getF32Type(), ArrayRef<float>(values));
-    return success();
+  /// A norm gain's or a bias's floats, asked of the runtime once per use:
+  /// not compiled in, since the weights may be packed into a parameter file
+  /// after this code is built.
+  Value vector(Value planTensor) {
+    auto call = emitc::CallOpaqueOp::create(
+        b_, b_.getUnknownLoc(), TypeRange{opaque("const float *")}, "lathe_vector",
+        ValueRange{k_, context_},
+        b_.getArrayAttr({b_.getIndexAttr(0), b_.getIndexAttr(1), weight(planTensor)}),
+        ArrayAttr());
+    return call.getResult(0);
   }
 
   /// lathe_cpu_forward(k, ctx, b, pos, rows): one call per kernel.
@@ -223,16 +219,15 @@ private:
                 b_, b_.getUnknownLoc(), rows_.getType(), rows_,
                 emitc::LiteralOp::create(b_, b_.getUnknownLoc(), rows_.getType(),
                                          std::to_string(width(n.getInput()) / slice)));
-          call("lathe_rms_norm", {buffer(n.getInput()), global(vectors_.at(g), b_.getF32Type(), slice),
+          call("lathe_rms_norm", {buffer(n.getInput()), vector(n.getGain()),
                                   n.getEpsilonAttr(), rows, i64(slice), buffer(n.getOut())});
           return success();
         })
         .Case([&](kplan::AddRMSNormOp n) {
-          const uint32_t g = m_.tensorIndex.lookup(n.getGain());
           call("lathe_add_rms_norm",
                {buffer(n.getLhs()), buffer(n.getRhs()), rows_, i64(width(n.getLhs())),
-                buffer(n.getSum()), global(vectors_.at(g), b_.getF32Type(), width(n.getLhs())),
-                n.getEpsilonAttr(), buffer(n.getOut())});
+                buffer(n.getSum()), vector(n.getGain()), n.getEpsilonAttr(),
+                buffer(n.getOut())});
           return success();
         })
         .Case([&](kplan::MatmulOp m) {
@@ -277,9 +272,7 @@ private:
           return success();
         })
         .Case([&](kplan::BiasAddOp s) {
-          const uint32_t v = m_.tensorIndex.lookup(s.getBias());
-          call("lathe_bias_add", {buffer(s.getInput()), global(vectors_.at(v), b_.getF32Type(),
-                                                                width(s.getInput())),
+          call("lathe_bias_add", {buffer(s.getInput()), vector(s.getBias()),
                                   rows_, i64(width(s.getInput())), buffer(s.getOut())});
           return success();
         })
@@ -305,7 +298,6 @@ private:
   OpBuilder b_;
   OwningOpRef<ModuleOp> module_;
   Value k_, context_, buffers_, positions_, rows_;
-  std::map<uint32_t, std::string> vectors_;
   /// The name of each distinct frequency table and pair order table.
   std::map<std::vector<double>, std::string> freqs_;
   std::map<std::vector<uint32_t>, std::string> ropeOrders_;

@@ -1,6 +1,7 @@
 // A plain (f32, f16 or bf16) vector tensor as floats: the norm gains and
-// biases every code generator writes into its generated code as constant
-// arrays, and which kernels read one.
+// biases the HLS generator writes into its project as constant arrays (the
+// CPU target's code asks the runtime for them: its weights may live in a
+// parameter file packed after it was compiled), and which kernels read one.
 #pragma once
 
 #include "dialects/KernelPlan/KernelPlanDialect.h"
@@ -27,15 +28,7 @@ inline mlir::Value vectorOperand(mlir::Operation *op) {
 /// The values of `t` (its first dimension), which must not be packed.
 inline std::vector<float> plainVector(const artifact::TensorData &t) {
   std::vector<float> values(t.info.shape[0]);
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (t.info.type == ElementType::F32) {
-      std::memcpy(&values[i], t.bytes.data() + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, t.bytes.data() + 2 * i, 2);
-      values[i] = t.info.type == ElementType::F16 ? f16ToFloat(h) : bf16ToFloat(h);
-    }
-  }
+  decodeFloats(t.bytes.data(), int64_t(values.size()), t.info.type, values.data());
   return values;
 }
 

@@ -22,6 +22,7 @@
 #include "compiler/Frontend/SyntheticCheckpoint.h"
 #include "dialects/Transformer/TransformerDialect.h"
 #include "runtime/artifact/ArtifactWriter.h"
+#include "runtime/artifact/ParameterFile.h"
 #include "runtime/speculative/TreeShape.h"
 #include "runtime/tokenizer/HFTokenizerJson.h"
 #include "runtime/tokenizer/TextTokenizer.h"
@@ -238,6 +239,18 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   std::error_code ec;
   if (!fs::exists(o.input, ec))
     return Error(o.input + ": no such file or directory");
+  // --external-weights from a config.json: the shapes alone, as a speed
+  // model's, and lathe-pack packs the weights later.
+  const bool configOnly = o.externalWeights && endsWith(o.input, ".json");
+  if (o.externalWeights && o.syntheticWeights)
+    return Error("--external-weights and --synthetic-weights: give one (a speed model's "
+                 "weights are made at load, not kept in a file)");
+  if (o.externalWeights && hls)
+    return Error("--external-weights: an HLS project holds its weights itself");
+  if (configOnly && (!o.calib.empty() || quant->needsCalibration()))
+    return Error("--external-weights from " + o.input + ": no weights to calibrate with, so "
+                 "no --calib, :reorder or mixed:bits (compile the checkpoint's folder to have "
+                 "the compiler calibrate and write the parameter file)");
   if (o.syntheticWeights) {
     // A speed model has no weights to calibrate on, nor text to read.
     if (endsWith(o.input, ".mlir") || (!fs::is_directory(o.input) && !endsWith(o.input, ".json")))
@@ -280,7 +293,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       return mlirError(o.input + ": cannot parse the tfm module");
   } else {
     Expected<frontend::LlamaCheckpoint> ckpt =
-        o.syntheticWeights          ? frontend::readSyntheticCheckpoint(o.input)
+        o.syntheticWeights || configOnly ? frontend::readSyntheticCheckpoint(o.input)
         : fs::is_directory(o.input)   ? frontend::readHFCheckpoint(o.input)
         : frontend::isGgufFile(o.input) ? frontend::readGgufCheckpoint(o.input)
                                         : frontend::readLlama2cCheckpoint(o.input);
@@ -405,11 +418,15 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   // calibrated errors.
   // Key channels are scaled and ordered for a block-compressed cache (a
   // speed model has no weights to scale or order).
-  const bool reorderKeys = kvFlag->reorderKeys && !o.syntheticWeights;
-  const bool equalizeKeys = kvFlag->equalizeKeys && !o.syntheticWeights;
+  const bool noWeights = o.syntheticWeights || configOnly;
+  const bool reorderKeys = kvFlag->reorderKeys && !noWeights;
+  const bool equalizeKeys = kvFlag->equalizeKeys && !noWeights;
+  if (configOnly && (kvFlag->reorderKeys || kvFlag->equalizeKeys) && note)
+    note("no weights at compile time: key channels are neither scaled nor ordered for "
+         "the KV cache (compile the checkpoint's folder to have them)");
   const bool calibrates =
-      quant->needsCalibration() ||
-      ((quant->quantizes() || reorderKeys || equalizeKeys) && tokenizer);
+      !configOnly && (quant->needsCalibration() ||
+                      ((quant->quantizes() || reorderKeys || equalizeKeys) && tokenizer));
   if (calibrates) {
     if (!tokenizer)
       return Error("--quant=" + o.quant + " calibrates the model on text and needs a "
@@ -457,6 +474,9 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       e.format = formats::formatName(quant->format ? *quant->format : kMixedEqualizeFormat);
       e.activations = plan::activationsName(activations);
       pm.addPass(createEqualizeChannels(e));
+    } else if (quant->equalize && note && configOnly) {
+      note("no weights at compile time: lathe-pack packs them without channel "
+           "equalization (compile the checkpoint's folder to equalize)");
     } else if (quant->equalize && note && !o.syntheticWeights) {
       note("no tokenizer to calibrate with: the weights are packed without channel "
            "equalization (pass --tokenizer to equalize)");
@@ -601,10 +621,31 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   if (!checkpoint.provenance.empty())
     contents.producer += "; " + fs::path(o.input).filename().string() + ": " + checkpoint.provenance;
   contents.syntheticWeights = o.syntheticWeights;
+  contents.externalWeights = o.externalWeights;
+  // What lathe-pack can make from the checkpoint: each tensor converted or
+  // packed, no channel rescaled or moved, no GGUF block kept as read.
+  const bool equalized = quant->quantizes() && quant->equalize && calibrates;
+  contents.weightsFromCheckpoint = !endsWith(o.input, ".mlir") && !packedInput &&
+                                   !equalized && !quant->reorder && !equalizeKeys &&
+                                   !reorderKeys;
   contents.vocabulary = vocabulary;
   contents.hfTokenizer = hfTokenizer;
-  return artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
-    report("writing " + o.output, total ? double(done) / double(total) : 1.0);
+  if (Status s = artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
+        report("writing " + o.output, total ? double(done) / double(total) : 1.0);
+      });
+      !s)
+    return s;
+  if (!o.externalWeights)
+    return Status::ok();
+  const std::string parameters = artifact::defaultParameterPath(o.output);
+  if (configOnly) {
+    if (note)
+      note("no weights written: lathe-pack " + o.output + " CHECKPOINT -o " + parameters +
+           " packs them from the checkpoint's safetensors");
+    return Status::ok();
+  }
+  return artifact::writeParameters(contents, parameters, [&](uint64_t done, uint64_t total) {
+    report("writing " + parameters, total ? double(done) / double(total) : 1.0);
   });
 }
 

@@ -58,6 +58,13 @@ struct CompileOptions {
   /// artifact stores no weights and the runtime fills them with random
   /// values (frontend/SyntheticCheckpoint.h).
   bool syntheticWeights = false;
+  /// The weights go in a parameter file, not in the artifact
+  /// (runtime/artifact/ParameterFile.h). From a checkpoint the compiler
+  /// writes that file beside the output (OUT.params); from a Hugging Face
+  /// config.json alone it reads no weights at all, and lathe-pack packs the
+  /// file later from the safetensors, on the machine that runs the model
+  /// (plain formats: nothing calibrated).
+  bool externalWeights = false;
 };
 
 /// Reports progress: a stage name and, for long stages, a fraction done.

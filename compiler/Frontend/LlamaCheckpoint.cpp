@@ -185,4 +185,37 @@ Status validateCheckpoint(const LlamaCheckpoint &ckpt,
   return Status::ok();
 }
 
+std::vector<std::pair<std::string, const TensorView *>> namedTensors(const LlamaCheckpoint &ckpt) {
+  std::vector<std::pair<std::string, const TensorView *>> named;
+  named.emplace_back("tok_embeddings", &ckpt.embedding);
+  for (size_t l = 0; l < ckpt.layers.size(); ++l) {
+    const LlamaLayerWeights &w = ckpt.layers[l];
+    const std::string p = "layers." + std::to_string(l) + ".";
+    auto add = [&](const char *name, const TensorView &view) { named.emplace_back(p + name, &view); };
+    auto addIf = [&](const char *name, const std::optional<TensorView> &view) {
+      if (view)
+        add(name, *view);
+    };
+    add("attention_norm", w.attnNorm);
+    add("wq", w.wq);
+    add("wk", w.wk);
+    add("wv", w.wv);
+    addIf("bq", w.bq);
+    addIf("bk", w.bk);
+    addIf("bv", w.bv);
+    addIf("q_norm", w.qNorm);
+    addIf("k_norm", w.kNorm);
+    add("wo", w.wo);
+    addIf("bo", w.bo);
+    add("ffn_norm", w.ffnNorm);
+    add("w1", w.w1);
+    add("w3", w.w3);
+    add("w2", w.w2);
+  }
+  named.emplace_back("norm", &ckpt.finalNorm);
+  if (ckpt.classifier)
+    named.emplace_back("output", &*ckpt.classifier);
+  return named;
+}
+
 } // namespace lathe::frontend

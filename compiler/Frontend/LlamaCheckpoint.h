@@ -101,6 +101,13 @@ Status validateConfig(const LlamaConfig &config, const std::string &source);
 /// "[288, 768]": shapes in error messages.
 std::string formatShape(const std::vector<int64_t> &shape);
 
+/// Every tensor of `ckpt` under the name the importer gives its tfm.weight,
+/// which an artifact's tensor keeps (llama2.c's names: tok_embeddings,
+/// layers.N.attention_norm, .wq, .wk, .wv, .bq, .bk, .bv, .q_norm,
+/// .k_norm, .wo, .bo, .ffn_norm, .w1, .w2, .w3, then norm and output), in
+/// the importer's order; optional tensors only where present.
+std::vector<std::pair<std::string, const TensorView *>> namedTensors(const LlamaCheckpoint &ckpt);
+
 /// Checks every tensor's element count against the shape the config implies,
 /// so that importers can trust the views. `source` names the file in errors.
 Status validateCheckpoint(const LlamaCheckpoint &ckpt, const std::string &source);

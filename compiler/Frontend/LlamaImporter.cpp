@@ -9,6 +9,7 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/DialectResourceBlobManager.h"
 
+#include <map>
 #include <string>
 
 using namespace mlir;
@@ -19,7 +20,10 @@ namespace {
 class Importer {
 public:
   Importer(MLIRContext &ctx, const LlamaCheckpoint &ckpt)
-      : ctx_(ctx), ckpt_(ckpt), b_(&ctx), loc_(UnknownLoc::get(&ctx)) {}
+      : ctx_(ctx), ckpt_(ckpt), b_(&ctx), loc_(UnknownLoc::get(&ctx)) {
+    for (const auto &[name, view] : namedTensors(ckpt))
+      names_.emplace(view, name);
+  }
 
   OwningOpRef<ModuleOp> run(StringRef modelName) {
     const LlamaConfig &c = ckpt_.config;
@@ -39,38 +43,38 @@ public:
     Value tokens = body->getArgument(0), positions = body->getArgument(1),
           cache = body->getArgument(2);
 
-    Value table = weight("tok_embeddings", ckpt_.embedding);
+    Value table = weight(ckpt_.embedding);
     Value x = tfm::EmbeddingOp::create(b_, loc_, activation(c.dim), table, tokens);
     auto layout = tfm::RopeLayoutAttr::get(&ctx_, tfm::fromPlanLayout(c.rope));
     for (int64_t l = 0; l < c.layers; ++l) {
       const LlamaLayerWeights &w = ckpt_.layers[l];
       std::string p = "layers." + std::to_string(l) + ".";
-      Value h = rmsNorm(x, weight(p + "attention_norm", w.attnNorm));
-      Value q = biased(linear(h, weight(p + "wq", w.wq)), p + "bq", w.bq);
-      Value k = biased(linear(h, weight(p + "wk", w.wk)), p + "bk", w.bk);
-      Value v = biased(linear(h, weight(p + "wv", w.wv)), p + "bv", w.bv);
+      Value h = rmsNorm(x, weight(w.attnNorm));
+      Value q = biased(linear(h, weight(w.wq)), w.bq);
+      Value k = biased(linear(h, weight(w.wk)), w.bk);
+      Value v = biased(linear(h, weight(w.wv)), w.bv);
       // Qwen3 normalizes each head of q and k before rotating it: a gain of
       // head_dim values normalizes each head-wide slice of the row.
       if (w.qNorm)
-        q = rmsNorm(q, weight(p + "q_norm", *w.qNorm));
+        q = rmsNorm(q, weight(*w.qNorm));
       if (w.kNorm)
-        k = rmsNorm(k, weight(p + "k_norm", *w.kNorm));
+        k = rmsNorm(k, weight(*w.kNorm));
       q = rope(q, positions, layout);
       k = rope(k, positions, layout);
       Value a = tfm::AttentionOp::create(b_, loc_, q.getType(), q, k, v, positions,
                                          cache, b_.getI64IntegerAttr(l),
                                          b_.getI64IntegerAttr(c.heads));
       x = tfm::AddOp::create(b_, loc_, x,
-                             biased(linear(a, weight(p + "wo", w.wo)), p + "bo", w.bo));
-      h = rmsNorm(x, weight(p + "ffn_norm", w.ffnNorm));
-      Value gate = linear(h, weight(p + "w1", w.w1));
-      Value up = linear(h, weight(p + "w3", w.w3));
+                             biased(linear(a, weight(w.wo)), w.bo));
+      h = rmsNorm(x, weight(w.ffnNorm));
+      Value gate = linear(h, weight(w.w1));
+      Value up = linear(h, weight(w.w3));
       Value act = tfm::SiluMulOp::create(b_, loc_, gate, up);
-      x = tfm::AddOp::create(b_, loc_, x, linear(act, weight(p + "w2", w.w2)));
+      x = tfm::AddOp::create(b_, loc_, x, linear(act, weight(w.w2)));
     }
-    x = rmsNorm(x, weight("norm", ckpt_.finalNorm));
+    x = rmsNorm(x, weight(ckpt_.finalNorm));
     Value classifier =
-        ckpt_.classifier ? weight("output", *ckpt_.classifier) : table;
+        ckpt_.classifier ? weight(*ckpt_.classifier) : table;
     Value logits = tfm::LogitsOp::create(b_, loc_, logitsType, x, classifier);
     func::ReturnOp::create(b_, loc_, logits);
     return module;
@@ -92,7 +96,9 @@ private:
 
   /// A `tfm.weight` whose value points into the mapped checkpoint when the
   /// bytes are aligned for their element type, and holds a copy otherwise.
-  Value weight(const std::string &name, const TensorView &view) {
+  Value weight(const TensorView &view) {
+    // Named once, by namedTensors: lathe-pack finds the tensor by that name.
+    const std::string &name = names_.at(&view);
     if (view.packed)
       return packedWeight(name, view);
     auto type = RankedTensorType::get(view.shape, elementType(view.type));
@@ -143,16 +149,17 @@ private:
   }
 
   /// x + bias when the checkpoint has the bias.
-  Value biased(Value x, const std::string &name, const std::optional<TensorView> &bias) {
+  Value biased(Value x, const std::optional<TensorView> &bias) {
     if (!bias)
       return x;
-    return tfm::BiasAddOp::create(b_, loc_, x.getType(), x, weight(name, *bias));
+    return tfm::BiasAddOp::create(b_, loc_, x.getType(), x, weight(*bias));
   }
 
   MLIRContext &ctx_;
   const LlamaCheckpoint &ckpt_;
   OpBuilder b_;
   Location loc_;
+  std::map<const TensorView *, std::string> names_;
 };
 
 } // namespace

@@ -1,4 +1,5 @@
 #include "passes/Quantize/PackWeights.h"
+#include "runtime/plan/PackedTensorName.h"
 
 #include "passes/Quantize/WeightData.h"
 #include "runtime/formats/RowCodec.h"
@@ -97,7 +98,7 @@ void replaceWithPacked(LinearWeight &w, const formats::FormatSpec &spec,
   });
   std::string name = w.op.getSymName().str();
   if (!allLinear)
-    name += "." + formats::formatName(spec);
+    name = plan::packedCopyName(name, spec);
   tfm::WeightOp packed =
       createPackedWeight(builder, w.op.getLoc(), name, spec, w.rows, w.cols, p.bytes);
   packed->setAttr(kQuantErrorAttr, builder.getF32FloatAttr(float(p.error)));

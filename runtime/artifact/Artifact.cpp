@@ -3,12 +3,14 @@
 #include "runtime/artifact/Artifact_generated.h"
 #include "runtime/plan/StepCodec.h"
 #include "runtime/artifact/FileHeader.h"
+#include "runtime/artifact/ParameterFile.h"
 #include "runtime/artifact/SyntheticWeights.h"
 #include "runtime/support/HugePages.h"
 #include "runtime/tokenizer/HFTokenizer.h"
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fmt/format.h>
 
 namespace lathe::artifact {
@@ -103,13 +105,20 @@ Expected<HFTokenizerSpec> readHFTokenizer(const fb::Tokenizer &t, const std::str
 
 Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path,
                                                          FileMemory memory) {
-  auto file = MappedFile::open(path, memory);
+  LoadOptions options;
+  options.memory = memory;
+  return load(path, options);
+}
+
+Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path,
+                                                         const LoadOptions &options) {
+  auto file = MappedFile::open(path, options.memory);
   if (!file)
     return file.error();
   std::shared_ptr<Artifact> artifact(new Artifact());
   artifact->file_ = file.take();
   artifact->name_ = path;
-  if (Status s = artifact->parse(); !s)
+  if (Status s = artifact->parse(options); !s)
     return s.error();
   return std::shared_ptr<const Artifact>(std::move(artifact));
 }
@@ -172,7 +181,34 @@ Status Artifact::fillSyntheticWeights() {
   return Status::ok();
 }
 
-Status Artifact::parse() {
+Status Artifact::openParameters(const fb::Parameters &params,
+                                std::vector<uint64_t> offsets, const LoadOptions &options) {
+  const std::string &src = file_->path();
+  ExternalWeights weights{params.id(), params.data_size(), params.from_checkpoint(),
+                          std::move(offsets), ""};
+  if (parameterId(tensors_, weights.offsets) != weights.id)
+    return Error(src + ": corrupt: the parameter id does not match the tensor table");
+  if (!options.descriptionOnly) {
+    std::string path = options.parameters;
+    std::error_code ec;
+    if (path.empty() && !std::filesystem::exists(path = defaultParameterPath(src), ec))
+      return Error(fmt::format("{}: its weights are in a parameter file and {} does not exist: "
+                               "pass --params FILE (lathe-pack {} CHECKPOINT -o FILE makes one)",
+                               src, path, src));
+    Expected<ParameterFile> file =
+        openParameterFile(path, options.memory, weights.id, weights.dataSize);
+    if (!file)
+      return file.error();
+    for (size_t i = 0; i < tensors_.size(); ++i)
+      data_[i] = file->data.subspan(weights.offsets[i], tensors_[i].storageBytes());
+    parameters_ = file->file;
+    weights.path = path;
+  }
+  external_ = std::move(weights);
+  return Status::ok();
+}
+
+Status Artifact::parse(const LoadOptions &options) {
   const std::string &src = file_->path();
   std::span<const uint8_t> bytes = file_->bytes();
   auto fail = [&](const std::string &what) { return Error(src + ": " + what); };
@@ -277,6 +313,17 @@ Status Artifact::parse() {
     vocabulary_.scores.push_back(score);
   }
 
+  // Weights in a parameter file: the tensors' offsets are in its data
+  // section, which is opened once the table is read.
+  const fb::Parameters *params = model->parameters();
+  if (params && (model->synthetic_weights() || h.dataSize != 0))
+    return fail("corrupt: weights both in the artifact and in a parameter file");
+  if (!params && !options.parameters.empty())
+    return fail("holds its own weights: a parameter file (" + options.parameters +
+                ") is for artifacts compiled with --external-weights");
+  const uint64_t sectionSize = params ? params->data_size() : h.dataSize;
+  std::vector<uint64_t> offsets;
+
   for (const fb::Tensor *ft : *model->tensors()) {
     plan::TensorInfo info;
     info.name = ft->name() ? ft->name()->str() : "";
@@ -315,18 +362,22 @@ Status Artifact::parse() {
       tensors_.push_back(std::move(info));
       continue;
     }
-    if (ft->offset() % kSectionAlignment != 0 || ft->offset() > h.dataSize ||
-        ft->size() > h.dataSize - ft->offset())
+    if (ft->offset() % kSectionAlignment != 0 || ft->offset() > sectionSize ||
+        ft->size() > sectionSize - ft->offset())
       return fail(fmt::format("tensor '{}' at offset {} + {} bytes runs past the "
                               "end of the weight section ({} bytes)",
-                              info.name, ft->offset(), ft->size(), h.dataSize));
-    data_.push_back(data.subspan(ft->offset(), ft->size()));
+                              info.name, ft->offset(), ft->size(), sectionSize));
+    offsets.push_back(ft->offset());
+    data_.push_back(params ? std::span<const uint8_t>() : data.subspan(ft->offset(), ft->size()));
     tensors_.push_back(std::move(info));
   }
 
-  if (model->synthetic_weights())
+  if (model->synthetic_weights() && !options.descriptionOnly)
     if (Status s = fillSyntheticWeights(); !s)
       return fail(s.error().message());
+  if (params)
+    if (Status s = openParameters(*params, offsets, options); !s)
+      return s;
 
   for (const fb::Schedule *fs : *model->schedules()) {
     plan::KernelPlan p;

@@ -21,6 +21,33 @@
 #include <vector>
 
 namespace lathe::artifact {
+namespace fb {
+struct Parameters;
+}
+
+/// How Artifact::load reads an artifact.
+struct LoadOptions {
+  FileMemory memory = FileMemory::Mapped;
+  /// The parameter file of an artifact compiled with --external-weights;
+  /// empty: defaultParameterPath(path), beside the artifact. An artifact
+  /// that holds its weights refuses one.
+  std::string parameters;
+  /// The description only (config, tokenizer, tensor table, schedules): no
+  /// parameter file is opened and no speed model's weights are made, so
+  /// tensorData is empty. For tools that read the tensor table or the
+  /// tokenizer (lathe-pack, tokenizers).
+  bool descriptionOnly = false;
+};
+
+/// Where the weights of an artifact compiled with --external-weights are:
+/// the parameter file's data section (ParameterFile.h).
+struct ExternalWeights {
+  uint64_t id = 0;           // parameterId of the tensor table
+  uint64_t dataSize = 0;     // bytes of the data section
+  bool fromCheckpoint = false; // lathe-pack can make it (Artifact.fbs)
+  std::vector<uint64_t> offsets; // each tensor's, in the data section
+  std::string path;          // the parameter file loaded; empty: descriptionOnly
+};
 
 class Artifact {
 public:
@@ -31,6 +58,9 @@ public:
   /// lathe-bench ask for unless given --mmap.
   static Expected<std::shared_ptr<const Artifact>>
   load(const std::string &path, FileMemory memory = FileMemory::Mapped);
+  /// The same with a parameter file, or the description only (LoadOptions).
+  static Expected<std::shared_ptr<const Artifact>> load(const std::string &path,
+                                                        const LoadOptions &options);
 
   /// An artifact in memory, as the writer would store it: the compiler runs
   /// calibration through it. The tensors' bytes must outlive the result.
@@ -55,6 +85,10 @@ public:
   const std::string &producer() const { return producer_; }
   /// A speed model: its weights were made by the loader, not stored.
   bool syntheticWeights() const { return synthetic_ != nullptr; }
+  /// Where the weights are when a parameter file holds them; else nullptr.
+  const ExternalWeights *externalWeights() const {
+    return external_ ? &*external_ : nullptr;
+  }
 
   /// Data a runtime component derives from the artifact once for every
   /// session that runs it (the CPU backend's repacked weights): the first
@@ -67,7 +101,11 @@ public:
 
 private:
   Artifact() = default;
-  Status parse();
+  Status parse(const LoadOptions &options);
+  /// Checks the tensor table against its parameter id and, unless
+  /// options.descriptionOnly, maps the parameter file the tensors lie in.
+  Status openParameters(const fb::Parameters &params, std::vector<uint64_t> offsets,
+                        const LoadOptions &options);
   /// A speed model's tensors, made here (SyntheticWeights.h).
   Status fillSyntheticWeights();
 
@@ -81,6 +119,8 @@ private:
   std::vector<plan::KernelPlan> schedules_;
   std::string producer_;
   std::shared_ptr<uint8_t> synthetic_; // the filled weights of a speed model
+  std::optional<ExternalWeights> external_;
+  std::shared_ptr<MappedFile> parameters_; // the parameter file the tensors lie in
   mutable std::mutex derivedMutex_;
   mutable std::map<std::string, std::shared_ptr<const void>> derived_;
 };

@@ -2,6 +2,7 @@
 
 #include "runtime/artifact/Artifact_generated.h"
 #include "runtime/artifact/FileHeader.h"
+#include "runtime/artifact/ParameterFile.h"
 #include "runtime/plan/StepCodec.h"
 #include "runtime/tokenizer/HFTokenizer.h"
 
@@ -63,25 +64,27 @@ flatbuffers::Offset<fb::HFTokenizer> buildHFTokenizer(flatbuffers::FlatBufferBui
                                b.CreateVector(spec.suffixIds), chatTemplate);
 }
 
-/// Lays the tensors out in the weight section: each one 64-byte aligned.
+/// The tensors' infos, in order.
+std::vector<plan::TensorInfo> tensorInfos(const ArtifactContents &contents) {
+  std::vector<plan::TensorInfo> infos;
+  for (const TensorData &t : contents.tensors)
+    infos.push_back(t.info);
+  return infos;
+}
+
+/// Lays the tensors out in the weight section (the parameter file's data
+/// section when the weights are external): each one 64-byte aligned.
 std::vector<uint64_t> layoutTensors(const ArtifactContents &contents, uint64_t *sectionSize) {
-  std::vector<uint64_t> offsets;
-  uint64_t offset = 0;
   if (contents.syntheticWeights) { // nothing stored: every tensor at 0
     *sectionSize = 0;
     return std::vector<uint64_t>(contents.tensors.size(), 0);
   }
-  for (const TensorData &t : contents.tensors) {
-    offset = alignUp(offset, kSectionAlignment);
-    offsets.push_back(offset);
-    offset += t.bytes.size();
-  }
-  *sectionSize = alignUp(offset, kSectionAlignment);
-  return offsets;
+  return layoutWeights(tensorInfos(contents), sectionSize);
 }
 
 std::vector<uint8_t> buildDescription(const ArtifactContents &c,
-                                      const std::vector<uint64_t> &offsets) {
+                                      const std::vector<uint64_t> &offsets,
+                                      uint64_t sectionSize) {
   flatbuffers::FlatBufferBuilder b(1 << 20);
   const plan::ModelConfig &cfg = c.config;
   auto config = fb::CreateConfig(b, cfg.dim, cfg.hidden, cfg.layers, cfg.heads,
@@ -143,9 +146,13 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
         p.specTree ? b.CreateVector(p.specTree->branching) : 0, layerGroups(b, p)));
   }
 
+  flatbuffers::Offset<fb::Parameters> parameters = 0;
+  if (c.externalWeights)
+    parameters = fb::CreateParameters(b, parameterId(tensorInfos(c), offsets), sectionSize,
+                                      c.weightsFromCheckpoint);
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),
                                b.CreateVector(schedules), b.CreateString(c.producer),
-                               c.syntheticWeights);
+                               c.syntheticWeights, parameters);
   fb::FinishModelBuffer(b, model);
   return {b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize()};
 }
@@ -196,9 +203,13 @@ Status writeArtifact(const ArtifactContents &contents, const std::string &path,
                      const ProgressFn &progress) {
   if (Status s = validateContents(contents, path); !s)
     return s;
-  uint64_t dataSize = 0;
-  std::vector<uint64_t> offsets = layoutTensors(contents, &dataSize);
-  std::vector<uint8_t> description = buildDescription(contents, offsets);
+  if (contents.syntheticWeights && contents.externalWeights)
+    return Error(path + ": a speed model's weights are made at load, not kept in a file");
+  uint64_t sectionSize = 0;
+  std::vector<uint64_t> offsets = layoutTensors(contents, &sectionSize);
+  std::vector<uint8_t> description = buildDescription(contents, offsets, sectionSize);
+  // External weights: the section is the parameter file's, not the artifact's.
+  const uint64_t dataSize = contents.externalWeights ? 0 : sectionSize;
 
   FileHeader header{};
   std::memcpy(header.magic, kMagic, sizeof kMagic);
@@ -213,7 +224,7 @@ Status writeArtifact(const ArtifactContents &contents, const std::string &path,
 
   // The data checksum covers the section as laid out, padding included.
   std::vector<uint8_t> section(dataSize, 0);
-  for (size_t i = 0; i < contents.tensors.size() && !contents.syntheticWeights; ++i)
+  for (size_t i = 0; i < contents.tensors.size() && dataSize > 0; ++i)
     std::memcpy(section.data() + offsets[i], contents.tensors[i].bytes.data(),
                 contents.tensors[i].bytes.size());
   header.dataChecksum = checksum(section);
@@ -244,6 +255,30 @@ Status writeArtifact(const ArtifactContents &contents, const std::string &path,
     return Error(msg);
   }
   return Status::ok();
+}
+
+Status writeParameters(const ArtifactContents &contents, const std::string &path,
+                       const ProgressFn &progress) {
+  if (!contents.externalWeights)
+    return Error(path + ": the artifact keeps its weights itself");
+  if (Status s = validateContents(contents, path); !s)
+    return s;
+  uint64_t sectionSize = 0;
+  std::vector<plan::TensorInfo> infos = tensorInfos(contents);
+  std::vector<uint64_t> offsets = layoutWeights(infos, &sectionSize);
+  return writeParameterFile(path, parameterId(infos, offsets), sectionSize,
+                            [&](std::span<uint8_t> data) {
+                              uint64_t done = 0;
+                              for (size_t i = 0; i < contents.tensors.size(); ++i) {
+                                const TensorData &t = contents.tensors[i];
+                                std::memcpy(data.data() + offsets[i], t.bytes.data(),
+                                            t.bytes.size());
+                                done += t.bytes.size();
+                                if (progress)
+                                  progress(done, sectionSize);
+                              }
+                              return Status::ok();
+                            });
 }
 
 } // namespace lathe::artifact

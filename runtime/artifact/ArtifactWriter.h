@@ -32,6 +32,13 @@ struct ArtifactContents {
   /// A speed model: the tensors' bytes are not written (their sizes are);
   /// the loader fills them (SyntheticWeights.h).
   bool syntheticWeights = false;
+  /// The weights go in a parameter file (ParameterFile.h), not in the
+  /// artifact: writeArtifact writes the tensor table only, and
+  /// writeParameters the file, where the tensors' bytes are known.
+  bool externalWeights = false;
+  /// With externalWeights: each tensor is its checkpoint tensor converted
+  /// or packed, nothing else (lathe-pack can make the parameter file).
+  bool weightsFromCheckpoint = false;
 };
 
 /// Checks the config, the tensor sizes and every schedule against the
@@ -46,5 +53,10 @@ using ProgressFn = std::function<void(uint64_t, uint64_t)>;
 /// leaves a half-written artifact behind.
 Status writeArtifact(const ArtifactContents &contents, const std::string &path,
                      const ProgressFn &progress = {});
+
+/// Writes the parameter file of contents.externalWeights: the tensors'
+/// bytes at the offsets writeArtifact gave them.
+Status writeParameters(const ArtifactContents &contents, const std::string &path,
+                       const ProgressFn &progress = {});
 
 } // namespace lathe::artifact

@@ -1,13 +1,9 @@
 #include "runtime/artifact/SyntheticWeights.h"
 
-#include "runtime/formats/ElementType.h"
-#include "runtime/formats/RowCodec.h"
+#include "runtime/artifact/TensorEncoding.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <thread>
-#include <vector>
 
 namespace lathe::artifact {
 namespace {
@@ -25,46 +21,16 @@ float uniform(uint32_t index, uint64_t i) {
 } // namespace
 
 Status fillSyntheticTensor(const plan::TensorInfo &info, uint32_t index, std::span<uint8_t> out) {
-  if (info.shape.size() == 1) { // a norm gain: ones
-    const size_t size = info.quant ? 0 : elementSize(info.type);
-    if (info.quant || out.size() != size_t(info.shape[0]) * size)
-      return Error("synthetic weights: tensor '" + info.name + "' is not a plain vector");
-    const std::vector<float> ones(size_t(info.shape[0]), 1.0f);
-    encodeFloats(ones.data(), info.shape[0], info.type, out.data());
-    return Status::ok();
-  }
-  const int64_t rows = info.shape[0], cols = info.shape[1];
-  const size_t rowBytes = info.quant ? formats::packedRowBytes(*info.quant, cols)
-                                     : size_t(cols) * elementSize(info.type);
-  if (info.shape.size() != 2 || out.size() != size_t(rows) * rowBytes)
-    return Error("synthetic weights: tensor '" + info.name + "' has an unexpected size");
-  const float scale = std::sqrt(3.0f / float(cols));
-  const int workers =
-      int(std::clamp<int64_t>(rows / 64, 1, std::max(1u, std::thread::hardware_concurrency())));
-  std::atomic<bool> failed{false};
-  auto work = [&](int w) {
-    std::vector<float> row(static_cast<size_t>(cols));
-    for (int64_t r = w; r < rows; r += workers) {
-      for (int64_t c = 0; c < cols; ++c)
-        row[size_t(c)] = scale * uniform(index, uint64_t(r) * uint64_t(cols) + uint64_t(c));
-      uint8_t *dst = out.data() + size_t(r) * rowBytes;
-      if (info.quant) {
-        if (!formats::quantizeRow(*info.quant, row, {dst, rowBytes}))
-          failed = true;
-      } else {
-        encodeFloats(row.data(), cols, info.type, dst);
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int w = 1; w < workers; ++w)
-    threads.emplace_back(work, w);
-  work(0);
-  for (std::thread &t : threads)
-    t.join();
-  if (failed)
-    return Error("synthetic weights: cannot pack tensor '" + info.name + "'");
-  return Status::ok();
+  if (info.shape.size() == 1) // a norm gain: ones
+    return encodeTensor(info, out, [](int64_t, std::span<float> row) {
+      std::fill(row.begin(), row.end(), 1.0f);
+    });
+  const int64_t cols = info.shape.size() == 2 ? info.shape[1] : 0;
+  const float scale = std::sqrt(3.0f / float(std::max<int64_t>(cols, 1)));
+  return encodeTensor(info, out, [&](int64_t r, std::span<float> row) {
+    for (int64_t c = 0; c < cols; ++c)
+      row[size_t(c)] = scale * uniform(index, uint64_t(r) * uint64_t(cols) + uint64_t(c));
+  });
 }
 
 } // namespace lathe::artifact

@@ -92,4 +92,17 @@ inline void encodeFloats(const float *x, int64_t n, ElementType element, uint8_t
   }
 }
 
+/// Reads n `element`s at `in` as floats (exact: every f16 and bf16 is a float).
+inline void decodeFloats(const uint8_t *in, int64_t n, ElementType element, float *out) {
+  if (element == ElementType::F32) {
+    std::memcpy(out, in, sizeof(float) * size_t(n));
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, in + 2 * i, 2);
+    out[i] = element == ElementType::F16 ? f16ToFloat(h) : bf16ToFloat(h);
+  }
+}
+
 } // namespace lathe

@@ -87,7 +87,11 @@ Expected<TextTokenizer> openTokenizer(const std::string &path) {
     return Error(path + ": a GGUF file: its tokenizer is read by the compiler's readers "
                         "(frontend::openGgufTokenizer, used by lathe-tokenize), not the runtime");
   if (startsWith(std::string_view(artifact::kMagic, sizeof artifact::kMagic))) {
-    Expected<std::shared_ptr<const artifact::Artifact>> a = artifact::Artifact::load(path);
+    // The tokenizer only: no parameter file, no speed model's weights.
+    artifact::LoadOptions description;
+    description.descriptionOnly = true;
+    Expected<std::shared_ptr<const artifact::Artifact>> a =
+        artifact::Artifact::load(path, description);
     if (!a)
       return a.error();
     Expected<std::optional<TextTokenizer>> t = artifactTokenizer(**a, path);

@@ -399,7 +399,7 @@ int main(int argc, char **argv) {
   sessionFlags.addTo(app);
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-bench"))
     return *status;
-  auto artifact = lathe::artifact::Artifact::load(path, sessionFlags.memory());
+  auto artifact = lathe::artifact::Artifact::load(path, sessionFlags.loadOptions());
   if (!artifact)
     return fail(artifact.error().message());
   if (!treeShape.empty() && (app.count("--arrival") || app.count("--chunk-tokens") ||

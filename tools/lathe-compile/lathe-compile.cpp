@@ -1,6 +1,7 @@
 // lathe-compile: model -> one .lathe artifact. Thin: flags in, library call,
 // one line of error out.
 #include "compiler/Driver/Compiler.h"
+#include "runtime/artifact/ParameterFile.h"
 #include "tools/CommandLine.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -74,6 +75,11 @@ int main(int argc, char **argv) {
                "benchmarks only: MODEL is a Hugging Face config.json (or its folder) giving "
                "the shapes; the artifact stores no weights, and the runtime fills them with "
                "seeded random values when it loads it (a speed model)");
+  app.add_flag("--external-weights", options.externalWeights,
+               "keep the weights out of the artifact, in a parameter file: from a checkpoint "
+               "the compiler writes OUT.params beside it; from a Hugging Face config.json "
+               "alone it reads no weights, and lathe-pack OUT CHECKPOINT packs them later "
+               "(plain formats, nothing calibrated)");
   app.add_option("--context", options.context,
                  "context length to compile for instead of the checkpoint's (GGUFs from "
                  "llama.cpp's llama2.c converter say 128 whatever the model had)");
@@ -128,7 +134,11 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "lathe-compile: %s\n", status.error().message().c_str());
     return 1;
   }
-  if (options.emit == lathe::compiler::EmitKind::Artifact && !quiet)
+  if (options.emit == lathe::compiler::EmitKind::Artifact && !quiet) {
     std::fprintf(stderr, "wrote %s\n", options.output.c_str());
+    if (options.externalWeights && !options.input.ends_with(".json"))
+      std::fprintf(stderr, "wrote %s\n",
+                   lathe::artifact::defaultParameterPath(options.output).c_str());
+  }
   return 0;
 }

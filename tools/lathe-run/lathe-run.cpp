@@ -328,7 +328,7 @@ int main(int argc, char **argv) {
     return fail(speculateChoice.error().message());
   const std::string speculate = speculateChoice->value_or("");
 
-  auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.memory());
+  auto artifact = lathe::artifact::Artifact::load(artifactPath, sessionFlags.loadOptions());
   if (!artifact)
     return fail(artifact.error().message());
   auto executable = lathe::backend::load(*artifact, sessionFlags.resolve(**artifact));

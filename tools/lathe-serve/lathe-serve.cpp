@@ -95,6 +95,7 @@ int main(int argc, char **argv) {
   load.speculate = *speculate;
   load.scheduler.prefill = *serving::parsePrefillPolicy(prefill); // checked by CLI11
   load.memory = sessionFlags.memory();
+  load.parameters = sessionFlags.parameters;
   load.execution = [&](const artifact::Artifact &a) { return sessionFlags.resolve(a); };
   // Every HTTP thread may hold a streaming request; a few more answer
   // /health and /metrics meanwhile.

@@ -43,6 +43,8 @@ CpuExecutable::load(std::shared_ptr<const artifact::Artifact> artifact,
     std::shared_ptr<CpuExecutable> executable(
         new CpuExecutable(std::move(artifact), plan, options));
     executable->native_ = std::move(nativeModel);
+    if (executable->native_ && !executable->decodeVectors())
+      return Error("cannot allocate memory for the model's norm gains and biases");
     if (options.kernels == KernelPath::Fast &&
         std::count(executable->int8Weights_.begin(), executable->int8Weights_.end(), true) &&
         !executable->packPanels())
@@ -218,6 +220,28 @@ bool CpuExecutable::packPanels() {
   }
 }
 
+bool CpuExecutable::decodeVectors() {
+  // Once per artifact, shared by every executable running it.
+  auto shared = artifact().derived("cpu-vectors", [&]() -> std::shared_ptr<const void> {
+    try {
+      auto table = std::make_shared<VectorTable>(artifact().tensors().size());
+      for (size_t t = 0; t < table->size(); ++t) {
+        const plan::TensorInfo &info = artifact().tensors()[t];
+        if (info.shape.size() != 1 || info.quant)
+          continue;
+        (*table)[t].resize(size_t(info.shape[0]));
+        decodeFloats(artifact().tensorData(t).data(), info.shape[0], info.type,
+                     (*table)[t].data());
+      }
+      return table;
+    } catch (const std::bad_alloc &) {
+      return nullptr;
+    }
+  });
+  vectors_ = std::static_pointer_cast<const VectorTable>(shared);
+  return vectors_ != nullptr;
+}
+
 /// The runtime side of native/CpuModelAbi.h: the generated code's calls land
 /// on the executable's kernels for the step in progress.
 struct NativeKernels {
@@ -247,8 +271,11 @@ struct NativeKernels {
   static void logits(LatheCpuContext *ctx, const float *x, uint32_t classifier, float *y) {
     self(ctx).logits(x, classifier, y);
   }
+  static const float *vector(LatheCpuContext *ctx, uint32_t tensor) {
+    return (*self(ctx).vectors_)[tensor].data();
+  }
   static constexpr LatheCpuKernels table = {LATHE_CPU_ABI_VERSION, matmul, embedding,
-                                            attention, matmuls, logits};
+                                            attention, matmuls, logits, vector};
 };
 
 Status CpuExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &kv,

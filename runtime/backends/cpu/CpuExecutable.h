@@ -122,6 +122,8 @@ private:
   /// Repacks every matmul weight the panel kernel takes; false when memory
   /// runs out.
   bool packPanels();
+  /// Fills vectors_ (for native code); false when memory runs out.
+  bool decodeVectors();
 
   const plan::KernelPlan *plan_;
   backend::ExecutionOptions options_;
@@ -136,6 +138,11 @@ private:
   /// for tensors the panel kernel does not take); shared by every
   /// executable of the artifact.
   std::vector<std::shared_ptr<const kernels::simd::PanelWeights>> panels_;
+  /// With native code: every vector tensor (norm gains, biases) as floats,
+  /// by tensor index (empty for matrices), which the generated code asks
+  /// for (lathe_vector); shared by every executable of the artifact.
+  using VectorTable = std::vector<std::vector<float>>;
+  std::shared_ptr<const VectorTable> vectors_;
   /// By tensor: whether products with this weight run int8 activations,
   /// and whether they round their input to bf16.
   std::vector<bool> int8Weights_, bf16Weights_;

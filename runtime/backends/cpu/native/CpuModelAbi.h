@@ -23,7 +23,7 @@
 
 #include <stdint.h>
 
-#define LATHE_CPU_ABI_VERSION 4u
+#define LATHE_CPU_ABI_VERSION 5u
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +50,10 @@ typedef struct LatheCpuKernels {
   /* y[r, vocab] = x[t_r, :] * C^T for the step's tokens t_r that want
    * logits, in batch order (C = tensor `classifier`). */
   void (*logits)(LatheCpuContext *ctx, const float *x, uint32_t classifier, float *y);
+  /* The values of vector tensor `tensor` (a norm gain, a bias) as floats:
+   * read at run time, not compiled in, since the weights may live in a
+   * parameter file packed after the code was built. */
+  const float *(*vector)(LatheCpuContext *ctx, uint32_t tensor);
 } LatheCpuKernels;
 
 /* What the generated code exports. */
@@ -91,6 +95,10 @@ static inline void lathe_attention(const LatheCpuKernels *k, LatheCpuContext *ct
                                    uint32_t layer, uint32_t heads, uint32_t kvHeads,
                                    uint32_t headDim, float *out) {
   k->attention(ctx, q, kk, v, layer, heads, kvHeads, headDim, out);
+}
+static inline const float *lathe_vector(const LatheCpuKernels *k, LatheCpuContext *ctx,
+                                       uint32_t tensor) {
+  return k->vector(ctx, tensor);
 }
 static inline void lathe_logits(const LatheCpuKernels *k, LatheCpuContext *ctx, const float *x,
                                 uint32_t classifier, float *y) {

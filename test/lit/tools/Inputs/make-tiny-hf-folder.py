@@ -2,11 +2,13 @@
 """Writes a tiny random LlamaForCausalLM folder (config.json +
 model.safetensors, F32, tied embeddings) around a Hugging Face tokenizer:
 
-    make-tiny-hf-folder.py OUT_DIR TOKENIZER_DIR
+    make-tiny-hf-folder.py OUT_DIR [TOKENIZER_DIR] [--ffn N]
 
 The vocabulary size is the tokenizer's (its largest id + 1), so the folder
 compiles with the tokenizer.json and tokenizer_config.json copied beside
-it; the weights are seeded noise (no torch needed: safetensors is a JSON
+it; without TOKENIZER_DIR the folder has no tokenizer and 96 ids. --ffn
+sets the FFN size (default 64), for another model of the same hidden
+size. The weights are seeded noise (no torch needed: safetensors is a JSON
 header and raw little-endian bytes).
 """
 import json
@@ -16,12 +18,21 @@ import shutil
 import struct
 import sys
 
-out, tokdir = sys.argv[1], sys.argv[2]
+args = sys.argv[1:]
+hidden = 64
+if "--ffn" in args:
+    i = args.index("--ffn")
+    hidden = int(args[i + 1])
+    del args[i:i + 2]
+out = args[0]
+tokdir = args[1] if len(args) > 1 else None
 os.makedirs(out, exist_ok=True)
-tok = json.load(open(os.path.join(tokdir, "tokenizer.json"), encoding="utf-8"))
-ids = list(tok["model"]["vocab"].values()) + [t["id"] for t in tok.get("added_tokens", [])]
-vocab = max(ids) + 1
-dim, hidden, layers, heads = 32, 64, 1, 2
+vocab = 96
+if tokdir:
+    tok = json.load(open(os.path.join(tokdir, "tokenizer.json"), encoding="utf-8"))
+    ids = list(tok["model"]["vocab"].values()) + [t["id"] for t in tok.get("added_tokens", [])]
+    vocab = max(ids) + 1
+dim, layers, heads = 32, 1, 2
 config = {"architectures": ["LlamaForCausalLM"], "hidden_size": dim,
           "intermediate_size": hidden, "num_hidden_layers": layers,
           "num_attention_heads": heads, "num_key_value_heads": heads,
@@ -61,6 +72,6 @@ with open(os.path.join(out, "model.safetensors"), "wb") as f:
     f.write(struct.pack("<Q", len(text)) + text)
     for blob in blobs:
         f.write(blob)
-for name in ("tokenizer.json", "tokenizer_config.json"):
+for name in ("tokenizer.json", "tokenizer_config.json") if tokdir else ():
     if os.path.exists(os.path.join(tokdir, name)):
         shutil.copy(os.path.join(tokdir, name), out)
