@@ -51,6 +51,11 @@ const char *lathe_last_error(void);
 /* Loads `path` for `target` ("cpu", "cuda", or NULL: the first the artifact
  * was compiled for). */
 lathe_status lathe_model_open(const char *path, const char *target, lathe_model **model);
+/* The same for an artifact compiled with --external-weights whose parameter
+ * file is `parameters` (NULL: the artifact's name with the extension
+ * .params, beside it, where lathe_model_open looks too). */
+lathe_status lathe_model_open_with_parameters(const char *path, const char *parameters,
+                                              const char *target, lathe_model **model);
 void lathe_model_close(lathe_model *model);
 
 /* The model's vocabulary size and context length. */

@@ -58,11 +58,19 @@ extern "C" {
 const char *lathe_last_error(void) { return lastError.c_str(); }
 
 lathe_status lathe_model_open(const char *path, const char *target, lathe_model **model) {
+  return lathe_model_open_with_parameters(path, nullptr, target, model);
+}
+
+lathe_status lathe_model_open_with_parameters(const char *path, const char *parameters,
+                                              const char *target, lathe_model **model) {
   return guarded([&] {
     if (!path || !model)
       return fail(LATHE_ERROR_INVALID_ARGUMENT, "lathe_model_open: null path or model");
     *model = nullptr;
-    auto artifact = lathe::artifact::Artifact::load(path);
+    lathe::artifact::LoadOptions load;
+    if (parameters)
+      load.parameters = parameters;
+    auto artifact = lathe::artifact::Artifact::load(path, load);
     if (!artifact)
       return fail(LATHE_ERROR_IO, artifact.error().message());
     lathe::SessionOptions options;

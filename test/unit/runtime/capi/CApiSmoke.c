@@ -56,7 +56,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   lathe_model *model = NULL;
-  check(lathe_model_open(argv[1], NULL, &model));
+  /* A parameter file named apart from the artifact (--external-weights). */
+  const char *parameters = getenv("LATHE_CAPI_PARAMS");
+  check(lathe_model_open_with_parameters(argv[1], parameters, NULL, &model));
   lathe_session *session = NULL;
   check(lathe_session_create(model, &session));
   lathe_generate_options options;
