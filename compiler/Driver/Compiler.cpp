@@ -81,10 +81,13 @@ mlir::Type kvElementType(mlir::MLIRContext &context, formats::KvFormat f) {
   return mlir::Float32Type::get(&context);
 }
 
-/// The model's name for the artifact: the file or folder name without suffix.
+/// The model's name for the artifact: the file or folder name without
+/// suffix; a Hugging Face folder's name for its config.json.
 std::string modelName(const std::string &input) {
   fs::path p = fs::path(input).lexically_normal();
   if (p.filename().empty())
+    p = p.parent_path();
+  if (p.filename() == "config.json" && !p.parent_path().filename().empty())
     p = p.parent_path();
   return p.stem().string();
 }
@@ -625,28 +628,40 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   // What lathe-pack can make from the checkpoint: each tensor converted or
   // packed, no channel rescaled or moved, no GGUF block kept as read.
   const bool equalized = quant->quantizes() && quant->equalize && calibrates;
-  contents.weightsFromCheckpoint = !endsWith(o.input, ".mlir") && !packedInput &&
+  // (a GGUF: lathe-pack reads no GGUF, nor a .mlir module's weights).
+  contents.weightsFromCheckpoint = !endsWith(o.input, ".mlir") &&
+                                   !frontend::isGgufFile(o.input) && !packedInput &&
                                    !equalized && !quant->reorder && !equalizeKeys &&
                                    !reorderKeys;
   contents.vocabulary = vocabulary;
   contents.hfTokenizer = hfTokenizer;
-  if (Status s = artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
-        report("writing " + o.output, total ? double(done) / double(total) : 1.0);
-      });
-      !s)
-    return s;
+  auto writeArtifact = [&] {
+    return artifact::writeArtifact(contents, o.output, [&](uint64_t done, uint64_t total) {
+      report("writing " + o.output, total ? double(done) / double(total) : 1.0);
+    });
+  };
   if (!o.externalWeights)
-    return Status::ok();
+    return writeArtifact();
   const std::string parameters = artifact::defaultParameterPath(o.output);
   if (configOnly) {
     if (note)
       note("no weights written: lathe-pack " + o.output + " CHECKPOINT -o " + parameters +
            " packs them from the checkpoint's safetensors");
-    return Status::ok();
+    return writeArtifact();
   }
-  return artifact::writeParameters(contents, parameters, [&](uint64_t done, uint64_t total) {
-    report("writing " + parameters, total ? double(done) / double(total) : 1.0);
-  });
+  // The weights first: an artifact is never left beside a file that is not
+  // its own.
+  if (Status s = artifact::writeParameters(contents, parameters,
+                                           [&](uint64_t done, uint64_t total) {
+                                             report("writing " + parameters,
+                                                    total ? double(done) / double(total) : 1.0);
+                                           });
+      !s)
+    return s;
+  Status written = writeArtifact();
+  if (!written)
+    fs::remove(parameters, ec);
+  return written;
 }
 
 } // namespace lathe::compiler

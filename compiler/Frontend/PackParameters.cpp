@@ -9,6 +9,8 @@
 
 #include <cstring>
 #include <map>
+#include <set>
+#include <variant>
 
 namespace lathe::frontend {
 namespace {
@@ -26,6 +28,37 @@ Status checkSameModel(const plan::ModelConfig &want, const LlamaConfig &got,
     if (pair.first != pair.second)
       return Error(fmt::format("{} is not the model {} was compiled for: {} {} there, {} here",
                                source, artifact, what, pair.first, pair.second));
+  return Status::ok();
+}
+
+const char *ropeLayoutName(plan::RopeLayout layout) {
+  return layout == plan::RopeLayout::Interleaved ? "interleaved (llama2.c's)"
+                                                 : "rotate-half (Hugging Face's)";
+}
+
+/// What else the weights' meaning rests on: the pairing of q/k rows under
+/// RoPE (a llama2.c checkpoint and its Hugging Face conversion hold the same
+/// tensors with rows in another order), the RoPE base and the norm epsilon.
+Status checkSameForm(const artifact::Artifact &artifact, const LlamaConfig &got,
+                     const std::string &source) {
+  const std::string &name = artifact.path();
+  for (const plan::KernelPlan &p : artifact.schedules())
+    for (const plan::Step &step : p.steps)
+      if (const auto *rope = std::get_if<plan::RopeStep>(&step)) {
+        if (rope->layout != got.rope)
+          return Error(fmt::format("{} pairs q/k rows for {} RoPE, {} was compiled for {}: "
+                                   "compile it from this checkpoint's config",
+                                   source, ropeLayoutName(got.rope), name,
+                                   ropeLayoutName(rope->layout)));
+        if (rope->theta != got.ropeTheta)
+          return Error(fmt::format("{} is not the model {} was compiled for: RoPE base {} "
+                                   "there, {} here",
+                                   source, name, rope->theta, got.ropeTheta));
+      }
+  if (artifact.config().normEps != got.normEps)
+    return Error(fmt::format("{} is not the model {} was compiled for: norm epsilon {} there, "
+                             "{} here",
+                             source, name, artifact.config().normEps, got.normEps));
   return Status::ok();
 }
 
@@ -52,12 +85,15 @@ Status packParameters(const artifact::Artifact &artifact, const LlamaCheckpoint 
                         "beside it holds them");
   if (Status s = checkSameModel(artifact.config(), checkpoint.config, name, source); !s)
     return s;
+  if (Status s = checkSameForm(artifact, checkpoint.config, source); !s)
+    return s;
   std::map<std::string, const TensorView *> byName;
   for (const auto &[tensorName, view] : namedTensors(checkpoint))
     byName.emplace(tensorName, view);
   // Every tensor checked before a byte is written.
   const std::vector<plan::TensorInfo> &tensors = artifact.tensors();
   std::vector<const TensorView *> views;
+  std::set<std::string> used;
   for (const plan::TensorInfo &t : tensors) {
     const std::string from = plan::sourceTensorName(t);
     auto it = byName.find(from);
@@ -72,7 +108,15 @@ Status packParameters(const artifact::Artifact &artifact, const LlamaCheckpoint 
       return Error(fmt::format("{}: tensor '{}' is {}, {} needs {}", source, from,
                                formatShape(v.shape), name, formatShape(t.shape)));
     views.push_back(&v);
+    used.insert(from);
   }
+  // A tensor left over means another form of the model (an untied
+  // classifier where the artifact ties it, biases it has none of).
+  for (const auto &[tensorName, view] : byName)
+    if (!used.count(tensorName))
+      return Error(fmt::format("{} has tensor '{}', which {} has no place for: it was compiled "
+                               "for another form of the model",
+                               source, tensorName, name));
   return artifact::writeParameterFile(
       out, weights->id, weights->dataSize, [&](std::span<uint8_t> data) -> Status {
         for (size_t i = 0; i < tensors.size(); ++i) {

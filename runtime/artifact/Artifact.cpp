@@ -118,6 +118,7 @@ Expected<std::shared_ptr<const Artifact>> Artifact::load(const std::string &path
   std::shared_ptr<Artifact> artifact(new Artifact());
   artifact->file_ = file.take();
   artifact->name_ = path;
+  artifact->weightsLoaded_ = !options.descriptionOnly;
   if (Status s = artifact->parse(options); !s)
     return s.error();
   return std::shared_ptr<const Artifact>(std::move(artifact));
@@ -186,7 +187,14 @@ Status Artifact::openParameters(const fb::Parameters &params,
   const std::string &src = file_->path();
   ExternalWeights weights{params.id(), params.data_size(), params.from_checkpoint(),
                           std::move(offsets), ""};
-  if (parameterId(tensors_, weights.offsets) != weights.id)
+  // The writer lays the tensors out one way; anything else is damage (and
+  // a data size no file could hold).
+  uint64_t sectionSize = 0;
+  if (layoutWeights(tensors_, &sectionSize) != weights.offsets ||
+      sectionSize != weights.dataSize)
+    return Error(src + ": corrupt: the tensors are not laid out as a parameter file's");
+  // An id that covers the weights' bytes too cannot be checked here.
+  if (weights.fromCheckpoint && parameterId(tensors_, weights.offsets) != weights.id)
     return Error(src + ": corrupt: the parameter id does not match the tensor table");
   if (!options.descriptionOnly) {
     std::string path = options.parameters;

@@ -85,6 +85,8 @@ public:
   const std::string &producer() const { return producer_; }
   /// A speed model: its weights were made by the loader, not stored.
   bool syntheticWeights() const { return synthetic_ != nullptr; }
+  /// Whether the tensors' bytes are there to run (not LoadOptions::descriptionOnly).
+  bool weightsLoaded() const { return weightsLoaded_; }
   /// Where the weights are when a parameter file holds them; else nullptr.
   const ExternalWeights *externalWeights() const {
     return external_ ? &*external_ : nullptr;
@@ -120,6 +122,7 @@ private:
   std::string producer_;
   std::shared_ptr<uint8_t> synthetic_; // the filled weights of a speed model
   std::optional<ExternalWeights> external_;
+  bool weightsLoaded_ = true;
   std::shared_ptr<MappedFile> parameters_; // the parameter file the tensors lie in
   mutable std::mutex derivedMutex_;
   mutable std::map<std::string, std::shared_ptr<const void>> derived_;

@@ -72,6 +72,19 @@ std::vector<plan::TensorInfo> tensorInfos(const ArtifactContents &contents) {
   return infos;
 }
 
+/// The parameter id of external weights: the table's, and the tensors'
+/// bytes too where the compiler changed them (ParameterFile.h).
+uint64_t contentsParameterId(const ArtifactContents &contents,
+                             const std::vector<uint64_t> &offsets) {
+  const uint64_t table = parameterId(tensorInfos(contents), offsets);
+  if (contents.weightsFromCheckpoint)
+    return table;
+  std::vector<std::span<const uint8_t>> bytes;
+  for (const TensorData &t : contents.tensors)
+    bytes.push_back(t.bytes);
+  return boundParameterId(table, bytes);
+}
+
 /// Lays the tensors out in the weight section (the parameter file's data
 /// section when the weights are external): each one 64-byte aligned.
 std::vector<uint64_t> layoutTensors(const ArtifactContents &contents, uint64_t *sectionSize) {
@@ -148,7 +161,7 @@ std::vector<uint8_t> buildDescription(const ArtifactContents &c,
 
   flatbuffers::Offset<fb::Parameters> parameters = 0;
   if (c.externalWeights)
-    parameters = fb::CreateParameters(b, parameterId(tensorInfos(c), offsets), sectionSize,
+    parameters = fb::CreateParameters(b, contentsParameterId(c, offsets), sectionSize,
                                       c.weightsFromCheckpoint);
   auto model = fb::CreateModel(b, config, tokenizer, b.CreateVector(tensors),
                                b.CreateVector(schedules), b.CreateString(c.producer),
@@ -266,7 +279,7 @@ Status writeParameters(const ArtifactContents &contents, const std::string &path
   uint64_t sectionSize = 0;
   std::vector<plan::TensorInfo> infos = tensorInfos(contents);
   std::vector<uint64_t> offsets = layoutWeights(infos, &sectionSize);
-  return writeParameterFile(path, parameterId(infos, offsets), sectionSize,
+  return writeParameterFile(path, contentsParameterId(contents, offsets), sectionSize,
                             [&](std::span<uint8_t> data) {
                               uint64_t done = 0;
                               for (size_t i = 0; i < contents.tensors.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fcntl.h>
 #include <filesystem>
 #include <sys/mman.h>
@@ -58,6 +59,14 @@ uint64_t parameterId(std::span<const plan::TensorInfo> tensors,
   return checksum(table);
 }
 
+uint64_t boundParameterId(uint64_t tableId, std::span<const std::span<const uint8_t>> tensors) {
+  std::vector<uint8_t> digest;
+  put(digest, tableId);
+  for (std::span<const uint8_t> t : tensors)
+    put(digest, checksum(t));
+  return checksum(digest);
+}
+
 std::string defaultParameterPath(const std::string &artifact) {
   return std::filesystem::path(artifact).replace_extension(".params").string();
 }
@@ -105,9 +114,13 @@ Expected<ParameterFile> openParameterFile(const std::string &path, FileMemory me
 
 Status writeParameterFile(const std::string &path, uint64_t id, uint64_t dataSize,
                           const std::function<Status(std::span<uint8_t>)> &fill) {
-  const std::string tmp = path + ".tmp";
-  auto failErrno = [&](const std::string &what) {
-    return Error(fmt::format("{}: cannot {}: {}", path, what, std::strerror(errno)));
+  if (dataSize > (uint64_t(1) << 48))
+    return Error(fmt::format("{}: {} bytes of weights is more than a parameter file holds",
+                             path, dataSize));
+  // A name of this process's own: two packs to one output do not collide.
+  const std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
+  auto failErrno = [&](const std::string &what, int error) {
+    return Error(fmt::format("{}: cannot {}: {}", path, what, std::strerror(error)));
   };
   const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
@@ -115,15 +128,21 @@ Status writeParameterFile(const std::string &path, uint64_t id, uint64_t dataSiz
   const uint64_t size = sizeof(ParameterHeader) + dataSize;
   void *map = MAP_FAILED;
   Status result = Status::ok();
-  if (::ftruncate(fd, off_t(size)) != 0)
-    result = failErrno("size the file");
+  // Blocks allocated up front: a full disk is an error here, not a SIGBUS
+  // while the mapping is filled.
+  if (int error = ::posix_fallocate(fd, 0, off_t(size)); error != 0)
+    result = failErrno("allocate " + std::to_string(size) + " bytes", error);
   else if (map = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
            map == MAP_FAILED)
-    result = failErrno("map the file");
+    result = failErrno("map the file", errno);
   if (result) {
     auto *base = static_cast<uint8_t *>(map);
     std::span<uint8_t> data(base + sizeof(ParameterHeader), dataSize);
-    result = fill(data);
+    try {
+      result = fill(data);
+    } catch (const std::exception &e) {
+      result = Error(path + ": " + e.what());
+    }
     if (result) {
       ParameterHeader h{};
       std::memcpy(h.magic, kParameterMagic, sizeof kParameterMagic);
@@ -135,15 +154,15 @@ Status writeParameterFile(const std::string &path, uint64_t id, uint64_t dataSiz
       h.dataChecksum = checksum(data);
       std::memcpy(base, &h, sizeof h);
       if (::msync(map, size, MS_SYNC) != 0)
-        result = failErrno("write");
+        result = failErrno("write", errno);
     }
   }
   if (map != MAP_FAILED)
     ::munmap(map, size);
   if (::close(fd) != 0 && result)
-    result = failErrno("write");
+    result = failErrno("write", errno);
   if (result && std::rename(tmp.c_str(), path.c_str()) != 0)
-    result = failErrno("write");
+    result = failErrno("write", errno);
   if (!result)
     std::remove(tmp.c_str());
   return result;

@@ -12,8 +12,11 @@
 //
 // The parameter id is a checksum of the artifact's tensor table (names,
 // element types, shapes, formats, offsets, sizes): a file fits every
-// artifact with that table (cpu and cuda builds of one model share one)
-// and no other.
+// artifact with that table (cpu and cuda builds of one model share one).
+// Where the compiler changed the weights (equalized or reordered channels:
+// the artifact's code may depend on them, as a KV cache's key order does),
+// the id also covers every tensor's bytes (boundParameterId), so a file of
+// another calibration or fine-tune is refused too.
 #pragma once
 
 #include "runtime/plan/KernelPlan.h"
@@ -54,6 +57,10 @@ std::vector<uint64_t> layoutWeights(std::span<const plan::TensorInfo> tensors,
 /// (`tensors` at `offsets`) it holds.
 uint64_t parameterId(std::span<const plan::TensorInfo> tensors,
                      std::span<const uint64_t> offsets);
+
+/// The id of a table whose weights the compiler changed: `tableId` and a
+/// checksum of each tensor's bytes, in order.
+uint64_t boundParameterId(uint64_t tableId, std::span<const std::span<const uint8_t>> tensors);
 
 /// `artifact` with its extension replaced by ".params" ("model.lathe" ->
 /// "model.params"): where lathe-compile and lathe-pack write the parameter

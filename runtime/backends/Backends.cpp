@@ -10,6 +10,9 @@ namespace lathe::backends {
 Expected<std::shared_ptr<backend::Executable>>
 loadExecutable(std::shared_ptr<const artifact::Artifact> artifact,
                const backend::ExecutionOptions &options) {
+  if (!artifact->weightsLoaded())
+    return Error(artifact->path() + ": loaded without its weights (its description only), "
+                                    "which nothing can run");
   if (options.target == "cpu")
     return cpu::CpuExecutable::load(std::move(artifact), options);
   if (options.target == "cuda") {

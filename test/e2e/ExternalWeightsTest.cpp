@@ -116,6 +116,52 @@ TEST_F(ExternalWeightsTest, PackedFromTheCheckpointAsTheCompilerEmbedsThem) {
   }
 }
 
+TEST_F(ExternalWeightsTest, AnotherFormOfTheModelIsRefused) {
+  const std::string llama2c = modelDir() + "/stories15M.bin";
+  auto ck = frontend::readLlama2cCheckpoint(llama2c);
+  ASSERT_TRUE(ck) << ck.error().message();
+  // From the llama2.c checkpoint itself: the bytes the compiler embeds
+  // (float: a quantized build would calibrate on the tokenizer beside it).
+  auto embedded = load(compileTo(llama2c, "llama2c-embedded", "none", false));
+  const std::string external = compileTo(llama2c, "llama2c-external", "none", true);
+  ASSERT_NE(embedded, nullptr);
+  artifact::LoadOptions description;
+  description.descriptionOnly = true;
+  auto table = artifact::Artifact::load(external, description);
+  ASSERT_TRUE(table) << table.error().message();
+  const std::string packed = tempPath("llama2c-packed.params");
+  Status s = frontend::packParameters(**table, *ck, llama2c, packed);
+  ASSERT_TRUE(s) << s.error().message();
+  auto fromPack = load(external, packed);
+  ASSERT_NE(fromPack, nullptr);
+  expectSameWeights(*embedded, *fromPack, "llama2.c, packed");
+  // Its Hugging Face conversion holds the same tensors, q/k rows in
+  // rotate-half order: not what this artifact's RoPE pairs.
+  HFWriter writer;
+  const std::string folder = tempPath("hf-untied-form");
+  writer.write(*ck, folder, /*tied=*/false);
+  auto hf = frontend::readHFCheckpoint(folder);
+  ASSERT_TRUE(hf) << hf.error().message();
+  Status rope = frontend::packParameters(**table, *hf, folder, tempPath("x.params"));
+  ASSERT_FALSE(rope);
+  EXPECT_NE(rope.error().message().find("pairs q/k rows for rotate-half (Hugging Face's) RoPE"),
+            std::string::npos)
+      << rope.error().message();
+  // An untied checkpoint for an artifact compiled tied: lm_head is left over.
+  HFWriter tiedWriter;
+  const std::string tiedFolder = tempPath("hf-tied-form");
+  tiedWriter.write(*ck, tiedFolder, /*tied=*/true);
+  const std::string tiedPath = compileTo(tiedFolder + "/config.json", "tied-config", "none", true);
+  auto tiedTable = artifact::Artifact::load(tiedPath, description);
+  ASSERT_TRUE(tiedTable) << tiedTable.error().message();
+  Status untied = frontend::packParameters(**tiedTable, *hf, folder, tempPath("y.params"));
+  ASSERT_FALSE(untied);
+  EXPECT_NE(untied.error().message().find("has tensor 'output', which"), std::string::npos)
+      << untied.error().message();
+  EXPECT_FALSE(std::filesystem::exists(tempPath("x.params")));
+  EXPECT_FALSE(std::filesystem::exists(tempPath("y.params")));
+}
+
 TEST_F(ExternalWeightsTest, WeightsTheCompilerChangedAreNotPacked) {
   // With a tokenizer the compiler calibrates and equalizes a 4-bit build's
   // channels: only its own parameter file holds those weights.

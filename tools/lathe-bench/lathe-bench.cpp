@@ -39,9 +39,12 @@ int fail(const std::string &message) {
 /// The first line of every report: the model, where it runs and how.
 void printModelLine(const lathe::artifact::Artifact &artifact, const std::string &path,
                     lathe::backend::Executable &executable, const std::string &kernels) {
+  const lathe::artifact::ExternalWeights *external = artifact.externalWeights();
+  const std::string weights = artifact.syntheticWeights() ? ", random weights"
+                              : external                  ? ", weights from " + external->path
+                                                          : "";
   std::printf("model: %s (%s%s), device %s, %s kernels, %d thread(s)\n",
-              artifact.config().name.c_str(), path.c_str(),
-              artifact.syntheticWeights() ? ", random weights" : "",
+              artifact.config().name.c_str(), path.c_str(), weights.c_str(),
               executable.device().name().c_str(), kernels.c_str(), executable.threads());
 }
 

@@ -299,6 +299,12 @@ int main(int argc, char **argv) {
     uintmax_t bytes = std::filesystem::file_size(a.path(), ec);
     if (ec)
       return fail(a.path() + ": " + ec.message());
+    // The parameter file beside an --external-weights build is part of it.
+    if (const lathe::artifact::ExternalWeights *external = a.externalWeights()) {
+      bytes += std::filesystem::file_size(external->path, ec);
+      if (ec)
+        return fail(external->path + ": " + ec.message());
+    }
     WeightSummary weights = summarizeWeights(a);
     Row row;
     row.build = std::filesystem::path(a.path()).stem().string();

@@ -106,6 +106,12 @@ TEST(ParameterFileTest, AFileNamedElsewhereAndTheDescriptionAlone) {
   EXPECT_TRUE((*table)->externalWeights()->path.empty());
   EXPECT_EQ((*table)->externalWeights()->offsets.size(), m.contents.tensors.size());
   EXPECT_TRUE((*table)->tensorData(0).empty());
+  EXPECT_FALSE((*table)->weightsLoaded());
+  auto session = Session::create(*table);
+  ASSERT_FALSE(session);
+  EXPECT_EQ(session.error().message(),
+            path + ": loaded without its weights (its description only), which nothing can "
+                   "run");
 }
 
 TEST(ParameterFileTest, AnEmbeddedArtifactRefusesAFile) {
@@ -133,6 +139,28 @@ TEST(ParameterFileTest, AnotherTensorTableIsRefused) {
             defaultParameterPath(otherPath) +
                 ": holds the weights of another model or build (its parameter id does not "
                 "match the artifact's tensors): pack it for this artifact with lathe-pack");
+}
+
+TEST(ParameterFileTest, WeightsTheCompilerChangedBindTheFileToTheirBytes) {
+  // The same table, other values: a file packed from the checkpoint fits
+  // (the table is all lathe-pack makes them from), but where the compiler
+  // changed the weights the id covers their bytes, so the other file is
+  // refused.
+  for (bool fromCheckpoint : {true, false}) {
+    TinyModel m, other;
+    for (float &v : other.storage[3])
+      v *= 2.0f;
+    const std::string tag = fromCheckpoint ? "checkpoint" : "compiler";
+    m.contents.externalWeights = other.contents.externalWeights = true;
+    m.contents.weightsFromCheckpoint = other.contents.weightsFromCheckpoint = fromCheckpoint;
+    const std::string path = kTemp.file(tag + "-mine.lathe");
+    ASSERT_TRUE(writeArtifact(m.contents, path));
+    ASSERT_TRUE(writeParameters(m.contents, defaultParameterPath(path)));
+    const std::string otherParams = kTemp.file(tag + "-other.params");
+    ASSERT_TRUE(writeParameters(other.contents, otherParams));
+    EXPECT_TRUE(Artifact::load(path)) << tag;
+    EXPECT_EQ(bool(loadWith(path, otherParams)), fromCheckpoint) << tag;
+  }
 }
 
 TEST(ParameterFileTest, EveryTruncationAndEveryFlippedByteIsRefused) {
