@@ -250,6 +250,17 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
                  "weights are made at load, not kept in a file)");
   if (o.externalWeights && hls)
     return Error("--external-weights: an HLS project holds its weights itself");
+  if (std::error_code listed; o.externalWeights && fs::is_directory(o.input, listed)) {
+    // A folder is read with its weights; without any, say how to compile
+    // from its config alone.
+    bool weights = false;
+    for (const fs::directory_entry &e : fs::directory_iterator(o.input, listed))
+      weights = weights || e.path().extension() == ".safetensors";
+    if (!weights && !listed)
+      return Error(o.input + " holds no safetensors: to compile from its config alone "
+                             "(lathe-pack packs the weights later), pass " +
+                   (fs::path(o.input) / "config.json").string());
+  }
   if (configOnly && (!o.calib.empty() || quant->needsCalibration()))
     return Error("--external-weights from " + o.input + ": no weights to calibrate with, so "
                  "no --calib, :reorder or mixed:bits (compile the checkpoint's folder to have "
