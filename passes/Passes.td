@@ -23,7 +23,11 @@ def Quantize : Pass<"lathe-quantize", "mlir::ModuleOp"> {
     classifier is packed (after lathe-select-formats has chosen the
     linears'). The new `tfm.weight` has the format as its element type and
     the packed bytes, produced by runtime/formats, as its value. Weights
-    already packed are left alone.
+    already packed are left alone. With `shapes-only` no value is read or
+    packed: lathe-compile builds so from a config.json alone
+    (`--external-weights`, `--synthetic-weights`), whose artifact holds
+    the tensors' formats and sizes but none of their bytes (a 1B model's
+    INT4 build packed 1.2 billion zeros in 49 s and 6 GB).
   }];
   let options = [
     Option<"format", "format", "std::string", /*default=*/"\"bfp8:block=32\"",
@@ -35,6 +39,10 @@ def Quantize : Pass<"lathe-quantize", "mlir::ModuleOp"> {
            "Format of the classifier (default: `format`)">,
     Option<"linears", "linears", "bool", /*default=*/"true",
            "Pack the weights of tfm.linear (false: only the classifier)">,
+    Option<"shapesOnly", "shapes-only", "bool", /*default=*/"false",
+           "Read no weight values: each packed weight gets its format's type "
+           "and size and zero bytes that are never written (a build whose "
+           "weights come later, from a parameter file or made at load)">,
   ];
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }

@@ -515,6 +515,8 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
       q.classifier = classifier.has_value();
       if (classifier)
         q.classifierFormat = formats::formatName(*classifier);
+      // No weights here: their formats and sizes, not their values.
+      q.shapesOnly = noWeights;
       pm.addPass(createQuantize(q));
     }
     if (mlir::failed(pm.run(*module)))

@@ -14,7 +14,7 @@ using namespace mlir;
 namespace lathe {
 
 FailureOr<std::vector<LinearWeight>> collectLinearWeights(ModuleOp module,
-                                                         bool classifiers) {
+                                                         bool classifiers, bool values) {
   llvm::MapVector<Operation *, LinearWeight> weights;
   module.walk([&](tfm::LinearOp linear) {
     auto w = linear.getWeight().getDefiningOp<tfm::WeightOp>();
@@ -38,10 +38,12 @@ FailureOr<std::vector<LinearWeight>> collectLinearWeights(ModuleOp module,
     auto type = cast<RankedTensorType>(w.op.getType());
     w.rows = type.getDimSize(0);
     w.cols = type.getDimSize(1);
-    FailureOr<std::vector<float>> values = readWeightFloats(w.op);
-    if (failed(values))
-      return failure();
-    w.values = std::move(*values);
+    if (values) {
+      FailureOr<std::vector<float>> read = readWeightFloats(w.op);
+      if (failed(read))
+        return failure();
+      w.values = std::move(*read);
+    }
     w.rms2.assign(w.cols, 1.0);
     // The first calibrated reader speaks for the channels' magnitudes.
     for (tfm::LinearOp reader : w.readers) {
@@ -87,7 +89,7 @@ FailureOr<PackedMatrix> packMatrix(const LinearWeight &w, const formats::FormatS
 }
 
 void replaceWithPacked(LinearWeight &w, const formats::FormatSpec &spec,
-                       const PackedMatrix &p) {
+                       const PackedMatrix *p) {
   OpBuilder builder(w.op);
   // Keep the name when the packed weight replaces every use (the float one
   // goes away); otherwise the float copy stays for its other users under its
@@ -100,10 +102,13 @@ void replaceWithPacked(LinearWeight &w, const formats::FormatSpec &spec,
   if (!allLinear)
     name = plan::packedCopyName(name, spec);
   tfm::WeightOp packed =
-      createPackedWeight(builder, w.op.getLoc(), name, spec, w.rows, w.cols, p.bytes);
-  packed->setAttr(kQuantErrorAttr, builder.getF32FloatAttr(float(p.error)));
-  if (w.calibrated)
-    packed->setAttr(kQuantOutputErrorAttr, builder.getF32FloatAttr(float(p.outputError)));
+      p ? createPackedWeight(builder, w.op.getLoc(), name, spec, w.rows, w.cols, p->bytes)
+        : createUnfilledPackedWeight(builder, w.op.getLoc(), name, spec, w.rows, w.cols);
+  if (p) {
+    packed->setAttr(kQuantErrorAttr, builder.getF32FloatAttr(float(p->error)));
+    if (w.calibrated)
+      packed->setAttr(kQuantOutputErrorAttr, builder.getF32FloatAttr(float(p->outputError)));
+  }
   for (tfm::LinearOp reader : w.readers)
     reader.getWeightMutable().assign(packed.getResult());
   if (w.classifier)

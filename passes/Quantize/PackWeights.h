@@ -31,9 +31,11 @@ struct LinearWeight {
 };
 
 /// Every float tfm.weight of `module` that tfm.linear ops read, in IR order;
-/// with `classifiers`, also those that tfm.logits reads.
+/// with `classifiers`, also those that tfm.logits reads. Without `values`,
+/// their shapes and readers only (LinearWeight::values stays empty).
 mlir::FailureOr<std::vector<LinearWeight>> collectLinearWeights(mlir::ModuleOp module,
-                                                                bool classifiers = false);
+                                                                bool classifiers = false,
+                                                                bool values = true);
 
 struct PackedMatrix {
   std::vector<uint8_t> bytes;
@@ -48,8 +50,10 @@ mlir::FailureOr<PackedMatrix> packMatrix(const LinearWeight &weight,
 
 /// Points the weight's linear readers at a new packed tfm.weight holding
 /// `packed` (with the error attributes) and erases the float weight when
-/// nothing else reads it.
+/// nothing else reads it. Without `packed`, the new weight's bytes are
+/// zeros never written (createUnfilledPackedWeight: lathe-quantize's
+/// shapes-only).
 void replaceWithPacked(LinearWeight &weight, const formats::FormatSpec &spec,
-                       const PackedMatrix &packed);
+                       const PackedMatrix *packed);
 
 } // namespace lathe

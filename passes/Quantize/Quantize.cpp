@@ -1,6 +1,7 @@
 //===- Quantize.cpp - pack tfm.linear weights into a number format --------===//
 #include "passes/Passes.h"
 #include "passes/Quantize/PackWeights.h"
+#include "runtime/formats/RowCodec.h"
 
 namespace lathe {
 #define GEN_PASS_DEF_QUANTIZE
@@ -29,7 +30,7 @@ struct QuantizePass : impl::QuantizeBase<QuantizePass> {
       return signalPassFailure();
     }
     FailureOr<std::vector<LinearWeight>> weights =
-        collectLinearWeights(getOperation(), classifier);
+        collectLinearWeights(getOperation(), classifier, /*values=*/!shapesOnly);
     if (failed(weights))
       return signalPassFailure();
     // One packed copy per weight, shared by every linear that reads it.
@@ -37,10 +38,19 @@ struct QuantizePass : impl::QuantizeBase<QuantizePass> {
       if (!w.classifier && !linears)
         continue;
       const formats::FormatSpec &format = w.classifier ? *classifierSpec : *spec;
+      if (shapesOnly) {
+        if (formats::packedRowBytes(format, w.cols) == 0) {
+          w.op.emitOpError() << "has rows of " << w.cols << " values, which "
+                             << formats::formatName(format) << " cannot store";
+          return signalPassFailure();
+        }
+        replaceWithPacked(w, format, nullptr);
+        continue;
+      }
       FailureOr<PackedMatrix> packed = packMatrix(w, format);
       if (failed(packed))
         return signalPassFailure();
-      replaceWithPacked(w, format, *packed);
+      replaceWithPacked(w, format, &*packed);
     }
   }
 };

@@ -123,7 +123,7 @@ struct SelectFormatsPass : impl::SelectFormatsBase<SelectFormatsPass> {
       choice[bestT] = bestO;
     }
     for (size_t t = 0; t < weights->size(); ++t)
-      replaceWithPacked((*weights)[t], options[t][choice[t]].spec,
+      replaceWithPacked((*weights)[t], options[t][choice[t]].spec, &
                         options[t][choice[t]].packed);
   }
 };

@@ -58,6 +58,13 @@ tfm::WeightOp createPackedWeight(mlir::OpBuilder &builder, mlir::Location loc,
                                  int64_t rows, int64_t cols,
                                  llvm::ArrayRef<uint8_t> bytes);
 
+/// The same with zeros for bytes, never written: anonymous pages the kernel
+/// shares until something writes them, which nothing does (a build from a
+/// config.json alone packs no values; its artifact keeps no weight bytes).
+tfm::WeightOp createUnfilledPackedWeight(mlir::OpBuilder &builder, mlir::Location loc,
+                                         llvm::StringRef name, const formats::FormatSpec &spec,
+                                         int64_t rows, int64_t cols);
+
 /// Creates an f32 tfm.weight named `name` of `shape` holding `values`.
 tfm::WeightOp createFloatWeight(mlir::OpBuilder &builder, mlir::Location loc,
                                 llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
