@@ -1,7 +1,6 @@
 //===- Quantize.cpp - pack tfm.linear weights into a number format --------===//
 #include "passes/Passes.h"
 #include "passes/Quantize/PackWeights.h"
-#include "runtime/formats/RowCodec.h"
 
 namespace lathe {
 #define GEN_PASS_DEF_QUANTIZE
@@ -39,11 +38,6 @@ struct QuantizePass : impl::QuantizeBase<QuantizePass> {
         continue;
       const formats::FormatSpec &format = w.classifier ? *classifierSpec : *spec;
       if (shapesOnly) {
-        if (formats::packedRowBytes(format, w.cols) == 0) {
-          w.op.emitOpError() << "has rows of " << w.cols << " values, which "
-                             << formats::formatName(format) << " cannot store";
-          return signalPassFailure();
-        }
         replaceWithPacked(w, format, nullptr);
         continue;
       }

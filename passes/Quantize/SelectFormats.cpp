@@ -123,8 +123,8 @@ struct SelectFormatsPass : impl::SelectFormatsBase<SelectFormatsPass> {
       choice[bestT] = bestO;
     }
     for (size_t t = 0; t < weights->size(); ++t)
-      replaceWithPacked((*weights)[t], options[t][choice[t]].spec, &
-                        options[t][choice[t]].packed);
+      replaceWithPacked((*weights)[t], options[t][choice[t]].spec,
+                        &options[t][choice[t]].packed);
   }
 };
 

@@ -205,38 +205,42 @@ Type formatType(MLIRContext *context, const formats::FormatSpec &spec) {
   return {};
 }
 
+/// A packed tfm.weight of `spec` for a [rows, cols] matrix whose bytes
+/// `blob` holds.
+static tfm::WeightOp packedWeightOf(OpBuilder &builder, Location loc, StringRef name,
+                                    const formats::FormatSpec &spec, int64_t rows, int64_t cols,
+                                    AsmResourceBlob blob) {
+  auto type = RankedTensorType::get({rows, cols}, formatType(builder.getContext(), spec));
+  auto valueType = RankedTensorType::get({static_cast<int64_t>(blob.getData().size())},
+                                         builder.getIntegerType(8));
+  auto value = DenseResourceElementsAttr::get(valueType, name, std::move(blob));
+  return tfm::WeightOp::create(builder, loc, type, builder.getStringAttr(name), value);
+}
+
 tfm::WeightOp createPackedWeight(OpBuilder &builder, Location loc, StringRef name,
                                  const formats::FormatSpec &spec, int64_t rows,
                                  int64_t cols, ArrayRef<uint8_t> bytes) {
-  MLIRContext *ctx = builder.getContext();
-  auto type = RankedTensorType::get({rows, cols}, formatType(ctx, spec));
-  auto valueType = RankedTensorType::get({static_cast<int64_t>(bytes.size())},
-                                         builder.getIntegerType(8));
   ArrayRef<char> data(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-  auto value = DenseResourceElementsAttr::get(
-      valueType, name,
+  return packedWeightOf(
+      builder, loc, name, spec, rows, cols,
       HeapAsmResourceBlob::allocateAndCopyWithAlign(data, 64, /*dataIsMutable=*/false));
-  return tfm::WeightOp::create(builder, loc, type, builder.getStringAttr(name), value);
 }
 
 tfm::WeightOp createUnfilledPackedWeight(OpBuilder &builder, Location loc, StringRef name,
                                          const formats::FormatSpec &spec, int64_t rows,
                                          int64_t cols) {
-  MLIRContext *ctx = builder.getContext();
   const size_t bytes = formats::packedRowBytes(spec, cols) * size_t(rows);
-  auto type = RankedTensorType::get({rows, cols}, formatType(ctx, spec));
-  auto valueType = RankedTensorType::get({static_cast<int64_t>(bytes)}, builder.getIntegerType(8));
   // Page-aligned, so any alignment a reader asks for holds.
   void *zeros = mmap(nullptr, std::max<size_t>(bytes, 1), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  AsmResourceBlob blob;
   if (zeros == MAP_FAILED) // no address space: owned zeros, as a heap blob
-    blob = HeapAsmResourceBlob::allocateAndCopyWithAlign(std::vector<char>(bytes), 64, false);
-  else
-    blob = AsmResourceBlob(ArrayRef<char>(static_cast<const char *>(zeros), bytes), 64,
-                           [](void *data, size_t size, size_t) { munmap(data, std::max<size_t>(size, 1)); },
-                           /*dataIsMutable=*/false);
-  auto value = DenseResourceElementsAttr::get(valueType, name, std::move(blob));
-  return tfm::WeightOp::create(builder, loc, type, builder.getStringAttr(name), value);
+    return packedWeightOf(
+        builder, loc, name, spec, rows, cols,
+        HeapAsmResourceBlob::allocateAndCopyWithAlign(std::vector<char>(bytes), 64, false));
+  return packedWeightOf(
+      builder, loc, name, spec, rows, cols,
+      AsmResourceBlob(ArrayRef<char>(static_cast<const char *>(zeros), bytes), 64,
+                      [](void *data, size_t size, size_t) { munmap(data, std::max<size_t>(size, 1)); },
+                      /*dataIsMutable=*/false));
 }
 
 tfm::WeightOp createFloatWeight(OpBuilder &builder, Location loc, StringRef name,
