@@ -147,9 +147,16 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   float *buffers[2] = {dQ, dOut}, **dBuffers;
   CK(cudaMalloc(&dBuffers, sizeof(buffers)));
   CK(cudaMemcpy(dBuffers, buffers, sizeof(buffers), cudaMemcpyHostToDevice));
+  // Each sequence's last row is its decoding token's own, which the step
+  // writes (the attention reads it only after waiting for that).
+  std::vector<int32_t> storeRows(SEQUENCES);
+  for (int t = 0; t < SEQUENCES; ++t) storeRows[t] = visibleRows[int64_t(t) * CONTEXT + CONTEXT - 1];
+  int32_t *dStore;
+  CK(cudaMalloc(&dStore, storeRows.size() * 4));
+  CK(cudaMemcpy(dStore, storeRows.data(), storeRows.size() * 4, cudaMemcpyHostToDevice));
   LatheCudaFrame frame{};
   frame.buffers = dBuffers, frame.visible = dVisible, frame.visibleRows = dRows, frame.kv = dKv;
-  frame.kvRows = kvRows, frame.rows = SEQUENCES;
+  frame.kvRows = kvRows, frame.rows = SEQUENCES, frame.storeRows = dStore;
   LatheCudaFrame *dFrame;
   CK(cudaMalloc(&dFrame, sizeof(frame))); CK(cudaMemcpy(dFrame, &frame, sizeof(frame), cudaMemcpyHostToDevice));
 
@@ -205,7 +212,7 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   else
     timeLaunches();
   CK(cudaFree(dKv)); CK(cudaFree(dVisible)); CK(cudaFree(dRows)); CK(cudaFree(dQ)); CK(cudaFree(dOut));
-  CK(cudaFree(dPartials)); CK(cudaFree(dArrivals)); CK(cudaFree(dBuffers)); CK(cudaFree(dFrame));
+  CK(cudaFree(dPartials)); CK(cudaFree(dArrivals)); CK(cudaFree(dBuffers)); CK(cudaFree(dFrame)); CK(cudaFree(dStore));
 }
 
 int main() {

@@ -98,15 +98,28 @@ template <int HeadDim, bool Interleaved> __device__ void ropePair(int p, int &a,
   a = Interleaved ? h + 2 * i : h + i;
   b = Interleaved ? a + 1 : a + half;
 }
-/// Pair p's values x0, x1 (at ropePair's a, b) rotated.
+/// A rotary pair's rotation at a position: the cosine and sine of its angle.
+struct Rotation {
+  double c, s;
+};
+/// Pair p's rotation at `position`.
+template <int HeadDim, int HeadsPerTable>
+__device__ Rotation rotationOf(int p, double position, const double *frequencies) {
+  constexpr int half = HeadDim / 2;
+  Rotation r;
+  sincos(position * frequencies[(p / half / HeadsPerTable) * half + p % half], &r.s, &r.c);
+  return r;
+}
+/// Values x0, x1 of a pair (at ropePair's a, b) rotated by r.
+__device__ inline void rotateValues(Rotation r, double x0, double x1, float &ya, float &yb) {
+  ya = float(x0 * r.c - x1 * r.s);
+  yb = float(x0 * r.s + x1 * r.c);
+}
+/// Pair p's values x0, x1 rotated at `position`.
 template <int HeadDim, int HeadsPerTable>
 __device__ void rotateValues(int p, double position, const double *frequencies, double x0,
                              double x1, float &ya, float &yb) {
-  constexpr int half = HeadDim / 2;
-  double s, c;
-  sincos(position * frequencies[(p / half / HeadsPerTable) * half + p % half], &s, &c);
-  ya = float(x0 * c - x1 * s);
-  yb = float(x0 * s + x1 * c);
+  rotateValues(rotationOf<HeadDim, HeadsPerTable>(p, position, frequencies), x0, x1, ya, yb);
 }
 template <int HeadDim, bool Interleaved, int HeadsPerTable>
 __device__ void rotatePair(const float *x, int p, double position, const double *frequencies,

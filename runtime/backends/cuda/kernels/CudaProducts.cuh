@@ -474,6 +474,30 @@ template <class W, int K, int N, int64_t RowBytes, bool Residual> struct PlainRo
   static constexpr int kParts = 1, kWalkRows = N;
   __device__ const uint8_t *rowOf(int, int n) const { return at(n); }
   __device__ void finish(int n, float, float sum) const { store(0, n, sum); }
+  // With a residual, the walk reads a row's residual as the row begins
+  // (EarlyRows, below): the sum then waits on no load before its store.
+  static constexpr bool kEarly = Residual, kEarlyBeforeWait = false;
+  using Early = float;
+  __device__ float early(int n) const { return residualAt(0, n); }
+  __device__ void finishEarly(int n, float, float sum, float before) const { store(0, n, sum, before); }
+};
+
+/// What the single-token walk (productOfOne) needs at a row's end besides
+/// its sums and can have before: Rows::early(n), read by the warp's lane 0
+/// as row n begins (the warp's first row's before the kernel waits for the
+/// one before where kEarlyBeforeWait, after it otherwise), handed to
+/// Rows::finishEarly(n, first, sum, early). A launch's last rows then end
+/// on no dependent load or long computation: o and down walk about one row
+/// a warp, and each launch ended on its rows' residual loads; q and k on
+/// their RoPE angles' loads and double sines. Rows without kEarly finish
+/// with Rows::finish.
+template <class Rows, class = void> struct EarlyRows {
+  static constexpr bool kOn = false, kBeforeWait = false;
+  using type = float;
+};
+template <class Rows> struct EarlyRows<Rows, std::void_t<decltype(Rows::kEarly)>> {
+  static constexpr bool kOn = Rows::kEarly, kBeforeWait = Rows::kEarlyBeforeWait;
+  using type = typename Rows::Early;
 };
 
 /// A q or k product that, for a single token, also does the RoPE step
@@ -495,18 +519,33 @@ struct RopeRows : Plain {
     ropePair<HeadDim, Interleaved>(p, a, b);
     return Plain::at(part == 0 ? a : b);
   }
+  // The pair's angle and, for keys, the token's cache row (EarlyRows) as
+  // the walk begins the pair, before the wait for its first pair: the
+  // step's positions and rows and the frequencies are no kernel's output.
   // Out of line: sincos's slow path would otherwise cost the walk's loop
   // registers (spills).
-  __device__ __noinline__ void finish(int p, float x0, float x1) const {
+  struct Early {
+    Rotation r;
+    void *cache; // E *, the token's key row (E not void)
+  };
+  static constexpr bool kEarly = true, kEarlyBeforeWait = true;
+  __device__ __noinline__ Early early(int p) const {
+    Early e{rotationOf<HeadDim, HeadsPerTable>(p, double(frame->positions[0]), frequencies), nullptr};
+    if constexpr (!std::is_void_v<E>)
+      e.cache = cacheRow<E, KvWidth>(*frame, layer, false, frame->storeRows[0]);
+    return e;
+  }
+  /// Formats decoded value by value finish without the walk's early value.
+  __device__ void finish(int p, float x0, float x1) const { finishEarly(p, x0, x1, early(p)); }
+  __device__ __noinline__ void finishEarly(int p, float x0, float x1, Early e) const {
     int a, b;
     float ya, yb;
     ropePair<HeadDim, Interleaved>(p, a, b);
-    rotateValues<HeadDim, HeadsPerTable>(p, double(frame->positions[0]), frequencies, x0, x1, ya,
-                                         yb);
+    rotateValues(e.r, x0, x1, ya, yb);
     rotated[a] = ya;
     rotated[b] = yb;
     if constexpr (!std::is_void_v<E>) {
-      E *row = cacheRow<E, KvWidth>(*frame, layer, false, frame->storeRows[0]);
+      E *row = static_cast<E *>(e.cache);
       row[a] = toCache<E>(ya);
       row[b] = toCache<E>(yb);
     }
@@ -518,10 +557,16 @@ struct RopeRows : Plain {
 template <class Plain, typename E, int KvWidth> struct CachedRows : Plain {
   const LatheCudaFrame *frame;
   int layer;
-  __device__ void finish(int n, float, float sum) const {
+  // The token's value row (EarlyRows), before the wait: the step's rows
+  // are no kernel's output.
+  static constexpr bool kEarly = true, kEarlyBeforeWait = true;
+  using Early = E *;
+  __device__ E *early(int) const { return cacheRow<E, KvWidth>(*frame, layer, true, frame->storeRows[0]); }
+  __device__ void finishEarly(int n, float, float sum, E *row) const {
     Plain::store(0, n, sum);
-    cacheRow<E, KvWidth>(*frame, layer, true, frame->storeRows[0])[n] = toCache<E>(sum);
+    row[n] = toCache<E>(sum);
   }
+  __device__ void finish(int n, float first, float sum) const { finishEarly(n, first, sum, early(n)); }
 };
 
 /// The gate and up products and SwiGLU in one: y[t, n] = silu(g) * u with
@@ -747,7 +792,15 @@ __device__ void productOfOne(const LatheCudaFrame &f, int in, Input input, const
   typename S::Batch cur, next;
   if (units > 0)
     load(0, cur);
+  const bool leader = threadIdx.x % 32 == 0;
+  typename EarlyRows<Rows>::type early{};
+  if constexpr (EarlyRows<Rows>::kOn && EarlyRows<Rows>::kBeforeWait)
+    if (leader && units > 0)
+      early = rows.early(firstRow);
   startStep();
+  if constexpr (EarlyRows<Rows>::kOn && !EarlyRows<Rows>::kBeforeWait)
+    if (leader && units > 0)
+      early = rows.early(firstRow);
   const float *x = nullptr;
   const uint8_t *q = nullptr;
   if constexpr (kChunkBits > 0)
@@ -766,9 +819,17 @@ __device__ void productOfOne(const LatheCudaFrame &f, int in, Input input, const
     if (u % B == B - 1) { // a row's last batch
       const float sum = warpSum(acc[0]);
       acc[0] = 0;
+      const int n = firstRow + u / (P * B) * stride;
       if (P == 1 || (u / B) % P == 1) {
-        if (threadIdx.x % 32 == 0)
-          rows.finish(firstRow + u / (P * B) * stride, first, sum);
+        if (leader) {
+          if constexpr (EarlyRows<Rows>::kOn) {
+            rows.finishEarly(n, first, sum, early);
+            if (u + 1 < units) // the warp's next row begins
+              early = rows.early(n + stride);
+          } else {
+            rows.finish(n, first, sum);
+          }
+        }
       } else {
         first = sum;
       }

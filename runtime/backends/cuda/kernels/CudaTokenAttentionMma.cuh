@@ -331,6 +331,55 @@ __device__ void meetWarps(float *scratch, int stride, const float (&o)[HeadDim /
   result.merge(arrivals);
 }
 
+/// Row p's cache row in a one-token attention's visible rows, as loaded
+/// (-1 past the run): nothing uses it until the chunk's loads a chunk later
+/// (widening it to 64 bits at once had each chunk wait for its load: most
+/// of a bf16 launch's stalls, H200).
+struct ChunkRowIndex {
+  const VisibleRows &rows;
+  int end;
+  __device__ int32_t operator()(int p) const {
+    int32_t row = -1;
+    if (p < end)
+      row = __ldg(rows.at(p));
+    return row;
+  }
+};
+
+/// A warp's first kAhead chunks of 16 rows loaded into `raw` (lane l's row
+/// of chunk a at first + a * stride) and the cache row of the chunk after
+/// them returned, read a chunk early: a chunk's loads then wait on no
+/// dependent load of the row list.
+template <class Kv, int KvWidth, int kAhead>
+__device__ int32_t loadFirstChunks(const KvCacheRef &cache, int layer, int kvHead,
+                                   const ChunkRowIndex &rowAt, int first, int stride,
+                                   typename Kv::Raw (&raw)[kAhead]) {
+#pragma unroll
+  for (int a = 0; a < kAhead; ++a)
+    Kv::template load<KvWidth>(cache, layer, kvHead, rowAt(first + a * stride), raw[a]);
+  return rowAt(first + kAhead * stride);
+}
+
+/// Whether the warp's first `chunks` chunks (lane l's row of chunk a at
+/// first + a * stride, by rowAt) hold no row that this step writes, so that
+/// they may be read before the wait for the kernel that writes the step's
+/// keys and values: asked only of steps of at most kSettledTokens tokens
+/// (a decoding sequence's step, a few sequences'), whose attention is
+/// short and latency-bound; larger ones keep their loads after the wait.
+constexpr int kSettledTokens = 16;
+__device__ inline bool settledRows(const LatheCudaFrame &f, int first, int chunks, int stride,
+                                   const ChunkRowIndex &rowAt) {
+  if (f.rows > kSettledTokens)
+    return false;
+  bool settled = true;
+  for (int a = 0; a < chunks; ++a) {
+    const int32_t row = rowAt(first + a * stride);
+    for (int i = 0; i < f.rows; ++i)
+      settled = settled && row != f.storeRows[i];
+  }
+  return __all_sync(0xffffffffu, settled);
+}
+
 /// Per-token attention on the tensor cores (above): the arguments and the
 /// launch of attentionOnCores.
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
@@ -350,12 +399,26 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
   const VisibleRows rows(f, t);
   const SplitRun run(rows.count);
   prefetchFirstRows<C, kvWidth, HeadDim>(f, layer, rows, run, kvHead);
-  startStep();
-  if (!run.active())
-    return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const KvCacheRef cache(f);
   TokenTiles<HeadDim> &mine = tiles[warp];
+  // Each warp's chunks, with the loads of the next Kv::kAhead in flight
+  // (in registers, unrolled so that they stay there), and the cache row of
+  // the one after them read a chunk earlier still.
+  constexpr int kAhead = Kv::kAhead, stride = kRows * kWarps;
+  const int first = run.begin + kRows * warp + lane % 16;
+  const ChunkRowIndex rowAt{rows, run.end};
+  typename Kv::Raw raw[kAhead];
+  int32_t ahead = -1;
+  // The first chunks before the wait where no row of them is one this
+  // step writes (a short context is a chain of dependent loads, the row
+  // list's then the rows': this way it overlaps the kernel before).
+  const bool early = run.active() && settledRows(f, first, kAhead, stride, rowAt);
+  if (early)
+    ahead = loadFirstChunks<Kv, kvWidth>(cache, layer, kvHead, rowAt, first, stride, raw);
+  startStep();
+  if (!run.active())
+    return;
 
   // The queries' A fragments: rows g and g + 8 are heads h0 + g, h0 + g + 8
   // (zeros from G on); qa[s][part] for dimensions 16 s ..
@@ -428,26 +491,8 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
           mma16816(o[n + u], pa[i], b[2 * u], b[2 * u + 1]);
     }
   };
-  // Each warp's chunks, with the loads of the next Kv::kAhead in flight
-  // (in registers, unrolled so that they stay there), and the cache row of
-  // the one after them read a chunk earlier still: a chunk's loads then
-  // wait on no dependent load of the row list.
-  constexpr int kAhead = Kv::kAhead, stride = kRows * kWarps;
-  const int first = run.begin + kRows * warp + lane % 16;
-  // A row's index as loaded (-1 past the run): nothing uses it until the
-  // chunk's loads a chunk later (widening it to 64 bits at once had each
-  // chunk wait for its load: most of a bf16 launch's stalls, H200).
-  const auto rowAt = [&](int p) {
-    int32_t row = -1;
-    if (p < run.end)
-      row = __ldg(rows.at(p));
-    return row;
-  };
-  typename Kv::Raw raw[kAhead];
-#pragma unroll
-  for (int a = 0; a < kAhead; ++a)
-    Kv::template load<kvWidth>(cache, layer, kvHead, rowAt(first + a * stride), raw[a]);
-  int32_t ahead = rowAt(first + kAhead * stride);
+  if (!early)
+    ahead = loadFirstChunks<Kv, kvWidth>(cache, layer, kvHead, rowAt, first, stride, raw);
   for (int p0 = run.begin + kRows * warp; p0 < run.end; p0 += kAhead * stride)
 #pragma unroll
     for (int a = 0; a < kAhead; ++a) {

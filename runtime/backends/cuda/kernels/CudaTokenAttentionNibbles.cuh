@@ -267,17 +267,9 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
   // one after them read a chunk earlier still, as tokenAttentionMma's.
   constexpr int kAhead = Kv::kAhead, stride = kRows * kWarps;
   const int first = run.begin + kRows * warp + lane % 16;
-  const auto rowAt = [&](int p) {
-    int32_t row = -1;
-    if (p < run.end)
-      row = __ldg(rows.at(p));
-    return row;
-  };
+  const ChunkRowIndex rowAt{rows, run.end};
   typename Kv::Raw raw[kAhead];
-#pragma unroll
-  for (int a = 0; a < kAhead; ++a)
-    Kv::template load<kvWidth>(cache, layer, kvHead, rowAt(first + a * stride), raw[a]);
-  int32_t ahead = rowAt(first + kAhead * stride);
+  int32_t ahead = loadFirstChunks<Kv, kvWidth>(cache, layer, kvHead, rowAt, first, stride, raw);
   for (int p0 = run.begin + kRows * warp; p0 < run.end; p0 += kAhead * stride)
 #pragma unroll
     for (int a = 0; a < kAhead; ++a) {
