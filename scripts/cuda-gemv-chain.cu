@@ -16,7 +16,13 @@
 //   3: as 2 with a batch of 4 loads (less in flight, fewer registers);
 //   4: as 2, the weights reached through a frame, an argument table and a
 //      pointer array in device memory (as Lathe's generated kernels);
-//   5: as 4, normalizing as Lathe's fused norm (double squares, a gain).
+//   5: as 4, normalizing as Lathe's fused norm (double squares, a gain);
+//   6: as 2, every kernel letting the next start as it begins rather than
+//      after it waits (run with one block an SM, the next kernel's blocks
+//      then sit beside it and load their first batch while it streams);
+//   7: as 6 with batches of 4 loads and at most 64 registers a thread
+//      (__launch_bounds__(256, 4)): two blocks an SM streaming, two of the
+//      next kernel beside them.
 // Prints per variant: microseconds a step, the share of a 4.1 TB/s card,
 // and each kind of product alone (16 launches of it in a graph).
 //   nvcc -O3 -arch=sm_90a -std=c++17 scripts/cuda-gemv-chain.cu -o gemv-chain && ./gemv-chain
@@ -80,10 +86,10 @@ struct Frame { const uint4 *const *weights; const int *args; };
 __device__ const Frame *gFrame;
 
 template <int K, int Mode>
-__global__ void __launch_bounds__(256, 2)
-gemv(const uint4 *w, const float *x, float *y, int N, const Frame *frame, int arg) {
-  constexpr int L = Mode == 3 ? 4 : 8;
-  if (Mode >= 4) w = frame->weights[frame->args[arg]];
+__device__ void gemvBody(const uint4 *w, const float *x, float *y, int N, const Frame *frame, int arg) {
+  constexpr int L = Mode == 3 || Mode == 7 ? 4 : 8;
+  if (Mode >= 6) letNext();
+  if (Mode == 4 || Mode == 5) w = frame->weights[frame->args[arg]];
   __shared__ __align__(16) float xs[K];
   __shared__ float part[8];
   const int warp = threadIdx.x / 32;
@@ -141,8 +147,20 @@ gemv(const uint4 *w, const float *x, float *y, int N, const Frame *frame, int ar
   }
 }
 
+template <int K, int Mode>
+__global__ void __launch_bounds__(256, 2)
+gemv(const uint4 *w, const float *x, float *y, int N, const Frame *frame, int arg) {
+  gemvBody<K, Mode>(w, x, y, N, frame, arg);
+}
+template <int K>
+__global__ void __launch_bounds__(256, 4)
+gemv7(const uint4 *w, const float *x, float *y, int N, const Frame *frame, int arg) {
+  gemvBody<K, 7>(w, x, y, N, frame, arg);
+}
+
 // RoPE / attention stand-ins: a few blocks that read a vector and write one.
-__global__ void small(const float *x, float *y, int n) {
+__global__ void small(const float *x, float *y, int n, int early) {
+  if (early) letNext();
   waitPrev();
   letNext();
   for (int i = blockIdx.x * 256 + threadIdx.x; i < n; i += gridDim.x * 256) y[i] = x[i] * 0.5f;
@@ -159,16 +177,21 @@ template <int Mode> void launchGemv(cudaStream_t s, int K, int N, const uint4 *w
   a[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   a[0].val.programmaticStreamSerializationAllowed = 1;
   c.gridDim = dim3(blocks); c.blockDim = dim3(256); c.stream = s; c.attrs = a; c.numAttrs = 1;
-  if (K == 2048) CHECK(cudaLaunchKernelEx(&c, gemv<2048, Mode>, w, x, y, N, frame, arg));
-  else CHECK(cudaLaunchKernelEx(&c, gemv<8192, Mode>, w, x, y, N, frame, arg));
+  if constexpr (Mode == 7) {
+    if (K == 2048) CHECK(cudaLaunchKernelEx(&c, gemv7<2048>, w, x, y, N, frame, arg));
+    else CHECK(cudaLaunchKernelEx(&c, gemv7<8192>, w, x, y, N, frame, arg));
+  } else {
+    if (K == 2048) CHECK(cudaLaunchKernelEx(&c, gemv<2048, Mode>, w, x, y, N, frame, arg));
+    else CHECK(cudaLaunchKernelEx(&c, gemv<8192, Mode>, w, x, y, N, frame, arg));
+  }
 }
-void launchSmall(cudaStream_t s, const float *x, float *y, int n, int blocks) {
+void launchSmall(cudaStream_t s, const float *x, float *y, int n, int blocks, int early) {
   cudaLaunchConfig_t c = {};
   cudaLaunchAttribute a[1];
   a[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   a[0].val.programmaticStreamSerializationAllowed = 1;
   c.gridDim = dim3(blocks); c.blockDim = dim3(256); c.stream = s; c.attrs = a; c.numAttrs = 1;
-  CHECK(cudaLaunchKernelEx(&c, small, x, y, n));
+  CHECK(cudaLaunchKernelEx(&c, small, x, y, n, early));
 }
 
 int main() {
@@ -223,8 +246,8 @@ int main() {
     const float step = timeGraph([&] {
       for (int l = 0; l < layers; ++l) {
         gemvOf(0, weights[4 * l], 0);
-        launchSmall(s, buf[1], buf[0], 4096, 16);
-        launchSmall(s, buf[0], buf[1], 2048, 8);
+        launchSmall(s, buf[1], buf[0], 4096, 16, M >= 6);
+        launchSmall(s, buf[0], buf[1], 2048, 8, M >= 6);
         gemvOf(1, weights[4 * l + 1], 1);
         gemvOf(2, weights[4 * l + 2], 0);
         gemvOf(3, weights[4 * l + 3], 1);
@@ -241,11 +264,13 @@ int main() {
     std::printf("\n");
   };
   std::printf("weights %.1f MB a step\n", total / 1e6);
-  for (int perSm : {2, 1}) {
-    run(std::integral_constant<int, 0>{}, perSm);
-    run(std::integral_constant<int, 2>{}, perSm);
-    run(std::integral_constant<int, 4>{}, perSm);
-    run(std::integral_constant<int, 5>{}, perSm);
+  for (int round = 0; round < 2; ++round) {
+    run(std::integral_constant<int, 2>{}, 2);
+    run(std::integral_constant<int, 2>{}, 1);
+    run(std::integral_constant<int, 6>{}, 1);
+    run(std::integral_constant<int, 6>{}, 2);
+    run(std::integral_constant<int, 7>{}, 2);
+    run(std::integral_constant<int, 3>{}, 2);
   }
   return 0;
 }
