@@ -18,8 +18,8 @@
 //      pointer array in device memory (as Lathe's generated kernels);
 //   5: as 4, normalizing as Lathe's fused norm (double squares, a gain);
 //   6: as 2, every kernel letting the next start as it begins rather than
-//      after it waits (run with one block an SM, the next kernel's blocks
-//      then sit beside it and load their first batch while it streams);
+//      after it waits (at one block an SM the next kernel's blocks then sit
+//      beside it and load their first batch while it streams);
 //   7: as 6 with batches of 4 loads and at most 64 registers a thread
 //      (__launch_bounds__(256, 4)): two blocks an SM streaming, two of the
 //      next kernel beside them.
@@ -264,13 +264,14 @@ int main() {
     std::printf("\n");
   };
   std::printf("weights %.1f MB a step\n", total / 1e6);
-  for (int round = 0; round < 2; ++round) {
-    run(std::integral_constant<int, 2>{}, 2);
-    run(std::integral_constant<int, 2>{}, 1);
-    run(std::integral_constant<int, 6>{}, 1);
-    run(std::integral_constant<int, 6>{}, 2);
-    run(std::integral_constant<int, 7>{}, 2);
-    run(std::integral_constant<int, 3>{}, 2);
+  for (int perSm : {2, 1}) {
+    run(std::integral_constant<int, 0>{}, perSm);
+    run(std::integral_constant<int, 2>{}, perSm);
+    run(std::integral_constant<int, 3>{}, perSm);
+    run(std::integral_constant<int, 4>{}, perSm);
+    run(std::integral_constant<int, 5>{}, perSm);
+    run(std::integral_constant<int, 6>{}, perSm);
   }
+  run(std::integral_constant<int, 7>{}, 2); // four resident: two of each kernel
   return 0;
 }
