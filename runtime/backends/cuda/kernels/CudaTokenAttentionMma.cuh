@@ -360,22 +360,25 @@ __device__ int32_t loadFirstChunks(const KvCacheRef &cache, int layer, int kvHea
   return rowAt(first + kAhead * stride);
 }
 
-/// Whether the warp's first `chunks` chunks (lane l's row of chunk a at
-/// first + a * stride, by rowAt) hold no row that this step writes, so that
-/// they may be read before the wait for the kernel that writes the step's
-/// keys and values: asked only of steps of at most kSettledTokens tokens
-/// (a decoding sequence's step, a few sequences'), whose attention is
-/// short and latency-bound; larger ones keep their loads after the wait.
+/// Whether the warp's first kAhead chunks (lane l's row of chunk a at
+/// first + a * stride, by rowAt, left in at[a] for the chunks' loads) hold
+/// no row that this step writes, so that they may be read before the wait
+/// for the kernel that writes the step's keys and values: asked only of
+/// steps of at most kSettledTokens tokens (a decoding sequence's step, a
+/// few sequences'), whose attention is short and latency-bound; larger
+/// ones keep their loads after the wait.
 constexpr int kSettledTokens = 16;
-__device__ inline bool settledRows(const LatheCudaFrame &f, int first, int chunks, int stride,
-                                   const ChunkRowIndex &rowAt) {
+template <int kAhead>
+__device__ inline bool settledRows(const LatheCudaFrame &f, int first, int stride,
+                                   const ChunkRowIndex &rowAt, int32_t (&at)[kAhead]) {
   if (f.rows > kSettledTokens)
     return false;
   bool settled = true;
-  for (int a = 0; a < chunks; ++a) {
-    const int32_t row = rowAt(first + a * stride);
+#pragma unroll
+  for (int a = 0; a < kAhead; ++a) {
+    at[a] = rowAt(first + a * stride);
     for (int i = 0; i < f.rows; ++i)
-      settled = settled && row != f.storeRows[i];
+      settled = settled && at[a] != f.storeRows[i];
   }
   return __all_sync(0xffffffffu, settled);
 }
@@ -413,9 +416,14 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
   // The first chunks before the wait where no row of them is one this
   // step writes (a short context is a chain of dependent loads, the row
   // list's then the rows': this way it overlaps the kernel before).
-  const bool early = run.active() && settledRows(f, first, kAhead, stride, rowAt);
-  if (early)
-    ahead = loadFirstChunks<Kv, kvWidth>(cache, layer, kvHead, rowAt, first, stride, raw);
+  int32_t firstRows[kAhead];
+  const bool early = run.active() && settledRows(f, first, stride, rowAt, firstRows);
+  if (early) { // loadFirstChunks, with the row indices settledRows read
+#pragma unroll
+    for (int a = 0; a < kAhead; ++a)
+      Kv::template load<kvWidth>(cache, layer, kvHead, firstRows[a], raw[a]);
+    ahead = rowAt(first + kAhead * stride);
+  }
   startStep();
   if (!run.active())
     return;
