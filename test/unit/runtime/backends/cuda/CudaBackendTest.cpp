@@ -374,6 +374,47 @@ TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
   EXPECT_EQ((*kv)->usedBlocks(), 0);
 }
 
+TEST_P(CudaBackendTest, ManySequencesAtLongContextsMatchEachAlone) {
+  // Enough sequences at a long enough context that a decode step's
+  // attention splits each token's rows over two blocks (grid z: the split
+  // sums of 64 tokens meet, LATHE_CUDA_ATTENTION_SPLITS), against each
+  // decoded alone (its rows over up to 32 blocks); the prompts, thousands
+  // of tokens in one step, take one block a token and head group.
+  const int64_t context = gpu->config().context;
+  if (context < 160)
+    GTEST_SKIP() << "a context of 160 tokens at least";
+  constexpr int kSequences = 64;
+  std::vector<std::vector<int32_t>> starts;
+  std::vector<Decoded> alone;
+  for (int i = 0; i < kSequences; ++i) {
+    starts.push_back(prompt(vocab, int(std::min<int64_t>(context - 2, 300)) - i % 7, 100 + i));
+    alone.push_back(greedy(gpu, starts.back(), 2));
+  }
+  auto kv = gpu->createKVCache(kSequences * context);
+  ASSERT_TRUE(kv) << kv.error().message();
+  std::vector<backend::SequenceId> ids;
+  Batch batch;
+  for (size_t i = 0; i < starts.size(); ++i) {
+    ids.push_back((*kv)->addSequence());
+    batch.addChain(ids[i], starts[i], 0, Batch::Logits::Last);
+  }
+  for (int step = 0; step < 2; ++step) {
+    auto logits = gpu->execute(batch, **kv);
+    ASSERT_TRUE(logits) << logits.error().message();
+    ASSERT_EQ(logits->size(), starts.size() * size_t(vocab));
+    batch.clear();
+    for (size_t i = 0; i < starts.size(); ++i) {
+      EXPECT_LT(relativeL2(logits->subspan(i * vocab, vocab), alone[i].logits[size_t(step)]),
+                acrossStepSizes(*gpu, noise, exactFirst, 1))
+          << "sequence " << i << ", step " << step;
+      batch.add(ids[i], alone[i].ids[0], int32_t((*kv)->length(ids[i])), -1, true);
+    }
+  }
+  for (backend::SequenceId id : ids)
+    (*kv)->removeSequence(id);
+  EXPECT_EQ((*kv)->usedBlocks(), 0);
+}
+
 TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
   // Every node takes a cache slot until the tree is committed: 6 nodes.
   const std::vector<int32_t> start =
