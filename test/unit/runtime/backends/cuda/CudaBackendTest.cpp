@@ -319,6 +319,18 @@ double acrossStepSizes(const backend::Executable &executable, double noise, bool
   return noise > 0 && !(index == 0 && exactFirst) ? noise : acrossStepSizes(executable);
 }
 
+/// Each of `starts` a new sequence of `kv`, its prompt a chain of `batch`
+/// with its last token's logits: the sequences' ids.
+std::vector<backend::SequenceId> addPrompts(kv::PagedKVCache &kv,
+                                            const std::vector<std::vector<int32_t>> &starts, Batch &batch) {
+  std::vector<backend::SequenceId> ids;
+  for (const std::vector<int32_t> &start : starts) {
+    ids.push_back(kv.addSequence());
+    batch.addChain(ids.back(), start, 0, Batch::Logits::Last);
+  }
+  return ids;
+}
+
 TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
   const int64_t context = gpu->config().context;
   std::vector<std::vector<int32_t>> starts;
@@ -337,12 +349,8 @@ TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
   // A block per sequence at least.
   auto kv = gpu->createKVCache(kSequences * std::max<int64_t>(context, 16));
   ASSERT_TRUE(kv) << kv.error().message();
-  std::vector<backend::SequenceId> ids;
   Batch batch;
-  for (size_t i = 0; i < starts.size(); ++i) {
-    ids.push_back((*kv)->addSequence());
-    batch.addChain(ids[i], starts[i], 0, Batch::Logits::Last);
-  }
+  const std::vector<backend::SequenceId> ids = addPrompts(**kv, starts, batch);
   std::vector<std::vector<int32_t>> together(starts.size());
   for (int step = 0; !batch.empty(); ++step) {
     auto logits = gpu->execute(batch, **kv);
@@ -392,12 +400,8 @@ TEST_P(CudaBackendTest, ManySequencesAtLongContextsMatchEachAlone) {
   }
   auto kv = gpu->createKVCache(kSequences * context);
   ASSERT_TRUE(kv) << kv.error().message();
-  std::vector<backend::SequenceId> ids;
   Batch batch;
-  for (size_t i = 0; i < starts.size(); ++i) {
-    ids.push_back((*kv)->addSequence());
-    batch.addChain(ids[i], starts[i], 0, Batch::Logits::Last);
-  }
+  const std::vector<backend::SequenceId> ids = addPrompts(**kv, starts, batch);
   for (int step = 0; step < 2; ++step) {
     auto logits = gpu->execute(batch, **kv);
     ASSERT_TRUE(logits) << logits.error().message();
