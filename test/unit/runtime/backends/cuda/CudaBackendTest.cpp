@@ -383,11 +383,12 @@ TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
 }
 
 TEST_P(CudaBackendTest, ManySequencesAtLongContextsMatchEachAlone) {
-  // Enough sequences at a long enough context that a decode step's
-  // attention splits each token's rows over two blocks (grid z: the split
-  // sums of 64 tokens meet, LATHE_CUDA_ATTENTION_SPLITS), against each
-  // decoded alone (its rows over up to 32 blocks); the prompts, thousands
-  // of tokens in one step, take one block a token and head group.
+  // Many sequences at long contexts in one decode step, against each
+  // decoded alone (its rows over up to 32 blocks). Where a model has few
+  // head groups (the gqa test model's 2: 128 blocks, grid z 2,
+  // LATHE_CUDA_ATTENTION_SPLITS) and more than 256 rows a token, each
+  // token's rows split over two blocks whose sums meet; the prompts,
+  // thousands of tokens in one step, take one block a token and head group.
   const int64_t context = gpu->config().context;
   if (context < 160)
     GTEST_SKIP() << "a context of 160 tokens at least";
