@@ -372,7 +372,9 @@ Status CudaExecutable::initialize() {
     maxWgmmaSplits_ = std::clamp<int64_t>(std::atoll(split), 1, LATHE_CUDA_WGMMA_MAX_SPLITS);
   // LATHE_CUDA_SKIP=NAME,...: leaves out every launch of those plan steps
   // (plan::stepName; "attention-prep" is an attention step's RoPE and KV
-  // store launch), to measure what they cost a step. The results are wrong.
+  // store launch; "split-normed" and "split-plain" the launches that split
+  // a product's token rows for its tiles, through the RMSNorm before it or
+  // not), to measure what they cost a step. The results are wrong.
   skipped_.assign(launches_.size(), false);
   if (const char *skip = std::getenv("LATHE_CUDA_SKIP")) {
     const std::string names = std::string(",") + skip + ",";
@@ -382,6 +384,10 @@ Status CudaExecutable::initialize() {
       if (name == "attention" &&
           (l.grid == LATHE_CUDA_GRID_PER_TOKEN || l.grid == LATHE_CUDA_GRID_PER_TOKENS))
         name += "-prep";
+      if (l.grid == LATHE_CUDA_GRID_SPLIT)
+        name = l.step > 0 && std::holds_alternative<plan::RmsNormStep>(plan_->steps[size_t(l.step) - 1])
+                   ? "split-normed"
+                   : "split-plain";
       skipped_[i] = names.find("," + name + ",") != std::string::npos;
     }
   }
