@@ -4,6 +4,8 @@
 #pragma once
 
 #include "CudaElementwise.cuh"
+#include "CudaMma.cuh"
+#include "CudaProductInputs.cuh"
 
 namespace lathe_cuda {
 
@@ -305,27 +307,70 @@ __device__ void prefetchFirstRows(const LatheCudaFrame &f, int layer, const Visi
     C::template prefetch<HeadDim>(cacheHead<C, KvWidth, HeadDim>(f, layer, value, row, kvHead));
 }
 
+/// Where attention also leaves its output as the bf16 token rows of the
+/// product launch after it, which then has no split launch (the emitter's
+/// emitProducts: a launch less in each step of several tokens): in a step
+/// whose products take their tiles (LATHE_CUDA_TILE_MIN_TOKENS tokens on),
+/// as splitTokens would write them for that launch, whose wgmma tiles take
+/// them from `rowsFrom` tokens on (its wideMinTokens; 0: attention writes
+/// none): row-major where those run, else in the tiles' parts (bf16PartAt).
+/// A token's row is its heads one after another, `width` values. Rows past
+/// the step's tokens in the tiles' last block are left as they are (the
+/// split writes zeros there): the tiles never store those tokens' sums.
+struct OutputRows {
+  __nv_bfloat16 *rows = nullptr;
+  int64_t width = 0;
+  bool rowMajor = false;
+  __device__ OutputRows(const LatheCudaFrame &f, int rowsFrom, int64_t width) : width(width) {
+    if (rowsFrom > 0 && LATHE_CUDA_USE_TILES(1, f.rows)) {
+      rows = reinterpret_cast<__nv_bfloat16 *>(f.tokenParts);
+      rowMajor = LATHE_CUDA_WGMMA_CODE && LATHE_CUDA_USE_WIDE_TILES(rowsFrom, f.rows);
+    }
+  }
+  __device__ int64_t at(int t, int k) const {
+    return rowMajor ? int64_t(t) * width + k : bf16PartAtOf(width, t, k);
+  }
+  /// Value k of token t.
+  __device__ void put(int t, int k, float v) const {
+    if (rows)
+      rows[at(t, k)] = __float2bfloat16_rn(v);
+  }
+  /// Values k and k + 1 of token t (k even: one word in either layout).
+  __device__ void putPair(int t, int k, float a, float b) const {
+    if (rows)
+      *reinterpret_cast<uint32_t *>(rows + at(t, k)) = bf16Pair(a, b);
+  }
+};
+
 /// Where a block's G heads' attention goes: the output (one split), or its
 /// split's partials (`partials`: G x (HeadDim + 2) floats a block, each
 /// head's unnormalized weighted sums of values, then its running maximum
 /// and sum); merge() then lets the split that arrives last (counted in
 /// `arrivals`, a counter per token and head group that it resets) merge
-/// them, as the online softmax merges chunks.
+/// them, as the online softmax merges chunks. Each output value also goes
+/// to the next product's token rows where OutputRows asks.
 template <int G, int HeadDim> struct SplitOutput {
   static constexpr int kPartialFloats = G * (HeadDim + 2);
   float *tokenPartials, *mine, *o;
-  int splits;
+  OutputRows rows;
+  int splits, t, k0;
   __device__ SplitOutput(const LatheCudaFrame &f, int out, int t, int h0, int heads,
-                         const SplitRun &run, float *partials)
+                         const SplitRun &run, float *partials, int rowsFrom)
       : tokenPartials(partials + (int64_t(t) * gridDim.y + blockIdx.y) * gridDim.z * kPartialFloats),
         mine(run.splits > 1 ? tokenPartials + blockIdx.z * kPartialFloats : nullptr),
-        o(f.buffers[out] + int64_t(t) * heads * HeadDim + h0 * HeadDim), splits(run.splits) {}
+        o(f.buffers[out] + int64_t(t) * heads * HeadDim + h0 * HeadDim),
+        rows(f, rowsFrom, int64_t(heads) * HeadDim), splits(run.splits), t(t), k0(h0 * HeadDim) {}
+  /// Output value j of the block's heads (head j / HeadDim).
+  __device__ void store(int j, float v) const {
+    o[j] = v;
+    rows.put(t, k0 + j, v);
+  }
   /// Head g's weighted sum of values at dimension d, over its sum `total`.
   __device__ void put(int g, int d, float weighted, float total) const {
     if (mine)
       mine[g * (HeadDim + 2) + d] = weighted;
     else
-      o[g * HeadDim + d] = weighted / total;
+      store(g * HeadDim + d, weighted / total);
   }
   /// Head g's running maximum (natural units) and sum, for the merge.
   __device__ void putTotals(int g, float maximum, float total) const {
@@ -358,7 +403,7 @@ template <int G, int HeadDim> struct SplitOutput {
         sum += w * __ldcg(split + d);
         weight += w * __ldcg(split + HeadDim + 1);
       }
-      o[j] = sum / weight;
+      store(j, sum / weight);
     }
   }
 };
@@ -393,7 +438,7 @@ template <int G, int HeadDim> struct SplitOutput {
 /// instead (CudaTokenAttentionMma.cuh's attention()).
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
 __device__ void attentionOnCores(const LatheCudaFrame &f, int queries, int out, int layer,
-                                 float *partials, unsigned *arrivals) {
+                                 float *partials, unsigned *arrivals, int rowsFrom) {
   constexpr int G = HeadsPerBlock;
   static_assert((Heads / KvHeads) % G == 0, "a block's heads share one KV head");
   constexpr int kvWidth = KvHeads * HeadDim;
@@ -419,7 +464,7 @@ __device__ void attentionOnCores(const LatheCudaFrame &f, int queries, int out, 
   startStep();
   if (!run.active())
     return;
-  const SplitOutput<G, HeadDim> result(f, out, t, h0, Heads, run, partials);
+  const SplitOutput<G, HeadDim> result(f, out, t, h0, Heads, run, partials, rowsFrom);
   const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
   for (int i = threadIdx.x; i < G * HeadDim; i += kThreads)
     q[i / HeadDim][i % HeadDim] = Bf16Queries ? bf16Rounded(query[i]) : query[i];

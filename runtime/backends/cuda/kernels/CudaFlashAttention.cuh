@@ -285,11 +285,13 @@ __device__ void probabilityFragments(const float (&s)[C / 8][4], int kk,
 }
 
 /// Writes the lane's rows of the output: o over each row's sum (over its
-/// four lanes); rows r[i] past the tile's `tokens` are left out.
+/// four lanes); rows r[i] past the tile's `tokens` are left out. And the
+/// same as the token rows of the product after, where OutputRows asks.
 template <int Heads, int HeadDim>
 __device__ void storeAttention(const LatheCudaFrame &f, int out, const int (&r)[2], int tokens,
                                const int (&token)[2], int head, const float (&o)[HeadDim / 8][4],
-                               float (&sum)[2]) {
+                               float (&sum)[2], int rowsFrom) {
+  const OutputRows rows(f, rowsFrom, Heads * HeadDim);
   const int c = threadIdx.x % 4;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
@@ -302,9 +304,11 @@ __device__ void storeAttention(const LatheCudaFrame &f, int out, const int (&r)[
       continue;
     float *y = f.buffers[out] + (int64_t(token[i]) * Heads + head) * HeadDim + 2 * c;
 #pragma unroll
-    for (int n = 0; n < HeadDim / 8; ++n)
-      *reinterpret_cast<float2 *>(y + 8 * n) =
-          make_float2(o[n][2 * i] / sum[i], o[n][2 * i + 1] / sum[i]);
+    for (int n = 0; n < HeadDim / 8; ++n) {
+      const float2 v = make_float2(o[n][2 * i] / sum[i], o[n][2 * i + 1] / sum[i]);
+      *reinterpret_cast<float2 *>(y + 8 * n) = v;
+      rows.putPair(token[i], head * HeadDim + 8 * n + 2 * c, v.x, v.y);
+    }
   }
 }
 
@@ -314,7 +318,8 @@ __device__ void storeAttention(const LatheCudaFrame &f, int out, const int (&r)[
 /// takes head w % HeadsPerBlock of them for tokens 16 (w / HeadsPerBlock)
 /// .. + 15 of the tile.
 template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
-__device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, int layer) {
+__device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, int layer,
+                               int rowsFrom = 0) {
   using Chunks = typename FlashChunksOf<E, HeadDim>::Type;
   constexpr int G = HeadsPerBlock;
   constexpr int kParts = Chunks::kParts;
@@ -409,7 +414,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
         chunks.template load<kvWidth>(f, rows, layer, kvOffset, p0 + C, 0);
   }
 
-  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum);
+  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum, rowsFrom);
 }
 
 } // namespace lathe_cuda

@@ -157,7 +157,8 @@ typedef struct LatheCudaTmaTokens {
 /* A step's tokens rounded up to whole blocks of `unit` tokens, the tiles'
  * block (16 for the narrow tiles, LATHE_CUDA_WIDE_TOKENS for the wide,
  * LATHE_CUDA_WGMMA_TOKENS for the wgmma ones): the split token rows, zeros
- * after the last. */
+ * after the last (where attention writes them instead, CudaAttention.cuh's
+ * OutputRows, whatever was there: the tiles store no sums of those). */
 #define LATHE_CUDA_TILE_ROUNDED(tokens, unit) (((tokens) + (unit) - 1) / (unit) * (unit))
 /* Dynamic shared memory of a tile block: its warps' partial sums. */
 #define LATHE_CUDA_TILE_SHARED 16384

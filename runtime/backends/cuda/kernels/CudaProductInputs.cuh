@@ -64,14 +64,19 @@ enum class TokenCodes { Float, Bf16, Int8 };
 /// split kernel and the epilogues that write it (GatedRows' downParts)
 /// and the tiles, which read it: a lane's loads of a step are 6 coalesced
 /// 8-byte loads.
-template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, int lane) {
+/// (partsAtOf: the same for rows of a width known at run time.)
+__device__ inline int64_t partsAtOf(int64_t K, int tt, int s, int j, int p, int lane) {
   return ((((int64_t(tt) * (K / 16) + s) * 2 + j) * 3 + p) * 32) + lane;
 }
-/// Value k of token t rounded to bf16 (one part) where partsAt keeps it,
-/// in bf16 units.
-template <int K> __device__ inline int64_t bf16PartAt(int t, int k) {
-  return partsAt<K>(t / 16, k / 16, (t % 16) / 8, 0, (t % 8) * 4 + (k % 16) / 4) * 4 + k % 4;
+template <int K> __device__ inline int64_t partsAt(int tt, int s, int j, int p, int lane) {
+  return partsAtOf(K, tt, s, j, p, lane);
 }
+/// Value k of token t rounded to bf16 (one part) where partsAt keeps it,
+/// in bf16 units (rows K values wide).
+__device__ inline int64_t bf16PartAtOf(int64_t K, int t, int k) {
+  return partsAtOf(K, t / 16, k / 16, (t % 16) / 8, 0, (t % 8) * 4 + (k % 16) / 4) * 4 + k % 4;
+}
+template <int K> __device__ inline int64_t bf16PartAt(int t, int k) { return bf16PartAtOf(K, t, k); }
 
 /// dst = the K values of src, each rounded to bfloat16 (src may be dst);
 /// the caller orders other threads' reads and writes around it.

@@ -79,7 +79,8 @@ template <int N> __device__ inline void wgmmaKeep(uint32_t (&v)[N][1][4]) {
 constexpr int kWgmmaAttentionChunk = 64;
 
 template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
-__device__ void wgmmaAttention(const LatheCudaFrame &f, int queries, int out, int layer) {
+__device__ void wgmmaAttention(const LatheCudaFrame &f, int queries, int out, int layer,
+                               int rowsFrom = 0) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   static_assert(std::is_same_v<E, __nv_bfloat16> && Bf16Queries && HeadDim == 64,
                 "the emitter takes this kernel for bf16 caches and queries, 64-dimension heads");
@@ -178,9 +179,10 @@ __device__ void wgmmaAttention(const LatheCudaFrame &f, int queries, int out, in
   wgmmaKeep(qa);
   int r[2], token[2]; // again, not held in registers through the loop
   laneRows(f, first, tokens, (warp / G) * 16, r, token, seen);
-  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum);
+  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum, rowsFrom);
 #else
-  flashAttention<E, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer);
+  flashAttention<E, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
+                                                                          rowsFrom);
 #endif
 }
 
