@@ -290,8 +290,7 @@ __device__ void probabilityFragments(const float (&s)[C / 8][4], int kk,
 template <int Heads, int HeadDim>
 __device__ void storeAttention(const LatheCudaFrame &f, int out, const int (&r)[2], int tokens,
                                const int (&token)[2], int head, const float (&o)[HeadDim / 8][4],
-                               float (&sum)[2], int rowsFrom) {
-  const OutputRows rows(f, rowsFrom, Heads * HeadDim);
+                               float (&sum)[2], const OutputRows &rows) {
   const int c = threadIdx.x % 4;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
@@ -320,6 +319,7 @@ __device__ void storeAttention(const LatheCudaFrame &f, int out, const int (&r)[
 template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
 __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, int layer,
                                int rowsFrom = 0) {
+  const OutputRows outputRows(f, rowsFrom, Heads * HeadDim);
   using Chunks = typename FlashChunksOf<E, HeadDim>::Type;
   constexpr int G = HeadsPerBlock;
   constexpr int kParts = Chunks::kParts;
@@ -414,7 +414,7 @@ __device__ void flashAttention(const LatheCudaFrame &f, int queries, int out, in
         chunks.template load<kvWidth>(f, rows, layer, kvOffset, p0 + C, 0);
   }
 
-  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum, rowsFrom);
+  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum, outputRows);
 }
 
 } // namespace lathe_cuda

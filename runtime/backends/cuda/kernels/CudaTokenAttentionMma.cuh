@@ -287,7 +287,7 @@ template <int G, int HeadDim, class Dimension>
 __device__ void meetWarps(float *scratch, int stride, const float (&o)[HeadDim / 8][4], const float (&best)[2],
                           float (&sum)[2], Dimension dimension, const LatheCudaFrame &f, int out, int t, int h0,
                           int heads, const SplitRun &run, float *partials, unsigned *arrivals,
-                          int rowsFrom) {
+                          const OutputRows &outputRows) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
@@ -310,7 +310,7 @@ __device__ void meetWarps(float *scratch, int stride, const float (&o)[HeadDim /
     }
   }
   __syncthreads();
-  SplitOutput<G, HeadDim> result(f, out, t, h0, heads, run, partials, rowsFrom);
+  SplitOutput<G, HeadDim> result(f, out, t, h0, heads, run, partials, outputRows);
   for (int j = threadIdx.x; j < G * (HeadDim + 1); j += kThreads) {
     const int head = j / (HeadDim + 1), d = j % (HeadDim + 1);
     float m = -INFINITY;
@@ -388,7 +388,7 @@ __device__ inline bool settledRows(const LatheCudaFrame &f, int first, int strid
 /// launch of attentionOnCores.
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
 __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out, int layer,
-                                  float *partials, unsigned *arrivals, int rowsFrom) {
+                                  float *partials, unsigned *arrivals, const OutputRows &outputRows) {
   using Kv = TokenMmaKv<C, HeadDim>;
   constexpr int G = HeadsPerBlock;
   static_assert(G <= 16 && HeadDim % 16 == 0, "a block's heads are the rows of one m16 tile");
@@ -524,7 +524,7 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
     return Kv::kPairs ? 8 * n + column / 2 + 4 * (column % 2) : 8 * n + column;
   };
   meetWarps<G, HeadDim>(reinterpret_cast<float *>(tiles), sizeof(TokenTiles<HeadDim>) / sizeof(float), o, best,
-                        sum, dimension, f, out, t, h0, Heads, run, partials, arrivals, rowsFrom);
+                        sum, dimension, f, out, t, h0, Heads, run, partials, arrivals, outputRows);
 }
 
 } // namespace lathe_cuda

@@ -186,7 +186,7 @@ template <int Block, int HeadDim> struct NibbleFragments<PackedKv<false, 4, Bloc
 /// fragments (above); the launch and the warps' chunks as tokenAttentionMma's.
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
 __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int out, int layer,
-                                      float *partials, unsigned *arrivals, int rowsFrom) {
+                                      float *partials, unsigned *arrivals, const OutputRows &outputRows) {
   using Kv = NibbleFragments<C, HeadDim>;
   constexpr int G = HeadsPerBlock;
   static_assert(G <= 16, "a block's heads are the rows of one m16 tile");
@@ -287,7 +287,7 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
   // Column col of output tile n is dimension col HeadDim / 8 + n.
   const auto dimension = [](int n, int column) { return column * (HeadDim / 8) + n; };
   meetWarps<G, HeadDim>(scratch, kScratch, o, best, sum, dimension, f, out, t, h0, Heads, run, partials,
-                        arrivals, rowsFrom);
+                        arrivals, outputRows);
 }
 
 /// The one-token attention the generated code calls: a 4-bit BFP cache
@@ -297,19 +297,20 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
 template <class C, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bool Bf16Queries>
 __device__ void attention(const LatheCudaFrame &f, int queries, int out, int layer,
                           float *partials, unsigned *arrivals, int rowsFrom = 0) {
+  const OutputRows rows(f, rowsFrom, Heads * HeadDim);
   constexpr bool kTilesFit = TokenMmaKv<C, HeadDim>::kSupported && HeadDim % 16 == 0 &&
                             kWarps * sizeof(TokenTiles<HeadDim>) <= 48 * 1024;
   if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && (LATHE_CUDA_NIBBLE_FRAGMENTS || !kTilesFit) &&
                 NibbleFragments<C, HeadDim>::template kFits<KvHeads * HeadDim> && HeadsPerBlock <= 16)
     tokenAttentionNibbles<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
-                                                                                   partials, arrivals, rowsFrom);
+                                                                                   partials, arrivals, rows);
   else if constexpr (LATHE_CUDA_TOKEN_ATTENTION_MMA && kTilesFit &&
                      HeadsPerBlock <= 16) // static shared memory: HeadDim <= 80
     tokenAttentionMma<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
-                                                                               partials, arrivals, rowsFrom);
+                                                                               partials, arrivals, rows);
   else
     attentionOnCores<C, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
-                                                                              partials, arrivals, rowsFrom);
+                                                                              partials, arrivals, rows);
 }
 
 } // namespace lathe_cuda

@@ -82,6 +82,7 @@ template <typename E, int Heads, int KvHeads, int HeadDim, int HeadsPerBlock, bo
 __device__ void wgmmaAttention(const LatheCudaFrame &f, int queries, int out, int layer,
                                int rowsFrom = 0) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  const OutputRows outputRows(f, rowsFrom, Heads * HeadDim);
   static_assert(std::is_same_v<E, __nv_bfloat16> && Bf16Queries && HeadDim == 64,
                 "the emitter takes this kernel for bf16 caches and queries, 64-dimension heads");
   static_assert(kThreads == 256 && (kWarps / HeadsPerBlock) * HeadsPerBlock == kWarps,
@@ -179,7 +180,7 @@ __device__ void wgmmaAttention(const LatheCudaFrame &f, int queries, int out, in
   wgmmaKeep(qa);
   int r[2], token[2]; // again, not held in registers through the loop
   laneRows(f, first, tokens, (warp / G) * 16, r, token, seen);
-  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum, rowsFrom);
+  storeAttention<Heads, HeadDim>(f, out, r, tokens, token, head, o, sum, outputRows);
 #else
   flashAttention<E, Heads, KvHeads, HeadDim, HeadsPerBlock, Bf16Queries>(f, queries, out, layer,
                                                                           rowsFrom);
