@@ -317,9 +317,7 @@ __device__ void prefetchFirstRows(const LatheCudaFrame &f, int layer, const Visi
 /// A token's row is its heads one after another, `width` values. Rows past
 /// the step's tokens in the tiles' last block are left as they are (the
 /// split writes zeros there): the tiles never store those tokens' sums.
-/// Made where a kernel starts, so that its reads of the frame are not a
-/// wait at its end (constructed in SplitOutput, they cost one-token steps
-/// 0.4-0.7%: H100, Llama-3.2-1B shape, 2026-12-06).
+/// Made once where each attention entry point starts, and handed down.
 struct OutputRows {
   __nv_bfloat16 *rows = nullptr;
   int64_t width = 0;
