@@ -373,8 +373,9 @@ Status CudaExecutable::initialize() {
   // LATHE_CUDA_SKIP=NAME,...: leaves out every launch of those plan steps
   // (plan::stepName; "attention-prep" is an attention step's RoPE and KV
   // store launch; "split-normed" and "split-plain" the launches that split
-  // a product's token rows for its tiles, through the RMSNorm before it or
-  // not), to measure what they cost a step. The results are wrong.
+  // a product's token rows for its tiles, through the norm fused into it
+  // (an rms_norm or add_rms_norm step right before, FusedLaunches' normOf)
+  // or not), to measure what they cost a step. The results are wrong.
   skipped_.assign(launches_.size(), false);
   if (const char *skip = std::getenv("LATHE_CUDA_SKIP")) {
     const std::string names = std::string(",") + skip + ",";
@@ -384,10 +385,12 @@ Status CudaExecutable::initialize() {
       if (name == "attention" &&
           (l.grid == LATHE_CUDA_GRID_PER_TOKEN || l.grid == LATHE_CUDA_GRID_PER_TOKENS))
         name += "-prep";
-      if (l.grid == LATHE_CUDA_GRID_SPLIT)
-        name = l.step > 0 && std::holds_alternative<plan::RmsNormStep>(plan_->steps[size_t(l.step) - 1])
-                   ? "split-normed"
-                   : "split-plain";
+      if (l.grid == LATHE_CUDA_GRID_SPLIT) {
+        const plan::Step *before = l.step > 0 ? &plan_->steps[size_t(l.step) - 1] : nullptr;
+        const bool normed = before && (std::holds_alternative<plan::RmsNormStep>(*before) ||
+                                       std::holds_alternative<plan::AddRmsNormStep>(*before));
+        name = normed ? "split-normed" : "split-plain";
+      }
       skipped_[i] = names.find("," + name + ",") != std::string::npos;
     }
   }
