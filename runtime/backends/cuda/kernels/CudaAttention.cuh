@@ -325,7 +325,7 @@ struct OutputRows {
   __device__ OutputRows(const LatheCudaFrame &f, int rowsFrom, int64_t width) : width(width) {
     if (rowsFrom > 0 && LATHE_CUDA_USE_TILES(1, f.rows)) {
       rows = reinterpret_cast<__nv_bfloat16 *>(f.tokenParts);
-      rowMajor = LATHE_CUDA_WGMMA_CODE && LATHE_CUDA_USE_WIDE_TILES(rowsFrom, f.rows);
+      rowMajor = rowMajorTokenRows(rowsFrom, f.rows);
     }
   }
   __device__ int64_t at(int t, int k) const {

@@ -78,6 +78,15 @@ __device__ inline int64_t bf16PartAtOf(int64_t K, int t, int k) {
 }
 template <int K> __device__ inline int64_t bf16PartAt(int t, int k) { return bf16PartAtOf(K, t, k); }
 
+/// Whether a product launch whose wgmma tiles take a step from `rowsFrom`
+/// tokens on (its wideMinTokens; 0: never) reads the step's bf16 token rows
+/// row-major, as their TMA loads them, in a step of `tokens` tokens, rather
+/// than in the tiles' parts (bf16PartAtOf): the one decision of splitTokens
+/// and of attention's OutputRows, which both write those rows.
+__device__ inline bool rowMajorTokenRows(int rowsFrom, int tokens) {
+  return LATHE_CUDA_WGMMA_CODE && LATHE_CUDA_USE_WIDE_TILES(rowsFrom, tokens);
+}
+
 /// dst = the K values of src, each rounded to bfloat16 (src may be dst);
 /// the caller orders other threads' reads and writes around it.
 template <int K> __device__ void roundRowBf16(const float *src, float *dst) {

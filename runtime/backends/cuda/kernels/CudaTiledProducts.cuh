@@ -203,7 +203,7 @@ __device__ void splitTokens(const LatheCudaFrame &f, int in, Input input) {
   static_assert(K % 16 == 0, "tiled products take K in steps of 16");
   startStep();
   const int t = blockIdx.x, tokens = Gather ? f.logitCount : f.rows;
-  const bool rowMajor = LATHE_CUDA_WGMMA_CODE && LATHE_CUDA_USE_WIDE_TILES(RowsFrom, tokens);
+  const bool rowMajor = rowMajorTokenRows(RowsFrom, tokens);
   uint2 *out = reinterpret_cast<uint2 *>(Next ? f.nextParts : f.tokenParts);
   const int tt = t / 16, j = (t % 16) / 8, g = t % 8;
   const float *x = t < tokens ? f.buffers[in] + int64_t(Gather ? f.logitTokens[t] : t) * K
