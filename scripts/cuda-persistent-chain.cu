@@ -32,6 +32,8 @@
 #include <vector>
 #include <cuda_runtime.h>
 
+#include "cuda-random-bf16.cuh"
+
 #define CHECK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { \
   std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); std::exit(1); } } while (0)
 
@@ -245,15 +247,6 @@ __global__ void refProduct(const uint16_t *w, const float *x, float *y, int K, i
 __global__ void refHalve(const float *x, float *y, int n) {
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = x[i] * 0.5f;
 }
-// Uniform bf16 in [-a, a] from a hash of the index.
-__global__ void fill(uint16_t *w, size_t n, float a, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t h = uint32_t(i) * 2654435761u ^ uint32_t(i >> 32) * 40503u ^ seed;
-    h ^= h >> 15; h *= 2246822519u; h ^= h >> 13; h *= 3266489917u; h ^= h >> 16;
-    const float v = (float(h >> 8) / 16777216.0f * 2 - 1) * a;
-    w[i] = uint16_t(__float_as_uint(v) >> 16);
-  }
-}
 __global__ void streamRead(const uint4 *p, size_t n, unsigned *sink) {
   unsigned acc = 0;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
@@ -263,7 +256,7 @@ __global__ void streamRead(const uint4 *p, size_t n, unsigned *sink) {
   if (acc == 0x12345678u) *sink = acc;
 }
 
-int main(int argc, char **argv) {
+int main() {
   const int layers = 16;
   int dev = 0, sms = 0; CHECK(cudaGetDevice(&dev));
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -288,7 +281,7 @@ int main(int argc, char **argv) {
   auto product = [&](Shape sh, int norm, int epilogue, const float *x, float *y) {
     uint16_t *w; const size_t n = size_t(sh.K) * sh.N;
     CHECK(cudaMalloc(&w, n * 2));
-    fill<<<1024, 256>>>(w, n, 1.7f / std::sqrt(float(sh.K)), seed++);
+    fillRandomBf16<<<1024, 256>>>(w, n, 1.7f / std::sqrt(float(sh.K)), seed++);
     total += n * 2;
     stages.push_back({Product, sh.K, sh.N, norm, epilogue, rotation, w, x, y});
     rotation = (rotation + sh.N / (kTileBytes / (2 * sh.K))) % sms;
@@ -380,6 +373,5 @@ int main(int argc, char **argv) {
     for (int slots : {4, 6}) measure(productsOnly, slots, 0, 1, "products only, tiles not computed");
     for (int slots : {4, 6}) measure(stages, slots, 0, 0, "whole step (again)");
   }
-  (void)argc; (void)argv;
   return 0;
 }

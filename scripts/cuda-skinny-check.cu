@@ -33,6 +33,8 @@
 #include <vector>
 #include <cuda_runtime.h>
 
+#include "cuda-random-bf16.cuh"
+
 #define CHECK(x) do { cudaError_t e = (x); if (e != cudaSuccess) { \
   std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); std::exit(1); } } while (0)
 
@@ -134,15 +136,6 @@ __global__ void __launch_bounds__(256, MT == 1 ? 2 : 1) skinny(const uint16_t *_
   }
 }
 
-__global__ void fill(uint16_t *w, size_t n, float a, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t h = uint32_t(i) * 2654435761u ^ uint32_t(i >> 32) * 40503u ^ seed;
-    h ^= h >> 15; h *= 2246822519u; h ^= h >> 13; h *= 3266489917u; h ^= h >> 16;
-    const float v = (float(h >> 8) / 16777216.0f * 2 - 1) * a;
-    w[i] = uint16_t(__float_as_uint(v) >> 16);
-  }
-}
-static float bf16ToFloat(uint16_t v) { uint32_t u = uint32_t(v) << 16; float f; std::memcpy(&f, &u, 4); return f; }
 
 struct Product { const char *name; int K, N; };
 
@@ -157,8 +150,8 @@ int main() {
     uint16_t *W, *X; float *Y;
     const size_t wn = size_t(p.N) * p.K, xn = size_t(64) * p.K;
     CHECK(cudaMalloc(&W, wn * 2)); CHECK(cudaMalloc(&X, xn * 2)); CHECK(cudaMalloc(&Y, size_t(64) * p.N * 4));
-    fill<<<1024, 256>>>(W, wn, 1.0f, 7u + p.N);
-    fill<<<256, 256>>>(X, xn, 1.0f, 11u + p.K);
+    fillRandomBf16<<<1024, 256>>>(W, wn, 1.0f, 7u + p.N);
+    fillRandomBf16<<<256, 256>>>(X, xn, 1.0f, 11u + p.K);
     CHECK(cudaMemset(X + size_t(T) * p.K, 0, (64 - T) * size_t(p.K) * 2));
     CHECK(cudaMemset(Y, 0, size_t(64) * p.N * 4));
     const int blocks = (p.N + kRows - 1) / kRows;
