@@ -63,9 +63,13 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"int8", "bf16", "float"}));
   app.add_option("--kv", options.kv,
                  "how the KV cache stores keys and values: f32, f16, bf16 (half the "
-                 "memory), int8 (a scale per token row and KV head), bfp8[:block=N] or "
-                 "bfp4[:block=N] (an exponent per N values along head_dim); compressed "
-                 "formats on the cpu target only")
+                 "memory), int8[:window=R] (a scale per token row and KV head), "
+                 "bfp8[:block=N][:window=R] or bfp4[:block=N][:window=R] (an exponent per N "
+                 "values along head_dim; bfp4 keeps the newest 8 tokens in f32 by default), "
+                 "int4|int2[:group=G][:window=R] (KIVI: keys per channel over groups of G "
+                 "tokens, values per token); int8 and bfp also take :no-equalize, bfp "
+                 ":no-reorder (docs/cli.md). --target=cuda takes every kind but int4 and "
+                 "int2, with no window; --target=hls keeps f32")
       ->capture_default_str();
   app.add_option("--quant-report", options.quantReport,
                  "write each linear weight's format, bits and error to FILE");
