@@ -332,6 +332,9 @@ int main() {
     for (const Stage &s : stages)
       if (s.kind == Product) productsOnly.push_back(s);
     auto measure = [&](const std::vector<Stage> &list, int slots, int evict, int streamOnly, const char *what) {
+      double bytes = 0;
+      for (const Stage &s : list)
+        if (s.kind == Product) bytes += 2.0 * s.K * s.N;
       CHECK(cudaMemcpyToSymbol(gStages, list.data(), list.size() * sizeof(Stage)));
       const int count = int(list.size());
       const size_t bytesShared = 64 * 8 * 2 + (2 * kConsumerWarps + 16) * 4 + kMaxK * 4 + size_t(slots) * kTileBytes;
@@ -361,7 +364,7 @@ int main() {
       const double step = ms * 1e-3 / reps;
       std::printf("persistent, %s, %d slots of 32 KiB%s: step %.1f us, %.1f%% of the measured bandwidth "
                   "(%.0f tokens/s)", what, slots, evict ? ", L2 evict-first" : "", step * 1e6,
-                  100.0 * total / step / bw, 1 / step);
+                  100.0 * bytes / step / bw, 1 / step);
       if (&list == &stages && !streamOnly)
         std::printf(", logits within %.2g of plain kernels' (relative to the largest, %.3g)", worst, scale);
       std::printf("\n");
@@ -372,6 +375,12 @@ int main() {
     for (int slots : {4, 6}) measure(stages, slots, 0, 1, "whole step, tiles not computed");
     for (int slots : {4, 6}) measure(productsOnly, slots, 0, 1, "products only, tiles not computed");
     for (int slots : {4, 6}) measure(stages, slots, 0, 0, "whole step (again)");
+    // The bulk copies' own rate: one stage of 263 MB (the classifier), no
+    // barrier inside it.
+    const std::vector<Stage> classifierOnly{stages.back()};
+    for (int slots : {2, 4, 6}) measure(classifierOnly, slots, 0, 1, "classifier only, tiles not computed");
+    for (int slots : {4, 6}) measure(classifierOnly, slots, 1, 1, "classifier only, tiles not computed");
+    for (int slots : {4, 6}) measure(classifierOnly, slots, 0, 0, "classifier only");
   }
   return 0;
 }
