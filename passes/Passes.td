@@ -88,7 +88,8 @@ def ReorderChannels : Pass<"lathe-reorder-channels", "mlir::ModuleOp"> {
            "chosen order minimises (docs/formats.md)">,
     Option<"activations", "activations", "std::string", /*default=*/"\"int8\"",
            "How the products will round their inputs: int8 (as quantized "
-           "builds run by default) or float">,
+           "builds run by default), bf16 or float (bf16 scores as float: "
+           "its rounding is relative to each value)">,
   ];
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }
@@ -233,7 +234,8 @@ def EqualizeChannels : Pass<"lathe-equalize-channels", "mlir::ModuleOp"> {
            "scales minimise (docs/formats.md)">,
     Option<"activations", "activations", "std::string", /*default=*/"\"int8\"",
            "How the products will round their inputs: int8 (as quantized "
-           "builds run by default) or float">,
+           "builds run by default), bf16 or float (bf16 scores as float: "
+           "its rounding is relative to each value)">,
   ];
   let dependentDialects = ["::lathe::tfm::TransformerDialect"];
 }

@@ -56,8 +56,11 @@ struct EqualizeChannelsPass : impl::EqualizeChannelsBase<EqualizeChannelsPass> {
       module.emitError() << "lathe-equalize-channels: " << spec.error().message();
       return signalPassFailure();
     }
-    if (activations != "int8" && activations != "float") {
-      module.emitError() << "lathe-equalize-channels: activations must be int8 or float, got '"
+    // bf16 inputs round relative to each value, as floats do not at all:
+    // a power-of-two scale changes neither, so they score as float.
+    if (activations != "int8" && activations != "bf16" && activations != "float") {
+      module.emitError() << "lathe-equalize-channels: activations must be int8, bf16 or float, "
+                            "got '"
                          << activations << "'";
       return signalPassFailure();
     }

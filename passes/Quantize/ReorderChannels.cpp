@@ -37,9 +37,11 @@ struct ReorderChannelsPass : impl::ReorderChannelsBase<ReorderChannelsPass> {
       return signalPassFailure();
     }
     spec_ = *spec;
-    if (activations != "int8" && activations != "float") {
-      getOperation().emitError() << "lathe-reorder-channels: activations must be int8 or float, "
-                                    "got '"
+    // bf16 inputs round each value on its own, so no order of channels
+    // changes their error: they score as float.
+    if (activations != "int8" && activations != "bf16" && activations != "float") {
+      getOperation().emitError() << "lathe-reorder-channels: activations must be int8, bf16 or "
+                                    "float, got '"
                                  << activations << "'";
       return signalPassFailure();
     }

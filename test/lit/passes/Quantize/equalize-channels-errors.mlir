@@ -3,7 +3,7 @@
 // RUN: not lathe-opt %s --split-input-file --lathe-equalize-channels="format=bfp5" 2>&1 | FileCheck %s --check-prefix=FORMAT
 // RUN: not lathe-opt %s --split-input-file --lathe-equalize-channels="activations=int4" 2>&1 | FileCheck %s --check-prefix=ACTS
 // FORMAT: error: lathe-equalize-channels: format 'bfp5': unknown format 'bfp5'
-// ACTS: error: lathe-equalize-channels: activations must be int8 or float, got 'int4'
+// ACTS: error: lathe-equalize-channels: activations must be int8, bf16 or float, got 'int4'
 
 // A channel that may be scaled needs the calibration statistics of every
 // linear that reads it: without them there is nothing to choose scales by.

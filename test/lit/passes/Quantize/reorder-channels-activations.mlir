@@ -1,8 +1,9 @@
 // Brackets become parentheses before FileCheck, which reads [[ as a variable.
 // RUN: lathe-opt %s --lathe-reorder-channels="format=bfp4:block=16" | sed -e 's/\[/(/g' -e 's/\]/)/g' | FileCheck %s --check-prefix=INT8
 // RUN: lathe-opt %s --lathe-reorder-channels="format=bfp4:block=16 activations=float" | sed -e 's/\[/(/g' -e 's/\]/)/g' | FileCheck %s --check-prefix=FLOAT
+// RUN: lathe-opt %s --lathe-reorder-channels="format=bfp4:block=16 activations=bf16" | sed -e 's/\[/(/g' -e 's/\]/)/g' | FileCheck %s --check-prefix=FLOAT
 // RUN: not lathe-opt %s --lathe-reorder-channels="activations=int4" 2>&1 | FileCheck %s --check-prefix=BAD
-// BAD: error: lathe-reorder-channels: activations must be int8 or float, got 'int4'
+// BAD: error: lathe-reorder-channels: activations must be int8, bf16 or float, got 'int4'
 
 // Weights alike in every column quantize the same in any order, but the
 // inputs of the odd channels are 64 times larger. Int8 activations (the
@@ -11,7 +12,7 @@
 // by a large one: the pass gathers the large channels into the first
 // block (the gain and the calibration statistics move with them). With
 // float activations no order is better than another, and the identity
-// stays.
+// stays; bf16 activations, which round each value on its own, likewise.
 
 // INT8: tfm.weight "gain" {value = dense<(1.000000e+00, 3.000000e+00, 5.000000e+00,
 // INT8: tfm.calib_rms = dense<(6.400000e+01, 6.400000e+01,
