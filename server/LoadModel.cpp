@@ -23,6 +23,13 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
   auto executable = backend::load(*artifact, options.execution(**artifact));
   if (!executable)
     return executable.error();
+  // The scheduler runs such an artifact's prompts whole; a server asked for
+  // layered prefill says it cannot rather than serve another policy.
+  if (options.scheduler.prefill == serving::PrefillPolicy::Layered &&
+      (*executable)->layerGroups().size() <= 1)
+    return Error(path + " has no layer groups: layered prefill needs an artifact compiled with "
+                        "lathe-compile --prefill-groups=N (N >= 2); use --prefill whole or "
+                        "chunked");
   auto carried = artifactTokenizer(**artifact, path);
   if (!carried)
     return carried.error();

@@ -47,7 +47,8 @@ int main(int argc, char **argv) {
                  "(tokenizer_config.json's chat_template)");
   app.add_option("--prefill", prefill,
                  "how prompts join the running batch: whole, chunked (Sarathi-Serve) or "
-                 "layered (one layer group per step; lathe-compile --prefill-groups)")
+                 "layered (one layer group per step: an artifact compiled with "
+                 "lathe-compile --prefill-groups=N, N >= 2)")
       ->check(CLI::IsMember({"whole", "chunked", "layered"}))
       ->capture_default_str();
   app.add_option("--token-budget", load.scheduler.tokenBudget,
