@@ -32,8 +32,8 @@ struct SessionFlags {
                  "interpret the kernel plan instead of running the model's generated code");
     auto *int8 = app.add_flag("--int8-activations", int8Activations,
                               "round matmul inputs to int8 and use integer dot products for "
-                              "INT/BFP/MXINT8/MXFP4 weights (faster; not the reference "
-                              "numerics); the default of artifacts compiled with "
+                              "INT8/INT4/BFP8/BFP4/MXINT8/MXFP4 weights (faster; not the "
+                              "reference numerics); the default of artifacts compiled with "
                               "--activations=int8, as quantized builds are by default");
     auto *fp = app.add_flag("--float-activations", floatActivations,
                             "keep matmul inputs in float (the reference numerics) even "

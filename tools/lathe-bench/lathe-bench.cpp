@@ -193,11 +193,16 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
     return fail(executable.error().message());
   const int64_t groups = static_cast<int64_t>((*executable)->layerGroups().size());
   const bool hasGroups = groups > 1;
-  const bool layered = policyName == "layered" || policyName == "all";
-  if (layered && !hasGroups)
+  // "all" means every policy the artifact can run: layered only with groups.
+  const bool layered = policyName == "layered" || (policyName == "all" && hasGroups);
+  if (policyName == "layered" && !hasGroups)
     return fail(path + " has no layer groups: layered prefill needs an artifact compiled "
                        "with lathe-compile --prefill-groups=N (N >= 2); use --policy whole or "
                        "chunked");
+  if (policyName == "all" && !hasGroups)
+    std::fprintf(stderr, "lathe-bench: note: %s has no layer groups: layered prefill left out "
+                         "(lathe-compile --prefill-groups=N)\n",
+                 path.c_str());
   const int64_t n = hasGroups ? groups : 1;
   constexpr int64_t shortTokens = 8;
   if (promptTokens < 1 || promptTokens >= config.context || sequences < 1 || repeat < 1)
@@ -387,7 +392,9 @@ int main(int argc, char **argv) {
                  "a prompt of N tokens arrives at the continuous-batching scheduler while "
                  "--sequences sequences (default 4) decode: its time to first token and their "
                  "worst time between tokens under whole, chunked and layered prefill");
-  app.add_option("--policy", policy, "--arrival: whole, chunked, layered or all")
+  app.add_option("--policy", policy,
+                 "--arrival: whole, chunked, layered (an artifact with layer groups: "
+                 "lathe-compile --prefill-groups=N) or all (layered only with groups)")
       ->check(CLI::IsMember({"whole", "chunked", "layered", "all"}))
       ->capture_default_str();
   app.add_option("--chunk-tokens", chunkTokens,

@@ -50,16 +50,17 @@ int main(int argc, char **argv) {
   app.add_option("--quant", options.quant,
                  "weight format: none; a format such as bfp4:block=32, mxfp6_e3m2, "
                  "fp6_4p2, int4:group=32 (docs/formats.md), optionally with :reorder, "
-                 ":classifier (the classifier in FORMAT too; default: at 8 bits) or "
-                 ":float-classifier (left unpacked); or mixed:bits=B")
+                 ":no-equalize (no channel equalization), :classifier (the classifier in "
+                 "FORMAT too; default: at 8 bits) or :float-classifier (left unpacked); or "
+                 "mixed:bits=B")
       ->capture_default_str();
   app.add_option("--activations", options.activations,
                  "precision of matmul inputs: int8 (integer kernels where the weight "
                  "format has them), bf16 (each input rounded to bfloat16, sums in float) "
                  "or float (the reference numerics); default: int8 for quantized builds "
-                 "(--target=hls: when its integer products take every format), float for "
-                 "--quant=none; --target=cuda: bf16 wherever int8 is not taken, except "
-                 "for f32 weights")
+                 "and GGUFs of Q8_0/Q4_0 matrices (--target=hls: when its integer products "
+                 "take every format; --target=cuda: not for mixed:bits), float otherwise; "
+                 "--target=cuda: bf16 wherever int8 is not taken, except for f32 weights")
       ->check(CLI::IsMember({"int8", "bf16", "float"}));
   app.add_option("--kv", options.kv,
                  "how the KV cache stores keys and values: f32, f16, bf16 (half the "
@@ -99,7 +100,8 @@ int main(int argc, char **argv) {
   auto *groupBytesOpt = app.add_option("--group-bytes", groupBytes,
                  "split the layers into contiguous groups of at most B bytes of weights "
                  "each (a larger layer is a group of its own)");
-  app.add_flag("-q,--quiet", quiet, "no progress output");
+  app.add_flag("-q,--quiet", quiet,
+               "no progress, notes or 'wrote' line (progress shows only on a terminal)");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-compile"))
     return *status;
   if (*specTreeOpt)

@@ -40,7 +40,8 @@ int main(int argc, char **argv) {
   app.add_option("-o,--output", out,
                  "the parameter file to write (default: ARTIFACT with the extension .params, "
                  "where the runtime looks for it)");
-  app.add_flag("-q,--quiet", quiet, "no progress output");
+  app.add_flag("-q,--quiet", quiet,
+               "no progress or summary line (progress shows only on a terminal)");
   if (std::optional<int> status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-pack"))
     return *status;
   if (out.empty())
