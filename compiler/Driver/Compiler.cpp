@@ -161,6 +161,15 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
     return Error("--emit=cuda prints the CUDA target's code: add --target=cuda");
   if (o.emit == EmitKind::Artifact && o.output.empty())
     return Error(hls ? "no project folder: pass -o DIR" : "no output file: pass -o OUT.lathe");
+  // Writing over an input would destroy it (the checkpoint, its tokenizer,
+  // the calibration text) before or while it is read.
+  for (const std::string *in : {&o.input, &o.tokenizer, &o.calib}) {
+    std::error_code ec;
+    if (o.emit == EmitKind::Artifact && !in->empty() &&
+        fs::equivalent(*in, o.output, ec))
+      return Error("-o " + o.output + " is an input (" + *in + "): write the " +
+                   (hls ? "project" : "artifact") + " elsewhere");
+  }
   Expected<QuantOptions> quant = parseQuantFlag(o.quant);
   if (!quant)
     return quant.error();

@@ -138,6 +138,14 @@ Expected<std::vector<std::vector<int32_t>>> readTextsFile(const std::string &pat
 }
 
 Status appendTextToFile(const std::string &path, std::span<const int32_t> text) {
+  // A file whose last line has no newline (written by hand, or cut short)
+  // gets one first, so that the new text starts a line of its own instead
+  // of gluing its first id onto the last one.
+  bool endsInNewline = true;
+  if (std::ifstream in(path, std::ios::binary | std::ios::ate); in && in.tellg() > 0) {
+    in.seekg(-1, std::ios::end);
+    endsInNewline = in.get() == '\n';
+  }
   std::ofstream out(path, std::ios::app);
   if (!out)
     return Error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
@@ -147,6 +155,8 @@ Status appendTextToFile(const std::string &path, std::span<const int32_t> text) 
       line += ' ';
     line += std::to_string(text[i]);
   }
+  if (!endsInNewline)
+    out << '\n';
   out << line << '\n';
   out.flush();
   if (!out)

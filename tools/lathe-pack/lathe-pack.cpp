@@ -46,6 +46,12 @@ int main(int argc, char **argv) {
     return *status;
   if (out.empty())
     out = lathe::artifact::defaultParameterPath(artifactPath);
+  // Packing over an input would destroy it.
+  for (const std::string &in : {artifactPath, checkpointPath}) {
+    std::error_code same;
+    if (std::filesystem::equivalent(in, out, same))
+      return fail("-o " + out + " is an input (" + in + "): write the parameter file elsewhere");
+  }
 
   const auto start = std::chrono::steady_clock::now();
   lathe::artifact::LoadOptions description;

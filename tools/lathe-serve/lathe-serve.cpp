@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdio>
 #include <pthread.h>
+#include <string>
 #include <thread>
 
 namespace {
@@ -100,6 +101,13 @@ int main(int argc, char **argv) {
   load.execution = [&](const artifact::Artifact &a) { return sessionFlags.resolve(a); };
   // Every HTTP thread may hold a streaming request; a few more answer
   // /health and /metrics meanwhile.
+  // Bounded so that a large --max-sequences is one line, not a failed
+  // thread start that aborts.
+  constexpr int64_t kMostHttpThreads = 4096;
+  if (load.scheduler.maxSequences + load.maxWaiting + 8 > kMostHttpThreads)
+    return fail("--max-sequences " + std::to_string(load.scheduler.maxSequences) +
+                " and --max-waiting " + std::to_string(load.maxWaiting) + ": at most " +
+                std::to_string(kMostHttpThreads - 8) + " together (an HTTP thread holds each)");
   http.threads = static_cast<int>(load.scheduler.maxSequences + load.maxWaiting + 8);
 
   // SIGINT and SIGTERM go to one thread that stops the server; the others

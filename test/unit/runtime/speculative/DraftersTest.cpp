@@ -259,6 +259,13 @@ TEST(SuffixIndex, TextsFileRoundTripsAndBadLinesAreOneLineErrors) {
   auto spaced = readTextsFile(path, 100);
   ASSERT_TRUE(spaced) << spaced.error().message();
   EXPECT_EQ(*spaced, (Chains{{4, 5, 6}}));
+  // A last line without its newline keeps its ids: the next text starts a
+  // line of its own (it was glued on, 3 becoming 31).
+  std::ofstream(path) << "1 2 3";
+  ASSERT_TRUE(appendTextToFile(path, std::vector<int32_t>{1, 7}));
+  auto unterminated = readTextsFile(path, 100);
+  ASSERT_TRUE(unterminated) << unterminated.error().message();
+  EXPECT_EQ(*unterminated, (Chains{{1, 2, 3}, {1, 7}}));
   std::remove(path.c_str());
 }
 
