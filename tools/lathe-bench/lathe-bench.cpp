@@ -429,11 +429,12 @@ int main(int argc, char **argv) {
                        app.count("--cached-context") ? cachedContext : promptTokens, genTokens,
                        repeat);
   const auto &config = (*artifact)->config();
-  // Each length alone first: their sum must not wrap.
-  if (promptTokens < 1 || promptTokens > config.context || genTokens < 0 ||
-      genTokens > config.context || cachedContext > config.context || repeat < 1 ||
-      sequences < 1 || (cachedContext == 0 && promptTokens + genTokens > config.context) ||
-      cachedContext < 0 ||
+  // Each length alone first: their sum must not wrap. (With a cached
+  // context the prompt's length is not used.)
+  if (promptTokens < 1 || (cachedContext == 0 && promptTokens > config.context) ||
+      genTokens < 0 || genTokens > config.context || cachedContext > config.context ||
+      repeat < 1 || sequences < 1 ||
+      (cachedContext == 0 && promptTokens + genTokens > config.context) || cachedContext < 0 ||
       (cachedContext > 0 && (genTokens < 1 || cachedContext + genTokens > config.context)))
     return fail("need 1 <= prompt tokens, prompt (or cached context) + generated tokens <= "
                 "context (" +
