@@ -21,6 +21,18 @@ using namespace std::chrono_literals;
 /// looking again (the engine wakes it at once when one arrives).
 constexpr auto kPoll = 100ms;
 
+/// `text`'s ids, or a bad request naming `param` where the tokenizer refuses
+/// it (a pre-tokenizer regex over its search bounds on this text).
+std::variant<std::vector<int32_t>, ApiError> encodePrompt(const ServedModel &m,
+                                                          std::string_view text,
+                                                          bool addSpecialTokens,
+                                                          const char *param) {
+  Expected<std::vector<int32_t>> ids = m.tokenizer.encode(text, addSpecialTokens);
+  if (!ids)
+    return badRequest(ids.error().message(), param);
+  return ids.take();
+}
+
 /// The prompt's ids, or the error: a completions prompt as text or ids, a
 /// chat's messages through the chat template.
 std::variant<std::vector<int32_t>, ApiError> promptIds(const CompletionRequest &r,
@@ -35,7 +47,7 @@ std::variant<std::vector<int32_t>, ApiError> promptIds(const CompletionRequest &
       return *ids;
     }
     const std::string &text = std::get<std::string>(r.prompt);
-    return m.tokenizer.encode(text, /*addSpecialTokens=*/true);
+    return encodePrompt(m, text, /*addSpecialTokens=*/true, "prompt");
   }
   Expected<std::string> text = m.chatTemplate->render(r.messages, /*addGenerationPrompt=*/true,
                                                      m.templateVariables);
@@ -44,7 +56,7 @@ std::variant<std::vector<int32_t>, ApiError> promptIds(const CompletionRequest &
   // A model's own template writes its special tokens (BOS included) into
   // the text, as transformers' apply_chat_template does; the plain one
   // leaves them to the tokenizer.
-  return m.tokenizer.encode(*text, /*addSpecialTokens=*/!m.ownTemplate);
+  return encodePrompt(m, *text, /*addSpecialTokens=*/!m.ownTemplate, "messages");
 }
 
 uint64_t freshSeed() {

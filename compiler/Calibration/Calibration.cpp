@@ -26,12 +26,18 @@ struct ChannelStats {
 
 Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const Tokenizer &tokenizer,
                                      std::string_view text, int64_t maxTokens) {
-  return calibrateOn(module, tokenizeLines(text, tokenizer), maxTokens);
+  Expected<std::vector<TextSequence>> lines = tokenizeLines(text, tokenizer);
+  if (!lines)
+    return lines.error();
+  return calibrateOn(module, *lines, maxTokens);
 }
 
 Expected<CalibrationStats> calibrate(mlir::ModuleOp module, const TextTokenizer &tokenizer,
                                      std::string_view text, int64_t maxTokens) {
-  return calibrateOn(module, tokenizeLines(text, tokenizer), maxTokens);
+  Expected<std::vector<TextSequence>> lines = tokenizeLines(text, tokenizer);
+  if (!lines)
+    return lines.error();
+  return calibrateOn(module, *lines, maxTokens);
 }
 
 Expected<CalibrationStats> calibrateOn(mlir::ModuleOp module,

@@ -104,7 +104,10 @@ lathe_status lathe_tokenize(const lathe_model *model, const char *text, int add_
       return fail(LATHE_ERROR_INVALID_ARGUMENT, "lathe_tokenize: null argument");
     if (!model->tokenizer)
       return fail(LATHE_ERROR_UNSUPPORTED, "the artifact was compiled without a tokenizer");
-    const std::vector<int32_t> encoded = model->tokenizer->encode(text, add_special != 0);
+    lathe::Expected<std::vector<int32_t>> tokenized = model->tokenizer->encode(text, add_special != 0);
+    if (!tokenized)
+      return fail(LATHE_ERROR_INVALID_ARGUMENT, "lathe_tokenize: " + tokenized.error().message());
+    const std::vector<int32_t> &encoded = *tokenized;
     *count = encoded.size();
     if (encoded.size() > capacity)
       return fail(LATHE_ERROR_CAPACITY, "lathe_tokenize: " + std::to_string(encoded.size()) +

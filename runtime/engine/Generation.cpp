@@ -208,7 +208,8 @@ generateMany(backend::Executable &executable, std::span<const std::vector<int32_
 namespace {
 
 template <typename AnyTokenizer>
-std::vector<TextSequence> splitLines(std::string_view text, const AnyTokenizer &tokenizer) {
+Expected<std::vector<TextSequence>> splitLines(std::string_view text,
+                                               const AnyTokenizer &tokenizer) {
   std::vector<TextSequence> sequences;
   size_t lineNo = 0;
   while (!text.empty()) {
@@ -220,18 +221,23 @@ std::vector<TextSequence> splitLines(std::string_view text, const AnyTokenizer &
       line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos)
       continue;
-    sequences.push_back({lineNo, tokenizer.encode(line, /*addBos=*/true)});
+    Expected<std::vector<int32_t>> ids = tokenizer.encode(line, /*addBos=*/true);
+    if (!ids)
+      return Error(fmt::format("line {}: {}", lineNo, ids.error().message()));
+    sequences.push_back({lineNo, ids.take()});
   }
   return sequences;
 }
 
 } // namespace
 
-std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer) {
+Expected<std::vector<TextSequence>> tokenizeLines(std::string_view text,
+                                                  const Tokenizer &tokenizer) {
   return splitLines(text, tokenizer);
 }
 
-std::vector<TextSequence> tokenizeLines(std::string_view text, const TextTokenizer &tokenizer) {
+Expected<std::vector<TextSequence>> tokenizeLines(std::string_view text,
+                                                  const TextTokenizer &tokenizer) {
   return splitLines(text, tokenizer);
 }
 
@@ -258,12 +264,18 @@ double klDivergence(std::span<const float> reference, std::span<const float> log
 
 Expected<PerplexityResult> perplexity(Session &session, const Tokenizer &tokenizer,
                                       std::string_view text) {
-  return perplexityOf(session, tokenizeLines(text, tokenizer));
+  Expected<std::vector<TextSequence>> lines = tokenizeLines(text, tokenizer);
+  if (!lines)
+    return lines.error();
+  return perplexityOf(session, *lines);
 }
 
 Expected<PerplexityResult> perplexity(Session &session, const TextTokenizer &tokenizer,
                                       std::string_view text) {
-  return perplexityOf(session, tokenizeLines(text, tokenizer));
+  Expected<std::vector<TextSequence>> lines = tokenizeLines(text, tokenizer);
+  if (!lines)
+    return lines.error();
+  return perplexityOf(session, *lines);
 }
 
 Expected<PerplexityResult> perplexityOf(Session &session,

@@ -82,10 +82,13 @@ struct TextSequence {
 
 /// Every non-empty line of `text` as its own sequence: a trailing '\r' is
 /// dropped and whitespace-only lines are skipped. The one definition of "a
-/// line of text" that perplexity, calibration and lathe-eval share.
-std::vector<TextSequence> tokenizeLines(std::string_view text, const Tokenizer &tokenizer);
+/// line of text" that perplexity, calibration and lathe-eval share. Fails
+/// (naming the line) where the tokenizer does (TextTokenizer::encode).
+Expected<std::vector<TextSequence>> tokenizeLines(std::string_view text,
+                                                  const Tokenizer &tokenizer);
 /// The same with either kind of tokenizer (special tokens as configured).
-std::vector<TextSequence> tokenizeLines(std::string_view text, const TextTokenizer &tokenizer);
+Expected<std::vector<TextSequence>> tokenizeLines(std::string_view text,
+                                                  const TextTokenizer &tokenizer);
 
 /// log(sum_v exp(logits[v])), in double with the maximum subtracted first:
 /// a token's log-probability is its logit minus this. The one definition

@@ -223,16 +223,20 @@ std::string HFTokenizer::normalize(std::string_view text) const {
   return s;
 }
 
-std::vector<HFTokenizer::Piece> HFTokenizer::preTokenize(std::string text, bool atStart) const {
+Expected<std::vector<HFTokenizer::Piece>> HFTokenizer::preTokenize(std::string text,
+                                                                   bool atStart) const {
   std::vector<Piece> pieces;
   pieces.push_back({std::move(text), atStart});
   static const std::array<char32_t, 256> alphabet = byteLevelAlphabet();
   size_t regex = 0;
   for (const TokenizerStage &st : spec_.preTokenizers) {
     std::vector<Piece> next;
-    auto splitIsolated = [&](const Piece &p, const PretokenizerRegex &re) {
+    auto splitIsolated = [&](const Piece &p, const PretokenizerRegex &re) -> Status {
+      Expected<std::vector<std::pair<size_t, size_t>>> matches = re.findAll(p.text);
+      if (!matches)
+        return matches.error();
       size_t last = 0;
-      for (auto [b, e] : re.findAll(p.text)) {
+      for (auto [b, e] : *matches) {
         if (b > last)
           next.push_back({p.text.substr(last, b - last), p.atStart && last == 0});
         next.push_back({p.text.substr(b, e - b), p.atStart && b == 0});
@@ -240,20 +244,22 @@ std::vector<HFTokenizer::Piece> HFTokenizer::preTokenize(std::string text, bool 
       }
       if (last < p.text.size())
         next.push_back({p.text.substr(last), p.atStart && last == 0});
+      return Status::ok();
     };
     if (st.type == "Split") {
       for (const Piece &p : pieces)
-        splitIsolated(p, regexes_[regex]);
+        if (Status s = splitIsolated(p, regexes_[regex]); !s)
+          return s.error();
       ++regex;
     } else if (st.type == "ByteLevel") {
       bool addPrefixSpace = st.ints[0], useRegex = st.ints[1];
       for (Piece &p : pieces) {
         if (addPrefixSpace && (p.text.empty() || p.text[0] != ' '))
           p.text.insert(0, " ");
-        if (useRegex)
-          splitIsolated(p, regexes_[regex]);
-        else
+        if (!useRegex)
           next.push_back(std::move(p));
+        else if (Status s = splitIsolated(p, regexes_[regex]); !s)
+          return s.error();
       }
       if (useRegex)
         ++regex;
@@ -385,7 +391,8 @@ void HFTokenizer::bpe(std::string_view word, std::vector<int32_t> &ids) const {
       ids.push_back(s.id);
 }
 
-std::vector<int32_t> HFTokenizer::encode(std::string_view text, bool addSpecialTokens) const {
+Expected<std::vector<int32_t>> HFTokenizer::encode(std::string_view text,
+                                                   bool addSpecialTokens) const {
   std::vector<int32_t> ids;
   if (addSpecialTokens)
     ids = spec_.prefixIds;
@@ -397,7 +404,10 @@ std::vector<int32_t> HFTokenizer::encode(std::string_view text, bool addSpecialT
       continue;
     }
     bool atStart = segment.data() == text.data();
-    for (const Piece &p : preTokenize(normalize(segment), atStart))
+    Expected<std::vector<Piece>> pieces = preTokenize(normalize(segment), atStart);
+    if (!pieces)
+      return pieces.error();
+    for (const Piece &p : *pieces)
       bpe(p.text, ids);
   }
   if (addSpecialTokens)

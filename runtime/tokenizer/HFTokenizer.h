@@ -26,8 +26,9 @@ public:
   static Expected<HFTokenizer> create(HFTokenizerSpec spec, const std::string &source);
 
   /// The ids of `text`; with `addSpecialTokens`, the configured BOS/EOS
-  /// (the post-processor's template) around them.
-  std::vector<int32_t> encode(std::string_view text, bool addSpecialTokens) const;
+  /// (the post-processor's template) around them. Fails only where a
+  /// pre-tokenizer regex's search is over its bounds (PretokenizerRegex).
+  Expected<std::vector<int32_t>> encode(std::string_view text, bool addSpecialTokens) const;
 
   /// The text of `ids`; unknown ids are skipped, special added tokens too
   /// when `skipSpecialTokens`.
@@ -47,7 +48,7 @@ private:
   void splitAddedTokens(std::string_view text,
                         std::vector<std::pair<std::string_view, int32_t>> &out) const;
   std::string normalize(std::string_view text) const;
-  std::vector<Piece> preTokenize(std::string text, bool atStart) const;
+  Expected<std::vector<Piece>> preTokenize(std::string text, bool atStart) const;
   void bpe(std::string_view word, std::vector<int32_t> &ids) const;
 
   HFTokenizerSpec spec_;

@@ -12,6 +12,18 @@ using Node = PretokenizerRegex::Node;
 using Kind = PretokenizerRegex::Kind;
 using ClassItem = PretokenizerRegex::ClassItem;
 
+// Messages quote the pattern, cut short: a pattern that breaks a bound can
+// be tens of kilobytes.
+static std::string shownPattern(const std::string &pattern) {
+  constexpr size_t kShown = 80;
+  if (pattern.size() <= kShown)
+    return pattern;
+  size_t cut = kShown;
+  while (cut > 0 && (static_cast<unsigned char>(pattern[cut]) & 0xC0) == 0x80)
+    --cut; // not inside a character
+  return pattern.substr(0, cut) + "...";
+}
+
 static Node makeNode(Kind kind) {
   Node n;
   n.kind = kind;
@@ -44,7 +56,7 @@ private:
     return Error(fmt::format("pre-tokenizer regex: {} at offset {} of '{}' (supported: "
                              "classes, \\p{{L}} \\p{{N}} \\s \\d, groups, (?i:...), "
                              "lookahead, alternation, quantifiers)",
-                             what, byte, re_.pattern_));
+                             what, byte, shownPattern(re_.pattern_)));
   }
   bool atEnd() const { return pos_ >= cps_.size(); }
   char32_t peek(size_t ahead = 0) const {
@@ -183,6 +195,16 @@ private:
   }
 
   Expected<uint32_t> parseGroup() {
+    // The parser recurses once a group: bound it before the stack does.
+    if (groupDepth_ == PretokenizerRegex::kMaxGroupDepth)
+      return fail(fmt::format("groups nested more than {} deep", PretokenizerRegex::kMaxGroupDepth));
+    ++groupDepth_;
+    Expected<uint32_t> group = parseGroupBody();
+    --groupDepth_;
+    return group;
+  }
+
+  Expected<uint32_t> parseGroupBody() {
     size_t start = pos_++; // '('
     bool caseless = caseless_;
     int look = 0; // 1: (?=, -1: (?!
@@ -342,6 +364,7 @@ private:
   std::vector<size_t> offsets_;
   size_t pos_ = 0;
   bool caseless_ = false;
+  uint32_t groupDepth_ = 0;
 };
 
 Expected<PretokenizerRegex> PretokenizerRegex::compile(std::string_view pattern) {
@@ -378,8 +401,35 @@ public:
   RegexMatcher(const PretokenizerRegex &re, const std::vector<char32_t> &text)
       : nodes_(re.nodes_), text_(text) {}
 
+  // Why the last search stopped short, or nullptr: a search past either
+  // bound is abandoned (every match() then fails) and must not be trusted.
+  const char *overBudget() const { return overBudget_; }
+  void resetBudget() const {
+    steps_ = 0;
+    overBudget_ = nullptr;
+  }
+
   bool match(uint32_t id, size_t i, Cont k) const {
-    const Node &n = nodes_[id];
+    if (overBudget_)
+      return false;
+    if (++steps_ > PretokenizerRegex::kMaxSteps) {
+      overBudget_ = "took more than the step limit (nested quantifiers such as (a*)* "
+                    "backtrack exponentially)";
+      return false;
+    }
+    if (depth_ == PretokenizerRegex::kMaxDepth) {
+      overBudget_ = "nested deeper than the recursion limit (a repeated group or a long "
+                    "sequence over a long run of text)";
+      return false;
+    }
+    ++depth_;
+    bool matched = matchNode(nodes_[id], i, k);
+    --depth_;
+    return matched;
+  }
+
+private:
+  bool matchNode(const Node &n, size_t i, Cont k) const {
     switch (n.kind) {
     case Kind::Set:
     case Kind::Any:
@@ -403,7 +453,6 @@ public:
     return false;
   }
 
-private:
   bool isSingle(uint32_t id) const {
     return nodes_[id].kind == Kind::Set || nodes_[id].kind == Kind::Any;
   }
@@ -476,9 +525,15 @@ private:
 
   const std::vector<Node> &nodes_;
   const std::vector<char32_t> &text_;
+  // Oniguruma, which HF runs these patterns on, bounds a search's
+  // backtracking the same way (its retry limit) and fails the search.
+  mutable uint64_t steps_ = 0;
+  mutable uint32_t depth_ = 0;
+  mutable const char *overBudget_ = nullptr;
 };
 
-std::vector<std::pair<size_t, size_t>> PretokenizerRegex::findAll(std::string_view text) const {
+Expected<std::vector<std::pair<size_t, size_t>>>
+PretokenizerRegex::findAll(std::string_view text) const {
   std::vector<char32_t> cps;
   std::vector<size_t> offsets;
   for (size_t pos = 0; pos < text.size();) {
@@ -490,10 +545,14 @@ std::vector<std::pair<size_t, size_t>> PretokenizerRegex::findAll(std::string_vi
   std::vector<std::pair<size_t, size_t>> matches;
   for (size_t i = 0; i < cps.size();) {
     size_t end = 0;
+    matcher.resetBudget();
     bool found = matcher.match(root_, i, [&](size_t p) {
       end = p;
       return true;
     });
+    if (const char *why = matcher.overBudget())
+      return Error(fmt::format("pre-tokenizer regex '{}': matching at byte {} of the text {}",
+                               shownPattern(pattern_), offsets[i], why));
     if (found && end > i) {
       matches.emplace_back(offsets[i], offsets[end]);
       i = end;

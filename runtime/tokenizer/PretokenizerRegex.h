@@ -29,7 +29,18 @@ public:
   /// The byte ranges [begin, end) of the successive non-overlapping,
   /// non-empty matches in `text`, left to right. Bytes of `text` that are
   /// not well-formed UTF-8 are codepoints of their own that no class holds.
-  std::vector<std::pair<size_t, size_t>> findAll(std::string_view text) const;
+  /// A search from one position that takes more than kMaxSteps steps or
+  /// recurses kMaxDepth deep is an error (the matcher backtracks, so a
+  /// pattern like (a*)*b is exponential in the text).
+  Expected<std::vector<std::pair<size_t, size_t>>> findAll(std::string_view text) const;
+
+  /// Bounds: groups nested in a pattern (the parser recurses once a
+  /// group); match steps of one search (Oniguruma's default retry limit);
+  /// the matcher's recursion (10,000 levels took 1-2 MiB of stack in a
+  /// test; threads here have 8 MiB).
+  static constexpr uint32_t kMaxGroupDepth = 64;
+  static constexpr uint64_t kMaxSteps = 10'000'000;
+  static constexpr uint32_t kMaxDepth = 10'000;
 
   const std::string &pattern() const { return pattern_; }
 

@@ -2,7 +2,8 @@
 
 namespace lathe {
 
-std::vector<int32_t> TextTokenizer::encode(std::string_view text, bool addSpecialTokens) const {
+Expected<std::vector<int32_t>> TextTokenizer::encode(std::string_view text,
+                                                     bool addSpecialTokens) const {
   if (const HFTokenizer *t = hf())
     return t->encode(text, addSpecialTokens);
   return llama2c()->encode(text, addSpecialTokens);

@@ -21,8 +21,10 @@ public:
   explicit TextTokenizer(HFTokenizer t) : impl_(std::move(t)) {}
 
   /// The ids of `text`; with `addSpecialTokens`, BOS/EOS as configured
-  /// (llama2.c: BOS and the dummy prefix; HF: the post-processor).
-  std::vector<int32_t> encode(std::string_view text, bool addSpecialTokens) const;
+  /// (llama2.c: BOS and the dummy prefix; HF: the post-processor). An HF
+  /// tokenizer fails where its pre-tokenizer regex's search is over its
+  /// bounds (PretokenizerRegex::findAll); llama2.c's never fails.
+  Expected<std::vector<int32_t>> encode(std::string_view text, bool addSpecialTokens) const;
   /// The text of `ids` (llama2.c: run.c's decode; HF: the decoder stages,
   /// special tokens kept).
   std::string decode(std::span<const int32_t> ids) const;

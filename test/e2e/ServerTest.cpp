@@ -102,7 +102,7 @@ protected:
   /// The text greedy decoding gives after `prompt` in a session of its
   /// own, stopping at end-of-text or after `n` tokens.
   std::string soloText(const std::string &prompt, int64_t n) {
-    std::vector<int32_t> ids = tokenizer().encode(prompt, true);
+    std::vector<int32_t> ids = *tokenizer().encode(prompt, true);
     auto a = artifact::Artifact::load(artifactPath);
     EXPECT_TRUE(a);
     std::vector<int32_t> out = greedyIds(*a, ids, n);
@@ -214,7 +214,7 @@ TEST_F(ServerTest, WholeAndStreamedAnswersEqualTheSoloGreedyText) {
   json answer = json::parse(whole->body);
   EXPECT_EQ(answer["object"], "text_completion");
   EXPECT_EQ(answer["choices"][0]["text"], expected);
-  const int64_t promptTokens = int64_t(tokenizer().encode(kPrompt, true).size());
+  const int64_t promptTokens = int64_t(tokenizer().encode(kPrompt, true)->size());
   EXPECT_EQ(answer["usage"]["prompt_tokens"], promptTokens);
 
   request["stream"] = true;
@@ -313,7 +313,7 @@ TEST_F(ServerTest, SeededSamplingRepeatsAndChatUsesThePlainTemplate) {
   EXPECT_EQ(a["choices"][0]["message"], b["choices"][0]["message"]);
   // The plain template: "User: ...\n\nAssistant:", BOS from the tokenizer.
   EXPECT_EQ(a["usage"]["prompt_tokens"],
-            tokenizer().encode("User: Tell me a story.\n\nAssistant:", true).size());
+            tokenizer().encode("User: Tell me a story.\n\nAssistant:", true)->size());
 
   request["stream"] = true;
   auto streamed = post("/v1/chat/completions", request);

@@ -46,8 +46,12 @@ using Sequence = lathe::TextSequence;
 
 /// The lines lathe::perplexity() scores, tokenized the same way, so that the
 /// reference row reproduces lathe-run --perplexity exactly.
-std::vector<Sequence> splitLines(std::string_view text, const lathe::TextTokenizer &tokenizer) {
-  std::vector<Sequence> sequences = lathe::tokenizeLines(text, tokenizer);
+lathe::Expected<std::vector<Sequence>> splitLines(std::string_view text,
+                                                  const lathe::TextTokenizer &tokenizer) {
+  auto tokenized = lathe::tokenizeLines(text, tokenizer);
+  if (!tokenized)
+    return tokenized.error();
+  std::vector<Sequence> sequences = tokenized.take();
   // A lone BOS predicts nothing.
   std::erase_if(sequences, [](const Sequence &s) { return s.ids.size() < 2; });
   return sequences;
@@ -276,7 +280,10 @@ int main(int argc, char **argv) {
   auto text = lathe::readTextFile(textPath);
   if (!text)
     return fail(text.error().message());
-  std::vector<Sequence> sequences = splitLines(*text, *tokenizer);
+  auto lines = splitLines(*text, *tokenizer);
+  if (!lines)
+    return fail(textPath + ":" + lines.error().message());
+  std::vector<Sequence> sequences = lines.take();
   if (sequences.empty())
     return fail(textPath + ": no text to score: every line is empty or a single token");
 

@@ -179,7 +179,10 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
   auto text = lathe::readTextFile(path);
   if (!text)
     return fail(text.error().message());
-  std::vector<lathe::TextSequence> lines = lathe::tokenizeLines(*text, tokenizer);
+  auto tokenized = lathe::tokenizeLines(*text, tokenizer);
+  if (!tokenized)
+    return fail(path + ":" + tokenized.error().message());
+  std::vector<lathe::TextSequence> lines = tokenized.take();
   if (lines.empty())
     return fail(path + ": no prompts: every line is empty");
   std::vector<std::vector<int32_t>> prompts;
@@ -401,7 +404,10 @@ int main(int argc, char **argv) {
       return fail(parsed.error().message());
     ids = parsed.take();
   } else {
-    ids = tokenizer->encode(prompt, /*addBos=*/true);
+    auto encoded = tokenizer->encode(prompt, /*addBos=*/true);
+    if (!encoded)
+      return fail("--prompt: " + encoded.error().message());
+    ids = encoded.take();
   }
   // Refuse a prompt the model cannot run before anything reaches stdout.
   if (lathe::Status s = lathe::validatePrompt((*artifact)->config(), ids); !s)

@@ -80,7 +80,10 @@ int main(int argc, char **argv) {
     std::fputc('\n', stdout);
     return 0;
   }
-  std::vector<int32_t> ids = tokenizer->encode(text, !noSpecial);
+  auto encoded = tokenizer->encode(text, !noSpecial);
+  if (!encoded)
+    return fail(encoded.error().message());
+  const std::vector<int32_t> &ids = *encoded;
   for (size_t i = 0; i < ids.size(); ++i)
     std::printf("%s%d", i ? " " : "", ids[i]);
   std::printf("\n");

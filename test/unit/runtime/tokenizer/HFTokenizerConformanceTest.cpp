@@ -54,7 +54,7 @@ void checkFamily(const std::string &name) {
     std::string text = c["text"].get<std::string>();
     auto ids = c["ids"].get<std::vector<int32_t>>();
     auto plain = c["ids_no_special"].get<std::vector<int32_t>>();
-    std::vector<int32_t> got = hf->encode(text, true), gotPlain = hf->encode(text, false);
+    std::vector<int32_t> got = *hf->encode(text, true), gotPlain = *hf->encode(text, false);
     std::string decoded = hf->decode(ids), decodedSkip = hf->decode(ids, true),
                 decodedPlain = hf->decode(plain);
     bool ok = got == ids && gotPlain == plain &&

@@ -18,7 +18,10 @@ std::vector<std::string> split(const char *pattern, std::string_view text) {
   EXPECT_TRUE(re) << re.error().message();
   std::vector<std::string> pieces;
   size_t last = 0;
-  for (auto [b, e] : re->findAll(text)) {
+  Expected<std::vector<std::pair<size_t, size_t>>> matches = re->findAll(text);
+  if (!matches)
+    return {"error: " + matches.error().message()};
+  for (auto [b, e] : *matches) {
     if (b > last) // text no alternative matched, kept as HF's Isolated split keeps it
       pieces.push_back("<" + std::string(text.substr(last, b - last)) + ">");
     pieces.emplace_back(text.substr(b, e - b));
@@ -90,6 +93,59 @@ TEST(PretokenizerRegex, UnsupportedConstructsGiveOneMessage) {
   EXPECT_NE(error(R"(\1)").find("escape '\\1'"), std::string::npos);
   // The message names the pattern, so a user can find it in tokenizer.json.
   EXPECT_NE(error("(?<=a)b").find("'(?<=a)b'"), std::string::npos);
+}
+
+// The parser recurses once a group: ten thousand nested groups overflowed
+// its stack. Sixty-four levels parse; one more is refused, and the message
+// quotes only the pattern's start.
+TEST(PretokenizerRegex, GroupsNestedTooDeepAreRefused) {
+  auto nested = [](uint32_t depth) {
+    return std::string(depth, '(') + "a" + std::string(depth, ')');
+  };
+  const uint32_t limit = PretokenizerRegex::kMaxGroupDepth;
+  EXPECT_EQ(split(nested(limit).c_str(), "ba"), (Pieces{"<b>", "a"}));
+  for (uint32_t depth : {limit + 1, 10000u}) {
+    Expected<PretokenizerRegex> re = PretokenizerRegex::compile(nested(depth));
+    ASSERT_FALSE(re) << depth;
+    EXPECT_NE(re.error().message().find("groups nested more than 64 deep at offset 64"),
+              std::string::npos)
+        << re.error().message();
+    EXPECT_LT(re.error().message().size(), 400u);
+  }
+}
+
+// A backtracking search is exponential in nested quantifiers: (a*)*b over a
+// run of a's with no b tries every way to cut the run. The search stops at
+// the step bound with an error naming where it was, instead of running for
+// hours; the same pattern over text it matches quickly is fine.
+TEST(PretokenizerRegex, ExponentialBacktrackingStopsAtTheStepBound) {
+  EXPECT_EQ(split("(a*)*b", "aaab"), (Pieces{"aaab"}));
+  const std::string run(40, 'a');
+  const Pieces got = split("(a*)*b", "xy" + run);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_NE(got[0].find("error: pre-tokenizer regex '(a*)*b': matching at byte 2 of the text "
+                        "took more than the step limit"),
+            std::string::npos)
+      << got[0];
+}
+
+// Each repetition of a group nests the matcher's recursion: a repeated
+// group over a long run of text stops at the depth bound with an error
+// (it overflowed the stack before), and shorter runs match in full.
+TEST(PretokenizerRegex, DeepRecursionStopsAtTheDepthBound) {
+  std::string shortRun;
+  for (int i = 0; i < 500; ++i)
+    shortRun += "ab";
+  EXPECT_EQ(split("(?:ab)+", shortRun), (Pieces{shortRun}));
+  std::string longRun;
+  for (int i = 0; i < 1'000'000; ++i)
+    longRun += "ab";
+  const Pieces got = split("(?:ab)+", "x" + longRun);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_NE(got[0].find("error: pre-tokenizer regex '(?:ab)+': matching at byte 1 of the text "
+                        "nested deeper than the recursion limit"),
+            std::string::npos)
+      << got[0];
 }
 
 } // namespace
