@@ -1,6 +1,8 @@
 #include "runtime/support/HugePages.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
+#include <vector>
 
 namespace lathe {
 
@@ -27,6 +29,19 @@ HugePageRegion mapHugePages(size_t bytes) {
   uint8_t *data = reinterpret_cast<uint8_t *>(aligned);
   (void)::madvise(data, length, MADV_HUGEPAGE);
   return {data, length};
+}
+
+size_t residentBytes(const HugePageRegion &region) {
+  if (!region.data)
+    return 0;
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((region.length + page - 1) / page);
+  if (::mincore(region.data, region.length, resident.data()) != 0)
+    return region.length; // unknown: count it as taken
+  size_t pages = 0;
+  for (unsigned char r : resident)
+    pages += r & 1;
+  return pages * page;
 }
 
 void unmapHugePages(const HugePageRegion &region) {

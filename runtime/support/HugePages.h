@@ -20,6 +20,10 @@ struct HugePageRegion {
 /// an empty region when the mapping fails (errno says why).
 HugePageRegion mapHugePages(size_t bytes);
 
+/// Bytes of `region` backed by memory now (mincore): the rest takes memory
+/// only when first touched.
+size_t residentBytes(const HugePageRegion &region);
+
 /// Unmaps a region from mapHugePages (an empty one is ignored).
 void unmapHugePages(const HugePageRegion &region);
 

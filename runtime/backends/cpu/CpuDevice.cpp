@@ -1,6 +1,7 @@
 #include "runtime/backends/cpu/CpuDevice.h"
 
 #include "runtime/backends/cpu/kernels/KvStore.h"
+#include "runtime/support/AvailableMemory.h"
 #include "runtime/support/HugePages.h"
 
 #include <cstring>
@@ -13,25 +14,34 @@ namespace lathe::cpu {
 namespace {
 
 /// Zeroed host memory; 2 MiB and more on huge pages (a KV cache is streamed
-/// by every decode step, like the weights).
+/// by every decode step, like the weights). Those regions are registered
+/// with the device while they live, for CpuDevice::checkAvailable: their
+/// untouched pages take memory later, which the kernel does not count yet.
 class HostBuffer final : public backend::Buffer {
 public:
-  explicit HostBuffer(size_t bytes) : size_(bytes) {
+  HostBuffer(size_t bytes, CpuDevice &device) : size_(bytes), device_(device) {
     if (bytes >= (size_t(2) << 20)) {
       region_ = mapHugePages(bytes);
       data_ = region_.data;
+      if (data_)
+        device_.track(&region_, true);
     } else {
       small_.reset(new (std::nothrow) uint8_t[bytes ? bytes : 1]());
       data_ = small_.get();
     }
   }
-  ~HostBuffer() override { unmapHugePages(region_); }
+  ~HostBuffer() override {
+    if (region_.data)
+      device_.track(&region_, false);
+    unmapHugePages(region_);
+  }
   bool ok() const { return data_ != nullptr; }
   size_t size() const override { return size_; }
   uint8_t *hostData() override { return data_; }
 
 private:
   size_t size_;
+  CpuDevice &device_;
   HugePageRegion region_;
   std::unique_ptr<uint8_t[]> small_;
   uint8_t *data_ = nullptr;
@@ -45,10 +55,34 @@ CpuDevice &CpuDevice::instance() {
 }
 
 Expected<std::unique_ptr<backend::Buffer>> CpuDevice::allocate(size_t bytes) {
-  auto buffer = std::make_unique<HostBuffer>(bytes);
+  // Overcommit grants a mapping larger than the memory left, and the
+  // process dies later touching it: refuse that here, with the figures.
+  if (Status s = checkAvailable(bytes); !s)
+    return s.error();
+  auto buffer = std::make_unique<HostBuffer>(bytes, *this);
   if (!buffer->ok())
-    return Error(fmt::format("out of memory ({:.1f} MiB)", double(bytes) / (1 << 20)));
+    return Error("out of memory");
   return std::unique_ptr<backend::Buffer>(std::move(buffer));
+}
+
+Status CpuDevice::checkAvailable(size_t bytes) {
+  if (bytes < kMemoryCheckedFrom)
+    return Status::ok(); // no mincore walk either
+  size_t promised = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const HugePageRegion *region : regions_)
+      promised += region->length - std::min(region->length, residentBytes(*region));
+  }
+  return checkMemoryAvailable(bytes, promised);
+}
+
+void CpuDevice::track(const HugePageRegion *region, bool live) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (live)
+    regions_.insert(region);
+  else
+    regions_.erase(region);
 }
 
 void CpuDevice::copy(backend::Buffer &buffer, size_t to, size_t from, size_t bytes) {

@@ -4,9 +4,11 @@
 
 #include "runtime/backend/Device.h"
 #include "runtime/backends/cpu/ThreadPool.h"
+#include "runtime/support/HugePages.h"
 
 #include <memory>
 #include <mutex>
+#include <set>
 
 namespace lathe::cpu {
 
@@ -29,10 +31,19 @@ public:
   /// theirs), since a pool's workers spin on their cores.
   std::shared_ptr<threading::ThreadPool> threadPool(int threads);
 
+  /// checkMemoryAvailable (support/AvailableMemory.h) for `bytes` more,
+  /// counting the untouched pages of this device's live buffers as taken:
+  /// a KV cache is mapped whole but backed as it fills, and overcommit
+  /// would grant a step's buffers the memory it is yet to take.
+  Status checkAvailable(size_t bytes);
+  /// Registers (`live`) or forgets a buffer's mapped region.
+  void track(const HugePageRegion *region, bool live);
+
 private:
   CpuDevice() = default;
   std::mutex mutex_;
   std::weak_ptr<threading::ThreadPool> pool_;
+  std::set<const HugePageRegion *> regions_;
 };
 
 } // namespace lathe::cpu

@@ -287,18 +287,28 @@ Status CpuExecutable::beginStep(const backend::Batch &batch, kv::PagedKVCache &k
   if (!backend::fitsPlan(kv.layout(), *plan_) || !kv.keys(0))
     return Error("the KV cache does not have this model's layout on the CPU");
   const int64_t rows = static_cast<int64_t>(batch.size());
+  buffers.resize(plan_->bufferWidths.size());
+  // The logits buffer holds only the rows that return logits (logits()
+  // writes them one after another): a prompt's last token, not a
+  // vocabulary-wide row for each of its tokens (2048 tokens of a 128k
+  // vocabulary would take 1 GB).
+  auto needed = [&](size_t b) {
+    return size_t((b == plan_->logits && logitRowsOnly_ ? batch.logitRows() : rows) *
+                  int64_t(plan_->bufferWidths[b]));
+  };
+  size_t growth = 0;
+  for (size_t b = 0; b < buffers.size(); ++b)
+    growth += std::max(needed(b), buffers[b].size()) - buffers[b].size();
+  // A vector's pages are granted by overcommit and backed as it is filled:
+  // refuse a growth the machine cannot back before the process is killed.
+  if (Status s = CpuDevice::instance().checkAvailable(growth * sizeof(float)); !s)
+    return Error(fmt::format("cannot allocate activation buffers for {} tokens ({:.1f} MiB): {}",
+                             rows, double(growth * sizeof(float)) / (1 << 20),
+                             s.error().message()));
   try {
-    buffers.resize(plan_->bufferWidths.size());
-    for (size_t b = 0; b < buffers.size(); ++b) {
-      // The logits buffer holds only the rows that return logits (logits()
-      // writes them one after another): a prompt's last token, not a
-      // vocabulary-wide row for each of its tokens (2048 tokens of a 128k
-      // vocabulary would take 1 GB).
-      const int64_t needed = (b == plan_->logits && logitRowsOnly_ ? batch.logitRows() : rows) *
-                             int64_t(plan_->bufferWidths[b]);
-      if (int64_t(buffers[b].size()) < needed)
-        buffers[b].resize(size_t(needed));
-    }
+    for (size_t b = 0; b < buffers.size(); ++b)
+      if (buffers[b].size() < needed(b))
+        buffers[b].resize(needed(b));
   } catch (const std::bad_alloc &) {
     return Error(fmt::format("cannot allocate activation buffers for {} tokens", rows));
   }
