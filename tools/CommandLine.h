@@ -4,10 +4,60 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace lathe::tools {
+
+/// CLI11 reads integers with strtoll/strtoull in base 0 and without range
+/// checks: "010" was 8, "0x10" 16, "-1" for an unsigned flag 2^64-1, and
+/// 2^64 was clamped silently. After parsing, every integer option's values
+/// must be plain decimals in range; the first that is not is the error.
+inline std::optional<std::string> checkDecimalIntegers(const CLI::App &app) {
+  for (const CLI::Option *opt : app.get_options()) {
+    const std::string type = opt->get_type_name();
+    const bool isUnsigned = type.starts_with("UINT");
+    if (!isUnsigned && !type.starts_with("INT"))
+      continue;
+    if (type.size() > (isUnsigned ? 4u : 3u) && type[isUnsigned ? 4 : 3] != ':' &&
+        type[isUnsigned ? 4 : 3] != ' ')
+      continue; // another type whose name starts the same way
+    for (const std::string &value : opt->results()) {
+      std::string_view digits = value;
+      const bool negative = digits.starts_with('-');
+      if (negative || digits.starts_with('+'))
+        digits.remove_prefix(1);
+      const bool decimal = !digits.empty() && digits.find_first_not_of("0123456789") ==
+                                                  std::string_view::npos;
+      if (!decimal || (digits.size() > 1 && digits[0] == '0'))
+        return opt->get_name() + ": '" + value + "' is not a decimal integer";
+      if (negative && isUnsigned)
+        return opt->get_name() + ": '" + value + "' is negative";
+      // The widest the option can be; CLI11 checks the narrower types.
+      bool inRange;
+      if (isUnsigned) {
+        uint64_t parsed;
+        inRange = std::from_chars(digits.data(), digits.data() + digits.size(), parsed).ec ==
+                  std::errc();
+      } else {
+        int64_t parsed;
+        inRange = std::from_chars(value.data() + (value[0] == '+'), value.data() + value.size(),
+                                  parsed)
+                      .ec == std::errc();
+      }
+      if (!inRange)
+        return opt->get_name() + ": '" + value + "' is out of range";
+    }
+  }
+  for (const CLI::App *sub : app.get_subcommands())
+    if (std::optional<std::string> bad = checkDecimalIntegers(*sub))
+      return bad;
+  return std::nullopt;
+}
 
 /// Parses argv into `app`. std::nullopt: go on; otherwise the status the
 /// tool should exit with, its message already printed.
@@ -19,6 +69,10 @@ inline std::optional<int> parseCommandLine(CLI::App &app, int argc, char **argv,
     if (e.get_exit_code() == 0)
       return app.exit(e);
     std::fprintf(stderr, "%s: %s (see --help)\n", tool, e.what());
+    return 1;
+  }
+  if (std::optional<std::string> bad = checkDecimalIntegers(app)) {
+    std::fprintf(stderr, "%s: %s (see --help)\n", tool, bad->c_str());
     return 1;
   }
   return std::nullopt;

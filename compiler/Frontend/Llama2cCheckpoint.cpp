@@ -1,6 +1,10 @@
 #include "compiler/Frontend/Llama2cCheckpoint.h"
 
+#include "runtime/artifact/FileHeader.h"
+#include "runtime/artifact/ParameterFile.h"
+
 #include <array>
+#include <cstring>
 
 namespace lathe::frontend {
 
@@ -60,6 +64,21 @@ Expected<LlamaCheckpoint> readLlama2cCheckpoint(const std::string &path) {
     return Error(path + ": file is " + std::to_string(bytes.size()) +
                  " bytes, smaller than the " + std::to_string(kHeaderBytes) +
                  "-byte llama2.c header");
+
+  // A llama2.c header has no magic, so another kind of file reads as
+  // absurd dimensions: name the kinds a user may pass here by mistake.
+  auto startsWith = [&](const char *magic, size_t n) {
+    return std::memcmp(bytes.data(), magic, n) == 0;
+  };
+  if (startsWith(artifact::kMagic, sizeof artifact::kMagic))
+    return Error(path + ": a Lathe artifact, not a checkpoint (llama2.c .bin or a Hugging Face "
+                        "folder)");
+  if (startsWith(artifact::kParameterMagic, sizeof artifact::kParameterMagic))
+    return Error(path + ": a Lathe parameter file, not a checkpoint (llama2.c .bin or a Hugging "
+                        "Face folder)");
+  if (startsWith("GGUF", 4))
+    return Error(path + ": a GGUF file, not a llama2.c checkpoint (lathe-compile reads GGUFs; "
+                        "their weights go into the artifact)");
 
   std::array<int64_t, 7> h;
   for (size_t i = 0; i < h.size(); ++i)

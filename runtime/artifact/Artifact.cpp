@@ -237,7 +237,10 @@ Status Artifact::parse(const LoadOptions &options) {
   auto inFile = [&](uint64_t off, uint64_t len) {
     return off <= size && len <= size - off;
   };
-  if (h.headerSize != sizeof h || !inFile(h.descriptionOffset, h.descriptionSize))
+  if (h.headerSize != sizeof h)
+    return fail(fmt::format("corrupt: the header says it is {} bytes, not {}", h.headerSize,
+                            sizeof h));
+  if (!inFile(h.descriptionOffset, h.descriptionSize))
     return fail(fmt::format("truncated or corrupt: description at {} + {} bytes "
                             "runs past the end of the file ({} bytes)",
                             h.descriptionOffset, h.descriptionSize, size));

@@ -248,7 +248,10 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
   std::vector<Policy> policies;
   auto nameOf = [](PrefillPolicy p) { return std::string(lathe::serving::prefillPolicyName(p)); };
   if (policyName == "whole" || policyName == "all")
-    policies.push_back({PrefillPolicy::Whole, sequences + promptTokens, "-", {}});
+    // Room for the arrival or a decoding sequence's own prompt in one step
+    // (an arrival shorter than those could admit none of them).
+    policies.push_back(
+        {PrefillPolicy::Whole, sequences + std::max(promptTokens, shortTokens), "-", {}});
   if (policyName == "chunked" || policyName == "all")
     policies.push_back({PrefillPolicy::Chunked, sequences + chunkTokens,
                         "chunk " + std::to_string(chunkTokens), {}});

@@ -85,7 +85,7 @@ int main(int argc, char **argv) {
                "the compiler writes OUT.params beside it; from a Hugging Face config.json "
                "alone it reads no weights, and lathe-pack OUT CHECKPOINT packs them later "
                "(plain formats, nothing calibrated)");
-  app.add_option("--context", options.context,
+  auto *contextOpt = app.add_option("--context", options.context,
                  "context length to compile for instead of the checkpoint's (GGUFs from "
                  "llama.cpp's llama2.c converter say 128 whatever the model had)");
   std::string specTree;
@@ -104,6 +104,12 @@ int main(int argc, char **argv) {
                "no progress, notes or 'wrote' line (progress shows only on a terminal)");
   if (auto status = lathe::tools::parseCommandLine(app, argc, argv, "lathe-compile"))
     return *status;
+  // 0 is the driver's "the checkpoint's own"; given on the command line it
+  // is a mistake, not that.
+  if (*contextOpt && options.context == 0) {
+    std::fprintf(stderr, "lathe-compile: --context=0: expected a positive length\n");
+    return 1;
+  }
   if (*specTreeOpt)
     options.specTree = specTree;
   if (*prefillGroupsOpt)

@@ -170,8 +170,9 @@ lathe::Expected<PromptsRun> speculatePrompts(lathe::backend::Executable &executa
 /// --prompts: every non-empty line of `path` is a sequence; all decode in
 /// the same steps, and each one's output is printed on its own line, in
 /// order, once all are done (a newline inside a text is printed as \n, a
-/// carriage return as \r and a backslash as \\, so that line i of the
-/// output belongs to prompt i). With `spec`, the sequences speculate.
+/// carriage return as \r, a NUL byte as \0 and a backslash as \\, so
+/// that line i of the output belongs to prompt i). With `spec`, the
+/// sequences speculate.
 int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenizer &tokenizer,
                const std::string &path, const lathe::GenerationOptions &gen, bool printIds,
                const lathe::speculative::SpeculativeOptions *spec,
@@ -225,17 +226,19 @@ int runPrompts(lathe::backend::Executable &executable, const lathe::TextTokenize
         line += (j ? " " : "") + std::to_string(outputs[i][j]);
     } else {
       line = tokenizer.decodeSequence(prompts[i], outputs[i]);
-      // One line per sequence: newlines, carriage returns and backslashes
-      // are escaped, so the line reads back unambiguously.
+      // One line per sequence: newlines, carriage returns, NUL bytes and
+      // backslashes are escaped, so the line reads back unambiguously.
       std::string escaped;
       for (char ch : line)
         escaped += ch == '\n'   ? std::string("\\n")
                    : ch == '\r' ? std::string("\\r")
+                   : ch == '\0' ? std::string("\\0")
                    : ch == '\\' ? std::string("\\\\")
                                  : std::string(1, ch);
       line = escaped;
     }
-    std::printf("%s\n", line.c_str());
+    line += '\n';
+    std::fwrite(line.data(), 1, line.size(), stdout);
   }
   std::fflush(stdout);
   std::fprintf(stderr,

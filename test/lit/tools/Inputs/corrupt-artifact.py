@@ -4,6 +4,7 @@
   corrupt-artifact.py FILE flip-weights       one byte in the weight section
   corrupt-artifact.py FILE flip-magic         one byte of the magic number
   corrupt-artifact.py FILE version N          set the format version to N
+  corrupt-artifact.py FILE header-size N      set the header's own size field
   corrupt-artifact.py FILE truncate N         keep the first N bytes
   corrupt-artifact.py FILE drop N             drop the last N bytes
   corrupt-artifact.py FILE description-size N set the header's description size
@@ -66,6 +67,8 @@ def main():
         data[0] ^= 0x20
     elif action == "version":
         struct.pack_into("<I", data, 8, arg)
+    elif action == "header-size":
+        struct.pack_into("<I", data, 12, arg)
     elif action == "truncate":
         del data[arg:]
     elif action == "drop":
