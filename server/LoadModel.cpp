@@ -27,9 +27,7 @@ Expected<std::unique_ptr<ServedModel>> loadServedModel(const LoadOptions &option
   // layered prefill says it cannot rather than serve another policy.
   if (options.scheduler.prefill == serving::PrefillPolicy::Layered &&
       (*executable)->layerGroups().size() <= 1)
-    return Error(path + " has no layer groups: layered prefill needs an artifact compiled with "
-                        "lathe-compile --prefill-groups=N (N >= 2); use --prefill whole or "
-                        "chunked");
+    return Error(serving::noLayerGroupsMessage(path, "--prefill"));
   auto carried = artifactTokenizer(**artifact, path);
   if (!carried)
     return carried.error();

@@ -165,8 +165,7 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   // the calibration text) before or while it is read.
   for (const std::string *in : {&o.input, &o.tokenizer, &o.calib}) {
     std::error_code ec;
-    if (o.emit == EmitKind::Artifact && !in->empty() &&
-        fs::equivalent(*in, o.output, ec))
+    if (o.emit == EmitKind::Artifact && fs::equivalent(*in, o.output, ec))
       return Error("-o " + o.output + " is an input (" + *in + "): write the " +
                    (hls ? "project" : "artifact") + " elsewhere");
   }

@@ -61,6 +61,12 @@ std::optional<PrefillPolicy> parsePrefillPolicy(std::string_view name) {
   return std::nullopt;
 }
 
+std::string noLayerGroupsMessage(std::string_view path, std::string_view flag) {
+  return fmt::format("{} has no layer groups: layered prefill needs an artifact compiled with "
+                     "lathe-compile --prefill-groups=N (N >= 2); use {} whole or chunked",
+                     path, flag);
+}
+
 std::string_view finishReasonName(FinishReason reason) {
   switch (reason) {
   case FinishReason::StopToken:

@@ -58,6 +58,10 @@ enum class PrefillPolicy {
 std::string_view prefillPolicyName(PrefillPolicy policy);
 /// The policy named `name`, or nullopt.
 std::optional<PrefillPolicy> parsePrefillPolicy(std::string_view name);
+/// Why layered prefill cannot run on the artifact at `path`, which has no
+/// layer groups, for a tool whose policy flag is `flag` (lathe-serve's
+/// --prefill, lathe-bench's --policy): one line.
+std::string noLayerGroupsMessage(std::string_view path, std::string_view flag);
 
 struct SchedulerOptions {
   PrefillPolicy prefill = PrefillPolicy::Chunked;

@@ -196,9 +196,7 @@ int runArrivalMode(const lathe::artifact::Artifact &artifact,
   // "all" means every policy the artifact can run: layered only with groups.
   const bool layered = policyName == "layered" || (policyName == "all" && hasGroups);
   if (policyName == "layered" && !hasGroups)
-    return fail(path + " has no layer groups: layered prefill needs an artifact compiled "
-                       "with lathe-compile --prefill-groups=N (N >= 2); use --policy whole or "
-                       "chunked");
+    return fail(lathe::serving::noLayerGroupsMessage(path, "--policy"));
   if (policyName == "all" && !hasGroups)
     std::fprintf(stderr, "lathe-bench: note: %s has no layer groups: layered prefill left out "
                          "(lathe-compile --prefill-groups=N)\n",

@@ -354,14 +354,17 @@ int main(int argc, char **argv) {
     speculative.drafter = drafter.take();
   }
   const int threads = (*executable)->threads();
-  if (sessionFlags.options.threads > threads && sessionFlags.kernels == "reference")
-    std::fprintf(stderr, "lathe-run: note: --threads %d: the reference kernels run on one "
-                         "thread\n",
-                 sessionFlags.options.threads);
-  else if (sessionFlags.options.threads > threads)
-    std::fprintf(stderr, "lathe-run: note: --threads %d is more than the %d cores available; "
-                         "using %d\n",
-                 sessionFlags.options.threads, threads, threads);
+  if (sessionFlags.options.threads > threads) {
+    if (sessionFlags.kernels == "reference")
+      std::fprintf(stderr, "lathe-run: note: --threads %d: the reference kernels run on one "
+                           "thread\n",
+                   sessionFlags.options.threads);
+    else
+      std::fprintf(stderr,
+                   "lathe-run: note: --threads %d is more than the %d cores available; "
+                   "using %d\n",
+                   sessionFlags.options.threads, threads, threads);
+  }
 
   auto carried = lathe::artifactTokenizer(**artifact, artifactPath);
   if (!carried)

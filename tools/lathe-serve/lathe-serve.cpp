@@ -103,12 +103,14 @@ int main(int argc, char **argv) {
   // /health and /metrics meanwhile.
   // Bounded so that a large --max-sequences is one line, not a failed
   // thread start that aborts.
-  constexpr int64_t kMostHttpThreads = 4096;
-  if (load.scheduler.maxSequences + load.maxWaiting + 8 > kMostHttpThreads)
+  constexpr int64_t kMostHttpThreads = 4096, kSpareHttpThreads = 8;
+  const int64_t httpThreads = load.scheduler.maxSequences + load.maxWaiting + kSpareHttpThreads;
+  if (httpThreads > kMostHttpThreads)
     return fail("--max-sequences " + std::to_string(load.scheduler.maxSequences) +
                 " and --max-waiting " + std::to_string(load.maxWaiting) + ": at most " +
-                std::to_string(kMostHttpThreads - 8) + " together (an HTTP thread holds each)");
-  http.threads = static_cast<int>(load.scheduler.maxSequences + load.maxWaiting + 8);
+                std::to_string(kMostHttpThreads - kSpareHttpThreads) +
+                " together (an HTTP thread holds each)");
+  http.threads = static_cast<int>(httpThreads);
 
   // SIGINT and SIGTERM go to one thread that stops the server; the others
   // (started after this) never see them.
