@@ -228,10 +228,12 @@ void answerCompletion(const httplib::Request &req, httplib::Response &res, Endpo
   request.sampler.temperature = r.temperature;
   request.sampler.topP = r.topP;
   request.sampler.seed = r.seed ? *r.seed : freshSeed();
+  // Unasked, as many as fit the context with the prompt (the rule an asked
+  // max_tokens meets above; the scheduler could emit one more, the token
+  // chosen at the last position, which is never stored).
   request.maxNewTokens = r.maxTokens ? *r.maxTokens
-                         : endpoint == Endpoint::Completions
-                             ? std::min<int64_t>(16, limit)
-                             : std::min<int64_t>(limit, context - promptTokens);
+                         : std::min<int64_t>(endpoint == Endpoint::Completions ? 16 : limit,
+                                             std::min(limit, context - promptTokens));
   request.stopTokens = model.tokenizer.stopTokens();
   const int socket =
       findConnectionSocket(req.remote_addr, req.remote_port, req.local_addr, req.local_port);

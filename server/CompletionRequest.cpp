@@ -1,9 +1,12 @@
 #include "server/CompletionRequest.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <functional>
+#include <limits>
 #include <map>
+#include <string_view>
 
 namespace lathe::server {
 namespace {
@@ -131,6 +134,11 @@ std::optional<ApiError> readPrompt(const json &v, CompletionRequest &r) {
                     "prompt");
 }
 
+/// A chat message's keys: role, content and name; tool_calls and the like
+/// only at their neutral value, as the request's own fields. The message
+/// handed to the template is built from the checked keys, never copied
+/// whole: nlohmann's copy recurses, and a value nested 100,000 deep under
+/// any key crashed the HTTP thread.
 std::optional<ApiError> readMessages(const json &v, CompletionRequest &r) {
   if (!v.is_array() || v.empty())
     return badRequest("'messages' must be a non-empty array", "messages");
@@ -140,26 +148,58 @@ std::optional<ApiError> readMessages(const json &v, CompletionRequest &r) {
     const std::string at = fmt::format("messages[{}]", i);
     if (!m.is_object())
       return badRequest(fmt::format("'{}' must be an object", at), at);
-    if (!m.contains("role") || !m["role"].is_string())
+    const auto role = m.find("role");
+    if (role == m.end() || !role->is_string())
       return badRequest(fmt::format("'{}.role' must be a string", at), at + ".role");
-    json message = m;
-    const json content = m.value("content", json());
-    if (content.is_array()) {
+    // Without tools there are no tool (or function) messages to answer.
+    static constexpr std::string_view kRoles[] = {"system", "developer", "user", "assistant"};
+    if (std::find(std::begin(kRoles), std::end(kRoles), role->get<std::string>()) ==
+        std::end(kRoles))
+      return badRequest(fmt::format("'{}.role' must be system, developer, user or assistant, "
+                                    "not {}",
+                                    at, role->dump()),
+                        at + ".role");
+    json message = json::object();
+    message["role"] = *role;
+    for (auto it = m.begin(); it != m.end(); ++it) {
+      const std::string &key = it.key();
+      const json &value = it.value();
+      if (key == "role" || key == "content")
+        continue;
+      if (key == "name") {
+        if (!value.is_string())
+          return wrongType(at + ".name", value, "a string");
+        message["name"] = value;
+      } else if (key == "tool_calls" || key == "function_call" || key == "refusal") {
+        if (!value.is_null() && !(value.is_array() && value.empty()))
+          return badRequest(fmt::format("'{}.{}' is not supported by this server except as "
+                                        "null",
+                                        at, key),
+                            at + "." + key);
+      } else {
+        return badRequest(fmt::format("unknown field '{}.{}'", at, key), at + "." + key);
+      }
+    }
+    const auto content = m.find("content");
+    if (content == m.end() || content->is_null()) {
+      message["content"] = "";
+    } else if (content->is_string()) {
+      message["content"] = *content;
+    } else if (content->is_array()) {
       // [{"type": "text", "text": ...}, ...]: the text parts, joined.
       std::string text;
-      for (const json &part : content) {
-        if (!part.is_object() || !typeIsText(part) || !part.contains("text") ||
-            !part["text"].is_string())
+      for (const json &part : *content) {
+        const auto partText = part.is_object() ? part.find("text") : part.end();
+        if (!part.is_object() || !typeIsText(part) || partText == part.end() ||
+            !partText->is_string() || part.size() != 2)
           return badRequest(fmt::format("'{}.content' parts must be text parts "
                                         "({{\"type\": \"text\", \"text\": ...}})",
                                         at),
                             at + ".content");
-        text += part["text"].get<std::string>();
+        text += partText->get<std::string>();
       }
       message["content"] = text;
-    } else if (content.is_null()) {
-      message["content"] = "";
-    } else if (!content.is_string()) {
+    } else {
       return badRequest(fmt::format("'{}.content' must be a string or an array of text parts",
                                     at),
                         at + ".content");
@@ -202,7 +242,9 @@ std::map<std::string, FieldReader> fieldReaders(Endpoint endpoint) {
       return wrongType("top_p", v, "a number");
     if (!(*p > 0 && *p <= 1))
       return badRequest(fmt::format("'top_p' must be in (0, 1], got {}", v.dump()), "top_p");
-    r.topP = static_cast<float>(*p);
+    // A nucleus below float's range keeps the top token alone, as FLT_MIN
+    // does (1e-300 rounded to 0, which the sampler refuses).
+    r.topP = std::max(static_cast<float>(*p), std::numeric_limits<float>::min());
     return std::nullopt;
   };
   f["seed"] = [](const json &v, CompletionRequest &r) -> std::optional<ApiError> {

@@ -18,6 +18,13 @@ HttpServer::HttpServer(ServerOptions options, Metrics &metrics)
   const int threads = options_.threads;
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
   http_->set_payload_max_length(options_.maxBodyBytes);
+  // httplib's default sets SO_REUSEPORT, with which a second server on the
+  // same port binds too and the kernel splits connections between them;
+  // SO_REUSEADDR alone still allows a restart while old connections linger.
+  http_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   routes();
 }
 

@@ -72,7 +72,8 @@ lathe_status lathe_tokenize(const lathe_model *model, const char *text, int add_
 lathe_status lathe_detokenize(const lathe_model *model, const int32_t *ids, size_t count,
                               char *text, size_t capacity, size_t *length);
 
-/* A sequence with its own KV cache over the model. */
+/* A sequence with its own KV cache over the model. It holds what it uses of
+ * the model: closing the model first leaves it working. */
 lathe_status lathe_session_create(lathe_model *model, lathe_session **session);
 void lathe_session_destroy(lathe_session *session);
 /* Forgets the sequence: the next lathe_generate starts at position 0. */
@@ -96,7 +97,8 @@ typedef int (*lathe_token_callback)(int32_t token, const char *text, void *user)
 
 /* Runs the prompt from position 0 (the session is reset first), then
  * decodes, calling `callback` (may be NULL) per token. *generated (may be
- * NULL) receives the number of tokens produced. */
+ * NULL) receives the number of tokens produced. Called for the same session
+ * from its own callback: LATHE_ERROR_INVALID_ARGUMENT. */
 lathe_status lathe_generate(lathe_session *session, const int32_t *prompt, size_t count,
                             const lathe_generate_options *options,
                             lathe_token_callback callback, void *user, int64_t *generated);

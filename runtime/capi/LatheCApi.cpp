@@ -21,12 +21,16 @@
 struct lathe_model {
   std::shared_ptr<const lathe::artifact::Artifact> artifact;
   std::shared_ptr<lathe::backend::Executable> executable;
-  std::optional<lathe::TextTokenizer> tokenizer;
+  std::shared_ptr<const lathe::TextTokenizer> tokenizer; // null: none in the artifact
 };
 
+/// A session holds what it uses of its model, so that lathe_model_close
+/// before lathe_session_destroy leaves it working (it read the freed model).
 struct lathe_session {
-  lathe_model *model;
-  lathe::Session session;
+  std::shared_ptr<const lathe::artifact::Artifact> artifact;
+  std::shared_ptr<const lathe::TextTokenizer> tokenizer;
+  lathe::Session session; // holds the executable
+  bool generating = false;  // inside lathe_generate (its callback may call back in)
 };
 
 namespace {
@@ -83,7 +87,10 @@ lathe_status lathe_model_open_with_parameters(const char *path, const char *para
     auto tokenizer = lathe::artifactTokenizer(**artifact, path);
     if (!tokenizer)
       return fail(LATHE_ERROR_IO, tokenizer.error().message());
-    *model = new lathe_model{artifact.take(), executable.take(), tokenizer.take()};
+    std::shared_ptr<const lathe::TextTokenizer> text;
+    if (tokenizer->has_value())
+      text = std::make_shared<const lathe::TextTokenizer>(std::move(**tokenizer));
+    *model = new lathe_model{artifact.take(), executable.take(), std::move(text)};
     return LATHE_OK;
   });
 }
@@ -146,7 +153,7 @@ lathe_status lathe_session_create(lathe_model *model, lathe_session **session) {
     auto s = lathe::Session::create(model->executable);
     if (!s)
       return fail(LATHE_ERROR_RUNTIME, s.error().message());
-    *session = new lathe_session{model, s.take()};
+    *session = new lathe_session{model->artifact, model->tokenizer, s.take(), false};
     return LATHE_OK;
   });
 }
@@ -181,7 +188,7 @@ lathe_status lathe_generate(lathe_session *session, const int32_t *prompt, size_
     if (options->max_new_tokens < 0)
       return fail(LATHE_ERROR_INVALID_ARGUMENT, "lathe_generate: max_new_tokens is negative");
     const std::span<const int32_t> ids(prompt, count);
-    const lathe::plan::ModelConfig &config = session->model->executable->config();
+    const lathe::plan::ModelConfig &config = session->session.config();
     if (lathe::Status s = lathe::validatePrompt(config, ids); !s)
       return fail(LATHE_ERROR_INVALID_ARGUMENT, s.error().message());
     lathe::GenerationOptions gen;
@@ -192,13 +199,21 @@ lathe_status lathe_generate(lathe_session *session, const int32_t *prompt, size_
     gen.sampler.seed = options->seed;
     if (lathe::Status s = lathe::validateSamplerOptions(gen.sampler); !s)
       return fail(LATHE_ERROR_INVALID_ARGUMENT, s.error().message());
-    const std::optional<lathe::TextTokenizer> &tokenizer = session->model->tokenizer;
-    gen.stopAtEndOfText = options->stop_at_end_of_text != 0 && tokenizer.has_value();
+    const lathe::TextTokenizer *tokenizer = session->tokenizer.get();
+    gen.stopAtEndOfText = options->stop_at_end_of_text != 0 && tokenizer;
     if (tokenizer)
       gen.stopTokens = tokenizer->stopTokens();
     std::optional<lathe::TextTokenizer::Stream> stream;
     if (tokenizer)
       stream.emplace(*tokenizer, ids);
+    if (session->generating)
+      return fail(LATHE_ERROR_INVALID_ARGUMENT,
+                  "lathe_generate: the session is generating (called from its own callback)");
+    session->generating = true;
+    struct Done {
+      bool &flag;
+      ~Done() { flag = false; }
+    } done{session->generating};
     bool keepGoing = true;
     gen.keepGoing = [&] { return keepGoing; };
     session->session.reset();

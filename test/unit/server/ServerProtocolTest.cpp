@@ -103,6 +103,50 @@ TEST(CompletionRequestTest, ChatMessagesJoinTextParts) {
   noRole["messages"][0].erase("role");
   EXPECT_EQ(refused(parseCompletionRequest(noRole, Endpoint::ChatCompletions)).param,
             "messages[0].role");
+  // A name is kept; a role without a meaning here, an unknown key or a
+  // tool call is refused (they were passed to the template silently).
+  json named = body;
+  named["messages"][1]["name"] = "ann";
+  EXPECT_EQ(ok(parseCompletionRequest(named, Endpoint::ChatCompletions)).messages[1]["name"],
+            "ann");
+  json tool = body;
+  tool["messages"][1]["role"] = "tool";
+  EXPECT_EQ(refused(parseCompletionRequest(tool, Endpoint::ChatCompletions)).param,
+            "messages[1].role");
+  json unknown = body;
+  unknown["messages"][0]["foo"] = 1;
+  EXPECT_EQ(refused(parseCompletionRequest(unknown, Endpoint::ChatCompletions)).message,
+            "unknown field 'messages[0].foo'");
+  json calls = body;
+  calls["messages"][0]["tool_calls"] = {{{"id", "1"}}};
+  EXPECT_EQ(refused(parseCompletionRequest(calls, Endpoint::ChatCompletions)).param,
+            "messages[0].tool_calls");
+  calls["messages"][0]["tool_calls"] = nullptr;
+  EXPECT_EQ(ok(parseCompletionRequest(calls, Endpoint::ChatCompletions)).messages.size(), 2u);
+}
+
+// A message's value nested 100,000 deep (under an unknown key, or in a
+// content part) is refused without copying it: nlohmann's copy recurses,
+// and copying the message whole overflowed an HTTP thread's stack.
+TEST(CompletionRequestTest, DeeplyNestedMessageValuesAreRefusedNotCopied) {
+  const std::string nested = std::string(100000, '[') + std::string(100000, ']');
+  for (const std::string &message :
+       {R"({"role": "user", "content": "Hi", "extra": )" + nested + "}",
+        R"({"role": "user", "content": [{"type": "text", "text": "Hi", "x": )" + nested + "}]}"}) {
+    const json body = json::parse(R"({"model": "m", "messages": [)" + message + "]}");
+    const ApiError e = refused(parseCompletionRequest(body, Endpoint::ChatCompletions));
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.param.substr(0, 11), "messages[0]") << e.message;
+  }
+}
+
+// top_p below float's range keeps the top token (it became 0, which the
+// sampler refused with its command-line flag's message).
+TEST(CompletionRequestTest, TinyTopPKeepsTheTopToken) {
+  const CompletionRequest r = ok(parseCompletionRequest(
+      json::parse(R"({"model": "m", "prompt": "x", "top_p": 1e-300})"), Endpoint::Completions));
+  EXPECT_GT(r.topP, 0.0f);
+  EXPECT_LE(r.topP, 1e-37f);
 }
 
 TEST(CompletionRequestTest, RefusesWhatItWouldOtherwiseIgnore) {

@@ -6,6 +6,9 @@
  *   lathe-capi-smoke ART stop-after K  ids 1: the callback stops after K tokens
  *   lathe-capi-smoke ART capacity      tokenize "Once upon a time" into 1 slot
  *   lathe-capi-smoke ART nulls         null arguments: each call's status
+ *   lathe-capi-smoke ART closed IDS N  as ids, with the model closed first
+ *   lathe-capi-smoke ART reenter       a callback that calls lathe_generate
+ *                                      on its own session: that call's status
  *
  * Every failure prints "error <status>: <lathe_last_error()>" and exits 1. */
 #include "include/lathe/lathe.h"
@@ -44,6 +47,20 @@ static int collect(int32_t token, const char *text, void *user) {
   return c->stop_after > 0 && (int)c->count >= c->stop_after;
 }
 
+/* The session lathe_generate runs on, for reenter's callback. */
+static lathe_session *reentered;
+static int reenter(int32_t token, const char *text, void *user) {
+  (void)token;
+  (void)text;
+  lathe_generate_options options;
+  lathe_generate_options_init(&options);
+  int32_t prompt = 1;
+  lathe_status s = lathe_generate(reentered, &prompt, 1, &options, NULL, NULL, NULL);
+  printf("inner %d: %s\n", (int)s, lathe_last_error());
+  (void)user;
+  return 1;
+}
+
 static void print_ids(const struct collected *c) {
   for (size_t i = 0; i < c->count; ++i)
     printf(i ? " %d" : "%d", (int)c->ids[i]);
@@ -67,7 +84,11 @@ int main(int argc, char **argv) {
   int32_t prompt[1024];
   size_t count = 0;
   int64_t generated = 0;
-  if (strcmp(argv[2], "ids") == 0 && argc == 5) {
+  if ((strcmp(argv[2], "ids") == 0 || strcmp(argv[2], "closed") == 0) && argc == 5) {
+    if (strcmp(argv[2], "closed") == 0) {
+      lathe_model_close(model); /* the session keeps what it needs */
+      model = NULL;
+    }
     for (char *p = strtok(argv[3], ","); p && count < 1024; p = strtok(NULL, ","))
       prompt[count++] = (int32_t)atoi(p);
     options.max_new_tokens = atoi(argv[4]);
@@ -91,6 +112,12 @@ int main(int argc, char **argv) {
     options.stop_at_end_of_text = 0;
     check(lathe_generate(session, prompt, 1, &options, collect, &c, &generated));
     printf("generated %lld\n", (long long)generated);
+  } else if (strcmp(argv[2], "reenter") == 0) {
+    prompt[0] = 1;
+    reentered = session;
+    options.max_new_tokens = 3;
+    check(lathe_generate(session, prompt, 1, &options, reenter, NULL, &generated));
+    printf("outer generated %lld\n", (long long)generated);
   } else if (strcmp(argv[2], "capacity") == 0) {
     lathe_status s = lathe_tokenize(model, "Once upon a time", 1, prompt, 1, &count);
     printf("status %d, %zu ids needed: %s\n", (int)s, count, lathe_last_error());
