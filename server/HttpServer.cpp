@@ -106,6 +106,19 @@ void HttpServer::routes() {
   };
   http_->Post("/v1/completions", completion(Endpoint::Completions));
   http_->Post("/v1/chat/completions", completion(Endpoint::ChatCompletions));
+  // Another method on an endpoint that exists: 405 with the method it takes,
+  // not 404 as if the path were unknown.
+  for (const char *path : {"/v1/completions", "/v1/chat/completions"}) {
+    auto wrongMethod = [path](const httplib::Request &req, httplib::Response &res) {
+      res.set_header("Allow", "POST");
+      sendError(res, ApiError{405, fmt::format("{} takes POST, not {}", path, req.method),
+                              "invalid_request_error"});
+    };
+    http_->Get(path, wrongMethod);
+    http_->Put(path, wrongMethod);
+    http_->Patch(path, wrongMethod);
+    http_->Delete(path, wrongMethod);
+  }
 
   // Errors the library answers itself (404, 413 for a body over the limit,
   // 400 for a malformed request line) get OpenAI's JSON body too.
@@ -117,6 +130,8 @@ void HttpServer::routes() {
         : res.status == 413 ? fmt::format("the request body is larger than this server's limit "
                                           "of {} bytes",
                                           options_.maxBodyBytes)
+        : res.status == 400 ? std::string("malformed HTTP request (its request line, a "
+                                          "header, Content-Length or the chunked body)")
                             : fmt::format("HTTP status {}", res.status);
     sendError(res, ApiError{res.status, message,
                             res.status == 404 ? "not_found_error" : "invalid_request_error"});

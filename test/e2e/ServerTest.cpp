@@ -381,6 +381,13 @@ TEST_F(ServerTest, BadRequestsGetErrorsAndTheServerKeepsServing) {
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 404);
   EXPECT_TRUE(json::parse(unknown->body, nullptr, false).contains("error"));
+  // Another method on a completions endpoint: 405 naming the one it takes.
+  auto get = c.Get("/v1/chat/completions");
+  ASSERT_TRUE(get);
+  EXPECT_EQ(get->status, 405);
+  EXPECT_EQ(get->get_header_value("Allow"), "POST");
+  EXPECT_EQ(json::parse(get->body)["error"]["message"],
+            "/v1/chat/completions takes POST, not GET");
   // Still serving.
   auto ok = c.Post("/v1/completions", good.dump(), "application/json");
   ASSERT_TRUE(ok);
