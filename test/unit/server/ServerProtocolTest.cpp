@@ -292,5 +292,26 @@ TEST(MetricsTest, RendersCumulativeHistogramsAndLabelledCounters) {
   EXPECT_NE(text.find("# TYPE lathe_step_seconds histogram\n"), std::string::npos);
 }
 
+// The text held back is the longest tail that could start a stop string,
+// so a self-overlapping one ("aab" after "xaa") is found.
+TEST(StopStringsTest, HoldsTheLongestPossibleStart) {
+  StopStrings s({"aab"});
+  EXPECT_EQ(feed(s, {"xaa", "b"}), "x");
+  EXPECT_TRUE(s.stopped());
+}
+
+// Of two stop strings completed by the same character, the longer wins
+// whatever their order in the list.
+TEST(StopStringsTest, TieGoesToTheLongerWhateverTheOrder) {
+  StopStrings tie({"time", "me"});
+  EXPECT_EQ(feed(tie, {"a time"}), "a ");
+}
+
+// A piece holding a stop string twice ends at the first.
+TEST(StopStringsTest, EndsAtTheFirstOccurrenceInAPiece) {
+  StopStrings s({"ab"});
+  EXPECT_EQ(s.add("xabyab"), "x");
+}
+
 } // namespace
 } // namespace lathe::server

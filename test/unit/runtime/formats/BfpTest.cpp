@@ -265,5 +265,13 @@ TEST(Bfp, BadInputDecodesToNaN) {
     EXPECT_TRUE(std::isnan(v));
 }
 
+// A value halfway between two steps rounds to the even one, not away from
+// zero: at a step of 0.5, 0.25 and -0.25 go to 0 and 1.25 to 1 (1.5, the
+// only tie tested before, rounds to 2 either way).
+TEST(Bfp, RoundsTiesToEven) {
+  const std::vector<uint8_t> bytes = encode(4, padTo({3.0f, 0.25f, 1.25f, -0.25f}, 16));
+  EXPECT_EQ(decode(4, bytes, 16), padTo({3.0f, 0.0f, 1.0f, 0.0f}, 16));
+}
+
 } // namespace
 } // namespace lathe::formats

@@ -560,5 +560,58 @@ TEST(PagedKVCacheCompressed, KiviNeedsBlocksOfItsGroup) {
             "KV cache: int4:group=8:window=8 needs blocks of its key group (8 slots), not 4");
 }
 
+// Committing nothing at the sequence's length is allowed and changes nothing.
+TEST_F(PagedKVCacheTest, CommitAtTheLengthIsANoOp) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 6));
+  EXPECT_TRUE(cache->commit(a, 6, {}));
+  EXPECT_EQ(cache->length(a), 6);
+}
+
+// Two kept slots moved into the same shared block copy that block once: the
+// commit fits in the one free block left, and the fork keeps its own rows.
+TEST_F(PagedKVCacheTest, CommitCopiesASharedBlockOnceForSeveralMoves) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 8));
+  fill(a, 0, 8, 1);
+  auto b = cache->fork(a);
+  ASSERT_TRUE(b);
+  SequenceId filler = cache->addSequence();
+  ASSERT_TRUE(cache->grow(filler, 20));
+  ASSERT_EQ(cache->freeBlocks(), 1);
+  const int64_t kept[] = {5, 6};
+  ASSERT_TRUE(cache->commit(a, 4, kept));
+  EXPECT_EQ(slotOf(a, 4), 5.0f);
+  EXPECT_EQ(slotOf(a, 5), 6.0f);
+  EXPECT_EQ(slotOf(*b, 4), 4.0f);
+}
+
+// Sealing a window block that a fork shares keeps its reference count:
+// removing one sequence leaves the other's blocks in use.
+TEST_P(PagedKVCacheWindow, SealingASharedBlockKeepsItsReferences) {
+  SequenceId a = cache->addSequence();
+  ASSERT_TRUE(cache->grow(a, 10));
+  auto b = cache->fork(a);
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(cache->grow(a, std::max<int64_t>(1, 8 + layout.format.window - 10 + 1)));
+  ASSERT_FALSE(inWindow(*b, 7));
+  cache->removeSequence(a);
+  EXPECT_EQ(cache->usedBlocks(), 3); // b still holds its 3 blocks
+}
+
+// Rolled back into a sealed block it holds alone, a sequence grows again
+// with no free block: the sealed block is swapped for a window one.
+TEST_P(PagedKVCacheWindow, GrowingBackIntoASealedBlockNeedsNoFreeBlock) {
+  SequenceId a = cache->addSequence();
+  for (int i = 0; i < 32; ++i)
+    ASSERT_TRUE(cache->grow(a, 1));
+  cache->truncate(a, 9);
+  ASSERT_FALSE(inWindow(a, 8));
+  SequenceId c = cache->addSequence();
+  ASSERT_TRUE(cache->grow(c, 20));
+  ASSERT_EQ(cache->freeBlocks(), 0);
+  EXPECT_TRUE(cache->grow(a, 1)); // the quantized block is swapped for a window one
+}
+
 } // namespace
 } // namespace lathe::kv

@@ -301,5 +301,71 @@ TEST(SamplerOptions, Validation) {
   EXPECT_EQ(message({1.0f, 1.0f, -3, 0}), "--top-k must be >= 0, got -3");
 }
 
+// Top-p keeps the fewest tokens whose mass reaches p: with four equal
+// tokens and p = 0.5, the first two exactly, never a third.
+TEST(Sampler, TopPStopsWhereTheMassReachesP) {
+  std::vector<float> logits = {0.0f, 0.0f, 0.0f, 0.0f};
+  Sampler s(SamplerOptions{1.0f, 0.5f, 0, 3});
+  for (int32_t id : drawMany(s, logits, 2000))
+    ASSERT_LT(id, 2);
+}
+
+// Top-k of 1 on a tie keeps the lowest id, as greedy decoding does.
+TEST(Sampler, TopKOneOnATieKeepsTheLowestId) {
+  std::vector<float> logits = {1.0f, 3.0f, 3.0f, 0.0f};
+  Sampler s(SamplerOptions{1.0f, 1.0f, 1, 3});
+  for (int32_t id : drawMany(s, logits, 50))
+    ASSERT_EQ(id, 1);
+}
+
+// A temperature that is not finite falls back to greedy, as documented.
+TEST(Sampler, InfiniteTemperatureIsGreedy) {
+  std::vector<float> logits = {0.0f, 10.0f, 0.0f};
+  Sampler s(SamplerOptions{std::numeric_limits<float>::infinity(), 1.0f, 0, 3});
+  EXPECT_TRUE(s.greedy());
+  for (int32_t id : drawMany(s, logits, 50))
+    ASSERT_EQ(id, 1);
+}
+
+// The prefilter that drops unlikely tokens before sorting keeps every
+// token of the nucleus: p = 0.9 over {0.4, 0.2, 0.2, 0.2} draws each of the
+// last three a fifth of the time.
+TEST(Sampler, PrefilterKeepsTheWholeNucleus) {
+  std::vector<float> logits = {std::log(0.4f), std::log(0.2f), std::log(0.2f), std::log(0.2f)};
+  Sampler s(SamplerOptions{1.0f, 0.9f, 0, 3});
+  std::vector<double> f = frequencies(drawMany(s, logits, kDraws), 4);
+  for (int i = 1; i < 4; ++i)
+    EXPECT_NEAR(f[i], 0.2, kTolerance);
+}
+
+// The nucleus is not cut short: p = 0.55 over {0.5, 0.3, 0.15, 0.05} keeps
+// the first two, renormalized, so the second comes 3/8 of the time.
+TEST(Sampler, NucleusIsNotSmallerThanP) {
+  std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  Sampler s(SamplerOptions{1.0f, 0.55f, 0, 3});
+  std::vector<double> f = frequencies(drawMany(s, logits, kDraws), 4);
+  EXPECT_NEAR(f[1], 3.0 / 8.0, kTolerance);
+}
+
+// A p below the top token's own probability keeps that token alone.
+TEST(Sampler, SmallTopPKeepsTheTopToken) {
+  std::vector<float> logits = {0.0f, 0.01f};
+  Sampler s(SamplerOptions{1.0f, 0.1f, 0, 3});
+  for (int32_t id : drawMany(s, logits, 50))
+    ASSERT_EQ(id, 1);
+}
+
+// A seed reproduces its draws: the stream for unequal logits is pinned
+// (the equal-logit pin cannot see the candidates' order change), and top-k
+// equal to the vocabulary is the same as none.
+TEST(Sampler, SeedStreamForUnequalLogitsIsPinned) {
+  std::vector<float> logits = {0.0f, 1.0f, 2.0f, 0.5f, -1.0f, 1.5f};
+  Sampler plain(SamplerOptions{1.0f, 1.0f, 0, 5});
+  Sampler wholeTopK(SamplerOptions{1.0f, 1.0f, 6, 5});
+  const std::vector<int32_t> drawn = drawMany(plain, logits, 16);
+  EXPECT_EQ(drawn, (std::vector<int32_t>{2, 5, 2, 1, 1, 2, 5, 2, 2, 2, 2, 1, 5, 2, 5, 5}));
+  EXPECT_EQ(drawMany(wholeTopK, logits, 16), drawn);
+}
+
 } // namespace
 } // namespace lathe

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <numeric>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <random>
@@ -641,6 +642,50 @@ TEST(TreeDrafter, LearnsThatRejectedDraftsAreNotWorthRunning) {
   EXPECT_GT(first, 1u); // the n-gram chain "3 1 2" was drafted at first
   const DraftTree later = drafter.draft(text, 100);
   EXPECT_EQ(later.child(0, 3), -1);
+}
+
+// A text longer than the capacity keeps its last tokens, as documented.
+TEST(SuffixIndex, ALongTextKeepsItsLastTokens) {
+  SuffixIndex index(10);
+  std::vector<int32_t> t(25);
+  std::iota(t.begin(), t.end(), 0);
+  index.add(t);
+  ASSERT_EQ(index.contents().size(), 1u);
+  EXPECT_EQ(std::vector<int32_t>(index.contents()[0].begin(), index.contents()[0].end()),
+            std::vector<int32_t>(t.begin() + 15, t.end()));
+}
+
+// A text rolled back and grown again differently is indexed afresh: no
+// pair of the old text stays to be found.
+TEST(TextIndex, ARolledBackTextIsIndexedAfresh) {
+  TextIndex index;
+  index.update(std::vector<int32_t>{5, 1, 2, 3});
+  const std::vector<int32_t> b{5, 1, 2, 4, 9, 2, 4};
+  index.update(b);
+  EXPECT_EQ(index.lastAfter(2, 3), -1);
+  expectSameTrie(suffixContinuations(b, 3, {}, nullptr, &index), suffixContinuations(b, 3),
+                 "rolled back text");
+}
+
+// An index behind its text is not used: the drafts equal a scan's.
+TEST(TextIndex, AnIndexBehindItsTextIsNotUsed) {
+  TextIndex index;
+  index.update(std::vector<int32_t>{1, 2, 3});
+  const std::vector<int32_t> text{1, 2, 3, 1, 2, 7, 1, 2};
+  expectSameTrie(suffixContinuations(text, 3, {}, nullptr, &index), suffixContinuations(text, 3),
+                 "behind");
+}
+
+// The history is not read once the text itself gave maxOccurrences.
+TEST(NgramDrafter, HistoryIsNotReadPastMaxOccurrences) {
+  SuffixIndex history;
+  history.add(std::vector<int32_t>{1, 2, 8});
+  NgramOptions o;
+  o.minMatch = 2;
+  o.maxOccurrences = 1;
+  const ContinuationTrie trie =
+      suffixContinuations(std::vector<int32_t>{1, 2, 3, 1, 2}, 2, o, &history);
+  EXPECT_EQ(trie.counts[0], 1);
 }
 
 } // namespace
