@@ -180,7 +180,9 @@ void jsonString(const std::string &s, std::string &out) {
     case '\b': out += "\\b"; break;
     case '\f': out += "\\f"; break;
     default:
-      if (u < 0x20 || u == 0x7f)
+      // Python's json.dumps with ensure_ascii=False escapes the C0
+      // controls only (DEL, 0x7f, stays as it is).
+      if (u < 0x20)
         out += fmt::format("\\u{:04x}", u);
       else
         out += c;

@@ -178,5 +178,79 @@ TEST(ChatTemplate, PlainTemplateIsDocumentedSource) {
   EXPECT_EQ(*out, "System: Be brief.\n\nUser: Hi\n\nAssistant: Hello\n\n");
 }
 
+/// `source` rendered, or its error message.
+std::string rendered(std::string_view source) {
+  auto out = renderSource(source);
+  return out ? *out : "error: " + out.error().message();
+}
+
+// tojson is transformers' json.dumps(ensure_ascii=False): control
+// characters below 0x20 are escaped, DEL (0x7f) and non-ASCII text are not.
+TEST(ChatTemplate, ToJsonEscapesAsPythonJsonDumps) {
+  EXPECT_EQ(rendered("{{ 'a\x01" "b\x7f" "c\u00e9' | tojson }}"),
+            "\"a\\u0001b\x7f" "c\u00e9\"");
+}
+
+// Floor division and modulo round toward minus infinity, so a negative
+// divisor gives Python's results (jinja2 3.1 renders each of these).
+TEST(ChatTemplate, IntegerDivisionFloorsAsPython) {
+  EXPECT_EQ(rendered("{{ 7 // -2 }} {{ 7 % -3 }} {{ -7 // -2 }} {{ -7 % -3 }}"), "-4 -2 3 -1");
+}
+
+// A string or list repeated a negative number of times is empty, not an
+// error (templates pad with `' ' * (width - n)`).
+TEST(ChatTemplate, RepeatingNegativelyGivesNothing) {
+  EXPECT_EQ(rendered("[{{ 'ab' * -1 }}] {{ [1] * -2 }}"), "[] []");
+}
+
+// <= and >= (and the le / ge tests) hold for equal operands.
+TEST(ChatTemplate, OrderComparisonsHoldForEqualValues) {
+  EXPECT_EQ(rendered("{{ 2 <= 2 }} {{ 2 >= 2 }} {{ 'a' <= 'a' }} {{ 'b' >= 'b' }} "
+                     "{{ 1 is le 1 }} {{ 1 is ge 1 }}"),
+            "True True True True True True");
+}
+
+// str.count counts occurrences that do not overlap, str.find answers in
+// characters (not bytes), and endswith / startswith look only at the ends.
+TEST(ChatTemplate, StringMethodsCountFindAndMatchEndsAsPython) {
+  EXPECT_EQ(rendered("{{ 'aaaa'.count('aa') }} {{ '\u00e9\u4e16x'.find('x') }} "
+                     "{{ 'abc'.endswith('b') }} {{ 'abc'.endswith('bc') }} "
+                     "{{ 'abc'.startswith('b') }}"),
+            "2 2 False True False");
+}
+
+// Filter and test arguments keep their meaning: default(d, true) replaces
+// only a falsy value, unique(false) ignores case, and `odd` is the
+// remainder 1 (2.5 is not odd).
+TEST(ChatTemplate, FilterArgumentsKeepTheirMeaning) {
+  EXPECT_EQ(rendered("{{ 'v' | default('d', true) }} {{ 1 | default('d', true) }} "
+                     "{{ ['a', 'A', 'b'] | unique(false) | list }} "
+                     "{{ ['a', 'A', 'b'] | unique(true) | list }} "
+                     "{{ 2.5 is odd }} {{ 3 is odd }} {{ -3 is odd }}"),
+            "v 1 ['a', 'b'] ['a', 'A', 'b'] False True True");
+}
+
+// A character of four UTF-8 bytes (an emoji) is one character to length,
+// subscripts and reverse.
+TEST(ChatTemplate, FourByteCharactersCountAsOne) {
+  EXPECT_EQ(rendered("{{ '\U0001F600x' | length }} {{ '\U0001F600x'[1] }} "
+                     "{{ '\U0001F600x' | reverse }}"),
+            "2 x x\U0001F600");
+}
+
+// Printed lists quote strings as Python's repr: double quotes only when
+// the string has a single quote and no double one.
+TEST(ChatTemplate, ReprQuotesAsPython) {
+  EXPECT_EQ(rendered(R"({{ ['it\'s "q"', "it's", 'say "hi"'] }})"),
+            R"(['it\'s "q"', "it's", 'say "hi"'])");
+}
+
+// Slice bounds before the start clamp as Python's slice.indices: with a
+// negative step, to before the first item.
+TEST(ChatTemplate, NegativeStepSlicesClampBeforeTheStart) {
+  EXPECT_EQ(rendered("{{ [1, 2, 3][-10::-1] }} {{ [1, 2, 3][:-10:-1] }} [{{ 'abc'[-10::-1] }}]"),
+            "[] [3, 2, 1] []");
+}
+
 } // namespace
 } // namespace lathe::serving

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -1057,6 +1058,120 @@ TEST_F(SchedulerTest, RefusesBadOptions) {
   o.maxSequences = 2;
   o.kvTokens = -1;
   EXPECT_NE(refused(o).find("KV cache size must be at least 0"), std::string::npos);
+}
+
+// A prompt of exactly the step's token budget and a request whose prompt
+// and new tokens fill exactly the whole cache are admitted (both bounds are
+// inclusive), also when the prompt's first step fails; the blocks reserved
+// come back when it ends, so the next such request runs after it.
+TEST_P(SchedulerPolicyTest, ARequestOfTheWholeBudgetAndCacheRunsAndGivesItsBlocksBack) {
+  SchedulerOptions options;
+  options.prefill = GetParam();
+  options.maxSequences = 2; // the blocks, not the count, hold the second back
+  options.tokenBudget = 16;
+  // 16 prompt tokens and 16 new ones: 32 slots, the cache's 8 blocks of 4.
+  Scheduler s = make(options, /*blocks=*/8);
+  const Request first = request(promptOf(16, 1), 16),
+                second = request(promptOf(16, 2), 16, 0.8f, 9);
+  auto i1 = s.submit(first);
+  ASSERT_TRUE(i1) << i1.error().message();
+  auto i2 = s.submit(second);
+  ASSERT_TRUE(i2) << i2.error().message();
+  auto tokens = runThroughFailures(s, {0}, {});
+  EXPECT_EQ(tokens[*i1], runAlone(first).tokens);
+  EXPECT_EQ(tokens[*i2], runAlone(second).tokens);
+  EXPECT_EQ(s.kvCache().usedBlocks(), 0);
+}
+
+// New tokens past the context (any int64 may come in, even the largest)
+// reserve one context of blocks: no more (a cache of one context takes the
+// request) and no less (another request waits for them). Trees are drafted
+// for such a request all the same, as large as the spare budget allows
+// (root included) and within the context's slots.
+TEST_F(SchedulerTest, NewTokensPastTheContextReserveOneContext) {
+  model.bump = 8.0f;
+  SchedulerOptions options;
+  options.maxSequences = 2;
+  options.tokenBudget = 16;
+  options.speculate = *speculative::parseTreeShape("4x4x4");
+  options.measureNodeCost = false;
+  // Trees as large as the budget allows, up to the context's last slot.
+  options.drafting.nodeCost = 0.005f;
+  options.drafting.minScore = 0;
+  Scheduler s = make(options, /*blocks=*/kContext / 4);
+  const Request endless = request(promptOf(10, 1), std::numeric_limits<int64_t>::max());
+  const Request small = request({1, 2}, 3);
+  auto ie = s.submit(endless);
+  ASSERT_TRUE(ie) << ie.error().message();
+  auto is = s.submit(small);
+  ASSERT_TRUE(is) << is.error().message();
+  std::map<RequestId, std::vector<int32_t>> tokens;
+  int64_t endlessDrafted = -1, mostDecodeTokens = 0;
+  for (int k = 0; k < 100 && s.busy(); ++k) {
+    auto result = s.step();
+    ASSERT_TRUE(result) << result.error().message();
+    if (result->stats.prefillTokens == 0)
+      mostDecodeTokens = std::max(mostDecodeTokens, result->stats.tokens);
+    if (k == 0) {
+      EXPECT_EQ(s.runningCount(), 1);
+      EXPECT_EQ(result->stats.waiting, 1) << "the small request waits for the blocks";
+    }
+    for (const Event &e : result->events)
+      if (e.kind == Event::Kind::Token)
+        tokens[e.request].push_back(e.token);
+      else if (e.request == *ie)
+        endlessDrafted = e.stats.draftedTokens;
+  }
+  EXPECT_FALSE(s.busy());
+  EXPECT_EQ(tokens[*ie], runAlone(endless).tokens);
+  EXPECT_EQ(tokens[*is], runAlone(small).tokens);
+  EXPECT_GT(endlessDrafted, 0) << "the request without a limit drafted no tree";
+  EXPECT_EQ(mostDecodeTokens, 16) << "a tree takes the whole spare budget, beside its root";
+}
+
+// A request cancelled while it waits reports its prompt's size, as one
+// cancelled while running does: servers log it as the prompt tokens used.
+TEST_F(SchedulerTest, ACancelledWaitingRequestReportsItsPromptTokens) {
+  Scheduler s = make(SchedulerOptions{});
+  auto id = s.submit(request(promptOf(5, 2), 4));
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(s.cancel(*id));
+  auto result = s.step();
+  ASSERT_TRUE(result) << result.error().message();
+  ASSERT_EQ(result->events.size(), 1u);
+  EXPECT_EQ(result->events[0].reason, FinishReason::Cancelled);
+  EXPECT_EQ(result->events[0].stats.promptTokens, 5);
+  EXPECT_EQ(result->events[0].stats.generatedTokens, 0);
+}
+
+// The time to the first token runs from the submit, each time between
+// tokens from the token before: together they add up to no more than the
+// time from the submit to the last token.
+TEST_F(SchedulerTest, TimesBetweenTokensRunFromTheTokenBefore) {
+  Scheduler s = make(SchedulerOptions{});
+  const auto before = std::chrono::steady_clock::now();
+  auto id = s.submit(request({1, 2, 3}, 4));
+  ASSERT_TRUE(id);
+  // A first token well after the submit.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::optional<RequestStats> stats;
+  while (s.busy()) {
+    auto result = s.step();
+    ASSERT_TRUE(result) << result.error().message();
+    for (const Event &e : result->events)
+      if (e.kind == Event::Kind::Finished)
+        stats = e.stats;
+  }
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - before).count();
+  ASSERT_TRUE(stats);
+  ASSERT_TRUE(stats->timeToFirstToken);
+  EXPECT_GE(*stats->timeToFirstToken, 0.02);
+  ASSERT_EQ(stats->timesBetweenTokens.size(), 3u);
+  double total = *stats->timeToFirstToken;
+  for (double t : stats->timesBetweenTokens)
+    total += t;
+  EXPECT_LE(total, elapsed);
 }
 
 } // namespace

@@ -688,5 +688,24 @@ TEST(NgramDrafter, HistoryIsNotReadPastMaxOccurrences) {
   EXPECT_EQ(trie.counts[0], 1);
 }
 
+// Token 0 is a token like any other: as the one before (its pair row is
+// kept) and as a successor (a row starting with it is not empty).
+TEST(TokenRecycling, TokenZeroIsAnOrdinaryToken) {
+  TokenRecycling table(8, 2);
+  table.update(2, std::vector<float>{9, 0, 0, 5, 0, 0, 0, 0}, /*previous=*/0);
+  const auto after02 = table.pairSuccessors(0, 2);
+  EXPECT_EQ(std::vector<int32_t>(after02.begin(), after02.end()), (std::vector<int32_t>{0, 3}));
+  const auto after2 = table.successors(2);
+  EXPECT_EQ(std::vector<int32_t>(after2.begin(), after2.end()), (std::vector<int32_t>{0, 3}));
+}
+
+// A table asked for k = 0 keeps one successor a token (k is at least 1).
+TEST(TokenRecycling, KeepsAtLeastOneSuccessor) {
+  TokenRecycling table(8, 0);
+  table.update(2, std::vector<float>{0, 0, 0, 0, 7, 0, 0, 0});
+  const auto after2 = table.successors(2);
+  EXPECT_EQ(std::vector<int32_t>(after2.begin(), after2.end()), (std::vector<int32_t>{4}));
+}
+
 } // namespace
 } // namespace lathe::speculative

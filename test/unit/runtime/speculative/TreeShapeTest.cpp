@@ -136,5 +136,33 @@ TEST(DraftTree, TheRoomLeftInTheContextBoundsTheNodes) {
   EXPECT_EQ(three.size(), 3u);
 }
 
+// The limits themselves are shapes: 32 levels, and 1024 nodes in all. A
+// branching of 1024 is refused for the nodes it makes (1025 with the root).
+TEST(TreeShape, TheLimitsThemselvesAreAccepted) {
+  auto deepest = makeTreeShape(std::vector<int32_t>(32, 1));
+  ASSERT_TRUE(deepest) << deepest.error().message();
+  EXPECT_EQ(deepest->depth(), 32);
+  auto largest = parseTreeShape("1023");
+  ASSERT_TRUE(largest) << largest.error().message();
+  EXPECT_EQ(largest->nodeCount(), 1024);
+  auto over = parseTreeShape("1024");
+  ASSERT_FALSE(over);
+  EXPECT_NE(over.error().message().find("more than 1024 nodes"), std::string::npos)
+      << over.error().message();
+}
+
+// A list one level too deep is named whole, as the parser names its text;
+// only a longer one is cut short.
+TEST(TreeShape, ATooDeepListIsNamedAsTheParserNamesIt) {
+  std::string text = "1";
+  for (int d = 1; d < 33; ++d)
+    text += "x1";
+  auto parsed = parseTreeShape(text);
+  auto made = makeTreeShape(std::vector<int32_t>(33, 1));
+  ASSERT_FALSE(parsed);
+  ASSERT_FALSE(made);
+  EXPECT_EQ(made.error().message(), parsed.error().message());
+}
+
 } // namespace
 } // namespace lathe::speculative

@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace lathe {
 namespace {
 
@@ -195,6 +197,78 @@ TEST(HFTokenizer, CreateRefusesInconsistentSpecs) {
   spec = byteLevelSpec();
   spec.decoders = {{"Strip", {" "}, {1}}};
   EXPECT_EQ(error(spec), "t.json: decoder 'Strip' has 1 strings and 1 numbers, expects 1 and 2");
+}
+
+// Where several added tokens start at the same byte the longest is taken
+// (HF's LeftmostLongest), whatever their order in the file.
+TEST(HFTokenizer, TheLongestAddedTokenWinsWhereSeveralStart) {
+  HFTokenizerSpec spec = byteLevelSpec();
+  spec.addedTokens.push_back({kSpecial + 1, "<|x|>ab", true});
+  EXPECT_EQ(*make(spec).encode("<|x|>ab<|x|>", false), (Ids{kSpecial + 1, kSpecial}));
+}
+
+// BPE merges the pair of lowest rank first, the leftmost among equal
+// ranks; a pair listed twice keeps its last rank, as HF's map of merges.
+TEST(HFTokenizer, MergesTheLowestRankLeftmostFirst) {
+  HFTokenizerSpec spec = byteLevelSpec();
+  spec.addedTokens.clear();
+  const int32_t kAA = static_cast<int32_t>(spec.vocab.size()), kBC = kAA + 1;
+  spec.vocab.push_back("aa");
+  spec.vocab.push_back("bc");
+  spec.merges = {{'a', 'a'}};
+  EXPECT_EQ(*make(spec).encode("aaa", false), (Ids{kAA, 'a'}));
+  spec.merges = {{'a', 'b'}, {'b', 'c'}, {'a', 'b'}};
+  EXPECT_EQ(*make(spec).encode("abc", false), (Ids{'a', kBC}));
+}
+
+// A single-word added token needs a non-word character (or the text's
+// end) on each side: a word character on either side alone keeps it text.
+TEST(HFTokenizer, SingleWordAddedTokenNeedsBothSidesFree) {
+  HFTokenizerSpec spec = byteLevelSpec();
+  spec.addedTokens[0].singleWord = true;
+  HFTokenizer t = make(spec);
+  for (const char *text : {"ab<|x|> ab", "ab <|x|>ab"}) {
+    const Ids ids = *t.encode(text, false);
+    EXPECT_EQ(std::count(ids.begin(), ids.end(), kSpecial), 0) << text;
+  }
+  const Ids free = *t.encode("ab <|x|> ab", false);
+  EXPECT_EQ(std::count(free.begin(), free.end(), kSpecial), 1);
+}
+
+// Prepend skips a text that the normalizers before it left empty (HF
+// prepends only to non-empty text).
+TEST(HFTokenizer, PrependSkipsTextTheNormalizersEmptied) {
+  HFTokenizerSpec spec = sentencePieceSpec();
+  spec.normalizers = {{"Replace", {" ", ""}, {}}, {"Prepend", {kMeta}, {}}};
+  HFTokenizer t = make(spec);
+  EXPECT_EQ(*t.encode("  ", false), Ids{});
+  EXPECT_EQ(*t.encode(" hi", false), (Ids{kMetaHI}));
+}
+
+// add_prefix_space adds no second space to a text that starts with one.
+TEST(HFTokenizer, AddPrefixSpaceLeavesALeadingSpaceAlone) {
+  HFTokenizerSpec spec = byteLevelSpec();
+  spec.preTokenizers = {{"ByteLevel", {}, {1, 1}}};
+  EXPECT_EQ(*make(spec).encode(" ab", false), (Ids{kSpaceAB}));
+}
+
+// Byte tokens that are not UTF-8 decode to one U+FFFD per byte, as HF's
+// ByteFallback, not one per run.
+TEST(HFTokenizer, ByteFallbackGivesOneReplacementPerBadByte) {
+  HFTokenizer t = make(sentencePieceSpec());
+  EXPECT_EQ(t.decode(Ids{kH, kByte0 + 0xA9, kByte0 + 0xA9, kI}), "h\uFFFD\uFFFDi");
+}
+
+// With prepend_scheme "never" nothing was prepended, so the Metaspace
+// decoder turns the first token's replacement character into a space too.
+TEST(HFTokenizer, MetaspaceNeverKeepsTheFirstSpace) {
+  HFTokenizerSpec spec = sentencePieceSpec();
+  spec.normalizers.clear();
+  spec.preTokenizers = {{"Metaspace", {kMeta, "never"}, {1}}};
+  spec.decoders = {{"Metaspace", {kMeta, "never"}, {}}};
+  HFTokenizer t = make(spec);
+  EXPECT_EQ(*t.encode("hi hi", false), (Ids{kHI, kMetaHI}));
+  EXPECT_EQ(t.decode(Ids{kMetaHI, kMetaHI}), " hi hi");
 }
 
 } // namespace

@@ -64,5 +64,17 @@ TEST(Utf8, LossyReplacesEachMaximalIllFormedSubpart) {
   EXPECT_TRUE(utf8::valid("\U0001F600"));
 }
 
+// next() steps over a bad or cut-off sequence one byte at a time (its
+// contract), and a sequence cut off by the end of the text is one U+FFFD;
+// an overlong three-byte form is not UTF-8.
+TEST(Utf8, BadSequencesAdvanceOneByteAndOverlongFormsAreInvalid) {
+  size_t pos = 0;
+  EXPECT_EQ(utf8::next("\xE2\x82" "b", pos), utf8::kInvalid);
+  EXPECT_EQ(pos, 1u);
+  EXPECT_EQ(utf8::lossy("a\xE2\x82"), "a\uFFFD");
+  EXPECT_FALSE(utf8::valid("\xE0\x80\x80"));
+  EXPECT_EQ(utf8::lossy("\xE0\x80\x80"), "\uFFFD\uFFFD\uFFFD");
+}
+
 } // namespace
 } // namespace lathe
