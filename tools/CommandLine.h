@@ -19,18 +19,21 @@ namespace lathe::tools {
 /// must be plain decimals in range; the first that is not is the error.
 inline std::optional<std::string> checkDecimalIntegers(const CLI::App &app) {
   for (const CLI::Option *opt : app.get_options()) {
+    // CLI11's type names: "INT" or "UINT", perhaps followed by a
+    // validator's text after ':' or ' '.
     const std::string type = opt->get_type_name();
     const bool isUnsigned = type.starts_with("UINT");
-    if (!isUnsigned && !type.starts_with("INT"))
+    const std::string_view name = isUnsigned ? "UINT" : "INT";
+    if (!type.starts_with(name) ||
+        (type.size() > name.size() && type[name.size()] != ':' && type[name.size()] != ' '))
       continue;
-    if (type.size() > (isUnsigned ? 4u : 3u) && type[isUnsigned ? 4 : 3] != ':' &&
-        type[isUnsigned ? 4 : 3] != ' ')
-      continue; // another type whose name starts the same way
     for (const std::string &value : opt->results()) {
       std::string_view digits = value;
       const bool negative = digits.starts_with('-');
       if (negative || digits.starts_with('+'))
         digits.remove_prefix(1);
+      // What from_chars reads: a '-' but no '+'.
+      const std::string_view number = negative ? std::string_view(value) : digits;
       const bool decimal = !digits.empty() && digits.find_first_not_of("0123456789") ==
                                                   std::string_view::npos;
       if (!decimal || (digits.size() > 1 && digits[0] == '0'))
@@ -38,17 +41,11 @@ inline std::optional<std::string> checkDecimalIntegers(const CLI::App &app) {
       if (negative && isUnsigned)
         return opt->get_name() + ": '" + value + "' is negative";
       // The widest the option can be; CLI11 checks the narrower types.
-      bool inRange;
-      if (isUnsigned) {
-        uint64_t parsed;
-        inRange = std::from_chars(digits.data(), digits.data() + digits.size(), parsed).ec ==
-                  std::errc();
-      } else {
-        int64_t parsed;
-        inRange = std::from_chars(value.data() + (value[0] == '+'), value.data() + value.size(),
-                                  parsed)
-                      .ec == std::errc();
-      }
+      const auto inRangeAs = [&](auto parsed) {
+        return std::from_chars(number.data(), number.data() + number.size(), parsed).ec ==
+               std::errc();
+      };
+      const bool inRange = isUnsigned ? inRangeAs(uint64_t{}) : inRangeAs(int64_t{});
       if (!inRange)
         return opt->get_name() + ": '" + value + "' is out of range";
     }

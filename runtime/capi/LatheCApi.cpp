@@ -187,6 +187,9 @@ lathe_status lathe_generate(lathe_session *session, const int32_t *prompt, size_
       return fail(LATHE_ERROR_INVALID_ARGUMENT, "lathe_generate: null argument");
     if (options->max_new_tokens < 0)
       return fail(LATHE_ERROR_INVALID_ARGUMENT, "lathe_generate: max_new_tokens is negative");
+    if (session->generating)
+      return fail(LATHE_ERROR_INVALID_ARGUMENT,
+                  "lathe_generate: the session is generating (called from its own callback)");
     const std::span<const int32_t> ids(prompt, count);
     const lathe::plan::ModelConfig &config = session->session.config();
     if (lathe::Status s = lathe::validatePrompt(config, ids); !s)
@@ -206,9 +209,6 @@ lathe_status lathe_generate(lathe_session *session, const int32_t *prompt, size_
     std::optional<lathe::TextTokenizer::Stream> stream;
     if (tokenizer)
       stream.emplace(*tokenizer, ids);
-    if (session->generating)
-      return fail(LATHE_ERROR_INVALID_ARGUMENT,
-                  "lathe_generate: the session is generating (called from its own callback)");
     session->generating = true;
     struct Done {
       bool &flag;

@@ -19,10 +19,9 @@ std::optional<size_t> availableMemoryBytes();
 constexpr size_t kMemoryCheckedFrom = size_t(64) << 20;
 
 /// An error "out of memory: N MiB available" where `bytes` (of at least
-/// kMemoryCheckedFrom) is more than
-/// availableMemoryBytes() less `promised`, memory already mapped but not
-/// yet touched (which the kernel does not count as taken); ok otherwise,
-/// or where the memory left is unknown.
+/// kMemoryCheckedFrom) is more than availableMemoryBytes() less `promised`,
+/// memory already mapped but not yet touched (which the kernel does not
+/// count as taken); ok otherwise, or where the memory left is unknown.
 Status checkMemoryAvailable(size_t bytes, size_t promised = 0);
 
 } // namespace lathe
