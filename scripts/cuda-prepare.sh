@@ -92,6 +92,15 @@ compile "$tiny" --kv=bfp4 -o "$out/artifacts/tiny-kvbfp4.lathe"
 compile "$gqa" --synthetic-weights --kv=bfp4 -o "$out/artifacts/gqa-kvbfp4.lathe"
 compile "$gqa" --synthetic-weights --kv=bfp8:block=16 -o "$out/artifacts/gqa-kvbfp8.lathe"
 compile "$gqa" --synthetic-weights --kv=int8 --quant=int8:group=32 -o "$out/artifacts/gqa-int8-kvint8.lathe"
+# Windowed caches, sealed on the GPU (CudaWindowedKv.cuh): KIVI int4 and
+# int2, row formats with a window; the tiny model's heads of 4 take the
+# channel-by-channel KIVI path.
+for kv in int4 int2 bfp4:window=16; do
+  compile "$gqa" --synthetic-weights --kv=$kv -o "$out/artifacts/gqa-kv${kv//[:=]/-}.lathe"
+done
+compile "$gqa" --synthetic-weights --kv=int8:window=8 --quant=int8:group=32 \
+  -o "$out/artifacts/gqa-int8-kvint8-window-8.lathe"
+compile "$tiny" --kv=int4 -o "$out/artifacts/tiny-kvint4.lathe"
 compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant=int8:group=32 \
   --kv=bfp4 -o "$out/artifacts/stories15M-int8-kvbfp4.lathe"
 compile "$model_dir/stories15M.bin" --tokenizer "$model_dir/tokenizer.bin" --quant=int4:group=32 \

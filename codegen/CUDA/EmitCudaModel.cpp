@@ -211,6 +211,28 @@ public:
                        "const LatheCudaFrame *frame, int *ids) {{\n"
                        "  lathe_cuda::argmaxRows<{}>(frame->buffers[{}], ids);\n}}\n",
                        LATHE_CUDA_THREADS, plan_.bufferWidths[plan_.logits], plan_.logits);
+    // A windowed cache's blocks sealed as they leave its f32 window, and
+    // unsealed where a sequence writes into a sealed one (the paged
+    // cache's KvWindowCodec, CudaExecutable.cpp): a block a layer and
+    // keys or values.
+    if (plan_.kvFormat.windowed()) {
+      const int64_t kvWidth = int64_t(plan_.kvWidth);
+      int64_t headDim = kvWidth;
+      for (const plan::Step &step : plan_.steps)
+        if (const auto *a = std::get_if<plan::AttentionStep>(&step))
+          headDim = a->headDim;
+      out += fmt::format(
+          "// the {0} cache's window blocks, quantized and back\n"
+          "extern \"C\" __global__ void __launch_bounds__({1}) lathe_cuda_kv_seal("
+          "uint8_t *kv, int64_t kvRows, int64_t blockSize, int window, int sealed) {{\n"
+          "  lathe_cuda::Sealer<{2}>::seal<{3}, {4}>(kv, kvRows, blockSize, window, sealed);\n}}\n"
+          "extern \"C\" __global__ void __launch_bounds__({1}) lathe_cuda_kv_unseal("
+          "uint8_t *kv, int64_t kvRows, int64_t blockSize, int from, int to, int64_t rows) {{\n"
+          "  lathe_cuda::unsealKvBlock<{2}, {3}, {4}, {5}>(kv, kvRows, blockSize, from, to, rows);\n"
+          "}}\n",
+          formats::kvFormatName(plan_.kvFormat), LATHE_CUDA_THREADS, quantizedCodec(),
+          plan_.kvLayers, kvWidth, headDim);
+    }
     return CudaModelCode{std::move(out), launches_, kStages_};
   }
 
@@ -804,6 +826,12 @@ private:
                            ropeFrequencies(q)),
                width(q.input) / 2 + kvWidth / 2 + kvWidth, /*perThread=*/1,
                productRotates(step_) ? LATHE_CUDA_GRID_PER_TOKENS : LATHE_CUDA_GRID_PER_TOKEN);
+    } else if (plan_.kvFormat.windowed()) {
+      perToken("attention: store the step's keys and values in the f32 window of its " +
+                   formats::kvFormatName(plan_.kvFormat) + " cache",
+               fmt::format("lathe_cuda::storeKVWindow<{}, {}, {}>(f, {}, {}, {})", quantizedCodec(),
+                           plan_.kvLayers, kvWidth, A(s.keys), A(s.values), A(s.layer)),
+               kvWidth);
     } else if (plan_.kvFormat.compressed()) {
       const formats::KvFormat &kv = plan_.kvFormat;
       perToken("attention: store the step's keys and values, " + formats::kvFormatName(kv),
@@ -895,6 +923,17 @@ private:
     const formats::KvFormat &kv = plan_.kvFormat;
     if (!kv.compressed())
       return fmt::format("lathe_cuda::PlainKv<{}>", cacheType(plan_.kvElement));
+    if (kv.windowed())
+      return fmt::format("lathe_cuda::WindowedKv<{}, {}>", quantizedCodec(), plan_.kvLayers);
+    return "lathe_cuda::PackedKv<" + packedCodec() + ">";
+  }
+  /// A compressed cache's quantized rows (CudaWindowedKv.cuh): KIVI's, or
+  /// a row format's PackedKv.
+  std::string quantizedCodec() const {
+    const formats::KvFormat &kv = plan_.kvFormat;
+    if (kv.kivi())
+      return fmt::format("lathe_cuda::KiviKv<{}, {}, {}>", formats::kvCodeBits(kv.kind), kv.block,
+                         kv.keyGroup);
     return "lathe_cuda::PackedKv<" + packedCodec() + ">";
   }
   /// A compressed cache's codec as template arguments (PackedKv,

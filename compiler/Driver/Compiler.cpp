@@ -178,15 +178,11 @@ Status compile(const CompileOptions &o, llvm::raw_ostream &out,
   formats::KvFormat *kv = &kvFlag->format;
   if (hls && (kv->compressed() || kv->kivi() || o.kv != "f32"))
     return Error("--kv=" + o.kv + ": the hls target keeps its KV cache in f32");
-  if (kv->kivi() && cuda)
-    return Error("--kv=" + o.kv + ": the cuda target stores the KV cache as f32, f16, bf16, "
-                 "int8, bfp8 or bfp4 (KIVI int4 and int2 run on the cpu target)");
-  if (kv->window > 0 && cuda)
-    return Error("--kv=" + o.kv + ": the cuda target keeps no f32 window of recent tokens "
-                 "(window=R runs on the cpu target; window=0 there)");
-  // The cuda target's row formats have no window: bfp4's default window is
-  // the cpu target's.
-  if (kv->compressed() && kv->window < 0 && cuda)
+  // The cuda target's row formats have no window unless asked: bfp4's
+  // default window is the cpu target's, and a cache without one takes the
+  // GPU's tensor-core attention (a windowed cache, KIVI's included, is read
+  // on the CUDA cores: CudaWindowedKv.cuh).
+  if (kv->compressed() && !kv->kivi() && kv->window < 0 && cuda)
     kv->window = 0;
   // Checked before the model is read: the runtime's parser, so the
   // compiler takes exactly the shapes lathe-run --speculate does.

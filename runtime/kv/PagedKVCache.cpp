@@ -9,7 +9,7 @@ namespace lathe::kv {
 
 Expected<std::unique_ptr<PagedKVCache>>
 PagedKVCache::create(backend::Device &device, const KVLayout &layout,
-                     int64_t maxSequenceLength) {
+                     int64_t maxSequenceLength, std::shared_ptr<KvWindowCodec> codec) {
   if (layout.layers <= 0 || layout.width <= 0 || layout.blockSize <= 0 || layout.blocks <= 0 ||
       maxSequenceLength <= 0)
     return Error(fmt::format("KV cache: invalid shape ({} layers, width {}, {} blocks of {})",
@@ -45,18 +45,21 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
   if (!buffer)
     return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache: {}",
                              double(layout.totalBytes()) / (1 << 20), buffer.error().message()));
-  // The cache quantizes blocks itself as they leave the window.
-  if (layout.windowed() && !(*buffer)->hostData())
-    return Error(fmt::format("KV cache: {} needs a cache in host memory",
+  // Blocks leaving the window are quantized by the cache itself (host
+  // memory) or by the codec of the executable that made it.
+  if (layout.windowed() && !(*buffer)->hostData() && !codec)
+    return Error(fmt::format("KV cache: {} needs a cache in host memory, or a device that "
+                             "seals its blocks",
                              formats::kvFormatName(layout.format)));
-  return std::unique_ptr<PagedKVCache>(
-      new PagedKVCache(device, layout, maxSequenceLength, buffer.take()));
+  return std::unique_ptr<PagedKVCache>(new PagedKVCache(
+      device, layout, maxSequenceLength, buffer.take(), layout.windowed() ? codec : nullptr));
 }
 
 PagedKVCache::PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
-                           std::unique_ptr<backend::Buffer> buffer)
+                           std::unique_ptr<backend::Buffer> buffer,
+                           std::shared_ptr<KvWindowCodec> codec)
     : device_(device), layout_(layout), maxLength_(maxLength), buffer_(std::move(buffer)),
-      references_(layout.blocks * (layout.windowed() ? 2 : 1), 0) {
+      codec_(std::move(codec)), references_(layout.blocks * (layout.windowed() ? 2 : 1), 0) {
   // A stack with block 0 on top: a fresh cache fills from the front.
   free_.reserve(layout.blocks);
   for (int64_t b = layout.blocks - 1; b >= 0; --b)
@@ -142,7 +145,9 @@ void PagedKVCache::sealBlock(int32_t block) {
   free_.pop_back();
   const int64_t n = layout_.blockSize, first = int64_t{block} * n;
   uint8_t *base = buffer_->hostData();
-  for (int64_t l = 0; l < layout_.layers; ++l) {
+  if (codec_)
+    codec_->seal(*buffer_, layout_, block, sealed);
+  for (int64_t l = 0; l < layout_.layers && !codec_; ++l) {
     const float *keys = windowKeys(l) + (first - layout_.rows()) * layout_.width;
     const float *values = windowValues(l) + (first - layout_.rows()) * layout_.width;
     if (!layout_.kivi()) { // row formats: the device's encoder
@@ -171,6 +176,8 @@ void PagedKVCache::ownBlock(Sequence &s, int64_t index, int64_t rows) {
   const int32_t own = takeBlock();
   if (!layout_.windowed() || isWindow(from)) {
     copyBlock(own, from);
+  } else if (codec_) {
+    codec_->unseal(*buffer_, layout_, from, own, rows);
   } else {
     // A quantized block: decode its rows into f32.
     const int64_t n = layout_.blockSize;

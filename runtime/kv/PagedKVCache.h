@@ -33,7 +33,9 @@
 // the window is encoded by the device (backend::Device::encodeKvRows: the
 // row codec's bytes; on the CPU its vectorized store step) into a block of
 // the row pool, laid out as without a window; format.windowed() says
-// which caches have the window pool.
+// which caches have the window pool. A cache the host cannot reach (a
+// GPU's) seals and unseals through its executable's KvWindowCodec, which
+// runs the same codecs on the device.
 #pragma once
 
 #include "runtime/backend/Batch.h"
@@ -148,13 +150,34 @@ private:
   }
 };
 
+/// How a windowed cache (KVLayout::windowed) moves blocks between its two
+/// pools where the host cannot reach its bytes (a GPU's cache): the
+/// executable whose generated code knows the format seals and unseals them
+/// on the device, ordered with its steps. A failure is kept by the
+/// implementation and reported by the next step that uses the cache.
+class KvWindowCodec {
+public:
+  virtual ~KvWindowCodec() = default;
+  /// Quantizes window block `window` of every layer into quantized block
+  /// `sealed` (the bytes the host codecs of formats/KvFormat.h would give,
+  /// in the device's own layout of them).
+  virtual void seal(backend::Buffer &cache, const KVLayout &layout, int32_t window,
+                    int32_t sealed) = 0;
+  /// Decodes the first `rows` rows of quantized block `from` of every layer
+  /// into window block `to`.
+  virtual void unseal(backend::Buffer &cache, const KVLayout &layout, int32_t from, int32_t to,
+                      int64_t rows) = 0;
+};
+
 class PagedKVCache {
 public:
   /// A cache of `layout.blocks` blocks on `device`, where no sequence grows
   /// past `maxSequenceLength` slots (the model's context). Fails with the
-  /// size when the device cannot hold it.
+  /// size when the device cannot hold it. A windowed format needs the cache
+  /// in host memory, or `codec` to seal and unseal its blocks.
   static Expected<std::unique_ptr<PagedKVCache>>
-  create(backend::Device &device, const KVLayout &layout, int64_t maxSequenceLength);
+  create(backend::Device &device, const KVLayout &layout, int64_t maxSequenceLength,
+         std::shared_ptr<KvWindowCodec> codec = nullptr);
 
   const KVLayout &layout() const { return layout_; }
   int64_t maxSequenceLength() const { return maxLength_; }
@@ -226,7 +249,7 @@ private:
     std::vector<int32_t> blocks;
   };
   PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
-               std::unique_ptr<backend::Buffer> buffer);
+               std::unique_ptr<backend::Buffer> buffer, std::shared_ptr<KvWindowCodec> codec);
   Sequence &get(SequenceId id);
   const Sequence &get(SequenceId id) const;
   /// A free block, from the window pool for windowed formats.
@@ -251,6 +274,8 @@ private:
   KVLayout layout_;
   int64_t maxLength_;
   std::unique_ptr<backend::Buffer> buffer_;
+  /// Windowed formats on a device the host cannot reach: who seals.
+  std::shared_ptr<KvWindowCodec> codec_;
   std::vector<Sequence> sequences_;
   std::vector<int32_t> references_; // per block: sequences holding it
   std::vector<int32_t> free_;       // a stack; the lowest block on top

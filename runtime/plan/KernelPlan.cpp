@@ -41,10 +41,6 @@ public:
       return Error(fmt::format("{}: kernel plan KV format '{}' does not fit head_dim {}{}",
                                source_, formats::kvFormatName(plan_.kvFormat), config_.headDim,
                                kv ? "" : ": " + kv.error().message()));
-    if (plan_.target == "cuda" && plan_.kvFormat.windowed())
-      return Error(fmt::format("{}: kernel plan 'cuda' stores its KV cache as {}, which only "
-                               "the cpu target reads",
-                               source_, formats::kvFormatName(plan_.kvFormat)));
     if (plan_.kvElement != formats::plainElement(plan_.kvFormat).value_or(ElementType::F32))
       return Error(fmt::format("{}: kernel plan KV element {} disagrees with its KV format '{}'",
                                source_, elementTypeName(plan_.kvElement),

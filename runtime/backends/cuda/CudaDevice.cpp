@@ -97,11 +97,14 @@ void CudaDevice::copy(backend::Buffer &buffer, size_t to, size_t from, size_t by
               "copying inside device memory");
   if (s)
     s = check(api_, api_.cuCtxSynchronize(), "copying inside device memory");
-  if (!s) {
-    std::lock_guard<std::mutex> lock(errorMutex_);
-    if (error_.empty())
-      error_ = s.error().message();
-  }
+  if (!s)
+    keepError(s.error());
+}
+
+void CudaDevice::keepError(const Error &error) {
+  std::lock_guard<std::mutex> lock(errorMutex_);
+  if (error_.empty())
+    error_ = error.message();
 }
 
 Status CudaDevice::takeError() {

@@ -76,6 +76,8 @@ public:
   /// The first error of an operation that could not return one (copy),
   /// cleared once taken.
   Status takeError();
+  /// Keeps `error` for takeError, unless an earlier one is kept.
+  void keepError(const Error &error);
 
 private:
   CudaDevice(const DriverApi &api, CUcontext context) : api_(api), context_(context) {}

@@ -277,6 +277,17 @@ Status CudaExecutable::initialize() {
                        "finding lathe_cuda_argmax in the GPU code");
       !s)
     return s;
+  if (plan_->kvFormat.windowed()) {
+    if (Status s = check(api_, api_.cuModuleGetFunction(&kvSeal_, module_, "lathe_cuda_kv_seal"),
+                         "finding lathe_cuda_kv_seal in the GPU code");
+        !s)
+      return s;
+    if (Status s = check(api_,
+                         api_.cuModuleGetFunction(&kvUnseal_, module_, "lathe_cuda_kv_unseal"),
+                         "finding lathe_cuda_kv_unseal in the GPU code");
+        !s)
+      return s;
+  }
   if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING),
                        "creating a CUDA stream");
       !s)
@@ -801,6 +812,69 @@ void CudaExecutable::rollBack(kv::PagedKVCache &kv,
   api_.cuStreamSynchronize(stream_);
   for (const auto &[sequence, length] : lengths)
     kv.truncate(sequence, length);
+}
+
+namespace {
+
+/// A windowed cache's codec on the GPU: its executable's kernels.
+class CudaKvWindowCodec final : public kv::KvWindowCodec {
+public:
+  explicit CudaKvWindowCodec(std::shared_ptr<CudaExecutable> executable)
+      : executable_(std::move(executable)) {}
+  void seal(backend::Buffer &cache, const kv::KVLayout &layout, int32_t window,
+            int32_t sealed) override {
+    executable_->sealKvBlock(cache, layout, window, sealed);
+  }
+  void unseal(backend::Buffer &cache, const kv::KVLayout &layout, int32_t from, int32_t to,
+              int64_t rows) override {
+    executable_->unsealKvBlock(cache, layout, from, to, rows);
+  }
+
+private:
+  std::shared_ptr<CudaExecutable> executable_;
+};
+
+} // namespace
+
+std::shared_ptr<kv::KvWindowCodec> CudaExecutable::kvWindowCodec() {
+  if (!kvSeal_)
+    return nullptr;
+  return std::make_shared<CudaKvWindowCodec>(shared_from_this());
+}
+
+void CudaExecutable::sealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout,
+                                 int32_t window, int32_t sealed) {
+  CUdeviceptr kv = addressOf(cache);
+  int64_t rows = layout.rows(), blockSize = layout.blockSize;
+  void *params[] = {&kv, &rows, &blockSize, &window, &sealed};
+  Status s = device_.bind();
+  if (s)
+    s = check(api_,
+              api_.cuLaunchKernel(kvSeal_, unsigned(layout.layers), 2, 1, LATHE_CUDA_THREADS, 1,
+                                  1, 0, stream_, params, nullptr),
+              "sealing a block of the KV cache's window");
+  // The next step, or a copy on write, may read the block at once.
+  if (s)
+    s = check(api_, api_.cuStreamSynchronize(stream_), "sealing a block of the KV cache's window");
+  if (!s)
+    device_.keepError(s.error());
+}
+
+void CudaExecutable::unsealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout,
+                                   int32_t from, int32_t to, int64_t count) {
+  CUdeviceptr kv = addressOf(cache);
+  int64_t rows = layout.rows(), blockSize = layout.blockSize;
+  void *params[] = {&kv, &rows, &blockSize, &from, &to, &count};
+  Status s = device_.bind();
+  if (s)
+    s = check(api_,
+              api_.cuLaunchKernel(kvUnseal_, unsigned(layout.layers), 2, 1, LATHE_CUDA_THREADS,
+                                  1, 1, 0, stream_, params, nullptr),
+              "decoding a sealed block of the KV cache");
+  if (s)
+    s = check(api_, api_.cuStreamSynchronize(stream_), "decoding a sealed block of the KV cache");
+  if (!s)
+    device_.keepError(s.error());
 }
 
 Expected<float *> CudaExecutable::logitsMemory(size_t count) {

@@ -30,7 +30,8 @@ namespace lathe::cuda {
 
 struct CudaLayerCarry;
 
-class CudaExecutable final : public backend::Executable {
+class CudaExecutable final : public backend::Executable,
+                             public std::enable_shared_from_this<CudaExecutable> {
 public:
   static Expected<std::shared_ptr<backend::Executable>>
   load(std::shared_ptr<const artifact::Artifact> artifact,
@@ -56,6 +57,17 @@ public:
   const backend::ExecutionOptions &options() const override { return options_; }
   ProductCounts lastStepProducts() const override { return products_; }
   Status setMatMulObserver(backend::MatMulObserver observer) override;
+  /// Windowed caches (KIVI's, row formats with a window): the module's
+  /// lathe_cuda_kv_seal and lathe_cuda_kv_unseal on this executable's
+  /// stream, which the codec keeps alive.
+  std::shared_ptr<kv::KvWindowCodec> kvWindowCodec() override;
+  /// Seals window block `window` into `sealed` (or unseals `rows` rows of
+  /// quantized block `from` into window block `to`) in `cache`, waiting
+  /// for it; a failure is kept for the next step (CudaDevice::keepError).
+  void sealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout, int32_t window,
+                   int32_t sealed);
+  void unsealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout, int32_t from, int32_t to,
+                     int64_t rows);
 
 private:
   CudaExecutable(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan,
@@ -148,6 +160,8 @@ private:
   /// The argmax of each logits row (executeGreedy), and the device ids it
   /// writes (grown to the most logits rows a step has had).
   CUfunction argmax_ = nullptr;
+  /// A windowed cache's sealing and unsealing kernels (null for others).
+  CUfunction kvSeal_ = nullptr, kvUnseal_ = nullptr;
   std::unique_ptr<backend::Buffer> greedyIds_;
   size_t greedyIdRows_ = 0;
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;

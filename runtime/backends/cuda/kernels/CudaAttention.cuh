@@ -73,6 +73,7 @@ __device__ inline void prefetchLines(const uint8_t *p, int64_t bytes) {
 /// row is HeadDim elements (kv::KVLayout). The value rows go by in parts
 /// of kPer values, a 16-byte load each (decodePart).
 template <typename E> struct PlainKv {
+  static constexpr bool kLocatesRows = false; // rows where cacheRowBytes says
   using Format = typename CacheFormat<E>::type;
   static constexpr int kPer = Chunk<Format>::kPer;
   template <int HeadDim> static constexpr bool kParts = HeadDim % kPer == 0;
@@ -138,6 +139,7 @@ template <int Bytes> struct ByteStream {
 /// 2))). Blocks never cross a head; rows are read in place (in word
 /// loads, ByteStream), a block's partial dot product scaled once.
 template <bool Int8, int Bits, int Block> struct PackedKv {
+  static constexpr bool kLocatesRows = false; // rows where cacheRowBytes says
   static constexpr int kPer = 8; // values a part: 8 codes of one block
   template <int HeadDim> static constexpr bool kParts = Block % kPer == 0;
   static constexpr int kHeaderBytes = Int8 ? 4 : 1, kCodeBytes = Block * Bits / 8;
@@ -249,10 +251,14 @@ template <class C, int KvWidth, class Cache>
 __device__ uint8_t *cacheRowBytes(const Cache &f, int layer, bool value, int64_t row) {
   return f.kv + ((int64_t(layer) * 2 + (value ? 1 : 0)) * f.kvRows + row) * C::template kRowBytes<KvWidth>;
 }
-/// That row's slice of KV head `kvHead` (C::Head).
+/// That row's slice of KV head `kvHead` (C::Head); a codec whose rows
+/// are not all alike (CudaWindowedKv.cuh's) locates it itself.
 template <class C, int KvWidth, int HeadDim, class Cache>
 __device__ typename C::Head cacheHead(const Cache &f, int layer, bool value, int64_t row, int kvHead) {
-  return C::template head<KvWidth, HeadDim>(cacheRowBytes<C, KvWidth>(f, layer, value, row), kvHead);
+  if constexpr (C::kLocatesRows)
+    return C::template locate<KvWidth, HeadDim>(f.kv, f.kvRows, layer, value, row, kvHead);
+  else
+    return C::template head<KvWidth, HeadDim>(cacheRowBytes<C, KvWidth>(f, layer, value, row), kvHead);
 }
 
 /// Stores the block's token's key and value rows at its cache row, in a

@@ -29,3 +29,4 @@
 #include "CudaTokenAttentionNibbles.cuh"
 #include "CudaWgmmaAttention.cuh"
 #include "CudaWgmmaTiles.cuh"
+#include "CudaWindowedKv.cuh"

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -611,6 +612,88 @@ TEST_P(PagedKVCacheWindow, GrowingBackIntoASealedBlockNeedsNoFreeBlock) {
   ASSERT_TRUE(cache->grow(c, 20));
   ASSERT_EQ(cache->freeBlocks(), 0);
   EXPECT_TRUE(cache->grow(a, 1)); // the quantized block is swapped for a window one
+}
+
+// A windowed cache whose bytes the host cannot reach (a GPU's) seals and
+// unseals through its executable's codec (CudaExecutable's kernels): the
+// cache hands it the blocks its bookkeeping moves, and refuses to be made
+// without one.
+class RemoteDevice final : public backend::Device {
+  class RemoteBuffer final : public backend::Buffer {
+  public:
+    explicit RemoteBuffer(size_t n) : n(n) {}
+    size_t size() const override { return n; }
+    uint8_t *hostData() override { return nullptr; }
+    size_t n;
+  };
+
+public:
+  std::string name() const override { return "remote"; }
+  Expected<std::unique_ptr<backend::Buffer>> allocate(size_t bytes) override {
+    return std::unique_ptr<backend::Buffer>(new RemoteBuffer(bytes));
+  }
+  void copy(backend::Buffer &, size_t, size_t, size_t) override { ++copies; }
+  int copies = 0;
+};
+
+struct RecordingCodec final : KvWindowCodec {
+  void seal(backend::Buffer &, const KVLayout &, int32_t window, int32_t sealed) override {
+    seals.emplace_back(window, sealed);
+  }
+  void unseal(backend::Buffer &, const KVLayout &, int32_t from, int32_t to,
+              int64_t rows) override {
+    unseals.push_back({from, to, rows});
+  }
+  std::vector<std::pair<int32_t, int32_t>> seals;
+  std::vector<std::array<int64_t, 3>> unseals;
+};
+
+TEST(PagedKVCacheCodec, SealsAndUnsealsThroughTheCodecWhereTheHostCannotReach) {
+  RemoteDevice device;
+  KVLayout layout = smallLayout(4);
+  layout.width = 8;
+  layout.format = *formats::resolveKvFormat(*formats::parseKvFormat("int4:group=4:window=4"), 4);
+  layout.blockSize = 4;
+  auto refused = PagedKVCache::create(device, layout, 16);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("seals its blocks"), std::string::npos)
+      << refused.error().message();
+
+  auto codec = std::make_shared<RecordingCodec>();
+  auto made = PagedKVCache::create(device, layout, 16, codec);
+  ASSERT_TRUE(made) << made.error().message();
+  PagedKVCache &cache = **made;
+  SequenceId a = cache.addSequence();
+  ASSERT_TRUE(cache.grow(a, 8)); // two window blocks, nothing older than the window yet
+  EXPECT_TRUE(codec->seals.empty());
+  const int32_t first = cache.blockTable(a)[0];
+  EXPECT_GE(first, layout.blocks); // a window block
+  ASSERT_TRUE(cache.grow(a, 1));   // slots 0-3 are now older than the newest 4 of 9
+  ASSERT_EQ(codec->seals.size(), 1u);
+  EXPECT_EQ(codec->seals[0].first, first);
+  EXPECT_EQ(codec->seals[0].second, cache.blockTable(a)[0]);
+  EXPECT_LT(cache.blockTable(a)[0], layout.blocks); // the sealed block took its place
+  EXPECT_LT(cache.row(a, 3), layout.rows());
+  // Rolled back into the sealed block and written again: its first 2 rows
+  // are decoded into a window block of the sequence's own.
+  const int32_t sealed = cache.blockTable(a)[0];
+  cache.truncate(a, 2);
+  ASSERT_TRUE(cache.grow(a, 1));
+  ASSERT_EQ(codec->unseals.size(), 1u);
+  EXPECT_EQ(codec->unseals[0][0], sealed);
+  EXPECT_EQ(codec->unseals[0][1], cache.blockTable(a)[0]);
+  EXPECT_EQ(codec->unseals[0][2], 2);
+  EXPECT_GE(cache.blockTable(a)[0], layout.blocks);
+  EXPECT_EQ(codec->seals.size(), 1u);
+
+  // A cache without a window never calls it.
+  KVLayout plain = smallLayout(4);
+  auto unwindowed = PagedKVCache::create(device, plain, 16, codec);
+  ASSERT_TRUE(unwindowed) << unwindowed.error().message();
+  SequenceId b = (*unwindowed)->addSequence();
+  ASSERT_TRUE((*unwindowed)->grow(b, 16));
+  EXPECT_EQ(codec->seals.size(), 1u);
+  EXPECT_EQ(codec->unseals.size(), 1u);
 }
 
 } // namespace
