@@ -692,6 +692,41 @@ TEST_F(SchedulerTest, SpeculationMeasuresWhatANodeCostsFromTheDecodeSteps) {
   EXPECT_DOUBLE_EQ(fresh->cost().nodeCost(), 0.05f);
 }
 
+// A step that also ran a layer group of a long prompt is timed with it:
+// such steps stay out of the node-cost fit, or their groups' time would
+// read as the decode tokens' fixed cost.
+TEST_F(SchedulerTest, SpeculationLeavesStepsWithALayerGroupOutOfTheNodeCost) {
+  model.bump = 8.0f;
+  model.groups = 3;
+  SchedulerOptions options = withGivenDrafter();
+  options.prefill = PrefillPolicy::Layered;
+  options.maxSequences = 3;
+  const auto drafter = options.drafter;
+  auto s = Scheduler::create(
+      fakeConfig(),
+      [this](const Batch &b, kv::PagedKVCache &kv) {
+        std::this_thread::sleep_for(std::chrono::microseconds(2000 + 1000 * b.size()));
+        return model(b, kv);
+      },
+      [this](const Batch &b, kv::PagedKVCache &kv, size_t group,
+             std::unique_ptr<backend::LayerCarry> &carry) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(40));
+        return model.layers(b, kv, group, carry);
+      },
+      model.groups, makeCache(64), options);
+  ASSERT_TRUE(s) << s.error().message();
+  runAll(*s, {{request({1, 6}, 40), 0},
+              {request(promptOf(40, 3), 4), 8},
+              {request(promptOf(40, 5), 4), 20}});
+  bool layered = false;
+  for (const StepStats &st : steps)
+    layered = layered || (st.layerGroup >= 0 && st.decodeTokens > 0);
+  ASSERT_TRUE(layered) << "no layer group ran beside the decodes";
+  EXPECT_TRUE(drafter->cost().measured());
+  EXPECT_GT(drafter->cost().nodeCost(), 0.15);
+  EXPECT_LT(drafter->cost().nodeCost(), 0.6);
+}
+
 TEST_F(SchedulerTest, LayeredPrefillRunsAGroupPerStepBesideTheDecodes) {
   model.groups = 3;
   SchedulerOptions options;
