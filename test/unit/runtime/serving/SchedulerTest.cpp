@@ -663,6 +663,19 @@ TEST_F(SchedulerTest, SpeculationDraftsWithTheDrafterGivenAndTeachesIt) {
       << vocab.error().message();
 }
 
+// A prompt's last logits row seeds Token Recycling with its token's
+// successors, greedy or sampled, before any tree has run.
+TEST_F(SchedulerTest, SpeculationSeedsRecyclingFromEachPromptsLastRow) {
+  SchedulerOptions options = withGivenDrafter();
+  options.measureNodeCost = false;
+  const auto drafter = options.drafter;
+  Scheduler s = make(options);
+  runAll(s, {{request({1, 6, 11}, 1), 0}, {request({2, 9, 13}, 1, 0.8f, 5), 0}});
+  EXPECT_FALSE(drafter->recycling().successors(11).empty());
+  EXPECT_FALSE(drafter->recycling().successors(13).empty());
+  EXPECT_TRUE(drafter->recycling().successors(6).empty()); // only the last row comes back
+}
+
 TEST_F(SchedulerTest, SpeculationMeasuresWhatANodeCostsFromTheDecodeSteps) {
   // Steps that take 2 ms plus 1 ms a token: a node costs 1 / (2 + 1) of a
   // step of one root. The scheduler fits its decode steps (sleeping only
