@@ -67,6 +67,17 @@ template <int Bits, int Block, int Group> struct KiviKv {
   template <int HeadDim> __device__ static void prefetch(Head head) {
     prefetchLines(head.codes, head.zeros ? HeadDim * Bits / 8 : HeadDim / Block * kBlockBytes);
   }
+  static __device__ bool aligned(const uint8_t *p, int bytes) {
+    return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+  }
+  /// The kPer codes at p (aligned to their kPer * Bits / 8 bytes) in one
+  /// load, code i at bits i * Bits.
+  static __device__ uint32_t codeWord(const uint8_t *p) {
+    if constexpr (kPer * Bits / 8 == 4)
+      return __ldg(reinterpret_cast<const uint32_t *>(p));
+    else
+      return __ldg(reinterpret_cast<const unsigned short *>(p));
+  }
   /// Code i of the codes starting at byte `at` of s (i < 8 / Bits a byte).
   template <class S> __device__ static uint32_t code(const S &s, int at, int i) {
     return (s.byte(at + i * Bits / 8) >> (i * Bits % 8)) & ((1u << Bits) - 1u);
@@ -82,6 +93,27 @@ template <int Bits, int Block, int Group> struct KiviKv {
         const float k = at<HeadDim>(head, d);
         for (int g = 0; g < G; ++g)
           out[g] += q[g][d] * k;
+      }
+      return;
+    }
+    // Scales, zeros and codes in single loads where they are aligned (the
+    // 1B shapes': rows and groups are multiples of 16 bytes), else in
+    // words and funnel shifts.
+    if (aligned(head.scales, 16) && aligned(head.zeros, 16) && aligned(head.codes, kPer * Bits / 8)) {
+#pragma unroll 2
+      for (int d0 = 0; d0 < HeadDim; d0 += kPer) {
+        const uint4 s4 = __ldg(reinterpret_cast<const uint4 *>(head.scales + 2 * d0));
+        const uint4 z4 = __ldg(reinterpret_cast<const uint4 *>(head.zeros + 2 * d0));
+        const uint32_t c = codeWord(head.codes + d0 * Bits / 8);
+        const uint32_t sw[4] = {s4.x, s4.y, s4.z, s4.w}, zw[4] = {z4.x, z4.y, z4.z, z4.w};
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) {
+          const float k = float((c >> (i * Bits)) & ((1u << Bits) - 1u)) *
+                              halfOf(sw[i / 2] >> (16 * (i % 2))) +
+                          halfOf(zw[i / 2] >> (16 * (i % 2)));
+          for (int g = 0; g < G; ++g)
+            out[g] += q[g][d0 + i] * k;
+        }
       }
       return;
     }
@@ -115,6 +147,16 @@ template <int Bits, int Block, int Group> struct KiviKv {
   __device__ static void decodePart(Head head, int part, float (&v)[kPer]) {
     const int first = part * kPer;
     const uint8_t *block = head.codes + first / Block * kBlockBytes;
+    const uint8_t *at = block + 4 + first % Block * Bits / 8;
+    if (aligned(block, 4) && aligned(at, kPer * Bits / 8)) {
+      const uint32_t header = __ldg(reinterpret_cast<const uint32_t *>(block));
+      const uint32_t c = codeWord(at);
+      const float s = halfOf(header), z = halfOf(header >> 16);
+#pragma unroll
+      for (int i = 0; i < kPer; ++i)
+        v[i] = float((c >> (i * Bits)) & ((1u << Bits) - 1u)) * s + z;
+      return;
+    }
     const ByteStream<4> header(block);
     const ByteStream<kPer * Bits / 8> codes(block + 4 + first % Block * Bits / 8);
     const float s = halfOf(header.w[0]), z = halfOf(header.w[0] >> 16);

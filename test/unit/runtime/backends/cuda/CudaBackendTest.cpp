@@ -346,8 +346,9 @@ TEST_P(CudaBackendTest, SequencesInOneStepMatchEachAlone) {
     alone.push_back(greedy(gpu, starts.back(),
                            int(std::min<int64_t>(4 + 2 * i, context - starts.back().size() + 1))));
   }
-  // A block per sequence at least.
-  auto kv = gpu->createKVCache(kSequences * std::max<int64_t>(context, 16));
+  // A block per sequence at least (KIVI's blocks are a key group, 32
+  // tokens by default, more than a small model's context).
+  auto kv = gpu->createKVCache(kSequences * std::max(context, gpu->kvLayout(1).blockSize));
   ASSERT_TRUE(kv) << kv.error().message();
   Batch batch;
   const std::vector<backend::SequenceId> ids = addPrompts(**kv, starts, batch);
@@ -465,8 +466,9 @@ TEST_P(CudaBackendTest, GreedyStepsPickEachLogitsRowsArgmax) {
   // steps of one token each, of 6 and of 2 sequences (the tiles and the
   // row kernels).
   const int64_t context = gpu->config().context;
-  auto withLogits = gpu->createKVCache(6 * std::max<int64_t>(context, 16));
-  auto greedy = gpu->createKVCache(6 * std::max<int64_t>(context, 16));
+  const int64_t slots = 6 * std::max(context, gpu->kvLayout(1).blockSize);
+  auto withLogits = gpu->createKVCache(slots);
+  auto greedy = gpu->createKVCache(slots);
   ASSERT_TRUE(withLogits && greedy);
   std::vector<backend::SequenceId> a, b;
   Batch batch, same;
