@@ -676,25 +676,33 @@ TEST_F(SchedulerTest, SpeculationSeedsRecyclingFromEachPromptsLastRow) {
   EXPECT_TRUE(drafter->recycling().successors(6).empty()); // only the last row comes back
 }
 
+// Steps that take 2 ms plus 1 ms a token: a node costs 1 / (2 + 1) of a
+// step of one root. Sleeping only lengthens them, so the bounds are loose.
+auto sleepingStepOf(FakeModel &model) {
+  return [&model](const Batch &b, kv::PagedKVCache &kv) {
+    std::this_thread::sleep_for(std::chrono::microseconds(2000 + 1000 * b.size()));
+    return model(b, kv);
+  };
+}
+
+void expectNodeCostOfSleepingSteps(const speculative::TreeDrafter &drafter) {
+  EXPECT_TRUE(drafter.cost().measured());
+  EXPECT_GT(drafter.cost().nodeCost(), 0.15);
+  EXPECT_LT(drafter.cost().nodeCost(), 0.6);
+}
+
 TEST_F(SchedulerTest, SpeculationMeasuresWhatANodeCostsFromTheDecodeSteps) {
-  // Steps that take 2 ms plus 1 ms a token: a node costs 1 / (2 + 1) of a
-  // step of one root. The scheduler fits its decode steps (sleeping only
-  // lengthens them, so the bounds are loose).
+  // The scheduler fits its decode steps' times (sleepingStepOf).
   model.bump = 8.0f;
   SchedulerOptions options = withGivenDrafter();
   const auto drafter = options.drafter;
   auto s = Scheduler::create(
       fakeConfig(),
-      [this](const Batch &b, kv::PagedKVCache &kv) {
-        std::this_thread::sleep_for(std::chrono::microseconds(2000 + 1000 * b.size()));
-        return model(b, kv);
-      },
+      sleepingStepOf(model),
       makeCache(64), options);
   ASSERT_TRUE(s) << s.error().message();
   runAll(*s, {{request({1, 6}, 40), 0}, {request({2, 6}, 40), 0}});
-  EXPECT_TRUE(drafter->cost().measured());
-  EXPECT_GT(drafter->cost().nodeCost(), 0.15);
-  EXPECT_LT(drafter->cost().nodeCost(), 0.6);
+  expectNodeCostOfSleepingSteps(*drafter);
   // Off, the drafter keeps the cost it has.
   options = withGivenDrafter();
   options.measureNodeCost = false;
@@ -717,10 +725,7 @@ TEST_F(SchedulerTest, SpeculationLeavesStepsWithALayerGroupOutOfTheNodeCost) {
   const auto drafter = options.drafter;
   auto s = Scheduler::create(
       fakeConfig(),
-      [this](const Batch &b, kv::PagedKVCache &kv) {
-        std::this_thread::sleep_for(std::chrono::microseconds(2000 + 1000 * b.size()));
-        return model(b, kv);
-      },
+      sleepingStepOf(model),
       [this](const Batch &b, kv::PagedKVCache &kv, size_t group,
              std::unique_ptr<backend::LayerCarry> &carry) {
         std::this_thread::sleep_for(std::chrono::milliseconds(40));
@@ -735,9 +740,7 @@ TEST_F(SchedulerTest, SpeculationLeavesStepsWithALayerGroupOutOfTheNodeCost) {
   for (const StepStats &st : steps)
     layered = layered || (st.layerGroup >= 0 && st.decodeTokens > 0);
   ASSERT_TRUE(layered) << "no layer group ran beside the decodes";
-  EXPECT_TRUE(drafter->cost().measured());
-  EXPECT_GT(drafter->cost().nodeCost(), 0.15);
-  EXPECT_LT(drafter->cost().nodeCost(), 0.6);
+  expectNodeCostOfSleepingSteps(*drafter);
 }
 
 TEST_F(SchedulerTest, LayeredPrefillRunsAGroupPerStepBesideTheDecodes) {
