@@ -41,12 +41,14 @@ public:
   std::optional<int64_t> greedyWeightBytes(uint32_t tensor) const override;
   /// Logits rows a step screens at most: the full classifier sums up to 16
   /// in the one-token order (its streamed products: a row's logit the same
-  /// float as alone, which ScreenedArgmax reproduces), and beyond 8 its one
-  /// pass over the weights for all of them costs about what the screening
-  /// does (stories15M FP32, 2 threads, lathe-bench --tree, 2026-12-05 with
-  /// the screening's scans on both threads: 8 tokens 1.87-2.27 ms screened
-  /// against 2.71-3.06, 12 tokens 4.23-4.66 against 3.82-4.76).
-  static constexpr int64_t kScreenedRows = 8;
+  /// float as alone, which ScreenedArgmax reproduces). The screening of
+  /// 9-16 rows costs about half the full classifier's pass in real steps
+  /// (stories15M FP32, 2 threads, a speculative run's 9-token steps: 3.1
+  /// against 5.6 ms); its worst case (every token unscreened) is that one
+  /// pass plus the int8 product. lathe-bench --tree over an uncomputed
+  /// cache (zero keys and values: hundreds of candidates a token) showed
+  /// no gain past 8, which is where this stood before.
+  static constexpr int64_t kScreenedRows = 16;
   /// A group runs the plan's steps of that group through the interpreter,
   /// also where generated code runs whole steps (it is one function over
   /// all of them): its logits are the interpreter's to the bit, and the

@@ -251,22 +251,32 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
       tk.best = c.row, tk.bestLogit = c.logit;
   }
 
-  // A token the screening cannot vouch for gets every logit of its row by
-  // the full classifier's kernel (the floats execute() returns; its
-  // estimates become them), and their argmax: a step of several tokens
-  // then pays one pass over the classifier for it, not for all of them.
-  for (int64_t t = 0; t < T; ++t) {
-    if (tokens_[size_t(t)].screened && tokens_[size_t(t)].best >= 0) {
-      ids.push_back(tokens_[size_t(t)].best);
-      continue;
-    }
-    float *row = approx_.data() + t * n_;
+  // The tokens the screening cannot vouch for get every logit of their
+  // rows by the full classifier's kernel (the floats execute() returns;
+  // their estimates become them), and their argmax: one pass over the
+  // classifier for all of them, not one each nor one for every token.
+  unscreened_.clear();
+  for (int64_t t = 0; t < T; ++t)
+    if (!tokens_[size_t(t)].screened || tokens_[size_t(t)].best < 0)
+      unscreened_.push_back(t);
+  const int64_t U = int64_t(unscreened_.size());
+  if (U > 0) {
+    full_.resize(size_t(U * (k_ + n_)));
+    float *inputs = full_.data(), *rows = full_.data() + U * k_;
+    for (int64_t u = 0; u < U; ++u)
+      std::copy_n(x + unscreened_[size_t(u)] * k_, k_, inputs + u * k_);
     pool.parallelFor(0, n_, [&](int64_t v0, int64_t v1) {
-      simd::matmulF32(x + t * k_, 1, w_, n_, k_, row, v0, v1);
+      simd::matmulF32(inputs, U, w_, n_, k_, rows, v0, v1);
     });
-    ids.push_back(lathe::argmax(std::span<const float>(row, size_t(n_))));
-    ++lastFullRows_;
+    for (int64_t u = 0; u < U; ++u)
+      std::copy_n(rows + u * n_, n_, approx_.data() + unscreened_[size_t(u)] * n_);
+    lastFullRows_ = U;
   }
+  for (int64_t t = 0; t < T; ++t)
+    ids.push_back(tokens_[size_t(t)].screened && tokens_[size_t(t)].best >= 0
+                      ? tokens_[size_t(t)].best
+                      : lathe::argmax(std::span<const float>(approx_.data() + t * n_,
+                                                             size_t(n_))));
   return true;
 }
 

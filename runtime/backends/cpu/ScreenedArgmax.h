@@ -93,6 +93,9 @@ private:
     float logit;
   };
   std::vector<Candidate> candidates_;
+  // The unscreened tokens of the last argmax, their inputs and every logit.
+  std::vector<int64_t> unscreened_;
+  std::vector<float> full_;
   int64_t lastCandidates_ = 0, lastFullRows_ = 0;
 };
 

@@ -71,7 +71,8 @@ TEST_F(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
     auto screen = ScreenedArgmax::make(w.data(), N, K, pool);
     ASSERT_NE(screen, nullptr);
     for (int trial = 0; trial < 40; ++trial) {
-      const int64_t T = 1 + trial % 4;
+      // Steps of 1-4 tokens and of 16, the most a greedy step screens.
+      const int64_t T = trial % 5 == 4 ? 16 : 1 + trial % 4;
       const float spread = trial % 3 == 0 ? 0.01f : trial % 3 == 1 ? 1.0f : 30.0f;
       std::normal_distribution<float> xs(0.0f, spread);
       std::vector<float> x(size_t(T * K));
@@ -129,6 +130,12 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   std::vector<float> x(size_t(3 * K), 1.0f);
   x[size_t(K + 3)] = std::nanf("");
   expectEveryLogitsArgmax(*screen, w, x, 3, 1, 1, -1, "a NaN input");
+  // Several such tokens among 16: computed together in one pass, each
+  // row's logits the floats it gets alone.
+  std::vector<float> sixteen(size_t(16 * K), 1.0f);
+  for (int64_t t : {2, 9, 15})
+    sixteen[size_t(t * K + t)] = std::nanf("");
+  expectEveryLogitsArgmax(*screen, w, sixteen, 16, 3, 9, -1, "three NaN inputs of 16 tokens");
   x[size_t(K + 3)] = 1.0f;
   x[size_t(2 * K)] = INFINITY;
   expectEveryLogitsArgmax(*screen, w, x, 3, 1, 2, 1, "an infinite input");
