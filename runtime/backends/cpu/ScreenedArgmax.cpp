@@ -255,9 +255,12 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   // rows by the full classifier's kernel (the floats execute() returns;
   // their estimates become them), and their argmax: one pass over the
   // classifier for all of them, not one each nor one for every token.
+  const auto vouched = [&](int64_t t) {
+    return tokens_[size_t(t)].screened && tokens_[size_t(t)].best >= 0;
+  };
   unscreened_.clear();
   for (int64_t t = 0; t < T; ++t)
-    if (!tokens_[size_t(t)].screened || tokens_[size_t(t)].best < 0)
+    if (!vouched(t))
       unscreened_.push_back(t);
   const int64_t U = int64_t(unscreened_.size());
   if (U > 0) {
@@ -273,9 +276,8 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
     lastFullRows_ = U;
   }
   for (int64_t t = 0; t < T; ++t)
-    ids.push_back(tokens_[size_t(t)].screened && tokens_[size_t(t)].best >= 0
-                      ? tokens_[size_t(t)].best
-                      : lathe::argmax(std::span<const float>(approx_.data() + t * n_,
+    ids.push_back(vouched(t) ? tokens_[size_t(t)].best
+                             : lathe::argmax(std::span<const float>(approx_.data() + t * n_,
                                                              size_t(n_))));
   return true;
 }

@@ -47,8 +47,10 @@ public:
   /// argmax of the float32 logits: the lowest id on ties, NaN never
   /// winning), appended to `ids`. A row the screening cannot vouch for (a
   /// non-finite input or bound, more than kMaxCandidates rows close to the
-  /// best, a NaN candidate) has every logit computed. False (ids as they
-  /// were) only where x cannot be rounded for the panels.
+  /// best, a NaN candidate) has every logit computed, those rows together
+  /// in one pass: up to 16 rows (CpuExecutable::kScreenedRows) each float
+  /// is the one its row gets alone. False (ids as they were) only where x
+  /// cannot be rounded for the panels.
   bool argmax(const float *x, int64_t T, threading::ThreadPool &pool, std::vector<int32_t> &ids);
 
   /// The last argmax's estimates of every logit (T rows of N: the int8
