@@ -17,6 +17,8 @@
 // mma fragments, CudaTokenAttentionNibbles.cuh; -DHEAD_DIM=128 for heads
 // of 128, which only that path takes to the tensor cores.)
 #include "runtime/backends/cuda/kernels/LatheCudaKernels.cuh"
+#include "scripts/cuda-attention-rows.cuh"
+#include <type_traits>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -58,6 +60,35 @@ template <class C> static __device__ __noinline__ void body(const LatheCudaFrame
 }
 template <class C> __global__ void BOUNDS run(const LatheCudaFrame *f, float *partials, unsigned *arrivals) {
   body<C>(*f, partials, arrivals);
+}
+
+// -DROWS=1: bfp4 caches through the prototype that streams whole rows
+// (scripts/cuda-attention-rows.cuh; -DLATHE_CUDA_ROWS_STAGES=N stages), a
+// block per token and split of ROW_SPLITS (grid y 1); -DROWS=2 bf16
+// caches too.
+#ifndef ROWS
+#define ROWS 0
+#endif
+#ifndef ROW_SPLITS
+#define ROW_SPLITS 16
+#endif
+template <class C> __global__ void __launch_bounds__(256) runRows(const LatheCudaFrame *f, float *partials,
+                                                                  unsigned *arrivals) {
+  attentionRows<C, kHeads, kKvHeads, kHeadDim, true>(*f, 0, 1, 0, partials, arrivals);
+}
+template <class C>
+constexpr bool kRows = (ROWS && std::is_same_v<C, PackedKv<false, 4, 32>>) ||
+                       (ROWS == 2 && std::is_same_v<C, PlainKv<__nv_bfloat16>>);
+template <class C> int sharedFor() {
+  if constexpr (kRows<C>) {
+    using Ring = RowRing<C, kHeads, kKvHeads, kHeadDim>;
+    return Ring::kStatic ? 0 : Ring::kBytes;
+  }
+  return 0;
+}
+template <class C> auto kernelFor() {
+  if constexpr (kRows<C>) return runRows<C>;
+  else return run<C>;
 }
 
 static float bf16ToFloat(uint16_t b) { uint32_t u = uint32_t(b) << 16; float f; memcpy(&f, &u, 4); return f; }
@@ -144,7 +175,10 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   CK(cudaMalloc(&dQ, q.size() * 4)); CK(cudaMemcpy(dQ, q.data(), q.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&dOut, q.size() * 4));
   const int groups = kHeads / kGroup;
-  const int splits = SPLITS > 0 ? SPLITS : LATHE_CUDA_ATTENTION_SPLITS(SEQUENCES, groups);
+  const int splits = kRows<C> ? ROW_SPLITS : SPLITS > 0 ? SPLITS : LATHE_CUDA_ATTENTION_SPLITS(SEQUENCES, groups);
+  const auto kernel = kernelFor<C>();
+  const int shared = sharedFor<C>();
+  if (shared > 48 * 1024) CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
   const int64_t partialFloats = int64_t(SEQUENCES) * groups * splits * kGroup * (kHeadDim + 2);
   CK(cudaMalloc(&dPartials, partialFloats * 4));
   CK(cudaMalloc(&dArrivals, SEQUENCES * groups * 4)); CK(cudaMemset(dArrivals, 0, SEQUENCES * groups * 4));
@@ -164,8 +198,8 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   LatheCudaFrame *dFrame;
   CK(cudaMalloc(&dFrame, sizeof(frame))); CK(cudaMemcpy(dFrame, &frame, sizeof(frame), cudaMemcpyHostToDevice));
 
-  const dim3 grid(SEQUENCES, groups, splits);
-  run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+  const dim3 grid(SEQUENCES, kRows<C> ? 1 : groups, splits);
+  kernel<<<grid, 256, shared>>>(dFrame, dPartials, dArrivals);
   CK(cudaDeviceSynchronize());
   std::vector<float> out(q.size());
   CK(cudaMemcpy(out.data(), dOut, out.size() * 4, cudaMemcpyDeviceToHost));
@@ -206,11 +240,11 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
     const size_t flushBytes = FLUSH_L2 ? size_t(256) << 20 : 0;
     void *flush = nullptr;
     if (flushBytes) CK(cudaMalloc(&flush, flushBytes));
-    for (int i = 0; i < 5; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+    for (int i = 0; i < 5; ++i) kernel<<<grid, 256, shared>>>(dFrame, dPartials, dArrivals);
     for (int i = 0; i < reps; ++i) {
       if (flushBytes) CK(cudaMemsetAsync(flush, i & 0xff, flushBytes));
       CK(cudaEventRecord(e0[i]));
-      run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+      kernel<<<grid, 256, shared>>>(dFrame, dPartials, dArrivals);
       CK(cudaEventRecord(e1[i]));
     }
     CK(cudaDeviceSynchronize());
@@ -222,10 +256,10 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
     if (flush) CK(cudaFree(flush));
     const double us = ms * 1000 / reps;
     const double bytes = 2.0 * rows * rowBytes; // every key and value row once
-    cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, run<C>));
-    printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers: %.1f us, cache %.1f MB at %.2f TB/s; "
+    cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, kernel));
+    printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers, %d B shared: %.1f us, cache %.1f MB at %.2f TB/s; "
            "relative L2 %.2e, worst %.2e\n",
-           Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * groups * splits, attr.numRegs, us, bytes / 1e6,
+           Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * int(grid.y) * splits, attr.numRegs, shared, us, bytes / 1e6,
            bytes / (us * 1e-6) / 1e12, std::sqrt(err / ref), worst);
   };
   if (edges)
