@@ -257,7 +257,7 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
     const double us = ms * 1000 / reps;
     const double bytes = 2.0 * rows * rowBytes; // every key and value row once
     cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, kernel));
-    printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers, %d B shared: %.1f us, cache %.1f MB at %.2f TB/s; "
+    printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers, %d B dynamic shared: %.1f us, cache %.1f MB at %.2f TB/s; "
            "relative L2 %.2e, worst %.2e\n",
            Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * int(grid.y) * splits, attr.numRegs, shared, us, bytes / 1e6,
            bytes / (us * 1e-6) / 1e12, std::sqrt(err / ref), worst);
