@@ -17,7 +17,6 @@
 // mma fragments, CudaTokenAttentionNibbles.cuh; -DHEAD_DIM=128 for heads
 // of 128, which only that path takes to the tensor cores.)
 #include "runtime/backends/cuda/kernels/LatheCudaKernels.cuh"
-#include "scripts/cuda-attention-rows.cuh"
 #include <type_traits>
 #include <algorithm>
 #include <cmath>
@@ -62,35 +61,6 @@ template <class C> __global__ void BOUNDS run(const LatheCudaFrame *f, float *pa
   body<C>(*f, partials, arrivals);
 }
 
-// -DROWS=1: bfp4 caches through the prototype that streams whole rows
-// (scripts/cuda-attention-rows.cuh; -DLATHE_CUDA_ROWS_STAGES=N stages), a
-// block per token and split of ROW_SPLITS (grid y 1); -DROWS=2 bf16
-// caches too.
-#ifndef ROWS
-#define ROWS 0
-#endif
-#ifndef ROW_SPLITS
-#define ROW_SPLITS 16
-#endif
-template <class C> __global__ void __launch_bounds__(256) runRows(const LatheCudaFrame *f, float *partials,
-                                                                  unsigned *arrivals) {
-  attentionRows<C, kHeads, kKvHeads, kHeadDim, true>(*f, 0, 1, 0, partials, arrivals);
-}
-template <class C>
-constexpr bool kRows = (ROWS && std::is_same_v<C, PackedKv<false, 4, 32>>) ||
-                       (ROWS == 2 && std::is_same_v<C, PlainKv<__nv_bfloat16>>);
-template <class C> int sharedFor() {
-  if constexpr (kRows<C>) {
-    using Ring = RowRing<C, kHeads, kKvHeads, kHeadDim>;
-    return Ring::kStatic ? 0 : Ring::kBytes;
-  }
-  return 0;
-}
-template <class C> auto kernelFor() {
-  if constexpr (kRows<C>) return runRows<C>;
-  else return run<C>;
-}
-
 static float bf16ToFloat(uint16_t b) { uint32_t u = uint32_t(b) << 16; float f; memcpy(&f, &u, 4); return f; }
 static uint16_t floatToBf16(float f) { // round to nearest even
   uint32_t u; memcpy(&u, &f, 4);
@@ -98,7 +68,9 @@ static uint16_t floatToBf16(float f) { // round to nearest even
 }
 
 // A cache: its row bytes, how to fill a row, and how to decode a head's
-// value d of a row (the CPU's reading of the GPU's layout, PackedKv).
+// value d of a row. Compressed rows are made whole here (a row's codes,
+// then its headers) and laid out as the GPU keeps them (PackedKv::locate)
+// when copied to it.
 struct Bf16Cache {
   using C = PlainKv<__nv_bfloat16>;
   static constexpr const char *kName = "bf16";
@@ -114,8 +86,8 @@ template <bool Int8, int Bits, int Block> struct PackedCache {
   using C = PackedKv<Int8, Bits, Block>;
   static constexpr const char *kName = Int8 ? "int8" : Bits == 4 ? (Block == 32 ? "bfp4" : "bfp4:16")
                                                                     : (Block == 32 ? "bfp8" : "bfp8:16");
-  static constexpr int kBlocks = kKvWidth / Block;
-  // PackedKv's codesAt and headerAt (device functions), on the host.
+  static constexpr int kBlocks = kKvWidth / Block, kBlock = Block;
+  // Where block b keeps its codes and its header in a whole row.
   static int64_t codesAt(int64_t b) { return b * C::kCodeBytes; }
   static int64_t headerAt(int64_t b) { return kBlocks * C::kCodeBytes + b * C::kHeaderBytes; }
   // BFP exponents around 2^0; with `edges`, also the ones the widening
@@ -166,8 +138,23 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   std::normal_distribution<float> normal;
   for (float &v : q) v = bf16ToFloat(floatToBf16(normal(rng)));
 
+  // The GPU's copy: compressed rows as PackedKv::locate keeps them (each
+  // block of 16 rows by KV head), bf16 rows as they are.
+  std::vector<uint8_t> gpu = kv;
+  if constexpr (!std::is_same_v<C, PlainKv<__nv_bfloat16>>) {
+    constexpr int codes = C::template kHeadCodes<kHeadDim>, headers = C::template kHeadHeaders<kHeadDim>;
+    constexpr int64_t allCodes = 16 * int64_t(kKvHeads) * codes;
+    for (int64_t r = 0; r < 2 * kvRows; ++r)
+      for (int h = 0; h < kKvHeads; ++h) {
+        const uint8_t *row = kv.data() + r * rowBytes;
+        uint8_t *block = gpu.data() + (r & ~int64_t(15)) * rowBytes;
+        const int at = h * 16 + int(r & 15);
+        memcpy(block + at * codes, row + Cache::codesAt(int64_t(h) * kHeadDim / Cache::kBlock), codes);
+        memcpy(block + allCodes + at * headers, row + Cache::headerAt(int64_t(h) * kHeadDim / Cache::kBlock), headers);
+      }
+  }
   uint8_t *dKv; int32_t *dVisible, *dRows; float *dQ, *dOut, *dPartials; unsigned *dArrivals;
-  CK(cudaMalloc(&dKv, kv.size())); CK(cudaMemcpy(dKv, kv.data(), kv.size(), cudaMemcpyHostToDevice));
+  CK(cudaMalloc(&dKv, gpu.size())); CK(cudaMemcpy(dKv, gpu.data(), gpu.size(), cudaMemcpyHostToDevice));
   CK(cudaMalloc(&dVisible, visible.size() * 4));
   CK(cudaMemcpy(dVisible, visible.data(), visible.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&dRows, visibleRows.size() * 4));
@@ -175,10 +162,9 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   CK(cudaMalloc(&dQ, q.size() * 4)); CK(cudaMemcpy(dQ, q.data(), q.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&dOut, q.size() * 4));
   const int groups = kHeads / kGroup;
-  const int splits = kRows<C> ? ROW_SPLITS : SPLITS > 0 ? SPLITS : LATHE_CUDA_ATTENTION_SPLITS(SEQUENCES, groups);
-  const auto kernel = kernelFor<C>();
-  const int shared = sharedFor<C>();
-  if (shared > 48 * 1024) CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared));
+  const int splits = SPLITS > 0 ? SPLITS : LATHE_CUDA_ATTENTION_SPLITS(SEQUENCES, groups);
+  const auto kernel = run<C>;
+  const int shared = 0;
   const int64_t partialFloats = int64_t(SEQUENCES) * groups * splits * kGroup * (kHeadDim + 2);
   CK(cudaMalloc(&dPartials, partialFloats * 4));
   CK(cudaMalloc(&dArrivals, SEQUENCES * groups * 4)); CK(cudaMemset(dArrivals, 0, SEQUENCES * groups * 4));
@@ -198,7 +184,7 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   LatheCudaFrame *dFrame;
   CK(cudaMalloc(&dFrame, sizeof(frame))); CK(cudaMemcpy(dFrame, &frame, sizeof(frame), cudaMemcpyHostToDevice));
 
-  const dim3 grid(SEQUENCES, kRows<C> ? 1 : groups, splits);
+  const dim3 grid(SEQUENCES, groups, splits);
   kernel<<<grid, 256, shared>>>(dFrame, dPartials, dArrivals);
   CK(cudaDeviceSynchronize());
   std::vector<float> out(q.size());

@@ -213,25 +213,36 @@ public:
                        LATHE_CUDA_THREADS, plan_.bufferWidths[plan_.logits], plan_.logits);
     // A windowed cache's blocks sealed as they leave its f32 window, and
     // unsealed where a sequence writes into a sealed one (the paged
-    // cache's KvWindowCodec, CudaExecutable.cpp): a block a layer and
+    // cache's KvDeviceCodec, CudaExecutable.cpp): a block a layer and
     // keys or values.
+    const int64_t kvWidth = int64_t(plan_.kvWidth);
+    int64_t headDim = kvWidth;
+    for (const plan::Step &step : plan_.steps)
+      if (const auto *a = std::get_if<plan::AttentionStep>(&step))
+        headDim = a->headDim;
     if (plan_.kvFormat.windowed()) {
-      const int64_t kvWidth = int64_t(plan_.kvWidth);
-      int64_t headDim = kvWidth;
-      for (const plan::Step &step : plan_.steps)
-        if (const auto *a = std::get_if<plan::AttentionStep>(&step))
-          headDim = a->headDim;
       out += fmt::format(
           "// the {0} cache's window blocks, quantized and back\n"
           "extern \"C\" __global__ void __launch_bounds__({1}) lathe_cuda_kv_seal("
           "uint8_t *kv, int64_t kvRows, int64_t blockSize, int window, int sealed) {{\n"
-          "  lathe_cuda::Sealer<{2}>::seal<{3}, {4}>(kv, kvRows, blockSize, window, sealed);\n}}\n"
+          "  lathe_cuda::Sealer<{2}>::seal<{3}, {4}, {5}>(kv, kvRows, blockSize, window, sealed);\n}}\n"
           "extern \"C\" __global__ void __launch_bounds__({1}) lathe_cuda_kv_unseal("
           "uint8_t *kv, int64_t kvRows, int64_t blockSize, int from, int to, int64_t rows) {{\n"
           "  lathe_cuda::unsealKvBlock<{2}, {3}, {4}, {5}>(kv, kvRows, blockSize, from, to, rows);\n"
           "}}\n",
           formats::kvFormatName(plan_.kvFormat), LATHE_CUDA_THREADS, quantizedCodec(),
           plan_.kvLayers, kvWidth, headDim);
+    } else if (plan_.kvFormat.compressed()) {
+      // A compressed cache's single rows (a tree's accepted path moving
+      // down, kv::KvDeviceCodec::copyRow): PackedKv keeps a block of rows
+      // by KV head, so a row is not one run of bytes.
+      out += fmt::format(
+          "// a row of the {0} cache copied, every layer: a block a layer and keys or values\n"
+          "extern \"C\" __global__ void __launch_bounds__({1}) lathe_cuda_kv_copy_row("
+          "uint8_t *kv, int64_t kvRows, int64_t to, int64_t from) {{\n"
+          "  lathe_cuda::copyKvRow<{2}, {3}, {4}>(kv, kvRows, to, from);\n}}\n",
+          formats::kvFormatName(plan_.kvFormat), LATHE_CUDA_THREADS, packedCodec(), kvWidth,
+          headDim);
     }
     return CudaModelCode{std::move(out), launches_, kStages_};
   }
@@ -835,8 +846,8 @@ private:
     } else if (plan_.kvFormat.compressed()) {
       const formats::KvFormat &kv = plan_.kvFormat;
       perToken("attention: store the step's keys and values, " + formats::kvFormatName(kv),
-               fmt::format("lathe_cuda::storeKVPacked<{}, {}>(f, {}, {}, {})", packedCodec(),
-                           kvWidth, A(s.keys), A(s.values), A(s.layer)),
+               fmt::format("lathe_cuda::storeKVPacked<{}, {}, {}>(f, {}, {}, {})", packedCodec(),
+                           kvWidth, s.headDim, A(s.keys), A(s.values), A(s.layer)),
                2 * kvWidth / kv.block);
     } else {
       perToken("attention: store the step's keys and values",

@@ -10,7 +10,7 @@ namespace lathe::backend {
 Expected<std::unique_ptr<kv::PagedKVCache>> Executable::createKVCache(int64_t tokens) {
   const kv::KVLayout probe = kvLayout(1);
   const int64_t blocks = std::max<int64_t>(1, (tokens + probe.blockSize - 1) / probe.blockSize);
-  return kv::PagedKVCache::create(device(), kvLayout(blocks), config().context, kvWindowCodec());
+  return kv::PagedKVCache::create(device(), kvLayout(blocks), config().context, kvDeviceCodec());
 }
 
 std::vector<int32_t> argmaxRows(std::span<const float> logits, int64_t vocab) {

@@ -84,10 +84,11 @@ public:
   /// A KV cache on this executable's device with room for `tokens` slots
   /// (rounded up to whole blocks), sequences at most the model's context.
   Expected<std::unique_ptr<kv::PagedKVCache>> createKVCache(int64_t tokens);
-  /// Who seals the blocks of a windowed cache (KVLayout::windowed) on this
-  /// executable's device where the host cannot reach them; null: the cache
-  /// does it itself, in host memory.
-  virtual std::shared_ptr<kv::KvWindowCodec> kvWindowCodec() { return nullptr; }
+  /// Who seals the blocks of a windowed cache (KVLayout::windowed), and
+  /// copies the rows of a compressed one, on this executable's device where
+  /// the host cannot reach them (kv::KvDeviceCodec); null: the cache does
+  /// it itself, in host memory, rows whole.
+  virtual std::shared_ptr<kv::KvDeviceCodec> kvDeviceCodec() { return nullptr; }
 
   /// Runs one step: checks the batch (validateBatch), grows its sequences
   /// in `kv` by their tokens, stores their keys and values and returns the

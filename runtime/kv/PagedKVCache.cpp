@@ -9,7 +9,7 @@ namespace lathe::kv {
 
 Expected<std::unique_ptr<PagedKVCache>>
 PagedKVCache::create(backend::Device &device, const KVLayout &layout,
-                     int64_t maxSequenceLength, std::shared_ptr<KvWindowCodec> codec) {
+                     int64_t maxSequenceLength, std::shared_ptr<KvDeviceCodec> codec) {
   if (layout.layers <= 0 || layout.width <= 0 || layout.blockSize <= 0 || layout.blocks <= 0 ||
       maxSequenceLength <= 0)
     return Error(fmt::format("KV cache: invalid shape ({} layers, width {}, {} blocks of {})",
@@ -46,18 +46,20 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
     return Error(fmt::format("cannot allocate {:.1f} MiB for the KV cache: {}",
                              double(layout.totalBytes()) / (1 << 20), buffer.error().message()));
   // Blocks leaving the window are quantized by the cache itself (host
-  // memory) or by the codec of the executable that made it.
+  // memory) or by the codec of the executable that made it; that codec
+  // also copies a compressed cache's single rows (copyRow).
   if (layout.windowed() && !(*buffer)->hostData() && !codec)
     return Error(fmt::format("KV cache: {} needs a cache in host memory, or a device that "
                              "seals its blocks",
                              formats::kvFormatName(layout.format)));
   return std::unique_ptr<PagedKVCache>(new PagedKVCache(
-      device, layout, maxSequenceLength, buffer.take(), layout.windowed() ? codec : nullptr));
+      device, layout, maxSequenceLength, buffer.take(),
+      layout.windowed() || layout.format.compressed() ? codec : nullptr));
 }
 
 PagedKVCache::PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
                            std::unique_ptr<backend::Buffer> buffer,
-                           std::shared_ptr<KvWindowCodec> codec)
+                           std::shared_ptr<KvDeviceCodec> codec)
     : device_(device), layout_(layout), maxLength_(maxLength), buffer_(std::move(buffer)),
       codec_(std::move(codec)), references_(layout.blocks * (layout.windowed() ? 2 : 1), 0) {
   // A stack with block 0 on top: a fresh cache fills from the front.
@@ -126,7 +128,12 @@ void PagedKVCache::releaseBlock(int32_t b) {
 
 void PagedKVCache::copyRow(int64_t to, int64_t from) {
   // Windowed formats: the rows a step wrote are window rows (grow gave the
-  // tail its own window blocks), f32 rows.
+  // tail its own window blocks), f32 rows. Compressed rows of a device
+  // that lays a block's rows out its own way: through its codec.
+  if (codec_ && layout_.format.compressed() && !layout_.windowed()) {
+    codec_->copyRow(*buffer_, layout_, to, from);
+    return;
+  }
   const size_t bytes = layout_.windowed() ? layout_.windowRowBytes() : layout_.rowBytes();
   for (int64_t l = 0; l < layout_.layers; ++l)
     for (bool value : {false, true})

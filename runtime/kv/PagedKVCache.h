@@ -34,8 +34,11 @@
 // row codec's bytes; on the CPU its vectorized store step) into a block of
 // the row pool, laid out as without a window; format.windowed() says
 // which caches have the window pool. A cache the host cannot reach (a
-// GPU's) seals and unseals through its executable's KvWindowCodec, which
-// runs the same codecs on the device.
+// GPU's) seals and unseals through its executable's KvDeviceCodec, which
+// runs the same codecs on the device. Such a device may also keep a
+// compressed row's bytes apart (the GPU keeps each block of 16 rows by KV
+// head): whole blocks copy as bytes, single rows through the same codec
+// (KvDeviceCodec::copyRow).
 #pragma once
 
 #include "runtime/backend/Batch.h"
@@ -150,14 +153,20 @@ private:
   }
 };
 
-/// How a windowed cache (KVLayout::windowed) moves blocks between its two
-/// pools where the host cannot reach its bytes (a GPU's cache): the
-/// executable whose generated code knows the format seals and unseals them
-/// on the device, ordered with its steps. A failure is kept by the
+/// How a compressed cache's rows move where the host cannot reach its
+/// bytes (a GPU's cache) and the device lays them out its own way: the
+/// executable whose generated code knows the format and the layout seals
+/// and unseals a windowed cache's blocks (KVLayout::windowed) between its
+/// two pools, and copies single rows of a cache without a window, on the
+/// device, ordered with its steps. A failure is kept by the
 /// implementation and reported by the next step that uses the cache.
-class KvWindowCodec {
+class KvDeviceCodec {
 public:
-  virtual ~KvWindowCodec() = default;
+  virtual ~KvDeviceCodec() = default;
+  /// Copies every layer's keys and values of (quantized) row `from` to row
+  /// `to`, in the device's layout of a block's rows.
+  virtual void copyRow(backend::Buffer &cache, const KVLayout &layout, int64_t to,
+                       int64_t from) = 0;
   /// Quantizes window block `window` of every layer into quantized block
   /// `sealed` (the bytes the host codecs of formats/KvFormat.h would give,
   /// in the device's own layout of them).
@@ -174,10 +183,12 @@ public:
   /// A cache of `layout.blocks` blocks on `device`, where no sequence grows
   /// past `maxSequenceLength` slots (the model's context). Fails with the
   /// size when the device cannot hold it. A windowed format needs the cache
-  /// in host memory, or `codec` to seal and unseal its blocks.
+  /// in host memory, or `codec` to seal and unseal its blocks; a compressed
+  /// format without a window copies single rows through `codec` where there
+  /// is one.
   static Expected<std::unique_ptr<PagedKVCache>>
   create(backend::Device &device, const KVLayout &layout, int64_t maxSequenceLength,
-         std::shared_ptr<KvWindowCodec> codec = nullptr);
+         std::shared_ptr<KvDeviceCodec> codec = nullptr);
 
   const KVLayout &layout() const { return layout_; }
   int64_t maxSequenceLength() const { return maxLength_; }
@@ -249,7 +260,7 @@ private:
     std::vector<int32_t> blocks;
   };
   PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
-               std::unique_ptr<backend::Buffer> buffer, std::shared_ptr<KvWindowCodec> codec);
+               std::unique_ptr<backend::Buffer> buffer, std::shared_ptr<KvDeviceCodec> codec);
   Sequence &get(SequenceId id);
   const Sequence &get(SequenceId id) const;
   /// A free block, from the window pool for windowed formats.
@@ -275,7 +286,7 @@ private:
   int64_t maxLength_;
   std::unique_ptr<backend::Buffer> buffer_;
   /// Windowed formats on a device the host cannot reach: who seals.
-  std::shared_ptr<KvWindowCodec> codec_;
+  std::shared_ptr<KvDeviceCodec> codec_;
   std::vector<Sequence> sequences_;
   std::vector<int32_t> references_; // per block: sequences holding it
   std::vector<int32_t> free_;       // a stack; the lowest block on top

@@ -287,6 +287,14 @@ Status CudaExecutable::initialize() {
                          "finding lathe_cuda_kv_unseal in the GPU code");
         !s)
       return s;
+  } else if (plan_->kvFormat.compressed()) {
+    // Code built before PackedKv kept a block's rows by KV head has none:
+    // its rows are whole, and the cache copies them as bytes.
+    const CUresult r = api_.cuModuleGetFunction(&kvCopyRow_, module_, "lathe_cuda_kv_copy_row");
+    if (r == CUDA_ERROR_NOT_FOUND)
+      kvCopyRow_ = nullptr;
+    else if (Status s = check(api_, r, "finding lathe_cuda_kv_copy_row in the GPU code"); !s)
+      return s;
   }
   if (Status s = check(api_, api_.cuStreamCreate(&stream_, CU_STREAM_NON_BLOCKING),
                        "creating a CUDA stream");
@@ -816,10 +824,10 @@ void CudaExecutable::rollBack(kv::PagedKVCache &kv,
 
 namespace {
 
-/// A windowed cache's codec on the GPU: its executable's kernels.
-class CudaKvWindowCodec final : public kv::KvWindowCodec {
+/// A compressed cache's codec on the GPU: its executable's kernels.
+class CudaKvDeviceCodec final : public kv::KvDeviceCodec {
 public:
-  explicit CudaKvWindowCodec(std::shared_ptr<CudaExecutable> executable)
+  explicit CudaKvDeviceCodec(std::shared_ptr<CudaExecutable> executable)
       : executable_(std::move(executable)) {}
   void seal(backend::Buffer &cache, const kv::KVLayout &layout, int32_t window,
             int32_t sealed) override {
@@ -829,6 +837,10 @@ public:
               int64_t rows) override {
     executable_->unsealKvBlock(cache, layout, from, to, rows);
   }
+  void copyRow(backend::Buffer &cache, const kv::KVLayout &layout, int64_t to,
+               int64_t from) override {
+    executable_->copyKvRow(cache, layout, to, from);
+  }
 
 private:
   std::shared_ptr<CudaExecutable> executable_;
@@ -836,10 +848,27 @@ private:
 
 } // namespace
 
-std::shared_ptr<kv::KvWindowCodec> CudaExecutable::kvWindowCodec() {
-  if (!kvSeal_)
+std::shared_ptr<kv::KvDeviceCodec> CudaExecutable::kvDeviceCodec() {
+  if (!kvSeal_ && !kvCopyRow_)
     return nullptr;
-  return std::make_shared<CudaKvWindowCodec>(shared_from_this());
+  return std::make_shared<CudaKvDeviceCodec>(shared_from_this());
+}
+
+void CudaExecutable::runOnCache(CUfunction kernel, const kv::KVLayout &layout, void **params,
+                                const char *what) {
+  Status s = kernel ? device_.bind()
+                    : Status(Error(fmt::format("{}: this artifact's GPU code has no kernel for it", what)));
+  if (s)
+    s = check(api_,
+              api_.cuLaunchKernel(kernel, unsigned(layout.layers), 2, 1, LATHE_CUDA_THREADS, 1, 1,
+                                  0, stream_, params, nullptr),
+              what);
+  // The next step, or a copy on write (a device copy, not on this
+  // stream), may read what it wrote at once.
+  if (s)
+    s = check(api_, api_.cuStreamSynchronize(stream_), what);
+  if (!s)
+    device_.keepError(s.error());
 }
 
 void CudaExecutable::sealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout,
@@ -847,17 +876,7 @@ void CudaExecutable::sealKvBlock(backend::Buffer &cache, const kv::KVLayout &lay
   CUdeviceptr kv = addressOf(cache);
   int64_t rows = layout.rows(), blockSize = layout.blockSize;
   void *params[] = {&kv, &rows, &blockSize, &window, &sealed};
-  Status s = device_.bind();
-  if (s)
-    s = check(api_,
-              api_.cuLaunchKernel(kvSeal_, unsigned(layout.layers), 2, 1, LATHE_CUDA_THREADS, 1,
-                                  1, 0, stream_, params, nullptr),
-              "sealing a block of the KV cache's window");
-  // The next step, or a copy on write, may read the block at once.
-  if (s)
-    s = check(api_, api_.cuStreamSynchronize(stream_), "sealing a block of the KV cache's window");
-  if (!s)
-    device_.keepError(s.error());
+  runOnCache(kvSeal_, layout, params, "sealing a block of the KV cache's window");
 }
 
 void CudaExecutable::unsealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout,
@@ -865,16 +884,15 @@ void CudaExecutable::unsealKvBlock(backend::Buffer &cache, const kv::KVLayout &l
   CUdeviceptr kv = addressOf(cache);
   int64_t rows = layout.rows(), blockSize = layout.blockSize;
   void *params[] = {&kv, &rows, &blockSize, &from, &to, &count};
-  Status s = device_.bind();
-  if (s)
-    s = check(api_,
-              api_.cuLaunchKernel(kvUnseal_, unsigned(layout.layers), 2, 1, LATHE_CUDA_THREADS,
-                                  1, 1, 0, stream_, params, nullptr),
-              "decoding a sealed block of the KV cache");
-  if (s)
-    s = check(api_, api_.cuStreamSynchronize(stream_), "decoding a sealed block of the KV cache");
-  if (!s)
-    device_.keepError(s.error());
+  runOnCache(kvUnseal_, layout, params, "decoding a sealed block of the KV cache");
+}
+
+void CudaExecutable::copyKvRow(backend::Buffer &cache, const kv::KVLayout &layout, int64_t to,
+                               int64_t from) {
+  CUdeviceptr kv = addressOf(cache);
+  int64_t rows = layout.rows();
+  void *params[] = {&kv, &rows, &to, &from};
+  runOnCache(kvCopyRow_, layout, params, "copying a row of the KV cache");
 }
 
 Expected<float *> CudaExecutable::logitsMemory(size_t count) {

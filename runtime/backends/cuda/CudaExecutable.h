@@ -58,16 +58,20 @@ public:
   ProductCounts lastStepProducts() const override { return products_; }
   Status setMatMulObserver(backend::MatMulObserver observer) override;
   /// Windowed caches (KIVI's, row formats with a window): the module's
-  /// lathe_cuda_kv_seal and lathe_cuda_kv_unseal on this executable's
-  /// stream, which the codec keeps alive.
-  std::shared_ptr<kv::KvWindowCodec> kvWindowCodec() override;
+  /// lathe_cuda_kv_seal and lathe_cuda_kv_unseal; compressed caches
+  /// without a window: its lathe_cuda_kv_copy_row (PackedKv keeps a block's
+  /// rows by KV head); on this executable's stream, which the codec keeps
+  /// alive. Null for float caches.
+  std::shared_ptr<kv::KvDeviceCodec> kvDeviceCodec() override;
   /// Seals window block `window` into `sealed` (or unseals `rows` rows of
-  /// quantized block `from` into window block `to`) in `cache`, waiting
-  /// for it; a failure is kept for the next step (CudaDevice::keepError).
+  /// quantized block `from` into window block `to`; or copies row `from`
+  /// to row `to`) in `cache`, waiting for it; a failure is kept for the
+  /// next step (CudaDevice::keepError).
   void sealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout, int32_t window,
                    int32_t sealed);
   void unsealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout, int32_t from, int32_t to,
                      int64_t rows);
+  void copyKvRow(backend::Buffer &cache, const kv::KVLayout &layout, int64_t to, int64_t from);
 
 private:
   CudaExecutable(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan,
@@ -160,8 +164,13 @@ private:
   /// The argmax of each logits row (executeGreedy), and the device ids it
   /// writes (grown to the most logits rows a step has had).
   CUfunction argmax_ = nullptr;
-  /// A windowed cache's sealing and unsealing kernels (null for others).
-  CUfunction kvSeal_ = nullptr, kvUnseal_ = nullptr;
+  /// A windowed cache's sealing and unsealing kernels, a compressed
+  /// cache's row copy (null for others).
+  CUfunction kvSeal_ = nullptr, kvUnseal_ = nullptr, kvCopyRow_ = nullptr;
+  /// Runs one of them (a block a layer and keys or values) with `params`
+  /// on this executable's stream, waiting for it; a failure (`what`
+  /// failed) is kept for the next step.
+  void runOnCache(CUfunction kernel, const kv::KVLayout &layout, void **params, const char *what);
   std::unique_ptr<backend::Buffer> greedyIds_;
   size_t greedyIdRows_ = 0;
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;

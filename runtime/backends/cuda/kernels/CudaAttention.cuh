@@ -127,19 +127,34 @@ template <int Bytes> struct ByteStream {
   __device__ float word(int i) const { return __uint_as_float(w[i]); }
 };
 
+/// A format block's bytes in the cache: its header and its codes.
+struct BlockBytes {
+  uint8_t *header, *codes;
+};
+
 /// A KV cache of compressed rows: the values of runtime/formats/KvFormat.h
 /// (blocks of Block values along head_dim, each a header and its codes),
-/// laid out for the GPU: a row is its blocks' codes, back to back, then
-/// their headers, so that a KV head's codes are one aligned run (a head of
-/// 64 bfp4 values: two 16-byte loads where the rows are multiples of 16
-/// bytes) and its headers another. Int8: a float32 scale, int8 codes
-/// (value = code * scale). Else BFP of Bits-bit two's-complement
-/// mantissas: an exponent byte e + 127 (255: NaN), the mantissas two a
-/// byte, low nibble first, for Bits 4 (value = mantissa * 2^(e - (Bits -
-/// 2))). Blocks never cross a head; rows are read in place (in word
-/// loads, ByteStream), a block's partial dot product scaled once.
+/// laid out for the GPU by the paged cache's blocks of 16 rows (kRows
+/// rows, 16 row sizes of bytes): each KV head's codes for the block's 16
+/// rows, head after head, then each head's headers for the 16 rows, head
+/// after head. A warp's chunk of 16 rows of one KV head (the one-token
+/// attention's) is then 16 x kHeadCodes contiguous bytes (512 for a head of
+/// 64 bfp4 values) and 16 x kHeadHeaders (32): every sector it reads is
+/// its own. With rows kept whole (a row's codes, then its headers), a
+/// head's 32 bytes of codes straddled two sectors on every other row and
+/// its two exponent bytes shared a sector with the seven other heads',
+/// read by other blocks: 16 sequences at 4096 rows took 45.8 us a layer in
+/// bfp4 against 35.7 (bfp8 59.9 against 45.4, int8 57.4 against 45.7;
+/// bf16 69.0), H100, scripts/cuda-attention-check.cu, 2026-12-07.
+/// Int8: a float32 scale, int8 codes (value = code * scale). Else BFP of
+/// Bits-bit two's-complement mantissas: an exponent byte e + 127 (255:
+/// NaN), the mantissas two a byte, low nibble first, for Bits 4 (value =
+/// mantissa * 2^(e - (Bits - 2))). Blocks never cross a head; a head's row
+/// is read in place (in word loads, ByteStream), a block's partial dot
+/// product scaled once.
 template <bool Int8, int Bits, int Block> struct PackedKv {
-  static constexpr bool kLocatesRows = false; // rows where cacheRowBytes says
+  static constexpr bool kLocatesRows = true; // rows where locate says
+  static constexpr int kRows = 16;           // rows a block of the layout (the paged cache's)
   static constexpr int kPer = 8; // values a part: 8 codes of one block
   template <int HeadDim> static constexpr bool kParts = Block % kPer == 0;
   static constexpr int kHeaderBytes = Int8 ? 4 : 1, kCodeBytes = Block * Bits / 8;
@@ -154,20 +169,32 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
   struct Head {
     const uint8_t *codes, *headers;
   };
-  template <int KvWidth, int HeadDim> __device__ static Head head(const uint8_t *row, int kvHead) {
-    const int64_t first = int64_t(kvHead) * (HeadDim / Block); // the head's first block
-    return {row + codesAt(first), row + headerAt<KvWidth>(first)};
+  /// KV head kvHead of row `row` of layer `layer`'s keys (value = false)
+  /// or values, in the layout above. A block of rows starts 16-byte
+  /// aligned (kvRows is whole blocks), so a head's codes do wherever
+  /// kHeadCodes is a multiple of 16, and its headers sit within one word
+  /// wherever kHeadHeaders is 1, 2 or 4.
+  template <int KvWidth, int HeadDim>
+  __device__ static Head locate(uint8_t *kv, int64_t kvRows, int layer, bool value, int64_t row, int kvHead) {
+    const uint8_t *block = kv + ((int64_t(layer) * 2 + (value ? 1 : 0)) * kvRows + (row & ~int64_t(kRows - 1))) *
+                                    kRowBytes<KvWidth>;
+    const int at = kvHead * kRows + int(row & (kRows - 1));
+    constexpr int64_t kAllCodes = kRows * int64_t(KvWidth / Block) * kCodeBytes;
+    return {block + at * kHeadCodes<HeadDim>, block + kAllCodes + at * kHeadHeaders<HeadDim>};
+  }
+  /// Where format block b of a row (Block values; b / (HeadDim / Block) its
+  /// KV head) keeps its header and its codes.
+  template <int KvWidth, int HeadDim>
+  __device__ static BlockBytes blockAt(uint8_t *kv, int64_t kvRows, int layer, bool value, int64_t row, int b) {
+    constexpr int kPerHead = HeadDim / Block;
+    const Head h = locate<KvWidth, HeadDim>(kv, kvRows, layer, value, row, b / kPerHead);
+    return {const_cast<uint8_t *>(h.headers) + (b % kPerHead) * kHeaderBytes,
+            const_cast<uint8_t *>(h.codes) + (b % kPerHead) * kCodeBytes};
   }
   template <int HeadDim> __device__ static void prefetch(Head head) {
     prefetchLines(head.codes, kHeadCodes<HeadDim>);
     prefetchLines(head.headers, kHeadHeaders<HeadDim>);
   }
-  /// Where block `block` of a row keeps its codes, and its header.
-  __device__ static int64_t codesAt(int64_t block) { return block * kCodeBytes; }
-  template <int KvWidth> __device__ static int64_t headerAt(int64_t block) {
-    return int64_t(KvWidth / Block) * kCodeBytes + block * kHeaderBytes;
-  }
-
   /// What code 1 of a block is worth, from its header (bytes at `at` of s).
   template <class S> __device__ static float scale(const S &s, int at) {
     if constexpr (Int8) {
@@ -264,7 +291,7 @@ __device__ typename C::Head cacheHead(const Cache &f, int layer, bool value, int
 /// Stores the block's token's key and value rows at its cache row, in a
 /// compressed format (PackedKv's layout): a thread per block of Block
 /// values.
-template <bool Int8, int Bits, int Block, int KvWidth>
+template <bool Int8, int Bits, int Block, int KvWidth, int HeadDim>
 __device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int layer) {
   using C = PackedKv<Int8, Bits, Block>;
   startStep();
@@ -275,8 +302,27 @@ __device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int
     const bool value = i >= blocks;
     const int b = value ? i - blocks : i;
     const float *x = f.buffers[value ? values : keys] + int64_t(t) * KvWidth + b * Block;
-    uint8_t *to = cacheRowBytes<C, KvWidth>(f, layer, value, row);
-    encodeKvBlock<Int8, Bits, Block>(x, to + C::template headerAt<KvWidth>(b), to + C::codesAt(b));
+    const BlockBytes to = C::template blockAt<KvWidth, HeadDim>(f.kv, f.kvRows, layer, value, row, b);
+    encodeKvBlock<Int8, Bits, Block>(x, to.header, to.codes);
+  }
+}
+
+/// Copies row `from` of a compressed cache to row `to` (keys for
+/// blockIdx.y 0, else values, of layer blockIdx.x): its blocks' headers and
+/// codes, a thread per format block (PackedKv keeps a block of rows by KV
+/// head, so a row's bytes are apart).
+template <bool Int8, int Bits, int Block, int KvWidth, int HeadDim>
+__device__ void copyKvRow(uint8_t *kv, int64_t kvRows, int64_t to, int64_t from) {
+  using C = PackedKv<Int8, Bits, Block>;
+  const int layer = blockIdx.x;
+  const bool value = blockIdx.y == 1;
+  for (int b = threadIdx.x; b < KvWidth / Block; b += kThreads) {
+    const BlockBytes src = C::template blockAt<KvWidth, HeadDim>(kv, kvRows, layer, value, from, b);
+    const BlockBytes dst = C::template blockAt<KvWidth, HeadDim>(kv, kvRows, layer, value, to, b);
+    for (int i = 0; i < C::kHeaderBytes; ++i)
+      dst.header[i] = src.header[i];
+    for (int i = 0; i < C::kCodeBytes; ++i)
+      dst.codes[i] = src.codes[i];
   }
 }
 

@@ -171,18 +171,20 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
   static constexpr bool kSupported =
       (!Int8 || Block == HeadDim) && (Bits == 4 || Bits == 8) && Block % 8 == 0;
   static constexpr int kCodes = C::template kHeadCodes<HeadDim>, kHeaders = C::template kHeadHeaders<HeadDim>;
-  // Chunks in flight: a 4-bit row is few registers (HeadDim 64: 9). Two
-  // measured faster than three (43.6 against 45.2 us a layer, 16 sequences
-  // at 4096 rows; 34.6 against 37.0 in scripts/cuda-attention-check.cu,
-  // 2026-12-04), four took 178 registers (one block an SM: 57.7 us). A
-  // bf16 cache took no more from two (64.3 against 57.5 us).
-  static constexpr int kAhead = Bits == 4 && kCodes <= 32 ? 2 : 1;
-  /// Whether every head's codes start 16-byte aligned (rows of whole 16
-  /// bytes, heads' codes too), and its headers at a multiple of their size
-  /// within one word.
+  // Chunks in flight beside the one multiplied: one. With whole rows in the
+  // cache (before PackedKv's blocks of rows by head) a 4-bit cache took two
+  // (H200, 16 sequences at 4096 rows, 2026-12-04: 34.6 against 37.0 us a
+  // layer with three, 178 registers with four); with a chunk's codes one
+  // contiguous run, one is faster (H100, scripts/cuda-attention-check.cu,
+  // 2026-12-07: 34.5 against 35.6 us with two and 36.7 with three; 103
+  // registers against 127). A bf16 cache took no more from two either
+  // (64.3 against 57.5 us).
+  static constexpr int kAhead = 1;
+  /// Whether every head's codes start 16-byte aligned and its headers sit
+  /// within one word (PackedKv::locate: heads' codes of whole 16 bytes,
+  /// headers of 1, 2 or 4 bytes).
   template <int KvWidth>
-  static constexpr bool kAligned = C::template kRowBytes<KvWidth> % 16 == 0 && kCodes % 16 == 0 &&
-                                   (kHeaders == 1 || kHeaders == 2 || kHeaders == 4);
+  static constexpr bool kAligned = kCodes % 16 == 0 && (kHeaders == 1 || kHeaders == 2 || kHeaders == 4);
   struct Raw {
     ByteStream<kCodes> codes;     // in words from the first code on
     ByteStream<kHeaders> headers; // from the first header on, once shifted right by:

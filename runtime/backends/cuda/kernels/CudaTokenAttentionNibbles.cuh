@@ -77,16 +77,9 @@ template <int Block, int HeadDim> struct NibbleFragments<PackedKv<false, 4, Bloc
     uint32_t keyHeaders[2], valueHeaders[4]; // the aligned words holding their heads' headers
   };
 
-  /// Where KV head kvHead's headers start within their aligned word, in
-  /// bits: the same for every row (rows of whole 16 bytes).
-  template <int KvWidth> __device__ static uint32_t headerShift(int kvHead) {
-    return 8 * uint32_t(C::template headerAt<KvWidth>(int64_t(kvHead) * (HeadDim / Block)) & 3);
-  }
-  /// Byte `at` of a head's headers from the word that holds them (`shift`:
-  /// the head's first header within it, in bits).
-  __device__ static uint32_t exponent(uint32_t word, uint32_t shift, int at) {
-    return (word >> (shift + 8 * at)) & 0xFF;
-  }
+  /// Byte `at` of a head's headers from the word that holds them, shifted
+  /// down to its first (loadRow).
+  __device__ static uint32_t exponent(uint32_t word, int at) { return (word >> 8 * at) & 0xFF; }
   /// A block's scale and the -136 scale of widenNibblePairs' ordinary path
   /// as bf16 bits (TokenMmaKv's: 2^(e - 129), subnormal for e < 3).
   __device__ static uint32_t scaleBits(uint32_t e) { return e >= 3 ? (e - 2) << 7 : 0x10u << e; }
@@ -145,32 +138,35 @@ template <int Block, int HeadDim> struct NibbleFragments<PackedKv<false, 4, Bloc
       const uint4 w = __ldg(reinterpret_cast<const uint4 *>(codes));
       words[0] = w.x, words[1] = w.y, words[2] = w.z, words[3] = w.w;
     }
-    header = __ldg(reinterpret_cast<const uint32_t *>(reinterpret_cast<uintptr_t>(head.headers) & ~uintptr_t(3)));
+    // Where a row's headers sit in their word varies with the row
+    // (PackedKv's layout): shifted down to the first.
+    const uintptr_t headers = reinterpret_cast<uintptr_t>(head.headers);
+    header = __ldg(reinterpret_cast<const uint32_t *>(headers & ~uintptr_t(3))) >> 8 * uint32_t(headers & 3);
   }
 
   /// The B fragments of Q K^T: kb[st][n] for keys 8 n .. 8 n + 7 at step st.
-  __device__ static void keys(const Raw &raw, uint32_t shift, uint32_t (&kb)[kSteps][2][2]) {
+  __device__ static void keys(const Raw &raw, uint32_t (&kb)[kSteps][2][2]) {
     const int c = threadIdx.x % 4;
 #pragma unroll
     for (int n = 0; n < 2; ++n)
 #pragma unroll
       for (int w = 0; w < kKeyWords; ++w) {
-        const uint32_t e = exponent(raw.keyHeaders[n], shift, (c * HeadDim / 4 + 8 * w) / Block);
+        const uint32_t e = exponent(raw.keyHeaders[n], (c * HeadDim / 4 + 8 * w) / Block);
         const uint4 p = widen(raw.keys[n][w], e, e);
         kb[2 * w][n][0] = p.x, kb[2 * w][n][1] = p.y;
         kb[2 * w + 1][n][0] = p.z, kb[2 * w + 1][n][1] = p.w;
       }
   }
   /// The B fragments of P V: vb[j] for output tile j (b0, b1).
-  __device__ static void values(const Raw &raw, uint32_t shift, uint32_t (&vb)[HeadDim / 8][2]) {
+  __device__ static void values(const Raw &raw, uint32_t (&vb)[HeadDim / 8][2]) {
     const int g = threadIdx.x % 32 / 4;
 #pragma unroll
     for (int half = 0; half < 2; ++half) // rows 2c, 2c + 1; then 2c + 8, 2c + 9
 #pragma unroll
       for (int w = 0; w < kValueWords; ++w) {
         const int block = (g * HeadDim / 8 + 8 * w) / Block;
-        const uint32_t ea = exponent(raw.valueHeaders[2 * half], shift, block);
-        const uint32_t eb = exponent(raw.valueHeaders[2 * half + 1], shift, block);
+        const uint32_t ea = exponent(raw.valueHeaders[2 * half], block);
+        const uint32_t eb = exponent(raw.valueHeaders[2 * half + 1], block);
         const uint32_t a = raw.values[2 * half][w], b = raw.values[2 * half + 1][w];
         const uint4 low = widen(__byte_perm(a, b, 0x5410), ea, eb);  // codes 0-3 of both rows
         const uint4 high = widen(__byte_perm(a, b, 0x7632), ea, eb); // codes 4-7
@@ -206,7 +202,6 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
     return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const KvCacheRef cache(f);
-  const uint32_t shift = Kv::template headerShift<kvWidth>(kvHead);
 
   // The queries' A fragments in the keys' order: step st's a0 (row g) and
   // a2 hold pairs 2 (st % 2) and 2 (st % 2) + 1 of word st / 2 of lane
@@ -239,7 +234,7 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
     float s[kRows / 8][4] = {};
     {
       uint32_t kb[kSteps][2][2];
-      Kv::keys(raw, shift, kb);
+      Kv::keys(raw, kb);
 #pragma unroll
       for (int st = 0; st < kSteps; ++st)
 #pragma unroll
@@ -255,7 +250,7 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
     uint32_t pa[kProbabilityParts][4];
     probabilityFragments<kRows, kProbabilityParts, kHalves>(s, 0, pa);
     uint32_t vb[HeadDim / 8][2];
-    Kv::values(raw, shift, vb);
+    Kv::values(raw, vb);
 #pragma unroll
     for (int j = 0; j < HeadDim / 8; ++j)
 #pragma unroll

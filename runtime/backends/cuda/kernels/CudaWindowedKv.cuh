@@ -3,7 +3,7 @@
 // per token) and the row formats int8, bfp8 and bfp4 given a window. Every
 // step writes its keys and values as f32 rows of the window pool; a block
 // leaving the window is sealed by lathe_cuda_kv_seal (the paged cache's
-// KvWindowCodec, CudaExecutable.cpp) into the quantized pool, and attention
+// KvDeviceCodec, CudaExecutable.cpp) into the quantized pool, and attention
 // reads each visible row from whichever pool holds it, in place: the
 // quantized rows' codes are widened in registers, the cache is never
 // decompressed. Part of LatheCudaKernels.cuh.
@@ -186,9 +186,7 @@ template <bool Int8, int Bits, int Block> struct QuantizedPool<PackedKv<Int8, Bi
   template <int KvWidth, int HeadDim>
   __device__ static typename Q::Head locate(uint8_t *kv, int64_t kvRows, int layer, bool value,
                                             int64_t row, int kvHead) {
-    return Q::template head<KvWidth, HeadDim>(
-        kv + ((int64_t(layer) * 2 + (value ? 1 : 0)) * kvRows + row) * Q::template kRowBytes<KvWidth>,
-        kvHead);
+    return Q::template locate<KvWidth, HeadDim>(kv, kvRows, layer, value, row, kvHead);
   }
 };
 
@@ -304,7 +302,7 @@ template <class Q> struct Sealer;
 template <int Bits, int Block, int Group> struct Sealer<KiviKv<Bits, Block, Group>> {
   using Q = KiviKv<Bits, Block, Group>;
   static constexpr int kQmax = (1 << Bits) - 1, kPerByte = 8 / Bits;
-  template <int Layers, int KvWidth>
+  template <int Layers, int KvWidth, int HeadDim>
   __device__ static void seal(uint8_t *kv, int64_t kvRows, int64_t blockSize, int window,
                               int sealed) {
     const int layer = blockIdx.x;
@@ -370,7 +368,7 @@ template <int Bits, int Block, int Group> struct Sealer<KiviKv<Bits, Block, Grou
 };
 template <bool Int8, int Bits, int Block> struct Sealer<PackedKv<Int8, Bits, Block>> {
   using Q = PackedKv<Int8, Bits, Block>;
-  template <int Layers, int KvWidth>
+  template <int Layers, int KvWidth, int HeadDim>
   __device__ static void seal(uint8_t *kv, int64_t kvRows, int64_t blockSize, int window,
                               int sealed) {
     const int layer = blockIdx.x;
@@ -381,9 +379,8 @@ template <bool Int8, int Bits, int Block> struct Sealer<PackedKv<Int8, Bits, Blo
       const int64_t r = i / kBlocks;
       const int b = int(i % kBlocks);
       const float *x = windowRow<Q, Layers, KvWidth>(kv, kvRows, layer, value, from + r) + b * Block;
-      uint8_t *to = kv + ((int64_t(layer) * 2 + (value ? 1 : 0)) * kvRows + first + r) *
-                             Q::template kRowBytes<KvWidth>;
-      encodeKvBlock<Int8, Bits, Block>(x, to + Q::template headerAt<KvWidth>(b), to + Q::codesAt(b));
+      const BlockBytes to = Q::template blockAt<KvWidth, HeadDim>(kv, kvRows, layer, value, first + r, b);
+      encodeKvBlock<Int8, Bits, Block>(x, to.header, to.codes);
     }
   }
 };

@@ -636,7 +636,7 @@ public:
   int copies = 0;
 };
 
-struct RecordingCodec final : KvWindowCodec {
+struct RecordingCodec final : KvDeviceCodec {
   void seal(backend::Buffer &, const KVLayout &, int32_t window, int32_t sealed) override {
     seals.emplace_back(window, sealed);
   }
@@ -644,8 +644,12 @@ struct RecordingCodec final : KvWindowCodec {
               int64_t rows) override {
     unseals.push_back({from, to, rows});
   }
+  void copyRow(backend::Buffer &, const KVLayout &, int64_t to, int64_t from) override {
+    rowCopies.emplace_back(to, from);
+  }
   std::vector<std::pair<int32_t, int32_t>> seals;
   std::vector<std::array<int64_t, 3>> unseals;
+  std::vector<std::pair<int64_t, int64_t>> rowCopies;
 };
 
 TEST(PagedKVCacheCodec, SealsAndUnsealsThroughTheCodecWhereTheHostCannotReach) {
@@ -694,6 +698,50 @@ TEST(PagedKVCacheCodec, SealsAndUnsealsThroughTheCodecWhereTheHostCannotReach) {
   ASSERT_TRUE((*unwindowed)->grow(b, 16));
   EXPECT_EQ(codec->seals.size(), 1u);
   EXPECT_EQ(codec->unseals.size(), 1u);
+}
+
+TEST(PagedKVCacheCodec, CompressedRowsMoveThroughTheCodecWholeBlocksAsBytes) {
+  // A device that keeps a compressed block's rows its own way (the GPU's:
+  // by KV head) copies single rows through the codec; an f32 cache's rows,
+  // and whole blocks (copy on write), stay byte copies.
+  RemoteDevice device;
+  KVLayout layout = smallLayout(8);
+  layout.width = 8;
+  layout.format = *formats::resolveKvFormat(*formats::parseKvFormat("bfp4:block=8:window=0"), 8);
+  auto codec = std::make_shared<RecordingCodec>();
+  auto made = PagedKVCache::create(device, layout, 16, codec);
+  ASSERT_TRUE(made) << made.error().message();
+  PagedKVCache &cache = **made;
+  SequenceId a = cache.addSequence();
+  ASSERT_TRUE(cache.grow(a, 3));
+  ASSERT_TRUE(cache.grow(a, 4)); // a tree of 4 nodes in slots 3-6
+  const int64_t kept[] = {4, 6}; // its accepted path: slots 4 and 6 move to 3 and 4
+  const int32_t to3 = cache.row(a, 3), to4 = cache.row(a, 4), from4 = cache.row(a, 4),
+                from6 = cache.row(a, 6);
+  device.copies = 0;
+  ASSERT_TRUE(cache.commit(a, 3, kept));
+  ASSERT_EQ(codec->rowCopies.size(), 2u);
+  EXPECT_EQ(codec->rowCopies[0], std::make_pair(int64_t(to3), int64_t(from4)));
+  EXPECT_EQ(codec->rowCopies[1], std::make_pair(int64_t(to4), int64_t(from6)));
+  EXPECT_EQ(device.copies, 0);
+  EXPECT_EQ(cache.length(a), 5);
+  EXPECT_TRUE(codec->seals.empty());
+  // A shared block written into is copied whole, as bytes.
+  auto forked = cache.fork(a);
+  ASSERT_TRUE(forked);
+  ASSERT_TRUE(cache.grow(*forked, 1));
+  EXPECT_GT(device.copies, 0);
+  EXPECT_EQ(codec->rowCopies.size(), 2u);
+
+  // An f32 cache's rows are byte copies, codec or not.
+  auto plain = PagedKVCache::create(device, smallLayout(8), 16, codec);
+  ASSERT_TRUE(plain);
+  SequenceId b = (*plain)->addSequence();
+  ASSERT_TRUE((*plain)->grow(b, 7));
+  device.copies = 0;
+  ASSERT_TRUE((*plain)->commit(b, 3, kept));
+  EXPECT_EQ(codec->rowCopies.size(), 2u);
+  EXPECT_EQ(device.copies, 2 * 2 * 2); // 2 rows x 2 layers x keys and values
 }
 
 } // namespace

@@ -421,6 +421,17 @@ TEST_P(CudaBackendTest, ManySequencesAtLongContextsMatchEachAlone) {
   EXPECT_EQ((*kv)->usedBlocks(), 0);
 }
 
+/// Six nodes of `seq` from position p: root -> {a, b}; a -> {a1, a2};
+/// b -> {b1}, their tokens id(1) .. id(6) in that order.
+template <class Id> void addSmallTree(Batch &batch, backend::SequenceId seq, int32_t p, Id id) {
+  const int32_t root = batch.add(seq, id(1), p, -1, true);
+  const int32_t a = batch.add(seq, id(2), p + 1, root, true);
+  const int32_t b = batch.add(seq, id(3), p + 1, root, true);
+  batch.add(seq, id(4), p + 2, a, true);
+  batch.add(seq, id(5), p + 2, a, true);
+  batch.add(seq, id(6), p + 2, b, true);
+}
+
 TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
   // Every node takes a cache slot until the tree is committed: 6 nodes.
   const std::vector<int32_t> start =
@@ -434,14 +445,8 @@ TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
   ASSERT_TRUE(gpu->execute(batch, **kv));
   const int32_t p = static_cast<int32_t>(start.size());
   auto id = [&](int k) { return int32_t((k * 53 + 11) % vocab); };
-  // root -> {a, b}; a -> {a1, a2}; b -> {b1}
   batch.clear();
-  const int32_t root = batch.add(seq, id(1), p, -1, true);
-  const int32_t a = batch.add(seq, id(2), p + 1, root, true);
-  const int32_t b = batch.add(seq, id(3), p + 1, root, true);
-  batch.add(seq, id(4), p + 2, a, true);
-  batch.add(seq, id(5), p + 2, a, true);
-  batch.add(seq, id(6), p + 2, b, true);
+  addSmallTree(batch, seq, p, id);
   auto logits = gpu->execute(batch, **kv);
   ASSERT_TRUE(logits) << logits.error().message();
   const std::vector<float> tree(logits->begin(), logits->end());
@@ -458,6 +463,43 @@ TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
               acrossStepSizes(*gpu, noise, exactFirst, node + start.size()))
         << "node " << node;
   }
+}
+
+TEST_P(CudaBackendTest, CommittedTreePathDecodesAsItsChain) {
+  // A tree's accepted path committed: its rows move down to the slots
+  // after the start (compressed caches through the executable's row copy,
+  // kv::KvDeviceCodec), and the next token sees the path as if decoded.
+  const std::vector<int32_t> start =
+      prompt(vocab, int(std::min<int64_t>(3, gpu->config().context - 7)), 5);
+  ASSERT_GE(start.size(), 1u) << "context too short for the tree";
+  auto kv = gpu->createKVCache(gpu->config().context);
+  ASSERT_TRUE(kv);
+  const backend::SequenceId seq = (*kv)->addSequence();
+  Batch batch;
+  batch.addChain(seq, start, 0, Batch::Logits::None);
+  ASSERT_TRUE(gpu->execute(batch, **kv));
+  const int32_t p = static_cast<int32_t>(start.size());
+  auto id = [&](int k) { return int32_t((k * 71 + 5) % vocab); };
+  // The path root, b, b1 (slots p, p + 2, p + 5) moves to p, p + 1, p + 2.
+  batch.clear();
+  addSmallTree(batch, seq, p, id);
+  ASSERT_TRUE(gpu->execute(batch, **kv));
+  const int64_t kept[] = {p, p + 2, p + 5};
+  ASSERT_TRUE((*kv)->commit(seq, p, kept));
+  const int32_t next = int32_t(333 % vocab);
+  batch.clear();
+  batch.add(seq, next, p + 3, -1, true);
+  auto after = gpu->execute(batch, **kv);
+  ASSERT_TRUE(after) << after.error().message();
+  const std::vector<float> afterCommit(after->begin(), after->end());
+  std::vector<int32_t> chain = start;
+  for (int k : {1, 3, 6, -1})
+    chain.push_back(k < 0 ? next : id(k));
+  auto session = Session::create(gpu);
+  ASSERT_TRUE(session);
+  auto alone = session->forward(chain);
+  ASSERT_TRUE(alone);
+  EXPECT_LT(relativeL2(afterCommit, *alone), acrossStepSizes(*gpu, noise, exactFirst, chain.size()));
 }
 
 TEST_P(CudaBackendTest, GreedyStepsPickEachLogitsRowsArgmax) {
