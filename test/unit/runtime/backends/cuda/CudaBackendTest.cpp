@@ -421,46 +421,60 @@ TEST_P(CudaBackendTest, ManySequencesAtLongContextsMatchEachAlone) {
   EXPECT_EQ((*kv)->usedBlocks(), 0);
 }
 
-/// Six nodes of `seq` from position p: root -> {a, b}; a -> {a1, a2};
-/// b -> {b1}, their tokens id(1) .. id(6) in that order.
-template <class Id> void addSmallTree(Batch &batch, backend::SequenceId seq, int32_t p, Id id) {
-  const int32_t root = batch.add(seq, id(1), p, -1, true);
-  const int32_t a = batch.add(seq, id(2), p + 1, root, true);
-  const int32_t b = batch.add(seq, id(3), p + 1, root, true);
-  batch.add(seq, id(4), p + 2, a, true);
-  batch.add(seq, id(5), p + 2, a, true);
-  batch.add(seq, id(6), p + 2, b, true);
+/// A new cache's sequence holding a prompt of up to 3 tokens (`seed`), and
+/// a tree of six nodes after it, not yet run: root -> {a, b}; a -> {a1,
+/// a2}; b -> {b1}, their tokens id(1) .. id(6) in that order, from
+/// position p (the prompt's length).
+struct SmallTree {
+  std::vector<int32_t> start;
+  std::unique_ptr<kv::PagedKVCache> kv;
+  backend::SequenceId seq = 0;
+  int32_t p = 0;
+  Batch batch;
+};
+template <class Id>
+Expected<SmallTree> startSmallTree(backend::Executable &gpu, int64_t vocab, int seed, Id id) {
+  SmallTree t;
+  t.start = prompt(vocab, int(std::min<int64_t>(3, gpu.config().context - 7)), seed);
+  if (t.start.empty())
+    return Error("context too short for the tree");
+  auto kv = gpu.createKVCache(gpu.config().context);
+  if (!kv)
+    return kv.error();
+  t.kv = kv.take();
+  t.seq = t.kv->addSequence();
+  t.batch.addChain(t.seq, t.start, 0, Batch::Logits::None);
+  if (auto done = gpu.execute(t.batch, *t.kv); !done)
+    return done.error();
+  t.p = static_cast<int32_t>(t.start.size());
+  t.batch.clear();
+  const int32_t root = t.batch.add(t.seq, id(1), t.p, -1, true);
+  const int32_t a = t.batch.add(t.seq, id(2), t.p + 1, root, true);
+  const int32_t b = t.batch.add(t.seq, id(3), t.p + 1, root, true);
+  t.batch.add(t.seq, id(4), t.p + 2, a, true);
+  t.batch.add(t.seq, id(5), t.p + 2, a, true);
+  t.batch.add(t.seq, id(6), t.p + 2, b, true);
+  return t;
 }
 
 TEST_P(CudaBackendTest, TreeInOneStepGivesEachBranchsLogits) {
   // Every node takes a cache slot until the tree is committed: 6 nodes.
-  const std::vector<int32_t> start =
-      prompt(vocab, int(std::min<int64_t>(3, gpu->config().context - 6)), 7);
-  ASSERT_GE(start.size(), 1u) << "context too short for the tree";
-  auto kv = gpu->createKVCache(gpu->config().context);
-  ASSERT_TRUE(kv);
-  const backend::SequenceId seq = (*kv)->addSequence();
-  Batch batch;
-  batch.addChain(seq, start, 0, Batch::Logits::None);
-  ASSERT_TRUE(gpu->execute(batch, **kv));
-  const int32_t p = static_cast<int32_t>(start.size());
-  auto id = [&](int k) { return int32_t((k * 53 + 11) % vocab); };
-  batch.clear();
-  addSmallTree(batch, seq, p, id);
-  auto logits = gpu->execute(batch, **kv);
+  auto t = startSmallTree(*gpu, vocab, 7, [&](int k) { return int32_t((k * 53 + 11) % vocab); });
+  ASSERT_TRUE(t) << t.error().message();
+  auto logits = gpu->execute(t->batch, *t->kv);
   ASSERT_TRUE(logits) << logits.error().message();
   const std::vector<float> tree(logits->begin(), logits->end());
-  for (size_t node = 0; node < batch.size(); ++node) {
-    std::vector<int32_t> chain = start, branch;
-    for (int32_t n = int32_t(node); n >= 0; n = batch.parents[n])
-      branch.insert(branch.begin(), batch.tokens[n]);
+  for (size_t node = 0; node < t->batch.size(); ++node) {
+    std::vector<int32_t> chain = t->start, branch;
+    for (int32_t n = int32_t(node); n >= 0; n = t->batch.parents[n])
+      branch.insert(branch.begin(), t->batch.tokens[n]);
     chain.insert(chain.end(), branch.begin(), branch.end());
     auto session = Session::create(gpu);
     ASSERT_TRUE(session);
     auto alone = session->forward(chain);
     ASSERT_TRUE(alone);
     EXPECT_LT(relativeL2(std::span<const float>(tree).subspan(node * vocab, vocab), *alone),
-              acrossStepSizes(*gpu, noise, exactFirst, node + start.size()))
+              acrossStepSizes(*gpu, noise, exactFirst, node + t->start.size()))
         << "node " << node;
   }
 }
@@ -469,30 +483,21 @@ TEST_P(CudaBackendTest, CommittedTreePathDecodesAsItsChain) {
   // A tree's accepted path committed: its rows move down to the slots
   // after the start (compressed caches through the executable's row copy,
   // kv::KvDeviceCodec), and the next token sees the path as if decoded.
-  const std::vector<int32_t> start =
-      prompt(vocab, int(std::min<int64_t>(3, gpu->config().context - 7)), 5);
-  ASSERT_GE(start.size(), 1u) << "context too short for the tree";
-  auto kv = gpu->createKVCache(gpu->config().context);
-  ASSERT_TRUE(kv);
-  const backend::SequenceId seq = (*kv)->addSequence();
-  Batch batch;
-  batch.addChain(seq, start, 0, Batch::Logits::None);
-  ASSERT_TRUE(gpu->execute(batch, **kv));
-  const int32_t p = static_cast<int32_t>(start.size());
   auto id = [&](int k) { return int32_t((k * 71 + 5) % vocab); };
+  auto t = startSmallTree(*gpu, vocab, 5, id);
+  ASSERT_TRUE(t) << t.error().message();
+  ASSERT_TRUE(gpu->execute(t->batch, *t->kv));
   // The path root, b, b1 (slots p, p + 2, p + 5) moves to p, p + 1, p + 2.
-  batch.clear();
-  addSmallTree(batch, seq, p, id);
-  ASSERT_TRUE(gpu->execute(batch, **kv));
+  const int32_t p = t->p;
   const int64_t kept[] = {p, p + 2, p + 5};
-  ASSERT_TRUE((*kv)->commit(seq, p, kept));
+  ASSERT_TRUE(t->kv->commit(t->seq, p, kept));
   const int32_t next = int32_t(333 % vocab);
-  batch.clear();
-  batch.add(seq, next, p + 3, -1, true);
-  auto after = gpu->execute(batch, **kv);
+  Batch batch;
+  batch.add(t->seq, next, p + 3, -1, true);
+  auto after = gpu->execute(batch, *t->kv);
   ASSERT_TRUE(after) << after.error().message();
   const std::vector<float> afterCommit(after->begin(), after->end());
-  std::vector<int32_t> chain = start;
+  std::vector<int32_t> chain = t->start;
   for (int k : {1, 3, 6, -1})
     chain.push_back(k < 0 ? next : id(k));
   auto session = Session::create(gpu);
