@@ -138,19 +138,18 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   std::normal_distribution<float> normal;
   for (float &v : q) v = bf16ToFloat(floatToBf16(normal(rng)));
 
-  // The GPU's copy: compressed rows as PackedKv::locate keeps them (each
-  // block of 16 rows by KV head), bf16 rows as they are.
+  // The GPU's copy: compressed rows where PackedKv::locate keeps them
+  // (each block of 16 rows by KV head), bf16 rows as they are.
   std::vector<uint8_t> gpu = kv;
   if constexpr (!std::is_same_v<C, PlainKv<__nv_bfloat16>>) {
     constexpr int codes = C::template kHeadCodes<kHeadDim>, headers = C::template kHeadHeaders<kHeadDim>;
-    constexpr int64_t allCodes = 16 * int64_t(kKvHeads) * codes;
     for (int64_t r = 0; r < 2 * kvRows; ++r)
       for (int h = 0; h < kKvHeads; ++h) {
         const uint8_t *row = kv.data() + r * rowBytes;
-        uint8_t *block = gpu.data() + (r & ~int64_t(15)) * rowBytes;
-        const int at = h * 16 + int(r & 15);
-        memcpy(block + at * codes, row + Cache::codesAt(int64_t(h) * kHeadDim / Cache::kBlock), codes);
-        memcpy(block + allCodes + at * headers, row + Cache::headerAt(int64_t(h) * kHeadDim / Cache::kBlock), headers);
+        const auto to = C::template locate<kKvWidth, kHeadDim>(gpu.data(), kvRows, 0, r >= kvRows, r % kvRows, h);
+        memcpy(const_cast<uint8_t *>(to.codes), row + Cache::codesAt(int64_t(h) * kHeadDim / Cache::kBlock), codes);
+        memcpy(const_cast<uint8_t *>(to.headers), row + Cache::headerAt(int64_t(h) * kHeadDim / Cache::kBlock),
+               headers);
       }
   }
   uint8_t *dKv; int32_t *dVisible, *dRows; float *dQ, *dOut, *dPartials; unsigned *dArrivals;
@@ -163,8 +162,6 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   CK(cudaMalloc(&dOut, q.size() * 4));
   const int groups = kHeads / kGroup;
   const int splits = SPLITS > 0 ? SPLITS : LATHE_CUDA_ATTENTION_SPLITS(SEQUENCES, groups);
-  const auto kernel = run<C>;
-  const int shared = 0;
   const int64_t partialFloats = int64_t(SEQUENCES) * groups * splits * kGroup * (kHeadDim + 2);
   CK(cudaMalloc(&dPartials, partialFloats * 4));
   CK(cudaMalloc(&dArrivals, SEQUENCES * groups * 4)); CK(cudaMemset(dArrivals, 0, SEQUENCES * groups * 4));
@@ -185,7 +182,7 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   CK(cudaMalloc(&dFrame, sizeof(frame))); CK(cudaMemcpy(dFrame, &frame, sizeof(frame), cudaMemcpyHostToDevice));
 
   const dim3 grid(SEQUENCES, groups, splits);
-  kernel<<<grid, 256, shared>>>(dFrame, dPartials, dArrivals);
+  run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
   CK(cudaDeviceSynchronize());
   std::vector<float> out(q.size());
   CK(cudaMemcpy(out.data(), dOut, out.size() * 4, cudaMemcpyDeviceToHost));
@@ -226,11 +223,11 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
     const size_t flushBytes = FLUSH_L2 ? size_t(256) << 20 : 0;
     void *flush = nullptr;
     if (flushBytes) CK(cudaMalloc(&flush, flushBytes));
-    for (int i = 0; i < 5; ++i) kernel<<<grid, 256, shared>>>(dFrame, dPartials, dArrivals);
+    for (int i = 0; i < 5; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
     for (int i = 0; i < reps; ++i) {
       if (flushBytes) CK(cudaMemsetAsync(flush, i & 0xff, flushBytes));
       CK(cudaEventRecord(e0[i]));
-      kernel<<<grid, 256, shared>>>(dFrame, dPartials, dArrivals);
+      run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
       CK(cudaEventRecord(e1[i]));
     }
     CK(cudaDeviceSynchronize());
@@ -242,10 +239,10 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
     if (flush) CK(cudaFree(flush));
     const double us = ms * 1000 / reps;
     const double bytes = 2.0 * rows * rowBytes; // every key and value row once
-    cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, kernel));
-    printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers, %d B dynamic shared: %.1f us, cache %.1f MB at %.2f TB/s; "
+    cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, run<C>));
+    printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers: %.1f us, cache %.1f MB at %.2f TB/s; "
            "relative L2 %.2e, worst %.2e\n",
-           Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * int(grid.y) * splits, attr.numRegs, shared, us, bytes / 1e6,
+           Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * groups * splits, attr.numRegs, us, bytes / 1e6,
            bytes / (us * 1e-6) / 1e12, std::sqrt(err / ref), worst);
   };
   if (edges)

@@ -54,7 +54,7 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
                              formats::kvFormatName(layout.format)));
   return std::unique_ptr<PagedKVCache>(new PagedKVCache(
       device, layout, maxSequenceLength, buffer.take(),
-      layout.windowed() || layout.format.compressed() ? codec : nullptr));
+      layout.format.compressed() ? codec : nullptr));
 }
 
 PagedKVCache::PagedKVCache(backend::Device &device, const KVLayout &layout, int64_t maxLength,
@@ -130,7 +130,7 @@ void PagedKVCache::copyRow(int64_t to, int64_t from) {
   // Windowed formats: the rows a step wrote are window rows (grow gave the
   // tail its own window blocks), f32 rows. Compressed rows of a device
   // that lays a block's rows out its own way: through its codec.
-  if (codec_ && layout_.format.compressed() && !layout_.windowed()) {
+  if (codec_ && !layout_.windowed()) {
     codec_->copyRow(*buffer_, layout_, to, from);
     return;
   }

@@ -285,7 +285,9 @@ private:
   KVLayout layout_;
   int64_t maxLength_;
   std::unique_ptr<backend::Buffer> buffer_;
-  /// Windowed formats on a device the host cannot reach: who seals.
+  /// Compressed formats on a device the host cannot reach: who seals a
+  /// windowed cache's blocks, or copies the single rows of one without a
+  /// window (null for float caches, and in host memory).
   std::shared_ptr<KvDeviceCodec> codec_;
   std::vector<Sequence> sequences_;
   std::vector<int32_t> references_; // per block: sequences holding it

@@ -173,9 +173,10 @@ template <bool Int8, int Bits, int Block> struct PackedKv {
   /// or values, in the layout above. A block of rows starts 16-byte
   /// aligned (kvRows is whole blocks), so a head's codes do wherever
   /// kHeadCodes is a multiple of 16, and its headers sit within one word
-  /// wherever kHeadHeaders is 1, 2 or 4.
+  /// wherever kHeadHeaders is 1, 2 or 4. (On the host too, for
+  /// scripts/cuda-attention-check.cu's copy of a cache.)
   template <int KvWidth, int HeadDim>
-  __device__ static Head locate(uint8_t *kv, int64_t kvRows, int layer, bool value, int64_t row, int kvHead) {
+  __host__ __device__ static Head locate(uint8_t *kv, int64_t kvRows, int layer, bool value, int64_t row, int kvHead) {
     const uint8_t *block = kv + ((int64_t(layer) * 2 + (value ? 1 : 0)) * kvRows + (row & ~int64_t(kRows - 1))) *
                                     kRowBytes<KvWidth>;
     const int at = kvHead * kRows + int(row & (kRows - 1));
