@@ -47,7 +47,7 @@ PagedKVCache::create(backend::Device &device, const KVLayout &layout,
                              double(layout.totalBytes()) / (1 << 20), buffer.error().message()));
   // Blocks leaving the window are quantized by the cache itself (host
   // memory) or by the codec of the executable that made it; that codec
-  // also copies a compressed cache's single rows (copyRow).
+  // also copies a compressed cache's single rows (copyRows).
   if (layout.windowed() && !(*buffer)->hostData() && !codec)
     return Error(fmt::format("KV cache: {} needs a cache in host memory, or a device that "
                              "seals its blocks",
@@ -126,18 +126,22 @@ void PagedKVCache::releaseBlock(int32_t b) {
     (isWindow(b) ? freeWindow_ : free_).push_back(b);
 }
 
-void PagedKVCache::copyRow(int64_t to, int64_t from) {
+void PagedKVCache::copyRows(std::span<const RowMove> moves) {
   // Windowed formats: the rows a step wrote are window rows (grow gave the
   // tail its own window blocks), f32 rows. Compressed rows of a device
-  // that lays a block's rows out its own way: through its codec.
+  // that lays a block's rows out its own way: through its codec, all of
+  // them at once (a GPU queues them and waits once).
   if (codec_ && !layout_.windowed()) {
-    codec_->copyRow(*buffer_, layout_, to, from);
+    if (!moves.empty())
+      codec_->copyRows(*buffer_, layout_, moves);
     return;
   }
   const size_t bytes = layout_.windowed() ? layout_.windowRowBytes() : layout_.rowBytes();
-  for (int64_t l = 0; l < layout_.layers; ++l)
-    for (bool value : {false, true})
-      device_.copy(*buffer_, layout_.offset(l, value, to), layout_.offset(l, value, from), bytes);
+  for (const RowMove &move : moves)
+    for (int64_t l = 0; l < layout_.layers; ++l)
+      for (bool value : {false, true})
+        device_.copy(*buffer_, layout_.offset(l, value, move.to),
+                     layout_.offset(l, value, move.from), bytes);
 }
 
 void PagedKVCache::seal(SequenceId id, int64_t written, int64_t length) {
@@ -295,11 +299,13 @@ Status PagedKVCache::commit(SequenceId id, int64_t base, std::span<const int64_t
   for (int64_t b : written)
     ownBlock(s, b, layout_.blockSize);
   // Moving down never overwrites a kept slot not yet moved: kept[i] >= base + i.
+  std::vector<RowMove> moves;
   for (size_t i = 0; i < kept.size(); ++i) {
     const int64_t to = base + static_cast<int64_t>(i);
     if (kept[i] != to)
-      copyRow(row(id, to), row(id, kept[i]));
+      moves.push_back({row(id, to), row(id, kept[i])});
   }
+  copyRows(moves);
   truncate(id, base + static_cast<int64_t>(kept.size()));
   return Status::ok();
 }

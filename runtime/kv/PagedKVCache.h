@@ -38,7 +38,7 @@
 // runs the same codecs on the device. Such a device may also keep a
 // compressed row's bytes apart (the GPU keeps each block of 16 rows by KV
 // head): whole blocks copy as bytes, single rows through the same codec
-// (KvDeviceCodec::copyRow).
+// (KvDeviceCodec::copyRows).
 #pragma once
 
 #include "runtime/backend/Batch.h"
@@ -160,13 +160,20 @@ private:
 /// two pools, and copies single rows of a cache without a window, on the
 /// device, ordered with its steps. A failure is kept by the
 /// implementation and reported by the next step that uses the cache.
+/// A row copied within the cache: every layer's keys and values of row
+/// `from` to row `to`.
+struct RowMove {
+  int64_t to, from;
+};
+
 class KvDeviceCodec {
 public:
   virtual ~KvDeviceCodec() = default;
   /// Copies every layer's keys and values of (quantized) row `from` to row
-  /// `to`, in the device's layout of a block's rows.
-  virtual void copyRow(backend::Buffer &cache, const KVLayout &layout, int64_t to,
-                       int64_t from) = 0;
+  /// `to` for each move, in order (a move may read a row that an earlier
+  /// one wrote), in the device's layout of a block's rows.
+  virtual void copyRows(backend::Buffer &cache, const KVLayout &layout,
+                        std::span<const RowMove> moves) = 0;
   /// Quantizes window block `window` of every layer into quantized block
   /// `sealed` (the bytes the host codecs of formats/KvFormat.h would give,
   /// in the device's own layout of them).
@@ -277,8 +284,8 @@ private:
   /// Replaces block `index` of `sequence` by a window block of its own
   /// holding its first `rows` rows (copied, or decoded when quantized).
   void ownBlock(Sequence &sequence, int64_t index, int64_t rows);
-  /// Copies every layer's keys and values of row `from` to row `to`.
-  void copyRow(int64_t to, int64_t from);
+  /// Copies every layer's keys and values of each move's row, in order.
+  void copyRows(std::span<const RowMove> moves);
   void copyBlock(int32_t to, int32_t from);
 
   backend::Device &device_;

@@ -837,9 +837,9 @@ public:
               int64_t rows) override {
     executable_->unsealKvBlock(cache, layout, from, to, rows);
   }
-  void copyRow(backend::Buffer &cache, const kv::KVLayout &layout, int64_t to,
-               int64_t from) override {
-    executable_->copyKvRow(cache, layout, to, from);
+  void copyRows(backend::Buffer &cache, const kv::KVLayout &layout,
+                std::span<const kv::RowMove> moves) override {
+    executable_->copyKvRows(cache, layout, moves);
   }
 
 private:
@@ -855,7 +855,7 @@ std::shared_ptr<kv::KvDeviceCodec> CudaExecutable::kvDeviceCodec() {
 }
 
 void CudaExecutable::runOnCache(CUfunction kernel, const kv::KVLayout &layout, void **params,
-                                const char *what) {
+                                const char *what, bool wait) {
   Status s = kernel ? device_.bind()
                     : Status(Error(fmt::format("{}: this artifact's GPU code has no kernel for it", what)));
   if (s)
@@ -865,7 +865,7 @@ void CudaExecutable::runOnCache(CUfunction kernel, const kv::KVLayout &layout, v
               what);
   // The next step, or a copy on write (a device copy, not on this
   // stream), may read what it wrote at once.
-  if (s)
+  if (s && wait)
     s = check(api_, api_.cuStreamSynchronize(stream_), what);
   if (!s)
     device_.keepError(s.error());
@@ -887,12 +887,17 @@ void CudaExecutable::unsealKvBlock(backend::Buffer &cache, const kv::KVLayout &l
   runOnCache(kvUnseal_, layout, params, "decoding a sealed block of the KV cache");
 }
 
-void CudaExecutable::copyKvRow(backend::Buffer &cache, const kv::KVLayout &layout, int64_t to,
-                               int64_t from) {
+void CudaExecutable::copyKvRows(backend::Buffer &cache, const kv::KVLayout &layout,
+                                std::span<const kv::RowMove> moves) {
+  // One launch a row, in order on the stream (a move may read a row an
+  // earlier one wrote), and one wait after the last.
   CUdeviceptr kv = addressOf(cache);
   int64_t rows = layout.rows();
-  void *params[] = {&kv, &rows, &to, &from};
-  runOnCache(kvCopyRow_, layout, params, "copying a row of the KV cache");
+  for (size_t i = 0; i < moves.size(); ++i) {
+    int64_t to = moves[i].to, from = moves[i].from;
+    void *params[] = {&kv, &rows, &to, &from};
+    runOnCache(kvCopyRow_, layout, params, "copying a row of the KV cache", i + 1 == moves.size());
+  }
 }
 
 Expected<float *> CudaExecutable::logitsMemory(size_t count) {

@@ -64,14 +64,15 @@ public:
   /// alive. Null for float caches.
   std::shared_ptr<kv::KvDeviceCodec> kvDeviceCodec() override;
   /// Seals window block `window` into `sealed` (or unseals `rows` rows of
-  /// quantized block `from` into window block `to`; or copies row `from`
-  /// to row `to`) in `cache`, waiting for it; a failure is kept for the
+  /// quantized block `from` into window block `to`; or copies each move's
+  /// row, in order) in `cache`, waiting for it; a failure is kept for the
   /// next step (CudaDevice::keepError).
   void sealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout, int32_t window,
                    int32_t sealed);
   void unsealKvBlock(backend::Buffer &cache, const kv::KVLayout &layout, int32_t from, int32_t to,
                      int64_t rows);
-  void copyKvRow(backend::Buffer &cache, const kv::KVLayout &layout, int64_t to, int64_t from);
+  void copyKvRows(backend::Buffer &cache, const kv::KVLayout &layout,
+                  std::span<const kv::RowMove> moves);
 
 private:
   CudaExecutable(std::shared_ptr<const artifact::Artifact> artifact, const plan::KernelPlan *plan,
@@ -168,9 +169,10 @@ private:
   /// cache's row copy (null for others).
   CUfunction kvSeal_ = nullptr, kvUnseal_ = nullptr, kvCopyRow_ = nullptr;
   /// Runs one of them (a block a layer and keys or values) with `params`
-  /// on this executable's stream, waiting for it; a failure (`what`
-  /// failed) is kept for the next step.
-  void runOnCache(CUfunction kernel, const kv::KVLayout &layout, void **params, const char *what);
+  /// on this executable's stream, waiting for it unless `wait` is false; a
+  /// failure (`what` failed) is kept for the next step.
+  void runOnCache(CUfunction kernel, const kv::KVLayout &layout, void **params, const char *what,
+                  bool wait = true);
   std::unique_ptr<backend::Buffer> greedyIds_;
   size_t greedyIdRows_ = 0;
   std::unique_ptr<backend::Buffer> weights_, weightTable_, bufferTable_, stepData_, frame_;

@@ -644,9 +644,12 @@ struct RecordingCodec final : KvDeviceCodec {
               int64_t rows) override {
     unseals.push_back({from, to, rows});
   }
-  void copyRow(backend::Buffer &, const KVLayout &, int64_t to, int64_t from) override {
-    rowCopies.emplace_back(to, from);
+  void copyRows(backend::Buffer &, const KVLayout &, std::span<const RowMove> moves) override {
+    ++rowCopyCalls;
+    for (const RowMove &move : moves)
+      rowCopies.emplace_back(move.to, move.from);
   }
+  int rowCopyCalls = 0;
   std::vector<std::pair<int32_t, int32_t>> seals;
   std::vector<std::array<int64_t, 3>> unseals;
   std::vector<std::pair<int64_t, int64_t>> rowCopies;
@@ -721,11 +724,18 @@ TEST(PagedKVCacheCodec, CompressedRowsMoveThroughTheCodecWholeBlocksAsBytes) {
   device.copies = 0;
   ASSERT_TRUE(cache.commit(a, 3, kept));
   ASSERT_EQ(codec->rowCopies.size(), 2u);
+  EXPECT_EQ(codec->rowCopyCalls, 1); // the commit's moves in one call, in order
   EXPECT_EQ(codec->rowCopies[0], std::make_pair(int64_t(to3), int64_t(from4)));
   EXPECT_EQ(codec->rowCopies[1], std::make_pair(int64_t(to4), int64_t(from6)));
   EXPECT_EQ(device.copies, 0);
   EXPECT_EQ(cache.length(a), 5);
   EXPECT_TRUE(codec->seals.empty());
+  // A commit that moves nothing calls nothing.
+  ASSERT_TRUE(cache.grow(a, 2));
+  const int64_t inPlace[] = {5};
+  ASSERT_TRUE(cache.commit(a, 5, inPlace));
+  EXPECT_EQ(codec->rowCopyCalls, 1);
+  EXPECT_EQ(cache.length(a), 6);
   // A shared block written into is copied whole, as bytes.
   auto forked = cache.fork(a);
   ASSERT_TRUE(forked);
@@ -741,6 +751,7 @@ TEST(PagedKVCacheCodec, CompressedRowsMoveThroughTheCodecWholeBlocksAsBytes) {
   device.copies = 0;
   ASSERT_TRUE((*plain)->commit(b, 3, kept));
   EXPECT_EQ(codec->rowCopies.size(), 2u);
+  EXPECT_EQ(codec->rowCopyCalls, 1);
   EXPECT_EQ(device.copies, 2 * 2 * 2); // 2 rows x 2 layers x keys and values
 }
 
