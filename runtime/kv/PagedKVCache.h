@@ -153,6 +153,12 @@ private:
   }
 };
 
+/// A row copied within the cache: every layer's keys and values of row
+/// `from` to row `to`.
+struct RowMove {
+  int64_t to, from;
+};
+
 /// How a compressed cache's rows move where the host cannot reach its
 /// bytes (a GPU's cache) and the device lays them out its own way: the
 /// executable whose generated code knows the format and the layout seals
@@ -160,12 +166,6 @@ private:
 /// two pools, and copies single rows of a cache without a window, on the
 /// device, ordered with its steps. A failure is kept by the
 /// implementation and reported by the next step that uses the cache.
-/// A row copied within the cache: every layer's keys and values of row
-/// `from` to row `to`.
-struct RowMove {
-  int64_t to, from;
-};
-
 class KvDeviceCodec {
 public:
   virtual ~KvDeviceCodec() = default;
