@@ -6,16 +6,21 @@
 // splits of a token's rows over blocks as the runtime chooses them (or
 // SPLITS). For each cache (bf16, bfp4 blocks of 32, int8 a scale a head
 // row, bfp8 blocks of 32): the outputs of 4 tokens against a float64 reference from the same
-// decoded rows (relative L2, worst difference), and the launch's time (mean
-// of 50 launches, cudaEvent, each after L2 is emptied: FLUSH_L2) with the
-// cache bytes it reads per second. The
-// figure behind issue 20's "4-bit KV attention >= 2x bf16". From the
-// repository root:
+// decoded rows (relative L2, worst difference), and two times with the
+// cache bytes read per second: a launch alone (mean of 50 launches,
+// cudaEvent, each after L2 is emptied: FLUSH_L2), and "steady", a layer's
+// share of LAYERS launches back to back, each reading its own layer's copy
+// of the rows, with programmatic dependent launch as a decode step's graph
+// runs them (a launch's start overlaps the one before's end: a lone
+// launch pays its whole start and its splits' merge). The figures behind
+// issue 20's "4-bit KV attention >= 2x bf16". From the repository root:
 //   nvcc -std=c++20 -O3 -gencode arch=compute_90a,code=sm_90a -I . \
 //     scripts/cuda-attention-check.cu -o attention-check && ./attention-check
 // (-DLATHE_CUDA_NIBBLE_FRAGMENTS=1: bfp4 caches widened straight into the
 // mma fragments, CudaTokenAttentionNibbles.cuh; -DHEAD_DIM=128 for heads
-// of 128, which only that path takes to the tensor cores.)
+// of 128, which only that path takes to the tensor cores;
+// -DLATHE_CUDA_KEYS_AS_ROWS=0 or 2, CudaKeysAsRows.cuh;
+// scripts/cuda-attention-variants.sh builds the usual comparisons.)
 #include "runtime/backends/cuda/kernels/LatheCudaKernels.cuh"
 #include <type_traits>
 #include <algorithm>
@@ -48,17 +53,24 @@ using namespace lathe_cuda;
 #ifndef FLUSH_L2
 #define FLUSH_L2 1 // 0: launches back to back, the cache's rows left in L2
 #endif
+#ifndef EXTRA_SMEM
+#define EXTRA_SMEM 0 // dynamic shared memory a block asks for beyond its own: fewer blocks an SM
+#endif
+#ifndef LAYERS
+#define LAYERS 16 // the layers of the steady timing: one cache each, launched back to back
+#endif
 #ifndef HEAD_DIM
 #define HEAD_DIM 64 // other head sizes (multiples of 16 up to 80 take the tensor cores)
 #endif
 constexpr int kHeads = 32, kKvHeads = 8, kHeadDim = HEAD_DIM, kGroup = 4, kKvWidth = kKvHeads * kHeadDim;
 
 template <class C> static __device__ __noinline__ void body(const LatheCudaFrame &f, float *partials,
-                                                          unsigned *arrivals) {
-  attention<C, kHeads, kKvHeads, kHeadDim, kGroup, true>(f, 0, 1, 0, partials, arrivals);
+                                                          unsigned *arrivals, int layer) {
+  attention<C, kHeads, kKvHeads, kHeadDim, kGroup, true>(f, 0, 1, layer, partials, arrivals);
 }
-template <class C> __global__ void BOUNDS run(const LatheCudaFrame *f, float *partials, unsigned *arrivals) {
-  body<C>(*f, partials, arrivals);
+template <class C>
+__global__ void BOUNDS run(const LatheCudaFrame *f, float *partials, unsigned *arrivals, int layer = 0) {
+  body<C>(*f, partials, arrivals, layer);
 }
 
 static float bf16ToFloat(uint16_t b) { uint32_t u = uint32_t(b) << 16; float f; memcpy(&f, &u, 4); return f; }
@@ -153,7 +165,13 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
       }
   }
   uint8_t *dKv; int32_t *dVisible, *dRows; float *dQ, *dOut, *dPartials; unsigned *dArrivals;
-  CK(cudaMalloc(&dKv, gpu.size())); CK(cudaMemcpy(dKv, gpu.data(), gpu.size(), cudaMemcpyHostToDevice));
+  // LAYERS layers of the same rows (a layer's keys and values follow the
+  // one before's: PackedKv::locate, cacheRowBytes), for the steady timing.
+  const size_t layerBytes = 2 * kvRows * rowBytes;
+  CK(cudaMalloc(&dKv, layerBytes * LAYERS + 64));
+  CK(cudaMemset(dKv + layerBytes * LAYERS, 0, 64));
+  for (int l = 0; l < LAYERS; ++l)
+    CK(cudaMemcpy(dKv + layerBytes * l, gpu.data(), layerBytes, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&dVisible, visible.size() * 4));
   CK(cudaMemcpy(dVisible, visible.data(), visible.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMalloc(&dRows, visibleRows.size() * 4));
@@ -182,7 +200,8 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
   CK(cudaMalloc(&dFrame, sizeof(frame))); CK(cudaMemcpy(dFrame, &frame, sizeof(frame), cudaMemcpyHostToDevice));
 
   const dim3 grid(SEQUENCES, groups, splits);
-  run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+  if (EXTRA_SMEM > 0) CK(cudaFuncSetAttribute(run<C>, cudaFuncAttributeMaxDynamicSharedMemorySize, EXTRA_SMEM));
+  run<C><<<grid, 256, EXTRA_SMEM>>>(dFrame, dPartials, dArrivals, LAYERS - 1); // the last layer's copy
   CK(cudaDeviceSynchronize());
   std::vector<float> out(q.size());
   CK(cudaMemcpy(out.data(), dOut, out.size() * 4, cudaMemcpyDeviceToHost));
@@ -223,27 +242,51 @@ template <class Cache> void check(std::mt19937 &rng, bool edges = false) {
     const size_t flushBytes = FLUSH_L2 ? size_t(256) << 20 : 0;
     void *flush = nullptr;
     if (flushBytes) CK(cudaMalloc(&flush, flushBytes));
-    for (int i = 0; i < 5; ++i) run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+    for (int i = 0; i < 5; ++i) run<C><<<grid, 256, EXTRA_SMEM>>>(dFrame, dPartials, dArrivals);
     for (int i = 0; i < reps; ++i) {
       if (flushBytes) CK(cudaMemsetAsync(flush, i & 0xff, flushBytes));
       CK(cudaEventRecord(e0[i]));
-      run<C><<<grid, 256>>>(dFrame, dPartials, dArrivals);
+      run<C><<<grid, 256, EXTRA_SMEM>>>(dFrame, dPartials, dArrivals);
       CK(cudaEventRecord(e1[i]));
     }
     CK(cudaDeviceSynchronize());
     double ms = 0;
     for (int i = 0; i < reps; ++i) {
       float one; CK(cudaEventElapsedTime(&one, e0[i], e1[i])); ms += one;
-      CK(cudaEventDestroy(e0[i])); CK(cudaEventDestroy(e1[i]));
     }
+    // Steady: LAYERS launches back to back, layer l reading its own copy
+    // of the rows (LAYERS caches outgrow L2), with programmatic dependent
+    // launch as the runtime's graph launches them, so that a launch's start
+    // (its row lists, its first rows) overlaps the one before's end: the
+    // attention's share of a decode step, per layer.
+    cudaLaunchAttribute pdl{};
+    pdl.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    pdl.val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t config{};
+    config.gridDim = grid, config.blockDim = dim3(256), config.attrs = &pdl, config.numAttrs = 1;
+    config.dynamicSmemBytes = EXTRA_SMEM;
+    double steadyMs = 0;
+    const int steadyReps = 10;
+    for (int i = 0; i < steadyReps; ++i) {
+      if (flushBytes) CK(cudaMemsetAsync(flush, i & 0xff, flushBytes));
+      CK(cudaEventRecord(e0[i]));
+      for (int l = 0; l < LAYERS; ++l)
+        CK(cudaLaunchKernelEx(&config, run<C>, (const LatheCudaFrame *)dFrame, dPartials, dArrivals, l));
+      CK(cudaEventRecord(e1[i]));
+    }
+    CK(cudaDeviceSynchronize());
+    for (int i = 0; i < steadyReps; ++i) {
+      float one; CK(cudaEventElapsedTime(&one, e0[i], e1[i])); steadyMs += one;
+    }
+    for (int i = 0; i < reps; ++i) { CK(cudaEventDestroy(e0[i])); CK(cudaEventDestroy(e1[i])); }
     if (flush) CK(cudaFree(flush));
-    const double us = ms * 1000 / reps;
+    const double us = ms * 1000 / reps, steadyUs = steadyMs * 1000 / steadyReps / LAYERS;
     const double bytes = 2.0 * rows * rowBytes; // every key and value row once
     cudaFuncAttributes attr; CK(cudaFuncGetAttributes(&attr, run<C>));
     printf("%-5s %d x %d rows, %d splits (%d blocks), %d registers: %.1f us, cache %.1f MB at %.2f TB/s; "
-           "relative L2 %.2e, worst %.2e\n",
+           "steady %.1f us a layer (%.2f TB/s); relative L2 %.2e, worst %.2e\n",
            Cache::kName, SEQUENCES, CONTEXT, splits, SEQUENCES * groups * splits, attr.numRegs, us, bytes / 1e6,
-           bytes / (us * 1e-6) / 1e12, std::sqrt(err / ref), worst);
+           bytes / (us * 1e-6) / 1e12, steadyUs, bytes / (steadyUs * 1e-6) / 1e12, std::sqrt(err / ref), worst);
   };
   if (edges)
     printf("%-5s with edge exponents: relative L2 %.2e, worst %.2e\n", Cache::kName, std::sqrt(err / ref), worst);

@@ -99,4 +99,24 @@ __device__ inline void valueFragments(const __nv_bfloat16 (*rows)[Row], int kk, 
   loadMatricesTransposed(b, &rows[16 * kk + lane % 8 + 8 * (lane / 8 % 2)][8 * n + 8 * (lane / 16)]);
 }
 
+/// The A fragment of keys 0-15 (the rows) at dimensions 16 st .. 16 st +
+/// 15, from key rows as keyFragments': lanes 0-15 address keys 0-15 at the
+/// low 8 dimensions, 16-31 at the high 8, so that the four matrices come
+/// out in A's order (a0 keys 0-7 low, a1 keys 8-15 low, a2, a3 high).
+template <int Row>
+__device__ inline void keyRowFragments(const __nv_bfloat16 (*rows)[Row], int st, uint32_t (&a)[4]) {
+  const int lane = threadIdx.x % 32;
+  loadMatrices(a, &rows[lane % 16][16 * st + 8 * (lane / 16)]);
+}
+/// The A fragment of V^T: dimensions 16 m .. 16 m + 15 (the rows) at keys
+/// 0-15, from value rows as valueFragments' (transposed): lanes 0-7 address
+/// keys 0-7 at dimensions 16 m .., 8-15 the same keys at 16 m + 8 .., 16-31
+/// keys 8-15 likewise (a0 dimensions 0-7 at keys 0-7, a1 dimensions 8-15,
+/// a2, a3 at keys 8-15).
+template <int Row>
+__device__ inline void valueColumnFragments(const __nv_bfloat16 (*rows)[Row], int m, uint32_t (&a)[4]) {
+  const int lane = threadIdx.x % 32;
+  loadMatricesTransposed(a, &rows[lane % 8 + 8 * (lane / 16)][16 * m + 8 * (lane / 8 % 2)]);
+}
+
 } // namespace lathe_cuda

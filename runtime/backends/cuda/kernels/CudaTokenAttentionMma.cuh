@@ -6,7 +6,10 @@
 //
 // The block's G query heads are the rows of an m16n8k16 tile (rows G .. 15
 // zeros), so that a key row meets every head of its group in one mma and
-// the CUDA cores only widen codes and run the softmax. Each warp takes its
+// the CUDA cores only widen codes and run the softmax; or, for blocks of
+// at most 8 heads where the cache's path says so (TokenMmaKv::kKeysAsRows:
+// bf16 rows), the keys are the rows and the heads the columns, half the
+// mma a chunk (CudaKeysAsRows.cuh). Each warp takes its
 // own chunks of 16 visible rows (warp w: rows 16 w .., then 16 (w + 8) ..):
 // it loads the chunk's key and value rows a few chunks ahead into
 // registers, widens them into its own tiles in shared memory as bf16 (a
@@ -32,6 +35,7 @@
 
 #include "CudaAttention.cuh"
 #include "CudaFlashAttention.cuh"
+#include "CudaKeysAsRows.cuh"
 #include "CudaMma.cuh"
 
 /* 0 keeps every cache on attentionOnCores (to compare the two). */
@@ -61,6 +65,9 @@ template <int HeadDim> struct TokenTiles {
 /// chunk row l % 16, -1 past the rows seen), store() widens them into the
 /// warp's tiles (rows past the ones seen zeros: a probability of 0 times
 /// garbage could be NaN).
+/// kKeysAsRows: whether blocks of at most 8 heads take the keys as the
+/// mma's rows (CudaKeysAsRows.cuh), where LATHE_CUDA_KEYS_AS_ROWS leaves it
+/// to the cache.
 /// kPairs: each 8 dimensions of a tile row hold dimensions 0, 4, 1, 5, 2, 6,
 /// 3, 7 of the head, the order in which 4-bit codes widen (widenNibblePairs):
 /// the queries are read in that order and the outputs put back.
@@ -88,6 +95,7 @@ struct ChunkRow {
 template <int HeadDim> struct TokenMmaKv<PlainKv<__nv_bfloat16>, HeadDim> {
   using C = PlainKv<__nv_bfloat16>;
   static constexpr bool kSupported = true, kRowScales = false, kPairs = false;
+  static constexpr bool kKeysAsRows = true; // CudaKeysAsRows.cuh's measures
   static constexpr int kAhead = 1; // 32 registers a chunk already
   static constexpr int kParts = HeadDim / 8; // 16-byte parts of a head's row
   struct Raw {
@@ -168,6 +176,7 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
   // head row, applied outside the mma. BFP codes times their block's power
   // of two have at most Bits significant bits: exact.
   static constexpr bool kRowScales = Int8, kPairs = Bits == 4;
+  static constexpr bool kKeysAsRows = false; // CudaKeysAsRows.cuh's measures
   static constexpr bool kSupported =
       (!Int8 || Block == HeadDim) && (Bits == 4 || Bits == 8) && Block % 8 == 0;
   static constexpr int kCodes = C::template kHeadCodes<HeadDim>, kHeaders = C::template kHeadHeaders<HeadDim>;
@@ -277,14 +286,44 @@ struct TokenMmaKv<PackedKv<Int8, Bits, Block>, HeadDim> {
   }
 };
 
+/// The end of a one-token attention block once each warp has left its
+/// heads' maximum (natural units, as the splits' partials keep them), sum
+/// and weighted sums of values in its own `stride` floats of `scratch`
+/// (head h at h (HeadDim + 2): the sums by dimension, then the maximum and
+/// the sum): the block merges the warps and SplitOutput the splits.
+template <int G, int HeadDim>
+__device__ void mergeWarps(const float *scratch, int stride, const LatheCudaFrame &f, int out, int t, int h0,
+                           int heads, const SplitRun &run, float *partials, unsigned *arrivals,
+                           const OutputRows &outputRows) {
+  __syncthreads();
+  SplitOutput<G, HeadDim> result(f, out, t, h0, heads, run, partials, outputRows);
+  for (int j = threadIdx.x; j < G * (HeadDim + 1); j += kThreads) {
+    const int head = j / (HeadDim + 1), d = j % (HeadDim + 1);
+    float m = -INFINITY;
+    for (int w = 0; w < kWarps; ++w)
+      m = fmaxf(m, scratch[w * stride + head * (HeadDim + 2) + HeadDim]);
+    float weighted = 0, total = 0;
+    for (int w = 0; w < kWarps; ++w) {
+      const float *from = scratch + w * stride + head * (HeadDim + 2);
+      const float weight = from[HeadDim] == -INFINITY ? 0.0f : expf(from[HeadDim] - m);
+      total += weight * from[HeadDim + 1];
+      if (d < HeadDim)
+        weighted += weight * from[d];
+    }
+    if (d < HeadDim)
+      result.put(head, d, weighted, total);
+    else
+      result.putTotals(head, m, total);
+  }
+  result.merge(arrivals);
+}
+
 /// The end of a one-token attention block whose warps each took their own
-/// chunks (o: a warp's m16n8 accumulators of its heads' weighted sums of
-/// values, rows g and g + 8; best and sum: its running maxima in base 2
-/// and its lanes' sums): each warp leaves its heads' maximum (natural
-/// units, as the splits' partials keep them), sum and weighted sums in its
-/// own `stride` floats of `scratch` (dimension(n, column): the head
-/// dimension of tile n's column), then the block merges the warps and
-/// SplitOutput the splits.
+/// chunks with the heads as the mma's rows (o: a warp's m16n8 accumulators
+/// of its heads' weighted sums of values, rows g and g + 8; best and sum:
+/// its running maxima in base 2 and its lanes' sums; dimension(n, column):
+/// the head dimension of tile n's column): each warp leaves its heads'
+/// results in `scratch`, then mergeWarps.
 template <int G, int HeadDim, class Dimension>
 __device__ void meetWarps(float *scratch, int stride, const float (&o)[HeadDim / 8][4], const float (&best)[2],
                           float (&sum)[2], Dimension dimension, const LatheCudaFrame &f, int out, int t, int h0,
@@ -311,27 +350,39 @@ __device__ void meetWarps(float *scratch, int stride, const float (&o)[HeadDim /
       at[HeadDim + 1] = sum[i];
     }
   }
-  __syncthreads();
-  SplitOutput<G, HeadDim> result(f, out, t, h0, heads, run, partials, outputRows);
-  for (int j = threadIdx.x; j < G * (HeadDim + 1); j += kThreads) {
-    const int head = j / (HeadDim + 1), d = j % (HeadDim + 1);
-    float m = -INFINITY;
-    for (int w = 0; w < kWarps; ++w)
-      m = fmaxf(m, scratch[w * stride + head * (HeadDim + 2) + HeadDim]);
-    float weighted = 0, total = 0;
-    for (int w = 0; w < kWarps; ++w) {
-      const float *from = scratch + w * stride + head * (HeadDim + 2);
-      const float weight = from[HeadDim] == -INFINITY ? 0.0f : expf(from[HeadDim] - m);
-      total += weight * from[HeadDim + 1];
-      if (d < HeadDim)
-        weighted += weight * from[d];
+  mergeWarps<G, HeadDim>(scratch, stride, f, out, t, h0, heads, run, partials, arrivals, outputRows);
+}
+/// The same with the keys as the mma's rows (CudaKeysAsRows.cuh: o[m] the
+/// accumulators of O^T for tile rows 16 m .., heads 2c and 2c + 1; best
+/// and sum of heads 2c and 2c + 1): tile row 16 m + r is dimension(2 m + r
+/// / 8, r % 8), as tile n's column r % 8 of the heads-as-rows layout.
+template <int G, int HeadDim, class Dimension>
+__device__ void meetWarps(float *scratch, int stride, const float (&o)[HeadDim / 16][4], const float (&best)[2],
+                          float (&sum)[2], Dimension dimension, const LatheCudaFrame &f, int out, int t, int h0,
+                          int heads, const SplitRun &run, float *partials, unsigned *arrivals,
+                          const OutputRows &outputRows) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int x = 4; x < 32; x *= 2)
+      sum[i] += __shfl_xor_sync(0xffffffffu, sum[i], x);
+  float *left = scratch + warp * stride;
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int head = 2 * c + i;
+    if (head >= G)
+      continue;
+    float *at = left + head * (HeadDim + 2);
+#pragma unroll
+    for (int m = 0; m < HeadDim / 16; ++m)
+      at[dimension(2 * m, g)] = o[m][i], at[dimension(2 * m + 1, g)] = o[m][2 + i];
+    if (g == 0) {
+      at[HeadDim] = best[i] * 0.6931471805599453f; // base 2 to natural
+      at[HeadDim + 1] = sum[i];
     }
-    if (d < HeadDim)
-      result.put(head, d, weighted, total);
-    else
-      result.putTotals(head, m, total);
   }
-  result.merge(arrivals);
+  mergeWarps<G, HeadDim>(scratch, stride, f, out, t, h0, heads, run, partials, arrivals, outputRows);
 }
 
 /// Row p's cache row in a one-token attention's visible rows, as loaded
@@ -452,54 +503,89 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
         qa[s][i][e] = p[i];
     }
   const float scale = base2Scale<HeadDim>();
-  // Tiles of at most 8 heads leave rows g + 8 empty: their softmax is skipped.
-  constexpr int kHalves = G <= 8 ? 1 : 2;
+  // Blocks of at most 8 heads take the keys as the mma's rows
+  // (CudaKeysAsRows.cuh); larger ones the heads, rows g and g + 8.
+  constexpr bool kKeysAsRows =
+      G <= 8 && (LATHE_CUDA_KEYS_AS_ROWS == 2 || (LATHE_CUDA_KEYS_AS_ROWS == 1 && Kv::kKeysAsRows));
+  constexpr int kHalves = G <= 8 ? 1 : 2; // heads as rows: tiles of at most 8 leave rows g + 8 empty
   const int seen[2] = {run.end, run.end};
-  float o[HeadDim / 8][4] = {};
-  float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // rows g, g + 8
+  float o[kKeysAsRows ? HeadDim / 16 : HeadDim / 8][4] = {};
+  float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // heads as rows: rows g, g + 8; else heads 2c, 2c + 1
 
   // The chunk at p0 multiplied, its rows in the warp's tiles.
   const auto multiply = [&](int p0) {
-    // Scores: s[n] is the lane's part of keys 8 n .. 8 n + 7 of the chunk.
-    float s[kRows / 8][4] = {};
+    if constexpr (kKeysAsRows) {
+      // Scores: keys g, g + 8 at heads 2c, 2c + 1 (ldmatrix gives A's
+      // order: reordering its registers cost a move each, 44 a chunk).
+      float s[4] = {};
 #pragma unroll
-    for (int st = 0; st < kSteps; ++st) {
-      uint32_t b[4]; // keys 0-7 and 8-15 at dimensions 16 st ..
-      keyFragments(mine.keys, 0, st, b);
-#pragma unroll
-      for (int n = 0; n < 2; ++n)
+      for (int st = 0; st < kSteps; ++st) {
+        uint32_t a[4];
+        keyRowFragments(mine.keys, st, a);
 #pragma unroll
         for (int i = 0; i < kQueryParts; ++i)
-          mma16816(s[n], qa[st][i], b[2 * n], b[2 * n + 1]);
-    }
-    if constexpr (Kv::kRowScales)
+          mma16816(s, a, qa[st][i][0], qa[st][i][2]);
+      }
+      if constexpr (Kv::kRowScales)
+        scaleKeyRows(s, mine.scales[0]);
+      float rescale[2];
+      softmaxKeysAsRows(s, p0, run.end, scale, best, sum, rescale);
+      if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
+        rescaleColumns<HeadDim>(o, rescale);
+      if constexpr (Kv::kRowScales) // the value rows' scales, past the sums
+        scaleKeyRows(s, mine.scales[1]);
+      uint32_t pb[kProbabilityParts][2];
+      probabilityColumns<kProbabilityParts>(s, pb);
 #pragma unroll
-      for (int n = 0; n < 2; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          s[n][e] *= mine.scales[0][8 * n + 2 * c + e % 2];
-    float rescale[2];
-    softmaxChunk<kRows, kHalves>(s, p0, seen, scale, best, sum, rescale);
-    // Once the maxima settle, most chunks leave the outputs as they are.
-    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
-      rescaleOutputs<HeadDim, kHalves>(o, rescale);
-    if constexpr (Kv::kRowScales) // the value rows' scales, past the sums
-#pragma unroll
-      for (int n = 0; n < 2; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e)
-          s[n][e] *= mine.scales[1][8 * n + 2 * c + e % 2];
-    uint32_t pa[kProbabilityParts][4];
-    probabilityFragments<kRows, kProbabilityParts, kHalves>(s, 0, pa);
-#pragma unroll
-    for (int n = 0; n < HeadDim / 8; n += 2) {
-      uint32_t b[4]; // dimensions 8 n .. 8 n + 15 at keys 0-15
-      valueFragments(mine.values, 0, n, b);
-#pragma unroll
-      for (int u = 0; u < 2; ++u)
+      for (int m = 0; m < HeadDim / 16; ++m) {
+        uint32_t a[4];
+        valueColumnFragments(mine.values, m, a);
 #pragma unroll
         for (int i = 0; i < kProbabilityParts; ++i)
-          mma16816(o[n + u], pa[i], b[2 * u], b[2 * u + 1]);
+          mma16816(o[m], a, pb[i][0], pb[i][1]);
+      }
+    } else {
+      // Scores: s[n] is the lane's part of keys 8 n .. 8 n + 7 of the chunk.
+      float s[kRows / 8][4] = {};
+#pragma unroll
+      for (int st = 0; st < kSteps; ++st) {
+        uint32_t b[4]; // keys 0-7 and 8-15 at dimensions 16 st ..
+        keyFragments(mine.keys, 0, st, b);
+#pragma unroll
+        for (int n = 0; n < 2; ++n)
+#pragma unroll
+          for (int i = 0; i < kQueryParts; ++i)
+            mma16816(s[n], qa[st][i], b[2 * n], b[2 * n + 1]);
+      }
+      if constexpr (Kv::kRowScales)
+#pragma unroll
+        for (int n = 0; n < 2; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            s[n][e] *= mine.scales[0][8 * n + 2 * c + e % 2];
+      float rescale[2];
+      softmaxChunk<kRows, kHalves>(s, p0, seen, scale, best, sum, rescale);
+      // Once the maxima settle, most chunks leave the outputs as they are.
+      if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
+        rescaleOutputs<HeadDim, kHalves>(o, rescale);
+      if constexpr (Kv::kRowScales) // the value rows' scales, past the sums
+#pragma unroll
+        for (int n = 0; n < 2; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e)
+            s[n][e] *= mine.scales[1][8 * n + 2 * c + e % 2];
+      uint32_t pa[kProbabilityParts][4];
+      probabilityFragments<kRows, kProbabilityParts, kHalves>(s, 0, pa);
+#pragma unroll
+      for (int n = 0; n < HeadDim / 8; n += 2) {
+        uint32_t b[4]; // dimensions 8 n .. 8 n + 15 at keys 0-15
+        valueFragments(mine.values, 0, n, b);
+#pragma unroll
+        for (int u = 0; u < 2; ++u)
+#pragma unroll
+          for (int i = 0; i < kProbabilityParts; ++i)
+            mma16816(o[n + u], pa[i], b[2 * u], b[2 * u + 1]);
+      }
     }
   };
   if (!early)

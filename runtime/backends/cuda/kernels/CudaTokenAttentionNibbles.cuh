@@ -30,6 +30,11 @@
 // Every widened value is a code times its block's power of two, exact in
 // bf16 (as the shared-memory path's): the same sums as that kernel's, in
 // the same float arithmetic, up to the order of a dot product's terms.
+// Blocks of at most 8 heads take the keys as the mma's rows
+// (CudaKeysAsRows.cuh, kKeysAsRows) with the same fragments: the B
+// fragments of key rows g and g + 8 are A's rows, the queries' A fragments
+// of head g Q^T's B, and P V's B fragments of output tiles 2m and 2m + 1
+// the rows of O^T's tile m.
 #pragma once
 
 #include "CudaTokenAttentionMma.cuh"
@@ -70,6 +75,10 @@ template <int Block, int HeadDim> struct NibbleFragments<PackedKv<false, 4, Bloc
   // a chunk): with two, ptxas (CUDA 13) took 144 registers, one block an
   // SM, or spilled 72 bytes under __launch_bounds__(256, 2); one fits 128.
   static constexpr int kAhead = 1;
+  // Keys as the mma's rows (CudaKeysAsRows.cuh) for blocks of at most 8
+  // heads: heads of 128 (H100, scripts/cuda-attention-check.cu, 16
+  // sequences x 4096 rows) 124.5 against 127.5 us, 155 registers against 198.
+  static constexpr bool kKeysAsRows = true;
 
   struct Raw {
     uint32_t keys[2][kKeyWords];     // key rows g, g + 8: the lane's words
@@ -225,37 +234,75 @@ __device__ void tokenAttentionNibbles(const LatheCudaFrame &f, int queries, int 
         qa[s][i][e] = p[i];
     }
   const float scale = base2Scale<HeadDim>();
-  constexpr int kHalves = G <= 8 ? 1 : 2; // tiles of at most 8 heads leave rows g + 8 empty
+  // Blocks of at most 8 heads take the keys as the mma's rows
+  // (CudaKeysAsRows.cuh); larger ones the heads, rows g and g + 8.
+  constexpr bool kKeysAsRows =
+      G <= 8 && (LATHE_CUDA_KEYS_AS_ROWS == 2 || (LATHE_CUDA_KEYS_AS_ROWS == 1 && Kv::kKeysAsRows));
+  constexpr int kHalves = G <= 8 ? 1 : 2; // heads as rows: tiles of at most 8 leave rows g + 8 empty
   const int seen[2] = {run.end, run.end};
-  float o[HeadDim / 8][4] = {};
-  float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // rows g, g + 8
+  float o[kKeysAsRows ? HeadDim / 16 : HeadDim / 8][4] = {};
+  float best[2] = {-INFINITY, -INFINITY}, sum[2] = {0, 0}; // heads as rows: rows g, g + 8; else heads 2c, 2c + 1
 
   const auto multiply = [&](int p0, const typename Kv::Raw &raw) {
-    float s[kRows / 8][4] = {};
-    {
-      uint32_t kb[kSteps][2][2];
-      Kv::keys(raw, kb);
+    if constexpr (kKeysAsRows) {
+      // Key rows g and g + 8 are A's rows: kb[st][n] (b0, b1) of key row
+      // g + 8 n are its a[n] and a[2 + n].
+      float s[4] = {};
+      {
+        uint32_t kb[kSteps][2][2];
+        Kv::keys(raw, kb);
 #pragma unroll
-      for (int st = 0; st < kSteps; ++st)
-#pragma unroll
-        for (int n = 0; n < 2; ++n)
+        for (int st = 0; st < kSteps; ++st) {
+          const uint32_t a[4] = {kb[st][0][0], kb[st][1][0], kb[st][0][1], kb[st][1][1]};
 #pragma unroll
           for (int i = 0; i < kQueryParts; ++i)
-            mma16816(s[n], qa[st][i], kb[st][n][0], kb[st][n][1]);
+            mma16816(s, a, qa[st][i][0], qa[st][i][2]);
+        }
+      }
+      float rescale[2];
+      softmaxKeysAsRows(s, p0, run.end, scale, best, sum, rescale);
+      if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
+        rescaleColumns<HeadDim>(o, rescale);
+      uint32_t pb[kProbabilityParts][2];
+      probabilityColumns<kProbabilityParts>(s, pb);
+      uint32_t vb[HeadDim / 8][2];
+      Kv::values(raw, vb);
+      // Tile row r of O^T's tile m is output column r % 8 of the heads-as-rows
+      // tile 2 m + r / 8: vb[2 m] (b0, b1) and vb[2 m + 1] are A's rows g and g + 8.
+#pragma unroll
+      for (int m = 0; m < HeadDim / 16; ++m) {
+        const uint32_t a[4] = {vb[2 * m][0], vb[2 * m + 1][0], vb[2 * m][1], vb[2 * m + 1][1]};
+#pragma unroll
+        for (int i = 0; i < kProbabilityParts; ++i)
+          mma16816(o[m], a, pb[i][0], pb[i][1]);
+      }
+    } else {
+      float s[kRows / 8][4] = {};
+      {
+        uint32_t kb[kSteps][2][2];
+        Kv::keys(raw, kb);
+#pragma unroll
+        for (int st = 0; st < kSteps; ++st)
+#pragma unroll
+          for (int n = 0; n < 2; ++n)
+#pragma unroll
+            for (int i = 0; i < kQueryParts; ++i)
+              mma16816(s[n], qa[st][i], kb[st][n][0], kb[st][n][1]);
+      }
+      float rescale[2];
+      softmaxChunk<kRows, kHalves>(s, p0, seen, scale, best, sum, rescale);
+      if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
+        rescaleOutputs<HeadDim, kHalves>(o, rescale);
+      uint32_t pa[kProbabilityParts][4];
+      probabilityFragments<kRows, kProbabilityParts, kHalves>(s, 0, pa);
+      uint32_t vb[HeadDim / 8][2];
+      Kv::values(raw, vb);
+#pragma unroll
+      for (int j = 0; j < HeadDim / 8; ++j)
+#pragma unroll
+        for (int i = 0; i < kProbabilityParts; ++i)
+          mma16816(o[j], pa[i], vb[j][0], vb[j][1]);
     }
-    float rescale[2];
-    softmaxChunk<kRows, kHalves>(s, p0, seen, scale, best, sum, rescale);
-    if (__any_sync(0xffffffffu, rescale[0] != 1.0f || rescale[1] != 1.0f))
-      rescaleOutputs<HeadDim, kHalves>(o, rescale);
-    uint32_t pa[kProbabilityParts][4];
-    probabilityFragments<kRows, kProbabilityParts, kHalves>(s, 0, pa);
-    uint32_t vb[HeadDim / 8][2];
-    Kv::values(raw, vb);
-#pragma unroll
-    for (int j = 0; j < HeadDim / 8; ++j)
-#pragma unroll
-      for (int i = 0; i < kProbabilityParts; ++i)
-        mma16816(o[j], pa[i], vb[j][0], vb[j][1]);
   };
   // Each warp's chunks of 16 rows (warp w: rows 16 w .., then 16 (w + 8)
   // ..), the loads of the next kAhead in flight and the cache rows of the
