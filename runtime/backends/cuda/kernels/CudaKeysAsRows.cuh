@@ -34,13 +34,15 @@
  * none, 2 every one (to compare). Measured on an H100 (2026-12-07,
  * scripts/cuda-attention-check.cu, 16 sequences x 4096 rows, 32 heads over
  * 8 KV heads of 64; "steady": 16 layers launched back to back as a decode
- * step does, per layer), keys as rows against heads as rows: bf16 52.6
- * against 55.7 us steady (67.6 against 70.5 alone), so bf16 caches take
- * it; bfp4 32.0 against 25.0 steady (34.7 against 34.6 alone), bfp8 43.9
- * against 33.2, int8 32.9 against 33.3, so those keep the heads (why the
- * compressed ones lose in the steady timing, with fewer registers and
- * fewer instructions a chunk, is not known: more blocks of the next launch
- * resident beside the running one's is a guess). */
+ * step does, per layer; docs/benchmarks.md, 15:57 UTC), keys as rows
+ * against heads as rows: bf16 50.7 against 53.7 us steady (65.6 against
+ * 68.4 alone), so bf16 caches take it; bfp4 31.7 against 24.8 steady
+ * (34.3 against 34.1 alone) and bfp8 43.5 against 32.5, so those keep the
+ * heads; int8 32.0 against 32.4, within the calls' spread, keeps them as
+ * it was. The compressed caches' loss comes with their fewer registers:
+ * at 76-80 three blocks fit an SM, and the next layer's blocks wait beside
+ * the running ones; capped at two blocks an SM (-DEXTRA_SMEM=40960 in the
+ * check) keys as rows took bfp4 25.1 against 25.0 steady. */
 #ifndef LATHE_CUDA_KEYS_AS_ROWS
 #define LATHE_CUDA_KEYS_AS_ROWS 1
 #endif

@@ -483,7 +483,8 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
     return;
 
   // The queries' A fragments: rows g and g + 8 are heads h0 + g, h0 + g + 8
-  // (zeros from G on); qa[s][part] for dimensions 16 s ..
+  // (zeros from G on); qa[s][part] for dimensions 16 s .. (Keys as rows
+  // take a0 and a2, head g's, as Q^T's B fragment.)
   uint32_t qa[kSteps][kQueryParts][4];
   const float *query = f.buffers[queries] + int64_t(t) * Heads * HeadDim + h0 * HeadDim;
 #pragma unroll
