@@ -395,14 +395,17 @@ HWY_INLINE hn::Vec<D32> dotBytes(D32 d32, hn::Vec<D32> acc, VU u, VS s) {
 
 /// Weight row n against tokens t0 .. t0 + RT - 1, one block per step; each
 /// block is turned into bytes once for all RT tokens. Successive blocks
-/// take turns at kChains float accumulators per token, so that four FMA
-/// chains are in flight.
+/// take turns at kChains float accumulators per token, whatever RT: a
+/// token's sum must not depend on how many tokens share its step (a tree
+/// step's rows then match a one-token step's bit for bit, which greedy
+/// speculative decoding relies on; with 4 / RT chains they did not, and a
+/// 4-bit build's speculative output left plain decoding's on AVX2).
 template <IntCodes C, size_t B, int RT>
 HWY_INLINE void rowTile(const Int8Args &a, int64_t n, int64_t t0) {
   using W = IntWeights<C>;
   constexpr size_t kV = std::min(B, kMaxBytes);
   constexpr size_t kVecs = B / kV;
-  constexpr int kChains = RT >= 4 ? 1 : 4 / RT;
+  constexpr int kChains = 2;
   const hn::CappedTag<uint8_t, kV> db;
   const hn::Repartition<int8_t, decltype(db)> ds;
   const hn::Repartition<int32_t, decltype(db)> d32;
