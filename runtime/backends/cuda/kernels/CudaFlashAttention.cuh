@@ -180,6 +180,21 @@ __device__ inline float exp2Approx(float x) {
   return y;
 }
 
+/// The online softmax's step for one row (or head): its running maximum
+/// `best` (base 2) and sum moved to the chunk's maximum `chunkBest`; returns
+/// the maximum the chunk's scores are taken against, and in `rescale` what
+/// the outputs so far are to be multiplied by (0 on the first chunk).
+/// Every token sees row 0, so a row's maximum is finite from the first
+/// chunk on; the guard keeps a row that saw nothing at 0, not NaN.
+__device__ inline float raiseMaximum(float chunkBest, float &best, float &sum, float &rescale) {
+  const float next = fmaxf(best, chunkBest);
+  const float ref = next == -INFINITY ? 0.0f : next;
+  rescale = exp2Approx(best - ref);
+  best = next;
+  sum *= rescale;
+  return ref;
+}
+
 /// The lane's rows of a warp's 16 tile rows from `from` on (a tile of
 /// `tokens` tokens from `first` on): tile rows r = from + g and from + g +
 /// 8 (g = lane / 4), their tokens (past the tile's end its last token
@@ -244,13 +259,7 @@ __device__ void softmaxChunk(float (&s)[C / 8][4], int p0, const int (&seen)[2],
   for (int i = 0; i < Halves; ++i) {
     chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 1));
     chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], 2));
-    const float next = fmaxf(best[i], chunkBest[i]);
-    // Every token sees row 0, so a row's maximum is finite from the
-    // first chunk on; the guard keeps a row that saw nothing at 0, not NaN.
-    ref[i] = next == -INFINITY ? 0.0f : next;
-    rescale[i] = exp2Approx(best[i] - ref[i]); // 0 on the first chunk
-    best[i] = next;
-    sum[i] *= rescale[i];
+    ref[i] = raiseMaximum(chunkBest[i], best[i], sum[i], rescale[i]);
   }
   if constexpr (Halves == 1)
     rescale[1] = 1;

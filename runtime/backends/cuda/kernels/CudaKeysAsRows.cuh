@@ -49,6 +49,11 @@
 
 namespace lathe_cuda {
 
+/// Whether a block of G heads takes the keys as the mma's rows, its cache's
+/// kernel path saying `pathTakesIt` (LATHE_CUDA_KEYS_AS_ROWS, above).
+template <int G, bool pathTakesIt> constexpr bool kKeysAsRows =
+    G <= 8 && (LATHE_CUDA_KEYS_AS_ROWS == 2 || (LATHE_CUDA_KEYS_AS_ROWS == 1 && pathTakesIt));
+
 /// The transpose of the 8x8 matrix of 16-bit values whose fragment the
 /// warp holds (lane 4 g + c: row g, columns 2c and 2c + 1), in the same
 /// layout: lane 4 g + c gets rows 2c and 2c + 1 of column g.
@@ -85,13 +90,7 @@ __device__ inline void softmaxKeysAsRows(float (&s)[4], int p0, int seen, float 
 #pragma unroll
     for (int x = 4; x < 32; x *= 2)
       chunkBest[i] = fmaxf(chunkBest[i], __shfl_xor_sync(0xffffffffu, chunkBest[i], x));
-    const float next = fmaxf(best[i], chunkBest[i]);
-    // Every token sees row 0, so a head's maximum is finite from the first
-    // chunk on; the guard keeps a head that saw nothing at 0, not NaN.
-    ref[i] = next == -INFINITY ? 0.0f : next;
-    rescale[i] = exp2Approx(best[i] - ref[i]); // 0 on the first chunk
-    best[i] = next;
-    sum[i] *= rescale[i];
+    ref[i] = raiseMaximum(chunkBest[i], best[i], sum[i], rescale[i]);
   }
 #pragma unroll
   for (int e = 0; e < 4; ++e) {

@@ -506,8 +506,7 @@ __device__ void tokenAttentionMma(const LatheCudaFrame &f, int queries, int out,
   const float scale = base2Scale<HeadDim>();
   // Blocks of at most 8 heads take the keys as the mma's rows
   // (CudaKeysAsRows.cuh); larger ones the heads, rows g and g + 8.
-  constexpr bool kKeysAsRows =
-      G <= 8 && (LATHE_CUDA_KEYS_AS_ROWS == 2 || (LATHE_CUDA_KEYS_AS_ROWS == 1 && Kv::kKeysAsRows));
+  constexpr bool kKeysAsRows = lathe_cuda::kKeysAsRows<G, Kv::kKeysAsRows>;
   constexpr int kHalves = G <= 8 ? 1 : 2; // heads as rows: tiles of at most 8 leave rows g + 8 empty
   const int seen[2] = {run.end, run.end};
   float o[kKeysAsRows ? HeadDim / 16 : HeadDim / 8][4] = {};
