@@ -31,17 +31,19 @@ formats::FormatSpec screeningFormat() {
 } // namespace
 
 std::unique_ptr<ScreenedArgmax> ScreenedArgmax::make(const float *w, int64_t N, int64_t K,
-                                                     threading::ThreadPool &pool) {
+                                                     threading::ThreadPool &pool, Kernel kernel) {
   const formats::FormatSpec spec = screeningFormat();
-  if (N <= 0 || K <= 0 || !kernels::simd::panelsSupported(spec))
+  if (N <= 0 || K <= 0)
     return nullptr;
+  const bool panels = kernel == Kernel::Best && kernels::simd::panelsSupported(spec);
   std::unique_ptr<ScreenedArgmax> s(new ScreenedArgmax(w, N, K));
   const size_t rowBytes = formats::packedRowBytes(spec, K);
   // The int8 copy in the format's packed layout (a block: its float32
   // scale, then 32 codes, the last block padded with zeros), quantized here
   // rather than by formats::quantizeRow (a general encoder, 5x slower:
   // this runs at every load). Any codes would do: the bounds are taken
-  // from the copy as made, the values the panels multiply.
+  // from the copy as made, the values the kernel multiplies. The row
+  // kernel multiplies this copy; the panels are repacked from it.
   constexpr int64_t kBlock = 32;
   if (rowBytes != size_t((K + kBlock - 1) / kBlock) * (4 + kBlock))
     return nullptr;
@@ -99,8 +101,12 @@ std::unique_ptr<ScreenedArgmax> ScreenedArgmax::make(const float *w, int64_t N, 
       s->largest_[size_t(v)] = largestF;
     }
   });
-  if (!kernels::simd::packPanels(packed.get(), spec, N, K, s->panels_))
+  if (!panels) {
+    s->rows_ = std::move(packed);
+    s->rowBytes_ = rowBytes;
+  } else if (!kernels::simd::packPanels(packed.get(), spec, N, K, s->panels_)) {
     return nullptr;
+  }
   return s;
 }
 
@@ -109,14 +115,16 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   namespace simd = kernels::simd;
   if (T <= 0)
     return true;
-  if (!simd::quantizeActivations(x, T, k_, panels_.spec, quantized_, simd::CodeOrder::Columns))
+  const formats::FormatSpec spec = screeningFormat();
+  if (!simd::quantizeActivations(x, T, k_, spec, quantized_,
+                                 rows_ ? simd::CodeOrder::RowKernel : simd::CodeOrder::Columns))
     return false;
   approx_.resize(size_t(T * n_));
   lastCandidates_ = 0;
   lastFullRows_ = 0;
 
   // Each token's bound is c1 E_v + c2 |w^_v|_1 + c3 M_v: c1 = |x|_1, c2 =
-  // A_x = max |x - x~| (from the codes the panels multiply, a little over),
+  // A_x = max |x - x~| (from the codes the kernel multiplies, a little over),
   // c3 the float32 rounding of both sums. A token with a non-finite
   // constant is not screened.
   tokens_.assign(size_t(T), Token{});
@@ -156,10 +164,16 @@ bool ScreenedArgmax::argmax(const float *x, int64_t T, threading::ThreadPool &po
   // The estimates and, on the same threads while their rows are in cache,
   // each token's floor: the best lower bound, max_v (a_v - bound_v) (a NaN
   // estimate never raises it).
-  pool.parallelFor(0, panels_.panels, [&](int64_t p0, int64_t p1) {
-    simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
-    const int64_t v0 = p0 * simd::PanelWeights::kRows;
-    const int64_t v1 = std::min(n_, p1 * simd::PanelWeights::kRows);
+  // Work items: panels of 16 rows, or as many single rows.
+  const int64_t rowsPerItem = rows_ ? 1 : simd::PanelWeights::kRows;
+  const int64_t items = rows_ ? n_ : panels_.panels;
+  pool.parallelFor(0, items, [&](int64_t p0, int64_t p1) {
+    const int64_t v0 = p0 * rowsPerItem;
+    const int64_t v1 = std::min(n_, p1 * rowsPerItem);
+    if (rows_)
+      simd::matmulPackedInt8(quantized_, rows_.get(), spec, n_, approx_.data(), v0, v1);
+    else
+      simd::matmulPanels(quantized_, panels_, approx_.data(), p0, p1);
     forEachScreened([&](int64_t t, const Token &tk, const float *a) {
       // Eight running maxima, so that the compiler keeps them in one vector.
       double most[kLanes];

@@ -1,8 +1,11 @@
 // Greedy decoding's argmax over a float32 classifier without computing every
 // logit. A batch-1 decode step of stories15M FP32 reads 61 MB of weights, 37
 // of them the classifier's (32000 x 288 floats), and the step is bound by
-// memory. An int8 copy of the classifier (INT8 blocks of 32, the panel
-// kernel: a quarter of the bytes) gives each logit within a bound; only the
+// memory. An int8 copy of the classifier (INT8 blocks of 32: a quarter of
+// the bytes, multiplied by the panel kernel of PanelMatmul.h where the
+// machine has AVX-512 VNNI, else by the row kernel of Int8Matmul.h, whose
+// AVX2 form is the same scheme 32 codes a step) gives each logit within a
+// bound; only the
 // rows whose upper bound reaches the best lower bound are computed in
 // float32, by the kernel the full classifier runs (matmulF32 gives a row the
 // same float alone as among all its rows: tested). So the id is exactly
@@ -14,7 +17,7 @@
 //   |x.w - x~.w^| <= |x.(w - w^)| + |(x - x~).w^|
 //                 <= E_v |x|_1 + A_x |w^_v|_1
 // with E_v = max |w_v - w^_v| and A_x = max |x - x~| (from the codes the
-// panels multiply, a little over), plus the float32 rounding of both
+// kernel multiplies, a little over), plus the float32 rounding of both
 // sums: 4 (K + 16) 2^-24 M_v (|x|_1 + K A_x), M_v = max |w_v| (each
 // sum's error is at most about K 2^-24 sum |x w|). A token of non-finite
 // inputs, too many candidates or a NaN among them gets its row's every
@@ -37,11 +40,16 @@ namespace lathe::cpu {
 
 class ScreenedArgmax {
 public:
+  /// Which kernel multiplies the int8 copy: the panels where this machine
+  /// has them, else the rows (Best), or the rows whatever the machine
+  /// (Rows: for tests of that path on a machine with panels).
+  enum class Kernel { Best, Rows };
+
   /// For N rows of K float32 weights at `w` (which must outlive this), the
-  /// rows quantized on `pool`'s threads; nullptr where this machine has no
-  /// panel kernel for INT8 or memory runs out.
+  /// rows quantized on `pool`'s threads; nullptr where memory runs out.
   static std::unique_ptr<ScreenedArgmax> make(const float *w, int64_t N, int64_t K,
-                                              threading::ThreadPool &pool);
+                                              threading::ThreadPool &pool,
+                                              Kernel kernel = Kernel::Best);
 
   /// The argmax of x_t . w_v over v for each of the T rows of x (sampling's
   /// argmax of the float32 logits: the lowest id on ties, NaN never
@@ -50,7 +58,7 @@ public:
   /// best, a NaN candidate) has every logit computed, those rows together
   /// in one pass: up to 16 rows (CpuExecutable::kScreenedRows) each float
   /// is the one its row gets alone. False (ids as they were) only where x
-  /// cannot be rounded for the panels.
+  /// cannot be rounded for the int8 kernel.
   bool argmax(const float *x, int64_t T, threading::ThreadPool &pool, std::vector<int32_t> &ids);
 
   /// The last argmax's estimates of every logit (T rows of N: the int8
@@ -59,8 +67,11 @@ public:
   std::span<const float> estimates() const { return approx_; }
   /// Bytes a step reads for the screening: the int8 copy and the bounds.
   int64_t bytesPerStep() const {
-    return panels_.panels * panels_.panelBytes + 3 * n_ * int64_t(sizeof(float));
+    const int64_t copy = rows_ ? n_ * int64_t(rowBytes_) : panels_.panels * panels_.panelBytes;
+    return copy + 3 * n_ * int64_t(sizeof(float));
   }
+  /// Whether the int8 copy is multiplied by the panel kernel.
+  bool usesPanels() const { return rows_ == nullptr; }
   /// Rows computed in float32 by the last argmax (all tokens): a measure
   /// of how tight the bound is.
   int64_t lastCandidates() const { return lastCandidates_; }
@@ -74,7 +85,11 @@ private:
 
   const float *w_;
   int64_t n_, k_;
+  // The int8 copy: panels, or (rows_ set) rows in the format's packed
+  // layout, rowBytes_ each.
   kernels::simd::PanelWeights panels_;
+  std::unique_ptr<uint8_t[]> rows_;
+  size_t rowBytes_ = 0;
   // Per row: E_v, |w^_v|_1 and M_v, rounded up.
   std::vector<float> error_, absSum_, largest_;
   kernels::simd::Int8Activations quantized_;

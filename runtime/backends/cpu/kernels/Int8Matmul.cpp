@@ -8,7 +8,7 @@
 // per 32-bit lane) can multiply it with the activation codes; the offset
 // comes back out as o * sum(activation codes).
 //
-// Two kernels:
+// Three kernels:
 //   AVX3_DL (AVX-512 VNNI), raw intrinsics: 64 codes per step whatever the
 //     block size. Per-lane activation scales and offset corrections are
 //     precomputed with the activations (Int8Activations::laneScales,
@@ -17,6 +17,9 @@
 //     lanes of it are kept at the end (a masked FMA per block would compile
 //     to FMA + blend). A step is ~9 instructions per 64 weights and row; at
 //     T == 1 four rows share each activation load and one reduction.
+//   AVX2 (Int8TileAvx2-inl.h), raw intrinsics: the same scheme, 32 codes
+//     per step, vpmaddubsw + vpmaddwd for vpdpbusd (8-bit codes signed,
+//     by the sign trick, so that the 16-bit pair sums cannot saturate).
 //   every other target: one block per step through Highway ops, 16-bit
 //     multiply-adds instead of vpdpbusd, the offset subtracted exactly in
 //     the integer accumulator.
@@ -373,6 +376,9 @@ template <IntCodes C, size_t B> void int8Rows(const Int8Args &a) {
   }
 }
 
+#elif HWY_TARGET == HWY_AVX2
+// ---------------------------------------------------------------------- AVX2
+#include "runtime/backends/cpu/kernels/Int8TileAvx2-inl.h"
 #else
 // ------------------------------------------------------- portable kernel
 
@@ -457,7 +463,7 @@ template <IntCodes C, size_t B> void int8Rows(const Int8Args &a) {
     }
   }
 }
-#endif // HWY_TARGET == HWY_AVX3_DL
+#endif // HWY_TARGET == HWY_AVX3_DL, AVX2, other
 
 template <IntCodes C, size_t... Bs> void withBlock(const Int8Args &a) {
   (void)((a.x->blockSize == static_cast<int64_t>(Bs) ? (int8Rows<C, Bs>(a), true) : false) ||

@@ -17,11 +17,20 @@ namespace {
 
 namespace simd = kernels::simd;
 
-class ScreenedArgmaxTest : public ::testing::Test {
+/// Once per kernel of the int8 copy: the panels (skipped without AVX-512
+/// VNNI) and the rows (every machine).
+class ScreenedArgmaxTest : public ::testing::TestWithParam<ScreenedArgmax::Kernel> {
 protected:
   void SetUp() override {
-    if (!simd::panelsSupported(*formats::parseFormatSpec("int8:group=32")))
-      GTEST_SKIP() << "no AVX-512 VNNI here: no screening (greedy steps compute every logit)";
+    if (GetParam() == ScreenedArgmax::Kernel::Best &&
+        !simd::panelsSupported(*formats::parseFormatSpec("int8:group=32")))
+      GTEST_SKIP() << "no AVX-512 VNNI here: no panel kernel (the rows' test covers this machine)";
+  }
+  std::unique_ptr<ScreenedArgmax> make(const std::vector<float> &w, int64_t N, int64_t K) {
+    auto s = ScreenedArgmax::make(w.data(), N, K, pool, GetParam());
+    if (s)
+      EXPECT_EQ(s->usesPanels(), GetParam() == ScreenedArgmax::Kernel::Best);
+    return s;
   }
   threading::ThreadPool pool{2};
 };
@@ -33,7 +42,7 @@ std::vector<float> allLogits(const std::vector<float> &w, const float *x, int64_
   return y;
 }
 
-TEST_F(ScreenedArgmaxTest, ARowAloneIsTheSameFloatAsAmongAllRowsAndTokens) {
+TEST(ScreenedArgmaxBasisTest, ARowAloneIsTheSameFloatAsAmongAllRowsAndTokens) {
   // What the screening rests on: a candidate computed alone (a 1-row
   // matrix, one token) is the float the full classifier gives it, for
   // steps of up to CpuExecutable::kScreenedRows tokens.
@@ -52,7 +61,7 @@ TEST_F(ScreenedArgmaxTest, ARowAloneIsTheSameFloatAsAmongAllRowsAndTokens) {
     }
 }
 
-TEST_F(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
+TEST_P(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
   // Random classifiers of a few shapes, tokens of several spreads, and
   // rows that tie or nearly tie with the best: equal rows (the lower id
   // wins), a row one float above another in a single weight.
@@ -68,7 +77,7 @@ TEST_F(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
       w[size_t(40 * K + k)] = w[size_t(30 * K + k)];
     }
     w[size_t(40 * K)] = std::nextafter(w[size_t(40 * K)], 1.0f);
-    auto screen = ScreenedArgmax::make(w.data(), N, K, pool);
+    auto screen = make(w, N, K);
     ASSERT_NE(screen, nullptr);
     for (int trial = 0; trial < 40; ++trial) {
       // Steps of 1-4 tokens and of 16, the most a greedy step screens.
@@ -93,7 +102,7 @@ TEST_F(ScreenedArgmaxTest, PicksExactlyTheArgmaxOfEveryLogit) {
   }
 }
 
-TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
+TEST_P(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   const int64_t N = 100, K = 64;
   std::vector<float> w(size_t(N * K), 0.01f);
   for (int64_t v = 0; v < N; ++v)
@@ -121,7 +130,7 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
                 0)
           << what;
   };
-  auto screen = ScreenedArgmax::make(w.data(), N, K, pool);
+  auto screen = make(w, N, K);
   ASSERT_NE(screen, nullptr);
   // A NaN or an infinity in the input: no bound; the row alone is
   // computed, the other tokens' are screened. An infinity at column 0
@@ -146,7 +155,7 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   // candidates' bound (id 0 wins), 3000 beyond it (computed whole).
   std::fill(x.begin(), x.end(), 1.0f);
   std::vector<float> flat(size_t(N * K), 0.5f);
-  auto flatScreen = ScreenedArgmax::make(flat.data(), N, K, pool);
+  auto flatScreen = make(flat, N, K);
   ASSERT_NE(flatScreen, nullptr);
   expectEveryLogitsArgmax(*flatScreen, flat, x, 1, 0, -1, 0, "100 ties");
   // Five tokens' 500 candidates, computed on both threads and gathered in
@@ -156,7 +165,7 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   EXPECT_EQ(flatScreen->lastCandidates(), 500);
   std::vector<float> wide(size_t(3000 * K), 0.5f);
   wide[size_t(2613 * K + 5)] = 0.5f + 0x1p-10f; // the best, within the int8 copy's error
-  auto wideScreen = ScreenedArgmax::make(wide.data(), 3000, K, pool);
+  auto wideScreen = make(wide, 3000, K);
   ASSERT_NE(wideScreen, nullptr);
   expectEveryLogitsArgmax(*wideScreen, wide, x, 1, 1, 0, 2613, "3000 near-ties");
   // A classifier row holding an infinity has no int8 copy: its bound is
@@ -166,14 +175,20 @@ TEST_F(ScreenedArgmaxTest, ComputesEveryLogitOfARowItCannotVouchFor) {
   // never wins).
   std::vector<float> bad = w;
   bad[size_t(5 * K + 1)] = INFINITY;
-  auto infinite = ScreenedArgmax::make(bad.data(), N, K, pool);
+  auto infinite = make(bad, N, K);
   ASSERT_NE(infinite, nullptr);
   expectEveryLogitsArgmax(*infinite, bad, x, 1, 0, -1, 5, "an infinite weight");
   bad[size_t(5 * K + 1)] = std::nanf("");
-  auto nan = ScreenedArgmax::make(bad.data(), N, K, pool);
+  auto nan = make(bad, N, K);
   ASSERT_NE(nan, nullptr);
   expectEveryLogitsArgmax(*nan, bad, x, 1, 1, 0, -1, "a NaN weight");
 }
+
+INSTANTIATE_TEST_SUITE_P(Kernels, ScreenedArgmaxTest,
+                         ::testing::Values(ScreenedArgmax::Kernel::Best, ScreenedArgmax::Kernel::Rows),
+                         [](const ::testing::TestParamInfo<ScreenedArgmax::Kernel> &info) {
+                           return info.param == ScreenedArgmax::Kernel::Best ? "Panels" : "Rows";
+                         });
 
 } // namespace
 } // namespace lathe::cpu

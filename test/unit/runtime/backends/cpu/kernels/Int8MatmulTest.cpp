@@ -206,6 +206,39 @@ TEST_P(Int8MatmulTest, ColumnSplitsGiveIdenticalResults) {
   }
 }
 
+/// A token's outputs must not depend on the other tokens of its step: a
+/// speculative tree step's rows are compared with one-token steps' bit for
+/// bit (greedy speculative decoding gives plain decoding's ids only so).
+/// Every token count the kernels tile differently, and every format.
+TEST_P(Int8MatmulTest, EachTokenSumsAsIfAlone) {
+  const int64_t N = 13, K = 288;
+  const auto w = randomVector(N * K, 71, 0.05f);
+  const auto x = randomVector(9 * K, 70);
+  for (const char *name : kFormats) {
+    const auto spec = formats::parseFormatSpec(name);
+    ASSERT_TRUE(spec) << name;
+    const size_t rowBytes = formats::packedRowBytes(*spec, K);
+    std::vector<uint8_t> packed(rowBytes * N);
+    for (int64_t n = 0; n < N; ++n)
+      ASSERT_TRUE(formats::quantizeRow(*spec, {w.data() + n * K, size_t(K)},
+                                       {packed.data() + n * rowBytes, rowBytes}));
+    std::vector<float> alone(9 * N);
+    for (int64_t t = 0; t < 9; ++t) {
+      Int8Activations q;
+      ASSERT_TRUE(quantizeActivations(x.data() + t * K, 1, K, *spec, q));
+      matmulPackedInt8(q, packed.data(), *spec, N, alone.data() + t * N, 0, N);
+    }
+    for (int64_t T : {2, 3, 4, 5, 6, 7, 8, 9}) {
+      Int8Activations q;
+      ASSERT_TRUE(quantizeActivations(x.data(), T, K, *spec, q));
+      std::vector<float> together(T * N);
+      matmulPackedInt8(q, packed.data(), *spec, N, together.data(), 0, N);
+      EXPECT_EQ(together, std::vector<float>(alone.begin(), alone.begin() + T * N))
+          << name << " T=" << T;
+    }
+  }
+}
+
 TEST_P(Int8MatmulTest, NaNPropagates) {
   const int64_t K = 64, N = 4;
   for (const char *name : {"mxint8", "mxfp4", "bfp8:block=32", "int8:group=32"}) {
