@@ -175,6 +175,18 @@ TEST_P(Int8MatmulTest, MatchesFloat64WithinActivationRounding) {
   }
 }
 
+/// N rows of K weights packed in `spec` (empty where a row fails to pack).
+std::vector<uint8_t> packRows(const formats::FormatSpec &spec, const std::vector<float> &w,
+                              int64_t N, int64_t K) {
+  const size_t rowBytes = formats::packedRowBytes(spec, K);
+  std::vector<uint8_t> packed(rowBytes * N);
+  for (int64_t n = 0; n < N; ++n)
+    if (!formats::quantizeRow(spec, {w.data() + n * K, size_t(K)},
+                              {packed.data() + n * rowBytes, rowBytes}))
+      return {};
+  return packed;
+}
+
 /// Threads split the output columns; every column must come out bit for
 /// bit the same whatever the split (the kernel tiles rows by four).
 TEST_P(Int8MatmulTest, ColumnSplitsGiveIdenticalResults) {
@@ -186,11 +198,8 @@ TEST_P(Int8MatmulTest, ColumnSplitsGiveIdenticalResults) {
                              "bfp4:block=16", "mxfp4"}) {
       const auto spec = formats::parseFormatSpec(name);
       ASSERT_TRUE(spec) << name;
-      const size_t rowBytes = formats::packedRowBytes(*spec, K);
-      std::vector<uint8_t> packed(rowBytes * N);
-      for (int64_t n = 0; n < N; ++n)
-        ASSERT_TRUE(formats::quantizeRow(*spec, {w.data() + n * K, size_t(K)},
-                                         {packed.data() + n * rowBytes, rowBytes}));
+      const std::vector<uint8_t> packed = packRows(*spec, w, N, K);
+      ASSERT_FALSE(packed.empty()) << name;
       Int8Activations q;
       ASSERT_TRUE(quantizeActivations(x.data(), T, K, *spec, q));
       std::vector<float> whole(T * N), pieces(T * N);
@@ -217,11 +226,8 @@ TEST_P(Int8MatmulTest, EachTokenSumsAsIfAlone) {
   for (const char *name : kFormats) {
     const auto spec = formats::parseFormatSpec(name);
     ASSERT_TRUE(spec) << name;
-    const size_t rowBytes = formats::packedRowBytes(*spec, K);
-    std::vector<uint8_t> packed(rowBytes * N);
-    for (int64_t n = 0; n < N; ++n)
-      ASSERT_TRUE(formats::quantizeRow(*spec, {w.data() + n * K, size_t(K)},
-                                       {packed.data() + n * rowBytes, rowBytes}));
+    const std::vector<uint8_t> packed = packRows(*spec, w, N, K);
+    ASSERT_FALSE(packed.empty()) << name;
     std::vector<float> alone(9 * N);
     for (int64_t t = 0; t < 9; ++t) {
       Int8Activations q;
