@@ -354,28 +354,6 @@ HWY_INLINE void vnniTile(const Int8Args &a, int64_t n, int64_t t0) {
   }
 }
 
-template <IntCodes C, size_t B> void int8Rows(const Int8Args &a) {
-  const int64_t T = a.x->rows;
-  int64_t n = a.n0;
-  if (T == 1) {
-    // Decoding: four rows at a time share each activation load and one
-    // reduction, and keep four FMA chains in flight.
-    for (; n + 4 <= a.n1; n += 4) vnniTile<C, B, 1, 4>(a, n, 0);
-    for (; n < a.n1; ++n) vnniTile<C, B, 1, 1>(a, n, 0);
-    return;
-  }
-  for (; n < a.n1; ++n) {
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) vnniTile<C, B, 4, 1>(a, n, t);
-    switch (T - t) {
-    case 3: vnniTile<C, B, 3, 1>(a, n, t); break;
-    case 2: vnniTile<C, B, 2, 1>(a, n, t); break;
-    case 1: vnniTile<C, B, 1, 1>(a, n, t); break;
-    default: break;
-    }
-  }
-}
-
 #elif HWY_TARGET == HWY_AVX2
 // ---------------------------------------------------------------------- AVX2
 #include "runtime/backends/cpu/kernels/Int8TileAvx2-inl.h"
@@ -464,6 +442,41 @@ template <IntCodes C, size_t B> void int8Rows(const Int8Args &a) {
   }
 }
 #endif // HWY_TARGET == HWY_AVX3_DL, AVX2, other
+
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+/// The target's tile (weight rows n .. n + RN - 1 against tokens t0 .. t0
+/// + RT - 1); each output summed in one order whatever RT and RN.
+template <IntCodes C, size_t B, int RT, int RN>
+HWY_INLINE void tile(const Int8Args &a, int64_t n, int64_t t0) {
+#if HWY_TARGET == HWY_AVX3_DL
+  vnniTile<C, B, RT, RN>(a, n, t0);
+#else
+  avx2Tile<C, B, RT, RN>(a, n, t0);
+#endif
+}
+
+template <IntCodes C, size_t B> void int8Rows(const Int8Args &a) {
+  const int64_t T = a.x->rows;
+  int64_t n = a.n0;
+  if (T == 1) {
+    // Decoding: four rows at a time share each activation load and one
+    // reduction, and keep four FMA chains in flight.
+    for (; n + 4 <= a.n1; n += 4) tile<C, B, 1, 4>(a, n, 0);
+    for (; n < a.n1; ++n) tile<C, B, 1, 1>(a, n, 0);
+    return;
+  }
+  for (; n < a.n1; ++n) {
+    int64_t t = 0;
+    for (; t + 4 <= T; t += 4) tile<C, B, 4, 1>(a, n, t);
+    switch (T - t) {
+    case 3: tile<C, B, 3, 1>(a, n, t); break;
+    case 2: tile<C, B, 2, 1>(a, n, t); break;
+    case 1: tile<C, B, 1, 1>(a, n, t); break;
+    default: break;
+    }
+  }
+}
+#endif
 
 template <IntCodes C, size_t... Bs> void withBlock(const Int8Args &a) {
   (void)((a.x->blockSize == static_cast<int64_t>(Bs) ? (int8Rows<C, Bs>(a), true) : false) ||

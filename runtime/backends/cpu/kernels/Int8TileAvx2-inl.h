@@ -17,7 +17,8 @@
 //     |x| <= 127 (the activation codes never take -128), so a pair sums to
 //     at most 32512: exact, and no offset to take out.
 // 32 codes a step (one 256-bit vector); at T == 1 four weight rows share
-// each activation load and one reduction. Every output is summed in the
+// each activation load and one reduction (int8Rows in Int8Matmul.cpp picks
+// the tiles, as for the VNNI kernel). Every output is summed in the
 // same order whatever RT and RN are (a tree step's rows then equal a
 // one-token step's bit for bit).
 
@@ -186,25 +187,5 @@ HWY_INLINE void avx2Tile(const Int8Args &a, int64_t n, int64_t t0) {
       for (int r = 0; r < RN; ++r)
         a.y[(t0 + t) * a.N + n + r] = _mm_cvtss_f32(
             avx2Reduce4(total[t][r], total[t][r], total[t][r], total[t][r]));
-  }
-}
-
-template <IntCodes C, size_t B> void int8Rows(const Int8Args &a) {
-  const int64_t T = a.x->rows;
-  int64_t n = a.n0;
-  if (T == 1) {
-    for (; n + 4 <= a.n1; n += 4) avx2Tile<C, B, 1, 4>(a, n, 0);
-    for (; n < a.n1; ++n) avx2Tile<C, B, 1, 1>(a, n, 0);
-    return;
-  }
-  for (; n < a.n1; ++n) {
-    int64_t t = 0;
-    for (; t + 4 <= T; t += 4) avx2Tile<C, B, 4, 1>(a, n, t);
-    switch (T - t) {
-    case 3: avx2Tile<C, B, 3, 1>(a, n, t); break;
-    case 2: avx2Tile<C, B, 2, 1>(a, n, t); break;
-    case 1: avx2Tile<C, B, 1, 1>(a, n, t); break;
-    default: break;
-    }
   }
 }
