@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU, from the repository root, after
 # scripts/cuda-prepare.sh filled .device/ on the build machine:
+#   0. the compressed KV encoder against the CPU's codec, byte for byte
+#      (kv-encode-check);
 #   1. CudaBackendTest on every artifact (GPU against the CPU's reference
 #      kernels; batched, tree and rollback steps);
 #   2. greedy ids of every reference prompt, GPU against reference kernels,
@@ -17,6 +19,8 @@ for part in "$dir"/artifacts-*.tar.xz; do # the parts carried this call
 done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 status=0
+# The compressed KV encoder against the CPU's codec, byte for byte.
+[ -x "$dir/bin/kv-encode-check" ] && { "$dir/bin/kv-encode-check" || status=1; }
 LATHE_CUDA_ARTIFACTS=$dir/artifacts "$dir/bin/CudaBackendTest" --gtest_brief=1 || status=1
 prompts=$(python3 -c "
 import json

@@ -24,6 +24,11 @@ for lib in libfmt.so.9 libhwy.so.1; do
   cp "$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')" "$out/lib/"
 done
 compile() { "$build/bin/lathe-compile" "$@" --target=cuda -q; }
+# The GPU's compressed KV encoder against the CPU's codec, byte for byte.
+nvcc=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+"$nvcc" -std=c++20 -O2 -gencode arch=compute_90a,code=sm_90a -I "$root" \
+  "$root/scripts/cuda-kv-encode-check.cu" "$root"/runtime/formats/{KvFormat,Bfp,IntGroup}.cpp \
+  -o "$out/bin/kv-encode-check"
 cp "$root/test/data/stories15M_reference.json" "$out/"
 # ARTIFACTS=0 leaves the correctness artifacts out (a speed run only).
 if [ "${ARTIFACTS:-1}" != 0 ]; then

@@ -848,7 +848,8 @@ private:
       perToken("attention: store the step's keys and values, " + formats::kvFormatName(kv),
                fmt::format("lathe_cuda::storeKVPacked<{}, {}, {}>(f, {}, {}, {})", packedCodec(),
                            kvWidth, s.headDim, A(s.keys), A(s.values), A(s.layer)),
-               2 * kvWidth / kv.block);
+               // A warp a format block.
+               2 * kvWidth / kv.block * 32, /*perThread=*/1);
     } else {
       perToken("attention: store the step's keys and values",
                fmt::format("lathe_cuda::storeKV<{}, {}>(f, {}, {}, {})", element, kvWidth,

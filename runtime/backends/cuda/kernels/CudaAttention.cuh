@@ -290,21 +290,38 @@ __device__ typename C::Head cacheHead(const Cache &f, int layer, bool value, int
 }
 
 /// Stores the block's token's key and value rows at its cache row, in a
-/// compressed format (PackedKv's layout): a thread per block of Block
-/// values.
+/// compressed format (PackedKv's layout): a warp per block of Block values
+/// (KvBlockEncoder), the token's blocks spread over gridDim.y thread blocks
+/// (the emitter's launch: a warp each), each warp loading all of its
+/// values before it writes any.
 template <bool Int8, int Bits, int Block, int KvWidth, int HeadDim>
 __device__ void storeKVPacked(const LatheCudaFrame &f, int keys, int values, int layer) {
   using C = PackedKv<Int8, Bits, Block>;
+  using E = KvBlockEncoder<Int8, Bits, Block>;
   startStep();
-  constexpr int blocks = KvWidth / Block;
+  constexpr int blocks = KvWidth / Block, kBatch = 4;
   const int t = blockIdx.x;
   const int64_t row = f.storeRows[t];
-  for (int i = threadIdx.x; i < 2 * blocks; i += kThreads) {
-    const bool value = i >= blocks;
-    const int b = value ? i - blocks : i;
-    const float *x = f.buffers[value ? values : keys] + int64_t(t) * KvWidth + b * Block;
-    const BlockBytes to = C::template blockAt<KvWidth, HeadDim>(f.kv, f.kvRows, layer, value, row, b);
-    encodeKvBlock<Int8, Bits, Block>(x, to.header, to.codes);
+  const int warps = int(gridDim.y) * kWarps;
+  for (int first = int(blockIdx.y) * kWarps + int(threadIdx.x) / 32; first < 2 * blocks;
+       first += kBatch * warps) {
+    typename E::Values x[kBatch];
+#pragma unroll
+    for (int n = 0; n < kBatch; ++n) {
+      const int i = first + n * warps;
+      if (i < 2 * blocks)
+        x[n] = E::load(f.buffers[i >= blocks ? values : keys] + int64_t(t) * KvWidth +
+                       (i % blocks) * Block);
+    }
+#pragma unroll
+    for (int n = 0; n < kBatch; ++n) {
+      const int i = first + n * warps;
+      if (i < 2 * blocks) {
+        const BlockBytes to =
+            C::template blockAt<KvWidth, HeadDim>(f.kv, f.kvRows, layer, i >= blocks, row, i % blocks);
+        E::store(x[n], to.header, to.codes);
+      }
+    }
   }
 }
 

@@ -200,59 +200,94 @@ __device__ void storeKV(const LatheCudaFrame &f, int keys, int values, int layer
   }
 }
 
-/// Encodes Block values of a compressed KV row's block (PackedKv in
+/// Encodes a block of Block values of a compressed KV row (PackedKv in
 /// CudaAttention.cuh) as runtime/formats/KvFormat.h's encodeKvRow does, to
 /// the bit: int8 a float32 scale max|x| / 127 (lowered an ulp when its 127
 /// multiple overflows) and codes round-half-even(x / scale); BFP the
 /// exponent floor(log2 max|x|) clamped to [-127, 127] (-127 for zeros) and
 /// mantissas round-half-even(x * 2^-(e - (Bits - 2))), both saturated
 /// symmetrically. A block holding NaN or infinity decodes to NaN (a NaN
-/// scale, exponent code 255). The header goes to `header`, the codes to
-/// `codes`.
-template <bool Int8, int Bits, int Block>
-__device__ void encodeKvBlock(const float *x, uint8_t *header, uint8_t *codes) {
-  constexpr int qmax = Int8 ? 127 : (1 << (Bits - 1)) - 1;
-  bool finite = true;
-  double largest = 0;
-  for (int i = 0; i < Block; ++i) {
-    finite &= isfinite(x[i]);
-    largest = fmax(largest, fabs(double(x[i])));
+/// scale, exponent code 255).
+///
+/// A warp encodes a block, value i in lane i % 32 (kPerLane values a lane
+/// for blocks of more than 32): the largest magnitude is a warp's shuffled
+/// maximum, and a 4-bit code's neighbour comes from the next lane, so each
+/// code byte is written once, whole. (A thread a block took 11 us a layer
+/// for one token of the Llama-3.2-1B shape, H100: 32 loads and 16
+/// read-modify-writes of global bytes in turn.) Every lane of the warp
+/// calls load and store together.
+template <bool Int8, int Bits, int Block> struct KvBlockEncoder {
+  static_assert(Bits == 8 || (Bits == 4 && Block % 2 == 0), "int8, bfp8 or bfp4 blocks");
+  static constexpr int kPerLane = (Block + 31) / 32;
+  struct Values {
+    float v[kPerLane];
+  };
+  /// This lane's values of the block at x (0 past its end).
+  __device__ static Values load(const float *x) {
+    const int lane = threadIdx.x % 32;
+    Values out;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j)
+      out.v[j] = lane + 32 * j < Block ? x[lane + 32 * j] : 0.0f;
+    return out;
   }
-  for (int i = 0; i < Block * Bits / 8; ++i)
-    codes[i] = 0;
-  // Int8 divides by the scale (as the CPU's codec does: the quotient and
-  // the product by an inverse may round differently); BFP multiplies by an
-  // exact power of two.
-  double factor;
-  if (Int8) {
-    float scale = finite ? float(largest / 127) : NAN;
-    factor = double(scale);
-    if (finite && !isfinite(127.0f * scale))
-      scale = nextafterf(scale, 0.0f);
-    memcpy(header, &scale, 4);
-    if (!finite || !(factor > 0))
-      return;
-  } else {
-    int e = -127;
-    if (largest > 0) {
-      int ex;
-      frexp(largest, &ex);
-      e = max(-127, min(127, ex - 1));
+  /// The block's header to `header`, its codes to `codes`.
+  __device__ static void store(const Values &x, uint8_t *header, uint8_t *codes) {
+    constexpr int qmax = Int8 ? 127 : (1 << (Bits - 1)) - 1;
+    const int lane = threadIdx.x % 32;
+    // Magnitudes' bits order as their values; NaN and infinity above all
+    // finite ones.
+    uint32_t top = 0;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j)
+      top = max(top, __float_as_uint(fabsf(x.v[j])));
+#pragma unroll
+    for (int offset = 16; offset > 0; offset /= 2)
+      top = max(top, __shfl_xor_sync(0xFFFFFFFFu, top, offset));
+    const bool finite = top < 0x7F800000u;
+    const double largest = double(__uint_as_float(top));
+    // Int8 divides by the scale (as the CPU's codec does: the quotient and
+    // the product by an inverse may round differently); BFP multiplies by
+    // an exact power of two.
+    double factor = 0;
+    if constexpr (Int8) {
+      float scale = finite ? float(largest / 127) : NAN;
+      factor = double(scale);
+      if (finite && !isfinite(127.0f * scale))
+        scale = nextafterf(scale, 0.0f);
+      if (lane < 4)
+        header[lane] = uint8_t(__float_as_uint(scale) >> (8 * lane));
+    } else {
+      int e = -127;
+      if (largest > 0) {
+        int ex;
+        frexp(largest, &ex);
+        e = max(-127, min(127, ex - 1));
+      }
+      if (lane == 0)
+        header[0] = finite ? uint8_t(e + 127) : uint8_t(0xFF);
+      factor = ldexp(1.0, -(e - (Bits - 2)));
     }
-    header[0] = finite ? uint8_t(e + 127) : uint8_t(0xFF);
-    if (!finite)
-      return;
-    factor = ldexp(1.0, -(e - (Bits - 2)));
+    const bool coded = finite && factor > 0;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int i = lane + 32 * j;
+      int q = 0;
+      if (coded) {
+        const double scaled = Int8 ? double(x.v[j]) / factor : double(x.v[j]) * factor;
+        q = int(fmin(fmax(rint(scaled), double(-qmax)), double(qmax)));
+      }
+      if constexpr (Bits == 8) {
+        if (i < Block)
+          codes[i] = uint8_t(int8_t(q));
+      } else {
+        const int next = __shfl_down_sync(0xFFFFFFFFu, q, 1);
+        if (i < Block && i % 2 == 0)
+          codes[i / 2] = uint8_t((q & 0xF) | (next & 0xF) << 4);
+      }
+    }
   }
-  for (int i = 0; i < Block; ++i) {
-    const double scaled = Int8 ? double(x[i]) / factor : double(x[i]) * factor;
-    const int q = int(fmin(fmax(rint(scaled), double(-qmax)), double(qmax)));
-    if (Bits == 8)
-      codes[i] = uint8_t(int8_t(q));
-    else
-      codes[i / 2] |= uint8_t((q & 0xF) << (4 * (i % 2)));
-  }
-}
+};
 
 /// An attention step's preparation in one kernel: RoPE of the queries
 /// (qIn -> qOut) and of the keys (kIn -> kOut), and the rotated key and

@@ -375,12 +375,14 @@ template <bool Int8, int Bits, int Block> struct Sealer<PackedKv<Int8, Bits, Blo
     const bool value = blockIdx.y == 1;
     constexpr int kBlocks = KvWidth / Block;
     const int64_t from = int64_t(window) * blockSize, first = int64_t(sealed) * blockSize;
-    for (int64_t i = threadIdx.x; i < blockSize * kBlocks; i += kThreads) {
+    // A warp a format block (KvBlockEncoder).
+    using E = KvBlockEncoder<Int8, Bits, Block>;
+    for (int64_t i = threadIdx.x / 32; i < blockSize * kBlocks; i += kWarps) {
       const int64_t r = i / kBlocks;
       const int b = int(i % kBlocks);
       const float *x = windowRow<Q, Layers, KvWidth>(kv, kvRows, layer, value, from + r) + b * Block;
       const BlockBytes to = Q::template blockAt<KvWidth, HeadDim>(kv, kvRows, layer, value, first + r, b);
-      encodeKvBlock<Int8, Bits, Block>(x, to.header, to.codes);
+      E::store(E::load(x), to.header, to.codes);
     }
   }
 };
