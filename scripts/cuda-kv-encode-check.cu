@@ -75,7 +75,7 @@ std::vector<float> testBlocks(int block, int bits, bool int8, int count, uint32_
       } else {
         v[0] = 127.0f; // scale exactly 1
         for (int i = 1; i < block; ++i)
-          v[i] = float(int(rng() % 255) - 127) + 0.5f;
+          v[i] = float(int(rng() % 254) - 127) + 0.5f; // -126.5 .. 126.5
       }
       break;
     case 2: // zeros, and a block of one nonzero value
